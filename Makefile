@@ -1,0 +1,45 @@
+# Kiln: `make run` starts the server with the embedded default configuration;
+# `make test` installs what the tests need (Debian peers included) and runs everything.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.kiln-installed
+DATA   ?= data
+PYTEST_ARGS ?=
+
+.PHONY: run test install peers lint unit e2e bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
+	  echo "installing python3-venv (needed to create $(VENV))"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -q python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/kiln serve -d $(DATA)
+
+peers:
+	./scripts/install-peers.sh
+
+lint: install
+	$(BIN)/ruff check kiln tests bench
+
+unit: install
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+e2e: install peers
+	KILN_REQUIRE_PEERS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 tests/e2e $(PYTEST_ARGS)
+
+test: install peers lint
+	KILN_REQUIRE_PEERS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --durations=15 tests $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis node_modules tests/.media

@@ -1,0 +1,35 @@
+"""Everything an actor needs from the process: the event log, the directory, the read models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kiln.actors.directory import Directory
+from kiln.eventlog import EventLog
+from kiln.projections.catalog import CatalogProjection
+from kiln.projections.stats import StatsProjection
+from kiln.projections.tasks import TasksProjection
+
+
+@dataclass
+class Context:
+    events: EventLog
+    directory: Directory
+    catalog: CatalogProjection
+    tasks: TasksProjection
+    stats: StatsProjection
+    data_dir: Path
+    server_config: Any = None
+    media: Any = None  # the media runtime (hubs, servers); absent in control-plane-only tests
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One element of a multi-status answer (rest-spec §1.8)."""
+
+    status: int
+    text: str = "OK"
+    response: Any = None

@@ -1,0 +1,113 @@
+"""The ``kiln`` command: serve, config check, journal audit, token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from kiln import __version__
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _load_config(path: str | None) -> tuple[object, str]:
+    from kiln.config import load_default_config, load_server_xml
+
+    if path is None:
+        return load_default_config(), "(embedded default)"
+    return load_server_xml(path), str(Path(path).resolve())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from kiln.config import ConfigLoadError
+    from kiln.journal import JournalCorruptError
+    from kiln.service import KilnService
+
+    _setup_logging(args.log_level)
+    log = logging.getLogger("kiln")
+    try:
+        config, name = _load_config(args.config)
+    except ConfigLoadError as exc:
+        log.error("configuration error: %s", exc)
+        return 2
+    for warning in getattr(config, "warnings", []):
+        log.warning("configuration %s", warning)
+    service = KilnService(config, Path(args.data_dir), config_name=name)
+    try:
+        service.open()
+    except JournalCorruptError as exc:
+        log.error("%s (run 'kiln journal verify -d %s'; startup stopped, nothing was modified)", exc,
+                  args.data_dir)
+        return 3
+    try:
+        host = "0.0.0.0" if config.ip in ("*", "", None) else config.ip  # type: ignore[attr-defined]
+        asyncio.run(service.serve(host, config.bind.api_port))  # type: ignore[attr-defined]
+    except OSError as exc:
+        log.error("%s", exc)
+        return 4
+    finally:
+        service.close()
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from kiln.config.check import run_check
+
+    return run_check(args.file, sys.stdout)
+
+
+def cmd_journal(args: argparse.Namespace, rest: list[str]) -> int:
+    from kiln.journal.cli import run
+
+    return run(rest)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from kiln.service import TOKEN_FILE
+
+    path = Path(args.data_dir) / TOKEN_FILE
+    if not path.exists():
+        sys.stderr.write(f"no generated token at {path} (it is created by the first 'kiln serve')\n")
+        return 1
+    sys.stdout.write(path.read_text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kiln", description="OvenMediaEngine-compatible streaming server")
+    parser.add_argument("--version", action="version", version=f"kiln {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("-c", "--config", help="OME Server.xml (default: the embedded default)")
+    serve.add_argument("-d", "--data-dir", default="data", help="journal, snapshots, token, recordings")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a Server.xml and print what Kiln will run")
+    check.add_argument("file", nargs="?", help="Server.xml (default: the embedded default)")
+    check.set_defaults(func=cmd_config_check)
+    sub.add_parser("journal", help="audit the event journal: show|tail|stats|verify (see 'kiln journal -h')",
+                   add_help=False)
+    token = sub.add_parser("token", help="print the generated API access token")
+    token.add_argument("-d", "--data-dir", default="data")
+    token.set_defaults(func=cmd_token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "journal":
+        return cmd_journal(argparse.Namespace(), argv[1:])
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

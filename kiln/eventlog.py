@@ -1,0 +1,62 @@
+"""The write side's single door: events go to the journal, durable records go to projections.
+
+Projections are updated on the journal's writer thread, in sequence order, before the append's
+future completes; so when an HTTP command returns, every later GET already sees its effect.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+from kiln.events.base import Event
+from kiln.events.codec import event_of, record_parts
+
+log = logging.getLogger(__name__)
+
+
+class Projection(Protocol):
+    def apply(self, ev: Event) -> None: ...
+
+
+class EventLog:
+    def __init__(self, journal: Any, new_record: Callable[..., Any]) -> None:
+        self._journal = journal
+        self._new_record = new_record
+        self._projections: list[Projection] = []
+        self._observers: list[Callable[[Any, Event], None]] = []
+        journal.add_listener(self._on_durable)
+
+    def add_projection(self, projection: Projection) -> None:
+        self._projections.append(projection)
+
+    def add_observer(self, fn: Callable[[Any, Event], None]) -> None:
+        """Called with (record, event) for every durable record, after the projections."""
+        self._observers.append(fn)
+
+    def emit(self, events: Sequence[Event]) -> Future[Any]:
+        """Append events as one atomic call; the future completes when they are durable."""
+        return self._journal.append([self._new_record(*record_parts(ev)) for ev in events])
+
+    def apply_replayed(self, records: Any) -> int:
+        """Feed records read back at startup to the projections (not to observers)."""
+        count = 0
+        for record in records:
+            ev = event_of(record)
+            for projection in self._projections:
+                projection.apply(ev)
+            count += 1
+        return count
+
+    def _on_durable(self, records: list[Any]) -> None:
+        for record in records:
+            ev = event_of(record)
+            for projection in self._projections:
+                projection.apply(ev)
+            for observer in self._observers:
+                try:
+                    observer(record, ev)
+                except Exception:
+                    log.exception("event observer failed type=%s seq=%s", record.type, record.seq)

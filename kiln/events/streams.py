@@ -1,0 +1,114 @@
+"""Events of streams: pull definitions and live stream lifecycles.
+
+Live streams are journaled for auditing; replay never resurrects them. A stream that was live when
+Kiln stopped is recorded as ended with reason ``server restart`` at the next startup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiln.events.base import Event, event
+
+
+def stream_entity(vhost: str, app: str, stream: str) -> str:
+    return f"stream:{vhost}/{app}/{stream}"
+
+
+def pull_entity(vhost: str, app: str, stream: str) -> str:
+    return f"pull:{vhost}/{app}/{stream}"
+
+
+@event
+@dataclass(frozen=True)
+class PullDefined(Event):
+    """POST streams: a pull definition (kept across restarts when persistent)."""
+
+    vhost: str
+    app: str
+    name: str
+    urls: list[str]
+    properties: dict[str, Any]
+    persistent: bool
+    created_time: float
+
+    @property
+    def entity(self) -> str:
+        return pull_entity(self.vhost, self.app, self.name)
+
+
+@event
+@dataclass(frozen=True)
+class PullRemoved(Event):
+    vhost: str
+    app: str
+    name: str
+    reason: str
+
+    @property
+    def entity(self) -> str:
+        return pull_entity(self.vhost, self.app, self.name)
+
+
+@event
+@dataclass(frozen=True)
+class StreamStarted(Event):
+    vhost: str
+    app: str
+    name: str
+    instance: str
+    source_type: str
+    source_url: str
+    created_time: float
+
+    @property
+    def entity(self) -> str:
+        return stream_entity(self.vhost, self.app, self.name)
+
+
+@event
+@dataclass(frozen=True)
+class StreamTracksDescribed(Event):
+    vhost: str
+    app: str
+    name: str
+    instance: str
+    tracks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def entity(self) -> str:
+        return stream_entity(self.vhost, self.app, self.name)
+
+
+@event
+@dataclass(frozen=True)
+class StreamEnded(Event):
+    vhost: str
+    app: str
+    name: str
+    instance: str
+    reason: str
+    bytes_in: int = 0
+
+    @property
+    def entity(self) -> str:
+        return stream_entity(self.vhost, self.app, self.name)
+
+
+@event
+@dataclass(frozen=True)
+class StreamEventSent(Event):
+    """An accepted sendEvent(s) call: what was injected into which stream (audit)."""
+
+    vhost: str
+    app: str
+    name: str
+    event_format: str
+    event_type: str
+    events: list[dict[str, Any]]
+    urgent: bool = False
+
+    @property
+    def entity(self) -> str:
+        return stream_entity(self.vhost, self.app, self.name)

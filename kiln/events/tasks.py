@@ -1,0 +1,213 @@
+"""Events of push, record and HLS-dump tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiln.events.base import Event, event
+
+
+def push_entity(vhost: str, app: str, task_id: str) -> str:
+    return f"push:{vhost}/{app}/{task_id}"
+
+
+def record_entity(vhost: str, app: str, task_id: str) -> str:
+    return f"record:{vhost}/{app}/{task_id}"
+
+
+def dump_entity(vhost: str, app: str, output_stream: str, dump_id: str) -> str:
+    return f"dump:{vhost}/{app}/{output_stream}/{dump_id}"
+
+
+@event
+@dataclass(frozen=True)
+class PushCreated(Event):
+    vhost: str
+    app: str
+    id: str
+    stream_name: str
+    variant_names: list[str]
+    track_ids: list[int]
+    protocol: str
+    url: str
+    stream_key: str
+    created_time: float
+
+    @property
+    def entity(self) -> str:
+        return push_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
+class PushStateChanged(Event):
+    """A push session changed state; ``reason`` says why (the last error is shown to users)."""
+
+    vhost: str
+    app: str
+    id: str
+    state: str
+    reason: str = ""
+    start_time: float | None = None
+
+    @property
+    def entity(self) -> str:
+        return push_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
+class PushSessionEnded(Event):
+    """The stream went away: the session's counters are added to the totals, sequence + 1."""
+
+    vhost: str
+    app: str
+    id: str
+    sent_bytes: int
+    sent_time_ms: int
+    reason: str = ""
+
+    @property
+    def entity(self) -> str:
+        return push_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
+class PushRemoved(Event):
+    vhost: str
+    app: str
+    id: str
+    reason: str = "stopPush"
+
+    @property
+    def entity(self) -> str:
+        return push_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
+class RecordCreated(Event):
+    vhost: str
+    app: str
+    id: str
+    transaction_id: str
+    stream_name: str
+    variant_names: list[str]
+    track_ids: list[int]
+    file_path: str
+    info_path: str
+    interval: int
+    schedule: str
+    segmentation_rule: str
+    metadata: str
+    created_time: float
+
+    @property
+    def entity(self) -> str:
+        return record_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
+class RecordStateChanged(Event):
+    vhost: str
+    app: str
+    id: str
+    state: str
+    reason: str = ""
+    start_time: float | None = None
+    output_file_path: str = ""
+    output_info_path: str = ""
+
+    @property
+    def entity(self) -> str:
+        return record_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
+class RecordFileFinished(Event):
+    """A recorded file was closed and renamed to its final name (crash recovery included)."""
+
+    vhost: str
+    app: str
+    id: str
+    sequence: int
+    file_path: str
+    info_path: str
+    record_bytes: int
+    record_time_ms: int
+    start_time: float
+    finish_time: float
+    last_sequence: bool
+    recovered: bool = False
+
+    @property
+    def entity(self) -> str:
+        return record_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
+class RecordRemoved(Event):
+    vhost: str
+    app: str
+    id: str
+    reason: str = "stopRecord"
+
+    @property
+    def entity(self) -> str:
+        return record_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
+class DumpStarted(Event):
+    vhost: str
+    app: str
+    stream: str
+    output_stream: str
+    id: str
+    output_path: str
+    playlists: list[str] = field(default_factory=list)
+    info_file: str = ""
+    user_data: str = ""
+    created_time: float = 0.0
+
+    @property
+    def entity(self) -> str:
+        return dump_entity(self.vhost, self.app, self.output_stream, self.id)
+
+
+@event
+@dataclass(frozen=True)
+class DumpStopped(Event):
+    vhost: str
+    app: str
+    output_stream: str
+    id: str
+    reason: str = "stopHlsDump"
+
+    @property
+    def entity(self) -> str:
+        return dump_entity(self.vhost, self.app, self.output_stream, self.id)
+
+
+@event
+@dataclass(frozen=True)
+class DumpFileWritten(Event):
+    """One file written by a dump (for resuming into the same directory after a restart)."""
+
+    vhost: str
+    app: str
+    output_stream: str
+    id: str
+    path: str
+    seq: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def entity(self) -> str:
+        return dump_entity(self.vhost, self.app, self.output_stream, self.id)

@@ -1,0 +1,92 @@
+"""The REST API v1 application: OME's interceptor order around a raw-path router (rest-spec §1.4, §15).
+
+Order: CORS headers → OPTIONS 204 (no auth) → Basic auth 401 → route or 404 "Controller not
+found" → JSON body parse 400 → handler (lookups 404, read-only 403, body shape 400, resource checks).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
+
+from kiln.actors.base import ActorGone
+from kiln.actors.context import Context
+from kiln.errors import ApiError
+from kiln.http import apps, misc, profiles, push, record, stats, streams, vhosts
+from kiln.http.auth import CHALLENGE, check_authorization
+from kiln.http.cors import CorsPolicy
+from kiln.http.envelope import BASE_HEADERS, error
+from kiln.http.jsonbody import parse_body
+from kiln.http.router import Call, Router
+
+log = logging.getLogger(__name__)
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
+DEFAULT_MAX_BODY = 1 << 20
+
+
+class ApiApp:
+    """Builds the Starlette application; holds what handlers need."""
+
+    def __init__(self, ctx: Context, token: str, cors: CorsPolicy | None = None,
+                 max_body: int = DEFAULT_MAX_BODY, tls_reloader: Any = None) -> None:
+        self.ctx = ctx
+        self.token = token
+        self.cors = cors or CorsPolicy()
+        self.max_body = max_body
+        self.tls_reloader = tls_reloader
+        self.router = Router()
+        for module in (misc, vhosts, apps, push, record, profiles, streams, stats):
+            module.register(self.router, self)
+        self.starlette = Starlette(routes=[StarletteRoute("/{path:path}", self.endpoint, methods=ALL_METHODS)])
+
+    async def _read_body(self, request: Request) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise ApiError(413, f"Request body is larger than {self.max_body} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def endpoint(self, request: Request) -> Response:
+        cors = self.cors.headers(request.headers.get("origin"),
+                                 request.headers.get("access-control-request-headers"))
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={**BASE_HEADERS, **cors})
+        response = await self._dispatch(request, cors)
+        response.headers.update(cors)
+        if request.method == "HEAD":
+            length = response.headers.get("content-length", "0")
+            response = Response(b"", status_code=response.status_code, headers=dict(response.headers))
+            response.headers["content-length"] = length
+        return response
+
+    async def _dispatch(self, request: Request, cors: dict[str, str]) -> Response:
+        denied = check_authorization(request.headers.get("authorization"), self.token)
+        if denied is not None:
+            return error(denied, CHALLENGE)
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        path = raw.decode("utf-8", "replace").partition("?")[0]
+        found = self.router.match(request.method, path)
+        if found is None:
+            return error(ApiError(404, "Controller not found"))
+        route, params = found
+        try:
+            body = parse_body(await self._read_body(request)) if route.takes_body else None
+            return await route.handler(Call(request, params, body))
+        except ApiError as exc:
+            return error(exc)
+        except ActorGone:
+            return error(ApiError(404, "The requested resource no longer exists"))
+        except ClientDisconnect:
+            return Response(status_code=400)
+        except Exception:
+            log.exception("api handler failed method=%s path=%s", request.method, path)
+            return error(ApiError(500, "Internal Server Error"))

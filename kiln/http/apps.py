@@ -1,0 +1,54 @@
+"""Applications (rest-spec §6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from kiln.actors.base import ask
+from kiln.actors.commands import CreateApps, DeleteApp, PatchApp
+from kiln.errors import read_only
+from kiln.http.envelope import multi_status, ok
+from kiln.http.lookups import app_ref, need_app, need_vhost, vhost_ref
+from kiln.http.router import APP, VHOST, Call, Router
+
+
+def register(router: Router, api: Any) -> None:
+    ctx = api.ctx
+
+    async def list_apps(call: Call) -> Response:
+        need_vhost(ctx, call.params["vhost"])
+        return ok(ctx.catalog.app_names(call.params["vhost"]) or [])
+
+    async def create_apps(call: Call) -> Response:
+        vhost = need_vhost(ctx, call.params["vhost"])
+        if vhost.read_only:
+            raise read_only(vhost.name)
+        results = await ask(vhost_ref(ctx, vhost.name), CreateApps(call.body))
+        return multi_status(results)
+
+    async def get_app(call: Call) -> Response:
+        view = need_app(ctx, call.params["vhost"], call.params["app"])
+        return ok({**view.config, "dynamic": view.dynamic})
+
+    async def get_app_raw(call: Call) -> Response:
+        """OME quirk: ``…/apps/{app}:`` (an empty action) answers the raw config without ``dynamic``."""
+        return ok(need_app(ctx, call.params["vhost"], call.params["app"]).config)
+
+    async def patch_app(call: Call) -> Response:
+        need_app(ctx, call.params["vhost"], call.params["app"])
+        return ok(await ask(app_ref(ctx, call.params["vhost"], call.params["app"]), PatchApp(call.body)))
+
+    async def delete_app(call: Call) -> Response:
+        need_app(ctx, call.params["vhost"], call.params["app"])
+        await ask(vhost_ref(ctx, call.params["vhost"]), DeleteApp(call.params["app"]))
+        return ok()
+
+    base = rf"/v1/vhosts/{VHOST}/apps"
+    router.add("GET", base, list_apps)
+    router.add("POST", base, create_apps)
+    router.add("GET", rf"{base}/{APP}:", get_app_raw)
+    router.add("GET", rf"{base}/{APP}", get_app)
+    router.add("PATCH", rf"{base}/{APP}", patch_app)
+    router.add("DELETE", rf"{base}/{APP}", delete_app)

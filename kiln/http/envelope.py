@@ -1,0 +1,48 @@
+"""OME's response envelope: compact JSON, sorted keys, ASCII escapes, status echoed in the body."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+
+from kiln.actors.context import ItemResult
+from kiln.errors import REASONS, ApiError
+
+JSON_TYPE = "application/json;charset=UTF-8"
+BASE_HEADERS = {"Server": "OvenMediaEngine"}
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode("ascii")
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(body), status_code=status, media_type=None,
+                    headers={**BASE_HEADERS, "Content-Type": JSON_TYPE, **(headers or {})})
+
+
+def ok(response: Any = None, status: int = 200) -> Response:
+    body: dict[str, Any] = {"message": REASONS.get(status, "OK"), "statusCode": status}
+    if response is not None:
+        body["response"] = response
+    return json_response(status, body)
+
+
+def error(exc: ApiError, headers: dict[str, str] | None = None) -> Response:
+    return json_response(exc.status, {"message": exc.message, "statusCode": exc.status}, headers)
+
+
+def multi_status(results: list[ItemResult], render: Any = None) -> Response:
+    """A bare array, one entry per request element; 207 unless every element shares one code."""
+    items = []
+    for r in results:
+        entry: dict[str, Any] = {"message": r.text, "statusCode": r.status}
+        if r.status == 200 and r.response is not None:
+            entry["response"] = render(r.response) if render else r.response
+        items.append(entry)
+    codes = {r.status for r in results}
+    status = codes.pop() if len(codes) == 1 else (200 if not codes else 207)
+    return json_response(status, items)

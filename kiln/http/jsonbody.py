@@ -1,0 +1,88 @@
+"""Request-body JSON parsing as lenient as OME's jsoncpp reader (rest-spec §1.5).
+
+jsoncpp accepts ``//`` and ``/* */`` comments, trailing commas, a BOM and trailing garbage after
+the first value, and lets a later duplicate key win. An empty body is ``null``. Errors are
+reported in jsoncpp's "* Line L, Column C" style.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kiln.errors import ApiError
+
+
+class BodyError(ApiError):
+    pass
+
+
+def _strip_comments_and_trailing_commas(text: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(text)
+    in_string = False
+    while i < n:
+        c = text[i]
+        if in_string:
+            out.append(c)
+            if c == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 2
+                continue
+            if c == '"':
+                in_string = False
+            i += 1
+            continue
+        if c == '"':
+            in_string = True
+            out.append(c)
+            i += 1
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif c in "]}":
+            j = len(out) - 1
+            while j >= 0 and out[j] in " \t\r\n":
+                j -= 1
+            if j >= 0 and out[j] == ",":
+                del out[j]
+            out.append(c)
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _message(text: str, exc: json.JSONDecodeError) -> str:
+    line = text.count("\n", 0, exc.pos) + 1
+    column = exc.pos - (text.rfind("\n", 0, exc.pos) + 1) + 1
+    if exc.msg.startswith("Expecting value"):
+        what = "Syntax error: value, object or array expected."
+    elif "delimiter" in exc.msg or "Expecting" in exc.msg:
+        what = f"Missing ',' or closing bracket ({exc.msg})"
+    else:
+        what = exc.msg
+    return f"* Line {line}, Column {column}\n  {what}\n"
+
+
+def parse_body(raw: bytes) -> Any:
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyError(400, f"[JSON] * Line 1, Column {exc.start + 1}\n  Invalid UTF-8 in request body\n") from exc
+    if not text.strip():
+        return None
+    cleaned = _strip_comments_and_trailing_commas(text)
+    try:
+        value, _end = json.JSONDecoder().raw_decode(cleaned.lstrip())
+    except json.JSONDecodeError as exc:
+        raise BodyError(400, "[JSON] " + _message(cleaned.lstrip(), exc)) from exc
+    except RecursionError as exc:
+        raise BodyError(400, "[JSON] * Line 1, Column 1\n  Exceeded stackLimit in readValue().\n") from exc
+    return value

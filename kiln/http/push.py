@@ -1,0 +1,77 @@
+"""Push tasks (rest-spec §9): ``:startPush``, ``:stopPush``, ``:pushes``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from kiln.actors import configcheck
+from kiln.actors.base import ask
+from kiln.actors.commands import StartPush, StopPush
+from kiln.actors.push_request import list_filter_id
+from kiln.http.envelope import ok
+from kiln.http.lookups import app_ref, need_app
+from kiln.http.router import APP, VHOST, Call, Router
+from kiln.projections.tasks import PushTask
+from kiln.timefmt import format_time
+
+
+def push_json(task: PushTask, live: Any = None) -> dict[str, Any]:
+    """OME's push object; empty strings are left out, totals spelled ``totalsent…``."""
+    sent_bytes = getattr(live, "sent_bytes", 0) if live is not None else 0
+    sent_time = getattr(live, "sent_time_ms", 0) if live is not None else 0
+    out: dict[str, Any] = {
+        "createdTime": format_time(task.created_time),
+        "finishTime": format_time(0),
+        "isConfig": False,
+        "sentBytes": sent_bytes,
+        "sentTime": sent_time,
+        "sequence": task.sequence,
+        "startTime": format_time(task.start_time),
+        "state": task.state,
+        "stream": {"trackIds": list(task.track_ids), "variantNames": list(task.variant_names)},
+        "totalsentBytes": task.total_sent_bytes + sent_bytes,
+        "totalsentTime": task.total_sent_time_ms + sent_time,
+    }
+    for key, value in (("id", task.id), ("vhost", task.vhost), ("app", task.app), ("protocol", task.protocol),
+                       ("url", task.url), ("streamKey", task.stream_key)):
+        if value:
+            out[key] = value
+    if task.stream_name:
+        out["stream"]["name"] = task.stream_name
+    if task.reason and task.state == "error":
+        out["lastError"] = task.reason
+    return out
+
+
+def register(router: Router, api: Any) -> None:
+    ctx = api.ctx
+
+    def live_of(task: PushTask) -> Any:
+        registry = getattr(ctx.media, "task_counters", None) if ctx.media is not None else None
+        return registry.get(("push", task.vhost, task.app, task.id)) if registry is not None else None
+
+    async def start_push(call: Call) -> Response:
+        need_app(ctx, call.params["vhost"], call.params["app"])
+        task = await ask(app_ref(ctx, call.params["vhost"], call.params["app"]), StartPush(call.body))
+        current = ctx.tasks.push(task.vhost, task.app, task.id) or task
+        return ok(push_json(current, live_of(current)))
+
+    async def stop_push(call: Call) -> Response:
+        need_app(ctx, call.params["vhost"], call.params["app"])
+        await ask(app_ref(ctx, call.params["vhost"], call.params["app"]), StopPush(call.body))
+        return ok()
+
+    async def list_pushes(call: Call) -> Response:
+        view = need_app(ctx, call.params["vhost"], call.params["app"])
+        if not configcheck.publisher_enabled(view.config, "push"):
+            return ok([])
+        wanted = list_filter_id(call.body)
+        tasks = ctx.tasks.push_list(view.vhost, view.name)
+        return ok([push_json(t, live_of(t)) for t in tasks if wanted is None or t.id == wanted])
+
+    base = rf"/v1/vhosts/{VHOST}/apps/{APP}"
+    router.add("POST", rf"{base}:startPush", start_push)
+    router.add("POST", rf"{base}:stopPush", stop_push)
+    router.add("POST,GET", rf"{base}:pushes", list_pushes)

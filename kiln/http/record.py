@@ -1,0 +1,93 @@
+"""Record tasks (rest-spec §10): ``:startRecord``, ``:stopRecord``, ``:records``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from kiln.actors import configcheck
+from kiln.actors.base import ask
+from kiln.actors.commands import StartRecord, StopRecord
+from kiln.actors.push_request import list_filter_id
+from kiln.errors import ApiError
+from kiln.http.envelope import ok
+from kiln.http.lookups import app_ref, need_app
+from kiln.http.router import APP, VHOST, Call, Router
+from kiln.projections.tasks import RecordTask
+from kiln.timefmt import format_time
+
+_ACTIVE = ("recording", "stopping", "stopped", "error")
+
+
+def record_json(task: RecordTask, live: Any = None) -> dict[str, Any]:
+    """OME's record object, with its rules for which fields appear when (rest-spec §10.3)."""
+    record_bytes = getattr(live, "record_bytes", 0) if live is not None else 0
+    record_time = getattr(live, "record_time_ms", 0) if live is not None else 0
+    out: dict[str, Any] = {
+        "createdTime": format_time(task.created_time),
+        "isConfig": False,
+        "segmentationRule": task.segmentation_rule,
+        "state": task.state,
+        "stream": {"trackIds": list(task.track_ids), "variantNames": list(task.variant_names)},
+    }
+    if task.stream_name:
+        out["stream"]["name"] = task.stream_name
+    for key, value in (("id", task.id), ("vhost", task.vhost), ("app", task.app), ("metadata", task.metadata),
+                       ("filePath", task.file_path), ("infoPath", task.info_path),
+                       ("outputFilePath", task.output_file_path), ("outputInfoPath", task.output_info_path),
+                       ("schedule", task.schedule)):
+        if value:
+            out[key] = value
+    if task.interval > 0:
+        out["interval"] = task.interval
+    if task.state in _ACTIVE:
+        for key, value in (("recordBytes", record_bytes), ("recordTime", record_time),
+                           ("totalRecordBytes", task.total_record_bytes + record_bytes),
+                           ("totalRecordTime", task.total_record_time_ms + record_time),
+                           ("sequence", task.sequence)):
+            if value > 0:
+                out[key] = value
+        if task.start_time > 0:
+            out["startTime"] = format_time(task.start_time)
+    if task.state in ("stopped", "error"):
+        out["finishTime"] = format_time(task.finish_time)
+    if task.reason and task.state == "error":
+        out["lastError"] = task.reason
+    return out
+
+
+def register(router: Router, api: Any) -> None:
+    ctx = api.ctx
+
+    def live_of(task: RecordTask) -> Any:
+        registry = getattr(ctx.media, "task_counters", None) if ctx.media is not None else None
+        return registry.get(("record", task.vhost, task.app, task.id)) if registry is not None else None
+
+    def file_app(call: Call) -> Any:
+        view = need_app(ctx, call.params["vhost"], call.params["app"])
+        if not configcheck.publisher_enabled(view.config, "file"):
+            raise ApiError(404, f"Could not find application: [{view.vhost}/{view.name}]")
+        return view
+
+    async def start_record(call: Call) -> Response:
+        file_app(call)
+        task = await ask(app_ref(ctx, call.params["vhost"], call.params["app"]), StartRecord(call.body))
+        current = ctx.tasks.record(task.vhost, task.app, task.id) or task
+        return ok(record_json(current, live_of(current)))
+
+    async def stop_record(call: Call) -> Response:
+        file_app(call)
+        snapshot = await ask(app_ref(ctx, call.params["vhost"], call.params["app"]), StopRecord(call.body))
+        return ok(record_json(snapshot, getattr(snapshot, "live", None)))
+
+    async def list_records(call: Call) -> Response:
+        view = file_app(call)
+        wanted = list_filter_id(call.body)
+        tasks = ctx.tasks.record_list(view.vhost, view.name)
+        return ok([record_json(t, live_of(t)) for t in tasks if wanted is None or t.id == wanted])
+
+    base = rf"/v1/vhosts/{VHOST}/apps/{APP}"
+    router.add("POST", rf"{base}:startRecord", start_record)
+    router.add("POST", rf"{base}:stopRecord", stop_record)
+    router.add("POST,GET", rf"{base}:records", list_records)

@@ -1,0 +1,62 @@
+"""OME-style routing: anchored regexes on the raw (undecoded) path, tried in registration order.
+
+A route matches when its regex matches and it allows the method; GET routes also answer HEAD.
+Nothing matched (unknown path or known path with another method) is OME's 404
+"Controller not found" — never a 405.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+# OME's segment patterns (rest-spec §1.2)
+VHOST = r"(?P<vhost>[^/]*)"
+APP = r"(?P<app>[^/:]*)"
+STREAM = r"(?P<stream>[^/]*)"
+PROFILE = r"(?P<profile>[^/]*)"
+
+Handler = Callable[["Call"], Awaitable[Response]]
+
+
+@dataclass
+class Call:
+    """One routed request: the Starlette request, the path groups and the parsed body."""
+
+    request: Request
+    params: dict[str, str]
+    body: Any = None
+
+
+@dataclass(frozen=True)
+class Route:
+    methods: frozenset[str]
+    pattern: re.Pattern[str]
+    handler: Handler
+    takes_body: bool
+
+
+class Router:
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def add(self, methods: str, path: str, handler: Handler) -> None:
+        names = frozenset(m.strip().upper() for m in methods.split(","))
+        if "GET" in names:
+            names |= {"HEAD"}
+        takes_body = bool(names & {"POST", "PATCH"})
+        self.routes.append(Route(names, re.compile("^" + path + "$"), handler, takes_body))
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            if method not in route.methods:
+                continue
+            m = route.pattern.match(path)
+            if m is not None:
+                return route, m.groupdict()
+        return None

@@ -1,0 +1,67 @@
+"""Virtual hosts and certificate reloads (rest-spec §4, §5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from kiln.actors.base import ask
+from kiln.actors.commands import CreateVhosts, DeleteVhost, ReloadCertificates
+from kiln.errors import ApiError
+from kiln.http.envelope import multi_status, ok
+from kiln.http.lookups import need_vhost
+from kiln.http.router import VHOST, Call, Router
+
+
+def register(router: Router, api: Any) -> None:
+    ctx = api.ctx
+
+    def server() -> Any:
+        ref = ctx.directory.server()
+        if ref is None:
+            raise ApiError(500, "Server is not running")
+        return ref
+
+    async def list_vhosts(call: Call) -> Response:
+        return ok(ctx.catalog.vhost_names())
+
+    async def create_vhosts(call: Call) -> Response:
+        if not isinstance(call.body, list):
+            raise ApiError(400, "Request body must be an array")
+        return multi_status(await ask(server(), CreateVhosts(call.body)))
+
+    async def get_vhost(call: Call) -> Response:
+        return ok(need_vhost(ctx, call.params["vhost"]).config)
+
+    async def delete_vhost(call: Call) -> Response:
+        need_vhost(ctx, call.params["vhost"])
+        await ask(server(), DeleteVhost(call.params["vhost"]))
+        return ok()
+
+    async def reload_all(call: Call) -> Response:
+        await ask(server(), ReloadCertificates(None))
+        return ok()
+
+    async def reload_one(call: Call) -> Response:
+        need_vhost(ctx, call.params["vhost"])
+        await ask(server(), ReloadCertificates(call.params["vhost"]))
+        return ok()
+
+    async def reload_all_via_vhost(call: Call) -> Response:
+        need_vhost(ctx, call.params["vhost"])
+        await ask(server(), ReloadCertificates(None))
+        return ok()
+
+    async def no_regex_group(call: Call) -> Response:
+        raise ApiError(500, "Could not find the virtual host regex group")
+
+    router.add("POST", r"/v1/vhosts:reloadAllCertificates", reload_all)
+    router.add("POST", r"/v1/vhosts:reloadCertificate", no_regex_group)
+    router.add("GET", r"/v1/vhosts:", no_regex_group)
+    router.add("POST", rf"/v1/vhosts/{VHOST}:reloadCertificate", reload_one)
+    router.add("POST", rf"/v1/vhosts/{VHOST}:reloadAllCertificates", reload_all_via_vhost)
+    router.add("GET", r"/v1/vhosts", list_vhosts)
+    router.add("POST", r"/v1/vhosts", create_vhosts)
+    router.add("GET", rf"/v1/vhosts/{VHOST}", get_vhost)
+    router.add("DELETE", rf"/v1/vhosts/{VHOST}", delete_vhost)

@@ -1,0 +1,91 @@
+"""Per-track measurements shown by the streams API (rest-spec §8.3): bitrate, frame rate, GOP.
+
+Measured on media time (dts), so a burst of buffered packets does not inflate the rates, and
+"latest" values cover the last second of media. Updated by the ingest thread, read by HTTP;
+single attribute writes are atomic in CPython, and readers tolerate a value that is one packet old.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from kiln.media.model import Packet
+
+
+@dataclass
+class TrackMeter:
+    packets: int = 0
+    bytes: int = 0
+    first_dts_ms: float | None = None
+    last_dts_ms: float = 0.0
+    has_bframes: bool = False
+    keyframes: int = 0
+    frames_since_key: int = 0
+    last_gop: int = 0
+    gop_total_frames: int = 0
+    _window: deque[tuple[float, int]] = field(default_factory=deque)
+    _window_bytes: int = 0
+
+    def add(self, packet: Packet) -> None:
+        dts_ms = packet.dts_ms
+        size = len(packet.data)
+        if self.first_dts_ms is None:
+            self.first_dts_ms = dts_ms
+        self.last_dts_ms = max(self.last_dts_ms, dts_ms)
+        self.packets += 1
+        self.bytes += size
+        if packet.pts != packet.dts:
+            self.has_bframes = True
+        if packet.keyframe:
+            if self.keyframes > 0:
+                self.last_gop = self.frames_since_key
+                self.gop_total_frames += self.frames_since_key
+            self.keyframes += 1
+            self.frames_since_key = 1
+        else:
+            self.frames_since_key += 1
+        window = self._window
+        window.append((dts_ms, size))
+        self._window_bytes += size
+        while window and dts_ms - window[0][0] > 1000.0:
+            self._window_bytes -= window.popleft()[1]
+
+    @property
+    def duration_s(self) -> float:
+        if self.first_dts_ms is None:
+            return 0.0
+        return max(0.0, (self.last_dts_ms - self.first_dts_ms) / 1000.0)
+
+    @property
+    def bitrate_avg(self) -> int:
+        d = self.duration_s
+        return int(self.bytes * 8 / d) if d > 0 else 0
+
+    @property
+    def bitrate_latest(self) -> int:
+        if len(self._window) < 2:
+            return 0
+        span = (self._window[-1][0] - self._window[0][0]) / 1000.0
+        return int(self._window_bytes * 8 / span) if span > 0 else 0
+
+    @property
+    def framerate_avg(self) -> float:
+        d = self.duration_s
+        return (self.packets - 1) / d if d > 0 and self.packets > 1 else 0.0
+
+    @property
+    def framerate_latest(self) -> float:
+        if len(self._window) < 2:
+            return 0.0
+        span = (self._window[-1][0] - self._window[0][0]) / 1000.0
+        return (len(self._window) - 1) / span if span > 0 else 0.0
+
+    @property
+    def key_frame_interval_avg(self) -> float:
+        gops = self.keyframes - 1
+        return self.gop_total_frames / gops if gops > 0 else float(self.frames_since_key if self.keyframes else 0)
+
+    @property
+    def key_frame_interval_latest(self) -> int:
+        return self.last_gop if self.keyframes > 1 else self.frames_since_key

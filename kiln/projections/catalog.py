@@ -1,0 +1,273 @@
+"""The catalog read model: virtual hosts, applications (with output profiles), pulls, live streams.
+
+Config-file entities are seeded at startup and marked read-only; API-created ones come from the
+journal. The pure functions at the top are shared with the app actor, so a command's validation
+and the projection compute an app's configuration with the same code.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiln.events import catalog as ce
+from kiln.events import streams as se
+from kiln.events.base import Event
+
+# --- pure configuration transforms (shared with actors) ------------------------------------------
+
+
+def profiles_of(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The app's output profiles in config order ([] when the section is absent)."""
+    section = config.get("outputProfiles")
+    if not isinstance(section, dict):
+        return []
+    profiles = section.get("outputProfile")
+    if isinstance(profiles, dict):
+        return [profiles]
+    return list(profiles) if isinstance(profiles, list) else []
+
+
+def with_profiles(config: dict[str, Any], profiles: list[dict[str, Any]]) -> dict[str, Any]:
+    new = copy.deepcopy(config)
+    section = new.get("outputProfiles")
+    if not isinstance(section, dict):
+        section = {}
+    section = dict(section)
+    section["outputProfile"] = copy.deepcopy(profiles)
+    new["outputProfiles"] = section
+    return new
+
+
+def with_profiles_added(config: dict[str, Any], added: list[dict[str, Any]]) -> dict[str, Any]:
+    return with_profiles(config, profiles_of(config) + list(added))
+
+
+def with_profile_replaced(config: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
+    return with_profiles(config, [profile if p.get("name") == profile.get("name") else p
+                                  for p in profiles_of(config)])
+
+
+def with_profile_deleted(config: dict[str, Any], name: str) -> dict[str, Any]:
+    return with_profiles(config, [p for p in profiles_of(config) if p.get("name") != name])
+
+
+def merge_patch(base: Any, patch: Any) -> Any:
+    """OME's PATCH merge: objects merge recursively; scalars and arrays replace; null removes."""
+    if not isinstance(base, dict) or not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_patch(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# --- state -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class AppView:
+    vhost: str
+    name: str
+    config: dict[str, Any]
+    read_only: bool
+    created_time: float
+    dynamic: bool = False
+
+
+@dataclass
+class VhostView:
+    name: str
+    config: dict[str, Any]
+    read_only: bool
+    created_time: float
+    apps: dict[str, AppView] = field(default_factory=dict)
+
+
+@dataclass
+class PullView:
+    vhost: str
+    app: str
+    name: str
+    urls: list[str]
+    properties: dict[str, Any]
+    persistent: bool
+    created_time: float
+
+
+@dataclass
+class StreamLifecycle:
+    """What the journal knows of a live stream instance (for audit and restart recovery)."""
+
+    vhost: str
+    app: str
+    name: str
+    instance: str
+    source_type: str
+    source_url: str
+    created_time: float
+    tracks: list[dict[str, Any]] = field(default_factory=list)
+
+
+class CatalogProjection:
+    """Thread-safe: updated on the journal writer thread, read by HTTP handlers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.vhosts: dict[str, VhostView] = {}
+        self.pulls: dict[tuple[str, str, str], PullView] = {}
+        self.live: dict[tuple[str, str, str], StreamLifecycle] = {}
+
+    # -- seeding from configuration (not journaled) --
+    def seed_config_vhost(self, config: dict[str, Any], created_time: float) -> None:
+        with self._lock:
+            body = {k: v for k, v in config.items() if k != "applications"}
+            view = VhostView(str(config["name"]), body, read_only=True, created_time=created_time)
+            for app in _config_apps(config):
+                view.apps[str(app["name"])] = AppView(view.name, str(app["name"]), app, True, created_time)
+            self.vhosts[view.name] = view
+
+    # -- events --
+    def apply(self, ev: Event) -> None:
+        with self._lock:
+            handler = getattr(self, "_on_" + ev.TYPE, None)
+            if handler is not None:
+                handler(ev)
+
+    def _on_VhostCreated(self, ev: ce.VhostCreated) -> None:
+        if ev.name in self.vhosts and self.vhosts[ev.name].read_only:
+            return  # shadowed by the configuration file
+        self.vhosts[ev.name] = VhostView(ev.name, ev.config, False, ev.created_time)
+
+    def _on_VhostDeleted(self, ev: ce.VhostDeleted) -> None:
+        view = self.vhosts.get(ev.name)
+        if view is not None and not view.read_only:
+            del self.vhosts[ev.name]
+            for key in [k for k in self.pulls if k[0] == ev.name]:
+                del self.pulls[key]
+
+    def _on_AppCreated(self, ev: ce.AppCreated) -> None:
+        vh = self.vhosts.get(ev.vhost)
+        if vh is not None and not vh.read_only:
+            vh.apps[ev.name] = AppView(ev.vhost, ev.name, ev.config, False, ev.created_time)
+
+    def _app(self, vhost: str, app: str) -> AppView | None:
+        vh = self.vhosts.get(vhost)
+        if vh is None or vh.read_only:
+            return None
+        return vh.apps.get(app)
+
+    def _on_AppPatched(self, ev: ce.AppPatched) -> None:
+        if (view := self._app(ev.vhost, ev.name)) is not None:
+            view.config = ev.config
+
+    def _on_AppDeleted(self, ev: ce.AppDeleted) -> None:
+        vh = self.vhosts.get(ev.vhost)
+        if vh is not None and not vh.read_only:
+            vh.apps.pop(ev.name, None)
+            for key in [k for k in self.pulls if k[:2] == (ev.vhost, ev.name)]:
+                del self.pulls[key]
+
+    def _on_OutputProfilesAdded(self, ev: ce.OutputProfilesAdded) -> None:
+        if (view := self._app(ev.vhost, ev.app)) is not None:
+            view.config = with_profiles_added(view.config, ev.profiles)
+
+    def _on_OutputProfileReplaced(self, ev: ce.OutputProfileReplaced) -> None:
+        if (view := self._app(ev.vhost, ev.app)) is not None:
+            view.config = with_profile_replaced(view.config, ev.profile)
+
+    def _on_OutputProfileDeleted(self, ev: ce.OutputProfileDeleted) -> None:
+        if (view := self._app(ev.vhost, ev.app)) is not None:
+            view.config = with_profile_deleted(view.config, ev.name)
+
+    def _on_PullDefined(self, ev: se.PullDefined) -> None:
+        self.pulls[(ev.vhost, ev.app, ev.name)] = PullView(
+            ev.vhost, ev.app, ev.name, list(ev.urls), dict(ev.properties), ev.persistent, ev.created_time)
+
+    def _on_PullRemoved(self, ev: se.PullRemoved) -> None:
+        self.pulls.pop((ev.vhost, ev.app, ev.name), None)
+
+    def _on_StreamStarted(self, ev: se.StreamStarted) -> None:
+        self.live[(ev.vhost, ev.app, ev.name)] = StreamLifecycle(
+            ev.vhost, ev.app, ev.name, ev.instance, ev.source_type, ev.source_url, ev.created_time)
+
+    def _on_StreamTracksDescribed(self, ev: se.StreamTracksDescribed) -> None:
+        life = self.live.get((ev.vhost, ev.app, ev.name))
+        if life is not None and life.instance == ev.instance:
+            life.tracks = list(ev.tracks)
+
+    def _on_StreamEnded(self, ev: se.StreamEnded) -> None:
+        life = self.live.get((ev.vhost, ev.app, ev.name))
+        if life is not None and life.instance == ev.instance:
+            del self.live[(ev.vhost, ev.app, ev.name)]
+
+    # -- reads (copies, so callers never see a half-applied update) --
+    def vhost_names(self) -> list[str]:
+        with self._lock:
+            return list(self.vhosts)
+
+    def vhost(self, name: str) -> VhostView | None:
+        with self._lock:
+            view = self.vhosts.get(name)
+            return copy.deepcopy(view) if view is not None else None
+
+    def app_names(self, vhost: str) -> list[str] | None:
+        with self._lock:
+            view = self.vhosts.get(vhost)
+            return list(view.apps) if view is not None else None
+
+    def app(self, vhost: str, app: str) -> AppView | None:
+        with self._lock:
+            view = self.vhosts.get(vhost)
+            found = view.apps.get(app) if view is not None else None
+            return copy.deepcopy(found) if found is not None else None
+
+    def pull_list(self) -> list[PullView]:
+        with self._lock:
+            return [copy.deepcopy(p) for p in self.pulls.values()]
+
+    def live_streams(self) -> list[StreamLifecycle]:
+        with self._lock:
+            return [copy.deepcopy(s) for s in self.live.values()]
+
+    # -- snapshots (journaled state only) --
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "vhosts": [
+                    {"name": v.name, "config": v.config, "created_time": v.created_time,
+                     "apps": [{"name": a.name, "config": a.config, "created_time": a.created_time}
+                              for a in v.apps.values()]}
+                    for v in self.vhosts.values() if not v.read_only],
+                "pulls": [p.__dict__ for p in self.pulls.values()],
+                "live": [s.__dict__ for s in self.live.values()],
+            }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            for v in state.get("vhosts", []):
+                if v["name"] in self.vhosts:
+                    continue  # a configuration-file vhost now has this name
+                view = VhostView(v["name"], v["config"], False, v["created_time"])
+                for a in v["apps"]:
+                    view.apps[a["name"]] = AppView(view.name, a["name"], a["config"], False, a["created_time"])
+                self.vhosts[view.name] = view
+            for p in state.get("pulls", []):
+                self.pulls[(p["vhost"], p["app"], p["name"])] = PullView(**p)
+            for s in state.get("live", []):
+                self.live[(s["vhost"], s["app"], s["name"])] = StreamLifecycle(**s)
+
+
+def _config_apps(vhost_config: dict[str, Any]) -> list[dict[str, Any]]:
+    section = vhost_config.get("applications")
+    if not isinstance(section, dict):
+        return []
+    apps = section.get("application", [])
+    return [apps] if isinstance(apps, dict) else list(apps)

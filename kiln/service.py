@@ -1,0 +1,244 @@
+"""One Kiln process: configuration, journal recovery, the actor tree, and the network servers.
+
+Startup = seed the catalog from the configuration file, load the newest snapshot, replay the
+journal tail into the projections, journal what recovery found (streams that were live are
+ended with reason ``server restart``), then build the actor tree from the projections and open
+the listeners. Nothing created through the API is lost by a restart or a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pykka
+import uvicorn
+
+from kiln import __version__
+from kiln.actors.context import Context
+from kiln.actors.directory import Directory
+from kiln.actors.server import ServerActor
+from kiln.eventlog import EventLog
+from kiln.events import server as sv
+from kiln.events import streams as se
+from kiln.events import tasks as te
+from kiln.http.api import ApiApp
+from kiln.http.cors import CorsPolicy
+from kiln.journal import Journal, NewRecord, SnapshotStore
+from kiln.projections.catalog import CatalogProjection
+from kiln.projections.stats import StatsProjection
+from kiln.projections.tasks import TasksProjection
+
+log = logging.getLogger(__name__)
+
+TOKEN_FILE = "access_token"
+
+
+@dataclass
+class Recovery:
+    snapshot_seq: int
+    replayed: int
+    seconds: float
+
+
+def bind_tcp(host: str, port: int) -> socket.socket:
+    """A listening socket bound before the server starts, so a busy port is a clear startup error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def load_or_create_token(data_dir: Path) -> tuple[str, Path]:
+    """The generated AccessToken (``kiln:<random>``, so ``curl -u`` works with it as-is)."""
+    path = data_dir / TOKEN_FILE
+    if path.exists():
+        return path.read_text().strip(), path
+    token = "kiln:" + secrets.token_hex(16)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token, path
+
+
+class KilnService:
+    def __init__(self, config: Any, data_dir: Path, *, config_name: str = "(embedded default)",
+                 snapshot_every: int = 10_000, fsync: bool = True) -> None:
+        self.config = config
+        self.config_name = config_name
+        self.data_dir = Path(data_dir)
+        self.snapshot_every = snapshot_every
+        self.fsync = fsync
+        self.catalog = CatalogProjection()
+        self.tasks = TasksProjection()
+        self.stats = StatsProjection()
+        self.directory = Directory()
+        self.journal: Any = None
+        self.snapshots: SnapshotStore | None = None
+        self.events: EventLog | None = None
+        self.ctx: Context | None = None
+        self.server_ref: Any = None
+        self.api: ApiApp | None = None
+        self.token = ""
+        self.token_path: Path | None = None
+        self._snapshot_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-snapshot")
+        self._since_snapshot = 0
+        self._stopping = threading.Event()
+        self.media: Any = None
+
+    # -- startup ---------------------------------------------------------------------------------
+    def open(self) -> Recovery:
+        """Recover state and start the actor tree (no sockets yet)."""
+        started = time.monotonic()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.access_token:
+            self.token = self.config.access_token
+        else:
+            self.token, self.token_path = load_or_create_token(self.data_dir)
+        for vhost in self.config.vhosts:
+            self.catalog.seed_config_vhost(vhost, time.time())
+        self.journal = Journal.open(self.data_dir, fsync=self.fsync)
+        self.snapshots = SnapshotStore(self.data_dir)
+        self.events = EventLog(self.journal, NewRecord)
+        self.events.add_projection(self.catalog)
+        self.events.add_projection(self.tasks)
+        loaded = self.snapshots.load_latest()
+        snapshot_seq = 0
+        if loaded is not None:
+            snapshot_seq, state = loaded
+            self.catalog.restore(state.get("catalog", {}))
+            self.tasks.restore(state.get("tasks", {}))
+        replayed = self.events.apply_replayed(self.journal.read(snapshot_seq + 1))
+        self.events.add_observer(self._maybe_snapshot)
+        self.ctx = Context(self.events, self.directory, self.catalog, self.tasks, self.stats, self.data_dir,
+                           server_config=self.config, media=self.media)
+        notes = self._journal_recovery(snapshot_seq, replayed)
+        self.server_ref = ServerActor.start(self.ctx)
+        recovery = Recovery(snapshot_seq, replayed, time.monotonic() - started)
+        log.info("kiln recovered snapshot_seq=%d replayed=%d seconds=%.3f notes=%d", snapshot_seq, replayed,
+                 recovery.seconds, len(notes))
+        return recovery
+
+    def _journal_recovery(self, snapshot_seq: int, replayed: int) -> list[str]:
+        assert self.events is not None
+        events: list[Any] = []
+        notes: list[str] = []
+        for life in self.catalog.live_streams():
+            events.append(se.StreamEnded(life.vhost, life.app, life.name, life.instance, "server restart"))
+            notes.append(f"stream {life.vhost}/{life.app}/{life.name} ended: server restart")
+        known = {(v, a) for v in self.catalog.vhost_names() for a in (self.catalog.app_names(v) or [])}
+        for push in self.tasks.all_pushes():
+            if (push.vhost, push.app) not in known:
+                events.append(te.PushRemoved(push.vhost, push.app, push.id, "application no longer exists"))
+                notes.append(f"push {push.vhost}/{push.app}/{push.id} dropped: application no longer exists")
+        for record in self.tasks.all_records():
+            if (record.vhost, record.app) not in known:
+                events.append(te.RecordRemoved(record.vhost, record.app, record.id,
+                                               "application no longer exists"))
+                notes.append(f"record {record.vhost}/{record.app}/{record.id} dropped: "
+                             "application no longer exists")
+        events.append(sv.ServerStarted(__version__, os.getpid(), self.config_name, replayed, snapshot_seq, notes))
+        self.events.emit(events).result()
+        for note in notes:
+            log.warning("recovery %s", note)
+        return notes
+
+    def _maybe_snapshot(self, record: Any, _ev: Any) -> None:
+        self._since_snapshot += 1
+        if self._since_snapshot < self.snapshot_every or self.snapshots is None:
+            return
+        self._since_snapshot = 0
+        state = {"catalog": self.catalog.snapshot(), "tasks": self.tasks.snapshot()}
+        seq, store = record.seq, self.snapshots
+        self._snapshot_pool.submit(self._save_snapshot, store, seq, state)
+
+    @staticmethod
+    def _save_snapshot(store: SnapshotStore, seq: int, state: dict[str, Any]) -> None:
+        try:
+            store.save(seq, state)
+            log.info("snapshot saved seq=%d", seq)
+        except OSError as exc:
+            log.error("snapshot failed seq=%d error=%s", seq, exc)
+
+    # -- network ---------------------------------------------------------------------------------
+    def build_api(self) -> ApiApp:
+        assert self.ctx is not None
+        cors = CorsPolicy(tuple(self.config.api_cross_domains), dict(self.config.api_cross_domain_headers))
+        self.api = ApiApp(self.ctx, self.token, cors)
+        return self.api
+
+    def _api_ssl(self) -> ssl.SSLContext | None:
+        tls = getattr(self.config, "api_tls", None)
+        if not tls:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls["certPath"], tls.get("keyPath") or None)
+        return context
+
+    async def serve(self, host: str, api_port: int | None, ready: Any = None) -> None:
+        """Run the listeners until SIGINT/SIGTERM (or ``self.request_stop()``)."""
+        api = self.build_api()
+        servers: list[tuple[uvicorn.Server, socket.socket]] = []
+        if api_port is not None:
+            sock = bind_tcp(host, api_port)
+            cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off",
+                                 timeout_keep_alive=30, ssl_certfile=None)
+            servers.append((uvicorn.Server(cfg), sock))
+            self.api_address = sock.getsockname()[:2]
+        self._stop_event = stop = asyncio.Event()
+        self._loop = loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        # uvicorn's serve() would install its own signal handlers; _serve() leaves them to us
+        tasks = [asyncio.create_task(s._serve(sockets=[sock])) for s, sock in servers]
+        if self.token_path is not None:
+            log.info("api access token generated file=%s (use: curl -u \"$(cat %s)\" ...)", self.token_path,
+                     self.token_path)
+        log.info("kiln ready api=%s:%s version=%s", host, api_port, __version__)
+        if ready is not None:
+            ready()
+        await stop.wait()
+        log.info("kiln stopping")
+        for s, _sock in servers:
+            s.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def request_stop(self) -> None:
+        loop, stop = getattr(self, "_loop", None), getattr(self, "_stop_event", None)
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+
+    # -- shutdown --------------------------------------------------------------------------------
+    def close(self, reason: str = "shutdown") -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if self.server_ref is not None:
+            self.server_ref.stop(block=True, timeout=30)
+        pykka.ActorRegistry.stop_all(block=True, timeout=30)
+        if self.events is not None:
+            try:
+                self.events.emit([sv.ServerStopped(reason)]).result(timeout=10)
+            except Exception as exc:
+                log.error("could not journal shutdown error=%s", exc)
+        self._snapshot_pool.shutdown(wait=True)
+        if self.journal is not None:
+            self.journal.close()
