@@ -36,6 +36,7 @@ from kiln.events import tasks as te
 from kiln.http.api import ApiApp
 from kiln.http.cors import CorsPolicy
 from kiln.journal import Journal, NewRecord, SnapshotStore
+from kiln.media.runtime import MediaRuntime
 from kiln.projections.catalog import CatalogProjection
 from kiln.projections.stats import StatsProjection
 from kiln.projections.tasks import TasksProjection
@@ -102,7 +103,7 @@ class KilnService:
         self._snapshot_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-snapshot")
         self._since_snapshot = 0
         self._stopping = threading.Event()
-        self.media: Any = None
+        self.media = MediaRuntime(config)
 
     # -- startup ---------------------------------------------------------------------------------
     def open(self) -> Recovery:
@@ -130,6 +131,7 @@ class KilnService:
         self.events.add_observer(self._maybe_snapshot)
         self.ctx = Context(self.events, self.directory, self.catalog, self.tasks, self.stats, self.data_dir,
                            server_config=self.config, media=self.media)
+        self.media.attach(self.ctx)
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.ctx)
         recovery = Recovery(snapshot_seq, replayed, time.monotonic() - started)
@@ -203,12 +205,18 @@ class KilnService:
                                  timeout_keep_alive=30, ssl_certfile=None)
             servers.append((uvicorn.Server(cfg), sock))
             self.api_address = sock.getsockname()[:2]
+        for name, (app, port) in self.media.http_apps().items():
+            sock = bind_tcp(host, port)
+            cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30)
+            servers.append((uvicorn.Server(cfg), sock))
+            log.info("%s listening address=%s:%d", name, host, sock.getsockname()[1])
         self._stop_event = stop = asyncio.Event()
         self._loop = loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         # uvicorn's serve() would install its own signal handlers; _serve() leaves them to us
         tasks = [asyncio.create_task(s._serve(sockets=[sock])) for s, sock in servers]
+        await self.media.start(host)
         if self.token_path is not None:
             log.info("api access token generated file=%s (use: curl -u \"$(cat %s)\" ...)", self.token_path,
                      self.token_path)
@@ -219,6 +227,7 @@ class KilnService:
         log.info("kiln stopping")
         for s, _sock in servers:
             s.should_exit = True
+        await self.media.close()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def request_stop(self) -> None:

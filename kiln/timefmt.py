@@ -16,8 +16,7 @@ def format_time(ts: float) -> str:
     """Format a Unix time (seconds, float) as OME does."""
     dt = datetime.fromtimestamp(ts).astimezone()
     offset = dt.strftime("%z") or "+0000"
-    return "%s.%03d%s:%s" % (dt.strftime("%Y-%m-%dT%H:%M:%S"), dt.microsecond // 1000,
-                             offset[:3], offset[3:])
+    return f"{dt.strftime('%Y-%m-%dT%H:%M:%S')}.{dt.microsecond // 1000:03d}{offset[:3]}:{offset[3:]}"
 
 
 def now() -> float:

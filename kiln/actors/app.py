@@ -10,17 +10,28 @@ import logging
 from typing import Any
 
 from kiln.actors import configcheck
-from kiln.actors.base import CommandActor, Outcome
+from kiln.actors.base import CommandActor, Outcome, tell, tell_quietly
 from kiln.actors.commands import (
     AddOutputProfiles,
     DeleteOutputProfile,
+    DeleteStream,
+    EndStream,
+    ForgetStream,
+    OpenStream,
+    OutputAvailable,
+    OutputGone,
     PatchApp,
+    RecordStreamEvent,
+    RegisterDump,
     ReplaceOutputProfile,
     StartPush,
     StartRecord,
     StopPush,
     StopRecord,
+    StreamDescribed,
+    StreamReady,
     Teardown,
+    UnregisterDumps,
 )
 from kiln.actors.context import Context, ItemResult
 from kiln.actors.profile_request import check_patch_profile_body, check_profile_body
@@ -28,9 +39,12 @@ from kiln.actors.push import PushActor
 from kiln.actors.push_request import parse_start_push, parse_stop_push
 from kiln.actors.record import RecordActor
 from kiln.actors.record_request import parse_start_record, parse_stop_record
-from kiln.errors import ApiError, read_only
+from kiln.actors.stream import StreamActor
+from kiln.errors import ApiError, read_only, stream_not_found
 from kiln.events import catalog as ce
+from kiln.events import streams as se
 from kiln.events import tasks as te
+from kiln.media.stream import LiveStream
 from kiln.projections.catalog import (
     merge_patch,
     profiles_of,
@@ -56,6 +70,9 @@ class AppActor(CommandActor):
         self.read_only = is_read_only
         self.pushes: dict[str, Any] = {}
         self.records: dict[str, Any] = {}
+        self.streams: dict[str, tuple[LiveStream, Any]] = {}
+        self.task_streams: dict[tuple[str, str], str] = {}  # (kind, id) -> output stream name
+        self.dumps: set[tuple[str, str, str, str]] = set()  # registered in this process, not yet durable
 
     @property
     def where(self) -> str:
@@ -78,22 +95,53 @@ class AppActor(CommandActor):
     def handle_Teardown(self, cmd: Teardown) -> Outcome:
         for ref in [*self.pushes.values(), *self.records.values()]:
             ref.tell(Teardown(cmd.reason))
+        self._end_all_streams(cmd.reason)
         self.ctx.stats.app_deleted(self.vhost, self.name)
         return Outcome(None)
 
+    def _end_all_streams(self, reason: str) -> list[Any]:
+        """Close every live stream's source and journal its end; returns the durable futures."""
+        durable = []
+        for name, (stream, ref) in list(self.streams.items()):
+            stream.close_ingest(reason)
+            try:
+                durable.extend(tell(ref, EndStream(reason)).result(timeout=30).durable)
+            except Exception as exc:
+                log.error("stream end failed vhost=%s app=%s stream=%s error=%s", self.vhost, self.name, name, exc)
+            self._forget(stream)
+        return durable
+
     def _spawn_push(self, task: PushTask) -> None:
         self.pushes[task.id] = PushActor.start(self.ctx, task)
+        self.task_streams[("push", task.id)] = task.stream_name
+        self._offer_output(self.pushes[task.id], task.stream_name)
 
     def _spawn_record(self, task: RecordTask) -> None:
         self.records[task.id] = RecordActor.start(self.ctx, task)
+        self.task_streams[("record", task.id)] = task.stream_name
+        self._offer_output(self.records[task.id], task.stream_name)
+
+    def _offer_output(self, ref: Any, output_name: str) -> None:
+        """Tell a task actor its output stream is live, if it is (reserved tasks start this way)."""
+        for stream, _ref in self.streams.values():
+            if stream.started and stream.ended_reason is None and output_name in stream.outputs:
+                tell_quietly(ref, OutputAvailable(stream, stream.outputs[output_name]))
+                return
+
+    def _task_refs(self) -> list[tuple[Any, str]]:
+        refs = [(ref, self.task_streams.get(("push", i), "")) for i, ref in self.pushes.items()]
+        refs += [(ref, self.task_streams.get(("record", i), "")) for i, ref in self.records.items()]
+        return refs
 
     def _writable(self) -> None:
         if self.read_only:
             raise read_only(self.vhost)
 
     def _reconfigured(self, config: dict[str, Any]) -> None:
-        """Adopt a new configuration; OME restarts the app, so its counters restart too."""
+        """Adopt a new configuration. As in OME the app restarts: live streams are ended (their
+        publishers reconnect into the new outputs) and the app's counters restart. Tasks stay."""
         self.config = config
+        self._end_all_streams("application reconfigured")
         self.ctx.stats.app_created(self.vhost, self.name)
         log.info("app reconfigured vhost=%s app=%s profiles=%d", self.vhost, self.name,
                  len(profiles_of(config)))
@@ -190,6 +238,7 @@ class AppActor(CommandActor):
         task_id = parse_stop_push(cmd.body, self.vhost, self.name, enabled, set(self.pushes))
         fut = self.ctx.events.emit([te.PushRemoved(self.vhost, self.name, task_id)])
         ref = self.pushes.pop(task_id)
+        self.task_streams.pop(("push", task_id), None)
         ref.tell(Teardown("stopPush"))
         ref.stop(block=False)
         return Outcome(None, [fut])
@@ -218,8 +267,123 @@ class AppActor(CommandActor):
         self._file_enabled()
         task_id = parse_stop_record(cmd.body, set(self.records))
         ref = self.records.pop(task_id)
+        self.task_streams.pop(("record", task_id), None)
         snapshot = ref.proxy().stop_snapshot().get(timeout=30)
         fut = self.ctx.events.emit([te.RecordRemoved(self.vhost, self.name, task_id)])
         ref.tell(Teardown("stopRecord"))
         ref.stop(block=False)
         return Outcome(snapshot, [fut])
+
+    # -- streams --
+    def _registry(self) -> Any:
+        return self.ctx.media.streams if self.ctx.media is not None else None
+
+    def handle_OpenStream(self, cmd: OpenStream) -> Outcome:
+        if not configcheck.provider_enabled(self.config, cmd.provider):
+            raise ApiError(404, f"Provider {cmd.provider} is not enabled for the application: [{self.where}]")
+        existing = self.streams.get(cmd.name)
+        durable: list[Any] = []
+        if existing is not None:
+            if configcheck.block_duplicate_stream_name(self.config):
+                raise ApiError(409, f"Stream already exists: [{self.where}/{cmd.name}]")
+            old, old_ref = existing
+            old.close_ingest("replaced by a new publisher")
+            durable.extend(tell(old_ref, EndStream("replaced by a new publisher")).result(timeout=30).durable)
+            self._forget(old)
+        stream = LiveStream(self.vhost, self.name, cmd.name, source_type=cmd.source_type,
+                            source_url=cmd.source_url, profiles=profiles_of(self.config), stats=self.ctx.stats,
+                            close_ingest=cmd.close_ingest)
+        ref = StreamActor.start(self.ctx, stream, self.actor_ref)
+        stream.on_started = lambda _s: tell_quietly(ref, StreamDescribed())
+        stream.on_ended = lambda _s, reason: tell_quietly(ref, EndStream(reason))
+        self.streams[cmd.name] = (stream, ref)
+        registry = self._registry()
+        if registry is not None:
+            registry.add(stream)
+        self.ctx.stats.stream_created(self.vhost, self.name, cmd.name, stream.created_time)
+        if self.ctx.media is not None:
+            self.ctx.media.stream_created(stream)
+        durable.append(self.ctx.events.emit([se.StreamStarted(
+            self.vhost, self.name, cmd.name, stream.instance, cmd.source_type, cmd.source_url,
+            stream.created_time)]))
+        log.info("stream created vhost=%s app=%s stream=%s source=%s", self.vhost, self.name, cmd.name,
+                 cmd.source_type)
+        return Outcome(stream, durable)
+
+    def _forget(self, stream: LiveStream) -> None:
+        entry = self.streams.get(stream.name)
+        if entry is None or entry[0] is not stream:
+            return
+        del self.streams[stream.name]
+        registry = self._registry()
+        if registry is not None:
+            registry.remove(stream)
+        self.ctx.stats.stream_deleted(self.vhost, self.name, stream.name)
+        if self.ctx.media is not None:
+            self.ctx.media.stream_ended(stream)
+        stopped = [d for name in stream.outputs for d in self.ctx.tasks.dump_list(self.vhost, self.name, name)
+                   if not d.enabled]
+        if stopped:  # a stopped dump's id stays taken until its stream ends (as in OME)
+            self.ctx.events.emit([te.DumpRemoved(d.vhost, d.app, d.output_stream, d.id) for d in stopped])
+            for d in stopped:
+                self.dumps.discard((d.vhost, d.app, d.output_stream, d.id))
+        reason = stream.ended_reason or "stream ended"
+        for ref, output_name in self._task_refs():
+            if output_name in stream.outputs:
+                tell_quietly(ref, OutputGone(output_name, reason))
+
+    def handle_ForgetStream(self, cmd: ForgetStream) -> Outcome:
+        entry = self.streams.get(cmd.name)
+        if entry is not None and entry[0].instance == cmd.instance:
+            self._forget(entry[0])
+        return Outcome(None)
+
+    def handle_StreamReady(self, cmd: StreamReady) -> Outcome:
+        entry = self.streams.get(cmd.name)
+        if entry is None or entry[0].instance != cmd.instance:
+            return Outcome(None)
+        stream = entry[0]
+        if self.ctx.media is not None and configcheck.publisher_enabled(self.config, "llhls"):
+            self.ctx.media.stream_started(stream, self.config)
+        for ref, output_name in self._task_refs():
+            if output_name in stream.outputs:
+                tell_quietly(ref, OutputAvailable(stream, stream.outputs[output_name]))
+        return Outcome(None)
+
+    def handle_DeleteStream(self, cmd: DeleteStream) -> Outcome:
+        entry = self.streams.get(cmd.name)
+        if entry is None:
+            raise stream_not_found(self.vhost, self.name, cmd.name)
+        stream, ref = entry
+        if not stream.close_ingest("deleted by API"):
+            raise ApiError(404, "Could not terminate the stream")
+        durable = list(tell(ref, EndStream("deleted by API")).result(timeout=30).durable)
+        self._forget(stream)
+        return Outcome(None, durable)
+
+    def handle_RecordStreamEvent(self, cmd: RecordStreamEvent) -> Outcome:
+        events = [se.StreamEventSent(self.vhost, self.name, cmd.name, e.event_format, e.event_type, e.events,
+                                     e.urgent) for e in cmd.events]
+        return Outcome(None, [self.ctx.events.emit(events)])
+
+    # -- HLS dumps (the writers live on the event loop; this keeps the durable tasks) --
+    def handle_RegisterDump(self, cmd: RegisterDump) -> Outcome:
+        where = f"[{self.where}/{cmd.output_stream}]"
+        existing = self.ctx.tasks.dump_list(self.vhost, self.name, cmd.output_stream)
+        if any(d.id == cmd.id for d in existing) or (self.vhost, self.name, cmd.output_stream, cmd.id) in self.dumps:
+            raise ApiError(500, f"Could not start dump: {where} (Duplicate ID)")
+        if cmd.info_file and any(d.info_file == cmd.info_file for d in existing):
+            raise ApiError(500, f"Could not start dump: {where} (Duplicate info file)")
+        self.dumps.add((self.vhost, self.name, cmd.output_stream, cmd.id))
+        fut = self.ctx.events.emit([te.DumpStarted(self.vhost, self.name, cmd.stream, cmd.output_stream, cmd.id,
+                                                   cmd.output_path, cmd.playlists, cmd.info_file, cmd.user_data,
+                                                   now())])
+        return Outcome(None, [fut])
+
+    def handle_UnregisterDumps(self, cmd: UnregisterDumps) -> Outcome:
+        existing = [d for d in self.ctx.tasks.dump_list(self.vhost, self.name, cmd.output_stream) if d.enabled]
+        chosen = [d for d in existing if cmd.id is None or d.id == cmd.id]
+        if cmd.id is not None and not chosen:
+            raise ApiError(500, f"Could not stop dump: [{self.where}/{cmd.output_stream}] (Could not find dump info)")
+        events = [te.DumpStopped(self.vhost, self.name, cmd.output_stream, d.id) for d in chosen]
+        return Outcome([d.id for d in chosen], [self.ctx.events.emit(events)] if events else [])

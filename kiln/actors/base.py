@@ -81,6 +81,14 @@ def tell(ref: pykka.ActorRef[Any], command: Any) -> Future[Outcome]:
     return reply
 
 
+def tell_quietly(ref: pykka.ActorRef[Any], command: Any) -> None:
+    """Fire-and-forget to an actor that may already be stopping (its answer is not needed)."""
+    try:
+        tell(ref, command)
+    except ActorGone:
+        log.debug("dropped command for stopped actor command=%s", type(command).__name__)
+
+
 async def ask(ref: pykka.ActorRef[Any], command: Any) -> Any:
     """Send a command from asyncio and return its value once its events are durable."""
     outcome = await asyncio.wrap_future(tell(ref, command))

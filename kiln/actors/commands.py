@@ -77,3 +77,101 @@ class StartRecord:
 @dataclass(frozen=True)
 class StopRecord:
     body: Any
+
+
+@dataclass(frozen=True)
+class OpenStream:
+    """An ingest (RTMP/SRT/MPEG-TS publish, or a pull that connected) asks to create a stream."""
+
+    name: str
+    provider: str            # the app provider that must be enabled: rtmp, srt, mpegts, rtspPull
+    source_type: str         # OME's sourceType: Rtmp, SRT, MPEGTS, RtspPull
+    source_url: str
+    close_ingest: Any = None  # callable(reason): stop the source (DELETE stream)
+
+
+@dataclass(frozen=True)
+class StreamDescribed:
+    pass
+
+
+@dataclass(frozen=True)
+class EndStream:
+    reason: str
+
+
+@dataclass(frozen=True)
+class ForgetStream:
+    name: str
+    instance: str
+
+
+@dataclass(frozen=True)
+class StreamReady:
+    name: str
+    instance: str
+
+
+@dataclass(frozen=True)
+class DeleteStream:
+    name: str
+
+
+@dataclass(frozen=True)
+class CreatePull:
+    body: Any
+    request_url: str
+
+
+@dataclass(frozen=True)
+class PullFinished:
+    """A pull worker stopped for good (gave up, or was deleted)."""
+
+    name: str
+    reason: str
+    worker: Any
+
+
+@dataclass(frozen=True)
+class OutputAvailable:
+    """Sent to a task actor: the output stream it waits for exists and has started."""
+
+    stream: Any   # kiln.media.stream.LiveStream (the input)
+    output: Any   # kiln.media.stream.OutputStream
+
+
+@dataclass(frozen=True)
+class OutputGone:
+    """Sent to a task actor: its output stream ended."""
+
+    output_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordStreamEvent:
+    """Journal accepted sendEvent(s) payloads (they were injected on the event loop)."""
+
+    name: str
+    events: list[Any]
+
+
+@dataclass(frozen=True)
+class RegisterDump:
+    """startHlsDump after the media checks passed: duplicate checks and the durable task."""
+
+    stream: str
+    output_stream: str
+    id: str
+    output_path: str
+    playlists: list[str]
+    info_file: str
+    user_data: str
+
+
+@dataclass(frozen=True)
+class UnregisterDumps:
+    """stopHlsDump: the ids to stop (all of that output stream when ``id`` is None)."""
+
+    output_stream: str
+    id: str | None

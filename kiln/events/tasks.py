@@ -211,3 +211,18 @@ class DumpFileWritten(Event):
     @property
     def entity(self) -> str:
         return dump_entity(self.vhost, self.app, self.output_stream, self.id)
+
+
+@event
+@dataclass(frozen=True)
+class DumpRemoved(Event):
+    """A stopped dump is forgotten (its output stream ended, so its id is free again)."""
+
+    vhost: str
+    app: str
+    output_stream: str
+    id: str
+
+    @property
+    def entity(self) -> str:
+        return dump_entity(self.vhost, self.app, self.output_stream, self.id)

@@ -17,7 +17,7 @@ from starlette.routing import Route as StarletteRoute
 from kiln.actors.base import ActorGone
 from kiln.actors.context import Context
 from kiln.errors import ApiError
-from kiln.http import apps, misc, profiles, push, record, stats, streams, vhosts
+from kiln.http import apps, dumps, misc, profiles, push, record, stats, streams, vhosts
 from kiln.http.auth import CHALLENGE, check_authorization
 from kiln.http.cors import CorsPolicy
 from kiln.http.envelope import BASE_HEADERS, error
@@ -41,7 +41,7 @@ class ApiApp:
         self.max_body = max_body
         self.tls_reloader = tls_reloader
         self.router = Router()
-        for module in (misc, vhosts, apps, push, record, profiles, streams, stats):
+        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats):
             module.register(self.router, self)
         self.starlette = Starlette(routes=[StarletteRoute("/{path:path}", self.endpoint, methods=ALL_METHODS)])
 

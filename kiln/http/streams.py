@@ -1,4 +1,4 @@
-"""Streams (rest-spec §8): list and lookups; the media runtime supplies live details."""
+"""Streams (rest-spec §8, §11, §14): list, get, pull, delete, events, concludeHlsLive."""
 
 from __future__ import annotations
 
@@ -6,9 +6,26 @@ from typing import Any
 
 from starlette.responses import Response
 
-from kiln.http.envelope import ok
-from kiln.http.lookups import need_app, need_stream
+from kiln.actors.base import ask
+from kiln.actors.commands import CreatePull, DeleteStream, RecordStreamEvent
+from kiln.errors import ApiError
+from kiln.http.envelope import json_response, ok
+from kiln.http.lookups import app_ref, need_app, need_stream
 from kiln.http.router import APP, STREAM, VHOST, Call, Router
+from kiln.media.events import parse_event
+from kiln.timefmt import now
+
+
+def check_pull_body(body: Any) -> None:
+    """rest-spec §8.2 body checks, in order."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be an object")
+    if not isinstance(body.get("name"), str) or not isinstance(body.get("urls"), list):
+        raise ApiError(400, "Stream name or urls is required")
+    if not body["urls"]:
+        raise ApiError(400, "Urls must be at least one")
+    if not all(isinstance(u, str) for u in body["urls"]):
+        raise ApiError(400, "Url must be a string")
 
 
 def register(router: Router, api: Any) -> None:
@@ -23,6 +40,80 @@ def register(router: Router, api: Any) -> None:
         stream = need_stream(ctx, call.params["vhost"], call.params["app"], call.params["stream"])
         return ok(stream.describe_json())
 
+    async def create_pull(call: Call) -> Response:
+        view = need_app(ctx, call.params["vhost"], call.params["app"])
+        check_pull_body(call.body)
+        request_url = str(call.request.url)
+        waiter = await ask(app_ref(ctx, view.vhost, view.name), CreatePull(call.body, request_url))
+        import asyncio
+
+        connected = await asyncio.wrap_future(waiter)
+        if not connected:
+            raise ApiError(502, f"Could not pull the stream : {request_url}")
+        return json_response(201, {"message": "Created", "statusCode": 201})
+
+    async def delete_stream(call: Call) -> Response:
+        vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
+        need_stream(ctx, vh, ap, st)
+        await ask(app_ref(ctx, vh, ap), DeleteStream(st))
+        return ok()
+
+    def inject(vh: str, ap: str, st: str, body: Any) -> Any:
+        stream = need_stream(ctx, vh, ap, st)
+        event = parse_event(body)
+        where = f"[{vh}/{ap}/{st}]"
+        llhls = ctx.media.llhls if ctx.media is not None else None
+        targets = [llhls.find(vh, ap, out) for out in stream.outputs] if llhls is not None else []
+        targets = [t for t in targets if t is not None and not t.concluded]
+        if event.event_format != "id3v2" or not stream.started or not targets:
+            reason = "" if event.event_format == "id3v2" else f" ({event.event_format} markers are not supported)"
+            raise ApiError(500, f"Internal Server Error - Could not inject event: {where}{reason}")
+        time_ms = int(stream.last_packet_pts_ms + max(0.0, now() - stream.last_packet_wall) * 1000)
+        taken = sum(t.add_event(event.event_type, time_ms, event.tag) for t in targets)
+        if taken == 0:
+            raise ApiError(500, f"Internal Server Error - Could not inject event: {where}")
+        return event
+
+    async def send_event(call: Call) -> Response:
+        vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
+        event = inject(vh, ap, st, call.body)
+        await ask(app_ref(ctx, vh, ap), RecordStreamEvent(st, [event]))
+        return ok()
+
+    async def send_events(call: Call) -> Response:
+        vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
+        need_stream(ctx, vh, ap, st)
+        if not isinstance(call.body, list) or not call.body:
+            raise ApiError(400, "events(array) is required")
+        results, accepted = [], []
+        for item in call.body:
+            try:
+                accepted.append(inject(vh, ap, st, item))
+                results.append({"message": "OK", "statusCode": 200})
+            except ApiError as exc:
+                results.append({"message": exc.text, "statusCode": exc.status})
+        if accepted:
+            await ask(app_ref(ctx, vh, ap), RecordStreamEvent(st, accepted))
+        codes = {r["statusCode"] for r in results}
+        return json_response(codes.pop() if len(codes) == 1 else 207, results)
+
+    async def conclude(call: Call) -> Response:
+        vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
+        stream = need_stream(ctx, vh, ap, st)
+        llhls = ctx.media.llhls if ctx.media is not None else None
+        targets = [llhls.find(vh, ap, out) for out in stream.outputs] if llhls is not None else []
+        targets = [t for t in targets if t is not None]
+        if not targets:
+            raise ApiError(500, f"Internal Server Error - Could not inject ConcludeLive event: [{vh}/{ap}/{st}]")
+        for target in targets:
+            target.conclude()
+        return ok()
+
     base = rf"/v1/vhosts/{VHOST}/apps/{APP}/streams"
+    router.add("POST", rf"{base}/{STREAM}:sendEvent", send_event)
+    router.add("POST", rf"{base}/{STREAM}:sendEvents", send_events)
+    router.add("POST", rf"{base}/{STREAM}:concludeHlsLive", conclude)
     router.add("GET", base, list_streams)
+    router.add("POST", base, create_pull)
     router.add("GET", rf"{base}/{STREAM}", get_stream)
+    router.add("DELETE", rf"{base}/{STREAM}", delete_stream)

@@ -193,6 +193,10 @@ class StreamHub:
                         return
             self._subscribers = (*self._subscribers, sub)
 
+    def gop_snapshot(self) -> list[Packet]:
+        with self._lock:
+            return list(self._gop)
+
     def unsubscribe(self, sub: Subscriber | CallbackSubscriber) -> None:
         with self._lock:
             self._subscribers = tuple(s for s in self._subscribers if s is not sub)

@@ -160,6 +160,9 @@ class TasksProjection:
         if task is not None:
             task.enabled = False
 
+    def _on_DumpRemoved(self, ev: te.DumpRemoved) -> None:
+        self.dumps.pop((ev.vhost, ev.app, ev.output_stream, ev.id), None)
+
     def _on_DumpFileWritten(self, ev: te.DumpFileWritten) -> None:
         task = self.dumps.get((ev.vhost, ev.app, ev.output_stream, ev.id))
         if task is not None:

@@ -1,0 +1,51 @@
+"""The stream actor: journals one live stream instance's lifecycle (described, ended with reason).
+
+It never touches packets; the LiveStream's hubs carry media. Ending is idempotent: the source
+going away, a DELETE and a server shutdown may race, and exactly one StreamEnded is journaled.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kiln.actors.base import CommandActor, Outcome, tell_quietly
+from kiln.actors.commands import EndStream, ForgetStream, StreamDescribed, StreamReady, Teardown
+from kiln.actors.context import Context
+from kiln.events import streams as se
+from kiln.media.stream import LiveStream
+
+log = logging.getLogger(__name__)
+
+
+class StreamActor(CommandActor):
+    def __init__(self, ctx: Context, stream: LiveStream, app_ref: Any) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.stream = stream
+        self.app_ref = app_ref
+        self.ended = False
+
+    def handle_StreamDescribed(self, cmd: StreamDescribed) -> Outcome:
+        if self.ended:
+            return Outcome(None)
+        s = self.stream
+        fut = self.ctx.events.emit([se.StreamTracksDescribed(s.vhost, s.app, s.name, s.instance,
+                                                             s.tracks_summary())])
+        tell_quietly(self.app_ref, StreamReady(s.name, s.instance))
+        return Outcome(None, [fut])
+
+    def handle_EndStream(self, cmd: EndStream) -> Outcome:
+        if self.ended:
+            return Outcome(None)
+        self.ended = True
+        s = self.stream
+        s.end(cmd.reason)
+        fut = self.ctx.events.emit([se.StreamEnded(s.vhost, s.app, s.name, s.instance, cmd.reason, s.bytes_in)])
+        tell_quietly(self.app_ref, ForgetStream(s.name, s.instance))
+        self.actor_ref.stop(block=False)
+        return Outcome(None, [fut])
+
+    def handle_Teardown(self, cmd: Teardown) -> Outcome:
+        self.stream.close_ingest(cmd.reason)
+        return self.handle_EndStream(EndStream(cmd.reason))

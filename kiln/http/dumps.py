@@ -1,0 +1,91 @@
+"""HLS dumps (rest-spec §12): ``:startHlsDump``, ``:stopHlsDump``, ``:hlsDumps``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from kiln.actors.base import ask
+from kiln.actors.commands import RegisterDump, UnregisterDumps
+from kiln.errors import ApiError
+from kiln.http.envelope import ok
+from kiln.http.lookups import app_ref, need_stream
+from kiln.http.router import APP, STREAM, VHOST, Call, Router
+from kiln.projections.tasks import DumpTask
+
+
+def dump_json(task: DumpTask) -> dict[str, Any]:
+    out: dict[str, Any] = {"enabled": task.enabled, "id": task.id, "outputPath": task.output_path,
+                           "outputStreamName": task.output_stream}
+    if task.info_file:
+        out["infoFile"] = task.info_file
+    if task.playlists:
+        out["playlist"] = list(task.playlists)
+    if task.user_data:
+        out["userData"] = task.user_data
+    return out
+
+
+def register(router: Router, api: Any) -> None:
+    ctx = api.ctx
+
+    def common(call: Call, output: str) -> tuple[Any, Any]:
+        """The two shared 404s: the output stream must belong to this input and be published as LL-HLS."""
+        vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
+        stream = need_stream(ctx, vh, ap, st)
+        if output not in stream.outputs:
+            raise ApiError(404, f"Could not find output stream: [{vh}/{ap}/{output}]")
+        llhls = ctx.media.llhls.find(vh, ap, output) if ctx.media.llhls is not None else None
+        if llhls is None:
+            raise ApiError(404, f"Could not find LLHLS stream: [{vh}/{ap}/{output}]")
+        return stream, llhls
+
+    async def start(call: Call) -> Response:
+        vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
+        need_stream(ctx, vh, ap, st)
+        body = call.body if isinstance(call.body, dict) else {}
+        fields = [body.get(k) for k in ("id", "outputStreamName", "outputPath")]
+        if not all(isinstance(f, str) and f for f in fields):
+            raise ApiError(400, "id, outputStreamName and outputPath are required")
+        dump_id, output, path = fields
+        stream, llhls = common(call, output)
+        playlists = [p for p in body.get("playlist") or [] if isinstance(p, str)] \
+            if isinstance(body.get("playlist"), list) else []
+        info = body.get("infoFile") if isinstance(body.get("infoFile"), str) else ""
+        user_data = body.get("userData") if isinstance(body.get("userData"), str) else ""
+        await ask(app_ref(ctx, vh, ap), RegisterDump(st, output, dump_id, path, playlists, info, user_data))
+        ctx.media.llhls.start_dump(llhls, dump_id, path, playlists, info, user_data)
+        return ok()
+
+    async def stop(call: Call) -> Response:
+        vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
+        need_stream(ctx, vh, ap, st)
+        body = call.body if isinstance(call.body, dict) else {}
+        output = body.get("outputStreamName")
+        if not isinstance(output, str):
+            raise ApiError(400, "outputStreamName is required")
+        _stream, llhls = common(call, output)
+        dump_id = body.get("id") if isinstance(body.get("id"), str) else None
+        stopped = await ask(app_ref(ctx, vh, ap), UnregisterDumps(output, dump_id))
+        for dump in list(llhls.dumps):
+            if dump.id in stopped:
+                dump.stop()
+                llhls.dumps.remove(dump)
+        return ok()
+
+    async def listing(call: Call) -> Response:
+        vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
+        need_stream(ctx, vh, ap, st)
+        body = call.body if isinstance(call.body, dict) else {}
+        output = body.get("outputStreamName")
+        if not isinstance(output, str):
+            raise ApiError(400, "outputStreamName is required")
+        common(call, output)
+        wanted = body.get("id") if isinstance(body.get("id"), str) else None
+        return ok([dump_json(d) for d in ctx.tasks.dump_list(vh, ap, output) if wanted is None or d.id == wanted])
+
+    base = rf"/v1/vhosts/{VHOST}/apps/{APP}/streams/{STREAM}"
+    router.add("POST", rf"{base}:startHlsDump", start)
+    router.add("POST", rf"{base}:stopHlsDump", stop)
+    router.add("POST", rf"{base}:hlsDumps", listing)

@@ -1,0 +1,88 @@
+"""The media side of one Kiln process: protocol listeners, the stream registry, task counters."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kiln.media.llhls.publisher import LlhlsPublisher
+from kiln.media.registry import StreamRegistry, TaskCounters
+
+log = logging.getLogger(__name__)
+
+
+class MediaRuntime:
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.streams = StreamRegistry()
+        self.task_counters = TaskCounters()
+        self.ctx: Any = None
+        self.rtmp: Any = None
+        self.llhls: LlhlsPublisher | None = None
+        self.addresses: dict[str, tuple[str, int]] = {}
+
+    def attach(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.llhls = LlhlsPublisher(ctx.stats, ctx.tasks)
+
+    # -- stream lifecycle hooks (called by app actors, any thread) --
+    def stream_created(self, stream: Any) -> None:
+        if self.llhls is not None:
+            self.llhls.stream_created(stream)
+
+    def stream_started(self, stream: Any, app_config: dict[str, Any]) -> None:
+        if self.llhls is not None:
+            self.llhls.stream_started(stream, app_config)
+
+    def stream_ended(self, stream: Any) -> None:
+        if self.llhls is not None:
+            self.llhls.stream_ended(stream)
+
+    def http_apps(self) -> dict[str, Any]:
+        """Starlette apps for the publisher ports: name -> (app, port)."""
+        from kiln.media.llhls.server import LlhlsServer
+
+        out: dict[str, Any] = {}
+        port = self.config.bind.llhls_port
+        if port is not None and self.llhls is not None:
+            out["llhls"] = (LlhlsServer(self.ctx, self.llhls).starlette, port)
+        return out
+
+    async def start(self, host: str) -> None:
+        """Open the ingest listeners configured under Bind/Providers."""
+        import asyncio
+
+        from kiln.media.ingest import RtmpIngest
+        from kiln.media.rtmp.server import RtmpServer
+
+        if self.llhls is not None:
+            self.llhls.attach(asyncio.get_running_loop())
+        bind = self.config.bind
+        if bind.rtmp_port is not None:
+            enhanced = bool(getattr(getattr(self.config, "modules", None), "ertmp", False))
+            self.rtmp = RtmpServer(RtmpIngest(self.ctx, bind.rtmp_port), host=host, port=bind.rtmp_port,
+                                   enhanced_rtmp=enhanced)
+            await self.rtmp.start()
+            self.addresses["rtmp"] = (host, self.rtmp.port)
+            log.info("rtmp listening address=%s:%d", host, self.rtmp.port)
+
+    async def close(self) -> None:
+        if self.llhls is not None:
+            self.llhls.close()
+        if self.rtmp is not None:
+            await self.rtmp.close()
+            self.rtmp = None
+
+    def queue_metrics(self) -> list[dict[str, Any]]:
+        """OME's internal queue metrics, one entry per hub subscriber queue."""
+        out = []
+        for stream in self.streams.all():
+            hubs = [stream.input, *(o.hub for o in stream.outputs.values())]
+            for hub in hubs:
+                for sub in hub.subscribers:
+                    size = len(sub) if hasattr(sub, "__len__") else 0
+                    out.append({"id": id(sub), "urn": f"{hub.name}/{sub.name}", "type": type(sub).__name__,
+                                "size": size, "peak": sub.stats.peak,
+                                "threshold": getattr(sub, "max_packets", 0), "avgWaitingTime": 0,
+                                "inputPerSecond": 0, "outputPerSecond": 0, "drop": sub.stats.dropped_packets})
+        return out
