@@ -36,6 +36,7 @@ from kiln.events import tasks as te
 from kiln.http.api import ApiApp
 from kiln.http.cors import CorsPolicy
 from kiln.journal import Journal, NewRecord, SnapshotStore
+from kiln.media.record.recovery import recover_inflight
 from kiln.media.runtime import MediaRuntime
 from kiln.projections.catalog import CatalogProjection
 from kiln.projections.stats import StatsProjection
@@ -157,6 +158,16 @@ class KilnService:
                                                "application no longer exists"))
                 notes.append(f"record {record.vhost}/{record.app}/{record.id} dropped: "
                              "application no longer exists")
+        for inflight, finished, problem in recover_inflight(self.data_dir):
+            if finished is None:
+                notes.append(f"recording {inflight.vhost}/{inflight.app}/{inflight.id} #{inflight.sequence}: {problem}")
+                continue
+            events.append(te.RecordFileFinished(
+                inflight.vhost, inflight.app, inflight.id, finished.sequence, finished.file_path, finished.info_path,
+                finished.record_bytes, finished.record_time_ms, finished.start_time, finished.finish_time, False,
+                recovered=True))
+            notes.append(f"recording {inflight.vhost}/{inflight.app}/{inflight.id} #{finished.sequence} recovered "
+                         f"after a crash: {finished.real_path} ({finished.record_bytes} bytes)")
         events.append(sv.ServerStarted(__version__, os.getpid(), self.config_name, replayed, snapshot_seq, notes))
         self.events.emit(events).result()
         for note in notes:

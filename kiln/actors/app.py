@@ -116,17 +116,22 @@ class AppActor(CommandActor):
         self.task_streams[("push", task.id)] = task.stream_name
         self._offer_output(self.pushes[task.id], task.stream_name)
 
-    def _spawn_record(self, task: RecordTask) -> None:
+    def _spawn_record(self, task: RecordTask, wait: bool = False) -> list[Any]:
         self.records[task.id] = RecordActor.start(self.ctx, task)
         self.task_streams[("record", task.id)] = task.stream_name
-        self._offer_output(self.records[task.id], task.stream_name)
+        return self._offer_output(self.records[task.id], task.stream_name, wait)
 
-    def _offer_output(self, ref: Any, output_name: str) -> None:
-        """Tell a task actor its output stream is live, if it is (reserved tasks start this way)."""
+    def _offer_output(self, ref: Any, output_name: str, wait: bool = False) -> list[Any]:
+        """Tell a task actor its output stream is live, if it is (reserved tasks start this way).
+        With ``wait`` the task has started (or failed) when this returns; its events' futures are returned."""
         for stream, _ref in self.streams.values():
             if stream.started and stream.ended_reason is None and output_name in stream.outputs:
-                tell_quietly(ref, OutputAvailable(stream, stream.outputs[output_name]))
-                return
+                command = OutputAvailable(stream, stream.outputs[output_name])
+                if not wait:
+                    tell_quietly(ref, command)
+                    return []
+                return list(tell(ref, command).result(timeout=30).durable)
+        return []
 
     def _task_refs(self) -> list[tuple[Any, str]]:
         refs = [(ref, self.task_streams.get(("push", i), "")) for i, ref in self.pushes.items()]
@@ -258,10 +263,10 @@ class AppActor(CommandActor):
             task.vhost, task.app, task.id, task.transaction_id, task.stream_name, task.variant_names,
             task.track_ids, task.file_path, task.info_path, task.interval, task.schedule,
             task.segmentation_rule, task.metadata, task.created_time)])
-        self._spawn_record(task)
+        started = self._spawn_record(task, wait=True)
         log.info("record created vhost=%s app=%s id=%s stream=%s", self.vhost, self.name, task.id,
                  task.stream_name)
-        return Outcome(task, [fut])
+        return Outcome(task, [fut, *started])
 
     def handle_StopRecord(self, cmd: StopRecord) -> Outcome:
         self._file_enabled()

@@ -175,3 +175,17 @@ class UnregisterDumps:
 
     output_stream: str
     id: str | None
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A media session (push/record) reports a state; ``session`` tells stale reports apart."""
+
+    session: int
+    state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Retry:
+    session: int

@@ -1,0 +1,77 @@
+"""The recording info XML: one ``<file>`` appended per finished file (rest-spec §10.6, seed 003).
+
+Written as a new file then renamed over the old one, so a crash never leaves half a document.
+``<interval>``/``<schedule>`` are written as the seed page shows (OME's code omits them).
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiln.timefmt import format_time
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    transaction_id: str
+    id: str
+    metadata: str
+    vhost: str
+    app: str
+    stream: str
+    file_path: str
+    record_bytes: int
+    record_time_ms: int
+    sequence: int
+    last_sequence: bool
+    created_time: float
+    start_time: float
+    finish_time: float
+    interval: int = 0
+    schedule: str = ""
+
+
+def append_entry(info_path: Path, entry: FileEntry) -> None:
+    root: ET.Element
+    try:
+        root = ET.parse(info_path).getroot()
+        if root.tag != "files":
+            root = ET.Element("files")
+    except (OSError, ET.ParseError):
+        root = ET.Element("files")
+    f = ET.SubElement(root, "file")
+    for tag, value in (("transactionId", entry.transaction_id), ("id", entry.id), ("metadata", entry.metadata),
+                       ("vhost", entry.vhost), ("app", entry.app), ("stream", entry.stream)):
+        ET.SubElement(f, tag).text = value
+    ET.SubElement(f, "filePath").text = entry.file_path
+    if entry.interval > 0:
+        ET.SubElement(f, "interval").text = str(entry.interval)
+    if entry.schedule:
+        ET.SubElement(f, "schedule").text = entry.schedule
+    for tag, value in (("recordBytes", entry.record_bytes), ("recordTime", entry.record_time_ms),
+                       ("sequence", entry.sequence)):
+        ET.SubElement(f, tag).text = str(value)
+    ET.SubElement(f, "lastSequence").text = "true" if entry.last_sequence else "false"
+    for tag, ts in (("createdTime", entry.created_time), ("startTime", entry.start_time),
+                    ("finishTime", entry.finish_time)):
+        ET.SubElement(f, tag).text = format_time(ts)
+    ET.indent(root, space="  ")
+    body = ET.tostring(root, encoding="unicode")
+    # OME wraps filePath in CDATA; ElementTree escapes instead, so splice CDATA in for that element
+    for el in root.iter("filePath"):
+        escaped = ET.tostring(el, encoding="unicode").strip()
+        body = body.replace(escaped, f"<filePath><![CDATA[{el.text}]]></filePath>", 1)
+    info_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = info_path.with_name(info_path.name + ".tmp")
+    tmp.write_text('<?xml version="1.0" encoding="utf-8"?>\n' + body + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, info_path)
+
+
+def read_entries(info_path: Path) -> list[dict[str, str]]:
+    """The entries of an info file (for tests and recovery checks)."""
+    root = ET.parse(info_path).getroot()
+    return [{child.tag: (child.text or "") for child in f} for f in root.findall("file")]
