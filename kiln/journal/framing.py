@@ -1,0 +1,77 @@
+"""Frame layout of a journal segment: ``u32 length | u32 crc32 | msgpack body``, little-endian.
+
+The body is the msgpack array ``[seq, time, entity, type, version, payload]``. A frame whose
+header or body runs past the end of the file is a torn write; a frame whose CRC or body does
+not check is damage. The scanner reports which, and where, and lets the caller decide.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import msgpack
+
+from kiln.journal.records import Record
+
+HEADER = struct.Struct("<II")
+MAX_FRAME = 64 * 1024 * 1024
+
+
+def encode_frame(record: Record) -> bytes:
+    body = msgpack.packb(record.as_list(), use_bin_type=True)
+    return HEADER.pack(len(body), zlib.crc32(body)) + body
+
+
+def decode_body(body: bytes) -> Record:
+    seq, time_, entity, type_, version, payload = msgpack.unpackb(body, raw=False, strict_map_key=False)
+    if not isinstance(seq, int) or not isinstance(payload, dict):
+        raise ValueError("record fields have the wrong types")
+    return Record(seq, float(time_), str(entity), str(type_), int(version), payload)
+
+
+@dataclass(frozen=True)
+class Frame:
+    offset: int
+    end: int
+    record: Record
+
+
+@dataclass(frozen=True)
+class ScanStop:
+    """Where and why a scan stopped before the end of the data (None when it read everything)."""
+
+    offset: int
+    reason: str
+    torn: bool  # True: the data simply ends mid-frame; False: a complete frame is damaged
+
+
+def scan(data: bytes | memoryview, stop: list[ScanStop]) -> Iterator[Frame]:
+    """Yield frames from ``data``; on the first bad frame append a ScanStop to ``stop`` and end."""
+    view = memoryview(data)
+    offset, size = 0, len(view)
+    while offset < size:
+        if size - offset < HEADER.size:
+            stop.append(ScanStop(offset, "truncated frame header", True))
+            return
+        length, crc = HEADER.unpack_from(view, offset)
+        if length > MAX_FRAME:
+            stop.append(ScanStop(offset, f"frame length {length} is impossible", False))
+            return
+        end = offset + HEADER.size + length
+        if end > size:
+            stop.append(ScanStop(offset, f"frame of {length} bytes cut off at end of file", True))
+            return
+        body = view[offset + HEADER.size:end]
+        if zlib.crc32(body) != crc:
+            stop.append(ScanStop(offset, "checksum mismatch", end == size))
+            return
+        try:
+            record = decode_body(bytes(body))
+        except Exception as exc:  # noqa: BLE001 - any undecodable body is damage
+            stop.append(ScanStop(offset, f"undecodable record ({exc})", False))
+            return
+        yield Frame(offset, end, record)
+        offset = end

@@ -1,0 +1,234 @@
+"""The append-only journal: one writer thread, group commit, segments, listeners.
+
+``append`` hands records to the writer thread and returns a future. The writer drains every
+append waiting in its queue, numbers the records, writes them with one ``write`` and one
+``fsync`` (group commit), tells the listeners (projections) in sequence order, and only then
+completes the futures. So a caller that waited for its future sees its own effect in every read
+model, and a crash can lose only appends whose futures never completed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from kiln.journal.errors import JournalClosedError, JournalFailedError
+from kiln.journal.framing import encode_frame
+from kiln.journal.reader import iter_records, scan_segment
+from kiln.journal.records import NewRecord, Record
+from kiln.journal.segments import fsync_dir, journal_dir, list_segments, segment_path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
+Listener = Callable[[list[Record]], None]
+
+
+@dataclass
+class OpenReport:
+    """What opening found: shown in the startup log and by ``kiln journal stats``."""
+
+    segments: int = 0
+    last_seq: int = 0
+    truncated_file: str | None = None
+    truncated_bytes: int = 0
+    truncated_reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Append:
+    records: list[NewRecord]
+    future: Future[list[Record]]
+
+
+class Journal:
+    def __init__(self, directory: Path, *, segment_bytes: int, fsync: bool) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        self.fsync = fsync
+        self.open_report = OpenReport()
+        self._listeners: list[Listener] = []
+        self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._last_seq = 0
+        self._failed: BaseException | None = None
+        self._file: BinaryIO | None = None
+        self._size = 0
+        self._thread = threading.Thread(target=self._run, name="kiln-journal", daemon=True)
+
+    # -- opening -----------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, data_dir: str | Path, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+             fsync: bool = True) -> Journal:
+        """Open (or create) the journal in ``data_dir/journal``, cutting a torn last frame."""
+        directory = journal_dir(Path(data_dir))
+        directory.mkdir(parents=True, exist_ok=True)
+        journal = cls(directory, segment_bytes=segment_bytes, fsync=fsync)
+        journal._recover()
+        journal._thread.start()
+        return journal
+
+    def _recover(self) -> None:
+        segments = list_segments(self.directory)
+        report = self.open_report
+        report.segments = len(segments)
+        if not segments:
+            self._open_segment(1)
+            return
+        first_seq, path = segments[-1]
+        found = scan_segment(path, first_seq, tail=True)
+        if found.stop is not None:
+            cut = found.size - found.valid_bytes
+            log.warning("journal torn tail cut file=%s offset=%d bytes=%d reason=%s", path, found.valid_bytes,
+                        cut, found.stop.reason)
+            with open(path, "r+b") as fh:
+                fh.truncate(found.valid_bytes)
+                os.fsync(fh.fileno())
+            report.truncated_file, report.truncated_bytes = str(path), cut
+            report.truncated_reason = found.stop.reason
+        self._last_seq = found.last_seq
+        report.last_seq = found.last_seq
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - owned until close()
+        self._size = found.valid_bytes
+
+    def _open_segment(self, first_seq: int) -> None:
+        if self._file is not None:
+            self._file.close()
+        path = segment_path(self.directory, first_seq)
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - owned until close()
+        self._size = 0
+        fsync_dir(self.directory)
+
+    # -- public API --------------------------------------------------------------------------------
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    def add_listener(self, fn: Listener) -> None:
+        """``fn(records)`` runs on the writer thread after each durable write, in order."""
+        self._listeners.append(fn)
+
+    def append(self, records: list[NewRecord]) -> Future[list[Record]]:
+        future: Future[list[Record]] = Future()
+        with self._close_lock:
+            if self._closed:
+                raise JournalClosedError("journal is closed")
+            if self._failed is not None:
+                raise JournalFailedError(f"journal stopped after a failed write: {self._failed}")
+            if not records:
+                future.set_result([])
+                return future
+            self._queue.put(_Append(list(records), future))
+        return future
+
+    def read(self, from_seq: int = 1) -> Iterator[Record]:
+        return iter_records(self.directory, from_seq)
+
+    def close(self) -> None:
+        """Finish every queued append, then close the file."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        if self._thread.is_alive():
+            self._thread.join()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    # -- writer thread -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch: list[_Append] = []
+            stop = item is None
+            if item is not None:
+                batch.append(item)
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                else:
+                    batch.append(more)
+            if batch:
+                self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Append]) -> None:
+        if self._failed is not None:
+            for item in batch:
+                item.future.set_exception(JournalFailedError(f"journal stopped after a failed write: {self._failed}"))
+            return
+        now = time.time()
+        seq = self._last_seq
+        results: list[list[Record]] = []
+        chunks: list[bytes] = []
+        start_size = self._size
+        try:
+            for item in batch:
+                records = []
+                for new in item.records:
+                    seq += 1
+                    record = Record(seq, now, new.entity, new.type, new.version, new.payload)
+                    records.append(record)
+                    frame = encode_frame(record)
+                    if self._size >= self.segment_bytes:
+                        self._write(b"".join(chunks))
+                        chunks = []
+                        self._open_segment(seq)
+                        start_size = 0
+                    chunks.append(frame)
+                    self._size += len(frame)
+                results.append(records)
+            self._write(b"".join(chunks))
+        except Exception as exc:  # noqa: BLE001 - the failure goes to every waiting caller
+            log.error("journal write failed error=%s; further appends are refused", exc)
+            self._failed = exc
+            self._rollback(start_size)
+            for item in batch:
+                item.future.set_exception(exc)
+            return
+        self._last_seq = seq
+        every = [r for records in results for r in records]
+        for listener in self._listeners:
+            try:
+                listener(every)
+            except Exception:
+                log.exception("journal listener failed")
+        for item, records in zip(batch, results, strict=True):
+            item.future.set_result(records)
+
+    def _write(self, data: bytes) -> None:
+        assert self._file is not None
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            if written is None:
+                raise OSError("journal write would block")
+            view = view[written:]
+        if self.fsync:
+            os.fsync(self._file.fileno())
+
+    def _rollback(self, size: int) -> None:
+        """Cut whatever a failed batch left in the current segment."""
+        try:
+            if self._file is not None:
+                self._file.truncate(size)
+                self._size = size
+        except OSError as exc:
+            log.error("journal rollback failed error=%s", exc)
