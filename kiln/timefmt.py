@@ -14,9 +14,16 @@ EPOCH = 0.0
 
 def format_time(ts: float) -> str:
     """Format a Unix time (seconds, float) as OME does."""
-    dt = datetime.fromtimestamp(ts).astimezone()
-    offset = dt.strftime("%z") or "+0000"
-    return f"{dt.strftime('%Y-%m-%dT%H:%M:%S')}.{dt.microsecond // 1000:03d}{offset[:3]}:{offset[3:]}"
+    # time.localtime, not datetime: freezegun's datetime.fromtimestamp ignores the local zone
+    whole = int(ts // 1)
+    millis = int(round((ts - whole) * 1000))
+    if millis == 1000:
+        whole, millis = whole + 1, 0
+    local = time.localtime(whole)
+    offset = local.tm_gmtoff or 0
+    sign = "-" if offset < 0 else "+"
+    hours, minutes = divmod(abs(offset) // 60, 60)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', local)}.{millis:03d}{sign}{hours:02d}:{minutes:02d}"
 
 
 def now() -> float:

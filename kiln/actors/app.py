@@ -7,12 +7,14 @@ they are durable entities of their own, not fields of a publisher object that is
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 from typing import Any
 
 from kiln.actors import configcheck
-from kiln.actors.base import CommandActor, Outcome, tell, tell_quietly
+from kiln.actors.base import CommandActor, Outcome, ask_blocking, tell, tell_quietly
 from kiln.actors.commands import (
     AddOutputProfiles,
+    CreatePull,
     DeleteOutputProfile,
     DeleteStream,
     EndStream,
@@ -21,6 +23,8 @@ from kiln.actors.commands import (
     OutputAvailable,
     OutputGone,
     PatchApp,
+    PullConnected,
+    PullFinished,
     RecordStreamEvent,
     RegisterDump,
     ReplaceOutputProfile,
@@ -44,6 +48,8 @@ from kiln.errors import ApiError, read_only, stream_not_found
 from kiln.events import catalog as ce
 from kiln.events import streams as se
 from kiln.events import tasks as te
+from kiln.media.pull.properties import PullProperties, parse_pull_properties, properties_from_json
+from kiln.media.pull.worker import PullHooks, PullWorker
 from kiln.media.stream import LiveStream
 from kiln.projections.catalog import (
     merge_patch,
@@ -73,6 +79,7 @@ class AppActor(CommandActor):
         self.streams: dict[str, tuple[LiveStream, Any]] = {}
         self.task_streams: dict[tuple[str, str], str] = {}  # (kind, id) -> output stream name
         self.dumps: set[tuple[str, str, str, str]] = set()  # registered in this process, not yet durable
+        self.pulls: dict[str, PullWorker] = {}
 
     @property
     def where(self) -> str:
@@ -85,14 +92,24 @@ class AppActor(CommandActor):
             self._spawn_push(push)
         for record in self.ctx.tasks.record_list(self.vhost, self.name):
             self._spawn_record(record)
+        if self.ctx.media is not None:  # pulls reconnect after a restart (OME forgets them)
+            for pull in self.ctx.catalog.pull_list():
+                if (pull.vhost, pull.app) == (self.vhost, self.name):
+                    self._spawn_pull(pull.name, pull.urls, properties_from_json(pull.properties), None)
 
     def on_stop(self) -> None:
+        for worker in list(self.pulls.values()):
+            worker.close("server stopping")
+        for worker in list(self.pulls.values()):
+            worker.join(10)
         for ref in [*self.pushes.values(), *self.records.values()]:
             ref.stop(block=True, timeout=30)
         self.pushes.clear()
         self.records.clear()
 
     def handle_Teardown(self, cmd: Teardown) -> Outcome:
+        for worker in self.pulls.values():
+            worker.close(cmd.reason)
         for ref in [*self.pushes.values(), *self.records.values()]:
             ref.tell(Teardown(cmd.reason))
         self._end_all_streams(cmd.reason)
@@ -365,6 +382,59 @@ class AppActor(CommandActor):
         durable = list(tell(ref, EndStream("deleted by API")).result(timeout=30).durable)
         self._forget(stream)
         return Outcome(None, durable)
+
+    # -- pulls --
+    def _spawn_pull(self, name: str, urls: list[str], props: PullProperties, waiter: Future[bool] | None) -> None:
+        me = self.actor_ref
+
+        def open_stream(url: str, close: Any) -> LiveStream:
+            return ask_blocking(me, OpenStream(name, "rtspPull", "RtspPull", url, close))
+
+        def connected(_url: str) -> None:
+            ask_blocking(me, PullConnected(name, worker))
+
+        def finished(reason: str) -> None:
+            tell_quietly(me, PullFinished(name, reason, worker))
+
+        worker = PullWorker(f"{self.where}", name, urls, props, PullHooks(open_stream, connected, finished), waiter)
+        self.pulls[name] = worker
+        worker.start()
+
+    def handle_CreatePull(self, cmd: CreatePull) -> Outcome:
+        body = cmd.body
+        name, urls = body["name"], list(body["urls"])
+        if name in self.streams or name in self.pulls:
+            raise ApiError(409, "Stream already exists")
+        waiter: Future[bool] = Future()
+        scheme = urls[0].split("://", 1)[0].lower() if "://" in urls[0] else ""
+        if scheme not in ("rtsp", "rtspc") or not configcheck.provider_enabled(self.config, "rtspPull"):
+            log.warning("pull refused where=%s stream=%s scheme=%s", self.where, name, scheme or "none")
+            waiter.set_result(False)
+            return Outcome(waiter)
+        self._spawn_pull(name, urls, parse_pull_properties(body), waiter)
+        return Outcome(waiter)
+
+    def handle_PullConnected(self, cmd: PullConnected) -> Outcome:
+        if self.pulls.get(cmd.name) is not cmd.worker:
+            return Outcome(None)
+        known = {p.name for p in self.ctx.catalog.pull_list() if (p.vhost, p.app) == (self.vhost, self.name)}
+        if cmd.name in known:
+            return Outcome(None)
+        w = cmd.worker
+        fut = self.ctx.events.emit([se.PullDefined(self.vhost, self.name, cmd.name, list(w.urls), w.props.as_json(),
+                                                   w.props.persistent, now())])
+        return Outcome(None, [fut])
+
+    def handle_PullFinished(self, cmd: PullFinished) -> Outcome:
+        if self.pulls.get(cmd.name) is not cmd.worker:
+            return Outcome(None)
+        del self.pulls[cmd.name]
+        if cmd.reason == "server stopping":
+            return Outcome(None)  # kept in the journal: it reconnects at the next start
+        known = {p.name for p in self.ctx.catalog.pull_list() if (p.vhost, p.app) == (self.vhost, self.name)}
+        if cmd.name not in known:
+            return Outcome(None)
+        return Outcome(None, [self.ctx.events.emit([se.PullRemoved(self.vhost, self.name, cmd.name, cmd.reason)])])
 
     def handle_RecordStreamEvent(self, cmd: RecordStreamEvent) -> Outcome:
         events = [se.StreamEventSent(self.vhost, self.name, cmd.name, e.event_format, e.event_type, e.events,

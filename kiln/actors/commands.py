@@ -124,6 +124,14 @@ class CreatePull:
 
 
 @dataclass(frozen=True)
+class PullConnected:
+    """A pull worker's first successful connection: the definition becomes durable."""
+
+    name: str
+    worker: Any
+
+
+@dataclass(frozen=True)
 class PullFinished:
     """A pull worker stopped for good (gave up, or was deleted)."""
 

@@ -1,0 +1,1 @@
+"""Pulled streams (``POST …/streams``): a worker thread per pull that connects, demuxes and feeds a stream."""

@@ -1,0 +1,53 @@
+"""The ``properties`` of a pull request (rest-spec §8.2), with OME's type and default quirks."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+DEFAULT_RETRIES = 2  # when neither the request nor the config says (OME: <Origins><Properties>)
+
+
+@dataclass(frozen=True)
+class PullProperties:
+    persistent: bool = False
+    no_input_failover_timeout_ms: int = -1
+    unused_stream_deletion_timeout_ms: int = -1
+    ignore_rtcp_sr_timestamp: bool = False
+    retry_count: int = -1
+
+    @property
+    def retries(self) -> int:
+        return DEFAULT_RETRIES if self.retry_count < 0 else self.retry_count
+
+    def as_json(self) -> dict[str, Any]:
+        names = {"no_input_failover_timeout_ms": "noInputFailoverTimeoutMs",
+                 "unused_stream_deletion_timeout_ms": "unusedStreamDeletionTimeoutMs",
+                 "ignore_rtcp_sr_timestamp": "ignoreRtcpSRTimestamp", "retry_count": "retryCount"}
+        return {names.get(k, k): v for k, v in asdict(self).items()}
+
+
+def _typed(props: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = props.get(key)
+    if kind is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+    return value if isinstance(value, bool) else default
+
+
+def parse_pull_properties(body: dict[str, Any]) -> PullProperties:
+    """Wrong types are ignored silently; a present object without an int retryCount means 1 retry."""
+    props = body.get("properties")
+    if not isinstance(props, dict):
+        return PullProperties()
+    return PullProperties(
+        persistent=_typed(props, "persistent", bool, False),
+        no_input_failover_timeout_ms=_typed(props, "noInputFailoverTimeoutMs", int, -1),
+        unused_stream_deletion_timeout_ms=_typed(props, "unusedStreamDeletionTimeoutMs", int, -1),
+        ignore_rtcp_sr_timestamp=_typed(props, "ignoreRtcpSRTimestamp", bool, False),
+        retry_count=_typed(props, "retryCount", int, 1),
+    )
+
+
+def properties_from_json(data: dict[str, Any]) -> PullProperties:
+    """Back from the journal (PullDefined.properties)."""
+    return parse_pull_properties({"properties": data}) if data else PullProperties()
