@@ -337,6 +337,7 @@ class AppActor(CommandActor):
         if entry is None or entry[0] is not stream:
             return
         del self.streams[stream.name]
+        entry[1].stop(block=False)
         registry = self._registry()
         if registry is not None:
             registry.remove(stream)

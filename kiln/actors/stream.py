@@ -2,6 +2,8 @@
 
 It never touches packets; the LiveStream's hubs carry media. Ending is idempotent: the source
 going away, a DELETE and a server shutdown may race, and exactly one StreamEnded is journaled.
+The app actor stops it once the stream is forgotten, so a command already on its way is still
+answered (an actor that stopped itself would leave that caller waiting).
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ class StreamActor(CommandActor):
         s.end(cmd.reason)
         fut = self.ctx.events.emit([se.StreamEnded(s.vhost, s.app, s.name, s.instance, cmd.reason, s.bytes_in)])
         tell_quietly(self.app_ref, ForgetStream(s.name, s.instance))
-        self.actor_ref.stop(block=False)
         return Outcome(None, [fut])
 
     def handle_Teardown(self, cmd: Teardown) -> Outcome:

@@ -83,9 +83,10 @@ class TrackMeter:
 
     @property
     def key_frame_interval_avg(self) -> float:
+        """Frames per GOP over complete GOPs; 0 until a second keyframe closes the first GOP."""
         gops = self.keyframes - 1
-        return self.gop_total_frames / gops if gops > 0 else float(self.frames_since_key if self.keyframes else 0)
+        return self.gop_total_frames / gops if gops > 0 else 0.0
 
     @property
     def key_frame_interval_latest(self) -> int:
-        return self.last_gop if self.keyframes > 1 else self.frames_since_key
+        return self.last_gop if self.keyframes > 1 else 0

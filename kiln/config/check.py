@@ -1,0 +1,139 @@
+"""``kiln config check``: load a Server.xml and say what Kiln would run, before anyone starts it.
+
+The point is to catch a bad port, a typo'd element or a missing env variable at deploy time, and
+to show which listeners will (not) open, since OME's rule "no Bind entry, no service" is easy to miss.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+from kiln.config.errors import ConfigLoadError
+from kiln.config.loader import load_default_config, load_server_xml
+from kiln.config.model import ServerConfig
+from kiln.config.ports import parse_port_list
+from kiln.config.validate import ConfigError, is_true, validate_vhost_json
+
+EXIT_OK = 0
+EXIT_INVALID = 2
+
+# (label, BindConfig attribute, app section, app key) — the key says which app switch uses the port.
+_LISTENERS = (
+    ("REST API", "api_port", None, None),
+    ("REST API (TLS)", "api_tls_port", None, None),
+    ("RTMP ingest", "rtmp_port", "providers", "rtmp"),
+    ("SRT ingest", "srt_port", "providers", "srt"),
+    ("WebRTC ingest signalling", "webrtc_ingest_signalling_port", "providers", "webrtc"),
+    ("LLHLS", "llhls_port", "publishers", "llhls"),
+    ("LLHLS (TLS)", "llhls_tls_port", "publishers", "llhls"),
+    ("HLS (TS)", "hls_port", "publishers", "hls"),
+    ("WebRTC signalling", "webrtc_signalling_port", "publishers", "webrtc"),
+    ("OVT", "ovt_port", "publishers", "ovt"),
+    ("SRT playback", "srt_playback_port", "publishers", "srt"),
+    ("Thumbnail", "thumbnail_port", "publishers", "thumbnail"),
+)
+
+
+def run_check(path: str | None, out: TextIO) -> int:
+    """Print the summary to ``out``; 0 when usable, 2 with a one-line ``error:`` otherwise."""
+    try:
+        config = load_default_config() if path is None else load_server_xml(path)
+        for vhost in config.vhosts:
+            validate_vhost_json(vhost)
+    except ConfigLoadError as exc:
+        out.write(f"error: {exc}\n")
+        return EXIT_INVALID
+    except ConfigError as exc:
+        out.write(f"error: {path or 'default config'}: [Config] {exc}\n")
+        return EXIT_INVALID
+    out.write(summary(config))
+    return EXIT_OK
+
+
+def _names(section: Any) -> list[str]:
+    return [k for k, v in section.items() if isinstance(v, dict)] if isinstance(section, dict) else []
+
+
+def _apps(config: ServerConfig) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for vhost in config.vhosts:
+        for app in (vhost.get("applications") or {}).get("application") or []:
+            out.append((str(vhost.get("name")), app))
+    return out
+
+
+def _encode_text(encode: dict[str, Any]) -> str:
+    name = encode.get("name", "?")
+    if is_true(encode.get("bypass")):
+        return f"{name}(bypass)"
+    parts = [str(encode[k]) for k in ("codec", "bitrate", "width", "height") if encode.get(k) not in (None, "")]
+    return f"{name}({' '.join(parts)})"
+
+
+def _profile_lines(app: dict[str, Any]) -> list[str]:
+    lines = []
+    for profile in (app.get("outputProfiles") or {}).get("outputProfile") or []:
+        encodes = profile.get("encodes") or {}
+        tracks = [_encode_text(e) for kind in ("videos", "audios", "images") for e in encodes.get(kind) or []]
+        playlists = [f"{p.get('fileName')}.m3u8" for p in profile.get("playlists") or []]
+        line = f"      profile {profile.get('name')} -> {profile.get('outputStreamName')}: {', '.join(tracks) or '-'}"
+        if playlists:
+            line += f"; playlists {', '.join(playlists)}"
+        lines.append(line)
+    return lines or ["      no output profiles: nothing will be published"]
+
+
+def summary(config: ServerConfig) -> str:
+    """Human-readable account of listeners, token source, vhosts/apps and warnings."""
+    bind = config.bind
+    lines = [f"config: {config.source}",
+             f"server: name={config.name} type={config.type} ip={','.join(config.ips)}"
+             f" ertmp={'on' if config.modules.ertmp else 'off'}",
+             "listeners:"]
+    apps = _apps(config)
+    notes: list[str] = []
+    for label, attr, section, key in _LISTENERS:
+        port = getattr(bind, attr)
+        if port is not None:
+            lines.append(f"  {label:<26} {port if port else '0 (any free port)'}")
+        elif section is not None:
+            users = [f"{vh}/{a.get('name')}" for vh, a in apps if key in _names(a.get(section))]
+            if users and not attr.endswith("tls_port"):
+                notes.append(f"{label} is enabled in {', '.join(users)} but has no Bind port: it will not be served")
+    if bind.mpegts_ports:
+        lines.append(f"  {'MPEG-TS/UDP ingest':<26} {', '.join(str(p) for p in bind.mpegts_ports)}")
+    if bind.api_port is None and bind.api_tls_port is None:
+        notes.append("REST API is off: no Bind/Managers/API/Port")
+    if config.access_token:
+        lines.append("api token: set in Server.xml (Managers/API/AccessToken)")
+    else:
+        lines.append("api token: none in Server.xml; generated on first start and kept in the data dir")
+    if config.api_cross_domains:
+        lines.append(f"api cross domains: {', '.join(config.api_cross_domains)}")
+    tls_sources = [("Managers.Host.TLS", config.managers_host.get("tls"))]
+    tls_sources += [(f"vhost {v.get('name')} Host.TLS", (v.get("host") or {}).get("tls")) for v in config.vhosts]
+    for where, tls in tls_sources:
+        for key in ("certPath", "keyPath", "chainCertPath"):
+            value = tls.get(key) if isinstance(tls, dict) else None
+            if value and not config.resolve_path(str(value)).is_file():
+                notes.append(f"{where}: {key} {config.resolve_path(str(value))} does not exist")
+    for vhost in config.vhosts:
+        names = ", ".join((vhost.get("host") or {}).get("names") or []) or "-"
+        lines.append(f"vhost {vhost.get('name')} (host names: {names})")
+        for app in (vhost.get("applications") or {}).get("application") or []:
+            lines.append(f"  app {app.get('name')} ({app.get('type')})")
+            lines.append(f"    providers: {', '.join(_names(app.get('providers'))) or '-'}")
+            lines.append(f"    publishers: {', '.join(_names(app.get('publishers'))) or '-'}")
+            lines.append("    output profiles:")
+            lines.extend(_profile_lines(app))
+            for stream in ((app.get("providers") or {}).get("mpegts") or {}).get("streamMap", {}).get("stream") or []:
+                unbound = [p for p in parse_port_list(str(stream.get("port", ""))) if p not in bind.mpegts_ports]
+                if unbound:
+                    notes.append(f"{vhost.get('name')}/{app.get('name')}: MPEG-TS stream map port(s) "
+                                 f"{', '.join(map(str, unbound))} not in Bind/Providers/MPEGTS/Port")
+    for label, items in (("notes", notes), ("warnings", config.warnings)):
+        if items:
+            lines.append(f"{label} ({len(items)}):")
+            lines.extend(f"  {item}" for item in items)
+    lines.append("OK")
+    return "\n".join(lines) + "\n"

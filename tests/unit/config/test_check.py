@@ -1,0 +1,80 @@
+"""``kiln config check``: what a deployer reads before starting the server, and its exit codes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from kiln.config.check import run_check
+from tests.unit.config.samples import FULL_XML, app_xml, server_xml
+
+
+def check(path: str | None) -> tuple[int, str]:
+    out = io.StringIO()
+    code = run_check(path, out)
+    return code, out.getvalue()
+
+
+def test_default_config_summary() -> None:
+    code, text = check(None)
+    assert code == 0
+    assert "config: (embedded default)" in text
+    assert "REST API                   8081" in text
+    assert "RTMP ingest                1935" in text
+    assert "MPEG-TS/UDP ingest         4000" in text
+    assert "LLHLS                      3333" in text
+    assert "generated on first start" in text
+    assert "vhost default (host names: *)" in text
+    assert "  app app (live)" in text
+    assert "providers: ovt, webrtc, rtmp, srt, mpegts, rtspPull" in text
+    assert ("profile bypass_stream -> ${OriginStreamName}: bypass_video(bypass), aac_audio(aac 128000), "
+            "opus_audio(opus 128000); playlists master.m3u8") in text
+    assert "Thumbnail is enabled in default/app but has no Bind port" in text
+    assert "warnings" not in text
+    assert text.endswith("OK\n")
+
+
+def test_full_file_summary_hides_the_token_and_notes_missing_certs(tmp_path: Path) -> None:
+    path = tmp_path / "Server.xml"
+    path.write_text(FULL_XML)
+    (tmp_path / "cert.pem").write_text("x")
+    code, text = check(str(path))
+    assert code == 0
+    assert "s3cret" not in text
+    assert "api token: set in Server.xml" in text
+    assert "MPEG-TS/UDP ingest         14000, 14001, 14002, 14005" in text
+    assert "Thumbnail                  0 (any free port)" in text
+    assert "video_360(h264 500K 640 360)" in text
+    assert f"keyPath {tmp_path.resolve() / 'key.pem'} does not exist" in text
+    assert "certPath" not in text
+
+
+def test_warnings_are_printed_with_paths_and_still_exit_0(tmp_path: Path) -> None:
+    path = tmp_path / "Server.xml"
+    path.write_text(server_xml(app_xml("<Publishers><LLHLS><Segments>3</Segments></LLHLS></Publishers>")))
+    code, text = check(str(path))
+    assert code == 0
+    assert "warnings (1):" in text
+    assert "Unknown element Server.VirtualHosts.VirtualHost.Applications.Application.Publishers.LLHLS.Segments" in text
+    assert "REST API is off" in text
+    assert "LLHLS is enabled in default/app but has no Bind port" in text
+
+
+def test_invalid_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "Server.xml"
+    path.write_text(server_xml(app_xml(type_="broadcast")))
+    code, text = check(str(path))
+    assert code == 2
+    assert text.count("\n") == 1
+    assert text.startswith(f"error: {path}")
+    assert text.rstrip().endswith("Unknown type: broadcast")
+
+
+def test_malformed_or_missing_file_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "Server.xml"
+    path.write_text("<Server><Name>")
+    code, text = check(str(path))
+    assert (code, text.count("\n")) == (2, 1)
+    assert "malformed XML" in text and str(path) in text
+    code, text = check(str(tmp_path / "missing.xml"))
+    assert code == 2 and "cannot read" in text
