@@ -135,10 +135,22 @@ class KilnService:
         self.media.attach(self.ctx)
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.ctx)
+        self._wait_for_actor_tree()
         recovery = Recovery(snapshot_seq, replayed, time.monotonic() - started)
         log.info("kiln recovered snapshot_seq=%d replayed=%d seconds=%.3f notes=%d", snapshot_seq, replayed,
                  recovery.seconds, len(notes))
         return recovery
+
+    def _wait_for_actor_tree(self, timeout: float = 30.0) -> None:
+        """Actors start their children asynchronously; answer no request before every app has one."""
+        deadline = time.monotonic() + timeout
+        wanted = [(v, a) for v in self.catalog.vhost_names() for a in (self.catalog.app_names(v) or [])]
+        while time.monotonic() < deadline:
+            missing = [key for key in wanted if self.directory.app(*key) is None]
+            if not missing and all(self.directory.vhost(v) is not None for v in self.catalog.vhost_names()):
+                return
+            time.sleep(0.002)
+        raise RuntimeError(f"actor tree not built within {timeout:.0f}s (missing apps: {missing[:5]})")
 
     def _journal_recovery(self, snapshot_seq: int, replayed: int) -> list[str]:
         assert self.events is not None

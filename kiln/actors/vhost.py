@@ -25,14 +25,14 @@ class VhostActor(CommandActor):
         self.name = name
         self.config = config
         self.read_only = is_read_only
-        self._initial_apps = apps
         self.apps: dict[str, Any] = {}
+        # __init__ runs in the creator's thread: the apps are registered before the creator answers,
+        # so a request right after "vhost created" finds them
+        self.ctx.stats.vhost_created(self.name)
+        for app_config, app_read_only in apps:
+            self._spawn(app_config, app_read_only)
 
     def on_start(self) -> None:
-        self.ctx.stats.vhost_created(self.name)
-        for config, app_read_only in self._initial_apps:
-            self._spawn(config, app_read_only)
-        self._initial_apps = []
         log.debug("vhost actor started name=%s apps=%d", self.name, len(self.apps))
 
     def on_stop(self) -> None:
