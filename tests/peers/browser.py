@@ -1,0 +1,102 @@
+"""A real LL-HLS client: hls.js in Debian's headless Chromium, driven by npm playwright-core (browser.js).
+
+`play_hls(url)` loads a test page with hls.js (lowLatencyMode on), waits for the video's `playing`
+event and for currentTime to advance, and returns what happened, including whether hls.js made a
+blocking playlist reload (`_HLS_msn`) and how many LL-HLS parts it loaded.
+
+The page is served by request interception on the HLS URL's own origin unless `origin` is given,
+in which case every HLS request is cross-origin and needs Kiln's CORS headers. (An OvenPlayer page is
+not provided; the `ovenplayer` npm package is installed for one.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tests.peers.process import Peer
+
+log = logging.getLogger(__name__)
+
+CHROMIUM = "/usr/bin/chromium"
+NODE = "node"
+BROWSER_JS = Path(__file__).with_name("browser.js")
+NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
+
+
+def browser_available() -> bool:
+    """Chromium, node and the npm modules browser.js needs are all installed."""
+    return (
+        Path(CHROMIUM).exists()
+        and shutil.which(NODE) is not None
+        and (NODE_MODULES / "playwright-core").is_dir()
+        and (NODE_MODULES / "hls.js").is_dir()
+    )
+
+
+def _kill_processes_using(marker: str) -> None:
+    """SIGKILL every process whose command line contains `marker` (chromium's unique user-data-dir)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(proc.name), signal.SIGKILL)
+                log.warning("chromium left behind pid=%s, killed", proc.name)
+
+
+def play_hls(
+    url: str,
+    *,
+    timeout: float = 30,
+    workdir: Path,
+    origin: str | None = None,
+    advance: float = 1.0,
+    low_latency: bool = True,
+) -> dict[str, Any]:
+    """Play `url` with hls.js; return the JSON report of browser.js.
+
+    Keys: played (playing event seen and currentTime advanced by >= `advance` s), currentTime,
+    lowLatencyMode, blockingReloadSeen, partsLoaded (hls.js part loads), partRequests (requests with
+    "part" in the path), fragsLoaded, live, canBlockReload, requests, errors.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    user_data_dir = Path(tempfile.mkdtemp(prefix="chromium-profile-", dir=workdir))
+    options = {
+        "url": url,
+        "user_data_dir": str(user_data_dir),
+        "timeout_ms": int(timeout * 1000),
+        "advance_s": advance,
+        "origin": origin,
+        "chromium": CHROMIUM,
+        "low_latency": low_latency,
+    }
+    peer = Peer.spawn("chromium-hlsjs", [NODE, str(BROWSER_JS), json.dumps(options)], workdir,
+                      env={"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"})
+    try:
+        # browser.js waits up to `timeout` twice (playing, then advance), plus browser start-up.
+        peer.wait(2 * timeout + 30)
+    finally:
+        peer.stop()
+        _kill_processes_using(f"--user-data-dir={user_data_dir}")
+        shutil.rmtree(user_data_dir, ignore_errors=True)
+    lines = peer.stdout_text().strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"browser.js printed nothing (rc={peer.returncode}); stderr:\n{peer.stderr_tail(30)}")
+    report: dict[str, Any] = json.loads(lines[-1])
+    log.info("hls.js played=%s currentTime=%.2f parts=%d blocking=%s errors=%d url=%s", report.get("played"),
+             report.get("currentTime") or 0.0, report.get("partsLoaded", 0), report.get("blockingReloadSeen"),
+             len(report.get("errors", [])), url)
+    return report
