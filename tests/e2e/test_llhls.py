@@ -1,0 +1,141 @@
+"""LL-HLS as players see it: ffprobe and hls.js play it, ID3 events arrive as emsg, dumps and conclude work."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import httpx
+import pytest
+
+from tests.e2e.kiln_process import KilnProcess
+from tests.peers.ffmpeg import ffprobe_json, publish_rtmp, streams_by_type
+from tests.peers.process import Peer
+
+pytestmark = pytest.mark.e2e
+
+APP = "/v1/vhosts/default/apps/app"
+
+
+@pytest.fixture
+def live(kiln: KilnProcess, test_flv: Path, peer_dir: Path) -> Iterator[tuple[KilnProcess, Peer, str]]:
+    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/live", test_flv, loop=True, log_dir=peer_dir)
+    base = f"http://127.0.0.1:{kiln.ports.llhls}/app/live"
+    with httpx.Client(timeout=15) as http:
+        def playable() -> bool:
+            r = http.get(f"{base}/llhls.m3u8")
+            return r.status_code == 200 and "#EXT-X-STREAM-INF" in r.text
+        kiln.wait_for(playable, timeout=30, what="master playlist")
+    yield kiln, pub, base
+    pub.stop()
+
+
+def chunklists(http: httpx.Client, base: str) -> list[str]:
+    master = http.get(f"{base}/llhls.m3u8").text
+    uris = re.findall(r'URI="([^"]+)"', master) + [ln for ln in master.splitlines() if ln and not ln.startswith("#")]
+    return [u if u.startswith("http") else f"{base}/{u}" if not u.startswith("/") else
+            f"{base.split('/app/')[0]}{u}" for u in uris]
+
+
+def test_ffprobe_reads_the_master_playlist(live: tuple[KilnProcess, Peer, str]) -> None:
+    _kiln, _pub, base = live
+    probe = ffprobe_json(f"{base}/llhls.m3u8", timeout=40)
+    kinds = streams_by_type(probe)
+    assert kinds["video"]["codec_name"] == "h264" and (kinds["video"]["width"], kinds["video"]["height"]) == (320, 180)
+    assert kinds["audio"]["codec_name"] == "aac" and kinds["audio"]["sample_rate"] == "48000"
+
+
+def test_chunklist_is_low_latency_and_blocks_until_the_next_part(live: tuple[KilnProcess, Peer, str]) -> None:
+    _kiln, _pub, base = live
+    with httpx.Client(timeout=15) as http:
+        video = next(u for u in chunklists(http, base) if "_video_" in u)
+        text = http.get(video).text
+        assert "#EXT-X-PART-INF:PART-TARGET=" in text and "CAN-BLOCK-RELOAD=YES" in text
+        assert "#EXT-X-MAP:URI=" in text and "#EXT-X-PRELOAD-HINT:TYPE=PART" in text
+        msn = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1))
+        last = msn + text.count("#EXTINF") - 1
+        sep = "&" if "?" in video else "?"
+        started = time.monotonic()
+        r = http.get(f"{video}{sep}_HLS_msn={last + 2}&_HLS_part=0")
+        waited = time.monotonic() - started
+        assert r.status_code == 200 and waited > 0.3, waited
+        newest = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", r.text).group(1)) + r.text.count("#EXTINF") - 1
+        assert newest >= last + 1
+        part_uri = re.findall(r'#EXT-X-PART:DURATION=[0-9.]+,URI="([^"]+)"', r.text)[-1]
+        part = http.get(part_uri if part_uri.startswith("http") else f"{video.rsplit('/', 1)[0]}/{part_uri}")
+        assert part.status_code == 200 and b"moof" in part.content[:64] or b"moof" in part.content
+
+
+def test_hlsjs_plays_in_chromium_with_parts(live: tuple[KilnProcess, Peer, str],
+                                            chromium_player: Any) -> None:
+    _kiln, _pub, base = live
+    report = chromium_player(f"{base}/llhls.m3u8", timeout=45)
+    assert report["played"], report
+    assert report["blockingReloadSeen"] and report["partsLoaded"] > 0, report
+    assert not [e for e in report["errors"] if e.get("fatal")], report["errors"]
+
+
+def _fetch_new_media(http: httpx.Client, chunklist: str, seen: set[str]) -> bytes:
+    text = http.get(chunklist).text
+    data = b""
+    for uri in re.findall(r'URI="([^"]+part[^"]+)"', text) + [
+            ln for ln in text.splitlines() if ln.startswith("seg_")]:
+        if uri in seen:
+            continue
+        seen.add(uri)
+        url = uri if uri.startswith("http") else f"{chunklist.rsplit('/', 1)[0]}/{uri}"
+        data += http.get(url).content
+    return data
+
+
+def test_send_event_arrives_as_id3_emsg(live: tuple[KilnProcess, Peer, str]) -> None:
+    kiln, _pub, base = live
+    with httpx.Client(timeout=15) as http:
+        video = next(u for u in chunklists(http, base) if "_video_" in u)
+        seen: set[str] = set()
+        _fetch_new_media(http, video, seen)
+        r = kiln.api.post(f"{APP}/streams/live:sendEvent", json={
+            "eventFormat": "id3v2", "eventType": "video",
+            "events": [{"frameType": "TXXX", "info": "scene", "data": "goal-42"}]})
+        assert r.json() == {"message": "OK", "statusCode": 200}
+        found = kiln.wait_for(lambda: b"goal-42" in (blob := _fetch_new_media(http, video, seen)) and blob,
+                              timeout=15, what="emsg in a new part")
+        assert b"emsg" in found and b"https://aomedia.org/emsg/ID3" in found and b"ID3\x04" in found
+    r = kiln.api.post(f"{APP}/streams/live:sendEvent", json={"eventFormat": "id3v2", "events": "nope"})
+    assert r.status_code == 400
+
+
+def test_dump_writes_a_vod_copy_with_info_file(live: tuple[KilnProcess, Peer, str], tmp_path: Path) -> None:
+    kiln, _pub, _base = live
+    out = tmp_path / "dump"
+    info = tmp_path / "dump.xml"
+    r = kiln.api.post(f"{APP}/streams/live:startHlsDump", json={
+        "outputStreamName": "live", "id": "d1", "outputPath": str(out), "playlist": ["llhls.m3u8"],
+        "infoFile": str(info), "userData": "match-7"})
+    assert r.json() == {"message": "OK", "statusCode": 200}, r.text
+    kiln.wait_for(lambda: len(list(out.glob("seg_*_video_*.m4s"))) >= 2, timeout=30, what="two dumped segments")
+    listed = kiln.api.post(f"{APP}/streams/live:hlsDumps", json={"outputStreamName": "live"}).json()["response"]
+    assert [(d["id"], d["enabled"]) for d in listed] == [("d1", True)]
+    assert kiln.api.post(f"{APP}/streams/live:stopHlsDump",
+                         json={"outputStreamName": "live", "id": "d1"}).status_code == 200
+    chunk = next(out.glob("chunklist_*_video_*.m3u8")).read_text()
+    assert "#EXT-X-ENDLIST" in chunk and "#EXT-X-MEDIA-SEQUENCE:0" in chunk
+    probe = ffprobe_json(out / "llhls.m3u8", timeout=30)
+    assert {s["codec_type"] for s in probe["streams"]} >= {"video", "audio"}
+    assert float(probe["format"]["duration"]) >= 2
+    root = ElementTree.parse(info).getroot()
+    assert root.findtext("UserData") == "match-7" and root.findtext("Status") == "Completed"
+    assert len(root.findall("Items/Item")) >= 2
+
+
+def test_conclude_hls_live_ends_the_playlists(live: tuple[KilnProcess, Peer, str]) -> None:
+    kiln, _pub, base = live
+    r = kiln.api.post(f"{APP}/streams/live:concludeHlsLive")
+    assert r.json() == {"message": "OK", "statusCode": 200}
+    with httpx.Client(timeout=15) as http:
+        video = next(u for u in chunklists(http, base) if "_video_" in u)
+        kiln.wait_for(lambda: "#EXT-X-ENDLIST" in http.get(video).text, timeout=15, what="ENDLIST")
