@@ -268,7 +268,9 @@ class RecordSession:
 
 
 def finish_inflight(inflight: Inflight, end: float, record_time_ms: int, last_sequence: bool) -> FinishedFile:
-    """Name the file (EndTime known now), move it into place and append its info-XML entry."""
+    """Name the file (EndTime known now), move it into place and append its info-XML entry.
+
+    The entry's filePath is where the file really is (rootPath joined), so a script can open it."""
     values = MacroValues(inflight.transaction_id, inflight.id, inflight.vhost, inflight.app, inflight.stream,
                          inflight.sequence, inflight.start_time, end)
     data_dir = Path(inflight.data_dir)
@@ -278,7 +280,7 @@ def finish_inflight(inflight: Inflight, end: float, record_time_ms: int, last_se
     size = finish_file(Path(inflight.tmp_path), final, inflight.container)
     append_entry(real_path(inflight.root, info_path, data_dir), FileEntry(
         inflight.transaction_id, inflight.id, inflight.metadata, inflight.vhost, inflight.app, inflight.stream,
-        file_path, size, record_time_ms, inflight.sequence, last_sequence, inflight.created_time,
+        str(final), size, record_time_ms, inflight.sequence, last_sequence, inflight.created_time,
         inflight.start_time, end, inflight.interval, inflight.schedule))
     log.info("recording file finished id=%s sequence=%d path=%s bytes=%d", inflight.id, inflight.sequence,
              final, size)
