@@ -1,0 +1,179 @@
+"""RTMP ingest cost: parser throughput, and the CPU a live 3 Mbit/s 720p publish costs the server.
+
+1. Parser: an FLV of 720p30 H.264 at 3 Mbit/s + AAC (made here with ffmpeg) is turned into the chunk
+   stream a publisher sends (Kiln's ChunkWriter, chunk size 4096 as ffmpeg and OBS use, and 128, the
+   default), then fed to ChunkReader + FlvConverter in socket-sized pieces. Prints MB/s, packets/s
+   and the share of one core a 3 Mbit/s stream needs at that rate.
+2. Live: RtmpServer runs in its own process; ``ffmpeg -re -i file -c copy`` publishes the same file
+   for ``--seconds``. Prints the server process's CPU (from /proc, over the publish) next to the
+   ffmpeg publisher's own CPU (from wait4) in the same run, as the reference.
+
+Usage: .venv/bin/python bench/rtmp_parse.py [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kiln.media.model import Packet  # noqa: E402
+from kiln.media.rtmp.chunk import ChunkReader, ChunkWriter  # noqa: E402
+from kiln.media.rtmp.flv import FlvConverter  # noqa: E402
+from kiln.media.rtmp.messages import AUDIO, SET_CHUNK_SIZE, VIDEO  # noqa: E402
+
+READ_SIZE = 16384  # a typical recv() size for a few Mbit/s on loopback
+
+SERVER = """
+import asyncio, sys
+from kiln.media.rtmp.server import RtmpServer
+
+class Sink:
+    def __init__(self):
+        self.packets = 0
+    def on_metadata(self, meta): pass
+    def on_track(self, track): pass
+    def on_packet(self, packet): self.packets += 1
+    def on_close(self, reason):
+        sys.stdout.write(f"CLOSED {self.packets} {reason}\\n"); sys.stdout.flush()
+
+class Handler:
+    async def on_publish(self, request):
+        sys.stdout.write("PUBLISH\\n"); sys.stdout.flush()
+        return Sink()
+
+async def main():
+    server = RtmpServer(Handler(), host="127.0.0.1", port=0)
+    await server.start()
+    sys.stdout.write(f"READY {server.port}\\n"); sys.stdout.flush()
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await server.close()
+
+asyncio.run(main())
+"""
+
+
+def make_source(path: Path, seconds: int) -> None:
+    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=1280x720:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+                    "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M", "-maxrate", "3M", "-bufsize", "6M",
+                    "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-t", str(seconds),
+                    "-y", str(path)], check=True, timeout=300)
+
+
+def flv_tags(data: bytes) -> list[tuple[int, int, bytes]]:
+    pos = struct.unpack_from(">I", data, 5)[0] + 4
+    tags = []
+    while pos + 11 <= len(data):
+        kind = data[pos] & 0x1F
+        size = int.from_bytes(data[pos + 1:pos + 4], "big")
+        ts = int.from_bytes(data[pos + 4:pos + 7], "big") | (data[pos + 7] << 24)
+        if kind in (AUDIO, VIDEO):
+            tags.append((kind, ts, data[pos + 11:pos + 11 + size]))
+        pos += 11 + size + 4
+    return tags
+
+
+def chunk_stream(tags: list[tuple[int, int, bytes]], chunk_size: int) -> bytes:
+    writer = ChunkWriter(128)
+    out = [writer.write(2, SET_CHUNK_SIZE, 0, 0, struct.pack(">I", chunk_size))]
+    writer.set_chunk_size(chunk_size)
+    for kind, ts, body in tags:
+        out.append(writer.write(6 if kind == VIDEO else 4, kind, ts, 1, body))
+    return b"".join(out)
+
+
+def parse_once(stream: bytes) -> int:
+    reader = ChunkReader()
+    conv = FlvConverter()
+    packets = 0
+    for start in range(0, len(stream), READ_SIZE):
+        for msg in reader.feed(stream[start:start + READ_SIZE]):
+            convert = conv.convert_video if msg.type_id == VIDEO else conv.convert_audio
+            if isinstance(convert(msg.timestamp, msg.payload), Packet):
+                packets += 1
+    return packets
+
+
+def bench_parser(tags: list[tuple[int, int, bytes]], seconds: int) -> None:
+    media_bytes = sum(len(body) for _, _, body in tags)
+    bitrate = media_bytes * 8 / seconds
+    for chunk_size in (4096, 128):
+        stream = chunk_stream(tags, chunk_size)
+        parse_once(stream)  # warm up
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            packets = parse_once(stream)
+            runs.append(time.perf_counter() - start)
+        best = min(runs)
+        mb_s = len(stream) / best / 1e6
+        share = (len(stream) / seconds) / (len(stream) / best) * 100
+        sys.stdout.write(f"parser chunk_size={chunk_size:<5} stream={len(stream) / 1e6:.1f} MB ({bitrate / 1e6:.2f} "
+                         f"Mbit/s media) packets={packets} best_of_5={best * 1000:.1f} ms  {mb_s:.0f} MB/s  "
+                         f"{packets / best:,.0f} packets/s  -> {share:.2f} % of a core for this stream\n")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def bench_live(source: Path, seconds: int) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, env=env)
+    try:
+        assert server.stdout is not None and server.stdin is not None
+        ready = server.stdout.readline().split()
+        assert ready and ready[0] == "READY", ready
+        port = int(ready[1])
+        cpu0, wall0 = proc_cpu_seconds(server.pid), time.monotonic()
+        ffmpeg = subprocess.Popen(["timeout", "-k", "3", str(seconds + 30), "ffmpeg", "-hide_banner", "-nostdin",
+                                   "-loglevel", "error", "-re", "-i", str(source), "-c", "copy", "-f", "flv",
+                                   f"rtmp://127.0.0.1:{port}/app/bench"])
+        _, status, usage = os.wait4(ffmpeg.pid, 0)
+        ffmpeg.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - wall0
+        closed = ""
+        while not closed.startswith("CLOSED"):
+            closed = server.stdout.readline()
+            if not closed:
+                break
+        cpu = proc_cpu_seconds(server.pid) - cpu0
+        ff_cpu = usage.ru_utime + usage.ru_stime
+        sys.stdout.write(f"live   publish={wall:.1f} s ffmpeg_rc={ffmpeg.returncode} server_saw={closed.strip()}\n")
+        sys.stdout.write(f"live   kiln RtmpServer process: {cpu:.2f} s CPU = {cpu / wall * 100:.2f} % of one core\n")
+        sys.stdout.write(f"live   reference, ffmpeg -re -c copy publisher: {ff_cpu:.2f} s CPU = "
+                         f"{ff_cpu / wall * 100:.2f} % of one core\n")
+    finally:
+        if server.stdin is not None:
+            server.stdin.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=20, help="length of the 720p source and the live publish")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kiln-rtmp-bench-") as tmp:
+        source = Path(tmp) / "src720p.flv"
+        make_source(source, args.seconds)
+        bench_parser(flv_tags(source.read_bytes()), args.seconds)
+        bench_live(source, args.seconds)
+
+
+if __name__ == "__main__":
+    main()
