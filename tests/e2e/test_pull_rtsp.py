@@ -56,3 +56,37 @@ def test_a_persistent_pull_comes_back_after_kill9(kiln_factory: Callable[..., Ki
     k.wait_for(lambda: "cam" in names(k), timeout=30, what="pull reconnected after restart")
     info = k.api.get(f"{APP}/streams/cam").json()["response"]
     assert info["input"]["sourceType"] == "RtspPull"
+
+
+def test_failover_from_a_dead_url_to_a_live_one(kiln: KilnProcess, rtsp_source: RtspSource) -> None:
+    r = kiln.api.post(f"{APP}/streams", json={"name": "fo", "urls": ["rtsp://127.0.0.1:1/dead", rtsp_source.url]})
+    assert r.status_code == 201
+    assert kiln.api.get(f"{APP}/streams/fo").json()["response"]["input"]["sourceUrl"] == rtsp_source.url
+
+
+def test_a_source_that_hangs_is_a_502_and_the_api_stays_responsive(kiln: KilnProcess) -> None:
+    import socket
+    import threading
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    port = silent.getsockname()[1]
+    result: dict[str, object] = {}
+
+    def pull() -> None:
+        started = time.monotonic()
+        result["r"] = kiln.api.post(f"{APP}/streams", json={"name": "hang", "urls": [f"rtsp://127.0.0.1:{port}/x"]})
+        result["seconds"] = time.monotonic() - started
+
+    t = threading.Thread(target=pull)
+    t.start()
+    try:
+        while t.is_alive() and "r" not in result:
+            assert kiln.api.get("/v1/vhosts").status_code == 200  # the API answers meanwhile
+            t.join(0.2)
+        t.join(30)
+    finally:
+        silent.close()
+    assert result["r"].status_code == 502 and result["seconds"] < 20, result
