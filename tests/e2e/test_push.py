@@ -90,3 +90,115 @@ def test_push_waits_for_its_stream_and_retries_a_dead_destination(kiln: KilnProc
     finally:
         pub.stop()
     kiln.wait_for(lambda: push(kiln, "w2").get("state") == "ready", what="back to ready when the source ends")
+
+
+def _states(kiln: KilnProcess, task_id: str) -> list[str]:
+    import io
+    import json
+
+    from kiln.journal.cli import run
+
+    out = io.StringIO()
+    run(["show", "-d", str(kiln.data_dir), "--entity", f"push:default/app/{task_id}", "--type", "PushStateChanged",
+         "--json"], out)
+    return [json.loads(line)["payload"]["state"] for line in out.getvalue().splitlines()]
+
+
+def _recoveries(states: list[str]) -> int:
+    """How many times the journal shows error → connecting → pushing, in that order."""
+    count, want = 0, ["error", "connecting", "pushing"]
+    step = 0
+    for state in states:
+        if state == want[step]:
+            step += 1
+            if step == 3:
+                count, step = count + 1, 0
+        elif state == "error":
+            step = 1
+    return count
+
+
+def test_push_heals_after_the_destination_restarts_three_times(kiln: KilnProcess, source: Peer,
+                                                               nginx_rtmp: NginxRtmp) -> None:
+    r = kiln.api.post(f"{APP}:startPush", json={"id": "f1", "stream": {"name": "src"}, "protocol": "rtmp",
+                                                "url": f"rtmp://127.0.0.1:{nginx_rtmp.port}/live", "streamKey": "f"})
+    assert r.status_code == 200
+    for round_no in range(1, 4):
+        kiln.wait_for(lambda: push(kiln, "f1").get("state") == "pushing", timeout=30, what="pushing")
+        nginx_rtmp.wait_publishing("f")
+        nginx_rtmp.stop()
+        kiln.wait_for(lambda: push(kiln, "f1").get("state") in ("error", "connecting"), what="push notices")
+        nginx_rtmp.start()
+        kiln.wait_for(lambda n=round_no: _recoveries(_states(kiln, "f1")) >= n, timeout=30,
+                      what=f"recovery {round_no} in the journal")
+    nginx_rtmp.wait_publishing("f")
+    kiln.wait_for(lambda: push(kiln, "f1").get("sentBytes", 0) > 100_000, timeout=30, what="bytes after recovery")
+    kiln.api.post(f"{APP}:stopPush", json={"id": "f1"})
+    recorded = nginx_rtmp.wait_recorded("f", min_bytes=20_000)
+    assert probe_kinds(recorded) == {"video": "h264", "audio": "aac"}
+    assert push(kiln, "f1") == {}
+
+
+def test_push_task_survives_kill9_and_pushes_when_the_publisher_returns(
+        kiln: KilnProcess, test_flv: Path, peer_dir: Path, nginx_rtmp: NginxRtmp) -> None:
+    r = kiln.api.post(f"{APP}:startPush", json={"id": "k1", "stream": {"name": "back"}, "protocol": "rtmp",
+                                                "url": f"rtmp://127.0.0.1:{nginx_rtmp.port}/live", "streamKey": "kb"})
+    assert r.status_code == 200
+    kiln.kill9()
+    kiln.start()
+    assert push(kiln, "k1")["state"] == "ready"
+    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/back", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        nginx_rtmp.wait_publishing("kb", timeout=30)
+        kiln.wait_for(lambda: push(kiln, "k1").get("state") == "pushing", what="pushing after restart")
+    finally:
+        pub.stop()
+
+
+def test_push_to_srt_live_transmit_with_a_streamid(kiln: KilnProcess, source: Peer, peer_dir: Path) -> None:
+    from tests.peers.srt_tools import srt_live_transmit
+
+    port, out_port = free_udp_port(), free_udp_port()
+    out = peer_dir / "slt.ts"
+    receiver = udp_ts_receiver(out_port, out, 3, log_dir=peer_dir)
+    relay = srt_live_transmit(f"srt://127.0.0.1:{port}?mode=listener", f"udp://127.0.0.1:{out_port}",
+                              log_dir=peer_dir)
+    try:
+        r = kiln.api.post(f"{APP}:startPush", json={"id": "st", "stream": {"name": "src"}, "protocol": "srt",
+                                                    "url": f"srt://127.0.0.1:{port}?streamid=#!::r=live/src,m=publish"})
+        assert r.status_code == 200, r.text
+        receiver.wait(30)
+        assert probe_kinds(out) == {"video": "h264", "audio": "aac"}
+    finally:
+        relay.stop()
+
+
+def _process_figures(pid: int) -> tuple[int, int, int]:
+    """(threads, open files, RSS kB) of a process, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
+    return int(fields["Threads"]), fds, int(fields["VmRSS"].split()[0])
+
+
+def test_200_start_stop_cycles_leave_threads_files_and_memory_flat(kiln: KilnProcess, source: Peer,
+                                                                   nginx_rtmp: NginxRtmp) -> None:
+    body = {"stream": {"name": "src"}, "protocol": "rtmp", "url": f"rtmp://127.0.0.1:{nginx_rtmp.port}/live"}
+
+    def cycles(n: int, tag: str) -> None:
+        for i in range(n):
+            assert kiln.api.post(f"{APP}:startPush", json={**body, "id": f"{tag}{i}", "streamKey": f"{tag}{i}"}
+                                 ).status_code == 200
+            assert kiln.api.post(f"{APP}:stopPush", json={"id": f"{tag}{i}"}).status_code == 200
+
+    assert kiln.proc is not None
+    pid = kiln.proc.pid
+    cycles(20, "warm")
+    kiln.wait_for(lambda: kiln.api.post(f"{APP}:pushes").json()["response"] == [], what="no pushes")
+    threads0, fds0, rss0 = kiln.wait_for(lambda: _process_figures(pid), what="figures")
+    cycles(200, "c")
+    kiln.wait_for(lambda: _process_figures(pid)[0] <= threads0 + 3, timeout=30, what="threads back down")
+    threads1, fds1, rss1 = _process_figures(pid)
+    assert threads1 <= threads0 + 3, (threads0, threads1)
+    assert fds1 <= fds0 + 8, (fds0, fds1)
+    assert rss1 - rss0 < 40_000, (rss0, rss1)

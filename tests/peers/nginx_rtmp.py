@@ -83,8 +83,8 @@ class NginxRtmp:
     def start(self, timeout: float = 15.0) -> NginxRtmp:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "tmp").mkdir(exist_ok=True)
-        self.port = free_tcp_port()
-        self.http_port = free_tcp_port()
+        self.port = self.port or free_tcp_port()  # a restart keeps its ports (fault tests)
+        self.http_port = self.http_port or free_tcp_port()
         apps = []
         for app in self.applications:
             self.record_dir(app).mkdir(parents=True, exist_ok=True)
