@@ -7,8 +7,8 @@ output stream name. Times are local time; ``${EndTime:…}`` is the epoch until 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 _MACRO = re.compile(r"\$\{([^}:]*)(?::([^}]*))?\}")
@@ -31,10 +31,10 @@ class MacroValues:
 
 
 def _format_time(ts: float, fmt: str) -> str:
-    dt = datetime.fromtimestamp(ts)
+    lt = time.localtime(ts)  # local time, as OME; not datetime (freezegun's ignores the zone)
     out = fmt or "YYYYMMDDhhmmss"
-    for token, value in (("YYYY", f"{dt.year:04d}"), ("MM", f"{dt.month:02d}"), ("DD", f"{dt.day:02d}"),
-                         ("hh", f"{dt.hour:02d}"), ("mm", f"{dt.minute:02d}"), ("ss", f"{dt.second:02d}")):
+    for token, value in (("YYYY", f"{lt.tm_year:04d}"), ("MM", f"{lt.tm_mon:02d}"), ("DD", f"{lt.tm_mday:02d}"),
+                         ("hh", f"{lt.tm_hour:02d}"), ("mm", f"{lt.tm_min:02d}"), ("ss", f"{lt.tm_sec:02d}")):
         out = out.replace(token, value)
     return out
 

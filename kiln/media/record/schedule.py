@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import time
 
 
 def _matches(field: str, value: int) -> bool:
@@ -15,16 +15,19 @@ def _matches(field: str, value: int) -> bool:
 
 
 def next_time(schedule: str, after: float) -> float:
-    """The first wall-clock second strictly after ``after`` (Unix time) that the schedule names."""
+    """The first wall-clock second strictly after ``after`` (Unix time) that the schedule names.
+
+    Local time via ``time.localtime`` (not datetime: freezegun's datetime ignores the zone)."""
     sec_f, min_f, hour_f = schedule.split()
-    t = datetime.fromtimestamp(int(after)) + timedelta(seconds=1)
-    for _ in range(2 * 24 * 3600):
-        if _matches(hour_f, t.hour) and _matches(min_f, t.minute) and _matches(sec_f, t.second):
-            return t.timestamp()
-        if not _matches(hour_f, t.hour):
-            t = (t + timedelta(hours=1)).replace(minute=0, second=0)
-        elif not _matches(min_f, t.minute):
-            t = (t + timedelta(minutes=1)).replace(second=0)
+    t = int(after) + 1
+    for _ in range(3 * 24 * 3600):
+        lt = time.localtime(t)
+        if not _matches(hour_f, lt.tm_hour):
+            t += 3600 - lt.tm_min * 60 - lt.tm_sec
+        elif not _matches(min_f, lt.tm_min):
+            t += 60 - lt.tm_sec
+        elif _matches(sec_f, lt.tm_sec):
+            return float(t)
         else:
-            t += timedelta(seconds=1)
+            t += 1
     raise ValueError(f"schedule {schedule!r} never fires")

@@ -198,8 +198,10 @@ class RecordSession:
     def _should_split(self, packet: Packet) -> bool:
         if not self._is_default_key(packet):
             return False
-        if self.plan.interval > 0:
-            return self.counters.record_time_ms >= self.plan.interval
+        if self.plan.interval > 0 and self._file_start_media is not None:
+            # media time, not wall clock: a keyframe exactly one interval in starts the next file
+            elapsed_ms = (packet.dts * packet.time_base - self._file_start_media) * 1000
+            return elapsed_ms >= self.plan.interval
         if self.plan.schedule and self._next_split is not None:
             return now() >= self._next_split
         return False
@@ -217,6 +219,7 @@ class RecordSession:
         self._writer = FileWriter(tmp, self.container, self.tracks)
         self._file_start_wall = start
         media_start = packet.dts * packet.time_base
+        self._file_start_media = media_start
         if self._base is None or not p.continuity:
             self._base = media_start
         self._last_dts = {}
