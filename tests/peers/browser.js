@@ -68,9 +68,11 @@ const pageHtml = fs.readFileSync(path.join(__dirname, 'hlsjs_page.html'));
     } catch (e) {
       result.errors.push('wait:' + e.message.split('\n')[0]);
     }
-    const s = await page.evaluate(() => ({ ...window.__kiln, currentTime: document.getElementById('v').currentTime }));
+    const s = await page.evaluate(() => ({ ...window.__kiln, currentTime: document.getElementById('v').currentTime,
+      latency: window.__hls ? window.__hls.latency : null }));
     result.played = result.played && s.playing && !s.fatal;
     result.currentTime = s.currentTime;
+    result.latency = s.latency;  // hls.js's live latency estimate (s)
     result.lowLatencyMode = s.lowLatencyMode;
     result.partsLoaded = s.partsLoaded;
     result.fragsLoaded = s.fragsLoaded;
