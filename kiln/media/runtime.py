@@ -18,6 +18,8 @@ class MediaRuntime:
         self.task_counters = TaskCounters()
         self.ctx: Any = None
         self.rtmp: Any = None
+        self.srt: Any = None
+        self.mpegts: Any = None
         self.llhls: LlhlsPublisher | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
@@ -65,6 +67,37 @@ class MediaRuntime:
             await self.rtmp.start()
             self.addresses["rtmp"] = (host, self.rtmp.port)
             log.info("rtmp listening address=%s:%d", host, self.rtmp.port)
+        await self._start_ts_ingest(host)
+
+    async def _start_ts_ingest(self, host: str) -> None:
+        """SRT and MPEG-TS/UDP ingest (both demux TS in worker threads)."""
+        import asyncio
+        import errno
+
+        from kiln.media.mpegts_ingest import MpegtsIngest
+        from kiln.media.srt.errors import SrtUnavailable
+        from kiln.media.srt_ingest import SrtIngest
+
+        loop = asyncio.get_running_loop()
+        bind = self.config.bind
+        if bind.srt_port is not None:
+            try:
+                srt = SrtIngest(self.ctx, loop, host=host, port=bind.srt_port, options=bind.srt_options,
+                                stream_map=bind.srt_stream_map)
+            except ValueError as exc:  # an OSError stops `kiln serve` with one log line, not a traceback
+                raise OSError(errno.EINVAL, f"Server.Bind.Providers.SRT.Options: {exc}") from None
+            try:
+                await asyncio.to_thread(srt.start)
+            except SrtUnavailable as exc:  # the rest of the server is still useful without SRT
+                log.error("srt ingest disabled port=%d reason=%s", bind.srt_port, exc)
+            else:
+                self.srt = srt
+                self.addresses["srt"] = (host, srt.port)
+        if bind.mpegts_ports:
+            self.mpegts = MpegtsIngest(self.ctx, loop, host=host, ports=bind.mpegts_ports)
+            await self.mpegts.start()
+            for port in self.mpegts.channels:
+                self.addresses[f"mpegts:{port}"] = (host, port)
 
     async def close(self) -> None:
         if self.llhls is not None:
@@ -72,6 +105,14 @@ class MediaRuntime:
         if self.rtmp is not None:
             await self.rtmp.close()
             self.rtmp = None
+        if self.srt is not None:
+            import asyncio
+
+            await asyncio.to_thread(self.srt.close)
+            self.srt = None
+        if self.mpegts is not None:
+            await self.mpegts.close()
+            self.mpegts = None
 
     def queue_metrics(self) -> list[dict[str, Any]]:
         """OME's internal queue metrics, one entry per hub subscriber queue."""

@@ -101,6 +101,7 @@ class KilnProcess:
                                 timeout=30)
 
     def start(self, timeout: float = 30.0) -> KilnProcess:
+        self._starts = getattr(self, "_starts", 0) + 1
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kiln.cli", "serve", "-c", str(self.config_path), "-d", str(self.data_dir),
@@ -111,12 +112,20 @@ class KilnProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"kiln exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                if self.api.get("/v1/version", timeout=1).status_code == 200 and self.rtmp_ready():
+                if self.api.get("/v1/version", timeout=1).status_code == 200 and self.rtmp_ready() \
+                        and self._ready_logged():
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
         raise TimeoutError(f"kiln did not become ready:\n{self.log_tail()}")
+
+    def _ready_logged(self) -> bool:
+        """'kiln ready' is logged after every listener (SRT, UDP too) is open, once per start."""
+        try:
+            return self.log_path.read_text(errors="replace").count("kiln ready") >= self._starts
+        except OSError:
+            return False
 
     def rtmp_ready(self) -> bool:
         import socket

@@ -20,14 +20,25 @@ APP = "/v1/vhosts/default/apps/app"
 PASSPHRASE = "0123456789abc"
 
 
+def ready(k: KilnProcess) -> KilnProcess:
+    """KilnProcess.start waits for the API and RTMP; the UDP listeners open just after, before "kiln ready"."""
+    k.wait_for(lambda: " kiln ready " in k.log_path.read_text(), what="every listener open")
+    return k
+
+
+@pytest.fixture
+def kiln(kiln_factory: Callable[..., KilnProcess]) -> KilnProcess:
+    return ready(kiln_factory())
+
+
 def stream_names(k: KilnProcess) -> list[str]:
     return k.api.get(f"{APP}/streams").json()["response"]
 
 
 def srt_url(port: int, streamid: str, **params: str) -> str:
-    """An ffmpeg caller URL; ffmpeg percent-decodes the streamid value once, so it is encoded here."""
+    """An ffmpeg caller URL; ffmpeg sends the streamid value as written (no percent-decoding)."""
     query = "&".join(["mode=caller", "latency=200000", "pkt_size=1316", *(f"{k}={v}" for k, v in params.items()),
-                      f"streamid={quote(streamid, safe='')}"])
+                      f"streamid={streamid}"])
     return f"srt://127.0.0.1:{port}?{query}"
 
 
@@ -51,7 +62,7 @@ def described(k: KilnProcess, name: str) -> dict[str, Any] | None:
 
 def test_two_callers_with_both_streamid_forms(kiln: KilnProcess, test_ts: Path, peer_dir: Path) -> None:
     port = kiln.ports.srt
-    ome_style = f"srt://127.0.0.1:{port}/app/s1"  # the deprecated full-URL form OME still reads
+    ome_style = quote(f"srt://127.0.0.1:{port}/app/s1", safe="")  # srt%3A%2F%2F127.0.0.1%3AP%2Fapp%2Fs1
     first = publish(kiln, ome_style, test_ts, peer_dir)
     second = publish(kiln, "#!::u=default/app/s2,m=publish", test_ts, peer_dir)
     try:
@@ -105,7 +116,7 @@ def test_passphrase_protected_listener(kiln_factory: Callable[..., KilnProcess],
     assert plain in xml
     options = (f"<Options><Option><Key>SRTO_PASSPHRASE</Key><Value>{PASSPHRASE}</Value></Option>"
                f"<Option><Key>SRTO_LATENCY</Key><Value>200</Value></Option></Options>")
-    kiln = kiln_factory(xml=xml.replace(plain, f"<SRT><Port>{ports.srt}</Port>{options}</SRT>"), ports=ports)
+    kiln = ready(kiln_factory(xml=xml.replace(plain, f"<SRT><Port>{ports.srt}</Port>{options}</SRT>"), ports=ports))
 
     wrong = publish(kiln, "default/app/locked", test_ts, peer_dir, loop=False, passphrase="wrongphrase99")
     kiln.wait_for(lambda: not wrong.alive, timeout=30, what="wrong passphrase refused")
@@ -147,3 +158,17 @@ def test_delete_drops_the_srt_caller(kiln: KilnProcess, test_ts: Path, peer_dir:
         kiln.wait_for(lambda: not pub.alive, what="the ffmpeg caller exits")
     finally:
         pub.stop()
+
+
+def test_duplicate_name_is_refused_in_the_handshake(kiln: KilnProcess, test_ts: Path, peer_dir: Path) -> None:
+    first = publish(kiln, "default/app/dup", test_ts, peer_dir)
+    try:
+        kiln.wait_for(lambda: "dup" in stream_names(kiln), what="first publisher's stream")
+        created = kiln.api.get(f"{APP}/streams/dup").json()["response"]["input"]["createdTime"]
+        second = publish(kiln, "default/app/dup", test_ts, peer_dir)
+        kiln.wait_for(lambda: not second.alive, what="duplicate caller refused")
+        assert "reason=Stream already exists: [default/app/dup]" in kiln.log_path.read_text()
+        assert first.alive
+        assert kiln.api.get(f"{APP}/streams/dup").json()["response"]["input"]["createdTime"] == created
+    finally:
+        first.stop()

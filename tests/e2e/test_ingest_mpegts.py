@@ -1,0 +1,74 @@
+"""MPEG-TS over UDP ingest as a user sees it: a sender to a mapped port creates stream_<port>, silence ends it."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.kiln_process import KilnProcess
+from tests.peers.ffmpeg import publish_mpegts_udp
+
+pytestmark = pytest.mark.e2e
+
+APP = "/v1/vhosts/default/apps/app"
+
+
+def ready(k: KilnProcess) -> KilnProcess:
+    """KilnProcess.start waits for the API and RTMP; the UDP listeners open just after, before "kiln ready"."""
+    k.wait_for(lambda: " kiln ready " in k.log_path.read_text(), what="every listener open")
+    return k
+
+
+@pytest.fixture
+def kiln(kiln_factory: Callable[..., KilnProcess]) -> KilnProcess:
+    return ready(kiln_factory())
+
+
+def stream_names(k: KilnProcess) -> list[str]:
+    return k.api.get(f"{APP}/streams").json()["response"]
+
+
+def test_udp_sender_creates_the_mapped_stream_and_silence_ends_it(kiln: KilnProcess, test_ts: Path,
+                                                                    peer_dir: Path) -> None:
+    name = f"stream_{kiln.ports.mpegts}"
+    pub = publish_mpegts_udp("127.0.0.1", kiln.ports.mpegts, test_ts, log_dir=peer_dir)
+    try:
+        kiln.wait_for(lambda: name in stream_names(kiln), what="mapped stream listed")
+
+        def described() -> dict | None:
+            info = kiln.api.get(f"{APP}/streams/{name}").json()["response"]
+            video = next((t["video"] for t in info["input"]["tracks"] if t["type"] == "Video"), None)
+            return info if video and video.get("width") else None
+
+        info = kiln.wait_for(described, what="tracks described")
+        assert info["input"]["sourceType"] == "MPEGTS"
+        tracks = {t["type"]: t for t in info["input"]["tracks"]}
+        assert (tracks["Video"]["video"]["codec"], tracks["Video"]["video"]["width"]) == ("H264", 320)
+        assert (tracks["Audio"]["audio"]["codec"], tracks["Audio"]["audio"]["samplerate"]) == ("AAC", 48000)
+        kiln.wait_for(lambda: kiln.api.get(f"/v1/stats/current{APP[3:]}/streams/{name}")
+                      .json()["response"]["totalBytesIn"] > 0, what="bytes counted")
+        created = info["input"]["createdTime"]
+        assert pub.wait(30) == 0  # 4 s of media, paced
+    finally:
+        pub.stop()
+    kiln.wait_for(lambda: name not in stream_names(kiln), timeout=10, what="stream ended after silence")
+    assert "reason=no data for 1500 ms" in kiln.log_path.read_text()
+
+    again = publish_mpegts_udp("127.0.0.1", kiln.ports.mpegts, test_ts, log_dir=peer_dir)
+    try:
+        kiln.wait_for(lambda: name in stream_names(kiln), what="a new instance when data comes back")
+        r = kiln.api.get(f"{APP}/streams/{name}")
+        assert r.json()["response"]["input"]["createdTime"] != created
+    finally:
+        again.stop()
+
+
+def test_bytes_that_are_not_ts_create_no_stream(kiln: KilnProcess) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for i in range(20):
+            sock.sendto(bytes([i]) * 1316, ("127.0.0.1", kiln.ports.mpegts))
+    kiln.wait_for(lambda: "reason=input is not MPEG-TS" in kiln.log_path.read_text(), what="garbage refused")
+    assert stream_names(kiln) == []
