@@ -111,7 +111,7 @@ class AppActor(CommandActor):
         for worker in self.pulls.values():
             worker.close(cmd.reason)
         for ref in [*self.pushes.values(), *self.records.values()]:
-            ref.tell(Teardown(cmd.reason))
+            tell_quietly(ref, Teardown(cmd.reason))
         self._end_all_streams(cmd.reason)
         self.ctx.stats.app_deleted(self.vhost, self.name)
         return Outcome(None)
@@ -261,7 +261,7 @@ class AppActor(CommandActor):
         fut = self.ctx.events.emit([te.PushRemoved(self.vhost, self.name, task_id)])
         ref = self.pushes.pop(task_id)
         self.task_streams.pop(("push", task_id), None)
-        ref.tell(Teardown("stopPush"))
+        tell_quietly(ref, Teardown("stopPush"))
         ref.stop(block=False)
         return Outcome(None, [fut])
 
@@ -292,7 +292,7 @@ class AppActor(CommandActor):
         self.task_streams.pop(("record", task_id), None)
         snapshot = ref.proxy().stop_snapshot().get(timeout=30)
         fut = self.ctx.events.emit([te.RecordRemoved(self.vhost, self.name, task_id)])
-        ref.tell(Teardown("stopRecord"))
+        tell_quietly(ref, Teardown("stopRecord"))
         ref.stop(block=False)
         return Outcome(snapshot, [fut])
 

@@ -7,7 +7,7 @@ import ssl
 from typing import Any
 
 from kiln.actors import configcheck
-from kiln.actors.base import CommandActor, Outcome
+from kiln.actors.base import CommandActor, Outcome, tell_quietly
 from kiln.actors.commands import CreateVhosts, DeleteVhost, ReloadCertificates, Teardown
 from kiln.actors.context import Context, ItemResult
 from kiln.actors.vhost import VhostActor
@@ -82,7 +82,7 @@ class ServerActor(CommandActor):
         del self.vhosts[cmd.name]
         del self.read_only[cmd.name]
         self.ctx.directory.unregister(("vhost", cmd.name), ref)
-        ref.tell(Teardown("vhost deleted"))
+        tell_quietly(ref, Teardown("vhost deleted"))
         ref.stop(block=False)
         log.info("vhost deleted name=%s", cmd.name)
         return Outcome(None, [fut])

@@ -7,7 +7,7 @@ from typing import Any
 
 from kiln.actors import configcheck
 from kiln.actors.app import AppActor
-from kiln.actors.base import CommandActor, Outcome
+from kiln.actors.base import CommandActor, Outcome, tell_quietly
 from kiln.actors.commands import CreateApps, DeleteApp, Teardown
 from kiln.actors.context import Context, ItemResult
 from kiln.errors import ApiError, app_not_found, read_only
@@ -49,7 +49,7 @@ class VhostActor(CommandActor):
 
     def handle_Teardown(self, cmd: Teardown) -> Outcome:
         for ref in self.apps.values():
-            ref.tell(Teardown(cmd.reason))
+            tell_quietly(ref, Teardown(cmd.reason))
         self.ctx.stats.vhost_deleted(self.name)
         return Outcome(None)
 
@@ -84,7 +84,7 @@ class VhostActor(CommandActor):
         fut = self.ctx.events.emit([ce.AppDeleted(self.name, cmd.name)])
         del self.apps[cmd.name]
         self.ctx.directory.unregister(("app", self.name, cmd.name), ref)
-        ref.tell(Teardown("app deleted"))
+        tell_quietly(ref, Teardown("app deleted"))
         ref.stop(block=False)
         log.info("app deleted vhost=%s app=%s", self.name, cmd.name)
         return Outcome(None, [fut])
