@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,9 @@ from kiln.media.bypass import codec_of, is_true, should_bypass
 from kiln.media.hub import StreamHub
 from kiln.media.meter import TrackMeter
 from kiln.media.model import MS, Codec, MediaKind, Packet, Track
+from kiln.media.transcode.codecs import Target
+from kiln.media.transcode.settings import input_framerate
+from kiln.media.transcode.transcoder import EncodeUnavailable, StreamTranscoder
 from kiln.timefmt import format_time, now
 
 log = logging.getLogger(__name__)
@@ -102,6 +106,7 @@ class LiveStream:
         self.last_packet_wall: float = 0.0
         self.bytes_in = 0
         self.data_track_id = -1
+        self.transcoder = StreamTranscoder(f"{vhost}/{app}/{name}")
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -134,6 +139,8 @@ class LiveStream:
         meter = self.meters.get(packet.track_id)
         if meter is None:
             return  # a packet for a track that was never described
+        if not packet.arrival:  # every protocol's packets carry their arrival (PROGRAM-DATE-TIME uses it)
+            packet.arrival = time.monotonic()
         meter.add(packet)
         size = len(packet.data)
         self.bytes_in += size
@@ -179,6 +186,7 @@ class LiveStream:
                 if out is not None and out.name not in self.outputs:
                     self.outputs[out.name] = out
             self.started = True
+        self.transcoder.start(self.input)
         for cached in self.input.gop_snapshot():  # outputs begin at the last keyframe, not mid-GOP
             self._relay_packet(cached)
         log.info("stream started vhost=%s app=%s stream=%s tracks=%s outputs=%s", self.vhost, self.app,
@@ -217,11 +225,29 @@ class LiveStream:
                     out.meters[ot.id] = TrackMeter()
                     self._relay.setdefault(source.id, []).append((hub, ot.id, out.meters[ot.id]))
                 else:
-                    ot.unavailable = "transcoding is not running for this encode"
+                    self._add_encode(out, ot, source, meter)
                 out.tracks.append(ot)
         out.tracks.append(OutputTrack(next_id, MediaKind.DATA, "", {}, True, self.data_track_id,
                                       Track(next_id, MediaKind.DATA, Codec.ID3, MS)))
         return out
+
+    def _add_encode(self, out: OutputStream, ot: OutputTrack, source: Track, meter: TrackMeter) -> None:
+        """Open (or share) the encoder of ``ot``; the track stays ``unavailable`` only if that fails."""
+        target = Target(out.hub, ot.id, TrackMeter())
+        try:
+            if ot.kind is MediaKind.VIDEO:
+                fps = input_framerate(source, meter.framerate_avg)
+                track = self.transcoder.add_video(ot.encode, source, fps, target, ot.name)
+            else:
+                track = self.transcoder.add_audio(ot.encode, source, target, ot.name)
+        except EncodeUnavailable as exc:
+            ot.unavailable = str(exc)
+            log.warning("encode unavailable vhost=%s app=%s stream=%s output=%s variant=%s reason=%s", self.vhost,
+                        self.app, self.name, out.name, ot.name, exc)
+            return
+        ot.track = track
+        out.hub.set_track(track)
+        out.meters[ot.id] = target.meter
 
     # -- control side -----------------------------------------------------------------------------
     def close_ingest(self, reason: str) -> bool:
@@ -237,6 +263,7 @@ class LiveStream:
             if self.ended_reason is not None:
                 return
             self.ended_reason = reason
+        self.transcoder.stop(reason)
         self.input.close(reason)
         for out in self.outputs.values():
             out.hub.close(reason)

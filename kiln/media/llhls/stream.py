@@ -14,6 +14,7 @@ import logging
 import secrets
 import string
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,7 +95,10 @@ class LlhlsStream:
     def _on_packet(self, packet: Packet) -> None:
         pkg = self.packagers.get(packet.track_id)
         if pkg is not None:
-            pkg.push(packet, now())
+            # the wall clock of the packet's arrival, not of this moment: a packet replayed from the
+            # GOP cache at start would otherwise stamp PROGRAM-DATE-TIME late
+            late = time.monotonic() - packet.arrival if packet.arrival else 0.0
+            pkg.push(packet, now() - max(0.0, late))
 
     def _hub_ended(self, reason: str) -> None:
         if threading.get_ident() == self._loop_thread:
