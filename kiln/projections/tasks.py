@@ -173,7 +173,7 @@ class TasksProjection:
         self._drop(lambda k: k[0] == ev.vhost and k[1] == ev.name)
 
     def _on_VhostDeleted(self, ev: ce.VhostDeleted) -> None:
-        self._drop(lambda k: k[0] == ev.vhost)
+        self._drop(lambda k: k[0] == ev.name)
 
     def _drop(self, match: Any) -> None:
         for table in (self.pushes, self.records, self.dumps):

@@ -1,0 +1,357 @@
+"""Journal cost: durable appends/s, replay events/s, and the first request after a restart.
+
+1. Appends: single-record ``Journal.append([...]).result()`` calls from 1, 8 and 64 threads, with
+   fsync on (group commit: more writers share each fsync, so appends/s grows with writers) and off.
+   Reference in the same run: a loop of raw ``write(frame)`` + ``fsync`` (and ``write`` alone) on a
+   plain file in the same directory: what the disk allows one writer.
+2. Replay: ``Journal.read()`` over the N-event journal built for 3 (frames, CRC, msgpack), then the
+   same plus ``event_of`` (the objects projections get). Reference: reading the same bytes raw.
+3. Restart: N realistic events (streams starting and ending, push and record tasks created, run and
+   removed, on API-created vhosts and apps) are appended in big batches with fsync off; then
+   ``KilnService.open()`` + the first ``GET /v1/vhosts`` is timed with no snapshot (full replay) and
+   again after a snapshot saved the way the service saves them. Reference: generating the journal,
+   and a raw sequential write + fsync of the same bytes.
+
+Usage: .venv/bin/python bench/journal.py [--events 1000000] [--seconds 2] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+
+from _control import filesystem_of, machine, out, percentile, table  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from kiln.config import load_server_xml_text  # noqa: E402
+from kiln.events import catalog as ce  # noqa: E402
+from kiln.events import streams as se  # noqa: E402
+from kiln.events import tasks as te  # noqa: E402
+from kiln.events.base import Event  # noqa: E402
+from kiln.events.codec import event_of, record_parts  # noqa: E402
+from kiln.journal import Journal, NewRecord, SnapshotStore  # noqa: E402
+from kiln.journal.framing import encode_frame  # noqa: E402
+from kiln.journal.records import Record  # noqa: E402
+from kiln.journal.segments import journal_dir, list_segments  # noqa: E402
+from kiln.service import KilnService  # noqa: E402
+
+TOKEN = "bench-token"
+AUTH = {"Authorization": "Basic " + base64.b64encode(TOKEN.encode()).decode()}
+SERVER_XML = f"""<?xml version="1.0" encoding="UTF-8"?>
+<Server version="8">
+  <Name>KilnBench</Name>
+  <Type>origin</Type>
+  <IP>127.0.0.1</IP>
+  <Bind><Managers><API><Port>0</Port></API></Managers></Bind>
+  <Managers><API><AccessToken>{TOKEN}</AccessToken></API></Managers>
+  <VirtualHosts>
+    <VirtualHost>
+      <Name>default</Name>
+      <Host><Names><Name>*</Name></Names></Host>
+      <Applications>
+        <Application>
+          <Name>app</Name>
+          <Type>live</Type>
+          <Providers><RTMP/></Providers>
+          <Publishers><LLHLS/><Push/><FILE/></Publishers>
+        </Application>
+      </Applications>
+    </VirtualHost>
+  </VirtualHosts>
+</Server>
+"""
+
+VHOSTS, APPS_PER_VHOST, STANDING_TASKS = 10, 10, 1000
+PUSH_FILE = {"push": {}, "file": {}}
+
+
+def record_of(ev: Event) -> NewRecord:
+    return NewRecord(*record_parts(ev))
+
+
+# --- 1. appends -------------------------------------------------------------------------------------
+
+
+def sample_event() -> Event:
+    return te.PushStateChanged("default", "app", "push-1", "started", "stream started", time.time())
+
+
+def append_rate(directory: Path, threads: int, fsync: bool, seconds: float) -> dict[str, float]:
+    """Appends/s from ``threads`` writers each waiting for its own single-record append."""
+    shutil.rmtree(directory, ignore_errors=True)
+    journal = Journal.open(directory, fsync=fsync)
+    commits = [0]
+    journal.add_listener(lambda _records: commits.__setitem__(0, commits[0] + 1))
+    record = record_of(sample_event())
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    start = threading.Barrier(threads + 1)
+    deadline = [0.0]
+
+    def writer(index: int) -> None:
+        mine = latencies[index]
+        start.wait()
+        while time.perf_counter() < deadline[0]:
+            t0 = time.perf_counter()
+            journal.append([record]).result()
+            mine.append(time.perf_counter() - t0)
+
+    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    began = time.perf_counter()
+    deadline[0] = began + seconds
+    start.wait()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - began
+    journal.close()
+    every = sorted(x for lat in latencies for x in lat)
+    return {"appends": len(every), "rate": len(every) / elapsed, "per_commit": len(every) / max(1, commits[0]),
+            "p50": percentile(every, 50) * 1000, "p99": percentile(every, 99) * 1000}
+
+
+def raw_write_rate(directory: Path, fsync: bool, seconds: float) -> dict[str, float]:
+    """The disk's own answer: one frame of the same size per write, each followed by fsync."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "raw.bin"
+    frame = encode_frame(Record(1, time.time(), *record_parts(sample_event())))
+    times: list[float] = []
+    with open(path, "wb", buffering=0) as fh:
+        began = time.perf_counter()
+        end = began + seconds
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            fh.write(frame)
+            if fsync:
+                os.fsync(fh.fileno())
+            times.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - began
+    path.unlink()
+    times.sort()
+    return {"appends": len(times), "rate": len(times) / elapsed, "per_commit": 1.0,
+            "p50": percentile(times, 50) * 1000, "p99": percentile(times, 99) * 1000}
+
+
+def bench_appends(work: Path, seconds: float) -> None:
+    out(f"== 1. durable appends: single-record appends, each caller waits for its own ({seconds:g} s each)")
+    rows: list[list[Any]] = []
+    raw_fsync = raw_write_rate(work / "raw", True, seconds)
+    raw_plain = raw_write_rate(work / "raw", False, seconds)
+    for fsync, raw in ((True, raw_fsync), (False, raw_plain)):
+        for threads in (1, 8, 64):
+            r = append_rate(work / f"appends-{threads}-{fsync}", threads, fsync, seconds)
+            rows.append([f"journal fsync={'on' if fsync else 'off'}", threads, r["rate"], r["per_commit"], r["p50"],
+                         r["p99"], f"{r['rate'] / raw['rate']:.2f}x"])
+        label = "raw write+fsync (reference)" if fsync else "raw write, no fsync (reference)"
+        rows.append([label, 1, raw["rate"], 1, raw["p50"], raw["p99"], "1.00x"])
+    table(["writer", "threads", "appends/s", "records/commit", "p50 ms", "p99 ms", "vs raw"], rows)
+
+
+# --- 3. building an N-event journal ---------------------------------------------------------------------
+
+
+def catalog_events(now: float) -> list[Event]:
+    evs: list[Event] = []
+    for v in range(VHOSTS):
+        vhost = f"vh{v}"
+        evs.append(ce.VhostCreated(vhost, {"name": vhost, "host": {"names": [f"{vhost}.example"]}}, now))
+        for a in range(APPS_PER_VHOST):
+            config = {"name": f"app{a}", "type": "live", "providers": {"rtmp": {}, "srt": {}},
+                      "publishers": {**PUSH_FILE, "llhls": {}}, "dynamic": False,
+                      "outputProfiles": {"outputProfile": [{"name": "bypass", "outputStreamName": "${OriginStreamName}",
+                                                            "encodes": {"videos": [{"bypass": True}]}}]}}
+            evs.append(ce.AppCreated(vhost, f"app{a}", config, now))
+    return evs
+
+
+def task_events(vhost: str, app: str, task_id: str, stream: str, now: float) -> tuple[list[Event], list[Event]]:
+    """(create, remove) events of one push task and one record task on ``stream``."""
+    create: list[Event] = [
+        te.PushCreated(vhost, app, task_id, stream, ["bypass_video"], [], "rtmp",
+                       f"rtmp://push.example.com/live/{stream}", "key", now),
+        te.RecordCreated(vhost, app, task_id, f"tx-{task_id}", stream, [], [], "", "", 60000, "", "discontinuity",
+                         "", now),
+    ]
+    remove: list[Event] = [te.PushRemoved(vhost, app, task_id), te.RecordRemoved(vhost, app, task_id)]
+    return create, remove
+
+
+def cycle_events(i: int, now: float) -> list[Event]:
+    """One stream's life: it starts, is described, a push and a recording run on it, it ends (10 events)."""
+    vhost, app = f"vh{i % VHOSTS}", f"app{(i // VHOSTS) % APPS_PER_VHOST}"
+    stream, instance, task = f"s{i % 50}", f"i{i}", f"t{i}"
+    create, remove = task_events(vhost, app, task, stream, now)
+    return [
+        se.StreamStarted(vhost, app, stream, instance, "Rtmp", f"rtmp://10.0.0.{i % 250}:50000", now),
+        se.StreamTracksDescribed(vhost, app, stream, instance, [
+            {"id": 0, "type": "Video", "codec": "H264", "width": 1280, "height": 720, "framerate": 30.0},
+            {"id": 1, "type": "Audio", "codec": "AAC", "samplerate": 48000, "channel": 2}]),
+        *create,
+        te.PushStateChanged(vhost, app, task, "started", "stream started", now),
+        te.RecordStateChanged(vhost, app, task, "recording", "", now, f"/rec/{task}.ts", f"/rec/{task}.xml"),
+        te.PushSessionEnded(vhost, app, task, 3_000_000 + i, 60_000, "stream ended"),
+        *remove,
+        se.StreamEnded(vhost, app, stream, instance, "publisher closed", 22_500_000),
+    ]
+
+
+def build_journal(data_dir: Path, events: int) -> dict[str, float]:
+    """Append ``events`` events in big batches, fsync off; returns timing and size."""
+    now = time.time()
+    head: list[Event] = catalog_events(now)
+    for k in range(STANDING_TASKS):
+        create, _remove = task_events(f"vh{k % VHOSTS}", f"app{k % APPS_PER_VHOST}", f"standing{k}", f"s{k}", now)
+        head.extend(create)
+    journal = Journal.open(data_dir, fsync=False)
+    began = time.perf_counter()
+    pending: list[Any] = []
+    batch: list[NewRecord] = [record_of(ev) for ev in head]
+    written, cycle = len(batch), 0
+    while written < events:
+        for ev in cycle_events(cycle, now):
+            if written >= events:
+                break
+            batch.append(record_of(ev))
+            written += 1
+        cycle += 1
+        if len(batch) >= 10_000:
+            pending.append(journal.append(batch))
+            batch = []
+            if len(pending) > 4:
+                pending.pop(0).result()
+    if batch:
+        pending.append(journal.append(batch))
+    for future in pending:
+        future.result()
+    journal.close()
+    elapsed = time.perf_counter() - began
+    size = sum(p.stat().st_size for _seq, p in list_segments(journal_dir(data_dir)))
+    return {"events": written, "seconds": elapsed, "bytes": size}
+
+
+def raw_bulk_write(data_dir: Path, work: Path) -> float:
+    """Seconds to write the journal's bytes to one new file and fsync it (page cache warm for reading)."""
+    chunks = [p.read_bytes() for _seq, p in list_segments(journal_dir(data_dir))]
+    target = work / "raw-bulk.bin"
+    began = time.perf_counter()
+    with open(target, "wb", buffering=0) as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+        os.fsync(fh.fileno())
+    elapsed = time.perf_counter() - began
+    target.unlink()
+    return elapsed
+
+
+# --- 2. replay --------------------------------------------------------------------------------------------
+
+
+def bench_replay(data_dir: Path, built: dict[str, float]) -> None:
+    out(f"== 2. replay: reading the {built['events']:,.0f}-event journal back ({built['bytes'] / 1e6:.1f} MB, "
+        "page cache warm)")
+    journal = Journal.open(data_dir, fsync=False)
+    try:
+        began = time.perf_counter()
+        count = sum(1 for _ in journal.read(1))
+        read_s = time.perf_counter() - began
+        began = time.perf_counter()
+        decoded = sum(1 for record in journal.read(1) if event_of(record) is not None)
+        decode_s = time.perf_counter() - began
+    finally:
+        journal.close()
+    began = time.perf_counter()
+    raw = sum(len(p.read_bytes()) for _seq, p in list_segments(journal_dir(data_dir)))
+    raw_s = time.perf_counter() - began
+    table(["what", "events", "seconds", "events/s", "MB/s"], [
+        ["Journal.read (frames, CRC, msgpack)", count, read_s, count / read_s, built["bytes"] / read_s / 1e6],
+        ["Journal.read + event_of", decoded, decode_s, decoded / decode_s, built["bytes"] / decode_s / 1e6],
+        ["raw read of the same bytes (reference)", "", raw_s, "", raw / raw_s / 1e6],
+    ])
+
+
+# --- 3. restart -------------------------------------------------------------------------------------------
+
+
+def first_request(data_dir: Path) -> tuple[KilnService, dict[str, Any]]:
+    """Open a KilnService on ``data_dir`` as ``kiln serve`` does and answer GET /v1/vhosts in process."""
+    began = time.perf_counter()
+    service = KilnService(load_server_xml_text(SERVER_XML, data_dir), data_dir, fsync=True)
+    recovery = service.open()
+    opened = time.perf_counter()
+    client = TestClient(service.build_api().starlette, base_url="http://kiln.bench")
+    response = client.get("/v1/vhosts", headers=AUTH)
+    answered = time.perf_counter()
+    vhosts = len(response.json().get("response", [])) if response.status_code == 200 else 0
+    return service, {"open": opened - began, "first": answered - began, "status": response.status_code,
+                     "vhosts": vhosts, "replayed": recovery.replayed, "snapshot_seq": recovery.snapshot_seq,
+                     "pushes": len(service.tasks.all_pushes()), "records": len(service.tasks.all_records())}
+
+
+def bench_restart(data_dir: Path, built: dict[str, float], work: Path) -> None:
+    out(f"== 3. restart: KilnService.open() + first GET /v1/vhosts with {built['events']:,.0f} events in the journal")
+    shutil.rmtree(data_dir / "snapshots", ignore_errors=True)
+    service, full = first_request(data_dir)
+    try:
+        state = {"catalog": service.catalog.snapshot(), "tasks": service.tasks.snapshot()}
+        seq = service.journal.last_seq
+        began = time.perf_counter()
+        path = SnapshotStore(data_dir).save(seq, state)
+        save_s = time.perf_counter() - began
+    finally:
+        service.close()
+    service, snap = first_request(data_dir)
+    service.close()
+    raw_s = raw_bulk_write(data_dir, work)
+    rows = []
+    for label, r in (("no snapshot (full replay)", full), ("snapshot + tail", snap)):
+        rows.append([label, r["replayed"], r["open"], r["first"], r["status"],
+                     f"{r['vhosts']} vhosts, {r['pushes']} pushes, {r['records']} records"])
+    table(["restart", "replayed", "open s", "first GET s", "status", "state"], rows)
+    mb = built["bytes"] / 1e6
+    table(["reference", "seconds", "events/s", "MB/s"], [
+        ["generate journal (bulk appends, fsync off)", built["seconds"], built["events"] / built["seconds"],
+         mb / built["seconds"]],
+        ["raw sequential write + fsync of the same bytes", raw_s, built["events"] / raw_s, mb / raw_s],
+        [f"snapshot save ({path.stat().st_size / 1e3:.0f} kB, at seq {seq:,})", save_s, "", ""],
+    ])
+    speedup = full["first"] / snap["first"] if snap["first"] else float("nan")
+    out(f"first request after restart: {full['first']:.2f} s without snapshot, {snap['first']:.3f} s with one "
+        f"({speedup:.0f}x faster); full replay = {full['replayed'] / full['open']:,.0f} events/s into projections")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="journal size for replay/restart")
+    parser.add_argument("--seconds", type=float, default=2.0, help="duration of each append measurement")
+    parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a new temp dir)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    work = Path(tempfile.mkdtemp(prefix="kiln-bench-journal-", dir=args.dir))
+    out(f"kiln bench/journal.py  events={args.events:,}  machine: {machine()}  load avg {os.getloadavg()[0]:.2f}")
+    out(f"work dir {work} on {filesystem_of(work)}")
+    out()
+    try:
+        bench_appends(work, args.seconds)
+        data_dir = work / "restart"
+        built = build_journal(data_dir, args.events)
+        bench_replay(data_dir, built)
+        bench_restart(data_dir, built, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
