@@ -27,6 +27,7 @@ class EventLog:
         self._new_record = new_record
         self._projections: list[Projection] = []
         self._observers: list[Callable[[Any, Event], None]] = []
+        self.projection_failures = 0
         journal.add_listener(self._on_durable)
 
     def add_projection(self, projection: Projection) -> None:
@@ -44,17 +45,24 @@ class EventLog:
         """Feed records read back at startup to the projections (not to observers)."""
         count = 0
         for record in records:
-            ev = event_of(record)
-            for projection in self._projections:
-                projection.apply(ev)
+            self._project(record, event_of(record))
             count += 1
         return count
+
+    def _project(self, record: Any, ev: Event) -> None:
+        """One projection's bug must not leave the others (or the rest of the batch) behind."""
+        for projection in self._projections:
+            try:
+                projection.apply(ev)
+            except Exception:
+                self.projection_failures += 1
+                log.exception("projection failed projection=%s type=%s seq=%s", type(projection).__name__,
+                              record.type, record.seq)
 
     def _on_durable(self, records: list[Any]) -> None:
         for record in records:
             ev = event_of(record)
-            for projection in self._projections:
-                projection.apply(ev)
+            self._project(record, ev)
             for observer in self._observers:
                 try:
                     observer(record, ev)

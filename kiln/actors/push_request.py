@@ -60,7 +60,7 @@ def parse_start_push(body: Any, vhost: str, app: str, push_enabled: bool, existi
     stream_name = _str(stream.get("name"))
     url = _str(obj.get("url"))
     missing = [name for name, value in (("id", task_id), ("stream.name", stream_name), ("url", url))
-               if value is None]
+               if not value]  # OME checks IsEmpty(): "" is as missing as absent
     if missing:
         raise ApiError(400, "There is no required parameter [" + "".join(" " + m for m in missing) + "]")
     assert task_id is not None and stream_name is not None and url is not None
@@ -104,7 +104,7 @@ def parse_stop_push(body: Any, vhost: str, app: str, push_enabled: bool, existin
     task_id = _str(body.get("id")) if isinstance(body, dict) else None
     if not push_enabled:
         raise ApiError(404, f"Could not find id '{task_id or ''}': {where}")
-    if task_id is None:
+    if not task_id:
         raise ApiError(400, "There is no required parameter [ id]")
     if task_id not in existing_ids:
         raise ApiError(404, f"Could not find id '{task_id}': {where}")

@@ -47,7 +47,7 @@ def parse_start_record(body: Any, existing_ids: set[str]) -> RecordSpec:
     task_id = _str(obj.get("id"))
     stream = obj.get("stream") if isinstance(obj.get("stream"), dict) else {}
     stream_name = _str(stream.get("name"))
-    missing = [n for n, v in (("id", task_id), ("stream.name", stream_name)) if v is None]
+    missing = [n for n, v in (("id", task_id), ("stream.name", stream_name)) if not v]  # OME: IsEmpty()
     if missing:
         raise ApiError(400, "There is no required parameter [" + "".join(" " + m for m in missing) + "]")
     assert task_id is not None and stream_name is not None
@@ -81,7 +81,7 @@ def parse_start_record(body: Any, existing_ids: set[str]) -> RecordSpec:
 
 def parse_stop_record(body: Any, existing_ids: set[str]) -> str:
     task_id = _str(body.get("id")) if isinstance(body, dict) else None
-    if task_id is None:
+    if not task_id:
         raise ApiError(400, "There is no required parameter [ id]")
     if task_id not in existing_ids:
         raise ApiError(404, f"There is no record information related to the ID [{task_id}]")

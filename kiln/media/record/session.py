@@ -134,6 +134,11 @@ class RecordSession:
         probe.unlink()
 
     def start(self) -> None:
+        # what the API shows from the first moment (OME: the expanded templates, StartTime = now);
+        # refreshed when the first file really opens
+        started = now()
+        self.output_file_path = expand(self.plan.file_template, self._values(started))
+        self.output_info_path = expand(self.plan.info_template, self._values(started))
         self.output.hub.subscribe(self._sub, from_keyframe=True)
         self._thread.start()
 

@@ -161,3 +161,16 @@ def test_deleting_an_app_removes_its_tasks(api: Api) -> None:
     api.delete("/v1/vhosts/vh/apps/live")
     api.post("/v1/vhosts/vh/apps", [{"name": "live", "type": "live", "publishers": {"push": {}}}])
     assert api.post("/v1/vhosts/vh/apps/live:pushes").json()["response"] == []
+
+
+def test_empty_strings_count_as_missing(api: Api) -> None:
+    def msg(action: str, body: object) -> tuple[int, str]:
+        r = api.post(f"{BASE}:{action}", body)
+        return r.status_code, r.json()["message"]
+
+    assert msg("startRecord", {"id": "", "stream": {"name": ""}}) == (
+        400, "[HTTP] There is no required parameter [ id stream.name] (400)")
+    assert msg("stopRecord", {"id": ""}) == (400, "[HTTP] There is no required parameter [ id] (400)")
+    push = {"id": "", "stream": {"name": "s"}, "protocol": "rtmp", "url": ""}
+    assert msg("startPush", push) == (400, "[HTTP] There is no required parameter [ id url] (400)")
+    assert msg("stopPush", {"id": ""}) == (400, "[HTTP] There is no required parameter [ id] (400)")
