@@ -97,6 +97,28 @@ def register(router: Router, api: Any) -> None:
         codes = {r["statusCode"] for r in results}
         return json_response(codes.pop() if len(codes) == 1 else 207, results)
 
+    async def send_subtitles(call: Call) -> Response:
+        """rest-spec §14: body checks in OME's order. Kiln has no labelled subtitle tracks yet, so a
+        well-formed request fails like OME's does for an unknown label (500), never a fake 200."""
+        vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
+        need_stream(ctx, vh, ap, st)
+        body = call.body if isinstance(call.body, dict) else {}
+        if not isinstance(body.get("format"), str) or not isinstance(body.get("data"), list):
+            raise ApiError(400, "format(string) and data(array) are required")
+        if body["format"].lower() != "webvtt":
+            raise ApiError(400, f"format is not supported: [{body['format']}]")
+        for item in body["data"]:
+            if not isinstance(item, dict) or not isinstance(item.get("label"), str) \
+                    or not isinstance(item.get("subtitles"), list):
+                raise ApiError(400, "label(string) and subtitles(array) are required")
+            if not all(isinstance(c, dict) and isinstance(c.get("text"), str) for c in item["subtitles"]):
+                raise ApiError(400, "text(string) is required in subtitles")
+        labels = ", ".join(str(item["label"]) for item in body["data"])
+        if not labels:
+            return ok()
+        raise ApiError(500, f"Internal Server Error - Could not send subtitles: [{vh}/{ap}/{st}] "
+                            f"(no subtitle track labelled {labels})")
+
     async def conclude(call: Call) -> Response:
         vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
         stream = need_stream(ctx, vh, ap, st)
@@ -113,6 +135,7 @@ def register(router: Router, api: Any) -> None:
     router.add("POST", rf"{base}/{STREAM}:sendEvent", send_event)
     router.add("POST", rf"{base}/{STREAM}:sendEvents", send_events)
     router.add("POST", rf"{base}/{STREAM}:concludeHlsLive", conclude)
+    router.add("POST", rf"{base}/{STREAM}:sendSubtitles", send_subtitles)
     router.add("GET", base, list_streams)
     router.add("POST", base, create_pull)
     router.add("GET", rf"{base}/{STREAM}", get_stream)

@@ -309,8 +309,6 @@ def test_every_body_route_parses_before_lookups(api: Api, method: str, path: str
                                    "\n (400)", "statusCode": 400}
 
 
-@pytest.mark.xfail(strict=True, reason="KILN BUG: :sendSubtitles has no route (Controller not found), so its body "
-                                       "is not parsed before lookups")
 def test_send_subtitles_parses_before_lookups(api: Api) -> None:
     r = api.post("/v1/vhosts/nope/apps/nope/streams/s:sendSubtitles", raw=b"x")
     assert r.status_code == 400

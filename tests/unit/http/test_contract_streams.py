@@ -106,8 +106,6 @@ def test_actions_on_unknown_vhost_and_app(api: Api, action: str) -> None:
     assert r.json() == NO_APP
 
 
-@pytest.mark.xfail(strict=True, reason="KILN BUG: POST …/streams/{stream}:sendSubtitles is not routed "
-                                       "(404 Controller not found); spec §2 lists it")
 def test_send_subtitles_on_unknown_stream(api: Api) -> None:
     r = api.post(f"{STREAMS}/s:sendSubtitles", {"format": "webvtt", "data": []})
     assert r.status_code == 404
