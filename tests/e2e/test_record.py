@@ -37,9 +37,8 @@ def test_record_mp4_with_interval_splits_and_info(kiln: KilnProcess, source: Pee
         "id": "r1", "stream": {"name": "rec"}, "interval": 2000, "metadata": "match 7",
         "filePath": "out/${Id}_${Sequence}.mp4", "infoPath": "out/${Id}.xml"})
     assert r.status_code == 200, r.text
-    assert r.json()["response"]["state"] == "recording"
-    assert r.json()["response"]["outputFilePath"] == "out/r1_0.mp4"
-    assert r.json()["response"]["outputInfoPath"] == "out/r1.xml"
+    task = kiln.wait_for(lambda: (t := record(kiln, "r1")).get("state") == "recording" and t, what="recording")
+    assert (task["outputFilePath"], task["outputInfoPath"]) == ("out/r1_0.mp4", "out/r1.xml")
     kiln.wait_for(lambda: len(list(out.glob("r1_*.mp4"))) >= 2, timeout=30, what="two split files")
     stopped = kiln.api.post(f"{APP}:stopRecord", json={"id": "r1"})
     assert stopped.status_code == 200 and stopped.json()["response"]["state"] == "stopping"
