@@ -14,7 +14,6 @@ import os
 import secrets
 import signal
 import socket
-import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +34,7 @@ from kiln.events import streams as se
 from kiln.events import tasks as te
 from kiln.http.api import ApiApp
 from kiln.http.cors import CorsPolicy
+from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
 from kiln.media.record.recovery import recover_inflight
 from kiln.media.runtime import MediaRuntime
@@ -101,6 +101,7 @@ class KilnService:
         self.ctx: Context | None = None
         self.server_ref: Any = None
         self.api: ApiApp | None = None
+        self.api_tls: ApiTls | None = None
         self.token = ""
         self.token_path: Path | None = None
         self._snapshot_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-snapshot")
@@ -209,16 +210,10 @@ class KilnService:
     def build_api(self) -> ApiApp:
         assert self.ctx is not None
         cors = CorsPolicy(tuple(self.config.api_cross_domains), dict(self.config.api_cross_domain_headers))
-        self.api = ApiApp(self.ctx, self.token, cors)
+        self.api_tls = ApiTls.from_config(self.config.managers_host, Path(self.config.base_dir)) \
+            if self.config.bind.api_tls_port is not None else None
+        self.api = ApiApp(self.ctx, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None)
         return self.api
-
-    def _api_ssl(self) -> ssl.SSLContext | None:
-        tls = getattr(self.config, "api_tls", None)
-        if not tls:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(tls["certPath"], tls.get("keyPath") or None)
-        return context
 
     async def serve(self, host: str, api_port: int | None, ready: Any = None) -> None:
         """Run the listeners until SIGINT/SIGTERM (or ``self.request_stop()``)."""
@@ -227,9 +222,18 @@ class KilnService:
         if api_port is not None:
             sock = bind_tcp(host, api_port)
             cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off",
-                                 timeout_keep_alive=30, ssl_certfile=None)
+                                 timeout_keep_alive=30)
             servers.append((uvicorn.Server(cfg), sock))
             self.api_address = sock.getsockname()[:2]
+        tls_port = self.config.bind.api_tls_port
+        if self.api_tls is not None and tls_port is not None and self.api_tls.try_load():
+            sock = bind_tcp(host, tls_port)
+            cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off",
+                                 timeout_keep_alive=30)
+            cfg.load()
+            cfg.ssl = self.api_tls.context  # ours, so reloadCertificate can swap the chain in place
+            servers.append((uvicorn.Server(cfg), sock))
+            log.info("api tls listening address=%s:%d", host, sock.getsockname()[1])
         for name, (app, port) in self.media.http_apps().items():
             sock = bind_tcp(host, port)
             cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import ssl
 from typing import Any
 
 from starlette.responses import Response
@@ -10,6 +12,8 @@ from kiln import OME_API_COMPATIBILITY, __version__
 from kiln.errors import ApiError
 from kiln.http.envelope import ok
 from kiln.http.router import Call, Router
+
+log = logging.getLogger(__name__)
 
 
 def register(router: Router, api: Any) -> None:
@@ -22,8 +26,9 @@ def register(router: Router, api: Any) -> None:
             raise ApiError(400, "TLS is not enabled for the API Server")
         try:
             api.tls_reloader()
-        except OSError as exc:
-            raise ApiError(500, f"Failed to create a certificate for the API Server: {exc}") from exc
+        except (OSError, ssl.SSLError) as exc:
+            log.error("api certificate reload failed error=%s", exc)
+            raise ApiError(500, "Failed to create a certificate for the API Server") from exc
         return ok()
 
     router.add("GET", r"/v1/version", version)

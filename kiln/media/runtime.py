@@ -43,11 +43,15 @@ class MediaRuntime:
     def http_apps(self) -> dict[str, Any]:
         """Starlette apps for the publisher ports: name -> (app, port)."""
         from kiln.media.llhls.server import LlhlsServer
+        from kiln.media.thumbnail.server import ThumbnailServer
 
         out: dict[str, Any] = {}
         port = self.config.bind.llhls_port
         if port is not None and self.llhls is not None:
             out["llhls"] = (LlhlsServer(self.ctx, self.llhls).starlette, port)
+        port = self.config.bind.thumbnail_port
+        if port is not None and self.ctx is not None:
+            out["thumbnail"] = (ThumbnailServer(self.ctx).starlette, port)
         return out
 
     async def start(self, host: str) -> None:

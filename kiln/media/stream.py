@@ -21,7 +21,9 @@ from kiln.media.bypass import codec_of, is_true, should_bypass
 from kiln.media.hub import StreamHub
 from kiln.media.meter import TrackMeter
 from kiln.media.model import MS, Codec, MediaKind, Packet, Track
+from kiln.media.thumbnail.store import LatestImage
 from kiln.media.transcode.codecs import Target
+from kiln.media.transcode.image import IMAGE_FORMATS
 from kiln.media.transcode.settings import input_framerate
 from kiln.media.transcode.transcoder import EncodeUnavailable, StreamTranscoder
 from kiln.timefmt import format_time, now
@@ -70,6 +72,7 @@ class OutputStream:
     tracks: list[OutputTrack]
     hub: StreamHub
     meters: dict[int, TrackMeter] = field(default_factory=dict)
+    images: dict[Codec, LatestImage] = field(default_factory=dict)  # image encodes (thumbnails) by codec
 
     def track_list(self) -> list[Track]:
         return [t.track for t in self.tracks if t.track is not None]
@@ -227,6 +230,10 @@ class LiveStream:
                 else:
                     self._add_encode(out, ot, source, meter)
                 out.tracks.append(ot)
+        items = encodes.get("images") or []
+        for encode in items if isinstance(items, list) else [items]:
+            if isinstance(encode, dict) and first[MediaKind.VIDEO] is not None:
+                self._add_image(out, encode, first[MediaKind.VIDEO])
         out.tracks.append(OutputTrack(next_id, MediaKind.DATA, "", {}, True, self.data_track_id,
                                       Track(next_id, MediaKind.DATA, Codec.ID3, MS)))
         return out
@@ -248,6 +255,28 @@ class LiveStream:
         ot.track = track
         out.hub.set_track(track)
         out.meters[ot.id] = target.meter
+
+    def _add_image(self, out: OutputStream, encode: dict[str, Any], source: Track) -> None:
+        """An image encode: its stills go to the output's latest-image holder (one per codec), not to the hub."""
+        codec = codec_of(encode.get("codec"))
+        reason = ""
+        if codec not in IMAGE_FORMATS:
+            reason = f"image codec {encode.get('codec')!r} cannot be encoded"
+        elif codec in out.images:
+            reason = f"a second {codec.value} image encode in one output profile"
+        else:
+            holder = LatestImage(codec, 0, 0)
+            try:
+                settings = self.transcoder.add_image(encode, source, input_framerate(source, self.meters.get(
+                    source.id, TrackMeter()).framerate_avg), Target(holder, 0, TrackMeter()))
+            except EncodeUnavailable as exc:
+                reason = str(exc)
+            else:
+                holder.width, holder.height = settings.width, settings.height
+                out.images[codec] = holder
+                return
+        log.warning("image encode unavailable vhost=%s app=%s stream=%s output=%s reason=%s", self.vhost, self.app,
+                    self.name, out.name, reason)
 
     # -- control side -----------------------------------------------------------------------------
     def close_ingest(self, reason: str) -> bool:

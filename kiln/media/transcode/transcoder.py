@@ -1,8 +1,9 @@
 """The transcoder of one live input: a worker thread per input track, shared decoders and encoders.
 
-``add_video``/``add_audio`` are called while the output streams are being built: they open the
-track's decoder (once) and the encoder for the resolved settings (once per distinct setting, even
-across profiles) and return the output Track, complete with its decoder configuration. ``start``
+``add_video``/``add_audio``/``add_image`` are called while the output streams are being built: they
+open the track's decoder (once) and the encoder for the resolved settings (once per distinct setting,
+even across profiles) and return the output Track, complete with its decoder configuration (image
+encodes return their settings: their stills go to a holder of the latest image, not to a hub). ``start``
 subscribes to the input hub; packets are routed inline (cheap) into one bounded queue per input
 track. When a worker falls behind real time its queue overflows: the queued packets are dropped,
 counted and logged, and the worker resumes at the next video keyframe. Ingest and bypass outputs
@@ -24,6 +25,7 @@ import av
 from kiln.media.hub import CallbackSubscriber, StreamHub, Subscriber
 from kiln.media.model import MediaKind, Packet, Track
 from kiln.media.transcode.codecs import AudioEncoder, CodecOpenError, Decoder, Encoder, Target, VideoEncoder
+from kiln.media.transcode.image import ImageEncoder, ImageSettings, image_settings
 from kiln.media.transcode.settings import EncodeSettingsError, audio_settings, video_settings
 
 log = logging.getLogger(__name__)
@@ -161,6 +163,16 @@ class StreamTranscoder:
         worker = self._worker(source)
         enc = self._add(worker, settings.key, lambda: AudioEncoder(settings, self.label), target)
         return replace(enc.track, id=target.track_id, name=variant, bypass=False)
+
+    def add_image(self, encode: dict[str, Any], source: Track, input_fps: float, target: Target) -> ImageSettings:
+        """An image encode (thumbnail) fed by the video track's shared decoder; its packets are whole images."""
+        try:
+            settings = image_settings(encode, source, input_fps)
+        except EncodeSettingsError as exc:
+            raise EncodeUnavailable(str(exc)) from exc
+        worker = self._worker(source)
+        self._add(worker, settings.key, lambda: ImageEncoder(settings, self.label), target)
+        return settings
 
     @property
     def active(self) -> bool:

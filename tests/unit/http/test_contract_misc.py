@@ -132,8 +132,6 @@ def tls_api(tmp_path: Path) -> Iterator[Api]:
         service.close()
 
 
-@pytest.mark.xfail(strict=True, reason="KILN BUG: <Managers><Host><TLS> is not read and build_api() passes no "
-                                       "tls_reloader, so a configured TLSPort still answers 'TLS is not enabled'")
 def test_api_certificate_reload_with_an_unreadable_certificate(tls_api: Api) -> None:
     r = tls_api.post("/v1/managers/api:reloadCertificate")
     assert r.status_code == 500
