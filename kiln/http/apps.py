@@ -14,6 +14,27 @@ from kiln.http.lookups import app_ref, need_app, need_vhost, vhost_ref
 from kiln.http.router import APP, VHOST, Call, Router
 
 
+def with_reserved_mpegts_streams(config: dict[str, Any]) -> dict[str, Any]:
+    """rest-spec §6.3: reserved MPEG-TS streams are shown as ``providers.mpegts.streams`` =
+    ``[{"name": <stream>, "port": "<port>/udp"}]`` (the stream map's ``${Port}`` expanded)."""
+    providers = config.get("providers")
+    mpegts = providers.get("mpegts") if isinstance(providers, dict) else None
+    stream_map = mpegts.get("streamMap") if isinstance(mpegts, dict) else None
+    entries = stream_map.get("stream") if isinstance(stream_map, dict) else None
+    if not entries:
+        return config
+    streams = []
+    for entry in entries if isinstance(entries, list) else [entries]:
+        if not isinstance(entry, dict):
+            continue
+        port = str(entry.get("port", "")).split("/", 1)[0]
+        name = str(entry.get("name", "")).replace("${Port}", port)
+        streams.append({"name": name, "port": f"{port}/udp"})
+    shown = {k: v for k, v in mpegts.items() if k != "streamMap"}
+    shown["streams"] = streams
+    return {**config, "providers": {**providers, "mpegts": shown}}
+
+
 def register(router: Router, api: Any) -> None:
     ctx = api.ctx
 
@@ -30,7 +51,7 @@ def register(router: Router, api: Any) -> None:
 
     async def get_app(call: Call) -> Response:
         view = need_app(ctx, call.params["vhost"], call.params["app"])
-        return ok({**view.config, "dynamic": view.dynamic})
+        return ok({**with_reserved_mpegts_streams(view.config), "dynamic": view.dynamic})
 
     async def get_app_raw(call: Call) -> Response:
         """OME quirk: ``…/apps/{app}:`` (an empty action) answers the raw config without ``dynamic``."""

@@ -72,3 +72,9 @@ def test_bytes_that_are_not_ts_create_no_stream(kiln: KilnProcess) -> None:
             sock.sendto(bytes([i]) * 1316, ("127.0.0.1", kiln.ports.mpegts))
     kiln.wait_for(lambda: "reason=input is not MPEG-TS" in kiln.log_path.read_text(), what="garbage refused")
     assert stream_names(kiln) == []
+
+
+def test_the_app_shows_its_reserved_mpegts_streams(kiln: KilnProcess) -> None:
+    app = kiln.api.get("/v1/vhosts/default/apps/app").json()["response"]
+    port = kiln.ports.mpegts
+    assert app["providers"]["mpegts"] == {"streams": [{"name": f"stream_{port}", "port": f"{port}/udp"}]}
