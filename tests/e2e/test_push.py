@@ -42,10 +42,13 @@ def test_push_to_nginx_rtmp(kiln: KilnProcess, source: Peer, nginx_rtmp: NginxRt
     assert r.status_code == 200, r.text
     kiln.wait_for(lambda: push(kiln, "n1").get("state") == "pushing", what="state pushing")
     nginx_rtmp.wait_publishing("k1")
-    kiln.wait_for(lambda: push(kiln, "n1").get("sentBytes", 0) > 50_000, timeout=30, what="bytes sent")
+    kiln.wait_for(lambda: push(kiln, "n1").get("sentTime", 0) >= 5000, timeout=30, what="5 s sent")
+    sent_ms = push(kiln, "n1")["sentTime"]
     assert kiln.api.post(f"{APP}:stopPush", json={"id": "n1"}).status_code == 200
     recorded = nginx_rtmp.wait_recorded("k1", min_bytes=20_000)
-    assert probe_kinds(recorded) == {"video": "h264", "audio": "aac"}
+    probe = ffprobe_json(recorded, timeout=30)
+    assert {s["codec_type"]: s["codec_name"] for s in probe["streams"]} == {"video": "h264", "audio": "aac"}
+    assert abs(float(probe["format"]["duration"]) * 1000 - sent_ms) <= 0.1 * sent_ms, (probe["format"], sent_ms)
     assert push(kiln, "n1") == {}
 
 

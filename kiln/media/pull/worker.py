@@ -61,6 +61,12 @@ class PullWorker:
         self._ever_connected = False
         self._thread = threading.Thread(target=self._run, name=f"kiln-pull-{name}", daemon=True)
 
+    @property
+    def read_timeout(self) -> float:
+        """``noInputFailoverTimeoutMs``: how long a silent source is waited for before the next URL."""
+        ms = self.props.no_input_failover_timeout_ms
+        return ms / 1000 if ms > 0 else READ_TIMEOUT_S
+
     def start(self) -> PullWorker:
         self._thread.start()
         return self
@@ -117,7 +123,7 @@ class PullWorker:
             if self._stop.is_set():
                 return "failed"
             try:
-                container = av.open(av_url(url), options=input_options(url), timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S))
+                container = av.open(av_url(url), options=input_options(url), timeout=(OPEN_TIMEOUT_S, self.read_timeout))
             except (av.FFmpegError, OSError) as exc:
                 log.warning("pull connect failed where=%s stream=%s url=%s error=%s", self.where, self.name, url, exc)
                 continue
