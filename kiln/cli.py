@@ -14,6 +14,9 @@ from kiln import __version__
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # every uvicorn server (API, API TLS, LL-HLS, thumbnails) would log its own "Started server
+    # process"; Kiln logs one line per listener itself
+    logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _load_config(path: str | None) -> tuple[object, str]:
