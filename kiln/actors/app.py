@@ -397,7 +397,12 @@ class AppActor(CommandActor):
         def finished(reason: str) -> None:
             tell_quietly(me, PullFinished(name, reason, worker))
 
-        worker = PullWorker(f"{self.where}", name, urls, props, PullHooks(open_stream, connected, finished), waiter)
+        def viewers() -> int:
+            metrics = self.ctx.stats.stream_json(self.vhost, self.name, name)
+            return int(metrics.get("totalConnections", 0)) if metrics else 0
+
+        worker = PullWorker(f"{self.where}", name, urls, props,
+                            PullHooks(open_stream, connected, finished, viewers), waiter)
         self.pulls[name] = worker
         worker.start()
 

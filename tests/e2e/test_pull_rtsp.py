@@ -90,3 +90,15 @@ def test_a_source_that_hangs_is_a_502_and_the_api_stays_responsive(kiln: KilnPro
     finally:
         silent.close()
     assert result["r"].status_code == 502 and result["seconds"] < 20, result
+
+
+def test_an_unwatched_pull_is_deleted_after_its_unused_timeout(kiln: KilnProcess, rtsp_source: RtspSource) -> None:
+    r = kiln.api.post(f"{APP}/streams", json={"name": "idle", "urls": [rtsp_source.url],
+                                              "properties": {"unusedStreamDeletionTimeoutMs": 1500}})
+    assert r.status_code == 201
+    r = kiln.api.post(f"{APP}/streams", json={"name": "kept", "urls": [rtsp_source.url],
+                                              "properties": {"unusedStreamDeletionTimeoutMs": 1500,
+                                                             "persistent": True}})
+    assert r.status_code == 201
+    kiln.wait_for(lambda: names(kiln) == ["kept"], timeout=15, what="the unwatched pull removed")
+    assert "reason=unused stream" in kiln.log_path.read_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 OPEN_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 5.0
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0)
+# the first connection (the API caller is waiting for 201/502) gets a short second chance: RTSP
+# servers answer 5xx while a shared media is being torn down and rebuilt
+FIRST_CONNECT_RETRIES = 1
 
 
 @dataclass
@@ -34,6 +38,7 @@ class PullHooks:
     open_stream: Callable[[str, Callable[[str], None]], LiveStream]  # (source url, close) -> stream
     connected: Callable[[str], None]                                # first success: make it durable
     finished: Callable[[str], None]                                 # the pull is over (reason)
+    viewers: Callable[[], int] = lambda: 0                          # players + pushes + recordings now
 
 
 def input_options(url: str) -> dict[str, str]:
@@ -97,10 +102,10 @@ class PullWorker:
                     break
                 if self._stop.is_set():
                     break
-                if not self._ever_connected:
+                failures = 0 if outcome == "streamed" else failures + 1
+                if not self._ever_connected and failures > min(self.props.retries, FIRST_CONNECT_RETRIES):
                     reason = "could not connect to any url"
                     break
-                failures = 0 if outcome == "streamed" else failures + 1
                 if not self.props.persistent and failures > self.props.retries:
                     reason = "source lost, retries exhausted"
                     break
@@ -123,7 +128,8 @@ class PullWorker:
             if self._stop.is_set():
                 return "failed"
             try:
-                container = av.open(av_url(url), options=input_options(url), timeout=(OPEN_TIMEOUT_S, self.read_timeout))
+                container = av.open(av_url(url), options=input_options(url),
+                                    timeout=(OPEN_TIMEOUT_S, self.read_timeout))
             except (av.FFmpegError, OSError) as exc:
                 log.warning("pull connect failed where=%s stream=%s url=%s error=%s", self.where, self.name, url, exc)
                 continue
@@ -154,11 +160,22 @@ class PullWorker:
             self._answer(True)
         log.info("pull connected where=%s stream=%s url=%s tracks=%d", self.where, self.name, url, len(usable))
         reason = "source ended"
+        unused_limit = self.props.unused_stream_deletion_timeout_ms / 1000
+        check_unused = not self.props.persistent and unused_limit > 0
+        last_used = last_check = time.monotonic()
         try:
             for packet in container.demux(*usable):
                 if self._stop.is_set():
                     reason = self._stop_reason
                     break
+                if check_unused and (now := time.monotonic()) - last_check >= 0.5:
+                    last_check = now
+                    if self.hooks.viewers() > 0:
+                        last_used = now
+                    elif now - last_used >= unused_limit:
+                        self.close("unused stream")  # unusedStreamDeletionTimeoutMs: nobody watched
+                        reason = "unused stream"
+                        break
                 track, packets = converter.convert(packet)
                 if track is not None:
                     stream.on_track(track)
