@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess
+from tests.peers.rtsp_server import RtspSource
 
 pytestmark = pytest.mark.e2e
 
@@ -28,9 +29,11 @@ def snapshot_gets(k: KilnProcess) -> dict[str, bytes]:
     return out
 
 
-def test_everything_survives_kill9(kiln_factory: Callable[..., KilnProcess]) -> None:
+def test_everything_survives_kill9(kiln_factory: Callable[..., KilnProcess], rtsp_source: RtspSource) -> None:
     k = kiln_factory()
     api = k.api
+    r = api.post(f"{APP}/streams", json={"name": "door", "urls": [rtsp_source.url], "properties": {"persistent": True}})
+    assert r.status_code == 201, r.text
     assert api.post("/v1/vhosts", json=[{"name": "svc", "host": {"names": ["svc.example"]}}]).status_code == 200
     r = api.post("/v1/vhosts/svc/apps", json=[
         {"name": "live", "type": "live", "publishers": {"push": {}, "file": {}, "llhls": {}}},
@@ -57,12 +60,23 @@ def test_everything_survives_kill9(kiln_factory: Callable[..., KilnProcess]) -> 
 
     k.kill9()
     k.start()
+    k.wait_for(lambda: "door" in k.api.get(f"{APP}/streams").json()["response"], timeout=30,
+               what="the pull definition reconnected")
     after = snapshot_gets(k)
     assert after == before
     # the id removed by stopPush stays free, the others are still taken
     r = api.post(f"{APP}:startPush", json={"id": "p0", "stream": {"name": "stream"}, "protocol": "rtmp",
                                           "url": "rtmp://127.0.0.1:1/app"})
     assert r.status_code == 409
-    # and the journal says what happened
-    shown = k.api.get("/v1/version")
-    assert shown.status_code == 200
+    # and the journal says what happened: the restart is recorded, with the live pull ended by it
+    import io
+    import json
+
+    from kiln.journal.cli import run
+
+    out = io.StringIO()
+    run(["show", "-d", str(k.data_dir), "--json"], out)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["type"] for r in records].count("ServerStarted") == 2
+    ended = [r["payload"]["reason"] for r in records if r["type"] == "StreamEnded"]
+    assert "server restart" in ended
