@@ -1,13 +1,17 @@
 """An output profile change as an operator sees it: the app's live streams are reconnected into the new outputs
-(the publisher is dropped and comes back, as with OME), its push and record tasks stay and resume on their own
-(beyond OME, which drops them), and another app of the same vhost keeps streaming untouched."""
+(the publisher is dropped and comes back, as with OME; the new profile's outputs, a thumbnail included, appear),
+its push and record tasks stay and resume on their own (beyond OME, which drops them), and another app of the
+same vhost keeps streaming untouched."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import av
+import httpx
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess, Ports, server_xml
@@ -23,7 +27,8 @@ VHOST = "/v1/vhosts/tv"
 APP = f"{VHOST}/apps/app"
 OTHER = f"{VHOST}/apps/other"
 NEW_PROFILE = {"name": "extra", "outputStreamName": "${OriginStreamName}_extra",
-               "encodes": {"videos": [{"name": "v", "bypass": True}], "audios": [{"name": "a", "bypass": True}]}}
+               "encodes": {"videos": [{"name": "v", "bypass": True}], "audios": [{"name": "a", "bypass": True}],
+                           "images": [{"codec": "jpeg", "width": 160, "height": 90, "framerate": 1}]}}
 
 
 def _task(kiln: KilnProcess, verb: str, task_id: str) -> dict[str, Any]:
@@ -59,7 +64,8 @@ def test_profile_change_keeps_tasks_and_other_apps(kiln_factory: Callable[..., K
     xml = server_xml(ports, peer_dir / "unused").replace("<Name>*</Name>", "<Name>xml.invalid</Name>")
     kiln = kiln_factory(xml, ports)
     assert kiln.api.post("/v1/vhosts", json=[{"name": "tv", "host": {"names": ["127.0.0.1"]}}]).status_code == 200
-    publishers = {"push": {}, "file": {}, "llhls": {"chunkDuration": 0.5, "segmentDuration": 2}}
+    publishers = {"push": {}, "file": {}, "llhls": {"chunkDuration": 0.5, "segmentDuration": 2},
+                  "thumbnail": {"crossDomains": {"urls": ["*"]}}}
     r = kiln.api.post(f"{VHOST}/apps", json=[{"name": name, "type": "live", "providers": {"rtmp": {}},
                                               "publishers": publishers} for name in ("app", "other")])
     assert r.status_code == 200 and [item["statusCode"] for item in r.json()] == [200, 200], r.text
@@ -92,7 +98,7 @@ def test_profile_change_keeps_tasks_and_other_apps(kiln_factory: Callable[..., K
         kiln.wait_for(lambda: "pc" not in nginx_rtmp.publishing(), what="the push to stop sending")
         kiln.wait_for(lambda: _task(kiln, "records", "r1").get("state") == "ready", what="the record to wait")
         kiln.wait_for(lambda: (records / "0.ts").exists() and not _writing(records), what="the first file closed")
-        assert _task(kiln, "pushes", "p1")["state"] in ("ready", "pushing", "connecting", "error")
+        kiln.wait_for(lambda: _task(kiln, "pushes", "p1").get("state") == "ready", what="the push to wait")
         profiles = kiln.api.get(f"{APP}/outputProfiles").json()["response"]
         assert sorted(profiles) == ["default", "extra"]  # an app made through the API starts with OME's default
 
@@ -104,6 +110,13 @@ def test_profile_change_keeps_tasks_and_other_apps(kiln_factory: Callable[..., K
         peers.append(again := publish_rtmp(f"{rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir))
         kiln.wait_for(lambda: _outputs(kiln, "cam"), what="the stream back")
         assert _outputs(kiln, "cam") == {"cam", "cam_extra"}
+        thumbs = f"http://127.0.0.1:{ports.thumbnail}/app"
+        thumb = kiln.wait_for(lambda: (t := httpx.get(f"{thumbs}/cam_extra/thumb.jpg")).status_code == 200 and t,
+                              what="the new profile's thumbnail")
+        with av.open(io.BytesIO(thumb.content)) as image:
+            frame = next(image.decode(video=0))
+        assert (frame.width, frame.height) == (160, 90)
+        assert httpx.get(f"{thumbs}/cam/thumb.jpg").status_code == 404  # the default profile has no image encode
         nginx_rtmp.wait_publishing("pc", timeout=30)
         kiln.wait_for(lambda: _task(kiln, "pushes", "p1").get("state") == "pushing", what="pushing again")
         kiln.wait_for(lambda: _task(kiln, "records", "r1").get("state") == "recording", what="recording again")
