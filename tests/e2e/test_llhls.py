@@ -180,3 +180,82 @@ def test_conclude_hls_live_ends_the_playlists(live: tuple[KilnProcess, Peer, str
     with httpx.Client(timeout=15) as http:
         video = next(u for u in chunklists(http, base) if "_video_" in u)
         kiln.wait_for(lambda: "#EXT-X-ENDLIST" in http.get(video).text, timeout=15, what="ENDLIST")
+
+
+def test_a_dump_survives_kill9_and_resumes_into_the_same_directory(
+        kiln_factory: Any, test_flv: Path, peer_dir: Path, tmp_path: Path) -> None:
+    kiln = kiln_factory()
+    out, info = tmp_path / "dump", tmp_path / "dump.xml"
+
+    def publish() -> Peer:
+        pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/live", test_flv, loop=True, log_dir=peer_dir)
+        kiln.wait_for(lambda: (r := kiln.api.get(f"{APP}/streams/live")).status_code == 200
+                      and r.json()["response"]["outputs"], what="stream with outputs")
+        return pub
+
+    pub = publish()
+    r = kiln.api.post(f"{APP}/streams/live:startHlsDump", json={
+        "outputStreamName": "live", "id": "d9", "outputPath": str(out), "playlist": ["llhls.m3u8"],
+        "infoFile": str(info)})
+    assert r.status_code == 200, r.text
+    kiln.wait_for(lambda: len(list(out.glob("seg_*_video_*.m4s"))) >= 2, timeout=30, what="segments before")
+    before = len(list(out.glob("seg_*_video_*.m4s")))
+    kiln.kill9()
+    pub.stop()
+    kiln.start()
+    pub = publish()
+    try:
+        kiln.wait_for(lambda: len(list(out.glob("seg_*_video_*.m4s"))) >= before + 2, timeout=30,
+                      what="the dump resumed after the restart")
+        listed = kiln.api.post(f"{APP}/streams/live:hlsDumps", json={"outputStreamName": "live"}).json()
+        assert [(d["id"], d["enabled"]) for d in listed["response"]] == [("d9", True)]
+        chunklists = list(out.glob("chunklist_*_video_*.m3u8"))
+        assert any("#EXT-X-DISCONTINUITY" in c.read_text() for c in chunklists), [c.name for c in chunklists]
+        kiln.api.post(f"{APP}/streams/live:stopHlsDump", json={"outputStreamName": "live", "id": "d9"})
+        root = ElementTree.parse(info).getroot()
+        files = {Path(i.findtext("File") or "").name for i in root.findall("Items/Item")}
+        assert len([f for f in files if f.startswith("seg_") and "_video_" in f]) >= before + 2
+    finally:
+        pub.stop()
+
+
+def _fds(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def test_bad_requests_are_answered_and_hung_up_clients_cost_nothing(live: tuple[KilnProcess, Peer, str]) -> None:
+    import socket
+
+    kiln, _pub, base = live
+    host_port = base.split("/")[2]
+    with httpx.Client(timeout=15) as http:
+        video = next(u for u in chunklists(http, base) if "_video_" in u)
+        sep = "&" if "?" in video else "?"
+        assert http.get(f"{video}{sep}_HLS_msn=abc&_HLS_part=0").status_code == 400
+        assert http.get(f"{video}{sep}_HLS_part=1").status_code == 400
+        assert http.get(f"{video}{sep}_HLS_msn=999999&_HLS_part=0").status_code == 400
+        for path in ("/app/live/nothing.m4s", "/app/live/../../etc/passwd", "/app/live/%2e%2e/%2e%2e/etc/passwd",
+                     "/app/nope/llhls.m3u8", "/app/live/seg_0_99999_video_XXXX_llhls.m4s"):
+            assert http.get(f"http://{host_port}{path}").status_code in (400, 401, 404), path  # 401: no session
+        text = http.get(video).text
+        msn = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1)) + text.count("#EXTINF")
+        started = time.monotonic()  # a part that will never exist: bounded wait, then the current playlist
+        r = http.get(f"{video}{sep}_HLS_msn={msn}&_HLS_part=50")
+        assert r.status_code == 200 and "#EXTM3U" in r.text and time.monotonic() - started < 3 * 2 + 3
+        assert kiln.proc is not None
+        pid = kiln.proc.pid
+        fds_before = _fds(pid)
+        request = (f"GET {video.split(host_port, 1)[1]}{sep}_HLS_msn={msn + 1}&_HLS_part=3 HTTP/1.1\r\n"
+                   f"Host: {host_port}\r\n\r\n").encode()
+        host, port = host_port.split(":")
+        for _ in range(10):  # 1,000 parked requests whose clients hang up at once
+            socks = []
+            for _ in range(100):
+                s = socket.create_connection((host, int(port)))
+                s.sendall(request)
+                socks.append(s)
+            for s in socks:
+                s.close()
+        started = time.monotonic()
+        assert http.get(video).status_code == 200 and time.monotonic() - started < 2.0  # other viewers unaffected
+        kiln.wait_for(lambda: _fds(pid) <= fds_before + 5, timeout=30, what="parked requests released")
