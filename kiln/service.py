@@ -173,6 +173,14 @@ class KilnService:
                                                "application no longer exists"))
                 notes.append(f"record {record.vhost}/{record.app}/{record.id} dropped: "
                              "application no longer exists")
+        for push in self.tasks.all_pushes():  # sessions died with the process: back to ready, next sequence
+            if (push.vhost, push.app) in known and push.state != "ready":
+                if push.state in ("pushing", "stopping"):
+                    events.append(te.PushSessionEnded(push.vhost, push.app, push.id, 0, 0, "server restart"))
+                events.append(te.PushStateChanged(push.vhost, push.app, push.id, "ready", "server restart", 0.0))
+        for record in self.tasks.all_records():
+            if (record.vhost, record.app) in known and record.state != "ready":
+                events.append(te.RecordStateChanged(record.vhost, record.app, record.id, "ready", "server restart"))
         for inflight, finished, problem in recover_inflight(self.data_dir):
             if finished is None:
                 notes.append(f"recording {inflight.vhost}/{inflight.app}/{inflight.id} #{inflight.sequence}: {problem}")

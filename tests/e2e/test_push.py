@@ -144,13 +144,18 @@ def test_push_heals_after_the_destination_restarts_three_times(kiln: KilnProcess
 
 def test_push_task_survives_kill9_and_pushes_when_the_publisher_returns(
         kiln: KilnProcess, test_flv: Path, peer_dir: Path, nginx_rtmp: NginxRtmp) -> None:
+    url = f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/back"
     r = kiln.api.post(f"{APP}:startPush", json={"id": "k1", "stream": {"name": "back"}, "protocol": "rtmp",
                                                 "url": f"rtmp://127.0.0.1:{nginx_rtmp.port}/live", "streamKey": "kb"})
     assert r.status_code == 200
+    pub = publish_rtmp(url, test_flv, loop=True, log_dir=peer_dir)
+    kiln.wait_for(lambda: push(kiln, "k1").get("state") == "pushing", what="pushing before the crash")
     kiln.kill9()
+    pub.stop()
     kiln.start()
-    assert push(kiln, "k1")["state"] == "ready"
-    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/back", test_flv, loop=True, log_dir=peer_dir)
+    task = push(kiln, "k1")
+    assert (task["state"], task["sequence"]) == ("ready", 1)  # the dead session is closed by recovery
+    pub = publish_rtmp(url, test_flv, loop=True, log_dir=peer_dir)
     try:
         nginx_rtmp.wait_publishing("kb", timeout=30)
         kiln.wait_for(lambda: push(kiln, "k1").get("state") == "pushing", what="pushing after restart")

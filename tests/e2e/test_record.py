@@ -117,7 +117,8 @@ def test_schedule_splits_on_three_second_wall_clock_boundaries(kiln: KilnProcess
         assert ffprobe_json(path)["format"]["format_name"] == "mpegts"
 
 
-def test_kill9_mid_recording_leaves_a_playable_file_listed_in_info(kiln: KilnProcess, source: Peer) -> None:
+def test_kill9_mid_recording_leaves_a_playable_file_listed_in_info(kiln: KilnProcess, source: Peer,
+                                                                  test_flv: Path, peer_dir: Path) -> None:
     out = kiln.workdir / "records" / "crash"
     r = kiln.api.post(f"{APP}:startRecord", json={"id": "c1", "stream": {"name": "rec"},
                                                   "filePath": "crash/${Id}.mp4", "infoPath": "crash/${Id}.xml"})
@@ -140,6 +141,14 @@ def test_kill9_mid_recording_leaves_a_playable_file_listed_in_info(kiln: KilnPro
     run(["show", "-d", str(kiln.data_dir), "--type", "RecordFileFinished", "--json"], text)
     finished = [json.loads(line)["payload"] for line in text.getvalue().splitlines()]
     assert finished and finished[-1]["recovered"] is True and finished[-1]["id"] == "c1"
+    # the task resumes into the next sequence when its stream comes back
+    assert record(kiln, "c1")["state"] == "ready"
+    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/rec", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        task = kiln.wait_for(lambda: (t := record(kiln, "c1")).get("state") == "recording" and t, what="resumed")
+        assert task["sequence"] == 1
+    finally:
+        pub.stop()
 
 
 def test_unwritable_path_is_an_error_with_a_reason(kiln: KilnProcess, source: Peer) -> None:
