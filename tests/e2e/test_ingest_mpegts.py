@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess
-from tests.peers.ffmpeg import publish_mpegts_udp
+from tests.peers.ffmpeg import FFMPEG, QUIET, publish_mpegts_udp
+from tests.peers.process import Peer
 
 pytestmark = pytest.mark.e2e
 
@@ -78,3 +79,29 @@ def test_the_app_shows_its_reserved_mpegts_streams(kiln: KilnProcess) -> None:
     app = kiln.api.get("/v1/vhosts/default/apps/app").json()["response"]
     port = kiln.ports.mpegts
     assert app["providers"]["mpegts"] == {"streams": [{"name": f"stream_{port}", "port": f"{port}/udp"}]}
+
+
+def test_several_audio_tracks_are_all_listed(kiln: KilnProcess, test_ts: Path, peer_dir: Path) -> None:
+    """One video and two audio tracks (AAC as sent, a second one re-encoded to MP3) in one UDP TS."""
+    name = f"stream_{kiln.ports.mpegts}"
+    inputs = [arg for _ in range(3) for arg in ("-re", "-stream_loop", "-1", "-i", str(test_ts))]
+    argv = [FFMPEG, *QUIET, *inputs, "-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "copy", "-c:a:0", "copy",
+            "-c:a:1", "libmp3lame", "-b:a:1", "96k", "-f", "mpegts",
+            f"udp://127.0.0.1:{kiln.ports.mpegts}?pkt_size=1316"]
+    pub = Peer.spawn("ffmpeg-udp-3-tracks", argv, peer_dir)
+    try:
+        def audio_tracks() -> list[dict] | None:
+            r = kiln.api.get(f"{APP}/streams/{name}")
+            if r.status_code != 200:
+                return None
+            tracks = [t["audio"] for t in r.json()["response"]["input"]["tracks"] if t["type"] == "Audio"]
+            return tracks if len(tracks) == 2 else None
+
+        audios = kiln.wait_for(audio_tracks, what="two audio tracks listed")
+        assert sorted((a["codec"], a["samplerate"], a["channel"]) for a in audios) == [("AAC", 48000, 2),
+                                                                                       ("MP3", 48000, 2)]
+        info = kiln.api.get(f"{APP}/streams/{name}").json()["response"]
+        assert [t["type"] for t in info["input"]["tracks"]].count("Video") == 1
+        assert pub.alive
+    finally:
+        pub.stop()

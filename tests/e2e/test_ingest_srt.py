@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess, Ports, server_xml
-from tests.peers.ffmpeg import ffprobe_json, publish_srt, streams_by_type
+from tests.peers.ffmpeg import FFMPEG, QUIET, ffprobe_json, publish_srt, streams_by_type
 from tests.peers.process import Peer
 
 pytestmark = pytest.mark.e2e
@@ -172,3 +172,26 @@ def test_duplicate_name_is_refused_in_the_handshake(kiln: KilnProcess, test_ts: 
         assert kiln.api.get(f"{APP}/streams/dup").json()["response"]["input"]["createdTime"] == created
     finally:
         first.stop()
+
+
+def test_a_caller_sending_non_ts_bytes_is_dropped_and_others_go_on(kiln: KilnProcess, test_ts: Path,
+                                                                   peer_dir: Path) -> None:
+    good = publish(kiln, "default/app/good", test_ts, peer_dir)
+    noise = [FFMPEG, *QUIET, "-re", "-f", "lavfi", "-i", "anoisesrc=r=48000:a=0.5", "-f", "s16le",
+             srt_url(kiln.ports.srt, "default/app/noise")]  # raw PCM over SRT: no 0x47 sync bytes
+    bad = Peer.spawn("ffmpeg-srt-noise", noise, peer_dir)
+    try:
+        kiln.wait_for(lambda: described(kiln, "good"), what="the good caller's stream described")
+        kiln.wait_for(lambda: not bad.alive, what="the caller sending noise is disconnected")
+        log = kiln.log_path.read_text()
+        line = next((x for x in log.splitlines() if "srt caller disconnected" in x and "default/app/noise" in x), "")
+        assert "reason=input is not MPEG-TS" in line, line
+        assert "Traceback" not in log
+        assert stream_names(kiln) == ["good"]
+        counted = bytes_in(kiln, "good")
+        kiln.wait_for(lambda: bytes_in(kiln, "good") > counted, what="the good stream still flowing")
+        assert good.alive
+    finally:
+        bad.stop()
+        good.stop()
+    kiln.wait_for(lambda: stream_names(kiln) == [], what="good gone when its caller stops")

@@ -4,7 +4,8 @@ Demuxers hand over what their container carries: RTSP and MPEG-TS give Annex-B H
 (for TS) ADTS-framed AAC, sometimes with no extradata until the first keyframe brings the
 parameter sets in-band. This module normalises all of that to the model's conventions, keeps the
 stream's own time base (no rounding to milliseconds), and describes a track only once its decoder
-configuration is known.
+configuration is known. MPEG-TS input also goes through a ``TsClock`` (33-bit wrap-around and
+discontinuities, see ``tsclock``), so every track's dts keeps increasing.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from fractions import Fraction
 from typing import Any
 
 from kiln.media.codecs import CodecConfigError, aac, describe_track, h264, h265, nal
-from kiln.media.model import Codec, Packet, Track
+from kiln.media.demux.tsclock import TICKS_PER_S, TsClock
+from kiln.media.model import Codec, MediaKind, Packet, Track
 
 log = logging.getLogger(__name__)
 
 CODECS = {"h264": Codec.H264, "hevc": Codec.H265, "aac": Codec.AAC, "opus": Codec.OPUS, "mp3": Codec.MP3,
-          "vp8": Codec.VP8, "vp9": Codec.VP9, "av1": Codec.AV1}
+          "mp3float": Codec.MP3, "vp8": Codec.VP8, "vp9": Codec.VP9, "av1": Codec.AV1}
+"""Keyed by PyAV's codec context name, which is the decoder's: MP3 shows up as ``mp3float``."""
+TS_TIME_BASE = Fraction(1, TICKS_PER_S)
 
 
 @dataclass
@@ -30,13 +34,16 @@ class _TrackState:
     time_base: Fraction
     config: bytes = b""
     described: Track | None = None
+    sample_rate: int = 0  # what the demuxer probed: fills in codecs without a configuration record (MP3)
+    channels: int = 0
 
 
 class AvConverter:
     """Converts one demuxer's packets; ``convert`` returns (new Track or None, Packets)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: TsClock | None = None) -> None:
         self._tracks: dict[int, _TrackState] = {}
+        self._clock = clock  # applies to tracks in the TS clock's 1/90000 time base (all of an MPEG-TS input's)
 
     def add_stream(self, stream: Any) -> bool:
         """Register a PyAV stream; False when its codec is not one Kiln carries (it is skipped)."""
@@ -45,6 +52,9 @@ class AvConverter:
             log.info("input stream skipped index=%d codec=%s", stream.index, stream.codec_context.name)
             return False
         state = _TrackState(len(self._tracks), codec, Fraction(stream.time_base))
+        if codec.kind is MediaKind.AUDIO:
+            state.sample_rate = int(getattr(stream.codec_context, "sample_rate", 0) or 0)
+            state.channels = int(getattr(stream.codec_context, "channels", 0) or 0)
         extradata = bytes(stream.codec_context.extradata or b"")
         if extradata:
             state.config = _config_from_extradata(codec, extradata)
@@ -59,6 +69,8 @@ class AvConverter:
         dts = int(packet.dts)
         pts = int(packet.pts) if packet.pts is not None else dts
         duration = int(packet.duration or 0)
+        if self._clock is not None and state.time_base == TS_TIME_BASE:
+            dts, pts = self._clock.place(state.track_id, dts, pts, duration)
         if state.codec in (Codec.H264, Codec.H265):
             return self._video(state, data, pts, dts, duration, bool(packet.is_keyframe))
         if state.codec is Codec.AAC and data[:2] in (b"\xff\xf1", b"\xff\xf9"):
@@ -77,6 +89,8 @@ class AvConverter:
             log.warning("track configuration unreadable track=%d codec=%s error=%s", state.track_id,
                         state.codec.value, exc)
             return None
+        if state.described.kind is MediaKind.AUDIO and not state.described.sample_rate:
+            state.described.sample_rate, state.described.channels = state.sample_rate, state.channels
         return state.described
 
     def _video(self, state: _TrackState, data: bytes, pts: int, dts: int, duration: int,
@@ -115,6 +129,8 @@ class AvConverter:
             packets.append(Packet(state.track_id, at, at, state.time_base, bytes(payload), keyframe=True,
                                   duration=step))
             at += step
+        if packets and self._clock is not None and state.time_base == TS_TIME_BASE:
+            self._clock.extend(state.track_id, packets[-1].dts, at)
         return new, packets
 
 

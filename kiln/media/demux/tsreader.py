@@ -24,6 +24,7 @@ from typing import Any
 import av
 
 from kiln.media.demux.convert import AvConverter
+from kiln.media.demux.tsclock import TsClock
 from kiln.media.model import MediaKind
 from kiln.media.rtmp.publish import PublishRejected
 from kiln.media.stream import LiveStream
@@ -256,7 +257,7 @@ class TsDemuxWorker:
         return bytes(data)
 
     def _stream(self, container: Any) -> str:
-        converter = AvConverter()
+        converter = AvConverter(TsClock(self.label))
         usable = [s for s in container.streams if s.type in ("video", "audio") and converter.add_stream(s)]
         if not usable:
             log.warning("ts input has no usable track input=%s streams=%s", self.label,
