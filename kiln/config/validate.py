@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kiln.config.schema import APPLICATION, AUDIO, VIDEO, VIRTUAL_HOST, Node
+from kiln.config.schema import APPLICATION, AUDIO, IMAGE, VIDEO, VIRTUAL_HOST, Node
 
 
 class ConfigError(Exception):
@@ -34,6 +34,7 @@ DEFAULT_APP_SECTIONS: dict[str, dict[str, Any]] = {
 }
 
 APP_TYPES = ("live", "vod")
+IMAGE_CODECS = ("jpeg", "png", "webp")
 
 
 def fill_app_defaults(app: dict[str, Any]) -> dict[str, Any]:
@@ -116,6 +117,8 @@ def _walk(value: Any, node: Node, path: str) -> None:
             raise ConfigError(f"Unknown type: {child}")
     if node is VIDEO or node is AUDIO:
         _check_encode(value)
+    elif node is IMAGE:
+        _check_image_encode(value)
 
 
 def _check_encode(encode: dict[str, Any]) -> None:
@@ -124,3 +127,38 @@ def _check_encode(encode: dict[str, Any]) -> None:
     bitrate = parse_bitrate(encode.get("bitrate"))
     if not bitrate or bitrate <= 0:
         raise ConfigError("Bitrate must be specified when bypass is false")
+
+
+def _number(value: Any) -> float | None:
+    """An XML text or JSON number as a float; None when it is not a number (booleans are not)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _check_image_encode(encode: dict[str, Any]) -> None:
+    """An image (thumbnail) encode, in OME's style: ``<Key> must be …`` (media-spec §9)."""
+    codec = encode.get("codec")
+    name = codec.strip().lower() if isinstance(codec, str) else ""
+    if not name:
+        raise ConfigError("Codec must be specified for an image encode")
+    if name.split("_", 1)[0] not in IMAGE_CODECS:
+        raise ConfigError(f"Codec must be jpeg, png or webp for an image encode: {codec}")
+    for key, label in (("width", "Width"), ("height", "Height"), ("framerate", "Framerate")):
+        value = encode.get(key)
+        if value is None or value == "":
+            continue
+        number = _number(value)
+        if number is None:
+            raise ConfigError(f"{label} must be a number: {value}")
+        if number < 0:
+            raise ConfigError(f"{label} must be 0 or greater: {value}")
+    skip = encode.get("skipFrames")
+    if skip is not None and skip != "":
+        number = _number(skip)
+        if number is None or not 0 <= number <= 120:
+            raise ConfigError("SkipFrames must be between 0 and 120")

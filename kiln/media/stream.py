@@ -22,7 +22,7 @@ from kiln.media.hub import StreamHub
 from kiln.media.meter import TrackMeter
 from kiln.media.model import MS, Codec, MediaKind, Packet, Track
 from kiln.media.thumbnail.store import LatestImage
-from kiln.media.transcode.codecs import Target
+from kiln.media.transcode.codecs import VIDEO_TIME_BASE, Target
 from kiln.media.transcode.image import IMAGE_FORMATS
 from kiln.media.transcode.settings import input_framerate
 from kiln.media.transcode.transcoder import EncodeUnavailable, StreamTranscoder
@@ -63,6 +63,13 @@ class OutputTrack:
     source_id: int | None
     track: Track | None = None
     unavailable: str = ""  # why an encoded track has no media (e.g. encoder not running)
+    target: Target | None = None  # an encode's target: ``target.failed`` says why it stopped producing
+    image: bool = False  # an image encode (thumbnail): listed, but its stills go to ``images``, not to the hub
+
+    @property
+    def failed(self) -> str:
+        """Why this encoded track gives no media: it could not start, or it stopped (encoder/input failure)."""
+        return self.unavailable or (self.target.failed if self.target is not None else "")
 
 
 @dataclass
@@ -75,7 +82,8 @@ class OutputStream:
     images: dict[Codec, LatestImage] = field(default_factory=dict)  # image encodes (thumbnails) by codec
 
     def track_list(self) -> list[Track]:
-        return [t.track for t in self.tracks if t.track is not None]
+        """The tracks publishers carry (image encodes are served as stills, never muxed)."""
+        return [t.track for t in self.tracks if t.track is not None and not t.image]
 
     def playlists(self) -> list[dict[str, Any]]:
         raw = self.profile.get("playlists") or []
@@ -231,9 +239,14 @@ class LiveStream:
                     self._add_encode(out, ot, source, meter)
                 out.tracks.append(ot)
         items = encodes.get("images") or []
+        video = first[MediaKind.VIDEO]
         for encode in items if isinstance(items, list) else [items]:
-            if isinstance(encode, dict) and first[MediaKind.VIDEO] is not None:
-                self._add_image(out, encode, first[MediaKind.VIDEO])
+            if isinstance(encode, dict) and video is not None:
+                ot = OutputTrack(next_id, MediaKind.VIDEO, str(encode.get("name") or ""), encode, False, video.id,
+                                 image=True)
+                next_id += 1
+                self._add_image(out, ot, video)
+                out.tracks.append(ot)
         out.tracks.append(OutputTrack(next_id, MediaKind.DATA, "", {}, True, self.data_track_id,
                                       Track(next_id, MediaKind.DATA, Codec.ID3, MS)))
         return out
@@ -252,12 +265,15 @@ class LiveStream:
             log.warning("encode unavailable vhost=%s app=%s stream=%s output=%s variant=%s reason=%s", self.vhost,
                         self.app, self.name, out.name, ot.name, exc)
             return
-        ot.track = track
+        ot.track, ot.target = track, target
         out.hub.set_track(track)
         out.meters[ot.id] = target.meter
 
-    def _add_image(self, out: OutputStream, encode: dict[str, Any], source: Track) -> None:
-        """An image encode: its stills go to the output's latest-image holder (one per codec), not to the hub."""
+    def _add_image(self, out: OutputStream, ot: OutputTrack, source: Track) -> None:
+        """An image encode: its stills go to the output's latest-image holder (one per codec), not to the hub.
+
+        It is listed among the output's tracks as OME does (a Video track with codec JPEG/PNG/WEBP)."""
+        encode = ot.encode
         codec = codec_of(encode.get("codec"))
         reason = ""
         if codec not in IMAGE_FORMATS:
@@ -266,15 +282,21 @@ class LiveStream:
             reason = f"a second {codec.value} image encode in one output profile"
         else:
             holder = LatestImage(codec, 0, 0)
+            target = Target(holder, ot.id, TrackMeter())
             try:
                 settings = self.transcoder.add_image(encode, source, input_framerate(source, self.meters.get(
-                    source.id, TrackMeter()).framerate_avg), Target(holder, 0, TrackMeter()))
+                    source.id, TrackMeter()).framerate_avg), target)
             except EncodeUnavailable as exc:
                 reason = str(exc)
             else:
                 holder.width, holder.height = settings.width, settings.height
                 out.images[codec] = holder
+                ot.track = Track(ot.id, MediaKind.VIDEO, codec, VIDEO_TIME_BASE, name=ot.name, width=settings.width,
+                                 height=settings.height, framerate_conf=settings.framerate)
+                ot.target = target
+                out.meters[ot.id] = target.meter
                 return
+        ot.unavailable = reason
         log.warning("image encode unavailable vhost=%s app=%s stream=%s output=%s reason=%s", self.vhost, self.app,
                     self.name, out.name, reason)
 
@@ -324,7 +346,10 @@ class LiveStream:
                 if ot.kind is MediaKind.DATA:
                     tracks.append({"id": ot.id, "type": "Data"})
                 elif ot.track is not None:
-                    tracks.append(track_json(ot.track, out.meters.get(ot.id), bypass=ot.bypass))
+                    item = track_json(ot.track, out.meters.get(ot.id), bypass=ot.bypass)
+                    if ot.failed:
+                        item["unavailable"] = ot.failed  # it ran, then stopped: measured values and why
+                    tracks.append(item)
                 else:
                     tracks.append(configured_track_json(ot))
             outputs.append({"name": out.name, "tracks": tracks, "playlists": [
@@ -381,7 +406,7 @@ def configured_track_json(ot: OutputTrack) -> dict[str, Any]:
         out["audio"] = {"bypass": False, "codec": codec.value if codec else "None",
                         "samplerate": _int(enc.get("samplerate")), "channel": _int(enc.get("channel")),
                         "bitrate": bitrate, "bitrateConf": bitrate}
-    out["unavailable"] = ot.unavailable
+    out["unavailable"] = ot.failed
     return out
 
 

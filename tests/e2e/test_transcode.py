@@ -1,6 +1,6 @@
 """Transcoding by output profiles, as users see it: a 720p RTMP input becomes 360p and 180p H.264 renditions
 (+ AAC and Opus) that the API describes, ffprobe reads from the LL-HLS ABR master and hls.js plays; bypassIfMatch
-relays an input that matches and encodes one that does not."""
+relays an input that matches and encodes one that does not; image encodes are listed as OME lists them."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ PROFILES = """
                 <Video><Name>small</Name><Codec>h264</Codec><Width>320</Width><Height>180</Height><Bitrate>200K</Bitrate>
                   <BypassIfMatch><Codec>eq</Codec><Width>eq</Width><Height>eq</Height></BypassIfMatch></Video>
                 <Audio><Name>a</Name><Bypass>true</Bypass></Audio>
+                <Image><Name>thumb</Name><Codec>jpeg</Codec><Width>160</Width><Framerate>1</Framerate></Image>
               </Encodes>
             </OutputProfile>"""
 
@@ -177,3 +178,16 @@ def test_bypass_if_match_relays_a_matching_input_and_encodes_the_other(
         assert big["video"]["bypass"] is False and (big["video"]["width"], big["video"]["height"]) == (320, 180)
     finally:
         pub.stop()
+
+
+def test_api_lists_image_encodes_as_video_tracks(transcoding: tuple[KilnProcess, str]) -> None:
+    kiln, _ = transcoding
+    tracks = _output(_stream(kiln, "big"), "big_small")["tracks"]
+    assert [t["type"] for t in tracks] == ["Video", "Audio", "Video", "Data"]
+    thumb = tracks[2]
+    assert thumb["name"] == "thumb" and "unavailable" not in thumb, thumb
+    assert (thumb["video"]["codec"], thumb["video"]["bypass"]) == ("JPEG", False)
+    assert (thumb["video"]["width"], thumb["video"]["height"], thumb["video"]["framerateConf"]) == (160, 90, 1.0)
+    # measured values follow: stills are really made, about one a second
+    kiln.wait_for(lambda: _output(_stream(kiln, "big"), "big_small")["tracks"][2]["video"]["bitrateAvg"] > 0,
+                  timeout=20, what="measured thumbnail bitrate")

@@ -18,7 +18,9 @@ from fractions import Fraction
 import av
 from av.codec.context import Flags
 
+from kiln.media.codecs import h264, h265
 from kiln.media.codecs.describe import describe_track
+from kiln.media.codecs.errors import CodecConfigError
 from kiln.media.codecs.h264 import avcc_from_annexb
 from kiln.media.codecs.h265 import hvcc_from_annexb
 from kiln.media.codecs.nal import annexb_to_length_prefixed, is_annexb
@@ -58,7 +60,20 @@ class Decoder:
         self.threads = threads
         self.ctx = self._open(name, track.config)
 
+    def _check_config(self, config: bytes) -> None:
+        """FFmpeg's H.264/H.265 decoders open on any extradata and then fail every frame: read it first."""
+        try:
+            if self.track.codec is Codec.H264:
+                h264.parse_avcc(config).first_sps()
+            elif self.track.codec is Codec.H265:
+                h265.parse_hvcc(config).first_sps()
+        except (CodecConfigError, ValueError, IndexError) as exc:
+            raise CodecOpenError(f"the {self.track.codec.value} decoder could not be opened: its decoder "
+                                 f"configuration is invalid ({exc})") from exc
+
     def _open(self, name: str, config: bytes) -> av.CodecContext:
+        if config:
+            self._check_config(config)
         try:
             ctx = av.CodecContext.create(name, "r")
             if config:
@@ -72,15 +87,25 @@ class Decoder:
         return ctx
 
     def decode(self, packet: Packet) -> list[av.frame.Frame]:
-        """Frames with ``pts`` and ``time_base`` in the input packet's time base."""
+        """Frames with ``pts`` and ``time_base`` in the input packet's time base.
+
+        A packet with a new decoder configuration (a resolution change) reopens the decoder; the frames
+        the old one still holds (frame threads delay a few) come out first. A configuration that cannot
+        be opened raises ``CodecOpenError`` and the old decoder stays.
+        """
+        held: list[av.frame.Frame] = []
         if packet.config is not None and packet.config != self.config:
-            self.config = packet.config
-            self.ctx = self._open(self.ctx.codec.name, packet.config)
+            ctx = self._open(self.ctx.codec.name, packet.config)
+            try:
+                held = self._stamp(self.ctx.decode(None), packet)
+            except av.error.FFmpegError:
+                held = []
+            self.config, self.ctx = packet.config, ctx
         avp = av.Packet(packet.data)
         avp.pts, avp.dts, avp.time_base = packet.pts, packet.dts, packet.time_base
         if packet.keyframe:
             avp.is_keyframe = True
-        return self._stamp(self.ctx.decode(avp), packet)
+        return held + self._stamp(self.ctx.decode(avp), packet)
 
     def flush(self) -> list[av.frame.Frame]:
         """The frames the decoder still holds (frame threads delay a few), at the end of the input."""
@@ -102,6 +127,7 @@ class Target:
     hub: object  # StreamHub (duck-typed: publish)
     track_id: int
     meter: object  # TrackMeter (duck-typed: add)
+    failed: str = ""  # why this output gets no media any more (encoder failed, input undecodable); "" when fine
 
 
 @dataclass

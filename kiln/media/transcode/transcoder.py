@@ -9,6 +9,13 @@ track. When a worker falls behind real time its queue overflows: the queued pack
 counted and logged, and the worker resumes at the next video keyframe. Ingest and bypass outputs
 never wait on it. PyAV releases the GIL while it decodes/scales/encodes, so the threads run in
 parallel with the event loop.
+
+Bad input never stops ingest: a decoder configuration that cannot be opened makes the track's encodes
+``unavailable`` (with the reason) before they start; a corrupt packet is logged and skipped; a resolution
+change reopens the decoder and rebuilds the scalers, so every output keeps its configured size; an input
+that decodes to nothing marks its outputs failed until a frame comes out. When every encode of a video
+track is an image encode, only keyframes are decoded (OME's ``Decodes/OnlyKeyframes``), as long as the
+keyframes come often enough for the images asked for.
 """
 
 from __future__ import annotations
@@ -33,6 +40,11 @@ log = logging.getLogger(__name__)
 VIDEO_QUEUE_PACKETS = 150   # about 5 s at 30 fps: beyond that the transcoder is not keeping up
 AUDIO_QUEUE_PACKETS = 400
 LOG_EVERY = 100
+# an input track that has decoded no frame after this many packets is not decodable: its outputs are marked
+# failed (and unmarked at the first frame). Frame threads hold back only a few frames, so 90 is ample.
+UNDECODABLE_AFTER_PACKETS = 90
+# keyframes-only decoding for image encodes stays on while keyframes come at least this often per image due
+KEYFRAMES_ONLY_SLACK = 1.5
 # OME's Decodes/ThreadCount default. Measured on 2 cores (720p30 -> 360p veryfast): 2 decoder threads gave
 # 272 fps against 186 fps with FFmpeg's automatic count (0), which oversubscribes the cores x264 needs too.
 DECODER_THREADS = 2
@@ -53,8 +65,45 @@ class TrackWorker:
     queue: Subscriber | None = None
     thread: threading.Thread | None = None
     decode_errors: int = 0
+    packets_decoded: int = 0
+    frames_decoded: int = 0
     skips_logged: int = 0
     stopping: bool = False
+    undecodable: str = ""          # set while the input decoded nothing (its outputs are marked failed)
+    # keyframes-only decoding (every encode is an image encode); decided on the ingest thread in ``admit``
+    image_fps: float = 0.0         # the highest image rate asked for; 0 when some encode is not an image
+    keyframes_only: bool = False
+    non_key_skipped: int = 0
+    _last_key_time: float | None = None
+
+    def configure_keyframes_only(self) -> None:
+        encoders = list(self.encoders.values())
+        if self.source.kind is MediaKind.VIDEO and encoders and all(isinstance(e, ImageEncoder) for e in encoders):
+            self.image_fps = max(e.settings.framerate for e in encoders)  # type: ignore[attr-defined]
+            self.keyframes_only = True
+            log.info("transcode decodes keyframes only stream=%s track=%d image_fps=%s", self.label,
+                     self.source.id, self.image_fps)
+
+    def admit(self, packet: Packet) -> bool:
+        """On the ingest thread: whether the packet goes to the decoder (cheap; never waits)."""
+        if not self.image_fps:
+            return True
+        if packet.keyframe:
+            t = float(packet.pts * packet.time_base)
+            if self._last_key_time is not None and t > self._last_key_time:
+                # keyframes too far apart for the images asked for: decode every frame (and back when they are not)
+                sparse = (t - self._last_key_time) * self.image_fps > KEYFRAMES_ONLY_SLACK
+                if sparse == self.keyframes_only:
+                    self.keyframes_only = not sparse
+                    log.info("transcode keyframes only stream=%s track=%d enabled=%s key_interval_s=%.3f "
+                             "image_fps=%s", self.label, self.source.id, self.keyframes_only,
+                             t - self._last_key_time, self.image_fps)
+            self._last_key_time = t
+            return True
+        if self.keyframes_only:
+            self.non_key_skipped += 1
+            return False
+        return True
 
     def run(self, publish: Callable[[Target, Packet], None]) -> None:
         assert self.queue is not None
@@ -71,7 +120,9 @@ class TrackWorker:
             self._handle(packet, publish)
         if not self.stopping:
             self._flush(publish)  # the input finished (not stopped): the encoders' delayed frames go out too
-        log.info("transcode worker stopped stream=%s track=%d encoders=%s", self.label, self.source.id,
+        log.info("transcode worker stopped stream=%s track=%d decoded=%d decode_errors=%d non_key_skipped=%d "
+                 "encoders=%s", self.label, self.source.id, self.frames_decoded, self.decode_errors,
+                 self.non_key_skipped,
                  ",".join(f"{e.track.codec.value}:in={e.counters.frames_in}:out={e.counters.packets_out}"
                           for e in self.encoders.values()))
 
@@ -88,15 +139,42 @@ class TrackWorker:
                 log.warning("transcode flush failed stream=%s track=%d error=%s", self.label, self.source.id, exc)
 
     def _handle(self, packet: Packet, publish: Callable[[Target, Packet], None]) -> None:
+        self.packets_decoded += 1
         try:
             frames = self.decoder.decode(packet)
         except (av.error.FFmpegError, CodecOpenError) as exc:
             self.decode_errors += 1
             if self.decode_errors % LOG_EVERY == 1:
-                log.warning("transcode decode error stream=%s track=%d errors=%d error=%s", self.label,
-                            self.source.id, self.decode_errors, exc)
+                log.warning("transcode decode error stream=%s track=%d errors=%d error=%s; the output goes on",
+                            self.label, self.source.id, self.decode_errors, exc)
+            self._check_decodable(str(exc))
             return
+        if frames:
+            self.frames_decoded += len(frames)
+            if self.undecodable:
+                self._mark_undecodable("")
+        else:
+            self._check_decodable("")
         self._encode(frames, publish)
+
+    def _check_decodable(self, error: str) -> None:
+        if self.frames_decoded or self.undecodable or self.packets_decoded < UNDECODABLE_AFTER_PACKETS:
+            return
+        self._mark_undecodable(f"the {self.source.codec.value} input track {self.source.id} decoded no frame in "
+                               f"{self.packets_decoded} packets" + (f" (last error: {error})" if error else ""))
+
+    def _mark_undecodable(self, reason: str) -> None:
+        """Mark (reason) or unmark ("") every output of this track: the API lists them unavailable meanwhile."""
+        previous, self.undecodable = self.undecodable, reason
+        for enc in self.encoders.values():
+            for target in enc.targets:
+                if target.failed == previous:
+                    target.failed = reason
+        if reason:
+            log.error("transcode input undecodable stream=%s track=%d reason=%s; its outputs are unavailable",
+                      self.label, self.source.id, reason)
+        else:
+            log.info("transcode input decodes again stream=%s track=%d", self.label, self.source.id)
 
     def _encode(self, frames: list[av.frame.Frame], publish: Callable[[Target, Packet], None]) -> None:
         for frame in frames:
@@ -106,7 +184,9 @@ class TrackWorker:
                 try:
                     enc.emit(enc.encode(frame), publish)  # type: ignore[attr-defined]
                 except (av.error.FFmpegError, ValueError) as exc:
-                    enc.failed = str(exc)
+                    enc.failed = f"the {enc.track.codec.value} encoder failed: {exc}"
+                    for target in enc.targets:
+                        target.failed = enc.failed
                     log.error("transcode encoder failed stream=%s track=%d codec=%s error=%s; its outputs stop",
                               self.label, self.source.id, enc.track.codec.value, exc)
                     self.encoders.pop(key, None)
@@ -117,6 +197,7 @@ class StreamTranscoder:
         self.label = label
         self.decoder_threads = decoder_threads
         self.workers: dict[int, TrackWorker] = {}
+        self.decoder_failures: dict[int, str] = {}  # input track id -> why its decoder cannot be opened
         self._subscriber: CallbackSubscriber | None = None
         self._started = False
         self._detached = False
@@ -124,10 +205,17 @@ class StreamTranscoder:
     def _worker(self, source: Track) -> TrackWorker:
         worker = self.workers.get(source.id)
         if worker is None:
-            try:
-                decoder = Decoder(source, self.decoder_threads)
-            except CodecOpenError as exc:
-                raise EncodeUnavailable(str(exc)) from exc
+            failure = self.decoder_failures.get(source.id)
+            if failure is None:
+                try:
+                    decoder = Decoder(source, self.decoder_threads)
+                except CodecOpenError as exc:
+                    failure = f"input track {source.id} of {self.label}: {exc}"
+                    self.decoder_failures[source.id] = failure
+                    log.error("transcode decoder not opened stream=%s track=%d codec=%s error=%s; its encodes are "
+                              "unavailable", self.label, source.id, source.codec.value, exc)
+            if failure is not None:
+                raise EncodeUnavailable(failure)
             worker = TrackWorker(self.label, source, decoder)
             self.workers[source.id] = worker
         return worker
@@ -188,6 +276,7 @@ class StreamTranscoder:
             if not worker.encoders:
                 continue
             video = worker.source.kind is MediaKind.VIDEO
+            worker.configure_keyframes_only()
             worker.queue = Subscriber(f"transcode:{self.label}:{worker.source.id}",
                                       max_packets=VIDEO_QUEUE_PACKETS if video else AUDIO_QUEUE_PACKETS,
                                       policy="skip",
@@ -201,7 +290,7 @@ class StreamTranscoder:
     def _route(self, packet: Packet) -> None:
         """On the ingest thread: queue the packet for its track's worker, never waiting."""
         worker = self.workers.get(packet.track_id)
-        if worker is None or worker.queue is None:
+        if worker is None or worker.queue is None or not worker.admit(packet):
             return
         queue = worker.queue  # offered directly (not hub-subscribed): an audio queue waits for no keyframe
         queue.offer(packet)
@@ -249,7 +338,8 @@ class StreamTranscoder:
         return all(w.thread is None or not w.thread.is_alive() for w in self.workers.values())
 
     def stats(self) -> dict[str, Any]:
-        return {w.source.id: {"decode_errors": w.decode_errors,
+        return {w.source.id: {"decode_errors": w.decode_errors, "frames_decoded": w.frames_decoded,
+                              "non_key_skipped": w.non_key_skipped,
                               "dropped_packets": w.queue.stats.dropped_packets if w.queue else 0,
                               "encoders": {str(k): vars(e.counters) for k, e in w.encoders.items()}}
                 for w in self.workers.values()}
