@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 from typing import Any
 
 from kiln.actors import configcheck
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 4.0
 QUIET_AFTER_FAILURES = 3
+STABLE_PUSH_S = 5.0  # a session that fails sooner than this after pushing counts as a flap
 
 
 class PushActor(CommandActor):
@@ -45,6 +47,8 @@ class PushActor(CommandActor):
         self.stream: Any = None
         self.output: Any = None
         self.failures = 0
+        self.flaps = 0  # sessions in a row that failed within STABLE_PUSH_S of starting to push
+        self._pushing_since = 0.0
         self.last_error = ""
         self._timer: threading.Timer | None = None
         self._connected = False  # a push connection is counted in the stats
@@ -133,7 +137,7 @@ class PushActor(CommandActor):
             return Outcome(None)
         self._stop_session()
         self.stream, self.output = cmd.stream, cmd.output
-        self.failures = 0
+        self.failures = self.flaps = 0
         return Outcome(None, self._start_session())
 
     def handle_OutputGone(self, cmd: OutputGone) -> Outcome:
@@ -165,10 +169,16 @@ class PushActor(CommandActor):
         if cmd.state == "pushing":
             self.failures = 0
             self.last_error = ""
+            self._pushing_since = time.monotonic()
             return Outcome(None, self._journal("pushing"))
         if cmd.state == "error":
             self.session = None
-            quiet = self.failures >= QUIET_AFTER_FAILURES and cmd.reason == self.last_error
+            stable = self._pushing_since and time.monotonic() - self._pushing_since >= STABLE_PUSH_S
+            self.flaps = 0 if stable else self.flaps + 1
+            self._pushing_since = 0.0
+            # quiet only while the journal already says error for this reason
+            quiet = (self.failures >= QUIET_AFTER_FAILURES and cmd.reason == self.last_error
+                     and self.task.state == "error")
             self.failures += 1
             self.last_error = cmd.reason
             log.warning("push error id=%s/%s/%s attempt=%d reason=%s", self.task.vhost, self.task.app,
@@ -180,7 +190,8 @@ class PushActor(CommandActor):
 
     def _schedule_retry(self) -> None:
         self._cancel_timer()
-        delay = min(RETRY_MAX_S, RETRY_FIRST_S * (2 ** max(0, self.failures - 1)))
+        # a destination that accepts and then fails at once backs off like one that refuses
+        delay = min(RETRY_MAX_S, RETRY_FIRST_S * (2 ** max(0, self.failures - 1, self.flaps - 1)))
         number = self.session_no
         ref = self.actor_ref
         self._timer = threading.Timer(delay, lambda: tell_quietly(ref, Retry(number)))

@@ -23,19 +23,37 @@ CARRIABLE = {
 class Selection:
     tracks: list[Track]
     skipped: list[str]
+    unmatched: str = ""  # the selection, when it names no track of the stream
 
     @property
     def reason(self) -> str:
         if self.tracks:
             return ""
+        if self.unmatched:
+            return self.unmatched
         detail = f" ({'; '.join(self.skipped)})" if self.skipped else ""
         return "no track of the output stream can be carried by this protocol" + detail
+
+
+def _describe_tracks(media: list[Track]) -> str:
+    if not media:
+        return "the output stream has no audio or video track"
+    return "the output stream has " + ", ".join(
+        f"track {t.id} ({t.name or t.kind.value}, {t.codec.value})" for t in media)
+
+
+def _unmatched(media: list[Track], variant_names: list[str], track_ids: list[int]) -> str:
+    asked = [f"variantNames {variant_names}"] if variant_names else []
+    asked += [f"trackIds {track_ids}"] if track_ids else []
+    return f"no track matches {' or '.join(asked)}: {_describe_tracks(media)}"
 
 
 def select_tracks(tracks: list[Track], protocol: str, variant_names: list[str], track_ids: list[int]) -> Selection:
     media = sorted((t for t in tracks if t.kind in (MediaKind.VIDEO, MediaKind.AUDIO)), key=lambda t: t.id)
     if variant_names or track_ids:
         chosen = [t for t in media if t.id in track_ids or (t.name and t.name in variant_names)]
+        if not chosen:
+            return Selection([], [], _unmatched(media, variant_names, track_ids))
     elif protocol == "rtmp":
         chosen = [t for kind in (MediaKind.VIDEO, MediaKind.AUDIO)
                   for t in [next((m for m in media if m.kind is kind and m.codec in CARRIABLE["rtmp"]), None)]

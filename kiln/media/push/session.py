@@ -59,6 +59,7 @@ class PushSession:
         self.on_state = on_state
         self.on_bytes = on_bytes
         self._stop = threading.Event()
+        self._writer: PushWriter | None = None
         self._thread = threading.Thread(target=self._run, name=f"push-{name}", daemon=True)
         video = frozenset(t.id for t in plan.tracks if t.kind is MediaKind.VIDEO)
         self._sub = Subscriber(f"push:{name}", max_packets=QUEUE_PACKETS, policy="drop", video_track_ids=video)
@@ -70,6 +71,9 @@ class PushSession:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._sub.end("stopped")
+        writer = self._writer
+        if writer is not None:
+            writer.abort()  # a send blocked on a stalled destination returns at once
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
@@ -82,6 +86,7 @@ class PushSession:
         try:
             self.on_state("connecting", "")
             writer = PushWriter(self.plan.protocol, self.plan.destination, self.plan.tracks, self.plan.timeouts)
+            self._writer = writer
             writer.open()
             self.output.hub.subscribe(self._sub, from_keyframe=True)
             self._pump(writer)

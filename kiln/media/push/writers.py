@@ -1,10 +1,12 @@
 """Muxing selected tracks to a push destination (media-spec §7).
 
-RTMP/RTMPS: FLV through PyAV straight to ``rtmp(s)://…``. MPEG-TS over UDP or TCP and over SRT:
-PyAV muxes into a Python sink that owns the socket, so Kiln counts the exact bytes sent, sends
-UDP as 1316-byte datagrams (7 TS packets) as soon as each media packet is muxed, and sees a
-destination that refuses (connection refused, ICMP port unreachable on a connected UDP socket,
-SRT rejection) as an error with a reason.
+PyAV muxes into a Python sink that owns the connection, so Kiln counts the exact bytes sent, bounds
+every network wait by the app's connection and send timeouts, and sees a destination that refuses
+(connection refused, an RTMP ``_error``, SRT rejection, a send timeout) as an error with a reason.
+UDP, like OME, keeps sending to a port nobody listens on. RTMP/RTMPS: FLV through Kiln's RTMP client
+(:mod:`kiln.media.push.rtmp_client`; FFmpeg's own ``rtmp://`` output blocks with the GIL held and no
+timeout). MPEG-TS over UDP or TCP and over SRT: UDP goes out as 1316-byte datagrams (7 TS packets)
+as soon as each media packet is muxed.
 """
 
 from __future__ import annotations
@@ -19,15 +21,14 @@ import av
 
 from kiln.media.avbridge import Templates, to_av_packet
 from kiln.media.model import Packet, Track
+from kiln.media.push.net import PushError, host_port, resolve, tcp_socket
+from kiln.media.push.rtmp_client import RtmpPublisher
 
 log = logging.getLogger(__name__)
 
 TS_DATAGRAM = 1316
-FLV_TAG_OVERHEAD = 15  # tag header (11) + previous-tag-size (4)
 
-
-class PushError(Exception):
-    """A destination problem, with a reason users can act on."""
+__all__ = ["PushError", "PushWriter", "Timeouts"]
 
 
 @dataclass
@@ -39,9 +40,10 @@ class Timeouts:
 class _SocketSink:
     """File-like sink PyAV writes TS bytes into; sends them through a socket or SRT."""
 
-    def __init__(self, send: Any, close: Any, datagram: int | None) -> None:
+    def __init__(self, send: Any, close: Any, datagram: int | None, abort: Any = None) -> None:
         self._send = send
         self._close = close
+        self.abort = abort or (lambda: None)
         self._datagram = datagram
         self._pending = bytearray()
         self.bytes_sent = 0
@@ -70,24 +72,6 @@ class _SocketSink:
         self._close()
 
 
-def _host_port(url: str, default_port: int | None = None) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise PushError(f"no host in {url}")
-    port = parts.port or default_port
-    if port is None:
-        raise PushError(f"no port in {url}")
-    return parts.hostname, port
-
-
-def _resolve(host: str, port: int, kind: int) -> tuple[Any, ...]:
-    try:
-        infos = socket.getaddrinfo(host, port, type=kind)
-    except socket.gaierror as exc:
-        raise PushError(f"cannot resolve {host}: {exc.strerror}") from exc
-    return infos[0]
-
-
 class PushWriter:
     """Opens the destination, muxes packets, reports bytes; one per push session (one thread)."""
 
@@ -100,14 +84,16 @@ class PushWriter:
         self._sink: _SocketSink | None = None
         self._container: Any = None
         self._streams: dict[int, Any] = {}
-        self.payload_bytes = 0
-        self._started = False
 
     @property
     def bytes_sent(self) -> int:
-        if self._sink is not None:
-            return self._sink.bytes_sent
-        return self.payload_bytes
+        return self._sink.bytes_sent if self._sink is not None else 0
+
+    def abort(self) -> None:
+        """Unblock a send in progress (called from another thread when the session stops)."""
+        sink = self._sink
+        if sink is not None:
+            sink.abort()
 
     def open(self) -> None:
         try:
@@ -125,22 +111,24 @@ class PushWriter:
             raise PushError(_describe(exc)) from exc
 
     def _open_rtmp(self) -> None:
-        timeouts = (self.timeouts.connect_ms / 1000, self.timeouts.send_ms / 1000)
-        self._container = av.open(self.destination, "w", format="flv", timeout=timeouts,
-                                  options={"flvflags": "no_duration_filesize"})
+        publisher = RtmpPublisher.connect(self.destination, self.timeouts.connect_ms, self.timeouts.send_ms)
+        self._sink = _SocketSink(publisher.send_flv, publisher.close, None, publisher.abort)
+        self._container = av.open(self._sink, "w", format="flv", buffer_size=65536,
+                                  options={"flvflags": "no_duration_filesize", "flush_packets": "1"})
         self._add_streams()
 
     def _open_ts(self) -> None:
         scheme = urlsplit(self.destination).scheme.lower()
-        host, port = _host_port(self.destination)
+        host, port = host_port(self.destination)
         if scheme == "udp":
-            family, kind, proto, _, addr = _resolve(host, port, socket.SOCK_DGRAM)
+            family, kind, proto, _, addr = resolve(host, port, socket.SOCK_DGRAM)
             sock = socket.socket(family, kind, proto)
-            sock.connect(addr)  # a connected UDP socket hears ICMP port-unreachable as ECONNREFUSED
-            self._sink = _SocketSink(sock.send, sock.close, TS_DATAGRAM)
+            sock.connect(addr)
+            self._sink = _SocketSink(_udp_sender(sock, self.destination), sock.close, TS_DATAGRAM,
+                                     lambda: _shutdown(sock))
         else:
-            family, kind, proto, _, addr = _resolve(host, port, socket.SOCK_STREAM)
-            sock = socket.socket(family, kind, proto)
+            family, kind, proto, _, addr = resolve(host, port, socket.SOCK_STREAM)
+            sock = tcp_socket(family, kind, proto)
             sock.settimeout(self.timeouts.connect_ms / 1000)
             try:
                 sock.connect(addr)
@@ -148,7 +136,8 @@ class PushWriter:
                 sock.close()
                 raise
             sock.settimeout(self.timeouts.send_ms / 1000)
-            self._sink = _SocketSink(sock.sendall, sock.close, None)
+            self._sink = _SocketSink(_sendall_with_timeout(sock, self.timeouts.send_ms), sock.close, None,
+                                     lambda: _shutdown(sock))
         self._open_ts_muxer()
 
     def _open_srt(self) -> None:
@@ -177,26 +166,57 @@ class PushWriter:
             self._container.mux(to_av_packet(packet, stream, offset))
         except (OSError, av.error.FFmpegError) as exc:
             raise PushError(_describe(exc)) from exc
-        self.payload_bytes += len(packet.data) + (FLV_TAG_OVERHEAD if self.protocol == "rtmp" else 0)
 
     def close(self) -> None:
         try:
             if self._container is not None:
                 self._container.close()
-        except (OSError, av.error.FFmpegError) as exc:
+        except (OSError, PushError, av.error.FFmpegError) as exc:  # the trailer may meet a closed destination
             log.debug("push writer close error destination=%s error=%s", self.destination, exc)
         finally:
             self._container = None
             if self._sink is not None:
                 try:
                     self._sink.flush_tail()
-                except OSError:
+                except (OSError, PushError):
                     pass
                 try:
                     self._sink.close()
                 except OSError:
                     pass
             self.templates.close()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _udp_sender(sock: socket.socket, destination: str) -> Any:
+    """Datagrams go out whether or not anyone listens, as in OME: an ICMP port-unreachable (seen as
+    ECONNREFUSED on a connected socket) is logged once, not turned into an error/retry storm."""
+    told = False
+
+    def send(data: bytes) -> None:
+        nonlocal told
+        try:
+            sock.send(data)
+        except ConnectionRefusedError:
+            if not told:
+                told = True
+                log.info("push udp destination unreachable, still sending destination=%s", destination)
+    return send
+
+
+def _sendall_with_timeout(sock: socket.socket, send_ms: int) -> Any:
+    def send(data: bytes) -> None:
+        try:
+            sock.sendall(data)
+        except TimeoutError as exc:
+            raise PushError(f"timed out after {send_ms} ms sending: the destination stopped reading") from exc
+    return send
 
 
 def _describe(exc: BaseException) -> str:
