@@ -29,7 +29,6 @@ CHUNK_SIZE = 4096
 HANDSHAKE_SIZE = 1536
 FLASH_VER = "FMLE/3.0 (compatible; Kiln)"
 CSID_FOR_TYPE = {messages.AUDIO: 4, messages.DATA_AMF0: 5, messages.VIDEO: 6}
-_FLV_TAG = struct.Struct(">B3s3sB3s")  # type, size, timestamp (low 24 bits), timestamp (high 8), stream id
 _T0 = time.monotonic()
 
 
@@ -76,8 +75,7 @@ class RtmpPublisher:
         self.reader = ChunkReader()
         self.writer = ChunkWriter()
         self.stream_id = 0
-        self._flv = bytearray()
-        self._flv_header_done = False
+        self.bytes_sent = 0
         self._ack_window = 0
         self._acked = 0
 
@@ -206,7 +204,9 @@ class RtmpPublisher:
 
     # -- media --
     def _send(self, csid: int, type_id: int, timestamp: int, stream_id: int, payload: bytes) -> None:
-        data = self.writer.write(csid, type_id, timestamp, stream_id, payload)
+        self._sendall(self.writer.write(csid, type_id, timestamp, stream_id, payload))
+
+    def _sendall(self, data: bytes) -> None:
         try:
             self.sock.sendall(data)
         except TimeoutError as exc:
@@ -233,33 +233,13 @@ class RtmpPublisher:
             for command in self._commands(received):
                 _raise_on_failed_status(command, "keep the stream")
 
-    def send_flv(self, data: bytes) -> None:
-        """Take FLV bytes (header, then tags) and send every complete tag as an RTMP message."""
-        self._flv += data
-        if not self._flv_header_done:
-            if len(self._flv) < 9:
-                return
-            header_size = struct.unpack_from(">I", self._flv, 5)[0]
-            if len(self._flv) < header_size + 4:
-                return
-            del self._flv[:header_size + 4]
-            self._flv_header_done = True
+    def send_tags(self, tags: list[tuple[int, int, bytes]]) -> None:
+        """Send (message type, timestamp ms, body) tags as RTMP messages in one socket write."""
         self._poll_incoming()
-        while len(self._flv) >= _FLV_TAG.size:
-            tag_type, size3, ts3, ts_high, _ = _FLV_TAG.unpack_from(self._flv)
-            size = int.from_bytes(size3, "big")
-            end = _FLV_TAG.size + size + 4
-            if len(self._flv) < end:
-                return
-            payload = bytes(self._flv[_FLV_TAG.size:_FLV_TAG.size + size])
-            del self._flv[:end]
-            tag_type &= 0x1F
-            timestamp = int.from_bytes(ts3, "big") | ts_high << 24
-            if tag_type == messages.DATA_AMF0:
-                payload = amf0.encode("@setDataFrame") + payload
-            csid = CSID_FOR_TYPE.get(tag_type)
-            if csid is not None:
-                self._send(csid, tag_type, timestamp, self.stream_id, payload)
+        data = b"".join(self.writer.write(CSID_FOR_TYPE[tag_type], tag_type, timestamp, self.stream_id, body)
+                        for tag_type, timestamp, body in tags)
+        self._sendall(data)
+        self.bytes_sent += len(data)
 
     def abort(self) -> None:
         """Unblock a send in progress (from another thread): the session is being stopped."""

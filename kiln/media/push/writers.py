@@ -1,19 +1,20 @@
 """Muxing selected tracks to a push destination (media-spec §7).
 
-PyAV muxes into a Python sink that owns the connection, so Kiln counts the exact bytes sent, bounds
-every network wait by the app's connection and send timeouts, and sees a destination that refuses
-(connection refused, an RTMP ``_error``, SRT rejection, a send timeout) as an error with a reason.
-UDP, like OME, keeps sending to a port nobody listens on. RTMP/RTMPS: FLV through Kiln's RTMP client
-(:mod:`kiln.media.push.rtmp_client`; FFmpeg's own ``rtmp://`` output blocks with the GIL held and no
-timeout). MPEG-TS over UDP or TCP and over SRT: UDP goes out as 1316-byte datagrams (7 TS packets)
-as soon as each media packet is muxed.
+Kiln owns every connection, so it counts the exact bytes sent, bounds every network wait by the
+app's connection and send timeouts, and sees a destination that refuses (connection refused, an
+RTMP ``_error``, SRT rejection, a send timeout) as an error with a reason. UDP, like OME, keeps
+sending to a port nobody listens on. RTMP/RTMPS: FLV tags built straight from the packets
+(:mod:`kiln.media.push.flvtags`) and sent by Kiln's RTMP client (:mod:`kiln.media.push.rtmp_client`;
+FFmpeg's own ``rtmp://`` output blocks with the GIL held and no timeout). MPEG-TS over UDP, TCP and
+SRT: PyAV muxes into a Python sink; UDP goes out as 1316-byte datagrams (7 TS packets) as soon as
+each media packet is muxed.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,8 +22,10 @@ import av
 
 from kiln.media.avbridge import Templates, to_av_packet
 from kiln.media.model import Packet, Track
+from kiln.media.push import flvtags
 from kiln.media.push.net import PushError, host_port, resolve, tcp_socket
 from kiln.media.push.rtmp_client import RtmpPublisher
+from kiln.media.rtmp import messages
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +87,20 @@ class PushWriter:
         self._sink: _SocketSink | None = None
         self._container: Any = None
         self._streams: dict[int, Any] = {}
+        self._rtmp: RtmpPublisher | None = None
+        self._configs: dict[int, bytes] = {}
+        self._by_id = {t.id: t for t in tracks}
 
     @property
     def bytes_sent(self) -> int:
+        if self._rtmp is not None:
+            return self._rtmp.bytes_sent
         return self._sink.bytes_sent if self._sink is not None else 0
 
     def abort(self) -> None:
         """Unblock a send in progress (called from another thread when the session stops)."""
+        if self._rtmp is not None:
+            self._rtmp.abort()
         sink = self._sink
         if sink is not None:
             sink.abort()
@@ -111,11 +121,11 @@ class PushWriter:
             raise PushError(_describe(exc)) from exc
 
     def _open_rtmp(self) -> None:
-        publisher = RtmpPublisher.connect(self.destination, self.timeouts.connect_ms, self.timeouts.send_ms)
-        self._sink = _SocketSink(publisher.send_flv, publisher.close, None, publisher.abort)
-        self._container = av.open(self._sink, "w", format="flv", buffer_size=65536,
-                                  options={"flvflags": "no_duration_filesize", "flush_packets": "1"})
-        self._add_streams()
+        """RTMP needs no muxer: tags are built from the packets (kiln.media.push.flvtags)."""
+        self._rtmp = RtmpPublisher.connect(self.destination, self.timeouts.connect_ms, self.timeouts.send_ms)
+        headers = [(t, 0, body) for t, body in filter(None, (flvtags.sequence_header(tr) for tr in self.tracks))]
+        self._rtmp.send_tags([(messages.DATA_AMF0, 0, flvtags.metadata(self.tracks)), *headers])
+        self._configs = {tr.id: tr.config for tr in self.tracks}
 
     def _open_ts(self) -> None:
         scheme = urlsplit(self.destination).scheme.lower()
@@ -159,6 +169,9 @@ class PushWriter:
             self._streams[track.id] = self._container.add_stream_from_template(self.templates.by_track_id[track.id])
 
     def write(self, packet: Packet, offset: int) -> None:
+        if self._rtmp is not None:
+            self._write_rtmp(packet, offset)
+            return
         stream = self._streams.get(packet.track_id)
         if stream is None:
             return
@@ -167,7 +180,29 @@ class PushWriter:
         except (OSError, av.error.FFmpegError) as exc:
             raise PushError(_describe(exc)) from exc
 
+    def _write_rtmp(self, packet: Packet, offset: int) -> None:
+        track = self._by_id.get(packet.track_id)
+        if track is None or self._rtmp is None:
+            return
+        tags = []
+        if packet.config and packet.config != self._configs.get(track.id):  # new decoder configuration
+            self._configs[track.id] = packet.config
+            header = flvtags.sequence_header(replace(track, config=packet.config))
+            if header is not None:
+                tags.append((header[0], max(0, flvtags.ms(packet.dts - offset, packet.time_base)), header[1]))
+        tag = flvtags.media_tag(track, packet, offset)
+        if tag is not None:
+            tags.append(tag)
+        if tags:
+            self._rtmp.send_tags(tags)
+
     def close(self) -> None:
+        if self._rtmp is not None:
+            try:
+                self._rtmp.close()
+            except (OSError, PushError) as exc:
+                log.debug("push rtmp close error destination=%s error=%s", self.destination, exc)
+            self._rtmp = None
         try:
             if self._container is not None:
                 self._container.close()

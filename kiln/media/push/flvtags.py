@@ -1,0 +1,54 @@
+"""FLV tag bodies for an RTMP push, built straight from Kiln packets (no muxer in between).
+
+Kiln's packets are already what RTMP carries: AVCC H.264 with an avcC, raw AAC with an
+AudioSpecificConfig. A tag body is a few header bytes in front of the payload, so building it
+here costs less than muxing FLV with FFmpeg and parsing the tags back out of it.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from kiln.media.model import Codec, MediaKind, Packet, Track
+from kiln.media.rtmp import amf0, messages
+
+MS = Fraction(1, 1000)
+AAC_HEADER = 0xAF  # SoundFormat 10 (AAC), 44 kHz / 16 bit / stereo flags as every encoder writes them
+AVC_KEY, AVC_INTER = 0x17, 0x27
+
+
+def ms(value: int, time_base: Fraction) -> int:
+    return int(value * time_base / MS)
+
+
+def metadata(tracks: list[Track]) -> bytes:
+    """``@setDataFrame onMetaData`` with what players show before the first frame."""
+    meta: dict[str, object] = {}
+    for track in tracks:
+        if track.kind is MediaKind.VIDEO:
+            meta.update(width=float(track.width), height=float(track.height), videocodecid=7.0)
+        elif track.kind is MediaKind.AUDIO:
+            meta.update(audiocodecid=10.0, audiosamplerate=float(track.sample_rate),
+                        stereo=track.channels > 1)
+    return amf0.encode("@setDataFrame") + amf0.encode("onMetaData") + amf0.encode(meta)
+
+
+def sequence_header(track: Track) -> tuple[int, bytes] | None:
+    """(message type, body) of the decoder configuration tag, or None for a codec RTMP cannot carry."""
+    if track.codec is Codec.H264 and track.config:
+        return messages.VIDEO, bytes([AVC_KEY, 0, 0, 0, 0]) + track.config
+    if track.codec is Codec.AAC and track.config:
+        return messages.AUDIO, bytes([AAC_HEADER, 0]) + track.config
+    return None
+
+
+def media_tag(track: Track, packet: Packet, offset: int) -> tuple[int, int, bytes] | None:
+    """(message type, timestamp ms, body) for one packet, zero-based by ``offset`` (packet time base)."""
+    dts_ms = ms(packet.dts - offset, packet.time_base)
+    if track.codec is Codec.H264:
+        cts = ms(packet.pts - packet.dts, packet.time_base)
+        head = bytes([AVC_KEY if packet.keyframe else AVC_INTER, 1]) + cts.to_bytes(3, "big", signed=True)
+        return messages.VIDEO, dts_ms, head + packet.data
+    if track.codec is Codec.AAC:
+        return messages.AUDIO, dts_ms, bytes([AAC_HEADER, 1]) + packet.data
+    return None
