@@ -95,11 +95,14 @@ class Packet:
 
     @property
     def pts_ms(self) -> float:
-        return float(self.pts * self.time_base * 1000)
+        # integer arithmetic, not Fraction: this runs for every packet in the meters
+        tb = self.time_base
+        return self.pts * tb.numerator * 1000 / tb.denominator
 
     @property
     def dts_ms(self) -> float:
-        return float(self.dts * self.time_base * 1000)
+        tb = self.time_base
+        return self.dts * tb.numerator * 1000 / tb.denominator
 
     def rescaled(self, value: int, time_base: Fraction) -> int:
         """``value`` (in this packet's time base) expressed in ``time_base``, rounded down."""
