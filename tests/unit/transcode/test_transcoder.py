@@ -183,3 +183,24 @@ def test_framerate_conversion_halves_the_frames(clip: Clip) -> None:
     frames = len(got["cam_half"][0])
     assert 28 <= frames <= 31  # 2 s at 15 fps
     assert set(got["cam_half"]) <= {0, 1}  # the video, and maybe the data track: the profile has no audio
+
+
+@pytest.mark.parametrize(("codec", "decoder", "model"), [("h265", "hevc", Codec.H265), ("vp8", "vp8", Codec.VP8)])
+def test_h265_and_vp8_encodes_decode_at_the_configured_size(clip: Clip, codec: str, decoder: str,
+                                                            model: Codec) -> None:
+    profile = {"name": "x", "outputStreamName": "${OriginStreamName}_x", "encodes": {
+        "videos": [{"name": "v", "codec": codec, "width": "320", "height": "180", "bitrate": "300K",
+                    "keyFrameInterval": "15"}]}}
+    live, got = run(clip, [profile])
+    ot = live.outputs["cam_x"].tracks[0]
+    assert ot.track is not None and ot.track.codec is model and (ot.track.width, ot.track.height) == (320, 180)
+    packets = got["cam_x"][ot.id]
+    assert packets and packets[0].keyframe
+    ctx = av.CodecContext.create(decoder, "r")
+    if ot.track.config and codec == "h265":
+        ctx.extradata = ot.track.config
+    sizes = set()
+    for p in packets[:5]:
+        for frame in ctx.decode(av.Packet(p.data)):
+            sizes.add((frame.width, frame.height))
+    assert sizes == {(320, 180)}
