@@ -102,3 +102,13 @@ def test_an_unwatched_pull_is_deleted_after_its_unused_timeout(kiln: KilnProcess
     assert r.status_code == 201
     kiln.wait_for(lambda: names(kiln) == ["kept"], timeout=15, what="the unwatched pull removed")
     assert "reason=unused stream" in kiln.log_path.read_text()
+
+
+def test_ignoring_sender_reports_still_plays(kiln: KilnProcess, rtsp_source: RtspSource) -> None:
+    from tests.peers.ffmpeg import ffprobe_json
+
+    r = kiln.api.post(f"{APP}/streams", json={"name": "sr", "urls": [rtsp_source.url],
+                                              "properties": {"ignoreRtcpSRTimestamp": True}})
+    assert r.status_code == 201
+    probe = ffprobe_json(f"http://127.0.0.1:{kiln.ports.llhls}/app/sr/llhls.m3u8", timeout=40)
+    assert {s["codec_type"]: s["codec_name"] for s in probe["streams"]} == {"video": "h264", "audio": "aac"}

@@ -21,6 +21,7 @@ from kiln.errors import ApiError
 from kiln.media.demux.convert import AvConverter
 from kiln.media.model import MediaKind
 from kiln.media.pull.properties import PullProperties
+from kiln.media.pull.rebase import PerTrackRebase
 from kiln.media.stream import LiveStream
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ class PullWorker:
         unused_limit = self.props.unused_stream_deletion_timeout_ms / 1000
         check_unused = not self.props.persistent and unused_limit > 0
         last_used = last_check = time.monotonic()
+        rebase = PerTrackRebase() if self.props.ignore_rtcp_sr_timestamp else None
         try:
             for packet in container.demux(*usable):
                 if self._stop.is_set():
@@ -180,7 +182,7 @@ class PullWorker:
                 if track is not None:
                     stream.on_track(track)
                 for p in packets:
-                    stream.ingest(p)
+                    stream.ingest(rebase.apply(p) if rebase is not None else p)
         except (av.FFmpegError, OSError, EOFError) as exc:
             reason = f"source error: {exc}"
         stream.end(reason)
