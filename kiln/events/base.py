@@ -9,6 +9,7 @@ bump its VERSION and add an upcaster in ``UPCASTERS`` so old journals still repl
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -69,8 +70,14 @@ def decode_event(type_name: str, version: int, payload: dict[str, Any]) -> Event
             raise UnknownEventError(f"no upcaster for {type_name} v{version}")
         payload = upcast(payload)
         version += 1
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _field_names(cls)
     return cls(**{k: v for k, v in payload.items() if k in names})
+
+
+@functools.cache
+def _field_names(cls: type[Event]) -> frozenset[str]:
+    """Per class, once: replay decodes millions of records and this set was half its cost."""
+    return frozenset(f.name for f in dataclasses.fields(cls))
 
 
 def registered_types() -> dict[str, type[Event]]:
