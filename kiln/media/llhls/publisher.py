@@ -138,6 +138,7 @@ class LlhlsPublisher:
                 del self.streams[key]
                 for dump in list(found.dumps):
                     dump.finish()
+                found.release()
 
     def start_dump(self, stream: LlhlsStream, dump_id: str, output_path: str, playlists: list[str],
                    info_file: str, user_data: str) -> HlsDump:

@@ -246,5 +246,12 @@ class LlhlsStream:
         log.info("llhls stream ended stream=%s reason=%s", self.output.name, reason)
         self._wake()
 
+    def release(self) -> None:
+        """Drop the media this ended stream still holds. Its objects sit in reference cycles
+        (futures, callbacks), so without this the segments waited for a full GC: about 300 kB per
+        ended 320x180 stream, megabytes for 720p. Dumps already hold what they still write."""
+        for pkg in self.packagers.values():
+            pkg.segments.clear()
+
     def next_part_of(self, pkg: TrackPackager) -> tuple[int, int]:
         return next_part(pkg)
