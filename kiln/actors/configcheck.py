@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from kiln.config.validate import ConfigError, fill_app_defaults, validate_app_json, validate_vhost_json
+from kiln.config.values import is_true
 from kiln.errors import ApiError, config_error
-from kiln.media.bypass import is_true
 
 _LEGACY_PUSH = ("rtmpPush", "srtPush", "mpegtsPush")
 

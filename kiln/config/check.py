@@ -12,7 +12,8 @@ from kiln.config.errors import ConfigLoadError
 from kiln.config.loader import load_default_config, load_server_xml
 from kiln.config.model import ServerConfig
 from kiln.config.ports import parse_port_list
-from kiln.config.validate import ConfigError, is_true, validate_vhost_json
+from kiln.config.validate import ConfigError, validate_vhost_json
+from kiln.config.values import is_true
 
 EXIT_OK = 0
 EXIT_INVALID = 2

@@ -15,7 +15,8 @@ from kiln.config.errors import ConfigLoadError
 from kiln.config.model import BindConfig, ModulesConfig, ServerConfig
 from kiln.config.ports import PortError, parse_port, parse_port_list
 from kiln.config.schema import SERVER
-from kiln.config.validate import ConfigError, is_true, validate_app_json, validate_vhost_json
+from kiln.config.validate import ConfigError, validate_app_json, validate_vhost_json
+from kiln.config.values import is_true
 from kiln.config.xmlconv import Converter, substitute_tree
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from kiln.config.schema import APPLICATION, AUDIO, IMAGE, VIDEO, VIRTUAL_HOST, Node
+from kiln.config.values import is_true, number
 
 
 class ConfigError(Exception):
@@ -45,10 +46,6 @@ def fill_app_defaults(app: dict[str, Any]) -> dict[str, Any]:
             out[key] = copy.deepcopy(default)
     return out
 
-
-def is_true(value: Any) -> bool:
-    """OME booleans: JSON ``true`` or the XML text ``true`` (any case)."""
-    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
 def parse_bitrate(value: Any) -> int | None:
@@ -129,16 +126,6 @@ def _check_encode(encode: dict[str, Any]) -> None:
         raise ConfigError("Bitrate must be specified when bypass is false")
 
 
-def _number(value: Any) -> float | None:
-    """An XML text or JSON number as a float; None when it is not a number (booleans are not)."""
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number and abs(number) != float("inf") else None
-
 
 def _check_image_encode(encode: dict[str, Any]) -> None:
     """An image (thumbnail) encode, in OME's style: ``<Key> must be …`` (media-spec §9)."""
@@ -152,13 +139,13 @@ def _check_image_encode(encode: dict[str, Any]) -> None:
         value = encode.get(key)
         if value is None or value == "":
             continue
-        number = _number(value)
-        if number is None:
+        found = number(value)
+        if found is None:
             raise ConfigError(f"{label} must be a number: {value}")
-        if number < 0:
+        if found < 0:
             raise ConfigError(f"{label} must be 0 or greater: {value}")
     skip = encode.get("skipFrames")
     if skip is not None and skip != "":
-        number = _number(skip)
-        if number is None or not 0 <= number <= 120:
+        found = number(skip)
+        if found is None or not 0 <= found <= 120:
             raise ConfigError("SkipFrames must be between 0 and 120")

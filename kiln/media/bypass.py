@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.config.values import is_true, number
 from kiln.media.model import Codec, MediaKind, Track
 
 _CODEC_NAMES = {"h264": Codec.H264, "h265": Codec.H265, "hevc": Codec.H265, "vp8": Codec.VP8, "vp9": Codec.VP9,
@@ -25,15 +26,6 @@ def codec_of(name: Any) -> Codec | None:
     return _CODEC_NAMES.get(key) or _CODEC_NAMES.get(key.split("_", 1)[0])
 
 
-def is_true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _compare(op: Any, have: float, want: float | None) -> bool:
@@ -61,23 +53,23 @@ def should_bypass(encode: dict[str, Any], track: Track, input_framerate: float =
             if str(op).lower() != "eq" or codec_of(encode.get("codec")) is not track.codec:
                 return False
         elif k == "width" and track.kind is MediaKind.VIDEO:
-            if not _compare(op, track.width, _number(encode.get("width"))):
+            if not _compare(op, track.width, number(encode.get("width"))):
                 return False
         elif k == "height" and track.kind is MediaKind.VIDEO:
-            if not _compare(op, track.height, _number(encode.get("height"))):
+            if not _compare(op, track.height, number(encode.get("height"))):
                 return False
         elif k == "framerate" and track.kind is MediaKind.VIDEO:
-            if not _compare(op, input_framerate, _number(encode.get("framerate"))):
+            if not _compare(op, input_framerate, number(encode.get("framerate"))):
                 return False
         elif k == "sar" and track.kind is MediaKind.VIDEO:
-            w, h = _number(encode.get("width")), _number(encode.get("height"))
+            w, h = number(encode.get("width")), number(encode.get("height"))
             if not (w and h and track.width and track.height) or abs(w / h - track.width / track.height) > 1e-3:
                 return False
         elif k == "samplerate" and track.kind is MediaKind.AUDIO:
-            if not _compare(op, track.sample_rate, _number(encode.get("samplerate"))):
+            if not _compare(op, track.sample_rate, number(encode.get("samplerate"))):
                 return False
         elif k == "channel" and track.kind is MediaKind.AUDIO:
-            if not _compare(op, track.channels, _number(encode.get("channel"))):
+            if not _compare(op, track.channels, number(encode.get("channel"))):
                 return False
         else:
             return False

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kiln.media.bypass import codec_of, is_true, should_bypass
+from kiln.config.values import as_float, as_int, is_true
+from kiln.media.bypass import codec_of, should_bypass
 from kiln.media.hub import StreamHub
 from kiln.media.meter import TrackMeter
 from kiln.media.model import MS, Codec, MediaKind, Packet, Track
@@ -37,18 +38,6 @@ def output_stream_name(template: str, origin: str) -> str:
     return str(template).replace("${OriginStreamName}", origin)
 
 
-def _int(value: Any, default: int = 0) -> int:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return default
-
-
-def _float(value: Any, default: float = 0.0) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
 
 
 @dataclass
@@ -396,15 +385,15 @@ def configured_track_json(ot: OutputTrack) -> dict[str, Any]:
     out: dict[str, Any] = {"id": ot.id, "type": ot.kind.value}
     if ot.name:
         out["name"] = ot.name
-    bitrate = _int(enc.get("bitrate"))
+    bitrate = as_int(enc.get("bitrate"))
     if ot.kind is MediaKind.VIDEO:
         out["video"] = {"bypass": False, "codec": codec.value if codec else "None",
-                        "width": _int(enc.get("width")), "height": _int(enc.get("height")),
+                        "width": as_int(enc.get("width")), "height": as_int(enc.get("height")),
                         "bitrate": bitrate, "bitrateConf": bitrate,
-                        "framerate": _float(enc.get("framerate")), "framerateConf": _float(enc.get("framerate"))}
+                        "framerate": as_float(enc.get("framerate")), "framerateConf": as_float(enc.get("framerate"))}
     else:
         out["audio"] = {"bypass": False, "codec": codec.value if codec else "None",
-                        "samplerate": _int(enc.get("samplerate")), "channel": _int(enc.get("channel")),
+                        "samplerate": as_int(enc.get("samplerate")), "channel": as_int(enc.get("channel")),
                         "bitrate": bitrate, "bitrateConf": bitrate}
     out["unavailable"] = ot.failed
     return out
@@ -417,7 +406,7 @@ def playlist_json(p: dict[str, Any]) -> dict[str, Any]:
         renditions = [renditions]
     out: dict[str, Any] = {
         "options": {"webrtcAutoAbr": is_true(options.get("webRtcAutoAbr", options.get("webrtcAutoAbr"))),
-                    "hlsChunklistPathDepth": _int(options.get("hlsChunklistPathDepth"), -1),
+                    "hlsChunklistPathDepth": as_int(options.get("hlsChunklistPathDepth"), -1),
                     "enableTsPackaging": is_true(options.get("enableTsPackaging"))},
         "renditions": [],
     }

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiln.media.bypass import is_true
+from kiln.config.values import as_float, is_true
 from kiln.media.llhls.dump import HlsDump
 from kiln.media.llhls.stream import LlhlsSettings, LlhlsStream
 from kiln.media.stream import LiveStream
@@ -27,12 +27,6 @@ SESSION_IDLE_SECONDS = 30.0
 _ALNUM = string.ascii_letters + string.digits
 
 
-def _num(value: Any, default: float) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
-
 
 def llhls_config(app_config: dict[str, Any]) -> dict[str, Any] | None:
     publishers = app_config.get("publishers")
@@ -42,10 +36,10 @@ def llhls_config(app_config: dict[str, Any]) -> dict[str, Any] | None:
 
 def settings_from(section: dict[str, Any]) -> LlhlsSettings:
     return LlhlsSettings(
-        chunk_duration=max(0.1, _num(section.get("chunkDuration"), 0.5)),
-        part_hold_back=_num(section.get("partHoldBack"), 0.0),
-        segment_duration=max(0.5, _num(section.get("segmentDuration"), 10.0)),
-        segment_count=max(3, int(_num(section.get("segmentCount"), 5))),
+        chunk_duration=max(0.1, as_float(section.get("chunkDuration"), 0.5)),
+        part_hold_back=as_float(section.get("partHoldBack"), 0.0),
+        segment_duration=max(0.5, as_float(section.get("segmentDuration"), 10.0)),
+        segment_count=max(3, int(as_float(section.get("segmentCount"), 5))),
         preload_hint=is_true(section.get("enablePreloadHint", True)),
         create_default_playlist=is_true(section.get("createDefaultPlaylist", True)),
         origin_mode=is_true(section.get("originMode", False)),

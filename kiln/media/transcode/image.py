@@ -16,6 +16,7 @@ from typing import Any
 import av
 from av.codec.context import Flags
 
+from kiln.config.values import number
 from kiln.media.bypass import codec_of
 from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.transcode.codecs import VIDEO_TIME_BASE, CodecOpenError, Encoder
@@ -59,23 +60,15 @@ class ImageSettings:
         return IMAGE_FORMATS[self.codec]
 
 
-def _number(value: Any) -> float | None:
-    if value in (None, ""):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
 
 def image_settings(encode: dict[str, Any], source: Track, input_fps: float) -> ImageSettings:
     codec = codec_of(encode.get("codec"))
     if codec not in IMAGE_FORMATS:
         raise EncodeSettingsError(f"image codec {encode.get('codec')!r} cannot be encoded")
-    width, height = output_size(int(_number(encode.get("width")) or 0), int(_number(encode.get("height")) or 0),
+    width, height = output_size(int(number(encode.get("width")) or 0), int(number(encode.get("height")) or 0),
                                 source.width, source.height)
-    skip = _number(encode.get("skipFrames"))
-    wanted = _number(encode.get("framerate"))
+    skip = number(encode.get("skipFrames"))
+    wanted = number(encode.get("framerate"))
     if skip is not None and 0 <= skip <= 120 and input_fps > 0:
         fps = input_fps / (int(skip) + 1)
     elif wanted is not None and wanted > 0:

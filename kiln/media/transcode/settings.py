@@ -13,6 +13,7 @@ from dataclasses import astuple, dataclass
 from typing import Any
 
 from kiln.config.validate import parse_bitrate
+from kiln.config.values import as_float, as_int
 from kiln.media.bypass import codec_of
 from kiln.media.model import Codec, Track
 
@@ -30,18 +31,6 @@ class EncodeSettingsError(ValueError):
     """The encode cannot run on this input (unknown codec, bad value)."""
 
 
-def _int(value: Any, default: int = 0) -> int:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return default
-
-
-def _float(value: Any, default: float = 0.0) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def _even(value: float) -> int:
@@ -111,10 +100,10 @@ def video_settings(encode: dict[str, Any], source: Track, input_fps: float) -> V
     codec = codec_of(encode.get("codec"))
     if codec not in VIDEO_ENCODERS:
         raise EncodeSettingsError(f"video codec {encode.get('codec')!r} cannot be encoded")
-    width, height = output_size(_int(encode.get("width")), _int(encode.get("height")), source.width, source.height)
+    width, height = output_size(as_int(encode.get("width")), as_int(encode.get("height")), source.width, source.height)
     in_fps = input_fps if input_fps > 0 else DEFAULT_FRAMERATE
-    skip = _int(encode.get("skipFrames"), -1)
-    wanted = _float(encode.get("framerate"))
+    skip = as_int(encode.get("skipFrames"), -1)
+    wanted = as_float(encode.get("framerate"))
     if 0 <= skip <= 120 and encode.get("skipFrames") not in (None, ""):
         fps = in_fps / (skip + 1)
     elif wanted > 0:
@@ -123,7 +112,7 @@ def video_settings(encode: dict[str, Any], source: Track, input_fps: float) -> V
         fps = in_fps
     fps = round(fps, 3)
     bitrate = parse_bitrate(encode.get("bitrate")) or source.bitrate_conf or DEFAULT_VIDEO_BITRATE
-    kfi = _float(encode.get("keyFrameInterval"))
+    kfi = as_float(encode.get("keyFrameInterval"))
     if str(encode.get("keyFrameIntervalType") or "").strip().lower() == "time" and kfi > 0:
         gop = max(1, round(fps * kfi / 1000.0))
     elif kfi > 0:
@@ -132,19 +121,19 @@ def video_settings(encode: dict[str, Any], source: Track, input_fps: float) -> V
         gop = max(1, round(fps))  # OME's default: one keyframe a second
     profile = str(encode.get("profile") or "").strip().lower()
     return VideoSettings(codec, width, height, fps, abs(fps - in_fps) > 0.01, bitrate, gop,
-                         max(0, min(16, _int(encode.get("bFrames")))), _preset(encode.get("preset")),
+                         max(0, min(16, as_int(encode.get("bFrames")))), _preset(encode.get("preset")),
                          profile if profile in ("baseline", "main", "high") else "",
-                         max(0, _int(encode.get("threadCount"))))
+                         max(0, as_int(encode.get("threadCount"))))
 
 
 def audio_settings(encode: dict[str, Any], source: Track) -> AudioSettings:
     codec = codec_of(encode.get("codec"))
     if codec not in AUDIO_ENCODERS:
         raise EncodeSettingsError(f"audio codec {encode.get('codec')!r} cannot be encoded")
-    rate = _int(encode.get("samplerate")) or source.sample_rate or 48000
+    rate = as_int(encode.get("samplerate")) or source.sample_rate or 48000
     if codec is Codec.OPUS:
         rate = 48000  # Opus always runs at 48 kHz on the wire
-    channels = _int(encode.get("channel")) or source.channels or 2
+    channels = as_int(encode.get("channel")) or source.channels or 2
     channels = max(1, min(2, channels))
     bitrate = parse_bitrate(encode.get("bitrate")) or DEFAULT_AUDIO_BITRATE
     return AudioSettings(codec, rate, channels, bitrate)

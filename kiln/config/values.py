@@ -1,0 +1,34 @@
+"""Reading OME config values that arrive as XML text (``"true"``, ``"128000"``) or as JSON values.
+
+One place for the leniency, so Server.xml apps and API-created apps read the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def is_true(value: Any) -> bool:
+    """OME booleans: JSON ``true`` or the XML text ``true`` (any case)."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def number(value: Any) -> float | None:
+    """A finite number from text or JSON; None when it is not one (booleans and empty text are not)."""
+    if isinstance(value, bool) or value in (None, ""):
+        return None
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return result if result == result and abs(result) != float("inf") else None
+
+
+def as_float(value: Any, default: float = 0.0) -> float:
+    found = number(value)
+    return default if found is None else found
+
+
+def as_int(value: Any, default: int = 0) -> int:
+    found = number(value)
+    return default if found is None else int(found)
