@@ -167,6 +167,15 @@ def _fixed_16_16(value: int) -> float:
     return value / 65536
 
 
+_TIMES_V1, _TIMES_V0 = struct.Struct(">QQIQ"), struct.Struct(">IIII")
+
+
+def _timescale_duration(r: _Reader, version: int) -> tuple[int, int]:
+    """mvhd and mdhd: creation and modification times (skipped), then timescale and duration."""
+    _, _, timescale, duration = r.unpack(_TIMES_V1 if version == 1 else _TIMES_V0)
+    return timescale, duration
+
+
 @dataclass(frozen=True, slots=True)
 class Ftyp:
     major_brand: str
@@ -197,10 +206,7 @@ class Mvhd:
 def decode_mvhd(box: Box) -> Mvhd:
     r = _Reader(box)
     version, _ = r.version_flags()
-    if version == 1:
-        _, _, timescale, duration = r.unpack(struct.Struct(">QQIQ"))
-    else:
-        _, _, timescale, duration = r.unpack(struct.Struct(">IIII"))
+    timescale, duration = _timescale_duration(r, version)
     rate, volume = r.unpack(struct.Struct(">iH10x36x24x"))
     return Mvhd(version, timescale, duration, _fixed_16_16(rate), volume / 256, r.u(_U32))
 
@@ -241,10 +247,7 @@ class Mdhd:
 def decode_mdhd(box: Box) -> Mdhd:
     r = _Reader(box)
     version, _ = r.version_flags()
-    if version == 1:
-        _, _, timescale, duration = r.unpack(struct.Struct(">QQIQ"))
-    else:
-        _, _, timescale, duration = r.unpack(struct.Struct(">IIII"))
+    timescale, duration = _timescale_duration(r, version)
     packed = r.u(_U16)
     language = "".join(chr(((packed >> shift) & 0x1F) + 0x60) for shift in (10, 5, 0))
     return Mdhd(version, timescale, duration, language)
