@@ -13,12 +13,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-from av.audio.fifo import AudioFifo
-from av.audio.resampler import AudioResampler
 from av.video.frame import PictureType
 
 from kiln.media.bmff.fragment import Sample, TrafData, build_fragment
 from kiln.media.model import Codec, MediaKind, Track
+from tests.unit.sine import encode_sine
 
 WIDTH, HEIGHT, FPS = 320, 180, 30
 AUDIO_RATE = 48000
@@ -81,29 +80,11 @@ def encode_video(encoder: str, *, bframes: int, frames: int = 45, gop: int = 15,
 
 def encode_audio(encoder: str, *, seconds: float = 1.0, track_id: int = 1) -> Encoded:
     codec = {"aac": Codec.AAC, "libopus": Codec.OPUS, "libmp3lame": Codec.MP3}[encoder]
-    source = av.open(f"sine=frequency=1000:sample_rate={AUDIO_RATE}", format="lavfi")
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
         stream = out.add_stream(encoder, rate=AUDIO_RATE, layout="stereo")
-        ctx = stream.codec_context
-        ctx.open()
-        resampler = AudioResampler(format=ctx.format.name, layout="stereo", rate=AUDIO_RATE)
-        fifo = AudioFifo()
-        pts, total = 0, int(seconds * AUDIO_RATE)
-        for frame in source.decode(audio=0):
-            for converted in resampler.resample(frame):
-                fifo.write(converted)
-            while fifo.samples >= ctx.frame_size and pts < total:
-                chunk = fifo.read(ctx.frame_size)
-                chunk.pts = pts
-                pts += chunk.samples
-                for packet in stream.encode(chunk):
-                    out.mux(packet)
-            if pts >= total:
-                break
-        for packet in stream.encode(None):
+        for packet in encode_sine(stream, samples=int(seconds * AUDIO_RATE), rate=AUDIO_RATE):
             out.mux(packet)
-    source.close()
     return _demux(buf.getvalue(), codec, track_id)
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-from av.audio.fifo import AudioFifo
-from av.audio.resampler import AudioResampler
 from av.video.frame import PictureType
+
+from tests.unit.sine import encode_sine
 
 
 @dataclass(frozen=True)
@@ -62,29 +62,11 @@ def encode_video(encoder: str, width: int = 320, height: int = 180, pix_fmt: str
 
 @functools.cache
 def encode_aac(sample_rate: int = 48000, layout: str = "stereo", seconds: float = 0.2) -> Encoded:
-    source = av.open(f"sine=frequency=1000:sample_rate={sample_rate}", format="lavfi")
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
         stream = out.add_stream("aac", rate=sample_rate, layout=layout)
-        ctx = stream.codec_context
-        ctx.open()
-        resampler = AudioResampler(format=ctx.format.name, layout=layout, rate=sample_rate)
-        fifo = AudioFifo()
-        pts, total = 0, int(seconds * sample_rate)
-        for frame in source.decode(audio=0):
-            for converted in resampler.resample(frame):
-                fifo.write(converted)
-            while fifo.samples >= ctx.frame_size and pts < total:
-                chunk = fifo.read(ctx.frame_size)
-                chunk.pts = pts
-                pts += chunk.samples
-                for packet in stream.encode(chunk):
-                    out.mux(packet)
-            if pts >= total:
-                break
-        for packet in stream.encode(None):
+        for packet in encode_sine(stream, samples=int(seconds * sample_rate), rate=sample_rate, layout=layout):
             out.mux(packet)
-    source.close()
     return _demux(buf.getvalue())
 
 

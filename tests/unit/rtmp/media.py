@@ -11,13 +11,12 @@ import struct
 from dataclasses import dataclass
 
 import av
-from av.audio.fifo import AudioFifo
-from av.audio.resampler import AudioResampler
 from av.video.frame import PictureType
 
 from kiln.media.rtmp import amf0
 from kiln.media.rtmp.chunk import ChunkWriter
 from kiln.media.rtmp.messages import AUDIO, COMMAND_AMF0, DATA_AMF0, SET_CHUNK_SIZE, VIDEO
+from tests.unit.sine import encode_sine
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,6 @@ def make_flv(video: str = "libx264", bframes: int = 0, frames: int = 30, audio: 
     """``frames`` frames of 320x180 testsrc2 at 30 fps (+ 48 kHz stereo AAC) as an FLV file."""
     buf = io.BytesIO()
     vsrc = av.open("testsrc2=size=320x180:rate=30", format="lavfi")
-    asrc = av.open("sine=frequency=1000:sample_rate=48000", format="lavfi") if audio else None
     with av.open(buf, "w", format="flv") as out:
         if video == "libx264":
             opts = {"preset": "ultrafast", "bf": str(bframes), "g": str(gop), "sc_threshold": "0"}
@@ -63,29 +61,10 @@ def make_flv(video: str = "libx264", bframes: int = 0, frames: int = 30, audio: 
                 out.mux(packet)
         for packet in vs.encode(None):
             out.mux(packet)
-        if ast is not None and asrc is not None:
-            ctx = ast.codec_context
-            if not ctx.is_open:
-                ctx.open()
-            resampler = AudioResampler(format=ctx.format.name, layout="stereo", rate=48000)
-            fifo = AudioFifo()
-            pts, total = 0, frames * 48000 // 30
-            for frame in asrc.decode(audio=0):
-                for converted in resampler.resample(frame):
-                    fifo.write(converted)
-                while fifo.samples >= ctx.frame_size and pts < total:
-                    chunk = fifo.read(ctx.frame_size)
-                    chunk.pts = pts
-                    pts += chunk.samples
-                    for packet in ast.encode(chunk):
-                        out.mux(packet)
-                if pts >= total:
-                    break
-            for packet in ast.encode(None):
+        if ast is not None:
+            for packet in encode_sine(ast, samples=frames * 48000 // 30, rate=48000):
                 out.mux(packet)
     vsrc.close()
-    if asrc is not None:
-        asrc.close()
     return buf.getvalue()
 
 
