@@ -2,4 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
 pytest_plugins = ["tests.peers.fixtures"]
+
+
+@pytest.fixture
+def seoul_tz() -> Iterator[None]:
+    """Run with a non-UTC local zone so timestamp offsets are visible (+09:00)."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Seoul"
+    time.tzset()
+    yield
+    if old is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = old
+    time.tzset()

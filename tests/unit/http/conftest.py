@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,20 +56,6 @@ SERVER_XML = """<?xml version="1.0" encoding="UTF-8"?>
   </VirtualHosts>
 </Server>
 """
-
-
-@pytest.fixture
-def seoul_tz() -> Iterator[None]:
-    """Run with a non-UTC local zone so timestamp offsets are visible (+09:00)."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "Asia/Seoul"
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def start_service(data_dir: Path, xml: str = SERVER_XML) -> KilnService:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +13,8 @@ from kiln.timefmt import parse_time
 
 
 @pytest.fixture(autouse=True)
-def seoul() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "Asia/Seoul"
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+def seoul(seoul_tz: None) -> None:
+    """Every test here runs in Asia/Seoul (the shared fixture in tests/conftest.py)."""
 
 
 def local(text: str) -> float:
