@@ -11,10 +11,21 @@ from fractions import Fraction
 
 from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.rtmp import amf0, messages
+from kiln.media.rtmp.flv import (
+    AAC_RAW,
+    AAC_SEQUENCE_HEADER,
+    AVC_NALU,
+    AVC_SEQUENCE_HEADER,
+    CODEC_AVC,
+    FRAME_KEY,
+    SOUND_AAC,
+)
 
 MS = Fraction(1, 1000)
-AAC_HEADER = 0xAF  # SoundFormat 10 (AAC), 44 kHz / 16 bit / stereo flags as every encoder writes them
-AVC_KEY, AVC_INTER = 0x17, 0x27
+# SoundFormat AAC with the 44 kHz / 16 bit / stereo flags every encoder writes (the ASC has the truth)
+AAC_HEADER = SOUND_AAC << 4 | 0x0F
+FRAME_INTER = 2
+AVC_KEY, AVC_INTER = FRAME_KEY << 4 | CODEC_AVC, FRAME_INTER << 4 | CODEC_AVC
 
 
 def ms(value: int, time_base: Fraction) -> int:
@@ -36,9 +47,9 @@ def metadata(tracks: list[Track]) -> bytes:
 def sequence_header(track: Track) -> tuple[int, bytes] | None:
     """(message type, body) of the decoder configuration tag, or None for a codec RTMP cannot carry."""
     if track.codec is Codec.H264 and track.config:
-        return messages.VIDEO, bytes([AVC_KEY, 0, 0, 0, 0]) + track.config
+        return messages.VIDEO, bytes([AVC_KEY, AVC_SEQUENCE_HEADER, 0, 0, 0]) + track.config
     if track.codec is Codec.AAC and track.config:
-        return messages.AUDIO, bytes([AAC_HEADER, 0]) + track.config
+        return messages.AUDIO, bytes([AAC_HEADER, AAC_SEQUENCE_HEADER]) + track.config
     return None
 
 
@@ -47,8 +58,8 @@ def media_tag(track: Track, packet: Packet, offset: int) -> tuple[int, int, byte
     dts_ms = ms(packet.dts - offset, packet.time_base)
     if track.codec is Codec.H264:
         cts = ms(packet.pts - packet.dts, packet.time_base)
-        head = bytes([AVC_KEY if packet.keyframe else AVC_INTER, 1]) + cts.to_bytes(3, "big", signed=True)
+        head = bytes([AVC_KEY if packet.keyframe else AVC_INTER, AVC_NALU]) + cts.to_bytes(3, "big", signed=True)
         return messages.VIDEO, dts_ms, head + packet.data
     if track.codec is Codec.AAC:
-        return messages.AUDIO, dts_ms, bytes([AAC_HEADER, 1]) + packet.data
+        return messages.AUDIO, dts_ms, bytes([AAC_HEADER, AAC_RAW]) + packet.data
     return None
