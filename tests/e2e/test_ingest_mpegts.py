@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,6 @@ from tests.peers.process import Peer
 pytestmark = pytest.mark.e2e
 
 APP = "/v1/vhosts/default/apps/app"
-
-
-def ready(k: KilnProcess) -> KilnProcess:
-    """KilnProcess.start waits for the API and RTMP; the UDP listeners open just after, before "kiln ready"."""
-    k.wait_for(lambda: " kiln ready " in k.log_path.read_text(), what="every listener open")
-    return k
-
-
-@pytest.fixture
-def kiln(kiln_factory: Callable[..., KilnProcess]) -> KilnProcess:
-    return ready(kiln_factory())
 
 
 def stream_names(k: KilnProcess) -> list[str]:

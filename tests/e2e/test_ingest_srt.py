@@ -20,17 +20,6 @@ APP = "/v1/vhosts/default/apps/app"
 PASSPHRASE = "0123456789abc"
 
 
-def ready(k: KilnProcess) -> KilnProcess:
-    """KilnProcess.start waits for the API and RTMP; the UDP listeners open just after, before "kiln ready"."""
-    k.wait_for(lambda: " kiln ready " in k.log_path.read_text(), what="every listener open")
-    return k
-
-
-@pytest.fixture
-def kiln(kiln_factory: Callable[..., KilnProcess]) -> KilnProcess:
-    return ready(kiln_factory())
-
-
 def stream_names(k: KilnProcess) -> list[str]:
     return k.api.get(f"{APP}/streams").json()["response"]
 
@@ -116,7 +105,7 @@ def test_passphrase_protected_listener(kiln_factory: Callable[..., KilnProcess],
     assert plain in xml
     options = (f"<Options><Option><Key>SRTO_PASSPHRASE</Key><Value>{PASSPHRASE}</Value></Option>"
                f"<Option><Key>SRTO_LATENCY</Key><Value>200</Value></Option></Options>")
-    kiln = ready(kiln_factory(xml=xml.replace(plain, f"<SRT><Port>{ports.srt}</Port>{options}</SRT>"), ports=ports))
+    kiln = kiln_factory(xml=xml.replace(plain, f"<SRT><Port>{ports.srt}</Port>{options}</SRT>"), ports=ports)
 
     wrong = publish(kiln, "default/app/locked", test_ts, peer_dir, loop=False, passphrase="wrongphrase99")
     kiln.wait_for(lambda: not wrong.alive, timeout=30, what="wrong passphrase refused")
