@@ -65,9 +65,9 @@ class Result:
 
 
 def srt_ingest_available() -> bool:
-    """True when some Kiln module outside kiln/media/srt/ starts an SRT listener for publishers."""
+    """True when some Kiln module outside kiln/media/net/srt/ starts an SRT listener for publishers."""
     for path in (ROOT / "kiln").rglob("*.py"):
-        if "media/srt/" in path.as_posix():
+        if "media/net/srt/" in path.as_posix():
             continue
         if re.search(r"SrtListener\(", path.read_text(errors="replace")):
             return True
@@ -180,7 +180,7 @@ def main() -> None:
     ap.add_argument("--protocol", choices=("rtmp", "srt"), default="rtmp")
     args = ap.parse_args()
     if args.protocol == "srt" and not srt_ingest_available():
-        out("SRT ingest: Kiln has no SRT provider wired to a listener (kiln/media/srt/ holds the libsrt binding "
+        out("SRT ingest: Kiln has no SRT provider wired to a listener (kiln/media/net/srt/ holds the libsrt binding "
             "and SrtListener, but nothing starts it for publishers); SRT mode skipped.")
         return
     only = {s.strip() for s in args.only.split(",") if s.strip()}

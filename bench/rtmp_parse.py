@@ -25,16 +25,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kiln.media.formats.flv import FlvConverter  # noqa: E402
+from kiln.media.formats.rtmp.chunk import ChunkReader, ChunkWriter  # noqa: E402
+from kiln.media.formats.rtmp.messages import AUDIO, SET_CHUNK_SIZE, VIDEO  # noqa: E402
 from kiln.media.model import Packet  # noqa: E402
-from kiln.media.rtmp.chunk import ChunkReader, ChunkWriter  # noqa: E402
-from kiln.media.rtmp.flv import FlvConverter  # noqa: E402
-from kiln.media.rtmp.messages import AUDIO, SET_CHUNK_SIZE, VIDEO  # noqa: E402
 
 READ_SIZE = 16384  # a typical recv() size for a few Mbit/s on loopback
 
 SERVER = """
 import asyncio, sys
-from kiln.media.rtmp.server import RtmpServer
+from kiln.media.ingest.rtmp.server import RtmpServer
 
 class Sink:
     def __init__(self):

@@ -34,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import av  # noqa: E402
 from _media import media_720p, out  # noqa: E402
 
-from kiln.media.codecs.describe import describe_track  # noqa: E402
-from kiln.media.hub import StreamHub  # noqa: E402
-from kiln.media.meter import TrackMeter  # noqa: E402
+from kiln.media.formats.codecs.describe import describe_track  # noqa: E402
 from kiln.media.model import Codec, Packet, Track  # noqa: E402
-from kiln.media.stream import LiveStream  # noqa: E402
+from kiln.media.stream.hub import StreamHub  # noqa: E402
+from kiln.media.stream.live import LiveStream  # noqa: E402
+from kiln.media.stream.meter import TrackMeter  # noqa: E402
 from kiln.media.transcode.codecs import Target  # noqa: E402
 from kiln.media.transcode.transcoder import DECODER_THREADS, StreamTranscoder  # noqa: E402
 

@@ -36,7 +36,7 @@ from kiln.http.api import ApiApp
 from kiln.http.cors import CorsPolicy
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
-from kiln.media.record.recovery import recover_inflight
+from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.runtime import MediaRuntime
 from kiln.projections.catalog import CatalogProjection
 from kiln.projections.stats import StatsProjection

@@ -48,9 +48,9 @@ from kiln.errors import ApiError, read_only, stream_not_found
 from kiln.events import catalog as ce
 from kiln.events import streams as se
 from kiln.events import tasks as te
-from kiln.media.pull.properties import PullProperties, parse_pull_properties, properties_from_json
-from kiln.media.pull.worker import PullHooks, PullWorker
-from kiln.media.stream import LiveStream
+from kiln.media.ingest.rtsp.properties import PullProperties, parse_pull_properties, properties_from_json
+from kiln.media.ingest.rtsp.worker import PullHooks, PullWorker
+from kiln.media.stream.live import LiveStream
 from kiln.projections.catalog import (
     merge_patch,
     profiles_of,

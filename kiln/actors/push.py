@@ -21,9 +21,9 @@ from kiln.actors.base import CommandActor, Outcome, tell_quietly
 from kiln.actors.commands import OutputAvailable, OutputGone, Retry, SessionState, Teardown
 from kiln.actors.context import Context
 from kiln.events import tasks as te
-from kiln.media.push.select import select_tracks
-from kiln.media.push.session import PushCounters, PushPlan, PushSession
-from kiln.media.push.writers import Timeouts
+from kiln.media.publish.push.select import select_tracks
+from kiln.media.publish.push.session import PushCounters, PushPlan, PushSession
+from kiln.media.publish.push.writers import Timeouts
 from kiln.projections.tasks import PushTask
 from kiln.timefmt import now
 

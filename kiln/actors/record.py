@@ -18,8 +18,8 @@ from kiln.actors.base import CommandActor, Outcome, tell_quietly
 from kiln.actors.commands import OutputAvailable, OutputGone, SessionState, Teardown
 from kiln.actors.context import Context
 from kiln.events import tasks as te
-from kiln.media.record.paths import DEFAULT_FILE, DEFAULT_INFO
-from kiln.media.record.session import FinishedFile, RecordCounters, RecordPlan, RecordSession
+from kiln.media.publish.record.paths import DEFAULT_FILE, DEFAULT_INFO
+from kiln.media.publish.record.session import FinishedFile, RecordCounters, RecordPlan, RecordSession
 from kiln.projections.tasks import RecordTask
 from kiln.timefmt import now
 

@@ -15,7 +15,7 @@ from kiln.actors.base import CommandActor, Outcome, tell_quietly
 from kiln.actors.commands import EndStream, ForgetStream, StreamDescribed, StreamReady, Teardown
 from kiln.actors.context import Context
 from kiln.events import streams as se
-from kiln.media.stream import LiveStream
+from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
 

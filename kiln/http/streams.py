@@ -12,7 +12,7 @@ from kiln.errors import ApiError
 from kiln.http.envelope import json_response, ok
 from kiln.http.lookups import app_ref, need_app, need_stream
 from kiln.http.router import APP, STREAM, VHOST, Call, Router
-from kiln.media.events import parse_event
+from kiln.media.publish.llhls.events import parse_event
 from kiln.timefmt import now
 
 

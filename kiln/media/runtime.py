@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kiln.media.llhls.publisher import LlhlsPublisher
-from kiln.media.registry import StreamRegistry, TaskCounters
+from kiln.media.publish.llhls.publisher import LlhlsPublisher
+from kiln.media.stream.registry import StreamRegistry, TaskCounters
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ class MediaRuntime:
 
     def http_apps(self) -> dict[str, Any]:
         """Starlette apps for the publisher ports: name -> (app, port)."""
-        from kiln.media.llhls.server import LlhlsServer
-        from kiln.media.thumbnail.server import ThumbnailServer
+        from kiln.media.publish.llhls.server import LlhlsServer
+        from kiln.media.publish.thumbnail.server import ThumbnailServer
 
         out: dict[str, Any] = {}
         port = self.config.bind.llhls_port
@@ -58,8 +58,8 @@ class MediaRuntime:
         """Open the ingest listeners configured under Bind/Providers."""
         import asyncio
 
-        from kiln.media.ingest import RtmpIngest
-        from kiln.media.rtmp.server import RtmpServer
+        from kiln.media.ingest.rtmp.ingest import RtmpIngest
+        from kiln.media.ingest.rtmp.server import RtmpServer
 
         if self.llhls is not None:
             self.llhls.attach(asyncio.get_running_loop())
@@ -78,9 +78,9 @@ class MediaRuntime:
         import asyncio
         import errno
 
-        from kiln.media.mpegts_ingest import MpegtsIngest
-        from kiln.media.srt.errors import SrtUnavailable
-        from kiln.media.srt_ingest import SrtIngest
+        from kiln.media.ingest.mpegts.ingest import MpegtsIngest
+        from kiln.media.ingest.srt.ingest import SrtIngest
+        from kiln.media.net.srt.errors import SrtUnavailable
 
         loop = asyncio.get_running_loop()
         bind = self.config.bind

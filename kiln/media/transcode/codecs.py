@@ -18,12 +18,12 @@ from fractions import Fraction
 import av
 from av.codec.context import Flags
 
-from kiln.media.codecs import h264, h265
-from kiln.media.codecs.describe import describe_track
-from kiln.media.codecs.errors import CodecConfigError
-from kiln.media.codecs.h264 import avcc_from_annexb
-from kiln.media.codecs.h265 import hvcc_from_annexb
-from kiln.media.codecs.nal import annexb_to_length_prefixed, is_annexb
+from kiln.media.formats.codecs import h264, h265
+from kiln.media.formats.codecs.describe import describe_track
+from kiln.media.formats.codecs.errors import CodecConfigError
+from kiln.media.formats.codecs.h264 import avcc_from_annexb
+from kiln.media.formats.codecs.h265 import hvcc_from_annexb
+from kiln.media.formats.codecs.nal import annexb_to_length_prefixed, is_annexb
 from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.transcode.settings import AudioSettings, VideoSettings
 

@@ -17,8 +17,8 @@ import av
 from av.codec.context import Flags
 
 from kiln.config.values import number
-from kiln.media.bypass import codec_of
 from kiln.media.model import Codec, MediaKind, Packet, Track
+from kiln.media.stream.bypass import codec_of
 from kiln.media.transcode.codecs import VIDEO_TIME_BASE, CodecOpenError, Encoder
 from kiln.media.transcode.settings import EncodeSettingsError, output_size
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from kiln.config.validate import parse_bitrate
 from kiln.config.values import as_float, as_int
-from kiln.media.bypass import codec_of
 from kiln.media.model import Codec, Track
+from kiln.media.stream.bypass import codec_of
 
 DEFAULT_FRAMERATE = 30.0
 DEFAULT_VIDEO_BITRATE = 2_000_000
@@ -144,8 +144,8 @@ def input_framerate(track: Track, measured: float) -> float:
     if measured > 0:
         return measured
     if track.codec is Codec.H264 and track.config:
-        from kiln.media.codecs import h264
-        from kiln.media.codecs.errors import CodecConfigError
+        from kiln.media.formats.codecs import h264
+        from kiln.media.formats.codecs.errors import CodecConfigError
 
         try:
             fps = h264.parse_avcc(track.config).first_sps().fps

@@ -29,8 +29,8 @@ from typing import Any
 
 import av
 
-from kiln.media.hub import CallbackSubscriber, StreamHub, Subscriber
 from kiln.media.model import MediaKind, Packet, Track
+from kiln.media.stream.hub import CallbackSubscriber, StreamHub, Subscriber
 from kiln.media.transcode.codecs import AudioEncoder, CodecOpenError, Decoder, Encoder, Target, VideoEncoder
 from kiln.media.transcode.image import ImageEncoder, ImageSettings, image_settings
 from kiln.media.transcode.settings import EncodeSettingsError, audio_settings, video_settings

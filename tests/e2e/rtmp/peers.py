@@ -14,12 +14,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from kiln.media.formats import amf0
+from kiln.media.formats.rtmp.chunk import ChunkReader, ChunkWriter
+from kiln.media.formats.rtmp.handshake import HANDSHAKE_SIZE
+from kiln.media.formats.rtmp.messages import COMMAND_AMF0, RtmpMessage
+from kiln.media.ingest.contract import PublishRejected, PublishRequest
 from kiln.media.model import Packet, Track
-from kiln.media.rtmp import amf0
-from kiln.media.rtmp.chunk import ChunkReader, ChunkWriter
-from kiln.media.rtmp.handshake import HANDSHAKE_SIZE
-from kiln.media.rtmp.messages import COMMAND_AMF0, RtmpMessage
-from kiln.media.rtmp.publish import PublishRejected, PublishRequest
 
 FFMPEG = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"]
 PYTHON = sys.executable

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from kiln.media.rtmp.messages import AUDIO
-from kiln.media.rtmp.server import RtmpServer
+from kiln.media.formats.rtmp.messages import AUDIO
+from kiln.media.ingest.rtmp.server import RtmpServer
 from tests.e2e.rtmp.peers import (
     Peers,
     RawClient,

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
+from kiln.media.ingest.rtmp.server import RtmpServer
 from kiln.media.model import Codec
-from kiln.media.rtmp.server import RtmpServer
 from tests.e2e.rtmp.peers import Peers, RecordingHandler, ffmpeg_publish, pyav_hevc_publish, run
 
 pytestmark = pytest.mark.e2e

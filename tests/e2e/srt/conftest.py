@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from kiln.media.srt import libsrt
-from kiln.media.srt.errors import SrtUnavailable
+from kiln.media.net.srt import libsrt
+from kiln.media.net.srt.errors import SrtUnavailable
 
 TOOLS = ("ffmpeg", "ffprobe", "srt-live-transmit", "ss", "timeout")
 

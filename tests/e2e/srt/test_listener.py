@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kiln.media.srt.listener import SrtListener
-from kiln.media.srt.streamid import SrtTarget, resolve_streamid
+from kiln.media.net.srt.listener import SrtListener
+from kiln.media.net.srt.streamid import SrtTarget, resolve_streamid
 from tests.e2e.srt.conftest import Procs, Recorder, ffmpeg_push, probe_codecs, probe_video_size, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -135,7 +135,7 @@ def test_passphrase_refuses_wrong_or_missing(query: str, procs: Procs) -> None:
 
 def test_policy_returning_none_rejects_the_caller(procs: Procs, caplog: pytest.LogCaptureFixture) -> None:
     policy = Policy(refuse=("default/app/private",))
-    with caplog.at_level(logging.INFO, logger="kiln.media.srt.listener"), \
+    with caplog.at_level(logging.INFO, logger="kiln.media.net.srt.listener"), \
             SrtListener("127.0.0.1", 0, on_accept=policy) as listener:
         caller = procs.start(ffmpeg_push(2, f"srt://127.0.0.1:{listener.port}?streamid=default/app/private"))
         assert caller.wait(timeout=30) != 0

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kiln.media.srt.errors import ErrorCode, RejectCode, SrtError
-from kiln.media.srt.listener import SrtListener
-from kiln.media.srt.sender import SrtSender
-from kiln.media.srt.stats import PACKET_HEADER_BYTES
+from kiln.media.net.srt.errors import ErrorCode, RejectCode, SrtError
+from kiln.media.net.srt.listener import SrtListener
+from kiln.media.net.srt.sender import SrtSender
+from kiln.media.net.srt.stats import PACKET_HEADER_BYTES
 from tests.e2e.srt.conftest import (
     FFMPEG,
     Procs,
@@ -197,7 +197,7 @@ def test_a_slow_receiver_is_reported(caplog: pytest.LogCaptureFixture) -> None:
         receivers.append(Slow(streamid, peer))
         return receivers[-1]
 
-    with caplog.at_level(logging.WARNING, logger="kiln.media.srt.listener"), \
+    with caplog.at_level(logging.WARNING, logger="kiln.media.net.srt.listener"), \
             SrtListener("127.0.0.1", 0, on_accept=policy) as listener:
         sender = SrtSender.connect(f"srt://127.0.0.1:{listener.port}?streamid=default/app/slow",
                                    connect_timeout_ms=3000)

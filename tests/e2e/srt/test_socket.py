@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from kiln.media.srt import abi
-from kiln.media.srt.abi import SockOpt, SockStatus
-from kiln.media.srt.epoll import EPOLL_ERR, EPOLL_IN, SrtEpoll
-from kiln.media.srt.errors import ErrorCode, SrtError
-from kiln.media.srt.listener import SrtListener
-from kiln.media.srt.socket import SrtSocket
+from kiln.media.net.srt import abi
+from kiln.media.net.srt.abi import SockOpt, SockStatus
+from kiln.media.net.srt.epoll import EPOLL_ERR, EPOLL_IN, SrtEpoll
+from kiln.media.net.srt.errors import ErrorCode, SrtError
+from kiln.media.net.srt.listener import SrtListener
+from kiln.media.net.srt.socket import SrtSocket
 
 pytestmark = pytest.mark.e2e
 

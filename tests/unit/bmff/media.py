@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 from av.video.frame import PictureType
 
-from kiln.media.bmff.fragment import Sample, TrafData, build_fragment
+from kiln.media.formats.bmff.fragment import Sample, TrafData, build_fragment
 from kiln.media.model import Codec, MediaKind, Track
 from tests.unit.sine import encode_sine
 

@@ -6,10 +6,10 @@ import struct
 
 import pytest
 
-from kiln.media.bmff import boxes
-from kiln.media.bmff.boxes import box, box_header, full_box
-from kiln.media.bmff.errors import BmffError
-from kiln.media.bmff.parse import parse_boxes
+from kiln.media.formats.bmff import boxes
+from kiln.media.formats.bmff.boxes import box, box_header, full_box
+from kiln.media.formats.bmff.errors import BmffError
+from kiln.media.formats.bmff.parse import parse_boxes
 
 
 def test_box_is_size_type_payloads() -> None:

@@ -6,9 +6,9 @@ import struct
 
 import pytest
 
-from kiln.media.bmff.emsg import build_emsg_v1
-from kiln.media.bmff.errors import BmffError
-from kiln.media.bmff.parse import Emsg, decode_emsg, parse_boxes
+from kiln.media.formats.bmff.emsg import build_emsg_v1
+from kiln.media.formats.bmff.errors import BmffError
+from kiln.media.formats.bmff.parse import Emsg, decode_emsg, parse_boxes
 
 SCHEME = "https://aomedia.org/emsg/ID3"
 

@@ -8,17 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiln.media.bmff import boxes
-from kiln.media.bmff.errors import BmffError
-from kiln.media.bmff.fragment import (
+from kiln.media.formats.bmff import boxes
+from kiln.media.formats.bmff.errors import BmffError
+from kiln.media.formats.bmff.fragment import (
     NON_SYNC_SAMPLE_FLAGS,
     SYNC_SAMPLE_FLAGS,
     Sample,
     TrafData,
     build_fragment,
 )
-from kiln.media.bmff.parse import parse_boxes
-from kiln.media.bmff.reader import read_fragments
+from kiln.media.formats.bmff.parse import parse_boxes
+from kiln.media.formats.bmff.reader import read_fragments
 from tests.unit.bmff.media import Encoded, ExpectedSample, fragments_for, sample_table, traf_for
 
 

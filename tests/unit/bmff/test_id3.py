@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiln.media.id3 import (
+from kiln.media.formats.id3 import (
     Id3Error,
     Id3Frame,
     PrivateFrame,

@@ -10,10 +10,10 @@ from fractions import Fraction
 import av
 import pytest
 
-from kiln.media.bmff.entries import esds, hevc_parameter_sets_in_config, opus_head_to_dops
-from kiln.media.bmff.errors import BmffError
-from kiln.media.bmff.init import build_init_segment, build_init_segment_multi
-from kiln.media.bmff.parse import (
+from kiln.media.formats.bmff.entries import esds, hevc_parameter_sets_in_config, opus_head_to_dops
+from kiln.media.formats.bmff.errors import BmffError
+from kiln.media.formats.bmff.init import build_init_segment, build_init_segment_multi
+from kiln.media.formats.bmff.parse import (
     AudioSampleEntry,
     VisualSampleEntry,
     decode_dops,
@@ -21,7 +21,7 @@ from kiln.media.bmff.parse import (
     find,
     parse_boxes,
 )
-from kiln.media.bmff.reader import read_init_segment
+from kiln.media.formats.bmff.reader import read_init_segment
 from kiln.media.model import Codec, MediaKind, Track
 from tests.unit.bmff.media import Encoded
 
@@ -56,7 +56,7 @@ def test_h264_init_segment_fields(h264_bframes: Encoded) -> None:
     assert t.trex is not None
     assert (t.trex.track_id, t.trex.default_sample_description_index, t.trex.default_sample_duration,
             t.trex.default_sample_size, t.trex.default_sample_flags) == (1, 1, 0, 0, 0)
-    # What PyAV sees when it uses the init segment as a template (kiln.media.avbridge does this).
+    # What PyAV sees when it uses the init segment as a template (kiln.media.publish.avbridge does this).
     assert _pyav_stream(init) == (320, 180, 0, 0, track.config, "h264")
 
 

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiln.media.bmff.emsg import build_emsg_v1
-from kiln.media.bmff.errors import BmffError
-from kiln.media.bmff.fragment import Sample, TrafData, build_fragment
-from kiln.media.bmff.init import build_init_segment_multi
-from kiln.media.bmff.parse import DECODERS, Box, decode, decode_trun, parse_boxes
-from kiln.media.bmff.reader import read_fragments, read_init_segment
+from kiln.media.formats.bmff.emsg import build_emsg_v1
+from kiln.media.formats.bmff.errors import BmffError
+from kiln.media.formats.bmff.fragment import Sample, TrafData, build_fragment
+from kiln.media.formats.bmff.init import build_init_segment_multi
+from kiln.media.formats.bmff.parse import DECODERS, Box, decode, decode_trun, parse_boxes
+from kiln.media.formats.bmff.reader import read_fragments, read_init_segment
 from kiln.media.model import Codec, MediaKind, Track
 
 _VIDEO = Track(id=1, kind=MediaKind.VIDEO, codec=Codec.H264, time_base=Fraction(1, 90000),

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from kiln.media.bmff.emsg import build_emsg_v1
-from kiln.media.bmff.fragment import build_fragment
-from kiln.media.bmff.init import build_init_segment, build_init_segment_multi
-from kiln.media.bmff.reader import read_fragments
-from kiln.media.id3 import Id3Frame, build_id3v24_tag
+from kiln.media.formats.bmff.emsg import build_emsg_v1
+from kiln.media.formats.bmff.fragment import build_fragment
+from kiln.media.formats.bmff.init import build_init_segment, build_init_segment_multi
+from kiln.media.formats.bmff.reader import read_fragments
+from kiln.media.formats.id3 import Id3Frame, build_id3v24_tag
 from tests.unit.bmff.media import (
     Encoded,
     ExpectedSample,

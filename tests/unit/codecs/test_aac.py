@@ -9,9 +9,9 @@ from pathlib import Path
 import av
 import pytest
 
-from kiln.media.codecs import aac
-from kiln.media.codecs.describe import describe_track
-from kiln.media.codecs.errors import CodecConfigError
+from kiln.media.formats.codecs import aac
+from kiln.media.formats.codecs.describe import describe_track
+from kiln.media.formats.codecs.errors import CodecConfigError
 from kiln.media.model import Codec
 from tests.unit.codecs.media import encode_aac, ffmpeg_dash_codecs, ffprobe_stream
 

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiln.media.codecs import aac, h264, h265
-from kiln.media.codecs.describe import describe_track
-from kiln.media.codecs.errors import CodecConfigError
-from kiln.media.codecs.nal import annexb_to_length_prefixed, convert_length_size, split_annexb, unescape_rbsp
-from kiln.media.codecs.opus import parse_opus_head
+from kiln.media.formats.codecs import aac, h264, h265
+from kiln.media.formats.codecs.describe import describe_track
+from kiln.media.formats.codecs.errors import CodecConfigError
+from kiln.media.formats.codecs.nal import annexb_to_length_prefixed, convert_length_size, split_annexb, unescape_rbsp
+from kiln.media.formats.codecs.opus import parse_opus_head
 from kiln.media.model import Codec, MediaKind
 from tests.unit.codecs.media import encode_aac, encode_video
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import av
 import pytest
 
-from kiln.media.codecs import h264
-from kiln.media.codecs.describe import describe_track
-from kiln.media.codecs.errors import CodecConfigError
-from kiln.media.codecs.nal import (
+from kiln.media.formats.codecs import h264
+from kiln.media.formats.codecs.describe import describe_track
+from kiln.media.formats.codecs.errors import CodecConfigError
+from kiln.media.formats.codecs.nal import (
     annexb_to_length_prefixed,
     convert_length_size,
     escape_rbsp,

@@ -8,10 +8,10 @@ from pathlib import Path
 import av
 import pytest
 
-from kiln.media.codecs import h265
-from kiln.media.codecs.describe import describe_track
-from kiln.media.codecs.errors import CodecConfigError
-from kiln.media.codecs.nal import iter_length_prefixed
+from kiln.media.formats.codecs import h265
+from kiln.media.formats.codecs.describe import describe_track
+from kiln.media.formats.codecs.errors import CodecConfigError
+from kiln.media.formats.codecs.nal import iter_length_prefixed
 from kiln.media.model import Codec
 from tests.unit.codecs.media import encode_video, ffprobe_stream
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kiln.media.demux.tsclock import JUMP_AHEAD_S, TsClock
+from kiln.media.formats.mpegts.tsclock import JUMP_AHEAD_S, TsClock
 
 WRAP = 2**33
 S = 90_000  # ticks per second

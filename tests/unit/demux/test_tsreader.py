@@ -10,11 +10,11 @@ from fractions import Fraction
 import av
 import pytest
 
-from kiln.media.demux.tsreader import TS_PACKET_SIZE, TsDemuxWorker, TsFeed, TsHooks, ts_sync_offset
-from kiln.media.hub import Subscriber
+from kiln.media.ingest.contract import PublishRejected
+from kiln.media.ingest.demux.tsreader import TS_PACKET_SIZE, TsDemuxWorker, TsFeed, TsHooks, ts_sync_offset
 from kiln.media.model import Codec, MediaKind, Packet
-from kiln.media.rtmp.publish import PublishRejected
-from kiln.media.stream import LiveStream
+from kiln.media.stream.hub import Subscriber
+from kiln.media.stream.live import LiveStream
 
 VIDEO_OPTIONS = {
     "libx264": {"g": "15", "bf": "0", "preset": "ultrafast"},

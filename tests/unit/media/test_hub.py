@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from kiln.media.hub import StreamHub, Subscriber
 from kiln.media.model import Codec, MediaKind, Packet, Track
+from kiln.media.stream.hub import StreamHub, Subscriber
 
 TB = Fraction(1, 1000)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from kiln.media.ingest.rtsp.properties import PullProperties, parse_pull_properties
+from kiln.media.ingest.rtsp.rebase import PerTrackRebase
 from kiln.media.model import Packet
-from kiln.media.pull.properties import PullProperties, parse_pull_properties
-from kiln.media.pull.rebase import PerTrackRebase
 
 TB = Fraction(1, 90000)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from kiln.media.codecs.aac import build_asc
+from kiln.media.formats.codecs.aac import build_asc
+from kiln.media.formats.flv import FlvConverter
 from kiln.media.model import Codec, MediaKind, Packet, Track
-from kiln.media.push import flvtags
-from kiln.media.rtmp.flv import FlvConverter
+from kiln.media.publish.push import flvtags
 from tests.unit.transcode.clip import make_clip
 
 TB = Fraction(1, 90000)

@@ -7,9 +7,9 @@ from fractions import Fraction
 import pytest
 
 from kiln.media.model import Codec, MediaKind, Track
-from kiln.media.push.net import PushError
-from kiln.media.push.rtmp_client import parse_target
-from kiln.media.push.select import select_tracks
+from kiln.media.publish.push.net import PushError
+from kiln.media.publish.push.rtmp_client import parse_target
+from kiln.media.publish.push.select import select_tracks
 
 TB = Fraction(1, 1000)
 TRACKS = [Track(0, MediaKind.VIDEO, Codec.H264, TB, name="bypass_video"),

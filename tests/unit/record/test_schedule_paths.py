@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
-from kiln.media.record.paths import DEFAULT_FILE, MacroValues, container_for, expand, real_path
-from kiln.media.record.schedule import next_time
+from kiln.media.publish.record.paths import DEFAULT_FILE, MacroValues, container_for, expand, real_path
+from kiln.media.publish.record.schedule import next_time
 from kiln.timefmt import parse_time
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import av
 from av.video.frame import PictureType
 
-from kiln.media.rtmp import amf0
-from kiln.media.rtmp.chunk import ChunkWriter
-from kiln.media.rtmp.messages import AUDIO, COMMAND_AMF0, DATA_AMF0, SET_CHUNK_SIZE, VIDEO
+from kiln.media.formats import amf0
+from kiln.media.formats.rtmp.chunk import ChunkWriter
+from kiln.media.formats.rtmp.messages import AUDIO, COMMAND_AMF0, DATA_AMF0, SET_CHUNK_SIZE, VIDEO
 from tests.unit.sine import encode_sine
 
 

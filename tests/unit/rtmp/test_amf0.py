@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiln.media.rtmp import amf0
-from kiln.media.rtmp.amf0 import UNDEFINED, UNSUPPORTED, AmfDate, AmfError, EcmaArray, TypedObject, XmlDocument
+from kiln.media.formats import amf0
+from kiln.media.formats.amf0 import UNDEFINED, UNSUPPORTED, AmfDate, AmfError, EcmaArray, TypedObject, XmlDocument
 
 
 def test_connect_command_bytes() -> None:

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiln.media.rtmp.chunk import ChunkReader, ChunkWriter
-from kiln.media.rtmp.errors import RtmpProtocolError
-from kiln.media.rtmp.messages import AGGREGATE, AUDIO, VIDEO, RtmpMessage, split_aggregate
+from kiln.media.formats.rtmp.chunk import ChunkReader, ChunkWriter
+from kiln.media.formats.rtmp.errors import RtmpProtocolError
+from kiln.media.formats.rtmp.messages import AGGREGATE, AUDIO, VIDEO, RtmpMessage, split_aggregate
 from tests.unit.rtmp.media import make_flv, publish_stream, sorted_tags
 
 

@@ -6,11 +6,11 @@ import struct
 
 import pytest
 
-from kiln.media.codecs import h264
-from kiln.media.codecs.nal import iter_length_prefixed, length_prefixed_to_annexb
+from kiln.media.formats.codecs import h264
+from kiln.media.formats.codecs.nal import iter_length_prefixed, length_prefixed_to_annexb
+from kiln.media.formats.flv import AUDIO_TRACK_ID, VIDEO_TRACK_ID, FlvConverter, TimestampUnwrapper
+from kiln.media.formats.rtmp.errors import FlvError
 from kiln.media.model import MS, Codec, MediaKind, Packet, Track
-from kiln.media.rtmp.errors import FlvError
-from kiln.media.rtmp.flv import AUDIO_TRACK_ID, VIDEO_TRACK_ID, FlvConverter, TimestampUnwrapper
 from tests.unit.codecs.media import encode_video
 from tests.unit.rtmp.media import FlvTag, make_flv, reference_packets, sorted_tags
 

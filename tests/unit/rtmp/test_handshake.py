@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from kiln.media.rtmp.handshake import (
+from kiln.media.formats.rtmp.handshake import (
     FMS_KEY,
     FP_KEY,
     HANDSHAKE_SIZE,

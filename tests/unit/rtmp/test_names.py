@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kiln.media.rtmp.names import PublishName, resolve_publish_name, tc_url_host
+from kiln.media.ingest.rtmp.names import PublishName, resolve_publish_name, tc_url_host
 
 
 @pytest.mark.parametrize(("app", "tc_url", "name", "expected"), [

@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 
-from kiln.media.model import Packet, Track
-from kiln.media.rtmp import amf0
-from kiln.media.rtmp.chunk import ChunkReader, ChunkWriter
-from kiln.media.rtmp.flv import FlvConverter
-from kiln.media.rtmp.handshake import HANDSHAKE_SIZE
-from kiln.media.rtmp.messages import (
+from kiln.media.formats import amf0
+from kiln.media.formats.flv import FlvConverter
+from kiln.media.formats.rtmp.chunk import ChunkReader, ChunkWriter
+from kiln.media.formats.rtmp.handshake import HANDSHAKE_SIZE
+from kiln.media.formats.rtmp.messages import (
     ACKNOWLEDGEMENT,
     COMMAND_AMF0,
     DATA_AMF0,
@@ -30,8 +29,9 @@ from kiln.media.rtmp.messages import (
     WINDOW_ACK_SIZE,
     RtmpMessage,
 )
-from kiln.media.rtmp.publish import PublishRejected, PublishRequest
-from kiln.media.rtmp.session import RtmpConnection, SessionConfig
+from kiln.media.ingest.contract import PublishRejected, PublishRequest
+from kiln.media.ingest.rtmp.session import RtmpConnection, SessionConfig
+from kiln.media.model import Packet, Track
 from tests.unit.rtmp.media import make_flv, publish_stream, sorted_tags
 
 
@@ -293,7 +293,7 @@ def test_protocol_error_ends_the_publish_with_its_reason(caplog: pytest.LogCaptu
         client.conn.data_received(b"\x44\x00\x00\x00\x00\x00\x05\x09")  # type-1 header on a new csid
         assert client.transport.aborted
         assert handler.sinks[0].closes[0].startswith("protocol error: chunk stream 4 starts with a type-1")
-    caplog.set_level(logging.INFO, logger="kiln.media.rtmp")
+    caplog.set_level(logging.INFO, logger="kiln.media.ingest.rtmp")
     asyncio.run(scenario())
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1  # one line, naming the peer and the reason

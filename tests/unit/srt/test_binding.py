@@ -15,9 +15,9 @@ import struct
 
 import pytest
 
-from kiln.media.srt import abi, libsrt
-from kiln.media.srt.errors import ErrorCode, SrtError, reject_reason_text
-from kiln.media.srt.stats import SrtStats
+from kiln.media.net.srt import abi, libsrt
+from kiln.media.net.srt.errors import ErrorCode, SrtError, reject_reason_text
+from kiln.media.net.srt.stats import SrtStats
 
 OFFSETS_FROM_SRT_H = {
     "msTimeStamp": 0, "pktSentTotal": 8, "pktRecvTotal": 16, "pktSndLossTotal": 24, "pktRcvLossTotal": 28,

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from kiln.media.srt import libsrt
-from kiln.media.srt.errors import RejectCode, SrtRejected
-from kiln.media.srt.listener import SrtListener
-from kiln.media.srt.streamid import StreamIdError
+from kiln.media.net.srt import libsrt
+from kiln.media.net.srt.errors import RejectCode, SrtRejected
+from kiln.media.net.srt.listener import SrtListener
+from kiln.media.net.srt.streamid import StreamIdError
 
 PEER = ("192.0.2.7", 40000)
 
@@ -70,7 +70,7 @@ def test_refusals_carry_a_code(answer: object, code: int, rejections: list[tuple
         return None
 
     lst = listener(policy)
-    with caplog.at_level(logging.INFO, logger="kiln.media.srt.listener"):
+    with caplog.at_level(logging.INFO, logger="kiln.media.net.srt.listener"):
         assert lst._on_handshake(202, PEER, b"default/app/stream") is False
     assert rejections == [(202, code)]
     assert lst._pending == {}

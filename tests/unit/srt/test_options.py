@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kiln.media.srt.abi import SockOpt
-from kiln.media.srt.options import parse_options
+from kiln.media.net.srt.abi import SockOpt
+from kiln.media.net.srt.options import parse_options
 
 
 def test_typed_values_in_order() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kiln.media.srt.sender import message_size, split_messages
+from kiln.media.net.srt.sender import message_size, split_messages
 
 
 @pytest.mark.parametrize(("payload", "size"), [(1316, 1316), (1456, 1316), (1000, 940), (188, 188), (100, 100)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kiln.media.srt.streamid import SrtTarget, StreamIdError, resolve_streamid
+from kiln.media.net.srt.streamid import SrtTarget, StreamIdError, resolve_streamid
 
 NO_MAP: dict[int, str] = {}
 

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from kiln.media.srt.abi import SockOpt
-from kiln.media.srt.url import SrtUrlError, parse_srt_url
+from kiln.media.net.srt.abi import SockOpt
+from kiln.media.net.srt.url import SrtUrlError, parse_srt_url
 
 
 def test_host_port_and_defaults() -> None:
@@ -92,7 +92,7 @@ def test_bad_urls(url: str, message: str) -> None:
 
 
 def test_unknown_keys_are_ignored_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="kiln.media.srt.url"):
+    with caplog.at_level(logging.WARNING, logger="kiln.media.net.srt.url"):
         url = parse_srt_url("srt://h:1?latancy=1000&passphrase=0123456789")
     assert url.options and url.option(SockOpt.LATENCY) is None
     assert "key=latancy" in caplog.text and "0123456789" not in caplog.text

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import av
 
-from kiln.media.codecs.describe import describe_track
+from kiln.media.formats.codecs.describe import describe_track
 from kiln.media.model import Codec, Packet, Track
 
 

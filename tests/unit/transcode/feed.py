@@ -10,9 +10,9 @@ from typing import Any
 
 import av
 
-from kiln.media.hub import Subscriber
 from kiln.media.model import Packet, Track
-from kiln.media.stream import LiveStream
+from kiln.media.stream.hub import Subscriber
+from kiln.media.stream.live import LiveStream
 
 Outputs = dict[str, dict[int, list[Packet]]]
 

@@ -9,10 +9,10 @@ from typing import Any
 import av
 import pytest
 
-from kiln.media.codecs.describe import describe_track
-from kiln.media.hub import Subscriber
+from kiln.media.formats.codecs.describe import describe_track
 from kiln.media.model import Codec, Packet
-from kiln.media.stream import LiveStream
+from kiln.media.stream.hub import Subscriber
+from kiln.media.stream.live import LiveStream
 from kiln.media.transcode.settings import output_size, video_settings
 from tests.unit.transcode.clip import Clip, make_clip
 

@@ -1,6 +1,0 @@
-"""Codec configuration parsing: avcC/SPS, hvcC/SPS, AudioSpecificConfig/ADTS, OpusHead."""
-
-from kiln.media.codecs.describe import describe_track
-from kiln.media.codecs.errors import CodecConfigError
-
-__all__ = ["CodecConfigError", "describe_track"]

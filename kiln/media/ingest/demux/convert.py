@@ -1,0 +1,147 @@
+"""PyAV streams and packets → Kiln tracks and packets (length-prefixed video, raw AAC).
+
+Demuxers hand over what their container carries: RTSP and MPEG-TS give Annex-B H.264/H.265 and
+(for TS) ADTS-framed AAC, sometimes with no extradata until the first keyframe brings the
+parameter sets in-band. This module normalises all of that to the model's conventions, keeps the
+stream's own time base (no rounding to milliseconds), and describes a track only once its decoder
+configuration is known. MPEG-TS input also goes through a ``TsClock`` (33-bit wrap-around and
+discontinuities, see ``tsclock``), so every track's dts keeps increasing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from kiln.media.formats.codecs import CodecConfigError, aac, describe_track, h264, h265, nal
+from kiln.media.formats.mpegts.tsclock import TICKS_PER_S, TsClock
+from kiln.media.model import Codec, MediaKind, Packet, Track
+
+log = logging.getLogger(__name__)
+
+CODECS = {"h264": Codec.H264, "hevc": Codec.H265, "aac": Codec.AAC, "opus": Codec.OPUS, "mp3": Codec.MP3,
+          "mp3float": Codec.MP3, "vp8": Codec.VP8, "vp9": Codec.VP9, "av1": Codec.AV1}
+"""Keyed by PyAV's codec context name, which is the decoder's: MP3 shows up as ``mp3float``."""
+TS_TIME_BASE = Fraction(1, TICKS_PER_S)
+
+
+@dataclass
+class _TrackState:
+    track_id: int
+    codec: Codec
+    time_base: Fraction
+    config: bytes = b""
+    described: Track | None = None
+    sample_rate: int = 0  # what the demuxer probed: fills in codecs without a configuration record (MP3)
+    channels: int = 0
+
+
+class AvConverter:
+    """Converts one demuxer's packets; ``convert`` returns (new Track or None, Packets)."""
+
+    def __init__(self, clock: TsClock | None = None) -> None:
+        self._tracks: dict[int, _TrackState] = {}
+        self._clock = clock  # applies to tracks in the TS clock's 1/90000 time base (all of an MPEG-TS input's)
+
+    def add_stream(self, stream: Any) -> bool:
+        """Register a PyAV stream; False when its codec is not one Kiln carries (it is skipped)."""
+        codec = CODECS.get(stream.codec_context.name if stream.codec_context else "")
+        if codec is None or stream.time_base is None:
+            log.info("input stream skipped index=%d codec=%s", stream.index, stream.codec_context.name)
+            return False
+        state = _TrackState(len(self._tracks), codec, Fraction(stream.time_base))
+        if codec.kind is MediaKind.AUDIO:
+            state.sample_rate = int(getattr(stream.codec_context, "sample_rate", 0) or 0)
+            state.channels = int(getattr(stream.codec_context, "channels", 0) or 0)
+        extradata = bytes(stream.codec_context.extradata or b"")
+        if extradata:
+            state.config = _config_from_extradata(codec, extradata)
+        self._tracks[stream.index] = state
+        return True
+
+    def convert(self, packet: Any) -> tuple[Track | None, list[Packet]]:
+        state = self._tracks.get(packet.stream.index)
+        if state is None or packet.size == 0 or packet.dts is None:
+            return None, []
+        data = bytes(packet)
+        dts = int(packet.dts)
+        pts = int(packet.pts) if packet.pts is not None else dts
+        duration = int(packet.duration or 0)
+        if self._clock is not None and state.time_base == TS_TIME_BASE:
+            dts, pts = self._clock.place(state.track_id, dts, pts, duration)
+        if state.codec in (Codec.H264, Codec.H265):
+            return self._video(state, data, pts, dts, duration, bool(packet.is_keyframe))
+        if state.codec is Codec.AAC and data[:2] in (b"\xff\xf1", b"\xff\xf9"):
+            return self._adts(state, data, pts, duration)
+        new = self._describe(state) if state.config or state.codec not in (Codec.AAC, Codec.OPUS) else None
+        if state.described is None:
+            return None, []
+        return new, [Packet(state.track_id, pts, dts, state.time_base, data, keyframe=True, duration=duration)]
+
+    def _describe(self, state: _TrackState) -> Track | None:
+        if state.described is not None and state.described.config == state.config:
+            return None
+        try:
+            state.described = describe_track(state.track_id, state.codec, state.config, state.time_base)
+        except CodecConfigError as exc:
+            log.warning("track configuration unreadable track=%d codec=%s error=%s", state.track_id,
+                        state.codec.value, exc)
+            return None
+        if state.described.kind is MediaKind.AUDIO and not state.described.sample_rate:
+            state.described.sample_rate, state.described.channels = state.sample_rate, state.channels
+        return state.described
+
+    def _video(self, state: _TrackState, data: bytes, pts: int, dts: int, duration: int,
+               keyframe: bool) -> tuple[Track | None, list[Packet]]:
+        if nal.is_annexb(data):
+            if keyframe or state.described is None:
+                config = _config_from_annexb(state.codec, data)
+                if config:
+                    state.config = config
+            data = nal.annexb_to_length_prefixed(data)
+        new = self._describe(state) if state.config else None
+        if state.described is None:
+            return None, []  # nothing is decodable before the parameter sets
+        config = state.config if new is not None else None
+        return new, [Packet(state.track_id, pts, dts, state.time_base, data, keyframe=keyframe,
+                            duration=duration, config=config)]
+
+    def _adts(self, state: _TrackState, data: bytes, pts: int, duration: int) -> tuple[Track | None, list[Packet]]:
+        """A PES may carry several ADTS frames: split them, each gets its own timestamp."""
+        packets: list[Packet] = []
+        new: Track | None = None
+        at = pts
+        try:
+            frames = list(aac.iter_adts_frames(data))
+        except CodecConfigError as exc:
+            log.warning("bad ADTS frame dropped track=%d error=%s", state.track_id, exc)
+            return None, []
+        for header, payload in frames:
+            config = header.audio_specific_config()
+            if config != state.config:
+                state.config = config
+                new = self._describe(state) or new
+            if state.described is None:
+                continue
+            step = int(Fraction(1024, header.sample_rate) / state.time_base)
+            packets.append(Packet(state.track_id, at, at, state.time_base, bytes(payload), keyframe=True,
+                                  duration=step))
+            at += step
+        if packets and self._clock is not None and state.time_base == TS_TIME_BASE:
+            self._clock.extend(state.track_id, packets[-1].dts, at)
+        return new, packets
+
+
+def _config_from_extradata(codec: Codec, extradata: bytes) -> bytes:
+    if codec in (Codec.H264, Codec.H265) and nal.is_annexb(extradata):
+        return _config_from_annexb(codec, extradata)
+    return extradata
+
+
+def _config_from_annexb(codec: Codec, data: bytes) -> bytes:
+    try:
+        return h264.avcc_from_annexb(data) if codec is Codec.H264 else h265.hvcc_from_annexb(data)
+    except (CodecConfigError, ValueError, IndexError):
+        return b""

@@ -1,0 +1,189 @@
+"""One pulled stream: connect to the first URL that answers, demux, feed a LiveStream, retry.
+
+The worker owns a thread because PyAV's demuxer blocks (it releases the GIL while it waits).
+It never touches actors directly: the app actor hands it three callables (open a stream, the
+first connection succeeded, the pull is over), so the packet path stays outside every mailbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import av
+
+from kiln.errors import ApiError
+from kiln.media.ingest.demux.convert import AvConverter
+from kiln.media.ingest.rtsp.properties import PullProperties
+from kiln.media.ingest.rtsp.rebase import PerTrackRebase
+from kiln.media.model import MediaKind
+from kiln.media.stream.live import LiveStream
+
+log = logging.getLogger(__name__)
+
+OPEN_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 5.0
+BACKOFF_S = (0.5, 1.0, 2.0, 4.0)
+# the first connection (the API caller is waiting for 201/502) gets a short second chance: RTSP
+# servers answer 5xx while a shared media is being torn down and rebuilt
+FIRST_CONNECT_RETRIES = 1
+
+
+@dataclass
+class PullHooks:
+    open_stream: Callable[[str, Callable[[str], None]], LiveStream]  # (source url, close) -> stream
+    connected: Callable[[str], None]                                # first success: make it durable
+    finished: Callable[[str], None]                                 # the pull is over (reason)
+    viewers: Callable[[], int] = lambda: 0                          # players + pushes + recordings now
+
+
+def input_options(url: str) -> dict[str, str]:
+    if url.lower().startswith(("rtsp://", "rtspc://")):
+        return {"rtsp_transport": "tcp", "rtsp_flags": "prefer_tcp"}
+    return {}
+
+
+def av_url(url: str) -> str:
+    """``rtspc://`` is OME's spelling of RTSP over TCP; FFmpeg only knows ``rtsp://``."""
+    return "rtsp://" + url[len("rtspc://"):] if url.lower().startswith("rtspc://") else url
+
+
+class PullWorker:
+    def __init__(self, where: str, name: str, urls: list[str], props: PullProperties, hooks: PullHooks,
+                 waiter: Future[bool] | None = None) -> None:
+        self.where = where
+        self.name = name
+        self.urls = urls
+        self.props = props
+        self.hooks = hooks
+        self.waiter = waiter
+        self._stop = threading.Event()
+        self._stop_reason = ""
+        self._ever_connected = False
+        self._thread = threading.Thread(target=self._run, name=f"kiln-pull-{name}", daemon=True)
+
+    @property
+    def read_timeout(self) -> float:
+        """``noInputFailoverTimeoutMs``: how long a silent source is waited for before the next URL."""
+        ms = self.props.no_input_failover_timeout_ms
+        return ms / 1000 if ms > 0 else READ_TIMEOUT_S
+
+    def start(self) -> PullWorker:
+        self._thread.start()
+        return self
+
+    def close(self, reason: str) -> None:
+        """Stop pulling (DELETE stream, app removed, shutdown); the thread ends at its next packet."""
+        if not self._stop.is_set():
+            self._stop_reason = reason
+            self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    # -- thread --------------------------------------------------------------------------------
+    def _answer(self, connected: bool) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(connected)
+
+    def _run(self) -> None:
+        failures = 0
+        reason = "pull ended"
+        try:
+            while not self._stop.is_set():
+                outcome = self._one_round()
+                if outcome == "refused":
+                    reason = "stream refused by the application"
+                    break
+                if self._stop.is_set():
+                    break
+                failures = 0 if outcome == "streamed" else failures + 1
+                if not self._ever_connected and failures > min(self.props.retries, FIRST_CONNECT_RETRIES):
+                    reason = "could not connect to any url"
+                    break
+                if not self.props.persistent and failures > self.props.retries:
+                    reason = "source lost, retries exhausted"
+                    break
+                delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
+                log.info("pull retry where=%s stream=%s in=%.1fs", self.where, self.name, delay)
+                self._stop.wait(delay)
+        except Exception:
+            log.exception("pull worker failed where=%s stream=%s", self.where, self.name)
+            reason = "internal error"
+        finally:
+            self._answer(False)
+            if self._stop.is_set():
+                reason = self._stop_reason or reason
+            log.info("pull finished where=%s stream=%s reason=%s", self.where, self.name, reason)
+            self.hooks.finished(reason)
+
+    def _one_round(self) -> str:
+        """Try each URL once. 'streamed' / 'failed' / 'refused'."""
+        for url in self.urls:
+            if self._stop.is_set():
+                return "failed"
+            try:
+                container = av.open(av_url(url), options=input_options(url),
+                                    timeout=(OPEN_TIMEOUT_S, self.read_timeout))
+            except (av.FFmpegError, OSError) as exc:
+                log.warning("pull connect failed where=%s stream=%s url=%s error=%s", self.where, self.name, url, exc)
+                continue
+            try:
+                return self._stream(container, url)
+            finally:
+                container.close()
+        return "failed"
+
+    def _stream(self, container: Any, url: str) -> str:
+        converter = AvConverter()
+        kinds = set()
+        usable = [s for s in container.streams if s.type in ("video", "audio") and converter.add_stream(s)]
+        for s in usable:
+            kinds.add(MediaKind.VIDEO if s.type == "video" else MediaKind.AUDIO)
+        if not usable:
+            log.warning("pull source has no usable track where=%s url=%s", self.where, url)
+            return "failed"
+        try:
+            stream = self.hooks.open_stream(url, self.close)
+        except ApiError as exc:
+            log.warning("pull refused where=%s stream=%s error=%s", self.where, self.name, exc)
+            return "refused"
+        stream.expected = kinds
+        if not self._ever_connected:
+            self._ever_connected = True
+            self.hooks.connected(url)
+            self._answer(True)
+        log.info("pull connected where=%s stream=%s url=%s tracks=%d", self.where, self.name, url, len(usable))
+        reason = "source ended"
+        unused_limit = self.props.unused_stream_deletion_timeout_ms / 1000
+        check_unused = not self.props.persistent and unused_limit > 0
+        last_used = last_check = time.monotonic()
+        rebase = PerTrackRebase() if self.props.ignore_rtcp_sr_timestamp else None
+        try:
+            for packet in container.demux(*usable):
+                if self._stop.is_set():
+                    reason = self._stop_reason
+                    break
+                if check_unused and (now := time.monotonic()) - last_check >= 0.5:
+                    last_check = now
+                    if self.hooks.viewers() > 0:
+                        last_used = now
+                    elif now - last_used >= unused_limit:
+                        self.close("unused stream")  # unusedStreamDeletionTimeoutMs: nobody watched
+                        reason = "unused stream"
+                        break
+                track, packets = converter.convert(packet)
+                if track is not None:
+                    stream.on_track(track)
+                for p in packets:
+                    stream.ingest(rebase.apply(p) if rebase is not None else p)
+        except (av.FFmpegError, OSError, EOFError) as exc:
+            reason = f"source error: {exc}"
+        stream.end(reason)
+        return "streamed"

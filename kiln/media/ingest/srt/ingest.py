@@ -1,0 +1,164 @@
+"""SRT ingest: one libsrt listener on Bind/Providers/SRT, one stream per accepted caller.
+
+Callers are vetted in the SRT handshake from in-memory read models (streamid grammar, vhost, app,
+provider enabled, duplicate name), so a refused encoder sees "connection rejected" with a code.
+The app actor has the last word when the stream is opened, after the first TS bytes were probed;
+a refusal then drops the connection. The received TS goes through ``TsDemuxWorker`` (one thread
+per caller); the listener thread only queues bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Mapping
+
+from kiln.actors import configcheck
+from kiln.actors.context import Context
+from kiln.media.ingest.contract import PublishRejected
+from kiln.media.ingest.demux.tsreader import TsDemuxWorker, TsHooks
+from kiln.media.ingest.rtmp.ingest import open_stream
+from kiln.media.model import MediaKind
+from kiln.media.net.srt.errors import RejectCode, SrtRejected
+from kiln.media.net.srt.listener import SrtListener
+from kiln.media.net.srt.streamid import SrtTarget, resolve_streamid
+from kiln.media.stream.live import LiveStream
+from kiln.media.vhosts import resolve_vhost
+
+log = logging.getLogger(__name__)
+
+OPEN_TIMEOUT_S = 30.0  # the app actor answers in milliseconds; this only bounds a wedged shutdown
+JOIN_TIMEOUT_S = 5.0
+
+
+class SrtIngest:
+    def __init__(self, ctx: Context, loop: asyncio.AbstractEventLoop, *, host: str, port: int,
+                 options: Mapping[str, str] | None = None, stream_map: Mapping[int, str] | None = None) -> None:
+        self.ctx = ctx
+        self.loop = loop
+        self.stream_map = dict(stream_map or {})
+        self.listener = SrtListener(host, port, on_accept=self._on_accept, options=options)
+        self._sessions: set[SrtSession] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def port(self) -> int:
+        return self.listener.port
+
+    def start(self) -> None:
+        self.listener.start()
+
+    def close(self) -> None:
+        """Blocking: drop every caller (their streams end "listener closed") and join the demux threads."""
+        self.listener.close()
+        with self._lock:
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.abort("server shutdown")
+        for session in sessions:
+            session.join(JOIN_TIMEOUT_S)
+
+    # -- handshake (libsrt's receive thread: memory lookups only) -----------------------------------
+    def _on_accept(self, streamid: str, peer: tuple[str, int]) -> SrtSession:
+        target = resolve_streamid(streamid, local_port=self.listener.port, stream_map=self.stream_map)
+        vhost = resolve_vhost(self.ctx.catalog, target.host, allow_vhost_name=True)
+        if vhost is None:
+            raise SrtRejected(RejectCode.NOT_FOUND, f"no virtual host matches host {target.host!r}")
+        app = self.ctx.catalog.app(vhost, target.app)
+        if app is None:
+            raise SrtRejected(RejectCode.NOT_FOUND, f"application not found: {vhost}/{target.app}")
+        if not configcheck.provider_enabled(app.config, "srt"):
+            raise SrtRejected(RejectCode.FORBIDDEN,
+                              f"Provider srt is not enabled for the application: [{vhost}/{target.app}]")
+        media = self.ctx.media
+        if media is not None and media.streams.get(vhost, target.app, target.stream) is not None \
+                and configcheck.block_duplicate_stream_name(app.config):
+            raise SrtRejected(RejectCode.CONFLICT, f"Stream already exists: [{vhost}/{target.app}/{target.stream}]")
+        session = SrtSession(self, target, vhost, peer)
+        with self._lock:
+            self._sessions.add(session)
+        return session
+
+    def _forget(self, session: SrtSession) -> None:
+        with self._lock:
+            self._sessions.discard(session)
+
+
+class SrtSession:
+    """One caller: the listener's ``SrtReceiver`` and the demux worker's hooks."""
+
+    def __init__(self, ingest: SrtIngest, target: SrtTarget, vhost: str, peer: tuple[str, int]) -> None:
+        self.ingest = ingest
+        self.target = target
+        self.vhost = vhost
+        self.peer = peer
+        self.worker: TsDemuxWorker | None = None
+        self._closed = False
+
+    @property
+    def label(self) -> str:
+        return f"srt:{self.vhost}/{self.target.app}/{self.target.stream}@{self.peer[0]}:{self.peer[1]}"
+
+    # -- SrtReceiver (listener thread) --------------------------------------------------------------
+    def on_data(self, data: bytes) -> None:
+        worker = self.worker
+        if worker is None:
+            if self._closed:
+                return
+            worker = self.worker = TsDemuxWorker(self.label, TsHooks(self._open_stream, self._ended)).start()
+        worker.push(data)
+
+    def on_close(self, reason: str) -> None:
+        self._closed = True
+        if self.worker is not None:
+            self.worker.finish(reason)
+        else:
+            log.info("srt caller left before sending media vhost=%s app=%s stream=%s peer=%s:%d reason=%s",
+                     self.vhost, self.target.app, self.target.stream, self.peer[0], self.peer[1], reason)
+        self.ingest._forget(self)
+
+    # -- control ------------------------------------------------------------------------------------
+    def abort(self, reason: str) -> None:
+        if self.worker is not None:
+            self.worker.abort(reason)
+
+    def join(self, timeout: float) -> None:
+        if self.worker is not None:
+            self.worker.join(timeout)
+
+    def _close_ingest(self, reason: str) -> None:
+        """DELETE stream (or a newer publisher replaced this one): end the stream and drop the caller."""
+        if self.worker is not None:
+            self.worker.stop(reason)
+        self.ingest.listener.disconnect(self, reason)
+
+    # -- worker hooks (demux thread) -----------------------------------------------------------------
+    def _open_stream(self, kinds: set[MediaKind]) -> LiveStream:
+        t = self.target
+        coro = open_stream(self.ingest.ctx, host=t.host, app=t.app, stream=t.stream, provider="srt", source_type="SRT",
+                           source_url=t.url, close_ingest=self._close_ingest, allow_vhost_name=True)
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self.ingest.loop)
+        except RuntimeError as exc:  # the loop is gone (shutdown)
+            coro.close()
+            raise PublishRejected(f"server shutting down: {exc}") from exc
+        try:
+            stream = future.result(OPEN_TIMEOUT_S)
+        except PublishRejected as exc:
+            log.info("srt publish rejected vhost=%s app=%s stream=%s peer=%s:%d reason=%s", self.vhost, t.app,
+                     t.stream, self.peer[0], self.peer[1], exc.reason)
+            raise
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError) as exc:
+            future.cancel()
+            log.warning("srt publish not answered vhost=%s app=%s stream=%s peer=%s:%d", self.vhost, t.app,
+                        t.stream, self.peer[0], self.peer[1])
+            raise PublishRejected("the application did not answer") from exc
+        log.info("srt publish accepted vhost=%s app=%s stream=%s peer=%s:%d tracks=%s", stream.vhost, stream.app,
+                 stream.name, self.peer[0], self.peer[1], ",".join(sorted(k.value for k in kinds)))
+        return stream
+
+    def _ended(self, reason: str) -> None:
+        if not self._closed:
+            self.ingest.listener.disconnect(self, reason)

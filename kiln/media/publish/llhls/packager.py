@@ -1,0 +1,290 @@
+"""Cutting one track into LL-HLS parts and segments (media-spec §2.7), as fMP4 fragments.
+
+Rules (OME's): the part target is the configured ChunkDuration rounded to a whole number of
+frames of this track. A part is closed when its duration reaches the target, or reaches 85 % of it
+and the next sample would overshoot. A segment is closed when its duration plus the pending part
+reaches SegmentDuration and — for video — the next frame is a keyframe (audio: at any part
+boundary). A segment is its parts concatenated. A sample's duration is known when the next sample
+arrives, so every packet is held back by one frame.
+
+Pure logic: no I/O, no clocks except the wall time passed in; the owner (LlhlsStream) runs it on
+the event loop and wakes blocked requests when ``on_part`` fires.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+from kiln.media.formats.bmff.emsg import build_emsg_v1
+from kiln.media.formats.bmff.fragment import Sample, TrafData, build_fragment
+from kiln.media.formats.bmff.init import build_init_segment
+from kiln.media.model import MediaKind, Packet, Track
+
+log = logging.getLogger(__name__)
+
+GRACE_SEGMENTS = 3
+EMSG_SCHEME = "https://aomedia.org/emsg/ID3"
+EMSG_VALUE = "OvenMediaEngine"
+
+
+@dataclass
+class Part:
+    segment: int
+    index: int
+    start: int           # decode time of the first sample, in the track timescale
+    duration: int        # in the track timescale
+    independent: bool
+    data: bytes
+
+    def seconds(self, timescale: int) -> float:
+        return self.duration / timescale
+
+
+@dataclass
+class Segment:
+    number: int
+    start: int
+    wall_start: float            # PROGRAM-DATE-TIME (Unix seconds)
+    parts: list[Part] = field(default_factory=list)
+    complete: bool = False
+    _data: bytes | None = None
+
+    @property
+    def duration(self) -> int:
+        return sum(p.duration for p in self.parts)
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None or not self.complete:
+            joined = b"".join(p.data for p in self.parts)
+            if not self.complete:
+                return joined
+            self._data = joined
+        return self._data
+
+
+@dataclass
+class PendingEvent:
+    """A timed-metadata event (an ID3 tag) waiting for the part whose time span holds it."""
+
+    time_ms: int          # -1 = write at the next part's start
+    event_id: int
+    message: bytes
+
+
+@dataclass
+class _Sample:
+    dts: int
+    pts: int
+    keyframe: bool
+    data: bytes
+
+
+class TrackPackager:
+    def __init__(self, track: Track, *, chunk_duration: float, segment_duration: float, segment_count: int,
+                 first_segment_number: int = 0, on_part: Callable[[TrackPackager, Part], None] | None = None,
+                 on_segment: Callable[[TrackPackager, Segment], None] | None = None,
+                 event_ids: Callable[[], int] | None = None) -> None:
+        self.track = track
+        tb = track.time_base
+        self.timescale = tb.denominator
+        self._tick = tb.numerator
+        self.chunk_duration = chunk_duration
+        self.segment_duration = segment_duration
+        self.segment_count = max(3, segment_count)
+        self.on_part = on_part
+        self.on_segment = on_segment
+        self.mp4_track_id = track.id + 1  # ISO-BMFF track_ID 0 is invalid; Kiln's ids start at 0
+        self.init_segment = build_init_segment(replace(track, id=self.mp4_track_id), timescale=self.timescale)
+        self.segments: deque[Segment] = deque()
+        self.first_segment_number = first_segment_number
+        self.next_segment_number = first_segment_number
+        self.sequence_number = 1
+        self.pending: _Sample | None = None
+        self.current: list[tuple[_Sample, int]] = []  # (sample, duration)
+        self.current_duration = 0
+        self.frame_duration = 0
+        self.max_part_duration = 0
+        self.max_segment_duration = 0
+        self.events: list[PendingEvent] = []
+        self.concluded = False
+        self._wall0: float | None = None
+        self._dts0 = 0
+        self._event_ids = event_ids
+
+    # -- timing helpers --
+    def ticks(self, value: int, time_base: Fraction) -> int:
+        """A packet timestamp in this track's timescale."""
+        if time_base == self.track.time_base:
+            return value * self._tick
+        return int(value * time_base * self.timescale)
+
+    @property
+    def part_target(self) -> int:
+        """ChunkDuration rounded to whole frames of this track (in the timescale)."""
+        target = int(self.chunk_duration * self.timescale)
+        frame = self.frame_duration
+        if self.track.kind is MediaKind.AUDIO and self.track.sample_rate and self.track.samples_per_frame:
+            frame = round(self.track.samples_per_frame * self.timescale / self.track.sample_rate)
+        if frame <= 0:
+            return target
+        return max(frame, round(target / frame) * frame)
+
+    @property
+    def part_target_seconds(self) -> float:
+        return self.part_target / self.timescale
+
+    # -- input --
+    def push(self, packet: Packet, wall_time: float) -> None:
+        if self.concluded:
+            return
+        sample = _Sample(self.ticks(packet.dts, packet.time_base), self.ticks(packet.pts, packet.time_base),
+                         packet.keyframe, packet.data)
+        if self._wall0 is None:
+            if self.track.kind is MediaKind.VIDEO and not sample.keyframe:
+                return  # a track starts at a keyframe
+            self._wall0, self._dts0 = wall_time, sample.dts
+        prev = self.pending
+        self.pending = sample
+        if prev is None:
+            return
+        duration = sample.dts - prev.dts
+        if duration <= 0:
+            duration = self.frame_duration or 1
+        elif self.frame_duration == 0 or duration < self.frame_duration * 4:
+            self.frame_duration = duration if self.frame_duration == 0 else (self.frame_duration * 7 + duration) // 8
+        self.current.append((prev, duration))
+        self.current_duration += duration
+        self._maybe_cut(sample)
+
+    def _maybe_cut(self, nxt: _Sample) -> None:
+        target = self.part_target
+        seg = self.segments[-1] if self.segments and not self.segments[-1].complete else None
+        seg_duration = seg.duration if seg is not None else 0
+        is_video = self.track.kind is MediaKind.VIDEO
+        segment_due = seg_duration + self.current_duration >= self.segment_duration * self.timescale
+        if is_video and nxt.keyframe and segment_due:
+            self._emit_part()
+            self._close_segment()
+            return
+        estimate = self.frame_duration
+        if self.current_duration >= target or (self.current_duration >= 0.85 * target
+                                               and self.current_duration + estimate > target):
+            self._emit_part()
+            if not is_video and segment_due:
+                self._close_segment()
+
+    def _open_segment(self, start: int) -> Segment:
+        wall = (self._wall0 or 0.0) + (start - self._dts0) / self.timescale
+        seg = Segment(self.next_segment_number, start, wall)
+        self.next_segment_number += 1
+        self.segments.append(seg)
+        while len(self.segments) > self.segment_count + GRACE_SEGMENTS + 1:
+            self.segments.popleft()
+        return seg
+
+    def _emit_part(self) -> None:
+        if not self.current:
+            return
+        samples = self.current
+        self.current, duration = [], self.current_duration
+        self.current_duration = 0
+        start = samples[0][0].dts
+        seg = self.segments[-1] if self.segments and not self.segments[-1].complete else self._open_segment(start)
+        table = [Sample(d, len(s.data), s.keyframe or self.track.kind is not MediaKind.VIDEO, s.pts - s.dts)
+                 for s, d in samples]
+        fragment = build_fragment(self.sequence_number, [TrafData(self.mp4_track_id, start, table,
+                                                                  [s.data for s, _ in samples])])
+        self.sequence_number += 1
+        data = self._events_for(start, duration) + fragment
+        independent = samples[0][0].keyframe or self.track.kind is not MediaKind.VIDEO
+        part = Part(seg.number, len(seg.parts), start, duration, independent, data)
+        seg.parts.append(part)
+        self.max_part_duration = max(self.max_part_duration, duration)
+        if self.on_part is not None:
+            self.on_part(self, part)
+
+    def _close_segment(self) -> None:
+        if self.segments and not self.segments[-1].complete and self.segments[-1].parts:
+            seg = self.segments[-1]
+            seg.complete = True
+            self.max_segment_duration = max(self.max_segment_duration, seg.duration)
+            if self.on_segment is not None:
+                self.on_segment(self, seg)
+
+    def _events_for(self, start: int, duration: int) -> bytes:
+        """emsg boxes for queued events whose time falls in [start, start + duration)."""
+        if not self.events:
+            return b""
+        start_ms = start * 1000 // self.timescale
+        end_ms = (start + duration) * 1000 // self.timescale
+        out: list[bytes] = []
+        keep: list[PendingEvent] = []
+        for ev in self.events:
+            at = start_ms if ev.time_ms < 0 else ev.time_ms
+            if at < start_ms:
+                log.debug("emsg dropped (older than part) track=%d time_ms=%d part_start_ms=%d", self.track.id,
+                          at, start_ms)
+                continue
+            if at >= end_ms:
+                keep.append(ev)
+                continue
+            out.append(build_emsg_v1(timescale=1000, presentation_time=at, event_duration=0xFFFFFFFF,
+                                     event_id=ev.event_id, scheme_id_uri=EMSG_SCHEME, value=EMSG_VALUE,
+                                     message_data=ev.message))
+        self.events = keep
+        return b"".join(out)
+
+    def add_event(self, time_ms: int, message: bytes) -> None:
+        event_id = self._event_ids() if self._event_ids is not None else 0
+        self.events.append(PendingEvent(time_ms, event_id, message))
+
+    def conclude(self) -> None:
+        """concludeHlsLive / stream end: flush what is pending and stop growing."""
+        if self.concluded:
+            return
+        if self.pending is not None:
+            self.current.append((self.pending, self.frame_duration or 1))
+            self.current_duration += self.frame_duration or 1
+            self.pending = None
+        self._emit_part()
+        self._close_segment()
+        self.concluded = True
+
+    # -- queries --
+    def last_part(self) -> tuple[int, int] | None:
+        """(msn, part index) of the newest part."""
+        for seg in reversed(self.segments):
+            if seg.parts:
+                return seg.number, len(seg.parts) - 1
+        return None
+
+    def has_part(self, msn: int, part: int) -> bool:
+        last = self.last_part()
+        if last is None:
+            return False
+        if msn < last[0]:
+            return True
+        return msn == last[0] and part <= last[1]
+
+    def segment(self, number: int) -> Segment | None:
+        for seg in self.segments:
+            if seg.number == number:
+                return seg
+        return None
+
+    def completed_segments(self) -> list[Segment]:
+        return [s for s in self.segments if s.complete]
+
+    def listed_segments(self) -> list[Segment]:
+        """Segments a playlist lists: the newest SegmentCount complete ones plus the growing one."""
+        done = self.completed_segments()[-self.segment_count:]
+        growing = [s for s in self.segments if not s.complete and s.parts]
+        return done + growing
+
+    def wall_time(self, ticks: int) -> float:
+        return (self._wall0 or 0.0) + (ticks - self._dts0) / self.timescale

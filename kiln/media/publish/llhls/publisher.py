@@ -1,0 +1,206 @@
+"""The LL-HLS publisher: which output streams are published, and the players' sessions.
+
+Thread-safe entry points (``stream_started``/``stream_ended``) hop onto the event loop, where
+every LlhlsStream lives. Sessions follow OME's rules for the ``llhls`` connection count: a player
+session is created by a master request, counted once per served master, and expires after a
+period without requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import string
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiln.config.values import as_float, is_true
+from kiln.media.publish.llhls.dump import HlsDump
+from kiln.media.publish.llhls.stream import LlhlsSettings, LlhlsStream
+from kiln.media.stream.live import LiveStream
+
+log = logging.getLogger(__name__)
+
+SESSION_IDLE_SECONDS = 30.0
+_ALNUM = string.ascii_letters + string.digits
+
+
+
+def llhls_config(app_config: dict[str, Any]) -> dict[str, Any] | None:
+    publishers = app_config.get("publishers")
+    section = publishers.get("llhls") if isinstance(publishers, dict) else None
+    return section if isinstance(section, dict) else None
+
+
+def settings_from(section: dict[str, Any]) -> LlhlsSettings:
+    return LlhlsSettings(
+        chunk_duration=max(0.1, as_float(section.get("chunkDuration"), 0.5)),
+        part_hold_back=as_float(section.get("partHoldBack"), 0.0),
+        segment_duration=max(0.5, as_float(section.get("segmentDuration"), 10.0)),
+        segment_count=max(3, int(as_float(section.get("segmentCount"), 5))),
+        preload_hint=is_true(section.get("enablePreloadHint", True)),
+        create_default_playlist=is_true(section.get("createDefaultPlaylist", True)),
+        origin_mode=is_true(section.get("originMode", False)),
+    )
+
+
+def cors_urls(section: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, str]]:
+    cd = section.get("crossDomains")
+    if not isinstance(cd, dict):
+        return (), {}
+    urls = cd.get("urls") if "urls" in cd else cd.get("url")
+    urls = [urls] if isinstance(urls, str) else (urls or [])
+    headers: dict[str, str] = {}
+    raw = cd.get("headers") or cd.get("header") or []
+    for h in raw if isinstance(raw, list) else [raw]:
+        if isinstance(h, dict) and h.get("key"):
+            headers[str(h["key"])] = str(h.get("value", ""))
+    return tuple(str(u) for u in urls), headers
+
+
+@dataclass
+class PlayerSession:
+    id: int
+    key: str
+    vhost: str
+    app: str
+    stream: str          # the input stream the stats belong to
+    counted: int = 0
+    last_seen: float = field(default_factory=time.monotonic)
+
+
+class LlhlsPublisher:
+    def __init__(self, stats: Any, tasks: Any = None) -> None:
+        self.stats = stats
+        self.tasks = tasks
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.streams: dict[tuple[str, str, str], LlhlsStream] = {}
+        self.pending: set[tuple[str, str, str]] = set()  # input streams that exist but have not started
+        self.sessions: dict[int, PlayerSession] = {}
+        self._next_session = 1
+        self._reaper: asyncio.Task[None] | None = None
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._reaper = loop.create_task(self._reap_sessions())
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    # -- lifecycle (any thread) --
+    def stream_created(self, live: LiveStream) -> None:
+        self._call(self.pending.add, live.key)
+
+    def stream_started(self, live: LiveStream, app_config: dict[str, Any]) -> None:
+        section = llhls_config(app_config)
+        if section is None:
+            return
+        self._call(self._start, live, settings_from(section))
+
+    def stream_ended(self, live: LiveStream) -> None:
+        self._call(self._end, live)
+
+    # -- loop side --
+    def _start(self, live: LiveStream, settings: LlhlsSettings) -> None:
+        assert self.loop is not None
+        self.pending.discard(live.key)
+        if live.ended_reason is not None:
+            return
+        for out in live.outputs.values():
+            key = (live.vhost, live.app, out.name)
+            old = self.streams.pop(key, None)
+            if old is not None:
+                old.end("replaced")
+            stream = self.streams[key] = LlhlsStream(self.loop, live, out, settings)
+            log.info("llhls stream published vhost=%s app=%s stream=%s tracks=%d", live.vhost, live.app,
+                     out.name, len(stream.packagers))
+            for task in self.tasks.dump_list(*key) if self.tasks is not None else []:
+                if task.enabled:  # a durable dump resumes into the same directory
+                    self.start_dump(stream, task.id, task.output_path, task.playlists, task.info_file,
+                                    task.user_data)
+
+    def _end(self, live: LiveStream) -> None:
+        self.pending.discard(live.key)
+        for out in live.outputs.values():
+            key = (live.vhost, live.app, out.name)
+            found = self.streams.get(key)
+            if found is not None and found.live is live:
+                found.end(live.ended_reason or "stream ended")
+                del self.streams[key]
+                for dump in list(found.dumps):
+                    dump.finish()
+                found.release()
+
+    def start_dump(self, stream: LlhlsStream, dump_id: str, output_path: str, playlists: list[str],
+                   info_file: str, user_data: str) -> HlsDump:
+        """Start (or queue until the stream is ready) a dump; runs on the event loop."""
+        live = stream.live
+        dump = HlsDump(stream, dump_id=dump_id, output_path=output_path, playlists=playlists, info_file=info_file,
+                       user_data=user_data, stream_label=f"/{live.vhost}/{live.app}/{stream.output.name}")
+        stream.dumps.append(dump)
+        if stream.ready:
+            dump.start()
+        else:
+            self.loop.create_task(self._start_when_ready(stream, dump))  # type: ignore[union-attr]
+        log.info("hls dump started id=%s stream=%s path=%s", dump_id, stream.output.name, output_path)
+        return dump
+
+    async def _start_when_ready(self, stream: LlhlsStream, dump: HlsDump) -> None:
+        while not stream.ready and not stream.ended and dump.enabled:
+            await stream.wait_change(5.0)
+        if stream.ready and dump.enabled:
+            dump.start()
+
+    def find(self, vhost: str, app: str, name: str) -> LlhlsStream | None:
+        return self.streams.get((vhost, app, name))
+
+    # -- sessions --
+    def new_session(self, stream: LlhlsStream) -> PlayerSession:
+        sid = self._next_session
+        self._next_session += 1
+        live = stream.live
+        session = PlayerSession(sid, "".join(secrets.choice(_ALNUM) for _ in range(8)), live.vhost, live.app,
+                                live.name)
+        self.sessions[sid] = session
+        return session
+
+    def touch(self, session_query: str, stream: LlhlsStream) -> PlayerSession | None:
+        """The session named by ``<id>_<key>``; created when unknown (no access control), None if malformed."""
+        sid_text, sep, key = session_query.partition("_")
+        if not sep or not sid_text.isdigit() or not key:
+            return None
+        sid = int(sid_text)
+        session = self.sessions.get(sid)
+        if session is None or session.key != key:
+            live = stream.live
+            session = PlayerSession(sid, key, live.vhost, live.app, live.name)
+            self.sessions[sid] = session
+        session.last_seen = time.monotonic()
+        if session.counted == 0:
+            self.count(session)
+        return session
+
+    def count(self, session: PlayerSession) -> None:
+        session.counted += 1
+        self.stats.connection(session.vhost, session.app, session.stream, "llhls", +1)
+
+    async def _reap_sessions(self) -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            limit = time.monotonic() - SESSION_IDLE_SECONDS
+            for sid, session in list(self.sessions.items()):
+                if session.last_seen < limit:
+                    del self.sessions[sid]
+                    if session.counted:
+                        self.stats.connection(session.vhost, session.app, session.stream, "llhls",
+                                              -session.counted)
+
+    def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for stream in list(self.streams.values()):
+            stream.end("server shutdown")
+        self.streams.clear()

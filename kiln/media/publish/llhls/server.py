@@ -1,0 +1,271 @@
+"""HTTP on the LLHLS port: ``/<app>/<stream>/<file>`` (media-spec §2.2–2.6).
+
+Only OME's file-name patterns are served, so there is no path to traverse. Playlists are gzipped
+for clients that accept it; Cache-Control follows OME's defaults; CORS comes from the app's
+LLHLS CrossDomains. Blocking requests are bounded: a directive more than two segments ahead is a
+400 (as the HLS spec asks); otherwise Kiln waits up to three target durations and then answers
+the current playlist (a part: 404), so a stuck client never holds anything for long.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kiln.http.cors import CorsPolicy
+from kiln.media.model import MediaKind
+from kiln.media.publish.llhls.packager import TrackPackager
+from kiln.media.publish.llhls.publisher import LlhlsPublisher, cors_urls, llhls_config
+from kiln.media.publish.llhls.stream import LlhlsStream
+from kiln.media.vhosts import resolve_vhost
+
+log = logging.getLogger(__name__)
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+_CHUNKLIST = re.compile(r"^chunklist_(\d+)_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m3u8$")
+_INIT = re.compile(r"^init_(\d+)_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m4s$")
+_SEG = re.compile(r"^seg_(\d+)_(\d+)_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m4s$")
+_PART = re.compile(r"^part_(\d+)_(\d+)_(\d+)_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m4s$")
+_MASTER = re.compile(r"^([A-Za-z0-9_\-.]+)\.m3u8$")
+MASTER_HOLD_SECONDS = 30.0
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _flag(q: dict[str, list[str]], name: str, default: bool) -> bool:
+    value = q.get(name, [None])[-1]
+    if value is None:
+        return default
+    if value.upper() not in ("YES", "NO"):
+        raise BadRequest(f"{name} must be YES or NO")
+    return value.upper() == "YES"
+
+
+def _int_param(q: dict[str, list[str]], name: str) -> int | None:
+    value = q.get(name, [None])[-1]
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise BadRequest(f"{name} must be a non-negative integer")
+    return int(value)
+
+
+class LlhlsServer:
+    def __init__(self, ctx: Any, publisher: LlhlsPublisher) -> None:
+        self.ctx = ctx
+        self.publisher = publisher
+        self.starlette = Starlette(routes=[Route("/{path:path}", self.endpoint,
+                                                 methods=["GET", "HEAD", "OPTIONS"])])
+
+    # -- helpers --
+    def _cors(self, request: Request, app_config: dict[str, Any] | None) -> dict[str, str]:
+        section = llhls_config(app_config) if app_config else None
+        urls, headers = cors_urls(section) if section else ((), {})
+        policy = CorsPolicy(urls, headers, allow_methods="OPTIONS, GET, HEAD")
+        return policy.headers(request.headers.get("origin"), request.headers.get("access-control-request-headers"))
+
+    def _respond(self, request: Request, body: bytes, status: int, content_type: str | None,
+                 cache: str | None, cors: dict[str, str], stream: LlhlsStream | None,
+                 playlist: bool = False) -> Response:
+        headers = dict(cors)
+        if cache:
+            headers["Cache-Control"] = cache
+        if playlist:
+            accept = request.headers.get("accept-encoding", "")
+            if "gzip" in accept or "*" in accept:
+                body = gzip.compress(body, 5)
+                headers["Content-Encoding"] = "gzip"
+            else:
+                headers["Content-Encoding"] = "identity"
+        if stream is not None and request.method == "GET" and body:
+            live = stream.live
+            self.ctx.stats.bytes_out(live.vhost, live.app, live.name, len(body))
+        if request.method == "HEAD":
+            headers["Content-Length"] = str(len(body))
+            body = b""
+        return Response(body, status_code=status, media_type=content_type, headers=headers)
+
+    # -- entry --
+    async def endpoint(self, request: Request) -> Response:
+        parts = request.url.path.strip("/").split("/")
+        if len(parts) != 3:
+            return Response(status_code=404)
+        app_name, stream_name, file_name = parts
+        host = request.headers.get("host", "")
+        vhost = resolve_vhost(self.ctx.catalog, host)
+        app_view = self.ctx.catalog.app(vhost, app_name) if vhost else None
+        app_config = app_view.config if app_view is not None else None
+        cors = self._cors(request, app_config)
+        if request.method == "OPTIONS":
+            return Response(status_code=200, headers={**cors, "Access-Control-Allow-Private-Network": "true"})
+        if vhost is None or app_config is None or llhls_config(app_config) is None:
+            return Response(status_code=404, headers=cors)
+        try:
+            query = parse_qs(request.url.query, keep_blank_values=True)
+            return await self._serve(request, vhost, app_name, stream_name, file_name, query, cors)
+        except BadRequest as exc:
+            return Response(str(exc).encode(), status_code=400, media_type="text/plain", headers=cors)
+
+    async def _serve(self, request: Request, vhost: str, app: str, stream_name: str, file_name: str,
+                     query: dict[str, list[str]], cors: dict[str, str]) -> Response:
+        stream = self.publisher.find(vhost, app, stream_name)
+        m = _MASTER.match(file_name)
+        if m and not file_name.startswith("chunklist_"):
+            return await self._master(request, vhost, app, stream_name, m.group(1), stream, query, cors)
+        if stream is None:
+            return Response(status_code=404, headers=cors)
+        settings = stream.settings
+        session_q = query.get("session", [None])[-1]
+        if not settings.origin_mode and (session_q is None or self.publisher.touch(session_q, stream) is None):
+            return Response(b"session is required", status_code=401, headers=cors)
+        if m := _CHUNKLIST.match(file_name):
+            return await self._chunklist(request, stream, int(m.group(1)), m.group(3), query, cors, session_q)
+        if m := _INIT.match(file_name):
+            pkg = self._track(stream, int(m.group(1)), m.group(2))
+            if pkg is None or m.group(3) != stream.key:
+                return Response(status_code=404, headers=cors)
+            return self._respond(request, pkg.init_segment, 200, _media_type(pkg), None, cors, stream)
+        if m := _SEG.match(file_name):
+            pkg = self._track(stream, int(m.group(1)), m.group(3))
+            seg = pkg.segment(int(m.group(2))) if pkg is not None and m.group(4) == stream.key else None
+            if pkg is None or seg is None or not seg.complete:
+                return Response(status_code=404, headers=cors)
+            return self._respond(request, seg.data, 200, _media_type(pkg), None, cors, stream)
+        if m := _PART.match(file_name):
+            pkg = self._track(stream, int(m.group(1)), m.group(4))
+            if pkg is None or m.group(5) != stream.key:
+                return Response(status_code=404, headers=cors)
+            return await self._part(request, stream, pkg, int(m.group(2)), int(m.group(3)), cors)
+        return Response(status_code=404, headers=cors)
+
+    @staticmethod
+    def _track(stream: LlhlsStream, track_id: int, kind: str) -> TrackPackager | None:
+        pkg = stream.track_by_id(track_id)
+        if pkg is None or {MediaKind.VIDEO: "video", MediaKind.AUDIO: "audio"}.get(pkg.track.kind) != kind:
+            return None
+        return pkg
+
+    def _hold_seconds(self, stream: LlhlsStream) -> float:
+        return 3 * stream.settings.segment_duration
+
+    async def _master(self, request: Request, vhost: str, app: str, stream_name: str, file_base: str,
+                      stream: LlhlsStream | None, query: dict[str, list[str]], cors: dict[str, str]) -> Response:
+        if stream is None:
+            if self._stream_pending(vhost, app, stream_name):
+                return Response(status_code=201, headers=cors)
+            return Response(status_code=404, headers=cors)
+        if file_base not in stream.playlist_files():
+            return Response(status_code=404, headers=cors)
+        legacy = _flag(query, "_HLS_legacy", False)
+        rewind = _flag(query, "_HLS_rewind", True)
+        waited = 0.0
+        while not stream.ready and not stream.ended and waited < MASTER_HOLD_SECONDS:
+            await stream.wait_change(1.0)
+            waited += 1.0
+        if not stream.ready:
+            return Response(status_code=404, headers=cors)
+        child_query = []
+        if not stream.settings.origin_mode:
+            session = self.publisher.new_session(stream)
+            self.publisher.count(session)
+            child_query.append(f"session={session.id}_{session.key}")
+        if legacy:
+            child_query.append("_HLS_legacy=YES")
+        if not rewind:
+            child_query.append("_HLS_rewind=NO")
+        if "stream_key" in query:
+            child_query.append(f"stream_key={query['stream_key'][-1]}")
+        playlist = stream.playlist_files()[file_base]
+        depth = _path_depth(playlist)
+        prefix = {-1: f"/{app}/{stream_name}/", 0: "", 1: f"../{stream_name}/",
+                  2: f"../../{app}/{stream_name}/"}.get(depth, f"/{app}/{stream_name}/")
+        body = stream.master(file_base, "&".join(child_query), prefix)
+        if body is None:
+            return Response(status_code=404, headers=cors)
+        return self._respond(request, body.encode(), 200, PLAYLIST_TYPE, "no-cache, no-store", cors, stream,
+                             playlist=True)
+
+    def _stream_pending(self, vhost: str, app: str, stream_name: str) -> bool:
+        registry = self.ctx.media.streams
+        for live in registry.in_app(vhost, app):
+            if not live.started and (live.name == stream_name or stream_name in _expected_outputs(live)):
+                return True
+        return False
+
+    async def _chunklist(self, request: Request, stream: LlhlsStream, track_id: int, key: str,
+                         query: dict[str, list[str]], cors: dict[str, str], session_q: str | None) -> Response:
+        pkg = stream.track_by_id(track_id)
+        if pkg is None or key != stream.key:
+            return Response(status_code=404, headers=cors)
+        msn = _int_param(query, "_HLS_msn")
+        part = _int_param(query, "_HLS_part")
+        legacy = _flag(query, "_HLS_legacy", False)
+        rewind = _flag(query, "_HLS_rewind", True)
+        if part is not None and msn is None:
+            raise BadRequest("_HLS_part requires _HLS_msn")
+        if msn is not None and part is not None:
+            last = pkg.last_part()
+            if msn > (last[0] if last is not None else pkg.first_segment_number) + 2:
+                raise BadRequest("_HLS_msn is more than two segments ahead of the playlist")
+            await self._wait_for_part(stream, pkg, msn, part)
+        elif msn is None and not legacy:
+            # OME treats a plain chunklist request as msn=2, part=0: held only at stream start
+            await self._wait_for_part(stream, pkg, pkg.first_segment_number + 2, 0)
+        child = [f"session={session_q}"] if session_q and not stream.settings.origin_mode else []
+        if legacy:
+            child.append("_HLS_legacy=YES")
+        body = stream.chunklist(pkg, "&".join(child), legacy=legacy, rewind=rewind)
+        cache = "max-age=60" if msn is not None else "no-cache, no-store"
+        return self._respond(request, body.encode(), 200, PLAYLIST_TYPE, cache, cors, stream, playlist=True)
+
+    async def _wait_for_part(self, stream: LlhlsStream, pkg: TrackPackager, msn: int, part: int) -> bool:
+        budget = self._hold_seconds(stream)
+        while not pkg.has_part(msn, part) and not (stream.ended or stream.concluded or pkg.concluded):
+            if budget <= 0:
+                return False
+            step = min(budget, 1.0)
+            await stream.wait_change(step)
+            budget -= step
+        return pkg.has_part(msn, part)
+
+    async def _part(self, request: Request, stream: LlhlsStream, pkg: TrackPackager, msn: int, index: int,
+                    cors: dict[str, str]) -> Response:
+        if not pkg.has_part(msn, index):
+            nxt = stream.next_part_of(pkg)
+            if (msn, index) > (nxt[0] + 1, 0) or not await self._wait_for_part(stream, pkg, msn, index):
+                return Response(status_code=404, headers=cors)
+        seg = pkg.segment(msn)
+        if seg is None or index >= len(seg.parts):
+            return Response(status_code=404, headers=cors)
+        return self._respond(request, seg.parts[index].data, 200, _media_type(pkg), None, cors, stream)
+
+
+def _media_type(pkg: TrackPackager) -> str:
+    return "video/mp4" if pkg.track.kind is MediaKind.VIDEO else "audio/mp4"
+
+
+def _path_depth(playlist: dict[str, Any]) -> int:
+    options = playlist.get("options") if isinstance(playlist.get("options"), dict) else {}
+    try:
+        return int(options.get("hlsChunklistPathDepth", -1))
+    except (TypeError, ValueError):
+        return -1
+
+
+def _expected_outputs(live: Any) -> set[str]:
+    names = set()
+    for profile in live.profiles:
+        template = profile.get("outputStreamName") if isinstance(profile, dict) else None
+        if isinstance(template, str):
+            names.add(template.replace("${OriginStreamName}", live.name))
+    return names

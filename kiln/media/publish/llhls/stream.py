@@ -1,0 +1,257 @@
+"""One output stream published as LL-HLS: a packager per track, lives on the event loop.
+
+Packets arrive from the output stream's hub (inline when the producer is the loop itself, else
+through ``call_soon_threadsafe``). Blocked requests (``_HLS_msn``/``_HLS_part``, preload-hinted
+parts, held masters) wait on a future that is replaced every time a part is produced: no polling,
+and a viewer that goes away costs nothing but its own cancelled await.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import string
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kiln.media.model import Codec, MediaKind, Packet, Track
+from kiln.media.publish.llhls.packager import Part, Segment, TrackPackager
+from kiln.media.publish.llhls.playlist import (
+    ChunklistOptions,
+    Variant,
+    chunklist_name,
+    next_part,
+    render_chunklist,
+    render_master,
+)
+from kiln.media.stream.hub import CallbackSubscriber
+from kiln.media.stream.live import LiveStream, OutputStream
+from kiln.timefmt import now
+
+log = logging.getLogger(__name__)
+
+LLHLS_CODECS = (Codec.H264, Codec.H265, Codec.AAC)
+_ALNUM = string.ascii_letters + string.digits
+_EVENT_IDS = itertools.count()  # emsg ids are process-wide, as in OME
+
+
+@dataclass(frozen=True)
+class LlhlsSettings:
+    chunk_duration: float = 0.5
+    part_hold_back: float = 0.0
+    segment_duration: float = 6.0
+    segment_count: int = 10
+    preload_hint: bool = True
+    create_default_playlist: bool = True
+    origin_mode: bool = False
+
+
+def new_stream_key(name: str, origin_mode: bool) -> str:
+    if origin_mode:
+        return str(zlib.crc32(name.encode()))
+    return "".join(secrets.choice(_ALNUM) for _ in range(8))
+
+
+class LlhlsStream:
+    def __init__(self, loop: asyncio.AbstractEventLoop, live: LiveStream, output: OutputStream,
+                 settings: LlhlsSettings) -> None:
+        self.loop = loop
+        self.live = live
+        self.output = output
+        self.settings = settings
+        self.key = new_stream_key(output.name, settings.origin_mode)
+        self.packagers: dict[int, TrackPackager] = {}
+        self._changed: asyncio.Future[None] = loop.create_future()
+        self.concluded = False
+        self.ended = False
+        self.dumps: list[Any] = []
+        self.part_listeners: list[Callable[[TrackPackager, Part], None]] = []
+        self.segment_listeners: list[Callable[[TrackPackager, Segment], None]] = []
+        for ot in output.tracks:
+            track = ot.track
+            if track is None or track.codec not in LLHLS_CODECS:
+                continue
+            self.packagers[track.id] = TrackPackager(
+                track, chunk_duration=settings.chunk_duration, segment_duration=settings.segment_duration,
+                segment_count=settings.segment_count, on_part=self._on_part, on_segment=self._on_segment,
+                event_ids=lambda: next(_EVENT_IDS))
+        self._loop_thread = threading.get_ident()
+        self._subscriber = CallbackSubscriber(f"llhls:{output.name}", self._offer, self._hub_ended)
+        output.hub.subscribe(self._subscriber, from_keyframe=True)
+
+    # -- media input --
+    def _offer(self, packet: Packet) -> None:
+        if threading.get_ident() == self._loop_thread:
+            self._on_packet(packet)
+        else:
+            self.loop.call_soon_threadsafe(self._on_packet, packet)
+
+    def _on_packet(self, packet: Packet) -> None:
+        pkg = self.packagers.get(packet.track_id)
+        if pkg is not None:
+            # the wall clock of the packet's arrival, not of this moment: a packet replayed from the
+            # GOP cache at start would otherwise stamp PROGRAM-DATE-TIME late
+            late = time.monotonic() - packet.arrival if packet.arrival else 0.0
+            pkg.push(packet, now() - max(0.0, late))
+
+    def _hub_ended(self, reason: str) -> None:
+        if threading.get_ident() == self._loop_thread:
+            self.end(reason)
+        else:
+            self.loop.call_soon_threadsafe(self.end, reason)
+
+    def _on_part(self, pkg: TrackPackager, part: Part) -> None:
+        for listener in list(self.part_listeners):
+            try:
+                listener(pkg, part)
+            except Exception:
+                log.exception("llhls part listener failed stream=%s", self.output.name)
+        self._wake()
+
+    def _on_segment(self, pkg: TrackPackager, seg: Segment) -> None:
+        for listener in list(self.segment_listeners):
+            try:
+                listener(pkg, seg)
+            except Exception:
+                log.exception("llhls segment listener failed stream=%s", self.output.name)
+
+    def _wake(self) -> None:
+        fut, self._changed = self._changed, self.loop.create_future()
+        if not fut.done():
+            fut.set_result(None)
+
+    async def wait_change(self, timeout: float) -> bool:
+        """Wait until the next part (or the end); False on timeout."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._changed), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    # -- state --
+    @property
+    def ready(self) -> bool:
+        """Every track has a completed segment (OME holds the master until then)."""
+        return bool(self.packagers) and all(p.completed_segments() for p in self.packagers.values())
+
+    def track_by_id(self, track_id: int) -> TrackPackager | None:
+        return self.packagers.get(track_id)
+
+    def chunklist(self, pkg: TrackPackager, query: str, *, legacy: bool, rewind: bool) -> str:
+        reports = []
+        if not legacy:
+            for other in self.packagers.values():
+                if other is pkg or other.track.kind is not pkg.track.kind:
+                    continue
+                last = other.last_part()
+                if last is not None:
+                    reports.append((chunklist_name(other.track, self.key) + (f"?{query}" if query else ""),
+                                    last[0], last[1]))
+        opts = ChunklistOptions(self.key, query, legacy, rewind, self.settings.part_hold_back,
+                                self.settings.segment_duration, self.settings.preload_hint,
+                                self.concluded or pkg.concluded)
+        return render_chunklist(pkg, opts, reports)
+
+    # -- masters --
+    def playlist_files(self) -> dict[str, dict[str, Any]]:
+        """file name (without .m3u8) -> playlist config; the default ``llhls`` unless replaced."""
+        out: dict[str, dict[str, Any]] = {}
+        if self.settings.create_default_playlist:
+            out["llhls"] = {}
+        for p in self.output.playlists():
+            name = str(p.get("fileName") or "")
+            if name:
+                out[name] = p
+        return out
+
+    def master(self, file_name: str, query: str, prefix: str) -> str | None:
+        playlists = self.playlist_files()
+        if file_name not in playlists:
+            return None
+        config = playlists[file_name]
+        tracks = [p.track for p in self.packagers.values()]
+        videos = [t for t in tracks if t.kind is MediaKind.VIDEO]
+        audios = [t for t in tracks if t.kind is MediaKind.AUDIO]
+        groups: dict[str, list[Track]] = {}
+        for a in audios:
+            groups.setdefault(a.name or f"audio_{a.id}", []).append(a)
+        variants: list[Variant] = []
+        renditions = config.get("renditions") or config.get("rendition") or []
+        if isinstance(renditions, dict):
+            renditions = [renditions]
+        if not config or not renditions:
+            v = videos[0] if videos else None
+            a = audios[0] if audios else None
+            variants.append(self._variant(v, a))
+        else:
+            for r in renditions:
+                if not isinstance(r, dict):
+                    continue
+                v = next((t for t in videos if t.name == str(r.get("video") or "")), None)
+                a = next((t for t in audios if t.name == str(r.get("audio") or "")), None)
+                if r.get("video") and v is None or r.get("audio") and a is None:
+                    continue  # references a track LL-HLS cannot carry: dropped, as in OME
+                if v is None and a is None:
+                    continue
+                variants.append(self._variant(v, a))
+        return render_master(variants, groups, key=self.key, query=query, prefix=prefix)
+
+    def _variant(self, video: Track | None, audio: Track | None) -> Variant:
+        def bitrate(t: Track | None) -> int:
+            if t is None:
+                return 0
+            meter = self.output.meters.get(t.id)
+            return t.bitrate_conf or (meter.bitrate_avg if meter else 0)
+
+        framerate = 0.0
+        if video is not None:
+            meter = self.output.meters.get(video.id)
+            framerate = video.framerate_conf or (meter.framerate_avg if meter else 0.0)
+        group = (audio.name or f"audio_{audio.id}") if audio is not None else ""
+        return Variant(video, audio, group, bitrate(video) + bitrate(audio), framerate)
+
+    # -- control --
+    def add_event(self, event_type: str, time_ms: int, message: bytes) -> int:
+        """Queue an ID3 tag for the packagers chosen by eventType; returns how many took it."""
+        taken = 0
+        for pkg in self.packagers.values():
+            kind = pkg.track.kind
+            if event_type == "event" or (event_type == "video" and kind is MediaKind.VIDEO) or (
+                    event_type == "audio" and kind is MediaKind.AUDIO):
+                pkg.add_event(time_ms, message)
+                taken += 1
+        return taken
+
+    def conclude(self) -> None:
+        if self.concluded:
+            return
+        self.concluded = True
+        for pkg in self.packagers.values():
+            pkg.conclude()
+        self._wake()
+
+    def end(self, reason: str) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self._subscriber.close()
+        for pkg in self.packagers.values():
+            pkg.conclude()
+        log.info("llhls stream ended stream=%s reason=%s", self.output.name, reason)
+        self._wake()
+
+    def release(self) -> None:
+        """Drop the media this ended stream still holds. Its objects sit in reference cycles
+        (futures, callbacks), so without this the segments waited for a full GC: about 300 kB per
+        ended 320x180 stream, megabytes for 720p. Dumps already hold what they still write."""
+        for pkg in self.packagers.values():
+            pkg.segments.clear()
+
+    def next_part_of(self, pkg: TrackPackager) -> tuple[int, int]:
+        return next_part(pkg)

@@ -1,0 +1,151 @@
+"""One push session: a worker thread that reads an output stream's hub and feeds a PushWriter.
+
+It reports its state through ``on_state(state, reason)``; the push actor journals transitions and
+decides about retries. The hub subscription is bounded and drops this session (``slow
+destination``) rather than ever delaying ingest or another consumer. Timestamps are zero-based on
+one clock across tracks; a packet that would go backwards on its track is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from kiln.media.model import MediaKind, Packet, Track
+from kiln.media.publish.push.writers import PushError, PushWriter, Timeouts
+from kiln.media.stream.hub import Subscriber
+from kiln.media.stream.live import OutputStream
+
+log = logging.getLogger(__name__)
+
+QUEUE_PACKETS = 3000
+
+
+@dataclass
+class PushCounters:
+    """Live counters the API shows for the current session (sentBytes, sentTime)."""
+
+    sent_bytes: int = 0
+    started_at: float = 0.0  # monotonic
+    stopped_at: float = 0.0
+
+    @property
+    def sent_time_ms(self) -> int:
+        if not self.started_at:
+            return 0
+        end = self.stopped_at or time.monotonic()
+        return int((end - self.started_at) * 1000)
+
+
+@dataclass
+class PushPlan:
+    protocol: str
+    destination: str
+    tracks: list[Track]
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+
+class PushSession:
+    def __init__(self, name: str, plan: PushPlan, output: OutputStream, counters: PushCounters,
+                 on_state: Callable[[str, str], None], on_bytes: Callable[[int], None] | None = None) -> None:
+        self.name = name
+        self.plan = plan
+        self.output = output
+        self.counters = counters
+        self.on_state = on_state
+        self.on_bytes = on_bytes
+        self._stop = threading.Event()
+        self._writer: PushWriter | None = None
+        self._thread = threading.Thread(target=self._run, name=f"push-{name}", daemon=True)
+        video = frozenset(t.id for t in plan.tracks if t.kind is MediaKind.VIDEO)
+        self._sub = Subscriber(f"push:{name}", max_packets=QUEUE_PACKETS, policy="drop", video_track_ids=video)
+        self._ids = {t.id for t in plan.tracks}
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._sub.end("stopped")
+        writer = self._writer
+        if writer is not None:
+            writer.abort()  # a send blocked on a stalled destination returns at once
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        writer: PushWriter | None = None
+        try:
+            self.on_state("connecting", "")
+            writer = PushWriter(self.plan.protocol, self.plan.destination, self.plan.tracks, self.plan.timeouts)
+            self._writer = writer
+            writer.open()
+            self.output.hub.subscribe(self._sub, from_keyframe=True)
+            self._pump(writer)
+        except PushError as exc:
+            if not self._stop.is_set():
+                self.on_state("error", str(exc))
+        except Exception as exc:  # a bug must not kill the actor system silently
+            log.exception("push session crashed name=%s", self.name)
+            self.on_state("error", f"internal error: {exc}")
+        finally:
+            self._sub.close()
+            self.counters.stopped_at = time.monotonic()
+            if writer is not None:
+                writer.close()
+
+    def _pump(self, writer: PushWriter) -> None:
+        base: Fraction | None = None
+        offsets: dict[int, int] = {}
+        last_dts: dict[int, int] = {}
+        pushing = False
+        sent_before = 0
+        while not self._stop.is_set():
+            packet = self._sub.get(timeout=0.5)
+            if packet is None:
+                if self._sub.ended:
+                    reason = self._sub.closed_reason or "stream ended"
+                    if reason == "slow consumer":
+                        raise PushError("the destination is too slow: dropped to protect the stream")
+                    return
+                continue
+            if packet.track_id not in self._ids:
+                continue
+            if base is None:
+                if not _can_start(packet, self.plan.tracks):
+                    continue
+                base = packet.dts * packet.time_base
+            offset = offsets.get(packet.track_id)
+            if offset is None:
+                offset = offsets[packet.track_id] = int(base / packet.time_base)
+            dts = packet.dts - offset
+            if dts < 0 or (packet.track_id in last_dts and dts <= last_dts[packet.track_id]):
+                continue
+            last_dts[packet.track_id] = dts
+            writer.write(packet, offset)
+            if not pushing:
+                pushing = True
+                self.counters.started_at, self.counters.stopped_at = time.monotonic(), 0.0
+                self.on_state("pushing", "")
+            sent = writer.bytes_sent
+            self.counters.sent_bytes += sent - sent_before
+            if self.on_bytes is not None and sent != sent_before:
+                self.on_bytes(sent - sent_before)
+            sent_before = sent
+
+
+def _can_start(packet: Packet, tracks: list[Track]) -> bool:
+    """Start at a video keyframe when video is carried, else at any packet."""
+    has_video = any(t.kind is MediaKind.VIDEO for t in tracks)
+    if not has_video:
+        return True
+    video_ids = {t.id for t in tracks if t.kind is MediaKind.VIDEO}
+    return packet.track_id in video_ids and packet.keyframe

@@ -1,0 +1,72 @@
+"""HTTP on the Thumbnail port: ``/<app>/<output stream>/thumb.jpg|png|webp`` (media-spec §1.2, §9).
+
+The newest still of the output stream's image encode with that codec is answered from memory. The
+app must enable the publisher (``Publishers/Thumbnail``); CORS comes from its CrossDomains, as for
+LL-HLS. No such app, stream or image encode, or no image made yet: 404. Only the three fixed file
+names are served, so there is no path to traverse.
+"""
+
+from __future__ import annotations
+
+import logging
+from email.utils import formatdate
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kiln.http.cors import CorsPolicy
+from kiln.media.model import Codec
+from kiln.media.publish.llhls.publisher import cors_urls
+from kiln.media.vhosts import resolve_vhost
+
+log = logging.getLogger(__name__)
+
+FILES = {"thumb.jpg": Codec.JPEG, "thumb.png": Codec.PNG, "thumb.webp": Codec.WEBP}
+
+
+def thumbnail_config(app_config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The app's ``Publishers/Thumbnail`` section; None when the app does not enable the publisher."""
+    publishers = app_config.get("publishers") if isinstance(app_config, dict) else None
+    section = publishers.get("thumbnail") if isinstance(publishers, dict) else None
+    return section if isinstance(section, dict) else None
+
+
+class ThumbnailServer:
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.starlette = Starlette(routes=[Route("/{path:path}", self.endpoint, methods=["GET", "HEAD", "OPTIONS"])])
+
+    @staticmethod
+    def _cors(request: Request, section: dict[str, Any] | None) -> dict[str, str]:
+        urls, headers = cors_urls(section) if section else ((), {})
+        policy = CorsPolicy(urls, headers, allow_methods="OPTIONS, GET, HEAD")
+        return policy.headers(request.headers.get("origin"), request.headers.get("access-control-request-headers"))
+
+    async def endpoint(self, request: Request) -> Response:
+        parts = request.url.path.strip("/").split("/")
+        vhost = resolve_vhost(self.ctx.catalog, request.headers.get("host", ""))
+        app_view = self.ctx.catalog.app(vhost, parts[0]) if vhost is not None and len(parts) == 3 else None
+        section = thumbnail_config(app_view.config) if app_view is not None else None
+        cors = self._cors(request, section)
+        if request.method == "OPTIONS":
+            return Response(status_code=200, headers={**cors, "Access-Control-Allow-Private-Network": "true"})
+        codec = FILES.get(parts[-1]) if len(parts) == 3 else None
+        if vhost is None or section is None or codec is None:
+            return Response(status_code=404, headers=cors)
+        found = self.ctx.media.streams.find_output(vhost, parts[0], parts[1])
+        if found is None:
+            return Response(status_code=404, headers=cors)
+        live, out = found
+        holder = out.images.get(codec)
+        still = holder.still if holder is not None else None
+        if holder is None or still is None:
+            return Response(status_code=404, headers=cors)
+        headers = {**cors, "Cache-Control": "no-cache, no-store", "Last-Modified": formatdate(still.made, usegmt=True)}
+        if request.method == "HEAD":
+            headers["Content-Length"] = str(len(still.data))
+            return Response(status_code=200, media_type=holder.content_type, headers=headers)
+        self.ctx.stats.bytes_out(live.vhost, live.app, live.name, len(still.data))
+        return Response(still.data, status_code=200, media_type=holder.content_type, headers=headers)

@@ -1,0 +1,425 @@
+"""A live input stream and the output streams its app's OutputProfiles make of it.
+
+The ingest side (RTMP session, pull worker, SRT receiver) calls ``on_metadata``/``on_track``/
+``ingest`` on its own thread. The stream "starts" once its tracks are known (every track the
+source announced has its decoder configuration, or 1.5 s of media passed); then each output
+profile becomes an output stream whose bypass tracks are the input's packets relabelled, and
+``on_started`` is called. Packets go to hubs only; nothing here waits on a consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kiln.config.values import as_float, as_int, is_true
+from kiln.media.model import MS, Codec, MediaKind, Packet, Track
+from kiln.media.publish.thumbnail.store import LatestImage
+from kiln.media.stream.bypass import codec_of, should_bypass
+from kiln.media.stream.hub import StreamHub
+from kiln.media.stream.meter import TrackMeter
+from kiln.media.transcode.codecs import VIDEO_TIME_BASE, Target
+from kiln.media.transcode.image import IMAGE_FORMATS
+from kiln.media.transcode.settings import input_framerate
+from kiln.media.transcode.transcoder import EncodeUnavailable, StreamTranscoder
+from kiln.timefmt import format_time, now
+
+log = logging.getLogger(__name__)
+
+START_AFTER_MS = 1500.0
+
+
+def output_stream_name(template: str, origin: str) -> str:
+    return str(template).replace("${OriginStreamName}", origin)
+
+
+
+
+@dataclass
+class OutputTrack:
+    """One track of an output stream: a bypass of an input track, or an encode."""
+
+    id: int
+    kind: MediaKind
+    name: str
+    encode: dict[str, Any]
+    bypass: bool
+    source_id: int | None
+    track: Track | None = None
+    unavailable: str = ""  # why an encoded track has no media (e.g. encoder not running)
+    target: Target | None = None  # an encode's target: ``target.failed`` says why it stopped producing
+    image: bool = False  # an image encode (thumbnail): listed, but its stills go to ``images``, not to the hub
+
+    @property
+    def failed(self) -> str:
+        """Why this encoded track gives no media: it could not start, or it stopped (encoder/input failure)."""
+        return self.unavailable or (self.target.failed if self.target is not None else "")
+
+
+@dataclass
+class OutputStream:
+    name: str
+    profile: dict[str, Any]
+    tracks: list[OutputTrack]
+    hub: StreamHub
+    meters: dict[int, TrackMeter] = field(default_factory=dict)
+    images: dict[Codec, LatestImage] = field(default_factory=dict)  # image encodes (thumbnails) by codec
+
+    def track_list(self) -> list[Track]:
+        """The tracks publishers carry (image encodes are served as stills, never muxed)."""
+        return [t.track for t in self.tracks if t.track is not None and not t.image]
+
+    def playlists(self) -> list[dict[str, Any]]:
+        raw = self.profile.get("playlists") or []
+        return [p for p in (raw if isinstance(raw, list) else [raw]) if isinstance(p, dict)]
+
+
+class LiveStream:
+    def __init__(self, vhost: str, app: str, name: str, *, source_type: str, source_url: str,
+                 profiles: list[dict[str, Any]], stats: Any = None,
+                 close_ingest: Callable[[str], None] | None = None) -> None:
+        self.vhost, self.app, self.name = vhost, app, name
+        self.instance = uuid.uuid4().hex[:12]
+        self.source_type, self.source_url = source_type, source_url
+        self.created_time = now()
+        self.profiles = profiles
+        self.stats = stats
+        self._close_ingest = close_ingest
+        self.input = StreamHub(f"{vhost}/{app}/{name}")
+        self.tracks: dict[int, Track] = {}
+        self.meters: dict[int, TrackMeter] = {}
+        self.outputs: dict[str, OutputStream] = {}
+        self.expected: set[MediaKind] = set()
+        self.started = False
+        self.ended_reason: str | None = None
+        self.on_started: Callable[[LiveStream], None] | None = None
+        self.on_ended: Callable[[LiveStream, str], None] | None = None
+        self._relay: dict[int, list[tuple[StreamHub, int, TrackMeter]]] = {}
+        self._first_dts_ms: float | None = None
+        self._lock = threading.Lock()
+        self.last_packet_pts_ms: float = 0.0
+        self.last_packet_wall: float = 0.0
+        self.bytes_in = 0
+        self.data_track_id = -1
+        self.transcoder = StreamTranscoder(f"{vhost}/{app}/{name}")
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.vhost, self.app, self.name)
+
+    # -- ingest side ------------------------------------------------------------------------------
+    def on_metadata(self, meta: dict[str, Any]) -> None:
+        """RTMP onMetaData tells which tracks to wait for before starting."""
+        if meta.get("videocodecid") not in (None, 0, "", False):
+            self.expected.add(MediaKind.VIDEO)
+        if meta.get("audiocodecid") not in (None, 0, "", False):
+            self.expected.add(MediaKind.AUDIO)
+
+    def on_track(self, track: Track) -> None:
+        old = self.tracks.get(track.id)
+        self.tracks[track.id] = track
+        self.input.set_track(track)
+        self.meters.setdefault(track.id, TrackMeter())
+        if self.started and old is not None:
+            for out in self.outputs.values():
+                for ot in out.tracks:
+                    if ot.bypass and ot.source_id == track.id:
+                        ot.track = replace(track, id=ot.id, name=ot.name, bypass=True)
+                        out.hub.set_track(ot.track)
+        self._maybe_start(None)
+
+    def ingest(self, packet: Packet) -> None:
+        if self.ended_reason is not None:
+            return
+        meter = self.meters.get(packet.track_id)
+        if meter is None:
+            return  # a packet for a track that was never described
+        if not packet.arrival:  # every protocol's packets carry their arrival (PROGRAM-DATE-TIME uses it)
+            packet.arrival = time.monotonic()
+        meter.add(packet)
+        size = len(packet.data)
+        self.bytes_in += size
+        if self.stats is not None:
+            self.stats.bytes_in(self.vhost, self.app, self.name, size)
+        self.last_packet_pts_ms = packet.pts_ms
+        self.last_packet_wall = now()
+        self.input.publish(packet)
+        if not self.started:
+            self._maybe_start(packet)
+            return
+        self._relay_packet(packet)
+
+    def _relay_packet(self, packet: Packet) -> None:
+        for hub, out_id, out_meter in self._relay.get(packet.track_id, ()):
+            relabelled = replace(packet, track_id=out_id)
+            out_meter.add(relabelled)
+            hub.publish(relabelled)
+
+    def _maybe_start(self, packet: Packet | None) -> None:
+        if self.started or not self.tracks:
+            return
+        kinds = {t.kind for t in self.tracks.values()}
+        ready = bool(self.expected) and self.expected <= kinds
+        if not ready and not self.expected and {MediaKind.VIDEO, MediaKind.AUDIO} <= kinds:
+            ready = True
+        if not ready and packet is not None:
+            if self._first_dts_ms is None:
+                self._first_dts_ms = packet.dts_ms
+            elif packet.dts_ms - self._first_dts_ms >= START_AFTER_MS:
+                ready = True
+        if ready:
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self.started:
+                return
+            self.data_track_id = max(self.tracks) + 1
+            self.input.set_track(Track(self.data_track_id, MediaKind.DATA, Codec.ID3, MS))
+            for profile in self.profiles:
+                out = self._build_output(profile)
+                if out is not None and out.name not in self.outputs:
+                    self.outputs[out.name] = out
+            self.started = True
+        self.transcoder.start(self.input)
+        for cached in self.input.gop_snapshot():  # outputs begin at the last keyframe, not mid-GOP
+            self._relay_packet(cached)
+        log.info("stream started vhost=%s app=%s stream=%s tracks=%s outputs=%s", self.vhost, self.app,
+                 self.name, ",".join(f"{t.id}:{t.codec.value}" for t in self.tracks.values()),
+                 ",".join(self.outputs))
+        if self.on_started is not None:
+            self.on_started(self)
+
+    def _build_output(self, profile: dict[str, Any]) -> OutputStream | None:
+        template = profile.get("outputStreamName")
+        if not isinstance(template, str) or not template:
+            return None
+        name = output_stream_name(template, self.name)
+        encodes = profile.get("encodes") if isinstance(profile.get("encodes"), dict) else {}
+        first = {kind: next((t for t in self.tracks.values() if t.kind is kind), None)
+                 for kind in (MediaKind.VIDEO, MediaKind.AUDIO)}
+        hub = StreamHub(f"{self.vhost}/{self.app}/{name}")
+        out = OutputStream(name, profile, [], hub)
+        next_id = 0
+        for key, kind in (("videos", MediaKind.VIDEO), ("audios", MediaKind.AUDIO)):
+            items = encodes.get(key) or []
+            for encode in items if isinstance(items, list) else [items]:
+                if not isinstance(encode, dict):
+                    continue
+                source = first[kind]
+                variant = str(encode.get("name") or "")
+                if source is None:
+                    continue  # the input has no track of this kind
+                meter = self.meters.get(source.id, TrackMeter())
+                bypass = should_bypass(encode, source, meter.framerate_avg)
+                ot = OutputTrack(next_id, kind, variant, encode, bypass, source.id)
+                next_id += 1
+                if bypass:
+                    ot.track = replace(source, id=ot.id, name=variant, bypass=True)
+                    hub.set_track(ot.track)
+                    out.meters[ot.id] = TrackMeter()
+                    self._relay.setdefault(source.id, []).append((hub, ot.id, out.meters[ot.id]))
+                else:
+                    self._add_encode(out, ot, source, meter)
+                out.tracks.append(ot)
+        items = encodes.get("images") or []
+        video = first[MediaKind.VIDEO]
+        for encode in items if isinstance(items, list) else [items]:
+            if isinstance(encode, dict) and video is not None:
+                ot = OutputTrack(next_id, MediaKind.VIDEO, str(encode.get("name") or ""), encode, False, video.id,
+                                 image=True)
+                next_id += 1
+                self._add_image(out, ot, video)
+                out.tracks.append(ot)
+        out.tracks.append(OutputTrack(next_id, MediaKind.DATA, "", {}, True, self.data_track_id,
+                                      Track(next_id, MediaKind.DATA, Codec.ID3, MS)))
+        return out
+
+    def _add_encode(self, out: OutputStream, ot: OutputTrack, source: Track, meter: TrackMeter) -> None:
+        """Open (or share) the encoder of ``ot``; the track stays ``unavailable`` only if that fails."""
+        target = Target(out.hub, ot.id, TrackMeter())
+        try:
+            if ot.kind is MediaKind.VIDEO:
+                fps = input_framerate(source, meter.framerate_avg)
+                track = self.transcoder.add_video(ot.encode, source, fps, target, ot.name)
+            else:
+                track = self.transcoder.add_audio(ot.encode, source, target, ot.name)
+        except EncodeUnavailable as exc:
+            ot.unavailable = str(exc)
+            log.warning("encode unavailable vhost=%s app=%s stream=%s output=%s variant=%s reason=%s", self.vhost,
+                        self.app, self.name, out.name, ot.name, exc)
+            return
+        ot.track, ot.target = track, target
+        out.hub.set_track(track)
+        out.meters[ot.id] = target.meter
+
+    def _add_image(self, out: OutputStream, ot: OutputTrack, source: Track) -> None:
+        """An image encode: its stills go to the output's latest-image holder (one per codec), not to the hub.
+
+        It is listed among the output's tracks as OME does (a Video track with codec JPEG/PNG/WEBP)."""
+        encode = ot.encode
+        codec = codec_of(encode.get("codec"))
+        reason = ""
+        if codec not in IMAGE_FORMATS:
+            reason = f"image codec {encode.get('codec')!r} cannot be encoded"
+        elif codec in out.images:
+            reason = f"a second {codec.value} image encode in one output profile"
+        else:
+            holder = LatestImage(codec, 0, 0)
+            target = Target(holder, ot.id, TrackMeter())
+            try:
+                settings = self.transcoder.add_image(encode, source, input_framerate(source, self.meters.get(
+                    source.id, TrackMeter()).framerate_avg), target)
+            except EncodeUnavailable as exc:
+                reason = str(exc)
+            else:
+                holder.width, holder.height = settings.width, settings.height
+                out.images[codec] = holder
+                ot.track = Track(ot.id, MediaKind.VIDEO, codec, VIDEO_TIME_BASE, name=ot.name, width=settings.width,
+                                 height=settings.height, framerate_conf=settings.framerate)
+                ot.target = target
+                out.meters[ot.id] = target.meter
+                return
+        ot.unavailable = reason
+        log.warning("image encode unavailable vhost=%s app=%s stream=%s output=%s reason=%s", self.vhost, self.app,
+                    self.name, out.name, reason)
+
+    # -- control side -----------------------------------------------------------------------------
+    def close_ingest(self, reason: str) -> bool:
+        """Ask the source to stop (DELETE stream): the publisher sees its connection close."""
+        if self._close_ingest is None:
+            return False
+        self._close_ingest(reason)
+        return True
+
+    def end(self, reason: str) -> None:
+        """The source is gone: close every hub (subscribers are told why)."""
+        with self._lock:
+            if self.ended_reason is not None:
+                return
+            self.ended_reason = reason
+        self.transcoder.stop(reason)
+        self.input.close(reason)
+        for out in self.outputs.values():
+            out.hub.close(reason)
+        log.info("stream ended vhost=%s app=%s stream=%s reason=%s bytes_in=%d", self.vhost, self.app,
+                 self.name, reason, self.bytes_in)
+        if self.on_ended is not None:
+            self.on_ended(self, reason)
+
+    # -- views ------------------------------------------------------------------------------------
+    def tracks_summary(self) -> list[dict[str, Any]]:
+        """What the journal keeps about the described tracks (audit; not live measurements)."""
+        return [{"id": t.id, "type": t.kind.value, "codec": t.codec.value, "width": t.width, "height": t.height,
+                 "profile": t.profile, "level": t.level, "sampleRate": t.sample_rate, "channels": t.channels,
+                 "codecString": t.codec_string} for t in self.tracks.values()]
+
+    def describe_json(self) -> dict[str, Any]:
+        inp: dict[str, Any] = {
+            "createdTime": format_time(self.created_time),
+            "sourceType": self.source_type,
+            "tracks": [track_json(t, self.meters.get(t.id)) for t in self.tracks.values()]
+            + ([{"id": self.data_track_id, "type": "Data"}] if self.started else []),
+        }
+        if self.source_url:
+            inp["sourceUrl"] = self.source_url
+        outputs = []
+        for out in list(self.outputs.values()):
+            tracks = []
+            for ot in out.tracks:
+                if ot.kind is MediaKind.DATA:
+                    tracks.append({"id": ot.id, "type": "Data"})
+                elif ot.track is not None:
+                    item = track_json(ot.track, out.meters.get(ot.id), bypass=ot.bypass)
+                    if ot.failed:
+                        item["unavailable"] = ot.failed  # it ran, then stopped: measured values and why
+                    tracks.append(item)
+                else:
+                    tracks.append(configured_track_json(ot))
+            outputs.append({"name": out.name, "tracks": tracks, "playlists": [
+                playlist_json(p) for p in out.playlists()]})
+        return {"name": self.name, "input": inp, "outputs": outputs}
+
+
+def track_json(track: Track, meter: TrackMeter | None, *, bypass: bool = False) -> dict[str, Any]:
+    meter = meter or TrackMeter()
+    out: dict[str, Any] = {"id": track.id, "type": track.kind.value}
+    if track.name:
+        out["name"] = track.name
+    if track.kind is MediaKind.VIDEO:
+        framerate = track.framerate_conf or meter.framerate_avg
+        out["video"] = {
+            "bypass": bypass, "codec": track.codec.value,
+            "width": track.width, "maxWidth": track.width, "height": track.height, "maxHeight": track.height,
+            "bitrate": track.bitrate_conf or meter.bitrate_avg, "bitrateConf": track.bitrate_conf,
+            "bitrateAvg": meter.bitrate_avg, "bitrateLatest": meter.bitrate_latest,
+            "framerate": float(round(framerate, 3)), "framerateConf": float(track.framerate_conf),
+            "framerateAvg": float(round(meter.framerate_avg, 3)),
+            "framerateLatest": float(round(meter.framerate_latest, 3)),
+            "hasBframes": meter.has_bframes,
+            "keyFrameInterval": float(track.key_frame_interval_conf or round(meter.key_frame_interval_avg, 3)),
+            "keyFrameIntervalConf": float(track.key_frame_interval_conf),
+            "keyFrameIntervalAvg": float(round(meter.key_frame_interval_avg, 3)),
+            "keyFrameIntervalLatest": float(meter.key_frame_interval_latest),
+            "deltaFramesSinceLastKeyFrame": meter.frames_since_key,
+        }
+    elif track.kind is MediaKind.AUDIO:
+        out["audio"] = {
+            "bypass": bypass, "codec": track.codec.value, "samplerate": track.sample_rate,
+            "channel": track.channels, "bitrate": track.bitrate_conf or meter.bitrate_avg,
+            "bitrateConf": track.bitrate_conf, "bitrateAvg": meter.bitrate_avg,
+            "bitrateLatest": meter.bitrate_latest,
+        }
+    return out
+
+
+def configured_track_json(ot: OutputTrack) -> dict[str, Any]:
+    """An encoded track whose encoder is not producing: its configured values, and why."""
+    enc = ot.encode
+    codec = codec_of(enc.get("codec"))
+    out: dict[str, Any] = {"id": ot.id, "type": ot.kind.value}
+    if ot.name:
+        out["name"] = ot.name
+    bitrate = as_int(enc.get("bitrate"))
+    if ot.kind is MediaKind.VIDEO:
+        out["video"] = {"bypass": False, "codec": codec.value if codec else "None",
+                        "width": as_int(enc.get("width")), "height": as_int(enc.get("height")),
+                        "bitrate": bitrate, "bitrateConf": bitrate,
+                        "framerate": as_float(enc.get("framerate")), "framerateConf": as_float(enc.get("framerate"))}
+    else:
+        out["audio"] = {"bypass": False, "codec": codec.value if codec else "None",
+                        "samplerate": as_int(enc.get("samplerate")), "channel": as_int(enc.get("channel")),
+                        "bitrate": bitrate, "bitrateConf": bitrate}
+    out["unavailable"] = ot.failed
+    return out
+
+
+def playlist_json(p: dict[str, Any]) -> dict[str, Any]:
+    options = p.get("options") if isinstance(p.get("options"), dict) else {}
+    renditions = p.get("renditions") or p.get("rendition") or []
+    if isinstance(renditions, dict):
+        renditions = [renditions]
+    out: dict[str, Any] = {
+        "options": {"webrtcAutoAbr": is_true(options.get("webRtcAutoAbr", options.get("webrtcAutoAbr"))),
+                    "hlsChunklistPathDepth": as_int(options.get("hlsChunklistPathDepth"), -1),
+                    "enableTsPackaging": is_true(options.get("enableTsPackaging"))},
+        "renditions": [],
+    }
+    for key in ("name", "fileName"):
+        if p.get(key):
+            out[key] = str(p[key])
+    for r in renditions if isinstance(renditions, list) else []:
+        if not isinstance(r, dict):
+            continue
+        item = {}
+        for src, dst in (("name", "name"), ("video", "videoVariantName"), ("audio", "audioVariantName")):
+            if r.get(src):
+                item[dst] = str(r[src])
+        out["renditions"].append(item)
+    return out
+

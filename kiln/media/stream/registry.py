@@ -1,0 +1,63 @@
+"""Live objects the read side looks at without asking an actor: streams and task counters."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from kiln.media.stream.live import LiveStream
+
+
+class StreamRegistry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: dict[tuple[str, str, str], LiveStream] = {}
+
+    def add(self, stream: LiveStream) -> None:
+        with self._lock:
+            self._streams[stream.key] = stream
+
+    def remove(self, stream: LiveStream) -> None:
+        with self._lock:
+            if self._streams.get(stream.key) is stream:
+                del self._streams[stream.key]
+
+    def get(self, vhost: str, app: str, name: str) -> LiveStream | None:
+        with self._lock:
+            return self._streams.get((vhost, app, name))
+
+    def in_app(self, vhost: str, app: str) -> list[LiveStream]:
+        with self._lock:
+            return [s for k, s in self._streams.items() if k[:2] == (vhost, app)]
+
+    def all(self) -> list[LiveStream]:
+        with self._lock:
+            return list(self._streams.values())
+
+    def find_output(self, vhost: str, app: str, output_name: str) -> tuple[LiveStream, Any] | None:
+        """The live input stream that has an output stream of this name, and that output."""
+        for stream in self.in_app(vhost, app):
+            out = stream.outputs.get(output_name)
+            if out is not None:
+                return stream, out
+        return None
+
+
+class TaskCounters:
+    """Live per-task counters published by media workers, keyed like ("push", vhost, app, id)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple[str, ...], Any] = {}
+
+    def put(self, key: tuple[str, ...], counters: Any) -> None:
+        with self._lock:
+            self._items[key] = counters
+
+    def pop(self, key: tuple[str, ...]) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def get(self, key: tuple[str, ...]) -> Any:
+        with self._lock:
+            return self._items.get(key)
