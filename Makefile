@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.kiln-installed
 DATA   ?= data
 PYTEST_ARGS ?=
 
-.PHONY: run test install peers lint unit e2e bench clean
+.PHONY: run test install peers lint typecheck unit e2e bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
@@ -31,6 +31,9 @@ peers:
 
 lint: install
 	$(BIN)/ruff check kiln tests bench
+
+typecheck: install
+	$(BIN)/mypy
 
 unit: install
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
