@@ -81,6 +81,43 @@ def tell(ref: pykka.ActorRef[Any], command: Any) -> Future[Outcome]:
     return reply
 
 
+def settled(reply: Future[Outcome]) -> Future[Any]:
+    """A future that completes once another actor's answer and its events are durable.
+
+    An actor that needs a second actor's work done before its own caller hears back returns this
+    among its ``durable`` futures instead of waiting: no actor thread ever blocks on another.
+    """
+    done: Future[Any] = Future()
+
+    def answered(fut: Future[Outcome]) -> None:
+        try:
+            outcome = fut.result()
+        except BaseException as exc:  # the other actor failed: the caller sees it
+            done.set_exception(exc)
+            return
+        pending = list(outcome.durable)
+        if not pending:
+            done.set_result(outcome.value)
+            return
+        remaining = [len(pending)]
+
+        def one_durable(f: Future[Any]) -> None:
+            if done.done():
+                return
+            if f.exception() is not None:
+                done.set_exception(f.exception())
+                return
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                done.set_result(outcome.value)
+
+        for f in pending:
+            f.add_done_callback(one_durable)
+
+    reply.add_done_callback(answered)
+    return done
+
+
 def tell_quietly(ref: pykka.ActorRef[Any], command: Any) -> None:
     """Fire-and-forget to an actor that may already be stopping (its answer is not needed)."""
     try:

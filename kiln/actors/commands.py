@@ -197,3 +197,25 @@ class SessionState:
 @dataclass(frozen=True)
 class Retry:
     session: int
+
+
+@dataclass(frozen=True)
+class AppReconfigured:
+    """From the app's configuration actor to its supervisors: adopt this configuration."""
+
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StreamLive:
+    """From the stream supervisor to the task supervisor: this stream started, its outputs exist."""
+
+    stream: Any   # kiln.media.stream.live.LiveStream
+
+
+@dataclass(frozen=True)
+class StreamGone:
+    """From the stream supervisor to the task supervisor: this stream ended and was forgotten."""
+
+    stream: Any   # kiln.media.stream.live.LiveStream
+    reason: str

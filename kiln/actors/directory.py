@@ -33,4 +33,13 @@ class Directory:
         return self.get(("vhost", vhost))
 
     def app(self, vhost: str, app: str) -> pykka.ActorRef[Any] | None:
+        """The app's configuration actor (PATCH, output profiles)."""
         return self.get(("app", vhost, app))
+
+    def streams(self, vhost: str, app: str) -> pykka.ActorRef[Any] | None:
+        """The app's stream supervisor (open, end, delete, pulls, events)."""
+        return self.get(("streams", vhost, app))
+
+    def tasks(self, vhost: str, app: str) -> pykka.ActorRef[Any] | None:
+        """The app's task supervisor (push, record, HLS dumps)."""
+        return self.get(("tasks", vhost, app))

@@ -21,11 +21,11 @@ log = logging.getLogger(__name__)
 
 
 class StreamActor(CommandActor):
-    def __init__(self, ctx: Context, stream: LiveStream, app_ref: Any) -> None:
+    def __init__(self, ctx: Context, stream: LiveStream, supervisor: Any) -> None:
         super().__init__()
         self.ctx = ctx
         self.stream = stream
-        self.app_ref = app_ref
+        self.supervisor = supervisor
         self.ended = False
 
     def handle_StreamDescribed(self, cmd: StreamDescribed) -> Outcome:
@@ -34,7 +34,7 @@ class StreamActor(CommandActor):
         s = self.stream
         fut = self.ctx.events.emit([se.StreamTracksDescribed(s.vhost, s.app, s.name, s.instance,
                                                              s.tracks_summary())])
-        tell_quietly(self.app_ref, StreamReady(s.name, s.instance))
+        tell_quietly(self.supervisor, StreamReady(s.name, s.instance))
         return Outcome(None, [fut])
 
     def handle_EndStream(self, cmd: EndStream) -> Outcome:
@@ -44,7 +44,7 @@ class StreamActor(CommandActor):
         s = self.stream
         s.end(cmd.reason)
         fut = self.ctx.events.emit([se.StreamEnded(s.vhost, s.app, s.name, s.instance, cmd.reason, s.bytes_in)])
-        tell_quietly(self.app_ref, ForgetStream(s.name, s.instance))
+        tell_quietly(self.supervisor, ForgetStream(s.name, s.instance))
         return Outcome(None, [fut])
 
     def handle_Teardown(self, cmd: Teardown) -> Outcome:

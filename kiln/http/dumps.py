@@ -10,7 +10,7 @@ from kiln.actors.base import ask
 from kiln.actors.commands import RegisterDump, UnregisterDumps
 from kiln.errors import ApiError
 from kiln.http.envelope import ok
-from kiln.http.lookups import app_ref, need_stream
+from kiln.http.lookups import need_stream, tasks_ref
 from kiln.http.router import APP, STREAM, VHOST, Call, Router
 from kiln.projections.tasks import DumpTask
 
@@ -54,7 +54,7 @@ def register(router: Router, api: Any) -> None:
             if isinstance(body.get("playlist"), list) else []
         info = body.get("infoFile") if isinstance(body.get("infoFile"), str) else ""
         user_data = body.get("userData") if isinstance(body.get("userData"), str) else ""
-        await ask(app_ref(ctx, vh, ap), RegisterDump(st, output, dump_id, path, playlists, info, user_data))
+        await ask(tasks_ref(ctx, vh, ap), RegisterDump(st, output, dump_id, path, playlists, info, user_data))
         ctx.media.llhls.start_dump(llhls, dump_id, path, playlists, info, user_data)
         return ok()
 
@@ -67,7 +67,7 @@ def register(router: Router, api: Any) -> None:
             raise ApiError(400, "outputStreamName is required")
         _stream, llhls = common(call, output)
         dump_id = body.get("id") if isinstance(body.get("id"), str) else None
-        stopped = await ask(app_ref(ctx, vh, ap), UnregisterDumps(output, dump_id))
+        stopped = await ask(tasks_ref(ctx, vh, ap), UnregisterDumps(output, dump_id))
         for dump in list(llhls.dumps):
             if dump.id in stopped:
                 dump.stop()

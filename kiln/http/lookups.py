@@ -31,6 +31,22 @@ def app_ref(ctx: Context, vhost: str, app: str) -> Any:
     return ref
 
 
+def streams_ref(ctx: Context, vhost: str, app: str) -> Any:
+    """The app's stream supervisor (pulls, deletes, events)."""
+    ref = ctx.directory.streams(vhost, app)
+    if ref is None:
+        raise app_not_found(vhost, app)
+    return ref
+
+
+def tasks_ref(ctx: Context, vhost: str, app: str) -> Any:
+    """The app's task supervisor (push, record, dumps)."""
+    ref = ctx.directory.tasks(vhost, app)
+    if ref is None:
+        raise app_not_found(vhost, app)
+    return ref
+
+
 def vhost_ref(ctx: Context, vhost: str) -> Any:
     ref = ctx.directory.vhost(vhost)
     if ref is None:

@@ -11,7 +11,7 @@ from kiln.actors.base import ask
 from kiln.actors.commands import StartPush, StopPush
 from kiln.actors.push_request import list_filter_id
 from kiln.http.envelope import ok
-from kiln.http.lookups import app_ref, need_app
+from kiln.http.lookups import need_app, tasks_ref
 from kiln.http.router import APP, VHOST, Call, Router
 from kiln.projections.tasks import PushTask
 from kiln.timefmt import format_time
@@ -54,13 +54,13 @@ def register(router: Router, api: Any) -> None:
 
     async def start_push(call: Call) -> Response:
         need_app(ctx, call.params["vhost"], call.params["app"])
-        task = await ask(app_ref(ctx, call.params["vhost"], call.params["app"]), StartPush(call.body))
+        task = await ask(tasks_ref(ctx, call.params["vhost"], call.params["app"]), StartPush(call.body))
         current = ctx.tasks.push(task.vhost, task.app, task.id) or task
         return ok(push_json(current, live_of(current)))
 
     async def stop_push(call: Call) -> Response:
         need_app(ctx, call.params["vhost"], call.params["app"])
-        await ask(app_ref(ctx, call.params["vhost"], call.params["app"]), StopPush(call.body))
+        await ask(tasks_ref(ctx, call.params["vhost"], call.params["app"]), StopPush(call.body))
         return ok()
 
     async def list_pushes(call: Call) -> Response:

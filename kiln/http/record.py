@@ -12,7 +12,7 @@ from kiln.actors.commands import StartRecord, StopRecord
 from kiln.actors.push_request import list_filter_id
 from kiln.errors import ApiError
 from kiln.http.envelope import ok
-from kiln.http.lookups import app_ref, need_app
+from kiln.http.lookups import need_app, tasks_ref
 from kiln.http.router import APP, VHOST, Call, Router
 from kiln.projections.tasks import RecordTask
 from kiln.timefmt import format_time
@@ -72,13 +72,13 @@ def register(router: Router, api: Any) -> None:
 
     async def start_record(call: Call) -> Response:
         file_app(call)
-        task = await ask(app_ref(ctx, call.params["vhost"], call.params["app"]), StartRecord(call.body))
+        task = await ask(tasks_ref(ctx, call.params["vhost"], call.params["app"]), StartRecord(call.body))
         current = ctx.tasks.record(task.vhost, task.app, task.id) or task
         return ok(record_json(current, live_of(current)))
 
     async def stop_record(call: Call) -> Response:
         file_app(call)
-        snapshot = await ask(app_ref(ctx, call.params["vhost"], call.params["app"]), StopRecord(call.body))
+        snapshot = await ask(tasks_ref(ctx, call.params["vhost"], call.params["app"]), StopRecord(call.body))
         return ok(record_json(snapshot, getattr(snapshot, "live", None)))
 
     async def list_records(call: Call) -> Response:

@@ -10,7 +10,7 @@ from kiln.actors.base import ask
 from kiln.actors.commands import CreatePull, DeleteStream, RecordStreamEvent
 from kiln.errors import ApiError
 from kiln.http.envelope import json_response, ok
-from kiln.http.lookups import app_ref, need_app, need_stream
+from kiln.http.lookups import need_app, need_stream, streams_ref
 from kiln.http.router import APP, STREAM, VHOST, Call, Router
 from kiln.media.publish.llhls.events import parse_event
 from kiln.timefmt import now
@@ -44,7 +44,7 @@ def register(router: Router, api: Any) -> None:
         view = need_app(ctx, call.params["vhost"], call.params["app"])
         check_pull_body(call.body)
         request_url = str(call.request.url)
-        waiter = await ask(app_ref(ctx, view.vhost, view.name), CreatePull(call.body, request_url))
+        waiter = await ask(streams_ref(ctx, view.vhost, view.name), CreatePull(call.body, request_url))
         import asyncio
 
         connected = await asyncio.wrap_future(waiter)
@@ -55,7 +55,7 @@ def register(router: Router, api: Any) -> None:
     async def delete_stream(call: Call) -> Response:
         vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
         need_stream(ctx, vh, ap, st)
-        await ask(app_ref(ctx, vh, ap), DeleteStream(st))
+        await ask(streams_ref(ctx, vh, ap), DeleteStream(st))
         return ok()
 
     def inject(vh: str, ap: str, st: str, body: Any) -> Any:
@@ -77,7 +77,7 @@ def register(router: Router, api: Any) -> None:
     async def send_event(call: Call) -> Response:
         vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
         event = inject(vh, ap, st, call.body)
-        await ask(app_ref(ctx, vh, ap), RecordStreamEvent(st, [event]))
+        await ask(streams_ref(ctx, vh, ap), RecordStreamEvent(st, [event]))
         return ok()
 
     async def send_events(call: Call) -> Response:
@@ -93,7 +93,7 @@ def register(router: Router, api: Any) -> None:
             except ApiError as exc:
                 results.append({"message": exc.text, "statusCode": exc.status})
         if accepted:
-            await ask(app_ref(ctx, vh, ap), RecordStreamEvent(st, accepted))
+            await ask(streams_ref(ctx, vh, ap), RecordStreamEvent(st, accepted))
         codes = {r["statusCode"] for r in results}
         return json_response(codes.pop() if len(codes) == 1 else 207, results)
 

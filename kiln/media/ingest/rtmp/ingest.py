@@ -47,7 +47,7 @@ async def open_stream(ctx: Context, *, host: str, app: str, stream: str, provide
     vhost = resolve_vhost(ctx.catalog, host, allow_vhost_name=allow_vhost_name)
     if vhost is None:
         raise PublishRejected(f"no virtual host matches host {host!r}")
-    ref = ctx.directory.app(vhost, app)
+    ref = ctx.directory.streams(vhost, app)
     if ref is None:
         raise PublishRejected(f"application not found: {vhost}/{app}")
     if not stream:
