@@ -26,6 +26,7 @@ from kiln.actors.context import Context, ItemResult
 from kiln.actors.profile_request import check_patch_profile_body, check_profile_body
 from kiln.actors.streams import StreamsActor
 from kiln.actors.tasks import TasksActor
+from kiln.domain.settings import AppSettings
 from kiln.errors import ApiError, read_only
 from kiln.events import catalog as ce
 from kiln.projections.catalog import (
@@ -83,8 +84,9 @@ class AppActor(CommandActor):
         publishers reconnect into the new outputs) and the app's counters restart. Tasks stay.
         Returns a future that completes once the streams have ended durably."""
         self.config = config
-        tell_quietly(self.tasks, AppReconfigured(config))
-        ended = settled(tell(self.streams, AppReconfigured(config)))
+        command = AppReconfigured(config, AppSettings.parse(config))
+        tell_quietly(self.tasks, command)
+        ended = settled(tell(self.streams, command))
         self.ctx.stats.app_created(self.vhost, self.name)
         log.info("app reconfigured vhost=%s app=%s profiles=%d", self.vhost, self.name,
                  len(profiles_of(config)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kiln.domain.settings import AppSettings
+
 
 @dataclass(frozen=True)
 class CreateVhosts:
@@ -204,6 +206,7 @@ class AppReconfigured:
     """From the app's configuration actor to its supervisors: adopt this configuration."""
 
     config: dict[str, Any]
+    settings: AppSettings
 
 
 @dataclass(frozen=True)
