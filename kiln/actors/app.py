@@ -1,4 +1,4 @@
-"""The application actor: owns the app's configuration and output profiles.
+"""The application actor: owns the app's configuration and output profiles (``kiln.domain.app.App``).
 
 It starts the app's two supervisors (streams, tasks) in the creator's thread, so both are
 registered before the create call answers, and tells them every new configuration. Unlike OME,
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol
 
-from kiln.actors import configcheck
 from kiln.actors.base import CommandActor, Outcome, settled, tell, tell_quietly
+from kiln.actors.catalog_deps import ActorRegistry, EventSink
 from kiln.actors.commands import (
     AddOutputProfiles,
     AppReconfigured,
@@ -22,42 +22,50 @@ from kiln.actors.commands import (
     ReplaceOutputProfile,
     Teardown,
 )
-from kiln.actors.context import Context, ItemResult
-from kiln.actors.profile_request import check_patch_profile_body, check_profile_body
 from kiln.actors.streams import StreamsActor
 from kiln.actors.tasks import TasksActor
+from kiln.domain import app as domain
+from kiln.domain.aggregate import decide_and_apply
+from kiln.domain.batch import decide_each
+from kiln.domain.errors import Conflict
 from kiln.domain.settings import AppSettings
-from kiln.errors import ApiError, read_only
 from kiln.events import catalog as ce
-from kiln.projections.catalog import (
-    merge_patch,
-    profiles_of,
-    with_profile_deleted,
-    with_profile_replaced,
-    with_profiles_added,
-)
+from kiln.events.base import Event
+from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
 
-_FORBIDDEN_PATCH_KEYS = ("name", "dynamic", "outputProfiles")
+
+class AppStats(Protocol):
+    def app_created(self, vhost: str, app: str) -> None: ...
+
+    def app_deleted(self, vhost: str, app: str) -> None: ...
+
+
+class AppDeps(Protocol):
+    """What the app actor uses itself; the same object goes on to the supervisors it starts."""
+
+    @property
+    def events(self) -> EventSink: ...
+
+    @property
+    def directory(self) -> ActorRegistry: ...
+
+    @property
+    def stats(self) -> AppStats: ...
 
 
 class AppActor(CommandActor):
-    def __init__(self, ctx: Context, vhost: str, name: str, config: dict[str, Any], is_read_only: bool) -> None:
+    def __init__(self, ctx: AppDeps, vhost: str, name: str, config: dict[str, Any], is_read_only: bool) -> None:
         super().__init__()
         self.ctx = ctx
         self.vhost = vhost
         self.name = name
-        self.config = config
-        self.read_only = is_read_only
+        self.app = domain.App(vhost, name, config, is_read_only)
         self.tasks = TasksActor.start(ctx, vhost, name, config)
         self.streams = StreamsActor.start(ctx, vhost, name, config, self.tasks)
         ctx.directory.register(("tasks", vhost, name), self.tasks)
         ctx.directory.register(("streams", vhost, name), self.streams)
-
-    @property
-    def where(self) -> str:
-        return f"{self.vhost}/{self.name}"
 
     # -- lifecycle --
     def on_start(self) -> None:
@@ -75,89 +83,53 @@ class AppActor(CommandActor):
         self.ctx.stats.app_deleted(self.vhost, self.name)
         return Outcome(None)
 
-    def _writable(self) -> None:
-        if self.read_only:
-            raise read_only(self.vhost)
-
-    def _reconfigured(self, config: dict[str, Any]) -> list[Future[Any]]:
-        """Adopt a new configuration. As in OME the app restarts: live streams are ended (their
-        publishers reconnect into the new outputs) and the app's counters restart. Tasks stay.
-        Returns a future that completes once the streams have ended durably."""
-        self.config = config
+    def _reconfigured(self) -> list[Future[Any]]:
+        """Adopt the app's new configuration. As in OME the app restarts: live streams are ended
+        (their publishers reconnect into the new outputs) and the app's counters restart. Tasks
+        stay. Returns a future that completes once the streams have ended durably."""
+        config = self.app.config
         command = AppReconfigured(config, AppSettings.parse(config))
         tell_quietly(self.tasks, command)
         ended = settled(tell(self.streams, command))
         self.ctx.stats.app_created(self.vhost, self.name)
         log.info("app reconfigured vhost=%s app=%s profiles=%d", self.vhost, self.name,
-                 len(profiles_of(config)))
+                 len(command.settings.output_profiles))
         return [ended]
+
+    def _decided(self, command: domain.AppCommand) -> Future[Any]:
+        return self.ctx.events.emit(decide_and_apply(self.app, command, now()))
 
     # -- configuration --
     def handle_PatchApp(self, cmd: PatchApp) -> Outcome:
-        self._writable()
-        if not isinstance(cmd.body, dict):
-            raise ApiError(400, "Request body must be an object")
-        for key in _FORBIDDEN_PATCH_KEYS:
-            if key in cmd.body:
-                raise ApiError(400, f"Cannot change [{key}] using this API")
-        merged = merge_patch(self.config, cmd.body)
-        config = configcheck.validate_app(merged)
-        fut = self.ctx.events.emit([ce.AppPatched(self.vhost, self.name, config, cmd.body)])
-        return Outcome(dict(config, dynamic=False), [fut, *self._reconfigured(config)])
+        fut = self._decided(domain.PatchApp(cmd.body))
+        return Outcome(dict(self.app.config, dynamic=False), [fut, *self._reconfigured()])
 
     def handle_AddOutputProfiles(self, cmd: AddOutputProfiles) -> Outcome:
-        self._writable()
-        if not isinstance(cmd.items, list):
-            raise ApiError(400, "Request body must be an array")
-        for item in cmd.items:
-            check_profile_body(item)
-        names = {str(p.get("name")) for p in profiles_of(self.config)}
-        accepted: list[dict[str, Any]] = []
-        results: list[ItemResult | None] = []
-        for item in cmd.items:
-            if item["name"] in names:
-                results.append(ItemResult(409, f'The output profile "{item["name"]}" already exists'))
-                continue
-            names.add(item["name"])
-            accepted.append(item)
-            results.append(None)
-        config = with_profiles_added(self.config, accepted)
-        try:
-            config = configcheck.validate_app(config)
-        except ApiError as exc:
-            raise ApiError(400, exc.message) from exc
+        """Every element is checked before any counts: one refusal other than a duplicate name
+        refuses the whole request and nothing is added. The app restarts even when none is added."""
+        self.app.writable()
+        trial = self.app.trial()
+        batch = decide_each(trial, domain.profile_commands(cmd.items), now(), respond=_added_profile,
+                            per_item=(Conflict,))
+        if batch.stopped_by is not None:
+            raise batch.stopped_by
         durable: list[Future[Any]] = []
-        if accepted:
-            durable.append(self.ctx.events.emit([ce.OutputProfilesAdded(self.vhost, self.name, accepted)]))
-        durable += self._reconfigured(config)
-        stored = {str(p.get("name")): p for p in profiles_of(config)}
-        final = [r if r is not None else ItemResult(200, "OK", stored.get(item["name"]))
-                 for r, item in zip(results, cmd.items, strict=True)]
-        return Outcome(final, durable)
-
-    def _profile_or_404(self, name: str) -> dict[str, Any]:
-        for profile in profiles_of(self.config):
-            if profile.get("name") == name:
-                return profile
-        raise ApiError(404, f"Could not find the output profile: [{self.where}/{name}]")
+        if batch.events:
+            durable.append(self.ctx.events.emit(batch.events))
+        self.app = trial
+        durable += self._reconfigured()
+        return Outcome(batch.results, durable)
 
     def handle_ReplaceOutputProfile(self, cmd: ReplaceOutputProfile) -> Outcome:
-        self._writable()
-        if not isinstance(cmd.body, dict):
-            raise ApiError(400, "Request body must be an object")
-        self._profile_or_404(cmd.name)
-        body = check_patch_profile_body(cmd.body)
-        profile = {"name": cmd.name, **body}
-        try:
-            config = configcheck.validate_app(with_profile_replaced(self.config, profile))
-        except ApiError as exc:
-            raise ApiError(400, exc.message) from exc
-        fut = self.ctx.events.emit([ce.OutputProfileReplaced(self.vhost, self.name, profile)])
-        return Outcome(profile, [fut, *self._reconfigured(config)])
+        fut = self._decided(domain.ReplaceOutputProfile(cmd.name, cmd.body))
+        return Outcome(self.app.profile(cmd.name), [fut, *self._reconfigured()])
 
     def handle_DeleteOutputProfile(self, cmd: DeleteOutputProfile) -> Outcome:
-        self._writable()
-        self._profile_or_404(cmd.name)
-        config = with_profile_deleted(self.config, cmd.name)
-        fut = self.ctx.events.emit([ce.OutputProfileDeleted(self.vhost, self.name, cmd.name)])
-        return Outcome(None, [fut, *self._reconfigured(config)])
+        fut = self._decided(domain.DeleteOutputProfile(cmd.name))
+        return Outcome(None, [fut, *self._reconfigured()])
+
+
+def _added_profile(events: list[Event]) -> dict[str, Any]:
+    added = events[0]
+    assert isinstance(added, ce.OutputProfilesAdded)
+    return added.profiles[0]

@@ -1,37 +1,63 @@
-"""The server actor: owns the set of virtual hosts, serialises their creation and deletion."""
+"""The server actor: owns the vhost set (``kiln.domain.server.Server``), journals what it decides,
+then starts or stops the vhost actors."""
 
 from __future__ import annotations
 
 import logging
 import ssl
-from typing import Any
+from typing import Any, Protocol
 
-from kiln.actors import configcheck
+import pykka
+
 from kiln.actors.base import CommandActor, Outcome, tell_quietly
+from kiln.actors.catalog_deps import ActorRegistry, EventSink
 from kiln.actors.commands import CreateVhosts, DeleteVhost, ReloadCertificates, Teardown
-from kiln.actors.context import Context, ItemResult
 from kiln.actors.vhost import VhostActor
-from kiln.errors import ApiError, read_only, vhost_not_found
+from kiln.domain import server as domain
+from kiln.domain.aggregate import decide_and_apply
+from kiln.domain.app_config import require_array
+from kiln.domain.batch import decide_each
+from kiln.domain.errors import Conflict, Failed, Invalid
 from kiln.events import catalog as ce
+from kiln.events.base import Event
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
 
+RELOAD_FAILED = "Failed to reload certificate. Check server log for more information."
+
+
+class StartingCatalog(Protocol):
+    def vhost_states(self) -> list[domain.VhostState]: ...
+
+
+class ServerDeps(Protocol):
+    """What the server actor uses; the same object is handed down to the vhost actors."""
+
+    @property
+    def events(self) -> EventSink: ...
+
+    @property
+    def directory(self) -> ActorRegistry: ...
+
+    @property
+    def catalog(self) -> StartingCatalog: ...
+
 
 class ServerActor(CommandActor):
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: ServerDeps, vhosts: list[domain.VhostState] | None = None) -> None:
+        """``vhosts``: the state recovery found (Server.xml, snapshot and journal). When the creator
+        hands none in, it is read once here from the recovered catalog, never again."""
         super().__init__()
         self.ctx = ctx
-        self.vhosts: dict[str, Any] = {}
-        self.read_only: dict[str, bool] = {}
+        self.starting = vhosts if vhosts is not None else ctx.catalog.vhost_states()
+        self.server = domain.Server.starting_with(self.starting)
+        self.vhosts: dict[str, pykka.ActorRef[Any]] = {}
 
     def on_start(self) -> None:
         self.ctx.directory.register(("server",), self.actor_ref)
-        for name in self.ctx.catalog.vhost_names():
-            view = self.ctx.catalog.vhost(name)
-            assert view is not None
-            apps = [(a.config, a.read_only) for a in view.apps.values()]
-            self._spawn(name, view.config, view.read_only, apps)
+        for state in self.starting:
+            self._spawn(state)
 
     def on_stop(self) -> None:
         for name, ref in list(self.vhosts.items()):
@@ -39,48 +65,23 @@ class ServerActor(CommandActor):
             self.ctx.directory.unregister(("vhost", name), ref)
         self.ctx.directory.unregister(("server",), self.actor_ref)
 
-    def _spawn(self, name: str, config: dict[str, Any], is_read_only: bool,
-               apps: list[tuple[dict[str, Any], bool]]) -> None:
-        ref = VhostActor.start(self.ctx, name, config, is_read_only, apps)
-        self.vhosts[name] = ref
-        self.read_only[name] = is_read_only
-        self.ctx.directory.register(("vhost", name), ref)
+    def _spawn(self, state: domain.VhostState) -> None:
+        ref = VhostActor.start(self.ctx, state)
+        self.vhosts[state.name] = ref
+        self.ctx.directory.register(("vhost", state.name), ref)
 
     def handle_CreateVhosts(self, cmd: CreateVhosts) -> Outcome:
-        if not isinstance(cmd.items, list):
-            raise ApiError(400, "Request body must be an array")
-        results: list[ItemResult] = []
+        commands = [domain.CreateVhost(item) for item in require_array(cmd.items)]
+        batch = decide_each(self.server, commands, now(), respond=_vhost_response, per_item=(Invalid, Conflict))
         durable = []
-        for item in cmd.items:
-            try:
-                config = configcheck.validate_vhost(item)
-            except ApiError as exc:
-                results.append(ItemResult(exc.status, exc.message))
-                continue
-            name = str(config["name"])
-            if name in self.vhosts:
-                results.append(ItemResult(409, f"The virtual host already exists: [{name}]"))
-                continue
-            body = {k: v for k, v in config.items() if k != "applications"}
-            created = now()
-            events: list[Any] = [ce.VhostCreated(name, body, created)]
-            apps = configcheck.apps_of_vhost(config)
-            for app in apps:
-                events.append(ce.AppCreated(name, str(app["name"]), app, created))
+        for events in batch.accepted:
             durable.append(self.ctx.events.emit(events))
-            self._spawn(name, body, False, [(app, False) for app in apps])
-            results.append(ItemResult(200, "OK", body))
-        return Outcome(results, durable)
+            self._spawn(domain.created_vhost(events))
+        return Outcome(batch.results, durable)
 
     def handle_DeleteVhost(self, cmd: DeleteVhost) -> Outcome:
-        ref = self.vhosts.get(cmd.name)
-        if ref is None:
-            raise vhost_not_found(cmd.name)
-        if self.read_only[cmd.name]:
-            raise read_only(cmd.name)
-        fut = self.ctx.events.emit([ce.VhostDeleted(cmd.name)])
-        del self.vhosts[cmd.name]
-        del self.read_only[cmd.name]
+        fut = self.ctx.events.emit(decide_and_apply(self.server, domain.DeleteVhost(cmd.name), now()))
+        ref = self.vhosts.pop(cmd.name)
         self.ctx.directory.unregister(("vhost", cmd.name), ref)
         tell_quietly(ref, Teardown("vhost deleted"))
         ref.stop(block=False)
@@ -88,24 +89,33 @@ class ServerActor(CommandActor):
         return Outcome(None, [fut])
 
     def handle_ReloadCertificates(self, cmd: ReloadCertificates) -> Outcome:
-        names = [cmd.vhost] if cmd.vhost is not None else list(self.vhosts)
-        failed = []
-        for name in names:
-            if name not in self.vhosts:
-                raise vhost_not_found(name)
-            view = self.ctx.catalog.vhost(name)
-            tls = ((view.config.get("host") or {}).get("tls") if view else None) or {}
-            if not isinstance(tls, dict) or not tls.get("certPath"):
-                continue
-            try:
-                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-                context.load_cert_chain(str(tls["certPath"]), str(tls.get("keyPath") or "") or None)
-                if tls.get("chainCertPath"):
-                    context.load_verify_locations(str(tls["chainCertPath"]))
-                log.info("certificate reloaded vhost=%s cert=%s", name, tls["certPath"])
-            except (OSError, ssl.SSLError) as exc:
-                log.error("certificate reload failed vhost=%s cert=%s error=%s", name, tls["certPath"], exc)
-                failed.append(name)
+        names = [cmd.vhost] if cmd.vhost is not None else list(self.server.vhosts)
+        states = [self.server.vhost(name) for name in names]  # an unknown name refuses before any reload
+        failed = [state.name for state in states if not _reload_certificate(state)]
         if failed:
-            raise ApiError(500, "Failed to reload certificate. Check server log for more information.")
+            raise Failed(RELOAD_FAILED)
         return Outcome(None)
+
+
+def _vhost_response(events: list[Event]) -> dict[str, Any]:
+    created = events[0]
+    assert isinstance(created, ce.VhostCreated)
+    return created.config
+
+
+def _reload_certificate(vhost: domain.VhostState) -> bool:
+    """Load the vhost's certificate files again; False when they cannot be read (logged)."""
+    host = vhost.config.get("host")
+    tls = (host.get("tls") if isinstance(host, dict) else None) or {}
+    if not isinstance(tls, dict) or not tls.get("certPath"):
+        return True
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(tls["certPath"]), str(tls.get("keyPath") or "") or None)
+        if tls.get("chainCertPath"):
+            context.load_verify_locations(str(tls["chainCertPath"]))
+        log.info("certificate reloaded vhost=%s cert=%s", vhost.name, tls["certPath"])
+        return True
+    except (OSError, ssl.SSLError) as exc:
+        log.error("certificate reload failed vhost=%s cert=%s error=%s", vhost.name, tls["certPath"], exc)
+        return False

@@ -1,36 +1,61 @@
-"""The vhost actor: owns its applications, serialises their creation and deletion."""
+"""The vhost actor: owns the vhost's app set (``kiln.domain.vhost.Vhost``), journals what it
+decides, then starts or stops the app actors."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
-from kiln.actors import configcheck
+import pykka
+
 from kiln.actors.app import AppActor
 from kiln.actors.base import CommandActor, Outcome, tell_quietly
+from kiln.actors.catalog_deps import ActorRegistry, EventSink
 from kiln.actors.commands import CreateApps, DeleteApp, Teardown
-from kiln.actors.context import Context, ItemResult
-from kiln.errors import ApiError, app_not_found, read_only
+from kiln.domain import vhost as domain
+from kiln.domain.aggregate import decide_and_apply
+from kiln.domain.app_config import require_array
+from kiln.domain.batch import decide_each
+from kiln.domain.errors import Conflict
+from kiln.domain.server import AppState, VhostState
 from kiln.events import catalog as ce
+from kiln.events.base import Event
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
 
 
+class VhostStats(Protocol):
+    def vhost_created(self, vhost: str) -> None: ...
+
+    def vhost_deleted(self, vhost: str) -> None: ...
+
+
+class VhostDeps(Protocol):
+    """What the vhost actor uses; the same object is handed down to the app actors."""
+
+    @property
+    def events(self) -> EventSink: ...
+
+    @property
+    def directory(self) -> ActorRegistry: ...
+
+    @property
+    def stats(self) -> VhostStats: ...
+
+
 class VhostActor(CommandActor):
-    def __init__(self, ctx: Context, name: str, config: dict[str, Any], is_read_only: bool,
-                 apps: list[tuple[dict[str, Any], bool]]) -> None:
+    def __init__(self, ctx: VhostDeps, state: VhostState) -> None:
         super().__init__()
         self.ctx = ctx
-        self.name = name
-        self.config = config
-        self.read_only = is_read_only
-        self.apps: dict[str, Any] = {}
+        self.name = state.name
+        self.vhost = domain.Vhost.starting_with(state.name, state.read_only, state.apps)
+        self.apps: dict[str, pykka.ActorRef[Any]] = {}
         # __init__ runs in the creator's thread: the apps are registered before the creator answers,
         # so a request right after "vhost created" finds them
         self.ctx.stats.vhost_created(self.name)
-        for app_config, app_read_only in apps:
-            self._spawn(app_config, app_read_only)
+        for app in state.apps:
+            self._spawn(app)
 
     def on_start(self) -> None:
         log.debug("vhost actor started name=%s apps=%d", self.name, len(self.apps))
@@ -41,11 +66,10 @@ class VhostActor(CommandActor):
             self.ctx.directory.unregister(("app", self.name, name), ref)
         self.apps.clear()
 
-    def _spawn(self, config: dict[str, Any], app_read_only: bool) -> None:
-        name = str(config["name"])
-        ref = AppActor.start(self.ctx, self.name, name, config, app_read_only)
-        self.apps[name] = ref
-        self.ctx.directory.register(("app", self.name, name), ref)
+    def _spawn(self, app: AppState) -> None:
+        ref = AppActor.start(self.ctx, self.name, app.name, app.config, app.read_only)
+        self.apps[app.name] = ref
+        self.ctx.directory.register(("app", self.name, app.name), ref)
 
     def handle_Teardown(self, cmd: Teardown) -> Outcome:
         for ref in self.apps.values():
@@ -54,37 +78,31 @@ class VhostActor(CommandActor):
         return Outcome(None)
 
     def handle_CreateApps(self, cmd: CreateApps) -> Outcome:
-        if self.read_only:
-            raise read_only(self.name)
-        if not isinstance(cmd.items, list):
-            raise ApiError(400, "Request body must be an array")
-        results: list[ItemResult] = []
+        """One invalid app aborts the rest of the request; the apps before it stay created."""
+        self.vhost.writable()
+        commands = [domain.CreateApp(item) for item in require_array(cmd.items)]
+        batch = decide_each(self.vhost, commands, now(), respond=_app_response, per_item=(Conflict,))
         durable = []
-        for item in cmd.items:
-            try:
-                config = configcheck.validate_new_app(item)
-            except ApiError as exc:  # aborts the rest of the request; earlier items stay created
-                return Outcome(None, durable, exc)
-            name = str(config["name"])
-            if name in self.apps:
-                results.append(ItemResult(409, f"Could not create the application: [{self.name}/{name}]"
-                                               " already exists"))
-                continue
-            durable.append(self.ctx.events.emit([ce.AppCreated(self.name, name, config, now())]))
-            self._spawn(config, False)
-            results.append(ItemResult(200, "OK", dict(config, dynamic=False)))
-        return Outcome(results, durable)
+        for events in batch.accepted:
+            durable.append(self.ctx.events.emit(events))
+            for ev in events:
+                if isinstance(ev, ce.AppCreated):
+                    self._spawn(AppState(ev.name, ev.config))
+        if batch.stopped_by is not None:
+            return Outcome(None, durable, batch.stopped_by)
+        return Outcome(batch.results, durable)
 
     def handle_DeleteApp(self, cmd: DeleteApp) -> Outcome:
-        ref = self.apps.get(cmd.name)
-        if ref is None:
-            raise app_not_found(self.name, cmd.name)
-        if self.read_only:
-            raise read_only(self.name)
-        fut = self.ctx.events.emit([ce.AppDeleted(self.name, cmd.name)])
-        del self.apps[cmd.name]
+        fut = self.ctx.events.emit(decide_and_apply(self.vhost, domain.DeleteApp(cmd.name), now()))
+        ref = self.apps.pop(cmd.name)
         self.ctx.directory.unregister(("app", self.name, cmd.name), ref)
         tell_quietly(ref, Teardown("app deleted"))
         ref.stop(block=False)
         log.info("app deleted vhost=%s app=%s", self.name, cmd.name)
         return Outcome(None, [fut])
+
+
+def _app_response(events: list[Event]) -> dict[str, Any]:
+    created = events[0]
+    assert isinstance(created, ce.AppCreated)
+    return dict(created.config, dynamic=False)

@@ -7,8 +7,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from kiln.actors.context import ItemResult
+from kiln.domain.batch import ItemResult
 from kiln.errors import REASONS, ApiError
+from kiln.http.errors import item_text, status_of
 
 JSON_TYPE = "application/json;charset=UTF-8"
 BASE_HEADERS = {"Server": "OvenMediaEngine"}
@@ -38,11 +39,17 @@ def error(exc: ApiError, headers: dict[str, str] | None = None) -> Response:
 def multi_status(results: list[ItemResult], render: Any = None) -> Response:
     """A bare array, one entry per request element; 207 unless every element shares one code."""
     items = []
+    codes = set()
     for r in results:
-        entry: dict[str, Any] = {"message": r.text, "statusCode": r.status}
-        if r.status == 200 and r.response is not None:
-            entry["response"] = render(r.response) if render else r.response
+        if r.error is not None:
+            status = status_of(r.error)
+            entry: dict[str, Any] = {"message": item_text(r.error), "statusCode": status}
+        else:
+            status = 200
+            entry = {"message": "OK", "statusCode": status}
+            if r.response is not None:
+                entry["response"] = render(r.response) if render else r.response
+        codes.add(status)
         items.append(entry)
-    codes = {r.status for r in results}
     status = codes.pop() if len(codes) == 1 else (200 if not codes else 207)
     return json_response(status, items)

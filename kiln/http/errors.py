@@ -37,3 +37,9 @@ def status_of(exc: DomainError) -> int:
 
 def api_error(exc: DomainError) -> ApiError:
     return ApiError(status_of(exc), exc.text, exc.style)
+
+
+def item_text(exc: DomainError) -> str:
+    """The message of one refused element of a multi-status answer: OME writes the bare text
+    there, except configuration errors, which keep their ``[Config]`` prefix (rest-spec §1.8)."""
+    return f"[Config] {exc.text}" if exc.style == "config" else exc.text

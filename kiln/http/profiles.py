@@ -8,11 +8,11 @@ from starlette.responses import Response
 
 from kiln.actors.base import ask
 from kiln.actors.commands import AddOutputProfiles, DeleteOutputProfile, ReplaceOutputProfile
+from kiln.domain.app_config import profiles_of
 from kiln.errors import ApiError, read_only
 from kiln.http.envelope import multi_status, ok
 from kiln.http.lookups import app_ref, need_app, need_vhost
 from kiln.http.router import APP, PROFILE, VHOST, Call, Router
-from kiln.projections.catalog import profiles_of
 
 
 def register(router: Router, api: Any) -> None:

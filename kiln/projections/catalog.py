@@ -1,8 +1,8 @@
 """The catalog read model: virtual hosts, applications (with output profiles), pulls, live streams.
 
 Config-file entities are seeded at startup and marked read-only; API-created ones come from the
-journal. The pure functions at the top are shared with the app actor, so a command's validation
-and the projection compute an app's configuration with the same code.
+journal. An app's configuration is edited by the same pure functions the domain decides with
+(``kiln.domain.app_config``), so the read model and the app aggregate cannot drift apart.
 """
 
 from __future__ import annotations
@@ -12,62 +12,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from kiln.domain.app_config import merge_patch as merge_patch  # re-exported for older importers
+from kiln.domain.app_config import profiles_of as profiles_of
+from kiln.domain.app_config import with_profile_deleted, with_profile_replaced, with_profiles_added
+from kiln.domain.server import AppState, VhostState
 from kiln.events import catalog as ce
 from kiln.events import streams as se
 from kiln.events.base import Event
-
-# --- pure configuration transforms (shared with actors) ------------------------------------------
-
-
-def profiles_of(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """The app's output profiles in config order ([] when the section is absent)."""
-    section = config.get("outputProfiles")
-    if not isinstance(section, dict):
-        return []
-    profiles = section.get("outputProfile")
-    if isinstance(profiles, dict):
-        return [profiles]
-    return list(profiles) if isinstance(profiles, list) else []
-
-
-def with_profiles(config: dict[str, Any], profiles: list[dict[str, Any]]) -> dict[str, Any]:
-    new = copy.deepcopy(config)
-    section = new.get("outputProfiles")
-    if not isinstance(section, dict):
-        section = {}
-    section = dict(section)
-    section["outputProfile"] = copy.deepcopy(profiles)
-    new["outputProfiles"] = section
-    return new
-
-
-def with_profiles_added(config: dict[str, Any], added: list[dict[str, Any]]) -> dict[str, Any]:
-    return with_profiles(config, profiles_of(config) + list(added))
-
-
-def with_profile_replaced(config: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
-    return with_profiles(config, [profile if p.get("name") == profile.get("name") else p
-                                  for p in profiles_of(config)])
-
-
-def with_profile_deleted(config: dict[str, Any], name: str) -> dict[str, Any]:
-    return with_profiles(config, [p for p in profiles_of(config) if p.get("name") != name])
-
-
-def merge_patch(base: Any, patch: Any) -> Any:
-    """OME's PATCH merge: objects merge recursively; scalars and arrays replace; null removes."""
-    if not isinstance(base, dict) or not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(base)
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_patch(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
 
 # --- state -----------------------------------------------------------------------------------------
 
@@ -222,6 +173,13 @@ class CatalogProjection:
         with self._lock:
             view = self.vhosts.get(vhost)
             return list(view.apps) if view is not None else None
+
+    def vhost_states(self) -> list[VhostState]:
+        """Every vhost with its apps, as the server actor starts with them after recovery."""
+        with self._lock:
+            return [VhostState(v.name, copy.deepcopy(v.config), v.read_only,
+                               tuple(AppState(a.name, copy.deepcopy(a.config), a.read_only) for a in v.apps.values()))
+                    for v in self.vhosts.values()]
 
     def app(self, vhost: str, app: str) -> AppView | None:
         with self._lock:

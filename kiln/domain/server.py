@@ -1,0 +1,105 @@
+"""The server's set of virtual hosts: which exist, which come from Server.xml (read-only).
+
+POST vhosts creates a vhost and the apps given inside it; DELETE removes an API-created vhost.
+Configuration-file vhosts are part of the starting state and can never be deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiln.domain.app_config import apps_of_vhost, valid_vhost
+from kiln.domain.errors import Conflict, NotFound, ReadOnly
+from kiln.events import catalog as ce
+from kiln.events.base import Event
+
+
+@dataclass(frozen=True)
+class AppState:
+    """An app as its vhost starts with it: its OME JSON and whether Server.xml defines it."""
+
+    name: str
+    config: dict[str, Any]
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class VhostState:
+    """A vhost as the server starts with it (config without ``applications``) and its apps."""
+
+    name: str
+    config: dict[str, Any]
+    read_only: bool = False
+    apps: tuple[AppState, ...] = ()
+
+
+@dataclass(frozen=True)
+class CreateVhost:
+    """One element of POST vhosts, as sent."""
+
+    body: Any
+
+
+@dataclass(frozen=True)
+class DeleteVhost:
+    name: str
+
+
+def vhost_not_found(name: str) -> NotFound:
+    return NotFound(f"Could not find the virtual host: [{name}]")
+
+
+def vhost_read_only(name: str) -> ReadOnly:
+    return ReadOnly(f"The VirtualHost is read-only: [{name}]")
+
+
+@dataclass
+class Server:
+    """The vhost set. ``vhosts`` maps a name to its state (apps are each vhost's own business)."""
+
+    vhosts: dict[str, VhostState] = field(default_factory=dict)
+
+    @classmethod
+    def starting_with(cls, vhosts: list[VhostState]) -> Server:
+        return cls({v.name: VhostState(v.name, v.config, v.read_only) for v in vhosts})
+
+    def decide(self, command: CreateVhost | DeleteVhost, now: float) -> list[Event]:
+        if isinstance(command, CreateVhost):
+            return self._create(command, now)
+        return self._delete(command)
+
+    def _create(self, command: CreateVhost, now: float) -> list[Event]:
+        config = valid_vhost(command.body)
+        name = str(config["name"])
+        if name in self.vhosts:
+            raise Conflict(f"The virtual host already exists: [{name}]")
+        body = {k: v for k, v in config.items() if k != "applications"}
+        events: list[Event] = [ce.VhostCreated(name, body, now)]
+        events += [ce.AppCreated(name, str(app["name"]), app, now) for app in apps_of_vhost(config)]
+        return events
+
+    def _delete(self, command: DeleteVhost) -> list[Event]:
+        found = self.vhost(command.name)
+        if found.read_only:
+            raise vhost_read_only(command.name)
+        return [ce.VhostDeleted(command.name)]
+
+    def vhost(self, name: str) -> VhostState:
+        found = self.vhosts.get(name)
+        if found is None:
+            raise vhost_not_found(name)
+        return found
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, ce.VhostCreated):
+            self.vhosts[event.name] = VhostState(event.name, event.config)
+        elif isinstance(event, ce.VhostDeleted):
+            self.vhosts.pop(event.name, None)
+
+
+def created_vhost(events: list[Event]) -> VhostState:
+    """The vhost (with its apps) that CreateVhost's events describe, to start its actor with."""
+    vhost = next(ev for ev in events if isinstance(ev, ce.VhostCreated))
+    apps = tuple(AppState(ev.name, ev.config) for ev in events if isinstance(ev, ce.AppCreated))
+    return VhostState(vhost.name, vhost.config, False, apps)
