@@ -21,7 +21,7 @@ def with_reserved_mpegts_streams(config: dict[str, Any]) -> dict[str, Any]:
     mpegts = providers.get("mpegts") if isinstance(providers, dict) else None
     stream_map = mpegts.get("streamMap") if isinstance(mpegts, dict) else None
     entries = stream_map.get("stream") if isinstance(stream_map, dict) else None
-    if not entries:
+    if not entries or not isinstance(mpegts, dict) or not isinstance(providers, dict):
         return config
     streams = []
     for entry in entries if isinstance(entries, list) else [entries]:

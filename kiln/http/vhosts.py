@@ -27,8 +27,6 @@ def register(router: Router, api: Any) -> None:
         return ok(ctx.catalog.vhost_names())
 
     async def create_vhosts(call: Call) -> Response:
-        if not isinstance(call.body, list):
-            raise ApiError(400, "Request body must be an array")
         return multi_status(await ask(server(), CreateVhosts(call.body)))
 
     async def get_vhost(call: Call) -> Response:
