@@ -115,7 +115,7 @@ class AppActor(CommandActor):
             raise batch.stopped_by
         durable: list[Future[Any]] = []
         if batch.events:
-            durable.append(self.ctx.events.emit(batch.events))
+            durable.append(self.ctx.events.emit(domain.one_addition(batch.events)))
         self.app = trial
         durable += self._reconfigured()
         return Outcome(batch.results, durable)

@@ -25,11 +25,3 @@ class Context:
     media: Any = None  # the media runtime (hubs, servers); absent in control-plane-only tests
     extras: dict[str, Any] = field(default_factory=dict)
 
-
-@dataclass(frozen=True)
-class ItemResult:
-    """One element of a multi-status answer (rest-spec §1.8)."""
-
-    status: int
-    text: str = "OK"
-    response: Any = None

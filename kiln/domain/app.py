@@ -65,6 +65,16 @@ def profile_commands(items: Any) -> list[AddOutputProfile]:
     return [AddOutputProfile(checked_profile(item)) for item in require_array(items)]
 
 
+def one_addition(events: list[Event]) -> list[Event]:
+    """The profiles a POST added, decided one by one, journaled as OME's request was: one
+    ``OutputProfilesAdded`` in request order (applying it equals applying each in turn)."""
+    added = [ev for ev in events if isinstance(ev, ce.OutputProfilesAdded)]
+    if len(added) < 2 or len(added) != len(events):
+        return events
+    first = added[0]
+    return [ce.OutputProfilesAdded(first.vhost, first.app, [p for ev in added for p in ev.profiles])]
+
+
 @dataclass
 class App:
     vhost: str

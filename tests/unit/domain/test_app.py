@@ -14,6 +14,7 @@ from kiln.domain.app import (
     DeleteOutputProfile,
     PatchApp,
     ReplaceOutputProfile,
+    one_addition,
     profile_commands,
 )
 from kiln.domain.app_config import profiles_of
@@ -136,6 +137,18 @@ def test_post_profiles_on_a_trial_copy_duplicates_answer_per_item_and_the_app_is
     assert isinstance(error, Conflict) and error.text == 'The output profile "extra" already exists'
     assert batch.events == [ce.OutputProfilesAdded("vh", "live", [EXTRA])]
     assert names(trial) == ["default", "extra"] and names(app) == ["default"]
+
+
+def test_profiles_added_one_by_one_are_journaled_as_one_addition_that_applies_the_same() -> None:
+    other = {**EXTRA, "name": "other"}
+    trial = live().trial()
+    batch = decide_each(trial, profile_commands([EXTRA, {**EXTRA, "name": "default"}, other]), NOW,
+                        respond=_profile, per_item=(Conflict,))
+    (joined,) = one_addition(batch.events)
+    assert joined == ce.OutputProfilesAdded("vh", "live", [EXTRA, other])
+    replayed = given(live(), joined).aggregate
+    assert replayed.config == trial.config and names(replayed) == ["default", "extra", "other"]
+    assert one_addition([]) == []
 
 
 # -- PATCH outputProfile --

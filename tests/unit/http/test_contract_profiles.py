@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 
+from kiln.events import catalog as ce
+from kiln.events.codec import event_of
+from kiln.service import KilnService
 from tests.unit.http.conftest import Api
 
 OK = {"message": "OK", "statusCode": 200}
@@ -193,3 +196,14 @@ def test_delete(app: Api) -> None:
     r = app.get(f"{BASE}/default")
     assert r.json() == {"message": "[HTTP] Could not find the output profile: [vh/live/default] (404)",
                         "statusCode": 404}
+
+
+def test_create_mixed_200_and_409_is_207_and_journals_one_addition(app: Api, service: KilnService) -> None:
+    r = app.post(BASE, [SEED_PROFILE, VALID, {**VALID, "outputStreamName": "again"}])
+    assert r.status_code == 207
+    assert r.json() == [{"message": "OK", "response": SEED_PROFILE, "statusCode": 200},
+                        {"message": "OK", "response": VALID, "statusCode": 200},
+                        {"message": 'The output profile "ok" already exists', "statusCode": 409}]
+    assert names(app) == ["default", "bypass_profile", "ok"]
+    added = [event_of(rec) for rec in service.journal.read() if rec.type == "OutputProfilesAdded"]
+    assert added == [ce.OutputProfilesAdded("vh", "live", [SEED_PROFILE, VALID])]
