@@ -12,6 +12,7 @@ from typing import Any
 
 from kiln.config.validate import ConfigError, fill_app_defaults, validate_app_json, validate_vhost_json
 from kiln.domain.errors import ConfigInvalid, Invalid
+from kiln.domain.settings import profiles_of as profiles_of  # beside the edits below
 
 _BODY = "Invalid request body: "
 
@@ -108,17 +109,6 @@ def checked_profile_patch(body: Any) -> dict[str, Any]:
 
 
 # -- pure edits of an app's configuration ----------------------------------------------------------
-
-
-def profiles_of(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """The app's output profiles in config order ([] when the section is absent)."""
-    section = config.get("outputProfiles")
-    if not isinstance(section, dict):
-        return []
-    profiles = section.get("outputProfile")
-    if isinstance(profiles, dict):
-        return [profiles]
-    return list(profiles) if isinstance(profiles, list) else []
 
 
 def with_profiles(config: dict[str, Any], profiles: list[dict[str, Any]]) -> dict[str, Any]:
