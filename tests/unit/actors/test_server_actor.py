@@ -1,0 +1,104 @@
+"""The server actor works from the vhosts its creator hands in: it journals what the domain decides
+and starts or stops vhost actors, without reading any projection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+import pytest
+
+from kiln.actors.base import ask_blocking
+from kiln.actors.commands import CreateVhosts, DeleteVhost, ReloadCertificates
+from kiln.actors.directory import Directory
+from kiln.actors.server import ServerActor
+from kiln.domain.batch import ItemResult
+from kiln.domain.errors import Conflict, Failed, NotFound, ReadOnly
+from kiln.domain.server import VhostState
+from kiln.events import catalog as ce
+from kiln.events.base import Event
+
+
+@dataclass
+class Journal:
+    appended: list[list[Event]] = field(default_factory=list)
+
+    def emit(self, events: Sequence[Event]) -> Future[Any]:
+        self.appended.append(list(events))
+        done: Future[Any] = Future()
+        done.set_result(None)
+        return done
+
+
+@dataclass
+class Stats:
+    vhosts: list[str] = field(default_factory=list)
+
+    def vhost_created(self, vhost: str) -> None:
+        self.vhosts.append(vhost)
+
+    def vhost_deleted(self, vhost: str) -> None:
+        self.vhosts.remove(vhost)
+
+
+class NoCatalog:
+    def vhost_states(self) -> list[VhostState]:
+        raise AssertionError("the server actor read the catalog although its vhosts were handed in")
+
+
+@dataclass
+class Deps:
+    events: Journal = field(default_factory=Journal)
+    directory: Directory = field(default_factory=Directory)
+    stats: Stats = field(default_factory=Stats)
+    catalog: NoCatalog = field(default_factory=NoCatalog)
+    started: list[pykka.ActorRef[Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+def deps() -> Iterator[Deps]:
+    found = Deps()
+    yield found
+    for ref in found.started:  # the server actor stops its vhost actors
+        ref.stop(block=True, timeout=30)
+
+
+def start(deps: Deps, *vhosts: VhostState) -> Any:
+    ref = ServerActor.start(deps, list(vhosts))
+    deps.started.append(ref)
+    return ref
+
+
+def test_starts_the_vhosts_handed_in_and_refuses_to_delete_a_read_only_one(deps: Deps) -> None:
+    ref = start(deps, VhostState("default", {"name": "default"}, True))
+    assert ask_blocking(ref, ReloadCertificates(None)) is None  # the actor is up and answering
+    assert deps.directory.vhost("default") is not None and deps.stats.vhosts == ["default"]
+    with pytest.raises(ReadOnly, match=r"read-only: \[default\]"):
+        ask_blocking(ref, DeleteVhost("default"))
+    with pytest.raises(NotFound, match=r"virtual host: \[nope\]"):
+        ask_blocking(ref, DeleteVhost("nope"))
+    assert deps.events.appended == []
+
+
+def test_create_journals_each_accepted_vhost_and_starts_its_actor(deps: Deps) -> None:
+    ref = start(deps, VhostState("default", {"name": "default"}, True))
+    results = ask_blocking(ref, CreateVhosts([{"name": "v"}, {"name": "default"}]))
+    assert results[0] == ItemResult(response={"name": "v"})
+    assert isinstance(results[1].error, Conflict)
+    assert [type(ev) for batch in deps.events.appended for ev in batch] == [ce.VhostCreated]
+    assert deps.directory.vhost("v") is not None and deps.stats.vhosts == ["default", "v"]
+    assert ask_blocking(ref, DeleteVhost("v")) is None
+    assert deps.events.appended[-1] == [ce.VhostDeleted("v")]
+    assert deps.directory.vhost("v") is None
+
+
+def test_certificate_reload_reads_the_vhost_config_the_actor_owns(deps: Deps, tmp_path: Any) -> None:
+    tls = {"certPath": str(tmp_path / "missing.crt"), "keyPath": str(tmp_path / "missing.key")}
+    ref = start(deps, VhostState("secure", {"name": "secure", "host": {"names": ["*"], "tls": tls}}, True),
+                VhostState("plain", {"name": "plain"}, True))
+    assert ask_blocking(ref, ReloadCertificates("plain")) is None
+    with pytest.raises(Failed, match="Failed to reload certificate"):
+        ask_blocking(ref, ReloadCertificates(None))
