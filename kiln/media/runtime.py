@@ -7,15 +7,22 @@ handed over once by :meth:`MediaRuntime.attach`.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kiln.media.ingest.contract import StreamOpener, VhostRouter
-from kiln.media.ingest.mpegts.ingest import PortMap
-from kiln.media.ingest.srt.ingest import PublishScreen
+from kiln.media.ingest.mpegts.ingest import MpegtsIngest, PortMap
+from kiln.media.ingest.rtmp.ingest import RtmpIngest
+from kiln.media.ingest.rtmp.server import RtmpServer
+from kiln.media.ingest.srt.ingest import PublishScreen, SrtIngest
+from kiln.media.net.srt.errors import SrtUnavailable
 from kiln.media.publish.llhls.publisher import LlhlsPublisher
-from kiln.media.publish.llhls.server import AppsByHost, BytesOut
+from kiln.media.publish.llhls.server import AppsByHost, BytesOut, LlhlsServer
+from kiln.media.publish.thumbnail.server import ThumbnailServer
+from kiln.media.stream.live import LiveStream
 from kiln.media.stream.registry import StreamRegistry, TaskCounters
 
 log = logging.getLogger(__name__)
@@ -29,14 +36,20 @@ class HostRoutes(VhostRouter, AppsByHost, Protocol):
     """Host routing for ingest (which vhost) and for the publishers' HTTP ports (which app)."""
 
 
+class PublisherStats(BytesOut, Protocol):
+    """The counters the publishers' HTTP ports and the LL-HLS player sessions move."""
+
+    def connection(self, vhost: str, app: str, stream: str, kind: str, delta: int) -> None: ...
+
+
 @dataclass(frozen=True)
 class ControlPlane:
     """What the media side is given of the rest of the process."""
 
     ingest: IngestControl
     hosts: HostRoutes
-    stats: BytesOut                 # also the LL-HLS publisher's stats (it counts sessions and bytes)
-    tasks: Any = None               # the LL-HLS publisher's view of dump tasks
+    stats: PublisherStats
+    tasks: Any = None               # the LL-HLS publisher's view of dump tasks (``dump_list``), resumed on start
 
 
 class MediaRuntime:
@@ -45,9 +58,9 @@ class MediaRuntime:
         self.streams = StreamRegistry()
         self.task_counters = TaskCounters()
         self.control: ControlPlane | None = None
-        self.rtmp: Any = None
-        self.srt: Any = None
-        self.mpegts: Any = None
+        self.rtmp: RtmpServer | None = None
+        self.srt: SrtIngest | None = None
+        self.mpegts: MpegtsIngest | None = None
         self.llhls: LlhlsPublisher | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
@@ -56,23 +69,20 @@ class MediaRuntime:
         self.llhls = LlhlsPublisher(control.stats, control.tasks)
 
     # -- stream lifecycle hooks (called by app actors, any thread) --
-    def stream_created(self, stream: Any) -> None:
+    def stream_created(self, stream: LiveStream) -> None:
         if self.llhls is not None:
             self.llhls.stream_created(stream)
 
-    def stream_started(self, stream: Any, app_config: dict[str, Any]) -> None:
+    def stream_started(self, stream: LiveStream, app_config: dict[str, Any]) -> None:
         if self.llhls is not None:
             self.llhls.stream_started(stream, app_config)
 
-    def stream_ended(self, stream: Any) -> None:
+    def stream_ended(self, stream: LiveStream) -> None:
         if self.llhls is not None:
             self.llhls.stream_ended(stream)
 
     def http_apps(self) -> dict[str, Any]:
         """Starlette apps for the publisher ports: name -> (app, port)."""
-        from kiln.media.publish.llhls.server import LlhlsServer
-        from kiln.media.publish.thumbnail.server import ThumbnailServer
-
         out: dict[str, Any] = {}
         control = self.control
         if control is None:
@@ -87,11 +97,6 @@ class MediaRuntime:
 
     async def start(self, host: str) -> None:
         """Open the ingest listeners configured under Bind/Providers."""
-        import asyncio
-
-        from kiln.media.ingest.rtmp.ingest import RtmpIngest
-        from kiln.media.ingest.rtmp.server import RtmpServer
-
         if self.control is None:
             raise RuntimeError("media runtime started before attach()")
         if self.llhls is not None:
@@ -108,13 +113,6 @@ class MediaRuntime:
 
     async def _start_ts_ingest(self, host: str) -> None:
         """SRT and MPEG-TS/UDP ingest (both demux TS in worker threads)."""
-        import asyncio
-        import errno
-
-        from kiln.media.ingest.mpegts.ingest import MpegtsIngest
-        from kiln.media.ingest.srt.ingest import SrtIngest
-        from kiln.media.net.srt.errors import SrtUnavailable
-
         assert self.control is not None
         gate, hosts = self.control.ingest, self.control.hosts
         loop = asyncio.get_running_loop()
@@ -145,8 +143,6 @@ class MediaRuntime:
             await self.rtmp.close()
             self.rtmp = None
         if self.srt is not None:
-            import asyncio
-
             await asyncio.to_thread(self.srt.close)
             self.srt = None
         if self.mpegts is not None:
