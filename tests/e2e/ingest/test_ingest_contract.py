@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from urllib.parse import quote
 
@@ -50,6 +51,24 @@ class TestRtmpIngest(IngestContract):
 
     def assert_source_dropped(self, peer: Peer, caplog: pytest.LogCaptureFixture, reason: str) -> None:
         _connection_closed(peer)
+
+    def test_a_host_no_vhost_serves_is_refused_without_asking_the_opener(
+            self, loop_thread: LoopThread, peer_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+        """The vhost comes from the tcUrl's host; the opener only ever sees a resolved vhost."""
+        caplog.set_level(logging.INFO)
+        opener = RecordingOpener()
+        self.start_ingest(opener, loop_thread)
+        url = f"rtmp://127.0.0.1:{self.server.port}/{APP}/{self.stream_name}"
+        tc_url = f"rtmp://elsewhere.test:{self.server.port}/{APP}"
+        peer = publish_rtmp(url, self.media, loop=True, log_dir=peer_dir, extra_args=["-rtmp_tcurl", tc_url])
+        try:
+            _connection_closed(peer)
+            assert opener.hosts == ["elsewhere.test"] and opener.requests == []
+            assert any("rtmp publish rejected" in r.getMessage() and "no virtual host matches host" in r.getMessage()
+                       for r in caplog.records)
+        finally:
+            peer.stop()
+            self.stop_ingest(loop_thread)
 
 
 class TestSrtIngest(IngestContract):
