@@ -27,17 +27,21 @@ import uvicorn
 from kiln import __version__
 from kiln.actors.context import Context
 from kiln.actors.directory import Directory
+from kiln.actors.ingest_gate import IngestGate
 from kiln.actors.server import ServerActor
+from kiln.config.cors import CorsPolicy
+from kiln.config.hosts import HostRouter
+from kiln.domain.errors import DomainError
+from kiln.errors import ApiError
 from kiln.eventlog import EventLog
 from kiln.events import server as sv
 from kiln.events import streams as se
 from kiln.events import tasks as te
 from kiln.http.api import ApiApp
-from kiln.http.cors import CorsPolicy
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
 from kiln.media.publish.record.recovery import recover_inflight
-from kiln.media.runtime import MediaRuntime
+from kiln.media.runtime import ControlPlane, MediaRuntime
 from kiln.projections.catalog import CatalogProjection
 from kiln.projections.stats import StatsProjection
 from kiln.projections.tasks import TasksProjection
@@ -135,7 +139,9 @@ class KilnService:
         self.events.add_observer(self._maybe_snapshot)
         self.ctx = Context(self.events, self.directory, self.catalog, self.tasks, self.stats, self.data_dir,
                            server_config=self.config, media=self.media)
-        self.media.attach(self.ctx)
+        # stream supervisors refuse with ApiError today and DomainError once they decide through the domain
+        gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(ApiError, DomainError))
+        self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, self.tasks))
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.ctx)
         self._wait_for_actor_tree()

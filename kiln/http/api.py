@@ -16,11 +16,11 @@ from starlette.routing import Route as StarletteRoute
 
 from kiln.actors.base import ActorGone
 from kiln.actors.context import Context
+from kiln.config.cors import CorsPolicy
 from kiln.domain.errors import DomainError
 from kiln.errors import ApiError
 from kiln.http import apps, dumps, misc, profiles, push, record, stats, streams, vhosts
 from kiln.http.auth import CHALLENGE, check_authorization
-from kiln.http.cors import CorsPolicy
 from kiln.http.envelope import BASE_HEADERS, error
 from kiln.http.errors import api_error
 from kiln.http.jsonbody import parse_body

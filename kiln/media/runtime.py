@@ -1,14 +1,55 @@
-"""The media side of one Kiln process: protocol listeners, the stream registry, task counters."""
+"""The media side of one Kiln process: protocol listeners, the stream registry, task counters.
+
+It knows the control plane only through the small interfaces its parts declare (the stream opener
+and its companions for ingest, host routing and a bytes counter for the publishers' HTTP ports),
+handed over once by :meth:`MediaRuntime.attach`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+from kiln.media.ingest.contract import StreamOpener, VhostRouter
+from kiln.media.ingest.mpegts.ingest import MpegtsIngest, PortMap
+from kiln.media.ingest.rtmp.ingest import RtmpIngest
+from kiln.media.ingest.rtmp.server import RtmpServer
+from kiln.media.ingest.srt.ingest import PublishScreen, SrtIngest
+from kiln.media.net.srt.errors import SrtUnavailable
 from kiln.media.publish.llhls.publisher import LlhlsPublisher
+from kiln.media.publish.llhls.server import AppsByHost, BytesOut, LlhlsServer
+from kiln.media.publish.thumbnail.server import ThumbnailServer
+from kiln.media.stream.live import LiveStream
 from kiln.media.stream.registry import StreamRegistry, TaskCounters
 
 log = logging.getLogger(__name__)
+
+
+class IngestControl(StreamOpener, PublishScreen, PortMap, Protocol):
+    """The control plane as every ingest protocol together needs it."""
+
+
+class HostRoutes(VhostRouter, AppsByHost, Protocol):
+    """Host routing for ingest (which vhost) and for the publishers' HTTP ports (which app)."""
+
+
+class PublisherStats(BytesOut, Protocol):
+    """The counters the publishers' HTTP ports and the LL-HLS player sessions move."""
+
+    def connection(self, vhost: str, app: str, stream: str, kind: str, delta: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    """What the media side is given of the rest of the process."""
+
+    ingest: IngestControl
+    hosts: HostRoutes
+    stats: PublisherStats
+    tasks: Any = None               # the LL-HLS publisher's view of dump tasks (``dump_list``), resumed on start
 
 
 class MediaRuntime:
@@ -16,58 +57,55 @@ class MediaRuntime:
         self.config = config
         self.streams = StreamRegistry()
         self.task_counters = TaskCounters()
-        self.ctx: Any = None
-        self.rtmp: Any = None
-        self.srt: Any = None
-        self.mpegts: Any = None
+        self.control: ControlPlane | None = None
+        self.rtmp: RtmpServer | None = None
+        self.srt: SrtIngest | None = None
+        self.mpegts: MpegtsIngest | None = None
         self.llhls: LlhlsPublisher | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
-    def attach(self, ctx: Any) -> None:
-        self.ctx = ctx
-        self.llhls = LlhlsPublisher(ctx.stats, ctx.tasks)
+    def attach(self, control: ControlPlane) -> None:
+        self.control = control
+        self.llhls = LlhlsPublisher(control.stats, control.tasks)
 
     # -- stream lifecycle hooks (called by app actors, any thread) --
-    def stream_created(self, stream: Any) -> None:
+    def stream_created(self, stream: LiveStream) -> None:
         if self.llhls is not None:
             self.llhls.stream_created(stream)
 
-    def stream_started(self, stream: Any, app_config: dict[str, Any]) -> None:
+    def stream_started(self, stream: LiveStream, app_config: dict[str, Any]) -> None:
         if self.llhls is not None:
             self.llhls.stream_started(stream, app_config)
 
-    def stream_ended(self, stream: Any) -> None:
+    def stream_ended(self, stream: LiveStream) -> None:
         if self.llhls is not None:
             self.llhls.stream_ended(stream)
 
     def http_apps(self) -> dict[str, Any]:
         """Starlette apps for the publisher ports: name -> (app, port)."""
-        from kiln.media.publish.llhls.server import LlhlsServer
-        from kiln.media.publish.thumbnail.server import ThumbnailServer
-
         out: dict[str, Any] = {}
+        control = self.control
+        if control is None:
+            return out
         port = self.config.bind.llhls_port
         if port is not None and self.llhls is not None:
-            out["llhls"] = (LlhlsServer(self.ctx, self.llhls).starlette, port)
+            out["llhls"] = (LlhlsServer(self.llhls, control.hosts, self.streams, control.stats).starlette, port)
         port = self.config.bind.thumbnail_port
-        if port is not None and self.ctx is not None:
-            out["thumbnail"] = (ThumbnailServer(self.ctx).starlette, port)
+        if port is not None:
+            out["thumbnail"] = (ThumbnailServer(control.hosts, self.streams, control.stats).starlette, port)
         return out
 
     async def start(self, host: str) -> None:
         """Open the ingest listeners configured under Bind/Providers."""
-        import asyncio
-
-        from kiln.media.ingest.rtmp.ingest import RtmpIngest
-        from kiln.media.ingest.rtmp.server import RtmpServer
-
+        if self.control is None:
+            raise RuntimeError("media runtime started before attach()")
         if self.llhls is not None:
             self.llhls.attach(asyncio.get_running_loop())
         bind = self.config.bind
         if bind.rtmp_port is not None:
             enhanced = bool(getattr(getattr(self.config, "modules", None), "ertmp", False))
-            self.rtmp = RtmpServer(RtmpIngest(self.ctx, bind.rtmp_port), host=host, port=bind.rtmp_port,
-                                   enhanced_rtmp=enhanced)
+            handler = RtmpIngest(self.control.ingest, self.control.hosts, bind.rtmp_port)
+            self.rtmp = RtmpServer(handler, host=host, port=bind.rtmp_port, enhanced_rtmp=enhanced)
             await self.rtmp.start()
             self.addresses["rtmp"] = (host, self.rtmp.port)
             log.info("rtmp listening address=%s:%d", host, self.rtmp.port)
@@ -75,18 +113,13 @@ class MediaRuntime:
 
     async def _start_ts_ingest(self, host: str) -> None:
         """SRT and MPEG-TS/UDP ingest (both demux TS in worker threads)."""
-        import asyncio
-        import errno
-
-        from kiln.media.ingest.mpegts.ingest import MpegtsIngest
-        from kiln.media.ingest.srt.ingest import SrtIngest
-        from kiln.media.net.srt.errors import SrtUnavailable
-
+        assert self.control is not None
+        gate, hosts = self.control.ingest, self.control.hosts
         loop = asyncio.get_running_loop()
         bind = self.config.bind
         if bind.srt_port is not None:
             try:
-                srt = SrtIngest(self.ctx, loop, host=host, port=bind.srt_port, options=bind.srt_options,
+                srt = SrtIngest(gate, hosts, gate, loop, host=host, port=bind.srt_port, options=bind.srt_options,
                                 stream_map=bind.srt_stream_map)
             except ValueError as exc:  # an OSError stops `kiln serve` with one log line, not a traceback
                 raise OSError(errno.EINVAL, f"Server.Bind.Providers.SRT.Options: {exc}") from None
@@ -98,7 +131,7 @@ class MediaRuntime:
                 self.srt = srt
                 self.addresses["srt"] = (host, srt.port)
         if bind.mpegts_ports:
-            self.mpegts = MpegtsIngest(self.ctx, loop, host=host, ports=bind.mpegts_ports)
+            self.mpegts = MpegtsIngest(gate, gate, loop, host=host, ports=bind.mpegts_ports)
             await self.mpegts.start()
             for port in self.mpegts.channels:
                 self.addresses[f"mpegts:{port}"] = (host, port)
@@ -110,8 +143,6 @@ class MediaRuntime:
             await self.rtmp.close()
             self.rtmp = None
         if self.srt is not None:
-            import asyncio
-
             await asyncio.to_thread(self.srt.close)
             self.srt = None
         if self.mpegts is not None:

@@ -18,7 +18,8 @@ from kiln.media.formats import amf0
 from kiln.media.formats.rtmp.chunk import ChunkReader, ChunkWriter
 from kiln.media.formats.rtmp.handshake import HANDSHAKE_SIZE
 from kiln.media.formats.rtmp.messages import COMMAND_AMF0, RtmpMessage
-from kiln.media.ingest.contract import PublishRejected, PublishRequest
+from kiln.media.ingest.contract import PublishRejected
+from kiln.media.ingest.rtmp.handler import RtmpPublish
 from kiln.media.model import Packet, Track
 
 FFMPEG = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"]
@@ -100,7 +101,7 @@ class Peers:
 
 
 class RecordingSink:
-    def __init__(self, request: PublishRequest) -> None:
+    def __init__(self, request: RtmpPublish) -> None:
         self.request = request
         self.meta: list[dict[str, Any]] = []
         self.tracks: list[Track] = []
@@ -144,11 +145,11 @@ class RecordingHandler:
 
     def __init__(self, reject: str | None = None) -> None:
         self.reject = reject
-        self.requests: list[PublishRequest] = []
+        self.requests: list[RtmpPublish] = []
         self.sinks: list[RecordingSink] = []
         self._accepted = asyncio.Event()
 
-    async def on_publish(self, request: PublishRequest) -> RecordingSink:
+    async def on_publish(self, request: RtmpPublish) -> RecordingSink:
         self.requests.append(request)
         if self.reject is not None:
             raise PublishRejected(self.reject)

@@ -29,7 +29,8 @@ from kiln.media.formats.rtmp.messages import (
     WINDOW_ACK_SIZE,
     RtmpMessage,
 )
-from kiln.media.ingest.contract import PublishRejected, PublishRequest
+from kiln.media.ingest.contract import PublishRejected, Refusal
+from kiln.media.ingest.rtmp.handler import RtmpPublish
 from kiln.media.ingest.rtmp.session import RtmpConnection, SessionConfig
 from kiln.media.model import Packet, Track
 from tests.unit.rtmp.media import make_flv, publish_stream, sorted_tags
@@ -89,12 +90,12 @@ class RecordingSink:
 
 class Handler:
     def __init__(self, reject: PublishRejected | None = None, gate: asyncio.Event | None = None) -> None:
-        self.requests: list[PublishRequest] = []
+        self.requests: list[RtmpPublish] = []
         self.sinks: list[RecordingSink] = []
         self.reject = reject
         self.gate = gate
 
-    async def on_publish(self, request: PublishRequest) -> RecordingSink:
+    async def on_publish(self, request: RtmpPublish) -> RecordingSink:
         self.requests.append(request)
         if self.gate is not None:
             await self.gate.wait()
@@ -213,10 +214,14 @@ def test_metadata_before_and_after_publish() -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("code", ["NetStream.Publish.Rejected", "NetStream.Publish.BadName"])
-def test_rejected_publish_tells_the_client_and_closes(code: str) -> None:
+@pytest.mark.parametrize("kind, code", [
+    (Refusal.REFUSED, "NetStream.Publish.Rejected"),
+    (Refusal.NOT_FOUND, "NetStream.Publish.Rejected"),
+    (Refusal.CONFLICT, "NetStream.Publish.BadName"),
+])
+def test_rejected_publish_tells_the_client_and_closes(kind: Refusal, code: str) -> None:
     async def scenario() -> None:
-        handler = Handler(reject=PublishRejected("stream already exists", code))
+        handler = Handler(reject=PublishRejected("stream already exists", kind))
         client = Client(handler)
         client.handshake()
         client.conn.data_received(client.connect_bytes() + client.publish_bytes())

@@ -10,16 +10,12 @@ demuxing runs in a ``TsDemuxWorker`` thread.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import socket
-from typing import Any
+from typing import Any, Protocol
 
-from kiln.actors.context import Context
-from kiln.config.ports import PortError, parse_port_list
-from kiln.media.ingest.contract import PublishRejected
+from kiln.media.ingest.contract import PublishRejected, PublishRequest, Refusal, StreamOpener, open_from_thread
 from kiln.media.ingest.demux.tsreader import TsDemuxWorker, TsHooks
-from kiln.media.ingest.rtmp.ingest import open_stream
 from kiln.media.model import MediaKind
 from kiln.media.stream.live import LiveStream
 
@@ -31,42 +27,22 @@ connection whose close would say the sender stopped."""
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024  # asked of the kernel (capped by net.core.rmem_max) to ride out bursts
 OPEN_TIMEOUT_S = 30.0
 JOIN_TIMEOUT_S = 5.0
-NAME_PORT_VARIABLE = "${Port}"
 
 
-def _stream_entries(app_config: dict[str, Any]) -> list[dict[str, Any]]:
-    providers = app_config.get("providers")
-    mpegts = providers.get("mpegts") if isinstance(providers, dict) else None
-    stream_map = mpegts.get("streamMap") if isinstance(mpegts, dict) else None
-    entries = stream_map.get("stream") if isinstance(stream_map, dict) else None
-    if isinstance(entries, dict):
-        entries = [entries]
-    return [e for e in entries or [] if isinstance(e, dict)]
+class PortMap(Protocol):
+    """Which stream a UDP port feeds: the first app whose MPEG-TS StreamMap lists it."""
 
-
-def mapped_stream(catalog: Any, port: int) -> tuple[str, str, str] | None:
-    """(vhost, app, stream name) for the first app whose MPEG-TS StreamMap lists ``port``."""
-    for vhost in catalog.vhost_names():
-        view = catalog.vhost(vhost)
-        if view is None:
-            continue
-        for app in view.apps.values():
-            for entry in _stream_entries(app.config):
-                try:
-                    ports = parse_port_list(str(entry.get("port", "")))
-                except PortError:
-                    continue
-                name = str(entry.get("name") or "")
-                if port in ports and name:
-                    return vhost, app.name, name.replace(NAME_PORT_VARIABLE, str(port))
-    return None
+    def stream_for_port(self, port: int) -> tuple[str, str, str] | None:
+        """(vhost, app, stream name) with ``${Port}`` filled in; None when no app maps the port."""
 
 
 class MpegtsIngest:
     """All MPEG-TS/UDP ports of the process."""
 
-    def __init__(self, ctx: Context, loop: asyncio.AbstractEventLoop, *, host: str, ports: list[int]) -> None:
-        self.ctx = ctx
+    def __init__(self, opener: StreamOpener, port_map: PortMap, loop: asyncio.AbstractEventLoop, *, host: str,
+                 ports: list[int]) -> None:
+        self.opener = opener
+        self.port_map = port_map
         self.loop = loop
         self.host = "0.0.0.0" if host in ("", "*") else host
         self.ports = list(ports)
@@ -92,7 +68,12 @@ class MpegtsIngest:
         self.channels.clear()
         for channel in channels:
             channel.close("server shutdown")
-        await asyncio.to_thread(lambda: [c.join(JOIN_TIMEOUT_S) for c in channels])
+        await asyncio.to_thread(_join_all, channels)
+
+
+def _join_all(channels: list[MpegtsChannel]) -> None:
+    for channel in channels:
+        channel.join(JOIN_TIMEOUT_S)
 
 
 class MpegtsChannel(asyncio.DatagramProtocol):
@@ -144,27 +125,19 @@ def _new_worker(channel: MpegtsChannel, peer: str) -> TsDemuxWorker:
         worker.stop(reason)  # the sender cannot be told; its data is ignored until it pauses
 
     def open_ts_stream(kinds: set[MediaKind]) -> LiveStream:
-        target = mapped_stream(ingest.ctx.catalog, port)
+        target = ingest.port_map.stream_for_port(port)
         if target is None:
             log.info("mpegts input rejected port=%d peer=%s reason=no application maps this port", port, peer)
-            raise PublishRejected(f"no application has an MPEG-TS StreamMap entry for port {port}")
+            raise PublishRejected(f"no application has an MPEG-TS StreamMap entry for port {port}", Refusal.NOT_FOUND)
         vhost, app, name = target
-        coro = open_stream(ingest.ctx, host=vhost, app=app, stream=name, provider="mpegts", source_type="MPEGTS",
-                           source_url=f"udp://{peer}", close_ingest=close_ingest, allow_vhost_name=True)
+        request = PublishRequest(vhost, app, name, provider="mpegts", source_type="MPEGTS", source_url=f"udp://{peer}",
+                                 close_source=close_ingest)
         try:
-            future = asyncio.run_coroutine_threadsafe(coro, ingest.loop)
-        except RuntimeError as exc:
-            coro.close()
-            raise PublishRejected(f"server shutting down: {exc}") from exc
-        try:
-            stream = future.result(OPEN_TIMEOUT_S)
+            stream = open_from_thread(ingest.opener, ingest.loop, request, OPEN_TIMEOUT_S)
         except PublishRejected as exc:
             log.info("mpegts publish rejected vhost=%s app=%s stream=%s port=%d peer=%s reason=%s", vhost, app, name,
                      port, peer, exc.reason)
             raise
-        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError) as exc:
-            future.cancel()
-            raise PublishRejected("the application did not answer") from exc
         log.info("mpegts publish accepted vhost=%s app=%s stream=%s port=%d peer=%s tracks=%s", vhost, app, name,
                  port, peer, ",".join(sorted(k.value for k in kinds)))
         return stream

@@ -1,8 +1,8 @@
-"""Glue between protocol servers (RTMP, SRT, MPEG-TS) and the app actors that own streams.
+"""The RTMP server's publish handler: an RTMP publish becomes a :class:`PublishRequest`.
 
-A publish resolves its virtual host from the URL's host, finds the app's actor, and asks it to
-open the stream (provider enabled? duplicate name?). The returned sink feeds the LiveStream on the
-protocol's own thread; the actor is never on the packet path.
+The vhost comes from the tcUrl's host; the stream opener (the control plane) has the last word on
+the app, the provider and the name. The returned sink feeds the LiveStream on the event loop; the
+opener is never on the packet path.
 """
 
 from __future__ import annotations
@@ -10,20 +10,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kiln.actors.base import ActorGone, ask
-from kiln.actors.commands import OpenStream
-from kiln.actors.context import Context
-from kiln.errors import ApiError
-from kiln.media.ingest.contract import PublishRejected, PublishRequest
+from kiln.media.ingest.contract import PublishRejected, PublishRequest, Refusal, StreamOpener, VhostRouter
+from kiln.media.ingest.rtmp.handler import RtmpPublish
 from kiln.media.model import Packet, Track
 from kiln.media.stream.live import LiveStream
-from kiln.media.vhosts import resolve_vhost
 
 log = logging.getLogger(__name__)
 
 
 class StreamSink:
-    """Feeds a LiveStream from an ingest session (the PublishSink protocol of kiln.media.ingest.rtmp)."""
+    """Feeds a LiveStream from an RTMP session (the session's PublishSink)."""
 
     def __init__(self, stream: LiveStream) -> None:
         self.stream = stream
@@ -41,37 +37,23 @@ class StreamSink:
         self.stream.end(reason)
 
 
-async def open_stream(ctx: Context, *, host: str, app: str, stream: str, provider: str, source_type: str,
-                      source_url: str, close_ingest: Any, allow_vhost_name: bool = False) -> LiveStream:
-    """Resolve vhost/app and open a stream; raises PublishRejected with a reason."""
-    vhost = resolve_vhost(ctx.catalog, host, allow_vhost_name=allow_vhost_name)
-    if vhost is None:
-        raise PublishRejected(f"no virtual host matches host {host!r}")
-    ref = ctx.directory.streams(vhost, app)
-    if ref is None:
-        raise PublishRejected(f"application not found: {vhost}/{app}")
-    if not stream:
-        raise PublishRejected("empty stream name")
-    try:
-        return await ask(ref, OpenStream(stream, provider, source_type, source_url, close_ingest))
-    except ApiError as exc:
-        raise PublishRejected(exc.text) from exc
-    except ActorGone as exc:
-        raise PublishRejected(f"application not found: {vhost}/{app}") from exc
-
-
 class RtmpIngest:
     """The RTMP server's PublishHandler."""
 
-    def __init__(self, ctx: Context, port: int) -> None:
-        self.ctx = ctx
+    def __init__(self, opener: StreamOpener, router: VhostRouter, port: int) -> None:
+        self.opener = opener
+        self.router = router
         self.port = port
 
-    async def on_publish(self, request: PublishRequest) -> StreamSink:
+    async def on_publish(self, request: RtmpPublish) -> StreamSink:
         host = request.host or "127.0.0.1"
+        vhost = self.router.vhost_for_host(host)
+        if vhost is None:
+            raise PublishRejected(f"no virtual host matches host {host!r}", Refusal.NOT_FOUND)
         url = f"rtmp://{host}:{self.port}/{request.app}/{request.stream}"
-        stream = await open_stream(self.ctx, host=host, app=request.app, stream=request.stream, provider="rtmp",
-                                   source_type="Rtmp", source_url=url, close_ingest=request.session.close)
+        stream = await self.opener.open_stream(PublishRequest(
+            vhost, request.app, request.stream, provider="rtmp", source_type="Rtmp", source_url=url,
+            close_source=request.session.close))
         log.info("rtmp publish accepted vhost=%s app=%s stream=%s peer=%s:%s", stream.vhost, stream.app,
                  stream.name, request.peer[0], request.peer[1])
         return StreamSink(stream)

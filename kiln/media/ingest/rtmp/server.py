@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 from kiln.media.formats.rtmp.chunk import DEFAULT_MAX_MESSAGE_SIZE
-from kiln.media.ingest.contract import PublishHandler
+from kiln.media.ingest.rtmp.handler import PublishHandler
 from kiln.media.ingest.rtmp.session import RtmpConnection, SessionConfig
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,9 @@ from kiln.media.formats.rtmp.chunk import ChunkReader, ChunkWriter
 from kiln.media.formats.rtmp.errors import RtmpProtocolError
 from kiln.media.formats.rtmp.handshake import ServerHandshake
 from kiln.media.formats.rtmp.messages import RtmpMessage
-from kiln.media.ingest.contract import PublishHandler, PublishRejected, PublishRequest, PublishSink
+from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.rtmp import commands
+from kiln.media.ingest.rtmp.handler import REJECTED, PublishHandler, PublishSink, RtmpPublish, status_code
 from kiln.media.ingest.rtmp.names import resolve_publish_name
 from kiln.media.model import Packet
 
@@ -46,7 +47,7 @@ class SessionConfig:
 
 
 class RtmpConnection(asyncio.Protocol):
-    """Also the :class:`~kiln.media.ingest.contract.RtmpSessionHandle` a handler receives."""
+    """Also the :class:`~kiln.media.ingest.rtmp.handler.RtmpSessionHandle` a handler receives."""
 
     def __init__(self, handler: PublishHandler, config: SessionConfig, loop: asyncio.AbstractEventLoop,
                  on_gone: Callable[[RtmpConnection], None],
@@ -67,7 +68,7 @@ class RtmpConnection(asyncio.Protocol):
         self._tc_url = ""
         self._next_stream_id = 1
         self._sink: PublishSink | None = None
-        self._request: PublishRequest | None = None
+        self._request: RtmpPublish | None = None
         self._waiting = False                      # the handler's on_publish is running
         self._backlog: list[RtmpMessage] = []
         self._metadata: dict[str, Any] | None = None
@@ -97,7 +98,7 @@ class RtmpConnection(asyncio.Protocol):
         return self._sink is not None
 
     @property
-    def request(self) -> PublishRequest | None:
+    def request(self) -> RtmpPublish | None:
         return self._request
 
     # ---- asyncio.Protocol --------------------------------------------------------------------
@@ -357,7 +358,7 @@ class RtmpConnection(asyncio.Protocol):
             return
         publish_name = args[0] if args and isinstance(args[0], str) else ""
         name = resolve_publish_name(self._app, self._tc_url, publish_name)
-        request = PublishRequest(app=name.app, stream=name.stream, query=name.query, tc_url=self._tc_url,
+        request = RtmpPublish(app=name.app, stream=name.stream, query=name.query, tc_url=self._tc_url,
                                  host=name.host, peer=self.peer, session=self)
         log.info("rtmp publish requested app=%s stream=%s peer=%s:%d", name.app, name.stream, *self.peer)
         self._waiting = True
@@ -366,15 +367,15 @@ class RtmpConnection(asyncio.Protocol):
         task = self._loop.create_task(self._await_publish(request, stream_id))
         self._track_task(task)
 
-    async def _await_publish(self, request: PublishRequest, stream_id: int) -> None:
+    async def _await_publish(self, request: RtmpPublish, stream_id: int) -> None:
         try:
             sink = await self._handler.on_publish(request)
         except PublishRejected as exc:
-            self._reject(request, stream_id, exc.code, exc.reason)
+            self._reject(request, stream_id, status_code(exc), exc.reason)
             return
         except Exception as exc:
             log.exception("rtmp publish handler failed app=%s stream=%s", request.app, request.stream)
-            self._reject(request, stream_id, "NetStream.Publish.Rejected", f"internal error: {exc}")
+            self._reject(request, stream_id, REJECTED, f"internal error: {exc}")
             return
         self._waiting = False
         if self._closed:  # the client left while the handler decided: the stream still gets its end
@@ -398,7 +399,7 @@ class RtmpConnection(asyncio.Protocol):
             sink.on_metadata(meta)
         self._resume()
 
-    def _reject(self, request: PublishRequest, stream_id: int, code: str, reason: str) -> None:
+    def _reject(self, request: RtmpPublish, stream_id: int, code: str, reason: str) -> None:
         self._waiting = False
         log.info("rtmp publish rejected app=%s stream=%s peer=%s:%d reason=%s", request.app, request.stream,
                  self.peer[0], self.peer[1], reason)

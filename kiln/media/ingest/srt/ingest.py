@@ -1,42 +1,59 @@
 """SRT ingest: one libsrt listener on Bind/Providers/SRT, one stream per accepted caller.
 
-Callers are vetted in the SRT handshake from in-memory read models (streamid grammar, vhost, app,
-provider enabled, duplicate name), so a refused encoder sees "connection rejected" with a code.
-The app actor has the last word when the stream is opened, after the first TS bytes were probed;
-a refusal then drops the connection. The received TS goes through ``TsDemuxWorker`` (one thread
-per caller); the listener thread only queues bytes.
+Callers are vetted in the SRT handshake from memory (streamid grammar, vhost, then the
+:class:`PublishScreen`: app, provider enabled, duplicate name), so a refused encoder sees
+"connection rejected" with a code. The stream opener has the last word when the stream is opened,
+after the first TS bytes were probed; a refusal then drops the connection. The received TS goes
+through ``TsDemuxWorker`` (one thread per caller); the listener thread only queues bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import threading
 from collections.abc import Mapping
+from typing import Protocol
 
-from kiln.actors import configcheck
-from kiln.actors.context import Context
-from kiln.media.ingest.contract import PublishRejected
+from kiln.media.ingest.contract import (
+    OpenTimedOut,
+    PublishRejected,
+    PublishRequest,
+    Refusal,
+    StreamOpener,
+    VhostRouter,
+    open_from_thread,
+)
 from kiln.media.ingest.demux.tsreader import TsDemuxWorker, TsHooks
-from kiln.media.ingest.rtmp.ingest import open_stream
 from kiln.media.model import MediaKind
 from kiln.media.net.srt.errors import RejectCode, SrtRejected
 from kiln.media.net.srt.listener import SrtListener
 from kiln.media.net.srt.streamid import SrtTarget, resolve_streamid
 from kiln.media.stream.live import LiveStream
-from kiln.media.vhosts import resolve_vhost
 
 log = logging.getLogger(__name__)
 
-OPEN_TIMEOUT_S = 30.0  # the app actor answers in milliseconds; this only bounds a wedged shutdown
+OPEN_TIMEOUT_S = 30.0  # the control plane answers in milliseconds; this only bounds a wedged shutdown
 JOIN_TIMEOUT_S = 5.0
+HANDSHAKE_CODES = {Refusal.NOT_FOUND: RejectCode.NOT_FOUND, Refusal.FORBIDDEN: RejectCode.FORBIDDEN,
+                   Refusal.CONFLICT: RejectCode.CONFLICT}
+
+
+class PublishScreen(Protocol):
+    """The handshake's question to the control plane, answered from memory on libsrt's thread."""
+
+    def screen(self, vhost: str, app: str, stream: str, provider: str) -> None:
+        """Return if a publish could be accepted now (app exists, provider enabled, name free);
+        else raise PublishRejected with its kind."""
 
 
 class SrtIngest:
-    def __init__(self, ctx: Context, loop: asyncio.AbstractEventLoop, *, host: str, port: int,
+    def __init__(self, opener: StreamOpener, router: VhostRouter, screen: PublishScreen,
+                 loop: asyncio.AbstractEventLoop, *, host: str, port: int,
                  options: Mapping[str, str] | None = None, stream_map: Mapping[int, str] | None = None) -> None:
-        self.ctx = ctx
+        self.opener = opener
+        self.router = router
+        self.screen = screen
         self.loop = loop
         self.stream_map = dict(stream_map or {})
         self.listener = SrtListener(host, port, on_accept=self._on_accept, options=options)
@@ -63,19 +80,13 @@ class SrtIngest:
     # -- handshake (libsrt's receive thread: memory lookups only) -----------------------------------
     def _on_accept(self, streamid: str, peer: tuple[str, int]) -> SrtSession:
         target = resolve_streamid(streamid, local_port=self.listener.port, stream_map=self.stream_map)
-        vhost = resolve_vhost(self.ctx.catalog, target.host, allow_vhost_name=True)
+        vhost = self.router.vhost_for_host(target.host, allow_vhost_name=True)
         if vhost is None:
             raise SrtRejected(RejectCode.NOT_FOUND, f"no virtual host matches host {target.host!r}")
-        app = self.ctx.catalog.app(vhost, target.app)
-        if app is None:
-            raise SrtRejected(RejectCode.NOT_FOUND, f"application not found: {vhost}/{target.app}")
-        if not configcheck.provider_enabled(app.config, "srt"):
-            raise SrtRejected(RejectCode.FORBIDDEN,
-                              f"Provider srt is not enabled for the application: [{vhost}/{target.app}]")
-        media = self.ctx.media
-        if media is not None and media.streams.get(vhost, target.app, target.stream) is not None \
-                and configcheck.block_duplicate_stream_name(app.config):
-            raise SrtRejected(RejectCode.CONFLICT, f"Stream already exists: [{vhost}/{target.app}/{target.stream}]")
+        try:
+            self.screen.screen(vhost, target.app, target.stream, "srt")
+        except PublishRejected as exc:
+            raise SrtRejected(HANDSHAKE_CODES.get(exc.kind, RejectCode.FORBIDDEN), exc.reason) from exc
         session = SrtSession(self, target, vhost, peer)
         with self._lock:
             self._sessions.add(session)
@@ -137,24 +148,18 @@ class SrtSession:
     # -- worker hooks (demux thread) -----------------------------------------------------------------
     def _open_stream(self, kinds: set[MediaKind]) -> LiveStream:
         t = self.target
-        coro = open_stream(self.ingest.ctx, host=t.host, app=t.app, stream=t.stream, provider="srt", source_type="SRT",
-                           source_url=t.url, close_ingest=self._close_ingest, allow_vhost_name=True)
+        request = PublishRequest(self.vhost, t.app, t.stream, provider="srt", source_type="SRT", source_url=t.url,
+                                 close_source=self._close_ingest)
         try:
-            future = asyncio.run_coroutine_threadsafe(coro, self.ingest.loop)
-        except RuntimeError as exc:  # the loop is gone (shutdown)
-            coro.close()
-            raise PublishRejected(f"server shutting down: {exc}") from exc
-        try:
-            stream = future.result(OPEN_TIMEOUT_S)
+            stream = open_from_thread(self.ingest.opener, self.ingest.loop, request, OPEN_TIMEOUT_S)
+        except OpenTimedOut:
+            log.warning("srt publish not answered vhost=%s app=%s stream=%s peer=%s:%d", self.vhost, t.app,
+                        t.stream, self.peer[0], self.peer[1])
+            raise
         except PublishRejected as exc:
             log.info("srt publish rejected vhost=%s app=%s stream=%s peer=%s:%d reason=%s", self.vhost, t.app,
                      t.stream, self.peer[0], self.peer[1], exc.reason)
             raise
-        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError) as exc:
-            future.cancel()
-            log.warning("srt publish not answered vhost=%s app=%s stream=%s peer=%s:%d", self.vhost, t.app,
-                        t.stream, self.peer[0], self.peer[1])
-            raise PublishRejected("the application did not answer") from exc
         log.info("srt publish accepted vhost=%s app=%s stream=%s peer=%s:%d tracks=%s", stream.vhost, stream.app,
                  stream.name, self.peer[0], self.peer[1], ",".join(sorted(k.value for k in kinds)))
         return stream

@@ -12,7 +12,8 @@ from __future__ import annotations
 import gzip
 import logging
 import re
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -20,12 +21,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kiln.http.cors import CorsPolicy
+from kiln.config.cors import CorsPolicy
 from kiln.media.model import MediaKind
 from kiln.media.publish.llhls.packager import TrackPackager
 from kiln.media.publish.llhls.publisher import LlhlsPublisher, cors_urls, llhls_config
 from kiln.media.publish.llhls.stream import LlhlsStream
-from kiln.media.vhosts import resolve_vhost
+from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,28 @@ def _int_param(q: dict[str, list[str]], name: str) -> int | None:
     return int(value)
 
 
+class AppsByHost(Protocol):
+    def app_for_host(self, host: str, app: str) -> tuple[str, dict[str, Any] | None] | None:
+        """The vhost a Host header selects (None: none) and that app's OME JSON (None: no such app)."""
+
+
+class StreamsInApp(Protocol):
+    def in_app(self, vhost: str, app: str) -> Iterable[LiveStream]: ...
+
+
+class BytesOut(Protocol):
+    def bytes_out(self, vhost: str, app: str, stream: str, n: int) -> None: ...
+
+
 class LlhlsServer:
-    def __init__(self, ctx: Any, publisher: LlhlsPublisher) -> None:
-        self.ctx = ctx
+    """Serves the publisher's packaged streams; the apps, the not-yet-started streams and the bytes
+    counter come in as the three small interfaces above."""
+
+    def __init__(self, publisher: LlhlsPublisher, apps: AppsByHost, streams: StreamsInApp, stats: BytesOut) -> None:
         self.publisher = publisher
+        self.apps = apps
+        self.streams = streams
+        self.stats = stats
         self.starlette = Starlette(routes=[Route("/{path:path}", self.endpoint,
                                                  methods=["GET", "HEAD", "OPTIONS"])])
 
@@ -89,7 +108,7 @@ class LlhlsServer:
                 headers["Content-Encoding"] = "identity"
         if stream is not None and request.method == "GET" and body:
             live = stream.live
-            self.ctx.stats.bytes_out(live.vhost, live.app, live.name, len(body))
+            self.stats.bytes_out(live.vhost, live.app, live.name, len(body))
         if request.method == "HEAD":
             headers["Content-Length"] = str(len(body))
             body = b""
@@ -102,9 +121,8 @@ class LlhlsServer:
             return Response(status_code=404)
         app_name, stream_name, file_name = parts
         host = request.headers.get("host", "")
-        vhost = resolve_vhost(self.ctx.catalog, host)
-        app_view = self.ctx.catalog.app(vhost, app_name) if vhost else None
-        app_config = app_view.config if app_view is not None else None
+        found = self.apps.app_for_host(host, app_name)
+        vhost, app_config = found if found is not None else (None, None)
         cors = self._cors(request, app_config)
         if request.method == "OPTIONS":
             return Response(status_code=200, headers={**cors, "Access-Control-Allow-Private-Network": "true"})
@@ -196,8 +214,7 @@ class LlhlsServer:
                              playlist=True)
 
     def _stream_pending(self, vhost: str, app: str, stream_name: str) -> bool:
-        registry = self.ctx.media.streams
-        for live in registry.in_app(vhost, app):
+        for live in self.streams.in_app(vhost, app):
             if not live.started and (live.name == stream_name or stream_name in _expected_outputs(live)):
                 return True
         return False
@@ -255,14 +272,16 @@ def _media_type(pkg: TrackPackager) -> str:
 
 
 def _path_depth(playlist: dict[str, Any]) -> int:
-    options = playlist.get("options") if isinstance(playlist.get("options"), dict) else {}
+    options = playlist.get("options")
+    if not isinstance(options, dict):
+        return -1
     try:
         return int(options.get("hlsChunklistPathDepth", -1))
     except (TypeError, ValueError):
         return -1
 
 
-def _expected_outputs(live: Any) -> set[str]:
+def _expected_outputs(live: LiveStream) -> set[str]:
     names = set()
     for profile in live.profiles:
         template = profile.get("outputStreamName") if isinstance(profile, dict) else None

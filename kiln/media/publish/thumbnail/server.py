@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import logging
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kiln.http.cors import CorsPolicy
+from kiln.config.cors import CorsPolicy
 from kiln.media.model import Codec
 from kiln.media.publish.llhls.publisher import cors_urls
-from kiln.media.vhosts import resolve_vhost
+from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,25 @@ def thumbnail_config(app_config: dict[str, Any] | None) -> dict[str, Any] | None
     return section if isinstance(section, dict) else None
 
 
+class AppsByHost(Protocol):
+    def app_for_host(self, host: str, app: str) -> tuple[str, dict[str, Any] | None] | None:
+        """The vhost a Host header selects (None: none) and that app's OME JSON (None: no such app)."""
+
+
+class OutputLookup(Protocol):
+    def find_output(self, vhost: str, app: str, output_name: str) -> tuple[LiveStream, Any] | None:
+        """The live stream that has an output of this name, and that output."""
+
+
+class BytesOut(Protocol):
+    def bytes_out(self, vhost: str, app: str, stream: str, n: int) -> None: ...
+
+
 class ThumbnailServer:
-    def __init__(self, ctx: Any) -> None:
-        self.ctx = ctx
+    def __init__(self, apps: AppsByHost, outputs: OutputLookup, stats: BytesOut) -> None:
+        self.apps = apps
+        self.outputs = outputs
+        self.stats = stats
         self.starlette = Starlette(routes=[Route("/{path:path}", self.endpoint, methods=["GET", "HEAD", "OPTIONS"])])
 
     @staticmethod
@@ -47,19 +63,19 @@ class ThumbnailServer:
 
     async def endpoint(self, request: Request) -> Response:
         parts = request.url.path.strip("/").split("/")
-        vhost = resolve_vhost(self.ctx.catalog, request.headers.get("host", ""))
-        app_view = self.ctx.catalog.app(vhost, parts[0]) if vhost is not None and len(parts) == 3 else None
-        section = thumbnail_config(app_view.config) if app_view is not None else None
+        found = self.apps.app_for_host(request.headers.get("host", ""), parts[0]) if len(parts) == 3 else None
+        vhost, app_config = found if found is not None else (None, None)
+        section = thumbnail_config(app_config) if app_config is not None else None
         cors = self._cors(request, section)
         if request.method == "OPTIONS":
             return Response(status_code=200, headers={**cors, "Access-Control-Allow-Private-Network": "true"})
         codec = FILES.get(parts[-1]) if len(parts) == 3 else None
         if vhost is None or section is None or codec is None:
             return Response(status_code=404, headers=cors)
-        found = self.ctx.media.streams.find_output(vhost, parts[0], parts[1])
-        if found is None:
+        output = self.outputs.find_output(vhost, parts[0], parts[1])
+        if output is None:
             return Response(status_code=404, headers=cors)
-        live, out = found
+        live, out = output
         holder = out.images.get(codec)
         still = holder.still if holder is not None else None
         if holder is None or still is None:
@@ -68,5 +84,5 @@ class ThumbnailServer:
         if request.method == "HEAD":
             headers["Content-Length"] = str(len(still.data))
             return Response(status_code=200, media_type=holder.content_type, headers=headers)
-        self.ctx.stats.bytes_out(live.vhost, live.app, live.name, len(still.data))
+        self.stats.bytes_out(live.vhost, live.app, live.name, len(still.data))
         return Response(still.data, status_code=200, media_type=holder.content_type, headers=headers)

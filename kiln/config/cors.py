@@ -1,4 +1,8 @@
-"""CrossDomains handling shared by the API and the LL-HLS publisher (rest-spec §1.4, media-spec §2.6)."""
+"""CrossDomains handling shared by the API and the LL-HLS and Thumbnail publishers (rest-spec §1.4).
+
+It is configuration (Server.xml CrossDomains, an app's publisher CrossDomains), so HTTP and media both
+read it from here.
+"""
 
 from __future__ import annotations
 
