@@ -143,7 +143,7 @@ class KilnService:
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(ApiError, DomainError))
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, self.tasks))
         notes = self._journal_recovery(snapshot_seq, replayed)
-        self.server_ref = ServerActor.start(self.ctx)
+        self.server_ref = ServerActor.start(self.ctx, self.catalog.vhost_states())
         self._wait_for_actor_tree()
         recovery = Recovery(snapshot_seq, replayed, time.monotonic() - started)
         log.info("kiln recovered snapshot_seq=%d replayed=%d seconds=%.3f notes=%d", snapshot_seq, replayed,

@@ -27,10 +27,6 @@ log = logging.getLogger(__name__)
 RELOAD_FAILED = "Failed to reload certificate. Check server log for more information."
 
 
-class StartingCatalog(Protocol):
-    def vhost_states(self) -> list[domain.VhostState]: ...
-
-
 class ServerDeps(Protocol):
     """What the server actor uses; the same object is handed down to the vhost actors."""
 
@@ -40,17 +36,14 @@ class ServerDeps(Protocol):
     @property
     def directory(self) -> ActorRegistry: ...
 
-    @property
-    def catalog(self) -> StartingCatalog: ...
-
 
 class ServerActor(CommandActor):
-    def __init__(self, ctx: ServerDeps, vhosts: list[domain.VhostState] | None = None) -> None:
-        """``vhosts``: the state recovery found (Server.xml, snapshot and journal). When the creator
-        hands none in, it is read once here from the recovered catalog, never again."""
+    def __init__(self, ctx: ServerDeps, vhosts: list[domain.VhostState]) -> None:
+        """``vhosts``: the state recovery found (Server.xml, snapshot and journal), handed in by the
+        service; the actor never reads a projection."""
         super().__init__()
         self.ctx = ctx
-        self.starting = vhosts if vhosts is not None else ctx.catalog.vhost_states()
+        self.starting = vhosts
         self.server = domain.Server.starting_with(self.starting)
         self.vhosts: dict[str, pykka.ActorRef[Any]] = {}
 
