@@ -34,7 +34,7 @@ class Templates:
         self._container.close()
 
 
-def to_av_packet(packet: Packet, stream: av.stream.Stream, offset: int = 0) -> av.Packet:
+def to_av_packet(packet: Packet, stream: av.stream.Stream, offset: int = 0) -> av.Packet[av.stream.Stream]:
     """A PyAV packet for ``stream`` with timestamps shifted by ``offset`` (in the packet's time base)."""
     out = av.Packet(packet.data)
     out.pts = packet.pts - offset

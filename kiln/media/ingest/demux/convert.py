@@ -97,9 +97,9 @@ class AvConverter:
                keyframe: bool) -> tuple[Track | None, list[Packet]]:
         if nal.is_annexb(data):
             if keyframe or state.described is None:
-                config = _config_from_annexb(state.codec, data)
-                if config:
-                    state.config = config
+                found = _config_from_annexb(state.codec, data)
+                if found:
+                    state.config = found
             data = nal.annexb_to_length_prefixed(data)
         new = self._describe(state) if state.config else None
         if state.described is None:

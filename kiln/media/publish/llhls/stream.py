@@ -179,8 +179,8 @@ class LlhlsStream:
         videos = [t for t in tracks if t.kind is MediaKind.VIDEO]
         audios = [t for t in tracks if t.kind is MediaKind.AUDIO]
         groups: dict[str, list[Track]] = {}
-        for a in audios:
-            groups.setdefault(a.name or f"audio_{a.id}", []).append(a)
+        for audio in audios:
+            groups.setdefault(audio.name or f"audio_{audio.id}", []).append(audio)
         variants: list[Variant] = []
         renditions = config.get("renditions") or config.get("rendition") or []
         if isinstance(renditions, dict):
