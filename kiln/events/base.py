@@ -50,7 +50,8 @@ def event(cls: EventT) -> EventT:
     return cls
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
+    """A field value as msgpack stores it: tuples become lists, containers are copied."""
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
