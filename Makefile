@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.kiln-installed
 DATA   ?= data
 PYTEST_ARGS ?=
 
-.PHONY: run test install peers lint typecheck unit e2e bench clean
+.PHONY: run test install peers lint style typecheck layers unit e2e bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
@@ -29,11 +29,17 @@ run: install
 peers:
 	./scripts/install-peers.sh
 
-lint: install
+# lint = style, types and layers, in that order (each its own target, so each can run alone)
+lint: style typecheck layers
+
+style: install
 	$(BIN)/ruff check kiln tests bench
 
 typecheck: install
 	$(BIN)/mypy
+
+layers: install
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_layers.py
 
 unit: install
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)

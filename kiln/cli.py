@@ -7,8 +7,12 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiln import __version__
+
+if TYPE_CHECKING:  # the commands import what they need when they run: ``kiln token`` loads no server
+    from kiln.config import ServerConfig
 
 
 def _setup_logging(level: str) -> None:
@@ -19,7 +23,7 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-def _load_config(path: str | None) -> tuple[object, str]:
+def _load_config(path: str | None) -> tuple[ServerConfig, str]:
     from kiln.config import load_default_config, load_server_xml
 
     if path is None:
@@ -39,7 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigLoadError as exc:
         log.error("configuration error: %s", exc)
         return 2
-    for warning in getattr(config, "warnings", []):
+    for warning in config.warnings:
         log.warning("configuration %s", warning)
     service = KilnService(config, Path(args.data_dir), config_name=name)
     try:
@@ -49,8 +53,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   args.data_dir)
         return 3
     try:
-        host = "0.0.0.0" if config.ip in ("*", "", None) else config.ip  # type: ignore[attr-defined]
-        asyncio.run(service.serve(host, config.bind.api_port))  # type: ignore[attr-defined]
+        host = "0.0.0.0" if config.ip in ("*", "") else config.ip
+        asyncio.run(service.serve(host, config.bind.api_port))
     except OSError as exc:
         log.error("%s", exc)
         return 4

@@ -7,12 +7,13 @@ future completes; so when an HTTP command returns, every later GET already sees 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
 from kiln.events.base import Event
 from kiln.events.codec import event_of, record_parts
+from kiln.journal.records import NewRecord, Record
 
 log = logging.getLogger(__name__)
 
@@ -21,27 +22,40 @@ class Projection(Protocol):
     def apply(self, ev: Event) -> None: ...
 
 
+class RecordJournal(Protocol):
+    """What the log needs of the journal: appends that become durable, and a word when they do."""
+
+    def append(self, records: list[NewRecord]) -> Future[list[Record]]: ...
+
+    def add_listener(self, fn: Callable[[list[Record]], None]) -> None: ...
+
+
+# (entity, type, version, payload) -> the record the journal appends
+NewRecordFactory = Callable[[str, str, int, dict[str, Any]], NewRecord]
+Observer = Callable[[Record, Event], None]
+
+
 class EventLog:
-    def __init__(self, journal: Any, new_record: Callable[..., Any]) -> None:
+    def __init__(self, journal: RecordJournal, new_record: NewRecordFactory) -> None:
         self._journal = journal
         self._new_record = new_record
         self._projections: list[Projection] = []
-        self._observers: list[Callable[[Any, Event], None]] = []
+        self._observers: list[Observer] = []
         self.projection_failures = 0
         journal.add_listener(self._on_durable)
 
     def add_projection(self, projection: Projection) -> None:
         self._projections.append(projection)
 
-    def add_observer(self, fn: Callable[[Any, Event], None]) -> None:
+    def add_observer(self, fn: Observer) -> None:
         """Called with (record, event) for every durable record, after the projections."""
         self._observers.append(fn)
 
-    def emit(self, events: Sequence[Event]) -> Future[Any]:
+    def emit(self, events: Sequence[Event]) -> Future[list[Record]]:
         """Append events as one atomic call; the future completes when they are durable."""
         return self._journal.append([self._new_record(*record_parts(ev)) for ev in events])
 
-    def apply_replayed(self, records: Any) -> int:
+    def apply_replayed(self, records: Iterable[Record]) -> int:
         """Feed records read back at startup to the projections (not to observers)."""
         count = 0
         for record in records:
@@ -49,7 +63,7 @@ class EventLog:
             count += 1
         return count
 
-    def _project(self, record: Any, ev: Event) -> None:
+    def _project(self, record: Record, ev: Event) -> None:
         """One projection's bug must not leave the others (or the rest of the batch) behind."""
         for projection in self._projections:
             try:
@@ -59,7 +73,7 @@ class EventLog:
                 log.exception("projection failed projection=%s type=%s seq=%s", type(projection).__name__,
                               record.type, record.seq)
 
-    def _on_durable(self, records: list[Any]) -> None:
+    def _on_durable(self, records: list[Record]) -> None:
         for record in records:
             ev = event_of(record)
             self._project(record, ev)

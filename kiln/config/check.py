@@ -51,7 +51,7 @@ def run_check(path: str | None, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _names(section: Any) -> list[str]:
+def _names(section: object) -> list[str]:
     return [k for k, v in section.items() if isinstance(v, dict)] if isinstance(section, dict) else []
 
 

@@ -6,7 +6,7 @@ import glob
 import logging
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -241,7 +241,7 @@ def _build_vhosts(server: dict[str, Any], source: str) -> list[dict[str, Any]]:
     return vhosts
 
 
-def _validate(check: Any, value: dict[str, Any], where: str) -> None:
+def _validate(check: Callable[[dict[str, Any]], None], value: dict[str, Any], where: str) -> None:
     try:
         check(value)
     except ConfigError as exc:

@@ -48,7 +48,7 @@ def fill_app_defaults(app: dict[str, Any]) -> dict[str, Any]:
 
 
 
-def parse_bitrate(value: Any) -> int | None:
+def parse_bitrate(value: object) -> int | None:
     """Bitrate as OME reads it: a number, optionally ending in K (×1024) or M (×1048576)."""
     if isinstance(value, bool) or value is None:
         return None
@@ -75,7 +75,7 @@ def validate_vhost_json(vhost: dict[str, Any]) -> None:
     _walk(vhost, VIRTUAL_HOST, "virtualHost")
 
 
-def _walk(value: Any, node: Node, path: str) -> None:
+def _walk(value: object, node: Node, path: str) -> None:
     if node.kind == "open":
         return
     if node.kind == "leaf":

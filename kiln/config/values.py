@@ -5,17 +5,15 @@ One place for the leniency, so Server.xml apps and API-created apps read the sam
 
 from __future__ import annotations
 
-from typing import Any
 
-
-def is_true(value: Any) -> bool:
+def is_true(value: object) -> bool:
     """OME booleans: JSON ``true`` or the XML text ``true`` (any case)."""
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
-def number(value: Any) -> float | None:
+def number(value: object) -> float | None:
     """A finite number from text or JSON; None when it is not one (booleans and empty text are not)."""
-    if isinstance(value, bool) or value in (None, ""):
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or value == "":
         return None
     try:
         result = float(value)
@@ -24,11 +22,11 @@ def number(value: Any) -> float | None:
     return result if result == result and abs(result) != float("inf") else None
 
 
-def as_float(value: Any, default: float = 0.0) -> float:
+def as_float(value: object, default: float = 0.0) -> float:
     found = number(value)
     return default if found is None else found
 
 
-def as_int(value: Any, default: int = 0) -> int:
+def as_int(value: object, default: int = 0) -> int:
     found = number(value)
     return default if found is None else int(found)

@@ -9,7 +9,6 @@ bump its VERSION and add an upcaster in ``UPCASTERS`` so old journals still repl
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -51,7 +50,8 @@ def event(cls: EventT) -> EventT:
     return cls
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
+    """A field value as msgpack stores it: tuples become lists, containers are copied."""
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -74,10 +74,15 @@ def decode_event(type_name: str, version: int, payload: dict[str, Any]) -> Event
     return cls(**{k: v for k, v in payload.items() if k in names})
 
 
-@functools.cache
+_FIELD_NAMES: dict[type[Event], frozenset[str]] = {}
+
+
 def _field_names(cls: type[Event]) -> frozenset[str]:
     """Per class, once: replay decodes millions of records and this set was half its cost."""
-    return frozenset(f.name for f in dataclasses.fields(cls))
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def registered_types() -> dict[str, type[Event]]:

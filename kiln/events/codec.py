@@ -8,12 +8,16 @@ from kiln.events.base import Event, decode_event
 
 
 class StoredRecord(Protocol):
-    seq: int
-    time: float
-    entity: str
-    type: str
-    version: int
-    payload: dict[str, Any]
+    """What decoding needs of a journal record (kiln.journal.records.Record is one; events import no journal)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def payload(self) -> dict[str, Any]: ...
 
 
 def record_parts(ev: Event) -> tuple[str, str, int, dict[str, Any]]:

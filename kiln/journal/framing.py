@@ -21,7 +21,7 @@ MAX_FRAME = 64 * 1024 * 1024
 
 
 def encode_frame(record: Record) -> bytes:
-    body = msgpack.packb(record.as_list(), use_bin_type=True)
+    body: bytes = msgpack.packb(record.as_list(), use_bin_type=True)  # msgpack ships no type hints
     return HEADER.pack(len(body), zlib.crc32(body)) + body
 
 

@@ -8,6 +8,7 @@ malformed raises :class:`AmfError` (a ValueError) rather than IndexError or Recu
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,7 +191,10 @@ class _Decoder:
 
 
 def decode(data: bytes | memoryview, offset: int = 0) -> tuple[Any, int]:
-    """One value from ``data`` at ``offset``; returns (value, offset after it)."""
+    """One value from ``data`` at ``offset``; returns (value, offset after it).
+
+    Decoded values are Any: they are whatever the peer sent (number, string, object, array, ...),
+    and each command handler checks the shape it expects."""
     dec = _Decoder(data, offset)
     return dec.value(), dec.pos
 
@@ -204,7 +208,7 @@ def decode_all(data: bytes | memoryview) -> list[Any]:
     return values
 
 
-def _encode_key(key: Any, out: bytearray) -> None:
+def _encode_key(key: object, out: bytearray) -> None:
     if not isinstance(key, str):
         raise AmfError(f"AMF0 object keys must be strings, not {type(key).__name__}")
     raw = key.encode("utf-8")
@@ -213,14 +217,14 @@ def _encode_key(key: Any, out: bytearray) -> None:
     out += _U16.pack(len(raw)) + raw
 
 
-def _encode_properties(props: dict[str, Any], out: bytearray, depth: int) -> None:
+def _encode_properties(props: Mapping[str, object], out: bytearray, depth: int) -> None:
     for key, val in props.items():
         _encode_key(key, out)
         _encode(val, out, depth + 1)
     out += b"\x00\x00\x09"
 
 
-def _encode(value: Any, out: bytearray, depth: int) -> None:
+def _encode(value: object, out: bytearray, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise AmfError(f"AMF0 nesting deeper than {MAX_DEPTH} (or a cycle)")
     if value is None:
@@ -276,7 +280,7 @@ def _encode(value: Any, out: bytearray, depth: int) -> None:
         raise AmfError(f"cannot encode {type(value).__name__} as AMF0")
 
 
-def encode(*values: Any) -> bytes:
+def encode(*values: object) -> bytes:
     """The AMF0 encoding of ``values`` in order (a command is name, transaction id, object, args...)."""
     out = bytearray()
     for value in values:

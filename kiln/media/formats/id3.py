@@ -12,8 +12,7 @@ from __future__ import annotations
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
 
 UTF8 = 0x03
 MAX_SYNCHSAFE = (1 << 28) - 1
@@ -67,17 +66,17 @@ class TextFrame(Id3Frame):
     """A T*** text information frame (any id starting with ``T`` other than TXXX)."""
 
     frame_id: str
-    text: str
+    value: str
 
     def payload(self) -> bytes:
-        return bytes((UTF8,)) + self.text.encode("utf-8")
+        return bytes((UTF8,)) + self.value.encode("utf-8")
 
 
 @dataclass(frozen=True)
 class UserTextFrame(Id3Frame):
     """TXXX: a user-defined description/value pair."""
 
-    frame_id: ClassVar[str] = "TXXX"
+    frame_id: str = field(default="TXXX", init=False)
     description: str
     value: str
 
@@ -89,7 +88,7 @@ class UserTextFrame(Id3Frame):
 class PrivateFrame(Id3Frame):
     """PRIV: an owner identifier and opaque bytes."""
 
-    frame_id: ClassVar[str] = "PRIV"
+    frame_id: str = field(default="PRIV", init=False)
     owner: str
     data: bytes
 

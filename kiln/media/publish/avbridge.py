@@ -24,7 +24,7 @@ class Templates:
     def __init__(self, tracks: list[Track]) -> None:
         self.tracks = tracks
         mp4_tracks = [replace(t, id=i + 1) for i, t in enumerate(tracks)]
-        self._container = av.open(io.BytesIO(build_init_segment_multi(mp4_tracks)), format="mp4")
+        self._container = av.open(io.BytesIO(build_init_segment_multi(mp4_tracks)), "r", format="mp4")
         streams = list(self._container.streams)
         if len(streams) != len(tracks):
             raise ValueError(f"template has {len(streams)} streams for {len(tracks)} tracks")
@@ -34,7 +34,7 @@ class Templates:
         self._container.close()
 
 
-def to_av_packet(packet: Packet, stream: av.stream.Stream, offset: int = 0) -> av.Packet:
+def to_av_packet(packet: Packet, stream: av.stream.Stream, offset: int = 0) -> av.Packet[av.stream.Stream]:
     """A PyAV packet for ``stream`` with timestamps shifted by ``offset`` (in the packet's time base)."""
     out = av.Packet(packet.data)
     out.pts = packet.pts - offset

@@ -11,9 +11,11 @@ encoder's frame size.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Generic, Literal, Protocol, TypeVar
 
 import av
 from av.codec.context import Flags
@@ -34,21 +36,51 @@ DECODERS = {Codec.H264: "h264", Codec.H265: "hevc", Codec.VP8: "vp8", Codec.VP9:
             Codec.AAC: "aac", Codec.MP3: "mp3", Codec.OPUS: "opus"}
 _AGAIN = (av.error.BlockingIOError, av.error.EOFError)
 
+# The frames one input track decodes to: a track's decoder and all its encoders agree on it.
+FrameT = TypeVar("FrameT", av.VideoFrame, av.AudioFrame)
+
 
 class CodecOpenError(Exception):
     """A decoder or encoder could not be opened; the message is what the API shows."""
+
+
+def video_context(name: str, mode: Literal["r", "w"]) -> av.VideoCodecContext:
+    """A video codec context by FFmpeg codec name (PyAV knows the kind from the name only for literals)."""
+    return _video(av.CodecContext.create(name, mode))
+
+
+def audio_context(name: str, mode: Literal["r", "w"]) -> av.AudioCodecContext:
+    return _audio(av.CodecContext.create(name, mode))
+
+
+def _video(ctx: av.CodecContext) -> av.VideoCodecContext:
+    if not isinstance(ctx, av.VideoCodecContext):
+        raise ValueError(f"{ctx.name} is not a video codec")
+    return ctx
+
+
+def _audio(ctx: av.CodecContext) -> av.AudioCodecContext:
+    if not isinstance(ctx, av.AudioCodecContext):
+        raise ValueError(f"{ctx.name} is not an audio codec")
+    return ctx
 
 
 def _pull_all(graph: av.filter.Graph) -> list[av.VideoFrame]:
     frames = []
     while True:
         try:
-            frames.append(graph.pull())
+            frames.append(graph.vpull())
         except _AGAIN:
             return frames
 
 
-class Decoder:
+class _FrameSource(Protocol[FrameT]):
+    """An opened decoding context: what PyAV's video and audio codec contexts both offer."""
+
+    def decode(self, packet: av.Packet[av.stream.Stream] | None = None) -> list[FrameT]: ...
+
+
+class Decoder(ABC, Generic[FrameT]):
     """One decoder for one input track, shared by every encode of that track."""
 
     def __init__(self, track: Track, threads: int = 0) -> None:
@@ -56,9 +88,14 @@ class Decoder:
         if name is None:
             raise CodecOpenError(f"no decoder for {track.codec.value}")
         self.track = track
+        self.name = name
         self.config = track.config
         self.threads = threads
-        self.ctx = self._open(name, track.config)
+        self.ctx: _FrameSource[FrameT] = self._open(name, track.config)
+
+    @abstractmethod
+    def _frames(self, ctx: av.CodecContext) -> _FrameSource[FrameT]:
+        """``ctx`` as a source of this decoder's frames; ValueError when the codec is of another kind."""
 
     def _check_config(self, config: bytes) -> None:
         """FFmpeg's H.264/H.265 decoders open on any extradata and then fail every frame: read it first."""
@@ -71,11 +108,12 @@ class Decoder:
             raise CodecOpenError(f"the {self.track.codec.value} decoder could not be opened: its decoder "
                                  f"configuration is invalid ({exc})") from exc
 
-    def _open(self, name: str, config: bytes) -> av.CodecContext:
+    def _open(self, name: str, config: bytes) -> _FrameSource[FrameT]:
         if config:
             self._check_config(config)
         try:
             ctx = av.CodecContext.create(name, "r")
+            source = self._frames(ctx)
             if config:
                 ctx.extradata = config
             if self.track.kind is MediaKind.VIDEO:
@@ -84,18 +122,18 @@ class Decoder:
             ctx.open()
         except (av.error.FFmpegError, ValueError) as exc:
             raise CodecOpenError(f"the {self.track.codec.value} decoder could not be opened: {exc}") from exc
-        return ctx
+        return source
 
-    def decode(self, packet: Packet) -> list[av.frame.Frame]:
+    def decode(self, packet: Packet) -> list[FrameT]:
         """Frames with ``pts`` and ``time_base`` in the input packet's time base.
 
         A packet with a new decoder configuration (a resolution change) reopens the decoder; the frames
         the old one still holds (frame threads delay a few) come out first. A configuration that cannot
         be opened raises ``CodecOpenError`` and the old decoder stays.
         """
-        held: list[av.frame.Frame] = []
+        held: list[FrameT] = []
         if packet.config is not None and packet.config != self.config:
-            ctx = self._open(self.ctx.codec.name, packet.config)
+            ctx = self._open(self.name, packet.config)
             try:
                 held = self._stamp(self.ctx.decode(None), packet)
             except av.error.FFmpegError:
@@ -107,11 +145,11 @@ class Decoder:
             avp.is_keyframe = True
         return held + self._stamp(self.ctx.decode(avp), packet)
 
-    def flush(self) -> list[av.frame.Frame]:
+    def flush(self) -> list[FrameT]:
         """The frames the decoder still holds (frame threads delay a few), at the end of the input."""
         return self._stamp(self.ctx.decode(None), None)
 
-    def _stamp(self, frames: list[av.frame.Frame], packet: Packet | None) -> list[av.frame.Frame]:
+    def _stamp(self, frames: list[FrameT], packet: Packet | None) -> list[FrameT]:
         time_base = packet.time_base if packet is not None else self.track.time_base
         for frame in frames:
             if frame.pts is None:
@@ -120,13 +158,37 @@ class Decoder:
         return frames
 
 
-@dataclass
-class Target:
-    """Where one encoder's packets go: an output stream hub under that stream's track id."""
+class VideoDecoder(Decoder[av.VideoFrame]):
+    def _frames(self, ctx: av.CodecContext) -> av.VideoCodecContext:
+        return _video(ctx)
 
-    hub: object  # StreamHub (duck-typed: publish)
+
+class AudioDecoder(Decoder[av.AudioFrame]):
+    def _frames(self, ctx: av.CodecContext) -> av.AudioCodecContext:
+        return _audio(ctx)
+
+
+class PacketSink(Protocol):
+    """Where encoded packets are published: an output stream's hub, or the holder of its latest image."""
+
+    def publish(self, packet: Packet) -> None: ...
+
+
+class PacketMeter(Protocol):
+    def add(self, packet: Packet) -> None: ...
+
+
+MeterT_co = TypeVar("MeterT_co", bound=PacketMeter, covariant=True)
+
+
+@dataclass
+class Target(Generic[MeterT_co]):
+    """Where one encoder's packets go: an output stream hub under that stream's track id; generic in the
+    meter so that whoever made the target reads its own meter type back."""
+
+    hub: PacketSink
     track_id: int
-    meter: object  # TrackMeter (duck-typed: add)
+    meter: MeterT_co
     failed: str = ""  # why this output gets no media any more (encoder failed, input undecodable); "" when fine
 
 
@@ -137,16 +199,31 @@ class _Counters:
     frames_dropped: int = 0
 
 
+Publish = Callable[[Target[PacketMeter], Packet], None]
+
+
 @dataclass
-class Encoder:
+class Encoder(ABC, Generic[FrameT]):
     """Common part: the output Track template, the targets, counters."""
 
     track: Track
-    targets: list[Target] = field(default_factory=list)
+    targets: list[Target[PacketMeter]] = field(default_factory=list)
     counters: _Counters = field(default_factory=_Counters)
     failed: str = ""
 
-    def emit(self, packets: list[Packet], publish: Callable[[Target, Packet], None]) -> None:
+    @abstractmethod
+    def encode(self, frame: FrameT) -> list[Packet]:
+        """The packets that come out of the encoder once ``frame`` is in (often none, or delayed ones)."""
+
+    @abstractmethod
+    def flush(self) -> list[Packet]:
+        """The packets the encoder still holds, at the end of the input."""
+
+    def image_rate(self) -> float | None:
+        """Images per second for an image encode, which needs only some frames; None: it needs every frame."""
+        return None
+
+    def emit(self, packets: list[Packet], publish: Publish) -> None:
         for packet in packets:
             self.counters.packets_out += 1
             for target in self.targets:
@@ -173,13 +250,20 @@ def _vp8_options(s: VideoSettings) -> dict[str, str]:
             "lag-in-frames": "0"}
 
 
-class VideoEncoder(Encoder):
+def _encoded_times(p: av.Packet[av.stream.Stream]) -> tuple[int, int]:
+    """(pts, dts) of an encoded packet: FFmpeg's encoders always stamp pts; a missing dts is pts."""
+    if p.pts is None:
+        raise ValueError("the encoder returned a packet without a timestamp")
+    return p.pts, p.dts if p.dts is not None else p.pts
+
+
+class VideoEncoder(Encoder[av.VideoFrame]):
     def __init__(self, settings: VideoSettings, label: str) -> None:
         self.settings = settings
         self.label = label
         s = settings
         try:
-            ctx = av.CodecContext.create(s.encoder_name, "w")
+            ctx = video_context(s.encoder_name, "w")
             ctx.width, ctx.height, ctx.pix_fmt = s.width, s.height, "yuv420p"
             ctx.time_base = VIDEO_TIME_BASE
             ctx.framerate = Fraction(s.framerate).limit_denominator(1001)
@@ -209,7 +293,7 @@ class VideoEncoder(Encoder):
         track.key_frame_interval_conf = float(s.key_frame_interval)
         super().__init__(track)
         self._graph: av.filter.Graph | None = None
-        self._graph_input: tuple[int, int, str, Fraction] | None = None
+        self._graph_input: tuple[int, int, str, Fraction | None] | None = None
         self._last_pts: int | None = None
         self._shift: int | None = None
         self._length_prefixed = s.codec in (Codec.H264, Codec.H265)
@@ -239,12 +323,15 @@ class VideoEncoder(Encoder):
                                                         frame.time_base):
             self._build_graph(frame)
         assert self._graph is not None
-        self._graph.push(frame)
+        self._graph.vpush(frame)
         return self._encode_scaled(_pull_all(self._graph))
 
     def _encode_scaled(self, frames: list[av.VideoFrame]) -> list[Packet]:
         out: list[Packet] = []
         for scaled in frames:
+            if scaled.pts is None or scaled.time_base is None:
+                self.counters.frames_dropped += 1  # never seen: the decoder stamps every frame it gives out
+                continue
             pts = round(scaled.pts * scaled.time_base / VIDEO_TIME_BASE)
             if self._last_pts is not None and pts <= self._last_pts:
                 self.counters.frames_dropped += 1  # non-increasing input time: the encoder would reject it
@@ -259,22 +346,22 @@ class VideoEncoder(Encoder):
     def flush(self) -> list[Packet]:
         out: list[Packet] = []
         if self._graph is not None:
-            self._graph.push(None)
+            self._graph.vpush(None)
             out += self._encode_scaled(_pull_all(self._graph))
         return out + [self._packet(p) for p in self.ctx.encode(None)]
 
-    def _packet(self, p: av.Packet) -> Packet:
+    def _packet(self, p: av.Packet[av.stream.Stream]) -> Packet:
         data = bytes(p)
         if self._length_prefixed and is_annexb(data):
             data = annexb_to_length_prefixed(data)
-        dts = p.dts if p.dts is not None else p.pts
+        pts, dts = _encoded_times(p)
         if self._shift is None:
             self._shift = max(0, -dts)  # B-frames start dts below pts: never below zero (tfdt is unsigned)
-        return Packet(0, p.pts + self._shift, dts + self._shift, VIDEO_TIME_BASE, data, keyframe=bool(p.is_keyframe),
+        return Packet(0, pts + self._shift, dts + self._shift, VIDEO_TIME_BASE, data, keyframe=bool(p.is_keyframe),
                       duration=int(p.duration or 0))
 
 
-class AudioEncoder(Encoder):
+class AudioEncoder(Encoder[av.AudioFrame]):
     def __init__(self, settings: AudioSettings, label: str) -> None:
         self.settings = settings
         self.label = label
@@ -282,7 +369,7 @@ class AudioEncoder(Encoder):
         fmt = "fltp" if s.codec is Codec.AAC else "flt"
         layout = "mono" if s.channels == 1 else "stereo"
         try:
-            ctx = av.CodecContext.create(s.encoder_name, "w")
+            ctx = audio_context(s.encoder_name, "w")
             ctx.sample_rate, ctx.format, ctx.layout = s.sample_rate, fmt, layout
             ctx.time_base = Fraction(1, s.sample_rate)
             ctx.bit_rate = s.bitrate
@@ -330,12 +417,11 @@ class AudioEncoder(Encoder):
     def flush(self) -> list[Packet]:
         return [self._packet(p) for p in self.ctx.encode(None)]
 
-    def _packet(self, p: av.Packet) -> Packet:
+    def _packet(self, p: av.Packet[av.stream.Stream]) -> Packet:
+        pts, dts = _encoded_times(p)
         if self._shift is None:
             # AAC/Opus encoders start with priming samples (pts -1024 / -312): the first packet is placed
             # at the first input sample instead, so timestamps never go below the input's (tfdt is unsigned)
-            self._shift = max(0, (self._first_pts or 0) - p.pts)
-        pts = p.pts + self._shift
-        dts = (p.dts if p.dts is not None else p.pts) + self._shift
-        return Packet(0, pts, dts, self.time_base, bytes(p), keyframe=True,
+            self._shift = max(0, (self._first_pts or 0) - pts)
+        return Packet(0, pts + self._shift, dts + self._shift, self.time_base, bytes(p), keyframe=True,
                       duration=int(p.duration or self.frame_size))

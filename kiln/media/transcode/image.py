@@ -19,8 +19,8 @@ from av.codec.context import Flags
 from kiln.config.values import number
 from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.stream.bypass import codec_of
-from kiln.media.transcode.codecs import VIDEO_TIME_BASE, CodecOpenError, Encoder
-from kiln.media.transcode.settings import EncodeSettingsError, output_size
+from kiln.media.transcode.codecs import VIDEO_TIME_BASE, CodecOpenError, Encoder, video_context
+from kiln.media.transcode.settings import EncodeKey, EncodeSettingsError, output_size
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class ImageSettings:
     framerate: float  # images per second
 
     @property
-    def key(self) -> tuple[Any, ...]:
+    def key(self) -> EncodeKey:
         return ("image", *astuple(self))
 
     @property
@@ -78,7 +78,7 @@ def image_settings(encode: dict[str, Any], source: Track, input_fps: float) -> I
     return ImageSettings(codec, width, height, round(fps, 3))
 
 
-class ImageEncoder(Encoder):
+class ImageEncoder(Encoder[av.VideoFrame]):
     """One still per 1/framerate seconds of input time; every packet is a complete image file."""
 
     def __init__(self, settings: ImageSettings, label: str) -> None:
@@ -86,7 +86,7 @@ class ImageEncoder(Encoder):
         self.label = label
         fmt = settings.format
         try:
-            ctx = av.CodecContext.create(fmt.encoder, "w")
+            ctx = video_context(fmt.encoder, "w")
             ctx.width, ctx.height, ctx.pix_fmt = settings.width, settings.height, fmt.pix_fmt
             ctx.time_base = VIDEO_TIME_BASE
             if settings.codec is Codec.JPEG:
@@ -125,11 +125,14 @@ class ImageEncoder(Encoder):
         pts = round(t / VIDEO_TIME_BASE)
         picture.pts, picture.time_base = pts, VIDEO_TIME_BASE
         picture.pict_type = av.video.frame.PictureType.NONE
-        out = []
+        out: list[Packet] = []
         for p in self.ctx.encode(picture):
             out.append(Packet(0, pts, pts, VIDEO_TIME_BASE, bytes(p), keyframe=True))
         return out
 
     def flush(self) -> list[Packet]:
         return []  # every image is emitted as it is encoded
+
+    def image_rate(self) -> float:
+        return self.settings.framerate
 

@@ -26,6 +26,9 @@ DEFAULT_PRESET = "veryfast"
 VIDEO_ENCODERS = {Codec.H264: "libx264", Codec.H265: "libx265", Codec.VP8: "libvpx"}
 AUDIO_ENCODERS = {Codec.AAC: "aac", Codec.OPUS: "libopus"}
 
+# what tells one encode's settings from another's: equal keys share one encoder
+EncodeKey = tuple[object, ...]
+
 
 class EncodeSettingsError(ValueError):
     """The encode cannot run on this input (unknown codec, bad value)."""
@@ -52,7 +55,7 @@ class VideoSettings:
     threads: int
 
     @property
-    def key(self) -> tuple[Any, ...]:
+    def key(self) -> EncodeKey:
         return astuple(self)
 
     @property
@@ -68,7 +71,7 @@ class AudioSettings:
     bitrate: int
 
     @property
-    def key(self) -> tuple[Any, ...]:
+    def key(self) -> EncodeKey:
         return astuple(self)
 
     @property

@@ -25,15 +25,27 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Generic
 
 import av
 
 from kiln.media.model import MediaKind, Packet, Track
 from kiln.media.stream.hub import CallbackSubscriber, StreamHub, Subscriber
-from kiln.media.transcode.codecs import AudioEncoder, CodecOpenError, Decoder, Encoder, Target, VideoEncoder
+from kiln.media.transcode.codecs import (
+    AudioDecoder,
+    AudioEncoder,
+    CodecOpenError,
+    Decoder,
+    Encoder,
+    FrameT,
+    PacketMeter,
+    Publish,
+    Target,
+    VideoDecoder,
+    VideoEncoder,
+)
 from kiln.media.transcode.image import ImageEncoder, ImageSettings, image_settings
-from kiln.media.transcode.settings import EncodeSettingsError, audio_settings, video_settings
+from kiln.media.transcode.settings import EncodeKey, EncodeSettingsError, audio_settings, video_settings
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +67,13 @@ class EncodeUnavailable(Exception):
 
 
 @dataclass
-class TrackWorker:
+class TrackWorker(Generic[FrameT]):
     """Decodes one input track and feeds every encoder of it, on its own thread."""
 
     label: str
     source: Track
-    decoder: Decoder
-    encoders: dict[tuple[Any, ...], Encoder] = field(default_factory=dict)
+    decoder: Decoder[FrameT]
+    encoders: dict[EncodeKey, Encoder[FrameT]] = field(default_factory=dict)
     queue: Subscriber | None = None
     thread: threading.Thread | None = None
     decode_errors: int = 0
@@ -77,9 +89,10 @@ class TrackWorker:
     _last_key_time: float | None = None
 
     def configure_keyframes_only(self) -> None:
-        encoders = list(self.encoders.values())
-        if self.source.kind is MediaKind.VIDEO and encoders and all(isinstance(e, ImageEncoder) for e in encoders):
-            self.image_fps = max(e.settings.framerate for e in encoders)  # type: ignore[attr-defined]
+        rates = [e.image_rate() for e in self.encoders.values()]
+        image_rates = [r for r in rates if r is not None]
+        if self.source.kind is MediaKind.VIDEO and rates and len(image_rates) == len(rates):
+            self.image_fps = max(image_rates)
             self.keyframes_only = True
             log.info("transcode decodes keyframes only stream=%s track=%d image_fps=%s", self.label,
                      self.source.id, self.image_fps)
@@ -105,7 +118,7 @@ class TrackWorker:
             return False
         return True
 
-    def run(self, publish: Callable[[Target, Packet], None]) -> None:
+    def run(self, publish: Publish) -> None:
         assert self.queue is not None
         last_dts: int | None = None
         while not self.stopping:
@@ -126,7 +139,7 @@ class TrackWorker:
                  ",".join(f"{e.track.codec.value}:in={e.counters.frames_in}:out={e.counters.packets_out}"
                           for e in self.encoders.values()))
 
-    def _flush(self, publish: Callable[[Target, Packet], None]) -> None:
+    def _flush(self, publish: Publish) -> None:
         try:
             frames = self.decoder.flush()
         except av.error.FFmpegError:
@@ -134,11 +147,11 @@ class TrackWorker:
         self._encode(frames, publish)
         for enc in self.encoders.values():
             try:
-                enc.emit(enc.flush(), publish)  # type: ignore[attr-defined]
+                enc.emit(enc.flush(), publish)
             except (av.error.FFmpegError, ValueError) as exc:
                 log.warning("transcode flush failed stream=%s track=%d error=%s", self.label, self.source.id, exc)
 
-    def _handle(self, packet: Packet, publish: Callable[[Target, Packet], None]) -> None:
+    def _handle(self, packet: Packet, publish: Publish) -> None:
         self.packets_decoded += 1
         try:
             frames = self.decoder.decode(packet)
@@ -176,13 +189,13 @@ class TrackWorker:
         else:
             log.info("transcode input decodes again stream=%s track=%d", self.label, self.source.id)
 
-    def _encode(self, frames: list[av.frame.Frame], publish: Callable[[Target, Packet], None]) -> None:
+    def _encode(self, frames: list[FrameT], publish: Publish) -> None:
         for frame in frames:
             for key, enc in list(self.encoders.items()):
                 if enc.failed:
                     continue
                 try:
-                    enc.emit(enc.encode(frame), publish)  # type: ignore[attr-defined]
+                    enc.emit(enc.encode(frame), publish)
                 except (av.error.FFmpegError, ValueError) as exc:
                     enc.failed = f"the {enc.track.codec.value} encoder failed: {exc}"
                     for target in enc.targets:
@@ -196,31 +209,38 @@ class StreamTranscoder:
     def __init__(self, label: str, *, decoder_threads: int = DECODER_THREADS) -> None:
         self.label = label
         self.decoder_threads = decoder_threads
-        self.workers: dict[int, TrackWorker] = {}
+        # by input track id: every worker, and the same workers by the frames they decode
+        self.workers: dict[int, TrackWorker[av.VideoFrame] | TrackWorker[av.AudioFrame]] = {}
+        self._video_workers: dict[int, TrackWorker[av.VideoFrame]] = {}
+        self._audio_workers: dict[int, TrackWorker[av.AudioFrame]] = {}
         self.decoder_failures: dict[int, str] = {}  # input track id -> why its decoder cannot be opened
         self._subscriber: CallbackSubscriber | None = None
         self._started = False
         self._detached = False
 
-    def _worker(self, source: Track) -> TrackWorker:
-        worker = self.workers.get(source.id)
+    def _worker(self, source: Track, workers: dict[int, TrackWorker[FrameT]],
+                open_decoder: Callable[[Track, int], Decoder[FrameT]]) -> TrackWorker[FrameT]:
+        worker = workers.get(source.id)
         if worker is None:
-            failure = self.decoder_failures.get(source.id)
-            if failure is None:
-                try:
-                    decoder = Decoder(source, self.decoder_threads)
-                except CodecOpenError as exc:
-                    failure = f"input track {source.id} of {self.label}: {exc}"
-                    self.decoder_failures[source.id] = failure
-                    log.error("transcode decoder not opened stream=%s track=%d codec=%s error=%s; its encodes are "
-                              "unavailable", self.label, source.id, source.codec.value, exc)
-            if failure is not None:
-                raise EncodeUnavailable(failure)
-            worker = TrackWorker(self.label, source, decoder)
+            worker = TrackWorker(self.label, source, self._decoder(source, open_decoder))
+            workers[source.id] = worker
             self.workers[source.id] = worker
         return worker
 
-    def _add(self, worker: TrackWorker, key: tuple[Any, ...], make: Callable[[], Encoder], target: Target) -> Encoder:
+    def _decoder(self, source: Track, open_decoder: Callable[[Track, int], Decoder[FrameT]]) -> Decoder[FrameT]:
+        failure = self.decoder_failures.get(source.id)
+        if failure is None:
+            try:
+                return open_decoder(source, self.decoder_threads)
+            except CodecOpenError as exc:
+                failure = f"input track {source.id} of {self.label}: {exc}"
+                self.decoder_failures[source.id] = failure
+                log.error("transcode decoder not opened stream=%s track=%d codec=%s error=%s; its encodes are "
+                          "unavailable", self.label, source.id, source.codec.value, exc)
+        raise EncodeUnavailable(failure)
+
+    def _add(self, worker: TrackWorker[FrameT], key: EncodeKey, make: Callable[[], Encoder[FrameT]],
+             target: Target[PacketMeter]) -> Encoder[FrameT]:
         enc = worker.encoders.get(key)
         if enc is None:
             try:
@@ -233,32 +253,33 @@ class StreamTranscoder:
         enc.targets.append(target)
         return enc
 
-    def add_video(self, encode: dict[str, Any], source: Track, input_fps: float, target: Target,
+    def add_video(self, encode: dict[str, Any], source: Track, input_fps: float, target: Target[PacketMeter],
                   variant: str) -> Track:
         try:
             settings = video_settings(encode, source, input_fps)
         except EncodeSettingsError as exc:
             raise EncodeUnavailable(str(exc)) from exc
-        worker = self._worker(source)
+        worker = self._worker(source, self._video_workers, VideoDecoder)
         enc = self._add(worker, settings.key, lambda: VideoEncoder(settings, self.label), target)
         return replace(enc.track, id=target.track_id, name=variant, bypass=False)
 
-    def add_audio(self, encode: dict[str, Any], source: Track, target: Target, variant: str) -> Track:
+    def add_audio(self, encode: dict[str, Any], source: Track, target: Target[PacketMeter], variant: str) -> Track:
         try:
             settings = audio_settings(encode, source)
         except EncodeSettingsError as exc:
             raise EncodeUnavailable(str(exc)) from exc
-        worker = self._worker(source)
+        worker = self._worker(source, self._audio_workers, AudioDecoder)
         enc = self._add(worker, settings.key, lambda: AudioEncoder(settings, self.label), target)
         return replace(enc.track, id=target.track_id, name=variant, bypass=False)
 
-    def add_image(self, encode: dict[str, Any], source: Track, input_fps: float, target: Target) -> ImageSettings:
+    def add_image(self, encode: dict[str, Any], source: Track, input_fps: float,
+                  target: Target[PacketMeter]) -> ImageSettings:
         """An image encode (thumbnail) fed by the video track's shared decoder; its packets are whole images."""
         try:
             settings = image_settings(encode, source, input_fps)
         except EncodeSettingsError as exc:
             raise EncodeUnavailable(str(exc)) from exc
-        worker = self._worker(source)
+        worker = self._worker(source, self._video_workers, VideoDecoder)
         self._add(worker, settings.key, lambda: ImageEncoder(settings, self.label), target)
         return settings
 
@@ -301,10 +322,10 @@ class StreamTranscoder:
                         queue.stats.dropped_packets)
 
     @staticmethod
-    def _publish(target: Target, packet: Packet) -> None:
+    def _publish(target: Target[PacketMeter], packet: Packet) -> None:
         out = replace(packet, track_id=target.track_id, arrival=time.monotonic())
-        target.meter.add(out)  # type: ignore[attr-defined]
-        target.hub.publish(out)  # type: ignore[attr-defined]
+        target.meter.add(out)
+        target.hub.publish(out)
 
     def _input_ended(self, reason: str) -> None:
         if not self._detached:  # the input hub closed (stream ended), not our own unsubscribe
@@ -337,7 +358,7 @@ class StreamTranscoder:
                 worker.thread.join(max(0.0, deadline - time.monotonic()))
         return all(w.thread is None or not w.thread.is_alive() for w in self.workers.values())
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[int, dict[str, object]]:
         return {w.source.id: {"decode_errors": w.decode_errors, "frames_decoded": w.frames_decoded,
                               "non_key_skipped": w.non_key_skipped,
                               "dropped_packets": w.queue.stats.dropped_packets if w.queue else 0,

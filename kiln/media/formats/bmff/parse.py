@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from kiln.media.formats.bmff.errors import BmffError
 
@@ -122,7 +123,7 @@ class _Reader:
     def __init__(self, box: Box) -> None:
         self.data, self.pos, self.name = box.payload, 0, box.type
 
-    def unpack(self, fmt: struct.Struct) -> tuple:
+    def unpack(self, fmt: struct.Struct) -> tuple[Any, ...]:
         if self.pos + fmt.size > len(self.data):
             raise BmffError(f"{self.name}: truncated at byte {self.pos} (need {fmt.size})")
         values = fmt.unpack_from(self.data, self.pos)
@@ -130,7 +131,8 @@ class _Reader:
         return values
 
     def u(self, fmt: struct.Struct) -> int:
-        return self.unpack(fmt)[0]
+        value: int = self.unpack(fmt)[0]
+        return value
 
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):

@@ -59,7 +59,8 @@ def read_init_segment(data: bytes) -> InitSegment:
     """``ftyp`` + ``moov`` decoded; each track with its one sample entry and its ``trex`` (if any)."""
     boxes = parse_boxes(data)
     moov = find(boxes, "moov")
-    trexes = {t.track_id: t for t in map(decode_trex, moov.first("mvex").all("trex"))} if moov.first("mvex") else {}
+    mvex = moov.first("mvex")
+    trexes = {t.track_id: t for t in map(decode_trex, mvex.all("trex"))} if mvex is not None else {}
     tracks = []
     for trak in moov.all("trak"):
         tkhd = decode_tkhd(trak.child("tkhd"))

@@ -22,14 +22,15 @@ def describe_track(track_id: int, codec: Codec, config: bytes, time_base: Fracti
     track = Track(id=track_id, kind=codec.kind, codec=codec, time_base=time_base, config=bytes(config))
     try:
         if codec is Codec.H264:
-            sps = h264.parse_avcc(config).first_sps()
-            track.width, track.height = sps.width, sps.height
-            track.profile, track.level, track.codec_string = sps.profile_name, sps.level_text, sps.codec_string
+            avc_sps = h264.parse_avcc(config).first_sps()
+            track.width, track.height = avc_sps.width, avc_sps.height
+            track.profile, track.level, track.codec_string = (avc_sps.profile_name, avc_sps.level_text,
+                                                              avc_sps.codec_string)
         elif codec is Codec.H265:
-            hvcc = h265.parse_hvcc(config)
-            sps = hvcc.first_sps()
-            track.width, track.height = sps.width, sps.height
-            track.profile, track.level, track.codec_string = sps.profile_name, sps.level_text, sps.codec_string
+            hevc_sps = h265.parse_hvcc(config).first_sps()
+            track.width, track.height = hevc_sps.width, hevc_sps.height
+            track.profile, track.level, track.codec_string = (hevc_sps.profile_name, hevc_sps.level_text,
+                                                              hevc_sps.codec_string)
         elif codec is Codec.AAC:
             asc = aac.parse_asc(config)
             track.sample_rate, track.channels = asc.output_sample_rate, asc.output_channels

@@ -76,9 +76,11 @@ class ChunkReader:
         while True:
             cs = self._cur
             if cs is not None:
+                buf = cs.buf
+                assert buf is not None  # a stream becomes current only with its message buffer started
                 take = min(self._cur_left, n - pos)
                 if take:
-                    cs.buf += mv[pos:pos + take]  # type: ignore[operator]
+                    buf += mv[pos:pos + take]
                     pos += take
                     self._cur_left -= take
                     self._buffered += take
@@ -86,7 +88,7 @@ class ChunkReader:
                     break
                 self._cur = None
                 if cs.remaining == 0:
-                    payload = bytes(cs.buf)  # type: ignore[arg-type]
+                    payload = bytes(buf)
                     self._buffered -= len(payload)
                     cs.buf = None
                     self._emit(cs, payload, out)

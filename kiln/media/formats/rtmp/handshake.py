@@ -35,7 +35,7 @@ class HandshakeError(RtmpProtocolError):
     pass
 
 
-def digest_offset(block: bytes, scheme: int) -> int:
+def digest_offset(block: bytes | bytearray, scheme: int) -> int:
     """Where the 32-byte digest sits in a 1536-byte C1/S1 for scheme 0 (offset from bytes 8..11)
     or scheme 1 (offset from bytes 772..775)."""
     base = 8 if scheme == 0 else 772
@@ -72,11 +72,11 @@ def server_response(c1: bytes) -> tuple[bytes, bytes, bool]:
         s1 = struct.pack(">I", _uptime_ms()) + b"\x00\x00\x00\x00" + os.urandom(HANDSHAKE_SIZE - 8)
         return s1, bytes(c1), False
     scheme, client_digest = found
-    s1 = bytearray(struct.pack(">I", _uptime_ms()) + SERVER_VERSION + os.urandom(HANDSHAKE_SIZE - 8))
-    _imprint(s1, scheme, _FMS_PARTIAL)
+    signed_s1 = bytearray(struct.pack(">I", _uptime_ms()) + SERVER_VERSION + os.urandom(HANDSHAKE_SIZE - 8))
+    _imprint(signed_s1, scheme, _FMS_PARTIAL)
     s2 = os.urandom(HANDSHAKE_SIZE - DIGEST_SIZE)
     s2 += _hmac(_hmac(FMS_KEY, client_digest), s2)
-    return bytes(s1), s2, True
+    return bytes(signed_s1), s2, True
 
 
 class ServerHandshake:

@@ -65,7 +65,8 @@ def user_control_payload(event: int, *values: int) -> bytes:
 def parse_u32(payload: bytes, what: str) -> int:
     if len(payload) < 4:
         raise RtmpProtocolError(f"{what} message has {len(payload)} bytes, needs 4")
-    return _U32.unpack_from(payload)[0]
+    value: int = _U32.unpack_from(payload)[0]
+    return value
 
 
 def split_aggregate(message: RtmpMessage) -> list[RtmpMessage]:

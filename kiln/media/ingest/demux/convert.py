@@ -13,11 +13,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kiln.media.formats.codecs import CodecConfigError, aac, describe_track, h264, h265, nal
 from kiln.media.formats.mpegts.tsclock import TICKS_PER_S, TsClock
 from kiln.media.model import Codec, MediaKind, Packet, Track
+
+if TYPE_CHECKING:
+    import av
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ class AvConverter:
         self._tracks: dict[int, _TrackState] = {}
         self._clock = clock  # applies to tracks in the TS clock's 1/90000 time base (all of an MPEG-TS input's)
 
-    def add_stream(self, stream: Any) -> bool:
+    def add_stream(self, stream: av.stream.Stream) -> bool:
         """Register a PyAV stream; False when its codec is not one Kiln carries (it is skipped)."""
         codec = CODECS.get(stream.codec_context.name if stream.codec_context else "")
         if codec is None or stream.time_base is None:
@@ -61,7 +64,7 @@ class AvConverter:
         self._tracks[stream.index] = state
         return True
 
-    def convert(self, packet: Any) -> tuple[Track | None, list[Packet]]:
+    def convert(self, packet: av.Packet[av.stream.Stream]) -> tuple[Track | None, list[Packet]]:
         state = self._tracks.get(packet.stream.index)
         if state is None or packet.size == 0 or packet.dts is None:
             return None, []
@@ -97,9 +100,9 @@ class AvConverter:
                keyframe: bool) -> tuple[Track | None, list[Packet]]:
         if nal.is_annexb(data):
             if keyframe or state.described is None:
-                config = _config_from_annexb(state.codec, data)
-                if config:
-                    state.config = config
+                found = _config_from_annexb(state.codec, data)
+                if found:
+                    state.config = found
             data = nal.annexb_to_length_prefixed(data)
         new = self._describe(state) if state.config else None
         if state.described is None:

@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import av
 
@@ -239,7 +238,7 @@ class TsDemuxWorker:
                         prefix[:16].hex())
             return "input is not MPEG-TS (no 0x47 sync bytes 188 bytes apart)"
         try:
-            container = av.open(_PrefixedReader(prefix[offset:], self.feed), format="mpegts")
+            container = av.open(_PrefixedReader(prefix[offset:], self.feed), "r", format="mpegts")
         except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
             return self._input_ended(f"MPEG-TS probe failed: {exc}")
         try:
@@ -256,7 +255,7 @@ class TsDemuxWorker:
             data += more
         return bytes(data)
 
-    def _stream(self, container: Any) -> str:
+    def _stream(self, container: av.container.InputContainer) -> str:
         converter = AvConverter(TsClock(self.label))
         usable = [s for s in container.streams if s.type in ("video", "audio") and converter.add_stream(s)]
         if not usable:

@@ -53,7 +53,7 @@ class ErrorCode(IntEnum):
     EPEERERR = 7000
 
 
-_POSIX = {
+_POSIX: dict[int, int] = {
     ErrorCode.ENOSERVER: errno.ETIMEDOUT,
     ErrorCode.ECONNREJ: errno.ECONNREFUSED,
     ErrorCode.ESECFAIL: errno.EACCES,

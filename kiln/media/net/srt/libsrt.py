@@ -328,7 +328,8 @@ def sendmsg(sock: int, data: bytes) -> int:
 
 def recvmsg_into(sock: int, buf: ctypes.Array[ctypes.c_char]) -> int:
     """Receive one message into ``buf``; -1 on failure (read ``last_error`` for why)."""
-    return lib().srt_recvmsg(sock, buf, len(buf))
+    received: int = lib().srt_recvmsg(sock, buf, len(buf))  # restype c_int (see _PROTOTYPES)
+    return received
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -417,7 +418,8 @@ def bstats(sock: int, clear: bool = False, instantaneous: bool = False) -> CByte
 # -- rejection ----------------------------------------------------------------------------------
 
 def getrejectreason(sock: int) -> int:
-    return lib().srt_getrejectreason(sock)
+    reason: int = lib().srt_getrejectreason(sock)
+    return reason
 
 
 def setrejectreason(sock: int, code: int) -> None:
@@ -444,7 +446,8 @@ def epoll_update(eid: int, sock: int, events: int) -> None:
 
 def epoll_remove(eid: int, sock: int) -> int:
     """Remove a socket; libsrt already drops closed sockets, so the result is only returned."""
-    return lib().srt_epoll_remove_usock(eid, sock)
+    result: int = lib().srt_epoll_remove_usock(eid, sock)
+    return result
 
 
 def epoll_uwait(eid: int, events: ctypes.Array[EpollEvent], timeout_ms: int) -> list[tuple[int, int]]:

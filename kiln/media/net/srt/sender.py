@@ -157,8 +157,9 @@ def _resolve(host: str, port: int) -> list[str]:
     addresses: list[str] = []
     for family in (socket.AF_INET, socket.AF_INET6):
         for fam, _, _, _, addr in infos:
-            if fam == family and addr[0] not in addresses:
-                addresses.append(addr[0])
+            host_address = str(addr[0])  # (host, port) for IPv4, (host, port, flow, scope) for IPv6
+            if fam == family and host_address not in addresses:
+                addresses.append(host_address)
     if not addresses:
         raise SrtError(f"cannot resolve {host}: no IPv4 or IPv6 address", code=ErrorCode.ENOSERVER)
     return addresses

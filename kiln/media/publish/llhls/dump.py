@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from xml.sax.saxutils import escape
 
 from kiln.media.publish.llhls.packager import Segment, TrackPackager
@@ -45,7 +45,7 @@ class _TrackState:
 class HlsDump:
     def __init__(self, stream: LlhlsStream, *, dump_id: str, output_path: str, playlists: list[str],
                  info_file: str = "", user_data: str = "", stream_label: str = "",
-                 on_written: Any = None) -> None:
+                 on_written: Callable[[str, int], None] | None = None) -> None:
         self.stream = stream
         self.id = dump_id
         self.dir = Path(output_path)

@@ -87,8 +87,8 @@ def render_chunklist(pkg: TrackPackager, opts: ChunklistOptions,
             nxt = next_part(pkg)
             lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{part_name(track, nxt[0], nxt[1], opts.key)}'
                          f'{_q(opts.query)}"')
-        for uri, msn, part in reports or []:
-            lines.append(f'#EXT-X-RENDITION-REPORT:URI="{uri}",LAST-MSN={msn},LAST-PART={part}')
+        for uri, msn, last_part in reports or []:
+            lines.append(f'#EXT-X-RENDITION-REPORT:URI="{uri}",LAST-MSN={msn},LAST-PART={last_part}')
     return "\n".join(lines) + "\n"
 
 

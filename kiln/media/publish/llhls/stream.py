@@ -18,7 +18,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.publish.llhls.packager import Part, Segment, TrackPackager
@@ -33,6 +33,9 @@ from kiln.media.publish.llhls.playlist import (
 from kiln.media.stream.hub import CallbackSubscriber
 from kiln.media.stream.live import LiveStream, OutputStream
 from kiln.timefmt import now
+
+if TYPE_CHECKING:  # a dump reads its stream: dump.py imports this module
+    from kiln.media.publish.llhls.dump import HlsDump
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class LlhlsStream:
         self._changed: asyncio.Future[None] = loop.create_future()
         self.concluded = False
         self.ended = False
-        self.dumps: list[Any] = []
+        self.dumps: list[HlsDump] = []
         self.part_listeners: list[Callable[[TrackPackager, Part], None]] = []
         self.segment_listeners: list[Callable[[TrackPackager, Segment], None]] = []
         for ot in output.tracks:
@@ -179,8 +182,8 @@ class LlhlsStream:
         videos = [t for t in tracks if t.kind is MediaKind.VIDEO]
         audios = [t for t in tracks if t.kind is MediaKind.AUDIO]
         groups: dict[str, list[Track]] = {}
-        for a in audios:
-            groups.setdefault(a.name or f"audio_{a.id}", []).append(a)
+        for audio in audios:
+            groups.setdefault(audio.name or f"audio_{audio.id}", []).append(audio)
         variants: list[Variant] = []
         renditions = config.get("renditions") or config.get("rendition") or []
         if isinstance(renditions, dict):
