@@ -31,6 +31,12 @@ def dump_json(task: DumpTask) -> dict[str, Any]:
     return out
 
 
+def _text(body: dict[str, Any], key: str) -> str:
+    """A string field of the body ("" when absent or not a string)."""
+    value = body.get(key)
+    return value if isinstance(value, str) else ""
+
+
 def register(router: Router, api: Any) -> None:
     ctx = api.ctx
 
@@ -48,15 +54,13 @@ def register(router: Router, api: Any) -> None:
         vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
         need_stream(ctx, vh, ap, st)
         body = call.body if isinstance(call.body, dict) else {}
-        fields = [body.get(k) for k in ("id", "outputStreamName", "outputPath")]
-        if not all(isinstance(f, str) and f for f in fields):
+        dump_id, output, path = (_text(body, k) for k in ("id", "outputStreamName", "outputPath"))
+        if not (dump_id and output and path):
             raise ApiError(400, "id, outputStreamName and outputPath are required")
-        dump_id, output, path = fields
         common(call, output)
-        playlists = [p for p in body.get("playlist") or [] if isinstance(p, str)] \
-            if isinstance(body.get("playlist"), list) else []
-        info = body.get("infoFile") if isinstance(body.get("infoFile"), str) else ""
-        user_data = body.get("userData") if isinstance(body.get("userData"), str) else ""
+        listed = body.get("playlist")
+        playlists = [p for p in listed if isinstance(p, str)] if isinstance(listed, list) else []
+        info, user_data = _text(body, "infoFile"), _text(body, "userData")
         await ask(tasks_ref(ctx, vh, ap), RegisterDump(st, output, dump_id, path, playlists, info, user_data))
         return ok()
 

@@ -44,12 +44,12 @@ def record_json(task: RecordTask, live: Any = None) -> dict[str, Any]:
     if spec.interval > 0:
         out["interval"] = spec.interval
     if task.state in _ACTIVE:
-        for key, value in (("recordBytes", record_bytes), ("recordTime", record_time),
+        for key, count in (("recordBytes", record_bytes), ("recordTime", record_time),
                            ("totalRecordBytes", task.total_record_bytes + record_bytes),
                            ("totalRecordTime", task.total_record_time_ms + record_time),
                            ("sequence", task.sequence)):
-            if value > 0:
-                out[key] = value
+            if count > 0:
+                out[key] = count
         if task.start_time > 0:
             out["startTime"] = format_time(task.start_time)
     if task.state in ("stopped", "error"):
