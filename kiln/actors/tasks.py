@@ -11,7 +11,7 @@ are live, so it never asks another actor or a projection to decide.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,7 +64,7 @@ class DumpWriters(Protocol):
     def stop(self, vhost: str, app: str, output_stream: str, dump_ids: Collection[str]) -> None: ...
 
 
-def _after(durable: Future[Any], effect: Any) -> None:
+def _after(durable: Future[Any], effect: Callable[[], None]) -> None:
     """Run ``effect`` once the journal holds the decision (not at all if the append failed)."""
     durable.add_done_callback(lambda f: effect() if f.exception() is None else None)
 
