@@ -33,10 +33,9 @@ from kiln.actors.commands import (
     Teardown,
     UnregisterDumps,
 )
-from kiln.actors.context import Context
 from kiln.actors.push import PushActor
 from kiln.actors.record import RecordActor, StopRecording
-from kiln.actors.task_ports import TaskPorts
+from kiln.actors.task_ports import CounterBoard, Journal, TaskPorts, TaskStats
 from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.app_tasks import AppTasks
 from kiln.domain.dumps import AppDumps, ForgetStoppedDumps, StartDump, StopDumps
@@ -55,6 +54,29 @@ log = logging.getLogger(__name__)
 ActorRef = pykka.ActorRef[Any]
 
 
+class TasksSetup(Protocol):
+    """What the supervisor takes from the process when it starts (the app actor passes its context)."""
+
+    @property
+    def events(self) -> Journal: ...
+
+    @property
+    def stats(self) -> TaskStats: ...
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    @property
+    def media(self) -> Any: ...  # offers task_counters (a CounterBoard) and llhls, or is None
+
+    @property
+    def tasks(self) -> RecoveredTasks: ...
+
+
+class RecoveredTasks(Protocol):
+    def recovered(self, vhost: str, app: str) -> AppTasks: ...
+
+
 class DumpWriters(Protocol):
     """Starts and stops the files an HLS dump writes (never blocks: the writers live elsewhere)."""
 
@@ -70,14 +92,15 @@ def _after(durable: Future[Any], effect: Callable[[], None]) -> None:
 
 
 class TasksActor(CommandActor):
-    def __init__(self, ctx: Context, vhost: str, app: str, config: dict[str, Any],
+    def __init__(self, ctx: TasksSetup, vhost: str, app: str, config: dict[str, Any],
                  recovered: AppTasks | None = None) -> None:
         super().__init__()
         self.vhost = vhost
         self.app = app
         self.settings = AppSettings.parse(config)
         media = ctx.media
-        self.ports = TaskPorts(ctx.events, ctx.stats, media.task_counters if media is not None else None)
+        counters: CounterBoard | None = media.task_counters if media is not None else None
+        self.ports = TaskPorts(ctx.events, ctx.stats, counters)
         self.data_dir: Path = ctx.data_dir
         llhls = getattr(media, "llhls", None) if media is not None else None
         self.dump_writers: DumpWriters | None = LlhlsDumpControl(llhls) if llhls is not None else None
