@@ -45,6 +45,7 @@ from kiln.domain.record_request import new_transaction_id
 from kiln.domain.settings import AppSettings
 from kiln.events import tasks as te
 from kiln.events.base import Event
+from kiln.events.tasks import DumpSpec
 from kiln.media.publish.llhls.dump_control import LlhlsDumpControl
 from kiln.media.stream.live import LiveStream
 from kiln.timefmt import now
@@ -243,14 +244,13 @@ class TasksActor(CommandActor):
     # -- HLS dumps --
     def handle_RegisterDump(self, cmd: RegisterDump) -> Outcome:
         """``:startHlsDump``: journal the dump, then start its writer."""
-        events = decide_and_apply(self.dumps, StartDump(cmd.stream, cmd.output_stream, cmd.id, cmd.output_path,
-                                                        list(cmd.playlists), cmd.info_file, cmd.user_data), now())
-        fut = self._journal(events)
+        spec = DumpSpec(self.vhost, self.app, cmd.stream, cmd.output_stream, cmd.id, cmd.output_path,
+                        list(cmd.playlists), cmd.info_file, cmd.user_data)
+        fut = self._journal(decide_and_apply(self.dumps, StartDump(spec), now()))
         writers = self.dump_writers
         if writers is not None:
-            vhost, app = self.vhost, self.app
-            _after(fut, lambda: writers.start(vhost, app, cmd.output_stream, cmd.id, cmd.output_path,
-                                              list(cmd.playlists), cmd.info_file, cmd.user_data))
+            _after(fut, lambda: writers.start(spec.vhost, spec.app, spec.output_stream, spec.id, spec.output_path,
+                                              list(spec.playlists), spec.info_file, spec.user_data))
         return Outcome(None, [fut])
 
     def handle_UnregisterDumps(self, cmd: UnregisterDumps) -> Outcome:

@@ -7,35 +7,63 @@ stream ends (as in OME), then it is forgotten. The refusals are OME's 500 texts.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from kiln.domain.errors import Failed
 from kiln.events.base import Event
-from kiln.events.tasks import DumpFileWritten, DumpRemoved, DumpStarted, DumpStopped
+from kiln.events.tasks import DumpFileWritten, DumpRemoved, DumpSpec, DumpStarted, DumpStopped
 
 
 @dataclass
 class DumpStatus:
     """What the journal says of one dump; the read model holds these too."""
 
-    vhost: str
-    app: str
-    stream: str
-    output_stream: str
-    id: str
-    output_path: str
-    playlists: list[str] = field(default_factory=list)
-    info_file: str = ""
-    user_data: str = ""
+    spec: DumpSpec
     created_time: float = 0.0
     enabled: bool = True
     files_written: int = 0
 
+    # the spec's fields, read where a dump is resumed or shown
+    @property
+    def vhost(self) -> str:
+        return self.spec.vhost
+
+    @property
+    def app(self) -> str:
+        return self.spec.app
+
+    @property
+    def stream(self) -> str:
+        return self.spec.stream
+
+    @property
+    def output_stream(self) -> str:
+        return self.spec.output_stream
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def output_path(self) -> str:
+        return self.spec.output_path
+
+    @property
+    def playlists(self) -> list[str]:
+        return self.spec.playlists
+
+    @property
+    def info_file(self) -> str:
+        return self.spec.info_file
+
+    @property
+    def user_data(self) -> str:
+        return self.spec.user_data
+
     @classmethod
     def started(cls, ev: DumpStarted) -> DumpStatus:
-        return cls(ev.vhost, ev.app, ev.stream, ev.output_stream, ev.id, ev.output_path, list(ev.playlists),
-                   ev.info_file, ev.user_data, ev.created_time)
+        return cls(ev.spec, ev.created_time)
 
     def fold(self, event: Event) -> None:
         if isinstance(event, DumpStopped):
@@ -46,18 +74,22 @@ class DumpStatus:
     def snapshot(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def restore(cls, saved: dict[str, Any]) -> DumpStatus:
+        """From ``snapshot()``, or from the flat shape older snapshots hold."""
+        saved = dict(saved)
+        spec_names = {f.name for f in fields(DumpSpec)}
+        spec = saved.pop("spec", None)
+        if spec is None:
+            spec = {k: saved.pop(k) for k in list(saved) if k in spec_names}
+        return cls(DumpSpec(**spec), **saved)
+
 
 @dataclass(frozen=True)
 class StartDump:
     """``:startHlsDump`` once its output stream is known to be published as LL-HLS."""
 
-    stream: str
-    output_stream: str
-    id: str
-    output_path: str
-    playlists: list[str]
-    info_file: str
-    user_data: str
+    spec: DumpSpec
 
 
 @dataclass(frozen=True)
@@ -96,14 +128,14 @@ class AppDumps:
                 for name in command.output_streams for d in self.on(name) if not d.enabled]
 
     def _start(self, c: StartDump, now: float) -> list[Event]:
-        where = f"[{self.vhost}/{self.app}/{c.output_stream}]"
-        existing = self.on(c.output_stream)
-        if any(d.id == c.id for d in existing):
+        spec = c.spec
+        where = f"[{self.vhost}/{self.app}/{spec.output_stream}]"
+        existing = self.on(spec.output_stream)
+        if any(d.id == spec.id for d in existing):
             raise Failed(f"Could not start dump: {where} (Duplicate ID)")
-        if c.info_file and any(d.info_file == c.info_file for d in existing):
+        if spec.info_file and any(d.info_file == spec.info_file for d in existing):
             raise Failed(f"Could not start dump: {where} (Duplicate info file)")
-        return [DumpStarted(self.vhost, self.app, c.stream, c.output_stream, c.id, c.output_path,
-                            list(c.playlists), c.info_file, c.user_data, now)]
+        return [DumpStarted.of(spec, now)]
 
     def _stop(self, c: StopDumps) -> list[Event]:
         chosen = [d for d in self.on(c.output_stream) if d.enabled and (c.id is None or d.id == c.id)]

@@ -1,4 +1,4 @@
-"""Events of push, record and HLS-dump tasks, and the push/record specs their Created events carry."""
+"""Events of push, record and HLS-dump tasks, and the specs their Created/Started events carry."""
 
 from __future__ import annotations
 
@@ -196,9 +196,11 @@ class RecordRemoved(Event):
         return record_entity(self.vhost, self.app, self.id)
 
 
-@event
 @dataclass(frozen=True)
-class DumpStarted(Event):
+class DumpSpec:
+    """What ``:startHlsDump`` asked for, declared once: carried by DumpStarted, held by the app's
+    dumps aggregate and by the read model."""
+
     vhost: str
     app: str
     stream: str
@@ -208,11 +210,24 @@ class DumpStarted(Event):
     playlists: list[str] = field(default_factory=list)
     info_file: str = ""
     user_data: str = ""
+
+
+@event
+@dataclass(frozen=True)
+class DumpStarted(DumpSpec, Event):
     created_time: float = 0.0
+
+    @property
+    def spec(self) -> DumpSpec:
+        return DumpSpec(**{f.name: getattr(self, f.name) for f in fields(DumpSpec)})
 
     @property
     def entity(self) -> str:
         return dump_entity(self.vhost, self.app, self.output_stream, self.id)
+
+    @classmethod
+    def of(cls, spec: DumpSpec, created_time: float) -> DumpStarted:
+        return cls(**{f.name: getattr(spec, f.name) for f in fields(DumpSpec)}, created_time=created_time)
 
 
 @event

@@ -161,5 +161,5 @@ class TasksProjection:
                 record = RecordStatus.restore(saved)
                 self.records[(record.vhost, record.app, record.id)] = record
             for saved in state.get("dumps", []):
-                dump = DumpStatus(**saved)
+                dump = DumpStatus.restore(saved)
                 self.dumps[(dump.vhost, dump.app, dump.output_stream, dump.id)] = dump

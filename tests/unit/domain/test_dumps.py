@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from kiln.domain.dumps import AppDumps, ForgetStoppedDumps, StartDump, StopDumps
+from kiln.domain.dumps import AppDumps, DumpStatus, ForgetStoppedDumps, StartDump, StopDumps
 from kiln.domain.errors import Failed
-from kiln.events.tasks import DumpRemoved, DumpStarted, DumpStopped
+from kiln.events.tasks import DumpRemoved, DumpSpec, DumpStarted, DumpStopped
 from tests.unit.domain.given import given
 
 
 def start(dump_id: str, info: str = "", output: str = "cam") -> StartDump:
-    return StartDump("cam", output, dump_id, f"/d/{dump_id}", ["llhls.m3u8"], info, "u")
+    return StartDump(DumpSpec("vh", "app", "cam", output, dump_id, f"/d/{dump_id}", ["llhls.m3u8"], info, "u"))
 
 
 def started(dump_id: str, info: str = "", output: str = "cam", at: float = 1_000.0) -> DumpStarted:
@@ -57,3 +57,14 @@ def test_stream_end_forgets_stopped_dumps_only_and_frees_their_ids() -> None:
         DumpRemoved("vh", "app", "cam", "d1"))
     outcome.when(start("d1"), now=7.0).then(started("d1", at=7.0))
     assert sorted(d.id for d in outcome.aggregate.on("cam")) == ["d1", "d2"]
+
+
+def test_status_restores_from_old_flat_snapshots() -> None:
+    status = DumpStatus.started(started("d1", "i.xml"))
+    status.fold(DumpStopped("vh", "app", "cam", "d1"))
+    saved = status.snapshot()
+    flat = {**saved["spec"], **{k: v for k, v in saved.items() if k != "spec"}}
+    assert set(flat) == {"vhost", "app", "stream", "output_stream", "id", "output_path", "playlists", "info_file",
+                         "user_data", "created_time", "enabled", "files_written"}  # the old flat DumpTask
+    assert DumpStatus.restore(flat) == status == DumpStatus.restore(saved)
+    assert (status.id, status.info_file, status.enabled) == ("d1", "i.xml", False)

@@ -44,7 +44,7 @@ def test_an_old_flat_snapshot_restores_the_same_tasks() -> None:
     original = built()
     saved = original.snapshot()
     old = {"pushes": [flat(t) for t in saved["pushes"]], "records": [flat(t) for t in saved["records"]],
-           "dumps": saved["dumps"]}
+           "dumps": [flat(t) for t in saved["dumps"]]}
     assert set(old["pushes"][0]) == {  # the fields of the old flat PushTask
         "vhost", "app", "id", "stream_name", "variant_names", "track_ids", "protocol", "url", "stream_key",
         "created_time", "state", "reason", "start_time", "sequence", "total_sent_bytes", "total_sent_time_ms"}
