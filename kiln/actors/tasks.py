@@ -1,18 +1,23 @@
 """The task supervisor of one app: its push, record and HLS-dump tasks.
 
-Each push and record task is an actor of its own; this one creates and removes them, and tells
-them when the output stream they wait for goes live or away (the stream supervisor reports
-StreamLive / StreamGone). It keeps its own view of which outputs are live, so it never asks
-another actor or a projection to decide.
+It owns the app-level aggregates (which push and record ids exist, the app's dumps), journals
+what they decide, and then runs the effects: each push and record task is an actor of its own
+that this one creates and removes, and dump writers are started and stopped through
+``DumpWriters``. It tells task actors when the output stream they wait for goes live or away
+(the stream supervisor reports StreamLive / StreamGone), keeping its own view of which outputs
+are live, so it never asks another actor or a projection to decide.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
-from kiln.actors import configcheck
+import pykka
+
 from kiln.actors.base import CommandActor, Outcome, settled, tell, tell_quietly
 from kiln.actors.commands import (
     AppReconfigured,
@@ -28,42 +33,96 @@ from kiln.actors.commands import (
     Teardown,
     UnregisterDumps,
 )
-from kiln.actors.context import Context
 from kiln.actors.push import PushActor
-from kiln.actors.push_request import parse_start_push, parse_stop_push
-from kiln.actors.record import RecordActor
-from kiln.actors.record_request import parse_start_record, parse_stop_record
-from kiln.errors import ApiError
+from kiln.actors.record import RecordActor, StopRecording
+from kiln.actors.task_ports import CounterBoard, Journal, TaskPorts, TaskStats
+from kiln.domain.aggregate import decide_and_apply
+from kiln.domain.app_tasks import AppTasks
+from kiln.domain.dumps import AppDumps, ForgetStoppedDumps, StartDump, StopDumps
+from kiln.domain.push import CreatePush, PushStatus, PushTasks, RemovePush
+from kiln.domain.record import CreateRecord, RecordStatus, RecordTasks, RemoveRecord
+from kiln.domain.record_request import new_transaction_id
+from kiln.domain.settings import AppSettings
 from kiln.events import tasks as te
+from kiln.events.base import Event
+from kiln.events.tasks import DumpSpec
+from kiln.media.publish.llhls.dump_control import LlhlsDumpControl
 from kiln.media.stream.live import LiveStream
-from kiln.projections.tasks import PushTask, RecordTask
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
 
+ActorRef = pykka.ActorRef[Any]
 
-class TasksActor(CommandActor):
-    def __init__(self, ctx: Context, vhost: str, app: str, config: dict[str, Any]) -> None:
-        super().__init__()
-        self.ctx = ctx
-        self.vhost = vhost
-        self.app = app
-        self.config = config
-        self.pushes: dict[str, Any] = {}
-        self.records: dict[str, Any] = {}
-        self.task_streams: dict[tuple[str, str], str] = {}  # (kind, id) -> output stream name
-        self.live: dict[str, LiveStream] = {}  # input stream name -> live stream whose outputs exist
-        self.dumps: set[tuple[str, str]] = set()  # (output stream, id) registered, not yet durable
+
+class TasksSetup(Protocol):
+    """What the supervisor takes from the process when it starts (the app actor passes its context)."""
 
     @property
-    def where(self) -> str:
-        return f"{self.vhost}/{self.app}"
+    def events(self) -> Journal: ...
+
+    @property
+    def stats(self) -> TaskStats: ...
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    @property
+    def media(self) -> Any: ...  # offers task_counters (a CounterBoard) and llhls, or is None
+
+    @property
+    def tasks(self) -> RecoveredTasks: ...
+
+
+class RecoveredTasks(Protocol):
+    def recovered(self, vhost: str, app: str) -> AppTasks: ...
+
+
+class DumpWriters(Protocol):
+    """Starts and stops the files an HLS dump writes (never blocks: the writers live elsewhere)."""
+
+    def start(self, vhost: str, app: str, output_stream: str, dump_id: str, output_path: str,
+              playlists: list[str], info_file: str, user_data: str) -> None: ...
+
+    def stop(self, vhost: str, app: str, output_stream: str, dump_ids: Collection[str]) -> None: ...
+
+
+def _after(durable: Future[Any], effect: Callable[[], None]) -> None:
+    """Run ``effect`` once the journal holds the decision (not at all if the append failed)."""
+    durable.add_done_callback(lambda f: effect() if f.exception() is None else None)
+
+
+class TasksActor(CommandActor):
+    def __init__(self, ctx: TasksSetup, vhost: str, app: str, config: dict[str, Any],
+                 recovered: AppTasks | None = None) -> None:
+        super().__init__()
+        self.vhost = vhost
+        self.app = app
+        self.settings = AppSettings.parse(config)
+        media = ctx.media
+        counters: CounterBoard | None = media.task_counters if media is not None else None
+        self.ports = TaskPorts(ctx.events, ctx.stats, counters)
+        self.data_dir: Path = ctx.data_dir
+        llhls = getattr(media, "llhls", None) if media is not None else None
+        self.dump_writers: DumpWriters | None = LlhlsDumpControl(llhls) if llhls is not None else None
+        # the creator may hand the recovered tasks in; otherwise they are read once, here, in its thread
+        seed = recovered if recovered is not None else ctx.tasks.recovered(vhost, app)
+        self.seed: AppTasks | None = seed
+        self.push_tasks = PushTasks(vhost, app, self.settings, [p.id for p in seed.pushes])
+        self.record_tasks = RecordTasks(vhost, app, self.settings, [r.id for r in seed.records])
+        self.dumps = AppDumps(vhost, app, seed.dumps)
+        self.pushes: dict[str, ActorRef] = {}
+        self.records: dict[str, ActorRef] = {}
+        self.task_streams: dict[tuple[str, str], str] = {}  # (kind, id) -> output stream name
+        self.live: dict[str, LiveStream] = {}  # input stream name -> live stream whose outputs exist
 
     # -- lifecycle --
     def on_start(self) -> None:
-        for push in self.ctx.tasks.push_list(self.vhost, self.app):
+        seed, self.seed = self.seed, None
+        assert seed is not None
+        for push in seed.pushes:
             self._spawn_push(push)
-        for record in self.ctx.tasks.record_list(self.vhost, self.app):
+        for record in seed.records:
             self._spawn_record(record)
 
     def on_stop(self) -> None:
@@ -78,21 +137,26 @@ class TasksActor(CommandActor):
         return Outcome(None)
 
     def handle_AppReconfigured(self, cmd: AppReconfigured) -> Outcome:
-        self.config = cmd.config
+        self.settings = self.push_tasks.settings = self.record_tasks.settings = cmd.settings
+        for ref in [*self.pushes.values(), *self.records.values()]:
+            tell_quietly(ref, cmd)
         return Outcome(None)
 
+    def _journal(self, events: Sequence[Event]) -> Future[Any]:
+        return self.ports.journal.emit(list(events))
+
     # -- live outputs --
-    def _spawn_push(self, task: PushTask) -> None:
-        self.pushes[task.id] = PushActor.start(self.ctx, task)
-        self.task_streams[("push", task.id)] = task.stream_name
-        self._offer_output(self.pushes[task.id], task.stream_name)
+    def _spawn_push(self, status: PushStatus) -> None:
+        self.pushes[status.id] = PushActor.start(self.ports, status, self.settings)
+        self.task_streams[("push", status.id)] = status.spec.stream_name
+        self._offer_output(self.pushes[status.id], status.spec.stream_name)
 
-    def _spawn_record(self, task: RecordTask, wait: bool = False) -> list[Future[Any]]:
-        self.records[task.id] = RecordActor.start(self.ctx, task)
-        self.task_streams[("record", task.id)] = task.stream_name
-        return self._offer_output(self.records[task.id], task.stream_name, wait)
+    def _spawn_record(self, status: RecordStatus, wait: bool = False) -> list[Future[Any]]:
+        self.records[status.id] = RecordActor.start(self.ports, status, self.settings, self.data_dir)
+        self.task_streams[("record", status.id)] = status.spec.stream_name
+        return self._offer_output(self.records[status.id], status.spec.stream_name, wait)
 
-    def _offer_output(self, ref: Any, output_name: str, wait: bool = False) -> list[Future[Any]]:
+    def _offer_output(self, ref: ActorRef, output_name: str, wait: bool = False) -> list[Future[Any]]:
         """Tell a task actor its output stream is live, if it is (reserved tasks start this way).
         With ``wait`` the returned future completes once the task has started (or failed) durably."""
         for stream in self.live.values():
@@ -104,13 +168,13 @@ class TasksActor(CommandActor):
                 return [settled(tell(ref, command))]
         return []
 
-    def _task_refs(self) -> list[tuple[Any, str]]:
+    def _task_refs(self) -> list[tuple[ActorRef, str]]:
         refs = [(ref, self.task_streams.get(("push", i), "")) for i, ref in self.pushes.items()]
         refs += [(ref, self.task_streams.get(("record", i), "")) for i, ref in self.records.items()]
         return refs
 
     def handle_StreamLive(self, cmd: StreamLive) -> Outcome:
-        stream = cmd.stream
+        stream: LiveStream = cmd.stream
         self.live[stream.name] = stream
         for ref, output_name in self._task_refs():
             if output_name in stream.outputs:
@@ -118,17 +182,12 @@ class TasksActor(CommandActor):
         return Outcome(None)
 
     def handle_StreamGone(self, cmd: StreamGone) -> Outcome:
-        stream = cmd.stream
+        stream: LiveStream = cmd.stream
         if self.live.get(stream.name) is stream:
             del self.live[stream.name]
-        stopped = [d for name in stream.outputs for d in self.ctx.tasks.dump_list(self.vhost, self.app, name)
-                   if not d.enabled]
-        durable = []
-        if stopped:  # a stopped dump's id stays taken until its stream ends (as in OME)
-            durable.append(self.ctx.events.emit([te.DumpRemoved(d.vhost, d.app, d.output_stream, d.id)
-                                                 for d in stopped]))
-            for d in stopped:
-                self.dumps.discard((d.output_stream, d.id))
+        # a stopped dump's id stays taken until its stream ends (as in OME)
+        forgotten = decide_and_apply(self.dumps, ForgetStoppedDumps(tuple(stream.outputs)), now())
+        durable = [self._journal(forgotten)] if forgotten else []
         for ref, output_name in self._task_refs():
             if output_name in stream.outputs:
                 tell_quietly(ref, OutputGone(output_name, cmd.reason))
@@ -136,77 +195,73 @@ class TasksActor(CommandActor):
 
     # -- push --
     def handle_StartPush(self, cmd: StartPush) -> Outcome:
-        enabled = configcheck.publisher_enabled(self.config, "push")
-        spec = parse_start_push(cmd.body, self.vhost, self.app, enabled, set(self.pushes))
-        task = PushTask(self.vhost, self.app, spec.id, spec.stream_name, spec.variant_names,
-                        spec.track_ids, spec.protocol, spec.url, spec.stream_key, now())
-        fut = self.ctx.events.emit([te.PushCreated(
-            task.vhost, task.app, task.id, task.stream_name, task.variant_names, task.track_ids,
-            task.protocol, task.url, task.stream_key, task.created_time)])
-        self._spawn_push(task)
+        events = decide_and_apply(self.push_tasks, CreatePush(cmd.body), now())
+        fut = self._journal(events)
+        created = events[0]
+        assert isinstance(created, te.PushCreated)
+        status = PushStatus.created(created)
+        self._spawn_push(status)
         log.info("push created vhost=%s app=%s id=%s protocol=%s stream=%s", self.vhost, self.app,
-                 task.id, task.protocol, task.stream_name)
-        return Outcome(task, [fut])
+                 status.id, status.spec.protocol, status.spec.stream_name)
+        return Outcome(PushStatus.created(created), [fut])  # the caller's copy: the task actor folds its own
 
     def handle_StopPush(self, cmd: StopPush) -> Outcome:
-        enabled = configcheck.publisher_enabled(self.config, "push")
-        task_id = parse_stop_push(cmd.body, self.vhost, self.app, enabled, set(self.pushes))
-        fut = self.ctx.events.emit([te.PushRemoved(self.vhost, self.app, task_id)])
-        ref = self.pushes.pop(task_id)
-        self.task_streams.pop(("push", task_id), None)
-        tell_quietly(ref, Teardown("stopPush"))
-        ref.stop(block=False)
+        events = decide_and_apply(self.push_tasks, RemovePush(cmd.body), now())
+        fut = self._journal(events)
+        for ev in events:
+            assert isinstance(ev, te.PushRemoved)
+            ref = self.pushes.pop(ev.id)
+            self.task_streams.pop(("push", ev.id), None)
+            tell_quietly(ref, Teardown("stopPush"))
+            ref.stop(block=False)
         return Outcome(None, [fut])
 
     # -- record --
-    def _file_enabled(self) -> None:
-        if not configcheck.publisher_enabled(self.config, "file"):
-            raise ApiError(404, f"Could not find application: [{self.where}]")
-
     def handle_StartRecord(self, cmd: StartRecord) -> Outcome:
-        self._file_enabled()
-        spec = parse_start_record(cmd.body, set(self.records))
-        task = RecordTask(self.vhost, self.app, spec.id, spec.transaction_id, spec.stream_name,
-                          spec.variant_names, spec.track_ids, spec.file_path, spec.info_path,
-                          spec.interval, spec.schedule, spec.segmentation_rule, spec.metadata, now())
-        fut = self.ctx.events.emit([te.RecordCreated(
-            task.vhost, task.app, task.id, task.transaction_id, task.stream_name, task.variant_names,
-            task.track_ids, task.file_path, task.info_path, task.interval, task.schedule,
-            task.segmentation_rule, task.metadata, task.created_time)])
-        started = self._spawn_record(task, wait=True)
-        log.info("record created vhost=%s app=%s id=%s stream=%s", self.vhost, self.app, task.id,
-                 task.stream_name)
-        return Outcome(task, [fut, *started])
+        events = decide_and_apply(self.record_tasks, CreateRecord(cmd.body, new_transaction_id()), now())
+        fut = self._journal(events)
+        created = events[0]
+        assert isinstance(created, te.RecordCreated)
+        status = RecordStatus.created(created)
+        started = self._spawn_record(status, wait=True)
+        log.info("record created vhost=%s app=%s id=%s stream=%s", self.vhost, self.app, status.id,
+                 status.spec.stream_name)
+        return Outcome(RecordStatus.created(created), [fut, *started])  # the caller's copy
 
     def handle_StopRecord(self, cmd: StopRecord) -> Outcome:
-        self._file_enabled()
-        task_id = parse_stop_record(cmd.body, set(self.records))
-        ref = self.records.pop(task_id)
-        self.task_streams.pop(("record", task_id), None)
-        snapshot = ref.proxy().stop_snapshot().get(timeout=30)
-        fut = self.ctx.events.emit([te.RecordRemoved(self.vhost, self.app, task_id)])
+        """Answers a future of the task's ``StoppedRecord`` (the record actor finishes its file)."""
+        events = decide_and_apply(self.record_tasks, RemoveRecord(cmd.body), now())
+        fut = self._journal(events)
+        removed = events[0]
+        assert isinstance(removed, te.RecordRemoved)
+        ref = self.records.pop(removed.id)
+        self.task_streams.pop(("record", removed.id), None)
+        stopped = settled(tell(ref, StopRecording()))
         tell_quietly(ref, Teardown("stopRecord"))
         ref.stop(block=False)
-        return Outcome(snapshot, [fut])
+        return Outcome(stopped, [fut])
 
-    # -- HLS dumps (the writers live on the event loop; this keeps the durable tasks) --
+    # -- HLS dumps --
     def handle_RegisterDump(self, cmd: RegisterDump) -> Outcome:
-        where = f"[{self.where}/{cmd.output_stream}]"
-        existing = self.ctx.tasks.dump_list(self.vhost, self.app, cmd.output_stream)
-        if any(d.id == cmd.id for d in existing) or (cmd.output_stream, cmd.id) in self.dumps:
-            raise ApiError(500, f"Could not start dump: {where} (Duplicate ID)")
-        if cmd.info_file and any(d.info_file == cmd.info_file for d in existing):
-            raise ApiError(500, f"Could not start dump: {where} (Duplicate info file)")
-        self.dumps.add((cmd.output_stream, cmd.id))
-        fut = self.ctx.events.emit([te.DumpStarted(self.vhost, self.app, cmd.stream, cmd.output_stream, cmd.id,
-                                                   cmd.output_path, cmd.playlists, cmd.info_file, cmd.user_data,
-                                                   now())])
+        """``:startHlsDump``: journal the dump, then start its writer."""
+        spec = DumpSpec(self.vhost, self.app, cmd.stream, cmd.output_stream, cmd.id, cmd.output_path,
+                        list(cmd.playlists), cmd.info_file, cmd.user_data)
+        fut = self._journal(decide_and_apply(self.dumps, StartDump(spec), now()))
+        writers = self.dump_writers
+        if writers is not None:
+            _after(fut, lambda: writers.start(spec.vhost, spec.app, spec.output_stream, spec.id, spec.output_path,
+                                              list(spec.playlists), spec.info_file, spec.user_data))
         return Outcome(None, [fut])
 
     def handle_UnregisterDumps(self, cmd: UnregisterDumps) -> Outcome:
-        existing = [d for d in self.ctx.tasks.dump_list(self.vhost, self.app, cmd.output_stream) if d.enabled]
-        chosen = [d for d in existing if cmd.id is None or d.id == cmd.id]
-        if cmd.id is not None and not chosen:
-            raise ApiError(500, f"Could not stop dump: [{self.where}/{cmd.output_stream}] (Could not find dump info)")
-        events = [te.DumpStopped(self.vhost, self.app, cmd.output_stream, d.id) for d in chosen]
-        return Outcome([d.id for d in chosen], [self.ctx.events.emit(events)] if events else [])
+        """``:stopHlsDump``: journal the stops, then stop the writers; answers the stopped ids."""
+        events = decide_and_apply(self.dumps, StopDumps(cmd.output_stream, cmd.id), now())
+        ids = [ev.id for ev in events if isinstance(ev, te.DumpStopped)]
+        if not events:
+            return Outcome(ids)
+        fut = self._journal(events)
+        writers = self.dump_writers
+        if writers is not None:
+            vhost, app = self.vhost, self.app
+            _after(fut, lambda: writers.stop(vhost, app, cmd.output_stream, ids))
+        return Outcome(ids, [fut])

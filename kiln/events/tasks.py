@@ -1,8 +1,8 @@
-"""Events of push, record and HLS-dump tasks."""
+"""Events of push, record and HLS-dump tasks, and the specs their Created/Started events carry."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from kiln.events.base import Event, event
@@ -20,9 +20,11 @@ def dump_entity(vhost: str, app: str, output_stream: str, dump_id: str) -> str:
     return f"dump:{vhost}/{app}/{output_stream}/{dump_id}"
 
 
-@event
 @dataclass(frozen=True)
-class PushCreated(Event):
+class PushSpec:
+    """What ``:startPush`` asked for, declared once: carried by PushCreated, held by the push
+    aggregate and by the read model."""
+
     vhost: str
     app: str
     id: str
@@ -32,11 +34,28 @@ class PushCreated(Event):
     protocol: str
     url: str
     stream_key: str
+
+    @property
+    def destination(self) -> str:
+        return f"{self.url}/{self.stream_key}" if self.stream_key else self.url
+
+
+@event
+@dataclass(frozen=True)
+class PushCreated(PushSpec, Event):
     created_time: float
+
+    @property
+    def spec(self) -> PushSpec:
+        return PushSpec(**{f.name: getattr(self, f.name) for f in fields(PushSpec)})
 
     @property
     def entity(self) -> str:
         return push_entity(self.vhost, self.app, self.id)
+
+    @classmethod
+    def of(cls, spec: PushSpec, created_time: float) -> PushCreated:
+        return cls(**{f.name: getattr(spec, f.name) for f in fields(PushSpec)}, created_time=created_time)
 
 
 @event
@@ -86,9 +105,11 @@ class PushRemoved(Event):
         return push_entity(self.vhost, self.app, self.id)
 
 
-@event
 @dataclass(frozen=True)
-class RecordCreated(Event):
+class RecordSpec:
+    """What ``:startRecord`` asked for, declared once: carried by RecordCreated, held by the record
+    aggregate and by the read model."""
+
     vhost: str
     app: str
     id: str
@@ -102,11 +123,24 @@ class RecordCreated(Event):
     schedule: str
     segmentation_rule: str
     metadata: str
+
+
+@event
+@dataclass(frozen=True)
+class RecordCreated(RecordSpec, Event):
     created_time: float
+
+    @property
+    def spec(self) -> RecordSpec:
+        return RecordSpec(**{f.name: getattr(self, f.name) for f in fields(RecordSpec)})
 
     @property
     def entity(self) -> str:
         return record_entity(self.vhost, self.app, self.id)
+
+    @classmethod
+    def of(cls, spec: RecordSpec, created_time: float) -> RecordCreated:
+        return cls(**{f.name: getattr(spec, f.name) for f in fields(RecordSpec)}, created_time=created_time)
 
 
 @event
@@ -162,9 +196,11 @@ class RecordRemoved(Event):
         return record_entity(self.vhost, self.app, self.id)
 
 
-@event
 @dataclass(frozen=True)
-class DumpStarted(Event):
+class DumpSpec:
+    """What ``:startHlsDump`` asked for, declared once: carried by DumpStarted, held by the app's
+    dumps aggregate and by the read model."""
+
     vhost: str
     app: str
     stream: str
@@ -174,11 +210,24 @@ class DumpStarted(Event):
     playlists: list[str] = field(default_factory=list)
     info_file: str = ""
     user_data: str = ""
+
+
+@event
+@dataclass(frozen=True)
+class DumpStarted(DumpSpec, Event):
     created_time: float = 0.0
+
+    @property
+    def spec(self) -> DumpSpec:
+        return DumpSpec(**{f.name: getattr(self, f.name) for f in fields(DumpSpec)})
 
     @property
     def entity(self) -> str:
         return dump_entity(self.vhost, self.app, self.output_stream, self.id)
+
+    @classmethod
+    def of(cls, spec: DumpSpec, created_time: float) -> DumpStarted:
+        return cls(**{f.name: getattr(spec, f.name) for f in fields(DumpSpec)}, created_time=created_time)
 
 
 @event

@@ -1,4 +1,8 @@
-"""HLS dumps (rest-spec §12): ``:startHlsDump``, ``:stopHlsDump``, ``:hlsDumps``."""
+"""HLS dumps (rest-spec §12): ``:startHlsDump``, ``:stopHlsDump``, ``:hlsDumps``.
+
+Starting and stopping are commands to the app's task supervisor, which journals them and then
+starts or stops the dump writers; this module checks the lookups and renders the read model.
+"""
 
 from __future__ import annotations
 
@@ -27,10 +31,16 @@ def dump_json(task: DumpTask) -> dict[str, Any]:
     return out
 
 
+def _text(body: dict[str, Any], key: str) -> str:
+    """A string field of the body ("" when absent or not a string)."""
+    value = body.get(key)
+    return value if isinstance(value, str) else ""
+
+
 def register(router: Router, api: Any) -> None:
     ctx = api.ctx
 
-    def common(call: Call, output: str) -> tuple[Any, Any]:
+    def common(call: Call, output: str) -> None:
         """The two shared 404s: the output stream must belong to this input and be published as LL-HLS."""
         vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
         stream = need_stream(ctx, vh, ap, st)
@@ -39,23 +49,19 @@ def register(router: Router, api: Any) -> None:
         llhls = ctx.media.llhls.find(vh, ap, output) if ctx.media.llhls is not None else None
         if llhls is None:
             raise ApiError(404, f"Could not find LLHLS stream: [{vh}/{ap}/{output}]")
-        return stream, llhls
 
     async def start(call: Call) -> Response:
         vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
         need_stream(ctx, vh, ap, st)
         body = call.body if isinstance(call.body, dict) else {}
-        fields = [body.get(k) for k in ("id", "outputStreamName", "outputPath")]
-        if not all(isinstance(f, str) and f for f in fields):
+        dump_id, output, path = (_text(body, k) for k in ("id", "outputStreamName", "outputPath"))
+        if not (dump_id and output and path):
             raise ApiError(400, "id, outputStreamName and outputPath are required")
-        dump_id, output, path = fields
-        stream, llhls = common(call, output)
-        playlists = [p for p in body.get("playlist") or [] if isinstance(p, str)] \
-            if isinstance(body.get("playlist"), list) else []
-        info = body.get("infoFile") if isinstance(body.get("infoFile"), str) else ""
-        user_data = body.get("userData") if isinstance(body.get("userData"), str) else ""
+        common(call, output)
+        listed = body.get("playlist")
+        playlists = [p for p in listed if isinstance(p, str)] if isinstance(listed, list) else []
+        info, user_data = _text(body, "infoFile"), _text(body, "userData")
         await ask(tasks_ref(ctx, vh, ap), RegisterDump(st, output, dump_id, path, playlists, info, user_data))
-        ctx.media.llhls.start_dump(llhls, dump_id, path, playlists, info, user_data)
         return ok()
 
     async def stop(call: Call) -> Response:
@@ -65,13 +71,9 @@ def register(router: Router, api: Any) -> None:
         output = body.get("outputStreamName")
         if not isinstance(output, str):
             raise ApiError(400, "outputStreamName is required")
-        _stream, llhls = common(call, output)
+        common(call, output)
         dump_id = body.get("id") if isinstance(body.get("id"), str) else None
-        stopped = await ask(tasks_ref(ctx, vh, ap), UnregisterDumps(output, dump_id))
-        for dump in list(llhls.dumps):
-            if dump.id in stopped:
-                dump.stop()
-                llhls.dumps.remove(dump)
+        await ask(tasks_ref(ctx, vh, ap), UnregisterDumps(output, dump_id))
         return ok()
 
     async def listing(call: Call) -> Response:

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from kiln.actors import configcheck
 from kiln.actors.base import ask
 from kiln.actors.commands import StartPush, StopPush
-from kiln.actors.push_request import list_filter_id
+from kiln.domain.push_request import list_filter_id
 from kiln.http.envelope import ok
 from kiln.http.lookups import need_app, tasks_ref
 from kiln.http.router import APP, VHOST, Call, Router
@@ -30,16 +30,17 @@ def push_json(task: PushTask, live: Any = None) -> dict[str, Any]:
         "sequence": task.sequence,
         "startTime": format_time(task.start_time),
         "state": task.state,
-        "stream": {"trackIds": list(task.track_ids), "variantNames": list(task.variant_names)},
+        "stream": {"trackIds": list(task.spec.track_ids), "variantNames": list(task.spec.variant_names)},
         "totalsentBytes": task.total_sent_bytes + sent_bytes,
         "totalsentTime": task.total_sent_time_ms + sent_time,
     }
-    for key, value in (("id", task.id), ("vhost", task.vhost), ("app", task.app), ("protocol", task.protocol),
-                       ("url", task.url), ("streamKey", task.stream_key)):
+    spec = task.spec
+    for key, value in (("id", spec.id), ("vhost", spec.vhost), ("app", spec.app), ("protocol", spec.protocol),
+                       ("url", spec.url), ("streamKey", spec.stream_key)):
         if value:
             out[key] = value
-    if task.stream_name:
-        out["stream"]["name"] = task.stream_name
+    if spec.stream_name:
+        out["stream"]["name"] = spec.stream_name
     if task.reason and task.state == "error":
         out["lastError"] = task.reason
     return out

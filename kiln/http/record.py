@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.responses import Response
@@ -9,8 +10,8 @@ from starlette.responses import Response
 from kiln.actors import configcheck
 from kiln.actors.base import ask
 from kiln.actors.commands import StartRecord, StopRecord
-from kiln.actors.push_request import list_filter_id
-from kiln.errors import ApiError
+from kiln.domain.push_request import list_filter_id
+from kiln.domain.record_request import file_app_missing
 from kiln.http.envelope import ok
 from kiln.http.lookups import need_app, tasks_ref
 from kiln.http.router import APP, VHOST, Call, Router
@@ -24,30 +25,31 @@ def record_json(task: RecordTask, live: Any = None) -> dict[str, Any]:
     """OME's record object, with its rules for which fields appear when (rest-spec §10.3)."""
     record_bytes = getattr(live, "record_bytes", 0) if live is not None else 0
     record_time = getattr(live, "record_time_ms", 0) if live is not None else 0
+    spec = task.spec
     out: dict[str, Any] = {
         "createdTime": format_time(task.created_time),
         "isConfig": False,
-        "segmentationRule": task.segmentation_rule,
+        "segmentationRule": spec.segmentation_rule,
         "state": task.state,
-        "stream": {"trackIds": list(task.track_ids), "variantNames": list(task.variant_names)},
+        "stream": {"trackIds": list(spec.track_ids), "variantNames": list(spec.variant_names)},
     }
-    if task.stream_name:
-        out["stream"]["name"] = task.stream_name
-    for key, value in (("id", task.id), ("vhost", task.vhost), ("app", task.app), ("metadata", task.metadata),
-                       ("filePath", task.file_path), ("infoPath", task.info_path),
+    if spec.stream_name:
+        out["stream"]["name"] = spec.stream_name
+    for key, value in (("id", spec.id), ("vhost", spec.vhost), ("app", spec.app), ("metadata", spec.metadata),
+                       ("filePath", spec.file_path), ("infoPath", spec.info_path),
                        ("outputFilePath", task.output_file_path), ("outputInfoPath", task.output_info_path),
-                       ("schedule", task.schedule)):
+                       ("schedule", spec.schedule)):
         if value:
             out[key] = value
-    if task.interval > 0:
-        out["interval"] = task.interval
+    if spec.interval > 0:
+        out["interval"] = spec.interval
     if task.state in _ACTIVE:
-        for key, value in (("recordBytes", record_bytes), ("recordTime", record_time),
+        for key, count in (("recordBytes", record_bytes), ("recordTime", record_time),
                            ("totalRecordBytes", task.total_record_bytes + record_bytes),
                            ("totalRecordTime", task.total_record_time_ms + record_time),
                            ("sequence", task.sequence)):
-            if value > 0:
-                out[key] = value
+            if count > 0:
+                out[key] = count
         if task.start_time > 0:
             out["startTime"] = format_time(task.start_time)
     if task.state in ("stopped", "error"):
@@ -67,7 +69,7 @@ def register(router: Router, api: Any) -> None:
     def file_app(call: Call) -> Any:
         view = need_app(ctx, call.params["vhost"], call.params["app"])
         if not configcheck.publisher_enabled(view.config, "file"):
-            raise ApiError(404, f"Could not find application: [{view.vhost}/{view.name}]")
+            raise file_app_missing(view.vhost, view.name)
         return view
 
     async def start_record(call: Call) -> Response:
@@ -78,8 +80,10 @@ def register(router: Router, api: Any) -> None:
 
     async def stop_record(call: Call) -> Response:
         file_app(call)
-        snapshot = await ask(tasks_ref(ctx, call.params["vhost"], call.params["app"]), StopRecord(call.body))
-        return ok(record_json(snapshot, getattr(snapshot, "live", None)))
+        # the supervisor answers once RecordRemoved is durable; the task's own answer follows
+        answer = await ask(tasks_ref(ctx, call.params["vhost"], call.params["app"]), StopRecord(call.body))
+        stopped = await asyncio.wrap_future(answer)
+        return ok(record_json(stopped.task, stopped.live))
 
     async def list_records(call: Call) -> Response:
         view = file_app(call)

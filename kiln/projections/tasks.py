@@ -8,77 +8,23 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any
 
+from kiln.domain.app_tasks import AppTasks
+from kiln.domain.dumps import DumpStatus
+from kiln.domain.push import PushStatus
+from kiln.domain.record import RecordStatus
 from kiln.events import catalog as ce
 from kiln.events import tasks as te
 from kiln.events.base import Event
 
 TaskKey = tuple[str, str, str]  # (vhost, app, id)
 
-
-@dataclass
-class PushTask:
-    vhost: str
-    app: str
-    id: str
-    stream_name: str
-    variant_names: list[str]
-    track_ids: list[int]
-    protocol: str
-    url: str
-    stream_key: str
-    created_time: float
-    state: str = "ready"
-    reason: str = ""
-    start_time: float = 0.0
-    sequence: int = 0
-    total_sent_bytes: int = 0
-    total_sent_time_ms: int = 0
-
-
-@dataclass
-class RecordTask:
-    vhost: str
-    app: str
-    id: str
-    transaction_id: str
-    stream_name: str
-    variant_names: list[str]
-    track_ids: list[int]
-    file_path: str
-    info_path: str
-    interval: int
-    schedule: str
-    segmentation_rule: str
-    metadata: str
-    created_time: float
-    state: str = "ready"
-    reason: str = ""
-    start_time: float = 0.0
-    finish_time: float = 0.0
-    sequence: int = 0
-    total_record_bytes: int = 0
-    total_record_time_ms: int = 0
-    output_file_path: str = ""
-    output_info_path: str = ""
-
-
-@dataclass
-class DumpTask:
-    vhost: str
-    app: str
-    stream: str
-    output_stream: str
-    id: str
-    output_path: str
-    playlists: list[str] = field(default_factory=list)
-    info_file: str = ""
-    user_data: str = ""
-    created_time: float = 0.0
-    enabled: bool = True
-    files_written: int = 0
+# The read model holds the domain's own status records: one declaration of each task's fields.
+PushTask = PushStatus
+RecordTask = RecordStatus
+DumpTask = DumpStatus
 
 
 class TasksProjection:
@@ -98,75 +44,48 @@ class TasksProjection:
 
     # -- push --
     def _on_PushCreated(self, ev: te.PushCreated) -> None:
-        self.pushes[(ev.vhost, ev.app, ev.id)] = PushTask(
-            ev.vhost, ev.app, ev.id, ev.stream_name, list(ev.variant_names), list(ev.track_ids),
-            ev.protocol, ev.url, ev.stream_key, ev.created_time)
+        self.pushes[(ev.vhost, ev.app, ev.id)] = PushStatus.created(ev)
 
     def _on_PushStateChanged(self, ev: te.PushStateChanged) -> None:
-        task = self.pushes.get((ev.vhost, ev.app, ev.id))
-        if task is not None:
-            task.state, task.reason = ev.state, ev.reason
-            if ev.start_time is not None:
-                task.start_time = ev.start_time
+        self._fold(self.pushes, (ev.vhost, ev.app, ev.id), ev)
 
     def _on_PushSessionEnded(self, ev: te.PushSessionEnded) -> None:
-        task = self.pushes.get((ev.vhost, ev.app, ev.id))
-        if task is not None:
-            task.sequence += 1
-            task.total_sent_bytes += ev.sent_bytes
-            task.total_sent_time_ms += ev.sent_time_ms
+        self._fold(self.pushes, (ev.vhost, ev.app, ev.id), ev)
 
     def _on_PushRemoved(self, ev: te.PushRemoved) -> None:
         self.pushes.pop((ev.vhost, ev.app, ev.id), None)
 
     # -- record --
     def _on_RecordCreated(self, ev: te.RecordCreated) -> None:
-        self.records[(ev.vhost, ev.app, ev.id)] = RecordTask(
-            ev.vhost, ev.app, ev.id, ev.transaction_id, ev.stream_name, list(ev.variant_names),
-            list(ev.track_ids), ev.file_path, ev.info_path, ev.interval, ev.schedule,
-            ev.segmentation_rule, ev.metadata, ev.created_time)
+        self.records[(ev.vhost, ev.app, ev.id)] = RecordStatus.created(ev)
 
     def _on_RecordStateChanged(self, ev: te.RecordStateChanged) -> None:
-        task = self.records.get((ev.vhost, ev.app, ev.id))
-        if task is None:
-            return
-        task.state, task.reason = ev.state, ev.reason
-        if ev.start_time is not None:
-            task.start_time = ev.start_time
-        if ev.output_file_path:
-            task.output_file_path = ev.output_file_path
-        if ev.output_info_path:
-            task.output_info_path = ev.output_info_path
+        self._fold(self.records, (ev.vhost, ev.app, ev.id), ev)
 
     def _on_RecordFileFinished(self, ev: te.RecordFileFinished) -> None:
-        task = self.records.get((ev.vhost, ev.app, ev.id))
-        if task is not None:
-            task.sequence = max(task.sequence, ev.sequence + 1)
-            task.total_record_bytes += ev.record_bytes
-            task.total_record_time_ms += ev.record_time_ms
-            task.finish_time = ev.finish_time
+        self._fold(self.records, (ev.vhost, ev.app, ev.id), ev)
 
     def _on_RecordRemoved(self, ev: te.RecordRemoved) -> None:
         self.records.pop((ev.vhost, ev.app, ev.id), None)
 
     # -- dump --
     def _on_DumpStarted(self, ev: te.DumpStarted) -> None:
-        self.dumps[(ev.vhost, ev.app, ev.output_stream, ev.id)] = DumpTask(
-            ev.vhost, ev.app, ev.stream, ev.output_stream, ev.id, ev.output_path, list(ev.playlists),
-            ev.info_file, ev.user_data, ev.created_time)
+        self.dumps[(ev.vhost, ev.app, ev.output_stream, ev.id)] = DumpStatus.started(ev)
 
     def _on_DumpStopped(self, ev: te.DumpStopped) -> None:
-        task = self.dumps.get((ev.vhost, ev.app, ev.output_stream, ev.id))
-        if task is not None:
-            task.enabled = False
+        self._fold(self.dumps, (ev.vhost, ev.app, ev.output_stream, ev.id), ev)
 
     def _on_DumpRemoved(self, ev: te.DumpRemoved) -> None:
         self.dumps.pop((ev.vhost, ev.app, ev.output_stream, ev.id), None)
 
     def _on_DumpFileWritten(self, ev: te.DumpFileWritten) -> None:
-        task = self.dumps.get((ev.vhost, ev.app, ev.output_stream, ev.id))
-        if task is not None:
-            task.files_written = max(task.files_written, ev.seq + 1)
+        self._fold(self.dumps, (ev.vhost, ev.app, ev.output_stream, ev.id), ev)
+
+    @staticmethod
+    def _fold(table: Any, key: tuple[str, ...], ev: Event) -> None:
+        found = table.get(key)
+        if found is not None:
+            found.fold(ev)
 
     # -- cascades from the catalog --
     def _on_AppDeleted(self, ev: ce.AppDeleted) -> None:
@@ -175,8 +94,9 @@ class TasksProjection:
     def _on_VhostDeleted(self, ev: ce.VhostDeleted) -> None:
         self._drop(lambda k: k[0] == ev.name)
 
-    def _drop(self, match: Any) -> None:
-        for table in (self.pushes, self.records, self.dumps):
+    def _drop(self, match: Callable[[tuple[str, ...]], bool]) -> None:
+        tables: tuple[dict[Any, Any], ...] = (self.pushes, self.records, self.dumps)
+        for table in tables:
             for key in [k for k in table if match(k)]:
                 del table[key]
 
@@ -205,6 +125,14 @@ class TasksProjection:
         with self._lock:
             return [copy.copy(t) for k, t in self.dumps.items() if k[:3] == (vhost, app, output_stream)]
 
+    def recovered(self, vhost: str, app: str) -> AppTasks:
+        """What the app's task supervisor starts from (copies: the supervisor owns them)."""
+        with self._lock:
+            return AppTasks(
+                tuple(copy.deepcopy(t) for k, t in sorted(self.pushes.items()) if k[:2] == (vhost, app)),
+                tuple(copy.deepcopy(t) for k, t in sorted(self.records.items()) if k[:2] == (vhost, app)),
+                tuple(copy.deepcopy(t) for k, t in self.dumps.items() if k[:2] == (vhost, app)))
+
     def all_pushes(self) -> list[PushTask]:
         with self._lock:
             return [copy.copy(t) for t in self.pushes.values()]
@@ -220,15 +148,18 @@ class TasksProjection:
     # -- snapshots --
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"pushes": [asdict(t) for t in self.pushes.values()],
-                    "records": [asdict(t) for t in self.records.values()],
-                    "dumps": [asdict(t) for t in self.dumps.values()]}
+            return {"pushes": [t.snapshot() for t in self.pushes.values()],
+                    "records": [t.snapshot() for t in self.records.values()],
+                    "dumps": [t.snapshot() for t in self.dumps.values()]}
 
     def restore(self, state: dict[str, Any]) -> None:
         with self._lock:
-            for t in state.get("pushes", []):
-                self.pushes[(t["vhost"], t["app"], t["id"])] = PushTask(**t)
-            for t in state.get("records", []):
-                self.records[(t["vhost"], t["app"], t["id"])] = RecordTask(**t)
-            for t in state.get("dumps", []):
-                self.dumps[(t["vhost"], t["app"], t["output_stream"], t["id"])] = DumpTask(**t)
+            for saved in state.get("pushes", []):
+                push = PushStatus.restore(saved)
+                self.pushes[(push.vhost, push.app, push.id)] = push
+            for saved in state.get("records", []):
+                record = RecordStatus.restore(saved)
+                self.records[(record.vhost, record.app, record.id)] = record
+            for saved in state.get("dumps", []):
+                dump = DumpStatus.restore(saved)
+                self.dumps[(dump.vhost, dump.app, dump.output_stream, dump.id)] = dump
