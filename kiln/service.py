@@ -28,6 +28,7 @@ from kiln import __version__
 from kiln.actors.context import Context
 from kiln.actors.directory import Directory
 from kiln.actors.server import ServerActor
+from kiln.actors.streams import PULLS_TO_RESUME, pulls_to_resume
 from kiln.eventlog import EventLog
 from kiln.events import server as sv
 from kiln.events import streams as se
@@ -135,6 +136,7 @@ class KilnService:
         self.events.add_observer(self._maybe_snapshot)
         self.ctx = Context(self.events, self.directory, self.catalog, self.tasks, self.stats, self.data_dir,
                            server_config=self.config, media=self.media)
+        self.ctx.extras[PULLS_TO_RESUME] = pulls_to_resume(self.catalog.pull_definitions())
         self.media.attach(self.ctx)
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.ctx)

@@ -4,8 +4,9 @@ OME's rules: the provider a publisher comes through must be enabled for the app;
 publisher of a live name is refused while ``blockDuplicateStreamName`` is on (the default), else
 it replaces the first; a pull may not take a name that is live or already being pulled, and only
 RTSP pulls through an enabled ``rtspPull`` provider are tried. Live names are folded from the
-journal's stream events. Names being pulled are reservations of running pull workers: they die
-with the process, so they are held here (``reserve_pull``/``release_pull``) and never journaled.
+journal's stream events, and freed as soon as the supervisor ends an instance. Names being
+pulled are reservations of running pull workers: they die with the process, so they are held
+here (``reserve_pull``/``release_pull``) and never journaled.
 """
 
 from __future__ import annotations
@@ -96,6 +97,12 @@ class StreamDirectory:
 
     def release_pull(self, name: str) -> None:
         self.pulling.discard(name)
+
+    def release(self, name: str, instance: str) -> None:
+        """The supervisor is ending this instance: its name is free at once (the instance journals
+        its own StreamEnded, exactly once, a moment later)."""
+        if self.live.get(name) == instance:
+            del self.live[name]
 
     def apply(self, event: Event) -> None:
         if isinstance(event, StreamStarted):

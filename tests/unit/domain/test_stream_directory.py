@@ -82,3 +82,13 @@ def test_reconfiguring_changes_the_rules_for_the_next_open() -> None:
     given(d).when(OpenStream("s", "rtmp", "Rtmp", "", "i1")).refused(NotFound)
     given(d).when(OpenStream("s", "srt", "SRT", "", "i1")).then(
         StreamStarted("default", "app", "s", "i1", "SRT", "", 1_000.0))
+
+
+def test_a_name_is_free_as_soon_as_its_instance_is_being_ended() -> None:
+    d = directory()
+    given(d, started())
+    d.release("s", "i0")  # an older instance: nothing changes
+    given(d).when(OpenStream("s", "rtmp", "Rtmp", "", "i2")).refused(Conflict)
+    d.release("s", "i1")
+    given(d).when(OpenStream("s", "rtmp", "Rtmp", "", "i2")).then(
+        StreamStarted("default", "app", "s", "i2", "Rtmp", "", 1_000.0))
