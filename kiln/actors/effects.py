@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -39,3 +39,26 @@ def _copy(source: Future[T], target: Future[T]) -> None:
         target.set_exception(exc)
     else:
         target.set_result(source.result())
+
+
+def gathered(futures: Sequence[Future[T]]) -> Future[list[T]]:
+    """One future for many: their results in order, or the first error."""
+    done: Future[list[T]] = Future()
+    remaining = [len(futures)]
+
+    def one(_f: Future[T]) -> None:
+        if done.done():
+            return
+        exc = _f.exception()
+        if exc is not None:
+            done.set_exception(exc)
+            return
+        remaining[0] -= 1
+        if remaining[0] == 0:
+            done.set_result([f.result() for f in futures])
+
+    if not futures:
+        done.set_result([])
+    for fut in futures:
+        fut.add_done_callback(one)
+    return done

@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import pykka
 
-from kiln.actors.base import CommandActor, Outcome, ask_blocking, settled, tell, tell_quietly
+from kiln.actors.base import ActorGone, CommandActor, Outcome, ask_blocking, settled, tell, tell_quietly
 from kiln.actors.commands import (
     AppReconfigured,
     ConcludeHlsLive,
@@ -39,7 +40,7 @@ from kiln.actors.commands import (
     StreamReady,
     Teardown,
 )
-from kiln.actors.effects import after
+from kiln.actors.effects import after, gathered
 from kiln.actors.stream import Journal, StreamActor
 from kiln.domain import pulls as dp
 from kiln.domain import stream_directory as dd
@@ -57,6 +58,7 @@ from kiln.timefmt import now
 log = logging.getLogger(__name__)
 
 PULLS_TO_RESUME = "pulls_to_resume"
+T = TypeVar("T")
 
 
 class StreamStats(Protocol):
@@ -68,9 +70,9 @@ class StreamStats(Protocol):
 class LiveHls(Protocol):
     """A live stream's LL-HLS output, as the supervisor acts on it (``LlhlsControl``)."""
 
-    def event_refusal(self, live: LiveStream, event: StreamEvent) -> str | None: ...
+    def event_refusal(self, live: LiveStream, event: StreamEvent) -> Future[str | None]: ...
     def inject(self, live: LiveStream, event: StreamEvent) -> Future[int]: ...
-    def can_conclude(self, live: LiveStream) -> bool: ...
+    def can_conclude(self, live: LiveStream) -> Future[bool]: ...
     def conclude(self, live: LiveStream) -> Future[int]: ...
 
 
@@ -85,6 +87,33 @@ class StreamsContext(Protocol):
     def media(self) -> Any: ...  # the media runtime: stream registry, publisher hooks; None without media
     @property
     def extras(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class _EventsChecked:
+    """The loop answered the LL-HLS checks of a SendStreamEvents (sent by the supervisor to itself)."""
+
+    command: SendStreamEvents
+    live: LiveStream
+    parsed: list[StreamEvent | DomainError]
+    refusals: Future[list[str | None]]
+    answer: Future[list[DomainError | None]]
+
+
+def _no_refusal() -> Future[str | None]:
+    """The check of a body that already failed to parse: its verdict is the parse error."""
+    fut: Future[str | None] = Future()
+    fut.set_result(None)
+    return fut
+
+
+def _settle(answer: Future[T], finished: Future[Any], value: T) -> None:
+    """Complete ``answer`` with ``value`` once ``finished`` succeeded, or with its error."""
+    exc = finished.exception()
+    if exc is not None:
+        answer.set_exception(exc)
+    else:
+        answer.set_result(value)
 
 
 def pulls_to_resume(definitions: Sequence[se.PullDefined]) -> dict[tuple[str, str], list[se.PullDefined]]:
@@ -229,27 +258,55 @@ class StreamsActor(CommandActor):
 
     # -- stream actions: checked, journaled, then carried out on the LL-HLS output --
     def handle_SendStreamEvents(self, cmd: SendStreamEvents) -> Outcome:
+        """Answers with a future of one verdict per body (None: injected), completed once the
+        accepted events are journaled and injected. The LL-HLS checks are answered by the loop;
+        the journaling waits for them in ``handle__EventsChecked``, never on this thread."""
         live = self._live(cmd.name)
-        verdicts: list[DomainError | None] = []
-        accepted: list[StreamEvent] = []
+        parsed: list[StreamEvent | DomainError] = []
         for body in cmd.bodies:
             try:
-                event = parse_event(body)
+                parsed.append(parse_event(body))
             except EventBodyError as exc:
-                verdicts.append(Invalid(exc.text))
-                continue
-            refusal = self.hls.event_refusal(live, event) if self.hls is not None else inject_failed_text(live)
-            verdicts.append(Failed(refusal) if refusal is not None else None)
-            if refusal is None:
-                accepted.append(event)
-        if not cmd.batch and verdicts and verdicts[0] is not None:
-            raise verdicts[0]
-        if not accepted or self.hls is None:
-            return Outcome(verdicts)
+                parsed.append(Invalid(exc.text))
+        if not cmd.batch and parsed and isinstance(parsed[0], DomainError):
+            raise parsed[0]
+        hls = self.hls
+        if hls is None:
+            raise Failed(inject_failed_text(live))
+        answer: Future[list[DomainError | None]] = Future()
+        me = self.actor_ref
+        checks = gathered([hls.event_refusal(live, p) if isinstance(p, StreamEvent) else _no_refusal() for p in parsed])
+        checks.add_done_callback(lambda f: tell_quietly(me, _EventsChecked(cmd, live, parsed, f, answer)))
+        return Outcome(answer)
+
+    def handle__EventsChecked(self, msg: _EventsChecked) -> Outcome:
+        cmd, live, answer = msg.command, msg.live, msg.answer
+        entry = self.streams.get(cmd.name)
+        exc = msg.refusals.exception()
+        if exc is not None or entry is None or entry[0] is not live or self.hls is None:
+            answer.set_exception(exc or NotFound(dd.stream_not_found_text(self.vhost, self.app, cmd.name)))
+            return Outcome(None)
+        verdicts: list[DomainError | None] = []
+        accepted: list[StreamEvent] = []
+        for item, refusal in zip(msg.parsed, msg.refusals.result(), strict=True):
+            if isinstance(item, DomainError):
+                verdicts.append(item)
+            elif refusal is not None:
+                verdicts.append(Failed(refusal))
+            else:
+                verdicts.append(None)
+                accepted.append(item)
+        if not cmd.batch and verdicts[0] is not None:
+            answer.set_exception(verdicts[0])
+            return Outcome(None)
+        if not accepted:
+            answer.set_result(verdicts)
+            return Outcome(None)
         journaled = self.journal.emit([se.StreamEventSent(
             self.vhost, self.app, cmd.name, e.event_format, e.event_type, e.events, e.urgent) for e in accepted])
-        return Outcome(verdicts, [journaled, *(after(journaled, self._injection(self.hls, live, e))
-                                               for e in accepted)])
+        injected = gathered([after(journaled, self._injection(self.hls, live, e)) for e in accepted])
+        injected.add_done_callback(lambda f: _settle(answer, f, verdicts))
+        return Outcome(None, [journaled])
 
     @staticmethod
     def _injection(hls: LiveHls, live: LiveStream, event: StreamEvent) -> Callable[[], Future[int]]:
@@ -272,10 +329,26 @@ class StreamsActor(CommandActor):
         return run
 
     def handle_ConcludeHlsLive(self, cmd: ConcludeHlsLive) -> Outcome:
+        """Answers with a future completed once the instance journaled the conclusion and the
+        playlists ended; the check that LL-HLS outputs exist is answered by the loop."""
         live = self._live(cmd.name)
-        if self.hls is None or not self.hls.can_conclude(live):
-            raise Failed(f"Internal Server Error - Could not inject ConcludeLive event: [{self.where}/{cmd.name}]")
-        return Outcome(None, [settled(tell(self.streams[cmd.name][1], cmd))])
+        failed = Failed(f"Internal Server Error - Could not inject ConcludeLive event: [{self.where}/{cmd.name}]")
+        if self.hls is None:
+            raise failed
+        ref = self.streams[cmd.name][1]
+        answer: Future[None] = Future()
+
+        def checked(f: Future[bool]) -> None:
+            if f.exception() is not None or not f.result():
+                answer.set_exception(f.exception() or failed)
+                return
+            try:
+                settled(tell(ref, cmd)).add_done_callback(lambda d: _settle(answer, d, None))
+            except ActorGone:
+                answer.set_exception(NotFound(dd.stream_not_found_text(self.vhost, self.app, cmd.name)))
+
+        self.hls.can_conclude(live).add_done_callback(checked)
+        return Outcome(answer)
 
     # -- pulls --
     def _spawn_pull(self, name: str, urls: list[str], props: PullProperties, waiter: Future[bool] | None) -> None:

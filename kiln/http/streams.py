@@ -65,7 +65,8 @@ def register(router: Router, api: Any) -> None:
     async def send_event(call: Call) -> Response:
         vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
         need_stream(ctx, vh, ap, st)
-        await ask(streams_ref(ctx, vh, ap), SendStreamEvents(st, [call.body]))
+        done = await ask(streams_ref(ctx, vh, ap), SendStreamEvents(st, [call.body]))
+        await asyncio.wrap_future(done)
         return ok()
 
     async def send_events(call: Call) -> Response:
@@ -73,7 +74,8 @@ def register(router: Router, api: Any) -> None:
         need_stream(ctx, vh, ap, st)
         if not isinstance(call.body, list) or not call.body:
             raise ApiError(400, "events(array) is required")
-        verdicts = await ask(streams_ref(ctx, vh, ap), SendStreamEvents(st, list(call.body), batch=True))
+        done = await ask(streams_ref(ctx, vh, ap), SendStreamEvents(st, list(call.body), batch=True))
+        verdicts = await asyncio.wrap_future(done)
         results: list[dict[str, Any]] = [{"message": "OK", "statusCode": 200} if v is None
                                           else {"message": v.text, "statusCode": status_of(v)} for v in verdicts]
         codes = {int(r["statusCode"]) for r in results}
@@ -104,7 +106,8 @@ def register(router: Router, api: Any) -> None:
     async def conclude(call: Call) -> Response:
         vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
         need_stream(ctx, vh, ap, st)
-        await ask(streams_ref(ctx, vh, ap), ConcludeHlsLive(st))
+        done = await ask(streams_ref(ctx, vh, ap), ConcludeHlsLive(st))
+        await asyncio.wrap_future(done)
         return ok()
 
     base = rf"/v1/vhosts/{VHOST}/apps/{APP}/streams"

@@ -6,7 +6,7 @@ from concurrent.futures import Future
 
 import pytest
 
-from kiln.actors.effects import after
+from kiln.actors.effects import after, gathered
 
 
 def test_the_effect_waits_for_the_journal_and_its_outcome_is_the_answer() -> None:
@@ -44,3 +44,19 @@ def test_an_effect_that_fails_fails_the_answer() -> None:
     failing.set_exception(ValueError("stream gone"))
     with pytest.raises(ValueError, match="stream gone"):
         answer.result(0)
+
+
+def test_gathered_answers_in_order_once_all_are_done_or_with_the_first_error() -> None:
+    first: Future[int] = Future()
+    second: Future[int] = Future()
+    both = gathered([first, second])
+    second.set_result(2)
+    assert not both.done()
+    first.set_result(1)
+    assert both.result(0) == [1, 2]
+    assert gathered([]).result(0) == []
+    failing: Future[int] = Future()
+    one = gathered([failing, Future()])
+    failing.set_exception(ValueError("no target"))
+    with pytest.raises(ValueError, match="no target"):
+        one.result(0)

@@ -32,8 +32,8 @@ def test_a_stream_without_llhls_output_takes_no_event_and_cannot_be_concluded() 
     control = LlhlsControl(LlhlsPublisher(stats=None))
     live = LiveStream("default", "app", "s", source_type="Rtmp", source_url="", profiles=[])
     failed = "Internal Server Error - Could not inject event: [default/app/s]"
-    assert control.event_refusal(live, parse_event(ID3)) == failed
+    assert control.event_refusal(live, parse_event(ID3)).result(0) == failed
     cue = parse_event({"eventFormat": "cue", "events": [{"cueType": "out"}]})
-    assert control.event_refusal(live, cue) == f"{failed} (cue markers are not supported)"
-    assert control.can_conclude(live) is False
+    assert control.event_refusal(live, cue).result(0) == f"{failed} (cue markers are not supported)"
+    assert control.can_conclude(live).result(0) is False
     assert control.conclude(live).result(0) == 0

@@ -1,8 +1,8 @@
 """What the stream supervisor does to a live stream's LL-HLS output: inject ID3 events, conclude.
 
-LL-HLS streams live on the asyncio loop. A check hops there and the calling actor thread waits a
-bounded time for its answer (the loop itself never waits); an effect hops there and returns a
-future at once, so the actor journals first and lets the write happen after.
+LL-HLS streams live on the asyncio loop. Checks and effects hop there and return a future at once:
+nobody waits, neither the loop nor the calling actor. The supervisor checks, journals what passed,
+and only then starts the effect.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from kiln.timefmt import now
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-CHECK_TIMEOUT_S = 5.0
 
 
 def inject_failed_text(live: LiveStream, detail: str = "") -> str:
@@ -40,11 +39,13 @@ class LlhlsControl:
     def __init__(self, publisher: LlhlsPublisher) -> None:
         self.publisher = publisher
 
-    # -- checks (any thread but the loop's; answered from the loop) --
-    def event_refusal(self, live: LiveStream, event: StreamEvent) -> str | None:
+    # -- checks (answered from the loop) --
+    def event_refusal(self, live: LiveStream, event: StreamEvent) -> Future[str | None]:
         """OME's 500 text if ``event`` cannot be injected into ``live`` now, else None."""
         if event.event_format != "id3v2":
-            return inject_failed_text(live, f" ({event.event_format} markers are not supported)")
+            refused: Future[str | None] = Future()
+            refused.set_result(inject_failed_text(live, f" ({event.event_format} markers are not supported)"))
+            return refused
 
         def taken() -> int:
             if not live.started:
@@ -52,10 +53,10 @@ class LlhlsControl:
             return sum(_takes(event.event_type, pkg.track.kind)
                        for target in self._targets(live, open_only=True) for pkg in target.packagers.values())
 
-        return None if self._ask(taken) > 0 else inject_failed_text(live)
+        return self._on_loop(lambda: None if taken() > 0 else inject_failed_text(live))
 
-    def can_conclude(self, live: LiveStream) -> bool:
-        return self._ask(lambda: bool(self._targets(live, open_only=False)))
+    def can_conclude(self, live: LiveStream) -> Future[bool]:
+        return self._on_loop(lambda: bool(self._targets(live, open_only=False)))
 
     # -- effects (return at once; the work happens on the loop) --
     def inject(self, live: LiveStream, event: StreamEvent) -> Future[int]:
@@ -98,9 +99,6 @@ class LlhlsControl:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(call(), loop)
-
-    def _ask(self, fn: Callable[[], T]) -> T:
-        return self._on_loop(fn).result(CHECK_TIMEOUT_S)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
