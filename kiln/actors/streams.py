@@ -116,6 +116,19 @@ def _settle(answer: Future[T], finished: Future[Any], value: T) -> None:
         answer.set_result(value)
 
 
+def _tell_or_fail(ref: pykka.ActorRef[Any], command: Any, answer: Future[Any], gone: DomainError) -> None:
+    """Send ``command``; if it is never handled, ``answer`` fails instead of leaving its caller waiting."""
+    def handled(reply: Future[Outcome]) -> None:
+        exc = reply.exception()
+        if exc is not None and not answer.done():
+            answer.set_exception(exc)
+
+    try:
+        tell(ref, command).add_done_callback(handled)
+    except ActorGone:
+        answer.set_exception(gone)
+
+
 def pulls_to_resume(definitions: Sequence[se.PullDefined]) -> dict[tuple[str, str], list[se.PullDefined]]:
     """The service's value for ``ctx.extras["pulls_to_resume"]``: definitions grouped by app."""
     grouped: dict[tuple[str, str], list[se.PullDefined]] = {}
@@ -276,7 +289,9 @@ class StreamsActor(CommandActor):
         answer: Future[list[DomainError | None]] = Future()
         me = self.actor_ref
         checks = gathered([hls.event_refusal(live, p) if isinstance(p, StreamEvent) else _no_refusal() for p in parsed])
-        checks.add_done_callback(lambda f: tell_quietly(me, _EventsChecked(cmd, live, parsed, f, answer)))
+        gone = NotFound(dd.stream_not_found_text(self.vhost, self.app, cmd.name))
+        checks.add_done_callback(
+            lambda f: _tell_or_fail(me, _EventsChecked(cmd, live, parsed, f, answer), answer, gone))
         return Outcome(answer)
 
     def handle__EventsChecked(self, msg: _EventsChecked) -> Outcome:
