@@ -29,10 +29,10 @@ from kiln.actors.context import Context
 from kiln.actors.directory import Directory
 from kiln.actors.ingest_gate import IngestGate
 from kiln.actors.server import ServerActor
+from kiln.actors.streams import PULLS_TO_RESUME, pulls_to_resume
 from kiln.config.cors import CorsPolicy
 from kiln.config.hosts import HostRouter
 from kiln.domain.errors import DomainError
-from kiln.errors import ApiError
 from kiln.eventlog import EventLog
 from kiln.events import server as sv
 from kiln.events import streams as se
@@ -139,8 +139,8 @@ class KilnService:
         self.events.add_observer(self._maybe_snapshot)
         self.ctx = Context(self.events, self.directory, self.catalog, self.tasks, self.stats, self.data_dir,
                            server_config=self.config, media=self.media)
-        # stream supervisors refuse with ApiError today and DomainError once they decide through the domain
-        gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(ApiError, DomainError))
+        self.ctx.extras[PULLS_TO_RESUME] = pulls_to_resume(self.catalog.pull_definitions())
+        gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, self.tasks))
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.ctx, self.catalog.vhost_states())

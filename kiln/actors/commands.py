@@ -222,3 +222,22 @@ class StreamGone:
 
     stream: Any   # kiln.media.stream.live.LiveStream
     reason: str
+
+
+# -- arch-streams: stream actions journaled before they take effect --
+
+
+@dataclass(frozen=True)
+class SendStreamEvents:
+    """sendEvent (one body) or sendEvents (``batch``: one answer per body) to a live stream."""
+
+    name: str
+    bodies: list[Any]
+    batch: bool = False
+
+
+@dataclass(frozen=True)
+class ConcludeHlsLive:
+    """concludeHlsLive: to the stream supervisor, then to the stream instance that journals it."""
+
+    name: str

@@ -1,22 +1,31 @@
 """The stream supervisor of one app: opens, ends and deletes its live streams, runs its pulls.
 
-Every stream instance gets a StreamActor that journals its lifecycle; this actor keeps which
-instance is live under each name, and tells the app's task supervisor when a stream's outputs
-exist (StreamLive) and when they are gone (StreamGone). Packets never pass through here.
+Decisions are the domain's (``StreamDirectory`` for names, providers and duplicates; ``AppPulls``
+for pull definitions); this actor journals what they decide and runs the effects: a StreamActor
+per instance (which owns that instance's lifecycle), pull workers, and LL-HLS event injection and
+conclusion, which happen only after their events are durable. It tells the app's task supervisor
+when a stream's outputs exist (StreamLive) and when they are gone (StreamGone). Packets never
+pass through here.
+
+Pulls to resume after a restart come from the creator: the service puts the journal's pull
+definitions, grouped by ``(vhost, app)``, in ``ctx.extras["pulls_to_resume"]`` before the actor
+tree starts; each supervisor takes its own group once (an app created later starts without any).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import pykka
 
-from kiln.actors import configcheck
-from kiln.actors.base import CommandActor, Outcome, ask_blocking, settled, tell, tell_quietly
+from kiln.actors.base import ActorGone, CommandActor, Outcome, ask_blocking, settled, tell, tell_quietly
 from kiln.actors.commands import (
     AppReconfigured,
+    ConcludeHlsLive,
     CreatePull,
     DeleteStream,
     EndStream,
@@ -24,38 +33,130 @@ from kiln.actors.commands import (
     OpenStream,
     PullConnected,
     PullFinished,
-    RecordStreamEvent,
+    SendStreamEvents,
     StreamDescribed,
     StreamGone,
     StreamLive,
     StreamReady,
     Teardown,
 )
-from kiln.actors.context import Context
-from kiln.actors.stream import StreamActor
-from kiln.errors import ApiError, stream_not_found
+from kiln.actors.effects import after, gathered
+from kiln.actors.stream import Journal, StreamActor
+from kiln.domain import pulls as dp
+from kiln.domain import stream_directory as dd
+from kiln.domain.aggregate import decide_and_apply
+from kiln.domain.errors import DomainError, Failed, Invalid, NotFound, Unreachable
+from kiln.domain.settings import AppSettings
 from kiln.events import streams as se
 from kiln.media.ingest.rtsp.properties import PullProperties, parse_pull_properties, properties_from_json
 from kiln.media.ingest.rtsp.worker import PullHooks, PullWorker
+from kiln.media.publish.llhls.control import LlhlsControl, inject_failed_text
+from kiln.media.publish.llhls.events import EventBodyError, StreamEvent, parse_event
 from kiln.media.stream.live import LiveStream
-from kiln.projections.catalog import profiles_of
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
 
+PULLS_TO_RESUME = "pulls_to_resume"
+T = TypeVar("T")
+
+
+class StreamStats(Protocol):
+    def stream_created(self, vhost: str, app: str, stream: str, t: float | None = None) -> None: ...
+    def stream_deleted(self, vhost: str, app: str, stream: str) -> None: ...
+    def stream_json(self, vhost: str, app: str, stream: str) -> dict[str, Any] | None: ...
+
+
+class LiveHls(Protocol):
+    """A live stream's LL-HLS output, as the supervisor acts on it (``LlhlsControl``)."""
+
+    def event_refusal(self, live: LiveStream, event: StreamEvent) -> Future[str | None]: ...
+    def inject(self, live: LiveStream, event: StreamEvent) -> Future[int]: ...
+    def can_conclude(self, live: LiveStream) -> Future[bool]: ...
+    def conclude(self, live: LiveStream) -> Future[int]: ...
+
+
+class StreamsContext(Protocol):
+    """What the creator hands over (``kiln.actors.context.Context`` offers it)."""
+
+    @property
+    def events(self) -> Journal: ...
+    @property
+    def stats(self) -> StreamStats: ...
+    @property
+    def media(self) -> Any: ...  # the media runtime: stream registry, publisher hooks; None without media
+    @property
+    def extras(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class _EventsChecked:
+    """The loop answered the LL-HLS checks of a SendStreamEvents (sent by the supervisor to itself)."""
+
+    command: SendStreamEvents
+    live: LiveStream
+    parsed: list[StreamEvent | DomainError]
+    refusals: Future[list[str | None]]
+    answer: Future[list[DomainError | None]]
+
+
+def _no_refusal() -> Future[str | None]:
+    """The check of a body that already failed to parse: its verdict is the parse error."""
+    fut: Future[str | None] = Future()
+    fut.set_result(None)
+    return fut
+
+
+def _settle(answer: Future[T], finished: Future[Any], value: T) -> None:
+    """Complete ``answer`` with ``value`` once ``finished`` succeeded, or with its error."""
+    exc = finished.exception()
+    if exc is not None:
+        answer.set_exception(exc)
+    else:
+        answer.set_result(value)
+
+
+def _tell_or_fail(ref: pykka.ActorRef[Any], command: Any, answer: Future[Any], gone: DomainError) -> None:
+    """Send ``command``; if it is never handled, ``answer`` fails instead of leaving its caller waiting."""
+    def handled(reply: Future[Outcome]) -> None:
+        exc = reply.exception()
+        if exc is not None and not answer.done():
+            answer.set_exception(exc)
+
+    try:
+        tell(ref, command).add_done_callback(handled)
+    except ActorGone:
+        answer.set_exception(gone)
+
+
+def pulls_to_resume(definitions: Sequence[se.PullDefined]) -> dict[tuple[str, str], list[se.PullDefined]]:
+    """The service's value for ``ctx.extras["pulls_to_resume"]``: definitions grouped by app."""
+    grouped: dict[tuple[str, str], list[se.PullDefined]] = {}
+    for ev in definitions:
+        grouped.setdefault((ev.vhost, ev.app), []).append(ev)
+    return grouped
+
 
 class StreamsActor(CommandActor):
-    def __init__(self, ctx: Context, vhost: str, app: str, config: dict[str, Any],
+    def __init__(self, ctx: StreamsContext, vhost: str, app: str, config: dict[str, Any],
                  tasks: pykka.ActorRef[Any]) -> None:
         super().__init__()
-        self.ctx = ctx
+        self.journal = ctx.events
+        self.stats = ctx.stats
+        self.media = ctx.media
         self.vhost = vhost
         self.app = app
-        self.config = config
+        self.settings = AppSettings.parse(config)
         self.tasks = tasks
-        self.streams: dict[str, tuple[LiveStream, Any]] = {}
-        self.pulls: dict[str, PullWorker] = {}
-        self.pull_names: set[str] = set()  # pulls whose definition is durable
+        self.hls: LiveHls | None = LlhlsControl(ctx.media.llhls) \
+            if ctx.media is not None and ctx.media.llhls is not None else None
+        self.directory = dd.StreamDirectory(vhost, app, self.settings)
+        self.pull_defs = dp.AppPulls(vhost, app)
+        resume = ctx.extras.get(PULLS_TO_RESUME)
+        for ev in resume.pop((vhost, app), []) if isinstance(resume, dict) else []:
+            self.pull_defs.apply(ev)
+        self.streams: dict[str, tuple[LiveStream, pykka.ActorRef[Any]]] = {}
+        self.workers: dict[str, PullWorker] = {}
 
     @property
     def where(self) -> str:
@@ -63,25 +164,24 @@ class StreamsActor(CommandActor):
 
     # -- lifecycle --
     def on_start(self) -> None:
-        for pull in self.ctx.catalog.pull_list():
-            if (pull.vhost, pull.app) == (self.vhost, self.app):
-                self.pull_names.add(pull.name)
-                if self.ctx.media is not None:  # pulls reconnect after a restart (OME forgets them)
-                    self._spawn_pull(pull.name, pull.urls, properties_from_json(pull.properties), None)
+        if self.media is None:
+            return
+        for pull in self.pull_defs.to_resume():  # pulls reconnect after a restart (OME forgets them)
+            self._spawn_pull(pull.name, list(pull.urls), properties_from_json(pull.properties), None)
 
     def on_stop(self) -> None:
-        for worker in list(self.pulls.values()):
-            worker.close("server stopping")
-        for worker in list(self.pulls.values()):
+        for worker in list(self.workers.values()):
+            worker.close(dp.SERVER_STOPPING)
+        for worker in list(self.workers.values()):
             worker.join(10)
 
     def handle_Teardown(self, cmd: Teardown) -> Outcome:
-        for worker in self.pulls.values():
+        for worker in self.workers.values():
             worker.close(cmd.reason)
         return Outcome(None, self._end_all_streams(cmd.reason))
 
     def handle_AppReconfigured(self, cmd: AppReconfigured) -> Outcome:
-        self.config = cmd.config
+        self.settings = self.directory.settings = cmd.settings
         return Outcome(None, self._end_all_streams("application reconfigured"))
 
     def _end_all_streams(self, reason: str) -> list[Future[Any]]:
@@ -92,42 +192,36 @@ class StreamsActor(CommandActor):
             durable.append(self._end(stream, ref, reason))
         return durable
 
-    def _end(self, stream: LiveStream, ref: Any, reason: str) -> Future[Any]:
+    def _end(self, stream: LiveStream, ref: pykka.ActorRef[Any], reason: str) -> Future[Any]:
         ended = settled(tell(ref, EndStream(reason)))
         self._forget(stream, reason)
         return ended
 
     # -- streams --
-    def _registry(self) -> Any:
-        return self.ctx.media.streams if self.ctx.media is not None else None
-
     def handle_OpenStream(self, cmd: OpenStream) -> Outcome:
-        if not configcheck.provider_enabled(self.config, cmd.provider):
-            raise ApiError(404, f"Provider {cmd.provider} is not enabled for the application: [{self.where}]")
-        existing = self.streams.get(cmd.name)
+        stream = LiveStream(self.vhost, self.app, cmd.name, source_type=cmd.source_type,
+                            source_url=cmd.source_url, profiles=list(self.settings.output_profiles),
+                            stats=self.stats, close_ingest=cmd.close_ingest)
+        events = decide_and_apply(self.directory, dd.OpenStream(
+            cmd.name, cmd.provider, cmd.source_type, cmd.source_url, stream.instance), stream.created_time)
         durable: list[Future[Any]] = []
-        if existing is not None:
-            if configcheck.block_duplicate_stream_name(self.config):
-                raise ApiError(409, f"Stream already exists: [{self.where}/{cmd.name}]")
+        existing = self.streams.get(cmd.name)
+        if existing is not None:  # allowed only without blockDuplicateStreamName: the new one replaces it
             old, old_ref = existing
             old.close_ingest("replaced by a new publisher")
             durable.append(self._end(old, old_ref, "replaced by a new publisher"))
-        stream = LiveStream(self.vhost, self.app, cmd.name, source_type=cmd.source_type,
-                            source_url=cmd.source_url, profiles=profiles_of(self.config), stats=self.ctx.stats,
-                            close_ingest=cmd.close_ingest)
-        ref = StreamActor.start(self.ctx, stream, self.actor_ref)
+        started = events[0]
+        assert isinstance(started, se.StreamStarted)
+        ref = StreamActor.start(self.journal, stream, started, self.actor_ref, self.hls)
         stream.on_started = lambda _s: tell_quietly(ref, StreamDescribed())
         stream.on_ended = lambda _s, reason: tell_quietly(ref, EndStream(reason))
         self.streams[cmd.name] = (stream, ref)
-        registry = self._registry()
-        if registry is not None:
-            registry.add(stream)
-        self.ctx.stats.stream_created(self.vhost, self.app, cmd.name, stream.created_time)
-        if self.ctx.media is not None:
-            self.ctx.media.stream_created(stream)
-        durable.append(self.ctx.events.emit([se.StreamStarted(
-            self.vhost, self.app, cmd.name, stream.instance, cmd.source_type, cmd.source_url,
-            stream.created_time)]))
+        if self.media is not None:
+            self.media.streams.add(stream)
+        self.stats.stream_created(self.vhost, self.app, cmd.name, stream.created_time)
+        if self.media is not None:
+            self.media.stream_created(stream)
+        durable.append(self.journal.emit(events))
         log.info("stream created vhost=%s app=%s stream=%s source=%s", self.vhost, self.app, cmd.name,
                  cmd.source_type)
         return Outcome(stream, durable)
@@ -137,13 +231,13 @@ class StreamsActor(CommandActor):
         if entry is None or entry[0] is not stream:
             return
         del self.streams[stream.name]
+        self.directory.release(stream.name, stream.instance)
         entry[1].stop(block=False)
-        registry = self._registry()
-        if registry is not None:
-            registry.remove(stream)
-        self.ctx.stats.stream_deleted(self.vhost, self.app, stream.name)
-        if self.ctx.media is not None:
-            self.ctx.media.stream_ended(stream)
+        if self.media is not None:
+            self.media.streams.remove(stream)
+        self.stats.stream_deleted(self.vhost, self.app, stream.name)
+        if self.media is not None:
+            self.media.stream_ended(stream)
         tell_quietly(self.tasks, StreamGone(stream, reason or stream.ended_reason or "stream ended"))
 
     def handle_ForgetStream(self, cmd: ForgetStream) -> Outcome:
@@ -157,28 +251,124 @@ class StreamsActor(CommandActor):
         if entry is None or entry[0].instance != cmd.instance:
             return Outcome(None)
         stream = entry[0]
-        if self.ctx.media is not None and configcheck.publisher_enabled(self.config, "llhls"):
-            self.ctx.media.stream_started(stream, self.config)
+        if self.media is not None and self.settings.publisher_enabled("llhls"):
+            self.media.stream_started(stream, self.settings.config)
         tell_quietly(self.tasks, StreamLive(stream))
         return Outcome(None)
 
     def handle_DeleteStream(self, cmd: DeleteStream) -> Outcome:
-        entry = self.streams.get(cmd.name)
-        if entry is None:
-            raise stream_not_found(self.vhost, self.app, cmd.name)
-        stream, ref = entry
+        decide_and_apply(self.directory, dd.DeleteStream(cmd.name), now())
+        stream, ref = self.streams[cmd.name]
         if not stream.close_ingest("deleted by API"):
-            raise ApiError(404, "Could not terminate the stream")
+            raise NotFound("Could not terminate the stream")
         return Outcome(None, [self._end(stream, ref, "deleted by API")])
 
-    def handle_RecordStreamEvent(self, cmd: RecordStreamEvent) -> Outcome:
-        events = [se.StreamEventSent(self.vhost, self.app, cmd.name, e.event_format, e.event_type, e.events,
-                                     e.urgent) for e in cmd.events]
-        return Outcome(None, [self.ctx.events.emit(events)])
+    def _live(self, name: str) -> LiveStream:
+        entry = self.streams.get(name)
+        if entry is None:
+            raise NotFound(dd.stream_not_found_text(self.vhost, self.app, name))
+        return entry[0]
+
+    # -- stream actions: checked, journaled, then carried out on the LL-HLS output --
+    def handle_SendStreamEvents(self, cmd: SendStreamEvents) -> Outcome:
+        """Answers with a future of one verdict per body (None: injected), completed once the
+        accepted events are journaled and injected. The LL-HLS checks are answered by the loop;
+        the journaling waits for them in ``handle__EventsChecked``, never on this thread."""
+        live = self._live(cmd.name)
+        parsed: list[StreamEvent | DomainError] = []
+        for body in cmd.bodies:
+            try:
+                parsed.append(parse_event(body))
+            except EventBodyError as exc:
+                parsed.append(Invalid(exc.text))
+        if not cmd.batch and parsed and isinstance(parsed[0], DomainError):
+            raise parsed[0]
+        hls = self.hls
+        if hls is None:
+            raise Failed(inject_failed_text(live))
+        answer: Future[list[DomainError | None]] = Future()
+        me = self.actor_ref
+        checks = gathered([hls.event_refusal(live, p) if isinstance(p, StreamEvent) else _no_refusal() for p in parsed])
+        gone = NotFound(dd.stream_not_found_text(self.vhost, self.app, cmd.name))
+        checks.add_done_callback(
+            lambda f: _tell_or_fail(me, _EventsChecked(cmd, live, parsed, f, answer), answer, gone))
+        return Outcome(answer)
+
+    def handle__EventsChecked(self, msg: _EventsChecked) -> Outcome:
+        cmd, live, answer = msg.command, msg.live, msg.answer
+        entry = self.streams.get(cmd.name)
+        exc = msg.refusals.exception()
+        if exc is not None or entry is None or entry[0] is not live or self.hls is None:
+            answer.set_exception(exc or NotFound(dd.stream_not_found_text(self.vhost, self.app, cmd.name)))
+            return Outcome(None)
+        verdicts: list[DomainError | None] = []
+        accepted: list[StreamEvent] = []
+        for item, refusal in zip(msg.parsed, msg.refusals.result(), strict=True):
+            if isinstance(item, DomainError):
+                verdicts.append(item)
+            elif refusal is not None:
+                verdicts.append(Failed(refusal))
+            else:
+                verdicts.append(None)
+                accepted.append(item)
+        if not cmd.batch and verdicts[0] is not None:
+            answer.set_exception(verdicts[0])
+            return Outcome(None)
+        if not accepted:
+            answer.set_result(verdicts)
+            return Outcome(None)
+        journaled = self.journal.emit([se.StreamEventSent(
+            self.vhost, self.app, cmd.name, e.event_format, e.event_type, e.events, e.urgent) for e in accepted])
+        injected = gathered([after(journaled, self._injection(self.hls, live, e)) for e in accepted])
+        injected.add_done_callback(lambda f: _settle(answer, f, verdicts))
+        return Outcome(None, [journaled])
+
+    @staticmethod
+    def _injection(hls: LiveHls, live: LiveStream, event: StreamEvent) -> Callable[[], Future[int]]:
+        """The effect of one accepted event; it fails with OME's 500 if the stream changed meanwhile."""
+        def run() -> Future[int]:
+            checked: Future[int] = Future()
+
+            def taken(fut: Future[int]) -> None:
+                exc = fut.exception()
+                if exc is not None:
+                    checked.set_exception(exc)
+                elif fut.result() == 0:
+                    checked.set_exception(Failed(inject_failed_text(live)))
+                else:
+                    checked.set_result(fut.result())
+
+            hls.inject(live, event).add_done_callback(taken)
+            return checked
+
+        return run
+
+    def handle_ConcludeHlsLive(self, cmd: ConcludeHlsLive) -> Outcome:
+        """Answers with a future completed once the instance journaled the conclusion and the
+        playlists ended; the check that LL-HLS outputs exist is answered by the loop."""
+        live = self._live(cmd.name)
+        failed = Failed(f"Internal Server Error - Could not inject ConcludeLive event: [{self.where}/{cmd.name}]")
+        if self.hls is None:
+            raise failed
+        ref = self.streams[cmd.name][1]
+        answer: Future[None] = Future()
+
+        def checked(f: Future[bool]) -> None:
+            if f.exception() is not None or not f.result():
+                answer.set_exception(f.exception() or failed)
+                return
+            try:
+                settled(tell(ref, cmd)).add_done_callback(lambda d: _settle(answer, d, None))
+            except ActorGone:
+                answer.set_exception(NotFound(dd.stream_not_found_text(self.vhost, self.app, cmd.name)))
+
+        self.hls.can_conclude(live).add_done_callback(checked)
+        return Outcome(answer)
 
     # -- pulls --
     def _spawn_pull(self, name: str, urls: list[str], props: PullProperties, waiter: Future[bool] | None) -> None:
         me = self.actor_ref
+        stats, vhost, app = self.stats, self.vhost, self.app
 
         def open_stream(url: str, close: Any) -> LiveStream:
             result: LiveStream = ask_blocking(me, OpenStream(name, "rtspPull", "RtspPull", url, close))
@@ -191,44 +381,39 @@ class StreamsActor(CommandActor):
             tell_quietly(me, PullFinished(name, reason, worker))
 
         def viewers() -> int:
-            metrics = self.ctx.stats.stream_json(self.vhost, self.app, name)
+            metrics = stats.stream_json(vhost, app, name)
             return int(metrics.get("totalConnections", 0)) if metrics else 0
 
         worker = PullWorker(f"{self.where}", name, urls, props,
                             PullHooks(open_stream, connected, finished, viewers), waiter)
-        self.pulls[name] = worker
+        self.workers[name] = worker
+        self.directory.reserve_pull(name)
         worker.start()
 
     def handle_CreatePull(self, cmd: CreatePull) -> Outcome:
         body = cmd.body
         name, urls = body["name"], list(body["urls"])
-        if name in self.streams or name in self.pulls:
-            raise ApiError(409, "Stream already exists")
+        try:
+            decide_and_apply(self.directory, dd.RequestPull(name, tuple(urls), cmd.request_url), now())
+        except Unreachable:
+            log.warning("pull refused where=%s stream=%s url=%s", self.where, name, urls[0])
+            raise
         waiter: Future[bool] = Future()
-        scheme = urls[0].split("://", 1)[0].lower() if "://" in urls[0] else ""
-        if scheme not in ("rtsp", "rtspc") or not configcheck.provider_enabled(self.config, "rtspPull"):
-            log.warning("pull refused where=%s stream=%s scheme=%s", self.where, name, scheme or "none")
-            waiter.set_result(False)
-            return Outcome(waiter)
         self._spawn_pull(name, urls, parse_pull_properties(body), waiter)
         return Outcome(waiter)
 
     def handle_PullConnected(self, cmd: PullConnected) -> Outcome:
-        if self.pulls.get(cmd.name) is not cmd.worker or cmd.name in self.pull_names:
+        w = self.workers.get(cmd.name)
+        if w is None or w is not cmd.worker:
             return Outcome(None)
-        self.pull_names.add(cmd.name)
-        w = cmd.worker
-        fut = self.ctx.events.emit([se.PullDefined(self.vhost, self.app, cmd.name, list(w.urls), w.props.as_json(),
-                                                   w.props.persistent, now())])
-        return Outcome(None, [fut])
+        events = decide_and_apply(self.pull_defs, dp.PullConnected(
+            cmd.name, tuple(w.urls), w.props.as_json(), w.props.persistent), now())
+        return Outcome(None, [self.journal.emit(events)] if events else [])
 
     def handle_PullFinished(self, cmd: PullFinished) -> Outcome:
-        if self.pulls.get(cmd.name) is not cmd.worker:
+        if self.workers.get(cmd.name) is not cmd.worker:
             return Outcome(None)
-        del self.pulls[cmd.name]
-        if cmd.reason == "server stopping":
-            return Outcome(None)  # kept in the journal: it reconnects at the next start
-        if cmd.name not in self.pull_names:
-            return Outcome(None)
-        self.pull_names.discard(cmd.name)
-        return Outcome(None, [self.ctx.events.emit([se.PullRemoved(self.vhost, self.app, cmd.name, cmd.reason)])])
+        del self.workers[cmd.name]
+        self.directory.release_pull(cmd.name)
+        events = decide_and_apply(self.pull_defs, dp.PullGaveUp(cmd.name, cmd.reason), now())
+        return Outcome(None, [self.journal.emit(events)] if events else [])

@@ -112,3 +112,18 @@ class StreamEventSent(Event):
     @property
     def entity(self) -> str:
         return stream_entity(self.vhost, self.app, self.name)
+
+
+@event
+@dataclass(frozen=True)
+class HlsLiveConcluded(Event):
+    """concludeHlsLive: the instance's LL-HLS playlists were ended (``#EXT-X-ENDLIST``) on request."""
+
+    vhost: str
+    app: str
+    name: str
+    instance: str
+
+    @property
+    def entity(self) -> str:
+        return stream_entity(self.vhost, self.app, self.name)

@@ -1,22 +1,57 @@
-"""The 404 checks every resource shares, answered from the read models (rest-spec §1.10)."""
+"""The 404 checks every resource shares, answered from the read models (rest-spec §1.10).
+
+Handlers pass the process's context; this module says, as Protocols, what it reads of it: the
+catalog, the actor directory, and the live streams (which it hands out as ``LiveStreamHandle``s,
+never as media objects).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Container
+from typing import Any, Protocol
 
-from kiln.actors.context import Context
 from kiln.errors import app_not_found, stream_not_found, vhost_not_found
+from kiln.http.views.stream import StreamSnapshot
 from kiln.projections.catalog import AppView, VhostView
 
 
-def need_vhost(ctx: Context, vhost: str) -> VhostView:
+class CatalogReads(Protocol):
+    def vhost(self, name: str) -> VhostView | None: ...
+    def app(self, vhost: str, app: str) -> AppView | None: ...
+
+
+class ActorDirectory(Protocol):
+    def vhost(self, vhost: str) -> Any: ...
+    def app(self, vhost: str, app: str) -> Any: ...
+    def streams(self, vhost: str, app: str) -> Any: ...
+    def tasks(self, vhost: str, app: str) -> Any: ...
+
+
+class LiveStreamHandle(Protocol):
+    """A live input stream as HTTP sees it: its output names and a snapshot to render."""
+
+    @property
+    def outputs(self) -> Container[str]: ...
+    def snapshot(self) -> StreamSnapshot: ...
+
+
+class Lookups(Protocol):
+    @property
+    def catalog(self) -> CatalogReads: ...
+    @property
+    def directory(self) -> ActorDirectory: ...
+    @property
+    def media(self) -> Any: ...  # ``media.streams.get(vhost, app, name)``; None without media
+
+
+def need_vhost(ctx: Lookups, vhost: str) -> VhostView:
     view = ctx.catalog.vhost(vhost)
     if view is None:
         raise vhost_not_found(vhost)
     return view
 
 
-def need_app(ctx: Context, vhost: str, app: str) -> AppView:
+def need_app(ctx: Lookups, vhost: str, app: str) -> AppView:
     need_vhost(ctx, vhost)
     view = ctx.catalog.app(vhost, app)
     if view is None:
@@ -24,14 +59,14 @@ def need_app(ctx: Context, vhost: str, app: str) -> AppView:
     return view
 
 
-def app_ref(ctx: Context, vhost: str, app: str) -> Any:
+def app_ref(ctx: Lookups, vhost: str, app: str) -> Any:
     ref = ctx.directory.app(vhost, app)
     if ref is None:
         raise app_not_found(vhost, app)
     return ref
 
 
-def streams_ref(ctx: Context, vhost: str, app: str) -> Any:
+def streams_ref(ctx: Lookups, vhost: str, app: str) -> Any:
     """The app's stream supervisor (pulls, deletes, events)."""
     ref = ctx.directory.streams(vhost, app)
     if ref is None:
@@ -39,7 +74,7 @@ def streams_ref(ctx: Context, vhost: str, app: str) -> Any:
     return ref
 
 
-def tasks_ref(ctx: Context, vhost: str, app: str) -> Any:
+def tasks_ref(ctx: Lookups, vhost: str, app: str) -> Any:
     """The app's task supervisor (push, record, dumps)."""
     ref = ctx.directory.tasks(vhost, app)
     if ref is None:
@@ -47,18 +82,18 @@ def tasks_ref(ctx: Context, vhost: str, app: str) -> Any:
     return ref
 
 
-def vhost_ref(ctx: Context, vhost: str) -> Any:
+def vhost_ref(ctx: Lookups, vhost: str) -> Any:
     ref = ctx.directory.vhost(vhost)
     if ref is None:
         raise vhost_not_found(vhost)
     return ref
 
 
-def need_stream(ctx: Context, vhost: str, app: str, stream: str) -> Any:
-    """The live input stream, from the media registry (or 404)."""
+def need_stream(ctx: Lookups, vhost: str, app: str, stream: str) -> LiveStreamHandle:
+    """The live input stream (or 404), as a handle: its outputs and its snapshot."""
     need_app(ctx, vhost, app)
     registry = ctx.media.streams if ctx.media is not None else None
-    found = registry.get(vhost, app, stream) if registry is not None else None
+    found: LiveStreamHandle | None = registry.get(vhost, app, stream) if registry is not None else None
     if found is None:
         raise stream_not_found(vhost, app, stream)
     return found

@@ -1,19 +1,25 @@
-"""Streams (rest-spec §8, §11, §14): list, get, pull, delete, events, concludeHlsLive."""
+"""Streams (rest-spec §8, §11, §14): list, get, pull, delete, events, concludeHlsLive.
+
+Events and conclusion are commands to the app's stream supervisor, which checks them against the
+live stream, journals them, and only then carries them out; a stream's JSON is rendered from its
+snapshot by ``kiln/http/views``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.responses import Response
 
 from kiln.actors.base import ask
-from kiln.actors.commands import CreatePull, DeleteStream, RecordStreamEvent
+from kiln.actors.commands import ConcludeHlsLive, CreatePull, DeleteStream, SendStreamEvents
 from kiln.errors import ApiError
 from kiln.http.envelope import json_response, ok
+from kiln.http.errors import status_of
 from kiln.http.lookups import need_app, need_stream, streams_ref
 from kiln.http.router import APP, STREAM, VHOST, Call, Router
-from kiln.media.publish.llhls.events import parse_event
-from kiln.timefmt import now
+from kiln.http.views.stream import stream_json
 
 
 def check_pull_body(body: Any) -> None:
@@ -38,15 +44,13 @@ def register(router: Router, api: Any) -> None:
 
     async def get_stream(call: Call) -> Response:
         stream = need_stream(ctx, call.params["vhost"], call.params["app"], call.params["stream"])
-        return ok(stream.describe_json())
+        return ok(stream_json(stream.snapshot()))
 
     async def create_pull(call: Call) -> Response:
         view = need_app(ctx, call.params["vhost"], call.params["app"])
         check_pull_body(call.body)
         request_url = str(call.request.url)
         waiter = await ask(streams_ref(ctx, view.vhost, view.name), CreatePull(call.body, request_url))
-        import asyncio
-
         connected = await asyncio.wrap_future(waiter)
         if not connected:
             raise ApiError(502, f"Could not pull the stream : {request_url}")
@@ -58,26 +62,11 @@ def register(router: Router, api: Any) -> None:
         await ask(streams_ref(ctx, vh, ap), DeleteStream(st))
         return ok()
 
-    def inject(vh: str, ap: str, st: str, body: Any) -> Any:
-        stream = need_stream(ctx, vh, ap, st)
-        event = parse_event(body)
-        where = f"[{vh}/{ap}/{st}]"
-        llhls = ctx.media.llhls if ctx.media is not None else None
-        targets = [llhls.find(vh, ap, out) for out in stream.outputs] if llhls is not None else []
-        targets = [t for t in targets if t is not None and not t.concluded]
-        if event.event_format != "id3v2" or not stream.started or not targets:
-            reason = "" if event.event_format == "id3v2" else f" ({event.event_format} markers are not supported)"
-            raise ApiError(500, f"Internal Server Error - Could not inject event: {where}{reason}")
-        time_ms = int(stream.last_packet_pts_ms + max(0.0, now() - stream.last_packet_wall) * 1000)
-        taken = sum(t.add_event(event.event_type, time_ms, event.tag) for t in targets)
-        if taken == 0:
-            raise ApiError(500, f"Internal Server Error - Could not inject event: {where}")
-        return event
-
     async def send_event(call: Call) -> Response:
         vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
-        event = inject(vh, ap, st, call.body)
-        await ask(streams_ref(ctx, vh, ap), RecordStreamEvent(st, [event]))
+        need_stream(ctx, vh, ap, st)
+        done = await ask(streams_ref(ctx, vh, ap), SendStreamEvents(st, [call.body]))
+        await asyncio.wrap_future(done)
         return ok()
 
     async def send_events(call: Call) -> Response:
@@ -85,16 +74,11 @@ def register(router: Router, api: Any) -> None:
         need_stream(ctx, vh, ap, st)
         if not isinstance(call.body, list) or not call.body:
             raise ApiError(400, "events(array) is required")
-        results, accepted = [], []
-        for item in call.body:
-            try:
-                accepted.append(inject(vh, ap, st, item))
-                results.append({"message": "OK", "statusCode": 200})
-            except ApiError as exc:
-                results.append({"message": exc.text, "statusCode": exc.status})
-        if accepted:
-            await ask(streams_ref(ctx, vh, ap), RecordStreamEvent(st, accepted))
-        codes = {r["statusCode"] for r in results}
+        done = await ask(streams_ref(ctx, vh, ap), SendStreamEvents(st, list(call.body), batch=True))
+        verdicts = await asyncio.wrap_future(done)
+        results: list[dict[str, Any]] = [{"message": "OK", "statusCode": 200} if v is None
+                                          else {"message": v.text, "statusCode": status_of(v)} for v in verdicts]
+        codes = {int(r["statusCode"]) for r in results}
         return json_response(codes.pop() if len(codes) == 1 else 207, results)
 
     async def send_subtitles(call: Call) -> Response:
@@ -121,14 +105,9 @@ def register(router: Router, api: Any) -> None:
 
     async def conclude(call: Call) -> Response:
         vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
-        stream = need_stream(ctx, vh, ap, st)
-        llhls = ctx.media.llhls if ctx.media is not None else None
-        targets = [llhls.find(vh, ap, out) for out in stream.outputs] if llhls is not None else []
-        targets = [t for t in targets if t is not None]
-        if not targets:
-            raise ApiError(500, f"Internal Server Error - Could not inject ConcludeLive event: [{vh}/{ap}/{st}]")
-        for target in targets:
-            target.conclude()
+        need_stream(ctx, vh, ap, st)
+        done = await ask(streams_ref(ctx, vh, ap), ConcludeHlsLive(st))
+        await asyncio.wrap_future(done)
         return ok()
 
     base = rf"/v1/vhosts/{VHOST}/apps/{APP}/streams"

@@ -222,6 +222,13 @@ class CatalogProjection:
             for s in state.get("live", []):
                 self.live[(s["vhost"], s["app"], s["name"])] = StreamLifecycle(**s)
 
+    # -- reads for the stream supervisors (arch-streams) --
+    def pull_definitions(self) -> list[se.PullDefined]:
+        """The defined pulls as the events that defined them: what stream supervisors fold at startup."""
+        with self._lock:
+            return [se.PullDefined(p.vhost, p.app, p.name, list(p.urls), copy.deepcopy(p.properties), p.persistent,
+                                   p.created_time) for p in self.pulls.values()]
+
 
 def _config_apps(vhost_config: dict[str, Any]) -> list[dict[str, Any]]:
     section = vhost_config.get("applications")

@@ -182,6 +182,44 @@ def test_conclude_hls_live_ends_the_playlists(live: tuple[KilnProcess, Peer, str
         kiln.wait_for(lambda: "#EXT-X-ENDLIST" in http.get(video).text, timeout=15, what="ENDLIST")
 
 
+def journal_types(kiln: KilnProcess, entity: str) -> list[str]:
+    import io
+    import json
+
+    from kiln.journal.cli import run
+
+    out = io.StringIO()
+    run(["show", "-d", str(kiln.data_dir), "--entity", entity, "--json"], out)
+    return [json.loads(line)["type"] for line in out.getvalue().splitlines()]
+
+
+def test_stream_actions_are_journaled_and_refusals_are_not(live: tuple[KilnProcess, Peer, str]) -> None:
+    """sendEvent(s) and concludeHlsLive answer with OME's texts; only what took effect is journaled."""
+    kiln, _pub, base = live
+    failed = "Internal Server Error - Could not inject event: [default/app/live]"
+    cue = {"eventFormat": "cue", "events": [{"cueType": "out"}]}
+    r = kiln.api.post(f"{APP}/streams/live:sendEvent", json=cue)
+    assert (r.status_code, r.json()) == (500, {"message": f"[HTTP] {failed} (cue markers are not supported) (500)",
+                                               "statusCode": 500})
+    r = kiln.api.post(f"{APP}/streams/live:sendEvents", json=[])
+    assert r.json() == {"message": "[HTTP] events(array) is required (400)", "statusCode": 400}
+    id3 = {"eventFormat": "id3v2", "events": [{"frameType": "TXXX", "info": "k", "data": "v"}]}
+    r = kiln.api.post(f"{APP}/streams/live:sendEvents", json=[id3, {"eventFormat": "bogus", "events": [{}]}, cue])
+    assert r.status_code == 207
+    assert r.json() == [{"message": "OK", "statusCode": 200},
+                        {"message": "eventFormat is not supported: [bogus]", "statusCode": 400},
+                        {"message": f"{failed} (cue markers are not supported)", "statusCode": 500}]
+    for _ in range(2):  # concluding twice is answered twice and journaled once
+        assert kiln.api.post(f"{APP}/streams/live:concludeHlsLive").json() == {"message": "OK", "statusCode": 200}
+    r = kiln.api.post(f"{APP}/streams/live:sendEvent", json=id3)  # nothing left to inject into
+    assert (r.status_code, r.json()["message"]) == (500, f"[HTTP] {failed} (500)")
+    assert journal_types(kiln, "stream:default/app/live") == [
+        "StreamStarted", "StreamTracksDescribed", "StreamEventSent", "HlsLiveConcluded"]
+    with httpx.Client(timeout=15) as http:
+        video = next(u for u in chunklists(http, base) if "_video_" in u)
+        kiln.wait_for(lambda: "#EXT-X-ENDLIST" in http.get(video).text, timeout=15, what="ENDLIST")
+
+
 def test_a_dump_survives_kill9_and_resumes_into_the_same_directory(
         kiln_factory: Any, test_flv: Path, peer_dir: Path, tmp_path: Path) -> None:
     kiln = kiln_factory()

@@ -17,17 +17,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kiln.config.values import as_float, as_int, is_true
+from kiln.config.values import as_float, as_int
 from kiln.media.model import MS, Codec, MediaKind, Packet, Track
 from kiln.media.publish.thumbnail.store import LatestImage
 from kiln.media.stream.bypass import codec_of, should_bypass
 from kiln.media.stream.hub import StreamHub
 from kiln.media.stream.meter import TrackMeter
+from kiln.media.stream.snapshot import MeterReading, OutputSnapshot, StreamSnapshot, TrackSnapshot
 from kiln.media.transcode.codecs import VIDEO_TIME_BASE, Target
 from kiln.media.transcode.image import IMAGE_FORMATS
 from kiln.media.transcode.settings import input_framerate
 from kiln.media.transcode.transcoder import EncodeUnavailable, StreamTranscoder
-from kiln.timefmt import format_time, now
+from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
 
@@ -319,107 +320,47 @@ class LiveStream:
                  "profile": t.profile, "level": t.level, "sampleRate": t.sample_rate, "channels": t.channels,
                  "codecString": t.codec_string} for t in self.tracks.values()]
 
-    def describe_json(self) -> dict[str, Any]:
-        inp: dict[str, Any] = {
-            "createdTime": format_time(self.created_time),
-            "sourceType": self.source_type,
-            "tracks": [track_json(t, self.meters.get(t.id)) for t in self.tracks.values()]
-            + ([{"id": self.data_track_id, "type": "Data"}] if self.started else []),
-        }
-        if self.source_url:
-            inp["sourceUrl"] = self.source_url
+    def snapshot(self) -> StreamSnapshot:
+        """What the API shows about this stream now (rendered by kiln/http/views)."""
+        inputs = [track_snapshot(t, self.meters.get(t.id)) for t in list(self.tracks.values())]
+        if self.started:
+            inputs.append(TrackSnapshot(self.data_track_id, MediaKind.DATA.value))
         outputs = []
         for out in list(self.outputs.values()):
             tracks = []
             for ot in out.tracks:
                 if ot.kind is MediaKind.DATA:
-                    tracks.append({"id": ot.id, "type": "Data"})
+                    tracks.append(TrackSnapshot(ot.id, MediaKind.DATA.value))
                 elif ot.track is not None:
-                    item = track_json(ot.track, out.meters.get(ot.id), bypass=ot.bypass)
-                    if ot.failed:
-                        item["unavailable"] = ot.failed  # it ran, then stopped: measured values and why
-                    tracks.append(item)
+                    tracks.append(track_snapshot(ot.track, out.meters.get(ot.id), bypass=ot.bypass,
+                                                 unavailable=ot.failed))
                 else:
-                    tracks.append(configured_track_json(ot))
-            outputs.append({"name": out.name, "tracks": tracks, "playlists": [
-                playlist_json(p) for p in out.playlists()]})
-        return {"name": self.name, "input": inp, "outputs": outputs}
+                    tracks.append(configured_track_snapshot(ot))
+            outputs.append(OutputSnapshot(out.name, tuple(tracks), tuple(out.playlists())))
+        return StreamSnapshot(self.name, self.created_time, self.source_type, self.source_url, tuple(inputs),
+                              tuple(outputs))
 
 
-def track_json(track: Track, meter: TrackMeter | None, *, bypass: bool = False) -> dict[str, Any]:
-    meter = meter or TrackMeter()
-    out: dict[str, Any] = {"id": track.id, "type": track.kind.value}
-    if track.name:
-        out["name"] = track.name
-    if track.kind is MediaKind.VIDEO:
-        framerate = track.framerate_conf or meter.framerate_avg
-        out["video"] = {
-            "bypass": bypass, "codec": track.codec.value,
-            "width": track.width, "maxWidth": track.width, "height": track.height, "maxHeight": track.height,
-            "bitrate": track.bitrate_conf or meter.bitrate_avg, "bitrateConf": track.bitrate_conf,
-            "bitrateAvg": meter.bitrate_avg, "bitrateLatest": meter.bitrate_latest,
-            "framerate": float(round(framerate, 3)), "framerateConf": float(track.framerate_conf),
-            "framerateAvg": float(round(meter.framerate_avg, 3)),
-            "framerateLatest": float(round(meter.framerate_latest, 3)),
-            "hasBframes": meter.has_bframes,
-            "keyFrameInterval": float(track.key_frame_interval_conf or round(meter.key_frame_interval_avg, 3)),
-            "keyFrameIntervalConf": float(track.key_frame_interval_conf),
-            "keyFrameIntervalAvg": float(round(meter.key_frame_interval_avg, 3)),
-            "keyFrameIntervalLatest": float(meter.key_frame_interval_latest),
-            "deltaFramesSinceLastKeyFrame": meter.frames_since_key,
-        }
-    elif track.kind is MediaKind.AUDIO:
-        out["audio"] = {
-            "bypass": bypass, "codec": track.codec.value, "samplerate": track.sample_rate,
-            "channel": track.channels, "bitrate": track.bitrate_conf or meter.bitrate_avg,
-            "bitrateConf": track.bitrate_conf, "bitrateAvg": meter.bitrate_avg,
-            "bitrateLatest": meter.bitrate_latest,
-        }
-    return out
+def meter_reading(meter: TrackMeter | None) -> MeterReading:
+    if meter is None:
+        return MeterReading()
+    return MeterReading(meter.bitrate_avg, meter.bitrate_latest, meter.framerate_avg, meter.framerate_latest,
+                        meter.has_bframes, meter.key_frame_interval_avg, meter.key_frame_interval_latest,
+                        meter.frames_since_key)
 
 
-def configured_track_json(ot: OutputTrack) -> dict[str, Any]:
+def track_snapshot(track: Track, meter: TrackMeter | None, *, bypass: bool = False,
+                   unavailable: str = "") -> TrackSnapshot:
+    return TrackSnapshot(track.id, track.kind.value, track.name, track.codec.value, bypass, track.width,
+                         track.height, track.bitrate_conf, track.framerate_conf, track.key_frame_interval_conf,
+                         track.sample_rate, track.channels, meter_reading(meter), unavailable)
+
+
+def configured_track_snapshot(ot: OutputTrack) -> TrackSnapshot:
     """An encoded track whose encoder is not producing: its configured values, and why."""
     enc = ot.encode
     codec = codec_of(enc.get("codec"))
-    out: dict[str, Any] = {"id": ot.id, "type": ot.kind.value}
-    if ot.name:
-        out["name"] = ot.name
-    bitrate = as_int(enc.get("bitrate"))
-    if ot.kind is MediaKind.VIDEO:
-        out["video"] = {"bypass": False, "codec": codec.value if codec else "None",
-                        "width": as_int(enc.get("width")), "height": as_int(enc.get("height")),
-                        "bitrate": bitrate, "bitrateConf": bitrate,
-                        "framerate": as_float(enc.get("framerate")), "framerateConf": as_float(enc.get("framerate"))}
-    else:
-        out["audio"] = {"bypass": False, "codec": codec.value if codec else "None",
-                        "samplerate": as_int(enc.get("samplerate")), "channel": as_int(enc.get("channel")),
-                        "bitrate": bitrate, "bitrateConf": bitrate}
-    out["unavailable"] = ot.failed
-    return out
-
-
-def playlist_json(p: dict[str, Any]) -> dict[str, Any]:
-    options = p.get("options") if isinstance(p.get("options"), dict) else {}
-    renditions = p.get("renditions") or p.get("rendition") or []
-    if isinstance(renditions, dict):
-        renditions = [renditions]
-    out: dict[str, Any] = {
-        "options": {"webrtcAutoAbr": is_true(options.get("webRtcAutoAbr", options.get("webrtcAutoAbr"))),
-                    "hlsChunklistPathDepth": as_int(options.get("hlsChunklistPathDepth"), -1),
-                    "enableTsPackaging": is_true(options.get("enableTsPackaging"))},
-        "renditions": [],
-    }
-    for key in ("name", "fileName"):
-        if p.get(key):
-            out[key] = str(p[key])
-    for r in renditions if isinstance(renditions, list) else []:
-        if not isinstance(r, dict):
-            continue
-        item = {}
-        for src, dst in (("name", "name"), ("video", "videoVariantName"), ("audio", "audioVariantName")):
-            if r.get(src):
-                item[dst] = str(r[src])
-        out["renditions"].append(item)
-    return out
-
+    return TrackSnapshot(ot.id, ot.kind.value, ot.name, codec.value if codec else "None", False,
+                         as_int(enc.get("width")), as_int(enc.get("height")), as_int(enc.get("bitrate")),
+                         as_float(enc.get("framerate")), sample_rate=as_int(enc.get("samplerate")),
+                         channels=as_int(enc.get("channel")), unavailable=ot.failed, configured=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from kiln.http.views.stream import stream_json
 from kiln.media.model import Packet
 from kiln.media.transcode import transcoder as transcoder_module
 from kiln.media.transcode.codecs import VideoEncoder
@@ -55,7 +56,7 @@ def test_a_decoder_that_cannot_be_opened_makes_the_encodes_unavailable(clip: Cli
         assert ot.track is None
         assert "input track 0 of default/app/cam" in ot.unavailable and "H264 decoder" in ot.unavailable, ot
     assert not out.images  # no thumbnail holder: /thumb.jpg is a 404
-    view = {t["id"]: t for t in live.describe_json()["outputs"][0]["tracks"]}
+    view = {t["id"]: t for t in stream_json(live.snapshot())["outputs"][0]["tracks"]}
     assert view[v180.id]["unavailable"] == v180.unavailable and view[v180.id]["video"]["width"] == 320
     assert view[jpeg.id]["video"]["codec"] == "JPEG" and view[jpeg.id]["unavailable"]
     # bypass outputs get every packet, the audio encode runs
@@ -80,16 +81,16 @@ def test_an_input_that_decodes_to_nothing_is_unavailable_until_it_decodes(clip: 
     deadline = time.monotonic() + 30
     while not worker.undecodable and time.monotonic() < deadline:
         time.sleep(0.01)
-    view = {t.get("name"): t for t in live.describe_json()["outputs"][0]["tracks"]}
+    view = {t.get("name"): t for t in stream_json(live.snapshot())["outputs"][0]["tracks"]}
     assert "decoded no frame" in view["v180"]["unavailable"] and "H264 input track 0" in view["v180"]["unavailable"]
-    assert "decoded no frame" in live.describe_json()["outputs"][0]["tracks"][4]["unavailable"]  # the thumbnail
+    assert "decoded no frame" in stream_json(live.snapshot())["outputs"][0]["tracks"][4]["unavailable"]  # the thumbnail
     assert "unavailable" not in view["aac"] and "unavailable" not in view["bypass_video"]
     assert any("transcode input undecodable" in r.getMessage() and LABEL in r.getMessage() for r in caplog.records)
     # the publisher sends real pictures again: the encode produces and is no longer listed unavailable
     for packet in shifted(clip.packets, 4000):
         live.ingest(packet)
     got = finish(live, subs)["cam"]
-    tracks = live.describe_json()["outputs"][0]["tracks"]
+    tracks = stream_json(live.snapshot())["outputs"][0]["tracks"]
     assert not [t for t in tracks if "unavailable" in t], tracks
     out = live.outputs["cam"]
     assert len(got[out.tracks[1].id]) == 60  # the good pass, every frame
@@ -152,7 +153,7 @@ def test_a_corrupt_frame_is_logged_and_the_output_goes_on(clip: Clip, caplog: py
     assert len(last_gop) == 30  # the output kept going after the error
     assert {(f.width, f.height) for f in decode_frames(v180.track.config, last_gop, count=5)} == {(320, 180)}
     assert [p.data for p in got[out.tracks[0].id]] == [p.data for p in video_of(packets)]
-    assert "unavailable" not in live.describe_json()["outputs"][0]["tracks"][1]
+    assert "unavailable" not in stream_json(live.snapshot())["outputs"][0]["tracks"][1]
     live.end("test over")
 
 

@@ -10,6 +10,7 @@ import av
 import pytest
 
 from kiln.config.validate import ConfigError, validate_app_json
+from kiln.http.views.stream import stream_json
 from kiln.media.model import Codec, Packet
 from kiln.media.transcode.codecs import Decoder
 from tests.unit.transcode.clip import Clip, make_clip
@@ -50,7 +51,7 @@ def test_image_encodes_are_listed_as_video_tracks_with_their_configured_values(c
     for packet in clip.packets:
         live.ingest(packet)
     finish(live, subs)
-    tracks = live.describe_json()["outputs"][0]["tracks"]
+    tracks = stream_json(live.snapshot())["outputs"][0]["tracks"]
     assert [(t["id"], t["type"]) for t in tracks] == [(0, "Video"), (1, "Audio"), (2, "Video"), (3, "Video"),
                                                       (4, "Video"), (5, "Data")]
     jpeg, png, gif = tracks[2], tracks[3], tracks[4]

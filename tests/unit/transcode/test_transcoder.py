@@ -9,6 +9,7 @@ from typing import Any
 import av
 import pytest
 
+from kiln.http.views.stream import stream_json
 from kiln.media.formats.codecs.describe import describe_track
 from kiln.media.model import Codec, Packet
 from kiln.media.stream.hub import Subscriber
@@ -124,7 +125,7 @@ def test_audio_encodes_carry_parseable_configs(abr: Any) -> None:
 
 def test_api_view_shows_encoded_tracks_with_configured_values(abr: Any) -> None:
     live, _ = abr
-    view = live.describe_json()["outputs"][0]["tracks"]
+    view = stream_json(live.snapshot())["outputs"][0]["tracks"]
     assert view[0]["video"]["bypass"] is False and view[0]["video"]["width"] == 320
     assert view[0]["video"]["bitrateConf"] == 300 * 1024 and view[0]["video"]["keyFrameIntervalConf"] == 15
     assert view[2]["unavailable"]

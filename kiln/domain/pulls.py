@@ -1,0 +1,61 @@
+"""An app's pull definitions: defined on a pull's first connection, removed when it gives up.
+
+A definition is journaled only once the source answered (a pull that never connects leaves no
+trace), and kept when the server stops, so every defined pull reconnects at the next start (a
+non-persistent one still gives up by its own retry and unused-stream rules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiln.events.base import Event
+from kiln.events.streams import PullDefined, PullRemoved
+
+SERVER_STOPPING = "server stopping"
+
+
+@dataclass(frozen=True)
+class PullConnected:
+    name: str
+    urls: tuple[str, ...]
+    properties: dict[str, Any] = field(default_factory=dict, hash=False)
+    persistent: bool = False
+
+
+@dataclass(frozen=True)
+class PullGaveUp:
+    """The pull's worker stopped for good (retries exhausted, unused, deleted, or server stopping)."""
+
+    name: str
+    reason: str
+
+
+class AppPulls:
+    def __init__(self, vhost: str, app: str) -> None:
+        self.vhost = vhost
+        self.app = app
+        self.defined: dict[str, PullDefined] = {}
+
+    def decide(self, command: PullConnected | PullGaveUp, now: float) -> list[Event]:
+        if isinstance(command, PullConnected):
+            if command.name in self.defined:
+                return []  # a reconnection, or a pull resumed after a restart
+            return [PullDefined(self.vhost, self.app, command.name, list(command.urls), dict(command.properties),
+                                command.persistent, now)]
+        if command.reason == SERVER_STOPPING or command.name not in self.defined:
+            return []
+        return [PullRemoved(self.vhost, self.app, command.name, command.reason)]
+
+    def apply(self, event: Event) -> None:
+        if not isinstance(event, PullDefined | PullRemoved) or (event.vhost, event.app) != (self.vhost, self.app):
+            return
+        if isinstance(event, PullDefined):
+            self.defined[event.name] = event
+        else:
+            self.defined.pop(event.name, None)
+
+    def to_resume(self) -> list[PullDefined]:
+        """The definitions whose pulls reconnect when the app's supervisor starts."""
+        return list(self.defined.values())

@@ -1,0 +1,46 @@
+"""Pull definitions: durable from the first connection, removed when the pull gives up."""
+
+from __future__ import annotations
+
+from kiln.domain.pulls import SERVER_STOPPING, AppPulls, PullConnected, PullGaveUp
+from kiln.events.streams import PullDefined, PullRemoved
+from tests.unit.domain.given import given
+
+PROPS = {"persistent": True, "retryCount": 3}
+
+
+def defined(name: str = "cam", now: float = 1_000.0) -> PullDefined:
+    return PullDefined("default", "app", name, ["rtsp://h/a"], PROPS, True, now)
+
+
+def test_the_first_connection_defines_the_pull() -> None:
+    given(AppPulls("default", "app")).when(PullConnected("cam", ("rtsp://h/a",), PROPS, True), now=1_000.0).then(
+        defined())
+
+
+def test_a_reconnection_or_a_resumed_pull_defines_nothing_new() -> None:
+    given(AppPulls("default", "app"), defined()).when(PullConnected("cam", ("rtsp://h/a",), PROPS, True)).then()
+
+
+def test_giving_up_removes_the_definition() -> None:
+    pulls = AppPulls("default", "app")
+    given(pulls, defined()).when(PullGaveUp("cam", "source lost, retries exhausted")).then(
+        PullRemoved("default", "app", "cam", "source lost, retries exhausted"))
+    assert pulls.to_resume() == []
+
+
+def test_a_pull_that_never_connected_leaves_no_trace() -> None:
+    given(AppPulls("default", "app")).when(PullGaveUp("cam", "source lost, retries exhausted")).then()
+
+
+def test_a_server_stop_keeps_the_definition_for_the_next_start() -> None:
+    pulls = AppPulls("default", "app")
+    given(pulls, defined()).when(PullGaveUp("cam", SERVER_STOPPING)).then()
+    assert pulls.to_resume() == [defined()]
+
+
+def test_only_this_apps_definitions_are_folded() -> None:
+    pulls = AppPulls("default", "app")
+    given(pulls, defined(), PullDefined("default", "other", "cam2", ["rtsp://h/b"], {}, False, 1.0),
+          PullRemoved("default", "other", "cam", "gone"))
+    assert pulls.to_resume() == [defined()]
