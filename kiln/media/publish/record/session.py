@@ -10,7 +10,6 @@ finishes each file under its final name with an info-XML entry.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from kiln.media.publish.record.schedule import next_time
 from kiln.media.publish.record.writer import FileWriter, Inflight, finish_file, temp_name
 from kiln.media.stream.hub import Subscriber
 from kiln.media.stream.live import OutputStream
+from kiln.media.worker import WorkerThread
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
@@ -105,12 +105,11 @@ class RecordSession:
         self.tracks, self.skipped = select_record_tracks(output.track_list(), self.container, plan.variant_names,
                                                          plan.track_ids)
         video = [t for t in self.tracks if t.kind is MediaKind.VIDEO]
-        self.default_track = (video or self.tracks or [None])[0]
+        self.default_track: Track | None = (video or self.tracks)[0] if self.tracks else None
         self._sub = Subscriber(f"record:{name}", max_packets=6000, policy="drop",
                                video_track_ids=frozenset(t.id for t in video))
-        self._stop = threading.Event()
         self._final_last_sequence = False
-        self._thread = threading.Thread(target=self._run, name=f"record-{name}", daemon=True)
+        self._worker = WorkerThread(f"record-{name}", self._run, self._crashed)
         self._writer: FileWriter | None = None
         self._inflight: Inflight | None = None
         self._file_start_wall = 0.0
@@ -140,15 +139,14 @@ class RecordSession:
         self.output_file_path = expand(self.plan.file_template, self._values(started))
         self.output_info_path = expand(self.plan.info_template, self._values(started))
         self.output.hub.subscribe(self._sub, from_keyframe=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self, last_sequence: bool, timeout: float = 30.0) -> None:
         """Finish the current file (``lastSequence`` true for stopRecord) and end the thread."""
         self._final_last_sequence = last_sequence
-        self._stop.set()
+        self._worker.stop()
         self._sub.end("stopped")
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        self._worker.join(timeout)
 
     # -- helpers --
     def _values(self, start: float, end: float = 0.0) -> MacroValues:
@@ -167,20 +165,20 @@ class RecordSession:
             log.error("recording failed name=%s error=%s", self.name, exc)
             self._abort_file()
             self.on_error(exc.strerror or str(exc))
-        except Exception as exc:
-            log.exception("recording crashed name=%s", self.name)
-            self._abort_file()
-            self.on_error(f"internal error: {exc}")
         finally:
             self._sub.close()
+
+    def _crashed(self, exc: Exception) -> None:
+        self._abort_file()
+        self.on_error(f"internal error: {exc}")
 
     def _loop(self) -> None:
         ids = {t.id for t in self.tracks}
         while True:
             packet = self._sub.get(timeout=0.5)
             if packet is None:
-                if self._sub.ended or self._stop.is_set():
-                    if self._sub.closed_reason == "slow consumer" and not self._stop.is_set():
+                if self._sub.ended or self._worker.stopping:
+                    if self._sub.closed_reason == "slow consumer" and not self._worker.stopping:
                         raise OSError(0, "the disk is too slow: recording dropped to protect the stream")
                     self._finish_file(self._final_last_sequence)
                     return
