@@ -9,16 +9,16 @@ one clock across tracks; a packet that would go backwards on its track is droppe
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 from kiln.media.model import MediaKind, Packet, Track
-from kiln.media.publish.push.writers import PushError, PushWriter, Timeouts
+from kiln.media.publish.push.writers import PushError, PushWriter, Timeouts, writer_for
 from kiln.media.stream.hub import Subscriber
 from kiln.media.stream.live import OutputStream
+from kiln.media.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -58,49 +58,47 @@ class PushSession:
         self.counters = counters
         self.on_state = on_state
         self.on_bytes = on_bytes
-        self._stop = threading.Event()
         self._writer: PushWriter | None = None
-        self._thread = threading.Thread(target=self._run, name=f"push-{name}", daemon=True)
+        self._worker = WorkerThread(f"push-{name}", self._run, self._crashed)
         video = frozenset(t.id for t in plan.tracks if t.kind is MediaKind.VIDEO)
         self._sub = Subscriber(f"push:{name}", max_packets=QUEUE_PACKETS, policy="drop", video_track_ids=video)
         self._ids = {t.id for t in plan.tracks}
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+        self._worker.stop()
         self._sub.end("stopped")
         writer = self._writer
         if writer is not None:
             writer.abort()  # a send blocked on a stalled destination returns at once
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        self._worker.join(timeout)
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._worker.alive
 
     def _run(self) -> None:
         writer: PushWriter | None = None
         try:
             self.on_state("connecting", "")
-            writer = PushWriter(self.plan.protocol, self.plan.destination, self.plan.tracks, self.plan.timeouts)
+            writer = writer_for(self.plan.protocol, self.plan.destination, self.plan.tracks, self.plan.timeouts)
             self._writer = writer
             writer.open()
             self.output.hub.subscribe(self._sub, from_keyframe=True)
             self._pump(writer)
         except PushError as exc:
-            if not self._stop.is_set():
+            if not self._worker.stopping:
                 self.on_state("error", str(exc))
-        except Exception as exc:  # a bug must not kill the actor system silently
-            log.exception("push session crashed name=%s", self.name)
-            self.on_state("error", f"internal error: {exc}")
         finally:
             self._sub.close()
             self.counters.stopped_at = time.monotonic()
             if writer is not None:
                 writer.close()
+
+    def _crashed(self, exc: Exception) -> None:
+        self.on_state("error", f"internal error: {exc}")
 
     def _pump(self, writer: PushWriter) -> None:
         base: Fraction | None = None
@@ -108,7 +106,7 @@ class PushSession:
         last_dts: dict[int, int] = {}
         pushing = False
         sent_before = 0
-        while not self._stop.is_set():
+        while not self._worker.stopping:
             packet = self._sub.get(timeout=0.5)
             if packet is None:
                 if self._sub.ended:
