@@ -1,9 +1,10 @@
 """One push session: a worker thread that reads an output stream's hub and feeds a PushWriter.
 
-It reports its state through ``on_state(state, reason)``; the push actor journals transitions and
-decides about retries. The hub subscription is bounded and drops this session (``slow
-destination``) rather than ever delaying ingest or another consumer. Timestamps are zero-based on
-one clock across tracks; a packet that would go backwards on its track is dropped.
+A :class:`~kiln.media.publish.contract.Publisher`. It reports its state through
+``on_state(state, reason)``; the push actor journals transitions and decides about retries. The
+hub subscription is bounded and drops this session (``slow destination``) rather than ever
+delaying ingest or another consumer. Timestamps are zero-based on one clock across tracks; a
+packet that would go backwards on its track is dropped.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class PushCounters:
     sent_bytes: int = 0
     started_at: float = 0.0  # monotonic
     stopped_at: float = 0.0
+
+    @property
+    def bytes_out(self) -> int:
+        return self.sent_bytes
 
     @property
     def sent_time_ms(self) -> int:
@@ -65,7 +70,16 @@ class PushSession:
         self._ids = {t.id for t in plan.tracks}
 
     def start(self) -> None:
+        self.attach(self.output)
+
+    def attach(self, output: OutputStream) -> None:
+        """Connect and push ``output`` on the session's thread (state goes connecting, then pushing)."""
+        self.output = output
         self._worker.start()
+
+    def detach(self, reason: str) -> None:
+        log.info("push session detached name=%s reason=%s", self.name, reason)
+        self.stop()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._worker.stop()
@@ -77,6 +91,10 @@ class PushSession:
 
     @property
     def alive(self) -> bool:
+        return self._worker.alive
+
+    @property
+    def attached(self) -> bool:
         return self._worker.alive
 
     def _run(self) -> None:

@@ -4,7 +4,9 @@ It starts at the first keyframe of the default track (first video, else first au
 ``interval`` (at the next default-track keyframe once the file is longer than the interval) or by
 ``schedule`` (at the first default-track keyframe at or after each scheduled wall-clock time —
 OME splits there regardless of keyframes, which leaves files that start undecodable), and
-finishes each file under its final name with an info-XML entry.
+finishes each file under its final name with an info-XML entry. A
+:class:`~kiln.media.publish.contract.Publisher`: ``detach`` finishes the current file (not the
+last sequence: that is ``stop(last_sequence=True)``, for stopRecord).
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ SUPPORTED = {
 
 @dataclass
 class RecordCounters:
-    record_bytes: int = 0
+    record_bytes: int = 0    # of the current file
     started_at: float = 0.0  # monotonic start of the current file
+    bytes_out: int = 0       # of every file written through these counters
 
     @property
     def record_time_ms(self) -> int:
@@ -102,12 +105,11 @@ class RecordSession:
         self.on_error = on_error
         self.on_bytes = on_bytes
         self.container = container_for(plan.file_template)
-        self.tracks, self.skipped = select_record_tracks(output.track_list(), self.container, plan.variant_names,
-                                                         plan.track_ids)
-        video = [t for t in self.tracks if t.kind is MediaKind.VIDEO]
-        self.default_track: Track | None = (video or self.tracks)[0] if self.tracks else None
-        self._sub = Subscriber(f"record:{name}", max_packets=6000, policy="drop",
-                               video_track_ids=frozenset(t.id for t in video))
+        self.tracks: list[Track] = []
+        self.skipped: list[str] = []
+        self.default_track: Track | None = None
+        self._sub = Subscriber(f"record:{name}", max_packets=6000, policy="drop")
+        self._select_tracks()
         self._final_last_sequence = False
         self._worker = WorkerThread(f"record-{name}", self._run, self._crashed)
         self._writer: FileWriter | None = None
@@ -133,6 +135,13 @@ class RecordSession:
         probe.unlink()
 
     def start(self) -> None:
+        self.attach(self.output)
+
+    def attach(self, output: OutputStream) -> None:
+        """Subscribe to ``output`` and record it on the session's thread from its next keyframe."""
+        if output is not self.output:
+            self.output = output
+            self._select_tracks()
         # what the API shows from the first moment (OME: the expanded templates, StartTime = now);
         # refreshed when the first file really opens
         started = now()
@@ -140,6 +149,14 @@ class RecordSession:
         self.output_info_path = expand(self.plan.info_template, self._values(started))
         self.output.hub.subscribe(self._sub, from_keyframe=True)
         self._worker.start()
+
+    def detach(self, reason: str) -> None:
+        log.info("recording detached name=%s reason=%s", self.name, reason)
+        self.stop(last_sequence=False)
+
+    @property
+    def attached(self) -> bool:
+        return self._worker.alive
 
     def stop(self, last_sequence: bool, timeout: float = 30.0) -> None:
         """Finish the current file (``lastSequence`` true for stopRecord) and end the thread."""
@@ -149,6 +166,14 @@ class RecordSession:
         self._worker.join(timeout)
 
     # -- helpers --
+    def _select_tracks(self) -> None:
+        """The output's tracks this container can hold; the default track (first video, else audio) leads."""
+        self.tracks, self.skipped = select_record_tracks(self.output.track_list(), self.container,
+                                                         self.plan.variant_names, self.plan.track_ids)
+        video = [t for t in self.tracks if t.kind is MediaKind.VIDEO]
+        self.default_track = (video or self.tracks)[0] if self.tracks else None
+        self._sub.video_track_ids = frozenset(t.id for t in video)
+
     def _values(self, start: float, end: float = 0.0) -> MacroValues:
         p = self.plan
         return MacroValues(p.transaction_id, p.id, p.vhost, p.app, p.stream, self.sequence, start, end)
@@ -245,6 +270,7 @@ class RecordSession:
         self._writer.write(packet, offset)
         grew = self._writer.bytes - before
         self.counters.record_bytes += grew
+        self.counters.bytes_out += grew
         if self.on_bytes is not None:
             self.on_bytes(grew)
 
