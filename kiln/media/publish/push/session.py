@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from kiln.media.model import MediaKind, Packet, Track
 from kiln.media.publish.push.writers import PushError, PushWriter, Timeouts, writer_for
@@ -165,3 +166,9 @@ def _can_start(packet: Packet, tracks: list[Track]) -> bool:
         return True
     video_ids = {t.id for t in tracks if t.kind is MediaKind.VIDEO}
     return packet.track_id in video_ids and packet.keyframe
+
+
+if TYPE_CHECKING:  # mypy holds the class to the publisher contract
+    from kiln.media.publish.contract import Publisher
+
+    _conforms: type[Publisher] = PushSession

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.publish.record.info import FileEntry, append_entry
@@ -318,3 +319,9 @@ def finish_inflight(inflight: Inflight, end: float, record_time_ms: int, last_se
              final, size)
     return FinishedFile(inflight.sequence, file_path, info_path, str(final), size, record_time_ms,
                         inflight.start_time, end, last_sequence)
+
+
+if TYPE_CHECKING:  # mypy holds the class to the publisher contract
+    from kiln.media.publish.contract import Publisher
+
+    _conforms: type[Publisher] = RecordSession

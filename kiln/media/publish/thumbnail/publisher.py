@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kiln.media.model import Codec
 from kiln.media.publish.thumbnail.store import LatestImage, Still
@@ -68,3 +69,9 @@ class ThumbnailPublisher:
             self.counters.images_served += 1
             self.counters.bytes_out += len(served.still.data)
         return served
+
+
+if TYPE_CHECKING:  # mypy holds the class to the publisher contract
+    from kiln.media.publish.contract import Publisher
+
+    _conforms: type[Publisher] = ThumbnailPublisher
