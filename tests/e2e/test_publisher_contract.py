@@ -12,8 +12,7 @@ from tests.peers.ffmpeg import ffprobe_json, srt_listener_receiver
 from tests.peers.nginx_rtmp import NginxRtmp
 from tests.peers.ports import free_udp_port
 from tests.peers.process import Peer
-from tests.unit.publish.contract import wait_until
-from tests.unit.publish.test_publishers import PushContract
+from tests.unit.publish.contract import PushContract, wait_until
 
 pytestmark = pytest.mark.e2e
 

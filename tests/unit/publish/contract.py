@@ -22,12 +22,15 @@ from typing import Any
 import pytest
 
 from kiln.media.publish.contract import Publisher
+from kiln.media.publish.push.select import select_tracks
+from kiln.media.publish.push.session import PushCounters, PushPlan, PushSession
 from kiln.media.stream.live import LiveStream, OutputStream
 from tests.unit.transcode.clip import Clip, make_clip
 
 BYPASS = {"name": "bypass", "outputStreamName": "${OriginStreamName}",
           "encodes": {"videos": [{"bypass": "true"}], "audios": [{"bypass": "true"}]}}
 SPEED = 4  # media seconds fed per wall-clock second
+TS_SYNC = 0x47
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
@@ -159,3 +162,25 @@ class PublisherContract(ABC):
         settled = publisher.counters.bytes_out
         publisher.detach("second")
         assert not publisher.attached and publisher.counters.bytes_out == settled
+
+
+class PushContract(PublisherContract):
+    """A push session to a destination of the test; it must never report an error."""
+
+    protocol = "mpegts"
+    states: list[tuple[str, str]]
+
+    @abstractmethod
+    def destination(self) -> str:
+        """Where the push goes: a listener the subclass runs."""
+
+    def make(self, feed: LiveFeed, tmp_path: Path) -> Publisher:
+        self.states = []
+        tracks = select_tracks(feed.output.track_list(), self.protocol, [], []).tracks
+        assert len(tracks) == 2
+        plan = PushPlan(self.protocol, self.destination(), tracks)
+        return PushSession("contract", plan, feed.output, PushCounters(),
+                           lambda state, reason: self.states.append((state, reason)))
+
+    def assert_states(self) -> None:
+        assert self.states == [("connecting", ""), ("pushing", "")]

@@ -14,35 +14,10 @@ import pytest
 
 from kiln.media.model import Codec
 from kiln.media.publish.contract import Publisher
-from kiln.media.publish.push.select import select_tracks
-from kiln.media.publish.push.session import PushCounters, PushPlan, PushSession
 from kiln.media.publish.record.session import FinishedFile, RecordCounters, RecordPlan, RecordSession
 from kiln.media.publish.thumbnail.publisher import ThumbnailPublisher
 from kiln.media.publish.thumbnail.store import Still
-from tests.unit.publish.contract import LiveFeed, PublisherContract, wait_until
-
-TS_SYNC = 0x47
-
-
-class PushContract(PublisherContract):
-    """A push session to a destination of the test; it must never report an error."""
-
-    protocol = "mpegts"
-    states: list[tuple[str, str]]
-
-    def destination(self) -> str:
-        raise NotImplementedError
-
-    def make(self, feed: LiveFeed, tmp_path: Path) -> Publisher:
-        self.states = []
-        tracks = select_tracks(feed.output.track_list(), self.protocol, [], []).tracks
-        assert len(tracks) == 2
-        plan = PushPlan(self.protocol, self.destination(), tracks)
-        return PushSession("contract", plan, feed.output, PushCounters(),
-                           lambda state, reason: self.states.append((state, reason)))
-
-    def assert_states(self) -> None:
-        assert self.states == [("connecting", ""), ("pushing", "")]
+from tests.unit.publish.contract import TS_SYNC, LiveFeed, PublisherContract, PushContract, wait_until
 
 
 class TestPushOverUdp(PushContract):
