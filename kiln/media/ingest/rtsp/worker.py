@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
 
 import av
+import av.container
 
 from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.demux.convert import AvConverter
@@ -140,7 +140,7 @@ class PullWorker:
                 container.close()
         return "failed"
 
-    def _stream(self, container: Any, url: str) -> str:
+    def _stream(self, container: av.container.InputContainer, url: str) -> str:
         converter = AvConverter()
         kinds = set()
         usable = [s for s in container.streams if s.type in ("video", "audio") and converter.add_stream(s)]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import av
+import av.container
+import av.stream
 
 from kiln.media.model import Packet, Track
 from kiln.media.publish.avbridge import Templates, to_av_packet
@@ -65,8 +66,8 @@ class TsMuxer:
         self.tracks = tracks
         self.sink: TsSink | None = None
         self._templates: Templates | None = None
-        self._container: Any = None
-        self._streams: dict[int, Any] = {}
+        self._container: av.container.OutputContainer | None = None
+        self._streams: dict[int, av.stream.Stream] = {}
         self._closed = False
 
     @property
@@ -76,11 +77,11 @@ class TsMuxer:
     def open(self, sink: TsSink) -> None:
         self.sink = sink
         self._templates = Templates(self.tracks)
-        self._container = av.open(sink, "w", format="mpegts", buffer_size=TS_DATAGRAM * 4,
-                                  options={"flush_packets": "1"})
+        container = self._container = av.open(sink, "w", format="mpegts", buffer_size=TS_DATAGRAM * 4,
+                                              options={"flush_packets": "1"})
         for track in self.tracks:
             template = self._templates.by_track_id[track.id]
-            self._streams[track.id] = self._container.add_stream_from_template(template)
+            self._streams[track.id] = container.add_stream_from_template(template)
 
     def abort(self) -> None:
         sink = self.sink
@@ -89,7 +90,7 @@ class TsMuxer:
 
     def write(self, packet: Packet, offset: int) -> None:
         stream = self._streams.get(packet.track_id)
-        if stream is None:
+        if stream is None or self._container is None:
             return
         try:
             self._container.mux(to_av_packet(packet, stream, offset))
