@@ -80,28 +80,41 @@ class TestPushOverTcp(PushContract):
         assert len(self.received) >= publisher.counters.bytes_out > 0
 
 
-class TestRecord(PublisherContract):
+class TestRecordTs(PublisherContract):
+    extension = "ts"
     finished: list[FinishedFile]
     errors: list[str]
 
     def make(self, feed: LiveFeed, tmp_path: Path) -> Publisher:
         self.finished, self.errors = [], []
-        plan = RecordPlan("default", "app", "r1", "tx1", feed.output.name, "${Id}_${Sequence}.ts", "${Id}.xml",
-                          str(tmp_path / "root"), tmp_path / "data", 0, "", False, "", time.time())
+        plan = RecordPlan("default", "app", "r1", "tx1", feed.output.name, f"${{Id}}_${{Sequence}}.{self.extension}",
+                          "${Id}.xml", str(tmp_path / "root"), tmp_path / "data", 0, "", False, "", time.time())
         session = RecordSession("contract", plan, feed.output, 0, RecordCounters(), self.finished.append,
                                 self.errors.append)
         session.prepare()
         return session
 
+    def assert_container(self, data: bytes) -> None:
+        assert data[0] == TS_SYNC and len(data) % 188 == 0
+
     def assert_let_go(self, publisher: Publisher, tmp_path: Path) -> None:
         assert self.errors == []
         assert [f.last_sequence for f in self.finished] == [False]
         done = self.finished[0]
-        assert Path(done.real_path) == tmp_path / "root" / "r1_0.ts"
+        name = f"r1_0.{self.extension}"
+        assert Path(done.real_path) == tmp_path / "root" / name
         data = Path(done.real_path).read_bytes()
-        assert len(data) == done.record_bytes >= publisher.counters.bytes_out > 0 and data[0] == TS_SYNC
-        assert sorted(p.name for p in (tmp_path / "root").iterdir()) == ["r1.xml", "r1_0.ts"]  # no temp file
+        assert len(data) == done.record_bytes >= publisher.counters.bytes_out > 0
+        self.assert_container(data)
+        assert sorted(p.name for p in (tmp_path / "root").iterdir()) == ["r1.xml", name]  # no temp file
         assert list((tmp_path / "data" / "records-inflight").iterdir()) == []
+
+
+class TestRecordMp4(TestRecordTs):
+    extension = "mp4"
+
+    def assert_container(self, data: bytes) -> None:
+        assert data[4:8] == b"ftyp" and b"moov" in data
 
 
 class TestThumbnail(PublisherContract):
