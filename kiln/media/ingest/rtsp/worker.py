@@ -3,26 +3,28 @@
 The worker owns a thread because PyAV's demuxer blocks (it releases the GIL while it waits).
 It never touches actors directly: the app actor hands it three callables (open a stream, the
 first connection succeeded, the pull is over), so the packet path stays outside every mailbox.
+``open_stream`` refuses a stream by raising :class:`PublishRejected` (the ingest contract's
+refusal); the pull then ends with "stream refused by the application".
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
 
 import av
+import av.container
 
-from kiln.errors import ApiError
+from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.demux.convert import AvConverter
 from kiln.media.ingest.rtsp.properties import PullProperties
 from kiln.media.ingest.rtsp.rebase import PerTrackRebase
 from kiln.media.model import MediaKind
 from kiln.media.stream.live import LiveStream
+from kiln.media.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,8 @@ FIRST_CONNECT_RETRIES = 1
 
 @dataclass
 class PullHooks:
-    open_stream: Callable[[str, Callable[[str], None]], LiveStream]  # (source url, close) -> stream
+    open_stream: Callable[[str, Callable[[str], None]], LiveStream]  # (source url, close) -> stream; raises
+                                                                    # PublishRejected to refuse
     connected: Callable[[str], None]                                # first success: make it durable
     finished: Callable[[str], None]                                 # the pull is over (reason)
     viewers: Callable[[], int] = lambda: 0                          # players + pushes + recordings now
@@ -62,10 +65,9 @@ class PullWorker:
         self.props = props
         self.hooks = hooks
         self.waiter = waiter
-        self._stop = threading.Event()
         self._stop_reason = ""
         self._ever_connected = False
-        self._thread = threading.Thread(target=self._run, name=f"kiln-pull-{name}", daemon=True)
+        self._worker = WorkerThread(f"kiln-pull-{name}", self._run)
 
     @property
     def read_timeout(self) -> float:
@@ -74,18 +76,17 @@ class PullWorker:
         return ms / 1000 if ms > 0 else READ_TIMEOUT_S
 
     def start(self) -> PullWorker:
-        self._thread.start()
+        self._worker.start()
         return self
 
     def close(self, reason: str) -> None:
         """Stop pulling (DELETE stream, app removed, shutdown); the thread ends at its next packet."""
-        if not self._stop.is_set():
+        if not self._worker.stopping:
             self._stop_reason = reason
-            self._stop.set()
+            self._worker.stop()
 
     def join(self, timeout: float) -> None:
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        self._worker.join(timeout)
 
     # -- thread --------------------------------------------------------------------------------
     def _answer(self, connected: bool) -> None:
@@ -93,40 +94,39 @@ class PullWorker:
             self.waiter.set_result(connected)
 
     def _run(self) -> None:
-        failures = 0
-        reason = "pull ended"
+        reason = "internal error"  # kept if the loop crashes (WorkerThread logs the traceback)
         try:
-            while not self._stop.is_set():
-                outcome = self._one_round()
-                if outcome == "refused":
-                    reason = "stream refused by the application"
-                    break
-                if self._stop.is_set():
-                    break
-                failures = 0 if outcome == "streamed" else failures + 1
-                if not self._ever_connected and failures > min(self.props.retries, FIRST_CONNECT_RETRIES):
-                    reason = "could not connect to any url"
-                    break
-                if not self.props.persistent and failures > self.props.retries:
-                    reason = "source lost, retries exhausted"
-                    break
-                delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
-                log.info("pull retry where=%s stream=%s in=%.1fs", self.where, self.name, delay)
-                self._stop.wait(delay)
-        except Exception:
-            log.exception("pull worker failed where=%s stream=%s", self.where, self.name)
-            reason = "internal error"
+            reason = self._pull()
         finally:
             self._answer(False)
-            if self._stop.is_set():
+            if self._worker.stopping:
                 reason = self._stop_reason or reason
             log.info("pull finished where=%s stream=%s reason=%s", self.where, self.name, reason)
             self.hooks.finished(reason)
 
+    def _pull(self) -> str:
+        """Rounds over the URLs with backoff until stopped, refused or out of retries; the reason it ended."""
+        failures = 0
+        while not self._worker.stopping:
+            outcome = self._one_round()
+            if outcome == "refused":
+                return "stream refused by the application"
+            if self._worker.stopping:
+                break
+            failures = 0 if outcome == "streamed" else failures + 1
+            if not self._ever_connected and failures > min(self.props.retries, FIRST_CONNECT_RETRIES):
+                return "could not connect to any url"
+            if not self.props.persistent and failures > self.props.retries:
+                return "source lost, retries exhausted"
+            delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
+            log.info("pull retry where=%s stream=%s in=%.1fs", self.where, self.name, delay)
+            self._worker.wait(delay)
+        return "pull ended"
+
     def _one_round(self) -> str:
         """Try each URL once. 'streamed' / 'failed' / 'refused'."""
         for url in self.urls:
-            if self._stop.is_set():
+            if self._worker.stopping:
                 return "failed"
             try:
                 container = av.open(av_url(url), options=input_options(url),
@@ -140,7 +140,7 @@ class PullWorker:
                 container.close()
         return "failed"
 
-    def _stream(self, container: Any, url: str) -> str:
+    def _stream(self, container: av.container.InputContainer, url: str) -> str:
         converter = AvConverter()
         kinds = set()
         usable = [s for s in container.streams if s.type in ("video", "audio") and converter.add_stream(s)]
@@ -151,7 +151,7 @@ class PullWorker:
             return "failed"
         try:
             stream = self.hooks.open_stream(url, self.close)
-        except ApiError as exc:
+        except PublishRejected as exc:
             log.warning("pull refused where=%s stream=%s error=%s", self.where, self.name, exc)
             return "refused"
         stream.expected = kinds
@@ -167,7 +167,7 @@ class PullWorker:
         rebase = PerTrackRebase() if self.props.ignore_rtcp_sr_timestamp else None
         try:
             for packet in container.demux(*usable):
-                if self._stop.is_set():
+                if self._worker.stopping:
                     reason = self._stop_reason
                     break
                 if check_unused and (now := time.monotonic()) - last_check >= 0.5:

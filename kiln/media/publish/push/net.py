@@ -1,10 +1,15 @@
-"""Socket helpers shared by the push writers: name resolution and errors users can act on."""
+"""What the push writers share: their timeouts, name resolution, and errors users can act on."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+import av
 
 # Kernel send buffer of a TCP push (the kernel doubles it): enough for 40 Mbit/s at 100 ms RTT, small
 # enough that a destination that stops reading fills it in seconds, so the send timeout fires soon
@@ -14,6 +19,47 @@ TCP_SEND_BUFFER = 256 * 1024
 
 class PushError(Exception):
     """A destination problem, with a reason users can act on."""
+
+
+@dataclass
+class Timeouts:
+    """The app's ``Push`` connection and send timeouts: every network wait of a push is bounded by them."""
+
+    connect_ms: int = 5000
+    send_ms: int = 2000
+
+
+@contextmanager
+def failing_as_push_error(close: Callable[[], None]) -> Iterator[None]:
+    """Opening a destination: on any failure release what was opened (``close``) and raise a PushError."""
+    try:
+        yield
+    except PushError:
+        close()
+        raise
+    except (OSError, av.error.FFmpegError) as exc:
+        close()
+        raise PushError(describe(exc)) from exc
+
+
+def describe(exc: BaseException) -> str:
+    """A socket or FFmpeg error as a reason users can act on."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused by the destination"
+    if isinstance(exc, TimeoutError | av.error.ExitError):
+        return "timed out talking to the destination"
+    if isinstance(exc, BrokenPipeError | ConnectionResetError):
+        return "the destination closed the connection"
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.strip() or type(exc).__name__
+
+
+def shutdown(sock: socket.socket) -> None:
+    """Unblock a send in progress on ``sock`` from another thread."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def host_port(url: str, default_port: int | None = None) -> tuple[str, int]:

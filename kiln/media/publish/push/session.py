@@ -1,24 +1,26 @@
 """One push session: a worker thread that reads an output stream's hub and feeds a PushWriter.
 
-It reports its state through ``on_state(state, reason)``; the push actor journals transitions and
-decides about retries. The hub subscription is bounded and drops this session (``slow
-destination``) rather than ever delaying ingest or another consumer. Timestamps are zero-based on
-one clock across tracks; a packet that would go backwards on its track is dropped.
+A :class:`~kiln.media.publish.contract.Publisher`. It reports its state through
+``on_state(state, reason)``; the push actor journals transitions and decides about retries. The
+hub subscription is bounded and drops this session (``slow destination``) rather than ever
+delaying ingest or another consumer. Timestamps are zero-based on one clock across tracks; a
+packet that would go backwards on its track is dropped.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from kiln.media.model import MediaKind, Packet, Track
-from kiln.media.publish.push.writers import PushError, PushWriter, Timeouts
+from kiln.media.publish.push.writers import PushError, PushWriter, Timeouts, writer_for
 from kiln.media.stream.hub import Subscriber
 from kiln.media.stream.live import OutputStream
+from kiln.media.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,10 @@ class PushCounters:
     sent_bytes: int = 0
     started_at: float = 0.0  # monotonic
     stopped_at: float = 0.0
+
+    @property
+    def bytes_out(self) -> int:
+        return self.sent_bytes
 
     @property
     def sent_time_ms(self) -> int:
@@ -58,49 +64,60 @@ class PushSession:
         self.counters = counters
         self.on_state = on_state
         self.on_bytes = on_bytes
-        self._stop = threading.Event()
         self._writer: PushWriter | None = None
-        self._thread = threading.Thread(target=self._run, name=f"push-{name}", daemon=True)
+        self._worker = WorkerThread(f"push-{name}", self._run, self._crashed)
         video = frozenset(t.id for t in plan.tracks if t.kind is MediaKind.VIDEO)
         self._sub = Subscriber(f"push:{name}", max_packets=QUEUE_PACKETS, policy="drop", video_track_ids=video)
         self._ids = {t.id for t in plan.tracks}
 
     def start(self) -> None:
-        self._thread.start()
+        self.attach(self.output)
+
+    def attach(self, output: OutputStream) -> None:
+        """Connect and push ``output`` on the session's thread (state goes connecting, then pushing)."""
+        self.output = output
+        self._worker.start()
+
+    def detach(self, reason: str) -> None:
+        log.info("push session detached name=%s reason=%s", self.name, reason)
+        self.stop()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+        self._worker.stop()
         self._sub.end("stopped")
         writer = self._writer
         if writer is not None:
             writer.abort()  # a send blocked on a stalled destination returns at once
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        self._worker.join(timeout)
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._worker.alive
+
+    @property
+    def attached(self) -> bool:
+        return self._worker.alive
 
     def _run(self) -> None:
         writer: PushWriter | None = None
         try:
             self.on_state("connecting", "")
-            writer = PushWriter(self.plan.protocol, self.plan.destination, self.plan.tracks, self.plan.timeouts)
+            writer = writer_for(self.plan.protocol, self.plan.destination, self.plan.tracks, self.plan.timeouts)
             self._writer = writer
             writer.open()
             self.output.hub.subscribe(self._sub, from_keyframe=True)
             self._pump(writer)
         except PushError as exc:
-            if not self._stop.is_set():
+            if not self._worker.stopping:
                 self.on_state("error", str(exc))
-        except Exception as exc:  # a bug must not kill the actor system silently
-            log.exception("push session crashed name=%s", self.name)
-            self.on_state("error", f"internal error: {exc}")
         finally:
             self._sub.close()
             self.counters.stopped_at = time.monotonic()
             if writer is not None:
                 writer.close()
+
+    def _crashed(self, exc: Exception) -> None:
+        self.on_state("error", f"internal error: {exc}")
 
     def _pump(self, writer: PushWriter) -> None:
         base: Fraction | None = None
@@ -108,7 +125,7 @@ class PushSession:
         last_dts: dict[int, int] = {}
         pushing = False
         sent_before = 0
-        while not self._stop.is_set():
+        while not self._worker.stopping:
             packet = self._sub.get(timeout=0.5)
             if packet is None:
                 if self._sub.ended:
@@ -149,3 +166,9 @@ def _can_start(packet: Packet, tracks: list[Track]) -> bool:
         return True
     video_ids = {t.id for t in tracks if t.kind is MediaKind.VIDEO}
     return packet.track_id in video_ids and packet.keyframe
+
+
+if TYPE_CHECKING:  # mypy holds the class to the publisher contract
+    from kiln.media.publish.contract import Publisher
+
+    _conforms: type[Publisher] = PushSession

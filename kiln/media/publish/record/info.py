@@ -51,9 +51,9 @@ def append_entry(info_path: Path, entry: FileEntry) -> None:
         ET.SubElement(f, "interval").text = str(entry.interval)
     if entry.schedule:
         ET.SubElement(f, "schedule").text = entry.schedule
-    for tag, value in (("recordBytes", entry.record_bytes), ("recordTime", entry.record_time_ms),
-                       ("sequence", entry.sequence)):
-        ET.SubElement(f, tag).text = str(value)
+    for tag, number in (("recordBytes", entry.record_bytes), ("recordTime", entry.record_time_ms),
+                        ("sequence", entry.sequence)):
+        ET.SubElement(f, tag).text = str(number)
     ET.SubElement(f, "lastSequence").text = "true" if entry.last_sequence else "false"
     for tag, ts in (("createdTime", entry.created_time), ("startTime", entry.start_time),
                     ("finishTime", entry.finish_time)):

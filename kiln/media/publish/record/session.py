@@ -4,18 +4,20 @@ It starts at the first keyframe of the default track (first video, else first au
 ``interval`` (at the next default-track keyframe once the file is longer than the interval) or by
 ``schedule`` (at the first default-track keyframe at or after each scheduled wall-clock time —
 OME splits there regardless of keyframes, which leaves files that start undecodable), and
-finishes each file under its final name with an info-XML entry.
+finishes each file under its final name with an info-XML entry. A
+:class:`~kiln.media.publish.contract.Publisher`: ``detach`` finishes the current file (not the
+last sequence: that is ``stop(last_sequence=True)``, for stopRecord).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.publish.record.info import FileEntry, append_entry
@@ -24,6 +26,7 @@ from kiln.media.publish.record.schedule import next_time
 from kiln.media.publish.record.writer import FileWriter, Inflight, finish_file, temp_name
 from kiln.media.stream.hub import Subscriber
 from kiln.media.stream.live import OutputStream
+from kiln.media.worker import WorkerThread
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
@@ -37,8 +40,9 @@ SUPPORTED = {
 
 @dataclass
 class RecordCounters:
-    record_bytes: int = 0
+    record_bytes: int = 0    # of the current file
     started_at: float = 0.0  # monotonic start of the current file
+    bytes_out: int = 0       # of every file written through these counters
 
     @property
     def record_time_ms(self) -> int:
@@ -102,15 +106,13 @@ class RecordSession:
         self.on_error = on_error
         self.on_bytes = on_bytes
         self.container = container_for(plan.file_template)
-        self.tracks, self.skipped = select_record_tracks(output.track_list(), self.container, plan.variant_names,
-                                                         plan.track_ids)
-        video = [t for t in self.tracks if t.kind is MediaKind.VIDEO]
-        self.default_track = (video or self.tracks or [None])[0]
-        self._sub = Subscriber(f"record:{name}", max_packets=6000, policy="drop",
-                               video_track_ids=frozenset(t.id for t in video))
-        self._stop = threading.Event()
+        self.tracks: list[Track] = []
+        self.skipped: list[str] = []
+        self.default_track: Track | None = None
+        self._sub = Subscriber(f"record:{name}", max_packets=6000, policy="drop")
+        self._select_tracks()
         self._final_last_sequence = False
-        self._thread = threading.Thread(target=self._run, name=f"record-{name}", daemon=True)
+        self._worker = WorkerThread(f"record-{name}", self._run, self._crashed)
         self._writer: FileWriter | None = None
         self._inflight: Inflight | None = None
         self._file_start_wall = 0.0
@@ -134,23 +136,45 @@ class RecordSession:
         probe.unlink()
 
     def start(self) -> None:
+        self.attach(self.output)
+
+    def attach(self, output: OutputStream) -> None:
+        """Subscribe to ``output`` and record it on the session's thread from its next keyframe."""
+        if output is not self.output:
+            self.output = output
+            self._select_tracks()
         # what the API shows from the first moment (OME: the expanded templates, StartTime = now);
         # refreshed when the first file really opens
         started = now()
         self.output_file_path = expand(self.plan.file_template, self._values(started))
         self.output_info_path = expand(self.plan.info_template, self._values(started))
         self.output.hub.subscribe(self._sub, from_keyframe=True)
-        self._thread.start()
+        self._worker.start()
+
+    def detach(self, reason: str) -> None:
+        log.info("recording detached name=%s reason=%s", self.name, reason)
+        self.stop(last_sequence=False)
+
+    @property
+    def attached(self) -> bool:
+        return self._worker.alive
 
     def stop(self, last_sequence: bool, timeout: float = 30.0) -> None:
         """Finish the current file (``lastSequence`` true for stopRecord) and end the thread."""
         self._final_last_sequence = last_sequence
-        self._stop.set()
+        self._worker.stop()
         self._sub.end("stopped")
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        self._worker.join(timeout)
 
     # -- helpers --
+    def _select_tracks(self) -> None:
+        """The output's tracks this container can hold; the default track (first video, else audio) leads."""
+        self.tracks, self.skipped = select_record_tracks(self.output.track_list(), self.container,
+                                                         self.plan.variant_names, self.plan.track_ids)
+        video = [t for t in self.tracks if t.kind is MediaKind.VIDEO]
+        self.default_track = (video or self.tracks)[0] if self.tracks else None
+        self._sub.video_track_ids = frozenset(t.id for t in video)
+
     def _values(self, start: float, end: float = 0.0) -> MacroValues:
         p = self.plan
         return MacroValues(p.transaction_id, p.id, p.vhost, p.app, p.stream, self.sequence, start, end)
@@ -167,20 +191,20 @@ class RecordSession:
             log.error("recording failed name=%s error=%s", self.name, exc)
             self._abort_file()
             self.on_error(exc.strerror or str(exc))
-        except Exception as exc:
-            log.exception("recording crashed name=%s", self.name)
-            self._abort_file()
-            self.on_error(f"internal error: {exc}")
         finally:
             self._sub.close()
+
+    def _crashed(self, exc: Exception) -> None:
+        self._abort_file()
+        self.on_error(f"internal error: {exc}")
 
     def _loop(self) -> None:
         ids = {t.id for t in self.tracks}
         while True:
             packet = self._sub.get(timeout=0.5)
             if packet is None:
-                if self._sub.ended or self._stop.is_set():
-                    if self._sub.closed_reason == "slow consumer" and not self._stop.is_set():
+                if self._sub.ended or self._worker.stopping:
+                    if self._sub.closed_reason == "slow consumer" and not self._worker.stopping:
                         raise OSError(0, "the disk is too slow: recording dropped to protect the stream")
                     self._finish_file(self._final_last_sequence)
                     return
@@ -247,6 +271,7 @@ class RecordSession:
         self._writer.write(packet, offset)
         grew = self._writer.bytes - before
         self.counters.record_bytes += grew
+        self.counters.bytes_out += grew
         if self.on_bytes is not None:
             self.on_bytes(grew)
 
@@ -294,3 +319,9 @@ def finish_inflight(inflight: Inflight, end: float, record_time_ms: int, last_se
              final, size)
     return FinishedFile(inflight.sequence, file_path, info_path, str(final), size, record_time_ms,
                         inflight.start_time, end, last_sequence)
+
+
+if TYPE_CHECKING:  # mypy holds the class to the publisher contract
+    from kiln.media.publish.contract import Publisher
+
+    _conforms: type[Publisher] = RecordSession

@@ -1,0 +1,109 @@
+"""Push as MPEG-TS over UDP or TCP (``mpegts`` protocol, ``udp://`` or ``tcp://`` destination).
+
+UDP, like OME, keeps sending to a port nobody listens on: datagrams of 7 TS packets go out as soon
+as each media packet is muxed. TCP is bounded by the connection and send timeouts, so a destination
+that stops reading is an error, not a stall.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from kiln.media.model import Packet, Track
+from kiln.media.publish.push.net import (
+    PushError,
+    Timeouts,
+    failing_as_push_error,
+    host_port,
+    resolve,
+    shutdown,
+    tcp_socket,
+)
+from kiln.media.publish.push.tsmux import TS_DATAGRAM, TsMuxer, TsSink
+
+log = logging.getLogger(__name__)
+
+
+def udp_sink(destination: str, timeouts: Timeouts) -> TsSink:
+    host, port = host_port(destination)
+    family, kind, proto, _, addr = resolve(host, port, socket.SOCK_DGRAM)
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.connect(addr)
+    except OSError:
+        sock.close()
+        raise
+    return TsSink(_udp_sender(sock, destination), sock.close, TS_DATAGRAM, lambda: shutdown(sock))
+
+
+def tcp_sink(destination: str, timeouts: Timeouts) -> TsSink:
+    host, port = host_port(destination)
+    family, kind, proto, _, addr = resolve(host, port, socket.SOCK_STREAM)
+    sock = tcp_socket(family, kind, proto)
+    sock.settimeout(timeouts.connect_ms / 1000)
+    try:
+        sock.connect(addr)
+    except OSError:
+        sock.close()
+        raise
+    sock.settimeout(timeouts.send_ms / 1000)
+    return TsSink(_sendall_with_timeout(sock, timeouts.send_ms), sock.close, None, lambda: shutdown(sock))
+
+
+TRANSPORTS: dict[str, Callable[[str, Timeouts], TsSink]] = {"udp": udp_sink, "tcp": tcp_sink}
+
+
+class MpegtsWriter:
+    def __init__(self, destination: str, tracks: list[Track], timeouts: Timeouts) -> None:
+        self.destination = destination
+        self.timeouts = timeouts
+        self._mux = TsMuxer(destination, tracks)
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._mux.bytes_sent
+
+    def open(self) -> None:
+        scheme = urlsplit(self.destination).scheme.lower()
+        transport = TRANSPORTS.get(scheme)
+        if transport is None:
+            raise PushError(f"MPEG-TS cannot be pushed over {scheme or 'a URL without a scheme'}")
+        with failing_as_push_error(self.close):
+            self._mux.open(transport(self.destination, self.timeouts))
+
+    def write(self, packet: Packet, offset: int) -> None:
+        self._mux.write(packet, offset)
+
+    def abort(self) -> None:
+        self._mux.abort()
+
+    def close(self) -> None:
+        self._mux.close()
+
+
+def _udp_sender(sock: socket.socket, destination: str) -> Callable[[bytes], None]:
+    """Datagrams go out whether or not anyone listens, as in OME: an ICMP port-unreachable (seen as
+    ECONNREFUSED on a connected socket) is logged once, not turned into an error/retry storm."""
+    told = False
+
+    def send(data: bytes) -> None:
+        nonlocal told
+        try:
+            sock.send(data)
+        except ConnectionRefusedError:
+            if not told:
+                told = True
+                log.info("push udp destination unreachable, still sending destination=%s", destination)
+    return send
+
+
+def _sendall_with_timeout(sock: socket.socket, send_ms: int) -> Callable[[bytes], None]:
+    def send(data: bytes) -> None:
+        try:
+            sock.sendall(data)
+        except TimeoutError as exc:
+            raise PushError(f"timed out after {send_ms} ms sending: the destination stopped reading") from exc
+    return send

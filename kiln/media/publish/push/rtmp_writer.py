@@ -1,0 +1,72 @@
+"""Push to RTMP/RTMPS (``rtmp`` protocol): FLV tags built straight from the packets, sent by Kiln's client.
+
+No muxer: :mod:`kiln.media.publish.push.flvtags` makes the tags and
+:mod:`kiln.media.publish.push.rtmp_client` sends them (FFmpeg's own ``rtmp://`` output blocks with
+the GIL held and no timeout). A new decoder configuration mid-stream goes out as a new sequence header.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from kiln.media.formats.rtmp import messages
+from kiln.media.model import Packet, Track
+from kiln.media.publish.push import flvtags
+from kiln.media.publish.push.net import PushError, Timeouts, failing_as_push_error
+from kiln.media.publish.push.rtmp_client import RtmpPublisher
+
+log = logging.getLogger(__name__)
+
+
+class RtmpWriter:
+    def __init__(self, destination: str, tracks: list[Track], timeouts: Timeouts) -> None:
+        self.destination = destination
+        self.tracks = tracks
+        self.timeouts = timeouts
+        self._rtmp: RtmpPublisher | None = None
+        self._configs: dict[int, bytes] = {}
+        self._by_id = {t.id: t for t in tracks}
+        self._sent_before_close = 0
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._rtmp.bytes_sent if self._rtmp is not None else self._sent_before_close
+
+    def open(self) -> None:
+        with failing_as_push_error(self.close):
+            self._rtmp = RtmpPublisher.connect(self.destination, self.timeouts.connect_ms, self.timeouts.send_ms)
+            headers = [(t, 0, body) for t, body in filter(None, (flvtags.sequence_header(tr) for tr in self.tracks))]
+            self._rtmp.send_tags([(messages.DATA_AMF0, 0, flvtags.metadata(self.tracks)), *headers])
+            self._configs = {tr.id: tr.config for tr in self.tracks}
+
+    def write(self, packet: Packet, offset: int) -> None:
+        track = self._by_id.get(packet.track_id)
+        if track is None or self._rtmp is None:
+            return
+        tags = []
+        if packet.config and packet.config != self._configs.get(track.id):  # new decoder configuration
+            self._configs[track.id] = packet.config
+            header = flvtags.sequence_header(replace(track, config=packet.config))
+            if header is not None:
+                tags.append((header[0], max(0, flvtags.ms(packet.dts - offset, packet.time_base)), header[1]))
+        tag = flvtags.media_tag(track, packet, offset)
+        if tag is not None:
+            tags.append(tag)
+        if tags:
+            self._rtmp.send_tags(tags)
+
+    def abort(self) -> None:
+        rtmp = self._rtmp
+        if rtmp is not None:
+            rtmp.abort()
+
+    def close(self) -> None:
+        rtmp, self._rtmp = self._rtmp, None
+        if rtmp is None:
+            return
+        self._sent_before_close = rtmp.bytes_sent
+        try:
+            rtmp.close()
+        except (OSError, PushError) as exc:
+            log.debug("push rtmp close error destination=%s error=%s", self.destination, exc)

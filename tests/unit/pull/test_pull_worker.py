@@ -1,0 +1,113 @@
+"""The pull worker's lifecycle on a real demuxer (a generated MPEG-TS file stands in for a camera):
+it tells its owner through its hooks how the pull ended, refuses on the ingest contract's
+PublishRejected, and reports a bug as an internal error instead of dying silently."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from kiln.media.ingest.contract import PublishRejected
+from kiln.media.ingest.rtsp.properties import PullProperties
+from kiln.media.ingest.rtsp.worker import PullHooks, PullWorker
+from kiln.media.stream.live import LiveStream
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Two seconds of H.264 in MPEG-TS."""
+    path = tmp_path_factory.mktemp("pull") / "camera.ts"
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "g": "25"})
+        stream.width, stream.height, stream.pix_fmt = 160, 90, "yuv420p"
+        for i in range(50):
+            frame = av.VideoFrame(160, 90, "yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return str(path)
+
+
+class Owner:
+    """What the streams actor gives a pull: its hooks, and what they were told."""
+
+    def __init__(self, open_stream: Callable[[str, Callable[[str], None]], LiveStream]) -> None:
+        self.connected: list[str] = []
+        self.finished: Future[str] = Future()
+        self.hooks = PullHooks(open_stream, self.connected.append, self.finished.set_result)
+
+
+def live(url: str, close: Callable[[str], None]) -> LiveStream:
+    return LiveStream("default", "app", "cam", source_type="RtspPull", source_url=url, profiles=[],
+                      close_ingest=close)
+
+
+def pull_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("kiln-pull-")]
+
+
+def test_a_pull_streams_until_closed_and_says_why_it_ended(camera: str) -> None:
+    streams: list[LiveStream] = []
+
+    def open_stream(url: str, close: Callable[[str], None]) -> LiveStream:
+        streams.append(live(url, close))
+        return streams[-1]
+
+    owner, waiter = Owner(open_stream), Future[bool]()
+    worker = PullWorker("default/app", "cam", [camera], PullProperties(), owner.hooks, waiter).start()
+    assert waiter.result(10) is True
+    assert owner.connected == [camera]
+    deadline = time.monotonic() + 10
+    while not streams[0].tracks and time.monotonic() < deadline:
+        time.sleep(0.02)
+    worker.close("deleted by API")
+    assert owner.finished.result(10) == "deleted by API"
+    worker.join(5)
+    assert pull_threads() == []
+    assert [t.codec.value for t in streams[0].tracks.values()] == ["H264"]
+    assert all(s.ended_reason is not None for s in streams)  # every round's stream was ended
+
+
+def test_a_refused_stream_ends_the_pull_as_refused(camera: str) -> None:
+    def refuse(url: str, close: Callable[[str], None]) -> LiveStream:
+        raise PublishRejected("Stream already exists")
+
+    owner, waiter = Owner(refuse), Future[bool]()
+    worker = PullWorker("default/app", "cam", [camera], PullProperties(), owner.hooks, waiter).start()
+    assert owner.finished.result(10) == "stream refused by the application"
+    assert waiter.result(1) is False and owner.connected == []
+    worker.join(5)
+    assert pull_threads() == []
+
+
+def test_a_bug_is_logged_and_ends_the_pull_as_an_internal_error(camera: str,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    def broken(url: str, close: Callable[[str], None]) -> LiveStream:
+        raise KeyError("a bug")
+
+    owner, waiter = Owner(broken), Future[bool]()
+    with caplog.at_level(logging.ERROR, logger="kiln.media.worker"):
+        worker = PullWorker("default/app", "cam", [camera], PullProperties(), owner.hooks, waiter).start()
+        assert owner.finished.result(10) == "internal error"
+        worker.join(5)
+    assert waiter.result(1) is False
+    assert any("worker crashed name=kiln-pull-cam" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_a_source_that_cannot_be_opened_runs_out_of_retries(tmp_path: Path) -> None:
+    owner, waiter = Owner(live), Future[bool]()
+    worker = PullWorker("default/app", "cam", [str(tmp_path / "missing.ts")], PullProperties(retry_count=0),
+                        owner.hooks, waiter).start()
+    assert owner.finished.result(10) == "could not connect to any url"
+    assert waiter.result(1) is False
+    worker.join(5)

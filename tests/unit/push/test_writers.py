@@ -1,0 +1,102 @@
+"""The push writers one by one, on loopback sockets of the test: the table picks one per protocol,
+UDP keeps sending to a port nobody listens on (as OME does), TCP turns a refusal and a destination
+that stops reading into reasons users can act on, and every writer counts the bytes that left."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from kiln.media.model import Packet
+from kiln.media.publish.push.mpegts_writer import MpegtsWriter
+from kiln.media.publish.push.net import PushError, Timeouts
+from kiln.media.publish.push.rtmp_writer import RtmpWriter
+from kiln.media.publish.push.srt_writer import SrtWriter
+from kiln.media.publish.push.writers import WRITERS, PushWriter, writer_for
+from tests.unit.transcode.clip import Clip, make_clip
+
+FAST = Timeouts(connect_ms=1000, send_ms=300)
+
+
+@pytest.fixture(scope="module")
+def clip() -> Clip:
+    return make_clip(320, 180, seconds=2.0, fps=15, gop=15)
+
+
+def write_clip(writer: PushWriter, clip: Clip, times: int = 1) -> None:
+    period = clip.packets[-1].dts + 100
+    for cycle in range(times):
+        for p in clip.packets:
+            shift = cycle * period
+            writer.write(Packet(p.track_id, p.pts + shift, p.dts + shift, p.time_base, p.data, keyframe=p.keyframe,
+                                config=p.config), 0)
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def refusing_tcp_port() -> Iterator[int]:
+    """A port with nothing listening (bound, never listened: connects are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
+
+
+def test_the_table_has_one_writer_per_protocol(clip: Clip) -> None:
+    tracks = [clip.video, clip.audio]
+    assert {p: type(writer_for(p, "x://h:1", tracks, FAST)) for p in WRITERS} == {
+        "rtmp": RtmpWriter, "mpegts": MpegtsWriter, "srt": SrtWriter}
+    with pytest.raises(PushError, match="cannot push with protocol 'webrtc'"):
+        writer_for("webrtc", "x://h:1", tracks, FAST)
+
+
+def test_mpegts_over_udp_keeps_sending_when_nobody_listens(clip: Clip) -> None:
+    writer = writer_for("mpegts", f"udp://127.0.0.1:{free_udp_port()}", [clip.video, clip.audio], FAST)
+    writer.open()
+    try:
+        write_clip(writer, clip, times=2)  # ICMP port-unreachable comes back: logged, never an error
+    finally:
+        writer.close()
+    assert writer.bytes_sent > 10_000 and writer.bytes_sent % 188 == 0
+
+
+def test_mpegts_over_tcp_refused_is_a_reason(clip: Clip, refusing_tcp_port: int) -> None:
+    writer = writer_for("mpegts", f"tcp://127.0.0.1:{refusing_tcp_port}", [clip.video, clip.audio], FAST)
+    with pytest.raises(PushError, match="^connection refused by the destination$"):
+        writer.open()
+    writer.close()  # the session closes after a failed open too: nothing left to release, no error
+
+
+def test_mpegts_over_tcp_to_a_destination_that_stops_reading_times_out(clip: Clip) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.listen(1)
+        writer = writer_for("mpegts", f"tcp://127.0.0.1:{server.getsockname()[1]}", [clip.video, clip.audio], FAST)
+        writer.open()
+        began = time.monotonic()
+        try:
+            with pytest.raises(PushError, match="timed out after 300 ms sending: the destination stopped reading"):
+                write_clip(writer, clip, times=200)  # accepted, never read: the kernel buffers fill
+        finally:
+            writer.close()
+        assert time.monotonic() - began < 30
+
+
+def test_an_unknown_transport_for_mpegts_is_a_reason(clip: Clip) -> None:
+    writer = writer_for("mpegts", "http://127.0.0.1:1/x", [clip.video, clip.audio], FAST)
+    with pytest.raises(PushError, match="MPEG-TS cannot be pushed over http"):
+        writer.open()
+
+
+def test_rtmp_to_a_port_that_refuses_is_a_reason(clip: Clip, refusing_tcp_port: int) -> None:
+    writer = writer_for("rtmp", f"rtmp://127.0.0.1:{refusing_tcp_port}/live/k", [clip.video, clip.audio], FAST)
+    with pytest.raises(PushError, match="connection refused by the destination"):
+        writer.open()
+    writer.close()
+    assert writer.bytes_sent == 0
