@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,10 @@ from kiln.actors.context import Context
 from kiln.actors.directory import Directory
 from kiln.actors.ingest_gate import IngestGate
 from kiln.actors.server import ServerActor
-from kiln.actors.streams import PULLS_TO_RESUME, pulls_to_resume
 from kiln.config.cors import CorsPolicy
 from kiln.config.hosts import HostRouter
 from kiln.domain.errors import DomainError
+from kiln.domain.server import VhostState
 from kiln.eventlog import EventLog
 from kiln.events import server as sv
 from kiln.events import streams as se
@@ -139,16 +139,27 @@ class KilnService:
         self.events.add_observer(self._maybe_snapshot)
         self.ctx = Context(self.events, self.directory, self.catalog, self.tasks, self.stats, self.data_dir,
                            server_config=self.config, media=self.media)
-        self.ctx.extras[PULLS_TO_RESUME] = pulls_to_resume(self.catalog.pull_definitions())
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, self.tasks))
         notes = self._journal_recovery(snapshot_seq, replayed)
-        self.server_ref = ServerActor.start(self.ctx, self.catalog.vhost_states())
+        self.server_ref = ServerActor.start(self.ctx, self._recovered_vhosts())
         self._wait_for_actor_tree()
         recovery = Recovery(snapshot_seq, replayed, time.monotonic() - started)
         log.info("kiln recovered snapshot_seq=%d replayed=%d seconds=%.3f notes=%d", snapshot_seq, replayed,
                  recovery.seconds, len(notes))
         return recovery
+
+    def _recovered_vhosts(self) -> list[VhostState]:
+        """What the actor tree starts from: every vhost and app with the tasks and pull definitions
+        recovery found for it. Read once here, so no actor ever reads a projection."""
+        pulls: dict[tuple[str, str], list[se.PullDefined]] = {}
+        for ev in self.catalog.pull_definitions():
+            pulls.setdefault((ev.vhost, ev.app), []).append(ev)
+        return [replace(vhost, apps=tuple(
+                    replace(app, tasks=self.tasks.recovered(vhost.name, app.name),
+                            pulls=tuple(pulls.get((vhost.name, app.name), ())))
+                    for app in vhost.apps))
+                for vhost in self.catalog.vhost_states()]
 
     def _wait_for_actor_tree(self, timeout: float = 30.0) -> None:
         """Actors start their children asynchronously; answer no request before every app has one."""

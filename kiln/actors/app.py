@@ -28,6 +28,7 @@ from kiln.domain import app as domain
 from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.batch import decide_each
 from kiln.domain.errors import Conflict
+from kiln.domain.server import AppState
 from kiln.domain.settings import AppSettings
 from kiln.events import catalog as ce
 from kiln.events.base import Event
@@ -56,14 +57,14 @@ class AppDeps(Protocol):
 
 
 class AppActor(CommandActor):
-    def __init__(self, ctx: AppDeps, vhost: str, name: str, config: dict[str, Any], is_read_only: bool) -> None:
+    def __init__(self, ctx: AppDeps, vhost: str, state: AppState) -> None:
         super().__init__()
         self.ctx = ctx
         self.vhost = vhost
-        self.name = name
-        self.app = domain.App(vhost, name, config, is_read_only)
-        self.tasks = TasksActor.start(ctx, vhost, name, config)
-        self.streams = StreamsActor.start(ctx, vhost, name, config, self.tasks)
+        self.name = name = state.name
+        self.app = domain.App(vhost, name, state.config, state.read_only)
+        self.tasks = TasksActor.start(ctx, vhost, name, state.config, state.tasks)
+        self.streams = StreamsActor.start(ctx, vhost, name, state.config, self.tasks, state.pulls)
         ctx.directory.register(("tasks", vhost, name), self.tasks)
         ctx.directory.register(("streams", vhost, name), self.streams)
 

@@ -18,7 +18,6 @@ from typing import Any
 import pykka
 
 from kiln.domain.errors import DomainError
-from kiln.errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     value: Any = None
     durable: list[Future[Any]] = field(default_factory=list)
-    error: ApiError | DomainError | None = None  # raised to the caller once ``durable`` completed
+    error: DomainError | None = None  # raised to the caller once ``durable`` completed
 
     def result(self) -> Any:
         if self.error is not None:
@@ -58,7 +57,7 @@ class CommandActor(pykka.ThreadingActor):
             return None
         try:
             result = handler(message.command)
-        except (ApiError, DomainError) as exc:
+        except DomainError as exc:
             message.reply.set_exception(exc)
         except Exception as exc:  # a bug: answer 500 instead of leaving the caller hanging
             log.exception("command failed actor=%s command=%s", type(self).__name__,

@@ -7,9 +7,8 @@ conclusion, which happen only after their events are durable. It tells the app's
 when a stream's outputs exist (StreamLive) and when they are gone (StreamGone). Packets never
 pass through here.
 
-Pulls to resume after a restart come from the creator: the service puts the journal's pull
-definitions, grouped by ``(vhost, app)``, in ``ctx.extras["pulls_to_resume"]`` before the actor
-tree starts; each supervisor takes its own group once (an app created later starts without any).
+Pulls to resume after a restart come from the creator: recovery hands each app its journaled
+pull definitions (``AppState.pulls``), and the app actor passes them here.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.errors import DomainError, Failed, Invalid, NotFound, Unreachable
 from kiln.domain.settings import AppSettings
 from kiln.events import streams as se
+from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.rtsp.properties import PullProperties, parse_pull_properties, properties_from_json
 from kiln.media.ingest.rtsp.worker import PullHooks, PullWorker
 from kiln.media.publish.llhls.control import LlhlsControl, inject_failed_text
@@ -57,7 +57,6 @@ from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
 
-PULLS_TO_RESUME = "pulls_to_resume"
 T = TypeVar("T")
 
 
@@ -85,8 +84,6 @@ class StreamsContext(Protocol):
     def stats(self) -> StreamStats: ...
     @property
     def media(self) -> Any: ...  # the media runtime: stream registry, publisher hooks; None without media
-    @property
-    def extras(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -129,17 +126,9 @@ def _tell_or_fail(ref: pykka.ActorRef[Any], command: Any, answer: Future[Any], g
         answer.set_exception(gone)
 
 
-def pulls_to_resume(definitions: Sequence[se.PullDefined]) -> dict[tuple[str, str], list[se.PullDefined]]:
-    """The service's value for ``ctx.extras["pulls_to_resume"]``: definitions grouped by app."""
-    grouped: dict[tuple[str, str], list[se.PullDefined]] = {}
-    for ev in definitions:
-        grouped.setdefault((ev.vhost, ev.app), []).append(ev)
-    return grouped
-
-
 class StreamsActor(CommandActor):
     def __init__(self, ctx: StreamsContext, vhost: str, app: str, config: dict[str, Any],
-                 tasks: pykka.ActorRef[Any]) -> None:
+                 tasks: pykka.ActorRef[Any], pulls: Sequence[se.PullDefined] = ()) -> None:
         super().__init__()
         self.journal = ctx.events
         self.stats = ctx.stats
@@ -152,8 +141,7 @@ class StreamsActor(CommandActor):
             if ctx.media is not None and ctx.media.llhls is not None else None
         self.directory = dd.StreamDirectory(vhost, app, self.settings)
         self.pull_defs = dp.AppPulls(vhost, app)
-        resume = ctx.extras.get(PULLS_TO_RESUME)
-        for ev in resume.pop((vhost, app), []) if isinstance(resume, dict) else []:
+        for ev in pulls:
             self.pull_defs.apply(ev)
         self.streams: dict[str, tuple[LiveStream, pykka.ActorRef[Any]]] = {}
         self.workers: dict[str, PullWorker] = {}
@@ -371,7 +359,10 @@ class StreamsActor(CommandActor):
         stats, vhost, app = self.stats, self.vhost, self.app
 
         def open_stream(url: str, close: Any) -> LiveStream:
-            result: LiveStream = ask_blocking(me, OpenStream(name, "rtspPull", "RtspPull", url, close))
+            try:
+                result: LiveStream = ask_blocking(me, OpenStream(name, "rtspPull", "RtspPull", url, close))
+            except DomainError as exc:  # the pull worker speaks the ingest contract, not the domain
+                raise PublishRejected(exc.text) from exc
             return result
 
         def connected(_url: str) -> None:

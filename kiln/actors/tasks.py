@@ -70,13 +70,6 @@ class TasksSetup(Protocol):
     @property
     def media(self) -> Any: ...  # offers task_counters (a CounterBoard) and llhls, or is None
 
-    @property
-    def tasks(self) -> RecoveredTasks: ...
-
-
-class RecoveredTasks(Protocol):
-    def recovered(self, vhost: str, app: str) -> AppTasks: ...
-
 
 class DumpWriters(Protocol):
     """Starts and stops the files an HLS dump writes (never blocks: the writers live elsewhere)."""
@@ -94,7 +87,7 @@ def _after(durable: Future[Any], effect: Callable[[], None]) -> None:
 
 class TasksActor(CommandActor):
     def __init__(self, ctx: TasksSetup, vhost: str, app: str, config: dict[str, Any],
-                 recovered: AppTasks | None = None) -> None:
+                 recovered: AppTasks) -> None:
         super().__init__()
         self.vhost = vhost
         self.app = app
@@ -105,8 +98,7 @@ class TasksActor(CommandActor):
         self.data_dir: Path = ctx.data_dir
         llhls = getattr(media, "llhls", None) if media is not None else None
         self.dump_writers: DumpWriters | None = LlhlsDumpControl(llhls) if llhls is not None else None
-        # the creator may hand the recovered tasks in; otherwise they are read once, here, in its thread
-        seed = recovered if recovered is not None else ctx.tasks.recovered(vhost, app)
+        seed = recovered  # what recovery found for this app, handed down by the app actor
         self.seed: AppTasks | None = seed
         self.push_tasks = PushTasks(vhost, app, self.settings, [p.id for p in seed.pushes])
         self.record_tasks = RecordTasks(vhost, app, self.settings, [r.id for r in seed.records])

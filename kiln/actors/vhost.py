@@ -67,7 +67,7 @@ class VhostActor(CommandActor):
         self.apps.clear()
 
     def _spawn(self, app: AppState) -> None:
-        ref = AppActor.start(self.ctx, self.name, app.name, app.config, app.read_only)
+        ref = AppActor.start(self.ctx, self.name, app)
         self.apps[app.name] = ref
         self.ctx.directory.register(("app", self.name, app.name), ref)
 

@@ -10,18 +10,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kiln.domain.app_config import apps_of_vhost, valid_vhost
+from kiln.domain.app_tasks import AppTasks
 from kiln.domain.errors import Conflict, NotFound, ReadOnly
 from kiln.events import catalog as ce
+from kiln.events import streams as se
 from kiln.events.base import Event
 
 
 @dataclass(frozen=True)
 class AppState:
-    """An app as its vhost starts with it: its OME JSON and whether Server.xml defines it."""
+    """An app as its vhost starts with it: its OME JSON, whether Server.xml defines it, and what
+    recovery found for it (tasks, pull definitions to reconnect). An app created later starts empty."""
 
     name: str
     config: dict[str, Any]
     read_only: bool = False
+    tasks: AppTasks = AppTasks()
+    pulls: tuple[se.PullDefined, ...] = ()
 
 
 @dataclass(frozen=True)

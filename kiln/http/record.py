@@ -7,11 +7,11 @@ from typing import Any
 
 from starlette.responses import Response
 
-from kiln.actors import configcheck
 from kiln.actors.base import ask
 from kiln.actors.commands import StartRecord, StopRecord
 from kiln.domain.push_request import list_filter_id
 from kiln.domain.record_request import file_app_missing
+from kiln.domain.settings import AppSettings
 from kiln.http.envelope import ok
 from kiln.http.lookups import need_app, tasks_ref
 from kiln.http.router import APP, VHOST, Call, Router
@@ -68,7 +68,7 @@ def register(router: Router, api: Any) -> None:
 
     def file_app(call: Call) -> Any:
         view = need_app(ctx, call.params["vhost"], call.params["app"])
-        if not configcheck.publisher_enabled(view.config, "file"):
+        if not AppSettings.parse(view.config).publisher_enabled("file"):
             raise file_app_missing(view.vhost, view.name)
         return view
 

@@ -172,10 +172,12 @@ def test_the_first_invalid_image_is_the_one_reported() -> None:
 
 
 def test_the_api_rejects_an_invalid_image_encode_with_a_config_error() -> None:
-    from kiln.actors.configcheck import validate_app
-    from kiln.errors import ApiError
+    from kiln.domain.app_config import valid_app
+    from kiln.domain.errors import ConfigInvalid
+    from kiln.http.errors import api_error
 
-    with pytest.raises(ApiError) as info:
-        validate_app(app_with_images({"codec": "jpeg", "framerate": "often"}))
-    assert info.value.status == 400 and "Framerate must be a number: often" in str(info.value)
+    with pytest.raises(ConfigInvalid) as info:
+        valid_app(app_with_images({"codec": "jpeg", "framerate": "often"}))
+    error = api_error(info.value)
+    assert error.status == 400 and "Framerate must be a number: often" in error.message
 
