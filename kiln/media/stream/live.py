@@ -15,18 +15,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from kiln.config.values import as_float, as_int, is_true
 from kiln.media.model import MS, Codec, MediaKind, Packet, Track
 from kiln.media.publish.thumbnail.store import LatestImage
 from kiln.media.stream.bypass import codec_of, should_bypass
 from kiln.media.stream.hub import StreamHub
-from kiln.media.stream.meter import TrackMeter
 from kiln.media.transcode.codecs import VIDEO_TIME_BASE, Target
 from kiln.media.transcode.image import IMAGE_FORMATS
 from kiln.media.transcode.settings import input_framerate
 from kiln.media.transcode.transcoder import EncodeUnavailable, StreamTranscoder
+from kiln.metrics.track import TrackMeter
 from kiln.timefmt import format_time, now
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,18 @@ START_AFTER_MS = 1500.0
 
 def output_stream_name(template: str, origin: str) -> str:
     return str(template).replace("${OriginStreamName}", origin)
+
+
+class IngestMeter(Protocol):
+    """A stream's own input counter (kiln.metrics); only this stream's ingest thread writes it."""
+
+    def add_in(self, n: int, t: float) -> None: ...
+
+
+class IngestMeters(Protocol):
+    """Where a stream finds its input counter: the metrics tree."""
+
+    def ingest_meter(self, vhost: str, app: str, stream: str) -> IngestMeter: ...
 
 
 
@@ -81,7 +93,7 @@ class OutputStream:
 
 class LiveStream:
     def __init__(self, vhost: str, app: str, name: str, *, source_type: str, source_url: str,
-                 profiles: list[dict[str, Any]], stats: Any = None,
+                 profiles: list[dict[str, Any]], stats: IngestMeters | None = None,
                  close_ingest: Callable[[str], None] | None = None) -> None:
         self.vhost, self.app, self.name = vhost, app, name
         self.instance = uuid.uuid4().hex[:12]
@@ -105,6 +117,7 @@ class LiveStream:
         self.last_packet_pts_ms: float = 0.0
         self.last_packet_wall: float = 0.0
         self.bytes_in = 0
+        self._ingest_meter: IngestMeter | None = None
         self.data_track_id = -1
         self.transcoder = StreamTranscoder(f"{vhost}/{app}/{name}")
 
@@ -144,10 +157,14 @@ class LiveStream:
         meter.add(packet)
         size = len(packet.data)
         self.bytes_in += size
-        if self.stats is not None:
-            self.stats.bytes_in(self.vhost, self.app, self.name, size)
+        wall = now()
+        ingest_meter = self._ingest_meter
+        if ingest_meter is None and self.stats is not None:  # announced by the actor before the first packet
+            ingest_meter = self._ingest_meter = self.stats.ingest_meter(self.vhost, self.app, self.name)
+        if ingest_meter is not None:
+            ingest_meter.add_in(size, wall)
         self.last_packet_pts_ms = packet.pts_ms
-        self.last_packet_wall = now()
+        self.last_packet_wall = wall
         self.input.publish(packet)
         if not self.started:
             self._maybe_start(packet)
