@@ -93,7 +93,8 @@ def test_windows_close_only_on_input_and_outbound_throughput_freezes_when_ingest
     ingest(tree, "s", 200)
     for level, body in figures(tree).items():
         if body is not None:
-            assert (body["lastThroughputIn"], body["avgThroughputIn"], body["maxThroughputIn"]) == (300, 2400, 2400), level
+            assert (body["lastThroughputIn"], body["avgThroughputIn"], body["maxThroughputIn"]) == (
+                300, 2400, 2400), level
     clock.tick(0.3)
     tree.bytes_out("v", "a", "s", 50)
     clock.tick(0.5)
