@@ -120,7 +120,7 @@ class MetricsTree:
             node = Node(key, created)
             table[key] = node
             self._place(node)
-            self._place_all()  # an old node's children (or orphans waiting for this parent) move here
+            self._place_under(key)  # an old node's children (or orphans waiting for this parent) move here
             if old is not None:
                 self._retire(old)
             self._fold()
@@ -152,10 +152,14 @@ class MetricsTree:
         for below in (node, *node.descendants()):
             below.due = float("-inf")  # the chain changed: the next packet looks at every window
 
-    def _place_all(self) -> None:
+    def _place_under(self, key: NodeKey) -> None:
+        """Re-place the nodes whose keys start with ``key`` (only they can have it as their parent)."""
+        if len(key) == 3:
+            return
         for table in (self._apps, self._streams):
-            for node in tuple(table.values()):
-                self._place(node)
+            for child_key, node in tuple(table.items()):
+                if len(child_key) > len(key) and child_key[:len(key)] == key:
+                    self._place(node)
 
     def _retire(self, node: Node) -> None:
         parent = node.parent
