@@ -13,9 +13,9 @@ cell per writing thread inside the node (a push or record session's thread, the 
 LL-HLS or thumbnail server). In CPython an ``int`` attribute or dict-item store is atomic under the
 GIL, and a read-modify-write by the only writer of a cell cannot lose an update; readers sum the
 cells (``tuple(dict.values())`` is one step under the GIL) and may see a value one packet old.
-A window close reads the composed totals under the node's own lock, taken with a non-blocking
-acquire (a busy lock just defers the close to the next packet). Structural changes and session
-connects/disconnects (control plane, not per packet) take the tree's lock. Metrics are runtime
+The tree's one lock guards the control plane (structure, session connects and disconnects,
+snapshots); the packet path only tries it, without waiting, when a throughput window is due (at
+most once a second per node): a busy lock defers that close to the next packet. Metrics are runtime
 state, not journaled: they restart with the process, as OME's do.
 """
 

@@ -8,9 +8,11 @@ from zero while its live streams keep their own totals). Who writes what:
 - ``own_in``/``own_last_recv``: only a stream node's ingest thread (one writer at a time).
 - ``own_out``: one cell per writing thread (a push or record session thread, the LL-HLS or thumbnail
   event loop), so every cell has a single writer.
-- window fields: whoever holds ``window_lock`` (the ingest thread that closes the window, taken
-  with a non-blocking acquire, or a reader).
-- connections, children, ``base``/``floor``: the tree, under its structure lock (control plane).
+- everything else (window figures, connections, children, ``base``/``floor``) changes only under
+  ``lock``, the tree's one lock: actors changing the structure, sessions connecting, readers taking
+  a snapshot, and an ingest thread closing a window. The ingest thread only ever tries it
+  (non-blocking, at most once a second per node): if it is busy, the next packet closes the window.
+  So a window close or a snapshot never sees a child half-way between two parents.
 """
 
 from __future__ import annotations
@@ -81,11 +83,15 @@ class NodeSnapshot:
 
 
 class Node:
-    def __init__(self, key: NodeKey, created: float, parent: Node | None = None) -> None:
+    """One server, vhost, app or stream: its own cells, its children and its window figures."""
+
+    def __init__(self, key: NodeKey, created: float, parent: Node | None = None,
+                 lock: threading.Lock | None = None) -> None:
         self.key = key
+        self.lock = lock if lock is not None else threading.Lock()
         self.created_time = created
         self.parent = parent
-        self.children: dict[NodeKey, Node] = {}
+        self.children: dict[int, Node] = {}  # by id(): a new node may share a departing one's key
         self.retired: list[tuple[float, Node]] = []  # (fold after, node): departed, still summed
         self.own_in = 0
         self.own_last_recv = 0.0  # 0: never; a node shows its creation time until bytes arrive
@@ -94,7 +100,6 @@ class Node:
         self.base = Totals(0, 0, 0.0, 0.0)
         self.floor_in = 0
         self.floor_out = 0
-        self.window_lock = threading.Lock()
         self.window_start = created
         self.window_in = 0
         self.window_out = 0
@@ -134,8 +139,8 @@ class Node:
 
     def close_window(self, t: float) -> None:
         """OME closes a window at the first input more than 1 s after the last close; its length is
-        not divided out. Skipped if a reader holds the lock: the next packet closes it."""
-        if not self.window_lock.acquire(blocking=False):
+        not divided out. Skipped if the lock is busy: the next packet closes it."""
+        if not self.lock.acquire(blocking=False):
             return
         try:
             if t - self.window_start <= WINDOW_S:
@@ -149,7 +154,7 @@ class Node:
             self.max_throughput_out = max(self.max_throughput_out, self.avg_throughput_out)
             self.window_start, self.window_in, self.window_out = t, totals.bytes_in, totals.bytes_out
         finally:
-            self.window_lock.release()
+            self.lock.release()
 
     # -- composition ------------------------------------------------------------------------------
     def composed_children(self) -> tuple[Node, ...]:
@@ -203,7 +208,7 @@ class Node:
 
     # -- reads ------------------------------------------------------------------------------------
     def snapshot(self) -> NodeSnapshot:
-        with self.window_lock:
+        with self.lock:
             totals = self.totals()
             last_recv = max(self.created_time, totals.last_recv)
             last_sent = max(self.created_time, totals.last_sent)

@@ -5,7 +5,8 @@ Actors tell the tree when vhosts, apps and streams come and go; a live stream ta
 sessions connecting and leaving are counted along the chain (``connection``). Reads compose each
 node from its children (see ``kiln.metrics.node``).
 
-Structural changes and connections take ``_lock``; bytes in and out never do. A departing node
+Structural changes, connections, snapshots and window closes take ``_lock`` (a window close only
+tries it, see ``kiln.metrics.node``); counting bytes in and out never does. A departing node
 stays in its parent's sums for ``RETIRE_GRACE_S`` (so a packet in flight while its stream is
 deleted still lands in the parents) before its totals are folded into the parent.
 """
@@ -25,7 +26,7 @@ RETIRE_GRACE_S = 10.0
 class MetricsTree:
     def __init__(self, created: float | None = None) -> None:
         self._lock = threading.Lock()
-        self.server = Node((), now() if created is None else created)
+        self.server = Node((), now() if created is None else created, lock=self._lock)
         self._vhosts: dict[NodeKey, Node] = {}
         self._apps: dict[NodeKey, Node] = {}
         self._streams: dict[NodeKey, Node] = {}
@@ -38,7 +39,7 @@ class MetricsTree:
     def vhost_deleted(self, vhost: str) -> None:
         with self._lock:
             node = self._vhosts.pop((vhost,), None)
-            self._forget(lambda key: key[0] == vhost)
+            self._forget(node, lambda key: key[0] == vhost)
             if node is not None:
                 self._retire(node)
             self._fold()
@@ -50,7 +51,7 @@ class MetricsTree:
     def app_deleted(self, vhost: str, app: str) -> None:
         with self._lock:
             node = self._apps.pop((vhost, app), None)
-            self._forget(lambda key: key[:2] == (vhost, app))
+            self._forget(node, lambda key: key[:2] == (vhost, app))
             if node is not None:
                 self._retire(node)
             self._fold()
@@ -117,7 +118,7 @@ class MetricsTree:
         created = now() if t is None else t
         with self._lock:
             old = table.get(key)
-            node = Node(key, created)
+            node = Node(key, created, lock=self._lock)
             table[key] = node
             self._place(node)
             self._place_under(key)  # an old node's children (or orphans waiting for this parent) move here
@@ -143,12 +144,12 @@ class MetricsTree:
             return
         if node.parent is not None:
             totals = node.totals()
-            node.parent.children.pop(node.key, None)
+            node.parent.children.pop(id(node), None)
             node.parent.absorb(totals)
             parent.floor_in += totals.bytes_in
             parent.floor_out += totals.bytes_out
         node.parent = parent
-        parent.children[node.key] = node
+        parent.children[id(node)] = node
         for below in (node, *node.descendants()):
             below.due = float("-inf")  # the chain changed: the next packet looks at every window
 
@@ -165,8 +166,7 @@ class MetricsTree:
         parent = node.parent
         if parent is None:
             return
-        if parent.children.get(node.key) is node:
-            del parent.children[node.key]
+        parent.children.pop(id(node), None)
         parent.retired = [*parent.retired, (now() + RETIRE_GRACE_S, node)]
 
     def _fold(self) -> None:
@@ -174,11 +174,14 @@ class MetricsTree:
         for holder in (self.server, *self._vhosts.values(), *self._apps.values()):
             holder.fold_retired(t)
 
-    def _forget(self, gone: Callable[[NodeKey], bool]) -> None:
-        """Drop the index entries under a deleted node (the nodes stay inside it, retired with it)."""
-        for table in (self._apps, self._streams):
-            for key in [k for k in table if gone(k)]:
-                del table[key]
+    def _forget(self, deleted: Node | None, gone: Callable[[NodeKey], bool]) -> None:
+        """Drop the index entries under a deleted vhost or app. Nodes inside the deleted node retire
+        with it; the others (placed higher up while it did not exist) retire on their own."""
+        removed = [table.pop(key) for table in (self._apps, self._streams) for key in [k for k in table if gone(k)]]
+        inside = {id(deleted), *(id(node) for node in removed)}
+        for node in removed:
+            if id(node.parent) not in inside:
+                self._retire(node)
 
     def _deepest(self, vhost: str, app: str, stream: str | None) -> Node:
         if stream is not None:
