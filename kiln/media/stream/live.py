@@ -259,7 +259,8 @@ class LiveStream:
 
     def _add_encode(self, out: OutputStream, ot: OutputTrack, source: Track, meter: TrackMeter) -> None:
         """Open (or share) the encoder of ``ot``; the track stays ``unavailable`` only if that fails."""
-        target = Target(out.hub, ot.id, TrackMeter())
+        out_meter = TrackMeter()
+        target = Target(out.hub, ot.id, out_meter)
         try:
             if ot.kind is MediaKind.VIDEO:
                 fps = input_framerate(source, meter.framerate_avg)
@@ -273,7 +274,7 @@ class LiveStream:
             return
         ot.track, ot.target = track, target
         out.hub.set_track(track)
-        out.meters[ot.id] = target.meter
+        out.meters[ot.id] = out_meter
 
     def _add_image(self, out: OutputStream, ot: OutputTrack, source: Track) -> None:
         """An image encode: its stills go to the output's latest-image holder (one per codec), not to the hub.
@@ -288,7 +289,8 @@ class LiveStream:
             reason = f"a second {codec.value} image encode in one output profile"
         else:
             holder = LatestImage(codec, 0, 0)
-            target = Target(holder, ot.id, TrackMeter())
+            image_meter = TrackMeter()
+            target = Target(holder, ot.id, image_meter)
             try:
                 settings = self.transcoder.add_image(encode, source, input_framerate(source, self.meters.get(
                     source.id, TrackMeter()).framerate_avg), target)
@@ -300,7 +302,7 @@ class LiveStream:
                 ot.track = Track(ot.id, MediaKind.VIDEO, codec, VIDEO_TIME_BASE, name=ot.name, width=settings.width,
                                  height=settings.height, framerate_conf=settings.framerate)
                 ot.target = target
-                out.meters[ot.id] = target.meter
+                out.meters[ot.id] = image_meter
                 return
         ot.unavailable = reason
         log.warning("image encode unavailable vhost=%s app=%s stream=%s output=%s reason=%s", self.vhost, self.app,
