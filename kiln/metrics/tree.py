@@ -24,6 +24,8 @@ RETIRE_GRACE_S = 10.0
 
 
 class MetricsTree:
+    """The object actors and publishers count through (``Context.stats``), and the stats API reads."""
+
     def __init__(self, created: float | None = None) -> None:
         self._lock = threading.Lock()
         self.server = Node((), now() if created is None else created, lock=self._lock)
@@ -71,10 +73,7 @@ class MetricsTree:
         """The node a live stream counts its input in (``add_in``); the stream's ingest thread is its
         only writer. Created here if the stream was not announced, so no input goes uncounted."""
         node = self._streams.get((vhost, app, stream))
-        if node is None:
-            self.stream_created(vhost, app, stream)
-            node = self._streams[(vhost, app, stream)]
-        return node
+        return node if node is not None else self._create(self._streams, (vhost, app, stream), None)
 
     def bytes_out(self, vhost: str, app: str, stream: str | None, n: int) -> None:
         """Bytes a publisher sent for a stream (counted at the deepest node that exists)."""
@@ -114,7 +113,7 @@ class MetricsTree:
                 yield dict(zip(names, key, strict=True)), node.snapshot()
 
     # -- structure (under _lock) ------------------------------------------------------------------
-    def _create(self, table: dict[NodeKey, Node], key: NodeKey, t: float | None) -> None:
+    def _create(self, table: dict[NodeKey, Node], key: NodeKey, t: float | None) -> Node:
         created = now() if t is None else t
         with self._lock:
             old = table.get(key)
@@ -125,6 +124,7 @@ class MetricsTree:
             if old is not None:
                 self._retire(old)
             self._fold()
+        return node
 
     def _parent_of(self, key: NodeKey) -> Node:
         for depth in range(len(key) - 1, 0, -1):
