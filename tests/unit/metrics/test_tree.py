@@ -223,3 +223,19 @@ def test_a_live_stream_counts_its_input_in_its_own_node(clock: FrozenDateTimeFac
     assert body is not None and body["totalBytesIn"] == sum(sizes) == live.bytes_in
     assert body["lastRecvTime"] == format_time(now())
     assert tree.ingest_meter("v", "a", "cam") is tree.ingest_meter("v", "a", "cam")
+
+
+def test_a_packet_in_flight_while_its_stream_is_deleted_still_counts_in_the_parents(
+        clock: FrozenDateTimeFactory) -> None:
+    tree = tree_with_app()
+    tree.stream_created("v", "a", "s")
+    meter = tree.ingest_meter("v", "a", "s")
+    meter.add_in(100, now())
+    tree.stream_deleted("v", "a", "s")
+    meter.add_in(5, now())  # the ingest thread had its node in hand when the actor deleted the stream
+    assert tree.app_json("v", "a")["totalBytesIn"] == 105  # type: ignore[index]
+    clock.tick(RETIRE_GRACE_S + 1)
+    tree.stream_created("v", "a", "s")  # the same name again: a new node, the old one folded
+    assert tree.stream_json("v", "a", "s")["totalBytesIn"] == 0  # type: ignore[index]
+    assert tree.app_json("v", "a")["totalBytesIn"] == 105  # type: ignore[index]
+    assert tree.server_json()["totalBytesIn"] == 105
