@@ -38,9 +38,9 @@ from kiln.media.formats.codecs.describe import describe_track  # noqa: E402
 from kiln.media.model import Codec, Packet, Track  # noqa: E402
 from kiln.media.stream.hub import StreamHub  # noqa: E402
 from kiln.media.stream.live import LiveStream  # noqa: E402
-from kiln.media.stream.meter import TrackMeter  # noqa: E402
 from kiln.media.transcode.codecs import Target  # noqa: E402
 from kiln.media.transcode.transcoder import DECODER_THREADS, StreamTranscoder  # noqa: E402
+from kiln.metrics.track import TrackMeter  # noqa: E402
 
 
 def demux(path: Path, seconds: float) -> tuple[Track, Track, list[Packet]]:

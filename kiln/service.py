@@ -42,8 +42,8 @@ from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.runtime import ControlPlane, MediaRuntime
+from kiln.metrics.tree import MetricsTree
 from kiln.projections.catalog import CatalogProjection
-from kiln.projections.stats import StatsProjection
 from kiln.projections.tasks import TasksProjection
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class KilnService:
         self.fsync = fsync
         self.catalog = CatalogProjection()
         self.tasks = TasksProjection()
-        self.stats = StatsProjection()
+        self.stats = MetricsTree()
         self.directory = Directory()
         self.journal: Any = None
         self.snapshots: SnapshotStore | None = None

@@ -8,8 +8,8 @@ from typing import Any
 
 from kiln.actors.directory import Directory
 from kiln.eventlog import EventLog
+from kiln.metrics.tree import MetricsTree
 from kiln.projections.catalog import CatalogProjection
-from kiln.projections.stats import StatsProjection
 from kiln.projections.tasks import TasksProjection
 
 
@@ -19,7 +19,7 @@ class Context:
     directory: Directory
     catalog: CatalogProjection
     tasks: TasksProjection
-    stats: StatsProjection
+    stats: MetricsTree
     data_dir: Path
     server_config: Any = None
     media: Any = None  # the media runtime (hubs, servers); absent in control-plane-only tests

@@ -52,7 +52,7 @@ from kiln.media.ingest.rtsp.properties import PullProperties, parse_pull_propert
 from kiln.media.ingest.rtsp.worker import PullHooks, PullWorker
 from kiln.media.publish.llhls.control import LlhlsControl, inject_failed_text
 from kiln.media.publish.llhls.events import EventBodyError, StreamEvent, parse_event
-from kiln.media.stream.live import LiveStream
+from kiln.media.stream.live import IngestMeters, LiveStream
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class StreamStats(Protocol):
+class StreamStats(IngestMeters, Protocol):
     def stream_created(self, vhost: str, app: str, stream: str, t: float | None = None) -> None: ...
     def stream_deleted(self, vhost: str, app: str, stream: str) -> None: ...
     def stream_json(self, vhost: str, app: str, stream: str) -> dict[str, Any] | None: ...

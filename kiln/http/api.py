@@ -15,12 +15,12 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
 from kiln.actors.base import ActorGone
-from kiln.actors.context import Context
 from kiln.config.cors import CorsPolicy
 from kiln.domain.errors import DomainError
 from kiln.errors import ApiError
 from kiln.http import apps, dumps, misc, profiles, push, record, stats, streams, vhosts
 from kiln.http.auth import CHALLENGE, check_authorization
+from kiln.http.context import ApiContext
 from kiln.http.envelope import BASE_HEADERS, error
 from kiln.http.errors import api_error
 from kiln.http.jsonbody import parse_body
@@ -35,7 +35,7 @@ DEFAULT_MAX_BODY = 1 << 20
 class ApiApp:
     """Builds the Starlette application; holds what handlers need."""
 
-    def __init__(self, ctx: Context, token: str, cors: CorsPolicy | None = None,
+    def __init__(self, ctx: ApiContext, token: str, cors: CorsPolicy | None = None,
                  max_body: int = DEFAULT_MAX_BODY, tls_reloader: Any = None) -> None:
         self.ctx = ctx
         self.token = token

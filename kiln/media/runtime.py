@@ -23,7 +23,9 @@ from kiln.media.publish.llhls.publisher import LlhlsPublisher
 from kiln.media.publish.llhls.server import AppsByHost, BytesOut, LlhlsServer
 from kiln.media.publish.thumbnail.server import ThumbnailServer
 from kiln.media.stream.live import LiveStream
-from kiln.media.stream.registry import StreamRegistry, TaskCounters
+from kiln.media.stream.registry import StreamRegistry
+from kiln.metrics.queue import queue_json
+from kiln.metrics.sessions import SessionCounters
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class MediaRuntime:
     def __init__(self, config: Any) -> None:
         self.config = config
         self.streams = StreamRegistry()
-        self.task_counters = TaskCounters()
+        self.task_counters = SessionCounters()
         self.control: ControlPlane | None = None
         self.rtmp: RtmpServer | None = None
         self.srt: SrtIngest | None = None
@@ -157,8 +159,6 @@ class MediaRuntime:
             for hub in hubs:
                 for sub in hub.subscribers:
                     size = len(sub) if hasattr(sub, "__len__") else 0
-                    out.append({"id": id(sub), "urn": f"{hub.name}/{sub.name}", "type": type(sub).__name__,
-                                "size": size, "peak": sub.stats.peak,
-                                "threshold": getattr(sub, "max_packets", 0), "avgWaitingTime": 0,
-                                "inputPerSecond": 0, "outputPerSecond": 0, "drop": sub.stats.dropped_packets})
+                    out.append(queue_json(id(sub), f"{hub.name}/{sub.name}", type(sub).__name__, size,
+                                          getattr(sub, "max_packets", 0), sub.stats))
         return out

@@ -15,19 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kiln.media.model import MediaKind, Packet, Track
+from kiln.metrics.queue import QueueCounters
 
 log = logging.getLogger(__name__)
 
 MAX_GOP_PACKETS = 2000
 MAX_GOP_BYTES = 32 << 20
-
-
-@dataclass
-class SubscriberStats:
-    delivered: int = 0
-    dropped_packets: int = 0
-    skips: int = 0
-    peak: int = 0
 
 
 class Subscriber:
@@ -41,7 +34,7 @@ class Subscriber:
         self.max_packets = max_packets
         self.policy = policy
         self.video_track_ids = video_track_ids
-        self.stats = SubscriberStats()
+        self.stats = QueueCounters()
         self.closed_reason: str | None = None
         self._queue: deque[Packet] = deque()
         self._cond = threading.Condition(threading.Lock())
@@ -128,7 +121,7 @@ class CallbackSubscriber:
     name: str
     callback: Callable[[Packet], None]
     on_end: Callable[[str], None] | None = None
-    stats: SubscriberStats = field(default_factory=SubscriberStats)
+    stats: QueueCounters = field(default_factory=QueueCounters)
     closed_reason: str | None = None
     hub: StreamHub | None = None
 

@@ -15,19 +15,19 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from kiln.config.values import as_float, as_int
 from kiln.media.model import MS, Codec, MediaKind, Packet, Track
 from kiln.media.publish.thumbnail.store import LatestImage
 from kiln.media.stream.bypass import codec_of, should_bypass
 from kiln.media.stream.hub import StreamHub
-from kiln.media.stream.meter import TrackMeter
 from kiln.media.stream.snapshot import MeterReading, OutputSnapshot, StreamSnapshot, TrackSnapshot
 from kiln.media.transcode.codecs import VIDEO_TIME_BASE, Target
 from kiln.media.transcode.image import IMAGE_FORMATS
 from kiln.media.transcode.settings import input_framerate
 from kiln.media.transcode.transcoder import EncodeUnavailable, StreamTranscoder
+from kiln.metrics.track import TrackMeter
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,18 @@ START_AFTER_MS = 1500.0
 
 def output_stream_name(template: str, origin: str) -> str:
     return str(template).replace("${OriginStreamName}", origin)
+
+
+class IngestMeter(Protocol):
+    """A stream's own input counter (kiln.metrics); only this stream's ingest thread writes it."""
+
+    def add_in(self, n: int, t: float) -> None: ...
+
+
+class IngestMeters(Protocol):
+    """Where a stream finds its input counter: the metrics tree."""
+
+    def ingest_meter(self, vhost: str, app: str, stream: str) -> IngestMeter: ...
 
 
 
@@ -53,7 +65,7 @@ class OutputTrack:
     source_id: int | None
     track: Track | None = None
     unavailable: str = ""  # why an encoded track has no media (e.g. encoder not running)
-    target: Target | None = None  # an encode's target: ``target.failed`` says why it stopped producing
+    target: Target[TrackMeter] | None = None  # an encode's target: ``target.failed`` says why it stopped producing
     image: bool = False  # an image encode (thumbnail): listed, but its stills go to ``images``, not to the hub
 
     @property
@@ -82,7 +94,7 @@ class OutputStream:
 
 class LiveStream:
     def __init__(self, vhost: str, app: str, name: str, *, source_type: str, source_url: str,
-                 profiles: list[dict[str, Any]], stats: Any = None,
+                 profiles: list[dict[str, Any]], stats: IngestMeters | None = None,
                  close_ingest: Callable[[str], None] | None = None) -> None:
         self.vhost, self.app, self.name = vhost, app, name
         self.instance = uuid.uuid4().hex[:12]
@@ -106,6 +118,7 @@ class LiveStream:
         self.last_packet_pts_ms: float = 0.0
         self.last_packet_wall: float = 0.0
         self.bytes_in = 0
+        self._ingest_meter: IngestMeter | None = None
         self.data_track_id = -1
         self.transcoder = StreamTranscoder(f"{vhost}/{app}/{name}")
 
@@ -145,10 +158,14 @@ class LiveStream:
         meter.add(packet)
         size = len(packet.data)
         self.bytes_in += size
-        if self.stats is not None:
-            self.stats.bytes_in(self.vhost, self.app, self.name, size)
+        wall = now()
+        ingest_meter = self._ingest_meter
+        if ingest_meter is None and self.stats is not None:  # announced by the actor before the first packet
+            ingest_meter = self._ingest_meter = self.stats.ingest_meter(self.vhost, self.app, self.name)
+        if ingest_meter is not None:
+            ingest_meter.add_in(size, wall)
         self.last_packet_pts_ms = packet.pts_ms
-        self.last_packet_wall = now()
+        self.last_packet_wall = wall
         self.input.publish(packet)
         if not self.started:
             self._maybe_start(packet)
@@ -201,7 +218,8 @@ class LiveStream:
         if not isinstance(template, str) or not template:
             return None
         name = output_stream_name(template, self.name)
-        encodes = profile.get("encodes") if isinstance(profile.get("encodes"), dict) else {}
+        found = profile.get("encodes")
+        encodes: dict[str, Any] = found if isinstance(found, dict) else {}
         first = {kind: next((t for t in self.tracks.values() if t.kind is kind), None)
                  for kind in (MediaKind.VIDEO, MediaKind.AUDIO)}
         hub = StreamHub(f"{self.vhost}/{self.app}/{name}")
@@ -243,7 +261,8 @@ class LiveStream:
 
     def _add_encode(self, out: OutputStream, ot: OutputTrack, source: Track, meter: TrackMeter) -> None:
         """Open (or share) the encoder of ``ot``; the track stays ``unavailable`` only if that fails."""
-        target = Target(out.hub, ot.id, TrackMeter())
+        out_meter = TrackMeter()
+        target = Target(out.hub, ot.id, out_meter)
         try:
             if ot.kind is MediaKind.VIDEO:
                 fps = input_framerate(source, meter.framerate_avg)
@@ -257,7 +276,7 @@ class LiveStream:
             return
         ot.track, ot.target = track, target
         out.hub.set_track(track)
-        out.meters[ot.id] = target.meter
+        out.meters[ot.id] = out_meter
 
     def _add_image(self, out: OutputStream, ot: OutputTrack, source: Track) -> None:
         """An image encode: its stills go to the output's latest-image holder (one per codec), not to the hub.
@@ -272,7 +291,8 @@ class LiveStream:
             reason = f"a second {codec.value} image encode in one output profile"
         else:
             holder = LatestImage(codec, 0, 0)
-            target = Target(holder, ot.id, TrackMeter())
+            image_meter = TrackMeter()
+            target = Target(holder, ot.id, image_meter)
             try:
                 settings = self.transcoder.add_image(encode, source, input_framerate(source, self.meters.get(
                     source.id, TrackMeter()).framerate_avg), target)
@@ -284,7 +304,7 @@ class LiveStream:
                 ot.track = Track(ot.id, MediaKind.VIDEO, codec, VIDEO_TIME_BASE, name=ot.name, width=settings.width,
                                  height=settings.height, framerate_conf=settings.framerate)
                 ot.target = target
-                out.meters[ot.id] = target.meter
+                out.meters[ot.id] = image_meter
                 return
         ot.unavailable = reason
         log.warning("image encode unavailable vhost=%s app=%s stream=%s output=%s reason=%s", self.vhost, self.app,

@@ -1,4 +1,4 @@
-"""Live objects the read side looks at without asking an actor: streams and task counters."""
+"""Live streams the read side looks at without asking an actor (session counters: kiln.metrics)."""
 
 from __future__ import annotations
 
@@ -41,23 +41,3 @@ class StreamRegistry:
             if out is not None:
                 return stream, out
         return None
-
-
-class TaskCounters:
-    """Live per-task counters published by media workers, keyed like ("push", vhost, app, id)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: dict[tuple[str, ...], Any] = {}
-
-    def put(self, key: tuple[str, ...], counters: Any) -> None:
-        with self._lock:
-            self._items[key] = counters
-
-    def pop(self, key: tuple[str, ...]) -> None:
-        with self._lock:
-            self._items.pop(key, None)
-
-    def get(self, key: tuple[str, ...]) -> Any:
-        with self._lock:
-            return self._items.get(key)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from freezegun import freeze_time
 
+from kiln.service import KilnService
+from kiln.timefmt import now
 from tests.unit.http.conftest import Api
 
 FIELDS = {"avgThroughputIn", "avgThroughputOut", "connections", "createdTime", "lastRecvTime", "lastSentTime",
@@ -39,3 +41,26 @@ def test_created_vhost_has_its_own_created_time(api: Api) -> None:
     server = api.get("/v1/stats/current").json()["response"]
     assert body["createdTime"].startswith("2030-01-02T")
     assert body["createdTime"] != server["createdTime"]
+
+
+def test_stats_compose_a_streams_bytes_and_restart_the_app_when_it_is_reconfigured(
+        api: Api, service: KilnService) -> None:
+    with freeze_time("2030-01-02 03:04:05") as clock:
+        api.post("/v1/vhosts", [{"name": "vh", "host": {"names": ["*"]}}])
+        api.post("/v1/vhosts/vh/apps", [{"name": "live", "type": "live"}])
+        service.stats.stream_created("vh", "live", "cam", now())  # what the stream supervisor does on publish
+        meter = service.stats.ingest_meter("vh", "live", "cam")  # what the live stream counts its input in
+        clock.tick(1.5)
+        meter.add_in(4000, now())
+        service.stats.bytes_out("vh", "live", "cam", 700)
+        base = "/v1/stats/current/vhosts/vh/apps/live"
+        for path in (f"{base}/streams/cam", base, "/v1/stats/current/vhosts/vh"):
+            body = api.get(path).json()["response"]
+            assert (body["totalBytesIn"], body["totalBytesOut"], body["lastThroughputIn"]) == (4000, 700, 4000), path
+        clock.tick(2)
+        assert api.patch("/v1/vhosts/vh/apps/live", {"providers": {"rtmp": {}}}).status_code == 200
+        app = api.get(base).json()["response"]
+        assert app["createdTime"].startswith("2030-01-02T") and app["createdTime"] == app["lastRecvTime"]
+        assert (app["totalBytesIn"], app["totalBytesOut"], app["maxThroughputIn"]) == (0, 0, 0)
+        assert api.get(f"{base}/streams/cam").json()["response"]["totalBytesIn"] == 4000
+        assert api.get("/v1/stats/current/vhosts/vh").json()["response"]["totalBytesIn"] == 4000

@@ -9,12 +9,28 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from kiln.media.model import Packet
+
+class MeteredPacket(Protocol):
+    """What a meter reads of a packet (kiln.media.model.Packet has it; metrics imports no media)."""
+
+    @property
+    def dts_ms(self) -> float: ...
+    @property
+    def pts(self) -> int: ...
+    @property
+    def dts(self) -> int: ...
+    @property
+    def keyframe(self) -> bool: ...
+    @property
+    def data(self) -> bytes: ...
 
 
 @dataclass
 class TrackMeter:
+    """Owned by one track of one stream; written only by the thread that feeds that track."""
+
     packets: int = 0
     bytes: int = 0
     first_dts_ms: float | None = None
@@ -27,7 +43,7 @@ class TrackMeter:
     _window: deque[tuple[float, int]] = field(default_factory=deque)
     _window_bytes: int = 0
 
-    def add(self, packet: Packet) -> None:
+    def add(self, packet: MeteredPacket) -> None:
         dts_ms = packet.dts_ms
         size = len(packet.data)
         if self.first_dts_ms is None:

@@ -1,4 +1,9 @@
-"""Runtime statistics with OME's semantics (rest-spec §13, media-spec §10).
+"""The pre-``kiln.metrics`` statistics (``kiln/projections/stats.py`` as of 97fe0ac), kept verbatim.
+
+It is the reference ``bench/metrics.py`` measures the new packet path against, and the oracle the
+unit tests compare ``kiln.metrics.MetricsTree`` with (same calls, same JSON). Its original docstring:
+
+Runtime statistics with OME's semantics (rest-spec §13, media-spec §10).
 
 Metrics exist per server, vhost, app and input stream; every update is applied to the whole
 chain at once. Throughput windows close only when input bytes arrive (more than 1 s after the
