@@ -31,6 +31,7 @@ from kiln.actors.ingest_gate import IngestGate
 from kiln.actors.server import ServerActor
 from kiln.config.cors import CorsPolicy
 from kiln.config.hosts import HostRouter
+from kiln.domain.app_tasks import AppTasks
 from kiln.domain.errors import DomainError
 from kiln.domain.server import VhostState
 from kiln.eventlog import EventLog
@@ -155,8 +156,9 @@ class KilnService:
         pulls: dict[tuple[str, str], list[se.PullDefined]] = {}
         for ev in self.catalog.pull_definitions():
             pulls.setdefault((ev.vhost, ev.app), []).append(ev)
+        tasks = self.tasks.recovered()
         return [replace(vhost, apps=tuple(
-                    replace(app, tasks=self.tasks.recovered(vhost.name, app.name),
+                    replace(app, tasks=tasks.get((vhost.name, app.name), AppTasks()),
                             pulls=tuple(pulls.get((vhost.name, app.name), ())))
                     for app in vhost.apps))
                 for vhost in self.catalog.vhost_states()]

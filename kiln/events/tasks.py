@@ -7,6 +7,17 @@ from typing import Any
 
 from kiln.events.base import Event, event
 
+_SPEC_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def spec_values(source: object, spec: type) -> dict[str, Any]:
+    """The values of ``spec``'s fields read from ``source`` (field names cached per spec class: replay
+    builds a spec for every Created event)."""
+    names = _SPEC_FIELDS.get(spec)
+    if names is None:
+        names = _SPEC_FIELDS[spec] = tuple(f.name for f in fields(spec))
+    return {name: getattr(source, name) for name in names}
+
 
 def push_entity(vhost: str, app: str, task_id: str) -> str:
     return f"push:{vhost}/{app}/{task_id}"
@@ -47,7 +58,7 @@ class PushCreated(PushSpec, Event):
 
     @property
     def spec(self) -> PushSpec:
-        return PushSpec(**{f.name: getattr(self, f.name) for f in fields(PushSpec)})
+        return PushSpec(**spec_values(self, PushSpec))
 
     @property
     def entity(self) -> str:
@@ -55,7 +66,7 @@ class PushCreated(PushSpec, Event):
 
     @classmethod
     def of(cls, spec: PushSpec, created_time: float) -> PushCreated:
-        return cls(**{f.name: getattr(spec, f.name) for f in fields(PushSpec)}, created_time=created_time)
+        return cls(**spec_values(spec, PushSpec), created_time=created_time)
 
 
 @event
@@ -132,7 +143,7 @@ class RecordCreated(RecordSpec, Event):
 
     @property
     def spec(self) -> RecordSpec:
-        return RecordSpec(**{f.name: getattr(self, f.name) for f in fields(RecordSpec)})
+        return RecordSpec(**spec_values(self, RecordSpec))
 
     @property
     def entity(self) -> str:
@@ -140,7 +151,7 @@ class RecordCreated(RecordSpec, Event):
 
     @classmethod
     def of(cls, spec: RecordSpec, created_time: float) -> RecordCreated:
-        return cls(**{f.name: getattr(spec, f.name) for f in fields(RecordSpec)}, created_time=created_time)
+        return cls(**spec_values(spec, RecordSpec), created_time=created_time)
 
 
 @event
@@ -219,7 +230,7 @@ class DumpStarted(DumpSpec, Event):
 
     @property
     def spec(self) -> DumpSpec:
-        return DumpSpec(**{f.name: getattr(self, f.name) for f in fields(DumpSpec)})
+        return DumpSpec(**spec_values(self, DumpSpec))
 
     @property
     def entity(self) -> str:
@@ -227,7 +238,7 @@ class DumpStarted(DumpSpec, Event):
 
     @classmethod
     def of(cls, spec: DumpSpec, created_time: float) -> DumpStarted:
-        return cls(**{f.name: getattr(spec, f.name) for f in fields(DumpSpec)}, created_time=created_time)
+        return cls(**spec_values(spec, DumpSpec), created_time=created_time)
 
 
 @event

@@ -125,13 +125,18 @@ class TasksProjection:
         with self._lock:
             return [copy.copy(t) for k, t in self.dumps.items() if k[:3] == (vhost, app, output_stream)]
 
-    def recovered(self, vhost: str, app: str) -> AppTasks:
-        """What the app's task supervisor starts from (copies: the supervisor owns them)."""
+    def recovered(self) -> dict[tuple[str, str], AppTasks]:
+        """What each app's task supervisor starts from, by (vhost, app), in one pass (recovery asks
+        once for every app). Copies: the supervisors own them; specs are frozen and shared."""
+        found: dict[tuple[str, str], tuple[list[PushTask], list[RecordTask], list[DumpTask]]] = {}
         with self._lock:
-            return AppTasks(
-                tuple(copy.deepcopy(t) for k, t in sorted(self.pushes.items()) if k[:2] == (vhost, app)),
-                tuple(copy.deepcopy(t) for k, t in sorted(self.records.items()) if k[:2] == (vhost, app)),
-                tuple(copy.deepcopy(t) for k, t in self.dumps.items() if k[:2] == (vhost, app)))
+            for key, push in sorted(self.pushes.items()):
+                found.setdefault(key[:2], ([], [], []))[0].append(copy.copy(push))
+            for key, record in sorted(self.records.items()):
+                found.setdefault(key[:2], ([], [], []))[1].append(copy.copy(record))
+            for key, dump in self.dumps.items():
+                found.setdefault(key[:2], ([], [], []))[2].append(copy.copy(dump))
+        return {app: AppTasks(tuple(p), tuple(r), tuple(d)) for app, (p, r, d) in found.items()}
 
     def all_pushes(self) -> list[PushTask]:
         with self._lock:
