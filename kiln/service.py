@@ -139,9 +139,9 @@ class KilnService:
         replayed = self.events.apply_replayed(self.journal.read(snapshot_seq + 1))
         self.events.add_observer(self._maybe_snapshot)
         self.ctx = Context(self.events, self.directory, self.catalog, self.tasks, self.stats, self.data_dir,
-                           server_config=self.config, media=self.media)
+                           self.media)
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
-        self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, self.tasks))
+        self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats))
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.ctx, self._recovered_vhosts())
         self._wait_for_actor_tree()

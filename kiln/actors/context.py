@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,5 @@ class Context:
     tasks: TasksProjection
     stats: MetricsTree
     data_dir: Path
-    server_config: Any = None
     media: Any = None  # the media runtime (hubs, servers); absent in control-plane-only tests
-    extras: dict[str, Any] = field(default_factory=dict)
 

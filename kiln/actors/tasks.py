@@ -2,10 +2,10 @@
 
 It owns the app-level aggregates (which push and record ids exist, the app's dumps), journals
 what they decide, and then runs the effects: each push and record task is an actor of its own
-that this one creates and removes, and dump writers are started and stopped through
-``DumpWriters``. It tells task actors when the output stream they wait for goes live or away
-(the stream supervisor reports StreamLive / StreamGone), keeping its own view of which outputs
-are live, so it never asks another actor or a projection to decide.
+that this one creates and removes, and dump writers are started, stopped and resumed (when their
+output stream is live again) through ``DumpWriters``. It tells task actors when the output stream
+they wait for goes live or away (the stream supervisor reports StreamLive / StreamGone), keeping
+its own view of which outputs are live, so it never asks another actor or a projection to decide.
 """
 
 from __future__ import annotations
@@ -171,7 +171,26 @@ class TasksActor(CommandActor):
         for ref, output_name in self._task_refs():
             if output_name in stream.outputs:
                 tell_quietly(ref, OutputAvailable(stream, stream.outputs[output_name]))
+        self._resume_dumps(stream)
         return Outcome(None)
+
+    def _resume_dumps(self, stream: LiveStream) -> None:
+        """A durable dump (enabled, journaled) resumes when its output stream is live again, after a
+        reconnect or a restart, into the same directory and info file, which continue where they left off.
+
+        The stream supervisor hands the stream to the LL-HLS publisher before it reports StreamLive,
+        and both hop onto the same event loop in that order, so the LL-HLS stream exists when the
+        writer starts."""
+        writers = self.dump_writers
+        if writers is None or not self.settings.publisher_enabled("llhls"):
+            return
+        for output_name in stream.outputs:
+            for dump in self.dumps.on(output_name):
+                if dump.enabled:
+                    log.info("hls dump resumed vhost=%s app=%s stream=%s id=%s", self.vhost, self.app,
+                             output_name, dump.id)
+                    writers.start(self.vhost, self.app, output_name, dump.id, dump.output_path,
+                                  list(dump.playlists), dump.info_file, dump.user_data)
 
     def handle_StreamGone(self, cmd: StreamGone) -> Outcome:
         stream: LiveStream = cmd.stream

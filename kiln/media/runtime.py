@@ -51,7 +51,6 @@ class ControlPlane:
     ingest: IngestControl
     hosts: HostRoutes
     stats: PublisherStats
-    tasks: Any = None               # the LL-HLS publisher's view of dump tasks (``dump_list``), resumed on start
 
 
 class MediaRuntime:
@@ -68,7 +67,7 @@ class MediaRuntime:
 
     def attach(self, control: ControlPlane) -> None:
         self.control = control
-        self.llhls = LlhlsPublisher(control.stats, control.tasks)
+        self.llhls = LlhlsPublisher(control.stats)
 
     # -- stream lifecycle hooks (called by app actors, any thread) --
     def stream_created(self, stream: LiveStream) -> None:

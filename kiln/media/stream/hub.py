@@ -59,11 +59,13 @@ class Subscriber:
                     self._queue.clear()
                     self._cond.notify_all()
                     return False
-                self.stats.dropped_packets += len(self._queue) + 1
                 self.stats.skips += 1
+                self.stats.dropped_packets += len(self._queue)
                 self._queue.clear()
                 self._waiting_key = bool(self.video_track_ids)
-                if not self._waiting_key:
+                if self._waiting_key:  # the overflowing packet is discarded too, unless it is the keyframe
+                    self.stats.dropped_packets += 1
+                else:  # nothing to wait for: the overflowing packet starts the new queue
                     self._queue.append(packet)
                 return True
             self._queue.append(packet)

@@ -55,6 +55,7 @@ def test_a_skip_subscriber_resumes_at_the_next_video_keyframe() -> None:
     h.publish(video(9))
     assert [p.data for p in late.drain()] == [b"v8", b"v9"]
     assert late.stats.skips == 1 and late.closed_reason is None and h.subscribers == (late,)
+    assert late.stats.dropped_packets == 5 + 2 + 1  # the five queued, v6 and v7 while waiting, a1
 
 
 def test_a_new_subscriber_starts_at_the_last_keyframe() -> None:

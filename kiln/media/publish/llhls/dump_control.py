@@ -27,6 +27,8 @@ class LlhlsDumpControl:
                 log.info("hls dump not started id=%s stream=%s/%s/%s reason=stream gone", dump_id, vhost, app,
                          output_stream)
                 return
+            if any(dump.id == dump_id and dump.enabled for dump in stream.dumps):
+                return  # already writing (a start and a resume crossed): one writer per dump
             self.publisher.start_dump(stream, dump_id, output_path, playlists, info_file, user_data)
         self._on_loop(on_loop)
 

@@ -72,9 +72,8 @@ class PlayerSession:
 
 
 class LlhlsPublisher:
-    def __init__(self, stats: Any, tasks: Any = None) -> None:
+    def __init__(self, stats: Any) -> None:
         self.stats = stats
-        self.tasks = tasks
         self.loop: asyncio.AbstractEventLoop | None = None
         self.streams: dict[tuple[str, str, str], LlhlsStream] = {}
         self.pending: set[tuple[str, str, str]] = set()  # input streams that exist but have not started
@@ -117,10 +116,6 @@ class LlhlsPublisher:
             stream = self.streams[key] = LlhlsStream(self.loop, live, out, settings)
             log.info("llhls stream published vhost=%s app=%s stream=%s tracks=%d", live.vhost, live.app,
                      out.name, len(stream.packagers))
-            for task in self.tasks.dump_list(*key) if self.tasks is not None else []:
-                if task.enabled:  # a durable dump resumes into the same directory
-                    self.start_dump(stream, task.id, task.output_path, task.playlists, task.info_file,
-                                    task.user_data)
 
     def _end(self, live: LiveStream) -> None:
         self.pending.discard(live.key)
