@@ -51,6 +51,7 @@ class ServerActor(CommandActor):
         self.ctx.directory.register(("server",), self.actor_ref)
         for state in self.starting:
             self._spawn(state)
+            self._warn_if_shadowed(state.name)
 
     def on_stop(self) -> None:
         for name, ref in list(self.vhosts.items()):
@@ -69,8 +70,19 @@ class ServerActor(CommandActor):
         durable = []
         for events in batch.accepted:
             durable.append(self.ctx.events.emit(events))
-            self._spawn(domain.created_vhost(events))
+            created = domain.created_vhost(events)
+            self._spawn(created)
+            self._warn_if_shadowed(created.name)
         return Outcome(batch.results, durable)
+
+    def _warn_if_shadowed(self, name: str) -> None:
+        """The first vhost whose host names match wins: say so when an earlier one takes every name."""
+        shadowed = self.server.shadowed(name)
+        if shadowed:
+            log.warning("vhost shadowed vhost=%s shadowed_by=%s host_names=%s: an earlier vhost matches each "
+                        "host name first, so this vhost receives no stream by host name (only by its name, "
+                        "in an SRT stream id)", name, ",".join(dict.fromkeys(shadowed.values())),
+                        ",".join(shadowed))
 
     def handle_DeleteVhost(self, cmd: DeleteVhost) -> Outcome:
         fut = self.ctx.events.emit(decide_and_apply(self.server, domain.DeleteVhost(cmd.name), now()))

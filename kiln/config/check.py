@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from kiln.config.errors import ConfigLoadError
+from kiln.config.hosts import host_names, shadowing, shadowing_text
 from kiln.config.loader import load_default_config, load_server_xml
 from kiln.config.model import ServerConfig
 from kiln.config.ports import parse_port_list
@@ -84,6 +85,21 @@ def _profile_lines(app: dict[str, Any]) -> list[str]:
     return lines or ["      no output profiles: nothing will be published"]
 
 
+def _shadowed_notes(config: ServerConfig) -> list[str]:
+    """The first vhost whose host names match wins: a vhost whose names all match an earlier one
+    never receives a stream by host name."""
+    notes = []
+    earlier: list[tuple[str, list[str]]] = []
+    for vhost in config.vhosts:
+        name, names = str(vhost.get("name")), host_names(vhost)
+        shadowed = shadowing(earlier, names)
+        if shadowed:
+            notes.append(f"vhost {name} is shadowed: every host name is matched first by an earlier vhost "
+                         f"({shadowing_text(shadowed)}); it receives no stream by host name")
+        earlier.append((name, names))
+    return notes
+
+
 def summary(config: ServerConfig) -> str:
     """Human-readable account of listeners, token source, vhosts/apps and warnings."""
     bind = config.bind
@@ -132,6 +148,7 @@ def summary(config: ServerConfig) -> str:
                 if unbound:
                     notes.append(f"{vhost.get('name')}/{app.get('name')}: MPEG-TS stream map port(s) "
                                  f"{', '.join(map(str, unbound))} not in Bind/Providers/MPEGTS/Port")
+    notes.extend(_shadowed_notes(config))
     for label, items in (("notes", notes), ("warnings", config.warnings)):
         if items:
             lines.append(f"{label} ({len(items)}):")

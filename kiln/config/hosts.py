@@ -1,15 +1,19 @@
 """Which virtual host a URL's host part selects: the first vhost with a matching Host name.
 
-Names may be wildcards (``*`` matches anything, ``*.example.com`` a subdomain); matching is
-case-insensitive and ignores a port. A vhost *name* also matches when asked (SRT stream ids use
-names). This is configuration (each vhost's ``Host/Names``), read by ingest and the publishers'
-HTTP ports alike, so it lives here rather than in either of them.
+Names may hold ``*`` wildcards, OME's only wildcard (``*`` matches anything, ``*.example.com`` a
+subdomain); every other character is literal, so ``[::1]`` is the IPv6 host, not a character class.
+Matching is case-insensitive and ignores a port. A vhost *name* also matches when asked (SRT stream
+ids use names). This is configuration (each vhost's ``Host/Names``), read by ingest and the
+publishers' HTTP ports alike, so it lives here rather than in either of them. It is pure, so the
+domain may ask it which vhost shadows another (the first match wins, so a vhost whose names an
+earlier vhost all matches never receives a stream by host name).
 """
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any, Protocol
 
 
@@ -45,6 +49,50 @@ def _host_only(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+def _pattern_only(pattern: str) -> str:
+    """A Host/Names entry as hosts are compared: trimmed, lower case, an IPv6 literal unbracketed."""
+    pattern = pattern.strip().lower()
+    if pattern.startswith("[") and pattern.endswith("]"):
+        return pattern[1:-1]
+    return pattern
+
+
+@lru_cache(maxsize=1024)
+def _wildcard_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in _pattern_only(pattern).split("*")), re.DOTALL)
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    """Whether a Host/Names entry matches a URL's host part (port and IPv6 brackets dropped)."""
+    return _wildcard_regex(pattern).fullmatch(_host_only(host)) is not None
+
+
+def name_covers(earlier: str, later: str) -> bool:
+    """Whether every host ``later`` matches is matched by ``earlier`` as well.
+
+    ``later`` is read literally, its ``*`` standing for itself: only a ``*`` of ``earlier`` can
+    match it, and that ``*`` matches whatever ``later``'s ``*`` stands for, so a match proves cover.
+    """
+    return _wildcard_regex(earlier).fullmatch(_pattern_only(later)) is not None
+
+
+def shadowing(earlier: Sequence[tuple[str, Sequence[str]]], names: Sequence[str]) -> dict[str, str]:
+    """``{host name: earlier vhost}`` when every one of ``names`` is matched first by an earlier vhost
+    (``earlier``: (vhost name, its host names) in match order); empty when one name is reachable."""
+    found: dict[str, str] = {}
+    for name in names:
+        by = next((vhost for vhost, patterns in earlier if any(name_covers(p, name) for p in patterns)), None)
+        if by is None:
+            return {}
+        found[name] = by
+    return found
+
+
+def shadowing_text(shadowed: dict[str, str]) -> str:
+    """``tv.example.com by default, ...``: which earlier vhost takes each host name."""
+    return ", ".join(f"{name} by {by}" for name, by in shadowed.items())
+
+
 def host_names(config: dict[str, Any]) -> list[str]:
     host = config.get("host")
     names = host.get("names") if isinstance(host, dict) else None
@@ -54,7 +102,6 @@ def host_names(config: dict[str, Any]) -> list[str]:
 
 
 def resolve_vhost(catalog: VhostCatalog, host: str, *, allow_vhost_name: bool = False) -> str | None:
-    wanted = _host_only(host)
     views = [catalog.vhost(name) for name in catalog.vhost_names()]
     if allow_vhost_name:
         for view in views:
@@ -64,7 +111,7 @@ def resolve_vhost(catalog: VhostCatalog, host: str, *, allow_vhost_name: bool = 
         if view is None:
             continue
         for pattern in host_names(view.config):
-            if fnmatch.fnmatchcase(wanted, pattern.strip().lower()):
+            if host_matches(pattern, host):
                 return view.name
     return None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kiln.config.hosts import host_names, shadowing
 from kiln.domain.app_config import apps_of_vhost, valid_vhost
 from kiln.domain.app_tasks import AppTasks
 from kiln.domain.errors import Conflict, NotFound, ReadOnly
@@ -95,6 +96,16 @@ class Server:
         if found is None:
             raise vhost_not_found(name)
         return found
+
+    def shadowed(self, name: str) -> dict[str, str]:
+        """``{host name: earlier vhost}`` when every host name of vhost ``name`` is matched first by a
+        vhost before it (the first match wins, so it receives no stream by host name); else empty."""
+        earlier: list[tuple[str, list[str]]] = []
+        for vhost in self.vhosts.values():
+            if vhost.name == name:
+                break
+            earlier.append((vhost.name, host_names(vhost.config)))
+        return shadowing(earlier, host_names(self.vhost(name).config))
 
     def apply(self, event: Event) -> None:
         if isinstance(event, ce.VhostCreated):

@@ -15,8 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2] / "kiln"
 
 # The pure part of kiln.config: OME's configuration schema and its validation, shared by
-# Server.xml loading and the domain (which decides whether an app's JSON is acceptable).
-PURE_CONFIG = ("kiln.config.schema", "kiln.config.validate", "kiln.config.values")
+# Server.xml loading and the domain (which decides whether an app's JSON is acceptable), and
+# Host/Names matching (the domain tells which vhost shadows another).
+PURE_CONFIG = ("kiln.config.schema", "kiln.config.validate", "kiln.config.values", "kiln.config.hosts")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ and starts or stops vhost actors, without reading any projection."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -102,3 +103,18 @@ def test_certificate_reload_reads_the_vhost_config_the_actor_owns(deps: Deps, tm
     assert ask_blocking(ref, ReloadCertificates("plain")) is None
     with pytest.raises(Failed, match="Failed to reload certificate"):
         ask_blocking(ref, ReloadCertificates(None))
+
+
+def test_creating_or_starting_a_shadowed_vhost_warns_naming_the_vhost_that_takes_its_hosts(
+        deps: Deps, caplog: pytest.LogCaptureFixture) -> None:
+    star = {"name": "default", "host": {"names": ["*"]}}
+    with caplog.at_level(logging.WARNING, logger="kiln.actors.server"):
+        ref = start(deps, VhostState("default", star, True),
+                    VhostState("old", {"name": "old", "host": {"names": ["old.example.com"]}}, True))
+        ask_blocking(ref, CreateVhosts([{"name": "tv", "host": {"names": ["tv.example.com", "*.tv.example.com"]}},
+                                        {"name": "free"}]))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith("vhost shadowed vhost=old shadowed_by=default host_names=old.example.com:")
+    assert warnings[1].startswith("vhost shadowed vhost=tv shadowed_by=default "
+                                  "host_names=tv.example.com,*.tv.example.com:")

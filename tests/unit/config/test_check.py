@@ -78,3 +78,16 @@ def test_malformed_or_missing_file_exits_2(tmp_path: Path) -> None:
     assert "malformed XML" in text and str(path) in text
     code, text = check(str(tmp_path / "missing.xml"))
     assert code == 2 and "cannot read" in text
+
+
+def test_a_vhost_behind_an_earlier_star_is_reported_as_shadowed(tmp_path: Path) -> None:
+    tv = "<VirtualHost><Name>tv</Name><Host><Names><Name>tv.example.com</Name></Names></Host></VirtualHost>"
+    site = "<VirtualHost><Name>site</Name><Host><Names><Name>[::1]</Name></Names></Host></VirtualHost>"
+    path = tmp_path / "Server.xml"
+    path.write_text(server_xml().replace("</VirtualHosts>", f"{tv}</VirtualHosts>"))
+    code, text = check(str(path))
+    assert code == 0
+    assert ("vhost tv is shadowed: every host name is matched first by an earlier vhost "
+            "(tv.example.com by default); it receives no stream by host name") in text
+    path.write_text(server_xml().replace("<VirtualHosts>", f"<VirtualHosts>{site}{tv}"))
+    assert "shadowed" not in check(str(path))[1]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kiln.config.hosts import HostRouter, resolve_vhost
+from kiln.config.hosts import HostRouter, host_matches, name_covers, resolve_vhost, shadowing, shadowing_text
 
 
 @dataclass
@@ -64,3 +64,53 @@ def test_router_answers_the_vhost_and_the_apps_json() -> None:
     assert router.app_for_host("a.example.com", "live") == ("site", {"publishers": {}})
     assert router.app_for_host("a.example.com", "nope") == ("site", None)
     assert HostRouter(Catalog(Vhost("site", {"host": {"names": ["x"]}}))).app_for_host("y", "live") is None
+
+
+@pytest.mark.parametrize("pattern, host, matches", [
+    ("[::1]", "[::1]:1935", True),           # an IPv6 literal, not a character class
+    ("[::1]", "1", False),
+    ("[::1]", ":", False),
+    ("a?c.example.com", "abc.example.com", False),   # only * is a wildcard (OME's rule)
+    ("a?c.example.com", "a?c.example.com", True),
+    ("tv[12].example.com", "tv1.example.com", False),
+    ("*.Example.com", "a.b.example.COM:443", True),
+    ("*.example.com", "example.com", False),
+    ("tv.*.com", "tv.example.com", True),
+    ("tv.example.com", "tvxexample.com", False),     # a dot is a dot
+    ("*", "", True),
+])
+def test_only_star_is_a_wildcard_and_every_other_character_is_literal(pattern: str, host: str,
+                                                                        matches: bool) -> None:
+    assert host_matches(pattern, host) is matches
+
+
+@pytest.mark.parametrize("earlier, later, covers", [
+    ("*", "tv.example.com", True),
+    ("*", "*.example.com", True),
+    ("*.example.com", "tv.example.com", True),
+    ("*.example.com", "*.tv.example.com", True),
+    ("*.example.com", "*.com", False),
+    ("*.example.com", "*", False),
+    ("tv.example.com", "TV.example.com", True),
+    ("tv.example.com", "*.example.com", False),
+    ("[::1]", "::1", True),
+])
+def test_a_name_covers_another_when_it_matches_every_host_the_other_does(earlier: str, later: str,
+                                                                         covers: bool) -> None:
+    assert name_covers(earlier, later) is covers
+
+
+def test_a_vhost_is_shadowed_only_when_every_name_is_taken_by_an_earlier_vhost() -> None:
+    earlier = [("site", ["*.example.com"]), ("default", ["*"])]
+    assert shadowing(earlier, ["tv.example.com", "10.0.0.1"]) == {"tv.example.com": "site", "10.0.0.1": "default"}
+    assert shadowing(earlier[:1], ["tv.example.com", "10.0.0.1"]) == {}
+    assert shadowing(earlier, []) == {}   # no host names: nothing to shadow
+    assert shadowing([], ["tv.example.com"]) == {}
+    assert shadowing_text({"tv.example.com": "default"}) == "tv.example.com by default"
+
+
+def test_a_later_vhost_behind_a_star_never_receives_a_host() -> None:
+    shadowed = Catalog(Vhost("default", {"host": {"names": ["*"]}}),
+                       Vhost("tv", {"host": {"names": ["tv.example.com"]}}))
+    assert resolve_vhost(shadowed, "tv.example.com") == "default"
+    assert resolve_vhost(shadowed, "tv", allow_vhost_name=True) == "tv"

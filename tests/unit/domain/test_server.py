@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from kiln.config.validate import fill_app_defaults
+from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.app_config import require_array
 from kiln.domain.batch import ItemResult, decide_each
 from kiln.domain.errors import ConfigInvalid, Conflict, Invalid, NotFound, ReadOnly
@@ -99,3 +100,18 @@ def test_post_vhosts_decides_each_item_on_its_own() -> None:
                             ce.VhostCreated("twin", {"name": "twin"}, NOW)]
     assert list(agg.vhosts) == ["default", "good", "twin"]
     assert batch.results[0] == ItemResult(response={"name": "good"})
+
+
+def test_a_vhost_whose_host_names_an_earlier_vhost_all_matches_is_shadowed_by_it() -> None:
+    agg = Server.starting_with([VhostState("default", {"name": "default", "host": {"names": ["*"]}}, True)])
+    decide_and_apply(agg, CreateVhost({"name": "tv", "host": {"names": ["tv.example.com"]}}), NOW)
+    assert agg.shadowed("tv") == {"tv.example.com": "default"}
+    assert agg.shadowed("default") == {}
+
+
+def test_a_vhost_with_one_reachable_name_is_not_shadowed() -> None:
+    agg = Server.starting_with([VhostState("site", {"name": "site", "host": {"names": ["*.example.com"]}}, True)])
+    decide_and_apply(agg, CreateVhost({"name": "tv", "host": {"names": ["tv.example.com", "tv.example.org"]}}), NOW)
+    decide_and_apply(agg, CreateVhost({"name": "any", "host": {"names": ["*"]}}), NOW)
+    assert agg.shadowed("tv") == {}
+    assert agg.shadowed("any") == {}
