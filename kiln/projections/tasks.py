@@ -130,12 +130,12 @@ class TasksProjection:
         once for every app). Copies: the supervisors own them; specs are frozen and shared."""
         found: dict[tuple[str, str], tuple[list[PushTask], list[RecordTask], list[DumpTask]]] = {}
         with self._lock:
-            for key, push in sorted(self.pushes.items()):
-                found.setdefault(key[:2], ([], [], []))[0].append(copy.copy(push))
-            for key, record in sorted(self.records.items()):
-                found.setdefault(key[:2], ([], [], []))[1].append(copy.copy(record))
-            for key, dump in self.dumps.items():
-                found.setdefault(key[:2], ([], [], []))[2].append(copy.copy(dump))
+            for push_key, push in sorted(self.pushes.items()):
+                found.setdefault(push_key[:2], ([], [], []))[0].append(copy.copy(push))
+            for record_key, record in sorted(self.records.items()):
+                found.setdefault(record_key[:2], ([], [], []))[1].append(copy.copy(record))
+            for dump_key, dump in self.dumps.items():
+                found.setdefault(dump_key[:2], ([], [], []))[2].append(copy.copy(dump))
         return {app: AppTasks(tuple(p), tuple(r), tuple(d)) for app, (p, r, d) in found.items()}
 
     def all_pushes(self) -> list[PushTask]:
