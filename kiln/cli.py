@@ -21,6 +21,9 @@ def _setup_logging(level: str) -> None:
     # every uvicorn server (API, API TLS, LL-HLS, thumbnails) would log its own "Started server
     # process"; Kiln logs one line per listener itself
     logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, logging.getLogger().level))
+    from kiln.uvicorn_logging import install
+
+    install()  # its WebSocket advice does not apply to Kiln
 
 
 def _load_config(path: str | None) -> tuple[ServerConfig, str]:

@@ -29,6 +29,7 @@ from kiln.actors.context import Context
 from kiln.actors.directory import Directory
 from kiln.actors.ingest_gate import IngestGate
 from kiln.actors.server import ServerActor
+from kiln.banner import Banner, Token, TokenSource
 from kiln.config.cors import CorsPolicy
 from kiln.config.hosts import HostRouter
 from kiln.domain.app_tasks import AppTasks
@@ -76,16 +77,17 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     return sock
 
 
-def load_or_create_token(data_dir: Path) -> tuple[str, Path]:
-    """The generated AccessToken (``kiln:<random>``, so ``curl -u`` works with it as-is)."""
+def load_or_create_token(data_dir: Path) -> tuple[str, Token]:
+    """The generated AccessToken (``kiln:<random>``, so ``curl -u`` works with it as-is), and whether
+    this start wrote the file or reused an earlier start's."""
     path = data_dir / TOKEN_FILE
     if path.exists():
-        return path.read_text().strip(), path
+        return path.read_text().strip(), Token(TokenSource.REUSED, path)
     token = "kiln:" + secrets.token_hex(16)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
-    return token, path
+    return token, Token(TokenSource.GENERATED, path)
 
 
 class KilnService:
@@ -109,6 +111,7 @@ class KilnService:
         self.api_tls: ApiTls | None = None
         self.token = ""
         self.token_path: Path | None = None
+        self.token_source = Token(TokenSource.CONFIGURED)
         self._snapshot_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-snapshot")
         self._since_snapshot = 0
         self._stopping = threading.Event()
@@ -122,7 +125,8 @@ class KilnService:
         if self.config.access_token:
             self.token = self.config.access_token
         else:
-            self.token, self.token_path = load_or_create_token(self.data_dir)
+            self.token, self.token_source = load_or_create_token(self.data_dir)
+            self.token_path = self.token_source.path
         for vhost in self.config.vhosts:
             self.catalog.seed_config_vhost(vhost, time.time())
         self.journal = Journal.open(self.data_dir, fsync=self.fsync)
@@ -246,26 +250,30 @@ class KilnService:
         """Run the listeners until SIGINT/SIGTERM (or ``self.request_stop()``)."""
         api = self.build_api()
         servers: list[tuple[uvicorn.Server, socket.socket]] = []
+        listeners: dict[str, tuple[str, int]] = {}  # for the banner, in the order they open
         if api_port is not None:
             sock = bind_tcp(host, api_port)
             cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off",
-                                 timeout_keep_alive=30)
+                                 timeout_keep_alive=30, ws="none")
             servers.append((uvicorn.Server(cfg), sock))
             self.api_address = sock.getsockname()[:2]
+            listeners["api"] = (host, sock.getsockname()[1])
         tls_port = self.config.bind.api_tls_port
         if self.api_tls is not None and tls_port is not None and self.api_tls.try_load():
             sock = bind_tcp(host, tls_port)
             cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off",
-                                 timeout_keep_alive=30)
+                                 timeout_keep_alive=30, ws="none")
             cfg.load()
             cfg.ssl = self.api_tls.context  # ours, so reloadCertificate can swap the chain in place
             servers.append((uvicorn.Server(cfg), sock))
-            log.info("api tls listening address=%s:%d", host, sock.getsockname()[1])
+            listeners["api_tls"] = (host, sock.getsockname()[1])
         for name, (app, port) in self.media.http_apps().items():
             sock = bind_tcp(host, port)
-            cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30)
+            # ws="none": no port of Kiln's serves WebSockets (uvicorn would warn that no library is installed)
+            cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30,
+                                 ws="none")
             servers.append((uvicorn.Server(cfg), sock))
-            log.info("%s listening address=%s:%d", name, host, sock.getsockname()[1])
+            listeners[name] = (host, sock.getsockname()[1])
         self._stop_event = stop = asyncio.Event()
         self._loop = loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -273,9 +281,11 @@ class KilnService:
         # uvicorn's serve() would install its own signal handlers; _serve() leaves them to us
         tasks = [asyncio.create_task(s._serve(sockets=[sock])) for s, sock in servers]
         await self.media.start(host)
-        if self.token_path is not None:
-            log.info("api access token generated file=%s (use: curl -u \"$(cat %s)\" ...)", self.token_path,
-                     self.token_path)
+        banner = Banner(__version__, self.token_source, {**listeners, **self.media.addresses},
+                        [f"{v}/{a}" for v in self.catalog.vhost_names() for a in (self.catalog.app_names(v) or [])],
+                        self.data_dir)
+        for line in banner.lines():
+            log.info("%s", line)
         log.info("kiln ready api=%s:%s version=%s", host, api_port, __version__)
         if ready is not None:
             ready()

@@ -115,8 +115,9 @@ class RecordActor(CommandActor):
             session.prepare()
         except OSError as exc:
             return self._decide(RecordingFailed(exc.strerror or str(exc), self.stream.instance))
-        for note in session.skipped:
-            log.info("record track skipped id=%s %s", s.id, note)
+        for note in session.skipped:  # the file will lack a track the user asked for: say so where they look
+            log.warning("record track skipped vhost=%s app=%s id=%s stream=%s reason=%s", s.vhost, s.app, s.id,
+                        stream_name, note)
         self.session = session
         stats.connection(s.vhost, s.app, stream_name, "file", +1)
         session.start()

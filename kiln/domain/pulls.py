@@ -1,8 +1,9 @@
 """An app's pull definitions: defined on a pull's first connection, removed when it gives up.
 
-A definition is journaled only once the source answered (a pull that never connects leaves no
-trace), and kept when the server stops, so every defined pull reconnects at the next start (a
-non-persistent one still gives up by its own retry and unused-stream rules).
+A definition is journaled only once the source answered, and kept when the server stops, so every
+defined pull reconnects at the next start (a non-persistent one still gives up by its own retry and
+unused-stream rules). A pull that never connects defines nothing; its failure is journaled with
+the sources' answers (the API's 502 keeps OME's text, which names only the request).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kiln.events.base import Event
-from kiln.events.streams import PullDefined, PullRemoved
+from kiln.events.streams import PullDefined, PullFailed, PullRemoved
 
 SERVER_STOPPING = "server stopping"
 
@@ -44,8 +45,10 @@ class AppPulls:
                 return []  # a reconnection, or a pull resumed after a restart
             return [PullDefined(self.vhost, self.app, command.name, list(command.urls), dict(command.properties),
                                 command.persistent, now)]
-        if command.reason == SERVER_STOPPING or command.name not in self.defined:
+        if command.reason == SERVER_STOPPING:
             return []
+        if command.name not in self.defined:
+            return [PullFailed(self.vhost, self.app, command.name, command.reason)]
         return [PullRemoved(self.vhost, self.app, command.name, command.reason)]
 
     def apply(self, event: Event) -> None:

@@ -53,6 +53,22 @@ class PullRemoved(Event):
 
 @event
 @dataclass(frozen=True)
+class PullFailed(Event):
+    """A pull that never connected gave up (POST streams answered 502): ``reason`` says what the
+    sources answered (refused, no answer, 401 …), which the 502's OME text does not."""
+
+    vhost: str
+    app: str
+    name: str
+    reason: str
+
+    @property
+    def entity(self) -> str:
+        return pull_entity(self.vhost, self.app, self.name)
+
+
+@event
+@dataclass(frozen=True)
 class StreamStarted(Event):
     vhost: str
     app: str

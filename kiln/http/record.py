@@ -19,10 +19,14 @@ from kiln.projections.tasks import RecordTask
 from kiln.timefmt import format_time
 
 _ACTIVE = ("recording", "stopping", "stopped", "error")
+# while recording, the state's reason names the tracks the container cannot hold (empty when none)
+_WARNED = ("recording", "stopping")
 
 
 def record_json(task: RecordTask, live: Any = None) -> dict[str, Any]:
-    """OME's record object, with its rules for which fields appear when (rest-spec §10.3)."""
+    """OME's record object, with its rules for which fields appear when (rest-spec §10.3), plus two
+    fields of Kiln's: ``lastError`` (why the task is in ``error``) and ``lastWarning`` (which tracks
+    the recording leaves out because its container cannot hold them)."""
     record_bytes = getattr(live, "record_bytes", 0) if live is not None else 0
     record_time = getattr(live, "record_time_ms", 0) if live is not None else 0
     spec = task.spec
@@ -56,6 +60,8 @@ def record_json(task: RecordTask, live: Any = None) -> dict[str, Any]:
         out["finishTime"] = format_time(task.finish_time)
     if task.reason and task.state == "error":
         out["lastError"] = task.reason
+    elif task.reason and task.state in _WARNED:
+        out["lastWarning"] = task.reason  # Kiln's addition, like lastError: the tracks this file leaves out
     return out
 
 

@@ -85,8 +85,13 @@ def server_xml(ports: Ports, root: Path, *, profiles: str = BYPASS_PROFILE, extr
 """
 
 
+def basic_auth(token: str) -> str:
+    return "Basic " + base64.b64encode(token.encode()).decode()
+
+
 class KilnProcess:
-    """A running ``kiln serve``; ``api`` is an authenticated httpx client on its API port."""
+    """A running ``kiln serve``; ``api`` is an authenticated httpx client on its API port (with the
+    token the Server.xml sets, or, when it sets none, the one Kiln generates in the data dir)."""
 
     def __init__(self, workdir: Path, xml: str, ports: Ports) -> None:
         self.workdir = workdir
@@ -96,8 +101,8 @@ class KilnProcess:
         self.config_path.write_text(xml)
         self.log_path = workdir / "kiln.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        auth = "Basic " + base64.b64encode(TOKEN.encode()).decode()
-        self.api = httpx.Client(base_url=f"http://127.0.0.1:{ports.api}", headers={"Authorization": auth},
+        self.generated_token = "<AccessToken>" not in xml
+        self.api = httpx.Client(base_url=f"http://127.0.0.1:{ports.api}", headers={"Authorization": basic_auth(TOKEN)},
                                 timeout=30)
 
     def start(self, timeout: float = 30.0) -> KilnProcess:
@@ -111,6 +116,9 @@ class KilnProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"kiln exited with {self.proc.returncode}:\n{self.log_tail()}")
+            token_file = self.data_dir / "access_token"
+            if self.generated_token and token_file.exists() and token_file.read_text().strip():
+                self.api.headers["Authorization"] = basic_auth(token_file.read_text().strip())
             try:
                 if self.api.get("/v1/version", timeout=1).status_code == 200 and self.rtmp_ready() \
                         and self._ready_logged():

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -42,6 +49,66 @@ def test_pull_that_cannot_connect_is_a_502_naming_the_request(kiln: KilnProcess)
     assert r.status_code == 502
     r = kiln.api.post(f"{APP}/streams", json={"name": "x", "urls": []})
     assert r.json()["message"] == "[HTTP] Urls must be at least one (400)"
+    assert names(kiln) == []
+
+
+def pull_failures(k: KilnProcess) -> dict[str, str]:
+    """What `kiln journal show --type PullFailed` tells a user: stream name -> reason."""
+    out = subprocess.run([sys.executable, "-m", "kiln.cli", "journal", "show", "-d", str(k.data_dir),
+                          "--type", "PullFailed", "--json"], capture_output=True, text=True, timeout=30, check=True)
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    return {r["payload"]["name"]: r["payload"]["reason"] for r in records}
+
+
+@contextmanager
+def camera_asking_for_a_password() -> Iterator[int]:
+    """An RTSP server that answers every request 401 with a Basic challenge, as a locked camera does."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(4096):
+                cseq = re.search(rb"(?im)^cseq:\s*(\d+)", data)
+                conn.sendall(b"RTSP/1.0 401 Unauthorized\r\nCSeq: " + (cseq.group(1) if cseq else b"1") +
+                             b'\r\nWWW-Authenticate: Basic realm="camera"\r\nContent-Length: 0\r\n\r\n')
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.shutdown(socket.SHUT_RDWR)
+        server.close()
+
+
+def test_a_failed_pull_keeps_omes_502_and_journals_and_logs_the_cameras_answer(kiln: KilnProcess) -> None:
+    api_url = f"http://127.0.0.1:{kiln.ports.api}{APP}/streams"
+    ome_502 = {"message": f"[HTTP] Could not pull the stream : {api_url} (502)", "statusCode": 502}
+    with camera_asking_for_a_password() as port:
+        sources = {"closed": "rtsp://127.0.0.1:1/none", "locked": f"rtsp://admin:hunter2@127.0.0.1:{port}/live",
+                   "two": f"rtsp://127.0.0.1:1/a rtsp://127.0.0.1:{port}/b"}
+        for name, urls in sources.items():
+            assert kiln.api.post(f"{APP}/streams", json={"name": name, "urls": urls.split()}).json() == ome_502
+    unauthorized = "Server returned 401 Unauthorized (authorization failed)"
+    expected = {"closed": "could not connect to any url (Connection refused)",
+                "locked": f"could not connect to any url ({unauthorized})",
+                "two": f"could not connect to any url (url 1: Connection refused; url 2: {unauthorized})"}
+    assert kiln.wait_for(lambda: len(f := pull_failures(kiln)) == 3 and f,
+                         what="three PullFailed records") == expected
+    log = kiln.log_path.read_text()
+    for name, reason in expected.items():
+        assert re.search(rf" WARNING \S+ pull finished where=default/app stream={name} reason={re.escape(reason)}$",
+                         log, re.M), name
+    assert "hunter2" not in json.dumps(pull_failures(kiln))
     assert names(kiln) == []
 
 
@@ -90,6 +157,7 @@ def test_a_source_that_hangs_is_a_502_and_the_api_stays_responsive(kiln: KilnPro
     finally:
         silent.close()
     assert result["r"].status_code == 502 and result["seconds"] < 20, result
+    assert pull_failures(kiln) == {"hang": "could not connect to any url (no answer within 5s)"}
 
 
 def test_an_unwatched_pull_is_deleted_after_its_unused_timeout(kiln: KilnProcess, rtsp_source: RtspSource) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -164,3 +165,42 @@ def test_unwritable_path_is_an_error_with_a_reason(kiln: KilnProcess, source: Pe
     assert ok.status_code == 200
     kiln.wait_for(lambda: record(kiln, "e2").get("state") == "recording", what="other task unaffected")
     assert "rec" in kiln.api.get(f"{APP}/streams").json()["response"]
+
+
+OPUS_PROFILE = """
+            <OutputProfile>
+              <Name>opus</Name>
+              <OutputStreamName>${OriginStreamName}</OutputStreamName>
+              <Encodes>
+                <Video><Name>bypass_video</Name><Bypass>true</Bypass></Video>
+                <Audio><Name>opus_audio</Name><Codec>opus</Codec><Bitrate>64000</Bitrate><Samplerate>48000</Samplerate>
+                  <Channel>2</Channel></Audio>
+              </Encodes>
+            </OutputProfile>"""
+
+
+def test_a_track_mp4_cannot_hold_is_named_in_the_task_and_the_log(kiln_factory: Callable[..., KilnProcess],
+                                                                  test_flv: Path, peer_dir: Path) -> None:
+    kiln = kiln_factory(profiles=OPUS_PROFILE)
+    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/op", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        kiln.wait_for(lambda: "op" in kiln.api.get(f"{APP}/streams").json()["response"], what="source stream")
+        r = kiln.api.post(f"{APP}:startRecord", json={"id": "o1", "stream": {"name": "op"},
+                                                      "filePath": "opus/${Id}.mp4"})
+        assert r.status_code == 200, r.text
+        task = kiln.wait_for(lambda: (t := record(kiln, "o1")).get("state") == "recording" and t, what="recording")
+        warning = task.get("lastWarning", "")
+        assert re.fullmatch(r"track \d+ \(opus_audio, OPUS\) cannot be stored in mp4", warning), task
+        assert "lastError" not in task
+        logged = [line for line in kiln.log_path.read_text().splitlines() if "record track skipped" in line]
+        assert len(logged) == 1 and " WARNING " in logged[0], logged
+        assert "id=o1 stream=op" in logged[0] and f"reason={warning}" in logged[0], logged
+        stopped = kiln.api.post(f"{APP}:stopRecord", json={"id": "o1"}).json()["response"]
+        assert stopped["state"] == "stopping" and stopped["lastWarning"] == warning
+        kiln.wait_for(lambda: record(kiln, "o1") == {}, what="task removed")
+        files = list((kiln.workdir / "records" / "opus").glob("o1.mp4"))
+        assert len(files) == 1
+        assert [s["codec_type"] for s in ffprobe_json(files[0], timeout=30)["streams"]] == ["video"]
+        assert "hub dropped subscriber" not in kiln.log_path.read_text()  # stopRecord is not a drop
+    finally:
+        pub.stop()

@@ -2,8 +2,10 @@
 
 ``publish`` never blocks and never raises because of a consumer. Each subscriber owns a bounded
 queue; when a consumer falls behind, its policy decides: ``drop`` removes the subscriber (it is
-told why and the drop is counted and logged), ``skip`` discards queued packets and resumes at the
-next video keyframe. A new subscriber can start at the last keyframe from the GOP cache.
+told why and the drop is counted and logged as a warning), ``skip`` discards queued packets and
+resumes at the next video keyframe. A consumer that ends its own subscription (``:stopRecord``, a
+push stopped) is not a drop: it is removed and logged at INFO. A new subscriber can start at the
+last keyframe from the GOP cache.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ log = logging.getLogger(__name__)
 
 MAX_GOP_PACKETS = 2000
 MAX_GOP_BYTES = 32 << 20
+SLOW_CONSUMER = "slow consumer"
+SUBSCRIBER_ERROR = "subscriber error"
+DROP_REASONS = frozenset({SLOW_CONSUMER, SUBSCRIBER_ERROR})  # the hub removed it; any other reason: it left
 
 
 class Subscriber:
@@ -54,7 +59,7 @@ class Subscriber:
                 self._waiting_key = False
             if len(self._queue) >= self.max_packets:
                 if self.policy == "drop":
-                    self.closed_reason = "slow consumer"
+                    self.closed_reason = SLOW_CONSUMER
                     self.stats.dropped_packets += len(self._queue) + 1
                     self._queue.clear()
                     self._cond.notify_all()
@@ -134,7 +139,7 @@ class CallbackSubscriber:
             self.callback(packet)
         except Exception:
             log.exception("hub subscriber failed name=%s; removing it", self.name)
-            self.closed_reason = "subscriber error"
+            self.closed_reason = SUBSCRIBER_ERROR
             return False
         self.stats.delivered += 1
         return True
@@ -210,10 +215,13 @@ class StreamHub:
         if dead:
             for sub in dead:
                 self.unsubscribe(sub)
-                self.drops += 1
                 reason = sub.closed_reason or "dropped"
-                log.warning("hub dropped subscriber hub=%s subscriber=%s reason=%s dropped_packets=%d",
-                            self.name, sub.name, reason, sub.stats.dropped_packets)
+                if reason in DROP_REASONS or sub.closed_reason is None:
+                    self.drops += 1
+                    log.warning("hub dropped subscriber hub=%s subscriber=%s reason=%s dropped_packets=%d",
+                                self.name, sub.name, reason, sub.stats.dropped_packets)
+                else:
+                    log.info("hub subscriber left hub=%s subscriber=%s reason=%s", self.name, sub.name, reason)
                 sub.end(reason)
 
     def _remember(self, packet: Packet) -> None:

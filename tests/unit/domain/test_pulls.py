@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kiln.domain.pulls import SERVER_STOPPING, AppPulls, PullConnected, PullGaveUp
-from kiln.events.streams import PullDefined, PullRemoved
+from kiln.events.streams import PullDefined, PullFailed, PullRemoved
 from tests.unit.domain.given import given
 
 PROPS = {"persistent": True, "retryCount": 3}
@@ -29,8 +29,12 @@ def test_giving_up_removes_the_definition() -> None:
     assert pulls.to_resume() == []
 
 
-def test_a_pull_that_never_connected_leaves_no_trace() -> None:
-    given(AppPulls("default", "app")).when(PullGaveUp("cam", "source lost, retries exhausted")).then()
+def test_a_pull_that_never_connected_journals_why_and_defines_nothing() -> None:
+    pulls = AppPulls("default", "app")
+    reason = "could not connect to any url (Server returned 401 Unauthorized (authorization failed))"
+    given(pulls).when(PullGaveUp("cam", reason)).then(PullFailed("default", "app", "cam", reason))
+    assert pulls.to_resume() == []
+    given(pulls).when(PullGaveUp("cam", SERVER_STOPPING)).then()  # stopped while connecting: not a failure
 
 
 def test_a_server_stop_keeps_the_definition_for_the_next_start() -> None:

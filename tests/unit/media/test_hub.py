@@ -44,6 +44,22 @@ def test_a_stuck_drop_subscriber_is_removed_and_the_others_get_everything(caplog
     assert "hub dropped subscriber hub=default/app/s subscriber=stuck reason=slow consumer" in caplog.text
 
 
+def test_a_subscriber_that_leaves_on_purpose_is_removed_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    h = hub()
+    recorder = Subscriber("record:default/app/r1#1", max_packets=1000)
+    reader = Subscriber("reader", max_packets=1000)
+    h.subscribe(recorder)
+    h.subscribe(reader)
+    h.publish(video(0, key=True))
+    with caplog.at_level(logging.DEBUG, logger="kiln.media.stream.hub"):
+        recorder.end("stopped")     # what :stopRecord does: the session ends its own subscription
+        h.publish(video(1))
+    assert h.subscribers == (reader,) and h.drops == 0
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.INFO, "hub subscriber left hub=default/app/s subscriber=record:default/app/r1#1 reason=stopped")]
+    assert [p.data for p in reader.drain()] == [b"v0", b"v1"]
+
+
 def test_a_skip_subscriber_resumes_at_the_next_video_keyframe() -> None:
     h = hub()
     late = Subscriber("late", max_packets=5, policy="skip")

@@ -84,7 +84,7 @@ def test_a_refused_stream_ends_the_pull_as_refused(camera: str) -> None:
 
     owner, waiter = Owner(refuse), Future[bool]()
     worker = PullWorker("default/app", "cam", [camera], PullProperties(), owner.hooks, waiter).start()
-    assert owner.finished.result(10) == "stream refused by the application"
+    assert owner.finished.result(10) == "stream refused by the application (Stream already exists)"
     assert waiter.result(1) is False and owner.connected == []
     worker.join(5)
     assert pull_threads() == []
@@ -104,10 +104,31 @@ def test_a_bug_is_logged_and_ends_the_pull_as_an_internal_error(camera: str,
     assert any("worker crashed name=kiln-pull-cam" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
-def test_a_source_that_cannot_be_opened_runs_out_of_retries(tmp_path: Path) -> None:
+def test_a_source_that_cannot_be_opened_runs_out_of_retries_and_says_what_it_answered(tmp_path: Path) -> None:
     owner, waiter = Owner(live), Future[bool]()
     worker = PullWorker("default/app", "cam", [str(tmp_path / "missing.ts")], PullProperties(retry_count=0),
                         owner.hooks, waiter).start()
-    assert owner.finished.result(10) == "could not connect to any url"
+    assert owner.finished.result(10) == "could not connect to any url (No such file or directory)"
     assert waiter.result(1) is False
     worker.join(5)
+
+
+def test_each_url_of_the_last_round_is_named_by_position_with_its_answer(tmp_path: Path) -> None:
+    (tmp_path / "empty.ts").write_bytes(b"")
+    urls = [f"file:{tmp_path}/secret-missing.ts", str(tmp_path / "empty.ts")]
+    owner, waiter = Owner(live), Future[bool]()
+    worker = PullWorker("default/app", "cam", urls, PullProperties(retry_count=0), owner.hooks, waiter).start()
+    reason = owner.finished.result(10)
+    assert reason.startswith("could not connect to any url (url 1: No such file or directory; url 2: "), reason
+    assert "secret" not in reason and str(tmp_path) not in reason  # URLs may carry credentials
+    worker.join(5)
+
+
+def test_a_source_that_never_answers_is_called_a_timeout() -> None:
+    from kiln.media.ingest.rtsp.worker import OPEN_TIMEOUT_S, connect_failure
+
+    # FFmpeg reports its own open timeout as invalid data; the time it took tells them apart
+    invalid = av.error.InvalidDataError(1094995529, "Invalid data found when processing input", "rtsp://u:p@h/x")
+    assert connect_failure(invalid, OPEN_TIMEOUT_S + 0.01) == f"no answer within {OPEN_TIMEOUT_S:g}s"
+    assert connect_failure(invalid, 0.2) == "Invalid data found when processing input"
+    assert connect_failure(ConnectionRefusedError(111, "Connection refused"), 0.0) == "Connection refused"

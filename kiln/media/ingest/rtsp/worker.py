@@ -4,7 +4,10 @@ The worker owns a thread because PyAV's demuxer blocks (it releases the GIL whil
 It never touches actors directly: the app actor hands it three callables (open a stream, the
 first connection succeeded, the pull is over), so the packet path stays outside every mailbox.
 ``open_stream`` refuses a stream by raising :class:`PublishRejected` (the ingest contract's
-refusal); the pull then ends with "stream refused by the application".
+refusal); the pull then ends with "stream refused by the application (<why>)". A pull that runs
+out of tries ends with what each URL answered in its last round (refused, no answer, 401 …), so
+the journal and the log say why, not only that it failed; URLs are named by their position, as
+they may carry credentials.
 """
 
 from __future__ import annotations
@@ -56,10 +59,19 @@ def av_url(url: str) -> str:
     return "rtsp://" + url[len("rtspc://"):] if url.lower().startswith("rtspc://") else url
 
 
+def connect_failure(exc: av.FFmpegError | OSError, elapsed: float) -> str:
+    """What a source answered, in words, without its URL (FFmpeg's text ends with the URL, which may
+    hold credentials). FFmpeg reports its own open timeout as invalid data: say it timed out."""
+    if elapsed >= OPEN_TIMEOUT_S - 0.05:
+        return f"no answer within {OPEN_TIMEOUT_S:g}s"
+    return exc.strerror or type(exc).__name__
+
+
 class PullWorker:
     def __init__(self, where: str, name: str, urls: list[str], props: PullProperties, hooks: PullHooks,
                  waiter: Future[bool] | None = None) -> None:
         self.where = where
+        self._answers: list[str] = []  # why each URL of the last round gave no stream
         self.name = name
         self.urls = urls
         self.props = props
@@ -99,9 +111,11 @@ class PullWorker:
             reason = self._pull()
         finally:
             self._answer(False)
-            if self._worker.stopping:
+            stopped = self._worker.stopping  # closed on purpose; otherwise the pull failed
+            if stopped:
                 reason = self._stop_reason or reason
-            log.info("pull finished where=%s stream=%s reason=%s", self.where, self.name, reason)
+            log.log(logging.INFO if stopped else logging.WARNING, "pull finished where=%s stream=%s reason=%s",
+                    self.where, self.name, reason)
             self.hooks.finished(reason)
 
     def _pull(self) -> str:
@@ -110,29 +124,39 @@ class PullWorker:
         while not self._worker.stopping:
             outcome = self._one_round()
             if outcome == "refused":
-                return "stream refused by the application"
+                return f"stream refused by the application ({self._answers[-1]})"
             if self._worker.stopping:
                 break
             failures = 0 if outcome == "streamed" else failures + 1
             if not self._ever_connected and failures > min(self.props.retries, FIRST_CONNECT_RETRIES):
-                return "could not connect to any url"
+                return f"could not connect to any url ({self._last_round()})"
             if not self.props.persistent and failures > self.props.retries:
-                return "source lost, retries exhausted"
+                return f"source lost, retries exhausted ({self._last_round()})"
             delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
             log.info("pull retry where=%s stream=%s in=%.1fs", self.where, self.name, delay)
             self._worker.wait(delay)
         return "pull ended"
 
+    def _last_round(self) -> str:
+        if len(self._answers) == 1:
+            return self._answers[0]
+        return "; ".join(f"url {n}: {answer}" for n, answer in enumerate(self._answers, 1))
+
     def _one_round(self) -> str:
         """Try each URL once. 'streamed' / 'failed' / 'refused'."""
+        self._answers = []
         for url in self.urls:
             if self._worker.stopping:
                 return "failed"
+            started = time.monotonic()
             try:
                 container = av.open(av_url(url), options=input_options(url),
                                     timeout=(OPEN_TIMEOUT_S, self.read_timeout))
             except (av.FFmpegError, OSError) as exc:
-                log.warning("pull connect failed where=%s stream=%s url=%s error=%s", self.where, self.name, url, exc)
+                answer = connect_failure(exc, time.monotonic() - started)
+                self._answers.append(answer)
+                log.warning("pull connect failed where=%s stream=%s url=%s error=%s", self.where, self.name, url,
+                            answer)
                 continue
             try:
                 return self._stream(container, url)
@@ -148,11 +172,13 @@ class PullWorker:
             kinds.add(MediaKind.VIDEO if s.type == "video" else MediaKind.AUDIO)
         if not usable:
             log.warning("pull source has no usable track where=%s url=%s", self.where, url)
+            self._answers.append("no audio or video track Kiln can carry")
             return "failed"
         try:
             stream = self.hooks.open_stream(url, self.close)
         except PublishRejected as exc:
             log.warning("pull refused where=%s stream=%s error=%s", self.where, self.name, exc)
+            self._answers.append(str(exc))
             return "refused"
         stream.expected = kinds
         if not self._ever_connected:
