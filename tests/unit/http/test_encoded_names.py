@@ -119,30 +119,43 @@ NAMES = st.text(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=NAMES)
-def test_app_and_profile_names_round_trip_through_encoded_paths(api: Api, name: str) -> None:
-    """Create an app and an output profile named ``name`` through the API; both encodings of the name
-    reach them, the listings show the name, and the 404 after deletion speaks the decoded name."""
-    assert api.post("/v1/vhosts", [{"name": "vh"}]).status_code in (200, 409)
-    created = api.post("/v1/vhosts/vh/apps", [{"name": name, "type": "live"}])
-    assert created.status_code == 200, created.text
+def test_vhost_app_and_profile_names_round_trip_through_encoded_paths(api: Api, name: str) -> None:
+    """A vhost, an app in it and an output profile in that, all named ``name`` and made through the API, are
+    reached through both encodings of the name; listings show the name; after deletion the 404s speak it."""
+    made = api.post("/v1/vhosts", [{"name": name}])
+    assert made.status_code == 200 and made.json()[0]["statusCode"] == 200, made.text
+    forms = (quote(name, safe=""), full_encoding(name))
     try:
-        assert name in api.get("/v1/vhosts/vh/apps").json()["response"]
-        for encoded in (quote(name, safe=""), full_encoding(name)):
-            app = f"/v1/vhosts/vh/apps/{encoded}"
+        for vh in forms:
+            got = api.get(f"/v1/vhosts/{vh}")
+            assert got.status_code == 200, (vh, got.text)
+            assert got.json()["response"]["name"] == name
+        vh = forms[0]
+        created = api.post(f"/v1/vhosts/{vh}/apps", [{"name": name, "type": "live"}])
+        assert created.status_code == 200 and created.json()[0]["statusCode"] == 200, created.text
+        assert api.get(f"/v1/vhosts/{vh}/apps").json()["response"] == [name]
+        for encoded in forms:
+            app = f"/v1/vhosts/{forms[1]}/apps/{encoded}"
             got = api.get(app)
             assert got.status_code == 200, (encoded, got.text)
             assert got.json()["response"]["name"] == name
             assert api.get(f"{app}/streams").json()["response"] == []
-        app = f"/v1/vhosts/vh/apps/{quote(name, safe='')}"
+            assert api.get(f"/v1/stats/current/vhosts/{vh}/apps/{encoded}").status_code == 200
+        app = f"/v1/vhosts/{vh}/apps/{forms[0]}"
         profile = {"name": name, "outputStreamName": "o", "encodes": {"videos": [{"bypass": True}]}}
         made = api.post(f"{app}/outputProfiles", [profile])
-        assert made.status_code == 200, made.text
-        assert made.json()[0]["statusCode"] == 200, made.text
-        for encoded in (quote(name, safe=""), full_encoding(name)):
+        assert made.status_code == 200 and made.json()[0]["statusCode"] == 200, made.text
+        for encoded in forms:
             got = api.get(f"{app}/outputProfiles/{encoded}")
             assert got.status_code == 200, (encoded, got.text)
             assert got.json()["response"]["name"] == name
+        assert api.delete(f"{app}/outputProfiles/{forms[1]}").status_code == 200
+        gone = api.get(f"{app}/outputProfiles/{forms[0]}")
+        assert gone.json()["message"] == f"[HTTP] Could not find the output profile: [{name}/{name}/{name}] (404)"
+        assert api.delete(f"/v1/vhosts/{vh}/apps/{forms[1]}").status_code == 200
+        gone = api.get(app)
+        assert gone.json()["message"] == f"[HTTP] Could not find the application: [{name}/{name}] (404)"
     finally:
-        assert api.delete(f"/v1/vhosts/vh/apps/{full_encoding(name)}").status_code == 200
-    gone = api.get(f"/v1/vhosts/vh/apps/{full_encoding(name)}")
-    assert gone.json()["message"] == f"[HTTP] Could not find the application: [vh/{name}] (404)"
+        assert api.delete(f"/v1/vhosts/{forms[1]}").status_code == 200
+    gone = api.get(f"/v1/vhosts/{forms[0]}")
+    assert gone.json()["message"] == f"[HTTP] Could not find the virtual host: [{name}] (404)"
