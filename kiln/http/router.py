@@ -3,6 +3,10 @@
 A route matches when its regex matches and it allows the method; GET routes also answer HEAD.
 Nothing matched (unknown path or known path with another method) is OME's 404
 "Controller not found" — never a 405.
+
+Matching stays on the raw path, so an encoded ``%2F`` or ``%3A`` never splits a segment or starts
+an action; each captured name is then percent-decoded once (UTF-8, ``+`` stays ``+``), so
+``streams/cam%C3%A9ra`` names the stream ``caméra`` that RTMP and SRT ingest created (issue 20).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -58,5 +63,11 @@ class Router:
                 continue
             m = route.pattern.match(path)
             if m is not None:
-                return route, m.groupdict()
+                return route, decode_params(m.groupdict())
         return None
+
+
+def decode_params(raw: dict[str, str]) -> dict[str, str]:
+    """Each captured path parameter percent-decoded exactly once; bytes that are not UTF-8 become U+FFFD,
+    a character no name made through the API or ingest is expected to carry."""
+    return {name: unquote(value, encoding="utf-8", errors="replace") for name, value in raw.items()}

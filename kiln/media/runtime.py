@@ -90,7 +90,9 @@ class MediaRuntime:
             return out
         port = self.config.bind.llhls_port
         if port is not None and self.llhls is not None:
-            out["llhls"] = (LlhlsServer(self.llhls, control.hosts, self.streams, control.stats).starlette, port)
+            server = LlhlsServer(self.llhls, control.hosts, self.streams, control.stats,
+                                 thumbnail_port=self.config.bind.thumbnail_port)
+            out["llhls"] = (server.starlette, port)
         port = self.config.bind.thumbnail_port
         if port is not None:
             out["thumbnail"] = (ThumbnailServer(control.hosts, self.streams, control.stats).starlette, port)

@@ -77,9 +77,10 @@ def test_empty_segment_is_a_name_that_does_not_exist(api: Api) -> None:
     assert r.json()["message"] == "[HTTP] Could not find the virtual host: [] (404)"
 
 
-def test_names_are_compared_raw_not_percent_decoded(api: Api) -> None:
-    r = api.get("/v1/vhosts/def%61ult")
-    assert r.json()["message"] == "[HTTP] Could not find the virtual host: [def%61ult] (404)"
+def test_names_are_percent_decoded_once_then_compared_exactly(api: Api) -> None:
+    assert api.get("/v1/vhosts/def%61ult").json()["response"]["name"] == "default"
+    r = api.get("/v1/vhosts/Default")
+    assert r.json()["message"] == "[HTTP] Could not find the virtual host: [Default] (404)"
 
 
 def test_version_reports_kiln(api: Api) -> None:

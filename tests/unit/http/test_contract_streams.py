@@ -42,9 +42,9 @@ def test_unknown_stream(api: Api, method: str) -> None:
     assert r.json() == NO_VHOST
 
 
-def test_stream_names_are_raw(api: Api) -> None:
+def test_stream_names_are_percent_decoded(api: Api) -> None:
     r = api.get(f"{STREAMS}/a%20b")
-    assert r.json() == {"message": "[HTTP] Could not find the stream: [default/#default#app/a%20b] (404)",
+    assert r.json() == {"message": "[HTTP] Could not find the stream: [default/#default#app/a b] (404)",
                         "statusCode": 404}
 
 

@@ -5,6 +5,10 @@ for clients that accept it; Cache-Control follows OME's defaults; CORS comes fro
 LLHLS CrossDomains. Blocking requests are bounded: a directive more than two segments ahead is a
 400 (as the HLS spec asks); otherwise Kiln waits up to three target durations and then answers
 the current playlist (a part: 404), so a stuck client never holds anything for long.
+
+A file name another publisher claims (``thumb.jpg``, ``ts:playlist.m3u8``) or none claims is a 404 whose
+body says why, before OME's session rule (401) that applies to real LL-HLS files (claims.py). Path names
+are split on the raw path and percent-decoded once, as on the REST API.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 import re
 from collections.abc import Iterable
 from typing import Any, Protocol
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, unquote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,6 +27,7 @@ from starlette.routing import Route
 
 from kiln.config.cors import CorsPolicy
 from kiln.media.model import MediaKind
+from kiln.media.publish.llhls.claims import Claim, claim_of, not_here_reason
 from kiln.media.publish.llhls.packager import TrackPackager
 from kiln.media.publish.llhls.publisher import LlhlsPublisher, cors_urls, llhls_config
 from kiln.media.publish.llhls.stream import LlhlsStream
@@ -76,13 +81,16 @@ class BytesOut(Protocol):
 
 class LlhlsServer:
     """Serves the publisher's packaged streams; the apps, the not-yet-started streams and the bytes
-    counter come in as the three small interfaces above."""
+    counter come in as the three small interfaces above. ``thumbnail_port`` (Bind/Publishers/Thumbnail/Port)
+    is only named in the 404 for a thumbnail asked of this port."""
 
-    def __init__(self, publisher: LlhlsPublisher, apps: AppsByHost, streams: StreamsInApp, stats: BytesOut) -> None:
+    def __init__(self, publisher: LlhlsPublisher, apps: AppsByHost, streams: StreamsInApp, stats: BytesOut,
+                 thumbnail_port: int | None = None) -> None:
         self.publisher = publisher
         self.apps = apps
         self.streams = streams
         self.stats = stats
+        self.thumbnail_port = thumbnail_port
         self.starlette = Starlette(routes=[Route("/{path:path}", self.endpoint,
                                                  methods=["GET", "HEAD", "OPTIONS"])])
 
@@ -116,9 +124,9 @@ class LlhlsServer:
 
     # -- entry --
     async def endpoint(self, request: Request) -> Response:
-        parts = request.url.path.strip("/").split("/")
+        parts = _path_names(request)
         if len(parts) != 3:
-            return Response(status_code=404)
+            return _reason(404, "LL-HLS URLs are /<app>/<stream>/<file>", {})
         app_name, stream_name, file_name = parts
         host = request.headers.get("host", "")
         found = self.apps.app_for_host(host, app_name)
@@ -126,10 +134,18 @@ class LlhlsServer:
         cors = self._cors(request, app_config)
         if request.method == "OPTIONS":
             return Response(status_code=200, headers={**cors, "Access-Control-Allow-Private-Network": "true"})
-        if vhost is None or app_config is None or llhls_config(app_config) is None:
-            return Response(status_code=404, headers=cors)
+        query = parse_qs(request.url.query, keep_blank_values=True)
+        claim = claim_of(file_name, query)
+        if claim is not Claim.LLHLS:
+            return _reason(404, not_here_reason(claim, file_name, app_name, stream_name, vhost, app_config,
+                                                self.thumbnail_port), cors)
+        if vhost is None:
+            return _reason(404, f"no virtual host matches the host [{host}]", cors)
+        if app_config is None:
+            return _reason(404, f"Could not find the application: [{vhost}/{app_name}]", cors)
+        if llhls_config(app_config) is None:
+            return _reason(404, f"LL-HLS is not enabled for this application [{vhost}/{app_name}]", cors)
         try:
-            query = parse_qs(request.url.query, keep_blank_values=True)
             return await self._serve(request, vhost, app_name, stream_name, file_name, query, cors)
         except BadRequest as exc:
             return Response(str(exc).encode(), status_code=400, media_type="text/plain", headers=cors)
@@ -205,8 +221,9 @@ class LlhlsServer:
             child_query.append(f"stream_key={query['stream_key'][-1]}")
         playlist = stream.playlist_files()[file_base]
         depth = _path_depth(playlist)
-        prefix = {-1: f"/{app}/{stream_name}/", 0: "", 1: f"../{stream_name}/",
-                  2: f"../../{app}/{stream_name}/"}.get(depth, f"/{app}/{stream_name}/")
+        app_part, stream_part = quote(app, safe=""), quote(stream_name, safe="")
+        prefix = {-1: f"/{app_part}/{stream_part}/", 0: "", 1: f"../{stream_part}/",
+                  2: f"../../{app_part}/{stream_part}/"}.get(depth, f"/{app_part}/{stream_part}/")
         body = stream.master(file_base, "&".join(child_query), prefix)
         if body is None:
             return Response(status_code=404, headers=cors)
@@ -265,6 +282,18 @@ class LlhlsServer:
         if seg is None or index >= len(seg.parts):
             return Response(status_code=404, headers=cors)
         return self._respond(request, seg.parts[index].data, 200, _media_type(pkg), None, cors, stream)
+
+
+def _path_names(request: Request) -> list[str]:
+    """The path's segments, split on the raw path (an encoded ``%2F`` stays inside its name), each decoded once."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("utf-8", "replace").partition("?")[0]
+    return [unquote(part, encoding="utf-8", errors="replace") for part in path.strip("/").split("/")]
+
+
+def _reason(status: int, text: str, cors: dict[str, str]) -> Response:
+    """An answer a person reads: why this port does not serve the request."""
+    return Response(text.encode(), status_code=status, media_type="text/plain; charset=utf-8", headers=cors)
 
 
 def _media_type(pkg: TrackPackager) -> str:
