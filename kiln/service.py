@@ -32,6 +32,7 @@ from kiln.actors.server import ServerActor
 from kiln.config.cors import CorsPolicy
 from kiln.config.hosts import HostRouter
 from kiln.domain.errors import DomainError
+from kiln.domain.push import closed_after_restart
 from kiln.domain.server import VhostState
 from kiln.eventlog import EventLog
 from kiln.events import server as sv
@@ -191,10 +192,8 @@ class KilnService:
                 notes.append(f"record {record.vhost}/{record.app}/{record.id} dropped: "
                              "application no longer exists")
         for push in self.tasks.all_pushes():  # sessions died with the process: back to ready, next sequence
-            if (push.vhost, push.app) in known and push.state != "ready":
-                if push.state in ("pushing", "stopping"):
-                    events.append(te.PushSessionEnded(push.vhost, push.app, push.id, 0, 0, "server restart"))
-                events.append(te.PushStateChanged(push.vhost, push.app, push.id, "ready", "server restart", 0.0))
+            if (push.vhost, push.app) in known:
+                events.extend(closed_after_restart(push))
         for record in self.tasks.all_records():
             if (record.vhost, record.app) in known and record.state != "ready":
                 events.append(te.RecordStateChanged(record.vhost, record.app, record.id, "ready", "server restart"))

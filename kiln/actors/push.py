@@ -2,14 +2,18 @@
 
 The ``PushTask`` aggregate decides what each session report means (states, reasons, backoff,
 quiet repeats); this actor journals what it decides, starts and stops ``PushSession``s, and runs
-the retry timer the aggregate asks for.
+the retry timer the aggregate asks for. While bytes move, the session thread nudges the actor
+(``SampleCounters``) at most twice per checkpoint interval; the aggregate decides whether a
+checkpoint (``PushProgress``) is due.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from kiln.actors.base import CommandActor, Outcome, tell_quietly
@@ -18,6 +22,8 @@ from kiln.actors.task_ports import TaskPorts
 from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.effects import effects, journaled
 from kiln.domain.push import (
+    CHECKPOINT_EVERY_S,
+    CountersSampled,
     NoTracks,
     OutputAttached,
     OutputDetached,
@@ -36,6 +42,15 @@ from kiln.media.publish.push.writers import Timeouts
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
+
+NUDGE_EVERY_S = CHECKPOINT_EVERY_S / 2  # so that a due checkpoint waits at most half an interval
+
+
+@dataclass(frozen=True)
+class SampleCounters:
+    """From a session thread while bytes move: time to show the aggregate the counters."""
+
+    session: int
 
 
 class PushActor(CommandActor):
@@ -92,8 +107,14 @@ class PushActor(CommandActor):
 
         stream_name, stats = self.stream.name, self.ports.stats
 
-        def on_bytes(n: int) -> None:  # runs on the session thread
+        nudged = [time.monotonic()]
+
+        def on_bytes(n: int) -> None:  # runs on the session thread, per packet: keep it cheap
             stats.bytes_out(s.vhost, s.app, stream_name, n)
+            moment = time.monotonic()
+            if moment - nudged[0] >= NUDGE_EVERY_S:
+                nudged[0] = moment
+                tell_quietly(ref, SampleCounters(number))
 
         timeouts = Timeouts(self.settings.push.connection_timeout_ms, self.settings.push.send_timeout_ms)
         plan = PushPlan(s.protocol, s.destination, selection.tracks, timeouts)
@@ -167,6 +188,12 @@ class PushActor(CommandActor):
                         self.spec.id, self.task.attempts.failures + 1, cmd.reason)
             return Outcome(None, self._decide(SessionFailed(cmd.reason)))
         return Outcome(None)
+
+    def handle_SampleCounters(self, cmd: SampleCounters) -> Outcome:
+        if cmd.session != self.session_no or self.output is None:
+            return Outcome(None)
+        c = self.counters
+        return Outcome(None, self._decide(CountersSampled(c.sent_bytes, c.sent_time_ms)))
 
     def handle_Retry(self, cmd: Retry) -> Outcome:
         self._timer = None

@@ -94,6 +94,24 @@ class PushSessionEnded(Event):
 
 @event
 @dataclass(frozen=True)
+class PushProgress(Event):
+    """A checkpoint of the current session's counters so far (absolute, not a delta), journaled
+    every few seconds while bytes move so that a crash loses at most those seconds. The session's
+    ``PushSessionEnded`` carries the whole session again: a checkpoint is never added twice."""
+
+    vhost: str
+    app: str
+    id: str
+    sent_bytes: int
+    sent_time_ms: int
+
+    @property
+    def entity(self) -> str:
+        return push_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
 class PushRemoved(Event):
     vhost: str
     app: str

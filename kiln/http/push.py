@@ -31,9 +31,8 @@ def push_json(task: PushTask, live: Any = None) -> dict[str, Any]:
         "startTime": format_time(task.start_time),
         "state": task.state,
         "stream": {"trackIds": list(task.spec.track_ids), "variantNames": list(task.spec.variant_names)},
-        "totalsentBytes": task.total_sent_bytes + sent_bytes,
-        "totalsentTime": task.total_sent_time_ms + sent_time,
     }
+    out["totalsentBytes"], out["totalsentTime"] = task.shown_totals(sent_bytes, sent_time)
     spec = task.spec
     for key, value in (("id", spec.id), ("vhost", spec.vhost), ("app", spec.app), ("protocol", spec.protocol),
                        ("url", spec.url), ("streamKey", spec.stream_key)):

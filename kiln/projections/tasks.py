@@ -2,6 +2,8 @@
 
 Live counters (bytes sent in the current session, and so on) are not journaled per packet; the
 media workers publish them in ``LiveCounters`` objects that readers merge in (see kiln.http.push).
+Checkpoints of them (``PushProgress``) are journaled every few seconds, so that what a crash loses
+is bounded and the totals read never fall below the last checkpoint.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class TasksProjection:
         self.pushes[(ev.vhost, ev.app, ev.id)] = PushStatus.created(ev)
 
     def _on_PushStateChanged(self, ev: te.PushStateChanged) -> None:
+        self._fold(self.pushes, (ev.vhost, ev.app, ev.id), ev)
+
+    def _on_PushProgress(self, ev: te.PushProgress) -> None:
         self._fold(self.pushes, (ev.vhost, ev.app, ev.id), ev)
 
     def _on_PushSessionEnded(self, ev: te.PushSessionEnded) -> None:
