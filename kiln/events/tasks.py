@@ -203,6 +203,25 @@ class RecordFileFinished(Event):
 
 @event
 @dataclass(frozen=True)
+class RecordProgress(Event):
+    """A checkpoint of the file in flight (``sequence``): its counters so far (absolute, not a
+    delta), journaled every few seconds while bytes move. Its ``RecordFileFinished`` counts the file
+    once, never less than this checkpoint."""
+
+    vhost: str
+    app: str
+    id: str
+    sequence: int
+    record_bytes: int
+    record_time_ms: int
+
+    @property
+    def entity(self) -> str:
+        return record_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
 class RecordRemoved(Event):
     vhost: str
     app: str

@@ -70,6 +70,9 @@ class TasksProjection:
     def _on_RecordFileFinished(self, ev: te.RecordFileFinished) -> None:
         self._fold(self.records, (ev.vhost, ev.app, ev.id), ev)
 
+    def _on_RecordProgress(self, ev: te.RecordProgress) -> None:
+        self._fold(self.records, (ev.vhost, ev.app, ev.id), ev)
+
     def _on_RecordRemoved(self, ev: te.RecordRemoved) -> None:
         self.records.pop((ev.vhost, ev.app, ev.id), None)
 

@@ -28,7 +28,8 @@ def built() -> TasksProjection:
 
 
 # fields added after the flat shape (the checkpoint of the current session's counters)
-NEWER_FIELDS = {"session_sent_bytes", "session_sent_time_ms"}
+NEWER_FIELDS = {"session_sent_bytes", "session_sent_time_ms", "file_sequence", "file_record_bytes",
+                "file_record_time_ms"}
 
 
 def flat(task: dict[str, Any]) -> dict[str, Any]:
