@@ -33,6 +33,7 @@ from kiln.config.cors import CorsPolicy
 from kiln.config.hosts import HostRouter
 from kiln.domain.errors import DomainError
 from kiln.domain.push import closed_after_restart
+from kiln.domain.record import lost_after_restart
 from kiln.domain.server import VhostState
 from kiln.eventlog import EventLog
 from kiln.events import server as sv
@@ -200,6 +201,9 @@ class KilnService:
         for inflight, finished, problem in recover_inflight(self.data_dir):
             if finished is None:
                 notes.append(f"recording {inflight.vhost}/{inflight.app}/{inflight.id} #{inflight.sequence}: {problem}")
+                lost = self.tasks.record(inflight.vhost, inflight.app, inflight.id)
+                if lost is not None:
+                    events.extend(lost_after_restart(lost, inflight.sequence, problem))
                 continue
             events.append(te.RecordFileFinished(
                 inflight.vhost, inflight.app, inflight.id, finished.sequence, finished.file_path, finished.info_path,

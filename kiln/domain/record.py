@@ -22,6 +22,7 @@ from kiln.events.base import Event
 from kiln.events.tasks import (
     RecordCreated,
     RecordFileFinished,
+    RecordFileLost,
     RecordProgress,
     RecordRemoved,
     RecordSpec,
@@ -126,6 +127,11 @@ class RecordStatus:
             self.finish_time = event.finish_time
             if checkpointed:
                 self.file_record_bytes = self.file_record_time_ms = 0
+        elif isinstance(event, RecordFileLost):
+            self.total_record_bytes += event.record_bytes
+            self.total_record_time_ms += event.record_time_ms
+            if self.file_sequence == event.sequence:
+                self.file_record_bytes = self.file_record_time_ms = 0
 
     def shown_totals(self, live_bytes: int, live_time_ms: int) -> tuple[int, int]:
         """The totals the API shows: finished files plus the file in flight, counted from its live
@@ -147,6 +153,16 @@ class RecordStatus:
         if spec is None:
             spec = {k: saved.pop(k) for k in list(saved) if k in spec_names}
         return cls(RecordSpec(**spec), **saved)
+
+
+def lost_after_restart(status: RecordStatus, sequence: int, problem: str) -> list[Event]:
+    """Recovery: the file in flight (``sequence``) could not be finished. Its checkpoint goes to
+    the totals, so they do not fall and the next file (same sequence) starts its own count."""
+    if status.file_sequence != sequence or not status.file_record_bytes:
+        return []
+    s = status.spec
+    return [RecordFileLost(s.vhost, s.app, s.id, sequence, status.file_record_bytes, status.file_record_time_ms,
+                           problem)]
 
 
 @dataclass(frozen=True)

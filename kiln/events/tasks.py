@@ -222,6 +222,25 @@ class RecordProgress(Event):
 
 @event
 @dataclass(frozen=True)
+class RecordFileLost(Event):
+    """Recovery could not finish the file a crash left in flight: what its last checkpoint counted
+    goes to the totals (it was recorded and shown), and the next file reuses its sequence."""
+
+    vhost: str
+    app: str
+    id: str
+    sequence: int
+    record_bytes: int
+    record_time_ms: int
+    reason: str = ""
+
+    @property
+    def entity(self) -> str:
+        return record_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
 class RecordRemoved(Event):
     vhost: str
     app: str

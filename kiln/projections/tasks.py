@@ -73,6 +73,9 @@ class TasksProjection:
     def _on_RecordProgress(self, ev: te.RecordProgress) -> None:
         self._fold(self.records, (ev.vhost, ev.app, ev.id), ev)
 
+    def _on_RecordFileLost(self, ev: te.RecordFileLost) -> None:
+        self._fold(self.records, (ev.vhost, ev.app, ev.id), ev)
+
     def _on_RecordRemoved(self, ev: te.RecordRemoved) -> None:
         self.records.pop((ev.vhost, ev.app, ev.id), None)
 

@@ -34,9 +34,11 @@ def record(kiln: KilnProcess) -> dict[str, Any]:
     return found[0]
 
 
-@pytest.mark.parametrize("interval", [0, 3000])
+@pytest.mark.parametrize(("interval", "file_lost"), [(0, False), (3000, False), (0, True)])
 def test_record_totals_survive_kill9(kiln: KilnProcess, test_flv: Path, peer_dir: Path, sources: list[Peer],
-                                     interval: int) -> None:
+                                     interval: int, file_lost: bool) -> None:
+    """``file_lost``: the file in flight is gone when Kiln restarts, so recovery cannot finish it;
+    what it had recorded (as far as the last checkpoint) stays in the totals."""
     def publish() -> None:
         sources.append(publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/rec", test_flv, loop=True,
                                     log_dir=peer_dir))
@@ -58,6 +60,10 @@ def test_record_totals_survive_kill9(kiln: KilnProcess, test_flv: Path, peer_dir
     before_bytes, before_ms = seen[-1]
 
     kiln.kill9()
+    if file_lost:
+        in_flight = list((kiln.workdir / "records" / "t").glob("tmp_*"))
+        assert len(in_flight) == 1, in_flight
+        in_flight[0].unlink()
     kiln.start()
     assert record(kiln)["state"] == "ready"
     publish()

@@ -5,8 +5,22 @@ the totals up."""
 
 from __future__ import annotations
 
-from kiln.domain.record import CHECKPOINT_EVERY_S, Checkpointed, CountersSampled, RecordStatus, RecordTask
-from kiln.events.tasks import RecordCreated, RecordFileFinished, RecordProgress, RecordSpec, RecordStateChanged
+from kiln.domain.record import (
+    CHECKPOINT_EVERY_S,
+    Checkpointed,
+    CountersSampled,
+    RecordStatus,
+    RecordTask,
+    lost_after_restart,
+)
+from kiln.events.tasks import (
+    RecordCreated,
+    RecordFileFinished,
+    RecordFileLost,
+    RecordProgress,
+    RecordSpec,
+    RecordStateChanged,
+)
 from kiln.projections.tasks import TasksProjection
 from tests.unit.domain.given import given
 
@@ -28,7 +42,7 @@ def task() -> RecordTask:
     return RecordTask(RecordStatus.created(CREATED))
 
 
-def status(*history: RecordFileFinished | RecordProgress | RecordStateChanged) -> RecordStatus:
+def status(*history: RecordFileFinished | RecordFileLost | RecordProgress | RecordStateChanged) -> RecordStatus:
     out = RecordStatus.created(CREATED)
     for ev in history:
         out.fold(ev)
@@ -94,3 +108,23 @@ def test_read_model_applies_checkpoints_and_snapshots_them() -> None:
     restored = TasksProjection()
     restored.restore(projection.snapshot())
     assert restored.record("vh", "app", "r1") == record
+
+
+def test_a_file_recovery_could_not_finish_keeps_its_checkpoint_in_the_totals() -> None:
+    s = status(RECORDING, finished(0, 1000, 1000), progress(1, 700, 7000))
+    before = s.shown_totals(0, 0)
+    events = lost_after_restart(s, 1, "nothing was written before the crash")
+    assert events == [RecordFileLost("vh", "app", "r1", 1, 700, 7000, "nothing was written before the crash")]
+    for ev in events:
+        s.fold(ev)
+    assert s.shown_totals(0, 0) == before == (1700, 8000)
+    # the next file reuses the sequence and counts from zero, on top
+    s.fold(progress(1, 100, 100))
+    assert s.shown_totals(0, 0) == (1800, 8100)
+    s.fold(finished(1, 120, 120))
+    assert (s.total_record_bytes, s.sequence) == (1820, 2)
+
+
+def test_nothing_is_lost_without_a_checkpoint_of_that_file() -> None:
+    assert lost_after_restart(status(RECORDING), 0, "x") == []
+    assert lost_after_restart(status(RECORDING, progress(0, 5, 5)), 1, "x") == []
