@@ -34,6 +34,8 @@ from kiln.config.cors import CorsPolicy
 from kiln.config.hosts import HostRouter
 from kiln.domain.app_tasks import AppTasks
 from kiln.domain.errors import DomainError
+from kiln.domain.push import closed_after_restart
+from kiln.domain.record import lost_after_restart
 from kiln.domain.server import VhostState
 from kiln.eventlog import EventLog
 from kiln.events import server as sv
@@ -197,16 +199,17 @@ class KilnService:
                 notes.append(f"record {record.vhost}/{record.app}/{record.id} dropped: "
                              "application no longer exists")
         for push in self.tasks.all_pushes():  # sessions died with the process: back to ready, next sequence
-            if (push.vhost, push.app) in known and push.state != "ready":
-                if push.state in ("pushing", "stopping"):
-                    events.append(te.PushSessionEnded(push.vhost, push.app, push.id, 0, 0, "server restart"))
-                events.append(te.PushStateChanged(push.vhost, push.app, push.id, "ready", "server restart", 0.0))
+            if (push.vhost, push.app) in known:
+                events.extend(closed_after_restart(push))
         for record in self.tasks.all_records():
             if (record.vhost, record.app) in known and record.state != "ready":
                 events.append(te.RecordStateChanged(record.vhost, record.app, record.id, "ready", "server restart"))
         for inflight, finished, problem in recover_inflight(self.data_dir):
             if finished is None:
                 notes.append(f"recording {inflight.vhost}/{inflight.app}/{inflight.id} #{inflight.sequence}: {problem}")
+                lost = self.tasks.record(inflight.vhost, inflight.app, inflight.id)
+                if lost is not None:
+                    events.extend(lost_after_restart(lost, inflight.sequence, problem))
                 continue
             events.append(te.RecordFileFinished(
                 inflight.vhost, inflight.app, inflight.id, finished.sequence, finished.file_path, finished.info_path,

@@ -2,14 +2,18 @@
 
 The ``PushTask`` aggregate decides what each session report means (states, reasons, backoff,
 quiet repeats); this actor journals what it decides, starts and stops ``PushSession``s, and runs
-the retry timer the aggregate asks for.
+the retry timer the aggregate asks for. While bytes move, the session thread nudges the actor
+(``SampleCounters``) at most twice per checkpoint interval; the aggregate decides whether a
+checkpoint (``PushProgress``) is due.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from kiln.actors.base import CommandActor, Outcome, tell_quietly
@@ -18,6 +22,8 @@ from kiln.actors.task_ports import TaskPorts
 from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.effects import effects, journaled
 from kiln.domain.push import (
+    CHECKPOINT_EVERY_S,
+    CountersSampled,
     NoTracks,
     OutputAttached,
     OutputDetached,
@@ -30,12 +36,48 @@ from kiln.domain.push import (
     SessionPushing,
 )
 from kiln.domain.settings import AppSettings
+from kiln.events.base import Event
+from kiln.events.tasks import PushSessionEnded
 from kiln.media.publish.push.select import select_tracks
 from kiln.media.publish.push.session import PushCounters, PushPlan, PushSession
 from kiln.media.publish.push.writers import Timeouts
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
+
+NUDGE_EVERY_S = CHECKPOINT_EVERY_S / 2  # so that a due checkpoint waits at most half an interval
+
+
+class SessionCounters:
+    """What HTTP reads of a task's sessions, tagged by the sequence each one ends as: the current
+    session's live counters, and the last ended session's counts until the read model has added
+    them to the totals. So a read never counts a session twice nor drops it for a moment."""
+
+    def __init__(self, sequence: int) -> None:
+        self.live = PushCounters()
+        self.sequence = sequence  # the read model's sequence while ``live`` runs
+        self.ended: tuple[int, int, int] | None = None  # (sequence, sent bytes, sent ms)
+
+    def counts_for(self, sequence: int) -> tuple[int, int]:
+        """(sent bytes, sent ms) of the session the read model at ``sequence`` has not counted yet."""
+        ended = self.ended
+        if ended is not None and ended[0] == sequence:
+            return ended[1], ended[2]
+        live = self.live
+        return (live.sent_bytes, live.sent_time_ms) if self.sequence == sequence else (0, 0)
+
+    def session_ended(self, sent_bytes: int, sent_time_ms: int) -> None:
+        """The session's end is decided (not yet in the read model): a fresh session follows."""
+        self.ended = (self.sequence, sent_bytes, sent_time_ms)  # first, so readers always find one
+        self.live = PushCounters()
+        self.sequence += 1
+
+
+@dataclass(frozen=True)
+class SampleCounters:
+    """From a session thread while bytes move: time to show the aggregate the counters."""
+
+    session: int
 
 
 class PushActor(CommandActor):
@@ -46,7 +88,7 @@ class PushActor(CommandActor):
         self.settings = settings
         self.spec = status.spec
         self.key = ("push", self.spec.vhost, self.spec.app, self.spec.id)
-        self.counters = PushCounters()
+        self.sessions = SessionCounters(status.sequence)
         self.session: PushSession | None = None
         self.session_no = 0
         self.stream: Any = None
@@ -56,7 +98,7 @@ class PushActor(CommandActor):
 
     def on_start(self) -> None:
         if self.ports.counters is not None:
-            self.ports.counters.put(self.key, self.counters)
+            self.ports.counters.put(self.key, self.sessions)
 
     def on_stop(self) -> None:
         self._stop_session()
@@ -66,7 +108,9 @@ class PushActor(CommandActor):
 
     # -- decisions --
     def _decide(self, command: PushTaskCommand) -> list[Future[Any]]:
-        events = decide_and_apply(self.task, command, now())
+        return self._journal(decide_and_apply(self.task, command, now()))
+
+    def _journal(self, events: list[Event]) -> list[Future[Any]]:
         for effect in effects(events):
             if isinstance(effect, RetryAfter):
                 self._schedule_retry(effect.seconds)
@@ -92,12 +136,18 @@ class PushActor(CommandActor):
 
         stream_name, stats = self.stream.name, self.ports.stats
 
-        def on_bytes(n: int) -> None:  # runs on the session thread
+        nudged = [time.monotonic()]
+
+        def on_bytes(n: int) -> None:  # runs on the session thread, per packet: keep it cheap
             stats.bytes_out(s.vhost, s.app, stream_name, n)
+            moment = time.monotonic()
+            if moment - nudged[0] >= NUDGE_EVERY_S:
+                nudged[0] = moment
+                tell_quietly(ref, SampleCounters(number))
 
         timeouts = Timeouts(self.settings.push.connection_timeout_ms, self.settings.push.send_timeout_ms)
         plan = PushPlan(s.protocol, s.destination, selection.tracks, timeouts)
-        self.session = PushSession(f"{s.vhost}/{s.app}/{s.id}#{number}", plan, self.output, self.counters,
+        self.session = PushSession(f"{s.vhost}/{s.app}/{s.id}#{number}", plan, self.output, self.sessions.live,
                                    on_state, on_bytes)
         if not self._connected:
             self._connected = True
@@ -148,11 +198,12 @@ class PushActor(CommandActor):
         self._stop_session()
         self._disconnect_stats()
         self.output = self.stream = None
-        c = self.counters
-        durable = self._decide(OutputDetached(cmd.reason, had_session, c.sent_bytes, c.sent_time_ms))
-        if had_session or c.sent_bytes:
-            c.sent_bytes, c.started_at, c.stopped_at = 0, 0.0, 0.0
-        return Outcome(None, durable)
+        c = self.sessions.live
+        events = decide_and_apply(self.task, OutputDetached(cmd.reason, had_session, c.sent_bytes, c.sent_time_ms),
+                                  now())
+        for ended in (ev for ev in events if isinstance(ev, PushSessionEnded)):
+            self.sessions.session_ended(ended.sent_bytes, ended.sent_time_ms)  # before the read model has it
+        return Outcome(None, self._journal(events))
 
     def handle_SessionState(self, cmd: SessionState) -> Outcome:
         if cmd.session != self.session_no or self.session is None:
@@ -167,6 +218,12 @@ class PushActor(CommandActor):
                         self.spec.id, self.task.attempts.failures + 1, cmd.reason)
             return Outcome(None, self._decide(SessionFailed(cmd.reason)))
         return Outcome(None)
+
+    def handle_SampleCounters(self, cmd: SampleCounters) -> Outcome:
+        if cmd.session != self.session_no or self.output is None:
+            return Outcome(None)
+        c = self.sessions.live
+        return Outcome(None, self._decide(CountersSampled(c.sent_bytes, c.sent_time_ms)))
 
     def handle_Retry(self, cmd: Retry) -> Outcome:
         self._timer = None

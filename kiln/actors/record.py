@@ -4,12 +4,14 @@ The ``RecordTask`` aggregate decides what each session report means; this actor 
 decides and starts and stops ``RecordSession``s. Starting is synchronous when the stream is live,
 so ``:startRecord`` already answers ``recording`` (or ``error`` with the OS reason). Stream gone →
 the file is finished, the task waits in ``ready`` and the next stream instance records into the
-next sequence.
+next sequence. While a file grows, the writer thread nudges the actor (``SampleCounters``) at most
+twice per checkpoint interval; the aggregate decides whether a checkpoint is due.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,8 @@ from kiln.actors.task_ports import TaskPorts
 from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.effects import journaled
 from kiln.domain.record import (
+    CHECKPOINT_EVERY_S,
+    CountersSampled,
     FileDone,
     OutputDetached,
     Recording,
@@ -36,6 +40,8 @@ from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
 
+NUDGE_EVERY_S = CHECKPOINT_EVERY_S / 2  # so that a due checkpoint waits at most half an interval
+
 
 @dataclass(frozen=True)
 class FileFinished:
@@ -43,6 +49,13 @@ class FileFinished:
 
     session: int
     finished: FinishedFile
+
+
+@dataclass(frozen=True)
+class SampleCounters:
+    """From a session's writer thread while bytes move: time to show the aggregate the counters."""
+
+    session: int
 
 
 @dataclass(frozen=True)
@@ -105,12 +118,21 @@ class RecordActor(CommandActor):
         self.session_no += 1
         number, ref = self.session_no, self.actor_ref
         stats, stream_name = self.ports.stats, self.stream.name
+        nudged = [time.monotonic()]
+
+        def on_bytes(n: int) -> None:  # runs on the writer thread, per packet: keep it cheap
+            stats.bytes_out(s.vhost, s.app, stream_name, n)
+            moment = time.monotonic()
+            if moment - nudged[0] >= NUDGE_EVERY_S:
+                nudged[0] = moment
+                tell_quietly(ref, SampleCounters(number))
+
         session = RecordSession(
             f"{s.vhost}/{s.app}/{s.id}#{number}", self._plan(), self.output, self.task.status.sequence,
             self.counters,
             on_file=lambda f: tell_quietly(ref, FileFinished(number, f)),
             on_error=lambda reason: tell_quietly(ref, SessionState(number, "error", reason)),
-            on_bytes=lambda n: stats.bytes_out(s.vhost, s.app, stream_name, n))
+            on_bytes=on_bytes)
         try:
             session.prepare()
         except OSError as exc:
@@ -156,6 +178,12 @@ class RecordActor(CommandActor):
         return Outcome(None, self._decide(FileDone(f.sequence, f.file_path, f.info_path, f.record_bytes,
                                                    f.record_time_ms, f.start_time, f.finish_time,
                                                    f.last_sequence)))
+
+    def handle_SampleCounters(self, cmd: SampleCounters) -> Outcome:
+        if cmd.session != self.session_no or self.session is None:
+            return Outcome(None)
+        c = self.counters
+        return Outcome(None, self._decide(CountersSampled(self.session.sequence, c.record_bytes, c.record_time_ms)))
 
     def handle_SessionState(self, cmd: SessionState) -> Outcome:
         if cmd.session != self.session_no or cmd.state != "error":

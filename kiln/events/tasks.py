@@ -105,6 +105,24 @@ class PushSessionEnded(Event):
 
 @event
 @dataclass(frozen=True)
+class PushProgress(Event):
+    """A checkpoint of the current session's counters so far (absolute, not a delta), journaled
+    every few seconds while bytes move so that a crash loses at most those seconds. The session's
+    ``PushSessionEnded`` carries the whole session again: a checkpoint is never added twice."""
+
+    vhost: str
+    app: str
+    id: str
+    sent_bytes: int
+    sent_time_ms: int
+
+    @property
+    def entity(self) -> str:
+        return push_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
 class PushRemoved(Event):
     vhost: str
     app: str
@@ -188,6 +206,44 @@ class RecordFileFinished(Event):
     finish_time: float
     last_sequence: bool
     recovered: bool = False
+
+    @property
+    def entity(self) -> str:
+        return record_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
+class RecordProgress(Event):
+    """A checkpoint of the file in flight (``sequence``): its counters so far (absolute, not a
+    delta), journaled every few seconds while bytes move. Its ``RecordFileFinished`` counts the file
+    once, never less than this checkpoint."""
+
+    vhost: str
+    app: str
+    id: str
+    sequence: int
+    record_bytes: int
+    record_time_ms: int
+
+    @property
+    def entity(self) -> str:
+        return record_entity(self.vhost, self.app, self.id)
+
+
+@event
+@dataclass(frozen=True)
+class RecordFileLost(Event):
+    """Recovery could not finish the file a crash left in flight: what its last checkpoint counted
+    goes to the totals (it was recorded and shown), and the next file reuses its sequence."""
+
+    vhost: str
+    app: str
+    id: str
+    sequence: int
+    record_bytes: int
+    record_time_ms: int
+    reason: str = ""
 
     @property
     def entity(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.responses import Response
 
@@ -17,10 +17,17 @@ from kiln.projections.tasks import PushTask
 from kiln.timefmt import format_time
 
 
-def push_json(task: PushTask, live: Any = None) -> dict[str, Any]:
+class LiveSessions(Protocol):
+    """A push task's live counters (``media.task_counters``), by the read model's sequence."""
+
+    def counts_for(self, sequence: int) -> tuple[int, int]:
+        """(sent bytes, sent ms) of the session the read model at ``sequence`` has not counted yet."""
+        ...
+
+
+def push_json(task: PushTask, live: LiveSessions | None = None) -> dict[str, Any]:
     """OME's push object; empty strings are left out, totals spelled ``totalsent…``."""
-    sent_bytes = getattr(live, "sent_bytes", 0) if live is not None else 0
-    sent_time = getattr(live, "sent_time_ms", 0) if live is not None else 0
+    sent_bytes, sent_time = live.counts_for(task.sequence) if live is not None else (0, 0)
     out: dict[str, Any] = {
         "createdTime": format_time(task.created_time),
         "finishTime": format_time(0),
@@ -31,9 +38,8 @@ def push_json(task: PushTask, live: Any = None) -> dict[str, Any]:
         "startTime": format_time(task.start_time),
         "state": task.state,
         "stream": {"trackIds": list(task.spec.track_ids), "variantNames": list(task.spec.variant_names)},
-        "totalsentBytes": task.total_sent_bytes + sent_bytes,
-        "totalsentTime": task.total_sent_time_ms + sent_time,
     }
+    out["totalsentBytes"], out["totalsentTime"] = task.shown_totals(sent_bytes, sent_time)
     spec = task.spec
     for key, value in (("id", spec.id), ("vhost", spec.vhost), ("app", spec.app), ("protocol", spec.protocol),
                        ("url", spec.url), ("streamKey", spec.stream_key)):
@@ -49,7 +55,7 @@ def push_json(task: PushTask, live: Any = None) -> dict[str, Any]:
 def register(router: Router, api: Any) -> None:
     ctx = api.ctx
 
-    def live_of(task: PushTask) -> Any:
+    def live_of(task: PushTask) -> LiveSessions | None:
         registry = getattr(ctx.media, "task_counters", None) if ctx.media is not None else None
         return registry.get(("push", task.vhost, task.app, task.id)) if registry is not None else None
 

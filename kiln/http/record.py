@@ -48,9 +48,9 @@ def record_json(task: RecordTask, live: Any = None) -> dict[str, Any]:
     if spec.interval > 0:
         out["interval"] = spec.interval
     if task.state in _ACTIVE:
+        total_bytes, total_time = task.shown_totals(record_bytes, record_time)
         for key, count in (("recordBytes", record_bytes), ("recordTime", record_time),
-                           ("totalRecordBytes", task.total_record_bytes + record_bytes),
-                           ("totalRecordTime", task.total_record_time_ms + record_time),
+                           ("totalRecordBytes", total_bytes), ("totalRecordTime", total_time),
                            ("sequence", task.sequence)):
             if count > 0:
                 out[key] = count

@@ -2,6 +2,8 @@
 
 Live counters (bytes sent in the current session, and so on) are not journaled per packet; the
 media workers publish them in ``LiveCounters`` objects that readers merge in (see kiln.http.push).
+Checkpoints of them (``PushProgress``) are journaled every few seconds, so that what a crash loses
+is bounded and the totals read never fall below the last checkpoint.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class TasksProjection:
     def _on_PushStateChanged(self, ev: te.PushStateChanged) -> None:
         self._fold(self.pushes, (ev.vhost, ev.app, ev.id), ev)
 
+    def _on_PushProgress(self, ev: te.PushProgress) -> None:
+        self._fold(self.pushes, (ev.vhost, ev.app, ev.id), ev)
+
     def _on_PushSessionEnded(self, ev: te.PushSessionEnded) -> None:
         self._fold(self.pushes, (ev.vhost, ev.app, ev.id), ev)
 
@@ -63,6 +68,12 @@ class TasksProjection:
         self._fold(self.records, (ev.vhost, ev.app, ev.id), ev)
 
     def _on_RecordFileFinished(self, ev: te.RecordFileFinished) -> None:
+        self._fold(self.records, (ev.vhost, ev.app, ev.id), ev)
+
+    def _on_RecordProgress(self, ev: te.RecordProgress) -> None:
+        self._fold(self.records, (ev.vhost, ev.app, ev.id), ev)
+
+    def _on_RecordFileLost(self, ev: te.RecordFileLost) -> None:
         self._fold(self.records, (ev.vhost, ev.app, ev.id), ev)
 
     def _on_RecordRemoved(self, ev: te.RecordRemoved) -> None:

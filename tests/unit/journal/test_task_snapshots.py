@@ -27,9 +27,14 @@ def built() -> TasksProjection:
     return projection
 
 
+# fields added after the flat shape (the checkpoint of the current session's counters)
+NEWER_FIELDS = {"session_sent_bytes", "session_sent_time_ms", "file_sequence", "file_record_bytes",
+                "file_record_time_ms"}
+
+
 def flat(task: dict[str, Any]) -> dict[str, Any]:
     """A task dict as snapshots held it before the spec was nested."""
-    return {**task["spec"], **{k: v for k, v in task.items() if k != "spec"}}
+    return {**task["spec"], **{k: v for k, v in task.items() if k != "spec" and k not in NEWER_FIELDS}}
 
 
 def test_snapshot_round_trips() -> None:
