@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import av
 import av.container
 
+from kiln.events.redact import redact_text, redact_url
 from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.demux.convert import AvConverter
 from kiln.media.ingest.rtsp.properties import PullProperties
@@ -132,7 +133,8 @@ class PullWorker:
                 container = av.open(av_url(url), options=input_options(url),
                                     timeout=(OPEN_TIMEOUT_S, self.read_timeout))
             except (av.FFmpegError, OSError) as exc:
-                log.warning("pull connect failed where=%s stream=%s url=%s error=%s", self.where, self.name, url, exc)
+                log.warning("pull connect failed where=%s stream=%s url=%s error=%s", self.where, self.name,
+                            redact_url(url), redact_text(str(exc)))
                 continue
             try:
                 return self._stream(container, url)
@@ -147,7 +149,7 @@ class PullWorker:
         for s in usable:
             kinds.add(MediaKind.VIDEO if s.type == "video" else MediaKind.AUDIO)
         if not usable:
-            log.warning("pull source has no usable track where=%s url=%s", self.where, url)
+            log.warning("pull source has no usable track where=%s url=%s", self.where, redact_url(url))
             return "failed"
         try:
             stream = self.hooks.open_stream(url, self.close)
@@ -159,7 +161,8 @@ class PullWorker:
             self._ever_connected = True
             self.hooks.connected(url)
             self._answer(True)
-        log.info("pull connected where=%s stream=%s url=%s tracks=%d", self.where, self.name, url, len(usable))
+        log.info("pull connected where=%s stream=%s url=%s tracks=%d", self.where, self.name, redact_url(url),
+                 len(usable))
         reason = "source ended"
         unused_limit = self.props.unused_stream_deletion_timeout_ms / 1000
         check_unused = not self.props.persistent and unused_limit > 0
