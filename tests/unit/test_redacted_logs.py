@@ -92,6 +92,8 @@ def test_srt_url_lines_mask_the_passphrase_and_signed_streamids(caplog: pytest.L
     assert len(lines) == 1 and "srt url option ignored key=nosuchoption" in lines[0]
     for shown in (lines[0], url.display):
         assert PASSPHRASE not in shown and SIGNATURE not in shown and "passphrase=***" in shown
+    # the sender's lines show ``display``: a stream key appended as the path is masked too
+    assert parse_srt_url(f"srt://relay:9000/{KEY}").display == "srt://relay:9000/***"
 
 
 def test_a_failed_rtsp_pull_logs_the_camera_without_its_password(caplog: pytest.LogCaptureFixture) -> None:
