@@ -15,7 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
 from typing import TextIO
@@ -45,7 +45,10 @@ class UsageError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kiln journal", description="Audit Kiln's event journal.")
+    parser = argparse.ArgumentParser(
+        prog="kiln journal", description="Audit Kiln's event journal.",
+        epilog="exit status: 0 done; 1 damage found, or no record for --entity; 2 no journal in the data "
+               "directory, or an unknown --type/--entity (the known ones are listed)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -57,8 +60,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="show secrets (stream keys, passphrases, signatures) instead of ***")
 
     def filters(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--entity", help="entity id or prefix, e.g. 'app:default/app' or 'stream:'")
-        p.add_argument("--type", action="append", help="event type (repeatable), e.g. StreamCreated")
+        p.add_argument("--entity", help="entity id or prefix, e.g. 'app:default/app' or 'stream:'; kinds: "
+                       + ", ".join(ENTITY_FORMS))
+        p.add_argument("--type", action="append", help="event type (repeatable), e.g. StreamStarted")
         p.add_argument("--since", help="ISO time, e.g. 2026-11-29T10:00:00+00:00")
         p.add_argument("--from-seq", type=int, default=1, help="first sequence number")
 
@@ -113,17 +117,22 @@ class _Printer:
 
 @dataclass
 class _Selection:
-    """Records read by show/tail, and whether the ``--entity`` filter ever matched."""
+    """Records read by show/tail, and what an ``--entity`` that matched nothing could have been."""
 
     args: argparse.Namespace
     printer: _Printer
     entity_seen: bool = False
+    same_kind: set[str] = field(default_factory=set)  # entity ids of the --entity's kind
 
     def records(self, from_seq: int) -> Iterator[Record]:
         since = parse_time(self.args.since) if self.args.since else None
+        kind = self.args.entity.partition(":")[0] + ":" if self.args.entity else ""
         for record in iter_records(journal_dir(self.args.data_dir), from_seq):
-            if self.args.entity and record.entity.startswith(self.args.entity):
-                self.entity_seen = True
+            if self.args.entity and not self.entity_seen:
+                if record.entity.startswith(self.args.entity):
+                    self.entity_seen = True
+                elif record.entity.startswith(kind) and len(self.same_kind) < 1000:
+                    self.same_kind.add(record.entity)
             if _matches(record, self.args, since):
                 yield record
             else:
@@ -133,8 +142,11 @@ class _Selection:
         """0, or 1 with the reason on stderr when ``--entity`` named nothing the journal holds."""
         if not self.args.entity or self.entity_seen:
             return 0
+        known = sorted(self.same_kind)
+        listed = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
         sys.stderr.write(f"no records for entity {self.args.entity!r} in {journal_dir(self.args.data_dir)}\n"
-                         f"{_entity_help()}\n")
+                         + (f"entities of that kind: {listed}\n" if known else "")
+                         + f"{_entity_help()}\n")
         return 1
 
 

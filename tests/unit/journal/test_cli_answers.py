@@ -118,6 +118,7 @@ def test_an_entity_no_record_has_is_reported_not_silent(tmp_path: Path, capsys: 
     err = capsys.readouterr().err
     assert code == 1 and text == ""
     assert "no records for entity 'push:default/app/nope'" in err and "stream:<vhost>/<app>/<stream>" in err
+    assert "entities of that kind: push:default/app/srt1, push:default/app/yt" in err
     code, text = call("show", "-d", str(tmp_path), "--entity", "push:")  # prefixes of a kind still work
     assert code == 0 and text.count("\n") == 3
     code, text = call("show", "-d", str(tmp_path), "--entity", "pus")
