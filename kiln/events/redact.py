@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 MASK = "***"
@@ -101,11 +102,13 @@ def redact_push_destination(destination: str) -> str:
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Free text (a log argument, an error reason): URLs scrubbed, known secrets masked as tokens."""
     text = _URL.sub(lambda m: redact_url(m.group(0)), text)
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+    present = [s for s in set(secrets) if s and s in text]  # a plain substring test first
+    for secret in sorted(present, key=len, reverse=True):
         text = _token_pattern(secret).sub(MASK, text)
     return text
 
 
+@lru_cache(maxsize=4096)
 def _token_pattern(secret: str) -> re.Pattern[str]:
     """``secret`` where it stands as a whole token: an alphanumeric edge must not touch another
     alphanumeric, so a one-letter key masks ``…/live/f`` but not the f in ``refused``."""
@@ -114,34 +117,51 @@ def _token_pattern(secret: str) -> re.Pattern[str]:
     return re.compile(before + re.escape(secret) + after)
 
 
-def _url_secrets(url: str) -> list[str]:
-    """The secret values inside one URL (password, secret query values), as a reader would see them."""
-    found = []
-    match = _USERINFO.match(url)
-    if match and match.group(3):
-        found += [match.group(3), unquote(match.group(3))]
-    _, sep, rest = url.partition("?")
-    if sep:
-        for part in rest.partition("#")[0].split("&"):
-            key, eq, value = part.partition("=")
-            if eq and value and key.lower() in SECRET_QUERY:
-                found += [value, unquote(value)]
-    return found
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]+")
+
+
+@dataclass
+class _SecretIndex:
+    """Known secrets found in a text without testing each one: a secret can only match (as a whole
+    token, see ``_token_pattern``) where its longest alphanumeric run is a whole run of the text, so
+    secrets are filed under that run. The few without one are tested as substrings."""
+
+    by_run: dict[str, set[str]] = field(default_factory=dict)
+    without_run: set[str] = field(default_factory=set)
+
+    def add(self, secret: str) -> None:
+        runs = _ALNUM_RUN.findall(secret)
+        if runs:
+            self.by_run.setdefault(max(runs, key=len), set()).add(secret)
+        else:
+            self.without_run.add(secret)
+
+    def in_text(self, text: str) -> set[str]:
+        found = {s for s in self.without_run if s in text}
+        for run in set(_ALNUM_RUN.findall(text)):
+            found |= self.by_run.get(run, set())
+        return found
 
 
 @dataclass
 class Redactor:
-    """Scrubs journal payloads for display. It remembers every secret it masked, so a later record
-    that repeats one (a push error naming its destination) is masked too: use one per reading."""
+    """Scrubs journal payloads for display. It remembers the values of secret keys (a push's stream
+    key), so a later record that repeats one (a push error naming its destination) is masked too:
+    use one per reading. URL secrets need no memory: every URL shown is scrubbed."""
 
     secrets: set[str] = field(default_factory=set)
+    _index: _SecretIndex = field(default_factory=_SecretIndex, repr=False)
+
+    def learn(self, payload: dict[str, object]) -> None:
+        """Remember a payload's secrets without showing it (a record read but not printed)."""
+        self._collect(payload)
 
     def payload(self, payload: dict[str, object]) -> dict[str, object]:
         self._collect(payload)
         return {key: self._scrub(item, _norm(key) in SECRET_KEYS) for key, item in payload.items()}
 
     def text(self, text: str) -> str:
-        return redact_text(text, self.secrets)
+        return redact_text(text, self._index.in_text(text))
 
     def _collect(self, value: object, secret: bool = False) -> None:
         if isinstance(value, dict):
@@ -150,11 +170,9 @@ class Redactor:
         elif isinstance(value, list | tuple):
             for item in value:
                 self._collect(item, secret)
-        elif isinstance(value, str) and value:
-            if secret:
-                self.secrets.add(value)
-            for url in _URL.findall(value):
-                self.secrets.update(s for s in _url_secrets(url) if s)
+        elif isinstance(value, str) and value and secret and value not in self.secrets:
+            self.secrets.add(value)
+            self._index.add(value)
 
     def _scrub(self, value: object, secret: bool = False) -> object:
         if isinstance(value, dict):
@@ -168,5 +186,5 @@ class Redactor:
             # known secrets are looked for in sentences and URLs, not in names: a key that happens
             # to equal an app or stream name must not hide that name
             prose = "://" in value or any(c.isspace() for c in value)
-            return redact_text(value, self.secrets if prose else ())
+            return self.text(value) if prose else redact_text(value)
         return value

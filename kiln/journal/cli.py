@@ -103,7 +103,7 @@ class _Printer:
     def see(self, record: Record) -> None:
         """Learn the secrets of a record that is read but not printed."""
         if self.redactor is not None:
-            self.redactor.payload(record.payload)
+            self.redactor.learn(record.payload)
 
     def line(self, record: Record) -> str:
         payload = record.payload if self.redactor is None else self.redactor.payload(record.payload)
