@@ -37,6 +37,7 @@ from kiln.domain.push import (
 )
 from kiln.domain.settings import AppSettings
 from kiln.events.base import Event
+from kiln.events.redact import redact_text
 from kiln.events.tasks import PushSessionEnded
 from kiln.media.publish.push.select import select_tracks
 from kiln.media.publish.push.session import PushCounters, PushPlan, PushSession
@@ -215,7 +216,7 @@ class PushActor(CommandActor):
         if cmd.state == "error":
             self.session = None
             log.warning("push error id=%s/%s/%s attempt=%d reason=%s", self.spec.vhost, self.spec.app,
-                        self.spec.id, self.task.attempts.failures + 1, cmd.reason)
+                        self.spec.id, self.task.attempts.failures + 1, redact_text(cmd.reason, (self.spec.stream_key,)))
             return Outcome(None, self._decide(SessionFailed(cmd.reason)))
         return Outcome(None)
 

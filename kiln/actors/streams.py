@@ -47,6 +47,7 @@ from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.errors import DomainError, Failed, Invalid, NotFound, Unreachable
 from kiln.domain.settings import AppSettings
 from kiln.events import streams as se
+from kiln.events.redact import redact_url
 from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.rtsp.properties import PullProperties, parse_pull_properties, properties_from_json
 from kiln.media.ingest.rtsp.worker import PullHooks, PullWorker
@@ -387,7 +388,7 @@ class StreamsActor(CommandActor):
         try:
             decide_and_apply(self.directory, dd.RequestPull(name, tuple(urls), cmd.request_url), now())
         except Unreachable:
-            log.warning("pull refused where=%s stream=%s url=%s", self.where, name, urls[0])
+            log.warning("pull refused where=%s stream=%s url=%s", self.where, name, redact_url(urls[0]))
             raise
         waiter: Future[bool] = Future()
         self._spawn_pull(name, urls, parse_pull_properties(body), waiter)

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from kiln.events.redact import redact_url
 from kiln.media.formats import amf0
 from kiln.media.formats.codecs.errors import CodecConfigError
 from kiln.media.formats.flv import FlvConverter
@@ -348,8 +349,8 @@ class RtmpConnection(asyncio.Protocol):
         self._writer.set_chunk_size(cfg.chunk_size)
         self._send(messages.CSID_COMMAND, messages.COMMAND_AMF0, commands.connect_result(txn, encoding, enhanced))
         flash_ver = obj.get("flashVer") or obj.get("flashver") or ""
-        log.info("rtmp connect peer=%s:%d app=%s tc_url=%s client=%s", self.peer[0], self.peer[1], self._app,
-                 self._tc_url, flash_ver)
+        log.info("rtmp connect peer=%s:%d app=%s tc_url=%s client=%s", self.peer[0], self.peer[1],
+                 redact_url(self._app), redact_url(self._tc_url), flash_ver)
 
     def _publish(self, args: list[Any], stream_id: int) -> None:
         if self._sink is not None:

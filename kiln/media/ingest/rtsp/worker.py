@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import av
 import av.container
 
+from kiln.events.redact import redact_url
 from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.demux.convert import AvConverter
 from kiln.media.ingest.rtsp.properties import PullProperties
@@ -155,8 +156,8 @@ class PullWorker:
             except (av.FFmpegError, OSError) as exc:
                 answer = connect_failure(exc, time.monotonic() - started)
                 self._answers.append(answer)
-                log.warning("pull connect failed where=%s stream=%s url=%s error=%s", self.where, self.name, url,
-                            answer)
+                log.warning("pull connect failed where=%s stream=%s url=%s error=%s", self.where, self.name,
+                            redact_url(url), answer)
                 continue
             try:
                 return self._stream(container, url)
@@ -171,7 +172,7 @@ class PullWorker:
         for s in usable:
             kinds.add(MediaKind.VIDEO if s.type == "video" else MediaKind.AUDIO)
         if not usable:
-            log.warning("pull source has no usable track where=%s url=%s", self.where, url)
+            log.warning("pull source has no usable track where=%s url=%s", self.where, redact_url(url))
             self._answers.append("no audio or video track Kiln can carry")
             return "failed"
         try:
@@ -185,7 +186,8 @@ class PullWorker:
             self._ever_connected = True
             self.hooks.connected(url)
             self._answer(True)
-        log.info("pull connected where=%s stream=%s url=%s tracks=%d", self.where, self.name, url, len(usable))
+        log.info("pull connected where=%s stream=%s url=%s tracks=%d", self.where, self.name, redact_url(url),
+                 len(usable))
         reason = "source ended"
         unused_limit = self.props.unused_stream_deletion_timeout_ms / 1000
         check_unused = not self.props.persistent and unused_limit > 0

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from kiln.events.redact import redact_streamid
 from kiln.media.net.srt import libsrt
 from kiln.media.net.srt.abi import SockStatus
 from kiln.media.net.srt.epoll import EPOLL_ERR, EPOLL_IN, SrtEpoll
@@ -235,7 +236,7 @@ class SrtListener:
         except SrtError as exc:
             log.warning("srt reject code not set port=%d code=%d error=%s", self.port, code, exc)
         log.info("srt caller rejected port=%d peer=%s:%d streamid=%r code=%d reason=%s", self.port, peer[0], peer[1],
-                 streamid, code, reason)
+                 redact_streamid(streamid), code, reason)
         return False
 
     # -- the listener thread --------------------------------------------------------------------
@@ -293,7 +294,7 @@ class SrtListener:
             self._drop(conn, _close_reason(exc))
             return
         log.info("srt caller connected port=%d peer=%s:%d streamid=%r socket=%d", self.port, peer[0], peer[1],
-                 conn.streamid, sock.handle)
+                 redact_streamid(conn.streamid), sock.handle)
 
     def _service(self, conn: _Conn, events: int) -> None:
         for _ in range(READ_BATCH):
@@ -316,7 +317,7 @@ class SrtListener:
             if not conn.slow_logged and time.monotonic() - began > SLOW_CALLBACK_S:
                 conn.slow_logged = True
                 log.warning("srt receiver slow port=%d socket=%d streamid=%r took_ms=%d", self.port,
-                            conn.sock.handle, conn.streamid, int((time.monotonic() - began) * 1000))
+                            conn.sock.handle, redact_streamid(conn.streamid), int((time.monotonic() - began) * 1000))
         if events & EPOLL_ERR and conn.sock.state in _DEAD:
             self._drop(conn, "disconnected")
 
@@ -327,7 +328,7 @@ class SrtListener:
         self._epoll.remove(conn.sock.handle)
         conn.sock.close()
         log.info("srt caller disconnected port=%d peer=%s:%d streamid=%r reason=%s bytes=%d duration_ms=%d",
-                 self.port, conn.peer[0], conn.peer[1], conn.streamid, reason, conn.bytes_received,
+                 self.port, conn.peer[0], conn.peer[1], redact_streamid(conn.streamid), reason, conn.bytes_received,
                  int((time.monotonic() - conn.started) * 1000))
         _notify_close(conn.receiver, reason)
 
@@ -341,7 +342,7 @@ class SrtListener:
                     failed.append((handle, self._pending.pop(handle)))
         for handle, pending in failed:
             log.info("srt caller handshake failed port=%d peer=%s:%d streamid=%r socket=%d", self.port,
-                     pending.peer[0], pending.peer[1], pending.streamid, handle)
+                     pending.peer[0], pending.peer[1], redact_streamid(pending.streamid), handle)
             _notify_close(pending.receiver, "handshake failed")
 
     def _teardown(self) -> None:

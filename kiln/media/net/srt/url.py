@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from kiln.events.redact import redact_push_destination
 from kiln.media.net.srt.abi import SockOpt
 from kiln.media.net.srt.options import SETTABLE, OptionSpec, OptionValue, parse_bool, parse_int, validate
 
@@ -62,7 +63,6 @@ _QUERY: dict[str, tuple[SockOpt, str]] = {
     "linger": (SockOpt.LINGER, "int"),
 }
 _NOT_OPTIONS = {"mode", "timeout", "listen_timeout"}
-_SECRET = {"passphrase"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class SrtUrl:
     port: int
     options: list[tuple[OptionSpec, OptionValue]] = field(default_factory=list)
     io_timeout_ms: int | None = None  # FFmpeg's ``timeout``: bounds connecting and each send
-    display: str = ""  # the URL with any passphrase masked, for logs and errors
+    display: str = ""  # the URL with its passphrase, secret query values and stream key path masked, for logs
 
     def option(self, opt: SockOpt) -> OptionValue | None:
         for spec, value in self.options:
@@ -124,15 +124,15 @@ def parse_srt_url(url: str) -> SrtUrl:
     base, sep, query = url.partition("?")
     parts = urlsplit(base)
     if parts.scheme.lower() != "srt":
-        raise SrtUrlError(f"not an srt:// URL: {_mask(url)}")
+        raise SrtUrlError(f"not an srt:// URL: {redact_push_destination(url)}")
     try:
         host, port = parts.hostname, parts.port
     except ValueError as exc:
-        raise SrtUrlError(f"bad port in {_mask(url)}: {exc}") from None
+        raise SrtUrlError(f"bad port in {redact_push_destination(url)}: {exc}") from None
     if not host:
-        raise SrtUrlError(f"no host in {_mask(url)}")
+        raise SrtUrlError(f"no host in {redact_push_destination(url)}")
     if not port:
-        raise SrtUrlError(f"no port in {_mask(url)}")
+        raise SrtUrlError(f"no port in {redact_push_destination(url)}")
     pairs = _split_query(query) if sep else []
     seen: set[str] = set()
     options: list[tuple[OptionSpec, OptionValue]] = []
@@ -151,7 +151,7 @@ def parse_srt_url(url: str) -> SrtUrl:
                 io_timeout_ms = max(micros // 1000, 1) if micros > 0 else None  # 0 or less: no limit
             continue
         if key not in _QUERY:
-            log.warning("srt url option ignored key=%s url=%s", key, _mask(url))
+            log.warning("srt url option ignored key=%s url=%s", key, redact_push_destination(url))
             continue
         opt, kind = _QUERY[key]
         spec = SETTABLE["SRTO_" + opt.name]
@@ -163,7 +163,8 @@ def parse_srt_url(url: str) -> SrtUrl:
             raise SrtUrlError(f"{key}: {exc}") from None
         if value is not None:
             options.append((spec, value))
-    return SrtUrl(host=host, port=port, options=options, io_timeout_ms=io_timeout_ms, display=_mask(url))
+    return SrtUrl(host=host, port=port, options=options, io_timeout_ms=io_timeout_ms,
+                  display=redact_push_destination(url))
 
 
 def _number(key: str, text: str) -> int:
@@ -171,14 +172,3 @@ def _number(key: str, text: str) -> int:
         return parse_int(text, bits=64)
     except ValueError as exc:
         raise SrtUrlError(f"{key}: {exc}") from None
-
-
-def _mask(url: str) -> str:
-    base, sep, query = url.partition("?")
-    if not sep:
-        return url
-    masked = []
-    for part in query.split("&"):
-        key, eq, _ = part.partition("=")
-        masked.append(f"{key}=***" if eq and key in _SECRET else part)
-    return base + "?" + "&".join(masked)

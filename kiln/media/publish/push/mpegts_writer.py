@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from kiln.events.redact import redact_push_destination
 from kiln.media.model import Packet, Track
 from kiln.media.publish.push.net import (
     PushError,
@@ -96,7 +97,8 @@ def _udp_sender(sock: socket.socket, destination: str) -> Callable[[bytes], None
         except ConnectionRefusedError:
             if not told:
                 told = True
-                log.info("push udp destination unreachable, still sending destination=%s", destination)
+                log.info("push udp destination unreachable, still sending destination=%s",
+                         redact_push_destination(destination))
     return send
 
 

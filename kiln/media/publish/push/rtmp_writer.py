@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from kiln.events.redact import redact_push_destination
 from kiln.media.formats.rtmp import messages
 from kiln.media.model import Packet, Track
 from kiln.media.publish.push import flvtags
@@ -69,4 +70,4 @@ class RtmpWriter:
         try:
             rtmp.close()
         except (OSError, PushError) as exc:
-            log.debug("push rtmp close error destination=%s error=%s", self.destination, exc)
+            log.debug("push rtmp close error destination=%s error=%s", redact_push_destination(self.destination), exc)

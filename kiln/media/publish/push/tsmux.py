@@ -13,6 +13,7 @@ import av
 import av.container
 import av.stream
 
+from kiln.events.redact import redact_push_destination
 from kiln.media.model import Packet, Track
 from kiln.media.publish.avbridge import Templates, to_av_packet
 from kiln.media.publish.push.net import PushError, describe
@@ -106,7 +107,7 @@ class TsMuxer:
             if self._container is not None:
                 self._container.close()
         except (OSError, PushError, av.error.FFmpegError) as exc:  # the trailer may meet a closed destination
-            log.debug("push writer close error destination=%s error=%s", self.destination, exc)
+            log.debug("push writer close error destination=%s error=%s", redact_push_destination(self.destination), exc)
         finally:
             self._container = None
             if self.sink is not None:
