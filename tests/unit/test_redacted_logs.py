@@ -104,7 +104,7 @@ def test_a_failed_rtsp_pull_logs_the_camera_without_its_password(caplog: pytest.
     owner, waiter = Owner(live), Future[bool]()
     with caplog.at_level(logging.INFO, logger="kiln.media.ingest.rtsp.worker"):
         worker = PullWorker("default/app", "cam", [url], PullProperties(retry_count=0), owner.hooks, waiter).start()
-        assert owner.finished.result(20) == "could not connect to any url"
+        assert owner.finished.result(20) == "could not connect to any url (Connection refused)"
         worker.join(5)
     lines = messages(caplog, "kiln.media.ingest.rtsp.worker")
     failed = [line for line in lines if line.startswith("pull connect failed")]
