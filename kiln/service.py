@@ -25,9 +25,9 @@ import pykka
 import uvicorn
 
 from kiln import __version__
-from kiln.actors.context import Context
 from kiln.actors.directory import Directory
 from kiln.actors.ingest_gate import IngestGate
+from kiln.actors.runtime import ActorRuntime
 from kiln.actors.server import ServerActor
 from kiln.banner import Banner, Token, TokenSource
 from kiln.config.cors import CorsPolicy
@@ -42,6 +42,7 @@ from kiln.events import server as sv
 from kiln.events import streams as se
 from kiln.events import tasks as te
 from kiln.http.api import ApiApp
+from kiln.http.context import ApiReads
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
 from kiln.media.publish.record.recovery import recover_inflight
@@ -107,7 +108,7 @@ class KilnService:
         self.journal: Any = None
         self.snapshots: SnapshotStore | None = None
         self.events: EventLog | None = None
-        self.ctx: Context | None = None
+        self.actors: ActorRuntime | None = None
         self.server_ref: Any = None
         self.api: ApiApp | None = None
         self.api_tls: ApiTls | None = None
@@ -144,12 +145,11 @@ class KilnService:
             self.tasks.restore(state.get("tasks", {}))
         replayed = self.events.apply_replayed(self.journal.read(snapshot_seq + 1))
         self.events.add_observer(self._maybe_snapshot)
-        self.ctx = Context(self.events, self.directory, self.catalog, self.tasks, self.stats, self.data_dir,
-                           self.media)
+        self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats))
         notes = self._journal_recovery(snapshot_seq, replayed)
-        self.server_ref = ServerActor.start(self.ctx, self._recovered_vhosts())
+        self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts())
         self._wait_for_actor_tree()
         recovery = Recovery(snapshot_seq, replayed, time.monotonic() - started)
         log.info("kiln recovered snapshot_seq=%d replayed=%d seconds=%.3f notes=%d", snapshot_seq, replayed,
@@ -242,11 +242,12 @@ class KilnService:
 
     # -- network ---------------------------------------------------------------------------------
     def build_api(self) -> ApiApp:
-        assert self.ctx is not None
+        assert self.actors is not None, "open() first"
         cors = CorsPolicy(tuple(self.config.api_cross_domains), dict(self.config.api_cross_domain_headers))
         self.api_tls = ApiTls.from_config(self.config.managers_host, Path(self.config.base_dir)) \
             if self.config.bind.api_tls_port is not None else None
-        self.api = ApiApp(self.ctx, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None)
+        reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media)
+        self.api = ApiApp(reads, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None)
         return self.api
 
     async def serve(self, host: str, api_port: int | None, ready: Any = None) -> None:

@@ -77,7 +77,7 @@ class LiveHls(Protocol):
 
 
 class StreamsContext(Protocol):
-    """What the creator hands over (``kiln.actors.context.Context`` offers it)."""
+    """What the creator hands over (``kiln.actors.runtime.ActorRuntime`` offers it)."""
 
     @property
     def events(self) -> Journal: ...

@@ -6,10 +6,12 @@ object satisfies it structurally.
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from kiln.http.lookups import Lookups
+from kiln.http.lookups import ActorDirectory, Lookups
 from kiln.metrics.tree import MetricsTree
+from kiln.projections.catalog import CatalogProjection
 from kiln.projections.tasks import TasksProjection
 
 
@@ -19,3 +21,15 @@ class ApiContext(Lookups, Protocol):
 
     @property
     def stats(self) -> MetricsTree: ...
+
+
+@dataclass(frozen=True)
+class ApiReads:
+    """The service's answer to ``ApiContext``: the read models, the metrics, where to send commands
+    and the media runtime's live-stream lookup."""
+
+    catalog: CatalogProjection
+    tasks: TasksProjection
+    stats: MetricsTree
+    directory: ActorDirectory
+    media: Any = None  # the media runtime (``media.streams``, ``media.llhls``); None without media

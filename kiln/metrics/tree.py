@@ -24,7 +24,7 @@ RETIRE_GRACE_S = 10.0
 
 
 class MetricsTree:
-    """The object actors and publishers count through (``Context.stats``), and the stats API reads."""
+    """The object actors and publishers count through (``ActorRuntime.stats``), and the stats API reads."""
 
     def __init__(self, created: float | None = None) -> None:
         self._lock = threading.Lock()
