@@ -42,6 +42,7 @@ from kiln.events import tasks as te
 from kiln.http.api import ApiApp
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
+from kiln.media.publish.llhls.tls_server import H2Listener, VhostCertificate
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.runtime import ControlPlane, MediaRuntime
 from kiln.metrics.tree import MetricsTree
@@ -109,6 +110,7 @@ class KilnService:
         self.server_ref: Any = None
         self.api: ApiApp | None = None
         self.api_tls: ApiTls | None = None
+        self.llhls_certificate: VhostCertificate | None = None
         self.token = ""
         self.token_path: Path | None = None
         self.token_source = Token(TokenSource.CONFIGURED)
@@ -274,12 +276,17 @@ class KilnService:
                                  ws="none")
             servers.append((uvicorn.Server(cfg), sock))
             listeners[name] = (host, sock.getsockname()[1])
+        h2 = self._llhls_tls_listener(host)
+        if h2 is not None:
+            listeners["llhls_tls"] = (host, h2.sock.getsockname()[1])
         self._stop_event = stop = asyncio.Event()
         self._loop = loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         # uvicorn's serve() would install its own signal handlers; _serve() leaves them to us
         tasks = [asyncio.create_task(s._serve(sockets=[sock])) for s, sock in servers]
+        if h2 is not None:
+            tasks.append(asyncio.create_task(h2.serve()))
         await self.media.start(host)
         banner = Banner(__version__, self.token_source, {**listeners, **self.media.addresses},
                         [f"{v}/{a}" for v in self.catalog.vhost_names() for a in (self.catalog.app_names(v) or [])],
@@ -293,8 +300,26 @@ class KilnService:
         log.info("kiln stopping")
         for s, _sock in servers:
             s.should_exit = True
+        if h2 is not None:
+            h2.stop()
         await self.media.close()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _llhls_tls_listener(self, host: str) -> H2Listener | None:
+        """LL-HLS over HTTP/2 on Bind/Publishers/LLHLS/TLSPort with the first vhost's Host/TLS certificate;
+        None (logged) when the port is not configured, no vhost has a certificate, or it cannot be loaded."""
+        port, app = self.config.bind.llhls_tls_port, self.media.llhls_tls_app()
+        if port is None or app is None:
+            return None
+        vhosts = [state.config for state in self.catalog.vhost_states()]
+        certificate = VhostCertificate.first_of(vhosts, self.config.resolve_path)
+        if certificate is None:
+            log.error("llhls tls port not opened port=%d: no vhost has Host/TLS CertPath and KeyPath", port)
+            return None
+        if not certificate.try_load():
+            return None
+        self.llhls_certificate = certificate
+        return H2Listener(app, bind_tcp(host, port), certificate)
 
     def request_stop(self) -> None:
         loop, stop = getattr(self, "_loop", None), getattr(self, "_stop_event", None)
