@@ -42,7 +42,7 @@ from kiln.events import tasks as te
 from kiln.http.api import ApiApp
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
-from kiln.media.publish.llhls.tls_server import H2Listener, VhostCertificate
+from kiln.media.publish.llhls.tls_server import H2Listener, ServedCertificate, VhostCertificate
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.runtime import ControlPlane, MediaRuntime
 from kiln.metrics.tree import MetricsTree
@@ -110,7 +110,7 @@ class KilnService:
         self.server_ref: Any = None
         self.api: ApiApp | None = None
         self.api_tls: ApiTls | None = None
-        self.llhls_certificate: VhostCertificate | None = None
+        self.llhls_certificate = ServedCertificate()  # swapped by the server actor on :reloadCertificate
         self.token = ""
         self.token_path: Path | None = None
         self.token_source = Token(TokenSource.CONFIGURED)
@@ -149,7 +149,7 @@ class KilnService:
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats))
         notes = self._journal_recovery(snapshot_seq, replayed)
-        self.server_ref = ServerActor.start(self.ctx, self._recovered_vhosts())
+        self.server_ref = ServerActor.start(self.ctx, self._recovered_vhosts(), self.llhls_certificate)
         self._wait_for_actor_tree()
         recovery = Recovery(snapshot_seq, replayed, time.monotonic() - started)
         log.info("kiln recovered snapshot_seq=%d replayed=%d seconds=%.3f notes=%d", snapshot_seq, replayed,
@@ -318,8 +318,9 @@ class KilnService:
             return None
         if not certificate.try_load():
             return None
-        self.llhls_certificate = certificate
-        return H2Listener(app, bind_tcp(host, port), certificate)
+        listener = H2Listener(app, bind_tcp(host, port), certificate)
+        self.llhls_certificate.serving(certificate, asyncio.get_running_loop())
+        return listener
 
     def request_stop(self) -> None:
         loop, stop = getattr(self, "_loop", None), getattr(self, "_stop_event", None)

@@ -40,14 +40,19 @@ def make_ca_and_server_cert(directory: Path, cn: str = "kiln-test-server") -> Ce
     ca_key, ca = directory / "ca.key", directory / "ca.crt"
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Kiln Test CA",
              "-keyout", str(ca_key), "-out", str(ca))
-    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.crt"
+    cert, key = sign_server_cert(directory, ca, ca_key, cn)
+    return Certificates(ca, cert, key)
+
+
+def sign_server_cert(directory: Path, ca: Path, ca_key: Path, cn: str) -> tuple[Path, Path]:
+    key, csr, cert = directory / f"{cn}.key", directory / f"{cn}.csr", directory / f"{cn}.crt"
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}", "-keyout", str(key), "-out", str(csr))
     ext = directory / "server.ext"
     ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
                    "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
     _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
              "-days", "2", "-extfile", str(ext), "-out", str(cert))
-    return Certificates(ca, cert, key)
+    return cert, key
 
 
 def tls_server_xml(ports: Ports, root: Path, tls_port: int, certs: Certificates) -> str:
@@ -114,3 +119,33 @@ def test_hlsjs_plays_over_http2_in_chromium(live_tls: Live, chromium_player: Any
     protocols = report["protocols"]
     assert list(protocols) == ["h2"] and protocols["h2"] >= report["partsLoaded"], protocols  # every request on h2
     assert not [e for e in report["errors"] if str(e).startswith("fatal:")], report["errors"]
+
+
+def _peer_cn(response: httpx.Response) -> str:
+    """The CN of the certificate the server presented on the connection that carried ``response``."""
+    peer = response.extensions["network_stream"].get_extra_info("ssl_object").getpeercert()
+    return dict(field[0] for field in peer["subject"])["commonName"]
+
+
+def test_reload_certificate_serves_new_connections_and_keeps_open_ones(live_tls: Live, tmp_path: Path) -> None:
+    certs, playlist = live_tls.certs, f"{live_tls.base}/llhls.m3u8"
+    trust = ssl.create_default_context(cafile=certs.ca)
+    with httpx.Client(http2=True, verify=trust, timeout=15) as viewer:
+        first = viewer.get(playlist)
+        assert first.http_version == "HTTP/2" and _peer_cn(first) == "kiln-test-server"
+        cert, key = sign_server_cert(tmp_path, certs.ca, tmp_path / "ca.key", "renewed")
+        certs.cert.write_bytes(cert.read_bytes())
+        certs.key.write_bytes(key.read_bytes())
+        ok = {"message": "OK", "statusCode": 200}
+        assert live_tls.kiln.api.post("/v1/vhosts/default:reloadCertificate").json() == ok
+        again = viewer.get(playlist)  # the viewer's connection was open before the reload: it still plays
+        assert again.status_code == 200 and _peer_cn(again) == "kiln-test-server"
+    with httpx.Client(http2=True, verify=trust, timeout=15) as newcomer:
+        r = newcomer.get(playlist)
+        assert r.status_code == 200 and r.http_version == "HTTP/2" and _peer_cn(r) == "renewed"
+    certs.cert.write_text("not a certificate")
+    r = live_tls.kiln.api.post("/v1/vhosts/default:reloadCertificate")
+    assert r.json() == {"statusCode": 500,
+                        "message": "[HTTP] Failed to reload certificate. Check server log for more information. (500)"}
+    with httpx.Client(http2=True, verify=trust, timeout=15) as later:
+        assert _peer_cn(later.get(playlist)) == "renewed"  # the old chain keeps serving

@@ -6,8 +6,8 @@ until the next part) stall everything else queued behind them. uvicorn speaks HT
 this one listener runs on hypercorn (h2 + http/1.1 by ALPN); the plain LL-HLS port stays on uvicorn.
 
 The certificate is the first vhost's ``Host/TLS`` (choosing among vhosts by SNI is not done here).
-One ``ssl.SSLContext`` lives as long as the listener; ``reload()`` loads the files again into it,
-so new handshakes get the new chain and connections already open keep playing.
+One ``ssl.SSLContext`` lives as long as the listener; ``:reloadCertificate`` loads the files again
+into it, so new handshakes get the new chain and connections already open keep playing.
 """
 
 from __future__ import annotations
@@ -78,6 +78,40 @@ class VhostCertificate:
         except (OSError, ssl.SSLError) as exc:
             log.error("llhls tls certificate could not be loaded vhost=%s cert=%s error=%s (TLS port not opened)",
                       self.vhost, self.cert_path, exc)
+            return False
+        return True
+
+
+@dataclass
+class ServedCertificate:
+    """The certificate the LL-HLS TLS listener serves, reloadable from any thread (the server actor
+    calls ``reload_certificate`` on ``:reloadCertificate``). Empty until the listener opens."""
+
+    certificate: VhostCertificate | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    timeout: float = 30.0
+
+    def serving(self, certificate: VhostCertificate, loop: asyncio.AbstractEventLoop) -> None:
+        self.certificate, self.loop = certificate, loop
+
+    def reload_certificate(self, vhost: str) -> bool:
+        certificate, loop = self.certificate, self.loop
+        if certificate is None or loop is None or vhost != certificate.vhost:
+            return True
+        # handshakes use the context on the event loop, so the new chain is loaded there, between them
+        try:
+            return asyncio.run_coroutine_threadsafe(self._reload(certificate), loop).result(self.timeout)
+        except (RuntimeError, TimeoutError) as exc:  # the loop has stopped (shutdown)
+            log.error("llhls tls certificate reload not done vhost=%s error=%r", vhost, exc)
+            return False
+
+    @staticmethod
+    async def _reload(certificate: VhostCertificate) -> bool:
+        try:
+            certificate.reload()
+        except (OSError, ssl.SSLError) as exc:
+            log.error("llhls tls certificate reload failed vhost=%s cert=%s error=%s (the old chain keeps serving)",
+                      certificate.vhost, certificate.cert_path, exc)
             return False
         return True
 
