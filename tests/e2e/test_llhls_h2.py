@@ -6,6 +6,7 @@ and hls.js in Chromium plays with every HLS request on h2 (resource timing ``nex
 
 from __future__ import annotations
 
+import re
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -101,6 +102,9 @@ def test_curl_negotiates_http2_and_the_plain_port_stays_http1(live_tls: Live) ->
                           "-w", "%{http_version} %{http_code}", f"{live_tls.base}/llhls.m3u8"],
                          capture_output=True, text=True, timeout=30, check=True).stdout
     assert out == "2 200", out
+    head = subprocess.run(["curl", "-sS", "--http2", "--cacert", str(live_tls.certs.ca), "-I",
+                           f"{live_tls.base}/llhls.m3u8"], capture_output=True, text=True, timeout=30, check=True).stdout
+    assert head.startswith("HTTP/2 200") and re.search(r"(?im)^content-length: [1-9]", head), head
     plain = f"http://127.0.0.1:{live_tls.kiln.ports.llhls}/app/live/llhls.m3u8"
     out = subprocess.run(["curl", "-sS", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", plain],
                          capture_output=True, text=True, timeout=30, check=True).stdout
