@@ -14,7 +14,7 @@ from pathlib import Path
 
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 TS_OVER_UDP = ("srt", "mpegts")  # listeners on UDP ports (the others are TCP)
-ORDER = ("api", "api_tls", "rtmp", "srt", "mpegts", "llhls", "thumbnail")  # ingest before playback
+ORDER = ("api", "api_tls", "rtmp", "srt", "mpegts", "llhls", "llhls_tls", "thumbnail")  # ingest before playback
 
 
 class TokenSource(Enum):
@@ -32,7 +32,7 @@ class Token:
 @dataclass(frozen=True)
 class Banner:
     """What this start opened. ``listeners`` maps a listener's name (``api``, ``api_tls``, ``rtmp``,
-    ``srt``, ``mpegts:<port>``, ``llhls``, ``thumbnail``) to the address it is bound to."""
+    ``srt``, ``mpegts:<port>``, ``llhls``, ``llhls_tls``, ``thumbnail``) to the address it is bound to."""
 
     version: str
     token: Token
@@ -89,6 +89,8 @@ class Banner:
             # llhls.m3u8 is the playlist every stream gets (unless CreateDefaultPlaylist is false)
             urls.append(("llhls", f"http://{_authority(*llhls)}/APP/STREAM/llhls.m3u8 "
                                   "(or FILENAME.m3u8 of an OutputProfile Playlist)"))
+        if (llhls_tls := self._url_host("llhls_tls")) is not None:
+            urls.append(("llhls_tls", f"https://{_authority(*llhls_tls)}/APP/STREAM/llhls.m3u8 (HTTP/2 or HTTP/1.1)"))
         if (thumb := self._url_host("thumbnail")) is not None:
             urls.append(("thumbnail", f"http://{_authority(*thumb)}/APP/STREAM/thumb.jpg (needs an Image encode)"))
         return urls

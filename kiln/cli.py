@@ -21,6 +21,11 @@ def _setup_logging(level: str) -> None:
     # every uvicorn server (API, API TLS, LL-HLS, thumbnails) would log its own "Started server
     # process"; Kiln logs one line per listener itself
     logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # hypercorn (the LL-HLS TLS port) would add "Running on ... (CTRL + C to quit)"; its HTTP/2 libraries
+    # log every frame and header at DEBUG, which would drown Kiln's own debug lines
+    logging.getLogger("hypercorn.error").setLevel(max(logging.WARNING, logging.getLogger().level))
+    for name in ("h2", "hpack"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
     from kiln.uvicorn_logging import install
 
     install()  # its WebSocket advice does not apply to Kiln

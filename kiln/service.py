@@ -45,6 +45,7 @@ from kiln.http.api import ApiApp
 from kiln.http.context import ApiReads
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
+from kiln.media.publish.llhls.tls_server import H2Listener, ServedCertificate, VhostCertificate
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.runtime import ControlPlane, MediaRuntime
 from kiln.metrics.tree import MetricsTree
@@ -112,6 +113,7 @@ class KilnService:
         self.server_ref: Any = None
         self.api: ApiApp | None = None
         self.api_tls: ApiTls | None = None
+        self.llhls_certificate = ServedCertificate()  # swapped by the server actor on :reloadCertificate
         self.token = ""
         self.token_path: Path | None = None
         self.token_source = Token(TokenSource.CONFIGURED)
@@ -149,7 +151,7 @@ class KilnService:
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats))
         notes = self._journal_recovery(snapshot_seq, replayed)
-        self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts())
+        self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.llhls_certificate)
         self._wait_for_actor_tree()
         recovery = Recovery(snapshot_seq, replayed, time.monotonic() - started)
         log.info("kiln recovered snapshot_seq=%d replayed=%d seconds=%.3f notes=%d", snapshot_seq, replayed,
@@ -278,12 +280,17 @@ class KilnService:
                                  ws="none")
             servers.append((uvicorn.Server(cfg), sock))
             listeners[name] = (host, sock.getsockname()[1])
+        h2 = self._llhls_tls_listener(host)
+        if h2 is not None:
+            listeners["llhls_tls"] = (host, h2.sock.getsockname()[1])
         self._stop_event = stop = asyncio.Event()
         self._loop = loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         # uvicorn's serve() would install its own signal handlers; _serve() leaves them to us
         tasks = [asyncio.create_task(s._serve(sockets=[sock])) for s, sock in servers]
+        if h2 is not None:
+            tasks.append(asyncio.create_task(h2.serve()))
         await self.media.start(host)
         banner = Banner(__version__, self.token_source, {**listeners, **self.media.addresses},
                         [f"{v}/{a}" for v in self.catalog.vhost_names() for a in (self.catalog.app_names(v) or [])],
@@ -297,8 +304,27 @@ class KilnService:
         log.info("kiln stopping")
         for s, _sock in servers:
             s.should_exit = True
+        if h2 is not None:
+            h2.stop()
         await self.media.close()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _llhls_tls_listener(self, host: str) -> H2Listener | None:
+        """LL-HLS over HTTP/2 on Bind/Publishers/LLHLS/TLSPort with the first vhost's Host/TLS certificate;
+        None (logged) when the port is not configured, no vhost has a certificate, or it cannot be loaded."""
+        port, app = self.config.bind.llhls_tls_port, self.media.llhls_tls_app()
+        if port is None or app is None:
+            return None
+        vhosts = [state.config for state in self.catalog.vhost_states()]
+        certificate = VhostCertificate.first_of(vhosts, self.config.resolve_path)
+        if certificate is None:
+            log.error("llhls tls port not opened port=%d: no vhost has Host/TLS CertPath and KeyPath", port)
+            return None
+        if not certificate.try_load():
+            return None
+        listener = H2Listener(app, bind_tcp(host, port), certificate)
+        self.llhls_certificate.serving(certificate, asyncio.get_running_loop())
+        return listener
 
     def request_stop(self) -> None:
         loop, stop = getattr(self, "_loop", None), getattr(self, "_stop_event", None)

@@ -37,12 +37,24 @@ class ServerDeps(Protocol):
     def directory(self) -> ActorRegistry: ...
 
 
+class ListenerCertificates(Protocol):
+    """The listeners that serve a vhost's Host/TLS certificate (the LL-HLS TLS port): reloaded with it."""
+
+    def reload_certificate(self, vhost: str) -> bool:
+        """Load ``vhost``'s certificate again where a listener serves it; False when it cannot be
+        loaded (logged; the old chain keeps serving), True when no listener serves it."""
+        ...
+
+
 class ServerActor(CommandActor):
-    def __init__(self, ctx: ServerDeps, vhosts: list[domain.VhostState]) -> None:
+    def __init__(self, ctx: ServerDeps, vhosts: list[domain.VhostState],
+                 certificates: ListenerCertificates | None = None) -> None:
         """``vhosts``: the state recovery found (Server.xml, snapshot and journal), handed in by the
-        service; the actor never reads a projection."""
+        service; the actor never reads a projection. ``certificates``: the listeners that swap their
+        certificate on ``:reloadCertificate``."""
         super().__init__()
         self.ctx = ctx
+        self.certificates = certificates
         self.starting = vhosts
         self.server = domain.Server.starting_with(self.starting)
         self.vhosts: dict[str, pykka.ActorRef[Any]] = {}
@@ -96,10 +108,13 @@ class ServerActor(CommandActor):
     def handle_ReloadCertificates(self, cmd: ReloadCertificates) -> Outcome:
         names = [cmd.vhost] if cmd.vhost is not None else list(self.server.vhosts)
         states = [self.server.vhost(name) for name in names]  # an unknown name refuses before any reload
-        failed = [state.name for state in states if not _reload_certificate(state)]
+        failed = [state.name for state in states if not (_reload_certificate(state) and self._reload_listeners(state))]
         if failed:
             raise Failed(RELOAD_FAILED)
         return Outcome(None)
+
+    def _reload_listeners(self, state: domain.VhostState) -> bool:
+        return self.certificates is None or self.certificates.reload_certificate(state.name)
 
 
 def _vhost_response(events: list[Event]) -> dict[str, Any]:

@@ -98,6 +98,15 @@ class MediaRuntime:
             out["thumbnail"] = (ThumbnailServer(control.hosts, self.streams, control.stats).starlette, port)
         return out
 
+    def llhls_tls_app(self) -> Any | None:
+        """The LL-HLS Starlette app for Bind/Publishers/LLHLS/TLSPort (served over HTTP/2 by the
+        service), or None when that port is not configured."""
+        control = self.control
+        if control is None or self.llhls is None or self.config.bind.llhls_tls_port is None:
+            return None
+        return LlhlsServer(self.llhls, control.hosts, self.streams, control.stats,
+                           thumbnail_port=self.config.bind.thumbnail_port).starlette
+
     async def start(self, host: str) -> None:
         """Open the ingest listeners configured under Bind/Providers."""
         if self.control is None:

@@ -1,8 +1,9 @@
 // Headless Chromium (Debian /usr/bin/chromium) driven by playwright-core: play an HLS URL with hls.js.
 // Usage: node browser.js '<json options>'
-//   options: {url, user_data_dir, timeout_ms, advance_s, origin, chromium, low_latency}
+//   options: {url, user_data_dir, timeout_ms, advance_s, origin, chromium, low_latency, ignore_https_errors}
 // Prints one JSON line: {played, currentTime, lowLatencyMode, blockingReloadSeen, partsLoaded,
-//                        partRequests, fragsLoaded, live, canBlockReload, requests, errors}
+//                        partRequests, fragsLoaded, live, canBlockReload, requests, errors, protocols}
+//   protocols: hls.js's requests counted by resource-timing nextHopProtocol (e.g. {"h2": 32})
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -21,6 +22,7 @@ const pageHtml = fs.readFileSync(path.join(__dirname, 'hlsjs_page.html'));
   const result = {
     played: false, currentTime: 0, lowLatencyMode: opts.low_latency !== false, blockingReloadSeen: false,
     partsLoaded: 0, partRequests: 0, fragsLoaded: 0, live: null, canBlockReload: null, requests: 0, errors: [],
+    protocols: {},
   };
   let browser;
   try {
@@ -29,6 +31,7 @@ const pageHtml = fs.readFileSync(path.join(__dirname, 'hlsjs_page.html'));
     browser = await chromium.launchPersistentContext(opts.user_data_dir, {
       executablePath: opts.chromium || '/usr/bin/chromium',
       headless: true,
+      ignoreHTTPSErrors: opts.ignore_https_errors === true,  // a test CA Chromium does not know
       args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
              '--autoplay-policy=no-user-gesture-required', '--disable-background-networking',
              '--disable-component-update', '--disable-sync',
@@ -69,7 +72,12 @@ const pageHtml = fs.readFileSync(path.join(__dirname, 'hlsjs_page.html'));
       result.errors.push('wait:' + e.message.split('\n')[0]);
     }
     const s = await page.evaluate(() => ({ ...window.__kiln, currentTime: document.getElementById('v').currentTime,
-      latency: window.__hls ? window.__hls.latency : null }));
+      latency: window.__hls ? window.__hls.latency : null,
+      // hls.js's own requests only (XHR or fetch): not the page, its script, or Chromium's favicon probe
+      protocols: performance.getEntriesByType('resource')
+        .filter((e) => e.initiatorType === 'xmlhttprequest' || e.initiatorType === 'fetch')
+        .reduce((acc, e) => { acc[e.nextHopProtocol] = (acc[e.nextHopProtocol] || 0) + 1; return acc; }, {}) }));
+    result.protocols = s.protocols;
     result.played = result.played && s.playing && !s.fatal;
     result.currentTime = s.currentTime;
     result.latency = s.latency;  // hls.js's live latency estimate (s)

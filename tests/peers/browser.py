@@ -64,12 +64,15 @@ def play_hls(
     origin: str | None = None,
     advance: float = 1.0,
     low_latency: bool = True,
+    ignore_https_errors: bool = False,
 ) -> dict[str, Any]:
     """Play `url` with hls.js; return the JSON report of browser.js.
 
     Keys: played (playing event seen and currentTime advanced by >= `advance` s), currentTime,
     lowLatencyMode, blockingReloadSeen, partsLoaded (hls.js part loads), partRequests (requests with
-    "part" in the path), fragsLoaded, live, canBlockReload, requests, errors.
+    "part" in the path), fragsLoaded, live, canBlockReload, requests, errors, protocols (hls.js's
+    requests counted by resource-timing nextHopProtocol, e.g. {"h2": 32}). `ignore_https_errors` accepts a
+    certificate Chromium does not trust (a test CA).
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +85,7 @@ def play_hls(
         "origin": origin,
         "chromium": CHROMIUM,
         "low_latency": low_latency,
+        "ignore_https_errors": ignore_https_errors,
     }
     peer = Peer.spawn("chromium-hlsjs", [NODE, str(BROWSER_JS), json.dumps(options)], workdir,
                       env={"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"})

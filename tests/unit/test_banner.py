@@ -48,6 +48,13 @@ def test_only_what_is_open_is_offered_and_ipv6_hosts_are_bracketed(tmp_path: Pat
                          f"data dir={tmp_path}"]
 
 
+def test_the_llhls_tls_port_is_listed_after_llhls_with_its_https_url(tmp_path: Path) -> None:
+    listeners = {"llhls_tls": ("0.0.0.0", 3334), "llhls": ("0.0.0.0", 3333), "api": ("0.0.0.0", 8081)}
+    lines = Banner("1", Token(TokenSource.CONFIGURED), listeners, [], tmp_path).lines()
+    assert lines[1] == "listening api=0.0.0.0:8081 llhls=0.0.0.0:3333 llhls_tls=0.0.0.0:3334"
+    assert lines[3] == "play llhls_tls=https://HOST:3334/APP/STREAM/llhls.m3u8 (HTTP/2 or HTTP/1.1)"
+
+
 def test_uvicorn_upgrade_warnings_become_one_true_line(caplog: pytest.LogCaptureFixture) -> None:
     uvicorn_logger = logging.getLogger("test.uvicorn.error")
     uvicorn_logger.addFilter(UpgradeNotice())

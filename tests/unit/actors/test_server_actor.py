@@ -4,6 +4,7 @@ and starts or stops vhost actors, without reading any projection."""
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -103,6 +104,40 @@ def test_certificate_reload_reads_the_vhost_config_the_actor_owns(deps: Deps, tm
     assert ask_blocking(ref, ReloadCertificates("plain")) is None
     with pytest.raises(Failed, match="Failed to reload certificate"):
         ask_blocking(ref, ReloadCertificates(None))
+
+
+@dataclass
+class Listeners:
+    """A listener serving some vhosts' certificates: records each reload, fails for ``broken``."""
+
+    broken: set[str] = field(default_factory=set)
+    reloaded: list[str] = field(default_factory=list)
+
+    def reload_certificate(self, vhost: str) -> bool:
+        self.reloaded.append(vhost)
+        return vhost not in self.broken
+
+
+def test_certificate_reload_reloads_the_listeners_serving_the_vhost(deps: Deps, tmp_path: Any) -> None:
+    cert, key = tmp_path / "v.crt", tmp_path / "v.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=v",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    tls = {"certPath": str(cert), "keyPath": str(key)}
+    listeners = Listeners()
+    ref = ServerActor.start(deps, [VhostState("secure", {"name": "secure", "host": {"names": ["*"], "tls": tls}}),
+                                   VhostState("plain", {"name": "plain"})], listeners)
+    deps.started.append(ref)
+    assert ask_blocking(ref, ReloadCertificates("secure")) is None
+    assert ask_blocking(ref, ReloadCertificates(None)) is None
+    assert listeners.reloaded == ["secure", "secure", "plain"]
+    listeners.broken.add("secure")  # the files load, the listener refuses them: the reload failed
+    with pytest.raises(Failed, match="Failed to reload certificate"):
+        ask_blocking(ref, ReloadCertificates("secure"))
+    cert.write_text("not a certificate")  # unreadable files never reach the listener
+    listeners.reloaded.clear()
+    with pytest.raises(Failed, match="Failed to reload certificate"):
+        ask_blocking(ref, ReloadCertificates("secure"))
+    assert listeners.reloaded == []
 
 
 def test_creating_or_starting_a_shadowed_vhost_warns_naming_the_vhost_that_takes_its_hosts(
