@@ -174,3 +174,33 @@ def test_stream_end_detaches_and_lists_endlist(feed: LiveFeed) -> None:
     wait_until(lambda: published.stream.ready, "the first segment")
     hls.stream_ended(feed.live)
     assert hls.find("default", "app", "cam") is None and not published.stream.attached
+
+
+TS_PROFILE = {
+    "name": "bypass", "outputStreamName": "${OriginStreamName}",
+    "encodes": {"videos": [{"name": "v", "bypass": "true"}], "audios": [{"name": "a", "bypass": "true"}]},
+    "playlists": [
+        {"name": "tv", "fileName": "tv", "options": {"enableTsPackaging": "true"},
+         "renditions": [{"name": "full", "video": "v", "audio": "a"}, {"name": "radio", "audio": "a"},
+                        {"name": "gone", "video": "nope", "audio": "a"}]},
+        {"name": "ll", "fileName": "llonly", "options": {"enableTsPackaging": "false"},
+         "renditions": [{"name": "full", "video": "v", "audio": "a"}]},
+    ],
+}
+
+
+def test_output_profile_playlists_with_ts_packaging_are_served_as_hls_v3() -> None:
+    feed = LiveFeed(TS_PROFILE)
+    try:
+        (tv, radio_list, llonly, default), _ = _serve(
+            feed, Stats(), ["/app/cam/ts:tv.m3u8", "+", "/app/cam/llonly.m3u8?format=ts", "/app/cam/ts:playlist.m3u8"])
+    finally:
+        feed.close()
+    assert tv.status_code == 200
+    children = [ln for ln in tv.text.splitlines() if ln.startswith("/")]
+    assert [c.split("?")[0] for c in children] == ["/app/cam/medialist_v0a1_hls.m3u8",
+                                                   "/app/cam/medialist_a1_hls.m3u8"]
+    assert 'CODECS="mp4a.40.2"' in tv.text.splitlines()[-2]  # the audio-only rendition, no RESOLUTION
+    assert radio_list.status_code == 200 and "seg_a1_" in radio_list.text
+    assert llonly.status_code == 404  # a playlist without EnableTsPackaging is LL-HLS only
+    assert default.status_code == 200 and "medialist_v0a1_hls.m3u8" in default.text
