@@ -155,6 +155,7 @@ class MediaRuntime:
             self.llhls.close()
         if self.hls is not None:
             self.hls.close()
+            await asyncio.to_thread(self.hls.detach_all, "server shutdown")  # joins the segmenting threads
         if self.rtmp is not None:
             await self.rtmp.close()
             self.rtmp = None

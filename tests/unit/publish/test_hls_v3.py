@@ -81,7 +81,7 @@ def _serve(feed: LiveFeed, stats: Stats, paths: list[str], headers: dict[str, st
     try:
         return asyncio.run(run()), hls
     finally:
-        hls.close()
+        hls.detach_all("test over")
 
 
 def test_a_player_reads_master_media_playlist_and_a_keyframe_first_ts_segment(feed: LiveFeed) -> None:

@@ -158,10 +158,14 @@ class HlsPublisher:
             self.reap(time.monotonic())
 
     def close(self) -> None:
+        """Stop reaping sessions (on the event loop)."""
         if self._reaper is not None:
             self._reaper.cancel()
+
+    def detach_all(self, reason: str) -> None:
+        """Detach every published stream; waits for their threads, so not on the event loop."""
         with self._lock:
             published = list(self.streams.values())
             self.streams.clear()
         for p in published:
-            p.stream.detach("server shutdown")
+            p.stream.detach(reason)

@@ -7,7 +7,8 @@ LLHLS CrossDomains. Blocking requests are bounded: a directive more than two seg
 the current playlist (a part: 404), so a stuck client never holds anything for long.
 
 A file name another publisher claims (``thumb.jpg``, ``ts:playlist.m3u8``) or none claims is a 404 whose
-body says why, before OME's session rule (401) that applies to real LL-HLS files (claims.py). Path names
+body says why, before OME's session rule (401) that applies to real LL-HLS files (claims.py); HLS v3 files
+of an app with ``<HLS>`` go to the HLS v3 server (hls/server.py), as OME shares this port with it. Path names
 are split on the raw path and percent-decoded once, as on the REST API.
 """
 
