@@ -42,6 +42,7 @@ from kiln.events.tasks import PushSessionEnded
 from kiln.media.publish.push.select import select_tracks
 from kiln.media.publish.push.session import PushCounters, PushPlan, PushSession
 from kiln.media.publish.push.writers import Timeouts
+from kiln.metrics import push_kind
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ class PushActor(CommandActor):
                                    on_state, on_bytes)
         if not self._connected:
             self._connected = True
-            stats.connection(s.vhost, s.app, stream_name, "push", +1)
+            stats.connection(s.vhost, s.app, stream_name, push_kind(s.protocol), +1)
         self.session.start()
         return []
 
@@ -163,7 +164,8 @@ class PushActor(CommandActor):
 
     def _disconnect_stats(self) -> None:
         if self._connected and self.stream is not None:
-            self.ports.stats.connection(self.spec.vhost, self.spec.app, self.stream.name, "push", -1)
+            self.ports.stats.connection(self.spec.vhost, self.spec.app, self.stream.name,
+                                        push_kind(self.spec.protocol), -1)
         self._connected = False
 
     def _schedule_retry(self, delay: float) -> None:

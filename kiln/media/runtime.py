@@ -19,6 +19,8 @@ from kiln.media.ingest.rtmp.ingest import RtmpIngest
 from kiln.media.ingest.rtmp.server import RtmpServer
 from kiln.media.ingest.srt.ingest import PublishScreen, SrtIngest
 from kiln.media.net.srt.errors import SrtUnavailable
+from kiln.media.publish.hls.publisher import HlsPublisher
+from kiln.media.publish.hls.server import HlsServer
 from kiln.media.publish.llhls.publisher import LlhlsPublisher
 from kiln.media.publish.llhls.server import AppsByHost, BytesOut, LlhlsServer
 from kiln.media.publish.thumbnail.server import ThumbnailServer
@@ -63,11 +65,13 @@ class MediaRuntime:
         self.srt: SrtIngest | None = None
         self.mpegts: MpegtsIngest | None = None
         self.llhls: LlhlsPublisher | None = None
+        self.hls: HlsPublisher | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
     def attach(self, control: ControlPlane) -> None:
         self.control = control
         self.llhls = LlhlsPublisher(control.stats)
+        self.hls = HlsPublisher(control.stats)
 
     # -- stream lifecycle hooks (called by app actors, any thread) --
     def stream_created(self, stream: LiveStream) -> None:
@@ -77,10 +81,14 @@ class MediaRuntime:
     def stream_started(self, stream: LiveStream, app_config: dict[str, Any]) -> None:
         if self.llhls is not None:
             self.llhls.stream_started(stream, app_config)
+        if self.hls is not None:
+            self.hls.stream_started(stream, app_config)
 
     def stream_ended(self, stream: LiveStream) -> None:
         if self.llhls is not None:
             self.llhls.stream_ended(stream)
+        if self.hls is not None:
+            self.hls.stream_ended(stream)
 
     def http_apps(self) -> dict[str, Any]:
         """Starlette apps for the publisher ports: name -> (app, port)."""
@@ -91,7 +99,8 @@ class MediaRuntime:
         port = self.config.bind.llhls_port
         if port is not None and self.llhls is not None:
             server = LlhlsServer(self.llhls, control.hosts, self.streams, control.stats,
-                                 thumbnail_port=self.config.bind.thumbnail_port)
+                                 thumbnail_port=self.config.bind.thumbnail_port,
+                                 hls=HlsServer(self.hls, control.stats) if self.hls is not None else None)
             out["llhls"] = (server.starlette, port)
         port = self.config.bind.thumbnail_port
         if port is not None:
@@ -113,6 +122,8 @@ class MediaRuntime:
             raise RuntimeError("media runtime started before attach()")
         if self.llhls is not None:
             self.llhls.attach(asyncio.get_running_loop())
+        if self.hls is not None:
+            self.hls.attach(asyncio.get_running_loop())
         bind = self.config.bind
         if bind.rtmp_port is not None:
             enhanced = bool(getattr(getattr(self.config, "modules", None), "ertmp", False))
@@ -151,6 +162,9 @@ class MediaRuntime:
     async def close(self) -> None:
         if self.llhls is not None:
             self.llhls.close()
+        if self.hls is not None:
+            self.hls.close()
+            await asyncio.to_thread(self.hls.detach_all, "server shutdown")  # joins the segmenting threads
         if self.rtmp is not None:
             await self.rtmp.close()
             self.rtmp = None

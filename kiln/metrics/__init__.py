@@ -19,11 +19,12 @@ most once a second per node): a busy lock defers that close to the next packet. 
 state, not journaled: they restart with the process, as OME's do.
 """
 
-from kiln.metrics.node import CONNECTION_TYPES, NodeSnapshot
+from kiln.metrics.connections import CONNECTION_TYPES, push_kind
+from kiln.metrics.node import NodeSnapshot
 from kiln.metrics.queue import QueueCounters, queue_json
 from kiln.metrics.sessions import SessionCounters
 from kiln.metrics.track import TrackMeter
 from kiln.metrics.tree import MetricsTree
 
 __all__ = ["CONNECTION_TYPES", "MetricsTree", "NodeSnapshot", "QueueCounters", "SessionCounters", "TrackMeter",
-           "queue_json"]
+           "push_kind", "queue_json"]

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from kiln.metrics.connections import CONNECTION_TYPES, PUSH_KINDS, connections_json, counted_kinds
 from kiln.timefmt import format_time
 
-CONNECTION_TYPES = ("file", "hlsv3", "llhls", "ovt", "push", "srt", "thumbnail", "webrtc")
 WINDOW_S = 1.0
 NodeKey = tuple[str, ...]  # () server, (vhost,), (vhost, app), (vhost, app, stream)
 
@@ -56,6 +56,7 @@ class NodeSnapshot:
     connections: dict[str, int]
     max_total_connections: int
     max_total_connection_time: float
+    pushes: dict[str, int] = field(default_factory=dict)  # pushes by protocol kind (``rtmppush``...)
 
     @property
     def total_connections(self) -> int:
@@ -65,7 +66,7 @@ class NodeSnapshot:
         return {
             "avgThroughputIn": self.avg_throughput_in,
             "avgThroughputOut": self.avg_throughput_out,
-            "connections": dict(self.connections),
+            "connections": connections_json(self.connections, self.pushes),
             "createdTime": format_time(self.created_time),
             "lastRecvTime": format_time(self.last_recv_time),
             "lastSentTime": format_time(self.last_sent_time),
@@ -107,6 +108,7 @@ class Node:
         self.avg_throughput_in = self.avg_throughput_out = 0
         self.max_throughput_in = self.max_throughput_out = 0
         self.connections = dict.fromkeys(CONNECTION_TYPES, 0)
+        self.pushes = dict.fromkeys(PUSH_KINDS.values(), 0)
         self.last_connection_time = created
         self.max_total_connections = 0
         self.max_total_connection_time = created
@@ -199,7 +201,9 @@ class Node:
 
     # -- connections (control plane, under the tree's lock) ---------------------------------------
     def connect(self, kind: str, delta: int, t: float) -> None:
-        self.connections[kind] = max(0, self.connections[kind] + delta)
+        for counter in counted_kinds(kind):
+            table = self.connections if counter in self.connections else self.pushes
+            table[counter] = max(0, table[counter] + delta)
         self.last_connection_time = t
         total = sum(self.connections.values())
         if total > self.max_total_connections:
@@ -228,4 +232,5 @@ class Node:
                 connections=dict(self.connections),
                 max_total_connections=self.max_total_connections,
                 max_total_connection_time=self.max_total_connection_time,
+                pushes=dict(self.pushes),
             )

@@ -17,7 +17,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kiln.metrics.node import CONNECTION_TYPES, Node, NodeKey, NodeSnapshot
+from kiln.metrics.connections import counted_kinds
+from kiln.metrics.node import Node, NodeKey, NodeSnapshot
 from kiln.timefmt import now
 
 RETIRE_GRACE_S = 10.0
@@ -80,8 +81,7 @@ class MetricsTree:
         self._deepest(vhost, app, stream).add_out(n, now())
 
     def connection(self, vhost: str, app: str, stream: str | None, kind: str, delta: int) -> None:
-        if kind not in CONNECTION_TYPES:
-            raise ValueError(f"unknown connection type {kind}")
+        counted_kinds(kind)  # a ValueError for a kind no counter knows, before any node moves
         t = now()
         with self._lock:
             for node in self._chain(vhost, app, stream):

@@ -42,6 +42,8 @@ def test_push_to_nginx_rtmp(kiln: KilnProcess, source: Peer, nginx_rtmp: NginxRt
     assert r.status_code == 200, r.text
     kiln.wait_for(lambda: push(kiln, "n1").get("state") == "pushing", what="state pushing")
     nginx_rtmp.wait_publishing("k1")
+    connections = kiln.api.get(f"/v1/stats/current{APP[3:]}").json()["response"]["connections"]
+    assert (connections["push"], connections["rtmppush"], connections["mpegtspush"]) == (1, 1, 0)  # issue 19 item 5
     kiln.wait_for(lambda: push(kiln, "n1").get("sentTime", 0) >= 5000, timeout=30, what="5 s sent")
     sent_ms = push(kiln, "n1")["sentTime"]
     assert kiln.api.post(f"{APP}:stopPush", json={"id": "n1"}).status_code == 200

@@ -18,8 +18,8 @@ OK = {"message": "OK", "statusCode": 200}
 
 def fresh_metrics(at: str) -> dict[str, Any]:
     return {"avgThroughputIn": 0, "avgThroughputOut": 0,
-            "connections": {"file": 0, "hlsv3": 0, "llhls": 0, "ovt": 0, "push": 0, "srt": 0, "thumbnail": 0,
-                            "webrtc": 0},
+            "connections": {"dash": 0, "file": 0, "hls": 0, "hlsv3": 0, "lldash": 0, "llhls": 0, "mpegtspush": 0,
+                            "ovt": 0, "push": 0, "rtmppush": 0, "srt": 0, "thumbnail": 0, "webrtc": 0},
             "createdTime": at, "lastRecvTime": at, "lastSentTime": at, "lastThroughputIn": 0, "lastThroughputOut": 0,
             "lastUpdatedTime": at, "maxThroughputIn": 0, "maxThroughputOut": 0, "maxTotalConnectionTime": at,
             "maxTotalConnections": 0, "totalBytesIn": 0, "totalBytesOut": 0, "totalConnections": 0}

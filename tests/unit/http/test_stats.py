@@ -11,7 +11,8 @@ from tests.unit.http.conftest import Api
 FIELDS = {"avgThroughputIn", "avgThroughputOut", "connections", "createdTime", "lastRecvTime", "lastSentTime",
           "lastThroughputIn", "lastThroughputOut", "lastUpdatedTime", "maxThroughputIn", "maxThroughputOut",
           "maxTotalConnectionTime", "maxTotalConnections", "totalBytesIn", "totalBytesOut", "totalConnections"}
-CONNECTIONS = {"file", "hlsv3", "llhls", "ovt", "push", "srt", "thumbnail", "webrtc"}
+CONNECTIONS = {"file", "hlsv3", "llhls", "ovt", "push", "srt", "thumbnail", "webrtc",  # OME 0.20
+               "dash", "hls", "lldash", "mpegtspush", "rtmppush"}  # older OME (issue 19 item 5)
 
 
 def test_server_vhost_app_metrics_have_every_field(api: Api) -> None:

@@ -181,7 +181,7 @@ def test_connections_count_per_type_with_their_peak_along_the_chain(clock: Froze
     assert tree.app_json("v", "a")["maxTotalConnectionTime"] == created  # type: ignore[index]
     clock.tick(1)
     tree.connection("v", "a", "s", "llhls", +1)
-    tree.connection("v", "a", "s", "push", +1)
+    tree.connection("v", "a", "s", "rtmppush", +1)
     clock.tick(1)
     tree.connection("v", "a", None, "file", +1)  # an app-level session is not the stream's
     peak = format_time(now())
@@ -190,7 +190,8 @@ def test_connections_count_per_type_with_their_peak_along_the_chain(clock: Froze
     tree.connection("v", "a", "s", "llhls", -1)  # one leave too many never goes below zero
     app, stream = tree.app_json("v", "a"), tree.stream_json("v", "a", "s")
     assert app is not None and stream is not None
-    assert app["connections"] == {"file": 1, "hlsv3": 0, "llhls": 0, "ovt": 0, "push": 1, "srt": 0,
+    assert app["connections"] == {"dash": 0, "file": 1, "hls": 0, "hlsv3": 0, "lldash": 0, "llhls": 0,
+                                  "mpegtspush": 0, "ovt": 0, "push": 1, "rtmppush": 1, "srt": 0,
                                   "thumbnail": 0, "webrtc": 0}
     assert (app["totalConnections"], app["maxTotalConnections"], app["maxTotalConnectionTime"]) == (2, 3, peak)
     assert (stream["totalConnections"], stream["maxTotalConnections"]) == (1, 2)

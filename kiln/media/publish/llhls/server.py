@@ -7,7 +7,8 @@ LLHLS CrossDomains. Blocking requests are bounded: a directive more than two seg
 the current playlist (a part: 404), so a stuck client never holds anything for long.
 
 A file name another publisher claims (``thumb.jpg``, ``ts:playlist.m3u8``) or none claims is a 404 whose
-body says why, before OME's session rule (401) that applies to real LL-HLS files (claims.py). Path names
+body says why, before OME's session rule (401) that applies to real LL-HLS files (claims.py); HLS v3 files
+of an app with ``<HLS>`` go to the HLS v3 server (hls/server.py), as OME shares this port with it. Path names
 are split on the raw path and percent-decoded once, as on the REST API.
 """
 
@@ -27,6 +28,8 @@ from starlette.routing import Route
 
 from kiln.config.cors import CorsPolicy
 from kiln.media.model import MediaKind
+from kiln.media.publish.hls.publisher import hls_config
+from kiln.media.publish.hls.server import HlsServer, hls_cors
 from kiln.media.publish.llhls.claims import Claim, claim_of, not_here_reason
 from kiln.media.publish.llhls.packager import TrackPackager
 from kiln.media.publish.llhls.publisher import LlhlsPublisher, cors_urls, llhls_config
@@ -82,11 +85,12 @@ class BytesOut(Protocol):
 class LlhlsServer:
     """Serves the publisher's packaged streams; the apps, the not-yet-started streams and the bytes
     counter come in as the three small interfaces above. ``thumbnail_port`` (Bind/Publishers/Thumbnail/Port)
-    is only named in the 404 for a thumbnail asked of this port."""
+    is only named in the 404 for a thumbnail asked of this port; ``hls`` answers what HLS v3 claims."""
 
     def __init__(self, publisher: LlhlsPublisher, apps: AppsByHost, streams: StreamsInApp, stats: BytesOut,
-                 thumbnail_port: int | None = None) -> None:
+                 thumbnail_port: int | None = None, hls: HlsServer | None = None) -> None:
         self.publisher = publisher
+        self.hls = hls
         self.apps = apps
         self.streams = streams
         self.stats = stats
@@ -131,11 +135,15 @@ class LlhlsServer:
         host = request.headers.get("host", "")
         found = self.apps.app_for_host(host, app_name)
         vhost, app_config = found if found is not None else (None, None)
-        cors = self._cors(request, app_config)
-        if request.method == "OPTIONS":
-            return Response(status_code=200, headers={**cors, "Access-Control-Allow-Private-Network": "true"})
         query = parse_qs(request.url.query, keep_blank_values=True)
         claim = claim_of(file_name, query)
+        hls = claim is Claim.HLS_V3 and self.hls is not None and app_config is not None and vhost is not None \
+            and hls_config(app_config) is not None
+        cors = hls_cors(request, app_config) if hls else self._cors(request, app_config)
+        if request.method == "OPTIONS":
+            return Response(status_code=200, headers={**cors, "Access-Control-Allow-Private-Network": "true"})
+        if hls and self.hls is not None and vhost is not None:
+            return await self.hls.serve(request, vhost, app_name, stream_name, file_name, query, cors)
         if claim is not Claim.LLHLS:
             return _reason(404, not_here_reason(claim, file_name, app_name, stream_name, vhost, app_config,
                                                 self.thumbnail_port), cors)

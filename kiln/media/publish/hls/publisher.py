@@ -1,0 +1,171 @@
+"""The HLS v3 publisher: which output streams are published as TS, and the players' sessions.
+
+``stream_started``/``stream_ended`` may come from any thread; an :class:`HlsStream` runs its own
+worker, so nothing here waits on the event loop. Sessions follow OME's rule for the ``hlsv3``
+connection count (media-spec §10), kept like LL-HLS's: a served master creates a session and counts
+it once; a media playlist or segment naming a session Kiln no longer knows counts it once again; a
+session idle for SESSION_IDLE_SECONDS ends and takes its count back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kiln.config.values import as_float, is_true
+from kiln.media.publish.hls.stream import HlsSettings, HlsStream
+from kiln.media.stream.live import LiveStream
+
+log = logging.getLogger(__name__)
+
+SESSION_IDLE_SECONDS = 30.0
+CONNECTION_KIND = "hlsv3"
+_ALNUM = string.ascii_letters + string.digits
+
+
+class ConnectionStats(Protocol):
+    def connection(self, vhost: str, app: str, stream: str, kind: str, delta: int) -> None: ...
+
+
+def hls_config(app_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The app's ``Publishers/HLS`` section, None when HLS v3 is not enabled."""
+    publishers = app_config.get("publishers")
+    section = publishers.get("hls") if isinstance(publishers, dict) else None
+    return section if isinstance(section, dict) else None
+
+
+def settings_from(section: dict[str, Any]) -> HlsSettings:
+    return HlsSettings(
+        segment_duration=max(0.5, as_float(section.get("segmentDuration"), 5.0)),
+        segment_count=max(1, int(as_float(section.get("segmentCount"), 3))),
+        create_default_playlist=is_true(section.get("createDefaultPlaylist", True)),
+        origin_mode=is_true(section.get("originMode", False)),
+    )
+
+
+@dataclass
+class HlsSession:
+    id: int
+    key: str
+    vhost: str
+    app: str
+    stream: str          # the input stream the stats belong to
+    counted: int = 0
+    last_seen: float = field(default_factory=time.monotonic)
+
+    @property
+    def query(self) -> str:
+        return f"session={self.id}_{self.key}"
+
+
+@dataclass(frozen=True)
+class Published:
+    live: LiveStream
+    stream: HlsStream
+
+
+class HlsPublisher:
+    def __init__(self, stats: ConnectionStats) -> None:
+        self.stats = stats
+        self._lock = threading.Lock()
+        self.streams: dict[tuple[str, str, str], Published] = {}
+        self.sessions: dict[int, HlsSession] = {}
+        self._next_session = 1
+        self._reaper: asyncio.Task[None] | None = None
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._reaper = loop.create_task(self._reap_sessions())
+
+    # -- lifecycle (any thread) --
+    def stream_started(self, live: LiveStream, app_config: dict[str, Any]) -> None:
+        section = hls_config(app_config)
+        if section is None or live.ended_reason is not None:
+            return
+        settings = settings_from(section)
+        for out in live.outputs.values():
+            stream = HlsStream(out, settings)
+            if not stream.segmenters:
+                log.info("hls stream not published stream=%s reason=no H.264/H.265/AAC track", out.name)
+                continue
+            with self._lock:
+                old = self.streams.pop((live.vhost, live.app, out.name), None)
+                self.streams[(live.vhost, live.app, out.name)] = Published(live, stream)
+            if old is not None:
+                old.stream.detach("replaced")
+            stream.attach(out)
+
+    def stream_ended(self, live: LiveStream) -> None:
+        for out in live.outputs.values():
+            key = (live.vhost, live.app, out.name)
+            with self._lock:
+                found = self.streams.get(key)
+                if found is None or found.live is not live:
+                    continue
+                del self.streams[key]
+            found.stream.detach(live.ended_reason or "stream ended")
+
+    def find(self, vhost: str, app: str, name: str) -> Published | None:
+        with self._lock:
+            return self.streams.get((vhost, app, name))
+
+    # -- sessions (event loop) --
+    def new_session(self, published: Published) -> HlsSession:
+        sid = self._next_session
+        self._next_session += 1
+        live = published.live
+        session = HlsSession(sid, "".join(secrets.choice(_ALNUM) for _ in range(8)), live.vhost, live.app, live.name)
+        self.sessions[sid] = session
+        self._count(session)
+        return session
+
+    def touch(self, session_query: str | None, published: Published) -> HlsSession | None:
+        """The session named by ``<id>_<key>`` (counted again if Kiln forgot it); None if absent or malformed."""
+        sid_text, sep, key = (session_query or "").partition("_")
+        if not sep or not sid_text.isdigit() or not key:
+            return None
+        sid = int(sid_text)
+        session = self.sessions.get(sid)
+        if session is None or session.key != key:
+            live = published.live
+            session = self.sessions[sid] = HlsSession(sid, key, live.vhost, live.app, live.name)
+            self._next_session = max(self._next_session, sid + 1)
+            self._count(session)
+        session.last_seen = time.monotonic()
+        return session
+
+    def _count(self, session: HlsSession) -> None:
+        session.counted += 1
+        self.stats.connection(session.vhost, session.app, session.stream, CONNECTION_KIND, +1)
+
+    def reap(self, now: float) -> None:
+        limit = now - SESSION_IDLE_SECONDS
+        for sid, session in list(self.sessions.items()):
+            if session.last_seen < limit:
+                del self.sessions[sid]
+                if session.counted:
+                    self.stats.connection(session.vhost, session.app, session.stream, CONNECTION_KIND,
+                                          -session.counted)
+
+    async def _reap_sessions(self) -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            self.reap(time.monotonic())
+
+    def close(self) -> None:
+        """Stop reaping sessions (on the event loop)."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+
+    def detach_all(self, reason: str) -> None:
+        """Detach every published stream; waits for their threads, so not on the event loop."""
+        with self._lock:
+            published = list(self.streams.values())
+            self.streams.clear()
+        for p in published:
+            p.stream.detach(reason)

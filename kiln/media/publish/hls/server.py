@@ -1,0 +1,117 @@
+"""HTTP for HLS v3 on the LL-HLS port (media-spec §1.2): the LL-HLS router hands it the requests
+HLS v3 claims (``ts:<name>.m3u8``, ``<name>.m3u8?format=ts``, ``medialist_*_hls.m3u8``, ``seg_*_hls.ts``).
+
+CORS comes from the app's ``HLS/CrossDomains``; playlists are ``no-cache, no-store`` and segments
+carry no Cache-Control, as LL-HLS serves them. A master waits (bounded) for every variant's first
+segment; the players' sessions ride on the child URLs (``?session=<id>_<key>``) and count ``hlsv3``
+connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kiln.config.cors import CorsPolicy
+from kiln.media.publish.hls.playlist import render_master, render_media
+from kiln.media.publish.hls.publisher import HlsPublisher, Published, hls_config
+from kiln.media.publish.llhls.publisher import cors_urls
+
+log = logging.getLogger(__name__)
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+TS_TYPE = "video/mp2t"
+NO_CACHE = "no-cache, no-store"
+MASTER_HOLD_SECONDS = 30.0
+_MEDIALIST = re.compile(r"^medialist_([va0-9]+)_hls\.m3u8$")
+_SEGMENT = re.compile(r"^seg_([va0-9]+)_(\d+)_hls\.ts$")
+_MASTER = re.compile(r"^(?:ts:)?([A-Za-z0-9_\-.]+)\.m3u8$")
+
+
+class BytesOut(Protocol):
+    def bytes_out(self, vhost: str, app: str, stream: str, n: int) -> None: ...
+
+
+def hls_cors(request: Request, app_config: dict[str, Any] | None) -> dict[str, str]:
+    section = hls_config(app_config) if app_config else None
+    urls, headers = cors_urls(section) if section else ((), {})
+    policy = CorsPolicy(urls, headers, allow_methods="OPTIONS, GET, HEAD")
+    return policy.headers(request.headers.get("origin"), request.headers.get("access-control-request-headers"))
+
+
+class HlsServer:
+    def __init__(self, publisher: HlsPublisher, stats: BytesOut) -> None:
+        self.publisher = publisher
+        self.stats = stats
+
+    async def serve(self, request: Request, vhost: str, app: str, stream_name: str, file_name: str,
+                    query: dict[str, list[str]], cors: dict[str, str]) -> Response:
+        """Answer a request HLS v3 claims, for an app that enables it."""
+        published = self.publisher.find(vhost, app, stream_name)
+        if published is None:
+            return Response(status_code=404, headers=cors)
+        session_q = query.get("session", [None])[-1]
+        if m := _MEDIALIST.match(file_name):
+            return self._medialist(request, published, m.group(1), session_q, cors)
+        if m := _SEGMENT.match(file_name):
+            seg = published.stream.segment(m.group(1), int(m.group(2)))
+            if seg is None:
+                return Response(status_code=404, headers=cors)
+            self.publisher.touch(session_q, published)
+            return self._respond(request, published, seg.data, TS_TYPE, None, cors)
+        if m := _MASTER.match(file_name):
+            return await self._master(request, published, app, stream_name, m.group(1), cors)
+        return Response(status_code=404, headers=cors)
+
+    async def _master(self, request: Request, published: Published, app: str, stream_name: str, file_base: str,
+                      cors: dict[str, str]) -> Response:
+        stream = published.stream
+        if stream.variant_infos(file_base) is None:
+            return Response(status_code=404, headers=cors)
+        waited = 0.0
+        while not stream.ready and not stream.ended and waited < MASTER_HOLD_SECONDS:
+            await asyncio.sleep(0.2)  # the worker thread cuts segments; no loop future to wait on
+            waited += 0.2
+        infos = stream.variant_infos(file_base)
+        if not stream.ready or not infos:
+            return Response(status_code=404, headers=cors)
+        query = ""
+        if not stream.settings.origin_mode:
+            query = self.publisher.new_session(published).query
+        prefix = f"/{quote(app, safe='')}/{quote(stream_name, safe='')}/"
+        body = render_master(infos, query, prefix)
+        return self._respond(request, published, body.encode(), PLAYLIST_TYPE, NO_CACHE, cors)
+
+    def _medialist(self, request: Request, published: Published, variant_name: str, session_q: str | None,
+                   cors: dict[str, str]) -> Response:
+        found = published.stream.variant(variant_name)
+        if found is None:
+            return Response(status_code=404, headers=cors)
+        variant, segmenter = found
+        listed = segmenter.listed()
+        if not listed:
+            return Response(status_code=404, headers=cors)
+        session = self.publisher.touch(session_q, published)
+        body = render_media(variant, listed, published.stream.settings.segment_duration,
+                            session.query if session is not None else "", segmenter.finished)
+        return self._respond(request, published, body.encode(), PLAYLIST_TYPE, NO_CACHE, cors)
+
+    def _respond(self, request: Request, published: Published, body: bytes, content_type: str, cache: str | None,
+                 cors: dict[str, str]) -> Response:
+        headers = dict(cors)
+        if cache:
+            headers["Cache-Control"] = cache
+        if request.method == "GET" and body:
+            live = published.live
+            self.stats.bytes_out(live.vhost, live.app, live.name, len(body))
+            published.stream.counters.add(len(body))
+        if request.method == "HEAD":
+            headers["Content-Length"] = str(len(body))
+            body = b""
+        return Response(body, status_code=200, media_type=content_type, headers=headers)
