@@ -11,12 +11,13 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from kiln.domain.errors import Failed
+from kiln.domain.task_keys import SpecKeys
 from kiln.events.base import Event
 from kiln.events.tasks import DumpFileWritten, DumpRemoved, DumpSpec, DumpStarted, DumpStopped
 
 
 @dataclass
-class DumpStatus:
+class DumpStatus(SpecKeys):
     """What the journal says of one dump; the read model holds these too."""
 
     spec: DumpSpec
@@ -26,24 +27,12 @@ class DumpStatus:
 
     # the spec's fields, read where a dump is resumed or shown
     @property
-    def vhost(self) -> str:
-        return self.spec.vhost
-
-    @property
-    def app(self) -> str:
-        return self.spec.app
-
-    @property
     def stream(self) -> str:
         return self.spec.stream
 
     @property
     def output_stream(self) -> str:
         return self.spec.output_stream
-
-    @property
-    def id(self) -> str:
-        return self.spec.id
 
     @property
     def output_path(self) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from kiln.domain.effects import Effect
 from kiln.domain.push_request import parse_start_push, parse_stop_push
 from kiln.domain.settings import AppSettings
+from kiln.domain.task_keys import SpecKeys
 from kiln.events.base import Event
 from kiln.events.tasks import (
     PushCreated,
@@ -74,7 +75,7 @@ class PushTasks:
 
 # -- one task --
 @dataclass
-class PushStatus:
+class PushStatus(SpecKeys):
     """What the journal says of one push task; the read model holds these too."""
 
     spec: PushSpec
@@ -87,18 +88,6 @@ class PushStatus:
     total_sent_time_ms: int = 0
     session_sent_bytes: int = 0  # the current session's last checkpoint (not yet in the totals)
     session_sent_time_ms: int = 0
-
-    @property
-    def vhost(self) -> str:
-        return self.spec.vhost
-
-    @property
-    def app(self) -> str:
-        return self.spec.app
-
-    @property
-    def id(self) -> str:
-        return self.spec.id
 
     @classmethod
     def created(cls, event: PushCreated) -> PushStatus:

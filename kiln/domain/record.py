@@ -18,6 +18,7 @@ from typing import Any
 from kiln.domain.effects import Effect
 from kiln.domain.record_request import file_app_missing, parse_start_record, parse_stop_record
 from kiln.domain.settings import AppSettings
+from kiln.domain.task_keys import SpecKeys
 from kiln.events.base import Event
 from kiln.events.tasks import (
     RecordCreated,
@@ -70,7 +71,7 @@ class RecordTasks:
 
 # -- one task --
 @dataclass
-class RecordStatus:
+class RecordStatus(SpecKeys):
     """What the journal says of one record task; the read model holds these too."""
 
     spec: RecordSpec
@@ -87,18 +88,6 @@ class RecordStatus:
     file_sequence: int = 0  # the file in flight's last checkpoint (not yet in the totals)
     file_record_bytes: int = 0
     file_record_time_ms: int = 0
-
-    @property
-    def vhost(self) -> str:
-        return self.spec.vhost
-
-    @property
-    def app(self) -> str:
-        return self.spec.app
-
-    @property
-    def id(self) -> str:
-        return self.spec.id
 
     @classmethod
     def created(cls, event: RecordCreated) -> RecordStatus:
