@@ -14,7 +14,7 @@ from pathlib import Path
 
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 TS_OVER_UDP = ("srt", "mpegts")  # listeners on UDP ports (the others are TCP)
-ORDER = ("api", "api_tls", "rtmp", "srt", "mpegts", "llhls", "llhls_tls", "thumbnail")  # ingest before playback
+ORDER = ("api", "api_tls", "rtmp", "srt", "mpegts", "llhls", "llhls_tls", "hls", "thumbnail")  # ingest before playback
 
 
 class TokenSource(Enum):
@@ -91,6 +91,8 @@ class Banner:
                                   "(or FILENAME.m3u8 of an OutputProfile Playlist)"))
         if (llhls_tls := self._url_host("llhls_tls")) is not None:
             urls.append(("llhls_tls", f"https://{_authority(*llhls_tls)}/APP/STREAM/llhls.m3u8 (HTTP/2 or HTTP/1.1)"))
+        if (hls := self._url_host("hls")) is not None:  # Bind/Publishers/HLS/Port: HLS v3 for apps with <HLS>
+            urls.append(("hlsv3", f"http://{_authority(*hls)}/APP/STREAM/ts:playlist.m3u8"))
         if (thumb := self._url_host("thumbnail")) is not None:
             urls.append(("thumbnail", f"http://{_authority(*thumb)}/APP/STREAM/thumb.jpg (needs an Image encode)"))
         return urls

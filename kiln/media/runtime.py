@@ -96,12 +96,17 @@ class MediaRuntime:
         control = self.control
         if control is None:
             return out
-        port = self.config.bind.llhls_port
-        if port is not None and self.llhls is not None:
+        bind = self.config.bind
+        if self.llhls is not None and (bind.llhls_port is not None or bind.hls_port is not None):
+            # one router for both: it tells LL-HLS and HLS v3 requests apart by their names (media
+            # spec 2.2), so HLS v3 plays on Bind/Publishers/HLS/Port as in OME, and on the LL-HLS port
             server = LlhlsServer(self.llhls, control.hosts, self.streams, control.stats,
-                                 thumbnail_port=self.config.bind.thumbnail_port,
+                                 thumbnail_port=bind.thumbnail_port,
                                  hls=HlsServer(self.hls, control.stats) if self.hls is not None else None)
-            out["llhls"] = (server.starlette, port)
+            if bind.llhls_port is not None:
+                out["llhls"] = (server.starlette, bind.llhls_port)
+            if bind.hls_port is not None and bind.hls_port != bind.llhls_port:
+                out["hls"] = (server.starlette, bind.hls_port)
         port = self.config.bind.thumbnail_port
         if port is not None:
             out["thumbnail"] = (ThumbnailServer(control.hosts, self.streams, control.stats).starlette, port)

@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.kiln_process import KilnProcess, Ports, server_xml
 from tests.peers.ffmpeg import FFPROBE, ffprobe_json, publish_rtmp, streams_by_type
+from tests.peers.ports import free_tcp_port
 
 pytestmark = pytest.mark.e2e
 
@@ -24,10 +25,19 @@ HLS = (f"<HLS><SegmentDuration>1</SegmentDuration><SegmentCount>{SEGMENT_COUNT}<
 
 
 @pytest.fixture
+def hls_port() -> int:
+    return free_tcp_port()
+
+
+@pytest.fixture
 def live(kiln_factory: Callable[..., KilnProcess], tmp_path: Path, test_flv: Path,
-         peer_dir: Path) -> Iterator[tuple[KilnProcess, str]]:
+         peer_dir: Path, hls_port: int) -> Iterator[tuple[KilnProcess, str]]:
     ports = Ports()
     xml = server_xml(ports, tmp_path / "records").replace("<Push/>", HLS, 1)
+    # Bind/Publishers/HLS/Port: OME's own port for HLS v3 (Kiln also answers ts: on the LL-HLS port)
+    xml = xml.replace(f"<LLHLS><Port>{ports.llhls}</Port></LLHLS>",
+                      f"<LLHLS><Port>{ports.llhls}</Port></LLHLS><HLS><Port>{hls_port}</Port></HLS>", 1)
+    assert f"<HLS><Port>{hls_port}</Port></HLS>" in xml
     kiln = kiln_factory(xml=xml, ports=ports)
     pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/live", test_flv, loop=True, log_dir=peer_dir)
     base = f"http://127.0.0.1:{kiln.ports.llhls}/app/live"
@@ -121,3 +131,9 @@ def test_each_master_served_is_an_hlsv3_connection(live: tuple[KilnProcess, str]
 def test_an_app_without_hls_says_so(kiln: KilnProcess) -> None:
     r = httpx.get(f"http://127.0.0.1:{kiln.ports.llhls}/app/live/ts:playlist.m3u8", timeout=10)
     assert r.status_code == 404 and r.text.startswith("HLS v3 (ts:) is not enabled for this application")
+
+
+def test_hls_v3_plays_on_its_own_bind_port_too(live: tuple[KilnProcess, str], hls_port: int) -> None:
+    url = f"http://127.0.0.1:{hls_port}/app/live/ts:playlist.m3u8"
+    kinds = streams_by_type(ffprobe_json(url, timeout=40))
+    assert kinds["video"]["codec_name"] == "h264" and kinds["audio"]["codec_name"] == "aac"
