@@ -102,3 +102,13 @@ class Admitter(Protocol):
     async def admit(self, request: AdmissionRequest) -> Admission: ...
 
     async def closed(self, request: AdmissionRequest) -> None: ...
+
+
+class OpenDoor:
+    """The admitter of a server without access control (and of tests that do not exercise it)."""
+
+    async def admit(self, request: AdmissionRequest) -> Admission:
+        return ALLOWED
+
+    async def closed(self, request: AdmissionRequest) -> None:
+        return None

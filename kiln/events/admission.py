@@ -11,7 +11,7 @@ from kiln.events.base import Event, event
 
 
 def admission_entity(vhost: str, app: str, stream: str) -> str:
-    return f"admission/{vhost}/{app}/{stream}"
+    return f"admission:{vhost}/{app}/{stream}"
 
 
 @event

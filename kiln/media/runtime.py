@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kiln.admission.contract import Admitter, OpenDoor
 from kiln.media.ingest.contract import StreamOpener, VhostRouter
 from kiln.media.ingest.mpegts.ingest import MpegtsIngest, PortMap
 from kiln.media.ingest.rtmp.ingest import RtmpIngest
@@ -51,6 +52,7 @@ class ControlPlane:
     ingest: IngestControl
     hosts: HostRoutes
     stats: PublisherStats
+    admission: Admitter = field(default_factory=OpenDoor)  # every ingest and publisher asks it first
 
 
 class MediaRuntime:
@@ -107,7 +109,8 @@ class MediaRuntime:
         bind = self.config.bind
         if bind.rtmp_port is not None:
             enhanced = bool(getattr(getattr(self.config, "modules", None), "ertmp", False))
-            handler = RtmpIngest(self.control.ingest, self.control.hosts, bind.rtmp_port)
+            handler = RtmpIngest(self.control.ingest, self.control.hosts, bind.rtmp_port,
+                                 admission=self.control.admission)
             self.rtmp = RtmpServer(handler, host=host, port=bind.rtmp_port, enhanced_rtmp=enhanced)
             await self.rtmp.start()
             self.addresses["rtmp"] = (host, self.rtmp.port)

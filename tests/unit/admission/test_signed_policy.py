@@ -9,7 +9,7 @@ import pytest
 
 from kiln.admission.contract import AdmissionRequest, Direction
 from kiln.admission.signed_policy import SignedPolicyCheck, SignedPolicyConfig, decide, redact, sign_url
-from tests.unit.admission.ome_signer import (
+from tests.peers.ome_signer import (
     flip_signature_byte,
     ome_policy,
     ome_sign,

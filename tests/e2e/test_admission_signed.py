@@ -1,0 +1,135 @@
+"""SignedPolicy as publishers and players meet it (issue 14): signed RTMP publishes are accepted,
+every kind of bad URL is refused and journaled, ``stream_expire`` cuts a running publish, LL-HLS
+answers 401 the same way. Signatures come from the test's own OME signer (tests/peers/ome_signer.py),
+not from Kiln; ``kiln sign`` output is checked against it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.kiln_process import KilnProcess, Ports, server_xml
+from tests.peers.ffmpeg import publish_rtmp
+from tests.peers.ome_signer import flip_signature_byte, ome_policy, ome_sign, ome_signature_ok
+
+pytestmark = pytest.mark.e2e
+
+KEY = "s3cr#t-key"
+APP = "/v1/vhosts/default/apps/app"
+POLICY_XML = f"""<SignedPolicy><PolicyQueryKeyName>policy</PolicyQueryKeyName>
+        <SignatureQueryKeyName>signature</SignatureQueryKeyName><SecretKey>{KEY}</SecretKey>
+        <Enables><Providers>rtmp,srt</Providers><Publishers>llhls</Publishers></Enables></SignedPolicy>"""
+
+
+@pytest.fixture
+def kiln(kiln_factory: Callable[..., KilnProcess], tmp_path: Path) -> KilnProcess:
+    ports = Ports()
+    xml = server_xml(ports, tmp_path / "records").replace(
+        "<Host><Names><Name>*</Name></Names></Host>", f"<Host><Names><Name>*</Name></Names></Host>{POLICY_XML}")
+    return kiln_factory(xml=xml, ports=ports)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def streams(k: KilnProcess) -> list[str]:
+    return k.api.get(f"{APP}/streams").json()["response"]
+
+
+def journal(k: KilnProcess, event_type: str) -> list[dict[str, Any]]:
+    out = subprocess.run([sys.executable, "-m", "kiln.cli", "journal", "show", "-d", str(k.data_dir), "--json",
+                          "--type", event_type], capture_output=True, text=True, timeout=30, check=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def rtmp_url(k: KilnProcess, stream: str) -> str:
+    return f"rtmp://127.0.0.1:{k.ports.rtmp}/app/{stream}"
+
+
+def test_signed_publish_is_accepted(kiln: KilnProcess, test_flv: Path, peer_dir: Path) -> None:
+    url = ome_sign(rtmp_url(kiln, "ok"), KEY, {"url_expire": now_ms() + 60_000})
+    pub = publish_rtmp(url, test_flv, loop=True, log_dir=peer_dir)
+    try:
+        kiln.wait_for(lambda: "ok" in streams(kiln), what="signed publish listed")
+        assert pub.alive
+    finally:
+        pub.stop()
+    assert journal(kiln, "AdmissionDenied") == []
+
+
+REFUSALS: dict[str, tuple[Callable[[str], str], str]] = {
+    "unsigned": (lambda url: url, "no signature in the URL"),
+    "flipped": (lambda url: flip_signature_byte(ome_sign(url, KEY, {"url_expire": now_ms() + 60_000})),
+                "signature does not match"),
+    "expired": (lambda url: ome_sign(url, KEY, {"url_expire": now_ms() - 1}), "url expired at "),
+    "not_active": (lambda url: ome_sign(url, KEY, {"url_expire": now_ms() + 120_000,
+                                                   "url_activate": now_ms() + 60_000}), "url not active before "),
+    "outside_ip": (lambda url: ome_sign(url, KEY, {"url_expire": now_ms() + 60_000, "allow_ip": "10.1.0.0/16"}),
+                   "client 127.0.0.1 not in allow_ip 10.1.0.0/16"),
+}
+
+
+def test_bad_urls_are_refused_and_journaled(kiln: KilnProcess, test_flv: Path, peer_dir: Path) -> None:
+    peers = {name: publish_rtmp(make(rtmp_url(kiln, name)), test_flv, loop=True, log_dir=peer_dir)
+             for name, (make, _reason) in REFUSALS.items()}
+    try:
+        for name, pub in peers.items():
+            kiln.wait_for(lambda p=pub: not p.alive, what=f"ffmpeg {name} refused and exited")
+        assert not set(REFUSALS) & set(streams(kiln))
+        denied = {e["payload"]["stream"]: e for e in
+                  kiln.wait_for(lambda: len(journal(kiln, "AdmissionDenied")) >= len(REFUSALS) and
+                                journal(kiln, "AdmissionDenied"), what="denials journaled")}
+    finally:
+        for pub in peers.values():
+            pub.stop()
+    assert set(denied) == set(REFUSALS)
+    for name, (_make, reason) in REFUSALS.items():
+        ev = denied[name]
+        assert ev["entity"] == f"admission:default/app/{name}"
+        p = ev["payload"]
+        assert p["reason"].startswith(reason), p
+        assert (p["rule"], p["protocol"], p["direction"]) == ("SignedPolicy", "RTMP", "incoming")
+        assert p["client"].startswith("127.0.0.1:")
+        assert "signature=" not in p["url"] or "signature=REDACTED" in p["url"]
+        assert p["url"].startswith(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/{name}")
+
+
+def test_stream_expire_cuts_a_running_publish(kiln: KilnProcess, test_flv: Path, peer_dir: Path) -> None:
+    expire = now_ms() + 5_000
+    url = ome_sign(rtmp_url(kiln, "lease"), KEY, {"url_expire": now_ms() + 60_000, "stream_expire": expire})
+    pub = publish_rtmp(url, test_flv, loop=True, log_dir=peer_dir)
+    try:
+        kiln.wait_for(lambda: "lease" in streams(kiln), what="publish with stream_expire listed")
+        kiln.wait_for(lambda: "lease" not in streams(kiln), timeout=15, what="stream cut at stream_expire")
+        assert now_ms() >= expire
+        kiln.wait_for(lambda: not pub.alive, what="ffmpeg sees the connection closed")
+    finally:
+        pub.stop()
+
+
+def kiln_sign(k: KilnProcess, url: str, *args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "kiln.cli", "sign", url, "--vhost", "default", "-c",
+                           str(k.config_path), *args], capture_output=True, text=True, timeout=30,
+                          check=True).stdout.strip()
+
+
+def test_kiln_sign_output_is_omes_signature(kiln: KilnProcess, test_flv: Path, peer_dir: Path) -> None:
+    before = now_ms()
+    signed = kiln_sign(kiln, rtmp_url(kiln, "signed"), "--expire", "60", "--allow-ip", "127.0.0.0/8")
+    assert ome_signature_ok(signed, KEY)
+    policy = ome_policy(signed)
+    assert policy["allow_ip"] == "127.0.0.0/8" and before + 59_000 <= policy["url_expire"] <= now_ms() + 60_000
+    pub = publish_rtmp(signed, test_flv, loop=True, log_dir=peer_dir)
+    try:
+        kiln.wait_for(lambda: "signed" in streams(kiln), what="publish signed by kiln sign listed")
+    finally:
+        pub.stop()
