@@ -93,7 +93,7 @@ class MediaRuntime:
         port = self.config.bind.llhls_port
         if port is not None and self.llhls is not None:
             server = LlhlsServer(self.llhls, control.hosts, self.streams, control.stats,
-                                 thumbnail_port=self.config.bind.thumbnail_port)
+                                 thumbnail_port=self.config.bind.thumbnail_port, admission=control.admission)
             out["llhls"] = (server.starlette, port)
         port = self.config.bind.thumbnail_port
         if port is not None:

@@ -6,10 +6,11 @@ not from Kiln; ``kiln sign`` output is checked against it."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess, Ports, server_xml
-from tests.peers.ffmpeg import publish_rtmp
+from tests.peers.ffmpeg import ffprobe_json, publish_rtmp, streams_by_type
 from tests.peers.ome_signer import flip_signature_byte, ome_policy, ome_sign, ome_signature_ok
 
 pytestmark = pytest.mark.e2e
@@ -133,3 +134,66 @@ def test_kiln_sign_output_is_omes_signature(kiln: KilnProcess, test_flv: Path, p
         kiln.wait_for(lambda: "signed" in streams(kiln), what="publish signed by kiln sign listed")
     finally:
         pub.stop()
+
+
+@pytest.fixture
+def live(kiln: KilnProcess, test_flv: Path, peer_dir: Path) -> Iterator[tuple[KilnProcess, str]]:
+    url = ome_sign(rtmp_url(kiln, "live"), KEY, {"url_expire": now_ms() + 120_000})
+    pub = publish_rtmp(url, test_flv, loop=True, log_dir=peer_dir)
+    base = f"http://127.0.0.1:{kiln.ports.llhls}/app/live"
+    with httpx.Client(timeout=15) as http:
+        def playable() -> bool:
+            r = http.get(master_url(base, {"url_expire": now_ms() + 60_000}))
+            return r.status_code == 200 and "#EXT-X-STREAM-INF" in r.text
+        kiln.wait_for(playable, timeout=30, what="signed master playlist")
+    yield kiln, base
+    pub.stop()
+
+
+def master_url(base: str, policy: dict[str, Any]) -> str:
+    return ome_sign(f"{base}/llhls.m3u8", KEY, policy)
+
+
+def child_urls(http: httpx.Client, master: str, base: str) -> list[str]:
+    r = http.get(master)
+    assert r.status_code == 200, r.status_code
+    uris = re.findall(r'URI="([^"]+)"', r.text) + [ln for ln in r.text.splitlines() if ln and not ln.startswith("#")]
+    root = base.split("/app/")[0]
+    return [f"{root}{u}" if u.startswith("/") else f"{base}/{u}" for u in uris]
+
+
+def test_llhls_master_needs_a_valid_signature(live: tuple[KilnProcess, str]) -> None:
+    kiln, base = live
+    with httpx.Client(timeout=15) as http:
+        for name, (make, _reason) in REFUSALS.items():
+            r = http.get(make(f"{base}/llhls.m3u8"))
+            assert r.status_code == 401, (name, r.status_code)
+        denied = [e["payload"] for e in journal(kiln, "AdmissionDenied") if e["payload"]["protocol"] == "LLHLS"]
+        assert [d["reason"][:12] for d in denied] == [reason[:12] for _make, reason in REFUSALS.values()]
+        assert all(d["direction"] == "outgoing" and d["url"].startswith(f"{base}/llhls.m3u8") for d in denied)
+        chunklist = next(u for u in child_urls(http, master_url(base, {"url_expire": now_ms() + 60_000}), base)
+                         if "chunklist_" in u)
+        assert http.get(chunklist).status_code == 200
+        invented = re.sub(r"session=\d+_[A-Za-z0-9]+", "session=987654_abcdefgh", chunklist)
+        assert http.get(invented).status_code == 401
+
+
+def test_ffprobe_plays_a_signed_master(live: tuple[KilnProcess, str]) -> None:
+    _kiln, base = live
+    probe = ffprobe_json(master_url(base, {"url_expire": now_ms() + 60_000}), timeout=40)
+    assert streams_by_type(probe)["video"]["codec_name"] == "h264"
+
+
+def test_llhls_answers_401_after_stream_expire(live: tuple[KilnProcess, str]) -> None:
+    _kiln, base = live
+    expire = now_ms() + 4_000
+    with httpx.Client(timeout=15) as http:
+        chunklist = next(u for u in child_urls(http, master_url(base, {"url_expire": now_ms() + 60_000,
+                                                                        "stream_expire": expire}), base)
+                         if "chunklist_" in u)
+        assert http.get(chunklist).status_code == 200
+        while now_ms() < expire:
+            time.sleep(0.2)
+        assert http.get(chunklist).status_code == 401
+        assert http.get(master_url(base, {"url_expire": now_ms() + 60_000, "stream_expire": expire})).status_code \
+            == 401
