@@ -126,7 +126,7 @@ class MediaRuntime:
         if bind.srt_port is not None:
             try:
                 srt = SrtIngest(gate, hosts, gate, loop, host=host, port=bind.srt_port, options=bind.srt_options,
-                                stream_map=bind.srt_stream_map)
+                                stream_map=bind.srt_stream_map, admission=self.control.admission)
             except ValueError as exc:  # an OSError stops `kiln serve` with one log line, not a traceback
                 raise OSError(errno.EINVAL, f"Server.Bind.Providers.SRT.Options: {exc}") from None
             try:

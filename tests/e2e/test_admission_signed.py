@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess, Ports, server_xml
-from tests.peers.ffmpeg import ffprobe_json, publish_rtmp, streams_by_type
+from tests.peers.ffmpeg import ffprobe_json, publish_rtmp, publish_srt, streams_by_type
 from tests.peers.ome_signer import flip_signature_byte, ome_policy, ome_sign, ome_signature_ok
 
 pytestmark = pytest.mark.e2e
@@ -197,3 +198,31 @@ def test_llhls_answers_401_after_stream_expire(live: tuple[KilnProcess, str]) ->
         assert http.get(chunklist).status_code == 401
         assert http.get(master_url(base, {"url_expire": now_ms() + 60_000, "stream_expire": expire})).status_code \
             == 401
+
+
+def srt_publish(k: KilnProcess, signed: str, media: Path, peer_dir: Path) -> Any:
+    """ffmpeg as an SRT caller whose streamid is the signed ``srt://default/app/<stream>?...`` without
+    its scheme, percent-encoded (Kiln decodes it once, as OME)."""
+    streamid = quote(signed.removeprefix("srt://"), safe="")
+    url = f"srt://127.0.0.1:{k.ports.srt}?mode=caller&latency=200000&pkt_size=1316&streamid={streamid}"
+    return publish_srt(url, media, loop=True, log_dir=peer_dir)
+
+
+def test_srt_publish_needs_a_signed_streamid(kiln: KilnProcess, test_flv: Path, peer_dir: Path) -> None:
+    good = srt_publish(kiln, ome_sign("srt://default/app/srtok", KEY, {"url_expire": now_ms() + 60_000}),
+                       test_flv, peer_dir)
+    bad = srt_publish(kiln, flip_signature_byte(ome_sign("srt://default/app/srtbad", KEY,
+                                                         {"url_expire": now_ms() + 60_000})), test_flv, peer_dir)
+    try:
+        kiln.wait_for(lambda: "srtok" in streams(kiln), timeout=30, what="signed SRT publish listed")
+
+        def denied() -> list[dict[str, Any]]:
+            return [e["payload"] for e in journal(kiln, "AdmissionDenied") if e["payload"]["protocol"] == "SRT"]
+
+        [ev] = kiln.wait_for(denied, what="SRT denial journaled")
+        assert (ev["stream"], ev["reason"]) == ("srtbad", "signature does not match")
+        assert ev["url"] == "srt://default/app/srtbad?policy=REDACTED&signature=REDACTED"
+        assert "srtbad" not in streams(kiln)
+    finally:
+        good.stop()
+        bad.stop()
