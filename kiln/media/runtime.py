@@ -97,7 +97,8 @@ class MediaRuntime:
             out["llhls"] = (server.starlette, port)
         port = self.config.bind.thumbnail_port
         if port is not None:
-            out["thumbnail"] = (ThumbnailServer(control.hosts, self.streams, control.stats).starlette, port)
+            thumbnails = ThumbnailServer(control.hosts, self.streams, control.stats, admission=control.admission)
+            out["thumbnail"] = (thumbnails.starlette, port)
         return out
 
     async def start(self, host: str) -> None:

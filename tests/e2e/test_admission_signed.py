@@ -226,3 +226,38 @@ def test_srt_publish_needs_a_signed_streamid(kiln: KilnProcess, test_flv: Path, 
     finally:
         good.stop()
         bad.stop()
+
+
+THUMB_PROFILE = """
+            <OutputProfile>
+              <Name>bypass</Name>
+              <OutputStreamName>${OriginStreamName}</OutputStreamName>
+              <Encodes>
+                <Video><Name>bypass_video</Name><Bypass>true</Bypass></Video>
+                <Image><Codec>jpeg</Codec><Width>160</Width><Height>90</Height><Framerate>2</Framerate></Image>
+              </Encodes>
+            </OutputProfile>"""
+
+
+def test_thumbnails_need_a_signed_url_when_enabled(kiln_factory: Callable[..., KilnProcess], tmp_path: Path,
+                                                   test_flv: Path, peer_dir: Path) -> None:
+    ports = Ports()
+    policy_xml = POLICY_XML.replace("<Providers>rtmp,srt</Providers><Publishers>llhls</Publishers>",
+                                    "<Providers>srt</Providers><Publishers>thumbnail</Publishers>")
+    xml = server_xml(ports, tmp_path / "records", profiles=THUMB_PROFILE).replace(
+        "<Host><Names><Name>*</Name></Names></Host>", f"<Host><Names><Name>*</Name></Names></Host>{policy_xml}")
+    kiln = kiln_factory(xml=xml, ports=ports)
+    pub = publish_rtmp(rtmp_url(kiln, "cam"), test_flv, loop=True, log_dir=peer_dir)  # rtmp not enabled: unsigned
+    thumb = f"http://127.0.0.1:{ports.thumbnail}/app/cam/thumb.jpg"
+    try:
+        with httpx.Client(timeout=15) as http:
+            kiln.wait_for(lambda: http.get(ome_sign(thumb, KEY, {"url_expire": now_ms() + 60_000})).status_code
+                          == 200, timeout=30, what="signed thumbnail served")
+            image = http.get(ome_sign(thumb, KEY, {"url_expire": now_ms() + 60_000}))
+            assert image.headers["content-type"] == "image/jpeg" and image.content[:2] == b"\xff\xd8"
+            assert http.get(thumb).status_code == 401
+            assert http.get(ome_sign(thumb, KEY, {"url_expire": now_ms() - 1})).status_code == 401
+            # LL-HLS is not in this vhost's Enables: it plays without a signature
+            assert http.get(f"http://127.0.0.1:{ports.llhls}/app/cam/llhls.m3u8").status_code == 200
+    finally:
+        pub.stop()
