@@ -46,7 +46,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigLoadError as exc:
         log.error("configuration error: %s", exc)
         return 2
-    for warning in config.warnings:
+    from kiln.config.unimplemented import unimplemented_warnings
+
+    for warning in [*config.warnings, *unimplemented_warnings(config)]:
         log.warning("configuration %s", warning)
     service = KilnService(config, Path(args.data_dir), config_name=name)
     try:
