@@ -115,3 +115,13 @@ def test_admit_from_thread_runs_on_the_loop_and_a_gone_loop_denies() -> None:
     finally:
         loop.close()
     assert admit_from_thread(runner, loop, REQ, 5).reason == "server shutting down"
+
+
+def test_admission_events_replay_from_their_stored_parts() -> None:
+    from kiln.events.base import decode_event
+
+    events = Events()
+    asyncio.run(step(Fixed("SignedPolicy", Verdict.deny("bad", secrets=("signature",))), events=events).admit(REQ))
+    [ev] = events.emitted
+    assert decode_event(ev.TYPE, ev.VERSION, ev.payload()) == ev
+    assert ev.entity == "admission:default/app/s"
