@@ -1,4 +1,4 @@
-"""The ``kiln`` command: serve, config check, journal audit, token."""
+"""The ``kiln`` command: serve, config check, journal audit, sign, token."""
 
 from __future__ import annotations
 
@@ -51,7 +51,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigLoadError as exc:
         log.error("configuration error: %s", exc)
         return 2
-    for warning in config.warnings:
+    from kiln.config.unimplemented import unimplemented_warnings
+
+    for warning in [*config.warnings, *unimplemented_warnings(config)]:
         log.warning("configuration %s", warning)
     service = KilnService(config, Path(args.data_dir), config_name=name)
     try:
@@ -94,6 +96,18 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sign(args: argparse.Namespace) -> int:
+    from kiln.admission.sign_cli import run
+    from kiln.config import ConfigLoadError
+
+    try:
+        config, _name = _load_config(args.config)
+    except ConfigLoadError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    return run(args, config.vhosts, sys.stdout, sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kiln", description="OvenMediaEngine-compatible streaming server")
     parser.add_argument("--version", action="version", version=f"kiln {__version__}")
@@ -110,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_config_check)
     sub.add_parser("journal", help="audit the event journal: show|tail|stats|verify (see 'kiln journal -h')",
                    add_help=False)
+    from kiln.admission.sign_cli import add_arguments as sign_arguments
+
+    sign = sub.add_parser("sign", help="print a URL signed with a vhost's SignedPolicy key")
+    sign_arguments(sign)
+    sign.set_defaults(func=cmd_sign)
     token = sub.add_parser("token", help="print the generated API access token")
     token.add_argument("-d", "--data-dir", default="data")
     token.set_defaults(func=cmd_token)

@@ -29,6 +29,9 @@ from kiln.actors.directory import Directory
 from kiln.actors.ingest_gate import IngestGate
 from kiln.actors.runtime import ActorRuntime
 from kiln.actors.server import ServerActor
+from kiln.admission.audit import JournalAudit
+from kiln.admission.signed_policy import SignedPolicyCheck
+from kiln.admission.step import AdmissionStep
 from kiln.banner import Banner, Token, TokenSource
 from kiln.config.cors import CorsPolicy
 from kiln.config.hosts import HostRouter
@@ -94,6 +97,18 @@ def load_or_create_token(data_dir: Path) -> tuple[str, Token]:
     return token, Token(TokenSource.GENERATED, path)
 
 
+@dataclass(frozen=True)
+class VhostSignedPolicies:
+    """Each vhost's ``signedPolicy`` as the catalog holds it now (vhosts created by the API included)."""
+
+    catalog: CatalogProjection
+
+    def signed_policy(self, vhost: str) -> dict[str, Any] | None:
+        view = self.catalog.vhost(vhost)
+        section = view.config.get("signedPolicy") if view is not None else None
+        return section if isinstance(section, dict) else None
+
+
 class KilnService:
     def __init__(self, config: Any, data_dir: Path, *, config_name: str = "(embedded default)",
                  snapshot_every: int = 10_000, fsync: bool = True) -> None:
@@ -149,7 +164,8 @@ class KilnService:
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
-        self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats))
+        admission = AdmissionStep([SignedPolicyCheck(VhostSignedPolicies(self.catalog))], JournalAudit(self.events))
+        self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission))
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.llhls_certificate)
         self._wait_for_actor_tree()

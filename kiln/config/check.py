@@ -13,6 +13,7 @@ from kiln.config.hosts import host_names, shadowing, shadowing_text
 from kiln.config.loader import load_default_config, load_server_xml
 from kiln.config.model import ServerConfig
 from kiln.config.ports import parse_port_list
+from kiln.config.unimplemented import unimplemented_warnings
 from kiln.config.validate import ConfigError, validate_vhost_json
 from kiln.config.values import is_true
 
@@ -20,17 +21,15 @@ EXIT_OK = 0
 EXIT_INVALID = 2
 
 # (label, BindConfig attribute, app section, app key) — the key says which app switch uses the port.
+# Only listeners Kiln opens; the Bind entries it parses and does not open are in
+# kiln.config.unimplemented (UNOPENED_BINDS) and come out as warnings.
 _LISTENERS = (
     ("REST API", "api_port", None, None),
     ("REST API (TLS)", "api_tls_port", None, None),
     ("RTMP ingest", "rtmp_port", "providers", "rtmp"),
     ("SRT ingest", "srt_port", "providers", "srt"),
-    ("WebRTC ingest signalling", "webrtc_ingest_signalling_port", "providers", "webrtc"),
     ("LLHLS", "llhls_port", "publishers", "llhls"),
-    ("LLHLS (TLS)", "llhls_tls_port", "publishers", "llhls"),
     ("HLS (TS)", "hls_port", "publishers", "hls"),
-    ("WebRTC signalling", "webrtc_signalling_port", "publishers", "webrtc"),
-    ("OVT", "ovt_port", "publishers", "ovt"),
     ("SRT playback", "srt_playback_port", "publishers", "srt"),
     ("Thumbnail", "thumbnail_port", "publishers", "thumbnail"),
 )
@@ -149,7 +148,8 @@ def summary(config: ServerConfig) -> str:
                     notes.append(f"{vhost.get('name')}/{app.get('name')}: MPEG-TS stream map port(s) "
                                  f"{', '.join(map(str, unbound))} not in Bind/Providers/MPEGTS/Port")
     notes.extend(_shadowed_notes(config))
-    for label, items in (("notes", notes), ("warnings", config.warnings)):
+    warnings = [*config.warnings, *unimplemented_warnings(config)]
+    for label, items in (("notes", notes), ("warnings", warnings)):
         if items:
             lines.append(f"{label} ({len(items)}):")
             lines.extend(f"  {item}" for item in items)

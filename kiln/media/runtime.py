@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kiln.admission.contract import Admitter, OpenDoor
 from kiln.media.ingest.contract import StreamOpener, VhostRouter
 from kiln.media.ingest.mpegts.ingest import MpegtsIngest, PortMap
 from kiln.media.ingest.rtmp.ingest import RtmpIngest
@@ -53,6 +54,7 @@ class ControlPlane:
     ingest: IngestControl
     hosts: HostRoutes
     stats: PublisherStats
+    admission: Admitter = field(default_factory=OpenDoor)  # every ingest and publisher asks it first
 
 
 class MediaRuntime:
@@ -90,6 +92,14 @@ class MediaRuntime:
         if self.hls is not None:
             self.hls.stream_ended(stream)
 
+    def _player_router(self, control: ControlPlane, llhls: LlhlsPublisher) -> LlhlsServer:
+        """The router of a player port: it tells LL-HLS and HLS v3 requests apart by their names
+        (media spec 2.2) and asks admission where OME does."""
+        return LlhlsServer(llhls, control.hosts, self.streams, control.stats,
+                           thumbnail_port=self.config.bind.thumbnail_port,
+                           hls=HlsServer(self.hls, control.stats) if self.hls is not None else None,
+                           admission=control.admission)
+
     def http_apps(self) -> dict[str, Any]:
         """Starlette apps for the publisher ports: name -> (app, port)."""
         out: dict[str, Any] = {}
@@ -98,18 +108,16 @@ class MediaRuntime:
             return out
         bind = self.config.bind
         if self.llhls is not None and (bind.llhls_port is not None or bind.hls_port is not None):
-            # one router for both: it tells LL-HLS and HLS v3 requests apart by their names (media
-            # spec 2.2), so HLS v3 plays on Bind/Publishers/HLS/Port as in OME, and on the LL-HLS port
-            server = LlhlsServer(self.llhls, control.hosts, self.streams, control.stats,
-                                 thumbnail_port=bind.thumbnail_port,
-                                 hls=HlsServer(self.hls, control.stats) if self.hls is not None else None)
+            # one router for both ports: HLS v3 plays on Bind/Publishers/HLS/Port as in OME, and on
+            # the LL-HLS port
+            server = self._player_router(control, self.llhls)
             if bind.llhls_port is not None:
                 out["llhls"] = (server.starlette, bind.llhls_port)
             if bind.hls_port is not None and bind.hls_port != bind.llhls_port:
                 out["hls"] = (server.starlette, bind.hls_port)
-        port = self.config.bind.thumbnail_port
-        if port is not None:
-            out["thumbnail"] = (ThumbnailServer(control.hosts, self.streams, control.stats).starlette, port)
+        if bind.thumbnail_port is not None:
+            thumbnails = ThumbnailServer(control.hosts, self.streams, control.stats, admission=control.admission)
+            out["thumbnail"] = (thumbnails.starlette, bind.thumbnail_port)
         return out
 
     def llhls_tls_app(self) -> Any | None:
@@ -118,8 +126,7 @@ class MediaRuntime:
         control = self.control
         if control is None or self.llhls is None or self.config.bind.llhls_tls_port is None:
             return None
-        return LlhlsServer(self.llhls, control.hosts, self.streams, control.stats,
-                           thumbnail_port=self.config.bind.thumbnail_port).starlette
+        return self._player_router(control, self.llhls).starlette
 
     async def start(self, host: str) -> None:
         """Open the ingest listeners configured under Bind/Providers."""
@@ -132,7 +139,8 @@ class MediaRuntime:
         bind = self.config.bind
         if bind.rtmp_port is not None:
             enhanced = bool(getattr(getattr(self.config, "modules", None), "ertmp", False))
-            handler = RtmpIngest(self.control.ingest, self.control.hosts, bind.rtmp_port)
+            handler = RtmpIngest(self.control.ingest, self.control.hosts, bind.rtmp_port,
+                                 admission=self.control.admission)
             self.rtmp = RtmpServer(handler, host=host, port=bind.rtmp_port, enhanced_rtmp=enhanced)
             await self.rtmp.start()
             self.addresses["rtmp"] = (host, self.rtmp.port)
@@ -148,7 +156,7 @@ class MediaRuntime:
         if bind.srt_port is not None:
             try:
                 srt = SrtIngest(gate, hosts, gate, loop, host=host, port=bind.srt_port, options=bind.srt_options,
-                                stream_map=bind.srt_stream_map)
+                                stream_map=bind.srt_stream_map, admission=self.control.admission)
             except ValueError as exc:  # an OSError stops `kiln serve` with one log line, not a traceback
                 raise OSError(errno.EINVAL, f"Server.Bind.Providers.SRT.Options: {exc}") from None
             try:

@@ -40,6 +40,8 @@ RULES = (
     Rule("kiln.media", forbidden=("kiln.actors", "kiln.http", "kiln.projections", "kiln.journal", "kiln.domain",
                                   "kiln.service", "kiln.errors", "kiln.eventlog", "kiln.cli"),
          why="media is driven through small interfaces; packets never meet actors or HTTP"),
+    Rule("kiln.admission", allowed=("kiln.admission", "kiln.events"),
+         why="admission decides from the request and small Protocols; media calls it, it calls nothing back"),
     Rule("kiln.metrics", allowed=("kiln.metrics", "kiln.timefmt"), why="counters know nothing else"),
     Rule("kiln.projections", allowed=("kiln.projections", "kiln.events", "kiln.domain", "kiln.timefmt",
                                       *PURE_CONFIG),

@@ -12,9 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Protocol
+from urllib.parse import urlsplit
 
+from kiln.admission.contract import Admission, AdmissionRequest, Admitter, Direction, OpenDoor
+from kiln.admission.step import admit_from_thread
 from kiln.media.ingest.contract import (
     OpenTimedOut,
     PublishRejected,
@@ -34,6 +38,7 @@ from kiln.media.stream.live import LiveStream
 log = logging.getLogger(__name__)
 
 OPEN_TIMEOUT_S = 30.0  # the control plane answers in milliseconds; this only bounds a wedged shutdown
+ADMISSION_TIMEOUT_S = 60.0  # checks bound themselves (a webhook's Timeout); this only bounds a wedged loop
 JOIN_TIMEOUT_S = 5.0
 HANDSHAKE_CODES = {Refusal.NOT_FOUND: RejectCode.NOT_FOUND, Refusal.FORBIDDEN: RejectCode.FORBIDDEN,
                    Refusal.CONFLICT: RejectCode.CONFLICT}
@@ -50,8 +55,10 @@ class PublishScreen(Protocol):
 class SrtIngest:
     def __init__(self, opener: StreamOpener, router: VhostRouter, screen: PublishScreen,
                  loop: asyncio.AbstractEventLoop, *, host: str, port: int,
-                 options: Mapping[str, str] | None = None, stream_map: Mapping[int, str] | None = None) -> None:
+                 options: Mapping[str, str] | None = None, stream_map: Mapping[int, str] | None = None,
+                 admission: Admitter | None = None) -> None:
         self.opener = opener
+        self.admission: Admitter = admission or OpenDoor()
         self.router = router
         self.screen = screen
         self.loop = loop
@@ -107,6 +114,8 @@ class SrtSession:
         self.peer = peer
         self.worker: TsDemuxWorker | None = None
         self._closed = False
+        self._admitted: AdmissionRequest | None = None  # told admission.closed() when the caller leaves
+        self._lease: threading.Timer | None = None
 
     @property
     def label(self) -> str:
@@ -129,6 +138,18 @@ class SrtSession:
             log.info("srt caller left before sending media vhost=%s app=%s stream=%s peer=%s:%d reason=%s",
                      self.vhost, self.target.app, self.target.stream, self.peer[0], self.peer[1], reason)
         self.ingest._forget(self)
+        self._end_admission()
+
+    def _end_admission(self) -> None:
+        if self._lease is not None:
+            self._lease.cancel()
+        asked, self._admitted = self._admitted, None
+        if asked is not None:
+            coro = self.ingest.admission.closed(asked)
+            try:
+                asyncio.run_coroutine_threadsafe(coro, self.ingest.loop)
+            except RuntimeError:  # the loop is gone (shutdown)
+                coro.close()
 
     # -- control ------------------------------------------------------------------------------------
     def abort(self, reason: str) -> None:
@@ -146,9 +167,42 @@ class SrtSession:
         self.ingest.listener.disconnect(self, reason)
 
     # -- worker hooks (demux thread) -----------------------------------------------------------------
+    def _admit(self) -> tuple[str, str, str]:
+        """Ask admission (SignedPolicy signs ``srt://<streamid host>/<app>/<stream>?query``) on this demux
+        thread, so a slow check holds only this caller. Returns the (possibly redirected) vhost/app/stream."""
+        t = self.target
+        asked = AdmissionRequest("SRT", Direction.INCOMING, t.url, self.peer, self.vhost, t.app, t.stream)
+        admission = admit_from_thread(self.ingest.admission, self.ingest.loop, asked, ADMISSION_TIMEOUT_S)
+        if not admission.allowed:  # OME closes the connection
+            log.info("srt publish denied vhost=%s app=%s stream=%s peer=%s:%d rule=%s reason=%s", self.vhost, t.app,
+                     t.stream, self.peer[0], self.peer[1], admission.rule, admission.reason)
+            raise PublishRejected(f"access denied: {admission.reason}")
+        self._admitted = asked
+        self._arm_lease(admission)
+        if admission.new_url:
+            return self._redirect(admission.new_url)
+        return self.vhost, t.app, t.stream
+
+    def _arm_lease(self, admission: Admission) -> None:
+        left = admission.seconds_left(int(time.time() * 1000))
+        if left is not None:
+            self._lease = threading.Timer(left, self._close_ingest, ("admission expired",))
+            self._lease.daemon = True
+            self._lease.start()
+
+    def _redirect(self, new_url: str) -> tuple[str, str, str]:
+        parts = urlsplit(new_url)
+        segments = [s for s in parts.path.split("/") if s]
+        vhost = self.ingest.router.vhost_for_host(parts.hostname, allow_vhost_name=True) if parts.hostname \
+            else self.vhost
+        if vhost is None or len(segments) < 2:
+            raise PublishRejected(f"admission redirect {new_url!r} names no stream of this server", Refusal.NOT_FOUND)
+        return vhost, segments[0], segments[1]
+
     def _open_stream(self, kinds: set[MediaKind]) -> LiveStream:
         t = self.target
-        request = PublishRequest(self.vhost, t.app, t.stream, provider="srt", source_type="SRT", source_url=t.url,
+        vhost, app, name = self._admit()
+        request = PublishRequest(vhost, app, name, provider="srt", source_type="SRT", source_url=t.url,
                                  close_source=self._close_ingest)
         try:
             stream = open_from_thread(self.ingest.opener, self.ingest.loop, request, OPEN_TIMEOUT_S)

@@ -26,11 +26,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from kiln.admission.contract import Admitter, OpenDoor
 from kiln.config.cors import CorsPolicy
 from kiln.media.model import MediaKind
 from kiln.media.publish.hls.publisher import hls_config
 from kiln.media.publish.hls.server import HlsServer, hls_cors
 from kiln.media.publish.llhls.claims import Claim, claim_of, not_here_reason
+from kiln.media.publish.llhls.leases import SessionLeases
 from kiln.media.publish.llhls.packager import TrackPackager
 from kiln.media.publish.llhls.publisher import LlhlsPublisher, cors_urls, llhls_config
 from kiln.media.publish.llhls.stream import LlhlsStream
@@ -88,9 +90,11 @@ class LlhlsServer:
     is only named in the 404 for a thumbnail asked of this port; ``hls`` answers what HLS v3 claims."""
 
     def __init__(self, publisher: LlhlsPublisher, apps: AppsByHost, streams: StreamsInApp, stats: BytesOut,
-                 thumbnail_port: int | None = None, hls: HlsServer | None = None) -> None:
+                 thumbnail_port: int | None = None, hls: HlsServer | None = None, *,
+                 admission: Admitter | None = None) -> None:
         self.publisher = publisher
         self.hls = hls
+        self.leases = SessionLeases(admission or OpenDoor(), publisher)
         self.apps = apps
         self.streams = streams
         self.stats = stats
@@ -168,6 +172,9 @@ class LlhlsServer:
             return Response(status_code=404, headers=cors)
         settings = stream.settings
         session_q = query.get("session", [None])[-1]
+        if not settings.origin_mode and session_q is not None \
+                and not await self.leases.child_allowed(request, session_q, vhost, app, stream_name):
+            return Response(status_code=401, headers=cors)
         if not settings.origin_mode and (session_q is None or self.publisher.touch(session_q, stream) is None):
             return Response(b"session is required", status_code=401, headers=cors)
         if m := _CHUNKLIST.match(file_name):
@@ -202,6 +209,9 @@ class LlhlsServer:
 
     async def _master(self, request: Request, vhost: str, app: str, stream_name: str, file_base: str,
                       stream: LlhlsStream | None, query: dict[str, list[str]], cors: dict[str, str]) -> Response:
+        admission = await self.leases.admit_master(request, vhost, app, stream_name)
+        if not admission.allowed:  # OME: SignedPolicy and webhook refusals are 401 on the LLHLS port
+            return Response(status_code=401, headers=cors)
         if stream is None:
             if self._stream_pending(vhost, app, stream_name):
                 return Response(status_code=201, headers=cors)
@@ -220,6 +230,7 @@ class LlhlsServer:
         if not stream.settings.origin_mode:
             session = self.publisher.new_session(stream)
             self.publisher.count(session)
+            self.leases.granted(f"{session.id}_{session.key}", admission, request, vhost, app, stream_name)
             child_query.append(f"session={session.id}_{session.key}")
         if legacy:
             child_query.append("_HLS_legacy=YES")

@@ -3,7 +3,8 @@
 The newest still of the output stream's image encode with that codec is answered from memory. The
 app must enable the publisher (``Publishers/Thumbnail``); CORS comes from its CrossDomains, as for
 LL-HLS. No such app, stream or image encode, or no image made yet: 404. Only the three fixed file
-names are served, so there is no path to traverse.
+names are served, so there is no path to traverse. Each request asks admission first (SignedPolicy
+when the vhost enables it for ``thumbnail``): a refusal is 401, as in OME.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from kiln.admission.contract import Admitter, OpenDoor
 from kiln.config.cors import CorsPolicy
 from kiln.media.model import Codec
+from kiln.media.publish.http_admission import http_admission_request
 from kiln.media.publish.llhls.publisher import cors_urls
 from kiln.media.stream.live import LiveStream
 
@@ -49,8 +52,10 @@ class BytesOut(Protocol):
 
 
 class ThumbnailServer:
-    def __init__(self, apps: AppsByHost, outputs: OutputLookup, stats: BytesOut) -> None:
+    def __init__(self, apps: AppsByHost, outputs: OutputLookup, stats: BytesOut, *,
+                 admission: Admitter | None = None) -> None:
         self.apps = apps
+        self.admission: Admitter = admission or OpenDoor()
         self.outputs = outputs
         self.stats = stats
         self.starlette = Starlette(routes=[Route("/{path:path}", self.endpoint, methods=["GET", "HEAD", "OPTIONS"])])
@@ -72,6 +77,9 @@ class ThumbnailServer:
         codec = FILES.get(parts[-1]) if len(parts) == 3 else None
         if vhost is None or section is None or codec is None:
             return Response(status_code=404, headers=cors)
+        asked = http_admission_request(request, "Thumbnail", vhost, parts[0], parts[1])
+        if not (await self.admission.admit(asked)).allowed:  # OME: 401 on the thumbnail port
+            return Response(status_code=401, headers=cors)
         output = self.outputs.find_output(vhost, parts[0], parts[1])
         if output is None:
             return Response(status_code=404, headers=cors)

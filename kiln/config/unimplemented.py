@@ -1,0 +1,117 @@
+"""Configured features Kiln accepts but does not implement (issue 14, honesty).
+
+OME's schema is accepted whole so that a Server.xml or an API body written for OME loads; what Kiln
+does not run must then be said, naming the element, by ``kiln config check`` and at startup, so
+nobody believes a port is open or a stream is protected when it is not. Each feature is one row:
+when a branch implements it, its row goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kiln.config.model import ServerConfig
+from kiln.config.values import is_true
+
+
+@dataclass(frozen=True)
+class Row:
+    element: str                           # where it is configured, as OME's Server.xml names it
+    feature: str                           # what Kiln does not do
+    present: Callable[[dict[str, Any]], bool]
+
+
+def _has(*keys: str) -> Callable[[dict[str, Any]], bool]:
+    """A section is configured (present, even empty) at this key path."""
+
+    def present(node: dict[str, Any]) -> bool:
+        value: Any = node
+        for key in keys:
+            if not isinstance(value, dict) or key not in value:
+                return False
+            value = value[key]
+        return value is not None
+
+    return present
+
+
+def _enabled(*keys: str) -> Callable[[dict[str, Any]], bool]:
+    """A section's ``Enable`` is true at this key path."""
+
+    def present(node: dict[str, Any]) -> bool:
+        value: Any = node
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return isinstance(value, dict) and is_true(value.get("enable"))
+
+    return present
+
+
+# A vhost's AdmissionWebhooks: drop this row when the webhook check lands.
+ADMISSION_WEBHOOKS = Row("VirtualHost.AdmissionWebhooks", "admission webhooks are not called: nobody is refused",
+                         _has("admissionWebhooks"))
+
+VHOST_ROWS = (
+    ADMISSION_WEBHOOKS,
+    Row("VirtualHost.Origins", "pull-on-demand origins are not used", _has("origins")),
+    Row("VirtualHost.OriginMapStore", "the Redis origin map is not used", _has("originMapStore")),
+)
+
+APP_ROWS = (
+    Row("Providers.OVT", "OVT ingest", _has("providers", "ovt")),
+    Row("Providers.WebRTC", "WebRTC/WHIP ingest", _has("providers", "webrtc")),
+    Row("Providers.File", "file provider", _has("providers", "file")),
+    Row("Providers.Schedule", "scheduled channels", _has("providers", "schedule")),
+    Row("Providers.Multiplex", "multiplex channels", _has("providers", "multiplex")),
+    Row("Providers.RTSP", "RTSP push ingest", _has("providers", "rtsp")),
+    Row("Providers.RTMP.EventGenerator", "RTMP event generator", _has("providers", "rtmp", "eventGenerator")),
+    Row("Publishers.OVT", "OVT relay to edges", _has("publishers", "ovt")),
+    Row("Publishers.WebRTC", "WebRTC playback", _has("publishers", "webrtc")),
+    Row("Publishers.LLHLS.DRM", "LL-HLS DRM: streams are sent in the clear", _enabled("publishers", "llhls", "drm")),
+    Row("OutputProfiles.HWAccels", "hardware encoding and decoding (software is used)",
+        lambda app: _enabled("outputProfiles", "hwaccels", "decoder")(app)
+        or _enabled("outputProfiles", "hwaccels", "encoder")(app)
+        or is_true((app.get("outputProfiles") or {}).get("hardwareAcceleration"))),
+    Row("PersistentStreams", "persistent streams", _has("persistentStreams")),
+    Row("TranscodeWebhook", "transcode webhook", _has("transcodeWebhook")),
+    Row("EventGenerator", "event generator", _has("eventGenerator")),
+)
+
+# Bind entries Kiln parses but opens no listener for (attribute of BindConfig -> element, feature).
+UNOPENED_BINDS = (
+    ("webrtc_ingest_signalling_port", "Bind.Providers.WebRTC.Signalling", "WebRTC ingest signalling"),
+    ("webrtc_signalling_port", "Bind.Publishers.WebRTC.Signalling", "WebRTC signalling"),
+    ("webrtc_signalling_tls_port", "Bind.Publishers.WebRTC.Signalling.TLSPort", "WebRTC signalling (TLS)"),
+    ("ovt_port", "Bind.Publishers.OVT", "OVT"),
+    ("llhls_tls_port", "Bind.Publishers.LLHLS.TLSPort", "LL-HLS (TLS)"),
+    ("thumbnail_tls_port", "Bind.Publishers.Thumbnail.TLSPort", "Thumbnail (TLS)"),
+)
+
+
+def _apps(vhost: dict[str, Any]) -> list[dict[str, Any]]:
+    apps = (vhost.get("applications") or {}).get("application") or []
+    return [a for a in apps if isinstance(a, dict)]
+
+
+def unimplemented_warnings(config: ServerConfig) -> list[str]:
+    """One line per configured element Kiln does not implement, naming where it is."""
+    out = []
+    for attr, element, feature in UNOPENED_BINDS:
+        port = getattr(config.bind, attr, None)
+        if port is not None:
+            out.append(f"Server.{element} ({port}): not implemented by Kiln, {feature} is not opened")
+    if config.modules.p2p:
+        out.append("Server.Modules.P2P: not implemented by Kiln, peer-to-peer delivery is off")
+    for vhost in config.vhosts:
+        name = vhost.get("name")
+        for row in VHOST_ROWS:
+            if row.present(vhost):
+                out.append(f"vhost {name}: {row.element}: not implemented by Kiln, {row.feature}")
+        for app in _apps(vhost):
+            for row in APP_ROWS:
+                if row.present(app):
+                    out.append(f"vhost {name} app {app.get('name')}: Application.{row.element}: "
+                               f"not implemented by Kiln, {row.feature}")
+    return out
