@@ -113,7 +113,7 @@ def test_dvr_lists_beyond_segment_count_and_hlsjs_seeks_back(
 def test_memory_stays_flat_while_the_dvr_window_grows(
         kiln_factory: Callable[..., KilnProcess], tmp_path: Path, peer_dir: Path) -> None:
     """A 3 Mbit/s stream (noise defeats the encoder) so that holding the window in memory would show:
-    30 more 1 s segments are ~11 MB of media. Kiln's RSS may grow by at most a third of that."""
+    30 more 1 s segments are ~12 MB of media. Kiln's RSS may grow by at most a third of that."""
     noisy = tmp_path / "noise.flv"
     run_checked(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
                  "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30,noise=alls=60:allf=t",
@@ -142,4 +142,6 @@ def test_memory_stays_flat_while_the_dvr_window_grows(
     print(f"dvr window 10 -> {len(numbers)} segments in {time.monotonic() - started:.1f} s: "  # noqa: T201
           f"media on disk +{grown_media / 1e6:.1f} MB, Kiln RSS {rss_10 / 1024:.1f} -> {rss_40 / 1024:.1f} MiB")
     assert grown_media > 8_000_000, grown_media  # the window really grew by ~30 heavy segments
-    assert (rss_40 - rss_10) * 1024 < grown_media / 3, (rss_10, rss_40, grown_media)
+    # held in memory, these segments grew RSS by ~12 MiB (measured with spilling turned off);
+    # spilled, RSS moves by a few hundred KiB: 4 MiB leaves room for allocator noise, not for media
+    assert rss_40 - rss_10 < 4 * 1024, (rss_10, rss_40, grown_media)
