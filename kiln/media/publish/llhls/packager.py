@@ -51,11 +51,24 @@ class Segment:
     wall_start: float            # PROGRAM-DATE-TIME (Unix seconds)
     parts: list[Part] = field(default_factory=list)
     complete: bool = False
+    spilled: bool = False        # DVR: the bytes moved to disk, only the listing facts stay here
     _data: bytes | None = None
+    _duration: int | None = None
 
     @property
     def duration(self) -> int:
+        if self._duration is not None:
+            return self._duration
         return sum(p.duration for p in self.parts)
+
+    def spill(self) -> bytes:
+        """Hand the bytes over (to the DVR store) and keep only what a playlist lists."""
+        data = self.data
+        self._duration = self.duration
+        self.parts = []
+        self._data = None
+        self.spilled = True
+        return data
 
     @property
     def data(self) -> bytes:
@@ -88,7 +101,9 @@ class TrackPackager:
     def __init__(self, track: Track, *, chunk_duration: float, segment_duration: float, segment_count: int,
                  first_segment_number: int = 0, on_part: Callable[[TrackPackager, Part], None] | None = None,
                  on_segment: Callable[[TrackPackager, Segment], None] | None = None,
-                 event_ids: Callable[[], int] | None = None) -> None:
+                 event_ids: Callable[[], int] | None = None, dvr_window: float = 0.0,
+                 on_spill: Callable[[TrackPackager, Segment, bytes], None] | None = None,
+                 on_drop: Callable[[TrackPackager, Segment], None] | None = None) -> None:
         self.track = track
         tb = track.time_base
         self.timescale = tb.denominator
@@ -98,6 +113,11 @@ class TrackPackager:
         self.segment_count = max(3, segment_count)
         self.on_part = on_part
         self.on_segment = on_segment
+        # DVR (seconds listed; 0 = off): completed segments beyond the live window are spilled
+        # (``on_spill`` takes their bytes) and stay listed until they leave the window (``on_drop``)
+        self.dvr_window = dvr_window
+        self.on_spill = on_spill
+        self.on_drop = on_drop
         self.mp4_track_id = track.id + 1  # ISO-BMFF track_ID 0 is invalid; Kiln's ids start at 0
         self.init_segment = build_init_segment(replace(track, id=self.mp4_track_id), timescale=self.timescale)
         self.segments: deque[Segment] = deque()
@@ -183,9 +203,34 @@ class TrackPackager:
         seg = Segment(self.next_segment_number, start, wall)
         self.next_segment_number += 1
         self.segments.append(seg)
-        while len(self.segments) > self.segment_count + GRACE_SEGMENTS + 1:
-            self.segments.popleft()
+        self._retain()
         return seg
+
+    @property
+    def memory_segments(self) -> int:
+        """Segments whose bytes stay in memory: the live window, the grace segments, the growing one."""
+        return self.segment_count + GRACE_SEGMENTS + 1
+
+    def _retain(self) -> None:
+        if self.dvr_window <= 0:
+            while len(self.segments) > self.memory_segments:
+                self._drop_oldest()
+            return
+        in_memory = [s for s in self.segments if not s.spilled]
+        for seg in in_memory[:max(0, len(in_memory) - self.memory_segments)]:
+            data = seg.spill()
+            if self.on_spill is not None:
+                self.on_spill(self, seg, data)
+        listed = self.dvr_segments()
+        first_listed = listed[0].number if listed else self.next_segment_number
+        older = sum(1 for s in self.segments if s.number < first_listed)
+        for _ in range(older - GRACE_SEGMENTS):
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        seg = self.segments.popleft()
+        if self.on_drop is not None:
+            self.on_drop(self, seg)
 
     def _emit_part(self) -> None:
         if not self.current:
@@ -213,6 +258,8 @@ class TrackPackager:
             seg = self.segments[-1]
             seg.complete = True
             self.max_segment_duration = max(self.max_segment_duration, seg.duration)
+            if self.dvr_window > 0:
+                self._retain()  # the window moved: the oldest listed segment may have left it
             if self.on_segment is not None:
                 self.on_segment(self, seg)
 
@@ -280,11 +327,33 @@ class TrackPackager:
     def completed_segments(self) -> list[Segment]:
         return [s for s in self.segments if s.complete]
 
-    def listed_segments(self) -> list[Segment]:
-        """Segments a playlist lists: the newest SegmentCount complete ones plus the growing one."""
+    def dvr_segments(self) -> list[Segment]:
+        """The DVR window: the newest completed segments that together last at most MaxDuration
+        (never fewer than SegmentCount)."""
+        done = self.completed_segments()
+        budget = self.dvr_window * self.timescale
+        total, start = 0, len(done)
+        while start > 0:
+            total += done[start - 1].duration
+            if total > budget and len(done) - start >= self.segment_count:
+                break
+            start -= 1
+        return done[start:]
+
+    def live_segments(self) -> list[Segment]:
+        """The live window: the newest SegmentCount complete segments plus the growing one."""
         done = self.completed_segments()[-self.segment_count:]
-        growing = [s for s in self.segments if not s.complete and s.parts]
-        return done + growing
+        return done + self._growing()
+
+    def listed_segments(self) -> list[Segment]:
+        """Segments a playlist with _HLS_rewind=YES lists: the DVR window when DVR is on, else the
+        live window; plus the growing one."""
+        if self.dvr_window <= 0:
+            return self.live_segments()
+        return self.dvr_segments() + self._growing()
+
+    def _growing(self) -> list[Segment]:
+        return [s for s in self.segments if not s.complete and s.parts]
 
     def wall_time(self, ticks: int) -> float:
         return (self._wall0 or 0.0) + (ticks - self._dts0) / self.timescale

@@ -52,7 +52,7 @@ def render_chunklist(pkg: TrackPackager, opts: ChunklistOptions,
                      reports: list[tuple[str, int, int]] | None = None) -> str:
     """The media playlist of one track; ``reports`` are (uri, last msn, last part) of sibling tracks."""
     track, ts = pkg.track, pkg.timescale
-    segments = pkg.listed_segments() if (opts.rewind or opts.concluded) else pkg.listed_segments()[-4:]
+    segments = pkg.listed_segments() if (opts.rewind or opts.concluded) else pkg.live_segments()[-4:]
     if opts.legacy:
         segments = [s for s in segments if s.complete]
     first = segments[0].number if segments else pkg.next_segment_number

@@ -186,10 +186,11 @@ class LlhlsServer:
             return self._respond(request, pkg.init_segment, 200, _media_type(pkg), None, cors, stream)
         if m := _SEG.match(file_name):
             pkg = self._track(stream, int(m.group(1)), m.group(3))
-            seg = pkg.segment(int(m.group(2))) if pkg is not None and m.group(4) == stream.key else None
-            if pkg is None or seg is None or not seg.complete:
+            data = await stream.segment_data(pkg, int(m.group(2))) if pkg is not None and m.group(4) == stream.key \
+                else None
+            if pkg is None or data is None:
                 return Response(status_code=404, headers=cors)
-            return self._respond(request, seg.data, 200, _media_type(pkg), None, cors, stream)
+            return self._respond(request, data, 200, _media_type(pkg), None, cors, stream)
         if m := _PART.match(file_name):
             pkg = self._track(stream, int(m.group(1)), m.group(4))
             if pkg is None or m.group(5) != stream.key:

@@ -17,10 +17,11 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kiln.media.model import Codec, MediaKind, Packet, Track
+from kiln.media.publish.llhls.dvr import DvrSettings, DvrStore, stream_directory
 from kiln.media.publish.llhls.packager import Part, Segment, TrackPackager
 from kiln.media.publish.llhls.playlist import (
     ChunklistOptions,
@@ -29,6 +30,7 @@ from kiln.media.publish.llhls.playlist import (
     next_part,
     render_chunklist,
     render_master,
+    segment_name,
 )
 from kiln.media.stream.hub import CallbackSubscriber
 from kiln.media.stream.live import LiveStream, OutputStream
@@ -53,6 +55,7 @@ class LlhlsSettings:
     preload_hint: bool = True
     create_default_playlist: bool = True
     origin_mode: bool = False
+    dvr: DvrSettings = field(default_factory=DvrSettings)
 
 
 def new_stream_key(name: str, origin_mode: bool) -> str:
@@ -76,6 +79,11 @@ class LlhlsStream:
         self.dumps: list[HlsDump] = []
         self.part_listeners: list[Callable[[TrackPackager, Part], None]] = []
         self.segment_listeners: list[Callable[[TrackPackager, Segment], None]] = []
+        self.dvr: DvrStore | None = None
+        if settings.dvr.enabled:
+            self.dvr = DvrStore(loop, stream_directory(settings.dvr.temp_storage_path, live.vhost, live.app,
+                                                       output.name, self.key))
+        dvr_window = settings.dvr.max_duration if self.dvr is not None else 0.0
         for ot in output.tracks:
             track = ot.track
             if track is None or track.codec not in LLHLS_CODECS:
@@ -83,7 +91,8 @@ class LlhlsStream:
             self.packagers[track.id] = TrackPackager(
                 track, chunk_duration=settings.chunk_duration, segment_duration=settings.segment_duration,
                 segment_count=settings.segment_count, on_part=self._on_part, on_segment=self._on_segment,
-                event_ids=lambda: next(_EVENT_IDS))
+                event_ids=lambda: next(_EVENT_IDS), dvr_window=dvr_window, on_spill=self._spill,
+                on_drop=self._drop)
         self._loop_thread = threading.get_ident()
         self._subscriber = CallbackSubscriber(f"llhls:{output.name}", self._offer, self._hub_ended)
         output.hub.subscribe(self._subscriber, from_keyframe=True)
@@ -123,6 +132,25 @@ class LlhlsStream:
                 listener(pkg, seg)
             except Exception:
                 log.exception("llhls segment listener failed stream=%s", self.output.name)
+
+    def _spill(self, pkg: TrackPackager, seg: Segment, data: bytes) -> None:
+        if self.dvr is not None:
+            self.dvr.put(segment_name(pkg.track, seg.number, self.key), data)
+
+    def _drop(self, pkg: TrackPackager, seg: Segment) -> None:
+        if self.dvr is not None and seg.spilled:
+            self.dvr.delete(segment_name(pkg.track, seg.number, self.key))
+
+    async def segment_data(self, pkg: TrackPackager, number: int) -> bytes | None:
+        """A completed segment's bytes, from memory or (DVR) from its file; None if not retained."""
+        seg = pkg.segment(number)
+        if seg is None or not seg.complete:
+            return None
+        if not seg.spilled:
+            return seg.data
+        if self.dvr is None:
+            return None
+        return await self.dvr.read(segment_name(pkg.track, number, self.key))
 
     def _wake(self) -> None:
         fut, self._changed = self._changed, self.loop.create_future()
@@ -255,6 +283,8 @@ class LlhlsStream:
         ended 320x180 stream, megabytes for 720p. Dumps already hold what they still write."""
         for pkg in self.packagers.values():
             pkg.segments.clear()
+        if self.dvr is not None:
+            self.dvr.close()
 
     def next_part_of(self, pkg: TrackPackager) -> tuple[int, int]:
         return next_part(pkg)
