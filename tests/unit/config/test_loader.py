@@ -107,6 +107,21 @@ def test_absent_bind_entries_mean_closed_listeners() -> None:
     assert config.access_token is None and config.api_cross_domains == []
 
 
+def test_srt_publisher_port_and_socket_options_are_read() -> None:
+    """Bind/Publishers/SRT: the playback port and its socket options (OME sets the passphrase there),
+    apart from the SRT ingest port's options."""
+    bind = load_text(server_xml(app_xml("<Publishers><SRT/></Publishers>"), bind=(
+        "<Providers><SRT><Port>9999</Port><Options><Option><Key>SRTO_LATENCY</Key><Value>200</Value></Option>"
+        "</Options></SRT></Providers>"
+        "<Publishers><SRT><Port>9998</Port><Options>"
+        "<Option><Key>SRTO_PASSPHRASE</Key><Value>playback-secret</Value></Option>"
+        "<Option><Key>SRTO_PBKEYLEN</Key><Value>16</Value></Option>"
+        "</Options></SRT></Publishers>")), ".").bind
+    assert (bind.srt_port, bind.srt_playback_port) == (9999, 9998)
+    assert bind.srt_playback_options == {"SRTO_PASSPHRASE": "playback-secret", "SRTO_PBKEYLEN": "16"}
+    assert bind.srt_options == {"SRTO_LATENCY": "200"}
+
+
 def test_empty_sections_become_empty_objects_and_absent_ones_stay_absent() -> None:
     config = load_text(server_xml(app_xml("<Providers><RTMP/><SRT></SRT></Providers><Publishers/>")), ".")
     app = config.vhosts[0]["applications"]["application"][0]
