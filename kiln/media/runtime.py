@@ -21,6 +21,7 @@ from kiln.media.ingest.srt.ingest import PublishScreen, SrtIngest
 from kiln.media.net.srt.errors import SrtUnavailable
 from kiln.media.publish.llhls.publisher import LlhlsPublisher
 from kiln.media.publish.llhls.server import AppsByHost, BytesOut, LlhlsServer
+from kiln.media.publish.srt.publisher import SrtPlayback
 from kiln.media.publish.thumbnail.server import ThumbnailServer
 from kiln.media.stream.live import LiveStream
 from kiln.media.stream.registry import StreamRegistry
@@ -63,6 +64,7 @@ class MediaRuntime:
         self.srt: SrtIngest | None = None
         self.mpegts: MpegtsIngest | None = None
         self.llhls: LlhlsPublisher | None = None
+        self.srt_playback: SrtPlayback | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
     def attach(self, control: ControlPlane) -> None:
@@ -77,10 +79,14 @@ class MediaRuntime:
     def stream_started(self, stream: LiveStream, app_config: dict[str, Any]) -> None:
         if self.llhls is not None:
             self.llhls.stream_started(stream, app_config)
+        if self.srt_playback is not None:
+            self.srt_playback.stream_started(stream, app_config)
 
     def stream_ended(self, stream: LiveStream) -> None:
         if self.llhls is not None:
             self.llhls.stream_ended(stream)
+        if self.srt_playback is not None:
+            self.srt_playback.stream_ended(stream)
 
     def http_apps(self) -> dict[str, Any]:
         """Starlette apps for the publisher ports: name -> (app, port)."""
@@ -113,6 +119,7 @@ class MediaRuntime:
             self.addresses["rtmp"] = (host, self.rtmp.port)
             log.info("rtmp listening address=%s:%d", host, self.rtmp.port)
         await self._start_ts_ingest(host)
+        await self._start_srt_playback(host)
 
     async def _start_ts_ingest(self, host: str) -> None:
         """SRT and MPEG-TS/UDP ingest (both demux TS in worker threads)."""
@@ -139,6 +146,25 @@ class MediaRuntime:
             for port in self.mpegts.channels:
                 self.addresses[f"mpegts:{port}"] = (host, port)
 
+    async def _start_srt_playback(self, host: str) -> None:
+        """SRT playback on Bind/Publishers/SRT: MPEG-TS of an output stream to each SRT caller."""
+        assert self.control is not None
+        port = self.config.bind.srt_playback_port
+        if port is None:
+            return
+        try:
+            playback = SrtPlayback(self.control.hosts, self.streams, self.control.stats, host=host, port=port,
+                                   options=self.config.bind.srt_playback_options)
+        except ValueError as exc:
+            raise OSError(errno.EINVAL, f"Server.Bind.Publishers.SRT.Options: {exc}") from None
+        try:
+            await asyncio.to_thread(playback.start)
+        except SrtUnavailable as exc:
+            log.error("srt playback disabled port=%d reason=%s", port, exc)
+            return
+        self.srt_playback = playback
+        self.addresses["srt_playback"] = (host, playback.port)
+
     async def close(self) -> None:
         if self.llhls is not None:
             self.llhls.close()
@@ -151,6 +177,9 @@ class MediaRuntime:
         if self.mpegts is not None:
             await self.mpegts.close()
             self.mpegts = None
+        if self.srt_playback is not None:
+            await asyncio.to_thread(self.srt_playback.close)
+            self.srt_playback = None
 
     def queue_metrics(self) -> list[dict[str, Any]]:
         """OME's internal queue metrics, one entry per hub subscriber queue."""
