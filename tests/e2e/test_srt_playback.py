@@ -152,13 +152,14 @@ def test_a_stalled_caller_does_not_slow_a_second_one_nor_ingest(
         srt_kiln: KilnProcess, test_flv: Path, peer_dir: Path, tmp_path: Path) -> None:
     kiln = srt_kiln
     source = publish_cam(kiln, test_flv, peer_dir)
-    # srt-live-transmit writes to a pipe nobody reads: once the pipe is full it never reads SRT again
+    # srt-live-transmit writes to a pipe nobody reads: once the pipe is full it never reads SRT again;
+    # its small receive buffer (fc, rcvbuf) fills in a second instead of minutes
     stalled = Peer.spawn("srt-live-transmit-stalled", [
-        "bash", "-c", f"srt-live-transmit -q '{play_url(kiln, 'app/cam')}' file://con | sleep 600"], peer_dir)
+        "bash", "-c", f"srt-live-transmit -q '{play_url(kiln, 'app/cam')}&fc=32&rcvbuf=48000' file://con | sleep 600"],
+        peer_dir)
     try:
         kiln.wait_for(lambda: srt_connections(kiln) == 1, what="the stalled caller connected")
-        time.sleep(3)  # its pipe fills; it stops reading
-        assert stalled.alive
+        time.sleep(2)  # its pipe fills; it stops reading
         began, before = time.monotonic(), bytes_in(kiln)
         out = tmp_path / "second.ts"
         result = pull(play_url(kiln, "app/cam"), out, 6, timeout=40)
@@ -168,6 +169,10 @@ def test_a_stalled_caller_does_not_slow_a_second_one_nor_ingest(
         assert took < 6 + 8, f"the second caller needed {took:.1f} s for 6 s of media"
         assert bytes_in(kiln) > before + 100_000  # ingest kept its pace
         assert kiln.api.get(f"{APP}/streams").json()["response"] == ["cam"]
+        log = kiln.log_path.read_text()
+        assert "srt playback caller stalled session=default/app/cam@127.0.0.1:" in log
+        assert "reason=the caller is too slow: dropped to protect the stream" in log
+        kiln.wait_for(lambda: srt_connections(kiln) == 0, what="the stalled caller's connection released")
     finally:
         stalled.stop()
         source.stop()

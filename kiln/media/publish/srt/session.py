@@ -2,14 +2,18 @@
 
 Once the caller's connection is complete the session subscribes to the output's hub (a bounded
 queue, from the last keyframe) and a worker thread muxes the chosen tracks to MPEG-TS and sends
-7 TS packets per SRT message. A caller that cannot keep up is dropped: its queue overflows
-(the hub removes it, never waiting) or a send blocks past the send timeout. Either way the
-connection is closed and nothing else is slowed.
+7 TS packets per SRT message. A caller that cannot keep up is dropped, and the connection
+closed, when any of these happens: its queue overflows (the hub removes it, never waiting); a
+send blocks past the send timeout; or libsrt holds unacknowledged media older than
+``STALL_BUFFER_MS`` for ``STALL_SECONDS`` in a row. The last is how a caller that stops reading
+shows in live mode: its receive buffer fills, it stops acknowledging, and libsrt drops the
+too-late packets instead of blocking the sender, so neither of the first two would ever fire.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,6 +35,22 @@ QUEUE_PACKETS = 3000  # as push: a few seconds of media before a stalled caller 
 SEND_TIMEOUT_MS = 2000
 JOIN_TIMEOUT_S = 5.0
 SLOW_CALLER = "the caller is too slow: dropped to protect the stream"
+STALL_BUFFER_MS = 2000  # a healthy caller acknowledges within its RTT (and retransmissions), far below this
+STALL_SECONDS = 3
+STALL_CHECK_S = 1.0
+
+
+class StallWatch:
+    """Says when a caller left over ``buffer_ms`` of media unacknowledged ``checks`` checks in a row."""
+
+    def __init__(self, buffer_ms: int = STALL_BUFFER_MS, checks: int = STALL_SECONDS) -> None:
+        self.buffer_ms = buffer_ms
+        self.checks = checks
+        self._over = 0
+
+    def stalled(self, unacknowledged_ms: int) -> bool:
+        self._over = self._over + 1 if unacknowledged_ms > self.buffer_ms else 0
+        return self._over >= self.checks
 
 
 @dataclass
@@ -137,13 +157,31 @@ class SrtPlaySession:
         self.counters.sent_bytes += len(data)
         self.hooks.on_bytes(len(data))
 
+    def _stalled(self, watch: StallWatch) -> bool:
+        sock = self._sock
+        if sock is None:
+            return False
+        try:
+            buffered = sock.stats().send_buffer_ms
+        except SrtError:  # the caller is gone; the listener says so through on_close
+            return False
+        if watch.stalled(buffered):
+            log.warning("srt playback caller stalled session=%s unacknowledged_ms=%d", self.label, buffered)
+            return True
+        return False
+
     def _pump(self, mux: TsMuxer) -> str:
         """Send from the first video keyframe (any packet for audio only), timestamps from zero."""
         has_video = any(t.kind is MediaKind.VIDEO for t in self.tracks)
         base: Fraction | None = None
         offsets: dict[int, int] = {}
         last_dts: dict[int, int] = {}
+        watch, next_check = StallWatch(), time.monotonic() + STALL_CHECK_S
         while not self._worker.stopping:
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + STALL_CHECK_S
+                if self._stalled(watch):
+                    return SLOW_CALLER
             packet = self._sub.get(timeout=0.5)
             if packet is None:
                 if self._sub.ended:
