@@ -127,6 +127,7 @@ class SrtPlayback:
         log.info("srt playback started session=%s tracks=%s", receiver.label,
                  ",".join(f"{t.id}:{t.codec.value}" for t in receiver.tracks))
         receiver.connected(sock)
+        receiver.attach(receiver.output)
 
     def _closed(self, session: SrtPlaySession) -> None:
         """The listener let go of the caller (exactly once per accepted caller)."""

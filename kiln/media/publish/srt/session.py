@@ -100,12 +100,11 @@ class SrtPlaySession:
         self.hooks.closed(self)
 
     def connected(self, sock: SrtSocket) -> None:
-        """The connection is complete: sends block at most the send timeout, then the worker starts."""
+        """The connection is complete: the session sends on ``sock``, each send blocking at most the
+        send timeout. :meth:`attach` starts sending."""
         sock.set_bool(SockOpt.SNDSYN, True)
         sock.set_int(SockOpt.SNDTIMEO, self.send_timeout_ms)
         self._sock = sock
-        if self.closed_reason is None and not self._worker.stopping:
-            self.attach(self.output)
 
     # -- Publisher ----------------------------------------------------------------------------------
     @property
@@ -113,6 +112,9 @@ class SrtPlaySession:
         return self._worker.alive
 
     def attach(self, output: OutputStream) -> None:
+        """Start sending ``output`` to the connected caller; does nothing once the caller is gone."""
+        if self.closed_reason is not None or self._worker.stopping:
+            return
         self.output = output
         self._worker.start()
 
