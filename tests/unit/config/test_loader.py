@@ -20,7 +20,7 @@ def test_default_config_opens_ome_sample_ports_and_no_token() -> None:
     assert (config.name, config.ip, config.type) == ("Kiln", "*", "origin")
     bind = config.bind
     assert (bind.api_port, bind.rtmp_port, bind.srt_port, bind.mpegts_ports) == (8081, 1935, 9999, [4000])
-    assert (bind.llhls_port, bind.ovt_port) == (3333, 9000)
+    assert (bind.llhls_port, bind.ovt_port, bind.srt_playback_port) == (3333, 9000, 9998)
     assert bind.webrtc_signalling_port is None and bind.thumbnail_port is None and bind.api_tls_port is None
     assert config.access_token is None
     assert config.modules.ertmp is False
@@ -37,7 +37,8 @@ def test_default_config_app_shape() -> None:
     assert app["providers"]["mpegts"] == {"streamMap": {"stream": [{"name": "stream_${Port}", "port": "4000"}]}}
     assert app["providers"]["rtmp"] == {}
     pubs = app["publishers"]
-    assert {"llhls", "webrtc", "ovt", "push", "file", "thumbnail"} <= set(pubs)
+    assert {"llhls", "webrtc", "ovt", "push", "file", "thumbnail", "srt"} <= set(pubs)
+    assert pubs["srt"] == {}
     assert pubs["llhls"]["chunkDuration"] == "0.5"
     assert (pubs["llhls"]["segmentDuration"], pubs["llhls"]["segmentCount"]) == ("6", "10")
     assert pubs["llhls"]["crossDomains"] == {"urls": ["*"]}
