@@ -98,6 +98,9 @@ def test_ffmpeg_pulls_h264_aac_from_a_keyframe_and_counts_one_srt_connection(
         assert kiln.wait_for(lambda: srt_connections(kiln) == 1, what="one srt connection while playing")
         assert player.wait(30) == 0, player.stderr_tail()
         kiln.wait_for(lambda: srt_connections(kiln) == 0, what="srt connection released when the player left")
+        stats = kiln.api.get(f"/v1/stats/current{APP[3:]}/streams/cam").json()["response"]
+        assert stats["totalBytesOut"] > 100_000  # what the player was sent (no other viewer)
+        assert stats["maxTotalConnections"] >= 1
     finally:
         player.stop()
         source.stop()
