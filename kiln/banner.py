@@ -13,8 +13,9 @@ from enum import Enum
 from pathlib import Path
 
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
-TS_OVER_UDP = ("srt", "mpegts")  # listeners on UDP ports (the others are TCP)
-ORDER = ("api", "api_tls", "rtmp", "srt", "mpegts", "llhls", "llhls_tls", "hls", "thumbnail")  # ingest before playback
+TS_OVER_UDP = ("srt", "mpegts", "srt_playback")  # listeners on UDP ports (the others are TCP)
+ORDER = ("api", "api_tls", "rtmp", "srt", "mpegts", "llhls", "llhls_tls", "hls", "thumbnail",
+         "srt_playback")  # ingest before playback
 
 
 class TokenSource(Enum):
@@ -32,7 +33,8 @@ class Token:
 @dataclass(frozen=True)
 class Banner:
     """What this start opened. ``listeners`` maps a listener's name (``api``, ``api_tls``, ``rtmp``,
-    ``srt``, ``mpegts:<port>``, ``llhls``, ``llhls_tls``, ``thumbnail``) to the address it is bound to."""
+    ``srt``, ``mpegts:<port>``, ``llhls``, ``llhls_tls``, ``hls``, ``thumbnail``, ``srt_playback``) to the address
+    it is bound to."""
 
     version: str
     token: Token
@@ -74,10 +76,7 @@ class Banner:
         if (rtmp := self._url_host("rtmp")) is not None:
             urls.append(("rtmp", f"rtmp://{_authority(*rtmp)}/APP/STREAM"))
         if (srt := self._url_host("srt")) is not None:
-            # OME's form: the streamid is the percent-encoded srt://HOST:PORT/APP/STREAM
-            authority = _authority(*srt)
-            encoded = f"srt%3A%2F%2F{authority.replace(':', '%3A')}%2FAPP%2FSTREAM"
-            urls.append(("srt", f"srt://{authority}?streamid={encoded}"))
+            urls.append(("srt", _srt_url(*srt)))
         for name in sorted(self.listeners, key=_rank):
             if name.startswith("mpegts:") and (udp := self._url_host(name)) is not None:
                 urls.append(("mpegts", f"udp://{_authority(*udp)} (stream named by the app's MPEGTS StreamMap)"))
@@ -95,12 +94,20 @@ class Banner:
             urls.append(("hlsv3", f"http://{_authority(*hls)}/APP/STREAM/ts:playlist.m3u8"))
         if (thumb := self._url_host("thumbnail")) is not None:
             urls.append(("thumbnail", f"http://{_authority(*thumb)}/APP/STREAM/thumb.jpg (needs an Image encode)"))
+        if (srt := self._url_host("srt_playback")) is not None:
+            urls.append(("srt", _srt_url(*srt) + " (add %2FFILENAME for an OutputProfile Playlist)"))
         return urls
 
 
 def _rank(name: str) -> tuple[int, str]:
     kind = name.split(":")[0]
     return (ORDER.index(kind) if kind in ORDER else len(ORDER), name)
+
+
+def _srt_url(host: str, port: int) -> str:
+    """OME's form: the streamid is the percent-encoded srt://HOST:PORT/APP/STREAM."""
+    authority = _authority(host, port)
+    return f"srt://{authority}?streamid=srt%3A%2F%2F{authority.replace(':', '%3A')}%2FAPP%2FSTREAM"
 
 
 def _authority(host: str, port: int) -> str:

@@ -136,6 +136,8 @@ def _build_bind(server: dict[str, Any], source: str) -> BindConfig:
         raise ConfigLoadError(f"{source}: Server.Bind.Providers.MPEGTS.Port: {exc}") from exc
     srt_options = {str(o.get("key", "")): str(o.get("value", ""))
                    for o in _dig(b, "providers", "srt", "options", "option") or [] if o.get("key")}
+    srt_playback_options = {str(o.get("key", "")): str(o.get("value", ""))
+                            for o in _dig(b, "publishers", "srt", "options", "option") or [] if o.get("key")}
     srt_map: dict[int, str] = {}
     for entry in _dig(b, "providers", "srt", "streamMap", "stream") or []:
         number = _port(entry, source, "Server.Bind.Providers.SRT.StreamMap.Stream.Port", "port")
@@ -165,6 +167,7 @@ def _build_bind(server: dict[str, Any], source: str) -> BindConfig:
                   if _dig(b, "publishers", "ovt", "port") is not None
                   else port("Providers.OVT.Port", "providers", "ovt", "port")),
         srt_playback_port=port("Publishers.SRT.Port", "publishers", "srt", "port"),
+        srt_playback_options=srt_playback_options,
         thumbnail_port=port("Publishers.Thumbnail.Port", "publishers", "thumbnail", "port"),
         thumbnail_tls_port=port("Publishers.Thumbnail.TLSPort", "publishers", "thumbnail", "tlsPort"),
     )

@@ -33,6 +33,7 @@ class BindConfig:
     hls_tls_port: int | None = None
     ovt_port: int | None = None
     srt_playback_port: int | None = None
+    srt_playback_options: dict[str, str] = field(default_factory=dict)  # Publishers/SRT/Options, e.g. SRTO_PASSPHRASE
     thumbnail_port: int | None = None
     thumbnail_tls_port: int | None = None
 

@@ -24,6 +24,7 @@ from kiln.media.publish.hls.publisher import HlsPublisher
 from kiln.media.publish.hls.server import HlsServer
 from kiln.media.publish.llhls.publisher import LlhlsPublisher
 from kiln.media.publish.llhls.server import AppsByHost, BytesOut, LlhlsServer
+from kiln.media.publish.srt.publisher import SrtPlayback
 from kiln.media.publish.thumbnail.server import ThumbnailServer
 from kiln.media.stream.live import LiveStream
 from kiln.media.stream.registry import StreamRegistry
@@ -68,6 +69,7 @@ class MediaRuntime:
         self.mpegts: MpegtsIngest | None = None
         self.llhls: LlhlsPublisher | None = None
         self.hls: HlsPublisher | None = None
+        self.srt_playback: SrtPlayback | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
     def attach(self, control: ControlPlane) -> None:
@@ -85,12 +87,16 @@ class MediaRuntime:
             self.llhls.stream_started(stream, app_config)
         if self.hls is not None:
             self.hls.stream_started(stream, app_config)
+        if self.srt_playback is not None:
+            self.srt_playback.stream_started(stream, app_config)
 
     def stream_ended(self, stream: LiveStream) -> None:
         if self.llhls is not None:
             self.llhls.stream_ended(stream)
         if self.hls is not None:
             self.hls.stream_ended(stream)
+        if self.srt_playback is not None:
+            self.srt_playback.stream_ended(stream)
 
     def _player_router(self, control: ControlPlane, llhls: LlhlsPublisher) -> LlhlsServer:
         """The router of a player port: it tells LL-HLS and HLS v3 requests apart by their names
@@ -146,6 +152,7 @@ class MediaRuntime:
             self.addresses["rtmp"] = (host, self.rtmp.port)
             log.info("rtmp listening address=%s:%d", host, self.rtmp.port)
         await self._start_ts_ingest(host)
+        await self._start_srt_playback(host)
 
     async def _start_ts_ingest(self, host: str) -> None:
         """SRT and MPEG-TS/UDP ingest (both demux TS in worker threads)."""
@@ -172,6 +179,25 @@ class MediaRuntime:
             for port in self.mpegts.channels:
                 self.addresses[f"mpegts:{port}"] = (host, port)
 
+    async def _start_srt_playback(self, host: str) -> None:
+        """SRT playback on Bind/Publishers/SRT: MPEG-TS of an output stream to each SRT caller."""
+        assert self.control is not None
+        port = self.config.bind.srt_playback_port
+        if port is None:
+            return
+        try:
+            playback = SrtPlayback(self.control.hosts, self.streams, self.control.stats, host=host, port=port,
+                                   options=self.config.bind.srt_playback_options)
+        except ValueError as exc:
+            raise OSError(errno.EINVAL, f"Server.Bind.Publishers.SRT.Options: {exc}") from None
+        try:
+            await asyncio.to_thread(playback.start)
+        except SrtUnavailable as exc:
+            log.error("srt playback disabled port=%d reason=%s", port, exc)
+            return
+        self.srt_playback = playback
+        self.addresses["srt_playback"] = (host, playback.port)
+
     async def close(self) -> None:
         if self.llhls is not None:
             self.llhls.close()
@@ -187,6 +213,9 @@ class MediaRuntime:
         if self.mpegts is not None:
             await self.mpegts.close()
             self.mpegts = None
+        if self.srt_playback is not None:
+            await asyncio.to_thread(self.srt_playback.close)
+            self.srt_playback = None
 
     def queue_metrics(self) -> list[dict[str, Any]]:
         """OME's internal queue metrics, one entry per hub subscriber queue."""

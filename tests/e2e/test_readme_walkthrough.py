@@ -26,6 +26,7 @@ import pytest
 
 from tests.e2e.kiln_process import KilnProcess, Ports
 from tests.peers.nginx_rtmp import NginxRtmp
+from tests.peers.ports import free_udp_port
 from tests.peers.rtsp_server import RtspSource
 
 pytestmark = pytest.mark.e2e
@@ -106,6 +107,7 @@ def readme_kiln(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kil
     for name, port in (("API", ports.api), ("RTMP", ports.rtmp), ("SRT", ports.srt), ("MPEGTS", ports.mpegts),
                        ("OVT", ports.ovt), ("LLHLS", ports.llhls)):
         monkeypatch.setenv(f"KILN_{name}_PORT", str(port))
+    monkeypatch.setenv("KILN_SRT_PLAYBACK_PORT", str(free_udp_port()))
     token = "kiln:" + secrets.token_hex(16)
     (workdir / "data").mkdir(parents=True)
     (workdir / "data" / "access_token").write_text(token + "\n")

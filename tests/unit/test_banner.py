@@ -34,6 +34,18 @@ def test_a_wildcard_bind_lists_every_listener_and_the_url_forms_with_host(tmp_pa
     ]
 
 
+def test_srt_playback_is_listed_last_as_udp_and_offered_as_a_play_url(tmp_path: Path) -> None:
+    listeners = {"srt_playback": ("0.0.0.0", 9998), "srt": ("0.0.0.0", 9999), "api": ("0.0.0.0", 8081)}
+    lines = Banner("1", Token(TokenSource.CONFIGURED), listeners, [], tmp_path).lines()
+    assert lines[1:] == [
+        "listening api=0.0.0.0:8081 srt=0.0.0.0:9999/udp srt_playback=0.0.0.0:9998/udp",
+        "publish srt=srt://HOST:9999?streamid=srt%3A%2F%2FHOST%3A9999%2FAPP%2FSTREAM",
+        "play srt=srt://HOST:9998?streamid=srt%3A%2F%2FHOST%3A9998%2FAPP%2FSTREAM "
+        "(add %2FFILENAME for an OutputProfile Playlist)",
+        f"data dir={tmp_path}",
+    ]
+
+
 def test_a_reused_or_configured_token_is_called_so(tmp_path: Path) -> None:
     reused = Banner("1", Token(TokenSource.REUSED, tmp_path / "t"), {}, [], tmp_path).lines()[0]
     assert reused.startswith(f"api access token reused file={tmp_path}/t ")

@@ -20,7 +20,7 @@ def test_default_config_opens_ome_sample_ports_and_no_token() -> None:
     assert (config.name, config.ip, config.type) == ("Kiln", "*", "origin")
     bind = config.bind
     assert (bind.api_port, bind.rtmp_port, bind.srt_port, bind.mpegts_ports) == (8081, 1935, 9999, [4000])
-    assert (bind.llhls_port, bind.ovt_port) == (3333, 9000)
+    assert (bind.llhls_port, bind.ovt_port, bind.srt_playback_port) == (3333, 9000, 9998)
     assert bind.webrtc_signalling_port is None and bind.thumbnail_port is None and bind.api_tls_port is None
     assert config.access_token is None
     assert config.modules.ertmp is False
@@ -37,7 +37,8 @@ def test_default_config_app_shape() -> None:
     assert app["providers"]["mpegts"] == {"streamMap": {"stream": [{"name": "stream_${Port}", "port": "4000"}]}}
     assert app["providers"]["rtmp"] == {}
     pubs = app["publishers"]
-    assert {"llhls", "webrtc", "ovt", "push", "file", "thumbnail"} <= set(pubs)
+    assert {"llhls", "webrtc", "ovt", "push", "file", "thumbnail", "srt"} <= set(pubs)
+    assert pubs["srt"] == {}
     assert pubs["llhls"]["chunkDuration"] == "0.5"
     assert (pubs["llhls"]["segmentDuration"], pubs["llhls"]["segmentCount"]) == ("6", "10")
     assert pubs["llhls"]["crossDomains"] == {"urls": ["*"]}
@@ -105,6 +106,21 @@ def test_absent_bind_entries_mean_closed_listeners() -> None:
     assert bind.api_port is None and bind.rtmp_port is None and bind.llhls_port is None
     assert bind.mpegts_ports == [] and bind.srt_options == {}
     assert config.access_token is None and config.api_cross_domains == []
+
+
+def test_srt_publisher_port_and_socket_options_are_read() -> None:
+    """Bind/Publishers/SRT: the playback port and its socket options (OME sets the passphrase there),
+    apart from the SRT ingest port's options."""
+    bind = load_text(server_xml(app_xml("<Publishers><SRT/></Publishers>"), bind=(
+        "<Providers><SRT><Port>9999</Port><Options><Option><Key>SRTO_LATENCY</Key><Value>200</Value></Option>"
+        "</Options></SRT></Providers>"
+        "<Publishers><SRT><Port>9998</Port><Options>"
+        "<Option><Key>SRTO_PASSPHRASE</Key><Value>playback-secret</Value></Option>"
+        "<Option><Key>SRTO_PBKEYLEN</Key><Value>16</Value></Option>"
+        "</Options></SRT></Publishers>")), ".").bind
+    assert (bind.srt_port, bind.srt_playback_port) == (9999, 9998)
+    assert bind.srt_playback_options == {"SRTO_PASSPHRASE": "playback-secret", "SRTO_PBKEYLEN": "16"}
+    assert bind.srt_options == {"SRTO_LATENCY": "200"}
 
 
 def test_empty_sections_become_empty_objects_and_absent_ones_stay_absent() -> None:

@@ -124,7 +124,9 @@ def test_vhost_app_and_profile_names_round_trip_through_encoded_paths(api: Api, 
     reached through both encodings of the name; listings show the name; after deletion the 404s speak it."""
     made = api.post("/v1/vhosts", [{"name": name}])
     assert made.status_code == 200 and made.json()[0]["statusCode"] == 200, made.text
-    forms = (quote(name, safe=""), full_encoding(name))
+    # "." and ".." as a raw segment are dot-segments that HTTP clients (httpx, curl) remove before
+    # sending, so such a name is only reachable percent-encoded
+    forms = (quote(name, safe="") if name not in (".", "..") else full_encoding(name), full_encoding(name))
     try:
         for vh in forms:
             got = api.get(f"/v1/vhosts/{vh}")

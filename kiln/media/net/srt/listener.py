@@ -58,6 +58,7 @@ class SrtReceiver(Protocol):
 
 
 AcceptPolicy = Callable[[str, tuple[str, int]], SrtReceiver | None]
+ConnectedHook = Callable[[SrtReceiver, SrtSocket], None]
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,16 @@ class _Pending:
 
 class SrtListener:
     def __init__(self, host: str, port: int, *, on_accept: AcceptPolicy, options: Mapping[str, str] | None = None,
-                 latency_ms: int | None = None, passphrase: str | None = None, backlog: int = 64) -> None:
+                 latency_ms: int | None = None, passphrase: str | None = None, backlog: int = 64,
+                 on_connected: ConnectedHook | None = None) -> None:
         """``options`` are OME-style ``{"SRTO_…": "value"}`` pairs; they are applied after ``latency_ms``
-        and ``passphrase``, so Server.xml settings win. Bad values raise ``ValueError`` here."""
+        and ``passphrase``, so Server.xml settings win. Bad values raise ``ValueError`` here.
+        ``on_connected(receiver, socket)`` runs on the listener thread once a caller's connection is
+        complete, for a receiver that also sends on it (SRT playback); it must be quick."""
         self.host = "0.0.0.0" if host in ("", "*") else host
         self._requested_port = port
         self._on_accept = on_accept
+        self._on_connected = on_connected
         self._backlog = backlog
         self._settings: list[tuple[OptionSpec, OptionValue]] = []
         if latency_ms is not None:
@@ -295,6 +300,12 @@ class SrtListener:
             return
         log.info("srt caller connected port=%d peer=%s:%d streamid=%r socket=%d", self.port, peer[0], peer[1],
                  redact_streamid(conn.streamid), sock.handle)
+        if self._on_connected is not None:
+            try:
+                self._on_connected(conn.receiver, sock)
+            except Exception as exc:
+                log.exception("srt connected hook failed port=%d socket=%d", self.port, sock.handle)
+                self._drop(conn, f"receiver error: {exc}")
 
     def _service(self, conn: _Conn, events: int) -> None:
         for _ in range(READ_BATCH):

@@ -1,0 +1,173 @@
+"""SRT playback without a network: what a caller's streamid names, which tracks it gets, which
+callers the handshake refuses and why, and when a caller counts as stalled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+import pytest
+
+from kiln.media.model import Codec, MediaKind, Track
+from kiln.media.net.srt.errors import RejectCode, SrtRejected
+from kiln.media.net.srt.streamid import StreamIdError
+from kiln.media.publish.srt.publisher import SrtPlayback, srt_enabled
+from kiln.media.publish.srt.session import SrtPlaySession, StallWatch
+from kiln.media.publish.srt.target import NotPlayable, parse_playback_streamid, playback_tracks
+from kiln.media.stream.live import LiveStream
+from kiln.media.stream.registry import StreamRegistry
+
+VIDEO = Track(0, MediaKind.VIDEO, Codec.H264, Fraction(1, 90000), name="bypass_video")
+AAC = Track(1, MediaKind.AUDIO, Codec.AAC, Fraction(1, 48000), name="aac_audio")
+OPUS = Track(2, MediaKind.AUDIO, Codec.OPUS, Fraction(1, 48000), name="opus_audio")
+ID3 = Track(3, MediaKind.DATA, Codec.ID3, Fraction(1, 1000))
+PLAYLISTS = [{"name": "default", "fileName": "master",
+              "renditions": [{"name": "bypass", "video": "bypass_video", "audio": "aac_audio"},
+                             {"name": "other", "video": "bypass_video", "audio": "opus_audio"}]},
+             {"name": "Audio", "fileName": "sound", "rendition": {"name": "a", "audio": "opus_audio"}},
+             {"name": "Broken", "fileName": "broken", "renditions": [{"name": "x", "video": "vp8_video"}]}]
+
+
+# -- streamid -----------------------------------------------------------------------------------------
+def test_ome_form_percent_encoded_url_with_port() -> None:
+    target = parse_playback_streamid("srt%3A%2F%2Fkiln.example%3A9998%2Fapp%2Fcam", 9998)
+    assert (target.host, target.port, target.app, target.stream, target.playlist) == \
+        ("kiln.example", 9998, "app", "cam", None)
+
+
+def test_ome_form_with_a_playlist() -> None:
+    target = parse_playback_streamid("srt%3A%2F%2F127.0.0.1%3A9998%2Fapp%2Fcam%2F360p", 9998)
+    assert (target.app, target.stream, target.playlist) == ("app", "cam", "360p")
+
+
+def test_vhost_form_and_access_control_form() -> None:
+    assert parse_playback_streamid("default/app/cam/master", 9998).playlist == "master"
+    target = parse_playback_streamid("#!::u=default/app/cam,m=request", 9998)
+    assert (target.host, target.app, target.stream) == ("default", "app", "cam")
+
+
+@pytest.mark.parametrize("streamid", ["", "default/app", "default/app/cam/list/extra", "default//cam",
+                                      "srt%3A%2F%2Fhost%2Fapp"])
+def test_streamids_that_name_no_stream(streamid: str) -> None:
+    with pytest.raises(StreamIdError):
+        parse_playback_streamid(streamid, 9998)
+
+
+# -- tracks -------------------------------------------------------------------------------------------
+def test_without_a_playlist_every_audio_and_video_track() -> None:
+    chosen = playback_tracks([ID3, OPUS, AAC, VIDEO], PLAYLISTS, None)
+    assert [t.id for t in chosen.tracks] == [0, 1, 2]
+
+
+def test_a_playlist_gives_its_first_rendition_only() -> None:
+    assert [t.name for t in playback_tracks([VIDEO, AAC, OPUS], PLAYLISTS, "master").tracks] == \
+        ["bypass_video", "aac_audio"]
+    assert [t.name for t in playback_tracks([VIDEO, AAC, OPUS], PLAYLISTS, "sound").tracks] == ["opus_audio"]
+
+
+@pytest.mark.parametrize(("playlist", "reason"), [
+    ("nolist", "no playlist 'nolist' in the output stream (playlists: broken, master, sound)"),
+    ("broken", "playlist 'broken': no video track 'vp8_video' SRT can carry"),
+])
+def test_playlists_that_cannot_be_played(playlist: str, reason: str) -> None:
+    with pytest.raises(NotPlayable, match=r"^" + reason.replace("(", r"\(").replace(")", r"\)") + "$"):
+        playback_tracks([VIDEO, AAC, OPUS], PLAYLISTS, playlist)
+
+
+def test_an_output_without_media_cannot_be_played() -> None:
+    with pytest.raises(NotPlayable, match="no track SRT can carry"):
+        playback_tracks([], [], None)
+
+
+def test_srt_enabled_only_with_publishers_srt() -> None:
+    assert srt_enabled({"publishers": {"srt": {}, "llhls": {}}})
+    assert not srt_enabled({"publishers": {"llhls": {}}})
+    assert not srt_enabled({})
+
+
+# -- stall ----------------------------------------------------------------------------------------------
+def test_stalled_after_consecutive_checks_over_the_limit_only() -> None:
+    watch = StallWatch(buffer_ms=2000, checks=3)
+    assert [watch.stalled(ms) for ms in (2500, 3000, 10, 2500, 2600)] == [False, False, False, False, False]
+    assert watch.stalled(2700)
+
+
+# -- handshake -------------------------------------------------------------------------------------------
+BYPASS = {"name": "bypass", "outputStreamName": "${OriginStreamName}_o",
+          "encodes": {"videos": [{"name": "bypass_video", "bypass": "true"}],
+                      "audios": [{"name": "aac_audio", "bypass": "true"}]}}
+
+
+class Router:
+    def vhost_for_host(self, host: str, *, allow_vhost_name: bool = False) -> str | None:
+        return "default" if host in ("kiln.example", "127.0.0.1") or (allow_vhost_name and host == "default") \
+            else None
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.connections: list[tuple[str, str, str, str, int]] = []
+
+    def bytes_out(self, vhost: str, app: str, stream: str, n: int) -> None: ...
+
+    def connection(self, vhost: str, app: str, stream: str, kind: str, delta: int) -> None:
+        self.connections.append((vhost, app, stream, kind, delta))
+
+
+@pytest.fixture
+def live() -> Iterator[LiveStream]:
+    stream = LiveStream("default", "app", "cam", source_type="Rtmp", source_url="", profiles=[BYPASS])
+    stream.on_track(Track(0, MediaKind.VIDEO, Codec.H264, Fraction(1, 1000), width=320, height=180))
+    stream.on_track(Track(1, MediaKind.AUDIO, Codec.AAC, Fraction(1, 1000)))
+    yield stream
+    stream.end("test over")
+
+
+def playback(live: LiveStream, app_config: dict[str, Any]) -> tuple[SrtPlayback, Stats]:
+    registry = StreamRegistry()
+    registry.add(live)
+    stats = Stats()
+    server = SrtPlayback(Router(), registry, stats, host="127.0.0.1", port=0)
+    server.stream_started(live, app_config)
+    return server, stats
+
+
+def test_a_caller_for_an_output_stream_is_accepted(live: LiveStream) -> None:
+    server, _ = playback(live, {"publishers": {"srt": {}}})
+    session = server._on_accept("srt%3A%2F%2Fkiln.example%3A9998%2Fapp%2Fcam_o", ("10.0.0.9", 5000))
+    assert isinstance(session, SrtPlaySession)
+    assert session.label == "default/app/cam_o@10.0.0.9:5000"
+    assert [t.kind for t in session.tracks] == [MediaKind.VIDEO, MediaKind.AUDIO]
+    assert not session.attached
+
+
+@pytest.mark.parametrize(("streamid", "code", "reason"), [
+    ("elsewhere.example/app/cam_o", RejectCode.NOT_FOUND, "no virtual host matches host 'elsewhere.example'"),
+    ("default/app/cam", RejectCode.NOT_FOUND, "no stream 'cam' in application default/app"),
+    ("default/other/cam_o", RejectCode.NOT_FOUND, "no stream 'cam_o' in application default/other"),
+    ("default/app/cam_o/low", RejectCode.NOT_FOUND, "no playlist 'low' in the output stream (playlists: none)"),
+])
+def test_refusals_say_why(live: LiveStream, streamid: str, code: RejectCode, reason: str) -> None:
+    server, _ = playback(live, {"publishers": {"srt": {}}})
+    with pytest.raises(SrtRejected) as refused:
+        server._on_accept(streamid, ("10.0.0.9", 5000))
+    assert (refused.value.code, refused.value.reason) == (code, reason)
+
+
+def test_an_app_without_the_srt_publisher_refuses(live: LiveStream) -> None:
+    server, _ = playback(live, {"publishers": {"llhls": {}}})
+    with pytest.raises(SrtRejected) as refused:
+        server._on_accept("default/app/cam_o", ("10.0.0.9", 5000))
+    assert refused.value.code == RejectCode.FORBIDDEN
+    assert refused.value.reason == "SRT publisher is not enabled in application default/app"
+
+
+def test_a_caller_that_never_connects_counts_no_connection(live: LiveStream) -> None:
+    """Accepted in the handshake, then the handshake failed (a wrong passphrase): no +1, no -1."""
+    server, stats = playback(live, {"publishers": {"srt": {}}})
+    session = server._on_accept("default/app/cam_o", ("10.0.0.9", 5000))
+    session.on_close("handshake failed")
+    assert stats.connections == []
+    session.attach(live.outputs["cam_o"])
+    assert not session.attached
