@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from starlette.responses import Response
 
@@ -119,6 +119,8 @@ NAMES = st.text(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=NAMES)
+@example(name=".")
+@example(name="..")
 def test_vhost_app_and_profile_names_round_trip_through_encoded_paths(api: Api, name: str) -> None:
     """A vhost, an app in it and an output profile in that, all named ``name`` and made through the API, are
     reached through both encodings of the name; listings show the name; after deletion the 404s speak it."""
