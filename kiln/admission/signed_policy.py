@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kiln.admission.contract import AdmissionRequest, Direction, Verdict
+from kiln.events.redact import MASK  # the one mask the CLI and logs show too
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def redact(url: str, names: tuple[str, ...]) -> str:
     base, items = _split(url)
     if not items:
         return url
-    out = [f"{_name(i)}=REDACTED" if _name(i).lower() in lowered else i for i in items]
+    out = [f"{_name(i)}={MASK}" if _name(i).lower() in lowered else i for i in items]
     return f"{base}?{'&'.join(out)}"
 
 

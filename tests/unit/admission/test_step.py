@@ -63,7 +63,7 @@ def test_first_denial_wins_and_later_checks_are_not_asked() -> None:
     assert later.seen == []
     [ev] = events.emitted
     assert isinstance(ev, AdmissionDenied)
-    assert ev.url == "rtmp://h:1935/app/s?policy=REDACTED&signature=REDACTED"
+    assert ev.url == "rtmp://h:1935/app/s?policy=***&signature=***"
     assert (ev.client, ev.rule, ev.reason, ev.protocol, ev.direction) == ("10.0.0.9:4000", "SignedPolicy", "bad",
                                                                           "RTMP", "incoming")
 
