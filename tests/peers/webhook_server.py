@@ -1,7 +1,7 @@
 """An admission webhook control server for e2e tests, run in its own process.
 
 ``python -m tests.peers.webhook_server PORT LOG`` answers OME's admission POSTs by the stream name
-(the URL's last path segment): ``deny*`` denies with a reason, ``redirect*`` sends ``new_url`` to
+(the URL's path ``/app/<stream>[/file]``): ``deny*`` denies with a reason, ``redirect*`` sends ``new_url`` to
 ``<name>-moved``, ``short*`` allows with a 3000 ms ``lifetime``, ``slow*`` answers after 6 s,
 ``fail*`` answers HTTP 500, anything else is allowed; closings get ``{}``. Every request is appended
 to LOG as one JSON line (signature header, raw body, arrival time) for the test to verify on its own.
@@ -31,13 +31,15 @@ def answer_for(request: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
     """(HTTP status, JSON answer, delay in seconds) for one opening request."""
     url = request["url"]
     parts = urlsplit(url)
-    name = parts.path.rstrip("/").split("/")[-1]
+    segments = parts.path.split("/")          # "", app, stream[, file]
+    name = segments[2] if len(segments) > 2 else ""
     if request.get("status") == "closing":
         return 200, {}, 0.0
     if name.startswith("deny"):
         return 200, {"allowed": False, "reason": f"{name} is not on the list"}, 0.0
     if name.startswith("redirect"):
-        moved = urlunsplit((parts.scheme, parts.netloc, f"{parts.path}-moved", "", ""))
+        moved_path = "/".join([*segments[:2], f"{name}-moved", *segments[3:]])
+        moved = urlunsplit((parts.scheme, parts.netloc, moved_path, "", ""))
         return 200, {"allowed": True, "new_url": moved}, 0.0
     if name.startswith("short"):
         return 200, {"allowed": True, "lifetime": LIFETIME_MS}, 0.0
