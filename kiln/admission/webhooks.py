@@ -107,8 +107,9 @@ def parse_answer(status_code: int, body: bytes) -> Verdict:
     new_url = answer.get("new_url")
     lifetime = answer.get("lifetime")
     lifetime_ms = lifetime if isinstance(lifetime, int) and not isinstance(lifetime, bool) and lifetime > 0 else 0
-    return Verdict(True, reason, new_url=new_url if isinstance(new_url, str) and new_url else None,
-                   lifetime_ms=lifetime_ms, record=True)
+    redirect = new_url if isinstance(new_url, str) and new_url else None
+    # a redirect or a lease is journaled (AdmissionAllowed); a plain allow is only logged
+    return Verdict(True, reason, new_url=redirect, lifetime_ms=lifetime_ms, record=bool(redirect or lifetime_ms))
 
 
 class Breaker:

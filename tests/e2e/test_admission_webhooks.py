@@ -123,6 +123,9 @@ def test_new_url_redirects_the_publish(kiln: KilnProcess, control: WebhookServer
         pub.stop()
     [closing] = kiln.wait_for(lambda: received(control, "redirect", "closing"), what="closing notification")
     assert closing["request"]["new_url"] == f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/redirect-moved"
+    [allowed] = [e["payload"] for e in journal(kiln, "AdmissionAllowed")]
+    assert (allowed["stream"], allowed["rule"], allowed["new_url"]) == (
+        "redirect", "AdmissionWebhooks", f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/redirect-moved")
 
 
 def test_lifetime_cuts_the_publish(kiln: KilnProcess, control: WebhookServer, test_flv: Path,

@@ -89,7 +89,9 @@ def test_an_allow_with_redirect_and_lifetime() -> None:
                                 b'"reason": "ok"}')
     assert (verdict.allowed, verdict.new_url, verdict.lifetime_ms, verdict.reason) == (
         True, "rtmp://h:1935/app/x", 1500, "ok")
-    assert parse_answer(200, b'{"allowed": true, "lifetime": 0}').lifetime_ms == 0
+    assert verdict.record
+    plain = parse_answer(200, b'{"allowed": true, "lifetime": 0}')
+    assert plain.allowed and plain.lifetime_ms == 0 and not plain.record
     assert parse_answer(200, b'{"allowed": true, "lifetime": "9"}').lifetime_ms == 0
 
 
