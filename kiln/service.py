@@ -32,6 +32,7 @@ from kiln.actors.server import ServerActor
 from kiln.admission.audit import JournalAudit
 from kiln.admission.signed_policy import SignedPolicyCheck
 from kiln.admission.step import AdmissionStep
+from kiln.admission.webhooks import WebhookCheck
 from kiln.banner import Banner, Token, TokenSource
 from kiln.config.cors import CorsPolicy
 from kiln.config.hosts import HostRouter
@@ -109,6 +110,18 @@ class VhostSignedPolicies:
         return section if isinstance(section, dict) else None
 
 
+@dataclass(frozen=True)
+class VhostAdmissionWebhooks:
+    """Each vhost's ``admissionWebhooks`` as the catalog holds it now (read per request)."""
+
+    catalog: CatalogProjection
+
+    def admission_webhooks(self, vhost: str) -> dict[str, Any] | None:
+        view = self.catalog.vhost(vhost)
+        section = view.config.get("admissionWebhooks") if view is not None else None
+        return section if isinstance(section, dict) else None
+
+
 class KilnService:
     def __init__(self, config: Any, data_dir: Path, *, config_name: str = "(embedded default)",
                  snapshot_every: int = 10_000, fsync: bool = True) -> None:
@@ -164,7 +177,8 @@ class KilnService:
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
-        admission = AdmissionStep([SignedPolicyCheck(VhostSignedPolicies(self.catalog))], JournalAudit(self.events))
+        admission = AdmissionStep([SignedPolicyCheck(VhostSignedPolicies(self.catalog)),
+                                   WebhookCheck(VhostAdmissionWebhooks(self.catalog))], JournalAudit(self.events))
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission))
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.llhls_certificate)

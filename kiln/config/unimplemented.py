@@ -49,12 +49,7 @@ def _enabled(*keys: str) -> Callable[[dict[str, Any]], bool]:
     return present
 
 
-# A vhost's AdmissionWebhooks: drop this row when the webhook check lands.
-ADMISSION_WEBHOOKS = Row("VirtualHost.AdmissionWebhooks", "admission webhooks are not called: nobody is refused",
-                         _has("admissionWebhooks"))
-
 VHOST_ROWS = (
-    ADMISSION_WEBHOOKS,
     Row("VirtualHost.Origins", "pull-on-demand origins are not used", _has("origins")),
     Row("VirtualHost.OriginMapStore", "the Redis origin map is not used", _has("originMapStore")),
 )

@@ -103,7 +103,8 @@ class MediaRuntime:
         (media spec 2.2) and asks admission where OME does."""
         return LlhlsServer(llhls, control.hosts, self.streams, control.stats,
                            thumbnail_port=self.config.bind.thumbnail_port,
-                           hls=HlsServer(self.hls, control.stats) if self.hls is not None else None,
+                           hls=HlsServer(self.hls, control.stats, admission=control.admission)
+                           if self.hls is not None else None,
                            admission=control.admission)
 
     def http_apps(self) -> dict[str, Any]:

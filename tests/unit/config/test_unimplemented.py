@@ -66,8 +66,6 @@ EXPECTED = [
     "Server.Bind.Publishers.LLHLS.TLSPort (13335): not implemented by Kiln, LL-HLS (TLS) is not opened",
     "Server.Bind.Publishers.Thumbnail.TLSPort (13339): not implemented by Kiln, Thumbnail (TLS) is not opened",
     "Server.Modules.P2P: not implemented by Kiln, peer-to-peer delivery is off",
-    "vhost default: VirtualHost.AdmissionWebhooks: not implemented by Kiln, admission webhooks are not called: "
-    "nobody is refused",
     "vhost default: VirtualHost.Origins: not implemented by Kiln, pull-on-demand origins are not used",
     "vhost default: VirtualHost.OriginMapStore: not implemented by Kiln, the Redis origin map is not used",
     *(f"vhost default app app: Application.{element}: not implemented by Kiln, {feature}" for element, feature in (

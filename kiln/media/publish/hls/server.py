@@ -4,7 +4,9 @@ HLS v3 claims (``ts:<name>.m3u8``, ``<name>.m3u8?format=ts``, ``medialist_*_hls.
 CORS comes from the app's ``HLS/CrossDomains``; playlists are ``no-cache, no-store`` and segments
 carry no Cache-Control, as LL-HLS serves them. A master waits (bounded) for every variant's first
 segment; the players' sessions ride on the child URLs (``?session=<id>_<key>``) and count ``hlsv3``
-connections.
+connections. Admission asks about the master as OME's ``HLSv3`` (SignedPolicy, webhooks: 401 on a
+refusal); its session carries the lease, and a child request of a session this server did not admit
+(or of none) is asked itself, so dropping the session is no way around a policy.
 """
 
 from __future__ import annotations
@@ -12,21 +14,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from kiln.admission.contract import Admission, AdmissionRequest, Admitter, OpenDoor
 from kiln.config.cors import CorsPolicy
 from kiln.media.publish.hls.playlist import render_master, render_media
 from kiln.media.publish.hls.publisher import HlsPublisher, Published, hls_config
+from kiln.media.publish.llhls.leases import SessionLeases
 from kiln.media.publish.llhls.publisher import cors_urls
 
 log = logging.getLogger(__name__)
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 TS_TYPE = "video/mp2t"
+PROTOCOL = "HLSv3"  # OME's publisher type name in admission (Enables: ``hlsv3``)
 NO_CACHE = "no-cache, no-store"
 MASTER_HOLD_SECONDS = 30.0
 _MEDIALIST = re.compile(r"^medialist_([va0-9]+)_hls\.m3u8$")
@@ -45,18 +51,42 @@ def hls_cors(request: Request, app_config: dict[str, Any] | None) -> dict[str, s
     return policy.headers(request.headers.get("origin"), request.headers.get("access-control-request-headers"))
 
 
+@dataclass(frozen=True)
+class _AsHlsV3:
+    """The admitter as HLS v3 players meet it: the shared session leases ask in OME's ``HLSv3`` name."""
+
+    inner: Admitter
+
+    async def admit(self, request: AdmissionRequest) -> Admission:
+        return await self.inner.admit(replace(request, protocol=PROTOCOL))
+
+    async def closed(self, request: AdmissionRequest) -> None:
+        await self.inner.closed(replace(request, protocol=PROTOCOL))
+
+
 class HlsServer:
-    def __init__(self, publisher: HlsPublisher, stats: BytesOut) -> None:
+    def __init__(self, publisher: HlsPublisher, stats: BytesOut, *, admission: Admitter | None = None) -> None:
         self.publisher = publisher
         self.stats = stats
+        self.leases = SessionLeases(_AsHlsV3(admission or OpenDoor()), publisher)
 
     async def serve(self, request: Request, vhost: str, app: str, stream_name: str, file_name: str,
                     query: dict[str, list[str]], cors: dict[str, str]) -> Response:
         """Answer a request HLS v3 claims, for an app that enables it."""
         published = self.publisher.find(vhost, app, stream_name)
+        m = _MASTER.match(file_name)
+        if m and not _MEDIALIST.match(file_name):
+            admission = await self.leases.admit_master(request, vhost, app, stream_name)
+            if not admission.allowed:  # OME: SignedPolicy and webhook refusals are 401
+                return Response(status_code=401, headers=cors)
+            if published is None:
+                return Response(status_code=404, headers=cors)
+            return await self._master(request, published, vhost, app, stream_name, m.group(1), admission, cors)
         if published is None:
             return Response(status_code=404, headers=cors)
         session_q = query.get("session", [None])[-1]
+        if not await self._child_allowed(request, session_q, vhost, app, stream_name):
+            return Response(status_code=401, headers=cors)
         if m := _MEDIALIST.match(file_name):
             return self._medialist(request, published, m.group(1), session_q, cors)
         if m := _SEGMENT.match(file_name):
@@ -65,12 +95,16 @@ class HlsServer:
                 return Response(status_code=404, headers=cors)
             self.publisher.touch(session_q, published)
             return self._respond(request, published, seg.data, TS_TYPE, None, cors)
-        if m := _MASTER.match(file_name):
-            return await self._master(request, published, app, stream_name, m.group(1), cors)
         return Response(status_code=404, headers=cors)
 
-    async def _master(self, request: Request, published: Published, app: str, stream_name: str, file_base: str,
-                      cors: dict[str, str]) -> Response:
+    async def _child_allowed(self, request: Request, session_q: str | None, vhost: str, app: str,
+                             stream_name: str) -> bool:
+        if session_q is None:
+            return (await self.leases.admit_master(request, vhost, app, stream_name)).allowed
+        return await self.leases.child_allowed(request, session_q, vhost, app, stream_name)
+
+    async def _master(self, request: Request, published: Published, vhost: str, app: str, stream_name: str,
+                      file_base: str, admission: Admission, cors: dict[str, str]) -> Response:
         stream = published.stream
         if stream.variant_infos(file_base) is None:
             return Response(status_code=404, headers=cors)
@@ -83,7 +117,9 @@ class HlsServer:
             return Response(status_code=404, headers=cors)
         query = ""
         if not stream.settings.origin_mode:
-            query = self.publisher.new_session(published).query
+            session = self.publisher.new_session(published)
+            self.leases.granted(f"{session.id}_{session.key}", admission, request, vhost, app, stream_name)
+            query = session.query
         prefix = f"/{quote(app, safe='')}/{quote(stream_name, safe='')}/"
         body = render_master(infos, query, prefix)
         return self._respond(request, published, body.encode(), PLAYLIST_TYPE, NO_CACHE, cors)

@@ -8,8 +8,8 @@ the current playlist (a part: 404), so a stuck client never holds anything for l
 
 A file name another publisher claims (``thumb.jpg``, ``ts:playlist.m3u8``) or none claims is a 404 whose
 body says why, before OME's session rule (401) that applies to real LL-HLS files (claims.py); HLS v3 files
-of an app with ``<HLS>`` go to the HLS v3 server (hls/server.py), as OME shares this port with it. Path names
-are split on the raw path and percent-decoded once, as on the REST API.
+of an app with ``<HLS>`` go to the HLS v3 server (hls/server.py, which asks admission as ``HLSv3``), as OME
+shares this port with it. Path names are split on the raw path and percent-decoded once, as on the REST API.
 """
 
 from __future__ import annotations
