@@ -14,7 +14,8 @@ from pathlib import Path
 
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 TS_OVER_UDP = ("srt", "mpegts")  # listeners on UDP ports (the others are TCP)
-ORDER = ("api", "api_tls", "rtmp", "srt", "mpegts", "llhls", "llhls_tls", "hls", "thumbnail")  # ingest before playback
+# ingest before playback
+ORDER = ("api", "api_tls", "rtmp", "srt", "mpegts", "llhls", "llhls_tls", "hls", "thumbnail", "thumbnail_tls")
 
 
 class TokenSource(Enum):
@@ -32,7 +33,8 @@ class Token:
 @dataclass(frozen=True)
 class Banner:
     """What this start opened. ``listeners`` maps a listener's name (``api``, ``api_tls``, ``rtmp``,
-    ``srt``, ``mpegts:<port>``, ``llhls``, ``llhls_tls``, ``thumbnail``) to the address it is bound to."""
+    ``srt``, ``mpegts:<port>``, ``llhls``, ``llhls_tls``, ``thumbnail``,
+    ``thumbnail_tls``) to the address it is bound to."""
 
     version: str
     token: Token
@@ -95,6 +97,8 @@ class Banner:
             urls.append(("hlsv3", f"http://{_authority(*hls)}/APP/STREAM/ts:playlist.m3u8"))
         if (thumb := self._url_host("thumbnail")) is not None:
             urls.append(("thumbnail", f"http://{_authority(*thumb)}/APP/STREAM/thumb.jpg (needs an Image encode)"))
+        if (thumb_tls := self._url_host("thumbnail_tls")) is not None:
+            urls.append(("thumbnail_tls", f"https://{_authority(*thumb_tls)}/APP/STREAM/thumb.jpg"))
         return urls
 
 
