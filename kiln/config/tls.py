@@ -123,9 +123,11 @@ class SniCertificates:
         return None
 
     def listener_context(self, alpn: list[str]) -> ssl.SSLContext | None:
-        """The context a TLS listener is opened with: the fallback chain loaded, SNI choosing per handshake;
-        None when no vhost has a certificate that loads."""
+        """The context a TLS listener is opened with: every TLS vhost's chain loaded now (what serves until
+        a reload), SNI choosing per handshake; None when no vhost has a certificate that loads."""
         protocols = tuple(alpn)
+        for name, _config, files in self._tls_vhosts():  # each vhost's chain as it is now, before any handshake
+            self._context(name, files, protocols)
         fallback = self.context_for(None, protocols)
         if fallback is None:
             return None

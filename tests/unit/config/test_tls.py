@@ -187,3 +187,21 @@ def test_reload_swaps_the_chain_for_new_handshakes_and_a_broken_file_keeps_the_o
     (tmp_path / "live.crt").write_text("not a certificate")
     assert not certificates.reload_certificate("v")
     assert cn_for(context, "v.example.com") == "beta"
+
+
+def test_opening_a_listener_loads_every_vhost_chain_so_a_file_changed_later_waits_for_a_reload(
+        cert_dir: Path, tmp_path: Path) -> None:
+    for suffix in ("crt", "key"):
+        (tmp_path / f"live.{suffix}").write_bytes((cert_dir / f"alpha.{suffix}").read_bytes())
+        (tmp_path / f"other.{suffix}").write_bytes((cert_dir / f"gamma.{suffix}").read_bytes())
+    catalog = Catalog()
+    catalog.add("first", ["first.example.com"], "other")
+    catalog.add("v", ["v.example.com"], "live")
+    certificates = SniCertificates(catalog, resolve_in(tmp_path))
+    context = certificates.listener_context(H2)
+    assert context is not None
+    for suffix in ("crt", "key"):
+        (tmp_path / f"live.{suffix}").write_bytes((cert_dir / f"beta.{suffix}").read_bytes())
+    assert cn_for(context, "v.example.com") == "alpha"  # v's first handshake: the chain loaded at open
+    assert certificates.reload_certificate("v")
+    assert cn_for(context, "v.example.com") == "beta"
