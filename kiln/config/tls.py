@@ -78,6 +78,7 @@ class SniCertificates:
     vhosts: TlsVhosts
     resolve: Callable[[str], Path]
     _loaded: dict[tuple[str, tuple[str, ...]], tuple[CertificateFiles, ssl.SSLContext]] = field(default_factory=dict)
+    _failed: set[tuple[str, CertificateFiles]] = field(default_factory=set)  # tried again on a reload only
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _tls_vhosts(self) -> list[tuple[str, Mapping[str, Any], CertificateFiles]]:
@@ -95,11 +96,16 @@ class SniCertificates:
             cached = self._loaded.get((vhost, alpn))
         if cached is not None and cached[0] == files:
             return cached[1]
+        previous = cached[1] if cached is not None else None
+        if (vhost, files) in self._failed:
+            return previous
         try:
             return self._load(vhost, files, alpn)
         except (OSError, ssl.SSLError) as exc:
             log.error("tls certificate could not be loaded vhost=%s cert=%s error=%s", vhost, files.cert_path, exc)
-            return cached[1] if cached is not None else None
+            with self._lock:
+                self._failed.add((vhost, files))
+            return previous
 
     def _load(self, vhost: str, files: CertificateFiles, alpn: tuple[str, ...]) -> ssl.SSLContext:
         context = server_context(list(alpn))
@@ -157,6 +163,8 @@ class SniCertificates:
                 serving = [alpn for (loaded, alpn) in self._loaded if loaded == vhost]
             try:
                 files.load_into(server_context(["http/1.1"]))  # the files must load before anything is swapped
+                with self._lock:
+                    self._failed.discard((name, files))
                 for alpn in serving:
                     self._load(name, files, alpn)
             except (OSError, ssl.SSLError) as exc:

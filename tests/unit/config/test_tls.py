@@ -205,3 +205,22 @@ def test_opening_a_listener_loads_every_vhost_chain_so_a_file_changed_later_wait
     assert cn_for(context, "v.example.com") == "alpha"  # v's first handshake: the chain loaded at open
     assert certificates.reload_certificate("v")
     assert cn_for(context, "v.example.com") == "beta"
+
+
+def test_files_that_failed_are_tried_again_on_a_reload_not_on_every_handshake(cert_dir: Path, tmp_path: Path,
+                                                                             caplog: pytest.LogCaptureFixture) -> None:
+    for suffix in ("crt", "key"):
+        (tmp_path / f"first.{suffix}").write_bytes((cert_dir / f"gamma.{suffix}").read_bytes())
+    catalog = Catalog()
+    catalog.add("first", ["first.example.com"], "first")
+    catalog.add("v", ["v.example.com"], "late")
+    certificates = SniCertificates(catalog, resolve_in(tmp_path))
+    context = certificates.listener_context(H2)
+    assert context is not None
+    assert [cn_for(context, "v.example.com") for _ in range(3)] == ["gamma"] * 3  # v's files are missing
+    assert sum("could not be loaded vhost=v" in r.getMessage() for r in caplog.records) == 1
+    for suffix in ("crt", "key"):
+        (tmp_path / f"late.{suffix}").write_bytes((cert_dir / f"beta.{suffix}").read_bytes())
+    assert cn_for(context, "v.example.com") == "gamma"  # until a reload
+    assert certificates.reload_certificate("v")
+    assert cn_for(context, "v.example.com") == "beta"
