@@ -14,7 +14,7 @@ from pathlib import Path
 
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 TS_OVER_UDP = ("srt", "mpegts", "srt_playback")  # listeners on UDP ports (the others are TCP)
-ORDER = ("api", "api_tls", "rtmp", "srt", "mpegts", "llhls", "llhls_tls", "hls", "thumbnail",
+ORDER = ("api", "api_tls", "rtmp", "srt", "mpegts", "llhls", "llhls_tls", "hls", "thumbnail", "thumbnail_tls",
          "srt_playback")  # ingest before playback
 
 
@@ -33,8 +33,8 @@ class Token:
 @dataclass(frozen=True)
 class Banner:
     """What this start opened. ``listeners`` maps a listener's name (``api``, ``api_tls``, ``rtmp``,
-    ``srt``, ``mpegts:<port>``, ``llhls``, ``llhls_tls``, ``hls``, ``thumbnail``, ``srt_playback``) to the address
-    it is bound to."""
+    ``srt``, ``mpegts:<port>``, ``llhls``, ``llhls_tls``, ``hls``, ``thumbnail``, ``thumbnail_tls``,
+    ``srt_playback``) to the address it is bound to."""
 
     version: str
     token: Token
@@ -94,6 +94,8 @@ class Banner:
             urls.append(("hlsv3", f"http://{_authority(*hls)}/APP/STREAM/ts:playlist.m3u8"))
         if (thumb := self._url_host("thumbnail")) is not None:
             urls.append(("thumbnail", f"http://{_authority(*thumb)}/APP/STREAM/thumb.jpg (needs an Image encode)"))
+        if (thumb_tls := self._url_host("thumbnail_tls")) is not None:
+            urls.append(("thumbnail_tls", f"https://{_authority(*thumb_tls)}/APP/STREAM/thumb.jpg"))
         if (srt := self._url_host("srt_playback")) is not None:
             urls.append(("srt", _srt_url(*srt) + " (add %2FFILENAME for an OutputProfile Playlist)"))
         return urls

@@ -36,6 +36,7 @@ from kiln.admission.webhooks import WebhookCheck
 from kiln.banner import Banner, Token, TokenSource
 from kiln.config.cors import CorsPolicy
 from kiln.config.hosts import HostRouter
+from kiln.config.tls import SniCertificates
 from kiln.domain.app_tasks import AppTasks
 from kiln.domain.errors import DomainError
 from kiln.domain.push import closed_after_restart
@@ -49,7 +50,7 @@ from kiln.http.api import ApiApp
 from kiln.http.context import ApiReads
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
-from kiln.media.publish.llhls.tls_server import H2Listener, ServedCertificate, VhostCertificate
+from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.runtime import ControlPlane, MediaRuntime
 from kiln.metrics.tree import MetricsTree
@@ -141,7 +142,8 @@ class KilnService:
         self.server_ref: Any = None
         self.api: ApiApp | None = None
         self.api_tls: ApiTls | None = None
-        self.llhls_certificate = ServedCertificate()  # swapped by the server actor on :reloadCertificate
+        # the media TLS ports' certificates, chosen by SNI; swapped by the server actor on :reloadCertificate
+        self.media_certificates = SniCertificates(self.catalog, self.config.resolve_path)
         self.token = ""
         self.token_path: Path | None = None
         self.token_source = Token(TokenSource.CONFIGURED)
@@ -181,7 +183,8 @@ class KilnService:
                                    WebhookCheck(VhostAdmissionWebhooks(self.catalog))], JournalAudit(self.events))
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission))
         notes = self._journal_recovery(snapshot_seq, replayed)
-        self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.llhls_certificate)
+        self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.media_certificates,
+                                            resolve_path=self.config.resolve_path)
         self._wait_for_actor_tree()
         recovery = Recovery(snapshot_seq, replayed, time.monotonic() - started)
         log.info("kiln recovered snapshot_seq=%d replayed=%d seconds=%.3f notes=%d", snapshot_seq, replayed,
@@ -303,6 +306,10 @@ class KilnService:
             cfg.ssl = self.api_tls.context  # ours, so reloadCertificate can swap the chain in place
             servers.append((uvicorn.Server(cfg), sock))
             listeners["api_tls"] = (host, sock.getsockname()[1])
+        thumbnail_tls = self._thumbnail_tls_server(host)
+        if thumbnail_tls is not None:
+            servers.append(thumbnail_tls)
+            listeners["thumbnail_tls"] = (host, thumbnail_tls[1].getsockname()[1])
         for name, (app, port) in self.media.http_apps().items():
             sock = bind_tcp(host, port)
             # ws="none": no port of Kiln's serves WebSockets (uvicorn would warn that no library is installed)
@@ -340,21 +347,31 @@ class KilnService:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _llhls_tls_listener(self, host: str) -> H2Listener | None:
-        """LL-HLS over HTTP/2 on Bind/Publishers/LLHLS/TLSPort with the first vhost's Host/TLS certificate;
-        None (logged) when the port is not configured, no vhost has a certificate, or it cannot be loaded."""
+        """LL-HLS over HTTP/2 on Bind/Publishers/LLHLS/TLSPort, the certificate chosen by SNI among the vhosts'
+        Host/TLS; None (logged) when the port is not configured or no vhost has a certificate that loads."""
         port, app = self.config.bind.llhls_tls_port, self.media.llhls_tls_app()
         if port is None or app is None:
             return None
-        vhosts = [state.config for state in self.catalog.vhost_states()]
-        certificate = VhostCertificate.first_of(vhosts, self.config.resolve_path)
-        if certificate is None:
-            log.error("llhls tls port not opened port=%d: no vhost has Host/TLS CertPath and KeyPath", port)
+        context = self.media_certificates.listener_context(ALPN)
+        if context is None:
+            log.error("llhls tls port not opened port=%d: no vhost has a Host/TLS certificate that loads", port)
             return None
-        if not certificate.try_load():
+        return H2Listener(app, bind_tcp(host, port), context)
+
+    def _thumbnail_tls_server(self, host: str) -> tuple[uvicorn.Server, socket.socket] | None:
+        """Thumbnails on Bind/Publishers/Thumbnail/TLSPort: the plain port's app behind TLS, the certificate
+        chosen by SNI. uvicorn, like the plain port: one HTTP/1.1 GET per image needs no HTTP/2."""
+        port, app = self.config.bind.thumbnail_tls_port, self.media.thumbnail_app()
+        if port is None or app is None:
             return None
-        listener = H2Listener(app, bind_tcp(host, port), certificate)
-        self.llhls_certificate.serving(certificate, asyncio.get_running_loop())
-        return listener
+        context = self.media_certificates.listener_context(["http/1.1"])
+        if context is None:
+            log.error("thumbnail tls port not opened port=%d: no vhost has a Host/TLS certificate that loads", port)
+            return None
+        cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30, ws="none")
+        cfg.load()
+        cfg.ssl = context
+        return uvicorn.Server(cfg), bind_tcp(host, port)
 
     def request_stop(self) -> None:
         loop, stop = getattr(self, "_loop", None), getattr(self, "_stop_event", None)

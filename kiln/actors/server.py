@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import pykka
@@ -48,13 +50,16 @@ class ListenerCertificates(Protocol):
 
 class ServerActor(CommandActor):
     def __init__(self, ctx: ServerDeps, vhosts: list[domain.VhostState],
-                 certificates: ListenerCertificates | None = None) -> None:
+                 certificates: ListenerCertificates | None = None,
+                 resolve_path: Callable[[str], Path] = Path) -> None:
         """``vhosts``: the state recovery found (Server.xml, snapshot and journal), handed in by the
         service; the actor never reads a projection. ``certificates``: the listeners that swap their
-        certificate on ``:reloadCertificate``."""
+        certificate on ``:reloadCertificate``. ``resolve_path``: a relative Host/TLS path as Server.xml
+        means it (against Server.xml's directory)."""
         super().__init__()
         self.ctx = ctx
         self.certificates = certificates
+        self.resolve_path = resolve_path
         self.starting = vhosts
         self.server = domain.Server.starting_with(self.starting)
         self.vhosts: dict[str, pykka.ActorRef[Any]] = {}
@@ -108,7 +113,8 @@ class ServerActor(CommandActor):
     def handle_ReloadCertificates(self, cmd: ReloadCertificates) -> Outcome:
         names = [cmd.vhost] if cmd.vhost is not None else list(self.server.vhosts)
         states = [self.server.vhost(name) for name in names]  # an unknown name refuses before any reload
-        failed = [state.name for state in states if not (_reload_certificate(state) and self._reload_listeners(state))]
+        failed = [state.name for state in states
+                  if not (_reload_certificate(state, self.resolve_path) and self._reload_listeners(state))]
         if failed:
             raise Failed(RELOAD_FAILED)
         return Outcome(None)
@@ -123,7 +129,7 @@ def _vhost_response(events: list[Event]) -> dict[str, Any]:
     return created.config
 
 
-def _reload_certificate(vhost: domain.VhostState) -> bool:
+def _reload_certificate(vhost: domain.VhostState, resolve: Callable[[str], Path]) -> bool:
     """Load the vhost's certificate files again; False when they cannot be read (logged)."""
     host = vhost.config.get("host")
     tls = (host.get("tls") if isinstance(host, dict) else None) or {}
@@ -131,9 +137,10 @@ def _reload_certificate(vhost: domain.VhostState) -> bool:
         return True
     try:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(str(tls["certPath"]), str(tls.get("keyPath") or "") or None)
+        key = str(tls.get("keyPath") or "")
+        context.load_cert_chain(resolve(str(tls["certPath"])), resolve(key) if key else None)
         if tls.get("chainCertPath"):
-            context.load_verify_locations(str(tls["chainCertPath"]))
+            context.load_verify_locations(resolve(str(tls["chainCertPath"])))
         log.info("certificate reloaded vhost=%s cert=%s", vhost.name, tls["certPath"])
         return True
     except (OSError, ssl.SSLError) as exc:

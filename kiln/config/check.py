@@ -13,6 +13,7 @@ from kiln.config.hosts import host_names, shadowing, shadowing_text
 from kiln.config.loader import load_default_config, load_server_xml
 from kiln.config.model import ServerConfig
 from kiln.config.ports import parse_port_list
+from kiln.config.tls import CertificateFiles
 from kiln.config.unimplemented import unimplemented_warnings
 from kiln.config.validate import ConfigError, validate_vhost_json
 from kiln.config.values import is_true
@@ -29,10 +30,14 @@ _LISTENERS = (
     ("RTMP ingest", "rtmp_port", "providers", "rtmp"),
     ("SRT ingest", "srt_port", "providers", "srt"),
     ("LLHLS", "llhls_port", "publishers", "llhls"),
+    ("LLHLS (TLS)", "llhls_tls_port", "publishers", "llhls"),
     ("HLS (TS)", "hls_port", "publishers", "hls"),
     ("SRT playback", "srt_playback_port", "publishers", "srt"),
     ("Thumbnail", "thumbnail_port", "publishers", "thumbnail"),
+    ("Thumbnail (TLS)", "thumbnail_tls_port", "publishers", "thumbnail"),
 )
+# the media TLS ports serve the vhosts' Host/TLS certificates (chosen by SNI): without one they stay closed
+_MEDIA_TLS = ("llhls_tls_port", "thumbnail_tls_port")
 
 
 def run_check(path: str | None, out: TextIO) -> int:
@@ -116,6 +121,10 @@ def summary(config: ServerConfig) -> str:
             users = [f"{vh}/{a.get('name')}" for vh, a in apps if key in _names(a.get(section))]
             if users and not attr.endswith("tls_port"):
                 notes.append(f"{label} is enabled in {', '.join(users)} but has no Bind port: it will not be served")
+    if not any(CertificateFiles.of(vhost, config.resolve_path) for vhost in config.vhosts):
+        for label, attr, _section, _key in _LISTENERS:
+            if attr in _MEDIA_TLS and getattr(bind, attr) is not None:
+                notes.append(f"{label} will not be opened: no vhost has Host/TLS CertPath and KeyPath")
     if bind.mpegts_ports:
         lines.append(f"  {'MPEG-TS/UDP ingest':<26} {', '.join(str(p) for p in bind.mpegts_ports)}")
     if bind.api_port is None and bind.api_tls_port is None:

@@ -80,8 +80,6 @@ UNOPENED_BINDS = (
     ("webrtc_signalling_port", "Bind.Publishers.WebRTC.Signalling", "WebRTC signalling"),
     ("webrtc_signalling_tls_port", "Bind.Publishers.WebRTC.Signalling.TLSPort", "WebRTC signalling (TLS)"),
     ("ovt_port", "Bind.Publishers.OVT", "OVT"),
-    ("llhls_tls_port", "Bind.Publishers.LLHLS.TLSPort", "LL-HLS (TLS)"),
-    ("thumbnail_tls_port", "Bind.Publishers.Thumbnail.TLSPort", "Thumbnail (TLS)"),
 )
 
 

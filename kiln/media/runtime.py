@@ -123,9 +123,19 @@ class MediaRuntime:
             if bind.hls_port is not None and bind.hls_port != bind.llhls_port:
                 out["hls"] = (server.starlette, bind.hls_port)
         if bind.thumbnail_port is not None:
-            thumbnails = ThumbnailServer(control.hosts, self.streams, control.stats, admission=control.admission)
-            out["thumbnail"] = (thumbnails.starlette, bind.thumbnail_port)
+            out["thumbnail"] = (self._thumbnail_server(control).starlette, bind.thumbnail_port)
         return out
+
+    def _thumbnail_server(self, control: ControlPlane) -> ThumbnailServer:
+        return ThumbnailServer(control.hosts, self.streams, control.stats, admission=control.admission)
+
+    def thumbnail_app(self) -> Any | None:
+        """The thumbnail Starlette app for Bind/Publishers/Thumbnail/TLSPort (the plain port's app, served
+        behind TLS by the service), or None when that port is not configured."""
+        control = self.control
+        if control is None or self.config.bind.thumbnail_tls_port is None:
+            return None
+        return self._thumbnail_server(control).starlette
 
     def llhls_tls_app(self) -> Any | None:
         """The LL-HLS Starlette app for Bind/Publishers/LLHLS/TLSPort (served over HTTP/2 by the

@@ -67,6 +67,14 @@ def test_the_llhls_tls_port_is_listed_after_llhls_with_its_https_url(tmp_path: P
     assert lines[3] == "play llhls_tls=https://HOST:3334/APP/STREAM/llhls.m3u8 (HTTP/2 or HTTP/1.1)"
 
 
+def test_the_thumbnail_tls_port_is_listed_after_thumbnail_with_its_https_url(tmp_path: Path) -> None:
+    listeners = {"thumbnail_tls": ("0.0.0.0", 20082), "thumbnail": ("0.0.0.0", 20081)}
+    lines = Banner("1", Token(TokenSource.CONFIGURED), listeners, [], tmp_path).lines()
+    assert lines[1] == "listening thumbnail=0.0.0.0:20081 thumbnail_tls=0.0.0.0:20082"
+    assert lines[2:4] == ["play thumbnail=http://HOST:20081/APP/STREAM/thumb.jpg (needs an Image encode)",
+                          "play thumbnail_tls=https://HOST:20082/APP/STREAM/thumb.jpg"]
+
+
 def test_uvicorn_upgrade_warnings_become_one_true_line(caplog: pytest.LogCaptureFixture) -> None:
     uvicorn_logger = logging.getLogger("test.uvicorn.error")
     uvicorn_logger.addFilter(UpgradeNotice())

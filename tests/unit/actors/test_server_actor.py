@@ -153,3 +153,22 @@ def test_creating_or_starting_a_shadowed_vhost_warns_naming_the_vhost_that_takes
     assert warnings[0].startswith("vhost shadowed vhost=old shadowed_by=default host_names=old.example.com:")
     assert warnings[1].startswith("vhost shadowed vhost=tv shadowed_by=default "
                                   "host_names=tv.example.com,*.tv.example.com:")
+
+
+def test_certificate_reload_reads_relative_paths_against_the_config_directory(deps: Deps, tmp_path: Any,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    config_dir = tmp_path / "conf"
+    config_dir.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=v",
+                    "-keyout", str(config_dir / "v.key"), "-out", str(config_dir / "v.crt")],
+                   check=True, capture_output=True, timeout=60)
+    monkeypatch.chdir(tmp_path)  # the working directory has no v.crt: only Server.xml's directory does
+    tls = {"certPath": "v.crt", "keyPath": "v.key"}
+    vhosts = [VhostState("secure", {"name": "secure", "host": {"names": ["*"], "tls": tls}})]
+    ref = ServerActor.start(deps, vhosts, None, resolve_path=lambda value: config_dir / value)
+    deps.started.append(ref)
+    assert ask_blocking(ref, ReloadCertificates("secure")) is None
+    unresolved = ServerActor.start(deps, vhosts)  # paths read against the working directory: not found
+    deps.started.append(unresolved)
+    with pytest.raises(Failed, match="Failed to reload certificate"):
+        ask_blocking(unresolved, ReloadCertificates("secure"))

@@ -98,3 +98,25 @@ def test_a_vhost_behind_an_earlier_star_is_reported_as_shadowed(tmp_path: Path) 
             "(tv.example.com by default); it receives no stream by host name") in text
     path.write_text(server_xml().replace("<VirtualHosts>", f"<VirtualHosts>{site}{tv}"))
     assert "shadowed" not in check(str(path))[1]
+
+
+def test_media_tls_ports_are_listed_and_open_only_with_a_vhost_certificate(tmp_path: Path) -> None:
+    bind = ("<Publishers><LLHLS><Port>13334</Port><TLSPort>13335</TLSPort></LLHLS>"
+            "<Thumbnail><Port>13338</Port><TLSPort>13339</TLSPort></Thumbnail></Publishers>")
+    plain = server_xml(app_xml(), bind=bind)
+    secure = plain.replace("<Host><Names><Name>*</Name></Names></Host>",
+                           "<Host><Names><Name>*</Name></Names>"
+                           "<TLS><CertPath>tls/c.crt</CertPath><KeyPath>tls/c.key</KeyPath></TLS></Host>")
+    for name, xml in (("plain.xml", plain), ("secure.xml", secure)):
+        (tmp_path / name).write_text(xml)
+    code, text = check(str(tmp_path / "plain.xml"))
+    assert code == 0
+    assert "LLHLS (TLS)                13335" in text
+    assert "Thumbnail (TLS)            13339" in text
+    assert "not implemented by Kiln" not in text
+    assert "LLHLS (TLS) will not be opened: no vhost has Host/TLS CertPath and KeyPath" in text
+    assert "Thumbnail (TLS) will not be opened: no vhost has Host/TLS CertPath and KeyPath" in text
+    code, text = check(str(tmp_path / "secure.xml"))
+    assert code == 0
+    assert "LLHLS (TLS)                13335" in text
+    assert "will not be opened" not in text

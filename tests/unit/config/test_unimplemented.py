@@ -63,8 +63,6 @@ EXPECTED = [
     "Server.Bind.Publishers.WebRTC.Signalling.TLSPort (13337): not implemented by Kiln, WebRTC signalling (TLS) "
     "is not opened",
     "Server.Bind.Publishers.OVT (19000): not implemented by Kiln, OVT is not opened",
-    "Server.Bind.Publishers.LLHLS.TLSPort (13335): not implemented by Kiln, LL-HLS (TLS) is not opened",
-    "Server.Bind.Publishers.Thumbnail.TLSPort (13339): not implemented by Kiln, Thumbnail (TLS) is not opened",
     "Server.Modules.P2P: not implemented by Kiln, peer-to-peer delivery is off",
     "vhost default: VirtualHost.Origins: not implemented by Kiln, pull-on-demand origins are not used",
     "vhost default: VirtualHost.OriginMapStore: not implemented by Kiln, the Redis origin map is not used",
@@ -97,10 +95,13 @@ def test_config_check_warns_and_lists_only_opened_listeners(sample: Path) -> Non
     assert run_check(str(sample), out) == 0
     text = out.getvalue()
     listeners = text.split("listeners:\n")[1].split("api token")[0]
-    assert listeners.split() == ["REST", "API", "18081", "RTMP", "ingest", "11935", "LLHLS", "13334", "Thumbnail",
-                                 "13338"]
+    assert listeners.split() == ["REST", "API", "18081", "RTMP", "ingest", "11935", "LLHLS", "13334", "LLHLS",
+                                 "(TLS)", "13335", "Thumbnail", "13338", "Thumbnail", "(TLS)", "13339"]
     for line in EXPECTED:
         assert f"  {line}\n" in text
+    # the TLS ports are opened with the vhosts' certificates, and this config has none
+    assert "LLHLS (TLS) will not be opened: no vhost has Host/TLS CertPath and KeyPath" in text
+    assert "Thumbnail (TLS) will not be opened: no vhost has Host/TLS CertPath and KeyPath" in text
 
 
 def test_a_config_without_them_has_no_such_warning(tmp_path: Path) -> None:
