@@ -198,7 +198,8 @@ class MediaRuntime:
             return
         try:
             playback = SrtPlayback(self.control.hosts, self.streams, self.control.stats, host=host, port=port,
-                                   options=self.config.bind.srt_playback_options)
+                                   options=self.config.bind.srt_playback_options, admission=self.control.admission,
+                                   loop=asyncio.get_running_loop())
         except ValueError as exc:
             raise OSError(errno.EINVAL, f"Server.Bind.Publishers.SRT.Options: {exc}") from None
         try:

@@ -10,15 +10,18 @@ connection from its connection until it leaves.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from kiln.admission.contract import AdmissionRequest, Admitter, Direction
 from kiln.media.ingest.contract import VhostRouter
 from kiln.media.net.srt.errors import RejectCode, SrtRejected
 from kiln.media.net.srt.listener import SrtListener, SrtReceiver
 from kiln.media.net.srt.socket import SrtSocket
+from kiln.media.publish.srt.admission import CallerAdmission
 from kiln.media.publish.srt.session import SessionHooks, SrtPlaySession
 from kiln.media.publish.srt.target import NotPlayable, parse_playback_streamid, playback_tracks
 from kiln.media.stream.live import LiveStream, OutputStream
@@ -46,8 +49,14 @@ def srt_enabled(app_config: Mapping[str, Any]) -> bool:
 
 class SrtPlayback:
     def __init__(self, router: VhostRouter, streams: OutputFinder, stats: PlaybackStats, *, host: str, port: int,
-                 options: Mapping[str, str] | None = None) -> None:
+                 options: Mapping[str, str] | None = None, admission: Admitter | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """``admission`` (asked on ``loop``, both or neither) vets each caller before it is served."""
+        if (admission is None) != (loop is None):
+            raise ValueError("SrtPlayback needs both admission and its loop, or neither")
         self.router = router
+        self.admission = admission
+        self.loop = loop
         self.streams = streams
         self.stats = stats
         self.listener = SrtListener(host, port, on_accept=self._on_accept, options=options,
@@ -55,6 +64,7 @@ class SrtPlayback:
         self._enabled: set[tuple[str, str, str]] = set()  # input streams whose app has <Publishers><SRT/>
         self._keys: dict[SrtPlaySession, tuple[str, str, str]] = {}  # accepted caller -> (vhost, app, input stream)
         self._counted: set[SrtPlaySession] = set()  # connected callers, each one srt connection
+        self._admissions: dict[SrtPlaySession, CallerAdmission] = {}  # accepted caller -> its admission
         self._lock = threading.Lock()
 
     @property
@@ -109,10 +119,16 @@ class SrtPlayback:
             f"@{peer[0]}:{peer[1]}"
         key = (vhost, target.app, live.name)  # metrics count an output's connections on its input stream
         hooks = SessionHooks(on_bytes=lambda n: self.stats.bytes_out(*key, n), disconnect=self._disconnect,
-                             closed=self._closed)
+                             closed=self._closed, admit=self._admit)
         session = SrtPlaySession(label, output, chosen.tracks, hooks)
         with self._lock:
             self._keys[session] = key
+            if self.admission is not None and self.loop is not None:
+                # SignedPolicy signs srt://<streamid host>/<app>/<stream>[/<playlist>]?<query> (spec §5)
+                asked = AdmissionRequest("SRT", Direction.OUTGOING, target.url, peer, vhost, target.app,
+                                         target.stream)
+                self._admissions[session] = CallerAdmission(self.admission, self.loop, asked,
+                                                            lambda reason: session.detach(reason))
         return session
 
     # -- listener thread --------------------------------------------------------------------------------
@@ -129,12 +145,22 @@ class SrtPlayback:
         receiver.connected(sock)
         receiver.attach(receiver.output)
 
+    # -- session thread --------------------------------------------------------------------------------
+    def _admit(self, session: SrtPlaySession) -> str | None:
+        """Before the first byte is sent: None to serve the caller, else why it is dropped."""
+        with self._lock:
+            admission = self._admissions.get(session)
+        return None if admission is None else admission.ask()
+
     def _closed(self, session: SrtPlaySession) -> None:
         """The listener let go of the caller (exactly once per accepted caller)."""
         with self._lock:
             key = self._keys.pop(session, None)
             counted = session in self._counted
             self._counted.discard(session)
+            admission = self._admissions.pop(session, None)
+        if admission is not None:
+            admission.ended()
         if key is not None and counted:
             self.stats.connection(*key, CONNECTION_KIND, -1)
 

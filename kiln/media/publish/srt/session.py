@@ -64,11 +64,14 @@ class PlaybackCounters:
 
 @dataclass(frozen=True)
 class SessionHooks:
-    """What a session tells its owner: bytes sent, that it wants its caller disconnected, that it is gone."""
+    """What a session tells its owner: bytes sent, that it wants its caller disconnected, that it is gone;
+    and what it asks before sending: ``admit`` runs on the session's own thread (so a slow admission
+    check holds only this caller) and answers None to go on, or why the caller is refused."""
 
     on_bytes: Callable[[int], None]
     disconnect: Callable[[SrtPlaySession, str], None]
     closed: Callable[[SrtPlaySession], None]
+    admit: Callable[[SrtPlaySession], str | None] = lambda session: None
 
 
 class SrtPlaySession:
@@ -128,6 +131,11 @@ class SrtPlaySession:
 
     # -- worker -------------------------------------------------------------------------------------
     def _run(self) -> None:
+        refused = self.hooks.admit(self)
+        if refused is not None:
+            if not self._worker.stopping:
+                self.hooks.disconnect(self, refused)
+            return
         mux = TsMuxer(self.label, self.tracks)
         reason = "stream ended"
         try:
