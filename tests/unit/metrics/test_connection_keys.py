@@ -13,7 +13,7 @@ from freezegun import freeze_time
 
 from kiln.metrics import CONNECTION_TYPES, MetricsTree, push_kind
 
-SEEDS = Path("/work/shared/seeds")
+SEEDS = Path(__file__).resolve().parents[3].parent / "shared" / "seeds"  # shared/ lies beside the repository
 # the "Get Statistics of Application" example of the seeds' Statistics page, as printed there
 SEED_EXAMPLE = {"dash": 0, "file": 0, "hls": 0, "lldash": 0, "llhls": 0, "mpegtspush": 0, "ovt": 0, "rtmppush": 0,
                 "thumbnail": 0, "webrtc": 0}
