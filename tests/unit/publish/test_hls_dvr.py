@@ -120,6 +120,7 @@ def test_a_player_reads_spilled_segments_from_disk_and_the_files_go_when_the_str
             oldest = await client.get(f"/app/cam/{entries[0]}")
         assert oldest.status_code == 200
         files = sorted(p for p in tmp_path.rglob("seg_*") if p.is_file())
+        live.live.end("unpublished")  # as in Kiln: the stream ends (its hub ends the worker), then the publisher hears
         await asyncio.to_thread(hls.stream_ended, live.live)
         await asyncio.sleep(0.1)  # the close runs on the loop
         store = published.stream.dvr

@@ -90,6 +90,7 @@ class HlsStream:
                                video_track_ids=frozenset(t.id for t in self.videos))
         self._worker = WorkerThread(f"hls-{output.name}", self._run, self._crashed)
         self._started = False
+        self._detached = False  # ``ended`` is also set by the worker when the hub ends first
 
     # -- what is published --
     def _playlists(self) -> dict[str, list[TsVariant]]:
@@ -218,8 +219,9 @@ class HlsStream:
         log.info("hls stream published stream=%s variants=%s", output.name, ",".join(self.segmenters))
 
     def detach(self, reason: str) -> None:
-        if self.ended:
+        if self._detached:
             return
+        self._detached = True
         self.ended = True
         self._worker.stop()
         self._sub.end(reason)
