@@ -80,10 +80,10 @@ def live() -> Iterator[LiveFeed]:
     fed.close()
 
 
-def dvr_app(root: Path) -> dict[str, Any]:
+def dvr_app(root: Path, max_duration: int = 60) -> dict[str, Any]:
     return {"name": "app", "publishers": {"llhls": {}, "hls": {
         "segmentDuration": "1", "segmentCount": "2",
-        "dvr": {"enable": "true", "tempStoragePath": str(root), "maxDuration": "60"}}}}
+        "dvr": {"enable": "true", "tempStoragePath": str(root), "maxDuration": str(max_duration)}}}}
 
 
 class Hosts:
@@ -136,3 +136,30 @@ def test_a_player_reads_spilled_segments_from_disk_and_the_files_go_when_the_str
         first_video = next(p for p in ts.demux(video=0) if p.size)
         assert first_video.is_keyframe
     assert not any(p.is_file() for p in tmp_path.rglob("*"))  # the stream ended: its files are gone
+
+
+def test_files_of_segments_that_left_the_dvr_window_are_deleted(live: LiveFeed, tmp_path: Path) -> None:
+    hls = HlsPublisher(Stats())
+
+    async def run() -> tuple[set[int], set[int]]:
+        hls.attach(asyncio.get_running_loop())
+        hls.stream_started(live.live, dvr_app(tmp_path, max_duration=6))
+        published = hls.find("default", "app", "cam")
+        assert published is not None and published.stream.dvr is not None
+        (_, seg), = published.stream.segmenters.values()
+        deadline = time.monotonic() + 30
+        while not seg.segments or seg.segments[-1].number < 12:
+            assert time.monotonic() < deadline, "12 segments not cut"
+            await asyncio.sleep(0.05)
+        live.live.end("unpublished")  # no more cuts: what is retained and on disk holds still
+        await asyncio.sleep(0.5)  # the worker's last cut; the loop hands spills and deletes to the store
+        await asyncio.to_thread(published.stream.dvr.flush)
+        retained = {s.number for s in seg.segments if s.spilled}
+        on_disk = {int(p.name.split("_")[2]) for p in tmp_path.rglob("seg_*_hls.ts")}
+        await asyncio.to_thread(hls.stream_ended, live.live)
+        hls.close()
+        return retained, on_disk
+
+    retained, on_disk = asyncio.run(run())
+    assert 0 not in retained and retained  # segment 0 left the 6 s window (plus spares) long ago
+    assert on_disk == retained, (sorted(on_disk), sorted(retained))  # its file went with it
