@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from kiln.config.values import as_float, is_true
 from kiln.media.publish.hls.stream import HlsSettings, HlsStream
+from kiln.media.publish.llhls.dvr import DvrStore, dvr_settings, stream_directory
 from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def settings_from(section: dict[str, Any]) -> HlsSettings:
         segment_count=max(1, int(as_float(section.get("segmentCount"), 3))),
         create_default_playlist=is_true(section.get("createDefaultPlaylist", True)),
         origin_mode=is_true(section.get("originMode", False)),
+        dvr=dvr_settings(section.get("dvr")),
     )
 
 
@@ -78,8 +80,10 @@ class HlsPublisher:
         self.sessions: dict[int, HlsSession] = {}
         self._next_session = 1
         self._reaper: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # where DVR stores live
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self._reaper = loop.create_task(self._reap_sessions())
 
     # -- lifecycle (any thread) --
@@ -89,7 +93,7 @@ class HlsPublisher:
             return
         settings = settings_from(section)
         for out in live.outputs.values():
-            stream = HlsStream(out, settings)
+            stream = HlsStream(out, settings, self._dvr_store(live, out.name, settings))
             if not stream.segmenters:
                 log.info("hls stream not published stream=%s reason=no H.264/H.265/AAC track", out.name)
                 continue
@@ -99,6 +103,18 @@ class HlsPublisher:
             if old is not None:
                 old.stream.detach("replaced")
             stream.attach(out)
+
+    def _dvr_store(self, live: LiveStream, name: str, settings: HlsSettings) -> DvrStore | None:
+        """A store of its own per published output: a fresh key, so a restarted stream's new files
+        never meet the old ones (which the old store removes)."""
+        if not settings.dvr.enabled:
+            return None
+        if self._loop is None:
+            log.warning("hls dvr off stream=%s reason=publisher not attached to a loop", name)
+            return None
+        key = "hls-" + "".join(secrets.choice(_ALNUM) for _ in range(8))
+        return DvrStore(self._loop, stream_directory(settings.dvr.temp_storage_path, live.vhost, live.app, name,
+                                                     key))
 
     def stream_ended(self, live: LiveStream) -> None:
         for out in live.outputs.values():

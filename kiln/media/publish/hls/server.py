@@ -90,11 +90,11 @@ class HlsServer:
         if m := _MEDIALIST.match(file_name):
             return self._medialist(request, published, m.group(1), session_q, cors)
         if m := _SEGMENT.match(file_name):
-            seg = published.stream.segment(m.group(1), int(m.group(2)))
-            if seg is None:
+            data = await published.stream.segment_bytes(m.group(1), int(m.group(2)))
+            if data is None:
                 return Response(status_code=404, headers=cors)
             self.publisher.touch(session_q, published)
-            return self._respond(request, published, seg.data, TS_TYPE, None, cors)
+            return self._respond(request, published, data, TS_TYPE, None, cors)
         return Response(status_code=404, headers=cors)
 
     async def _child_allowed(self, request: Request, session_q: str | None, vhost: str, app: str,

@@ -3,20 +3,24 @@
 The stream subscribes to the output's hub from a keyframe; its worker thread muxes every packet
 into each variant that carries the packet's track (PyAV, never on the event loop). Readers on the
 event loop see finished segments only. As a publisher (contract.py) it counts the bytes players are
-served from it.
+served from it. With DVR, segments older than the live window are handed to a DvrStore (llhls/dvr.py):
+the worker thread parks their bytes in ``_pending`` and the event loop moves them into the store, so
+a reader on the loop finds a spilled segment in one place or the other, never in neither.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from kiln.media.model import Codec, MediaKind, Packet, Track
-from kiln.media.publish.hls.playlist import TsVariant, VariantInfo
+from kiln.media.publish.hls.playlist import TsVariant, VariantInfo, segment_name
 from kiln.media.publish.hls.segmenter import TsSegment, TsSegmenter
 from kiln.media.publish.hls.tsbytes import MemoryTsMuxer
+from kiln.media.publish.llhls.dvr import DvrSettings, DvrStore
 from kiln.media.publish.push.net import PushError
 from kiln.media.stream.hub import Subscriber
 from kiln.media.stream.live import OutputStream
@@ -34,6 +38,7 @@ class HlsSettings:
     segment_count: int = 3
     create_default_playlist: bool = True
     origin_mode: bool = False
+    dvr: DvrSettings = field(default_factory=DvrSettings)
 
 
 class ServedBytes:
@@ -64,9 +69,12 @@ def ts_packaging(playlist: dict[str, Any]) -> bool:
 
 
 class HlsStream:
-    def __init__(self, output: OutputStream, settings: HlsSettings) -> None:
+    def __init__(self, output: OutputStream, settings: HlsSettings, dvr: DvrStore | None = None) -> None:
         self.output = output
         self.settings = settings
+        self.dvr = dvr  # given only when settings.dvr is enabled
+        self._pending: dict[str, bytes] = {}  # spilled by the worker, not yet handed to the store
+        self._pending_lock = threading.Lock()
         self.counters = ServedBytes()
         tracks = [t for t in output.track_list() if t.codec in TS_CODECS]
         self.videos = [t for t in tracks if t.kind is MediaKind.VIDEO]
@@ -82,6 +90,7 @@ class HlsStream:
                                video_track_ids=frozenset(t.id for t in self.videos))
         self._worker = WorkerThread(f"hls-{output.name}", self._run, self._crashed)
         self._started = False
+        self._detached = False  # ``ended`` is also set by the worker when the hub ends first
 
     # -- what is published --
     def _playlists(self) -> dict[str, list[TsVariant]]:
@@ -112,8 +121,59 @@ class HlsStream:
         assert cut is not None
         tracks = variant.tracks
         label = f"hls:{self.output.name}/{variant.name}"
+        if self.dvr is None:
+            return TsSegmenter(cut.id, frozenset(t.id for t in tracks), self.settings.segment_duration,
+                               self.settings.segment_count, lambda: MemoryTsMuxer(label, tracks))
         return TsSegmenter(cut.id, frozenset(t.id for t in tracks), self.settings.segment_duration,
-                           self.settings.segment_count, lambda: MemoryTsMuxer(label, tracks))
+                           self.settings.segment_count, lambda: MemoryTsMuxer(label, tracks),
+                           dvr_window=self.settings.dvr.max_duration,
+                           on_spill=lambda seg: self._spill(variant, seg),
+                           on_drop=lambda seg: self._drop(variant, seg))
+
+    # -- DVR (spill and drop run on the worker thread; the store lives on the event loop) --
+    def _spill(self, variant: TsVariant, seg: TsSegment) -> None:
+        name = segment_name(variant, seg.number)
+        with self._pending_lock:
+            self._pending[name] = seg.data
+        self._on_loop(self._store, name)
+
+    def _store(self, name: str) -> None:
+        with self._pending_lock:
+            data = self._pending.pop(name, None)
+        if data is not None and self.dvr is not None:
+            self.dvr.put(name, data)
+
+    def _drop(self, variant: TsVariant, seg: TsSegment) -> None:
+        if seg.spilled and self.dvr is not None:
+            name = segment_name(variant, seg.number)
+            with self._pending_lock:
+                self._pending.pop(name, None)
+            self._on_loop(self.dvr.delete, name)
+
+    def _on_loop(self, fn: Callable[..., None], *args: str) -> bool:
+        """Run ``fn`` on the store's loop; False if that loop is closed (shutdown)."""
+        assert self.dvr is not None
+        try:
+            self.dvr.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            log.debug("hls dvr loop closed stream=%s", self.output.name)
+            return False
+        return True
+
+    async def segment_bytes(self, variant_name: str, number: int) -> bytes | None:
+        """A segment's TS bytes, from memory or (DVR) from its file; None if not retained."""
+        seg = self.segment(variant_name, number)
+        if seg is None:
+            return None
+        if not seg.spilled:
+            return seg.data
+        found = self.segmenters.get(variant_name)
+        if found is None or self.dvr is None:
+            return None
+        name = segment_name(found[0], number)
+        with self._pending_lock:
+            data = self._pending.get(name)
+        return data if data is not None else await self.dvr.read(name)
 
     def variant_infos(self, file_name: str) -> list[VariantInfo] | None:
         variants = self.playlists.get(file_name)
@@ -159,13 +219,23 @@ class HlsStream:
         log.info("hls stream published stream=%s variants=%s", output.name, ",".join(self.segmenters))
 
     def detach(self, reason: str) -> None:
-        if self.ended:
+        if self._detached:
             return
+        self._detached = True
         self.ended = True
         self._worker.stop()
         self._sub.end(reason)
         self._worker.join(10.0)
+        # queued behind the worker's last spills, so their files go too
+        if self.dvr is not None and not self._on_loop(self._close_dvr):
+            self._close_dvr()
         log.info("hls stream ended stream=%s reason=%s", self.output.name, reason)
+
+    def _close_dvr(self) -> None:
+        with self._pending_lock:
+            self._pending.clear()
+        if self.dvr is not None:
+            self.dvr.close()
 
     # -- worker --
     def _run(self) -> None:

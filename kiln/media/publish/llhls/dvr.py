@@ -17,7 +17,10 @@ import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
+
+from kiln.config.values import as_float, is_true
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,16 @@ class DvrSettings:
     enabled: bool = False
     temp_storage_path: str = DEFAULT_TEMP_STORAGE
     max_duration: float = DEFAULT_MAX_DURATION
+
+
+def dvr_settings(section: Any) -> DvrSettings:
+    """``<DVR>`` of LLHLS or HLS: OME's defaults (off, /tmp/ll_hls_dvr, 3600 s) for what is left out."""
+    if not isinstance(section, dict):
+        return DvrSettings()
+    path = str(section.get("tempStoragePath") or "").strip() or DEFAULT_TEMP_STORAGE
+    max_duration = as_float(section.get("maxDuration"), DEFAULT_MAX_DURATION)
+    return DvrSettings(enabled=is_true(section.get("enable", False)), temp_storage_path=path,
+                       max_duration=max_duration if max_duration > 0 else DEFAULT_MAX_DURATION)
 
 
 def stream_directory(root: str, vhost: str, app: str, stream: str, key: str) -> Path:

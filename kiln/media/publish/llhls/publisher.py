@@ -18,7 +18,7 @@ from typing import Any
 
 from kiln.config.values import as_float, is_true
 from kiln.media.publish.llhls.dump import HlsDump
-from kiln.media.publish.llhls.dvr import DEFAULT_MAX_DURATION, DEFAULT_TEMP_STORAGE, DvrSettings
+from kiln.media.publish.llhls.dvr import dvr_settings
 from kiln.media.publish.llhls.stream import LlhlsSettings, LlhlsStream
 from kiln.media.stream.live import LiveStream
 
@@ -48,14 +48,6 @@ def settings_from(section: dict[str, Any]) -> LlhlsSettings:
     )
 
 
-def dvr_settings(section: Any) -> DvrSettings:
-    """``<DVR>``: OME's defaults (off, /tmp/ll_hls_dvr, 3600 s) for what is left out."""
-    if not isinstance(section, dict):
-        return DvrSettings()
-    path = str(section.get("tempStoragePath") or "").strip() or DEFAULT_TEMP_STORAGE
-    max_duration = as_float(section.get("maxDuration"), DEFAULT_MAX_DURATION)
-    return DvrSettings(enabled=is_true(section.get("enable", False)), temp_storage_path=path,
-                       max_duration=max_duration if max_duration > 0 else DEFAULT_MAX_DURATION)
 
 
 def cors_urls(section: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, str]]:
