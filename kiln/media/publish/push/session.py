@@ -13,11 +13,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from kiln.media.model import MediaKind, Packet, Track
+from kiln.media.model import MediaKind, Track
 from kiln.media.publish.push.writers import PushError, PushWriter, Timeouts, writer_for
+from kiln.media.publish.session_clock import SessionClock
 from kiln.media.stream.hub import Subscriber
 from kiln.media.stream.live import OutputStream
 from kiln.media.worker import WorkerThread
@@ -120,9 +120,7 @@ class PushSession:
         self.on_state("error", f"internal error: {exc}")
 
     def _pump(self, writer: PushWriter) -> None:
-        base: Fraction | None = None
-        offsets: dict[int, int] = {}
-        last_dts: dict[int, int] = {}
+        clock = SessionClock(self.plan.tracks)
         pushing = False
         sent_before = 0
         while not self._worker.stopping:
@@ -136,17 +134,9 @@ class PushSession:
                 continue
             if packet.track_id not in self._ids:
                 continue
-            if base is None:
-                if not _can_start(packet, self.plan.tracks):
-                    continue
-                base = packet.dts * packet.time_base
-            offset = offsets.get(packet.track_id)
+            offset = clock.offset(packet)
             if offset is None:
-                offset = offsets[packet.track_id] = int(base / packet.time_base)
-            dts = packet.dts - offset
-            if dts < 0 or (packet.track_id in last_dts and dts <= last_dts[packet.track_id]):
                 continue
-            last_dts[packet.track_id] = dts
             writer.write(packet, offset)
             if not pushing:
                 pushing = True
@@ -157,15 +147,6 @@ class PushSession:
             if self.on_bytes is not None and sent != sent_before:
                 self.on_bytes(sent - sent_before)
             sent_before = sent
-
-
-def _can_start(packet: Packet, tracks: list[Track]) -> bool:
-    """Start at a video keyframe when video is carried, else at any packet."""
-    has_video = any(t.kind is MediaKind.VIDEO for t in tracks)
-    if not has_video:
-        return True
-    video_ids = {t.id for t in tracks if t.kind is MediaKind.VIDEO}
-    return packet.track_id in video_ids and packet.keyframe
 
 
 if TYPE_CHECKING:  # mypy holds the class to the publisher contract

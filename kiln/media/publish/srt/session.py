@@ -16,15 +16,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from kiln.media.model import MediaKind, Packet, Track
+from kiln.media.model import MediaKind, Track
 from kiln.media.net.srt.abi import SockOpt
 from kiln.media.net.srt.errors import ErrorCode, SrtError
 from kiln.media.net.srt.socket import SrtSocket
 from kiln.media.publish.push.net import PushError
 from kiln.media.publish.push.tsmux import TS_DATAGRAM, TsMuxer, TsSink
+from kiln.media.publish.session_clock import SessionClock
 from kiln.media.stream.hub import SLOW_CONSUMER, Subscriber
 from kiln.media.stream.live import OutputStream
 from kiln.media.worker import WorkerThread
@@ -182,10 +182,7 @@ class SrtPlaySession:
 
     def _pump(self, mux: TsMuxer) -> str:
         """Send from the first video keyframe (any packet for audio only), timestamps from zero."""
-        has_video = any(t.kind is MediaKind.VIDEO for t in self.tracks)
-        base: Fraction | None = None
-        offsets: dict[int, int] = {}
-        last_dts: dict[int, int] = {}
+        clock = SessionClock(self.tracks)
         watch, next_check = StallWatch(), time.monotonic() + STALL_CHECK_S
         while not self._worker.stopping:
             if time.monotonic() >= next_check:
@@ -200,23 +197,11 @@ class SrtPlaySession:
                 continue
             if packet.track_id not in self._ids:
                 continue
-            if base is None:
-                if has_video and not _is_video_keyframe(packet, self.tracks):
-                    continue
-                base = packet.dts * packet.time_base
-            offset = offsets.get(packet.track_id)
+            offset = clock.offset(packet)
             if offset is None:
-                offset = offsets[packet.track_id] = int(base / packet.time_base)
-            dts = packet.dts - offset
-            if dts < 0 or (packet.track_id in last_dts and dts <= last_dts[packet.track_id]):
                 continue
-            last_dts[packet.track_id] = dts
             mux.write(packet, offset)
         return self.closed_reason or "stopped"
-
-
-def _is_video_keyframe(packet: Packet, tracks: list[Track]) -> bool:
-    return packet.keyframe and any(t.id == packet.track_id and t.kind is MediaKind.VIDEO for t in tracks)
 
 
 if TYPE_CHECKING:  # mypy holds the class to the publisher contract
