@@ -5,6 +5,8 @@ One place for the leniency, so Server.xml apps and API-created apps read the sam
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def is_true(value: object) -> bool:
     """OME booleans: JSON ``true`` or the XML text ``true`` (any case)."""
@@ -30,3 +32,11 @@ def as_float(value: object, default: float = 0.0) -> float:
 def as_int(value: object, default: int = 0) -> int:
     found = number(value)
     return default if found is None else int(found)
+
+
+def publisher_section(app_config: object, name: str) -> dict[str, Any] | None:
+    """An app's ``Publishers/<name>`` section (``llhls``, ``hls``, ``thumbnail``…); None when the app
+    does not enable that publisher (absent, or not an object)."""
+    publishers = app_config.get("publishers") if isinstance(app_config, dict) else None
+    section = publishers.get(name) if isinstance(publishers, dict) else None
+    return section if isinstance(section, dict) else None

@@ -59,17 +59,17 @@ _DOMAIN_STDLIB_BANNED = ("pykka", "av", "starlette", "uvicorn", "msgpack", "sock
                          "time", "os", "subprocess")
 
 
-def _module_name(path: Path) -> str:
-    rel = path.relative_to(ROOT.parent).with_suffix("")
+def _module_name(path: Path, root: Path) -> str:
+    rel = path.relative_to(root.parent).with_suffix("")
     parts = list(rel.parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
+def _imports(path: Path, root: Path) -> list[tuple[int, str]]:
     """Absolute names of everything the module imports (relative imports resolved)."""
-    module = _module_name(path)
+    module = _module_name(path, root)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: list[tuple[int, str]] = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -83,7 +83,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             found.append((node.lineno, base))
             # ``from kiln.actors import configcheck`` imports the module kiln.actors.configcheck
             found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names
-                      if (ROOT.parent / f"{base}.{alias.name}".replace(".", "/")).with_suffix(".py").exists()]
+                      if (root.parent / f"{base}.{alias.name}".replace(".", "/")).with_suffix(".py").exists()]
     return found
 
 
@@ -91,16 +91,16 @@ def _under(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
 
-def _violations() -> list[str]:
+def _violations(root: Path = ROOT) -> list[str]:
     out = []
-    for path in sorted(ROOT.rglob("*.py")):
-        module = _module_name(path)
+    for path in sorted(root.rglob("*.py")):
+        module = _module_name(path, root)
         rules = [r for r in RULES if _under(module, r.layer)]
         if not rules:
             continue
         rule = max(rules, key=lambda r: len(r.layer))  # the most specific layer decides
-        for line, name in _imports(path):
-            where = f"{path.relative_to(ROOT.parent)}:{line}"
+        for line, name in _imports(path, root):
+            where = f"{path.relative_to(root.parent)}:{line}"
             if rule.layer == "kiln.domain" and name.split(".")[0] in _DOMAIN_STDLIB_BANNED:
                 out.append(f"{where} imports {name} ({rule.layer}: {rule.why})")
                 continue
@@ -122,9 +122,10 @@ def test_layers_hold() -> None:
     ("def f():\n    from kiln.http.cors import CorsPolicy\n", "kiln.http.cors"),
 ])
 def test_walker_sees_top_level_and_deferred_imports(tmp_path: Path, source: str, expected: str) -> None:
-    target = ROOT / "media" / "_layer_probe.py"
-    target.write_text(source)
-    try:
-        assert any(expected in v for v in _violations())
-    finally:
-        target.unlink()
+    """On a probe tree of its own, so a parallel run of test_layers_hold never sees the probe."""
+    probe = tmp_path / "kiln" / "media" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text(source)
+    line = source.count("\n")  # the import is on the probe's last line
+    found = [v.split(" (")[0] for v in _violations(tmp_path / "kiln")]
+    assert found == [f"kiln/media/probe.py:{line} imports {expected}"]

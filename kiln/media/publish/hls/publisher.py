@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kiln.config.values import as_float, is_true
+from kiln.config.values import as_float, is_true, publisher_section
 from kiln.media.publish.hls.stream import HlsSettings, HlsStream
 from kiln.media.publish.llhls.dvr import DvrStore, dvr_settings, stream_directory
 from kiln.media.stream.live import LiveStream
@@ -36,9 +36,7 @@ class ConnectionStats(Protocol):
 
 def hls_config(app_config: dict[str, Any]) -> dict[str, Any] | None:
     """The app's ``Publishers/HLS`` section, None when HLS v3 is not enabled."""
-    publishers = app_config.get("publishers")
-    section = publishers.get("hls") if isinstance(publishers, dict) else None
-    return section if isinstance(section, dict) else None
+    return publisher_section(app_config, "hls")
 
 
 def settings_from(section: dict[str, Any]) -> HlsSettings:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiln.config.values import as_float, is_true
+from kiln.config.values import as_float, is_true, publisher_section
 from kiln.media.publish.llhls.dump import HlsDump
 from kiln.media.publish.llhls.dvr import dvr_settings
 from kiln.media.publish.llhls.stream import LlhlsSettings, LlhlsStream
@@ -30,9 +30,7 @@ _ALNUM = string.ascii_letters + string.digits
 
 
 def llhls_config(app_config: dict[str, Any]) -> dict[str, Any] | None:
-    publishers = app_config.get("publishers")
-    section = publishers.get("llhls") if isinstance(publishers, dict) else None
-    return section if isinstance(section, dict) else None
+    return publisher_section(app_config, "llhls")
 
 
 def settings_from(section: dict[str, Any]) -> LlhlsSettings:

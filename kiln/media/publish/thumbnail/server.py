@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from kiln.admission.contract import Admitter, OpenDoor
 from kiln.config.cors import CorsPolicy
+from kiln.config.values import publisher_section
 from kiln.media.model import Codec
 from kiln.media.publish.http_admission import http_admission_request
 from kiln.media.publish.llhls.publisher import cors_urls
@@ -32,9 +33,7 @@ FILES = {"thumb.jpg": Codec.JPEG, "thumb.png": Codec.PNG, "thumb.webp": Codec.WE
 
 def thumbnail_config(app_config: dict[str, Any] | None) -> dict[str, Any] | None:
     """The app's ``Publishers/Thumbnail`` section; None when the app does not enable the publisher."""
-    publishers = app_config.get("publishers") if isinstance(app_config, dict) else None
-    section = publishers.get("thumbnail") if isinstance(publishers, dict) else None
-    return section if isinstance(section, dict) else None
+    return publisher_section(app_config, "thumbnail")
 
 
 class AppsByHost(Protocol):
