@@ -65,6 +65,10 @@ APP_ROWS = (
     Row("Publishers.OVT", "OVT relay to edges", _has("publishers", "ovt")),
     Row("Publishers.WebRTC", "WebRTC playback", _has("publishers", "webrtc")),
     Row("Publishers.LLHLS.DRM", "LL-HLS DRM: streams are sent in the clear", _enabled("publishers", "llhls", "drm")),
+    Row("Publishers.LLHLS.DVR.EventPlaylistType", "EVENT playlists: the DVR playlist is a sliding window",
+        _has("publishers", "llhls", "dvr", "eventPlaylistType")),
+    Row("Publishers.HLS.DVR.EventPlaylistType", "EVENT playlists: the DVR playlist is a sliding window",
+        _has("publishers", "hls", "dvr", "eventPlaylistType")),
     Row("OutputProfiles.HWAccels", "hardware encoding and decoding (software is used)",
         lambda app: _enabled("outputProfiles", "hwaccels", "decoder")(app)
         or _enabled("outputProfiles", "hwaccels", "encoder")(app)
@@ -80,6 +84,7 @@ UNOPENED_BINDS = (
     ("webrtc_signalling_port", "Bind.Publishers.WebRTC.Signalling", "WebRTC signalling"),
     ("webrtc_signalling_tls_port", "Bind.Publishers.WebRTC.Signalling.TLSPort", "WebRTC signalling (TLS)"),
     ("ovt_port", "Bind.Publishers.OVT", "OVT"),
+    ("hls_tls_port", "Bind.Publishers.HLS.TLSPort", "HLS v3 (TLS)"),
 )
 
 

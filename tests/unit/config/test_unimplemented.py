@@ -28,6 +28,7 @@ SAMPLE = """<?xml version="1.0" encoding="UTF-8"?>
       <WebRTC><Signalling><Port>13336</Port><TLSPort>13337</TLSPort></Signalling></WebRTC>
       <OVT><Port>19000</Port></OVT>
       <Thumbnail><Port>13338</Port><TLSPort>13339</TLSPort></Thumbnail>
+      <HLS><TLSPort>13341</TLSPort></HLS>
     </Publishers>
   </Bind>
   <VirtualHosts>
@@ -48,7 +49,8 @@ SAMPLE = """<?xml version="1.0" encoding="UTF-8"?>
               <Encodes><Video><Bypass>true</Bypass></Video></Encodes></OutputProfile>
           </OutputProfiles>
           <Providers><RTMP><EventGenerator/></RTMP><OVT/><WebRTC/><File/><Schedule/><Multiplex/><RTSP/></Providers>
-          <Publishers><OVT/><WebRTC/><LLHLS><DRM><Enable>true</Enable></DRM></LLHLS><Thumbnail/></Publishers>
+          <Publishers><OVT/><WebRTC/><LLHLS><DRM><Enable>true</Enable></DRM>
+            <DVR><Enable>true</Enable><EventPlaylistType>true</EventPlaylistType></DVR></LLHLS><Thumbnail/></Publishers>
           <PersistentStreams/><TranscodeWebhook/><EventGenerator/>
         </Application>
       </Applications>
@@ -63,6 +65,7 @@ EXPECTED = [
     "Server.Bind.Publishers.WebRTC.Signalling.TLSPort (13337): not implemented by Kiln, WebRTC signalling (TLS) "
     "is not opened",
     "Server.Bind.Publishers.OVT (19000): not implemented by Kiln, OVT is not opened",
+    "Server.Bind.Publishers.HLS.TLSPort (13341): not implemented by Kiln, HLS v3 (TLS) is not opened",
     "Server.Modules.P2P: not implemented by Kiln, peer-to-peer delivery is off",
     "vhost default: VirtualHost.Origins: not implemented by Kiln, pull-on-demand origins are not used",
     "vhost default: VirtualHost.OriginMapStore: not implemented by Kiln, the Redis origin map is not used",
@@ -73,6 +76,7 @@ EXPECTED = [
         ("Providers.RTMP.EventGenerator", "RTMP event generator"), ("Publishers.OVT", "OVT relay to edges"),
         ("Publishers.WebRTC", "WebRTC playback"),
         ("Publishers.LLHLS.DRM", "LL-HLS DRM: streams are sent in the clear"),
+        ("Publishers.LLHLS.DVR.EventPlaylistType", "EVENT playlists: the DVR playlist is a sliding window"),
         ("OutputProfiles.HWAccels", "hardware encoding and decoding (software is used)"),
         ("PersistentStreams", "persistent streams"), ("TranscodeWebhook", "transcode webhook"),
         ("EventGenerator", "event generator"))),
@@ -109,7 +113,8 @@ def test_a_config_without_them_has_no_such_warning(tmp_path: Path) -> None:
     plain = plain.replace("<Modules><P2P><Enable>true</Enable></P2P></Modules>", "")
     for tag in ("<WebRTC><Signalling><Port>13333</Port></Signalling></WebRTC>",
                 "<TLSPort>13335</TLSPort>", "<WebRTC><Signalling><Port>13336</Port><TLSPort>13337</TLSPort>"
-                "</Signalling></WebRTC>", "<OVT><Port>19000</Port></OVT>", "<TLSPort>13339</TLSPort>"):
+                "</Signalling></WebRTC>", "<OVT><Port>19000</Port></OVT>", "<TLSPort>13339</TLSPort>",
+                "<HLS><TLSPort>13341</TLSPort></HLS>"):
         plain = plain.replace(tag, "")
     path = tmp_path / "plain.xml"
     path.write_text(plain)
