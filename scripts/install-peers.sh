@@ -53,7 +53,7 @@ fi
 
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 need_npm=0
-for mod in playwright-core hls.js ovenplayer; do
+for mod in playwright-core hls.js ovenplayer ovenlivekit @eyevinn/webrtc-player @eyevinn/whip-web-client esbuild; do
     [ -d "node_modules/$mod" ] || need_npm=1
 done
 if [ "$need_npm" -eq 1 ]; then
@@ -65,5 +65,5 @@ if [ "$need_npm" -eq 1 ]; then
         npm install --no-audit --no-fund --loglevel=error
     fi
 else
-    say "npm modules: playwright-core hls.js ovenplayer present"
+    say "npm modules: all present"
 fi

@@ -30,6 +30,7 @@ from kiln.journal.reader import iter_records
 from kiln.journal.records import Record
 from kiln.journal.segments import journal_dir, list_segments
 from kiln.journal.verify import verify
+from kiln.journal.view import record_view
 from kiln.timefmt import format_time, parse_time
 
 # How each kind of entity id is spelled, built from the functions that spell them.
@@ -106,12 +107,10 @@ class _Printer:
             self.redactor.learn(record.payload)
 
     def line(self, record: Record) -> str:
-        payload = record.payload if self.redactor is None else self.redactor.payload(record.payload)
+        view = record_view(record, self.redactor)
         if self.as_json:
-            return json.dumps({"seq": record.seq, "time": format_time(record.time), "entity": record.entity,
-                               "type": record.type, "version": record.version, "payload": payload},
-                              default=repr, sort_keys=True)
-        text = json.dumps(payload, default=repr, sort_keys=True, separators=(",", ":"))
+            return json.dumps(view, default=repr, sort_keys=True)
+        text = json.dumps(view["payload"], default=repr, sort_keys=True, separators=(",", ":"))
         return f"{record.seq:>8} {format_time(record.time)} {record.type:<22} {record.entity} {text}"
 
 
