@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -177,8 +177,8 @@ class Feed:
         self.taps.add(tap)
         for packet in self.output.hub.gop_snapshot():
             frame = self._frame(packet)
-            if frame is not None:
-                tap.offer(frame)
+            if frame is not None:  # a backlog, sent at once: no arrival, so it is kept out of latency figures
+                tap.offer(replace(frame, arrival=0.0))
 
     def remove(self, tap: Tap) -> None:
         self.taps.discard(tap)

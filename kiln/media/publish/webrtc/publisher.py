@@ -200,8 +200,10 @@ class WebRtcPublisher:
             if key is not None:
                 self.stats.connection(*key, CONNECTION_KIND, -1)
             seconds = time.monotonic() - session.created
-            log.info("webrtc session closed session=%s id=%d reason=%s bytes=%d seconds=%.1f", session.label,
-                     session.id, reason, session.counters.bytes_out, seconds)
+            c = session.counters
+            log.info("webrtc session closed session=%s id=%d reason=%s bytes=%d seconds=%.1f skips=%d "
+                     "first_rtp_ms_p50=%.2f first_rtp_ms_p99=%.2f", session.label, session.id, reason, c.bytes_out,
+                     seconds, session.tap.skips, c.percentile(0.5), c.percentile(0.99))
             if self.journal is not None and target is not None:
                 self.journal.webrtc_session(target.vhost, target.app, target.stream, str(session.id),
                                             f"{target.client[0]}:{target.client[1]}", "closed",

@@ -31,6 +31,7 @@ from kiln.media.rtc.udp_mux import PortPool
 
 log = logging.getLogger(__name__)
 
+LATENCY_SAMPLES = 20000
 MIME = {Codec.H264: "video/H264", Codec.VP8: "video/VP8", Codec.OPUS: "audio/opus"}
 
 
@@ -63,7 +64,13 @@ class SessionCounters:
     bytes_out: int = 0
     unreported: int = 0
     last_sent: float = 0.0
-    first_frame_delay_ms: list[float] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)  # live frames: arrival in Kiln -> handed to aiortc
+
+    def percentile(self, q: float) -> float:
+        if not self.latency_ms:
+            return 0.0
+        ordered = sorted(self.latency_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class ViewerSession:
@@ -193,6 +200,8 @@ class ViewerSession:
         c.bytes_out += size
         c.unreported += size
         c.last_sent = time.monotonic()
+        if arrival and len(c.latency_ms) < LATENCY_SAMPLES:
+            c.latency_ms.append((c.last_sent - arrival) * 1000)
 
     async def close(self, reason: str) -> None:
         """Idempotent: stop sending, free the tap, the ICE transport (its port routes) and the watch."""
