@@ -4,7 +4,8 @@ The flow is OME's (media spec §1.2): ``request_offer`` → ``offer`` → ``answ
 then ``change_rendition`` or ``stop``. A refused viewer gets ``{code, error}`` and the socket is
 closed ("Cannot create offer" for a stream that cannot be played, "Invalid ID" for a command with
 another id or before the offer). The socket closes with its session (stream ended, ICE failed) and
-the session with its socket. A socket that asks for nothing within the session timeout is closed.
+the session with its socket. A socket that asks for nothing within the session timeout
+(``Publishers/WebRTC/Timeout``) is closed.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from kiln.media.publish.webrtc.choose import Choice, rendition_json
-from kiln.media.publish.webrtc.publisher import PlayRefused, Target, WebRtcPublisher
+from kiln.media.publish.webrtc.publisher import PlayRefused, Target, WebRtcPublisher, session_timeout
 from kiln.media.publish.webrtc.session import SessionError, ViewerSession
 from kiln.media.rtc import signalling as sig
 
 log = logging.getLogger(__name__)
 
-IDLE_CLOSE_S = 30.0
 CLOSE_NORMAL = 1000
 
 
@@ -39,6 +39,7 @@ class SignallingSocket:
         self.app_config = app_config
         self.session: ViewerSession | None = None
         self.choice: Choice | None = None
+        self.idle_s = session_timeout(app_config)  # a socket that asks for nothing this long is closed
 
     async def serve(self) -> None:
         await self.ws.accept()
@@ -71,7 +72,7 @@ class SignallingSocket:
             ended = asyncio.ensure_future(self.session.ended.wait())
             waits.add(ended)
         try:
-            done, _ = await asyncio.wait(waits, timeout=None if self.session is not None else IDLE_CLOSE_S,
+            done, _ = await asyncio.wait(waits, timeout=None if self.session is not None else self.idle_s,
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in waits:
