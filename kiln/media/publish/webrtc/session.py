@@ -25,6 +25,7 @@ from kiln.media.model import Codec, MediaKind, Track
 from kiln.media.publish.webrtc.choose import Rendition
 from kiln.media.publish.webrtc.feed import Feed, Tap
 from kiln.media.rtc.connection import new_peer_connection, pool_context
+from kiln.media.rtc.remb import RembMeter
 from kiln.media.rtc.sdp import candidates_of, check_sdp
 from kiln.media.rtc.signalling import Candidate
 from kiln.media.rtc.udp_mux import PortPool
@@ -88,6 +89,7 @@ class ViewerSession:
         self.closed_reason: str | None = None
         self._on_closed = on_closed
         self.auto = False
+        self.remb = RembMeter()  # the viewer's bandwidth estimate, for webrtcAutoAbr
         self.tap = Tap(_kinds(rendition))
         self.pc: RTCPeerConnection = new_peer_connection()
         self._watch: asyncio.Task[None] | None = None
@@ -104,6 +106,8 @@ class ViewerSession:
             sending = FeedTrack(kind, self.tap, self._sent)
             transceiver = self.pc.addTransceiver(sending, direction="sendonly")
             transceiver.setCodecPreferences(_preferences(kind, track))
+            if kind == "video":
+                self.remb.attach(transceiver.sender)
 
     async def create_offer(self) -> tuple[str, list[Candidate]]:
         """The server's offer (OME signalling) and its candidates."""
