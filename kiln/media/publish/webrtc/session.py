@@ -25,6 +25,7 @@ from kiln.media.model import Codec, MediaKind, Track
 from kiln.media.publish.webrtc.choose import Rendition
 from kiln.media.publish.webrtc.feed import Feed, Tap
 from kiln.media.rtc.connection import new_peer_connection, pool_context
+from kiln.media.rtc.prepacked import use_prepacked
 from kiln.media.rtc.remb import RembMeter
 from kiln.media.rtc.sdp import candidates_of, check_sdp
 from kiln.media.rtc.signalling import Candidate
@@ -49,13 +50,13 @@ class FeedTrack(MediaStreamTrack):
         self.tap = tap
         self._on_frame = on_frame
 
-    async def recv(self) -> Any:  # an av.Packet: aiortc packs it instead of encoding a frame
+    async def recv(self) -> Any:  # Prepacked: the sender's PrepackedEncoder hands its payloads on
         frame = await self.tap.get(self.kind)
         if frame is None:
             self.stop()
             raise MediaStreamError
         self._on_frame(frame.size, frame.arrival)
-        return frame.packet
+        return frame.prepacked
 
 
 @dataclass
@@ -106,6 +107,7 @@ class ViewerSession:
             sending = FeedTrack(kind, self.tap, self._sent)
             transceiver = self.pc.addTransceiver(sending, direction="sendonly")
             transceiver.setCodecPreferences(_preferences(kind, track))
+            use_prepacked(transceiver.sender)
             if kind == "video":
                 self.remb.attach(transceiver.sender)
 

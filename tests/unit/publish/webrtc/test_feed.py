@@ -6,11 +6,10 @@ import asyncio
 import struct
 from fractions import Fraction
 
-import av
-
 from kiln.media.formats.codecs.h264 import AvcConfig
 from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.publish.webrtc.feed import AUDIO_QUEUE, VIDEO_QUEUE, AnnexB, RtcFrame, Tap
+from kiln.media.rtc.prepacked import Prepacked
 
 SPS = bytes([0x67, 0x42, 0xC0, 0x1E, 0xDA])
 PPS = bytes([0x68, 0xCE, 0x3C, 0x80])
@@ -35,7 +34,7 @@ def test_keyframes_get_sps_pps_in_front_and_other_frames_do_not() -> None:
 
 
 def _frame(track_id: int, keyframe: bool = False) -> RtcFrame:
-    return RtcFrame(track_id, av.Packet(b"x"), 1, keyframe, 0.0)
+    return RtcFrame(track_id, Prepacked([b"x"], 0), 1, keyframe, 0.0)
 
 
 def test_tap_starts_at_a_keyframe_and_skips_a_viewer_that_falls_behind() -> None:
