@@ -22,6 +22,8 @@ from tests.peers.ffmpeg import publish_rtmp
 from tests.peers.fixtures import require
 from tests.peers.process import Peer
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[3]
 PUBLISHERS = "<WebRTC><Timeout>4000</Timeout><CrossDomains><Url>*</Url></CrossDomains></WebRTC>"
 
