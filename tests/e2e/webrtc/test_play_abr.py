@@ -150,7 +150,7 @@ def test_a_vp8_rendition_from_an_output_profile_plays(tmp_path: Path) -> None:
     publisher = publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/cam", media.test_flv(4), loop=True,
                              log_dir=tmp_path)
     try:
-        wait_rtmp_stream(kiln, "cam")
+        wait_rtmp_stream(kiln, "cam", output="cam_vp8")
         report = asyncio.run(signalling_viewer(f"ws://127.0.0.1:{ports.llhls}/app/cam_vp8", seconds=1.0))
         assert not report.errors, report.errors
         assert "VP8" in report.offer["sdp"]["sdp"] and "H264" not in report.offer["sdp"]["sdp"]
