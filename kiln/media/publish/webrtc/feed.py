@@ -192,7 +192,10 @@ class Feed:
     def _from_hub(self, packet: Packet) -> None:
         frame = self._frame(packet)
         if frame is not None:
-            self.loop.call_soon_threadsafe(self._fan_out, frame)
+            try:
+                self.loop.call_soon_threadsafe(self._fan_out, frame)
+            except RuntimeError:  # the loop is closed (shutdown): nobody is left to send to
+                pass
 
     def _hub_ended(self, reason: str) -> None:
         try:
