@@ -142,9 +142,12 @@ class WebRtcPublisher:
             log.warning("webrtc not playable vhost=%s app=%s stream=%s playlist=%s reason=%s", target.vhost,
                         target.app, target.stream, target.playlist, exc)
             raise PlayRefused(406, str(exc)) from None
-        for why in picked.left_out:
-            log.info("webrtc track left out vhost=%s app=%s stream=%s reason=%s", target.vhost, target.app,
-                     target.stream, why)
+        first = picked.renditions[0]
+        for why in picked.left_out:  # worth an INFO line only when the viewer gets no track of that kind
+            missing = (first.video is None and why.startswith("video")) or (first.audio is None and
+                                                                             why.startswith("audio"))
+            log.log(logging.INFO if missing else logging.DEBUG, "webrtc track left out vhost=%s app=%s stream=%s "
+                    "reason=%s", target.vhost, target.app, target.stream, why)
         return live, output, picked
 
     async def admit(self, target: Target, request_id: int) -> float | None:
