@@ -50,6 +50,7 @@ from kiln.http.api import ApiApp
 from kiln.http.context import ApiReads
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
+from kiln.journal.feed import JournalFeed
 from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.runtime import ControlPlane, MediaRuntime
@@ -136,6 +137,7 @@ class KilnService:
         self.stats = MetricsTree()
         self.directory = Directory()
         self.journal: Any = None
+        self.feed: JournalFeed | None = None
         self.snapshots: SnapshotStore | None = None
         self.events: EventLog | None = None
         self.actors: ActorRuntime | None = None
@@ -167,6 +169,7 @@ class KilnService:
         self.journal = Journal.open(self.data_dir, fsync=self.fsync)
         self.snapshots = SnapshotStore(self.data_dir)
         self.events = EventLog(self.journal, NewRecord)
+        self.feed = JournalFeed(self.journal)
         self.events.add_projection(self.catalog)
         self.events.add_projection(self.tasks)
         loaded = self.snapshots.load_latest()
@@ -281,7 +284,7 @@ class KilnService:
         cors = CorsPolicy(tuple(self.config.api_cross_domains), dict(self.config.api_cross_domain_headers))
         self.api_tls = ApiTls.from_config(self.config.managers_host, Path(self.config.base_dir)) \
             if self.config.bind.api_tls_port is not None else None
-        reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media)
+        reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media, self.feed)
         self.api = ApiApp(reads, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None)
         return self.api
 

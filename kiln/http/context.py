@@ -33,3 +33,4 @@ class ApiReads:
     stats: MetricsTree
     directory: ActorDirectory
     media: Any = None  # the media runtime (``media.streams``, ``media.llhls``); None without media
+    feed: Any = None  # the journal feed (``kiln.http.events.EventFeed``) behind ``/v1/events``
