@@ -29,19 +29,23 @@ from kiln.actors.directory import Directory
 from kiln.actors.ingest_gate import IngestGate
 from kiln.actors.runtime import ActorRuntime
 from kiln.actors.server import ServerActor
+from kiln.actors.subscriptions import SubscriptionsActor
 from kiln.admission.audit import JournalAudit
 from kiln.admission.signed_policy import SignedPolicyCheck
 from kiln.admission.step import AdmissionStep
 from kiln.admission.webhooks import WebhookCheck
 from kiln.banner import Banner, Token, TokenSource
 from kiln.config.cors import CorsPolicy
+from kiln.config.errors import ConfigLoadError
 from kiln.config.hosts import HostRouter
 from kiln.config.tls import SniCertificates
+from kiln.delivery.webhooks import Deliveries, Target
 from kiln.domain.app_tasks import AppTasks
 from kiln.domain.errors import DomainError
 from kiln.domain.push import closed_after_restart
 from kiln.domain.record import lost_after_restart
 from kiln.domain.server import VhostState
+from kiln.domain.subscriptions import SubscriptionState, parse_spec
 from kiln.eventlog import EventLog
 from kiln.events import server as sv
 from kiln.events import streams as se
@@ -54,8 +58,10 @@ from kiln.journal.feed import JournalFeed
 from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.runtime import ControlPlane, MediaRuntime
+from kiln.metrics.deliveries import DeliveryStates
 from kiln.metrics.tree import MetricsTree
 from kiln.projections.catalog import CatalogProjection
+from kiln.projections.subscriptions import SubscriptionsProjection
 from kiln.projections.tasks import TasksProjection
 
 log = logging.getLogger(__name__)
@@ -100,6 +106,11 @@ def load_or_create_token(data_dir: Path) -> tuple[str, Token]:
     return token, Token(TokenSource.GENERATED, path)
 
 
+def delivery_target(state: SubscriptionState) -> Target:
+    spec = state.spec
+    return Target(spec.id, spec.url, spec.secret_key, spec.entity_prefix, spec.types, state.cursor, state.delivered)
+
+
 @dataclass(frozen=True)
 class VhostSignedPolicies:
     """Each vhost's ``signedPolicy`` as the catalog holds it now (vhosts created by the API included)."""
@@ -134,6 +145,10 @@ class KilnService:
         self.fsync = fsync
         self.catalog = CatalogProjection()
         self.tasks = TasksProjection()
+        self.subscriptions = SubscriptionsProjection()
+        self.delivery_states = DeliveryStates()
+        self.deliveries: Deliveries | None = None
+        self.subscriptions_ref: Any = None
         self.stats = MetricsTree()
         self.directory = Directory()
         self.journal: Any = None
@@ -172,12 +187,14 @@ class KilnService:
         self.feed = JournalFeed(self.journal)
         self.events.add_projection(self.catalog)
         self.events.add_projection(self.tasks)
+        self.events.add_projection(self.subscriptions)
         loaded = self.snapshots.load_latest()
         snapshot_seq = 0
         if loaded is not None:
             snapshot_seq, state = loaded
             self.catalog.restore(state.get("catalog", {}))
             self.tasks.restore(state.get("tasks", {}))
+            self.subscriptions.restore(state.get("subscriptions", []))
         replayed = self.events.apply_replayed(self.journal.read(snapshot_seq + 1))
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
@@ -189,6 +206,7 @@ class KilnService:
         self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.media_certificates,
                                             resolve_path=self.config.resolve_path)
         self._wait_for_actor_tree()
+        self._start_subscriptions()
         recovery = Recovery(snapshot_seq, replayed, time.monotonic() - started)
         log.info("kiln recovered snapshot_seq=%d replayed=%d seconds=%.3f notes=%d", snapshot_seq, replayed,
                  recovery.seconds, len(notes))
@@ -217,6 +235,21 @@ class KilnService:
                 return
             time.sleep(0.002)
         raise RuntimeError(f"actor tree not built within {timeout:.0f}s (missing apps: {missing[:5]})")
+
+    def _start_subscriptions(self) -> None:
+        """Webhook deliveries on their own thread and loop; Server.xml's subscriptions checked and journaled
+        (a bad one fails the start with its reason)."""
+        assert self.events is not None and self.feed is not None
+        try:
+            configured = tuple(parse_spec(body) for body in self.config.subscriptions)
+            self.deliveries = Deliveries(self.feed, self.delivery_states)
+            feed = self.feed
+            self.subscriptions_ref = SubscriptionsActor.start(
+                self.events, self.deliveries, delivery_target, lambda: feed.last_seq + 1,
+                self.subscriptions.recovered(), configured)
+        except DomainError as exc:
+            raise ConfigLoadError(f"Server.Managers.Subscriptions: {exc.text}") from exc
+        self.directory.register(("subscriptions",), self.subscriptions_ref)
 
     def _journal_recovery(self, snapshot_seq: int, replayed: int) -> list[str]:
         assert self.events is not None
@@ -266,7 +299,8 @@ class KilnService:
         if self._since_snapshot < self.snapshot_every or self.snapshots is None:
             return
         self._since_snapshot = 0
-        state = {"catalog": self.catalog.snapshot(), "tasks": self.tasks.snapshot()}
+        state = {"catalog": self.catalog.snapshot(), "tasks": self.tasks.snapshot(),
+                 "subscriptions": self.subscriptions.snapshot()}
         seq, store = record.seq, self.snapshots
         self._snapshot_pool.submit(self._save_snapshot, store, seq, state)
 
@@ -284,7 +318,8 @@ class KilnService:
         cors = CorsPolicy(tuple(self.config.api_cross_domains), dict(self.config.api_cross_domain_headers))
         self.api_tls = ApiTls.from_config(self.config.managers_host, Path(self.config.base_dir)) \
             if self.config.bind.api_tls_port is not None else None
-        reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media, self.feed)
+        reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media, self.feed,
+                         self.subscriptions, self.delivery_states)
         self.api = ApiApp(reads, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None)
         return self.api
 
@@ -388,6 +423,10 @@ class KilnService:
         self._stopping.set()
         if self.server_ref is not None:
             self.server_ref.stop(block=True, timeout=30)
+        if self.subscriptions_ref is not None:
+            self.subscriptions_ref.stop(block=True, timeout=30)  # its last checkpoints, while the journal is open
+        elif self.deliveries is not None:
+            self.deliveries.close()
         pykka.ActorRegistry.stop_all(block=True, timeout=30)
         if self.events is not None:
             try:

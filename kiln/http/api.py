@@ -18,7 +18,7 @@ from kiln.actors.base import ActorGone
 from kiln.config.cors import CorsPolicy
 from kiln.domain.errors import DomainError
 from kiln.errors import ApiError
-from kiln.http import apps, dumps, events, misc, profiles, push, record, stats, streams, vhosts
+from kiln.http import apps, dumps, events, misc, profiles, push, record, stats, streams, subscriptions, vhosts
 from kiln.http.auth import CHALLENGE, check_authorization
 from kiln.http.context import ApiContext
 from kiln.http.envelope import BASE_HEADERS, error
@@ -43,7 +43,7 @@ class ApiApp:
         self.max_body = max_body
         self.tls_reloader = tls_reloader
         self.router = Router()
-        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats, events):
+        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats, events, subscriptions):
             module.register(self.router, self)
         self.starlette = Starlette(routes=[StarletteRoute("/{path:path}", self.endpoint, methods=ALL_METHODS)])
 

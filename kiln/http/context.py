@@ -34,3 +34,5 @@ class ApiReads:
     directory: ActorDirectory
     media: Any = None  # the media runtime (``media.streams``, ``media.llhls``); None without media
     feed: Any = None  # the journal feed (``kiln.http.events.EventFeed``) behind ``/v1/events``
+    subscriptions: Any = None  # the subscriptions read model (``kiln.http.subscriptions.SubscriptionReads``)
+    deliveries: Any = None  # live webhook delivery states (``kiln.metrics.deliveries.DeliveryStates``)
