@@ -50,7 +50,7 @@ from kiln.eventlog import EventLog
 from kiln.events import server as sv
 from kiln.events import streams as se
 from kiln.events import tasks as te
-from kiln.http.api import ApiApp
+from kiln.http.api import ApiApp, MetricsExport
 from kiln.http.context import ApiReads
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
@@ -59,6 +59,9 @@ from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.runtime import ControlPlane, MediaRuntime
 from kiln.metrics.deliveries import DeliveryStates
+from kiln.metrics.journal import JournalCounters
+from kiln.metrics.loop_lag import LoopLag
+from kiln.metrics.prometheus import CONTENT_TYPE, LiveStreamFigures, Sources, exposition, registry_for
 from kiln.metrics.tree import MetricsTree
 from kiln.projections.catalog import CatalogProjection
 from kiln.projections.subscriptions import SubscriptionsProjection
@@ -150,6 +153,8 @@ class KilnService:
         self.deliveries: Deliveries | None = None
         self.subscriptions_ref: Any = None
         self.stats = MetricsTree()
+        self.journal_counters = JournalCounters()
+        self.loop_lag = LoopLag()
         self.directory = Directory()
         self.journal: Any = None
         self.feed: JournalFeed | None = None
@@ -181,7 +186,7 @@ class KilnService:
             self.token_path = self.token_source.path
         for vhost in self.config.vhosts:
             self.catalog.seed_config_vhost(vhost, time.time())
-        self.journal = Journal.open(self.data_dir, fsync=self.fsync)
+        self.journal = Journal.open(self.data_dir, fsync=self.fsync, counters=self.journal_counters)
         self.snapshots = SnapshotStore(self.data_dir)
         self.events = EventLog(self.journal, NewRecord)
         self.feed = JournalFeed(self.journal)
@@ -320,8 +325,35 @@ class KilnService:
             if self.config.bind.api_tls_port is not None else None
         reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media, self.feed,
                          self.subscriptions, self.delivery_states)
-        self.api = ApiApp(reads, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None)
+        registry = registry_for(self._metric_sources())
+        metrics = MetricsExport(lambda: exposition(registry), CONTENT_TYPE,
+                                auth=bool(getattr(self.config, "metrics_auth", True)))
+        self.api = ApiApp(reads, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None,
+                          metrics=metrics)
         return self.api
+
+    def _metric_sources(self) -> Sources:
+        """What ``/metrics`` reads at scrape time (nothing is counted for it on the packet path)."""
+        feed, media, tasks = self.feed, self.media, self.tasks
+
+        def streams() -> list[LiveStreamFigures]:
+            out = []
+            for stream in media.streams.all():
+                kinds: dict[str, int] = {}
+                for track in stream.snapshot().input_tracks:
+                    kinds[track.kind.lower()] = kinds.get(track.kind.lower(), 0) + 1
+                out.append(LiveStreamFigures(stream.vhost, stream.app, stream.name, kinds))
+            return out
+
+        def task_states() -> list[tuple[str, str]]:
+            return [*(("push", t.state) for t in tasks.all_pushes()),
+                    *(("record", t.state) for t in tasks.all_records()),
+                    *(("dump", "enabled" if t.enabled else "disabled") for t in tasks.all_dumps())]
+
+        return Sources(tree=self.stats, streams=streams, tasks=task_states, queues=media.queue_metrics,
+                       journal=self.journal_counters, loop_lag=self.loop_lag,
+                       feed=(lambda: (feed.last_seq, feed.open_tails, feed.cut_offs)) if feed is not None else None,
+                       deliveries=self.delivery_states.all)
 
     async def serve(self, host: str, api_port: int | None, ready: Any = None) -> None:
         """Run the listeners until SIGINT/SIGTERM (or ``self.request_stop()``)."""
@@ -367,6 +399,7 @@ class KilnService:
         if h2 is not None:
             tasks.append(asyncio.create_task(h2.serve()))
         await self.media.start(host)
+        lag_sampler = asyncio.create_task(self.loop_lag.run())
         banner = Banner(__version__, self.token_source, {**listeners, **self.media.addresses},
                         [f"{v}/{a}" for v in self.catalog.vhost_names() for a in (self.catalog.app_names(v) or [])],
                         self.data_dir)
@@ -377,6 +410,7 @@ class KilnService:
             ready()
         await stop.wait()
         log.info("kiln stopping")
+        lag_sampler.cancel()
         for s, _sock in servers:
             s.should_exit = True
         if h2 is not None:
