@@ -51,7 +51,8 @@ def test_fsync_histogram_is_cumulative() -> None:
     counters.committed(7)
     registry = registry_for(Sources(tree=MetricsTree(created=0.0), journal=counters))
     found = samples(exposition(registry))
-    bucket = {dict(labels)["le"]: v for (name, labels), v in found.items() if name == "kiln_journal_fsync_seconds_bucket"}
+    bucket = {dict(labels)["le"]: v for (name, labels), v in found.items()
+              if name == "kiln_journal_fsync_seconds_bucket"}
     assert bucket["0.0005"] == 1 and bucket["0.005"] == 3 and bucket["0.25"] == 4 and bucket["2.5"] == 4
     assert bucket["+Inf"] == 5 == found[("kiln_journal_fsync_seconds_count", ())]
     assert abs(found[("kiln_journal_fsync_seconds_sum", ())] - 9.2061) < 1e-9
@@ -59,7 +60,8 @@ def test_fsync_histogram_is_cumulative() -> None:
 
 
 def test_metrics_auth_follows_server_xml(tmp_path: Path) -> None:
-    open_xml = SERVER_XML.replace("</API>\n  </Managers>", "</API>\n    <Metrics><Auth>false</Auth></Metrics>\n  </Managers>")
+    open_xml = SERVER_XML.replace("</API>\n  </Managers>",
+                                  "</API>\n    <Metrics><Auth>false</Auth></Metrics>\n  </Managers>")
     assert "<Metrics>" in open_xml
     for xml, status in ((SERVER_XML, 401), (open_xml, 200)):
         service = start_service(tmp_path / str(status), xml)
