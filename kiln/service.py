@@ -411,6 +411,7 @@ class KilnService:
         await stop.wait()
         log.info("kiln stopping")
         lag_sampler.cancel()
+        api.close_streams()
         for s, _sock in servers:
             s.should_exit = True
         if h2 is not None:

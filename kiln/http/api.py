@@ -54,6 +54,7 @@ class ApiApp:
                  metrics: MetricsExport | None = None) -> None:
         self.ctx = ctx
         self.metrics = metrics
+        self.closing = asyncio.Event()  # set when the server stops: endless responses (SSE) end
         self.token = token
         self.cors = cors or CorsPolicy()
         self.max_body = max_body
@@ -62,6 +63,10 @@ class ApiApp:
         for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats, events, subscriptions):
             module.register(self.router, self)
         self.starlette = Starlette(routes=[StarletteRoute("/{path:path}", self.endpoint, methods=ALL_METHODS)])
+
+    def close_streams(self) -> None:
+        """End every open event stream (call on the serving loop before the listeners stop)."""
+        self.closing.set()
 
     async def _metrics(self, request: Request, export: MetricsExport) -> Response:
         if export.auth:

@@ -85,17 +85,21 @@ def record_filter(query: dict[str, str]) -> RecordFilter:
 
 
 async def sse_stream(feed: EventFeed, start: int, wanted: Callable[[Any], bool],
-                     keepalive_s: float = KEEPALIVE_S) -> AsyncIterator[bytes]:
-    """The event stream's bytes; ends when the feed cuts the client off (it reconnects and resumes)."""
+                     keepalive_s: float = KEEPALIVE_S, closing: asyncio.Event | None = None) -> AsyncIterator[bytes]:
+    """The event stream's bytes; ends when the feed cuts the client off (it reconnects and resumes) or when
+    ``closing`` is set (the server stops: an endless response would hold its shutdown forever)."""
     yield f"retry: {RETRY_MS}\n: kiln journal from seq {start}\n\n".encode()
     tail = feed.tail(start)
     redactor = Redactor()  # one per stream: it learns secrets seen earlier in it
     pending: asyncio.Future[list[Any] | None] | None = None
+    stop = asyncio.ensure_future((closing or asyncio.Event()).wait())
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(tail.batch())
-            done, _ = await asyncio.wait({pending}, timeout=keepalive_s)
+            done, _ = await asyncio.wait({pending, stop}, timeout=keepalive_s, return_when=asyncio.FIRST_COMPLETED)
+            if stop in done:
+                return
             if not done:
                 yield b": keep-alive\n\n"
                 continue
@@ -112,6 +116,7 @@ async def sse_stream(feed: EventFeed, start: int, wanted: Callable[[Any], bool],
             if out:
                 yield "".join(out).encode("ascii")
     finally:
+        stop.cancel()
         if pending is not None:
             pending.cancel()
         tail.close()
@@ -127,7 +132,7 @@ def register(router: Router, api: Any) -> None:
         query = dict(call.request.query_params)
         start = start_seq(query, call.request.headers.get("last-event-id"), feed.last_seq)
         keepalive = getattr(api, "sse_keepalive_s", KEEPALIVE_S)
-        return StreamingResponse(sse_stream(feed, start, record_filter(query), keepalive),
+        return StreamingResponse(sse_stream(feed, start, record_filter(query), keepalive, api.closing),
                                  media_type="text/event-stream",
                                  headers={**BASE_HEADERS, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

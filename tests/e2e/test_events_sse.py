@@ -65,3 +65,33 @@ def test_sse_live_tail_and_filters(kiln: KilnProcess) -> None:
     other.close()
     assert [(e.event, e.data["entity"]) for e in events] == [("AppCreated", "app:live1/a")]
     assert events[0].id > 1
+
+
+def test_a_dropped_client_leaves_no_tail_and_an_open_stream_does_not_hold_shutdown(kiln: KilnProcess) -> None:
+    def open_tails() -> float:
+        for line in kiln.api.get("/metrics").text.splitlines():
+            if line.startswith("kiln_feed_tails "):
+                return float(line.split()[1])
+        raise AssertionError("kiln_feed_tails missing")
+
+    read_events(kiln.api, "/v1/events?from=1", lambda ev: len(ev) >= 1)
+    kiln.wait_for(lambda: open_tails() == 0, 20, "the dropped client's tail closed")
+    import threading
+    import time
+
+    ended: list[float] = []
+
+    def hold_open() -> None:
+        with httpx.Client(base_url=str(kiln.api.base_url), headers=dict(kiln.api.headers)) as client, \
+                client.stream("GET", "/v1/events", timeout=httpx.Timeout(60)) as answer:
+            for _ in answer.iter_lines():
+                pass
+        ended.append(time.monotonic())
+
+    reader = threading.Thread(target=hold_open, daemon=True)
+    reader.start()
+    kiln.wait_for(lambda: open_tails() == 1, 20, "the stream open")
+    asked = time.monotonic()
+    assert kiln.stop() == 0
+    reader.join(30)
+    assert ended and ended[0] - asked < 15, "the event stream held Kiln's shutdown"
