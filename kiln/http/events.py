@@ -91,8 +91,8 @@ async def sse_stream(feed: EventFeed, start: int, wanted: Callable[[Any], bool],
     yield f"retry: {RETRY_MS}\n: kiln journal from seq {start}\n\n".encode()
     tail = feed.tail(start)
     redactor = Redactor()  # one per stream: it learns secrets seen earlier in it
-    pending: asyncio.Future[list[Any] | None] | None = None
-    stop = asyncio.ensure_future((closing or asyncio.Event()).wait())
+    pending: asyncio.Future[Any] | None = None
+    stop: asyncio.Future[Any] = asyncio.ensure_future((closing or asyncio.Event()).wait())
     try:
         while True:
             if pending is None:
