@@ -98,6 +98,7 @@ class Tail:
         self._lock = threading.Lock()
         self._buffer: deque[Record] = deque()
         self._overflow = False
+        self._wake_pending = False  # a wake-up is on its way: the writer need not send another (a syscall each)
         self._live = False          # the last batch came from the buffer: a full buffer now cuts off
         self._closed = False
         self._wake = asyncio.Event()
@@ -114,6 +115,9 @@ class Tail:
                 self._buffer.clear()
             else:
                 self._buffer.extend(records)
+            if self._wake_pending:
+                return
+            self._wake_pending = True
         try:
             self._loop.call_soon_threadsafe(self._wake.set)
         except RuntimeError:  # the reader's loop is gone: nothing left to wake
@@ -125,6 +129,7 @@ class Tail:
         while not self._closed:
             self._wake.clear()
             with self._lock:
+                self._wake_pending = False
                 taken = list(self._buffer)
                 self._buffer.clear()
                 overflow, self._overflow = self._overflow, False
