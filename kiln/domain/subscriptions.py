@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from kiln.domain.errors import Conflict, Invalid, NotFound, ReadOnly
 from kiln.events import subscriptions as sub
-from kiln.events.base import Event
+from kiln.events.base import Event, registered_types
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 BODY_KEYS = frozenset({"id", "url", "secretKey", "filter", "from"})
@@ -107,6 +107,9 @@ def parse_spec(body: Any) -> SubscriptionSpec:
         types = [t.strip() for t in types.split(",") if t.strip()]
     if not isinstance(entity, str) or not isinstance(types, list) or not all(isinstance(t, str) for t in types):
         raise Invalid("Subscription filter must be an object with 'entity' (a prefix) and 'types' (a list)")
+    unknown = sorted(set(types) - set(registered_types()))
+    if unknown:
+        raise Invalid(f"Subscription filter names an unknown event type: {unknown[0][:60]}")
     start = body.get("from")
     if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 1):
         raise Invalid("Subscription from must be a journal sequence number (an integer >= 1)")

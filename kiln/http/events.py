@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from starlette.responses import Response, StreamingResponse
 
 from kiln.errors import ApiError
+from kiln.events.base import registered_types
 from kiln.events.redact import Redactor
 from kiln.http.envelope import BASE_HEADERS, dumps
 from kiln.http.router import Call, Router
@@ -80,7 +81,11 @@ def start_seq(query: dict[str, str], last_event_id: str | None, last_seq: int) -
 
 
 def record_filter(query: dict[str, str]) -> RecordFilter:
+    """The stream's filter; an event type Kiln does not have is a 400 (a typo would otherwise show nothing)."""
     types = frozenset(t.strip() for t in query.get("type", "").split(",") if t.strip())
+    unknown = sorted(types - set(registered_types()))
+    if unknown:
+        raise ApiError(400, f"Unknown event type: {unknown[0][:60]}")
     return RecordFilter(query.get("entity", ""), types)
 
 

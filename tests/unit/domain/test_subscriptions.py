@@ -34,6 +34,7 @@ BODY = {"id": "audit", "url": "http://hooks.test/kiln", "secretKey": "s3", "filt
     ({"id": "a", "url": "http://h/", "from": 0}, "from must be a journal sequence number"),
     ({"id": "a", "url": "http://h/", "from": True}, "from must be a journal sequence number"),
     ({"id": "a", "url": "http://h/", "extra": 1}, "Unknown subscription key: extra"),
+    ({"id": "a", "url": "http://h/", "filter": {"types": ["PushStarted"]}}, "unknown event type: PushStarted"),
 ])
 def test_bad_bodies_are_refused_with_the_reason(body: object, text: str) -> None:
     with pytest.raises(Invalid) as caught:

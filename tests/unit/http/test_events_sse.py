@@ -69,6 +69,8 @@ def test_bad_resume_point_is_a_400_in_omes_envelope(api: Api) -> None:
     answer = api.get("/v1/events?from=abc")
     assert answer.status_code == 400
     assert answer.json()["statusCode"] == 400 and "from must be" in answer.json()["message"]
+    answer = api.get("/v1/events?type=PushCreated,PushStarted")
+    assert answer.status_code == 400 and answer.json()["message"] == "[HTTP] Unknown event type: PushStarted (400)"
     answer = api.get("/v1/events", headers={"Last-Event-ID": "x1"})
     assert answer.status_code == 400 and "Last-Event-ID" in answer.json()["message"]
 
