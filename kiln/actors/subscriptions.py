@@ -21,10 +21,6 @@ from kiln.timefmt import now
 log = logging.getLogger(__name__)
 
 
-class DeliveryTarget(Protocol):
-    id: str
-
-
 class DeliveryControl(Protocol):
     """What the actor asks of delivery (``kiln.delivery.webhooks.Deliveries``)."""
 
@@ -34,7 +30,7 @@ class DeliveryControl(Protocol):
     def close(self) -> dict[str, Any]: ...
 
 
-TargetOf = Callable[[domain.SubscriptionState], Any]
+TargetOf = Callable[[domain.SubscriptionState], Any]  # what ``DeliveryControl.start`` takes for a subscription
 
 
 class _Reports:

@@ -22,7 +22,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -101,42 +100,26 @@ class Deliveries:
 
     # -- control (any thread) --------------------------------------------------------------------
     def start(self, target: Target) -> None:
-        self._call(self._start, target).result(10)
+        asyncio.run_coroutine_threadsafe(self._start(target), self._loop).result(10)
 
     def stop(self, ident: str) -> None:
-        self._call(self._stop, ident).result(10)
+        asyncio.run_coroutine_threadsafe(self._stop(ident), self._loop).result(10)
 
     def close(self) -> dict[str, DeliveryState]:
         """Stop every delivery; answers each one's last state (for a final checkpoint)."""
         if not self._thread.is_alive():
             return {}
         try:
-            self._call(self._stop_all).result(15)
+            asyncio.run_coroutine_threadsafe(self._stop_all(), self._loop).result(15)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+            if not self._thread.is_alive():
+                self._loop.close()
         return self.states.all()
 
-    def _call(self, fn: Any, *args: Any) -> Future[None]:
-        done: Future[None] = Future()
-
-        def run() -> None:
-            try:
-                result = fn(*args)
-                if asyncio.iscoroutine(result):
-                    task = asyncio.ensure_future(result)
-                    task.add_done_callback(lambda t: done.set_exception(t.exception()) if t.exception()
-                                           else done.set_result(None))
-                    return
-                done.set_result(None)
-            except Exception as exc:  # noqa: BLE001 - handed to the caller
-                done.set_exception(exc)
-
-        self._loop.call_soon_threadsafe(run)
-        return done
-
     # -- the delivery loop -----------------------------------------------------------------------
-    def _start(self, target: Target) -> None:
+    async def _start(self, target: Target) -> None:
         old = self._tasks.pop(target.id, None)
         if old is not None:
             old.cancel()
