@@ -124,8 +124,9 @@ class KilnCollector(Collector):
         if self.sources.queues is None:
             return
         queues = self.sources.queues()
-        drops = CounterMetricFamily("kiln_queue_dropped_packets", "Packets dropped by bounded queues of live streams "
-                                    "(slow consumers), summed over the queues that exist now")
+        # a gauge, not a counter: the sum goes down when a stream (and its queues) ends
+        drops = GaugeMetricFamily("kiln_queue_dropped_packets", "Packets dropped by the bounded queues of live "
+                                  "streams (slow consumers), summed over the queues that exist now")
         drops.add_metric([], sum(int(q.get("drop", 0)) for q in queues))
         count = GaugeMetricFamily("kiln_queues", "Bounded packet queues of live streams")
         count.add_metric([], len(queues))
