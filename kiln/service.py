@@ -247,7 +247,7 @@ class KilnService:
         assert self.events is not None and self.feed is not None
         try:
             configured = tuple(parse_spec(body) for body in self.config.subscriptions)
-            self.deliveries = Deliveries(self.feed, self.delivery_states)
+            self.deliveries = Deliveries(self.feed, self.delivery_states, secrets=self.secret_payloads)
             feed = self.feed
             self.subscriptions_ref = SubscriptionsActor.start(
                 self.events, self.deliveries, delivery_target, lambda: feed.last_seq + 1,
@@ -255,6 +255,22 @@ class KilnService:
         except DomainError as exc:
             raise ConfigLoadError(f"Server.Managers.Subscriptions: {exc.text}") from exc
         self.directory.register(("subscriptions",), self.subscriptions_ref)
+
+    def secret_payloads(self) -> list[dict[str, Any]]:
+        """Every secret Kiln holds now (push stream keys, configured keys and passphrases), as payloads a
+        ``Redactor`` learns from: a feed that starts mid-journal never saw the records that declared them,
+        yet must mask them where a later record repeats one (a push error naming its destination)."""
+        out: list[dict[str, Any]] = [{"stream_key": p.spec.stream_key} for p in self.tasks.all_pushes()]
+        for vhost in self.catalog.vhost_names():
+            view = self.catalog.vhost(vhost)
+            if view is not None:
+                out.append(view.config)
+            for app in self.catalog.app_names(vhost) or []:
+                found = self.catalog.app(vhost, app)
+                if found is not None:
+                    out.append(found.config)
+        out += [{"secret_key": v.state.spec.secret_key} for v in self.subscriptions.all()]
+        return out
 
     def _journal_recovery(self, snapshot_seq: int, replayed: int) -> list[str]:
         assert self.events is not None
@@ -324,7 +340,7 @@ class KilnService:
         self.api_tls = ApiTls.from_config(self.config.managers_host, Path(self.config.base_dir)) \
             if self.config.bind.api_tls_port is not None else None
         reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media, self.feed,
-                         self.subscriptions, self.delivery_states)
+                         self.subscriptions, self.delivery_states, self.secret_payloads)
         registry = registry_for(self._metric_sources())
         metrics = MetricsExport(lambda: exposition(registry), CONTENT_TYPE,
                                 auth=bool(getattr(self.config, "metrics_auth", True)))

@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -83,8 +83,9 @@ class Deliveries:
     """One thread, one event loop, one task per subscription."""
 
     def __init__(self, feed: Feed, states: DeliveryStates, *, checkpoint_s: float = CHECKPOINT_S,
-                 timeout_s: float = TIMEOUT_S) -> None:
+                 timeout_s: float = TIMEOUT_S, secrets: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         self._feed = feed
+        self._secrets = secrets  # every secret held now: a delivery resuming mid-journal must mask them too
         self.states = states
         self._checkpoint_s = checkpoint_s
         self._timeout_s = timeout_s
@@ -174,6 +175,8 @@ class _Run:
         self.last_checkpoint = time.monotonic()
         self.failing = False
         self.redactor = Redactor()
+        for payload in owner._secrets() if owner._secrets is not None else ():
+            self.redactor.learn(payload)
 
     async def follow(self) -> None:
         tail = self.owner._feed.tail(self.cursor + 1)

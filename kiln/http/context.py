@@ -36,3 +36,4 @@ class ApiReads:
     feed: Any = None  # the journal feed (``kiln.http.events.EventFeed``) behind ``/v1/events``
     subscriptions: Any = None  # the subscriptions read model (``kiln.http.subscriptions.SubscriptionReads``)
     deliveries: Any = None  # live webhook delivery states (``kiln.metrics.deliveries.DeliveryStates``)
+    secret_payloads: Any = None  # () -> payloads holding every secret known now, for an event stream's redactor

@@ -90,12 +90,15 @@ def record_filter(query: dict[str, str]) -> RecordFilter:
 
 
 async def sse_stream(feed: EventFeed, start: int, wanted: Callable[[Any], bool],
-                     keepalive_s: float = KEEPALIVE_S, closing: asyncio.Event | None = None) -> AsyncIterator[bytes]:
+                     keepalive_s: float = KEEPALIVE_S, closing: asyncio.Event | None = None,
+                     secrets: Callable[[], list[dict[str, Any]]] | None = None) -> AsyncIterator[bytes]:
     """The event stream's bytes; ends when the feed cuts the client off (it reconnects and resumes) or when
     ``closing`` is set (the server stops: an endless response would hold its shutdown forever)."""
     yield f"retry: {RETRY_MS}\n: kiln journal from seq {start}\n\n".encode()
     tail = feed.tail(start)
-    redactor = Redactor()  # one per stream: it learns secrets seen earlier in it
+    redactor = Redactor()  # one per stream: it knows the secrets held now and learns those it sees
+    for payload in secrets() if secrets is not None else ():
+        redactor.learn(payload)
     pending: asyncio.Future[Any] | None = None
     stop: asyncio.Future[Any] = asyncio.ensure_future((closing or asyncio.Event()).wait())
     try:
@@ -137,7 +140,9 @@ def register(router: Router, api: Any) -> None:
         query = dict(call.request.query_params)
         start = start_seq(query, call.request.headers.get("last-event-id"), feed.last_seq)
         keepalive = getattr(api, "sse_keepalive_s", KEEPALIVE_S)
-        return StreamingResponse(sse_stream(feed, start, record_filter(query), keepalive, api.closing),
+        stream = sse_stream(feed, start, record_filter(query), keepalive, api.closing,
+                            getattr(ctx, "secret_payloads", None))
+        return StreamingResponse(stream,
                                  media_type="text/event-stream",
                                  headers={**BASE_HEADERS, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

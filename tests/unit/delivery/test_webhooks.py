@@ -38,3 +38,17 @@ def test_body_is_signed_as_ome_signs_admission_webhooks() -> None:
     assert json.loads(body) == {"subscription": "audit", "events": [{"seq": 7, "type": "StreamCreated"}]}
     expected = base64.urlsafe_b64encode(hmac.new(b"s3cret", body, hashlib.sha1).digest()).rstrip(b"=").decode()
     assert signature("s3cret", body) == expected
+
+
+def test_a_delivery_knows_the_secrets_held_when_it_starts() -> None:
+    from kiln.delivery.webhooks import Deliveries, _Run
+    from kiln.metrics.deliveries import DeliveryStates
+
+    deliveries = Deliveries(feed=None, states=DeliveryStates(),  # type: ignore[arg-type]
+                            secrets=lambda: [{"stream_key": "k3y"}, {"llhls": {"passphrase": "pp-1"}}])
+    try:
+        run = _Run(deliveries, TARGET)
+        assert run.redactor.payload({"reason": "rtmp://h/app/k3y refused, pp-1 too"}) == \
+            {"reason": "rtmp://h/app/*** refused, *** too"}
+    finally:
+        deliveries.close()

@@ -78,3 +78,21 @@ def test_bad_resume_point_is_a_400_in_omes_envelope(api: Api) -> None:
 def test_events_need_the_api_token(anon: object) -> None:
     answer = anon.get("/v1/events")  # type: ignore[attr-defined]
     assert answer.status_code == 401
+
+
+def test_a_stream_started_mid_journal_masks_secrets_held_now(tmp_path: Path) -> None:
+    """The PushCreated that declared the key is before the stream's start: the key is known anyway."""
+    journal = Journal.open(tmp_path, fsync=False)
+    feed = JournalFeed(journal)
+    journal.append([NewRecord("push:default/app/yt", "PushStateChanged", 1,
+                              {"id": "yt", "reason": "rtmp://h/app/k3y refused"})]).result(5)
+
+    async def run(secrets: list[dict[str, object]]) -> str:
+        stream = sse_stream(feed, 1, record_filter({}), 5.0, None, lambda: secrets)
+        chunks = [await stream.__anext__(), await stream.__anext__()]
+        await stream.aclose()
+        return json.loads(parse(chunks)[0]["data"])["payload"]["reason"]  # type: ignore[no-any-return]
+
+    assert asyncio.run(run([{"stream_key": "k3y"}])) == "rtmp://h/app/*** refused"
+    assert asyncio.run(run([])) == "rtmp://h/app/k3y refused"  # what the seed is for
+    journal.close()
