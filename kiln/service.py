@@ -50,12 +50,16 @@ from kiln.http.api import ApiApp
 from kiln.http.context import ApiReads
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
+from kiln.journal.query import JournalQuery
+from kiln.journal.segments import journal_dir
 from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.runtime import ControlPlane, MediaRuntime
 from kiln.metrics.tree import MetricsTree
 from kiln.projections.catalog import CatalogProjection
 from kiln.projections.tasks import TasksProjection
+from kiln.replay_progress import with_progress
+from kiln.running import RunningServer
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +140,8 @@ class KilnService:
         self.stats = MetricsTree()
         self.directory = Directory()
         self.journal: Any = None
+        self.journal_query: JournalQuery | None = None
+        self.running: RunningServer | None = None
         self.snapshots: SnapshotStore | None = None
         self.events: EventLog | None = None
         self.actors: ActorRuntime | None = None
@@ -175,7 +181,14 @@ class KilnService:
             snapshot_seq, state = loaded
             self.catalog.restore(state.get("catalog", {}))
             self.tasks.restore(state.get("tasks", {}))
-        replayed = self.events.apply_replayed(self.journal.read(snapshot_seq + 1))
+        self.journal_query = JournalQuery(journal_dir(self.data_dir))
+        self.journal_query.start_at(self.journal.last_seq)
+        self.journal.add_listener(self.journal_query.on_durable)
+        replayed = self.events.apply_replayed(with_progress(
+            self.journal.read(snapshot_seq + 1), snapshot_seq + 1, self.journal.last_seq, seq_of=lambda r: r.seq))
+        # a push's stream key from before the snapshot is masked where a later error text repeats it
+        self.journal_query.learn({"streamKey": p.spec.stream_key} for p in self.tasks.all_pushes())
+        self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query)
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
@@ -281,7 +294,8 @@ class KilnService:
         cors = CorsPolicy(tuple(self.config.api_cross_domains), dict(self.config.api_cross_domain_headers))
         self.api_tls = ApiTls.from_config(self.config.managers_host, Path(self.config.base_dir)) \
             if self.config.bind.api_tls_port is not None else None
-        reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media)
+        reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media, self.journal_query,
+                         self.running)
         self.api = ApiApp(reads, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None)
         return self.api
 
@@ -334,11 +348,19 @@ class KilnService:
                         self.data_dir)
         for line in banner.lines():
             log.info("%s", line)
+        if self.running is not None:
+            self.running.listeners.update({**listeners, **self.media.addresses})
+            try:
+                self.running.write_server_file()
+            except OSError as exc:
+                log.error("could not write server file error=%s (kiln status will not find this server)", exc)
         log.info("kiln ready api=%s:%s version=%s", host, api_port, __version__)
         if ready is not None:
             ready()
         await stop.wait()
         log.info("kiln stopping")
+        if self.running is not None:
+            self.running.remove_server_file()
         for s, _sock in servers:
             s.should_exit = True
         if h2 is not None:

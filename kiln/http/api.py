@@ -18,8 +18,9 @@ from kiln.actors.base import ActorGone
 from kiln.config.cors import CorsPolicy
 from kiln.domain.errors import DomainError
 from kiln.errors import ApiError
-from kiln.http import apps, dumps, misc, profiles, push, record, stats, streams, vhosts
+from kiln.http import apps, dumps, journal, misc, openapi, profiles, push, record, stats, status, streams, vhosts
 from kiln.http.auth import CHALLENGE, check_authorization
+from kiln.http.console import console_routes
 from kiln.http.context import ApiContext
 from kiln.http.envelope import BASE_HEADERS, error
 from kiln.http.errors import api_error
@@ -43,9 +44,11 @@ class ApiApp:
         self.max_body = max_body
         self.tls_reloader = tls_reloader
         self.router = Router()
-        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats):
+        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats, journal, status):
             module.register(self.router, self)
-        self.starlette = Starlette(routes=[StarletteRoute("/{path:path}", self.endpoint, methods=ALL_METHODS)])
+        openapi.register(self.router, self)  # last: it documents what the router holds
+        self.starlette = Starlette(routes=[*console_routes(),
+                                           StarletteRoute("/{path:path}", self.endpoint, methods=ALL_METHODS)])
 
     async def _read_body(self, request: Request) -> bytes:
         chunks: list[bytes] = []

@@ -33,3 +33,5 @@ class ApiReads:
     stats: MetricsTree
     directory: ActorDirectory
     media: Any = None  # the media runtime (``media.streams``, ``media.llhls``); None without media
+    journal: Any = None  # ``http/journal.py: JournalReads`` (GET /v1/journal); None: the route answers 404
+    server: Any = None  # ``http/status.py: ServerStatus`` (GET /v1/status); None: the route answers 404

@@ -1,0 +1,216 @@
+"""Journal records for people who ask over HTTP (the console's timeline, ``GET /v1/journal``).
+
+Polling with ``after=<seq>`` must be cheap while the journal grows to millions of records, so the
+newest records are kept in memory (fed by the journal's durable-append listener, in sequence
+order) and only a query reaching further back reads segment files, newest segment first, stopping
+as soon as it has enough. Records are shown as ``record_view()`` with secrets masked by one
+long-lived redactor that has seen every record this process appended or read, so a stream key
+repeated in a later error text is masked too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kiln.events import registered_types
+from kiln.events.redact import Redactor
+from kiln.journal.reader import iter_records
+from kiln.journal.records import Record
+from kiln.journal.segments import list_segments
+from kiln.journal.view import record_view
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+KEEP_IN_MEMORY = 5000
+
+
+class QueryError(ValueError):
+    """A filter that cannot mean anything (unknown event type, limit out of range)."""
+
+
+def _json_safe(value: Any) -> Any:
+    """msgpack payloads may hold bytes; JSON cannot (the CLI prints repr(), HTTP the hex digits)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, float) and value != value:  # NaN: not JSON
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class JournalFilter:
+    """``entity`` is a prefix (``push:``, ``app:default/app``); ``types`` any of; ``since`` a Unix
+    time; ``after`` a sequence number: with it the first ``limit`` matches after it, without it the
+    last ``limit`` matches. Either way records come oldest first."""
+
+    entity: str = ""
+    types: frozenset[str] = frozenset()
+    since: float | None = None
+    after: int | None = None
+    limit: int = DEFAULT_LIMIT
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise QueryError(f"limit must be between 1 and {MAX_LIMIT}")
+        if self.after is not None and self.after < 0:
+            raise QueryError("after must be a sequence number (0 or more)")
+        unknown = sorted(self.types - set(registered_types()))
+        if unknown:
+            raise QueryError(f"Unknown event type: {', '.join(unknown)}")
+
+    def matches(self, record: Record) -> bool:
+        return (record.entity.startswith(self.entity)
+                and (not self.types or record.type in self.types)
+                and (self.since is None or record.time >= self.since))
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    records: list[dict[str, Any]]
+    last_seq: int  # the journal's newest sequence number when the query ran: poll with after=last_seq
+    more: bool  # more matches exist beyond ``limit`` (after: newer ones; without: older ones)
+
+
+@dataclass(frozen=True)
+class JournalSize:
+    last_seq: int
+    segments: int
+    bytes: int
+    in_memory: int
+
+
+@dataclass
+class JournalQuery:
+    directory: Path  # <data>/journal
+    keep: int = KEEP_IN_MEMORY
+    _recent: deque[Record] = field(init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _redactor: Redactor = field(default_factory=Redactor, init=False)
+    _last_seq: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._recent = deque(maxlen=self.keep)
+
+    # -- fed by the journal ------------------------------------------------------------------------
+    def on_durable(self, records: list[Record]) -> None:
+        """The journal's listener: runs on its writer thread, in sequence order."""
+        with self._lock:
+            for record in records:
+                self._recent.append(record)
+                self._redactor.learn(record.payload)
+            if records:
+                self._last_seq = records[-1].seq
+
+    def start_at(self, last_seq: int) -> None:
+        """The journal's last sequence number at startup (records before it are on disk only)."""
+        with self._lock:
+            self._last_seq = max(self._last_seq, last_seq)
+
+    def learn(self, payloads: Iterable[dict[str, Any]]) -> None:
+        """Secrets known from recovered state (a push's stream key created before the last snapshot)."""
+        with self._lock:
+            for payload in payloads:
+                self._redactor.learn(payload)
+
+    # -- reads -------------------------------------------------------------------------------------
+    def query(self, wanted: JournalFilter) -> QueryResult:
+        """Blocking (may read segment files): call it from a worker thread."""
+        with self._lock:
+            recent = list(self._recent)
+            last_seq = self._last_seq
+        if wanted.after is not None:
+            found, more = self._after(wanted, recent, last_seq)
+        else:
+            found, more = self._tail(wanted, recent)
+        with self._lock:
+            shown = [_json_safe(record_view(r, self._redactor)) for r in found]
+        return QueryResult(shown, last_seq, more)
+
+    def size(self) -> JournalSize:
+        segments = list_segments(self.directory)
+        total = 0
+        for _first, path in segments:
+            try:
+                total += path.stat().st_size
+            except OSError:
+                continue
+        with self._lock:
+            return JournalSize(self._last_seq, len(segments), total, len(self._recent))
+
+    def _after(self, wanted: JournalFilter, recent: list[Record], last_seq: int) -> tuple[list[Record], bool]:
+        after = wanted.after or 0
+        if after >= last_seq:
+            return [], False
+        source: Iterable[Record]
+        if recent and after + 1 >= recent[0].seq:
+            source = (r for r in recent if r.seq > after)
+        else:
+            source = self._read(after + 1)
+        found: list[Record] = []
+        for record in source:
+            if wanted.matches(record):
+                if len(found) == wanted.limit:
+                    return found, True
+                found.append(record)
+        return found, False
+
+    def _tail(self, wanted: JournalFilter, recent: list[Record]) -> tuple[list[Record], bool]:
+        found: list[Record] = []  # newest first while collecting
+        for record in reversed(recent):
+            if wanted.since is not None and record.time < wanted.since:
+                return found[::-1], False
+            if wanted.matches(record):
+                if len(found) == wanted.limit:
+                    return found[::-1], True
+                found.append(record)
+        oldest_in_memory = recent[0].seq if recent else None
+        if oldest_in_memory == 1:
+            return found[::-1], False
+        for segment in self._segments_newest_first(before=oldest_in_memory):
+            for record in reversed(segment):
+                if wanted.since is not None and record.time < wanted.since:
+                    return found[::-1], False
+                if wanted.matches(record):
+                    if len(found) == wanted.limit:
+                        return found[::-1], True
+                    found.append(record)
+        return found[::-1], False
+
+    def _read(self, from_seq: int) -> Iterator[Record]:
+        for record in iter_records(self.directory, from_seq):
+            with self._lock:
+                self._redactor.learn(record.payload)
+            yield record
+
+    def _segments_newest_first(self, before: int | None) -> Iterator[list[Record]]:
+        """Each segment's records with ``seq < before`` (all when None), newest segment first."""
+        segments = list_segments(self.directory)
+        for index in range(len(segments) - 1, -1, -1):
+            first_seq, _path = segments[index]
+            if before is not None and first_seq >= before:
+                continue
+            end = segments[index + 1][0] if index + 1 < len(segments) else None
+            records = []
+            for record in iter_records(self.directory, first_seq):
+                if (end is not None and record.seq >= end) or (before is not None and record.seq >= before):
+                    break
+                records.append(record)
+            with self._lock:
+                for record in records:
+                    self._redactor.learn(record.payload)
+            yield records
+
+    def query_json(self, *, entity: str = "", types: Iterable[str] = (), since: float | None = None,
+                   after: int | None = None, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
+        """``GET /v1/journal``'s response; ``QueryError`` (a ValueError) for a filter that means nothing."""
+        result = self.query(JournalFilter(entity, frozenset(types), since, after, limit))
+        return {"records": result.records, "lastSeq": result.last_seq, "more": result.more}
