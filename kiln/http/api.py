@@ -20,7 +20,7 @@ from kiln.domain.errors import DomainError
 from kiln.errors import ApiError
 from kiln.http import apps, dumps, journal, misc, openapi, profiles, push, record, stats, status, streams, vhosts
 from kiln.http.auth import CHALLENGE, check_authorization
-from kiln.http.console import console_routes
+from kiln.http.console import CONSOLE_HEADER, console_routes
 from kiln.http.context import ApiContext
 from kiln.http.envelope import BASE_HEADERS, error
 from kiln.http.errors import api_error
@@ -76,7 +76,9 @@ class ApiApp:
     async def _dispatch(self, request: Request, cors: dict[str, str]) -> Response:
         denied = check_authorization(request.headers.get("authorization"), self.token)
         if denied is not None:
-            return error(denied, CHALLENGE)
+            # the console (which says so in a header) shows its own login form: a Basic challenge would
+            # make the browser open its password dialog over the page instead
+            return error(denied, None if request.headers.get(CONSOLE_HEADER) else CHALLENGE)
         raw = request.scope.get("raw_path") or request.url.path.encode()
         path = raw.decode("utf-8", "replace").partition("?")[0]
         found = self.router.match(request.method, path)

@@ -18,6 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 STATIC = Path(__file__).with_name("static")
 PREFIX = "/console"
+CONSOLE_HEADER = "x-kiln-console"  # sent by the console's fetches: a 401 then comes without a Basic challenge
 
 # LL-HLS previews come from another port (connect-src http: https:); hls.js feeds the video through a
 # blob: MediaSource URL; its worker is off (enableWorker: false), so no worker-src is needed
