@@ -124,6 +124,48 @@ def test_console_login_preview_push_and_timeline(kiln: KilnProcess, browser: Con
         browser.wait_for("return !document.querySelector('tr[data-task=\"push:default/app/console-push\"]')")
         browser.wait_for("return document.querySelector('#timeline li[data-type=PushRemoved]')")
         browser.do("screenshot", path=str(shots / "4-push-stopped.png"))
+
+        # the timeline's server-side filters: an event type, then an entity prefix
+        browser.do("fill", selector="#journal-filters [name=search]", value="")
+        browser.do("fill", selector="#journal-filters [name=type]", value="PushRemoved")
+        browser.wait_for("const li = [...document.querySelectorAll('#timeline li')]; "
+                         "return li.length === 1 && li[0].dataset.type === 'PushRemoved'")
+        browser.do("fill", selector="#journal-filters [name=type]", value="")
+        browser.do("fill", selector="#journal-filters [name=entity]", value="stream:default/app/cam1copy")
+        browser.wait_for("const li = [...document.querySelectorAll('#timeline li')]; return li.length >= 2 && "
+                         "li.every(l => l.innerText.includes('stream:default/app/cam1copy')) && "
+                         "li.some(l => l.dataset.type === 'StreamEnded')")
+        browser.do("fill", selector="#journal-filters [name=entity]", value="")
+
+        # a recording and an HLS dump, started and stopped from the page
+        browser.do("select", selector="#record-form select[name=app]", value="default/app")
+        browser.do("fill", selector="#record-form [name=id]", value="console-rec")
+        browser.do("fill", selector="#record-form [name=stream]", value="cam1")
+        browser.do("click", selector="#record-form button[type=submit]")
+        browser.wait_for("return document.getElementById('notice').textContent === "
+                         "'Start recording console-rec: done'")
+        assert [r["id"] for r in kiln.api.get(f"{APP}:records").json()["response"]] == ["console-rec"]
+        browser.wait_for("const r = document.querySelector('tr[data-task=\"record:default/app/console-rec\"]'); "
+                         "return r && r.dataset.state === 'recording' && !r.innerText.includes('0 B')", timeout=30)
+        dump_dir = tmp_path / "dump"
+        browser.do("select", selector="#dump-form select[name=app]", value="default/app")
+        for name, value in (("stream", "cam1"), ("id", "console-dump"), ("outputPath", str(dump_dir))):
+            browser.do("fill", selector=f"#dump-form [name={name}]", value=value)
+        browser.do("click", selector="#dump-form button[type=submit]")
+        browser.wait_for("return document.getElementById('notice').textContent === 'Start dump console-dump: done'")
+        browser.wait_for("const r = document.querySelector('tr[data-task=\"dump:default/app/console-dump\"]'); "
+                         "return r && r.dataset.state === 'dumping'")
+        kiln.wait_for(lambda: any(dump_dir.glob("**/*.m3u8")), timeout=30, what="dumped playlist")
+        browser.do("screenshot", path=str(shots / "5-record-and-dump.png"))
+        browser.do("click", selector="tr[data-task='record:default/app/console-rec'] button.stop")
+        browser.wait_for("return document.getElementById('notice').textContent === 'Stop recording console-rec: done'")
+        browser.do("click", selector="tr[data-task='dump:default/app/console-dump'] button.stop")
+        browser.wait_for("return document.getElementById('notice').textContent === 'Stop dump console-dump: done'")
+        browser.wait_for("const r = document.querySelector('tr[data-task=\"dump:default/app/console-dump\"]'); "
+                         "return r && r.dataset.state === 'stopped' && !r.querySelector('button.stop')")
+        assert kiln.api.get(f"{APP}:records").json()["response"] == []
+        files = [p for p in (kiln.workdir / "records").rglob("*default_app_cam1_*") if p.suffix in (".ts", ".mp4")]
+        assert files and all(p.stat().st_size > 0 for p in files), "the recording is on disk"
         errors = [m for m in browser.page_log() if m.startswith("pageerror")]
         assert not errors, errors
     finally:
@@ -134,4 +176,4 @@ def test_console_login_preview_push_and_timeline(kiln: KilnProcess, browser: Con
                           text=True, timeout=60)
     assert gone.returncode == 1 and "no Kiln is running with data directory" in gone.stderr
     assert sorted(p.name for p in shots.iterdir()) == ["1-login.png", "2-preview.png", "3-push-and-timeline.png",
-                                                       "4-push-stopped.png"]
+                                                       "4-push-stopped.png", "5-record-and-dump.png"]

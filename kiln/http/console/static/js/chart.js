@@ -35,9 +35,11 @@ export function chart(key, field, label, format) {
   const points = (history.get(key) || []).filter((p) => p[field] !== null && p[field] !== undefined);
   const width = 220, height = 48;
   const now = points.length ? points[points.length - 1].t : 0;
+  // the x axis spans what was sampled (at least a minute, at most the window), so a new chart is not a sliver
+  const span = Math.min(WINDOW_MS, Math.max(60000, points.length ? now - points[0].t : 0));
   const max = Math.max(1, ...points.map((p) => p[field]));
   const coords = points.map((p) => {
-    const x = width - ((now - p.t) / WINDOW_MS) * width;
+    const x = width - ((now - p.t) / span) * width;
     const y = height - 2 - (p[field] / max) * (height - 4);
     return `${x.toFixed(1)},${y.toFixed(1)}`;
   });
@@ -46,7 +48,7 @@ export function chart(key, field, label, format) {
   const picture = svg('svg', { viewBox: `0 0 ${width} ${height}`, width, height, role: 'img',
     'aria-label': `${label}: ${points.length} samples, last ${last === null ? 'none' : format(last)}`,
     class: 'chart', 'data-field': field, 'data-samples': points.length },
-    svg('title', {}, `${label} over the last ${WINDOW_MS / 60000} minutes`), line);
+    svg('title', {}, `${label} over the last ${Math.round(span / 60000)} minute(s)`), line);
   return h('figure', { class: 'chart-box' }, picture,
     h('figcaption', {}, `${label} ${last === null ? '–' : format(last)} (max ${format(max)})`));
 }

@@ -197,7 +197,7 @@ function taskRow(t) {
     destination = `${t.protocol} ${t.url}${t.streamKey ? '/***' : ''}`;
     amount = bytes(t.totalsentBytes ?? t.sentBytes ?? 0);
   } else if (t.kind === 'record') {
-    destination = t.filePath || '';
+    destination = t.outputFilePath || t.filePath || '(the app\'s default path)';
     amount = bytes(t.totalRecordBytes ?? t.recordBytes ?? 0);
   } else {
     destination = `${t.outputStreamName} → ${t.outputPath}`;
@@ -207,7 +207,8 @@ function taskRow(t) {
     h('td', { text: t.kind }), h('td', { class: 'id', text: `${t.vhost}/${t.app}/${id}` }), h('td', { text: stream }),
     h('td', { text: destination }), h('td', { class: 'state', text: taskState }),
     h('td', { class: 'error', text: t.lastError || t.lastWarning || '' }), h('td', { text: amount }),
-    h('td', {}, h('button', { type: 'button', class: 'stop', onclick: () => stopTask(t) }, 'Stop')));
+    h('td', {}, taskState === 'stopped' ? null
+      : h('button', { type: 'button', class: 'stop', onclick: () => stopTask(t) }, 'Stop')));
 }
 
 function renderTasks() {

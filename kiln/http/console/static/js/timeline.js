@@ -22,6 +22,7 @@ export class Timeline {
     form.addEventListener('submit', (e) => e.preventDefault());
     for (const name of ['entity', 'type', 'since']) {
       form.elements[name].addEventListener('change', () => this.reload());
+      form.elements[name].addEventListener('input', () => this.reloadSoon());  // while typing, once it pauses
     }
     form.elements.search.addEventListener('input', () => this.render());
     form.elements.live.addEventListener('change', () => this.schedule());
@@ -37,10 +38,16 @@ export class Timeline {
   }
 
   async reload() {
+    clearTimeout(this.timer);  // a poll of the old filters must not run alongside the new one
     this.generation++;
     this.records = [];
     this.lastSeq = null;
     await this.poll();
+  }
+
+  reloadSoon() {
+    clearTimeout(this.typing);
+    this.typing = setTimeout(() => this.reload(), 400);
   }
 
   start() {
