@@ -184,8 +184,8 @@ class KilnService:
         self.journal_query = JournalQuery(journal_dir(self.data_dir))
         self.journal_query.start_at(self.journal.last_seq)
         self.journal.add_listener(self.journal_query.on_durable)
-        replayed = self.events.apply_replayed(with_progress(
-            self.journal.read(snapshot_seq + 1), snapshot_seq + 1, self.journal.last_seq, seq_of=lambda r: r.seq))
+        replayed = self.events.apply_replayed(self.journal_query.remembering(with_progress(
+            self.journal.read(snapshot_seq + 1), snapshot_seq + 1, self.journal.last_seq, seq_of=lambda r: r.seq)))
         # a push's stream key from before the snapshot is masked where a later error text repeats it
         self.journal_query.learn({"streamKey": p.spec.stream_key} for p in self.tasks.all_pushes())
         self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query)

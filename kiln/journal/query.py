@@ -4,8 +4,8 @@ Polling with ``after=<seq>`` must be cheap while the journal grows to millions o
 newest records are kept in memory (fed by the journal's durable-append listener, in sequence
 order) and only a query reaching further back reads segment files, newest segment first, stopping
 as soon as it has enough. Records are shown as ``record_view()`` with secrets masked by one
-long-lived redactor that has seen every record this process appended or read, so a stream key
-repeated in a later error text is masked too.
+long-lived redactor that learns every secret-bearing record this process appended or read, so a
+stream key repeated in a later error text is masked too.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from kiln.events import registered_types
-from kiln.events.redact import Redactor
+from kiln.events.redact import SECRET_KEYS, Redactor
 from kiln.journal.reader import iter_records
 from kiln.journal.records import Record
 from kiln.journal.segments import list_segments
@@ -27,10 +28,21 @@ from kiln.journal.view import record_view
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 KEEP_IN_MEMORY = 5000
+MAX_PENDING = 1000
 
 
 class QueryError(ValueError):
     """A filter that cannot mean anything (unknown event type, limit out of range)."""
+
+
+@lru_cache(maxsize=1024)
+def _names_secret(key: object) -> bool:
+    """A payload key that holds a secret (``stream_key``, ``streamKey``, ``passphrase``...)."""
+    return isinstance(key, str) and key.replace("_", "").replace("-", "").lower() in SECRET_KEYS
+
+
+def _bears_secret(record: Record) -> bool:
+    return any(_names_secret(key) for key in record.payload)
 
 
 def _json_safe(value: Any) -> Any:
@@ -96,24 +108,41 @@ class JournalQuery:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _redactor: Redactor = field(default_factory=Redactor, init=False)
     _last_seq: int = field(default=0, init=False)
+    _pending: list[dict[str, Any]] = field(default_factory=list, init=False)  # secret-bearing, not learned yet
 
     def __post_init__(self) -> None:
         self._recent = deque(maxlen=self.keep)
 
     # -- fed by the journal ------------------------------------------------------------------------
     def on_durable(self, records: list[Record]) -> None:
-        """The journal's listener: runs on its writer thread, in sequence order."""
+        """The journal's listener: runs on its writer thread, in sequence order, so it only files records
+        (learning secrets costs more than the append itself; it waits for the next query)."""
         with self._lock:
-            for record in records:
-                self._recent.append(record)
-                self._redactor.learn(record.payload)
+            self._recent.extend(records)
+            self._pending.extend(r.payload for r in records if _bears_secret(r))
+            if len(self._pending) > MAX_PENDING:  # nobody queries: learn now rather than grow
+                self._learn_pending()
             if records:
                 self._last_seq = records[-1].seq
+
+    def remembering(self, records: Iterable[Record]) -> Iterator[Record]:
+        """``records`` unchanged, the newest kept: startup replay fills the tail, so the first console
+        query after a restart need not read the newest segment back."""
+        for record in records:
+            self._recent.append(record)
+            if _bears_secret(record):
+                self._pending.append(record.payload)
+            yield record
 
     def start_at(self, last_seq: int) -> None:
         """The journal's last sequence number at startup (records before it are on disk only)."""
         with self._lock:
             self._last_seq = max(self._last_seq, last_seq)
+
+    def _learn_pending(self) -> None:
+        for payload in self._pending:
+            self._redactor.learn(payload)
+        self._pending.clear()
 
     def learn(self, payloads: Iterable[dict[str, Any]]) -> None:
         """Secrets known from recovered state (a push's stream key created before the last snapshot)."""
@@ -132,6 +161,7 @@ class JournalQuery:
         else:
             found, more = self._tail(wanted, recent)
         with self._lock:
+            self._learn_pending()
             shown = [_json_safe(record_view(r, self._redactor)) for r in found]
         return QueryResult(shown, last_seq, more)
 
@@ -187,8 +217,9 @@ class JournalQuery:
 
     def _read(self, from_seq: int) -> Iterator[Record]:
         for record in iter_records(self.directory, from_seq):
-            with self._lock:
-                self._redactor.learn(record.payload)
+            if _bears_secret(record):
+                with self._lock:
+                    self._redactor.learn(record.payload)
             yield record
 
     def _segments_newest_first(self, before: int | None) -> Iterator[list[Record]]:
@@ -206,7 +237,8 @@ class JournalQuery:
                 records.append(record)
             with self._lock:
                 for record in records:
-                    self._redactor.learn(record.payload)
+                    if _bears_secret(record):
+                        self._redactor.learn(record.payload)
             yield records
 
     def query_json(self, *, entity: str = "", types: Iterable[str] = (), since: float | None = None,

@@ -128,3 +128,23 @@ def test_size_counts_segments_and_bytes(tmp_path: Path, journal: Journal) -> Non
     files = list_segments(journal_dir(tmp_path))
     assert (size.last_seq, size.segments) == (19, len(files))
     assert size.bytes == sum(p.stat().st_size for _s, p in files)
+
+
+def test_startup_replay_fills_the_memory_tail_and_its_secrets(tmp_path: Path) -> None:
+    first = Journal.open(tmp_path, segment_bytes=400, fsync=False)
+    first.append([new(1, entity="push:default/app/yt", type_="PushCreated", stream_key="k3y-from-before"),
+                  *[new(i) for i in range(2, 8)]]).result(5)
+    first.close()
+    journal = Journal.open(tmp_path, segment_bytes=400, fsync=False)
+    try:
+        query = JournalQuery(journal_dir(tmp_path), keep=3)
+        query.start_at(journal.last_seq)
+        assert [r.seq for r in query.remembering(journal.read(1))] == list(range(1, 8))
+        journal.add_listener(query.on_durable)
+        assert query.size().in_memory == 3 and seqs(query, limit=2) == [6, 7]
+        journal.append([new(8, entity="push:default/app/yt", type_="PushStateChanged",
+                            reason="rtmp://example.com/live/k3y-from-before refused")]).result(5)
+        (shown,) = query.query(JournalFilter(after=7)).records
+        assert "k3y-from-before" not in shown["payload"]["reason"]
+    finally:
+        journal.close()
