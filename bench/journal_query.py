@@ -83,8 +83,8 @@ def main() -> None:
         attached = fill(other, n, JournalQuery(journal_dir(other)))
         sys.stdout.write(f"(3) appends/s in batches of 100, fsync off: {n / attached:,.0f} with the query "
                          "listener, "
-                         f"{n / plain:,.0f} without (reference): the listener adds {100 * (attached / plain - 1):.0f}% to "
-                         "append time\n")
+                         f"{n / plain:,.0f} without (reference): the listener adds "
+                         f"{100 * (attached / plain - 1):.0f}% to append time\n")
 
         journal = Journal.open(base, fsync=False)
         query = JournalQuery(journal_dir(base))
