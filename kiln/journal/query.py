@@ -42,7 +42,14 @@ def _names_secret(key: object) -> bool:
 
 
 def _bears_secret(record: Record) -> bool:
-    return any(_names_secret(key) for key in record.payload)
+    """Asked for every record on the write path and at replay: one lookup per payload layout (an
+    event type has one), not one per key."""
+    return _layout_bears_secret(tuple(record.payload))
+
+
+@lru_cache(maxsize=4096)
+def _layout_bears_secret(keys: tuple[Any, ...]) -> bool:
+    return any(_names_secret(key) for key in keys)
 
 
 def _json_safe(value: Any) -> Any:
@@ -127,12 +134,13 @@ class JournalQuery:
 
     def remembering(self, records: Iterable[Record]) -> Iterator[Record]:
         """``records`` unchanged, the newest kept: startup replay fills the tail, so the first console
-        query after a restart need not read the newest segment back."""
+        query after a restart need not read the newest segment back. (Secrets of older records are
+        given by ``learn``: the service passes every push's stream key.)"""
+        recent = self._recent  # nothing else runs yet: no lock, and only the kept records are looked at
         for record in records:
-            self._recent.append(record)
-            if _bears_secret(record):
-                self._pending.append(record.payload)
+            recent.append(record)
             yield record
+        self._pending.extend(r.payload for r in recent if _bears_secret(r))
 
     def start_at(self, last_seq: int) -> None:
         """The journal's last sequence number at startup (records before it are on disk only)."""
