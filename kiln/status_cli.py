@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
-from kiln.events.redact import redact_push_destination, redact_url
+from kiln.events.redact import Redactor, redact_push_destination, redact_url
 from kiln.running import SERVER_FILE
 
 TOKEN_FILE = "access_token"  # as kiln.service writes it (not imported: the CLI loads no server)
@@ -220,8 +220,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except StatusError as exc:
         err.write(f"kiln status: {exc}\n")
         return 1
-    if args.json:
-        out.write(json.dumps(found, sort_keys=True) + "\n")
+    if args.json:  # what the API answered, secrets masked as everywhere a CLI prints (stream keys, URL passwords)
+        out.write(json.dumps(Redactor().payload(found), sort_keys=True) + "\n")
     else:
         render(found, out)
     return 0

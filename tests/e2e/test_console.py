@@ -6,6 +6,7 @@ dir; every assertion is on what the page or the API says, not on pixels."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -116,6 +117,12 @@ def test_console_login_preview_push_and_timeline(kiln: KilnProcess, browser: Con
         assert "push   default/app/console-push  pushing  cam1 -> rtmp://127.0.0.1" in status.stdout
         assert "cam1copy" not in status.stdout.split("push   ")[1], "the stream key is masked"
         assert f"api=127.0.0.1:{kiln.ports.api}" in status.stdout
+        as_json = subprocess.run([sys.executable, "-m", "kiln.cli", "status", "-d", str(kiln.data_dir), "-c",
+                                  str(kiln.config_path), "--json"], capture_output=True, text=True, timeout=60)
+        found = json.loads(as_json.stdout)
+        assert "cam1copy" not in json.dumps(found["pushes"]) and found["pushes"][0]["streamKey"] == "***"
+        assert sorted(s["name"] for s in found["streams"]) == ["cam1", "cam1copy"]
+        assert [p["id"] for p in found["pushes"]] == ["console-push"] and found["status"]["journal"]["lastSeq"] > 0
 
         # stop it from the page: gone from :pushes and from the table; the timeline shows the removal
         browser.do("click", selector="tr[data-task='push:default/app/console-push'] button.stop")
