@@ -10,6 +10,7 @@ stream key repeated in a later error text is masked too.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -113,6 +114,8 @@ class JournalQuery:
     keep: int = KEEP_IN_MEMORY
     _recent: deque[Record] = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    # one segment scan at a time: a few consoles loading old records must not take every core from ingest
+    _disk: threading.Lock = field(default_factory=threading.Lock, init=False)
     _redactor: Redactor = field(default_factory=Redactor, init=False)
     _last_seq: int = field(default=0, init=False)
     _pending: list[dict[str, Any]] = field(default_factory=list, init=False)  # secret-bearing, not learned yet
@@ -189,17 +192,19 @@ class JournalQuery:
         if after >= last_seq:
             return [], False
         source: Iterable[Record]
-        if recent and after + 1 >= recent[0].seq:
+        in_memory = bool(recent) and after + 1 >= recent[0].seq
+        if in_memory:
             source = (r for r in recent if r.seq > after)
         else:
             source = self._read(after + 1)
-        found: list[Record] = []
-        for record in source:
-            if wanted.matches(record):
-                if len(found) == wanted.limit:
-                    return found, True
-                found.append(record)
-        return found, False
+        with contextlib.nullcontext() if in_memory else self._disk:
+            found: list[Record] = []
+            for record in source:
+                if wanted.matches(record):
+                    if len(found) == wanted.limit:
+                        return found, True
+                    found.append(record)
+            return found, False
 
     def _tail(self, wanted: JournalFilter, recent: list[Record]) -> tuple[list[Record], bool]:
         found: list[Record] = []  # newest first while collecting
@@ -213,15 +218,16 @@ class JournalQuery:
         oldest_in_memory = recent[0].seq if recent else None
         if oldest_in_memory == 1:
             return found[::-1], False
-        for segment in self._segments_newest_first(before=oldest_in_memory):
-            for record in reversed(segment):
-                if wanted.since is not None and record.time < wanted.since:
-                    return found[::-1], False
-                if wanted.matches(record):
-                    if len(found) == wanted.limit:
-                        return found[::-1], True
-                    found.append(record)
-        return found[::-1], False
+        with self._disk:
+            for segment in self._segments_newest_first(before=oldest_in_memory):
+                for record in reversed(segment):
+                    if wanted.since is not None and record.time < wanted.since:
+                        return found[::-1], False
+                    if wanted.matches(record):
+                        if len(found) == wanted.limit:
+                            return found[::-1], True
+                        found.append(record)
+            return found[::-1], False
 
     def _read(self, from_seq: int) -> Iterator[Record]:
         for record in iter_records(self.directory, from_seq):
