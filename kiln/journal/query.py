@@ -191,12 +191,8 @@ class JournalQuery:
         after = wanted.after or 0
         if after >= last_seq:
             return [], False
-        source: Iterable[Record]
         in_memory = bool(recent) and after + 1 >= recent[0].seq
-        if in_memory:
-            source = (r for r in recent if r.seq > after)
-        else:
-            source = self._read(after + 1)
+        source: Iterable[Record] = (r for r in recent if r.seq > after) if in_memory else self._read(after + 1)
         with contextlib.nullcontext() if in_memory else self._disk:
             found: list[Record] = []
             for record in source:
