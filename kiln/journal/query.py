@@ -21,6 +21,8 @@ from typing import Any
 
 from kiln.events import registered_types
 from kiln.events.redact import SECRET_KEYS, Redactor
+from kiln.journal.errors import JournalCorruptError
+from kiln.journal.framing import ScanStop, scan
 from kiln.journal.reader import iter_records
 from kiln.journal.records import Record
 from kiln.journal.segments import list_segments
@@ -233,18 +235,18 @@ class JournalQuery:
             yield record
 
     def _segments_newest_first(self, before: int | None) -> Iterator[list[Record]]:
-        """Each segment's records with ``seq < before`` (all when None), newest segment first."""
+        """Each segment's records with ``seq < before`` (all when None), newest segment first; one file
+        read per segment (``iter_records`` would also read the next one to see where this one ends)."""
         segments = list_segments(self.directory)
         for index in range(len(segments) - 1, -1, -1):
-            first_seq, _path = segments[index]
+            first_seq, path = segments[index]
             if before is not None and first_seq >= before:
                 continue
-            end = segments[index + 1][0] if index + 1 < len(segments) else None
-            records = []
-            for record in iter_records(self.directory, first_seq):
-                if (end is not None and record.seq >= end) or (before is not None and record.seq >= before):
-                    break
-                records.append(record)
+            stop: list[ScanStop] = []
+            records = [frame.record for frame in scan(path.read_bytes(), stop)
+                       if before is None or frame.record.seq < before]
+            if stop and not (index == len(segments) - 1 and stop[0].torn):  # the newest may be mid-append
+                raise JournalCorruptError(str(path), stop[0].offset, stop[0].reason)
             with self._lock:
                 for record in records:
                     if _bears_secret(record):
