@@ -181,13 +181,11 @@ class KilnService:
             snapshot_seq, state = loaded
             self.catalog.restore(state.get("catalog", {}))
             self.tasks.restore(state.get("tasks", {}))
-        self.journal_query = JournalQuery(journal_dir(self.data_dir))
+        self.journal_query = JournalQuery(journal_dir(self.data_dir), known_secrets=self._push_stream_keys)
         self.journal_query.start_at(self.journal.last_seq)
         self.journal.add_listener(self.journal_query.on_durable)
         replayed = self.events.apply_replayed(self.journal_query.remembering(with_progress(
             self.journal.read(snapshot_seq + 1), snapshot_seq + 1, self.journal.last_seq, seq_of=lambda r: r.seq)))
-        # a push's stream key from before the snapshot is masked where a later error text repeats it
-        self.journal_query.learn({"streamKey": p.spec.stream_key} for p in self.tasks.all_pushes())
         self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query)
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
@@ -203,6 +201,10 @@ class KilnService:
         log.info("kiln recovered snapshot_seq=%d replayed=%d seconds=%.3f notes=%d", snapshot_seq, replayed,
                  recovery.seconds, len(notes))
         return recovery
+
+    def _push_stream_keys(self) -> list[dict[str, Any]]:
+        """Every push's stream key, for ``GET /v1/journal`` to mask where a record repeats one."""
+        return [{"streamKey": p.spec.stream_key} for p in self.tasks.all_pushes() if p.spec.stream_key]
 
     def _recovered_vhosts(self) -> list[VhostState]:
         """What the actor tree starts from: every vhost and app with the tasks and pull definitions

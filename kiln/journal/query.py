@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -31,7 +31,6 @@ from kiln.journal.view import record_view
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 KEEP_IN_MEMORY = 5000
-MAX_PENDING = 1000
 
 
 class QueryError(ValueError):
@@ -114,13 +113,16 @@ class JournalSize:
 class JournalQuery:
     directory: Path  # <data>/journal
     keep: int = KEEP_IN_MEMORY
+    # secret-bearing payloads of what the server holds now (every push's stream key), asked at each query:
+    # a secret whose creating record is no longer in memory is still masked where a new record repeats it
+    known_secrets: Callable[[], Iterable[dict[str, Any]]] | None = None
     _recent: deque[Record] = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     # one segment scan at a time: a few consoles loading old records must not take every core from ingest
     _disk: threading.Lock = field(default_factory=threading.Lock, init=False)
     _redactor: Redactor = field(default_factory=Redactor, init=False)
     _last_seq: int = field(default=0, init=False)
-    _pending: list[dict[str, Any]] = field(default_factory=list, init=False)  # secret-bearing, not learned yet
+    _learned_upto: int = field(default=0, init=False)  # records in memory up to here taught the redactor
 
     def __post_init__(self) -> None:
         self._recent = deque(maxlen=self.keep)
@@ -128,39 +130,37 @@ class JournalQuery:
     # -- fed by the journal ------------------------------------------------------------------------
     def on_durable(self, records: list[Record]) -> None:
         """The journal's listener: runs on its writer thread, in sequence order, so it only files records
-        (learning secrets costs more than the append itself; it waits for the next query)."""
+        (learning secrets costs more than an append; the next query does it)."""
         with self._lock:
             self._recent.extend(records)
-            self._pending.extend(r.payload for r in records if _bears_secret(r))
-            if len(self._pending) > MAX_PENDING:  # nobody queries: learn now rather than grow
-                self._learn_pending()
             if records:
                 self._last_seq = records[-1].seq
 
     def remembering(self, records: Iterable[Record]) -> Iterator[Record]:
         """``records`` unchanged, the newest kept: startup replay fills the tail, so the first console
-        query after a restart need not read the newest segment back. (Secrets of older records are
-        given by ``learn``: the service passes every push's stream key.)"""
-        recent = self._recent  # nothing else runs yet: no lock, and only the kept records are looked at
+        query after a restart need not read the newest segment back."""
+        recent = self._recent  # nothing else runs yet: no lock
         for record in records:
             recent.append(record)
             yield record
-        self._pending.extend(r.payload for r in recent if _bears_secret(r))
 
     def start_at(self, last_seq: int) -> None:
         """The journal's last sequence number at startup (records before it are on disk only)."""
         with self._lock:
             self._last_seq = max(self._last_seq, last_seq)
 
-    def _learn_pending(self) -> None:
-        for payload in self._pending:
-            self._redactor.learn(payload)
-        self._pending.clear()
-
-    def learn(self, payloads: Iterable[dict[str, Any]]) -> None:
-        """Secrets known from recovered state (a push's stream key created before the last snapshot)."""
-        with self._lock:
-            for payload in payloads:
+    def _learn_new(self) -> None:
+        """Under the lock: what was appended since the last query, and what the server holds now."""
+        newest = self._learned_upto
+        for record in reversed(self._recent):
+            if record.seq <= self._learned_upto:
+                break
+            newest = max(newest, record.seq)
+            if _bears_secret(record):
+                self._redactor.learn(record.payload)
+        self._learned_upto = newest
+        if self.known_secrets is not None:
+            for payload in self.known_secrets():
                 self._redactor.learn(payload)
 
     # -- reads -------------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ class JournalQuery:
         else:
             found, more = self._tail(wanted, recent)
         with self._lock:
-            self._learn_pending()
+            self._learn_new()
             shown = [_json_safe(record_view(r, self._redactor)) for r in found]
         return QueryResult(shown, last_seq, more)
 

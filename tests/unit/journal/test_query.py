@@ -137,12 +137,12 @@ def test_startup_replay_fills_the_memory_tail_and_recovered_secrets_are_masked(t
     first.close()
     journal = Journal.open(tmp_path, segment_bytes=400, fsync=False)
     try:
-        query = JournalQuery(journal_dir(tmp_path), keep=3)
+        pushes = [{"streamKey": "k3y-from-before"}]  # what the service's tasks projection holds
+        query = JournalQuery(journal_dir(tmp_path), keep=3, known_secrets=lambda: pushes)
         query.start_at(journal.last_seq)
         assert [r.seq for r in query.remembering(journal.read(1))] == list(range(1, 8))
         journal.add_listener(query.on_durable)
         assert query.size().in_memory == 3 and seqs(query, limit=2) == [6, 7]
-        query.learn([{"streamKey": "k3y-from-before"}])  # as the service does for every recovered push
         journal.append([new(8, entity="push:default/app/yt", type_="PushStateChanged",
                             reason="rtmp://example.com/live/k3y-from-before refused")]).result(5)
         (shown,) = query.query(JournalFilter(after=7)).records
