@@ -31,6 +31,8 @@ class Operation:
     response: str = "Any"  # the schema of the envelope's ``response``
     query: tuple[tuple[str, str, str], ...] = ()  # (name, JSON type, description)
     description: str = ""
+    raw: bool = False  # answered as is, not in OME's envelope
+    media: str = "application/json"
 
 
 V, A, S = "/v1/vhosts/{vhost}", "/v1/vhosts/{vhost}/apps/{app}", "/v1/vhosts/{vhost}/apps/{app}/streams/{stream}"
@@ -116,11 +118,31 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                     "`after=<lastSeq>`."),
     ("GET", "/v1/status"): Operation("Kiln: listeners, journal size, uptime and counts of this process", "kiln",
                                      response="Status"),
-    ("GET", "/v1/openapi.json"): Operation("Kiln: this document", "kiln", response="Any",
+    ("GET", "/v1/openapi.json"): Operation("Kiln: this document", "kiln", response="Any", raw=True,
                                            description="Answered as the bare document, not in OME's envelope."),
+    ("GET", "/v1/events"): Operation(
+        "Kiln: journal records as Server-Sent Events", "kiln", response="Any", raw=True, media="text/event-stream",
+        query=(("from", "integer", "first sequence number (default: the next record)"),
+               ("entity", "string", "entity id prefix"), ("type", "string", "event types, comma-separated")),
+        description="Each event: `id` the sequence number, `event` the type, `data` a journal record. "
+                    "`Last-Event-ID` resumes right after that record."),
+    ("GET", "/v1/subscriptions"): Operation("Kiln: webhook subscriptions with their delivery state", "kiln",
+                                            response="ObjectList"),
+    ("POST", "/v1/subscriptions"): Operation(
+        "Kiln: create a webhook subscription (durable)", "kiln", body="Object", response="Object",
+        description="`{id, url, secretKey?, from?, filter?: {entity, types}}`; records are POSTed in order, "
+                    "signed with `X-OME-Signature`, retried with backoff."),
+    ("GET", "/v1/subscriptions/{id}"): Operation("Kiln: one subscription and its delivery state", "kiln",
+                                                 response="Object"),
+    ("DELETE", "/v1/subscriptions/{id}"): Operation("Kiln: delete a subscription", "kiln"),
 }
 
-RAW_RESPONSES = {("GET", "/v1/openapi.json")}  # answered without OME's envelope
+# Served on the API port outside the router (own auth rules); listed when the app serves them.
+OUTSIDE_ROUTER: dict[tuple[str, str], Operation] = {
+    ("GET", "/metrics"): Operation("Prometheus metrics (text exposition format)", "kiln", response="Any", raw=True,
+                                   media="text/plain",
+                                   description="Needs the token unless Managers/Metrics/Auth is off."),
+}
 
 _OBJ: dict[str, Any] = {"type": "object"}
 SCHEMAS: dict[str, Any] = {
@@ -187,14 +209,13 @@ def _operation(method: str, path: str, op: Operation | None) -> dict[str, Any]:
                                     for name in re.findall(r"{(\w+)}", path)]
     params += [{"name": name, "in": "query", "required": False, "schema": {"type": kind}, "description": text}
                for name, kind, text in op.query]
-    ok_schema = {"$ref": f"#/components/schemas/{op.response}"} if (method, path) in RAW_RESPONSES \
-        else _envelope(op.response)
+    ok_schema = {"$ref": f"#/components/schemas/{op.response}"} if op.raw else _envelope(op.response)
     error = {"description": "OME's error envelope",
              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     out: dict[str, Any] = {
         "summary": op.summary, "tags": [op.tag],
         "operationId": _operation_id(method, path),
-        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ok_schema}}},
+        "responses": {"200": {"description": "OK", "content": {op.media: {"schema": ok_schema}}},
                       "401": error, "404": error, "default": error},
     }
     if op.description:
@@ -207,10 +228,13 @@ def _operation(method: str, path: str, op: Operation | None) -> dict[str, Any]:
     return out
 
 
-def document(router: Router) -> dict[str, Any]:
+def document(router: Router, outside: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    """``outside``: the ``OUTSIDE_ROUTER`` operations this app serves."""
     paths: dict[str, dict[str, Any]] = {}
     for method, path in operations_of(router):
         paths.setdefault(path, {})[method.lower()] = _operation(method, path, OPERATIONS.get((method, path)))
+    for method, path in outside:
+        paths.setdefault(path, {})[method.lower()] = _operation(method, path, OUTSIDE_ROUTER[(method, path)])
     return {
         "openapi": "3.1.0",
         "info": {"title": "Kiln REST API", "version": __version__,
@@ -219,7 +243,7 @@ def document(router: Router) -> dict[str, Any]:
                                 "user:password, as OME does."},
         "servers": [{"url": "/"}],
         "security": [{"accessToken": []}],
-        "tags": [{"name": t} for t in dict.fromkeys(o.tag for o in OPERATIONS.values())],
+        "tags": [{"name": t} for t in dict.fromkeys(o.tag for o in [*OPERATIONS.values(), *OUTSIDE_ROUTER.values()])],
         "paths": paths,
         "components": {"schemas": SCHEMAS,
                        "securitySchemes": {"accessToken": {"type": "http", "scheme": "basic"}}},
@@ -228,6 +252,7 @@ def document(router: Router) -> dict[str, Any]:
 
 def register(router: Router, api: Any) -> None:
     async def openapi(call: Call) -> Response:
-        return json_response(200, document(router))
+        outside = (("GET", "/metrics"),) if getattr(api, "metrics", None) is not None else ()
+        return json_response(200, document(router, outside))
 
     router.add("GET", r"/v1/openapi\.json", openapi)
