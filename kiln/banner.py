@@ -48,6 +48,9 @@ class Banner:
             out.append("applications " + " ".join(self.apps))
         out += [f"publish {name}={url}" for name, url in self._publish_urls()]
         out += [f"play {name}={url}" for name, url in self._play_urls()]
+        for name, scheme in (("api", "http"), ("api_tls", "https")):
+            if (api := self._url_host(name)) is not None:
+                out.append(f"console {scheme}://{_authority(*api)}/console/ (log in with the access token)")
         out.append(f"data dir={self.data_dir.resolve()}")
         return out
 

@@ -55,6 +55,8 @@ from kiln.http.context import ApiReads
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
 from kiln.journal.feed import JournalFeed
+from kiln.journal.query import JournalQuery
+from kiln.journal.segments import journal_dir
 from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.publish.webrtc.audit import JournalSessions
@@ -67,6 +69,8 @@ from kiln.metrics.tree import MetricsTree
 from kiln.projections.catalog import CatalogProjection
 from kiln.projections.subscriptions import SubscriptionsProjection
 from kiln.projections.tasks import TasksProjection
+from kiln.replay_progress import with_progress
+from kiln.running import RunningServer
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +162,8 @@ class KilnService:
         self.loop_lag = LoopLag()
         self.directory = Directory()
         self.journal: Any = None
+        self.journal_query: JournalQuery | None = None
+        self.running: RunningServer | None = None
         self.feed: JournalFeed | None = None
         self.snapshots: SnapshotStore | None = None
         self.events: EventLog | None = None
@@ -201,7 +207,12 @@ class KilnService:
             self.catalog.restore(state.get("catalog", {}))
             self.tasks.restore(state.get("tasks", {}))
             self.subscriptions.restore(state.get("subscriptions", []))
-        replayed = self.events.apply_replayed(self.journal.read(snapshot_seq + 1))
+        self.journal_query = JournalQuery(journal_dir(self.data_dir), known_secrets=self.secret_payloads)
+        self.journal_query.start_at(self.journal.last_seq)
+        self.journal.add_listener(self.journal_query.on_durable)
+        replayed = self.events.apply_replayed(self.journal_query.remembering(with_progress(
+            self.journal.read(snapshot_seq + 1), snapshot_seq + 1, self.journal.last_seq, seq_of=lambda r: r.seq)))
+        self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query)
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
@@ -342,7 +353,8 @@ class KilnService:
         self.api_tls = ApiTls.from_config(self.config.managers_host, Path(self.config.base_dir)) \
             if self.config.bind.api_tls_port is not None else None
         reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media, self.feed,
-                         self.subscriptions, self.delivery_states, self.secret_payloads)
+                         self.subscriptions, self.delivery_states, self.secret_payloads,
+                         self.journal_query, self.running)
         registry = registry_for(self._metric_sources())
         metrics = MetricsExport(lambda: exposition(registry), CONTENT_TYPE,
                                 auth=bool(getattr(self.config, "metrics_auth", True)))
@@ -426,11 +438,19 @@ class KilnService:
                         self.data_dir)
         for line in banner.lines():
             log.info("%s", line)
+        if self.running is not None:
+            self.running.listeners.update({**listeners, **self.media.addresses})
+            try:
+                self.running.write_server_file()
+            except OSError as exc:
+                log.error("could not write server file error=%s (kiln status will not find this server)", exc)
         log.info("kiln ready api=%s:%s version=%s", host, api_port, __version__)
         if ready is not None:
             ready()
         await stop.wait()
         log.info("kiln stopping")
+        if self.running is not None:
+            self.running.remove_server_file()
         lag_sampler.cancel()
         api.close_streams()
         for s, _sock in servers:

@@ -52,6 +52,7 @@ def test_the_banner_says_where_to_publish_and_play_and_whether_the_token_is_new(
         f"publish mpegts=udp://{h}:{ports.mpegts} (stream named by the app's MPEGTS StreamMap)",
         f"play llhls=http://{h}:{ports.llhls}/APP/STREAM/llhls.m3u8 (or FILENAME.m3u8 of an OutputProfile Playlist)",
         f"play thumbnail=http://{h}:{ports.thumbnail}/APP/STREAM/thumb.jpg (needs an Image encode)",
+        f"console http://{h}:{ports.api}/console/ (log in with the access token)",
         f"data dir={k.data_dir.resolve()}",
         f"kiln ready api={h}:{ports.api} version={k.api.get('/v1/version').json()['response']['version']}",
     ]
