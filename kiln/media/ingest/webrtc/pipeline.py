@@ -153,9 +153,10 @@ class InboundTrack:
 class IngestPipeline:
     """Every track of one publisher, their shared clock, and the start gate."""
 
-    def __init__(self, sink: MediaSink, *, gate_s: float = GATE_S,
+    def __init__(self, sink: MediaSink, *, expected_tracks: int = 1, gate_s: float = GATE_S,
                  keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
         self.sink = sink
+        self.expected_tracks = expected_tracks  # m-lines negotiated: the gate waits for each one's SR
         self.gate_s = gate_s
         self.keyframe_interval_s = keyframe_interval_s
         self.clock = SessionClock()
@@ -221,7 +222,8 @@ class IngestPipeline:
         assert self._first_arrival is not None
         if now - self._first_arrival >= self.gate_s or len(self._pending) >= MAX_PENDING:
             return True
-        return all(t.clock.sr is not None for t in self.tracks.values())
+        return len(self.tracks) >= self.expected_tracks and all(t.clock.sr is not None
+                                                                 for t in self.tracks.values())
 
     def _admit(self, track: InboundTrack, unit: _Unit) -> None:
         if self.gate_open:

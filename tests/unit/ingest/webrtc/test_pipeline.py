@@ -112,7 +112,7 @@ def test_sender_reports_put_audio_and_video_on_one_timeline() -> None:
     """Video's RTP clock starts at 1e9, audio's at 5; the SRs say the first video frame and the audio
     packet stamped 48000 ticks after the first were taken at the same sender time."""
     sink = Sink()
-    pipe = IngestPipeline(sink, gate_s=5.0)
+    pipe = IngestPipeline(sink, expected_tracks=2, gate_s=5.0)
     video = pipe.add_track(Codec.H264, 90000)
     audio = pipe.add_track(Codec.OPUS, 48000, channels=2)
     sender_t0 = 1_800_000_000.0
