@@ -312,9 +312,10 @@ class KilnService:
             listeners["thumbnail_tls"] = (host, thumbnail_tls[1].getsockname()[1])
         for name, (app, port) in self.media.http_apps().items():
             sock = bind_tcp(host, port)
-            # ws="none": no port of Kiln's serves WebSockets (uvicorn would warn that no library is installed)
+            # WebSockets (the websockets package) only where WebRTC signalling is served; elsewhere "none"
+            ws = "websockets" if self.media.serves_websocket(name) else "none"
             cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30,
-                                 ws="none")
+                                 ws=ws)
             servers.append((uvicorn.Server(cfg), sock))
             listeners[name] = (host, sock.getsockname()[1])
         h2 = self._llhls_tls_listener(host)
