@@ -47,6 +47,7 @@ class PublishSession:
         self.loop = asyncio.get_running_loop()
         self._watch: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
+        self.ended = asyncio.Event()
 
         @self.pc.on("connectionstatechange")
         def _state() -> None:
@@ -152,6 +153,7 @@ class PublishSession:
         if self.closed_reason is not None:
             return
         self.closed_reason = reason
+        self.ended.set()
         if self._watch is not None and self._watch is not asyncio.current_task():
             self._watch.cancel()
         if self.stream is not None:

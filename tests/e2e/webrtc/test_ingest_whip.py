@@ -1,0 +1,117 @@
+"""WebRTC ingest through a running Kiln: aiortc publishers over WHIP and over OME's signalling
+(``direction=send``) become input streams that are listed with their tracks, packaged as LL-HLS
+(Opus → AAC by the profile) and ended by DELETE, a second publisher, or silence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.e2e.kiln_process import KilnProcess
+from tests.e2e.webrtc.ingest_kiln import Publisher, ingest_server_xml, input_tracks, stream_json
+from tests.e2e.webrtc.play_kiln import RtcPorts
+from tests.peers.ffmpeg import ffprobe_json
+
+
+@pytest.fixture
+def rtc_kiln(kiln_factory: Callable[..., KilnProcess]) -> KilnProcess:
+    ports = RtcPorts()
+    return kiln_factory(ingest_server_xml(ports, timeout_ms=3000), ports)
+
+
+def _base(kiln: KilnProcess) -> str:
+    return f"http://127.0.0.1:{kiln.ports.llhls}"
+
+
+def test_whip_publish_is_listed_packaged_and_deleted(rtc_kiln: KilnProcess) -> None:
+    base = _base(rtc_kiln)
+    publisher = Publisher()
+    try:
+        response = publisher.whip(f"{base}/app/cam?direction=whip")
+        assert response.status_code == 201, response.text
+        assert response.headers["content-type"].startswith("application/sdp")
+        assert response.headers["location"].startswith("/app/cam/") and "direction=whip" in response.headers["location"]
+        assert response.headers["etag"]
+        assert response.headers["access-control-allow-origin"] == "*"
+        tracks = rtc_kiln.wait_for(input_tracks(rtc_kiln, "cam"), 30, "described tracks")
+        assert tracks["Video"]["video"]["codec"] == "H264"  # chosen over aiortc's VP8-first offer
+        assert (tracks["Video"]["video"]["width"], tracks["Video"]["video"]["height"]) == (640, 480)
+        assert tracks["Audio"]["audio"]["codec"] == "OPUS"
+        assert stream_json(rtc_kiln, "cam")["input"]["sourceType"] == "WebRTC"
+        # a second publisher to the live name is refused, as for RTMP
+        second = Publisher()
+        try:
+            refused = second.whip(f"{base}/app/cam?direction=whip")
+            assert refused.status_code == 409, refused.text
+        finally:
+            second.close()
+        # LL-HLS: H.264 passed through, the Opus input transcoded to AAC by the profile
+        probe = rtc_kiln.wait_for(lambda: _probe(f"{base}/app/cam/llhls.m3u8"), 40, "LL-HLS readable")
+        codecs = {s["codec_type"]: s["codec_name"] for s in probe["streams"]}
+        assert codecs.get("video") == "h264" and codecs.get("audio") == "aac", codecs
+        stats = rtc_kiln.api.get("/v1/stats/current/vhosts/default/apps/app/streams/cam").json()["response"]
+        assert stats["totalBytesIn"] > 0 and stats["lastRecvTime"]
+        deleted = publisher.whip_delete(base)
+        assert deleted.status_code == 200
+        rtc_kiln.wait_for(lambda: stream_json(rtc_kiln, "cam") is None, 20, "stream gone after DELETE")
+        assert publisher.whip_delete(base).status_code == 404
+    finally:
+        publisher.close()
+
+
+def _probe(url: str) -> dict | None:  # type: ignore[type-arg]
+    try:
+        found = ffprobe_json(url, timeout=20)
+    except Exception:
+        return None
+    types = {s.get("codec_type") for s in found.get("streams", [])}
+    return found if {"video", "audio"} <= types else None
+
+
+def test_ome_signalling_send_publishes_vp8_and_delete_stream_closes_it(rtc_kiln: KilnProcess) -> None:
+    publisher = Publisher(codec="vp8")  # a publisher without H.264: VP8 is received as is
+    try:
+        offer = publisher.signal(f"ws://127.0.0.1:{rtc_kiln.ports.llhls}/app/rtc1?direction=send")
+        assert offer.get("command") == "offer", offer
+        assert "a=recvonly" in offer["sdp"]["sdp"] and offer["candidates"]
+        tracks = rtc_kiln.wait_for(input_tracks(rtc_kiln, "rtc1"), 30, "described tracks")
+        assert tracks["Video"]["video"]["codec"] == "VP8"
+        deleted = rtc_kiln.api.delete("/v1/vhosts/default/apps/app/streams/rtc1")
+        assert deleted.status_code == 200, deleted.text
+        rtc_kiln.wait_for(publisher.ws_closed, 20, "signalling socket closed by DELETE /streams")
+        rtc_kiln.wait_for(lambda: stream_json(rtc_kiln, "rtc1") is None, 20, "stream gone")
+    finally:
+        publisher.close()
+
+
+def test_a_publisher_that_stops_sending_is_ended_by_the_provider_timeout(rtc_kiln: KilnProcess) -> None:
+    publisher = Publisher()
+    try:
+        assert publisher.whip(f"{_base(rtc_kiln)}/app/quiet?direction=whip").status_code == 201
+        rtc_kiln.wait_for(input_tracks(rtc_kiln, "quiet"), 30, "described tracks")
+        for sender in publisher.pc.getSenders():
+            publisher.run(sender.stop())  # media stops; nobody says goodbye
+        rtc_kiln.wait_for(lambda: stream_json(rtc_kiln, "quiet") is None, 20, "stream ended by Timeout (3 s)")
+        assert "no media for 3 s" in rtc_kiln.log_path.read_text()
+    finally:
+        publisher.close()
+
+
+@pytest.mark.parametrize("body, status, text", [
+    ("garbage", 400, "v=0"),
+    ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuv\r\n"
+     "a=fingerprint:sha-256 00:11\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+     "a=sendonly\r\na=rtpmap:96 AV1/90000\r\n", 400, "no video codec Kiln can receive"),
+])
+def test_bad_offers_get_a_clear_error_and_create_nothing(rtc_kiln: KilnProcess, body: str, status: int,
+                                                         text: str) -> None:
+    response = httpx.post(f"{_base(rtc_kiln)}/app/bad?direction=whip", content=body,
+                          headers={"Content-Type": "application/sdp"}, timeout=30)
+    assert response.status_code == status and text in response.text
+    assert rtc_kiln.api.get("/v1/vhosts/default/apps/app/streams").json()["response"] == []
+    options = httpx.options(f"{_base(rtc_kiln)}/app/bad?direction=whip", headers={
+        "Origin": "http://page.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"}, timeout=30)
+    assert options.status_code == 204 and "POST" in options.headers["access-control-allow-methods"]
