@@ -33,8 +33,12 @@ INGEST_PROFILE = """
             </OutputProfile>"""
 
 
-def ingest_server_xml(ports: RtcPorts, *, timeout_ms: int = 30000, profiles: str = INGEST_PROFILE) -> str:
-    xml = rtc_server_xml(ports, profiles=profiles)
+def ingest_server_xml(ports: RtcPorts, *, timeout_ms: int = 30000, profiles: str = INGEST_PROFILE,
+                      records: str = "") -> str:
+    """An app with WebRTC ingest (``Timeout``, CrossDomains ``*``), LL-HLS, WebRTC playback and, when
+    ``records`` is given, recording under that RootPath."""
+    xml = rtc_server_xml(ports, profiles=profiles,
+                         publishers=f"<WebRTC/><FILE><RootPath>{records}</RootPath></FILE>" if records else "<WebRTC/>")
     provider = f"<WebRTC><Timeout>{timeout_ms}</Timeout><CrossDomains><Url>*</Url></CrossDomains></WebRTC>"
     return xml.replace("<Providers><RTMP/></Providers>", f"<Providers><RTMP/>{provider}</Providers>")
 

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 GATE_S = 1.0
 KEYFRAME_INTERVAL_S = 0.5
+# Browsers send a keyframe only when asked (libwebrtc's own interval is minutes), while LL-HLS cuts
+# segments and parts at keyframes and a new viewer or recording starts at one: ask for one this often.
+KEYFRAME_EVERY_S = 1.0
 MAX_PENDING = 400  # frames held at the start gate (≈ 1 s of 30 fps video and 50 pps audio, with room)
 
 
@@ -71,6 +74,7 @@ class InboundTrack:
     track: Track | None = None
     waiting_key: bool = True
     last_pts: int = -1
+    last_key_at: float | None = None   # arrival of the last keyframe that left
     _sps: bytes | None = None
     _pps: bytes | None = None
     _avcc: bytes = b""
@@ -154,11 +158,12 @@ class IngestPipeline:
     """Every track of one publisher, their shared clock, and the start gate."""
 
     def __init__(self, sink: MediaSink, *, expected_tracks: int = 1, gate_s: float = GATE_S,
-                 keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
+                 keyframe_interval_s: float = KEYFRAME_INTERVAL_S, keyframe_every_s: float = KEYFRAME_EVERY_S) -> None:
         self.sink = sink
         self.expected_tracks = expected_tracks  # m-lines negotiated: the gate waits for each one's SR
         self.gate_s = gate_s
         self.keyframe_interval_s = keyframe_interval_s
+        self.keyframe_every_s = keyframe_every_s  # 0: only at the start and after losses
         self.clock = SessionClock()
         self.tracks: dict[int, InboundTrack] = {}
         self._pending: list[tuple[InboundTrack, _Unit]] = []
@@ -209,7 +214,11 @@ class IngestPipeline:
         self._want_key = True
 
     def _keyframe_due(self, track: InboundTrack, now: float) -> bool:
-        if track.kind is not MediaKind.VIDEO or not (track.waiting_key or self._want_key):
+        if track.kind is not MediaKind.VIDEO:
+            return False
+        stale = bool(self.keyframe_every_s) and track.last_key_at is not None and \
+            now - track.last_key_at >= self.keyframe_every_s
+        if not (track.waiting_key or self._want_key or stale):
             return False
         if now - self._last_pli < self.keyframe_interval_s:
             return False
@@ -247,6 +256,8 @@ class IngestPipeline:
     def _emit(self, track: InboundTrack, unit: _Unit) -> None:
         pts = max(self.clock.ticks(track.clock, unit.ext), track.last_pts + 1)
         track.last_pts = pts
+        if unit.keyframe and track.kind is MediaKind.VIDEO:
+            track.last_key_at = unit.arrival
         track.counters.frames += 1
         track.counters.bytes += len(unit.data)
         self.sink.on_packet(Packet(track.id, pts, pts, Fraction(1, track.clock.rate), unit.data,

@@ -11,7 +11,7 @@ from kiln.media.ingest.webrtc.payload import h264_access_unit
 from kiln.media.ingest.webrtc.pipeline import IngestPipeline
 from kiln.media.ingest.webrtc.reorder import RtpIn
 from kiln.media.model import Codec, MediaKind, Packet, Track
-from tests.unit.ingest.webrtc.rtp_media import h264_frames, rtp_packets, vp8_frames
+from tests.unit.ingest.webrtc.rtp_media import EncodedFrame, h264_frames, rtp_packets, vp8_frames
 
 
 class Sink:
@@ -133,3 +133,19 @@ def test_sender_reports_put_audio_and_video_on_one_timeline() -> None:
     for track_id in (audio, video):
         own = [p.dts for p in sink.packets if p.track_id == track_id]
         assert all(b > a for a, b in zip(own, own[1:], strict=False))
+
+
+def test_a_keyframe_is_asked_for_when_the_last_one_is_older_than_the_target() -> None:
+    """Browsers send keyframes only on request; LL-HLS segments and new consumers need them regularly."""
+    first = h264_frames(1)[0]
+    frames = [first] + [EncodedFrame(i * 3000, [b"\x41\x9a\x00\x10"]) for i in range(1, 100)]  # P slices
+    packets = rtp_packets(frames, frame_s=1 / 30)
+    pipe = IngestPipeline(Sink(), gate_s=0.0, keyframe_every_s=1.0)
+    video = pipe.add_track(Codec.H264, 90000)
+    asked = [p.arrival - packets[0].arrival for p in packets if pipe.rtp(video, p)]
+    # at the first packet (no keyframe seen yet), once the keyframe is 1 s old, then at the 0.5 s rate limit
+    # while the publisher sends none
+    assert [round(t, 2) for t in asked] == [0.0, 1.0, 1.5, 2.0, 2.5, 3.0]
+    never = IngestPipeline(Sink(), gate_s=0.0, keyframe_every_s=0.0)
+    track = never.add_track(Codec.H264, 90000)
+    assert sum(never.rtp(track, p) for p in packets) == 1  # only at the start
