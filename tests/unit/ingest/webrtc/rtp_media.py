@@ -7,6 +7,7 @@ encoders, so the depacketizer is tested against what another implementation send
 from __future__ import annotations
 
 import fractions
+import functools
 import random
 from dataclasses import dataclass
 
@@ -37,6 +38,12 @@ def _pictures(count: int) -> list[av.VideoFrame]:
 
 
 def h264_frames(count: int, keyframe_every: int = 0) -> list[EncodedFrame]:
+    """The first ``count`` frames of one cached encode (encoding noise is slow; frames are never mutated)."""
+    return _h264(max(count, 60), keyframe_every)[:count]
+
+
+@functools.cache
+def _h264(count: int, keyframe_every: int) -> list[EncodedFrame]:
     encoder = H264Encoder()
     out = []
     for i, picture in enumerate(_pictures(count)):
@@ -45,6 +52,7 @@ def h264_frames(count: int, keyframe_every: int = 0) -> list[EncodedFrame]:
     return out
 
 
+@functools.cache
 def vp8_frames(count: int) -> list[EncodedFrame]:
     encoder = Vp8Encoder()
     out = []
