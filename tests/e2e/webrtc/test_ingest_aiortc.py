@@ -88,3 +88,68 @@ def test_an_offer_without_a_usable_codec_is_refused_before_anything_is_made() ->
              "c=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:96 AV1/90000\r\n")
     with pytest.raises(NoUsableCodec, match="offered: AV1"):
         plan_for_offer(offer)
+
+
+def _rtp_fields(data: bytes) -> tuple[int, int, bytes]:
+    """(payload type, sequence number, payload) of an RTP packet."""
+    count = data[0] & 0x0F
+    pos = 12 + 4 * count
+    if data[0] & 0x10:  # header extension
+        pos += 4 + 4 * int.from_bytes(data[pos + 2:pos + 4], "big")
+    return data[1] & 0x7F, int.from_bytes(data[2:4], "big"), data[pos:]
+
+
+def test_losses_are_repaired_by_nack_or_skipped_to_a_keyframe(loopback: None) -> None:
+    """The publisher's link drops every 25th video packet; for every 4th of those the retransmission is lost
+    too. NACK repairs the first kind; the second makes Kiln skip to a keyframe it asks for (PLI), so every
+    video packet that leaves still decodes."""
+    import av
+
+    async def main() -> None:
+        pool = PortPool("127.0.0.1", (free_udp_port(),))
+        await pool.open()
+        try:
+            client, session, stream = await _publish(pool, audio=False)
+            packets: list[Packet] = []
+            stream.input.subscribe(CallbackSubscriber("test", packets.append), from_keyframe=False)
+            video = client.getTransceivers()[0]
+            pt = next(c.payloadType for c in video._codecs if c.mimeType.lower() == "video/h264")
+            rtx = next((c.payloadType for c in video._codecs if c.parameters.get("apt") == pt), None)
+            dtls = video.sender.transport
+            send = dtls._send_rtp
+            dropped = {"first": 0, "again": 0}
+
+            async def lossy(data: bytes) -> None:
+                if data[0] >> 6 == 2 and not 64 <= data[1] & 0x7F <= 95:  # RTP, not RTCP
+                    kind, seq, payload = _rtp_fields(data)
+                    if kind == pt and seq % 25 == 7:
+                        dropped["first"] += 1
+                        return
+                    if kind == rtx and len(payload) >= 2 and int.from_bytes(payload[:2], "big") % 100 == 7:
+                        dropped["again"] += 1
+                        return
+                await send(data)
+
+            dtls._send_rtp = lossy
+            await _wait(lambda: len(packets) > 150 and dropped["again"] >= 2, 60)
+            stats = session.stats()
+            assert stats["nacks"] > 0 and stats["plis"] >= 2, stats
+            track = next(t for t in stream.tracks.values() if t.kind is MediaKind.VIDEO)
+            decoder = av.CodecContext.create("h264", "r")
+            decoder.extradata = track.config
+            decoded = 0
+            for p in packets:
+                decoded += len(decoder.decode(av.Packet(p.data)))  # raises on a broken reference chain
+            assert decoded >= len(packets) - 2
+            # where a frame was given up on, the next one out is a keyframe (nothing refers to the lost one)
+            assert session.pipeline is not None
+            assert session.pipeline.tracks[0].buffer.stats.skipped_gaps >= 1
+            holes = [b for a, b in zip(packets, packets[1:], strict=False) if b.pts - a.pts > 4500]
+            assert holes and all(b.keyframe for b in holes)
+            await client.close()
+            await _wait(lambda: session.closed_reason is not None)
+            await session.closed()
+        finally:
+            pool.close()
+
+    asyncio.run(main())
