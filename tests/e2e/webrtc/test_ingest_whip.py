@@ -115,3 +115,33 @@ def test_bad_offers_get_a_clear_error_and_create_nothing(rtc_kiln: KilnProcess, 
         "Origin": "http://page.example", "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "content-type"}, timeout=30)
     assert options.status_code == 204 and "POST" in options.headers["access-control-allow-methods"]
+
+
+@pytest.mark.parametrize("path, frames, error", [
+    ("/app/s1?direction=send", ['{"command":"answer","id":1,"sdp":{"type":"answer","sdp":"v=0"}}'],
+     {"code": 400, "error": "Invalid ID"}),
+    ("/nope/s1?direction=send", ['{"command":"request_offer"}'], {"code": 404, "error": "Cannot create offer"}),
+    ("/app/s1?direction=send", ["not json"], {"code": 400, "error": "message is not JSON"}),
+    ("/app/s1?direction=send", ['{"command":"request_offer"}', '{"command":"answer","id":1,"sdp":"garbage"}'],
+     {"code": 400}),
+])
+def test_bad_signalling_gets_an_error_and_a_closed_socket(rtc_kiln: KilnProcess, path: str, frames: list[str],
+                                                          error: dict[str, object]) -> None:
+    import asyncio
+    import json
+
+    import websockets
+
+    async def talk() -> list[dict[str, object]]:
+        got = []
+        async with websockets.connect(f"ws://127.0.0.1:{rtc_kiln.ports.llhls}{path}", open_timeout=30) as ws:
+            for frame in frames:
+                await ws.send(frame)
+            async for raw in ws:  # until the server closes
+                got.append(json.loads(raw))
+        return got
+
+    messages = asyncio.run(asyncio.wait_for(talk(), 30))
+    assert messages and {k: messages[-1].get(k) for k in error} == error, messages
+    rtc_kiln.wait_for(lambda: rtc_kiln.api.get("/v1/vhosts/default/apps/app/streams").json()["response"] == [], 20,
+                      "no stream left behind")
