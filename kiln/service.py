@@ -52,6 +52,7 @@ from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
 from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
 from kiln.media.publish.record.recovery import recover_inflight
+from kiln.media.publish.webrtc.audit import JournalSessions
 from kiln.media.runtime import ControlPlane, MediaRuntime
 from kiln.metrics.tree import MetricsTree
 from kiln.projections.catalog import CatalogProjection
@@ -181,7 +182,8 @@ class KilnService:
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
         admission = AdmissionStep([SignedPolicyCheck(VhostSignedPolicies(self.catalog)),
                                    WebhookCheck(VhostAdmissionWebhooks(self.catalog))], JournalAudit(self.events))
-        self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission))
+        self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission,
+                                       sessions=JournalSessions(self.events)))
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.media_certificates,
                                             resolve_path=self.config.resolve_path)

@@ -38,7 +38,8 @@ class RtcPorts(Ports):
     ice: list[int] = field(default_factory=lambda: [free_udp_port(), free_udp_port()])
 
 
-def rtc_server_xml(ports: RtcPorts, *, profiles: str = RTC_PROFILE, publishers: str = "<WebRTC/>",
+def rtc_server_xml(ports: RtcPorts, *, profiles: str = RTC_PROFILE,
+                   publishers: str = "<WebRTC><CrossDomains><Url>*</Url></CrossDomains></WebRTC>",
                    extra_apps: str = "") -> str:
     ice = ",".join(str(p) for p in ports.ice)
     return f"""<?xml version="1.0" encoding="UTF-8"?>

@@ -55,3 +55,28 @@ def test_check_sdp_refuses_garbage() -> None:
             assert why in str(exc)
         else:
             raise AssertionError(f"accepted {bad!r}")
+
+
+def test_remb_meter_keeps_the_receivers_estimate() -> None:
+    import asyncio
+
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+
+    from kiln.media.rtc.remb import RembMeter
+
+    class Sender:
+        _ssrc = 1234
+        handled = 0
+
+        async def _handle_rtcp_packet(self, packet: object) -> None:
+            Sender.handled += 1
+
+    sender, meter = Sender(), RembMeter()
+    meter.attach(sender)
+    assert meter.estimate() is None
+    other = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=pack_remb_fci(99_000, [999]))
+    ours = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=pack_remb_fci(250_000, [1234]))
+    asyncio.run(sender._handle_rtcp_packet(other))
+    assert meter.estimate() is None  # another sender's estimate
+    asyncio.run(sender._handle_rtcp_packet(ours))
+    assert meter.estimate() == 250_000 and Sender.handled == 2  # aiortc still handles every packet

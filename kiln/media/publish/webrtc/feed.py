@@ -1,9 +1,10 @@
 """One output stream's media, prepared once for every WebRTC viewer of it.
 
 The feed is one subscriber of the output's hub. On the producer's thread it turns each packet of a
-track some viewer plays into what aiortc packetizes: H.264 from AVCC to Annex B with SPS/PPS in
-front of every keyframe (a browser joining mid-stream needs them in band), VP8 and Opus as they
-are. One hop to the event loop per packet, not per viewer, hands it to the viewers' taps.
+track WebRTC carries into RTP payloads, once for every viewer (:mod:`kiln.media.rtc.prepacked`):
+H.264 from AVCC to Annex B with SPS/PPS in front of every keyframe (a browser joining mid-stream
+needs them in band), then NAL split and STAP-A/FU-A; VP8 and Opus as they are. One hop to the
+event loop per packet, not per viewer, hands it to the viewers' taps.
 
 A tap holds one viewer's queue per track. It never blocks the feed: a viewer whose video queue
 overflows (it stopped reading, or reads too slowly) is skipped: its queues are emptied and it
@@ -17,20 +18,18 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from fractions import Fraction
-from typing import Any
-
-import av
+from dataclasses import dataclass, replace
 
 from kiln.media.formats.codecs.h264 import parse_avcc
 from kiln.media.formats.codecs.nal import length_prefixed_to_annexb
-from kiln.media.model import Codec, MediaKind, Packet, Track
+from kiln.media.model import Codec, Packet, Track
+from kiln.media.rtc.prepacked import Packetizer, Prepacked
 from kiln.media.stream.hub import CallbackSubscriber
 from kiln.media.stream.live import OutputStream
 
 log = logging.getLogger(__name__)
 
+PACKETIZED = {Codec.H264: "h264", Codec.VP8: "vp8", Codec.OPUS: "opus"}
 VIDEO_QUEUE = 600   # frames: far beyond any healthy viewer's backlog (a 2 s GOP at 60 fps is 120)
 AUDIO_QUEUE = 1000  # 20 ms Opus packets: 20 s
 START_CODE = b"\x00\x00\x00\x01"
@@ -39,10 +38,10 @@ NAL_SPS = 7
 
 @dataclass(frozen=True, slots=True)
 class RtcFrame:
-    """What a viewer's track hands aiortc: an ``av.Packet`` (Annex B for H.264) and what it came from."""
+    """What a viewer's track hands aiortc: the frame's RTP payloads, cut once for every viewer."""
 
     track_id: int
-    packet: Any  # av.Packet
+    prepacked: Prepacked
     size: int
     keyframe: bool
     arrival: float  # time.monotonic() when the packet entered the server (latency figures)
@@ -161,15 +160,16 @@ class Feed:
         self._on_end = on_end
         self.taps: set[Tap] = set()
         self._converters: dict[int, AnnexB | None] = {}
-        self._time_bases: dict[int, Fraction] = {}
+        self._packetizers: dict[int, Packetizer] = {}
         self.ended: str | None = None
         self._sub = CallbackSubscriber(f"webrtc:{output.name}", self._from_hub, on_end=self._hub_ended)
         self.frames = 0
 
     def start(self) -> None:
         for track in self.output.track_list():
-            if track.kind in (MediaKind.VIDEO, MediaKind.AUDIO):
+            if track.codec in PACKETIZED:
                 self._converters[track.id] = AnnexB(track) if track.codec is Codec.H264 else None
+                self._packetizers[track.id] = Packetizer(PACKETIZED[track.codec])
         self.output.hub.subscribe(self._sub, from_keyframe=False)
 
     def add(self, tap: Tap) -> None:
@@ -177,8 +177,8 @@ class Feed:
         self.taps.add(tap)
         for packet in self.output.hub.gop_snapshot():
             frame = self._frame(packet)
-            if frame is not None:
-                tap.offer(frame)
+            if frame is not None:  # a backlog, sent at once: no arrival, so it is kept out of latency figures
+                tap.offer(replace(frame, arrival=0.0))
 
     def remove(self, tap: Tap) -> None:
         self.taps.discard(tap)
@@ -207,11 +207,8 @@ class Feed:
         data = converter.convert(packet) if converter is not None else packet.data
         if not data:
             return None
-        out = av.Packet(data)
-        out.pts = packet.pts
-        out.dts = packet.dts
-        out.time_base = packet.time_base
-        return RtcFrame(packet.track_id, out, len(data), packet.keyframe, packet.arrival)
+        prepacked = self._packetizers[packet.track_id].pack(data, packet.pts, packet.time_base)
+        return RtcFrame(packet.track_id, prepacked, len(data), packet.keyframe, packet.arrival)
 
     # -- loop --
     def _fan_out(self, frame: RtcFrame) -> None:

@@ -44,10 +44,13 @@ class PlaybackStats(Protocol):
 
 
 class SessionLog(Protocol):
-    """Where a session's opening and closing are kept (the journal, through the service): who watched what."""
+    """Where sessions opening and closing are kept (the journal, see audit.py): who watched what, how long."""
 
-    def webrtc_session(self, vhost: str, app: str, stream: str, session: str, client: str, state: str,
-                       detail: dict[str, Any]) -> None: ...
+    def opened(self, vhost: str, app: str, stream: str, session: str, client: str, playlist: str, rendition: str,
+               tracks: str) -> None: ...
+
+    def closed(self, vhost: str, app: str, stream: str, session: str, client: str, reason: str, bytes_out: int,
+               seconds: float) -> None: ...
 
 
 class PlayRefused(Exception):
@@ -76,6 +79,13 @@ def webrtc_section(app_config: Mapping[str, Any] | None) -> dict[str, Any] | Non
         return None
     section = publishers.get("webrtc")
     return section if isinstance(section, dict) else {}
+
+
+def session_timeout(app_config: Mapping[str, Any] | None) -> float:
+    """``Publishers/WebRTC/Timeout`` (ms, OME's default 30000) in seconds: how long a session may take to
+    connect, and a signalling socket to ask for an offer."""
+    section = webrtc_section(app_config) or {}
+    return as_float(section.get("timeout"), DEFAULT_TIMEOUT_S * 1000) / 1000 or DEFAULT_TIMEOUT_S
 
 
 def bframes_of(output: OutputStream) -> Any:
@@ -159,8 +169,7 @@ class WebRtcPublisher:
         if feed is None or feed.ended is not None or feed.output is not output:
             feed = self.feeds[key] = Feed(output, self.loop, self._feed_ended)
             feed.start()
-        section = webrtc_section(app_config) or {}
-        timeout = as_float(section.get("timeout"), DEFAULT_TIMEOUT_S * 1000) / 1000 or DEFAULT_TIMEOUT_S
+        timeout = session_timeout(app_config)
         label = f"{target.vhost}/{target.app}/{target.stream}@{target.client[0]}:{target.client[1]}"
         session = ViewerSession(ident, label, feed, rendition or picked.renditions[0], self.pool, timeout,
                                 self._closed)
@@ -180,10 +189,9 @@ class WebRtcPublisher:
         log.info("webrtc session opened session=%s id=%d rendition=%s tracks=%s", session.label, session.id,
                  session.rendition.name, tracks)
         if self.journal is not None:
-            self.journal.webrtc_session(target.vhost, target.app, target.stream, str(session.id),
-                                        f"{target.client[0]}:{target.client[1]}", "opened",
-                                        {"playlist": target.playlist or "", "rendition": session.rendition.name,
-                                         "tracks": tracks})
+            self.journal.opened(target.vhost, target.app, target.stream, str(session.id),
+                                f"{target.client[0]}:{target.client[1]}", target.playlist or "",
+                                session.rendition.name, tracks)
 
     def _closed(self, session: ViewerSession, reason: str) -> None:
         key = self._keys.pop(session.id, None)
@@ -195,18 +203,22 @@ class WebRtcPublisher:
             session.counters.unreported = 0
         if self.admission is not None and asked is not None and self.loop is not None:
             self.loop.create_task(self.admission.closed(asked))
+        if session.id not in self._counted:
+            log.debug("webrtc offer abandoned session=%s id=%d reason=%s open_sessions=%d udp_routes=%d",
+                      session.label, session.id, reason, len(self.sessions),
+                      self.pool.sessions if self.pool is not None else 0)
         if session.id in self._counted:
             self._counted.discard(session.id)
             if key is not None:
                 self.stats.connection(*key, CONNECTION_KIND, -1)
             seconds = time.monotonic() - session.created
-            log.info("webrtc session closed session=%s id=%d reason=%s bytes=%d seconds=%.1f", session.label,
-                     session.id, reason, session.counters.bytes_out, seconds)
+            c = session.counters
+            log.info("webrtc session closed session=%s id=%d reason=%s bytes=%d seconds=%.1f skips=%d "
+                     "first_rtp_ms_p50=%.2f first_rtp_ms_p99=%.2f", session.label, session.id, reason, c.bytes_out,
+                     seconds, session.tap.skips, c.percentile(0.5), c.percentile(0.99))
             if self.journal is not None and target is not None:
-                self.journal.webrtc_session(target.vhost, target.app, target.stream, str(session.id),
-                                            f"{target.client[0]}:{target.client[1]}", "closed",
-                                            {"reason": reason, "bytes": session.counters.bytes_out,
-                                             "seconds": round(seconds, 3)})
+                self.journal.closed(target.vhost, target.app, target.stream, str(session.id),
+                                    f"{target.client[0]}:{target.client[1]}", reason, c.bytes_out, round(seconds, 3))
         feed = session.feed
         if not feed.taps and feed.ended is None:
             feed.close("no viewer left")  # its hub subscription goes; _feed_ended forgets it

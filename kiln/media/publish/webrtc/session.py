@@ -25,12 +25,15 @@ from kiln.media.model import Codec, MediaKind, Track
 from kiln.media.publish.webrtc.choose import Rendition
 from kiln.media.publish.webrtc.feed import Feed, Tap
 from kiln.media.rtc.connection import new_peer_connection, pool_context
+from kiln.media.rtc.prepacked import use_prepacked
+from kiln.media.rtc.remb import RembMeter
 from kiln.media.rtc.sdp import candidates_of, check_sdp
 from kiln.media.rtc.signalling import Candidate
 from kiln.media.rtc.udp_mux import PortPool
 
 log = logging.getLogger(__name__)
 
+LATENCY_SAMPLES = 20000
 MIME = {Codec.H264: "video/H264", Codec.VP8: "video/VP8", Codec.OPUS: "audio/opus"}
 
 
@@ -47,13 +50,13 @@ class FeedTrack(MediaStreamTrack):
         self.tap = tap
         self._on_frame = on_frame
 
-    async def recv(self) -> Any:  # an av.Packet: aiortc packs it instead of encoding a frame
+    async def recv(self) -> Any:  # Prepacked: the sender's PrepackedEncoder hands its payloads on
         frame = await self.tap.get(self.kind)
         if frame is None:
             self.stop()
             raise MediaStreamError
         self._on_frame(frame.size, frame.arrival)
-        return frame.packet
+        return frame.prepacked
 
 
 @dataclass
@@ -63,7 +66,13 @@ class SessionCounters:
     bytes_out: int = 0
     unreported: int = 0
     last_sent: float = 0.0
-    first_frame_delay_ms: list[float] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)  # live frames: arrival in Kiln -> handed to aiortc
+
+    def percentile(self, q: float) -> float:
+        if not self.latency_ms:
+            return 0.0
+        ordered = sorted(self.latency_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class ViewerSession:
@@ -81,6 +90,7 @@ class ViewerSession:
         self.closed_reason: str | None = None
         self._on_closed = on_closed
         self.auto = False
+        self.remb = RembMeter()  # the viewer's bandwidth estimate, for webrtcAutoAbr
         self.tap = Tap(_kinds(rendition))
         self.pc: RTCPeerConnection = new_peer_connection()
         self._watch: asyncio.Task[None] | None = None
@@ -97,6 +107,9 @@ class ViewerSession:
             sending = FeedTrack(kind, self.tap, self._sent)
             transceiver = self.pc.addTransceiver(sending, direction="sendonly")
             transceiver.setCodecPreferences(_preferences(kind, track))
+            use_prepacked(transceiver.sender)
+            if kind == "video":
+                self.remb.attach(transceiver.sender)
 
     async def create_offer(self) -> tuple[str, list[Candidate]]:
         """The server's offer (OME signalling) and its candidates."""
@@ -193,6 +206,8 @@ class ViewerSession:
         c.bytes_out += size
         c.unreported += size
         c.last_sent = time.monotonic()
+        if arrival and len(c.latency_ms) < LATENCY_SAMPLES:
+            c.latency_ms.append((c.last_sent - arrival) * 1000)
 
     async def close(self, reason: str) -> None:
         """Idempotent: stop sending, free the tap, the ICE transport (its port routes) and the watch."""

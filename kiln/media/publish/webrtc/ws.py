@@ -4,7 +4,8 @@ The flow is OME's (media spec §1.2): ``request_offer`` → ``offer`` → ``answ
 then ``change_rendition`` or ``stop``. A refused viewer gets ``{code, error}`` and the socket is
 closed ("Cannot create offer" for a stream that cannot be played, "Invalid ID" for a command with
 another id or before the offer). The socket closes with its session (stream ended, ICE failed) and
-the session with its socket. A socket that asks for nothing within the session timeout is closed.
+the session with its socket. A socket that asks for nothing within the session timeout
+(``Publishers/WebRTC/Timeout``) is closed.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from kiln.media.publish.webrtc.choose import Choice, rendition_json
-from kiln.media.publish.webrtc.publisher import PlayRefused, Target, WebRtcPublisher
+from kiln.media.publish.webrtc.abr import AutoAbr
+from kiln.media.publish.webrtc.choose import Choice, Rendition, rendition_json
+from kiln.media.publish.webrtc.publisher import PlayRefused, Target, WebRtcPublisher, session_timeout
 from kiln.media.publish.webrtc.session import SessionError, ViewerSession
 from kiln.media.rtc import signalling as sig
 
 log = logging.getLogger(__name__)
 
-IDLE_CLOSE_S = 30.0
 CLOSE_NORMAL = 1000
+ABR_EVERY_S = 2.0
 
 
 class SignallingSocket:
@@ -39,6 +41,8 @@ class SignallingSocket:
         self.app_config = app_config
         self.session: ViewerSession | None = None
         self.choice: Choice | None = None
+        self.idle_s = session_timeout(app_config)  # a socket that asks for nothing this long is closed
+        self._abr: asyncio.Task[None] | None = None
 
     async def serve(self) -> None:
         await self.ws.accept()
@@ -51,6 +55,7 @@ class SignallingSocket:
             reason = f"{exc.code} {exc.text}"
             await self._error(exc.code, exc.text)
         finally:
+            self._stop_abr()
             if self.session is not None:
                 await self.session.close(reason)
             await self._close()
@@ -71,7 +76,7 @@ class SignallingSocket:
             ended = asyncio.ensure_future(self.session.ended.wait())
             waits.add(ended)
         try:
-            done, _ = await asyncio.wait(waits, timeout=None if self.session is not None else IDLE_CLOSE_S,
+            done, _ = await asyncio.wait(waits, timeout=None if self.session is not None else self.idle_s,
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in waits:
@@ -117,6 +122,7 @@ class SignallingSocket:
             raise WebSocketDisconnect(CLOSE_NORMAL)
 
     async def _offer(self) -> None:
+        self._stop_abr()
         if self.session is not None:
             await self.session.close("the player asked for a new offer")
             self.session = None
@@ -134,6 +140,34 @@ class SignallingSocket:
         if self.target.playlist is not None or len(choice.renditions) > 1:
             renditions = [rendition_json(r) for r in choice.renditions]
             await self.ws.send_text(sig.encode(sig.playlist_notification(renditions, choice.auto)))
+        if len(choice.renditions) > 1:
+            session.auto = choice.auto
+            self._abr = asyncio.get_running_loop().create_task(self._auto_abr(session, choice))
+
+    def _stop_abr(self) -> None:
+        if self._abr is not None:
+            self._abr.cancel()
+            self._abr = None
+
+    async def _auto_abr(self, session: ViewerSession, choice: Choice) -> None:
+        """webrtcAutoAbr: follow the viewer's REMB estimate while it is in auto mode."""
+        meters = session.feed.output.meters
+
+        def bitrate_of(rendition: Rendition) -> int:
+            video = rendition.video
+            if video is None:
+                return 0
+            meter = meters.get(video.id)
+            return video.bitrate_conf or int(meter.bitrate_avg if meter is not None else 0)
+
+        abr = AutoAbr(choice.renditions, bitrate_of)
+        while session.closed_reason is None:
+            await asyncio.sleep(ABR_EVERY_S)
+            if not session.auto:
+                continue
+            wanted = abr.decide(session.rendition, session.remb.estimate())
+            if wanted is not None and session.switch(wanted):
+                await self.ws.send_text(sig.encode(sig.rendition_changed_notification(wanted.name, True)))
 
     async def _change_rendition(self, session: ViewerSession, message: sig.ChangeRendition) -> None:
         choice = self.choice
