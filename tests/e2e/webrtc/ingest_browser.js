@@ -55,11 +55,13 @@ const pageUrl = `${opts.page_origin}/__kiln_test_publisher/index.html`;
       }
       const stream = await navigator.mediaDevices.getUserMedia(constraints);
       const factory = simulcast ? (config) => {
+        // the client calls addTrack: video goes through addTransceiver with three encodings instead
         const pc = new RTCPeerConnection(config);
-        const add = pc.addTransceiver.bind(pc);
-        pc.addTransceiver = (track, init) => add(track, track.kind === 'video' ? { ...init, sendEncodings: [
-          { rid: 'h', maxBitrate: 900000 }, { rid: 'm', maxBitrate: 300000, scaleResolutionDownBy: 2 },
-          { rid: 'l', maxBitrate: 100000, scaleResolutionDownBy: 4 }] } : init);
+        const addTrack = pc.addTrack.bind(pc);
+        pc.addTrack = (track, ...streams) => track.kind !== 'video' ? addTrack(track, ...streams)
+          : pc.addTransceiver(track, { direction: 'sendonly', streams, sendEncodings: [
+            { rid: 'h', maxBitrate: 900000 }, { rid: 'm', maxBitrate: 300000, scaleResolutionDownBy: 2 },
+            { rid: 'l', maxBitrate: 100000, scaleResolutionDownBy: 4 }] }).sender;
         return pc;
       } : undefined;
       const client = new EyevinnWhip.WHIPClient({ endpoint: url, opts: { debug: false, iceServers: [] },
@@ -94,6 +96,8 @@ const pageUrl = `${opts.page_origin}/__kiln_test_publisher/index.html`;
       }
       return out;
     });
+    result.simulcastOffered = await page.evaluate(() => window.__pcs.some((pc) =>
+      pc.localDescription && pc.localDescription.sdp.includes('a=simulcast')));
     const state = await page.evaluate(() => window.__state);
     result.errors.push(...state.errors);
     if (opts.stop !== false) {

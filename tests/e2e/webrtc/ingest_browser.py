@@ -65,3 +65,16 @@ def start_publisher(mode: str, url: str, *, workdir: Path, page_origin: str, pub
     peer = Peer.spawn(f"chromium-{mode}", [NODE, str(SCRIPT), json.dumps(options)], workdir,
                       env={"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "NODE_PATH": str(NODE_MODULES)})
     return BrowserPublisher(peer, user_data_dir)
+
+
+def round_trip(whip_url: str, play_url: str, ready_url: str, *, workdir: Path, page_origin: str,
+               watch_s: float) -> dict[str, Any]:
+    """Publish a canvas stamped with the time over WHIP and play it back with OvenPlayer (ingest_roundtrip.js)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    user_data_dir = Path(tempfile.mkdtemp(prefix="chromium-roundtrip-", dir=workdir))
+    options = {"whip_url": whip_url, "play_url": play_url, "page_origin": page_origin,
+               "user_data_dir": str(user_data_dir), "chromium": CHROMIUM, "whip_bundle": str(whip_bundle(workdir)),
+               "watch_s": watch_s, "timeout_ms": 40000, "ready_url": ready_url}
+    peer = Peer.spawn("chromium-roundtrip", [NODE, str(SCRIPT.with_name("ingest_roundtrip.js")), json.dumps(options)],
+                      workdir, env={"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "NODE_PATH": str(NODE_MODULES)})
+    return BrowserPublisher(peer, user_data_dir).finish(watch_s + 120)
