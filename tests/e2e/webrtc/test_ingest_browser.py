@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,7 +56,6 @@ def test_ovenlivekit_publishes_and_every_output_reads_it(rtc_kiln: KilnProcess, 
     probe = rtc_kiln.wait_for(lambda: _probe_av(f"http://127.0.0.1:{port}/app/olk/llhls.m3u8"), 40, "LL-HLS")
     codecs = {s["codec_type"]: s["codec_name"] for s in probe["streams"]}
     assert codecs == {"video": "h264", "audio": "aac"}, codecs
-    time.sleep(0)  # the recording runs while the browser keeps publishing
     rtc_kiln.wait_for(lambda: stream_json(rtc_kiln, "olk") is None, 60, "OvenLiveKit's stopStreaming ends it")
     report = browser.finish(60)
     assert report["connected"] and not report["errors"], report
@@ -79,7 +77,6 @@ def test_eyevinn_whip_client_publishes_and_its_delete_ends_the_stream(rtc_kiln: 
     report = browser.finish(60)
     assert report["connected"] and report["stopped"] and not report["errors"], report
     assert report["stats"]["framesEncoded"] > 30
-    assert "whip deleted" not in rtc_kiln.log_tail(0)
     assert "reason=deleted by the WHIP client" in rtc_kiln.log_path.read_text()
 
 

@@ -145,3 +145,69 @@ def test_bad_signalling_gets_an_error_and_a_closed_socket(rtc_kiln: KilnProcess,
     assert messages and {k: messages[-1].get(k) for k in error} == error, messages
     rtc_kiln.wait_for(lambda: rtc_kiln.api.get("/v1/vhosts/default/apps/app/streams").json()["response"] == [], 20,
                       "no stream left behind")
+
+
+def test_signed_policy_checks_whip_publishers(kiln_factory: Callable[..., KilnProcess]) -> None:
+    """SignedPolicy with ``webrtc`` in its providers: a WHIP URL signed as OME signs it publishes, an unsigned
+    one gets 401 and the refusal is journaled as WebRTC, incoming."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from tests.peers.ome_signer import ome_sign
+
+    key = "rtc-s3cret"
+    policy = (f"<SignedPolicy><PolicyQueryKeyName>policy</PolicyQueryKeyName><SignatureQueryKeyName>signature"
+              f"</SignatureQueryKeyName><SecretKey>{key}</SecretKey><Enables><Providers>webrtc</Providers>"
+              f"</Enables></SignedPolicy>")
+    ports = RtcPorts()
+    xml = ingest_server_xml(ports).replace("<Host><Names><Name>*</Name></Names></Host>",
+                                           f"<Host><Names><Name>*</Name></Names></Host>{policy}")
+    kiln = kiln_factory(xml, ports)
+    base = _base(kiln)
+    unsigned = Publisher()
+    try:
+        refused = unsigned.whip(f"{base}/app/signed?direction=whip")
+        assert refused.status_code == 401 and "access denied" in refused.text
+    finally:
+        unsigned.close()
+    signed_url = ome_sign(f"{base}/app/signed?direction=whip", key, {"url_expire": int(time.time() * 1000) + 60000})
+    publisher = Publisher()
+    try:
+        assert publisher.whip(signed_url).status_code == 201
+        kiln.wait_for(input_tracks(kiln, "signed"), 30, "the signed publisher's stream")
+    finally:
+        publisher.close()
+    out = subprocess.run([sys.executable, "-m", "kiln.cli", "journal", "show", "-d", str(kiln.data_dir), "--json",
+                          "--type", "AdmissionDenied"], capture_output=True, text=True, timeout=30, check=True).stdout
+    denied = [json.loads(line)["payload"] for line in out.splitlines() if line.strip()]
+    assert [(d["rule"], d["protocol"], d["direction"]) for d in denied] == [("SignedPolicy", "WebRTC", "incoming")]
+
+
+VP8_TO_H264 = """
+            <OutputProfile>
+              <Name>vp8_in</Name>
+              <OutputStreamName>${OriginStreamName}</OutputStreamName>
+              <Encodes>
+                <Video><Name>h264</Name><Codec>h264</Codec><Width>320</Width><Height>240</Height><Bitrate>300000</Bitrate>
+                  <Framerate>30</Framerate><Preset>faster</Preset></Video>
+                <Audio><Name>aac_audio</Name><Codec>aac</Codec><Bitrate>64000</Bitrate><Samplerate>48000</Samplerate>
+                  <Channel>2</Channel></Audio>
+              </Encodes>
+            </OutputProfile>"""
+
+
+def test_vp8_input_plays_as_h264_ll_hls_through_a_profile_encode(kiln_factory: Callable[..., KilnProcess]) -> None:
+    ports = RtcPorts()
+    kiln = kiln_factory(ingest_server_xml(ports, profiles=VP8_TO_H264), ports)
+    publisher = Publisher(codec="vp8")
+    try:
+        assert publisher.whip(f"{_base(kiln)}/app/v8?direction=whip").status_code == 201
+        tracks = kiln.wait_for(input_tracks(kiln, "v8"), 30, "the VP8 stream")
+        assert tracks["Video"]["video"]["codec"] == "VP8"
+        probe = kiln.wait_for(lambda: _probe(f"{_base(kiln)}/app/v8/llhls.m3u8"), 60, "LL-HLS of the encode")
+        video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+        assert (video["codec_name"], video["width"], video["height"]) == ("h264", 320, 240)
+    finally:
+        publisher.close()

@@ -197,7 +197,7 @@ class WebRtcIngest:
         offer = await _body_text(request)
         plans = _plans(offer)
         client = request.client
-        query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items() if k != "direction")
+        query = request.url.query  # byte for byte: SignedPolicy signs the URL as the client sent it
         target = self._target(host, app, stream, query, (client.host, client.port) if client else ("", 0), "http")
         target, ask, admission = await self._admit(target)
         session = self._session(target, ask, admission)
@@ -247,7 +247,7 @@ class WebRtcIngest:
         await websocket.accept()
         client = websocket.client
         peer = (client.host, client.port) if client else ("", 0)
-        query = "&".join(f"{k}={v}" for k, v in websocket.query_params.multi_items())
+        query = websocket.url.query
         session: PublishSession | None = None
         ident = 0
         try:
