@@ -42,7 +42,7 @@ def _probe_av(url: str) -> dict | None:  # type: ignore[type-arg]
 def test_ovenlivekit_publishes_and_every_output_reads_it(rtc_kiln: KilnProcess, tmp_path: Path) -> None:
     port = rtc_kiln.ports.llhls
     browser = start_publisher("ovenlivekit", f"ws://127.0.0.1:{port}/app/olk?direction=send", workdir=tmp_path,
-                              page_origin=f"http://localhost:{port + 1}", publish_s=14)
+                              page_origin=f"http://localhost:{port + 1}", publish_s=11)
     tracks = rtc_kiln.wait_for(input_tracks(rtc_kiln, "olk"), 40, "OvenLiveKit's stream with its tracks")
     video, audio = tracks["Video"]["video"], tracks["Audio"]["audio"]
     assert video["codec"] == "H264" and (video["width"], video["height"]) == (320, 180), video
@@ -70,7 +70,7 @@ def test_ovenlivekit_publishes_and_every_output_reads_it(rtc_kiln: KilnProcess, 
 def test_eyevinn_whip_client_publishes_and_its_delete_ends_the_stream(rtc_kiln: KilnProcess, tmp_path: Path) -> None:
     port = rtc_kiln.ports.llhls
     browser = start_publisher("whip", f"http://127.0.0.1:{port}/app/whip1?direction=whip", workdir=tmp_path,
-                              page_origin=f"http://localhost:{port + 1}", publish_s=6)
+                              page_origin=f"http://localhost:{port + 1}", publish_s=4)
     tracks = rtc_kiln.wait_for(input_tracks(rtc_kiln, "whip1"), 40, "the WHIP stream with its tracks")
     assert tracks["Video"]["video"]["codec"] == "H264"
     rtc_kiln.wait_for(lambda: stream_json(rtc_kiln, "whip1") is None, 60, "the client's DELETE ends it")
@@ -85,7 +85,7 @@ def test_a_simulcast_offer_publishes_one_layer(rtc_kiln: KilnProcess, tmp_path: 
     layer (the first encoding, full size) and the stream works as any other."""
     port = rtc_kiln.ports.llhls
     browser = start_publisher("whip", f"http://127.0.0.1:{port}/app/sim?direction=whip", workdir=tmp_path,
-                              page_origin=f"http://localhost:{port + 1}", publish_s=6, simulcast=True,
+                              page_origin=f"http://localhost:{port + 1}", publish_s=3, simulcast=True,
                               width=640, height=360)
     tracks = rtc_kiln.wait_for(input_tracks(rtc_kiln, "sim"), 40, "the simulcast publisher's stream")
     assert (tracks["Video"]["video"]["width"], tracks["Video"]["video"]["height"]) == (640, 360)
@@ -99,7 +99,7 @@ def test_round_trip_whip_in_ovenplayer_out_prints_glass_to_glass(rtc_kiln: KilnP
     port = rtc_kiln.ports.llhls
     report = round_trip(f"http://127.0.0.1:{port}/app/rt?direction=whip", f"ws://127.0.0.1:{port}/app/rt",
                         f"http://127.0.0.1:{port}/app/rt/llhls.m3u8", workdir=tmp_path,
-                        page_origin=f"http://localhost:{port + 1}", watch_s=5)
+                        page_origin=f"http://localhost:{port + 1}", watch_s=3)
     latencies = sorted(report["latencies"])
     assert report["connected"] and report["playing"] and not report["errors"], {**report, "latencies": len(latencies)}
     assert len(latencies) > 30, len(latencies)
