@@ -83,5 +83,5 @@ def test_uvicorn_upgrade_warnings_become_one_true_line(caplog: pytest.LogCapture
         uvicorn_logger.warning("No supported WebSocket library detected. Please use \"pip install ...\"")
         uvicorn_logger.warning("Invalid HTTP request received.")
     assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("kiln.uvicorn_logging", "INFO", "http upgrade request answered as plain HTTP (Kiln serves no WebSocket)"),
+        ("kiln.uvicorn_logging", "INFO", "http upgrade request answered as plain HTTP (this port serves no WebSocket)"),
         ("test.uvicorn.error", "WARNING", "Invalid HTTP request received.")]

@@ -20,6 +20,8 @@ from tests.peers.ffmpeg import publish_rtmp
 from tests.peers.fixtures import require
 from tests.peers.process import Peer
 
+pytestmark = pytest.mark.e2e
+
 ABR_PROFILE = """
             <OutputProfile>
               <Name>abr</Name>

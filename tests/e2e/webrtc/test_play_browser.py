@@ -18,6 +18,8 @@ from tests.peers.ffmpeg import publish_rtmp
 from tests.peers.fixtures import require
 from tests.peers.process import Peer
 
+pytestmark = pytest.mark.e2e
+
 log = logging.getLogger(__name__)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess
@@ -20,6 +21,8 @@ from tests.peers import media
 from tests.peers.ffmpeg import publish_rtmp
 from tests.peers.fixtures import require
 from tests.peers.process import Peer
+
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[3]
 PUBLISHERS = "<WebRTC><Timeout>4000</Timeout><CrossDomains><Url>*</Url></CrossDomains></WebRTC>"
@@ -90,7 +93,7 @@ def test_stalled_viewer_beside_a_healthy_one_then_both_vanish(live: tuple[KilnPr
         before, t0 = _last(healthy)["video"], time.monotonic()
         time.sleep(4)
         rate = (_last(healthy)["video"] - before) / (time.monotonic() - t0)
-        assert rate >= 20, f"the healthy viewer dropped to {rate:.1f} fps while the other stalled"  # source: 30 fps
+        assert rate >= 15, f"the healthy viewer dropped to {rate:.1f} fps while the other stalled"  # source: 30 fps
         for peer in (stalled, healthy):  # vanish without a word: SIGKILL (the stalled one is stopped, so kill it)
             peer._signal_group(signal.SIGKILL)
         kiln.wait_for(lambda: _connections(kiln) == 0, 30, "both sessions freed after their viewers vanished")
@@ -98,6 +101,21 @@ def test_stalled_viewer_beside_a_healthy_one_then_both_vanish(live: tuple[KilnPr
         for peer in (healthy, stalled):
             peer._signal_group(signal.SIGCONT)
             peer.stop()
+
+
+def test_viewers_end_with_the_stream(live: tuple[KilnProcess, RtcPorts], tmp_path: Path) -> None:
+    kiln, ports = live
+    viewer = _viewer(f"ws://127.0.0.1:{ports.llhls}/app/cam", tmp_path, "viewer")
+    try:
+        _wait_frames(viewer, 15)
+        kiln.wait_for(lambda: _connections(kiln) == 1, 20, "one webrtc connection")
+        assert kiln.api.delete("/v1/vhosts/default/apps/app/streams/cam").status_code == 200
+        kiln.wait_for(lambda: any("webrtc session closed" in line and "first_rtp_ms" in line
+                                  for line in kiln.log_path.read_text().splitlines()), 20, "session ended")
+        kiln.wait_for(lambda: viewer.alive is False or _last(viewer).get("state") in ("closed", "failed"), 40,
+                      "the viewer's socket closed by Kiln")
+    finally:
+        viewer.stop()
 
 
 async def _bad_signalling(url: str) -> list[dict[str, Any]]:
@@ -121,6 +139,8 @@ async def _bad_signalling(url: str) -> list[dict[str, Any]]:
     async with websockets.connect(url.replace("/cam", "/nope"), open_timeout=20) as ws:
         await ws.send('{"command":"request_offer"}')
         answers.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
+    async with websockets.connect(url + "?direction=send", open_timeout=20) as ws:  # ingest: not configured here
+        answers.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
     return answers
 
 
@@ -132,6 +152,19 @@ def test_bad_signalling_gets_ome_errors_and_a_closed_socket(live: tuple[KilnProc
     assert answers[2] == {"code": 400, "error": "Invalid ID"}          # another id than the offer's
     assert answers[3]["code"] == 400 and "SDP must begin with v=0" in answers[3]["error"]  # garbage SDP
     assert answers[4] == {"code": 404, "error": "Cannot create offer"}  # no such stream
+    assert answers[5] == {"code": 404, "error": "WebRTC ingest is not enabled on this server"}
+    whip = httpx.post(f"http://127.0.0.1:{ports.llhls}/app/cam?direction=whip", content=b"v=0",
+                      headers={"content-type": "application/sdp"})
+    assert (whip.status_code, whip.text) == (404, "WebRTC ingest is not enabled on this server")
+    whep = httpx.post(f"http://127.0.0.1:{ports.llhls}/app/cam?direction=whep", content=b"hello",
+                      headers={"content-type": "application/sdp"})
+    assert whep.status_code == 400 and "SDP must begin with v=0" in whep.text
+    assert httpx.delete(f"http://127.0.0.1:{ports.llhls}/app/cam/nosuch?direction=whep").status_code == 404
+    preflight = httpx.options(f"http://127.0.0.1:{ports.llhls}/app/cam?direction=whep",
+                              headers={"origin": "http://player.example", "access-control-request-method": "POST"})
+    assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == "*"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert _connections(kiln) == 0
     assert "Traceback" not in kiln.log_path.read_text()
 
 

@@ -13,6 +13,8 @@ from kiln.media.rtc.connection import new_peer_connection, pool_context
 from kiln.media.rtc.udp_mux import PortPool
 from tests.peers.ports import free_udp_port
 
+pytestmark = pytest.mark.e2e
+
 
 async def _session(pool: PortPool, n: int) -> tuple[RTCPeerConnection, RTCPeerConnection, str]:
     server = new_peer_connection()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from fractions import Fraction
 
 import pytest
@@ -34,8 +35,11 @@ def test_a_sender_hands_the_payloads_on() -> None:
     class Transport:  # what the sender's constructor looks at (a DTLS transport's state)
         state = "new"
 
-    sender = RTCRtpSender(AudioStreamTrack(), Transport())  # type: ignore[arg-type]
-    use_prepacked(sender)
-    encoder = sender._RTCRtpSender__encoder  # type: ignore[attr-defined]
-    assert isinstance(encoder, PrepackedEncoder)
-    assert encoder.pack(Prepacked([b"a", b"b"], 7)) == ([b"a", b"b"], 7)
+    async def main() -> None:  # aiortc builds its sender's asyncio objects on a running loop
+        sender = RTCRtpSender(AudioStreamTrack(), Transport())  # type: ignore[arg-type]
+        use_prepacked(sender)
+        encoder = sender._RTCRtpSender__encoder  # type: ignore[attr-defined]
+        assert isinstance(encoder, PrepackedEncoder)
+        assert encoder.pack(Prepacked([b"a", b"b"], 7)) == ([b"a", b"b"], 7)
+
+    asyncio.run(main())

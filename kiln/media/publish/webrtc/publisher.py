@@ -213,7 +213,7 @@ class WebRtcPublisher:
                 self.stats.connection(*key, CONNECTION_KIND, -1)
             seconds = time.monotonic() - session.created
             c = session.counters
-            log.info("webrtc session closed session=%s id=%d reason=%s bytes=%d seconds=%.1f skips=%d "
+            log.info("webrtc session closed session=%s id=%d reason=%s bytes=%d seconds=%.1f resyncs=%d "
                      "first_rtp_ms_p50=%.2f first_rtp_ms_p99=%.2f", session.label, session.id, reason, c.bytes_out,
                      seconds, session.tap.skips, c.percentile(0.5), c.percentile(0.99))
             if self.journal is not None and target is not None:

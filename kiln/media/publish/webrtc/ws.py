@@ -129,11 +129,13 @@ class SignallingSocket:
         try:
             session, choice = await self.publisher.open(self.target, self.app_config)
         except PlayRefused as exc:
-            text = sig.CANNOT_CREATE_OFFER if exc.code == 404 else f"{sig.CANNOT_CREATE_OFFER}: {exc.text}"
+            # OME answers a missing stream and a refused viewer alike: 404 "Cannot create offer" (the log says why)
+            code = 404 if exc.code in (401, 404) else exc.code
+            text = sig.CANNOT_CREATE_OFFER if code == 404 else f"{sig.CANNOT_CREATE_OFFER}: {exc.text}"
             log.info("webrtc offer refused vhost=%s app=%s stream=%s peer=%s:%d code=%d reason=%s", self.target.vhost,
                      self.target.app, self.target.stream, self.target.client[0], self.target.client[1], exc.code,
                      exc.text)
-            raise sig.SignallingError(exc.code, text) from None
+            raise sig.SignallingError(code, text) from None
         self.session, self.choice = session, choice
         sdp, candidates = await session.create_offer()
         await self.ws.send_text(sig.encode(sig.offer_message(session.id, 0, sdp, candidates)))
