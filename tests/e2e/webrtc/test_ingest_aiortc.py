@@ -20,6 +20,8 @@ from kiln.media.stream.hub import CallbackSubscriber
 from kiln.media.stream.live import LiveStream
 from tests.peers.ports import free_udp_port
 
+pytestmark = pytest.mark.e2e
+
 
 async def _wait(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout

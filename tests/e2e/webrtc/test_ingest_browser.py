@@ -20,8 +20,9 @@ from tests.peers.ffmpeg import ffprobe_json
 
 APP = "/v1/vhosts/default/apps/app"
 
-pytestmark = pytest.mark.skipif(not publishers_available() and not os.environ.get("KILN_REQUIRE_PEERS"),
-                                reason="chromium, node or the npm publishers are not installed")
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not publishers_available() and not os.environ.get("KILN_REQUIRE_PEERS"),
+                                 reason="chromium, node or the npm publishers are not installed")]
 
 
 @pytest.fixture

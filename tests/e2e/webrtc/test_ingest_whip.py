@@ -14,6 +14,8 @@ from tests.e2e.webrtc.ingest_kiln import Publisher, ingest_server_xml, input_tra
 from tests.e2e.webrtc.play_kiln import RtcPorts
 from tests.peers.ffmpeg import ffprobe_json
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def rtc_kiln(kiln_factory: Callable[..., KilnProcess]) -> KilnProcess:
