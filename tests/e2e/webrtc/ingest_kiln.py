@@ -110,6 +110,30 @@ class Publisher:
         result: dict[str, Any] = self.run(go())
         return result
 
+    def lose(self, every: int, retransmissions_every: int) -> dict[str, int]:
+        """Make the link lossy from now on: every ``every``-th original video packet is dropped, and the
+        retransmission (RTX) of every ``retransmissions_every``-th sequence number too. Returns live counts."""
+        dropped = {"first": 0, "again": 0}
+        video = next(t for t in self.pc.getTransceivers() if t.kind == "video")
+        pt = next(c.payloadType for c in video._codecs if c.mimeType.lower() != "video/rtx")
+        rtx = next((c.payloadType for c in video._codecs if c.parameters.get("apt") == pt), None)
+        dtls = video.sender.transport
+        send = dtls._send_rtp
+
+        async def lossy(data: bytes) -> None:
+            if data[0] >> 6 == 2 and not 64 <= data[1] & 0x7F <= 95:  # RTP, not RTCP
+                kind, seq = data[1] & 0x7F, int.from_bytes(data[2:4], "big")
+                if kind == pt and seq % every == 7:
+                    dropped["first"] += 1
+                    return
+                if kind == rtx and _original_seq(data) % retransmissions_every == 7:
+                    dropped["again"] += 1
+                    return
+            await send(data)
+
+        dtls._send_rtp = lossy
+        return dropped
+
     def ws_closed(self) -> bool:
         return self.ws is not None and self.run(_closed(self.ws))
 
@@ -123,6 +147,14 @@ class Publisher:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
+
+
+def _original_seq(data: bytes) -> int:
+    """The original sequence number an RTX packet carries (RFC 4588: the payload's first two bytes)."""
+    pos = 12 + 4 * (data[0] & 0x0F)
+    if data[0] & 0x10:
+        pos += 4 + 4 * int.from_bytes(data[pos + 2:pos + 4], "big")
+    return int.from_bytes(data[pos:pos + 2], "big") if len(data) >= pos + 2 else -1
 
 
 async def _closed(ws: Any) -> bool:

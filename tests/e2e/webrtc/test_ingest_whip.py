@@ -59,8 +59,22 @@ def test_whip_publish_is_listed_packaged_and_deleted(rtc_kiln: KilnProcess) -> N
         assert deleted.status_code == 200
         rtc_kiln.wait_for(lambda: stream_json(rtc_kiln, "cam") is None, 20, "stream gone after DELETE")
         assert publisher.whip_delete(base).status_code == 404
+        started = _journal(rtc_kiln, "StreamStarted")
+        ended = _journal(rtc_kiln, "StreamEnded")
+        assert [(e["name"], e["source_type"]) for e in started] == [("cam", "WebRTC")]
+        assert [(e["name"], e["reason"]) for e in ended] == [("cam", "deleted by the WHIP client")]
     finally:
         publisher.close()
+
+
+def _journal(kiln: KilnProcess, event_type: str) -> list[dict]:  # type: ignore[type-arg]
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "kiln.cli", "journal", "show", "-d", str(kiln.data_dir), "--json",
+                          "--type", event_type], capture_output=True, text=True, timeout=30, check=True).stdout
+    return [json.loads(line)["payload"] for line in out.splitlines() if line.strip()]
 
 
 def _probe(url: str) -> dict | None:  # type: ignore[type-arg]
@@ -211,5 +225,33 @@ def test_vp8_input_plays_as_h264_ll_hls_through_a_profile_encode(kiln_factory: C
         probe = kiln.wait_for(lambda: _probe(f"{_base(kiln)}/app/v8/llhls.m3u8"), 60, "LL-HLS of the encode")
         video = next(s for s in probe["streams"] if s["codec_type"] == "video")
         assert (video["codec_name"], video["width"], video["height"]) == ("h264", 320, 240)
+    finally:
+        publisher.close()
+
+
+def test_a_lossy_publisher_link_keeps_ll_hls_decodable(rtc_kiln: KilnProcess) -> None:
+    """Loss injected at the publisher's socket layer (every 20th video packet; some retransmissions lost too):
+    NACKs and PLIs go out (the session's closing log line counts them) and ffmpeg decodes the LL-HLS
+    output without an error."""
+    import re
+    import subprocess
+
+    base = _base(rtc_kiln)
+    publisher = Publisher()
+    try:
+        assert publisher.whip(f"{base}/app/lossy?direction=whip").status_code == 201
+        rtc_kiln.wait_for(input_tracks(rtc_kiln, "lossy"), 30, "described tracks")
+        dropped = publisher.lose(every=20, retransmissions_every=60)
+        rtc_kiln.wait_for(lambda: dropped["again"] >= 3, 30, "retransmissions lost too")
+        rtc_kiln.wait_for(lambda: _probe(f"{base}/app/lossy/llhls.m3u8"), 40, "LL-HLS")
+        decode = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i",
+                                 f"{base}/app/lossy/llhls.m3u8", "-t", "4", "-f", "null", "-"],
+                                capture_output=True, text=True, timeout=60)
+        assert decode.returncode == 0 and not decode.stderr.strip(), decode.stderr[-2000:]
+        assert publisher.whip_delete(base).status_code == 200
+        closed = rtc_kiln.wait_for(lambda: re.search(r"webrtc publish closed .*stream=default/app/lossy .*"
+                                                     r"nacks=(\d+) plis=(\d+)", rtc_kiln.log_path.read_text()),
+                                   20, "the session's closing line")
+        assert int(closed.group(1)) > 0 and int(closed.group(2)) > 0, closed.group(0)
     finally:
         publisher.close()
