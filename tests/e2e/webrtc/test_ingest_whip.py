@@ -138,10 +138,11 @@ def test_bad_offers_get_a_clear_error_and_create_nothing(rtc_kiln: KilnProcess, 
      {"code": 400, "error": "Invalid ID"}),
     ("/nope/s1?direction=send", ['{"command":"request_offer"}'], {"code": 404, "error": "Cannot create offer"}),
     ("/app/s1?direction=send", ["not json"], {"code": 400, "error": "message is not JSON"}),
+    ("/app/s1?direction=send", [b"\x00\xffbinary"], {"code": 400, "error": "message is not JSON"}),
     ("/app/s1?direction=send", ['{"command":"request_offer"}', '{"command":"answer","id":1,"sdp":"garbage"}'],
      {"code": 400}),
 ])
-def test_bad_signalling_gets_an_error_and_a_closed_socket(rtc_kiln: KilnProcess, path: str, frames: list[str],
+def test_bad_signalling_gets_an_error_and_a_closed_socket(rtc_kiln: KilnProcess, path: str, frames: list[str | bytes],
                                                           error: dict[str, object]) -> None:
     import asyncio
     import json

@@ -253,7 +253,7 @@ class WebRtcIngest:
         try:
             while True:
                 if session is None:
-                    frame = await asyncio.wait_for(websocket.receive_text(), OFFER_WAIT_S)
+                    frame = await asyncio.wait_for(_frame(websocket), OFFER_WAIT_S)
                 else:
                     got = await _receive_until_closed(websocket, session)
                     if got is None:
@@ -341,9 +341,18 @@ def _plans(offer: str) -> list[MediaPlan]:
         raise Refused(400, f"the offer is not a valid SDP: {exc.__class__.__name__}") from exc
 
 
-async def _receive_until_closed(websocket: WebSocket, session: PublishSession) -> str | None:
+async def _frame(websocket: WebSocket) -> str | bytes:
+    """The next text or binary frame (the codec reads either; Starlette's receive_text fails on binary)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    return text if text is not None else message.get("bytes") or b""
+
+
+async def _receive_until_closed(websocket: WebSocket, session: PublishSession) -> str | bytes | None:
     """The next frame, or None when the session ended first (timeout, DELETE /streams, peer failure)."""
-    receive = asyncio.ensure_future(websocket.receive_text())
+    receive = asyncio.ensure_future(_frame(websocket))
     ended = asyncio.ensure_future(session.ended.wait())
     try:
         done, _ = await asyncio.wait({receive, ended}, return_when=asyncio.FIRST_COMPLETED)
