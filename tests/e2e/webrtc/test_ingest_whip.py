@@ -256,3 +256,35 @@ def test_a_lossy_publisher_link_keeps_ll_hls_decodable(rtc_kiln: KilnProcess) ->
         assert int(closed.group(1)) > 0 and int(closed.group(2)) > 0, closed.group(0)
     finally:
         publisher.close()
+
+
+def test_whip_requests_that_cannot_be_served_get_clear_statuses(rtc_kiln: KilnProcess) -> None:
+    base = _base(rtc_kiln)
+    sdp = {"Content-Type": "application/sdp"}
+    frag = {"Content-Type": "application/trickle-ice-sdpfrag"}
+    assert httpx.post(f"{base}/app/x?direction=whip", content="v=0", timeout=30).status_code == 415
+    assert httpx.post(f"{base}/app/x?direction=whip", content=b"\xff\xfe", headers=sdp, timeout=30).status_code == 400
+    assert httpx.post(f"{base}/app/x?direction=whip", content="v=0\n" * 20000, headers=sdp,
+                      timeout=30).status_code == 413
+    assert httpx.post(f"{base}/app?direction=whip", content="v=0", headers=sdp, timeout=30).status_code == 404
+    assert httpx.post(f"{base}/nope/x?direction=whip", content="v=0", headers=sdp, timeout=30).status_code in (400, 404)
+    assert httpx.patch(f"{base}/app/x/unknown?direction=whip", content="", headers=frag, timeout=30).status_code == 404
+    publisher = Publisher()
+    try:
+        created = publisher.whip(f"{base}/app/x?direction=whip")
+        assert created.status_code == 201
+        resource = base + publisher.location
+        wrong = httpx.patch(resource, content="a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n",
+                            headers={**frag, "If-Match": '"nope"'}, timeout=30)
+        assert wrong.status_code == 412
+        restart = httpx.patch(resource, content="a=ice-ufrag:new1\r\na=ice-pwd:newpasswordnewpassword12\r\n",
+                              headers={**frag, "If-Match": created.headers["etag"]}, timeout=30)
+        assert restart.status_code == 422 and "ICE restart" in restart.text
+        trickle = httpx.patch(resource, content="a=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n",
+                              headers={**frag, "If-Match": created.headers["etag"]}, timeout=30)
+        assert trickle.status_code == 204
+        bad = httpx.patch(resource, content="a=candidate:garbage\r\n", headers=frag, timeout=30)
+        assert bad.status_code == 400
+        rtc_kiln.wait_for(input_tracks(rtc_kiln, "x"), 30, "the stream still publishes")
+    finally:
+        publisher.close()

@@ -239,7 +239,7 @@ class WebRtcIngest:
                 try:
                     await session.add_candidate(line, mid, None if mid is not None else 0)
                 except Exception as exc:  # a candidate aiortc cannot parse is the client's error, not ours
-                    raise Refused(400, f"bad candidate {line!r}: {exc}") from exc
+                    raise Refused(400, f"bad candidate {line!r}: {exc or type(exc).__name__}") from exc
         return Response(status_code=204, headers=cors)
 
     # -- OME signalling, direction=send ----------------------------------------------------------------
@@ -280,7 +280,7 @@ class WebRtcIngest:
                         try:
                             await session.add_candidate(c.candidate, c.sdp_mid, c.sdp_mline_index)
                         except Exception as exc:
-                            raise sig.SignallingError(400, f"bad candidate: {exc}") from exc
+                            raise sig.SignallingError(400, f"bad candidate: {exc or type(exc).__name__}") from exc
                 elif isinstance(message, sig.Stop):
                     session.close("stopped by the client")
                     await _close(websocket, 1000)
