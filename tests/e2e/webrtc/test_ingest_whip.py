@@ -288,3 +288,31 @@ def test_whip_requests_that_cannot_be_served_get_clear_statuses(rtc_kiln: KilnPr
         rtc_kiln.wait_for(input_tracks(rtc_kiln, "x"), 30, "the stream still publishes")
     finally:
         publisher.close()
+
+
+def test_publishers_that_come_and_go_leave_no_threads_or_sockets_behind(rtc_kiln: KilnProcess) -> None:
+    import os
+
+    assert rtc_kiln.proc is not None
+    pid = rtc_kiln.proc.pid
+
+    def counts() -> tuple[int, int]:
+        return len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd"))
+
+    def cycle(name: str) -> None:
+        publisher = Publisher()
+        try:
+            assert publisher.whip(f"{_base(rtc_kiln)}/app/{name}?direction=whip").status_code == 201
+            rtc_kiln.wait_for(input_tracks(rtc_kiln, name), 30, f"{name} publishing")
+            assert publisher.whip_delete(_base(rtc_kiln)).status_code == 200
+            rtc_kiln.wait_for(lambda: stream_json(rtc_kiln, name) is None, 20, f"{name} gone")
+        finally:
+            publisher.close()
+
+    cycle("warm")  # first use starts pools and caches
+    before = counts()
+    for n in range(4):
+        cycle(f"c{n}")
+    after = rtc_kiln.wait_for(lambda: (c := counts())[0] <= before[0] + 1 and c[1] <= before[1] + 2 and c, 20,
+                              f"threads and fds back to {before}")
+    assert after[0] <= before[0] + 1 and after[1] <= before[1] + 2
