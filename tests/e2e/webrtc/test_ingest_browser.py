@@ -103,7 +103,7 @@ def test_round_trip_whip_in_ovenplayer_out_prints_glass_to_glass(rtc_kiln: KilnP
                         page_origin=f"http://localhost:{port + 1}", watch_s=3)
     latencies = sorted(report["latencies"])
     assert report["connected"] and report["playing"] and not report["errors"], {**report, "latencies": len(latencies)}
-    assert len(latencies) > 30, len(latencies)
+    assert len(latencies) > 10, len(latencies)
     median = latencies[len(latencies) // 2]
     p90 = latencies[int(len(latencies) * 0.9)]
     sys.stdout.write(f"\nglass-to-glass WHIP -> Kiln -> OvenPlayer (WebRTC): median={median} ms p90={p90} ms "
