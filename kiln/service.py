@@ -320,6 +320,8 @@ class KilnService:
                                  ws=ws)
             servers.append((uvicorn.Server(cfg), sock))
             listeners[name] = (host, sock.getsockname()[1])
+            if ws != "none":  # WebRTC signalling shares this port (the banner names it too)
+                listeners["webrtc"] = listeners[name]
         h2 = self._llhls_tls_listener(host)
         if h2 is not None:
             listeners["llhls_tls"] = (host, h2.sock.getsockname()[1])

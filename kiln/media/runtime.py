@@ -198,6 +198,8 @@ class MediaRuntime:
         if self.webrtc is not None:
             self.ice_pool = await open_ice_pool(host, self.config.bind.webrtc_candidate_ports)
             self.webrtc.pool = self.ice_pool
+            for ice_host, ice_port in self.ice_pool.addresses() if self.ice_pool is not None else []:
+                self.addresses[f"webrtc_ice:{ice_port}"] = (ice_host, ice_port)
             self.webrtc.start(asyncio.get_running_loop())
 
     async def _start_ts_ingest(self, host: str) -> None:

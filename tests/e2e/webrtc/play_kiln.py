@@ -149,9 +149,17 @@ async def signalling_viewer(url: str, *, seconds: float = 3.0, min_video_frames:
     return ViewerReport(offer, frames, notifications, errors)
 
 
-def wait_rtmp_stream(kiln: Any, name: str, timeout: float = 30.0) -> None:
-    kiln.wait_for(lambda: name in (kiln.api.get("/v1/vhosts/default/apps/app/streams").json().get("response") or []),
-                  timeout, f"stream {name}")
+def wait_rtmp_stream(kiln: Any, name: str, timeout: float = 30.0, output: str | None = None) -> None:
+    """Until the stream has started and lists its output stream (``output``, default the stream's own name):
+    a stream is listed as soon as it is published, its outputs once its tracks are known."""
+    wanted = output or name
+
+    def started() -> bool:
+        r = kiln.api.get(f"/v1/vhosts/default/apps/app/streams/{name}")
+        outputs = r.json().get("response", {}).get("outputs") or [] if r.status_code == 200 else []
+        return any(o.get("name") == wanted for o in outputs)
+
+    kiln.wait_for(started, timeout, f"stream {name} with its output {wanted}")
 
 
 def media_dir(tmp_path: Path) -> Path:

@@ -1,6 +1,7 @@
-"""WebRTC ABR: a two-rendition playlist (the input passed through, and a 160x90 H.264 encode). The viewer
-gets the ``playlist`` notification, asks ``change_rendition``, hears ``rendition_changed`` and decodes the
-other rendition's frames; ``auto`` is accepted and acknowledged."""
+"""WebRTC renditions from output profiles. ABR: a two-rendition playlist (the input passed through, and a
+160x90 H.264 encode); the viewer gets the ``playlist`` notification, asks ``change_rendition``, hears
+``rendition_changed`` and decodes the other rendition's frames; ``auto`` is accepted and acknowledged.
+A VP8 encode plays as VP8."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from tests.e2e.kiln_process import KilnProcess
-from tests.e2e.webrtc.play_kiln import RtcPorts, keep_ice_on_loopback, rtc_server_xml, wait_rtmp_stream
+from tests.e2e.webrtc.play_kiln import (
+    RtcPorts,
+    keep_ice_on_loopback,
+    rtc_server_xml,
+    signalling_viewer,
+    wait_rtmp_stream,
+)
 from tests.peers import media
 from tests.peers.ffmpeg import publish_rtmp
 from tests.peers.fixtures import require
@@ -120,3 +127,34 @@ def test_change_rendition_switches_and_notifies(live: tuple[KilnProcess, RtcPort
     assert set(seen["before"]) == {320}, seen["before"][:5]
     assert seen["after"] and seen["after"][-1] == 160 and seen["after"].count(160) >= 20, seen["after"]
     assert seen["auto"]["message"]["auto"] is True
+
+
+VP8_PROFILE = """
+            <OutputProfile>
+              <Name>vp8</Name>
+              <OutputStreamName>${OriginStreamName}_vp8</OutputStreamName>
+              <Encodes>
+                <Video><Name>vp8_video</Name><Codec>vp8</Codec><Width>160</Width><Height>90</Height>
+                  <Bitrate>200000</Bitrate><Framerate>30</Framerate><KeyFrameInterval>30</KeyFrameInterval></Video>
+                <Audio><Name>opus</Name><Codec>opus</Codec><Bitrate>64000</Bitrate><Samplerate>48000</Samplerate>
+                  <Channel>2</Channel></Audio>
+              </Encodes>
+            </OutputProfile>"""
+
+
+def test_a_vp8_rendition_from_an_output_profile_plays(tmp_path: Path) -> None:
+    require("ffmpeg")
+    ports = RtcPorts()
+    (tmp_path / "kiln").mkdir()
+    kiln = KilnProcess(tmp_path / "kiln", rtc_server_xml(ports, profiles=VP8_PROFILE), ports).start()
+    publisher = publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/cam", media.test_flv(4), loop=True,
+                             log_dir=tmp_path)
+    try:
+        wait_rtmp_stream(kiln, "cam", output="cam_vp8")
+        report = asyncio.run(signalling_viewer(f"ws://127.0.0.1:{ports.llhls}/app/cam_vp8", seconds=1.0))
+        assert not report.errors, report.errors
+        assert "VP8" in report.offer["sdp"]["sdp"] and "H264" not in report.offer["sdp"]["sdp"]
+        assert report.frames["video"] >= 10 and report.frames["audio"] > 0, report.frames
+    finally:
+        publisher.stop()
+        kiln.close()

@@ -1,6 +1,7 @@
 """SignedPolicy on WebRTC playback (media spec §5, publisher name ``webrtc``): a signed ``ws://`` URL plays,
 an unsigned one gets OME's 404 "Cannot create offer" and a closed socket, journaled as an outgoing WEBRTC
-AdmissionDenied; every session that played is in the journal (PlaybackSessionOpened/Closed)."""
+AdmissionDenied; ``stream_expire`` cuts a playing viewer; every session that played is in the journal
+(PlaybackSessionOpened/Closed)."""
 
 from __future__ import annotations
 
@@ -75,3 +76,11 @@ def test_signed_url_plays_unsigned_is_refused_and_both_are_journaled(live: tuple
     assert len(opened) == 1 and len(closed) == 1
     assert opened[0]["payload"]["tracks"] == "0:H264,2:OPUS" and opened[0]["payload"]["client"].startswith("127.0.0.1:")
     assert closed[0]["payload"]["bytes_out"] > 10_000 and closed[0]["payload"]["seconds"] > 0.5
+
+    # stream_expire cuts a playing viewer when it passes
+    expiring = ome_sign(url, KEY, {"url_expire": int(time.time() * 1000) + 600_000,
+                                   "stream_expire": int(time.time() * 1000) + 4_000})
+    asyncio.run(signalling_viewer(expiring, seconds=5.0))
+    cut = kiln.wait_for(lambda: [e for e in journal(kiln, "PlaybackSessionClosed")
+                                 if e["payload"]["reason"] == "admission expired"], 20, "the lease cut the session")
+    assert 2.0 < cut[0]["payload"]["seconds"] < 6.0, cut

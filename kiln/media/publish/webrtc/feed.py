@@ -6,9 +6,10 @@ H.264 from AVCC to Annex B with SPS/PPS in front of every keyframe (a browser jo
 needs them in band), then NAL split and STAP-A/FU-A; VP8 and Opus as they are. One hop to the
 event loop per packet, not per viewer, hands it to the viewers' taps.
 
-A tap holds one viewer's queue per track. It never blocks the feed: a viewer whose video queue
-overflows (it stopped reading, or reads too slowly) is skipped: its queues are emptied and it
-resumes at the next keyframe, so neither ingest nor other viewers wait for it. A new viewer starts
+A tap holds one viewer's queue per track. It never blocks the feed: a viewer that falls more than
+``MAX_BACKLOG_S`` behind live, or whose queue overflows (it stopped reading, or reads too slowly),
+is skipped: its queues are emptied and it resumes at the next keyframe, so neither ingest nor
+other viewers wait for it, and its own latency stays bounded. A new viewer starts
 with the GOP the hub already holds (from its last keyframe).
 """
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 PACKETIZED = {Codec.H264: "h264", Codec.VP8: "vp8", Codec.OPUS: "opus"}
 VIDEO_QUEUE = 600   # frames: far beyond any healthy viewer's backlog (a 2 s GOP at 60 fps is 120)
 AUDIO_QUEUE = 1000  # 20 ms Opus packets: 20 s
+MAX_BACKLOG_S = 1.0  # a viewer this far behind live is resynced at the next keyframe: WebRTC is sub-second
 START_CODE = b"\x00\x00\x00\x01"
 NAL_SPS = 7
 
@@ -108,7 +110,8 @@ class Tap:
                 return
             self.waiting_key = False
         queue = self.queues[kind]
-        if len(queue) >= (VIDEO_QUEUE if kind == "video" else AUDIO_QUEUE):
+        if len(queue) >= (VIDEO_QUEUE if kind == "video" else AUDIO_QUEUE) or (
+                queue and frame.arrival and queue[0].arrival and frame.arrival - queue[0].arrival > MAX_BACKLOG_S):
             self.skip()
             return
         queue.append(frame)
@@ -192,7 +195,10 @@ class Feed:
     def _from_hub(self, packet: Packet) -> None:
         frame = self._frame(packet)
         if frame is not None:
-            self.loop.call_soon_threadsafe(self._fan_out, frame)
+            try:
+                self.loop.call_soon_threadsafe(self._fan_out, frame)
+            except RuntimeError:  # the loop is closed (shutdown): nobody is left to send to
+                pass
 
     def _hub_ended(self, reason: str) -> None:
         try:

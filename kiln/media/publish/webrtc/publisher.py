@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from kiln.admission.contract import AdmissionRequest, Admitter, Direction
 from kiln.config.values import as_float
+from kiln.events.redact import redact_url
 from kiln.media.model import Track
 from kiln.media.publish.webrtc.choose import Choice, NotPlayable, Rendition, choose
 from kiln.media.publish.webrtc.feed import Feed
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 CONNECTION_KIND = "webrtc"
 DEFAULT_TIMEOUT_S = 30.0
 REPORT_EVERY_S = 1.0
+LEASE_EXPIRED = "admission expired"
 
 
 class OutputFinder(Protocol):
@@ -140,14 +142,18 @@ class WebRtcPublisher:
             log.warning("webrtc not playable vhost=%s app=%s stream=%s playlist=%s reason=%s", target.vhost,
                         target.app, target.stream, target.playlist, exc)
             raise PlayRefused(406, str(exc)) from None
-        for why in picked.left_out:
-            log.info("webrtc track left out vhost=%s app=%s stream=%s reason=%s", target.vhost, target.app,
-                     target.stream, why)
+        first = picked.renditions[0]
+        for why in picked.left_out:  # worth an INFO line only when the viewer gets no track of that kind
+            missing = (first.video is None and why.startswith("video")) or (first.audio is None and
+                                                                             why.startswith("audio"))
+            log.log(logging.INFO if missing else logging.DEBUG, "webrtc track left out vhost=%s app=%s stream=%s "
+                    "reason=%s", target.vhost, target.app, target.stream, why)
         return live, output, picked
 
-    async def admit(self, target: Target, request_id: int) -> None:
+    async def admit(self, target: Target, request_id: int) -> float | None:
+        """Ask admission (PlayRefused 401 when refused); the seconds the session may last (None: no limit)."""
         if self.admission is None:
-            return
+            return None
         asked = AdmissionRequest("WEBRTC", Direction.OUTGOING, target.url, target.client, target.vhost, target.app,
                                  target.stream)
         verdict = await self.admission.admit(asked)
@@ -155,7 +161,11 @@ class WebRtcPublisher:
             log.info("webrtc playback denied vhost=%s app=%s stream=%s peer=%s:%d rule=%s reason=%s", target.vhost,
                      target.app, target.stream, target.client[0], target.client[1], verdict.rule, verdict.reason)
             raise PlayRefused(401, f"access denied: {verdict.reason}")
+        if verdict.new_url:
+            log.warning("webrtc playback redirect not applied vhost=%s app=%s stream=%s new_url=%s", target.vhost,
+                        target.app, target.stream, redact_url(verdict.new_url))
         self._admitted[request_id] = asked
+        return verdict.seconds_left(int(time.time() * 1000))
 
     async def open(self, target: Target, app_config: Mapping[str, Any] | None,
                    rendition: Rendition | None = None) -> tuple[ViewerSession, Choice]:
@@ -163,7 +173,7 @@ class WebRtcPublisher:
         assert self.loop is not None, "start() first"
         live, output, picked = self.choice(target, app_config)
         ident = next(self._ids)
-        await self.admit(target, ident)
+        lease = await self.admit(target, ident)
         key = (target.vhost, target.app, output.name)
         feed = self.feeds.get(key)
         if feed is None or feed.ended is not None or feed.output is not output:
@@ -176,7 +186,15 @@ class WebRtcPublisher:
         self.sessions[ident] = session
         self._keys[ident] = (target.vhost, target.app, live.name)
         self._targets[ident] = target
+        if lease is not None:  # stream_expire, a webhook's lifetime: the session is cut when it passes
+            timer = self.loop.call_later(max(0.0, lease), self._expire, session)
+            session.ended_callbacks.append(timer.cancel)
         return session, picked
+
+    def _expire(self, session: ViewerSession) -> None:
+        if session.closed_reason is None and self.loop is not None:
+            log.info("webrtc playback lease expired session=%s id=%d", session.label, session.id)
+            self.loop.create_task(session.close(LEASE_EXPIRED))
 
     def negotiated(self, session: ViewerSession) -> None:
         """The player's SDP is accepted: one webrtc connection (OME counts here, before ICE completes)."""

@@ -33,8 +33,8 @@ def test_keyframes_get_sps_pps_in_front_and_other_frames_do_not() -> None:
     assert inband.count(SPS) == 1
 
 
-def _frame(track_id: int, keyframe: bool = False) -> RtcFrame:
-    return RtcFrame(track_id, Prepacked([b"x"], 0), 1, keyframe, 0.0)
+def _frame(track_id: int, keyframe: bool = False, arrival: float = 0.0) -> RtcFrame:
+    return RtcFrame(track_id, Prepacked([b"x"], 0), 1, keyframe, arrival)
 
 
 def test_tap_starts_at_a_keyframe_and_skips_a_viewer_that_falls_behind() -> None:
@@ -81,3 +81,13 @@ def test_retarget_switches_tracks_from_their_next_keyframe() -> None:
     assert not tap.queues["video"]
     tap.offer(_frame(5, keyframe=True))
     assert len(tap.queues["video"]) == 1
+
+
+def test_a_viewer_more_than_a_second_behind_live_is_resynced() -> None:
+    tap = Tap({0: "video"})
+    tap.offer(_frame(0, keyframe=True, arrival=100.0))
+    for i in range(1, 30):
+        tap.offer(_frame(0, arrival=100.0 + i / 30))
+    assert tap.skips == 0 and len(tap.queues["video"]) == 30  # a second queued: still live enough
+    tap.offer(_frame(0, arrival=101.1))
+    assert tap.skips == 1 and not tap.queues["video"] and tap.waiting_key
