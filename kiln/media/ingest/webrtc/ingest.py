@@ -75,6 +75,17 @@ def _provider(app_config: dict[str, Any] | None) -> dict[str, Any]:
     return section if isinstance(section, dict) else {}
 
 
+def _disabled(found: tuple[str, dict[str, Any] | None] | None, app: str) -> str | None:
+    """Why an existing app takes no WebRTC publisher (its Providers has no WebRTC), else None; OME enables
+    a provider by its element being there. Missing apps are answered later, as OME answers them."""
+    if found is None or found[1] is None:
+        return None
+    providers = found[1].get("providers")
+    if isinstance(providers, dict) and isinstance(providers.get("webrtc"), dict):
+        return None
+    return f"WebRTC ingest is not enabled for the application: [{found[0]}/{app}]"
+
+
 class WebRtcIngest:
     def __init__(self, opener: StreamOpener, apps: AppsByHost, *, port: int,
                  pool: Callable[[], PortPool | None] = lambda: None, admission: Admitter | None = None) -> None:
@@ -180,6 +191,9 @@ class WebRtcIngest:
             if request.method == "OPTIONS":
                 return Response(status_code=204, headers={**cors, "Accept-Post": SDP, "Accept-Patch": TRICKLE})
             if request.method == "POST" and len(names) == 2:
+                disabled = _disabled(found, names[0])
+                if disabled is not None:
+                    raise Refused(404, disabled)
                 return await self._whip_post(request, names[0], names[1], host, cors)
             if request.method in ("PATCH", "DELETE") and len(names) == 3:
                 return await self._whip_resource(request, names[2], cors)
@@ -245,6 +259,12 @@ class WebRtcIngest:
     # -- OME signalling, direction=send ----------------------------------------------------------------
     async def signalling(self, websocket: WebSocket, host: str, app: str, stream: str) -> None:
         await websocket.accept()
+        disabled = _disabled(self.apps.app_for_host(host, app), app)
+        if disabled is not None:  # said at once: nothing to wait for
+            log.info("webrtc ingest signalling refused app=%s stream=%s reason=%s", app, stream, disabled)
+            await _send(websocket, sig.error_message(404, disabled))
+            await _close(websocket, 1000)
+            return
         client = websocket.client
         peer = (client.host, client.port) if client else ("", 0)
         query = websocket.url.query
