@@ -82,6 +82,11 @@ class OutputStream:
     hub: StreamHub
     meters: dict[int, TrackMeter] = field(default_factory=dict)
     images: dict[Codec, LatestImage] = field(default_factory=dict)  # image encodes (thumbnails) by codec
+    keyframe_wanted: Callable[[str], bool] | None = None  # the input's LiveStream.request_keyframe
+
+    def request_keyframe(self, reason: str) -> bool:
+        """A consumer of this output (e.g. a new WebRTC viewer) wants a keyframe soon: asks the input's source."""
+        return self.keyframe_wanted(reason) if self.keyframe_wanted is not None else False
 
     def track_list(self) -> list[Track]:
         """The tracks publishers carry (image encodes are served as stills, never muxed)."""
@@ -121,12 +126,31 @@ class LiveStream:
         self._ingest_meter: IngestMeter | None = None
         self.data_track_id = -1
         self.transcoder = StreamTranscoder(f"{vhost}/{app}/{name}")
+        self._keyframe_source: Callable[[], None] | None = None
+        self.keyframe_requests: dict[str, int] = {}  # reason -> requests passed to the source (tests, logs)
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.vhost, self.app, self.name)
 
     # -- ingest side ------------------------------------------------------------------------------
+    def set_keyframe_source(self, ask: Callable[[], None]) -> None:
+        """The ingest that can make its publisher send a keyframe (WebRTC: a PLI). ``ask`` must be callable
+        from any thread and bound its own rate: consumers call :meth:`request_keyframe` freely."""
+        self._keyframe_source = ask
+
+    def request_keyframe(self, reason: str) -> bool:
+        """A media consumer (a new WebRTC viewer, a transcoder start) wants a keyframe soon rather than at the
+        source's own interval. True when the source was asked; False when it cannot be (RTMP, SRT, pull:
+        their keyframes come when the encoder puts them)."""
+        ask = self._keyframe_source
+        if ask is None or self.ended_reason is not None:
+            return False
+        self.keyframe_requests[reason] = self.keyframe_requests.get(reason, 0) + 1
+        log.debug("keyframe requested vhost=%s app=%s stream=%s reason=%s", self.vhost, self.app, self.name, reason)
+        ask()
+        return True
+
     def on_metadata(self, meta: dict[str, Any]) -> None:
         """RTMP onMetaData tells which tracks to wait for before starting."""
         if meta.get("videocodecid") not in (None, 0, "", False):
@@ -205,6 +229,9 @@ class LiveStream:
                     self.outputs[out.name] = out
             self.started = True
         self.transcoder.start(self.input)
+        if any(w.encoders and w.source.kind is MediaKind.VIDEO for w in self.transcoder.workers.values()):
+            # a video decoder starts at a keyframe: ask for one rather than wait for the source's next
+            self.request_keyframe("transcoder start")
         for cached in self.input.gop_snapshot():  # outputs begin at the last keyframe, not mid-GOP
             self._relay_packet(cached)
         log.info("stream started vhost=%s app=%s stream=%s tracks=%s outputs=%s", self.vhost, self.app,
@@ -223,7 +250,7 @@ class LiveStream:
         first = {kind: next((t for t in self.tracks.values() if t.kind is kind), None)
                  for kind in (MediaKind.VIDEO, MediaKind.AUDIO)}
         hub = StreamHub(f"{self.vhost}/{self.app}/{name}")
-        out = OutputStream(name, profile, [], hub)
+        out = OutputStream(name, profile, [], hub, keyframe_wanted=self.request_keyframe)
         next_id = 0
         for key, kind in (("videos", MediaKind.VIDEO), ("audios", MediaKind.AUDIO)):
             items = encodes.get(key) or []

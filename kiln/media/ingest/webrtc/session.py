@@ -114,6 +114,7 @@ class PublishSession:
         if MediaKind.AUDIO in self.kinds:
             meta["audiocodecid"] = "webrtc"
         stream.on_metadata(meta)  # the stream starts once every negotiated kind is described
+        stream.set_keyframe_source(self.request_keyframe)  # consumers' requests become rate-limited PLIs
         self._watch = self.loop.create_task(self._watchdog())
 
     def on_track(self, track: Track) -> None:
@@ -125,6 +126,8 @@ class PublishSession:
             self.stream.ingest(packet)
 
     def request_keyframe(self) -> None:
+        """Any thread: the pipeline's next video packet asks the publisher for a keyframe (PLI), within its
+        rate limit (a flag set, nothing sent from here)."""
         if self.pipeline is not None:
             self.pipeline.request_keyframe()
 

@@ -178,6 +178,7 @@ class Feed:
     def add(self, tap: Tap) -> None:
         """A new viewer (or one that changed rendition): the hub's GOP (from the last keyframe) first."""
         self.taps.add(tap)
+        self.output.request_keyframe("webrtc viewer")  # a fresh keyframe soon: the held GOP may be a second old
         for packet in self.output.hub.gop_snapshot():
             frame = self._frame(packet)
             if frame is not None:  # a backlog, sent at once: no arrival, so it is kept out of latency figures

@@ -8,8 +8,10 @@ from fractions import Fraction
 
 from kiln.media.formats.codecs.h264 import AvcConfig
 from kiln.media.model import Codec, MediaKind, Packet, Track
-from kiln.media.publish.webrtc.feed import AUDIO_QUEUE, VIDEO_QUEUE, AnnexB, RtcFrame, Tap
+from kiln.media.publish.webrtc.feed import AUDIO_QUEUE, VIDEO_QUEUE, AnnexB, Feed, RtcFrame, Tap
 from kiln.media.rtc.prepacked import Prepacked
+from kiln.media.stream.hub import StreamHub
+from kiln.media.stream.live import OutputStream
 
 SPS = bytes([0x67, 0x42, 0xC0, 0x1E, 0xDA])
 PPS = bytes([0x68, 0xCE, 0x3C, 0x80])
@@ -91,3 +93,19 @@ def test_a_viewer_more_than_a_second_behind_live_is_resynced() -> None:
     assert tap.skips == 0 and len(tap.queues["video"]) == 30  # a second queued: still live enough
     tap.offer(_frame(0, arrival=101.1))
     assert tap.skips == 1 and not tap.queues["video"] and tap.waiting_key
+
+
+def test_a_new_viewer_asks_the_stream_for_a_keyframe() -> None:
+    """A WebRTC publisher's keyframes come on request: each viewer (or rendition change) asks for one."""
+    asked: list[str] = []
+    output = OutputStream("cam", {}, [], StreamHub("default/app/cam"),
+                          keyframe_wanted=lambda reason: asked.append(reason) is None)
+    loop = asyncio.new_event_loop()
+    try:
+        feed = Feed(output, loop, lambda feed, reason: None)
+        feed.add(Tap({0: "video"}))
+        feed.add(Tap({0: "video"}))
+        assert asked == ["webrtc viewer", "webrtc viewer"]
+        feed.close("test over")
+    finally:
+        loop.close()
