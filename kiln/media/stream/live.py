@@ -113,6 +113,7 @@ class LiveStream:
         self.meters: dict[int, TrackMeter] = {}
         self.outputs: dict[str, OutputStream] = {}
         self.expected: set[MediaKind] = set()
+        self.expected_video_tracks = 1  # simulcast layers the source negotiated (WebRTC): start once all are described
         self.started = False
         self.ended_reason: str | None = None
         self.on_started: Callable[[LiveStream], None] | None = None
@@ -207,6 +208,9 @@ class LiveStream:
             return
         kinds = {t.kind for t in self.tracks.values()}
         ready = bool(self.expected) and self.expected <= kinds
+        videos = sum(t.kind is MediaKind.VIDEO for t in self.tracks.values())
+        if ready and self.expected_video_tracks > 1 and videos < self.expected_video_tracks:
+            ready = False  # a simulcast layer is not described yet (START_AFTER_MS bounds the wait)
         if not ready and not self.expected and {MediaKind.VIDEO, MediaKind.AUDIO} <= kinds:
             ready = True
         if not ready and packet is not None:
@@ -249,6 +253,9 @@ class LiveStream:
         encodes: dict[str, Any] = found if isinstance(found, dict) else {}
         first = {kind: next((t for t in self.tracks.values() if t.kind is kind), None)
                  for kind in (MediaKind.VIDEO, MediaKind.AUDIO)}
+        if first[MediaKind.VIDEO] is not None:  # of several video tracks (simulcast layers) the largest
+            first[MediaKind.VIDEO] = max((t for t in self.tracks.values() if t.kind is MediaKind.VIDEO),
+                                         key=lambda t: (t.width or 0) * (t.height or 0))
         hub = StreamHub(f"{self.vhost}/{self.app}/{name}")
         out = OutputStream(name, profile, [], hub, keyframe_wanted=self.request_keyframe)
         next_id = 0

@@ -60,8 +60,8 @@ const pageUrl = `${opts.page_origin}/__kiln_test_publisher/index.html`;
         const addTrack = pc.addTrack.bind(pc);
         pc.addTrack = (track, ...streams) => track.kind !== 'video' ? addTrack(track, ...streams)
           : pc.addTransceiver(track, { direction: 'sendonly', streams, sendEncodings: [
-            { rid: 'h', maxBitrate: 900000 }, { rid: 'm', maxBitrate: 300000, scaleResolutionDownBy: 2 },
-            { rid: 'l', maxBitrate: 100000, scaleResolutionDownBy: 4 }] }).sender;
+            { rid: 'h', maxBitrate: 600000 }, { rid: 'm', maxBitrate: 150000, scaleResolutionDownBy: 2 },
+            { rid: 'l', maxBitrate: 50000, scaleResolutionDownBy: 4 }] }).sender;
         return pc;
       } : undefined;
       const client = new EyevinnWhip.WHIPClient({ endpoint: url, opts: { debug: false, iceServers: [] },

@@ -19,6 +19,7 @@ from tests.e2e.webrtc.play_kiln import RtcPorts
 from tests.peers.ffmpeg import ffprobe_json
 
 APP = "/v1/vhosts/default/apps/app"
+SIM_WIDTH, SIM_HEIGHT = 960, 540  # Chromium sends three simulcast layers from 960x540 up (two at 640x360)
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not publishers_available() and not os.environ.get("KILN_REQUIRE_PEERS"),
@@ -81,19 +82,38 @@ def test_eyevinn_whip_client_publishes_and_its_delete_ends_the_stream(rtc_kiln: 
     assert "reason=deleted by the WHIP client" in rtc_kiln.log_path.read_text()
 
 
-def test_a_simulcast_offer_publishes_one_layer(rtc_kiln: KilnProcess, tmp_path: Path) -> None:
-    """Kiln does not receive simulcast yet: its answer leaves ``a=simulcast`` out, so Chromium sends one
-    layer (the first encoding, full size) and the stream works as any other."""
+def _layers(kiln: KilnProcess, name: str, count: int) -> Callable[[], list[tuple[int, int]] | None]:
+    """A predicate: the sizes of the stream's input video tracks once ``count`` are described."""
+    def check() -> list[tuple[int, int]] | None:
+        found = stream_json(kiln, name)
+        videos = [t["video"] for t in (found or {}).get("input", {}).get("tracks", []) if t["type"] == "Video"]
+        sizes = sorted(((v.get("width") or 0, v.get("height") or 0) for v in videos), reverse=True)
+        return sizes if len(sizes) >= count and all(w for w, _ in sizes) else None
+    return check
+
+
+def test_simulcast_through_whip_gives_one_input_track_per_layer(rtc_kiln: KilnProcess, tmp_path: Path) -> None:
+    """Kiln's answer accepts the offer's ``a=simulcast`` layers: Chromium sends each on its own SSRC, Kiln
+    lists each as a video track of the input (full, half and quarter size) and its outputs take the largest."""
     port = rtc_kiln.ports.llhls
     browser = start_publisher("whip", f"http://127.0.0.1:{port}/app/sim?direction=whip", workdir=tmp_path,
-                              page_origin=f"http://localhost:{port + 1}", publish_s=3, simulcast=True,
-                              width=640, height=360)
-    tracks = rtc_kiln.wait_for(input_tracks(rtc_kiln, "sim"), 40, "the simulcast publisher's stream")
-    assert (tracks["Video"]["video"]["width"], tracks["Video"]["video"]["height"]) == (640, 360)
-    report = browser.finish(60)
+                              page_origin=f"http://localhost:{port + 1}", publish_s=12, simulcast=True,
+                              width=SIM_WIDTH, height=SIM_HEIGHT)
+    try:
+        sizes = rtc_kiln.wait_for(_layers(rtc_kiln, "sim", 3), 40, "three simulcast layers as input tracks")
+        expected = [(SIM_WIDTH // n, SIM_HEIGHT // n) for n in (1, 2, 4)]  # the encoder rounds 135 to 134
+        assert len(sizes) == 3 and all(w == ew and abs(h - eh) <= 2 for (w, h), (ew, eh) in zip(sizes, expected,
+                                                                                            strict=True)), sizes
+        probe = rtc_kiln.wait_for(lambda: _probe_av(f"http://127.0.0.1:{port}/app/sim/llhls.m3u8"), 40,
+                                  "the simulcast stream's LL-HLS")
+        video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+        assert (video["width"], video["height"]) == (SIM_WIDTH, SIM_HEIGHT), video
+    finally:
+        report = browser.finish(60)
     assert report["connected"] and not report["errors"], report
     assert report["simulcastOffered"], report
-    assert "a second SSRC" not in rtc_kiln.log_path.read_text()
+    log = rtc_kiln.log_path.read_text()
+    assert "webrtc publish simulcast" in log and "beyond the simulcast layers" not in log
 
 
 def test_round_trip_whip_in_ovenplayer_out_prints_glass_to_glass(rtc_kiln: KilnProcess, tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 The aiortc glue (``receiver.py``) feeds RTP packets and sender reports per track; this module knows
 no aiortc and no sockets, so it is tested with packets built by hand. Video leaves only from a
 keyframe on (at the start and after every loss), with a keyframe request (PLI) for the glue to send,
-at most one per ``keyframe_interval_s`` so a lossy link cannot make us flood the publisher.
+at most one per ``keyframe_interval_s`` and video track (a simulcast layer is one) so a lossy link cannot
+make us flood the publisher.
 Packets wait at a start gate until every track's sender report is in (or ``gate_s`` passed) so that
 audio and video share one zero.
 """
@@ -75,6 +76,8 @@ class InboundTrack:
     waiting_key: bool = True
     last_pts: int = -1
     last_key_at: float | None = None   # arrival of the last keyframe that left
+    want_key: bool = False             # a consumer asked for a keyframe (request_keyframe)
+    last_pli: float = -1e9             # when this track last asked the publisher for one
     _sps: bytes | None = None
     _pps: bytes | None = None
     _avcc: bytes = b""
@@ -168,8 +171,6 @@ class IngestPipeline:
         self.tracks: dict[int, InboundTrack] = {}
         self._pending: list[tuple[InboundTrack, _Unit]] = []
         self._first_arrival: float | None = None
-        self._last_pli = -1e9
-        self._want_key = False
         self.closed = False
 
     def add_track(self, codec: Codec, clock_rate: int, channels: int = 0) -> int:
@@ -211,19 +212,21 @@ class IngestPipeline:
     def request_keyframe(self) -> None:
         """A consumer needs a keyframe (e.g. a new viewer): the next video packet asks for one, within
         the same rate limit as loss recovery."""
-        self._want_key = True
+        for track in self.tracks.values():
+            if track.kind is MediaKind.VIDEO:
+                track.want_key = True
 
     def _keyframe_due(self, track: InboundTrack, now: float) -> bool:
         if track.kind is not MediaKind.VIDEO:
             return False
         stale = bool(self.keyframe_every_s) and track.last_key_at is not None and \
             now - track.last_key_at >= self.keyframe_every_s
-        if not (track.waiting_key or self._want_key or stale):
+        if not (track.waiting_key or track.want_key or stale):
             return False
-        if now - self._last_pli < self.keyframe_interval_s:
+        if now - track.last_pli < self.keyframe_interval_s:
             return False
-        self._last_pli = now
-        self._want_key = False
+        track.last_pli = now
+        track.want_key = False
         track.counters.keyframe_requests += 1
         return True
 

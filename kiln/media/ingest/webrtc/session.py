@@ -19,6 +19,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from kiln.media.ingest.webrtc.codecs import MediaPlan, receive_preferences
 from kiln.media.ingest.webrtc.pipeline import IngestPipeline
+from kiln.media.ingest.webrtc.simulcast import Layers, accept_layers, offered_layers
 from kiln.media.ingest.webrtc.tap import ReceiverTap
 from kiln.media.model import MediaKind, Packet, Track
 from kiln.media.rtc.connection import new_peer_connection, pool_context
@@ -41,6 +42,7 @@ class PublishSession:
         self.pc: RTCPeerConnection = new_peer_connection()
         self.taps: list[ReceiverTap] = []
         self.pipeline: IngestPipeline | None = None
+        self.video_layers = 1  # simulcast layers accepted: the stream waits (a little) for each one
         self.stream: LiveStream | None = None
         self.created = time.monotonic()
         self.closed_reason: str | None = None
@@ -63,9 +65,13 @@ class PublishSession:
                 transceiver = self.pc.addTransceiver(plan.kind, direction="recvonly")
                 transceiver.setCodecPreferences(plan.preferences)
             await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
-            self._tap_all()
+            layers = offered_layers(offer)
+            self._tap_all(layers)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return str(self.pc.localDescription.sdp)
+        if layers:
+            log.info("webrtc publish simulcast session=%s layers=%s", self.id,
+                     ",".join(f"{mid}:{'/'.join(lay.rids)}" for mid, lay in layers.items()))
+        return accept_layers(str(self.pc.localDescription.sdp), layers)
 
     async def offer(self) -> str:
         """OME signalling: Kiln's recvonly offer (H.264 preferred, VP8, Opus)."""
@@ -93,11 +99,15 @@ class PublishSession:
             candidate.sdpMLineIndex = 0
         await self.pc.addIceCandidate(candidate)
 
-    def _tap_all(self) -> None:
+    def _tap_all(self, layers: dict[str, Layers] | None = None) -> None:
         transceivers = [t for t in self.pc.getTransceivers() if t.kind in ("audio", "video")]
-        self.pipeline = IngestPipeline(self, expected_tracks=len(transceivers))
-        for transceiver in transceivers:
-            tap = ReceiverTap(transceiver, self.pipeline)
+        counts = [len(layers[t.mid].rids) if layers and t.kind == "video" and t.mid in layers else 1
+                  for t in transceivers]
+        self.pipeline = IngestPipeline(self, expected_tracks=sum(counts))
+        self.video_layers = max([n for t, n in zip(transceivers, counts, strict=True) if t.kind == "video"],
+                                default=1)
+        for transceiver, count in zip(transceivers, counts, strict=True):
+            tap = ReceiverTap(transceiver, self.pipeline, layers=count)
             tap.install()
             self.taps.append(tap)
 
@@ -114,6 +124,7 @@ class PublishSession:
         if MediaKind.AUDIO in self.kinds:
             meta["audiocodecid"] = "webrtc"
         stream.on_metadata(meta)  # the stream starts once every negotiated kind is described
+        stream.expected_video_tracks = self.video_layers
         stream.set_keyframe_source(self.request_keyframe)  # consumers' requests become rate-limited PLIs
         self._watch = self.loop.create_task(self._watchdog())
 

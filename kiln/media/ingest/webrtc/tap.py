@@ -6,6 +6,10 @@ decode on a thread. The tap takes the jitter buffer's place (same ``add`` signat
 goes to :class:`IngestPipeline`, nothing is returned for decoding, and the pipeline's keyframe
 request becomes aiortc's own PLI. Sender reports are read on the way to aiortc's handler. The two
 private names touched are pinned by aiortc's version in pyproject (1.16) and covered by the e2e tests.
+
+With simulcast negotiated (``layers`` > 1) each SSRC, up to that many, is a track of its own; aiortc's
+NACK generator follows one sequence, so the tap gives it one per SSRC (a shared one would read the
+layers' interleaved sequence numbers as losses and NACK them).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpTransceiver
+from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from kiln.media.ingest.webrtc.pipeline import IngestPipeline
@@ -33,35 +38,40 @@ class TapCounters:
     bytes: int = 0
     nacks: int = 0               # NACK packets aiortc sent for this track
     plis: int = 0                # keyframe requests sent
-    foreign_ssrc: int = 0        # packets from a second SSRC (not simulcast-negotiated): dropped
+    foreign_ssrc: int = 0        # packets from an SSRC beyond the negotiated layers (one without simulcast): dropped
     unknown_codec: int = 0       # payload types not negotiated, or a codec switch mid-stream
 
 
 class ReceiverTap:
     """Replaces one receiver's jitter buffer; ``last_packet`` (monotonic) feeds the session's timeout."""
 
-    def __init__(self, transceiver: RTCRtpTransceiver, pipeline: IngestPipeline) -> None:
+    def __init__(self, transceiver: RTCRtpTransceiver, pipeline: IngestPipeline, layers: int = 1) -> None:
         self.transceiver = transceiver
+        self.layers = layers  # simulcast layers negotiated on this m-line: SSRCs taken as tracks
         self.receiver: RTCRtpReceiver = transceiver.receiver
         self.pipeline = pipeline
         self.counters = TapCounters()
         self.track_id: int | None = None
         self.codec: Codec | None = None
         self.payload_type: int | None = None
-        self.ssrc: int | None = None
+        self.ssrc: int | None = None           # the first SSRC (the only one without simulcast)
+        self.ssrcs: dict[int, int] = {}         # SSRC -> pipeline track id, one per layer
         self.last_packet = 0.0
         self._warned = False
 
     def install(self) -> None:
         receiver: Any = self.receiver
         receiver._RTCRtpReceiver__jitter_buffer = self  # aiortc 1.16: the buffer its RTP handler feeds
+        if self.layers > 1 and receiver._RTCRtpReceiver__nack_generator is not None:
+            receiver._RTCRtpReceiver__nack_generator = LayerNacks()
         aiortc_rtcp = receiver._handle_rtcp_packet
         aiortc_nack = receiver._send_rtcp_nack
 
         async def handle_rtcp(packet: Any) -> None:
-            if isinstance(packet, RtcpSrPacket) and self.track_id is not None and packet.ssrc == self.ssrc:
+            track_id = self.ssrcs.get(packet.ssrc) if isinstance(packet, RtcpSrPacket) else None
+            if isinstance(packet, RtcpSrPacket) and track_id is not None:
                 info = packet.sender_info
-                self.pipeline.sender_report(self.track_id, info.rtp_timestamp, info.ntp_timestamp, time.monotonic())
+                self.pipeline.sender_report(track_id, info.rtp_timestamp, info.ntp_timestamp, time.monotonic())
             await aiortc_rtcp(packet)
 
         async def send_nack(media_ssrc: int, lost: list[int]) -> None:
@@ -74,13 +84,15 @@ class ReceiverTap:
     # -- aiortc's jitter buffer interface ---------------------------------------------------------
     def add(self, packet: RtpPacket) -> tuple[bool, None]:
         now = time.monotonic()
-        if self.ssrc is None:
-            if not self._start(packet):
+        track_id = self.ssrcs.get(packet.ssrc)
+        if track_id is None:
+            if self.ssrcs and len(self.ssrcs) >= self.layers:
+                self.counters.foreign_ssrc += 1
+                self._warn("a second SSRC" if self.layers == 1 else "an SSRC beyond the simulcast layers", packet)
                 return False, None
-        elif packet.ssrc != self.ssrc:
-            self.counters.foreign_ssrc += 1
-            self._warn("a second SSRC", packet)
-            return False, None
+            track_id = self._start(packet)
+            if track_id is None:
+                return False, None
         elif packet.payload_type != self.payload_type:
             self.counters.unknown_codec += 1
             self._warn("a payload type other than the first one", packet)
@@ -88,28 +100,50 @@ class ReceiverTap:
         self.counters.packets += 1
         self.counters.bytes += len(packet.payload)
         self.last_packet = now
-        assert self.track_id is not None
-        pli = self.pipeline.rtp(self.track_id, RtpIn(packet.sequence_number, packet.timestamp, bool(packet.marker),
-                                                     packet.payload, now))
+        pli = self.pipeline.rtp(track_id, RtpIn(packet.sequence_number, packet.timestamp, bool(packet.marker),
+                                                packet.payload, now))
         if pli:
             self.counters.plis += 1
         return pli, None
 
-    def _start(self, packet: RtpPacket) -> bool:
+    def _start(self, packet: RtpPacket) -> int | None:
+        """A new SSRC's track (the first one fixes the codec: layers share it), or None to drop it."""
         codec = next((c for c in self.transceiver._codecs if c.payloadType == packet.payload_type), None)
         kind = CODECS.get(codec.name.lower()) if codec is not None else None
-        if codec is None or kind is None:
+        if codec is None or kind is None or packet.payload_type != (self.payload_type or packet.payload_type):
             self.counters.unknown_codec += 1
             self._warn("a payload type that was not negotiated", packet)
-            return False
-        self.ssrc, self.payload_type, self.codec = packet.ssrc, packet.payload_type, kind
-        self.track_id = self.pipeline.add_track(kind, codec.clockRate, codec.channels or 0)
-        log.info("webrtc ingest track kind=%s codec=%s payload_type=%d ssrc=%d", self.transceiver.kind,
-                 kind.value, packet.payload_type, packet.ssrc)
-        return True
+            return None
+        track_id = self.pipeline.add_track(kind, codec.clockRate, codec.channels or 0)
+        self.ssrcs[packet.ssrc] = track_id
+        if self.ssrc is None:
+            self.ssrc, self.payload_type, self.codec, self.track_id = packet.ssrc, packet.payload_type, kind, track_id
+        log.info("webrtc ingest track kind=%s codec=%s payload_type=%d ssrc=%d layer=%d/%d", self.transceiver.kind,
+                 kind.value, packet.payload_type, packet.ssrc, len(self.ssrcs), self.layers)
+        return track_id
 
     def _warn(self, what: str, packet: RtpPacket) -> None:
         if not self._warned:
             self._warned = True
             log.warning("webrtc ingest dropping packets with %s kind=%s ssrc=%d payload_type=%d",
                         what, self.transceiver.kind, packet.ssrc, packet.payload_type)
+
+
+class LayerNacks(NackGenerator):
+    """aiortc's NACK generator, one per SSRC: ``missing`` is that of the SSRC of the packet last added,
+    which is the SSRC aiortc sends the NACK for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_ssrc: dict[int, NackGenerator] = {}
+
+    def add(self, packet: RtpPacket) -> bool:
+        generator = self._by_ssrc.get(packet.ssrc)
+        if generator is None:
+            if len(self._by_ssrc) >= 8:  # bounded: SSRCs beyond the layers are dropped by the tap anyway
+                self.missing = set()
+                return False
+            generator = self._by_ssrc[packet.ssrc] = NackGenerator()
+        missed = generator.add(packet)
+        self.missing = generator.missing
+        return missed
