@@ -270,16 +270,20 @@ class LiveStream:
                     continue  # the input has no track of this kind
                 meter = self.meters.get(source.id, TrackMeter())
                 bypass = should_bypass(encode, source, meter.framerate_avg)
-                ot = OutputTrack(next_id, kind, variant, encode, bypass, source.id)
-                next_id += 1
-                if bypass:
-                    ot.track = replace(source, id=ot.id, name=variant, bypass=True)
+                if not bypass:
+                    ot = OutputTrack(next_id, kind, variant, encode, bypass, source.id)
+                    next_id += 1
+                    self._add_encode(out, ot, source, meter)
+                    out.tracks.append(ot)
+                    continue
+                for layer in self._layers(source):  # a bypassed simulcast input: one track per layer, one group
+                    ot = OutputTrack(next_id, kind, variant, encode, True, layer.id)
+                    next_id += 1
+                    ot.track = replace(layer, id=ot.id, name=variant, bypass=True)
                     hub.set_track(ot.track)
                     out.meters[ot.id] = TrackMeter()
-                    self._relay.setdefault(source.id, []).append((hub, ot.id, out.meters[ot.id]))
-                else:
-                    self._add_encode(out, ot, source, meter)
-                out.tracks.append(ot)
+                    self._relay.setdefault(layer.id, []).append((hub, ot.id, out.meters[ot.id]))
+                    out.tracks.append(ot)
         items = encodes.get("images") or []
         video = first[MediaKind.VIDEO]
         for encode in items if isinstance(items, list) else [items]:
@@ -292,6 +296,14 @@ class LiveStream:
         out.tracks.append(OutputTrack(next_id, MediaKind.DATA, "", {}, True, self.data_track_id,
                                       Track(next_id, MediaKind.DATA, Codec.ID3, MS)))
         return out
+
+    def _layers(self, source: Track) -> list[Track]:
+        """``source`` alone, or for a simulcast input (several video layers negotiated) every video layer,
+        largest first: playlists pick one by ``VideoIndexHint`` (kiln.media.stream.groups)."""
+        if source.kind is not MediaKind.VIDEO or self.expected_video_tracks < 2:
+            return [source]
+        layers = [t for t in self.tracks.values() if t.kind is MediaKind.VIDEO]
+        return sorted(layers, key=lambda t: (t.width or 0) * (t.height or 0), reverse=True)
 
     def _add_encode(self, out: OutputStream, ot: OutputTrack, source: Track, meter: TrackMeter) -> None:
         """Open (or share) the encoder of ``ot``; the track stays ``unavailable`` only if that fails."""

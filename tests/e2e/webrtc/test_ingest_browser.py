@@ -9,12 +9,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urljoin
 
+import httpx
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess
 from tests.e2e.webrtc.ingest_browser import publishers_available, round_trip, start_publisher
-from tests.e2e.webrtc.ingest_kiln import ingest_server_xml, input_tracks, stream_json
+from tests.e2e.webrtc.ingest_kiln import INGEST_PROFILE, ingest_server_xml, input_tracks, stream_json
 from tests.e2e.webrtc.play_kiln import RtcPorts
 from tests.peers.ffmpeg import ffprobe_json
 
@@ -92,28 +94,73 @@ def _layers(kiln: KilnProcess, name: str, count: int) -> Callable[[], list[tuple
     return check
 
 
-def test_simulcast_through_whip_gives_one_input_track_per_layer(rtc_kiln: KilnProcess, tmp_path: Path) -> None:
+SIM_PROFILE = INGEST_PROFILE.replace("</Encodes>", """</Encodes>
+              <Playlist><Name>layers</Name><FileName>sim</FileName>
+                <Rendition><Name>full</Name><Video>bypass_video</Video><Audio>aac_audio</Audio></Rendition>
+                <Rendition><Name>half</Name><Video>bypass_video</Video><VideoIndexHint>1</VideoIndexHint>
+                  <Audio>aac_audio</Audio></Rendition>
+                <Rendition><Name>quarter</Name><Video>bypass_video</Video><VideoIndexHint>2</VideoIndexHint>
+                  <Audio>aac_audio</Audio></Rendition>
+              </Playlist>""")
+
+
+def test_simulcast_through_whip_gives_a_rendition_per_layer(kiln_factory: Callable[..., KilnProcess],
+                                                            tmp_path: Path) -> None:
     """Kiln's answer accepts the offer's ``a=simulcast`` layers: Chromium sends each on its own SSRC, Kiln
-    lists each as a video track of the input (full, half and quarter size) and its outputs take the largest."""
-    port = rtc_kiln.ports.llhls
+    lists each as a video track of the input (full, half and quarter size), the bypass encode keeps them
+    as one group (largest first), and a playlist's renditions pick each by VideoIndexHint: ffprobe reads
+    every LL-HLS variant at its layer's size. The default playlist plays the full-size layer."""
+    ports = RtcPorts()
+    kiln = kiln_factory(ingest_server_xml(ports, profiles=SIM_PROFILE), ports)
+    port = ports.llhls
     browser = start_publisher("whip", f"http://127.0.0.1:{port}/app/sim?direction=whip", workdir=tmp_path,
-                              page_origin=f"http://localhost:{port + 1}", publish_s=12, simulcast=True,
+                              page_origin=f"http://localhost:{port + 1}", publish_s=20, simulcast=True,
                               width=SIM_WIDTH, height=SIM_HEIGHT)
     try:
-        sizes = rtc_kiln.wait_for(_layers(rtc_kiln, "sim", 3), 40, "three simulcast layers as input tracks")
+        sizes = kiln.wait_for(_layers(kiln, "sim", 3), 40, "three simulcast layers as input tracks")
         expected = [(SIM_WIDTH // n, SIM_HEIGHT // n) for n in (1, 2, 4)]  # the encoder rounds 135 to 134
-        assert len(sizes) == 3 and all(w == ew and abs(h - eh) <= 2 for (w, h), (ew, eh) in zip(sizes, expected,
-                                                                                            strict=True)), sizes
-        probe = rtc_kiln.wait_for(lambda: _probe_av(f"http://127.0.0.1:{port}/app/sim/llhls.m3u8"), 40,
-                                  "the simulcast stream's LL-HLS")
-        video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+
+        def near(got: list[tuple[int, int]]) -> bool:
+            return len(got) == 3 and all(w == ew and abs(h - eh) <= 2 for (w, h), (ew, eh) in zip(got, expected,
+                                                                                                  strict=True))
+        assert near(sizes), sizes
+        base = f"http://127.0.0.1:{port}/app/sim"
+        master = kiln.wait_for(lambda: _get_text(f"{base}/sim.m3u8"), 40, "the layers playlist")
+        variants = [line for line in master.splitlines() if line and not line.startswith("#")]
+        resolutions = [tuple(int(x) for x in line.split("RESOLUTION=")[1].split(",")[0].split("x"))
+                       for line in master.splitlines() if line.startswith("#EXT-X-STREAM-INF")]
+        assert len(variants) == 3 and near(resolutions), master  # type: ignore[arg-type]
+        probed = []
+        for uri in variants:
+            found = kiln.wait_for(lambda uri=uri: _probe_video(urljoin(f"{base}/sim.m3u8", uri)), 40, f"variant {uri}")
+            probed.append((found["width"], found["height"]))
+        assert near(probed), probed
+        default = kiln.wait_for(lambda: _probe_av(f"{base}/llhls.m3u8"), 40, "the default LL-HLS playlist")
+        video = next(s for s in default["streams"] if s["codec_type"] == "video")
         assert (video["width"], video["height"]) == (SIM_WIDTH, SIM_HEIGHT), video
     finally:
         report = browser.finish(60)
     assert report["connected"] and not report["errors"], report
     assert report["simulcastOffered"], report
-    log = rtc_kiln.log_path.read_text()
+    log = kiln.log_path.read_text()
     assert "webrtc publish simulcast" in log and "beyond the simulcast layers" not in log
+
+
+def _probe_video(url: str) -> dict | None:  # type: ignore[type-arg]
+    """A chunklist's video stream (its audio is in the master's audio group)."""
+    try:
+        found = ffprobe_json(url, timeout=20)
+    except Exception:
+        return None
+    return next((s for s in found.get("streams", []) if s.get("codec_type") == "video" and s.get("width")), None)
+
+
+def _get_text(url: str) -> str | None:
+    try:
+        response = httpx.get(url, timeout=10)
+    except httpx.HTTPError:
+        return None
+    return response.text if response.status_code == 200 else None
 
 
 def test_round_trip_whip_in_ovenplayer_out_prints_glass_to_glass(rtc_kiln: KilnProcess, tmp_path: Path) -> None:

@@ -1,15 +1,18 @@
 """An input with several video tracks (WebRTC simulcast layers): the stream waits for every layer (a
-bounded time) and its outputs take the largest one."""
+bounded time); a bypass encode makes one output track per layer (one group, largest first), an encode
+takes the largest; playlists pick a layer by VideoIndexHint."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 
 from kiln.media.model import Codec, MediaKind, Packet, Track
+from kiln.media.stream.groups import named_track
+from kiln.media.stream.hub import CallbackSubscriber
 from kiln.media.stream.live import LiveStream
 
 TB = Fraction(1, 90000)
-BYPASS = {"outputStreamName": "${OriginStreamName}", "encodes": {"videos": [{"bypass": True}]}}
+BYPASS = {"outputStreamName": "${OriginStreamName}", "encodes": {"videos": [{"name": "src", "bypass": True}]}}
 
 
 def _layer(track_id: int, width: int, height: int) -> Track:
@@ -30,11 +33,17 @@ def test_the_stream_starts_once_every_layer_is_described_and_outputs_the_largest
     assert not stream.started
     stream.on_track(_layer(2, 480, 270))
     assert stream.started
-    [video] = [t for t in stream.outputs["cam"].track_list() if t.kind is MediaKind.VIDEO]
-    assert (video.width, video.height) == (960, 540)
+    videos = [t for t in stream.outputs["cam"].track_list() if t.kind is MediaKind.VIDEO]
+    assert [(t.name, t.width) for t in videos] == [("src", 960), ("src", 480), ("src", 240)]
+    seen: list[int] = []
+    stream.outputs["cam"].hub.subscribe(CallbackSubscriber("test", lambda p: seen.append(p.track_id)),
+                                        from_keyframe=False)
     stream.ingest(Packet(1, 0, 0, TB, b"\0\0\0\1e", keyframe=True))
     stream.ingest(Packet(0, 0, 0, TB, b"\0\0\0\1e", keyframe=True))
-    assert [p.track_id for p in stream.outputs["cam"].hub.gop_snapshot()] == [video.id]  # only the largest
+    assert seen == [videos[0].id, videos[2].id]  # each layer's packets go to its own output track
+    assert named_track(videos, "src") is videos[0] and named_track(videos, "src", "2") is videos[2]
+    assert named_track(videos, "src", 3) is None and named_track(videos, "src", "x") is None
+    assert named_track(videos, "other") is None
     stream.end("test over")
 
 
@@ -47,6 +56,16 @@ def test_a_layer_that_never_comes_delays_the_start_only_a_little() -> None:
         if stream.started:
             break
     assert stream.started and 1.5 <= i * 3000 / 90000 < 1.6
-    [video] = [t for t in stream.outputs["cam"].track_list() if t.kind is MediaKind.VIDEO]
-    assert video.width == 480
+    videos = [t for t in stream.outputs["cam"].track_list() if t.kind is MediaKind.VIDEO]
+    assert [t.width for t in videos] == [480, 240]
     stream.end("test over")
+
+
+def test_an_encode_takes_the_largest_layer_and_a_single_video_input_is_unchanged() -> None:
+    profile = {"outputStreamName": "${OriginStreamName}_copy", "encodes": {"videos": [{"bypass": True}]}}
+    single = LiveStream("default", "app", "one", source_type="Rtmp", source_url="", profiles=[profile])
+    single.on_metadata({"videocodecid": 7})
+    single.on_track(_layer(0, 640, 360))
+    single.on_track(_layer(1, 320, 180))  # a second video track of a non-simulcast input: not a group
+    assert [t.width for t in single.outputs["one_copy"].track_list() if t.kind is MediaKind.VIDEO] == [640]
+    single.end("test over")

@@ -32,6 +32,7 @@ from kiln.media.publish.llhls.playlist import (
     render_master,
     segment_name,
 )
+from kiln.media.stream.groups import named_track
 from kiln.media.stream.hub import CallbackSubscriber
 from kiln.media.stream.live import LiveStream, OutputStream
 from kiln.timefmt import now
@@ -224,8 +225,8 @@ class LlhlsStream:
             for r in renditions:
                 if not isinstance(r, dict):
                     continue
-                v = next((t for t in videos if t.name == str(r.get("video") or "")), None)
-                a = next((t for t in audios if t.name == str(r.get("audio") or "")), None)
+                v = named_track(videos, str(r.get("video") or ""), r.get("videoIndexHint"))  # a simulcast layer
+                a = named_track(audios, str(r.get("audio") or ""), r.get("audioIndexHint"))
                 if r.get("video") and v is None or r.get("audio") and a is None:
                     continue  # references a track LL-HLS cannot carry: dropped, as in OME
                 if v is None and a is None:

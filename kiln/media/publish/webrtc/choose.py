@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kiln.media.model import Codec, MediaKind, Track
+from kiln.media.stream.groups import named_track
 
 VIDEO_CODECS = (Codec.H264, Codec.VP8)
 AUDIO_CODECS = (Codec.OPUS,)
@@ -101,8 +102,8 @@ def _from_playlist(config: dict[str, Any], videos: list[Track], audios: list[Tra
             continue
         name = str(item.get("name") or "")
         video_name, audio_name = str(item.get("video") or ""), str(item.get("audio") or "")
-        video = next((t for t in videos if t.name == video_name), None) if video_name else None
-        audio = next((t for t in audios if t.name == audio_name), None) if audio_name else None
+        video = named_track(videos, video_name, item.get("videoIndexHint")) if video_name else None  # a layer
+        audio = named_track(audios, audio_name, item.get("audioIndexHint")) if audio_name else None
         if video_name and video is None:
             if any(t.name == video_name for t in every):
                 left_out.append(f"rendition {name!r}: its video is left out")

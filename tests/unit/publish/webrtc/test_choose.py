@@ -71,3 +71,18 @@ def test_auto_abr_follows_the_estimate_and_goes_up_only_when_it_holds() -> None:
     assert abr.decide(low, 2_000_000) is high
     assert abr.decide(high, 2_000_000) is None
     assert abr.target(10_000) is low                      # nothing fits: the lowest
+
+
+def test_a_rendition_picks_a_simulcast_layer_by_video_index_hint() -> None:
+    """A bypassed simulcast input is one group of same-named tracks (largest first); VideoIndexHint picks one."""
+    layers = [Track(i, MediaKind.VIDEO, Codec.H264, TB, name="src", width=960 >> i, height=540 >> i) for i in range(3)]
+    playlist = {"fileName": "sim", "renditions": [
+        {"name": "full", "video": "src", "audio": "opus_audio"},
+        {"name": "half", "video": "src", "videoIndexHint": "1", "audio": "opus_audio"},
+        {"name": "quarter", "video": "src", "videoIndexHint": 2, "audio": "opus_audio"},
+        {"name": "none", "video": "src", "videoIndexHint": 3, "audio": "opus_audio"}]}
+    picked = choose([*layers, OPUS], [playlist], "sim", no_bframes)
+    assert [(r.name, r.video) for r in picked.renditions[:3]] == [("full", layers[0]), ("half", layers[1]),
+                                                                  ("quarter", layers[2])]
+    assert picked.renditions[3] == Rendition("none", None, OPUS)  # no 4th layer: its video is left out
+    assert any("'none'" in why for why in picked.left_out)
