@@ -12,9 +12,13 @@ Kiln's own figures are printed too: the p50/p99 time from a frame's arrival in K
 being handed to the RTP sender (``first_rtp_ms``, logged per session). The viewers share the machine
 with Kiln, so the machine's busy share is printed: on 2 cores the clients are a limit as well.
 
+``--mode ingest`` measures WebRTC ingest instead (bench/_webrtc_ingest.py): N aiortc WHIP publishers,
+Kiln's CPU per stream-minute next to the same streams over RTMP in the same run.
+
 Usage:
   .venv/bin/python bench/webrtc.py                          # about 3 minutes
   .venv/bin/python bench/webrtc.py --viewers 5,20 --seconds 10
+  .venv/bin/python bench/webrtc.py --mode ingest [--streams 8] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -130,7 +134,15 @@ def run_llhls(master: str, n: int, seconds: float, warmup: float, pid: int) -> t
 
 
 def main() -> None:
+    mode = argparse.ArgumentParser(add_help=False)
+    mode.add_argument("--mode", choices=("play", "ingest"), default="play")
+    chosen, rest = mode.parse_known_args()
+    if chosen.mode == "ingest":
+        import _webrtc_ingest
+        _webrtc_ingest.main(rest)
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", choices=("play", "ingest"), default="play")
     ap.add_argument("--viewers", default="5,10,20,40")
     ap.add_argument("--per-process", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=15.0)

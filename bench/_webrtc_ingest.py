@@ -13,9 +13,9 @@ For each protocol: wait until all N streams are listed with a video track, ``--w
 ``--seconds`` window in which Kiln's utime+stime is read from /proc. Prints CPU seconds per stream-minute,
 the share of one core, the publishers' own CPU, and the ratio WebRTC / RTMP.
 
-Usage:
-  .venv/bin/python bench/webrtc_ingest.py                       # 8 streams, 20 s windows (~1.5 min)
-  .venv/bin/python bench/webrtc_ingest.py --streams 4 --seconds 10
+Usage (``bench/webrtc.py --mode ingest``; this module also runs the publishers' child process):
+  .venv/bin/python bench/webrtc.py --mode ingest                       # 8 streams, 20 s windows (~1.5 min)
+  .venv/bin/python bench/webrtc.py --mode ingest --streams 4 --seconds 10
 """
 
 from __future__ import annotations
@@ -206,15 +206,15 @@ def measure(protocol: str, streams: int, warmup: float, seconds: float, ts: Path
         kiln.close()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         _publishers_main(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
         return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="bench/webrtc.py --mode ingest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=8)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=20.0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     ts, flv = media()
     rows = [measure(p, args.streams, args.warmup, args.seconds, ts, flv) for p in ("webrtc", "rtmp")]
     out(table(["protocol", "streams", "kiln cpu s/stream-min", "kiln % core", "publishers % core",
