@@ -1,0 +1,59 @@
+"""Every input a fuzz target broke Kiln with, minimal, as a plain test (tests/fuzz/README.md lists them)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kiln.media.formats import amf0
+from kiln.media.formats.rtmp.messages import DATA_AMF0
+from tests.fuzz.budget import bounded
+
+# F1 (test_amf0_decode): an object holding two references to itself. Decoding was instant, but the
+# value is a cycle with fan-out 2, so any tree walk (the session's onMetaData to plain dict) visits
+# 2^33 nodes: 29 bytes in one RTMP data message froze the event loop, and with it every connection.
+AMF_CYCLE = b"\x02\x00\x0aonMetaData" + b"\x03" + b"\x00\x01a\x07\x00\x00" + b"\x00\x01b\x07\x00\x00" + b"\x00\x00\x09"
+
+
+def _doubling(levels: int) -> bytes:
+    """No cycle: object k holds object k+1 and a reference to it, so the tree doubles per level."""
+    inner = b"\x03\x00\x00\x09"
+    for level in range(levels - 1, -1, -1):
+        inner = b"\x03" + b"\x00\x01a" + inner + b"\x00\x01b\x07" + (level + 1).to_bytes(2, "big") + b"\x00\x00\x09"
+    return inner
+
+
+def test_f1_amf0_reference_cycle_is_refused() -> None:
+    with bounded(seconds=5), pytest.raises(amf0.AmfError, match="cycle"):
+        amf0.decode_all(AMF_CYCLE)
+
+
+def test_f1_amf0_reference_expansion_is_bounded() -> None:
+    with bounded(seconds=5), pytest.raises(amf0.AmfError, match="expand"):
+        amf0.decode_all(_doubling(30))  # 2^30 values from ~500 bytes
+
+
+def test_f1_amf0_shared_references_still_decode() -> None:
+    """What encoders really send: an object referenced a few times, after it is complete."""
+    values = amf0.decode_all(_doubling(4))
+    top = values[0]
+    assert top["b"] is top["a"] and top["a"]["b"] is top["a"]["a"]
+
+
+def test_f1_metadata_cycle_closes_only_that_connection() -> None:
+    """The same bytes as an RTMP data message: the connection ends with a protocol error, at once."""
+    from kiln.media.ingest.rtmp.session import RtmpConnection, SessionConfig
+    from tests.fuzz.test_fuzz_rtmp import PREAMBLE, _writer_bytes
+    from tests.unit.rtmp.test_session import Handler, MemoryTransport
+
+    closed: list[object] = []
+
+    async def scenario() -> None:
+        conn = RtmpConnection(Handler(), SessionConfig(), asyncio.get_running_loop(), closed.append, lambda t: None)
+        transport = MemoryTransport()
+        conn.connection_made(transport)
+        conn.data_received(PREAMBLE + _writer_bytes([(5, DATA_AMF0, 0, AMF_CYCLE)]))
+        assert transport.aborted and closed == [conn]
+    with bounded(seconds=5):
+        asyncio.run(scenario())
