@@ -57,3 +57,17 @@ def test_f1_metadata_cycle_closes_only_that_connection() -> None:
         assert transport.aborted and closed == [conn]
     with bounded(seconds=5):
         asyncio.run(scenario())
+
+
+# F2 (test_id3_builder_round_trip): a plain text frame with the id TXXX. The builder wrote it, but
+# TXXX needs a description and its terminator, so the tag it made could not be read back (nor by
+# players). sendEvent never builds one (it maps any case of "txxx" to a user text frame), but the
+# builder now refuses ids that are not a text information frame's.
+def test_f2_id3_text_frame_with_a_non_text_id_is_refused() -> None:
+    from kiln.media.formats import id3
+
+    for frame_id in ("TXXX", "PRIV", "APIC"):
+        with pytest.raises(id3.Id3Error, match="not a text information frame id"):
+            id3.build_id3v24_tag([id3.Id3Frame.text(frame_id, "")])
+    frames = [id3.Id3Frame.text("TIT2", ""), id3.Id3Frame.txxx("", "")]
+    assert id3.parse_id3v24_tag(id3.build_id3v24_tag(frames)) == frames
