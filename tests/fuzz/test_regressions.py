@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +73,18 @@ def test_f2_id3_text_frame_with_a_non_text_id_is_refused() -> None:
             id3.build_id3v24_tag([id3.Id3Frame.text(frame_id, "")])
     frames = [id3.Id3Frame.text("TIT2", ""), id3.Id3Frame.txxx("", "")]
     assert id3.parse_id3v24_tag(id3.build_id3v24_tag(frames)) == frames
+
+
+# F3 (test_server_xml): an XML declaration naming an encoding expat does not know (a typo such as
+# "TTF-8") or a multi-byte one (UTF-32, Shift_JIS). `kiln config check` and `kiln serve` died with a
+# LookupError/ValueError traceback instead of the one-line error the rest of Server.xml gets.
+@pytest.mark.parametrize("encoding", ["TTF-8", "UTF-32", "Shift_JIS"])
+def test_f3_server_xml_with_an_unusable_encoding_is_a_config_error(encoding: str, tmp_path: Path) -> None:
+    from kiln.config.check import EXIT_INVALID, run_check
+
+    path = tmp_path / "Server.xml"
+    path.write_bytes(f'<?xml version="1.0" encoding="{encoding}"?><Server version="8"/>'.encode())
+    out = io.StringIO()
+    assert run_check(str(path), out) == EXIT_INVALID
+    assert out.getvalue() == f"error: {path}: unsupported XML encoding: " + out.getvalue().split(": ", 3)[-1]
+    assert encoding.lower() in out.getvalue().lower() or "multi-byte" in out.getvalue()
