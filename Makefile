@@ -7,8 +7,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kiln-installed
 DATA   ?= data
 PYTEST_ARGS ?=
+# fuzzing: examples per target in `make fuzz` (CI runs tests/fuzz with the default, 100, inside `make test`)
+FUZZ_EXAMPLES ?= 20000
+# schema check: requests per operation of OME's ome.yml in `make test` (about 50 s at 30 on 2 cores)
+SCHEMA_EXAMPLES ?= 30
 
-.PHONY: run test install peers lint style typecheck layers unit e2e bench clean
+.PHONY: run test install peers lint style typecheck layers unit e2e schema fuzz bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
@@ -49,6 +53,17 @@ e2e: install peers
 
 test: install peers lint
 	KILN_REQUIRE_PEERS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --durations=15 tests $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory schema
+
+# OME's OpenAPI file against a live Kiln (skipped, saying so, when ../shared/ref/ome.yml is absent)
+schema: install
+	$(BIN)/python scripts/schema_check.py --max-examples $(SCHEMA_EXAMPLES)
+
+# every fuzz target with a long budget and fresh random examples; failures are kept in
+# .hypothesis/fuzz and replayed first on the next run (tests/fuzz/README.md)
+fuzz: install
+	KILN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) KILN_FUZZ_RANDOM=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 \
+	  --hypothesis-show-statistics tests/fuzz $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis node_modules tests/.media

@@ -88,3 +88,33 @@ def test_f3_server_xml_with_an_unusable_encoding_is_a_config_error(encoding: str
     assert run_check(str(path), out) == EXIT_INVALID
     assert out.getvalue() == f"error: {path}: unsupported XML encoding: " + out.getvalue().split(": ", 3)[-1]
     assert encoding.lower() in out.getvalue().lower() or "multi-byte" in out.getvalue()
+
+
+# F4 (test_json_bodies): a JSON body nested about 500 levels deep inside a part of the app config Kiln
+# keeps as given (persistentStreams, outputProfiles.mediaOptions). The parser took it, then copying
+# and journaling it ran out of stack: 500 Internal Server Error with a traceback in the log. Bodies
+# deeper than 128 levels now get jsoncpp's own stack-limit 400, before anything else looks at them.
+def _deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize("where", ['"persistentStreams":{"a":DEEP}', '"outputProfiles":{"mediaOptions":DEEP}'])
+def test_f4_deeply_nested_body_is_a_400(where: str, tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from tests.unit.http.conftest import AUTH, start_service
+
+    service = start_service(tmp_path / "data")
+    try:
+        with TestClient(service.build_api().starlette, base_url="http://kiln.test") as client:
+            assert client.post("/v1/vhosts", headers=AUTH, json=[{"name": "sx"}]).status_code == 200
+            body = '[{"name":"a","type":"live",' + where.replace("DEEP", _deep(600)) + "}]"
+            response = client.post("/v1/vhosts/sx/apps", headers=AUTH, content=body.encode())
+            assert response.status_code == 400
+            assert response.json() == {"message": "[HTTP] [JSON] * Line 1, Column 1\n  Exceeded stackLimit in "
+                                                  "readValue().\n (400)", "statusCode": 400}
+            assert client.get("/v1/vhosts/sx/apps", headers=AUTH).json()["response"] == []  # nothing half-made
+            body = '[{"name":"b","type":"live",' + where.replace("DEEP", _deep(100)) + "}]"
+            assert client.post("/v1/vhosts/sx/apps", headers=AUTH, content=body.encode()).status_code == 200
+    finally:
+        service.close()
