@@ -34,7 +34,29 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SCHEMA = REPO.parent / "shared" / "ref" / "ome.yml"
+SCHEMA_IN_SHARED = Path("shared") / "ref" / "ome.yml"
+
+
+def default_schema(repo: Path = REPO) -> Path:
+    """``<repo>/../shared/ref/ome.yml``; in a git worktree (``.git`` is a file naming the main
+    repository's git dir), the main checkout's ``../shared/ref/ome.yml`` when the first is absent."""
+    first = repo.parent / SCHEMA_IN_SHARED
+    git = repo / ".git"
+    if first.is_file() or not git.is_file():
+        return first
+    text = git.read_text(errors="replace").strip()
+    if not text.startswith("gitdir:"):
+        return first
+    gitdir = Path(text.split(":", 1)[1].strip())
+    gitdir = gitdir if gitdir.is_absolute() else (repo / gitdir).resolve()
+    if gitdir.parent.name != "worktrees":  # <main>/.git/worktrees/<name>
+        return first
+    main_checkout = gitdir.parent.parent.parent
+    second = main_checkout.parent / SCHEMA_IN_SHARED
+    return second if second.is_file() else first
+
+
+DEFAULT_SCHEMA = default_schema()
 
 # Operations not run, each with why. Matched (re.search) against "METHOD /path" as in the schema.
 EXCLUDED: list[tuple[str, str]] = [
@@ -116,6 +138,11 @@ def _record_state(raw: dict[str, Any]) -> None:
             state["enum"].append("recording")
 
 
+def _mpegts_streams(raw: dict[str, Any]) -> None:
+    props = raw["components"]["schemas"]["MpegtsProvider"]["properties"]
+    props["streams"] = {"type": "array", "items": {"$ref": "#/components/schemas/StreamMapStream"}}
+
+
 def _record_output_paths(raw: dict[str, Any]) -> None:
     for part in raw["components"]["schemas"]["StreamRecorded"]["allOf"]:
         if "outputFilePath" in part.get("required", []):
@@ -134,6 +161,7 @@ CORRECTIONS: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("multi-status", _multistatus),
     ("record-state-recording", _record_state),
     ("record-output-paths", _record_output_paths),
+    ("mpegts-streams-array", _mpegts_streams),
 ]
 
 
@@ -538,8 +566,18 @@ def report(results: list[OperationResult], skipped: list[tuple[str, str]], verbo
     for label, why in skipped:
         out(f"  skip  {label:<{width}}  ({why})\n")
     known = sorted({f[0].known for r in results for f in r.known})
+    server_errors = sum(n for r in results for code, n in r.statuses.items() if code >= 500)
+    documented = {}
+    for r in results:
+        for group in r.known:
+            if group[0].status >= 500:
+                documented[f"{group[0].known} {group[0].status}"] = documented.get(
+                    f"{group[0].known} {group[0].status}", 0) + len(group)
     out(f"\n{len(results)} operations run, {failing} failing, {len(skipped)} excluded; "
         f"documented differences seen: {', '.join(known) or 'none'}\n")
+    out(f"5xx answers: {server_errors} ({sum(documented.values())} documented: "
+        f"{', '.join(f'{k} x{n}' for k, n in sorted(documented.items())) or 'none'}); "
+        f"{sum(r.examples for r in results)} requests\n")
     return 1 if failing else 0
 
 
@@ -559,7 +597,8 @@ def main(argv: list[str] | None = None) -> int:
 
     schema_path = args.schema if args.schema.is_absolute() else Path.cwd() / args.schema
     if not schema_path.is_file():
-        sys.stdout.write(f"skipped: {schema_path} not found\n")
+        sys.stdout.write(f"schema check skipped: OME's OpenAPI file {schema_path} is absent (it is kept outside "
+                         "the repository, in ../shared/ref/; --schema PATH names another)\n")
         return 0
 
     sys.path.insert(0, str(REPO))  # the e2e helpers (tests.e2e.kiln_process, tests.peers)
