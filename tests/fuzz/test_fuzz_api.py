@@ -213,7 +213,7 @@ def _path(pattern: str, draw: st.DrawFn) -> str:
     return path
 
 
-@fuzz(1.5)
+@fuzz(1.0)
 @given(data=st.data())
 def test_json_bodies(target: Target, data: st.DataObject) -> None:
     method, pattern = data.draw(st.sampled_from(target.routes), label="route")
