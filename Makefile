@@ -12,6 +12,8 @@ PYTEST_ARGS ?=
 FUZZ_EXAMPLES ?= 10000
 # schema check: requests per operation of OME's ome.yml in `make test` (about 45 s on 2 idle cores)
 SCHEMA_EXAMPLES ?= 25
+# ... and the time they may take: on a busy machine operations get fewer requests (at least 5) instead
+SCHEMA_SECONDS ?= 75
 
 .PHONY: run test install peers lint style typecheck layers unit e2e schema fuzz bench clean
 
@@ -58,7 +60,7 @@ test: install peers lint
 
 # OME's OpenAPI file against a live Kiln (skipped, saying so, when ../shared/ref/ome.yml is absent)
 schema: install
-	$(BIN)/python scripts/schema_check.py --max-examples $(SCHEMA_EXAMPLES)
+	$(BIN)/python scripts/schema_check.py --max-examples $(SCHEMA_EXAMPLES) --time-budget $(SCHEMA_SECONDS)
 
 # every fuzz target with a long budget and fresh random examples; failures are kept in
 # .hypothesis/fuzz and replayed first on the next run (tests/fuzz/README.md)

@@ -392,6 +392,7 @@ class OperationResult:
     examples: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     slowest: tuple[float, str] = (0.0, "")
+    cut_short: bool = False                     # stopped by --time-budget before --max-examples
     findings: dict[tuple[str, int, str, str], list[Finding]] = field(default_factory=dict)
 
     @property
@@ -470,8 +471,15 @@ def _reason(failure: Any) -> str:
     return f"{title}: {message}" if message else title
 
 
+class _OutOfTime(Exception):
+    """The operation's share of --time-budget is used up (raised between requests, never inside one)."""
+
+
+MIN_EXAMPLES = 5  # an operation cut short by the time budget still gets this many requests
+
+
 def run_operation(operation: Any, fixtures: Fixtures, modes: list[Any], checks: list[Any], max_examples: int,
-                  seed: int, timeout: float) -> OperationResult:
+                  seed: int, timeout: float, deadline: float = float("inf")) -> OperationResult:
     import requests
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hseed
@@ -511,6 +519,8 @@ def run_operation(operation: Any, fixtures: Fixtures, modes: list[Any], checks: 
               suppress_health_check=list(HealthCheck), print_blob=False)
     @given(case=strategy)
     def fuzz(case: Any) -> None:
+        if result.examples >= MIN_EXAMPLES and time.monotonic() > deadline:
+            raise _OutOfTime
         case.body = sanitize(case.body, fixtures.root)
         result.examples += 1
         t0 = time.monotonic()
@@ -530,7 +540,10 @@ def run_operation(operation: Any, fixtures: Fixtures, modes: list[Any], checks: 
             for failure in _failures(exc):
                 record(_check_name(failure), case, response.status_code, _reason(failure), response.text)
 
-    fuzz()
+    try:
+        fuzz()
+    except _OutOfTime:
+        result.cut_short = True
     return result
 
 
@@ -575,6 +588,9 @@ def report(results: list[OperationResult], skipped: list[tuple[str, str]], verbo
                     f"{group[0].known} {group[0].status}", 0) + len(group)
     out(f"\n{len(results)} operations run, {failing} failing, {len(skipped)} excluded; "
         f"documented differences seen: {', '.join(known) or 'none'}\n")
+    cut = [r.label for r in results if r.cut_short]
+    if cut:
+        out(f"time budget: {len(cut)} operations ran fewer requests than asked (a slow or busy machine)\n")
     out(f"5xx answers: {server_errors} ({sum(documented.values())} documented: "
         f"{', '.join(f'{k} x{n}' for k, n in sorted(documented.items())) or 'none'}); "
         f"{sum(r.examples for r in results)} requests\n")
@@ -592,6 +608,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--operation", action="append", default=[], help="only labels matching this regex (repeatable)")
     ap.add_argument("--no-stream", action="store_true", help="do not publish a live RTMP stream with ffmpeg")
     ap.add_argument("--timeout", type=float, default=20.0, help="per-request timeout in seconds")
+    ap.add_argument("--time-budget", type=float, default=0.0,
+                    help="seconds for all operations (0: none); each gets an equal share of what is left, and "
+                         f"one past its share stops after at least {MIN_EXAMPLES} requests")
     ap.add_argument("-v", "--verbose", action="store_true", help="also detail the documented differences seen")
     args = ap.parse_args(argv)
 
@@ -626,10 +645,12 @@ def main(argv: list[str] | None = None) -> int:
                 operations.append(op)
         sys.stdout.write(f"kiln at {base_url}, schema {schema_path}, seed {args.seed}, "
                          f"{args.max_examples} requests per operation, mode {args.mode}\n")
-        for op in operations:
+        budget_end = time.monotonic() + args.time_budget if args.time_budget > 0 else float("inf")
+        for index, op in enumerate(operations):
             fixtures.ensure()
             t0 = time.monotonic()
-            res = run_operation(op, fixtures, modes, checks, args.max_examples, args.seed, args.timeout)
+            deadline = t0 + (budget_end - t0) / (len(operations) - index)
+            res = run_operation(op, fixtures, modes, checks, args.max_examples, args.seed, args.timeout, deadline)
             results.append(res)
             sys.stdout.write(f"  {op.label}: {res.examples} requests in {time.monotonic() - t0:.1f}s\n")
             sys.stdout.flush()
