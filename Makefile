@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # fuzzing: examples per target and weight in `make fuzz` (about an hour on 2 cores); `make test` runs
 # tests/fuzz with 100 (KILN_FUZZ_EXAMPLES), the same examples every run
 FUZZ_EXAMPLES ?= 10000
-# schema check: requests per operation of OME's ome.yml in `make test` (about 45 s on 2 idle cores)
+# schema check: requests per operation of OME's ome.yml in `make test` (53 s measured at 30, 2 cores)
 SCHEMA_EXAMPLES ?= 25
 # ... and the time they may take: on a busy machine operations get fewer requests (at least 5) instead
 SCHEMA_SECONDS ?= 75
