@@ -46,6 +46,16 @@ def test_srt_playback_is_listed_last_as_udp_and_offered_as_a_play_url(tmp_path: 
     ]
 
 
+def test_webrtc_signalling_and_its_udp_ports_are_listed_with_the_player_urls(tmp_path: Path) -> None:
+    listeners = {"llhls": ("0.0.0.0", 3333), "webrtc": ("0.0.0.0", 3333), "webrtc_ice:10001": ("0.0.0.0", 10001),
+                 "webrtc_ice:10000": ("0.0.0.0", 10000)}
+    lines = Banner("1", Token(TokenSource.CONFIGURED), listeners, [], tmp_path).lines()
+    assert lines[1] == ("listening llhls=0.0.0.0:3333 webrtc=0.0.0.0:3333 webrtc_ice=0.0.0.0:10000/udp "
+                        "webrtc_ice=0.0.0.0:10001/udp")
+    assert "play webrtc=ws://HOST:3333/APP/STREAM (OvenPlayer webrtc source; WHEP: " \
+           "http://HOST:3333/APP/STREAM?direction=whep)" in lines
+
+
 def test_a_reused_or_configured_token_is_called_so(tmp_path: Path) -> None:
     reused = Banner("1", Token(TokenSource.REUSED, tmp_path / "t"), {}, [], tmp_path).lines()[0]
     assert reused.startswith(f"api access token reused file={tmp_path}/t ")
@@ -83,5 +93,5 @@ def test_uvicorn_upgrade_warnings_become_one_true_line(caplog: pytest.LogCapture
         uvicorn_logger.warning("No supported WebSocket library detected. Please use \"pip install ...\"")
         uvicorn_logger.warning("Invalid HTTP request received.")
     assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("kiln.uvicorn_logging", "INFO", "http upgrade request answered as plain HTTP (Kiln serves no WebSocket)"),
+        ("kiln.uvicorn_logging", "INFO", "http upgrade request answered as plain HTTP (this port serves no WebSocket)"),
         ("test.uvicorn.error", "WARNING", "Invalid HTTP request received.")]
