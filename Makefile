@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 FUZZ_EXAMPLES ?= 10000
 # schema check: requests per operation of OME's ome.yml in `make test` (53 s measured at 30, 2 cores)
 SCHEMA_EXAMPLES ?= 25
-# ... and the time they may take: on a busy machine operations get fewer requests (at least 5) instead
+# ... and the time they may take: on a busy machine slow operations get fewer requests (at least 5)
 SCHEMA_SECONDS ?= 75
 
 .PHONY: run test install peers lint style typecheck layers unit e2e schema fuzz bench clean
