@@ -175,7 +175,7 @@ class KilnService:
             snapshot_seq, state = loaded
             self.catalog.restore(state.get("catalog", {}))
             self.tasks.restore(state.get("tasks", {}))
-        replayed = self.events.apply_replayed(self.journal.read(snapshot_seq + 1))
+        replayed = self.events.apply_stored(self.journal.read_stored(snapshot_seq + 1))
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from kiln.journal.errors import JournalClosedError, JournalFailedError
 from kiln.journal.framing import encode_frame
-from kiln.journal.reader import iter_records, scan_segment
+from kiln.journal.reader import StoredFields, iter_records, iter_stored, scan_segment
 from kiln.journal.records import NewRecord, Record
 from kiln.journal.segments import fsync_dir, journal_dir, list_segments, segment_path
 
@@ -133,6 +133,11 @@ class Journal:
 
     def read(self, from_seq: int = 1) -> Iterator[Record]:
         return iter_records(self.directory, from_seq)
+
+    def read_stored(self, from_seq: int = 1) -> Iterator[StoredFields]:
+        """Like ``read`` but each record as its stored list ``[seq, time, entity, type, version, payload]``:
+        what startup replay feeds the projections, without building a Record per event."""
+        return iter_stored(self.directory, from_seq)
 
     def close(self) -> None:
         """Finish every queued append, then close the file."""

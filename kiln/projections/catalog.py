@@ -19,6 +19,7 @@ from kiln.domain.server import AppState, VhostState
 from kiln.events import catalog as ce
 from kiln.events import streams as se
 from kiln.events.base import Event
+from kiln.projections.dispatch import Handler, handlers_of
 
 # --- state -----------------------------------------------------------------------------------------
 
@@ -70,6 +71,8 @@ class StreamLifecycle:
 class CatalogProjection:
     """Thread-safe: updated on the journal writer thread, read by HTTP handlers."""
 
+    _handlers: dict[str, Handler] = {}  # set below the class: its ``_on_<TYPE>`` methods
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self.vhosts: dict[str, VhostView] = {}
@@ -87,10 +90,10 @@ class CatalogProjection:
 
     # -- events --
     def apply(self, ev: Event) -> None:
-        with self._lock:
-            handler = getattr(self, "_on_" + ev.TYPE, None)
-            if handler is not None:
-                handler(ev)
+        handler = self._handlers.get(ev.TYPE)
+        if handler is not None:
+            with self._lock:
+                handler(self, ev)
 
     def _on_VhostCreated(self, ev: ce.VhostCreated) -> None:
         if ev.name in self.vhosts and self.vhosts[ev.name].read_only:
@@ -236,3 +239,6 @@ def _config_apps(vhost_config: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     apps = section.get("application", [])
     return [apps] if isinstance(apps, dict) else list(apps)
+
+
+CatalogProjection._handlers = handlers_of(CatalogProjection)

@@ -20,6 +20,7 @@ from kiln.domain.record import RecordStatus
 from kiln.events import catalog as ce
 from kiln.events import tasks as te
 from kiln.events.base import Event
+from kiln.projections.dispatch import Handler, handlers_of
 
 TaskKey = tuple[str, str, str]  # (vhost, app, id)
 
@@ -32,6 +33,8 @@ DumpTask = DumpStatus
 class TasksProjection:
     """Thread-safe: updated on the journal writer thread, read by HTTP handlers."""
 
+    _handlers: dict[str, Handler] = {}  # set below the class: its ``_on_<TYPE>`` methods
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self.pushes: dict[TaskKey, PushTask] = {}
@@ -39,10 +42,10 @@ class TasksProjection:
         self.dumps: dict[tuple[str, str, str, str], DumpTask] = {}
 
     def apply(self, ev: Event) -> None:
-        with self._lock:
-            handler = getattr(self, "_on_" + ev.TYPE, None)
-            if handler is not None:
-                handler(ev)
+        handler = self._handlers.get(ev.TYPE)
+        if handler is not None:
+            with self._lock:
+                handler(self, ev)
 
     # -- push --
     def _on_PushCreated(self, ev: te.PushCreated) -> None:
@@ -179,3 +182,6 @@ class TasksProjection:
             for saved in state.get("dumps", []):
                 dump = DumpStatus.restore(saved)
                 self.dumps[(dump.vhost, dump.app, dump.output_stream, dump.id)] = dump
+
+
+TasksProjection._handlers = handlers_of(TasksProjection)
