@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -176,6 +177,9 @@ class KilnService:
             self.catalog.restore(state.get("catalog", {}))
             self.tasks.restore(state.get("tasks", {}))
         replayed = self.events.apply_stored(self.journal.read_stored(snapshot_seq + 1))
+        # replayed events count toward the next snapshot: a start that replayed more than snapshot_every
+        # saves one as soon as its ServerStarted is durable, so no later start replays them again
+        self._since_snapshot = replayed
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
@@ -263,14 +267,17 @@ class KilnService:
         if self._since_snapshot < self.snapshot_every or self.snapshots is None:
             return
         self._since_snapshot = 0
-        state = {"catalog": self.catalog.snapshot(), "tasks": self.tasks.snapshot()}
+        # on the journal's writer thread, right after record.seq was applied: copy the state cheaply here,
+        # render and write it on the snapshot thread (appends wait for neither)
+        catalog, tasks = self.catalog.capture(), self.tasks.capture()
         seq, store = record.seq, self.snapshots
-        self._snapshot_pool.submit(self._save_snapshot, store, seq, state)
+        self._snapshot_pool.submit(self._save_snapshot, store, seq, catalog, tasks)
 
     @staticmethod
-    def _save_snapshot(store: SnapshotStore, seq: int, state: dict[str, Any]) -> None:
+    def _save_snapshot(store: SnapshotStore, seq: int, catalog: Callable[[], dict[str, Any]],
+                       tasks: Callable[[], dict[str, Any]]) -> None:
         try:
-            store.save(seq, state)
+            store.save(seq, {"catalog": catalog(), "tasks": tasks()})
             log.info("snapshot saved seq=%d", seq)
         except OSError as exc:
             log.error("snapshot failed seq=%d error=%s", seq, exc)

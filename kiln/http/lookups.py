@@ -16,6 +16,7 @@ from kiln.projections.catalog import AppView, VhostView
 
 
 class CatalogReads(Protocol):
+    def has_vhost(self, name: str) -> bool: ...
     def vhost(self, name: str) -> VhostView | None: ...
     def app(self, vhost: str, app: str) -> AppView | None: ...
 
@@ -52,7 +53,8 @@ def need_vhost(ctx: Lookups, vhost: str) -> VhostView:
 
 
 def need_app(ctx: Lookups, vhost: str, app: str) -> AppView:
-    need_vhost(ctx, vhost)
+    if not ctx.catalog.has_vhost(vhost):
+        raise vhost_not_found(vhost)
     view = ctx.catalog.app(vhost, app)
     if view is None:
         raise app_not_found(vhost, app)
