@@ -8,7 +8,6 @@ is bounded and the totals read never fall below the last checkpoint.
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +19,7 @@ from kiln.domain.record import RecordStatus
 from kiln.events import catalog as ce
 from kiln.events import tasks as te
 from kiln.events.base import Event
+from kiln.projections.copies import shallow
 from kiln.projections.dispatch import Handler, handlers_of
 
 TaskKey = tuple[str, str, str]  # (vhost, app, id)
@@ -117,27 +117,27 @@ class TasksProjection:
     # -- reads --
     def push_list(self, vhost: str, app: str) -> list[PushTask]:
         with self._lock:
-            found = [copy.copy(t) for k, t in self.pushes.items() if k[:2] == (vhost, app)]
+            found = [shallow(t) for k, t in self.pushes.items() if k[:2] == (vhost, app)]
         return sorted(found, key=lambda t: t.id)
 
     def push(self, vhost: str, app: str, task_id: str) -> PushTask | None:
         with self._lock:
             task = self.pushes.get((vhost, app, task_id))
-            return copy.copy(task) if task else None
+            return shallow(task) if task else None
 
     def record_list(self, vhost: str, app: str) -> list[RecordTask]:
         with self._lock:
-            found = [copy.copy(t) for k, t in self.records.items() if k[:2] == (vhost, app)]
+            found = [shallow(t) for k, t in self.records.items() if k[:2] == (vhost, app)]
         return sorted(found, key=lambda t: t.id)
 
     def record(self, vhost: str, app: str, task_id: str) -> RecordTask | None:
         with self._lock:
             task = self.records.get((vhost, app, task_id))
-            return copy.copy(task) if task else None
+            return shallow(task) if task else None
 
     def dump_list(self, vhost: str, app: str, output_stream: str) -> list[DumpTask]:
         with self._lock:
-            return [copy.copy(t) for k, t in self.dumps.items() if k[:3] == (vhost, app, output_stream)]
+            return [shallow(t) for k, t in self.dumps.items() if k[:3] == (vhost, app, output_stream)]
 
     def recovered(self) -> dict[tuple[str, str], AppTasks]:
         """What each app's task supervisor starts from, by (vhost, app), in one pass (recovery asks
@@ -145,24 +145,24 @@ class TasksProjection:
         found: dict[tuple[str, str], tuple[list[PushTask], list[RecordTask], list[DumpTask]]] = {}
         with self._lock:
             for push_key, push in sorted(self.pushes.items()):
-                found.setdefault(push_key[:2], ([], [], []))[0].append(copy.copy(push))
+                found.setdefault(push_key[:2], ([], [], []))[0].append(shallow(push))
             for record_key, record in sorted(self.records.items()):
-                found.setdefault(record_key[:2], ([], [], []))[1].append(copy.copy(record))
+                found.setdefault(record_key[:2], ([], [], []))[1].append(shallow(record))
             for dump_key, dump in self.dumps.items():
-                found.setdefault(dump_key[:2], ([], [], []))[2].append(copy.copy(dump))
+                found.setdefault(dump_key[:2], ([], [], []))[2].append(shallow(dump))
         return {app: AppTasks(tuple(p), tuple(r), tuple(d)) for app, (p, r, d) in found.items()}
 
     def all_pushes(self) -> list[PushTask]:
         with self._lock:
-            return [copy.copy(t) for t in self.pushes.values()]
+            return [shallow(t) for t in self.pushes.values()]
 
     def all_records(self) -> list[RecordTask]:
         with self._lock:
-            return [copy.copy(t) for t in self.records.values()]
+            return [shallow(t) for t in self.records.values()]
 
     def all_dumps(self) -> list[DumpTask]:
         with self._lock:
-            return [copy.copy(t) for t in self.dumps.values()]
+            return [shallow(t) for t in self.dumps.values()]
 
     # -- snapshots --
     def snapshot(self) -> dict[str, Any]:
@@ -173,9 +173,9 @@ class TasksProjection:
         returned function renders the snapshot from them on any thread. Rendering 2,000 tasks took
         about 40 ms, too long for the journal's writer thread, where captures happen."""
         with self._lock:
-            pushes = [copy.copy(t) for t in self.pushes.values()]
-            records = [copy.copy(t) for t in self.records.values()]
-            dumps = [copy.copy(t) for t in self.dumps.values()]
+            pushes = [shallow(t) for t in self.pushes.values()]
+            records = [shallow(t) for t in self.records.values()]
+            dumps = [shallow(t) for t in self.dumps.values()]
 
         def render() -> dict[str, Any]:
             return {"pushes": [t.snapshot() for t in pushes], "records": [t.snapshot() for t in records],
