@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kiln.admission.contract import Admitter, OpenDoor
+from kiln.media.heap import HeapTrimmer
 from kiln.media.ingest.contract import StreamOpener, VhostRouter
 from kiln.media.ingest.mpegts.ingest import MpegtsIngest, PortMap
 from kiln.media.ingest.rtmp.ingest import RtmpIngest
@@ -71,6 +72,7 @@ class MediaRuntime:
         self.hls: HlsPublisher | None = None
         self.srt_playback: SrtPlayback | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
+        self.heap = HeapTrimmer()
 
     def attach(self, control: ControlPlane) -> None:
         self.control = control
@@ -97,6 +99,7 @@ class MediaRuntime:
             self.hls.stream_ended(stream)
         if self.srt_playback is not None:
             self.srt_playback.stream_ended(stream)
+        self.heap.released()
 
     def _player_router(self, control: ControlPlane, llhls: LlhlsPublisher) -> LlhlsServer:
         """The router of a player port: it tells LL-HLS and HLS v3 requests apart by their names
@@ -211,6 +214,7 @@ class MediaRuntime:
         self.addresses["srt_playback"] = (host, playback.port)
 
     async def close(self) -> None:
+        self.heap.close()
         if self.llhls is not None:
             self.llhls.close()
         if self.hls is not None:
