@@ -10,7 +10,7 @@ from kiln.events.base import UnknownEventError, decode_event
 from kiln.events.catalog import AppPatched
 from kiln.events.codec import record_parts
 from kiln.events.streams import StreamTracksDescribed
-from kiln.events.tasks import PushCreated
+from kiln.events.tasks import PushCreated, PushSpec
 
 
 def test_a_current_payload_decodes_to_an_equal_frozen_event() -> None:
@@ -21,6 +21,10 @@ def test_a_current_payload_decodes_to_an_equal_frozen_event() -> None:
     assert back.spec == ev.spec and back.entity == ev.entity
     with pytest.raises(dataclasses.FrozenInstanceError):
         back.id = "other"  # type: ignore[misc]
+    assert type(back.spec) is PushSpec and back.spec == PushSpec(**{f.name: getattr(ev, f.name)
+                                                                   for f in dataclasses.fields(PushSpec)})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.spec.url = "other"  # type: ignore[misc]
 
 
 def test_an_older_payload_gets_its_defaults_and_unknown_keys_are_dropped() -> None:
