@@ -14,6 +14,7 @@ import tracemalloc
 from pathlib import Path
 from types import FrameType
 
+
 def dump(_signum: int, _frame: FrameType | None) -> None:
     target = Path(os.environ.get("KILN_TRACEMALLOC_OUT", "tracemalloc.txt"))
     snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
