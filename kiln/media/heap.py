@@ -5,7 +5,7 @@ spreads them over several malloc arenas; once freed, that memory stays mapped in
 lists and RSS never goes back down (209 MB after 20 streams left, 60 MB idle). ``malloc_trim(0)``
 hands whole free pages of every arena back to the kernel. ``HeapTrimmer`` runs it (after a
 ``gc.collect()``, so cyclic garbage such as PyAV containers is freed first) once things have been
-quiet for ``delay`` seconds after the last stream ended: a burst of 20 streams leaving costs one trim.
+quiet for ``delay`` seconds (1 s) after the last stream ended: a burst of 20 streams leaving costs one trim.
 Without glibc (musl, macOS) it does nothing.
 """
 
@@ -34,7 +34,7 @@ def _glibc_malloc_trim() -> Callable[[int], int] | None:
 
 
 class HeapTrimmer:
-    def __init__(self, delay: float = 2.0, trim: Callable[[int], int] | None = None) -> None:
+    def __init__(self, delay: float = 1.0, trim: Callable[[int], int] | None = None) -> None:
         self.delay = delay
         self._trim = trim if trim is not None else _glibc_malloc_trim()
         self._lock = threading.Lock()
