@@ -4,7 +4,9 @@ A live stream's packets, LL-HLS parts and FFmpeg buffers are allocated by many t
 spreads them over several malloc arenas; once freed, that memory stays mapped in the arenas' free
 lists and RSS never goes back down (209 MB after 20 streams left, 60 MB idle). ``malloc_trim(0)``
 hands whole free pages of every arena back to the kernel. ``HeapTrimmer`` runs it (after a
-``gc.collect()``, so cyclic garbage such as PyAV containers is freed first) once things have been
+``gc.collect()`` when no stream is live, so cyclic garbage such as PyAV containers is freed first; a full
+collection holds the GIL for tens of milliseconds, which live streams should not wait for; the trim
+itself runs through ctypes, which releases the GIL) once things have been
 quiet for ``delay`` seconds (1 s) after the last stream ended: a burst of 20 streams leaving costs one trim.
 Without glibc (musl, macOS) it does nothing.
 """
@@ -34,8 +36,10 @@ def _glibc_malloc_trim() -> Callable[[int], int] | None:
 
 
 class HeapTrimmer:
-    def __init__(self, delay: float = 1.0, trim: Callable[[int], int] | None = None) -> None:
+    def __init__(self, delay: float = 1.0, trim: Callable[[int], int] | None = None,
+                 idle: Callable[[], bool] = lambda: True) -> None:
         self.delay = delay
+        self.idle = idle  # True when nothing is live: a full gc.collect() stalls no one
         self._trim = trim if trim is not None else _glibc_malloc_trim()
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
@@ -58,7 +62,7 @@ class HeapTrimmer:
             self._timer = None
         assert self._trim is not None
         began = time.monotonic()
-        collected = gc.collect()
+        collected = gc.collect() if self.idle() else 0
         self._trim(0)
         self.trims += 1
         log.debug("heap trimmed collected=%d seconds=%.3f", collected, time.monotonic() - began)

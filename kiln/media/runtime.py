@@ -72,7 +72,7 @@ class MediaRuntime:
         self.hls: HlsPublisher | None = None
         self.srt_playback: SrtPlayback | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
-        self.heap = HeapTrimmer()
+        self.heap = HeapTrimmer(idle=lambda: not self.streams.all())
 
     def attach(self, control: ControlPlane) -> None:
         self.control = control
