@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from kiln.journal.errors import JournalClosedError, JournalFailedError
 from kiln.journal.framing import encode_frame
-from kiln.journal.reader import StoredFields, iter_records, iter_stored, scan_segment
+from kiln.journal.reader import StoredFields, iter_records, iter_stored, scan_tail
 from kiln.journal.records import NewRecord, Record
 from kiln.journal.segments import fsync_dir, journal_dir, list_segments, segment_path
 from kiln.metrics.journal import JournalCounters
@@ -89,7 +89,7 @@ class Journal:
             self._open_segment(1)
             return
         first_seq, path = segments[-1]
-        found = scan_segment(path, first_seq, tail=True)
+        found = scan_tail(path, first_seq)
         if found.stop is not None:
             cut = found.size - found.valid_bytes
             log.warning("journal torn tail cut file=%s offset=%d bytes=%d reason=%s", path, found.valid_bytes,

@@ -113,6 +113,59 @@ def scan_segment(path: Path, first_seq: int, *, tail: bool) -> SegmentScan:
     return SegmentScan(path, first_seq, count, last_seq, valid, len(data), first_time, last_time, torn)
 
 
+def _frame_ends(data: bytes, stop: list[ScanStop]) -> list[int]:
+    """Where each intact frame ends (length and CRC checked, body not decoded); a bad frame stops the scan
+    with a ScanStop as in ``_stored``."""
+    view = memoryview(data)
+    unpack_header, crc32 = HEADER.unpack_from, zlib.crc32
+    header_size, size = HEADER.size, len(view)
+    ends: list[int] = []
+    offset = 0
+    while offset < size:
+        if size - offset < header_size:
+            stop.append(ScanStop(offset, "truncated frame header", True))
+            break
+        length, crc = unpack_header(view, offset)
+        if length > MAX_FRAME:
+            stop.append(ScanStop(offset, f"frame length {length} is impossible", False))
+            break
+        end = offset + header_size + length
+        if end > size:
+            stop.append(ScanStop(offset, f"frame of {length} bytes cut off at end of file", True))
+            break
+        if crc32(view[offset + header_size:end]) != crc:
+            stop.append(ScanStop(offset, "checksum mismatch", end == size))
+            break
+        ends.append(end)
+        offset = end
+    return ends
+
+
+def scan_tail(path: Path, first_seq: int) -> SegmentScan:
+    """``scan_segment(path, first_seq, tail=True)`` for opening the journal, without decoding every record:
+    each frame's length and CRC are checked, and the first and last records are decoded; the last one's
+    sequence number must be ``first_seq + frames - 1``, or the whole segment is decoded to say what is
+    wrong. Decoding a full 16 MB tail segment took most of a restart's time (the records before the
+    snapshot are never needed; those after it are decoded and checked again by replay; a wrong number
+    in the middle of the segment is found by replay or by ``kiln journal verify``)."""
+    data = path.read_bytes()
+    stop: list[ScanStop] = []
+    ends = _frame_ends(data, stop)
+    torn = _fail_unless_torn_tail(path, stop, tail=True)
+    if not ends:
+        return SegmentScan(path, first_seq, 0, first_seq - 1, 0, len(data), None, None, torn)
+    last_start = ends[-2] if len(ends) > 1 else 0
+    try:
+        first = msgpack.unpackb(data[HEADER.size:ends[0]], raw=False, strict_map_key=False)
+        last = msgpack.unpackb(data[last_start + HEADER.size:ends[-1]], raw=False, strict_map_key=False)
+        first_time, last_time, last_seq = float(first[1]), float(last[1]), last[0]
+    except Exception:  # noqa: BLE001 - the full scan says precisely what is wrong
+        return scan_segment(path, first_seq, tail=True)
+    if first[0] != first_seq or last_seq != first_seq + len(ends) - 1:
+        return scan_segment(path, first_seq, tail=True)
+    return SegmentScan(path, first_seq, len(ends), last_seq, ends[-1], len(data), first_time, last_time, torn)
+
+
 def iter_stored(directory: Path, from_seq: int = 1) -> Iterator[StoredFields]:
     """Every record with ``seq >= from_seq``, oldest first, across segments, as the stored field list
     ``[seq, time, entity, type, version, payload]``: replay's path, with no object built per record."""
