@@ -49,6 +49,18 @@ def _enabled(*keys: str) -> Callable[[dict[str, Any]], bool]:
     return present
 
 
+def _enabled_value(*keys: str) -> Callable[[dict[str, Any]], bool]:
+    """A switch at this key path is true (``<Ulpfec>true</Ulpfec>``)."""
+
+    def present(node: dict[str, Any]) -> bool:
+        value: Any = node
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return is_true(value)
+
+    return present
+
+
 VHOST_ROWS = (
     Row("VirtualHost.Origins", "pull-on-demand origins are not used", _has("origins")),
     Row("VirtualHost.OriginMapStore", "the Redis origin map is not used", _has("originMapStore")),
@@ -56,14 +68,14 @@ VHOST_ROWS = (
 
 APP_ROWS = (
     Row("Providers.OVT", "OVT ingest", _has("providers", "ovt")),
-    Row("Providers.WebRTC", "WebRTC/WHIP ingest", _has("providers", "webrtc")),
     Row("Providers.File", "file provider", _has("providers", "file")),
     Row("Providers.Schedule", "scheduled channels", _has("providers", "schedule")),
     Row("Providers.Multiplex", "multiplex channels", _has("providers", "multiplex")),
     Row("Providers.RTSP", "RTSP push ingest", _has("providers", "rtsp")),
     Row("Providers.RTMP.EventGenerator", "RTMP event generator", _has("providers", "rtmp", "eventGenerator")),
     Row("Publishers.OVT", "OVT relay to edges", _has("publishers", "ovt")),
-    Row("Publishers.WebRTC", "WebRTC playback", _has("publishers", "webrtc")),
+    Row("Publishers.WebRTC.Ulpfec", "ULPFEC for WebRTC viewers (NACK retransmission is used)",
+        _enabled_value("publishers", "webrtc", "ulpfec")),
     Row("Publishers.LLHLS.DRM", "LL-HLS DRM: streams are sent in the clear", _enabled("publishers", "llhls", "drm")),
     Row("Publishers.LLHLS.DVR.EventPlaylistType", "EVENT playlists: the DVR playlist is a sliding window",
         _has("publishers", "llhls", "dvr", "eventPlaylistType")),
@@ -81,7 +93,6 @@ APP_ROWS = (
 # Bind entries Kiln parses but opens no listener for (attribute of BindConfig -> element, feature).
 UNOPENED_BINDS = (
     ("webrtc_ingest_signalling_port", "Bind.Providers.WebRTC.Signalling", "WebRTC ingest signalling"),
-    ("webrtc_signalling_port", "Bind.Publishers.WebRTC.Signalling", "WebRTC signalling"),
     ("webrtc_signalling_tls_port", "Bind.Publishers.WebRTC.Signalling.TLSPort", "WebRTC signalling (TLS)"),
     ("ovt_port", "Bind.Publishers.OVT", "OVT"),
     ("hls_tls_port", "Bind.Publishers.HLS.TLSPort", "HLS v3 (TLS)"),
@@ -98,6 +109,10 @@ def unimplemented_warnings(config: ServerConfig) -> list[str]:
     out = []
     for attr, element, feature in UNOPENED_BINDS:
         port = getattr(config.bind, attr, None)
+        if attr == "webrtc_signalling_tls_port" and port is not None and port == config.bind.llhls_tls_port:
+            continue  # served by the LL-HLS TLS listener, as in OME
+        if attr == "webrtc_ingest_signalling_port" and port is not None and port == config.bind.webrtc_signalling_port:
+            continue  # WebRTC ingest is served on the shared signalling port, as in OME
         if port is not None:
             out.append(f"Server.{element} ({port}): not implemented by Kiln, {feature} is not opened")
     if config.modules.p2p:
@@ -108,6 +123,9 @@ def unimplemented_warnings(config: ServerConfig) -> list[str]:
             if row.present(vhost):
                 out.append(f"vhost {name}: {row.element}: not implemented by Kiln, {row.feature}")
         for app in _apps(vhost):
+            if config.bind.webrtc_signalling_port is None and _has("providers", "webrtc")(app):
+                out.append(f"vhost {name} app {app.get('name')}: Application.Providers.WebRTC: not opened: WebRTC "
+                           f"ingest is served on Server.Bind.Publishers.WebRTC.Signalling, which is not configured")
             for row in APP_ROWS:
                 if row.present(app):
                     out.append(f"vhost {name} app {app.get('name')}: Application.{row.element}: "

@@ -81,7 +81,8 @@ def _stored(path: Path, data: bytes, first_seq: int, from_seq: int, stop: list[S
         offset = end
 
 
-def _record(fields: StoredFields) -> Record:
+def as_record(fields: StoredFields) -> Record:
+    """The Record of a stored field list (``iter_stored``)."""
     seq, time_, entity, type_, version, payload = fields
     return Record(seq, float(time_), str(entity), str(type_), int(version), payload)
 
@@ -182,4 +183,4 @@ def iter_stored(directory: Path, from_seq: int = 1) -> Iterator[StoredFields]:
 def iter_records(directory: Path, from_seq: int = 1) -> Iterator[Record]:
     """Every record with ``seq >= from_seq``, oldest first, across segments."""
     for fields in iter_stored(directory, from_seq):
-        yield _record(fields)
+        yield as_record(fields)
