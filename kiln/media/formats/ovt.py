@@ -149,7 +149,8 @@ def encode_request(req: Request) -> bytes:
 def parse_request(unit: bytes) -> Request:
     """OME's rules: id an unsigned int, application and target strings (else the origin answers 404)."""
     obj = _json_object(unit)
-    rid, app, target = obj.get("id"), obj.get("application"), obj.get("target")
+    rid: Any = obj.get("id")
+    app, target = obj.get("application"), obj.get("target")
     if not _uint(rid):
         raise OvtError("OVT request id is not an unsigned integer")
     if not isinstance(app, str) or not isinstance(target, str):
@@ -167,7 +168,9 @@ def encode_response(resp: Response) -> bytes:
 
 def parse_response(unit: bytes) -> Response:
     obj = _json_object(unit)
-    rid, app, code, message = obj.get("id"), obj.get("application"), obj.get("code"), obj.get("message", "")
+    rid: Any = obj.get("id")
+    code: Any = obj.get("code")
+    app, message = obj.get("application"), obj.get("message", "")
     if not _uint(rid) or not isinstance(app, str) or not _uint(code) or not isinstance(message, str):
         raise OvtError("OVT response needs id, application, code and message of the right types")
     contents = obj.get("contents")
@@ -392,7 +395,8 @@ def _parse_track(obj: Any) -> Track | str:
     if kind is MediaKind.VIDEO:
         fr = sub.get("framerate")
         track.framerate_conf = float(fr) if isinstance(fr, int | float) and not isinstance(fr, bool) else 0.0
-        w, h = sub.get("width"), sub.get("height")
+        w: Any = sub.get("width")
+        h: Any = sub.get("height")
         if not track.width and _uint(w) and _uint(h):
             track.width, track.height = w, h
     elif not track.sample_rate and _uint(sub.get("samplerate")):
