@@ -15,7 +15,7 @@ from pathlib import Path
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 TS_OVER_UDP = ("srt", "mpegts", "srt_playback")  # listeners on UDP ports (the others are TCP)
 ORDER = ("api", "api_tls", "rtmp", "srt", "mpegts", "llhls", "llhls_tls", "hls", "thumbnail", "thumbnail_tls",
-         "srt_playback")  # ingest before playback
+         "srt_playback", "ovt")  # ingest before playback
 
 
 class TokenSource(Enum):

@@ -360,8 +360,9 @@ class StreamsActor(CommandActor):
         stats, vhost, app = self.stats, self.vhost, self.app
 
         def open_stream(url: str, close: Any) -> LiveStream:
+            provider, source_type = ("ovt", "Ovt") if url.lower().startswith("ovt://") else ("rtspPull", "RtspPull")
             try:
-                result: LiveStream = ask_blocking(me, OpenStream(name, "rtspPull", "RtspPull", url, close))
+                result: LiveStream = ask_blocking(me, OpenStream(name, provider, source_type, url, close))
             except DomainError as exc:  # the pull worker speaks the ingest contract, not the domain
                 raise PublishRejected(exc.text) from exc
             return result

@@ -33,6 +33,7 @@ _LISTENERS = (
     ("LLHLS (TLS)", "llhls_tls_port", "publishers", "llhls"),
     ("HLS (TS)", "hls_port", "publishers", "hls"),
     ("SRT playback", "srt_playback_port", "publishers", "srt"),
+    ("OVT (origin → edge)", "ovt_port", "publishers", "ovt"),
     ("Thumbnail", "thumbnail_port", "publishers", "thumbnail"),
     ("Thumbnail (TLS)", "thumbnail_tls_port", "publishers", "thumbnail"),
 )

@@ -55,14 +55,12 @@ VHOST_ROWS = (
 )
 
 APP_ROWS = (
-    Row("Providers.OVT", "OVT ingest", _has("providers", "ovt")),
     Row("Providers.WebRTC", "WebRTC/WHIP ingest", _has("providers", "webrtc")),
     Row("Providers.File", "file provider", _has("providers", "file")),
     Row("Providers.Schedule", "scheduled channels", _has("providers", "schedule")),
     Row("Providers.Multiplex", "multiplex channels", _has("providers", "multiplex")),
     Row("Providers.RTSP", "RTSP push ingest", _has("providers", "rtsp")),
     Row("Providers.RTMP.EventGenerator", "RTMP event generator", _has("providers", "rtmp", "eventGenerator")),
-    Row("Publishers.OVT", "OVT relay to edges", _has("publishers", "ovt")),
     Row("Publishers.WebRTC", "WebRTC playback", _has("publishers", "webrtc")),
     Row("Publishers.LLHLS.DRM", "LL-HLS DRM: streams are sent in the clear", _enabled("publishers", "llhls", "drm")),
     Row("Publishers.LLHLS.DVR.EventPlaylistType", "EVENT playlists: the DVR playlist is a sliding window",
@@ -83,7 +81,6 @@ UNOPENED_BINDS = (
     ("webrtc_ingest_signalling_port", "Bind.Providers.WebRTC.Signalling", "WebRTC ingest signalling"),
     ("webrtc_signalling_port", "Bind.Publishers.WebRTC.Signalling", "WebRTC signalling"),
     ("webrtc_signalling_tls_port", "Bind.Publishers.WebRTC.Signalling.TLSPort", "WebRTC signalling (TLS)"),
-    ("ovt_port", "Bind.Publishers.OVT", "OVT"),
     ("hls_tls_port", "Bind.Publishers.HLS.TLSPort", "HLS v3 (TLS)"),
 )
 

@@ -24,6 +24,7 @@ from kiln.media.publish.hls.publisher import HlsPublisher
 from kiln.media.publish.hls.server import HlsServer
 from kiln.media.publish.llhls.publisher import LlhlsPublisher
 from kiln.media.publish.llhls.server import AppsByHost, BytesOut, LlhlsServer
+from kiln.media.publish.ovt.server import OvtPublisher
 from kiln.media.publish.srt.publisher import SrtPlayback
 from kiln.media.publish.thumbnail.server import ThumbnailServer
 from kiln.media.stream.live import LiveStream
@@ -70,6 +71,7 @@ class MediaRuntime:
         self.llhls: LlhlsPublisher | None = None
         self.hls: HlsPublisher | None = None
         self.srt_playback: SrtPlayback | None = None
+        self.ovt: OvtPublisher | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
     def attach(self, control: ControlPlane) -> None:
@@ -89,6 +91,8 @@ class MediaRuntime:
             self.hls.stream_started(stream, app_config)
         if self.srt_playback is not None:
             self.srt_playback.stream_started(stream, app_config)
+        if self.ovt is not None:
+            self.ovt.stream_started(stream, app_config)
 
     def stream_ended(self, stream: LiveStream) -> None:
         if self.llhls is not None:
@@ -97,6 +101,8 @@ class MediaRuntime:
             self.hls.stream_ended(stream)
         if self.srt_playback is not None:
             self.srt_playback.stream_ended(stream)
+        if self.ovt is not None:
+            self.ovt.stream_ended(stream)
 
     def _player_router(self, control: ControlPlane, llhls: LlhlsPublisher) -> LlhlsServer:
         """The router of a player port: it tells LL-HLS and HLS v3 requests apart by their names
@@ -164,6 +170,10 @@ class MediaRuntime:
             log.info("rtmp listening address=%s:%d", host, self.rtmp.port)
         await self._start_ts_ingest(host)
         await self._start_srt_playback(host)
+        if bind.ovt_port is not None:
+            self.ovt = OvtPublisher(self.control.hosts, self.streams, self.control.stats, host=host, port=bind.ovt_port)
+            await self.ovt.start()
+            self.addresses["ovt"] = (host, self.ovt.port)
 
     async def _start_ts_ingest(self, host: str) -> None:
         """SRT and MPEG-TS/UDP ingest (both demux TS in worker threads)."""
@@ -228,6 +238,9 @@ class MediaRuntime:
         if self.srt_playback is not None:
             await asyncio.to_thread(self.srt_playback.close)
             self.srt_playback = None
+        if self.ovt is not None:
+            await self.ovt.close()
+            self.ovt = None
 
     def queue_metrics(self) -> list[dict[str, Any]]:
         """OME's internal queue metrics, one entry per hub subscriber queue."""
