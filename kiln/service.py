@@ -27,6 +27,7 @@ import uvicorn
 from kiln import __version__
 from kiln.actors.directory import Directory
 from kiln.actors.ingest_gate import IngestGate
+from kiln.actors.origin_gate import OriginGate
 from kiln.actors.runtime import ActorRuntime
 from kiln.actors.server import ServerActor
 from kiln.admission.audit import JournalAudit
@@ -181,7 +182,8 @@ class KilnService:
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
         admission = AdmissionStep([SignedPolicyCheck(VhostSignedPolicies(self.catalog)),
                                    WebhookCheck(VhostAdmissionWebhooks(self.catalog))], JournalAudit(self.events))
-        self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission))
+        self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission,
+                                       pulls=OriginGate(self.directory)))
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.media_certificates,
                                             resolve_path=self.config.resolve_path)

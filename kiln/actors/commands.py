@@ -123,6 +123,7 @@ class DeleteStream:
 class CreatePull:
     body: Any
     request_url: str
+    cause: str = "API POST streams"  # journaled with the pull: why it was pulled
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class PullConnected:
 
     name: str
     worker: Any
+    url: str = ""  # the URL this connection came from (a reconnection to another one is journaled)
 
 
 @dataclass(frozen=True)

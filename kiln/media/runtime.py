@@ -20,6 +20,7 @@ from kiln.media.ingest.rtmp.ingest import RtmpIngest
 from kiln.media.ingest.rtmp.server import RtmpServer
 from kiln.media.ingest.srt.ingest import PublishScreen, SrtIngest
 from kiln.media.net.srt.errors import SrtUnavailable
+from kiln.media.origins.puller import OriginPuller, PullStarter, VhostConfigs
 from kiln.media.publish.hls.publisher import HlsPublisher
 from kiln.media.publish.hls.server import HlsServer
 from kiln.media.publish.llhls.publisher import LlhlsPublisher
@@ -39,7 +40,7 @@ class IngestControl(StreamOpener, PublishScreen, PortMap, Protocol):
     """The control plane as every ingest protocol together needs it."""
 
 
-class HostRoutes(VhostRouter, AppsByHost, Protocol):
+class HostRoutes(VhostRouter, AppsByHost, VhostConfigs, Protocol):
     """Host routing for ingest (which vhost) and for the publishers' HTTP ports (which app)."""
 
 
@@ -57,6 +58,7 @@ class ControlPlane:
     hosts: HostRoutes
     stats: PublisherStats
     admission: Admitter = field(default_factory=OpenDoor)  # every ingest and publisher asks it first
+    pulls: PullStarter | None = None  # pull on demand (Origins, OriginMapStore); None: never
 
 
 class MediaRuntime:
@@ -72,10 +74,13 @@ class MediaRuntime:
         self.hls: HlsPublisher | None = None
         self.srt_playback: SrtPlayback | None = None
         self.ovt: OvtPublisher | None = None
+        self.origins: OriginPuller | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
     def attach(self, control: ControlPlane) -> None:
         self.control = control
+        if control.pulls is not None:
+            self.origins = OriginPuller(control.hosts, control.pulls)
         self.llhls = LlhlsPublisher(control.stats)
         self.hls = HlsPublisher(control.stats)
 
@@ -111,7 +116,7 @@ class MediaRuntime:
                            thumbnail_port=self.config.bind.thumbnail_port,
                            hls=HlsServer(self.hls, control.stats, admission=control.admission)
                            if self.hls is not None else None,
-                           admission=control.admission)
+                           admission=control.admission, origins=self.origins)
 
     def http_apps(self) -> dict[str, Any]:
         """Starlette apps for the publisher ports: name -> (app, port)."""

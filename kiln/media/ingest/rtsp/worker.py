@@ -49,6 +49,7 @@ class PullHooks:
     connected: Callable[[str], None]                                # first success: make it durable
     finished: Callable[[str], None]                                 # the pull is over (reason)
     viewers: Callable[[], int] = lambda: 0                          # players + pushes + recordings now
+    reconnected: Callable[[str], None] = lambda _url: None          # a later connection (which URL)
 
 
 def input_options(url: str) -> dict[str, str]:
@@ -185,6 +186,8 @@ class PullWorker:
             self._ever_connected = True
             self.hooks.connected(url)
             self._answer(True)
+        else:
+            self.hooks.reconnected(url)
         log.info("pull connected where=%s stream=%s url=%s tracks=%s", self.where, self.name, redact_url(url),
                  source.described)
         reason = "source ended"
