@@ -124,6 +124,7 @@ class CreatePull:
     body: Any
     request_url: str
     cause: str = "API POST streams"  # journaled with the pull: why it was pulled
+    resolve: Any = None  # callable() -> fresh URLs before a retry (a pull found in the OriginMapStore)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import pykka
@@ -30,14 +31,14 @@ class OriginGate:
         self.supervisors = supervisors
 
     async def start_pull(self, vhost: str, app: str, name: str, urls: list[str], properties: dict[str, Any],
-                         cause: str) -> bool:
+                         cause: str, resolve: Callable[[], list[str]] | None = None) -> bool:
         ref = self.supervisors.streams(vhost, app)
         if ref is None:
             log.info("origin pull refused vhost=%s app=%s stream=%s reason=no such application", vhost, app, name)
             return False
         body = {"name": name, "urls": urls, "properties": properties}
         try:
-            waiter = await ask(ref, CreatePull(body, f"{cause} ({vhost}/{app}/{name})", cause))
+            waiter = await ask(ref, CreatePull(body, f"{cause} ({vhost}/{app}/{name})", cause, resolve))
         except Conflict:
             return True  # live already, or being pulled: the caller waits for it like the others
         except (ActorGone, DomainError) as exc:

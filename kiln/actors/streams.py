@@ -241,7 +241,7 @@ class StreamsActor(CommandActor):
         if entry is None or entry[0].instance != cmd.instance:
             return Outcome(None)
         stream = entry[0]
-        if self.media is not None and self.settings.publisher_enabled("llhls"):
+        if self.media is not None:  # each publisher (LL-HLS, HLS, SRT, OVT) checks its own app section
             self.media.stream_started(stream, self.settings.config)
         tell_quietly(self.tasks, StreamLive(stream))
         return Outcome(None)
@@ -357,7 +357,7 @@ class StreamsActor(CommandActor):
 
     # -- pulls --
     def _spawn_pull(self, name: str, urls: list[str], props: PullProperties, waiter: Future[bool] | None,
-                    cause: str) -> None:
+                    cause: str, resolve: Callable[[], list[str]] | None = None) -> None:
         me = self.actor_ref
         stats, vhost, app = self.stats, self.vhost, self.app
 
@@ -383,7 +383,7 @@ class StreamsActor(CommandActor):
             return int(metrics.get("totalConnections", 0)) if metrics else 0
 
         worker = PullWorker(f"{self.where}", name, urls, props,
-                            PullHooks(open_stream, connected, finished, viewers, reconnected), waiter)
+                            PullHooks(open_stream, connected, finished, viewers, reconnected, resolve), waiter)
         self.causes[name] = cause
         self.workers[name] = worker
         self.directory.reserve_pull(name)
@@ -398,7 +398,7 @@ class StreamsActor(CommandActor):
             log.warning("pull refused where=%s stream=%s url=%s", self.where, name, redact_url(urls[0]))
             raise
         waiter: Future[bool] = Future()
-        self._spawn_pull(name, urls, parse_pull_properties(body), waiter, cmd.cause)
+        self._spawn_pull(name, urls, parse_pull_properties(body), waiter, cmd.cause, cmd.resolve)
         return Outcome(waiter)
 
     def handle_PullConnected(self, cmd: PullConnected) -> Outcome:

@@ -49,10 +49,7 @@ def _enabled(*keys: str) -> Callable[[dict[str, Any]], bool]:
     return present
 
 
-VHOST_ROWS = (
-    Row("VirtualHost.Origins", "pull-on-demand origins are not used", _has("origins")),
-    Row("VirtualHost.OriginMapStore", "the Redis origin map is not used", _has("originMapStore")),
-)
+VHOST_ROWS: tuple[Row, ...] = ()
 
 APP_ROWS = (
     Row("Providers.WebRTC", "WebRTC/WHIP ingest", _has("providers", "webrtc")),

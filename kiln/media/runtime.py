@@ -20,6 +20,7 @@ from kiln.media.ingest.rtmp.ingest import RtmpIngest
 from kiln.media.ingest.rtmp.server import RtmpServer
 from kiln.media.ingest.srt.ingest import PublishScreen, SrtIngest
 from kiln.media.net.srt.errors import SrtUnavailable
+from kiln.media.origins.map_store import OriginMaps
 from kiln.media.origins.puller import OriginPuller, PullStarter, VhostConfigs
 from kiln.media.publish.hls.publisher import HlsPublisher
 from kiln.media.publish.hls.server import HlsServer
@@ -75,12 +76,14 @@ class MediaRuntime:
         self.srt_playback: SrtPlayback | None = None
         self.ovt: OvtPublisher | None = None
         self.origins: OriginPuller | None = None
+        self.maps: OriginMaps | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
     def attach(self, control: ControlPlane) -> None:
         self.control = control
+        self.maps = OriginMaps(control.hosts, self.config.bind.ovt_port)
         if control.pulls is not None:
-            self.origins = OriginPuller(control.hosts, control.pulls)
+            self.origins = OriginPuller(control.hosts, control.pulls, self.maps)
         self.llhls = LlhlsPublisher(control.stats)
         self.hls = HlsPublisher(control.stats)
 
@@ -98,6 +101,8 @@ class MediaRuntime:
             self.srt_playback.stream_started(stream, app_config)
         if self.ovt is not None:
             self.ovt.stream_started(stream, app_config)
+        if self.maps is not None:
+            self.maps.stream_started(stream, app_config)
 
     def stream_ended(self, stream: LiveStream) -> None:
         if self.llhls is not None:
@@ -108,6 +113,8 @@ class MediaRuntime:
             self.srt_playback.stream_ended(stream)
         if self.ovt is not None:
             self.ovt.stream_ended(stream)
+        if self.maps is not None:
+            self.maps.stream_ended(stream)
 
     def _player_router(self, control: ControlPlane, llhls: LlhlsPublisher) -> LlhlsServer:
         """The router of a player port: it tells LL-HLS and HLS v3 requests apart by their names
@@ -176,9 +183,13 @@ class MediaRuntime:
         await self._start_ts_ingest(host)
         await self._start_srt_playback(host)
         if bind.ovt_port is not None:
-            self.ovt = OvtPublisher(self.control.hosts, self.streams, self.control.stats, host=host, port=bind.ovt_port)
+            self.ovt = OvtPublisher(self.control.hosts, self.streams, self.control.stats, host=host, port=bind.ovt_port,
+                                    origins=self.origins)
             await self.ovt.start()
             self.addresses["ovt"] = (host, self.ovt.port)
+        if self.maps is not None:
+            self.maps.ovt_port = self.ovt.port if self.ovt is not None else None
+            self.maps.attach(asyncio.get_running_loop())
 
     async def _start_ts_ingest(self, host: str) -> None:
         """SRT and MPEG-TS/UDP ingest (both demux TS in worker threads)."""
@@ -246,6 +257,8 @@ class MediaRuntime:
         if self.ovt is not None:
             await self.ovt.close()
             self.ovt = None
+        if self.maps is not None:
+            await self.maps.close()
 
     def queue_metrics(self) -> list[dict[str, Any]]:
         """OME's internal queue metrics, one entry per hub subscriber queue."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,13 +21,14 @@ from kiln.media.origins.rules import pull_properties, resolve
 log = logging.getLogger(__name__)
 
 PULL_WAIT_S = 15.0
+RESOLVE_WAIT_S = 5.0
 
 
 class PullStarter(Protocol):
     """The control plane: start a pull under ``vhost/app/name``; True once it connected."""
 
     async def start_pull(self, vhost: str, app: str, name: str, urls: list[str], properties: dict[str, Any],
-                         cause: str) -> bool: ...
+                         cause: str, resolve: Callable[[], list[str]] | None = None) -> bool: ...
 
 
 class VhostConfigs(Protocol):
@@ -43,6 +45,7 @@ class PullPlan:
     urls: list[str]
     properties: dict[str, Any]
     cause: str
+    resolve: Callable[[], list[str]] | None = None  # asked again before each retry (OriginMapStore)
 
 
 class OriginPuller:
@@ -56,25 +59,45 @@ class OriginPuller:
         """This process is resolving or starting a pull of that stream right now."""
         return (vhost, app, stream) in self._inflight
 
-    async def plan(self, vhost: str, app: str, stream: str, query: str) -> PullPlan | None:
+    async def plan(self, vhost: str, app: str, stream: str, query: str, map_store: bool = True) -> PullPlan | None:
         config = self.configs.vhost_config(vhost) or {}
         origins = config.get("origins")
         found = resolve(origins, app, stream, query)
         if found is not None:
             return PullPlan(found.urls, found.properties, found.cause)
-        if self.map_lookup is None:
+        if self.map_lookup is None or not map_store:
             return None
         url = await self.map_lookup.lookup(vhost, app, stream)
         if url is None:
             return None
-        return PullPlan([url], pull_properties(origins, False), f"OriginMapStore key={app}/{stream}")
+        return PullPlan([url], pull_properties(origins, False), f"OriginMapStore key={app}/{stream}",
+                        self._resolver(vhost, app, stream))
 
-    async def pull(self, vhost: str, app: str, stream: str, query: str = "") -> bool:
-        """Start (or join) the pull of a missing stream; True when it connected within ``PULL_WAIT_S``."""
+    def _resolver(self, vhost: str, app: str, stream: str) -> Callable[[], list[str]]:
+        """For the pull's worker thread: look the stream up again on this loop, bounded."""
+        loop = asyncio.get_running_loop()
+        lookup = self.map_lookup
+
+        def resolve() -> list[str]:
+            if lookup is None:
+                return []
+            try:
+                url = asyncio.run_coroutine_threadsafe(lookup.lookup(vhost, app, stream), loop).result(RESOLVE_WAIT_S)
+            except Exception as exc:  # the loop is gone or the lookup did not answer: keep the old URLs
+                log.info("origin re-resolve failed stream=%s/%s/%s reason=%s", vhost, app, stream,
+                         type(exc).__name__)
+                return []
+            return [url] if url else []
+
+        return resolve
+
+    async def pull(self, vhost: str, app: str, stream: str, query: str = "", map_store: bool = True) -> bool:
+        """Start (or join) the pull of a missing stream; True when it connected within ``PULL_WAIT_S``.
+        ``map_store=False`` (an OVT describe, spec §3.2) tries the local Origins only."""
         key = (vhost, app, stream)
         running = self._inflight.get(key)
         if running is None:
-            running = self._inflight[key] = asyncio.ensure_future(self._pull(vhost, app, stream, query))
+            running = self._inflight[key] = asyncio.ensure_future(self._pull(vhost, app, stream, query, map_store))
             running.add_done_callback(lambda _f: self._inflight.pop(key, None))
         try:
             return await asyncio.wait_for(asyncio.shield(running), PULL_WAIT_S)
@@ -83,15 +106,16 @@ class OriginPuller:
                         PULL_WAIT_S)
             return False
 
-    async def _pull(self, vhost: str, app: str, stream: str, query: str) -> bool:
-        plan = await self.plan(vhost, app, stream, query)
+    async def _pull(self, vhost: str, app: str, stream: str, query: str, map_store: bool) -> bool:
+        plan = await self.plan(vhost, app, stream, query, map_store)
         if plan is None:
             log.info("origin pull: no origin vhost=%s app=%s stream=%s", vhost, app, stream)
             return False
         log.info("origin pull vhost=%s app=%s stream=%s urls=%s cause=%s", vhost, app, stream,
                  ",".join(redact_url(u) for u in plan.urls), plan.cause)
         try:
-            return await self.starter.start_pull(vhost, app, stream, plan.urls, plan.properties, plan.cause)
+            return await self.starter.start_pull(vhost, app, stream, plan.urls, plan.properties, plan.cause,
+                                                 plan.resolve)
         except Exception:  # a control-plane failure must answer the player, not hang it
             log.exception("origin pull failed vhost=%s app=%s stream=%s", vhost, app, stream)
             return False

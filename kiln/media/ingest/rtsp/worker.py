@@ -50,6 +50,7 @@ class PullHooks:
     finished: Callable[[str], None]                                 # the pull is over (reason)
     viewers: Callable[[], int] = lambda: 0                          # players + pushes + recordings now
     reconnected: Callable[[str], None] = lambda _url: None          # a later connection (which URL)
+    resolve: Callable[[], list[str]] | None = None                  # fresh URLs before a retry (OriginMapStore)
 
 
 def input_options(url: str) -> dict[str, str]:
@@ -145,7 +146,19 @@ class PullWorker:
             delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
             log.info("pull retry where=%s stream=%s in=%.1fs", self.where, self.name, delay)
             self._worker.wait(delay)
+            self._re_resolve()
         return "pull ended"
+
+    def _re_resolve(self) -> None:
+        """A pull found through the OriginMapStore asks it again before retrying: the stream may have
+        moved to another origin. No answer (Redis down, key gone) keeps the URLs it had."""
+        if self.hooks.resolve is None or self._worker.stopping:
+            return
+        urls = self.hooks.resolve()
+        if urls and urls != self.urls:
+            log.info("pull re-resolved where=%s stream=%s urls=%s", self.where, self.name,
+                     ",".join(redact_url(u) for u in urls))
+            self.urls = urls
 
     def _last_round(self) -> str:
         if len(self._answers) == 1:

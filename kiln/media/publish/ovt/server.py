@@ -40,6 +40,14 @@ class OutputFinder(Protocol):
     def find_output(self, vhost: str, app: str, output_name: str) -> tuple[LiveStream, Any] | None: ...
 
 
+class ChainedPull(Protocol):
+    """Pull on demand (``kiln.media.origins.OriginPuller``), for a describe of a stream not here."""
+
+    def busy(self, vhost: str, app: str, stream: str) -> bool: ...
+
+    async def pull(self, vhost: str, app: str, stream: str, query: str = "", map_store: bool = True) -> bool: ...
+
+
 class RelayStats(Protocol):
     def bytes_out(self, vhost: str, app: str, stream: str, n: int) -> None: ...
 
@@ -57,6 +65,7 @@ class Target:
     host: str
     app: str
     stream: str
+    query: str = ""
 
 
 def parse_target(target: str) -> Target:
@@ -65,7 +74,7 @@ def parse_target(target: str) -> Target:
     path = [p for p in parts.path.split("/") if p]
     if parts.scheme.lower() != "ovt" or len(path) != 2:
         raise ovt.OvtError(f"target {target!r} is not ovt://host:port/app/stream")
-    return Target(parts.hostname or "", path[0], path[1])
+    return Target(parts.hostname or "", path[0], path[1], parts.query)
 
 
 class _Session:
@@ -85,8 +94,10 @@ class _Session:
 
 
 class OvtPublisher:
-    def __init__(self, router: VhostRouter, streams: OutputFinder, stats: RelayStats, *, host: str, port: int) -> None:
+    def __init__(self, router: VhostRouter, streams: OutputFinder, stats: RelayStats, *, host: str, port: int,
+                 origins: ChainedPull | None = None) -> None:
         self.router = router
+        self.origins = origins
         self.streams = streams
         self.stats = stats
         self.host = host
@@ -198,6 +209,13 @@ class OvtPublisher:
             return f"no virtual host matches host {target.host!r}"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DESCRIBE_WAIT_S
+        if self.origins is not None and self.streams.find_output(vhost, target.app, target.stream) is None:
+            # OME chains relays: a describe of a stream not here runs this server's own Origins (never
+            # its OriginMapStore). One this server is pulling on demand already is a loop.
+            if self.origins.busy(vhost, target.app, target.stream):
+                return f"pull loop: {vhost}/{target.app}/{target.stream} is being pulled by this server"
+            if await self.origins.pull(vhost, target.app, target.stream, target.query, map_store=False):
+                deadline = loop.time() + DESCRIBE_WAIT_S
         while True:
             found = self.streams.find_output(vhost, target.app, target.stream)
             if found is not None:
