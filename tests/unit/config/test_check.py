@@ -30,13 +30,10 @@ def test_default_config_summary() -> None:
     assert ("profile bypass_stream -> ${OriginStreamName}: bypass_video(bypass), aac_audio(aac 128000), "
             "opus_audio(opus 128000); playlists master.m3u8") in text
     assert "Thumbnail is enabled in default/app but has no Bind port" in text
-    # OME's default config enables OVT and WebRTC; Kiln opens neither and says so (issue 14 item 5)
-    assert "OVT " not in text.split("vhost default")[0]
-    assert text.split("warnings (5):\n")[1] == (
-        "  Server.Bind.Publishers.OVT (9000): not implemented by Kiln, OVT is not opened\n"
-        "  vhost default app app: Application.Providers.OVT: not implemented by Kiln, OVT ingest\n"
+    # OME's default config enables OVT and WebRTC; Kiln opens OVT (issue 15) and says WebRTC is not (issue 14)
+    assert "OVT (origin → edge)        9000" in text.split("vhost default")[0]
+    assert text.split("warnings (2):\n")[1] == (
         "  vhost default app app: Application.Providers.WebRTC: not implemented by Kiln, WebRTC/WHIP ingest\n"
-        "  vhost default app app: Application.Publishers.OVT: not implemented by Kiln, OVT relay to edges\n"
         "  vhost default app app: Application.Publishers.WebRTC: not implemented by Kiln, WebRTC playback\n"
         "OK\n")
 
