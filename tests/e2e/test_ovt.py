@@ -60,7 +60,8 @@ def test_edge_pulls_over_ovt_with_the_origins_tracks_and_plays_llhls(
                                   what="edge stream started")
         assert edge_info["input"]["sourceType"] == "Ovt" and edge_info["input"]["sourceUrl"] == url
         assert track_view(edge_info) == track_view(origin_info)
-        assert [o.get("playlists") for o in edge_info["outputs"]] == [o.get("playlists") for o in origin_info["outputs"]]
+        playlists = [o.get("playlists") for o in origin_info["outputs"]]
+        assert playlists[0] and [o.get("playlists") for o in edge_info["outputs"]] == playlists
         assert origin.wait_for(lambda: ovt_connections(origin, "cam") == 1, what="one ovt connection")
         probe = ffprobe_json(f"http://127.0.0.1:{edge.ports.llhls}/app/cam/llhls.m3u8", timeout=60)
         kinds = streams_by_type(probe)

@@ -97,7 +97,8 @@ def test_config_check_warns_and_lists_only_opened_listeners(sample: Path) -> Non
     text = out.getvalue()
     listeners = text.split("listeners:\n")[1].split("api token")[0]
     assert listeners.split() == ["REST", "API", "18081", "RTMP", "ingest", "11935", "LLHLS", "13334", "LLHLS",
-                                 "(TLS)", "13335", "OVT", "(origin", "→", "edge)", "19000", "Thumbnail", "13338", "Thumbnail", "(TLS)", "13339"]
+                                 "(TLS)", "13335", "OVT", "(origin", "→", "edge)", "19000",
+                                 "Thumbnail", "13338", "Thumbnail", "(TLS)", "13339"]
     for line in EXPECTED:
         assert f"  {line}\n" in text
     # the TLS ports are opened with the vhosts' certificates, and this config has none
