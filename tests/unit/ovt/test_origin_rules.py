@@ -71,3 +71,11 @@ def test_map_store_config() -> None:
         "redis", 6379, "pw", "o1.example")
     assert store_config({"originMapStore": {"redisServer": {"host": "redis"}}}) is None
     assert store_config({}) is None
+
+
+def test_the_redis_password_in_a_vhosts_config_is_masked_in_journal_output() -> None:
+    from kiln.events.redact import MASK, Redactor
+
+    config = {"name": "v", "originMapStore": {"redisServer": {"host": "r:6379", "auth": "hunter2"}}}
+    shown = Redactor().payload({"config": config})
+    assert shown["config"]["originMapStore"]["redisServer"] == {"host": "r:6379", "auth": MASK}  # type: ignore[index]
