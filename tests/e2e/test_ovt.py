@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,12 +105,30 @@ def test_garbage_on_the_ovt_port_is_a_closed_connection_and_the_origin_keeps_ser
     assert origin.api.get("/v1/version").status_code == 200
 
 
-def test_a_pull_from_a_port_that_is_not_ovt_is_a_502_and_journaled(
+def pull_failures(k: KilnProcess) -> dict[str, str]:
+    out = subprocess.run([sys.executable, "-m", "kiln.cli", "journal", "show", "-d", str(k.data_dir),
+                          "--type", "PullFailed", "--json"], capture_output=True, text=True, timeout=30, check=True)
+    return {r["payload"]["name"]: r["payload"]["reason"] for r in map(json.loads, out.stdout.splitlines())}
+
+
+def test_origins_that_do_not_speak_ovt_are_bounded_502s_that_say_why(
         kiln_factory: Callable[..., KilnProcess], tmp_path: Path) -> None:
     edge = start(kiln_factory, tmp_path, "edge")
-    # the API port answers HTTP, not OVT: a protocol error, reported, no hang
+    # the API port answers HTTP, not OVT: a protocol error
     url = f"ovt://127.0.0.1:{edge.ports.api}/app/cam"
-    r = edge.api.post(f"{APP}/streams", json={"name": "cam", "urls": [url]})
+    r = edge.api.post(f"{APP}/streams", json={"name": "http", "urls": [url]})
     assert r.status_code == 502
-    assert "pull connect failed" in edge.log_path.read_text()
-    assert stream_info(edge, "cam") is None
+    # an origin that accepts and never answers the describe: bounded by noInputFailoverTimeoutMs
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"ovt://127.0.0.1:{silent.getsockname()[1]}/app/cam"
+        t0 = time.monotonic()
+        r = edge.api.post(f"{APP}/streams", json={"name": "silent", "urls": [url],
+                                                  "properties": {"noInputFailoverTimeoutMs": 1500}})
+        assert r.status_code == 502 and time.monotonic() - t0 < 15
+    failures = pull_failures(edge)
+    assert failures["http"].startswith("could not connect to any url (protocol error: OVT version")
+    assert failures["silent"] == "could not connect to any url (no answer from the origin within 1.5s)"
+    assert stream_info(edge, "http") is None and stream_info(edge, "silent") is None
+    assert "Traceback" not in edge.log_path.read_text()

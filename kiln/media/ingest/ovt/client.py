@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9000
 CONNECT_TIMEOUT_S = 3.0
-ANSWER_TIMEOUT_S = 6.0  # an origin waits up to 3 s for a stream that is starting before it answers
+# how long an answer may take: the pull's noInputFailoverTimeoutMs within these bounds (an origin
+# waits up to 3 s for a stream that is starting before it answers a describe)
+MIN_ANSWER_TIMEOUT_S = 1.5
+ANSWER_TIMEOUT_S = 6.0
 
 
 class _Wire:
@@ -150,8 +153,9 @@ def open_ovt(url: str, read_timeout: float) -> OvtSource:
     except OSError as exc:
         raise SourceUnavailable(exc.strerror or type(exc).__name__) from None
     wire = _Wire(sock)
+    answer_timeout = min(ANSWER_TIMEOUT_S, max(MIN_ANSWER_TIMEOUT_S, read_timeout))
     try:
-        sock.settimeout(ANSWER_TIMEOUT_S)
+        sock.settimeout(answer_timeout)
         described = ovt.parse_describe(_ask(wire, ovt.Request(1, "describe", url)).contents)
         if not described.tracks:
             raise SourceUnavailable("the origin's stream has no track Kiln can relay (" +
@@ -159,7 +163,7 @@ def open_ovt(url: str, read_timeout: float) -> OvtSource:
         _ask(wire, ovt.Request(2, "play", url))
     except TimeoutError:
         sock.close()
-        raise SourceUnavailable(f"no answer from the origin within {ANSWER_TIMEOUT_S:g}s") from None
+        raise SourceUnavailable(f"no answer from the origin within {answer_timeout:g}s") from None
     except ovt.OvtError as exc:
         sock.close()
         raise SourceUnavailable(f"protocol error: {exc}") from None

@@ -135,9 +135,6 @@ class OvtPublisher:
         with self._lock:
             self._enabled.discard(stream.key)
 
-    def relays(self) -> int:
-        return sum(1 for s in self._sessions if s.relay is not None)
-
     # -- connection ----------------------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer_info = writer.get_extra_info("peername") or ("?", 0)
