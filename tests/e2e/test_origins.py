@@ -83,7 +83,7 @@ def test_rtsp_origin_is_pulled_on_demand_and_idles_out(
         kiln_factory: Callable[..., KilnProcess], tmp_path: Path, rtsp_source: RtspSource) -> None:
     location = rtsp_source.url.removeprefix("rtsp://")
     edge = start(kiln_factory, tmp_path, "edge", vhost_extra=origins_xml(
-        origin("/app/door", "rtsp", location, strict=True), unused_ms=2000))
+        origin("/app/door", "rtsp", location, strict=True), unused_ms=8000))
     # strict location: another name under /app/ is not this camera
     assert httpx.get(f"http://127.0.0.1:{edge.ports.llhls}/app/door2/llhls.m3u8", timeout=60).status_code == 404
     master = httpx.get(f"http://127.0.0.1:{edge.ports.llhls}/app/door/llhls.m3u8", timeout=60)
@@ -91,6 +91,6 @@ def test_rtsp_origin_is_pulled_on_demand_and_idles_out(
     info = edge.api.get(f"{APP}/streams/door").json()["response"]
     assert info["input"]["sourceType"] == "RtspPull" and info["input"]["sourceUrl"] == rtsp_source.url
     # the one viewer leaves (its LL-HLS session expires), then UnusedStreamDeletionTimeout removes the stream
-    edge.wait_for(lambda: streams(edge) == [], timeout=60, what="the unused pulled stream deleted")
+    edge.wait_for(lambda: streams(edge) == [], timeout=90, what="the unused pulled stream deleted")
     [removed] = pulls(edge, "PullRemoved")
     assert removed["reason"] == "unused stream"

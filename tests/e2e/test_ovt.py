@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -114,10 +115,22 @@ def pull_failures(k: KilnProcess) -> dict[str, str]:
 def test_origins_that_do_not_speak_ovt_are_bounded_502s_that_say_why(
         kiln_factory: Callable[..., KilnProcess], tmp_path: Path) -> None:
     edge = start(kiln_factory, tmp_path, "edge")
-    # the API port answers HTTP, not OVT: a protocol error
-    url = f"ovt://127.0.0.1:{edge.ports.api}/app/cam"
-    r = edge.api.post(f"{APP}/streams", json={"name": "http", "urls": [url]})
-    assert r.status_code == 502
+    # a web server where the origin should be: it answers HTTP, not OVT (a protocol error)
+    with socket.socket() as web:
+        web.bind(("127.0.0.1", 0))
+        web.listen(8)
+
+        def answer_http() -> None:
+            for _ in range(2):  # the first try and its one retry
+                conn, _ = web.accept()
+                with conn:
+                    conn.recv(4096)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+        threading.Thread(target=answer_http, daemon=True).start()
+        url = f"ovt://127.0.0.1:{web.getsockname()[1]}/app/cam"
+        r = edge.api.post(f"{APP}/streams", json={"name": "http", "urls": [url]})
+        assert r.status_code == 502
     # an origin that accepts and never answers the describe: bounded by noInputFailoverTimeoutMs
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -128,7 +141,7 @@ def test_origins_that_do_not_speak_ovt_are_bounded_502s_that_say_why(
                                                   "properties": {"noInputFailoverTimeoutMs": 1500}})
         assert r.status_code == 502 and time.monotonic() - t0 < 15
     failures = pull_failures(edge)
-    assert failures["http"].startswith("could not connect to any url (protocol error: OVT version")
+    assert failures["http"] == "could not connect to any url (protocol error: OVT payload type 84 is unknown)"
     assert failures["silent"] == "could not connect to any url (no answer from the origin within 1.5s)"
     assert stream_info(edge, "http") is None and stream_info(edge, "silent") is None
     assert "Traceback" not in edge.log_path.read_text()
