@@ -34,7 +34,7 @@ class Token:
 class Banner:
     """What this start opened. ``listeners`` maps a listener's name (``api``, ``api_tls``, ``rtmp``,
     ``srt``, ``mpegts:<port>``, ``llhls``, ``llhls_tls``, ``hls``, ``thumbnail``, ``thumbnail_tls``,
-    ``srt_playback``) to the address it is bound to."""
+    ``srt_playback``, ``ovt``) to the address it is bound to."""
 
     version: str
     token: Token
@@ -98,6 +98,8 @@ class Banner:
             urls.append(("thumbnail_tls", f"https://{_authority(*thumb_tls)}/APP/STREAM/thumb.jpg"))
         if (srt := self._url_host("srt_playback")) is not None:
             urls.append(("srt", _srt_url(*srt) + " (add %2FFILENAME for an OutputProfile Playlist)"))
+        if (ovt := self._url_host("ovt")) is not None:
+            urls.append(("ovt", f"ovt://{_authority(*ovt)}/APP/STREAM (edges pull it; apps with <OVT/>)"))
         return urls
 
 
