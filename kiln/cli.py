@@ -62,6 +62,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.error("%s (run 'kiln journal verify -d %s'; startup stopped, nothing was modified)", exc,
                   args.data_dir)
         return 3
+    except ConfigLoadError as exc:  # found only against the journal, e.g. a subscription id the API made
+        log.error("configuration error: %s", exc)
+        service.close()
+        return 2
     try:
         host = "0.0.0.0" if config.ip in ("*", "") else config.ip
         asyncio.run(service.serve(host, config.bind.api_port))

@@ -63,6 +63,8 @@ class ServerConfig:
     api_cross_domain_headers: dict[str, str] = field(default_factory=dict)
     managers_host: dict[str, Any] = field(default_factory=dict)   # {"names": [...], "tls": {...}} for the API's TLS
     vhosts: list[dict[str, Any]] = field(default_factory=list)
+    metrics_auth: bool = True     # Managers/Metrics/Auth: false serves GET /metrics without the token
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)  # Managers/Subscriptions, as API bodies
     warnings: list[str] = field(default_factory=list)
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = ""     # file path, or "(embedded default)"

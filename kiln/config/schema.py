@@ -220,7 +220,11 @@ SERVER = obj(
                      f("DynamicAppRemoval", leaves("Enable")))),
     f("Bind", BIND),
     f("Managers", obj(f("Host", HOST), f("API", obj(f("AccessToken"), f("CrossDomains", CROSS_DOMAINS),
-                                                    f("Storage", leaves("Enable", "Path")))))),
+                                                    f("Storage", leaves("Enable", "Path")))),
+                      # Kiln's own: /metrics without the token, and webhook subscriptions to the journal
+                      f("Metrics", leaves("Auth")),
+                      f("Subscriptions", obj(f("Subscription", leaves("Id", "Url", "SecretKey", "Entity", "Types",
+                                                                       "From"), many=True))))),
     f("Alert", OPEN),
     f("Defaults", obj(f("CrossDomains", CROSS_DOMAINS))),
     f("VirtualHosts", obj(f("VirtualHost", VIRTUAL_HOST, many=True))),

@@ -6,7 +6,10 @@ found" → JSON body parse 400 → handler (lookups 404, read-only 403, body sha
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,7 +21,7 @@ from kiln.actors.base import ActorGone
 from kiln.config.cors import CorsPolicy
 from kiln.domain.errors import DomainError
 from kiln.errors import ApiError
-from kiln.http import apps, dumps, misc, profiles, push, record, stats, streams, vhosts
+from kiln.http import apps, dumps, events, misc, profiles, push, record, stats, streams, subscriptions, vhosts
 from kiln.http.auth import CHALLENGE, check_authorization
 from kiln.http.context import ApiContext
 from kiln.http.envelope import BASE_HEADERS, error
@@ -30,22 +33,52 @@ log = logging.getLogger(__name__)
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 DEFAULT_MAX_BODY = 1 << 20
+METRICS_PATH = "/metrics"
+
+
+@dataclass(frozen=True)
+class MetricsExport:
+    """``GET /metrics`` (Prometheus): how to render it, its content type, and whether it needs the token
+    (``Managers/Metrics/Auth``; a scraper on a trusted network may go without, as mediamtx allows)."""
+
+    render: Callable[[], bytes]
+    content_type: str
+    auth: bool = True
 
 
 class ApiApp:
     """Builds the Starlette application; holds what handlers need."""
 
     def __init__(self, ctx: ApiContext, token: str, cors: CorsPolicy | None = None,
-                 max_body: int = DEFAULT_MAX_BODY, tls_reloader: Any = None) -> None:
+                 max_body: int = DEFAULT_MAX_BODY, tls_reloader: Any = None,
+                 metrics: MetricsExport | None = None) -> None:
         self.ctx = ctx
+        self.metrics = metrics
+        self.closing = asyncio.Event()  # set when the server stops: endless responses (SSE) end
         self.token = token
         self.cors = cors or CorsPolicy()
         self.max_body = max_body
         self.tls_reloader = tls_reloader
         self.router = Router()
-        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats):
+        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats, events, subscriptions):
             module.register(self.router, self)
         self.starlette = Starlette(routes=[StarletteRoute("/{path:path}", self.endpoint, methods=ALL_METHODS)])
+
+    def close_streams(self) -> None:
+        """End every open event stream (call on the serving loop before the listeners stop)."""
+        self.closing.set()
+
+    async def _metrics(self, request: Request, export: MetricsExport) -> Response:
+        if export.auth:
+            denied = check_authorization(request.headers.get("authorization"), self.token)
+            if denied is not None:
+                return error(denied, CHALLENGE)
+        try:
+            body = await asyncio.to_thread(export.render)  # composed at scrape time: off the loop
+        except Exception:
+            log.exception("metrics exposition failed")
+            return error(ApiError(500, "Internal Server Error"))
+        return Response(body, headers={**BASE_HEADERS, "Content-Type": export.content_type})
 
     async def _read_body(self, request: Request) -> bytes:
         chunks: list[bytes] = []
@@ -71,11 +104,13 @@ class ApiApp:
         return response
 
     async def _dispatch(self, request: Request, cors: dict[str, str]) -> Response:
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        path = raw.decode("utf-8", "replace").partition("?")[0]
+        if path == METRICS_PATH and self.metrics is not None and request.method in ("GET", "HEAD"):
+            return await self._metrics(request, self.metrics)
         denied = check_authorization(request.headers.get("authorization"), self.token)
         if denied is not None:
             return error(denied, CHALLENGE)
-        raw = request.scope.get("raw_path") or request.url.path.encode()
-        path = raw.decode("utf-8", "replace").partition("?")[0]
         found = self.router.match(request.method, path)
         if found is None:
             return error(ApiError(404, "Controller not found"))
