@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -168,13 +168,21 @@ class OriginMaps:
             return
         entries = {f"{stream.app}/{name}": f"ovt://{config.origin_host_name}:{self.ovt_port}/{stream.app}/{name}"
                    for name in stream.outputs}
-        asyncio.run_coroutine_threadsafe(self._register(config, entries), self.loop)
+        self._submit(self._register(config, entries))
 
     def stream_ended(self, stream: LiveStream) -> None:
         if self.loop is None:
             return
         keys = [f"{stream.app}/{name}" for name in stream.outputs]
-        asyncio.run_coroutine_threadsafe(self._unregister(keys), self.loop)
+        self._submit(self._unregister(keys))
+
+    def _submit(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` on the loop; at shutdown (loop closed) the TTL removes what is left."""
+        assert self.loop is not None
+        try:
+            asyncio.run_coroutine_threadsafe(work, self.loop)
+        except RuntimeError:
+            work.close()
 
     async def _register(self, config: StoreConfig, entries: dict[str, str]) -> None:
         server = self._server(config)

@@ -13,6 +13,7 @@ never holds memory or slows the origin. Garbage on the port is a logged, closed 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
@@ -38,6 +39,8 @@ _sessions = itertools.count(1)
 
 class OutputFinder(Protocol):
     def find_output(self, vhost: str, app: str, output_name: str) -> tuple[LiveStream, Any] | None: ...
+
+    def get(self, vhost: str, app: str, name: str) -> LiveStream | None: ...
 
 
 class ChainedPull(Protocol):
@@ -164,6 +167,8 @@ class OvtPublisher:
             log.warning("ovt connection closed peer=%s reason=%s", session.peer, reason)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except asyncio.CancelledError:  # the server is closing: the handler ends quietly, not as an error
+            reason = "server shutdown"
         finally:
             self._end(session, session.closed_reason or reason)
 
@@ -186,9 +191,11 @@ class OvtPublisher:
             self._respond(session, ovt.Response(req.id, req.application, 404, str(exc)))
             return True
         found = await self._wait_for_output(target)
-        if isinstance(found, str):
-            log.info("ovt %s refused peer=%s target=%s reason=%s", req.application, session.peer, req.target, found)
-            self._respond(session, ovt.Response(req.id, req.application, 404, found))
+        if isinstance(found[0], int):
+            code, why = found
+            log.info("ovt %s refused peer=%s target=%s code=%d reason=%s", req.application, session.peer,
+                     req.target, code, why)
+            self._respond(session, ovt.Response(req.id, req.application, int(code), str(why)))
             return True
         vhost, live, output = found
         if req.application == "describe":
@@ -200,19 +207,24 @@ class OvtPublisher:
             self._respond(session, ovt.Response(req.id, "play", 409, "already playing"))
         return True
 
-    async def _wait_for_output(self, target: Target) -> tuple[str, LiveStream, OutputStream] | str:
+    async def _wait_for_output(self, target: Target) -> tuple[str, LiveStream, OutputStream] | tuple[int, str]:
+        """The output to relay, or (code, why): 404 at once for a stream that is not here, 202 for one
+        that exists but has not started within ``DESCRIBE_WAIT_S`` (OME's codes)."""
         vhost = self.router.vhost_for_host(target.host)
         if vhost is None:
-            return f"no virtual host matches host {target.host!r}"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DESCRIBE_WAIT_S
-        if self.origins is not None and self.streams.find_output(vhost, target.app, target.stream) is None:
+            return 404, f"no virtual host matches host {target.host!r}"
+        where = f"{vhost}/{target.app}/{target.stream}"
+        missing = f"Could not find the stream: [{where}]"
+        if self.origins is not None and self.streams.find_output(vhost, target.app, target.stream) is None \
+                and self.streams.get(vhost, target.app, target.stream) is None:
             # OME chains relays: a describe of a stream not here runs this server's own Origins (never
             # its OriginMapStore). One this server is pulling on demand already is a loop.
             if self.origins.busy(vhost, target.app, target.stream):
-                return f"pull loop: {vhost}/{target.app}/{target.stream} is being pulled by this server"
-            if await self.origins.pull(vhost, target.app, target.stream, target.query, map_store=False):
-                deadline = loop.time() + DESCRIBE_WAIT_S
+                return 404, f"pull loop: {where} is being pulled by this server"
+            if not await self.origins.pull(vhost, target.app, target.stream, target.query, map_store=False):
+                return 404, missing
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DESCRIBE_WAIT_S
         while True:
             found = self.streams.find_output(vhost, target.app, target.stream)
             if found is not None:
@@ -222,10 +234,12 @@ class OvtPublisher:
                 if enabled:
                     assert isinstance(output, OutputStream)
                     return vhost, live, output
+            elif self.streams.get(vhost, target.app, target.stream) is None:
+                return 404, missing
             if loop.time() >= deadline:
                 if found is not None:
-                    return f"OVT publisher is not enabled in application {vhost}/{target.app}"
-                return f"Could not find the stream: [{vhost}/{target.app}/{target.stream}]"
+                    return 404, f"OVT publisher is not enabled in application {vhost}/{target.app}"
+                return 202, f"the stream has not started yet: [{where}]"
             await asyncio.sleep(0.1)
 
     @staticmethod
@@ -268,10 +282,14 @@ class OvtPublisher:
             if session.pending > MAX_PENDING:
                 if not session.slow:
                     session.slow = True
-                    session.loop.call_soon_threadsafe(self._end, session, "slow edge")
+                    with contextlib.suppress(RuntimeError):  # a closed loop: the server is shutting down
+                        session.loop.call_soon_threadsafe(self._end, session, "slow edge")
                 return
             session.pending += len(wire)
-            session.loop.call_soon_threadsafe(self._send, session, wire)
+            try:
+                session.loop.call_soon_threadsafe(self._send, session, wire)
+            except RuntimeError:  # the loop is closed: the server is shutting down
+                session.pending -= len(wire)
 
         def on_end(reason: str) -> None:  # the stream ended (hub closed) or the subscriber was dropped
             try:
