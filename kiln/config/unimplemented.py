@@ -49,7 +49,26 @@ def _enabled(*keys: str) -> Callable[[dict[str, Any]], bool]:
     return present
 
 
-VHOST_ROWS: tuple[Row, ...] = ()
+def _any_origin(test: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, Any]], bool]:
+    """Some ``Origins/Origin`` of the vhost passes ``test``."""
+
+    def present(vhost: dict[str, Any]) -> bool:
+        origins = vhost.get("origins")
+        found = origins.get("origin") if isinstance(origins, dict) else None
+        items = found if isinstance(found, list) else [found]
+        return any(isinstance(o, dict) and test(o) for o in items)
+
+    return present
+
+
+VHOST_ROWS = (
+    Row("VirtualHost.Origins.Origin.Failback", "failing back to the first URL (pulls fail over in turn only)",
+        _any_origin(lambda o: is_true(o.get("failback")))),
+    Row("VirtualHost.Origins.Properties.StreamFailbackTimeout", "failing back to the first URL",
+        _has("origins", "properties", "streamFailbackTimeout")),
+    Row("VirtualHost.Origins.Origin.Relay", "Relay=false: OVT pulls always relay the origin's outputs",
+        _any_origin(lambda o: str(o.get("relay", "")).strip().lower() == "false" or o.get("relay") is False)),
+)
 
 APP_ROWS = (
     Row("Providers.WebRTC", "WebRTC/WHIP ingest", _has("providers", "webrtc")),

@@ -79,3 +79,16 @@ def test_the_redis_password_in_a_vhosts_config_is_masked_in_journal_output() -> 
     config = {"name": "v", "originMapStore": {"redisServer": {"host": "r:6379", "auth": "hunter2"}}}
     shown = Redactor().payload({"config": config})
     assert shown["config"]["originMapStore"]["redisServer"] == {"host": "r:6379", "auth": MASK}  # type: ignore[index]
+
+
+def test_origin_settings_kiln_does_not_run_are_warned() -> None:
+    from kiln.config.unimplemented import VHOST_ROWS
+
+    vhost = {"origins": {"properties": {"streamFailbackTimeout": "3000"},
+                         "origin": [rule("/a/", "ovt", "o/a/"),
+                                    rule("/b/", "ovt", "o/b/", failback="true", relay="false")]}}
+    assert [r.element for r in VHOST_ROWS if r.present(vhost)] == [
+        "VirtualHost.Origins.Origin.Failback", "VirtualHost.Origins.Properties.StreamFailbackTimeout",
+        "VirtualHost.Origins.Origin.Relay"]
+    plain = {"origins": {"origin": rule("/a/", "ovt", "o/a/", relay="true")}}
+    assert [r.element for r in VHOST_ROWS if r.present(plain)] == []
