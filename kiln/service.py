@@ -56,8 +56,11 @@ from kiln.http.context import ApiReads
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
 from kiln.journal.feed import JournalFeed
+from kiln.journal.query import JournalQuery
+from kiln.journal.segments import journal_dir
 from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
 from kiln.media.publish.record.recovery import recover_inflight
+from kiln.media.publish.webrtc.audit import JournalSessions
 from kiln.media.runtime import ControlPlane, MediaRuntime
 from kiln.metrics.deliveries import DeliveryStates
 from kiln.metrics.journal import JournalCounters
@@ -67,6 +70,8 @@ from kiln.metrics.tree import MetricsTree
 from kiln.projections.catalog import CatalogProjection
 from kiln.projections.subscriptions import SubscriptionsProjection
 from kiln.projections.tasks import TasksProjection
+from kiln.replay_progress import with_progress
+from kiln.running import RunningServer
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +163,8 @@ class KilnService:
         self.loop_lag = LoopLag()
         self.directory = Directory()
         self.journal: Any = None
+        self.journal_query: JournalQuery | None = None
+        self.running: RunningServer | None = None
         self.feed: JournalFeed | None = None
         self.snapshots: SnapshotStore | None = None
         self.events: EventLog | None = None
@@ -201,14 +208,19 @@ class KilnService:
             self.catalog.restore(state.get("catalog", {}))
             self.tasks.restore(state.get("tasks", {}))
             self.subscriptions.restore(state.get("subscriptions", []))
-        replayed = self.events.apply_replayed(self.journal.read(snapshot_seq + 1))
+        self.journal_query = JournalQuery(journal_dir(self.data_dir), known_secrets=self.secret_payloads)
+        self.journal_query.start_at(self.journal.last_seq)
+        self.journal.add_listener(self.journal_query.on_durable)
+        replayed = self.events.apply_replayed(self.journal_query.remembering(with_progress(
+            self.journal.read(snapshot_seq + 1), snapshot_seq + 1, self.journal.last_seq, seq_of=lambda r: r.seq)))
+        self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query)
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
         admission = AdmissionStep([SignedPolicyCheck(VhostSignedPolicies(self.catalog)),
                                    WebhookCheck(VhostAdmissionWebhooks(self.catalog))], JournalAudit(self.events))
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission,
-                                       pulls=OriginGate(self.directory)))
+                                       sessions=JournalSessions(self.events), pulls=OriginGate(self.directory)))
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.media_certificates,
                                             resolve_path=self.config.resolve_path)
@@ -342,7 +354,8 @@ class KilnService:
         self.api_tls = ApiTls.from_config(self.config.managers_host, Path(self.config.base_dir)) \
             if self.config.bind.api_tls_port is not None else None
         reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media, self.feed,
-                         self.subscriptions, self.delivery_states, self.secret_payloads)
+                         self.subscriptions, self.delivery_states, self.secret_payloads,
+                         self.journal_query, self.running)
         registry = registry_for(self._metric_sources())
         metrics = MetricsExport(lambda: exposition(registry), CONTENT_TYPE,
                                 auth=bool(getattr(self.config, "metrics_auth", True)))
@@ -400,11 +413,14 @@ class KilnService:
             listeners["thumbnail_tls"] = (host, thumbnail_tls[1].getsockname()[1])
         for name, (app, port) in self.media.http_apps().items():
             sock = bind_tcp(host, port)
-            # ws="none": no port of Kiln's serves WebSockets (uvicorn would warn that no library is installed)
+            # WebSockets (the websockets package) only where WebRTC signalling is served; elsewhere "none"
+            ws = "websockets" if self.media.serves_websocket(name) else "none"
             cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30,
-                                 ws="none")
+                                 ws=ws)
             servers.append((uvicorn.Server(cfg), sock))
             listeners[name] = (host, sock.getsockname()[1])
+            if ws != "none":  # WebRTC signalling shares this port (the banner names it too)
+                listeners["webrtc"] = listeners[name]
         h2 = self._llhls_tls_listener(host)
         if h2 is not None:
             listeners["llhls_tls"] = (host, h2.sock.getsockname()[1])
@@ -423,11 +439,19 @@ class KilnService:
                         self.data_dir)
         for line in banner.lines():
             log.info("%s", line)
+        if self.running is not None:
+            self.running.listeners.update({**listeners, **self.media.addresses})
+            try:
+                self.running.write_server_file()
+            except OSError as exc:
+                log.error("could not write server file error=%s (kiln status will not find this server)", exc)
         log.info("kiln ready api=%s:%s version=%s", host, api_port, __version__)
         if ready is not None:
             ready()
         await stop.wait()
         log.info("kiln stopping")
+        if self.running is not None:
+            self.running.remove_server_file()
         lag_sampler.cancel()
         api.close_streams()
         for s, _sock in servers:

@@ -34,6 +34,7 @@ _LISTENERS = (
     ("LLHLS (TLS)", "llhls_tls_port", "publishers", "llhls"),
     ("HLS (TS)", "hls_port", "publishers", "hls"),
     ("SRT playback", "srt_playback_port", "publishers", "srt"),
+    ("WebRTC signalling", "webrtc_signalling_port", "publishers", "webrtc"),
     ("OVT (origin → edge)", "ovt_port", "publishers", "ovt"),
     ("Thumbnail", "thumbnail_port", "publishers", "thumbnail"),
     ("Thumbnail (TLS)", "thumbnail_tls_port", "publishers", "thumbnail"),
@@ -127,6 +128,8 @@ def summary(config: ServerConfig) -> str:
         for label, attr, _section, _key in _LISTENERS:
             if attr in _MEDIA_TLS and getattr(bind, attr) is not None:
                 notes.append(f"{label} will not be opened: no vhost has Host/TLS CertPath and KeyPath")
+    if bind.webrtc_signalling_port is not None:
+        lines.append(f"  {'WebRTC ICE (UDP)':<26} {bind.webrtc_candidate_ports or 'ephemeral ports'}")
     if bind.mpegts_ports:
         lines.append(f"  {'MPEG-TS/UDP ingest':<26} {', '.join(str(p) for p in bind.mpegts_ports)}")
     if bind.api_port is None and bind.api_tls_port is None:

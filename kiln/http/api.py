@@ -21,8 +21,24 @@ from kiln.actors.base import ActorGone
 from kiln.config.cors import CorsPolicy
 from kiln.domain.errors import DomainError
 from kiln.errors import ApiError
-from kiln.http import apps, dumps, events, misc, profiles, push, record, stats, streams, subscriptions, vhosts
+from kiln.http import (
+    apps,
+    dumps,
+    events,
+    journal,
+    misc,
+    openapi,
+    profiles,
+    push,
+    record,
+    stats,
+    status,
+    streams,
+    subscriptions,
+    vhosts,
+)
 from kiln.http.auth import CHALLENGE, check_authorization
+from kiln.http.console import CONSOLE_HEADER, console_routes
 from kiln.http.context import ApiContext
 from kiln.http.envelope import BASE_HEADERS, error
 from kiln.http.errors import api_error
@@ -60,9 +76,12 @@ class ApiApp:
         self.max_body = max_body
         self.tls_reloader = tls_reloader
         self.router = Router()
-        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats, events, subscriptions):
+        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats, events, subscriptions,
+                       journal, status):
             module.register(self.router, self)
-        self.starlette = Starlette(routes=[StarletteRoute("/{path:path}", self.endpoint, methods=ALL_METHODS)])
+        openapi.register(self.router, self)  # last: it documents what the router holds
+        self.starlette = Starlette(routes=[*console_routes(),
+                                           StarletteRoute("/{path:path}", self.endpoint, methods=ALL_METHODS)])
 
     def close_streams(self) -> None:
         """End every open event stream (call on the serving loop before the listeners stop)."""
@@ -110,7 +129,9 @@ class ApiApp:
             return await self._metrics(request, self.metrics)
         denied = check_authorization(request.headers.get("authorization"), self.token)
         if denied is not None:
-            return error(denied, CHALLENGE)
+            # the console (which says so in a header) shows its own login form: a Basic challenge would
+            # make the browser open its password dialog over the page instead
+            return error(denied, None if request.headers.get(CONSOLE_HEADER) else CHALLENGE)
         found = self.router.match(request.method, path)
         if found is None:
             return error(ApiError(404, "Controller not found"))

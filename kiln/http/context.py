@@ -37,3 +37,5 @@ class ApiReads:
     subscriptions: Any = None  # the subscriptions read model (``kiln.http.subscriptions.SubscriptionReads``)
     deliveries: Any = None  # live webhook delivery states (``kiln.metrics.deliveries.DeliveryStates``)
     secret_payloads: Any = None  # () -> payloads holding every secret known now, for an event stream's redactor
+    journal: Any = None  # ``http/journal.py: JournalReads`` (GET /v1/journal); None: the route answers 404
+    server: Any = None  # ``http/status.py: ServerStatus`` (GET /v1/status); None: the route answers 404

@@ -23,6 +23,8 @@ def test_default_config_summary() -> None:
     assert "RTMP ingest                1935" in text
     assert "MPEG-TS/UDP ingest         4000" in text
     assert "LLHLS                      3333" in text
+    assert "WebRTC signalling          3333" in text
+    assert "WebRTC ICE (UDP)           *:10000-10004/udp" in text
     assert "generated on first start" in text
     assert "vhost default (host names: *)" in text
     assert "  app app (live)" in text
@@ -30,11 +32,10 @@ def test_default_config_summary() -> None:
     assert ("profile bypass_stream -> ${OriginStreamName}: bypass_video(bypass), aac_audio(aac 128000), "
             "opus_audio(opus 128000); playlists master.m3u8") in text
     assert "Thumbnail is enabled in default/app but has no Bind port" in text
-    # OME's default config enables OVT and WebRTC; Kiln opens OVT (issue 15) and says WebRTC is not (issue 14)
+    # OME's default config enables OVT and WebRTC ingest; Kiln opens OVT (issue 15) and says WebRTC ingest is not
     assert "OVT (origin → edge)        9000" in text.split("vhost default")[0]
-    assert text.split("warnings (2):\n")[1] == (
+    assert text.split("warnings (1):\n")[1] == (
         "  vhost default app app: Application.Providers.WebRTC: not implemented by Kiln, WebRTC/WHIP ingest\n"
-        "  vhost default app app: Application.Publishers.WebRTC: not implemented by Kiln, WebRTC playback\n"
         "OK\n")
 
 
