@@ -29,6 +29,7 @@ import uvicorn
 from kiln import __version__
 from kiln.actors.directory import Directory
 from kiln.actors.ingest_gate import IngestGate
+from kiln.actors.origin_gate import OriginGate
 from kiln.actors.runtime import ActorRuntime
 from kiln.actors.server import ServerActor
 from kiln.actors.subscriptions import SubscriptionsActor
@@ -238,7 +239,7 @@ class KilnService:
         admission = AdmissionStep([SignedPolicyCheck(VhostSignedPolicies(self.catalog)),
                                    WebhookCheck(VhostAdmissionWebhooks(self.catalog))], JournalAudit(self.events))
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission,
-                                       sessions=JournalSessions(self.events)))
+                                       sessions=JournalSessions(self.events), pulls=OriginGate(self.directory)))
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.media_certificates,
                                             resolve_path=self.config.resolve_path)

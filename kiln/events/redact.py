@@ -39,7 +39,9 @@ def _is_secret_key(name: object) -> bool:
 #   secretkey   VhostCreated.config signedPolicy/admissionWebhooks secretKey (and in app settings)
 #   passphrase  SRT provider/publisher passphrases in app configuration
 #   password, token, accesstoken, secret  credentials in any configuration block
-SECRET_KEYS = frozenset({"streamkey", "secretkey", "passphrase", "password", "token", "accesstoken", "secret"})
+#   auth        VhostCreated.config originMapStore/redisServer auth (the Redis password)
+SECRET_KEYS = frozenset({"streamkey", "secretkey", "passphrase", "password", "token", "accesstoken", "secret",
+                         "auth"})
 
 # Query parameters whose values are secrets (compared lower-case): SRT ``passphrase``, OME
 # SignedPolicy's default ``policy``/``signature`` names, and the usual credential names.

@@ -54,6 +54,7 @@ class PullView:
     properties: dict[str, Any]
     persistent: bool
     created_time: float
+    cause: str = ""
 
 
 @dataclass
@@ -145,7 +146,7 @@ class CatalogProjection:
 
     def _on_PullDefined(self, ev: se.PullDefined) -> None:
         self.pulls[(ev.vhost, ev.app, ev.name)] = PullView(
-            ev.vhost, ev.app, ev.name, list(ev.urls), dict(ev.properties), ev.persistent, ev.created_time)
+            ev.vhost, ev.app, ev.name, list(ev.urls), dict(ev.properties), ev.persistent, ev.created_time, ev.cause)
 
     def _on_PullRemoved(self, ev: se.PullRemoved) -> None:
         self.pulls.pop((ev.vhost, ev.app, ev.name), None)
@@ -253,7 +254,7 @@ class CatalogProjection:
         """The defined pulls as the events that defined them: what stream supervisors fold at startup."""
         with self._lock:
             return [se.PullDefined(p.vhost, p.app, p.name, list(p.urls), copy.deepcopy(p.properties), p.persistent,
-                                   p.created_time) for p in self.pulls.values()]
+                                   p.created_time, p.cause) for p in self.pulls.values()]
 
 
 def _config_apps(vhost_config: dict[str, Any]) -> list[dict[str, Any]]:

@@ -120,6 +120,7 @@ class LiveStream:
         self.bytes_in = 0
         self._ingest_meter: IngestMeter | None = None
         self.data_track_id = -1
+        self.relay_playlists: list[dict[str, Any]] | None = None  # set by an OVT pull: outputs = inputs
         self.transcoder = StreamTranscoder(f"{vhost}/{app}/{name}")
 
     @property
@@ -199,7 +200,10 @@ class LiveStream:
                 return
             self.data_track_id = max(self.tracks) + 1
             self.input.set_track(Track(self.data_track_id, MediaKind.DATA, Codec.ID3, MS))
-            for profile in self.profiles:
+            if self.relay_playlists is not None:
+                relay = self._build_relay_output(self.relay_playlists)
+                self.outputs[relay.name] = relay
+            for profile in self.profiles if self.relay_playlists is None else []:
                 out = self._build_output(profile)
                 if out is not None and out.name not in self.outputs:
                     self.outputs[out.name] = out
@@ -257,6 +261,34 @@ class LiveStream:
                 out.tracks.append(ot)
         out.tracks.append(OutputTrack(next_id, MediaKind.DATA, "", {}, True, self.data_track_id,
                                       Track(next_id, MediaKind.DATA, Codec.ID3, MS)))
+        return out
+
+    def relay(self, tracks: list[Track], playlists: list[dict[str, Any]]) -> None:
+        """Relay mode (OME's ``Relay=true`` for OVT pulls): the one output stream is the input itself,
+        with the origin's track ids, names and playlists; the app's output profiles and transcoding
+        are skipped. All tracks are known from the describe, so the stream starts at once."""
+        self.relay_playlists = playlists
+        for track in tracks:
+            self.tracks[track.id] = track
+            self.input.set_track(track)
+            self.meters.setdefault(track.id, TrackMeter())
+        if tracks:
+            self._start()
+
+    def _build_relay_output(self, playlists: list[dict[str, Any]]) -> OutputStream:
+        hub = StreamHub(f"{self.vhost}/{self.app}/{self.name}")
+        out = OutputStream(self.name, {"name": "relay", "outputStreamName": "${OriginStreamName}",
+                                       "playlists": playlists}, [], hub)
+        for source in self.tracks.values():
+            ot = OutputTrack(source.id, source.kind, source.name, {}, True, source.id,
+                             replace(source, bypass=True))
+            assert ot.track is not None
+            hub.set_track(ot.track)
+            out.meters[ot.id] = TrackMeter()
+            self._relay.setdefault(source.id, []).append((hub, ot.id, out.meters[ot.id]))
+            out.tracks.append(ot)
+        out.tracks.append(OutputTrack(self.data_track_id, MediaKind.DATA, "", {}, True, self.data_track_id,
+                                      Track(self.data_track_id, MediaKind.DATA, Codec.ID3, MS)))
         return out
 
     def _add_encode(self, out: OutputStream, ot: OutputTrack, source: Track, meter: TrackMeter) -> None:
