@@ -84,8 +84,9 @@ def webrtc_section(app_config: Mapping[str, Any] | None) -> dict[str, Any] | Non
 
 
 def session_timeout(app_config: Mapping[str, Any] | None) -> float:
-    """``Publishers/WebRTC/Timeout`` (ms, OME's default 30000) in seconds: how long a session may take to
-    connect, and a signalling socket to ask for an offer."""
+    """``Publishers/WebRTC/Timeout`` (ms, OME's default 30000) in seconds: OME's ICE timeout. A session
+    that answers no consent check this long ends; so does one not connected this long after its offer,
+    and a signalling socket that asks for no offer."""
     section = webrtc_section(app_config) or {}
     return as_float(section.get("timeout"), DEFAULT_TIMEOUT_S * 1000) / 1000 or DEFAULT_TIMEOUT_S
 
