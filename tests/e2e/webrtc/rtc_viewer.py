@@ -2,7 +2,8 @@
 
 It prints one JSON line a second, ``{"video": frames decoded, "audio": frames, "width": last width,
 "state": connection state}``, so a test can stop it (SIGSTOP: a stalled viewer), kill it (a viewer that
-vanishes) or read its frame rate. Loopback only: aioice is told to use 127.0.0.1.
+vanishes) or read its frame rate. For a 127.0.0.1 URL aioice is told to use 127.0.0.1; other URLs (a viewer
+in a network namespace) use the host's addresses.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from tests.e2e.webrtc.play_kiln import keep_ice_on_loopback
 async def main(url: str, seconds: float) -> None:
     import websockets
 
-    keep_ice_on_loopback()
+    if "//127.0.0.1:" in url:
+        keep_ice_on_loopback()
     counts: dict[str, Any] = {"video": 0, "audio": 0, "width": 0}
     pc = RTCPeerConnection()
 
