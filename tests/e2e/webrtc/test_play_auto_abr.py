@@ -121,6 +121,8 @@ def test_auto_abr_moves_a_shaped_viewer_to_the_low_rendition(live: tuple[KilnPro
 
         # aiortc's receiver waits out a packet lost in the switch (until 128 later ones arrive): a generous wait
         kiln.wait_for(lambda: low_frames() >= 30, 60, "30 frames of the 160x90 rendition decoded")
+        heard = _reports(viewer)[-1]["notifications"]
+        assert {"type": "rendition_changed", "rendition_name": "low", "auto": True} in heard, heard
         sys.stdout.write(f"\nauto abr at {RATE}: switched {switched_after:.1f} s and 30 low frames decoded "
                          f"{time.monotonic() - first_high:.1f} s after the first high frame\n")
         assert "Traceback" not in kiln.log_path.read_text()
