@@ -82,6 +82,7 @@ class OutputStream:
     hub: StreamHub
     meters: dict[int, TrackMeter] = field(default_factory=dict)
     images: dict[Codec, LatestImage] = field(default_factory=dict)  # image encodes (thumbnails) by codec
+    warnings: dict[str, str] = field(default_factory=dict)  # publisher -> what its viewers miss, and why
 
     def track_list(self) -> list[Track]:
         """The tracks publishers carry (image encodes are served as stills, never muxed)."""
@@ -388,7 +389,8 @@ class LiveStream:
                                                  unavailable=ot.failed))
                 else:
                     tracks.append(configured_track_snapshot(ot))
-            outputs.append(OutputSnapshot(out.name, tuple(tracks), tuple(out.playlists())))
+            outputs.append(OutputSnapshot(out.name, tuple(tracks), tuple(out.playlists()),
+                                          "; ".join(out.warnings[k] for k in sorted(out.warnings))))
         return StreamSnapshot(self.name, self.created_time, self.source_type, self.source_url, tuple(inputs),
                               tuple(outputs))
 
