@@ -109,7 +109,7 @@ class Api:
         return r.json().get("response")
 
     def optional(self, path: str) -> Any:
-        """A route a server may not have (no event feed configured: 404): None instead of an error."""
+        """A route a server or an app may not have (no event feed, no Push publisher: 404): None, not an error."""
         try:
             return self.get(path)
         except StatusError as exc:
@@ -141,8 +141,9 @@ def collect(api: Api) -> dict[str, Any]:
                 streams.append({"vhost": vhost, "app": app, "name": name, "detail": api.get(path),
                                 "stats": api.get(f"/v1/stats/current/vhosts/{quote(vhost, safe='')}/apps/"
                                                  f"{quote(app, safe='')}/streams/{quote(name, safe='')}")})
-            pushes += [{"vhost": vhost, "app": app, **p} for p in api.get(f"{base}:pushes") or []]
-            records += [{"vhost": vhost, "app": app, **r} for r in api.get(f"{base}:records") or []]
+            # an app without <Push> or <FILE> publishers answers 404 for those tasks: it has none
+            pushes += [{"vhost": vhost, "app": app, **p} for p in api.optional(f"{base}:pushes") or []]
+            records += [{"vhost": vhost, "app": app, **r} for r in api.optional(f"{base}:records") or []]
     subscriptions = api.optional("/v1/subscriptions") or []
     return {"status": status, "vhosts": vhosts, "apps": apps, "streams": streams, "pushes": pushes,
             "records": records, "subscriptions": subscriptions}

@@ -24,7 +24,9 @@ function reply(value) { process.stdout.write(JSON.stringify(value) + '\n'); }
       viewport: { width: 1280, height: 1600 },
       args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
              '--autoplay-policy=no-user-gesture-required', '--disable-background-networking',
-             '--disable-component-update', '--disable-sync'],
+             '--disable-component-update', '--disable-sync',
+             // WebRTC previews: host candidates as addresses, not mDNS names (one flag: Chromium reads only the last)
+             '--disable-features=WebRtcHideLocalIpsWithMdns,LocalNetworkAccessChecks'],
     });
   } catch (e) {
     reply({ ok: false, error: 'browser:' + e.message.split('\n')[0] });
