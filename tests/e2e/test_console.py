@@ -215,7 +215,8 @@ def test_console_webrtc_preview_live_timeline_and_webhooks(browser: ConsoleBrows
                                  ".match(/^playing over WebRTC, (\\d+) frames decoded/); return m && Number(m[1])",
                                  timeout=45)
         later = browser.wait_for("const m = document.getElementById('preview-state').textContent"
-                                 ".match(/(\\d+) frames decoded/); return m && Number(m[1]) >= arg + 30 && Number(m[1])",
+                                 ".match(/(\\d+) frames decoded/); "
+                                 "return m && Number(m[1]) >= arg + 30 && Number(m[1])",
                                  arg=first, timeout=30)
         assert later >= first + 30
         assert browser.eval("return typeof window.OvenPlayer") == "object"
@@ -238,6 +239,30 @@ def test_console_webrtc_preview_live_timeline_and_webhooks(browser: ConsoleBrows
         assert shown_after < 5, shown_after
         sys.stdout.write(f"\nconsole timeline: SubscriptionCreated shown {shown_after:.2f} s after the API call\n")
 
+        # the stream breaks (here: refused by the network): polling takes over, then the stream comes back
+        browser.do("block", pattern="**/v1/events?*")
+        browser.do("fill", selector="#journal-filters [name=entity]", value="subscription:")  # reopens the feed
+        browser.wait_for("const t = document.getElementById('timeline'); return t.dataset.feed === 'poll' && "
+                         "document.getElementById('journal-error').textContent.startsWith('Live updates by polling')")
+        polls = browser.eval("return Number(document.getElementById('timeline').dataset.polls)")
+        assert kiln.api.delete("/v1/subscriptions/down").status_code == 200
+        browser.wait_for("return document.querySelector('#timeline li[data-type=SubscriptionDeleted]')", timeout=15)
+        assert browser.eval("return Number(document.getElementById('timeline').dataset.polls)") > polls
+        browser.do("unblock", pattern="**/v1/events?*")
+        browser.wait_for("return document.getElementById('timeline').dataset.feed === 'stream' && "
+                         "!document.getElementById('journal-error').textContent", timeout=20)
+        r = kiln.api.post("/v1/subscriptions", json={"id": "down", "url": f"http://127.0.0.1:{dead}/hook",
+                                                     "from": 1})
+        assert r.status_code == 200, r.text
+        browser.wait_for("return document.querySelectorAll('#timeline li[data-type=SubscriptionCreated]').length === 2")
+
+        def same_as_journal() -> bool:  # every subscription record once, across stream, polls and stream again
+            shown = browser.eval("return [...document.querySelectorAll('#timeline li')]"
+                                 ".map(li => Number(li.dataset.seq))")
+            page = kiln.api.get("/v1/journal", params={"entity": "subscription:", "limit": 1000}).json()["response"]
+            return len(shown) == len(set(shown)) and sorted(shown) == [rec["seq"] for rec in page["records"]]
+        kiln.wait_for(same_as_journal, 15, "the timeline holding the journal's subscription records exactly once")
+
         # kiln status shows the subscription retrying, how far behind it is, and the connection error
         screens: list[str] = []
 
@@ -251,7 +276,8 @@ def test_console_webrtc_preview_live_timeline_and_webhooks(browser: ConsoleBrows
         try:
             line = kiln.wait_for(hook_line, 30, "kiln status with the failing webhook")
         except TimeoutError:
-            raise AssertionError(f"kiln status never showed the failing webhook; last screen:\n{screens[-1:]}") from None
+            raise AssertionError(f"kiln status never showed the failing webhook; last screen:\n{screens[-1:]}") \
+                from None
         assert "webhooks   1 subscription\n" in screens[-1] and f"-> http://127.0.0.1:{dead}/hook" in line
         assert "retrying" in line and "behind " in line and not line.split("behind ")[1].startswith("0 ")
         errors = [m for m in browser.page_log() if m.startswith("pageerror")]
