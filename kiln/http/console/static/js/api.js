@@ -63,8 +63,9 @@ export const streamPath = (vhost, app, stream) => `${appPath(vhost, app)}/stream
 
 // A Server-Sent Events stream read with fetch, which (unlike EventSource) can send the Authorization header.
 // Calls onOpen once the server accepted it, onEvent({id, event, data}) per event; resolves when the server
-// ends the stream, rejects when it is refused or breaks (aborting through `signal` rejects too).
-export async function openStream(path, signal, onOpen, onEvent, token = session.token) {
+// ends the stream, rejects when it is refused or breaks (aborting through `signal` rejects too). Kiln sends
+// a comment every 15 s on a quiet stream: nothing for `idleMs` means a connection that died silently.
+export async function openStream(path, signal, onOpen, onEvent, { idleMs = 40000, token = session.token } = {}) {
   let response;
   try {
     response = await fetch('/v1' + path, {
@@ -87,7 +88,20 @@ export async function openStream(path, signal, onOpen, onEvent, token = session.
   let buffer = '';
   let event = { id: '', event: 'message', data: '' };
   for (;;) {
-    const { value, done } = await reader.read();
+    let timer;
+    const idle = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new ApiError(0, `no data from the event stream for ${idleMs / 1000} s`)), idleMs);
+    });
+    let chunk;
+    try {
+      chunk = await Promise.race([reader.read(), idle]);
+    } catch (e) {
+      reader.cancel().catch(() => {});
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    const { value, done } = chunk;
     if (done) return;
     buffer += value;
     const lines = buffer.split(/\r\n|\r|\n/);
