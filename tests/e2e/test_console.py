@@ -245,8 +245,11 @@ def test_console_webrtc_preview_live_timeline_and_webhooks(browser: ConsoleBrows
         browser.wait_for("const t = document.getElementById('timeline'); return t.dataset.feed === 'poll' && "
                          "document.getElementById('journal-error').textContent.startsWith('Live updates by polling')")
         polls = browser.eval("return Number(document.getElementById('timeline').dataset.polls)")
+        deleted = time.monotonic()
         assert kiln.api.delete("/v1/subscriptions/down").status_code == 200
         browser.wait_for("return document.querySelector('#timeline li[data-type=SubscriptionDeleted]')", timeout=15)
+        sys.stdout.write(f"console timeline: SubscriptionDeleted shown {time.monotonic() - deleted:.2f} s after "
+                         "the API call by polling (the fallback)\n")
         assert browser.eval("return Number(document.getElementById('timeline').dataset.polls)") > polls
         browser.do("unblock", pattern="**/v1/events?*")
         browser.wait_for("return document.getElementById('timeline').dataset.feed === 'stream' && "
