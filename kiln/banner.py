@@ -15,7 +15,7 @@ from pathlib import Path
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 TS_OVER_UDP = ("srt", "mpegts", "srt_playback", "webrtc_ice")  # listeners on UDP ports (the others are TCP)
 ORDER = ("api", "api_tls", "rtmp", "srt", "mpegts", "llhls", "llhls_tls", "hls", "thumbnail", "thumbnail_tls",
-         "srt_playback", "webrtc", "webrtc_ice")  # ingest before playback
+         "srt_playback", "webrtc", "webrtc_ice", "ovt")  # ingest before playback
 
 
 class TokenSource(Enum):
@@ -34,7 +34,7 @@ class Token:
 class Banner:
     """What this start opened. ``listeners`` maps a listener's name (``api``, ``api_tls``, ``rtmp``,
     ``srt``, ``mpegts:<port>``, ``llhls``, ``llhls_tls``, ``hls``, ``thumbnail``, ``thumbnail_tls``,
-    ``srt_playback``) to the address it is bound to."""
+    ``srt_playback``, ``ovt``) to the address it is bound to."""
 
     version: str
     token: Token
@@ -104,6 +104,8 @@ class Banner:
         if (rtc := self._url_host("webrtc")) is not None:
             urls.append(("webrtc", f"ws://{_authority(*rtc)}/APP/STREAM (OvenPlayer webrtc source; WHEP: "
                                    f"http://{_authority(*rtc)}/APP/STREAM?direction=whep)"))
+        if (ovt := self._url_host("ovt")) is not None:
+            urls.append(("ovt", f"ovt://{_authority(*ovt)}/APP/STREAM (edges pull it; apps with <OVT/>)"))
         return urls
 
 

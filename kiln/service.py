@@ -16,6 +16,8 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +29,7 @@ import uvicorn
 from kiln import __version__
 from kiln.actors.directory import Directory
 from kiln.actors.ingest_gate import IngestGate
+from kiln.actors.origin_gate import OriginGate
 from kiln.actors.runtime import ActorRuntime
 from kiln.actors.server import ServerActor
 from kiln.actors.subscriptions import SubscriptionsActor
@@ -56,6 +59,7 @@ from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
 from kiln.journal.feed import JournalFeed
 from kiln.journal.query import JournalQuery
+from kiln.journal.reader import StoredFields, as_record
 from kiln.journal.segments import journal_dir
 from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
 from kiln.media.publish.record.recovery import recover_inflight
@@ -143,6 +147,13 @@ class VhostAdmissionWebhooks:
         return section if isinstance(section, dict) else None
 
 
+def _keeping(rows: Iterable[StoredFields], kept: deque[StoredFields]) -> Iterator[StoredFields]:
+    """``rows`` unchanged, each also put in ``kept`` (a bounded deque keeps the newest)."""
+    for row in rows:
+        kept.append(row)
+        yield row
+
+
 class KilnService:
     def __init__(self, config: Any, data_dir: Path, *, config_name: str = "(embedded default)",
                  snapshot_every: int = 10_000, fsync: bool = True) -> None:
@@ -210,8 +221,17 @@ class KilnService:
         self.journal_query = JournalQuery(journal_dir(self.data_dir), known_secrets=self.secret_payloads)
         self.journal_query.start_at(self.journal.last_seq)
         self.journal.add_listener(self.journal_query.on_durable)
-        replayed = self.events.apply_replayed(self.journal_query.remembering(with_progress(
-            self.journal.read(snapshot_seq + 1), snapshot_seq + 1, self.journal.last_seq, seq_of=lambda r: r.seq)))
+        # replay reads stored field lists (no Record per event); the console's query keeps the newest
+        # records, so Records are built for those only, once replay is done
+        newest: deque[StoredFields] = deque(maxlen=self.journal_query.keep)
+        replayed = self.events.apply_stored(_keeping(with_progress(
+            self.journal.read_stored(snapshot_seq + 1), snapshot_seq + 1, self.journal.last_seq,
+            seq_of=lambda fields: int(fields[0])), newest))
+        for _record in self.journal_query.remembering(as_record(fields) for fields in newest):
+            pass
+        # replayed events count toward the next snapshot: a start that replayed more than snapshot_every
+        # saves one as soon as its ServerStarted is durable, so no later start replays them again
+        self._since_snapshot = replayed
         self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query)
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
@@ -219,7 +239,7 @@ class KilnService:
         admission = AdmissionStep([SignedPolicyCheck(VhostSignedPolicies(self.catalog)),
                                    WebhookCheck(VhostAdmissionWebhooks(self.catalog))], JournalAudit(self.events))
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission,
-                                       sessions=JournalSessions(self.events)))
+                                       sessions=JournalSessions(self.events), pulls=OriginGate(self.directory)))
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.media_certificates,
                                             resolve_path=self.config.resolve_path)
@@ -333,15 +353,18 @@ class KilnService:
         if self._since_snapshot < self.snapshot_every or self.snapshots is None:
             return
         self._since_snapshot = 0
-        state = {"catalog": self.catalog.snapshot(), "tasks": self.tasks.snapshot(),
-                 "subscriptions": self.subscriptions.snapshot()}
+        # on the journal's writer thread, right after record.seq was applied: copy the state cheaply here,
+        # render and write it on the snapshot thread (appends wait for neither)
+        catalog, tasks = self.catalog.capture(), self.tasks.capture()
+        subscriptions = self.subscriptions.snapshot()  # a few small records, copied by asdict
         seq, store = record.seq, self.snapshots
-        self._snapshot_pool.submit(self._save_snapshot, store, seq, state)
+        self._snapshot_pool.submit(self._save_snapshot, store, seq, catalog, tasks, subscriptions)
 
     @staticmethod
-    def _save_snapshot(store: SnapshotStore, seq: int, state: dict[str, Any]) -> None:
+    def _save_snapshot(store: SnapshotStore, seq: int, catalog: Callable[[], dict[str, Any]],
+                       tasks: Callable[[], dict[str, Any]], subscriptions: list[dict[str, Any]]) -> None:
         try:
-            store.save(seq, state)
+            store.save(seq, {"catalog": catalog(), "tasks": tasks(), "subscriptions": subscriptions})
             log.info("snapshot saved seq=%d", seq)
         except OSError as exc:
             log.error("snapshot failed seq=%d error=%s", seq, exc)

@@ -108,6 +108,15 @@ class Api:
             raise StatusError(f"GET {path} answered {r.status_code}: {r.text[:200]}")
         return r.json().get("response")
 
+    def optional(self, path: str) -> Any:
+        """A route a server or an app may not have (no event feed, no Push publisher: 404): None, not an error."""
+        try:
+            return self.get(path)
+        except StatusError as exc:
+            if " answered 404:" in str(exc):
+                return None
+            raise
+
     def close(self) -> None:
         self.http.close()
 
@@ -132,10 +141,12 @@ def collect(api: Api) -> dict[str, Any]:
                 streams.append({"vhost": vhost, "app": app, "name": name, "detail": api.get(path),
                                 "stats": api.get(f"/v1/stats/current/vhosts/{quote(vhost, safe='')}/apps/"
                                                  f"{quote(app, safe='')}/streams/{quote(name, safe='')}")})
-            pushes += [{"vhost": vhost, "app": app, **p} for p in api.get(f"{base}:pushes") or []]
-            records += [{"vhost": vhost, "app": app, **r} for r in api.get(f"{base}:records") or []]
+            # an app without <Push> or <FILE> publishers answers 404 for those tasks: it has none
+            pushes += [{"vhost": vhost, "app": app, **p} for p in api.optional(f"{base}:pushes") or []]
+            records += [{"vhost": vhost, "app": app, **r} for r in api.optional(f"{base}:records") or []]
+    subscriptions = api.optional("/v1/subscriptions") or []
     return {"status": status, "vhosts": vhosts, "apps": apps, "streams": streams, "pushes": pushes,
-            "records": records}
+            "records": records, "subscriptions": subscriptions}
 
 
 def _size(n: float) -> str:
@@ -206,7 +217,21 @@ def render(found: dict[str, Any], out: TextIO) -> None:
         error = f"  error: {r['lastError']}" if r.get("lastError") else ""
         lines.append(f"  record {r['vhost']}/{r['app']}/{r.get('id')}  {r.get('state')}  "
                      f"{(r.get('stream') or {}).get('name', '')} -> {r.get('filePath', '')}{error}")
+    lines += _subscription_lines(found.get("subscriptions") or [])
     out.write("\n".join(lines) + "\n")
+
+
+def _subscription_lines(subs: list[dict[str, Any]]) -> list[str]:
+    """Webhook subscriptions with what an operator acts on: delivering or retrying, how many journal
+    records the receiver is behind, and why the last POST failed."""
+    lines = [f"webhooks   {len(subs)} subscription{'s' if len(subs) != 1 else ''}"]
+    for sub in subs:
+        d = sub.get("delivery") or {}
+        error = f"  error: {d['lastError']}" if d.get("lastError") else ""
+        retry = f"  retry at {d['nextRetryTime']}" if d.get("nextRetryTime") else ""
+        lines.append(f"  hook   {sub.get('id')}  {d.get('state', '?')}  -> {sub.get('url', '')}  "
+                     f"behind {d.get('behind', 0)}  delivered {d.get('delivered', 0)}{error}{retry}")
+    return lines
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:

@@ -123,6 +123,8 @@ class DeleteStream:
 class CreatePull:
     body: Any
     request_url: str
+    cause: str = "API POST streams"  # journaled with the pull: why it was pulled
+    resolve: Any = None  # callable() -> fresh URLs before a retry (a pull found in the OriginMapStore)
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class PullConnected:
 
     name: str
     worker: Any
+    url: str = ""  # the URL this connection came from (a reconnection to another one is journaled)
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,7 @@ class StreamsActor(CommandActor):
             self.pull_defs.apply(ev)
         self.streams: dict[str, tuple[LiveStream, pykka.ActorRef[Any]]] = {}
         self.workers: dict[str, PullWorker] = {}
+        self.causes: dict[str, str] = {}  # pull name -> why it is pulled (journaled with it)
 
     @property
     def where(self) -> str:
@@ -156,7 +157,7 @@ class StreamsActor(CommandActor):
         if self.media is None:
             return
         for pull in self.pull_defs.to_resume():  # pulls reconnect after a restart (OME forgets them)
-            self._spawn_pull(pull.name, list(pull.urls), properties_from_json(pull.properties), None)
+            self._spawn_pull(pull.name, list(pull.urls), properties_from_json(pull.properties), None, pull.cause)
 
     def on_stop(self) -> None:
         for worker in list(self.workers.values()):
@@ -240,7 +241,7 @@ class StreamsActor(CommandActor):
         if entry is None or entry[0].instance != cmd.instance:
             return Outcome(None)
         stream = entry[0]
-        if self.media is not None and self.settings.publisher_enabled("llhls"):
+        if self.media is not None:  # each publisher (LL-HLS, HLS, SRT, OVT) checks its own app section
             self.media.stream_started(stream, self.settings.config)
         tell_quietly(self.tasks, StreamLive(stream))
         return Outcome(None)
@@ -355,19 +356,24 @@ class StreamsActor(CommandActor):
         return Outcome(answer)
 
     # -- pulls --
-    def _spawn_pull(self, name: str, urls: list[str], props: PullProperties, waiter: Future[bool] | None) -> None:
+    def _spawn_pull(self, name: str, urls: list[str], props: PullProperties, waiter: Future[bool] | None,
+                    cause: str, resolve: Callable[[], list[str]] | None = None) -> None:
         me = self.actor_ref
         stats, vhost, app = self.stats, self.vhost, self.app
 
         def open_stream(url: str, close: Any) -> LiveStream:
+            provider, source_type = ("ovt", "Ovt") if url.lower().startswith("ovt://") else ("rtspPull", "RtspPull")
             try:
-                result: LiveStream = ask_blocking(me, OpenStream(name, "rtspPull", "RtspPull", url, close))
+                result: LiveStream = ask_blocking(me, OpenStream(name, provider, source_type, url, close))
             except DomainError as exc:  # the pull worker speaks the ingest contract, not the domain
                 raise PublishRejected(exc.text) from exc
             return result
 
-        def connected(_url: str) -> None:
-            ask_blocking(me, PullConnected(name, worker))
+        def connected(url: str) -> None:
+            ask_blocking(me, PullConnected(name, worker, url))
+
+        def reconnected(url: str) -> None:
+            tell_quietly(me, PullConnected(name, worker, url))
 
         def finished(reason: str) -> None:
             tell_quietly(me, PullFinished(name, reason, worker))
@@ -377,7 +383,8 @@ class StreamsActor(CommandActor):
             return int(metrics.get("totalConnections", 0)) if metrics else 0
 
         worker = PullWorker(f"{self.where}", name, urls, props,
-                            PullHooks(open_stream, connected, finished, viewers), waiter)
+                            PullHooks(open_stream, connected, finished, viewers, reconnected, resolve), waiter)
+        self.causes[name] = cause
         self.workers[name] = worker
         self.directory.reserve_pull(name)
         worker.start()
@@ -391,15 +398,19 @@ class StreamsActor(CommandActor):
             log.warning("pull refused where=%s stream=%s url=%s", self.where, name, redact_url(urls[0]))
             raise
         waiter: Future[bool] = Future()
-        self._spawn_pull(name, urls, parse_pull_properties(body), waiter)
+        self._spawn_pull(name, urls, parse_pull_properties(body), waiter, cmd.cause, cmd.resolve)
         return Outcome(waiter)
 
     def handle_PullConnected(self, cmd: PullConnected) -> Outcome:
         w = self.workers.get(cmd.name)
         if w is None or w is not cmd.worker:
             return Outcome(None)
+        cause = self.causes.get(cmd.name, "")
         events = decide_and_apply(self.pull_defs, dp.PullConnected(
-            cmd.name, tuple(w.urls), w.props.as_json(), w.props.persistent), now())
+            cmd.name, tuple(w.urls), w.props.as_json(), w.props.persistent, cmd.url, cause), now())
+        if events:
+            log.info("pull source where=%s stream=%s url=%s cause=%s", self.where, cmd.name, redact_url(cmd.url),
+                     cause)
         return Outcome(None, [self.journal.emit(events)] if events else [])
 
     def handle_PullFinished(self, cmd: PullFinished) -> Outcome:
@@ -407,5 +418,6 @@ class StreamsActor(CommandActor):
             return Outcome(None)
         del self.workers[cmd.name]
         self.directory.release_pull(cmd.name)
-        events = decide_and_apply(self.pull_defs, dp.PullGaveUp(cmd.name, cmd.reason), now())
+        events = decide_and_apply(self.pull_defs, dp.PullGaveUp(cmd.name, cmd.reason,
+                                                                self.causes.pop(cmd.name, "")), now())
         return Outcome(None, [self.journal.emit(events)] if events else [])

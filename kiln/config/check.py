@@ -35,6 +35,7 @@ _LISTENERS = (
     ("HLS (TS)", "hls_port", "publishers", "hls"),
     ("SRT playback", "srt_playback_port", "publishers", "srt"),
     ("WebRTC signalling", "webrtc_signalling_port", "publishers", "webrtc"),
+    ("OVT (origin → edge)", "ovt_port", "publishers", "ovt"),
     ("Thumbnail", "thumbnail_port", "publishers", "thumbnail"),
     ("Thumbnail (TLS)", "thumbnail_tls_port", "publishers", "thumbnail"),
 )

@@ -125,6 +125,11 @@ class HostRouter:
     def vhost_for_host(self, host: str, *, allow_vhost_name: bool = False) -> str | None:
         return resolve_vhost(self.catalog, host, allow_vhost_name=allow_vhost_name)
 
+    def vhost_config(self, vhost: str) -> dict[str, Any] | None:
+        """A vhost's OME JSON (``origins``, ``originMapStore``); None when there is no such vhost."""
+        view = self.catalog.vhost(vhost)
+        return view.config if view is not None else None
+
     def app_for_host(self, host: str, app: str) -> tuple[str, dict[str, Any] | None] | None:
         """The vhost the host selects (None: no vhost) and that app's OME JSON (None: no such app)."""
         vhost = self.vhost_for_host(host)

@@ -61,19 +61,33 @@ def _enabled_value(*keys: str) -> Callable[[dict[str, Any]], bool]:
     return present
 
 
+def _any_origin(test: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, Any]], bool]:
+    """Some ``Origins/Origin`` of the vhost passes ``test``."""
+
+    def present(vhost: dict[str, Any]) -> bool:
+        origins = vhost.get("origins")
+        found = origins.get("origin") if isinstance(origins, dict) else None
+        items = found if isinstance(found, list) else [found]
+        return any(isinstance(o, dict) and test(o) for o in items)
+
+    return present
+
+
 VHOST_ROWS = (
-    Row("VirtualHost.Origins", "pull-on-demand origins are not used", _has("origins")),
-    Row("VirtualHost.OriginMapStore", "the Redis origin map is not used", _has("originMapStore")),
+    Row("VirtualHost.Origins.Origin.Failback", "failing back to the first URL (pulls fail over in turn only)",
+        _any_origin(lambda o: is_true(o.get("failback")))),
+    Row("VirtualHost.Origins.Properties.StreamFailbackTimeout", "failing back to the first URL",
+        _has("origins", "properties", "streamFailbackTimeout")),
+    Row("VirtualHost.Origins.Origin.Relay", "Relay=false: OVT pulls always relay the origin's outputs",
+        _any_origin(lambda o: str(o.get("relay", "")).strip().lower() == "false" or o.get("relay") is False)),
 )
 
 APP_ROWS = (
-    Row("Providers.OVT", "OVT ingest", _has("providers", "ovt")),
     Row("Providers.File", "file provider", _has("providers", "file")),
     Row("Providers.Schedule", "scheduled channels", _has("providers", "schedule")),
     Row("Providers.Multiplex", "multiplex channels", _has("providers", "multiplex")),
     Row("Providers.RTSP", "RTSP push ingest", _has("providers", "rtsp")),
     Row("Providers.RTMP.EventGenerator", "RTMP event generator", _has("providers", "rtmp", "eventGenerator")),
-    Row("Publishers.OVT", "OVT relay to edges", _has("publishers", "ovt")),
     Row("Publishers.WebRTC.Ulpfec", "ULPFEC for WebRTC viewers (NACK retransmission is used)",
         _enabled_value("publishers", "webrtc", "ulpfec")),
     Row("Publishers.LLHLS.DRM", "LL-HLS DRM: streams are sent in the clear", _enabled("publishers", "llhls", "drm")),
@@ -94,7 +108,6 @@ APP_ROWS = (
 UNOPENED_BINDS = (
     ("webrtc_ingest_signalling_port", "Bind.Providers.WebRTC.Signalling", "WebRTC ingest signalling"),
     ("webrtc_signalling_tls_port", "Bind.Publishers.WebRTC.Signalling.TLSPort", "WebRTC signalling (TLS)"),
-    ("ovt_port", "Bind.Publishers.OVT", "OVT"),
     ("hls_tls_port", "Bind.Publishers.HLS.TLSPort", "HLS v3 (TLS)"),
 )
 

@@ -3,7 +3,8 @@
 OME's rules: the provider a publisher comes through must be enabled for the app; a second
 publisher of a live name is refused while ``blockDuplicateStreamName`` is on (the default), else
 it replaces the first; a pull may not take a name that is live or already being pulled, and only
-RTSP pulls through an enabled ``rtspPull`` provider are tried. Live names are folded from the
+RTSP pulls through an enabled ``rtspPull`` provider and OVT pulls through an enabled ``ovt``
+provider are tried. Live names are folded from the
 journal's stream events, and freed as soon as the supervisor ends an instance. Names being
 pulled are reservations of running pull workers: they die with the process, so they are held
 here (``reserve_pull``/``release_pull``) and never journaled.
@@ -18,8 +19,7 @@ from kiln.domain.settings import AppSettings
 from kiln.events.base import Event
 from kiln.events.streams import StreamEnded, StreamStarted
 
-PULL_SCHEMES = ("rtsp", "rtspc")
-PULL_PROVIDER = "rtspPull"
+PULL_PROVIDERS = {"rtsp": "rtspPull", "rtspc": "rtspPull", "ovt": "ovt"}  # URL scheme -> app provider
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class StreamDirectory:
             raise Conflict("Stream already exists")
         first = cmd.urls[0] if cmd.urls else ""
         scheme = first.split("://", 1)[0].lower() if "://" in first else ""
-        if scheme not in PULL_SCHEMES or not self.settings.provider_enabled(PULL_PROVIDER):
+        if scheme not in PULL_PROVIDERS or not self.settings.provider_enabled(PULL_PROVIDERS[scheme]):
             raise Unreachable(f"Could not pull the stream : {cmd.request_url}")
         return []
 

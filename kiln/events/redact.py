@@ -39,7 +39,9 @@ def _is_secret_key(name: object) -> bool:
 #   secretkey   VhostCreated.config signedPolicy/admissionWebhooks secretKey (and in app settings)
 #   passphrase  SRT provider/publisher passphrases in app configuration
 #   password, token, accesstoken, secret  credentials in any configuration block
-SECRET_KEYS = frozenset({"streamkey", "secretkey", "passphrase", "password", "token", "accesstoken", "secret"})
+#   auth        VhostCreated.config originMapStore/redisServer auth (the Redis password)
+SECRET_KEYS = frozenset({"streamkey", "secretkey", "passphrase", "password", "token", "accesstoken", "secret",
+                         "auth"})
 
 # Query parameters whose values are secrets (compared lower-case): SRT ``passphrase``, OME
 # SignedPolicy's default ``policy``/``signature`` names, and the usual credential names.
@@ -109,7 +111,8 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Free text (a log argument, an error reason): URLs scrubbed, known secrets masked as tokens."""
     text = _URL.sub(lambda m: redact_url(m.group(0)), text)
     present = [s for s in set(secrets) if s and s in text]  # a plain substring test first
-    for secret in sorted(present, key=len, reverse=True):
+    # longest first, ties by text: overlapping secrets mask the same way whatever set order found them
+    for secret in sorted(present, key=lambda s: (-len(s), s)):
         text = _mask_token(text, secret)
     return text
 

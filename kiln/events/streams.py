@@ -32,6 +32,24 @@ class PullDefined(Event):
     properties: dict[str, Any]
     persistent: bool
     created_time: float
+    cause: str = ""       # why it was pulled: the API, an Origins rule, an OriginMapStore lookup
+    source_url: str = ""  # the URL its first connection came from
+
+    @property
+    def entity(self) -> str:
+        return pull_entity(self.vhost, self.app, self.name)
+
+
+@event
+@dataclass(frozen=True)
+class PullSourceChanged(Event):
+    """A defined pull now streams from another of its URLs (the one before failed: failover)."""
+
+    vhost: str
+    app: str
+    name: str
+    source_url: str
+    cause: str
 
     @property
     def entity(self) -> str:
@@ -61,6 +79,7 @@ class PullFailed(Event):
     app: str
     name: str
     reason: str
+    cause: str = ""
 
     @property
     def entity(self) -> str:

@@ -11,9 +11,8 @@ from kiln.actors.base import ask
 from kiln.actors.commands import StartRecord, StopRecord
 from kiln.domain.push_request import list_filter_id
 from kiln.domain.record_request import file_app_missing
-from kiln.domain.settings import AppSettings
 from kiln.http.envelope import ok
-from kiln.http.lookups import need_app, tasks_ref
+from kiln.http.lookups import need_app, settings_of, tasks_ref
 from kiln.http.router import APP, VHOST, Call, Router
 from kiln.projections.tasks import RecordTask
 from kiln.timefmt import format_time
@@ -74,7 +73,7 @@ def register(router: Router, api: Any) -> None:
 
     def file_app(call: Call) -> Any:
         view = need_app(ctx, call.params["vhost"], call.params["app"])
-        if not AppSettings.parse(view.config).publisher_enabled("file"):
+        if not settings_of(view).publisher_enabled("file"):
             raise file_app_missing(view.vhost, view.name)
         return view
 

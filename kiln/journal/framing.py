@@ -20,8 +20,13 @@ HEADER = struct.Struct("<II")
 MAX_FRAME = 64 * 1024 * 1024
 
 
+# one Packer for every frame: packb() builds a new one per call, half the cost of packing a record.
+# Sharing it is safe: pack() runs in C under the GIL from start to finish and resets its buffer.
+_pack = msgpack.Packer(use_bin_type=True).pack
+
+
 def encode_frame(record: Record) -> bytes:
-    body: bytes = msgpack.packb(record.as_list(), use_bin_type=True)  # msgpack ships no type hints
+    body: bytes = _pack([record.seq, record.time, record.entity, record.type, record.version, record.payload])
     return HEADER.pack(len(body), zlib.crc32(body)) + body
 
 

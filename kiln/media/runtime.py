@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kiln.admission.contract import Admitter, OpenDoor
+from kiln.media.heap import HeapTrimmer
 from kiln.media.ingest.contract import StreamOpener, VhostRouter
 from kiln.media.ingest.mpegts.ingest import MpegtsIngest, PortMap
 from kiln.media.ingest.rtmp.ingest import RtmpIngest
@@ -21,10 +22,13 @@ from kiln.media.ingest.rtmp.server import RtmpServer
 from kiln.media.ingest.srt.ingest import PublishScreen, SrtIngest
 from kiln.media.ingest.webrtc.ingest import WebRtcIngest
 from kiln.media.net.srt.errors import SrtUnavailable
+from kiln.media.origins.map_store import OriginMaps
+from kiln.media.origins.puller import OriginPuller, PullStarter, VhostConfigs
 from kiln.media.publish.hls.publisher import HlsPublisher
 from kiln.media.publish.hls.server import HlsServer
 from kiln.media.publish.llhls.publisher import LlhlsPublisher
 from kiln.media.publish.llhls.server import AppsByHost, BytesOut, LlhlsServer
+from kiln.media.publish.ovt.server import OvtPublisher
 from kiln.media.publish.srt.publisher import SrtPlayback
 from kiln.media.publish.thumbnail.server import ThumbnailServer
 from kiln.media.publish.webrtc.endpoints import WebRtcEndpoints
@@ -44,7 +48,7 @@ class IngestControl(StreamOpener, PublishScreen, PortMap, Protocol):
     """The control plane as every ingest protocol together needs it."""
 
 
-class HostRoutes(VhostRouter, AppsByHost, Protocol):
+class HostRoutes(VhostRouter, AppsByHost, VhostConfigs, Protocol):
     """Host routing for ingest (which vhost) and for the publishers' HTTP ports (which app)."""
 
 
@@ -63,6 +67,7 @@ class ControlPlane:
     stats: PublisherStats
     admission: Admitter = field(default_factory=OpenDoor)  # every ingest and publisher asks it first
     sessions: SessionLog | None = None  # where WebRTC viewers' sessions are kept (the journal)
+    pulls: PullStarter | None = None  # pull on demand (Origins, OriginMapStore); None: never
 
 
 class MediaRuntime:
@@ -77,15 +82,22 @@ class MediaRuntime:
         self.llhls: LlhlsPublisher | None = None
         self.hls: HlsPublisher | None = None
         self.srt_playback: SrtPlayback | None = None
+        self.ovt: OvtPublisher | None = None
+        self.origins: OriginPuller | None = None
+        self.maps: OriginMaps | None = None
         self.webrtc: WebRtcPublisher | None = None
         self.webrtc_endpoints: WebRtcEndpoints | None = None
         self.rtc_ingest: RtcIngest | None = None  # WebRTC ingest (issue 13) sets it before http_apps()
         self.webrtc_ingest: WebRtcIngest | None = None
         self.ice_pool: PortPool | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
+        self.heap = HeapTrimmer(idle=lambda: not self.streams.all())
 
     def attach(self, control: ControlPlane) -> None:
         self.control = control
+        self.maps = OriginMaps(control.hosts, self.config.bind.ovt_port)
+        if control.pulls is not None:
+            self.origins = OriginPuller(control.hosts, control.pulls, self.maps)
         self.llhls = LlhlsPublisher(control.stats)
         self.hls = HlsPublisher(control.stats)
         if self.config.bind.webrtc_signalling_port is not None or self.config.bind.webrtc_signalling_tls_port:
@@ -108,6 +120,10 @@ class MediaRuntime:
             self.hls.stream_started(stream, app_config)
         if self.srt_playback is not None:
             self.srt_playback.stream_started(stream, app_config)
+        if self.ovt is not None:
+            self.ovt.stream_started(stream, app_config)
+        if self.maps is not None:
+            self.maps.stream_started(stream, app_config)
 
     def stream_ended(self, stream: LiveStream) -> None:
         if self.llhls is not None:
@@ -116,6 +132,11 @@ class MediaRuntime:
             self.hls.stream_ended(stream)
         if self.srt_playback is not None:
             self.srt_playback.stream_ended(stream)
+        if self.ovt is not None:
+            self.ovt.stream_ended(stream)
+        if self.maps is not None:
+            self.maps.stream_ended(stream)
+        self.heap.released()
 
     def _player_router(self, control: ControlPlane, llhls: LlhlsPublisher) -> LlhlsServer:
         """The router of a player port: it tells LL-HLS and HLS v3 requests apart by their names
@@ -126,7 +147,7 @@ class MediaRuntime:
                            thumbnail_port=self.config.bind.thumbnail_port,
                            hls=HlsServer(self.hls, control.stats, admission=control.admission)
                            if self.hls is not None else None,
-                           admission=control.admission, webrtc=self.webrtc_endpoints)
+                           admission=control.admission, webrtc=self.webrtc_endpoints, origins=self.origins)
 
     def http_apps(self) -> dict[str, Any]:
         """Starlette apps for the publisher ports: name -> (app, port)."""
@@ -201,6 +222,14 @@ class MediaRuntime:
             for ice_host, ice_port in self.ice_pool.addresses() if self.ice_pool is not None else []:
                 self.addresses[f"webrtc_ice:{ice_port}"] = (ice_host, ice_port)
             self.webrtc.start(asyncio.get_running_loop())
+        if bind.ovt_port is not None:
+            self.ovt = OvtPublisher(self.control.hosts, self.streams, self.control.stats, host=host, port=bind.ovt_port,
+                                    origins=self.origins)
+            await self.ovt.start()
+            self.addresses["ovt"] = (host, self.ovt.port)
+        if self.maps is not None:
+            self.maps.ovt_port = self.ovt.port if self.ovt is not None else None
+            self.maps.attach(asyncio.get_running_loop())
 
     async def _start_ts_ingest(self, host: str) -> None:
         """SRT and MPEG-TS/UDP ingest (both demux TS in worker threads)."""
@@ -248,6 +277,7 @@ class MediaRuntime:
         self.addresses["srt_playback"] = (host, playback.port)
 
     async def close(self) -> None:
+        self.heap.close()
         if self.webrtc_ingest is not None:
             await self.webrtc_ingest.close()
         if self.webrtc_endpoints is not None:
@@ -274,6 +304,11 @@ class MediaRuntime:
         if self.srt_playback is not None:
             await asyncio.to_thread(self.srt_playback.close)
             self.srt_playback = None
+        if self.ovt is not None:
+            await self.ovt.close()
+            self.ovt = None
+        if self.maps is not None:
+            await self.maps.close()
 
     def queue_metrics(self) -> list[dict[str, Any]]:
         """OME's internal queue metrics, one entry per hub subscriber queue."""

@@ -9,16 +9,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.kiln_process import TOKEN, KilnProcess
+from tests.e2e.webrtc.play_kiln import RtcPorts, rtc_server_xml, wait_rtmp_stream
+from tests.peers import media
 from tests.peers.browser import browser_available
 from tests.peers.console_browser import ConsoleBrowser
 from tests.peers.ffmpeg import publish_rtmp
 from tests.peers.fixtures import require
+from tests.peers.ports import free_tcp_port
 
 pytestmark = pytest.mark.e2e
 
@@ -184,3 +188,104 @@ def test_console_login_preview_push_and_timeline(kiln: KilnProcess, browser: Con
     assert gone.returncode == 1 and "no Kiln is running with data directory" in gone.stderr
     assert sorted(p.name for p in shots.iterdir()) == ["1-login.png", "2-preview.png", "3-push-and-timeline.png",
                                                        "4-push-stopped.png", "5-record-and-dump.png"]
+
+
+def test_console_webrtc_preview_live_timeline_and_webhooks(browser: ConsoleBrowser, tmp_path: Path) -> None:
+    """A server with WebRTC playback (H.264 without B-frames passed through, Opus encoded): the console's
+    WebRTC preview (vendored OvenPlayer over OME's signalling) decodes frames; the journal timeline gets a
+    new record from the event feed (/v1/events read with a streaming fetch) without polling; ``kiln status``
+    shows a webhook subscription whose receiver is down."""
+    require("ffmpeg")
+    ports = RtcPorts()
+    (tmp_path / "kiln").mkdir()
+    kiln = KilnProcess(tmp_path / "kiln", rtc_server_xml(ports), ports).start()
+    pub = None
+    try:
+        pub = publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/cam", media.test_flv(4), loop=True, log_dir=tmp_path)
+        wait_rtmp_stream(kiln, "cam")
+        browser.do("goto", url=f"http://127.0.0.1:{ports.api}/console/")
+        browser.do("fill", selector="#token", value=TOKEN)
+        browser.do("click", selector="#login-form button[type=submit]")
+        browser.wait_for("return document.querySelector('tr[data-stream=\"default/app/cam\"] button.preview-rtc')",
+                         timeout=30)
+
+        # the WebRTC preview plays: frames decoded keep growing
+        browser.do("click", selector="tr[data-stream='default/app/cam'] button.preview-rtc")
+        first = browser.wait_for("const m = document.getElementById('preview-state').textContent"
+                                 ".match(/^playing over WebRTC, (\\d+) frames decoded/); return m && Number(m[1])",
+                                 timeout=45)
+        later = browser.wait_for("const m = document.getElementById('preview-state').textContent"
+                                 ".match(/(\\d+) frames decoded/); "
+                                 "return m && Number(m[1]) >= arg + 30 && Number(m[1])",
+                                 arg=first, timeout=30)
+        assert later >= first + 30
+        assert browser.eval("return typeof window.OvenPlayer") == "object"
+        kiln.wait_for(lambda: kiln.api.get("/v1/stats/current/vhosts/default/apps/app/streams/cam")
+                      .json()["response"]["connections"]["webrtc"] == 1, 20, "one webrtc viewer in the stats")
+        browser.do("screenshot", path=str(tmp_path / "webrtc-preview.png"))
+
+        # the timeline follows the event feed: a new record shows without any GET /v1/journal
+        browser.wait_for("return document.getElementById('timeline').dataset.feed === 'stream'")
+        polls = browser.eval("return document.getElementById('timeline').dataset.polls")
+        dead = free_tcp_port()  # nothing listens there: the subscription retries and says why
+        created = time.monotonic()
+        r = kiln.api.post("/v1/subscriptions", json={"id": "down", "url": f"http://127.0.0.1:{dead}/hook",
+                                                     "from": 1})
+        assert r.status_code == 200, r.text
+        browser.wait_for("return [...document.querySelectorAll('#timeline li')].some(li => "
+                         "li.dataset.type === 'SubscriptionCreated' && li.innerText.includes('down'))", timeout=10)
+        shown_after = time.monotonic() - created
+        assert browser.eval("return document.getElementById('timeline').dataset.polls") == polls, "no poll ran"
+        assert shown_after < 5, shown_after
+        sys.stdout.write(f"\nconsole timeline: SubscriptionCreated shown {shown_after:.2f} s after the API call\n")
+
+        # the stream breaks (here: refused by the network): polling takes over, then the stream comes back
+        browser.do("block", pattern="**/v1/events?*")
+        browser.do("fill", selector="#journal-filters [name=entity]", value="subscription:")  # reopens the feed
+        browser.wait_for("const t = document.getElementById('timeline'); return t.dataset.feed === 'poll' && "
+                         "document.getElementById('journal-error').textContent.startsWith('Live updates by polling')")
+        polls = browser.eval("return Number(document.getElementById('timeline').dataset.polls)")
+        deleted = time.monotonic()
+        assert kiln.api.delete("/v1/subscriptions/down").status_code == 200
+        browser.wait_for("return document.querySelector('#timeline li[data-type=SubscriptionDeleted]')", timeout=15)
+        sys.stdout.write(f"console timeline: SubscriptionDeleted shown {time.monotonic() - deleted:.2f} s after "
+                         "the API call by polling (the fallback)\n")
+        assert browser.eval("return Number(document.getElementById('timeline').dataset.polls)") > polls
+        browser.do("unblock", pattern="**/v1/events?*")
+        browser.wait_for("return document.getElementById('timeline').dataset.feed === 'stream' && "
+                         "!document.getElementById('journal-error').textContent", timeout=20)
+        r = kiln.api.post("/v1/subscriptions", json={"id": "down", "url": f"http://127.0.0.1:{dead}/hook",
+                                                     "from": 1})
+        assert r.status_code == 200, r.text
+        browser.wait_for("return document.querySelectorAll('#timeline li[data-type=SubscriptionCreated]').length === 2")
+
+        def same_as_journal() -> bool:  # every subscription record once, across stream, polls and stream again
+            shown = browser.eval("return [...document.querySelectorAll('#timeline li')]"
+                                 ".map(li => Number(li.dataset.seq))")
+            page = kiln.api.get("/v1/journal", params={"entity": "subscription:", "limit": 1000}).json()["response"]
+            return len(shown) == len(set(shown)) and sorted(shown) == [rec["seq"] for rec in page["records"]]
+        kiln.wait_for(same_as_journal, 15, "the timeline holding the journal's subscription records exactly once")
+
+        # kiln status shows the subscription retrying, how far behind it is, and the connection error
+        screens: list[str] = []
+
+        def hook_line() -> str | None:
+            out = subprocess.run([sys.executable, "-m", "kiln.cli", "status", "-d", str(kiln.data_dir), "-c",
+                                  str(kiln.config_path)], capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            screens.append(out.stdout)
+            found = [line for line in out.stdout.splitlines() if line.startswith("  hook   down  ")]
+            return found[0] if found and "error: " in found[0] else None
+        try:
+            line = kiln.wait_for(hook_line, 30, "kiln status with the failing webhook")
+        except TimeoutError:
+            raise AssertionError(f"kiln status never showed the failing webhook; last screen:\n{screens[-1:]}") \
+                from None
+        assert "webhooks   1 subscription\n" in screens[-1] and f"-> http://127.0.0.1:{dead}/hook" in line
+        assert "retrying" in line and "behind " in line and not line.split("behind ")[1].startswith("0 ")
+        errors = [m for m in browser.page_log() if m.startswith("pageerror")]
+        assert not errors, errors
+    finally:
+        if pub is not None:
+            pub.stop()
+        kiln.close()

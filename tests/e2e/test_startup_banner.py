@@ -45,13 +45,14 @@ def test_the_banner_says_where_to_publish_and_play_and_whether_the_token_is_new(
     banner = [
         f"api access token generated file={token_file} (use: curl -u \"$(cat {token_file})\" ...)",
         f"listening api={h}:{ports.api} rtmp={h}:{ports.rtmp} srt={h}:{ports.srt}/udp mpegts={h}:{ports.mpegts}/udp "
-        f"llhls={h}:{ports.llhls} thumbnail={h}:{ports.thumbnail}",
+        f"llhls={h}:{ports.llhls} thumbnail={h}:{ports.thumbnail} ovt={h}:{ports.ovt}",
         "applications default/app",
         f"publish rtmp=rtmp://{h}:{ports.rtmp}/APP/STREAM",
         f"publish srt=srt://{h}:{ports.srt}?streamid=srt%3A%2F%2F{h}%3A{ports.srt}%2FAPP%2FSTREAM",
         f"publish mpegts=udp://{h}:{ports.mpegts} (stream named by the app's MPEGTS StreamMap)",
         f"play llhls=http://{h}:{ports.llhls}/APP/STREAM/llhls.m3u8 (or FILENAME.m3u8 of an OutputProfile Playlist)",
         f"play thumbnail=http://{h}:{ports.thumbnail}/APP/STREAM/thumb.jpg (needs an Image encode)",
+        f"play ovt=ovt://{h}:{ports.ovt}/APP/STREAM (edges pull it; apps with <OVT/>)",
         f"console http://{h}:{ports.api}/console/ (log in with the access token)",
         f"data dir={k.data_dir.resolve()}",
         f"kiln ready api={h}:{ports.api} version={k.api.get('/v1/version').json()['response']['version']}",

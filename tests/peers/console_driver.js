@@ -4,6 +4,7 @@
 // Commands: {op: goto, url} | {op: fill, selector, value} | {op: select, selector, value} | {op: click, selector}
 //   | {op: wait_for, expr, arg, timeout_ms} (a page function body returning truthy) | {op: eval, expr, arg}
 //   | {op: text, selector} | {op: screenshot, path} | {op: log} (console messages and page errors so far)
+//   | {op: block, pattern} (requests whose URL matches the glob fail as on a network error) | {op: unblock, pattern}
 //   | {op: close}
 // The Python side asserts between steps (e.g. on the REST API after a click), which a one-shot script cannot do.
 'use strict';
@@ -24,7 +25,9 @@ function reply(value) { process.stdout.write(JSON.stringify(value) + '\n'); }
       viewport: { width: 1280, height: 1600 },
       args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
              '--autoplay-policy=no-user-gesture-required', '--disable-background-networking',
-             '--disable-component-update', '--disable-sync'],
+             '--disable-component-update', '--disable-sync',
+             // WebRTC previews: host candidates as addresses, not mDNS names (one flag: Chromium reads only the last)
+             '--disable-features=WebRtcHideLocalIpsWithMdns,LocalNetworkAccessChecks'],
     });
   } catch (e) {
     reply({ ok: false, error: 'browser:' + e.message.split('\n')[0] });
@@ -65,6 +68,8 @@ function reply(value) { process.stdout.write(JSON.stringify(value) + '\n'); }
         case 'text': value = await page.textContent(cmd.selector, { timeout }); break;
         case 'screenshot': await page.screenshot({ path: cmd.path, fullPage: true }); value = cmd.path; break;
         case 'log': value = messages.slice(); break;
+        case 'block': await page.route(cmd.pattern, (route) => route.abort('connectionreset')); break;
+        case 'unblock': await page.unroute(cmd.pattern); break;
         case 'close': await browser.close().catch(() => {}); reply({ ok: true, value: 'closed' }); process.exit(0); break;
         default: throw new Error('unknown op ' + cmd.op);
       }

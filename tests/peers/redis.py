@@ -30,9 +30,11 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 15.0) -> RedisServer:
+    def start(self, timeout: float = 15.0, *, same_port: bool = False) -> RedisServer:
+        """Start on a free port (or, with ``same_port``, again on the port it had: a Redis restart)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_tcp_port()
+        if not (same_port and self.port):
+            self.port = free_tcp_port()
         argv = [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
                 "--daemonize", "no", "--dir", str(self.workdir), "--protected-mode", "yes"]
         self.peer = Peer.spawn("redis-server", argv, self.workdir)

@@ -83,3 +83,32 @@ def test_render_masks_stream_keys_and_shows_errors() -> None:
     assert "up 1h 2m 5s" in text and "journal    last seq 42, 1 segment, 2.0 KB" in text
     assert "default/app/cam" in text and "h264 320x180 30fps" in text and "viewers 2" in text
     assert "rtmp://example.com/live/***" in text and "KEY123" not in text and "error: connection refused" in text
+
+
+def test_render_shows_webhook_subscriptions_with_state_backlog_and_last_error() -> None:
+    found = {"status": {"version": "1", "pid": 7, "uptimeSeconds": 5, "startTime": "t", "dataDir": "/d",
+                        "config": "c", "listeners": {}, "journal": {"lastSeq": 50, "segments": 1, "bytes": 10}},
+             "vhosts": [], "apps": [], "streams": [], "pushes": [], "records": [],
+             "subscriptions": [
+                 {"id": "audit", "url": "http://hooks.example/in", "delivery": {
+                     "state": "retrying", "behind": 12, "delivered": 38, "lastError": "connection refused",
+                     "nextRetryTime": "2026-12-06T09:10:00.000+0000"}},
+                 {"id": "billing", "url": "https://u:***@pay.example/h", "delivery": {
+                     "state": "delivering", "behind": 0, "delivered": 50}}]}
+    out = io.StringIO()
+    render(found, out)
+    lines = out.getvalue().splitlines()
+    assert "webhooks   2 subscriptions" in lines
+    (audit,) = [line for line in lines if "audit" in line]
+    assert audit == ("  hook   audit  retrying  -> http://hooks.example/in  behind 12  delivered 38  "
+                     "error: connection refused  retry at 2026-12-06T09:10:00.000+0000")
+    (billing,) = [line for line in lines if "billing" in line]
+    assert "delivering" in billing and "behind 0" in billing and "error" not in billing
+
+
+def test_render_without_subscriptions_says_none() -> None:
+    found = {"status": {"listeners": {}, "journal": {}}, "vhosts": [], "apps": [], "streams": [], "pushes": [],
+             "records": []}
+    out = io.StringIO()
+    render(found, out)
+    assert out.getvalue().splitlines()[-1] == "webhooks   0 subscriptions"

@@ -21,9 +21,10 @@ PREFIX = "/console"
 CONSOLE_HEADER = "x-kiln-console"  # sent by the console's fetches: a 401 then comes without a Basic challenge
 
 # LL-HLS previews come from another port (connect-src http: https:); hls.js feeds the video through a
-# blob: MediaSource URL; its worker is off (enableWorker: false), so no worker-src is needed
+# blob: MediaSource URL; its worker is off (enableWorker: false), so no worker-src is needed. WebRTC
+# previews signal over a WebSocket to the signalling port (connect-src ws: wss:).
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "media-src 'self' blob:; connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; "
+       "media-src 'self' blob:; connect-src 'self' http: https: ws: wss:; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'; form-action 'self'")
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
            "Cache-Control": "no-cache", "Server": "OvenMediaEngine"}

@@ -68,6 +68,8 @@ class OutputSnapshot(Protocol):
     def tracks(self) -> Sequence[TrackSnapshot]: ...
     @property
     def playlists(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def warning(self) -> str: ...
 
 
 class StreamSnapshot(Protocol):
@@ -93,9 +95,16 @@ def stream_json(snap: StreamSnapshot) -> dict[str, Any]:
     }
     if snap.source_url:
         inp["sourceUrl"] = snap.source_url
-    outputs = [{"name": out.name, "tracks": [track_json(t) for t in out.tracks],
-                "playlists": [playlist_json(p) for p in out.playlists]} for out in snap.outputs]
+    outputs = [output_json(out) for out in snap.outputs]
     return {"name": snap.name, "input": inp, "outputs": outputs}
+
+
+def output_json(out: OutputSnapshot) -> dict[str, Any]:
+    shown: dict[str, Any] = {"name": out.name, "tracks": [track_json(t) for t in out.tracks],
+                             "playlists": [playlist_json(p) for p in out.playlists]}
+    if out.warning:
+        shown["lastWarning"] = out.warning  # Kiln's addition (as on record tasks): OME clients ignore it
+    return shown
 
 
 def track_json(t: TrackSnapshot) -> dict[str, Any]:

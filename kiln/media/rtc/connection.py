@@ -10,12 +10,16 @@ addresses are known, and the browser's reflexive address is learned from its che
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
+import random
+import time
 from typing import Any
 
 import aioice
 import aiortc.rtcicetransport as rtcicetransport
+from aioice import stun
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import StunProtocol, get_host_addresses
 from aiortc import RTCConfiguration, RTCPeerConnection
@@ -26,6 +30,8 @@ from kiln.media.rtc.udp_mux import PortPool
 log = logging.getLogger(__name__)
 
 _POOL: contextvars.ContextVar[PortPool | None] = contextvars.ContextVar("kiln_rtc_pool", default=None)
+_CONSENT: contextvars.ContextVar[float] = contextvars.ContextVar("kiln_rtc_consent", default=30.0)
+CONSENT_CHECKS = 6  # consent requests per timeout (aioice: 6 every 5 s)
 _installed = False
 _WILDCARDS = ("0.0.0.0", "::", "")
 
@@ -33,10 +39,11 @@ _WILDCARDS = ("0.0.0.0", "::", "")
 class PooledConnection(aioice.Connection):
     """An aioice connection whose host candidates live on a shared port of ``pool``."""
 
-    def __init__(self, pool: PortPool, **kwargs: Any) -> None:
+    def __init__(self, pool: PortPool, consent_timeout_s: float, **kwargs: Any) -> None:
         kwargs.pop("stun_server", None)  # the server's addresses are configured, not discovered
         super().__init__(**kwargs)
         self.pool = pool
+        self.consent_timeout_s = consent_timeout_s
 
     async def get_component_candidates(self, component: int, addresses: list[str],
                                        timeout: int = 5) -> list[Candidate]:
@@ -49,6 +56,30 @@ class PooledConnection(aioice.Connection):
             priority=candidate_priority(component, "host"), host=address, port=port.port, type="host")
         self._protocols.append(protocol)
         return [protocol.local_candidate]
+
+    async def query_consent(self) -> None:
+        """Consent freshness (RFC 7675) on the configured timeout instead of aioice's fixed 30 s: a viewer
+        that answers no consent request for ``consent_timeout_s`` is closed (its session then ends)."""
+        assert self.remote_password is not None
+        key = self.remote_password.encode("utf8")
+        interval = self.consent_timeout_s / CONSENT_CHECKS
+        answered = time.monotonic()
+        while True:
+            await asyncio.sleep(interval * (0.8 + 0.4 * random.random()))
+            for pair in list(self._nominated.values()):
+                try:
+                    await pair.protocol.request(self.build_request(pair, nominate=False), pair.remote_addr,
+                                                integrity_key=key, retransmissions=0)
+                    answered = time.monotonic()
+                except stun.TransactionError:
+                    pass
+            silent = time.monotonic() - answered
+            if silent >= self.consent_timeout_s:
+                log.info("webrtc ice consent expired local_username=%s silent_s=%.1f timeout_s=%.1f",
+                         self.local_username, silent, self.consent_timeout_s)
+                self._query_consent_task = None
+                await self.close()
+                return
 
 
 def advertised_address(pool: PortPool, bound: str) -> str:
@@ -66,7 +97,7 @@ def _connection_factory(*args: Any, **kwargs: Any) -> aioice.Connection:
     pool = _POOL.get()
     if pool is None:
         return aioice.Connection(*args, **kwargs)
-    return PooledConnection(pool, *args, **kwargs)
+    return PooledConnection(pool, _CONSENT.get(), *args, **kwargs)
 
 
 def install() -> None:
@@ -85,16 +116,20 @@ def new_peer_connection() -> RTCPeerConnection:
 
 
 class pool_context:  # noqa: N801 - used as a context manager, reads as one
-    """``with pool_context(pool): pc.addTransceiver(...)``: gatherers created inside use ``pool``."""
+    """``with pool_context(pool, consent_timeout_s): pc.addTransceiver(...)``: gatherers created inside use
+    ``pool``, and their connections end when the peer answers no consent check for ``consent_timeout_s``."""
 
-    def __init__(self, pool: PortPool | None) -> None:
+    def __init__(self, pool: PortPool | None, consent_timeout_s: float = 30.0) -> None:
         self.pool = pool
-        self._token: contextvars.Token[PortPool | None] | None = None
+        self.consent_timeout_s = consent_timeout_s
+        self._tokens: tuple[contextvars.Token[PortPool | None], contextvars.Token[float]] | None = None
 
     def __enter__(self) -> None:
         install()
-        self._token = _POOL.set(self.pool)
+        self._tokens = (_POOL.set(self.pool), _CONSENT.set(self.consent_timeout_s))
 
     def __exit__(self, *exc: object) -> None:
-        if self._token is not None:
-            _POOL.reset(self._token)
+        if self._tokens is not None:
+            _POOL.reset(self._tokens[0])
+            _CONSENT.reset(self._tokens[1])
+            self._tokens = None

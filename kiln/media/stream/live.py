@@ -82,6 +82,7 @@ class OutputStream:
     hub: StreamHub
     meters: dict[int, TrackMeter] = field(default_factory=dict)
     images: dict[Codec, LatestImage] = field(default_factory=dict)  # image encodes (thumbnails) by codec
+    warnings: dict[str, str] = field(default_factory=dict)  # publisher -> what its viewers miss, and why
     keyframe_wanted: Callable[[str], bool] | None = None  # the input's LiveStream.request_keyframe
 
     def request_keyframe(self, reason: str) -> bool:
@@ -126,6 +127,7 @@ class LiveStream:
         self.bytes_in = 0
         self._ingest_meter: IngestMeter | None = None
         self.data_track_id = -1
+        self.relay_playlists: list[dict[str, Any]] | None = None  # set by an OVT pull: outputs = inputs
         self.transcoder = StreamTranscoder(f"{vhost}/{app}/{name}")
         self._keyframe_source: Callable[[], None] | None = None
         self.keyframe_requests: dict[str, int] = {}  # reason -> requests passed to the source (tests, logs)
@@ -227,7 +229,10 @@ class LiveStream:
                 return
             self.data_track_id = max(self.tracks) + 1
             self.input.set_track(Track(self.data_track_id, MediaKind.DATA, Codec.ID3, MS))
-            for profile in self.profiles:
+            if self.relay_playlists is not None:
+                relay = self._build_relay_output(self.relay_playlists)
+                self.outputs[relay.name] = relay
+            for profile in self.profiles if self.relay_playlists is None else []:
                 out = self._build_output(profile)
                 if out is not None and out.name not in self.outputs:
                     self.outputs[out.name] = out
@@ -304,6 +309,34 @@ class LiveStream:
             return [source]
         layers = [t for t in self.tracks.values() if t.kind is MediaKind.VIDEO]
         return sorted(layers, key=lambda t: (t.width or 0) * (t.height or 0), reverse=True)
+
+    def relay(self, tracks: list[Track], playlists: list[dict[str, Any]]) -> None:
+        """Relay mode (OME's ``Relay=true`` for OVT pulls): the one output stream is the input itself,
+        with the origin's track ids, names and playlists; the app's output profiles and transcoding
+        are skipped. All tracks are known from the describe, so the stream starts at once."""
+        self.relay_playlists = playlists
+        for track in tracks:
+            self.tracks[track.id] = track
+            self.input.set_track(track)
+            self.meters.setdefault(track.id, TrackMeter())
+        if tracks:
+            self._start()
+
+    def _build_relay_output(self, playlists: list[dict[str, Any]]) -> OutputStream:
+        hub = StreamHub(f"{self.vhost}/{self.app}/{self.name}")
+        out = OutputStream(self.name, {"name": "relay", "outputStreamName": "${OriginStreamName}",
+                                       "playlists": playlists}, [], hub)
+        for source in self.tracks.values():
+            ot = OutputTrack(source.id, source.kind, source.name, {}, True, source.id,
+                             replace(source, bypass=True))
+            assert ot.track is not None
+            hub.set_track(ot.track)
+            out.meters[ot.id] = TrackMeter()
+            self._relay.setdefault(source.id, []).append((hub, ot.id, out.meters[ot.id]))
+            out.tracks.append(ot)
+        out.tracks.append(OutputTrack(self.data_track_id, MediaKind.DATA, "", {}, True, self.data_track_id,
+                                      Track(self.data_track_id, MediaKind.DATA, Codec.ID3, MS)))
+        return out
 
     def _add_encode(self, out: OutputStream, ot: OutputTrack, source: Track, meter: TrackMeter) -> None:
         """Open (or share) the encoder of ``ot``; the track stays ``unavailable`` only if that fails."""
@@ -402,7 +435,8 @@ class LiveStream:
                                                  unavailable=ot.failed))
                 else:
                     tracks.append(configured_track_snapshot(ot))
-            outputs.append(OutputSnapshot(out.name, tuple(tracks), tuple(out.playlists())))
+            outputs.append(OutputSnapshot(out.name, tuple(tracks), tuple(out.playlists()),
+                                          "; ".join(out.warnings[k] for k in sorted(out.warnings))))
         return StreamSnapshot(self.name, self.created_time, self.source_type, self.source_url, tuple(inputs),
                               tuple(outputs))
 

@@ -56,6 +56,7 @@ class OutputSnapshot:
     name: str
     tracks: tuple[TrackSnapshot, ...]
     playlists: tuple[dict[str, Any], ...]  # the output profile's playlist sections, as configured
+    warning: str = ""  # what a publisher's viewers miss and why (WebRTC and B-frames), "" when nothing
 
 
 @dataclass(frozen=True)

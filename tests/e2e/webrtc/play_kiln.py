@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,9 @@ class ViewerReport:
 
 
 async def signalling_viewer(url: str, *, seconds: float = 3.0, min_video_frames: int = 10,
-                            timeout: float = 30.0) -> ViewerReport:
-    """Play ``ws://…/app/stream`` with aiortc: request_offer, answer, then count decoded frames."""
+                            timeout: float = 30.0, tls: ssl.SSLContext | None = None) -> ViewerReport:
+    """Play ``ws://…/app/stream`` (``wss://`` verified by ``tls``) with aiortc: request_offer, answer, then
+    count decoded frames."""
     import websockets
 
     keep_ice_on_loopback()
@@ -120,7 +122,7 @@ async def signalling_viewer(url: str, *, seconds: float = 3.0, min_video_frames:
                     done.set_result(None)
         asyncio.ensure_future(pull())
 
-    async with websockets.connect(url, open_timeout=timeout) as ws:
+    async with websockets.connect(url, open_timeout=timeout, **({"ssl": tls} if tls is not None else {})) as ws:
         await ws.send(json.dumps({"command": "request_offer"}))
         offer = json.loads(await asyncio.wait_for(ws.recv(), timeout))
         if "error" in offer:

@@ -1,8 +1,9 @@
 """A WebRTC viewer in its own process (aiortc, OME's signalling): ``python -m tests.e2e.webrtc.rtc_viewer URL``.
 
 It prints one JSON line a second, ``{"video": frames decoded, "audio": frames, "width": last width,
-"state": connection state}``, so a test can stop it (SIGSTOP: a stalled viewer), kill it (a viewer that
-vanishes) or read its frame rate. Loopback only: aioice is told to use 127.0.0.1.
+"state": connection state, "notifications": the signalling notifications heard}``, so a test can stop
+it (SIGSTOP: a stalled viewer), kill it (a viewer that vanishes) or read its frame rate. For a 127.0.0.1
+URL aioice is told to use 127.0.0.1; other URLs (a viewer in a network namespace) use the host's addresses.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from tests.e2e.webrtc.play_kiln import keep_ice_on_loopback
 async def main(url: str, seconds: float) -> None:
     import websockets
 
-    keep_ice_on_loopback()
+    if "//127.0.0.1:" in url:
+        keep_ice_on_loopback()
     counts: dict[str, Any] = {"video": 0, "audio": 0, "width": 0}
     pc = RTCPeerConnection()
 
@@ -53,11 +55,23 @@ async def main(url: str, seconds: float) -> None:
         await pc.setLocalDescription(await pc.createAnswer())
         await ws.send(json.dumps({"command": "answer", "id": offer["id"], "peer_id": 0,
                                   "sdp": {"type": "answer", "sdp": pc.localDescription.sdp}}))
+        notes: list[Any] = []
+        counts["notifications"] = notes
+
+        async def listen() -> None:  # notifications (playlist, rendition_changed) as the player hears them
+            async for raw in ws:
+                message = json.loads(raw)
+                if message.get("command") == "notification":
+                    notes.append({"type": message.get("type"), **(message.get("message") or {})}
+                                 if message.get("type") == "rendition_changed" else {"type": message.get("type")})
+
+        listener = asyncio.ensure_future(listen())
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             await asyncio.sleep(1.0)
             sys.stdout.write(json.dumps({**counts, "state": pc.connectionState, "t": time.time()}) + "\n")
             sys.stdout.flush()
+        listener.cancel()
     await pc.close()
 
 

@@ -212,3 +212,33 @@ def _all_abandoned(kiln: KilnProcess, n: int) -> bool:
     return len(lines) >= n and lines[-1].endswith("open_sessions=0 udp_routes=0")
 
 
+
+
+def test_viewer_vanishing_without_a_word_is_freed_by_consent_timeout(live: tuple[KilnProcess, RtcPorts],
+                                                                    tmp_path: Path) -> None:
+    """A viewer that negotiated, played, then went silent (no consent answers) while its signalling socket
+    stays open: Publishers/WebRTC/Timeout (4 s here; aioice's own is 30 s) ends the session, Kiln closes
+    the socket, and the process is back to its fds and threads of before."""
+    kiln, ports = live
+    before = _proc(kiln)
+    viewer = _viewer(f"ws://127.0.0.1:{ports.llhls}/app/cam", tmp_path, "viewer-silent")
+    try:
+        _wait_frames(viewer, 15)
+        kiln.wait_for(lambda: _connections(kiln) == 1, 20, "one webrtc connection")
+        viewer._signal_group(signal.SIGSTOP)  # its TCP socket stays open (the kernel keeps it), ICE goes silent
+        stopped = time.monotonic()
+        kiln.wait_for(lambda: _connections(kiln) == 0, 40, "the silent viewer's session freed")
+        freed_after = time.monotonic() - stopped
+        assert freed_after < 15, f"freed after {freed_after:.1f} s: the 4 s timeout was not followed"
+        sys.stdout.write(f"\nsilent viewer freed {freed_after:.1f} s after it stopped (Timeout 4000 ms)\n")
+        log_text = kiln.log_path.read_text()
+        assert "webrtc ice consent expired" in log_text and "timeout_s=4.0" in log_text
+        closed = [line for line in log_text.splitlines() if "webrtc session closed" in line]
+        assert closed and "reason=" in closed[-1]
+        # Kiln closed the signalling socket and freed the UDP route: fds and threads where they were
+        kiln.wait_for(lambda: _proc(kiln)["fds"] <= before["fds"] + 2, 20, "fds back to before")
+        assert _proc(kiln)["threads"] <= before["threads"] + 1
+        assert "Traceback" not in log_text
+    finally:
+        viewer._signal_group(signal.SIGCONT)
+        viewer.stop()

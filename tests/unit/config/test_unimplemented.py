@@ -63,16 +63,12 @@ EXPECTED = [
     "Server.Bind.Providers.WebRTC.Signalling (13333): not implemented by Kiln, WebRTC ingest signalling is not opened",
     "Server.Bind.Publishers.WebRTC.Signalling.TLSPort (13337): not implemented by Kiln, WebRTC signalling (TLS) "
     "is not opened",
-    "Server.Bind.Publishers.OVT (19000): not implemented by Kiln, OVT is not opened",
     "Server.Bind.Publishers.HLS.TLSPort (13341): not implemented by Kiln, HLS v3 (TLS) is not opened",
     "Server.Modules.P2P: not implemented by Kiln, peer-to-peer delivery is off",
-    "vhost default: VirtualHost.Origins: not implemented by Kiln, pull-on-demand origins are not used",
-    "vhost default: VirtualHost.OriginMapStore: not implemented by Kiln, the Redis origin map is not used",
     *(f"vhost default app app: Application.{element}: not implemented by Kiln, {feature}" for element, feature in (
-        ("Providers.OVT", "OVT ingest"),
         ("Providers.File", "file provider"), ("Providers.Schedule", "scheduled channels"),
         ("Providers.Multiplex", "multiplex channels"), ("Providers.RTSP", "RTSP push ingest"),
-        ("Providers.RTMP.EventGenerator", "RTMP event generator"), ("Publishers.OVT", "OVT relay to edges"),
+        ("Providers.RTMP.EventGenerator", "RTMP event generator"),
         ("Publishers.LLHLS.DRM", "LL-HLS DRM: streams are sent in the clear"),
         ("Publishers.LLHLS.DVR.EventPlaylistType", "EVENT playlists: the DVR playlist is a sliding window"),
         ("OutputProfiles.HWAccels", "hardware encoding and decoding (software is used)"),
@@ -98,8 +94,9 @@ def test_config_check_warns_and_lists_only_opened_listeners(sample: Path) -> Non
     text = out.getvalue()
     listeners = text.split("listeners:\n")[1].split("api token")[0]
     assert listeners.split() == ["REST", "API", "18081", "RTMP", "ingest", "11935", "LLHLS", "13334", "LLHLS",
-                                 "(TLS)", "13335", "WebRTC", "signalling", "13336", "Thumbnail", "13338", "Thumbnail",
-                                 "(TLS)", "13339", "WebRTC", "ICE", "(UDP)", "ephemeral", "ports"]
+                                 "(TLS)", "13335", "WebRTC", "signalling", "13336", "OVT", "(origin", "→", "edge)",
+                                 "19000", "Thumbnail", "13338", "Thumbnail", "(TLS)", "13339", "WebRTC", "ICE", "(UDP)",
+                                 "ephemeral", "ports"]
     for line in EXPECTED:
         assert f"  {line}\n" in text
     # the TLS ports are opened with the vhosts' certificates, and this config has none

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kiln.domain.pulls import SERVER_STOPPING, AppPulls, PullConnected, PullGaveUp
-from kiln.events.streams import PullDefined, PullFailed, PullRemoved
+from kiln.events.streams import PullDefined, PullFailed, PullRemoved, PullSourceChanged
 from tests.unit.domain.given import given
 
 PROPS = {"persistent": True, "retryCount": 3}
@@ -48,3 +48,20 @@ def test_only_this_apps_definitions_are_folded() -> None:
     given(pulls, defined(), PullDefined("default", "other", "cam2", ["rtsp://h/b"], {}, False, 1.0),
           PullRemoved("default", "other", "cam", "gone"))
     assert pulls.to_resume() == [defined()]
+
+
+def test_where_a_pull_comes_from_and_why_is_journaled_and_a_failover_too() -> None:
+    pulls = AppPulls("default", "app")
+    cause = "OriginMapStore key=app/cam"
+    first = PullDefined("default", "app", "cam", ["ovt://o1:9000/app/cam"], PROPS, True, 1_000.0, cause,
+                        "ovt://o1:9000/app/cam")
+    given(pulls).when(PullConnected("cam", ("ovt://o1:9000/app/cam",), PROPS, True, "ovt://o1:9000/app/cam",
+                                    cause), now=1_000.0).then(first)
+    given(pulls).when(PullConnected("cam", ("ovt://o1:9000/app/cam",), PROPS, True, "ovt://o1:9000/app/cam",
+                                    cause)).then()  # the same origin again: nothing new
+    given(pulls).when(PullConnected("cam", ("ovt://o2:9000/app/cam",), PROPS, True, "ovt://o2:9000/app/cam",
+                                    cause)).then(
+        PullSourceChanged("default", "app", "cam", "ovt://o2:9000/app/cam", cause))
+    assert pulls.sources == {"cam": "ovt://o2:9000/app/cam"}
+    given(pulls).when(PullGaveUp("never", "could not connect to any url (404)", cause)).then(
+        PullFailed("default", "app", "never", "could not connect to any url (404)", cause))

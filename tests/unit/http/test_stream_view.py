@@ -57,3 +57,10 @@ def test_a_track_that_stopped_keeps_its_measurements_and_says_why() -> None:
         "id": 0, "type": "Audio", "name": "aac_low", "unavailable": "encoder failed",
         "audio": {"bypass": False, "codec": "AAC", "samplerate": 48000, "channel": 1, "bitrate": 64000,
                   "bitrateConf": 64000, "bitrateAvg": 0, "bitrateLatest": 0}}]
+
+
+def test_an_output_says_what_webrtc_viewers_miss_as_last_warning() -> None:
+    warned = StreamSnapshot("s", 0.0, "Rtmp", "", (), (OutputSnapshot("o", (), (), "WebRTC viewers get no video"),))
+    assert stream_json(warned)["outputs"][0]["lastWarning"] == "WebRTC viewers get no video"
+    quiet = StreamSnapshot("s", 0.0, "Rtmp", "", (), (OutputSnapshot("o", (), ()),))
+    assert "lastWarning" not in stream_json(quiet)["outputs"][0]

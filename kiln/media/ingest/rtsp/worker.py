@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -24,9 +24,11 @@ import av.container
 from kiln.events.redact import redact_url
 from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.demux.convert import AvConverter
+from kiln.media.ingest.ovt.client import open_ovt
+from kiln.media.ingest.pull_source import PullSource, SourceLost, SourceUnavailable
 from kiln.media.ingest.rtsp.properties import PullProperties
 from kiln.media.ingest.rtsp.rebase import PerTrackRebase
-from kiln.media.model import MediaKind
+from kiln.media.model import MediaKind, Packet, Track
 from kiln.media.stream.live import LiveStream
 from kiln.media.worker import WorkerThread
 
@@ -47,6 +49,8 @@ class PullHooks:
     connected: Callable[[str], None]                                # first success: make it durable
     finished: Callable[[str], None]                                 # the pull is over (reason)
     viewers: Callable[[], int] = lambda: 0                          # players + pushes + recordings now
+    reconnected: Callable[[str], None] = lambda _url: None          # a later connection (which URL)
+    resolve: Callable[[], list[str]] | None = None                  # fresh URLs before a retry (OriginMapStore)
 
 
 def input_options(url: str) -> dict[str, str]:
@@ -70,8 +74,11 @@ def connect_failure(exc: av.FFmpegError | OSError, elapsed: float) -> str:
 
 class PullWorker:
     def __init__(self, where: str, name: str, urls: list[str], props: PullProperties, hooks: PullHooks,
-                 waiter: Future[bool] | None = None) -> None:
+                 waiter: Future[bool] | None = None,
+                 connect: Callable[[str, float], PullSource] | None = None) -> None:
         self.where = where
+        self.connect = connect or open_source
+        self._source: PullSource | None = None
         self._answers: list[str] = []  # why each URL of the last round gave no stream
         self.name = name
         self.urls = urls
@@ -97,6 +104,9 @@ class PullWorker:
         if not self._worker.stopping:
             self._stop_reason = reason
             self._worker.stop()
+            source = self._source
+            if source is not None:
+                source.interrupt()
 
     def join(self, timeout: float) -> None:
         self._worker.join(timeout)
@@ -136,7 +146,19 @@ class PullWorker:
             delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
             log.info("pull retry where=%s stream=%s in=%.1fs", self.where, self.name, delay)
             self._worker.wait(delay)
+            self._re_resolve()
         return "pull ended"
+
+    def _re_resolve(self) -> None:
+        """A pull found through the OriginMapStore asks it again before retrying: the stream may have
+        moved to another origin. No answer (Redis down, key gone) keeps the URLs it had."""
+        if self.hooks.resolve is None or self._worker.stopping:
+            return
+        urls = self.hooks.resolve()
+        if urls and urls != self.urls:
+            log.info("pull re-resolved where=%s stream=%s urls=%s", self.where, self.name,
+                     ",".join(redact_url(u) for u in urls))
+            self.urls = urls
 
     def _last_round(self) -> str:
         if len(self._answers) == 1:
@@ -149,52 +171,45 @@ class PullWorker:
         for url in self.urls:
             if self._worker.stopping:
                 return "failed"
-            started = time.monotonic()
             try:
-                container = av.open(av_url(url), options=input_options(url),
-                                    timeout=(OPEN_TIMEOUT_S, self.read_timeout))
-            except (av.FFmpegError, OSError) as exc:
-                answer = connect_failure(exc, time.monotonic() - started)
-                self._answers.append(answer)
+                source = self.connect(url, self.read_timeout)
+            except SourceUnavailable as exc:
+                self._answers.append(exc.answer)
                 log.warning("pull connect failed where=%s stream=%s url=%s error=%s", self.where, self.name,
-                            redact_url(url), answer)
+                            redact_url(url), exc.answer)
                 continue
+            self._source = source
             try:
-                return self._stream(container, url)
+                return self._stream(source, url)
             finally:
-                container.close()
+                self._source = None
+                source.close()
         return "failed"
 
-    def _stream(self, container: av.container.InputContainer, url: str) -> str:
-        converter = AvConverter()
-        kinds = set()
-        usable = [s for s in container.streams if s.type in ("video", "audio") and converter.add_stream(s)]
-        for s in usable:
-            kinds.add(MediaKind.VIDEO if s.type == "video" else MediaKind.AUDIO)
-        if not usable:
-            log.warning("pull source has no usable track where=%s url=%s", self.where, redact_url(url))
-            self._answers.append("no audio or video track Kiln can carry")
-            return "failed"
+    def _stream(self, source: PullSource, url: str) -> str:
         try:
             stream = self.hooks.open_stream(url, self.close)
         except PublishRejected as exc:
             log.warning("pull refused where=%s stream=%s error=%s", self.where, self.name, exc)
             self._answers.append(str(exc))
             return "refused"
-        stream.expected = kinds
+        stream.expected = set(source.kinds)
+        source.prepare(stream)
         if not self._ever_connected:
             self._ever_connected = True
             self.hooks.connected(url)
             self._answer(True)
-        log.info("pull connected where=%s stream=%s url=%s tracks=%d", self.where, self.name, redact_url(url),
-                 len(usable))
+        else:
+            self.hooks.reconnected(url)
+        log.info("pull connected where=%s stream=%s url=%s tracks=%s", self.where, self.name, redact_url(url),
+                 source.described)
         reason = "source ended"
         unused_limit = self.props.unused_stream_deletion_timeout_ms / 1000
         check_unused = not self.props.persistent and unused_limit > 0
         last_used = last_check = time.monotonic()
         rebase = PerTrackRebase() if self.props.ignore_rtcp_sr_timestamp else None
         try:
-            for packet in container.demux(*usable):
+            for track, packets in source.packets():
                 if self._worker.stopping:
                     reason = self._stop_reason
                     break
@@ -206,12 +221,61 @@ class PullWorker:
                         self.close("unused stream")  # unusedStreamDeletionTimeoutMs: nobody watched
                         reason = "unused stream"
                         break
-                track, packets = converter.convert(packet)
                 if track is not None:
                     stream.on_track(track)
                 for p in packets:
                     stream.ingest(rebase.apply(p) if rebase is not None else p)
-        except (av.FFmpegError, OSError, EOFError) as exc:
-            reason = f"source error: {exc}"
+        except SourceLost as exc:
+            reason = self._stop_reason if self._worker.stopping and self._stop_reason else str(exc)
         stream.end(reason)
         return "streamed"
+
+
+class RtspSource:
+    """An RTSP (or any FFmpeg-readable) source: PyAV demuxes, ``AvConverter`` turns packets into Kiln's."""
+
+    provider = "rtspPull"
+    source_type = "RtspPull"
+
+    def __init__(self, container: av.container.InputContainer) -> None:
+        self.container = container
+        self.converter = AvConverter()
+        self.usable = [s for s in container.streams if s.type in ("video", "audio") and self.converter.add_stream(s)]
+        self.kinds = {MediaKind.VIDEO if s.type == "video" else MediaKind.AUDIO for s in self.usable}
+        self.described = str(len(self.usable))
+
+    def prepare(self, stream: LiveStream) -> None:
+        pass
+
+    def packets(self) -> Iterator[tuple[Track | None, list[Packet]]]:
+        try:
+            for packet in self.container.demux(*self.usable):
+                yield self.converter.convert(packet)
+        except (av.FFmpegError, OSError, EOFError) as exc:
+            raise SourceLost(f"source error: {exc}") from None
+
+    def interrupt(self) -> None:
+        pass  # the demuxer's read timeout (noInputFailoverTimeoutMs) bounds the wait
+
+    def close(self) -> None:
+        self.container.close()
+
+
+def open_rtsp(url: str, read_timeout: float) -> RtspSource:
+    started = time.monotonic()
+    try:
+        container = av.open(av_url(url), options=input_options(url), timeout=(OPEN_TIMEOUT_S, read_timeout))
+    except (av.FFmpegError, OSError) as exc:
+        raise SourceUnavailable(connect_failure(exc, time.monotonic() - started)) from None
+    source = RtspSource(container)
+    if not source.usable:
+        container.close()
+        raise SourceUnavailable("no audio or video track Kiln can carry")
+    return source
+
+
+def open_source(url: str, read_timeout: float) -> PullSource:
+    """The source for a URL's scheme: ``ovt://`` pulls from an OVT origin, anything else through FFmpeg."""
+    if url.lower().startswith("ovt://"):
+        return open_ovt(url, read_timeout)
+    return open_rtsp(url, read_timeout)

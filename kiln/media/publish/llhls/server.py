@@ -14,6 +14,7 @@ shares this port with it. Path names are split on the raw path and percent-decod
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import re
@@ -49,6 +50,14 @@ _SEG = re.compile(r"^seg_(\d+)_(\d+)_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls
 _PART = re.compile(r"^part_(\d+)_(\d+)_(\d+)_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m4s$")
 _MASTER = re.compile(r"^([A-Za-z0-9_\-.]+)\.m3u8$")
 MASTER_HOLD_SECONDS = 30.0
+ON_DEMAND_PUBLISH_WAIT_S = 10.0  # a pulled stream that connected is packaged within this
+
+
+class OnDemand(Protocol):
+    """Pull on demand (``kiln.media.origins.OriginPuller``): True once the missing stream is pulled."""
+
+    async def pull(self, vhost: str, app: str, stream: str, query: str = "") -> bool: ...
+
 
 
 class BadRequest(Exception):
@@ -93,9 +102,11 @@ class LlhlsServer:
 
     def __init__(self, publisher: LlhlsPublisher, apps: AppsByHost, streams: StreamsInApp, stats: BytesOut,
                  thumbnail_port: int | None = None, hls: HlsServer | None = None, *,
-                 admission: Admitter | None = None, webrtc: WebRtcEndpoints | None = None) -> None:
+                 admission: Admitter | None = None, webrtc: WebRtcEndpoints | None = None,
+                 origins: OnDemand | None = None) -> None:
         self.publisher = publisher
         self.webrtc = webrtc
+        self.origins = origins
         self.hls = hls
         self.leases = SessionLeases(admission or OpenDoor(), publisher)
         self.apps = apps
@@ -233,7 +244,9 @@ class LlhlsServer:
         if stream is None:
             if self._stream_pending(vhost, app, stream_name):
                 return Response(status_code=201, headers=cors)
-            return Response(status_code=404, headers=cors)
+            stream = await self._pull_on_demand(vhost, app, stream_name, request.url.query)
+            if stream is None:
+                return Response(status_code=404, headers=cors)
         if file_base not in stream.playlist_files():
             return Response(status_code=404, headers=cors)
         legacy = _flag(query, "_HLS_legacy", False)
@@ -266,6 +279,16 @@ class LlhlsServer:
             return Response(status_code=404, headers=cors)
         return self._respond(request, body.encode(), 200, PLAYLIST_TYPE, "no-cache, no-store", cors, stream,
                              playlist=True)
+
+    async def _pull_on_demand(self, vhost: str, app: str, stream_name: str, query: str) -> LlhlsStream | None:
+        """Origins / OriginMapStore (media spec §4.1): pull the missing stream and wait for it, bounded."""
+        if self.origins is None or not await self.origins.pull(vhost, app, stream_name, query):
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ON_DEMAND_PUBLISH_WAIT_S
+        while (stream := self.publisher.find(vhost, app, stream_name)) is None and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        return stream
 
     def _stream_pending(self, vhost: str, app: str, stream_name: str) -> bool:
         for live in self.streams.in_app(vhost, app):

@@ -57,6 +57,19 @@ def _playable_video(track: Track, has_bframes: Callable[[Track], bool]) -> str |
     return None
 
 
+def video_warning(tracks: list[Track], has_bframes: Callable[[Track], bool]) -> str | None:
+    """Why WebRTC viewers of these tracks get no video (e.g. B-frames and no encode without them), or None
+    when one video track can be sent or there is no video at all. Shown in the stream's JSON."""
+    reasons = []
+    for track in tracks:
+        if track.kind is MediaKind.VIDEO:
+            why = _playable_video(track, has_bframes)
+            if why is None:
+                return None
+            reasons.append(why)
+    return "WebRTC viewers get no video: " + "; ".join(reasons) if reasons else None
+
+
 def _playable_audio(track: Track) -> str | None:
     if track.codec not in AUDIO_CODECS:
         return (f"audio track {track.name or track.id!r} is {track.codec.value}; WebRTC carries Opus "

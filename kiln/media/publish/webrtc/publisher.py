@@ -21,7 +21,7 @@ from kiln.admission.contract import AdmissionRequest, Admitter, Direction
 from kiln.config.values import as_float
 from kiln.events.redact import redact_url
 from kiln.media.model import Track
-from kiln.media.publish.webrtc.choose import Choice, NotPlayable, Rendition, choose
+from kiln.media.publish.webrtc.choose import Choice, NotPlayable, Rendition, choose, video_warning
 from kiln.media.publish.webrtc.feed import Feed
 from kiln.media.publish.webrtc.session import ViewerSession
 from kiln.media.rtc.udp_mux import PortPool
@@ -84,8 +84,9 @@ def webrtc_section(app_config: Mapping[str, Any] | None) -> dict[str, Any] | Non
 
 
 def session_timeout(app_config: Mapping[str, Any] | None) -> float:
-    """``Publishers/WebRTC/Timeout`` (ms, OME's default 30000) in seconds: how long a session may take to
-    connect, and a signalling socket to ask for an offer."""
+    """``Publishers/WebRTC/Timeout`` (ms, OME's default 30000) in seconds: OME's ICE timeout. A session
+    that answers no consent check this long ends; so does one not connected this long after its offer,
+    and a signalling socket that asks for no offer."""
     section = webrtc_section(app_config) or {}
     return as_float(section.get("timeout"), DEFAULT_TIMEOUT_S * 1000) / 1000 or DEFAULT_TIMEOUT_S
 
@@ -136,6 +137,11 @@ class WebRtcPublisher:
             raise PlayRefused(404, f"no stream [{target.vhost}/{target.app}/{target.stream}]")
         live, output = found
         assert isinstance(output, OutputStream)
+        warning = video_warning(output.track_list(), bframes_of(output))
+        if warning is None:
+            output.warnings.pop(CONNECTION_KIND, None)
+        else:  # the stream's JSON shows it (lastWarning) beside this log line and the viewer's error
+            output.warnings[CONNECTION_KIND] = warning
         try:
             picked = choose(output.track_list(), output.playlists(), target.playlist, bframes_of(output))
         except NotPlayable as exc:

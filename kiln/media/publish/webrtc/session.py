@@ -4,8 +4,9 @@ The offer (OME signalling: the server offers) or the answer (WHEP: the player of
 codec preferences set on each transceiver before negotiation, since aiortc chooses by those and
 not by the remote's order: H.264 for H.264 (pre-encoded packets, never decoded), VP8, Opus.
 ICE runs on Kiln's shared UDP ports. The session ends, and frees its tap, transport and port
-routes, on ``close`` (stop, socket closed, DELETE), when ICE or DTLS fail (consent freshness
-included), or when it is not connected ``timeout`` seconds after it began.
+routes, on ``close`` (stop, socket closed, DELETE), when ICE or DTLS fail, when the viewer answers no
+consent check for ``timeout`` seconds (a viewer that vanished without a word), or when it is not
+connected ``timeout`` seconds after it began.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class ViewerSession:
 
     async def create_offer(self) -> tuple[str, list[Candidate]]:
         """The server's offer (OME signalling) and its candidates."""
-        with pool_context(self.pool):
+        with pool_context(self.pool, self.timeout_s):
             self._add_transceivers()
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self._start_watch()
@@ -133,7 +134,7 @@ class ViewerSession:
         try:
             check_sdp(sdp)
             kinds = [line.split()[0][2:] for line in sdp.splitlines() if line.startswith("m=")]
-            with pool_context(self.pool):
+            with pool_context(self.pool, self.timeout_s):
                 self._add_transceivers([k for k in ("video", "audio") if k in kinds])
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             await self.pc.setLocalDescription(await self.pc.createAnswer())

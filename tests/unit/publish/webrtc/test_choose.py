@@ -8,7 +8,14 @@ import pytest
 
 from kiln.media.model import Codec, MediaKind, Track
 from kiln.media.publish.webrtc.abr import AutoAbr
-from kiln.media.publish.webrtc.choose import DEFAULT_PLAYLIST, NotPlayable, Rendition, choose, rendition_json
+from kiln.media.publish.webrtc.choose import (
+    DEFAULT_PLAYLIST,
+    NotPlayable,
+    Rendition,
+    choose,
+    rendition_json,
+    video_warning,
+)
 
 TB = Fraction(1, 90000)
 H264 = Track(0, MediaKind.VIDEO, Codec.H264, TB, name="bypass_video", width=320, height=180)
@@ -33,6 +40,16 @@ def test_video_with_bframes_is_never_passed_through() -> None:
     assert picked.renditions[0].video is LOW  # the profile's encode without B-frames
     with pytest.raises(NotPlayable, match="B-frames"):
         choose([H264], [], None, lambda t: True)
+
+
+def test_video_warning_only_when_no_video_track_can_be_sent() -> None:
+    warning = video_warning([H264, OPUS], lambda t: True)
+    assert warning is not None and "no video" in warning and "B-frames" in warning and "bypass_video" in warning
+    assert "BFrames" in warning  # says what to change in the output profile
+    assert video_warning([H264, LOW, OPUS], lambda t: t is H264) is None  # an encode without B-frames exists
+    assert video_warning([H264, OPUS], no_bframes) is None
+    assert video_warning([OPUS], lambda t: True) is None  # no video at all: nothing is missing
+    assert "H265" in (video_warning([H265], no_bframes) or "")
 
 
 def test_audio_only_when_nothing_else_plays() -> None:

@@ -4,7 +4,7 @@
 import { ApiError, appPath, call, session, streamPath } from './api.js';
 import { chart, forget, latest, sample } from './chart.js';
 import { bits, bytes, duration, h, replaceChildren } from './dom.js';
-import { latency, play, playlistUrl, stop as stopPreview } from './preview.js';
+import { latency, play, playlistUrl, playRtc, rtcFrames, signallingUrl, stop as stopHls, stopRtc } from './preview.js';
 import { Timeline } from './timeline.js';
 
 const REFRESH_MS = 2000;
@@ -49,7 +49,7 @@ function stopRefreshing() {
   clearTimeout(state.timer);
   state.timer = null;
   if (timeline) timeline.stop();
-  stopPreview($('preview-video'));
+  stopPreview();
   state.previewKey = null;
   $('preview').hidden = true;
 }
@@ -69,7 +69,10 @@ async function readStreams(vhost, app) {
 
 async function readTasks(vhost, app, streams) {
   const base = appPath(vhost, app);
-  const [pushes, records] = await Promise.all([call('POST', `${base}:pushes`, {}), call('POST', `${base}:records`, {})]);
+  // an app without <Push> or <FILE> publishers answers 404 for its tasks: it has none, the rest still shows
+  const none = (e) => { if (e instanceof ApiError && e.status === 404) return []; throw e; };
+  const [pushes, records] = await Promise.all([call('POST', `${base}:pushes`, {}).catch(none),
+    call('POST', `${base}:records`, {}).catch(none)]);
   const tasks = [
     ...(pushes || []).map((p) => ({ kind: 'push', vhost, app, ...p })),
     ...(records || []).map((r) => ({ kind: 'record', vhost, app, ...r })),
@@ -180,7 +183,10 @@ function renderStreams() {
       h('td', {}, chart(s.key, 'bitrate', 'in', bits)),
       h('td', {}, chart(s.key, 'viewers', 'viewers', (n) => String(Math.round(n))),
         h('span', { class: 'viewers', text: point ? String(point.viewers) : '0' })),
-      h('td', {}, h('button', { type: 'button', class: 'preview', onclick: () => openPreview(s) }, 'Preview')));
+      h('td', {}, h('button', { type: 'button', class: 'preview', onclick: () => openPreview(s) }, 'Preview LL-HLS'),
+        state.status.listeners && state.status.listeners.webrtc
+          ? h('button', { type: 'button', class: 'preview-rtc', onclick: () => openRtcPreview(s) }, 'Preview WebRTC')
+          : null));
   });
   replaceChildren($('streams-table').tBodies[0], ...rows);
   $('streams-empty').hidden = rows.length > 0;
@@ -291,12 +297,49 @@ function wireForms() {
 }
 
 // -- preview -----------------------------------------------------------------------------------------
+// One preview at a time, LL-HLS (hls.js in #preview-video) or WebRTC (OvenPlayer in #preview-rtc)
+let rtcTimer = null;
+
+function stopPreview() {
+  clearInterval(rtcTimer);
+  rtcTimer = null;
+  stopRtc();
+  replaceChildren($('preview-rtc-box'));
+  stopHls($('preview-video'));
+}
+
+function showPreview(s, mode) {
+  stopPreview();
+  $('preview').hidden = false;
+  $('preview').dataset.mode = mode;
+  $('preview-name').textContent = `${s.key} (${mode === 'webrtc' ? 'WebRTC' : 'LL-HLS'})`;
+  $('preview-video').hidden = mode !== 'llhls';
+  state.previewKey = s.key;
+}
+
+function openRtcPreview(s) {
+  showPreview(s, 'webrtc');
+  const { output } = playlistOf(s);
+  const url = signallingUrl(state.status.listeners || {}, s.app, output);
+  const report = (text) => { $('preview-state').textContent = text; };
+  if (!url) {
+    report('WebRTC signalling is not open on this server');
+    return;
+  }
+  // OvenPlayer replaces its container: a fresh one per preview
+  const container = h('div', { id: 'preview-rtc', class: 'rtc-player' });
+  $('preview-rtc-box').append(container);
+  playRtc(container, url, report).catch((e) => report(`error: ${e.message}`));
+  rtcTimer = setInterval(() => {
+    const frames = rtcFrames($('preview-rtc-box'));
+    if (frames) report(`playing over WebRTC, ${frames} frames decoded`);
+  }, 500);
+}
+
 function openPreview(s) {
   const { output, file } = playlistOf(s);
   const url = playlistUrl(state.status.listeners || {}, s.app, output, file);
-  $('preview').hidden = false;
-  $('preview-name').textContent = s.key;
-  state.previewKey = s.key;
+  showPreview(s, 'llhls');
   if (!url) {
     $('preview-state').textContent = 'no LL-HLS port is open on this server';
     return;
@@ -308,12 +351,13 @@ function openPreview(s) {
 function wirePreview() {
   const video = $('preview-video');
   video.addEventListener('timeupdate', () => {
+    if ($('preview').dataset.mode !== 'llhls') return;
     const l = latency();
     $('preview-state').textContent = `playing ${video.currentTime.toFixed(1)} s` +
       (l !== null ? `, latency ${l.toFixed(1)} s` : '');
   });
   $('preview-close').addEventListener('click', () => {
-    stopPreview(video);
+    stopPreview();
     state.previewKey = null;
     $('preview').hidden = true;
   });

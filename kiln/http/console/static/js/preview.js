@@ -1,21 +1,59 @@
-// A live LL-HLS preview with the vendored hls.js (loaded the first time a preview opens, not at login).
+// A live preview: LL-HLS with the vendored hls.js, or WebRTC with the vendored OvenPlayer over OME's
+// signalling (each script loaded the first time a preview of its kind opens, not at login).
 
 const HLS_SCRIPT = 'vendor/hls.min.js';
-let loading = null;
+const OVENPLAYER_SCRIPT = 'vendor/ovenplayer.js';
+const loading = new Map();
 let player = null;
+let rtcPlayer = null;
 
-function loadHls() {
-  if (window.Hls) return Promise.resolve(window.Hls);
-  if (!loading) {
-    loading = new Promise((resolve, reject) => {
+function loadScript(src, global) {
+  if (window[global]) return Promise.resolve(window[global]);
+  if (!loading.has(src)) {
+    loading.set(src, new Promise((resolve, reject) => {
       const script = document.createElement('script');
-      script.src = HLS_SCRIPT;
-      script.onload = () => resolve(window.Hls);
-      script.onerror = () => { loading = null; reject(new Error('could not load ' + HLS_SCRIPT)); };
+      script.src = src;
+      script.onload = () => resolve(window[global]);
+      script.onerror = () => { loading.delete(src); reject(new Error('could not load ' + src)); };
       document.head.append(script);
-    });
+    }));
   }
-  return loading;
+  return loading.get(src);
+}
+
+const loadHls = () => loadScript(HLS_SCRIPT, 'Hls');
+
+// OME's signalling URL of a stream, on the port WebRTC signalling shares with LL-HLS (listener "webrtc")
+export function signallingUrl(listeners, app, stream) {
+  const l = listeners.webrtc;
+  if (!l) return null;
+  const host = location.hostname.includes(':') ? `[${location.hostname}]` : location.hostname;
+  return `ws://${host}:${l.port}/${encodeURIComponent(app)}/${encodeURIComponent(stream)}`;
+}
+
+// WebRTC through OvenPlayer, which draws its own <video> inside `container`; report() gets its states and errors
+export async function playRtc(container, url, report) {
+  const OvenPlayer = await loadScript(OVENPLAYER_SCRIPT, 'OvenPlayer');
+  stopRtc();
+  report(`connecting ${url}`);
+  rtcPlayer = OvenPlayer.create(container.id, {
+    autoStart: true, mute: true, controls: false, sources: [{ type: 'webrtc', file: url, label: 'WebRTC' }],
+  });
+  rtcPlayer.on('stateChanged', (d) => { if (d.newstate !== 'playing') report(d.newstate); });
+  rtcPlayer.on('error', (e) => report(`error: ${e.message || e.code}${e.error ? ` (${e.error.message || e.error})` : ''}`));
+}
+
+// frames the WebRTC preview decoded and showed so far (null when none is open)
+export function rtcFrames(container) {
+  const video = rtcPlayer && container.querySelector('video');
+  return video && video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : null;
+}
+
+export function stopRtc() {
+  if (rtcPlayer) {
+    try { rtcPlayer.remove(); } catch { /* already torn down by an error */ }
+    rtcPlayer = null;
+  }
 }
 
 // The playlist URL on the LL-HLS port of the machine this page came from (the API and LL-HLS ports are

@@ -1,11 +1,15 @@
 // The journal as a timeline: the newest records for the filters (entity prefix, type, since) from
-// GET /v1/journal, then every new one by polling with after=<lastSeq>; a search box narrows what is shown.
+// GET /v1/journal, then every new one as it is written, from the event feed GET /v1/events (SSE) read with
+// a streaming fetch (EventSource cannot send the Authorization header) from the last seq shown. When the
+// stream breaks, polling GET /v1/journal?after=<lastSeq> takes over and the stream is tried again later,
+// resuming after the last seq seen, so no record is lost or shown twice. A search box narrows what is shown.
 
-import { call } from './api.js';
+import { call, openStream } from './api.js';
 import { h, replaceChildren } from './dom.js';
 
 const SHOWN = 500;  // records kept on the page
 const POLL_MS = 1500;
+const STREAM_RETRY_MS = 5000;  // while polling after a broken stream, how often to try the stream again
 
 export class Timeline {
   constructor(form, list, count, error, types) {
@@ -19,6 +23,9 @@ export class Timeline {
     this.generation = 0;  // a filter change makes older answers stale
     this.timer = null;
     this.knownTypes = new Set();
+    this.stream = null;  // the open event stream's AbortController
+    this.streamRetryAt = 0;
+    this.polls = 0;  // GET /v1/journal calls: the e2e test checks that live updates came without one
     form.addEventListener('submit', (e) => e.preventDefault());
     for (const name of ['entity', 'type', 'since']) {
       form.elements[name].addEventListener('change', () => this.reload());
@@ -39,6 +46,8 @@ export class Timeline {
 
   async reload() {
     clearTimeout(this.timer);  // a poll of the old filters must not run alongside the new one
+    this.closeStream();
+    this.streamRetryAt = 0;
     this.generation++;
     this.records = [];
     this.lastSeq = null;
@@ -57,22 +66,79 @@ export class Timeline {
   stop() {
     clearTimeout(this.timer);
     this.timer = null;
+    this.closeStream();
   }
 
+  // live: the event stream when it can be opened, else a poll every POLL_MS
   schedule() {
     clearTimeout(this.timer);
-    if (this.form.elements.live.checked) this.timer = setTimeout(() => this.poll(), POLL_MS);
+    if (!this.form.elements.live.checked) {
+      this.closeStream();
+      return;
+    }
+    if (this.stream) return;
+    if (this.lastSeq !== null && Date.now() >= this.streamRetryAt) {
+      this.openStream();
+      return;
+    }
+    this.timer = setTimeout(() => this.poll(), POLL_MS);
+  }
+
+  setMode(mode) {
+    this.list.dataset.feed = mode;  // 'stream' | 'poll': read by the e2e test
+  }
+
+  closeStream() {
+    if (this.stream) this.stream.abort();
+    this.stream = null;
+  }
+
+  openStream() {
+    const generation = this.generation;
+    const q = this.filters();
+    q.delete('since');  // the stream starts after the last record shown, which is already past since=
+    q.set('from', String(this.lastSeq + 1));
+    const controller = new AbortController();
+    this.stream = controller;
+    this.setMode('stream');
+    this.render();
+    openStream(`/events?${q}`, controller.signal, () => {
+      if (generation === this.generation) this.error.textContent = '';
+    }, (event) => {
+      if (generation !== this.generation || !event.data) return;
+      this.add([JSON.parse(event.data)]);
+    }).then(() => 'the event stream ended', (e) => e.message).then((why) => {
+      if (generation !== this.generation || controller.signal.aborted) return;
+      // the stream broke (server restart, proxy, network): poll from the last seq seen, retry the stream later
+      this.stream = null;
+      this.streamRetryAt = Date.now() + STREAM_RETRY_MS;
+      this.setMode('poll');
+      this.error.textContent = `Live updates by polling (${why})`;
+      this.poll();
+    });
+  }
+
+  add(records) {
+    const fresh = records.filter((r) => this.lastSeq === null || r.seq > this.lastSeq);
+    if (!fresh.length) return;
+    this.records.push(...fresh);
+    if (this.records.length > SHOWN) this.records.splice(0, this.records.length - SHOWN);
+    this.lastSeq = fresh[fresh.length - 1].seq;
+    for (const r of fresh) this.learnType(r.type);
+    this.render();
   }
 
   async poll() {
     const generation = this.generation;
+    this.polls++;
+    this.list.dataset.polls = String(this.polls);
     const q = this.filters();
     q.set('limit', this.lastSeq === null ? '200' : '1000');
     if (this.lastSeq !== null) q.set('after', String(this.lastSeq));
     try {
       const page = await call('GET', `/journal?${q}`);
       if (generation !== this.generation) return;
-      this.error.textContent = '';
+      if (this.list.dataset.feed !== 'poll') this.error.textContent = '';  // else it says why it polls
       this.records.push(...page.records);
       if (this.records.length > SHOWN) this.records.splice(0, this.records.length - SHOWN);
       const last = page.records.length ? page.records[page.records.length - 1].seq : page.lastSeq;
@@ -100,7 +166,8 @@ export class Timeline {
       : this.records;
     replaceChildren(this.list, ...shown.slice().reverse().map(item));
     this.count.textContent = `${shown.length} of ${this.records.length} records shown` +
-      (this.lastSeq !== null ? ` (journal at seq ${this.lastSeq})` : '');
+      (this.lastSeq !== null ? ` (journal at seq ${this.lastSeq})` : '') +
+      (this.stream ? ', live from the event feed' : '');
   }
 }
 

@@ -1,0 +1,48 @@
+"""The control plane's side of pull on demand: an origin pull becomes a ``CreatePull`` command.
+
+Media (``kiln.media.origins``) decides which URLs a missing stream is pulled from; this gate asks
+the app's stream supervisor to pull them, exactly as ``POST …/streams`` does, so the pull is the
+same worker with the same retries, failover and journal records, and its ``cause`` (the Origins
+rule or the OriginMapStore lookup) is journaled with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import pykka
+
+from kiln.actors.base import ActorGone, ask
+from kiln.actors.commands import CreatePull
+from kiln.domain.errors import Conflict, DomainError
+
+log = logging.getLogger(__name__)
+
+
+class Supervisors(Protocol):
+    def streams(self, vhost: str, app: str) -> pykka.ActorRef[Any] | None: ...
+
+
+class OriginGate:
+    def __init__(self, supervisors: Supervisors) -> None:
+        self.supervisors = supervisors
+
+    async def start_pull(self, vhost: str, app: str, name: str, urls: list[str], properties: dict[str, Any],
+                         cause: str, resolve: Callable[[], list[str]] | None = None) -> bool:
+        ref = self.supervisors.streams(vhost, app)
+        if ref is None:
+            log.info("origin pull refused vhost=%s app=%s stream=%s reason=no such application", vhost, app, name)
+            return False
+        body = {"name": name, "urls": urls, "properties": properties}
+        try:
+            waiter = await ask(ref, CreatePull(body, f"{cause} ({vhost}/{app}/{name})", cause, resolve))
+        except Conflict:
+            return True  # live already, or being pulled: the caller waits for it like the others
+        except (ActorGone, DomainError) as exc:
+            log.info("origin pull refused vhost=%s app=%s stream=%s reason=%s", vhost, app, name, exc)
+            return False
+        connected: bool = await asyncio.wrap_future(waiter)
+        return connected

@@ -1,0 +1,1 @@
+"""OVT publisher: edges (Kiln or OME) pull output streams from this origin over OVT."""
