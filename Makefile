@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.kiln-installed
 DATA   ?= data
 PYTEST_ARGS ?=
 
-.PHONY: run test install peers lint style typecheck layers unit e2e bench clean
+.PHONY: run test install peers lint style typecheck layers unit e2e bench clean chaos
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
@@ -49,6 +49,12 @@ e2e: install peers
 
 test: install peers lint
 	KILN_REQUIRE_PEERS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --durations=15 tests $(PYTEST_ARGS)
+
+# crash chaos, bigger than the CI run in tests/chaos (KILLS, COMMANDS, SEED to change it)
+KILLS ?= 100
+COMMANDS ?= 5000
+chaos: install peers
+	$(BIN)/python -m tests.chaos.runner --kills $(KILLS) --commands $(COMMANDS) $(if $(SEED),--seed $(SEED),)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis node_modules tests/.media
