@@ -1,8 +1,9 @@
 """Frame layout of a journal segment: ``u32 length | u32 crc32 | msgpack body``, little-endian.
 
 The body is the msgpack array ``[seq, time, entity, type, version, payload]``. A frame whose
-header or body runs past the end of the file is a torn write; a frame whose CRC or body does
-not check is damage. The scanner reports which, and where, and lets the caller decide.
+header or body runs past the end of the file, or a tail of zeros where a frame should start, is a
+torn write; a frame whose CRC or body does not check is damage. The scanner reports which, and
+where, and lets the caller decide.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def scan(data: bytes | memoryview, stop: list[ScanStop]) -> Iterator[Frame]:
             stop.append(ScanStop(offset, "truncated frame header", True))
             return
         length, crc = HEADER.unpack_from(view, offset)
+        if length == 0 and not view[offset:].tobytes().strip(b"\0"):
+            # a file system can leave a crashed write's tail as zeros (size made durable, data not)
+            stop.append(ScanStop(offset, "zero-filled tail", True))
+            return
         if length > MAX_FRAME:
             stop.append(ScanStop(offset, f"frame length {length} is impossible", False))
             return
