@@ -50,6 +50,7 @@ from kiln.http.api import ApiApp
 from kiln.http.context import ApiReads
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
+from kiln.journal.reserve import DEFAULT_RESERVE_BYTES
 from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.runtime import ControlPlane, MediaRuntime
@@ -125,12 +126,14 @@ class VhostAdmissionWebhooks:
 
 class KilnService:
     def __init__(self, config: Any, data_dir: Path, *, config_name: str = "(embedded default)",
-                 snapshot_every: int = 10_000, fsync: bool = True) -> None:
+                 snapshot_every: int = 10_000, fsync: bool = True,
+                 journal_reserve: int = DEFAULT_RESERVE_BYTES) -> None:
         self.config = config
         self.config_name = config_name
         self.data_dir = Path(data_dir)
         self.snapshot_every = snapshot_every
         self.fsync = fsync
+        self.journal_reserve = journal_reserve
         self.catalog = CatalogProjection()
         self.tasks = TasksProjection()
         self.stats = MetricsTree()
@@ -164,7 +167,7 @@ class KilnService:
             self.token_path = self.token_source.path
         for vhost in self.config.vhosts:
             self.catalog.seed_config_vhost(vhost, time.time())
-        self.journal = Journal.open(self.data_dir, fsync=self.fsync)
+        self.journal = Journal.open(self.data_dir, fsync=self.fsync, reserve_bytes=self.journal_reserve)
         self.snapshots = SnapshotStore(self.data_dir)
         self.events = EventLog(self.journal, NewRecord)
         self.events.add_projection(self.catalog)
@@ -282,7 +285,9 @@ class KilnService:
         self.api_tls = ApiTls.from_config(self.config.managers_host, Path(self.config.base_dir)) \
             if self.config.bind.api_tls_port is not None else None
         reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media)
-        self.api = ApiApp(reads, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None)
+        reserve = self.journal.reserve if self.journal is not None else None
+        self.api = ApiApp(reads, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None,
+                          disk_gate=reserve.ensure if reserve is not None else None)
         return self.api
 
     async def serve(self, host: str, api_port: int | None, ready: Any = None) -> None:

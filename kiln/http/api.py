@@ -7,6 +7,7 @@ found" → JSON body parse 400 → handler (lookups 404, read-only 403, body sha
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,14 +31,19 @@ log = logging.getLogger(__name__)
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 DEFAULT_MAX_BODY = 1 << 20
+# POST actions that only read (OME lists pushes, records and dumps by POST): never refused on a full disk
+READ_ACTIONS = (":pushes", ":records", ":hlsDumps")
+DISK_FULL = ApiError(507, "Could not journal the command: the data directory's disk is full")
 
 
 class ApiApp:
     """Builds the Starlette application; holds what handlers need."""
 
     def __init__(self, ctx: ApiContext, token: str, cors: CorsPolicy | None = None,
-                 max_body: int = DEFAULT_MAX_BODY, tls_reloader: Any = None) -> None:
+                 max_body: int = DEFAULT_MAX_BODY, tls_reloader: Any = None,
+                 disk_gate: Callable[[], bool] | None = None) -> None:
         self.ctx = ctx
+        self.disk_gate = disk_gate  # False while the journal has no room: commands are refused with 507
         self.token = token
         self.cors = cors or CorsPolicy()
         self.max_body = max_body
@@ -80,6 +86,9 @@ class ApiApp:
         if found is None:
             return error(ApiError(404, "Controller not found"))
         route, params = found
+        if self.disk_gate is not None and request.method not in ("GET", "HEAD") \
+                and not path.endswith(READ_ACTIONS) and not self.disk_gate():
+            return error(DISK_FULL)
         try:
             body = parse_body(await self._read_body(request)) if route.takes_body else None
             return await route.handler(Call(request, params, body))
