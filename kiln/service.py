@@ -37,6 +37,7 @@ from kiln.banner import Banner, Token, TokenSource
 from kiln.config.cors import CorsPolicy
 from kiln.config.hosts import HostRouter
 from kiln.config.tls import SniCertificates
+from kiln.config.write_roots import WriteRoots, config_file_roots
 from kiln.domain.app_tasks import AppTasks
 from kiln.domain.errors import DomainError
 from kiln.domain.push import closed_after_restart
@@ -287,7 +288,9 @@ class KilnService:
         reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media)
         reserve = self.journal.reserve if self.journal is not None else None
         self.api = ApiApp(reads, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None,
-                          disk_gate=reserve.ensure if reserve is not None else None)
+                          disk_gate=reserve.ensure if reserve is not None else None,
+                          write_roots=WriteRoots.build(self.config.writable_roots, self.data_dir,
+                                                       config_file_roots(self.config.vhosts), self.config.resolve_path))
         return self.api
 
     async def serve(self, host: str, api_port: int | None, ready: Any = None) -> None:

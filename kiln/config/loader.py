@@ -208,6 +208,8 @@ def _build(server: dict[str, Any], source: str, converter: Converter) -> ServerC
         api_cross_domains=[str(u) for u in cross.get("urls") or []],
         api_cross_domain_headers=headers,
         managers_host=_dig(server, "managers", "host") or {},
+        writable_roots=[str(r) for r in api.get("writableRoots") or [] if str(r).strip()],
+        api_limits={str(k): str(v) for k, v in (api.get("limits") or {}).items()},
         vhosts=_build_vhosts(server, source),
     )
 

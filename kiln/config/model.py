@@ -62,6 +62,8 @@ class ServerConfig:
     api_cross_domains: list[str] = field(default_factory=list)
     api_cross_domain_headers: dict[str, str] = field(default_factory=dict)
     managers_host: dict[str, Any] = field(default_factory=dict)   # {"names": [...], "tls": {...}} for the API's TLS
+    writable_roots: list[str] = field(default_factory=list)  # Managers/API/WritableRoots; empty: the defaults
+    api_limits: dict[str, str] = field(default_factory=dict)  # Managers/API/Limits, as written
     vhosts: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     base_dir: Path = field(default_factory=Path.cwd)

@@ -220,7 +220,13 @@ SERVER = obj(
                      f("DynamicAppRemoval", leaves("Enable")))),
     f("Bind", BIND),
     f("Managers", obj(f("Host", HOST), f("API", obj(f("AccessToken"), f("CrossDomains", CROSS_DOMAINS),
-                                                    f("Storage", leaves("Enable", "Path")))))),
+                                                    f("Storage", leaves("Enable", "Path")),
+                                                    # Kiln's own (README, "Where Kiln differs"): where API
+                                                    # paths may write, and per-client request limits
+                                                    f("WritableRoots", wrap("Root")),
+                                                    f("Limits", leaves("MaxBodyBytes", "MaxHeaderBytes",
+                                                                       "MaxConnectionsPerClient",
+                                                                       "HeaderTimeout")))))),
     f("Alert", OPEN),
     f("Defaults", obj(f("CrossDomains", CROSS_DOMAINS))),
     f("VirtualHosts", obj(f("VirtualHost", VIRTUAL_HOST, many=True))),

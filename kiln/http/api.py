@@ -17,6 +17,7 @@ from starlette.routing import Route as StarletteRoute
 
 from kiln.actors.base import ActorGone
 from kiln.config.cors import CorsPolicy
+from kiln.config.write_roots import WriteRoots
 from kiln.domain.errors import DomainError
 from kiln.errors import ApiError
 from kiln.http import apps, dumps, misc, profiles, push, record, stats, streams, vhosts
@@ -41,8 +42,9 @@ class ApiApp:
 
     def __init__(self, ctx: ApiContext, token: str, cors: CorsPolicy | None = None,
                  max_body: int = DEFAULT_MAX_BODY, tls_reloader: Any = None,
-                 disk_gate: Callable[[], bool] | None = None) -> None:
+                 disk_gate: Callable[[], bool] | None = None, write_roots: WriteRoots | None = None) -> None:
         self.ctx = ctx
+        self.write_roots = write_roots  # None: API paths are not confined (only tests build it so)
         self.disk_gate = disk_gate  # False while the journal has no room: commands are refused with 507
         self.token = token
         self.cors = cors or CorsPolicy()

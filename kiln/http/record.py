@@ -15,6 +15,7 @@ from kiln.domain.settings import AppSettings
 from kiln.http.envelope import ok
 from kiln.http.lookups import need_app, tasks_ref
 from kiln.http.router import APP, VHOST, Call, Router
+from kiln.http.write_paths import check_record_paths
 from kiln.projections.tasks import RecordTask
 from kiln.timefmt import format_time
 
@@ -79,7 +80,8 @@ def register(router: Router, api: Any) -> None:
         return view
 
     async def start_record(call: Call) -> Response:
-        file_app(call)
+        view = file_app(call)
+        check_record_paths(api.write_roots, call.body, AppSettings.parse(view.config).file.root_path)
         task = await ask(tasks_ref(ctx, call.params["vhost"], call.params["app"]), StartRecord(call.body))
         current = ctx.tasks.record(task.vhost, task.app, task.id) or task
         return ok(record_json(current, live_of(current)))
