@@ -48,6 +48,7 @@ from kiln.events import server as sv
 from kiln.events import streams as se
 from kiln.events import tasks as te
 from kiln.http.api import ApiApp
+from kiln.http.connection_limits import API_DEFAULTS, MEDIA_DEFAULTS, ConnectionLimits, guarded_protocol
 from kiln.http.context import ApiReads
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
@@ -125,6 +126,11 @@ class VhostAdmissionWebhooks:
         return section if isinstance(section, dict) else None
 
 
+def guarded(limits: ConnectionLimits, listener: str) -> dict[str, Any]:
+    """uvicorn settings that bound what one client can hold (connection_limits.py)."""
+    return {"http": guarded_protocol(limits, listener), "h11_max_incomplete_event_size": limits.max_header_bytes}
+
+
 class KilnService:
     def __init__(self, config: Any, data_dir: Path, *, config_name: str = "(embedded default)",
                  snapshot_every: int = 10_000, fsync: bool = True,
@@ -155,6 +161,9 @@ class KilnService:
         self._since_snapshot = 0
         self._stopping = threading.Event()
         self.media = MediaRuntime(config)
+        self.api_limits, problems = ConnectionLimits.parse(config.api_limits, API_DEFAULTS)
+        for problem in problems:
+            log.warning("config %s", problem)
 
     # -- startup ---------------------------------------------------------------------------------
     def open(self) -> Recovery:
@@ -288,6 +297,8 @@ class KilnService:
         reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media)
         reserve = self.journal.reserve if self.journal is not None else None
         self.api = ApiApp(reads, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None,
+                          max_body=self.api_limits.max_body_bytes, body_timeout=self.api_limits.request_timeout,
+                          max_header_bytes=self.api_limits.max_header_bytes,
                           disk_gate=reserve.ensure if reserve is not None else None,
                           write_roots=WriteRoots.build(self.config.writable_roots, self.data_dir,
                                                        config_file_roots(self.config.vhosts), self.config.resolve_path))
@@ -301,7 +312,7 @@ class KilnService:
         if api_port is not None:
             sock = bind_tcp(host, api_port)
             cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off",
-                                 timeout_keep_alive=30, ws="none")
+                                 timeout_keep_alive=30, ws="none", **guarded(self.api_limits, "api"))
             servers.append((uvicorn.Server(cfg), sock))
             self.api_address = sock.getsockname()[:2]
             listeners["api"] = (host, sock.getsockname()[1])
@@ -309,7 +320,7 @@ class KilnService:
         if self.api_tls is not None and tls_port is not None and self.api_tls.try_load():
             sock = bind_tcp(host, tls_port)
             cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off",
-                                 timeout_keep_alive=30, ws="none")
+                                 timeout_keep_alive=30, ws="none", **guarded(self.api_limits, "api_tls"))
             cfg.load()
             cfg.ssl = self.api_tls.context  # ours, so reloadCertificate can swap the chain in place
             servers.append((uvicorn.Server(cfg), sock))
@@ -322,7 +333,7 @@ class KilnService:
             sock = bind_tcp(host, port)
             # ws="none": no port of Kiln's serves WebSockets (uvicorn would warn that no library is installed)
             cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30,
-                                 ws="none")
+                                 ws="none", **guarded(MEDIA_DEFAULTS, name))
             servers.append((uvicorn.Server(cfg), sock))
             listeners[name] = (host, sock.getsockname()[1])
         h2 = self._llhls_tls_listener(host)
@@ -376,7 +387,8 @@ class KilnService:
         if context is None:
             log.error("thumbnail tls port not opened port=%d: no vhost has a Host/TLS certificate that loads", port)
             return None
-        cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30, ws="none")
+        cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30, ws="none",
+                             **guarded(MEDIA_DEFAULTS, "thumbnail_tls"))
         cfg.load()
         cfg.ssl = context
         return uvicorn.Server(cfg), bind_tcp(host, port)

@@ -226,7 +226,7 @@ SERVER = obj(
                                                     f("WritableRoots", wrap("Root")),
                                                     f("Limits", leaves("MaxBodyBytes", "MaxHeaderBytes",
                                                                        "MaxConnectionsPerClient",
-                                                                       "HeaderTimeout")))))),
+                                                                       "RequestTimeout")))))),
     f("Alert", OPEN),
     f("Defaults", obj(f("CrossDomains", CROSS_DOMAINS))),
     f("VirtualHosts", obj(f("VirtualHost", VIRTUAL_HOST, many=True))),

@@ -6,6 +6,7 @@ found" → JSON body parse 400 → handler (lookups 404, read-only 403, body sha
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 DEFAULT_MAX_BODY = 1 << 20
+DEFAULT_BODY_TIMEOUT = 10.0
+DEFAULT_MAX_HEADER = 16 * 1024
 # POST actions that only read (OME lists pushes, records and dumps by POST): never refused on a full disk
 READ_ACTIONS = (":pushes", ":records", ":hlsDumps")
 DISK_FULL = ApiError(507, "Could not journal the command: the data directory's disk is full")
@@ -42,13 +45,17 @@ class ApiApp:
 
     def __init__(self, ctx: ApiContext, token: str, cors: CorsPolicy | None = None,
                  max_body: int = DEFAULT_MAX_BODY, tls_reloader: Any = None,
-                 disk_gate: Callable[[], bool] | None = None, write_roots: WriteRoots | None = None) -> None:
+                 disk_gate: Callable[[], bool] | None = None, write_roots: WriteRoots | None = None,
+                 body_timeout: float = DEFAULT_BODY_TIMEOUT, max_header_bytes: int = DEFAULT_MAX_HEADER) -> None:
         self.ctx = ctx
         self.write_roots = write_roots  # None: API paths are not confined (only tests build it so)
         self.disk_gate = disk_gate  # False while the journal has no room: commands are refused with 507
         self.token = token
         self.cors = cors or CorsPolicy()
         self.max_body = max_body
+        self.body_timeout = body_timeout  # a body trickled slower than this is a slowloris: 408
+        # h11 bounds headers that arrive in pieces; these are the ones that came whole
+        self.max_header_bytes = max_header_bytes
         self.tls_reloader = tls_reloader
         self.router = Router()
         for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats):
@@ -58,11 +65,17 @@ class ApiApp:
     async def _read_body(self, request: Request) -> bytes:
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise ApiError(413, f"Request body is larger than {self.max_body} bytes")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise ApiError(413, f"Request body is larger than {self.max_body} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            log.warning("api request body not received in time client=%s timeout=%.1fs bytes=%d",
+                        request.client.host if request.client else "", self.body_timeout, size)
+            raise ApiError(408, f"Request body was not received within {self.body_timeout:g} s") from None
         return b"".join(chunks)
 
     async def endpoint(self, request: Request) -> Response:
@@ -79,6 +92,9 @@ class ApiApp:
         return response
 
     async def _dispatch(self, request: Request, cors: dict[str, str]) -> Response:
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in request.scope.get("headers", ()))
+        if header_bytes > self.max_header_bytes:
+            return error(ApiError(431, f"Request headers are larger than {self.max_header_bytes} bytes"))
         denied = check_authorization(request.headers.get("authorization"), self.token)
         if denied is not None:
             return error(denied, CHALLENGE)
