@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.kiln-installed
 DATA   ?= data
 PYTEST_ARGS ?=
 
-.PHONY: run test install peers lint style typecheck layers unit e2e bench clean chaos
+.PHONY: run test install peers lint style typecheck layers unit e2e bench clean chaos soak
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
@@ -55,6 +55,12 @@ KILLS ?= 100
 COMMANDS ?= 5000
 chaos: install peers
 	$(BIN)/python -m tests.chaos.runner --kills $(KILLS) --commands $(COMMANDS) $(if $(SEED),--seed $(SEED),)
+
+# soak: 4 streams, LL-HLS viewers, a push, a recording, API traffic; RSS/fds/threads/API latency each INTERVAL s
+MINUTES ?= 60
+INTERVAL ?= 60
+soak: install peers
+	$(BIN)/python -m tests.chaos.soak --minutes $(MINUTES) --interval $(INTERVAL)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis node_modules tests/.media
