@@ -36,6 +36,7 @@ from kiln.admission.webhooks import WebhookCheck
 from kiln.banner import Banner, Token, TokenSource
 from kiln.config.cors import CorsPolicy
 from kiln.config.hosts import HostRouter
+from kiln.config.limits import MEDIA_DEFAULTS, ConnectionLimits
 from kiln.config.tls import SniCertificates
 from kiln.config.write_roots import WriteRoots, config_file_roots
 from kiln.domain.app_tasks import AppTasks
@@ -48,7 +49,7 @@ from kiln.events import server as sv
 from kiln.events import streams as se
 from kiln.events import tasks as te
 from kiln.http.api import ApiApp
-from kiln.http.connection_limits import API_DEFAULTS, MEDIA_DEFAULTS, ConnectionLimits, guarded_protocol
+from kiln.http.connection_limits import guarded_protocol
 from kiln.http.context import ApiReads
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
@@ -161,9 +162,7 @@ class KilnService:
         self._since_snapshot = 0
         self._stopping = threading.Event()
         self.media = MediaRuntime(config)
-        self.api_limits, problems = ConnectionLimits.parse(config.api_limits, API_DEFAULTS)
-        for problem in problems:
-            log.warning("config %s", problem)
+        self.api_limits: ConnectionLimits = config.api_limits
 
     # -- startup ---------------------------------------------------------------------------------
     def open(self) -> Recovery:

@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_MACRO = re.compile(r"\$\{[^}]*\}")
+_MACRO = re.compile(r"\$\{([A-Za-z]*)[^}]*\}")
 OME_SAMPLE_ROOTS = ("/tmp",)
 
 
-def _real(path: str | Path) -> str:
-    return os.path.realpath(_MACRO.sub("m", str(path)))
+def _real(path: str | Path, names: Mapping[str, str] | None = None) -> str:
+    """The path with its macros expanded as far as known (``Stream``, ``VirtualHost``, ``Application``:
+    a stream may be named ``../x``), the rest standing for one plain name, then resolved."""
+    def value(m: re.Match[str]) -> str:
+        macro = m.group(1)
+        key = "Stream" if "Stream" in macro else macro  # OME matches any macro containing "Stream"
+        return (names or {}).get(key) or "m"
+    return os.path.realpath(_MACRO.sub(value, str(path)))
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,8 @@ class WriteRoots:
             chosen = [str(data_dir), *OME_SAMPLE_ROOTS, *(str(resolve(r)) for r in app_roots)]
         return cls(tuple(sorted({_real(r) for r in chosen})), str(data_dir))
 
-    def allows(self, path: str | Path) -> bool:
-        real = _real(path)
+    def allows(self, path: str | Path, names: Mapping[str, str] | None = None) -> bool:
+        real = _real(path, names)
         return any(real == root or real.startswith(root.rstrip("/") + "/") for root in self.roots)
 
     def record_path(self, root_path: str, template: str) -> str:

@@ -81,7 +81,8 @@ def register(router: Router, api: Any) -> None:
 
     async def start_record(call: Call) -> Response:
         view = file_app(call)
-        check_record_paths(api.write_roots, call.body, AppSettings.parse(view.config).file.root_path)
+        check_record_paths(api.write_roots, call.body, AppSettings.parse(view.config).file.root_path,
+                           view.vhost, view.name)
         task = await ask(tasks_ref(ctx, call.params["vhost"], call.params["app"]), StartRecord(call.body))
         current = ctx.tasks.record(task.vhost, task.app, task.id) or task
         return ok(record_json(current, live_of(current)))

@@ -12,14 +12,17 @@ def _outside(field: str, path: str) -> ApiError:
     return ApiError(400, f"{field} is outside the writable roots (Managers/API/WritableRoots): [{path}]")
 
 
-def check_record_paths(roots: WriteRoots | None, body: Any, root_path: str) -> None:
-    """``filePath`` and ``infoPath`` as the recorder will place them (the app's rootPath joined), and the
-    rootPath itself (an app made through the API may name any)."""
+def check_record_paths(roots: WriteRoots | None, body: Any, root_path: str, vhost: str, app: str) -> None:
+    """``filePath`` and ``infoPath`` as the recorder will place them (the app's rootPath joined, the
+    names it will put in the macros), and the rootPath itself (an app made through the API may name any)."""
     if roots is None or not isinstance(body, dict):
         return
+    stream = body.get("stream")
+    name = stream.get("name") if isinstance(stream, dict) else None
+    names = {"VirtualHost": vhost, "Application": app, "Stream": name if isinstance(name, str) else ""}
     for field in ("filePath", "infoPath"):
         value = body.get(field)
-        if isinstance(value, str) and value and not roots.allows(roots.record_path(root_path, value)):
+        if isinstance(value, str) and value and not roots.allows(roots.record_path(root_path, value), names):
             raise _outside(field, value)
     if root_path and not roots.allows(roots.record_path(root_path, "file")):
         raise _outside("rootPath", root_path)

@@ -39,6 +39,14 @@ def test_a_macro_stands_for_one_plain_name(tmp_path: Path) -> None:
     assert not r.allows(f"{tmp_path}/media/${{Stream}}/../../x.mp4")
 
 
+def test_known_names_are_put_in_their_macros(tmp_path: Path) -> None:
+    r = roots(tmp_path, ["media"])
+    path = f"{tmp_path}/media/${{Stream}}/${{Sequence}}.mp4"
+    assert r.allows(path, {"Stream": "cam"})
+    assert not r.allows(path, {"Stream": "../../../etc"})  # a stream published as ../../../etc
+    assert not r.allows(f"{tmp_path}/media/${{SourceStream}}.mp4", {"Stream": "../x"})  # any *Stream* macro
+
+
 def test_record_paths_are_placed_as_the_recorder_places_them(tmp_path: Path) -> None:
     r = roots(tmp_path)
     assert r.record_path("/srv/rec", "/a/b.mp4") == "/srv/rec/a/b.mp4"

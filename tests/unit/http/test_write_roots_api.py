@@ -42,6 +42,12 @@ def test_outside_the_roots_is_400_in_omes_envelope_and_nothing_is_created(confin
     assert confined.get(f"{BASE}:records").json()["response"] == []
 
 
+def test_a_stream_name_that_climbs_out_through_a_macro_is_refused(confined: Api, tmp_path: Path) -> None:
+    r = confined.post(f"{BASE}:startRecord", {"id": "r", "stream": {"name": "../../../../../etc/x"},
+                                              "filePath": f"{tmp_path}/media/${{Stream}}.mp4"})
+    assert r.status_code == 400 and "filePath is outside" in r.json()["message"]
+
+
 def test_inside_the_roots_is_accepted(confined: Api, tmp_path: Path) -> None:
     r = start(confined, filePath=f"{tmp_path}/media/${{Stream}}/${{Sequence}}.mp4",
               infoPath=f"{tmp_path}/media/${{Stream}}.xml")

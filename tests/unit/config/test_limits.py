@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kiln.http.connection_limits import API_DEFAULTS, ConnectionLimits
+from kiln.config.limits import API_DEFAULTS, ConnectionLimits
 
 
 def test_values_override_the_defaults() -> None:
