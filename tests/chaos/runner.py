@@ -199,6 +199,7 @@ class ChaosRun:
             time.sleep(0.2)
         if verdict.problems:
             for problem in verdict.problems:
+                self.out(f"chaos PROBLEM after kill {self.report.kills}: {problem}")
                 self.report.problems.append(problem)
                 if "half-exists" in problem:
                     self.report.half += 1

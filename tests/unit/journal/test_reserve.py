@@ -66,3 +66,25 @@ def test_without_a_reserve_enospc_stops_the_journal_as_before(tmp_path: Path) ->
     assert isinstance(future.exception(5), OSError)
     j.close()
     assert [r.payload["n"] for r in Journal.open(tmp_path, fsync=False).read()] == [1]
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_no_partial_file(tmp_path: Path, monkeypatch: Any) -> None:
+    import os
+
+    from kiln.journal import SnapshotStore
+
+    store = SnapshotStore(tmp_path, keep=2)
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    try:
+        store.save(5, {"catalog": {}})
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the save should have failed")
+    monkeypatch.undo()
+    assert [p.name for p in store.directory.iterdir()] == []
+    assert store.load_latest() is None
