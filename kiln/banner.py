@@ -13,9 +13,9 @@ from enum import Enum
 from pathlib import Path
 
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
-TS_OVER_UDP = ("srt", "mpegts", "srt_playback")  # listeners on UDP ports (the others are TCP)
+TS_OVER_UDP = ("srt", "mpegts", "srt_playback", "webrtc_ice")  # listeners on UDP ports (the others are TCP)
 ORDER = ("api", "api_tls", "rtmp", "srt", "mpegts", "llhls", "llhls_tls", "hls", "thumbnail", "thumbnail_tls",
-         "srt_playback")  # ingest before playback
+         "srt_playback", "webrtc", "webrtc_ice")  # ingest before playback
 
 
 class TokenSource(Enum):
@@ -48,6 +48,9 @@ class Banner:
             out.append("applications " + " ".join(self.apps))
         out += [f"publish {name}={url}" for name, url in self._publish_urls()]
         out += [f"play {name}={url}" for name, url in self._play_urls()]
+        for name, scheme in (("api", "http"), ("api_tls", "https")):
+            if (api := self._url_host(name)) is not None:
+                out.append(f"console {scheme}://{_authority(*api)}/console/ (log in with the access token)")
         out.append(f"data dir={self.data_dir.resolve()}")
         return out
 
@@ -98,6 +101,9 @@ class Banner:
             urls.append(("thumbnail_tls", f"https://{_authority(*thumb_tls)}/APP/STREAM/thumb.jpg"))
         if (srt := self._url_host("srt_playback")) is not None:
             urls.append(("srt", _srt_url(*srt) + " (add %2FFILENAME for an OutputProfile Playlist)"))
+        if (rtc := self._url_host("webrtc")) is not None:
+            urls.append(("webrtc", f"ws://{_authority(*rtc)}/APP/STREAM (OvenPlayer webrtc source; WHEP: "
+                                   f"http://{_authority(*rtc)}/APP/STREAM?direction=whep)"))
         return urls
 
 

@@ -1,4 +1,4 @@
-"""The ``kiln`` command: serve, config check, journal audit, sign, token."""
+"""The ``kiln`` command: serve, status, config check, journal audit, sign, token."""
 
 from __future__ import annotations
 
@@ -62,6 +62,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.error("%s (run 'kiln journal verify -d %s'; startup stopped, nothing was modified)", exc,
                   args.data_dir)
         return 3
+    except ConfigLoadError as exc:  # found only against the journal, e.g. a subscription id the API made
+        log.error("configuration error: %s", exc)
+        service.close()
+        return 2
     try:
         host = "0.0.0.0" if config.ip in ("*", "") else config.ip
         asyncio.run(service.serve(host, config.bind.api_port))
@@ -108,6 +112,12 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return run(args, config.vhosts, sys.stdout, sys.stderr)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from kiln.status_cli import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kiln", description="OvenMediaEngine-compatible streaming server")
     parser.add_argument("--version", action="version", version=f"kiln {__version__}")
@@ -129,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     sign = sub.add_parser("sign", help="print a URL signed with a vhost's SignedPolicy key")
     sign_arguments(sign)
     sign.set_defaults(func=cmd_sign)
+    status = sub.add_parser("status", help="one screen of what a running Kiln does (asks its API)")
+    status.add_argument("-d", "--data-dir", default="data", help="the running server's data directory")
+    status.add_argument("-c", "--config", help="Server.xml, when its Managers/API/AccessToken sets the token")
+    status.add_argument("--json", action="store_true", help="print what the API answered as one JSON object")
+    status.set_defaults(func=cmd_status)
     token = sub.add_parser("token", help="print the generated API access token")
     token.add_argument("-d", "--data-dir", default="data")
     token.set_defaults(func=cmd_token)

@@ -29,37 +29,52 @@ from kiln.actors.directory import Directory
 from kiln.actors.ingest_gate import IngestGate
 from kiln.actors.runtime import ActorRuntime
 from kiln.actors.server import ServerActor
+from kiln.actors.subscriptions import SubscriptionsActor
 from kiln.admission.audit import JournalAudit
 from kiln.admission.signed_policy import SignedPolicyCheck
 from kiln.admission.step import AdmissionStep
 from kiln.admission.webhooks import WebhookCheck
 from kiln.banner import Banner, Token, TokenSource
 from kiln.config.cors import CorsPolicy
+from kiln.config.errors import ConfigLoadError
 from kiln.config.hosts import HostRouter
 from kiln.config.limits import MEDIA_DEFAULTS, ConnectionLimits
 from kiln.config.tls import SniCertificates
 from kiln.config.write_roots import WriteRoots, config_file_roots
+from kiln.delivery.webhooks import Deliveries, Target
 from kiln.domain.app_tasks import AppTasks
 from kiln.domain.errors import DomainError
 from kiln.domain.push import closed_after_restart
 from kiln.domain.record import lost_after_restart
 from kiln.domain.server import VhostState
+from kiln.domain.subscriptions import SubscriptionState, parse_spec
 from kiln.eventlog import EventLog
 from kiln.events import server as sv
 from kiln.events import streams as se
 from kiln.events import tasks as te
-from kiln.http.api import ApiApp
+from kiln.http.api import ApiApp, MetricsExport
 from kiln.http.connection_limits import guarded_protocol
 from kiln.http.context import ApiReads
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
+from kiln.journal.feed import JournalFeed
+from kiln.journal.query import JournalQuery
 from kiln.journal.reserve import DEFAULT_RESERVE_BYTES
+from kiln.journal.segments import journal_dir
 from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
 from kiln.media.publish.record.recovery import recover_inflight
+from kiln.media.publish.webrtc.audit import JournalSessions
 from kiln.media.runtime import ControlPlane, MediaRuntime
+from kiln.metrics.deliveries import DeliveryStates
+from kiln.metrics.journal import JournalCounters
+from kiln.metrics.loop_lag import LoopLag
+from kiln.metrics.prometheus import CONTENT_TYPE, LiveStreamFigures, Sources, exposition, registry_for
 from kiln.metrics.tree import MetricsTree
 from kiln.projections.catalog import CatalogProjection
+from kiln.projections.subscriptions import SubscriptionsProjection
 from kiln.projections.tasks import TasksProjection
+from kiln.replay_progress import with_progress
+from kiln.running import RunningServer
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +118,11 @@ def load_or_create_token(data_dir: Path) -> tuple[str, Token]:
     return token, Token(TokenSource.GENERATED, path)
 
 
+def delivery_target(state: SubscriptionState) -> Target:
+    spec = state.spec
+    return Target(spec.id, spec.url, spec.secret_key, spec.entity_prefix, spec.types, state.cursor, state.delivered)
+
+
 @dataclass(frozen=True)
 class VhostSignedPolicies:
     """Each vhost's ``signedPolicy`` as the catalog holds it now (vhosts created by the API included)."""
@@ -144,9 +164,18 @@ class KilnService:
         self.journal_reserve = journal_reserve
         self.catalog = CatalogProjection()
         self.tasks = TasksProjection()
+        self.subscriptions = SubscriptionsProjection()
+        self.delivery_states = DeliveryStates()
+        self.deliveries: Deliveries | None = None
+        self.subscriptions_ref: Any = None
         self.stats = MetricsTree()
+        self.journal_counters = JournalCounters()
+        self.loop_lag = LoopLag()
         self.directory = Directory()
         self.journal: Any = None
+        self.journal_query: JournalQuery | None = None
+        self.running: RunningServer | None = None
+        self.feed: JournalFeed | None = None
         self.snapshots: SnapshotStore | None = None
         self.events: EventLog | None = None
         self.actors: ActorRuntime | None = None
@@ -176,28 +205,39 @@ class KilnService:
             self.token_path = self.token_source.path
         for vhost in self.config.vhosts:
             self.catalog.seed_config_vhost(vhost, time.time())
-        self.journal = Journal.open(self.data_dir, fsync=self.fsync, reserve_bytes=self.journal_reserve)
+        self.journal = Journal.open(self.data_dir, fsync=self.fsync, counters=self.journal_counters,
+                                    reserve_bytes=self.journal_reserve)
         self.snapshots = SnapshotStore(self.data_dir)
         self.events = EventLog(self.journal, NewRecord)
+        self.feed = JournalFeed(self.journal)
         self.events.add_projection(self.catalog)
         self.events.add_projection(self.tasks)
+        self.events.add_projection(self.subscriptions)
         loaded = self.snapshots.load_latest()
         snapshot_seq = 0
         if loaded is not None:
             snapshot_seq, state = loaded
             self.catalog.restore(state.get("catalog", {}))
             self.tasks.restore(state.get("tasks", {}))
-        replayed = self.events.apply_replayed(self.journal.read(snapshot_seq + 1))
+            self.subscriptions.restore(state.get("subscriptions", []))
+        self.journal_query = JournalQuery(journal_dir(self.data_dir), known_secrets=self.secret_payloads)
+        self.journal_query.start_at(self.journal.last_seq)
+        self.journal.add_listener(self.journal_query.on_durable)
+        replayed = self.events.apply_replayed(self.journal_query.remembering(with_progress(
+            self.journal.read(snapshot_seq + 1), snapshot_seq + 1, self.journal.last_seq, seq_of=lambda r: r.seq)))
+        self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query)
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
         admission = AdmissionStep([SignedPolicyCheck(VhostSignedPolicies(self.catalog)),
                                    WebhookCheck(VhostAdmissionWebhooks(self.catalog))], JournalAudit(self.events))
-        self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission))
+        self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission,
+                                       sessions=JournalSessions(self.events)))
         notes = self._journal_recovery(snapshot_seq, replayed)
         self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.media_certificates,
                                             resolve_path=self.config.resolve_path)
         self._wait_for_actor_tree()
+        self._start_subscriptions()
         recovery = Recovery(snapshot_seq, replayed, time.monotonic() - started)
         log.info("kiln recovered snapshot_seq=%d replayed=%d seconds=%.3f notes=%d", snapshot_seq, replayed,
                  recovery.seconds, len(notes))
@@ -226,6 +266,37 @@ class KilnService:
                 return
             time.sleep(0.002)
         raise RuntimeError(f"actor tree not built within {timeout:.0f}s (missing apps: {missing[:5]})")
+
+    def _start_subscriptions(self) -> None:
+        """Webhook deliveries on their own thread and loop; Server.xml's subscriptions checked and journaled
+        (a bad one fails the start with its reason)."""
+        assert self.events is not None and self.feed is not None
+        try:
+            configured = tuple(parse_spec(body) for body in self.config.subscriptions)
+            self.deliveries = Deliveries(self.feed, self.delivery_states, secrets=self.secret_payloads)
+            feed = self.feed
+            self.subscriptions_ref = SubscriptionsActor.start(
+                self.events, self.deliveries, delivery_target, lambda: feed.last_seq + 1,
+                self.subscriptions.recovered(), configured)
+        except DomainError as exc:
+            raise ConfigLoadError(f"Server.Managers.Subscriptions: {exc.text}") from exc
+        self.directory.register(("subscriptions",), self.subscriptions_ref)
+
+    def secret_payloads(self) -> list[dict[str, Any]]:
+        """Every secret Kiln holds now (push stream keys, configured keys and passphrases), as payloads a
+        ``Redactor`` learns from: a feed that starts mid-journal never saw the records that declared them,
+        yet must mask them where a later record repeats one (a push error naming its destination)."""
+        out: list[dict[str, Any]] = [{"stream_key": p.spec.stream_key} for p in self.tasks.all_pushes()]
+        for vhost in self.catalog.vhost_names():
+            view = self.catalog.vhost(vhost)
+            if view is not None:
+                out.append(view.config)
+            for app in self.catalog.app_names(vhost) or []:
+                found = self.catalog.app(vhost, app)
+                if found is not None:
+                    out.append(found.config)
+        out += [{"secret_key": v.state.spec.secret_key} for v in self.subscriptions.all()]
+        return out
 
     def _journal_recovery(self, snapshot_seq: int, replayed: int) -> list[str]:
         assert self.events is not None
@@ -275,7 +346,8 @@ class KilnService:
         if self._since_snapshot < self.snapshot_every or self.snapshots is None:
             return
         self._since_snapshot = 0
-        state = {"catalog": self.catalog.snapshot(), "tasks": self.tasks.snapshot()}
+        state = {"catalog": self.catalog.snapshot(), "tasks": self.tasks.snapshot(),
+                 "subscriptions": self.subscriptions.snapshot()}
         seq, store = record.seq, self.snapshots
         self._snapshot_pool.submit(self._save_snapshot, store, seq, state)
 
@@ -293,15 +365,44 @@ class KilnService:
         cors = CorsPolicy(tuple(self.config.api_cross_domains), dict(self.config.api_cross_domain_headers))
         self.api_tls = ApiTls.from_config(self.config.managers_host, Path(self.config.base_dir)) \
             if self.config.bind.api_tls_port is not None else None
-        reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media)
+        reads = ApiReads(self.catalog, self.tasks, self.stats, self.directory, self.media, self.feed,
+                         self.subscriptions, self.delivery_states, self.secret_payloads,
+                         self.journal_query, self.running)
+        registry = registry_for(self._metric_sources())
+        metrics = MetricsExport(lambda: exposition(registry), CONTENT_TYPE,
+                                auth=bool(getattr(self.config, "metrics_auth", True)))
         reserve = self.journal.reserve if self.journal is not None else None
         self.api = ApiApp(reads, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None,
+                          metrics=metrics,
                           max_body=self.api_limits.max_body_bytes, body_timeout=self.api_limits.request_timeout,
                           max_header_bytes=self.api_limits.max_header_bytes,
                           disk_gate=reserve.ensure if reserve is not None else None,
                           write_roots=WriteRoots.build(self.config.writable_roots, self.data_dir,
                                                        config_file_roots(self.config.vhosts), self.config.resolve_path))
         return self.api
+
+    def _metric_sources(self) -> Sources:
+        """What ``/metrics`` reads at scrape time (nothing is counted for it on the packet path)."""
+        feed, media, tasks = self.feed, self.media, self.tasks
+
+        def streams() -> list[LiveStreamFigures]:
+            out = []
+            for stream in media.streams.all():
+                kinds: dict[str, int] = {}
+                for track in stream.snapshot().input_tracks:
+                    kinds[track.kind.lower()] = kinds.get(track.kind.lower(), 0) + 1
+                out.append(LiveStreamFigures(stream.vhost, stream.app, stream.name, kinds))
+            return out
+
+        def task_states() -> list[tuple[str, str]]:
+            return [*(("push", t.state) for t in tasks.all_pushes()),
+                    *(("record", t.state) for t in tasks.all_records()),
+                    *(("dump", "enabled" if t.enabled else "disabled") for t in tasks.all_dumps())]
+
+        return Sources(tree=self.stats, streams=streams, tasks=task_states, queues=media.queue_metrics,
+                       journal=self.journal_counters, loop_lag=self.loop_lag,
+                       feed=(lambda: (feed.last_seq, feed.open_tails, feed.cut_offs)) if feed is not None else None,
+                       deliveries=self.delivery_states.all)
 
     async def serve(self, host: str, api_port: int | None, ready: Any = None) -> None:
         """Run the listeners until SIGINT/SIGTERM (or ``self.request_stop()``)."""
@@ -330,11 +431,14 @@ class KilnService:
             listeners["thumbnail_tls"] = (host, thumbnail_tls[1].getsockname()[1])
         for name, (app, port) in self.media.http_apps().items():
             sock = bind_tcp(host, port)
-            # ws="none": no port of Kiln's serves WebSockets (uvicorn would warn that no library is installed)
+            # WebSockets (the websockets package) only where WebRTC signalling is served; elsewhere "none"
+            ws = "websockets" if self.media.serves_websocket(name) else "none"
             cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30,
-                                 ws="none", **guarded(MEDIA_DEFAULTS, name))
+                                 ws=ws, **guarded(MEDIA_DEFAULTS, name))
             servers.append((uvicorn.Server(cfg), sock))
             listeners[name] = (host, sock.getsockname()[1])
+            if ws != "none":  # WebRTC signalling shares this port (the banner names it too)
+                listeners["webrtc"] = listeners[name]
         h2 = self._llhls_tls_listener(host)
         if h2 is not None:
             listeners["llhls_tls"] = (host, h2.sock.getsockname()[1])
@@ -347,16 +451,27 @@ class KilnService:
         if h2 is not None:
             tasks.append(asyncio.create_task(h2.serve()))
         await self.media.start(host)
+        lag_sampler = asyncio.create_task(self.loop_lag.run())
         banner = Banner(__version__, self.token_source, {**listeners, **self.media.addresses},
                         [f"{v}/{a}" for v in self.catalog.vhost_names() for a in (self.catalog.app_names(v) or [])],
                         self.data_dir)
         for line in banner.lines():
             log.info("%s", line)
+        if self.running is not None:
+            self.running.listeners.update({**listeners, **self.media.addresses})
+            try:
+                self.running.write_server_file()
+            except OSError as exc:
+                log.error("could not write server file error=%s (kiln status will not find this server)", exc)
         log.info("kiln ready api=%s:%s version=%s", host, api_port, __version__)
         if ready is not None:
             ready()
         await stop.wait()
         log.info("kiln stopping")
+        if self.running is not None:
+            self.running.remove_server_file()
+        lag_sampler.cancel()
+        api.close_streams()
         for s, _sock in servers:
             s.should_exit = True
         if h2 is not None:
@@ -404,6 +519,10 @@ class KilnService:
         self._stopping.set()
         if self.server_ref is not None:
             self.server_ref.stop(block=True, timeout=30)
+        if self.subscriptions_ref is not None:
+            self.subscriptions_ref.stop(block=True, timeout=30)  # its last checkpoints, while the journal is open
+        elif self.deliveries is not None:
+            self.deliveries.close()
         pykka.ActorRegistry.stop_all(block=True, timeout=30)
         if self.events is not None:
             try:

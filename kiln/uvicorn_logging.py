@@ -2,7 +2,7 @@
 
 On any ``Connection: Upgrade`` request (a player probing for WebSocket signalling, say) uvicorn
 warns "Unsupported upgrade request" and "No supported WebSocket library detected", and suggests
-installing one. Kiln serves no WebSocket on any port (its servers run with ``ws="none"``), so the
+installing one. Only the port carrying WebRTC signalling serves WebSockets (the others run with ``ws="none"``), so the
 advice is wrong: the request is answered as plain HTTP, which this filter says in one INFO line.
 """
 
@@ -22,7 +22,7 @@ class UpgradeNotice(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if message == UNSUPPORTED_UPGRADE:
-            log.info("http upgrade request answered as plain HTTP (Kiln serves no WebSocket)")
+            log.info("http upgrade request answered as plain HTTP (this port serves no WebSocket)")
             return False
         return not message.startswith(NO_WEBSOCKET_LIBRARY)
 

@@ -17,6 +17,7 @@ from kiln.config.tls import CertificateFiles
 from kiln.config.unimplemented import unimplemented_warnings
 from kiln.config.validate import ConfigError, validate_vhost_json
 from kiln.config.values import is_true
+from kiln.events.redact import redact_url
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -33,6 +34,7 @@ _LISTENERS = (
     ("LLHLS (TLS)", "llhls_tls_port", "publishers", "llhls"),
     ("HLS (TS)", "hls_port", "publishers", "hls"),
     ("SRT playback", "srt_playback_port", "publishers", "srt"),
+    ("WebRTC signalling", "webrtc_signalling_port", "publishers", "webrtc"),
     ("Thumbnail", "thumbnail_port", "publishers", "thumbnail"),
     ("Thumbnail (TLS)", "thumbnail_tls_port", "publishers", "thumbnail"),
 )
@@ -125,6 +127,8 @@ def summary(config: ServerConfig) -> str:
         for label, attr, _section, _key in _LISTENERS:
             if attr in _MEDIA_TLS and getattr(bind, attr) is not None:
                 notes.append(f"{label} will not be opened: no vhost has Host/TLS CertPath and KeyPath")
+    if bind.webrtc_signalling_port is not None:
+        lines.append(f"  {'WebRTC ICE (UDP)':<26} {bind.webrtc_candidate_ports or 'ephemeral ports'}")
     if bind.mpegts_ports:
         lines.append(f"  {'MPEG-TS/UDP ingest':<26} {', '.join(str(p) for p in bind.mpegts_ports)}")
     if bind.api_port is None and bind.api_tls_port is None:
@@ -135,6 +139,12 @@ def summary(config: ServerConfig) -> str:
         lines.append("api token: none in Server.xml; generated on first start and kept in the data dir")
     if config.api_cross_domains:
         lines.append(f"api cross domains: {', '.join(config.api_cross_domains)}")
+    lines.append("metrics: GET /metrics on the API port, " + (
+        "with the API token" if config.metrics_auth else "without a token (Managers/Metrics/Auth false)"))
+    for sub in config.subscriptions:
+        types = ",".join(sub["filter"]["types"]) or "all types"
+        lines.append(f"subscription {sub['id']}: {redact_url(str(sub['url']))} (entity '{sub['filter']['entity']}*', "
+                     f"{types}{', signed' if sub.get('secretKey') else ', unsigned'})")
     tls_sources = [("Managers.Host.TLS", config.managers_host.get("tls"))]
     tls_sources += [(f"vhost {v.get('name')} Host.TLS", (v.get("host") or {}).get("tls")) for v in config.vhosts]
     for where, tls in tls_sources:

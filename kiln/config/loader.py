@@ -19,6 +19,8 @@ from kiln.config.schema import SERVER
 from kiln.config.validate import ConfigError, validate_app_json, validate_vhost_json
 from kiln.config.values import is_true
 from kiln.config.xmlconv import Converter, substitute_tree
+from kiln.domain.errors import DomainError
+from kiln.domain.subscriptions import parse_spec
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +217,36 @@ def _build(server: dict[str, Any], source: str, converter: Converter) -> ServerC
         writable_roots=[str(r) for r in api.get("writableRoots") or [] if str(r).strip()],
         api_limits=api_limits,
         vhosts=_build_vhosts(server, source),
+        metrics_auth=_dig(server, "managers", "metrics", "auth") is None
+        or is_true(_dig(server, "managers", "metrics", "auth")),
+        subscriptions=_build_subscriptions(server, source),
     )
+
+
+def _build_subscriptions(server: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    """Managers/Subscriptions/Subscription as the body ``POST /v1/subscriptions`` takes (checked by the
+    subscriptions actor at start, which refuses the start with the reason)."""
+    out: list[dict[str, Any]] = []
+    for item in _dig(server, "managers", "subscriptions", "subscription") or []:
+        body: dict[str, Any] = {"id": item.get("id"), "url": item.get("url")}
+        if item.get("secretKey"):
+            body["secretKey"] = str(item["secretKey"])
+        types = [t.strip() for t in str(item.get("types") or "").split(",") if t.strip()]
+        body["filter"] = {"entity": str(item.get("entity") or ""), "types": types}
+        if item.get("from") not in (None, ""):
+            try:
+                body["from"] = int(str(item["from"]))
+            except ValueError as exc:
+                raise ConfigLoadError(f"{source}: Server.Managers.Subscriptions.Subscription.From: "
+                                      f"not an integer: {item['from']!r}") from exc
+        try:
+            spec = parse_spec(body)
+        except DomainError as exc:
+            raise ConfigLoadError(f"{source}: Server.Managers.Subscriptions.Subscription: {exc.text}") from exc
+        if any(other["id"] == spec.id for other in out):
+            raise ConfigLoadError(f"{source}: Server.Managers.Subscriptions: duplicate subscription id '{spec.id}'")
+        out.append(body)
+    return out
 
 
 def _build_vhosts(server: dict[str, Any], source: str) -> list[dict[str, Any]]:

@@ -67,6 +67,8 @@ class ServerConfig:
     writable_roots: list[str] = field(default_factory=list)  # Managers/API/WritableRoots; empty: the defaults
     api_limits: ConnectionLimits = API_DEFAULTS  # Managers/API/Limits
     vhosts: list[dict[str, Any]] = field(default_factory=list)
+    metrics_auth: bool = True     # Managers/Metrics/Auth: false serves GET /metrics without the token
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)  # Managers/Subscriptions, as API bodies
     warnings: list[str] = field(default_factory=list)
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = ""     # file path, or "(embedded default)"

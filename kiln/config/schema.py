@@ -226,7 +226,11 @@ SERVER = obj(
                                                     f("WritableRoots", wrap("Root")),
                                                     f("Limits", leaves("MaxBodyBytes", "MaxHeaderBytes",
                                                                        "MaxConnectionsPerClient",
-                                                                       "RequestTimeout")))))),
+                                                                       "RequestTimeout")))),
+                      # Kiln's own: /metrics without the token, and webhook subscriptions to the journal
+                      f("Metrics", leaves("Auth")),
+                      f("Subscriptions", obj(f("Subscription", leaves("Id", "Url", "SecretKey", "Entity", "Types",
+                                                                       "From"), many=True))))),
     f("Alert", OPEN),
     f("Defaults", obj(f("CrossDomains", CROSS_DOMAINS))),
     f("VirtualHosts", obj(f("VirtualHost", VIRTUAL_HOST, many=True))),

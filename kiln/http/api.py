@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,8 +22,24 @@ from kiln.config.cors import CorsPolicy
 from kiln.config.write_roots import WriteRoots
 from kiln.domain.errors import DomainError
 from kiln.errors import ApiError
-from kiln.http import apps, dumps, misc, profiles, push, record, stats, streams, vhosts
+from kiln.http import (
+    apps,
+    dumps,
+    events,
+    journal,
+    misc,
+    openapi,
+    profiles,
+    push,
+    record,
+    stats,
+    status,
+    streams,
+    subscriptions,
+    vhosts,
+)
 from kiln.http.auth import CHALLENGE, check_authorization
+from kiln.http.console import CONSOLE_HEADER, console_routes
 from kiln.http.context import ApiContext
 from kiln.http.envelope import BASE_HEADERS, error
 from kiln.http.errors import api_error
@@ -38,6 +55,17 @@ DEFAULT_MAX_HEADER = 16 * 1024
 # POST actions that only read (OME lists pushes, records and dumps by POST): never refused on a full disk
 READ_ACTIONS = (":pushes", ":records", ":hlsDumps")
 DISK_FULL = ApiError(507, "Could not journal the command: the data directory's disk is full")
+METRICS_PATH = "/metrics"
+
+
+@dataclass(frozen=True)
+class MetricsExport:
+    """``GET /metrics`` (Prometheus): how to render it, its content type, and whether it needs the token
+    (``Managers/Metrics/Auth``; a scraper on a trusted network may go without, as mediamtx allows)."""
+
+    render: Callable[[], bytes]
+    content_type: str
+    auth: bool = True
 
 
 class ApiApp:
@@ -45,9 +73,12 @@ class ApiApp:
 
     def __init__(self, ctx: ApiContext, token: str, cors: CorsPolicy | None = None,
                  max_body: int = DEFAULT_MAX_BODY, tls_reloader: Any = None,
+                 metrics: MetricsExport | None = None,
                  disk_gate: Callable[[], bool] | None = None, write_roots: WriteRoots | None = None,
                  body_timeout: float = DEFAULT_BODY_TIMEOUT, max_header_bytes: int = DEFAULT_MAX_HEADER) -> None:
         self.ctx = ctx
+        self.metrics = metrics
+        self.closing = asyncio.Event()  # set when the server stops: endless responses (SSE) end
         self.write_roots = write_roots  # None: API paths are not confined (only tests build it so)
         self.disk_gate = disk_gate  # False while the journal has no room: commands are refused with 507
         self.token = token
@@ -58,9 +89,28 @@ class ApiApp:
         self.max_header_bytes = max_header_bytes
         self.tls_reloader = tls_reloader
         self.router = Router()
-        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats):
+        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats, events, subscriptions,
+                       journal, status):
             module.register(self.router, self)
-        self.starlette = Starlette(routes=[StarletteRoute("/{path:path}", self.endpoint, methods=ALL_METHODS)])
+        openapi.register(self.router, self)  # last: it documents what the router holds
+        self.starlette = Starlette(routes=[*console_routes(),
+                                           StarletteRoute("/{path:path}", self.endpoint, methods=ALL_METHODS)])
+
+    def close_streams(self) -> None:
+        """End every open event stream (call on the serving loop before the listeners stop)."""
+        self.closing.set()
+
+    async def _metrics(self, request: Request, export: MetricsExport) -> Response:
+        if export.auth:
+            denied = check_authorization(request.headers.get("authorization"), self.token)
+            if denied is not None:
+                return error(denied, CHALLENGE)
+        try:
+            body = await asyncio.to_thread(export.render)  # composed at scrape time: off the loop
+        except Exception:
+            log.exception("metrics exposition failed")
+            return error(ApiError(500, "Internal Server Error"))
+        return Response(body, headers={**BASE_HEADERS, "Content-Type": export.content_type})
 
     async def _read_body(self, request: Request) -> bytes:
         chunks: list[bytes] = []
@@ -95,11 +145,15 @@ class ApiApp:
         header_bytes = sum(len(k) + len(v) + 4 for k, v in request.scope.get("headers", ()))
         if header_bytes > self.max_header_bytes:
             return error(ApiError(431, f"Request headers are larger than {self.max_header_bytes} bytes"))
-        denied = check_authorization(request.headers.get("authorization"), self.token)
-        if denied is not None:
-            return error(denied, CHALLENGE)
         raw = request.scope.get("raw_path") or request.url.path.encode()
         path = raw.decode("utf-8", "replace").partition("?")[0]
+        if path == METRICS_PATH and self.metrics is not None and request.method in ("GET", "HEAD"):
+            return await self._metrics(request, self.metrics)
+        denied = check_authorization(request.headers.get("authorization"), self.token)
+        if denied is not None:
+            # the console (which says so in a header) shows its own login form: a Basic challenge would
+            # make the browser open its password dialog over the page instead
+            return error(denied, None if request.headers.get(CONSOLE_HEADER) else CHALLENGE)
         found = self.router.match(request.method, path)
         if found is None:
             return error(ApiError(404, "Controller not found"))

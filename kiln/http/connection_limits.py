@@ -60,6 +60,11 @@ def guarded_protocol(limits: ConnectionLimits, listener: str) -> type[H11Protoco
             self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
+            self._release()
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _release(self) -> None:
             if self._kiln_host is not None:
                 left = counts.get(self._kiln_host, 1) - 1
                 if left > 0:
@@ -67,11 +72,15 @@ def guarded_protocol(limits: ConnectionLimits, listener: str) -> type[H11Protoco
                 else:
                     counts.pop(self._kiln_host, None)
                 self._kiln_host = None
-            self._disarm()
-            super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
+            if self.transport.get_protocol() is not self:
+                # upgraded to a WebSocket: its protocol owns the connection now (and this one never hears
+                # connection_lost), so no deadline may cut it and it no longer counts here
+                self._disarm()
+                self._release()
+                return
             if self._waiting_for_headers():
                 if self._kiln_deadline is None:
                     self._arm()

@@ -33,3 +33,9 @@ class ApiReads:
     stats: MetricsTree
     directory: ActorDirectory
     media: Any = None  # the media runtime (``media.streams``, ``media.llhls``); None without media
+    feed: Any = None  # the journal feed (``kiln.http.events.EventFeed``) behind ``/v1/events``
+    subscriptions: Any = None  # the subscriptions read model (``kiln.http.subscriptions.SubscriptionReads``)
+    deliveries: Any = None  # live webhook delivery states (``kiln.metrics.deliveries.DeliveryStates``)
+    secret_payloads: Any = None  # () -> payloads holding every secret known now, for an event stream's redactor
+    journal: Any = None  # ``http/journal.py: JournalReads`` (GET /v1/journal); None: the route answers 404
+    server: Any = None  # ``http/status.py: ServerStatus`` (GET /v1/status); None: the route answers 404

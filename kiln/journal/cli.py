@@ -24,6 +24,7 @@ from kiln.events import registered_types
 from kiln.events.catalog import app_entity, vhost_entity
 from kiln.events.redact import Redactor
 from kiln.events.streams import pull_entity, stream_entity
+from kiln.events.subscriptions import subscription_entity
 from kiln.events.tasks import dump_entity, push_entity, record_entity
 from kiln.journal.errors import JournalCorruptError
 from kiln.journal.reader import iter_records
@@ -38,7 +39,7 @@ ENTITY_FORMS = {form.split(":", 1)[0]: form for form in (
     vhost_entity("<vhost>"), app_entity("<vhost>", "<app>"), pull_entity("<vhost>", "<app>", "<stream>"),
     stream_entity("<vhost>", "<app>", "<stream>"), push_entity("<vhost>", "<app>", "<id>"),
     record_entity("<vhost>", "<app>", "<id>"), dump_entity("<vhost>", "<app>", "<output stream>", "<id>"),
-    "server")}
+    subscription_entity("<id>"), "server")}
 
 
 class UsageError(Exception):

@@ -27,6 +27,7 @@ from kiln.journal.reader import iter_records, scan_segment
 from kiln.journal.records import NewRecord, Record
 from kiln.journal.reserve import DiskReserve
 from kiln.journal.segments import fsync_dir, journal_dir, list_segments, segment_path
+from kiln.metrics.journal import JournalCounters
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,10 @@ class _Append:
 
 
 class Journal:
-    def __init__(self, directory: Path, *, segment_bytes: int, fsync: bool) -> None:
+    def __init__(self, directory: Path, *, segment_bytes: int, fsync: bool,
+                 counters: JournalCounters | None = None) -> None:
         self.directory = directory
+        self.counters = counters if counters is not None else JournalCounters()  # written by the writer thread
         self.segment_bytes = segment_bytes
         self.fsync = fsync
         self.open_report = OpenReport()
@@ -72,12 +75,12 @@ class Journal:
     # -- opening -----------------------------------------------------------------------------------
     @classmethod
     def open(cls, data_dir: str | Path, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-             fsync: bool = True, reserve_bytes: int = 0) -> Journal:
+             fsync: bool = True, counters: JournalCounters | None = None, reserve_bytes: int = 0) -> Journal:
         """Open (or create) the journal in ``data_dir/journal``, cutting a torn last frame; with
         ``reserve_bytes``, keep that much disk space aside for a full disk (reserve.py)."""
         directory = journal_dir(Path(data_dir))
         directory.mkdir(parents=True, exist_ok=True)
-        journal = cls(directory, segment_bytes=segment_bytes, fsync=fsync)
+        journal = cls(directory, segment_bytes=segment_bytes, fsync=fsync, counters=counters)
         journal._recover()
         if reserve_bytes > 0:
             journal.reserve = DiskReserve(directory, reserve_bytes)
@@ -214,6 +217,7 @@ class Journal:
             return
         self._last_seq = seq
         every = [r for records in results for r in records]
+        self.counters.committed(len(every))
         for listener in self._listeners:
             try:
                 listener(every)
@@ -238,7 +242,9 @@ class Journal:
                 raise OSError("journal write would block")
             view = view[written:]
         if self.fsync:
+            started = time.perf_counter()
             os.fsync(self._file.fileno())
+            self.counters.fsynced(time.perf_counter() - started)
 
     def _rollback(self, size: int) -> None:
         """Cut whatever a failed batch left in the current segment."""

@@ -26,6 +26,11 @@ from kiln.media.publish.llhls.publisher import LlhlsPublisher
 from kiln.media.publish.llhls.server import AppsByHost, BytesOut, LlhlsServer
 from kiln.media.publish.srt.publisher import SrtPlayback
 from kiln.media.publish.thumbnail.server import ThumbnailServer
+from kiln.media.publish.webrtc.endpoints import WebRtcEndpoints
+from kiln.media.publish.webrtc.publisher import SessionLog, WebRtcPublisher
+from kiln.media.rtc.ice_plan_log import open_ice_pool
+from kiln.media.rtc.ingest import RtcIngest
+from kiln.media.rtc.udp_mux import PortPool
 from kiln.media.stream.live import LiveStream
 from kiln.media.stream.registry import StreamRegistry
 from kiln.metrics.queue import queue_json
@@ -56,6 +61,7 @@ class ControlPlane:
     hosts: HostRoutes
     stats: PublisherStats
     admission: Admitter = field(default_factory=OpenDoor)  # every ingest and publisher asks it first
+    sessions: SessionLog | None = None  # where WebRTC viewers' sessions are kept (the journal)
 
 
 class MediaRuntime:
@@ -70,12 +76,19 @@ class MediaRuntime:
         self.llhls: LlhlsPublisher | None = None
         self.hls: HlsPublisher | None = None
         self.srt_playback: SrtPlayback | None = None
+        self.webrtc: WebRtcPublisher | None = None
+        self.webrtc_endpoints: WebRtcEndpoints | None = None
+        self.rtc_ingest: RtcIngest | None = None  # WebRTC ingest (issue 13) sets it before http_apps()
+        self.ice_pool: PortPool | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
     def attach(self, control: ControlPlane) -> None:
         self.control = control
         self.llhls = LlhlsPublisher(control.stats)
         self.hls = HlsPublisher(control.stats)
+        if self.config.bind.webrtc_signalling_port is not None or self.config.bind.webrtc_signalling_tls_port:
+            self.webrtc = WebRtcPublisher(self.streams, control.stats, None, admission=control.admission,
+                                          journal=control.sessions)
 
     # -- stream lifecycle hooks (called by app actors, any thread) --
     def stream_created(self, stream: LiveStream) -> None:
@@ -101,11 +114,13 @@ class MediaRuntime:
     def _player_router(self, control: ControlPlane, llhls: LlhlsPublisher) -> LlhlsServer:
         """The router of a player port: it tells LL-HLS and HLS v3 requests apart by their names
         (media spec 2.2) and asks admission where OME does."""
+        if self.webrtc is not None and self.webrtc_endpoints is None:
+            self.webrtc_endpoints = WebRtcEndpoints(self.webrtc, control.hosts, self.rtc_ingest)
         return LlhlsServer(llhls, control.hosts, self.streams, control.stats,
                            thumbnail_port=self.config.bind.thumbnail_port,
                            hls=HlsServer(self.hls, control.stats, admission=control.admission)
                            if self.hls is not None else None,
-                           admission=control.admission)
+                           admission=control.admission, webrtc=self.webrtc_endpoints)
 
     def http_apps(self) -> dict[str, Any]:
         """Starlette apps for the publisher ports: name -> (app, port)."""
@@ -114,17 +129,27 @@ class MediaRuntime:
         if control is None:
             return out
         bind = self.config.bind
-        if self.llhls is not None and (bind.llhls_port is not None or bind.hls_port is not None):
-            # one router for both ports: HLS v3 plays on Bind/Publishers/HLS/Port as in OME, and on
-            # the LL-HLS port
+        signalling = bind.webrtc_signalling_port
+        if self.llhls is not None and (bind.llhls_port is not None or bind.hls_port is not None
+                                       or signalling is not None):
+            # one router for every player port: HLS v3 plays on Bind/Publishers/HLS/Port as in OME, and on
+            # the LL-HLS port; WebRTC signalling and WHEP share the LL-HLS port when they name the same one
             server = self._player_router(control, self.llhls)
             if bind.llhls_port is not None:
                 out["llhls"] = (server.starlette, bind.llhls_port)
             if bind.hls_port is not None and bind.hls_port != bind.llhls_port:
                 out["hls"] = (server.starlette, bind.hls_port)
+            if signalling is not None and signalling not in (bind.llhls_port, bind.hls_port):
+                out["webrtc"] = (server.starlette, signalling)
         if bind.thumbnail_port is not None:
             out["thumbnail"] = (self._thumbnail_server(control).starlette, bind.thumbnail_port)
         return out
+
+    def serves_websocket(self, name: str) -> bool:
+        """Whether the HTTP port ``name`` (a key of :meth:`http_apps`) carries WebRTC signalling."""
+        bind = self.config.bind
+        ports = {"llhls": bind.llhls_port, "hls": bind.hls_port, "webrtc": bind.webrtc_signalling_port}
+        return self.webrtc is not None and name in ports and ports[name] == bind.webrtc_signalling_port
 
     def _thumbnail_server(self, control: ControlPlane) -> ThumbnailServer:
         return ThumbnailServer(control.hosts, self.streams, control.stats, admission=control.admission)
@@ -164,6 +189,12 @@ class MediaRuntime:
             log.info("rtmp listening address=%s:%d", host, self.rtmp.port)
         await self._start_ts_ingest(host)
         await self._start_srt_playback(host)
+        if self.webrtc is not None:
+            self.ice_pool = await open_ice_pool(host, self.config.bind.webrtc_candidate_ports)
+            self.webrtc.pool = self.ice_pool
+            for ice_host, ice_port in self.ice_pool.addresses() if self.ice_pool is not None else []:
+                self.addresses[f"webrtc_ice:{ice_port}"] = (ice_host, ice_port)
+            self.webrtc.start(asyncio.get_running_loop())
 
     async def _start_ts_ingest(self, host: str) -> None:
         """SRT and MPEG-TS/UDP ingest (both demux TS in worker threads)."""
@@ -211,6 +242,13 @@ class MediaRuntime:
         self.addresses["srt_playback"] = (host, playback.port)
 
     async def close(self) -> None:
+        if self.webrtc_endpoints is not None:
+            await self.webrtc_endpoints.close()
+        if self.webrtc is not None:
+            await self.webrtc.close()
+        if self.ice_pool is not None:
+            self.ice_pool.close()
+            self.ice_pool = None
         if self.llhls is not None:
             self.llhls.close()
         if self.hls is not None:

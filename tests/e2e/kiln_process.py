@@ -110,8 +110,8 @@ class KilnProcess:
         self._starts = getattr(self, "_starts", 0) + 1
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [*self.launcher, sys.executable, "-m", "kiln.cli", "serve", "-c", str(self.config_path), "-d", str(self.data_dir),
-             "--log-level", "debug"],
+            [*self.launcher, sys.executable, "-m", "kiln.cli", "serve", "-c", str(self.config_path),
+             "-d", str(self.data_dir), "--log-level", "debug"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -108,6 +108,7 @@ def readme_kiln(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kil
                        ("OVT", ports.ovt), ("LLHLS", ports.llhls)):
         monkeypatch.setenv(f"KILN_{name}_PORT", str(port))
     monkeypatch.setenv("KILN_SRT_PLAYBACK_PORT", str(free_udp_port()))
+    monkeypatch.setenv("KILN_ICE_CANDIDATE", f"*:{free_udp_port()}/udp")  # WebRTC media, 10000-10004 by default
     token = "kiln:" + secrets.token_hex(16)
     (workdir / "data").mkdir(parents=True)
     (workdir / "data" / "access_token").write_text(token + "\n")

@@ -52,6 +52,7 @@ def test_the_banner_says_where_to_publish_and_play_and_whether_the_token_is_new(
         f"publish mpegts=udp://{h}:{ports.mpegts} (stream named by the app's MPEGTS StreamMap)",
         f"play llhls=http://{h}:{ports.llhls}/APP/STREAM/llhls.m3u8 (or FILENAME.m3u8 of an OutputProfile Playlist)",
         f"play thumbnail=http://{h}:{ports.thumbnail}/APP/STREAM/thumb.jpg (needs an Image encode)",
+        f"console http://{h}:{ports.api}/console/ (log in with the access token)",
         f"data dir={k.data_dir.resolve()}",
         f"kiln ready api={h}:{ports.api} version={k.api.get('/v1/version').json()['response']['version']}",
     ]
@@ -83,7 +84,7 @@ def test_the_banner_says_where_to_publish_and_play_and_whether_the_token_is_new(
     k.api.get("/v1/version")  # the log is written in order: what the two requests logged is in by now
     log = k.log_path.read_text()
     assert WEBSOCKET_WARNING not in log and "Unsupported upgrade request" not in log
-    assert messages(log).count("http upgrade request answered as plain HTTP (Kiln serves no WebSocket)") == 2
+    assert messages(log).count("http upgrade request answered as plain HTTP (this port serves no WebSocket)") == 2
 
     # the second start reuses the file, and says so
     before = len(k.log_path.read_text())

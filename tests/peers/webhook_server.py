@@ -3,7 +3,8 @@
 ``python -m tests.peers.webhook_server PORT LOG`` answers OME's admission POSTs by the stream name
 (the URL's path ``/app/<stream>[/file]``): ``deny*`` denies with a reason, ``redirect*`` sends ``new_url`` to
 ``<name>-moved``, ``short*`` allows with a 3000 ms ``lifetime``, ``slow*`` answers after 6 s,
-``fail*`` answers HTTP 500, anything else is allowed; closings get ``{}``. Every request is appended
+``fail*`` answers HTTP 500, anything else is allowed; closings get ``{}``. A webhook subscription's POST
+(``{"subscription": ..., "events": [...]}``) gets 200 ``{}``. Every request is appended
 to LOG as one JSON line (signature header, raw body, arrival time) for the test to verify on its own.
 :class:`WebhookServer` starts it on a free port, waits for it and stops it by PID.
 """
@@ -60,7 +61,11 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock, open(self.server.log_path, "a") as log:
             log.write(json.dumps(record) + "\n")
         try:
-            status, answer, delay = answer_for(json.loads(raw)["request"])
+            parsed = json.loads(raw)
+            if isinstance(parsed, dict) and "events" in parsed:
+                status, answer, delay = 200, {}, 0.0
+            else:
+                status, answer, delay = answer_for(parsed["request"])
         except (ValueError, KeyError, TypeError):
             status, answer, delay = 400, {"error": "bad request"}, 0.0
         time.sleep(delay)
@@ -105,8 +110,9 @@ class WebhookServer:
         return f"http://127.0.0.1:{self.port}/admission"
 
     def start(self) -> WebhookServer:
+        """Starts it; again on the same port after ``stop()`` (a receiver that was down comes back)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_tcp_port()
+        self.port = self.port or free_tcp_port()
         self.peer = Peer.spawn("webhook-server", [sys.executable, "-m", "tests.peers.webhook_server",
                                                  str(self.port), str(self.log_path)], self.workdir,
                               cwd=Path(__file__).resolve().parents[2])

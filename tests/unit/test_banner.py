@@ -30,6 +30,8 @@ def test_a_wildcard_bind_lists_every_listener_and_the_url_forms_with_host(tmp_pa
         "publish mpegts=udp://HOST:4001 (stream named by the app's MPEGTS StreamMap)",
         "play llhls=http://HOST:3333/APP/STREAM/llhls.m3u8 (or FILENAME.m3u8 of an OutputProfile Playlist)",
         "play thumbnail=http://HOST:20081/APP/STREAM/thumb.jpg (needs an Image encode)",
+        "console http://HOST:8081/console/ (log in with the access token)",
+        "console https://HOST:8082/console/ (log in with the access token)",
         f"data dir={tmp_path}",
     ]
 
@@ -42,8 +44,19 @@ def test_srt_playback_is_listed_last_as_udp_and_offered_as_a_play_url(tmp_path: 
         "publish srt=srt://HOST:9999?streamid=srt%3A%2F%2FHOST%3A9999%2FAPP%2FSTREAM",
         "play srt=srt://HOST:9998?streamid=srt%3A%2F%2FHOST%3A9998%2FAPP%2FSTREAM "
         "(add %2FFILENAME for an OutputProfile Playlist)",
+        "console http://HOST:8081/console/ (log in with the access token)",
         f"data dir={tmp_path}",
     ]
+
+
+def test_webrtc_signalling_and_its_udp_ports_are_listed_with_the_player_urls(tmp_path: Path) -> None:
+    listeners = {"llhls": ("0.0.0.0", 3333), "webrtc": ("0.0.0.0", 3333), "webrtc_ice:10001": ("0.0.0.0", 10001),
+                 "webrtc_ice:10000": ("0.0.0.0", 10000)}
+    lines = Banner("1", Token(TokenSource.CONFIGURED), listeners, [], tmp_path).lines()
+    assert lines[1] == ("listening llhls=0.0.0.0:3333 webrtc=0.0.0.0:3333 webrtc_ice=0.0.0.0:10000/udp "
+                        "webrtc_ice=0.0.0.0:10001/udp")
+    assert "play webrtc=ws://HOST:3333/APP/STREAM (OvenPlayer webrtc source; WHEP: " \
+           "http://HOST:3333/APP/STREAM?direction=whep)" in lines
 
 
 def test_a_reused_or_configured_token_is_called_so(tmp_path: Path) -> None:
@@ -57,7 +70,7 @@ def test_only_what_is_open_is_offered_and_ipv6_hosts_are_bracketed(tmp_path: Pat
     lines = Banner("1", Token(TokenSource.CONFIGURED), {"api": ("::1", 8081), "rtmp": ("::1", 1935)}, [],
                    tmp_path).lines()
     assert lines[1:] == ["listening api=[::1]:8081 rtmp=[::1]:1935", "publish rtmp=rtmp://[::1]:1935/APP/STREAM",
-                         f"data dir={tmp_path}"]
+                         "console http://[::1]:8081/console/ (log in with the access token)", f"data dir={tmp_path}"]
 
 
 def test_the_llhls_tls_port_is_listed_after_llhls_with_its_https_url(tmp_path: Path) -> None:
@@ -83,5 +96,5 @@ def test_uvicorn_upgrade_warnings_become_one_true_line(caplog: pytest.LogCapture
         uvicorn_logger.warning("No supported WebSocket library detected. Please use \"pip install ...\"")
         uvicorn_logger.warning("Invalid HTTP request received.")
     assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("kiln.uvicorn_logging", "INFO", "http upgrade request answered as plain HTTP (Kiln serves no WebSocket)"),
+        ("kiln.uvicorn_logging", "INFO", "http upgrade request answered as plain HTTP (this port serves no WebSocket)"),
         ("test.uvicorn.error", "WARNING", "Invalid HTTP request received.")]

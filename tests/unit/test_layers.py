@@ -49,8 +49,11 @@ RULES = (
     Rule("kiln.http", forbidden=("kiln.media", "kiln.journal", "kiln.service", "kiln.eventlog",
                                  "kiln.actors.app", "kiln.actors.vhost", "kiln.actors.server",
                                  "kiln.actors.streams", "kiln.actors.stream", "kiln.actors.tasks",
-                                 "kiln.actors.push", "kiln.actors.record", "kiln.actors.context"),
+                                 "kiln.actors.push", "kiln.actors.record", "kiln.actors.context",
+                                 "kiln.actors.subscriptions", "kiln.delivery"),
          why="HTTP sends commands and reads read models and views"),
+    Rule("kiln.delivery", allowed=("kiln.delivery", "kiln.events", "kiln.admission", "kiln.metrics"),
+         why="delivery reads the feed and reports progress through Protocols; the actor owns the state"),
     Rule("kiln.actors", forbidden=("kiln.http", "kiln.errors"),
          why="actors refuse with domain errors; HTTP maps them to OME's texts"),
 )

@@ -23,6 +23,8 @@ def test_default_config_summary() -> None:
     assert "RTMP ingest                1935" in text
     assert "MPEG-TS/UDP ingest         4000" in text
     assert "LLHLS                      3333" in text
+    assert "WebRTC signalling          3333" in text
+    assert "WebRTC ICE (UDP)           *:10000-10004/udp" in text
     assert "generated on first start" in text
     assert "vhost default (host names: *)" in text
     assert "  app app (live)" in text
@@ -30,14 +32,13 @@ def test_default_config_summary() -> None:
     assert ("profile bypass_stream -> ${OriginStreamName}: bypass_video(bypass), aac_audio(aac 128000), "
             "opus_audio(opus 128000); playlists master.m3u8") in text
     assert "Thumbnail is enabled in default/app but has no Bind port" in text
-    # OME's default config enables OVT and WebRTC; Kiln opens neither and says so (issue 14 item 5)
+    # OME's default config enables OVT and WebRTC ingest; Kiln opens neither and says so (issue 14 item 5)
     assert "OVT " not in text.split("vhost default")[0]
-    assert text.split("warnings (5):\n")[1] == (
+    assert text.split("warnings (4):\n")[1] == (
         "  Server.Bind.Publishers.OVT (9000): not implemented by Kiln, OVT is not opened\n"
         "  vhost default app app: Application.Providers.OVT: not implemented by Kiln, OVT ingest\n"
         "  vhost default app app: Application.Providers.WebRTC: not implemented by Kiln, WebRTC/WHIP ingest\n"
         "  vhost default app app: Application.Publishers.OVT: not implemented by Kiln, OVT relay to edges\n"
-        "  vhost default app app: Application.Publishers.WebRTC: not implemented by Kiln, WebRTC playback\n"
         "OK\n")
 
 

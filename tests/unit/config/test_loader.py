@@ -21,7 +21,8 @@ def test_default_config_opens_ome_sample_ports_and_no_token() -> None:
     bind = config.bind
     assert (bind.api_port, bind.rtmp_port, bind.srt_port, bind.mpegts_ports) == (8081, 1935, 9999, [4000])
     assert (bind.llhls_port, bind.ovt_port, bind.srt_playback_port) == (3333, 9000, 9998)
-    assert bind.webrtc_signalling_port is None and bind.thumbnail_port is None and bind.api_tls_port is None
+    assert (bind.webrtc_signalling_port, bind.webrtc_candidate_ports) == (3333, "*:10000-10004/udp")
+    assert bind.thumbnail_port is None and bind.api_tls_port is None
     assert config.access_token is None
     assert config.modules.ertmp is False
     assert config.source == "(embedded default)"

@@ -61,7 +61,6 @@ SAMPLE = """<?xml version="1.0" encoding="UTF-8"?>
 
 EXPECTED = [
     "Server.Bind.Providers.WebRTC.Signalling (13333): not implemented by Kiln, WebRTC ingest signalling is not opened",
-    "Server.Bind.Publishers.WebRTC.Signalling (13336): not implemented by Kiln, WebRTC signalling is not opened",
     "Server.Bind.Publishers.WebRTC.Signalling.TLSPort (13337): not implemented by Kiln, WebRTC signalling (TLS) "
     "is not opened",
     "Server.Bind.Publishers.OVT (19000): not implemented by Kiln, OVT is not opened",
@@ -74,7 +73,6 @@ EXPECTED = [
         ("Providers.File", "file provider"), ("Providers.Schedule", "scheduled channels"),
         ("Providers.Multiplex", "multiplex channels"), ("Providers.RTSP", "RTSP push ingest"),
         ("Providers.RTMP.EventGenerator", "RTMP event generator"), ("Publishers.OVT", "OVT relay to edges"),
-        ("Publishers.WebRTC", "WebRTC playback"),
         ("Publishers.LLHLS.DRM", "LL-HLS DRM: streams are sent in the clear"),
         ("Publishers.LLHLS.DVR.EventPlaylistType", "EVENT playlists: the DVR playlist is a sliding window"),
         ("OutputProfiles.HWAccels", "hardware encoding and decoding (software is used)"),
@@ -100,7 +98,8 @@ def test_config_check_warns_and_lists_only_opened_listeners(sample: Path) -> Non
     text = out.getvalue()
     listeners = text.split("listeners:\n")[1].split("api token")[0]
     assert listeners.split() == ["REST", "API", "18081", "RTMP", "ingest", "11935", "LLHLS", "13334", "LLHLS",
-                                 "(TLS)", "13335", "Thumbnail", "13338", "Thumbnail", "(TLS)", "13339"]
+                                 "(TLS)", "13335", "WebRTC", "signalling", "13336", "Thumbnail", "13338", "Thumbnail",
+                                 "(TLS)", "13339", "WebRTC", "ICE", "(UDP)", "ephemeral", "ports"]
     for line in EXPECTED:
         assert f"  {line}\n" in text
     # the TLS ports are opened with the vhosts' certificates, and this config has none

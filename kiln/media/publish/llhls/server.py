@@ -24,7 +24,8 @@ from urllib.parse import parse_qs, quote, unquote
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from kiln.admission.contract import Admitter, OpenDoor
 from kiln.config.cors import CorsPolicy
@@ -36,6 +37,7 @@ from kiln.media.publish.llhls.leases import SessionLeases
 from kiln.media.publish.llhls.packager import TrackPackager
 from kiln.media.publish.llhls.publisher import LlhlsPublisher, cors_urls, llhls_config
 from kiln.media.publish.llhls.stream import LlhlsStream
+from kiln.media.publish.webrtc.endpoints import WebRtcEndpoints
 from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
@@ -91,8 +93,9 @@ class LlhlsServer:
 
     def __init__(self, publisher: LlhlsPublisher, apps: AppsByHost, streams: StreamsInApp, stats: BytesOut,
                  thumbnail_port: int | None = None, hls: HlsServer | None = None, *,
-                 admission: Admitter | None = None) -> None:
+                 admission: Admitter | None = None, webrtc: WebRtcEndpoints | None = None) -> None:
         self.publisher = publisher
+        self.webrtc = webrtc
         self.hls = hls
         self.leases = SessionLeases(admission or OpenDoor(), publisher)
         self.apps = apps
@@ -100,7 +103,8 @@ class LlhlsServer:
         self.stats = stats
         self.thumbnail_port = thumbnail_port
         self.starlette = Starlette(routes=[Route("/{path:path}", self.endpoint,
-                                                 methods=["GET", "HEAD", "OPTIONS"])])
+                                                 methods=["GET", "HEAD", "OPTIONS", "POST", "PATCH", "DELETE"]),
+                                           WebSocketRoute("/{path:path}", self.websocket)])
 
     # -- helpers --
     def _cors(self, request: Request, app_config: dict[str, Any] | None) -> dict[str, str]:
@@ -131,8 +135,21 @@ class LlhlsServer:
         return Response(body, status_code=status, media_type=content_type, headers=headers)
 
     # -- entry --
+    async def websocket(self, websocket: WebSocket) -> None:
+        """WebRTC signalling shares this port, as in OME (a WebSocket upgrade on the same listener)."""
+        if self.webrtc is None:
+            await websocket.close(1008, "WebRTC is not enabled on this port")  # before accept: HTTP 403
+            return
+        await self.webrtc.websocket(websocket, _path_names(websocket))
+
     async def endpoint(self, request: Request) -> Response:
         parts = _path_names(request)
+        if request.query_params.get("direction") in ("whep", "whip"):
+            if self.webrtc is not None:
+                return await self.webrtc.http(request, parts)
+            return _reason(404, "WebRTC is not enabled on this port", {})
+        if request.method in ("POST", "PATCH", "DELETE"):
+            return Response(status_code=405, headers={"Allow": "GET, HEAD, OPTIONS"})
         if len(parts) != 3:
             return _reason(404, "LL-HLS URLs are /<app>/<stream>/<file>", {})
         app_name, stream_name, file_name = parts
@@ -304,7 +321,7 @@ class LlhlsServer:
         return self._respond(request, seg.parts[index].data, 200, _media_type(pkg), None, cors, stream)
 
 
-def _path_names(request: Request) -> list[str]:
+def _path_names(request: Request | WebSocket) -> list[str]:
     """The path's segments, split on the raw path (an encoded ``%2F`` stays inside its name), each decoded once."""
     raw = request.scope.get("raw_path") or request.url.path.encode()
     path = raw.decode("utf-8", "replace").partition("?")[0]

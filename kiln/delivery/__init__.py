@@ -1,0 +1,1 @@
+"""Outbound delivery of the journal to other services (webhook subscriptions), off the API's loop."""

@@ -1,0 +1,1 @@
+"""WebRTC playback (``Publishers/WebRTC``): OME's WebSocket signalling and WHEP on the player port."""

@@ -1,0 +1,244 @@
+"""One WebRTC viewer: an aiortc peer connection that sends the tracks of one rendition.
+
+The offer (OME signalling: the server offers) or the answer (WHEP: the player offers) is made with
+codec preferences set on each transceiver before negotiation, since aiortc chooses by those and
+not by the remote's order: H.264 for H.264 (pre-encoded packets, never decoded), VP8, Opus.
+ICE runs on Kiln's shared UDP ports. The session ends, and frees its tap, transport and port
+routes, on ``close`` (stop, socket closed, DELETE), when ICE or DTLS fail (consent freshness
+included), or when it is not connected ``timeout`` seconds after it began.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import candidate_from_sdp
+
+from kiln.media.model import Codec, MediaKind, Track
+from kiln.media.publish.webrtc.choose import Rendition
+from kiln.media.publish.webrtc.feed import Feed, Tap
+from kiln.media.rtc.connection import new_peer_connection, pool_context
+from kiln.media.rtc.prepacked import use_prepacked
+from kiln.media.rtc.remb import RembMeter
+from kiln.media.rtc.sdp import candidates_of, check_sdp
+from kiln.media.rtc.signalling import Candidate
+from kiln.media.rtc.udp_mux import PortPool
+
+log = logging.getLogger(__name__)
+
+LATENCY_SAMPLES = 20000
+MIME = {Codec.H264: "video/H264", Codec.VP8: "video/VP8", Codec.OPUS: "audio/opus"}
+
+
+class SessionError(Exception):
+    """The peer's description or candidate was refused; the text says why."""
+
+
+class FeedTrack(MediaStreamTrack):
+    """A sending track whose frames come from a tap: aiortc packs them (``pack``), never encodes."""
+
+    def __init__(self, kind: str, tap: Tap, on_frame: Callable[[int, float], None]) -> None:
+        super().__init__()
+        self.kind = kind
+        self.tap = tap
+        self._on_frame = on_frame
+
+    async def recv(self) -> Any:  # Prepacked: the sender's PrepackedEncoder hands its payloads on
+        frame = await self.tap.get(self.kind)
+        if frame is None:
+            self.stop()
+            raise MediaStreamError
+        self._on_frame(frame.size, frame.arrival)
+        return frame.prepacked
+
+
+@dataclass
+class SessionCounters:
+    """Bytes handed to aiortc (RTP payload) and when; the owner moves the stats tree from them."""
+
+    bytes_out: int = 0
+    unreported: int = 0
+    last_sent: float = 0.0
+    latency_ms: list[float] = field(default_factory=list)  # live frames: arrival in Kiln -> handed to aiortc
+
+    def percentile(self, q: float) -> float:
+        if not self.latency_ms:
+            return 0.0
+        ordered = sorted(self.latency_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class ViewerSession:
+    def __init__(self, ident: int, label: str, feed: Feed, rendition: Rendition, pool: PortPool | None,
+                 timeout_s: float, on_closed: Callable[[ViewerSession, str], None]) -> None:
+        self.id = ident
+        self.label = label
+        self.feed = feed
+        self.rendition = rendition
+        self.pool = pool
+        self.timeout_s = timeout_s
+        self.counters = SessionCounters()
+        self.created = time.monotonic()
+        self.connected_at: float | None = None
+        self.closed_reason: str | None = None
+        self._on_closed = on_closed
+        self.auto = False
+        self.remb = RembMeter()  # the viewer's bandwidth estimate, for webrtcAutoAbr
+        self.tap = Tap(_kinds(rendition))
+        self.pc: RTCPeerConnection = new_peer_connection()
+        self._watch: asyncio.Task[None] | None = None
+        self.ended = asyncio.Event()  # set once closed: the signalling socket closes with it
+        self.ended_callbacks: list[Callable[[], object]] = []  # e.g. WHEP forgets its token
+        self.pc.on("connectionstatechange", self._state_changed)
+
+    # -- negotiation --
+    def _add_transceivers(self, kinds: list[str] | None = None) -> None:
+        for track in self.rendition.tracks:
+            kind = "video" if track.kind is MediaKind.VIDEO else "audio"
+            if kinds is not None and kind not in kinds:
+                continue
+            sending = FeedTrack(kind, self.tap, self._sent)
+            transceiver = self.pc.addTransceiver(sending, direction="sendonly")
+            transceiver.setCodecPreferences(_preferences(kind, track))
+            use_prepacked(transceiver.sender)
+            if kind == "video":
+                self.remb.attach(transceiver.sender)
+
+    async def create_offer(self) -> tuple[str, list[Candidate]]:
+        """The server's offer (OME signalling) and its candidates."""
+        with pool_context(self.pool):
+            self._add_transceivers()
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self._start_watch()
+        sdp = self.pc.localDescription.sdp
+        return sdp, candidates_of(sdp)
+
+    async def accept_answer(self, sdp: str) -> None:
+        try:
+            check_sdp(sdp)
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+        except (ValueError, TypeError, KeyError, IndexError) as exc:  # aiortc's parser raises bare errors
+            raise SessionError(f"the answer cannot be used: {exc or type(exc).__name__}") from None
+        self._begin()
+
+    async def answer_offer(self, sdp: str) -> str:
+        """WHEP: the player's offer in, Kiln's answer (with its candidates) out."""
+        try:
+            check_sdp(sdp)
+            kinds = [line.split()[0][2:] for line in sdp.splitlines() if line.startswith("m=")]
+            with pool_context(self.pool):
+                self._add_transceivers([k for k in ("video", "audio") if k in kinds])
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise SessionError(f"the offer cannot be answered: {exc or type(exc).__name__}") from None
+        self._start_watch()
+        self._begin()
+        return str(self.pc.localDescription.sdp)
+
+    async def add_candidate(self, candidate: Candidate) -> None:
+        """A remote candidate; an empty one ends the list. A malformed one is refused (SessionError)."""
+        text = candidate.candidate.strip()
+        if not text:
+            await self.pc.addIceCandidate(None)
+            return
+        if text.startswith("a="):
+            text = text[2:]
+        try:
+            ice = candidate_from_sdp(text.split(":", 1)[1] if text.startswith("candidate:") else text)
+        except (ValueError, IndexError) as exc:
+            raise SessionError(f"candidate cannot be read: {exc}") from None
+        ice.sdpMid = candidate.sdp_mid
+        ice.sdpMLineIndex = candidate.sdp_mline_index
+        try:
+            await self.pc.addIceCandidate(ice)
+        except (ValueError, KeyError) as exc:
+            raise SessionError(f"candidate refused: {exc}") from None
+
+    def switch(self, rendition: Rendition) -> bool:
+        """Send ``rendition`` from its next keyframe on, over the negotiated tracks; False (logged) when its
+        codecs differ from the negotiated ones or it lacks a kind the session sends."""
+        old = {_kind(t): t.codec for t in self.rendition.tracks}
+        new = {_kind(t): t.codec for t in rendition.tracks}
+        if old != new:
+            log.info("webrtc rendition change refused session=%s from=%s to=%s reason=codecs differ", self.label,
+                     self.rendition.name, rendition.name)
+            return False
+        self.rendition = rendition
+        self.tap.retarget(_kinds(rendition))
+        self.feed.add(self.tap)
+        log.info("webrtc rendition changed session=%s rendition=%s", self.label, rendition.name)
+        return True
+
+    def _begin(self) -> None:
+        """Media flows to the tap from now (the feed seeds it with the current GOP)."""
+        if self.closed_reason is None:
+            self.feed.add(self.tap)
+
+    # -- lifecycle --
+    def _start_watch(self) -> None:
+        if self._watch is None:
+            self._watch = asyncio.get_running_loop().create_task(self._deadline())
+
+    async def _deadline(self) -> None:
+        await asyncio.sleep(self.timeout_s)
+        if self.connected_at is None and self.closed_reason is None:
+            await self.close(f"not connected within {self.timeout_s:.0f} s (ICE/DTLS did not complete)")
+
+    async def _state_changed(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected" and self.connected_at is None:
+            self.connected_at = time.monotonic()
+            log.info("webrtc session connected session=%s id=%d after_ms=%.0f", self.label, self.id,
+                     (self.connected_at - self.created) * 1000)
+        elif state in ("failed", "closed") and self.closed_reason is None:
+            await self.close("ICE/DTLS failed (consent lost or peer gone)" if state == "failed" else "peer closed")
+
+    def _sent(self, size: int, arrival: float) -> None:
+        c = self.counters
+        c.bytes_out += size
+        c.unreported += size
+        c.last_sent = time.monotonic()
+        if arrival and len(c.latency_ms) < LATENCY_SAMPLES:
+            c.latency_ms.append((c.last_sent - arrival) * 1000)
+
+    async def close(self, reason: str) -> None:
+        """Idempotent: stop sending, free the tap, the ICE transport (its port routes) and the watch."""
+        if self.closed_reason is not None:
+            return
+        self.closed_reason = reason
+        self.feed.remove(self.tap)
+        watch, self._watch = self._watch, None
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
+        try:
+            await self.pc.close()
+        except Exception as exc:  # aiortc teardown of a half-negotiated connection; nothing left to free
+            log.debug("webrtc session close error session=%s error=%r", self.label, exc)
+        self.ended.set()
+        for callback in self.ended_callbacks:
+            callback()
+        self._on_closed(self, reason)
+
+
+def _kind(track: Track) -> str:
+    return "video" if track.kind is MediaKind.VIDEO else "audio"
+
+
+def _kinds(rendition: Rendition) -> dict[int, str]:
+    return {t.id: _kind(t) for t in rendition.tracks}
+
+
+def _preferences(kind: str, track: Track) -> list:  # type: ignore[type-arg]
+    caps = RTCRtpSender.getCapabilities(kind).codecs
+    wanted = MIME[track.codec].lower()
+    chosen = [c for c in caps if c.mimeType.lower() == wanted]
+    chosen += [c for c in caps if c.mimeType.lower() == f"{kind}/rtx"]
+    return chosen

@@ -1,0 +1,55 @@
+"""Real WebRTC players in Debian's headless Chromium (rtc_player.js, npm playwright-core): OvenPlayer with a
+``webrtc`` source (OME's signalling) and Eyevinn's WHEP player, bundled here with npm esbuild."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tests.peers.browser import CHROMIUM, NODE, NODE_MODULES, _kill_processes_using
+from tests.peers.process import Peer
+
+DRIVER = Path(__file__).with_name("rtc_player.js")
+
+
+def rtc_browser_available() -> bool:
+    return Path(CHROMIUM).exists() and shutil.which(NODE) is not None and all(
+        (NODE_MODULES / m).is_dir() for m in ("playwright-core", "ovenplayer", "@eyevinn/webrtc-player", "esbuild"))
+
+
+def whep_bundle(workdir: Path) -> Path:
+    """@eyevinn/webrtc-player ships no browser bundle: esbuild makes one (global ``EyevinnPlayer``)."""
+    out = workdir / "eyevinn-bundle.js"
+    if out.exists():
+        return out
+    # the entry comes on stdin, resolved from the project (where node_modules is)
+    subprocess.run([str(NODE_MODULES / ".bin" / "esbuild"), "--bundle", "--format=iife", "--global-name=EyevinnPlayer",
+                    "--platform=browser", f"--outfile={out}", "--log-level=error"],
+                   input=b"export * from '@eyevinn/webrtc-player';\n", check=True, timeout=60, cwd=NODE_MODULES.parent)
+    return out
+
+
+def play_rtc(player: str, url: str, *, origin: str, workdir: Path, timeout: float = 30, watch: float = 3,
+             stop_whep: bool = False) -> dict[str, Any]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    profile = Path(tempfile.mkdtemp(prefix="chromium-rtc-", dir=workdir))
+    options = {"player": player, "url": url, "origin": origin, "user_data_dir": str(profile),
+               "timeout_ms": int(timeout * 1000), "watch_s": watch, "chromium": CHROMIUM,
+               "whep_bundle": str(whep_bundle(workdir)) if player == "whep" else None, "stop_whep": stop_whep}
+    peer = Peer.spawn(f"chromium-{player}", [NODE, str(DRIVER), json.dumps(options)], workdir,
+                      env={"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "NODE_PATH": str(NODE_MODULES)})
+    try:
+        peer.wait(timeout + watch + 60)
+    finally:
+        peer.stop()
+        _kill_processes_using(f"--user-data-dir={profile}")
+        shutil.rmtree(profile, ignore_errors=True)
+    lines = peer.stdout_text().strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"rtc_player.js printed nothing (rc={peer.returncode}):\n{peer.stderr_tail(30)}")
+    report: dict[str, Any] = json.loads(lines[-1])
+    return report
