@@ -173,3 +173,30 @@ def test_api_limits_on_body_size_header_size_and_a_trickled_body(tmp_path: Path)
         assert kiln.api.get("/v1/vhosts").json()["response"] == ["default"]
     finally:
         kiln.close()
+
+
+def test_a_websocket_on_a_guarded_port_outlives_the_header_deadline(tmp_path: Path) -> None:
+    """The request-header deadline is for HTTP requests: a signalling WebSocket (upgraded on the LL-HLS
+    port) that stays quiet for longer must still be open and answered."""
+    import asyncio
+    import json
+
+    import websockets
+
+    from tests.e2e.webrtc.play_kiln import RtcPorts, rtc_server_xml
+
+    ports = RtcPorts()
+    (tmp_path / "kiln").mkdir()
+    kiln = KilnProcess(tmp_path / "kiln", rtc_server_xml(ports), ports).start()
+
+    async def quiet_then_ask() -> dict[str, object]:
+        async with websockets.connect(f"ws://127.0.0.1:{ports.llhls}/app/nobody", open_timeout=15) as ws:
+            await asyncio.sleep(MEDIA_TIMEOUT + 2)
+            await ws.send(json.dumps({"command": "request_offer"}))
+            return dict(json.loads(await asyncio.wait_for(ws.recv(), 15)))
+
+    try:
+        answer = asyncio.run(quiet_then_ask())
+        assert answer, answer  # an answer (an error for a stream that does not exist) on the same socket
+    finally:
+        kiln.close()
