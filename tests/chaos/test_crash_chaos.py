@@ -17,7 +17,7 @@ from tests.peers.rtsp_server import RtspSource
 
 pytestmark = pytest.mark.e2e
 
-KILLS = int(os.environ.get("KILN_CHAOS_KILLS", "22"))
+KILLS = int(os.environ.get("KILN_CHAOS_KILLS", "20"))
 COMMANDS = int(os.environ.get("KILN_CHAOS_COMMANDS", "1000"))
 
 

@@ -25,7 +25,7 @@ PROFILES = [f"cp{i}" for i in range(3)]
 PUSHES = [f"cu{i}" for i in range(5)]
 RECORDS = [f"cr{i}" for i in range(5)]
 PULLS = [f"pl{i}" for i in range(2)]
-DUMPS = [f"cd{i}" for i in range(3)]
+MAX_RUNNING_DUMPS = 3
 STOPPED = " (stopped)"
 
 
@@ -174,8 +174,12 @@ class Workload:
         return Command("delete pull", "DELETE", f"/v1/vhosts/default/apps/app/streams/{name}", None, state, after)
 
     def start_dump(self, state: State) -> Command:
-        dump_id = self.rng.choice(DUMPS)
-        path = f"{self.dump_root}/{dump_id}_{self.rng.randrange(1000)}"
+        running = [k for k, v in state.items() if k[0] == "dump" and not v.endswith(STOPPED)]
+        if len(running) >= MAX_RUNNING_DUMPS:
+            return self.stop_dump(state)
+        # a fresh id each time: a stopped dump keeps its id until the stream ends, which chaos rarely lets it
+        dump_id = f"cd{self.rng.randrange(10**6)}"
+        path = f"{self.dump_root}/{dump_id}"
         after = dict(state)
         after.setdefault(("dump", *DEFAULT_APP, PUBLISHED, dump_id), path)
         body = {"id": dump_id, "outputStreamName": PUBLISHED, "outputPath": path}
@@ -183,7 +187,8 @@ class Workload:
                        state, after)
 
     def stop_dump(self, state: State) -> Command:
-        dump_id = self.rng.choice(DUMPS)
+        running = sorted(k[-1] for k, v in state.items() if k[0] == "dump" and not v.endswith(STOPPED))
+        dump_id = self.rng.choice(running + [f"cd{self.rng.randrange(10**6)}"])
         key = ("dump", *DEFAULT_APP, PUBLISHED, dump_id)
         after = dict(state)
         if key in state and not state[key].endswith(STOPPED):
