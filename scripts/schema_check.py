@@ -34,7 +34,29 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SCHEMA = REPO.parent / "shared" / "ref" / "ome.yml"
+SCHEMA_IN_SHARED = Path("shared") / "ref" / "ome.yml"
+
+
+def default_schema(repo: Path = REPO) -> Path:
+    """``<repo>/../shared/ref/ome.yml``; in a git worktree (``.git`` is a file naming the main
+    repository's git dir), the main checkout's ``../shared/ref/ome.yml`` when the first is absent."""
+    first = repo.parent / SCHEMA_IN_SHARED
+    git = repo / ".git"
+    if first.is_file() or not git.is_file():
+        return first
+    text = git.read_text(errors="replace").strip()
+    if not text.startswith("gitdir:"):
+        return first
+    gitdir = Path(text.split(":", 1)[1].strip())
+    gitdir = gitdir if gitdir.is_absolute() else (repo / gitdir).resolve()
+    if gitdir.parent.name != "worktrees":  # <main>/.git/worktrees/<name>
+        return first
+    main_checkout = gitdir.parent.parent.parent
+    second = main_checkout.parent / SCHEMA_IN_SHARED
+    return second if second.is_file() else first
+
+
+DEFAULT_SCHEMA = default_schema()
 
 # Operations not run, each with why. Matched (re.search) against "METHOD /path" as in the schema.
 EXCLUDED: list[tuple[str, str]] = [
@@ -116,6 +138,11 @@ def _record_state(raw: dict[str, Any]) -> None:
             state["enum"].append("recording")
 
 
+def _mpegts_streams(raw: dict[str, Any]) -> None:
+    props = raw["components"]["schemas"]["MpegtsProvider"]["properties"]
+    props["streams"] = {"type": "array", "items": {"$ref": "#/components/schemas/StreamMapStream"}}
+
+
 def _record_output_paths(raw: dict[str, Any]) -> None:
     for part in raw["components"]["schemas"]["StreamRecorded"]["allOf"]:
         if "outputFilePath" in part.get("required", []):
@@ -134,6 +161,7 @@ CORRECTIONS: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("multi-status", _multistatus),
     ("record-state-recording", _record_state),
     ("record-output-paths", _record_output_paths),
+    ("mpegts-streams-array", _mpegts_streams),
 ]
 
 
@@ -364,6 +392,7 @@ class OperationResult:
     examples: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     slowest: tuple[float, str] = (0.0, "")
+    cut_short: bool = False                     # stopped by --time-budget before --max-examples
     findings: dict[tuple[str, int, str, str], list[Finding]] = field(default_factory=dict)
 
     @property
@@ -442,8 +471,16 @@ def _reason(failure: Any) -> str:
     return f"{title}: {message}" if message else title
 
 
+class _OutOfTime(Exception):
+    """The operation's share of --time-budget is used up (raised between requests, never inside one)."""
+
+
+MIN_EXAMPLES = 5  # an operation cut short by the time budget still gets this many requests
+RESERVE_S = 1.5   # of the time budget, kept for each operation still to run (most take under a second)
+
+
 def run_operation(operation: Any, fixtures: Fixtures, modes: list[Any], checks: list[Any], max_examples: int,
-                  seed: int, timeout: float) -> OperationResult:
+                  seed: int, timeout: float, deadline: float = float("inf")) -> OperationResult:
     import requests
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hseed
@@ -483,6 +520,8 @@ def run_operation(operation: Any, fixtures: Fixtures, modes: list[Any], checks: 
               suppress_health_check=list(HealthCheck), print_blob=False)
     @given(case=strategy)
     def fuzz(case: Any) -> None:
+        if result.examples >= MIN_EXAMPLES and time.monotonic() > deadline:
+            raise _OutOfTime
         case.body = sanitize(case.body, fixtures.root)
         result.examples += 1
         t0 = time.monotonic()
@@ -502,7 +541,10 @@ def run_operation(operation: Any, fixtures: Fixtures, modes: list[Any], checks: 
             for failure in _failures(exc):
                 record(_check_name(failure), case, response.status_code, _reason(failure), response.text)
 
-    fuzz()
+    try:
+        fuzz()
+    except _OutOfTime:
+        result.cut_short = True
     return result
 
 
@@ -538,8 +580,21 @@ def report(results: list[OperationResult], skipped: list[tuple[str, str]], verbo
     for label, why in skipped:
         out(f"  skip  {label:<{width}}  ({why})\n")
     known = sorted({f[0].known for r in results for f in r.known})
+    server_errors = sum(n for r in results for code, n in r.statuses.items() if code >= 500)
+    documented = {}
+    for r in results:
+        for group in r.known:
+            if group[0].status >= 500:
+                documented[f"{group[0].known} {group[0].status}"] = documented.get(
+                    f"{group[0].known} {group[0].status}", 0) + len(group)
     out(f"\n{len(results)} operations run, {failing} failing, {len(skipped)} excluded; "
         f"documented differences seen: {', '.join(known) or 'none'}\n")
+    cut = [r.label for r in results if r.cut_short]
+    if cut:
+        out(f"time budget: {len(cut)} operations ran fewer requests than asked (a slow or busy machine)\n")
+    out(f"5xx answers: {server_errors} ({sum(documented.values())} documented: "
+        f"{', '.join(f'{k} x{n}' for k, n in sorted(documented.items())) or 'none'}); "
+        f"{sum(r.examples for r in results)} requests\n")
     return 1 if failing else 0
 
 
@@ -554,12 +609,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--operation", action="append", default=[], help="only labels matching this regex (repeatable)")
     ap.add_argument("--no-stream", action="store_true", help="do not publish a live RTMP stream with ffmpeg")
     ap.add_argument("--timeout", type=float, default=20.0, help="per-request timeout in seconds")
+    ap.add_argument("--time-budget", type=float, default=0.0,
+                    help="seconds for all operations (0: none); an operation may use what is left minus "
+                         f"{RESERVE_S} s per operation still to run, and stops there after at least "
+                         f"{MIN_EXAMPLES} requests")
     ap.add_argument("-v", "--verbose", action="store_true", help="also detail the documented differences seen")
     args = ap.parse_args(argv)
 
     schema_path = args.schema if args.schema.is_absolute() else Path.cwd() / args.schema
     if not schema_path.is_file():
-        sys.stdout.write(f"skipped: {schema_path} not found\n")
+        sys.stdout.write(f"schema check skipped: OME's OpenAPI file {schema_path} is absent (it is kept outside "
+                         "the repository, in ../shared/ref/; --schema PATH names another)\n")
         return 0
 
     sys.path.insert(0, str(REPO))  # the e2e helpers (tests.e2e.kiln_process, tests.peers)
@@ -587,10 +647,12 @@ def main(argv: list[str] | None = None) -> int:
                 operations.append(op)
         sys.stdout.write(f"kiln at {base_url}, schema {schema_path}, seed {args.seed}, "
                          f"{args.max_examples} requests per operation, mode {args.mode}\n")
-        for op in operations:
+        budget_end = time.monotonic() + args.time_budget if args.time_budget > 0 else float("inf")
+        for index, op in enumerate(operations):
             fixtures.ensure()
             t0 = time.monotonic()
-            res = run_operation(op, fixtures, modes, checks, args.max_examples, args.seed, args.timeout)
+            deadline = budget_end - RESERVE_S * (len(operations) - index - 1)  # keep a little for the rest
+            res = run_operation(op, fixtures, modes, checks, args.max_examples, args.seed, args.timeout, deadline)
             results.append(res)
             sys.stdout.write(f"  {op.label}: {res.examples} requests in {time.monotonic() - t0:.1f}s\n")
             sys.stdout.flush()

@@ -56,6 +56,8 @@ def _parse_xml(data: bytes, source: str) -> ET.Element:
         return ET.fromstring(data)
     except ET.ParseError as exc:
         raise ConfigLoadError(f"{source}: malformed XML: {exc}") from exc
+    except (LookupError, ValueError) as exc:  # the XML declaration names an encoding expat cannot read
+        raise ConfigLoadError(f"{source}: unsupported XML encoding: {exc}") from exc
 
 
 def _expand_includes(root: ET.Element, base_dir: Path, environ: Mapping[str, str], warnings: list[str]) -> None:

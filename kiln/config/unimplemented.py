@@ -68,7 +68,6 @@ VHOST_ROWS = (
 
 APP_ROWS = (
     Row("Providers.OVT", "OVT ingest", _has("providers", "ovt")),
-    Row("Providers.WebRTC", "WebRTC/WHIP ingest", _has("providers", "webrtc")),
     Row("Providers.File", "file provider", _has("providers", "file")),
     Row("Providers.Schedule", "scheduled channels", _has("providers", "schedule")),
     Row("Providers.Multiplex", "multiplex channels", _has("providers", "multiplex")),
@@ -112,6 +111,8 @@ def unimplemented_warnings(config: ServerConfig) -> list[str]:
         port = getattr(config.bind, attr, None)
         if attr == "webrtc_signalling_tls_port" and port is not None and port == config.bind.llhls_tls_port:
             continue  # served by the LL-HLS TLS listener, as in OME
+        if attr == "webrtc_ingest_signalling_port" and port is not None and port == config.bind.webrtc_signalling_port:
+            continue  # WebRTC ingest is served on the shared signalling port, as in OME
         if port is not None:
             out.append(f"Server.{element} ({port}): not implemented by Kiln, {feature} is not opened")
     if config.modules.p2p:
@@ -122,6 +123,9 @@ def unimplemented_warnings(config: ServerConfig) -> list[str]:
             if row.present(vhost):
                 out.append(f"vhost {name}: {row.element}: not implemented by Kiln, {row.feature}")
         for app in _apps(vhost):
+            if config.bind.webrtc_signalling_port is None and _has("providers", "webrtc")(app):
+                out.append(f"vhost {name} app {app.get('name')}: Application.Providers.WebRTC: not opened: WebRTC "
+                           f"ingest is served on Server.Bind.Publishers.WebRTC.Signalling, which is not configured")
             for row in APP_ROWS:
                 if row.present(app):
                     out.append(f"vhost {name} app {app.get('name')}: Application.{row.element}: "

@@ -109,7 +109,8 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Free text (a log argument, an error reason): URLs scrubbed, known secrets masked as tokens."""
     text = _URL.sub(lambda m: redact_url(m.group(0)), text)
     present = [s for s in set(secrets) if s and s in text]  # a plain substring test first
-    for secret in sorted(present, key=len, reverse=True):
+    # longest first, ties by text: overlapping secrets mask the same way whatever set order found them
+    for secret in sorted(present, key=lambda s: (-len(s), s)):
         text = _mask_token(text, secret)
     return text
 

@@ -3,6 +3,10 @@
 jsoncpp accepts ``//`` and ``/* */`` comments, trailing commas, a BOM and trailing garbage after
 the first value, and lets a later duplicate key win. An empty body is ``null``. Errors are
 reported in jsoncpp's "* Line L, Column C" style.
+
+Nesting is capped at ``MAX_DEPTH`` levels with jsoncpp's own stack-limit message: Python's parser
+goes deeper than the code behind it (copies, msgpack journaling) can, and a body nested 500 deep
+turned into a 500; no OME body needs more than a dozen levels.
 """
 
 from __future__ import annotations
@@ -12,9 +16,26 @@ from typing import Any
 
 from kiln.errors import ApiError
 
+MAX_DEPTH = 128
+STACK_LIMIT = "[JSON] * Line 1, Column 1\n  Exceeded stackLimit in readValue().\n"
+
 
 class BodyError(ApiError):
     pass
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests containers more than MAX_DEPTH levels (iterative: no recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _strip_comments_and_trailing_commas(text: str) -> str:
@@ -84,5 +105,7 @@ def parse_body(raw: bytes) -> Any:
     except json.JSONDecodeError as exc:
         raise BodyError(400, "[JSON] " + _message(cleaned.lstrip(), exc)) from exc
     except RecursionError as exc:
-        raise BodyError(400, "[JSON] * Line 1, Column 1\n  Exceeded stackLimit in readValue().\n") from exc
+        raise BodyError(400, STACK_LIMIT) from exc
+    if _too_deep(value):
+        raise BodyError(400, STACK_LIMIT)
     return value

@@ -19,6 +19,7 @@ from kiln.media.ingest.mpegts.ingest import MpegtsIngest, PortMap
 from kiln.media.ingest.rtmp.ingest import RtmpIngest
 from kiln.media.ingest.rtmp.server import RtmpServer
 from kiln.media.ingest.srt.ingest import PublishScreen, SrtIngest
+from kiln.media.ingest.webrtc.ingest import WebRtcIngest
 from kiln.media.net.srt.errors import SrtUnavailable
 from kiln.media.publish.hls.publisher import HlsPublisher
 from kiln.media.publish.hls.server import HlsServer
@@ -79,6 +80,7 @@ class MediaRuntime:
         self.webrtc: WebRtcPublisher | None = None
         self.webrtc_endpoints: WebRtcEndpoints | None = None
         self.rtc_ingest: RtcIngest | None = None  # WebRTC ingest (issue 13) sets it before http_apps()
+        self.webrtc_ingest: WebRtcIngest | None = None
         self.ice_pool: PortPool | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
 
@@ -89,6 +91,10 @@ class MediaRuntime:
         if self.config.bind.webrtc_signalling_port is not None or self.config.bind.webrtc_signalling_tls_port:
             self.webrtc = WebRtcPublisher(self.streams, control.stats, None, admission=control.admission,
                                           journal=control.sessions)
+            # WebRTC ingest (direction=send, WHIP) shares the signalling port and the ICE ports
+            self.rtc_ingest = self.webrtc_ingest = WebRtcIngest(
+                control.ingest, control.hosts, port=self.config.bind.webrtc_signalling_port or 0,
+                pool=lambda: self.ice_pool, admission=control.admission)
 
     # -- stream lifecycle hooks (called by app actors, any thread) --
     def stream_created(self, stream: LiveStream) -> None:
@@ -242,6 +248,8 @@ class MediaRuntime:
         self.addresses["srt_playback"] = (host, playback.port)
 
     async def close(self) -> None:
+        if self.webrtc_ingest is not None:
+            await self.webrtc_ingest.close()
         if self.webrtc_endpoints is not None:
             await self.webrtc_endpoints.close()
         if self.webrtc is not None:

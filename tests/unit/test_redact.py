@@ -124,3 +124,11 @@ def test_the_redactors_index_finds_what_testing_every_secret_finds(secrets: list
         redactor.learn({"stream_key": secret})
     text = "".join(g + secrets[p % len(secrets)] for g, p in zip(glue, picks, strict=False)) + glue[-1]
     assert redactor.text(text) == redact_text(text, secrets)
+
+
+def test_overlapping_secrets_mask_the_same_whichever_order_they_were_learned() -> None:
+    """Found by the index property test: '.1' and '1.' overlap in '.1.'; set order decided which won."""
+    redactor = Redactor()
+    for secret in ["1", "11", "1.", ".1", "111"]:
+        redactor.learn({"stream_key": secret})
+    assert redactor.text(".1.") == redact_text(".1.", ["111", ".1", "1.", "11", "1"]) == "***."

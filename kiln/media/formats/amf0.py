@@ -3,6 +3,10 @@
 Commands (connect, publish, ...) and onMetaData arrive as AMF0 from untrusted peers, so decoding
 is bounded: nesting depth is capped, every count is checked against the bytes left, and anything
 malformed raises :class:`AmfError` (a ValueError) rather than IndexError or RecursionError.
+References (marker 0x07) share a container instead of repeating it, so a few bytes could stand for
+an exponentially large tree, which every later walk (onMetaData to JSON, logging) would expand: a
+reference to a container still open (a cycle) is refused, and the decoded tree, references
+expanded, may hold at most ``MAX_EXPANSION`` values more than the message has bytes.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_DEPTH = 32
+MAX_EXPANSION = 1 << 16
 
 NUMBER = 0x00
 BOOLEAN = 0x01
@@ -80,12 +85,34 @@ class TypedObject:
 
 
 class _Decoder:
-    __slots__ = ("data", "pos", "refs")
+    __slots__ = ("data", "pos", "refs", "sizes", "count", "limit")
 
     def __init__(self, data: bytes | memoryview, pos: int) -> None:
         self.data = bytes(data)
         self.pos = pos
         self.refs: list[Any] = []
+        self.sizes: list[int | None] = []   # per referencable container: its tree size, None while open
+        self.count = 0                      # values decoded so far, each reference counted as what it expands to
+        self.limit = len(self.data) + MAX_EXPANSION
+
+    def _open(self, container: Any) -> int:
+        self.refs.append(container)
+        self.sizes.append(None)
+        return len(self.refs) - 1
+
+    def _close(self, index: int, count_before: int) -> None:
+        self.sizes[index] = self.count - count_before + 1
+
+    def _reference(self, index: int) -> Any:
+        if index >= len(self.refs):
+            raise AmfError(f"AMF0 reference {index} to an object not yet seen")
+        size = self.sizes[index]
+        if size is None:
+            raise AmfError(f"AMF0 reference {index} to an object that contains it (a cycle)")
+        self.count += size - 1
+        if self.count > self.limit:
+            raise AmfError(f"AMF0 references expand to more than {self.limit} values")
+        return self.refs[index]
 
     def _need(self, n: int) -> None:
         if self.pos + n > len(self.data):
@@ -117,6 +144,7 @@ class _Decoder:
     def value(self, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise AmfError(f"AMF0 nesting deeper than {MAX_DEPTH}")
+        self.count += 1
         self._need(1)
         marker = self.data[self.pos]
         self.pos += 1
@@ -133,8 +161,9 @@ class _Decoder:
             return self._short_string()
         if marker == OBJECT:
             obj: dict[str, Any] = {}
-            self.refs.append(obj)
+            index, before = self._open(obj), self.count
             self._properties(obj, depth)
+            self._close(index, before)
             return obj
         if marker == NULL:
             return None
@@ -142,17 +171,16 @@ class _Decoder:
             return UNDEFINED
         if marker == REFERENCE:
             self._need(2)
-            (index,) = _U16.unpack_from(self.data, self.pos)
+            (ref,) = _U16.unpack_from(self.data, self.pos)
             self.pos += 2
-            if index >= len(self.refs):
-                raise AmfError(f"AMF0 reference {index} to an object not yet seen")
-            return self.refs[index]
+            return self._reference(ref)
         if marker == ECMA_ARRAY:
             self._need(4)
             self.pos += 4  # the count is only a hint; the object-end marker terminates the array
             arr = EcmaArray()
-            self.refs.append(arr)
+            index, before = self._open(arr), self.count
             self._properties(arr, depth)
+            self._close(index, before)
             return arr
         if marker == STRICT_ARRAY:
             self._need(4)
@@ -161,9 +189,10 @@ class _Decoder:
             if count > len(self.data) - self.pos:  # every element takes at least one byte
                 raise AmfError(f"AMF0 strict array count {count} exceeds the data")
             items: list[Any] = []
-            self.refs.append(items)
+            index, before = self._open(items), self.count
             for _ in range(count):
                 items.append(self.value(depth + 1))
+            self._close(index, before)
             return items
         if marker == DATE:
             self._need(10)
@@ -180,8 +209,9 @@ class _Decoder:
             return UNSUPPORTED
         if marker == TYPED_OBJECT:
             typed = TypedObject(self._short_string())
-            self.refs.append(typed)
+            index, before = self._open(typed), self.count
             self._properties(typed.fields, depth)
+            self._close(index, before)
             return typed
         if marker == OBJECT_END:
             raise AmfError(f"AMF0 object-end marker outside an object at offset {self.pos - 1}")

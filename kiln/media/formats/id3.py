@@ -3,7 +3,9 @@
 Header ``ID3`` 04 00, flags 00, synchsafe size; frames with a 4-byte id, synchsafe size and flags 00 00;
 text is UTF-8 (encoding byte 0x03) with no terminator. One deliberate difference: OME writes a frame id
 as given with no length check, which yields a corrupt tag for ids that are not 4 bytes long; Kiln refuses
-them with :class:`Id3Error` instead. Strings are otherwise written as given (a NUL inside a TXXX
+them with :class:`Id3Error` instead, and likewise a plain text frame whose id is not a text frame's
+(``TXXX`` or an id not starting with ``T``), which readers would parse as a frame it is not.
+Strings are otherwise written as given (a NUL inside a TXXX
 description or PRIV owner is written too, as OME does; readers will split there).
 """
 
@@ -112,6 +114,8 @@ def _frame_bytes(frame: Id3Frame) -> bytes:
     frame_id = frame.frame_id.encode("utf-8")
     if len(frame_id) != 4:
         raise Id3Error(f"ID3 frame id must be 4 bytes, got {frame.frame_id!r} ({len(frame_id)} bytes)")
+    if isinstance(frame, TextFrame) and (not frame.frame_id.startswith("T") or frame.frame_id == "TXXX"):
+        raise Id3Error(f"{frame.frame_id!r} is not a text information frame id (TXXX takes a description)")
     payload = frame.payload()
     flags = frame.flags if isinstance(frame, RawFrame) else 0
     return _FRAME_HEADER.pack(frame_id, synchsafe(len(payload)), flags) + payload

@@ -139,7 +139,7 @@ async def _bad_signalling(url: str) -> list[dict[str, Any]]:
     async with websockets.connect(url.replace("/cam", "/nope"), open_timeout=20) as ws:
         await ws.send('{"command":"request_offer"}')
         answers.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
-    async with websockets.connect(url + "?direction=send", open_timeout=20) as ws:  # ingest: not configured here
+    async with websockets.connect(url + "?direction=send", open_timeout=20) as ws:  # no Providers/WebRTC here
         answers.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
     return answers
 
@@ -152,10 +152,10 @@ def test_bad_signalling_gets_ome_errors_and_a_closed_socket(live: tuple[KilnProc
     assert answers[2] == {"code": 400, "error": "Invalid ID"}          # another id than the offer's
     assert answers[3]["code"] == 400 and "SDP must begin with v=0" in answers[3]["error"]  # garbage SDP
     assert answers[4] == {"code": 404, "error": "Cannot create offer"}  # no such stream
-    assert answers[5] == {"code": 404, "error": "WebRTC ingest is not enabled on this server"}
+    assert answers[5] == {"code": 404, "error": "WebRTC ingest is not enabled for the application: [default/app]"}
     whip = httpx.post(f"http://127.0.0.1:{ports.llhls}/app/cam?direction=whip", content=b"v=0",
                       headers={"content-type": "application/sdp"})
-    assert (whip.status_code, whip.text) == (404, "WebRTC ingest is not enabled on this server")
+    assert (whip.status_code, whip.text) == (404, "WebRTC ingest is not enabled for the application: [default/app]")
     whep = httpx.post(f"http://127.0.0.1:{ports.llhls}/app/cam?direction=whep", content=b"hello",
                       headers={"content-type": "application/sdp"})
     assert whep.status_code == 400 and "SDP must begin with v=0" in whep.text

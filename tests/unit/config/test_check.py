@@ -32,12 +32,11 @@ def test_default_config_summary() -> None:
     assert ("profile bypass_stream -> ${OriginStreamName}: bypass_video(bypass), aac_audio(aac 128000), "
             "opus_audio(opus 128000); playlists master.m3u8") in text
     assert "Thumbnail is enabled in default/app but has no Bind port" in text
-    # OME's default config enables OVT and WebRTC ingest; Kiln opens neither and says so (issue 14 item 5)
+    # OME's default config enables OVT and WebRTC ingest; Kiln serves WebRTC ingest and says OVT is not opened
     assert "OVT " not in text.split("vhost default")[0]
-    assert text.split("warnings (4):\n")[1] == (
+    assert text.split("warnings (3):\n")[1] == (
         "  Server.Bind.Publishers.OVT (9000): not implemented by Kiln, OVT is not opened\n"
         "  vhost default app app: Application.Providers.OVT: not implemented by Kiln, OVT ingest\n"
-        "  vhost default app app: Application.Providers.WebRTC: not implemented by Kiln, WebRTC/WHIP ingest\n"
         "  vhost default app app: Application.Publishers.OVT: not implemented by Kiln, OVT relay to edges\n"
         "OK\n")
 

@@ -69,7 +69,7 @@ EXPECTED = [
     "vhost default: VirtualHost.Origins: not implemented by Kiln, pull-on-demand origins are not used",
     "vhost default: VirtualHost.OriginMapStore: not implemented by Kiln, the Redis origin map is not used",
     *(f"vhost default app app: Application.{element}: not implemented by Kiln, {feature}" for element, feature in (
-        ("Providers.OVT", "OVT ingest"), ("Providers.WebRTC", "WebRTC/WHIP ingest"),
+        ("Providers.OVT", "OVT ingest"),
         ("Providers.File", "file provider"), ("Providers.Schedule", "scheduled channels"),
         ("Providers.Multiplex", "multiplex channels"), ("Providers.RTSP", "RTSP push ingest"),
         ("Providers.RTMP.EventGenerator", "RTMP event generator"), ("Publishers.OVT", "OVT relay to edges"),

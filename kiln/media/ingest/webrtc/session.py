@@ -1,0 +1,184 @@
+"""One WebRTC publisher: its aiortc peer connection, the taps on its receivers, and its Kiln stream.
+
+A session is made for a WHIP POST or an OME ``request_offer`` with ``direction=send``. It negotiates
+(codecs chosen by ``codecs.py``), is bound to the LiveStream the control plane opened for it, and
+ends exactly once, whatever ends it: the client (WHIP DELETE, ``stop``, socket closed), the peer
+connection failing, no media for the provider's timeout, DELETE /streams, or server shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+from kiln.media.ingest.webrtc.codecs import MediaPlan, receive_preferences
+from kiln.media.ingest.webrtc.pipeline import IngestPipeline
+from kiln.media.ingest.webrtc.tap import ReceiverTap
+from kiln.media.model import MediaKind, Packet, Track
+from kiln.media.rtc.connection import new_peer_connection, pool_context
+from kiln.media.rtc.udp_mux import PortPool
+from kiln.media.stream.live import LiveStream
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL_S = 1.0
+
+
+class PublishSession:
+    def __init__(self, ident: str, label: str, pool: PortPool | None, *, timeout_s: float,
+                 on_gone: Callable[[PublishSession, str], None]) -> None:
+        self.id = ident
+        self.label = label  # vhost/app/stream, for logs
+        self.pool = pool
+        self.timeout_s = timeout_s
+        self.on_gone = on_gone
+        self.pc: RTCPeerConnection = new_peer_connection()
+        self.taps: list[ReceiverTap] = []
+        self.pipeline: IngestPipeline | None = None
+        self.stream: LiveStream | None = None
+        self.created = time.monotonic()
+        self.closed_reason: str | None = None
+        self.loop = asyncio.get_running_loop()
+        self._watch: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self.ended = asyncio.Event()
+
+        @self.pc.on("connectionstatechange")
+        def _state() -> None:
+            state = self.pc.connectionState
+            if state in ("failed", "closed"):
+                self.close(f"peer connection {state}")
+
+    # -- negotiation ------------------------------------------------------------------------------
+    async def answer(self, offer: str, plans: list[MediaPlan]) -> str:
+        """WHIP: the publisher's offer → Kiln's answer (candidates included: nothing to trickle)."""
+        with pool_context(self.pool):
+            for plan in plans:
+                transceiver = self.pc.addTransceiver(plan.kind, direction="recvonly")
+                transceiver.setCodecPreferences(plan.preferences)
+            await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+            self._tap_all()
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return str(self.pc.localDescription.sdp)
+
+    async def offer(self) -> str:
+        """OME signalling: Kiln's recvonly offer (H.264 preferred, VP8, Opus)."""
+        with pool_context(self.pool):
+            for kind in ("video", "audio"):
+                transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+                transceiver.setCodecPreferences(receive_preferences(kind))
+            self._tap_all()
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def accept_answer(self, sdp: str) -> None:
+        with pool_context(self.pool):
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+
+    async def add_candidate(self, line: str, mid: str | None, index: int | None) -> None:
+        text = line[2:] if line.startswith("a=") else line
+        if text.startswith("candidate:"):
+            text = text[len("candidate:"):]
+        if not text.strip():
+            return  # end of candidates
+        candidate = candidate_from_sdp(text)
+        candidate.sdpMid, candidate.sdpMLineIndex = mid, index
+        if mid is None and index is None:
+            candidate.sdpMLineIndex = 0
+        await self.pc.addIceCandidate(candidate)
+
+    def _tap_all(self) -> None:
+        transceivers = [t for t in self.pc.getTransceivers() if t.kind in ("audio", "video")]
+        self.pipeline = IngestPipeline(self, expected_tracks=len(transceivers))
+        for transceiver in transceivers:
+            tap = ReceiverTap(transceiver, self.pipeline)
+            tap.install()
+            self.taps.append(tap)
+
+    @property
+    def kinds(self) -> set[MediaKind]:
+        return {MediaKind.VIDEO if t.transceiver.kind == "video" else MediaKind.AUDIO for t in self.taps}
+
+    # -- the stream -------------------------------------------------------------------------------
+    def bind(self, stream: LiveStream) -> None:
+        self.stream = stream
+        meta: dict[str, Any] = {}
+        if MediaKind.VIDEO in self.kinds:
+            meta["videocodecid"] = "webrtc"
+        if MediaKind.AUDIO in self.kinds:
+            meta["audiocodecid"] = "webrtc"
+        stream.on_metadata(meta)  # the stream starts once every negotiated kind is described
+        self._watch = self.loop.create_task(self._watchdog())
+
+    def on_track(self, track: Track) -> None:
+        if self.stream is not None:
+            self.stream.on_track(track)
+
+    def on_packet(self, packet: Packet) -> None:
+        if self.stream is not None:
+            self.stream.ingest(packet)
+
+    def request_keyframe(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.request_keyframe()
+
+    async def _watchdog(self) -> None:
+        """Ends a session whose media stopped (or never came) for ``timeout_s``."""
+        while self.closed_reason is None:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            last = max([self.created, *(t.last_packet for t in self.taps)])
+            if time.monotonic() - last > self.timeout_s:
+                self.close(f"no media for {self.timeout_s:g} s")
+                return
+
+    # -- the end ----------------------------------------------------------------------------------
+    def close(self, reason: str) -> None:
+        """End the session (idempotent). Callable from any thread (DELETE /streams comes from an actor)."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self.loop:
+            try:
+                self.loop.call_soon_threadsafe(self.close, reason)
+            except RuntimeError:  # loop closed: nothing left to free
+                pass
+            return
+        if self.closed_reason is not None:
+            return
+        self.closed_reason = reason
+        self.ended.set()
+        if self._watch is not None and self._watch is not asyncio.current_task():
+            self._watch.cancel()
+        if self.stream is not None:
+            self.stream.end(reason)
+        self._closing = self.loop.create_task(self._close_pc())
+        counters = {k: sum(getattr(t.counters, k) for t in self.taps) for k in ("packets", "bytes", "nacks", "plis")}
+        log.info("webrtc publish closed session=%s stream=%s reason=%s packets=%d bytes=%d nacks=%d plis=%d",
+                 self.id, self.label, reason, counters["packets"], counters["bytes"], counters["nacks"],
+                 counters["plis"])
+        self.on_gone(self, reason)
+
+    async def _close_pc(self) -> None:
+        try:
+            await self.pc.close()
+        except Exception:  # aiortc teardown errors must not leak past the session
+            log.exception("webrtc publish close failed session=%s", self.id)
+
+    async def closed(self) -> None:
+        """Wait until the peer connection is released (tests, shutdown)."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+
+    def stats(self) -> dict[str, int]:
+        out = {"packets": 0, "bytes": 0, "nacks": 0, "plis": 0, "foreign_ssrc": 0}
+        for tap in self.taps:
+            for key in out:
+                out[key] += getattr(tap.counters, key)
+        return out
