@@ -217,8 +217,13 @@ def main() -> None:
         for name in ("kiln", "kiln-bare"):
             if name in by:
                 mine = by[name].window.per_minute("server", by[name].streams)
-                out(f"ratio {name}/nginx CPU per stream-minute: {mine / ref:.1f}x" if ref else
-                    f"ratio {name}/nginx: nginx used no measurable CPU")
+                # issue 16's targets: Kiln's ingest alone <= 2.0x nginx-rtmp `live on`; with LL-HLS <= 2.0x nginx
+                # with `hls on` (this bench's nginx runs `live on` only, so for "kiln" the ratio is an upper bound)
+                target = "ingest alone <= 2.0x" if name == "kiln-bare" else "with LL-HLS <= 2.0x nginx `hls on`"
+                met = "met" if ref and mine / ref <= 2.0 else (
+                    "NOT met" if name == "kiln-bare" else "not decided here: compare with nginx `hls on`")
+                out(f"ratio {name}/nginx CPU per stream-minute: {mine / ref:.1f}x (target: {target}; {met})" if ref
+                    else f"ratio {name}/nginx: nginx used no measurable CPU")
 
 
 if __name__ == "__main__":

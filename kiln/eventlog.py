@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from kiln.events.base import Event
+from kiln.events.base import Event, decode_event
 from kiln.events.codec import event_of, record_parts
 from kiln.journal.records import NewRecord, Record
 
@@ -60,6 +60,24 @@ class EventLog:
         count = 0
         for record in records:
             self._project(record, event_of(record))
+            count += 1
+        return count
+
+    def apply_stored(self, rows: Iterable[Sequence[Any]]) -> int:
+        """``apply_replayed`` for records as the journal stores them, ``[seq, time, entity, type, version,
+        payload]`` (``Journal.read_stored``): startup replay's path, one event object per record and nothing
+        else. A projection's failure is logged and counted as in ``_project``."""
+        projections = tuple(self._projections)
+        count = 0
+        for row in rows:
+            ev = decode_event(row[3], row[4], row[5])
+            for projection in projections:
+                try:
+                    projection.apply(ev)
+                except Exception:
+                    self.projection_failures += 1
+                    log.exception("projection failed projection=%s type=%s seq=%s", type(projection).__name__,
+                                  row[3], row[0])
             count += 1
         return count
 

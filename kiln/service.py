@@ -16,6 +16,8 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,6 +61,7 @@ from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
 from kiln.journal.feed import JournalFeed
 from kiln.journal.query import JournalQuery
+from kiln.journal.reader import StoredFields, as_record
 from kiln.journal.reserve import DEFAULT_RESERVE_BYTES
 from kiln.journal.segments import journal_dir
 from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
@@ -152,6 +155,13 @@ def guarded(limits: ConnectionLimits, listener: str) -> dict[str, Any]:
     return {"http": guarded_protocol(limits, listener), "h11_max_incomplete_event_size": limits.max_header_bytes}
 
 
+def _keeping(rows: Iterable[StoredFields], kept: deque[StoredFields]) -> Iterator[StoredFields]:
+    """``rows`` unchanged, each also put in ``kept`` (a bounded deque keeps the newest)."""
+    for row in rows:
+        kept.append(row)
+        yield row
+
+
 class KilnService:
     def __init__(self, config: Any, data_dir: Path, *, config_name: str = "(embedded default)",
                  snapshot_every: int = 10_000, fsync: bool = True,
@@ -223,8 +233,17 @@ class KilnService:
         self.journal_query = JournalQuery(journal_dir(self.data_dir), known_secrets=self.secret_payloads)
         self.journal_query.start_at(self.journal.last_seq)
         self.journal.add_listener(self.journal_query.on_durable)
-        replayed = self.events.apply_replayed(self.journal_query.remembering(with_progress(
-            self.journal.read(snapshot_seq + 1), snapshot_seq + 1, self.journal.last_seq, seq_of=lambda r: r.seq)))
+        # replay reads stored field lists (no Record per event); the console's query keeps the newest
+        # records, so Records are built for those only, once replay is done
+        newest: deque[StoredFields] = deque(maxlen=self.journal_query.keep)
+        replayed = self.events.apply_stored(_keeping(with_progress(
+            self.journal.read_stored(snapshot_seq + 1), snapshot_seq + 1, self.journal.last_seq,
+            seq_of=lambda fields: int(fields[0])), newest))
+        for _record in self.journal_query.remembering(as_record(fields) for fields in newest):
+            pass
+        # replayed events count toward the next snapshot: a start that replayed more than snapshot_every
+        # saves one as soon as its ServerStarted is durable, so no later start replays them again
+        self._since_snapshot = replayed
         self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query)
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
@@ -346,15 +365,18 @@ class KilnService:
         if self._since_snapshot < self.snapshot_every or self.snapshots is None:
             return
         self._since_snapshot = 0
-        state = {"catalog": self.catalog.snapshot(), "tasks": self.tasks.snapshot(),
-                 "subscriptions": self.subscriptions.snapshot()}
+        # on the journal's writer thread, right after record.seq was applied: copy the state cheaply here,
+        # render and write it on the snapshot thread (appends wait for neither)
+        catalog, tasks = self.catalog.capture(), self.tasks.capture()
+        subscriptions = self.subscriptions.snapshot()  # a few small records, copied by asdict
         seq, store = record.seq, self.snapshots
-        self._snapshot_pool.submit(self._save_snapshot, store, seq, state)
+        self._snapshot_pool.submit(self._save_snapshot, store, seq, catalog, tasks, subscriptions)
 
     @staticmethod
-    def _save_snapshot(store: SnapshotStore, seq: int, state: dict[str, Any]) -> None:
+    def _save_snapshot(store: SnapshotStore, seq: int, catalog: Callable[[], dict[str, Any]],
+                       tasks: Callable[[], dict[str, Any]], subscriptions: list[dict[str, Any]]) -> None:
         try:
-            store.save(seq, state)
+            store.save(seq, {"catalog": catalog(), "tasks": tasks(), "subscriptions": subscriptions})
             log.info("snapshot saved seq=%d", seq)
         except OSError as exc:
             log.error("snapshot failed seq=%d error=%s", seq, exc)

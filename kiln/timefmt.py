@@ -12,8 +12,23 @@ from datetime import datetime
 EPOCH = 0.0
 
 
+_FORMATTED: dict[tuple[float, int, int], str] = {}
+
+
 def format_time(ts: float) -> str:
     """Format a Unix time (seconds, float) as OME does."""
+    # the same few times (created, started, finished, the epoch) are shown again on every listing, and
+    # formatting one took longer than the rest of a push's JSON: remembered per zone (tzset changes these)
+    key = (ts, time.timezone, time.altzone)
+    found = _FORMATTED.get(key)
+    if found is None:
+        if len(_FORMATTED) >= 4096:
+            _FORMATTED.clear()
+        found = _FORMATTED[key] = _format(ts)
+    return found
+
+
+def _format(ts: float) -> str:
     # time.localtime, not datetime: freezegun's datetime.fromtimestamp ignores the local zone
     whole = int(ts // 1)
     millis = int(round((ts - whole) * 1000))

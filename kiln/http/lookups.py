@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Container
 from typing import Any, Protocol
 
+from kiln.domain.settings import AppSettings
 from kiln.errors import app_not_found, stream_not_found, vhost_not_found
 from kiln.http.views.stream import StreamSnapshot
 from kiln.projections.catalog import AppView, VhostView
 
 
 class CatalogReads(Protocol):
+    def has_vhost(self, name: str) -> bool: ...
     def vhost(self, name: str) -> VhostView | None: ...
     def app(self, vhost: str, app: str) -> AppView | None: ...
 
@@ -52,7 +54,8 @@ def need_vhost(ctx: Lookups, vhost: str) -> VhostView:
 
 
 def need_app(ctx: Lookups, vhost: str, app: str) -> AppView:
-    need_vhost(ctx, vhost)
+    if not ctx.catalog.has_vhost(vhost):
+        raise vhost_not_found(vhost)
     view = ctx.catalog.app(vhost, app)
     if view is None:
         raise app_not_found(vhost, app)
@@ -101,3 +104,21 @@ def need_stream(ctx: Lookups, vhost: str, app: str, stream: str) -> LiveStreamHa
 
 def app_json(view: AppView) -> dict[str, Any]:
     return {**view.config, "dynamic": view.dynamic}
+
+
+_SETTINGS: dict[int, tuple[dict[str, Any], AppSettings]] = {}
+
+
+def settings_of(view: AppView) -> AppSettings:
+    """The app's settings parsed from its config, once per config: the catalog replaces an app's config
+    on every change and never edits one, so the same object means the same settings (the entry keeps
+    the config alive, so its id cannot be reused while cached)."""
+    found = _SETTINGS.get(id(view.config))
+    if found is not None and found[0] is view.config:
+        return found[1]
+    if len(_SETTINGS) >= 1024:
+        _SETTINGS.clear()
+    settings = AppSettings.parse(view.config)
+    _SETTINGS[id(view.config)] = (view.config, settings)
+    return settings
+

@@ -9,9 +9,8 @@ from starlette.responses import Response
 from kiln.actors.base import ask
 from kiln.actors.commands import StartPush, StopPush
 from kiln.domain.push_request import list_filter_id
-from kiln.domain.settings import AppSettings
 from kiln.http.envelope import ok
-from kiln.http.lookups import need_app, tasks_ref
+from kiln.http.lookups import need_app, settings_of, tasks_ref
 from kiln.http.router import APP, VHOST, Call, Router
 from kiln.projections.tasks import PushTask
 from kiln.timefmt import format_time
@@ -72,7 +71,7 @@ def register(router: Router, api: Any) -> None:
 
     async def list_pushes(call: Call) -> Response:
         view = need_app(ctx, call.params["vhost"], call.params["app"])
-        if not AppSettings.parse(view.config).publisher_enabled("push"):
+        if not settings_of(view).publisher_enabled("push"):
             return ok([])
         wanted = list_filter_id(call.body)
         tasks = ctx.tasks.push_list(view.vhost, view.name)

@@ -11,9 +11,8 @@ from kiln.actors.base import ask
 from kiln.actors.commands import StartRecord, StopRecord
 from kiln.domain.push_request import list_filter_id
 from kiln.domain.record_request import file_app_missing
-from kiln.domain.settings import AppSettings
 from kiln.http.envelope import ok
-from kiln.http.lookups import need_app, tasks_ref
+from kiln.http.lookups import need_app, settings_of, tasks_ref
 from kiln.http.router import APP, VHOST, Call, Router
 from kiln.http.write_paths import check_record_paths
 from kiln.projections.tasks import RecordTask
@@ -75,13 +74,13 @@ def register(router: Router, api: Any) -> None:
 
     def file_app(call: Call) -> Any:
         view = need_app(ctx, call.params["vhost"], call.params["app"])
-        if not AppSettings.parse(view.config).publisher_enabled("file"):
+        if not settings_of(view).publisher_enabled("file"):
             raise file_app_missing(view.vhost, view.name)
         return view
 
     async def start_record(call: Call) -> Response:
         view = file_app(call)
-        check_record_paths(api.write_roots, call.body, AppSettings.parse(view.config).file.root_path,
+        check_record_paths(api.write_roots, call.body, settings_of(view).file.root_path,
                            view.vhost, view.name)
         task = await ask(tasks_ref(ctx, call.params["vhost"], call.params["app"]), StartRecord(call.body))
         current = ctx.tasks.record(task.vhost, task.app, task.id) or task

@@ -21,8 +21,13 @@ HEADER = struct.Struct("<II")
 MAX_FRAME = 64 * 1024 * 1024
 
 
+# one Packer for every frame: packb() builds a new one per call, half the cost of packing a record.
+# Sharing it is safe: pack() runs in C under the GIL from start to finish and resets its buffer.
+_pack = msgpack.Packer(use_bin_type=True).pack
+
+
 def encode_frame(record: Record) -> bytes:
-    body: bytes = msgpack.packb(record.as_list(), use_bin_type=True)  # msgpack ships no type hints
+    body: bytes = _pack([record.seq, record.time, record.entity, record.type, record.version, record.payload])
     return HEADER.pack(len(body), zlib.crc32(body)) + body
 
 
@@ -49,6 +54,12 @@ class ScanStop:
     torn: bool  # True: the data simply ends mid-frame; False: a complete frame is damaged
 
 
+def zero_tail(view: memoryview, offset: int) -> bool:
+    """Nothing but zeros from ``offset`` to the end: a file system can leave a crashed write's tail so
+    (its new size made durable, its data not). A torn write, not damage (every frame scanner asks)."""
+    return not view[offset:].tobytes().strip(b"\0")
+
+
 def scan(data: bytes | memoryview, stop: list[ScanStop]) -> Iterator[Frame]:
     """Yield frames from ``data``; on the first bad frame append a ScanStop to ``stop`` and end."""
     view = memoryview(data)
@@ -58,8 +69,7 @@ def scan(data: bytes | memoryview, stop: list[ScanStop]) -> Iterator[Frame]:
             stop.append(ScanStop(offset, "truncated frame header", True))
             return
         length, crc = HEADER.unpack_from(view, offset)
-        if length == 0 and not view[offset:].tobytes().strip(b"\0"):
-            # a file system can leave a crashed write's tail as zeros (size made durable, data not)
+        if length == 0 and zero_tail(view, offset):
             stop.append(ScanStop(offset, "zero-filled tail", True))
             return
         if length > MAX_FRAME:

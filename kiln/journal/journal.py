@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from kiln.journal.errors import JournalClosedError, JournalFailedError
 from kiln.journal.framing import encode_frame
-from kiln.journal.reader import iter_records, scan_segment
+from kiln.journal.reader import StoredFields, iter_records, iter_stored, scan_tail
 from kiln.journal.records import NewRecord, Record
 from kiln.journal.reserve import DiskReserve
 from kiln.journal.segments import fsync_dir, journal_dir, list_segments, segment_path
@@ -98,7 +98,7 @@ class Journal:
             self._open_segment(1)
             return
         first_seq, path = segments[-1]
-        found = scan_segment(path, first_seq, tail=True)
+        found = scan_tail(path, first_seq)
         if found.stop is not None:
             cut = found.size - found.valid_bytes
             log.warning("journal torn tail cut file=%s offset=%d bytes=%d reason=%s", path, found.valid_bytes,
@@ -145,6 +145,11 @@ class Journal:
 
     def read(self, from_seq: int = 1) -> Iterator[Record]:
         return iter_records(self.directory, from_seq)
+
+    def read_stored(self, from_seq: int = 1) -> Iterator[StoredFields]:
+        """Like ``read`` but each record as its stored list ``[seq, time, entity, type, version, payload]``:
+        what startup replay feeds the projections, without building a Record per event."""
+        return iter_stored(self.directory, from_seq)
 
     def close(self) -> None:
         """Finish every queued append, then close the file."""

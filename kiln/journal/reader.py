@@ -1,15 +1,27 @@
-"""Reading segments back: checks framing, CRCs and sequence continuity as it goes."""
+"""Reading segments back: checks framing, CRCs and sequence continuity as it goes.
+
+Replay reads millions of frames at startup, so the loop over one segment (``_stored``) is written
+for speed: no object per frame, the header and CRC checked on a memoryview, and the msgpack body
+decoded only for the frames the caller wants. Its checks and messages are the same as ``framing.scan``.
+"""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import msgpack
 
 from kiln.journal.errors import JournalCorruptError
-from kiln.journal.framing import Frame, ScanStop, scan
+from kiln.journal.framing import HEADER, MAX_FRAME, ScanStop, zero_tail
 from kiln.journal.records import Record
 from kiln.journal.segments import list_segments
+
+# [seq, time, entity, type, version, payload]: a record as the frame stores it (see framing.py)
+StoredFields = list[Any]
 
 
 @dataclass(frozen=True)
@@ -25,15 +37,57 @@ class SegmentScan:
     stop: ScanStop | None  # only ever a torn tail; damage raises
 
 
-def _checked(path: Path, data: bytes, first_seq: int, stop: list[ScanStop]) -> Iterator[Frame]:
-    """Frames of one segment whose sequence numbers continue from ``first_seq`` without a gap."""
-    expected = first_seq
-    for frame in scan(data, stop):
-        if frame.record.seq != expected:
-            raise JournalCorruptError(str(path), frame.offset,
-                                      f"sequence {frame.record.seq} where {expected} was expected")
+def _stored(path: Path, data: bytes, first_seq: int, from_seq: int, stop: list[ScanStop],
+            ends: list[int] | None = None) -> Iterator[StoredFields]:
+    """The stored fields of each frame of one segment with ``seq >= from_seq``, checking that sequence
+    numbers continue from ``first_seq`` without a gap. Frames before ``from_seq`` are CRC-checked and
+    counted but not decoded (``kiln journal verify`` decodes every one). On the first bad frame a
+    ScanStop goes to ``stop`` and the iteration ends; ``ends`` (when given) gets each yielded frame's end."""
+    view = memoryview(data)
+    unpack_header, crc32, unpackb = HEADER.unpack_from, zlib.crc32, msgpack.unpackb
+    header_size, size = HEADER.size, len(view)
+    offset, expected = 0, first_seq
+    while offset < size:
+        if size - offset < header_size:
+            stop.append(ScanStop(offset, "truncated frame header", True))
+            return
+        length, crc = unpack_header(view, offset)
+        if length == 0 and zero_tail(view, offset):
+            stop.append(ScanStop(offset, "zero-filled tail", True))
+            return
+        if length > MAX_FRAME:
+            stop.append(ScanStop(offset, f"frame length {length} is impossible", False))
+            return
+        end = offset + header_size + length
+        if end > size:
+            stop.append(ScanStop(offset, f"frame of {length} bytes cut off at end of file", True))
+            return
+        body = view[offset + header_size:end]
+        if crc32(body) != crc:
+            stop.append(ScanStop(offset, "checksum mismatch", end == size))
+            return
+        if expected >= from_seq:
+            try:
+                fields = unpackb(body, raw=False, strict_map_key=False)
+                if type(fields) is not list or len(fields) != 6 or type(fields[0]) is not int \
+                        or type(fields[5]) is not dict:
+                    raise ValueError("record fields have the wrong types")
+            except Exception as exc:  # noqa: BLE001 - any undecodable body is damage
+                stop.append(ScanStop(offset, f"undecodable record ({exc})", False))
+                return
+            if fields[0] != expected:
+                raise JournalCorruptError(str(path), offset, f"sequence {fields[0]} where {expected} was expected")
+            if ends is not None:
+                ends.append(end)
+            yield fields
         expected += 1
-        yield frame
+        offset = end
+
+
+def as_record(fields: StoredFields) -> Record:
+    """The Record of a stored field list (``iter_stored``)."""
+    seq, time_, entity, type_, version, payload = fields
+    return Record(seq, float(time_), str(entity), str(type_), int(version), payload)
 
 
 def _fail_unless_torn_tail(path: Path, stop: list[ScanStop], *, tail: bool) -> ScanStop | None:
@@ -50,24 +104,89 @@ def scan_segment(path: Path, first_seq: int, *, tail: bool) -> SegmentScan:
     count, last_seq, valid = 0, first_seq - 1, 0
     first_time = last_time = None
     stop: list[ScanStop] = []
-    for frame in _checked(path, data, first_seq, stop):
+    ends: list[int] = []
+    for fields in _stored(path, data, first_seq, first_seq, stop, ends):
         count += 1
-        last_seq, valid = frame.record.seq, frame.end
-        first_time = frame.record.time if first_time is None else first_time
-        last_time = frame.record.time
+        last_seq = fields[0]
+        last_time = float(fields[1])
+        if first_time is None:
+            first_time = last_time
+    if ends:
+        valid = ends[-1]
     torn = _fail_unless_torn_tail(path, stop, tail=tail)
     return SegmentScan(path, first_seq, count, last_seq, valid, len(data), first_time, last_time, torn)
 
 
-def iter_records(directory: Path, from_seq: int = 1) -> Iterator[Record]:
-    """Every record with ``seq >= from_seq``, oldest first, across segments."""
+def _frame_ends(data: bytes, stop: list[ScanStop]) -> list[int]:
+    """Where each intact frame ends (length and CRC checked, body not decoded); a bad frame stops the scan
+    with a ScanStop as in ``_stored``."""
+    view = memoryview(data)
+    unpack_header, crc32 = HEADER.unpack_from, zlib.crc32
+    header_size, size = HEADER.size, len(view)
+    ends: list[int] = []
+    offset = 0
+    while offset < size:
+        if size - offset < header_size:
+            stop.append(ScanStop(offset, "truncated frame header", True))
+            break
+        length, crc = unpack_header(view, offset)
+        if length == 0 and zero_tail(view, offset):
+            stop.append(ScanStop(offset, "zero-filled tail", True))
+            break
+        if length > MAX_FRAME:
+            stop.append(ScanStop(offset, f"frame length {length} is impossible", False))
+            break
+        end = offset + header_size + length
+        if end > size:
+            stop.append(ScanStop(offset, f"frame of {length} bytes cut off at end of file", True))
+            break
+        if crc32(view[offset + header_size:end]) != crc:
+            stop.append(ScanStop(offset, "checksum mismatch", end == size))
+            break
+        ends.append(end)
+        offset = end
+    return ends
+
+
+def scan_tail(path: Path, first_seq: int) -> SegmentScan:
+    """``scan_segment(path, first_seq, tail=True)`` for opening the journal, without decoding every record:
+    each frame's length and CRC are checked, and the first and last records are decoded; the last one's
+    sequence number must be ``first_seq + frames - 1``, or the whole segment is decoded to say what is
+    wrong. Decoding a full 16 MB tail segment took most of a restart's time (the records before the
+    snapshot are never needed; those after it are decoded and checked again by replay; a wrong number
+    in the middle of the segment is found by replay or by ``kiln journal verify``)."""
+    data = path.read_bytes()
+    stop: list[ScanStop] = []
+    ends = _frame_ends(data, stop)
+    torn = _fail_unless_torn_tail(path, stop, tail=True)
+    if not ends:
+        return SegmentScan(path, first_seq, 0, first_seq - 1, 0, len(data), None, None, torn)
+    last_start = ends[-2] if len(ends) > 1 else 0
+    try:
+        first = msgpack.unpackb(data[HEADER.size:ends[0]], raw=False, strict_map_key=False)
+        last = msgpack.unpackb(data[last_start + HEADER.size:ends[-1]], raw=False, strict_map_key=False)
+        first_time, last_time, last_seq = float(first[1]), float(last[1]), last[0]
+    except Exception:  # noqa: BLE001 - the full scan says precisely what is wrong
+        return scan_segment(path, first_seq, tail=True)
+    if first[0] != first_seq or last_seq != first_seq + len(ends) - 1:
+        return scan_segment(path, first_seq, tail=True)
+    return SegmentScan(path, first_seq, len(ends), last_seq, ends[-1], len(data), first_time, last_time, torn)
+
+
+def iter_stored(directory: Path, from_seq: int = 1) -> Iterator[StoredFields]:
+    """Every record with ``seq >= from_seq``, oldest first, across segments, as the stored field list
+    ``[seq, time, entity, type, version, payload]``: replay's path, with no object built per record."""
     segments = list_segments(directory)
     for index, (first_seq, path) in enumerate(segments):
         is_tail = index == len(segments) - 1
         if not is_tail and segments[index + 1][0] <= from_seq:
             continue
         stop: list[ScanStop] = []
-        for frame in _checked(path, path.read_bytes(), first_seq, stop):
-            if frame.record.seq >= from_seq:
-                yield frame.record
+        yield from _stored(path, path.read_bytes(), first_seq, from_seq, stop)
         _fail_unless_torn_tail(path, stop, tail=is_tail)
+
+
+def iter_records(directory: Path, from_seq: int = 1) -> Iterator[Record]:
+    """Every record with ``seq >= from_seq``, oldest first, across segments."""
+    for fields in iter_stored(directory, from_seq):
+        yield as_record(fields)

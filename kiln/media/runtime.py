@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kiln.admission.contract import Admitter, OpenDoor
+from kiln.media.heap import HeapTrimmer
 from kiln.media.ingest.contract import StreamOpener, VhostRouter
 from kiln.media.ingest.mpegts.ingest import MpegtsIngest, PortMap
 from kiln.media.ingest.rtmp.ingest import RtmpIngest
@@ -83,6 +84,7 @@ class MediaRuntime:
         self.webrtc_ingest: WebRtcIngest | None = None
         self.ice_pool: PortPool | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
+        self.heap = HeapTrimmer(idle=lambda: not self.streams.all())
 
     def attach(self, control: ControlPlane) -> None:
         self.control = control
@@ -116,6 +118,7 @@ class MediaRuntime:
             self.hls.stream_ended(stream)
         if self.srt_playback is not None:
             self.srt_playback.stream_ended(stream)
+        self.heap.released()
 
     def _player_router(self, control: ControlPlane, llhls: LlhlsPublisher) -> LlhlsServer:
         """The router of a player port: it tells LL-HLS and HLS v3 requests apart by their names
@@ -248,6 +251,7 @@ class MediaRuntime:
         self.addresses["srt_playback"] = (host, playback.port)
 
     async def close(self) -> None:
+        self.heap.close()
         if self.webrtc_ingest is not None:
             await self.webrtc_ingest.close()
         if self.webrtc_endpoints is not None:

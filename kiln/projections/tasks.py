@@ -8,7 +8,6 @@ is bounded and the totals read never fall below the last checkpoint.
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +19,8 @@ from kiln.domain.record import RecordStatus
 from kiln.events import catalog as ce
 from kiln.events import tasks as te
 from kiln.events.base import Event
+from kiln.projections.copies import shallow
+from kiln.projections.dispatch import Handler, handlers_of
 
 TaskKey = tuple[str, str, str]  # (vhost, app, id)
 
@@ -32,6 +33,8 @@ DumpTask = DumpStatus
 class TasksProjection:
     """Thread-safe: updated on the journal writer thread, read by HTTP handlers."""
 
+    _handlers: dict[str, Handler] = {}  # set below the class: its ``_on_<TYPE>`` methods
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self.pushes: dict[TaskKey, PushTask] = {}
@@ -39,10 +42,10 @@ class TasksProjection:
         self.dumps: dict[tuple[str, str, str, str], DumpTask] = {}
 
     def apply(self, ev: Event) -> None:
-        with self._lock:
-            handler = getattr(self, "_on_" + ev.TYPE, None)
-            if handler is not None:
-                handler(ev)
+        handler = self._handlers.get(ev.TYPE)
+        if handler is not None:
+            with self._lock:
+                handler(self, ev)
 
     # -- push --
     def _on_PushCreated(self, ev: te.PushCreated) -> None:
@@ -114,27 +117,27 @@ class TasksProjection:
     # -- reads --
     def push_list(self, vhost: str, app: str) -> list[PushTask]:
         with self._lock:
-            found = [copy.copy(t) for k, t in self.pushes.items() if k[:2] == (vhost, app)]
+            found = [shallow(t) for k, t in self.pushes.items() if k[:2] == (vhost, app)]
         return sorted(found, key=lambda t: t.id)
 
     def push(self, vhost: str, app: str, task_id: str) -> PushTask | None:
         with self._lock:
             task = self.pushes.get((vhost, app, task_id))
-            return copy.copy(task) if task else None
+            return shallow(task) if task else None
 
     def record_list(self, vhost: str, app: str) -> list[RecordTask]:
         with self._lock:
-            found = [copy.copy(t) for k, t in self.records.items() if k[:2] == (vhost, app)]
+            found = [shallow(t) for k, t in self.records.items() if k[:2] == (vhost, app)]
         return sorted(found, key=lambda t: t.id)
 
     def record(self, vhost: str, app: str, task_id: str) -> RecordTask | None:
         with self._lock:
             task = self.records.get((vhost, app, task_id))
-            return copy.copy(task) if task else None
+            return shallow(task) if task else None
 
     def dump_list(self, vhost: str, app: str, output_stream: str) -> list[DumpTask]:
         with self._lock:
-            return [copy.copy(t) for k, t in self.dumps.items() if k[:3] == (vhost, app, output_stream)]
+            return [shallow(t) for k, t in self.dumps.items() if k[:3] == (vhost, app, output_stream)]
 
     def recovered(self) -> dict[tuple[str, str], AppTasks]:
         """What each app's task supervisor starts from, by (vhost, app), in one pass (recovery asks
@@ -142,31 +145,43 @@ class TasksProjection:
         found: dict[tuple[str, str], tuple[list[PushTask], list[RecordTask], list[DumpTask]]] = {}
         with self._lock:
             for push_key, push in sorted(self.pushes.items()):
-                found.setdefault(push_key[:2], ([], [], []))[0].append(copy.copy(push))
+                found.setdefault(push_key[:2], ([], [], []))[0].append(shallow(push))
             for record_key, record in sorted(self.records.items()):
-                found.setdefault(record_key[:2], ([], [], []))[1].append(copy.copy(record))
+                found.setdefault(record_key[:2], ([], [], []))[1].append(shallow(record))
             for dump_key, dump in self.dumps.items():
-                found.setdefault(dump_key[:2], ([], [], []))[2].append(copy.copy(dump))
+                found.setdefault(dump_key[:2], ([], [], []))[2].append(shallow(dump))
         return {app: AppTasks(tuple(p), tuple(r), tuple(d)) for app, (p, r, d) in found.items()}
 
     def all_pushes(self) -> list[PushTask]:
         with self._lock:
-            return [copy.copy(t) for t in self.pushes.values()]
+            return [shallow(t) for t in self.pushes.values()]
 
     def all_records(self) -> list[RecordTask]:
         with self._lock:
-            return [copy.copy(t) for t in self.records.values()]
+            return [shallow(t) for t in self.records.values()]
 
     def all_dumps(self) -> list[DumpTask]:
         with self._lock:
-            return [copy.copy(t) for t in self.dumps.values()]
+            return [shallow(t) for t in self.dumps.values()]
 
     # -- snapshots --
     def snapshot(self) -> dict[str, Any]:
+        return self.capture()()
+
+    def capture(self) -> Callable[[], dict[str, Any]]:
+        """The state now, as shallow copies taken under the lock (specs are frozen and shared); the
+        returned function renders the snapshot from them on any thread. Rendering 2,000 tasks took
+        about 40 ms, too long for the journal's writer thread, where captures happen."""
         with self._lock:
-            return {"pushes": [t.snapshot() for t in self.pushes.values()],
-                    "records": [t.snapshot() for t in self.records.values()],
-                    "dumps": [t.snapshot() for t in self.dumps.values()]}
+            pushes = [shallow(t) for t in self.pushes.values()]
+            records = [shallow(t) for t in self.records.values()]
+            dumps = [shallow(t) for t in self.dumps.values()]
+
+        def render() -> dict[str, Any]:
+            return {"pushes": [t.snapshot() for t in pushes], "records": [t.snapshot() for t in records],
+                    "dumps": [t.snapshot() for t in dumps]}
+
+        return render
 
     def restore(self, state: dict[str, Any]) -> None:
         with self._lock:
@@ -179,3 +194,6 @@ class TasksProjection:
             for saved in state.get("dumps", []):
                 dump = DumpStatus.restore(saved)
                 self.dumps[(dump.vhost, dump.app, dump.output_stream, dump.id)] = dump
+
+
+TasksProjection._handlers = handlers_of(TasksProjection)

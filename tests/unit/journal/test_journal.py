@@ -16,6 +16,8 @@ from kiln.journal import (
     SnapshotStore,
     verify,
 )
+from kiln.journal.framing import encode_frame
+from kiln.journal.reader import iter_stored, scan_segment, scan_tail
 from kiln.journal.segments import journal_dir, list_segments
 
 
@@ -168,3 +170,49 @@ def test_snapshots_round_trip_and_skip_damage(tmp_path: Path) -> None:
     assert store.load_latest() == (20, {"catalog": {"a": [3]}})
     newest.write_bytes(newest.read_bytes()[:-2])
     assert store.load_latest() == (10, {"catalog": {"a": [1, 2]}})
+
+
+def test_read_stored_gives_the_records_fields_from_any_sequence(tmp_path: Path) -> None:
+    j = Journal.open(tmp_path, segment_bytes=300, fsync=False)
+    for i in range(30):
+        j.append([rec(i)]).result(5)
+    for from_seq in (1, 2, 13, 17, 30, 31):
+        assert list(j.read_stored(from_seq)) == [r.as_list() for r in j.read(from_seq)]
+        assert [fields[0] for fields in j.read_stored(from_seq)] == list(range(from_seq, 31))
+    j.close()
+
+
+def test_damage_before_the_replay_start_is_still_found(tmp_path: Path) -> None:
+    """Frames before ``from_seq`` are not decoded, but their checksums are still checked."""
+    j = Journal.open(tmp_path, fsync=False)
+    j.append([rec(1), rec(2), rec(3)]).result(5)
+    j.close()
+    path = _only_segment(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[12] ^= 0xFF  # inside the first record's body
+    path.write_bytes(bytes(data))
+    with pytest.raises(JournalCorruptError, match="checksum"):
+        list(iter_stored(journal_dir(tmp_path), 3))
+
+
+@pytest.mark.parametrize("cut", [0, 1, 9, 20])
+def test_opening_scans_the_tail_as_the_full_check_does(tmp_path: Path, cut: int) -> None:
+    j = Journal.open(tmp_path, fsync=False)
+    for i in range(5):
+        j.append([rec(i)]).result(5)
+    j.close()
+    path = _only_segment(tmp_path)
+    if cut:
+        path.write_bytes(path.read_bytes()[:-cut])
+    assert scan_tail(path, 1) == scan_segment(path, 1, tail=True)
+
+
+def test_a_tail_whose_numbering_does_not_add_up_is_damage(tmp_path: Path) -> None:
+    directory = journal_dir(tmp_path)
+    directory.mkdir(parents=True)
+    path = directory / f"{1:020d}.kjl"
+    path.write_bytes(b"".join(encode_frame(Record(seq, 1.0, "e", "Thing", 1, {"n": seq})) for seq in (1, 2, 5)))
+    with pytest.raises(JournalCorruptError, match="sequence 5 where 3 was expected"):
+        scan_tail(path, 1)
+    with pytest.raises(JournalCorruptError, match="sequence 5 where 3 was expected"):
+        Journal.open(tmp_path, fsync=False)

@@ -139,8 +139,9 @@ class ProjectionContract(ABC):
             assert log.projection_failures == 0
         return live
 
-    def replayed(self, data_dir: Path, *, from_snapshot: bool) -> Any:
-        """What a restart rebuilds: the latest snapshot (if asked) then the journal after it."""
+    def replayed(self, data_dir: Path, *, from_snapshot: bool, stored: bool = True) -> Any:
+        """What a restart rebuilds: the latest snapshot (if asked) then the journal after it, read as the
+        service reads it (``read_stored`` into ``apply_stored``) or, with ``stored=False``, as Records."""
         fresh = self.new()
         after = 0
         if from_snapshot:
@@ -151,7 +152,10 @@ class ProjectionContract(ABC):
         with journal_in(data_dir) as journal:
             log = EventLog(journal, NewRecord)
             log.add_projection(fresh)
-            log.apply_replayed(journal.read(after + 1))
+            if stored:
+                log.apply_stored(journal.read_stored(after + 1))
+            else:
+                log.apply_replayed(journal.read(after + 1))
             assert log.projection_failures == 0
         return fresh
 
@@ -172,6 +176,7 @@ class ProjectionContract(ABC):
         with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
             live = self.applied_live(Path(tmp), history)
             assert self.reads(self.replayed(Path(tmp), from_snapshot=False)) == self.reads(live)
+            assert self.reads(self.replayed(Path(tmp), from_snapshot=False, stored=False)) == self.reads(live)
 
     @CONTRACT
     @given(data=st.data())

@@ -145,7 +145,17 @@ class TrackPackager:
 
     @property
     def part_target(self) -> int:
-        """ChunkDuration rounded to whole frames of this track (in the timescale)."""
+        """ChunkDuration rounded to whole frames of this track (in the timescale). Asked for every packet,
+        so remembered until the chunk duration or the measured frame duration changes."""
+        key = (self.chunk_duration, self.frame_duration, id(self.track))
+        if self._part_target_key != key:
+            self._part_target_key, self._part_target = key, self._compute_part_target()
+        return self._part_target
+
+    _part_target_key: tuple[float, int, int] | None = None
+    _part_target = 0
+
+    def _compute_part_target(self) -> int:
         target = int(self.chunk_duration * self.timescale)
         frame = self.frame_duration
         if self.track.kind is MediaKind.AUDIO and self.track.sample_rate and self.track.samples_per_frame:
