@@ -15,7 +15,7 @@ SCHEMA_EXAMPLES ?= 25
 # ... and the time they may take: on a busy machine slow operations get fewer requests (at least 5)
 SCHEMA_SECONDS ?= 75
 
-.PHONY: run test install peers lint style typecheck layers unit e2e schema fuzz bench clean
+.PHONY: run test install peers lint style typecheck layers unit e2e schema fuzz bench clean chaos soak
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
@@ -67,6 +67,18 @@ schema: install
 fuzz: install
 	KILN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) KILN_FUZZ_RANDOM=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 \
 	  --hypothesis-show-statistics tests/fuzz $(PYTEST_ARGS)
+
+# crash chaos, bigger than the CI run in tests/chaos (KILLS, COMMANDS, SEED to change it)
+KILLS ?= 100
+COMMANDS ?= 5000
+chaos: install peers
+	$(BIN)/python -m tests.chaos.runner --kills $(KILLS) --commands $(COMMANDS) $(if $(SEED),--seed $(SEED),)
+
+# soak: 4 streams, LL-HLS viewers, a push, a recording, API traffic; RSS/fds/threads/API latency each INTERVAL s
+MINUTES ?= 60
+INTERVAL ?= 60
+soak: install peers
+	$(BIN)/python -m tests.chaos.soak --minutes $(MINUTES) --interval $(INTERVAL)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis node_modules tests/.media

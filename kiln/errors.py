@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 REASONS = {
     200: "OK", 201: "Created", 204: "No Content", 207: "Multi Status", 400: "Bad Request",
-    401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 413: "Payload Too Large",
+    401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout", 409: "Conflict",
+    413: "Payload Too Large", 431: "Request Header Fields Too Large",
     423: "Locked", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+    507: "Insufficient Storage",
 }
 
 

@@ -41,7 +41,9 @@ from kiln.banner import Banner, Token, TokenSource
 from kiln.config.cors import CorsPolicy
 from kiln.config.errors import ConfigLoadError
 from kiln.config.hosts import HostRouter
+from kiln.config.limits import MEDIA_DEFAULTS, ConnectionLimits
 from kiln.config.tls import SniCertificates
+from kiln.config.write_roots import WriteRoots, config_file_roots
 from kiln.delivery.webhooks import Deliveries, Target
 from kiln.domain.app_tasks import AppTasks
 from kiln.domain.errors import DomainError
@@ -54,12 +56,14 @@ from kiln.events import server as sv
 from kiln.events import streams as se
 from kiln.events import tasks as te
 from kiln.http.api import ApiApp, MetricsExport
+from kiln.http.connection_limits import guarded_protocol
 from kiln.http.context import ApiReads
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
 from kiln.journal.feed import JournalFeed
 from kiln.journal.query import JournalQuery
 from kiln.journal.reader import StoredFields, as_record
+from kiln.journal.reserve import DEFAULT_RESERVE_BYTES
 from kiln.journal.segments import journal_dir
 from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
 from kiln.media.publish.record.recovery import recover_inflight
@@ -147,6 +151,11 @@ class VhostAdmissionWebhooks:
         return section if isinstance(section, dict) else None
 
 
+def guarded(limits: ConnectionLimits, listener: str) -> dict[str, Any]:
+    """uvicorn settings that bound what one client can hold (connection_limits.py)."""
+    return {"http": guarded_protocol(limits, listener), "h11_max_incomplete_event_size": limits.max_header_bytes}
+
+
 def _keeping(rows: Iterable[StoredFields], kept: deque[StoredFields]) -> Iterator[StoredFields]:
     """``rows`` unchanged, each also put in ``kept`` (a bounded deque keeps the newest)."""
     for row in rows:
@@ -156,12 +165,14 @@ def _keeping(rows: Iterable[StoredFields], kept: deque[StoredFields]) -> Iterato
 
 class KilnService:
     def __init__(self, config: Any, data_dir: Path, *, config_name: str = "(embedded default)",
-                 snapshot_every: int = 10_000, fsync: bool = True) -> None:
+                 snapshot_every: int = 10_000, fsync: bool = True,
+                 journal_reserve: int = DEFAULT_RESERVE_BYTES) -> None:
         self.config = config
         self.config_name = config_name
         self.data_dir = Path(data_dir)
         self.snapshot_every = snapshot_every
         self.fsync = fsync
+        self.journal_reserve = journal_reserve
         self.catalog = CatalogProjection()
         self.tasks = TasksProjection()
         self.subscriptions = SubscriptionsProjection()
@@ -191,6 +202,7 @@ class KilnService:
         self._since_snapshot = 0
         self._stopping = threading.Event()
         self.media = MediaRuntime(config)
+        self.api_limits: ConnectionLimits = config.api_limits
 
     # -- startup ---------------------------------------------------------------------------------
     def open(self) -> Recovery:
@@ -204,7 +216,8 @@ class KilnService:
             self.token_path = self.token_source.path
         for vhost in self.config.vhosts:
             self.catalog.seed_config_vhost(vhost, time.time())
-        self.journal = Journal.open(self.data_dir, fsync=self.fsync, counters=self.journal_counters)
+        self.journal = Journal.open(self.data_dir, fsync=self.fsync, counters=self.journal_counters,
+                                    reserve_bytes=self.journal_reserve)
         self.snapshots = SnapshotStore(self.data_dir)
         self.events = EventLog(self.journal, NewRecord)
         self.feed = JournalFeed(self.journal)
@@ -381,8 +394,14 @@ class KilnService:
         registry = registry_for(self._metric_sources())
         metrics = MetricsExport(lambda: exposition(registry), CONTENT_TYPE,
                                 auth=bool(getattr(self.config, "metrics_auth", True)))
+        reserve = self.journal.reserve if self.journal is not None else None
         self.api = ApiApp(reads, self.token, cors, tls_reloader=self.api_tls.reload if self.api_tls else None,
-                          metrics=metrics)
+                          metrics=metrics,
+                          max_body=self.api_limits.max_body_bytes, body_timeout=self.api_limits.request_timeout,
+                          max_header_bytes=self.api_limits.max_header_bytes,
+                          disk_gate=reserve.ensure if reserve is not None else None,
+                          write_roots=WriteRoots.build(self.config.writable_roots, self.data_dir,
+                                                       config_file_roots(self.config.vhosts), self.config.resolve_path))
         return self.api
 
     def _metric_sources(self) -> Sources:
@@ -416,7 +435,7 @@ class KilnService:
         if api_port is not None:
             sock = bind_tcp(host, api_port)
             cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off",
-                                 timeout_keep_alive=30, ws="none")
+                                 timeout_keep_alive=30, ws="none", **guarded(self.api_limits, "api"))
             servers.append((uvicorn.Server(cfg), sock))
             self.api_address = sock.getsockname()[:2]
             listeners["api"] = (host, sock.getsockname()[1])
@@ -424,7 +443,7 @@ class KilnService:
         if self.api_tls is not None and tls_port is not None and self.api_tls.try_load():
             sock = bind_tcp(host, tls_port)
             cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off",
-                                 timeout_keep_alive=30, ws="none")
+                                 timeout_keep_alive=30, ws="none", **guarded(self.api_limits, "api_tls"))
             cfg.load()
             cfg.ssl = self.api_tls.context  # ours, so reloadCertificate can swap the chain in place
             servers.append((uvicorn.Server(cfg), sock))
@@ -438,7 +457,7 @@ class KilnService:
             # WebSockets (the websockets package) only where WebRTC signalling is served; elsewhere "none"
             ws = "websockets" if self.media.serves_websocket(name) else "none"
             cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30,
-                                 ws=ws)
+                                 ws=ws, **guarded(MEDIA_DEFAULTS, name))
             servers.append((uvicorn.Server(cfg), sock))
             listeners[name] = (host, sock.getsockname()[1])
             if ws != "none":  # WebRTC signalling shares this port (the banner names it too)
@@ -505,7 +524,8 @@ class KilnService:
         if context is None:
             log.error("thumbnail tls port not opened port=%d: no vhost has a Host/TLS certificate that loads", port)
             return None
-        cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30, ws="none")
+        cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30, ws="none",
+                             **guarded(MEDIA_DEFAULTS, "thumbnail_tls"))
         cfg.load()
         cfg.ssl = context
         return uvicorn.Server(cfg), bind_tcp(host, port)

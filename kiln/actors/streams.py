@@ -251,7 +251,16 @@ class StreamsActor(CommandActor):
         stream, ref = self.streams[cmd.name]
         if not stream.close_ingest("deleted by API"):
             raise NotFound("Could not terminate the stream")
-        return Outcome(None, [self._end(stream, ref, "deleted by API")])
+        durable = [self._end(stream, ref, "deleted by API")]
+        # a pull's definition goes in the same answer, not when its worker has wound down: a crash in
+        # between would otherwise bring a deleted persistent pull back at the next start
+        worker = self.workers.pop(cmd.name, None)
+        if worker is not None:
+            self.directory.release_pull(cmd.name)
+            events = decide_and_apply(self.pull_defs, dp.PullGaveUp(cmd.name, "deleted by API"), now())
+            if events:
+                durable.append(self.journal.emit(events))
+        return Outcome(None, durable)
 
     def _live(self, name: str) -> LiveStream:
         entry = self.streams.get(name)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.config.errors import ConfigLoadError
+from kiln.config.limits import API_DEFAULTS, ConnectionLimits
 from kiln.config.model import BindConfig, ModulesConfig, ServerConfig
 from kiln.config.ports import PortError, parse_port, parse_port_list
 from kiln.config.schema import SERVER
@@ -194,6 +195,9 @@ def _build(server: dict[str, Any], source: str, converter: Converter) -> ServerC
             headers[str(header["key"])] = str(header.get("value", ""))
         else:
             converter.warn("Server.Managers.API.CrossDomains.Header without Key ignored")
+    api_limits, problems = ConnectionLimits.parse(api.get("limits") or {}, API_DEFAULTS)
+    for problem in problems:
+        converter.warn(problem)
     return ServerConfig(
         name=str(server.get("name") or "Kiln"),
         type=server_type,
@@ -212,6 +216,8 @@ def _build(server: dict[str, Any], source: str, converter: Converter) -> ServerC
         api_cross_domains=[str(u) for u in cross.get("urls") or []],
         api_cross_domain_headers=headers,
         managers_host=_dig(server, "managers", "host") or {},
+        writable_roots=[str(r) for r in api.get("writableRoots") or [] if str(r).strip()],
+        api_limits=api_limits,
         vhosts=_build_vhosts(server, source),
         metrics_auth=_dig(server, "managers", "metrics", "auth") is None
         or is_true(_dig(server, "managers", "metrics", "auth")),

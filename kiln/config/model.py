@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kiln.config.limits import API_DEFAULTS, ConnectionLimits
+
 
 @dataclass
 class BindConfig:
@@ -62,6 +64,8 @@ class ServerConfig:
     api_cross_domains: list[str] = field(default_factory=list)
     api_cross_domain_headers: dict[str, str] = field(default_factory=dict)
     managers_host: dict[str, Any] = field(default_factory=dict)   # {"names": [...], "tls": {...}} for the API's TLS
+    writable_roots: list[str] = field(default_factory=list)  # Managers/API/WritableRoots; empty: the defaults
+    api_limits: ConnectionLimits = API_DEFAULTS  # Managers/API/Limits
     vhosts: list[dict[str, Any]] = field(default_factory=list)
     metrics_auth: bool = True     # Managers/Metrics/Auth: false serves GET /metrics without the token
     subscriptions: list[dict[str, Any]] = field(default_factory=list)  # Managers/Subscriptions, as API bodies

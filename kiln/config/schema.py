@@ -220,7 +220,13 @@ SERVER = obj(
                      f("DynamicAppRemoval", leaves("Enable")))),
     f("Bind", BIND),
     f("Managers", obj(f("Host", HOST), f("API", obj(f("AccessToken"), f("CrossDomains", CROSS_DOMAINS),
-                                                    f("Storage", leaves("Enable", "Path")))),
+                                                    f("Storage", leaves("Enable", "Path")),
+                                                    # Kiln's own (README, "Where Kiln differs"): where API
+                                                    # paths may write, and per-client request limits
+                                                    f("WritableRoots", wrap("Root")),
+                                                    f("Limits", leaves("MaxBodyBytes", "MaxHeaderBytes",
+                                                                       "MaxConnectionsPerClient",
+                                                                       "RequestTimeout")))),
                       # Kiln's own: /metrics without the token, and webhook subscriptions to the journal
                       f("Metrics", leaves("Auth")),
                       f("Subscriptions", obj(f("Subscription", leaves("Id", "Url", "SecretKey", "Entity", "Types",

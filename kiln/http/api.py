@@ -19,6 +19,7 @@ from starlette.routing import Route as StarletteRoute
 
 from kiln.actors.base import ActorGone
 from kiln.config.cors import CorsPolicy
+from kiln.config.write_roots import WriteRoots
 from kiln.domain.errors import DomainError
 from kiln.errors import ApiError
 from kiln.http import (
@@ -49,6 +50,11 @@ log = logging.getLogger(__name__)
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 DEFAULT_MAX_BODY = 1 << 20
+DEFAULT_BODY_TIMEOUT = 10.0
+DEFAULT_MAX_HEADER = 16 * 1024
+# POST actions that only read (OME lists pushes, records and dumps by POST): never refused on a full disk
+READ_ACTIONS = (":pushes", ":records", ":hlsDumps")
+DISK_FULL = ApiError(507, "Could not journal the command: the data directory's disk is full")
 METRICS_PATH = "/metrics"
 
 
@@ -67,13 +73,20 @@ class ApiApp:
 
     def __init__(self, ctx: ApiContext, token: str, cors: CorsPolicy | None = None,
                  max_body: int = DEFAULT_MAX_BODY, tls_reloader: Any = None,
-                 metrics: MetricsExport | None = None) -> None:
+                 metrics: MetricsExport | None = None,
+                 disk_gate: Callable[[], bool] | None = None, write_roots: WriteRoots | None = None,
+                 body_timeout: float = DEFAULT_BODY_TIMEOUT, max_header_bytes: int = DEFAULT_MAX_HEADER) -> None:
         self.ctx = ctx
         self.metrics = metrics
         self.closing = asyncio.Event()  # set when the server stops: endless responses (SSE) end
+        self.write_roots = write_roots  # None: API paths are not confined (only tests build it so)
+        self.disk_gate = disk_gate  # False while the journal has no room: commands are refused with 507
         self.token = token
         self.cors = cors or CorsPolicy()
         self.max_body = max_body
+        self.body_timeout = body_timeout  # a body trickled slower than this is a slowloris: 408
+        # h11 bounds headers that arrive in pieces; these are the ones that came whole
+        self.max_header_bytes = max_header_bytes
         self.tls_reloader = tls_reloader
         self.router = Router()
         for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats, events, subscriptions,
@@ -102,11 +115,17 @@ class ApiApp:
     async def _read_body(self, request: Request) -> bytes:
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise ApiError(413, f"Request body is larger than {self.max_body} bytes")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise ApiError(413, f"Request body is larger than {self.max_body} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            log.warning("api request body not received in time client=%s timeout=%.1fs bytes=%d",
+                        request.client.host if request.client else "", self.body_timeout, size)
+            raise ApiError(408, f"Request body was not received within {self.body_timeout:g} s") from None
         return b"".join(chunks)
 
     async def endpoint(self, request: Request) -> Response:
@@ -123,6 +142,9 @@ class ApiApp:
         return response
 
     async def _dispatch(self, request: Request, cors: dict[str, str]) -> Response:
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in request.scope.get("headers", ()))
+        if header_bytes > self.max_header_bytes:
+            return error(ApiError(431, f"Request headers are larger than {self.max_header_bytes} bytes"))
         raw = request.scope.get("raw_path") or request.url.path.encode()
         path = raw.decode("utf-8", "replace").partition("?")[0]
         if path == METRICS_PATH and self.metrics is not None and request.method in ("GET", "HEAD"):
@@ -136,6 +158,9 @@ class ApiApp:
         if found is None:
             return error(ApiError(404, "Controller not found"))
         route, params = found
+        if self.disk_gate is not None and request.method not in ("GET", "HEAD") \
+                and not path.endswith(READ_ACTIONS) and not self.disk_gate():
+            return error(DISK_FULL)
         try:
             body = parse_body(await self._read_body(request)) if route.takes_body else None
             return await route.handler(Call(request, params, body))

@@ -16,6 +16,7 @@ from kiln.errors import ApiError
 from kiln.http.envelope import ok
 from kiln.http.lookups import need_stream, tasks_ref
 from kiln.http.router import APP, STREAM, VHOST, Call, Router
+from kiln.http.write_paths import check_dump_paths
 from kiln.projections.tasks import DumpTask
 
 
@@ -61,6 +62,7 @@ def register(router: Router, api: Any) -> None:
         listed = body.get("playlist")
         playlists = [p for p in listed if isinstance(p, str)] if isinstance(listed, list) else []
         info, user_data = _text(body, "infoFile"), _text(body, "userData")
+        check_dump_paths(api.write_roots, path, info, playlists)
         await ask(tasks_ref(ctx, vh, ap), RegisterDump(st, output, dump_id, path, playlists, info, user_data))
         return ok()
 

@@ -14,6 +14,7 @@ from kiln.domain.record_request import file_app_missing
 from kiln.http.envelope import ok
 from kiln.http.lookups import need_app, settings_of, tasks_ref
 from kiln.http.router import APP, VHOST, Call, Router
+from kiln.http.write_paths import check_record_paths
 from kiln.projections.tasks import RecordTask
 from kiln.timefmt import format_time
 
@@ -78,7 +79,9 @@ def register(router: Router, api: Any) -> None:
         return view
 
     async def start_record(call: Call) -> Response:
-        file_app(call)
+        view = file_app(call)
+        check_record_paths(api.write_roots, call.body, settings_of(view).file.root_path,
+                           view.vhost, view.name)
         task = await ask(tasks_ref(ctx, call.params["vhost"], call.params["app"]), StartRecord(call.body))
         current = ctx.tasks.record(task.vhost, task.app, task.id) or task
         return ok(record_json(current, live_of(current)))

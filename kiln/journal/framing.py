@@ -1,8 +1,9 @@
 """Frame layout of a journal segment: ``u32 length | u32 crc32 | msgpack body``, little-endian.
 
 The body is the msgpack array ``[seq, time, entity, type, version, payload]``. A frame whose
-header or body runs past the end of the file is a torn write; a frame whose CRC or body does
-not check is damage. The scanner reports which, and where, and lets the caller decide.
+header or body runs past the end of the file, or a tail of zeros where a frame should start, is a
+torn write; a frame whose CRC or body does not check is damage. The scanner reports which, and
+where, and lets the caller decide.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ class ScanStop:
     torn: bool  # True: the data simply ends mid-frame; False: a complete frame is damaged
 
 
+def zero_tail(view: memoryview, offset: int) -> bool:
+    """Nothing but zeros from ``offset`` to the end: a file system can leave a crashed write's tail so
+    (its new size made durable, its data not). A torn write, not damage (every frame scanner asks)."""
+    return not view[offset:].tobytes().strip(b"\0")
+
+
 def scan(data: bytes | memoryview, stop: list[ScanStop]) -> Iterator[Frame]:
     """Yield frames from ``data``; on the first bad frame append a ScanStop to ``stop`` and end."""
     view = memoryview(data)
@@ -62,6 +69,9 @@ def scan(data: bytes | memoryview, stop: list[ScanStop]) -> Iterator[Frame]:
             stop.append(ScanStop(offset, "truncated frame header", True))
             return
         length, crc = HEADER.unpack_from(view, offset)
+        if length == 0 and zero_tail(view, offset):
+            stop.append(ScanStop(offset, "zero-filled tail", True))
+            return
         if length > MAX_FRAME:
             stop.append(ScanStop(offset, f"frame length {length} is impossible", False))
             return

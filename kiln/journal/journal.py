@@ -9,6 +9,7 @@ model, and a crash can lose only appends whose futures never completed.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
@@ -24,6 +25,7 @@ from kiln.journal.errors import JournalClosedError, JournalFailedError
 from kiln.journal.framing import encode_frame
 from kiln.journal.reader import StoredFields, iter_records, iter_stored, scan_tail
 from kiln.journal.records import NewRecord, Record
+from kiln.journal.reserve import DiskReserve
 from kiln.journal.segments import fsync_dir, journal_dir, list_segments, segment_path
 from kiln.metrics.journal import JournalCounters
 
@@ -67,17 +69,24 @@ class Journal:
         self._failed: BaseException | None = None
         self._file: BinaryIO | None = None
         self._size = 0
+        self.reserve: DiskReserve | None = None  # space that lets a full disk refuse commands (reserve.py)
         self._thread = threading.Thread(target=self._run, name="kiln-journal", daemon=True)
 
     # -- opening -----------------------------------------------------------------------------------
     @classmethod
     def open(cls, data_dir: str | Path, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-             fsync: bool = True, counters: JournalCounters | None = None) -> Journal:
-        """Open (or create) the journal in ``data_dir/journal``, cutting a torn last frame."""
+             fsync: bool = True, counters: JournalCounters | None = None, reserve_bytes: int = 0) -> Journal:
+        """Open (or create) the journal in ``data_dir/journal``, cutting a torn last frame; with
+        ``reserve_bytes``, keep that much disk space aside for a full disk (reserve.py)."""
         directory = journal_dir(Path(data_dir))
         directory.mkdir(parents=True, exist_ok=True)
         journal = cls(directory, segment_bytes=segment_bytes, fsync=fsync, counters=counters)
         journal._recover()
+        if reserve_bytes > 0:
+            journal.reserve = DiskReserve(directory, reserve_bytes)
+            if not journal.reserve.ensure():
+                log.error("journal reserve not allocated bytes=%d: the disk is full, commands are refused",
+                          reserve_bytes)
         journal._thread.start()
         return journal
 
@@ -226,7 +235,14 @@ class Journal:
         assert self._file is not None
         view = memoryview(data)
         while view:
-            written = self._file.write(view)
+            try:
+                written = self._file.write(view)
+            except OSError as exc:
+                # a write that did not happen can be tried again once the reserve's space is free; an
+                # fsync that failed cannot (the kernel may have dropped the pages), so that one stops
+                if exc.errno == errno.ENOSPC and self.reserve is not None and self.reserve.release():
+                    continue
+                raise
             if written is None:
                 raise OSError("journal write would block")
             view = view[written:]

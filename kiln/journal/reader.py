@@ -16,7 +16,7 @@ from typing import Any
 import msgpack
 
 from kiln.journal.errors import JournalCorruptError
-from kiln.journal.framing import HEADER, MAX_FRAME, ScanStop
+from kiln.journal.framing import HEADER, MAX_FRAME, ScanStop, zero_tail
 from kiln.journal.records import Record
 from kiln.journal.segments import list_segments
 
@@ -52,6 +52,9 @@ def _stored(path: Path, data: bytes, first_seq: int, from_seq: int, stop: list[S
             stop.append(ScanStop(offset, "truncated frame header", True))
             return
         length, crc = unpack_header(view, offset)
+        if length == 0 and zero_tail(view, offset):
+            stop.append(ScanStop(offset, "zero-filled tail", True))
+            return
         if length > MAX_FRAME:
             stop.append(ScanStop(offset, f"frame length {length} is impossible", False))
             return
@@ -127,6 +130,9 @@ def _frame_ends(data: bytes, stop: list[ScanStop]) -> list[int]:
             stop.append(ScanStop(offset, "truncated frame header", True))
             break
         length, crc = unpack_header(view, offset)
+        if length == 0 and zero_tail(view, offset):
+            stop.append(ScanStop(offset, "zero-filled tail", True))
+            break
         if length > MAX_FRAME:
             stop.append(ScanStop(offset, f"frame length {length} is impossible", False))
             break

@@ -40,10 +40,14 @@ class SnapshotStore:
         body = msgpack.packb({"seq": seq, "time": time.time(), "state": state}, use_bin_type=True)
         path = self.directory / f"{seq:020d}{SUFFIX}"
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(HEADER.pack(len(body), zlib.crc32(body)) + body)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(HEADER.pack(len(body), zlib.crc32(body)) + body)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full disk must not keep the half-written copy too
+            raise
         os.replace(tmp, path)
         fsync_dir(self.directory)
         for _seq, old in self._files()[: -self.keep]:

@@ -101,6 +101,7 @@ class KilnProcess:
         self.config_path.write_text(xml)
         self.log_path = workdir / "kiln.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.launcher: list[str] = []  # a command that runs kiln (e.g. in a mount namespace of its own)
         self.generated_token = "<AccessToken>" not in xml
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{ports.api}", headers={"Authorization": basic_auth(TOKEN)},
                                 timeout=30)
@@ -109,8 +110,8 @@ class KilnProcess:
         self._starts = getattr(self, "_starts", 0) + 1
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kiln.cli", "serve", "-c", str(self.config_path), "-d", str(self.data_dir),
-             "--log-level", "debug"],
+            [*self.launcher, sys.executable, "-m", "kiln.cli", "serve", "-c", str(self.config_path),
+             "-d", str(self.data_dir), "--log-level", "debug"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -131,13 +131,13 @@ def test_file_app_is_checked_before_the_body(bare_app: Api, action: str) -> None
 @freeze_time("2023-03-15 12:15:20.113")
 def test_record_object_with_every_optional_field(api: Api, seoul_tz: None) -> None:
     body = {"id": "r1", "stream": {"name": "stream", "tracks": [101], "variantNames": ["aac", 3]},
-            "filePath": "/rec/${Stream}_${Sequence}.mp4", "infoPath": "/rec/${Stream}.xml",
+            "filePath": "/tmp/rec/${Stream}_${Sequence}.mp4", "infoPath": "/tmp/rec/${Stream}.xml",
             "schedule": "0 */1 *", "segmentationRule": "continuity", "metadata": "free text"}
     r = api.post(f"{BASE}:startRecord", body)
     assert r.status_code == 200
     assert r.json() == {**OK, "response": {
-        "app": "app", "createdTime": "2023-03-15T21:15:20.113+09:00", "filePath": "/rec/${Stream}_${Sequence}.mp4",
-        "id": "r1", "infoPath": "/rec/${Stream}.xml", "isConfig": False, "metadata": "free text",
+        "app": "app", "createdTime": "2023-03-15T21:15:20.113+09:00", "filePath": "/tmp/rec/${Stream}_${Sequence}.mp4",
+        "id": "r1", "infoPath": "/tmp/rec/${Stream}.xml", "isConfig": False, "metadata": "free text",
         "schedule": "0 */1 *", "segmentationRule": "continuity", "state": "ready",
         "stream": {"name": "stream", "trackIds": [101], "variantNames": ["aac"]}, "vhost": "default"}}
 

@@ -1,0 +1,41 @@
+"""Refusals for API paths outside Kiln's writable roots (kiln/config/write_roots.py), in OME's 400 envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiln.config.write_roots import WriteRoots
+from kiln.errors import ApiError
+
+
+def _outside(field: str, path: str) -> ApiError:
+    return ApiError(400, f"{field} is outside the writable roots (Managers/API/WritableRoots): [{path}]")
+
+
+def check_record_paths(roots: WriteRoots | None, body: Any, root_path: str, vhost: str, app: str) -> None:
+    """``filePath`` and ``infoPath`` as the recorder will place them (the app's rootPath joined, the
+    names it will put in the macros), and the rootPath itself (an app made through the API may name any)."""
+    if roots is None or not isinstance(body, dict):
+        return
+    stream = body.get("stream")
+    name = stream.get("name") if isinstance(stream, dict) else None
+    names = {"VirtualHost": vhost, "Application": app, "Stream": name if isinstance(name, str) else ""}
+    for field in ("filePath", "infoPath"):
+        value = body.get(field)
+        if isinstance(value, str) and value and not roots.allows(roots.record_path(root_path, value), names):
+            raise _outside(field, value)
+    if root_path and not roots.allows(roots.record_path(root_path, "file")):
+        raise _outside("rootPath", root_path)
+
+
+def check_dump_paths(roots: WriteRoots | None, output_path: str, info_file: str, playlists: list[str]) -> None:
+    """``outputPath``, ``infoFile`` and every playlist name, which the dump writes inside outputPath."""
+    if roots is None:
+        return
+    if not roots.allows(output_path):
+        raise _outside("outputPath", output_path)
+    if info_file and not roots.allows(info_file):
+        raise _outside("infoFile", info_file)
+    for name in playlists:
+        if not roots.allows(f"{output_path.rstrip('/')}/{name}"):
+            raise _outside("playlist", name)

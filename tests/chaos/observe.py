@@ -1,0 +1,120 @@
+"""What a user sees through GETs, as the workload's flat state (see workload.py), and the check of
+that view against what the client was told."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tests.chaos.workload import DEFAULT_APP, PUBLISHED, PULLS, STOPPED, Command, Key, State
+
+
+class ObserveError(RuntimeError):
+    """A GET that should have answered 200 did not."""
+
+
+def _get(api: httpx.Client, path: str) -> Any:
+    r = api.get(path)
+    if r.status_code != 200:
+        raise ObserveError(f"GET {path} -> {r.status_code} {r.text[:200]}")
+    return r.json()["response"]
+
+
+def _post(api: httpx.Client, path: str, body: object) -> Any:
+    r = api.post(path, json=body)
+    if r.status_code != 200:
+        raise ObserveError(f"POST {path} -> {r.status_code} {r.text[:200]}")
+    return r.json()["response"]
+
+
+def observe(api: httpx.Client) -> tuple[State, bool]:
+    """Everything the workload can create, read back; and whether the published stream is live (its
+    dumps are only visible then, so ``dump`` keys are present only when it is)."""
+    seen: State = {}
+    apps: list[tuple[str, str]] = [DEFAULT_APP]
+    for vhost in _get(api, "/v1/vhosts"):
+        if vhost == "default":
+            continue
+        seen[("vhost", vhost)] = vhost
+        for app in _get(api, f"/v1/vhosts/{vhost}/apps"):
+            seen[("app", vhost, app)] = app
+            apps.append((vhost, app))
+            for profile in _get(api, f"/v1/vhosts/{vhost}/apps/{app}/outputProfiles"):
+                detail = _get(api, f"/v1/vhosts/{vhost}/apps/{app}/outputProfiles/{profile}")
+                seen[("profile", vhost, app, profile)] = detail["outputStreamName"]
+    for vhost, app in apps:
+        base = f"/v1/vhosts/{vhost}/apps/{app}"
+        for push in _get(api, f"{base}:pushes"):
+            seen[("push", vhost, app, push["id"])] = push["url"]
+        for record in _get(api, f"{base}:records"):
+            seen[("record", vhost, app, record["id"])] = record["filePath"]
+    streams = _get(api, "/v1/vhosts/default/apps/app/streams")
+    for name in streams:
+        if name in PULLS:
+            detail = _get(api, f"/v1/vhosts/default/apps/app/streams/{name}")
+            seen[("pull", *DEFAULT_APP, name)] = detail["input"].get("sourceUrl", "")
+    cam_live = PUBLISHED in streams
+    if cam_live:
+        try:
+            dumps = _post(api, f"/v1/vhosts/default/apps/app/streams/{PUBLISHED}:hlsDumps",
+                          {"outputStreamName": PUBLISHED})
+        except ObserveError:
+            cam_live = False  # it left between the two GETs
+        else:
+            for dump in dumps:
+                shown = dump["outputPath"] + ("" if dump["enabled"] else STOPPED)
+                seen[("dump", *DEFAULT_APP, PUBLISHED, dump["id"])] = shown
+    return seen, cam_live
+
+
+@dataclass
+class Verdict:
+    problems: list[str]
+    adopted: State  # the state to carry on from (the in-doubt command resolved one way or the other)
+
+
+def compare(expected: State, seen: State, doubt: Command | None, *, cam_live: bool, pulls_final: bool) -> Verdict:
+    """``seen`` must equal ``expected``, except on the keys an unanswered command touched, which must be
+    all as before it or all as after it. Pulls reconnect some time after a start (``pulls_final``
+    False: a missing pull is not yet a problem); dumps are compared only while the stream is live."""
+
+    def comparable(key: Key) -> bool:
+        return key[0] != "dump" or cam_live
+
+    problems: list[str] = []
+    adopted = dict(expected)
+    free: set[Key] = set()
+    if doubt is not None:
+        touched = {k for k in doubt.touched if comparable(k)}
+        seen_part = {k: seen[k] for k in touched if k in seen}
+        before = {k: doubt.before[k] for k in touched if k in doubt.before}
+        after = {k: doubt.after[k] for k in touched if k in doubt.after}
+        if not pulls_final:
+            seen_part = {k: v for k, v in seen_part.items() if k[0] != "pull"}
+            before = {k: v for k, v in before.items() if k[0] != "pull"}
+            after = {k: v for k, v in after.items() if k[0] != "pull"}
+        if seen_part == after:
+            adopted = {k: v for k, v in adopted.items() if k not in doubt.touched}
+            adopted.update({k: v for k, v in doubt.after.items() if k in doubt.touched})
+        elif seen_part != before:
+            problems.append(f"unacknowledged '{doubt.what}' {doubt.method} {doubt.path} half-exists: "
+                            f"seen {seen_part}, before {before}, after {after}")
+        free = set(doubt.touched)
+    for key in sorted(set(adopted) | set(seen)):
+        if key in free or not comparable(key):
+            continue
+        want, got = adopted.get(key), seen.get(key)
+        if key[0] == "dump" and want is not None and want.endswith(STOPPED) and got is None:
+            adopted.pop(key)  # a stopped dump frees its id when its stream ends (a publisher reconnecting)
+            continue
+        if key[0] == "pull":
+            if want is not None and got is None and pulls_final:
+                problems.append(f"acknowledged pull {key} is missing")
+            elif want is None and got is not None:
+                problems.append(f"pull {key} exists but was never acknowledged (or its delete was)")
+            continue
+        if want != got:
+            problems.append(f"{key}: expected {want!r}, GET shows {got!r}")
+    return Verdict(problems, adopted)

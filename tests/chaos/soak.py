@@ -1,0 +1,185 @@
+"""Soak: a real ``kiln serve`` under a steady mixed load for a long time; flat lines are the target.
+
+Load: 4 RTMP publishers (320x180 loops), 2 LL-HLS viewers per stream fetching every new part, a push
+of stream 0 back into Kiln over RTMP (so it is a 5th stream), a recording of stream 1 split every
+60 s, and API traffic (GETs of lists, stats and streams; a vhost created and deleted every few
+seconds). Every ``--interval`` seconds it prints Kiln's RSS, open fds and threads, and the API's GET
+round trip (p50/max over the interval, the outside view of event-loop lag: the API answers on the
+same loop as ingest and LL-HLS). Not in CI: ``make soak MINUTES=60``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.kiln_process import KilnProcess, Ports, server_xml
+from tests.peers.ffmpeg import publish_rtmp
+from tests.peers.media import test_flv
+from tests.peers.process import Peer
+
+STREAMS = 4
+VIEWERS_PER_STREAM = 2
+APP = "/v1/vhosts/default/apps/app"
+
+
+@dataclass
+class Tally:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    api_ms: list[float] = field(default_factory=list)
+    api_errors: int = 0
+    parts: int = 0
+    viewer_errors: int = 0
+
+    def take(self) -> tuple[list[float], int, int, int]:
+        with self.lock:
+            out = (self.api_ms, self.api_errors, self.parts, self.viewer_errors)
+            self.api_ms, self.api_errors, self.parts, self.viewer_errors = [], 0, 0, 0
+        return out
+
+
+def proc_status(pid: int) -> tuple[int, int, int]:
+    """(RSS in KiB, open fds, threads) of ``pid``."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
+    threads = int(re.search(r"Threads:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
+    return rss, len(list(Path(f"/proc/{pid}/fd").iterdir())), threads
+
+
+def viewer(base: str, stop: threading.Event, tally: Tally) -> None:
+    """Fetches the video chunklist and every part it has not fetched yet, as a player would."""
+    origin = base.split("/app/")[0]
+    seen: set[str] = set()
+    with httpx.Client(timeout=15) as http:
+        while not stop.is_set():
+            try:
+                master = http.get(f"{base}/llhls.m3u8").text
+                video = next(u for u in re.findall(r"^[^#\s].*$", master, re.M) if "video" in u)
+                chunklist = http.get(f"{origin}{video}").text
+                for uri in re.findall(r'#EXT-X-PART:.*URI="([^"]+)"', chunklist):
+                    if uri.split("?")[0] not in seen:
+                        url = uri if uri.startswith("http") else f"{base}/{uri.lstrip('/')}" \
+                            if not uri.startswith("/") else f"{origin}{uri}"
+                        if http.get(url).status_code == 200:
+                            with tally.lock:
+                                tally.parts += 1
+                        seen.add(uri.split("?")[0])
+                if len(seen) > 5000:
+                    seen.clear()
+            except (httpx.HTTPError, StopIteration):
+                with tally.lock:
+                    tally.viewer_errors += 1
+            stop.wait(0.5)
+
+
+def api_traffic(kiln: KilnProcess, stop: threading.Event, tally: Tally) -> None:
+    n = 0
+    paths = ["/v1/vhosts", f"{APP}/streams", f"{APP}:pushes", f"{APP}:records", "/v1/stats/current",
+             "/v1/stats/current/vhosts/default/apps/app/streams/s0", f"{APP}/streams/s0"]
+    while not stop.is_set():
+        for path in paths:
+            t = time.monotonic()
+            try:
+                ok = kiln.api.get(path, timeout=15).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            with tally.lock:
+                tally.api_ms.append((time.monotonic() - t) * 1000)
+                tally.api_errors += 0 if ok else 1
+        n += 1
+        if n % 10 == 0:
+            name = f"soak{n}"
+            try:
+                kiln.api.post("/v1/vhosts", json=[{"name": name}])
+                kiln.api.delete(f"/v1/vhosts/{name}")
+            except httpx.HTTPError:
+                with tally.lock:
+                    tally.api_errors += 1
+        stop.wait(0.2)
+
+
+def run(minutes: float, interval: float, out: Path) -> int:
+    ports = Ports()
+    workdir = out / "kiln"
+    workdir.mkdir(parents=True, exist_ok=True)
+    kiln = KilnProcess(workdir, server_xml(ports, out / "records"), ports).start()
+    assert kiln.proc is not None
+    pid = kiln.proc.pid
+    media = test_flv(8)
+    peers: list[Peer] = []
+    stop = threading.Event()
+    tally = Tally()
+    threads: list[threading.Thread] = []
+    lines: list[tuple[int, int, int]] = []
+    try:
+        for i in range(STREAMS):
+            peers.append(publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/s{i}", media, loop=True,
+                                      log_dir=out / "peers"))
+        for i in range(STREAMS):
+            kiln.wait_for(lambda i=i: kiln.api.get(f"{APP}/streams/s{i}").status_code == 200, timeout=60,
+                          what=f"stream s{i}")
+        r = kiln.api.post(f"{APP}:startPush", json={"id": "soakpush", "stream": {"name": "s0"}, "protocol": "rtmp",
+                                                    "url": f"rtmp://127.0.0.1:{ports.rtmp}/app", "streamKey": "pushed"})
+        assert r.status_code == 200, r.text
+        r = kiln.api.post(f"{APP}:startRecord", json={"id": "soakrec", "stream": {"name": "s1"}, "interval": 60000,
+                                                      "filePath": "soak/${Id}_${Sequence}.mp4"})
+        assert r.status_code == 200, r.text
+        for i in range(STREAMS):
+            for _ in range(VIEWERS_PER_STREAM):
+                threads.append(threading.Thread(target=viewer, daemon=True, args=(
+                    f"http://127.0.0.1:{ports.llhls}/app/s{i}", stop, tally)))
+        threads.append(threading.Thread(target=api_traffic, args=(kiln, stop, tally), daemon=True))
+        for t in threads:
+            t.start()
+        started = time.monotonic()
+        sys.stdout.write(f"soak pid={pid} minutes={minutes} interval={interval}s workdir={out}\n")
+        sys.stdout.write("minute  rss_kib  fds  threads  api_get_ms_p50  api_get_ms_max  api_errors  "
+                         "parts_fetched  viewer_errors  streams\n")
+        while time.monotonic() - started < minutes * 60:
+            stop.wait(interval)
+            rss, fds, nthreads = proc_status(pid)
+            lines.append((rss, fds, nthreads))
+            api_ms, api_errors, parts, viewer_errors = tally.take()
+            p50 = statistics.median(api_ms) if api_ms else float("nan")
+            worst = max(api_ms) if api_ms else float("nan")
+            streams = len(kiln.api.get(f"{APP}/streams").json()["response"])
+            sys.stdout.write(f"{(time.monotonic() - started) / 60:6.1f}  {rss:7d}  {fds:3d}  {nthreads:7d}  "
+                             f"{p50:14.1f}  {worst:14.1f}  {api_errors:10d}  {parts:13d}  {viewer_errors:13d}  "
+                             f"{streams:7d}\n")
+            sys.stdout.flush()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(20)
+        for peer in peers:
+            peer.stop()
+        kiln.close()
+    if len(lines) >= 2:
+        (rss0, fds0, th0), (rss1, fds1, th1) = lines[0], lines[-1]
+        sys.stdout.write(f"soak first→last: rss {rss0}→{rss1} KiB ({rss1 - rss0:+d}), fds {fds0}→{fds1}, "
+                         f"threads {th0}→{th1}\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=60)
+    parser.add_argument("--interval", type=float, default=60, help="seconds between report lines")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    with tempfile.TemporaryDirectory(prefix="kiln-soak-") as tmp:
+        return run(args.minutes, args.interval, Path(tmp))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

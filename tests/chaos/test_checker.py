@@ -1,0 +1,46 @@
+"""The chaos checker itself must be able to fail: a lost acknowledged command, a phantom and a half-applied
+unanswered command are each reported (no sockets: plain state maps)."""
+
+from __future__ import annotations
+
+from tests.chaos.observe import compare
+from tests.chaos.workload import Command, State, without
+
+BEFORE: State = {("vhost", "cv0"): "cv0", ("app", "cv0", "ca0"): "ca0", ("profile", "cv0", "ca0", "default"): "x",
+          ("push", "cv0", "ca0", "cu0"): "rtmp://a"}
+
+
+def test_equal_state_passes() -> None:
+    assert compare(BEFORE, dict(BEFORE), None, cam_live=False, pulls_final=True).problems == []
+
+
+def test_a_lost_acknowledged_push_is_reported() -> None:
+    seen = {k: v for k, v in BEFORE.items() if k[0] != "push"}
+    problems = compare(BEFORE, seen, None, cam_live=False, pulls_final=True).problems
+    assert len(problems) == 1 and "cu0" in problems[0]
+
+
+def test_a_phantom_is_reported() -> None:
+    seen: State = {**BEFORE, ("record", "cv0", "ca0", "cr0"): "f.mp4"}
+    assert compare(BEFORE, seen, None, cam_live=False, pulls_final=True).problems
+
+
+def test_an_unanswered_delete_may_have_happened_wholly_or_not_at_all() -> None:
+    delete = Command("delete vhost", "DELETE", "/v1/vhosts/cv0", None, BEFORE, without(BEFORE, ("cv0",)))
+    done = compare(BEFORE, {}, delete, cam_live=False, pulls_final=True)
+    assert done.problems == [] and done.adopted == {}
+    not_done = compare(BEFORE, dict(BEFORE), delete, cam_live=False, pulls_final=True)
+    assert not_done.problems == [] and not_done.adopted == BEFORE
+
+
+def test_an_unanswered_delete_half_applied_is_reported() -> None:
+    delete = Command("delete vhost", "DELETE", "/v1/vhosts/cv0", None, BEFORE, without(BEFORE, ("cv0",)))
+    half: State = {("push", "cv0", "ca0", "cu0"): "rtmp://a"}  # the vhost is gone but its app's push is still listed
+    problems = compare(BEFORE, half, delete, cam_live=False, pulls_final=True).problems
+    assert len(problems) == 1 and "half-exists" in problems[0]
+
+
+def test_dumps_are_only_compared_while_their_stream_is_live() -> None:
+    expected: State = {("dump", "default", "app", "cam", "cd0"): "/d"}
+    assert compare(expected, {}, None, cam_live=False, pulls_final=True).problems == []
+    assert compare(expected, {}, None, cam_live=True, pulls_final=True).problems

@@ -1,0 +1,70 @@
+"""``:startRecord`` paths outside the writable roots are refused with OME's 400 envelope; inside, accepted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.unit.http.conftest import SERVER_XML, Api, start_service
+
+BASE = "/v1/vhosts/default/apps/app"
+
+
+@pytest.fixture
+def confined(tmp_path: Path) -> Iterator[Api]:
+    media = tmp_path / "media"
+    media.mkdir()
+    xml = SERVER_XML.replace("<AccessToken>", f"<WritableRoots><Root>{media}</Root></WritableRoots><AccessToken>")
+    service = start_service(tmp_path / "data", xml)
+    with TestClient(service.build_api().starlette, base_url="http://kiln.test") as client:
+        yield Api(client)
+    service.close()
+
+
+def start(api: Api, **paths: str) -> object:
+    return api.post(f"{BASE}:startRecord", {"id": "r", "stream": {"name": "s"}, **paths})
+
+
+@pytest.mark.parametrize("field,path", [
+    ("filePath", "/etc/cron.d/${Id}.mp4"),
+    ("filePath", "../../../../../../../../../etc/x.mp4"),
+    ("infoPath", "/tmp/not-a-root/${Id}.xml"),
+])
+def test_outside_the_roots_is_400_in_omes_envelope_and_nothing_is_created(confined: Api, field: str,
+                                                                         path: str) -> None:
+    r = start(confined, **{field: path})
+    assert r.status_code == 400
+    assert r.json() == {"statusCode": 400, "message": f"[HTTP] {field} is outside the writable roots "
+                                                      f"(Managers/API/WritableRoots): [{path}] (400)"}
+    assert confined.get(f"{BASE}:records").json()["response"] == []
+
+
+def test_a_stream_name_that_climbs_out_through_a_macro_is_refused(confined: Api, tmp_path: Path) -> None:
+    r = confined.post(f"{BASE}:startRecord", {"id": "r", "stream": {"name": "../../../../../etc/x"},
+                                              "filePath": f"{tmp_path}/media/${{Stream}}.mp4"})
+    assert r.status_code == 400 and "filePath is outside" in r.json()["message"]
+
+
+def test_inside_the_roots_is_accepted(confined: Api, tmp_path: Path) -> None:
+    r = start(confined, filePath=f"{tmp_path}/media/${{Stream}}/${{Sequence}}.mp4",
+              infoPath=f"{tmp_path}/media/${{Stream}}.xml")
+    assert r.status_code == 200, r.text
+
+
+def test_the_default_roots_take_the_data_dir_and_tmp(api: Api) -> None:
+    assert start(api, filePath="rel/${Id}.mp4").status_code == 200  # data dir/records
+    assert api.post(f"{BASE}:startRecord", {"id": "t", "stream": {"name": "s"},
+                                            "filePath": "/tmp/rec/${Id}.mp4"}).status_code == 200
+    assert api.post(f"{BASE}:startRecord", {"id": "e", "stream": {"name": "s"},
+                                            "filePath": "/etc/x.mp4"}).status_code == 400
+
+
+def test_an_api_app_whose_root_path_is_outside_cannot_record(api: Api) -> None:
+    assert api.post("/v1/vhosts", [{"name": "vh"}]).status_code == 200
+    r = api.post("/v1/vhosts/vh/apps", [{"name": "evil", "type": "live", "publishers": {"file": {"rootPath": "/etc"}}}])
+    assert r.status_code == 200, r.text
+    r = api.post("/v1/vhosts/vh/apps/evil:startRecord", {"id": "r", "stream": {"name": "s"}})
+    assert r.status_code == 400 and "rootPath is outside" in r.json()["message"]
