@@ -4,8 +4,9 @@ Load: 4 RTMP publishers (320x180 loops), 2 LL-HLS viewers per stream fetching ev
 of stream 0 back into Kiln over RTMP (so it is a 5th stream), a recording of stream 1 split every
 60 s, and API traffic (GETs of lists, stats and streams; a vhost created and deleted every few
 seconds). Every ``--interval`` seconds it prints Kiln's RSS, open fds and threads, and the API's GET
-round trip (p50/max over the interval, the outside view of event-loop lag: the API answers on the
-same loop as ingest and LL-HLS). Not in CI: ``make soak MINUTES=60``.
+round trip (p50/max over the interval, the outside view) and the event loop's own lag as Kiln's
+``/metrics`` reports it (the last timer's lateness, and the largest since start: the API answers on
+the same loop as ingest and LL-HLS). Not in CI: ``make soak MINUTES=60``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ def proc_status(pid: int) -> tuple[int, int, int]:
     rss = int(re.search(r"VmRSS:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
     threads = int(re.search(r"Threads:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
     return rss, len(list(Path(f"/proc/{pid}/fd").iterdir())), threads
+
+
+def loop_lag_ms(kiln: KilnProcess) -> tuple[float, float]:
+    """(last, largest since start) event-loop lag in ms, read from Kiln's Prometheus ``/metrics``."""
+    r = kiln.api.get("/metrics")
+    if r.status_code != 200:
+        return float("nan"), float("nan")
+    found = dict(re.findall(r"^(kiln_event_loop_lag(?:_max)?_seconds) ([0-9.eE+-]+)$", r.text, re.M))
+    last = float(found.get("kiln_event_loop_lag_seconds", "nan")) * 1000
+    most = float(found.get("kiln_event_loop_lag_max_seconds", "nan")) * 1000
+    return last, most
 
 
 def viewer(base: str, stop: threading.Event, tally: Tally) -> None:
@@ -144,7 +156,7 @@ def run(minutes: float, interval: float, out: Path) -> int:
         started = time.monotonic()
         sys.stdout.write(f"soak pid={pid} minutes={minutes} interval={interval}s workdir={out}\n")
         sys.stdout.write("minute  rss_kib  fds  threads  api_get_ms_p50  api_get_ms_max  api_errors  "
-                         "parts_fetched  viewer_errors  streams\n")
+                         "parts_fetched  viewer_errors  streams  loop_lag_ms  loop_lag_max_ms\n")
         while time.monotonic() - started < minutes * 60:
             stop.wait(interval)
             rss, fds, nthreads = proc_status(pid)
@@ -153,9 +165,10 @@ def run(minutes: float, interval: float, out: Path) -> int:
             p50 = statistics.median(api_ms) if api_ms else float("nan")
             worst = max(api_ms) if api_ms else float("nan")
             streams = len(kiln.api.get(f"{APP}/streams").json()["response"])
+            lag, lag_max = loop_lag_ms(kiln)
             sys.stdout.write(f"{(time.monotonic() - started) / 60:6.1f}  {rss:7d}  {fds:3d}  {nthreads:7d}  "
                              f"{p50:14.1f}  {worst:14.1f}  {api_errors:10d}  {parts:13d}  {viewer_errors:13d}  "
-                             f"{streams:7d}\n")
+                             f"{streams:7d}  {lag:11.1f}  {lag_max:15.1f}\n")
             sys.stdout.flush()
     finally:
         stop.set()
