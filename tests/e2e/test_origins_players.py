@@ -140,5 +140,6 @@ def test_chunklist_thumbnail_and_webrtc_viewer_pull_on_demand(
         assert httpx.get(f"http://127.0.0.1:{edge_ports.thumbnail}/app/none/thumb.jpg", timeout=60).status_code == 404
         missing = asyncio.run(signalling_viewer(f"ws://127.0.0.1:{edge_ports.llhls}/app/none", timeout=45))
         assert missing.offer.get("error") is not None and missing.offer.get("code") == 404
+        assert "Traceback" not in edge.log_path.read_text()
     finally:
         source.stop()
