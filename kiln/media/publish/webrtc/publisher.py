@@ -162,12 +162,8 @@ class WebRtcPublisher:
                     "reason=%s", target.vhost, target.app, target.stream, why)
         return live, output, picked
 
-    async def _pull_if_missing(self, target: Target, app_config: Mapping[str, Any] | None) -> None:
+    async def _pull(self, target: Target) -> None:
         """A viewer asking for a stream that is not here: pull it on demand and wait until its output has tracks."""
-        if webrtc_section(app_config) is None or self.streams.find_output(target.vhost, target.app,
-                                                                          target.stream) is not None:
-            return
-
         def with_tracks() -> tuple[LiveStream, Any] | None:
             found = self.streams.find_output(target.vhost, target.app, target.stream)
             return found if found is not None and found[1].track_list() else None
@@ -196,10 +192,21 @@ class WebRtcPublisher:
                    rendition: Rendition | None = None) -> tuple[ViewerSession, Choice]:
         """A new session (not yet negotiated) for ``target``; PlayRefused says why not."""
         assert self.loop is not None, "start() first"
-        await self._pull_if_missing(target, app_config)
-        live, output, picked = self.choice(target, app_config)
         ident = next(self._ids)
-        lease = await self.admit(target, ident)
+        if webrtc_section(app_config) is not None and self.streams.find_output(target.vhost, target.app,
+                                                                               target.stream) is None:
+            lease = await self.admit(target, ident)  # a refused viewer never starts a pull
+            try:
+                await self._pull(target)
+                live, output, picked = self.choice(target, app_config)
+            except BaseException:  # not played after all (no origin has it, or the player left): admission hears it
+                asked = self._admitted.pop(ident, None)
+                if self.admission is not None and asked is not None:
+                    self.loop.create_task(self.admission.closed(asked))
+                raise
+        else:
+            live, output, picked = self.choice(target, app_config)
+            lease = await self.admit(target, ident)
         key = (target.vhost, target.app, output.name)
         feed = self.feeds.get(key)
         if feed is None or feed.ended is not None or feed.output is not output:
