@@ -102,7 +102,7 @@ class MediaRuntime:
         self.hls = HlsPublisher(control.stats)
         if self.config.bind.webrtc_signalling_port is not None or self.config.bind.webrtc_signalling_tls_port:
             self.webrtc = WebRtcPublisher(self.streams, control.stats, None, admission=control.admission,
-                                          journal=control.sessions)
+                                          journal=control.sessions, origins=self.origins)
             # WebRTC ingest (direction=send, WHIP) shares the signalling port and the ICE ports
             self.rtc_ingest = self.webrtc_ingest = WebRtcIngest(
                 control.ingest, control.hosts, port=self.config.bind.webrtc_signalling_port or 0,
@@ -179,7 +179,8 @@ class MediaRuntime:
         return self.webrtc is not None and name in ports and ports[name] == bind.webrtc_signalling_port
 
     def _thumbnail_server(self, control: ControlPlane) -> ThumbnailServer:
-        return ThumbnailServer(control.hosts, self.streams, control.stats, admission=control.admission)
+        return ThumbnailServer(control.hosts, self.streams, control.stats, admission=control.admission,
+                               origins=self.origins)
 
     def thumbnail_app(self) -> Any | None:
         """The thumbnail Starlette app for Bind/Publishers/Thumbnail/TLSPort (the plain port's app, served

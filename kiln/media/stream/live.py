@@ -336,7 +336,26 @@ class LiveStream:
             out.tracks.append(ot)
         out.tracks.append(OutputTrack(self.data_track_id, MediaKind.DATA, "", {}, True, self.data_track_id,
                                       Track(self.data_track_id, MediaKind.DATA, Codec.ID3, MS)))
+        self._add_relay_images(out)
         return out
+
+    def _add_relay_images(self, out: OutputStream) -> None:
+        """OVT carries no image tracks, so an edge's thumbnails are made here from the relayed video by the
+        image encodes of this app's own output profiles (the only encodes a relay runs)."""
+        video = next((t for t in self.tracks.values() if t.kind is MediaKind.VIDEO), None)
+        if video is None:
+            return
+        next_id = self.data_track_id + 1
+        for profile in self.profiles:
+            found = profile.get("encodes") if isinstance(profile, dict) else None
+            items = found.get("images") or [] if isinstance(found, dict) else []
+            for encode in items if isinstance(items, list) else [items]:
+                if isinstance(encode, dict):
+                    ot = OutputTrack(next_id, MediaKind.VIDEO, str(encode.get("name") or ""), encode, False,
+                                     video.id, image=True)
+                    next_id += 1
+                    self._add_image(out, ot, video)
+                    out.tracks.append(ot)
 
     def _add_encode(self, out: OutputStream, ot: OutputTrack, source: Track, meter: TrackMeter) -> None:
         """Open (or share) the encoder of ``ot``; the track stays ``unavailable`` only if that fails."""

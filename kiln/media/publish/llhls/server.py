@@ -14,7 +14,6 @@ shares this port with it. Path names are split on the raw path and percent-decod
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import logging
 import re
@@ -31,6 +30,7 @@ from starlette.websockets import WebSocket
 from kiln.admission.contract import Admitter, OpenDoor
 from kiln.config.cors import CorsPolicy
 from kiln.media.model import MediaKind
+from kiln.media.origins.on_demand import OnDemand, pull_and_wait
 from kiln.media.publish.hls.publisher import hls_config
 from kiln.media.publish.hls.server import HlsServer, hls_cors
 from kiln.media.publish.llhls.claims import Claim, claim_of, not_here_reason
@@ -50,14 +50,6 @@ _SEG = re.compile(r"^seg_(\d+)_(\d+)_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls
 _PART = re.compile(r"^part_(\d+)_(\d+)_(\d+)_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m4s$")
 _MASTER = re.compile(r"^([A-Za-z0-9_\-.]+)\.m3u8$")
 MASTER_HOLD_SECONDS = 30.0
-ON_DEMAND_PUBLISH_WAIT_S = 10.0  # a pulled stream that connected is packaged within this
-
-
-class OnDemand(Protocol):
-    """Pull on demand (``kiln.media.origins.OriginPuller``): True once the missing stream is pulled."""
-
-    async def pull(self, vhost: str, app: str, stream: str, query: str = "") -> bool: ...
-
 
 
 class BadRequest(Exception):
@@ -196,6 +188,8 @@ class LlhlsServer:
         m = _MASTER.match(file_name)
         if m and not file_name.startswith("chunklist_"):
             return await self._master(request, vhost, app, stream_name, m.group(1), stream, query, cors)
+        if stream is None and _CHUNKLIST.match(file_name) and not self._stream_pending(vhost, app, stream_name):
+            stream = await self._pull_on_demand(vhost, app, stream_name, request.url.query)  # a player that starts here
         if stream is None:
             return Response(status_code=404, headers=cors)
         settings = stream.settings
@@ -282,13 +276,8 @@ class LlhlsServer:
 
     async def _pull_on_demand(self, vhost: str, app: str, stream_name: str, query: str) -> LlhlsStream | None:
         """Origins / OriginMapStore (media spec §4.1): pull the missing stream and wait for it, bounded."""
-        if self.origins is None or not await self.origins.pull(vhost, app, stream_name, query):
-            return None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + ON_DEMAND_PUBLISH_WAIT_S
-        while (stream := self.publisher.find(vhost, app, stream_name)) is None and loop.time() < deadline:
-            await asyncio.sleep(0.1)
-        return stream
+        return await pull_and_wait(self.origins, vhost, app, stream_name, query,
+                                   lambda: self.publisher.find(vhost, app, stream_name))
 
     def _stream_pending(self, vhost: str, app: str, stream_name: str) -> bool:
         for live in self.streams.in_app(vhost, app):

@@ -4,7 +4,8 @@ The newest still of the output stream's image encode with that codec is answered
 app must enable the publisher (``Publishers/Thumbnail``); CORS comes from its CrossDomains, as for
 LL-HLS. No such app, stream or image encode, or no image made yet: 404. Only the three fixed file
 names are served, so there is no path to traverse. Each request asks admission first (SignedPolicy
-when the vhost enables it for ``thumbnail``): a refusal is 401, as in OME.
+when the vhost enables it for ``thumbnail``): a refusal is 401, as in OME. A stream that is not here is
+pulled through the vhost's Origins / OriginMapStore and the request waits for its first still (bounded).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kiln.admission.contract import Admitter, OpenDoor
 from kiln.config.cors import CorsPolicy
 from kiln.config.values import publisher_section
 from kiln.media.model import Codec
+from kiln.media.origins.on_demand import OnDemand, pull_and_wait
 from kiln.media.publish.http_admission import http_admission_request
 from kiln.media.publish.llhls.publisher import cors_urls
 from kiln.media.stream.live import LiveStream
@@ -52,8 +54,9 @@ class BytesOut(Protocol):
 
 class ThumbnailServer:
     def __init__(self, apps: AppsByHost, outputs: OutputLookup, stats: BytesOut, *,
-                 admission: Admitter | None = None) -> None:
+                 admission: Admitter | None = None, origins: OnDemand | None = None) -> None:
         self.apps = apps
+        self.origins = origins
         self.admission: Admitter = admission or OpenDoor()
         self.outputs = outputs
         self.stats = stats
@@ -64,6 +67,12 @@ class ThumbnailServer:
         urls, headers = cors_urls(section) if section else ((), {})
         policy = CorsPolicy(urls, headers, allow_methods="OPTIONS, GET, HEAD")
         return policy.headers(request.headers.get("origin"), request.headers.get("access-control-request-headers"))
+
+    def _with_still(self, vhost: str, app: str, name: str, codec: Codec) -> tuple[LiveStream, Any] | None:
+        """The output once it has a still of ``codec`` (what a pulled stream's thumbnail request waits for)."""
+        found = self.outputs.find_output(vhost, app, name)
+        holder = found[1].images.get(codec) if found is not None else None
+        return found if holder is not None and holder.still is not None else None
 
     async def endpoint(self, request: Request) -> Response:
         parts = request.url.path.strip("/").split("/")
@@ -80,6 +89,9 @@ class ThumbnailServer:
         if not (await self.admission.admit(asked)).allowed:  # OME: 401 on the thumbnail port
             return Response(status_code=401, headers=cors)
         output = self.outputs.find_output(vhost, parts[0], parts[1])
+        if output is None:  # not here: pull it and wait for its first still of this codec
+            output = await pull_and_wait(self.origins, vhost, parts[0], parts[1], request.url.query,
+                                         lambda: self._with_still(vhost, parts[0], parts[1], codec))
         if output is None:
             return Response(status_code=404, headers=cors)
         live, out = output

@@ -4,7 +4,9 @@ A viewer names ``/app/stream[/playlist]``; the app must list ``<Publishers><WebR
 a publisher only where the app enables it) and the output stream must exist. Admission
 (SignedPolicy, AdmissionWebhooks, protocol ``WEBRTC``) is asked before an offer is made. A session
 counts one ``webrtc`` connection from the moment the player's SDP is accepted until it ends
-(OME's +1/−1 rules), and its bytes are added to the stream's counters once a second.
+(OME's +1/−1 rules), and its bytes are added to the stream's counters once a second. A stream that
+is not here (``request_offer`` and WHEP POST alike) is first pulled through the vhost's Origins /
+OriginMapStore, and the offer waits for it (bounded), as LL-HLS and thumbnails do.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from kiln.admission.contract import AdmissionRequest, Admitter, Direction
 from kiln.config.values import as_float
 from kiln.events.redact import redact_url
 from kiln.media.model import Track
+from kiln.media.origins.on_demand import OnDemand, pull_and_wait
 from kiln.media.publish.webrtc.choose import Choice, NotPlayable, Rendition, choose, video_warning
 from kiln.media.publish.webrtc.feed import Feed
 from kiln.media.publish.webrtc.session import ViewerSession
@@ -100,8 +104,10 @@ def bframes_of(output: OutputStream) -> Any:
 
 class WebRtcPublisher:
     def __init__(self, streams: OutputFinder, stats: PlaybackStats, pool: PortPool | None,
-                 admission: Admitter | None = None, journal: SessionLog | None = None) -> None:
+                 admission: Admitter | None = None, journal: SessionLog | None = None,
+                 origins: OnDemand | None = None) -> None:
         self.streams = streams
+        self.origins = origins
         self.stats = stats
         self.pool = pool
         self.admission = admission
@@ -156,6 +162,15 @@ class WebRtcPublisher:
                     "reason=%s", target.vhost, target.app, target.stream, why)
         return live, output, picked
 
+    async def _pull(self, target: Target) -> None:
+        """A viewer asking for a stream that is not here: pull it on demand and wait until its output has tracks."""
+        def with_tracks() -> tuple[LiveStream, Any] | None:
+            found = self.streams.find_output(target.vhost, target.app, target.stream)
+            return found if found is not None and found[1].track_list() else None
+
+        await pull_and_wait(self.origins, target.vhost, target.app, target.stream, urlsplit(target.url).query,
+                            with_tracks)
+
     async def admit(self, target: Target, request_id: int) -> float | None:
         """Ask admission (PlayRefused 401 when refused); the seconds the session may last (None: no limit)."""
         if self.admission is None:
@@ -177,9 +192,21 @@ class WebRtcPublisher:
                    rendition: Rendition | None = None) -> tuple[ViewerSession, Choice]:
         """A new session (not yet negotiated) for ``target``; PlayRefused says why not."""
         assert self.loop is not None, "start() first"
-        live, output, picked = self.choice(target, app_config)
         ident = next(self._ids)
-        lease = await self.admit(target, ident)
+        if webrtc_section(app_config) is not None and self.streams.find_output(target.vhost, target.app,
+                                                                               target.stream) is None:
+            lease = await self.admit(target, ident)  # a refused viewer never starts a pull
+            try:
+                await self._pull(target)
+                live, output, picked = self.choice(target, app_config)
+            except BaseException:  # not played after all (no origin has it, or the player left): admission hears it
+                asked = self._admitted.pop(ident, None)
+                if self.admission is not None and asked is not None:
+                    self.loop.create_task(self.admission.closed(asked))
+                raise
+        else:
+            live, output, picked = self.choice(target, app_config)
+            lease = await self.admit(target, ident)
         key = (target.vhost, target.app, output.name)
         feed = self.feeds.get(key)
         if feed is None or feed.ended is not None or feed.output is not output:
