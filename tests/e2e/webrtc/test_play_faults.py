@@ -188,17 +188,21 @@ async def _abandon(url: str, n: int) -> int:
 def test_500_abandoned_signalling_sockets_leave_nothing_behind(live: tuple[KilnProcess, RtcPorts]) -> None:
     kiln, ports = live
     url = f"ws://127.0.0.1:{ports.llhls}/app/cam"
-    # a first round grows the allocator to its high-water mark (250 live peer connections at once); the
-    # second, identical round must then leave threads, fds and memory where they were
-    assert asyncio.run(_abandon(url, 500)) == 250
-    kiln.wait_for(lambda: _all_abandoned(kiln, 250), 60, "first round freed")
-    before = _proc(kiln)
-    assert asyncio.run(_abandon(url, 500)) == 250
-    kiln.wait_for(lambda: _all_abandoned(kiln, 500), 60, "every abandoned offer freed")
-    after = _proc(kiln)
-    assert after["threads"] <= before["threads"] + 1, (before, after)
-    assert after["fds"] <= before["fds"] + 3, (before, after)
-    assert after["rss_kb"] <= before["rss_kb"] + 30 * 1024, (before, after)
+    # Each round holds 250 live peer connections at once, then drops them all. The allocator's high-water
+    # mark settles over the first rounds (measured: +40, +30, +14, +6 MB; malloc_trim gives back only
+    # ~6 MB, so it is arena fragmentation, not glibc's free lists); a leak would grow by the same amount
+    # every round. So: threads and fds flat from the first round on, and the fourth round's growth small.
+    rss: list[int] = []
+    for done in range(1, 5):
+        assert asyncio.run(_abandon(url, 500)) == 250
+        kiln.wait_for(lambda done=done: _all_abandoned(kiln, 250 * done), 60, f"round {done} freed")
+        state = _proc(kiln)
+        if done == 1:
+            first = state
+        rss.append(state["rss_kb"])
+    assert state["threads"] <= first["threads"] + 1, (first, state)
+    assert state["fds"] <= first["fds"] + 3, (first, state)
+    assert rss[3] - rss[2] <= 20 * 1024, rss
     assert _connections(kiln) == 0
     assert "Traceback" not in kiln.log_path.read_text()
 
