@@ -93,6 +93,7 @@ class PushActor(CommandActor):
         self.sessions = SessionCounters(status.sequence)
         self.session: PushSession | None = None
         self.session_no = 0
+        self.skipped = ""  # what the current session leaves out, shown as the task's lastWarning while pushing
         self.stream: Any = None
         self.output: Any = None
         self._timer: threading.Timer | None = None
@@ -127,8 +128,10 @@ class PushActor(CommandActor):
         selection = select_tracks(self.output.track_list(), s.protocol, s.variant_names, s.track_ids)
         if not selection.tracks:
             return self._decide(NoTracks(selection.reason))
-        for note in selection.skipped:
-            log.info("push track skipped id=%s %s", s.id, note)
+        for note in selection.skipped:  # the destination will lack a track: say so where users look
+            log.warning("push track skipped vhost=%s app=%s id=%s stream=%s reason=%s", s.vhost, s.app, s.id,
+                        self.stream.name, note)
+        self.skipped = "; ".join(selection.skipped)
         self.session_no += 1
         number = self.session_no
         ref = self.actor_ref
@@ -214,7 +217,7 @@ class PushActor(CommandActor):
         if cmd.state == "connecting":
             return Outcome(None, self._decide(SessionConnecting()))
         if cmd.state == "pushing":
-            return Outcome(None, self._decide(SessionPushing()))
+            return Outcome(None, self._decide(SessionPushing(self.skipped)))
         if cmd.state == "error":
             self.session = None
             log.warning("push error id=%s/%s/%s attempt=%d reason=%s", self.spec.vhost, self.spec.app,

@@ -185,7 +185,9 @@ class SessionConnecting:
 
 @dataclass(frozen=True)
 class SessionPushing:
-    pass
+    """Bytes flow; ``warning`` names the tracks of the output this protocol leaves out (or is empty)."""
+
+    warning: str = ""
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,7 @@ class PushTask:
         if isinstance(command, SessionConnecting):
             return [] if a.failures >= QUIET_AFTER_FAILURES else [self._state("connecting", "", now)]
         if isinstance(command, SessionPushing):
-            return [self._state("pushing"), replace(a, failures=0, pushing_since=now, last_error="")]
+            return [self._state("pushing", command.warning), replace(a, failures=0, pushing_since=now, last_error="")]
         if isinstance(command, SessionFailed):
             return self._failed(command.reason, now)
         if isinstance(command, CountersSampled):

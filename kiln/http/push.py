@@ -48,6 +48,8 @@ def push_json(task: PushTask, live: LiveSessions | None = None) -> dict[str, Any
         out["stream"]["name"] = spec.stream_name
     if task.reason and task.state == "error":
         out["lastError"] = task.reason
+    elif task.reason and task.state == "pushing":
+        out["lastWarning"] = task.reason  # Kiln's addition (as on record tasks): the tracks the push leaves out
     return out
 
 

@@ -88,6 +88,13 @@ def test_a_session_connects_then_pushes() -> None:
     assert outcome.aggregate.status.state == "pushing" and outcome.aggregate.status.start_time == 20.0
 
 
+def test_a_session_that_leaves_a_track_out_pushes_with_the_warning_as_its_reason() -> None:
+    outcome = given(task(), CREATED).when(OutputAttached()).when(SessionConnecting(), now=20.0)
+    warning = "track 0 (bypass_video) is VP8, which rtmp cannot carry"
+    outcome.when(SessionPushing(warning), now=21.0).then(state("pushing", warning), PushAttempts(pushing_since=21.0))
+    assert outcome.aggregate.status.reason == warning
+
+
 def test_refused_attempts_back_off_doubling_up_to_four_seconds() -> None:
     agg = task()
     delays = []

@@ -54,3 +54,15 @@ def test_parse_target_splits_like_ffmpeg(url: str, app: str, stream: str, tc_url
 def test_parse_target_rejects_a_url_without_app_key_or_host(url: str) -> None:
     with pytest.raises(PushError):
         parse_target(url)
+
+
+def test_rtmp_without_a_selection_names_a_kind_it_cannot_carry_instead_of_dropping_it_silently() -> None:
+    """A VP8 WebRTC input with an AAC encode: the audio goes, the VP8 video is named as left out."""
+    tracks = [Track(0, MediaKind.VIDEO, Codec.VP8, TB, name="bypass_video"),
+              Track(1, MediaKind.AUDIO, Codec.AAC, TB, name="aac_audio"),
+              Track(2, MediaKind.AUDIO, Codec.OPUS, TB, name="bypass_audio")]
+    selection = select_tracks(tracks, "rtmp", [], [])
+    assert [t.id for t in selection.tracks] == [1]
+    assert selection.skipped == ["track 0 (bypass_video) is VP8, which rtmp cannot carry"]
+    nothing = select_tracks([tracks[0], tracks[2]], "rtmp", [], [])
+    assert nothing.tracks == [] and "VP8" in nothing.reason and "OPUS" in nothing.reason, nothing.reason

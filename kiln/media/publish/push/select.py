@@ -55,8 +55,11 @@ def select_tracks(tracks: list[Track], protocol: str, variant_names: list[str], 
         if not chosen:
             return Selection([], [], _unmatched(media, variant_names, track_ids))
     elif protocol == "rtmp":
+        # per kind the first carriable track; else the first one, so the skip below names it (a VP8-only
+        # WebRTC input pushed to RTMP says its video cannot go instead of silently pushing audio alone)
         chosen = [t for kind in (MediaKind.VIDEO, MediaKind.AUDIO)
-                  for t in [next((m for m in media if m.kind is kind and m.codec in CARRIABLE["rtmp"]), None)]
+                  for t in [next((m for m in media if m.kind is kind and m.codec in CARRIABLE["rtmp"]),
+                                 next((m for m in media if m.kind is kind), None))]
                   if t is not None]
     else:
         chosen = media
