@@ -8,8 +8,10 @@ encode browsers need (the input's AAC cannot go over WebRTC).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,11 @@ import aioice.ice
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-from tests.e2e.kiln_process import TOKEN, Ports
+from tests.e2e.kiln_process import TOKEN, KilnProcess, Ports
+from tests.peers import media
+from tests.peers.ffmpeg import publish_rtmp
 from tests.peers.ports import free_udp_port
+from tests.peers.process import Peer
 
 RTC_PROFILE = """
             <OutputProfile>
@@ -168,3 +173,21 @@ def media_dir(tmp_path: Path) -> Path:
     out = tmp_path / "peers"
     out.mkdir(exist_ok=True)
     return out
+
+
+@contextlib.contextmanager
+def kiln_playing_cam(tmp_path: Path, xml: str, ports: RtcPorts) -> Iterator[tuple[KilnProcess, RtcPorts]]:
+    """Kiln started with ``xml``, ffmpeg looping ``app/cam`` into it over RTMP (H.264 without B-frames,
+    as WebRTC needs) until the block ends; both stopped by PID whatever happens."""
+    (tmp_path / "kiln").mkdir()
+    kiln = KilnProcess(tmp_path / "kiln", xml, ports).start()
+    publisher: Peer | None = None
+    try:
+        publisher = publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/cam", media.test_flv(4), loop=True,
+                                 log_dir=tmp_path)
+        wait_rtmp_stream(kiln, "cam")
+        yield kiln, ports
+    finally:
+        if publisher is not None:
+            publisher.stop()
+        kiln.close()

@@ -18,6 +18,7 @@ from tests.e2e.kiln_process import KilnProcess
 from tests.e2e.webrtc.play_kiln import (
     RtcPorts,
     keep_ice_on_loopback,
+    kiln_playing_cam,
     rtc_server_xml,
     signalling_viewer,
     wait_rtmp_stream,
@@ -25,7 +26,6 @@ from tests.e2e.webrtc.play_kiln import (
 from tests.peers import media
 from tests.peers.ffmpeg import publish_rtmp
 from tests.peers.fixtures import require
-from tests.peers.process import Peer
 
 pytestmark = pytest.mark.e2e
 
@@ -54,18 +54,8 @@ ABR_PROFILE = """
 def live(tmp_path: Path) -> Iterator[tuple[KilnProcess, RtcPorts]]:
     require("ffmpeg")
     ports = RtcPorts()
-    (tmp_path / "kiln").mkdir()
-    kiln = KilnProcess(tmp_path / "kiln", rtc_server_xml(ports, profiles=ABR_PROFILE), ports).start()
-    publisher: Peer | None = None
-    try:
-        publisher = publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/cam", media.test_flv(4), loop=True,
-                                 log_dir=tmp_path)
-        wait_rtmp_stream(kiln, "cam")
-        yield kiln, ports
-    finally:
-        if publisher is not None:
-            publisher.stop()
-        kiln.close()
+    with kiln_playing_cam(tmp_path, rtc_server_xml(ports, profiles=ABR_PROFILE), ports) as pair:
+        yield pair
 
 
 async def _watch(url: str) -> dict[str, Any]:

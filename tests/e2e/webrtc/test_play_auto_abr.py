@@ -18,10 +18,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess
-from tests.e2e.webrtc.play_kiln import RtcPorts, rtc_server_xml, wait_rtmp_stream
+from tests.e2e.webrtc.play_kiln import RtcPorts, kiln_playing_cam, rtc_server_xml
 from tests.e2e.webrtc.test_play_abr import ABR_PROFILE
-from tests.peers import media
-from tests.peers.ffmpeg import publish_rtmp
 from tests.peers.fixtures import require
 from tests.peers.process import Peer
 
@@ -76,22 +74,12 @@ def shaped() -> Iterator[Shaped]:
 def live(tmp_path: Path, shaped: Shaped) -> Iterator[tuple[KilnProcess, RtcPorts]]:
     require("ffmpeg")
     ports = RtcPorts()
-    (tmp_path / "kiln").mkdir()
     xml = rtc_server_xml(ports, profiles=AUTO_PROFILE)
     # listen on every address and advertise the veth's: the viewer reaches Kiln only through the shaped link
     xml = xml.replace("<IP>127.0.0.1</IP>", "<IP>*</IP>").replace("<IceCandidate>*:",
                                                                   f"<IceCandidate>{shaped.host_ip}:")
-    kiln = KilnProcess(tmp_path / "kiln", xml, ports).start()
-    publisher: Peer | None = None
-    try:
-        publisher = publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/cam", media.test_flv(4), loop=True,
-                                 log_dir=tmp_path)
-        wait_rtmp_stream(kiln, "cam")
-        yield kiln, ports
-    finally:
-        if publisher is not None:
-            publisher.stop()
-        kiln.close()
+    with kiln_playing_cam(tmp_path, xml, ports) as pair:
+        yield pair
 
 
 def _reports(peer: Peer) -> list[dict[str, Any]]:

@@ -11,12 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess
-from tests.e2e.webrtc.play_kiln import RtcPorts, rtc_server_xml, wait_rtmp_stream
+from tests.e2e.webrtc.play_kiln import RtcPorts, kiln_playing_cam, rtc_server_xml
 from tests.e2e.webrtc.rtc_browser import play_rtc, rtc_browser_available
-from tests.peers import media
-from tests.peers.ffmpeg import publish_rtmp
 from tests.peers.fixtures import require
-from tests.peers.process import Peer
 
 pytestmark = pytest.mark.e2e
 
@@ -28,18 +25,8 @@ def live(tmp_path: Path) -> Iterator[tuple[KilnProcess, RtcPorts]]:
     require("chromium", rtc_browser_available)
     require("ffmpeg")
     ports = RtcPorts()
-    (tmp_path / "kiln").mkdir()
-    kiln = KilnProcess(tmp_path / "kiln", rtc_server_xml(ports), ports).start()
-    publisher: Peer | None = None
-    try:
-        publisher = publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/cam", media.test_flv(4), loop=True,
-                                 log_dir=tmp_path)
-        wait_rtmp_stream(kiln, "cam")
-        yield kiln, ports
-    finally:
-        if publisher is not None:
-            publisher.stop()
-        kiln.close()
+    with kiln_playing_cam(tmp_path, rtc_server_xml(ports), ports) as pair:
+        yield pair
 
 
 def _connections(kiln: KilnProcess) -> int:

@@ -17,12 +17,9 @@ from typing import Any
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess
-from tests.e2e.webrtc.play_kiln import RtcPorts, rtc_server_xml, signalling_viewer, wait_rtmp_stream
-from tests.peers import media
-from tests.peers.ffmpeg import publish_rtmp
+from tests.e2e.webrtc.play_kiln import RtcPorts, kiln_playing_cam, rtc_server_xml, signalling_viewer
 from tests.peers.fixtures import require
 from tests.peers.ome_signer import ome_sign
-from tests.peers.process import Peer
 
 pytestmark = pytest.mark.e2e
 
@@ -39,18 +36,8 @@ def live(tmp_path: Path) -> Iterator[tuple[KilnProcess, RtcPorts]]:
     xml = rtc_server_xml(ports).replace("<Host><Names><Name>*</Name></Names></Host>",
                                         f"<Host><Names><Name>*</Name></Names></Host>{POLICY_XML}")
     assert POLICY_XML in xml
-    (tmp_path / "kiln").mkdir()
-    kiln = KilnProcess(tmp_path / "kiln", xml, ports).start()
-    publisher: Peer | None = None
-    try:
-        publisher = publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/cam", media.test_flv(4), loop=True,
-                                 log_dir=tmp_path)
-        wait_rtmp_stream(kiln, "cam")
-        yield kiln, ports
-    finally:
-        if publisher is not None:
-            publisher.stop()
-        kiln.close()
+    with kiln_playing_cam(tmp_path, xml, ports) as pair:
+        yield pair
 
 
 def journal(k: KilnProcess, event_type: str) -> list[dict[str, Any]]:
