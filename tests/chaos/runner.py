@@ -51,6 +51,7 @@ class Report:
     unanswered_applied: int = 0
     lost: int = 0  # acknowledged, then missing after a restart: must stay 0
     half: int = 0  # unanswered and half applied: must stay 0
+    dump_stops_undone: int = 0  # the known open bug in observe.Verdict: reported, not yet failing
     by_kind: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -61,6 +62,8 @@ class Report:
                 f"commands_sent={self.sent} acknowledged={self.acknowledged} refused={self.refused} "
                 f"unanswered={self.unanswered} (applied {self.unanswered_applied}) "
                 f"commands_lost={self.lost} half_applied={self.half} seconds={self.seconds:.1f}",
+                f"chaos KNOWN OPEN BUG dump_stops_undone={self.dump_stops_undone} (an acknowledged "
+                f":stopHlsDump running again after a kill -9; issue 18)",
                 f"chaos acknowledged by kind: {kinds}"]
 
 
@@ -205,6 +208,9 @@ class ChaosRun:
                     self.report.half += 1
                 else:
                     self.report.lost += 1
+        for undone in verdict.dump_stops_undone:
+            self.out(f"chaos KNOWN OPEN BUG after kill {self.report.kills}: {undone}")
+            self.report.dump_stops_undone += 1
         if doubt is not None and verdict.adopted != self.state:
             self.report.unanswered_applied += 1
         self.state = verdict.adopted
