@@ -44,3 +44,34 @@ def test_dumps_are_only_compared_while_their_stream_is_live() -> None:
     expected: State = {("dump", "default", "app", "cam", "cd0"): "/d"}
     assert compare(expected, {}, None, cam_live=False, pulls_final=True).problems == []
     assert compare(expected, {}, None, cam_live=True, pulls_final=True).problems
+
+
+DUMP = ("dump", "default", "app", "cam", "cd1")
+
+
+def test_an_unanswered_dump_stop_stays_in_doubt_until_its_stream_is_seen() -> None:
+    """The CI report of an "acknowledged :stopHlsDump running again" (seed 536381485): the stop's answer
+    was lost in the kill, and the restart's check, made before the publisher was back, could not see the
+    dump; the checker took the stop as done and later saw the dump running, as it was all along."""
+    running: State = {DUMP: "/d"}
+    stop = Command("stop dump", "POST", "/v1/vhosts/default/apps/app/streams/cam:stopHlsDump", {}, running,
+                   {DUMP: "/d (stopped)"})
+    blind = compare(running, {}, stop, cam_live=False, pulls_final=True)
+    assert blind.problems == [] and blind.unresolved == {DUMP: ("/d", "/d (stopped)")}
+    # the stop never reached the journal: running is one of the two outcomes, not a lost acknowledgement
+    seen = compare(blind.adopted, {DUMP: "/d"}, None, cam_live=True, pulls_final=True, unresolved=blind.unresolved)
+    assert seen.problems == [] and seen.adopted == {DUMP: "/d"} and seen.unresolved == {}
+    done = compare(blind.adopted, {DUMP: "/d (stopped)"}, None, cam_live=True, pulls_final=True,
+                   unresolved=blind.unresolved)
+    assert done.problems == [] and done.adopted == {DUMP: "/d (stopped)"} and done.unresolved == {}
+    # still unseen: still in doubt
+    later = compare(blind.adopted, {}, None, cam_live=False, pulls_final=True, unresolved=blind.unresolved)
+    assert later.problems == [] and later.unresolved == blind.unresolved
+    # neither outcome: reported
+    other = compare(blind.adopted, {}, None, cam_live=True, pulls_final=True, unresolved={DUMP: ("/d", "/e")})
+    assert other.problems
+
+
+def test_an_acknowledged_dump_stop_seen_running_is_a_lost_command() -> None:
+    stopped: State = {DUMP: "/d (stopped)"}
+    assert compare(stopped, {DUMP: "/d"}, None, cam_live=True, pulls_final=True).problems
