@@ -179,7 +179,8 @@ def test_500_abandoned_signalling_sockets_leave_nothing_behind(live: tuple[KilnP
     # Each round holds 250 live peer connections at once, then drops them all. The allocator's high-water
     # mark settles over the first rounds (measured: +40, +30, +14, +6 MB; malloc_trim gives back only
     # ~6 MB, so it is arena fragmentation, not glibc's free lists); a leak would grow by the same amount
-    # every round. So: threads and fds flat from the first round on, and the fourth round's growth small.
+    # every round. So: threads and fds flat from the first round on, and the fourth round's growth
+    # smaller than the second's.
     rss: list[int] = []
     for done in range(1, 5):
         assert asyncio.run(_abandon(url, 500)) == 250
@@ -190,7 +191,13 @@ def test_500_abandoned_signalling_sockets_leave_nothing_behind(live: tuple[KilnP
         rss.append(state["rss_kb"])
     assert state["threads"] <= first["threads"] + 1, (first, state)
     assert state["fds"] <= first["fds"] + 3, (first, state)
-    assert rss[3] - rss[2] <= 20 * 1024, rss
+    # settling, not leaking: the fourth round grows less than the second did, and by a bounded amount
+    # (seen: +6..+26 MB on a loaded machine, the second round +28..+40 MB)
+    assert rss[3] - rss[2] <= min(30 * 1024, rss[1] - rss[0]), rss
+    # the 1,000 sessions' UDP routes are gone too: one more offer finds at most its own route open
+    assert asyncio.run(_abandon(url, 2)) == 1
+    kiln.wait_for(lambda: _all_abandoned(kiln, 1001), 60, "the last offer freed")
+    assert int(_abandoned_lines(kiln)[-1].rsplit("udp_routes=", 1)[1]) <= 1
     assert _connections(kiln) == 0
     assert "Traceback" not in kiln.log_path.read_text()
 
@@ -200,8 +207,9 @@ def _abandoned_lines(kiln: KilnProcess) -> list[str]:
 
 
 def _all_abandoned(kiln: KilnProcess, n: int) -> bool:
+    """Every offer's session is gone (its UDP route may close a moment after the line is logged)."""
     lines = _abandoned_lines(kiln)
-    return len(lines) >= n and lines[-1].endswith("open_sessions=0 udp_routes=0")
+    return len(lines) >= n and "open_sessions=0 " in lines[-1]
 
 
 
