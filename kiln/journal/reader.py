@@ -37,16 +37,14 @@ class SegmentScan:
     stop: ScanStop | None  # only ever a torn tail; damage raises
 
 
-def _stored(path: Path, data: bytes, first_seq: int, from_seq: int, stop: list[ScanStop],
-            ends: list[int] | None = None) -> Iterator[StoredFields]:
-    """The stored fields of each frame of one segment with ``seq >= from_seq``, checking that sequence
-    numbers continue from ``first_seq`` without a gap. Frames before ``from_seq`` are CRC-checked and
-    counted but not decoded (``kiln journal verify`` decodes every one). On the first bad frame a
-    ScanStop goes to ``stop`` and the iteration ends; ``ends`` (when given) gets each yielded frame's end."""
+def _intact_frames(data: bytes, stop: list[ScanStop]) -> Iterator[tuple[int, int, memoryview]]:
+    """(offset, end, body) of each frame whose header, length and CRC are whole, in order; the first bad
+    frame puts a ScanStop in ``stop`` and ends the walk. The one place the frame rules live (torn
+    header, zero-filled tail, impossible length, cut-off body, checksum)."""
     view = memoryview(data)
-    unpack_header, crc32, unpackb = HEADER.unpack_from, zlib.crc32, msgpack.unpackb
+    unpack_header, crc32 = HEADER.unpack_from, zlib.crc32
     header_size, size = HEADER.size, len(view)
-    offset, expected = 0, first_seq
+    offset = 0
     while offset < size:
         if size - offset < header_size:
             stop.append(ScanStop(offset, "truncated frame header", True))
@@ -66,6 +64,19 @@ def _stored(path: Path, data: bytes, first_seq: int, from_seq: int, stop: list[S
         if crc32(body) != crc:
             stop.append(ScanStop(offset, "checksum mismatch", end == size))
             return
+        yield offset, end, body
+        offset = end
+
+
+def _stored(path: Path, data: bytes, first_seq: int, from_seq: int, stop: list[ScanStop],
+            ends: list[int] | None = None) -> Iterator[StoredFields]:
+    """The stored fields of each frame of one segment with ``seq >= from_seq``, checking that sequence
+    numbers continue from ``first_seq`` without a gap. Frames before ``from_seq`` are CRC-checked and
+    counted but not decoded (``kiln journal verify`` decodes every one). On the first bad frame a
+    ScanStop goes to ``stop`` and the iteration ends; ``ends`` (when given) gets each yielded frame's end."""
+    unpackb = msgpack.unpackb
+    expected = first_seq
+    for offset, end, body in _intact_frames(data, stop):
         if expected >= from_seq:
             try:
                 fields = unpackb(body, raw=False, strict_map_key=False)
@@ -81,7 +92,6 @@ def _stored(path: Path, data: bytes, first_seq: int, from_seq: int, stop: list[S
                 ends.append(end)
             yield fields
         expected += 1
-        offset = end
 
 
 def as_record(fields: StoredFields) -> Record:
@@ -120,32 +130,7 @@ def scan_segment(path: Path, first_seq: int, *, tail: bool) -> SegmentScan:
 def _frame_ends(data: bytes, stop: list[ScanStop]) -> list[int]:
     """Where each intact frame ends (length and CRC checked, body not decoded); a bad frame stops the scan
     with a ScanStop as in ``_stored``."""
-    view = memoryview(data)
-    unpack_header, crc32 = HEADER.unpack_from, zlib.crc32
-    header_size, size = HEADER.size, len(view)
-    ends: list[int] = []
-    offset = 0
-    while offset < size:
-        if size - offset < header_size:
-            stop.append(ScanStop(offset, "truncated frame header", True))
-            break
-        length, crc = unpack_header(view, offset)
-        if length == 0 and zero_tail(view, offset):
-            stop.append(ScanStop(offset, "zero-filled tail", True))
-            break
-        if length > MAX_FRAME:
-            stop.append(ScanStop(offset, f"frame length {length} is impossible", False))
-            break
-        end = offset + header_size + length
-        if end > size:
-            stop.append(ScanStop(offset, f"frame of {length} bytes cut off at end of file", True))
-            break
-        if crc32(view[offset + header_size:end]) != crc:
-            stop.append(ScanStop(offset, "checksum mismatch", end == size))
-            break
-        ends.append(end)
-        offset = end
-    return ends
+    return [end for _offset, end, _body in _intact_frames(data, stop)]
 
 
 def scan_tail(path: Path, first_seq: int) -> SegmentScan:
