@@ -9,13 +9,15 @@ tied back to frames through their moof (tfdt + trun durations, timescale from th
     blocks on ``?_HLS_msn=<m>&_HLS_part=<p>`` for the part named by PRELOAD-HINT, then GETs it.
       avail  = blocking reload answered  - last frame of the part written to Kiln's socket
       ready  = part GET complete         - last frame of the part written
-      dl     = part GET time; close_wait = next frame written - last frame written (a part can only
-               be cut when the frame after it arrives, so this much of `avail` is inherent)
+      dl     = part GET time; next frame written - last frame written is printed too: Kiln closes a
+               part on its last frame without waiting for the next one (target: avail p99 <= 10 ms)
       pdt    = EXT-X-PROGRAM-DATE-TIME of a segment - wall time its first frame was written
 (b) hls.js (npm, lowLatencyMode) in headless Chromium via playwright-core, ``--player-seconds``:
     every second it samples hls.latency (hls.js's own live-edge estimate), targetLatency, and
     Date.now() - hls.playingDate (PDT-based). ``g2g`` = wall clock now - wall time the frame now at
     video.currentTime was written to Kiln (needs currentTime == media timestamp; checked).
+    The 1.5 s target is printed next to where it settles (second half of the samples). Runs with
+    hls.js's defaults, then once per ``--hlsjs-config JSON``.
     Skipped when chromium/node/npm modules are missing or with --no-player.
 (c) Ramp of concurrent viewers (``--viewers 10,50,100,200``, ``--step-seconds`` each): each viewer is
     an httpx.AsyncClient that blocks on the next part, then downloads every listed part it has not

@@ -147,3 +147,17 @@ def test_a_gop_longer_than_the_segment_keeps_hinting_parts_of_the_open_segment()
             expect = (seg.number + 1, 0) if (i + 1) % 120 == 0 else (seg.number, len(seg.parts))
             assert nxt == expect, (i, nxt)
     assert all(len(s.parts) == 8 for s in rec.segments)
+
+
+def test_an_event_timed_in_a_part_already_closed_by_its_last_frame_goes_into_the_next_part() -> None:
+    rec = Recorder()
+    pkg = video_packager(rec)
+    for i in range(15):  # the 15th frame (dts 466) closes part 0 at once
+        push_video(pkg, i)
+    assert len(rec.parts) == 1
+    pkg.add_event(video_dts(14) + 5, b"ID3-late")  # "now" as sendEvent stamps it: just after the newest frame
+    pkg.add_event(video_dts(3), b"ID3-old")  # older than the closed part's last frame: dropped, as OME does
+    for i in range(15, 30):
+        push_video(pkg, i)
+    assert b"ID3-late" in rec.parts[1].data and b"ID3-old" not in rec.parts[1].data
+    assert not pkg.events

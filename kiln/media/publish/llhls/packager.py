@@ -141,6 +141,7 @@ class TrackPackager:
         self._frame_estimate = 0.0  # smoothed sample duration in ticks (not rounded: 33.3 ms at 30 fps in ms)
         self._keyframe_dts: int | None = None  # the newest keyframe, and the interval before it (0: unknown)
         self._keyframe_interval = 0
+        self._tail_ms: int | None = None  # decode time (ms) of the last emitted part's last sample
         self.max_part_duration = 0
         self.max_segment_duration = 0
         self.events: list[PendingEvent] = []
@@ -301,6 +302,7 @@ class TrackPackager:
                                                                   [s.data for s, _ in samples])])
         self.sequence_number += 1
         data = self._events_for(start, duration) + fragment
+        self._tail_ms = samples[-1][0].dts * 1000 // self.timescale
         independent = samples[0][0].keyframe or self.track.kind is not MediaKind.VIDEO
         part = Part(seg.number, len(seg.parts), start, duration, independent, data)
         seg.parts.append(part)
@@ -328,6 +330,8 @@ class TrackPackager:
         keep: list[PendingEvent] = []
         for ev in self.events:
             at = start_ms if ev.time_ms < 0 else ev.time_ms
+            if self._tail_ms is not None and self._tail_ms <= at < start_ms:
+                at = start_ms  # in the previous part's last frame, closed before the event came: the next part
             if at < start_ms:
                 log.debug("emsg dropped (older than part) track=%d time_ms=%d part_start_ms=%d", self.track.id,
                           at, start_ms)
