@@ -36,6 +36,7 @@ from kiln.media.rtc.ice_restart import IceRestartRefused
 from kiln.media.rtc.sdp import SdpError, candidates_of, check_sdp
 from kiln.media.rtc.sdpfrag import IceFragment, SdpFragError, parse_fragment
 from kiln.media.rtc.udp_mux import PortPool
+from kiln.metrics.prometheus import RtcIngestFigures
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,17 @@ class WebRtcIngest:
         self.sessions[session.id] = session
         log.info("webrtc publish accepted session=%s vhost=%s app=%s stream=%s peer=%s:%s", session.id,
                  stream.vhost, stream.app, stream.name, target.peer[0], target.peer[1])
+
+    def figures(self) -> list[RtcIngestFigures]:
+        """Each live publisher's packets, NACKs and PLIs, for /metrics (read at scrape time)."""
+        out = []
+        for session in list(self.sessions.values()):
+            stream = session.stream
+            if stream is not None:
+                stats = session.stats()
+                out.append(RtcIngestFigures(stream.vhost, stream.app, stream.name, stats["packets"], stats["nacks"],
+                                            stats["plis"]))
+        return out
 
     async def close(self) -> None:
         """Server shutdown: end every publisher and release its peer connection."""
