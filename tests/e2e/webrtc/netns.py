@@ -3,6 +3,7 @@ needed. Programs run inside with ``ip netns exec NAME ...``; ``tc`` rules on eit
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -26,6 +27,9 @@ class Namespace:
         subprocess.run([*prefix, "tc", *args], check=True, capture_output=True, timeout=20)
 
 
+_made = itertools.count()
+
+
 def can_make_namespaces() -> bool:
     return os.geteuid() == 0 and shutil.which("ip") is not None and shutil.which("tc") is not None
 
@@ -37,9 +41,9 @@ def _ip(*args: str) -> None:
 @contextmanager
 def veth_namespace(prefix: str) -> Iterator[Namespace]:
     """A fresh namespace ``<prefix>-<pid>`` on a /24 of its own, removed (with its veth pair) on exit."""
-    pid = os.getpid()
-    tag = f"{pid % 100000}"
-    net = f"10.{150 + pid % 50}.{pid % 250}"
+    pid, n = os.getpid(), next(_made)
+    tag = f"{pid % 10000}{n % 10}"  # fresh names each time: a deleted veth pair may linger a moment
+    net = f"10.{150 + (pid + n) % 50}.{(pid + 7 * n) % 250}"
     ns = Namespace(f"{prefix}-{tag}", f"{prefix[:3]}{tag}h", f"{prefix[:3]}{tag}n", f"{net}.1", f"{net}.2")
     _ip("netns", "add", ns.name)
     try:

@@ -17,11 +17,12 @@ from typing import Any
 
 from aiortc import RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcicetransport import candidate_to_aioice
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.sdp import candidate_from_sdp
 
 from kiln.media.ingest.webrtc.codecs import MediaPlan, receive_preferences
 from kiln.media.ingest.webrtc.pipeline import IngestPipeline
-from kiln.media.ingest.webrtc.simulcast import Layers, accept_layers, offered_layers
+from kiln.media.ingest.webrtc.simulcast import RID_URI, RRID_URI, Layers, accept_layers, offered_layers
 from kiln.media.ingest.webrtc.tap import ReceiverTap
 from kiln.media.model import MediaKind, Packet, Track
 from kiln.media.rtc.connection import PooledConnection, new_peer_connection, pool_context
@@ -75,10 +76,21 @@ class PublishSession:
             self._tap_all(layers)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         self.ice = made.connections[0] if made.connections else None
+        self._read_rid_extensions(layers)
         if layers:
             log.info("webrtc publish simulcast session=%s layers=%s", self.id,
                      ",".join(f"{mid}:{'/'.join(lay.rids)}" for mid, lay in layers.items()))
         return accept_layers(str(self.pc.localDescription.sdp), layers)
+
+    def _read_rid_extensions(self, layers: dict[str, Layers]) -> None:
+        """aiortc does not negotiate the RTP stream id extensions (simulcast.py answers them): its bundle
+        transport is told their ids, so packets show the rid of a layer and the rid an RTX stream repairs."""
+        wanted = [RTCRtpHeaderExtensionParameters(id=ident, uri=uri) for lay in layers.values()
+                  for ident, uri in ((lay.rid_extension, RID_URI), (lay.rrid_extension, RRID_URI)) if ident is not None]
+        video = next((t for t in self.pc.getTransceivers() if t.kind == "video"), None)
+        if wanted and video is not None:
+            extensions: Any = video.receiver.transport._rtp_header_extensions_map  # aiortc 1.16 (pinned)
+            extensions.configure(RTCRtpParameters(headerExtensions=wanted))
 
     async def offer(self) -> str:
         """OME signalling: Kiln's recvonly offer (H.264 preferred, VP8, Opus)."""
@@ -209,10 +221,10 @@ class PublishSession:
         if self.stream is not None:
             self.stream.end(reason)
         self._closing = self.loop.create_task(self._close_pc())
-        counters = {k: sum(getattr(t.counters, k) for t in self.taps) for k in ("packets", "bytes", "nacks", "plis")}
-        log.info("webrtc publish closed session=%s stream=%s reason=%s packets=%d bytes=%d nacks=%d plis=%d",
-                 self.id, self.label, reason, counters["packets"], counters["bytes"], counters["nacks"],
-                 counters["plis"])
+        counters = self.stats()
+        log.info("webrtc publish closed session=%s stream=%s reason=%s packets=%d bytes=%d nacks=%d plis=%d "
+                 "rtx=%d", self.id, self.label, reason, counters["packets"], counters["bytes"], counters["nacks"],
+                 counters["plis"], counters["rtx"])
         self.on_gone(self, reason)
 
     async def _close_pc(self) -> None:
@@ -227,7 +239,7 @@ class PublishSession:
             await asyncio.shield(self._closing)
 
     def stats(self) -> dict[str, int]:
-        out = {"packets": 0, "bytes": 0, "nacks": 0, "plis": 0, "foreign_ssrc": 0}
+        out = {"packets": 0, "bytes": 0, "nacks": 0, "plis": 0, "foreign_ssrc": 0, "rtx": 0}
         for tap in self.taps:
             for key in out:
                 out[key] += getattr(tap.counters, key)
