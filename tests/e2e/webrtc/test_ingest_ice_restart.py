@@ -1,12 +1,17 @@
 """WHIP ICE restart (RFC 9725 §4.3.2) through a running Kiln: an aiortc publisher whose network path dies
 mid-stream restarts ICE from a new socket with a PATCH; Kiln answers its new credentials, media resumes over
-the new pair, and the stream never notices (same stream, LL-HLS parts keep coming, nothing journaled)."""
+the new pair, and the stream never notices (same stream, LL-HLS parts keep coming, nothing journaled).
+Headless Chromium restarts too (``pc.restartIce()``: its own ICE agent, new candidates)."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +21,9 @@ from tests.e2e.webrtc.ice_restart_client import TRICKLE, ice_connection, restart
 from tests.e2e.webrtc.ingest_kiln import Publisher, ingest_server_xml, input_tracks, stream_json
 from tests.e2e.webrtc.play_kiln import RtcPorts
 from tests.e2e.webrtc.test_ingest_whip import _journal, _probe
+from tests.peers.browser import CHROMIUM, NODE, NODE_MODULES, _kill_processes_using, browser_available
+from tests.peers.fixtures import require
+from tests.peers.process import Peer
 
 pytestmark = pytest.mark.e2e
 
@@ -129,3 +137,39 @@ def test_ice_restart_patches_that_cannot_be_served_leave_the_session_as_it_was(r
         rtc_kiln.wait_for(lambda: _bytes_in(rtc_kiln, "y") > at + 4_000, 20, "media still flowing")
     finally:
         publisher.close()
+
+
+def test_chromium_restarts_ice_through_whip_patch_and_keeps_publishing(rtc_kiln: KilnProcess, tmp_path: Path) -> None:
+    require("chromium (node, playwright-core)", browser_available)
+    port = rtc_kiln.ports.llhls
+    user_data_dir = Path(tempfile.mkdtemp(prefix="chromium-restart-", dir=tmp_path))
+    options = {"url": f"http://127.0.0.1:{port}/app/chrome?direction=whip",
+               "page_origin": f"http://localhost:{port + 1}", "user_data_dir": str(user_data_dir),
+               "chromium": CHROMIUM, "before_s": 4, "after_s": 6, "timeout_ms": 30000}
+    peer = Peer.spawn("chromium-restart", [NODE, str(Path(__file__).with_name("ingest_restart.js")),
+                                           json.dumps(options)], tmp_path,
+                      env={"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "NODE_PATH": str(NODE_MODULES)})
+    try:
+        rtc_kiln.wait_for(lambda: "webrtc ice restarted " in rtc_kiln.log_path.read_text(), 60,
+                          "Chromium's new ICE generation chosen by Kiln")
+        at_switch = _bytes_in(rtc_kiln, "chrome")
+        rtc_kiln.wait_for(lambda: _bytes_in(rtc_kiln, "chrome") > at_switch + 20_000, 30, "media after the restart")
+        peer.wait(60)
+    finally:
+        peer.stop()
+        _kill_processes_using(f"--user-data-dir={user_data_dir}")
+        shutil.rmtree(user_data_dir, ignore_errors=True)
+    lines = peer.stdout_text().strip().splitlines()
+    assert lines, peer.stderr_tail(30)
+    report = json.loads(lines[-1])
+    assert report["posted"] == 201 and report["connected"] and not report["errors"], report
+    patched = report["patched"]
+    assert patched["status"] == 200 and patched["contentType"].startswith(TRICKLE), report
+    assert patched["etag"] and patched["etag"] != report["etag"], report
+    assert report["ufrags"][0] != report["ufrags"][1] and report["state"] == "connected", report
+    assert report["sent"][1] > report["sent"][0] + 30, report  # Chromium kept sending after the restart
+    log = rtc_kiln.log_path.read_text()
+    assert [e["name"] for e in _journal(rtc_kiln, "StreamStarted")] == ["chrome"]
+    assert "Traceback" not in log
+    sys.stdout.write(f"\nchromium ice restart: pair {report['pairs'][0]} -> {report['pairs'][1]}, "
+                     f"{report['sent'][1] - report['sent'][0]} video packets sent after the restart\n")
