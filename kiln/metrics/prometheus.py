@@ -44,7 +44,8 @@ class LiveStreamFigures:
 
 @dataclass(frozen=True)
 class RtcIngestFigures:
-    """One WebRTC publisher's repair figures: RTP packets received, NACKs and PLIs Kiln sent it."""
+    """One WebRTC publisher's repair figures: RTP packets received, NACKs and PLIs Kiln sent it, and the
+    retransmissions (RTX) of its simulcast layers matched by rid."""
 
     vhost: str
     app: str
@@ -52,6 +53,7 @@ class RtcIngestFigures:
     packets: int
     nacks: int
     plis: int
+    rtx: int = 0
 
 
 @dataclass
@@ -207,12 +209,15 @@ class KilnCollector(Collector):
                                     "again)", labels=list(STREAM_LABELS))
         plis = CounterMetricFamily("kiln_webrtc_ingest_plis", "PLIs sent to a WebRTC publisher (keyframes asked "
                                    "for)", labels=list(STREAM_LABELS))
+        rtx = CounterMetricFamily("kiln_webrtc_ingest_layer_retransmissions", "Retransmissions (RTX) of a WebRTC "
+                                  "publisher's simulcast layers, matched to them by rid", labels=list(STREAM_LABELS))
         for figures in self.sources.rtc_ingest():
             key = [figures.vhost, figures.app, figures.stream]
             packets.add_metric(key, figures.packets)
             nacks.add_metric(key, figures.nacks)
             plis.add_metric(key, figures.plis)
-        yield from (packets, nacks, plis)
+            rtx.add_metric(key, figures.rtx)
+        yield from (packets, nacks, plis, rtx)
 
 
 def exposition(registry: CollectorRegistry) -> bytes:

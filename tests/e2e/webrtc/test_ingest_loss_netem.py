@@ -106,7 +106,8 @@ def test_simulcast_retransmissions_through_a_lossy_link_are_matched_to_their_lay
         kiln.wait_for(_layers(kiln, "simloss", 3), 60, "three simulcast layers as input tracks")
         matched = kiln.wait_for(lambda: (n := kiln.log_path.read_text().count("webrtc ingest rtx matched by rid")) >= 3
                                 and n, 60, "each layer's RTX matched by rid")
-        kiln.wait_for(lambda: (r := _repairs(kiln, "simloss")) and r["nacks"] >= 3 and r, 60, "NACKs sent")
+        kiln.wait_for(lambda: (r := _repairs(kiln, "simloss")) and r["nacks"] >= 3 and r["layer_retransmissions"] > 0
+                      and r, 60, "NACKs sent and layers' retransmissions taken, in /metrics")
         base = f"http://127.0.0.1:{port}"
         kiln.wait_for(lambda: _probe(f"{base}/app/simloss/llhls.m3u8"), 60, "LL-HLS readable")
     finally:

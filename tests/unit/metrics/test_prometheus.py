@@ -45,13 +45,14 @@ def test_stream_series_follow_the_tree_and_vanish_with_the_stream() -> None:
 
 
 def test_webrtc_publishers_repair_counters_are_series_of_their_stream() -> None:
-    live = [RtcIngestFigures("default", "app", "cam", packets=900, nacks=12, plis=3)]
+    live = [RtcIngestFigures("default", "app", "cam", packets=900, nacks=12, plis=3, rtx=5)]
     registry = registry_for(Sources(tree=MetricsTree(created=0.0), rtc_ingest=lambda: list(live)))
     found = samples(exposition(registry))
     labels = (("app", "app"), ("stream", "cam"), ("vhost", "default"))
     assert found[("kiln_webrtc_ingest_packets_total", labels)] == 900
     assert found[("kiln_webrtc_ingest_nacks_total", labels)] == 12
     assert found[("kiln_webrtc_ingest_plis_total", labels)] == 3
+    assert found[("kiln_webrtc_ingest_layer_retransmissions_total", labels)] == 5
     live.clear()  # the publisher left
     assert not [key for key in samples(exposition(registry)) if key[0].startswith("kiln_webrtc_ingest")]
 

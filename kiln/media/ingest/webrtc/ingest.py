@@ -175,7 +175,7 @@ class WebRtcIngest:
             if stream is not None:
                 stats = session.stats()
                 out.append(RtcIngestFigures(stream.vhost, stream.app, stream.name, stats["packets"], stats["nacks"],
-                                            stats["plis"]))
+                                            stats["plis"], stats["rtx"]))
         return out
 
     async def close(self) -> None:
