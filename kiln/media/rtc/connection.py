@@ -86,7 +86,6 @@ class PooledConnection(RestartableConnection):
                 await self.close()
                 return
 
-
     # -- how a restart's credentials and addresses reach this connection on the shared ports --
     def _route_ufrag(self, ufrag: str) -> None:
         for port, protocol in self._routes:

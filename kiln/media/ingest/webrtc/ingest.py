@@ -168,7 +168,7 @@ class WebRtcIngest:
                  stream.vhost, stream.app, stream.name, target.peer[0], target.peer[1])
 
     def figures(self) -> list[RtcIngestFigures]:
-        """Each live publisher's packets, NACKs and PLIs, for /metrics (read at scrape time)."""
+        """Each live publisher's packets, NACKs, PLIs and layer retransmissions, for /metrics (at scrape time)."""
         out = []
         for session in list(self.sessions.values()):
             stream = session.stream
@@ -285,7 +285,7 @@ class WebRtcIngest:
                 await session.end_of_candidates()
         except IceRestartRefused as exc:
             raise Refused(409, f"ICE restart refused: {exc}") from exc
-        except (ValueError, SdpFragError) as exc:  # a candidate aiortc cannot parse: nothing was restarted
+        except ValueError as exc:  # a candidate aiortc cannot parse (read before anything is restarted)
             raise Refused(400, f"bad candidate: {exc or type(exc).__name__}") from exc
         etag = f'"{secrets.token_hex(8)}"'
         self._etags[session.id] = etag
