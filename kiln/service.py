@@ -425,7 +425,8 @@ class KilnService:
         return Sources(tree=self.stats, streams=streams, tasks=task_states, queues=media.queue_metrics,
                        journal=self.journal_counters, loop_lag=self.loop_lag,
                        feed=(lambda: (feed.last_seq, feed.open_tails, feed.cut_offs)) if feed is not None else None,
-                       deliveries=self.delivery_states.all)
+                       deliveries=self.delivery_states.all,
+                       rtc_ingest=lambda: media.webrtc_ingest.figures() if media.webrtc_ingest is not None else [])
 
     async def serve(self, host: str, api_port: int | None, ready: Any = None) -> None:
         """Run the listeners until SIGINT/SIGTERM (or ``self.request_stop()``)."""
