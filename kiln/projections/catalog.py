@@ -98,6 +98,19 @@ class CatalogProjection:
             with self._lock:
                 handler(self, ev)
 
+    def replay_handler(self, type_name: str) -> Callable[[Event], None] | None:
+        """``apply`` for events of ``type_name`` without finding the handler per event (None: ignored)."""
+        handler = self._handlers.get(type_name)
+        if handler is None:
+            return None
+        lock = self._lock
+
+        def apply(ev: Event) -> None:
+            with lock:
+                handler(self, ev)
+
+        return apply
+
     def _on_VhostCreated(self, ev: ce.VhostCreated) -> None:
         if ev.name in self.vhosts and self.vhosts[ev.name].read_only:
             return  # shadowed by the configuration file

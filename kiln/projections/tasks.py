@@ -47,6 +47,19 @@ class TasksProjection:
             with self._lock:
                 handler(self, ev)
 
+    def replay_handler(self, type_name: str) -> Callable[[Event], None] | None:
+        """``apply`` for events of ``type_name`` without finding the handler per event (None: ignored)."""
+        handler = self._handlers.get(type_name)
+        if handler is None:
+            return None
+        lock = self._lock
+
+        def apply(ev: Event) -> None:
+            with lock:
+                handler(self, ev)
+
+        return apply
+
     # -- push --
     def _on_PushCreated(self, ev: te.PushCreated) -> None:
         self.pushes[(ev.vhost, ev.app, ev.id)] = PushStatus.created(ev)
