@@ -24,7 +24,7 @@ import threading
 import time
 from asyncio import _get_running_loop
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -54,6 +54,19 @@ class OpenReport:
     truncated_bytes: int = 0
     truncated_reason: str = ""
     notes: list[str] = field(default_factory=list)
+
+
+def _settle(future: Future[list[Record]], outcome: list[Record] | BaseException) -> None:
+    """Complete an append's future. One its waiter cancelled (an asyncio task awaiting it through
+    ``wrap_future`` was cancelled) has nobody to tell: the records' fate is the journal's either way, and
+    the committing thread, which may be any appender, must carry on."""
+    try:
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+    except InvalidStateError:
+        pass
 
 
 @dataclass
@@ -225,7 +238,7 @@ class Journal:
     def _commit(self, batch: list[_Append]) -> None:
         if self._failed is not None:
             for item in batch:
-                item.future.set_exception(JournalFailedError(f"journal stopped after a failed write: {self._failed}"))
+                _settle(item.future, JournalFailedError(f"journal stopped after a failed write: {self._failed}"))
             return
         now = time.time()
         seq = self._last_seq
@@ -254,7 +267,7 @@ class Journal:
             self._failed = exc
             self._rollback(start_size)
             for item in batch:
-                item.future.set_exception(exc)
+                _settle(item.future, exc)
             return
         self._last_seq = seq
         every = [r for records in results for r in records]
@@ -265,7 +278,7 @@ class Journal:
             except Exception:
                 log.exception("journal listener failed")
         for item, records in zip(batch, results, strict=True):
-            item.future.set_result(records)
+            _settle(item.future, records)
 
     def _write(self, data: bytes) -> None:
         assert self._file is not None

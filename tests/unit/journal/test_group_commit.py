@@ -134,3 +134,16 @@ def test_a_failed_write_fails_the_appends_queued_behind_it(journal: Journal, mon
         queued.result(10)
     with pytest.raises(JournalFailedError):
         journal.append([rec(2)])
+
+
+def test_a_cancelled_append_is_still_written_and_later_appends_go_on(journal: Journal) -> None:
+    release = threading.Event()
+    journal.add_listener(lambda _records: release.wait(10))
+    leader = threading.Thread(target=lambda: journal.append([rec(0)]))
+    leader.start()
+    cancelled = journal.append([rec(1)])  # queued behind the leader's commit
+    assert cancelled.cancel()  # as wrap_future does when the asyncio task awaiting it is cancelled
+    release.set()
+    leader.join(10)
+    assert [r.seq for r in journal.append([rec(2)]).result(10)] == [3]
+    assert [r.payload["n"] for r in journal.read(1)] == [0, 1, 2]
