@@ -1,7 +1,7 @@
 """The write side's single door: events go to the journal, durable records go to projections.
 
-Projections are updated on the journal's writer thread, in sequence order, before the append's
-future completes; so when an HTTP command returns, every later GET already sees its effect.
+Projections are updated on the thread that commits to the journal, one commit at a time, in sequence
+order, before the append's future completes; so when an HTTP command returns, every later GET already sees its effect.
 """
 
 from __future__ import annotations

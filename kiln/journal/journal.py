@@ -79,7 +79,7 @@ class Journal:
     def __init__(self, directory: Path, *, segment_bytes: int, fsync: bool,
                  counters: JournalCounters | None = None) -> None:
         self.directory = directory
-        self.counters = counters if counters is not None else JournalCounters()  # written by the writer thread
+        self.counters = counters if counters is not None else JournalCounters()  # one committer at a time
         self.segment_bytes = segment_bytes
         self.fsync = fsync
         self.open_report = OpenReport()
@@ -154,7 +154,8 @@ class Journal:
         return self._last_seq
 
     def add_listener(self, fn: Listener) -> None:
-        """``fn(records)`` runs on the writer thread after each durable write, in order."""
+        """``fn(records)`` runs after each durable write, in order, on the thread that committed it (an
+        appender or the standby thread, one commit at a time): it must not block."""
         self._listeners.append(fn)
 
     def append(self, records: list[NewRecord]) -> Future[list[Record]]:

@@ -72,7 +72,7 @@ class StreamLifecycle:
 
 
 class CatalogProjection:
-    """Thread-safe: updated on the journal writer thread, read by HTTP handlers."""
+    """Thread-safe: updated by the thread committing to the journal, read by HTTP handlers."""
 
     _handlers: dict[str, Handler] = {}  # set below the class: its ``_on_<TYPE>`` methods
 

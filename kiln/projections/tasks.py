@@ -31,7 +31,7 @@ DumpTask = DumpStatus
 
 
 class TasksProjection:
-    """Thread-safe: updated on the journal writer thread, read by HTTP handlers."""
+    """Thread-safe: updated by the thread committing to the journal, read by HTTP handlers."""
 
     _handlers: dict[str, Handler] = {}  # set below the class: its ``_on_<TYPE>`` methods
 
@@ -184,7 +184,7 @@ class TasksProjection:
     def capture(self) -> Callable[[], dict[str, Any]]:
         """The state now, as shallow copies taken under the lock (specs are frozen and shared); the
         returned function renders the snapshot from them on any thread. Rendering 2,000 tasks took
-        about 40 ms, too long for the journal's writer thread, where captures happen."""
+        about 40 ms, too long for the journal's committing thread, where captures happen."""
         with self._lock:
             pushes = [shallow(t) for t in self.pushes.values()]
             records = [shallow(t) for t in self.records.values()]
