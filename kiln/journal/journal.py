@@ -9,7 +9,9 @@ future: the leader's next round carries them, so many writers share each fsync, 
 pays no hand-off to another thread (each costs 9-16 us of CPU, more than framing a record). A
 leader that keeps finding more work hands it, after ``LEAD_ROUNDS`` rounds, to the journal's standby
 thread, so no caller waits for others' fsyncs without bound; a thread that runs an asyncio event
-loop never waits for the disk either, and hands its append to the standby thread at once.
+loop never waits for the disk either, and hands its append to the standby thread at once, as does a
+thread that serves a queue while more work waits in it (an actor with commands in its mailbox:
+``defer_commits_while``), so a burst of commands to one actor is not held up one fsync per command.
 
 So a caller that waited for its future sees its own effect in every read model, and a crash can
 lose only appends whose futures never completed.
@@ -41,6 +43,24 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
 LEAD_ROUNDS = 4  # commits a leader makes (its own first) before the standby thread takes over
+
+_thread_policy = threading.local()
+
+
+def defer_commits_while(busy: Callable[[], bool]) -> None:
+    """For the calling thread, which serves a queue (an actor's mailbox): while ``busy()`` says more work
+    waits for it, its appends are committed by the standby thread instead of by itself, so that work is not
+    held up by an fsync (group commit then carries a burst of such appends together)."""
+    _thread_policy.busy = busy
+
+
+def _hands_off() -> bool:
+    """True on a thread that must not wait for the disk now: one running an event loop, or one whose
+    queue has more work (``defer_commits_while``)."""
+    if _get_running_loop() is not None:
+        return True
+    busy = getattr(_thread_policy, "busy", None)
+    return busy is not None and busy()
 Listener = Callable[[list[Record]], None]
 
 
@@ -174,7 +194,7 @@ class Journal:
             if self._leading:
                 return future  # the leader's next round carries it
             self._leading = True
-            if _get_running_loop() is not None:  # an event loop must not wait for the disk
+            if _hands_off():  # an event loop, or an actor with more commands waiting
                 self._standby_due = True
                 self._standby_wake.notify()
                 return future

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kiln.journal import Journal, JournalFailedError, NewRecord, Record
-from kiln.journal.journal import LEAD_ROUNDS
+from kiln.journal.journal import LEAD_ROUNDS, defer_commits_while
 
 
 def rec(n: int) -> NewRecord:
@@ -147,3 +147,20 @@ def test_a_cancelled_append_is_still_written_and_later_appends_go_on(journal: Jo
     leader.join(10)
     assert [r.seq for r in journal.append([rec(2)]).result(10)] == [3]
     assert [r.payload["n"] for r in journal.read(1)] == [0, 1, 2]
+
+
+def test_a_thread_with_work_waiting_hands_its_commit_to_the_standby(journal: Journal) -> None:
+    threads: list[str] = []
+    journal.add_listener(lambda _records: threads.append(threading.current_thread().name))
+    waiting = [True]
+
+    def serve() -> None:  # a thread serving a queue, as an actor serves its mailbox
+        defer_commits_while(lambda: waiting[0])
+        journal.append([rec(1)]).result(5)  # more work waits: the standby commits it
+        waiting[0] = False
+        journal.append([rec(2)]).result(5)  # nothing waits: it commits itself
+
+    server = threading.Thread(target=serve, name="serving")
+    server.start()
+    server.join(10)
+    assert threads == ["kiln-journal", "serving"]
