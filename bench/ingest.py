@@ -26,6 +26,7 @@ import argparse
 import re
 import sys
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -75,8 +76,17 @@ def srt_ingest_available() -> bool:
 
 
 def bare_xml(xml: str) -> str:
-    """The e2e Server.xml with the application's <Publishers> emptied."""
-    return re.sub(r"<Publishers>\s*<LLHLS>.*?</Publishers>", "<Publishers/>", xml, count=1, flags=re.S)
+    """The e2e Server.xml with every application's <Publishers> emptied (Bind/Publishers, the ports, stay:
+    an earlier regex emptied those instead, so "kiln-bare" still packaged every stream as LL-HLS)."""
+    root = ET.fromstring(xml)
+    apps = root.findall(".//Application")
+    for publishers in (app.find("Publishers") for app in apps):
+        if publishers is not None:
+            for child in list(publishers):
+                publishers.remove(child)
+    if not apps:
+        raise ValueError("the bench's Server.xml has no <Application>")
+    return ET.tostring(root, encoding="unicode")
 
 
 def run_kiln(args: argparse.Namespace, media: Path, wd: Path, *, bare: bool) -> Result:
