@@ -45,9 +45,11 @@ def event_loop_choice(environ: Mapping[str, str] | None = None) -> tuple[str, Ca
     if wanted not in EVENT_LOOPS:
         raise ValueError(f"{EVENT_LOOP_ENV}={wanted!r}: expected one of {', '.join(EVENT_LOOPS)}")
     if wanted == "uvloop":
+        from importlib.metadata import version
+
         import uvloop
 
-        return f"uvloop version={uvloop.__version__}", uvloop.new_event_loop
+        return f"uvloop version={version('uvloop')}", uvloop.new_event_loop
     return "asyncio", asyncio.new_event_loop
 
 

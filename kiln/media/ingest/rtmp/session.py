@@ -255,7 +255,7 @@ class RtmpConnection(asyncio.Protocol):
                 self._ack_window = window
         # Acknowledgement, Set Peer Bandwidth and shared objects need nothing from a publish server
 
-    def _media(self, convert: Callable[[int, bytes], Any], msg: RtmpMessage) -> None:
+    def _media(self, convert: Callable[[int, bytes | bytearray], Any], msg: RtmpMessage) -> None:
         sink = self._sink
         if sink is None:
             self._media_without_publish += 1
@@ -270,7 +270,7 @@ class RtmpConnection(asyncio.Protocol):
         else:
             sink.on_track(result)
 
-    def _user_control(self, payload: bytes) -> None:
+    def _user_control(self, payload: bytes | bytearray) -> None:
         if len(payload) < 2:
             raise RtmpProtocolError("User Control message shorter than 2 bytes")
         event = int.from_bytes(payload[:2], "big")
@@ -279,7 +279,7 @@ class RtmpConnection(asyncio.Protocol):
                        messages.user_control_payload(messages.UC_PING_RESPONSE,
                                                      int.from_bytes(payload[2:6], "big")))
 
-    def _data(self, payload: bytes) -> None:
+    def _data(self, payload: bytes | bytearray) -> None:
         values = amf0.decode_all(payload)
         if values and values[0] == "@setDataFrame":
             values = values[1:]
@@ -293,7 +293,7 @@ class RtmpConnection(asyncio.Protocol):
             log.debug("rtmp data message ignored peer=%s:%d name=%s", *self.peer, values[0] if values else "")
 
     # ---- commands ----------------------------------------------------------------------------
-    def _command(self, payload: bytes, stream_id: int) -> None:
+    def _command(self, payload: bytes | bytearray, stream_id: int) -> None:
         values = amf0.decode_all(payload)
         if not values or not isinstance(values[0], str):
             raise RtmpProtocolError("command message without a command name")
