@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _media import (  # noqa: E402
@@ -149,6 +151,8 @@ def run_kiln(args: argparse.Namespace, media: Path, wd: Path, *, bare: bool) -> 
             notes.append(f"after the window the API lists {listed} streams, not {args.streams}")
         notes += [f"publisher died: {d}" for d in dead(pubs)]
         notes += stats_check(kiln, args.streams)
+        if not bare:
+            notes.append(llhls_check(kiln, args.streams))
         stop_all(pubs)
         pubs = []
         try:
@@ -185,6 +189,30 @@ def stats_check(kiln: BenchKiln, streams: int) -> list[str]:
         return [f"app stats: HTTP {r.status_code}"]
     resp = r.json().get("response") or {}
     return [f"app stats: totalBytesIn={resp.get('totalBytesIn')} connections={resp.get('connections')}"]
+
+
+def llhls_check(kiln: BenchKiln, streams: int) -> str:
+    """After the window (outside it): how many streams a player could follow, i.e. whose LL-HLS chunklist
+    (reached from llhls.m3u8) lists parts and at least one whole segment."""
+    packaged, problems = 0, []
+    with httpx.Client(base_url=f"http://127.0.0.1:{kiln.ports.llhls}", timeout=10) as client:
+        for i in range(streams):
+            try:
+                master = client.get(f"/app/s{i}/llhls.m3u8")
+                uri = next((line for line in master.text.splitlines() if line and not line.startswith("#")), None)
+                if master.status_code != 200 or uri is None:
+                    problems.append(f"s{i}: master HTTP {master.status_code}")
+                    continue
+                chunklist = client.get(uri if uri.startswith("/") else f"/app/s{i}/{uri}").text
+            except httpx.HTTPError as exc:
+                problems.append(f"s{i}: {exc!r}")
+                continue
+            if "#EXT-X-PART:" in chunklist and "#EXTINF:" in chunklist:
+                packaged += 1
+            else:
+                problems.append(f"s{i}: chunklist without parts or segments")
+    return f"llhls: {packaged} of {streams} streams packaged (parts and segments listed)" + (
+        f"; {len(problems)} not: {'; '.join(problems[:3])}" if problems else "")
 
 
 def run_nginx(args: argparse.Namespace, media: Path, wd: Path, *, hls: bool = False) -> Result:
