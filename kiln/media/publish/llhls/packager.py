@@ -38,7 +38,7 @@ class Part:
     start: int           # decode time of the first sample, in the track timescale
     duration: int        # in the track timescale
     independent: bool
-    data: bytes
+    data: bytes | memoryview  # a view into its segment's bytes once the segment is complete
 
     def seconds(self, timescale: int) -> float:
         return self.duration / timescale
@@ -69,6 +69,18 @@ class Segment:
         self._data = None
         self.spilled = True
         return data
+
+    def seal(self) -> None:
+        """The segment is complete: its bytes become one object and each part a view into it, so a
+        segment that is also downloaded whole is held once, not as parts plus a joined copy."""
+        joined = b"".join(p.data for p in self.parts)
+        view = memoryview(joined)
+        at = 0
+        for part in self.parts:
+            size = len(part.data)
+            part.data = view[at:at + size]
+            at += size
+        self._data = joined
 
     @property
     def data(self) -> bytes:
@@ -267,6 +279,7 @@ class TrackPackager:
         if self.segments and not self.segments[-1].complete and self.segments[-1].parts:
             seg = self.segments[-1]
             seg.complete = True
+            seg.seal()
             self.max_segment_duration = max(self.max_segment_duration, seg.duration)
             if self.dvr_window > 0:
                 self._retain()  # the window moved: the oldest listed segment may have left it
