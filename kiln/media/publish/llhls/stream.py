@@ -95,6 +95,9 @@ class LlhlsStream:
                 event_ids=lambda: next(_EVENT_IDS), dvr_window=dvr_window, on_spill=self._spill,
                 on_drop=self._drop)
         self._loop_thread = threading.get_ident()
+        self._inbox: list[Packet] = []  # packets offered from other threads, taken on the loop
+        self._inbox_lock = threading.Lock()
+        self._inbox_scheduled = False
         self._subscriber = CallbackSubscriber(f"llhls:{output.name}", self._offer, self._hub_ended)
         output.hub.subscribe(self._subscriber, from_keyframe=True)
 
@@ -102,8 +105,22 @@ class LlhlsStream:
     def _offer(self, packet: Packet) -> None:
         if threading.get_ident() == self._loop_thread:
             self._on_packet(packet)
-        else:
-            self.loop.call_soon_threadsafe(self._on_packet, packet)
+            return
+        # From an ingest thread (SRT, MPEG-TS, RTSP demuxers): packets queue in order and one loop
+        # wake-up takes every packet queued by then, instead of one self-pipe write and wake-up each.
+        with self._inbox_lock:
+            self._inbox.append(packet)
+            if self._inbox_scheduled:
+                return
+            self._inbox_scheduled = True
+        self.loop.call_soon_threadsafe(self._take_inbox)
+
+    def _take_inbox(self) -> None:
+        with self._inbox_lock:
+            packets, self._inbox = self._inbox, []
+            self._inbox_scheduled = False
+        for packet in packets:
+            self._on_packet(packet)
 
     def _on_packet(self, packet: Packet) -> None:
         pkg = self.packagers.get(packet.track_id)
