@@ -80,11 +80,13 @@ class LlhlsStream:
         self.dumps: list[HlsDump] = []
         self.part_listeners: list[Callable[[TrackPackager, Part], None]] = []
         self.segment_listeners: list[Callable[[TrackPackager, Segment], None]] = []
-        self.dvr: DvrStore | None = None
-        if settings.dvr.enabled:
-            self.dvr = DvrStore(loop, stream_directory(settings.dvr.temp_storage_path, live.vhost, live.app,
-                                                       output.name, self.key))
-        dvr_window = settings.dvr.max_duration if self.dvr is not None else 0.0
+        # Spilled segments' files: the DVR window beyond the live one, or (no DVR) the grace segments,
+        # which OME keeps downloadable after they leave the playlist (media-spec §2.4) but nobody
+        # following the stream asks for: on disk they leave the process's memory (a 720p stream's
+        # three 2 s grace segments are about 2 MB), and are deleted when they leave retention.
+        self.dvr: DvrStore | None = DvrStore(loop, stream_directory(settings.dvr.temp_storage_path, live.vhost,
+                                                                    live.app, output.name, self.key))
+        dvr_window = settings.dvr.max_duration if settings.dvr.enabled else 0.0
         for ot in output.tracks:
             track = ot.track
             if track is None or track.codec not in LLHLS_CODECS:
@@ -93,7 +95,7 @@ class LlhlsStream:
                 track, chunk_duration=settings.chunk_duration, segment_duration=settings.segment_duration,
                 segment_count=settings.segment_count, on_part=self._on_part, on_segment=self._on_segment,
                 event_ids=lambda: next(_EVENT_IDS), dvr_window=dvr_window, on_spill=self._spill,
-                on_drop=self._drop)
+                on_drop=self._drop, spill_grace=True)
         self._loop_thread = threading.get_ident()
         self._inbox: list[Packet] = []  # packets offered from other threads, taken on the loop
         self._inbox_lock = threading.Lock()
