@@ -163,7 +163,7 @@ class SrtSocket:
         if self._nonblocking_recv:
             n = libsrt.recvmsg_nowait(self._handle, self._buf)
             if n != abi.SRT_ERROR:
-                return self._buf[:n]
+                return ctypes.string_at(self._buf, n)
             if libsrt.last_error_code() == ErrorCode.EASYNCRCV:
                 return None
             raise libsrt.error("recv", self._handle)
