@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kiln.admission.contract import Admitter, OpenDoor
-from kiln.media.heap import HeapTrimmer
+from kiln.media.heap import HeapTrimmer, keep_large_blocks_mapped
 from kiln.media.ingest.contract import StreamOpener, VhostRouter
 from kiln.media.ingest.mpegts.ingest import MpegtsIngest, PortMap
 from kiln.media.ingest.rtmp.ingest import RtmpIngest
@@ -92,6 +92,7 @@ class MediaRuntime:
         self.ice_pool: PortPool | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
         self.heap = HeapTrimmer(idle=lambda: not self.streams.all())
+        keep_large_blocks_mapped()
 
     def attach(self, control: ControlPlane) -> None:
         self.control = control

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 from kiln.media.formats.codecs import aac, h264, h265
 from kiln.media.formats.codecs.describe import describe_track
 from kiln.media.formats.codecs.errors import CodecConfigError
-from kiln.media.formats.codecs.nal import annexb_to_length_prefixed, convert_length_size, split_annexb, unescape_rbsp
+from kiln.media.formats.codecs.nal import (
+    annexb_to_length_prefixed,
+    convert_length_size,
+    split_annexb,
+    to_length_prefixed,
+    unescape_rbsp,
+)
 from kiln.media.formats.codecs.opus import parse_opus_head
 from kiln.media.model import Codec, MediaKind
 from tests.unit.codecs.media import encode_aac, encode_video
@@ -129,3 +135,14 @@ def test_huge_exp_golomb_and_sizes_are_rejected_quickly() -> None:
         h264.parse_sps(sps)
     with pytest.raises(CodecConfigError):
         h264.parse_sps(bytes([0x67, 66, 0, 30]) + bytes(40))  # all-zero: an Exp-Golomb code with no end
+
+
+_ANNEXB_PIECES = st.sampled_from([b"\x00\x00\x01", b"\x00\x00\x00\x01", b"\x00", b"\x00\x00", b"\x65\x88", b"\x01"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_ANNEXB_PIECES, st.binary(max_size=12)), max_size=10))
+def test_annexb_conversion_matches_splitting_then_prefixing(pieces: list[bytes]) -> None:
+    """The one-copy conversion gives the bytes of the two-step one, start codes and zero runs anywhere."""
+    data = b"".join(pieces)
+    assert annexb_to_length_prefixed(data) == to_length_prefixed(split_annexb(data))

@@ -85,6 +85,27 @@ def test_read_never_returns_more_than_asked() -> None:
     assert [len(feed.read(300)) for _ in range(5)] == [300, 300, 300, 100, 0]
 
 
+def test_one_read_carries_every_queued_message_that_fits() -> None:
+    feed = TsFeed("t")
+    messages = [bytes([n]) * 1316 for n in range(5)]
+    for message in messages:
+        feed.push(message)
+    feed.close("done")
+    first = feed.read(3000)  # two whole messages and the start of the third, in order
+    rest = feed.read(10_000)
+    assert (len(first), len(rest)) == (3000, 5 * 1316 - 3000)
+    assert first + rest == b"".join(messages)
+    assert feed.read(10_000) == b""
+
+
+def test_an_empty_datagram_is_not_the_end_of_input() -> None:
+    feed = TsFeed("t")
+    assert feed.push(b"") and feed.push(b"abc")
+    assert feed.read(100) == b"abc"
+    feed.close("done")
+    assert feed.read(100) == b""
+
+
 def test_close_drains_then_ends_and_refuses_more() -> None:
     feed = TsFeed("t")
     assert feed.push(b"abc") and feed.push(b"def")

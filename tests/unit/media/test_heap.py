@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from kiln.media.heap import HeapTrimmer
+from kiln.media.heap import HeapTrimmer, keep_large_blocks_mapped
 
 
 def test_a_burst_of_releases_costs_one_trim_after_the_quiet_delay() -> None:
@@ -70,3 +70,15 @@ def test_no_full_collection_while_streams_are_live() -> None:
         assert gc.get_stats()[2]["collections"] > collections_before
     finally:
         gc.enable()
+
+
+def test_large_blocks_are_kept_mapped_with_a_pinned_threshold() -> None:
+    asked: list[tuple[int, int]] = []
+
+    def mallopt(param: int, value: int) -> int:
+        asked.append((param, value))
+        return 1
+
+    assert keep_large_blocks_mapped(mallopt)
+    assert asked == [(-3, 128 * 1024)]  # M_MMAP_THRESHOLD: a fixed value also stops glibc raising it
+    assert keep_large_blocks_mapped() in (True, False)  # the real call (glibc or not) never raises

@@ -33,6 +33,7 @@ def write_clip(writer: PushWriter, clip: Clip, times: int = 1) -> None:
             shift = cycle * period
             writer.write(Packet(p.track_id, p.pts + shift, p.dts + shift, p.time_base, p.data, keyframe=p.keyframe,
                                 config=p.config), 0)
+        writer.flush()
 
 
 def free_udp_port() -> int:

@@ -11,7 +11,7 @@ discontinuities, see ``tsclock``), so every track's dts keeps increasing.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
@@ -39,6 +39,9 @@ class _TrackState:
     described: Track | None = None
     sample_rate: int = 0  # what the demuxer probed: fills in codecs without a configuration record (MP3)
     channels: int = 0
+    clocked: bool = False  # dts/pts go through the TS clock (an MPEG-TS track in 1/90000)
+    adts_key: tuple[int, int, int] | None = None  # (object type, rate index, channels) of the last ADTS header
+    adts_steps: dict[int, int] = field(default_factory=dict)  # rate index -> ticks per 1024-sample frame
 
 
 class AvConverter:
@@ -55,6 +58,7 @@ class AvConverter:
             log.info("input stream skipped index=%d codec=%s", stream.index, stream.codec_context.name)
             return False
         state = _TrackState(len(self._tracks), codec, Fraction(stream.time_base))
+        state.clocked = self._clock is not None and state.time_base == TS_TIME_BASE
         if codec.kind is MediaKind.AUDIO:
             state.sample_rate = int(getattr(stream.codec_context, "sample_rate", 0) or 0)
             state.channels = int(getattr(stream.codec_context, "channels", 0) or 0)
@@ -72,7 +76,8 @@ class AvConverter:
         dts = int(packet.dts)
         pts = int(packet.pts) if packet.pts is not None else dts
         duration = int(packet.duration or 0)
-        if self._clock is not None and state.time_base == TS_TIME_BASE:
+        if state.clocked:
+            assert self._clock is not None
             dts, pts = self._clock.place(state.track_id, dts, pts, duration)
         if state.codec in (Codec.H264, Codec.H265):
             return self._video(state, data, pts, dts, duration, bool(packet.is_keyframe))
@@ -122,17 +127,24 @@ class AvConverter:
             log.warning("bad ADTS frame dropped track=%d error=%s", state.track_id, exc)
             return None, []
         for header, payload in frames:
-            config = header.audio_specific_config()
-            if config != state.config:
-                state.config = config
-                new = self._describe(state) or new
+            key = (header.object_type, header.sample_rate_index, header.channel_config)
+            if key != state.adts_key:  # the configuration is rebuilt only when the header says something new
+                config = header.audio_specific_config()
+                state.adts_key = key
+                if config != state.config:
+                    state.config = config
+                    new = self._describe(state) or new
             if state.described is None:
                 continue
-            step = int(Fraction(1024, header.sample_rate) / state.time_base)
+            step = state.adts_steps.get(header.sample_rate_index)
+            if step is None:
+                step = state.adts_steps[header.sample_rate_index] = int(
+                    Fraction(1024, header.sample_rate) / state.time_base)
             packets.append(Packet(state.track_id, at, at, state.time_base, bytes(payload), keyframe=True,
                                   duration=step))
             at += step
-        if packets and self._clock is not None and state.time_base == TS_TIME_BASE:
+        if packets and state.clocked:
+            assert self._clock is not None
             self._clock.extend(state.track_id, packets[-1].dts, at)
         return new, packets
 

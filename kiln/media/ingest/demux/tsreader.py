@@ -83,6 +83,8 @@ class TsFeed:
             if self.closed_reason is not None:
                 return False
             self._last_push = time.monotonic()
+            if not data:
+                return True  # an empty datagram: queued, it would read as the end of input
             self.received_bytes += len(data)
             if self._queued + len(data) > self.max_bytes:
                 self.dropped_messages += 1
@@ -118,15 +120,8 @@ class TsFeed:
         limit = READ_CHUNK if size is None or size < 0 else size
         with self._cond:
             while True:
-                if len(self._head):
-                    out = bytes(self._head[:limit])
-                    self._head = self._head[limit:]
-                    return out
-                if self._chunks:
-                    chunk = self._chunks.popleft()
-                    self._queued -= len(chunk)
-                    self._head = memoryview(chunk)
-                    continue
+                if len(self._head) or self._chunks:
+                    return self._take(limit)
                 if self.closed_reason is not None:
                     return b""
                 if self.idle_timeout_s is None:
@@ -137,6 +132,27 @@ class TsFeed:
                     self.closed_reason = f"no data for {int(self.idle_timeout_s * 1000)} ms"
                     return b""
                 self._cond.wait(self.idle_timeout_s - idle)
+
+
+    def _take(self, limit: int) -> bytes:
+        """Up to ``limit`` queued bytes in one answer (several messages per PyAV read, not one each)."""
+        if not len(self._head):
+            chunk = self._chunks.popleft()
+            self._queued -= len(chunk)
+            if len(chunk) <= limit and not self._chunks:
+                return chunk  # the usual case: one whole chunk, no copy
+            self._head = memoryview(chunk)
+        parts = [self._head[:limit]]
+        size = len(parts[0])
+        self._head = self._head[size:]
+        while size < limit and self._chunks:
+            chunk = self._chunks.popleft()
+            self._queued -= len(chunk)
+            view = memoryview(chunk)
+            parts.append(view[:limit - size])
+            self._head = view[limit - size:]
+            size += len(parts[-1])
+        return b"".join(parts)
 
 
 class _PrefixedReader:

@@ -123,12 +123,16 @@ class SrtSession:
 
     # -- SrtReceiver (listener thread) --------------------------------------------------------------
     def on_data(self, data: bytes) -> None:
+        self.on_messages([data])
+
+    def on_messages(self, messages: list[bytes]) -> None:
+        """Every message of one listener pass, handed to the demux thread as one chunk (one lock, one wake-up)."""
         worker = self.worker
         if worker is None:
             if self._closed:
                 return
             worker = self.worker = TsDemuxWorker(self.label, TsHooks(self._open_stream, self._ended)).start()
-        worker.push(data)
+        worker.push(messages[0] if len(messages) == 1 else b"".join(messages))
 
     def on_close(self, reason: str) -> None:
         self._closed = True

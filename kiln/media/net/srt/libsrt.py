@@ -7,7 +7,10 @@ the runtime needs only the shared library, never the -dev package. The library i
 registered owner (listeners) has closed. libsrt's own log lines go to the ``…libsrt.native`` logger.
 
 ctypes releases the GIL for the duration of each foreign call, so a blocking call (connect, a
-blocking send, an epoll wait) only blocks its own thread. libsrt keeps its last error in
+blocking send, an epoll wait) only blocks its own thread. Receiving on a non-blocking socket never
+waits, so ``recvmsg_nowait`` calls it through a ``PyDLL`` handle that keeps the GIL: giving the GIL
+up and taking it back around a one-microsecond call, hundreds of times a second per caller, cost
+more than the call (a thread switch each time the demux threads hold it). libsrt keeps its last error in
 thread-local storage: read it (``error``/``check``) in the thread that made the failing call.
 """
 
@@ -93,6 +96,8 @@ _load_lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _finished = False  # srt_cleanup ran at exit; the library is not started again
 _owners: weakref.WeakSet[_Closable] = weakref.WeakSet()
+_recv_held: Callable[[int, ctypes.Array[ctypes.c_char], int], int] | None = None
+_errcode_held: Callable[[object], int] | None = None
 
 
 def version_tuple(raw: int) -> tuple[int, int, int]:
@@ -145,8 +150,20 @@ def lib() -> ctypes.CDLL:
                 raise SrtUnavailable("srt_startup failed: " + _text(loaded.srt_getlasterror_str()))
             atexit.register(_cleanup)
             log.debug("libsrt loaded version=%s", ".".join(map(str, version_tuple(loaded.srt_getversion()))))
+            _bind_held(loaded)
             _lib = loaded
     return _lib
+
+
+def _bind_held(loaded: ctypes.CDLL) -> None:
+    """The calls that never block, through a handle whose calls keep the GIL (same library, same state)."""
+    global _recv_held, _errcode_held
+    held = ctypes.PyDLL(loaded._name, handle=loaded._handle)
+    recv = held.srt_recvmsg
+    recv.restype, recv.argtypes = ctypes.c_int, [ctypes.c_int32, ctypes.c_void_p, ctypes.c_int]
+    errcode = held.srt_getlasterror
+    errcode.restype, errcode.argtypes = ctypes.c_int, [_c_int_p]
+    _recv_held, _errcode_held = recv, errcode
 
 
 def version() -> tuple[int, int, int]:
@@ -330,6 +347,22 @@ def recvmsg_into(sock: int, buf: ctypes.Array[ctypes.c_char]) -> int:
     """Receive one message into ``buf``; -1 on failure (read ``last_error`` for why)."""
     received: int = lib().srt_recvmsg(sock, buf, len(buf))  # restype c_int (see _PROTOTYPES)
     return received
+
+
+def recvmsg_nowait(sock: int, buf: ctypes.Array[ctypes.c_char]) -> int:
+    """``recvmsg_into`` for a NON-BLOCKING socket, keeping the GIL (it must not wait); -1 on failure."""
+    if _recv_held is None:
+        lib()
+    assert _recv_held is not None
+    return _recv_held(sock, buf, len(buf))
+
+
+def last_error_code() -> int:
+    """This thread's last SRT error code alone (no message text: the cheap check for "nothing to read")."""
+    if _errcode_held is None:
+        lib()
+    assert _errcode_held is not None
+    return _errcode_held(None)
 
 
 # -- options ------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ class SrtSocket:
         self._lock = threading.Lock()
         self._buf = ctypes.create_string_buffer(RECV_BUFFER)
         self._connected_to: tuple[str, int] | None = None
+        self._nonblocking_recv = False  # set_blocking(False) was called: receiving may keep the GIL
 
     @property
     def handle(self) -> int:
@@ -96,6 +97,7 @@ class SrtSocket:
     def set_blocking(self, blocking: bool) -> None:
         libsrt.set_bool(self._handle, SockOpt.RCVSYN, blocking)
         libsrt.set_bool(self._handle, SockOpt.SNDSYN, blocking)
+        self._nonblocking_recv = not blocking
 
     @property
     def streamid(self) -> str:
@@ -158,6 +160,13 @@ class SrtSocket:
 
     def try_recv(self) -> bytes | None:
         """Non-blocking receive: one message, or ``None`` when nothing is ready yet."""
+        if self._nonblocking_recv:
+            n = libsrt.recvmsg_nowait(self._handle, self._buf)
+            if n != abi.SRT_ERROR:
+                return ctypes.string_at(self._buf, n)
+            if libsrt.last_error_code() == ErrorCode.EASYNCRCV:
+                return None
+            raise libsrt.error("recv", self._handle)
         n = libsrt.recvmsg_into(self._handle, self._buf)
         if n != abi.SRT_ERROR:
             return self._buf.raw[:n]

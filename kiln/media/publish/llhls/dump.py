@@ -68,7 +68,8 @@ class HlsDump:
         latest = [p.completed_segments()[-1].number for p in self.stream.packagers.values() if p.completed_segments()]
         start_at = min(latest) if latest else 0
         for track_id, pkg in self.stream.packagers.items():
-            first[track_id] = [s for s in pkg.completed_segments() if s.number >= start_at]
+            # a spilled (grace or DVR) segment's bytes are on disk, not in ``data``: a dump starts after them
+            first[track_id] = [s for s in pkg.completed_segments() if s.number >= start_at and not s.spilled]
         masters = {}
         for name in self.playlists:
             base = name[:-5] if name.endswith(".m3u8") else name

@@ -48,7 +48,7 @@ class Part:
     start: int           # decode time of the first sample, in the track timescale
     duration: int        # in the track timescale
     independent: bool
-    data: bytes
+    data: bytes | memoryview  # a view into its segment's bytes once the segment is complete
 
     def seconds(self, timescale: int) -> float:
         return self.duration / timescale
@@ -79,6 +79,18 @@ class Segment:
         self._data = None
         self.spilled = True
         return data
+
+    def seal(self) -> None:
+        """The segment is complete: its bytes become one object and each part a view into it, so a
+        segment that is also downloaded whole is held once, not as parts plus a joined copy."""
+        joined = b"".join(p.data for p in self.parts)
+        view = memoryview(joined)
+        at = 0
+        for part in self.parts:
+            size = len(part.data)
+            part.data = view[at:at + size]
+            at += size
+        self._data = joined
 
     @property
     def data(self) -> bytes:
@@ -113,7 +125,8 @@ class TrackPackager:
                  on_segment: Callable[[TrackPackager, Segment], None] | None = None,
                  event_ids: Callable[[], int] | None = None, dvr_window: float = 0.0,
                  on_spill: Callable[[TrackPackager, Segment, bytes], None] | None = None,
-                 on_drop: Callable[[TrackPackager, Segment], None] | None = None) -> None:
+                 on_drop: Callable[[TrackPackager, Segment], None] | None = None,
+                 spill_grace: bool = False) -> None:
         self.track = track
         tb = track.time_base
         self.timescale = tb.denominator
@@ -128,6 +141,9 @@ class TrackPackager:
         self.dvr_window = dvr_window
         self.on_spill = on_spill
         self.on_drop = on_drop
+        # without DVR: the grace segments (no longer listed, still downloadable) spill too, so memory
+        # holds only the listed window and the growing segment
+        self.spill_grace = spill_grace
         self.mp4_track_id = track.id + 1  # ISO-BMFF track_ID 0 is invalid; Kiln's ids start at 0
         self.init_segment = build_init_segment(replace(track, id=self.mp4_track_id), timescale=self.timescale)
         self.segments: deque[Segment] = deque()
@@ -271,6 +287,8 @@ class TrackPackager:
         if self.dvr_window <= 0:
             while len(self.segments) > self.memory_segments:
                 self._drop_oldest()
+            if self.spill_grace:
+                self._spill_unlisted()
             return
         in_memory = [s for s in self.segments if not s.spilled]
         for seg in in_memory[:max(0, len(in_memory) - self.memory_segments)]:
@@ -282,6 +300,15 @@ class TrackPackager:
         older = sum(1 for s in self.segments if s.number < first_listed)
         for _ in range(older - GRACE_SEGMENTS):
             self._drop_oldest()
+
+    def _spill_unlisted(self) -> None:
+        """Completed segments older than the live window (the grace segments) hand their bytes over."""
+        done = self.completed_segments()
+        for seg in done[:max(0, len(done) - self.segment_count)]:
+            if not seg.spilled:
+                data = seg.spill()
+                if self.on_spill is not None:
+                    self.on_spill(self, seg, data)
 
     def _drop_oldest(self) -> None:
         seg = self.segments.popleft()
@@ -314,6 +341,7 @@ class TrackPackager:
         if self.segments and not self.segments[-1].complete and self.segments[-1].parts:
             seg = self.segments[-1]
             seg.complete = True
+            seg.seal()
             self.max_segment_duration = max(self.max_segment_duration, seg.duration)
             if self.dvr_window > 0:
                 self._retain()  # the window moved: the oldest listed segment may have left it

@@ -116,7 +116,7 @@ class LlhlsServer:
         policy = CorsPolicy(urls, headers, allow_methods="OPTIONS, GET, HEAD")
         return policy.headers(request.headers.get("origin"), request.headers.get("access-control-request-headers"))
 
-    def _respond(self, request: Request, body: bytes, status: int, content_type: str | None,
+    def _respond(self, request: Request, body: bytes | memoryview, status: int, content_type: str | None,
                  cache: str | None, cors: dict[str, str], stream: LlhlsStream | None,
                  playlist: bool = False) -> Response:
         headers = dict(cors)

@@ -80,11 +80,13 @@ class LlhlsStream:
         self.dumps: list[HlsDump] = []
         self.part_listeners: list[Callable[[TrackPackager, Part], None]] = []
         self.segment_listeners: list[Callable[[TrackPackager, Segment], None]] = []
-        self.dvr: DvrStore | None = None
-        if settings.dvr.enabled:
-            self.dvr = DvrStore(loop, stream_directory(settings.dvr.temp_storage_path, live.vhost, live.app,
-                                                       output.name, self.key))
-        dvr_window = settings.dvr.max_duration if self.dvr is not None else 0.0
+        # Spilled segments' files: the DVR window beyond the live one, or (no DVR) the grace segments,
+        # which OME keeps downloadable after they leave the playlist (media-spec §2.4) but nobody
+        # following the stream asks for: on disk they leave the process's memory (a 720p stream's
+        # three 2 s grace segments are about 2 MB), and are deleted when they leave retention.
+        self.dvr: DvrStore | None = DvrStore(loop, stream_directory(settings.dvr.temp_storage_path, live.vhost,
+                                                                    live.app, output.name, self.key))
+        dvr_window = settings.dvr.max_duration if settings.dvr.enabled else 0.0
         for ot in output.tracks:
             track = ot.track
             if track is None or track.codec not in LLHLS_CODECS:
@@ -93,8 +95,11 @@ class LlhlsStream:
                 track, chunk_duration=settings.chunk_duration, segment_duration=settings.segment_duration,
                 segment_count=settings.segment_count, on_part=self._on_part, on_segment=self._on_segment,
                 event_ids=lambda: next(_EVENT_IDS), dvr_window=dvr_window, on_spill=self._spill,
-                on_drop=self._drop)
+                on_drop=self._drop, spill_grace=True)
         self._loop_thread = threading.get_ident()
+        self._inbox: list[Packet] = []  # packets offered from other threads, taken on the loop
+        self._inbox_lock = threading.Lock()
+        self._inbox_scheduled = False
         self._subscriber = CallbackSubscriber(f"llhls:{output.name}", self._offer, self._hub_ended)
         output.hub.subscribe(self._subscriber, from_keyframe=True)
 
@@ -102,8 +107,22 @@ class LlhlsStream:
     def _offer(self, packet: Packet) -> None:
         if threading.get_ident() == self._loop_thread:
             self._on_packet(packet)
-        else:
-            self.loop.call_soon_threadsafe(self._on_packet, packet)
+            return
+        # From an ingest thread (SRT, MPEG-TS, RTSP demuxers): packets queue in order and one loop
+        # wake-up takes every packet queued by then, instead of one self-pipe write and wake-up each.
+        with self._inbox_lock:
+            self._inbox.append(packet)
+            if self._inbox_scheduled:
+                return
+            self._inbox_scheduled = True
+        self.loop.call_soon_threadsafe(self._take_inbox)
+
+    def _take_inbox(self) -> None:
+        with self._inbox_lock:
+            packets, self._inbox = self._inbox, []
+            self._inbox_scheduled = False
+        for packet in packets:
+            self._on_packet(packet)
 
     def _on_packet(self, packet: Packet) -> None:
         pkg = self.packagers.get(packet.track_id)

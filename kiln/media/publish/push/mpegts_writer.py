@@ -78,6 +78,9 @@ class MpegtsWriter:
     def write(self, packet: Packet, offset: int) -> None:
         self._mux.write(packet, offset)
 
+    def flush(self) -> None:
+        """The muxer sends whole datagrams as they fill: nothing is held here."""
+
     def abort(self) -> None:
         self._mux.abort()
 

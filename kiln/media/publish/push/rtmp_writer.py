@@ -29,6 +29,7 @@ class RtmpWriter:
         self._configs: dict[int, bytes] = {}
         self._by_id = {t.id: t for t in tracks}
         self._sent_before_close = 0
+        self._held: list[tuple[int, int, bytes]] = []  # tags written since the last flush
 
     @property
     def bytes_sent(self) -> int:
@@ -54,7 +55,12 @@ class RtmpWriter:
         tag = flvtags.media_tag(track, packet, offset)
         if tag is not None:
             tags.append(tag)
-        if tags:
+        self._held += tags
+
+    def flush(self) -> None:
+        """One socket write for every tag of the batch (not one per packet)."""
+        tags, self._held = self._held, []
+        if tags and self._rtmp is not None:
             self._rtmp.send_tags(tags)
 
     def abort(self) -> None:
@@ -66,6 +72,13 @@ class RtmpWriter:
         rtmp, self._rtmp = self._rtmp, None
         if rtmp is None:
             return
+        try:
+            if self._held:
+                rtmp.send_tags(self._held)
+        except (OSError, PushError) as exc:
+            log.debug("push rtmp last tags not sent destination=%s error=%s",
+                      redact_push_destination(self.destination), exc)
+        self._held = []
         self._sent_before_close = rtmp.bytes_sent
         try:
             rtmp.close()

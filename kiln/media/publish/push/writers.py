@@ -31,7 +31,11 @@ class PushWriter(Protocol):
         """Connect and send the stream headers; a destination problem raises PushError."""
 
     def write(self, packet: Packet, offset: int) -> None:
-        """Send one packet, its timestamps moved back by ``offset`` (its time base); PushError if it cannot."""
+        """Send one packet, its timestamps moved back by ``offset`` (its time base); PushError if it cannot.
+        A writer may hold it until :meth:`flush`."""
+
+    def flush(self) -> None:
+        """Send what ``write`` held (the session calls it after each batch of packets); PushError if it cannot."""
 
     def abort(self) -> None:
         """From another thread: make a send blocked on a stalled destination return at once."""

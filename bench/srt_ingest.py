@@ -1,0 +1,111 @@
+"""SRT ingest cost next to RTMP ingest, in one run: issue 16's "SRT ingest <= 1.5x RTMP ingest".
+
+Kiln is started twice with the same config (``bench/ingest.py``'s: the e2e application, LL-HLS
+packaging on) and fed the same 720p30 3 Mbit/s H.264 + AAC file by N ``ffmpeg -re -c copy``
+publishers: first over RTMP (FLV), then over SRT (MPEG-TS, latency 200 ms). ``--repeat`` alternates
+the two so a busy machine hits both alike. For each run it prints Kiln's CPU per stream-minute, the
+machine's busy share, and Kiln's CPU split by thread (``--threads``: the listener, the TS demux
+threads, the event loop, libsrt's own threads), then the median SRT/RTMP ratio next to the target.
+
+Usage: .venv/bin/python bench/srt_ingest.py [--streams 10 --seconds 15 --repeat 2 --threads]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _media import BenchKiln, CpuWindow, dead, media_720p, out, run_dir, stop_all, table, wait_until  # noqa: E402
+from ingest import publish_to_kiln, srt_ingest_available  # noqa: E402
+
+TARGET = 1.5
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int) -> Counter[str]:
+    """CPU seconds per thread name (digits folded, so the N demux threads add up under one name)."""
+    used: Counter[str] = Counter()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        name = re.sub(r"\d+", "N", stat[stat.index("(") + 1:stat.rindex(")")])
+        fields = stat[stat.rindex(")") + 2:].split()
+        used[name] += (int(fields[11]) + int(fields[12])) / TICK
+    return used
+
+
+def run(protocol: str, args: argparse.Namespace, media: Path, wd: Path) -> tuple[float, float, list[str]]:
+    kiln = BenchKiln(wd / f"{protocol}-{time.monotonic_ns()}")
+    kiln.start()
+    pubs = []
+    notes: list[str] = []
+    try:
+        pubs = [publish_to_kiln(protocol, kiln, f"s{i}", media, kiln.workdir / "peers") for i in range(args.streams)]
+        wait_until(lambda: len(kiln.stream_names()) >= args.streams, 60, f"{args.streams} {protocol} streams listed")
+        time.sleep(args.warmup)
+        before = thread_cpu(kiln.pid)
+        win = CpuWindow.measure({"server": [kiln.pid]}, args.seconds)
+        after = thread_cpu(kiln.pid)
+        notes += [f"publisher died: {d}" for d in dead(pubs)]
+        if len(kiln.stream_names()) != args.streams:
+            notes.append(f"the API lists {len(kiln.stream_names())} streams after the window, not {args.streams}")
+        if args.threads:
+            for name, used in sorted(((n, after[n] - before.get(n, 0.0)) for n in after), key=lambda x: -x[1])[:6]:
+                notes.append(f"thread {name[:28]:28s} {used / win.wall * 100:5.1f} % of a core")
+        counts = kiln.log_findings()
+        if counts["ERROR"] or counts["Traceback"] or counts["drop"] or counts["skip"]:
+            notes.append("kiln log: " + " ".join(f"{k}={v}" for k, v in counts.items()))
+        return win.per_minute("server", args.streams), win.machine_busy_pct, notes
+    finally:
+        stop_all(pubs)
+        kiln.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--streams", type=int, default=10)
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--warmup", type=float, default=4.0)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--threads", action="store_true", help="print Kiln's CPU by thread")
+    args = ap.parse_args()
+    if not srt_ingest_available():
+        out("Kiln has no SRT ingest wired: nothing to compare.")
+        return
+    media = media_720p()
+    wd = run_dir("srt-ingest")
+    out(f"srt_ingest bench: {args.streams} x 720p30 3 Mbit/s, {args.seconds:g}s windows, {args.repeat} round(s) "
+        f"RTMP then SRT; load avg {os.getloadavg()[0]:.2f}; work dir {wd}")
+    rows = []
+    ratios = []
+    for round_no in range(1, args.repeat + 1):
+        figures = {}
+        for protocol in ("rtmp", "srt"):
+            per_min, busy, notes = run(protocol, args, media, wd)
+            figures[protocol] = per_min
+            rows.append([round_no, protocol, round(per_min, 3), round(busy, 1)])
+            out(f"round {round_no} {protocol}: {per_min:.3f} CPU-s per stream-minute (machine {busy:.0f} % busy)")
+            for note in notes:
+                out(f"  {note}")
+        if figures["rtmp"]:
+            ratios.append(figures["srt"] / figures["rtmp"])
+    out()
+    out(table(["round", "protocol", "cpu_s/stream-min", "machine%"], rows))
+    if ratios:
+        ratio = statistics.median(ratios)
+        out(f"SRT / RTMP ingest CPU per stream-minute: {ratio:.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)}; "
+            f"target <= {TARGET}x: {'met' if ratio <= TARGET else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
