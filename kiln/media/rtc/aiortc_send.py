@@ -1,0 +1,104 @@
+"""What Kiln's own send path (:mod:`kiln.media.rtc.rtp_out`) takes from an aiortc peer connection.
+
+aiortc still does per viewer what only a peer connection can: ICE (consent freshness included),
+DTLS (the SRTP keys), and RTCP (SR/SDES/BYE from its sender's task; NACK, PLI/FIR and REMB handed to
+Kiln here). Media no longer goes through its RTCRtpSender. What is read lives in aiortc's and
+aioice's private attributes, so each is read through one accessor that fails loudly
+(:class:`AiortcChanged`) when a version renames it, instead of sending nothing in silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kiln.media.rtc.rtp_out import Negotiated, Route
+from kiln.media.rtc.udp_mux import VirtualTransport
+
+_MISSING = object()
+_SR_FIELDS = ("_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__rtp_timestamp", "_RTCRtpSender__packet_count",
+              "_RTCRtpSender__octet_count")
+
+
+class AiortcChanged(RuntimeError):
+    """aiortc no longer has an attribute Kiln's send path reads: it needs updating for this version."""
+
+
+def _read(obj: Any, name: str) -> Any:
+    value = getattr(obj, name, _MISSING)
+    if value is _MISSING:
+        raise AiortcChanged(f"aiortc's {type(obj).__name__} has no {name} any more: Kiln's WebRTC send path "
+                            "needs updating for this aiortc version")
+    return value
+
+
+def srtp_protect(dtls: Any) -> Callable[[bytes], bytes] | None:
+    """The SRTP protect function of a DTLS transport's keys (RTCDtlsTransport._tx_srtp); None before the
+    handshake has made them."""
+    session = _read(dtls, "_tx_srtp")
+    return None if session is None else session.protect
+
+
+def selected_route(dtls: Any) -> Route | None:
+    """The socket and remote address ICE selected for a DTLS transport (what aioice's ``send`` would use),
+    or None while there is none (not connected, closing). On Kiln's shared ports the socket is the port's."""
+    connection = _read(_read(dtls, "transport"), "_connection")
+    pair = _read(connection, "_nominated").get(1)
+    if pair is None:
+        return None
+    transport = pair.protocol.transport
+    if transport is None or transport.is_closing():
+        return None
+    if isinstance(transport, VirtualTransport):
+        transport = _read(transport, "_port").transport
+        if transport is None:
+            return None
+    wrapped = transport.get_extra_info("socket")
+    if wrapped is None:
+        return None
+    sock = _read(wrapped, "_sock")  # asyncio's TransportSocket warns on sendto; the socket itself does not
+    address = pair.remote_addr
+    return sock, (address[0], address[1])
+
+
+def negotiated(transceiver: Any) -> Negotiated:
+    """The sending track's SSRCs, payload types, mid and header extensions, as negotiated."""
+    codecs = _read(transceiver, "_codecs")
+    if not codecs:
+        raise ValueError("the transceiver has no negotiated codec")
+    first = codecs[0]
+    rtx = next((c.payloadType for c in codecs if c.mimeType.lower().endswith("/rtx")
+                and str(c.parameters.get("apt")) == str(first.payloadType)), None)
+    extensions = tuple((e.uri, e.id) for e in _read(transceiver, "_headerExtensions"))
+    sender = transceiver.sender
+    return Negotiated(ssrc=_read(sender, "_ssrc"), payload_type=first.payloadType, mid=transceiver.mid or "",
+                      extensions=extensions, rtx_payload_type=rtx, rtx_ssrc=_read(sender, "_rtx_ssrc"))
+
+
+class SenderReport:
+    """Feeds aiortc's RTCP task (it sends SR + SDES every ~1 s) what Kiln sent, so its SR maps RTP time to
+    wall-clock time for the browser's audio/video sync."""
+
+    def __init__(self, sender: Any) -> None:
+        for name in _SR_FIELDS:
+            _read(sender, name)
+        self.sender = sender
+
+    def update(self, ntp_time: int, rtp_timestamp: int, packets: int, octets: int) -> None:
+        s = self.sender
+        s._RTCRtpSender__ntp_timestamp = ntp_time
+        s._RTCRtpSender__rtp_timestamp = rtp_timestamp
+        s._RTCRtpSender__packet_count = packets
+        s._RTCRtpSender__octet_count = octets
+
+
+def intercept_rtcp(sender: Any, handle: Callable[[Any], bool]) -> None:
+    """RTCP routed to ``sender`` goes to ``handle`` first; what it does not take (returns False) goes on to
+    aiortc's handler (receiver reports: RTT, stats)."""
+    original: Callable[[Any], Awaitable[None]] = _read(sender, "_handle_rtcp_packet")
+
+    async def handle_rtcp(packet: Any) -> None:
+        if not handle(packet):
+            await original(packet)
+
+    sender._handle_rtcp_packet = handle_rtcp
