@@ -39,13 +39,27 @@ def srtp_protect(dtls: Any) -> Callable[[bytes], bytes] | None:
     return None if session is None else session.protect
 
 
-def selected_route(dtls: Any) -> Route | None:
-    """The socket and remote address ICE selected for a DTLS transport (what aioice's ``send`` would use),
-    or None while there is none (not connected, closing). On Kiln's shared ports the socket is the port's."""
-    connection = _read(_read(dtls, "transport"), "_connection")
-    pair = _read(connection, "_nominated").get(1)
-    if pair is None:
-        return None
+class RouteFinder:
+    """The socket and remote address ICE selected for a DTLS transport (what aioice's ``send`` would use), or
+    None while there is none (not connected, closed). Asked per frame: cheap while the selected pair stays
+    the same (the ICE connection is read each time, so a restart that replaces it is followed)."""
+
+    def __init__(self, dtls: Any) -> None:
+        self._ice = _read(dtls, "transport")
+        _read(_read(self._ice, "_connection"), "_nominated")
+        self._pair: Any = None
+        self._route: Route | None = None
+
+    def __call__(self) -> Route | None:
+        pair = self._ice._connection._nominated.get(1)
+        if pair is not self._pair:
+            self._pair = pair
+            self._route = _route_of(pair) if pair is not None else None
+        return self._route
+
+
+def _route_of(pair: Any) -> Route | None:
+    """On Kiln's shared ports the socket is the port's; otherwise aioice's own."""
     transport = pair.protocol.transport
     if transport is None or transport.is_closing():
         return None

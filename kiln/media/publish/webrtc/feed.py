@@ -39,6 +39,7 @@ from kiln.metrics.histogram import Histogram
 log = logging.getLogger(__name__)
 
 PACKETIZED = {Codec.H264: "h264", Codec.VP8: "vp8", Codec.OPUS: "opus"}
+WINDOW_S = 5.0         # the send figures are also logged per window of this length (steady state, not joins)
 MAX_GOP_FRAMES = 2000  # frames held for new viewers (a 10 s GOP at 60 fps + audio); a longer GOP is not held
 START_CODE = b"\x00\x00\x00\x01"
 NAL_SPS = 7
@@ -197,6 +198,8 @@ class Feed:
         self.gops: dict[int, list[RtcFrame]] = {}   # video track id -> frames from its last keyframe (audio too)
         self.first_out = Histogram()   # ms: arrival in Kiln -> the frame's first RTP packet out
         self.last_out = Histogram()    # ms: arrival in Kiln -> the last viewer's packets of it out
+        self._window = (Histogram(), Histogram())  # the same, over the current WINDOW_S
+        self._window_start = time.monotonic()
         self.ended: str | None = None
         self._sub = CallbackSubscriber(f"webrtc:{output.name}", self._from_hub, on_end=self._hub_ended)
         self.frames = 0
@@ -301,8 +304,22 @@ class Feed:
             if viewer.deliver(frame, abs_time) and not first:
                 first = time.monotonic()
         if first and frame.arrival:  # the hub's GOP at subscription has no viewer yet: live frames only
-            self.first_out.observe((first - frame.arrival) * 1000)
-            self.last_out.observe((time.monotonic() - frame.arrival) * 1000)
+            now = time.monotonic()
+            first_ms, last_ms = (first - frame.arrival) * 1000, (now - frame.arrival) * 1000
+            self.first_out.observe(first_ms)
+            self.last_out.observe(last_ms)
+            self._window[0].observe(first_ms)
+            self._window[1].observe(last_ms)
+            if now - self._window_start >= WINDOW_S:
+                self._log_window(now)
+
+    def _log_window(self, now: float) -> None:
+        first, last = self._window
+        log.info("webrtc feed window output=%s viewers=%d seconds=%.1f frames=%d first_rtp_ms_p50=%.2f "
+                 "first_rtp_ms_p99=%.2f last_viewer_ms_p99=%.2f", self.output.name, len(self.viewers),
+                 now - self._window_start, first.count, first.quantile(0.5), first.quantile(0.99), last.quantile(0.99))
+        self._window = (Histogram(), Histogram())
+        self._window_start = now
 
     def _end(self, reason: str) -> None:
         if self.ended is not None:

@@ -33,10 +33,10 @@ from kiln.media.publish.webrtc.choose import Rendition
 from kiln.media.publish.webrtc.feed import Feed, Viewer
 from kiln.media.rtc.aiortc_send import (
     AiortcChanged,
+    RouteFinder,
     SenderReport,
     intercept_rtcp,
     negotiated,
-    selected_route,
     srtp_protect,
 )
 from kiln.media.rtc.connection import new_peer_connection, pool_context
@@ -214,13 +214,14 @@ class ViewerSession:
                 raise ValueError("DTLS made no SRTP keys")
             outs = {kind: TrackOut(negotiated(t), protect) for kind, t in self._transceivers}
             self._reports = {kind: SenderReport(t.sender) for kind, t in self._transceivers}
+            route = RouteFinder(dtls)
         except (AiortcChanged, ValueError) as exc:
             log.error("webrtc session cannot send session=%s id=%d error=%s", self.label, self.id, exc)
             asyncio.get_running_loop().create_task(self.close(f"cannot send: {exc}"))
             return
         for kind, transceiver in self._transceivers:
             intercept_rtcp(transceiver.sender, self._feedback(kind))
-        self.viewer = Viewer(_kinds(self.rendition), outs, lambda: selected_route(dtls), self._sent)
+        self.viewer = Viewer(_kinds(self.rendition), outs, route, self._sent)
         self.feed.add(self.viewer)
 
     def _feedback(self, kind: str) -> Callable[[Any], bool]:
