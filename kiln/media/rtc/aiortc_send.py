@@ -9,6 +9,7 @@ aioice's private attributes, so each is read through one accessor that fails lou
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -67,12 +68,11 @@ def _route_of(pair: Any) -> Route | None:
         transport = _read(transport, "_port").transport
         if transport is None:
             return None
-    wrapped = transport.get_extra_info("socket")
-    if wrapped is None:
-        return None
-    sock = _read(wrapped, "_sock")  # asyncio's TransportSocket warns on sendto; the socket itself does not
-    address = pair.remote_addr
-    return sock, (address[0], address[1])
+    address = (pair.remote_addr[0], pair.remote_addr[1])
+    raw = getattr(transport.get_extra_info("socket"), "_sock", None)  # asyncio's TransportSocket wraps it
+    if isinstance(raw, socket.socket):
+        return raw, address  # non-blocking: a full buffer raises, and the viewer loses the packet
+    return transport, address  # uvloop hides the socket: its transport sends at once too (it buffers when full)
 
 
 def negotiated(transceiver: Any) -> Negotiated:
