@@ -62,8 +62,8 @@ FARM = Path(__file__).with_name("_rtc_viewers.py")
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"')
 PART = re.compile(r"part_\d+_(\d+)_(\d+)_")
 HEADERS = ["kiln", "viewers", "rtc up", "loss% avg/max (<1)", "kiln %core", "cpu-s/viewer-min",
-           "frame->rtp p50/p99 ms (p99<=10)", "per-viewer p99 ms", "farms %core", "machine %", "udp rcvbuf drops",
-           "hls kiln %core", "hls cpu-s/viewer-min", "hls parts/err"]
+           "frame->rtp p50/p99 ms (p99<=10)", "shed frames (0)", "per-viewer p99 ms", "farms %core", "machine %",
+           "udp rcvbuf drops", "hls kiln %core", "hls cpu-s/viewer-min", "hls parts/err"]
 TARGET_VIEWERS = 200
 
 
@@ -75,15 +75,16 @@ class RtcKiln(BenchKiln):
         self.config_path.write_text(rtc_server_xml(ports))
 
 
-def window_figures(text: str) -> str:
+def window_figures(text: str) -> tuple[str, int | None]:
     """The feed's arrival -> first RTP out over the measured windows (``webrtc feed window`` lines logged while
-    CPU was measured): median p50 / worst p99, ms."""
-    found = [(float(m.group(1)), float(m.group(2))) for m in (
-        re.search(r"webrtc feed window .*first_rtp_ms_p50=([\d.]+) first_rtp_ms_p99=([\d.]+)", x)
+    CPU was measured): median p50 / worst p99 in ms, and the frames it shed (too late to send: overload)."""
+    found = [(float(m.group(2)), float(m.group(3)), int(m.group(1))) for m in (
+        re.search(r"webrtc feed window .*shed=(\d+) first_rtp_ms_p50=([\d.]+) first_rtp_ms_p99=([\d.]+)", x)
         for x in text.splitlines()) if m]
     if not found:
-        return "-"
-    return f"{statistics.median(p for p, _ in found):.2f}/{max(p for _, p in found):.2f}"
+        return "-", None
+    return (f"{statistics.median(p for p, _, _ in found):.2f}/{max(p for _, p, _ in found):.2f}",
+            sum(shed for _, _, shed in found))
 
 
 def session_figures(text: str) -> str:
@@ -191,7 +192,7 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
                 time.sleep(args.warmup)
                 window_at = kiln.log_path.stat().st_size
                 cpu = CpuWindow.measure({"kiln": [kiln.pid], "farms": [p.pid for p in peers]}, args.seconds)
-                first = window_figures(read_from(kiln.log_path, window_at))
+                first, shed = window_figures(read_from(kiln.log_path, window_at))
                 results = farm_results(peers, args.warmup + args.seconds + 120)
             finally:
                 stop_all(peers)
@@ -205,7 +206,7 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
             losses = [100.0 * r.get("video_lost", 0) / max(1, r.get("video_received", 0) + r.get("video_lost", 0))
                       for r in results if r.get("connected")]
             worst = max(losses) if losses else 100.0
-            ok = connected == n and worst < 1.0
+            ok = connected == n and worst < 1.0 and not shed  # a shed frame is video a viewer never got
             best = n if ok else best
             if args.no_hls:
                 hls_cells = ["-", "-", "-"]
@@ -217,7 +218,8 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
             extra = cpu.core_pct("kiln") - idle.core_pct("kiln")
             rows.append([label, n, f"{connected}/{n}",
                          f"{statistics.mean(losses) if losses else 0:.2f}/{worst:.2f}",
-                         f"{cpu.core_pct('kiln'):.0f}", f"{60 * extra / 100 / n:.2f}", first, per_viewer,
+                         f"{cpu.core_pct('kiln'):.0f}", f"{60 * extra / 100 / n:.2f}", first,
+                         "-" if shed is None else shed, per_viewer,
                          f"{cpu.core_pct('farms'):.0f}", f"{cpu.machine_busy_pct:.0f}", drops, *hls_cells])
             out(table(HEADERS, rows[-1:]))
             if not ok:

@@ -11,8 +11,11 @@ hop per viewer, so a viewer costs Kiln one protect and one ``sendto`` per packet
 
 A viewer never slows the feed or other viewers: a socket that will not take its packet costs that
 viewer the rest of the frame, and its video resumes at the next keyframe (its sequence numbers stay
-continuous). A new viewer starts with the GOP the feed holds (from the last keyframe of its video
-track); a rendition change keeps sending the old track until the new one's next keyframe.
+continuous). When the machine cannot give the send loop the CPU it needs, frames reach it late; one
+more than ``MAX_LAG_S`` late is shed (counted, logged per window) and viewers resume at the next
+keyframe, so latency and memory stay bounded instead of a queue growing. A new viewer starts with
+the GOP the feed holds (from the last keyframe of its video track); a rendition change keeps sending
+the old track until the new one's next keyframe.
 Per frame, the time from the packet's arrival in Kiln to its first RTP packet out is counted
 (:class:`~kiln.metrics.histogram.Histogram`), and to the last viewer's.
 """
@@ -39,6 +42,7 @@ from kiln.metrics.histogram import Histogram
 log = logging.getLogger(__name__)
 
 PACKETIZED = {Codec.H264: "h264", Codec.VP8: "vp8", Codec.OPUS: "opus"}
+MAX_LAG_S = 0.5        # a frame this late to the send loop is shed: Kiln is overloaded, viewers resync at a key
 WINDOW_S = 5.0         # the send figures are also logged per window of this length (steady state, not joins)
 MAX_GOP_FRAMES = 2000  # frames held for new viewers (a 10 s GOP at 60 fps + audio); a longer GOP is not held
 START_CODE = b"\x00\x00\x00\x01"
@@ -153,10 +157,11 @@ class Viewer:
         return True
 
     def skip(self) -> None:
-        """The socket would not take this viewer's packet: its video resumes at the next keyframe."""
-        self.skips += 1
+        """Frames this viewer cannot get whole (its socket would not take a packet, or the feed shed them): its
+        video resumes at the next keyframe, its numbering continuous."""
         video = self.outs.get("video")
-        if video is not None:
+        if video is not None and video.offset is not None:
+            self.skips += 1
             video.offset = None
 
     def nack(self, kind: str, seqs: list[int], caches: dict[int, PacketCache]) -> int:
@@ -200,6 +205,8 @@ class Feed:
         self.last_out = Histogram()    # ms: arrival in Kiln -> the last viewer's packets of it out
         self._window = (Histogram(), Histogram())  # the same, over the current WINDOW_S
         self._window_start = time.monotonic()
+        self.shed = 0      # frames not sent because they reached the send loop MAX_LAG_S late (overload)
+        self._window_shed = 0
         self.ended: str | None = None
         self._sub = CallbackSubscriber(f"webrtc:{output.name}", self._from_hub, on_end=self._hub_ended)
         self.frames = 0
@@ -298,6 +305,14 @@ class Feed:
         self._remember(frame)
         if not self.viewers:
             return
+        if frame.arrival and time.monotonic() - frame.arrival > MAX_LAG_S:
+            # the loop is behind live (the machine cannot give the send loop the CPU it needs): shed load
+            # instead of queueing without bound; every viewer resumes at the next keyframe
+            self.shed += 1
+            self._window_shed += 1
+            for viewer in self.viewers:
+                viewer.skip()
+            return
         abs_time = abs_send_time()
         first = 0.0
         for viewer in self.viewers:
@@ -315,9 +330,11 @@ class Feed:
 
     def _log_window(self, now: float) -> None:
         first, last = self._window
-        log.info("webrtc feed window output=%s viewers=%d seconds=%.1f frames=%d first_rtp_ms_p50=%.2f "
+        log.info("webrtc feed window output=%s viewers=%d seconds=%.1f frames=%d shed=%d first_rtp_ms_p50=%.2f "
                  "first_rtp_ms_p99=%.2f last_viewer_ms_p99=%.2f", self.output.name, len(self.viewers),
-                 now - self._window_start, first.count, first.quantile(0.5), first.quantile(0.99), last.quantile(0.99))
+                 now - self._window_start, first.count, self._window_shed, first.quantile(0.5), first.quantile(0.99),
+                 last.quantile(0.99))
+        self._window_shed = 0
         self._window = (Histogram(), Histogram())
         self._window_start = now
 
@@ -326,8 +343,9 @@ class Feed:
             return
         self.ended = reason
         if self.first_out.count:
-            log.info("webrtc feed closed output=%s reason=%s frames=%d first_rtp_ms_p50=%.2f first_rtp_ms_p99=%.2f "
-                     "last_viewer_ms_p99=%.2f", self.output.name, reason, self.frames, self.first_out.quantile(0.5),
+            log.info("webrtc feed closed output=%s reason=%s frames=%d shed=%d first_rtp_ms_p50=%.2f "
+                     "first_rtp_ms_p99=%.2f last_viewer_ms_p99=%.2f", self.output.name, reason, self.frames, self.shed,
+                     self.first_out.quantile(0.5),
                      self.first_out.quantile(0.99), self.last_out.quantile(0.99))
         self.viewers.clear()
         self._on_end(self, reason)

@@ -7,7 +7,7 @@ ICE runs on Kiln's shared UDP ports. Once DTLS is up the session becomes a :clas
 feed, which sends the media itself (header, SRTP with this connection's keys, ``sendto`` to the
 address ICE selected); aiortc keeps ICE with consent freshness, DTLS and RTCP (its SR from what Kiln
 sent), and hands NACK (answered from the feed's cache) and PLI/FIR (a rate-bounded keyframe request)
-to Kiln. The session ends, and frees its tap, transport and port
+to Kiln. The session ends, and frees its viewer, transport and port
 routes, on ``close`` (stop, socket closed, DELETE), when ICE or DTLS fail, when the viewer answers no
 consent check for ``timeout`` seconds (a viewer that vanished without a word), or when it is not
 connected ``timeout`` seconds after it began.

@@ -176,3 +176,19 @@ def test_a_viewer_whose_socket_is_full_is_skipped_and_the_other_gets_every_packe
         assert slow.skips == 1 and [p.timestamp // 90 for p in got if p.marker] == [0, 133, 166]  # resumed at a key
         assert [p.sequence_number for p in got] == list(range(100, 100 + len(got)))  # no gap to NACK
     _run(test)
+
+
+def test_frames_that_reach_the_send_loop_late_are_shed_and_viewers_resume_at_a_keyframe() -> None:
+    async def test(feed: Feed, keyframes: list[str]) -> None:
+        wire = Wire()
+        viewer, _ = _viewer(wire)
+        feed.add(viewer)
+        await _publish(feed, _video(0, 0, keyframe=True))
+        late = Packet(0, 33, 33, TB, _avcc(bytes([0x41, 0])), arrival=time.monotonic() - 2.0)  # an overloaded loop
+        await _publish(feed, late, _video(0, 66))
+        await _publish(feed, _video(0, 99, keyframe=True))
+        packets = wire.read()
+        assert feed.shed == 1 and viewer.skips == 1
+        assert [p.timestamp // 90 for p in packets if p.marker] == [0, 99]  # not the shed frame, nor one after it
+        assert [p.sequence_number for p in packets] == list(range(100, 100 + len(packets)))
+    _run(test)
