@@ -42,7 +42,7 @@ from kiln.metrics.histogram import Histogram
 log = logging.getLogger(__name__)
 
 PACKETIZED = {Codec.H264: "h264", Codec.VP8: "vp8", Codec.OPUS: "opus"}
-MAX_LAG_S = 0.5        # a frame this late to the send loop is shed: Kiln is overloaded, viewers resync at a key
+MAX_LAG_S = 1.0        # a frame this late to the send loop is shed: Kiln is overloaded, viewers resync at a key
 WINDOW_S = 5.0         # the send figures are also logged per window of this length (steady state, not joins)
 MAX_GOP_FRAMES = 2000  # frames held for new viewers (a 10 s GOP at 60 fps + audio); a longer GOP is not held
 START_CODE = b"\x00\x00\x00\x01"
