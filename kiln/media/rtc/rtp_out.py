@@ -145,7 +145,7 @@ class TrackOut:
             _HEADER.pack_into(header, 1, pt | 0x80 if i == last else pt, seq, ts)
             try:
                 sock.sendto(protect(bytes(header) + payload), address)
-            except OSError:  # EAGAIN (the shared socket's buffer is full) or an unreachable route: lost
+            except (OSError, pylibsrtp.Error):  # EAGAIN (the shared socket is full), no route, SRTP refused: lost
                 self.dropped += 1
                 self.next_seq = seq
                 return -1

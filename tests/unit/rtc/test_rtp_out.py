@@ -120,3 +120,15 @@ def test_a_socket_that_will_not_take_a_packet_costs_the_frame_not_a_wait() -> No
     wire.full = True
     assert out.send([b"a", b"b"], 0, 0, 0, (wire, ADDRESS)) == -1
     assert out.dropped == 1 and out.next_seq == 500 and not wire.sent
+
+
+def test_a_packet_srtp_refuses_is_lost_not_an_exception_in_the_send_loop() -> None:
+    key = os.urandom(30)
+    strict = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))  # no repeated index allowed
+    out = TrackOut(Negotiated(ssrc=1, payload_type=96), strict.protect, clock_origin=0, first_seq=10)
+    wire = Wire()
+    out.start(0)
+    assert out.send([b"a"], 0, 0, 0, (wire, ADDRESS)) == 1
+    out.next_seq = 10  # the same index again: libsrtp refuses it
+    out.start(0)
+    assert out.send([b"a"], 0, 0, 0, (wire, ADDRESS)) == -1 and out.dropped == 1
