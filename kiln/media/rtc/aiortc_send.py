@@ -13,7 +13,9 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kiln.media.rtc.rtp_out import Negotiated, Route
+import pylibsrtp
+
+from kiln.media.rtc.rtp_out import Negotiated, Protect, Route
 from kiln.media.rtc.udp_mux import VirtualTransport
 
 _MISSING = object()
@@ -33,11 +35,41 @@ def _read(obj: Any, name: str) -> Any:
     return value
 
 
-def srtp_protect(dtls: Any) -> Callable[[bytes], bytes] | None:
+def srtp_protect(dtls: Any) -> Protect | None:
     """The SRTP protect function of a DTLS transport's keys (RTCDtlsTransport._tx_srtp); None before the
     handshake has made them."""
     session = _read(dtls, "_tx_srtp")
-    return None if session is None else session.protect
+    return None if session is None else protector(session)
+
+
+def protector(session: Any) -> Protect:
+    """pylibsrtp's ``protect`` without its per-call checks, allocation and the header + payload concatenation:
+    both are written straight into the session's buffer and libsrtp protects them there (about a fifth of a
+    viewer's cost per packet). A pylibsrtp without those internals gets its public ``protect``."""
+    try:
+        from pylibsrtp._binding import ffi, lib
+        srtp, cdata = session._srtp, session._cdata
+        call, ok = lib.srtp_protect, lib.srtp_err_status_ok
+    except (ImportError, AttributeError):
+        return lambda header, payload: session.protect(bytes(header) + payload)
+    buffer = ffi.buffer(cdata)
+    limit = len(buffer) - pylibsrtp.SRTP_MAX_TRAILER_LEN
+    length = ffi.new("int *")
+
+    def protect(header: bytes | bytearray, payload: bytes) -> bytes:
+        end = len(header)
+        total = end + len(payload)
+        if total > limit:
+            raise ValueError("packet is too long")
+        buffer[0:end] = header
+        buffer[end:total] = payload
+        length[0] = total
+        status = call(srtp[0], cdata, length)
+        if status != ok:
+            raise pylibsrtp.Error(f"srtp_protect failed with status {status}")
+        return bytes(buffer[0:length[0]])
+
+    return protect
 
 
 class RouteFinder:

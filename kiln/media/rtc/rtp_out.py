@@ -37,6 +37,7 @@ class Socket(Protocol):
 
 
 Route = tuple[Socket, Address]
+Protect = Callable[[bytes | bytearray, bytes], bytes]   # (RTP header, payload) -> SRTP packet
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,7 @@ class TrackOut:
     ``offset`` is None until a start point (a keyframe for video); ``start`` maps the rendition's
     sequence numbers onto the viewer's next ones."""
 
-    def __init__(self, negotiated: Negotiated, protect: Callable[[bytes], bytes], clock_origin: int | None = None,
+    def __init__(self, negotiated: Negotiated, protect: Protect, clock_origin: int | None = None,
                  first_seq: int | None = None) -> None:
         self.negotiated = negotiated
         self.protect = protect
@@ -144,7 +145,7 @@ class TrackOut:
         for i, payload in enumerate(payloads):
             _HEADER.pack_into(header, 1, pt | 0x80 if i == last else pt, seq, ts)
             try:
-                sock.sendto(protect(bytes(header) + payload), address)
+                sock.sendto(protect(header, payload), address)
             except (OSError, pylibsrtp.Error):  # EAGAIN (the shared socket is full), no route, SRTP refused: lost
                 self.dropped += 1
                 self.next_seq = seq
@@ -179,7 +180,7 @@ class TrackOut:
             header, pt, seq, body = self.header, self.negotiated.payload_type, viewer_seq, packet.payload
         _HEADER.pack_into(header, 1, pt | 0x80 if packet.marker else pt, seq, ts)
         try:
-            sock.sendto(self.protect(bytes(header) + body), address)
+            sock.sendto(self.protect(header, body), address)
         except OSError:
             self.dropped += 1
             return False

@@ -8,6 +8,7 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpSendP
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket, unwrap_rtx
 from pylibsrtp import Policy, Session
 
+from kiln.media.rtc.aiortc_send import protector
 from kiln.media.rtc.rtp_out import ABS_SEND_TIME_URI, MID_URI, CachedPacket, Negotiated, PacketCache, TrackOut
 
 ADDRESS = ("192.0.2.7", 40000)
@@ -50,7 +51,7 @@ def _pair(rtx: bool = False) -> tuple[TrackOut, Browser]:
     sender = Session(policy)
     negotiated = Negotiated(ssrc=0x11223344, payload_type=102, mid="0", extensions=EXTENSIONS,
                             rtx_payload_type=103 if rtx else None, rtx_ssrc=0x55667788)
-    return TrackOut(negotiated, sender.protect, clock_origin=1000, first_seq=500), Browser(key)
+    return TrackOut(negotiated, protector(sender), clock_origin=1000, first_seq=500), Browser(key)
 
 
 def test_the_header_carries_the_viewers_ssrc_sequence_clock_marker_and_extensions() -> None:
@@ -125,10 +126,18 @@ def test_a_socket_that_will_not_take_a_packet_costs_the_frame_not_a_wait() -> No
 def test_a_packet_srtp_refuses_is_lost_not_an_exception_in_the_send_loop() -> None:
     key = os.urandom(30)
     strict = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))  # no repeated index allowed
-    out = TrackOut(Negotiated(ssrc=1, payload_type=96), strict.protect, clock_origin=0, first_seq=10)
+    out = TrackOut(Negotiated(ssrc=1, payload_type=96), protector(strict), clock_origin=0, first_seq=10)
     wire = Wire()
     out.start(0)
     assert out.send([b"a"], 0, 0, 0, (wire, ADDRESS)) == 1
     out.next_seq = 10  # the same index again: libsrtp refuses it
     out.start(0)
     assert out.send([b"a"], 0, 0, 0, (wire, ADDRESS)) == -1 and out.dropped == 1
+
+
+def test_the_direct_protect_makes_what_pylibsrtp_makes() -> None:
+    key = os.urandom(30)
+    direct = protector(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)))
+    public = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    header = bytearray(bytes.fromhex("80660001000000640000beef"))
+    assert direct(header, b"payload" * 100) == public.protect(bytes(header) + b"payload" * 100)

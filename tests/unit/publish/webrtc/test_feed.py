@@ -70,10 +70,15 @@ def _output(keyframes: list[str]) -> OutputStream:
                         keyframe_wanted=lambda reason: keyframes.append(reason) is None)
 
 
+def _clear(header: bytes | bytearray, payload: bytes) -> bytes:
+    """No SRTP here (test_rtp_out.py checks it): the packets are read as sent."""
+    return bytes(header) + payload
+
+
 def _viewer(wire: Wire, video_track: int = 0) -> tuple[Viewer, list[tuple[str, int, float]]]:
     sent: list[tuple[str, int, float]] = []
-    outs = {"video": TrackOut(Negotiated(ssrc=1, payload_type=102), lambda b: b, clock_origin=0, first_seq=100),
-            "audio": TrackOut(Negotiated(ssrc=2, payload_type=111), lambda b: b, clock_origin=0, first_seq=900)}
+    outs = {"video": TrackOut(Negotiated(ssrc=1, payload_type=102), _clear, clock_origin=0, first_seq=100),
+            "audio": TrackOut(Negotiated(ssrc=2, payload_type=111), _clear, clock_origin=0, first_seq=900)}
     viewer = Viewer({video_track: "video", 1: "audio"}, outs, lambda: (wire, ADDRESS),
                     lambda kind, out, size, arrival: sent.append((kind, size, arrival)))
     return viewer, sent
