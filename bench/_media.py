@@ -197,13 +197,14 @@ class BenchKiln(KilnProcess):
         workdir.mkdir(parents=True, exist_ok=True)
         super().__init__(workdir, server_xml(ports, workdir / "records"), ports)
         self.log_level = log_level
+        self.tree = ROOT  # the source tree Kiln runs from (a bench may compare another checkout's Kiln)
 
     def start(self, timeout: float = 30.0) -> BenchKiln:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kiln.cli", "serve", "-c", str(self.config_path), "-d", str(self.data_dir),
              "--log-level", self.log_level],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=self.tree, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

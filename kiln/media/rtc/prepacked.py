@@ -1,25 +1,20 @@
 """Packetize once per rendition, protect and send per viewer.
 
 Stock aiortc packetizes every frame again for every viewer (``encoder.pack``: H.264 NAL split,
-STAP-A/FU-A). Kiln cuts a frame into RTP payloads once, in the feed, and gives each viewer's sender
-an encoder that hands those payloads back: what is left per viewer is the RTP header, SRTP and the
-socket write. The sender's encoder is set through aiortc's private attribute, checked here so an
-aiortc that renames it fails at once instead of packetizing twice in silence.
+STAP-A/FU-A). Kiln cuts a frame into RTP payloads once, in the feed, with aiortc's own packetizers;
+what is left per viewer is the RTP header, SRTP and the socket write (:mod:`kiln.media.rtc.rtp_out`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
 
-from aiortc.codecs.base import Encoder
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 
 VIDEO_CLOCK = 90000
 OPUS_CLOCK = 48000
-_ENCODER_ATTRIBUTE = "_RTCRtpSender__encoder"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,22 +44,3 @@ class Packetizer:
             self._picture_id = (self._picture_id + 1) % (1 << 15)
             return Prepacked(payloads, timestamp)
         return Prepacked([data], timestamp)
-
-
-class PrepackedEncoder(Encoder):
-    """What a viewer's sender calls instead of an encoder: the payloads are already cut."""
-
-    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
-        raise TypeError("a pre-packetized sender is never given raw frames")
-
-    def pack(self, packet: Any) -> tuple[list[bytes], int]:
-        assert isinstance(packet, Prepacked)
-        return packet.payloads, packet.timestamp
-
-
-def use_prepacked(sender: Any) -> None:
-    """Make ``sender`` (an RTCRtpSender whose track yields :class:`Prepacked`) send payloads as they are."""
-    if not hasattr(sender, _ENCODER_ATTRIBUTE):
-        raise RuntimeError("aiortc's RTCRtpSender has no encoder attribute any more: pre-packetized sending "
-                           "needs updating for this aiortc version")
-    setattr(sender, _ENCODER_ATTRIBUTE, PrepackedEncoder())

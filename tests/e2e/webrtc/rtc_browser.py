@@ -34,12 +34,13 @@ def whep_bundle(workdir: Path) -> Path:
 
 
 def play_rtc(player: str, url: str, *, origin: str, workdir: Path, timeout: float = 30, watch: float = 3,
-             stop_whep: bool = False) -> dict[str, Any]:
+             stop_whep: bool = False, chromium_args: tuple[str, ...] = ()) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     profile = Path(tempfile.mkdtemp(prefix="chromium-rtc-", dir=workdir))
     options = {"player": player, "url": url, "origin": origin, "user_data_dir": str(profile),
                "timeout_ms": int(timeout * 1000), "watch_s": watch, "chromium": CHROMIUM,
-               "whep_bundle": str(whep_bundle(workdir)) if player == "whep" else None, "stop_whep": stop_whep}
+               "whep_bundle": str(whep_bundle(workdir)) if player == "whep" else None, "stop_whep": stop_whep,
+               "chromium_args": list(chromium_args)}
     peer = Peer.spawn(f"chromium-{player}", [NODE, str(DRIVER), json.dumps(options)], workdir,
                       env={"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "NODE_PATH": str(NODE_MODULES)})
     try:

@@ -2,7 +2,8 @@
 // real player and report what the browser saw.
 // Usage: node rtc_player.js '<json options>'
 //   options: {player: "ovenplayer"|"whep", url, origin, user_data_dir, timeout_ms, watch_s, chromium,
-//             whep_bundle (path of the esbuild bundle of @eyevinn/webrtc-player), stop_whep}
+//             whep_bundle (path of the esbuild bundle of @eyevinn/webrtc-player), stop_whep,
+//             chromium_args (more command-line flags, e.g. a test CA's key to trust)}
 // Prints one JSON line: {playing, framesStart, framesEnd, framesDecoded, audioPackets, videoCodec,
 //   jitterBufferMs, playoutDelayMs, errors, whepDeleted}
 'use strict';
@@ -29,7 +30,8 @@ const PAGE = `<!doctype html><html><body><div id="player"></div><video id="v" mu
              '--autoplay-policy=no-user-gesture-required', '--disable-background-networking',
              '--disable-component-update', '--disable-sync',
              // Chromium honours only the last --disable-features: every feature in one flag
-             '--disable-features=WebRtcHideLocalIpsWithMdns,LocalNetworkAccessChecks'],
+             '--disable-features=WebRtcHideLocalIpsWithMdns,LocalNetworkAccessChecks',
+             ...(opts.chromium_args || [])],
     });
     const page = browser.pages()[0] || await browser.newPage();
     // keep every peer connection the player makes, to read its getStats()

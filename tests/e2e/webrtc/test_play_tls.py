@@ -5,6 +5,8 @@ certificate is the vhost's Host/TLS, as in tests/e2e/test_media_tls.py), with ai
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.e2e.kiln_process import KilnProcess
 from tests.e2e.test_media_tls import make_ca, sign
@@ -24,6 +28,7 @@ from tests.e2e.webrtc.play_kiln import (
     signalling_viewer,
     wait_rtmp_stream,
 )
+from tests.e2e.webrtc.rtc_browser import play_rtc, rtc_browser_available
 from tests.peers import media
 from tests.peers.ffmpeg import publish_rtmp
 from tests.peers.fixtures import require
@@ -94,6 +99,28 @@ def test_wss_signalling_plays_verified_by_the_test_ca(site: TlsSite) -> None:
     with pytest.raises(ssl.SSLCertVerificationError):  # it is TLS for real: an unknown CA is refused
         asyncio.run(signalling_viewer(url, timeout=10, tls=ssl.create_default_context()))
     site.kiln.wait_for(lambda: _connections(site.kiln) == 0, 30, "the wss session closed")
+
+
+def _spki_sha256(cert: Path) -> str:
+    """What Chromium's --ignore-certificate-errors-spki-list takes: base64 SHA-256 of the key's SubjectPublicKeyInfo."""
+    key = x509.load_pem_x509_certificate(cert.read_bytes()).public_key()
+    return base64.b64encode(hashlib.sha256(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)).digest()
+                            ).decode()
+
+
+def test_ovenplayer_plays_over_wss_in_chromium(site: TlsSite, tmp_path: Path) -> None:
+    """OvenPlayer's WebRTC source with a ``wss://`` URL, in Chromium, which trusts only the key of Kiln's
+    certificate (the test CA is not installed in the browser)."""
+    require("chromium", rtc_browser_available)
+    spki = _spki_sha256(site.kiln.workdir / "tls" / "kiln.crt")
+    report = play_rtc("ovenplayer", f"wss://127.0.0.1:{site.tls_port}/app/cam",
+                      origin=f"https://127.0.0.1:{site.tls_port}", workdir=tmp_path / "browser", watch=3,
+                      chromium_args=(f"--ignore-certificate-errors-spki-list={spki}",))
+    assert report["playing"], report
+    assert report["framesEnd"] - report["framesStart"] >= 30, report
+    assert report["audioPackets"] > 50 and report["videoCodec"] == "video/H264", report
+    assert not report["errors"], report
+    site.kiln.wait_for(lambda: _connections(site.kiln) == 0, 30, "the wss session closed with the browser")
 
 
 async def _whep(url: str, tls: ssl.SSLContext, frames_wanted: int) -> dict[str, Any]:

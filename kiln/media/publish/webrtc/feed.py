@@ -1,52 +1,65 @@
-"""One output stream's media, prepared once for every WebRTC viewer of it.
+"""One output stream's media, prepared once and sent by Kiln itself to every WebRTC viewer of it.
 
 The feed is one subscriber of the output's hub. On the producer's thread it turns each packet of a
 track WebRTC carries into RTP payloads, once for every viewer (:mod:`kiln.media.rtc.prepacked`):
 H.264 from AVCC to Annex B with SPS/PPS in front of every keyframe (a browser joining mid-stream
 needs them in band), then NAL split and STAP-A/FU-A; VP8 and Opus as they are. One hop to the
-event loop per packet, not per viewer, hands it to the viewers' taps.
+event loop per packet, not per viewer; there each packet gets the rendition track's sequence
+numbers, goes into that track's NACK cache, and is sent to every viewer in one loop doing only what
+differs per viewer (:mod:`kiln.media.rtc.rtp_out`: header, SRTP, ``sendto``): no task, queue or
+hop per viewer, so a viewer costs Kiln one protect and one ``sendto`` per packet.
 
-A tap holds one viewer's queue per track. It never blocks the feed: a viewer that falls more than
-``MAX_BACKLOG_S`` behind live, or whose queue overflows (it stopped reading, or reads too slowly),
-is skipped: its queues are emptied and it resumes at the next keyframe, so neither ingest nor
-other viewers wait for it, and its own latency stays bounded. A new viewer starts
-with the GOP the hub already holds (from its last keyframe).
+A viewer never slows the feed or other viewers: a socket that will not take its packet costs that
+viewer the rest of the frame, and its video resumes at the next keyframe (its sequence numbers stay
+continuous). When the machine cannot give the send loop the CPU it needs, frames reach it late; one
+more than ``MAX_LAG_S`` late is shed (counted, logged per window) and viewers resume at the next
+keyframe, so latency and memory stay bounded instead of a queue growing. A new viewer starts with
+the GOP the feed holds (from the last keyframe of its video track); a rendition change keeps sending
+the old track until the new one's next keyframe.
+Per frame, the time from the packet's arrival in Kiln to its first RTP packet out is counted
+(:class:`~kiln.metrics.histogram.Histogram`), and to the last viewer's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+
+from aiortc.clock import current_ntp_time
 
 from kiln.media.formats.codecs.h264 import parse_avcc
 from kiln.media.formats.codecs.nal import length_prefixed_to_annexb
-from kiln.media.model import Codec, Packet, Track
+from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.rtc.prepacked import Packetizer, Prepacked
+from kiln.media.rtc.rtp_out import CachedPacket, PacketCache, Route, TrackOut
 from kiln.media.stream.hub import CallbackSubscriber
 from kiln.media.stream.live import OutputStream
+from kiln.metrics.histogram import Histogram
 
 log = logging.getLogger(__name__)
 
 PACKETIZED = {Codec.H264: "h264", Codec.VP8: "vp8", Codec.OPUS: "opus"}
-VIDEO_QUEUE = 600   # frames: far beyond any healthy viewer's backlog (a 2 s GOP at 60 fps is 120)
-AUDIO_QUEUE = 1000  # 20 ms Opus packets: 20 s
-MAX_BACKLOG_S = 1.0  # a viewer this far behind live is resynced at the next keyframe: WebRTC is sub-second
+MAX_LAG_S = 1.0        # a frame this late to the send loop is shed: Kiln is overloaded, viewers resync at a key
+WINDOW_S = 5.0         # the send figures are also logged per window of this length (steady state, not joins)
+MAX_GOP_FRAMES = 2000  # frames held for new viewers (a 10 s GOP at 60 fps + audio); a longer GOP is not held
 START_CODE = b"\x00\x00\x00\x01"
 NAL_SPS = 7
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RtcFrame:
-    """What a viewer's track hands aiortc: the frame's RTP payloads, cut once for every viewer."""
+    """One frame's RTP payloads, cut once for every viewer, and the rendition track's sequence number of
+    the first (given on the loop, in order)."""
 
     track_id: int
     prepacked: Prepacked
     size: int
     keyframe: bool
     arrival: float  # time.monotonic() when the packet entered the server (latency figures)
+    first_seq: int = 0
 
 
 class AnnexB:
@@ -87,83 +100,113 @@ def _has_sps(data: bytes, length_size: int) -> bool:
     return False
 
 
-class Tap:
-    """One viewer's queues (one per kind), filled by the feed on the event loop, read by its tracks.
+class Viewer:
+    """One viewer's place in a feed: its sending tracks by kind and the output's track ids it plays.
 
-    ``kinds`` maps the output's track ids this viewer plays to ``video``/``audio``; a rendition change
-    retargets the tap (new ids, queues emptied, video resumes at a keyframe) under the same tracks."""
+    ``route`` gives the socket and address ICE selected (asked per frame: ICE may move); ``on_sent`` hears
+    ``(kind, out, bytes, arrival)`` after each frame sent (arrival 0 for a replayed one)."""
 
-    def __init__(self, kinds: dict[int, str]) -> None:
+    def __init__(self, kinds: dict[int, str], outs: dict[str, TrackOut], route: Callable[[], Route | None],
+                 on_sent: Callable[[str, TrackOut, int, float], None]) -> None:
         self.kinds = dict(kinds)
-        self.queues: dict[str, deque[RtcFrame]] = {"video": deque(), "audio": deque()}
-        self.waiters: dict[str, asyncio.Future[None]] = {}
-        self.waiting_key = "video" in self.kinds.values()
+        self.outs = outs
+        self.route = route
+        self.on_sent = on_sent
+        self.pending: dict[int, str] = {}   # track id -> kind it will replace at its next start point
         self.skips = 0
-        self.closed = False
 
-    def offer(self, frame: RtcFrame) -> None:
-        kind = self.kinds.get(frame.track_id)
-        if self.closed or kind is None:
-            return
-        if self.waiting_key:
-            if not (frame.keyframe and kind == "video"):
-                return
-            self.waiting_key = False
-        queue = self.queues[kind]
-        if len(queue) >= (VIDEO_QUEUE if kind == "video" else AUDIO_QUEUE) or (
-                queue and frame.arrival and queue[0].arrival and frame.arrival - queue[0].arrival > MAX_BACKLOG_S):
-            self.skip()
-            return
-        queue.append(frame)
-        self._wake(kind)
-
-    def _wake(self, kind: str) -> None:
-        waiter = self.waiters.pop(kind, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def skip(self) -> None:
-        """Drop what is queued and resume at the next keyframe (a viewer too slow to keep up)."""
-        self.skips += 1
-        for queue in self.queues.values():
-            queue.clear()
-        self.waiting_key = "video" in self.kinds.values()
+    def track_of(self, kind: str) -> int | None:
+        return next((t for t, k in self.kinds.items() if k == kind), None)
 
     def retarget(self, kinds: dict[int, str]) -> None:
-        """Play other tracks from now (a rendition change): start over at their next keyframe."""
-        self.kinds = dict(kinds)
-        self.skip()
-        self.skips -= 1
+        """Play other tracks (a rendition change): each kind moves at its new track's next start point (a
+        keyframe for video), until then the old track goes on."""
+        self.pending = {t: k for t, k in kinds.items() if self.kinds.get(t) != k}
 
-    async def get(self, kind: str) -> RtcFrame | None:
-        """The next frame of ``kind``; None once the tap is closed."""
-        queue = self.queues[kind]
-        while not queue:
-            if self.closed:
-                return None
-            waiter = self.waiters.get(kind)
-            if waiter is None or waiter.done():
-                waiter = self.waiters[kind] = asyncio.get_running_loop().create_future()
-            await waiter
-        return queue.popleft()
+    def deliver(self, frame: RtcFrame, abs_time: int, live: bool = True) -> bool:
+        """Send ``frame`` if this viewer plays its track; True when packets went out."""
+        kind = self.kinds.get(frame.track_id)
+        if kind is None:
+            kind = self.pending.get(frame.track_id)
+            if kind is None or (kind == "video" and not frame.keyframe):
+                return False
+            self.kinds = {t: k for t, k in self.kinds.items() if k != kind}
+            self.kinds[frame.track_id] = kind
+            del self.pending[frame.track_id]
+            out = self.outs.get(kind)
+            if out is not None and out.offset is not None:
+                out.start(frame.first_seq)
+        out = self.outs.get(kind)
+        if out is None:
+            return False
+        if out.offset is None:
+            video = self.outs.get("video")
+            if kind == "video" and not frame.keyframe:
+                return False
+            if kind != "video" and video is not None and video.offset is None:
+                return False  # audio starts with the video, so the two begin together
+            out.start(frame.first_seq)
+        route = self.route()
+        if route is None:
+            return False
+        sent = out.send(frame.prepacked.payloads, frame.first_seq, frame.prepacked.timestamp, abs_time, route)
+        if sent < 0:
+            self.skip()
+            return False
+        self.on_sent(kind, out, sent, frame.arrival if live else 0.0)
+        return True
 
-    def close(self) -> None:
-        self.closed = True
-        for kind in list(self.waiters):
-            self._wake(kind)
+    def skip(self) -> None:
+        """Frames this viewer cannot get whole (its socket would not take a packet, or the feed shed them): its
+        video resumes at the next keyframe, its numbering continuous."""
+        video = self.outs.get("video")
+        if video is not None and video.offset is not None:
+            self.skips += 1
+            video.offset = None
+
+    def nack(self, kind: str, seqs: list[int], caches: dict[int, PacketCache]) -> int:
+        """Resend what the viewer reports lost from the rendition's cache; how many were resent."""
+        out, track = self.outs.get(kind), self.track_of(kind)
+        cache = caches.get(track) if track is not None else None
+        route = self.route()
+        if out is None or cache is None or route is None:
+            return 0
+        resent = 0
+        for seq in seqs:
+            rendition_seq = out.rendition_seq(seq)
+            packet = cache.get(rendition_seq) if rendition_seq is not None else None
+            if packet is not None and out.resend(seq, packet, route):
+                resent += 1
+        return resent
+
+
+def abs_send_time() -> int:
+    """abs-send-time's 6.18 fixed-point seconds (24 bits), from the NTP clock as aiortc computes it."""
+    return (current_ntp_time() >> 14) & 0xFFFFFF
 
 
 class Feed:
-    """The WebRTC side of one output stream: converted once, fanned out to taps on ``loop``."""
+    """The WebRTC side of one output stream: converted once, sent to its viewers on ``loop``."""
 
     def __init__(self, output: OutputStream, loop: asyncio.AbstractEventLoop,
                  on_end: Callable[[Feed, str], None]) -> None:
         self.output = output
         self.loop = loop
         self._on_end = on_end
-        self.taps: set[Tap] = set()
+        self.viewers: set[Viewer] = set()
+        self.members = 0   # sessions on this feed, connected (a viewer) or not yet: the feed ends at none
         self._converters: dict[int, AnnexB | None] = {}
         self._packetizers: dict[int, Packetizer] = {}
+        self._kinds: dict[int, str] = {}
+        self._next_seq: dict[int, int] = {}
+        self.caches: dict[int, PacketCache] = {}
+        self.gops: dict[int, list[RtcFrame]] = {}   # video track id -> frames from its last keyframe (audio too)
+        self.first_out = Histogram()   # ms: arrival in Kiln -> the frame's first RTP packet out
+        self.last_out = Histogram()    # ms: arrival in Kiln -> the last viewer's packets of it out
+        self._window = (Histogram(), Histogram())  # the same, over the current WINDOW_S
+        self._window_start = time.monotonic()
+        self.shed = 0      # frames not sent because they reached the send loop MAX_LAG_S late (overload)
+        self._window_shed = 0
         self.ended: str | None = None
         self._sub = CallbackSubscriber(f"webrtc:{output.name}", self._from_hub, on_end=self._hub_ended)
         self.frames = 0
@@ -173,20 +216,37 @@ class Feed:
             if track.codec in PACKETIZED:
                 self._converters[track.id] = AnnexB(track) if track.codec is Codec.H264 else None
                 self._packetizers[track.id] = Packetizer(PACKETIZED[track.codec])
-        self.output.hub.subscribe(self._sub, from_keyframe=False)
+                self._kinds[track.id] = "video" if track.kind is MediaKind.VIDEO else "audio"
+                self._next_seq[track.id] = 0
+                self.caches[track.id] = PacketCache()
+        self.output.hub.subscribe(self._sub, from_keyframe=True)  # the held GOP first: new viewers start there
 
-    def add(self, tap: Tap) -> None:
-        """A new viewer (or one that changed rendition): the hub's GOP (from the last keyframe) first."""
-        self.taps.add(tap)
+    def add(self, viewer: Viewer) -> None:
+        """A viewer whose DTLS is up: the GOP of its video track at once, then live."""
+        self.viewers.add(viewer)
         self.output.request_keyframe("webrtc viewer")  # a fresh keyframe soon: the held GOP may be a second old
-        for packet in self.output.hub.gop_snapshot():
-            frame = self._frame(packet)
-            if frame is not None:  # a backlog, sent at once: no arrival, so it is kept out of latency figures
-                tap.offer(replace(frame, arrival=0.0))
+        video = viewer.track_of("video")
+        abs_time = abs_send_time()
+        for frame in list(self.gops.get(video, ())) if video is not None else ():
+            viewer.deliver(frame, abs_time, live=False)
 
-    def remove(self, tap: Tap) -> None:
-        self.taps.discard(tap)
-        tap.close()
+    def join(self) -> None:
+        """A session on this feed begins (it becomes a viewer once connected)."""
+        self.members += 1
+
+    def leave(self, viewer: Viewer | None) -> None:
+        """A session on this feed ends."""
+        self.members -= 1
+        if viewer is not None:
+            self.viewers.discard(viewer)
+
+    def nack(self, viewer: Viewer, kind: str, seqs: list[int]) -> int:
+        return viewer.nack(kind, seqs, self.caches)
+
+    def request_keyframe(self, reason: str) -> None:
+        """A viewer's PLI/FIR: the output decides (rate-bounded; a passed-through input is never asked to
+        re-encode, and an RTMP publisher cannot be asked)."""
+        self.output.request_keyframe(reason)
 
     def close(self, reason: str) -> None:
         self._sub.close()
@@ -218,15 +278,74 @@ class Feed:
         return RtcFrame(packet.track_id, prepacked, len(data), packet.keyframe, packet.arrival)
 
     # -- loop --
+    def _remember(self, frame: RtcFrame) -> None:
+        """Sequence numbers, the NACK cache, and the GOP new viewers start from."""
+        track = frame.track_id
+        seq = frame.first_seq = self._next_seq[track]
+        payloads = frame.prepacked.payloads
+        self._next_seq[track] = (seq + len(payloads)) & 0xFFFF
+        cache, last = self.caches[track], len(payloads) - 1
+        for i, payload in enumerate(payloads):
+            cache.put(CachedPacket((seq + i) & 0xFFFF, payload, i == last, frame.prepacked.timestamp))
+        if self._kinds[track] == "video":
+            if frame.keyframe:
+                self.gops[track] = [frame]
+                return
+            gop = self.gops.get(track)
+            if gop is not None:
+                gop.append(frame)
+                if len(gop) > MAX_GOP_FRAMES:
+                    del self.gops[track]
+            return
+        for gop in self.gops.values():
+            gop.append(frame)
+
     def _fan_out(self, frame: RtcFrame) -> None:
         self.frames += 1
-        for tap in self.taps:
-            tap.offer(frame)
+        self._remember(frame)
+        if not self.viewers:
+            return
+        if frame.arrival and time.monotonic() - frame.arrival > MAX_LAG_S:
+            # the loop is behind live (the machine cannot give the send loop the CPU it needs): shed load
+            # instead of queueing without bound; every viewer resumes at the next keyframe
+            self.shed += 1
+            self._window_shed += 1
+            for viewer in self.viewers:
+                viewer.skip()
+            return
+        abs_time = abs_send_time()
+        first = 0.0
+        for viewer in self.viewers:
+            if viewer.deliver(frame, abs_time) and not first:
+                first = time.monotonic()
+        if first and frame.arrival:  # the hub's GOP at subscription has no viewer yet: live frames only
+            now = time.monotonic()
+            first_ms, last_ms = (first - frame.arrival) * 1000, (now - frame.arrival) * 1000
+            self.first_out.observe(first_ms)
+            self.last_out.observe(last_ms)
+            self._window[0].observe(first_ms)
+            self._window[1].observe(last_ms)
+            if now - self._window_start >= WINDOW_S:
+                self._log_window(now)
+
+    def _log_window(self, now: float) -> None:
+        first, last = self._window
+        log.info("webrtc feed window output=%s viewers=%d seconds=%.1f frames=%d shed=%d first_rtp_ms_p50=%.2f "
+                 "first_rtp_ms_p99=%.2f last_viewer_ms_p99=%.2f", self.output.name, len(self.viewers),
+                 now - self._window_start, first.count, self._window_shed, first.quantile(0.5), first.quantile(0.99),
+                 last.quantile(0.99))
+        self._window_shed = 0
+        self._window = (Histogram(), Histogram())
+        self._window_start = now
 
     def _end(self, reason: str) -> None:
         if self.ended is not None:
             return
         self.ended = reason
-        for tap in list(self.taps):
-            tap.close()
+        if self.first_out.count:
+            log.info("webrtc feed closed output=%s reason=%s frames=%d shed=%d first_rtp_ms_p50=%.2f "
+                     "first_rtp_ms_p99=%.2f last_viewer_ms_p99=%.2f", self.output.name, reason, self.frames, self.shed,
+                     self.first_out.quantile(0.5),
+                     self.first_out.quantile(0.99), self.last_out.quantile(0.99))
+        self.viewers.clear()
         self._on_end(self, reason)

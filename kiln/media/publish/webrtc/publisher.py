@@ -265,13 +265,14 @@ class WebRtcPublisher:
             seconds = time.monotonic() - session.created
             c = session.counters
             log.info("webrtc session closed session=%s id=%d reason=%s bytes=%d seconds=%.1f resyncs=%d "
-                     "first_rtp_ms_p50=%.2f first_rtp_ms_p99=%.2f", session.label, session.id, reason, c.bytes_out,
-                     seconds, session.tap.skips, c.percentile(0.5), c.percentile(0.99))
+                     "first_rtp_ms_p50=%.2f first_rtp_ms_p99=%.2f resent=%d keyframe_requests=%d", session.label,
+                     session.id, reason, c.bytes_out, seconds, session.skips, c.percentile(0.5), c.percentile(0.99),
+                     c.resent, c.keyframe_requests)
             if self.journal is not None and target is not None:
                 self.journal.closed(target.vhost, target.app, target.stream, str(session.id),
                                     f"{target.client[0]}:{target.client[1]}", reason, c.bytes_out, round(seconds, 3))
         feed = session.feed
-        if not feed.taps and feed.ended is None:
+        if not feed.members and feed.ended is None:
             feed.close("no viewer left")  # its hub subscription goes; _feed_ended forgets it
 
     def _feed_ended(self, feed: Feed, reason: str) -> None:

@@ -3,7 +3,11 @@
 The offer (OME signalling: the server offers) or the answer (WHEP: the player offers) is made with
 codec preferences set on each transceiver before negotiation, since aiortc chooses by those and
 not by the remote's order: H.264 for H.264 (pre-encoded packets, never decoded), VP8, Opus.
-ICE runs on Kiln's shared UDP ports. The session ends, and frees its tap, transport and port
+ICE runs on Kiln's shared UDP ports. Once DTLS is up the session becomes a :class:`~.feed.Viewer` of its
+feed, which sends the media itself (header, SRTP with this connection's keys, ``sendto`` to the
+address ICE selected); aiortc keeps ICE with consent freshness, DTLS and RTCP (its SR from what Kiln
+sent), and hands NACK (answered from the feed's cache) and PLI/FIR (a rate-bounded keyframe request)
+to Kiln. The session ends, and frees its viewer, transport and port
 routes, on ``close`` (stop, socket closed, DELETE), when ICE or DTLS fail, when the viewer answers no
 consent check for ``timeout`` seconds (a viewer that vanished without a word), or when it is not
 connected ``timeout`` seconds after it began.
@@ -18,16 +22,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.clock import current_ntp_time
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
 from aiortc.sdp import candidate_from_sdp
 
 from kiln.media.model import Codec, MediaKind, Track
 from kiln.media.publish.webrtc.choose import Rendition
-from kiln.media.publish.webrtc.feed import Feed, Tap
+from kiln.media.publish.webrtc.feed import Feed, Viewer
+from kiln.media.rtc.aiortc_send import (
+    AiortcChanged,
+    RouteFinder,
+    SenderReport,
+    intercept_rtcp,
+    negotiated,
+    srtp_protect,
+)
 from kiln.media.rtc.connection import new_peer_connection, pool_context
-from kiln.media.rtc.prepacked import use_prepacked
 from kiln.media.rtc.remb import RembMeter
+from kiln.media.rtc.rtp_out import TrackOut
 from kiln.media.rtc.sdp import candidates_of, check_sdp
 from kiln.media.rtc.signalling import Candidate
 from kiln.media.rtc.udp_mux import PortPool
@@ -42,22 +56,19 @@ class SessionError(Exception):
     """The peer's description or candidate was refused; the text says why."""
 
 
-class FeedTrack(MediaStreamTrack):
-    """A sending track whose frames come from a tap: aiortc packs them (``pack``), never encodes."""
+class IdleTrack(MediaStreamTrack):
+    """The track aiortc's sender is given: it yields no frame (the feed sends the media), so the sender's RTP
+    task waits while its RTCP task reports; it ends with the session."""
 
-    def __init__(self, kind: str, tap: Tap, on_frame: Callable[[int, float], None]) -> None:
+    def __init__(self, kind: str, ended: asyncio.Event) -> None:
         super().__init__()
         self.kind = kind
-        self.tap = tap
-        self._on_frame = on_frame
+        self._ended = ended
 
-    async def recv(self) -> Any:  # Prepacked: the sender's PrepackedEncoder hands its payloads on
-        frame = await self.tap.get(self.kind)
-        if frame is None:
-            self.stop()
-            raise MediaStreamError
-        self._on_frame(frame.size, frame.arrival)
-        return frame.prepacked
+    async def recv(self) -> Any:
+        await self._ended.wait()
+        self.stop()
+        raise MediaStreamError
 
 
 @dataclass
@@ -67,7 +78,9 @@ class SessionCounters:
     bytes_out: int = 0
     unreported: int = 0
     last_sent: float = 0.0
-    latency_ms: list[float] = field(default_factory=list)  # live frames: arrival in Kiln -> handed to aiortc
+    latency_ms: list[float] = field(default_factory=list)  # live frames: arrival in Kiln -> this viewer's packets out
+    resent: int = 0                                        # packets resent for NACKs
+    keyframe_requests: int = 0                             # PLI/FIR heard
 
     def percentile(self, q: float) -> float:
         if not self.latency_ms:
@@ -92,12 +105,17 @@ class ViewerSession:
         self._on_closed = on_closed
         self.auto = False
         self.remb = RembMeter()  # the viewer's bandwidth estimate, for webrtcAutoAbr
-        self.tap = Tap(_kinds(rendition))
+        self.viewer: Viewer | None = None   # once DTLS is up: the feed sends to it
+        self._transceivers: list[tuple[str, RTCRtpTransceiver]] = []
+        self._reports: dict[str, SenderReport] = {}
+        self._negotiated = False
+        self._media_end = asyncio.Event()
         self.pc: RTCPeerConnection = new_peer_connection()
         self._watch: asyncio.Task[None] | None = None
         self.ended = asyncio.Event()  # set once closed: the signalling socket closes with it
         self.ended_callbacks: list[Callable[[], object]] = []  # e.g. WHEP forgets its token
         self.pc.on("connectionstatechange", self._state_changed)
+        feed.join()
 
     # -- negotiation --
     def _add_transceivers(self, kinds: list[str] | None = None) -> None:
@@ -105,10 +123,9 @@ class ViewerSession:
             kind = "video" if track.kind is MediaKind.VIDEO else "audio"
             if kinds is not None and kind not in kinds:
                 continue
-            sending = FeedTrack(kind, self.tap, self._sent)
-            transceiver = self.pc.addTransceiver(sending, direction="sendonly")
+            transceiver = self.pc.addTransceiver(IdleTrack(kind, self._media_end), direction="sendonly")
             transceiver.setCodecPreferences(_preferences(kind, track))
-            use_prepacked(transceiver.sender)
+            self._transceivers.append((kind, transceiver))
             if kind == "video":
                 self.remb.attach(transceiver.sender)
 
@@ -173,15 +190,59 @@ class ViewerSession:
                      self.rendition.name, rendition.name)
             return False
         self.rendition = rendition
-        self.tap.retarget(_kinds(rendition))
-        self.feed.add(self.tap)
+        if self.viewer is not None:  # else it starts on this rendition once connected
+            self.viewer.retarget(_kinds(rendition))
+        self.feed.request_keyframe("webrtc rendition change")  # the new track moves at its next keyframe
         log.info("webrtc rendition changed session=%s rendition=%s", self.label, rendition.name)
         return True
 
     def _begin(self) -> None:
-        """Media flows to the tap from now (the feed seeds it with the current GOP)."""
-        if self.closed_reason is None:
-            self.feed.add(self.tap)
+        """The peer's description is in: media flows once DTLS is up (now, if it already is)."""
+        self._negotiated = True
+        if self.connected_at is not None:
+            self._start_sending()
+
+    def _start_sending(self) -> None:
+        """Become a viewer of the feed: the negotiated SSRCs and payload types, this connection's SRTP keys and
+        ICE route, RTCP feedback to Kiln; the feed then sends the GOP at once, and live."""
+        if self.viewer is not None or self.closed_reason is not None or not self._negotiated or not self._transceivers:
+            return
+        dtls = self._transceivers[0][1].sender.transport
+        try:
+            protect = srtp_protect(dtls)
+            if protect is None:
+                raise ValueError("DTLS made no SRTP keys")
+            outs = {kind: TrackOut(negotiated(t), protect) for kind, t in self._transceivers}
+            self._reports = {kind: SenderReport(t.sender) for kind, t in self._transceivers}
+            route = RouteFinder(dtls)
+        except (AiortcChanged, ValueError) as exc:
+            log.error("webrtc session cannot send session=%s id=%d error=%s", self.label, self.id, exc)
+            asyncio.get_running_loop().create_task(self.close(f"cannot send: {exc}"))
+            return
+        for kind, transceiver in self._transceivers:
+            intercept_rtcp(transceiver.sender, self._feedback(kind))
+        self.viewer = Viewer(_kinds(self.rendition), outs, route, self._sent)
+        self.feed.add(self.viewer)
+
+    def _feedback(self, kind: str) -> Callable[[Any], bool]:
+        """The viewer's RTCP feedback on ``kind``: NACK answered from the feed's cache, PLI/FIR a keyframe request
+        (the output bounds the rate and never makes a passed-through input re-encode); the rest to aiortc."""
+        def handle(packet: Any) -> bool:
+            if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                if self.viewer is not None:
+                    self.counters.resent += self.feed.nack(self.viewer, kind, list(packet.lost))
+                return True
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+                self.counters.keyframe_requests += 1
+                self.feed.request_keyframe("webrtc viewer PLI")
+                return True
+            return False
+        return handle
+
+    @property
+    def skips(self) -> int:
+        """Times this viewer's socket would not take a packet (its video resumed at a keyframe)."""
+        return self.viewer.skips if self.viewer is not None else 0
 
     # -- lifecycle --
     def _start_watch(self) -> None:
@@ -199,14 +260,18 @@ class ViewerSession:
             self.connected_at = time.monotonic()
             log.info("webrtc session connected session=%s id=%d after_ms=%.0f", self.label, self.id,
                      (self.connected_at - self.created) * 1000)
+            self._start_sending()
         elif state in ("failed", "closed") and self.closed_reason is None:
             await self.close("ICE/DTLS failed (consent lost or peer gone)" if state == "failed" else "peer closed")
 
-    def _sent(self, size: int, arrival: float) -> None:
+    def _sent(self, kind: str, out: TrackOut, size: int, arrival: float) -> None:
         c = self.counters
         c.bytes_out += size
         c.unreported += size
         c.last_sent = time.monotonic()
+        report = self._reports.get(kind)
+        if report is not None:
+            report.update(current_ntp_time(), out.last_timestamp, out.packets, out.octets)
         if arrival and len(c.latency_ms) < LATENCY_SAMPLES:
             c.latency_ms.append((c.last_sent - arrival) * 1000)
 
@@ -215,7 +280,8 @@ class ViewerSession:
         if self.closed_reason is not None:
             return
         self.closed_reason = reason
-        self.feed.remove(self.tap)
+        self.feed.leave(self.viewer)
+        self._media_end.set()  # the idle tracks end: aiortc's senders stop
         watch, self._watch = self._watch, None
         if watch is not None and watch is not asyncio.current_task():
             watch.cancel()

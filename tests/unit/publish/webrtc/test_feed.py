@@ -1,17 +1,21 @@
-"""A feed's conversion (AVCC to Annex B with parameter sets) and a viewer's tap (never blocking the feed)."""
+"""A feed's conversion (AVCC to Annex B with parameter sets) and its send loop: where each viewer starts, a
+rendition change, NACKs from the cache, a viewer whose socket is full skipped without slowing the others."""
 
 from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from fractions import Fraction
+
+from aiortc.rtp import RtpPacket
 
 from kiln.media.formats.codecs.h264 import AvcConfig
 from kiln.media.model import Codec, MediaKind, Packet, Track
-from kiln.media.publish.webrtc.feed import AUDIO_QUEUE, VIDEO_QUEUE, AnnexB, Feed, RtcFrame, Tap
-from kiln.media.rtc.prepacked import Prepacked
+from kiln.media.publish.webrtc.feed import AnnexB, Feed, Viewer
+from kiln.media.rtc.rtp_out import Negotiated, TrackOut
 from kiln.media.stream.hub import StreamHub
-from kiln.media.stream.live import OutputStream
+from kiln.media.stream.live import OutputStream, OutputTrack
 
 SPS = bytes([0x67, 0x42, 0xC0, 0x1E, 0xDA])
 PPS = bytes([0x68, 0xCE, 0x3C, 0x80])
@@ -35,77 +39,161 @@ def test_keyframes_get_sps_pps_in_front_and_other_frames_do_not() -> None:
     assert inband.count(SPS) == 1
 
 
-def _frame(track_id: int, keyframe: bool = False, arrival: float = 0.0) -> RtcFrame:
-    return RtcFrame(track_id, Prepacked([b"x"], 0), 1, keyframe, arrival)
+OPUS_TB = Fraction(1, 48000)
+ADDRESS = ("192.0.2.9", 50000)
 
 
-def test_tap_starts_at_a_keyframe_and_skips_a_viewer_that_falls_behind() -> None:
+class Wire:
+    """The shared UDP socket as a viewer's route sees it; ``full`` refuses as a full non-blocking socket does."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.full = False
+
+    def sendto(self, data: bytes, address: tuple[str, int], /) -> int:
+        if self.full:
+            raise BlockingIOError
+        self.sent.append(data)
+        return len(data)
+
+    def read(self) -> list[RtpPacket]:
+        packets = [RtpPacket.parse(d) for d in self.sent]
+        self.sent.clear()
+        return packets
+
+
+def _output(keyframes: list[str]) -> OutputStream:
+    tracks = [OutputTrack(0, MediaKind.VIDEO, "high", {}, True, 0, Track(0, MediaKind.VIDEO, Codec.H264, TB)),
+              OutputTrack(5, MediaKind.VIDEO, "low", {}, False, 0, Track(5, MediaKind.VIDEO, Codec.H264, TB)),
+              OutputTrack(1, MediaKind.AUDIO, "opus", {}, False, 1, Track(1, MediaKind.AUDIO, Codec.OPUS, OPUS_TB))]
+    return OutputStream("cam", {}, tracks, StreamHub("default/app/cam"),
+                        keyframe_wanted=lambda reason: keyframes.append(reason) is None)
+
+
+def _clear(header: bytes | bytearray, payload: bytes) -> bytes:
+    """No SRTP here (test_rtp_out.py checks it): the packets are read as sent."""
+    return bytes(header) + payload
+
+
+def _viewer(wire: Wire, video_track: int = 0) -> tuple[Viewer, list[tuple[str, int, float]]]:
+    sent: list[tuple[str, int, float]] = []
+    outs = {"video": TrackOut(Negotiated(ssrc=1, payload_type=102), _clear, clock_origin=0, first_seq=100),
+            "audio": TrackOut(Negotiated(ssrc=2, payload_type=111), _clear, clock_origin=0, first_seq=900)}
+    viewer = Viewer({video_track: "video", 1: "audio"}, outs, lambda: (wire, ADDRESS),
+                    lambda kind, out, size, arrival: sent.append((kind, size, arrival)))
+    return viewer, sent
+
+
+def _video(track: int, pts: int, keyframe: bool = False, size: int = 3000) -> Packet:
+    nal = bytes([0x65 if keyframe else 0x41]) + bytes(size)  # FU-A cut: several packets per frame
+    return Packet(track, pts, pts, TB, _avcc(nal), keyframe=keyframe, arrival=time.monotonic())
+
+
+def _audio(pts: int) -> Packet:
+    return Packet(1, pts, pts, OPUS_TB, b"\xfc" + bytes(80), keyframe=True, arrival=time.monotonic())
+
+
+def _run(test: object) -> None:
     async def main() -> None:
-        tap = Tap({0: "video", 1: "audio"})
-        tap.offer(_frame(1))            # before any keyframe: nothing
-        tap.offer(_frame(0))
-        assert not tap.queues["video"] and not tap.queues["audio"]
-        tap.offer(_frame(0, keyframe=True))
-        tap.offer(_frame(1))
-        tap.offer(_frame(7))            # a track this viewer does not play
-        assert len(tap.queues["video"]) == 1 and len(tap.queues["audio"]) == 1
-        for _ in range(VIDEO_QUEUE + 5):  # nobody reads: the tap skips instead of growing or blocking
-            tap.offer(_frame(0))
-        assert tap.skips == 1 and not tap.queues["video"] and not tap.queues["audio"] and tap.waiting_key
-        for _ in range(AUDIO_QUEUE + 1):  # audio alone overflowing skips too (it also waits for a keyframe)
-            tap.offer(_frame(1))
-        assert tap.skips == 1 and not tap.queues["audio"]
-
+        keyframes: list[str] = []
+        feed = Feed(_output(keyframes), asyncio.get_running_loop(), lambda feed, reason: None)
+        feed.start()
+        try:
+            await test(feed, keyframes)  # type: ignore[operator]
+        finally:
+            feed.close("test over")
     asyncio.run(main())
 
 
-def test_tap_get_waits_and_close_wakes_readers() -> None:
-    async def main() -> None:
-        tap = Tap({0: "video"})
-        reader = asyncio.ensure_future(tap.get("video"))
-        await asyncio.sleep(0)
-        tap.offer(_frame(0, keyframe=True))
-        assert (await reader) is not None
-        waiting = asyncio.ensure_future(tap.get("video"))
-        await asyncio.sleep(0)
-        tap.close()
-        assert (await waiting) is None
-
-    asyncio.run(main())
+async def _publish(feed: Feed, *packets: Packet) -> None:
+    for packet in packets:
+        feed.output.hub.publish(packet)
+    for _ in range(3):
+        await asyncio.sleep(0)  # the hop to the loop
 
 
-def test_retarget_switches_tracks_from_their_next_keyframe() -> None:
-    tap = Tap({0: "video"})
-    tap.offer(_frame(0, keyframe=True))
-    tap.retarget({5: "video"})
-    assert tap.skips == 0 and not tap.queues["video"] and tap.waiting_key
-    tap.offer(_frame(0, keyframe=True))
-    assert not tap.queues["video"]
-    tap.offer(_frame(5, keyframe=True))
-    assert len(tap.queues["video"]) == 1
+def test_a_new_viewer_starts_at_the_held_keyframe_then_goes_live_and_asks_for_a_keyframe() -> None:
+    async def test(feed: Feed, keyframes: list[str]) -> None:
+        await _publish(feed, _video(0, 0), _audio(0), _video(0, 33, keyframe=True), _audio(960), _video(0, 66))
+        wire = Wire()
+        viewer, sent = _viewer(wire)
+        feed.add(viewer)
+        assert keyframes == ["webrtc viewer"]
+        replay = wire.read()
+        video = [p for p in replay if p.ssrc == 1]
+        assert video[0].timestamp == 33 * 90 and {p.timestamp for p in video} == {33 * 90, 66 * 90}
+        assert [p.sequence_number for p in video] == list(range(100, 100 + len(video)))
+        assert [p.timestamp for p in replay if p.ssrc == 2] == [960]  # audio from the keyframe on
+        assert all(arrival == 0.0 for _, _, arrival in sent)  # a replay is kept out of latency figures
+        await _publish(feed, _video(0, 99), _audio(1920))
+        live = wire.read()
+        assert live[0].sequence_number == video[-1].sequence_number + 1 and live[-1].marker
+        assert sent[-1][2] > 0 and feed.first_out.count == 2
+    _run(test)
 
 
-def test_a_viewer_more_than_a_second_behind_live_is_resynced() -> None:
-    tap = Tap({0: "video"})
-    tap.offer(_frame(0, keyframe=True, arrival=100.0))
-    for i in range(1, 30):
-        tap.offer(_frame(0, arrival=100.0 + i / 30))
-    assert tap.skips == 0 and len(tap.queues["video"]) == 30  # a second queued: still live enough
-    tap.offer(_frame(0, arrival=101.1))
-    assert tap.skips == 1 and not tap.queues["video"] and tap.waiting_key
+def test_a_rendition_change_moves_at_the_new_tracks_keyframe_with_the_numbering_continuous() -> None:
+    async def test(feed: Feed, keyframes: list[str]) -> None:
+        wire = Wire()
+        viewer, _ = _viewer(wire)
+        await _publish(feed, _video(0, 0, keyframe=True))
+        feed.add(viewer)
+        viewer.retarget({5: "video", 1: "audio"})
+        await _publish(feed, _video(5, 33), _video(0, 33))  # the low track has no keyframe yet: high goes on
+        await _publish(feed, _video(5, 66, keyframe=True, size=10), _video(0, 66), _video(5, 99, size=10))
+        packets = wire.read()
+        assert [p.sequence_number for p in packets] == list(range(100, 100 + len(packets)))
+        assert [p.timestamp // 90 for p in packets if p.marker] == [0, 33, 66, 99]
+        assert all(len(p.payload) < 100 for p in packets if p.timestamp >= 66 * 90)  # the low track's frames
+        assert viewer.kinds == {5: "video", 1: "audio"}
+    _run(test)
 
 
-def test_a_new_viewer_asks_the_stream_for_a_keyframe() -> None:
-    """A WebRTC publisher's keyframes come on request: each viewer (or rendition change) asks for one."""
-    asked: list[str] = []
-    output = OutputStream("cam", {}, [], StreamHub("default/app/cam"),
-                          keyframe_wanted=lambda reason: asked.append(reason) is None)
-    loop = asyncio.new_event_loop()
-    try:
-        feed = Feed(output, loop, lambda feed, reason: None)
-        feed.add(Tap({0: "video"}))
-        feed.add(Tap({0: "video"}))
-        assert asked == ["webrtc viewer", "webrtc viewer"]
-        feed.close("test over")
-    finally:
-        loop.close()
+def test_a_nack_is_answered_from_the_feeds_cache() -> None:
+    async def test(feed: Feed, keyframes: list[str]) -> None:
+        wire = Wire()
+        viewer, _ = _viewer(wire)
+        feed.add(viewer)
+        await _publish(feed, _video(0, 0, keyframe=True), _video(0, 33))
+        packets = {p.sequence_number: p for p in wire.read()}
+        lost = sorted(packets)[2]
+        assert feed.nack(viewer, "video", [lost, 5000]) == 1  # 5000 was never sent: nothing
+        (again,) = wire.read()
+        assert (again.sequence_number, again.payload, again.timestamp) == (
+            lost, packets[lost].payload, packets[lost].timestamp)
+    _run(test)
+
+
+def test_a_viewer_whose_socket_is_full_is_skipped_and_the_other_gets_every_packet() -> None:
+    async def test(feed: Feed, keyframes: list[str]) -> None:
+        slow_wire, healthy_wire = Wire(), Wire()
+        slow, _ = _viewer(slow_wire)
+        healthy, _ = _viewer(healthy_wire)
+        feed.add(slow)
+        feed.add(healthy)
+        await _publish(feed, _video(0, 0, keyframe=True))
+        slow_wire.full = True
+        await _publish(feed, _video(0, 33), _video(0, 66))
+        slow_wire.full = False
+        await _publish(feed, _video(0, 99), _video(0, 133, keyframe=True), _video(0, 166))
+        assert [p.timestamp // 90 for p in healthy_wire.read() if p.marker] == [0, 33, 66, 99, 133, 166]
+        got = slow_wire.read()
+        assert slow.skips == 1 and [p.timestamp // 90 for p in got if p.marker] == [0, 133, 166]  # resumed at a key
+        assert [p.sequence_number for p in got] == list(range(100, 100 + len(got)))  # no gap to NACK
+    _run(test)
+
+
+def test_frames_that_reach_the_send_loop_late_are_shed_and_viewers_resume_at_a_keyframe() -> None:
+    async def test(feed: Feed, keyframes: list[str]) -> None:
+        wire = Wire()
+        viewer, _ = _viewer(wire)
+        feed.add(viewer)
+        await _publish(feed, _video(0, 0, keyframe=True))
+        late = Packet(0, 33, 33, TB, _avcc(bytes([0x41, 0])), arrival=time.monotonic() - 2.0)  # an overloaded loop
+        await _publish(feed, late, _video(0, 66))
+        await _publish(feed, _video(0, 99, keyframe=True))
+        packets = wire.read()
+        assert feed.shed == 1 and viewer.skips == 1
+        assert [p.timestamp // 90 for p in packets if p.marker] == [0, 99]  # not the shed frame, nor one after it
+        assert [p.sequence_number for p in packets] == list(range(100, 100 + len(packets)))
+    _run(test)
