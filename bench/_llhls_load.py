@@ -41,6 +41,7 @@ TARGET_VS_NGINX = 0.3
 TARGET_VIEWERS = 1_000
 LATE_MS = 100.0
 
+part_samples: Any = None  # bench/llhls.py's moof reader, imported by the client process (run_child)
 _HINT = re.compile(rb'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"')
 _PART_NAME = re.compile(rb"part_(\d+)_(\d+)_(\d+)_")
 
@@ -216,8 +217,6 @@ class PartClock:
     def last_ms(self, name: bytes, body: bytes) -> int:
         got = self.known.get(name)
         if got is None:
-            from llhls import part_samples
-
             tfdt, durs = part_samples(body)
             got = self.known[name] = round((tfdt + sum(durs[:-1])) * 1000 / self.timescale)
         return got
@@ -245,11 +244,14 @@ async def blocking_viewer(host: str, port: int, path: bytes, video: bool, clock:
             counted = window[0] <= time.perf_counter() < window[1]
             if counted:
                 tally.requests += 1
-            if status != 200 or b'URI="' + hint + b'"' not in text:
+            if status != 200 or text.find(b'URI="' + hint + b'"', 0, text.rfind(b"#EXT-X-PRELOAD-HINT")) < 0:
                 continue  # the hinted part's segment ended before it (the next hint is in the answer)
             t0 = time.perf_counter()
             pstatus, body = await conn.get(host, base + hint)
             done = time.perf_counter()
+            if os.environ.get("LLSERVE_DEBUG") and done - t0 > 0.2:
+                sys.stderr.write(f"slow part GET {1000 * (done - t0):.0f} ms status {pstatus} {hint[:40]!r} "
+                                 f"at {time.strftime('%H:%M:%S')}\n")
             if window[0] <= done < window[1]:
                 tally.requests += 1
                 tally.bytes += len(body)
@@ -342,6 +344,9 @@ async def child_main(spec: dict[str, Any]) -> ChildTally:
 
 
 def run_child() -> None:
+    global part_samples
+    from llhls import part_samples  # imported before the viewers start: the import takes a second or more
+
     spec = json.loads(sys.stdin.read())
     try:
         import uvloop
