@@ -249,9 +249,6 @@ async def blocking_viewer(host: str, port: int, path: bytes, video: bool, clock:
             t0 = time.perf_counter()
             pstatus, body = await conn.get(host, base + hint)
             done = time.perf_counter()
-            if os.environ.get("LLSERVE_DEBUG") and done - t0 > 0.2:
-                sys.stderr.write(f"slow part GET {1000 * (done - t0):.0f} ms status {pstatus} {hint[:40]!r} "
-                                 f"at {time.strftime('%H:%M:%S')}\n")
             if window[0] <= done < window[1]:
                 tally.requests += 1
                 tally.bytes += len(body)

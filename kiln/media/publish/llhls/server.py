@@ -131,6 +131,8 @@ class LlhlsServer:
         self.stats = stats
         self.thumbnail_port = thumbnail_port
         self._policies: dict[int, tuple[dict[str, Any] | None, CorsPolicy]] = {}
+        self._fast_cors_lines: dict[tuple[int, str | None, str | None],
+                                    tuple[dict[str, Any] | None, list[tuple[bytes, bytes]]]] = {}
         self._playlists = PlaylistCache()
         self.starlette = Starlette(routes=[Route("/{path:path}", self.endpoint,
                                                  methods=["GET", "HEAD", "OPTIONS", "POST", "PATCH", "DELETE"]),
@@ -191,9 +193,9 @@ class LlhlsServer:
         if len(parts) != 3 or not parts[2].startswith(_FAST_PREFIXES):
             return None
         app_name, stream_name, file_name = parts
-        q = parse_qs(query.decode("latin-1"), keep_blank_values=True) if query else {}
-        if "direction" in q or claim_of(file_name, q) is not Claim.LLHLS:
-            return None
+        q = _query(query.decode("latin-1"))
+        if "direction" in q or "format" in q:  # WHEP/WHIP; format=ts may make a playlist HLS v3's (claims.py)
+            return None  # (every file name matched below is LL-HLS's otherwise: claims.py's patterns or stricter)
         found = self.apps.app_for_host(host, app_name)
         if found is None or found[1] is None or llhls_config(found[1]) is None:
             return None
@@ -206,7 +208,7 @@ class LlhlsServer:
                 session_q is None or self.leases.child_allowed_now(session_q) is not True
                 or self.publisher.touch(session_q, stream) is None):
             return None
-        cors = self._cors_for(origin, acrh, app_config)
+        cors = self._fast_cors(origin, acrh, app_config)
         head = method == "HEAD"
         try:
             if m := _CHUNKLIST.match(file_name):
@@ -232,9 +234,23 @@ class LlhlsServer:
             return self._fast_body(stream, pkg.init_segment, _media_type(pkg), cors, head)
         return None
 
-    def _fast_body(self, stream: LlhlsStream, body: bytes, content_type: str, cors: dict[str, str], head: bool,
-                   extra: tuple[tuple[bytes, bytes], ...] = ()) -> FastAnswer:
-        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in cors.items()]
+    def _fast_cors(self, origin: str | None, acrh: str | None,
+                   app_config: dict[str, Any] | None) -> list[tuple[bytes, bytes]]:
+        """:meth:`_cors_for` as raw header lines, kept per app section, Origin and requested headers."""
+        section = llhls_config(app_config) if app_config else None
+        key = (id(section), origin, acrh)
+        cached = self._fast_cors_lines.get(key)
+        if cached is None or cached[0] is not section:
+            lines = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                     for k, v in self._cors_for(origin, acrh, app_config).items()]
+            if len(self._fast_cors_lines) > 4096:
+                self._fast_cors_lines.clear()
+            cached = self._fast_cors_lines[key] = (section, lines)
+        return cached[1]
+
+    def _fast_body(self, stream: LlhlsStream, body: bytes, content_type: str, cors: list[tuple[bytes, bytes]],
+                   head: bool, extra: tuple[tuple[bytes, bytes], ...] = ()) -> FastAnswer:
+        headers = list(cors)
         headers.extend(extra)
         headers.append((b"content-type", content_type.encode("latin-1")))
         if not head and body:
@@ -243,7 +259,7 @@ class LlhlsServer:
         return FastAnswer(200, headers, body)
 
     def _fast_chunklist(self, stream: LlhlsStream, track_id: int, key: str, query: dict[str, list[str]],
-                        session_q: str | None, cors: dict[str, str], gzip_ok: bool,
+                        session_q: str | None, cors: list[tuple[bytes, bytes]], gzip_ok: bool,
                         head: bool) -> FastAnswer | FastWait | None:
         pkg = stream.track_by_id(track_id)
         if pkg is None or key != stream.key:
@@ -279,13 +295,12 @@ class LlhlsServer:
         return FastWait(stream.on_next_change, lambda: answer() if settled() else None, answer,
                         self._hold_seconds(stream))
 
-    def _fast_part(self, stream: LlhlsStream, pkg: TrackPackager, msn: int, index: int, cors: dict[str, str],
-                   head: bool) -> FastAnswer | FastWait | None:
+    def _fast_part(self, stream: LlhlsStream, pkg: TrackPackager, msn: int, index: int,
+                   cors: list[tuple[bytes, bytes]], head: bool) -> FastAnswer | FastWait | None:
         def answer() -> FastAnswer:
             seg = pkg.segment(msn)
             if seg is None or index >= len(seg.parts):
-                return FastAnswer(404, [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in cors.items()],
-                                  b"")
+                return FastAnswer(404, list(cors), b"")
             return self._fast_body(stream, seg.parts[index].data, _media_type(pkg), cors, head)
 
         if pkg.has_part(msn, index):
@@ -493,6 +508,21 @@ class LlhlsServer:
         if seg is None or index >= len(seg.parts):
             return Response(status_code=404, headers=cors)
         return self._respond(request, seg.parts[index].data, 200, _media_type(pkg), None, cors, stream)
+
+
+def _query(query: str) -> dict[str, list[str]]:
+    """``parse_qs(query, keep_blank_values=True)``, split by hand when nothing in it is encoded (players'
+    queries: a session, _HLS_ directives)."""
+    if not query:
+        return {}
+    if "%" in query or "+" in query:
+        return parse_qs(query, keep_blank_values=True)
+    out: dict[str, list[str]] = {}
+    for pair in query.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            out.setdefault(name, []).append(value)
+    return out
 
 
 def _child_query(stream: LlhlsStream, session_q: str | None, legacy: bool) -> str:
