@@ -176,7 +176,8 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 waiting.response_complete = True
                 if self.transport.is_closing():
                     return
-                self._write(answer, head, keep_alive and not waiting.disconnected)
+                # uvicorn's shutdown() sets keep_alive False on a pending cycle: answer, then close
+                self._write(answer, head, keep_alive and waiting.keep_alive and not waiting.disconnected)
                 self.on_response_complete()
 
             def changed() -> None:
