@@ -10,8 +10,8 @@ latency parts so both evolve without touching each other.
     viewers. Each viewer follows the video and the audio chunklist as hls.js does in low-latency mode:
     blocking reload on the PRELOAD-HINT part (``_HLS_msn``/``_HLS_part``), then GET that part, gzip
     accepted. Lateness of a video part = downloaded - the moment it became available, the write of
-    the frame that closes it (the frame after its last one: no server can cut a part before that
-    frame arrives). "late" = lateness > 100 ms. The reference, in the same run and at the same
+    the frame that closes it (its last frame: Kiln predicts that frame's duration, so a part is cut
+    when its last frame arrives). "late" = lateness > 100 ms. The reference, in the same run and at the same
     count, is nginx serving the static copy: each viewer GETs the playlist and a part every
     part-duration (nothing to wait for), with its GET times and CPU.
 """

@@ -6,12 +6,15 @@ N ffmpeg publishers (``-re -stream_loop -1 -c copy``) send a 720p30 H.264 3 Mbit
 1. ``kiln``       Kiln with the e2e application config (LL-HLS, Push, FILE, Thumbnail publishers
                   declared: every stream is also packaged as LL-HLS, nobody watches);
 2. ``kiln-bare``  Kiln with an application that declares no publishers (ingest + stream actors only);
-3. ``nginx``      nginx-rtmp (Debian libnginx-mod-rtmp, ``live on``, no record, one worker).
+3. ``nginx``      nginx-rtmp (Debian libnginx-mod-rtmp, ``live on``, no record, one worker);
+4. ``nginx-hls``  the same nginx-rtmp with ``hls on`` (2 s fragments, 10 s playlist, written to the work dir):
+                  the reference for Kiln with LL-HLS.
 
 For each: wait until all N streams are up (Kiln: listed by the API), ``--warmup`` seconds, then a
 steady window of ``--seconds`` in which the server's utime+stime is read from /proc/<pid>/stat.
 Prints CPU seconds per stream-minute, the share of one core, the machine's busy share, RSS before /
-after the window / after the publishers left, and the ratio Kiln / nginx. Also counts warnings and
+after the window / after the publishers left, and the ratios with issue 16's targets next to them:
+kiln-bare / nginx (ingest alone, <= 2.0x) and kiln / nginx-hls (ingest + LL-HLS, <= 2.0x). Also counts warnings and
 errors in Kiln's log and publishers that died. The SRT mode runs only if Kiln has an SRT provider
 (``--protocol srt``: Kiln gets MPEG-TS over SRT, nginx still RTMP as it has no SRT).
 
@@ -26,17 +29,22 @@ import argparse
 import re
 import sys
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _media import (  # noqa: E402
     ROOT,
+    RTMP_MODULE,
     BenchKiln,
     CpuWindow,
     Peer,
+    _start_nginx,
     dead,
     ffmpeg_publish,
     media_720p,
@@ -49,6 +57,36 @@ from _media import (  # noqa: E402
     thread_count,
     wait_until,
 )
+
+# nginx-rtmp packaging HLS: the reference for Kiln with LL-HLS (issue 16: "with LL-HLS <= 2.0x nginx `hls on`")
+NGINX_HLS_CONF = """\
+load_module {module};
+daemon off;
+master_process off;
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 4096; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{port};
+        chunk_size 4096;
+        application app {{
+            live on;
+            hls on;
+            hls_path {workdir}/hls;
+            hls_fragment 2s;
+            hls_playlist_length 10s;
+        }}
+    }}
+}}
+"""
+
+# issue 16, target 1: (Kiln run, nginx run it is compared with, what is promised)
+TARGETS = (("kiln-bare", "nginx", "ingest alone <= 2.0x nginx-rtmp `live on`"),
+           ("kiln", "nginx-hls", "ingest + LL-HLS <= 2.0x nginx-rtmp `hls on`"),
+           ("kiln", "nginx", "for information: ingest + LL-HLS next to nginx `live on`"))
+TARGET_RATIO = 2.0
 
 
 @dataclass
@@ -75,8 +113,17 @@ def srt_ingest_available() -> bool:
 
 
 def bare_xml(xml: str) -> str:
-    """The e2e Server.xml with the application's <Publishers> emptied."""
-    return re.sub(r"<Publishers>\s*<LLHLS>.*?</Publishers>", "<Publishers/>", xml, count=1, flags=re.S)
+    """The e2e Server.xml with every application's <Publishers> emptied (Bind/Publishers, the ports, stay:
+    an earlier regex emptied those instead, so "kiln-bare" still packaged every stream as LL-HLS)."""
+    root = ET.fromstring(xml)
+    apps = root.findall(".//Application")
+    for publishers in (app.find("Publishers") for app in apps):
+        if publishers is not None:
+            for child in list(publishers):
+                publishers.remove(child)
+    if not apps:
+        raise ValueError("the bench's Server.xml has no <Application>")
+    return ET.tostring(root, encoding="unicode")
 
 
 def run_kiln(args: argparse.Namespace, media: Path, wd: Path, *, bare: bool) -> Result:
@@ -104,6 +151,8 @@ def run_kiln(args: argparse.Namespace, media: Path, wd: Path, *, bare: bool) -> 
             notes.append(f"after the window the API lists {listed} streams, not {args.streams}")
         notes += [f"publisher died: {d}" for d in dead(pubs)]
         notes += stats_check(kiln, args.streams)
+        if not bare:
+            notes.append(llhls_check(kiln, args.streams))
         stop_all(pubs)
         pubs = []
         try:
@@ -142,14 +191,40 @@ def stats_check(kiln: BenchKiln, streams: int) -> list[str]:
     return [f"app stats: totalBytesIn={resp.get('totalBytesIn')} connections={resp.get('connections')}"]
 
 
-def run_nginx(args: argparse.Namespace, media: Path, wd: Path) -> Result:
-    nginx = start_nginx_rtmp(wd / "nginx")
+def llhls_check(kiln: BenchKiln, streams: int) -> str:
+    """After the window (outside it): how many streams a player could follow, i.e. whose LL-HLS chunklist
+    (reached from llhls.m3u8) lists parts and at least one whole segment."""
+    packaged, problems = 0, []
+    with httpx.Client(base_url=f"http://127.0.0.1:{kiln.ports.llhls}", timeout=10) as client:
+        for i in range(streams):
+            try:
+                master = client.get(f"/app/s{i}/llhls.m3u8")
+                uri = next((line for line in master.text.splitlines() if line and not line.startswith("#")), None)
+                if master.status_code != 200 or uri is None:
+                    problems.append(f"s{i}: master HTTP {master.status_code}")
+                    continue
+                chunklist = client.get(uri if uri.startswith("/") else f"/app/s{i}/{uri}").text
+            except httpx.HTTPError as exc:
+                problems.append(f"s{i}: {exc!r}")
+                continue
+            if "#EXT-X-PART:" in chunklist and "#EXTINF:" in chunklist:
+                packaged += 1
+            else:
+                problems.append(f"s{i}: chunklist without parts or segments")
+    return f"llhls: {packaged} of {streams} streams packaged (parts and segments listed)" + (
+        f"; {len(problems)} not: {'; '.join(problems[:3])}" if problems else "")
+
+
+def run_nginx(args: argparse.Namespace, media: Path, wd: Path, *, hls: bool = False) -> Result:
+    name = "nginx-hls" if hls else "nginx"
+    nginx = (_start_nginx(wd / name, NGINX_HLS_CONF, name, module=RTMP_MODULE) if hls
+             else start_nginx_rtmp(wd / name))
     pubs = []
     notes: list[str] = []
     try:
         time.sleep(1)
         rss_before = rss_mb(nginx.pid)
-        pubs = [ffmpeg_publish(f"rtmp://127.0.0.1:{nginx.port}/app/s{i}", media, wd / "nginx" / "peers")
+        pubs = [ffmpeg_publish(f"rtmp://127.0.0.1:{nginx.port}/app/s{i}", media, wd / name / "peers")
                 for i in range(args.streams)]
         time.sleep(args.warmup + 2)  # nginx-rtmp has no API listing; publishers still alive = streams up
         notes += [f"publisher died before the window: {d}" for d in dead(pubs)]
@@ -157,6 +232,9 @@ def run_nginx(args: argparse.Namespace, media: Path, wd: Path) -> Result:
         win = CpuWindow.measure({"server": [nginx.pid], "pubs": [p.pid for p in pubs]}, args.seconds,
                                 on_sample=lambda: peak.__setitem__(0, max(peak[0], rss_mb(nginx.pid))))
         notes += [f"publisher died: {d}" for d in dead(pubs)]
+        if hls:
+            playlists = sorted((wd / name / "hls").glob("*.m3u8"))
+            notes.append(f"hls playlists written: {len(playlists)} of {args.streams}")
         stop_all(pubs)
         pubs = []
         time.sleep(2)
@@ -164,7 +242,7 @@ def run_nginx(args: argparse.Namespace, media: Path, wd: Path) -> Result:
         tail = nginx.error_log_tail(3)
         if tail:
             notes.append("nginx error.log tail: " + tail.replace("\n", " | ")[:300])
-        return Result("nginx", args.streams, win, rss_before, peak[0], rss_after, thread_count(nginx.pid),
+        return Result(name, args.streams, win, rss_before, peak[0], rss_after, thread_count(nginx.pid),
                       win.per_minute("pubs", args.streams), notes)
     finally:
         stop_all(pubs)
@@ -176,7 +254,8 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=30.0, help="steady measurement window per server")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds after all streams are up")
-    ap.add_argument("--only", default="kiln,kiln-bare,nginx", help="comma list of kiln, kiln-bare, nginx")
+    ap.add_argument("--only", default="kiln,kiln-bare,nginx,nginx-hls",
+                    help="comma list of kiln, kiln-bare, nginx, nginx-hls")
     ap.add_argument("--protocol", choices=("rtmp", "srt"), default="rtmp")
     args = ap.parse_args()
     if args.protocol == "srt" and not srt_ingest_available():
@@ -192,11 +271,14 @@ def main() -> None:
     out(f"ingest bench ({args.protocol}): {args.streams} x 720p30 3 Mbit/s H.264 + AAC, ffmpeg -re -c copy, "
         f"window {args.seconds:g}s after {args.warmup:g}s warm-up; work dir {wd}")
     results: list[Result] = []
-    for name in ("kiln", "kiln-bare", "nginx"):
+    for name in ("kiln", "kiln-bare", "nginx", "nginx-hls"):
         if name not in only:
             continue
         started = time.monotonic()
-        res = run_nginx(args, media, wd) if name == "nginx" else run_kiln(args, media, wd, bare=name == "kiln-bare")
+        if name.startswith("nginx"):
+            res = run_nginx(args, media, wd, hls=name == "nginx-hls")
+        else:
+            res = run_kiln(args, media, wd, bare=name == "kiln-bare")
         results.append(res)
         out(f"[{name}] done in {time.monotonic() - started:.0f}s")
         for note in res.notes:
@@ -212,18 +294,17 @@ def main() -> None:
     out(table(["server", "streams", "wall_s", "cpu_s", "cpu_s/stream-min", "%core", "machine%",
                "ffmpeg_pub cpu_s/stream-min", "rss_MB idle", "rss_MB peak", "rss_MB after", "threads"], rows))
     by = {r.server: r for r in results}
-    if "nginx" in by:
-        ref = by["nginx"].window.per_minute("server", by["nginx"].streams)
-        for name in ("kiln", "kiln-bare"):
-            if name in by:
-                mine = by[name].window.per_minute("server", by[name].streams)
-                # issue 16's targets: Kiln's ingest alone <= 2.0x nginx-rtmp `live on`; with LL-HLS <= 2.0x nginx
-                # with `hls on` (this bench's nginx runs `live on` only, so for "kiln" the ratio is an upper bound)
-                target = "ingest alone <= 2.0x" if name == "kiln-bare" else "with LL-HLS <= 2.0x nginx `hls on`"
-                met = "met" if ref and mine / ref <= 2.0 else (
-                    "NOT met" if name == "kiln-bare" else "not decided here: compare with nginx `hls on`")
-                out(f"ratio {name}/nginx CPU per stream-minute: {mine / ref:.1f}x (target: {target}; {met})" if ref
-                    else f"ratio {name}/nginx: nginx used no measurable CPU")
+    for mine, ref, target in TARGETS:
+        if mine not in by or ref not in by:
+            continue
+        a = by[mine].window.per_minute("server", by[mine].streams)
+        b = by[ref].window.per_minute("server", by[ref].streams)
+        if not b:
+            out(f"ratio {mine}/{ref}: {ref} used no measurable CPU")
+            continue
+        verdict = "" if target.startswith("for information") else (
+            "; met" if a / b <= TARGET_RATIO else "; NOT met")
+        out(f"ratio {mine}/{ref} CPU per stream-minute: {a / b:.2f}x (target: {target}{verdict})")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,26 @@ def _setup_logging(level: str) -> None:
     install()  # its WebSocket advice does not apply to Kiln
 
 
+EVENT_LOOP_ENV = "KILN_EVENT_LOOP"
+EVENT_LOOPS = ("uvloop", "asyncio")
+
+
+def event_loop_choice(environ: Mapping[str, str] | None = None) -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The event loop ``kiln serve`` runs on, and why: uvloop (libuv) by default, because RTMP ingest and
+    the player ports spend much of their CPU in the loop's socket reads, writes and timers, which libuv does
+    in C; ``KILN_EVENT_LOOP=asyncio`` is the escape hatch back to the standard loop."""
+    wanted = (os.environ if environ is None else environ).get(EVENT_LOOP_ENV, "").strip().lower() or "uvloop"
+    if wanted not in EVENT_LOOPS:
+        raise ValueError(f"{EVENT_LOOP_ENV}={wanted!r}: expected one of {', '.join(EVENT_LOOPS)}")
+    if wanted == "uvloop":
+        from importlib.metadata import version
+
+        import uvloop
+
+        return f"uvloop version={version('uvloop')}", uvloop.new_event_loop
+    return "asyncio", asyncio.new_event_loop
+
+
 def _load_config(path: str | None) -> tuple[ServerConfig, str]:
     from kiln.config import load_default_config, load_server_xml
 
@@ -46,6 +68,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     _setup_logging(args.log_level)
     log = logging.getLogger("kiln")
+    try:
+        loop_name, loop_factory = event_loop_choice()
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     try:
         config, name = _load_config(args.config)
     except ConfigLoadError as exc:
@@ -68,7 +95,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         host = "0.0.0.0" if config.ip in ("*", "") else config.ip
-        asyncio.run(service.serve(host, config.bind.api_port))
+        log.info("event loop=%s (set %s=asyncio for the standard loop)", loop_name, EVENT_LOOP_ENV)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(service.serve(host, config.bind.api_port))
     except OSError as exc:
         log.error("%s", exc)
         return 4

@@ -1,7 +1,7 @@
 """The write side's single door: events go to the journal, durable records go to projections.
 
-Projections are updated on the journal's writer thread, in sequence order, before the append's
-future completes; so when an HTTP command returns, every later GET already sees its effect.
+Projections are updated on the thread that commits to the journal, one commit at a time, in sequence
+order, before the append's future completes; so when an HTTP command returns, every later GET already sees its effect.
 """
 
 from __future__ import annotations
@@ -19,7 +19,21 @@ log = logging.getLogger(__name__)
 
 
 class Projection(Protocol):
+    """A read model. It may also offer ``replay_handler(type_name) -> Callable[[Event], None] | None``: what
+    ``apply`` does for events of that type (None: it ignores them), looked up once per type by replay."""
+
     def apply(self, ev: Event) -> None: ...
+
+
+def _route(projections: Sequence[Projection], type_name: str) -> tuple[tuple[Projection, Callable[[Event], None]], ...]:
+    """The projections that read ``type_name`` and what each calls for it."""
+    found = []
+    for projection in projections:
+        replay_handler = getattr(projection, "replay_handler", None)
+        handler = replay_handler(type_name) if replay_handler is not None else projection.apply
+        if handler is not None:
+            found.append((projection, handler))
+    return tuple(found)
 
 
 class RecordJournal(Protocol):
@@ -65,20 +79,30 @@ class EventLog:
 
     def apply_stored(self, rows: Iterable[Sequence[Any]]) -> int:
         """``apply_replayed`` for records as the journal stores them, ``[seq, time, entity, type, version,
-        payload]`` (``Journal.read_stored``): startup replay's path, one event object per record and nothing
-        else. A projection's failure is logged and counted as in ``_project``."""
+        payload]`` (``Journal.read_stored``): startup replay's path. Each event type is routed, once, to the
+        projections that handle it (``replay_handler``), so an event is built only when a projection reads
+        its type and goes only where it is read (the first record of each type is always decoded, so an
+        unknown type still fails replay). A projection's failure is logged and counted as in ``_project``."""
         projections = tuple(self._projections)
+        routes: dict[str, tuple[tuple[Projection, Callable[[Event], None]], ...]] = {}
         count = 0
         for row in rows:
-            ev = decode_event(row[3], row[4], row[5])
-            for projection in projections:
+            count += 1
+            type_name = row[3]
+            route = routes.get(type_name)
+            if route is None:
+                decode_event(type_name, row[4], row[5])
+                route = routes[type_name] = _route(projections, type_name)
+            if not route:
+                continue
+            ev = decode_event(type_name, row[4], row[5])
+            for projection, handler in route:
                 try:
-                    projection.apply(ev)
+                    handler(ev)
                 except Exception:
                     self.projection_failures += 1
                     log.exception("projection failed projection=%s type=%s seq=%s", type(projection).__name__,
-                                  row[3], row[0])
-            count += 1
+                                  type_name, row[0])
         return count
 
     def _project(self, record: Record, ev: Event) -> None:

@@ -201,6 +201,10 @@ class KilnService:
         self.token_source = Token(TokenSource.CONFIGURED)
         self._snapshot_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-snapshot")
         self._since_snapshot = 0
+        # the newest capture not yet being saved, and whether the snapshot thread is saving (see _maybe_snapshot)
+        self._snapshot_lock = threading.Lock()
+        self._snapshot_wanted: tuple[Any, ...] | None = None
+        self._snapshot_saving = False
         self._stopping = threading.Event()
         self.media = MediaRuntime(config)
         self.api_limits: ConnectionLimits = config.api_limits
@@ -367,12 +371,28 @@ class KilnService:
         if self._since_snapshot < self.snapshot_every or self.snapshots is None:
             return
         self._since_snapshot = 0
-        # on the journal's writer thread, right after record.seq was applied: copy the state cheaply here,
-        # render and write it on the snapshot thread (appends wait for neither)
+        # on the committing thread, right after record.seq was applied: copy the state cheaply here, render
+        # and write it on the snapshot thread (appends wait for neither). A capture that has not started
+        # saving is replaced by the newer one: when events come faster than snapshots are written, the
+        # newest snapshot stays at most one save behind instead of falling further behind with a queue
         catalog, tasks = self.catalog.capture(), self.tasks.capture()
         subscriptions = self.subscriptions.snapshot()  # a few small records, copied by asdict
-        seq, store = record.seq, self.snapshots
-        self._snapshot_pool.submit(self._save_snapshot, store, seq, catalog, tasks, subscriptions)
+        with self._snapshot_lock:
+            self._snapshot_wanted = (self.snapshots, record.seq, catalog, tasks, subscriptions)
+            if self._snapshot_saving:
+                return
+            self._snapshot_saving = True
+        self._snapshot_pool.submit(self._save_snapshots)
+
+    def _save_snapshots(self) -> None:
+        """The snapshot thread: save the newest capture until none is waiting."""
+        while True:
+            with self._snapshot_lock:
+                wanted, self._snapshot_wanted = self._snapshot_wanted, None
+                if wanted is None:
+                    self._snapshot_saving = False
+                    return
+            self._save_snapshot(*wanted)
 
     @staticmethod
     def _save_snapshot(store: SnapshotStore, seq: int, catalog: Callable[[], dict[str, Any]],
@@ -382,6 +402,8 @@ class KilnService:
             log.info("snapshot saved seq=%d", seq)
         except OSError as exc:
             log.error("snapshot failed seq=%d error=%s", seq, exc)
+        except Exception:  # a bug must not stop every later snapshot
+            log.exception("snapshot failed seq=%d", seq)
 
     # -- network ---------------------------------------------------------------------------------
     def build_api(self) -> ApiApp:
@@ -426,7 +448,8 @@ class KilnService:
         return Sources(tree=self.stats, streams=streams, tasks=task_states, queues=media.queue_metrics,
                        journal=self.journal_counters, loop_lag=self.loop_lag,
                        feed=(lambda: (feed.last_seq, feed.open_tails, feed.cut_offs)) if feed is not None else None,
-                       deliveries=self.delivery_states.all)
+                       deliveries=self.delivery_states.all,
+                       rtc_ingest=lambda: media.webrtc_ingest.figures() if media.webrtc_ingest is not None else [])
 
     async def serve(self, host: str, api_port: int | None, ready: Any = None) -> None:
         """Run the listeners until SIGINT/SIGTERM (or ``self.request_stop()``)."""

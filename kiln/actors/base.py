@@ -18,6 +18,7 @@ from typing import Any
 import pykka
 
 from kiln.domain.errors import DomainError
+from kiln.journal.journal import defer_commits_while
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,13 @@ class ActorGone(Exception):
 class CommandActor(pykka.ThreadingActor):
     """Dispatches ``Envelope`` messages to ``handle_<CommandClassName>`` methods."""
 
+    _defers_commits = False
+
     def on_receive(self, message: Any) -> Any:
+        if not self._defers_commits:  # on the actor's own thread: its emits never hold up commands waiting
+            self._defers_commits = True
+            inbox = self.actor_inbox
+            defer_commits_while(lambda: not inbox.empty())
         if not isinstance(message, Envelope):
             return super().on_receive(message)
         handler: Callable[[Any], Any] | None = getattr(

@@ -6,6 +6,12 @@ that this one creates and removes, and dump writers are started, stopped and res
 output stream is live again) through ``DumpWriters``. It tells task actors when the output stream
 they wait for goes live or away (the stream supervisor reports StreamLive / StreamGone), keeping
 its own view of which outputs are live, so it never asks another actor or a projection to decide.
+
+Tasks found by recovery start as actors lazily: a restart with thousands of standing tasks whose
+streams are not live would otherwise start a thread per task before answering anything. Such a task
+waits here as the status recovery found (nothing can change it while no actor runs it: only its
+own actor decides for it) and gets its actor, seeded with that status, on its first command: its
+output stream going live, or ``:stopRecord``. ``:stopPush`` of a waiting task needs no actor.
 """
 
 from __future__ import annotations
@@ -99,29 +105,25 @@ class TasksActor(CommandActor):
         llhls = getattr(media, "llhls", None) if media is not None else None
         self.dump_writers: DumpWriters | None = LlhlsDumpControl(llhls) if llhls is not None else None
         seed = recovered  # what recovery found for this app, handed down by the app actor
-        self.seed: AppTasks | None = seed
         self.push_tasks = PushTasks(vhost, app, self.settings, [p.id for p in seed.pushes])
         self.record_tasks = RecordTasks(vhost, app, self.settings, [r.id for r in seed.records])
         self.dumps = AppDumps(vhost, app, seed.dumps)
         self.pushes: dict[str, ActorRef] = {}
         self.records: dict[str, ActorRef] = {}
+        # recovered tasks whose actor has not started yet (see the module docstring)
+        self.waiting_pushes: dict[str, PushStatus] = {p.id: p for p in seed.pushes}
+        self.waiting_records: dict[str, RecordStatus] = {r.id: r for r in seed.records}
         self.task_streams: dict[tuple[str, str], str] = {}  # (kind, id) -> output stream name
         self.live: dict[str, LiveStream] = {}  # input stream name -> live stream whose outputs exist
 
     # -- lifecycle --
-    def on_start(self) -> None:
-        seed, self.seed = self.seed, None
-        assert seed is not None
-        for push in seed.pushes:
-            self._spawn_push(push)
-        for record in seed.records:
-            self._spawn_record(record)
-
     def on_stop(self) -> None:
         for ref in [*self.pushes.values(), *self.records.values()]:
             ref.stop(block=True, timeout=30)
         self.pushes.clear()
         self.records.clear()
+        self.waiting_pushes.clear()
+        self.waiting_records.clear()
 
     def handle_Teardown(self, cmd: Teardown) -> Outcome:
         for ref in [*self.pushes.values(), *self.records.values()]:
@@ -138,14 +140,17 @@ class TasksActor(CommandActor):
         return self.ports.journal.emit(list(events))
 
     # -- live outputs --
-    def _spawn_push(self, status: PushStatus) -> None:
+    def _spawn_push(self, status: PushStatus, offer: bool = True) -> None:
         self.pushes[status.id] = PushActor.start(self.ports, status, self.settings)
         self.task_streams[("push", status.id)] = status.spec.stream_name
-        self._offer_output(self.pushes[status.id], status.spec.stream_name)
+        if offer:
+            self._offer_output(self.pushes[status.id], status.spec.stream_name)
 
-    def _spawn_record(self, status: RecordStatus, wait: bool = False) -> list[Future[Any]]:
+    def _spawn_record(self, status: RecordStatus, wait: bool = False, offer: bool = True) -> list[Future[Any]]:
         self.records[status.id] = RecordActor.start(self.ports, status, self.settings, self.data_dir)
         self.task_streams[("record", status.id)] = status.spec.stream_name
+        if not offer:
+            return []
         return self._offer_output(self.records[status.id], status.spec.stream_name, wait)
 
     def _offer_output(self, ref: ActorRef, output_name: str, wait: bool = False) -> list[Future[Any]]:
@@ -160,6 +165,13 @@ class TasksActor(CommandActor):
                 return [settled(tell(ref, command))]
         return []
 
+    def _wake_waiting(self, outputs: Collection[str]) -> None:
+        """Start the actors of waiting tasks whose output stream is among ``outputs`` (now live)."""
+        for push_id in [i for i, p in self.waiting_pushes.items() if p.spec.stream_name in outputs]:
+            self._spawn_push(self.waiting_pushes.pop(push_id), offer=False)
+        for record_id in [i for i, r in self.waiting_records.items() if r.spec.stream_name in outputs]:
+            self._spawn_record(self.waiting_records.pop(record_id), offer=False)
+
     def _task_refs(self) -> list[tuple[ActorRef, str]]:
         refs = [(ref, self.task_streams.get(("push", i), "")) for i, ref in self.pushes.items()]
         refs += [(ref, self.task_streams.get(("record", i), "")) for i, ref in self.records.items()]
@@ -168,6 +180,7 @@ class TasksActor(CommandActor):
     def handle_StreamLive(self, cmd: StreamLive) -> Outcome:
         stream: LiveStream = cmd.stream
         self.live[stream.name] = stream
+        self._wake_waiting(stream.outputs)
         for ref, output_name in self._task_refs():
             if output_name in stream.outputs:
                 tell_quietly(ref, OutputAvailable(stream, stream.outputs[output_name]))
@@ -221,6 +234,8 @@ class TasksActor(CommandActor):
         fut = self._journal(events)
         for ev in events:
             assert isinstance(ev, te.PushRemoved)
+            if self.waiting_pushes.pop(ev.id, None) is not None:
+                continue  # its actor never started: no session, timer or counters to stop
             ref = self.pushes.pop(ev.id)
             self.task_streams.pop(("push", ev.id), None)
             tell_quietly(ref, Teardown("stopPush"))
@@ -245,6 +260,9 @@ class TasksActor(CommandActor):
         fut = self._journal(events)
         removed = events[0]
         assert isinstance(removed, te.RecordRemoved)
+        waiting = self.waiting_records.pop(removed.id, None)
+        if waiting is not None:  # the answer (the task as it stops, its counters) is its actor's to give
+            self._spawn_record(waiting, offer=False)
         ref = self.records.pop(removed.id)
         self.task_streams.pop(("record", removed.id), None)
         stopped = settled(tell(ref, StopRecording()))

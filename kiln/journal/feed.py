@@ -1,7 +1,7 @@
 """A live tail of durable journal records: history read back from the files from a sequence number,
-then records as the writer thread fsyncs them.
+then records as the journal fsyncs them.
 
-Why it is shaped this way: the journal's writer thread must never wait for a reader. On each durable
+Why it is shaped this way: the thread committing to the journal must never wait for a reader. On each durable
 write it only appends the new records to every tail's bounded buffer and wakes that tail's event loop.
 A tail that lets its buffer fill while it is live is cut off: ``batch()`` answers ``None`` and the
 reader resumes from ``next_seq`` (an SSE client reconnects with ``Last-Event-ID``, a webhook delivery
@@ -81,7 +81,8 @@ class JournalFeed:
             self._tails.discard(tail)
 
     def _on_durable(self, records: list[Record]) -> None:
-        """The journal writer thread: never blocks, never waits for a reader."""
+        """On the committing thread (an appender or the journal's standby thread): never blocks, never
+        waits for a reader."""
         with self._lock:
             tails = tuple(self._tails)
         for tail in tails:
@@ -105,7 +106,7 @@ class Tail:
         self._history: Iterator[Record] | None = None
         self._peeked: Record | None = None
 
-    # -- writer thread ---------------------------------------------------------------------------
+    # -- committing thread -----------------------------------------------------------------------
     def offer(self, records: list[Record]) -> None:
         with self._lock:
             if self._closed or self._overflow:

@@ -129,8 +129,8 @@ class JournalQuery:
 
     # -- fed by the journal ------------------------------------------------------------------------
     def on_durable(self, records: list[Record]) -> None:
-        """The journal's listener: runs on its writer thread, in sequence order, so it only files records
-        (learning secrets costs more than an append; the next query does it)."""
+        """The journal's listener: runs on the thread that committed the records, in sequence order, so it
+        only files records (learning secrets costs more than an append; the next query does it)."""
         with self._lock:
             self._recent.extend(records)
             if records:

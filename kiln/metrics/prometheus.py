@@ -42,6 +42,20 @@ class LiveStreamFigures:
     tracks: dict[str, int]
 
 
+@dataclass(frozen=True)
+class RtcIngestFigures:
+    """One WebRTC publisher's repair figures: RTP packets received, NACKs and PLIs Kiln sent it, and the
+    retransmissions (RTX) of its simulcast layers matched by rid."""
+
+    vhost: str
+    app: str
+    stream: str
+    packets: int
+    nacks: int
+    plis: int
+    rtx: int = 0
+
+
 @dataclass
 class Sources:
     """Where each family comes from; a missing source leaves its families out."""
@@ -54,6 +68,7 @@ class Sources:
     loop_lag: LoopLag | None = None
     feed: Callable[[], tuple[int, int, int]] | None = None          # (last seq, open tails, cut-offs)
     deliveries: Callable[[], dict[str, DeliveryState]] | None = None
+    rtc_ingest: Callable[[], Iterable[RtcIngestFigures]] | None = None
     extra: list[Collector] = field(default_factory=list)
 
 
@@ -69,6 +84,7 @@ class KilnCollector(Collector):
         yield from self._journal()
         yield from self._loop()
         yield from self._feed()
+        yield from self._rtc_ingest()
 
     def _tree(self) -> Iterator[Any]:
         bytes_in = CounterMetricFamily("kiln_bytes_in", "Bytes received by providers (all streams, since start)")
@@ -183,6 +199,25 @@ class KilnCollector(Collector):
                 failures.add_metric([ident], state.failures)
                 retrying.add_metric([ident], 1 if state.state == "retrying" else 0)
             yield from (acked, delivered, failures, retrying)
+
+    def _rtc_ingest(self) -> Iterator[Any]:
+        if self.sources.rtc_ingest is None:
+            return
+        packets = CounterMetricFamily("kiln_webrtc_ingest_packets", "RTP packets received from a WebRTC publisher",
+                                      labels=list(STREAM_LABELS))
+        nacks = CounterMetricFamily("kiln_webrtc_ingest_nacks", "NACKs sent to a WebRTC publisher (losses asked "
+                                    "again)", labels=list(STREAM_LABELS))
+        plis = CounterMetricFamily("kiln_webrtc_ingest_plis", "PLIs sent to a WebRTC publisher (keyframes asked "
+                                   "for)", labels=list(STREAM_LABELS))
+        rtx = CounterMetricFamily("kiln_webrtc_ingest_layer_retransmissions", "Retransmissions (RTX) of a WebRTC "
+                                  "publisher's simulcast layers, matched to them by rid", labels=list(STREAM_LABELS))
+        for figures in self.sources.rtc_ingest():
+            key = [figures.vhost, figures.app, figures.stream]
+            packets.add_metric(key, figures.packets)
+            nacks.add_metric(key, figures.nacks)
+            plis.add_metric(key, figures.plis)
+            rtx.add_metric(key, figures.rtx)
+        yield from (packets, nacks, plis, rtx)
 
 
 def exposition(registry: CollectorRegistry) -> bytes:

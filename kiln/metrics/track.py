@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Protocol
 
 
@@ -16,7 +17,7 @@ class MeteredPacket(Protocol):
     """What a meter reads of a packet (kiln.media.model.Packet has it; metrics imports no media)."""
 
     @property
-    def dts_ms(self) -> float: ...
+    def time_base(self) -> Fraction: ...
     @property
     def pts(self) -> int: ...
     @property
@@ -42,16 +43,28 @@ class TrackMeter:
     gop_total_frames: int = 0
     _window: deque[tuple[float, int]] = field(default_factory=deque)
     _window_bytes: int = 0
+    _time_base: Fraction | None = None   # the time base of the last packet, and its ms conversion
+    _ms_num: int = 1
+    _ms_den: int = 1
 
     def add(self, packet: MeteredPacket) -> None:
-        dts_ms = packet.dts_ms
+        # once per packet of every track, twice with an encode: plain attribute reads, no Fraction
+        # properties (dts * num * 1000 / den, as Packet.dts_ms computes it, bit for bit)
+        tb = packet.time_base
+        if tb is not self._time_base:
+            self._time_base = tb
+            self._ms_num = tb.numerator * 1000
+            self._ms_den = tb.denominator
+        dts = packet.dts
+        dts_ms = dts * self._ms_num / self._ms_den
         size = len(packet.data)
         if self.first_dts_ms is None:
             self.first_dts_ms = dts_ms
-        self.last_dts_ms = max(self.last_dts_ms, dts_ms)
+        if dts_ms > self.last_dts_ms:
+            self.last_dts_ms = dts_ms
         self.packets += 1
         self.bytes += size
-        if packet.pts != packet.dts:
+        if packet.pts != dts:
             self.has_bframes = True
         if packet.keyframe:
             if self.keyframes > 0:
@@ -63,9 +76,10 @@ class TrackMeter:
             self.frames_since_key += 1
         window = self._window
         window.append((dts_ms, size))
-        self._window_bytes += size
-        while window and dts_ms - window[0][0] > 1000.0:
-            self._window_bytes -= window.popleft()[1]
+        window_bytes = self._window_bytes + size
+        while dts_ms - window[0][0] > 1000.0:
+            window_bytes -= window.popleft()[1]
+        self._window_bytes = window_bytes
 
     @property
     def duration_s(self) -> float:

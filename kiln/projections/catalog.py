@@ -72,7 +72,7 @@ class StreamLifecycle:
 
 
 class CatalogProjection:
-    """Thread-safe: updated on the journal writer thread, read by HTTP handlers."""
+    """Thread-safe: updated by the thread committing to the journal, read by HTTP handlers."""
 
     _handlers: dict[str, Handler] = {}  # set below the class: its ``_on_<TYPE>`` methods
 
@@ -97,6 +97,19 @@ class CatalogProjection:
         if handler is not None:
             with self._lock:
                 handler(self, ev)
+
+    def replay_handler(self, type_name: str) -> Callable[[Event], None] | None:
+        """``apply`` for events of ``type_name`` without finding the handler per event (None: ignored)."""
+        handler = self._handlers.get(type_name)
+        if handler is None:
+            return None
+        lock = self._lock
+
+        def apply(ev: Event) -> None:
+            with lock:
+                handler(self, ev)
+
+        return apply
 
     def _on_VhostCreated(self, ev: ce.VhostCreated) -> None:
         if ev.name in self.vhosts and self.vhosts[ev.name].read_only:

@@ -9,6 +9,7 @@ restart.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -27,6 +28,10 @@ class SubscriptionView:
         return self.state.spec.id
 
 
+_TYPES = frozenset(cls.TYPE for cls in (sub.SubscriptionCreated, sub.SubscriptionDeleted, sub.SubscriptionDelivered,
+                                        sub.SubscriptionStateChanged))
+
+
 class SubscriptionsProjection:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -43,6 +48,10 @@ class SubscriptionsProjection:
                 self._created[ev.id] = ev.created_time
             elif isinstance(ev, sub.SubscriptionDeleted):
                 self._created.pop(ev.id, None)
+
+    def replay_handler(self, type_name: str) -> Callable[[Event], None] | None:
+        """``apply`` for the subscription events; None for every other type (replay skips them here)."""
+        return self.apply if type_name in _TYPES else None
 
     def get(self, ident: str) -> SubscriptionView | None:
         with self._lock:

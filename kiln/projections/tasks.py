@@ -31,7 +31,7 @@ DumpTask = DumpStatus
 
 
 class TasksProjection:
-    """Thread-safe: updated on the journal writer thread, read by HTTP handlers."""
+    """Thread-safe: updated by the thread committing to the journal, read by HTTP handlers."""
 
     _handlers: dict[str, Handler] = {}  # set below the class: its ``_on_<TYPE>`` methods
 
@@ -46,6 +46,19 @@ class TasksProjection:
         if handler is not None:
             with self._lock:
                 handler(self, ev)
+
+    def replay_handler(self, type_name: str) -> Callable[[Event], None] | None:
+        """``apply`` for events of ``type_name`` without finding the handler per event (None: ignored)."""
+        handler = self._handlers.get(type_name)
+        if handler is None:
+            return None
+        lock = self._lock
+
+        def apply(ev: Event) -> None:
+            with lock:
+                handler(self, ev)
+
+        return apply
 
     # -- push --
     def _on_PushCreated(self, ev: te.PushCreated) -> None:
@@ -171,7 +184,7 @@ class TasksProjection:
     def capture(self) -> Callable[[], dict[str, Any]]:
         """The state now, as shallow copies taken under the lock (specs are frozen and shared); the
         returned function renders the snapshot from them on any thread. Rendering 2,000 tasks took
-        about 40 ms, too long for the journal's writer thread, where captures happen."""
+        about 40 ms, too long for the journal's committing thread, where captures happen."""
         with self._lock:
             pushes = [shallow(t) for t in self.pushes.values()]
             records = [shallow(t) for t in self.records.values()]

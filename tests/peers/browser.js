@@ -1,9 +1,12 @@
 // Headless Chromium (Debian /usr/bin/chromium) driven by playwright-core: play an HLS URL with hls.js.
 // Usage: node browser.js '<json options>'
-//   options: {url, user_data_dir, timeout_ms, advance_s, origin, chromium, low_latency, ignore_https_errors}
+//   options: {url, user_data_dir, timeout_ms, advance_s, origin, chromium, low_latency, ignore_https_errors,
+//             hls_config (more hls.js settings), sample_s (after playing, sample the latency every 0.5 s this long)}
 // Prints one JSON line: {played, currentTime, lowLatencyMode, blockingReloadSeen, partsLoaded,
 //                        partRequests, fragsLoaded, live, canBlockReload, requests, errors, protocols}
 //   protocols: hls.js's requests counted by resource-timing nextHopProtocol (e.g. {"h2": 32})
+//   samples (with sample_s): [{latency (hls.latency), pdtLatency (Date.now() - hls.playingDate, s),
+//                              targetLatency, rate (playbackRate)}]
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -22,7 +25,7 @@ const pageHtml = fs.readFileSync(path.join(__dirname, 'hlsjs_page.html'));
   const result = {
     played: false, currentTime: 0, lowLatencyMode: opts.low_latency !== false, blockingReloadSeen: false,
     partsLoaded: 0, partRequests: 0, fragsLoaded: 0, live: null, canBlockReload: null, requests: 0, errors: [],
-    protocols: {},
+    protocols: {}, samples: [],
   };
   let browser;
   try {
@@ -56,7 +59,8 @@ const pageHtml = fs.readFileSync(path.join(__dirname, 'hlsjs_page.html'));
         result.errors.push('requestfailed:' + req.url() + ':' + (req.failure() || {}).errorText);
       }
     });
-    const q = new URLSearchParams({ src: opts.url, lowLatency: opts.low_latency === false ? '0' : '1' });
+    const q = new URLSearchParams({ src: opts.url, lowLatency: opts.low_latency === false ? '0' : '1',
+                                    config: JSON.stringify(opts.hls_config || {}) });
     await page.goto(`${pageUrl}?${q}`);
     const timeout = opts.timeout_ms || 30000;
     const advance = opts.advance_s || 1.0;
@@ -68,6 +72,14 @@ const pageHtml = fs.readFileSync(path.join(__dirname, 'hlsjs_page.html'));
         document.getElementById('v').currentTime - t0 >= adv, [start, advance], { timeout, polling: 100 });
       const ct = await page.evaluate(() => document.getElementById('v').currentTime);
       result.played = ct - start >= advance;
+      for (let waited = 0; result.played && waited < (opts.sample_s || 0) * 1000; waited += 500) {
+        await page.waitForTimeout(500);
+        result.samples.push(await page.evaluate(() => {
+          const h = window.__hls, d = h.playingDate;
+          return { latency: h.latency, pdtLatency: d ? (Date.now() - d.getTime()) / 1000 : null,
+                   targetLatency: h.targetLatency, rate: document.getElementById('v').playbackRate };
+        }));
+      }
     } catch (e) {
       result.errors.push('wait:' + e.message.split('\n')[0]);
     }

@@ -65,6 +65,8 @@ def play_hls(
     advance: float = 1.0,
     low_latency: bool = True,
     ignore_https_errors: bool = False,
+    hls_config: dict[str, Any] | None = None,
+    sample_seconds: float = 0.0,
 ) -> dict[str, Any]:
     """Play `url` with hls.js; return the JSON report of browser.js.
 
@@ -72,7 +74,8 @@ def play_hls(
     lowLatencyMode, blockingReloadSeen, partsLoaded (hls.js part loads), partRequests (requests with
     "part" in the path), fragsLoaded, live, canBlockReload, requests, errors, protocols (hls.js's
     requests counted by resource-timing nextHopProtocol, e.g. {"h2": 32}). `ignore_https_errors` accepts a
-    certificate Chromium does not trust (a test CA).
+    certificate Chromium does not trust (a test CA). `hls_config` adds hls.js settings; with
+    `sample_seconds`, once played, `samples` holds hls.js's latency and the PDT-based one every 0.5 s.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -86,12 +89,14 @@ def play_hls(
         "chromium": CHROMIUM,
         "low_latency": low_latency,
         "ignore_https_errors": ignore_https_errors,
+        "hls_config": hls_config or {},
+        "sample_s": sample_seconds,
     }
     peer = Peer.spawn("chromium-hlsjs", [NODE, str(BROWSER_JS), json.dumps(options)], workdir,
                       env={"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"})
     try:
         # browser.js waits up to `timeout` twice (playing, then advance), plus browser start-up.
-        peer.wait(2 * timeout + 30)
+        peer.wait(2 * timeout + sample_seconds + 30)
     finally:
         peer.stop()
         _kill_processes_using(f"--user-data-dir={user_data_dir}")

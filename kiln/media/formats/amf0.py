@@ -87,7 +87,7 @@ class TypedObject:
 class _Decoder:
     __slots__ = ("data", "pos", "refs", "sizes", "count", "limit")
 
-    def __init__(self, data: bytes | memoryview, pos: int) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview, pos: int) -> None:
         self.data = bytes(data)
         self.pos = pos
         self.refs: list[Any] = []
@@ -220,7 +220,7 @@ class _Decoder:
         raise AmfError(f"AMF0 marker 0x{marker:02x} is not supported (offset {self.pos - 1})")
 
 
-def decode(data: bytes | memoryview, offset: int = 0) -> tuple[Any, int]:
+def decode(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[Any, int]:
     """One value from ``data`` at ``offset``; returns (value, offset after it).
 
     Decoded values are Any: they are whatever the peer sent (number, string, object, array, ...),
@@ -229,7 +229,7 @@ def decode(data: bytes | memoryview, offset: int = 0) -> tuple[Any, int]:
     return dec.value(), dec.pos
 
 
-def decode_all(data: bytes | memoryview) -> list[Any]:
+def decode_all(data: bytes | bytearray | memoryview) -> list[Any]:
     """Every value in a command or data message body (references are scoped to the message)."""
     dec = _Decoder(data, 0)
     values = []

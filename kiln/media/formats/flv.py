@@ -11,22 +11,20 @@ FourCC ``hvc1``/``avc1`` video and ``mp4a`` audio, including ModEx prefixes, whe
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from dataclasses import dataclass
 
 from kiln.media.formats.codecs import h264, h265
 from kiln.media.formats.codecs.describe import describe_track
 from kiln.media.formats.codecs.errors import CodecConfigError
-from kiln.media.formats.codecs.nal import (
-    annexb_to_length_prefixed,
-    convert_length_size,
-    is_annexb,
-    length_prefixed_is_valid,
-)
+from kiln.media.formats.codecs.nal import annexb_to_length_prefixed, convert_length_size, is_annexb
 from kiln.media.formats.rtmp.errors import FlvError
 from kiln.media.model import MS, Codec, Packet, Track
 
 log = logging.getLogger(__name__)
+
+_U32 = struct.Struct(">I")
 
 VIDEO_TRACK_ID = 0
 AUDIO_TRACK_ID = 1
@@ -103,12 +101,28 @@ class _TrackState:
     dropped_before_config: int = 0
 
 
-def _si24(body: bytes, pos: int) -> int:
+def _avcc_is_valid(data: memoryview) -> bool:
+    """True when ``data`` is an exact sequence of non-empty NAL units with 4-byte lengths (the model's
+    form, so the frame passes as it is). Inline: this runs for every video frame."""
+    n = len(data)
+    pos = 0
+    unpack = _U32.unpack_from
+    while pos < n:
+        if pos + 4 > n:
+            return False
+        size = unpack(data, pos)[0]
+        pos += 4 + size
+        if size == 0 or pos > n:
+            return False
+    return True
+
+
+def _si24(body: bytes | bytearray, pos: int) -> int:
     value = (body[pos] << 16) | (body[pos + 1] << 8) | body[pos + 2]
     return value - 0x1000000 if value & 0x800000 else value
 
 
-def _skip_modex(body: bytes, pos: int, what: str) -> tuple[int, int]:
+def _skip_modex(body: bytes | bytearray, pos: int, what: str) -> tuple[int, int]:
     """Skip ModEx prefixes (size UI8+1, or UI16+1 when that is 256; data; modExType|packetType);
     returns (position after them, the real packet type)."""
     while True:
@@ -141,7 +155,7 @@ class FlvConverter:
         self.audio = _TrackState()
 
     # ---- video ------------------------------------------------------------------------------
-    def convert_video(self, timestamp: int, body: bytes) -> Track | Packet | None:
+    def convert_video(self, timestamp: int, body: bytes | bytearray) -> Track | Packet | None:
         if not body:
             return None
         b0 = body[0]
@@ -171,7 +185,7 @@ class FlvConverter:
             return None
         raise FlvError(f"{codec.value} packet type {packet_type} is invalid")
 
-    def _enhanced_video(self, timestamp: int, body: bytes) -> Track | Packet | None:
+    def _enhanced_video(self, timestamp: int, body: bytes | bytearray) -> Track | Packet | None:
         b0 = body[0]
         frame_type = (b0 >> 4) & 0x07
         packet_type = b0 & 0x0F
@@ -206,9 +220,9 @@ class FlvConverter:
             raise FlvError("Enhanced RTMP MPEG2TSSequenceStart is not supported")
         raise FlvError(f"Enhanced RTMP video packet type {packet_type} is invalid")
 
-    def _video_config(self, codec: Codec, config: bytes) -> Track | None:
+    def _video_config(self, codec: Codec, body: bytes | bytearray) -> Track | None:
         state = self.video
-        config = bytes(config)
+        config = bytes(body)
         if state.track is not None and state.track.codec is codec and state.track.config == config:
             return None  # a repeated, identical sequence header
         try:
@@ -224,7 +238,7 @@ class FlvConverter:
         state.pending_config = True
         return track
 
-    def _video_frame(self, timestamp: int, body: bytes, start: int, cts: int, frame_type: int,
+    def _video_frame(self, timestamp: int, body: bytes | bytearray, start: int, cts: int, frame_type: int,
                      codec: Codec) -> Packet | None:
         state = self.video
         dts = self.clock(timestamp)
@@ -235,13 +249,13 @@ class FlvConverter:
             return None
         if len(body) <= start:
             return None  # an empty frame carries nothing to decode
-        data = body[start:] if start else body
+        data = memoryview(body)[start:]  # the frame is copied once, into the packet's payload
         try:
-            if state.nal_length_size == 4 and length_prefixed_is_valid(data, 4):
+            if state.nal_length_size == 4 and _avcc_is_valid(data):
                 payload = bytes(data)
             elif state.nal_length_size != 4:
                 payload = convert_length_size(data, state.nal_length_size)
-            elif is_annexb(data):
+            elif is_annexb(bytes(data[:4])):
                 payload = annexb_to_length_prefixed(bytes(data))
             else:
                 raise FlvError(f"{codec.value} frame is not a valid length-prefixed NAL sequence")
@@ -251,12 +265,11 @@ class FlvConverter:
         if state.pending_config:
             config = state.track.config
             state.pending_config = False
-        return Packet(VIDEO_TRACK_ID, dts + cts, dts, MS, payload,
-                      keyframe=frame_type in (FRAME_KEY, FRAME_GENERATED_KEY), config=config,
-                      arrival=time.monotonic())
+        return Packet(VIDEO_TRACK_ID, dts + cts, dts, MS, payload, frame_type in (FRAME_KEY, FRAME_GENERATED_KEY), 0,
+                      config, time.monotonic())
 
     # ---- audio ------------------------------------------------------------------------------
-    def convert_audio(self, timestamp: int, body: bytes) -> Track | Packet | None:
+    def convert_audio(self, timestamp: int, body: bytes | bytearray) -> Track | Packet | None:
         if not body:
             return None
         sound_format = body[0] >> 4
@@ -273,7 +286,7 @@ class FlvConverter:
         name = SOUND_FORMATS.get(sound_format, f"sound format {sound_format}")
         raise FlvError(f"unsupported audio codec {name} (FLV SoundFormat {sound_format}); AAC is accepted")
 
-    def _enhanced_audio(self, timestamp: int, body: bytes) -> Track | Packet | None:
+    def _enhanced_audio(self, timestamp: int, body: bytes | bytearray) -> Track | Packet | None:
         packet_type = body[0] & 0x0F
         pos = 1
         if packet_type == APT_MODEX:
@@ -298,9 +311,9 @@ class FlvConverter:
             return None
         raise FlvError(f"Enhanced RTMP audio packet type {packet_type} is invalid")
 
-    def _audio_config(self, codec: Codec, config: bytes) -> Track | None:
+    def _audio_config(self, codec: Codec, body: bytes | bytearray) -> Track | None:
         state = self.audio
-        config = bytes(config)
+        config = bytes(body)
         if state.track is not None and state.track.codec is codec and state.track.config == config:
             return None
         try:
@@ -311,7 +324,7 @@ class FlvConverter:
         state.pending_config = True
         return track
 
-    def _audio_frame(self, timestamp: int, body: bytes, start: int, codec: Codec) -> Packet | None:
+    def _audio_frame(self, timestamp: int, body: bytes | bytearray, start: int, codec: Codec) -> Packet | None:
         state = self.audio
         dts = self.clock(timestamp)
         if state.track is None or state.track.codec is not codec:
@@ -325,5 +338,4 @@ class FlvConverter:
         if state.pending_config:
             config = state.track.config
             state.pending_config = False
-        return Packet(AUDIO_TRACK_ID, dts, dts, MS, bytes(body[start:]), keyframe=True, config=config,
-                      arrival=time.monotonic())
+        return Packet(AUDIO_TRACK_ID, dts, dts, MS, bytes(memoryview(body)[start:]), True, 0, config, time.monotonic())

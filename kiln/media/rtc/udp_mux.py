@@ -4,7 +4,8 @@ aioice binds one socket per session on an ephemeral port; Kiln binds the configu
 gives each session a virtual socket on one of them (round robin). Datagrams are routed by
 :mod:`kiln.media.rtc.stun_route`: checks by ufrag, the rest by the remote address a session has
 spoken with. A datagram no session claims is counted and dropped. A session's virtual socket
-closes with its ICE connection, removing its routes, so nothing outlives a viewer.
+closes with its ICE connection, removing its routes, so nothing outlives a viewer. An ICE restart adds
+a second ufrag for the same session (``route``) until the new pair is chosen (``unroute``, ``forget``).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class SharedUdpPort(asyncio.DatagramProtocol):
 
     @property
     def sessions(self) -> int:
-        return len(self._by_ufrag)
+        return len({id(p) for p in self._by_ufrag.values()})  # a restarting session has two ufrags
 
     # -- sessions --
     def attach(self, ufrag: str, make: Callable[[], StunProtocol]) -> StunProtocol:
@@ -105,6 +106,22 @@ class SharedUdpPort(asyncio.DatagramProtocol):
         protocol.connection_made(VirtualTransport(self, protocol))
         self._by_ufrag[ufrag] = protocol
         return protocol
+
+    def route(self, ufrag: str, protocol: StunProtocol) -> None:
+        """Checks for ``ufrag`` also go to ``protocol`` (an ICE restart's new credentials)."""
+        if self._by_ufrag.get(ufrag, protocol) is not protocol:
+            raise ValueError(f"ufrag {ufrag!r} already has a session on port {self.port}")
+        self._by_ufrag[ufrag] = protocol
+
+    def unroute(self, ufrag: str, protocol: StunProtocol) -> None:
+        """Checks for ``ufrag`` no longer reach ``protocol`` (a restart's old or abandoned credentials)."""
+        if self._by_ufrag.get(ufrag) is protocol:
+            del self._by_ufrag[ufrag]
+
+    def forget(self, addr: Address, protocol: StunProtocol) -> None:
+        """Datagrams from ``addr`` are no longer ``protocol``'s (a remote address a restart moved away from)."""
+        if self._by_addr.get(addr) is protocol:
+            del self._by_addr[addr]
 
     def detach(self, protocol: StunProtocol) -> None:
         for ufrag in [u for u, p in self._by_ufrag.items() if p is protocol]:

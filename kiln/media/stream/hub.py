@@ -208,8 +208,11 @@ class StreamHub:
     def publish(self, packet: Packet) -> None:
         self.packets += 1
         self._remember(packet)
+        subscribers = self._subscribers
+        if not subscribers:
+            return
         dead = None
-        for sub in self._subscribers:
+        for sub in subscribers:
             if not sub.offer(packet):
                 dead = [*(dead or []), sub]
         if dead:
@@ -225,17 +228,23 @@ class StreamHub:
                 sub.end(reason)
 
     def _remember(self, packet: Packet) -> None:
-        video_ids = self.video_track_ids
-        with self._lock:
-            if packet.keyframe and (packet.track_id in video_ids or not video_ids):
-                self._gop = [packet]
-                self._gop_bytes = len(packet.data)
+        if packet.keyframe:
+            video_ids = self.video_track_ids
+            if not video_ids or packet.track_id in video_ids:
+                with self._lock:
+                    if self.closed_reason is None:
+                        self._gop = [packet]
+                        self._gop_bytes = len(packet.data)
                 return
-            if not self._gop:
+        if not self._gop:  # nothing cached yet (or the cache was cut): wait for the next keyframe
+            return
+        with self._lock:  # subscribe() replays the cache under this lock: no packet is seen twice or missed
+            gop = self._gop
+            if not gop:
                 return
-            self._gop.append(packet)
+            gop.append(packet)
             self._gop_bytes += len(packet.data)
-            if len(self._gop) > MAX_GOP_PACKETS or self._gop_bytes > MAX_GOP_BYTES:
+            if len(gop) > MAX_GOP_PACKETS or self._gop_bytes > MAX_GOP_BYTES:
                 self._gop = []
                 self._gop_bytes = 0
 

@@ -119,10 +119,10 @@ class LiveStream:
         self.ended_reason: str | None = None
         self.on_started: Callable[[LiveStream], None] | None = None
         self.on_ended: Callable[[LiveStream, str], None] | None = None
-        self._relay: dict[int, list[tuple[StreamHub, int, TrackMeter]]] = {}
+        self._relay: dict[int, list[tuple[StreamHub, int]]] = {}  # input track id -> (output hub, output track id)
         self._first_dts_ms: float | None = None
         self._lock = threading.Lock()
-        self.last_packet_pts_ms: float = 0.0
+        self._last_packet: Packet | None = None
         self.last_packet_wall: float = 0.0
         self.bytes_in = 0
         self._ingest_meter: IngestMeter | None = None
@@ -191,7 +191,7 @@ class LiveStream:
             ingest_meter = self._ingest_meter = self.stats.ingest_meter(self.vhost, self.app, self.name)
         if ingest_meter is not None:
             ingest_meter.add_in(size, wall)
-        self.last_packet_pts_ms = packet.pts_ms
+        self._last_packet = packet
         self.last_packet_wall = wall
         self.input.publish(packet)
         if not self.started:
@@ -199,11 +199,21 @@ class LiveStream:
             return
         self._relay_packet(packet)
 
+    @property
+    def last_packet_pts_ms(self) -> float:
+        """The pts of the newest input packet, in ms (computed when asked: ID3 events need it, packets do not)."""
+        last = self._last_packet
+        return last.pts_ms if last is not None else 0.0
+
     def _relay_packet(self, packet: Packet) -> None:
-        for hub, out_id, out_meter in self._relay.get(packet.track_id, ()):
-            relabelled = replace(packet, track_id=out_id)
-            out_meter.add(relabelled)
-            hub.publish(relabelled)
+        # a bypass output track usually keeps the input's id: then the packet itself goes on (packets are
+        # never mutated once in a hub); otherwise a relabelled copy, built directly (dataclasses.replace
+        # introspects the fields on every call). Bypass meters are the input's own (see _relay_bypass).
+        track_id = packet.track_id
+        for hub, out_id in self._relay.get(track_id, ()):
+            hub.publish(packet if out_id == track_id else Packet(
+                out_id, packet.pts, packet.dts, packet.time_base, packet.data, packet.keyframe, packet.duration,
+                packet.config, packet.arrival))
 
     def _maybe_start(self, packet: Packet | None) -> None:
         if self.started or not self.tracks:
@@ -286,8 +296,7 @@ class LiveStream:
                     next_id += 1
                     ot.track = replace(layer, id=ot.id, name=variant, bypass=True)
                     hub.set_track(ot.track)
-                    out.meters[ot.id] = TrackMeter()
-                    self._relay.setdefault(layer.id, []).append((hub, ot.id, out.meters[ot.id]))
+                    self._relay_bypass(out, ot.id, layer.id)
                     out.tracks.append(ot)
         items = encodes.get("images") or []
         video = first[MediaKind.VIDEO]
@@ -301,6 +310,12 @@ class LiveStream:
         out.tracks.append(OutputTrack(next_id, MediaKind.DATA, "", {}, True, self.data_track_id,
                                       Track(next_id, MediaKind.DATA, Codec.ID3, MS)))
         return out
+
+    def _relay_bypass(self, out: OutputStream, out_id: int, source_id: int) -> None:
+        """Relay input track ``source_id`` as ``out_id`` of ``out``. A bypass track carries the input's packets
+        unchanged, so its meter is the input track's own: one measurement per packet instead of one per output."""
+        self._relay.setdefault(source_id, []).append((out.hub, out_id))
+        out.meters[out_id] = self.meters.setdefault(source_id, TrackMeter())
 
     def _layers(self, source: Track) -> list[Track]:
         """``source`` alone, or for a simulcast input (several video layers negotiated) every video layer,
@@ -331,8 +346,7 @@ class LiveStream:
                              replace(source, bypass=True))
             assert ot.track is not None
             hub.set_track(ot.track)
-            out.meters[ot.id] = TrackMeter()
-            self._relay.setdefault(source.id, []).append((hub, ot.id, out.meters[ot.id]))
+            self._relay_bypass(out, ot.id, source.id)
             out.tracks.append(ot)
         out.tracks.append(OutputTrack(self.data_track_id, MediaKind.DATA, "", {}, True, self.data_track_id,
                                       Track(self.data_track_id, MediaKind.DATA, Codec.ID3, MS)))

@@ -55,14 +55,17 @@ class BrowserPublisher:
 
 
 def start_publisher(mode: str, url: str, *, workdir: Path, page_origin: str, publish_s: float,
-                    simulcast: bool = False, width: int = 320, height: int = 180) -> BrowserPublisher:
+                    simulcast: bool = False, width: int = 320, height: int = 180,
+                    netns: str | None = None) -> BrowserPublisher:
+    """``netns``: run node and Chromium inside that network namespace (``ip netns exec``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     script = OVENLIVEKIT if mode == "ovenlivekit" else whip_bundle(workdir)
     user_data_dir = Path(tempfile.mkdtemp(prefix="chromium-publisher-", dir=workdir))
     options = {"mode": mode, "url": url, "page_origin": page_origin, "user_data_dir": str(user_data_dir),
                "chromium": CHROMIUM, "publish_s": publish_s, "timeout_ms": 30000, "script": str(script),
                "simulcast": simulcast, "width": width, "height": height}
-    peer = Peer.spawn(f"chromium-{mode}", [NODE, str(SCRIPT), json.dumps(options)], workdir,
+    inside = ["ip", "netns", "exec", netns] if netns else []
+    peer = Peer.spawn(f"chromium-{mode}", [*inside, NODE, str(SCRIPT), json.dumps(options)], workdir,
                       env={"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "NODE_PATH": str(NODE_MODULES)})
     return BrowserPublisher(peer, user_data_dir)
 

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from kiln.metrics.journal import JournalCounters
-from kiln.metrics.prometheus import Sources, exposition, registry_for
+from kiln.metrics.prometheus import RtcIngestFigures, Sources, exposition, registry_for
 from kiln.metrics.tree import MetricsTree
 from tests.unit.http.conftest import SERVER_XML, start_service
 
@@ -42,6 +42,19 @@ def test_stream_series_follow_the_tree_and_vanish_with_the_stream() -> None:
     after = samples(exposition(registry))
     assert not [key for key in after if ("stream", "cam") in key[1]]
     assert after[("kiln_bytes_in_total", ())] == 1500  # what the stream counted stays in the totals
+
+
+def test_webrtc_publishers_repair_counters_are_series_of_their_stream() -> None:
+    live = [RtcIngestFigures("default", "app", "cam", packets=900, nacks=12, plis=3, rtx=5)]
+    registry = registry_for(Sources(tree=MetricsTree(created=0.0), rtc_ingest=lambda: list(live)))
+    found = samples(exposition(registry))
+    labels = (("app", "app"), ("stream", "cam"), ("vhost", "default"))
+    assert found[("kiln_webrtc_ingest_packets_total", labels)] == 900
+    assert found[("kiln_webrtc_ingest_nacks_total", labels)] == 12
+    assert found[("kiln_webrtc_ingest_plis_total", labels)] == 3
+    assert found[("kiln_webrtc_ingest_layer_retransmissions_total", labels)] == 5
+    live.clear()  # the publisher left
+    assert not [key for key in samples(exposition(registry)) if key[0].startswith("kiln_webrtc_ingest")]
 
 
 def test_fsync_histogram_is_cumulative() -> None:

@@ -72,28 +72,22 @@ class ChunkReader:
         n = len(data)
         pos = 0
         mv = memoryview(data)
+        cs = self._cur
+        if cs is not None:  # the rest of a chunk whose payload began in an earlier read
+            buf = cs.buf
+            assert buf is not None  # a stream becomes current only with its message buffer started
+            take = self._cur_left if self._cur_left < n else n
+            buf += mv[:take]
+            pos = take
+            self._buffered += take
+            self._cur_left -= take
+            if self._cur_left:
+                return out
+            self._cur = None
+            if cs.remaining == 0:
+                self._complete(cs, buf, out)
         streams = self._streams
-        while True:
-            cs = self._cur
-            if cs is not None:
-                buf = cs.buf
-                assert buf is not None  # a stream becomes current only with its message buffer started
-                take = min(self._cur_left, n - pos)
-                if take:
-                    buf += mv[pos:pos + take]
-                    pos += take
-                    self._cur_left -= take
-                    self._buffered += take
-                if self._cur_left:
-                    break
-                self._cur = None
-                if cs.remaining == 0:
-                    payload = bytes(buf)
-                    self._buffered -= len(payload)
-                    cs.buf = None
-                    self._emit(cs, payload, out)
-            if pos >= n:
-                break
+        while pos < n:
             # ---- basic header
             b0 = data[pos]
             fmt = b0 >> 6
@@ -118,7 +112,7 @@ class ChunkReader:
                     raise RtmpProtocolError(f"more than {self.max_chunk_streams} chunk streams in use")
                 cs = streams[csid] = _ChunkStream(csid)
             # ---- message header
-            continuing = cs.buf is not None
+            buf = cs.buf
             if fmt == 3:
                 ext = cs.extended
                 if ext:
@@ -127,13 +121,13 @@ class ChunkReader:
                         break
                     ext_value = _U32.unpack_from(data, p)[0]
                     p += 4
-                if not continuing:
+                if buf is None:
                     if ext:
                         cs.delta = ext_value
                     cs.timestamp = (cs.timestamp + cs.delta) & 0xFFFFFFFF
                     cs.remaining = cs.length
             else:
-                if continuing:
+                if buf is not None:
                     raise RtmpProtocolError(
                         f"type-{fmt} header on chunk stream {csid} inside an unfinished message")
                 if fmt == 2:
@@ -162,24 +156,44 @@ class ChunkReader:
                 cs.type_id = type_id
                 cs.stream_id = stream_id
                 cs.remaining = length
+            # ---- chunk payload
             pos = p
-            take = cs.remaining if cs.remaining < self._effective_chunk else self._effective_chunk
-            cs.remaining -= take
-            if not continuing and cs.remaining == 0 and pos + take <= n:
-                # the whole message is in this chunk and in this read: slice it out directly
-                payload = data[pos:pos + take] if take else b""
-                pos += take
-                self._emit(cs, bytes(payload), out)
-                continue
+            remaining = cs.remaining
+            chunk = self._effective_chunk
+            take = remaining if remaining < chunk else chunk
+            remaining -= take
+            cs.remaining = remaining
+            end = pos + take
+            if buf is None:
+                if remaining == 0 and end <= n:
+                    # the whole message is in this chunk and in this read: slice it out directly
+                    pos = end
+                    self._emit(cs, data[p:end] if take else b"", out)
+                    continue
+                buf = cs.buf = bytearray()
             if self._buffered + take > self._buffer_limit:
                 raise RtmpProtocolError(f"partial messages exceed the {self._buffer_limit}-byte buffering limit")
-            if not continuing:
-                cs.buf = bytearray()
-            self._cur = cs
-            self._cur_left = take
+            if end > n:  # the chunk goes on in the next read
+                buf += mv[pos:]
+                self._buffered += n - pos
+                self._cur = cs
+                self._cur_left = end - n
+                break
+            buf += mv[pos:end]
+            self._buffered += take
+            pos = end
+            if remaining == 0:
+                self._complete(cs, buf, out)
         return out
 
-    def _emit(self, cs: _ChunkStream, payload: bytes, out: list[RtmpMessage]) -> None:
+    def _complete(self, cs: _ChunkStream, buf: bytearray, out: list[RtmpMessage]) -> None:
+        """A message assembled from several chunks: its buffer becomes the payload as it is (no copy; the
+        stream starts a new one for its next message)."""
+        self._buffered -= len(buf)
+        cs.buf = None
+        self._emit(cs, buf, out)
+
+    def _emit(self, cs: _ChunkStream, payload: bytes | bytearray, out: list[RtmpMessage]) -> None:
         type_id = cs.type_id
         if type_id == SET_CHUNK_SIZE:
             self._set_chunk_size(payload)
@@ -188,7 +202,7 @@ class ChunkReader:
         else:
             out.append(RtmpMessage(type_id, cs.timestamp, cs.stream_id, payload, cs.csid))
 
-    def _set_chunk_size(self, payload: bytes) -> None:
+    def _set_chunk_size(self, payload: bytes | bytearray) -> None:
         if len(payload) < 4:
             raise RtmpProtocolError("Set Chunk Size message shorter than 4 bytes")
         size = _U32.unpack_from(payload)[0]
@@ -199,7 +213,7 @@ class ChunkReader:
         # same as the limit itself: cap it there and keep every count in a bounded range
         self._effective_chunk = min(size, self.max_message_size)
 
-    def _abort(self, payload: bytes) -> None:
+    def _abort(self, payload: bytes | bytearray) -> None:
         if len(payload) < 4:
             raise RtmpProtocolError("Abort message shorter than 4 bytes")
         cs = self._streams.get(_U32.unpack_from(payload)[0])

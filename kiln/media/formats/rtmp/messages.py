@@ -46,7 +46,7 @@ class RtmpMessage:
     type_id: int
     timestamp: int          # 32-bit message timestamp in milliseconds (wraps)
     stream_id: int
-    payload: bytes
+    payload: bytes | bytearray  # a message read in several chunks keeps the buffer it was assembled in
     csid: int = 0           # chunk stream it arrived on (0 for messages not read from chunks)
 
 
@@ -62,7 +62,7 @@ def user_control_payload(event: int, *values: int) -> bytes:
     return struct.pack(">H", event) + b"".join(_U32.pack(v & 0xFFFFFFFF) for v in values)
 
 
-def parse_u32(payload: bytes, what: str) -> int:
+def parse_u32(payload: bytes | bytearray, what: str) -> int:
     if len(payload) < 4:
         raise RtmpProtocolError(f"{what} message has {len(payload)} bytes, needs 4")
     value: int = _U32.unpack_from(payload)[0]

@@ -29,15 +29,13 @@ class StreamSink:
     def __init__(self, stream: LiveStream, on_end: Callable[[], None] | None = None) -> None:
         self.stream = stream
         self.on_end = on_end
+        self.on_packet: Callable[[Packet], None] = stream.ingest  # every packet: no call of our own in between
 
     def on_metadata(self, meta: dict[str, Any]) -> None:
         self.stream.on_metadata(meta)
 
     def on_track(self, track: Track) -> None:
         self.stream.on_track(track)
-
-    def on_packet(self, packet: Packet) -> None:
-        self.stream.ingest(packet)
 
     def on_close(self, reason: str) -> None:
         self.stream.end(reason)

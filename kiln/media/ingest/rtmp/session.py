@@ -26,13 +26,15 @@ from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.rtmp import commands
 from kiln.media.ingest.rtmp.handler import REJECTED, PublishHandler, PublishSink, RtmpPublish, status_code
 from kiln.media.ingest.rtmp.names import resolve_publish_name
-from kiln.media.model import Packet
+from kiln.media.model import Packet, Track
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
+_VIDEO = messages.VIDEO
+_AUDIO = messages.AUDIO
 CSID_STREAM = 5          # where NetStream status messages go (any csid works; this is the usual one)
 GRACEFUL_CLOSE_S = 2.0   # after a reply that must reach the client, abort if the socket has not closed
 
@@ -77,7 +79,8 @@ class RtmpConnection(asyncio.Protocol):
         self._close_reason = ""
         self._ack_window = config.ack_window
         self._last_ack = 0
-        self._last_data = 0.0
+        self._last_data = 0.0                      # loop time at which data was last seen to arrive
+        self._bytes_seen = 0                       # bytes_received at the last idle check
         self._timer: asyncio.TimerHandle | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
         self._media_without_publish = 0
@@ -121,8 +124,7 @@ class RtmpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
-        self.bytes_received += len(data)
-        self._last_data = self._loop.time()
+        self.bytes_received += len(data)  # the idle check sees progress in this count (no clock read per read)
         try:
             if not self._handshake.done:
                 reply = self._handshake.feed(data)
@@ -169,8 +171,10 @@ class RtmpConnection(asyncio.Protocol):
         if self._closed:
             return
         now = self._loop.time()
-        if self._waiting:
-            self._last_data = now  # reading is paused on purpose while the handler decides
+        if self._waiting or self.bytes_received != self._bytes_seen:
+            # data came since the last check, or reading is paused on purpose while the handler decides
+            self._bytes_seen = self.bytes_received
+            self._last_data = now
         elif now - self._last_data > self._config.idle_timeout:
             self._shutdown("timeout")
             return
@@ -229,10 +233,21 @@ class RtmpConnection(asyncio.Protocol):
 
     def _dispatch(self, msg: RtmpMessage) -> None:
         kind = msg.type_id
-        if kind == messages.VIDEO:
-            self._media(self._flv.convert_video, msg)
-        elif kind == messages.AUDIO:
-            self._media(self._flv.convert_audio, msg)
+        if kind in (_VIDEO, _AUDIO):  # the media path first
+            sink = self._sink
+            if sink is None:
+                self._media_without_publish += 1
+                if self._media_without_publish == 1:
+                    log.info("rtmp media before publish ignored peer=%s:%d", *self.peer)
+                return
+            flv = self._flv
+            result = (flv.convert_video if kind == _VIDEO else flv.convert_audio)(msg.timestamp, msg.payload)
+            if result is None:
+                return
+            if type(result) is Packet:
+                sink.on_packet(result)
+            else:
+                sink.on_track(cast(Track, result))
         elif kind == messages.COMMAND_AMF0:
             self._command(msg.payload, msg.stream_id)
         elif kind == messages.DATA_AMF0:
@@ -255,22 +270,7 @@ class RtmpConnection(asyncio.Protocol):
                 self._ack_window = window
         # Acknowledgement, Set Peer Bandwidth and shared objects need nothing from a publish server
 
-    def _media(self, convert: Callable[[int, bytes], Any], msg: RtmpMessage) -> None:
-        sink = self._sink
-        if sink is None:
-            self._media_without_publish += 1
-            if self._media_without_publish == 1:
-                log.info("rtmp media before publish ignored peer=%s:%d", *self.peer)
-            return
-        result = convert(msg.timestamp, msg.payload)
-        if result is None:
-            return
-        if isinstance(result, Packet):
-            sink.on_packet(result)
-        else:
-            sink.on_track(result)
-
-    def _user_control(self, payload: bytes) -> None:
+    def _user_control(self, payload: bytes | bytearray) -> None:
         if len(payload) < 2:
             raise RtmpProtocolError("User Control message shorter than 2 bytes")
         event = int.from_bytes(payload[:2], "big")
@@ -279,7 +279,7 @@ class RtmpConnection(asyncio.Protocol):
                        messages.user_control_payload(messages.UC_PING_RESPONSE,
                                                      int.from_bytes(payload[2:6], "big")))
 
-    def _data(self, payload: bytes) -> None:
+    def _data(self, payload: bytes | bytearray) -> None:
         values = amf0.decode_all(payload)
         if values and values[0] == "@setDataFrame":
             values = values[1:]
@@ -293,7 +293,7 @@ class RtmpConnection(asyncio.Protocol):
             log.debug("rtmp data message ignored peer=%s:%d name=%s", *self.peer, values[0] if values else "")
 
     # ---- commands ----------------------------------------------------------------------------
-    def _command(self, payload: bytes, stream_id: int) -> None:
+    def _command(self, payload: bytes | bytearray, stream_id: int) -> None:
         values = amf0.decode_all(payload)
         if not values or not isinstance(values[0], str):
             raise RtmpProtocolError("command message without a command name")

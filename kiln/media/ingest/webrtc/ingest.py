@@ -32,8 +32,11 @@ from kiln.media.ingest.webrtc.codecs import MediaPlan, NoUsableCodec, plan_for_o
 from kiln.media.ingest.webrtc.session import PublishSession
 from kiln.media.publish.llhls.publisher import cors_urls
 from kiln.media.rtc import signalling as sig
+from kiln.media.rtc.ice_restart import IceRestartRefused
 from kiln.media.rtc.sdp import SdpError, candidates_of, check_sdp
+from kiln.media.rtc.sdpfrag import IceFragment, SdpFragError, parse_fragment
 from kiln.media.rtc.udp_mux import PortPool
+from kiln.metrics.prometheus import RtcIngestFigures
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +167,17 @@ class WebRtcIngest:
         log.info("webrtc publish accepted session=%s vhost=%s app=%s stream=%s peer=%s:%s", session.id,
                  stream.vhost, stream.app, stream.name, target.peer[0], target.peer[1])
 
+    def figures(self) -> list[RtcIngestFigures]:
+        """Each live publisher's packets, NACKs, PLIs and layer retransmissions, for /metrics (at scrape time)."""
+        out = []
+        for session in list(self.sessions.values()):
+            stream = session.stream
+            if stream is not None:
+                stats = session.stats()
+                out.append(RtcIngestFigures(stream.vhost, stream.app, stream.name, stats["packets"], stats["nacks"],
+                                            stats["plis"], stats["rtx"]))
+        return out
+
     async def close(self) -> None:
         """Server shutdown: end every publisher and release its peer connection."""
         sessions = list(self.sessions.values())
@@ -239,22 +253,43 @@ class WebRtcIngest:
         match = request.headers.get("if-match")
         if match not in (None, "*", self._etags.get(ident)):
             raise Refused(412, "If-Match does not name this session's ETag")
-        fragment = await _body_text(request)
-        lines = [line.strip() for line in fragment.splitlines()]
-        ufrags = [line.split(":", 1)[1] for line in lines if line.startswith("a=ice-ufrag:")]
-        remote = session.pc.remoteDescription
-        if ufrags and remote is not None and f"a=ice-ufrag:{ufrags[0]}" not in remote.sdp:
-            raise Refused(422, "ICE restart is not supported: publish again")
-        mid: str | None = None
-        for line in lines:
-            if line.startswith("a=mid:"):
-                mid = line[len("a=mid:"):]
-            elif line.startswith("a=candidate:"):
-                try:
-                    await session.add_candidate(line, mid, None if mid is not None else 0)
-                except Exception as exc:  # a candidate aiortc cannot parse is the client's error, not ours
-                    raise Refused(400, f"bad candidate {line!r}: {exc or type(exc).__name__}") from exc
+        try:
+            fragment = parse_fragment(await _body_text(request))
+            restart = fragment.restarts(session.remote_ufrag)
+        except SdpFragError as exc:
+            raise Refused(400, str(exc)) from exc
+        if restart:
+            return await self._whip_restart(session, fragment, match, cors)
+        for found in fragment.candidates:
+            try:
+                await session.add_candidate(found.text, found.mid, found.mline_index)
+            except Exception as exc:  # a candidate aiortc cannot parse is the client's error, not ours
+                raise Refused(400, f"bad candidate {found.text!r}: {exc or type(exc).__name__}") from exc
+        if fragment.end_of_candidates:
+            await session.end_of_candidates()
         return Response(status_code=204, headers=cors)
+
+    async def _whip_restart(self, session: PublishSession, fragment: IceFragment, match: str | None,
+                            cors: dict[str, str]) -> Response:
+        """RFC 9725 §4.3.2: new credentials asked with ``If-Match: *`` → 200, Kiln's new credentials and
+        candidates, a new ETag. A restart that cannot be done leaves the session as it was."""
+        if match is None:
+            raise Refused(428, "an ICE restart is sent with If-Match: *")
+        if match != "*":
+            raise Refused(422, "the fragment's ice-ufrag is not this session's "
+                               "(an ICE restart is sent with If-Match: *)")
+        assert fragment.ufrag is not None and fragment.pwd is not None  # restarts() said so
+        try:
+            answer = await session.restart_ice(fragment.ufrag, fragment.pwd, fragment.candidates)
+            if fragment.end_of_candidates:
+                await session.end_of_candidates()
+        except IceRestartRefused as exc:
+            raise Refused(409, f"ICE restart refused: {exc}") from exc
+        except ValueError as exc:  # a candidate aiortc cannot parse (read before anything is restarted)
+            raise Refused(400, f"bad candidate: {exc or type(exc).__name__}") from exc
+        etag = f'"{secrets.token_hex(8)}"'
+        self._etags[session.id] = etag
+        return Response(answer.encode(), status_code=200, media_type=TRICKLE, headers={**cors, "ETag": etag})
 
     # -- OME signalling, direction=send ----------------------------------------------------------------
     async def signalling(self, websocket: WebSocket, host: str, app: str, stream: str) -> None:

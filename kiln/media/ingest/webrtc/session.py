@@ -3,7 +3,8 @@
 A session is made for a WHIP POST or an OME ``request_offer`` with ``direction=send``. It negotiates
 (codecs chosen by ``codecs.py``), is bound to the LiveStream the control plane opened for it, and
 ends exactly once, whatever ends it: the client (WHIP DELETE, ``stop``, socket closed), the peer
-connection failing, no media for the provider's timeout, DELETE /streams, or server shutdown.
+connection failing, no media for the provider's timeout, DELETE /streams, or server shutdown. A WHIP
+session can restart ICE (``restart_ice``): same session, same stream, DTLS and SRTP untouched.
 """
 
 from __future__ import annotations
@@ -14,15 +15,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcicetransport import candidate_to_aioice
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.sdp import candidate_from_sdp
 
 from kiln.media.ingest.webrtc.codecs import MediaPlan, receive_preferences
 from kiln.media.ingest.webrtc.pipeline import IngestPipeline
-from kiln.media.ingest.webrtc.simulcast import Layers, accept_layers, offered_layers
+from kiln.media.ingest.webrtc.simulcast import RID_URI, RRID_URI, Layers, accept_layers, offered_layers
 from kiln.media.ingest.webrtc.tap import ReceiverTap
 from kiln.media.model import MediaKind, Packet, Track
-from kiln.media.rtc.connection import new_peer_connection, pool_context
+from kiln.media.rtc.connection import PooledConnection, new_peer_connection, pool_context
+from kiln.media.rtc.ice_restart import IceRestartRefused
+from kiln.media.rtc.sdpfrag import FragmentCandidate, first_media, restart_answer
 from kiln.media.rtc.udp_mux import PortPool
 from kiln.media.stream.live import LiveStream
 
@@ -40,6 +45,8 @@ class PublishSession:
         self.timeout_s = timeout_s
         self.on_gone = on_gone
         self.pc: RTCPeerConnection = new_peer_connection()
+        self.ice: PooledConnection | None = None  # the bundle's ICE connection (on the shared ports)
+        self._remote_ended = False  # end-of-candidates heard for the current ICE generation (after a restart)
         self.taps: list[ReceiverTap] = []
         self.pipeline: IngestPipeline | None = None
         self.video_layers = 1  # simulcast layers accepted: the stream waits (a little) for each one
@@ -60,7 +67,7 @@ class PublishSession:
     # -- negotiation ------------------------------------------------------------------------------
     async def answer(self, offer: str, plans: list[MediaPlan]) -> str:
         """WHIP: the publisher's offer → Kiln's answer (candidates included: nothing to trickle)."""
-        with pool_context(self.pool):
+        with pool_context(self.pool) as made:
             for plan in plans:
                 transceiver = self.pc.addTransceiver(plan.kind, direction="recvonly")
                 transceiver.setCodecPreferences(plan.preferences)
@@ -68,10 +75,22 @@ class PublishSession:
             layers = offered_layers(offer)
             self._tap_all(layers)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self.ice = made.connections[0] if made.connections else None
+        self._read_rid_extensions(layers)
         if layers:
             log.info("webrtc publish simulcast session=%s layers=%s", self.id,
                      ",".join(f"{mid}:{'/'.join(lay.rids)}" for mid, lay in layers.items()))
         return accept_layers(str(self.pc.localDescription.sdp), layers)
+
+    def _read_rid_extensions(self, layers: dict[str, Layers]) -> None:
+        """aiortc does not negotiate the RTP stream id extensions (simulcast.py answers them): its bundle
+        transport is told their ids, so packets show the rid of a layer and the rid an RTX stream repairs."""
+        wanted = [RTCRtpHeaderExtensionParameters(id=ident, uri=uri) for lay in layers.values()
+                  for ident, uri in ((lay.rid_extension, RID_URI), (lay.rrid_extension, RRID_URI)) if ident is not None]
+        video = next((t for t in self.pc.getTransceivers() if t.kind == "video"), None)
+        if wanted and video is not None:
+            extensions: Any = video.receiver.transport._rtp_header_extensions_map  # aiortc 1.16 (pinned)
+            extensions.configure(RTCRtpParameters(headerExtensions=wanted))
 
     async def offer(self) -> str:
         """OME signalling: Kiln's recvonly offer (H.264 preferred, VP8, Opus)."""
@@ -88,16 +107,45 @@ class PublishSession:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
 
     async def add_candidate(self, line: str, mid: str | None, index: int | None) -> None:
-        text = line[2:] if line.startswith("a=") else line
-        if text.startswith("candidate:"):
-            text = text[len("candidate:"):]
-        if not text.strip():
-            return  # end of candidates
-        candidate = candidate_from_sdp(text)
-        candidate.sdpMid, candidate.sdpMLineIndex = mid, index
-        if mid is None and index is None:
-            candidate.sdpMLineIndex = 0
+        candidate = _candidate(line, mid, index)
+        if candidate is not None:
+            await self._add(candidate)
+
+    async def _add(self, candidate: RTCIceCandidate) -> None:
+        if self.ice is not None and self.ice.restarts:
+            # a restarted generation takes candidates again, whatever aiortc heard before (bundle: one transport)
+            if not self._remote_ended:
+                await self.ice.add_remote_candidate(candidate_to_aioice(candidate))
+            return
         await self.pc.addIceCandidate(candidate)
+
+    async def end_of_candidates(self) -> None:
+        """The client gathered all its candidates of the current (restarted) generation."""
+        if self.ice is not None and self.ice.restarts and not self._remote_ended:
+            self._remote_ended = True
+            await self.ice.add_remote_candidate(None)
+
+    @property
+    def remote_ufrag(self) -> str | None:
+        return self.ice.remote_username if self.ice is not None else None
+
+    async def restart_ice(self, ufrag: str, pwd: str, candidates: tuple[FragmentCandidate, ...]) -> str:
+        """WHIP ICE restart (RFC 9725 §4.3.2): a new ICE generation with the client's new credentials and
+        candidates; returns Kiln's answer fragment (new credentials, candidates). Media goes on over the
+        pair in use until a pair of the new generation is chosen."""
+        if self.ice is None or self.closed_reason is not None:
+            raise IceRestartRefused("this session has no ICE connection on Kiln's shared ports")
+        parsed = [_candidate(c.text, c.mid, c.mline_index) for c in candidates]  # bad ones refuse it all
+        local = self.ice.restart(ufrag, pwd)
+        self._remote_ended = False
+        for candidate in parsed:
+            if candidate is not None:
+                await self._add(candidate)
+        media, mid, bundle = first_media(str(self.pc.localDescription.sdp))
+        ours = [c.to_sdp() for c in self.ice.local_candidates]
+        log.info("webrtc publish ice restart session=%s stream=%s remote_candidates=%d", self.id, self.label,
+                 len(candidates))
+        return restart_answer(local[0], local[1], ours, media, mid, bundle)
 
     def _tap_all(self, layers: dict[str, Layers] | None = None) -> None:
         transceivers = [t for t in self.pc.getTransceivers() if t.kind in ("audio", "video")]
@@ -173,10 +221,10 @@ class PublishSession:
         if self.stream is not None:
             self.stream.end(reason)
         self._closing = self.loop.create_task(self._close_pc())
-        counters = {k: sum(getattr(t.counters, k) for t in self.taps) for k in ("packets", "bytes", "nacks", "plis")}
-        log.info("webrtc publish closed session=%s stream=%s reason=%s packets=%d bytes=%d nacks=%d plis=%d",
-                 self.id, self.label, reason, counters["packets"], counters["bytes"], counters["nacks"],
-                 counters["plis"])
+        counters = self.stats()
+        log.info("webrtc publish closed session=%s stream=%s reason=%s packets=%d bytes=%d nacks=%d plis=%d "
+                 "rtx=%d", self.id, self.label, reason, counters["packets"], counters["bytes"], counters["nacks"],
+                 counters["plis"], counters["rtx"])
         self.on_gone(self, reason)
 
     async def _close_pc(self) -> None:
@@ -191,8 +239,22 @@ class PublishSession:
             await asyncio.shield(self._closing)
 
     def stats(self) -> dict[str, int]:
-        out = {"packets": 0, "bytes": 0, "nacks": 0, "plis": 0, "foreign_ssrc": 0}
+        out = {"packets": 0, "bytes": 0, "nacks": 0, "plis": 0, "foreign_ssrc": 0, "rtx": 0}
         for tap in self.taps:
             for key in out:
                 out[key] += getattr(tap.counters, key)
         return out
+
+
+def _candidate(line: str, mid: str | None, index: int | None) -> RTCIceCandidate | None:
+    """An ``a=candidate`` line (or its text) as aiortc's candidate; None for an empty one (end of candidates)."""
+    text = line[2:] if line.startswith("a=") else line
+    if text.startswith("candidate:"):
+        text = text[len("candidate:"):]
+    if not text.strip():
+        return None
+    candidate = candidate_from_sdp(text)
+    candidate.sdpMid, candidate.sdpMLineIndex = mid, index
+    if mid is None and index is None:
+        candidate.sdpMLineIndex = 0
+    return candidate

@@ -4,7 +4,9 @@ aiortc neither reads nor writes ``a=rid``/``a=simulcast``: its answer leaves the
 then sends one layer. Here the offer's layers (rids on a video m-section) are put back in the answer as
 ``recv``, with the RTP stream id header extension, so the publisher sends each layer on its own SSRC;
 the tap makes each SSRC a track of the input. Paused (``~``) and alternative (``,``) rids follow RFC 8853:
-a paused rid is left out, of alternatives the first is taken.
+a paused rid is left out, of alternatives the first is taken. The repaired RTP stream id extension is
+accepted too: browsers signal no SSRCs for rid layers, so a layer's retransmissions (RTX) are matched to it
+by the rid they repair (``tap.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+RRID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 MAX_LAYERS = 4  # more layers than any browser sends; each one costs a track and its packets
 
 
@@ -22,6 +25,7 @@ class Layers:
     mid: str
     rids: tuple[str, ...]
     rid_extension: int | None   # the offer's extmap id for the RTP stream id, None when not offered
+    rrid_extension: int | None = None  # and for the repaired RTP stream id (RTX of a layer)
 
 
 def _sections(sdp: str) -> list[list[str]]:
@@ -57,12 +61,16 @@ def offered_layers(offer: str) -> dict[str, Layers]:
             first = choice.split(",")[0]
             if first and not first.startswith("~") and first in sending and first not in rids:
                 rids.append(first)
-        extension = next((line[len("a=extmap:"):].split()[0].split("/")[0] for line in section
-                          if line.startswith("a=extmap:") and line.rstrip().endswith(RID_URI)), None)
         if len(rids) >= 2:
-            found[mid] = Layers(mid, tuple(rids[:MAX_LAYERS]),
-                                int(extension) if extension and extension.isdigit() else None)
+            found[mid] = Layers(mid, tuple(rids[:MAX_LAYERS]), _extmap(section, RID_URI), _extmap(section, RRID_URI))
     return found
+
+
+def _extmap(section: list[str], uri: str) -> int | None:
+    """The id a section's ``a=extmap`` gives ``uri`` (None: not offered)."""
+    found = next((line[len("a=extmap:"):].split()[0].split("/")[0] for line in section
+                  if line.startswith("a=extmap:") and line.split()[-1] == uri), None)
+    return int(found) if found and found.isdigit() else None
 
 
 def accept_layers(answer: str, layers: dict[str, Layers]) -> str:
@@ -74,8 +82,9 @@ def accept_layers(answer: str, layers: dict[str, Layers]) -> str:
         offered = layers.get(_value(section, "a=mid:") or "")
         if offered is None or not section[0].startswith("m=video") or section[0].split()[1] == "0":
             continue
-        if offered.rid_extension is not None and not any(line.rstrip().endswith(RID_URI) for line in section):
-            section.append(f"a=extmap:{offered.rid_extension} {RID_URI}")
+        for ident, uri in ((offered.rid_extension, RID_URI), (offered.rrid_extension, RRID_URI)):
+            if ident is not None and _extmap(section, uri) is None:
+                section.append(f"a=extmap:{ident} {uri}")
         section.extend(f"a=rid:{rid} recv" for rid in offered.rids)
         section.append("a=simulcast:recv " + ";".join(offered.rids))
     return "\r\n".join(line for section in sections for line in section) + "\r\n"

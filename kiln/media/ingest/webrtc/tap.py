@@ -9,7 +9,10 @@ private names touched are pinned by aiortc's version in pyproject (1.16) and cov
 
 With simulcast negotiated (``layers`` > 1) each SSRC, up to that many, is a track of its own; aiortc's
 NACK generator follows one sequence, so the tap gives it one per SSRC (a shared one would read the
-layers' interleaved sequence numbers as losses and NACK them).
+layers' interleaved sequence numbers as losses and NACK them). Browsers signal no SSRCs for rid layers,
+so aiortc cannot tell which layer an RTX stream repairs and drops it: the tap learns each layer's SSRC
+from its RTP stream id extension and each RTX SSRC from its repaired RTP stream id, and tells aiortc
+(its RTX map), which then unwraps those retransmissions as for a signalled SSRC.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class TapCounters:
     plis: int = 0                # keyframe requests sent
     foreign_ssrc: int = 0        # packets from an SSRC beyond the negotiated layers (one without simulcast): dropped
     unknown_codec: int = 0       # payload types not negotiated, or a codec switch mid-stream
+    rtx: int = 0                 # retransmissions (RTX) of a simulcast layer matched to it by rid
 
 
 class ReceiverTap:
@@ -57,6 +61,7 @@ class ReceiverTap:
         self.ssrc: int | None = None           # the first SSRC (the only one without simulcast)
         self.ssrcs: dict[int, int] = {}         # SSRC -> pipeline track id, one per layer
         self.last_packet = 0.0
+        self.rids: dict[str, int] = {}          # simulcast: rid -> the SSRC that carries it
         self._warned = False
 
     def install(self) -> None:
@@ -80,6 +85,30 @@ class ReceiverTap:
 
         receiver._handle_rtcp_packet = handle_rtcp
         receiver._send_rtcp_nack = send_nack
+        if self.layers > 1:
+            self._match_rtx_by_rid(receiver)
+
+    def _match_rtx_by_rid(self, receiver: Any) -> None:
+        """RTX of rid layers: its SSRC is put in aiortc's RTX map once its repaired rid names a known layer."""
+        rtx_map: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # aiortc 1.16: RTX SSRC -> media SSRC
+        rtx_types = {c.payloadType for c in self.transceiver._codecs if c.name.lower() == "rtx"}
+        aiortc_rtp = receiver._handle_rtp_packet
+
+        async def handle_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
+            if packet.payload_type in rtx_types:
+                if packet.ssrc not in rtx_map:
+                    media = self.rids.get(packet.extensions.repaired_rtp_stream_id or "")
+                    if media is not None and len(rtx_map) < self.layers:
+                        rtx_map[packet.ssrc] = media
+                        log.info("webrtc ingest rtx matched by rid rid=%s rtx_ssrc=%d ssrc=%d",
+                                 packet.extensions.repaired_rtp_stream_id, packet.ssrc, media)
+                if packet.ssrc in rtx_map and len(packet.payload) >= 2:
+                    self.counters.rtx += 1
+            elif packet.extensions.rtp_stream_id and len(self.rids) < self.layers:
+                self.rids.setdefault(packet.extensions.rtp_stream_id, packet.ssrc)
+            await aiortc_rtp(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = handle_rtp
 
     # -- aiortc's jitter buffer interface ---------------------------------------------------------
     def add(self, packet: RtpPacket) -> tuple[bool, None]:

@@ -1,11 +1,21 @@
 """Cutting one track into LL-HLS parts and segments (media-spec §2.7), as fMP4 fragments.
 
 Rules (OME's): the part target is the configured ChunkDuration rounded to a whole number of
-frames of this track. A part is closed when its duration reaches the target, or reaches 85 % of it
-and the next sample would overshoot. A segment is closed when its duration plus the pending part
+frames of this track. A part is closed when its duration reaches the target (within half a frame:
+the nearest whole number of frames). A segment is closed when its duration plus the pending part
 reaches SegmentDuration and — for video — the next frame is a keyframe (audio: at any part
-boundary). A segment is its parts concatenated. A sample's duration is known when the next sample
-arrives, so every packet is held back by one frame.
+boundary). A segment is its parts concatenated.
+
+A sample's exact duration is only known when the next sample arrives; waiting for it would hold every
+part back by one frame (33 ms at 30 fps), so a sample is added with the duration the frame rate
+predicts and corrected when the next one arrives, and the part that sample completes is closed at
+once. Only a part's last sample keeps the prediction; the next part's tfdt is the true decode time, so
+a misprediction is a gap or overlap of a tick or so, which players absorb.
+
+PROGRAM-DATE-TIME is the ingest time of the media: each packet's arrival wall time minus its decode
+time gives the wall time of decode time zero, and the earliest such value is kept. Anchoring on the
+first packet alone made every PDT as late as that packet was (a publisher's first frames come late:
+connection setup, its muxer's interleaving), about 0.1 s in the LL-HLS bench.
 
 Pure logic: no I/O, no clocks except the wall time passed in; the owner (LlhlsStream) runs it on
 the event loop and wakes blocked requests when ``on_part`` fires.
@@ -124,10 +134,14 @@ class TrackPackager:
         self.first_segment_number = first_segment_number
         self.next_segment_number = first_segment_number
         self.sequence_number = 1
-        self.pending: _Sample | None = None
+        self.last: _Sample | None = None  # the newest sample; its duration is a prediction until the next one
         self.current: list[tuple[_Sample, int]] = []  # (sample, duration)
         self.current_duration = 0
         self.frame_duration = 0
+        self._frame_estimate = 0.0  # smoothed sample duration in ticks (not rounded: 33.3 ms at 30 fps in ms)
+        self._keyframe_dts: int | None = None  # the newest keyframe, and the interval before it (0: unknown)
+        self._keyframe_interval = 0
+        self._tail_ms: int | None = None  # decode time (ms) of the last emitted part's last sample
         self.max_part_duration = 0
         self.max_segment_duration = 0
         self.events: list[PendingEvent] = []
@@ -146,23 +160,34 @@ class TrackPackager:
     @property
     def part_target(self) -> int:
         """ChunkDuration rounded to whole frames of this track (in the timescale). Asked for every packet,
-        so remembered until the chunk duration or the measured frame duration changes."""
-        key = (self.chunk_duration, self.frame_duration, id(self.track))
-        if self._part_target_key != key:
-            self._part_target_key, self._part_target = key, self._compute_part_target()
+        so remembered until the chunk duration, the track or the frame duration (by more than 1 %) changes."""
+        frame = self.sample_duration
+        key = (self.chunk_duration, id(self.track))
+        if self._part_target_key != key or abs(frame - self._part_target_frame) > 0.01 * self._part_target_frame:
+            self._part_target_key, self._part_target_frame = key, frame
+            self._part_target = self._compute_part_target(frame)
         return self._part_target
 
-    _part_target_key: tuple[float, int, int] | None = None
+    _part_target_key: tuple[float, int] | None = None
+    _part_target_frame = 0.0
     _part_target = 0
 
-    def _compute_part_target(self) -> int:
-        target = int(self.chunk_duration * self.timescale)
-        frame = self.frame_duration
-        if self.track.kind is MediaKind.AUDIO and self.track.sample_rate and self.track.samples_per_frame:
-            frame = round(self.track.samples_per_frame * self.timescale / self.track.sample_rate)
+    @property
+    def sample_duration(self) -> float:
+        """The expected duration of the next sample, in ticks (0.0 while unknown): exact for audio whose
+        frame size is known, else the smoothed measured frame duration."""
+        track = self.track
+        if track.kind is MediaKind.AUDIO and track.sample_rate and track.samples_per_frame:
+            return track.samples_per_frame * self.timescale / track.sample_rate
+        return self._frame_estimate
+
+    def _compute_part_target(self, frame: float) -> int:
+        target = self.chunk_duration * self.timescale
         if frame <= 0:
-            return target
-        return max(frame, round(target / frame) * frame)
+            return int(target)
+        # OME: N = round(ChunkDuration / frame duration) frames; 15 frames at 30 fps, not 14 of an
+        # integer-truncated 33 ms
+        return round(max(1, round(target / frame)) * frame)
 
     @property
     def part_target_seconds(self) -> float:
@@ -178,35 +203,56 @@ class TrackPackager:
             if self.track.kind is MediaKind.VIDEO and not sample.keyframe:
                 return  # a track starts at a keyframe
             self._wall0, self._dts0 = wall_time, sample.dts
-        prev = self.pending
-        self.pending = sample
-        if prev is None:
-            return
-        duration = sample.dts - prev.dts
+        else:
+            # the least delayed packet so far dates the timeline (PROGRAM-DATE-TIME)
+            self._wall0 = min(self._wall0, wall_time - (sample.dts - self._dts0) / self.timescale)
+        if sample.keyframe and self.track.kind is MediaKind.VIDEO:
+            if self._keyframe_dts is not None and sample.dts > self._keyframe_dts:
+                self._keyframe_interval = sample.dts - self._keyframe_dts
+            self._keyframe_dts = sample.dts
+        prev, self.last = self.last, sample
+        if prev is not None:
+            self._settle(prev, sample.dts - prev.dts)
+            if self.track.kind is MediaKind.VIDEO and sample.keyframe and self._segment_due(sample.dts):
+                self._emit_part()
+                self._close_segment()
+        # a duration the packet carries is exact; otherwise the frame rate predicts it
+        predicted = (self.ticks(packet.duration, packet.time_base) if packet.duration > 0
+                     else round(self.sample_duration))
+        self.current.append((sample, predicted))
+        self.current_duration += predicted
+        self._maybe_cut()
+
+    def _settle(self, prev: _Sample, duration: int) -> None:
+        """The previous sample's true duration is known: learn the frame rate from it and, while its part
+        is still open, replace the prediction it was added with."""
         if duration <= 0:
             duration = self.frame_duration or 1
-        elif self.frame_duration == 0 or duration < self.frame_duration * 4:
-            self.frame_duration = duration if self.frame_duration == 0 else (self.frame_duration * 7 + duration) // 8
-        self.current.append((prev, duration))
-        self.current_duration += duration
-        self._maybe_cut(sample)
+        elif self._frame_estimate == 0 or duration < self._frame_estimate * 4:
+            self._frame_estimate = duration if self._frame_estimate == 0 else (self._frame_estimate * 7 + duration) / 8
+            self.frame_duration = round(self._frame_estimate)
+        if self.current and self.current[-1][0] is prev:
+            self.current_duration += duration - self.current[-1][1]
+            self.current[-1] = (prev, duration)
 
-    def _maybe_cut(self, nxt: _Sample) -> None:
-        target = self.part_target
+    def _segment_due(self, end: int) -> bool:
+        """The open segment reaches SegmentDuration at decode time ``end`` (within half a frame). Measured
+        on the timeline, not summed from parts whose last durations were predictions."""
         seg = self.segments[-1] if self.segments and not self.segments[-1].complete else None
-        seg_duration = seg.duration if seg is not None else 0
-        is_video = self.track.kind is MediaKind.VIDEO
-        segment_due = seg_duration + self.current_duration >= self.segment_duration * self.timescale
-        if is_video and nxt.keyframe and segment_due:
-            self._emit_part()
-            self._close_segment()
+        start = seg.start if seg is not None else self.current[0][0].dts if self.current else end
+        return end - start + self.sample_duration / 2 >= self.segment_duration * self.timescale
+
+    def _maybe_cut(self) -> None:
+        """Close the part once it holds the target's whole number of frames (its last sample's duration
+        predicted), without waiting for the next frame; audio closes its segment at a part boundary."""
+        frame = self.sample_duration or self.current[-1][1]
+        if frame <= 0 or self.current_duration + frame / 2 < self.part_target:
             return
-        estimate = self.frame_duration
-        if self.current_duration >= target or (self.current_duration >= 0.85 * target
-                                               and self.current_duration + estimate > target):
-            self._emit_part()
-            if not is_video and segment_due:
-                self._close_segment()
+        last, duration = self.current[-1]
+        segment_due = self._segment_due(last.dts + duration)
+        self._emit_part()
+        if self.track.kind is not MediaKind.VIDEO and segment_due:
+            self._close_segment()
 
     def _open_segment(self, start: int) -> Segment:
         wall = (self._wall0 or 0.0) + (start - self._dts0) / self.timescale
@@ -256,6 +302,7 @@ class TrackPackager:
                                                                   [s.data for s, _ in samples])])
         self.sequence_number += 1
         data = self._events_for(start, duration) + fragment
+        self._tail_ms = samples[-1][0].dts * 1000 // self.timescale
         independent = samples[0][0].keyframe or self.track.kind is not MediaKind.VIDEO
         part = Part(seg.number, len(seg.parts), start, duration, independent, data)
         seg.parts.append(part)
@@ -283,6 +330,8 @@ class TrackPackager:
         keep: list[PendingEvent] = []
         for ev in self.events:
             at = start_ms if ev.time_ms < 0 else ev.time_ms
+            if self._tail_ms is not None and self._tail_ms <= at < start_ms:
+                at = start_ms  # in the previous part's last frame, closed before the event came: the next part
             if at < start_ms:
                 log.debug("emsg dropped (older than part) track=%d time_ms=%d part_start_ms=%d", self.track.id,
                           at, start_ms)
@@ -304,15 +353,33 @@ class TrackPackager:
         """concludeHlsLive / stream end: flush what is pending and stop growing."""
         if self.concluded:
             return
-        if self.pending is not None:
-            self.current.append((self.pending, self.frame_duration or 1))
-            self.current_duration += self.frame_duration or 1
-            self.pending = None
+        if self.current and self.current[-1][1] <= 0:  # a lone first sample with no duration known
+            self.current[-1] = (self.current[-1][0], 1)
+            self.current_duration += 1
         self._emit_part()
         self._close_segment()
         self.concluded = True
 
     # -- queries --
+    def next_part(self) -> tuple[int, int]:
+        """The (msn, part) expected next, which PRELOAD-HINT announces. A video part is closed before the
+        next frame says whether it starts a segment, so a due segment whose next frame the keyframe
+        interval predicts to be a keyframe announces the next segment's first part."""
+        seg = self.segments[-1] if self.segments and not self.segments[-1].complete else None
+        if seg is None:
+            return self.next_segment_number, 0
+        if not self.current and self.last is not None and self._keyframe_starts_next():
+            return self.next_segment_number, 0
+        return seg.number, len(seg.parts)
+
+    def _keyframe_starts_next(self) -> bool:
+        last, frame = self.last, self.sample_duration
+        if last is None or frame <= 0 or not self._keyframe_interval or self._keyframe_dts is None:
+            return False
+        following = last.dts + round(frame)
+        return (abs(self._keyframe_dts + self._keyframe_interval - following) <= frame / 2
+                and self._segment_due(following))
+
     def last_part(self) -> tuple[int, int] | None:
         """(msn, part index) of the newest part."""
         for seg in reversed(self.segments):

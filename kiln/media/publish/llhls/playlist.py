@@ -94,10 +94,7 @@ def render_chunklist(pkg: TrackPackager, opts: ChunklistOptions,
 
 def next_part(pkg: TrackPackager) -> tuple[int, int]:
     """The (msn, part) that will be produced next: what PRELOAD-HINT announces."""
-    if pkg.segments and not pkg.segments[-1].complete:
-        seg = pkg.segments[-1]
-        return seg.number, len(seg.parts)
-    return pkg.next_segment_number, 0
+    return pkg.next_part()
 
 
 @dataclass(frozen=True)

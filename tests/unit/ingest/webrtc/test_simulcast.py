@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+from aiortc.rtp import RtpPacket
+
 from kiln.media.ingest.webrtc.pipeline import IngestPipeline
-from kiln.media.ingest.webrtc.simulcast import RID_URI, accept_layers, offered_layers
+from kiln.media.ingest.webrtc.simulcast import RID_URI, RRID_URI, accept_layers, offered_layers
 from kiln.media.ingest.webrtc.tap import LayerNacks, ReceiverTap
 from tests.unit.ingest.webrtc.test_tap import Sink, _packets, _transceiver
 
@@ -27,11 +32,12 @@ ANSWER = "\r\n".join([
 def test_the_offers_layers_are_read_and_accepted_on_their_m_section() -> None:
     layers = offered_layers(OFFER)
     assert list(layers) == ["1"] and layers["1"].rids == ("h", "m", "l") and layers["1"].rid_extension == 10
+    assert layers["1"].rrid_extension == 11
     answer = accept_layers(ANSWER, layers)
     audio, video = answer.split("m=video")
     assert "a=rid" not in audio and "a=simulcast" not in audio
-    assert video.splitlines()[-5:] == [f"a=extmap:10 {RID_URI}", "a=rid:h recv", "a=rid:m recv", "a=rid:l recv",
-                                       "a=simulcast:recv h;m;l"]
+    assert video.splitlines()[-6:] == [f"a=extmap:10 {RID_URI}", f"a=extmap:11 {RRID_URI}", "a=rid:h recv",
+                                       "a=rid:m recv", "a=rid:l recv", "a=simulcast:recv h;m;l"]
     assert answer.endswith("\r\n") and "\n\n" not in answer.replace("\r\n", "\n")
 
 
@@ -70,3 +76,53 @@ def test_nacks_follow_each_layers_own_sequence() -> None:
         assert nacks.add(packet) is False
     assert nacks.add(low[3]) is True and nacks.missing == {low[2].sequence_number}
     assert nacks.add(high[2]) is False and nacks.missing == set()  # the missing set of the SSRC just added
+
+
+class FakeReceiver:
+    """The aiortc receiver's names the tap takes over (aiortc 1.16), recording what reaches aiortc's handler."""
+
+    def __init__(self) -> None:
+        self._RTCRtpReceiver__jitter_buffer = None
+        self._RTCRtpReceiver__nack_generator = None
+        self._RTCRtpReceiver__rtx_ssrc: dict[int, int] = {}
+        self.handled: list[int] = []
+
+    async def _handle_rtp_packet(self, packet: Any, arrival_time_ms: int) -> None:
+        self.handled.append(packet.ssrc)
+
+    async def _handle_rtcp_packet(self, packet: Any) -> None:
+        pass
+
+    async def _send_rtcp_nack(self, media_ssrc: int, lost: list[int]) -> None:
+        pass
+
+
+def _rtp(ssrc: int, payload_type: int, *, rid: str | None = None, rrid: str | None = None) -> RtpPacket:
+    packet = RtpPacket(payload_type=payload_type, sequence_number=1, timestamp=0, ssrc=ssrc, payload=b"\x00\x01ab")
+    packet.extensions.rtp_stream_id, packet.extensions.repaired_rtp_stream_id = rid, rrid
+    return packet
+
+
+def test_a_layer_s_retransmissions_are_matched_to_it_by_the_rid_they_repair() -> None:
+    async def main() -> None:
+        transceiver = _transceiver()
+        receiver = transceiver.receiver = FakeReceiver()
+        tap = ReceiverTap(transceiver, IngestPipeline(Sink(), gate_s=0.0, expected_tracks=2), layers=2)
+        tap.install()
+        rtx_map = receiver._RTCRtpReceiver__rtx_ssrc
+        handle = receiver._handle_rtp_packet
+        await handle(_rtp(9001, 103, rrid="h"), arrival_time_ms=0)  # before layer h is known: not matched
+        assert rtx_map == {} and tap.counters.rtx == 0
+        await handle(_rtp(1111, 102, rid="h"), arrival_time_ms=0)
+        await handle(_rtp(2222, 102, rid="l"), arrival_time_ms=0)
+        await handle(_rtp(3333, 102, rid="x"), arrival_time_ms=0)  # more rids than layers: not learned
+        assert tap.rids == {"h": 1111, "l": 2222}
+        await handle(_rtp(9001, 103, rrid="h"), arrival_time_ms=0)
+        await handle(_rtp(9002, 103, rrid="l"), arrival_time_ms=0)
+        await handle(_rtp(9003, 103, rrid="x"), arrival_time_ms=0)  # repairs no known layer
+        await handle(_rtp(9004, 103), arrival_time_ms=0)            # says nothing
+        assert rtx_map == {9001: 1111, 9002: 2222} and tap.counters.rtx == 2
+        # every packet still goes to aiortc, which unwraps the matched RTX with the layer's SSRC
+        assert receiver.handled == [9001, 1111, 2222, 3333, 9001, 9002, 9003, 9004]
+
+    asyncio.run(main())

@@ -1,0 +1,166 @@
+"""Leader/follower group commit: the appending thread writes; appends that come during a commit ride the next one.
+
+What a user of the journal relies on: a lone appender pays no hand-off to another thread; appenders that
+come while a commit is under way do not wait for the disk in ``append`` and are carried, together, by
+the next commit; a leader never commits for others without bound; an event loop never writes; close()
+finishes everything queued; and a failed write fails the appends queued behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kiln.journal import Journal, JournalFailedError, NewRecord, Record
+from kiln.journal.journal import LEAD_ROUNDS, defer_commits_while
+
+
+def rec(n: int) -> NewRecord:
+    return NewRecord("app:default/app", "Thing", 1, {"n": n})
+
+
+@pytest.fixture
+def journal(tmp_path: Path):
+    j = Journal.open(tmp_path, fsync=True)
+    yield j
+    j.close()
+
+
+def test_a_lone_appender_commits_on_its_own_thread(journal: Journal) -> None:
+    threads: list[str] = []
+    journal.add_listener(lambda _records: threads.append(threading.current_thread().name))
+    for n in range(3):
+        journal.append([rec(n)]).result(5)
+    assert threads == [threading.current_thread().name] * 3
+
+
+def test_appends_during_a_commit_queue_and_share_the_next_one(journal: Journal) -> None:
+    batches: list[list[int]] = []
+    release = threading.Event()
+
+    def slow_first_commit(records: list[Record]) -> None:
+        batches.append([r.seq for r in records])
+        if len(batches) == 1:
+            assert release.wait(10)
+
+    journal.add_listener(slow_first_commit)
+    leader = threading.Thread(target=lambda: journal.append([rec(0)]).result(10))
+    leader.start()
+    deadline = time.monotonic() + 10
+    while not batches and time.monotonic() < deadline:  # the leader is inside its commit, after the fsync
+        time.sleep(0.001)
+    # ten appenders while the leader is busy: append() returns at once, nothing is durable yet
+    futures = [journal.append([rec(n), rec(n + 100)]) for n in range(1, 11)]
+    assert not any(f.done() for f in futures)
+    release.set()
+    results = [f.result(10) for f in futures]
+    leader.join(10)
+    assert batches == [[1], list(range(2, 22))]  # one commit (one fsync) carried all ten
+    assert [[r.seq for r in got] for got in results] == [[n, n + 1] for n in range(2, 22, 2)]
+    assert [r.payload["n"] for r in journal.read(2)] == [v for n in range(1, 11) for v in (n, n + 100)]
+
+
+def test_a_leader_hands_endless_work_to_the_standby_thread(journal: Journal) -> None:
+    committers: list[str] = []
+    more = [40]
+
+    def append_more(_records: list[Record]) -> None:  # every commit queues another append
+        committers.append(threading.current_thread().name)
+        if more[0] > 0:
+            more[0] -= 1
+            journal.append([rec(more[0])])
+
+    journal.add_listener(append_more)
+    journal.append([rec(-1)]).result(5)  # returns although work keeps coming
+    me = threading.current_thread().name
+    assert committers[:LEAD_ROUNDS] == [me] * LEAD_ROUNDS
+    deadline = time.monotonic() + 10
+    while len(committers) < 41 and time.monotonic() < deadline:  # the standby commits the rest
+        time.sleep(0.005)
+    assert len(committers) == 41 and set(committers[LEAD_ROUNDS:]) == {"kiln-journal"}
+    assert [r.seq for r in journal.read(1)] == list(range(1, 42))
+
+
+def test_an_event_loop_thread_never_writes(journal: Journal) -> None:
+    threads: list[str] = []
+    journal.add_listener(lambda _records: threads.append(threading.current_thread().name))
+
+    async def from_the_loop() -> list[Record]:
+        return await asyncio.wrap_future(journal.append([rec(1)]))
+
+    records = asyncio.run(from_the_loop())
+    assert [r.seq for r in records] == [1] and threads == ["kiln-journal"]
+
+
+def test_close_commits_what_is_queued(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path, fsync=False)
+    release = threading.Event()
+    journal.add_listener(lambda _records: release.wait(10))
+    leader = threading.Thread(target=lambda: journal.append([rec(0)]))
+    leader.start()
+    queued = [journal.append([rec(n)]) for n in range(1, 6)]
+    closer = threading.Thread(target=journal.close)
+    closer.start()
+    release.set()
+    closer.join(10)
+    leader.join(10)
+    assert [f.result(0)[0].seq for f in queued] == [2, 3, 4, 5, 6]
+    reopened = Journal.open(tmp_path, fsync=False)
+    try:
+        assert reopened.last_seq == 6
+    finally:
+        reopened.close()
+
+
+def test_a_failed_write_fails_the_appends_queued_behind_it(journal: Journal, monkeypatch) -> None:
+    release = threading.Event()
+    journal.add_listener(lambda _records: release.wait(10))
+    leader = threading.Thread(target=lambda: journal.append([rec(0)]))
+    leader.start()
+    queued = journal.append([rec(1)])  # waits behind the leader's first commit
+
+    def no_space(_data: bytes) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(journal, "_write", no_space)
+    release.set()
+    leader.join(10)
+    with pytest.raises(OSError, match="I/O error"):
+        queued.result(10)
+    with pytest.raises(JournalFailedError):
+        journal.append([rec(2)])
+
+
+def test_a_cancelled_append_is_still_written_and_later_appends_go_on(journal: Journal) -> None:
+    release = threading.Event()
+    journal.add_listener(lambda _records: release.wait(10))
+    leader = threading.Thread(target=lambda: journal.append([rec(0)]))
+    leader.start()
+    cancelled = journal.append([rec(1)])  # queued behind the leader's commit
+    assert cancelled.cancel()  # as wrap_future does when the asyncio task awaiting it is cancelled
+    release.set()
+    leader.join(10)
+    assert [r.seq for r in journal.append([rec(2)]).result(10)] == [3]
+    assert [r.payload["n"] for r in journal.read(1)] == [0, 1, 2]
+
+
+def test_a_thread_with_work_waiting_hands_its_commit_to_the_standby(journal: Journal) -> None:
+    threads: list[str] = []
+    journal.add_listener(lambda _records: threads.append(threading.current_thread().name))
+    waiting = [True]
+
+    def serve() -> None:  # a thread serving a queue, as an actor serves its mailbox
+        defer_commits_while(lambda: waiting[0])
+        journal.append([rec(1)]).result(5)  # more work waits: the standby commits it
+        waiting[0] = False
+        journal.append([rec(2)]).result(5)  # nothing waits: it commits itself
+
+    server = threading.Thread(target=serve, name="serving")
+    server.start()
+    server.join(10)
+    assert threads == ["kiln-journal", "serving"]
