@@ -206,3 +206,22 @@ def test_chunklists_are_rendered_once_per_change_with_each_session_in_its_uris()
         await live.client.aclose()
 
     asyncio.run(run())
+
+
+def test_a_cached_chunklist_is_never_staler_than_a_fresh_rendering_frame_by_frame() -> None:
+    async def run() -> None:
+        live = Live()
+        live.feed(2.5)
+        session = await live.session()
+        pkg = live.stream.track_by_id(AUDIO.id)
+        assert pkg is not None
+        path = f"/app/cam/chunklist_1_audio_{live.stream.key}_llhls.m3u8?session={session}&_HLS_msn=0&_HLS_part=0"
+        for _ in range(int(3.0 * RATE / FRAME)):  # segment ends and hints move between parts too
+            live.feed(FRAME / RATE)
+            answer = live.fast(path, accept="")
+            assert isinstance(answer, FastAnswer)
+            assert answer.body == live.stream.chunklist(pkg, f"session={session}", legacy=False,
+                                                        rewind=True).encode()
+        await live.client.aclose()
+
+    asyncio.run(run())

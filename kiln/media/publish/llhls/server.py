@@ -557,7 +557,8 @@ _QUERY_MARK = "\x00kiln-query\x00"  # never in a rendered chunklist: stands for 
 
 
 class PlaylistCache:
-    """Chunklists rendered once per change of their stream (``LlhlsStream.changes``: every part, the end).
+    """Chunklists rendered once per change of their stream (``LlhlsStream.changes``: every part, the end)
+    and of what changes between parts (a segment's completion, the predicted PRELOAD-HINT).
 
     A playlist differs per player only by the query its URIs carry (the session), so one rendering per
     (track, legacy, rewind) and change is shared, the query put in by a bytes replace; the answer for one
@@ -572,11 +573,15 @@ class PlaylistCache:
         held = self._streams.get(stream)
         if held is None or held.version != stream.changes:
             held = self._streams[stream] = _StreamPlaylists(stream.changes)
-        key = (pkg.track.id, query, legacy, rewind)
+        # what moves between parts without a wake: a segment completed by its keyframe, and the hint the
+        # packager predicts from the frames it holds
+        segs = pkg.segments
+        moved = (stream.next_part_of(pkg), len(segs), segs[-1].complete if segs else False)
+        key = (pkg.track.id, query, legacy, rewind, moved)
         rendered = held.answers.get(key)
         if rendered is not None:
             return rendered
-        tkey = (pkg.track.id, legacy, rewind)
+        tkey = (pkg.track.id, legacy, rewind, moved)
         template = held.templates.get(tkey)
         if template is None:
             template = held.templates[tkey] = stream.chunklist(pkg, _QUERY_MARK, legacy=legacy,
@@ -594,8 +599,8 @@ class _StreamPlaylists:
 
     def __init__(self, version: int) -> None:
         self.version = version
-        self.templates: dict[tuple[int, bool, bool], bytes] = {}
-        self.answers: dict[tuple[int, str, bool, bool], Rendered] = {}
+        self.templates: dict[tuple[Any, ...], bytes] = {}
+        self.answers: dict[tuple[Any, ...], Rendered] = {}
 
 
 def _path_names(request: Request | WebSocket) -> list[str]:
