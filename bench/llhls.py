@@ -55,6 +55,7 @@ from urllib.parse import urljoin, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _llhls_load  # noqa: E402
 import av  # noqa: E402
 import httpx  # noqa: E402
 from _media import (  # noqa: E402
@@ -581,6 +582,7 @@ def main() -> None:
                          "(repeatable; the default config always runs first)")
     ap.add_argument("--viewers", default="10,50,100,200", help="(c) viewer counts")
     ap.add_argument("--step-seconds", type=float, default=12.0, help="(c) measurement time per step")
+    _llhls_load.add_arguments(ap)
     args = ap.parse_args()
     args.viewers = [int(v) for v in args.viewers.split(",") if v.strip()]
     media = media_720p(60)
@@ -604,6 +606,9 @@ def main() -> None:
             init_uri = re.search(r'#EXT-X-MAP:URI="([^"]+)"', http.get(chunklist).text).group(1)  # type: ignore[union-attr]
             ts = timescale(http.get(urljoin(chunklist, init_uri)).content)
 
+        if args.serve_only:
+            serving(args, kiln, pub, master, chunklist, ts, wd)
+            return
         # (a)
         prober = Prober(chunklist, pub, ts)
 
@@ -639,6 +644,8 @@ def main() -> None:
         sustained = [r[1] for r in rows if r[0] == "kiln" and r[-1] == "yes"]
         out(f"kiln sustains {max(sustained) if sustained else 0} blocking-reload viewers with p99 delivery <= 100 ms "
             f"(largest step tried {max(args.viewers)}; client and server share 2 cores)")
+        if not args.no_serve:
+            serving(args, kiln, pub, master, chunklist, ts, wd)
         counts = kiln.log_findings()
         out("kiln log: " + " ".join(f"{k}={v}" for k, v in counts.items()))
         for line in kiln.log_lines(" WARNING ", " ERROR ", "Traceback"):
@@ -651,6 +658,22 @@ def main() -> None:
         if nginx is not None:
             nginx.stop()
         kiln.close()
+
+
+def serving(args: argparse.Namespace, kiln: BenchKiln, pub: Publisher, master: str, chunklist: str, ts: int,
+            wd: Path) -> None:
+    """(d) and (e), bench/_llhls_load.py: request rates under h2load and blocking-reload viewers from
+    several processes, next to nginx static; a part can be had once its last frame is written (Kiln predicts
+    that frame's duration instead of waiting for the next one)."""
+
+    def closing_frame(last_ms: int) -> float | None:
+        return pub.frame(last_ms)[1]
+
+    _llhls_load.run_serving(args, kiln.pid, master, chunklist, ts, closing_frame, wd)
+    counts = kiln.log_findings()
+    out("kiln log: " + " ".join(f"{k}={v}" for k, v in counts.items()))
+    for line in kiln.log_lines(" WARNING ", " ERROR ", "Traceback"):
+        out("  " + line)
 
 
 PART_TARGET_MS = 10.0  # issue 16: frame arrival -> part downloadable, p99, beyond the frame that closes it

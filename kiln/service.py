@@ -58,6 +58,7 @@ from kiln.events import tasks as te
 from kiln.http.api import ApiApp, MetricsExport
 from kiln.http.connection_limits import guarded_protocol
 from kiln.http.context import ApiReads
+from kiln.http.media_protocol import media_protocol
 from kiln.http.tls import ApiTls
 from kiln.journal import Journal, NewRecord, SnapshotStore
 from kiln.journal.feed import JournalFeed
@@ -479,8 +480,11 @@ class KilnService:
             sock = bind_tcp(host, port)
             # WebSockets (the websockets package) only where WebRTC signalling is served; elsewhere "none"
             ws = "websockets" if self.media.serves_websocket(name) else "none"
+            # player ports: httptools with the LL-HLS fast lane (media_protocol.py says why); thumbnails: h11
+            protocol = guarded(MEDIA_DEFAULTS, name) if name == "thumbnail" else \
+                {"http": media_protocol(MEDIA_DEFAULTS, name, self.media.fast_lane(name))}
             cfg = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30,
-                                 ws=ws, **guarded(MEDIA_DEFAULTS, name))
+                                 ws=ws, **protocol)
             servers.append((uvicorn.Server(cfg), sock))
             listeners[name] = (host, sock.getsockname()[1])
             if ws != "none":  # WebRTC signalling shares this port (the banner names it too)

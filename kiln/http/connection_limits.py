@@ -38,16 +38,17 @@ class _RateLimitedLog:
         self.last, self.suppressed = now, 0
 
 
-def guarded_protocol(limits: ConnectionLimits, listener: str) -> type[H11Protocol]:
-    """An H11Protocol class for one listener (its counts are shared by that listener's connections)."""
+def guarded_protocol(limits: ConnectionLimits, listener: str, base: type[Any] = H11Protocol) -> type[Any]:
+    """An H11Protocol class (or a subclass of ``base``, another uvicorn HTTP protocol: media_protocol.py)
+    for one listener (its counts are shared by that listener's connections)."""
     counts: dict[str, int] = {}
     refused_log, expired_log = _RateLimitedLog(), _RateLimitedLog()
 
-    class GuardedH11Protocol(H11Protocol):
+    class GuardedH11Protocol(base):  # type: ignore[misc]
         _kiln_host: str | None = None
         _kiln_deadline: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             host = self.client[0] if self.client else ""
             if limits.max_per_client and counts.get(host, 0) >= limits.max_per_client:

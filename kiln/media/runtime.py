@@ -87,6 +87,7 @@ class MediaRuntime:
         self.maps: OriginMaps | None = None
         self.webrtc: WebRtcPublisher | None = None
         self.webrtc_endpoints: WebRtcEndpoints | None = None
+        self.player_router: LlhlsServer | None = None  # set by http_apps(); its fast lane serves the player ports
         self.rtc_ingest: RtcIngest | None = None  # WebRTC ingest (issue 13) sets it before http_apps()
         self.webrtc_ingest: WebRtcIngest | None = None
         self.ice_pool: PortPool | None = None
@@ -163,6 +164,7 @@ class MediaRuntime:
             # one router for every player port: HLS v3 plays on Bind/Publishers/HLS/Port as in OME, and on
             # the LL-HLS port; WebRTC signalling and WHEP share the LL-HLS port when they name the same one
             server = self._player_router(control, self.llhls)
+            self.player_router = server
             if bind.llhls_port is not None:
                 out["llhls"] = (server.starlette, bind.llhls_port)
             if bind.hls_port is not None and bind.hls_port != bind.llhls_port:
@@ -172,6 +174,11 @@ class MediaRuntime:
         if bind.thumbnail_port is not None:
             out["thumbnail"] = (self._thumbnail_server(control).starlette, bind.thumbnail_port)
         return out
+
+    def fast_lane(self, name: str) -> LlhlsServer | None:
+        """The player router behind HTTP port ``name`` (its ``fast`` answers live LL-HLS files without ASGI:
+        kiln/http/media_protocol.py), None for other ports; after :meth:`http_apps`."""
+        return self.player_router if name in ("llhls", "hls", "webrtc") else None
 
     def serves_websocket(self, name: str) -> bool:
         """Whether the HTTP port ``name`` (a key of :meth:`http_apps`) carries WebRTC signalling."""

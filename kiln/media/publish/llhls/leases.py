@@ -62,6 +62,15 @@ class SessionLeases:
             return False
         return True
 
+    def child_allowed_now(self, session_q: str) -> bool | None:
+        """:meth:`child_allowed` for a session this server already admitted, without waiting; None when the
+        session must be asked (the caller takes the asynchronous path)."""
+        self._prune()
+        lease = self._leases.get(session_q)
+        if lease is None:
+            return None
+        return lease[1] is None or time.time() * 1000 < lease[1]
+
     def _prune(self) -> None:
         if time.monotonic() - self._pruned < PRUNE_EVERY_S:
             return

@@ -14,10 +14,12 @@ shares this port with it. Path names are split on the raw path and percent-decod
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
-from collections.abc import Iterable
+import weakref
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs, quote, unquote
 
@@ -54,6 +56,29 @@ MASTER_HOLD_SECONDS = 30.0
 
 class BadRequest(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class FastAnswer:
+    """A whole answer of the fast lane: the protocol writes it as is (``body`` is left out for HEAD)."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]  # without Content-Length, which the protocol adds
+    body: bytes
+
+
+@dataclass(frozen=True)
+class FastWait:
+    """A blocked request (``_HLS_msn``/``_HLS_part``, a hinted part): ``retry`` at each change of the
+    stream (``on_next_change``) until it answers, ``give_up`` after ``timeout`` seconds."""
+
+    on_next_change: Callable[[Callable[[], None]], None]
+    retry: Callable[[], FastAnswer | None]
+    give_up: Callable[[], FastAnswer]
+    timeout: float
+
+
+_FAST_PREFIXES = ("chunklist_", "part_", "seg_", "init_")
 
 
 def _flag(q: dict[str, list[str]], name: str, default: bool) -> bool:
@@ -105,27 +130,41 @@ class LlhlsServer:
         self.streams = streams
         self.stats = stats
         self.thumbnail_port = thumbnail_port
+        self._policies: dict[int, tuple[dict[str, Any] | None, CorsPolicy]] = {}
+        self._fast_cors_lines: dict[tuple[int, str | None, str | None],
+                                    tuple[dict[str, Any] | None, list[tuple[bytes, bytes]]]] = {}
+        self._playlists = PlaylistCache()
         self.starlette = Starlette(routes=[Route("/{path:path}", self.endpoint,
                                                  methods=["GET", "HEAD", "OPTIONS", "POST", "PATCH", "DELETE"]),
                                            WebSocketRoute("/{path:path}", self.websocket)])
 
     # -- helpers --
     def _cors(self, request: Request, app_config: dict[str, Any] | None) -> dict[str, str]:
+        return self._cors_for(request.headers.get("origin"), request.headers.get("access-control-request-headers"),
+                              app_config)
+
+    def _cors_for(self, origin: str | None, request_headers: str | None,
+                  app_config: dict[str, Any] | None) -> dict[str, str]:
         section = llhls_config(app_config) if app_config else None
-        urls, headers = cors_urls(section) if section else ((), {})
-        policy = CorsPolicy(urls, headers, allow_methods="OPTIONS, GET, HEAD")
-        return policy.headers(request.headers.get("origin"), request.headers.get("access-control-request-headers"))
+        cached = self._policies.get(id(section))
+        if cached is None or cached[0] is not section:  # the catalog hands out a new dict when an app changes
+            urls, headers = cors_urls(section) if section else ((), {})
+            cached = (section, CorsPolicy(urls, headers, allow_methods="OPTIONS, GET, HEAD"))
+            if len(self._policies) > 1024:
+                self._policies.clear()
+            self._policies[id(section)] = cached
+        return cached[1].headers(origin, request_headers)
 
     def _respond(self, request: Request, body: bytes | memoryview, status: int, content_type: str | None,
                  cache: str | None, cors: dict[str, str], stream: LlhlsStream | None,
-                 playlist: bool = False) -> Response:
+                 playlist: bool = False, rendered: Rendered | None = None) -> Response:
         headers = dict(cors)
         if cache:
             headers["Cache-Control"] = cache
         if playlist:
             accept = request.headers.get("accept-encoding", "")
             if "gzip" in accept or "*" in accept:
-                body = gzip.compress(body, 5)
+                body = rendered.gzip() if rendered is not None else gzipped(body)
                 headers["Content-Encoding"] = "gzip"
             else:
                 headers["Content-Encoding"] = "identity"
@@ -136,6 +175,146 @@ class LlhlsServer:
             headers["Content-Length"] = str(len(body))
             body = b""
         return Response(body, status_code=status, media_type=content_type, headers=headers)
+
+    # -- fast lane --
+    def fast(self, method: str, raw_path: bytes, query: bytes, host: str, origin: str | None,
+             acrh: str | None, accept_encoding: str) -> FastAnswer | FastWait | None:
+        """The answer to a GET/HEAD of a live LL-HLS file that needs no waiting on anything but the stream
+        (chunklist, part, in-memory segment, init), or None: then the request takes the Starlette path
+        (:meth:`endpoint`), which answers everything else, every refusal and every error. The fast lane
+        answers only what that path would answer 200, with the same headers and bytes, and skips the
+        per-request ASGI, Starlette and Request work that capped a part at ~2,500 req/s (bench/llhls.py)."""
+        if method not in ("GET", "HEAD"):
+            return None
+        path = raw_path.decode("utf-8", "replace")
+        if "%" in path:
+            return None
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or not parts[2].startswith(_FAST_PREFIXES):
+            return None
+        app_name, stream_name, file_name = parts
+        q = _query(query.decode("latin-1"))
+        if "direction" in q or "format" in q:  # WHEP/WHIP; format=ts may make a playlist HLS v3's (claims.py)
+            return None  # (every file name matched below is LL-HLS's otherwise: claims.py's patterns or stricter)
+        found = self.apps.app_for_host(host, app_name)
+        if found is None or found[1] is None or llhls_config(found[1]) is None:
+            return None
+        vhost, app_config = found
+        stream = self.publisher.find(vhost, app_name, stream_name)
+        if stream is None:
+            return None
+        session_q = q.get("session", [None])[-1]
+        if not stream.settings.origin_mode and (
+                session_q is None or self.leases.child_allowed_now(session_q) is not True
+                or self.publisher.touch(session_q, stream) is None):
+            return None
+        cors = self._fast_cors(origin, acrh, app_config)
+        head = method == "HEAD"
+        try:
+            if m := _CHUNKLIST.match(file_name):
+                return self._fast_chunklist(stream, int(m.group(1)), m.group(3), q, session_q, cors,
+                                            "gzip" in accept_encoding or "*" in accept_encoding, head)
+        except BadRequest:
+            return None
+        if m := _PART.match(file_name):
+            pkg = self._track(stream, int(m.group(1)), m.group(4))
+            if pkg is None or m.group(5) != stream.key:
+                return None
+            return self._fast_part(stream, pkg, int(m.group(2)), int(m.group(3)), cors, head)
+        if m := _SEG.match(file_name):
+            pkg = self._track(stream, int(m.group(1)), m.group(3))
+            seg = pkg.segment(int(m.group(2))) if pkg is not None and m.group(4) == stream.key else None
+            if pkg is None or seg is None or not seg.complete or seg.spilled:
+                return None  # not retained (404) or on disk (DVR: read off the loop): the Starlette path
+            return self._fast_body(stream, seg.data, _media_type(pkg), cors, head)
+        if m := _INIT.match(file_name):
+            pkg = self._track(stream, int(m.group(1)), m.group(2))
+            if pkg is None or m.group(3) != stream.key:
+                return None
+            return self._fast_body(stream, pkg.init_segment, _media_type(pkg), cors, head)
+        return None
+
+    def _fast_cors(self, origin: str | None, acrh: str | None,
+                   app_config: dict[str, Any] | None) -> list[tuple[bytes, bytes]]:
+        """:meth:`_cors_for` as raw header lines, kept per app section, Origin and requested headers."""
+        section = llhls_config(app_config) if app_config else None
+        key = (id(section), origin, acrh)
+        cached = self._fast_cors_lines.get(key)
+        if cached is None or cached[0] is not section:
+            lines = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                     for k, v in self._cors_for(origin, acrh, app_config).items()]
+            if len(self._fast_cors_lines) > 4096:
+                self._fast_cors_lines.clear()
+            cached = self._fast_cors_lines[key] = (section, lines)
+        return cached[1]
+
+    def _fast_body(self, stream: LlhlsStream, body: bytes, content_type: str, cors: list[tuple[bytes, bytes]],
+                   head: bool, extra: tuple[tuple[bytes, bytes], ...] = ()) -> FastAnswer:
+        headers = list(cors)
+        headers.extend(extra)
+        headers.append((b"content-type", content_type.encode("latin-1")))
+        if not head and body:
+            live = stream.live
+            self.stats.bytes_out(live.vhost, live.app, live.name, len(body))
+        return FastAnswer(200, headers, body)
+
+    def _fast_chunklist(self, stream: LlhlsStream, track_id: int, key: str, query: dict[str, list[str]],
+                        session_q: str | None, cors: list[tuple[bytes, bytes]], gzip_ok: bool,
+                        head: bool) -> FastAnswer | FastWait | None:
+        pkg = stream.track_by_id(track_id)
+        if pkg is None or key != stream.key:
+            return None
+        msn = _int_param(query, "_HLS_msn")
+        part = _int_param(query, "_HLS_part")
+        legacy = _flag(query, "_HLS_legacy", False)
+        rewind = _flag(query, "_HLS_rewind", True)
+        if part is not None and msn is None:
+            return None
+        wait_for: tuple[int, int] | None = None
+        if msn is not None and part is not None:
+            last = pkg.last_part()
+            if msn > (last[0] if last is not None else pkg.first_segment_number) + 2:
+                return None
+            wait_for = (msn, part)
+        elif msn is None and not legacy:
+            wait_for = (pkg.first_segment_number + 2, 0)
+        child_query = _child_query(stream, session_q, legacy)
+        cache = (b"cache-control", b"max-age=60" if msn is not None else b"no-cache, no-store")
+
+        def answer() -> FastAnswer:
+            rendered = self._playlists.chunklist(stream, pkg, child_query, legacy, rewind)
+            encoding = (b"content-encoding", b"gzip" if gzip_ok else b"identity")
+            return self._fast_body(stream, rendered.gzip() if gzip_ok else rendered.body, PLAYLIST_TYPE, cors, head,
+                                   (cache, encoding))
+
+        def settled() -> bool:
+            return wait_for is None or pkg.has_part(*wait_for) or stream.ended or stream.concluded or pkg.concluded
+
+        if settled():
+            return answer()
+        return FastWait(stream.on_next_change, lambda: answer() if settled() else None, answer,
+                        self._hold_seconds(stream))
+
+    def _fast_part(self, stream: LlhlsStream, pkg: TrackPackager, msn: int, index: int,
+                   cors: list[tuple[bytes, bytes]], head: bool) -> FastAnswer | FastWait | None:
+        def answer() -> FastAnswer:
+            seg = pkg.segment(msn)
+            if seg is None or index >= len(seg.parts):
+                return FastAnswer(404, list(cors), b"")
+            return self._fast_body(stream, seg.parts[index].data, _media_type(pkg), cors, head)
+
+        if pkg.has_part(msn, index):
+            return answer()
+        nxt = stream.next_part_of(pkg)
+        if (msn, index) > (nxt[0] + 1, 0):
+            return None
+
+        def retry() -> FastAnswer | None:
+            if pkg.has_part(msn, index) or stream.ended or stream.concluded or pkg.concluded:
+                return answer()
+            return None
+
+        return FastWait(stream.on_next_change, retry, answer, self._hold_seconds(stream))
 
     # -- entry --
     async def websocket(self, websocket: WebSocket) -> None:
@@ -304,12 +483,10 @@ class LlhlsServer:
         elif msn is None and not legacy:
             # OME treats a plain chunklist request as msn=2, part=0: held only at stream start
             await self._wait_for_part(stream, pkg, pkg.first_segment_number + 2, 0)
-        child = [f"session={session_q}"] if session_q and not stream.settings.origin_mode else []
-        if legacy:
-            child.append("_HLS_legacy=YES")
-        body = stream.chunklist(pkg, "&".join(child), legacy=legacy, rewind=rewind)
+        rendered = self._playlists.chunklist(stream, pkg, _child_query(stream, session_q, legacy), legacy, rewind)
         cache = "max-age=60" if msn is not None else "no-cache, no-store"
-        return self._respond(request, body.encode(), 200, PLAYLIST_TYPE, cache, cors, stream, playlist=True)
+        return self._respond(request, rendered.body, 200, PLAYLIST_TYPE, cache, cors, stream, playlist=True,
+                             rendered=rendered)
 
     async def _wait_for_part(self, stream: LlhlsStream, pkg: TrackPackager, msn: int, part: int) -> bool:
         budget = self._hold_seconds(stream)
@@ -331,6 +508,99 @@ class LlhlsServer:
         if seg is None or index >= len(seg.parts):
             return Response(status_code=404, headers=cors)
         return self._respond(request, seg.parts[index].data, 200, _media_type(pkg), None, cors, stream)
+
+
+def _query(query: str) -> dict[str, list[str]]:
+    """``parse_qs(query, keep_blank_values=True)``, split by hand when nothing in it is encoded (players'
+    queries: a session, _HLS_ directives)."""
+    if not query:
+        return {}
+    if "%" in query or "+" in query:
+        return parse_qs(query, keep_blank_values=True)
+    out: dict[str, list[str]] = {}
+    for pair in query.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            out.setdefault(name, []).append(value)
+    return out
+
+
+def _child_query(stream: LlhlsStream, session_q: str | None, legacy: bool) -> str:
+    """The query a chunklist appends to its URIs (the session, so the player's next requests carry it)."""
+    child = [f"session={session_q}"] if session_q and not stream.settings.origin_mode else []
+    if legacy:
+        child.append("_HLS_legacy=YES")
+    return "&".join(child)
+
+
+def gzipped(body: bytes) -> bytes:
+    """A gzip member (zlib at level 1: a playlist shrinks almost as much as at 5, for a fraction of the CPU)."""
+    return zlib.compress(body, 1, wbits=31)
+
+
+class Rendered:
+    """One chunklist answer: its bytes, and their gzip made at most once."""
+
+    __slots__ = ("body", "_gzip")
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self._gzip: bytes | None = None
+
+    def gzip(self) -> bytes:
+        if self._gzip is None:
+            self._gzip = gzipped(self.body)
+        return self._gzip
+
+
+_QUERY_MARK = "\x00kiln-query\x00"  # never in a rendered chunklist: stands for the query until it is put in
+
+
+class PlaylistCache:
+    """Chunklists rendered once per change of their stream (``LlhlsStream.changes``: every part, the end)
+    and of what changes between parts (a segment's completion, the predicted PRELOAD-HINT).
+
+    A playlist differs per player only by the query its URIs carry (the session), so one rendering per
+    (track, legacy, rewind) and change is shared, the query put in by a bytes replace; the answer for one
+    query (and its gzip) is kept until the stream changes, so viewers asking twice are not served twice.
+    Everything a stream holds here goes with its next change, or with the stream (weak keys).
+    """
+
+    def __init__(self) -> None:
+        self._streams: weakref.WeakKeyDictionary[LlhlsStream, _StreamPlaylists] = weakref.WeakKeyDictionary()
+
+    def chunklist(self, stream: LlhlsStream, pkg: TrackPackager, query: str, legacy: bool, rewind: bool) -> Rendered:
+        held = self._streams.get(stream)
+        if held is None or held.version != stream.changes:
+            held = self._streams[stream] = _StreamPlaylists(stream.changes)
+        # what moves between parts without a wake: a segment completed by its keyframe, and the hint the
+        # packager predicts from the frames it holds
+        segs = pkg.segments
+        moved = (stream.next_part_of(pkg), len(segs), segs[-1].complete if segs else False)
+        key = (pkg.track.id, query, legacy, rewind, moved)
+        rendered = held.answers.get(key)
+        if rendered is not None:
+            return rendered
+        tkey = (pkg.track.id, legacy, rewind, moved)
+        template = held.templates.get(tkey)
+        if template is None:
+            template = held.templates[tkey] = stream.chunklist(pkg, _QUERY_MARK, legacy=legacy,
+                                                               rewind=rewind).encode()
+        if query:
+            body = template.replace(_QUERY_MARK.encode(), query.encode())
+        else:  # no query at all: URIs without "?" (rendered as such, not a replace)
+            body = stream.chunklist(pkg, "", legacy=legacy, rewind=rewind).encode()
+        rendered = held.answers[key] = Rendered(body)
+        return rendered
+
+
+class _StreamPlaylists:
+    __slots__ = ("version", "templates", "answers")
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.templates: dict[tuple[Any, ...], bytes] = {}
+        self.answers: dict[tuple[Any, ...], Rendered] = {}
 
 
 def _path_names(request: Request | WebSocket) -> list[str]:

@@ -75,6 +75,7 @@ class LlhlsStream:
         self.key = new_stream_key(output.name, settings.origin_mode)
         self.packagers: dict[int, TrackPackager] = {}
         self._changed: asyncio.Future[None] = loop.create_future()
+        self.changes = 0  # counts wakes: a playlist rendered at one count holds until the next (server.py caches)
         self.concluded = False
         self.ended = False
         self.dumps: list[HlsDump] = []
@@ -173,9 +174,15 @@ class LlhlsStream:
         return await self.dvr.read(segment_name(pkg.track, number, self.key))
 
     def _wake(self) -> None:
+        self.changes += 1
         fut, self._changed = self._changed, self.loop.create_future()
         if not fut.done():
             fut.set_result(None)
+
+    def on_next_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` at the next part (or the end): one future per part shared by every blocked
+        request, each a plain callback (no task), so a thousand blocked viewers cost no wake-up storm."""
+        self._changed.add_done_callback(lambda _fut: callback())
 
     async def wait_change(self, timeout: float) -> bool:
         """Wait until the next part (or the end); False on timeout."""

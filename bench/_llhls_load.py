@@ -1,0 +1,521 @@
+"""LL-HLS serving under load, for bench/llhls.py (``--serve``, ``--load-viewers``); kept apart from its
+latency parts so both evolve without touching each other.
+
+(d) Request rates: ``h2load --h1`` (Debian nghttp2-client, C, not the limit) GETs one part, one segment
+    and one chunklist (plain, with the session query a player has) of the live stream at ``-c`` 100 and
+    1000 keep-alive clients, then the same bytes from nginx serving a static copy, alternating in the
+    same run. Kiln's and nginx's CPU over each h2load run are read from /proc.
+(e) Blocking-reload viewers: ``--procs`` client processes (this file run as ``--child``; asyncio on
+    uvloop with a minimal HTTP/1.1 client, so the client costs a few microseconds a request) share N
+    viewers. Each viewer follows the video and the audio chunklist as hls.js does in low-latency mode:
+    blocking reload on the PRELOAD-HINT part (``_HLS_msn``/``_HLS_part``), then GET that part, gzip
+    accepted. Lateness of a video part = downloaded - the moment it became available, the write of
+    the frame that closes it (its last frame: Kiln predicts that frame's duration, so a part is cut
+    when its last frame arrives). "late" = lateness > 100 ms. The reference, in the same run and at the same
+    count, is nginx serving the static copy: each viewer GETs the playlist and a part every
+    part-duration (nothing to wait for), with its GET times and CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+TARGET_GET_RPS = 10_000
+TARGET_CHUNKLIST_RPS = 8_000
+TARGET_VS_NGINX = 0.3
+TARGET_VIEWERS = 1_000
+LATE_MS = 100.0
+
+part_samples: Any = None  # bench/llhls.py's moof reader, imported by the client process (run_child)
+_HINT = re.compile(rb'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"')
+_PART_NAME = re.compile(rb"part_(\d+)_(\d+)_(\d+)_")
+
+
+# ---------------------------------------------------------------------------------------------- h2load
+
+
+@dataclass
+class H2Result:
+    req_s: float
+    succeeded: int
+    failed: int
+    cpu_pct: float  # the server's share of one core over the run
+    note: str = ""
+
+
+def h2load(url: str, clients: int, seconds: float, server_pid: int) -> H2Result:
+    """``h2load --h1 -c clients -D seconds url`` (a short warm-up first); the server's CPU over the run."""
+    from _media import cpu_seconds
+
+    argv = ["h2load", "--h1", "-c", str(clients), "-t", "1", "-D", str(max(1, round(seconds))), "--warm-up-time", "1",
+            "-H", "Accept-Encoding: gzip", url]
+    c0, t0 = cpu_seconds(server_pid), time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    cpu = 100 * (cpu_seconds(server_pid) - c0) / max(1e-6, time.perf_counter() - t0)
+    text = proc.stdout
+    rate = re.search(r"finished in [0-9.]+\w+, ([0-9.]+) req/s", text)
+    done = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed", text)
+    status = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    if rate is None or done is None:
+        return H2Result(0.0, 0, 0, cpu, (proc.stderr or text).strip().splitlines()[-1:][0] if (proc.stderr or text)
+                        else f"h2load exit {proc.returncode}")
+    note = ""
+    if status is not None and (int(status.group(3)) or int(status.group(4))):
+        note = f"{status.group(3)} 4xx, {status.group(4)} 5xx"
+    return H2Result(float(rate.group(1)), int(done.group(1)), int(done.group(2)), cpu, note)
+
+
+KINDS = ("part", "segment", "audio segment", "chunklist")
+
+
+def serve_url(chunklist: str, audio_chunklist: str, kind: str) -> str:
+    """A URL of ``kind`` as a player asks for it (session query kept): the newest complete segment (or
+    its first part) of the chunklist, which stays in the window for the segment count, or the chunklist."""
+    import httpx
+
+    if kind == "chunklist":
+        return chunklist
+    source = audio_chunklist if kind.startswith("audio") else chunklist
+    text = httpx.get(source, timeout=15).text
+    segs = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    seg_no = re.search(r"seg_\d+_(\d+)_", segs[-1])
+    assert seg_no is not None, segs[-1]
+    if kind.endswith("segment"):
+        return urljoin(source, segs[-1])
+    part = next(u for u in re.findall(r'#EXT-X-PART:[^\n]*URI="([^"]+)"', text)
+                if re.search(rf"part_\d+_{seg_no.group(1)}_0_", u))
+    return urljoin(source, part)
+
+
+def mirror(url: str, dest: Path, name: str) -> tuple[str, int]:
+    """The bytes Kiln answers (identity) as a file for nginx; (its path on nginx, size)."""
+    import httpx
+
+    r = httpx.get(url, timeout=15)
+    r.raise_for_status()
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / name).write_bytes(r.content)
+    return "/" + name, len(r.content)
+
+
+def serving_rates(chunklist: str, audio_chunklist: str, kiln_pid: int, nginx_port: int, nginx_pid: int,
+                  static_dir: Path, clients: list[int], seconds: float) -> list[list[Any]]:
+    """(d): h2load on Kiln then on nginx (the same bytes) for each file kind and client count."""
+    from _media import out
+
+    rows: list[list[Any]] = []
+    for kind in KINDS:
+        for c in clients:
+            url = serve_url(chunklist, audio_chunklist, kind)
+            path, size = mirror(url, static_dir, kind.replace(" ", "_") + "_" + urlsplit(url).path.rsplit("/", 1)[-1])
+            k = h2load(url, c, seconds, kiln_pid)
+            n = h2load(f"http://127.0.0.1:{nginx_port}{path}", c, seconds, nginx_pid)
+            target = TARGET_CHUNKLIST_RPS if kind == "chunklist" else TARGET_GET_RPS
+            ratio = k.req_s / n.req_s if n.req_s else 0.0
+            ok = k.req_s >= target and (kind == "chunklist" or ratio >= TARGET_VS_NGINX) and k.failed == 0
+            rows.append([kind, size, c, round(k.req_s), round(k.cpu_pct), k.failed, round(n.req_s), round(n.cpu_pct),
+                         f"{ratio:.2f}", f">= {target:,}" + ("" if kind == "chunklist" else " and 0.3x"),
+                         "yes" if ok else "NO", "; ".join(x for x in (k.note, n.note) if x)])
+            out("  " + "  ".join(str(x) for x in rows[-1]))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- client
+
+
+class HttpConn(asyncio.Protocol):
+    """A minimal keep-alive HTTP/1.1 client connection: one request at a time, Content-Length bodies."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[tuple[int, bytes, bool]] | None = None
+        self.need = -1
+        self.head_end = 0
+        self.status = 0
+        self.gzipped = False
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("closed by the server"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.need < 0:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buf[:end]).lower()
+            self.status = int(head[9:12])
+            i = head.find(b"content-length:")
+            length = int(head[i + 15:head.index(b"\r\n", i) if b"\r\n" in head[i:] else None]) if i >= 0 else 0
+            self.gzipped = b"content-encoding: gzip" in head
+            self.head_end = end + 4
+            self.need = self.head_end + length
+        if len(self.buf) >= self.need and self.waiter is not None and not self.waiter.done():
+            body = bytes(self.buf[self.head_end:self.need])
+            del self.buf[:self.need]
+            self.need = -1
+            self.waiter.set_result((self.status, body, self.gzipped))
+
+    async def get(self, host: str, path: bytes) -> tuple[int, bytes]:
+        if self.lost or self.transport is None:
+            raise ConnectionError("connection closed")
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(b"GET " + path + b" HTTP/1.1\r\nHost: " + host.encode()
+                             + b"\r\nAccept-Encoding: gzip\r\n\r\n")
+        status, body, gz = await self.waiter
+        return status, (zlib.decompress(body, 31) if gz else body)
+
+
+async def connect(host: str, port: int) -> HttpConn:
+    _t, conn = await asyncio.get_running_loop().create_connection(HttpConn, host, port)
+    return conn
+
+
+@dataclass
+class ChildTally:
+    requests: int = 0
+    errors: int = 0
+    bytes: int = 0
+    late: list[tuple[int, float]] = field(default_factory=list)  # (video part's last sample ms, downloaded)
+    get_ms: list[float] = field(default_factory=list)
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+    def error(self, what: str) -> None:
+        self.errors += 1
+        self.error_kinds[what] = self.error_kinds.get(what, 0) + 1
+
+
+class PartClock:
+    """The last video sample's time (ms) of each part, parsed once per process (the first viewer's copy)."""
+
+    def __init__(self, timescale: int) -> None:
+        self.timescale = timescale
+        self.known: dict[bytes, int] = {}
+
+    def last_ms(self, name: bytes, body: bytes) -> int:
+        got = self.known.get(name)
+        if got is None:
+            tfdt, durs = part_samples(body)
+            got = self.known[name] = round((tfdt + sum(durs[:-1])) * 1000 / self.timescale)
+        return got
+
+
+async def blocking_viewer(host: str, port: int, path: bytes, video: bool, clock: PartClock, tally: ChildTally,
+                          window: tuple[float, float]) -> None:
+    """One track of one viewer: blocking reload on the hint, then the hinted part (as hls.js does)."""
+    base = path.rsplit(b"/", 1)[0] + b"/"
+    sep = b"&" if b"?" in path else b"?"
+    conn = await connect(host, port)
+    try:
+        status, text = await conn.get(host, path)
+        while time.perf_counter() < window[1]:
+            m = _HINT.search(text)
+            if status != 200 or m is None:
+                tally.error(f"chunklist {status}" if status != 200 else "no hint")
+                await asyncio.sleep(0.1)
+                status, text = await conn.get(host, path)
+                continue
+            hint = m.group(1)
+            k = _PART_NAME.search(hint)
+            assert k is not None
+            status, text = await conn.get(host, path + sep + b"_HLS_msn=" + k.group(2) + b"&_HLS_part=" + k.group(3))
+            counted = window[0] <= time.perf_counter() < window[1]
+            if counted:
+                tally.requests += 1
+            if status != 200 or text.find(b'URI="' + hint + b'"', 0, text.rfind(b"#EXT-X-PRELOAD-HINT")) < 0:
+                continue  # the hinted part's segment ended before it (the next hint is in the answer)
+            t0 = time.perf_counter()
+            pstatus, body = await conn.get(host, base + hint)
+            done = time.perf_counter()
+            if window[0] <= done < window[1]:
+                tally.requests += 1
+                tally.bytes += len(body)
+                if pstatus != 200:
+                    tally.error(f"part {pstatus}")
+                else:
+                    tally.get_ms.append((done - t0) * 1000)
+                    if video:
+                        tally.late.append((clock.last_ms(hint.split(b"?")[0], body), done))
+    except (ConnectionError, OSError) as exc:
+        tally.error(type(exc).__name__)
+    finally:
+        if conn.transport is not None:
+            conn.transport.close()
+
+
+async def static_viewer(host: str, port: int, playlist: bytes, parts: list[bytes], period: float, tally: ChildTally,
+                        window: tuple[float, float], offset: float) -> None:
+    """nginx reference: GET the playlist and a part every ``period`` (nothing to block on)."""
+    conn = await connect(host, port)
+    await asyncio.sleep(offset)
+    nxt, i = time.perf_counter(), 0
+    try:
+        while time.perf_counter() < window[1]:
+            t0 = time.perf_counter()
+            s1, _ = await conn.get(host, playlist)
+            s2, body = await conn.get(host, parts[i % len(parts)])
+            done = time.perf_counter()
+            if window[0] <= done < window[1]:
+                tally.requests += 2
+                tally.bytes += len(body)
+                if s1 != 200 or s2 != 200:
+                    tally.error(f"static {s1}/{s2}")
+                else:
+                    tally.get_ms.append((done - t0) * 1000)
+            i += 1
+            nxt += period
+            await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
+    except (ConnectionError, OSError) as exc:
+        tally.error(type(exc).__name__)
+    finally:
+        if conn.transport is not None:
+            conn.transport.close()
+
+
+_MEDIA_URI = re.compile(rb'#EXT-X-MEDIA:TYPE=AUDIO[^\n]*URI="([^"]+)"')
+
+
+async def kiln_viewer(host: str, port: int, master: bytes, tracks: str, clock: PartClock, tally: ChildTally,
+                      window: tuple[float, float]) -> None:
+    """A player: GET the master (its own session), then follow the video (and audio) chunklist."""
+    try:
+        conn = await connect(host, port)
+        status, text = await conn.get(host, master)
+        assert conn.transport is not None
+        conn.transport.close()
+    except (ConnectionError, OSError) as exc:
+        tally.error(f"master {type(exc).__name__}")
+        return
+    if status != 200:
+        tally.error(f"master {status}")
+        return
+    base = master.split(b"?")[0].rsplit(b"/", 1)[0] + b"/"
+    uris = [ln for ln in text.splitlines() if ln and not ln.startswith(b"#")]
+    video = next((u for u in uris if b"_video_" in u), None)
+    audio = _MEDIA_URI.search(text)
+    paths = [(video, True)] + ([(audio.group(1), False)] if audio is not None and tracks == "both" else [])
+    await asyncio.gather(*(blocking_viewer(host, port, uri if uri.startswith(b"/") else base + uri, is_video,
+                                           clock, tally, window) for uri, is_video in paths if uri is not None))
+
+
+async def child_main(spec: dict[str, Any]) -> ChildTally:
+    tally = ChildTally()
+    window = (spec["start"], spec["end"])
+    host, port = spec["host"], spec["port"]
+    clock = PartClock(spec.get("timescale", 90000))
+    tasks = []
+    for n in range(spec["viewers"]):
+        if spec["mode"] == "kiln":
+            tasks.append(kiln_viewer(host, port, spec["master"].encode(), spec["tracks"], clock, tally, window))
+        else:
+            for _ in range(spec.get("viewers_per", 1)):
+                tasks.append(static_viewer(host, port, spec["playlist"].encode(), [p.encode() for p in spec["parts"]],
+                                           spec["period"], tally, window, (n % 50) * spec["period"] / 50))
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            tally.error(type(r).__name__)
+    return tally
+
+
+def run_child() -> None:
+    global part_samples
+    from llhls import part_samples  # imported before the viewers start: the import takes a second or more
+
+    spec = json.loads(sys.stdin.read())
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    tally = asyncio.run(child_main(spec))
+    Path(spec["result"]).write_text(json.dumps(tally.__dict__))
+
+
+# ---------------------------------------------------------------------------------------------- viewers
+
+
+@dataclass
+class LoadStep:
+    requests: float
+    errors: int
+    error_kinds: dict[str, int]
+    mbit_s: float
+    late: list[float]  # ms, video parts
+    get_ms: list[float]
+    server_pct: float
+    client_pct: float
+
+
+def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, server_pid: int,
+             warmup: float = 3.0) -> tuple[LoadStep, list[tuple[int, float]]]:
+    """Spread ``viewers`` over ``procs`` child processes; the server's and the clients' CPU over the window."""
+    from _media import cpu_seconds
+
+    start = time.perf_counter() + warmup
+    end = start + seconds
+    children = []
+    for i in range(procs):
+        share = viewers // procs + (1 if i < viewers % procs else 0)
+        if not share:
+            continue
+        result = Path(tempfile.mkstemp(prefix="llhls-load-", suffix=".json")[1])
+        p = subprocess.Popen([sys.executable, __file__, "--child"], stdin=subprocess.PIPE, text=True)
+        assert p.stdin is not None
+        p.stdin.write(json.dumps({**spec, "viewers": share, "start": start, "end": end, "result": str(result)}))
+        p.stdin.close()
+        children.append((p, result))
+    time.sleep(max(0.0, start - time.perf_counter()))
+    s0, c0 = cpu_seconds(server_pid), sum(cpu_seconds(p.pid) for p, _r in children)
+    time.sleep(max(0.0, end - time.perf_counter()))
+    s1, c1 = cpu_seconds(server_pid), sum(cpu_seconds(p.pid) for p, _r in children)
+    total = ChildTally()
+    for p, result in children:
+        p.wait(timeout=120)
+        text = result.read_text()
+        result.unlink()
+        if not text:
+            total.error(f"client exit {p.returncode}")
+            continue
+        got = json.loads(text)
+        total.requests += got["requests"]
+        total.errors += got["errors"]
+        total.bytes += got["bytes"]
+        total.late += [(int(a), float(b)) for a, b in got["late"]]
+        total.get_ms += got["get_ms"]
+        for k, v in got["error_kinds"].items():
+            total.error_kinds[k] = total.error_kinds.get(k, 0) + v
+    return (LoadStep(total.requests / seconds, total.errors, total.error_kinds, total.bytes * 8 / seconds / 1e6, [],
+                     total.get_ms, 100 * (s1 - s0) / seconds, 100 * (c1 - c0) / seconds), total.late)
+
+
+def lateness(samples: list[tuple[int, float]], closing_frame: Any) -> list[float]:
+    """ms from the closing frame's write to the download, for each (part's last sample ms, downloaded)."""
+    found = []
+    for last_ms, done in samples:
+        closed = closing_frame(last_ms)
+        if closed is not None:
+            found.append((done - closed) * 1000)
+    return found
+
+
+def viewer_rows(kiln_spec: dict[str, Any], static_spec: dict[str, Any], counts: list[int], procs: int,
+                seconds: float, kiln_pid: int, nginx_pid: int, closing_frame: Any) -> list[list[Any]]:
+    """(e): each count on Kiln (blocking reload) then on nginx static; rows for the table."""
+    from _media import out, pctl
+
+    rows: list[list[Any]] = []
+    for n in counts:
+        step, samples = run_load(kiln_spec, n, procs, seconds, kiln_pid)
+        step.late = lateness(samples, closing_frame)
+        late = sum(1 for x in step.late if x > LATE_MS)
+        ok = bool(step.late) and pctl(step.late, 99) <= LATE_MS and step.errors == 0
+        rows.append(["kiln", n, round(step.requests), round(step.mbit_s), len(step.late), late,
+                     f"{pctl(step.late, 50):.0f}/{pctl(step.late, 99):.0f}/{max(step.late, default=float('nan')):.0f}",
+                     f"{pctl(step.get_ms, 50):.1f}/{pctl(step.get_ms, 99):.1f}", step.errors, round(step.server_pct),
+                     round(step.client_pct), "yes" if ok else "NO"])
+        out("  " + "  ".join(str(x) for x in rows[-1]) + (f"  {step.error_kinds}" if step.error_kinds else ""))
+        ref, _ = run_load(static_spec, n, procs, seconds, nginx_pid)
+        rows.append(["nginx-static", n, round(ref.requests), round(ref.mbit_s), "-", "-", "-",
+                     f"{pctl(ref.get_ms, 50):.1f}/{pctl(ref.get_ms, 99):.1f}", ref.errors, round(ref.server_pct),
+                     round(ref.client_pct), "-"])
+        out("  " + "  ".join(str(x) for x in rows[-1]) + (f"  {ref.error_kinds}" if ref.error_kinds else ""))
+    return rows
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--serve-only", action="store_true", help="run only (d) and (e), the serving load")
+    ap.add_argument("--no-serve", action="store_true", help="skip (d) and (e)")
+    ap.add_argument("--h2load-clients", default="100,1000", help="(d) h2load -c values")
+    ap.add_argument("--h2load-seconds", type=float, default=5.0, help="(d) duration of each h2load run")
+    ap.add_argument("--load-viewers", default="250,1000", help="(e) blocking-reload viewer counts")
+    ap.add_argument("--load-seconds", type=float, default=10.0, help="(e) measured time per step")
+    ap.add_argument("--procs", type=int, default=2, help="(e) client processes")
+    ap.add_argument("--tracks", choices=("video", "both"), default="both", help="(e) chunklists each viewer follows")
+
+
+def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist: str, timescale: int,
+                closing_frame: Any, wd: Path) -> None:
+    """(d) and (e) against a running Kiln whose stream is live; nginx serves a static copy beside it."""
+    import httpx
+    from _media import out, start_nginx_http, table
+
+    static_dir = wd / "serve-static"
+    with httpx.Client(timeout=15) as http:
+        audio = _MEDIA_URI.search(http.get(master).content)
+        assert audio is not None, "no audio rendition in the master playlist"
+        audio_chunklist = urljoin(master, audio.group(1).decode())
+        from llhls import static_copy  # the (c) static copy: a playlist and its parts, (e)'s reference
+
+        playlist, parts = static_copy(http, chunklist, static_dir / "viewer")
+    nginx = start_nginx_http(wd / "serve-nginx", static_dir)
+    try:
+        out()
+        out(f"(d) h2load --h1 -t 1 -D {args.h2load_seconds:g} (Accept-Encoding: gzip), Kiln then nginx static "
+            f"(the same bytes, identity) in turn; video part/segment, audio segment, video chunklist (plain, "
+            f"with the session); %core = the server's CPU over the run")
+        headers = ["file", "bytes", "clients", "kiln req/s", "kiln %core", "kiln failed", "nginx req/s", "nginx %core",
+                   "kiln/nginx", "target", "met", "note"]
+        out("  " + "  ".join(headers))
+        rows = serving_rates(chunklist, audio_chunklist, kiln_pid, nginx.port, nginx.pid, static_dir,
+                             [int(c) for c in args.h2load_clients.split(",") if c.strip()], args.h2load_seconds)
+        out(table(headers, rows))
+
+        counts = [int(c) for c in args.load_viewers.split(",") if c.strip()]
+        if not counts:
+            return
+        split = urlsplit(master)
+        kiln_spec = {"mode": "kiln", "host": "127.0.0.1", "port": split.port, "timescale": timescale,
+                     "master": split.path + (f"?{split.query}" if split.query else ""), "tracks": args.tracks}
+        static_spec = {"mode": "static", "host": "127.0.0.1", "port": nginx.port, "period": 0.5,
+                       "playlist": f"/viewer/{playlist}", "parts": [f"/viewer/{p}" for p in parts]}
+        out()
+        out(f"(e) blocking-reload viewers in {args.procs} client processes (uvloop, minimal HTTP/1.1), "
+            f"{'video + audio' if args.tracks == 'both' else 'video'} chunklists each, {args.load_seconds:g} s "
+            f"measured after 3 s; lateness = video part downloaded - the frame closing it written to Kiln "
+            f"(late > {LATE_MS:.0f} ms). nginx-static: playlist + part every 0.5 s per viewer and track.")
+        headers = ["server", "viewers", "req/s", "Mbit/s", "parts", "late", "lateness p50/p99/max ms",
+                   "GET p50/p99 ms", "errors", "server %core", "clients %core", "p99<=100"]
+        out("  " + "  ".join(headers))
+        if args.tracks == "both":
+            static_spec["viewers_per"] = 2
+        rows = viewer_rows(kiln_spec, static_spec, counts, args.procs, args.load_seconds, kiln_pid, nginx.pid,
+                           closing_frame)
+        out(table(headers, rows))
+        kiln_ok = [r[1] for r in rows if r[0] == "kiln" and r[-1] == "yes"]
+        out(f"targets: {TARGET_VIEWERS:,} viewers with lateness p99 <= {LATE_MS:.0f} ms (met at: "
+            f"{', '.join(map(str, kiln_ok)) or 'none'}); part/segment GETs >= {TARGET_GET_RPS:,} req/s and >= "
+            f"{TARGET_VS_NGINX}x nginx; chunklists >= {TARGET_CHUNKLIST_RPS:,} req/s (see (d)); load "
+            f"{os.getloadavg()[0]:.1f}")
+    finally:
+        nginx.stop()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--child", action="store_true")
+    if ap.parse_args().child:
+        run_child()
