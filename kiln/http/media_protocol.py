@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 class FastAnswerLike(Protocol):
     status: int
     headers: list[tuple[bytes, bytes]]
-    body: bytes
+    body: bytes | memoryview
 
 
 class FastLane(Protocol):
@@ -202,7 +202,7 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
             return True
 
         def _write(self, answer: FastAnswerLike, head: bool, keep_alive: bool) -> None:
-            out = [STATUS_LINE[answer.status]]
+            out: list[bytes | memoryview] = [STATUS_LINE[answer.status]]
             for name, value in self.server_state.default_headers:
                 out += [name, b": ", value, b"\r\n"]
             for name, value in answer.headers:

@@ -64,7 +64,7 @@ class FastAnswer:
 
     status: int
     headers: list[tuple[bytes, bytes]]  # without Content-Length, which the protocol adds
-    body: bytes
+    body: bytes | memoryview  # a part is a view into its segment's bytes
 
 
 @dataclass(frozen=True)
@@ -248,8 +248,9 @@ class LlhlsServer:
             cached = self._fast_cors_lines[key] = (section, lines)
         return cached[1]
 
-    def _fast_body(self, stream: LlhlsStream, body: bytes, content_type: str, cors: list[tuple[bytes, bytes]],
-                   head: bool, extra: tuple[tuple[bytes, bytes], ...] = ()) -> FastAnswer:
+    def _fast_body(self, stream: LlhlsStream, body: bytes | memoryview, content_type: str,
+                   cors: list[tuple[bytes, bytes]], head: bool,
+                   extra: tuple[tuple[bytes, bytes], ...] = ()) -> FastAnswer:
         headers = list(cors)
         headers.extend(extra)
         headers.append((b"content-type", content_type.encode("latin-1")))
@@ -533,7 +534,7 @@ def _child_query(stream: LlhlsStream, session_q: str | None, legacy: bool) -> st
     return "&".join(child)
 
 
-def gzipped(body: bytes) -> bytes:
+def gzipped(body: bytes | memoryview) -> bytes:
     """A gzip member (zlib at level 1: a playlist shrinks almost as much as at 5, for a fraction of the CPU)."""
     return zlib.compress(body, 1, wbits=31)
 
