@@ -35,12 +35,12 @@ class Stats:
 class Live:
     """A publisher with one live audio stream ``app/cam`` fed by hand, and its server."""
 
-    def __init__(self) -> None:
+    def __init__(self, chunk_duration: float = 0.5) -> None:
         self.publisher = LlhlsPublisher(stats=Stats())
         live = LiveStream("default", "app", "cam", source_type="Rtmp", source_url="", profiles=[])
         track = OutputTrack(AUDIO.id, MediaKind.AUDIO, "audio", {}, True, AUDIO.id, track=AUDIO)
         output = OutputStream("cam", {}, [track], StreamHub("default/app/cam"))
-        settings = settings_from({"chunkDuration": 0.5, "segmentDuration": 1, "segmentCount": 3})
+        settings = settings_from({"chunkDuration": chunk_duration, "segmentDuration": 1, "segmentCount": 3})
         self.stream = LlhlsStream(asyncio.get_running_loop(), live, output, settings)
         self.publisher.streams[("default", "app", "cam")] = self.stream
         self.bytes = Bytes()
@@ -222,6 +222,32 @@ def test_a_cached_chunklist_is_never_staler_than_a_fresh_rendering_frame_by_fram
             assert isinstance(answer, FastAnswer)
             assert answer.body == live.stream.chunklist(pkg, f"session={session}", legacy=False,
                                                         rewind=True).encode()
+        await live.client.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_blocked_part_request_waits_its_whole_hold_however_often_parts_wake_it() -> None:
+    """Every part wakes a blocked request; the hold (3 target durations, 3 s here) is time, not a count of
+    wakes: charged a second per wake it ran out after three parts and the part was answered 404."""
+    async def run() -> None:
+        live = Live(chunk_duration=0.1)
+        live.feed(2.5)
+        session = await live.session()
+        pkg = live.stream.track_by_id(AUDIO.id)
+        assert pkg is not None
+        msn, _ = live.stream.next_part_of(pkg)
+        path = f"/app/cam/part_1_{msn + 1}_0_audio_{live.stream.key}_llhls.m4s?session={session}"
+        wanted = asyncio.ensure_future(live.client.get(path))
+        wakes = 0
+        while not wanted.done() and wakes < 40:  # a part every 10 ms: many wakes well inside the hold
+            await asyncio.sleep(0.01)
+            before = live.stream.changes
+            live.feed(0.1)
+            wakes += live.stream.changes > before
+        r = await asyncio.wait_for(wanted, 5)
+        assert wakes > 3, "the request must have been woken more often than its hold has seconds"
+        assert r.status_code == 200 and r.content
         await live.client.aclose()
 
     asyncio.run(run())

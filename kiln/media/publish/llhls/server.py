@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import weakref
 import zlib
 from collections.abc import Callable, Iterable
@@ -490,13 +491,14 @@ class LlhlsServer:
                              rendered=rendered)
 
     async def _wait_for_part(self, stream: LlhlsStream, pkg: TrackPackager, msn: int, part: int) -> bool:
-        budget = self._hold_seconds(stream)
+        # a deadline, not a budget spent per wake: every part of every track wakes this loop, and a budget
+        # charged a whole step per wake ran out after ~1.5 s when the hold is 6 s (answered early, part missing)
+        deadline = time.monotonic() + self._hold_seconds(stream)
         while not pkg.has_part(msn, part) and not (stream.ended or stream.concluded or pkg.concluded):
-            if budget <= 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return False
-            step = min(budget, 1.0)
-            await stream.wait_change(step)
-            budget -= step
+            await stream.wait_change(min(left, 1.0))
         return pkg.has_part(msn, part)
 
     async def _part(self, request: Request, stream: LlhlsStream, pkg: TrackPackager, msn: int, index: int,
