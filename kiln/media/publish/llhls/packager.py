@@ -129,6 +129,7 @@ class TrackPackager:
                  spill_grace: bool = False) -> None:
         self.track = track
         tb = track.time_base
+        self._time_base = tb
         self.timescale = tb.denominator
         self._tick = tb.numerator
         self.chunk_duration = chunk_duration
@@ -168,10 +169,16 @@ class TrackPackager:
 
     # -- timing helpers --
     def ticks(self, value: int, time_base: Fraction) -> int:
-        """A packet timestamp in this track's timescale."""
-        if time_base == self.track.time_base:
+        """A packet timestamp in this track's timescale. Runs twice per packet: the packet almost always
+        carries its track's own time base object (RTMP: ``MS``), so identity is tried before the
+        integers, and ``Fraction`` arithmetic (or its ``__eq__``, an ABC ``isinstance``) is never used."""
+        if time_base is self._time_base:
             return value * self._tick
-        return int(value * time_base * self.timescale)
+        num, den = time_base.numerator, time_base.denominator
+        if num == self._time_base.numerator and den == self._time_base.denominator:
+            return value * self._tick
+        scaled = value * num * self.timescale
+        return scaled // den if scaled >= 0 else -(-scaled // den)  # truncated toward zero, as int(Fraction)
 
     @property
     def part_target(self) -> int:
