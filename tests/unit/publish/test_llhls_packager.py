@@ -171,3 +171,15 @@ def test_timestamps_in_another_time_base_are_truncated_into_the_track_timescale(
     # 90 kHz and milliseconds into 48 kHz, truncated toward zero as int(Fraction) does, negatives too
     for value, time_base in ((3003, Fraction(1, 90000)), (-3003, Fraction(1, 90000)), (33, MS), (-1, Fraction(1, 7))):
         assert pkg.ticks(value, time_base) == int(value * time_base * 48000)
+
+
+def test_a_segment_lasts_as_long_as_its_parts() -> None:
+    rec = Recorder()
+    pkg = video_packager(rec)
+    for i in range(200):
+        push_video(pkg, i)
+    assert rec.segments
+    for seg in rec.segments:
+        assert seg.duration == sum(p.duration for p in seg.parts) > 0
+    growing = pkg.segments[-1]
+    assert not growing.complete and growing.duration == sum(p.duration for p in growing.parts)
