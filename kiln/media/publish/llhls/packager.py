@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from kiln.media.formats.bmff.emsg import build_emsg_v1
-from kiln.media.formats.bmff.fragment import Sample, TrafData, build_fragment
+from kiln.media.formats.bmff.fragment import build_track_fragment, sample_flags
 from kiln.media.formats.bmff.init import build_init_segment
 from kiln.media.model import MediaKind, Packet, Track
 
@@ -340,14 +340,18 @@ class TrackPackager:
         self.current_duration = 0
         start = samples[0][0].dts
         seg = self.segments[-1] if self.segments and not self.segments[-1].complete else self._open_segment(start)
-        table = [Sample(d, len(s.data), s.keyframe or self.track.kind is not MediaKind.VIDEO, s.pts - s.dts)
-                 for s, d in samples]
-        fragment = build_fragment(self.sequence_number, [TrafData(self.mp4_track_id, start, table,
-                                                                  [s.data for s, _ in samples])])
+        # trun rows flat, four ints a sample, packed by one struct call (no Sample object per frame)
+        rows: list[int] = []
+        extend = rows.extend
+        sync, non_sync = sample_flags(True), sample_flags(not self._video)
+        for s, d in samples:
+            extend((d, len(s.data), sync if s.keyframe else non_sync, s.pts - s.dts))
+        fragment = build_track_fragment(self.sequence_number, self.mp4_track_id, start, rows,
+                                        [s.data for s, _ in samples])
         self.sequence_number += 1
         data = self._events_for(start, duration) + fragment
         self._tail_ms = samples[-1][0].dts * 1000 // self.timescale
-        independent = samples[0][0].keyframe or self.track.kind is not MediaKind.VIDEO
+        independent = samples[0][0].keyframe or not self._video
         part = Part(seg.number, len(seg.parts), start, duration, independent, data)
         seg.add_part(part)
         self.max_part_duration = max(self.max_part_duration, duration)
