@@ -16,6 +16,8 @@ from kiln.media.formats.bmff.fragment import (
     Sample,
     TrafData,
     build_fragment,
+    build_track_fragment,
+    sample_flags,
 )
 from kiln.media.formats.bmff.parse import parse_boxes
 from kiln.media.formats.bmff.reader import read_fragments
@@ -144,3 +146,30 @@ def test_random_sample_tables_round_trip(sequence_number: int, trafs: list[TrafD
         starts = [sum(s.size for s in written.samples[:i]) for i in range(len(written.samples))]
         assert list(read.sample_data) == [joined[at:at + s.size] for at, s in zip(starts, written.samples,
                                                                                   strict=True)]
+
+
+def _rows(samples: list[Sample]) -> list[int]:
+    return [v for s in samples for v in (s.duration, s.size, sample_flags(s.keyframe), s.composition_offset)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(sequence_number=st.integers(0, 0xFFFFFFFF), trafs=_trafs())
+def test_a_fragment_from_flat_rows_is_the_same_bytes(sequence_number: int, trafs: list[TrafData]) -> None:
+    traf = trafs[0]
+    data = traf.data if isinstance(traf.data, list) else [traf.data]
+    assert build_track_fragment(sequence_number, traf.track_id, traf.base_decode_time, _rows(traf.samples),
+                                data) == build_fragment(sequence_number, [traf])
+
+
+@pytest.mark.parametrize(("track_id", "base", "rows", "data"), [
+    (1, 0, [], []),                                             # no sample
+    (1, 0, [1, 1, SYNC_SAMPLE_FLAGS], [b"x"]),                  # a row cut short
+    (0, 0, [1, 1, SYNC_SAMPLE_FLAGS, 0], [b"x"]),               # track_ID 0
+    (1, 0, [1, 2, SYNC_SAMPLE_FLAGS, 0], [b"x"]),               # sizes do not add up
+    (1, -1, [1, 1, SYNC_SAMPLE_FLAGS, 0], [b"x"]),              # negative decode time
+    (1, 0, [-1, 1, SYNC_SAMPLE_FLAGS, 0], [b"x"]),              # negative duration
+    (1, 0, [1, 1, SYNC_SAMPLE_FLAGS, 1 << 31], [b"x"]),         # offset beyond signed 32 bits
+])
+def test_impossible_flat_rows_are_rejected(track_id: int, base: int, rows: list[int], data: list[bytes]) -> None:
+    with pytest.raises(BmffError):
+        build_track_fragment(1, track_id, base, rows, data)

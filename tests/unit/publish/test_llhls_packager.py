@@ -161,3 +161,25 @@ def test_an_event_timed_in_a_part_already_closed_by_its_last_frame_goes_into_the
         push_video(pkg, i)
     assert b"ID3-late" in rec.parts[1].data and b"ID3-old" not in rec.parts[1].data
     assert not pkg.events
+
+
+def test_timestamps_in_another_time_base_are_truncated_into_the_track_timescale() -> None:
+    pkg = TrackPackager(AUDIO, chunk_duration=0.5, segment_duration=2.0, segment_count=5)
+    # the track's own time base, as an equal object or the same one: a tick is a tick
+    assert pkg.ticks(1024, Fraction(1, 48000)) == 1024
+    assert pkg.ticks(1024, AUDIO.time_base) == 1024
+    # 90 kHz and milliseconds into 48 kHz, truncated toward zero as int(Fraction) does, negatives too
+    for value, time_base in ((3003, Fraction(1, 90000)), (-3003, Fraction(1, 90000)), (33, MS), (-1, Fraction(1, 7))):
+        assert pkg.ticks(value, time_base) == int(value * time_base * 48000)
+
+
+def test_a_segment_lasts_as_long_as_its_parts() -> None:
+    rec = Recorder()
+    pkg = video_packager(rec)
+    for i in range(200):
+        push_video(pkg, i)
+    assert rec.segments
+    for seg in rec.segments:
+        assert seg.duration == sum(p.duration for p in seg.parts) > 0
+    growing = pkg.segments[-1]
+    assert not growing.complete and growing.duration == sum(p.duration for p in growing.parts)

@@ -65,6 +65,11 @@ def _entries_struct(count: int) -> struct.Struct:
     return struct.Struct(">" + "IIIi" * count)
 
 
+def sample_flags(keyframe: bool) -> int:
+    """A trun row's sample_flags for a sync (independent) or a non-sync sample."""
+    return SYNC_SAMPLE_FLAGS if keyframe else NON_SYNC_SAMPLE_FLAGS
+
+
 def _trun_entries(samples: list[Sample]) -> tuple[bytes, int]:
     """The packed sample rows and the sum of the sample sizes."""
     flat: list[int] = []
@@ -72,11 +77,15 @@ def _trun_entries(samples: list[Sample]) -> tuple[bytes, int]:
     for s in samples:
         extend((s.duration, s.size, SYNC_SAMPLE_FLAGS if s.keyframe else NON_SYNC_SAMPLE_FLAGS,
                 s.composition_offset))
+    return _pack_rows(flat)
+
+
+def _pack_rows(rows: list[int]) -> tuple[bytes, int]:
     try:
-        packed = _entries_struct(len(samples)).pack(*flat)
+        packed = _entries_struct(len(rows) // 4).pack(*rows)
     except struct.error as exc:
         raise BmffError(f"sample field out of range: {exc}") from exc
-    return packed, sum(flat[1::4])
+    return packed, sum(rows[1::4])
 
 
 def _data_length(data: bytes | list[bytes]) -> int:
@@ -87,41 +96,66 @@ def build_fragment(sequence_number: int, trafs: list[TrafData]) -> bytes:
     """``moof`` (mfhd + one ``traf`` per item) followed by one ``mdat`` holding every traf's data in order."""
     if not trafs:
         raise BmffError("a fragment needs at least one track run")
-    tables: list[tuple[bytes, int]] = []
-    moof_size = _MOOF_HEAD.size
+    runs = []
     for traf in trafs:
-        if traf.track_id < 1:
-            raise BmffError(f"track_ID {traf.track_id} is invalid in ISO-BMFF (must be >= 1)")
-        if not 0 <= traf.base_decode_time < 1 << 64:
-            raise BmffError(f"track {traf.track_id}: base decode time {traf.base_decode_time} does not fit tfdt "
-                            f"(unsigned 64-bit); timestamps must be rebased to start at or after 0")
         if not traf.samples:
             raise BmffError(f"track {traf.track_id}: a track run needs at least one sample")
-        entries, total = _trun_entries(traf.samples)
-        if total != _data_length(traf.data):
-            raise BmffError(f"track {traf.track_id}: sample sizes add up to {total} bytes, "
-                            f"data holds {_data_length(traf.data)}")
-        tables.append((entries, total))
-        moof_size += _TRAF_FIXED + len(entries)
-    mdat_size = sum(total for _, total in tables)
+        runs.append(_Run(traf.track_id, traf.base_decode_time, len(traf.samples), *_trun_entries(traf.samples),
+                         traf.data))
+    return _write(sequence_number, runs)
+
+
+def build_track_fragment(sequence_number: int, track_id: int, base_decode_time: int, rows: list[int],
+                         data: list[bytes]) -> bytes:
+    """A one-track fragment from its trun rows given flat, four ints a sample (duration, size,
+    :func:`sample_flags`, composition offset) and each sample's bytes: the packager's hot path, which
+    builds no :class:`Sample` per frame. Same checks and bytes as :func:`build_fragment`."""
+    if not rows or len(rows) % 4:
+        raise BmffError(f"track {track_id}: a track run needs at least one sample, as four ints each")
+    return _write(sequence_number, [_Run(track_id, base_decode_time, len(rows) // 4, *_pack_rows(rows), data)])
+
+
+@dataclass(slots=True)
+class _Run:
+    track_id: int
+    base_decode_time: int
+    count: int
+    entries: bytes
+    total: int
+    data: bytes | list[bytes]
+
+
+def _write(sequence_number: int, runs: list[_Run]) -> bytes:
+    moof_size = _MOOF_HEAD.size
+    for run in runs:
+        if run.track_id < 1:
+            raise BmffError(f"track_ID {run.track_id} is invalid in ISO-BMFF (must be >= 1)")
+        if not 0 <= run.base_decode_time < 1 << 64:
+            raise BmffError(f"track {run.track_id}: base decode time {run.base_decode_time} does not fit tfdt "
+                            f"(unsigned 64-bit); timestamps must be rebased to start at or after 0")
+        if run.total != _data_length(run.data):
+            raise BmffError(f"track {run.track_id}: sample sizes add up to {run.total} bytes, "
+                            f"data holds {_data_length(run.data)}")
+        moof_size += _TRAF_FIXED + len(run.entries)
+    mdat_size = sum(run.total for run in runs)
     mdat_head = box_header(b"mdat", mdat_size)
     offset = moof_size + len(mdat_head)
     try:
         out = [_MOOF_HEAD.pack(moof_size, b"moof", 16, b"mfhd", 0, sequence_number)]
-        for traf, (entries, total) in zip(trafs, tables, strict=True):
-            count = len(traf.samples)
-            out.append(_TRAF_HEAD.pack(_TRAF_FIXED + len(entries), b"traf", *_TFHD, traf.track_id,
-                                       20, b"tfdt", _TFDT_V1, traf.base_decode_time,
-                                       20 + len(entries), b"trun", _TRUN_V1, count, offset))
+        for run in runs:
+            entries = run.entries
+            out.append(_TRAF_HEAD.pack(_TRAF_FIXED + len(entries), b"traf", *_TFHD, run.track_id,
+                                       20, b"tfdt", _TFDT_V1, run.base_decode_time,
+                                       20 + len(entries), b"trun", _TRUN_V1, run.count, offset))
             out.append(entries)
-            offset += total
+            offset += run.total
     except struct.error as exc:
         raise BmffError(f"fragment header field out of range (sequence number, track id, decode time "
                         f"or a data offset beyond 2 GiB): {exc}") from exc
     out.append(mdat_head)
-    for traf in trafs:
-        if isinstance(traf.data, list):
-            out.extend(traf.data)
+    for run in runs:
+        if isinstance(run.data, list):
+            out.extend(run.data)
         else:
-            out.append(traf.data)
+            out.append(run.data)
     return b"".join(out)

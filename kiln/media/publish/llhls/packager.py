@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from kiln.media.formats.bmff.emsg import build_emsg_v1
-from kiln.media.formats.bmff.fragment import Sample, TrafData, build_fragment
+from kiln.media.formats.bmff.fragment import build_track_fragment, sample_flags
 from kiln.media.formats.bmff.init import build_init_segment
 from kiln.media.model import MediaKind, Packet, Track
 
@@ -63,18 +63,19 @@ class Segment:
     complete: bool = False
     spilled: bool = False        # DVR: the bytes moved to disk, only the listing facts stay here
     _data: bytes | None = None
-    _duration: int | None = None
+    _duration: int = 0  # the parts' durations, added as they come: asked per playlist and per DVR trim
 
     @property
     def duration(self) -> int:
-        if self._duration is not None:
-            return self._duration
-        return sum(p.duration for p in self.parts)
+        return self._duration
+
+    def add_part(self, part: Part) -> None:
+        self.parts.append(part)
+        self._duration += part.duration
 
     def spill(self) -> bytes:
         """Hand the bytes over (to the DVR store) and keep only what a playlist lists."""
         data = self.data
-        self._duration = self.duration
         self.parts = []
         self._data = None
         self.spilled = True
@@ -111,7 +112,7 @@ class PendingEvent:
     message: bytes
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sample:
     dts: int
     pts: int
@@ -129,6 +130,7 @@ class TrackPackager:
                  spill_grace: bool = False) -> None:
         self.track = track
         tb = track.time_base
+        self._time_base = tb
         self.timescale = tb.denominator
         self._tick = tb.numerator
         self.chunk_duration = chunk_duration
@@ -144,6 +146,11 @@ class TrackPackager:
         # without DVR: the grace segments (no longer listed, still downloadable) spill too, so memory
         # holds only the listed window and the growing segment
         self.spill_grace = spill_grace
+        self._video = track.kind is MediaKind.VIDEO
+        # audio with a known frame size: the exact sample duration, fixed for the track (0.0: measured)
+        self._fixed_frame = (track.samples_per_frame * self.timescale / track.sample_rate
+                             if track.kind is MediaKind.AUDIO and track.sample_rate and track.samples_per_frame
+                             else 0.0)
         self.mp4_track_id = track.id + 1  # ISO-BMFF track_ID 0 is invalid; Kiln's ids start at 0
         self.init_segment = build_init_segment(replace(track, id=self.mp4_track_id), timescale=self.timescale)
         self.segments: deque[Segment] = deque()
@@ -168,23 +175,29 @@ class TrackPackager:
 
     # -- timing helpers --
     def ticks(self, value: int, time_base: Fraction) -> int:
-        """A packet timestamp in this track's timescale."""
-        if time_base == self.track.time_base:
+        """A packet timestamp in this track's timescale. Runs twice per packet: the packet almost always
+        carries its track's own time base object (RTMP: ``MS``), so identity is tried before the
+        integers, and ``Fraction`` arithmetic (or its ``__eq__``, an ABC ``isinstance``) is never used."""
+        if time_base is self._time_base:
             return value * self._tick
-        return int(value * time_base * self.timescale)
+        num, den = time_base.numerator, time_base.denominator
+        if num == self._time_base.numerator and den == self._time_base.denominator:
+            return value * self._tick
+        scaled = value * num * self.timescale
+        return scaled // den if scaled >= 0 else -(-scaled // den)  # truncated toward zero, as int(Fraction)
 
     @property
     def part_target(self) -> int:
         """ChunkDuration rounded to whole frames of this track (in the timescale). Asked for every packet,
-        so remembered until the chunk duration, the track or the frame duration (by more than 1 %) changes."""
-        frame = self.sample_duration
-        key = (self.chunk_duration, id(self.track))
-        if self._part_target_key != key or abs(frame - self._part_target_frame) > 0.01 * self._part_target_frame:
-            self._part_target_key, self._part_target_frame = key, frame
+        so remembered until the chunk duration or the frame duration (by more than 1 %) changes."""
+        frame = self._fixed_frame or self._frame_estimate
+        known = self._part_target_frame
+        if self._part_target_chunk != self.chunk_duration or abs(frame - known) > 0.01 * known:
+            self._part_target_chunk, self._part_target_frame = self.chunk_duration, frame
             self._part_target = self._compute_part_target(frame)
         return self._part_target
 
-    _part_target_key: tuple[float, int] | None = None
+    _part_target_chunk = -1.0
     _part_target_frame = 0.0
     _part_target = 0
 
@@ -192,10 +205,7 @@ class TrackPackager:
     def sample_duration(self) -> float:
         """The expected duration of the next sample, in ticks (0.0 while unknown): exact for audio whose
         frame size is known, else the smoothed measured frame duration."""
-        track = self.track
-        if track.kind is MediaKind.AUDIO and track.sample_rate and track.samples_per_frame:
-            return track.samples_per_frame * self.timescale / track.sample_rate
-        return self._frame_estimate
+        return self._fixed_frame or self._frame_estimate
 
     def _compute_part_target(self, frame: float) -> int:
         target = self.chunk_duration * self.timescale
@@ -211,30 +221,37 @@ class TrackPackager:
 
     # -- input --
     def push(self, packet: Packet, wall_time: float) -> None:
+        """Runs for every packet of every LL-HLS stream on the event loop: per-track facts are looked up
+        once (``_video``, ``_fixed_frame``), timestamps in the track's own time base skip ``ticks``."""
         if self.concluded:
             return
-        sample = _Sample(self.ticks(packet.dts, packet.time_base), self.ticks(packet.pts, packet.time_base),
-                         packet.keyframe, packet.data)
+        video = self._video
+        if packet.time_base is self._time_base:
+            tick = self._tick
+            sample = _Sample(packet.dts * tick, packet.pts * tick, packet.keyframe, packet.data)
+        else:
+            sample = _Sample(self.ticks(packet.dts, packet.time_base), self.ticks(packet.pts, packet.time_base),
+                             packet.keyframe, packet.data)
         if self._wall0 is None:
-            if self.track.kind is MediaKind.VIDEO and not sample.keyframe:
+            if video and not sample.keyframe:
                 return  # a track starts at a keyframe
             self._wall0, self._dts0 = wall_time, sample.dts
         else:
             # the least delayed packet so far dates the timeline (PROGRAM-DATE-TIME)
             self._wall0 = min(self._wall0, wall_time - (sample.dts - self._dts0) / self.timescale)
-        if sample.keyframe and self.track.kind is MediaKind.VIDEO:
+        if sample.keyframe and video:
             if self._keyframe_dts is not None and sample.dts > self._keyframe_dts:
                 self._keyframe_interval = sample.dts - self._keyframe_dts
             self._keyframe_dts = sample.dts
         prev, self.last = self.last, sample
         if prev is not None:
             self._settle(prev, sample.dts - prev.dts)
-            if self.track.kind is MediaKind.VIDEO and sample.keyframe and self._segment_due(sample.dts):
+            if video and sample.keyframe and self._segment_due(sample.dts):
                 self._emit_part()
                 self._close_segment()
         # a duration the packet carries is exact; otherwise the frame rate predicts it
         predicted = (self.ticks(packet.duration, packet.time_base) if packet.duration > 0
-                     else round(self.sample_duration))
+                     else round(self._fixed_frame or self._frame_estimate))
         self.current.append((sample, predicted))
         self.current_duration += predicted
         self._maybe_cut()
@@ -261,13 +278,13 @@ class TrackPackager:
     def _maybe_cut(self) -> None:
         """Close the part once it holds the target's whole number of frames (its last sample's duration
         predicted), without waiting for the next frame; audio closes its segment at a part boundary."""
-        frame = self.sample_duration or self.current[-1][1]
+        frame = self._fixed_frame or self._frame_estimate or self.current[-1][1]
         if frame <= 0 or self.current_duration + frame / 2 < self.part_target:
             return
         last, duration = self.current[-1]
         segment_due = self._segment_due(last.dts + duration)
         self._emit_part()
-        if self.track.kind is not MediaKind.VIDEO and segment_due:
+        if not self._video and segment_due:
             self._close_segment()
 
     def _open_segment(self, start: int) -> Segment:
@@ -323,16 +340,20 @@ class TrackPackager:
         self.current_duration = 0
         start = samples[0][0].dts
         seg = self.segments[-1] if self.segments and not self.segments[-1].complete else self._open_segment(start)
-        table = [Sample(d, len(s.data), s.keyframe or self.track.kind is not MediaKind.VIDEO, s.pts - s.dts)
-                 for s, d in samples]
-        fragment = build_fragment(self.sequence_number, [TrafData(self.mp4_track_id, start, table,
-                                                                  [s.data for s, _ in samples])])
+        # trun rows flat, four ints a sample, packed by one struct call (no Sample object per frame)
+        rows: list[int] = []
+        extend = rows.extend
+        sync, non_sync = sample_flags(True), sample_flags(not self._video)
+        for s, d in samples:
+            extend((d, len(s.data), sync if s.keyframe else non_sync, s.pts - s.dts))
+        fragment = build_track_fragment(self.sequence_number, self.mp4_track_id, start, rows,
+                                        [s.data for s, _ in samples])
         self.sequence_number += 1
         data = self._events_for(start, duration) + fragment
         self._tail_ms = samples[-1][0].dts * 1000 // self.timescale
-        independent = samples[0][0].keyframe or self.track.kind is not MediaKind.VIDEO
+        independent = samples[0][0].keyframe or not self._video
         part = Part(seg.number, len(seg.parts), start, duration, independent, data)
-        seg.parts.append(part)
+        seg.add_part(part)
         self.max_part_duration = max(self.max_part_duration, duration)
         if self.on_part is not None:
             self.on_part(self, part)

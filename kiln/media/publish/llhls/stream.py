@@ -129,9 +129,13 @@ class LlhlsStream:
         pkg = self.packagers.get(packet.track_id)
         if pkg is not None:
             # the wall clock of the packet's arrival, not of this moment: a packet replayed from the
-            # GOP cache at start would otherwise stamp PROGRAM-DATE-TIME late
-            late = time.monotonic() - packet.arrival if packet.arrival else 0.0
-            pkg.push(packet, now() - max(0.0, late))
+            # GOP cache at start would otherwise stamp PROGRAM-DATE-TIME late (per packet: no max())
+            wall = now()
+            if packet.arrival:
+                late = time.monotonic() - packet.arrival
+                if late > 0.0:
+                    wall -= late
+            pkg.push(packet, wall)
 
     def _hub_ended(self, reason: str) -> None:
         if threading.get_ident() == self._loop_thread:
