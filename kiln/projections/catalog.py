@@ -19,9 +19,8 @@ from kiln.domain.app_config import with_profile_deleted, with_profile_replaced, 
 from kiln.domain.server import AppState, VhostState
 from kiln.events import catalog as ce
 from kiln.events import streams as se
-from kiln.events.base import Event
 from kiln.projections.copies import shallow
-from kiln.projections.dispatch import Handler, handlers_of
+from kiln.projections.dispatch import LockedDispatch, handlers_of
 
 # --- state -----------------------------------------------------------------------------------------
 
@@ -71,10 +70,8 @@ class StreamLifecycle:
     tracks: list[dict[str, Any]] = field(default_factory=list)
 
 
-class CatalogProjection:
+class CatalogProjection(LockedDispatch):
     """Thread-safe: updated by the thread committing to the journal, read by HTTP handlers."""
-
-    _handlers: dict[str, Handler] = {}  # set below the class: its ``_on_<TYPE>`` methods
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -92,25 +89,6 @@ class CatalogProjection:
             self.vhosts[view.name] = view
 
     # -- events --
-    def apply(self, ev: Event) -> None:
-        handler = self._handlers.get(ev.TYPE)
-        if handler is not None:
-            with self._lock:
-                handler(self, ev)
-
-    def replay_handler(self, type_name: str) -> Callable[[Event], None] | None:
-        """``apply`` for events of ``type_name`` without finding the handler per event (None: ignored)."""
-        handler = self._handlers.get(type_name)
-        if handler is None:
-            return None
-        lock = self._lock
-
-        def apply(ev: Event) -> None:
-            with lock:
-                handler(self, ev)
-
-        return apply
-
     def _on_VhostCreated(self, ev: ce.VhostCreated) -> None:
         if ev.name in self.vhosts and self.vhosts[ev.name].read_only:
             return  # shadowed by the configuration file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -17,3 +18,30 @@ def handlers_of(cls: type) -> dict[str, Handler]:
             if name.startswith("_on_") and callable(fn):
                 found[name[len("_on_"):]] = fn
     return found
+
+
+class LockedDispatch:
+    """A read model whose ``_on_<TYPE>`` methods run under its lock: the committing thread applies events
+    while HTTP handlers read. Subclasses set ``_handlers = handlers_of(cls)`` below the class body."""
+
+    _handlers: dict[str, Handler] = {}
+    _lock: threading.RLock
+
+    def apply(self, ev: Any) -> None:
+        handler = self._handlers.get(ev.TYPE)
+        if handler is not None:
+            with self._lock:
+                handler(self, ev)
+
+    def replay_handler(self, type_name: str) -> Callable[[Any], None] | None:
+        """``apply`` for events of ``type_name`` without finding the handler per event (None: ignored)."""
+        handler = self._handlers.get(type_name)
+        if handler is None:
+            return None
+        lock = self._lock
+
+        def apply(ev: Any) -> None:
+            with lock:
+                handler(self, ev)
+
+        return apply

@@ -20,7 +20,7 @@ from kiln.events import catalog as ce
 from kiln.events import tasks as te
 from kiln.events.base import Event
 from kiln.projections.copies import shallow
-from kiln.projections.dispatch import Handler, handlers_of
+from kiln.projections.dispatch import LockedDispatch, handlers_of
 
 TaskKey = tuple[str, str, str]  # (vhost, app, id)
 
@@ -30,35 +30,14 @@ RecordTask = RecordStatus
 DumpTask = DumpStatus
 
 
-class TasksProjection:
+class TasksProjection(LockedDispatch):
     """Thread-safe: updated by the thread committing to the journal, read by HTTP handlers."""
-
-    _handlers: dict[str, Handler] = {}  # set below the class: its ``_on_<TYPE>`` methods
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self.pushes: dict[TaskKey, PushTask] = {}
         self.records: dict[TaskKey, RecordTask] = {}
         self.dumps: dict[tuple[str, str, str, str], DumpTask] = {}
-
-    def apply(self, ev: Event) -> None:
-        handler = self._handlers.get(ev.TYPE)
-        if handler is not None:
-            with self._lock:
-                handler(self, ev)
-
-    def replay_handler(self, type_name: str) -> Callable[[Event], None] | None:
-        """``apply`` for events of ``type_name`` without finding the handler per event (None: ignored)."""
-        handler = self._handlers.get(type_name)
-        if handler is None:
-            return None
-        lock = self._lock
-
-        def apply(ev: Event) -> None:
-            with lock:
-                handler(self, ev)
-
-        return apply
 
     # -- push --
     def _on_PushCreated(self, ev: te.PushCreated) -> None:
