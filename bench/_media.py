@@ -258,22 +258,24 @@ class BenchKiln(KilnProcess):
 
 # ---------------------------------------------------------------------------------------------- nginx
 
-_NGINX_RTMP_CONF = """\
-load_module {module};
+_NGINX_HEAD = """\
+load_module {{module}};
 daemon off;
 master_process off;
 worker_processes 1;
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log warn;
-events {{ worker_connections 4096; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{port};
+pid {{workdir}}/nginx.pid;
+error_log {{workdir}}/error.log warn;
+events {{{{ worker_connections 4096; }}}}
+rtmp {{{{
+    server {{{{
+        listen 127.0.0.1:{{port}};
         chunk_size 4096;
-        application live {{ live on; }}
-        application app {{ live on; }}
-    }}
-}}
+        {applications}
+    }}}}
+}}}}
+"""
+
+_NGINX_STAT = """\
 http {{
     access_log off;
     client_body_temp_path {workdir}/tmp/body;
@@ -287,6 +289,15 @@ http {{
     }}
 }}
 """
+
+
+def nginx_rtmp_conf(applications: str, stat: bool = True) -> str:
+    """An nginx-rtmp config template (for ``_start_nginx``) with these ``application`` blocks, written as
+    ``str.format`` text (braces doubled); ``stat`` adds the HTTP ``/stat`` page on ``{http_port}``."""
+    return _NGINX_HEAD.format(applications=applications) + (_NGINX_STAT if stat else "")
+
+
+_NGINX_RTMP_CONF = nginx_rtmp_conf("application live {{ live on; }}\n        application app {{ live on; }}")
 
 _NGINX_HTTP_CONF = """\
 daemon off;

@@ -48,6 +48,7 @@ from _media import (  # noqa: E402
     dead,
     ffmpeg_publish,
     media_720p,
+    nginx_rtmp_conf,
     out,
     rss_mb,
     run_dir,
@@ -59,28 +60,13 @@ from _media import (  # noqa: E402
 )
 
 # nginx-rtmp packaging HLS: the reference for Kiln with LL-HLS (issue 16: "with LL-HLS <= 2.0x nginx `hls on`")
-NGINX_HLS_CONF = """\
-load_module {module};
-daemon off;
-master_process off;
-worker_processes 1;
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log warn;
-events {{ worker_connections 4096; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{port};
-        chunk_size 4096;
-        application app {{
+NGINX_HLS_CONF = nginx_rtmp_conf("""application app {{
             live on;
             hls on;
             hls_path {workdir}/hls;
             hls_fragment 2s;
             hls_playlist_length 10s;
-        }}
-    }}
-}}
-"""
+        }}""", stat=False)
 
 # issue 16, target 1: (Kiln run, nginx run it is compared with, what is promised)
 TARGETS = (("kiln-bare", "nginx", "ingest alone <= 2.0x nginx-rtmp `live on`"),

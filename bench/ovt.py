@@ -40,6 +40,7 @@ from _media import (  # noqa: E402
     dead,
     ffmpeg_publish,
     media_720p,
+    nginx_rtmp_conf,
     out,
     rss_mb,
     run_dir,
@@ -55,34 +56,7 @@ from tests.peers.process import Peer  # noqa: E402
 
 APP = "/v1/vhosts/default/apps/app"
 
-_NGINX_EDGE_CONF = """\
-load_module {module};
-daemon off;
-master_process off;
-worker_processes 1;
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log warn;
-events {{ worker_connections 4096; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{port};
-        chunk_size 4096;
-        application live {{ live on; pull rtmp://127.0.0.1:{origin}/live; }}
-    }}
-}}
-http {{
-    access_log off;
-    client_body_temp_path {workdir}/tmp/body;
-    proxy_temp_path {workdir}/tmp/proxy;
-    fastcgi_temp_path {workdir}/tmp/fastcgi;
-    uwsgi_temp_path {workdir}/tmp/uwsgi;
-    scgi_temp_path {workdir}/tmp/scgi;
-    server {{
-        listen 127.0.0.1:{http_port};
-        location /stat {{ rtmp_stat all; }}
-    }}
-}}
-"""
+_NGINX_EDGE_CONF = nginx_rtmp_conf("application live {{ live on; pull rtmp://127.0.0.1:{origin}/live; }}")
 
 
 def cluster_kiln(wd: Path, vhost_extra: str = "") -> BenchKiln:
