@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,32 +25,13 @@ from kiln.actors.commands import StreamLive
 from kiln.actors.tasks import TasksActor
 from kiln.domain.app_tasks import AppTasks
 from kiln.domain.dumps import DumpStatus
-from kiln.events.base import Event
 from kiln.events.tasks import DumpSpec
 from kiln.media.publish.llhls.publisher import LlhlsPublisher
 from kiln.media.publish.llhls.stream import LlhlsStream
+from tests.unit.actors.fakes import Journal, Stats
 from tests.unit.publish.contract import BYPASS, LiveFeed, wait_until
 
 LLHLS_APP = {"publishers": {"llhls": {"segmentDuration": 1, "chunkDuration": 0.5}}}
-
-
-class Journal:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, events: Sequence[Event]) -> Future[Any]:
-        self.events.extend(events)
-        done: Future[Any] = Future()
-        done.set_result(None)
-        return done
-
-
-class Stats:
-    def connection(self, vhost: str, app: str, stream: str, kind: str, delta: int) -> None:
-        return None
-
-    def bytes_out(self, vhost: str, app: str, stream: str, n: int) -> None:
-        return None
 
 
 @dataclass

@@ -9,11 +9,9 @@ journal is a list.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pykka
 import pytest
@@ -27,30 +25,11 @@ from kiln.domain.app_tasks import AppTasks
 from kiln.domain.push import PushStatus
 from kiln.domain.record import RecordStatus
 from kiln.events import tasks as te
-from kiln.events.base import Event
 from kiln.metrics.sessions import SessionCounters
+from tests.unit.actors.fakes import Journal, Stats
 from tests.unit.publish.contract import BYPASS, LiveFeed, wait_until
 
 CONFIG = {"publishers": {"push": {}, "file": {}}}
-
-
-class Journal:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, events: Sequence[Event]) -> Future[Any]:
-        self.events.extend(events)
-        done: Future[Any] = Future()
-        done.set_result(None)
-        return done
-
-
-class Stats:
-    def connection(self, vhost: str, app: str, stream: str, kind: str, delta: int) -> None:
-        return None
-
-    def bytes_out(self, vhost: str, app: str, stream: str, n: int) -> None:
-        return None
 
 
 @dataclass
