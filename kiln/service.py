@@ -69,6 +69,7 @@ from kiln.journal.segments import journal_dir
 from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.publish.webrtc.audit import JournalSessions
+from kiln.media.rtc.connect_race import quiet_closed_connects
 from kiln.media.runtime import ControlPlane, MediaRuntime
 from kiln.metrics.deliveries import DeliveryStates
 from kiln.metrics.journal import JournalCounters
@@ -494,6 +495,7 @@ class KilnService:
             listeners["llhls_tls"] = (host, h2.sock.getsockname()[1])
         self._stop_event = stop = asyncio.Event()
         self._loop = loop = asyncio.get_running_loop()
+        quiet_closed_connects(loop)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         # uvicorn's serve() would install its own signal handlers; _serve() leaves them to us
