@@ -29,7 +29,7 @@ from kiln.events.tasks import DumpSpec
 from kiln.media.publish.llhls.publisher import LlhlsPublisher
 from kiln.media.publish.llhls.stream import LlhlsStream
 from tests.unit.actors.fakes import Journal, Stats
-from tests.unit.publish.contract import BYPASS, LiveFeed, wait_until
+from tests.unit.publish.contract import LiveFeed, wait_until
 
 LLHLS_APP = {"publishers": {"llhls": {"segmentDuration": 1, "chunkDuration": 0.5}}}
 
@@ -66,13 +66,6 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
-
-
-@pytest.fixture
-def feed() -> Iterator[LiveFeed]:
-    feed = LiveFeed(BYPASS)  # default/app/cam, its output stream "cam"
-    yield feed
-    feed.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ journal is a list.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from kiln.domain.record import RecordStatus
 from kiln.events import tasks as te
 from kiln.metrics.sessions import SessionCounters
 from tests.unit.actors.fakes import Journal, Stats
-from tests.unit.publish.contract import BYPASS, LiveFeed, wait_until
+from tests.unit.publish.contract import LiveFeed, wait_until
 
 CONFIG = {"publishers": {"push": {}, "file": {}}}
 
@@ -58,13 +57,6 @@ def record(tmp_path: Path, task_id: str, stream: str) -> RecordStatus:
 
 def actors(cls: type[pykka.Actor]) -> int:
     return len(pykka.ActorRegistry.get_by_class(cls))
-
-
-@pytest.fixture
-def feed() -> Iterator[LiveFeed]:
-    feed = LiveFeed(BYPASS)  # default/app/cam, its output stream "cam"
-    yield feed
-    feed.close()
 
 
 @pytest.fixture

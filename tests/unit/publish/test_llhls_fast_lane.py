@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from kiln.media.model import Codec, MediaKind, Packet, Track
+from kiln.media.publish.llhls.packager import TrackPackager
 from kiln.media.publish.llhls.publisher import LlhlsPublisher, settings_from
 from kiln.media.publish.llhls.server import FastAnswer, FastWait, LlhlsServer
 from kiln.media.publish.llhls.stream import LlhlsStream
@@ -55,6 +56,13 @@ class Live:
                                           i.to_bytes(4, "big") * 8, keyframe=True))
         self.sent += int(seconds * RATE / FRAME)
 
+    @property
+    def audio(self) -> TrackPackager:
+        """The packager of the one (audio) track."""
+        pkg = self.stream.track_by_id(AUDIO.id)
+        assert pkg is not None
+        return pkg
+
     async def session(self) -> str:
         master = (await self.client.get("/app/cam/llhls.m3u8")).text
         found = re.search(r"session=(\w+)", master)
@@ -83,8 +91,7 @@ def test_every_live_file_gets_the_same_answer_from_the_fast_lane_as_from_starlet
         session = await live.session()
         key = live.stream.key
         q = f"session={session}"
-        pkg = live.stream.track_by_id(AUDIO.id)
-        assert pkg is not None
+        pkg = live.audio
         last = pkg.last_part()
         assert last is not None
         paths = [f"/app/cam/chunklist_1_audio_{key}_llhls.m3u8?{q}",
@@ -143,8 +150,7 @@ def test_a_blocked_reload_is_woken_once_by_the_part_it_waits_for() -> None:
         live = Live()
         live.feed(2.5)
         session = await live.session()
-        pkg = live.stream.track_by_id(AUDIO.id)
-        assert pkg is not None
+        pkg = live.audio
         nxt = live.stream.next_part_of(pkg)
         path = (f"/app/cam/chunklist_1_audio_{live.stream.key}_llhls.m3u8?session={session}"
                 f"&_HLS_msn={nxt[0]}&_HLS_part={nxt[1]}")
@@ -187,8 +193,7 @@ def test_chunklists_are_rendered_once_per_change_with_each_session_in_its_uris()
         live.feed(4.5)
         sessions = [await live.session() for _ in range(3)]
         key = live.stream.key
-        pkg = live.stream.track_by_id(AUDIO.id)
-        assert pkg is not None
+        pkg = live.audio
         bodies = []
         for s in sessions:
             answer = live.fast(f"/app/cam/chunklist_1_audio_{key}_llhls.m3u8?session={s}", accept="")
@@ -213,8 +218,7 @@ def test_a_cached_chunklist_is_never_staler_than_a_fresh_rendering_frame_by_fram
         live = Live()
         live.feed(2.5)
         session = await live.session()
-        pkg = live.stream.track_by_id(AUDIO.id)
-        assert pkg is not None
+        pkg = live.audio
         path = f"/app/cam/chunklist_1_audio_{live.stream.key}_llhls.m3u8?session={session}&_HLS_msn=0&_HLS_part=0"
         for _ in range(int(3.0 * RATE / FRAME)):  # segment ends and hints move between parts too
             live.feed(FRAME / RATE)
@@ -234,8 +238,7 @@ def test_a_blocked_part_request_waits_its_whole_hold_however_often_parts_wake_it
         live = Live(chunk_duration=0.1)
         live.feed(2.5)
         session = await live.session()
-        pkg = live.stream.track_by_id(AUDIO.id)
-        assert pkg is not None
+        pkg = live.audio
         msn, _ = live.stream.next_part_of(pkg)
         path = f"/app/cam/part_1_{msn + 1}_0_audio_{live.stream.key}_llhls.m4s?session={session}"
         wanted = asyncio.ensure_future(live.client.get(path))
