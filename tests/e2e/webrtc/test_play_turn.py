@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from aiortc import RTCPeerConnection
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from tests.e2e.kiln_process import KilnProcess
 from tests.e2e.webrtc.play_kiln import RtcPorts, kiln_playing_cam, rtc_server_xml
@@ -39,8 +40,10 @@ def turn_xml(ports: TurnPorts, force: bool) -> str:
     relay = (f"<IceCandidates><IceCandidate>*:{ice}/udp</IceCandidate><TcpRelay>*:{ports.turn}</TcpRelay>"
              f"<TcpForce>{'true' if force else 'false'}</TcpForce></IceCandidates>")
     xml = rtc_server_xml(ports)
-    assert plain in xml
-    return xml.replace(plain, relay)
+    assert plain in xml and "<Providers><RTMP/></Providers>" in xml
+    # WebRTC ingest too (WHIP, OME signalling direction=send): OvenLiveKit and WHIP clients get the TURN server alike
+    return xml.replace(plain, relay).replace("<Providers><RTMP/></Providers>",
+                                             "<Providers><RTMP/><WebRTC/></Providers>")
 
 
 @pytest.fixture
@@ -100,11 +103,16 @@ async def _offer(url: str) -> dict[str, Any]:
         return offer
 
 
-async def _whep(url: str) -> httpx.Response:
+async def _post_offer(url: str, publish: bool = False) -> httpx.Response:
+    """A WHEP (or, ``publish``, WHIP) offer from aiortc; the session it opens is deleted at once."""
     pc = RTCPeerConnection()
     try:
-        pc.addTransceiver("video", direction="recvonly")
-        pc.addTransceiver("audio", direction="recvonly")
+        if publish:
+            pc.addTrack(VideoStreamTrack())
+            pc.addTrack(AudioStreamTrack())
+        else:
+            pc.addTransceiver("video", direction="recvonly")
+            pc.addTransceiver("audio", direction="recvonly")
         await pc.setLocalDescription(await pc.createOffer())
         async with httpx.AsyncClient(timeout=20) as client:
             answer = await client.post(url, content=pc.localDescription.sdp,
@@ -127,7 +135,14 @@ def test_offer_names_the_turn_server_only_when_asked(on_request: tuple[KilnProce
     assert asked["iceServers"] == [{"urls": [_turn_url(ports)], "username": "ome", "credential": "airen"}], asked
     assert asked["ice_servers"] == [{"urls": [_turn_url(ports)], "user_name": "ome", "credential": "airen"}], asked
     # WHEP: the TURN server as a Link header on the 201, as OME's WHIP/WHEP answer it
-    answer = asyncio.run(_whep(f"http://127.0.0.1:{ports.llhls}/app/cam?direction=whep"))
+    link = f'<{_turn_url(ports)}>; rel="ice-server"; username="ome"; credential="airen"; credential-type="password"'
+    answer = asyncio.run(_post_offer(f"http://127.0.0.1:{ports.llhls}/app/cam?direction=whep"))
     assert answer.status_code == 201, answer.text
-    assert answer.headers.get_list("link") == [f'<{_turn_url(ports)}>; rel="ice-server"; username="ome"; '
-                                               f'credential="airen"; credential-type="password"'], answer.headers
+    assert answer.headers.get_list("link") == [link], answer.headers
+    # WebRTC ingest: WHIP's 201 and OME's signalling offer (direction=send) the same way
+    whip = asyncio.run(_post_offer(f"http://127.0.0.1:{ports.llhls}/app/pub?direction=whip", publish=True))
+    assert whip.status_code == 201, whip.text
+    assert whip.headers.get_list("link") == [link], whip.headers
+    send = f"ws://127.0.0.1:{ports.llhls}/app/pub2?direction=send"
+    assert "iceServers" not in asyncio.run(_offer(send))
+    assert asyncio.run(_offer(send + "&transport=tcp"))["iceServers"][0]["urls"] == [_turn_url(ports)]
