@@ -146,3 +146,56 @@ def test_offer_names_the_turn_server_only_when_asked(on_request: tuple[KilnProce
     send = f"ws://127.0.0.1:{ports.llhls}/app/pub2?direction=send"
     assert "iceServers" not in asyncio.run(_offer(send))
     assert asyncio.run(_offer(send + "&transport=tcp"))["iceServers"][0]["urls"] == [_turn_url(ports)]
+
+
+async def _relay_only_viewer(url: str, frames_wanted: int = 30) -> tuple[int, str]:
+    """aiortc as a player behind a UDP-blocking firewall: no host address of its own (so no host candidate),
+    only the TURN server the offer names. Returns decoded video frames and the nominated local candidate type."""
+    import websockets
+    from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
+
+    async with websockets.connect(url, open_timeout=20) as ws:
+        await ws.send(json.dumps({"command": "request_offer"}))
+        offer = json.loads(await asyncio.wait_for(ws.recv(), 20))
+        servers = [RTCIceServer(urls=s["urls"], username=s["username"], credential=s["credential"])
+                   for s in offer["iceServers"]]
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        got = {"video": 0}
+        done = asyncio.get_running_loop().create_future()
+
+        @pc.on("track")
+        def on_track(track: Any) -> None:
+            async def pull() -> None:
+                while True:
+                    try:
+                        await track.recv()
+                    except Exception:
+                        return
+                    if track.kind == "video":
+                        got["video"] += 1
+                        if got["video"] >= frames_wanted and not done.done():
+                            done.set_result(None)
+            asyncio.ensure_future(pull())
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"]["sdp"], "offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            assert " typ relay" in pc.localDescription.sdp and " typ host" not in pc.localDescription.sdp
+            await ws.send(json.dumps({"command": "answer", "id": offer["id"], "peer_id": 0,
+                                      "sdp": {"type": "answer", "sdp": pc.localDescription.sdp}}))
+            await asyncio.wait_for(done, 30)
+            ice = pc.getTransceivers()[0].receiver.transport.transport
+            pairs = list(ice._connection._nominated.values())
+            return got["video"], pairs[0].local_candidate.type if pairs else "none"
+        finally:
+            await pc.close()
+
+
+def test_aiortc_player_without_udp_of_its_own_plays_through_the_relay(
+        on_request: tuple[KilnProcess, TurnPorts], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, ports = on_request
+    import aioice.ice
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: [])
+    frames, local_type = asyncio.run(_relay_only_viewer(f"ws://127.0.0.1:{ports.llhls}/app/cam?transport=tcp"))
+    assert frames >= 30
+    assert local_type == "relay"
