@@ -19,7 +19,8 @@ SOFTWARE = "Kiln"
 
 # comprehension-required attributes (type < 0x8000) this server reads or may meet in a client's request
 _KNOWN_REQUIRED = frozenset({0x0006, 0x0008, 0x0009, 0x000C, 0x000D, 0x0012, 0x0013, 0x0014, 0x0015, 0x0016,
-                             0x0019, 0x001A, 0x0020, 0x0024, 0x0025})
+                             0x0017, 0x0019, 0x001A, 0x0020, 0x0024, 0x0025})
+REQUESTED_ADDRESS_FAMILY = 0x0017
 DONT_FRAGMENT = 0x001A           # accepted: UDP datagrams leave the relay without fragmenting hints anyway
 
 
@@ -32,6 +33,7 @@ class Parsed:
     message: stun.Message
     unknown_required: tuple[int, ...]      # attribute types to list in a 420's UNKNOWN-ATTRIBUTES
     peers: tuple[tuple[str, int], ...] = ()  # every XOR-PEER-ADDRESS (aioice keeps only the last)
+    family: int | None = None              # REQUESTED-ADDRESS-FAMILY (1 IPv4, 2 IPv6), not in aioice's table
 
 
 def parse(data: bytes) -> Parsed:
@@ -47,6 +49,7 @@ def parse(data: bytes) -> Parsed:
         raise TurnProtocolError("STUN message length is not a multiple of 4 or does not match")
     unknown: list[int] = []
     peers: list[tuple[str, int]] = []
+    family: int | None = None
     transaction = bytes(data[8:HEADER])
     pos = HEADER
     while pos < len(data):
@@ -58,6 +61,10 @@ def parse(data: bytes) -> Parsed:
             raise TurnProtocolError(f"STUN attribute 0x{attr_type:04x} runs past the message")
         if attr_type < 0x8000 and attr_type not in _KNOWN_REQUIRED and attr_type not in unknown:
             unknown.append(attr_type)
+        if attr_type == REQUESTED_ADDRESS_FAMILY:
+            if attr_len != 4:
+                raise TurnProtocolError("bad REQUESTED-ADDRESS-FAMILY")
+            family = data[pos + 4]
         if attr_type == 0x0012:
             try:
                 peers.append(stun.unpack_xor_address(bytes(data[pos + 4:end]), transaction))
@@ -69,7 +76,7 @@ def parse(data: bytes) -> Parsed:
     except (ValueError, struct.error, IndexError) as exc:   # aioice: bad method, address, fingerprint, short value
         raise TurnProtocolError(f"bad STUN message: {exc}") from None
     _check_values(message)
-    return Parsed(message, tuple(unknown), tuple(peers))
+    return Parsed(message, tuple(unknown), tuple(peers), family)
 
 
 def _check_values(message: stun.Message) -> None:

@@ -206,6 +206,9 @@ class TurnConnection(asyncio.Protocol):
         if key is None:
             return
         if message.message_method == stun.Method.ALLOCATE:
+            if parsed.family not in (None, 1):   # relayed addresses are IPv4 (RFC 8656 §7.2 step 7)
+                self._write(codec.error(message, 440, "Address Family not Supported", key=key))
+                return
             self._allocate(message, key)
         elif self.allocation is None:
             self._write(codec.error(message, 437, "Allocation Mismatch", key=key))

@@ -4,6 +4,7 @@ in-memory transport, relayed sockets are in-memory, and the clock is the test's.
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -157,6 +158,14 @@ def test_refusals_other_transport_capacity_and_no_allocation() -> None:
         server = _server(clock, relays, max_allocations=1)
         a = Client(server)
         assert a.allocate(**{"REQUESTED-TRANSPORT": 0x06000000}).error_code == 442
+        ipv6 = stun.Message(stun.Method.ALLOCATE, stun.Class.REQUEST, attributes={
+            "REQUESTED-TRANSPORT": UDP, "USERNAME": "ome", "REALM": "kiln", "NONCE": a.nonce})
+        raw = bytes(ipv6) + struct.pack("!HHB3x", 0x0017, 4, 2)       # REQUESTED-ADDRESS-FAMILY IPv6
+        raw = raw[:2] + struct.pack("!H", len(raw) - 20) + raw[4:]
+        signed = raw[:2] + struct.pack("!H", len(raw) - 20 + 24) + raw[4:] + struct.pack("!HH", 0x0008, 20) \
+            + stun.message_integrity(raw, KEY)
+        a.send(signed)
+        assert [f.error_code for f in a.frames()] == [440]
         assert a.ask(stun.Method.CREATE_PERMISSION, **{"XOR-PEER-ADDRESS": ("203.0.113.7", 0)}).error_code == 437
         assert a.allocate().message_class == stun.Class.RESPONSE
         b = Client(server)
