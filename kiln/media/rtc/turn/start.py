@@ -42,7 +42,11 @@ async def open_turn(host: str, tcp_relay: str | None, tcp_force: bool,
         log.warning("webrtc turn not opened tcp_relay=%s reason=%s", tcp_relay, exc)
         return None
     server = TurnServer(host, relay.port, targets)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:   # a busy port stops `kiln serve` with one line naming the element
+        raise OSError(exc.errno, f"Server.Bind.Publishers.WebRTC.IceCandidates.TcpRelay {host}:{relay.port}: "
+                                 f"{exc.strerror or exc}") from None
     local = [host] if host not in _WILDCARDS else (get_host_addresses(use_ipv4=True, use_ipv6=False) or ["127.0.0.1"])
     offer = TurnOffer.of(relay.urls(local, server.port), relay.force)
     log.info("webrtc turn offers urls=%s force=%s (without TcpForce only players asking ?transport=tcp get them)",
