@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from aioice import stun
 
@@ -235,7 +235,7 @@ class TurnConnection(asyncio.Protocol):
             return None
         if attrs["USERNAME"] != creds.username or attrs["REALM"] != creds.realm \
                 or not message.check_message_integrity(creds.key):
-            log.info("webrtc turn unauthorized client=%s:%d username=%s", *self.client, attrs["USERNAME"][:64])
+            log.info("webrtc turn unauthorized client=%s:%d username=%r", *self.client, attrs["USERNAME"][:64])
             self._write(codec.error(message, 401, "Unauthorized", challenge))
             return None
         return creds.key
@@ -367,8 +367,3 @@ class TurnConnection(asyncio.Protocol):
         if self.transport is not None and not self._closed:
             self.transport.write(data)
 
-
-def describe(server: TurnServer) -> dict[str, Any]:
-    """Counters for a status line or a test."""
-    return {"connections": len(server.connections), "allocations": server.allocations,
-            "allocations_made": server.allocations_made, "refused_capacity": server.refused_capacity}
