@@ -80,7 +80,7 @@ class GlassProbe:
         for player, running in self._running:
             try:
                 report = running.finish(120).between(*self._window)
-            except RuntimeError as exc:
+            except (RuntimeError, TimeoutError) as exc:  # a figure missing, said in the table, not the run's end
                 report = GlassReport(False, [], 0, {}, [str(exc)])
             rows.append(glass_row(self.label, viewers, player, report))
             for error in report.errors[:3]:

@@ -41,7 +41,7 @@ class GlassReport:
                            self.stats, self.errors)
 
     def column(self, index: int) -> list[float]:
-        return [float(s[index]) for s in self.samples if s[index] is not None]
+        return [float(value) for s in self.samples if (value := s[index]) is not None]
 
     @property
     def display(self) -> list[float]:
@@ -70,8 +70,8 @@ class GlassViewer:
         if not lines:
             raise RuntimeError(f"glass_player.js printed nothing; stderr:\n{self.peer.stderr_tail(30)}")
         raw: dict[str, Any] = json.loads(lines[-1])
-        return GlassReport(raw["playing"], [tuple(s) for s in raw["samples"]],  # type: ignore[misc]
-                           raw["unreadable"], raw["stats"], raw["errors"])
+        samples = [(s[0], s[1], s[2], s[3]) for s in raw["samples"]]
+        return GlassReport(raw["playing"], samples, raw["unreadable"], raw["stats"], raw["errors"])
 
 
 def start_glass(url: str, *, origin: str, workdir: Path, player: str = "ovenplayer", until_ms: float | None = None,

@@ -101,7 +101,7 @@ def stamp_check(timecode: Timecode = Timecode(320, 180), frames: int = 30) -> li
     size = timecode.width * timecode.height
     delays: list[float] = []
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         try:
             for n in range(frames):
                 frame = proc.stdout.read(size)
