@@ -13,7 +13,7 @@ and Chromium's own jitter buffer delay and decode time per frame (getStats). ben
 with no other viewer first, then during each step's measured window, while the farms' N viewers watch.
 
 Standalone (no farm viewers; ``--hls`` adds hls.js over LL-HLS of the same stream, same reading):
-  .venv/bin/python bench/_rtc_glass.py [--seconds 15] [--hls]
+  .venv/bin/python bench/_rtc_glass.py [--seconds 15] [--hls] [--size 1280x720 --bitrate 2500k --bufsize 2500k]
 """
 
 from __future__ import annotations
@@ -107,13 +107,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--hls", action="store_true", help="also hls.js over LL-HLS of the same stream")
+    ap.add_argument("--size", default="1280x720", help="the publisher's picture (the bench's is 1280x720)")
+    ap.add_argument("--bitrate", default="2500k")
+    ap.add_argument("--bufsize", help="x264's VBV (default one second of --bitrate): caps a keyframe's size")
     args = ap.parse_args()
     from _media import CpuWindow, out, stop_all, timecoded_publish
     from webrtc import RtcKiln
 
     wd = run_dir("rtc-glass")
     kiln = RtcKiln(wd / "kiln").start()
-    publisher = timecoded_publish(kiln.rtmp_url("cam"), wd)
+    width, height = (int(x) for x in args.size.split("x"))
+    publisher = timecoded_publish(kiln.rtmp_url("cam"), wd, width=width, height=height, bitrate=args.bitrate,
+                                  bufsize=args.bufsize)
     try:
         deadline = time.monotonic() + 30
         while "cam" not in kiln.stream_names() and time.monotonic() < deadline:

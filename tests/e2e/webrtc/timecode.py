@@ -71,19 +71,20 @@ def behind(stamp: int, now_ms: float) -> float:
     return delta - MODULUS if delta >= MODULUS // 2 else delta
 
 
-def encode_args(bitrate: str = "2500k", gop: int = FPS) -> list[str]:
-    """libx264 as a live low-latency encoder (no B-frames, no lookahead), AAC audio."""
+def encode_args(bitrate: str = "2500k", gop: int = FPS, bufsize: str | None = None) -> list[str]:
+    """libx264 as a live low-latency encoder (no B-frames, no lookahead), AAC audio. ``bufsize`` (the VBV,
+    default one second of ``bitrate``) bounds how much larger than average a frame, a keyframe above all, may be."""
     return ["-map", "[v]", "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
             "-bf", "0", "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
-            "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate, "-pix_fmt", "yuv420p",
+            "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bufsize or bitrate, "-pix_fmt", "yuv420p",
             "-c:a", "aac", "-b:a", "128k", "-ac", "2"]
 
 
 def publish_timecoded_rtmp(url: str, log_dir: Path, *, timecode: Timecode = Timecode(), bitrate: str = "2500k",
-                           name: str = "ffmpeg-timecoded") -> Peer:
+                           bufsize: str | None = None, name: str = "ffmpeg-timecoded") -> Peer:
     """ffmpeg encoding the stamped test picture live and publishing it over RTMP until stopped."""
     argv = ["ffmpeg", "-hide_banner", "-loglevel", "warning", "-nostdin", *timecode.sources(),
-            "-filter_complex", timecode.filter_graph(), *encode_args(bitrate),
+            "-filter_complex", timecode.filter_graph(), *encode_args(bitrate, bufsize=bufsize),
             "-f", "flv", "-flvflags", "no_duration_filesize", url]
     return Peer.spawn(name, argv, log_dir)
 
