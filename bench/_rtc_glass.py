@@ -83,6 +83,11 @@ class GlassProbe:
             except (RuntimeError, TimeoutError) as exc:  # a figure missing, said in the table, not the run's end
                 report = GlassReport(False, [], 0, {}, [str(exc)])
             rows.append(glass_row(self.label, viewers, player, report))
+            if report.stats:  # what Chromium received and asked for: tells a frozen picture from a slow one
+                keys = ("framesReceived", "framesDecoded", "keyFramesDecoded", "packetsReceived", "packetsLost",
+                        "nackCount", "pliCount", "firCount", "freezeCount")
+                counts = " ".join(f"{k}={report.stats.get(k)}" for k in keys)
+                sys.stdout.write(f"  glass {player} at {viewers} viewers: {counts}\n")
             for error in report.errors[:3]:
                 sys.stdout.write(f"  glass {player} error: {error}\n")
         self._running = []

@@ -6,7 +6,8 @@
 //   options: {player: "ovenplayer"|"hlsjs", url, origin, user_data_dir, chromium, timeout_ms,
 //             until_ms (epoch ms to stop watching) or watch_s (seconds after the first stamped frame)}
 // Prints one JSON line: {playing, samples: [[seenEpochMs, callbackMs, displayMs, receiveMs|null], ...],
-//   unreadable, stats: {framesDecoded, framesDropped, jitterBufferMs, jitterTargetMs, decodeMs, freezeCount}, errors}
+//   unreadable, stats: {framesDecoded, framesDropped, jitterBufferMs, jitterTargetMs, decodeMs, freezeCount,
+//   framesReceived, keyFramesDecoded, packetsReceived, packetsLost, nackCount, pliCount, firCount}, errors}
 //   callbackMs = Date.now() in the frame callback - stamp; displayMs = the frame's expected display time - stamp;
 //   receiveMs = when its last packet arrived (WebRTC only) - stamp.
 'use strict';
@@ -105,13 +106,15 @@ const BITS = 32, MOD = 2 ** 32;
     await page.waitForTimeout(Math.max(0, until - Date.now()));
     const stats = await page.evaluate(async () => {
       const out = { framesDecoded: 0, framesDropped: 0, jitterBufferMs: null, jitterTargetMs: null, decodeMs: null,
-        freezeCount: 0 };
+        freezeCount: 0, framesReceived: 0, keyFramesDecoded: 0, packetsReceived: 0, packetsLost: 0, nackCount: 0,
+        pliCount: 0, firCount: 0 };
       for (const pc of window.__pcs) {
         (await pc.getStats()).forEach((s) => {
           if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
           out.framesDecoded += s.framesDecoded || 0;
           out.framesDropped += s.framesDropped || 0;
-          out.freezeCount += s.freezeCount || 0;
+          for (const k of ['freezeCount', 'framesReceived', 'keyFramesDecoded', 'packetsReceived', 'packetsLost',
+                           'nackCount', 'pliCount', 'firCount']) out[k] += s[k] || 0;
           if (s.jitterBufferEmittedCount) {
             out.jitterBufferMs = 1000 * s.jitterBufferDelay / s.jitterBufferEmittedCount;
             if (s.jitterBufferTargetDelay) out.jitterTargetMs = 1000 * s.jitterBufferTargetDelay / s.jitterBufferEmittedCount;
