@@ -193,9 +193,9 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
         for n in steps:
             drops0 = udp_drops()
             log_at = kiln.log_path.stat().st_size
-            peers = farms(ws_url, n, args.per_process, args.warmup + args.seconds, wd)
-            if glass:
+            if glass:  # first: a browser joining beside N viewers' connection storm can take 30 s to connect
                 glass.start(args.warmup + args.seconds, args.seconds)
+            peers = farms(ws_url, n, args.per_process, args.warmup + args.seconds, wd)
             try:
                 time.sleep(args.warmup)
                 window_at = kiln.log_path.stat().st_size
