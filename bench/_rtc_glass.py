@@ -85,7 +85,7 @@ class GlassProbe:
             rows.append(glass_row(self.label, viewers, player, report))
             if report.stats:  # what Chromium received and asked for: tells a frozen picture from a slow one
                 keys = ("framesReceived", "framesDecoded", "keyFramesDecoded", "packetsReceived", "packetsLost",
-                        "nackCount", "pliCount", "firCount", "freezeCount")
+                        "nackCount", "pliCount", "firCount", "freezeCount", "pairPacketsReceived", "pairBytesReceived")
                 counts = " ".join(f"{k}={report.stats.get(k)}" for k in keys)
                 sys.stdout.write(f"  glass {player} at {viewers} viewers: {counts}\n")
             for error in report.errors[:3]:

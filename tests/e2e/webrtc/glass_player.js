@@ -7,7 +7,8 @@
 //             until_ms (epoch ms to stop watching) or watch_s (seconds after the first stamped frame)}
 // Prints one JSON line: {playing, samples: [[seenEpochMs, callbackMs, displayMs, receiveMs|null], ...],
 //   unreadable, stats: {framesDecoded, framesDropped, jitterBufferMs, jitterTargetMs, decodeMs, freezeCount,
-//   framesReceived, keyFramesDecoded, packetsReceived, packetsLost, nackCount, pliCount, firCount}, errors}
+//   framesReceived, keyFramesDecoded, packetsReceived, packetsLost, nackCount, pliCount, firCount,
+//   pairBytesReceived, pairPacketsReceived (the nominated ICE pair's, before SRTP)}, errors}
 //   callbackMs = Date.now() in the frame callback - stamp; displayMs = the frame's expected display time - stamp;
 //   receiveMs = when its last packet arrived (WebRTC only) - stamp.
 'use strict';
@@ -107,9 +108,15 @@ const BITS = 32, MOD = 2 ** 32;
     const stats = await page.evaluate(async () => {
       const out = { framesDecoded: 0, framesDropped: 0, jitterBufferMs: null, jitterTargetMs: null, decodeMs: null,
         freezeCount: 0, framesReceived: 0, keyFramesDecoded: 0, packetsReceived: 0, packetsLost: 0, nackCount: 0,
-        pliCount: 0, firCount: 0 };
+        pliCount: 0, firCount: 0, pairBytesReceived: 0, pairPacketsReceived: 0 };
       for (const pc of window.__pcs) {
         (await pc.getStats()).forEach((s) => {
+          // everything that reached the ICE pair, before SRTP: compared with inbound-rtp it tells packets that
+          // never arrived from packets the browser discarded
+          if (s.type === 'candidate-pair' && s.nominated) {
+            out.pairBytesReceived += s.bytesReceived || 0;
+            out.pairPacketsReceived += s.packetsReceived || 0;
+          }
           if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
           out.framesDecoded += s.framesDecoded || 0;
           out.framesDropped += s.framesDropped || 0;
