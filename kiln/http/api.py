@@ -38,6 +38,7 @@ from kiln.http import (
     subscriptions,
     vhosts,
 )
+from kiln.http.api_protocol import headers_too_large
 from kiln.http.auth import CHALLENGE, check_authorization
 from kiln.http.console import CONSOLE_HEADER, console_routes
 from kiln.http.context import ApiContext
@@ -85,7 +86,7 @@ class ApiApp:
         self.cors = cors or CorsPolicy()
         self.max_body = max_body
         self.body_timeout = body_timeout  # a body trickled slower than this is a slowloris: 408
-        # h11 bounds headers that arrive in pieces; these are the ones that came whole
+        # the API ports' protocol (api_protocol.py) bounds headers on the wire; this bounds them for any other server
         self.max_header_bytes = max_header_bytes
         self.tls_reloader = tls_reloader
         self.router = Router()
@@ -144,7 +145,7 @@ class ApiApp:
     async def _dispatch(self, request: Request, cors: dict[str, str]) -> Response:
         header_bytes = sum(len(k) + len(v) + 4 for k, v in request.scope.get("headers", ()))
         if header_bytes > self.max_header_bytes:
-            return error(ApiError(431, f"Request headers are larger than {self.max_header_bytes} bytes"))
+            return error(headers_too_large(self.max_header_bytes))
         raw = request.scope.get("raw_path") or request.url.path.encode()
         path = raw.decode("utf-8", "replace").partition("?")[0]
         if path == METRICS_PATH and self.metrics is not None and request.method in ("GET", "HEAD"):
