@@ -61,8 +61,11 @@ def register(router: Router, api: Any) -> None:
     ctx = api.ctx
     rendered = RenderedJson()
 
-    def live_of(task: PushTask) -> LiveSessions | None:
-        registry = getattr(ctx.media, "task_counters", None) if ctx.media is not None else None
+    def counters() -> Any:
+        return getattr(ctx.media, "task_counters", None) if ctx.media is not None else None
+
+    def live_of(task: PushTask, registry: Any = None) -> LiveSessions | None:
+        registry = registry or counters()
         return registry.get(("push", task.vhost, task.app, task.id)) if registry is not None else None
 
     async def start_push(call: Call) -> Response:
@@ -82,14 +85,16 @@ def register(router: Router, api: Any) -> None:
             return ok([])
         wanted = list_filter_id(call.body)
         tasks = ctx.tasks.push_list(view.vhost, view.name)
-        return ok_encoded(json_list([encoded(t) for t in tasks if wanted is None or t.id == wanted]))
+        registry = counters()
+        return ok_encoded(json_list([encoded(t, registry) for t in tasks if wanted is None or t.id == wanted]))
 
-    def encoded(task: PushTask) -> bytes:
+    def encoded(task: PushTask, registry: Any) -> bytes:
         """``dumps(push_json(task, live_of(task)))``, kept while the task and its counters are unchanged."""
-        live = live_of(task)
+        spec = task.spec
+        key = ("push", spec.vhost, spec.app, spec.id)
+        live = registry.get(key) if registry is not None else None
         counts = live.counts_for(task.sequence) if live is not None else (0, 0)
-        return rendered.get((task.vhost, task.app, task.id), (*task.__dict__.values(), *counts),
-                            lambda: _push_json(task, *counts))
+        return rendered.get(key, (*task.__dict__.values(), *counts), lambda: _push_json(task, *counts))
 
     base = rf"/v1/vhosts/{VHOST}/apps/{APP}"
     router.add("POST", rf"{base}:startPush", start_push)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from kiln.errors import ApiError
@@ -11,6 +14,7 @@ from kiln.http.api_protocol import headers_too_large
 from kiln.http.apps import with_reserved_mpegts_streams
 from kiln.http.auth import TokenCheck, check_authorization
 from kiln.http.envelope import dumps, error, ok, ok_encoded
+from kiln.http.jsonbody import BodyError, _message, _strip_comments_and_trailing_commas, parse_body
 from kiln.http.push import push_json
 from kiln.http.rendered import RenderedJson, json_list
 from kiln.http.router import Router
@@ -127,3 +131,35 @@ def test_the_api_ports_431_is_the_envelope_the_app_would_answer() -> None:
     answer = error(headers_too_large(4096))
     assert answer.body == b'{"message":"[HTTP] Request headers are larger than 4096 bytes (431)","statusCode":431}'
     assert headers_too_large(10) == ApiError(431, "Request headers are larger than 10 bytes")
+
+
+def _parsed_the_long_way(raw: bytes) -> object:
+    """parse_body as it was: every body through the comment and trailing-comma loop."""
+    text = raw.decode("utf-8")
+    if not text.strip():
+        return None
+    cleaned = _strip_comments_and_trailing_commas(text).lstrip()
+    try:
+        return json.JSONDecoder().raw_decode(cleaned)[0]
+    except json.JSONDecodeError as exc:
+        return ("error", "[JSON] " + _message(cleaned, exc))
+
+
+def _parsed(raw: bytes) -> object:
+    try:
+        return parse_body(raw)
+    except BodyError as exc:
+        return ("error", exc.text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.text(alphabet='{}[],:"\\/ \t\r\n*abc01-.', max_size=60),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(alphabet='a/,]}"\\ ', max_size=6),
+                 lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=4), kids, max_size=4),
+                 max_leaves=12).map(json.dumps),
+))
+def test_a_body_with_nothing_to_strip_parses_as_through_the_loop(text: str) -> None:
+    for variant in (text, text.replace("]", ",]").replace("}", " ,}"), text + "// c", "/* c */" + text):
+        raw = variant.encode("utf-8")
+        assert _parsed(raw) == _parsed_the_long_way(raw), variant
