@@ -465,7 +465,7 @@ class KilnService:
         listeners: dict[str, tuple[str, int]] = {}  # for the banner, in the order they open
         if api_port is not None:
             sock = bind_tcp(host, api_port)
-            cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off",
+            cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off", server_header=False,
                                  timeout_keep_alive=30, ws="none", **api_listener(self.api_limits, "api"))
             servers.append((uvicorn.Server(cfg), sock))
             self.api_address = sock.getsockname()[:2]
@@ -473,7 +473,7 @@ class KilnService:
         tls_port = self.config.bind.api_tls_port
         if self.api_tls is not None and tls_port is not None and self.api_tls.try_load():
             sock = bind_tcp(host, tls_port)
-            cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off",
+            cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off", server_header=False,
                                  timeout_keep_alive=30, ws="none", **api_listener(self.api_limits, "api_tls"))
             cfg.load()
             cfg.ssl = self.api_tls.context  # ours, so reloadCertificate can swap the chain in place

@@ -65,3 +65,9 @@ def test_api_port_http_on_the_wire(kiln: KilnProcess) -> None:
         assert status == 400
         assert closed(s)
     assert kiln.api.get("/v1/vhosts").json()["response"] == ["default"]
+
+
+def test_api_answers_carry_one_server_header_as_ome(kiln: KilnProcess) -> None:
+    """OME answers ``Server: OvenMediaEngine``; uvicorn's own ``server: uvicorn`` is not added beside it."""
+    for r in (kiln.api.get("/v1/vhosts"), kiln.api.get("/v1/nothing"), kiln.api.options("/v1/vhosts")):
+        assert r.headers.get_list("server") == ["OvenMediaEngine"], (r.status_code, r.headers)
