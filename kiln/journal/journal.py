@@ -205,8 +205,9 @@ class Journal:
         return iter_records(self.directory, from_seq)
 
     def read_stored(self, from_seq: int = 1) -> Iterator[StoredFields]:
-        """Like ``read`` but each record as its stored list ``[seq, time, entity, type, version, payload]``:
-        what startup replay feeds the projections, without building a Record per event."""
+        """Like ``read`` but each record as its stored list ``[seq, time, entity, type, version, payload]`` (the
+        payload a map, or its values in layout order: framing.py): what startup replay feeds the projections,
+        without building a Record (or a payload map) per event."""
         return iter_stored(self.directory, from_seq)
 
     def close(self) -> None:
