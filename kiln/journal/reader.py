@@ -77,11 +77,17 @@ def _stored(path: Path, data: bytes, first_seq: int, from_seq: int, stop: list[S
     ScanStop goes to ``stop`` and the iteration ends; ``ends`` (when given) gets each yielded frame's end."""
     unpackb = msgpack.unpackb
     expected = first_seq
+    lists: dict[str, tuple[int, int]] = {}  # type -> (version, length) of value lists check_stored accepted
     for offset, end, body in _intact_frames(data, stop):
         if expected >= from_seq:
             try:
                 fields = unpackb(body, raw=False, strict_map_key=False)
-                check_stored(fields)
+                if type(fields) is not list or len(fields) != 6 or type(fields[0]) is not int:
+                    raise ValueError("record fields have the wrong types")
+                payload = fields[5]
+                if type(payload) is not dict and lists.get(fields[3]) != (fields[4], len(payload)):
+                    check_stored(fields)  # a value list of a layout not met yet (or no list at all)
+                    lists[fields[3]] = (fields[4], len(payload))
             except Exception as exc:  # noqa: BLE001 - any undecodable body is damage
                 stop.append(ScanStop(offset, f"undecodable record ({exc})", False))
                 return
