@@ -56,7 +56,7 @@ def check_stored(fields: Any) -> None:
 def payload_map(type_: str, version: int, stored: dict[str, Any] | list[Any]) -> dict[str, Any]:
     """The payload as a map, from a stored payload that ``check_stored`` accepted."""
     if type(stored) is list:
-        return dict(zip(LAYOUTS[(type_, version)], stored, strict=True))
+        return dict(zip(LAYOUTS[(type_, version)], stored))  # noqa: B905 - check_stored checked the length
     return stored  # type: ignore[return-value]
 
 

@@ -24,14 +24,16 @@ _MANY = 0xFFFFFFFF  # a semaphore count no number of waiters uses up: every read
 
 
 class CommitWake:
-    """The wake-up of one commit, shared by the futures of the appends it carries."""
+    """The wake-up of one commit, shared by the futures of the appends it carries. Its eventfd lives only
+    while threads wait on it: the last waiter out after the wake closes it (futures may be kept long)."""
 
-    __slots__ = ("_lock", "_fd", "_woken")
+    __slots__ = ("_lock", "_fd", "_woken", "_waiters")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._fd = -1
         self._woken = False
+        self._waiters = 0
 
     def wait(self) -> None:
         """Block until ``wake()`` (at once if it has run)."""
@@ -41,7 +43,15 @@ class CommitWake:
             if self._fd < 0:
                 self._fd = os.eventfd(0, os.EFD_SEMAPHORE | os.EFD_CLOEXEC)
             fd = self._fd
-        os.read(fd, 8)  # the GIL is released while blocked, and while the writer's write wakes us
+            self._waiters += 1
+        try:
+            os.read(fd, 8)  # the GIL is released while blocked, and while the writer's write wakes us
+        finally:
+            with self._lock:
+                self._waiters -= 1
+                if self._woken and self._waiters == 0 and self._fd >= 0:
+                    os.close(self._fd)  # the write is done: it is what let this read return
+                    self._fd = -1
 
     def wake(self) -> None:
         """Release every present and future ``wait()``: after the commit's futures are settled."""
@@ -49,9 +59,9 @@ class CommitWake:
             self._woken = True
             fd = self._fd
         if fd >= 0:
-            os.eventfd_write(fd, _MANY)
+            os.eventfd_write(fd, _MANY)  # waiters cannot close it before this write has let them read
 
-    def __del__(self) -> None:  # no waiter is left: each holds a reference while it waits
+    def __del__(self) -> None:  # never woken (a journal dropped mid-commit) and nobody waits: free the fd
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -5,6 +5,7 @@ wait that starts after the commit returns at once."""
 from __future__ import annotations
 
 import errno
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -111,3 +112,25 @@ def test_a_commit_wake_releases_every_waiter_before_and_after_it() -> None:
         assert not thread.is_alive()
     wake.wait()  # after the wake: returns at once
     assert sorted(woken) == list(range(5))
+
+
+def test_the_eventfd_lives_only_while_threads_wait(journal: Journal) -> None:
+    """Futures may be kept for long: what they wait on must not hold a file descriptor after the wake."""
+    before = len(os.listdir("/proc/self/fd"))
+    release, batches = _hold_first_commit(journal)
+    leader = threading.Thread(target=lambda: journal.append([rec(0)]).result())
+    leader.start()
+    deadline = time.monotonic() + 10
+    while not batches and time.monotonic() < deadline:
+        time.sleep(0.001)
+    kept = [journal.append([rec(n)]) for n in range(1, 5)]
+    seen: dict[int, Any] = {}
+    waiters = _blocked_waiters(kept, seen)
+    deadline = time.monotonic() + 10
+    while len(os.listdir("/proc/self/fd")) <= before and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(os.listdir("/proc/self/fd")) == before + 1  # one eventfd for the whole commit
+    release.set()
+    for thread in [leader, *waiters]:
+        thread.join(10)
+    assert len(seen) == 4 and len(os.listdir("/proc/self/fd")) == before and all(f.done() for f in kept)
