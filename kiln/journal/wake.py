@@ -3,7 +3,7 @@
 With many writers each blocked in ``Future.result()``, completing their futures woke them one at a time
 through ``Condition.notify``: a futex wake made while holding the GIL, after which the committing thread
 was often descheduled by the very thread it woke, GIL in hand. With 64 writers that was the largest
-single cost of an append (py-spy --gil: 28% of the time the GIL was held, in ``notify``). A
+single cost of an append (py-spy --gil: half of the time the GIL was held was in ``notify``). A
 ``DurableFuture`` waited on without a timeout blocks instead in ``read`` on its commit's eventfd
 (semaphore mode), which the committing thread writes once, after settling every future of the commit,
 with the GIL released. The eventfd is made only when a thread actually waits (a lone writer commits its
