@@ -21,6 +21,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 _MANY = 0xFFFFFFFF  # a semaphore count no number of waiters uses up: every read returns at once
+_EVENTFD = hasattr(os, "eventfd")  # Linux; elsewhere result() waits as a plain Future does
 
 
 class CommitWake:
@@ -68,12 +69,13 @@ class CommitWake:
 
 
 class DurableFuture(Future[T]):
-    """An append's future: ``result()`` without a timeout waits on its commit's ``CommitWake``."""
+    """An append's future: ``result()`` without a timeout waits on its commit's ``CommitWake`` (so a thread
+    waiting there when the future is cancelled returns at the commit, which writes the records anyway)."""
 
     wake: CommitWake | None = None  # set when the append is queued
 
     def result(self, timeout: float | None = None) -> T:
         wake = self.wake
-        if timeout is None and wake is not None and not self.done():
+        if timeout is None and wake is not None and _EVENTFD and not self.done():
             wake.wait()
         return super().result(timeout)
