@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 class FastAnswerLike(Protocol):
     status: int
-    headers: list[tuple[bytes, bytes]]
     body: bytes | memoryview
+    head: bytes  # the answer's header lines, without Content-Length and the server's default headers
 
 
 class FastLane(Protocol):
@@ -68,6 +68,7 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
     """The protocol class for one player listener (``lane`` None: the guard and the header bound only)."""
     guarded = guarded_protocol(limits, listener, HttpToolsProtocol)
     max_head = limits.max_header_bytes
+    prefixes: dict[int, tuple[object, bytes]] = {}  # status -> (uvicorn's default headers, status line + them)
 
     class MediaHttpProtocol(guarded):  # type: ignore[valid-type,misc]
         _kiln_seen = False  # a request has begun on this connection
@@ -202,24 +203,22 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
             return True
 
         def _write(self, answer: FastAnswerLike, head: bool, keep_alive: bool) -> None:
-            out: list[bytes | memoryview] = [STATUS_LINE[answer.status]]
-            for name, value in self.server_state.default_headers:
-                out += [name, b": ", value, b"\r\n"]
-            for name, value in answer.headers:
-                out += [name, b": ", value, b"\r\n"]
-            out += [b"content-length: ", str(len(answer.body)).encode(), b"\r\n"]
-            if not keep_alive:
-                out.append(b"connection: close\r\n")
-            out.append(b"\r\n")
+            """One write (one send) per answer: the status line and uvicorn's default headers are joined once
+            per second (when uvicorn renews its Date header) and status, the answer's lines once per form."""
+            defaults = self.server_state.default_headers
+            got = prefixes.get(answer.status)
+            if got is None or got[0] is not defaults:
+                got = prefixes[answer.status] = (defaults, STATUS_LINE[answer.status] + b"".join(
+                    name + b": " + value + b"\r\n" for name, value in defaults))
             body = answer.body
+            tail = b"content-length: %d\r\n\r\n" % len(body) if keep_alive else \
+                b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
             if head or not body:
-                self.transport.write(b"".join(out))
+                self.transport.write(got[1] + answer.head + tail)
             elif len(body) <= 16384:
-                out.append(body)
-                self.transport.write(b"".join(out))
-            else:  # a large body is handed over as is, not copied into the head
-                self.transport.write(b"".join(out))
-                self.transport.write(body)
+                self.transport.write(b"".join((got[1], answer.head, tail, body)))
+            else:  # a large body is handed over as is, not copied into the head: one writev
+                self.transport.writelines((got[1] + answer.head + tail, body))
             if not keep_alive:
                 self.transport.close()
 
