@@ -582,6 +582,7 @@ def main() -> None:
                          "(repeatable; the default config always runs first)")
     ap.add_argument("--viewers", default="10,50,100,200", help="(c) viewer counts")
     ap.add_argument("--step-seconds", type=float, default=12.0, help="(c) measurement time per step")
+    ap.add_argument("--kiln-tree", help="run Kiln from this checkout (e.g. main's, for a before/after)")
     _llhls_load.add_arguments(ap)
     args = ap.parse_args()
     args.viewers = [int(v) for v in args.viewers.split(",") if v.strip()]
@@ -590,7 +591,7 @@ def main() -> None:
     out(f"llhls bench: one 720p30 3 Mbit/s H.264 + AAC stream (PyAV real-time publisher), ChunkDuration "
         f"{args.chunk_duration:g}, "
         f"SegmentDuration 2; work dir {wd}")
-    kiln = bench_kiln(wd / "kiln", args.chunk_duration)
+    kiln = bench_kiln(wd / "kiln", args.chunk_duration, args.kiln_tree)
     pub = Publisher(kiln.rtmp_url("live"), media)
     pub.start()
     nginx = None
@@ -707,9 +708,12 @@ def report_part_timing(prober: Prober, pub: Publisher) -> None:
         out(f"  prober errors: {prober.errors[:5]}")
 
 
-def bench_kiln(workdir: Path, chunk_duration: float) -> BenchKiln:
-    """Kiln with the e2e app config, its LLHLS ChunkDuration set to `chunk_duration`."""
+def bench_kiln(workdir: Path, chunk_duration: float, tree: str | None = None) -> BenchKiln:
+    """Kiln with the e2e app config, its LLHLS ChunkDuration set to `chunk_duration`, run from `tree` (another
+    checkout, for a before/after under the same load) or this one."""
     kiln = BenchKiln(workdir)
+    if tree:
+        kiln.tree = Path(tree)
     xml = kiln.config_path.read_text()
     kiln.config_path.write_text(xml.replace("<ChunkDuration>0.5</ChunkDuration>",
                                             f"<ChunkDuration>{chunk_duration:g}</ChunkDuration>"))

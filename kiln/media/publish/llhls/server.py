@@ -87,6 +87,7 @@ class FastWait:
 
 
 _FAST_PREFIXES = ("chunklist_", "part_", "seg_", "init_")
+_KIND_NAMES = {MediaKind.VIDEO: "video", MediaKind.AUDIO: "audio"}
 
 
 def _flag(q: dict[str, list[str]], name: str, default: bool) -> bool:
@@ -207,9 +208,12 @@ class LlhlsServer:
         if "direction" in q or "format" in q:  # WHEP/WHIP; format=ts may make a playlist HLS v3's (claims.py)
             return None  # (every file name matched below is LL-HLS's otherwise: claims.py's patterns or stricter)
         found = self.apps.app_for_host(host, app_name)
-        if found is None or found[1] is None or llhls_config(found[1]) is None:
+        if found is None or found[1] is None:
             return None
         vhost, app_config = found
+        section = llhls_config(app_config)
+        if section is None:
+            return None
         stream = self.publisher.find(vhost, app_name, stream_name)
         if stream is None:
             return None
@@ -218,7 +222,7 @@ class LlhlsServer:
                 session_q is None or self.leases.child_allowed_now(session_q) is not True
                 or self.publisher.touch(session_q, stream) is None):
             return None
-        cors = self._fast_cors(origin, acrh, app_config)
+        cors = self._fast_cors(origin, acrh, app_config, section)
         head = method == "HEAD"
         try:
             if m := _CHUNKLIST.match(file_name):
@@ -244,10 +248,10 @@ class LlhlsServer:
             return self._fast_body(stream, pkg.init_segment, _media_type(pkg), cors, head)
         return None
 
-    def _fast_cors(self, origin: str | None, acrh: str | None,
-                   app_config: dict[str, Any] | None) -> list[tuple[bytes, bytes]]:
-        """:meth:`_cors_for` as raw header lines, kept per app section, Origin and requested headers."""
-        section = llhls_config(app_config) if app_config else None
+    def _fast_cors(self, origin: str | None, acrh: str | None, app_config: dict[str, Any],
+                   section: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+        """:meth:`_cors_for` as raw header lines, kept per app section (``app_config``'s LLHLS one), Origin and
+        requested headers."""
         key = (id(section), origin, acrh)
         cached = self._fast_cors_lines.get(key)
         if cached is None or cached[0] is not section:
@@ -417,7 +421,7 @@ class LlhlsServer:
     @staticmethod
     def _track(stream: LlhlsStream, track_id: int, kind: str) -> TrackPackager | None:
         pkg = stream.track_by_id(track_id)
-        if pkg is None or {MediaKind.VIDEO: "video", MediaKind.AUDIO: "audio"}.get(pkg.track.kind) != kind:
+        if pkg is None or _KIND_NAMES.get(pkg.track.kind) != kind:
             return None
         return pkg
 
