@@ -9,8 +9,12 @@ machine (bench/llhls.py (d)). Here, once httptools has parsed a GET/HEAD, the pl
 and headers as the Starlette path (a live chunklist, part, in-memory segment or init), and returns None
 for everything else: masters, WebSocket upgrades, WHEP, HLS v3, CORS preflights, admission, every
 refusal and every error go on to uvicorn's ASGI cycle and the Starlette app unchanged, on the same
-connection. A blocked request (``_HLS_msn``/``_HLS_part``, a hinted part) waits as a plain callback on
-its stream's one change future, so a new part wakes its waiters without a task each.
+connection. A blocked request (``_HLS_msn``/``_HLS_part``, a hinted part) waits as a plain callback in its
+track's list (LlhlsStream.on_part_of), so a new part wakes its waiters with one loop callback and no task
+each; its hold is a bucket entry swept by one timer per listener (``_Holds``), and the keep-alive timeout one
+timer per idle spell (``_fast_done``), not a timer armed and cancelled per request. An answer is one write:
+its header lines are rendered once per form (LlhlsServer) and the status line with uvicorn's default headers
+once per second.
 
 Order on a connection is kept: the fast lane is taken only when no other answer is pending; while a
 blocked fast request waits, later requests queue behind it in uvicorn's pipeline. The slowloris guard
@@ -22,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import httptools
@@ -62,6 +68,35 @@ class _Waiting:
 
 
 _TOO_BIG = b"request headers are too large"
+HOLD_GRAIN = 0.25  # seconds: how late a blocked request's hold may end (holds are seconds long)
+
+
+class _Holds:
+    """The holds of a listener's blocked requests, in quarter-second buckets swept by one timer: a thousand
+    blocked reloads at a part boundary cost a list append each, not a timer armed and cancelled each."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, list[Callable[[], None]]] = {}
+        self.timer: Any = None
+
+    def add(self, loop: asyncio.AbstractEventLoop, delay: float, expire: Callable[[], None]) -> None:
+        """Call ``expire`` once ``delay`` seconds have passed (up to HOLD_GRAIN later); it must do nothing for a
+        request answered meanwhile."""
+        self.buckets.setdefault(math.ceil((loop.time() + delay) / HOLD_GRAIN), []).append(expire)
+        if self.timer is None:
+            self.timer = loop.call_later(HOLD_GRAIN, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.timer = None
+        now = loop.time() / HOLD_GRAIN
+        for slot in [slot for slot in self.buckets if slot <= now]:
+            for expire in self.buckets.pop(slot):
+                try:
+                    expire()
+                except Exception:
+                    log.exception("llhls fast lane hold expiry failed")
+        if self.buckets:
+            self.timer = loop.call_later(HOLD_GRAIN, self._sweep, loop)
 
 
 def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | None) -> type[Any]:
@@ -69,6 +104,7 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
     guarded = guarded_protocol(limits, listener, HttpToolsProtocol)
     max_head = limits.max_header_bytes
     prefixes: dict[int, tuple[object, bytes]] = {}  # status -> (uvicorn's default headers, status line + them)
+    holds = _Holds()
 
     class MediaHttpProtocol(guarded):  # type: ignore[valid-type,misc]
         _kiln_seen = False  # a request has begun on this connection
@@ -174,13 +210,9 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 self._fast_done()
                 return True
             waiting = _Waiting()
-            self.cycle = waiting
-            self.flow.pause_reading()
-            timer: list[asyncio.TimerHandle] = []
+            self.cycle = waiting  # a request that follows is queued in uvicorn's pipeline (which pauses reading)
 
             def finish(answer: FastAnswerLike) -> None:
-                if timer:
-                    timer[0].cancel()
                 if waiting.response_complete:
                     return
                 waiting.response_complete = True
@@ -192,8 +224,6 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
 
             def changed() -> None:
                 if waiting.response_complete or self.transport.is_closing():
-                    if timer:
-                        timer[0].cancel()
                     return
                 try:
                     answer = result.retry()
@@ -206,8 +236,8 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 else:
                     finish(answer)
 
-            timer.append(self.loop.call_later(result.timeout, lambda: None if waiting.response_complete
-                                              else finish(result.give_up())))
+            holds.add(self.loop, result.timeout,
+                      lambda: None if waiting.response_complete else finish(result.give_up()))
             result.on_next_change(changed)
             return True
 

@@ -92,6 +92,9 @@ class Answer:
     head: bytes = b"content-type: video/mp4\r\n"
 
 
+GIVE_UP = Answer(body=b"gave up")
+
+
 @dataclass
 class Wait:
     """A blocked request: answered when ``wake`` is called."""
@@ -103,19 +106,21 @@ class Wait:
 
 
 class Lane:
-    def __init__(self) -> None:
+    def __init__(self, hold: float = 100.0) -> None:
         self.wakers: list[Callable[[], None]] = []
         self.ready = False
+        self.hold = hold
 
     def fast(self, method: str, raw_path: bytes, query: bytes, host: str, origin: str | None, acrh: str | None,
              accept_encoding: str) -> Any:
         if raw_path.startswith(b"/blocked"):
-            return Wait(self.wakers.append, lambda: Answer() if self.ready else None, Answer, 20.0)
+            return Wait(self.wakers.append, lambda: Answer() if self.ready else None, lambda: GIVE_UP, self.hold)
         return Answer()
 
 
-def connection(loop: FakeLoop, lane: Lane) -> tuple[Any, Transport]:
-    protocol_class = media_protocol(ConnectionLimits(), "llhls", lane)
+def connection(loop: FakeLoop, lane: Lane, protocol_class: Any = None) -> tuple[Any, Transport]:
+    """A connection of a listener whose protocol class is ``protocol_class`` (one per listener, as in the server)."""
+    protocol_class = protocol_class or media_protocol(ConnectionLimits(), "llhls", lane)
     config = uvicorn.Config(Starlette(), log_config=None, access_log=False, lifespan="off", ws="none",
                             timeout_keep_alive=int(KEEP_ALIVE), http=protocol_class)
     config.load()
@@ -155,7 +160,7 @@ def test_a_connection_whose_request_waits_is_not_idle() -> None:
     protocol, transport = connection(loop, lane)
     get(protocol, "/app/s/part_1_0_0_video_k_llhls.m4s")
     loop.advance(10)
-    get(protocol, "/blocked")  # waits (its own hold is the lane's business)
+    get(protocol, "/blocked")  # waits (its hold, 100 s, is longer than the keep-alive timeout)
     loop.advance(KEEP_ALIVE + 5)
     assert not transport.closing, "a request is waiting: the connection is busy, not idle"
     lane.ready = True
@@ -177,3 +182,29 @@ def test_a_closed_connection_leaves_no_keep_alive_timer() -> None:
     transport.closing = True
     protocol.connection_lost(None)
     assert not loop.armed("_kiln_idle_check")
+
+
+def test_blocked_requests_are_given_up_after_their_hold_by_one_sweeping_timer() -> None:
+    loop, lane = FakeLoop(), Lane(hold=6.0)
+    listener = media_protocol(ConnectionLimits(), "llhls", lane)
+    connections = [connection(loop, lane, listener) for _ in range(50)]
+    for protocol, _transport in connections:
+        get(protocol, "/blocked")
+    assert len([h for h in loop.timers if getattr(h.callback, "__name__", "") == "_sweep"]) == 1, \
+        "one timer for the holds of every blocked request, not one each"
+    step = 0.0
+    while step < 5.9:  # not before the hold
+        step += 0.1
+        loop.advance(step)
+    assert not any(t.written for _p, t in connections)
+    lane.ready = True
+    lane.wakers.pop()()  # one is answered by its part in time
+    while step < 6.5:
+        step += 0.1
+        loop.advance(step)
+    answers = [bytes(t.written) for _p, t in connections]
+    assert sum(a.endswith(b"\r\n\r\ngave up") for a in answers) == 49, "the others: the give-up answer"
+    assert sum(a.endswith(b"\r\n\r\npart") for a in answers) == 1
+    assert all(a.count(b"HTTP/1.1 200 OK") == 1 for a in answers), "each answered once"
+    for protocol, _transport in connections:
+        protocol.connection_lost(None)
