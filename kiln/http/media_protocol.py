@@ -68,6 +68,52 @@ class _Waiting:
 
 
 _TOO_BIG = b"request headers are too large"
+
+
+class _Blocked:
+    """One blocked fast request: answered at the change that settles it (``changed``, registered again while
+    it does not) or by its give-up answer at the end of its hold (``expire``). An object, not closures: a
+    closure registering itself is a reference cycle, and two thousand of them per part kept the cyclic
+    garbage collector busy."""
+
+    __slots__ = ("protocol", "result", "head", "keep_alive", "waiting", "url")
+
+    def __init__(self, protocol: Any, result: Any, head: bool, keep_alive: bool) -> None:
+        self.protocol = protocol
+        self.result = result
+        self.head = head
+        self.keep_alive = keep_alive
+        self.waiting = _Waiting()
+        self.url = protocol.url
+
+    def finish(self, answer: FastAnswerLike) -> None:
+        waiting, protocol = self.waiting, self.protocol
+        if waiting.response_complete:
+            return
+        waiting.response_complete = True
+        if protocol.transport.is_closing():
+            return
+        # uvicorn's shutdown() sets keep_alive False on a pending cycle: answer, then close
+        protocol._write(answer, self.head, self.keep_alive and waiting.keep_alive and not waiting.disconnected)
+        protocol._fast_done()
+
+    def changed(self) -> None:
+        if self.waiting.response_complete or self.protocol.transport.is_closing():
+            return
+        try:
+            answer = self.result.retry()
+        except Exception:
+            log.exception("llhls fast lane failed path=%r", self.url[:200])
+            self.protocol.transport.close()
+            return
+        if answer is None:
+            self.result.on_next_change(self.changed)
+        else:
+            self.finish(answer)
+
+    def expire(self) -> None:
+        if not self.waiting.response_complete:
+            self.finish(self.result.give_up())
 HOLD_GRAIN = 0.25  # seconds: how late a blocked request's hold may end (holds are seconds long)
 
 
@@ -209,36 +255,10 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 self._write(result, head, keep_alive)
                 self._fast_done()
                 return True
-            waiting = _Waiting()
-            self.cycle = waiting  # a request that follows is queued in uvicorn's pipeline (which pauses reading)
-
-            def finish(answer: FastAnswerLike) -> None:
-                if waiting.response_complete:
-                    return
-                waiting.response_complete = True
-                if self.transport.is_closing():
-                    return
-                # uvicorn's shutdown() sets keep_alive False on a pending cycle: answer, then close
-                self._write(answer, head, keep_alive and waiting.keep_alive and not waiting.disconnected)
-                self._fast_done()
-
-            def changed() -> None:
-                if waiting.response_complete or self.transport.is_closing():
-                    return
-                try:
-                    answer = result.retry()
-                except Exception:
-                    log.exception("llhls fast lane failed path=%r", self.url[:200])
-                    self.transport.close()
-                    return
-                if answer is None:
-                    result.on_next_change(changed)
-                else:
-                    finish(answer)
-
-            holds.add(self.loop, result.timeout,
-                      lambda: None if waiting.response_complete else finish(result.give_up()))
-            result.on_next_change(changed)
+            blocked = _Blocked(self, result, head, keep_alive)
+            self.cycle = blocked.waiting  # what follows is queued in uvicorn's pipeline (which pauses reading)
+            holds.add(self.loop, result.timeout, blocked.expire)
+            result.on_next_change(blocked.changed)
             return True
 
         def _fast_done(self) -> None:

@@ -208,9 +208,11 @@ class LlhlsServer:
         if "direction" in q or "format" in q:  # WHEP/WHIP; format=ts may make a playlist HLS v3's (claims.py)
             return None  # (every file name matched below is LL-HLS's otherwise: claims.py's patterns or stricter)
         found = self.apps.app_for_host(host, app_name)
-        if found is None or found[1] is None:
+        if found is None:
             return None
         vhost, app_config = found
+        if app_config is None:
+            return None
         section = llhls_config(app_config)
         if section is None:
             return None
