@@ -87,7 +87,6 @@ class FastWait:
 
 
 _FAST_PREFIXES = ("chunklist_", "part_", "seg_", "init_")
-_KIND_NAMES = {MediaKind.VIDEO: "video", MediaKind.AUDIO: "audio"}
 
 
 def _flag(q: dict[str, list[str]], name: str, default: bool) -> bool:
@@ -423,9 +422,12 @@ class LlhlsServer:
     @staticmethod
     def _track(stream: LlhlsStream, track_id: int, kind: str) -> TrackPackager | None:
         pkg = stream.track_by_id(track_id)
-        if pkg is None or _KIND_NAMES.get(pkg.track.kind) != kind:
+        if pkg is None:
             return None
-        return pkg
+        found = pkg.track.kind  # compared by identity: hashing an Enum member is a Python call per request
+        if (found is MediaKind.VIDEO and kind == "video") or (found is MediaKind.AUDIO and kind == "audio"):
+            return pkg
+        return None
 
     def _hold_seconds(self, stream: LlhlsStream) -> float:
         return 3 * stream.settings.segment_duration
