@@ -124,15 +124,19 @@ class _Holds:
     def __init__(self) -> None:
         self.buckets: dict[int, list[Callable[[], None]]] = {}
         self.timer: Any = None
+        self.loop: Any = None  # the loop the timer runs on (a listener serves on one)
 
     def add(self, loop: asyncio.AbstractEventLoop, delay: float, expire: Callable[[], None]) -> None:
         """Call ``expire`` once ``delay`` seconds have passed (up to HOLD_GRAIN later); it must do nothing for a
         request answered meanwhile."""
         self.buckets.setdefault(math.ceil((loop.time() + delay) / HOLD_GRAIN), []).append(expire)
-        if self.timer is None:
+        if self.timer is None or self.loop is not loop:
+            self.loop = loop
             self.timer = loop.call_later(HOLD_GRAIN, self._sweep, loop)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self.loop:
+            return  # a timer of a loop this listener no longer serves on
         self.timer = None
         now = loop.time() / HOLD_GRAIN
         for slot in [slot for slot in self.buckets if slot <= now]:
