@@ -707,7 +707,7 @@ def report_part_timing(prober: Prober, pub: Publisher) -> None:
         f"{before_next}/{len(infos)} answered before the next frame was written")
     out(f"  ready  (part downloaded - last frame written)  {summary(ready)}")
     out(f"  dl     (part GET time)                         {summary(dl)}")
-    out(f"  next frame written - last frame (not waited for) {summary(close)}")
+    out(f"  next frame written - last frame (not waited for) {summary([c for c in close if c == c])}")  # not NaN
     out(f"  part sizes KB: p50={pctl([i.size / 1000 for i in infos], 50):.0f}; "
         f"PDT - first frame's write time (ms): {summary(prober.pdt_offsets)}")
     if prober.errors:
