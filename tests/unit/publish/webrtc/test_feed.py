@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import threading
 import time
 from fractions import Fraction
 
@@ -12,7 +13,7 @@ from aiortc.rtp import RtpPacket
 
 from kiln.media.formats.codecs.h264 import AvcConfig
 from kiln.media.model import Codec, MediaKind, Packet, Track
-from kiln.media.publish.webrtc.feed import AnnexB, Feed, Viewer
+from kiln.media.publish.webrtc.feed import MAX_QUEUED, AnnexB, Feed, Viewer
 from kiln.media.rtc.rtp_out import Negotiated, TrackOut
 from kiln.media.stream.hub import StreamHub
 from kiln.media.stream.live import OutputStream, OutputTrack
@@ -108,8 +109,12 @@ def _run(test: object) -> None:
 async def _publish(feed: Feed, *packets: Packet) -> None:
     for packet in packets:
         feed.output.hub.publish(packet)
-    for _ in range(3):
-        await asyncio.sleep(0)  # the hop to the loop
+    _settle(feed)
+
+
+def _settle(feed: Feed) -> None:
+    """Everything queued for the feed's send thread has run."""
+    assert feed.sender.flush(10)
 
 
 def test_a_new_viewer_starts_at_the_held_keyframe_then_goes_live_and_asks_for_a_keyframe() -> None:
@@ -118,6 +123,7 @@ def test_a_new_viewer_starts_at_the_held_keyframe_then_goes_live_and_asks_for_a_
         wire = Wire()
         viewer, sent = _viewer(wire)
         feed.add(viewer)
+        _settle(feed)
         assert keyframes == ["webrtc viewer"]
         replay = wire.read()
         video = [p for p in replay if p.ssrc == 1]
@@ -138,7 +144,7 @@ def test_a_rendition_change_moves_at_the_new_tracks_keyframe_with_the_numbering_
         viewer, _ = _viewer(wire)
         await _publish(feed, _video(0, 0, keyframe=True))
         feed.add(viewer)
-        viewer.retarget({5: "video", 1: "audio"})
+        feed.retarget(viewer, {5: "video", 1: "audio"})
         await _publish(feed, _video(5, 33), _video(0, 33))  # the low track has no keyframe yet: high goes on
         await _publish(feed, _video(5, 66, keyframe=True, size=10), _video(0, 66), _video(5, 99, size=10))
         packets = wire.read()
@@ -157,7 +163,10 @@ def test_a_nack_is_answered_from_the_feeds_cache() -> None:
         await _publish(feed, _video(0, 0, keyframe=True), _video(0, 33))
         packets = {p.sequence_number: p for p in wire.read()}
         lost = sorted(packets)[2]
-        assert feed.nack(viewer, "video", [lost, 5000]) == 1  # 5000 was never sent: nothing
+        resent: list[int] = []
+        feed.nack(viewer, "video", [lost, 5000], resent.append)
+        _settle(feed)
+        assert resent == [1]  # 5000 was never sent: nothing
         (again,) = wire.read()
         assert (again.sequence_number, again.payload, again.timestamp) == (
             lost, packets[lost].payload, packets[lost].timestamp)
@@ -196,4 +205,43 @@ def test_frames_that_reach_the_send_loop_late_are_shed_and_viewers_resume_at_a_k
         assert feed.shed == 1 and viewer.skips == 1
         assert [p.timestamp // 90 for p in packets if p.marker] == [0, 99]  # not the shed frame, nor one after it
         assert [p.sequence_number for p in packets] == list(range(100, 100 + len(packets)))
+    _run(test)
+
+
+def test_frames_refused_while_the_send_thread_is_behind_are_shed_and_viewers_resume_at_a_keyframe() -> None:
+    async def test(feed: Feed, keyframes: list[str]) -> None:
+        wire = Wire()
+        viewer, _ = _viewer(wire)
+        feed.add(viewer)
+        await _publish(feed, _video(0, 0, keyframe=True))
+        gate = threading.Event()
+        feed.sender.command(gate.wait)  # the thread is held up (a machine without the CPU for it)
+        frames = [_video(0, 33 * (i + 1), size=10) for i in range(MAX_QUEUED + 2)]
+        for packet in frames:
+            feed.output.hub.publish(packet)  # never blocks the producer: the last two are refused
+        assert feed.sender.queued_frames == MAX_QUEUED and feed.refused == 2
+        gate.set()
+        _settle(feed)
+        after = 33 * (MAX_QUEUED + 3)
+        await _publish(feed, _video(0, after), _video(0, after + 33, keyframe=True), _video(0, after + 66))
+        packets = wire.read()
+        sent = [p.timestamp // 90 for p in packets if p.marker]
+        # everything queued before the gap, nothing after it until the keyframe, numbering without a hole
+        assert sent == [0, *(33 * (i + 1) for i in range(MAX_QUEUED)), after + 33, after + 66]
+        assert [p.sequence_number for p in packets] == list(range(100, 100 + len(packets)))
+        assert viewer.skips == 1 and feed.gops[0][0].keyframe and len(feed.gops[0]) == 2  # a GOP without the gap
+    _run(test)
+
+
+def test_closing_the_feed_ends_its_send_thread_and_a_failing_command_does_not() -> None:
+    async def test(feed: Feed, keyframes: list[str]) -> None:
+        wire = Wire()
+        viewer, _ = _viewer(wire)
+        feed.sender.command(lambda: 1 / 0)  # a bug in one command is logged; the thread goes on
+        feed.add(viewer)
+        await _publish(feed, _video(0, 0, keyframe=True))
+        assert len(wire.read()) > 0
+        feed.close("test over")
+        assert feed.sender.join(10) and not feed.sender.alive
+        assert not feed.sender.put(object()) and not feed.sender.command(lambda: None)
     _run(test)
