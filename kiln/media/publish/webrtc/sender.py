@@ -16,6 +16,7 @@ refused: they change what the thread owns, and only the thread changes it, in qu
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from typing import Generic, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+SWITCH_INTERVAL_S = 0.0005
 Command = Callable[[], object]
 
 
@@ -41,6 +43,12 @@ class SendThread(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            # this thread gives the GIL up at every protect and sendto (they run without it) and must get it back
+            # at once: with the default 5 ms a busy loop thread keeps it that long each time (a convoy, at 60
+            # viewers the send thread spent most of its time waiting for the GIL); a shorter interval bounds it
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+            log.info("webrtc send threads: gil switch interval set seconds=%s", SWITCH_INTERVAL_S)
         self._thread.start()
 
     def put(self, frame: T) -> bool:
