@@ -63,7 +63,7 @@ HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"')
 PART = re.compile(r"part_\d+_(\d+)_(\d+)_")
 HEADERS = ["kiln", "viewers", "rtc up", "loss% avg/max (<1)", "kiln %core", "cpu-s/viewer-min",
            "frame->rtp p50/p99 ms (p99<=10)", "shed frames (0)", "per-viewer p99 ms", "farms %core", "machine %",
-           "udp rcvbuf drops", "hls kiln %core", "hls cpu-s/viewer-min", "hls parts/err"]
+           "udp rcvbuf drops", "load 1m", "hls kiln %core", "hls cpu-s/viewer-min", "hls parts/err"]
 TARGET_VIEWERS = 200
 
 
@@ -197,6 +197,7 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
             finally:
                 stop_all(peers)
             drops = udp_drops() - drops0
+            load_1m = Path("/proc/loadavg").read_text().split()[0]  # other jobs on the machine take Kiln's share
             deadline = time.monotonic() + 30  # the sessions' closing lines (each viewer's DTLS goes down)
             while (read_from(kiln.log_path, log_at).count("webrtc session closed") < n
                    and time.monotonic() < deadline):
@@ -220,7 +221,7 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
                          f"{statistics.mean(losses) if losses else 0:.2f}/{worst:.2f}",
                          f"{cpu.core_pct('kiln'):.0f}", f"{60 * extra / 100 / n:.2f}", first,
                          "-" if shed is None else shed, per_viewer,
-                         f"{cpu.core_pct('farms'):.0f}", f"{cpu.machine_busy_pct:.0f}", drops, *hls_cells])
+                         f"{cpu.core_pct('farms'):.0f}", f"{cpu.machine_busy_pct:.0f}", drops, load_1m, *hls_cells])
             out(table(HEADERS, rows[-1:]))
             if not ok:
                 break

@@ -68,7 +68,7 @@ class Segmentation:
 def send_packets(sock: Socket, packets: Sequence[bytes], address: Address) -> int:
     """Send ``packets`` in order; how many went out before the socket refused one (``len(packets)`` for all).
     Runs of one size (the last of a run may be shorter) go in one segmentation-offload ``sendmsg``."""
-    sendmsg = getattr(sock, "sendmsg", None) if Segmentation.enabled else None
+    sendmsg: Callable[..., int] | None = getattr(sock, "sendmsg", None) if Segmentation.enabled else None
     i, n = 0, len(packets)
     while i < n:
         size = len(packets[i])
@@ -80,7 +80,7 @@ def send_packets(sock: Socket, packets: Sequence[bytes], address: Address) -> in
             if j < limit and len(packets[j]) < size:
                 j += 1
         try:
-            if j - i > 1:
+            if sendmsg is not None and j - i > 1:
                 sendmsg(packets[i:j], [(socket.SOL_UDP, UDP_SEGMENT, _SEGMENT_SIZE.pack(size))], 0, address)
             else:
                 sock.sendto(packets[i], address)
