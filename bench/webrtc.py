@@ -18,12 +18,14 @@ figures. The viewers share the machine with Kiln: its busy share and UDP receive
 printed, since on 2 cores the clients are a limit as well. A ramp stops after its first failing step.
 
 ``--mode ingest`` measures WebRTC ingest instead (bench/_webrtc_ingest.py): N aiortc WHIP publishers,
-Kiln's CPU per stream-minute next to the same streams over RTMP in the same run.
+Kiln's CPU per stream-minute next to the same streams over RTMP in the same run. ``--mode sendcost``
+(bench/_rtc_sendcost.py) measures the send path's CPU per RTP packet, which the machine's load does not move.
 
 Usage:
   .venv/bin/python bench/webrtc.py                          # about 5 minutes
   .venv/bin/python bench/webrtc.py --viewers 10,50 --seconds 10 --compare /work/main
   .venv/bin/python bench/webrtc.py --mode ingest [--streams 8] [--seconds 20]
+  .venv/bin/python bench/webrtc.py --mode sendcost [--viewers 100] [--compare /work/main]
 """
 
 from __future__ import annotations
@@ -234,14 +236,18 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
 
 def main() -> None:
     mode = argparse.ArgumentParser(add_help=False)
-    mode.add_argument("--mode", choices=("play", "ingest"), default="play")
+    mode.add_argument("--mode", choices=("play", "ingest", "sendcost"), default="play")
     chosen, rest = mode.parse_known_args()
     if chosen.mode == "ingest":
         import _webrtc_ingest
         _webrtc_ingest.main(rest)
         return
+    if chosen.mode == "sendcost":
+        import _rtc_sendcost
+        _rtc_sendcost.main(rest)
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=("play", "ingest"), default="play")
+    ap.add_argument("--mode", choices=("play", "ingest", "sendcost"), default="play")
     ap.add_argument("--viewers", default="10,50,100,200,300")
     ap.add_argument("--per-process", type=int, default=25)
     ap.add_argument("--seconds", type=float, default=15.0)

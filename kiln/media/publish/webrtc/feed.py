@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 PACKETIZED = {Codec.H264: "h264", Codec.VP8: "vp8", Codec.OPUS: "opus"}
 MAX_LAG_S = 1.0        # a frame this late to the send thread is shed: Kiln is overloaded, viewers resync at a key
 MAX_QUEUED = 120       # frames waiting for the send thread (~1.5 s of 30 fps video + audio); more are shed
+CHUNK = 8              # viewers a frame goes to before the send thread looks for newer frames (see _fan_out)
 WINDOW_S = 5.0         # the send figures are also logged per window of this length (steady state, not joins)
 MAX_GOP_FRAMES = 2000  # frames held for new viewers (a 10 s GOP at 60 fps + audio); a longer GOP is not held
 START_CODE = b"\x00\x00\x00\x01"
@@ -65,6 +66,15 @@ class RtcFrame:
     arrival: float  # time.monotonic() when the packet entered the server (latency figures)
     first_seq: int = 0
     after_gap: bool = False  # frames of its track before it were refused (the send thread was behind)
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A frame being sent: the viewers (in the burst's order) that have it, and when its first packet left."""
+
+    frame: RtcFrame
+    progress: int = 0
+    first: float = 0.0
 
 
 class AnnexB:
@@ -256,7 +266,7 @@ class Feed:
     def nack(self, viewer: Viewer, kind: str, seqs: list[int], resent: Callable[[int], None]) -> None:
         """Resend what ``viewer`` reports lost (on the send thread, which owns its numbering); ``resent`` hears
         how many packets went out again."""
-        self.sender.command(lambda: resent(viewer.nack(kind, seqs, self.caches)))
+        self.sender.command(lambda: resent(viewer.nack(kind, seqs, self.caches)), anytime=True)
 
     def retarget(self, viewer: Viewer, kinds: dict[int, str]) -> None:
         """``viewer`` plays other tracks from their next start points (:meth:`Viewer.retarget`, on the send thread)."""
@@ -328,7 +338,9 @@ class Feed:
         for gop in self.gops.values():
             gop.append(frame)
 
-    def _fan_out(self, frame: RtcFrame) -> None:
+    def _admit(self, frame: RtcFrame) -> bool:
+        """A frame taken from the queue: numbered, cached, held for new viewers; False when it is not to be sent
+        (no viewer, or shed)."""
         self.frames += 1
         if frame.after_gap:
             # frames were refused before this one: the GOP held for new viewers has a hole, and so would
@@ -338,7 +350,7 @@ class Feed:
                 viewer.skip()
         self._remember(frame)
         if not self.viewers:
-            return
+            return False
         if frame.arrival and time.monotonic() - frame.arrival > MAX_LAG_S:
             # the thread is behind live (the machine cannot give it the CPU it needs): shed load instead of
             # queueing without bound; every viewer resumes at the next keyframe
@@ -346,15 +358,46 @@ class Feed:
             self._window_shed += 1
             for viewer in self.viewers:
                 viewer.skip()
+            return False
+        return True
+
+    def _fan_out(self, frame: RtcFrame) -> None:
+        """Send ``frame``, and the frames that arrive meanwhile, to every viewer, ``CHUNK`` viewers at a time.
+
+        A keyframe to 200 viewers takes tens of milliseconds; frames arriving meanwhile do not wait for its last
+        viewer: the newest frames go first to the viewers that already have every older frame, so a frame's first
+        packets leave within one chunk of its arrival. Each viewer still gets the frames in order: a frame goes to a
+        viewer only after the frame before it (``progress`` never passes the older frame's)."""
+        if not self._admit(frame):
             return
-        abs_time = abs_send_time()
-        first = 0.0
-        for viewer in self.viewers:
-            if viewer.deliver(frame, abs_time) and not first:
-                first = time.monotonic()
-        if first and frame.arrival:  # the hub's GOP at subscription has no viewer yet: live frames only
+        viewers = list(self.viewers)  # joins and leaves are commands: they run after this burst
+        flight = [_InFlight(frame)]
+        while flight:
+            for new in self.sender.take_frames():  # arrived meanwhile (up to a queued command)
+                if self._admit(new):
+                    flight.append(_InFlight(new))
+            # the newest run of frames at one progress moves, up to the progress of the frame before it
+            run = len(flight) - 1
+            while run > 0 and flight[run - 1].progress == flight[run].progress:
+                run -= 1
+            start = flight[run].progress
+            bound = flight[run - 1].progress if run > 0 else len(viewers)
+            stop = min(start + CHUNK, bound)
+            abs_time = abs_send_time()
+            for viewer in viewers[start:stop]:
+                for item in flight[run:]:
+                    if viewer.deliver(item.frame, abs_time) and not item.first:
+                        item.first = time.monotonic()
+            for item in flight[run:]:
+                item.progress = stop
+            while flight and flight[0].progress >= len(viewers):
+                self._observe(flight.pop(0))
+
+    def _observe(self, item: _InFlight) -> None:
+        frame = item.frame
+        if item.first and frame.arrival:  # the hub's GOP at subscription has no viewer yet: live frames only
             now = time.monotonic()
-            first_ms, last_ms = (first - frame.arrival) * 1000, (now - frame.arrival) * 1000
+            first_ms, last_ms = (item.first - frame.arrival) * 1000, (now - frame.arrival) * 1000
             self.first_out.observe(first_ms)
             self.last_out.observe(last_ms)
             self._window[0].observe(first_ms)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SWITCH_INTERVAL_S = 0.0005
+FRAME, ORDERED, ANYTIME = 0, 1, 2
 Command = Callable[[], object]
 
 
@@ -36,7 +37,7 @@ class SendThread(Generic[T]):
         self.name = name
         self._send = send
         self.max_frames = max_frames
-        self._items: deque[tuple[bool, object]] = deque()   # (is a frame, frame or command)
+        self._items: deque[tuple[int, object]] = deque()   # (FRAME, ORDERED or ANYTIME, frame or command)
         self._frames = 0
         self._cond = threading.Condition(threading.Lock())
         self._stopping = False
@@ -56,19 +57,38 @@ class SendThread(Generic[T]):
         with self._cond:
             if self._stopping or self._frames >= self.max_frames:
                 return False
-            self._items.append((True, frame))
+            self._items.append((FRAME, frame))
             self._frames += 1
             self._cond.notify()
         return True
 
-    def command(self, command: Command) -> bool:
-        """Run ``command`` on the thread after what is queued; False when the thread is stopping."""
+    def command(self, command: Command, anytime: bool = False) -> bool:
+        """Run ``command`` on the thread after what is queued (``anytime``: or sooner, between two steps of a
+        frame's sending, for what the frames' order does not matter to, e.g. a NACK); False when stopping."""
         with self._cond:
             if self._stopping:
                 return False
-            self._items.append((False, command))
+            self._items.append((ANYTIME if anytime else ORDERED, command))
             self._cond.notify()
         return True
+
+    def take_frames(self) -> list[T]:
+        """The frames at the head of the queue, up to the first ordered command (called by ``send`` on the thread:
+        frames that arrived while it ran join it; an ordered command keeps its place after them). ``anytime``
+        commands met on the way are run here."""
+        taken: list[T] = []
+        commands: list[Command] = []
+        with self._cond:
+            while self._items and self._items[0][0] != ORDERED:
+                kind, item = self._items.popleft()
+                if kind == FRAME:
+                    taken.append(item)  # type: ignore[arg-type]
+                else:
+                    commands.append(item)  # type: ignore[arg-type]
+            self._frames -= len(taken)
+        for command in commands:
+            self._run_command(command)
+        return taken
 
     @property
     def queued_frames(self) -> int:
@@ -97,24 +117,30 @@ class SendThread(Generic[T]):
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def _next(self) -> tuple[bool, object] | None:
+    def _next(self) -> tuple[int, object] | None:
         with self._cond:
             while not self._items:
                 if self._stopping:
                     return None
                 self._cond.wait()
-            is_frame, item = self._items.popleft()
-            if is_frame:
+            kind, item = self._items.popleft()
+            if kind == FRAME:
                 self._frames -= 1
-            return is_frame, item
+            return kind, item
 
     def _run(self) -> None:
         while (entry := self._next()) is not None:
-            is_frame, item = entry
+            kind, item = entry
+            if kind != FRAME:
+                self._run_command(item)  # type: ignore[arg-type]
+                continue
             try:
-                if is_frame:
-                    self._send(item)  # type: ignore[arg-type]
-                else:
-                    item()  # type: ignore[operator]
+                self._send(item)  # type: ignore[arg-type]
             except Exception:  # a bug: logged with its traceback, and the other viewers go on being served
                 log.exception("webrtc send thread error name=%s", self.name)
+
+    def _run_command(self, command: Command) -> None:
+        try:
+            command()
+        except Exception:  # a bug in one command must not end the thread
+            log.exception("webrtc send thread command error name=%s", self.name)

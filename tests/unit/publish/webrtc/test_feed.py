@@ -13,7 +13,7 @@ from aiortc.rtp import RtpPacket
 
 from kiln.media.formats.codecs.h264 import AvcConfig
 from kiln.media.model import Codec, MediaKind, Packet, Track
-from kiln.media.publish.webrtc.feed import MAX_QUEUED, AnnexB, Feed, Viewer
+from kiln.media.publish.webrtc.feed import CHUNK, MAX_QUEUED, AnnexB, Feed, Viewer
 from kiln.media.rtc.rtp_out import Negotiated, TrackOut
 from kiln.media.stream.hub import StreamHub
 from kiln.media.stream.live import OutputStream, OutputTrack
@@ -244,4 +244,47 @@ def test_closing_the_feed_ends_its_send_thread_and_a_failing_command_does_not() 
         feed.close("test over")
         assert feed.sender.join(10) and not feed.sender.alive
         assert not feed.sender.put(object()) and not feed.sender.command(lambda: None)
+    _run(test)
+
+
+def test_a_frame_arriving_during_a_long_send_reaches_the_first_viewers_before_the_last_get_the_older_one() -> None:
+    async def test(feed: Feed, keyframes: list[str]) -> None:
+        order: list[tuple[int, int]] = []   # (viewer, frame timestamp in ms) as the packets left
+
+        class Logged(Wire):
+            def __init__(self, index: int) -> None:
+                super().__init__()
+                self.index = index
+
+            def sendto(self, data: bytes, address: tuple[str, int], /) -> int:
+                packet = RtpPacket.parse(data)
+                if packet.marker and packet.payload_type == 102:
+                    order.append((self.index, packet.timestamp // 90))
+                return super().sendto(data, address)
+
+        later: list[Packet] = [_video(0, 33)]
+
+        def arrives(kind: str, out: TrackOut, size: int, arrival: float) -> None:
+            if later:  # while the keyframe goes out, the next frame arrives (published from the send thread)
+                feed.output.hub.publish(later.pop())
+
+        viewers = []
+        for i in range(CHUNK * 3):
+            viewer, sent = _viewer(Logged(i))
+            viewer.on_sent = arrives  # the first viewer served publishes it, from the send thread
+            viewers.append(viewer)
+            feed.add(viewer)
+        feed.output.hub.publish(_video(0, 0, keyframe=True))
+        deadline = time.monotonic() + 10
+        while later and time.monotonic() < deadline:  # queued before the flush below, so it can join the burst
+            await asyncio.sleep(0.001)
+        _settle(feed)
+        n = len(viewers)
+        assert sorted(order) == sorted([(i, 0) for i in range(n)] + [(i, 33) for i in range(n)])
+        position = {sent: at for at, sent in enumerate(order)}
+        # every viewer gets the keyframe before the frame after it
+        assert all(position[(i, 0)] < position[(i, 33)] for i in range(n))
+        # the new frame did not wait for the keyframe's last viewer: it went out right after the chunk it arrived in
+        newest_first = min(position[(i, 33)] for i in range(n))
+        assert newest_first == CHUNK < max(position[(i, 0)] for i in range(n))
     _run(test)
