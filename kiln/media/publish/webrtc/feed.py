@@ -365,33 +365,54 @@ class Feed:
         """Send ``frame``, and the frames that arrive meanwhile, to every viewer, ``CHUNK`` viewers at a time.
 
         A keyframe to 200 viewers takes tens of milliseconds; frames arriving meanwhile do not wait for its last
-        viewer: the newest frames go first to the viewers that already have every older frame, so a frame's first
-        packets leave within one chunk of its arrival. Each viewer still gets the frames in order: a frame goes to a
-        viewer only after the frame before it (``progress`` never passes the older frame's)."""
+        viewer: every other step goes to the newest frames, for the viewers that already have every older frame, so
+        a frame's first packets leave within two steps of its arrival; the steps between move the oldest frame on,
+        so its last viewers are not left behind. Each viewer still gets the frames in order: a frame goes to a
+        viewer only after the frame before it (``progress`` never passes the older frame's). A frame still not
+        sent to every viewer ``MAX_LAG_S`` after its arrival is shed for those left (they resume at a keyframe)."""
         if not self._admit(frame):
             return
-        viewers = list(self.viewers)  # joins and leaves are commands: they run after this burst
+        viewers = list(self.viewers)  # joins and leaves are ordered commands: they run after this burst
         flight = [_InFlight(frame)]
+        newest = False
         while flight:
-            for new in self.sender.take_frames():  # arrived meanwhile (up to a queued command)
+            for new in self.sender.take_frames():  # arrived meanwhile (up to a queued ordered command)
                 if self._admit(new):
                     flight.append(_InFlight(new))
-            # the newest run of frames at one progress moves, up to the progress of the frame before it
-            run = len(flight) - 1
-            while run > 0 and flight[run - 1].progress == flight[run].progress:
-                run -= 1
-            start = flight[run].progress
-            bound = flight[run - 1].progress if run > 0 else len(viewers)
+            oldest = flight[0]
+            if oldest.frame.arrival and time.monotonic() - oldest.frame.arrival > MAX_LAG_S:
+                self._shed_tail(flight.pop(0), viewers)
+                continue
+            # a run: frames at one progress, moving together; the newest run (every other step) or the oldest
+            newest = not newest
+            if newest:
+                first = len(flight) - 1
+                while first > 0 and flight[first - 1].progress == flight[first].progress:
+                    first -= 1
+                last = len(flight)
+            else:
+                first, last = 0, 1
+                while last < len(flight) and flight[last].progress == oldest.progress:
+                    last += 1
+            start = flight[first].progress
+            bound = flight[first - 1].progress if first > 0 else len(viewers)
             stop = min(start + CHUNK, bound)
             abs_time = abs_send_time()
             for viewer in viewers[start:stop]:
-                for item in flight[run:]:
+                for item in flight[first:last]:
                     if viewer.deliver(item.frame, abs_time) and not item.first:
                         item.first = time.monotonic()
-            for item in flight[run:]:
+            for item in flight[first:last]:
                 item.progress = stop
             while flight and flight[0].progress >= len(viewers):
                 self._observe(flight.pop(0))
+
+    def _shed_tail(self, item: _InFlight, viewers: list[Viewer]) -> None:
+        """``item`` is too late for the viewers that have not had it: they resume at the next keyframe."""
+        self.shed += 1
+        self._window_shed += 1
+        for viewer in viewers[item.progress:]:
+            viewer.skip()
 
     def _observe(self, item: _InFlight) -> None:
         frame = item.frame

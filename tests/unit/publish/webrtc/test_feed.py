@@ -13,7 +13,7 @@ from aiortc.rtp import RtpPacket
 
 from kiln.media.formats.codecs.h264 import AvcConfig
 from kiln.media.model import Codec, MediaKind, Packet, Track
-from kiln.media.publish.webrtc.feed import CHUNK, MAX_QUEUED, AnnexB, Feed, Viewer
+from kiln.media.publish.webrtc.feed import CHUNK, MAX_LAG_S, MAX_QUEUED, AnnexB, Feed, Viewer
 from kiln.media.rtc.rtp_out import Negotiated, TrackOut
 from kiln.media.stream.hub import StreamHub
 from kiln.media.stream.live import OutputStream, OutputTrack
@@ -284,7 +284,34 @@ def test_a_frame_arriving_during_a_long_send_reaches_the_first_viewers_before_th
         position = {sent: at for at, sent in enumerate(order)}
         # every viewer gets the keyframe before the frame after it
         assert all(position[(i, 0)] < position[(i, 33)] for i in range(n))
-        # the new frame did not wait for the keyframe's last viewer: it went out right after the chunk it arrived in
+        # the new frame did not wait for the keyframe's last viewer: it went out two steps after the one it arrived
+        # in (one step moves the keyframe on, the next the newest frame)
         newest_first = min(position[(i, 33)] for i in range(n))
-        assert newest_first == CHUNK < max(position[(i, 0)] for i in range(n))
+        assert newest_first == 2 * CHUNK < max(position[(i, 0)] for i in range(n))
+    _run(test)
+
+
+def test_a_frame_not_sent_to_every_viewer_in_time_is_shed_for_the_rest_who_resume_at_a_keyframe() -> None:
+    async def test(feed: Feed, keyframes: list[str]) -> None:
+        wires = [Wire() for _ in range(CHUNK * 2)]
+        stall: list[bool] = [True]
+
+        def slow(kind: str, out: TrackOut, size: int, arrival: float) -> None:
+            if stall and arrival:  # the first viewers' step takes longer than MAX_LAG_S (a starved thread)
+                stall.clear()
+                time.sleep(MAX_LAG_S + 0.1)
+
+        viewers = []
+        for wire in wires:
+            viewer, _ = _viewer(wire)
+            viewer.on_sent = slow
+            viewers.append(viewer)
+            feed.add(viewer)
+        await _publish(feed, _video(0, 0, keyframe=True))
+        got = [[p.timestamp // 90 for p in wire.read() if p.marker] for wire in wires]
+        assert feed.shed == 1 and sorted(got) == [[]] * CHUNK + [[0]] * CHUNK  # one step had it, then it was shed
+        await _publish(feed, _video(0, 33), _video(0, 66, keyframe=True))
+        after = [[p.timestamp // 90 for p in wire.read() if p.marker] for wire in wires]
+        # the first step's viewers go on; the rest resume at the keyframe
+        assert all(a == ([33, 66] if g else [66]) for g, a in zip(got, after, strict=True))
     _run(test)
