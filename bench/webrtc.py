@@ -44,6 +44,7 @@ from urllib.parse import urljoin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _rtc_glass  # noqa: E402
 import httpx  # noqa: E402
 from _media import (  # noqa: E402
     ROOT,
@@ -55,6 +56,7 @@ from _media import (  # noqa: E402
     run_dir,
     stop_all,
     table,
+    timecoded_publish,
 )
 
 from tests.e2e.webrtc.play_kiln import RtcPorts, rtc_server_xml  # noqa: E402
@@ -175,7 +177,8 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
     """One Kiln (from ``tree``) with one publisher, the viewer steps in turn: rows, largest N under 1 % loss."""
     steps = [int(v) for v in args.viewers.split(",")]
     kiln = RtcKiln(wd / f"kiln-{label}", tree).start()
-    publisher = ffmpeg_publish(kiln.rtmp_url("cam"), media_720p(), wd)
+    publisher = (timecoded_publish(kiln.rtmp_url("cam"), wd) if args.glass  # --glass: a live, time-stamped camera
+                 else ffmpeg_publish(kiln.rtmp_url("cam"), media_720p(), wd))
     rows: list[list[object]] = []
     best = 0
     try:
@@ -189,9 +192,14 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
         idle = CpuWindow.measure({"kiln": [kiln.pid]}, 5)
         out(f"[{label}: {tree}] kiln idle with one 720p publisher (Opus encode, LL-HLS packaging): "
             f"{idle.core_pct('kiln'):.1f} % of a core; load {Path('/proc/loadavg').read_text().split()[:3]}")
+        glass = _rtc_glass.GlassProbe(ws_url, master, wd, label, hls=not args.no_hls) if args.glass else None
+        if glass:  # glass-to-glass in OvenPlayer with no other viewer, then in each step's window (bench/_rtc_glass.py)
+            glass.alone(args.seconds)
         for n in steps:
             drops0 = udp_drops()
             log_at = kiln.log_path.stat().st_size
+            if glass:  # first: a browser joining beside N viewers' connection storm can take 30 s to connect
+                glass.start(args.warmup + args.seconds, args.seconds)
             peers = farms(ws_url, n, args.per_process, args.warmup + args.seconds, wd)
             try:
                 time.sleep(args.warmup)
@@ -201,6 +209,8 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
                 results = farm_results(peers, args.warmup + args.seconds + 120)
             finally:
                 stop_all(peers)
+            if glass:
+                glass.finish(n)
             drops = udp_drops() - drops0
             load_1m = Path("/proc/loadavg").read_text().split()[0]  # other jobs on the machine take Kiln's share
             deadline = time.monotonic() + 30  # the sessions' closing lines (each viewer's DTLS goes down)
@@ -230,7 +240,7 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
             out(table(HEADERS, rows[-1:]))
             if not ok:
                 break
-        out(f"[{label}] kiln log: {kiln.log_findings()}")
+        out(f"[{label}] kiln log: {kiln.log_findings()}" + (f"\n{glass.summary()}" if glass else ""))
     finally:
         stop_all([publisher])
         kiln.close()
@@ -257,6 +267,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=8.0)
     ap.add_argument("--compare", type=Path, help="another checkout whose Kiln is measured first (e.g. /work/main)")
     ap.add_argument("--no-hls", action="store_true", help="leave out the LL-HLS reference")
+    ap.add_argument("--glass", action="store_true", help="publish live with a clock on each frame; OvenPlayer's "
+                    "glass-to-glass alone and in each step (bench/_rtc_glass.py)")
     args = ap.parse_args()
     wd = run_dir("webrtc")
     runs = ([("before", args.compare)] if args.compare else []) + [("this", ROOT)]

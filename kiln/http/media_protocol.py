@@ -64,10 +64,14 @@ class _Waiting:
 _TOO_BIG = b"request headers are too large"
 
 
-def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | None) -> type[Any]:
-    """The protocol class for one player listener (``lane`` None: the guard and the header bound only)."""
+def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | None,
+                   too_big: tuple[bytes, bytes] = (b"content-type: text/plain; charset=utf-8\r\n", _TOO_BIG),
+                   ) -> type[Any]:
+    """The protocol class for one player listener (``lane`` None: the guard and the header bound only).
+    ``too_big``: the 431's header lines and body (the API answers it in OME's envelope: api_protocol.py)."""
     guarded = guarded_protocol(limits, listener, HttpToolsProtocol)
     max_head = limits.max_header_bytes
+    too_big_head, too_big_body = too_big
 
     class MediaHttpProtocol(guarded):  # type: ignore[valid-type,misc]
         _kiln_seen = False  # a request has begun on this connection
@@ -89,8 +93,8 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 if self._kiln_raw > 2 * max_head:
                     self._kiln_too_big = True
             if self._kiln_too_big and not self.transport.is_closing():
-                self.transport.write(STATUS_LINE[431] + b"content-type: text/plain; charset=utf-8\r\n"
-                                     b"content-length: %d\r\nconnection: close\r\n\r\n" % len(_TOO_BIG) + _TOO_BIG)
+                self.transport.write(STATUS_LINE[431] + too_big_head + b"content-length: %d\r\n"
+                                     b"connection: close\r\n\r\n" % len(too_big_body) + too_big_body)
                 self.transport.close()
 
         def on_message_begin(self) -> None:

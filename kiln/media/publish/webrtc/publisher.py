@@ -28,6 +28,7 @@ from kiln.media.origins.on_demand import OnDemand, pull_and_wait
 from kiln.media.publish.webrtc.choose import Choice, NotPlayable, Rendition, choose, video_warning
 from kiln.media.publish.webrtc.feed import Feed
 from kiln.media.publish.webrtc.session import ViewerSession
+from kiln.media.rtc.turn.plan import TurnOffer
 from kiln.media.rtc.udp_mux import PortPool
 from kiln.media.stream.live import LiveStream, OutputStream
 
@@ -110,6 +111,7 @@ class WebRtcPublisher:
         self.origins = origins
         self.stats = stats
         self.pool = pool
+        self.turn = TurnOffer((), False)  # the TURN server offers name (TcpRelay), set at start when configured
         self.admission = admission
         self.journal = journal
         self._ids = itertools.count(1)
