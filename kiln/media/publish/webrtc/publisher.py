@@ -251,9 +251,10 @@ class WebRtcPublisher:
         target = self._targets.pop(session.id, None)
         self.sessions.pop(session.id, None)
         asked = self._admitted.pop(session.id, None)
-        if key is not None and session.counters.unreported:
-            self.stats.bytes_out(*key, session.counters.unreported)
-            session.counters.unreported = 0
+        n = session.counters.unreported
+        if key is not None and n:
+            self.stats.bytes_out(*key, n)
+            session.counters.reported += n
         if self.admission is not None and asked is not None and self.loop is not None:
             self.loop.create_task(self.admission.closed(asked))
         if session.id not in self._counted:
@@ -293,7 +294,7 @@ class WebRtcPublisher:
                 key = self._keys.get(ident)
                 n = session.counters.unreported
                 if key is not None and n:
-                    session.counters.unreported = 0
+                    session.counters.reported += n
                     self.stats.bytes_out(*key, n)
 
     def counts(self) -> dict[str, int]:
