@@ -30,6 +30,36 @@ FRAME, ORDERED, ANYTIME = 0, 1, 2
 Command = Callable[[], object]
 
 
+class _SwitchInterval:
+    """Python's GIL switch interval is SWITCH_INTERVAL_S while any send thread runs, the process's own
+    value otherwise. A send thread gives the GIL up at every protect and sendto (they run without it)
+    and must get it back at once: with the default 5 ms a busy loop thread keeps it that long each time
+    (a convoy: at 60 viewers the send thread spent most of its time waiting for the GIL). The shorter
+    interval costs every thread more switches, so it lasts only while WebRTC viewers are being served."""
+
+    _lock = threading.Lock()
+    _running = 0
+    _saved = 0.0
+
+    @classmethod
+    def enter(cls) -> None:
+        with cls._lock:
+            cls._running += 1
+            if cls._running == 1 and sys.getswitchinterval() > SWITCH_INTERVAL_S:
+                cls._saved = sys.getswitchinterval()
+                sys.setswitchinterval(SWITCH_INTERVAL_S)
+                log.info("webrtc send threads: gil switch interval set seconds=%s", SWITCH_INTERVAL_S)
+
+    @classmethod
+    def leave(cls) -> None:
+        with cls._lock:
+            cls._running -= 1
+            if cls._running == 0 and cls._saved:
+                sys.setswitchinterval(cls._saved)
+                log.info("webrtc send threads: gil switch interval restored seconds=%s", cls._saved)
+                cls._saved = 0.0
+
+
 class SendThread(Generic[T]):
     """A daemon thread running ``send(frame)`` for queued frames and queued commands, in order."""
 
@@ -44,12 +74,7 @@ class SendThread(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
-        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
-            # this thread gives the GIL up at every protect and sendto (they run without it) and must get it back
-            # at once: with the default 5 ms a busy loop thread keeps it that long each time (a convoy, at 60
-            # viewers the send thread spent most of its time waiting for the GIL); a shorter interval bounds it
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
-            log.info("webrtc send threads: gil switch interval set seconds=%s", SWITCH_INTERVAL_S)
+        _SwitchInterval.enter()
         self._thread.start()
 
     def put(self, frame: T) -> bool:
@@ -129,6 +154,12 @@ class SendThread(Generic[T]):
             return kind, item
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            _SwitchInterval.leave()
+
+    def _serve(self) -> None:
         while (entry := self._next()) is not None:
             kind, item = entry
             if kind != FRAME:
