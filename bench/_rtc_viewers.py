@@ -3,12 +3,16 @@
 Each viewer is an aiortc peer that completes ICE and DTLS over OME's signalling (so Kiln serves it as
 it serves a browser: consent checks, SRTP keys, RTCP), then counts RTP packets from their clear
 header (SRTP leaves it readable) on its socket: no SRTP decrypt, no jitter buffer, no decoder. Loss
-is read from sequence-number gaps per SSRC. Everything that is not RTP (STUN consent checks, DTLS,
-RTCP) still goes to aiortc. That keeps a viewer at a few microseconds per packet (on uvloop), so
-several farms of many viewers can receive hundreds of 2.5 Mbit/s streams next to Kiln on a small machine.
+is read from sequence-number gaps per SSRC, and missing frames from RTP timestamps: Kiln keeps a
+viewer's sequence numbers continuous when it skips frames for it (a shed frame, a send the socket
+refused, a resync at the next keyframe), so a viewer that got a fraction of the video shows no
+sequence gap, but the timestamps it saw span more frames than it received. Everything that is not
+RTP (STUN consent checks, DTLS, RTCP) still goes to aiortc. That keeps a viewer at a few microseconds
+per packet (on uvloop), so several farms of many viewers can receive hundreds of 2.5 Mbit/s streams
+next to Kiln on a small machine.
 
 Usage: ``python bench/_rtc_viewers.py URL COUNT SECONDS``; prints one JSON line per viewer at the end:
-``{"connected", "video_received", "video_lost", "audio_received", "audio_lost"}``.
+``{"connected", "video_received", "video_lost", "video_frames", "video_frames_missing", "audio_..."}``.
 """
 
 from __future__ import annotations
@@ -39,9 +43,14 @@ class SeqCounter:
         self.first: int | None = None
         self.highest = 0
         self.cycles = 0
+        self.first_stamp: int | None = None
+        self.stamps: set[int] = set()  # RTP timestamps seen, relative to the first (one per frame)
 
-    def add(self, seq: int) -> None:
+    def add(self, seq: int, stamp: int = 0) -> None:
         self.received += 1
+        if self.first_stamp is None:
+            self.first_stamp = stamp
+        self.stamps.add((stamp - self.first_stamp) & 0xFFFFFFFF)
         if self.first is None:
             self.first = self.highest = seq
             return
@@ -56,6 +65,19 @@ class SeqCounter:
         if self.first is None:
             return 0
         return max(0, self.highest - self.first + 1 - self.received)
+
+    def frames(self) -> tuple[int, int]:
+        """(frames received, frames missing): the span of timestamps seen over the usual step between
+        two frames (the most common one), against the distinct timestamps received."""
+        stamps = sorted(s for s in self.stamps if s < 0x80000000)  # a late packet from before the first: ignored
+        if len(stamps) < 3:
+            return len(stamps), 0
+        steps: dict[int, int] = {}
+        for a, b in zip(stamps, stamps[1:], strict=False):
+            steps[b - a] = steps.get(b - a, 0) + 1
+        step = max(steps, key=lambda k: steps[k])
+        expected = (stamps[-1] - stamps[0]) // step + 1
+        return len(stamps), max(0, expected - len(stamps))
 
 
 def payload_kinds(sdp: str) -> dict[int, str]:
@@ -94,7 +116,7 @@ def count_rtp(pc: RTCPeerConnection, counters: dict[int, SeqCounter]) -> None:
                     if counter is None:
                         counter = counters[ssrc] = SeqCounter()
                         counter.pt = data[1] & 0x7F  # type: ignore[attr-defined]
-                    counter.add(int.from_bytes(data[2:4], "big"))
+                    counter.add(int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:8], "big"))
                     return
                 original(data, addr)
 
@@ -125,6 +147,9 @@ async def viewer(url: str, seconds: float) -> dict[str, Any]:
                 kind = kinds.get(counter.pt, "other")  # type: ignore[attr-defined]
                 result[f"{kind}_received"] = result.get(f"{kind}_received", 0) + counter.received
                 result[f"{kind}_lost"] = result.get(f"{kind}_lost", 0) + counter.lost
+                got, missing = counter.frames()
+                result[f"{kind}_frames"] = result.get(f"{kind}_frames", 0) + got
+                result[f"{kind}_frames_missing"] = result.get(f"{kind}_frames_missing", 0) + missing
     except Exception as exc:  # one viewer's failure is a figure, not the farm's end
         result["error"] = repr(exc)
     finally:

@@ -65,7 +65,16 @@ from tests.peers.process import Peer  # noqa: E402
 FARM = Path(__file__).with_name("_rtc_viewers.py")
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"')
 PART = re.compile(r"part_\d+_(\d+)_(\d+)_")
-HEADERS = ["kiln", "viewers", "rtc up", "loss% avg/max (<1)", "kiln %core", "cpu-s/viewer-min",
+def viewer_loss_pct(r: dict[str, Any]) -> float:
+    """A viewer's video loss: packets missing from its sequence numbers, or frames missing from its RTP
+    timestamps (a frame Kiln skipped for it leaves no sequence gap), whichever is worse."""
+    packets = 100.0 * r.get("video_lost", 0) / max(1, r.get("video_received", 0) + r.get("video_lost", 0))
+    missing = r.get("video_frames_missing", 0)
+    frames = 100.0 * missing / max(1, r.get("video_frames", 0) + missing)
+    return float(max(packets, frames))
+
+
+HEADERS = ["kiln", "viewers", "rtc up", "loss% avg/max (<1; packets or frames)", "kiln %core", "cpu-s/viewer-min",
            "frame->rtp p50/p99 ms (p99<=10)", "last viewer p99 ms", "shed frames (0)", "per-viewer p99 ms",
            "farms %core", "machine %", "udp rcvbuf drops", "load 1m", "hls kiln %core", "hls cpu-s/viewer-min",
            "hls parts/err"]
@@ -219,8 +228,7 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
                 time.sleep(0.5)
             per_viewer = session_figures(read_from(kiln.log_path, log_at))
             connected = sum(1 for r in results if r.get("connected"))
-            losses = [100.0 * r.get("video_lost", 0) / max(1, r.get("video_received", 0) + r.get("video_lost", 0))
-                      for r in results if r.get("connected")]
+            losses = [viewer_loss_pct(r) for r in results if r.get("connected")]
             worst = max(losses) if losses else 100.0
             ok = connected == n and worst < 1.0 and not shed  # a shed frame is video a viewer never got
             best = n if ok else best
