@@ -7,7 +7,11 @@ the two so a busy machine hits both alike. For each run it prints Kiln's CPU per
 machine's busy share, and Kiln's CPU split by thread (``--threads``: the listener, the TS demux
 threads, the event loop, libsrt's own threads), then the median SRT/RTMP ratio next to the target.
 
-Usage: .venv/bin/python bench/srt_ingest.py [--streams 10 --seconds 15 --repeat 2 --threads]
+``--profile`` samples Kiln with py-spy (``.venv/bin/py-spy``) for a few seconds after each measured
+window (outside it, so sampling costs nothing in the figures) and prints the top entries by own
+samples and the top functions including callees.
+
+Usage: .venv/bin/python bench/srt_ingest.py [--streams 10 --seconds 15 --repeat 2 --threads --profile]
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -44,6 +50,35 @@ def thread_cpu(pid: int) -> Counter[str]:
     return used
 
 
+def py_spy_top(pid: int, seconds: float, out_file: Path, n: int = 12) -> list[str]:
+    """Sample ``pid`` with py-spy (raw collapsed stacks) and return the top own / inclusive entries."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return ["py-spy not found: no profile"]
+    done = subprocess.run([spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100", "--gil", "-f", "raw",
+                           "--nonblocking", "-o", str(out_file)], capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not out_file.exists():
+        return [f"py-spy failed: {done.stderr.strip()[-200:]}"]
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in out_file.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = [re.sub(r" \(([^)]*?)([^/)]*)\)$", r" (\2)", f) for f in stack.split(";")]
+        own[frames[-1]] += samples
+        for frame in set(re.sub(r":\d+\)$", ")", f) for f in frames):
+            inclusive[frame] += samples
+    lines = [f"py-spy {seconds:g}s, {total} samples holding the GIL (100/s per thread); top own:"]
+    lines += [f"  {c / total * 100:5.1f} %  {f}" for f, c in own.most_common(n)]
+    lines.append("top inclusive (functions):")
+    lines += [f"  {c / total * 100:5.1f} %  {f}" for f, c in inclusive.most_common(n)]
+    return lines
+
+
 def run(protocol: str, args: argparse.Namespace, media: Path, wd: Path) -> tuple[float, float, list[str]]:
     kiln = BenchKiln(wd / f"{protocol}-{time.monotonic_ns()}")
     kiln.start()
@@ -62,6 +97,8 @@ def run(protocol: str, args: argparse.Namespace, media: Path, wd: Path) -> tuple
         if args.threads:
             for name, used in sorted(((n, after[n] - before.get(n, 0.0)) for n in after), key=lambda x: -x[1])[:6]:
                 notes.append(f"thread {name[:28]:28s} {used / win.wall * 100:5.1f} % of a core")
+        if args.profile:
+            notes += py_spy_top(kiln.pid, args.profile, kiln.workdir / "py-spy.txt")
         counts = kiln.log_findings()
         if counts["ERROR"] or counts["Traceback"] or counts["drop"] or counts["skip"]:
             notes.append("kiln log: " + " ".join(f"{k}={v}" for k, v in counts.items()))
@@ -78,6 +115,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=4.0)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", action="store_true", help="print Kiln's CPU by thread")
+    ap.add_argument("--profile", type=float, nargs="?", const=8.0, default=0.0, metavar="SECONDS",
+                    help="after each window, sample Kiln with py-spy (default 8 s) and print the top entries")
     args = ap.parse_args()
     if not srt_ingest_available():
         out("Kiln has no SRT ingest wired: nothing to compare.")

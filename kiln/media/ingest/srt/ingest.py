@@ -123,16 +123,16 @@ class SrtSession:
 
     # -- SrtReceiver (listener thread) --------------------------------------------------------------
     def on_data(self, data: bytes) -> None:
-        self.on_messages([data])
+        self.on_bytes(data)
 
-    def on_messages(self, messages: list[bytes]) -> None:
-        """Every message of one listener pass, handed to the demux thread as one chunk (one lock, one wake-up)."""
+    def on_bytes(self, data: bytes) -> None:
+        """Every message of one listener pass, concatenated: one chunk for the demux thread (one lock, one wake-up)."""
         worker = self.worker
         if worker is None:
             if self._closed:
                 return
             worker = self.worker = TsDemuxWorker(self.label, TsHooks(self._open_stream, self._ended)).start()
-        worker.push(messages[0] if len(messages) == 1 else b"".join(messages))
+        worker.push(data)
 
     def on_close(self, reason: str) -> None:
         self._closed = True

@@ -357,6 +357,15 @@ def recvmsg_nowait(sock: int, buf: ctypes.Array[ctypes.c_char]) -> int:
     return _recv_held(sock, buf, len(buf))
 
 
+def recvmsg_nowait_at(sock: int, address: int, size: int) -> int:
+    """``recvmsg_nowait`` into ``size`` bytes at ``address`` (a slot of a larger buffer: a pass reads many
+    messages back to back and copies them out once); -1 on failure."""
+    if _recv_held is None:
+        lib()
+    assert _recv_held is not None
+    return _recv_held(sock, address, size)  # type: ignore[arg-type]  # c_void_p takes an address
+
+
 def last_error_code() -> int:
     """This thread's last SRT error code alone (no message text: the cheap check for "nothing to read")."""
     if _errcode_held is None:
