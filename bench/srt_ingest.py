@@ -50,13 +50,14 @@ def thread_cpu(pid: int) -> Counter[str]:
     return used
 
 
-def py_spy_top(pid: int, seconds: float, out_file: Path, n: int = 12) -> list[str]:
+def py_spy_top(pid: int, seconds: float, out_file: Path, n: int = 12, rate: int = 100) -> list[str]:
     """Sample ``pid`` with py-spy (raw collapsed stacks) and return the top own / inclusive entries."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         return ["py-spy not found: no profile"]
-    done = subprocess.run([spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100", "--gil", "-f", "raw",
-                           "--nonblocking", "-o", str(out_file)], capture_output=True, text=True, check=False)
+    done = subprocess.run([spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", str(rate), "--gil",
+                           "-f", "raw", "--nonblocking", "-o", str(out_file)], capture_output=True, text=True,
+                          check=False)
     if done.returncode != 0 or not out_file.exists():
         return [f"py-spy failed: {done.stderr.strip()[-200:]}"]
     own: Counter[str] = Counter()
@@ -72,7 +73,7 @@ def py_spy_top(pid: int, seconds: float, out_file: Path, n: int = 12) -> list[st
         own[frames[-1]] += samples
         for frame in set(re.sub(r":\d+\)$", ")", f) for f in frames):
             inclusive[frame] += samples
-    lines = [f"py-spy {seconds:g}s, {total} samples holding the GIL (100/s per thread); top own:"]
+    lines = [f"py-spy {seconds:g}s, {total} samples holding the GIL ({rate}/s per thread); top own:"]
     lines += [f"  {c / total * 100:5.1f} %  {f}" for f, c in own.most_common(n)]
     lines.append("top inclusive (functions):")
     lines += [f"  {c / total * 100:5.1f} %  {f}" for f, c in inclusive.most_common(n)]

@@ -185,7 +185,7 @@ class TsDemuxer:
     def _resync(self, data: bytes, pos: int) -> int | None:
         """Offset of the next run of SYNC_RUN sync bytes one packet apart, or None."""
         last = len(data) - (SYNC_RUN - 1) * TS_PACKET
-        at = data.find(b"G", pos, last)
+        at = data.find(b"G", pos, last) if last > pos else -1  # (a negative end would count from the end)
         while at >= 0:
             if all(data[at + k * TS_PACKET] == SYNC_BYTE for k in range(1, SYNC_RUN)):
                 self._synced = True

@@ -527,26 +527,30 @@ class _Span:
 
 
 class _DamageLog:
-    """Warns about continuity gaps, lost sync and the like, at most every DAMAGE_LOG_INTERVAL_S."""
+    """Warns about continuity gaps, lost sync and the like: looked at once a second, logged at most every
+    DAMAGE_LOG_INTERVAL_S (with the totals so far)."""
 
-    FIELDS = ("cc_errors", "resyncs", "skipped_bytes", "transport_errors", "scrambled", "bad_pes", "crc_errors")
+    FIELDS = ("cc_errors", "duplicates", "resyncs", "skipped_bytes", "transport_errors", "scrambled", "bad_pes",
+              "crc_errors")
 
     def __init__(self, label: str, demuxer: tsdemux.TsDemuxer) -> None:
         self.label = label
         self.demuxer = demuxer
         self.seen = self._counts()
-        self.last = 0.0
+        self.last_log = 0.0
+        self.next_look = 0.0
 
     def _counts(self) -> tuple[int, ...]:
         return tuple(getattr(self.demuxer, name) for name in self.FIELDS)
 
     def check(self) -> None:
-        counts = self._counts()
-        if counts == self.seen:
-            return
         now = time.monotonic()
-        if now - self.last < DAMAGE_LOG_INTERVAL_S:
+        if now < self.next_look:
             return
-        self.last, self.seen = now, counts
+        self.next_look = now + 1.0
+        counts = self._counts()
+        if counts == self.seen or now - self.last_log < DAMAGE_LOG_INTERVAL_S:
+            return
+        self.last_log, self.seen = now, counts
         log.warning("ts input damaged input=%s %s", self.label,
                     " ".join(f"{name}={value}" for name, value in zip(self.FIELDS, counts, strict=True)))
