@@ -4,13 +4,16 @@ and the per-packet rules (continuity, duplicates, adaptation fields, PSI changes
 from __future__ import annotations
 
 import io
+import logging
 import random
 
 import av
 import pytest
 
 from kiln.media.formats.mpegts.demux import AAC_ADTS, H264, H265, TS_PACKET, PesPacket, TsDemuxer, crc32_mpeg
-from tests.unit.demux.test_tsreader import make_ts
+from kiln.media.ingest.demux.convert import TS_TIME_BASE, AvConverter
+from kiln.media.model import Codec
+from tests.unit.demux.test_tsreader import assert_dts_increasing, make_ts, run_worker
 from tests.unit.demux.tsbuild import PMT_PID, TsWriter, pat, pes, pmt
 
 VIDEO, AUDIO = 0x100, 0x101
@@ -175,3 +178,58 @@ def test_a_pes_header_split_over_two_packets() -> None:
 def test_psi_crc_matches_the_mpeg_polynomial() -> None:
     assert crc32_mpeg(b"123456789") == 0x0376E6E7  # CRC-32/MPEG-2 check value
     assert crc32_mpeg(pat()) == 0
+
+
+# -- the worker on Kiln's demuxer -------------------------------------------------------------------
+def test_the_worker_uses_kilns_demuxer_for_h264_and_aac(ts_bytes: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kiln.media.ingest.demux.tsreader")
+    glue, stream, got = run_worker(ts_bytes)
+    assert "demuxer=kiln" in caplog.text
+    video = [p for p in got if p.track_id == 0]
+    assert len(video) == 60 and video[0].keyframe
+    assert {t.codec for t in stream.tracks.values()} == {Codec.H264, Codec.AAC}
+    assert_dts_increasing(got)
+
+
+def test_mp3_or_opus_inputs_still_go_to_pyav(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kiln.media.ingest.demux.tsreader")
+    _, stream, _ = run_worker(make_ts(30, audios=("aac", "libmp3lame")))
+    assert "ts input demuxing" in caplog.text and "demuxer=kiln" not in caplog.text
+    assert sorted(t.codec.value for t in stream.tracks.values()) == ["AAC", "H264", "MP3"]
+
+
+def test_a_stream_that_moves_to_another_pid_keeps_its_track(ts_bytes: bytes,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kiln.media.ingest.demux.tsreader")
+    pieces = packets(ts_bytes)
+    cut = len(pieces) // 2
+    moved = pmt([(H264, 0x200), (AAC_ADTS, AUDIO)], version=1, pcr_pid=0x200)
+    out = pieces[:cut]
+    for piece in pieces[cut:]:
+        pid = (piece[1] & 0x1F) << 8 | piece[2]
+        if pid == PMT_PID:
+            fresh = bytearray(TsWriter().psi(PMT_PID, moved))
+            fresh[3] = (fresh[3] & 0xF0) | (piece[3] & 0x0F)
+            piece = bytes(fresh)
+        elif pid == VIDEO:
+            piece = piece[:1] + bytes([(piece[1] & 0xE0) | 0x02, 0x00]) + piece[3:]
+        out.append(piece)
+    glue, stream, got = run_worker(b"".join(out))
+    assert "ts stream moved" in caplog.text
+    assert [t.codec for t in stream.tracks.values()].count(Codec.H264) == 1
+    video = [p for p in got if p.track_id == 0]
+    assert len(video) >= 55  # the frames on the new PID kept coming on the same track (one may straddle the move)
+    assert_dts_increasing(got)
+
+
+def test_without_a_random_access_flag_the_nal_types_say_keyframe(ts_bytes: bytes) -> None:
+    _, units = demux(ts_bytes)
+    converter = AvConverter()
+    converter.add_track(VIDEO, Codec.H264, TS_TIME_BASE)
+    first = next(u for u in units if u.pid == VIDEO)
+    track, out = converter.convert_data(VIDEO, first.data, 0, 0)  # SPS, PPS, IDR: described, a keyframe
+    assert track is not None and out[0].keyframe
+    _, out = converter.convert_data(VIDEO, b"\x00\x00\x00\x01\x09\xf0\x00\x00\x01\x41\x9a\x02\x03", 3000, 3000)
+    assert not out[0].keyframe and out[0].data == b"\x00\x00\x00\x02\x09\xf0\x00\x00\x00\x04\x41\x9a\x02\x03"
+    _, out = converter.convert_data(VIDEO, first.data, 6000, 6000, keyframe=False)  # the demuxer's word wins
+    assert not out[0].keyframe

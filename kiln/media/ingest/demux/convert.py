@@ -42,6 +42,7 @@ class _TrackState:
     clocked: bool = False  # dts/pts go through the TS clock (an MPEG-TS track in 1/90000)
     adts_key: tuple[int, int, int] | None = None  # (object type, rate index, channels) of the last ADTS header
     adts_steps: dict[int, int] = field(default_factory=dict)  # rate index -> ticks per 1024-sample frame
+    parameter_sets: bytes = b""  # the in-band SPS/PPS (VPS) bytes the config was last built from
 
 
 class AvConverter:
@@ -124,9 +125,14 @@ class AvConverter:
             if keyframe is None:
                 keyframe = _has_random_access_nal(state.codec, data)
             if keyframe or state.described is None:
-                found = _config_from_annexb(state.codec, data)
-                if found:
-                    state.config = found
+                # encoders repeat the parameter sets at every keyframe: the config (an SPS parse) is rebuilt
+                # only when their bytes change
+                sets = _parameter_sets(state.codec, data)
+                if sets != state.parameter_sets or not state.config:
+                    found = _config_from_annexb(state.codec, data)
+                    if found:
+                        state.config = found
+                        state.parameter_sets = sets
             data = nal.annexb_to_length_prefixed(data)
         elif keyframe is None:
             keyframe = False
@@ -184,6 +190,23 @@ def _has_random_access_nal(codec: Codec, data: bytes) -> bool:
             return False
         at = find(b"\x00\x00\x01", at + 4)
     return False
+
+
+def _parameter_sets(codec: Codec, data: bytes) -> bytes:
+    """The parameter-set NAL units (H.264 SPS/PPS, H.265 VPS/SPS/PPS) before the first slice, joined."""
+    h264_codec = codec is Codec.H264
+    sets: list[bytes] = []
+    find = data.find
+    at = find(b"\x00\x00\x01")
+    while 0 <= at < len(data) - 3:
+        start = at + 3
+        kind = data[start] & 0x1F if h264_codec else data[start] >> 1 & 0x3F
+        at = find(b"\x00\x00\x01", start)
+        if (kind in (7, 8)) if h264_codec else (32 <= kind <= 34):
+            sets.append(data[start:at if at >= 0 else len(data)])
+        elif (1 <= kind <= 5) if h264_codec else kind < 32:
+            break  # a slice: parameter sets come before it
+    return b"".join(sets)
 
 
 def _config_from_extradata(codec: Codec, extradata: bytes) -> bytes:
