@@ -233,3 +233,12 @@ def test_without_a_random_access_flag_the_nal_types_say_keyframe(ts_bytes: bytes
     assert not out[0].keyframe and out[0].data == b"\x00\x00\x00\x02\x09\xf0\x00\x00\x00\x04\x41\x9a\x02\x03"
     _, out = converter.convert_data(VIDEO, first.data, 6000, 6000, keyframe=False)  # the demuxer's word wins
     assert not out[0].keyframe
+
+
+def test_a_declared_track_that_never_comes_does_not_hold_the_stream_back(ts_bytes: bytes) -> None:
+    """The PMT lists AAC but no audio packet arrives: the stream still opens, with the video, when the input ends
+    (a live input: after PROBE_MEDIA_S of media)."""
+    video_only = b"".join(p for p in packets(ts_bytes) if (p[1] & 0x1F) << 8 | p[2] != AUDIO)
+    _, stream, got = run_worker(video_only)
+    assert [t.codec for t in stream.tracks.values()] == [Codec.H264]
+    assert len(got) == 60 and stream.ended_reason == "disconnected"

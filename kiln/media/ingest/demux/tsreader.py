@@ -358,7 +358,9 @@ class TsDemuxWorker:
             if not chunk:
                 units = demuxer.flush() if self.feed.closed_reason is not None else []
                 for track, packets in self._convert(converter, codecs, units):
-                    held += ([track] if track is not None else []) + packets
+                    if track is not None:
+                        held.append(track)
+                    held += packets
                 break
             units = demuxer.feed(chunk)
             if demuxer.changes != changes:
