@@ -239,6 +239,7 @@ class TsDemuxWorker:
 
     def start(self) -> TsDemuxWorker:
         self._thread.start()
+        name_os_thread(self._thread, "kiln-ts-demux")
         return self
 
     def push(self, data: bytes) -> bool:
@@ -269,7 +270,6 @@ class TsDemuxWorker:
 
     # -- thread --------------------------------------------------------------------------------
     def _run(self) -> None:
-        name_os_thread("kiln-ts-demux")
         reason = "internal error"
         try:
             reason = self._demux()

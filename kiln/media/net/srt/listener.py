@@ -179,6 +179,7 @@ class SrtListener:
         libsrt.register_owner(self)
         self._thread = threading.Thread(target=self._run, name=f"srt-listener-{self.port}", daemon=True)
         self._thread.start()
+        name_os_thread(self._thread, "kiln-srt-listen")
         log.info("srt listener started host=%s port=%d", self.host, self.port)
 
     def close(self) -> None:
@@ -267,7 +268,6 @@ class SrtListener:
 
     def _run(self) -> None:
         assert self._sock is not None and self._epoll is not None
-        name_os_thread("kiln-srt-listen")
         listen_handle = self._sock.handle
         last_sweep = time.monotonic()
         try:
