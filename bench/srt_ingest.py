@@ -11,7 +11,11 @@ threads, the event loop, libsrt's own threads), then the median SRT/RTMP ratio n
 window (outside it, so sampling costs nothing in the figures) and prints the top entries by own
 samples and the top functions including callees.
 
+``--compare TREE`` adds a third run per round: SRT into the Kiln of another checkout (e.g. main, for a
+before/after in one call), with its ratio to the same round's RTMP.
+
 Usage: .venv/bin/python bench/srt_ingest.py [--streams 10 --seconds 15 --repeat 2 --threads --profile]
+       [--compare /work/main]
 """
 
 from __future__ import annotations
@@ -80,8 +84,11 @@ def py_spy_top(pid: int, seconds: float, out_file: Path, n: int = 12, rate: int 
     return lines
 
 
-def run(protocol: str, args: argparse.Namespace, media: Path, wd: Path) -> tuple[float, float, list[str]]:
+def run(protocol: str, args: argparse.Namespace, media: Path, wd: Path,
+        tree: Path | None = None) -> tuple[float, float, list[str]]:
     kiln = BenchKiln(wd / f"{protocol}-{time.monotonic_ns()}")
+    if tree is not None:
+        kiln.tree = tree  # another checkout's Kiln (``--compare``)
     kiln.start()
     pubs = []
     notes: list[str] = []
@@ -118,6 +125,8 @@ def main() -> None:
     ap.add_argument("--threads", action="store_true", help="print Kiln's CPU by thread")
     ap.add_argument("--profile", type=float, nargs="?", const=8.0, default=0.0, metavar="SECONDS",
                     help="after each window, sample Kiln with py-spy (default 8 s) and print the top entries")
+    ap.add_argument("--compare", metavar="TREE", help="also run another checkout's Kiln (e.g. /work/main) on SRT "
+                    "in each round, as the before figure")
     args = ap.parse_args()
     if not srt_ingest_available():
         out("Kiln has no SRT ingest wired: nothing to compare.")
@@ -128,23 +137,32 @@ def main() -> None:
         f"RTMP then SRT; load avg {os.getloadavg()[0]:.2f}; work dir {wd}")
     rows = []
     ratios = []
+    compared: list[float] = []
     for round_no in range(1, args.repeat + 1):
         figures = {}
-        for protocol in ("rtmp", "srt"):
-            per_min, busy, notes = run(protocol, args, media, wd)
-            figures[protocol] = per_min
-            rows.append([round_no, protocol, round(per_min, 3), round(busy, 1)])
-            out(f"round {round_no} {protocol}: {per_min:.3f} CPU-s per stream-minute (machine {busy:.0f} % busy)")
+        runs: list[tuple[str, str, Path | None]] = [("rtmp", "rtmp", None), ("srt", "srt", None)]
+        if args.compare:
+            runs.append(("srt", f"srt ({args.compare})", Path(args.compare)))
+        for protocol, label, tree in runs:
+            per_min, busy, notes = run(protocol, args, media, wd, tree)
+            figures[label] = per_min
+            rows.append([round_no, label, round(per_min, 3), round(busy, 1)])
+            out(f"round {round_no} {label}: {per_min:.3f} CPU-s per stream-minute (machine {busy:.0f} % busy)")
             for note in notes:
                 out(f"  {note}")
         if figures["rtmp"]:
             ratios.append(figures["srt"] / figures["rtmp"])
+            if args.compare:
+                compared.append(figures[f"srt ({args.compare})"] / figures["rtmp"])
     out()
     out(table(["round", "protocol", "cpu_s/stream-min", "machine%"], rows))
     if ratios:
         ratio = statistics.median(ratios)
         out(f"SRT / RTMP ingest CPU per stream-minute: {ratio:.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)}; "
             f"target <= {TARGET}x: {'met' if ratio <= TARGET else 'NOT met'})")
+    if compared:
+        out(f"the same with {args.compare}'s Kiln for SRT: {statistics.median(compared):.2f}x "
+            f"(rounds: {', '.join(f'{r:.2f}' for r in compared)})")
 
 
 if __name__ == "__main__":

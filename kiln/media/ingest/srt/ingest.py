@@ -73,18 +73,18 @@ class LoopHandOff:
         """``data`` None: the caller left with ``reason`` (``worker.finish``) after what was put before."""
         with self._lock:
             if data is not None and self._bytes + len(data) > HANDOFF_MAX_BYTES:
+                first = not self.dropped_bytes
                 self.dropped_bytes += len(data)
-                dropped = self.dropped_bytes
+                schedule = False
             else:
+                first = False
                 self._batch.append((worker, data, reason))
                 self._bytes += len(data) if data is not None else 0
-                if self._scheduled:
-                    return
-                self._scheduled = True
-                dropped = 0
-        if dropped:
-            if dropped == len(data or b""):
-                log.warning("srt input waits for a busy event loop, bytes dropped input=%s", worker.label)
+                schedule, self._scheduled = not self._scheduled, True
+        if first:  # once: the loop is wedged or far behind; TsFeed's own overflow warnings say the rest
+            log.warning("srt input waits for a busy event loop, bytes dropped input=%s waiting_bytes=%d",
+                        worker.label, self._bytes)
+        if not schedule:
             return
         try:
             self.loop.call_soon_threadsafe(self.run)

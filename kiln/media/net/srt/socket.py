@@ -180,7 +180,7 @@ class SrtSocket:
         back to back into ``buf``. Returns (bytes, messages, the error that stopped it or None)."""
         assert self._nonblocking_recv, "try_recv_into needs a non-blocking socket"
         base, room = ctypes.addressof(buf), len(buf)
-        recv, handle = libsrt.recvmsg_nowait_at, self._handle
+        recv, handle = libsrt.nowait_receiver(), self._handle
         used = count = 0
         while count < max_messages and room - used >= RECV_BUFFER:
             n = recv(handle, base + used, RECV_BUFFER)
