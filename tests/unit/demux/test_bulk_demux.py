@@ -242,3 +242,18 @@ def test_a_declared_track_that_never_comes_does_not_hold_the_stream_back(ts_byte
     _, stream, got = run_worker(video_only)
     assert [t.codec for t in stream.tracks.values()] == [Codec.H264]
     assert len(got) == 60 and stream.ended_reason == "disconnected"
+
+
+def test_audio_pes_without_pts_follows_the_previous_frames(ts_bytes: bytes) -> None:
+    """MPEG-TS lets an audio PES leave its PTS out (timestamps at most 0.7 s apart): its ADTS frames follow on."""
+    _, units = demux(ts_bytes)
+    audio = [u for u in units if u.pid == AUDIO][:4]
+    writer = TsWriter()
+    out = [writer.psi(0, pat()), writer.psi(PMT_PID, pmt([(AAC_ADTS, AUDIO)], pcr_pid=AUDIO))]
+    for index, unit in enumerate(audio):
+        out += writer.pes_packets(AUDIO, pes(0xC0, unit.data, unit.pts if index in (0, 3) else None))
+    _, stream, got = run_worker(b"".join(out))
+    frames = [unit.data.count(b"\xff\xf1") for unit in audio]  # ADTS frames per PES (no CRC: 0xFFF1)
+    assert len(got) == sum(frames) and stream.tracks[0].codec is Codec.AAC
+    steps = {b.dts - a.dts for a, b in zip(got, got[1:], strict=False)}
+    assert steps == {1920}  # 1024 samples at 48 kHz in 1/90000, across the PES without PTS

@@ -106,6 +106,19 @@ class AvConverter:
             return None, []
         return new, [Packet(state.track_id, pts, dts, state.time_base, data, keyframe=True, duration=duration)]
 
+    def continue_adts(self, key: int, data: bytes) -> tuple[Track | None, list[Packet]]:
+        """ADTS frames of a PES that carries no PTS (allowed in MPEG-TS between timestamps at most 0.7 s
+        apart): they follow the track's previous frame. Dropped before the track's first timestamp."""
+        state = self._tracks.get(key)
+        if state is None or state.codec is not Codec.AAC or not state.clocked or data[:2] not in (
+                b"\xff\xf1", b"\xff\xf9"):
+            return None, []
+        assert self._clock is not None
+        end = self._clock.end_of(state.track_id)
+        if end is None:
+            return None, []
+        return self._adts(state, data, end, 0)
+
     def _describe(self, state: _TrackState) -> Track | None:
         if state.described is not None and state.described.config == state.config:
             return None

@@ -398,7 +398,11 @@ class TsDemuxWorker:
     def _convert(converter: AvConverter, codecs: dict[int, Codec],
                  units: list[tsdemux.PesPacket]) -> Iterator[tuple[Track | None, list[Packet]]]:
         for unit in units:
-            if unit.dts is not None and unit.pid in codecs:
+            if unit.pid not in codecs:
+                continue
+            if unit.dts is None:  # an audio PES may leave its PTS out; a video one without is dropped
+                yield converter.continue_adts(unit.pid, unit.data)
+            else:
                 yield converter.convert_data(unit.pid, unit.data, unit.dts, unit.dts if unit.pts is None else unit.pts,
                                              0, True if unit.random_access else None)
 
