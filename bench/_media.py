@@ -400,6 +400,17 @@ def ffmpeg_publish(url: str, media: Path, log_dir: Path, name: str = "ffmpeg-pub
     return Peer.spawn(name, argv, log_dir)
 
 
+def timecoded_publish(url: str, log_dir: Path, *, width: int = 1280, height: int = 720, bitrate: str = "2500k",
+                      bufsize: str | None = None, name: str = "ffmpeg-timecoded") -> Peer:
+    """A live camera stand-in for glass-to-glass: ffmpeg encodes testsrc2 in real time (libx264 zerolatency,
+    no B-frames, GOP 1 s, AAC) with the wall clock at each frame's capture drawn on top as bars
+    (tests/e2e/webrtc/timecode.py, read back by the player) and publishes it to ``url`` over RTMP."""
+    from tests.e2e.webrtc.timecode import Timecode, publish_timecoded_rtmp
+
+    return publish_timecoded_rtmp(url, log_dir, timecode=Timecode(width, height), bitrate=bitrate,
+                                  bufsize=bufsize, name=name)
+
+
 def ffmpeg_relay(src: str, dst: str, log_dir: Path, name: str = "ffmpeg-relay") -> Peer:
     """``ffmpeg -i src -c copy -f flv dst``: the reference RTMP relay."""
     argv = ["ffmpeg", "-hide_banner", "-loglevel", "warning", "-nostdin", "-rw_timeout", "10000000",

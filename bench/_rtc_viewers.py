@@ -4,8 +4,8 @@ Each viewer is an aiortc peer that completes ICE and DTLS over OME's signalling 
 it serves a browser: consent checks, SRTP keys, RTCP), then counts RTP packets from their clear
 header (SRTP leaves it readable) on its socket: no SRTP decrypt, no jitter buffer, no decoder. Loss
 is read from sequence-number gaps per SSRC. Everything that is not RTP (STUN consent checks, DTLS,
-RTCP) still goes to aiortc. That keeps a viewer at a few microseconds per packet, so several farms
-of many viewers can receive hundreds of 2.5 Mbit/s streams next to Kiln on a small machine.
+RTCP) still goes to aiortc. That keeps a viewer at a few microseconds per packet (on uvloop), so
+several farms of many viewers can receive hundreds of 2.5 Mbit/s streams next to Kiln on a small machine.
 
 Usage: ``python bench/_rtc_viewers.py URL COUNT SECONDS``; prints one JSON line per viewer at the end:
 ``{"connected", "video_received", "video_lost", "audio_received", "audio_lost"}``.
@@ -140,4 +140,6 @@ async def main(url: str, count: int, seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))
+    import uvloop  # the event loop kiln serve runs on
+
+    uvloop.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,8 @@ class Result:
     seconds: float
     latencies: list[float]
     cpu: float  # server CPU seconds over the run
+    journal: dict[str, float] = field(default_factory=dict)  # Kiln's journal counters' change over the run
+
 
     @property
     def rate(self) -> float:
@@ -272,14 +274,62 @@ async def drive(server: Server, call: Call, concurrency: int, seconds: float, wa
 
         tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
         await asyncio.sleep(warmup)
+        journal0 = await journal_counters(shared) if server.name == "kiln" else {}
         cpu0, t0 = server.cpu_seconds(), time.perf_counter()
         phase["measure"] = True
         await asyncio.sleep(seconds)
         phase["stop"] = True
         elapsed, cpu1 = time.perf_counter() - t0, server.cpu_seconds()
+        journal1 = await journal_counters(shared) if server.name == "kiln" else {}
         await asyncio.gather(*tasks)
     latencies.sort()
-    return Result(totals["requests"], totals["errors"], elapsed, latencies, cpu1 - cpu0)
+    return Result(totals["requests"], totals["errors"], elapsed, latencies, cpu1 - cpu0,
+                  {k: journal1[k] - journal0.get(k, 0.0) for k in journal1})
+
+
+JOURNAL_METRICS = ("kiln_journal_records_total", "kiln_journal_commits_total", "kiln_journal_fsync_seconds_count",
+                   "kiln_journal_fsync_seconds_sum")
+
+
+async def journal_counters(client: httpx.AsyncClient) -> dict[str, float]:
+    """Kiln's journal counters from ``GET /metrics`` (records, group commits, fsyncs and their time)."""
+    text = (await client.get("/metrics")).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in JOURNAL_METRICS:
+            found[name] = float(value)
+    return found
+
+
+def raw_fsync_rate(directory: Path, seconds: float) -> float:
+    """The disk's own answer, in the same run: a loop of a small ``write`` + ``fsync`` on one file in the
+    directory Kiln's journal is in (what one commit at a time can reach)."""
+    path = directory / "raw-fsync"
+    count, deadline = 0, time.monotonic() + seconds
+    with open(path, "ab") as fh:
+        while time.monotonic() < deadline:
+            fh.write(b"x" * 100)
+            fh.flush()
+            os.fsync(fh.fileno())
+            count += 1
+    path.unlink()
+    return count / seconds
+
+
+def fsync_line(pairs: Result, raw_rate: float) -> str:
+    """Whether start/stop pairs wait on the disk: the journal's fsyncs during the pairs next to the raw rate."""
+    j, secs = pairs.journal, pairs.seconds
+    fsyncs = j.get("kiln_journal_fsync_seconds_count", 0.0)
+    if not fsyncs:
+        return "journal during the pairs: no fsync counted (is /metrics served?)"
+    busy = j.get("kiln_journal_fsync_seconds_sum", 0.0) / secs
+    return (f"start/stop pairs: {pairs.rate / 2:,.0f} pairs/s; journal meanwhile {fsyncs / secs:,.0f} fsyncs/s, "
+            f"{j.get('kiln_journal_records_total', 0.0) / max(1.0, fsyncs):.1f} records per fsync, mean fsync "
+            f"{j.get('kiln_journal_fsync_seconds_sum', 0.0) / fsyncs * 1000:.2f} ms, fsync busy {busy:.0%} of the "
+            f"window; raw write+fsync loop on the same disk, same run: {raw_rate:,.0f}/s. Pairs are limited by the "
+            f"fsyncs they wait for when the journal's fsync is busy most of the window "
+            f"({'yes' if busy >= 0.8 else 'no: the rest is CPU (actors, journal, HTTP)'})")
 
 
 SCENARIOS: list[tuple[str, Call, str]] = [
@@ -328,8 +378,11 @@ def main() -> None:
         canned = prepare_kiln(kiln)
         bare = start_bare(work, canned, servers)
         rows = []
+        pairs: Result | None = None
         for label, call, unit in SCENARIOS:
             k = asyncio.run(drive(kiln, call, args.concurrency, args.seconds, args.warmup, args.client))
+            if unit == "pair":
+                pairs = k
             b = asyncio.run(drive(bare, call, args.concurrency, args.seconds, args.warmup, args.client))
             per = 2 if unit == "pair" else 1
             rows.append([label, k.rate, k.ms(50), k.ms(99), k.cpu / max(1, k.requests) * 1e6,
@@ -342,6 +395,8 @@ def main() -> None:
                "cpu us/req", "kiln/bare", "cpu bare/kiln", "errors k/b"], rows)
         out("req/s counts HTTP requests (a pair is 2); latency is per request, or per pair where marked; "
             "cpu bare/kiln is the same ratio from server CPU per request, steadier on a busy machine")
+        if pairs is not None:
+            out(fsync_line(pairs, raw_fsync_rate(work / "data", min(2.0, args.seconds))))
         reads = [(row[0], float(row[9])) for row in rows if "pair" not in row[0]]
         worst = min(reads, key=lambda r: r[1])
         out(f"read routes: worst kiln/bare {worst[1]:.2f} ({worst[0]}); target >= 0.50 for every read route: "

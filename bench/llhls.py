@@ -582,15 +582,22 @@ def main() -> None:
                          "(repeatable; the default config always runs first)")
     ap.add_argument("--viewers", default="10,50,100,200", help="(c) viewer counts")
     ap.add_argument("--step-seconds", type=float, default=12.0, help="(c) measurement time per step")
+    ap.add_argument("--kiln-tree", help="run Kiln from this checkout (e.g. main's, for a before/after)")
+    ap.add_argument("--cost-only", action="store_true", help="only (f): CPU per answer of the fast lane, in-process")
+    ap.add_argument("--cost-viewers", type=int, default=500, help="(f) connections (blocked reloads per wake)")
     _llhls_load.add_arguments(ap)
     args = ap.parse_args()
     args.viewers = [int(v) for v in args.viewers.split(",") if v.strip()]
+    if args.cost_only or args.serve_only:
+        answer_costs(args)
+        if args.cost_only:
+            return
     media = media_720p(60)
     wd = run_dir("llhls")
     out(f"llhls bench: one 720p30 3 Mbit/s H.264 + AAC stream (PyAV real-time publisher), ChunkDuration "
         f"{args.chunk_duration:g}, "
         f"SegmentDuration 2; work dir {wd}")
-    kiln = bench_kiln(wd / "kiln", args.chunk_duration)
+    kiln = bench_kiln(wd / "kiln", args.chunk_duration, args.kiln_tree)
     pub = Publisher(kiln.rtmp_url("live"), media)
     pub.start()
     nginx = None
@@ -700,16 +707,50 @@ def report_part_timing(prober: Prober, pub: Publisher) -> None:
         f"{before_next}/{len(infos)} answered before the next frame was written")
     out(f"  ready  (part downloaded - last frame written)  {summary(ready)}")
     out(f"  dl     (part GET time)                         {summary(dl)}")
-    out(f"  next frame written - last frame (not waited for) {summary(close)}")
+    out(f"  next frame written - last frame (not waited for) {summary([c for c in close if c == c])}")  # not NaN
     out(f"  part sizes KB: p50={pctl([i.size / 1000 for i in infos], 50):.0f}; "
         f"PDT - first frame's write time (ms): {summary(prober.pdt_offsets)}")
     if prober.errors:
         out(f"  prober errors: {prober.errors[:5]}")
 
 
-def bench_kiln(workdir: Path, chunk_duration: float) -> BenchKiln:
-    """Kiln with the e2e app config, its LLHLS ChunkDuration set to `chunk_duration`."""
+ANSWER_COST_KINDS = ("chunklist", "part", "blocked reload")
+
+
+def answer_costs(args: argparse.Namespace, repeats: int = 3) -> None:
+    """(f) bench/_llhls_cost.py in a child per checkout (this one, and --kiln-tree's), taking turns; the best
+    of ``repeats`` per figure (the least disturbed by the other jobs on the machine)."""
+    import subprocess
+
+    trees = [("this", ROOT)] + ([("--kiln-tree", Path(args.kiln_tree))] if args.kiln_tree else [])
+    best: dict[str, dict[str, float]] = {name: {} for name, _t in trees}
+    for _ in range(repeats):
+        for name, tree in trees:
+            proc = subprocess.run([sys.executable, str(Path(__file__).with_name("_llhls_cost.py")),
+                                   str(args.cost_viewers), "10"], cwd=tree, capture_output=True, text=True,
+                                  timeout=300)
+            if proc.returncode != 0:
+                out(f"(f) {name} ({tree}): failed: {proc.stderr.strip().splitlines()[-1:]}")
+                return
+            got = json.loads(proc.stdout.strip().splitlines()[-1])
+            for kind in ANSWER_COST_KINDS:
+                best[name][kind] = min(best[name].get(kind, float("inf")), got[kind])
+    out()
+    out(f"(f) CPU per answer through the player port's protocol and fast lane, in one process (uvicorn httptools + "
+        f"LlhlsServer, a counting transport: no kernel), {args.cost_viewers} connections, best of {repeats}; "
+        f"a blocked reload is counted from its arrival to its answer written when its part appears (load "
+        f"{os.getloadavg()[0]:.1f})")
+    headers = ["checkout", *(f"{k} us" for k in ANSWER_COST_KINDS)]
+    out(table(headers, [[f"{name} ({tree})", *(f"{best[name][k]:.1f}" for k in ANSWER_COST_KINDS)]
+                        for name, tree in trees]))
+
+
+def bench_kiln(workdir: Path, chunk_duration: float, tree: str | None = None) -> BenchKiln:
+    """Kiln with the e2e app config, its LLHLS ChunkDuration set to `chunk_duration`, run from `tree` (another
+    checkout, for a before/after under the same load) or this one."""
     kiln = BenchKiln(workdir)
+    if tree:
+        kiln.tree = Path(tree)
     xml = kiln.config_path.read_text()
     kiln.config_path.write_text(xml.replace("<ChunkDuration>0.5</ChunkDuration>",
                                             f"<ChunkDuration>{chunk_duration:g}</ChunkDuration>"))

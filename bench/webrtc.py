@@ -18,12 +18,14 @@ figures. The viewers share the machine with Kiln: its busy share and UDP receive
 printed, since on 2 cores the clients are a limit as well. A ramp stops after its first failing step.
 
 ``--mode ingest`` measures WebRTC ingest instead (bench/_webrtc_ingest.py): N aiortc WHIP publishers,
-Kiln's CPU per stream-minute next to the same streams over RTMP in the same run.
+Kiln's CPU per stream-minute next to the same streams over RTMP in the same run. ``--mode sendcost``
+(bench/_rtc_sendcost.py) measures the send path's CPU per RTP packet, which the machine's load does not move.
 
 Usage:
   .venv/bin/python bench/webrtc.py                          # about 5 minutes
   .venv/bin/python bench/webrtc.py --viewers 10,50 --seconds 10 --compare /work/main
   .venv/bin/python bench/webrtc.py --mode ingest [--streams 8] [--seconds 20]
+  .venv/bin/python bench/webrtc.py --mode sendcost [--viewers 100] [--compare /work/main]
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from urllib.parse import urljoin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _rtc_glass  # noqa: E402
 import httpx  # noqa: E402
 from _media import (  # noqa: E402
     ROOT,
@@ -53,6 +56,7 @@ from _media import (  # noqa: E402
     run_dir,
     stop_all,
     table,
+    timecoded_publish,
 )
 
 from tests.e2e.webrtc.play_kiln import RtcPorts, rtc_server_xml  # noqa: E402
@@ -62,8 +66,9 @@ FARM = Path(__file__).with_name("_rtc_viewers.py")
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"')
 PART = re.compile(r"part_\d+_(\d+)_(\d+)_")
 HEADERS = ["kiln", "viewers", "rtc up", "loss% avg/max (<1)", "kiln %core", "cpu-s/viewer-min",
-           "frame->rtp p50/p99 ms (p99<=10)", "shed frames (0)", "per-viewer p99 ms", "farms %core", "machine %",
-           "udp rcvbuf drops", "hls kiln %core", "hls cpu-s/viewer-min", "hls parts/err"]
+           "frame->rtp p50/p99 ms (p99<=10)", "last viewer p99 ms", "shed frames (0)", "per-viewer p99 ms",
+           "farms %core", "machine %", "udp rcvbuf drops", "load 1m", "hls kiln %core", "hls cpu-s/viewer-min",
+           "hls parts/err"]
 TARGET_VIEWERS = 200
 
 
@@ -75,16 +80,18 @@ class RtcKiln(BenchKiln):
         self.config_path.write_text(rtc_server_xml(ports))
 
 
-def window_figures(text: str) -> tuple[str, int | None]:
+def window_figures(text: str) -> tuple[str, int | None, str]:
     """The feed's arrival -> first RTP out over the measured windows (``webrtc feed window`` lines logged while
-    CPU was measured): median p50 / worst p99 in ms, and the frames it shed (too late to send: overload)."""
-    found = [(float(m.group(2)), float(m.group(3)), int(m.group(1))) for m in (
-        re.search(r"webrtc feed window .*shed=(\d+) first_rtp_ms_p50=([\d.]+) first_rtp_ms_p99=([\d.]+)", x)
+    CPU was measured): median p50 / worst p99 in ms, the frames it shed (too late to send: overload), and the worst
+    p99 of arrival -> the last viewer's packets out."""
+    found = [(float(m.group(2)), float(m.group(3)), int(m.group(1)), float(m.group(4))) for m in (
+        re.search(r"webrtc feed window .*shed=(\d+) first_rtp_ms_p50=([\d.]+) first_rtp_ms_p99=([\d.]+) "
+                  r"last_viewer_ms_p99=([\d.]+)", x)
         for x in text.splitlines()) if m]
     if not found:
-        return "-", None
-    return (f"{statistics.median(p for p, _, _ in found):.2f}/{max(p for _, p, _ in found):.2f}",
-            sum(shed for _, _, shed in found))
+        return "-", None, "-"
+    return (f"{statistics.median(f[0] for f in found):.2f}/{max(f[1] for f in found):.2f}",
+            sum(f[2] for f in found), f"{max(f[3] for f in found):.0f}")
 
 
 def session_figures(text: str) -> str:
@@ -170,7 +177,8 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
     """One Kiln (from ``tree``) with one publisher, the viewer steps in turn: rows, largest N under 1 % loss."""
     steps = [int(v) for v in args.viewers.split(",")]
     kiln = RtcKiln(wd / f"kiln-{label}", tree).start()
-    publisher = ffmpeg_publish(kiln.rtmp_url("cam"), media_720p(), wd)
+    publisher = (timecoded_publish(kiln.rtmp_url("cam"), wd) if args.glass  # --glass: a live, time-stamped camera
+                 else ffmpeg_publish(kiln.rtmp_url("cam"), media_720p(), wd))
     rows: list[list[object]] = []
     best = 0
     try:
@@ -184,19 +192,27 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
         idle = CpuWindow.measure({"kiln": [kiln.pid]}, 5)
         out(f"[{label}: {tree}] kiln idle with one 720p publisher (Opus encode, LL-HLS packaging): "
             f"{idle.core_pct('kiln'):.1f} % of a core; load {Path('/proc/loadavg').read_text().split()[:3]}")
+        glass = _rtc_glass.GlassProbe(ws_url, master, wd, label, hls=not args.no_hls) if args.glass else None
+        if glass:  # glass-to-glass in OvenPlayer with no other viewer, then in each step's window (bench/_rtc_glass.py)
+            glass.alone(args.seconds)
         for n in steps:
             drops0 = udp_drops()
             log_at = kiln.log_path.stat().st_size
+            if glass:  # first: a browser joining beside N viewers' connection storm can take 30 s to connect
+                glass.start(args.warmup + args.seconds, args.seconds)
             peers = farms(ws_url, n, args.per_process, args.warmup + args.seconds, wd)
             try:
                 time.sleep(args.warmup)
                 window_at = kiln.log_path.stat().st_size
                 cpu = CpuWindow.measure({"kiln": [kiln.pid], "farms": [p.pid for p in peers]}, args.seconds)
-                first, shed = window_figures(read_from(kiln.log_path, window_at))
+                first, shed, last_viewer = window_figures(read_from(kiln.log_path, window_at))
                 results = farm_results(peers, args.warmup + args.seconds + 120)
             finally:
                 stop_all(peers)
+            if glass:
+                glass.finish(n)
             drops = udp_drops() - drops0
+            load_1m = Path("/proc/loadavg").read_text().split()[0]  # other jobs on the machine take Kiln's share
             deadline = time.monotonic() + 30  # the sessions' closing lines (each viewer's DTLS goes down)
             while (read_from(kiln.log_path, log_at).count("webrtc session closed") < n
                    and time.monotonic() < deadline):
@@ -218,13 +234,13 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
             extra = cpu.core_pct("kiln") - idle.core_pct("kiln")
             rows.append([label, n, f"{connected}/{n}",
                          f"{statistics.mean(losses) if losses else 0:.2f}/{worst:.2f}",
-                         f"{cpu.core_pct('kiln'):.0f}", f"{60 * extra / 100 / n:.2f}", first,
+                         f"{cpu.core_pct('kiln'):.0f}", f"{60 * extra / 100 / n:.2f}", first, last_viewer,
                          "-" if shed is None else shed, per_viewer,
-                         f"{cpu.core_pct('farms'):.0f}", f"{cpu.machine_busy_pct:.0f}", drops, *hls_cells])
+                         f"{cpu.core_pct('farms'):.0f}", f"{cpu.machine_busy_pct:.0f}", drops, load_1m, *hls_cells])
             out(table(HEADERS, rows[-1:]))
             if not ok:
                 break
-        out(f"[{label}] kiln log: {kiln.log_findings()}")
+        out(f"[{label}] kiln log: {kiln.log_findings()}" + (f"\n{glass.summary()}" if glass else ""))
     finally:
         stop_all([publisher])
         kiln.close()
@@ -233,20 +249,26 @@ def ramp(label: str, tree: Path, args: argparse.Namespace, wd: Path) -> tuple[li
 
 def main() -> None:
     mode = argparse.ArgumentParser(add_help=False)
-    mode.add_argument("--mode", choices=("play", "ingest"), default="play")
+    mode.add_argument("--mode", choices=("play", "ingest", "sendcost"), default="play")
     chosen, rest = mode.parse_known_args()
     if chosen.mode == "ingest":
         import _webrtc_ingest
         _webrtc_ingest.main(rest)
         return
+    if chosen.mode == "sendcost":
+        import _rtc_sendcost
+        _rtc_sendcost.main(rest)
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=("play", "ingest"), default="play")
+    ap.add_argument("--mode", choices=("play", "ingest", "sendcost"), default="play")
     ap.add_argument("--viewers", default="10,50,100,200,300")
     ap.add_argument("--per-process", type=int, default=25)
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--warmup", type=float, default=8.0)
     ap.add_argument("--compare", type=Path, help="another checkout whose Kiln is measured first (e.g. /work/main)")
     ap.add_argument("--no-hls", action="store_true", help="leave out the LL-HLS reference")
+    ap.add_argument("--glass", action="store_true", help="publish live with a clock on each frame; OvenPlayer's "
+                    "glass-to-glass alone and in each step (bench/_rtc_glass.py)")
     args = ap.parse_args()
     wd = run_dir("webrtc")
     runs = ([("before", args.compare)] if args.compare else []) + [("this", ROOT)]

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from kiln.events.base import Event, decode_event
+from kiln.events.base import Event, ValuesDecoder, decode_event, decode_values, values_decoder
 from kiln.events.codec import event_of, record_parts
 from kiln.journal.records import NewRecord, Record
 
@@ -34,6 +34,17 @@ def _route(projections: Sequence[Projection], type_name: str) -> tuple[tuple[Pro
         if handler is not None:
             found.append((projection, handler))
     return tuple(found)
+
+
+def _no_fill(values: list[Any]) -> Event:  # pragma: no cover - a type first seen as a map: never called
+    raise AssertionError("no fill for a type first stored as a map")
+
+
+def _decode_stored(type_name: str, version: int, payload: Any) -> Event:
+    """An event from a stored payload: a map, or a list in its layout's order (kiln.events.layouts)."""
+    if type(payload) is list:
+        return decode_values(type_name, version, payload)
+    return decode_event(type_name, version, payload)
 
 
 class RecordJournal(Protocol):
@@ -79,23 +90,32 @@ class EventLog:
 
     def apply_stored(self, rows: Iterable[Sequence[Any]]) -> int:
         """``apply_replayed`` for records as the journal stores them, ``[seq, time, entity, type, version,
-        payload]`` (``Journal.read_stored``): startup replay's path. Each event type is routed, once, to the
-        projections that handle it (``replay_handler``), so an event is built only when a projection reads
-        its type and goes only where it is read (the first record of each type is always decoded, so an
-        unknown type still fails replay). A projection's failure is logged and counted as in ``_project``."""
+        payload]`` (``Journal.read_stored``; the payload a map, or its values in layout order): startup replay's
+        path. Each event type is routed, once, to the projections that handle it (``replay_handler``), so an
+        event is built only when a projection reads its type and goes only where it is read (the first record
+        of each type is always decoded, so an unknown type still fails replay), and value lists of the type's
+        first-seen version are decoded by one compiled ``fill`` (``values_decoder``). A projection's failure is
+        logged and counted as in ``_project``."""
         projections = tuple(self._projections)
-        routes: dict[str, tuple[tuple[Projection, Callable[[Event], None]], ...]] = {}
+        # type -> (its route, the version whose value lists ``fill`` decodes, fill)
+        routes: dict[str, tuple[tuple[tuple[Projection, Callable[[Event], None]], ...], int, ValuesDecoder]] = {}
         count = 0
         for row in rows:
             count += 1
-            type_name = row[3]
-            route = routes.get(type_name)
-            if route is None:
-                decode_event(type_name, row[4], row[5])
-                route = routes[type_name] = _route(projections, type_name)
+            type_name, version, payload = row[3], row[4], row[5]
+            found = routes.get(type_name)
+            if found is None:
+                _decode_stored(type_name, version, payload)
+                listed = type(payload) is list
+                found = routes[type_name] = (_route(projections, type_name), version if listed else -1,
+                                             values_decoder(type_name, version) if listed else _no_fill)
+            route, fill_version, fill = found
             if not route:
                 continue
-            ev = decode_event(type_name, row[4], row[5])
+            if type(payload) is list:
+                ev = fill(payload) if version == fill_version else decode_values(type_name, version, payload)
+            else:
+                ev = decode_event(type_name, version, payload)
             for projection, handler in route:
                 try:
                     handler(ev)

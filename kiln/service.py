@@ -56,6 +56,7 @@ from kiln.events import server as sv
 from kiln.events import streams as se
 from kiln.events import tasks as te
 from kiln.http.api import ApiApp, MetricsExport
+from kiln.http.api_protocol import api_protocol
 from kiln.http.connection_limits import guarded_protocol
 from kiln.http.context import ApiReads
 from kiln.http.media_protocol import media_protocol
@@ -156,6 +157,11 @@ class VhostAdmissionWebhooks:
 def guarded(limits: ConnectionLimits, listener: str) -> dict[str, Any]:
     """uvicorn settings that bound what one client can hold (connection_limits.py)."""
     return {"http": guarded_protocol(limits, listener), "h11_max_incomplete_event_size": limits.max_header_bytes}
+
+
+def api_listener(limits: ConnectionLimits, listener: str) -> dict[str, Any]:
+    """uvicorn settings of an API port: httptools, the same bounds, OME's envelope for a 431 (api_protocol.py)."""
+    return {"http": api_protocol(limits, listener)}
 
 
 def _keeping(rows: Iterable[StoredFields], kept: deque[StoredFields]) -> Iterator[StoredFields]:
@@ -459,16 +465,16 @@ class KilnService:
         listeners: dict[str, tuple[str, int]] = {}  # for the banner, in the order they open
         if api_port is not None:
             sock = bind_tcp(host, api_port)
-            cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off",
-                                 timeout_keep_alive=30, ws="none", **guarded(self.api_limits, "api"))
+            cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off", server_header=False,
+                                 timeout_keep_alive=30, ws="none", **api_listener(self.api_limits, "api"))
             servers.append((uvicorn.Server(cfg), sock))
             self.api_address = sock.getsockname()[:2]
             listeners["api"] = (host, sock.getsockname()[1])
         tls_port = self.config.bind.api_tls_port
         if self.api_tls is not None and tls_port is not None and self.api_tls.try_load():
             sock = bind_tcp(host, tls_port)
-            cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off",
-                                 timeout_keep_alive=30, ws="none", **guarded(self.api_limits, "api_tls"))
+            cfg = uvicorn.Config(api.starlette, log_config=None, access_log=False, lifespan="off", server_header=False,
+                                 timeout_keep_alive=30, ws="none", **api_listener(self.api_limits, "api_tls"))
             cfg.load()
             cfg.ssl = self.api_tls.context  # ours, so reloadCertificate can swap the chain in place
             servers.append((uvicorn.Server(cfg), sock))

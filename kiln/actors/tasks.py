@@ -7,8 +7,9 @@ output stream is live again) through ``DumpWriters``. It tells task actors when 
 they wait for goes live or away (the stream supervisor reports StreamLive / StreamGone), keeping
 its own view of which outputs are live, so it never asks another actor or a projection to decide.
 
-Tasks found by recovery start as actors lazily: a restart with thousands of standing tasks whose
-streams are not live would otherwise start a thread per task before answering anything. Such a task
+Tasks found by recovery, and pushes created while their stream is not live, start as actors lazily:
+a restart with thousands of standing tasks whose streams are not live would otherwise start a thread
+per task before answering anything (and each ``:startPush`` a thread that waits). Such a task
 waits here as the status recovery found (nothing can change it while no actor runs it: only its
 own actor decides for it) and gets its actor, seeded with that status, on its first command: its
 output stream going live, or ``:stopRecord``. ``:stopPush`` of a waiting task needs no actor.
@@ -165,6 +166,9 @@ class TasksActor(CommandActor):
                 return [settled(tell(ref, command))]
         return []
 
+    def _is_live(self, output_name: str) -> bool:
+        return any(stream.ended_reason is None and output_name in stream.outputs for stream in self.live.values())
+
     def _wake_waiting(self, outputs: Collection[str]) -> None:
         """Start the actors of waiting tasks whose output stream is among ``outputs`` (now live)."""
         for push_id in [i for i, p in self.waiting_pushes.items() if p.spec.stream_name in outputs]:
@@ -224,7 +228,10 @@ class TasksActor(CommandActor):
         created = events[0]
         assert isinstance(created, te.PushCreated)
         status = PushStatus.created(created)
-        self._spawn_push(status)
+        if self._is_live(status.spec.stream_name):
+            self._spawn_push(status)
+        else:  # nothing to push yet: it waits without a thread, as a recovered task does
+            self.waiting_pushes[status.id] = status
         log.info("push created vhost=%s app=%s id=%s protocol=%s stream=%s", self.vhost, self.app,
                  status.id, status.spec.protocol, status.spec.stream_name)
         return Outcome(PushStatus.created(created), [fut])  # the caller's copy: the task actor folds its own

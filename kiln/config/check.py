@@ -130,6 +130,9 @@ def summary(config: ServerConfig) -> str:
                 notes.append(f"{label} will not be opened: no vhost has Host/TLS CertPath and KeyPath")
     if bind.webrtc_signalling_port is not None:
         lines.append(f"  {'WebRTC ICE (UDP)':<26} {bind.webrtc_candidate_ports or 'ephemeral ports'}")
+        if bind.webrtc_tcp_relay:
+            lines.append(f"  {'WebRTC TURN (TCP relay)':<26} {bind.webrtc_tcp_relay}"
+                         f"{' (TcpForce: every offer)' if bind.webrtc_tcp_force else ' (?transport=tcp)'}")
     if bind.mpegts_ports:
         lines.append(f"  {'MPEG-TS/UDP ingest':<26} {', '.join(str(p) for p in bind.mpegts_ports)}")
     if bind.api_port is None and bind.api_tls_port is None:

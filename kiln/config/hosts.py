@@ -12,7 +12,7 @@ earlier vhost all matches never receives a stream by host name).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -32,12 +32,14 @@ class ConfiguredApp(Protocol):
     def config(self) -> dict[str, Any]: ...
 
 
+HostTable = Sequence[tuple[str, dict[str, Any]]]  # (vhost name, its OME JSON) in match order
+
+
 class VhostCatalog(Protocol):
     """What host routing reads: the vhosts and their apps (the catalog projection offers this)."""
 
-    def vhost_names(self) -> Iterable[str]: ...
-
-    def vhost(self, name: str) -> ConfiguredVhost | None: ...
+    def host_table(self) -> HostTable:
+        """The vhosts in match order; a new object whenever a vhost comes or goes (so it keys caches)."""
 
     def app(self, vhost: str, app: str) -> ConfiguredApp | None: ...
 
@@ -101,19 +103,19 @@ def host_names(config: dict[str, Any]) -> list[str]:
     return [str(n) for n in names] if isinstance(names, list) else []
 
 
-def resolve_vhost(catalog: VhostCatalog, host: str, *, allow_vhost_name: bool = False) -> str | None:
-    views = [catalog.vhost(name) for name in catalog.vhost_names()]
+def resolve_vhost(table: HostTable, host: str, *, allow_vhost_name: bool = False) -> str | None:
     if allow_vhost_name:
-        for view in views:
-            if view is not None and view.name == host:
-                return view.name
-    for view in views:
-        if view is None:
-            continue
-        for pattern in host_names(view.config):
+        for name, _ in table:
+            if name == host:
+                return name
+    for name, config in table:
+        for pattern in host_names(config):
             if host_matches(pattern, host):
-                return view.name
+                return name
     return None
+
+
+_MAX_REMEMBERED_HOSTS = 4096
 
 
 class HostRouter:
@@ -121,14 +123,30 @@ class HostRouter:
 
     def __init__(self, catalog: VhostCatalog) -> None:
         self.catalog = catalog
+        # answers per (host, allow_vhost_name), for one host table: every player request asks, and
+        # matching every vhost's names each time showed in the LL-HLS serving profile. Replaced whole
+        # (never cleared) when the table changes, so a thread still resolving against the old table
+        # writes into the old dict, never into the new one.
+        self._remembered: tuple[HostTable, dict[tuple[str, bool], str | None]] = ((), {})
 
     def vhost_for_host(self, host: str, *, allow_vhost_name: bool = False) -> str | None:
-        return resolve_vhost(self.catalog, host, allow_vhost_name=allow_vhost_name)
+        table = self.catalog.host_table()
+        remembered = self._remembered
+        if remembered[0] is not table:
+            remembered = self._remembered = (table, {})
+        answers = remembered[1]
+        key = (host, allow_vhost_name)
+        try:
+            return answers[key]
+        except KeyError:
+            found = resolve_vhost(table, host, allow_vhost_name=allow_vhost_name)
+            if len(answers) < _MAX_REMEMBERED_HOSTS:  # Host headers are the client's to choose: bounded
+                answers[key] = found
+            return found
 
     def vhost_config(self, vhost: str) -> dict[str, Any] | None:
         """A vhost's OME JSON (``origins``, ``originMapStore``); None when there is no such vhost."""
-        view = self.catalog.vhost(vhost)
-        return view.config if view is not None else None
+        return next((config for name, config in self.catalog.host_table() if name == vhost), None)
 
     def app_for_host(self, host: str, app: str) -> tuple[str, dict[str, Any] | None] | None:
         """The vhost the host selects (None: no vhost) and that app's OME JSON (None: no such app)."""

@@ -150,6 +150,9 @@ def _build_bind(server: dict[str, Any], source: str) -> BindConfig:
             srt_map[number] = str(entry["streamPath"])
     candidates = (_dig(b, "publishers", "webrtc", "iceCandidates", "iceCandidate")
                   or _dig(b, "providers", "webrtc", "iceCandidates", "iceCandidate") or [])
+    ice = _dig(b, "publishers", "webrtc", "iceCandidates") or _dig(b, "providers", "webrtc", "iceCandidates") or {}
+    tcp_relay = ice.get("tcpRelay") if isinstance(ice, dict) else None
+    relay_workers = ice.get("tcpRelayWorkerCount") if isinstance(ice, dict) else None
     return BindConfig(
         api_port=port("Managers.API.Port", "managers", "api", "port"),
         api_tls_port=port("Managers.API.TLSPort", "managers", "api", "tlsPort"),
@@ -164,6 +167,9 @@ def _build_bind(server: dict[str, Any], source: str) -> BindConfig:
         webrtc_ingest_signalling_port=port("Providers.WebRTC.Signalling.Port", "providers", "webrtc", "signalling",
                                            "port"),
         webrtc_candidate_ports=",".join(str(c) for c in candidates) or None,
+        webrtc_tcp_relay=(str(tcp_relay).strip() or None) if tcp_relay is not None else None,
+        webrtc_tcp_force=isinstance(ice, dict) and is_true(ice.get("tcpForce")),
+        webrtc_tcp_relay_workers=(str(relay_workers).strip() or None) if relay_workers is not None else None,
         llhls_port=port("Publishers.LLHLS.Port", "publishers", "llhls", "port"),
         llhls_tls_port=port("Publishers.LLHLS.TLSPort", "publishers", "llhls", "tlsPort"),
         hls_port=port("Publishers.HLS.Port", "publishers", "hls", "port"),

@@ -29,6 +29,9 @@ class BindConfig:
     webrtc_signalling_tls_port: int | None = None
     webrtc_ingest_signalling_port: int | None = None
     webrtc_candidate_ports: str | None = None     # IceCandidate values joined by ",", e.g. "*:10000-10004/udp"
+    webrtc_tcp_relay: str | None = None           # IceCandidates/TcpRelay, e.g. "*:3478": Kiln's TURN over TCP
+    webrtc_tcp_force: bool = False                # IceCandidates/TcpForce: every offer carries the TURN server
+    webrtc_tcp_relay_workers: str | None = None   # IceCandidates/TcpRelayWorkerCount: parsed, not used (warned)
     llhls_port: int | None = None
     llhls_tls_port: int | None = None
     hls_port: int | None = None

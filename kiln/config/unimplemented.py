@@ -128,6 +128,10 @@ def unimplemented_warnings(config: ServerConfig) -> list[str]:
             continue  # WebRTC ingest is served on the shared signalling port, as in OME
         if port is not None:
             out.append(f"Server.{element} ({port}): not implemented by Kiln, {feature} is not opened")
+    if config.bind.webrtc_tcp_relay_workers is not None:
+        out.append(f"Server.Bind.Publishers.WebRTC.IceCandidates.TcpRelayWorkerCount "
+                   f"({config.bind.webrtc_tcp_relay_workers}): not implemented by Kiln, the TURN relay runs on "
+                   f"Kiln's event loop")
     if config.modules.p2p:
         out.append("Server.Modules.P2P: not implemented by Kiln, peer-to-peer delivery is off")
     for vhost in config.vhosts:

@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
+from kiln.events.layouts import LAYOUTS
+
 _REGISTRY: dict[str, type[Event]] = {}
 
 # (type, stored version) -> function turning that version's payload into the next version's
@@ -71,6 +73,53 @@ def decode_event(type_name: str, version: int, payload: dict[str, Any]) -> Event
     return _decode_other(type_name, version, payload)
 
 
+def decode_values(type_name: str, version: int, values: list[Any]) -> Event:
+    """Rebuild an event from a payload stored as a list of values in the layout of ``(type_name, version)``
+    (``kiln.events.layouts``), upcasting older schema versions."""
+    names = LAYOUTS.get((type_name, version))
+    if names is None or len(names) != len(values):
+        raise UnknownEventError(f"no layout of {type_name} v{version} with {len(values)} fields")
+    return values_decoder(type_name, version)(values)
+
+
+ValuesDecoder = Callable[[list[Any]], Event]
+
+
+def values_decoder(type_name: str, version: int) -> ValuesDecoder:
+    """What rebuilds events of ``(type_name, version)`` from value lists of its layout's length (the journal's
+    reader checks the length). Replay decodes millions: when the layout is the current class's fields, the
+    instance's ``__dict__`` is filled from one dict display, as the generated ``__init__`` would, at a
+    fraction of its cost; any other version goes through ``decode_event`` (upcasters)."""
+    found = _DECODERS.get((type_name, version))
+    if found is not None:
+        return found
+    names = LAYOUTS.get((type_name, version))
+    cls = _REGISTRY.get(type_name)
+    if names is None or cls is None:
+        raise UnknownEventError(f"unknown event type {type_name!r} v{version}")
+    if version == cls.VERSION and not hasattr(cls, "__post_init__") \
+            and tuple(f.name for f in dataclasses.fields(cls)) == names:
+        found = _fill_from_values(cls, names)
+    else:
+        def found(values: list[Any]) -> Event:
+            return decode_event(type_name, version, dict(zip(names, values, strict=True)))
+    _DECODERS[(type_name, version)] = found
+    return found
+
+
+def _fill_from_values(cls: type[Event], names: tuple[str, ...]) -> ValuesDecoder:
+    """``lambda values: <a cls whose __dict__ is {names[0]: values[0], ...}>``, compiled once per class (a dict
+    display with constant keys; as dataclasses compile ``__init__``). Names are identifiers (event fields)."""
+    if not all(name.isidentifier() for name in names):
+        raise TypeError(f"{cls.__name__} has a field that is not an identifier")
+    items = ", ".join(f"{name!r}: values[{index}]" for index, name in enumerate(names))
+    source = f"def fill(values):\n    ev = _new(cls)\n    ev.__dict__.update({{{items}}})\n    return ev\n"
+    scope: dict[str, Any] = {"_new": _new, "cls": cls}
+    exec(source, scope)  # noqa: S102 - source built from the class's own field names, checked above
+    fill: ValuesDecoder = scope["fill"]
+    return fill
+
+
 def _decode_other(type_name: str, version: int, payload: dict[str, Any]) -> Event:
     cls = _REGISTRY.get(type_name)
     if cls is None:
@@ -90,6 +139,8 @@ def _decode_other(type_name: str, version: int, payload: dict[str, Any]) -> Even
 _new = object.__new__
 # type name -> (class, its field names), filled on first decode of each type
 _CURRENT: dict[str, tuple[type[Event], frozenset[str]]] = {}
+# (type name, version) -> what rebuilds its events from stored value lists (values_decoder)
+_DECODERS: dict[tuple[str, int], ValuesDecoder] = {}
 
 
 def registered_types() -> dict[str, type[Event]]:

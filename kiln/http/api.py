@@ -15,7 +15,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route as StarletteRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kiln.actors.base import ActorGone
 from kiln.config.cors import CorsPolicy
@@ -38,8 +38,9 @@ from kiln.http import (
     subscriptions,
     vhosts,
 )
-from kiln.http.auth import CHALLENGE, check_authorization
-from kiln.http.console import CONSOLE_HEADER, console_routes
+from kiln.http.api_protocol import headers_too_large
+from kiln.http.auth import CHALLENGE, TokenCheck, check_authorization
+from kiln.http.console import CONSOLE_HEADER, console_routes, is_console
 from kiln.http.context import ApiContext
 from kiln.http.envelope import BASE_HEADERS, error
 from kiln.http.errors import api_error
@@ -48,7 +49,6 @@ from kiln.http.router import Call, Router
 
 log = logging.getLogger(__name__)
 
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 DEFAULT_MAX_BODY = 1 << 20
 DEFAULT_BODY_TIMEOUT = 10.0
 DEFAULT_MAX_HEADER = 16 * 1024
@@ -82,10 +82,11 @@ class ApiApp:
         self.write_roots = write_roots  # None: API paths are not confined (only tests build it so)
         self.disk_gate = disk_gate  # False while the journal has no room: commands are refused with 507
         self.token = token
+        self.authorize = TokenCheck(token)
         self.cors = cors or CorsPolicy()
         self.max_body = max_body
         self.body_timeout = body_timeout  # a body trickled slower than this is a slowloris: 408
-        # h11 bounds headers that arrive in pieces; these are the ones that came whole
+        # the API ports' protocol (api_protocol.py) bounds headers on the wire; this bounds them for any other server
         self.max_header_bytes = max_header_bytes
         self.tls_reloader = tls_reloader
         self.router = Router()
@@ -93,8 +94,24 @@ class ApiApp:
                        journal, status):
             module.register(self.router, self)
         openapi.register(self.router, self)  # last: it documents what the router holds
-        self.starlette = Starlette(routes=[*console_routes(),
-                                           StarletteRoute("/{path:path}", self.endpoint, methods=ALL_METHODS)])
+        self.console = Starlette(routes=console_routes())
+        self.starlette: ASGIApp = self  # what uvicorn (and tests' clients) serve: ``__call__`` below
+        self._cors_raw: dict[tuple[str | None, str | None], list[tuple[bytes, bytes]]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The API port's ASGI app: the console's files go through Starlette's routing, every other request
+        straight to :meth:`endpoint` (Starlette's middleware and router cost a third of a read's CPU for a
+        catch-all route; the API routes with its own router, which never answers 405)."""
+        if scope["type"] != "http" or is_console(scope["method"], scope["path"]):
+            await self.console(scope, receive, send)
+            return
+        request = Request(scope, receive, send)
+        try:
+            response = await self.endpoint(request)
+        except Exception:  # what Starlette's error middleware did: a 500, logged
+            log.exception("api request failed method=%s path=%r", scope["method"], scope["path"][:200])
+            response = error(ApiError(500, "Internal Server Error"))
+        await response(scope, receive, send)
 
     def close_streams(self) -> None:
         """End every open event stream (call on the serving loop before the listeners stop)."""
@@ -113,43 +130,71 @@ class ApiApp:
         return Response(body, headers={**BASE_HEADERS, "Content-Type": export.content_type})
 
     async def _read_body(self, request: Request) -> bytes:
+        """The whole body, bounded in size and time; read from ``receive`` as ``request.stream()`` would (its
+        async generator cost more than a small body's parse), and nothing else reads it."""
         chunks: list[bytes] = []
         size = 0
+        receive = request.receive
         try:
             async with asyncio.timeout(self.body_timeout):
-                async for chunk in request.stream():
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise ClientDisconnect()
+                    chunk = message.get("body", b"")
                     size += len(chunk)
                     if size > self.max_body:
                         raise ApiError(413, f"Request body is larger than {self.max_body} bytes")
                     chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
         except TimeoutError:
             log.warning("api request body not received in time client=%s timeout=%.1fs bytes=%d",
                         request.client.host if request.client else "", self.body_timeout, size)
             raise ApiError(408, f"Request body was not received within {self.body_timeout:g} s") from None
         return b"".join(chunks)
 
+    def _cors_headers(self, origin: str | None, request_headers: str | None) -> list[tuple[bytes, bytes]]:
+        """The CORS headers for this Origin and Access-Control-Request-Headers, as raw header pairs: the same
+        few pairs come back on every request, so they are kept (a bounded table)."""
+        key = (origin, request_headers)
+        found = self._cors_raw.get(key)
+        if found is None:
+            if len(self._cors_raw) >= 256:
+                self._cors_raw.clear()
+            found = self._cors_raw[key] = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                                           for k, v in self.cors.headers(origin, request_headers).items()]
+        return found
+
     async def endpoint(self, request: Request) -> Response:
-        cors = self.cors.headers(request.headers.get("origin"),
-                                 request.headers.get("access-control-request-headers"))
+        headers = request.headers
+        cors = self._cors_headers(headers.get("origin"), headers.get("access-control-request-headers"))
         if request.method == "OPTIONS":
-            return Response(status_code=204, headers={**BASE_HEADERS, **cors})
-        response = await self._dispatch(request, cors)
-        response.headers.update(cors)
+            response = Response(status_code=204, headers=BASE_HEADERS)
+            response.raw_headers += cors
+            return response
+        response = await self._dispatch(request)
+        if cors:  # as ``response.headers.update(cors)``: each replaces a header of that name
+            names = {name for name, _ in cors}
+            raw = response.raw_headers
+            if any(name in names for name, _ in raw):
+                raw[:] = [(name, value) for name, value in raw if name not in names]
+            raw += cors
         if request.method == "HEAD":
             length = response.headers.get("content-length", "0")
             response = Response(b"", status_code=response.status_code, headers=dict(response.headers))
             response.headers["content-length"] = length
         return response
 
-    async def _dispatch(self, request: Request, cors: dict[str, str]) -> Response:
+    async def _dispatch(self, request: Request) -> Response:
         header_bytes = sum(len(k) + len(v) + 4 for k, v in request.scope.get("headers", ()))
         if header_bytes > self.max_header_bytes:
-            return error(ApiError(431, f"Request headers are larger than {self.max_header_bytes} bytes"))
+            return error(headers_too_large(self.max_header_bytes))
         raw = request.scope.get("raw_path") or request.url.path.encode()
         path = raw.decode("utf-8", "replace").partition("?")[0]
         if path == METRICS_PATH and self.metrics is not None and request.method in ("GET", "HEAD"):
             return await self._metrics(request, self.metrics)
-        denied = check_authorization(request.headers.get("authorization"), self.token)
+        denied = self.authorize(request.headers.get("authorization"))
         if denied is not None:
             # the console (which says so in a header) shows its own login form: a Basic challenge would
             # make the browser open its password dialog over the page instead

@@ -9,8 +9,9 @@ from starlette.responses import Response
 from kiln.actors.base import ask
 from kiln.actors.commands import CreateApps, DeleteApp, PatchApp
 from kiln.errors import read_only
-from kiln.http.envelope import multi_status, ok
+from kiln.http.envelope import multi_status, ok, ok_encoded
 from kiln.http.lookups import app_ref, need_app, need_vhost, vhost_ref
+from kiln.http.rendered import RenderedJson
 from kiln.http.router import APP, VHOST, Call, Router
 
 
@@ -37,6 +38,7 @@ def with_reserved_mpegts_streams(config: dict[str, Any]) -> dict[str, Any]:
 
 def register(router: Router, api: Any) -> None:
     ctx = api.ctx
+    rendered = RenderedJson()
 
     async def list_apps(call: Call) -> Response:
         need_vhost(ctx, call.params["vhost"])
@@ -51,7 +53,9 @@ def register(router: Router, api: Any) -> None:
 
     async def get_app(call: Call) -> Response:
         view = need_app(ctx, call.params["vhost"], call.params["app"])
-        return ok({**with_reserved_mpegts_streams(view.config), "dynamic": view.dynamic})
+        # the catalog replaces an app's config on every change, never edits it: rendered once per config
+        return ok_encoded(rendered.get((view.vhost, view.name), (view.config, view.dynamic),
+                                       lambda: {**with_reserved_mpegts_streams(view.config), "dynamic": view.dynamic}))
 
     async def get_app_raw(call: Call) -> Response:
         """OME quirk: ``…/apps/{app}:`` (an empty action) answers the raw config without ``dynamic``."""

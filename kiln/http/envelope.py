@@ -32,6 +32,13 @@ def ok(response: Any = None, status: int = 200) -> Response:
     return json_response(status, body)
 
 
+def ok_encoded(response: bytes) -> Response:
+    """``ok(value)`` for a value already encoded by ``dumps``: the envelope's keys sort as message, response,
+    statusCode, so its bytes are the same."""
+    return Response(b'{"message":"OK","response":' + response + b',"statusCode":200}', status_code=200,
+                    media_type=None, headers={**BASE_HEADERS, "Content-Type": JSON_TYPE})
+
+
 def error(exc: ApiError, headers: dict[str, str] | None = None) -> Response:
     return json_response(exc.status, {"message": exc.message, "statusCode": exc.status}, headers)
 

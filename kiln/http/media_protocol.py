@@ -9,8 +9,12 @@ machine (bench/llhls.py (d)). Here, once httptools has parsed a GET/HEAD, the pl
 and headers as the Starlette path (a live chunklist, part, in-memory segment or init), and returns None
 for everything else: masters, WebSocket upgrades, WHEP, HLS v3, CORS preflights, admission, every
 refusal and every error go on to uvicorn's ASGI cycle and the Starlette app unchanged, on the same
-connection. A blocked request (``_HLS_msn``/``_HLS_part``, a hinted part) waits as a plain callback on
-its stream's one change future, so a new part wakes its waiters without a task each.
+connection. A blocked request (``_HLS_msn``/``_HLS_part``, a hinted part) waits as a plain callback in its
+track's list (LlhlsStream.on_part_of), so a new part wakes its waiters with one loop callback and no task
+each; its hold is a bucket entry swept by one timer per listener (``_Holds``), and the keep-alive timeout one
+timer per idle spell (``_fast_done``), not a timer armed and cancelled per request. An answer is one write:
+its header lines are rendered once per form (LlhlsServer) and the status line with uvicorn's default headers
+once per second.
 
 Order on a connection is kept: the fast lane is taken only when no other answer is pending; while a
 blocked fast request waits, later requests queue behind it in uvicorn's pipeline. The slowloris guard
@@ -22,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import httptools
@@ -35,8 +41,8 @@ log = logging.getLogger(__name__)
 
 class FastAnswerLike(Protocol):
     status: int
-    headers: list[tuple[bytes, bytes]]
     body: bytes | memoryview
+    head: bytes  # the answer's header lines, without Content-Length and the server's default headers
 
 
 class FastLane(Protocol):
@@ -64,10 +70,97 @@ class _Waiting:
 _TOO_BIG = b"request headers are too large"
 
 
-def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | None) -> type[Any]:
-    """The protocol class for one player listener (``lane`` None: the guard and the header bound only)."""
+class _Blocked:
+    """One blocked fast request: answered at the change that settles it (``changed``, registered again while
+    it does not) or by its give-up answer at the end of its hold (``expire``). An object, not closures: a
+    closure registering itself is a reference cycle, and two thousand of them per part kept the cyclic
+    garbage collector busy."""
+
+    __slots__ = ("protocol", "result", "head", "keep_alive", "waiting", "url")
+
+    def __init__(self, protocol: Any, result: Any, head: bool, keep_alive: bool) -> None:
+        self.protocol = protocol
+        self.result = result
+        self.head = head
+        self.keep_alive = keep_alive
+        self.waiting = _Waiting()
+        self.url = protocol.url
+
+    def finish(self, answer: FastAnswerLike) -> None:
+        waiting, protocol = self.waiting, self.protocol
+        if waiting.response_complete:
+            return
+        waiting.response_complete = True
+        if protocol.transport.is_closing():
+            return
+        # uvicorn's shutdown() sets keep_alive False on a pending cycle: answer, then close
+        protocol._write(answer, self.head, self.keep_alive and waiting.keep_alive and not waiting.disconnected)
+        protocol._fast_done()
+
+    def changed(self) -> None:
+        if self.waiting.response_complete or self.protocol.transport.is_closing():
+            return
+        try:
+            answer = self.result.retry()
+        except Exception:
+            log.exception("llhls fast lane failed path=%r", self.url[:200])
+            self.protocol.transport.close()
+            return
+        if answer is None:
+            self.result.on_next_change(self.changed)
+        else:
+            self.finish(answer)
+
+    def expire(self) -> None:
+        if not self.waiting.response_complete:
+            self.finish(self.result.give_up())
+
+
+HOLD_GRAIN = 0.25  # seconds: how late a blocked request's hold may end (holds are seconds long)
+
+
+class _Holds:
+    """The holds of a listener's blocked requests, in quarter-second buckets swept by one timer: a thousand
+    blocked reloads at a part boundary cost a list append each, not a timer armed and cancelled each."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, list[Callable[[], None]]] = {}
+        self.timer: Any = None
+        self.loop: Any = None  # the loop the timer runs on (a listener serves on one)
+
+    def add(self, loop: asyncio.AbstractEventLoop, delay: float, expire: Callable[[], None]) -> None:
+        """Call ``expire`` once ``delay`` seconds have passed (up to HOLD_GRAIN later); it must do nothing for a
+        request answered meanwhile."""
+        self.buckets.setdefault(math.ceil((loop.time() + delay) / HOLD_GRAIN), []).append(expire)
+        if self.timer is None or self.loop is not loop:
+            self.loop = loop
+            self.timer = loop.call_later(HOLD_GRAIN, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self.loop:
+            return  # a timer of a loop this listener no longer serves on
+        self.timer = None
+        now = loop.time() / HOLD_GRAIN
+        for slot in [slot for slot in self.buckets if slot <= now]:
+            for expire in self.buckets.pop(slot):
+                try:
+                    expire()
+                except Exception:
+                    log.exception("llhls fast lane hold expiry failed")
+        if self.buckets:
+            self.timer = loop.call_later(HOLD_GRAIN, self._sweep, loop)
+
+
+def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | None,
+                   too_big: tuple[bytes, bytes] = (b"content-type: text/plain; charset=utf-8\r\n", _TOO_BIG),
+                   ) -> type[Any]:
+    """The protocol class for one player listener (``lane`` None: the guard and the header bound only).
+    ``too_big``: the 431's header lines and body (the API answers it in OME's envelope: api_protocol.py)."""
     guarded = guarded_protocol(limits, listener, HttpToolsProtocol)
     max_head = limits.max_header_bytes
+    too_big_head, too_big_body = too_big
+    prefixes: dict[int, tuple[object, bytes]] = {}  # status -> (uvicorn's default headers, status line + them)
+    holds = _Holds()
 
     class MediaHttpProtocol(guarded):  # type: ignore[valid-type,misc]
         _kiln_seen = False  # a request has begun on this connection
@@ -76,6 +169,8 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
         _kiln_raw = 0
         _kiln_too_big = False
         _kiln_fast = False  # the current message is answered by the fast lane
+        _kiln_idle_timer: asyncio.TimerHandle | None = None
+        _kiln_idle_since = 0.0
 
         def _waiting_for_headers(self) -> bool:
             """For the guard: nothing asked yet, or a request's headers begun and not complete (an idle
@@ -89,8 +184,8 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 if self._kiln_raw > 2 * max_head:
                     self._kiln_too_big = True
             if self._kiln_too_big and not self.transport.is_closing():
-                self.transport.write(STATUS_LINE[431] + b"content-type: text/plain; charset=utf-8\r\n"
-                                     b"content-length: %d\r\nconnection: close\r\n\r\n" % len(_TOO_BIG) + _TOO_BIG)
+                self.transport.write(STATUS_LINE[431] + too_big_head + b"content-length: %d\r\n"
+                                     b"connection: close\r\n\r\n" % len(too_big_body) + too_big_body)
                 self.transport.close()
 
         def on_message_begin(self) -> None:
@@ -100,12 +195,19 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
             self._kiln_fast = False
 
         def on_url(self, url: bytes) -> None:
-            super().on_url(url)
+            self.url += url  # uvicorn's on_url, and the count: one Python call per parser callback
             self._count(len(url))
 
         def on_header(self, name: bytes, value: bytes) -> None:
-            super().on_header(name, value)
-            self._count(len(name) + len(value) + 4)
+            self._kiln_head_bytes += len(name) + len(value) + 4
+            if self._kiln_head_bytes > max_head:
+                self._kiln_too_big = True
+            # uvicorn's on_header, inlined (three calls per header were a visible share of a fast answer)
+            name = name.lower()
+            value = value.rstrip(b" \t")
+            if name == b"expect" and value.lower() == b"100-continue":
+                self.expect_100_continue = True
+            self.headers.append((name, value))
 
         def _count(self, n: int) -> None:
             self._kiln_head_bytes += n
@@ -161,65 +263,67 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
             keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
             if not hasattr(result, "retry"):
                 self._write(result, head, keep_alive)
-                self.on_response_complete()
+                self._fast_done()
                 return True
-            waiting = _Waiting()
-            self.cycle = waiting
-            self.flow.pause_reading()
-            timer: list[asyncio.TimerHandle] = []
-
-            def finish(answer: FastAnswerLike) -> None:
-                if timer:
-                    timer[0].cancel()
-                if waiting.response_complete:
-                    return
-                waiting.response_complete = True
-                if self.transport.is_closing():
-                    return
-                # uvicorn's shutdown() sets keep_alive False on a pending cycle: answer, then close
-                self._write(answer, head, keep_alive and waiting.keep_alive and not waiting.disconnected)
-                self.on_response_complete()
-
-            def changed() -> None:
-                if waiting.response_complete or self.transport.is_closing():
-                    if timer:
-                        timer[0].cancel()
-                    return
-                try:
-                    answer = result.retry()
-                except Exception:
-                    log.exception("llhls fast lane failed path=%r", self.url[:200])
-                    self.transport.close()
-                    return
-                if answer is None:
-                    result.on_next_change(changed)
-                else:
-                    finish(answer)
-
-            timer.append(self.loop.call_later(result.timeout, lambda: None if waiting.response_complete
-                                              else finish(result.give_up())))
-            result.on_next_change(changed)
+            blocked = _Blocked(self, result, head, keep_alive)
+            self.cycle = blocked.waiting  # what follows is queued in uvicorn's pipeline (which pauses reading)
+            holds.add(self.loop, result.timeout, blocked.expire)
+            result.on_next_change(blocked.changed)
             return True
 
+        def _fast_done(self) -> None:
+            """uvicorn's on_response_complete, but the keep-alive timeout is one timer per idle spell, not one
+            armed and cancelled per answer: it checks, when it fires, how long the connection has been idle."""
+            self.server_state.total_requests += 1
+            if self.transport.is_closing():
+                return
+            self._unset_keepalive_if_required()
+            self.flow.resume_reading()
+            if self.pipeline:
+                cycle, app = self.pipeline.pop()
+                self._start_asgi_task(cycle, app)
+                return
+            self._kiln_idle_since = self.loop.time()
+            if self._kiln_idle_timer is None:
+                self._kiln_idle_timer = self.loop.call_later(self.timeout_keep_alive, self._kiln_idle_check)
+
+        def _kiln_idle_check(self) -> None:
+            self._kiln_idle_timer = None
+            if self.transport.is_closing() or self._kiln_in_head or self.pipeline \
+                    or not (self.cycle is None or self.cycle.response_complete) \
+                    or self.timeout_keep_alive_task is not None:
+                # busy: the answer that ends it arms a timer again (a header deadline is the guard's); or
+                # uvicorn's own timer runs, armed by a later answer of the Starlette path
+                return
+            left = self._kiln_idle_since + self.timeout_keep_alive - self.loop.time()
+            if left > 0:
+                self._kiln_idle_timer = self.loop.call_later(left, self._kiln_idle_check)
+            else:
+                self.timeout_keep_alive_handler()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._kiln_idle_timer is not None:
+                self._kiln_idle_timer.cancel()
+                self._kiln_idle_timer = None
+            super().connection_lost(exc)
+
         def _write(self, answer: FastAnswerLike, head: bool, keep_alive: bool) -> None:
-            out: list[bytes | memoryview] = [STATUS_LINE[answer.status]]
-            for name, value in self.server_state.default_headers:
-                out += [name, b": ", value, b"\r\n"]
-            for name, value in answer.headers:
-                out += [name, b": ", value, b"\r\n"]
-            out += [b"content-length: ", str(len(answer.body)).encode(), b"\r\n"]
-            if not keep_alive:
-                out.append(b"connection: close\r\n")
-            out.append(b"\r\n")
+            """One write (one send) per answer: the status line and uvicorn's default headers are joined once
+            per second (when uvicorn renews its Date header) and status, the answer's lines once per form."""
+            defaults = self.server_state.default_headers
+            got = prefixes.get(answer.status)
+            if got is None or got[0] is not defaults:
+                got = prefixes[answer.status] = (defaults, STATUS_LINE[answer.status] + b"".join(
+                    name + b": " + value + b"\r\n" for name, value in defaults))
             body = answer.body
+            tail = b"content-length: %d\r\n\r\n" % len(body) if keep_alive else \
+                b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
             if head or not body:
-                self.transport.write(b"".join(out))
+                self.transport.write(got[1] + answer.head + tail)
             elif len(body) <= 16384:
-                out.append(body)
-                self.transport.write(b"".join(out))
-            else:  # a large body is handed over as is, not copied into the head
-                self.transport.write(b"".join(out))
-                self.transport.write(body)
+                self.transport.write(b"".join((got[1], answer.head, tail, body)))
+            else:  # a large body is handed over as is, not copied into the head: one writev
+                self.transport.writelines((got[1] + answer.head + tail, body))
             if not keep_alive:
                 self.transport.close()
 

@@ -9,8 +9,9 @@ from starlette.responses import Response
 from kiln.actors.base import ask
 from kiln.actors.commands import StartPush, StopPush
 from kiln.domain.push_request import list_filter_id
-from kiln.http.envelope import ok
+from kiln.http.envelope import ok, ok_encoded
 from kiln.http.lookups import need_app, settings_of, tasks_ref
+from kiln.http.rendered import RenderedJson, json_list
 from kiln.http.router import APP, VHOST, Call, Router
 from kiln.projections.tasks import PushTask
 from kiln.timefmt import format_time
@@ -26,7 +27,10 @@ class LiveSessions(Protocol):
 
 def push_json(task: PushTask, live: LiveSessions | None = None) -> dict[str, Any]:
     """OME's push object; empty strings are left out, totals spelled ``totalsent…``."""
-    sent_bytes, sent_time = live.counts_for(task.sequence) if live is not None else (0, 0)
+    return _push_json(task, *(live.counts_for(task.sequence) if live is not None else (0, 0)))
+
+
+def _push_json(task: PushTask, sent_bytes: int, sent_time: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "createdTime": format_time(task.created_time),
         "finishTime": format_time(0),
@@ -55,9 +59,13 @@ def push_json(task: PushTask, live: LiveSessions | None = None) -> dict[str, Any
 
 def register(router: Router, api: Any) -> None:
     ctx = api.ctx
+    rendered = RenderedJson()
 
-    def live_of(task: PushTask) -> LiveSessions | None:
-        registry = getattr(ctx.media, "task_counters", None) if ctx.media is not None else None
+    def counters() -> Any:
+        return getattr(ctx.media, "task_counters", None) if ctx.media is not None else None
+
+    def live_of(task: PushTask, registry: Any = None) -> LiveSessions | None:
+        registry = registry or counters()
         return registry.get(("push", task.vhost, task.app, task.id)) if registry is not None else None
 
     async def start_push(call: Call) -> Response:
@@ -77,7 +85,16 @@ def register(router: Router, api: Any) -> None:
             return ok([])
         wanted = list_filter_id(call.body)
         tasks = ctx.tasks.push_list(view.vhost, view.name)
-        return ok([push_json(t, live_of(t)) for t in tasks if wanted is None or t.id == wanted])
+        registry = counters()
+        return ok_encoded(json_list([encoded(t, registry) for t in tasks if wanted is None or t.id == wanted]))
+
+    def encoded(task: PushTask, registry: Any) -> bytes:
+        """``dumps(push_json(task, live_of(task)))``, kept while the task and its counters are unchanged."""
+        spec = task.spec
+        key = ("push", spec.vhost, spec.app, spec.id)
+        live = registry.get(key) if registry is not None else None
+        counts = live.counts_for(task.sequence) if live is not None else (0, 0)
+        return rendered.get(key, (*task.__dict__.values(), *counts), lambda: _push_json(task, *counts))
 
     base = rf"/v1/vhosts/{VHOST}/apps/{APP}"
     router.add("POST", rf"{base}:startPush", start_push)

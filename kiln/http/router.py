@@ -46,9 +46,15 @@ class Route:
     takes_body: bool
 
 
+CACHED_PATHS = 1024
+
+
 class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        # (method, path) -> what match found: a dashboard polls the same few paths, and trying ~100 regexes
+        # in order cost more than the read itself; bounded (emptied when full), since paths come from clients
+        self._found: dict[tuple[str, str], tuple[Route, dict[str, str]] | None] = {}
 
     def add(self, methods: str, path: str, handler: Handler) -> None:
         names = frozenset(m.strip().upper() for m in methods.split(","))
@@ -56,8 +62,19 @@ class Router:
             names |= {"HEAD"}
         takes_body = bool(names & {"POST", "PATCH"})
         self.routes.append(Route(names, re.compile("^" + path + "$"), handler, takes_body))
+        self._found.clear()
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        key = (method, path)
+        try:
+            found = self._found[key]
+        except KeyError:
+            if len(self._found) >= CACHED_PATHS:
+                self._found.clear()
+            found = self._found[key] = self._match(method, path)
+        return (found[0], dict(found[1])) if found is not None else None  # a handler may keep its own params
+
+    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
             if method not in route.methods:
                 continue

@@ -9,13 +9,15 @@ from starlette.responses import Response
 from kiln.actors.base import ask
 from kiln.actors.commands import CreateVhosts, DeleteVhost, ReloadCertificates
 from kiln.errors import ApiError
-from kiln.http.envelope import multi_status, ok
+from kiln.http.envelope import multi_status, ok, ok_encoded
 from kiln.http.lookups import need_vhost
+from kiln.http.rendered import RenderedJson
 from kiln.http.router import VHOST, Call, Router
 
 
 def register(router: Router, api: Any) -> None:
     ctx = api.ctx
+    rendered = RenderedJson()
 
     def server() -> Any:
         ref = ctx.directory.server()
@@ -30,7 +32,9 @@ def register(router: Router, api: Any) -> None:
         return multi_status(await ask(server(), CreateVhosts(call.body)))
 
     async def get_vhost(call: Call) -> Response:
-        return ok(need_vhost(ctx, call.params["vhost"]).config)
+        view = need_vhost(ctx, call.params["vhost"])
+        # the catalog replaces a vhost's config, never edits it: rendered once per config
+        return ok_encoded(rendered.get(view.name, (view.config,), lambda: view.config))
 
     async def delete_vhost(call: Call) -> Response:
         need_vhost(ctx, call.params["vhost"])

@@ -37,6 +37,7 @@ from kiln.journal.reader import StoredFields, iter_records, iter_stored, scan_ta
 from kiln.journal.records import NewRecord, Record
 from kiln.journal.reserve import DiskReserve
 from kiln.journal.segments import fsync_dir, journal_dir, list_segments, segment_path
+from kiln.journal.wake import CommitWake, DurableFuture
 from kiln.metrics.journal import JournalCounters
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class Journal:
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()  # guards the fields below, never held across a write
         self._pending: list[_Append] = []
+        self._wake = CommitWake()  # the wake-up of the commit that will carry what is pending (wake.py)
         self._leading = False     # a thread is committing (or the standby is due to): others only queue
         self._standby_due = False  # the lead was handed to the standby thread
         self._stopping = False     # close(): the standby thread ends
@@ -181,8 +183,9 @@ class Journal:
     def append(self, records: list[NewRecord]) -> Future[list[Record]]:
         """Queue ``records`` as one atomic append; commit them (and whatever else is queued) on this thread
         unless a commit is already under way. The future completes once they are durable."""
-        future: Future[list[Record]] = Future()
+        future: DurableFuture[list[Record]] = DurableFuture()
         with self._lock:
+            future.wake = self._wake  # the commit that carries this append wakes its waiters
             if self._closed:
                 raise JournalClosedError("journal is closed")
             if self._failed is not None:
@@ -205,8 +208,9 @@ class Journal:
         return iter_records(self.directory, from_seq)
 
     def read_stored(self, from_seq: int = 1) -> Iterator[StoredFields]:
-        """Like ``read`` but each record as its stored list ``[seq, time, entity, type, version, payload]``:
-        what startup replay feeds the projections, without building a Record per event."""
+        """Like ``read`` but each record as its stored list ``[seq, time, entity, type, version, payload]`` (the
+        payload a map, or its values in layout order: framing.py): what startup replay feeds the projections,
+        without building a Record (or a payload map) per event."""
         return iter_stored(self.directory, from_seq)
 
     def close(self) -> None:
@@ -233,6 +237,7 @@ class Journal:
         while True:
             with self._lock:
                 batch, self._pending = self._pending, []
+                wake = self._wake
                 if not batch:
                     self._leading = False
                     self._idle.notify_all()
@@ -242,7 +247,11 @@ class Journal:
                     self._standby_due = True
                     self._standby_wake.notify()
                     return
-            self._commit(batch)
+                self._wake = CommitWake()
+            try:
+                self._commit(batch)
+            finally:
+                wake.wake()
             done += 1
 
     def _standby(self) -> None:

@@ -16,11 +16,12 @@ from typing import Any
 import msgpack
 
 from kiln.journal.errors import JournalCorruptError
-from kiln.journal.framing import HEADER, MAX_FRAME, ScanStop, zero_tail
+from kiln.journal.framing import HEADER, MAX_FRAME, ScanStop, check_stored, payload_map, zero_tail
 from kiln.journal.records import Record
 from kiln.journal.segments import list_segments
 
-# [seq, time, entity, type, version, payload]: a record as the frame stores it (see framing.py)
+# [seq, time, entity, type, version, payload]: a record as the frame stores it (see framing.py); the payload
+# is a map or, for a type with a layout (kiln.events.layouts), the list of its values (``payload_map``)
 StoredFields = list[Any]
 
 
@@ -76,13 +77,17 @@ def _stored(path: Path, data: bytes, first_seq: int, from_seq: int, stop: list[S
     ScanStop goes to ``stop`` and the iteration ends; ``ends`` (when given) gets each yielded frame's end."""
     unpackb = msgpack.unpackb
     expected = first_seq
+    lists: dict[str, tuple[int, int]] = {}  # type -> (version, length) of value lists check_stored accepted
     for offset, end, body in _intact_frames(data, stop):
         if expected >= from_seq:
             try:
                 fields = unpackb(body, raw=False, strict_map_key=False)
-                if type(fields) is not list or len(fields) != 6 or type(fields[0]) is not int \
-                        or type(fields[5]) is not dict:
+                if type(fields) is not list or len(fields) != 6 or type(fields[0]) is not int:
                     raise ValueError("record fields have the wrong types")
+                payload = fields[5]
+                if type(payload) is not dict and lists.get(fields[3]) != (fields[4], len(payload)):
+                    check_stored(fields)  # a value list of a layout not met yet (or no list at all)
+                    lists[fields[3]] = (fields[4], len(payload))
             except Exception as exc:  # noqa: BLE001 - any undecodable body is damage
                 stop.append(ScanStop(offset, f"undecodable record ({exc})", False))
                 return
@@ -97,7 +102,7 @@ def _stored(path: Path, data: bytes, first_seq: int, from_seq: int, stop: list[S
 def as_record(fields: StoredFields) -> Record:
     """The Record of a stored field list (``iter_stored``)."""
     seq, time_, entity, type_, version, payload = fields
-    return Record(seq, float(time_), str(entity), str(type_), int(version), payload)
+    return Record(seq, float(time_), str(entity), str(type_), int(version), payload_map(type_, version, payload))
 
 
 def _fail_unless_torn_tail(path: Path, stop: list[ScanStop], *, tail: bool) -> ScanStop | None:

@@ -35,6 +35,8 @@ from kiln.media.publish.webrtc.endpoints import WebRtcEndpoints
 from kiln.media.publish.webrtc.publisher import SessionLog, WebRtcPublisher
 from kiln.media.rtc.ice_plan_log import open_ice_pool
 from kiln.media.rtc.ingest import RtcIngest
+from kiln.media.rtc.turn.server import TurnServer
+from kiln.media.rtc.turn.start import open_turn
 from kiln.media.rtc.udp_mux import PortPool
 from kiln.media.stream.live import LiveStream
 from kiln.media.stream.registry import StreamRegistry
@@ -91,6 +93,7 @@ class MediaRuntime:
         self.rtc_ingest: RtcIngest | None = None  # WebRTC ingest (issue 13) sets it before http_apps()
         self.webrtc_ingest: WebRtcIngest | None = None
         self.ice_pool: PortPool | None = None
+        self.turn: TurnServer | None = None
         self.addresses: dict[str, tuple[str, int]] = {}
         self.heap = HeapTrimmer(idle=lambda: not self.streams.all())
         keep_large_blocks_mapped()
@@ -230,6 +233,13 @@ class MediaRuntime:
             self.webrtc.pool = self.ice_pool
             for ice_host, ice_port in self.ice_pool.addresses() if self.ice_pool is not None else []:
                 self.addresses[f"webrtc_ice:{ice_port}"] = (ice_host, ice_port)
+            turn = await open_turn(host, bind.webrtc_tcp_relay, bind.webrtc_tcp_force, self.ice_pool)
+            if turn is not None:
+                self.turn, offer = turn
+                self.webrtc.turn = offer
+                if self.webrtc_ingest is not None:
+                    self.webrtc_ingest.turn = offer
+                self.addresses["webrtc_turn"] = (host, self.turn.port)
             self.webrtc.start(asyncio.get_running_loop())
         if bind.ovt_port is not None:
             self.ovt = OvtPublisher(self.control.hosts, self.streams, self.control.stats, host=host, port=bind.ovt_port,
@@ -293,6 +303,9 @@ class MediaRuntime:
             await self.webrtc_endpoints.close()
         if self.webrtc is not None:
             await self.webrtc.close()
+        if self.turn is not None:
+            await self.turn.close()
+            self.turn = None
         if self.ice_pool is not None:
             self.ice_pool.close()
             self.ice_pool = None

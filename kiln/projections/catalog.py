@@ -78,6 +78,7 @@ class CatalogProjection(LockedDispatch):
         self.vhosts: dict[str, VhostView] = {}
         self.pulls: dict[tuple[str, str, str], PullView] = {}
         self.live: dict[tuple[str, str, str], StreamLifecycle] = {}
+        self._host_table: tuple[tuple[str, dict[str, Any]], ...] | None = None  # host_table(), until a vhost changes
 
     # -- seeding from configuration (not journaled) --
     def seed_config_vhost(self, config: dict[str, Any], created_time: float) -> None:
@@ -87,17 +88,20 @@ class CatalogProjection(LockedDispatch):
             for app in _config_apps(config):
                 view.apps[str(app["name"])] = AppView(view.name, str(app["name"]), app, True, created_time)
             self.vhosts[view.name] = view
+            self._host_table = None
 
     # -- events --
     def _on_VhostCreated(self, ev: ce.VhostCreated) -> None:
         if ev.name in self.vhosts and self.vhosts[ev.name].read_only:
             return  # shadowed by the configuration file
         self.vhosts[ev.name] = VhostView(ev.name, ev.config, False, ev.created_time)
+        self._host_table = None
 
     def _on_VhostDeleted(self, ev: ce.VhostDeleted) -> None:
         view = self.vhosts.get(ev.name)
         if view is not None and not view.read_only:
             del self.vhosts[ev.name]
+            self._host_table = None
             for key in [k for k in self.pulls if k[0] == ev.name]:
                 del self.pulls[key]
 
@@ -162,6 +166,15 @@ class CatalogProjection(LockedDispatch):
     def vhost_names(self) -> list[str]:
         with self._lock:
             return list(self.vhosts)
+
+    def host_table(self) -> tuple[tuple[str, dict[str, Any]], ...]:
+        """(name, OME JSON) of every vhost in match order, one tuple until a vhost comes or goes
+        (host routing keys its answers on it, kiln/config/hosts.py)."""
+        with self._lock:
+            table = self._host_table
+            if table is None:
+                table = self._host_table = tuple((name, view.config) for name, view in self.vhosts.items())
+            return table
 
     def has_vhost(self, name: str) -> bool:
         with self._lock:
@@ -239,6 +252,7 @@ class CatalogProjection(LockedDispatch):
                 self.pulls[(p["vhost"], p["app"], p["name"])] = PullView(**p)
             for s in state.get("live", []):
                 self.live[(s["vhost"], s["app"], s["name"])] = StreamLifecycle(**s)
+            self._host_table = None
 
     # -- reads for the stream supervisors (arch-streams) --
     def pull_definitions(self) -> list[se.PullDefined]:

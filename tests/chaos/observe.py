@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from kiln.timefmt import parse_time
 from tests.chaos.workload import DEFAULT_APP, PUBLISHED, PULLS, STOPPED, Command, Key, State
 
 
@@ -29,10 +30,75 @@ def _post(api: httpx.Client, path: str, body: object) -> Any:
     return r.json()["response"]
 
 
-def observe(api: httpx.Client) -> tuple[State, bool]:
-    """Everything the workload can create, read back; and whether the published stream is live (its
-    dumps are only visible then, so ``dump`` keys are present only when it is)."""
+def _pull_history(api: httpx.Client, name: str) -> list[dict[str, Any]]:
+    """Every journal record of one pull, oldest first (``GET /v1/journal``, paged)."""
+    entity = f"pull:{DEFAULT_APP[0]}/{DEFAULT_APP[1]}/{name}"
+    records: list[dict[str, Any]] = []
+    after: int | None = None
+    while True:
+        params: dict[str, Any] = {"entity": entity, "limit": 1000}
+        if after is not None:
+            params["after"] = after
+        r = api.get("/v1/journal", params=params)
+        if r.status_code != 200:
+            raise ObserveError(f"GET /v1/journal?entity={entity} -> {r.status_code} {r.text[:200]}")
+        page = r.json()["response"]
+        records.extend(rec for rec in page["records"] if rec["entity"] == entity)
+        if not page["more"] or not page["records"]:
+            return records
+        after = page["records"][-1]["seq"]
+
+
+API_DELETE = "deleted by API"  # PullRemoved's reason when the API deleted it (kiln/actors/streams.py)
+
+
+@dataclass(frozen=True)
+class PullFate:
+    """Why a defined pull is not among the live streams, when it is not a loss: ``retrying`` its
+    source (``url``), or ``ended`` by Kiln itself because its source failed (``reason``), as OME
+    deletes a pull stream whose source goes away."""
+
+    kind: str  # "retrying" or "ended"
+    detail: str
+
+
+def pull_fate(api: httpx.Client, name: str, started_at: float) -> PullFate | None:
+    """``fate_from`` the pull's journal records."""
+    return fate_from(_pull_history(api, name), started_at)
+
+
+def fate_from(records: list[dict[str, Any]], started_at: float) -> PullFate | None:
+    """A pull is listed among the streams only while it streams; when its RTSP source stops answering
+    (gst-rtsp-server did, under CI load) it is absent from the list although nothing was lost.
+    Not a loss when the journal shows either: the pull defined, not removed, and tried by the Kiln
+    process started at ``started_at`` (a ``PullFailed`` since then; a pull Kiln forgot at restart has
+    no such record and still reads as missing); or its last definition removed by Kiln for a reason
+    other than an API delete (its source failed). Anything else is None."""
+    defined: dict[str, Any] | None = None
+    removed_reason = ""
+    tried_since_start = False
+    for rec in records:
+        if rec["type"] == "PullDefined":
+            defined, removed_reason, tried_since_start = rec["payload"], "", False
+        elif rec["type"] == "PullRemoved" and defined is not None:
+            defined, removed_reason = None, str(rec["payload"].get("reason", ""))
+        elif rec["type"] == "PullFailed" and parse_time(rec["time"]) >= started_at - 1.0:
+            tried_since_start = True
+    if defined is None:
+        return PullFate("ended", removed_reason) if removed_reason and removed_reason != API_DELETE else None
+    if not tried_since_start:
+        return None
+    urls = defined.get("urls") or [""]
+    return PullFate("retrying", str(defined.get("source_url") or urls[0]))
+
+
+def observe(api: httpx.Client, started_at: float | None = None) -> tuple[State, bool, dict[Key, PullFate]]:
+    """Everything the workload can create, read back; whether the published stream is live (its
+    dumps are only visible then, so ``dump`` keys are present only when it is); and why pulls that are
+    not live are not a loss (``pull_fate``; looked up when ``started_at``, the wall time this Kiln
+    process started, is given). A retrying pull shows in ``seen`` with its URL; an ended one does not."""
     seen: State = {}
+    fates: dict[Key, PullFate] = {}
     apps: list[tuple[str, str]] = [DEFAULT_APP]
     for vhost in _get(api, "/v1/vhosts"):
         if vhost == "default":
@@ -55,6 +121,13 @@ def observe(api: httpx.Client) -> tuple[State, bool]:
         if name in PULLS:
             detail = _get(api, f"/v1/vhosts/default/apps/app/streams/{name}")
             seen[("pull", *DEFAULT_APP, name)] = detail["input"].get("sourceUrl", "")
+    for name in PULLS:
+        if started_at is not None and name not in streams:
+            fate = pull_fate(api, name, started_at)
+            if fate is not None:
+                fates[("pull", *DEFAULT_APP, name)] = fate
+                if fate.kind == "retrying":
+                    seen[("pull", *DEFAULT_APP, name)] = fate.detail
     cam_live = PUBLISHED in streams
     if cam_live:
         try:
@@ -66,7 +139,7 @@ def observe(api: httpx.Client) -> tuple[State, bool]:
             for dump in dumps:
                 shown = dump["outputPath"] + ("" if dump["enabled"] else STOPPED)
                 seen[("dump", *DEFAULT_APP, PUBLISHED, dump["id"])] = shown
-    return seen, cam_live
+    return seen, cam_live, fates
 
 
 @dataclass

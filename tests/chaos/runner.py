@@ -51,6 +51,8 @@ class Report:
     unanswered_applied: int = 0
     lost: int = 0  # acknowledged, then missing after a restart: must stay 0
     half: int = 0  # unanswered and half applied: must stay 0
+    pulls_retrying: int = 0  # checks that found a pull defined but its source not answering (observe.py)
+    pulls_ended: int = 0  # acknowledged pulls Kiln ended itself because their source failed (observe.py)
     by_kind: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -60,7 +62,9 @@ class Report:
         return [f"chaos kills_survived={self.kills} (during startup {self.kills_in_startup}) "
                 f"commands_sent={self.sent} acknowledged={self.acknowledged} refused={self.refused} "
                 f"unanswered={self.unanswered} (applied {self.unanswered_applied}) "
-                f"commands_lost={self.lost} half_applied={self.half} seconds={self.seconds:.1f}",
+                f"commands_lost={self.lost} half_applied={self.half} pulls_seen_retrying={self.pulls_retrying} "
+                f"pulls_ended_by_source={self.pulls_ended} "
+                f"seconds={self.seconds:.1f}",
                 f"chaos acknowledged by kind: {kinds}"]
 
 
@@ -151,6 +155,7 @@ class ChaosRun:
         self.state: State = {}
         self.unresolved: Unresolved = {}  # unanswered changes not seen yet (observe.compare)
         self.restart_seconds = 0.0
+        self.started_at = time.time()  # wall time the running Kiln process was started (observe.retrying_pull)
         self.report = Report()
         self.out = out
         self.publisher = Republisher(f"rtmp://127.0.0.1:{self.ports.rtmp}/app/{PUBLISHED}", workdir / "peers")
@@ -190,17 +195,27 @@ class ChaosRun:
         verdict: Verdict | None = None
         while True:
             try:
-                seen, cam_live = observe(self.kiln.api)
+                seen, cam_live, fates = observe(self.kiln.api, self.started_at)
             except (ObserveError, httpx.TransportError) as exc:
                 self.report.problems.append(f"reading state back failed: {exc}")
                 self.report.lost += 1
                 return
+            for key, fate in fates.items():  # Kiln ended it because its source failed, as OME does
+                if fate.kind == "ended" and key in self.state:
+                    self.state = {k: v for k, v in self.state.items() if k != key}
+                    self.report.pulls_ended += 1
+                    self.out(f"chaos after kill {self.report.kills}: pull {key[-1]} ended by Kiln ({fate.detail})")
             verdict = compare(self.state, seen, doubt, cam_live=cam_live, pulls_final=pulls_final,
                               unresolved=self.unresolved)
             settled = doubted_pulls <= set(seen) or time.monotonic() > grace
             if (not verdict.problems and settled) or time.monotonic() > max(deadline, grace):
                 break
             time.sleep(0.2)
+        retrying = sorted(key[-1] for key, fate in fates.items() if fate.kind == "retrying")
+        if retrying:
+            self.report.pulls_retrying += len(retrying)
+            self.out(f"chaos after kill {self.report.kills}: pulls {retrying} defined and retrying "
+                     f"(their RTSP source did not answer)")
         if verdict.problems:
             for problem in verdict.problems:
                 self.out(f"chaos PROBLEM after kill {self.report.kills}: {problem}")
@@ -248,6 +263,7 @@ class ChaosRun:
             self.report.kills_in_startup += 1
             self.verify_journal()
         restart = time.monotonic()
+        self.started_at = time.time()
         self.kiln.start(timeout=60)
         self.restart_seconds += time.monotonic() - restart
         touched_pull = doubt is not None and any(k[0] == "pull" for k in doubt.touched)
@@ -262,6 +278,7 @@ class ChaosRun:
 
     def run(self, kills: int, commands: int) -> Report:
         started = time.monotonic()
+        self.started_at = time.time()
         self.kiln.start(timeout=60)
         self.publisher.start()
         try:

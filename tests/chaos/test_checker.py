@@ -3,7 +3,8 @@ unanswered command are each reported (no sockets: plain state maps)."""
 
 from __future__ import annotations
 
-from tests.chaos.observe import compare
+from kiln.timefmt import format_time
+from tests.chaos.observe import PullFate, compare, fate_from
 from tests.chaos.workload import Command, State, without
 
 BEFORE: State = {("vhost", "cv0"): "cv0", ("app", "cv0", "ca0"): "ca0", ("profile", "cv0", "ca0", "default"): "x",
@@ -75,3 +76,26 @@ def test_an_unanswered_dump_stop_stays_in_doubt_until_its_stream_is_seen() -> No
 def test_an_acknowledged_dump_stop_seen_running_is_a_lost_command() -> None:
     stopped: State = {DUMP: "/d (stopped)"}
     assert compare(stopped, {DUMP: "/d"}, None, cam_live=True, pulls_final=True).problems
+
+
+def _rec(kind: str, at: float, **payload: object) -> dict[str, object]:
+    return {"type": kind, "time": format_time(at), "payload": payload}
+
+
+def test_a_pull_not_live_is_explained_only_by_its_journal() -> None:
+    url = "rtsp://127.0.0.1:1/s"
+    defined = _rec("PullDefined", 100.0, urls=[url], source_url="")
+    retrying = PullFate("retrying", url)
+    assert fate_from([defined, _rec("PullFailed", 205.0, reason="no answer")], 200.0) == retrying
+    # tried only by an earlier process: Kiln may have forgotten it at this restart
+    assert fate_from([defined, _rec("PullFailed", 150.0, reason="no answer")], 200.0) is None
+    assert fate_from([defined], 200.0) is None  # never tried at all
+    # Kiln ended it because its source failed (OME deletes such a pull stream)
+    gone = [defined, _rec("PullRemoved", 180.0, reason="could not connect to any url (Connection refused)")]
+    assert fate_from(gone, 200.0) == PullFate("ended", "could not connect to any url (Connection refused)")
+    # deleted through the API, then a later create that failed (502): nothing explains a missing pull
+    deleted = [defined, _rec("PullRemoved", 180.0, reason="deleted by API"), _rec("PullFailed", 205.0, reason="x")]
+    assert fate_from(deleted, 200.0) is None
+    # defined again after a removal, and tried since the start
+    again = [*deleted, _rec("PullDefined", 210.0, urls=[url], source_url=url), _rec("PullFailed", 215.0, reason="x")]
+    assert fate_from(again, 200.0) == retrying

@@ -4,6 +4,7 @@ plays, and the files go when the stream ends."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -62,7 +63,12 @@ def wait_listed(kiln: KilnProcess, http: httpx.Client, chunklist: str, count: in
 
 
 def files(dvr_dir: Path) -> dict[str, int]:
-    return {p.name: p.stat().st_size for p in dvr_dir.rglob("seg_*_llhls.m4s")}
+    """The DVR files now; one deleted between the listing and its stat (the stream ending) is left out."""
+    found = {}
+    for p in dvr_dir.rglob("seg_*_llhls.m4s"):
+        with contextlib.suppress(FileNotFoundError):
+            found[p.name] = p.stat().st_size
+    return found
 
 
 def rss_kib(pid: int) -> int:

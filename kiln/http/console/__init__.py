@@ -52,3 +52,9 @@ def console_routes() -> list[BaseRoute]:
     """Routes to put before the API's catch-all: ``/console`` redirects, ``/console/…`` are the files."""
     return [Route(PREFIX, _to_slash, methods=["GET", "HEAD"]),
             Mount(PREFIX, app=ConsoleFiles(directory=STATIC, html=True), name="console")]
+
+
+def is_console(method: str, path: str) -> bool:
+    """Whether the API port hands this request to the console's routes: ``/console/…`` (any method: the files
+    answer 405 for a write), and ``GET``/``HEAD /console`` (its redirect); anything else is the API's."""
+    return path.startswith(PREFIX + "/") or (path == PREFIX and method in ("GET", "HEAD"))

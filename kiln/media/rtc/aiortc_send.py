@@ -9,13 +9,15 @@ aioice's private attributes, so each is read through one accessor that fails lou
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pylibsrtp
 
-from kiln.media.rtc.rtp_out import Negotiated, Protect, Route
+from kiln.media.rtc.rtp_out import Address, Negotiated, Protect, Route
 from kiln.media.rtc.udp_mux import VirtualTransport
 
 _MISSING = object()
@@ -37,21 +39,46 @@ def _read(obj: Any, name: str) -> Any:
 
 def srtp_protect(dtls: Any) -> Protect | None:
     """The SRTP protect function of a DTLS transport's keys (RTCDtlsTransport._tx_srtp); None before the
-    handshake has made them."""
+    handshake has made them. Kiln protects RTP on a feed's send thread while aiortc protects RTCP (its SRs) on
+    the loop with the same libsrtp session, which is not thread-safe: both go through one lock
+    (:class:`LockedSession` takes the session's place in the transport)."""
     session = _read(dtls, "_tx_srtp")
-    return None if session is None else protector(session)
+    if session is None:
+        return None
+    if not isinstance(session, LockedSession):
+        session = dtls._tx_srtp = LockedSession(session)
+    return protector(session)
 
 
-def protector(session: Any) -> Protect:
+class LockedSession:
+    """A pylibsrtp session used from two threads: every protect holds ``lock`` (libsrtp keeps per-stream state
+    and a stream list it grows at a new SSRC; pylibsrtp one buffer per session)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.lock = threading.Lock()
+
+    def protect(self, packet: bytes) -> bytes:
+        with self.lock:
+            return bytes(self.session.protect(packet))
+
+    def protect_rtcp(self, packet: bytes) -> bytes:
+        with self.lock:
+            return bytes(self.session.protect_rtcp(packet))
+
+
+def protector(locked: LockedSession) -> Protect:
     """pylibsrtp's ``protect`` without its per-call checks, allocation and the header + payload concatenation:
-    both are written straight into the session's buffer and libsrtp protects them there (about a fifth of a
-    viewer's cost per packet). A pylibsrtp without those internals gets its public ``protect``."""
+    both are written straight into a buffer of this protector's own and libsrtp protects them there (about a
+    fifth of a viewer's cost per packet). A pylibsrtp without those internals gets its public ``protect``."""
+    session, lock = locked.session, locked.lock
     try:
         from pylibsrtp._binding import ffi, lib
-        srtp, cdata = session._srtp, session._cdata
+        srtp = session._srtp
         call, ok = lib.srtp_protect, lib.srtp_err_status_ok
     except (ImportError, AttributeError):
-        return lambda header, payload: session.protect(bytes(header) + payload)
+        return lambda header, payload: locked.protect(bytes(header) + payload)
+    cdata = ffi.new("char[]", 1500)
     buffer = ffi.buffer(cdata)
     limit = len(buffer) - pylibsrtp.SRTP_MAX_TRAILER_LEN
     length = ffi.new("int *")
@@ -61,13 +88,14 @@ def protector(session: Any) -> Protect:
         total = end + len(payload)
         if total > limit:
             raise ValueError("packet is too long")
-        buffer[0:end] = header
-        buffer[end:total] = payload
-        length[0] = total
-        status = call(srtp[0], cdata, length)
-        if status != ok:
-            raise pylibsrtp.Error(f"srtp_protect failed with status {status}")
-        return bytes(buffer[0:length[0]])
+        with lock:
+            buffer[0:end] = header
+            buffer[end:total] = payload
+            length[0] = total
+            status = call(srtp[0], cdata, length)
+            if status != ok:
+                raise pylibsrtp.Error(f"srtp_protect failed with status {status}")
+            return bytes(buffer[0:length[0]])
 
     return protect
 
@@ -78,6 +106,7 @@ class RouteFinder:
     the same (the ICE connection is read each time, so a restart that replaces it is followed)."""
 
     def __init__(self, dtls: Any) -> None:
+        self._loop = asyncio.get_running_loop()
         self._ice = _read(dtls, "transport")
         _read(_read(self._ice, "_connection"), "_nominated")
         self._pair: Any = None
@@ -87,24 +116,41 @@ class RouteFinder:
         pair = self._ice._connection._nominated.get(1)
         if pair is not self._pair:
             self._pair = pair
-            self._route = _route_of(pair) if pair is not None else None
+            self._route = _route_of(pair, self._loop) if pair is not None else None
         return self._route
 
 
-def _route_of(pair: Any) -> Route | None:
-    """On Kiln's shared ports the socket is the port's; otherwise aioice's own."""
+def _route_of(pair: Any, loop: asyncio.AbstractEventLoop) -> Route | None:
+    """The socket to ``sendto`` from any thread (Kiln's feeds send from their own threads): on Kiln's shared
+    ports the port's send socket; otherwise aioice's own socket, or (uvloop hides it) its transport reached
+    through the loop."""
     transport = pair.protocol.transport
     if transport is None or transport.is_closing():
         return None
-    if isinstance(transport, VirtualTransport):
-        transport = _read(transport, "_port").transport
-        if transport is None:
-            return None
     address = (pair.remote_addr[0], pair.remote_addr[1])
+    if isinstance(transport, VirtualTransport):
+        sock = _read(_read(transport, "_port"), "send_socket")
+        return None if sock is None else (sock, address)  # non-blocking: a full buffer raises, the packet is lost
     raw = getattr(transport.get_extra_info("socket"), "_sock", None)  # asyncio's TransportSocket wraps it
     if isinstance(raw, socket.socket):
-        return raw, address  # non-blocking: a full buffer raises, and the viewer loses the packet
-    return transport, address  # uvloop hides the socket: its transport sends at once too (it buffers when full)
+        return raw, address
+    return LoopSend(loop, transport), address
+
+
+class LoopSend:
+    """A transport only its loop may use, as a socket a thread sends on: each datagram goes to the loop (a hop
+    per packet; only sessions off Kiln's shared ports, under uvloop, are sent this way)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, transport: Any) -> None:
+        self.loop = loop
+        self.transport = transport
+
+    def sendto(self, data: bytes, address: Address, /) -> int:
+        try:
+            self.loop.call_soon_threadsafe(self.transport.sendto, data, address)
+        except RuntimeError as exc:  # the loop is closed
+            raise OSError(str(exc)) from None
+        return len(data)
 
 
 def negotiated(transceiver: Any) -> Negotiated:

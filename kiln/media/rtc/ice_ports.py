@@ -3,7 +3,8 @@
 OME's form is ``<address>:<ports>/<transport>``, e.g. ``*:10000-10004/udp``: ``*`` advertises every
 local address, an explicit address (``1.2.3.4``, a public IP behind NAT) is advertised as is, and
 ``${PublicIP}`` asks a STUN server (not done by Kiln: warned, local addresses are used). Kiln
-serves UDP candidates; ``/tcp`` candidates and ``TcpRelay`` (TURN) are not implemented and say so.
+serves UDP candidates; ``/tcp`` candidates are not implemented and say so. WebRTC over TCP is
+``TcpRelay``, Kiln's TURN server (:mod:`kiln.media.rtc.turn`), which relays to these UDP ports.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Stock aiortc packetizes every frame again for every viewer (``encoder.pack``: H.264 NAL split,
 STAP-A/FU-A). Kiln cuts a frame into RTP payloads once, in the feed, with aiortc's own packetizers;
 what is left per viewer is the RTP header, SRTP and the socket write (:mod:`kiln.media.rtc.rtp_out`).
+A NAL larger than one packet is cut into FU-A fragments of one size (only the last is shorter; aiortc
+spreads the remainder, so its fragments differ by a byte): a viewer's run of equal packets then goes out
+in one segmentation-offload send (:mod:`kiln.media.rtc.rtp_out`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.h264 import FU_A_HEADER_SIZE, NAL_HEADER_SIZE, NAL_TYPE_FU_A, PACKET_MAX, H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 
 VIDEO_CLOCK = 90000
@@ -23,6 +26,25 @@ class Prepacked:
 
     payloads: list[bytes]
     timestamp: int
+
+
+class EvenH264(H264Encoder):
+    """aiortc's H.264 packetization (STAP-A, single NAL) with FU-A fragments of equal size but the last."""
+
+    @staticmethod
+    def _packetize_fu_a(data: bytes) -> list[bytes]:
+        body = len(data) - NAL_HEADER_SIZE
+        available = PACKET_MAX - FU_A_HEADER_SIZE
+        count = -(-body // available)
+        size = -(-body // count)  # as few packets as aiortc makes, all this size but the last
+        indicator = (data[0] & 0xE0) | NAL_TYPE_FU_A
+        nal = data[0] & 0x1F
+        fragments = []
+        for offset in range(NAL_HEADER_SIZE, len(data), size):
+            end = offset + size
+            flags = (0x80 if offset == NAL_HEADER_SIZE else 0) | (0x40 if end >= len(data) else 0)
+            fragments.append(bytes((indicator, nal | flags)) + data[offset:end])
+        return fragments
 
 
 class Packetizer:
@@ -38,7 +60,7 @@ class Packetizer:
     def pack(self, data: bytes, pts: int, time_base: Fraction) -> Prepacked:
         timestamp = int(pts * time_base * self.clock)
         if self.codec == "h264":
-            return Prepacked(H264Encoder._packetize(H264Encoder._split_bitstream(data)), timestamp)
+            return Prepacked(EvenH264._packetize(EvenH264._split_bitstream(data)), timestamp)
         if self.codec == "vp8":
             payloads = Vp8Encoder._packetize(data, self._picture_id)
             self._picture_id = (self._picture_id + 1) % (1 << 15)

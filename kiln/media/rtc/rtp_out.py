@@ -9,15 +9,26 @@ template (``struct.pack_into``), SRTP-protects with the session's own key (pylib
 viewer the packet (never a wait). Sequence numbers stay continuous for the viewer across a resync or a
 rendition change (the offset moves, the counter does not), so its receiver sees no gap to NACK.
 
+A frame's packets are protected first, then sent: a run of packets of one size (FU-A fragments of a
+NAL, :mod:`kiln.media.rtc.prepacked`) goes to the kernel in one ``sendmsg`` with UDP segmentation
+offload (``UDP_SEGMENT``, Linux), which cuts it into the same datagrams: one system call and one
+pass through the UDP stack per run instead of per packet (the kernel was most of a viewer's cost). A
+kernel or interface that refuses it turns it off for the process (logged once); packets then go one
+``sendto`` each, as on a socket without ``sendmsg``.
+
 A viewer's sequence number is ``rendition seq + offset``, so a NACK is answered from the rendition's
 :class:`PacketCache` (RTX when negotiated) for packets sent since the last (re)start.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import random
+import socket
 import struct
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,12 +39,59 @@ ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 CACHE_SIZE = 2048            # packets per track: ~4 s of a 2.5 Mbit/s 720p video, far past any NACK's use
 _SEQ = 0xFFFF
 _HEADER = struct.Struct("!BHI")  # marker|pt, seq, timestamp at offset 1
+UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)   # Linux >= 4.18 (Python 3.11 does not name it)
+GSO_MAX_SEGMENTS = 32        # datagrams per offloaded send: 32 x ~1.3 KB stays well under 64 KB
+_SEGMENT_SIZE = struct.Struct("=H")
+_GSO_REFUSED = (errno.EINVAL, errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP)
+
+log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 
 
 class Socket(Protocol):
     def sendto(self, data: bytes, address: Address, /) -> int: ...
+
+
+class Segmentation:
+    """UDP segmentation offload, on while the kernel takes it (Linux), off for the process at its first refusal."""
+
+    enabled = sys.platform == "linux"
+
+    @classmethod
+    def refused(cls, exc: OSError) -> None:
+        if cls.enabled:
+            cls.enabled = False
+            log.warning("webrtc udp segmentation offload refused error=%s; sending one datagram per packet", exc)
+
+
+def send_packets(sock: Socket, packets: Sequence[bytes], address: Address) -> int:
+    """Send ``packets`` in order; how many went out before the socket refused one (``len(packets)`` for all).
+    Runs of one size (the last of a run may be shorter) go in one segmentation-offload ``sendmsg``."""
+    sendmsg: Callable[..., int] | None = getattr(sock, "sendmsg", None) if Segmentation.enabled else None
+    i, n = 0, len(packets)
+    while i < n:
+        size = len(packets[i])
+        j = i + 1
+        if sendmsg is not None:
+            limit = min(n, i + GSO_MAX_SEGMENTS)
+            while j < limit and len(packets[j]) == size:
+                j += 1
+            if j < limit and len(packets[j]) < size:
+                j += 1
+        try:
+            if sendmsg is not None and j - i > 1:
+                sendmsg(packets[i:j], [(socket.SOL_UDP, UDP_SEGMENT, _SEGMENT_SIZE.pack(size))], 0, address)
+            else:
+                sock.sendto(packets[i], address)
+        except OSError as exc:
+            if j - i > 1 and exc.errno in _GSO_REFUSED:
+                Segmentation.refused(exc)
+                sendmsg = None
+                continue  # the same packets again, one datagram each
+            return i
+        i = j
+    return n
 
 
 Route = tuple[Socket, Address]
@@ -139,19 +197,22 @@ class TrackOut:
             header[self.abs_at:self.abs_at + 3] = (abs_time & 0xFFFFFF).to_bytes(3, "big")
         pt = self.negotiated.payload_type
         last = len(payloads) - 1
-        seq = (first_seq + self.offset) & _SEQ
-        sent = 0
+        first = seq = (first_seq + self.offset) & _SEQ
         protect = self.protect
+        packets = []
         for i, payload in enumerate(payloads):
             _HEADER.pack_into(header, 1, pt | 0x80 if i == last else pt, seq, ts)
             try:
-                sock.sendto(protect(header, payload), address)
-            except (OSError, pylibsrtp.Error):  # EAGAIN (the shared socket is full), no route, SRTP refused: lost
-                self.dropped += 1
-                self.next_seq = seq
-                return -1
+                packets.append(protect(header, payload))
+            except pylibsrtp.Error:  # SRTP refused: lost, as a packet the socket would not take
+                break
             seq = (seq + 1) & _SEQ
-            sent += len(payload)
+        out = send_packets(sock, packets, address)  # EAGAIN (the shared socket is full), no route: the rest lost
+        if out < len(payloads):
+            self.dropped += 1
+            self.next_seq = (first + out) & _SEQ  # the viewer's numbering goes on from the first packet not sent
+            return -1
+        sent = sum(map(len, payloads))
         self.next_seq = seq
         self.packets += len(payloads)
         self.octets += sent

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import Callable
 from typing import Any, cast
@@ -68,6 +69,7 @@ class SharedUdpPort(asyncio.DatagramProtocol):
         self.host = host
         self.port = port
         self.transport: asyncio.DatagramTransport | None = None
+        self.send_socket: socket.socket | None = None  # the port's socket for threads (media send threads)
         self.sockname: Address = (host, port)
         self._by_ufrag: dict[str, StunProtocol] = {}
         self._by_addr: dict[Address, StunProtocol] = {}
@@ -80,6 +82,10 @@ class SharedUdpPort(asyncio.DatagramProtocol):
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+            # a transport may only be used from its loop (uvloop's not at all from elsewhere): threads that send
+            # media get their own descriptor of the same socket, non-blocking as the loop's (one file status)
+            self.send_socket = socket.socket(fileno=os.dup(sock.fileno()))
+            self.send_socket.setblocking(False)
         name = transport.get_extra_info("sockname")
         self.sockname = (name[0], name[1])
         self.port = name[1]
@@ -92,6 +98,9 @@ class SharedUdpPort(asyncio.DatagramProtocol):
         if self.transport is not None:
             self.transport.close()
             self.transport = None
+        if self.send_socket is not None:
+            self.send_socket.close()  # a send thread's sendto then fails (EBADF): a lost packet, never another fd
+            self.send_socket = None
 
     @property
     def sessions(self) -> int:

@@ -5,7 +5,8 @@
 //             whep_bundle (path of the esbuild bundle of @eyevinn/webrtc-player), stop_whep,
 //             chromium_args (more command-line flags, e.g. a test CA's key to trust)}
 // Prints one JSON line: {playing, framesStart, framesEnd, framesDecoded, audioPackets, videoCodec,
-//   jitterBufferMs, playoutDelayMs, errors, whepDeleted}
+//   jitterBufferMs, playoutDelayMs, localCandidateType (selected pair's: host, srflx, prflx, relay), relayProtocol,
+//   pcConfigs (what the player gave RTCPeerConnection: iceServers, iceTransportPolicy), errors, whepDeleted}
 'use strict';
 const path = require('path');
 const { chromium } = require('playwright-core');
@@ -38,7 +39,10 @@ const PAGE = `<!doctype html><html><body><div id="player"></div><video id="v" mu
     await page.addInitScript(() => {
       const Native = window.RTCPeerConnection;
       window.__pcs = [];
-      window.RTCPeerConnection = function (...args) { const pc = new Native(...args); window.__pcs.push(pc); return pc; };
+      window.__pcConfigs = [];
+      window.RTCPeerConnection = function (...args) {
+        const pc = new Native(...args); window.__pcs.push(pc); window.__pcConfigs.push(args[0] || null); return pc;
+      };
       window.RTCPeerConnection.prototype = Native.prototype;
       Object.setPrototypeOf(window.RTCPeerConnection, Native);
     });
@@ -84,9 +88,17 @@ const PAGE = `<!doctype html><html><body><div id="player"></div><video id="v" mu
       result.errors.push('wait:' + e.message.split('\n')[0]);
     }
     const stats = await page.evaluate(async () => {
-      const out = { framesDecoded: 0, audioPackets: 0, videoCodec: null, jitterBufferMs: null, playoutDelayMs: null };
+      const out = { framesDecoded: 0, audioPackets: 0, videoCodec: null, jitterBufferMs: null, playoutDelayMs: null,
+        localCandidateType: null, relayProtocol: null, pcConfigs: JSON.parse(JSON.stringify(window.__pcConfigs)) };
       for (const pc of window.__pcs) {
         const report = await pc.getStats();
+        // the selected pair's local candidate: 'relay' when the media goes through a TURN server
+        report.forEach((t) => {
+          if (t.type !== 'transport' || !t.selectedCandidatePairId) return;
+          const pair = report.get(t.selectedCandidatePairId);
+          const local = pair && report.get(pair.localCandidateId);
+          if (local) { out.localCandidateType = local.candidateType; out.relayProtocol = local.relayProtocol || null; }
+        });
         const codecs = {};
         report.forEach((s) => { if (s.type === 'codec') codecs[s.id] = s.mimeType; });
         report.forEach((s) => {

@@ -16,7 +16,7 @@ import pykka
 import pytest
 
 from kiln.actors.base import ask_blocking
-from kiln.actors.commands import StopPush, StopRecord, StreamGone, StreamLive
+from kiln.actors.commands import StartPush, StopPush, StopRecord, StreamGone, StreamLive
 from kiln.actors.push import PushActor
 from kiln.actors.record import RecordActor, StoppedRecord
 from kiln.actors.tasks import TasksActor
@@ -100,5 +100,26 @@ def test_stopping_a_waiting_task_answers_as_its_actor_would(tmp_path: Path, setu
                                                                           ("RecordRemoved", "r1")]
         with pytest.raises(Exception, match="p1"):  # gone: a second stop is refused as for any unknown id
             ask_blocking(ref, StopPush({"id": "p1"}), timeout=5)
+    finally:
+        ref.stop()
+
+
+def test_a_push_created_before_its_stream_is_live_waits_without_an_actor(feed: LiveFeed, setup: Setup) -> None:
+    body = {"id": "early", "stream": {"name": "cam"}, "protocol": "rtmp", "url": "rtmp://127.0.0.1:9/live",
+            "streamKey": "k"}
+    ref = TasksActor.start(setup, "default", "app", CONFIG, AppTasks())
+    before = actors(PushActor)
+    try:
+        created = ask_blocking(ref, StartPush(body), timeout=5)
+        assert created.id == "early"
+        assert [(type(e).__name__, e.id) for e in setup.events.events] == [("PushCreated", "early")]
+        assert actors(PushActor) == before  # no thread for a push with nothing to push
+
+        ask_blocking(ref, StreamLive(feed.live), timeout=5)
+        assert actors(PushActor) == before + 1  # its stream is live: its actor runs it
+        wait_until(lambda: setup.media.task_counters.get(("push", "default", "app", "early")) is not None,
+                   "the push's counters on the board")
+        assert ask_blocking(ref, StopPush({"id": "early"}), timeout=5) is None
+        wait_until(lambda: actors(PushActor) == before, "the push actor stopped")
     finally:
         ref.stop()

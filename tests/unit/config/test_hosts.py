@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from kiln.config.hosts import HostRouter, host_matches, name_covers, resolve_vhost, shadowing, shadowing_text
+from kiln.events.catalog import VhostCreated, VhostDeleted
+from kiln.projections.catalog import CatalogProjection
 
 
 @dataclass
@@ -26,11 +28,8 @@ class Catalog:
     def __init__(self, *vhosts: Vhost) -> None:
         self.vhosts = {v.name: v for v in vhosts}
 
-    def vhost_names(self) -> list[str]:
-        return list(self.vhosts)
-
-    def vhost(self, name: str) -> Vhost | None:
-        return self.vhosts.get(name)
+    def host_table(self) -> tuple[tuple[str, dict[str, Any]], ...]:
+        return tuple((v.name, v.config) for v in self.vhosts.values())
 
     def app(self, vhost: str, app: str) -> App | None:
         view = self.vhosts.get(vhost)
@@ -50,13 +49,13 @@ CATALOG = Catalog(
     ("10.0.0.1", "default"),
 ])
 def test_first_vhost_whose_host_names_match(host: str, vhost: str) -> None:
-    assert resolve_vhost(CATALOG, host) == vhost
+    assert resolve_vhost(CATALOG.host_table(), host) == vhost
 
 
 def test_a_vhost_name_matches_only_when_asked() -> None:
     only_site = Catalog(Vhost("site", {"host": {"names": ["*.example.com"]}}))
-    assert resolve_vhost(only_site, "site") is None
-    assert resolve_vhost(only_site, "site", allow_vhost_name=True) == "site"
+    assert resolve_vhost(only_site.host_table(), "site") is None
+    assert resolve_vhost(only_site.host_table(), "site", allow_vhost_name=True) == "site"
 
 
 def test_router_answers_the_vhost_and_the_apps_json() -> None:
@@ -112,5 +111,24 @@ def test_a_vhost_is_shadowed_only_when_every_name_is_taken_by_an_earlier_vhost()
 def test_a_later_vhost_behind_a_star_never_receives_a_host() -> None:
     shadowed = Catalog(Vhost("default", {"host": {"names": ["*"]}}),
                        Vhost("tv", {"host": {"names": ["tv.example.com"]}}))
-    assert resolve_vhost(shadowed, "tv.example.com") == "default"
-    assert resolve_vhost(shadowed, "tv", allow_vhost_name=True) == "tv"
+    assert resolve_vhost(shadowed.host_table(), "tv.example.com") == "default"
+    assert resolve_vhost(shadowed.host_table(), "tv", allow_vhost_name=True) == "tv"
+
+
+def test_router_remembers_answers_until_a_vhost_comes_or_goes() -> None:
+    """The catalog projection's host table is one object until a vhost changes; the router's remembered
+    answers follow it (a player request per part asks which vhost its Host selects)."""
+    catalog = CatalogProjection()
+    catalog.seed_config_vhost({"name": "default", "host": {"names": ["*.example.com"]}, "applications": {}}, 1.0)
+    router = HostRouter(catalog)
+    table = catalog.host_table()
+    assert catalog.host_table() is table
+    assert router.vhost_for_host("a.example.com") == "default"
+    assert router.vhost_for_host("tv.test") is None
+    assert router.vhost_for_host("tv.test") is None  # remembered, still right
+    catalog.apply(VhostCreated("tv", {"name": "tv", "host": {"names": ["tv.test"]}}, 2.0))
+    assert catalog.host_table() is not table
+    assert router.vhost_for_host("tv.test") == "tv"
+    assert router.vhost_config("tv") == {"name": "tv", "host": {"names": ["tv.test"]}}
+    catalog.apply(VhostDeleted("tv"))
+    assert router.vhost_for_host("tv.test") is None and router.vhost_config("tv") is None

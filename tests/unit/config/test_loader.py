@@ -96,7 +96,7 @@ def test_full_server_xml_server_settings() -> None:
         srt_options={"SRTO_PASSPHRASE": "secret-pass"}, srt_stream_map={19999: "default/app/cam"},
         mpegts_ports=[14000, 14001, 14002, 14005],
         webrtc_signalling_port=13333, webrtc_signalling_tls_port=13334, webrtc_ingest_signalling_port=13333,
-        webrtc_candidate_ports="*:10000-10004/udp", llhls_port=13333, llhls_tls_port=13334,
+        webrtc_candidate_ports="*:10000-10004/udp", webrtc_tcp_relay="*:3478", llhls_port=13333, llhls_tls_port=13334,
         ovt_port=19000, thumbnail_port=0,
     )
 

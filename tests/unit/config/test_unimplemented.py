@@ -134,3 +134,15 @@ def test_startup_logs_each_warning(sample: Path, tmp_path: Path, caplog: pytest.
         cli.main(["serve", "-c", str(sample), "-d", str(tmp_path / "data")])
     logged = [r.getMessage() for r in caplog.records if r.name == "kiln"]
     assert [m for m in logged if "not implemented by Kiln" in m] == [f"configuration {line}" for line in EXPECTED]
+
+
+def test_tcp_relay_worker_count_is_named(tmp_path: Path) -> None:
+    """Kiln's TURN relay (TcpRelay) runs on the event loop: OME's worker count is accepted and said unused."""
+    ice = ("<IceCandidates><IceCandidate>*:10000/udp</IceCandidate><TcpRelay>*:13478</TcpRelay>"
+           "<TcpRelayWorkerCount>2</TcpRelayWorkerCount></IceCandidates>")
+    xml = SAMPLE.replace("<Signalling><Port>13336</Port>", ice + "<Signalling><Port>13336</Port>", 1)
+    assert ice in xml
+    path = tmp_path / "relay.xml"
+    path.write_text(xml)
+    assert ("Server.Bind.Publishers.WebRTC.IceCandidates.TcpRelayWorkerCount (2): not implemented by Kiln, "
+            "the TURN relay runs on Kiln's event loop") in unimplemented_warnings(load_server_xml(path))

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
+import struct
+import threading
+from collections.abc import Iterator
 
+import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket, unwrap_rtx
 from pylibsrtp import Policy, Session
 
-from kiln.media.rtc.aiortc_send import protector
-from kiln.media.rtc.rtp_out import ABS_SEND_TIME_URI, MID_URI, CachedPacket, Negotiated, PacketCache, TrackOut
+from kiln.media.rtc.aiortc_send import LockedSession, protector
+from kiln.media.rtc.rtp_out import (
+    ABS_SEND_TIME_URI,
+    MID_URI,
+    UDP_SEGMENT,
+    CachedPacket,
+    Negotiated,
+    PacketCache,
+    Segmentation,
+    TrackOut,
+    send_packets,
+)
 
 ADDRESS = ("192.0.2.7", 40000)
 EXTENSIONS = ((MID_URI, 4), (ABS_SEND_TIME_URI, 2))
@@ -51,7 +67,7 @@ def _pair(rtx: bool = False) -> tuple[TrackOut, Browser]:
     sender = Session(policy)
     negotiated = Negotiated(ssrc=0x11223344, payload_type=102, mid="0", extensions=EXTENSIONS,
                             rtx_payload_type=103 if rtx else None, rtx_ssrc=0x55667788)
-    return TrackOut(negotiated, protector(sender), clock_origin=1000, first_seq=500), Browser(key)
+    return TrackOut(negotiated, protector(LockedSession(sender)), clock_origin=1000, first_seq=500), Browser(key)
 
 
 def test_the_header_carries_the_viewers_ssrc_sequence_clock_marker_and_extensions() -> None:
@@ -126,7 +142,7 @@ def test_a_socket_that_will_not_take_a_packet_costs_the_frame_not_a_wait() -> No
 def test_a_packet_srtp_refuses_is_lost_not_an_exception_in_the_send_loop() -> None:
     key = os.urandom(30)
     strict = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))  # no repeated index allowed
-    out = TrackOut(Negotiated(ssrc=1, payload_type=96), protector(strict), clock_origin=0, first_seq=10)
+    out = TrackOut(Negotiated(ssrc=1, payload_type=96), protector(LockedSession(strict)), clock_origin=0, first_seq=10)
     wire = Wire()
     out.start(0)
     assert out.send([b"a"], 0, 0, 0, (wire, ADDRESS)) == 1
@@ -137,7 +153,102 @@ def test_a_packet_srtp_refuses_is_lost_not_an_exception_in_the_send_loop() -> No
 
 def test_the_direct_protect_makes_what_pylibsrtp_makes() -> None:
     key = os.urandom(30)
-    direct = protector(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)))
+    direct = protector(LockedSession(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))))
     public = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
     header = bytearray(bytes.fromhex("80660001000000640000beef"))
     assert direct(header, b"payload" * 100) == public.protect(bytes(header) + b"payload" * 100)
+
+
+def test_rtp_protected_on_send_threads_and_rtcp_on_the_loop_share_the_session_safely() -> None:
+    """Feed threads protect RTP (the direct path, or pylibsrtp's own, which has one buffer per session) while
+    aiortc protects its SRs with the same libsrtp session on the loop: every packet must decrypt, none garbled
+    by another thread."""
+    key = os.urandom(30)
+    locked = LockedSession(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)))
+    direct = protector(locked)
+    rtp: dict[int, list[bytes]] = {0x11: [], 0x22: []}
+    rtcp: list[bytes] = []
+
+    def send_rtp(ssrc: int) -> None:
+        header = bytearray(bytes.fromhex("806600000000006400000000"))
+        header[8:12] = ssrc.to_bytes(4, "big")
+        for seq in range(2000):
+            header[2:4] = seq.to_bytes(2, "big")
+            payload = bytes([seq & 0xFF]) * 1000
+            rtp[ssrc].append(direct(header, payload) if ssrc == 0x11 else locked.protect(bytes(header) + payload))
+
+    threads = [threading.Thread(target=send_rtp, args=(ssrc,)) for ssrc in rtp]
+    for thread in threads:
+        thread.start()
+    sr = bytes.fromhex("80c8000600000011") + bytes(20)  # a sender report
+    while any(t.is_alive() for t in threads) or len(rtcp) < 300:
+        rtcp.append(locked.protect_rtcp(sr))
+    for thread in threads:
+        thread.join()
+    receiver = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    for packets in rtp.values():
+        assert [receiver.unprotect(p)[12] for p in packets] == [seq & 0xFF for seq in range(2000)]
+    assert all(receiver.unprotect_rtcp(p) == sr for p in rtcp)
+
+
+class GsoWire:
+    """A socket with ``sendmsg``: records each call as the datagrams the kernel would cut from it."""
+
+    def __init__(self, refuse: int | None = None, full_after: int | None = None) -> None:
+        self.calls: list[tuple[str, list[bytes]]] = []
+        self.refuse = refuse          # errno sendmsg with segmentation fails with (a kernel without it)
+        self.full_after = full_after  # datagrams taken before the socket is full
+
+    def _take(self, kind: str, datagrams: list[bytes]) -> None:
+        taken = sum(len(d) for _, d in self.calls)
+        if self.full_after is not None and taken + len(datagrams) > self.full_after:
+            raise BlockingIOError(errno.EAGAIN, "full")
+        self.calls.append((kind, datagrams))
+
+    def sendto(self, data: bytes, address: tuple[str, int], /) -> int:
+        self._take("sendto", [data])
+        return len(data)
+
+    def sendmsg(self, buffers: list[bytes], ancdata: list[tuple[int, int, bytes]], flags: int,
+                address: tuple[str, int], /) -> int:
+        ((level, kind, value),) = ancdata
+        assert (level, kind) == (socket.SOL_UDP, UDP_SEGMENT) and flags == 0
+        if self.refuse is not None:
+            raise OSError(self.refuse, "refused")
+        size = struct.unpack("=H", value)[0]
+        data = b"".join(buffers)
+        datagrams = [data[i:i + size] for i in range(0, len(data), size)]
+        assert datagrams == buffers  # what the receiver gets is what was protected, packet by packet
+        self._take("gso", datagrams)
+        return len(data)
+
+
+@pytest.fixture
+def segmentation() -> Iterator[None]:
+    yield
+    Segmentation.enabled = True  # a test that turned it off does not leave it off
+
+
+def test_runs_of_one_size_go_in_one_offloaded_send_and_the_rest_one_by_one(segmentation: None) -> None:
+    packets = [b"s" * 40, *(b"f" * 1200 for _ in range(40)), b"l" * 300, b"o" * 90, b"o" * 90]
+    wire = GsoWire()
+    assert send_packets(wire, packets, ADDRESS) == len(packets)
+    assert [(kind, len(d)) for kind, d in wire.calls] == [("sendto", 1), ("gso", 32), ("gso", 9), ("gso", 2)]
+    assert [d for _, datagrams in wire.calls for d in datagrams] == packets  # order kept
+
+
+def test_a_kernel_that_refuses_offload_gets_one_datagram_per_packet_from_then_on(segmentation: None) -> None:
+    packets = [b"f" * 1200] * 3 + [b"l" * 10]
+    wire = GsoWire(refuse=errno.EIO)
+    assert send_packets(wire, packets, ADDRESS) == 4 and not Segmentation.enabled
+    assert [kind for kind, _ in wire.calls] == ["sendto"] * 4
+
+
+def test_a_full_socket_stops_the_frame_where_it_refused(segmentation: None) -> None:
+    packets = [b"a" * 40, *(b"f" * 1200 for _ in range(5))]
+    assert send_packets(GsoWire(full_after=3), packets, ADDRESS) == 1  # the run of five did not fit
+    out, browser = _pair()
+    wire = GsoWire(full_after=3)
+    out.start(0)
+    assert out.send([b"x" * 40, *(b"y" * 1200 for _ in range(4))], 0, 0, 0, (wire, ADDRESS)) == -1
+    assert out.dropped == 1 and out.next_seq == 501  # the viewer's numbering goes on after the one sent

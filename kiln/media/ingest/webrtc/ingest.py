@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,6 +35,7 @@ from kiln.media.rtc import signalling as sig
 from kiln.media.rtc.ice_restart import IceRestartRefused
 from kiln.media.rtc.sdp import SdpError, candidates_of, check_sdp
 from kiln.media.rtc.sdpfrag import IceFragment, SdpFragError, parse_fragment
+from kiln.media.rtc.turn.plan import TurnOffer
 from kiln.media.rtc.udp_mux import PortPool
 from kiln.metrics.prometheus import RtcIngestFigures
 
@@ -97,6 +98,7 @@ class WebRtcIngest:
         self.port = port
         self.pool = pool
         self.admission: Admitter = admission or OpenDoor()
+        self.turn = TurnOffer((), False)  # the TURN server offers name (TcpRelay), set at start when configured
         self.sessions: dict[str, PublishSession] = {}
         self._etags: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -239,7 +241,10 @@ class WebRtcIngest:
         self._etags[session.id] = etag
         location = f"/{target.app}/{target.stream}/{session.id}?direction=whip"
         headers = {**cors, "Location": location, "ETag": etag, "Accept-Patch": TRICKLE}
-        return Response(answer.encode(), status_code=201, media_type=SDP, headers=headers)
+        response = Response(answer.encode(), status_code=201, media_type=SDP, headers=headers)
+        for link in self.turn.link_headers():  # the TURN server (TcpRelay), as OME's WHIP does
+            response.headers.append("Link", link)
+        return response
 
     async def _whip_resource(self, request: Request, ident: str, cors: dict[str, str]) -> Response:
         session = self.sessions.get(ident)
@@ -366,7 +371,8 @@ class WebRtcIngest:
         except Refused as exc:
             session.close(exc.text)
             raise sig.SignallingError(exc.status, exc.text) from exc
-        await _send(websocket, sig.offer_message(ident, 0, sdp, candidates_of(sdp)))
+        transport = next(iter(parse_qs(query).get("transport") or []), None)
+        await _send(websocket, sig.offer_message(ident, 0, sdp, candidates_of(sdp), self.turn.for_offer(transport)))
         return session
 
 

@@ -37,6 +37,7 @@ from kiln.media.origins.on_demand import OnDemand, pull_and_wait
 from kiln.media.publish.hls.publisher import hls_config
 from kiln.media.publish.hls.server import HlsServer, hls_cors
 from kiln.media.publish.llhls.claims import Claim, claim_of, not_here_reason
+from kiln.media.publish.llhls.gzsplice import SplicedGzip, splice_template
 from kiln.media.publish.llhls.leases import SessionLeases
 from kiln.media.publish.llhls.packager import TrackPackager
 from kiln.media.publish.llhls.publisher import LlhlsPublisher, cors_urls, llhls_config
@@ -66,12 +67,18 @@ class FastAnswer:
     status: int
     headers: list[tuple[bytes, bytes]]  # without Content-Length, which the protocol adds
     body: bytes | memoryview  # a part is a view into its segment's bytes
+    head: bytes  # ``headers`` as lines ("name: value\r\n"), rendered once per form of answer and shared
+
+
+def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
 
 
 @dataclass(frozen=True)
 class FastWait:
-    """A blocked request (``_HLS_msn``/``_HLS_part``, a hinted part): ``retry`` at each change of the
-    stream (``on_next_change``) until it answers, ``give_up`` after ``timeout`` seconds."""
+    """A blocked request (``_HLS_msn``/``_HLS_part``, a hinted part): ``retry`` at each new part of its track
+    or the stream's end (``on_next_change``: LlhlsStream.on_part_of) until it answers, ``give_up`` after
+    ``timeout`` seconds."""
 
     on_next_change: Callable[[Callable[[], None]], None]
     retry: Callable[[], FastAnswer | None]
@@ -135,6 +142,8 @@ class LlhlsServer:
         self._fast_cors_lines: dict[tuple[int, str | None, str | None],
                                     tuple[dict[str, Any] | None, list[tuple[bytes, bytes]]]] = {}
         self._playlists = PlaylistCache()
+        # the header lines of the fast lane's answers, per CORS lines, extra headers and content type
+        self._forms: dict[tuple[Any, ...], tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]], bytes]] = {}
         self.starlette = Starlette(routes=[Route("/{path:path}", self.endpoint,
                                                  methods=["GET", "HEAD", "OPTIONS", "POST", "PATCH", "DELETE"]),
                                            WebSocketRoute("/{path:path}", self.websocket)])
@@ -198,9 +207,14 @@ class LlhlsServer:
         if "direction" in q or "format" in q:  # WHEP/WHIP; format=ts may make a playlist HLS v3's (claims.py)
             return None  # (every file name matched below is LL-HLS's otherwise: claims.py's patterns or stricter)
         found = self.apps.app_for_host(host, app_name)
-        if found is None or found[1] is None or llhls_config(found[1]) is None:
+        if found is None:
             return None
         vhost, app_config = found
+        if app_config is None:
+            return None
+        section = llhls_config(app_config)
+        if section is None:
+            return None
         stream = self.publisher.find(vhost, app_name, stream_name)
         if stream is None:
             return None
@@ -209,7 +223,7 @@ class LlhlsServer:
                 session_q is None or self.leases.child_allowed_now(session_q) is not True
                 or self.publisher.touch(session_q, stream) is None):
             return None
-        cors = self._fast_cors(origin, acrh, app_config)
+        cors = self._fast_cors(origin, acrh, app_config, section)
         head = method == "HEAD"
         try:
             if m := _CHUNKLIST.match(file_name):
@@ -235,10 +249,10 @@ class LlhlsServer:
             return self._fast_body(stream, pkg.init_segment, _media_type(pkg), cors, head)
         return None
 
-    def _fast_cors(self, origin: str | None, acrh: str | None,
-                   app_config: dict[str, Any] | None) -> list[tuple[bytes, bytes]]:
-        """:meth:`_cors_for` as raw header lines, kept per app section, Origin and requested headers."""
-        section = llhls_config(app_config) if app_config else None
+    def _fast_cors(self, origin: str | None, acrh: str | None, app_config: dict[str, Any],
+                   section: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+        """:meth:`_cors_for` as raw header lines, kept per app section (``app_config``'s LLHLS one), Origin and
+        requested headers."""
         key = (id(section), origin, acrh)
         cached = self._fast_cors_lines.get(key)
         if cached is None or cached[0] is not section:
@@ -252,13 +266,17 @@ class LlhlsServer:
     def _fast_body(self, stream: LlhlsStream, body: bytes | memoryview, content_type: str,
                    cors: list[tuple[bytes, bytes]], head: bool,
                    extra: tuple[tuple[bytes, bytes], ...] = ()) -> FastAnswer:
-        headers = list(cors)
-        headers.extend(extra)
-        headers.append((b"content-type", content_type.encode("latin-1")))
+        key = (id(cors), extra, content_type)
+        form = self._forms.get(key)
+        if form is None or form[0] is not cors:  # the CORS lines are cached objects: same identity, same lines
+            headers = [*cors, *extra, (b"content-type", content_type.encode("latin-1"))]
+            if len(self._forms) > 4096:
+                self._forms.clear()
+            form = self._forms[key] = (cors, headers, header_lines(headers))
         if not head and body:
             live = stream.live
             self.stats.bytes_out(live.vhost, live.app, live.name, len(body))
-        return FastAnswer(200, headers, body)
+        return FastAnswer(200, form[1], body, form[2])
 
     def _fast_chunklist(self, stream: LlhlsStream, track_id: int, key: str, query: dict[str, list[str]],
                         session_q: str | None, cors: list[tuple[bytes, bytes]], gzip_ok: bool,
@@ -294,7 +312,7 @@ class LlhlsServer:
 
         if settled():
             return answer()
-        return FastWait(stream.on_next_change, lambda: answer() if settled() else None, answer,
+        return FastWait(lambda cb: stream.on_part_of(pkg, cb), lambda: answer() if settled() else None, answer,
                         self._hold_seconds(stream))
 
     def _fast_part(self, stream: LlhlsStream, pkg: TrackPackager, msn: int, index: int,
@@ -302,7 +320,7 @@ class LlhlsServer:
         def answer() -> FastAnswer:
             seg = pkg.segment(msn)
             if seg is None or index >= len(seg.parts):
-                return FastAnswer(404, list(cors), b"")
+                return FastAnswer(404, list(cors), b"", header_lines(cors))
             return self._fast_body(stream, seg.parts[index].data, _media_type(pkg), cors, head)
 
         if pkg.has_part(msn, index):
@@ -316,7 +334,7 @@ class LlhlsServer:
                 return answer()
             return None
 
-        return FastWait(stream.on_next_change, retry, answer, self._hold_seconds(stream))
+        return FastWait(lambda cb: stream.on_part_of(pkg, cb), retry, answer, self._hold_seconds(stream))
 
     # -- entry --
     async def websocket(self, websocket: WebSocket) -> None:
@@ -404,9 +422,12 @@ class LlhlsServer:
     @staticmethod
     def _track(stream: LlhlsStream, track_id: int, kind: str) -> TrackPackager | None:
         pkg = stream.track_by_id(track_id)
-        if pkg is None or {MediaKind.VIDEO: "video", MediaKind.AUDIO: "audio"}.get(pkg.track.kind) != kind:
+        if pkg is None:
             return None
-        return pkg
+        found = pkg.track.kind  # compared by identity: hashing an Enum member is a Python call per request
+        if (found is MediaKind.VIDEO and kind == "video") or (found is MediaKind.AUDIO and kind == "audio"):
+            return pkg
+        return None
 
     def _hold_seconds(self, stream: LlhlsStream) -> float:
         return 3 * stream.settings.segment_duration
@@ -542,21 +563,27 @@ def gzipped(body: bytes | memoryview) -> bytes:
 
 
 class Rendered:
-    """One chunklist answer: its bytes, and their gzip made at most once."""
+    """One chunklist answer: its bytes, and their gzip made at most once (spliced from the template's
+    compressed pieces when there is a query: gzsplice.py)."""
 
-    __slots__ = ("body", "_gzip")
+    __slots__ = ("body", "_gzip", "_spliced", "_query")
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, spliced: SplicedGzip | None = None, query: bytes = b"") -> None:
         self.body = body
         self._gzip: bytes | None = None
+        self._spliced = spliced
+        self._query = query
 
     def gzip(self) -> bytes:
         if self._gzip is None:
-            self._gzip = gzipped(self.body)
+            spliced = self._spliced
+            self._gzip = spliced.gzip(self._query, self.body) if spliced is not None else gzipped(self.body)
         return self._gzip
 
 
 _QUERY_MARK = "\x00kiln-query\x00"  # never in a rendered chunklist: stands for the query until it is put in
+_MARK_BYTES = _QUERY_MARK.encode()
+_NOT_YET = object()
 
 
 class PlaylistCache:
@@ -590,20 +617,27 @@ class PlaylistCache:
             template = held.templates[tkey] = stream.chunklist(pkg, _QUERY_MARK, legacy=legacy,
                                                                rewind=rewind).encode()
         if query:
-            body = template.replace(_QUERY_MARK.encode(), query.encode())
+            insert = query.encode()
+            body = template.replace(_MARK_BYTES, insert)
+            skey = (tkey, len(insert))
+            spliced = held.spliced.get(skey, _NOT_YET)
+            if spliced is _NOT_YET:
+                spliced = held.spliced[skey] = splice_template(template, _MARK_BYTES, len(insert))
+            rendered = Rendered(body, spliced, insert)  # type: ignore[arg-type]
         else:  # no query at all: URIs without "?" (rendered as such, not a replace)
-            body = stream.chunklist(pkg, "", legacy=legacy, rewind=rewind).encode()
-        rendered = held.answers[key] = Rendered(body)
+            rendered = Rendered(stream.chunklist(pkg, "", legacy=legacy, rewind=rewind).encode())
+        held.answers[key] = rendered
         return rendered
 
 
 class _StreamPlaylists:
-    __slots__ = ("version", "templates", "answers")
+    __slots__ = ("version", "templates", "answers", "spliced")
 
     def __init__(self, version: int) -> None:
         self.version = version
         self.templates: dict[tuple[Any, ...], bytes] = {}
         self.answers: dict[tuple[Any, ...], Rendered] = {}
+        self.spliced: dict[tuple[Any, ...], SplicedGzip | None] = {}  # per template and query length
 
 
 def _path_names(request: Request | WebSocket) -> list[str]:

@@ -75,6 +75,11 @@ class LlhlsStream:
         self.key = new_stream_key(output.name, settings.origin_mode)
         self.packagers: dict[int, TrackPackager] = {}
         self._changed: asyncio.Future[None] = loop.create_future()
+        # blocked fast-lane requests per track: all run by one loop callback at that track's next part (or the
+        # end), so an audio part does not wake the video waiters, and a thousand waiters are one handle, not
+        # a thousand future callbacks
+        self._part_waiters: dict[int, list[Callable[[], None]]] = {}
+        self._waking: set[int] = set()
         self.changes = 0  # counts wakes: a playlist rendered at one count holds until the next (server.py caches)
         self.concluded = False
         self.ended = False
@@ -150,6 +155,10 @@ class LlhlsStream:
             except Exception:
                 log.exception("llhls part listener failed stream=%s", self.output.name)
         self._wake()
+        tid = pkg.track.id
+        if tid in self._part_waiters and tid not in self._waking:
+            self._waking.add(tid)
+            self.loop.call_soon(self._run_waiters, tid)
 
     def _on_segment(self, pkg: TrackPackager, seg: Segment) -> None:
         for listener in list(self.segment_listeners):
@@ -182,6 +191,22 @@ class LlhlsStream:
         fut, self._changed = self._changed, self.loop.create_future()
         if not fut.done():
             fut.set_result(None)
+
+    def _run_waiters(self, track_id: int | None) -> None:
+        """Call the waiters of one track (None: of every track); a waiter that still waits registers again,
+        for the next part."""
+        ids = [track_id] if track_id is not None else list(self._part_waiters)
+        for tid in ids:
+            self._waking.discard(tid)
+            for callback in self._part_waiters.pop(tid, ()):
+                try:
+                    callback()
+                except Exception:
+                    log.exception("llhls part waiter failed stream=%s", self.output.name)
+
+    def on_part_of(self, pkg: TrackPackager, callback: Callable[[], None]) -> None:
+        """Call ``callback`` at ``pkg``'s next part, or when the stream ends or concludes."""
+        self._part_waiters.setdefault(pkg.track.id, []).append(callback)
 
     def on_next_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` at the next part (or the end): one future per part shared by every blocked
@@ -297,6 +322,8 @@ class LlhlsStream:
         for pkg in self.packagers.values():
             pkg.conclude()
         self._wake()
+        if self._part_waiters:
+            self.loop.call_soon(self._run_waiters, None)
 
     def end(self, reason: str) -> None:
         if self.ended:
@@ -307,6 +334,8 @@ class LlhlsStream:
             pkg.conclude()
         log.info("llhls stream ended stream=%s reason=%s", self.output.name, reason)
         self._wake()
+        if self._part_waiters:
+            self.loop.call_soon(self._run_waiters, None)
 
     def release(self) -> None:
         """Drop the media this ended stream still holds. Its objects sit in reference cycles

@@ -127,8 +127,11 @@ class WebRtcEndpoints:
         session.ended_callbacks.append(lambda: self.whep_sessions.pop(token, None))
         self.publisher.negotiated(session)
         location = f"/{quote(names[0], safe='')}/{quote(names[1], safe='')}/{token}?direction=whep"
-        return Response(answer.encode(), status_code=201, media_type=SDP,
-                        headers={**cors, "Location": location, "ETag": f'"{token}"'})
+        response = Response(answer.encode(), status_code=201, media_type=SDP,
+                            headers={**cors, "Location": location, "ETag": f'"{token}"'})
+        for link in self.publisher.turn.link_headers():  # the TURN server (TcpRelay), as OME's WHIP/WHEP do
+            response.headers.append("Link", link)
+        return response
 
     async def _existing(self, request: Request, names: list[str], cors: dict[str, str]) -> Response:
         session = self.whep_sessions.get(names[-1]) if len(names) == 3 else None

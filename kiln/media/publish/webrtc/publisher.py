@@ -28,6 +28,7 @@ from kiln.media.origins.on_demand import OnDemand, pull_and_wait
 from kiln.media.publish.webrtc.choose import Choice, NotPlayable, Rendition, choose, video_warning
 from kiln.media.publish.webrtc.feed import Feed
 from kiln.media.publish.webrtc.session import ViewerSession
+from kiln.media.rtc.turn.plan import TurnOffer
 from kiln.media.rtc.udp_mux import PortPool
 from kiln.media.stream.live import LiveStream, OutputStream
 
@@ -110,6 +111,7 @@ class WebRtcPublisher:
         self.origins = origins
         self.stats = stats
         self.pool = pool
+        self.turn = TurnOffer((), False)  # the TURN server offers name (TcpRelay), set at start when configured
         self.admission = admission
         self.journal = journal
         self._ids = itertools.count(1)
@@ -249,9 +251,10 @@ class WebRtcPublisher:
         target = self._targets.pop(session.id, None)
         self.sessions.pop(session.id, None)
         asked = self._admitted.pop(session.id, None)
-        if key is not None and session.counters.unreported:
-            self.stats.bytes_out(*key, session.counters.unreported)
-            session.counters.unreported = 0
+        n = session.counters.unreported
+        if key is not None and n:
+            self.stats.bytes_out(*key, n)
+            session.counters.reported += n
         if self.admission is not None and asked is not None and self.loop is not None:
             self.loop.create_task(self.admission.closed(asked))
         if session.id not in self._counted:
@@ -291,7 +294,7 @@ class WebRtcPublisher:
                 key = self._keys.get(ident)
                 n = session.counters.unreported
                 if key is not None and n:
-                    session.counters.unreported = 0
+                    session.counters.reported += n
                     self.stats.bytes_out(*key, n)
 
     def counts(self) -> dict[str, int]:

@@ -73,14 +73,19 @@ class IdleTrack(MediaStreamTrack):
 
 @dataclass
 class SessionCounters:
-    """Bytes handed to aiortc (RTP payload) and when; the owner moves the stats tree from them."""
+    """Bytes sent (RTP payload) and when; the owner moves the stats tree from them. The feed's send thread writes
+    them, the loop reads them: the loop keeps its own ``reported`` (no read-modify-write shared by both)."""
 
     bytes_out: int = 0
-    unreported: int = 0
+    reported: int = 0                                      # of bytes_out, what the stats tree has (the loop's)
     last_sent: float = 0.0
     latency_ms: list[float] = field(default_factory=list)  # live frames: arrival in Kiln -> this viewer's packets out
     resent: int = 0                                        # packets resent for NACKs
     keyframe_requests: int = 0                             # PLI/FIR heard
+
+    @property
+    def unreported(self) -> int:
+        return self.bytes_out - self.reported
 
     def percentile(self, q: float) -> float:
         if not self.latency_ms:
@@ -191,7 +196,7 @@ class ViewerSession:
             return False
         self.rendition = rendition
         if self.viewer is not None:  # else it starts on this rendition once connected
-            self.viewer.retarget(_kinds(rendition))
+            self.feed.retarget(self.viewer, _kinds(rendition))
         self.feed.request_keyframe("webrtc rendition change")  # the new track moves at its next keyframe
         log.info("webrtc rendition changed session=%s rendition=%s", self.label, rendition.name)
         return True
@@ -230,7 +235,7 @@ class ViewerSession:
         def handle(packet: Any) -> bool:
             if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
                 if self.viewer is not None:
-                    self.counters.resent += self.feed.nack(self.viewer, kind, list(packet.lost))
+                    self.feed.nack(self.viewer, kind, list(packet.lost), self._resent)
                 return True
             if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 self.counters.keyframe_requests += 1
@@ -264,10 +269,12 @@ class ViewerSession:
         elif state in ("failed", "closed") and self.closed_reason is None:
             await self.close("ICE/DTLS failed (consent lost or peer gone)" if state == "failed" else "peer closed")
 
+    def _resent(self, packets: int) -> None:
+        self.counters.resent += packets  # only the feed's send thread adds to it
+
     def _sent(self, kind: str, out: TrackOut, size: int, arrival: float) -> None:
         c = self.counters
         c.bytes_out += size
-        c.unreported += size
         c.last_sent = time.monotonic()
         report = self._reports.get(kind)
         if report is not None:

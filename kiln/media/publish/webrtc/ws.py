@@ -138,7 +138,8 @@ class SignallingSocket:
             raise sig.SignallingError(code, text) from None
         self.session, self.choice = session, choice
         sdp, candidates = await session.create_offer()
-        await self.ws.send_text(sig.encode(sig.offer_message(session.id, 0, sdp, candidates)))
+        ice_servers = self.publisher.turn.for_offer(self.ws.query_params.get("transport"))
+        await self.ws.send_text(sig.encode(sig.offer_message(session.id, 0, sdp, candidates, ice_servers)))
         if self.target.playlist is not None or len(choice.renditions) > 1:
             renditions = [rendition_json(r) for r in choice.renditions]
             await self.ws.send_text(sig.encode(sig.playlist_notification(renditions, choice.auto)))
