@@ -1,6 +1,7 @@
 """Fuzz targets for the media parsers and builders outside RTMP: SRT streamid and caller URLs, ID3
 (the builder behind ``sendEvent`` and the reader), BMFF, H.264/H.265/AAC configurations, and MPEG-TS
-(sync detection, the timestamp clock, and the demux worker fed mutated packets and PES headers).
+(sync detection, the timestamp clock, Kiln's bulk demuxer in any chunking, and the demux worker fed
+mutated packets and PES headers).
 
 Property of each: success or the parser's own ``ValueError`` subclass, within the time and memory
 bounds of tests/fuzz/budget.py.
@@ -21,6 +22,7 @@ from kiln.media.formats.bmff.parse import DECODERS, Box, decode, parse_boxes
 from kiln.media.formats.bmff.reader import read_fragments, read_init_segment
 from kiln.media.formats.codecs import aac, h264, h265, nal
 from kiln.media.formats.codecs.errors import CodecConfigError
+from kiln.media.formats.mpegts.demux import TsDemuxer
 from kiln.media.formats.mpegts.tsclock import TsClock
 from kiln.media.ingest.demux.tsreader import TS_PACKET_SIZE, TsDemuxWorker, ts_sync_offset
 from kiln.media.net.srt.streamid import StreamIdError, resolve_streamid
@@ -226,6 +228,26 @@ def ts_streams(draw: st.DrawFn) -> bytes:
         if not packets:
             break
     return b"".join(packets)
+
+
+@fuzz(1.0)
+@given(st.one_of(ts_streams(), mutated([_TS], max_mutations=6)), st.lists(st.integers(1, 4000), min_size=1, max_size=8))
+def test_ts_bulk_demuxer(data: bytes, sizes: list[int]) -> None:
+    """Kiln's bulk TS demuxer never raises, whatever the bytes and their chunking, and keeps what it holds
+    back bounded (a partial packet, or the tail where a sync run may start)."""
+    demuxer = TsDemuxer()
+    at = step = 0
+    total = 0
+    while at < len(data):
+        size = sizes[step % len(sizes)]
+        for unit in demuxer.feed(data[at:at + size]):
+            total += len(unit.data)
+            assert unit.pts is None or 0 <= unit.pts < 1 << 33
+        assert len(demuxer._rest) < 3 * TS_PACKET_SIZE
+        at += size
+        step += 1
+    total += sum(len(unit.data) for unit in demuxer.flush())
+    assert total <= len(data)
 
 
 class _Errors(logging.Handler):

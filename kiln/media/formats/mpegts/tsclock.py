@@ -87,6 +87,11 @@ class TsClock:
         if clock is not None:
             clock.dts, clock.end = max(clock.dts, dts), max(clock.end, end)
 
+    def end_of(self, track_id: int) -> int | None:
+        """Where the track got to (its last output dts plus duration), None before its first packet."""
+        clock = self._tracks.get(track_id)
+        return clock.end if clock is not None else None
+
     # -- helpers --------------------------------------------------------------------------------
     def _signed(self, delta: int) -> int:
         return delta - self.wrap if delta >= self.wrap // 2 else delta

@@ -42,6 +42,7 @@ class _TrackState:
     clocked: bool = False  # dts/pts go through the TS clock (an MPEG-TS track in 1/90000)
     adts_key: tuple[int, int, int] | None = None  # (object type, rate index, channels) of the last ADTS header
     adts_steps: dict[int, int] = field(default_factory=dict)  # rate index -> ticks per 1024-sample frame
+    parameter_sets: bytes = b""  # the in-band SPS/PPS (VPS) bytes the config was last built from
 
 
 class AvConverter:
@@ -57,36 +58,66 @@ class AvConverter:
         if codec is None or stream.time_base is None:
             log.info("input stream skipped index=%d codec=%s", stream.index, stream.codec_context.name)
             return False
-        state = _TrackState(len(self._tracks), codec, Fraction(stream.time_base))
-        state.clocked = self._clock is not None and state.time_base == TS_TIME_BASE
+        sample_rate = channels = 0
         if codec.kind is MediaKind.AUDIO:
-            state.sample_rate = int(getattr(stream.codec_context, "sample_rate", 0) or 0)
-            state.channels = int(getattr(stream.codec_context, "channels", 0) or 0)
-        extradata = bytes(stream.codec_context.extradata or b"")
-        if extradata:
-            state.config = _config_from_extradata(codec, extradata)
-        self._tracks[stream.index] = state
+            sample_rate = int(getattr(stream.codec_context, "sample_rate", 0) or 0)
+            channels = int(getattr(stream.codec_context, "channels", 0) or 0)
+        self.add_track(stream.index, codec, Fraction(stream.time_base), bytes(stream.codec_context.extradata or b""),
+                       sample_rate=sample_rate, channels=channels)
         return True
 
+    def add_track(self, key: int, codec: Codec, time_base: Fraction, extradata: bytes = b"", *,
+                  sample_rate: int = 0, channels: int = 0) -> None:
+        """Register an input track under ``key`` (a PyAV stream index, a TS PID) for ``convert_data``."""
+        state = _TrackState(len(self._tracks), codec, time_base, sample_rate=sample_rate, channels=channels)
+        state.clocked = self._clock is not None and state.time_base == TS_TIME_BASE
+        if extradata:
+            state.config = _config_from_extradata(codec, extradata)
+        self._tracks[key] = state
+
+    def alias(self, key: int, existing: int) -> None:
+        """Input under ``key`` continues the track registered as ``existing`` (a TS stream moved PID)."""
+        self._tracks[key] = self._tracks.pop(existing)
+
     def convert(self, packet: av.Packet[av.stream.Stream]) -> tuple[Track | None, list[Packet]]:
-        state = self._tracks.get(packet.stream.index)
-        if state is None or packet.size == 0 or packet.dts is None:
+        if packet.size == 0 or packet.dts is None:
             return None, []
-        data = bytes(packet)
         dts = int(packet.dts)
-        pts = int(packet.pts) if packet.pts is not None else dts
-        duration = int(packet.duration or 0)
+        return self.convert_data(packet.stream.index, bytes(packet), dts,
+                                 int(packet.pts) if packet.pts is not None else dts, int(packet.duration or 0),
+                                 bool(packet.is_keyframe))
+
+    def convert_data(self, key: int, data: bytes, dts: int, pts: int, duration: int = 0,
+                     keyframe: bool | None = None) -> tuple[Track | None, list[Packet]]:
+        """One access unit (or a PES of ADTS frames) of track ``key``; ``keyframe`` None: read from the NAL
+        unit types (H.264 IDR, H.265 IRAP)."""
+        state = self._tracks.get(key)
+        if state is None or not data:
+            return None, []
         if state.clocked:
             assert self._clock is not None
             dts, pts = self._clock.place(state.track_id, dts, pts, duration)
         if state.codec in (Codec.H264, Codec.H265):
-            return self._video(state, data, pts, dts, duration, bool(packet.is_keyframe))
+            return self._video(state, data, pts, dts, duration, keyframe)
         if state.codec is Codec.AAC and data[:2] in (b"\xff\xf1", b"\xff\xf9"):
             return self._adts(state, data, pts, duration)
         new = self._describe(state) if state.config or state.codec not in (Codec.AAC, Codec.OPUS) else None
         if state.described is None:
             return None, []
         return new, [Packet(state.track_id, pts, dts, state.time_base, data, keyframe=True, duration=duration)]
+
+    def continue_adts(self, key: int, data: bytes) -> tuple[Track | None, list[Packet]]:
+        """ADTS frames of a PES that carries no PTS (allowed in MPEG-TS between timestamps at most 0.7 s
+        apart): they follow the track's previous frame. Dropped before the track's first timestamp."""
+        state = self._tracks.get(key)
+        if state is None or state.codec is not Codec.AAC or not state.clocked or data[:2] not in (
+                b"\xff\xf1", b"\xff\xf9"):
+            return None, []
+        assert self._clock is not None
+        end = self._clock.end_of(state.track_id)
+        if end is None:
+            return None, []
+        return self._adts(state, data, end, 0)
 
     def _describe(self, state: _TrackState) -> Track | None:
         if state.described is not None and state.described.config == state.config:
@@ -102,13 +133,22 @@ class AvConverter:
         return state.described
 
     def _video(self, state: _TrackState, data: bytes, pts: int, dts: int, duration: int,
-               keyframe: bool) -> tuple[Track | None, list[Packet]]:
+               keyframe: bool | None) -> tuple[Track | None, list[Packet]]:
         if nal.is_annexb(data):
+            if keyframe is None:
+                keyframe = _has_random_access_nal(state.codec, data)
             if keyframe or state.described is None:
-                found = _config_from_annexb(state.codec, data)
-                if found:
-                    state.config = found
+                # encoders repeat the parameter sets at every keyframe: the config (an SPS parse) is rebuilt
+                # only when their bytes change
+                sets = _parameter_sets(state.codec, data)
+                if sets != state.parameter_sets or not state.config:
+                    found = _config_from_annexb(state.codec, data)
+                    if found:
+                        state.config = found
+                        state.parameter_sets = sets
             data = nal.annexb_to_length_prefixed(data)
+        elif keyframe is None:
+            keyframe = False
         new = self._describe(state) if state.config else None
         if state.described is None:
             return None, []  # nothing is decodable before the parameter sets
@@ -147,6 +187,39 @@ class AvConverter:
             assert self._clock is not None
             self._clock.extend(state.track_id, packets[-1].dts, at)
         return new, packets
+
+
+def _has_random_access_nal(codec: Codec, data: bytes) -> bool:
+    """An H.264 IDR slice (type 5) or an H.265 IRAP picture (types 16-23) among the Annex-B NAL units."""
+    find = data.find
+    at = find(b"\x00\x00\x01")
+    while 0 <= at < len(data) - 3:
+        kind = data[at + 3] & 0x1F if codec is Codec.H264 else data[at + 3] >> 1 & 0x3F
+        if (kind == 5) if codec is Codec.H264 else (16 <= kind <= 23):
+            return True
+        if codec is Codec.H264 and kind == 1:
+            return False  # a non-IDR slice: the picture is not a random access point
+        if codec is Codec.H265 and kind < 16:
+            return False
+        at = find(b"\x00\x00\x01", at + 4)
+    return False
+
+
+def _parameter_sets(codec: Codec, data: bytes) -> bytes:
+    """The parameter-set NAL units (H.264 SPS/PPS, H.265 VPS/SPS/PPS) before the first slice, joined."""
+    h264_codec = codec is Codec.H264
+    sets: list[bytes] = []
+    find = data.find
+    at = find(b"\x00\x00\x01")
+    while 0 <= at < len(data) - 3:
+        start = at + 3
+        kind = data[start] & 0x1F if h264_codec else data[start] >> 1 & 0x3F
+        at = find(b"\x00\x00\x01", start)
+        if (kind in (7, 8)) if h264_codec else (32 <= kind <= 34):
+            sets.append(data[start:at if at >= 0 else len(data)])
+        elif (1 <= kind <= 5) if h264_codec else kind < 32:
+            break  # a slice: parameter sets come before it
+    return b"".join(sets)
 
 
 def _config_from_extradata(codec: Codec, extradata: bytes) -> bytes:

@@ -4,7 +4,10 @@ Callers are vetted in the SRT handshake from memory (streamid grammar, vhost, th
 :class:`PublishScreen`: app, provider enabled, duplicate name), so a refused encoder sees
 "connection rejected" with a code. The stream opener has the last word when the stream is opened,
 after the first TS bytes were probed; a refusal then drops the connection. The received TS goes
-through ``TsDemuxWorker`` (one thread per caller); the listener thread only queues bytes.
+through ``TsDemuxWorker`` (one thread per caller, which probes and opens the stream); the listener
+thread only receives. What every caller sent in one listener pass reaches the event loop in one
+wake-up (``LoopHandOff``), where the demuxer then runs inline, as RTMP's parsing does: the LL-HLS
+packagers get the packets on their own thread and no per-stream wake-up is paid.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 OPEN_TIMEOUT_S = 30.0  # the control plane answers in milliseconds; this only bounds a wedged shutdown
 ADMISSION_TIMEOUT_S = 60.0  # checks bound themselves (a webhook's Timeout); this only bounds a wedged loop
 JOIN_TIMEOUT_S = 5.0
+HANDOFF_MAX_BYTES = 64 * 1024 * 1024
+"""Bytes waiting for the event loop before callers' data is dropped (a wedged loop must not grow memory)."""
 HANDSHAKE_CODES = {Refusal.NOT_FOUND: RejectCode.NOT_FOUND, Refusal.FORBIDDEN: RejectCode.FORBIDDEN,
                    Refusal.CONFLICT: RejectCode.CONFLICT}
 
@@ -50,6 +55,52 @@ class PublishScreen(Protocol):
     def screen(self, vhost: str, app: str, stream: str, provider: str) -> None:
         """Return if a publish could be accepted now (app exists, provider enabled, name free);
         else raise PublishRejected with its kind."""
+
+
+class LoopHandOff:
+    """Callers' bytes from the listener thread to the event loop: every put until the loop runs goes in one
+    ``call_soon_threadsafe``, in order (a caller's end too, so its last bytes are never cut off)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._batch: list[tuple[TsDemuxWorker, bytes | None, str]] = []
+        self._bytes = 0
+        self._scheduled = False
+        self.dropped_bytes = 0
+
+    def put(self, worker: TsDemuxWorker, data: bytes | None, reason: str = "") -> None:
+        """``data`` None: the caller left with ``reason`` (``worker.finish``) after what was put before."""
+        with self._lock:
+            if data is not None and self._bytes + len(data) > HANDOFF_MAX_BYTES:
+                first = not self.dropped_bytes
+                self.dropped_bytes += len(data)
+                schedule = False
+            else:
+                first = False
+                self._batch.append((worker, data, reason))
+                self._bytes += len(data) if data is not None else 0
+                schedule, self._scheduled = not self._scheduled, True
+        if first:  # once: the loop is wedged or far behind; TsFeed's own overflow warnings say the rest
+            log.warning("srt input waits for a busy event loop, bytes dropped input=%s waiting_bytes=%d",
+                        worker.label, self._bytes)
+        if not schedule:
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.run)
+        except RuntimeError:  # the loop is closed (shutdown): hand over here
+            self.run()
+
+    def run(self) -> None:
+        with self._lock:
+            batch, self._batch = self._batch, []
+            self._bytes = 0
+            self._scheduled = False
+        for worker, data, reason in batch:
+            if data is None:
+                worker.finish(reason)
+            else:
+                worker.push(data)
 
 
 class SrtIngest:
@@ -66,6 +117,7 @@ class SrtIngest:
         self.listener = SrtListener(host, port, on_accept=self._on_accept, options=options)
         self._sessions: set[SrtSession] = set()
         self._lock = threading.Lock()
+        self.handoff = LoopHandOff(loop)
 
     @property
     def port(self) -> int:
@@ -123,21 +175,21 @@ class SrtSession:
 
     # -- SrtReceiver (listener thread) --------------------------------------------------------------
     def on_data(self, data: bytes) -> None:
-        self.on_messages([data])
+        self.on_bytes(data)
 
-    def on_messages(self, messages: list[bytes]) -> None:
-        """Every message of one listener pass, handed to the demux thread as one chunk (one lock, one wake-up)."""
+    def on_bytes(self, data: bytes) -> None:
+        """Every message of one listener pass, concatenated: one chunk for the demux thread (one lock, one wake-up)."""
         worker = self.worker
         if worker is None:
             if self._closed:
                 return
             worker = self.worker = TsDemuxWorker(self.label, TsHooks(self._open_stream, self._ended)).start()
-        worker.push(messages[0] if len(messages) == 1 else b"".join(messages))
+        self.ingest.handoff.put(worker, data)
 
     def on_close(self, reason: str) -> None:
         self._closed = True
         if self.worker is not None:
-            self.worker.finish(reason)
+            self.ingest.handoff.put(self.worker, None, reason)
         else:
             log.info("srt caller left before sending media vhost=%s app=%s stream=%s peer=%s:%d reason=%s",
                      self.vhost, self.target.app, self.target.stream, self.peer[0], self.peer[1], reason)

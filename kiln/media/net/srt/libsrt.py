@@ -357,6 +357,16 @@ def recvmsg_nowait(sock: int, buf: ctypes.Array[ctypes.c_char]) -> int:
     return _recv_held(sock, buf, len(buf))
 
 
+def nowait_receiver() -> Callable[[int, int, int], int]:
+    """``srt_recvmsg(sock, address, size)`` for NON-BLOCKING sockets, keeping the GIL, as the bare ctypes
+    function: a pass calls it once per message into slots of one buffer (no wrapper frame per message);
+    it returns -1 on failure (read ``last_error_code``)."""
+    if _recv_held is None:
+        lib()
+    assert _recv_held is not None
+    return _recv_held  # type: ignore[return-value]  # its c_void_p argument takes an address
+
+
 def last_error_code() -> int:
     """This thread's last SRT error code alone (no message text: the cheap check for "nothing to read")."""
     if _errcode_held is None:

@@ -16,9 +16,10 @@ Contract for the callbacks (they run on threads Kiln does not own, so they must 
 - ``receiver.on_data(bytes)`` runs on the listener thread for every message (1316 bytes of TS for
   a usual encoder). It must only hand the bytes on (e.g. a bounded queue that drops when full);
   a slow ``on_data`` delays every other caller on this port. Calls taking over 100 ms are logged.
-  A receiver that needs no message boundaries (TS ingest) may define ``on_messages(list[bytes])``
-  instead: it then gets every message read from its caller in one pass at once, so its per-message
-  cost (a lock, a wake-up of a demux thread) is paid once per pass.
+  A receiver that needs no message boundaries (TS ingest) may define ``on_bytes(bytes)`` instead:
+  it then gets every message read from its caller in one pass at once, concatenated (received back
+  to back into one buffer of the listener's and copied out once), so its per-message cost (a copy,
+  a lock, a wake-up of a demux thread) is paid once per pass.
 - The thread serves its callers at most once per ``PASS_INTERVAL_S``: messages wait that long in
   libsrt's receive buffer (far below the SRT latency), and one wake-up reads several of them
   instead of one wake-up per 1316-byte message.
@@ -29,6 +30,7 @@ Contract for the callbacks (they run on threads Kiln does not own, so they must 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
@@ -43,9 +45,10 @@ from kiln.media.net.srt.abi import SockStatus
 from kiln.media.net.srt.epoll import EPOLL_ERR, EPOLL_IN, SrtEpoll
 from kiln.media.net.srt.errors import ErrorCode, RejectCode, SrtError, SrtRejected
 from kiln.media.net.srt.options import SETTABLE, OptionSpec, OptionValue, apply_options, parse_options, validate
-from kiln.media.net.srt.socket import SrtSocket
+from kiln.media.net.srt.socket import RECV_BUFFER, SrtSocket
 from kiln.media.net.srt.stats import SrtStats
 from kiln.media.net.srt.streamid import StreamIdError
+from kiln.media.threadname import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ class SrtReceiver(Protocol):
     def on_close(self, reason: str) -> None: ...
 
 
-MessagesHook = Callable[[list[bytes]], None]
+BytesHook = Callable[[bytes], None]
 
 
 AcceptPolicy = Callable[[str, tuple[str, int]], SrtReceiver | None]
@@ -96,7 +99,7 @@ class _Conn:
     bytes_received: int = 0
     messages_received: int = 0
     slow_logged: bool = False
-    on_messages: MessagesHook | None = None  # the receiver's batch hook, if it has one
+    on_bytes: BytesHook | None = None  # the receiver's batch hook, if it has one
 
 
 @dataclass(eq=False)
@@ -133,6 +136,7 @@ class SrtListener:
         self._closing = False
         self._pending: dict[int, _Pending] = {}
         self._conns: dict[int, _Conn] = {}
+        self._pass_buffer = ctypes.create_string_buffer(READ_BATCH * RECV_BUFFER)  # one, reused for every caller
         self._requests: deque[tuple[SrtReceiver, str]] = deque()
         self.port = port
 
@@ -175,6 +179,7 @@ class SrtListener:
         libsrt.register_owner(self)
         self._thread = threading.Thread(target=self._run, name=f"srt-listener-{self.port}", daemon=True)
         self._thread.start()
+        name_os_thread(self._thread, "kiln-srt-listen")
         log.info("srt listener started host=%s port=%d", self.host, self.port)
 
     def close(self) -> None:
@@ -310,7 +315,7 @@ class SrtListener:
             sock.close()
             return
         conn = _Conn(sock, pending.receiver, pending.streamid, peer,
-                     on_messages=getattr(pending.receiver, "on_messages", None))
+                     on_bytes=getattr(pending.receiver, "on_bytes", None))
         self._conns[sock.handle] = conn
         try:
             sock.set_blocking(False)
@@ -328,6 +333,9 @@ class SrtListener:
                 self._drop(conn, f"receiver error: {exc}")
 
     def _service(self, conn: _Conn, events: int) -> None:
+        if conn.on_bytes is not None:
+            self._service_bytes(conn, conn.on_bytes, events)
+            return
         batch: list[bytes] = []
         failure: str | None = None
         for _ in range(READ_BATCH):
@@ -348,12 +356,25 @@ class SrtListener:
         elif events & EPOLL_ERR and conn.sock.state in _DEAD:
             self._drop(conn, "disconnected")
 
-    def _deliver(self, conn: _Conn, batch: list[bytes]) -> bool:
+    def _service_bytes(self, conn: _Conn, hook: BytesHook, events: int) -> None:
+        """A byte-stream receiver: the pass's messages land back to back in the pass buffer, one copy out."""
+        used, count, error = conn.sock.try_recv_into(self._pass_buffer, READ_BATCH)
+        if count:
+            conn.bytes_received += used
+            conn.messages_received += count
+            if not self._deliver(conn, [ctypes.string_at(self._pass_buffer, used)], hook):
+                return
+        if error is not None:
+            self._drop(conn, _close_reason(error))
+        elif events & EPOLL_ERR and conn.sock.state in _DEAD:
+            self._drop(conn, "disconnected")
+
+    def _deliver(self, conn: _Conn, batch: list[bytes], hook: BytesHook | None = None) -> bool:
         """Hand the messages to the receiver; False (and the caller dropped) if it raised."""
         began = time.monotonic()
         try:
-            if conn.on_messages is not None:
-                conn.on_messages(batch)
+            if hook is not None:
+                hook(batch[0])
             else:
                 for data in batch:
                     conn.receiver.on_data(data)

@@ -175,5 +175,22 @@ class SrtSocket:
             return None
         raise err
 
+    def try_recv_into(self, buf: ctypes.Array[ctypes.c_char], max_messages: int) -> tuple[int, int, SrtError | None]:
+        """Non-blocking: every ready message (at most ``max_messages``, while ``RECV_BUFFER`` bytes are left)
+        back to back into ``buf``. Returns (bytes, messages, the error that stopped it or None)."""
+        assert self._nonblocking_recv, "try_recv_into needs a non-blocking socket"
+        base, room = ctypes.addressof(buf), len(buf)
+        recv, handle = libsrt.nowait_receiver(), self._handle
+        used = count = 0
+        while count < max_messages and room - used >= RECV_BUFFER:
+            n = recv(handle, base + used, RECV_BUFFER)
+            if n == abi.SRT_ERROR:
+                if libsrt.last_error_code() == ErrorCode.EASYNCRCV:
+                    break
+                return used, count, libsrt.error("recv", handle)
+            used += n
+            count += 1
+        return used, count, None
+
     def stats(self, *, clear: bool = False) -> SrtStats:
         return SrtStats.from_perfmon(libsrt.bstats(self._handle, clear=clear))
