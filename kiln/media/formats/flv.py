@@ -266,7 +266,7 @@ class FlvConverter:
         if state.pending_config:
             config = state.track.config
             state.pending_config = False
-        keyframe = frame_type == FRAME_KEY or frame_type == FRAME_GENERATED_KEY
+        keyframe = frame_type in (FRAME_KEY, FRAME_GENERATED_KEY)
         return Packet(VIDEO_TRACK_ID, dts + cts, dts, MS, payload, keyframe, 0, config, _monotonic())
 
     # ---- audio ------------------------------------------------------------------------------

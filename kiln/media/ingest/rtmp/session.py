@@ -234,7 +234,7 @@ class RtmpConnection(asyncio.Protocol):
             if self._closed:
                 return
             kind = msg.type_id
-            if sink is not None and (kind == _VIDEO or kind == _AUDIO):
+            if sink is not None and kind in (_VIDEO, _AUDIO):
                 # the media path, inline: one converter call and one sink call per message
                 flv = self._flv
                 result = (flv.convert_video if kind == _VIDEO else flv.convert_audio)(msg.timestamp, msg.payload)
