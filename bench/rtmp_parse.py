@@ -8,12 +8,19 @@
    for ``--seconds``. Prints the server process's CPU (from /proc, over the publish) next to the
    ffmpeg publisher's own CPU (from wait4) in the same run, as the reference.
 
-Usage: .venv/bin/python bench/rtmp_parse.py [--seconds 20]
+3. ``--path``: no sockets and no ffmpeg run; the same publish is replayed through one RtmpConnection
+   (handshake, connect, publish, then each message as two reads, header and body, as ffmpeg's writes
+   arrive) into a LiveStream with a bypass output: microseconds of CPU per media message for the whole
+   ingest path, without and with an LL-HLS packager on the output, next to the chunk reader + FLV
+   converter alone in the same run (the reference).
+
+Usage: .venv/bin/python bench/rtmp_parse.py [--seconds 20] [--path]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import struct
 import subprocess
@@ -21,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -164,13 +172,120 @@ def bench_live(source: Path, seconds: int) -> None:
             server.wait()
 
 
+BYPASS = {"name": "bypass", "outputStreamName": "${OriginStreamName}",
+          "encodes": {"videos": [{"name": "v", "bypass": "true"}], "audios": [{"name": "a", "bypass": "true"}]}}
+
+
+class _Transport(asyncio.Transport):
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
+
+def split_reads(tags: list[tuple[int, int, bytes]], chunk_size: int, repeat: int) -> list[bytes]:
+    """The publish as reads: Set Chunk Size, then every message's header apart from the rest."""
+    writer = ChunkWriter(128)
+    reads = [writer.write(2, SET_CHUNK_SIZE, 0, 0, struct.pack(">I", chunk_size))]
+    writer.set_chunk_size(chunk_size)
+    span = max(ts for _, ts, _ in tags) + 40
+    for r in range(repeat):
+        for kind, ts, body in tags:
+            message = writer.write(6 if kind == VIDEO else 4, kind, ts + r * span, 1, body)
+            header = len(message) - len(body) if len(body) <= chunk_size else 1 + (11, 7, 3, 0)[message[0] >> 6]
+            reads += [message[:header], message[header:]]
+    return reads
+
+
+async def replay(reads: list[bytes], llhls: bool) -> float:
+    """CPU seconds to feed ``reads`` (after connect and publish) through an RtmpConnection into a LiveStream."""
+    from kiln.media.formats import amf0
+    from kiln.media.formats.rtmp.handshake import HANDSHAKE_SIZE
+    from kiln.media.formats.rtmp.messages import COMMAND_AMF0
+    from kiln.media.ingest.rtmp.ingest import StreamSink
+    from kiln.media.ingest.rtmp.session import RtmpConnection, SessionConfig
+    from kiln.media.publish.llhls.publisher import settings_from
+    from kiln.media.publish.llhls.stream import LlhlsStream
+    from kiln.media.stream.live import LiveStream
+    from kiln.metrics.tree import MetricsTree
+
+    loop = asyncio.get_running_loop()
+    tree = MetricsTree()
+    tree.vhost_created("default")
+    tree.app_created("default", "app")
+    tree.stream_created("default", "app", "s")
+    held: list[Any] = []
+
+    class Handler:
+        async def on_publish(self, request: Any) -> StreamSink:
+            live = LiveStream("default", "app", "s", source_type="Rtmp", source_url="", profiles=[BYPASS], stats=tree)
+            if llhls:
+                settings = settings_from({"chunkDuration": 0.5, "segmentDuration": 2, "segmentCount": 5})
+                live.on_started = lambda started: held.extend(
+                    LlhlsStream(loop, started, out, settings) for out in started.outputs.values())
+            held.append(live)
+            return StreamSink(live)
+
+    conn = RtmpConnection(Handler(), SessionConfig(), loop, lambda c: None, lambda t: None)  # type: ignore[arg-type]
+    conn.connection_made(_Transport())
+    conn.data_received(b"\x03" + bytes(HANDSHAKE_SIZE))
+    conn.data_received(bytes(HANDSHAKE_SIZE))
+    writer = ChunkWriter(128)
+    for name, txn, args, sid in (("connect", 1.0, [{"app": "app", "tcUrl": "rtmp://127.0.0.1/app"}], 0),
+                                 ("createStream", 2.0, [None], 0), ("publish", 3.0, [None, "s", "live"], 1)):
+        conn.data_received(writer.write(3, COMMAND_AMF0, 0, sid, amf0.encode(name, txn, *args)))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert conn.publishing, "the replayed publish was not accepted"
+    feed = conn.data_received
+    start = time.process_time()
+    for data in reads:
+        feed(data)
+    used = time.process_time() - start
+    conn.shutdown("replay over")
+    await asyncio.sleep(0.1)  # the LL-HLS segments' spills finish on the loop
+    return used
+
+
+def bench_path(tags: list[tuple[int, int, bytes]], repeat: int = 3) -> None:
+    reads = split_reads(tags, 4096, repeat)
+    messages = sum(1 for kind, _, _ in tags if kind in (AUDIO, VIDEO)) * repeat
+    stream = b"".join(reads)
+    best: dict[str, float] = {}
+    for _ in range(3):  # interleaved, the best of three each
+        start = time.process_time()
+        parse_once(stream)
+        best["reference: chunk reader + FLV converter"] = min(best.get("reference: chunk reader + FLV converter",
+                                                                        1e9), time.process_time() - start)
+        for name, llhls in (("session -> LiveStream (bypass output)", False),
+                            ("session -> LiveStream -> LL-HLS packager", True)):
+            best[name] = min(best.get(name, 1e9), asyncio.run(replay(reads, llhls)))
+    for name, used in best.items():
+        sys.stdout.write(f"path   {name:<45} {used * 1e6 / messages:6.2f} us/message ({messages} messages, "
+                         f"{len(reads)} reads)\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=20, help="length of the 720p source and the live publish")
+    parser.add_argument("--path", action="store_true", help="only the in-process replay of the whole ingest path")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kiln-rtmp-bench-") as tmp:
         source = Path(tmp) / "src720p.flv"
         make_source(source, args.seconds)
+        if args.path:
+            bench_path(flv_tags(source.read_bytes()))
+            return
         bench_parser(flv_tags(source.read_bytes()), args.seconds)
         bench_live(source, args.seconds)
 

@@ -58,28 +58,32 @@ class TrackMeter:
         dts = packet.dts
         dts_ms = dts * self._ms_num / self._ms_den
         size = len(packet.data)
-        if self.first_dts_ms is None:
-            self.first_dts_ms = dts_ms
         if dts_ms > self.last_dts_ms:
             self.last_dts_ms = dts_ms
+        if self.first_dts_ms is None:
+            self.first_dts_ms = dts_ms
         self.packets += 1
         self.bytes += size
         if packet.pts != dts:
             self.has_bframes = True
         if packet.keyframe:
-            if self.keyframes > 0:
-                self.last_gop = self.frames_since_key
-                self.gop_total_frames += self.frames_since_key
+            if self.keyframes:
+                self.last_gop = frames = self.frames_since_key
+                self.gop_total_frames += frames
             self.keyframes += 1
             self.frames_since_key = 1
         else:
             self.frames_since_key += 1
         window = self._window
         window.append((dts_ms, size))
-        window_bytes = self._window_bytes + size
-        while dts_ms - window[0][0] > 1000.0:
-            window_bytes -= window.popleft()[1]
-        self._window_bytes = window_bytes
+        oldest = window[0]
+        if dts_ms - oldest[0] > 1000.0:  # usually one packet leaves the last second as one comes in
+            window_bytes = self._window_bytes + size - window.popleft()[1]
+            while dts_ms - window[0][0] > 1000.0:
+                window_bytes -= window.popleft()[1]
+            self._window_bytes = window_bytes
+        else:
+            self._window_bytes += size
 
     @property
     def duration_s(self) -> float:

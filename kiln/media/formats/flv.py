@@ -25,6 +25,7 @@ from kiln.media.model import MS, Codec, Packet, Track
 log = logging.getLogger(__name__)
 
 _U32 = struct.Struct(">I")
+_monotonic = time.monotonic
 
 VIDEO_TRACK_ID = 0
 AUDIO_TRACK_ID = 1
@@ -265,8 +266,8 @@ class FlvConverter:
         if state.pending_config:
             config = state.track.config
             state.pending_config = False
-        return Packet(VIDEO_TRACK_ID, dts + cts, dts, MS, payload, frame_type in (FRAME_KEY, FRAME_GENERATED_KEY), 0,
-                      config, time.monotonic())
+        keyframe = frame_type in (FRAME_KEY, FRAME_GENERATED_KEY)
+        return Packet(VIDEO_TRACK_ID, dts + cts, dts, MS, payload, keyframe, 0, config, _monotonic())
 
     # ---- audio ------------------------------------------------------------------------------
     def convert_audio(self, timestamp: int, body: bytes | bytearray) -> Track | Packet | None:
@@ -276,6 +277,8 @@ class FlvConverter:
         if sound_format == SOUND_AAC:
             if len(body) < 2:
                 raise FlvError("AAC audio tag body too short")
+            if body[1] == AAC_RAW:  # nearly every audio message
+                return self._audio_frame(timestamp, body, 2, Codec.AAC)
             if body[1] == AAC_SEQUENCE_HEADER:
                 return self._audio_config(Codec.AAC, body[2:])
             if body[1] == AAC_RAW:
@@ -338,4 +341,6 @@ class FlvConverter:
         if state.pending_config:
             config = state.track.config
             state.pending_config = False
-        return Packet(AUDIO_TRACK_ID, dts, dts, MS, bytes(memoryview(body)[start:]), True, 0, config, time.monotonic())
+        # one copy: a bytes body (a message read in one piece) is sliced, a reassembled one viewed first
+        data = body[start:] if type(body) is bytes else bytes(memoryview(body)[start:])
+        return Packet(AUDIO_TRACK_ID, dts, dts, MS, data, True, 0, config, _monotonic())

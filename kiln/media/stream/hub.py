@@ -173,6 +173,20 @@ class StreamHub:
         self.drops = 0
         self.packets = 0
         self.video_track_ids: frozenset[int] = frozenset()
+        self._keep_gop = True
+
+    @property
+    def keep_gop(self) -> bool:
+        """Whether packets are cached from the last keyframe on for late subscribers (off: they start live)."""
+        return self._keep_gop
+
+    @keep_gop.setter
+    def keep_gop(self, keep: bool) -> None:
+        with self._lock:
+            self._keep_gop = keep
+            if not keep:
+                self._gop = []
+                self._gop_bytes = 0
 
     def set_track(self, track: Track) -> None:
         self.tracks[track.id] = track
@@ -207,7 +221,23 @@ class StreamHub:
 
     def publish(self, packet: Packet) -> None:
         self.packets += 1
-        self._remember(packet)
+        if self._keep_gop:
+            # the GOP cache, inline (once per packet per hub): a keyframe starts it anew, anything else joins
+            # it under the lock subscribe() replays it under, so no packet is seen twice or missed
+            if packet.keyframe and (not self.video_track_ids or packet.track_id in self.video_track_ids):
+                with self._lock:
+                    if self.closed_reason is None:
+                        self._gop = [packet]
+                        self._gop_bytes = len(packet.data)
+            elif self._gop:  # nothing cached yet (or the cache was cut): wait for the next keyframe
+                with self._lock:
+                    gop = self._gop
+                    if gop:
+                        gop.append(packet)
+                        self._gop_bytes += len(packet.data)
+                        if len(gop) > MAX_GOP_PACKETS or self._gop_bytes > MAX_GOP_BYTES:
+                            self._gop = []
+                            self._gop_bytes = 0
         subscribers = self._subscribers
         if not subscribers:
             return
@@ -226,27 +256,6 @@ class StreamHub:
                 else:
                     log.info("hub subscriber left hub=%s subscriber=%s reason=%s", self.name, sub.name, reason)
                 sub.end(reason)
-
-    def _remember(self, packet: Packet) -> None:
-        if packet.keyframe:
-            video_ids = self.video_track_ids
-            if not video_ids or packet.track_id in video_ids:
-                with self._lock:
-                    if self.closed_reason is None:
-                        self._gop = [packet]
-                        self._gop_bytes = len(packet.data)
-                return
-        if not self._gop:  # nothing cached yet (or the cache was cut): wait for the next keyframe
-            return
-        with self._lock:  # subscribe() replays the cache under this lock: no packet is seen twice or missed
-            gop = self._gop
-            if not gop:
-                return
-            gop.append(packet)
-            self._gop_bytes += len(packet.data)
-            if len(gop) > MAX_GOP_PACKETS or self._gop_bytes > MAX_GOP_BYTES:
-                self._gop = []
-                self._gop_bytes = 0
 
     def close(self, reason: str) -> None:
         with self._lock:

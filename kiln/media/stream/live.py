@@ -175,9 +175,11 @@ class LiveStream:
         self._maybe_start(None)
 
     def ingest(self, packet: Packet) -> None:
+        # once per packet of every input: plain local work, the relay inline (see _relay_packet)
         if self.ended_reason is not None:
             return
-        meter = self.meters.get(packet.track_id)
+        track_id = packet.track_id
+        meter = self.meters.get(track_id)
         if meter is None:
             return  # a packet for a track that was never described
         if not packet.arrival:  # every protocol's packets carry their arrival (PROGRAM-DATE-TIME uses it)
@@ -185,7 +187,7 @@ class LiveStream:
         meter.add(packet)
         size = len(packet.data)
         self.bytes_in += size
-        wall = now()
+        wall = time.time()  # timefmt.now(), without the call
         ingest_meter = self._ingest_meter
         if ingest_meter is None and self.stats is not None:  # announced by the actor before the first packet
             ingest_meter = self._ingest_meter = self.stats.ingest_meter(self.vhost, self.app, self.name)
@@ -197,7 +199,10 @@ class LiveStream:
         if not self.started:
             self._maybe_start(packet)
             return
-        self._relay_packet(packet)
+        for hub, out_id in self._relay.get(track_id, ()):
+            hub.publish(packet if out_id == track_id else Packet(
+                out_id, packet.pts, packet.dts, packet.time_base, packet.data, packet.keyframe, packet.duration,
+                packet.config, packet.arrival))
 
     @property
     def last_packet_pts_ms(self) -> float:
@@ -253,6 +258,9 @@ class LiveStream:
             self.request_keyframe("transcoder start")
         for cached in self.input.gop_snapshot():  # outputs begin at the last keyframe, not mid-GOP
             self._relay_packet(cached)
+        # that was the input's GOP cache's one use: only the transcoder subscribes to the input, and only
+        # above; the outputs keep their own caches for their late subscribers
+        self.input.keep_gop = False
         log.info("stream started vhost=%s app=%s stream=%s tracks=%s outputs=%s", self.vhost, self.app,
                  self.name, ",".join(f"{t.id}:{t.codec.value}" for t in self.tracks.values()),
                  ",".join(self.outputs))

@@ -58,3 +58,16 @@ def test_the_meter_reads_any_time_base_as_packets_convert_it() -> None:
     assert meter.first_dts_ms == exact[0] and meter.last_dts_ms == exact[-1]
     assert abs(meter.framerate_avg - 30000 / 1001) < 1e-9
     assert meter.framerate_latest > 29.9 and meter.bitrate_latest > 0
+
+
+def test_once_started_the_outputs_hold_the_gop_and_the_input_hub_no_longer_caches() -> None:
+    # the input's GOP cache serves the outputs' start (and the transcoder, which subscribes there, then):
+    # after that only the output hubs keep one, for the publishers that join late
+    stream = _stream()
+    for i in range(45):
+        stream.ingest(Packet(0, i * 33, i * 33, MS, bytes(100 + i), keyframe=i % 30 == 0))
+    assert not stream.input.keep_gop and stream.input.gop_snapshot() == []
+    late: list[Packet] = []
+    stream.outputs["s"].hub.subscribe(CallbackSubscriber("late", late.append), from_keyframe=True)
+    assert [p.dts for p in late] == [i * 33 for i in range(30, 45)] and late[0].keyframe
+    stream.end("test over")

@@ -95,3 +95,15 @@ def test_close_ends_every_subscriber_with_the_reason_and_refuses_new_ones() -> N
     late = Subscriber("late")
     h.subscribe(late)
     assert late.closed_reason == "publisher left" and h.subscribers == ()
+
+
+def test_a_hub_that_keeps_no_gop_gives_new_subscribers_only_what_comes_next() -> None:
+    h = hub()
+    h.publish(video(0, key=True))
+    h.keep_gop = False
+    for n in range(1, 5):
+        h.publish(video(n, key=n == 3))
+    sub = Subscriber("new")
+    h.subscribe(sub)
+    h.publish(video(5))
+    assert [p.data for p in sub.drain()] == [b"v5"] and h.gop_snapshot() == []

@@ -144,6 +144,20 @@ def test_abort_discards_a_partial_message() -> None:
     assert reader._buffered == 0
 
 
+def test_a_header_read_alone_buffers_nothing_and_a_body_read_whole_is_sliced() -> None:
+    # publishers such as ffmpeg write a message's header and its body apart: each often arrives in its own read
+    reader = ChunkReader()
+    audio = bytes(range(100))
+    assert reader.feed(h0(4, 0, 100, AUDIO, 1)) == [] and reader._buffered == 0
+    (msg,) = reader.feed(audio)
+    assert (msg.type_id, msg.payload, type(msg.payload)) == (AUDIO, audio, bytes) and reader._buffered == 0
+    video = bytes(300)
+    assert reader.feed(h0(6, 40, 300, VIDEO, 1)) == [] and reader._buffered == 0
+    assert reader.feed(video[:128] + h3(6) + video[128:200]) == [] and reader._buffered == 200
+    (msg,) = reader.feed(video[200:256] + h3(6) + video[256:])
+    assert (msg.type_id, msg.timestamp, msg.payload) == (VIDEO, 40, video) and reader._buffered == 0
+
+
 def test_zero_length_message() -> None:
     assert [(m.type_id, m.payload) for m in read(h0(3, 0, 0, 20, 0) + h0(3, 0, 1, 20, 0) + b"x")] == \
         [(20, b""), (20, b"x")]

@@ -64,28 +64,44 @@ class ChunkReader:
         self._buffer_limit = 2 * max_message_size
 
     def feed(self, data: bytes) -> list[RtmpMessage]:
-        self.bytes_received += len(data)
+        n = len(data)
+        self.bytes_received += n
         if self._pending:
             data = self._pending + data
+            n = len(data)
             self._pending = b""
         out: list[RtmpMessage] = []
-        n = len(data)
         pos = 0
         mv = memoryview(data)
         cs = self._cur
-        if cs is not None:  # the rest of a chunk whose payload began in an earlier read
+        if cs is not None:  # the rest of a chunk whose header (and maybe some payload) came in an earlier read
+            left = self._cur_left
             buf = cs.buf
-            assert buf is not None  # a stream becomes current only with its message buffer started
-            take = self._cur_left if self._cur_left < n else n
-            buf += mv[:take]
-            pos = take
-            self._buffered += take
-            self._cur_left -= take
-            if self._cur_left:
+            if left > n:  # the chunk goes on past this read too
+                if buf is None:
+                    cs.buf = bytearray(data)
+                else:
+                    buf += data
+                self._buffered += n
+                self._cur_left = left - n
                 return out
             self._cur = None
-            if cs.remaining == 0:
-                self._complete(cs, buf, out)
+            pos = left
+            if buf is None:  # only the header came before (a publisher that writes header and body apart)
+                if cs.remaining == 0:  # the whole message is this one slice
+                    type_id = cs.type_id
+                    if type_id > ABORT:
+                        out.append(RtmpMessage(type_id, cs.timestamp, cs.stream_id, data[:left], cs.csid))
+                    else:
+                        self._emit(cs, data[:left], out)
+                else:
+                    cs.buf = bytearray(mv[:left])
+                    self._buffered += left
+            else:
+                buf += mv[:left]
+                self._buffered += left
+                if cs.remaining == 0:
+                    self._complete(cs, buf, out)
         streams = self._streams
         while pos < n:
             # ---- basic header
@@ -96,13 +112,13 @@ class ChunkReader:
             if csid < 2:
                 extra = csid + 1
                 if p + extra > n:
-                    self._pending = bytes(mv[pos:])
+                    self._pending = data[pos:]
                     break
                 csid = 64 + data[p] + (data[p + 1] << 8 if csid == 1 else 0)
                 p += extra
             hsize = _HEADER_SIZES[fmt]
             if p + hsize > n:
-                self._pending = bytes(mv[pos:])
+                self._pending = data[pos:]
                 break
             cs = streams.get(csid)
             if cs is None:
@@ -117,7 +133,7 @@ class ChunkReader:
                 ext = cs.extended
                 if ext:
                     if p + 4 > n:
-                        self._pending = bytes(mv[pos:])
+                        self._pending = data[pos:]
                         break
                     ext_value = _U32.unpack_from(data, p)[0]
                     p += 4
@@ -132,29 +148,28 @@ class ChunkReader:
                         f"type-{fmt} header on chunk stream {csid} inside an unfinished message")
                 if fmt == 2:
                     th, tl = _HDR2.unpack_from(data, p)
-                    length, type_id, stream_id = cs.length, cs.type_id, cs.stream_id
+                    length = cs.length
                 else:
-                    th, tl, lh, ll, type_id = _HDR1.unpack_from(data, p)
+                    th, tl, lh, ll, cs.type_id = _HDR1.unpack_from(data, p)
                     length = (lh << 8) | ll
-                    stream_id = _SID.unpack_from(data, p + 7)[0] if fmt == 0 else cs.stream_id
+                    if length > self.max_message_size:
+                        raise RtmpProtocolError(f"message of {length} bytes on chunk stream {csid} exceeds the "
+                                                f"{self.max_message_size}-byte limit")
+                    cs.length = length
+                    if fmt == 0:
+                        cs.stream_id = _SID.unpack_from(data, p + 7)[0]
                 p += hsize
                 field = (th << 8) | tl
                 ext = field == EXTENDED
                 if ext:
                     if p + 4 > n:
-                        self._pending = bytes(mv[pos:])
+                        self._pending = data[pos:]
                         break
                     field = _U32.unpack_from(data, p)[0]
                     p += 4
-                if length > self.max_message_size:
-                    raise RtmpProtocolError(f"message of {length} bytes on chunk stream {csid} exceeds the "
-                                            f"{self.max_message_size}-byte limit")
                 cs.extended = ext
                 cs.delta = field
                 cs.timestamp = field if fmt == 0 else (cs.timestamp + field) & 0xFFFFFFFF
-                cs.length = length
-                cs.type_id = type_id
-                cs.stream_id = stream_id
                 cs.remaining = length
             # ---- chunk payload
             pos = p
@@ -164,22 +179,31 @@ class ChunkReader:
             remaining -= take
             cs.remaining = remaining
             end = pos + take
-            if buf is None:
-                if remaining == 0 and end <= n:
-                    # the whole message is in this chunk and in this read: slice it out directly
-                    pos = end
-                    self._emit(cs, data[p:end] if take else b"", out)
-                    continue
-                buf = cs.buf = bytearray()
+            if buf is None and remaining == 0 and end <= n:
+                # the whole message is in this chunk and in this read: slice it out directly
+                pos = end
+                type_id = cs.type_id
+                if type_id > ABORT:
+                    out.append(RtmpMessage(type_id, cs.timestamp, cs.stream_id, data[p:end] if take else b"", csid))
+                else:
+                    self._emit(cs, data[p:end], out)
+                continue
             if self._buffered + take > self._buffer_limit:
                 raise RtmpProtocolError(f"partial messages exceed the {self._buffer_limit}-byte buffering limit")
-            if end > n:  # the chunk goes on in the next read
-                buf += mv[pos:]
-                self._buffered += n - pos
+            if end > n:  # the chunk goes on in the next read (a message's first chunk: no buffer until bytes come)
+                if pos < n:
+                    if buf is None:
+                        cs.buf = bytearray(mv[pos:])
+                    else:
+                        buf += mv[pos:]
+                    self._buffered += n - pos
                 self._cur = cs
                 self._cur_left = end - n
                 break
-            buf += mv[pos:end]
+            if buf is None:
+                buf = cs.buf = bytearray(mv[pos:end])
+            else:
+                buf += mv[pos:end]
             self._buffered += take
             pos = end
             if remaining == 0:

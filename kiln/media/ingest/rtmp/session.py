@@ -65,6 +65,8 @@ class RtmpConnection(asyncio.Protocol):
         self.bytes_received = 0
         self._handshake = ServerHandshake()
         self._reader = ChunkReader(config.max_message_size)
+        self._feed = self._reader.feed
+        self._shaken = False                       # the handshake is done
         self._writer = ChunkWriter()
         self._flv = FlvConverter(config.enhanced_rtmp)
         self._app = ""
@@ -124,9 +126,10 @@ class RtmpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
-        self.bytes_received += len(data)  # the idle check sees progress in this count (no clock read per read)
+        # the idle check sees progress in this count (no clock read per read)
+        received_bytes = self.bytes_received = self.bytes_received + len(data)
         try:
-            if not self._handshake.done:
+            if not self._shaken:
                 reply = self._handshake.feed(data)
                 if reply:
                     self._transport.write(reply)  # type: ignore[union-attr]
@@ -136,10 +139,12 @@ class RtmpConnection(asyncio.Protocol):
                 data = self._handshake.leftover
                 if not data:
                     return
-            received = self._reader.feed(data)
-            if self.bytes_received - self._last_ack >= self._ack_window:
-                self._last_ack = self.bytes_received
-                self._send(messages.CSID_CONTROL, messages.ACKNOWLEDGEMENT, messages.u32_payload(self.bytes_received))
+            received = self._feed(data)
+            if received_bytes - self._last_ack >= self._ack_window:  # acknowledged once per window, not per read
+                self._last_ack = received_bytes
+                self._send(messages.CSID_CONTROL, messages.ACKNOWLEDGEMENT, messages.u32_payload(received_bytes))
+            if not received:  # a read that ends inside a message (publishers often write header and body apart)
+                return
             if self._waiting:
                 self._backlog.extend(received)
             else:
@@ -152,6 +157,7 @@ class RtmpConnection(asyncio.Protocol):
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def _handshake_complete(self) -> None:
+        self._shaken = True
         if self._timer is not None:
             self._timer.cancel()
         log.debug("rtmp handshake done peer=%s:%d digest=%s", *self.peer, self._handshake.digest)
@@ -223,13 +229,26 @@ class RtmpConnection(asyncio.Protocol):
             self._transport.write(self._writer.write(csid, type_id, 0, stream_id, payload))
 
     def _process(self, received: list[RtmpMessage]) -> None:
+        sink = self._sink
         for index, msg in enumerate(received):
             if self._closed:
                 return
+            kind = msg.type_id
+            if sink is not None and kind in (_VIDEO, _AUDIO):
+                # the media path, inline: one converter call and one sink call per message
+                flv = self._flv
+                result = (flv.convert_video if kind == _VIDEO else flv.convert_audio)(msg.timestamp, msg.payload)
+                if result is not None:
+                    if type(result) is Packet:
+                        sink.on_packet(result)
+                    else:
+                        sink.on_track(cast(Track, result))
+                continue
             self._dispatch(msg)
             if self._waiting:  # a publish went to the handler: keep the rest for after its answer
                 self._backlog = received[index + 1:] + self._backlog
                 return
+            sink = self._sink  # a command may have ended the publish
 
     def _dispatch(self, msg: RtmpMessage) -> None:
         kind = msg.type_id

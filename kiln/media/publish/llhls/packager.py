@@ -250,11 +250,14 @@ class TrackPackager:
                 self._emit_part()
                 self._close_segment()
         # a duration the packet carries is exact; otherwise the frame rate predicts it
-        predicted = (self.ticks(packet.duration, packet.time_base) if packet.duration > 0
-                     else round(self._fixed_frame or self._frame_estimate))
+        frame = self._fixed_frame or self._frame_estimate
+        predicted = self.ticks(packet.duration, packet.time_base) if packet.duration > 0 else round(frame)
         self.current.append((sample, predicted))
-        self.current_duration += predicted
-        self._maybe_cut()
+        duration = self.current_duration = self.current_duration + predicted
+        # the part is cut once it holds the target's whole number of frames (tested inline: most packets don't)
+        frame = frame or predicted
+        if frame > 0 and duration + frame / 2 >= self.part_target:
+            self._cut()
 
     def _settle(self, prev: _Sample, duration: int) -> None:
         """The previous sample's true duration is known: learn the frame rate from it and, while its part
@@ -275,12 +278,9 @@ class TrackPackager:
         start = seg.start if seg is not None else self.current[0][0].dts if self.current else end
         return end - start + self.sample_duration / 2 >= self.segment_duration * self.timescale
 
-    def _maybe_cut(self) -> None:
-        """Close the part once it holds the target's whole number of frames (its last sample's duration
-        predicted), without waiting for the next frame; audio closes its segment at a part boundary."""
-        frame = self._fixed_frame or self._frame_estimate or self.current[-1][1]
-        if frame <= 0 or self.current_duration + frame / 2 < self.part_target:
-            return
+    def _cut(self) -> None:
+        """Close the part: ``push`` found it holds the target's whole number of frames (its last sample's
+        duration predicted), without waiting for the next frame; audio closes its segment at a part boundary."""
         last, duration = self.current[-1]
         segment_due = self._segment_due(last.dts + duration)
         self._emit_part()
