@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _media import BenchKiln, CpuWindow, ffmpeg_publish, out, run_dir, stop_all, table  # noqa: E402
 
-from tests.e2e.webrtc.play_kiln import RtcPorts  # noqa: E402
+from tests.e2e.webrtc.play_kiln import RtcPorts, count_frames  # noqa: E402
 from tests.e2e.webrtc.test_play_turn import TurnPorts, turn_xml  # noqa: E402
 from tests.peers import media  # noqa: E402
 from tests.peers.process import Peer  # noqa: E402
@@ -50,16 +50,7 @@ async def _viewer(url: str, relay_only: bool, seconds: float) -> dict[str, Any]:
         servers = [RTCIceServer(urls=s["urls"], username=s["username"], credential=s["credential"])
                    for s in offer.get("iceServers", [])]
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
-
-        @pc.on("track")
-        def on_track(track: Any) -> None:
-            async def pull() -> None:
-                while True:
-                    try:
-                        await track.recv()
-                    except Exception:
-                        return
-            asyncio.ensure_future(pull())
+        count_frames(pc, {})  # decode what comes, as a player does
 
         await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"]["sdp"], "offer"))
         for c in offer.get("candidates", []):

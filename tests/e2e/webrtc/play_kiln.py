@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,23 @@ class ViewerReport:
     errors: list[dict[str, Any]]
 
 
+def count_frames(pc: RTCPeerConnection, frames: dict[str, int], on_frame: Callable[[], None] | None = None) -> None:
+    """Receive (decode) every track ``pc`` gets, counting frames per kind in ``frames``; ``on_frame`` after each."""
+
+    @pc.on("track")
+    def on_track(track: Any) -> None:
+        async def pull() -> None:
+            while True:
+                try:
+                    await track.recv()
+                except Exception:
+                    return
+                frames[track.kind] = frames.get(track.kind, 0) + 1
+                if on_frame is not None:
+                    on_frame()
+        asyncio.ensure_future(pull())
+
+
 async def signalling_viewer(url: str, *, seconds: float = 3.0, min_video_frames: int = 10,
                             timeout: float = 30.0, tls: ssl.SSLContext | None = None) -> ViewerReport:
     """Play ``ws://…/app/stream`` (``wss://`` verified by ``tls``) with aiortc: request_offer, answer, then
@@ -114,18 +131,11 @@ async def signalling_viewer(url: str, *, seconds: float = 3.0, min_video_frames:
     pc = RTCPeerConnection()
     done = asyncio.get_running_loop().create_future()
 
-    @pc.on("track")
-    def on_track(track: Any) -> None:
-        async def pull() -> None:
-            while True:
-                try:
-                    await track.recv()
-                except Exception:
-                    return
-                frames[track.kind] += 1
-                if frames["video"] >= min_video_frames and not done.done():
-                    done.set_result(None)
-        asyncio.ensure_future(pull())
+    def enough() -> None:
+        if frames["video"] >= min_video_frames and not done.done():
+            done.set_result(None)
+
+    count_frames(pc, frames, enough)
 
     async with websockets.connect(url, open_timeout=timeout, **({"ssl": tls} if tls is not None else {})) as ws:
         await ws.send(json.dumps({"command": "request_offer"}))

@@ -23,6 +23,7 @@ from tests.e2e.kiln_process import KilnProcess
 from tests.e2e.test_media_tls import make_ca, sign
 from tests.e2e.webrtc.play_kiln import (
     RtcPorts,
+    count_frames,
     keep_ice_on_loopback,
     rtc_server_xml,
     signalling_viewer,
@@ -129,18 +130,11 @@ async def _whep(url: str, tls: ssl.SSLContext, frames_wanted: int) -> dict[str, 
     frames = {"video": 0, "audio": 0}
     enough = asyncio.get_running_loop().create_future()
 
-    @pc.on("track")
-    def on_track(track: Any) -> None:
-        async def pull() -> None:
-            while True:
-                try:
-                    await track.recv()
-                except Exception:
-                    return
-                frames[track.kind] += 1
-                if frames["video"] >= frames_wanted and frames["audio"] > 0 and not enough.done():
-                    enough.set_result(None)
-        asyncio.ensure_future(pull())
+    def check() -> None:
+        if frames["video"] >= frames_wanted and frames["audio"] > 0 and not enough.done():
+            enough.set_result(None)
+
+    count_frames(pc, frames, check)
 
     pc.addTransceiver("video", direction="recvonly")
     pc.addTransceiver("audio", direction="recvonly")

@@ -19,7 +19,7 @@ from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from tests.e2e.kiln_process import KilnProcess
-from tests.e2e.webrtc.play_kiln import RtcPorts, kiln_playing_cam, rtc_server_xml
+from tests.e2e.webrtc.play_kiln import RtcPorts, count_frames, kiln_playing_cam, rtc_server_xml
 from tests.e2e.webrtc.rtc_browser import play_rtc, rtc_browser_available
 from tests.peers.fixtures import require
 from tests.peers.ports import free_tcp_port
@@ -163,19 +163,11 @@ async def _relay_only_viewer(url: str, frames_wanted: int = 30) -> tuple[int, st
         got = {"video": 0}
         done = asyncio.get_running_loop().create_future()
 
-        @pc.on("track")
-        def on_track(track: Any) -> None:
-            async def pull() -> None:
-                while True:
-                    try:
-                        await track.recv()
-                    except Exception:
-                        return
-                    if track.kind == "video":
-                        got["video"] += 1
-                        if got["video"] >= frames_wanted and not done.done():
-                            done.set_result(None)
-            asyncio.ensure_future(pull())
+        def enough() -> None:
+            if got["video"] >= frames_wanted and not done.done():
+                done.set_result(None)
+
+        count_frames(pc, got, enough)
 
         try:
             await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"]["sdp"], "offer"))
