@@ -290,6 +290,18 @@ class TsDemuxWorker:
     def _input_ended(self, fallback: str) -> str:
         return self._stop_reason or self.feed.closed_reason or fallback
 
+    def _open(self, kinds: set[MediaKind]) -> LiveStream | str:
+        """Open the live stream carrying ``kinds``, or say why not (a stop asked meanwhile, a refusal)."""
+        if self._stop_reason is not None:
+            return self._stop_reason
+        try:
+            stream = self.hooks.open_stream(kinds)
+        except PublishRejected as exc:
+            return f"rejected: {exc.reason}"
+        stream.expected = kinds
+        self.stream = stream
+        return stream
+
     def _demux(self) -> str:
         prefix = self._read_prefix()
         if len(prefix) < SYNC_CHECK_BYTES:
@@ -366,15 +378,9 @@ class TsDemuxWorker:
             if demuxer.changes != changes:
                 changes = demuxer.changes
                 _follow_pmt(self.label, demuxer, converter, codecs)
-        if self._stop_reason is not None:
-            return self._stop_reason
-        kinds = {codec.kind for codec in codecs.values()}
-        try:
-            stream = self.hooks.open_stream(kinds)
-        except PublishRejected as exc:
-            return f"rejected: {exc.reason}"
-        stream.expected = kinds
-        self.stream = stream
+        stream = self._open({codec.kind for codec in codecs.values()})
+        if isinstance(stream, str):
+            return stream
         log.info("ts input demuxing input=%s tracks=%s demuxer=kiln", self.label,
                  ",".join(f"{c.kind.value}:{c.value.lower()}@{pid}" for pid, c in codecs.items()))
         for item in held:
@@ -423,15 +429,9 @@ class TsDemuxWorker:
                         ",".join(f"{s.type}:{s.codec_context.name if s.codec_context else '?'}"
                                  for s in container.streams))
             return self._input_ended("no audio or video track Kiln can carry in the MPEG-TS input")
-        if self._stop_reason is not None:
-            return self._stop_reason
-        kinds = {MediaKind.VIDEO if s.type == "video" else MediaKind.AUDIO for s in usable}
-        try:
-            stream = self.hooks.open_stream(kinds)
-        except PublishRejected as exc:
-            return f"rejected: {exc.reason}"
-        stream.expected = kinds
-        self.stream = stream
+        stream = self._open({MediaKind.VIDEO if s.type == "video" else MediaKind.AUDIO for s in usable})
+        if isinstance(stream, str):
+            return stream
         log.info("ts input demuxing input=%s tracks=%s", self.label,
                  ",".join(f"{s.type}:{s.codec_context.name}" for s in usable))
         try:
