@@ -62,8 +62,11 @@ def veth_namespace(prefix: str) -> Iterator[Namespace]:
 def drop_some_udp(ns: Namespace, *, inside: bool) -> str:
     """Lose about 5 % of the UDP datagrams leaving one end of the link; returns how. ``tc netem loss 5%`` where
     the kernel has netem; else (no sch_netem, no tc actions, as on this CI's kernel) a u32 filter sends the
-    datagrams whose byte 48 of UDP payload (ciphertext for SRTP and DTLS: effectively random) has one of 3
-    values in its top 6 bits (3/64, 4.7 %) to an htb class of 8 bit/s with a one-packet queue, which drops them."""
+    RTP/RTCP datagrams (first payload byte 0b10xxxxxx) whose byte 48 of UDP payload (SRTP ciphertext:
+    effectively random) has one of 3 values in its top 6 bits (3/64, 4.7 %) to an htb class of 8 bit/s with a
+    one-packet queue, which drops them. STUN and DTLS are left alone: a retransmitted ICE check or handshake
+    flight repeats the same bytes, so a filter on content would drop every retry of the same one (seen: ICE
+    never completed), where random loss would not."""
     dev = ns.ns_if if inside else ns.host_if
     try:
         ns.tc("qdisc", "add", "dev", dev, "root", "netem", "loss", "5%", inside=inside)
@@ -77,8 +80,9 @@ def drop_some_udp(ns: Namespace, *, inside: bool) -> str:
     ns.tc("qdisc", "add", "dev", dev, "parent", "1:2", "handle", "20:", "pfifo", "limit", "1", inside=inside)
     for value in ("0x0000", "0x0400", "0x0800"):
         ns.tc("filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match", "ip",
-              "protocol", "17", "0xff", "match", "u16", value, "0xfc00", "at", "76", "flowid", "1:2", inside=inside)
-    return "u32 filter into a dropping htb class, 4.7% of UDP"
+              "protocol", "17", "0xff", "match", "u8", "0x80", "0xc0", "at", "28", "match", "u16", value, "0xfc00",
+              "at", "76", "flowid", "1:2", inside=inside)
+    return "u32 filter into a dropping htb class, 4.7% of RTP/RTCP"
 
 
 def dropped(ns: Namespace, *, inside: bool) -> int:
