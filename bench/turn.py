@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _media import BenchKiln, CpuWindow, ffmpeg_publish, out, run_dir, stop_all, table  # noqa: E402
 
-from tests.e2e.webrtc.play_kiln import RtcPorts, count_frames  # noqa: E402
+from tests.e2e.webrtc.play_kiln import RtcPorts, answer_offer, count_frames  # noqa: E402
 from tests.e2e.webrtc.test_play_turn import TurnPorts, turn_xml  # noqa: E402
 from tests.peers import media  # noqa: E402
 from tests.peers.process import Peer  # noqa: E402
@@ -41,8 +41,7 @@ class TurnKiln(BenchKiln):
 
 async def _viewer(url: str, relay_only: bool, seconds: float) -> dict[str, Any]:
     import websockets
-    from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-    from aiortc.sdp import candidate_from_sdp
+    from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
     async with websockets.connect(url + ("?transport=tcp" if relay_only else ""), open_timeout=30) as ws:
         await ws.send(json.dumps({"command": "request_offer"}))
@@ -52,14 +51,7 @@ async def _viewer(url: str, relay_only: bool, seconds: float) -> dict[str, Any]:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         count_frames(pc, {})  # decode what comes, as a player does
 
-        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"]["sdp"], "offer"))
-        for c in offer.get("candidates", []):
-            ice = candidate_from_sdp(c["candidate"].split(":", 1)[1])
-            ice.sdpMid, ice.sdpMLineIndex = c["sdpMid"], c["sdpMLineIndex"]
-            await pc.addIceCandidate(ice)
-        await pc.setLocalDescription(await pc.createAnswer())
-        await ws.send(json.dumps({"command": "answer", "id": offer["id"], "peer_id": 0,
-                                  "sdp": {"type": "answer", "sdp": pc.localDescription.sdp}}))
+        await answer_offer(pc, ws, offer)
         await asyncio.sleep(seconds)
         packets = 0
         for stats in (await pc.getStats()).values():

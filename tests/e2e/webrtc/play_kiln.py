@@ -101,6 +101,18 @@ class ViewerReport:
     errors: list[dict[str, Any]]
 
 
+async def answer_offer(pc: RTCPeerConnection, ws: Any, offer: dict[str, Any]) -> None:
+    """OME's signalling as a player does it: take Kiln's ``offer`` (and its candidates), send the answer."""
+    await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"]["sdp"], "offer"))
+    for c in offer.get("candidates", []):
+        ice = candidate_from_sdp(c["candidate"].split(":", 1)[1])
+        ice.sdpMid, ice.sdpMLineIndex = c["sdpMid"], c["sdpMLineIndex"]
+        await pc.addIceCandidate(ice)
+    await pc.setLocalDescription(await pc.createAnswer())
+    await ws.send(json.dumps({"command": "answer", "id": offer["id"], "peer_id": 0,
+                              "sdp": {"type": "answer", "sdp": pc.localDescription.sdp}}))
+
+
 def count_frames(pc: RTCPeerConnection, frames: dict[str, int], on_frame: Callable[[], None] | None = None) -> None:
     """Receive (decode) every track ``pc`` gets, counting frames per kind in ``frames``; ``on_frame`` after each."""
 
@@ -142,14 +154,7 @@ async def signalling_viewer(url: str, *, seconds: float = 3.0, min_video_frames:
         offer = json.loads(await asyncio.wait_for(ws.recv(), timeout))
         if "error" in offer:
             return ViewerReport(offer, frames, notifications, [offer])
-        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"]["sdp"], "offer"))
-        for c in offer.get("candidates", []):
-            ice = candidate_from_sdp(c["candidate"].split(":", 1)[1])
-            ice.sdpMid, ice.sdpMLineIndex = c["sdpMid"], c["sdpMLineIndex"]
-            await pc.addIceCandidate(ice)
-        await pc.setLocalDescription(await pc.createAnswer())
-        await ws.send(json.dumps({"command": "answer", "id": offer["id"], "peer_id": 0,
-                                  "sdp": {"type": "answer", "sdp": pc.localDescription.sdp}}))
+        await answer_offer(pc, ws, offer)
 
         async def listen() -> None:
             async for raw in ws:

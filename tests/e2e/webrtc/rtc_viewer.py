@@ -14,10 +14,9 @@ import sys
 import time
 from typing import Any
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.sdp import candidate_from_sdp
+from aiortc import RTCPeerConnection
 
-from tests.e2e.webrtc.play_kiln import keep_ice_on_loopback
+from tests.e2e.webrtc.play_kiln import answer_offer, keep_ice_on_loopback
 
 
 async def main(url: str, seconds: float) -> None:
@@ -47,14 +46,7 @@ async def main(url: str, seconds: float) -> None:
         if "error" in offer:
             sys.stdout.write(json.dumps({"error": offer}) + "\n")
             return
-        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"]["sdp"], "offer"))
-        for c in offer.get("candidates", []):
-            ice = candidate_from_sdp(c["candidate"].split(":", 1)[1])
-            ice.sdpMid, ice.sdpMLineIndex = c["sdpMid"], c["sdpMLineIndex"]
-            await pc.addIceCandidate(ice)
-        await pc.setLocalDescription(await pc.createAnswer())
-        await ws.send(json.dumps({"command": "answer", "id": offer["id"], "peer_id": 0,
-                                  "sdp": {"type": "answer", "sdp": pc.localDescription.sdp}}))
+        await answer_offer(pc, ws, offer)
         notes: list[Any] = []
         counts["notifications"] = notes
 
