@@ -56,6 +56,22 @@ def _kill_processes_using(marker: str) -> None:
                 log.warning("chromium left behind pid=%s, killed", proc.name)
 
 
+def page_report(peer: Peer, user_data_dir: Path, timeout: float, script: str) -> dict[str, Any]:
+    """Wait up to ``timeout`` for a node page driver, stop it and its Chromium (by profile), remove the
+    profile, and return the JSON line the driver printed last (its report)."""
+    try:
+        peer.wait(timeout)
+    finally:
+        peer.stop()
+        _kill_processes_using(f"--user-data-dir={user_data_dir}")
+        shutil.rmtree(user_data_dir, ignore_errors=True)
+    lines = peer.stdout_text().strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"{script} printed nothing (rc={peer.returncode}); stderr:\n{peer.stderr_tail(30)}")
+    report: dict[str, Any] = json.loads(lines[-1])
+    return report
+
+
 def play_hls(
     url: str,
     *,
@@ -94,17 +110,8 @@ def play_hls(
     }
     peer = Peer.spawn("chromium-hlsjs", [NODE, str(BROWSER_JS), json.dumps(options)], workdir,
                       env={"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"})
-    try:
-        # browser.js waits up to `timeout` twice (playing, then advance), plus browser start-up.
-        peer.wait(2 * timeout + sample_seconds + 30)
-    finally:
-        peer.stop()
-        _kill_processes_using(f"--user-data-dir={user_data_dir}")
-        shutil.rmtree(user_data_dir, ignore_errors=True)
-    lines = peer.stdout_text().strip().splitlines()
-    if not lines:
-        raise RuntimeError(f"browser.js printed nothing (rc={peer.returncode}); stderr:\n{peer.stderr_tail(30)}")
-    report: dict[str, Any] = json.loads(lines[-1])
+    # browser.js waits up to `timeout` twice (playing, then advance), plus browser start-up.
+    report = page_report(peer, user_data_dir, 2 * timeout + sample_seconds + 30, "browser.js")
     log.info("hls.js played=%s currentTime=%.2f parts=%d blocking=%s errors=%d url=%s", report.get("played"),
              report.get("currentTime") or 0.0, report.get("partsLoaded", 0), report.get("blockingReloadSeen"),
              len(report.get("errors", [])), url)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.peers.browser import CHROMIUM, NODE, _kill_processes_using
+from tests.peers.browser import CHROMIUM, NODE, page_report
 from tests.peers.process import Peer
 
 SEEK_JS = Path(__file__).with_name("hlsjs_seek.js")
@@ -23,14 +22,5 @@ def seek_back_hls(url: str, *, workdir: Path, timeout: float = 30, advance: floa
                "advance_s": advance, "chromium": CHROMIUM}
     peer = Peer.spawn("chromium-hlsjs-seek", [NODE, str(SEEK_JS), json.dumps(options)], workdir,
                       env={"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"})
-    try:
-        peer.wait(3 * timeout + 30)  # playing, seeked, advanced: each bounded by `timeout`
-    finally:
-        peer.stop()
-        _kill_processes_using(f"--user-data-dir={user_data_dir}")
-        shutil.rmtree(user_data_dir, ignore_errors=True)
-    lines = peer.stdout_text().strip().splitlines()
-    if not lines:
-        raise RuntimeError(f"hlsjs_seek.js printed nothing (rc={peer.returncode}); stderr:\n{peer.stderr_tail(30)}")
-    report: dict[str, Any] = json.loads(lines[-1])
-    return report
+    # playing, seeked, advanced: each bounded by `timeout`
+    return page_report(peer, user_data_dir, 3 * timeout + 30, "hlsjs_seek.js")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.peers.browser import CHROMIUM, NODE, NODE_MODULES, _kill_processes_using
+from tests.peers.browser import CHROMIUM, NODE, NODE_MODULES, page_report
 from tests.peers.process import Peer
 
 DRIVER = Path(__file__).with_name("glass_player.js")
@@ -60,16 +60,7 @@ class GlassViewer:
         self.user_data_dir = user_data_dir
 
     def finish(self, timeout: float) -> GlassReport:
-        try:
-            self.peer.wait(timeout)
-        finally:
-            self.peer.stop()
-            _kill_processes_using(f"--user-data-dir={self.user_data_dir}")
-            shutil.rmtree(self.user_data_dir, ignore_errors=True)
-        lines = self.peer.stdout_text().strip().splitlines()
-        if not lines:
-            raise RuntimeError(f"glass_player.js printed nothing; stderr:\n{self.peer.stderr_tail(30)}")
-        raw: dict[str, Any] = json.loads(lines[-1])
+        raw = page_report(self.peer, self.user_data_dir, timeout, "glass_player.js")
         samples = [(s[0], s[1], s[2], s[3]) for s in raw["samples"]]
         return GlassReport(raw["playing"], samples, raw["unreadable"], raw["stats"], raw["errors"])
 

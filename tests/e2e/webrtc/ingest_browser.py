@@ -5,13 +5,12 @@ so the test can watch Kiln while the browser publishes; ``finish`` waits for its
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.peers.browser import CHROMIUM, NODE, NODE_MODULES, _kill_processes_using, browser_available
+from tests.peers.browser import CHROMIUM, NODE, NODE_MODULES, browser_available, page_report
 from tests.peers.process import Peer
 
 SCRIPT = Path(__file__).with_name("ingest_browser.js")
@@ -41,17 +40,7 @@ class BrowserPublisher:
         self.user_data_dir = user_data_dir
 
     def finish(self, timeout: float) -> dict[str, Any]:
-        try:
-            self.peer.wait(timeout)
-        finally:
-            self.peer.stop()
-            _kill_processes_using(f"--user-data-dir={self.user_data_dir}")
-            shutil.rmtree(self.user_data_dir, ignore_errors=True)
-        lines = self.peer.stdout_text().strip().splitlines()
-        if not lines:
-            raise RuntimeError(f"ingest_browser.js printed nothing; stderr:\n{self.peer.stderr_tail(30)}")
-        report: dict[str, Any] = json.loads(lines[-1])
-        return report
+        return page_report(self.peer, self.user_data_dir, timeout, "ingest_browser.js")
 
 
 def start_publisher(mode: str, url: str, *, workdir: Path, page_origin: str, publish_s: float,

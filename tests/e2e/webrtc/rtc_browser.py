@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.peers.browser import CHROMIUM, NODE, NODE_MODULES, _kill_processes_using
+from tests.peers.browser import CHROMIUM, NODE, NODE_MODULES, page_report
 from tests.peers.process import Peer
 
 DRIVER = Path(__file__).with_name("rtc_player.js")
@@ -43,14 +43,4 @@ def play_rtc(player: str, url: str, *, origin: str, workdir: Path, timeout: floa
                "chromium_args": list(chromium_args)}
     peer = Peer.spawn(f"chromium-{player}", [NODE, str(DRIVER), json.dumps(options)], workdir,
                       env={"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "NODE_PATH": str(NODE_MODULES)})
-    try:
-        peer.wait(timeout + watch + 60)
-    finally:
-        peer.stop()
-        _kill_processes_using(f"--user-data-dir={profile}")
-        shutil.rmtree(profile, ignore_errors=True)
-    lines = peer.stdout_text().strip().splitlines()
-    if not lines:
-        raise RuntimeError(f"rtc_player.js printed nothing (rc={peer.returncode}):\n{peer.stderr_tail(30)}")
-    report: dict[str, Any] = json.loads(lines[-1])
-    return report
+    return page_report(peer, profile, timeout + watch + 60, "rtc_player.js")
