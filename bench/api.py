@@ -102,11 +102,12 @@ class Result:
 class Server:
     """A subprocess we started; stopped by its own process group id only."""
 
-    def __init__(self, name: str, argv: list[str], log: Path, base_url: str, env: dict[str, str]) -> None:
+    def __init__(self, name: str, argv: list[str], log: Path, base_url: str, env: dict[str, str],
+                 cwd: Path = ROOT) -> None:
         self.name, self.base_url, self.log = name, base_url, log
         with open(log, "ab") as fh:
             self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                         env=env, cwd=ROOT)
+                                         env=env, cwd=cwd)
 
     def wait_ready(self, path: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -146,14 +147,15 @@ class Server:
             self.proc.wait(10)
 
 
-def start_kiln(work: Path, servers: list[Server]) -> Server:
+def start_kiln(work: Path, servers: list[Server], tree: Path = ROOT) -> Server:
+    """``kiln serve`` from ``tree`` (this checkout, or another one to compare with: ``--kiln-tree``)."""
     ports = Ports()
     (work / "records").mkdir()
     config = work / "Server.xml"
     config.write_text(server_xml(ports, work / "records"))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(tree)}
     server = Server("kiln", [sys.executable, "-m", "kiln.cli", "serve", "-c", str(config), "-d", str(work / "data")],
-                    work / "kiln.log", f"http://127.0.0.1:{ports.api}", env)
+                    work / "kiln.log", f"http://127.0.0.1:{ports.api}", env, cwd=tree)
     servers.append(server)
     server.wait_ready("/v1/version")
     return server
@@ -288,7 +290,8 @@ async def drive(server: Server, call: Call, concurrency: int, seconds: float, wa
 
 
 JOURNAL_METRICS = ("kiln_journal_records_total", "kiln_journal_commits_total", "kiln_journal_fsync_seconds_count",
-                   "kiln_journal_fsync_seconds_sum")
+                   "kiln_journal_fsync_seconds_sum", "kiln_api_commands_total",
+                   *(f'kiln_api_command_seconds_total{{phase="{name}"}}' for name in ("actor", "journal", "loop")))
 
 
 async def journal_counters(client: httpx.AsyncClient) -> dict[str, float]:
@@ -317,19 +320,48 @@ def raw_fsync_rate(directory: Path, seconds: float) -> float:
     return count / seconds
 
 
-def fsync_line(pairs: Result, raw_rate: float) -> str:
-    """Whether start/stop pairs wait on the disk: the journal's fsyncs during the pairs next to the raw rate."""
+PAIR_HEADERS = ["kiln", "clients", "pairs/s", "p50 ms", "mean ms", "fsyncs/s", "rec/fsync", "fsync ms", "fsync busy",
+                "cpu us/pair", "actor ms", "journal ms", "loop ms", "rest ms"]
+
+
+def pair_row(label: str, clients: int, pairs: Result) -> list[object]:
+    """One run of start/stop pairs set against the disk: the journal's fsyncs in the same window (records per
+    fsync, mean fsync, the share of the window spent in fsync), Kiln's CPU per pair, and a pair's mean latency
+    split by Kiln's own command timings (``kiln_api_command_seconds``, two commands per pair): ``actor`` (to the
+    actor's answer), ``journal`` (its events made durable: the commit under way, then its own write + fsync),
+    ``loop`` (the request resuming) and ``rest`` (HTTP both ways and the client)."""
     j, secs = pairs.journal, pairs.seconds
+    count = pairs.requests / 2
     fsyncs = j.get("kiln_journal_fsync_seconds_count", 0.0)
-    if not fsyncs:
-        return "journal during the pairs: no fsync counted (is /metrics served?)"
-    busy = j.get("kiln_journal_fsync_seconds_sum", 0.0) / secs
-    return (f"start/stop pairs: {pairs.rate / 2:,.0f} pairs/s; journal meanwhile {fsyncs / secs:,.0f} fsyncs/s, "
-            f"{j.get('kiln_journal_records_total', 0.0) / max(1.0, fsyncs):.1f} records per fsync, mean fsync "
-            f"{j.get('kiln_journal_fsync_seconds_sum', 0.0) / fsyncs * 1000:.2f} ms, fsync busy {busy:.0%} of the "
-            f"window; raw write+fsync loop on the same disk, same run: {raw_rate:,.0f}/s. Pairs are limited by the "
-            f"fsyncs they wait for when the journal's fsync is busy most of the window "
-            f"({'yes' if busy >= 0.8 else 'no: the rest is CPU (actors, journal, HTTP)'})")
+    fsync_sum = j.get("kiln_journal_fsync_seconds_sum", 0.0)
+    mean_ms = sum(pairs.latencies) / max(1, len(pairs.latencies)) * 1000
+    row: list[object] = [label, clients, count / secs, pairs.ms(50), mean_ms, fsyncs / secs,
+                         j.get("kiln_journal_records_total", 0.0) / max(1.0, fsyncs),
+                         fsync_sum / max(1.0, fsyncs) * 1000, f"{fsync_sum / secs:.0%}",
+                         pairs.cpu / max(1.0, count) * 1e6]
+    commands = j.get("kiln_api_commands_total", 0.0)
+    if commands:
+        phases = [j.get(f'kiln_api_command_seconds_total{{phase="{name}"}}', 0.0) / commands * 2 * 1000
+                  for name in ("actor", "journal", "loop")]
+        row += [*phases, mean_ms - sum(phases)]
+    else:  # a Kiln without the command timings
+        row += ["-", "-", "-", "-"]
+    return row
+
+
+def pairs_verdict(rows: list[list[object]], raw_rate: float) -> str:
+    """Issue 16 target 5 for this tree's runs: at the client count with the most pairs/s, is the journal in
+    fsync (nearly) the whole window?"""
+    mine = [row for row in rows if row[0] == "this"]
+    if not mine:
+        return ""
+    best = max(mine, key=lambda row: float(row[2]))  # type: ignore[arg-type]
+    busy = float(str(best[8]).rstrip("%")) / 100
+    return (f"start/stop pairs: best {float(best[2]):,.0f} pairs/s at {best[1]} clients ({float(best[9]):,.0f} us of "  # type: ignore[arg-type]
+            f"Kiln CPU per pair), the journal in fsync {busy:.0%} of the window; raw write+fsync loop on the same "
+            f"disk, same run: {raw_rate:,.0f}/s. Target (issue 16, 5): pairs limited only by the fsyncs they wait "
+            f"for, i.e. fsync busy near 100 % at the best client count: "
+            f"{'met' if busy >= 0.8 else 'NOT met (the rest is CPU: actor, journal encoding, HTTP)'}")
 
 
 SCENARIOS: list[tuple[str, Call, str]] = [
@@ -360,12 +392,39 @@ def prepare_kiln(kiln: Server) -> dict[str, Any]:
     return canned
 
 
+def run_pairs(work: Path, kiln: Server, other: Server | None, args: argparse.Namespace) -> None:
+    """Start/stop pairs at each ``--pair-clients`` count; with ``--kiln-tree`` the other Kiln takes turns with
+    this one (this, other, this, ... ``--turns`` times), so both meet the same load on a shared machine."""
+    rows: list[list[object]] = []
+    for clients in args.pair_clients:
+        for _turn in range(args.turns):
+            for label, server in (("this", kiln), ("other", other)):
+                if server is None:
+                    continue
+                result = asyncio.run(drive(server, push_pair, clients, args.seconds, args.warmup, args.client))
+                rows.append(pair_row(label, clients, result))
+    table(PAIR_HEADERS, rows)
+    out("this = this checkout" + (f"; other = {args.kiln_tree}" if other is not None else "") +
+        ". A pair = :startPush + :stopPush (two commands, each answered after its events are fsynced). "
+        "fsync busy = share of the window the journal spent in fsync; actor/journal/loop = a pair's mean time "
+        "in Kiln's command phases (kiln_api_command_seconds: to the actor's answer, to the events being durable, "
+        "to the request resuming), rest = mean - those (HTTP both ways, the client)")
+    out(pairs_verdict(rows, raw_fsync_rate(work / "data", min(2.0, args.seconds))))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="measured duration of each scenario")
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load client (see above)")
+    parser.add_argument("--only", choices=["all", "reads", "pairs"], default="all",
+                        help="reads: the table against bare Starlette; pairs: the start/stop pairs section")
+    parser.add_argument("--pair-clients", type=lambda text: [int(n) for n in text.split(",")], default=[4, 16, 64],
+                        help="client counts for the pairs section (comma-separated)")
+    parser.add_argument("--kiln-tree", type=Path, help="another checkout whose Kiln takes turns with this one "
+                        "in the pairs section (e.g. a worktree of main)")
+    parser.add_argument("--turns", type=int, default=1, help="turns of this/other per client count")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kiln-bench-api-"))
     out(f"kiln bench/api.py  client={args.client}  concurrency={args.concurrency}  {args.seconds:g} s per scenario  "
@@ -376,35 +435,42 @@ def main() -> None:
     try:
         kiln = start_kiln(work, servers)
         canned = prepare_kiln(kiln)
-        bare = start_bare(work, canned, servers)
-        rows = []
-        pairs: Result | None = None
-        for label, call, unit in SCENARIOS:
-            k = asyncio.run(drive(kiln, call, args.concurrency, args.seconds, args.warmup, args.client))
-            if unit == "pair":
-                pairs = k
-            b = asyncio.run(drive(bare, call, args.concurrency, args.seconds, args.warmup, args.client))
-            per = 2 if unit == "pair" else 1
-            rows.append([label, k.rate, k.ms(50), k.ms(99), k.cpu / max(1, k.requests) * 1e6,
-                         b.rate, b.ms(50), b.ms(99), b.cpu / max(1, b.requests) * 1e6,
-                         f"{k.rate / b.rate:.2f}", f"{(b.cpu / max(1, b.requests)) / (k.cpu / max(1, k.requests)):.2f}",
-                         f"{k.errors}/{b.errors}"])
-            if per == 2:
-                rows[-1][0] += " (latency per pair)"
-        table(["scenario", "kiln req/s", "p50 ms", "p99 ms", "cpu us/req", "bare req/s", "p50 ms", "p99 ms",
-               "cpu us/req", "kiln/bare", "cpu bare/kiln", "errors k/b"], rows)
-        out("req/s counts HTTP requests (a pair is 2); latency is per request, or per pair where marked; "
-            "cpu bare/kiln is the same ratio from server CPU per request, steadier on a busy machine")
-        if pairs is not None:
-            out(fsync_line(pairs, raw_fsync_rate(work / "data", min(2.0, args.seconds))))
-        reads = [(row[0], float(row[9])) for row in rows if "pair" not in row[0]]
-        worst = min(reads, key=lambda r: r[1])
-        out(f"read routes: worst kiln/bare {worst[1]:.2f} ({worst[0]}); target >= 0.50 for every read route: "
-            f"{'met' if worst[1] >= 0.5 else 'NOT met'}")
+        if args.only in ("all", "reads"):
+            run_reads(work, kiln, canned, servers, args)
+        if args.only in ("all", "pairs"):
+            other = None
+            if args.kiln_tree is not None:
+                (work / "other").mkdir()
+                other = start_kiln(work / "other", servers, args.kiln_tree.resolve())
+                prepare_kiln(other)
+            run_pairs(work, kiln, other, args)
     finally:
         for server in reversed(servers):
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def run_reads(work: Path, kiln: Server, canned: dict[str, Any], servers: list[Server],
+              args: argparse.Namespace) -> None:
+    """Every scenario against the bare Starlette reference, in turns; the read-route target."""
+    bare = start_bare(work, canned, servers)
+    rows = []
+    for label, call, unit in SCENARIOS:
+        k = asyncio.run(drive(kiln, call, args.concurrency, args.seconds, args.warmup, args.client))
+        b = asyncio.run(drive(bare, call, args.concurrency, args.seconds, args.warmup, args.client))
+        rows.append([label + (" (latency per pair)" if unit == "pair" else ""), k.rate, k.ms(50), k.ms(99),
+                     k.cpu / max(1, k.requests) * 1e6, b.rate, b.ms(50), b.ms(99), b.cpu / max(1, b.requests) * 1e6,
+                     f"{k.rate / b.rate:.2f}", f"{(b.cpu / max(1, b.requests)) / (k.cpu / max(1, k.requests)):.2f}",
+                     f"{k.errors}/{b.errors}"])
+    table(["scenario", "kiln req/s", "p50 ms", "p99 ms", "cpu us/req", "bare req/s", "p50 ms", "p99 ms",
+           "cpu us/req", "kiln/bare", "cpu bare/kiln", "errors k/b"], rows)
+    out("req/s counts HTTP requests (a pair is 2); latency is per request, or per pair where marked; "
+        "cpu bare/kiln is the same ratio from server CPU per request, steadier on a busy machine")
+    reads = [(str(row[0]), float(str(row[9]))) for row in rows if "pair" not in str(row[0])]
+    worst = min(reads, key=lambda r: r[1])
+    out(f"read routes: worst kiln/bare {worst[1]:.2f} ({worst[0]}); target >= 0.50 for every read route: "
+        f"{'met' if worst[1] >= 0.5 else 'NOT met'}")
+    out()
 
 
 if __name__ == "__main__":

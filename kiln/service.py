@@ -72,6 +72,7 @@ from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.publish.webrtc.audit import JournalSessions
 from kiln.media.rtc.connect_race import quiet_closed_connects
 from kiln.media.runtime import ControlPlane, MediaRuntime
+from kiln.metrics.commands import COMMANDS
 from kiln.metrics.deliveries import DeliveryStates
 from kiln.metrics.journal import JournalCounters
 from kiln.metrics.loop_lag import LoopLag
@@ -453,7 +454,7 @@ class KilnService:
                     *(("dump", "enabled" if t.enabled else "disabled") for t in tasks.all_dumps())]
 
         return Sources(tree=self.stats, streams=streams, tasks=task_states, queues=media.queue_metrics,
-                       journal=self.journal_counters, loop_lag=self.loop_lag,
+                       journal=self.journal_counters, commands=COMMANDS, loop_lag=self.loop_lag,
                        feed=(lambda: (feed.last_seq, feed.open_tails, feed.cut_offs)) if feed is not None else None,
                        deliveries=self.delivery_states.all,
                        rtc_ingest=lambda: media.webrtc_ingest.figures() if media.webrtc_ingest is not None else [])

@@ -1,24 +1,26 @@
 """Command plumbing between the asyncio HTTP layer and pykka actors.
 
-HTTP handlers never block the event loop on an actor: ``ask`` sends an envelope with a
-``concurrent.futures.Future`` and awaits it. An actor handles one command at a time (so conflicting
-commands are serialised), emits its events, and answers with an ``Outcome`` whose ``durable``
-future completes once the journal has fsynced those events.
+HTTP handlers never block the event loop on an actor: ``ask`` sends an envelope and awaits its answer.
+An actor handles one command at a time (so conflicting commands are serialised), emits its events, and
+answers with an ``Outcome`` whose ``durable`` future completes once the journal has fsynced those events.
+``ask`` is woken once, when both have happened (``_LoopReply``); threads use ``tell`` and its Future.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
 from kiln.domain.errors import DomainError
 from kiln.journal.journal import defer_commits_while
+from kiln.metrics.commands import COMMANDS, CommandTimings
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +37,18 @@ class Outcome:
         return self.value
 
 
+class Reply(Protocol):
+    """Where an actor puts its answer: a ``Future`` (``tell``) or an asking task's ``_LoopReply``."""
+
+    def set_result(self, outcome: Outcome) -> Any: ...
+
+    def set_exception(self, exception: BaseException) -> Any: ...
+
+
 @dataclass
 class Envelope:
     command: Any
-    reply: Future[Outcome]
+    reply: Reply
 
 
 class ActorGone(Exception):
@@ -133,12 +143,85 @@ def tell_quietly(ref: pykka.ActorRef[Any], command: Any) -> None:
         log.debug("dropped command for stopped actor command=%s", type(command).__name__)
 
 
+class _LoopReply:
+    """The reply of one ``ask``: wakes the asking task once, when the actor has answered *and* the answer's
+    events are durable. Awaiting the answer and then each durable future through ``asyncio.wrap_future``
+    cost a hop back to the loop (a self-pipe write and a wake-up) and a chained asyncio future for each;
+    the answer alone never lets the request go on, so only the last of them needs to wake the loop.
+
+    It also times the command's phases (``kiln.metrics.commands``)."""
+
+    __slots__ = ("_loop", "_waiter", "_outcome", "_times", "_timings")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[Any], timings: CommandTimings) -> None:
+        self._loop = loop
+        self._waiter = waiter
+        self._outcome: Outcome | None = None
+        self._timings = timings
+        self._times = [time.perf_counter(), 0.0, 0.0]  # asked, answered, durable
+
+    def set_result(self, outcome: Outcome) -> None:
+        """On the actor's thread."""
+        self._times[1] = time.perf_counter()
+        self._outcome = outcome
+        self._after_durable(0)
+
+    def set_exception(self, exception: BaseException) -> None:
+        self._times[1] = time.perf_counter()
+        self._finish(exception)
+
+    def _after_durable(self, index: int) -> None:
+        """Wait for the answer's durable futures in order (on whichever thread completes each); the first
+        that failed is the caller's error, as when they were awaited one after the other."""
+        assert self._outcome is not None
+        durable = self._outcome.durable
+        while index < len(durable):
+            fut = durable[index]
+            if not fut.done():
+                fut.add_done_callback(lambda _f, next_index=index: self._after_durable(next_index))
+                return
+            try:
+                failed = fut.exception()
+            except CancelledError as exc:
+                failed = exc
+            if failed is not None:
+                self._finish(failed)
+                return
+            index += 1
+        self._finish(None)
+
+    def _finish(self, failed: BaseException | None) -> None:
+        self._times[2] = time.perf_counter()
+        try:
+            self._loop.call_soon_threadsafe(self._settle, failed)
+        except RuntimeError:  # the loop is closed (shutdown): nobody waits any more
+            pass
+
+    def _settle(self, failed: BaseException | None) -> None:
+        """On the loop: complete the waiter, unless its request was cancelled meanwhile."""
+        asked, answered, durable = self._times
+        self._timings.record(answered - asked, durable - answered, time.perf_counter() - durable)
+        waiter = self._waiter
+        if waiter.done():
+            return
+        outcome = self._outcome
+        if failed is None and outcome is not None and outcome.error is not None:
+            failed = outcome.error
+        if failed is not None:
+            waiter.set_exception(failed)
+        else:
+            waiter.set_result(outcome.value if outcome is not None else None)
+
+
 async def ask(ref: pykka.ActorRef[Any], command: Any) -> Any:
     """Send a command from asyncio and return its value once its events are durable."""
-    outcome = await asyncio.wrap_future(tell(ref, command))
-    for fut in outcome.durable:
-        await asyncio.wrap_future(fut)
-    return outcome.result()
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[Any] = loop.create_future()
+    try:
+        ref.tell(Envelope(command, _LoopReply(loop, waiter, COMMANDS)))
+    except pykka.ActorDeadError as exc:
+        raise ActorGone(str(exc)) from exc
+    return await waiter
 
 
 def ask_blocking(ref: pykka.ActorRef[Any], command: Any, timeout: float | None = 30.0) -> Any:

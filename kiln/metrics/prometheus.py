@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from kiln.metrics.commands import CommandTimings
 from kiln.metrics.deliveries import DeliveryState
 from kiln.metrics.journal import JournalCounters
 from kiln.metrics.loop_lag import LoopLag
@@ -65,6 +66,7 @@ class Sources:
     tasks: Callable[[], Iterable[tuple[str, str]]] | None = None     # (push | record | dump, state)
     queues: Callable[[], list[dict[str, Any]]] | None = None        # OME's internal queue JSON
     journal: JournalCounters | None = None
+    commands: CommandTimings | None = None  # the API's commands' time by phase (kiln.metrics.commands)
     loop_lag: LoopLag | None = None
     feed: Callable[[], tuple[int, int, int]] | None = None          # (last seq, open tails, cut-offs)
     deliveries: Callable[[], dict[str, DeliveryState]] | None = None
@@ -82,6 +84,7 @@ class KilnCollector(Collector):
         yield from self._tasks()
         yield from self._queues()
         yield from self._journal()
+        yield from self._commands()
         yield from self._loop()
         yield from self._feed()
         yield from self._rtc_ingest()
@@ -161,6 +164,20 @@ class KilnCollector(Collector):
         fsync = HistogramMetricFamily("kiln_journal_fsync_seconds", "Time each journal fsync took")
         fsync.add_metric([], buckets, total)
         yield from (records, commits, fsync)
+
+    def _commands(self) -> Iterator[Any]:
+        timings = self.sources.commands
+        if timings is None:
+            return
+        count = CounterMetricFamily("kiln_api_commands", "API commands answered (an actor decided, the journal "
+                                    "made the events durable)")
+        count.add_metric([], timings.commands)
+        seconds = CounterMetricFamily("kiln_api_command_seconds", "Time API commands spent, by phase: actor (to "
+                                      "the actor's answer), journal (to the events being durable), loop (to the "
+                                      "request resuming)", labels=["phase"])
+        for phase, total in timings.phases():
+            seconds.add_metric([phase], total)
+        yield from (count, seconds)
 
     def _loop(self) -> Iterator[Any]:
         lag = self.sources.loop_lag

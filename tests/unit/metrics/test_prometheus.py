@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from kiln.metrics.commands import CommandTimings
 from kiln.metrics.journal import JournalCounters
 from kiln.metrics.prometheus import RtcIngestFigures, Sources, exposition, registry_for
 from kiln.metrics.tree import MetricsTree
@@ -70,6 +72,17 @@ def test_fsync_histogram_is_cumulative() -> None:
     assert bucket["+Inf"] == 5 == found[("kiln_journal_fsync_seconds_count", ())]
     assert abs(found[("kiln_journal_fsync_seconds_sum", ())] - 9.2061) < 1e-9
     assert found[("kiln_journal_records_total", ())] == 7
+
+
+def test_command_phases_are_counters_by_phase() -> None:
+    timings = CommandTimings()
+    timings.record(0.001, 0.003, 0.0005)
+    timings.record(0.002, 0.001, 0.0005)
+    found = samples(exposition(registry_for(Sources(tree=MetricsTree(created=0.0), commands=timings))))
+    assert found[("kiln_api_commands_total", ())] == 2
+    by_phase = {dict(labels)["phase"]: v for (name, labels), v in found.items()
+                if name == "kiln_api_command_seconds_total"}
+    assert by_phase == pytest.approx({"actor": 0.003, "journal": 0.004, "loop": 0.001})
 
 
 def test_metrics_auth_follows_server_xml(tmp_path: Path) -> None:

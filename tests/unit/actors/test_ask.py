@@ -1,0 +1,129 @@
+"""``ask``: an HTTP handler's command comes back once the actor answered and its events are durable, with
+the actor's refusal or the journal's failure as the caller's error, and each command's phases timed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import pykka
+import pytest
+
+from kiln.actors.base import ActorGone, CommandActor, Outcome, ask
+from kiln.domain.errors import DomainError
+from kiln.metrics.commands import COMMANDS
+
+
+class Answer:
+    def __init__(self, value: Any, durable: list[Future[Any]], error: DomainError | None = None) -> None:
+        self.value, self.durable, self.error = value, durable, error
+
+
+class Refuse:
+    pass
+
+
+class Answering(CommandActor):
+    def handle_Answer(self, cmd: Answer) -> Outcome:
+        return Outcome(cmd.value, cmd.durable, cmd.error)
+
+    def handle_Refuse(self, _cmd: Refuse) -> Outcome:
+        raise DomainError("no")
+
+
+@pytest.fixture
+def ref() -> Iterator[pykka.ActorRef[Any]]:
+    actor = Answering.start()
+    yield actor
+    actor.stop()
+
+
+def complete_later(loop: asyncio.AbstractEventLoop, fut: Future[Any], outcome: Any, delay: float) -> None:
+    """Complete ``fut`` from another thread, as the journal's committing thread does."""
+    def done() -> None:
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
+    loop.call_later(delay, lambda: loop.run_in_executor(None, done))
+
+
+def test_the_answer_waits_for_every_durable_future(ref: pykka.ActorRef[Any]) -> None:
+    async def main() -> tuple[Any, bool]:
+        loop = asyncio.get_running_loop()
+        first, second = Future[Any](), Future[Any]()
+        complete_later(loop, first, [], 0.05)
+        complete_later(loop, second, [], 0.15)
+        value = await ask(ref, Answer("done", [first, second]))
+        return value, second.done()
+
+    before = COMMANDS.commands
+    journal_before = COMMANDS.journal_seconds
+    assert asyncio.run(main()) == ("done", True)
+    assert COMMANDS.commands == before + 1
+    assert COMMANDS.journal_seconds - journal_before >= 0.1  # the wait for the durable futures is the journal's
+
+
+def test_the_first_failed_durable_future_in_order_is_the_error(ref: pykka.ActorRef[Any]) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        first, second = Future[Any](), Future[Any]()
+        complete_later(loop, first, OSError("disk gone"), 0.02)
+        complete_later(loop, second, RuntimeError("later"), 0.01)
+        await ask(ref, Answer("never", [first, second]))
+
+    with pytest.raises(OSError, match="disk gone"):
+        asyncio.run(main())
+
+
+def test_an_outcome_error_is_raised_after_its_events_are_durable(ref: pykka.ActorRef[Any]) -> None:
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
+        durable = Future[Any]()
+        complete_later(loop, durable, [], 0.05)
+        try:
+            await ask(ref, Answer(None, [durable], DomainError("refused after journaling")))
+        except DomainError:
+            return durable.done()
+        return False
+
+    assert asyncio.run(main()) is True
+
+
+def test_a_refusal_and_answers_without_events(ref: pykka.ActorRef[Any]) -> None:
+    async def main() -> Any:
+        with pytest.raises(DomainError):
+            await ask(ref, Refuse())
+        return await ask(ref, Answer(7, []))
+
+    assert asyncio.run(main()) == 7
+
+
+def test_a_cancelled_request_leaves_the_command_to_finish(ref: pykka.ActorRef[Any]) -> None:
+    """A client gone mid-command cancels its request; the durable future is not cancelled (the journal writes
+    the events anyway) and the late answer is dropped quietly."""
+    async def main() -> Future[Any]:
+        durable = Future[Any]()
+        task = asyncio.create_task(ask(ref, Answer("late", [durable])))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        durable.set_result([])
+        await asyncio.sleep(0.05)  # the late answer reaches the loop and finds nobody waiting
+        return durable
+
+    assert not asyncio.run(main()).cancelled()
+
+
+def test_a_stopped_actor_is_actor_gone() -> None:
+    actor = Answering.start()
+    actor.stop()
+
+    async def main() -> None:
+        await ask(actor, Answer(1, []))
+
+    with pytest.raises(ActorGone):
+        asyncio.run(main())
