@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import pykka
@@ -178,7 +179,7 @@ class _LoopReply:
         while index < len(durable):
             fut = durable[index]
             if not fut.done():
-                fut.add_done_callback(lambda _f, next_index=index: self._after_durable(next_index))
+                fut.add_done_callback(partial(self._durable_done, index))
                 return
             try:
                 failed = fut.exception()
@@ -189,6 +190,9 @@ class _LoopReply:
                 return
             index += 1
         self._finish(None)
+
+    def _durable_done(self, index: int, _fut: Future[Any]) -> None:
+        self._after_durable(index)
 
     def _finish(self, failed: BaseException | None) -> None:
         self._times[2] = time.perf_counter()
