@@ -131,27 +131,40 @@ class ApiApp:
 
     async def _read_body(self, request: Request) -> bytes:
         """The whole body, bounded in size and time; read from ``receive`` as ``request.stream()`` would (its
-        async generator cost more than a small body's parse), and nothing else reads it."""
+        async generator cost more than a small body's parse), and nothing else reads it. The time bound is one
+        timer that cancels this task (what ``asyncio.timeout`` does, at a third of its cost per request)."""
         chunks: list[bytes] = []
         size = 0
         receive = request.receive
+        task = asyncio.current_task()
+        assert task is not None
+        expired = [False]
+
+        def expire() -> None:
+            expired[0] = True
+            task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(self.body_timeout, expire)
         try:
-            async with asyncio.timeout(self.body_timeout):
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        raise ClientDisconnect()
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > self.max_body:
-                        raise ApiError(413, f"Request body is larger than {self.max_body} bytes")
-                    chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        break
-        except TimeoutError:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body:
+                    raise ApiError(413, f"Request body is larger than {self.max_body} bytes")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        except asyncio.CancelledError:
+            if not expired[0] or task.uncancel() > 0:
+                raise  # cancelled from elsewhere (the server stopping): not ours to turn into a 408
             log.warning("api request body not received in time client=%s timeout=%.1fs bytes=%d",
                         request.client.host if request.client else "", self.body_timeout, size)
             raise ApiError(408, f"Request body was not received within {self.body_timeout:g} s") from None
+        finally:
+            timer.cancel()
         return b"".join(chunks)
 
     def _cors_headers(self, origin: str | None, request_headers: str | None) -> list[tuple[bytes, bytes]]:

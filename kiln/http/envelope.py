@@ -25,7 +25,12 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
                     headers={**BASE_HEADERS, "Content-Type": JSON_TYPE, **(headers or {})})
 
 
+OK_EMPTY = b'{"message":"OK","statusCode":200}'  # ``ok()``: every stop, delete and PATCH answers it
+
+
 def ok(response: Any = None, status: int = 200) -> Response:
+    if response is None and status == 200:
+        return Response(OK_EMPTY, status_code=200, media_type=None, headers={**BASE_HEADERS, "Content-Type": JSON_TYPE})
     body: dict[str, Any] = {"message": REASONS.get(status, "OK"), "statusCode": status}
     if response is not None:
         body["response"] = response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,6 +31,15 @@ def test_ok_encoded_is_ok_byte_for_byte() -> None:
         assert ok_encoded(dumps(value)).raw_headers == ok(value).raw_headers
     assert json_list([dumps({"b": 1, "a": 2}), dumps([])]) == dumps([{"b": 1, "a": 2}, []])
     assert json_list([]) == dumps([])
+
+
+def test_ok_without_a_response_is_the_envelope_byte_for_byte() -> None:
+    assert ok().body == dumps({"message": "OK", "statusCode": 200}) == ok(None, 200).body
+    def headers(response: Any) -> list[tuple[bytes, bytes]]:
+        return [(name, value) for name, value in response.raw_headers if name != b"content-length"]
+
+    assert headers(ok()) == headers(ok(0))  # the same headers as an envelope rendered by dumps
+    assert ok(None, 201).body == dumps({"message": "Created", "statusCode": 201})
 
 
 def test_rendered_json_renders_again_when_its_source_changes_and_stays_bounded() -> None:
