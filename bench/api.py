@@ -18,7 +18,14 @@ machine httpx's own CPU capped both servers at the same few hundred requests/s, 
 Server CPU per request (from /proc, over each scenario) is printed too: with 2 cores the client can
 be the bottleneck, and then CPU/request still shows the server's cost.
 
-Usage: .venv/bin/python bench/api.py [--seconds 4] [--concurrency 16]
+Then the pairs section (issue 16, target 5: pairs limited only by the fsyncs they wait for): start/stop
+pairs at ``--pair-clients`` client counts, each row with the journal's fsyncs/s, records per fsync, mean
+fsync, the share of the window in fsync, Kiln's CPU per pair and a pair's latency split from Kiln's own
+command timings (``kiln_api_command_seconds``: actor, journal, loop; the rest is HTTP and the client).
+``--kiln-tree DIR`` runs another checkout's Kiln in turns with this one (``--turns``), for before/after.
+
+Usage: .venv/bin/python bench/api.py [--seconds 4] [--concurrency 16] [--only all|reads|pairs]
+       [--pair-clients 4,16,48] [--kiln-tree ../main --turns 3]
 """
 
 from __future__ import annotations
