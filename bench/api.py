@@ -418,7 +418,8 @@ def run_pairs(work: Path, kiln: Server, other: Server | None, args: argparse.Nam
     table(PAIR_HEADERS, rows)
     out("this = this checkout" + (f"; other = {args.kiln_tree}" if other is not None else "") +
         ". A pair = :startPush + :stopPush (two commands, each answered after its events are fsynced). "
-        "fsync busy = share of the window the journal spent in fsync (timed up to the GIL taken back); actor/journal/loop = a pair's mean time "
+        "fsync busy = share of the window the journal spent in fsync (timed up to the GIL taken back); "
+        "actor/journal/loop = a pair's mean time "
         "in Kiln's command phases (kiln_api_command_seconds: to the actor's answer, to the events being durable, "
         "to the request resuming), rest = mean - those (HTTP both ways, the client)")
     out(pairs_verdict(rows, raw_fsync_rate(work / "data", min(2.0, args.seconds))))
