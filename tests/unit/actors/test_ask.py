@@ -4,6 +4,7 @@ the actor's refusal or the journal's failure as the caller's error, and each com
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
@@ -127,3 +128,36 @@ def test_a_stopped_actor_is_actor_gone() -> None:
 
     with pytest.raises(ActorGone):
         asyncio.run(main())
+
+
+class Slow:
+    def __init__(self, gate: threading.Event) -> None:
+        self.gate = gate
+
+
+class Gated(Answering):
+    def handle_Slow(self, cmd: Slow) -> Outcome:
+        assert cmd.gate.wait(10)
+        return Outcome("slow")
+
+
+def test_a_request_cancelled_before_the_actor_answers_leaves_the_actor_serving() -> None:
+    """A client that goes away while its command waits in the mailbox: the actor still answers into the
+    reply (no error in its thread, which would stop it) and serves the next command."""
+    actor = Gated.start()
+    gate = threading.Event()
+    try:
+        async def main() -> Any:
+            task = asyncio.create_task(ask(actor, Slow(gate)))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            gate.set()
+            return await asyncio.wait_for(ask(actor, Answer("next", [])), 10)
+
+        assert asyncio.run(main()) == "next"
+        assert actor.is_alive()
+    finally:
+        gate.set()
+        actor.stop()
