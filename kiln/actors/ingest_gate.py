@@ -10,6 +10,7 @@ reads no configuration of apps itself.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Protocol
 
@@ -62,8 +63,12 @@ class IngestGate:
             raise PublishRejected("empty stream name")
         command = OpenStream(request.stream, request.provider, request.source_type, request.source_url,
                              request.close_source)
+        opening = asyncio.ensure_future(ask(ref, command))
         try:
-            stream: LiveStream = await ask(ref, command)
+            stream: LiveStream = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_end_unclaimed)
+            raise
         except ActorGone as exc:
             raise PublishRejected(f"application not found: {vhost}/{app}", Refusal.NOT_FOUND) from exc
         except self.refusals as exc:
@@ -83,6 +88,16 @@ class IngestGate:
 
     def stream_for_port(self, port: int) -> tuple[str, str, str] | None:
         return mapped_stream(self.catalog, port)
+
+
+def _end_unclaimed(opening: asyncio.Future[Any]) -> None:
+    """The publisher left while its stream was being opened: end the stream nobody will feed or close."""
+    if opening.cancelled() or opening.exception() is not None:
+        return
+    stream = opening.result()
+    log.info("stream opened for a publisher that left vhost=%s app=%s stream=%s", stream.vhost, stream.app,
+             stream.name)
+    stream.end("publisher left while the stream was opened")
 
 
 def _refusal_text(exc: Exception) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,3 +183,43 @@ def test_stream_for_port_follows_the_first_mpegts_stream_map_listing_the_port() 
     assert gate.stream_for_port(4001) == ("b", "ts", "stream_4001")
     assert gate.stream_for_port(4005) == ("b", "ts", "other")
     assert gate.stream_for_port(4003) is None
+
+
+class HeldSupervisor(Supervisor):
+    """Answers OpenStream only once ``release`` is set, and keeps the streams it opened."""
+
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__()
+        self.release = release
+        self.opened: list[LiveStream] = []
+
+    def handle_OpenStream(self, cmd: OpenStream) -> LiveStream:
+        self.release.wait(10)
+        stream = super().handle_OpenStream(cmd)
+        self.opened.append(stream)
+        return stream
+
+
+def test_a_publisher_that_leaves_while_its_stream_opens_does_not_leave_the_stream_live() -> None:
+    release = threading.Event()
+    ref = HeldSupervisor.start(release)
+    catalog = Catalog(Vhost("default", apps={"app": App("app", RTMP_APP)}))
+    gate = IngestGate(Directory({("default", "app"): ref}), catalog, Registry())
+
+    async def publisher_leaves() -> None:
+        opening = asyncio.ensure_future(gate.open_stream(request()))
+        await asyncio.sleep(0.05)  # the supervisor holds the command
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        release.set()
+        for _ in range(500):  # the supervisor answers on its thread; the gate ends what it opened
+            opened = ref.proxy().opened.get()
+            if opened and opened[0].ended_reason is not None:
+                return
+            await asyncio.sleep(0.01)
+
+    asyncio.run(publisher_leaves())
+    [stream] = ref.proxy().opened.get()
+    assert stream.ended_reason == "publisher left while the stream was opened"
+    assert ref.is_alive()
