@@ -35,7 +35,7 @@ from kiln.domain.record import (
 )
 from kiln.domain.settings import AppSettings
 from kiln.media.publish.record.paths import DEFAULT_FILE, DEFAULT_INFO
-from kiln.media.publish.record.session import FinishedFile, RecordCounters, RecordPlan, RecordSession
+from kiln.media.publish.record.session import CounterSample, FinishedFile, RecordCounters, RecordPlan, RecordSession
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class StoppedRecord:
     """The answer to ``:stopRecord``: the task as it was (``stopping``) and its live counters."""
 
     task: RecordStatus
-    live: RecordCounters
+    live: CounterSample
 
 
 class RecordActor(CommandActor):
@@ -195,8 +195,7 @@ class RecordActor(CommandActor):
         return Outcome(None, self._decide(RecordingFailed(cmd.reason, instance)))
 
     def handle_StopRecording(self, cmd: StopRecording) -> Outcome:
-        snapshot = StoppedRecord(self.task.stopping_view(),
-                                 RecordCounters(self.counters.record_bytes, self.counters.started_at))
+        snapshot = StoppedRecord(self.task.stopping_view(), self.counters.sample())
         self._stop_session(last_sequence=True)
         return Outcome(snapshot)
 

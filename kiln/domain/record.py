@@ -122,13 +122,23 @@ class RecordStatus(SpecKeys):
             if self.file_sequence == event.sequence:
                 self.file_record_bytes = self.file_record_time_ms = 0
 
-    def shown_totals(self, live_bytes: int, live_time_ms: int) -> tuple[int, int]:
+    def shown_totals(self, live_bytes: int, live_time_ms: int,
+                     finished: tuple[int, int, int] | None = None) -> tuple[int, int]:
         """The totals the API shows: finished files plus the file in flight, counted from its live
-        counters or its last checkpoint, whichever is further (so a total never goes back, also
-        while a finished file's event is still on its way to the journal)."""
+        counters or its last checkpoint, whichever is further. ``finished`` is the last file the
+        recording session closed, (sequence, bytes, ms): while its ``RecordFileFinished`` is still on
+        its way to the journal it is counted here as that event will count it, so a total never goes
+        back when a file is split off."""
+        total_bytes, total_ms = self.total_record_bytes, self.total_record_time_ms
         in_flight = self.file_record_bytes > 0 and self.file_sequence == self.sequence
-        return (self.total_record_bytes + max(live_bytes, self.file_record_bytes if in_flight else 0),
-                self.total_record_time_ms + max(live_time_ms, self.file_record_time_ms if in_flight else 0))
+        if finished is not None and finished[0] >= self.sequence:
+            sequence, done_bytes, done_ms = finished
+            checkpointed = self.file_record_bytes > 0 and self.file_sequence == sequence
+            total_bytes += max(done_bytes, self.file_record_bytes if checkpointed else 0)
+            total_ms += max(done_ms, self.file_record_time_ms if checkpointed else 0)
+            in_flight = False  # the checkpoint was the finished file's
+        return (total_bytes + max(live_bytes, self.file_record_bytes if in_flight else 0),
+                total_ms + max(live_time_ms, self.file_record_time_ms if in_flight else 0))
 
     def snapshot(self) -> dict[str, Any]:
         return asdict(self)

@@ -27,8 +27,10 @@ def record_json(task: RecordTask, live: Any = None) -> dict[str, Any]:
     """OME's record object, with its rules for which fields appear when (rest-spec §10.3), plus two
     fields of Kiln's: ``lastError`` (why the task is in ``error``) and ``lastWarning`` (which tracks
     the recording leaves out because its container cannot hold them)."""
-    record_bytes = getattr(live, "record_bytes", 0) if live is not None else 0
-    record_time = getattr(live, "record_time_ms", 0) if live is not None else 0
+    sample = live.sample() if hasattr(live, "sample") else live  # the live counters, read in one step
+    record_bytes = getattr(sample, "record_bytes", 0) if sample is not None else 0
+    record_time = getattr(sample, "record_time_ms", 0) if sample is not None else 0
+    finished = getattr(sample, "finished", None)
     spec = task.spec
     out: dict[str, Any] = {
         "createdTime": format_time(task.created_time),
@@ -48,7 +50,7 @@ def record_json(task: RecordTask, live: Any = None) -> dict[str, Any]:
     if spec.interval > 0:
         out["interval"] = spec.interval
     if task.state in _ACTIVE:
-        total_bytes, total_time = task.shown_totals(record_bytes, record_time)
+        total_bytes, total_time = task.shown_totals(record_bytes, record_time, finished)
         for key, count in (("recordBytes", record_bytes), ("recordTime", record_time),
                            ("totalRecordBytes", total_bytes), ("totalRecordTime", total_time),
                            ("sequence", task.sequence)):

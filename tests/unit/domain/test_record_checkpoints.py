@@ -128,3 +128,18 @@ def test_a_file_recovery_could_not_finish_keeps_its_checkpoint_in_the_totals() -
 def test_nothing_is_lost_without_a_checkpoint_of_that_file() -> None:
     assert lost_after_restart(status(RECORDING), 0, "x") == []
     assert lost_after_restart(status(RECORDING, progress(0, 5, 5)), 1, "x") == []
+
+
+def test_a_file_the_session_finished_counts_in_full_before_its_event_arrives() -> None:
+    """The live counters carry the finished file's final figures (the session sets them as it resets
+    the file in flight): the totals move from the live count to the final size, never back to the
+    last checkpoint, and do not move when the event is applied."""
+    s = status(RECORDING, progress(0, 700, 7000))
+    assert s.shown_totals(750, 7500) == (750, 7500)
+    done = (0, 760, 7600)
+    assert s.shown_totals(0, 0, done) == (760, 7600)  # reset, event on its way
+    assert s.shown_totals(30, 300, done) == (790, 7900)  # the next file grows
+    s.fold(finished(0, 760, 7600))
+    assert s.shown_totals(30, 300, done) == (790, 7900)
+    s.fold(progress(1, 40, 400))
+    assert s.shown_totals(45, 450, done) == (805, 8050)  # an older finished file is not counted twice

@@ -12,6 +12,7 @@ last sequence: that is ``stop(last_sequence=True)``, for stopRecord).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,15 +39,38 @@ SUPPORTED = {
 }
 
 
+@dataclass(frozen=True)
+class CounterSample:
+    """One consistent reading of a task's live counters for the API (taken on another thread)."""
+
+    record_bytes: int
+    record_time_ms: int
+    finished: tuple[int, int, int] | None  # (sequence, bytes, ms) of the last file this session finished
+
+
 @dataclass
 class RecordCounters:
     record_bytes: int = 0    # of the current file
     started_at: float = 0.0  # monotonic start of the current file
     bytes_out: int = 0       # of every file written through these counters
+    finished: tuple[int, int, int] | None = None  # the last finished file: (sequence, bytes, ms)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def record_time_ms(self) -> int:
         return int((time.monotonic() - self.started_at) * 1000) if self.started_at else 0
+
+    def file_finished(self, sequence: int, record_bytes: int, record_time_ms: int) -> None:
+        """The file's final figures replace its live ones in one step, so a reader never sees the
+        file in flight reset before its finished size is there (the API's totals would go back)."""
+        with self._lock:
+            self.finished = (sequence, record_bytes, record_time_ms)
+            self.started_at = 0.0
+            self.record_bytes = 0
+
+    def sample(self) -> CounterSample:
+        with self._lock:
+            return CounterSample(self.record_bytes, self.record_time_ms, self.finished)
 
 
 @dataclass
@@ -285,8 +309,7 @@ class RecordSession:
         end = now()
         finished = finish_inflight(inflight, end, record_time, last_sequence)
         inflight.remove()
-        self.counters.started_at = 0.0
-        self.counters.record_bytes = 0
+        self.counters.file_finished(finished.sequence, finished.record_bytes, finished.record_time_ms)
         self.sequence += 1
         self.on_file(finished)
 
