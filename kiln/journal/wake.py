@@ -16,12 +16,16 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import Future
-from typing import TypeVar
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 _MANY = 0xFFFFFFFF  # a semaphore count no number of waiters uses up: every read returns at once
 _EVENTFD = hasattr(os, "eventfd")  # Linux; elsewhere result() waits as a plain Future does
+_PENDING, _FINISHED = PENDING, FINISHED
+_DONE = frozenset((CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED))
+_CANCEL, _COMMIT = object(), object()  # who claimed a DurableFuture first
 
 
 class CommitWake:
@@ -68,14 +72,80 @@ class CommitWake:
             self._fd = -1
 
 
+class _LazyCondition:
+    """``Future._condition``, made on first use: most appends' futures are settled and read without anyone
+    waiting on it or adding a callback (a ``threading.Condition`` and its lock cost more than framing the
+    record). A non-data descriptor: once made, the instance's own attribute is found first."""
+
+    def __get__(self, future: Future[Any] | None, owner: type | None = None) -> threading.Condition:
+        if future is None:
+            raise AttributeError("_condition")
+        # setdefault is one step under the GIL: two threads that both come first share one Condition
+        return future.__dict__.setdefault("_condition", threading.Condition())  # type: ignore[no-any-return]
+
+
 class DurableFuture(Future[T]):
     """An append's future: ``result()`` without a timeout waits on its commit's ``CommitWake`` (so a thread
-    waiting there when the future is cancelled returns at the commit, which writes the records anyway)."""
+    waiting there when the future is cancelled returns at the commit, which writes the records anyway).
+
+    The committing thread settles it with ``settle``/``fail``, which take its Condition only if a waiter or
+    a callback made one; whichever of ``settle``/``fail`` and ``cancel`` claims the future first decides its
+    outcome (one dict ``setdefault``, a single step under the GIL), so a cancel that loses returns False."""
 
     wake: CommitWake | None = None  # set when the append is queued
+    _condition = _LazyCondition()
+
+    def __init__(self) -> None:  # Future.__init__ but for the Condition (see _LazyCondition)
+        self._state = _PENDING
+        self._result: T | None = None
+        self._exception: BaseException | None = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Any] = []
+
+    def done(self) -> bool:
+        return self._state in _DONE  # one attribute read: no lock needed
 
     def result(self, timeout: float | None = None) -> T:
+        if self._state == _FINISHED and self._exception is None:
+            return self._result  # type: ignore[return-value]  # _result is written before _state
         wake = self.wake
-        if timeout is None and wake is not None and _EVENTFD and not self.done():
+        if timeout is None and wake is not None and _EVENTFD and self._state not in _DONE:
             wake.wait()
+            if self._state == _FINISHED and self._exception is None:
+                return self._result  # type: ignore[return-value]
         return super().result(timeout)
+
+    def cancel(self) -> bool:
+        if self.__dict__.setdefault("_claim", _CANCEL) is not _CANCEL:
+            return False  # the commit settles it: its records are written
+        return super().cancel()
+
+    def settle(self, result: T) -> None:
+        """Complete with ``result`` (the committing thread), unless it was cancelled."""
+        if self.__dict__.setdefault("_claim", _COMMIT) is not _COMMIT:
+            return
+        self._result = result
+        if "_condition" in self.__dict__:
+            self._finish()
+            return
+        self._state = _FINISHED
+        if "_condition" in self.__dict__:  # a waiter or a callback came meanwhile: it read the state under
+            self._finish()  # the Condition, before or after this write; _finish tells whoever saw it pending
+
+    def fail(self, exc: BaseException) -> None:
+        """Complete with ``exc`` (the committing thread), unless it was cancelled."""
+        if self.__dict__.setdefault("_claim", _COMMIT) is not _COMMIT:
+            return
+        self._exception = exc
+        self._finish()
+
+    def _finish(self) -> None:
+        with self._condition:
+            self._state = _FINISHED
+            for waiter in self._waiters:
+                if self._exception is None:
+                    waiter.add_result(self)
+                else:
+                    waiter.add_exception(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]

@@ -134,3 +134,79 @@ def test_the_eventfd_lives_only_while_threads_wait(journal: Journal) -> None:
     for thread in [leader, *waiters]:
         thread.join(10)
     assert len(seen) == 4 and len(os.listdir("/proc/self/fd")) == before and all(f.done() for f in kept)
+
+
+def test_a_settled_future_behaves_as_a_future_for_every_kind_of_waiter() -> None:
+    """``settle`` takes no lock when nobody made the future's Condition; whoever waits or adds a callback
+    before, during or after it still sees the result exactly once."""
+    import asyncio
+    from concurrent.futures import wait
+
+    from kiln.journal.wake import DurableFuture
+
+    early: DurableFuture[int] = DurableFuture()
+    called: list[int] = []
+    early.add_done_callback(lambda f: called.append(f.result()))
+    waited: list[int] = []
+    waiter = threading.Thread(target=lambda: waited.append(early.result(10)))
+    waiter.start()
+    early.settle(7)
+    waiter.join(10)
+    assert called == [7] and waited == [7] and early.done() and not early.cancelled()
+    late: DurableFuture[int] = DurableFuture()
+    late.settle(8)
+    assert "_condition" not in late.__dict__  # nobody waited: no Condition was made
+    late.add_done_callback(lambda f: called.append(f.result()))
+    assert called == [7, 8] and late.result(0) == 8 and late.exception(0) is None
+    assert wait([late], timeout=1).done == {late}
+
+    async def awaited() -> int:
+        pending: DurableFuture[int] = DurableFuture()
+        asyncio.get_running_loop().call_later(0.01, pending.settle, 9)
+        return await asyncio.wrap_future(pending)
+
+    assert asyncio.run(awaited()) == 9
+    failed: DurableFuture[int] = DurableFuture()
+    failed.fail(OSError(errno.EIO, "I/O error"))
+    with pytest.raises(OSError, match="I/O error"):
+        failed.result()
+
+
+def test_a_callback_added_while_settle_runs_is_called_once() -> None:
+    """The moment ``settle`` cannot lock against: a callback added after it found no Condition and before it
+    wrote the state (here from inside that write, as a thread switch there would)."""
+    from concurrent.futures._base import FINISHED
+
+    from kiln.journal.wake import DurableFuture
+
+    calls: list[int] = []
+    added: list[bool] = []
+
+    class Interleaved(DurableFuture[int]):
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == "_state" and value == FINISHED and not added:
+                added.append(True)
+                self.add_done_callback(lambda f: calls.append(f.result(0)))  # reads the state: still pending
+            super().__setattr__(name, value)
+
+    future = Interleaved()
+    future.settle(5)
+    assert calls == [5] and future.result(0) == 5
+
+
+def test_cancel_and_settle_decide_once_whichever_comes_first() -> None:
+    from concurrent.futures import CancelledError
+
+    from kiln.journal.wake import DurableFuture
+
+    cancelled: DurableFuture[int] = DurableFuture()
+    called: list[bool] = []
+    cancelled.add_done_callback(lambda f: called.append(f.cancelled()))
+    assert cancelled.cancel()
+    cancelled.settle(1)  # the commit carried it anyway: its waiter is gone, nothing changes
+    assert called == [True]
+    with pytest.raises(CancelledError):
+        cancelled.result(0)
+    settled: DurableFuture[int] = DurableFuture()
+    settled.settle(2)
+    assert not settled.cancel() and settled.result(0) == 2

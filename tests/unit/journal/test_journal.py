@@ -43,6 +43,23 @@ def test_append_numbers_records_and_read_returns_them(tmp_path: Path, journal: J
     assert back[0].entity == "app:default/app" and back[0].type == "Thing" and back[0].version == 1
 
 
+def test_committed_records_are_frozen_records_equal_to_what_is_read_back(journal: Journal) -> None:
+    """The commit builds records through their slots (journal.py): they must be the same frozen Records."""
+    import dataclasses
+
+    from kiln.events import tasks as te
+    from kiln.events.codec import record_parts
+
+    event = te.PushStateChanged("default", "app", "push-1", "started", "stream started", 1.5)
+    committed = journal.append([rec(1), NewRecord(*record_parts(event))]).result(5)
+    assert committed == list(journal.read(1))
+    assert all(type(r) is Record for r in committed)
+    assert committed[1] == Record(2, committed[1].time, *record_parts(event))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        committed[0].seq = 9  # type: ignore[misc]
+    assert encode_frame(committed[1]) == encode_frame(list(journal.read(2))[0])  # the layout frame, both ways
+
+
 def test_listeners_see_records_before_the_future_completes(journal: Journal) -> None:
     seen: list[int] = []
     journal.add_listener(lambda records: seen.extend(r.seq for r in records))
