@@ -84,9 +84,9 @@ class ServerActor(CommandActor):
     def handle_CreateVhosts(self, cmd: CreateVhosts) -> Outcome:
         commands = [domain.CreateVhost(item) for item in require_array(cmd.items)]
         batch = decide_each(self.server, commands, now(), respond=_vhost_response, per_item=(Invalid, Conflict))
-        durable = []
+        accepted = [ev for events in batch.accepted for ev in events]
+        durable = [self.ctx.events.emit(accepted)] if accepted else []  # one append: one fsync for the request
         for events in batch.accepted:
-            durable.append(self.ctx.events.emit(events))
             created = domain.created_vhost(events)
             self._spawn(created)
             self._warn_if_shadowed(created.name)

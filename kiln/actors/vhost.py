@@ -82,12 +82,11 @@ class VhostActor(CommandActor):
         self.vhost.writable()
         commands = [domain.CreateApp(item) for item in require_array(cmd.items)]
         batch = decide_each(self.vhost, commands, now(), respond=_app_response, per_item=(Conflict,))
-        durable = []
-        for events in batch.accepted:
-            durable.append(self.ctx.events.emit(events))
-            for ev in events:
-                if isinstance(ev, ce.AppCreated):
-                    self._spawn(AppState(ev.name, ev.config))
+        accepted = [ev for events in batch.accepted for ev in events]
+        durable = [self.ctx.events.emit(accepted)] if accepted else []  # one append: one fsync for the request
+        for ev in accepted:
+            if isinstance(ev, ce.AppCreated):
+                self._spawn(AppState(ev.name, ev.config))
         if batch.stopped_by is not None:
             return Outcome(None, durable, batch.stopped_by)
         return Outcome(batch.results, durable)

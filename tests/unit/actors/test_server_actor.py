@@ -97,6 +97,16 @@ def test_create_journals_each_accepted_vhost_and_starts_its_actor(deps: Deps) ->
     assert deps.directory.vhost("v") is None
 
 
+def test_one_request_creating_several_vhosts_is_one_append(deps: Deps) -> None:
+    """One append is one commit: a request's vhosts wait for one fsync, not one each."""
+    ref = start(deps)
+    results = ask_blocking(ref, CreateVhosts([{"name": "a"}, {"name": "b"}, {"name": "c"}]))
+    assert [r.error for r in results] == [None, None, None]
+    [appended] = deps.events.appended
+    assert [(type(ev), getattr(ev, "name", None)) for ev in appended] == [(ce.VhostCreated, n) for n in "abc"]
+    assert [deps.directory.vhost(n) is not None for n in "abc"] == [True, True, True]
+
+
 def test_certificate_reload_reads_the_vhost_config_the_actor_owns(deps: Deps, tmp_path: Any) -> None:
     tls = {"certPath": str(tmp_path / "missing.crt"), "keyPath": str(tmp_path / "missing.key")}
     ref = start(deps, VhostState("secure", {"name": "secure", "host": {"names": ["*"], "tls": tls}}, True),
