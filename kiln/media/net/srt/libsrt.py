@@ -98,6 +98,7 @@ _finished = False  # srt_cleanup ran at exit; the library is not started again
 _owners: weakref.WeakSet[_Closable] = weakref.WeakSet()
 _recv_held: Callable[[int, ctypes.Array[ctypes.c_char], int], int] | None = None
 _errcode_held: Callable[[object], int] | None = None
+_flag_held: Callable[[int, int, int, int], int] | None = None
 
 
 def version_tuple(raw: int) -> tuple[int, int, int]:
@@ -157,13 +158,15 @@ def lib() -> ctypes.CDLL:
 
 def _bind_held(loaded: ctypes.CDLL) -> None:
     """The calls that never block, through a handle whose calls keep the GIL (same library, same state)."""
-    global _recv_held, _errcode_held
+    global _recv_held, _errcode_held, _flag_held
     held = ctypes.PyDLL(loaded._name, handle=loaded._handle)
     recv = held.srt_recvmsg
     recv.restype, recv.argtypes = ctypes.c_int, [ctypes.c_int32, ctypes.c_void_p, ctypes.c_int]
     errcode = held.srt_getlasterror
     errcode.restype, errcode.argtypes = ctypes.c_int, [_c_int_p]
-    _recv_held, _errcode_held = recv, errcode
+    flag = held.srt_getsockflag
+    flag.restype, flag.argtypes = ctypes.c_int, [ctypes.c_int32, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    _recv_held, _errcode_held, _flag_held = recv, errcode, flag
 
 
 def version() -> tuple[int, int, int]:
@@ -365,6 +368,15 @@ def nowait_receiver() -> Callable[[int, int, int], int]:
         lib()
     assert _recv_held is not None
     return _recv_held  # type: ignore[return-value]  # its c_void_p argument takes an address
+
+
+def nowait_flag_reader() -> Callable[[int, int, int, int], int]:
+    """``srt_getsockflag(sock, option, value address, length address)`` keeping the GIL, as the bare ctypes
+    function (for ``SRTO_EVENT`` between the reads of a pass: it only takes uncontended locks)."""
+    if _flag_held is None:
+        lib()
+    assert _flag_held is not None
+    return _flag_held
 
 
 def last_error_code() -> int:
