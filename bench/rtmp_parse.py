@@ -13,8 +13,12 @@
    arrive) into a LiveStream with a bypass output: microseconds of CPU per media message for the whole
    ingest path, without and with an LL-HLS packager on the output, next to the chunk reader + FLV
    converter alone in the same run (the reference).
+4. ``--path --cold KB``: the same replay, but KB of memory is written between reads (outside the timed
+   part), as other processes do between a live server's wake-ups on a shared machine; prints the
+   bypass path warm and cold, each read timed apart. On this machine's 2 MB L2, 4096 KB made a message
+   cost what it costs live (issue 16: the "live factor"; see kiln/media/ingest/rtmp/pacer.py).
 
-Usage: .venv/bin/python bench/rtmp_parse.py [--seconds 20] [--path]
+Usage: .venv/bin/python bench/rtmp_parse.py [--seconds 20] [--path [--cold 4096]]
 """
 
 from __future__ import annotations
@@ -207,8 +211,9 @@ def split_reads(tags: list[tuple[int, int, bytes]], chunk_size: int, repeat: int
     return reads
 
 
-async def replay(reads: list[bytes], llhls: bool) -> float:
-    """CPU seconds to feed ``reads`` (after connect and publish) through an RtmpConnection into a LiveStream."""
+async def replay(reads: list[bytes], llhls: bool, cold: int | None = None) -> float:
+    """CPU seconds to feed ``reads`` (after connect and publish) through an RtmpConnection into a LiveStream;
+    with ``cold`` (bytes) each read is timed apart, after that much memory was written (0: timed apart only)."""
     from kiln.media.formats import amf0
     from kiln.media.formats.rtmp.handshake import HANDSHAKE_SIZE
     from kiln.media.formats.rtmp.messages import COMMAND_AMF0
@@ -248,13 +253,31 @@ async def replay(reads: list[bytes], llhls: bool) -> float:
         await asyncio.sleep(0)
     assert conn.publishing, "the replayed publish was not accepted"
     feed = conn.data_received
-    start = time.process_time()
-    for data in reads:
-        feed(data)
-    used = time.process_time() - start
+    if cold is None:
+        start = time.process_time()
+        for data in reads:
+            feed(data)
+        used = time.process_time() - start
+    else:
+        junk, lines, used = bytearray(cold), b"\x01" * (cold // 64), 0.0
+        for data in reads:
+            junk[::64] = lines  # one write per cache line
+            start = time.process_time()
+            feed(data)
+            used += time.process_time() - start
     conn.shutdown("replay over")
     await asyncio.sleep(0.1)  # the LL-HLS segments' spills finish on the loop
     return used
+
+
+def bench_cold(tags: list[tuple[int, int, bytes]], kib: int) -> None:
+    reads = split_reads(tags, 4096, 1)
+    messages = sum(1 for kind, _, _ in tags if kind in (AUDIO, VIDEO))
+    for name, cold in (("bypass path, each read timed, warm", 0),
+                       (f"bypass path, {kib} KB written between reads", kib)):
+        used = min(asyncio.run(replay(reads, False, cold << 10)) for _ in range(2))
+        sys.stdout.write(f"cold   {name:<45} {used * 1e6 / messages:6.2f} us/message ({messages} messages, "
+                         f"{len(reads)} reads)\n")
 
 
 def bench_path(tags: list[tuple[int, int, bytes]], repeat: int = 3) -> None:
@@ -279,10 +302,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=20, help="length of the 720p source and the live publish")
     parser.add_argument("--path", action="store_true", help="only the in-process replay of the whole ingest path")
+    parser.add_argument("--cold", type=int, metavar="KB", help="with --path: write KB of memory between reads")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kiln-rtmp-bench-") as tmp:
         source = Path(tmp) / "src720p.flv"
         make_source(source, args.seconds)
+        if args.path and args.cold:
+            bench_cold(flv_tags(source.read_bytes()), args.cold)
+            return
         if args.path:
             bench_path(flv_tags(source.read_bytes()))
             return
