@@ -40,7 +40,7 @@ _VIDEO = messages.VIDEO
 _AUDIO = messages.AUDIO
 CSID_STREAM = 5          # where NetStream status messages go (any csid works; this is the usual one)
 PACED_LOWAT = 256 << 10  # a paced socket is readable before its tick only past this (capped at half its buffer)
-PACED_READ = 256 << 10   # bytes per recv on a tick (a full read is followed by another)
+PACED_READ = 64 << 10    # bytes per recv on a tick (a full read is followed by another)
 GRACEFUL_CLOSE_S = 2.0   # after a reply that must reach the client, abort if the socket has not closed
 
 
@@ -205,8 +205,14 @@ class RtmpConnection(asyncio.Protocol):
 
     def _poll(self) -> None:
         """The pacer's tick: whatever arrived since the last one. EOF and errors are left to the transport (the
-        socket is readable for those at any low-water mark), so the connection ends the usual way."""
+        socket is readable for those at any low-water mark), so the connection ends the usual way.
+
+        A read that ends inside a message is tried once more at once: a publisher that writes header and body
+        apart with Nagle's algorithm on (ffmpeg) sends the body only when the header is ACKed, which reading
+        it just did; on a near link the body is already here, and waiting for the next tick would double the
+        added latency (bench: 20 ms tick, p50 31 ms without this retry)."""
         recv = self._paced.recv if self._paced is not None else None
+        retried = False
         while recv is not None and not self._closed:
             try:
                 data = recv(PACED_READ)
@@ -215,8 +221,12 @@ class RtmpConnection(asyncio.Protocol):
             if not data:
                 return
             self.data_received(data)
-            if len(data) < PACED_READ or self._paced is None:
+            if self._paced is None:
                 return
+            if len(data) < PACED_READ:
+                if retried or not self._reader.mid_message:
+                    return
+                retried = True
 
     def _handshake_expired(self) -> None:
         self._timer = None
