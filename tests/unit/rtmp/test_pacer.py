@@ -21,6 +21,7 @@ from kiln.media.formats.rtmp.chunk import ChunkReader, ChunkWriter
 from kiln.media.formats.rtmp.handshake import HANDSHAKE_SIZE
 from kiln.media.formats.rtmp.messages import COMMAND_AMF0
 from kiln.media.ingest.rtmp.server import RtmpServer
+from kiln.media.ingest.rtmp.session import PACED_LOWAT
 from kiln.media.model import Packet
 from tests.unit.rtmp.media import command
 from tests.unit.rtmp.test_session import Handler, media_bytes
@@ -150,4 +151,25 @@ def test_a_paced_publisher_leaving_ends_its_publish(loop_name: str) -> None:
             await server.close()
         assert handler.sinks[2].closes == ["closed: server shutdown"]
         assert server.paced == 0
+    run(loop_name, scenario)
+
+
+@pytest.mark.parametrize("loop_name", ["uvloop", "asyncio"])
+def test_a_burst_past_the_low_water_mark_is_read_before_the_tick(loop_name: str) -> None:
+    async def scenario() -> None:
+        handler = Handler()
+        server = RtmpServer(handler, host="127.0.0.1", port=0, read_tick=3600.0)  # a tick that never comes
+        await server.start()
+        try:
+            pub = await Publisher.connect(server.port)
+            await pub.publish("s")
+            assert server.paced == 1
+            media, _ = media_bytes()
+            burst = media * (1 + (PACED_LOWAT * 2) // len(media))
+            pub.writer.write(burst[:PACED_LOWAT * 2])
+            await pub.writer.drain()
+            sink = handler.sinks[0]
+            await until(lambda: len(sink.packets) > 0, "packets read by the transport without a tick")
+        finally:
+            await server.close()
     run(loop_name, scenario)

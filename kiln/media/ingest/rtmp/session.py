@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 _VIDEO = messages.VIDEO
 _AUDIO = messages.AUDIO
 CSID_STREAM = 5          # where NetStream status messages go (any csid works; this is the usual one)
-PACED_LOWAT = 256 << 10  # a paced socket is readable before its tick only past this (capped at half its buffer)
+# a paced socket is readable before its tick only past this many bytes (170 ms of a 3 Mbit/s stream): no higher,
+# as Linux grows the receive buffer and clamps the window to a mark above a quarter of the default buffer (128 kB)
+PACED_LOWAT = 64 << 10
 PACED_READ = 64 << 10    # bytes per recv on a tick (a full read is followed by another)
 GRACEFUL_CLOSE_S = 2.0   # after a reply that must reach the client, abort if the socket has not closed
 
