@@ -13,8 +13,17 @@
    arrive) into a LiveStream with a bypass output: microseconds of CPU per media message for the whole
    ingest path, without and with an LL-HLS packager on the output, next to the chunk reader + FLV
    converter alone in the same run (the reference).
+4. ``--path --cold KB``: the same replay, but KB of memory is written between reads (outside the timed
+   part), as other processes do between a live server's wake-ups on a shared machine; prints the
+   bypass path warm and cold, each read timed apart. On this machine's 2 MB L2, 4096 KB made a message
+   cost what it costs live (issue 16: the "live factor"; see kiln/media/ingest/rtmp/pacer.py).
 
-Usage: .venv/bin/python bench/rtmp_parse.py [--seconds 20] [--path]
+5. ``--latency``: what reading publishers on the pacer's tick adds. A publisher thread writes each message's
+   header and body apart at the file's own pace (as ``ffmpeg -re`` does, Nagle's algorithm on) to an
+   RtmpServer on loopback; prints the time from the body's write to the packet reaching the sink (p50,
+   p90, p99, max), reading on readiness (tick 0, the reference) and on the default tick, taking turns.
+
+Usage: .venv/bin/python bench/rtmp_parse.py [--seconds 20] [--path [--cold 4096]] [--latency]
 """
 
 from __future__ import annotations
@@ -207,8 +216,9 @@ def split_reads(tags: list[tuple[int, int, bytes]], chunk_size: int, repeat: int
     return reads
 
 
-async def replay(reads: list[bytes], llhls: bool) -> float:
-    """CPU seconds to feed ``reads`` (after connect and publish) through an RtmpConnection into a LiveStream."""
+async def replay(reads: list[bytes], llhls: bool, cold: int | None = None) -> float:
+    """CPU seconds to feed ``reads`` (after connect and publish) through an RtmpConnection into a LiveStream;
+    with ``cold`` (bytes) each read is timed apart, after that much memory was written (0: timed apart only)."""
     from kiln.media.formats import amf0
     from kiln.media.formats.rtmp.handshake import HANDSHAKE_SIZE
     from kiln.media.formats.rtmp.messages import COMMAND_AMF0
@@ -248,13 +258,118 @@ async def replay(reads: list[bytes], llhls: bool) -> float:
         await asyncio.sleep(0)
     assert conn.publishing, "the replayed publish was not accepted"
     feed = conn.data_received
-    start = time.process_time()
-    for data in reads:
-        feed(data)
-    used = time.process_time() - start
+    if cold is None:
+        start = time.process_time()
+        for data in reads:
+            feed(data)
+        used = time.process_time() - start
+    else:
+        junk, lines, used = bytearray(cold), b"\x01" * (cold // 64), 0.0
+        for data in reads:
+            junk[::64] = lines  # one write per cache line
+            start = time.process_time()
+            feed(data)
+            used += time.process_time() - start
     conn.shutdown("replay over")
     await asyncio.sleep(0.1)  # the LL-HLS segments' spills finish on the loop
     return used
+
+
+def bench_cold(tags: list[tuple[int, int, bytes]], kib: int) -> None:
+    reads = split_reads(tags, 4096, 1)
+    messages = sum(1 for kind, _, _ in tags if kind in (AUDIO, VIDEO))
+    for name, cold in (("bypass path, each read timed, warm", 0),
+                       (f"bypass path, {kib} KB written between reads", kib)):
+        used = min(asyncio.run(replay(reads, False, cold << 10)) for _ in range(2))
+        sys.stdout.write(f"cold   {name:<45} {used * 1e6 / messages:6.2f} us/message ({messages} messages, "
+                         f"{len(reads)} reads)\n")
+
+
+class _StampSink:
+    """Notes when each packet reaches the sink, keyed as the publisher keys its writes: (video?, dts ms)."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[tuple[bool, int], float] = {}
+        self.video: set[int] = set()
+
+    def on_metadata(self, meta: dict[str, Any]) -> None:
+        pass
+
+    def on_track(self, track: Any) -> None:
+        if track.kind.value == "video":
+            self.video.add(track.id)
+
+    def on_packet(self, packet: Packet) -> None:
+        self.arrived[(packet.track_id in self.video, packet.dts)] = time.monotonic()
+
+    def on_close(self, reason: str) -> None:
+        pass
+
+
+def _nagle_publisher(port: int, tags: list[tuple[int, int, bytes]], written: dict[tuple[bool, int], float]) -> None:
+    import socket
+
+    from kiln.media.formats import amf0
+    from kiln.media.formats.rtmp.handshake import HANDSHAKE_SIZE
+    from kiln.media.formats.rtmp.messages import COMMAND_AMF0
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"\x03" + bytes(HANDSHAKE_SIZE))
+        got = b""
+        while len(got) < 1 + 2 * HANDSHAKE_SIZE:
+            got += sock.recv(1 + 2 * HANDSHAKE_SIZE - len(got))
+        sock.sendall(bytes(HANDSHAKE_SIZE))
+        writer = ChunkWriter(128)
+        for name, txn, args, sid in (("connect", 1.0, [{"app": "app", "tcUrl": "rtmp://127.0.0.1/app"}], 0),
+                                     ("createStream", 2.0, [None], 0), ("publish", 3.0, [None, "s", "live"], 1)):
+            sock.sendall(writer.write(3, COMMAND_AMF0, 0, sid, amf0.encode(name, txn, *args)))
+        time.sleep(0.5)
+        reads = split_reads(tags, 4096, 1)
+        sock.sendall(reads[0])
+        start = time.monotonic()
+        for i, (kind, ts, _) in enumerate(tags):
+            wait = start + ts / 1000 - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            sock.sendall(reads[1 + 2 * i])
+            sock.sendall(reads[2 + 2 * i])
+            written[(kind == VIDEO, ts)] = time.monotonic()
+        time.sleep(0.3)
+
+
+async def _latency_once(tags: list[tuple[int, int, bytes]], tick: float) -> list[float]:
+    import threading
+
+    from kiln.media.ingest.rtmp.server import RtmpServer
+
+    sink = _StampSink()
+
+    class Handler:
+        async def on_publish(self, request: Any) -> _StampSink:
+            return sink
+
+    server = RtmpServer(Handler(), host="127.0.0.1", port=0, read_tick=tick)  # type: ignore[arg-type]
+    await server.start()
+    written: dict[tuple[bool, int], float] = {}
+    thread = threading.Thread(target=_nagle_publisher, args=(server.port, tags, written))
+    thread.start()
+    while thread.is_alive():
+        await asyncio.sleep(0.05)
+    await server.close()
+    return sorted((sink.arrived[k] - t) * 1000 for k, t in written.items() if k in sink.arrived)
+
+
+def bench_latency(tags: list[tuple[int, int, bytes]], rounds: int = 2) -> None:
+    import uvloop
+
+    from kiln.media.ingest.rtmp.pacer import READ_TICK_S
+    for _ in range(rounds):
+        for tick in (0.0, READ_TICK_S):
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                lat = runner.run(_latency_once(tags, tick))
+            q = [lat[min(len(lat) - 1, int(p * len(lat)))] for p in (0.5, 0.9, 0.99)]
+            name = "reference: read on readiness" if not tick else f"paced, {tick * 1000:.0f} ms tick"
+            sys.stdout.write(f"latency {name:<30} write -> sink ms p50 {q[0]:6.2f}  p90 {q[1]:6.2f}  "
+                             f"p99 {q[2]:6.2f}  max {lat[-1]:6.2f}  ({len(lat)} messages)\n")
 
 
 def bench_path(tags: list[tuple[int, int, bytes]], repeat: int = 3) -> None:
@@ -279,10 +394,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=20, help="length of the 720p source and the live publish")
     parser.add_argument("--path", action="store_true", help="only the in-process replay of the whole ingest path")
+    parser.add_argument("--cold", type=int, metavar="KB", help="with --path: write KB of memory between reads")
+    parser.add_argument("--latency", action="store_true", help="only the latency the pacer's tick adds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kiln-rtmp-bench-") as tmp:
         source = Path(tmp) / "src720p.flv"
         make_source(source, args.seconds)
+        if args.latency:
+            bench_latency(flv_tags(source.read_bytes()))
+            return
+        if args.path and args.cold:
+            bench_cold(flv_tags(source.read_bytes()), args.cold)
+            return
         if args.path:
             bench_path(flv_tags(source.read_bytes()))
             return

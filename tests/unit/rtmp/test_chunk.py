@@ -158,6 +158,25 @@ def test_a_header_read_alone_buffers_nothing_and_a_body_read_whole_is_sliced() -
     assert (msg.type_id, msg.timestamp, msg.payload) == (VIDEO, 40, video) and reader._buffered == 0
 
 
+def test_mid_message_says_whether_a_read_ended_inside_a_message() -> None:
+    # the paced session reads once more at once when it did (kiln.media.ingest.rtmp.session._poll)
+    reader = ChunkReader()
+    assert not reader.mid_message
+    header = h0(4, 0, 100, AUDIO, 1)
+    reader.feed(header[:3])                      # inside a chunk header
+    assert reader.mid_message
+    reader.feed(header[3:])                      # a header alone: its payload is still to come
+    assert reader.mid_message
+    reader.feed(bytes(60))                       # part of the payload
+    assert reader.mid_message
+    assert len(reader.feed(bytes(40))) == 1 and not reader.mid_message
+    video = bytes(300)
+    reader.feed(h0(6, 40, 300, VIDEO, 1) + video[:128])  # a whole first chunk: the message goes on
+    assert reader.mid_message
+    reader.feed(h3(6) + video[128:256] + h3(6) + video[256:])
+    assert not reader.mid_message
+
+
 def test_zero_length_message() -> None:
     assert [(m.type_id, m.payload) for m in read(h0(3, 0, 0, 20, 0) + h0(3, 0, 1, 20, 0) + b"x")] == \
         [(20, b""), (20, b"x")]

@@ -63,6 +63,11 @@ class ChunkReader:
         self._buffered = 0                       # bytes held in partial messages, all streams
         self._buffer_limit = 2 * max_message_size
 
+    @property
+    def mid_message(self) -> bool:
+        """The bytes fed so far end inside a message (a header, or a payload, still to come)."""
+        return self._cur is not None or bool(self._pending) or self._buffered > 0
+
     def feed(self, data: bytes) -> list[RtmpMessage]:
         n = len(data)
         self.bytes_received += n
