@@ -77,7 +77,7 @@ def _can_compile() -> str | None:
     """None when compiling can be tried, else why not."""
     if os.environ.get("KILN_COMPILE", "1").strip() == "0":
         return "KILN_COMPILE=0"
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         return f"no C compiler ({compiler}; Debian: apt-get install gcc)"
     if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
