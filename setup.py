@@ -10,7 +10,9 @@ A successful build writes ``kiln/_compiled.json`` (the modules and a hash of eac
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -109,7 +111,17 @@ def _ext_modules() -> list[Extension]:
         "modules": {_module(p): hashlib.sha256((ROOT / p).read_bytes()).hexdigest() for p in COMPILED},
     }, indent=1) + "\n")
     _say(f"compiling {len(COMPILED)} modules with mypyc {mypy.version.__version__}")
-    return mypycify(list(COMPILED), opt_level="3", group_name=GROUP)
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+            return mypycify(list(COMPILED), opt_level="3", group_name=GROUP)
+    except (Exception, SystemExit):  # noqa: BLE001 - mypyc exits on a type error or code it cannot compile
+        sys.stderr.write(said.getvalue())
+        errors = [line for line in said.getvalue().splitlines() if ": error:" in line][:5]
+        reason = "mypyc refused: " + ("; ".join(errors) or said.getvalue().strip()[-500:] or "no message")
+        _go_pure(reason)
+        MANIFEST.write_text(json.dumps({"refused": reason}, indent=1) + "\n")  # kiln.compiled reports it
+        return []
 
 
 # pip also runs this file for metadata only (egg_info, dist_info): compile only when building

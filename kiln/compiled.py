@@ -38,6 +38,7 @@ class CompiledState:
     state: str
     modules: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()  # sources that differ from what was compiled
+    refused: str = ""  # why the last build compiled nothing (mypyc's first errors), when it said
 
     @property
     def compiled(self) -> bool:
@@ -51,9 +52,14 @@ def source_path(module: str, root: Path = MANIFEST.parent) -> Path:
 
 def read_state(manifest: Path = MANIFEST, environ: Mapping[str, str] | None = None) -> CompiledState:
     try:
-        recorded: dict[str, str] = json.loads(manifest.read_text())["modules"]
-    except (OSError, ValueError, KeyError, TypeError):
+        written = json.loads(manifest.read_text())
+    except (OSError, ValueError):
         return CompiledState(ABSENT)
+    if not isinstance(written, dict):
+        return CompiledState(ABSENT)
+    recorded = written.get("modules")
+    if not isinstance(recorded, dict):  # a build that compiled nothing may say why
+        return CompiledState(ABSENT, refused=str(written.get("refused", "")))
     modules = tuple(recorded)
     changed = tuple(name for name, digest in recorded.items() if _digest(source_path(name, manifest.parent)) != digest)
     if changed:
@@ -108,7 +114,9 @@ def is_extension(module: ModuleType) -> bool:
 def log_startup(log: logging.Logger) -> CompiledState:
     """One line at startup: which modules run compiled, or why none do."""
     state = install()
-    if state.state == ABSENT:
+    if state.state == ABSENT and state.refused:
+        log.warning("event=compiled_modules state=absent reason=%r (pure Python install)", state.refused)
+    elif state.state == ABSENT:
         log.info("event=compiled_modules state=absent (pure Python install; `make install` compiles with gcc)")
     elif state.state == STALE:
         log.warning("event=compiled_modules state=stale changed=%s (pure Python runs; `make install` rebuilds)",

@@ -33,7 +33,7 @@ STATE = compiled.install()
 def _need_compiled() -> None:
     if STATE.compiled:
         return
-    why = {compiled.ABSENT: "the install is pure Python (no kiln/_compiled.json)",
+    why = {compiled.ABSENT: f"the install is pure Python ({STATE.refused or 'nothing was compiled'})",
            compiled.STALE: f"sources changed since the build: {', '.join(STATE.changed)}; run `make install`",
            compiled.OFF: f"{compiled.PURE_ENV}=1"}[STATE.state]
     if os.environ.get("KILN_REQUIRE_COMPILED") == "1":
@@ -164,8 +164,11 @@ def test_state_is_on_absent_stale_or_off_as_the_manifest_and_sources_say(tmp_pat
     (pkg / "sub" / "hot.py").write_text("VALUE = 2\n")
     state = compiled.read_state(manifest, {})
     assert (state.state, state.changed) == (compiled.STALE, ("kilnguard.sub.hot",))
+    manifest.write_text(json.dumps({"refused": "mypyc refused: flv.py:1: error: bad"}))
+    assert compiled.read_state(manifest, {}) == compiled.CompiledState(compiled.ABSENT,
+                                                                      refused="mypyc refused: flv.py:1: error: bad")
     manifest.unlink()
-    assert compiled.read_state(manifest, {}).state == compiled.ABSENT
+    assert compiled.read_state(manifest, {}) == compiled.CompiledState(compiled.ABSENT)
 
 
 def test_the_source_finder_loads_the_py_where_an_extension_sits_beside_it(tmp_path: Path) -> None:
