@@ -23,7 +23,15 @@ $(BIN)/python:
 	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -q python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# the hot modules setup.py compiles with mypyc: editing one reinstalls (rebuilds) before the next run or test
+COMPILED_SRC := $(shell sed -n 's/^    "\(kiln\/[^"]*\.py\)",$$/\1/p' setup.py)
+HAS_PY_HEADERS := import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))
+
+$(STAMP): pyproject.toml setup.py $(COMPILED_SRC) | $(BIN)/python
+	@command -v gcc >/dev/null && $(BIN)/python -c '$(HAS_PY_HEADERS)' || { \
+	  echo "installing gcc and python3-dev (mypyc compiles Kiln's hot modules with them)"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -q gcc python3-dev \
+	  || echo "gcc/python3-dev not installed: Kiln installs as pure Python (slower ingest)"; }
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
@@ -55,7 +63,7 @@ e2e: install peers
 	KILN_REQUIRE_PEERS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 tests/e2e $(PYTEST_ARGS)
 
 test: install peers lint
-	KILN_REQUIRE_PEERS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --durations=15 tests $(PYTEST_ARGS)
+	KILN_REQUIRE_PEERS=1 KILN_REQUIRE_COMPILED=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --durations=15 tests $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory schema
 
 # OME's OpenAPI file against a live Kiln (skipped, saying so, when ../shared/ref/ome.yml is absent)
@@ -81,4 +89,5 @@ soak: install peers
 	$(BIN)/python -m tests.chaos.soak --minutes $(MINUTES) --interval $(INTERVAL)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis node_modules tests/.media
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis node_modules tests/.media build kiln/_compiled.json
+	find kiln -name '*.cpython-*.so' -delete

@@ -68,6 +68,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     _setup_logging(args.log_level)
     log = logging.getLogger("kiln")
+    from kiln.compiled import log_startup
+
+    log_startup(log)
     try:
         loop_name, loop_factory = event_loop_choice()
     except ValueError as exc:

@@ -45,12 +45,11 @@ def packager(rec: Recorder, *, dvr_window: float, segment_count: int = 3) -> Tra
 
 def feed(pkg: TrackPackager, seconds: float) -> None:
     """``seconds`` of AAC frames with distinct payloads (so bytes can be told apart)."""
-    start = getattr(pkg, "_test_next", 0)
+    start = 0 if pkg.last is None else pkg.last.dts // FRAME + 1  # after what the packager holds
     frames = int(seconds * RATE / FRAME)
     for i in range(start, start + frames):
         pkg.push(Packet(0, i * FRAME, i * FRAME, AUDIO.time_base, i.to_bytes(4, "big") * 8, keyframe=True),
                  1_700_000_000.0 + i * FRAME / RATE)
-    pkg._test_next = start + frames  # type: ignore[attr-defined]
 
 
 def seconds(segs: list[Segment]) -> float:
