@@ -368,6 +368,7 @@ class LoadStep:
     get_ms: list[float]
     server_pct: float
     client_pct: float
+    wall: tuple[float, float] = (0.0, 0.0)  # time.time() of the measured window
 
 
 def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, server_pid: int,
@@ -377,6 +378,7 @@ def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, ser
 
     start = time.perf_counter() + warmup
     end = start + seconds
+    wall = (time.time() + warmup, time.time() + warmup + seconds)
     children = []
     for i in range(procs):
         share = viewers // procs + (1 if i < viewers % procs else 0)
@@ -409,7 +411,7 @@ def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, ser
         for k, v in got["error_kinds"].items():
             total.error_kinds[k] = total.error_kinds.get(k, 0) + v
     return (LoadStep(total.requests / seconds, total.errors, total.error_kinds, total.bytes * 8 / seconds / 1e6, [],
-                     total.get_ms, 100 * (s1 - s0) / seconds, 100 * (c1 - c0) / seconds), total.late)
+                     total.get_ms, 100 * (s1 - s0) / seconds, 100 * (c1 - c0) / seconds, wall), total.late)
 
 
 def lateness(samples: list[tuple[int, float]], closing_frame: Any) -> list[float]:
@@ -428,8 +430,31 @@ def _us_per_request(step: LoadStep) -> int:
     return round(step.server_pct / 100 / step.requests * 1e6) if step.requests else 0
 
 
+_WINDOW = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d+) .*llhls answer lateness window listener=llhls (.*)$")
+
+
+def kiln_side(log_path: Path | None, wall: tuple[float, float]) -> list[str]:
+    """Kiln's own lateness figures (kiln/http/answer_lateness.py) for the log windows that end inside ``wall``:
+    from a part available to its answers' last byte handed to the kernel."""
+    if log_path is None:
+        return []
+    found = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        m = _WINDOW.match(line)
+        if m is None:
+            continue
+        at = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1000
+        if wall[0] + 1.0 <= at <= wall[1] + 0.5:
+            fields = dict(kv.split("=", 1) for kv in m.group(3).split())
+            found.append(f"{fields['seconds']} s: reload p50/p99 {fields['reload_ms_p50']}/"
+                         f"{fields['reload_ms_p99']} ms ({fields['reloads']}), part p50/p99/max {fields['part_ms_p50']}/{fields['part_ms_p99']}/"
+                         f"{fields['part_ms_max']} ms ({fields['parts']}), buffered {fields['buffered']}")
+    return found
+
+
 def viewer_rows(kiln_spec: dict[str, Any], static_spec: dict[str, Any], counts: list[int], procs: int,
-                seconds: float, kiln_pid: int, nginx_pid: int, closing_frame: Any) -> list[list[Any]]:
+                seconds: float, kiln_pid: int, nginx_pid: int, closing_frame: Any,
+                kiln_log: Path | None = None) -> list[list[Any]]:
     """(e): each count on Kiln (blocking reload) then on nginx static; rows for the table."""
     from _media import out, pctl
 
@@ -444,6 +469,8 @@ def viewer_rows(kiln_spec: dict[str, Any], static_spec: dict[str, Any], counts: 
                      f"{pctl(step.get_ms, 50):.1f}/{pctl(step.get_ms, 99):.1f}", step.errors, round(step.server_pct),
                      _us_per_request(step), round(step.client_pct), "yes" if ok else "NO"])
         out("  " + "  ".join(str(x) for x in rows[-1]) + (f"  {step.error_kinds}" if step.error_kinds else ""))
+        for window in kiln_side(kiln_log, step.wall):
+            out(f"    kiln side (part available -> answer's last byte to the kernel), log window {window}")
         ref, _ = run_load(static_spec, n, procs, seconds, nginx_pid)
         rows.append(["nginx-static", n, round(ref.requests), round(ref.mbit_s), "-", "-", "-",
                      f"{pctl(ref.get_ms, 50):.1f}/{pctl(ref.get_ms, 99):.1f}", ref.errors, round(ref.server_pct),
@@ -464,7 +491,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist: str, timescale: int,
-                closing_frame: Any, wd: Path) -> None:
+                closing_frame: Any, wd: Path, kiln_log: Path | None = None) -> None:
     """(d) and (e) against a running Kiln whose stream is live; nginx serves a static copy beside it."""
     import httpx
     from _media import out, start_nginx_http, table
@@ -509,7 +536,7 @@ def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist:
         if args.tracks == "both":
             static_spec["viewers_per"] = 2
         rows = viewer_rows(kiln_spec, static_spec, counts, args.procs, args.load_seconds, kiln_pid, nginx.pid,
-                           closing_frame)
+                           closing_frame, kiln_log)
         out(table(headers, rows))
         kiln_ok = [r[1] for r in rows if r[0] == "kiln" and r[-1] == "yes"]
         out(f"targets: {TARGET_VIEWERS:,} viewers with lateness p99 <= {LATE_MS:.0f} ms (met at: "

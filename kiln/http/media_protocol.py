@@ -34,6 +34,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from kiln.config.limits import ConnectionLimits
+from kiln.http.answer_lateness import AnswerLateness
 from kiln.http.connection_limits import guarded_protocol
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class FastAnswerLike(Protocol):
     status: int
     body: bytes | memoryview
     head: bytes  # the answer's header lines, without Content-Length and the server's default headers
+    ready: float  # time.monotonic() the part this answer is tied to became available (0: none; answer_lateness.py)
+    reload: bool  # tied to a part as a blocked reload woken by it (else as its GET)
 
 
 class FastLane(Protocol):
@@ -161,8 +164,10 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
     too_big_head, too_big_body = too_big
     prefixes: dict[int, tuple[object, bytes]] = {}  # status -> (uvicorn's default headers, status line + them)
     holds = _Holds()
+    lateness = AnswerLateness(listener) if lane is not None else None
 
     class MediaHttpProtocol(guarded):  # type: ignore[valid-type,misc]
+        answer_lateness = lateness  # the listener's figures (tests read them)
         _kiln_seen = False  # a request has begun on this connection
         _kiln_in_head = False  # a request's headers are arriving
         _kiln_head_bytes = 0
@@ -324,6 +329,8 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 self.transport.write(b"".join((got[1], answer.head, tail, body)))
             else:  # a large body is handed over as is, not copied into the head: one writev
                 self.transport.writelines((got[1] + answer.head + tail, body))
+            if answer.ready and lateness is not None and not head:
+                lateness.sent(self.loop, self.transport, answer.ready, answer.reload)
             if not keep_alive:
                 self.transport.close()
 

@@ -68,6 +68,10 @@ class FastAnswer:
     headers: list[tuple[bytes, bytes]]  # without Content-Length, which the protocol adds
     body: bytes | memoryview  # a part is a view into its segment's bytes
     head: bytes  # ``headers`` as lines ("name: value\r\n"), rendered once per form of answer and shared
+    # time.monotonic() the part this answer is tied to became available, 0.0 if none (the newest part of its track
+    # for a part GET; the part that woke a blocked reload): the player port times these (http/answer_lateness.py)
+    ready: float = 0.0
+    reload: bool = False
 
 
 def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -265,7 +269,7 @@ class LlhlsServer:
 
     def _fast_body(self, stream: LlhlsStream, body: bytes | memoryview, content_type: str,
                    cors: list[tuple[bytes, bytes]], head: bool,
-                   extra: tuple[tuple[bytes, bytes], ...] = ()) -> FastAnswer:
+                   extra: tuple[tuple[bytes, bytes], ...] = (), ready: float = 0.0, reload: bool = False) -> FastAnswer:
         key = (id(cors), extra, content_type)
         form = self._forms.get(key)
         if form is None or form[0] is not cors:  # the CORS lines are cached objects: same identity, same lines
@@ -276,7 +280,7 @@ class LlhlsServer:
         if not head and body:
             live = stream.live
             self.stats.bytes_out(live.vhost, live.app, live.name, len(body))
-        return FastAnswer(200, form[1], body, form[2])
+        return FastAnswer(200, form[1], body, form[2], ready, reload)
 
     def _fast_chunklist(self, stream: LlhlsStream, track_id: int, key: str, query: dict[str, list[str]],
                         session_q: str | None, cors: list[tuple[bytes, bytes]], gzip_ok: bool,
@@ -301,18 +305,18 @@ class LlhlsServer:
         child_query = _child_query(stream, session_q, legacy)
         cache = (b"cache-control", b"max-age=60" if msn is not None else b"no-cache, no-store")
 
-        def answer() -> FastAnswer:
+        def answer(woken: bool = False) -> FastAnswer:
             rendered = self._playlists.chunklist(stream, pkg, child_query, legacy, rewind)
             encoding = (b"content-encoding", b"gzip" if gzip_ok else b"identity")
             return self._fast_body(stream, rendered.gzip() if gzip_ok else rendered.body, PLAYLIST_TYPE, cors, head,
-                                   (cache, encoding))
+                                   (cache, encoding), stream.part_ready(pkg) if woken else 0.0, True)
 
         def settled() -> bool:
             return wait_for is None or pkg.has_part(*wait_for) or stream.ended or stream.concluded or pkg.concluded
 
         if settled():
             return answer()
-        return FastWait(lambda cb: stream.on_part_of(pkg, cb), lambda: answer() if settled() else None, answer,
+        return FastWait(lambda cb: stream.on_part_of(pkg, cb), lambda: answer(True) if settled() else None, answer,
                         self._hold_seconds(stream))
 
     def _fast_part(self, stream: LlhlsStream, pkg: TrackPackager, msn: int, index: int,
@@ -321,7 +325,8 @@ class LlhlsServer:
             seg = pkg.segment(msn)
             if seg is None or index >= len(seg.parts):
                 return FastAnswer(404, list(cors), b"", header_lines(cors))
-            return self._fast_body(stream, seg.parts[index].data, _media_type(pkg), cors, head)
+            return self._fast_body(stream, seg.parts[index].data, _media_type(pkg), cors, head,
+                                   ready=stream.part_ready(pkg, msn, index))
 
         if pkg.has_part(msn, index):
             return answer()
