@@ -447,7 +447,8 @@ def kiln_side(log_path: Path | None, wall: tuple[float, float]) -> list[str]:
         if wall[0] + 1.0 <= at <= wall[1] + 0.5:
             fields = dict(kv.split("=", 1) for kv in m.group(3).split())
             found.append(f"{fields['seconds']} s: reload p50/p99 {fields['reload_ms_p50']}/"
-                         f"{fields['reload_ms_p99']} ms ({fields['reloads']}), part p50/p99/max {fields['part_ms_p50']}/{fields['part_ms_p99']}/"
+                         f"{fields['reload_ms_p99']} ms ({fields['reloads']}), part p50/p99/max "
+                         f"{fields['part_ms_p50']}/{fields['part_ms_p99']}/"
                          f"{fields['part_ms_max']} ms ({fields['parts']}), buffered {fields['buffered']}")
     return found
 
