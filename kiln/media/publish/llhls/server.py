@@ -387,13 +387,16 @@ class LlhlsServer:
 
     def _fast_part(self, stream: LlhlsStream, pkg: TrackPackager, msn: int, index: int,
                    cors: list[tuple[bytes, bytes]], head: bool) -> FastAnswer | FastWait | None:
-        found = _PartAnswer(self, stream, pkg, msn, index, cors, head)
         if pkg.has_part(msn, index):
-            return found.answer()
+            seg = pkg.segment(msn)
+            if seg is not None and index < len(seg.parts):  # (else: its segment ended before it, a 404 below)
+                return self._fast_body(stream, seg.parts[index].data, _media_type(pkg), cors, head,
+                                       ready=stream.part_ready(pkg, msn, index))
+            return _PartAnswer(self, stream, pkg, msn, index, cors, head).answer()
         nxt = stream.next_part_of(pkg)
         if (msn, index) > (nxt[0] + 1, 0):
             return None
-        return found
+        return _PartAnswer(self, stream, pkg, msn, index, cors, head)
 
     # -- entry --
     async def websocket(self, websocket: WebSocket) -> None:
