@@ -60,9 +60,10 @@ class BadRequest(Exception):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FastAnswer:
-    """A whole answer of the fast lane: the protocol writes it as is (``body`` is left out for HEAD)."""
+    """A whole answer of the fast lane: the protocol writes it as is (``body`` is left out for HEAD). Made per
+    answer and never changed (slots, not frozen: a frozen dataclass's __init__ cost 1 µs of an answer's ~10)."""
 
     status: int
     headers: list[tuple[bytes, bytes]]  # without Content-Length, which the protocol adds
