@@ -4,8 +4,8 @@ Why in-process: on a shared 2-core machine the viewer load of (e) measures mostl
 the server; this measures the work itself. Real code from the parser on: uvicorn's httptools protocol with
 Kiln's fast lane (kiln/http/media_protocol.py) over a transport that only counts bytes, an LlhlsServer and
 an LlhlsStream fed audio frames by hand (tests/unit/publish/test_llhls_fast_lane.py's harness), on uvloop.
-Figures: a direct chunklist (gzip, the viewer's own session), a part, and a blocked reload from its arrival
-to its answer written when the part it waits for appears (``--cost-viewers`` connections, one wake).
+Figures: a direct chunklist (gzip, the viewer's own session), a part, an audio segment, and a blocked reload from
+its arrival to its answer written when the part it waits for appears (``--cost-viewers`` connections, one wake).
 Run for another checkout with ``--kiln-tree`` (bench/llhls.py runs this file there, as a child).
 """
 
@@ -35,6 +35,9 @@ class CountingTransport:
 
     def is_closing(self) -> bool:
         return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 0
 
     def close(self) -> None:
         self.closing = True
@@ -85,8 +88,10 @@ async def measure(viewers: int, rounds: int) -> dict[str, float]:
     figures: dict[str, float] = {}
     last = pkg.last_part()
     assert last is not None
+    done = pkg.completed_segments()[-1].number
     direct = {"chunklist": f"/app/cam/chunklist_1_audio_{key}_llhls.m3u8?session=%s",
-              "part": f"/app/cam/part_1_{last[0]}_{last[1]}_audio_{key}_llhls.m4s?session=%s"}
+              "part": f"/app/cam/part_1_{last[0]}_{last[1]}_audio_{key}_llhls.m4s?session=%s",
+              "segment": f"/app/cam/seg_1_{done}_audio_{key}_llhls.m4s?session=%s"}
     for kind, path in direct.items():
         data = [(p, _request(path % s)) for p, s, _t in conns]
         start = time.process_time()

@@ -138,54 +138,91 @@ def serving_rates(chunklist: str, audio_chunklist: str, kiln_pid: int, nginx_por
 # ---------------------------------------------------------------------------------------------- client
 
 
-class HttpConn(asyncio.Protocol):
-    """A minimal keep-alive HTTP/1.1 client connection: one request at a time, Content-Length bodies."""
+_SCRATCH = memoryview(bytearray(1 << 18))  # every connection of a client process receives into this buffer
+
+
+class HttpConn(asyncio.BufferedProtocol):
+    """A minimal keep-alive HTTP/1.1 client connection: one request at a time, Content-Length bodies.
+
+    Cheap, so that the load generator is not the limit: the kernel copies into one reused buffer
+    (``recv_into``: BufferedProtocol), only the head is parsed, and a body is kept only when the caller
+    asks for it (a playlist; a part the process has not seen yet), else just counted; answers go to a
+    callback, no future or task per request.
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.waiter: asyncio.Future[tuple[int, bytes, bool]] | None = None
-        self.need = -1
-        self.head_end = 0
+        self.head = bytearray()
+        self.body: bytearray | None = None
+        self.left = -1  # body bytes still to come; -1: reading the head
+        self.size = 0
         self.status = 0
         self.gzipped = False
+        self.keep = False
         self.lost = False
+        self.on_answer: Any = None  # (status, body or None, body size) -> None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(ConnectionError("closed by the server"))
+        done, self.on_answer = self.on_answer, None
+        if done is not None:
+            done(0, None, 0)
 
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if self.need < 0:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = bytes(self.buf[:end]).lower()
-            self.status = int(head[9:12])
-            i = head.find(b"content-length:")
-            length = int(head[i + 15:head.index(b"\r\n", i) if b"\r\n" in head[i:] else None]) if i >= 0 else 0
-            self.gzipped = b"content-encoding: gzip" in head
-            self.head_end = end + 4
-            self.need = self.head_end + length
-        if len(self.buf) >= self.need and self.waiter is not None and not self.waiter.done():
-            body = bytes(self.buf[self.head_end:self.need])
-            del self.buf[:self.need]
-            self.need = -1
-            self.waiter.set_result((self.status, body, self.gzipped))
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _SCRATCH
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = _SCRATCH[:nbytes]
+        while len(data):
+            if self.left < 0:
+                start = max(0, len(self.head) - 3)
+                self.head += data
+                end = self.head.find(b"\r\n\r\n", start)
+                if end < 0:
+                    return
+                rest = len(self.head) - end - 4
+                data = data[len(data) - rest:]
+                head = bytes(self.head[:end]).lower()
+                self.head.clear()
+                self.status = int(head[9:12])
+                i = head.find(b"content-length:")
+                self.left = self.size = int(head[i + 15:head.find(b"\r\n", i) if head.find(b"\r\n", i) > 0
+                                                 else None]) if i >= 0 else 0
+                self.gzipped = b"content-encoding: gzip" in head
+                self.body = bytearray() if self.keep else None
+            take = min(self.left, len(data))
+            if self.body is not None:
+                self.body += data[:take]
+            self.left -= take
+            data = data[take:]
+            if self.left == 0:
+                self.left = -1
+                body, self.body = self.body, None
+                done, self.on_answer = self.on_answer, None
+                if done is not None:
+                    done(self.status, None if body is None else (zlib.decompress(body, 31) if self.gzipped
+                                                                 else bytes(body)), self.size)
+
+    def send(self, host: bytes, path: bytes, keep: bool, on_answer: Any) -> None:
+        """GET ``path``; ``on_answer(status, body (if ``keep``) or None, body size)``; status 0: connection lost."""
+        if self.lost or self.transport is None:
+            on_answer(0, None, 0)
+            return
+        self.keep = keep
+        self.on_answer = on_answer
+        self.transport.write(b"GET " + path + b" HTTP/1.1\r\nHost: " + host + b"\r\nAccept-Encoding: gzip\r\n\r\n")
 
     async def get(self, host: str, path: bytes) -> tuple[int, bytes]:
-        if self.lost or self.transport is None:
-            raise ConnectionError("connection closed")
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(b"GET " + path + b" HTTP/1.1\r\nHost: " + host.encode()
-                             + b"\r\nAccept-Encoding: gzip\r\n\r\n")
-        status, body, gz = await self.waiter
-        return status, (zlib.decompress(body, 31) if gz else body)
+        """GET with the body, awaited (a master playlist, once per viewer)."""
+        got: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        self.send(host.encode(), path, True, lambda status, body, _n: got.set_result((status, body or b"")))
+        status, body = await got
+        if status == 0:
+            raise ConnectionError("closed by the server")
+        return status, body
 
 
 async def connect(host: str, port: int) -> HttpConn:
@@ -222,47 +259,87 @@ class PartClock:
         return got
 
 
+class BlockingTrack:
+    """One track of one viewer as hls.js follows it: blocking reload on the PRELOAD-HINT part, then GET that
+    part; callbacks on one connection, no task per request."""
+
+    def __init__(self, conn: HttpConn, host: bytes, path: bytes, video: bool, clock: PartClock, tally: ChildTally,
+                 window: tuple[float, float], done: asyncio.Future[None]) -> None:
+        self.conn, self.host, self.path, self.video, self.clock = conn, host, path, video, clock
+        self.tally, self.window, self.done = tally, window, done
+        self.base = path.rsplit(b"/", 1)[0] + b"/"
+        self.sep = b"&" if b"?" in path else b"?"
+        self.text = b""
+        self.hint = b""
+        self.t0 = 0.0
+
+    def start(self) -> None:
+        self.conn.send(self.host, self.path, True, self.on_playlist)
+
+    def finish(self, error: str | None = None) -> None:
+        if error is not None:
+            self.tally.error(error)
+        if self.conn.transport is not None:
+            self.conn.transport.close()
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def on_playlist(self, status: int, text: bytes | None, _size: int) -> None:
+        """A plain chunklist, or a reload's answer that did not list the hinted part: block on its hint."""
+        if status == 0:
+            return self.finish("ConnectionError")
+        if time.perf_counter() >= self.window[1]:
+            return self.finish()
+        m = _HINT.search(text or b"")
+        if status != 200 or m is None:
+            self.tally.error(f"chunklist {status}" if status != 200 else "no hint")
+            asyncio.get_running_loop().call_later(0.1, self.start)
+            return None
+        self.hint = m.group(1)
+        k = _PART_NAME.search(self.hint)
+        assert k is not None
+        self.conn.send(self.host, self.path + self.sep + b"_HLS_msn=" + k.group(2) + b"&_HLS_part=" + k.group(3),
+                       True, self.on_reload)
+        return None
+
+    def on_reload(self, status: int, text: bytes | None, size: int) -> None:
+        if status == 0:
+            return self.finish("ConnectionError")
+        if self.window[0] <= time.perf_counter() < self.window[1]:
+            self.tally.requests += 1
+        text = text or b""
+        if status != 200 or text.find(b'URI="' + self.hint + b'"', 0, text.rfind(b"#EXT-X-PRELOAD-HINT")) < 0:
+            return self.on_playlist(status, text, size)  # the hinted part's segment ended before it
+        self.text = text
+        self.t0 = time.perf_counter()
+        keep = self.video and self.hint.split(b"?")[0] not in self.clock.known
+        self.conn.send(self.host, self.base + self.hint, keep, self.on_part)
+        return None
+
+    def on_part(self, status: int, body: bytes | None, size: int) -> None:
+        if status == 0:
+            return self.finish("ConnectionError")
+        done = time.perf_counter()
+        if self.window[0] <= done < self.window[1]:
+            tally = self.tally
+            tally.requests += 1
+            tally.bytes += size
+            if status != 200:
+                tally.error(f"part {status}")
+            else:
+                tally.get_ms.append((done - self.t0) * 1000)
+                if self.video:
+                    tally.late.append((self.clock.last_ms(self.hint.split(b"?")[0], body or b""), done))
+        return self.on_playlist(200, self.text, 0)
+
+
 async def blocking_viewer(host: str, port: int, path: bytes, video: bool, clock: PartClock, tally: ChildTally,
                           window: tuple[float, float]) -> None:
-    """One track of one viewer: blocking reload on the hint, then the hinted part (as hls.js does)."""
-    base = path.rsplit(b"/", 1)[0] + b"/"
-    sep = b"&" if b"?" in path else b"?"
+    """One track of one viewer (BlockingTrack), until the window ends."""
     conn = await connect(host, port)
-    try:
-        status, text = await conn.get(host, path)
-        while time.perf_counter() < window[1]:
-            m = _HINT.search(text)
-            if status != 200 or m is None:
-                tally.error(f"chunklist {status}" if status != 200 else "no hint")
-                await asyncio.sleep(0.1)
-                status, text = await conn.get(host, path)
-                continue
-            hint = m.group(1)
-            k = _PART_NAME.search(hint)
-            assert k is not None
-            status, text = await conn.get(host, path + sep + b"_HLS_msn=" + k.group(2) + b"&_HLS_part=" + k.group(3))
-            counted = window[0] <= time.perf_counter() < window[1]
-            if counted:
-                tally.requests += 1
-            if status != 200 or text.find(b'URI="' + hint + b'"', 0, text.rfind(b"#EXT-X-PRELOAD-HINT")) < 0:
-                continue  # the hinted part's segment ended before it (the next hint is in the answer)
-            t0 = time.perf_counter()
-            pstatus, body = await conn.get(host, base + hint)
-            done = time.perf_counter()
-            if window[0] <= done < window[1]:
-                tally.requests += 1
-                tally.bytes += len(body)
-                if pstatus != 200:
-                    tally.error(f"part {pstatus}")
-                else:
-                    tally.get_ms.append((done - t0) * 1000)
-                    if video:
-                        tally.late.append((clock.last_ms(hint.split(b"?")[0], body), done))
-    except (ConnectionError, OSError) as exc:
-        tally.error(type(exc).__name__)
-    finally:
-        if conn.transport is not None:
-            conn.transport.close()
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    BlockingTrack(conn, host.encode(), path, video, clock, tally, window, done).start()
+    await done
 
 
 async def static_viewer(host: str, port: int, playlist: bytes, parts: list[bytes], period: float, tally: ChildTally,
@@ -275,11 +352,11 @@ async def static_viewer(host: str, port: int, playlist: bytes, parts: list[bytes
         while time.perf_counter() < window[1]:
             t0 = time.perf_counter()
             s1, _ = await conn.get(host, playlist)
-            s2, body = await conn.get(host, parts[i % len(parts)])
+            s2, size = await _count(conn, host.encode(), parts[i % len(parts)])
             done = time.perf_counter()
             if window[0] <= done < window[1]:
                 tally.requests += 2
-                tally.bytes += len(body)
+                tally.bytes += size
                 if s1 != 200 or s2 != 200:
                     tally.error(f"static {s1}/{s2}")
                 else:
@@ -292,6 +369,16 @@ async def static_viewer(host: str, port: int, playlist: bytes, parts: list[bytes
     finally:
         if conn.transport is not None:
             conn.transport.close()
+
+
+async def _count(conn: HttpConn, host: bytes, path: bytes) -> tuple[int, int]:
+    """GET ``path``, the body counted, not kept: (status, size)."""
+    got: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+    conn.send(host, path, False, lambda status, _b, size: got.set_result((status, size)))
+    status, size = await got
+    if status == 0:
+        raise ConnectionError("closed by the server")
+    return status, size
 
 
 _MEDIA_URI = re.compile(rb'#EXT-X-MEDIA:TYPE=AUDIO[^\n]*URI="([^"]+)"')
@@ -368,6 +455,7 @@ class LoadStep:
     get_ms: list[float]
     server_pct: float
     client_pct: float
+    wall: tuple[float, float] = (0.0, 0.0)  # time.time() of the measured window
 
 
 def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, server_pid: int,
@@ -377,6 +465,7 @@ def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, ser
 
     start = time.perf_counter() + warmup
     end = start + seconds
+    wall = (time.time() + warmup, time.time() + warmup + seconds)
     children = []
     for i in range(procs):
         share = viewers // procs + (1 if i < viewers % procs else 0)
@@ -409,7 +498,7 @@ def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, ser
         for k, v in got["error_kinds"].items():
             total.error_kinds[k] = total.error_kinds.get(k, 0) + v
     return (LoadStep(total.requests / seconds, total.errors, total.error_kinds, total.bytes * 8 / seconds / 1e6, [],
-                     total.get_ms, 100 * (s1 - s0) / seconds, 100 * (c1 - c0) / seconds), total.late)
+                     total.get_ms, 100 * (s1 - s0) / seconds, 100 * (c1 - c0) / seconds, wall), total.late)
 
 
 def lateness(samples: list[tuple[int, float]], closing_frame: Any) -> list[float]:
@@ -422,14 +511,39 @@ def lateness(samples: list[tuple[int, float]], closing_frame: Any) -> list[float
     return found
 
 
-def _us_per_request(step: LoadStep) -> int:
-    """The server's CPU per answered request (µs): steadier than %core or lateness on a shared machine,
-    where the server gets what the other jobs leave it."""
-    return round(step.server_pct / 100 / step.requests * 1e6) if step.requests else 0
+def _us_per_request(step: LoadStep, pct: float | None = None) -> int:
+    """The server's (or the clients') CPU per answered request (µs): steadier than %core or lateness on a
+    shared machine, where each process gets what the other jobs leave it."""
+    pct = step.server_pct if pct is None else pct
+    return round(pct / 100 / step.requests * 1e6) if step.requests else 0
+
+
+_WINDOW = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d+) .*llhls answer lateness window listener=llhls (.*)$")
+
+
+def kiln_side(log_path: Path | None, wall: tuple[float, float]) -> list[str]:
+    """Kiln's own lateness figures (kiln/http/answer_lateness.py) for the log windows that end inside ``wall``:
+    from a part available to its answers' last byte handed to the kernel."""
+    if log_path is None:
+        return []
+    found = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        m = _WINDOW.match(line)
+        if m is None:
+            continue
+        at = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1000
+        if wall[0] + 1.0 <= at <= wall[1] + 0.5:
+            fields = dict(kv.split("=", 1) for kv in m.group(3).split())
+            found.append(f"{fields['seconds']} s: reload p50/p99 {fields['reload_ms_p50']}/"
+                         f"{fields['reload_ms_p99']} ms ({fields['reloads']}), part p50/p99/max "
+                         f"{fields['part_ms_p50']}/{fields['part_ms_p99']}/"
+                         f"{fields['part_ms_max']} ms ({fields['parts']}), buffered {fields['buffered']}")
+    return found
 
 
 def viewer_rows(kiln_spec: dict[str, Any], static_spec: dict[str, Any], counts: list[int], procs: int,
-                seconds: float, kiln_pid: int, nginx_pid: int, closing_frame: Any) -> list[list[Any]]:
+                seconds: float, kiln_pid: int, nginx_pid: int, closing_frame: Any,
+                kiln_log: Path | None = None) -> list[list[Any]]:
     """(e): each count on Kiln (blocking reload) then on nginx static; rows for the table."""
     from _media import out, pctl
 
@@ -442,12 +556,15 @@ def viewer_rows(kiln_spec: dict[str, Any], static_spec: dict[str, Any], counts: 
         rows.append(["kiln", n, round(step.requests), round(step.mbit_s), len(step.late), late,
                      f"{pctl(step.late, 50):.0f}/{pctl(step.late, 99):.0f}/{max(step.late, default=float('nan')):.0f}",
                      f"{pctl(step.get_ms, 50):.1f}/{pctl(step.get_ms, 99):.1f}", step.errors, round(step.server_pct),
-                     _us_per_request(step), round(step.client_pct), "yes" if ok else "NO"])
+                     _us_per_request(step), round(step.client_pct), _us_per_request(step, step.client_pct),
+                     "yes" if ok else "NO"])
         out("  " + "  ".join(str(x) for x in rows[-1]) + (f"  {step.error_kinds}" if step.error_kinds else ""))
+        for window in kiln_side(kiln_log, step.wall):
+            out(f"    kiln side (part available -> answer's last byte to the kernel), log window {window}")
         ref, _ = run_load(static_spec, n, procs, seconds, nginx_pid)
         rows.append(["nginx-static", n, round(ref.requests), round(ref.mbit_s), "-", "-", "-",
                      f"{pctl(ref.get_ms, 50):.1f}/{pctl(ref.get_ms, 99):.1f}", ref.errors, round(ref.server_pct),
-                     _us_per_request(ref), round(ref.client_pct), "-"])
+                     _us_per_request(ref), round(ref.client_pct), _us_per_request(ref, ref.client_pct), "-"])
         out("  " + "  ".join(str(x) for x in rows[-1]) + (f"  {ref.error_kinds}" if ref.error_kinds else ""))
     return rows
 
@@ -464,7 +581,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist: str, timescale: int,
-                closing_frame: Any, wd: Path) -> None:
+                closing_frame: Any, wd: Path, kiln_log: Path | None = None) -> None:
     """(d) and (e) against a running Kiln whose stream is live; nginx serves a static copy beside it."""
     import httpx
     from _media import out, start_nginx_http, table
@@ -504,12 +621,13 @@ def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist:
             f"measured after 3 s; lateness = video part downloaded - the frame closing it written to Kiln "
             f"(late > {LATE_MS:.0f} ms). nginx-static: playlist + part every 0.5 s per viewer and track.")
         headers = ["server", "viewers", "req/s", "Mbit/s", "parts", "late", "lateness p50/p99/max ms",
-                   "GET p50/p99 ms", "errors", "server %core", "server us/req", "clients %core", "p99<=100"]
+                   "GET p50/p99 ms", "errors", "server %core", "server us/req", "clients %core", "clients us/req",
+                   "p99<=100"]
         out("  " + "  ".join(headers))
         if args.tracks == "both":
             static_spec["viewers_per"] = 2
         rows = viewer_rows(kiln_spec, static_spec, counts, args.procs, args.load_seconds, kiln_pid, nginx.pid,
-                           closing_frame)
+                           closing_frame, kiln_log)
         out(table(headers, rows))
         kiln_ok = [r[1] for r in rows if r[0] == "kiln" and r[-1] == "yes"]
         out(f"targets: {TARGET_VIEWERS:,} viewers with lateness p99 <= {LATE_MS:.0f} ms (met at: "

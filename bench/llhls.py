@@ -676,7 +676,7 @@ def serving(args: argparse.Namespace, kiln: BenchKiln, pub: Publisher, master: s
     def closing_frame(last_ms: int) -> float | None:
         return pub.frame(last_ms)[1]
 
-    _llhls_load.run_serving(args, kiln.pid, master, chunklist, ts, closing_frame, wd)
+    _llhls_load.run_serving(args, kiln.pid, master, chunklist, ts, closing_frame, wd, kiln.log_path)
     counts = kiln.log_findings()
     out("kiln log: " + " ".join(f"{k}={v}" for k, v in counts.items()))
     for line in kiln.log_lines(" WARNING ", " ERROR ", "Traceback"):
@@ -714,7 +714,7 @@ def report_part_timing(prober: Prober, pub: Publisher) -> None:
         out(f"  prober errors: {prober.errors[:5]}")
 
 
-ANSWER_COST_KINDS = ("chunklist", "part", "blocked reload")
+ANSWER_COST_KINDS = ("chunklist", "part", "segment", "blocked reload")
 
 
 def answer_costs(args: argparse.Namespace, repeats: int = 3) -> None:

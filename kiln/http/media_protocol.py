@@ -34,6 +34,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from kiln.config.limits import ConnectionLimits
+from kiln.http.answer_lateness import AnswerLateness
 from kiln.http.connection_limits import guarded_protocol
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class FastAnswerLike(Protocol):
     status: int
     body: bytes | memoryview
     head: bytes  # the answer's header lines, without Content-Length and the server's default headers
+    ready: float  # time.monotonic() the part this answer is tied to became available (0: none; answer_lateness.py)
+    reload: bool  # tied to a part as a blocked reload woken by it (else as its GET)
 
 
 class FastLane(Protocol):
@@ -56,49 +59,45 @@ class _Nothing:
         pass
 
 
-class _Waiting:
-    """Stands in uvicorn's ``self.cycle`` while a fast request waits, so later requests queue behind it."""
-
-    response_complete = False
-    disconnected = False
-    keep_alive = True
-    more_body = True
-    message_event = _Nothing()
-    body = b""
-
-
+_NOTHING = _Nothing()
 _TOO_BIG = b"request headers are too large"
 
 
 class _Blocked:
     """One blocked fast request: answered at the change that settles it (``changed``, registered again while
-    it does not) or by its give-up answer at the end of its hold (``expire``). An object, not closures: a
-    closure registering itself is a reference cycle, and two thousand of them per part kept the cyclic
-    garbage collector busy."""
+    it does not) or by its give-up answer at the end of its hold (``expire``). It also stands in uvicorn's
+    ``self.cycle`` while it waits, so later requests queue behind it (uvicorn's shutdown clears ``keep_alive``,
+    connection_lost sets ``disconnected``). One object, not closures: a closure registering itself is a
+    reference cycle, and two thousand of them per part kept the cyclic garbage collector busy."""
 
-    __slots__ = ("protocol", "result", "head", "keep_alive", "waiting", "url")
+    __slots__ = ("protocol", "result", "head", "keep_alive", "url", "response_complete", "disconnected", "more_body",
+                 "body")
+    message_event = _NOTHING
 
     def __init__(self, protocol: Any, result: Any, head: bool, keep_alive: bool) -> None:
         self.protocol = protocol
         self.result = result
         self.head = head
         self.keep_alive = keep_alive
-        self.waiting = _Waiting()
         self.url = protocol.url
+        self.response_complete = False
+        self.disconnected = False
+        self.more_body = True
+        self.body = b""
 
     def finish(self, answer: FastAnswerLike) -> None:
-        waiting, protocol = self.waiting, self.protocol
-        if waiting.response_complete:
+        protocol = self.protocol
+        if self.response_complete:
             return
-        waiting.response_complete = True
+        self.response_complete = True
         if protocol.transport.is_closing():
             return
         # uvicorn's shutdown() sets keep_alive False on a pending cycle: answer, then close
-        protocol._write(answer, self.head, self.keep_alive and waiting.keep_alive and not waiting.disconnected)
+        protocol._write(answer, self.head, self.keep_alive and not self.disconnected)
         protocol._fast_done()
 
     def changed(self) -> None:
-        if self.waiting.response_complete or self.protocol.transport.is_closing():
+        if self.response_complete or self.protocol.transport.is_closing():
             return
         try:
             answer = self.result.retry()
@@ -112,7 +111,7 @@ class _Blocked:
             self.finish(answer)
 
     def expire(self) -> None:
-        if not self.waiting.response_complete:
+        if not self.response_complete:
             self.finish(self.result.give_up())
 
 
@@ -161,8 +160,10 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
     too_big_head, too_big_body = too_big
     prefixes: dict[int, tuple[object, bytes]] = {}  # status -> (uvicorn's default headers, status line + them)
     holds = _Holds()
+    lateness = AnswerLateness(listener) if lane is not None else None
 
     class MediaHttpProtocol(guarded):  # type: ignore[valid-type,misc]
+        answer_lateness = lateness  # the listener's figures (tests read them)
         _kiln_seen = False  # a request has begun on this connection
         _kiln_in_head = False  # a request's headers are arriving
         _kiln_head_bytes = 0
@@ -189,7 +190,11 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 self.transport.close()
 
         def on_message_begin(self) -> None:
-            super().on_message_begin()
+            # uvicorn's on_message_begin without its ASGI scope (three dicts and a copy per request, garbage the
+            # cyclic collector then walks): built in on_headers_complete only for what the fast lane leaves
+            self.url = b""
+            self.expect_100_continue = False
+            self.headers: list[tuple[bytes, bytes]] = []
             self._kiln_seen = self._kiln_in_head = True
             self._kiln_head_bytes = 0
             self._kiln_fast = False
@@ -222,6 +227,17 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
             if lane is not None and (self.cycle is None or self.cycle.response_complete) and not self.pipeline \
                     and not self.parser.should_upgrade() and self._fast():
                 return
+            self.scope = {  # uvicorn's on_message_begin's scope, for the ASGI path
+                "type": "http",
+                "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+                "http_version": "1.1",
+                "server": self.server,
+                "client": self.client,
+                "scheme": self.scheme,
+                "root_path": self.root_path,
+                "headers": self.headers,
+                "state": self.app_state.copy(),
+            }
             super().on_headers_complete()
 
         def on_body(self, body: bytes) -> None:
@@ -266,7 +282,7 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 self._fast_done()
                 return True
             blocked = _Blocked(self, result, head, keep_alive)
-            self.cycle = blocked.waiting  # what follows is queued in uvicorn's pipeline (which pauses reading)
+            self.cycle = blocked  # what follows is queued in uvicorn's pipeline (which pauses reading)
             holds.add(self.loop, result.timeout, blocked.expire)
             result.on_next_change(blocked.changed)
             return True
@@ -324,6 +340,8 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 self.transport.write(b"".join((got[1], answer.head, tail, body)))
             else:  # a large body is handed over as is, not copied into the head: one writev
                 self.transport.writelines((got[1] + answer.head + tail, body))
+            if answer.ready and lateness is not None and not head:
+                lateness.sent(self.loop, self.transport, answer.ready, answer.reload)
             if not keep_alive:
                 self.transport.close()
 

@@ -90,6 +90,8 @@ class Answer:
     status: int = 200
     body: bytes = b"part"
     head: bytes = b"content-type: video/mp4\r\n"
+    ready: float = 0.0
+    reload: bool = False
 
 
 GIVE_UP = Answer(body=b"gave up")

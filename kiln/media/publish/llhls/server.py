@@ -60,33 +60,117 @@ class BadRequest(Exception):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FastAnswer:
-    """A whole answer of the fast lane: the protocol writes it as is (``body`` is left out for HEAD)."""
+    """A whole answer of the fast lane: the protocol writes it as is (``body`` is left out for HEAD). Made per
+    answer and never changed (slots, not frozen: a frozen dataclass's __init__ cost 1 µs of an answer's ~10)."""
 
     status: int
     headers: list[tuple[bytes, bytes]]  # without Content-Length, which the protocol adds
     body: bytes | memoryview  # a part is a view into its segment's bytes
     head: bytes  # ``headers`` as lines ("name: value\r\n"), rendered once per form of answer and shared
+    # time.monotonic() the part this answer is tied to became available, 0.0 if none (the newest part of its track
+    # for a part GET; the part that woke a blocked reload): the player port times these (http/answer_lateness.py)
+    ready: float = 0.0
+    reload: bool = False
 
 
 def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
     return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
 
 
-@dataclass(frozen=True)
 class FastWait:
     """A blocked request (``_HLS_msn``/``_HLS_part``, a hinted part): ``retry`` at each new part of its track
     or the stream's end (``on_next_change``: LlhlsStream.on_part_of) until it answers, ``give_up`` after
-    ``timeout`` seconds."""
+    ``timeout`` seconds. One slotted object per blocked request, not closures: a thousand of them live until the
+    next part, and each closure's cells were more objects for the cyclic garbage collector to walk."""
 
-    on_next_change: Callable[[Callable[[], None]], None]
-    retry: Callable[[], FastAnswer | None]
-    give_up: Callable[[], FastAnswer]
-    timeout: float
+    __slots__ = ("stream", "pkg", "timeout")
+
+    def __init__(self, stream: LlhlsStream, pkg: TrackPackager, timeout: float) -> None:
+        self.stream = stream
+        self.pkg = pkg
+        self.timeout = timeout
+
+    def on_next_change(self, callback: Callable[[], None]) -> None:
+        self.stream.on_part_of(self.pkg, callback)
+
+    def settled(self) -> bool:
+        raise NotImplementedError
+
+    def answer(self, woken: bool = False) -> FastAnswer:
+        raise NotImplementedError
+
+    def retry(self) -> FastAnswer | None:
+        return self.answer(True) if self.settled() else None
+
+    def give_up(self) -> FastAnswer:
+        return self.answer()
+
+
+class _ChunklistAnswer(FastWait):
+    """A chunklist answered now (``answer()``) or when its ``_HLS_msn``/``_HLS_part`` (or OME's start-of-stream
+    hold) is settled."""
+
+    __slots__ = ("server", "wait_for", "child_query", "legacy", "rewind", "cors", "head", "extra", "gzip_ok")
+
+    def __init__(self, server: LlhlsServer, stream: LlhlsStream, pkg: TrackPackager, wait_for: tuple[int, int] | None,
+                 child_query: str, legacy: bool, rewind: bool, cors: list[tuple[bytes, bytes]], head: bool,
+                 extra: tuple[tuple[bytes, bytes], ...], gzip_ok: bool) -> None:
+        super().__init__(stream, pkg, server._hold_seconds(stream))
+        self.server = server
+        self.wait_for = wait_for
+        self.child_query = child_query
+        self.legacy = legacy
+        self.rewind = rewind
+        self.cors = cors
+        self.head = head
+        self.extra = extra
+        self.gzip_ok = gzip_ok
+
+    def settled(self) -> bool:
+        stream, pkg, wait_for = self.stream, self.pkg, self.wait_for
+        return wait_for is None or pkg.has_part(*wait_for) or stream.ended or stream.concluded or pkg.concluded
+
+    def answer(self, woken: bool = False) -> FastAnswer:
+        stream, pkg = self.stream, self.pkg
+        rendered = self.server._playlists.chunklist(stream, pkg, self.child_query, self.legacy, self.rewind)
+        return self.server._fast_body(stream, rendered.gzip() if self.gzip_ok else rendered.body, PLAYLIST_TYPE,
+                                      self.cors, self.head, self.extra, stream.part_ready(pkg) if woken else 0.0, True)
+
+
+class _PartAnswer(FastWait):
+    """A part answered now or once it is cut (its segment's end or the stream's settles it too: then a 404)."""
+
+    __slots__ = ("server", "msn", "index", "cors", "head")
+
+    def __init__(self, server: LlhlsServer, stream: LlhlsStream, pkg: TrackPackager, msn: int, index: int,
+                 cors: list[tuple[bytes, bytes]], head: bool) -> None:
+        super().__init__(stream, pkg, server._hold_seconds(stream))
+        self.server = server
+        self.msn = msn
+        self.index = index
+        self.cors = cors
+        self.head = head
+
+    def settled(self) -> bool:
+        stream, pkg = self.stream, self.pkg
+        return pkg.has_part(self.msn, self.index) or stream.ended or stream.concluded or pkg.concluded
+
+    def answer(self, woken: bool = False) -> FastAnswer:
+        stream, pkg, index = self.stream, self.pkg, self.index
+        seg = pkg.segment(self.msn)
+        if seg is None or index >= len(seg.parts):
+            return FastAnswer(404, list(self.cors), b"", header_lines(self.cors))
+        return self.server._fast_body(stream, seg.parts[index].data, _media_type(pkg), self.cors, self.head,
+                                      ready=stream.part_ready(pkg, self.msn, index))
 
 
 _FAST_PREFIXES = ("chunklist_", "part_", "seg_", "init_")
+# a chunklist's extra header lines by (a blocking reload, gzip): Cache-Control as OME's, Content-Encoding
+_CHUNKLIST_EXTRA = {(blocking, gz): ((b"cache-control", b"max-age=60" if blocking else b"no-cache, no-store"),
+                                     (b"content-encoding", b"gzip" if gz else b"identity"))
+                    for blocking in (False, True) for gz in (False, True)}
 
 
 def _flag(q: dict[str, list[str]], name: str, default: bool) -> bool:
@@ -265,7 +349,7 @@ class LlhlsServer:
 
     def _fast_body(self, stream: LlhlsStream, body: bytes | memoryview, content_type: str,
                    cors: list[tuple[bytes, bytes]], head: bool,
-                   extra: tuple[tuple[bytes, bytes], ...] = ()) -> FastAnswer:
+                   extra: tuple[tuple[bytes, bytes], ...] = (), ready: float = 0.0, reload: bool = False) -> FastAnswer:
         key = (id(cors), extra, content_type)
         form = self._forms.get(key)
         if form is None or form[0] is not cors:  # the CORS lines are cached objects: same identity, same lines
@@ -276,7 +360,7 @@ class LlhlsServer:
         if not head and body:
             live = stream.live
             self.stats.bytes_out(live.vhost, live.app, live.name, len(body))
-        return FastAnswer(200, form[1], body, form[2])
+        return FastAnswer(200, form[1], body, form[2], ready, reload)
 
     def _fast_chunklist(self, stream: LlhlsStream, track_id: int, key: str, query: dict[str, list[str]],
                         session_q: str | None, cors: list[tuple[bytes, bytes]], gzip_ok: bool,
@@ -298,43 +382,22 @@ class LlhlsServer:
             wait_for = (msn, part)
         elif msn is None and not legacy:
             wait_for = (pkg.first_segment_number + 2, 0)
-        child_query = _child_query(stream, session_q, legacy)
-        cache = (b"cache-control", b"max-age=60" if msn is not None else b"no-cache, no-store")
-
-        def answer() -> FastAnswer:
-            rendered = self._playlists.chunklist(stream, pkg, child_query, legacy, rewind)
-            encoding = (b"content-encoding", b"gzip" if gzip_ok else b"identity")
-            return self._fast_body(stream, rendered.gzip() if gzip_ok else rendered.body, PLAYLIST_TYPE, cors, head,
-                                   (cache, encoding))
-
-        def settled() -> bool:
-            return wait_for is None or pkg.has_part(*wait_for) or stream.ended or stream.concluded or pkg.concluded
-
-        if settled():
-            return answer()
-        return FastWait(lambda cb: stream.on_part_of(pkg, cb), lambda: answer() if settled() else None, answer,
-                        self._hold_seconds(stream))
+        found = _ChunklistAnswer(self, stream, pkg, wait_for, _child_query(stream, session_q, legacy), legacy, rewind,
+                                 cors, head, _CHUNKLIST_EXTRA[msn is not None, gzip_ok], gzip_ok)
+        return found.answer() if found.settled() else found
 
     def _fast_part(self, stream: LlhlsStream, pkg: TrackPackager, msn: int, index: int,
                    cors: list[tuple[bytes, bytes]], head: bool) -> FastAnswer | FastWait | None:
-        def answer() -> FastAnswer:
-            seg = pkg.segment(msn)
-            if seg is None or index >= len(seg.parts):
-                return FastAnswer(404, list(cors), b"", header_lines(cors))
-            return self._fast_body(stream, seg.parts[index].data, _media_type(pkg), cors, head)
-
         if pkg.has_part(msn, index):
-            return answer()
+            seg = pkg.segment(msn)
+            if seg is not None and index < len(seg.parts):  # (else: its segment ended before it, a 404 below)
+                return self._fast_body(stream, seg.parts[index].data, _media_type(pkg), cors, head,
+                                       ready=stream.part_ready(pkg, msn, index))
+            return _PartAnswer(self, stream, pkg, msn, index, cors, head).answer()
         nxt = stream.next_part_of(pkg)
         if (msn, index) > (nxt[0] + 1, 0):
             return None
-
-        def retry() -> FastAnswer | None:
-            if pkg.has_part(msn, index) or stream.ended or stream.concluded or pkg.concluded:
-                return answer()
-            return None
-
-        return FastWait(lambda cb: stream.on_part_of(pkg, cb), retry, answer, self._hold_seconds(stream))
+        return _PartAnswer(self, stream, pkg, msn, index, cors, head)
 
     # -- entry --
     async def websocket(self, websocket: WebSocket) -> None:

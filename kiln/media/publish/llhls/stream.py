@@ -80,6 +80,9 @@ class LlhlsStream:
         # a thousand future callbacks
         self._part_waiters: dict[int, list[Callable[[], None]]] = {}
         self._waking: set[int] = set()
+        # per track: (msn, part index, time.monotonic()) of its newest part, for the player port's lateness
+        # figures (kiln/http/answer_lateness.py)
+        self._newest: dict[int, tuple[int, int, float]] = {}
         self.changes = 0  # counts wakes: a playlist rendered at one count holds until the next (server.py caches)
         self.concluded = False
         self.ended = False
@@ -149,6 +152,7 @@ class LlhlsStream:
             self.loop.call_soon_threadsafe(self.end, reason)
 
     def _on_part(self, pkg: TrackPackager, part: Part) -> None:
+        self._newest[pkg.track.id] = (part.segment, part.index, time.monotonic())
         for listener in list(self.part_listeners):
             try:
                 listener(pkg, part)
@@ -207,6 +211,14 @@ class LlhlsStream:
     def on_part_of(self, pkg: TrackPackager, callback: Callable[[], None]) -> None:
         """Call ``callback`` at ``pkg``'s next part, or when the stream ends or concludes."""
         self._part_waiters.setdefault(pkg.track.id, []).append(callback)
+
+    def part_ready(self, pkg: TrackPackager, msn: int | None = None, index: int | None = None) -> float:
+        """time.monotonic() when ``pkg``'s newest part became available (if it is ``(msn, index)``, when given);
+        0.0 otherwise."""
+        newest = self._newest.get(pkg.track.id)
+        if newest is None or (msn is not None and (newest[0] != msn or newest[1] != index)):
+            return 0.0
+        return newest[2]
 
     def on_next_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` at the next part (or the end): one future per part shared by every blocked
