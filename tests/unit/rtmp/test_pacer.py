@@ -1,4 +1,5 @@
-"""Publishing connections read on the pacer's tick (kiln.media.ingest.rtmp.pacer), over real loopback sockets.
+"""Publishing connections read on the pacer's tick (kiln.media.ingest.rtmp.pacer) once enough publish, over real
+loopback sockets (most tests set the threshold to one publisher).
 
 The session tests drive RtmpConnection through an in-memory transport; pacing reads the socket itself
 (with a high SO_RCVLOWAT), so these run the real RtmpServer on both event loops Kiln supports.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -19,7 +21,8 @@ from kiln.media.formats import amf0
 from kiln.media.formats.flv import FlvConverter
 from kiln.media.formats.rtmp.chunk import ChunkReader, ChunkWriter
 from kiln.media.formats.rtmp.handshake import HANDSHAKE_SIZE
-from kiln.media.formats.rtmp.messages import COMMAND_AMF0
+from kiln.media.formats.rtmp.messages import AUDIO, COMMAND_AMF0, DATA_AMF0, SET_CHUNK_SIZE, VIDEO
+from kiln.media.ingest.rtmp.pacer import PACE_AT, UNPACE_BELOW, ReadPacer
 from kiln.media.ingest.rtmp.server import RtmpServer
 from kiln.media.ingest.rtmp.session import PACED_LOWAT
 from kiln.media.model import Packet
@@ -102,7 +105,7 @@ def expected_packets(tags: list[Any]) -> list[tuple[Any, ...]]:
 def test_a_publish_read_on_ticks_loses_nothing_and_commands_follow_it(loop_name: str, tick: float) -> None:
     async def scenario() -> None:
         handler = Handler()
-        server = RtmpServer(handler, host="127.0.0.1", port=0, read_tick=tick)
+        server = RtmpServer(handler, host="127.0.0.1", port=0, read_tick=tick, pace_at=1, unpace_below=1)
         await server.start()
         try:
             pub = await Publisher.connect(server.port)
@@ -134,7 +137,7 @@ def test_a_publish_read_on_ticks_loses_nothing_and_commands_follow_it(loop_name:
 def test_a_paced_publisher_leaving_ends_its_publish(loop_name: str) -> None:
     async def scenario() -> None:
         handler = Handler()
-        server = RtmpServer(handler, host="127.0.0.1", port=0, read_tick=0.02)
+        server = RtmpServer(handler, host="127.0.0.1", port=0, read_tick=0.02, pace_at=1, unpace_below=1)
         await server.start()
         try:
             pubs = [await Publisher.connect(server.port) for _ in range(3)]
@@ -158,7 +161,8 @@ def test_a_paced_publisher_leaving_ends_its_publish(loop_name: str) -> None:
 def test_a_burst_past_the_low_water_mark_is_read_before_the_tick(loop_name: str) -> None:
     async def scenario() -> None:
         handler = Handler()
-        server = RtmpServer(handler, host="127.0.0.1", port=0, read_tick=3600.0)  # a tick that never comes
+        server = RtmpServer(handler, host="127.0.0.1", port=0, read_tick=3600.0,  # a tick that never comes
+                             pace_at=1, unpace_below=1)
         await server.start()
         try:
             pub = await Publisher.connect(server.port)
@@ -173,3 +177,137 @@ def test_a_burst_past_the_low_water_mark_is_read_before_the_tick(loop_name: str)
         finally:
             await server.close()
     run(loop_name, scenario)
+
+
+def media_parts(parts: int) -> tuple[list[bytes], list[int], list[Any]]:
+    """The test publish cut at message boundaries into ``parts`` writes, and how many packets the first k parts
+    hold (one chunk writer, so each part continues the chunk stream where the previous one stopped)."""
+    _, tags = media_bytes()
+    writer = ChunkWriter(128)
+    head = writer.write(2, SET_CHUNK_SIZE, 0, 0, struct.pack(">I", 4096))
+    writer.set_chunk_size(4096)
+    cuts = [len(tags) * i // parts for i in range(parts + 1)]
+    out, counts = [], []
+    for i in range(parts):
+        chunk = b"".join(writer.write({VIDEO: 6, AUDIO: 4, DATA_AMF0: 5}[t.type_id], t.type_id, t.timestamp, 1, t.body)
+                         for t in tags[cuts[i]:cuts[i + 1]])
+        out.append((head if i == 0 else b"") + chunk)
+        counts.append(len(expected_packets(tags[:cuts[i + 1]])))
+    return out, counts, tags
+
+
+async def write_small(pub: Publisher, data: bytes) -> None:
+    for start in range(0, len(data), 1500):  # small writes, as a live publisher's arrive
+        pub.writer.write(data[start:start + 1500])
+        await pub.writer.drain()
+
+
+@pytest.mark.parametrize("loop_name", ["uvloop", "asyncio"])
+def test_below_the_threshold_a_publish_is_read_on_arrival_not_on_the_tick(loop_name: str) -> None:
+    async def scenario() -> None:
+        handler = Handler()
+        server = RtmpServer(handler, host="127.0.0.1", port=0, read_tick=3600.0)  # the default threshold
+        await server.start()
+        try:
+            pubs = [await Publisher.connect(server.port) for _ in range(PACE_AT - 1)]
+            for i, pub in enumerate(pubs):
+                await pub.publish(f"s{i}")
+            assert server.paced == 0
+            parts, counts, tags = media_parts(3)
+            sink = handler.sinks[0]
+            for part, count in zip(parts, counts, strict=True):  # each part well under the low-water mark
+                start = time.monotonic()
+                await write_small(pubs[0], part)
+                await until(lambda c=count: len(sink.packets) >= c, "the part's packets")  # type: ignore[misc]
+                assert time.monotonic() - start < TIMEOUT < 3600.0  # read on arrival: a tick never came
+            assert [(p.track_id, p.dts, p.pts, p.data, p.config) for p in sink.packets] == expected_packets(tags)
+        finally:
+            await server.close()
+    run(loop_name, scenario)
+
+
+@pytest.mark.parametrize("loop_name", ["uvloop", "asyncio"])
+def test_publishers_move_onto_the_tick_and_back_in_order_with_hysteresis(loop_name: str) -> None:
+    async def scenario() -> None:
+        handler = Handler()
+        # a tick that never comes: a paced socket's few bytes wait in the kernel until pacing stops
+        server = RtmpServer(handler, host="127.0.0.1", port=0, read_tick=3600.0, pace_at=3, unpace_below=2)
+        await server.start()
+        try:
+            parts, counts, tags = media_parts(4)
+            assert max(len(p) for p in parts[1:3]) < PACED_LOWAT
+            pubs = [await Publisher.connect(server.port) for _ in range(3)]
+            await pubs[0].publish("s0")
+            sink = handler.sinks[0]
+            await write_small(pubs[0], parts[0])
+            await until(lambda: len(sink.packets) == counts[0], "part 1, read on arrival")
+            await pubs[1].publish("s1")
+            assert server.paced == 0
+            await pubs[2].publish("s2")  # the third: every publisher is read on the tick now
+            assert server.paced == 3
+            await write_small(pubs[0], parts[1])  # waits in the kernel for a tick
+            pubs[2].writer.close()  # down to two: not below unpace_below, still paced
+            await until(lambda: handler.sinks[2].closes == ["disconnected"], "publisher 3 to leave")
+            assert server.paced == 2
+            assert len(sink.packets) == counts[0]  # part 2 was not read: nothing but a tick reads it
+            await write_small(pubs[0], parts[2])
+            pubs[1].writer.transport.abort()  # down to one: read on arrival again (a command would wait for a tick)
+            await until(lambda: handler.sinks[1].closes == ["disconnected"], "publisher 2 to leave")
+            assert server.paced == 0
+            await until(lambda: len(sink.packets) == counts[2], "parts 2 and 3, read at the switch")
+            await write_small(pubs[0], parts[3])
+            await until(lambda: len(sink.packets) == counts[3], "part 4, read on arrival")
+            assert [(p.track_id, p.dts, p.pts, p.data, p.config) for p in sink.packets] == expected_packets(tags)
+            assert sink.closes == []
+            # up again: the first publisher is paced with the newcomers, and EOF still ends its publish at once
+            for i in (3, 4):
+                pub = await Publisher.connect(server.port)
+                await pub.publish(f"s{i}")
+                pubs.append(pub)
+            assert server.paced == 3
+            pubs[0].writer.close()
+            await until(lambda: sink.closes == ["disconnected"], "publisher 1's EOF")
+        finally:
+            await server.close()
+    run(loop_name, scenario)
+
+
+class Member:
+    def __init__(self) -> None:
+        self.paced: list[bool] = []
+        self.polls = 0
+
+    def poll(self) -> None:
+        self.polls += 1
+
+    def pace(self, on: bool) -> None:
+        self.paced.append(on)
+
+
+def test_the_pacer_switches_at_pace_at_and_back_below_unpace_below_only() -> None:
+    async def scenario() -> None:
+        pacer = ReadPacer(asyncio.get_running_loop(), 0.001)
+        members = [Member() for _ in range(PACE_AT + 1)]
+        for i, m in enumerate(members[:PACE_AT - 1]):
+            pacer.add(i, m.poll, m.pace)
+        assert not pacer.pacing and len(pacer) == 0 and all(m.paced == [] for m in members)
+        pacer.add(PACE_AT - 1, members[PACE_AT - 1].poll, members[PACE_AT - 1].pace)
+        assert pacer.pacing and len(pacer) == PACE_AT
+        assert all(m.paced == [True] for m in members[:PACE_AT])
+        await until(lambda: all(m.polls >= 2 for m in members[:PACE_AT]), "ticks")
+        # one leaving and joining at the threshold moves nobody else
+        for _ in range(3):
+            pacer.remove(0)
+            pacer.add(0, members[0].poll, members[0].pace)
+        assert pacer.switches == 1 and members[1].paced == [True] and members[0].paced == [True] * 4
+        for i in range(PACE_AT - UNPACE_BELOW):
+            pacer.remove(i)
+        assert pacer.pacing and len(pacer) == UNPACE_BELOW
+        pacer.remove(PACE_AT - UNPACE_BELOW)
+        assert not pacer.pacing and len(pacer) == 0 and pacer.switches == 2
+        assert members[PACE_AT - 1].paced == [True, False]
+        ticks = pacer.ticks
+        await asyncio.sleep(0.05)  # no timer left running once nobody is paced
+        assert pacer.ticks == ticks
+        pacer.close()
+    asyncio.run(scenario())

@@ -1,56 +1,116 @@
-"""Publishers' sockets read together on one timer tick, not each whenever bytes arrive.
+"""Publishers' sockets read together on one timer tick, not each whenever bytes arrive: once there are many.
 
 A live RTMP publisher sends a message about every 13 ms (30 fps video plus audio), often header
 and body in separate writes, so reading on readiness wakes the event loop about 60 times a second
 per stream (1,260 wake-ups/s for 20 streams). Measured on this 2-core machine (issue 16), most of
 a wake-up's cost is not the work but the cold CPU cache it starts from: the same messages cost
 8 us each replayed back to back and 38 us when 4 MB (the L2) was touched between reads, about
-what they cost live (bench/rtmp_parse.py ``--cold``). So once a publish has started, its socket
-gets a high receive low-water mark (SO_RCVLOWAT: the kernel does not report it readable for a
-few bytes, but still at once for EOF, an error or a burst past the mark), and the pacer reads
-every publishing socket on one tick: one wake-up for all of them, on a warm cache, for at most
-``interval`` of added latency while the bytes wait in the kernel's buffer. The handshake and
-commands before the publish are read on readiness as before.
+what they cost live (bench/rtmp_parse.py ``--cold``). So once enough publishers are live (see
+:data:`PACE_AT`), every publishing socket gets a high receive low-water mark (SO_RCVLOWAT: the
+kernel does not report it readable for a few bytes, but still at once for EOF, an error or a burst
+past the mark), and the pacer reads them all on one tick: one wake-up for all of them, on a warm
+cache, for at most ``interval`` of added latency while the bytes wait in the kernel's buffer.
+With fewer publishers the sockets are read on arrival: the CPU a tick saves there is small and
+the latency it adds is what a WebRTC viewer notices. The handshake and commands before the
+publish are always read on readiness.
+
+A switch never loses or reorders bytes: the transport and the tick read the same kernel buffer, on
+the loop thread, each handing what it read to ``data_received`` before returning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 READ_TICK_S = 0.020  # < 1 frame at 30 fps, 4 % of an LL-HLS part (0.5 s); 20 streams: 70 wake-ups/s (10 ms: 118)
 
+PACE_AT = 8
+"""Publishers from which every publishing socket is read on the tick. ``bench/ingest.py --only kiln-bare``
+paced vs read on arrival (README "Performance notes"): at 1 and 4 streams the tick saves little CPU
+(about a tenth of one core's percent per stream), from 8 it saves a fifth and more of Kiln's ingest CPU,
+while its cost, 10-12 ms median and 26-40 ms p99 added ingest latency, is the same for any count."""
+
+UNPACE_BELOW = 6
+"""Pacing stops when fewer than this many publish: two below :data:`PACE_AT`, so one publisher coming and
+going at the threshold does not move every socket on and off the tick each time."""
+
 
 class ReadPacer:
-    """Calls each registered ``poll`` every ``interval`` seconds on the loop thread (one timer for all)."""
+    """Knows every publishing connection; from ``pace_at`` of them until fewer than ``unpace_below`` remain,
+    tells each to pace (``pace(True)``) and calls its ``poll`` every ``interval`` seconds on the loop thread
+    (one timer for all)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float = READ_TICK_S) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float = READ_TICK_S, *,
+                 pace_at: int = PACE_AT, unpace_below: int = UNPACE_BELOW) -> None:
+        if not 0 < unpace_below <= pace_at:
+            raise ValueError(f"need 0 < unpace_below ({unpace_below}) <= pace_at ({pace_at})")
         self._loop = loop
         self.interval = interval
-        self._polls: dict[int, Callable[[], None]] = {}
+        self.pace_at = pace_at
+        self.unpace_below = unpace_below
+        self._members: dict[int, tuple[Callable[[], None], Callable[[bool], None]]] = {}
+        self._polls: list[Callable[[], None]] = []  # while pacing: every member's poll, in joining order
+        self.pacing = False
         self._timer: asyncio.TimerHandle | None = None
         self.ticks = 0  # wake-ups (tests, benches)
+        self.switches = 0  # times pacing started or stopped (tests, logs)
 
-    def add(self, key: int, poll: Callable[[], None]) -> None:
-        self._polls[key] = poll
-        if self._timer is None:
-            self._timer = self._loop.call_later(self.interval, self._tick)
+    def add(self, key: int, poll: Callable[[], None], pace: Callable[[bool], None]) -> None:
+        """A publish started: ``pace(on)`` moves its socket onto or off the tick, ``poll`` reads it."""
+        self._members[key] = (poll, pace)
+        if self.pacing:
+            pace(True)
+            self._polls.append(poll)
+        elif len(self._members) >= self.pace_at:
+            self._switch(True)
 
     def remove(self, key: int) -> None:
-        self._polls.pop(key, None)
+        """A publish ended (its socket is no longer read on the tick)."""
+        member = self._members.pop(key, None)
+        if member is None or not self.pacing:
+            return
+        self._polls.remove(member[0])
+        if len(self._members) < self.unpace_below:
+            self._switch(False)
 
     def __len__(self) -> int:
+        """Connections read on the tick now."""
         return len(self._polls)
+
+    @property
+    def publishers(self) -> int:
+        return len(self._members)
+
+    def _switch(self, on: bool) -> None:
+        self.pacing = on
+        self.switches += 1
+        members = list(self._members.values())
+        self._polls = [poll for poll, _ in members] if on else []
+        if on and self._timer is None:
+            self._timer = self._loop.call_later(self.interval, self._tick)
+        elif not on and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for _, pace in members:
+            pace(on)
+        log.info("rtmp read pacing %s publishers=%d tick_ms=%.0f", "on" if on else "off", len(members),
+                 self.interval * 1000)
 
     def _tick(self) -> None:
         self.ticks += 1
         polls = self._polls
         self._timer = self._loop.call_later(self.interval, self._tick) if polls else None
-        for poll in list(polls.values()):
+        for poll in list(polls):
             poll()
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._polls.clear()
+        self._members.clear()
+        self._polls = []
+        self.pacing = False

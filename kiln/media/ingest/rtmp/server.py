@@ -8,7 +8,7 @@ import logging
 
 from kiln.media.formats.rtmp.chunk import DEFAULT_MAX_MESSAGE_SIZE
 from kiln.media.ingest.rtmp.handler import PublishHandler
-from kiln.media.ingest.rtmp.pacer import READ_TICK_S, ReadPacer
+from kiln.media.ingest.rtmp.pacer import PACE_AT, READ_TICK_S, UNPACE_BELOW, ReadPacer
 from kiln.media.ingest.rtmp.session import RtmpConnection, SessionConfig
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,8 @@ class RtmpServer:
     def __init__(self, handler: PublishHandler, *, host: str = "0.0.0.0", port: int = 1935,
                  enhanced_rtmp: bool = False, handshake_timeout: float = 10.0, idle_timeout: float = 10.0,
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, chunk_size: int = 4096,
-                 ack_window: int = 2_500_000, read_tick: float = READ_TICK_S) -> None:
+                 ack_window: int = 2_500_000, read_tick: float = READ_TICK_S, pace_at: int = PACE_AT,
+                 unpace_below: int = UNPACE_BELOW) -> None:
         self.handler = handler
         self.host = host
         self.port = port
@@ -28,6 +29,8 @@ class RtmpServer:
                                     idle_timeout=idle_timeout, max_message_size=max_message_size,
                                     chunk_size=chunk_size, ack_window=ack_window)
         self.read_tick = read_tick  # 0: publishers are read on readiness (kiln.media.ingest.rtmp.pacer)
+        self.pace_at = pace_at  # publishers from which they are read on the tick, until fewer than unpace_below
+        self.unpace_below = unpace_below
         self._pacer: ReadPacer | None = None
         self._server: asyncio.Server | None = None
         self._sessions: set[RtmpConnection] = set()
@@ -45,7 +48,8 @@ class RtmpServer:
     async def start(self) -> None:
         """Listen; with ``port=0`` the chosen port is in ``self.port`` afterwards."""
         loop = asyncio.get_running_loop()
-        self._pacer = ReadPacer(loop, self.read_tick) if self.read_tick > 0 else None
+        self._pacer = (ReadPacer(loop, self.read_tick, pace_at=self.pace_at, unpace_below=self.unpace_below)
+                       if self.read_tick > 0 else None)
         self._server = await loop.create_server(lambda: self._new_connection(loop), self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 

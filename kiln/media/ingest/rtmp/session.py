@@ -173,7 +173,8 @@ class RtmpConnection(asyncio.Protocol):
         self._schedule_idle_check()
 
     def _start_pacing(self) -> None:
-        """Publishing: read on the pacer's tick (kiln.media.ingest.rtmp.pacer), where the platform allows."""
+        """Publishing: join the pacer (kiln.media.ingest.rtmp.pacer), which moves the socket onto its tick while
+        many publish, where the platform allows."""
         if self._pacer is None or self._paced is not None or self._transport is None:
             return
         sock = self._transport.get_extra_info("socket")
@@ -185,12 +186,25 @@ class RtmpConnection(asyncio.Protocol):
             return
         try:
             paced.setblocking(False)
-            paced.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, PACED_LOWAT)
         except OSError:
             paced.close()
             return
         self._paced = paced
-        self._pacer.add(id(self), self._poll)
+        self._pacer.add(id(self), self._poll, self._pace)
+
+    def _pace(self, on: bool) -> None:
+        """The pacer's switch: on, the socket is readable early only past :data:`PACED_LOWAT` and read on the
+        tick; off, it is read on arrival again. What already waits in the kernel is read at once after a switch
+        off (the transport and :meth:`_poll` read the same buffer on this thread, so nothing is reordered)."""
+        paced = self._paced
+        if paced is None or self._closed:
+            return
+        try:
+            paced.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, PACED_LOWAT if on else 1)
+        except OSError:
+            return  # still read on readiness (and on the tick while on): slower or sooner, never lost
+        if not on:
+            self._loop.call_soon(self._poll)
 
     def _stop_pacing(self) -> None:
         paced, self._paced = self._paced, None
@@ -199,15 +213,16 @@ class RtmpConnection(asyncio.Protocol):
         if self._pacer is not None:
             self._pacer.remove(id(self))
         if not self._closed:
-            try:  # commands after an unpublish are read on readiness again
+            try:  # commands after an unpublish are read on readiness
                 paced.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
             except OSError:
                 pass
         paced.close()
 
     def _poll(self) -> None:
-        """The pacer's tick: whatever arrived since the last one. EOF and errors are left to the transport (the
-        socket is readable for those at any low-water mark), so the connection ends the usual way.
+        """The pacer's tick (and once after a switch off): whatever arrived since the last one. EOF and errors
+        are left to the transport (the socket is readable for those at any low-water mark), so the connection
+        ends the usual way.
 
         A read that ends inside a message is tried once more at once: a publisher that writes header and body
         apart with Nagle's algorithm on (ffmpeg) sends the body only when the header is ACKed, which reading
