@@ -18,12 +18,13 @@
    bypass path warm and cold, each read timed apart. On this machine's 2 MB L2, 4096 KB made a message
    cost what it costs live (issue 16: the "live factor"; see kiln/media/ingest/rtmp/pacer.py).
 
-5. ``--latency``: what reading publishers on the pacer's tick adds. A publisher thread writes each message's
+5. ``--latency``: what reading publishers on the pacer's tick adds. Publisher processes write each message's
    header and body apart at the file's own pace (as ``ffmpeg -re`` does, Nagle's algorithm on) to an
    RtmpServer on loopback; prints the time from the body's write to the packet reaching the sink (p50,
-   p90, p99, max), reading on readiness (tick 0, the reference) and on the default tick, taking turns.
+   p90, p99, max) with 1 publisher (below the pacer's threshold: read on arrival), with ``--publishers``
+   (default 20: paced) and with as many read on readiness (tick 0, the reference), one after the other.
 
-Usage: .venv/bin/python bench/rtmp_parse.py [--seconds 20] [--path [--cold 4096]] [--latency]
+Usage: .venv/bin/python bench/rtmp_parse.py [--seconds 20] [--path [--cold 4096]] [--latency [--publishers 20]]
 """
 
 from __future__ import annotations
@@ -306,12 +307,15 @@ class _StampSink:
         pass
 
 
-def _nagle_publisher(port: int, tags: list[tuple[int, int, bytes]], written: dict[tuple[bool, int], float]) -> None:
+def _nagle_publisher(port: int, tags: list[tuple[int, int, bytes]], stream: str) -> dict[tuple[bool, int], float]:
+    """One publisher (run in its own process): the publish at the file's pace, header and body written apart.
+    Returns when each message's body was written (CLOCK_MONOTONIC, the same clock in every process)."""
     import socket
 
     from kiln.media.formats import amf0
     from kiln.media.formats.rtmp.handshake import HANDSHAKE_SIZE
     from kiln.media.formats.rtmp.messages import COMMAND_AMF0
+    written: dict[tuple[bool, int], float] = {}
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(b"\x03" + bytes(HANDSHAKE_SIZE))
         got = b""
@@ -320,9 +324,9 @@ def _nagle_publisher(port: int, tags: list[tuple[int, int, bytes]], written: dic
         sock.sendall(bytes(HANDSHAKE_SIZE))
         writer = ChunkWriter(128)
         for name, txn, args, sid in (("connect", 1.0, [{"app": "app", "tcUrl": "rtmp://127.0.0.1/app"}], 0),
-                                     ("createStream", 2.0, [None], 0), ("publish", 3.0, [None, "s", "live"], 1)):
+                                     ("createStream", 2.0, [None], 0), ("publish", 3.0, [None, stream, "live"], 1)):
             sock.sendall(writer.write(3, COMMAND_AMF0, 0, sid, amf0.encode(name, txn, *args)))
-        time.sleep(0.5)
+        time.sleep(1.0)  # every publisher has published (the pacer has counted them) before media flows
         reads = split_reads(tags, 4096, 1)
         sock.sendall(reads[0])
         start = time.monotonic()
@@ -334,42 +338,53 @@ def _nagle_publisher(port: int, tags: list[tuple[int, int, bytes]], written: dic
             sock.sendall(reads[2 + 2 * i])
             written[(kind == VIDEO, ts)] = time.monotonic()
         time.sleep(0.3)
+    return written
 
 
-async def _latency_once(tags: list[tuple[int, int, bytes]], tick: float) -> list[float]:
-    import threading
+async def _latency_once(tags: list[tuple[int, int, bytes]], publishers: int, tick: float) -> tuple[list[float], int]:
+    """Latencies (ms) over every publisher's messages, and how many publishers the pacer read on its tick."""
+    from concurrent.futures import ProcessPoolExecutor
 
     from kiln.media.ingest.rtmp.server import RtmpServer
 
-    sink = _StampSink()
+    sinks: dict[str, _StampSink] = {}
 
     class Handler:
         async def on_publish(self, request: Any) -> _StampSink:
-            return sink
+            return sinks.setdefault(request.stream, _StampSink())
 
     server = RtmpServer(Handler(), host="127.0.0.1", port=0, read_tick=tick)  # type: ignore[arg-type]
     await server.start()
-    written: dict[tuple[bool, int], float] = {}
-    thread = threading.Thread(target=_nagle_publisher, args=(server.port, tags, written))
-    thread.start()
-    while thread.is_alive():
-        await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    paced = 0
+    with ProcessPoolExecutor(publishers) as pool:  # processes: publisher threads would share the server's GIL
+        runs = [loop.run_in_executor(pool, _nagle_publisher, server.port, tags, f"s{i}") for i in range(publishers)]
+        done = asyncio.gather(*runs)
+        while not done.done():
+            paced = max(paced, server.paced)
+            await asyncio.sleep(0.05)
+        written = await done
     await server.close()
-    return sorted((sink.arrived[k] - t) * 1000 for k, t in written.items() if k in sink.arrived)
+    lat = [(sinks[f"s{i}"].arrived[k] - t) * 1000 for i, w in enumerate(written) for k, t in w.items()
+           if f"s{i}" in sinks and k in sinks[f"s{i}"].arrived]
+    return sorted(lat), paced
 
 
-def bench_latency(tags: list[tuple[int, int, bytes]], rounds: int = 2) -> None:
+def bench_latency(tags: list[tuple[int, int, bytes]], many: int = 20) -> None:
+    """One publisher (below the pacer's threshold: read on arrival), then ``many`` (paced on the default tick),
+    then ``many`` read on readiness (tick 0: the reference for what the tick costs at that count)."""
     import uvloop
 
-    from kiln.media.ingest.rtmp.pacer import READ_TICK_S
-    for _ in range(rounds):
-        for tick in (0.0, READ_TICK_S):
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                lat = runner.run(_latency_once(tags, tick))
-            q = [lat[min(len(lat) - 1, int(p * len(lat)))] for p in (0.5, 0.9, 0.99)]
-            name = "reference: read on readiness" if not tick else f"paced, {tick * 1000:.0f} ms tick"
-            sys.stdout.write(f"latency {name:<30} write -> sink ms p50 {q[0]:6.2f}  p90 {q[1]:6.2f}  "
-                             f"p99 {q[2]:6.2f}  max {lat[-1]:6.2f}  ({len(lat)} messages)\n")
+    from kiln.media.ingest.rtmp.pacer import PACE_AT, READ_TICK_S
+    sys.stdout.write(f"pacer: tick {READ_TICK_S * 1000:.0f} ms from {PACE_AT} publishers; load {os.getloadavg()}\n")
+    for publishers, tick in ((1, READ_TICK_S), (many, READ_TICK_S), (many, 0.0)):
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            lat, paced = runner.run(_latency_once(tags, publishers, tick))
+        q = [lat[min(len(lat) - 1, int(p * len(lat)))] for p in (0.5, 0.9, 0.99)]
+        how = f"{paced} paced" if paced else ("read on arrival" if tick else "tick 0 (reference)")
+        name = f"{publishers} publisher{'s' if publishers > 1 else ''}, {how}"
+        sys.stdout.write(f"latency {name:<34} write -> sink ms p50 {q[0]:6.2f}  p90 {q[1]:6.2f}  "
+                         f"p99 {q[2]:6.2f}  max {lat[-1]:6.2f}  ({len(lat)} messages)\n")
 
 
 def bench_path(tags: list[tuple[int, int, bytes]], repeat: int = 3) -> None:
@@ -396,12 +411,13 @@ def main() -> None:
     parser.add_argument("--path", action="store_true", help="only the in-process replay of the whole ingest path")
     parser.add_argument("--cold", type=int, metavar="KB", help="with --path: write KB of memory between reads")
     parser.add_argument("--latency", action="store_true", help="only the latency the pacer's tick adds")
+    parser.add_argument("--publishers", type=int, default=20, help="with --latency: the many-publisher case")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kiln-rtmp-bench-") as tmp:
         source = Path(tmp) / "src720p.flv"
         make_source(source, args.seconds)
         if args.latency:
-            bench_latency(flv_tags(source.read_bytes()))
+            bench_latency(flv_tags(source.read_bytes()), args.publishers)
             return
         if args.path and args.cold:
             bench_cold(flv_tags(source.read_bytes()), args.cold)
