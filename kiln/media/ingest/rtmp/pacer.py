@@ -29,10 +29,12 @@ log = logging.getLogger(__name__)
 READ_TICK_S = 0.020  # < 1 frame at 30 fps, 4 % of an LL-HLS part (0.5 s); 20 streams: 70 wake-ups/s (10 ms: 118)
 
 PACE_AT = 8
-"""Publishers from which every publishing socket is read on the tick. ``bench/ingest.py --only kiln-bare``
-paced vs read on arrival (README "Performance notes"): at 1 and 4 streams the tick saves little CPU
-(about a tenth of one core's percent per stream), from 8 it saves a fifth and more of Kiln's ingest CPU,
-while its cost, 10-12 ms median and 26-40 ms p99 added ingest latency, is the same for any count."""
+"""Publishers from which every publishing socket is read on the tick. The tick's cost, 10-12 ms median and
+26-40 ms p99 of added ingest latency, is the same for every publisher at any count; its saving grows with the
+count: ``bench/ingest.py --only kiln-bare --seconds 15``, read on arrival vs paced, pure Python, in % of one
+core: 1 stream 1.2 / 1.3 (mostly Kiln idle), 4 streams 2.0-2.1 / 1.7-2.0, 8 streams 2.9-3.2 / 2.1-2.7, 20 streams
+6.0 / 4.7. Below 8 it saves at most a few tenths of a percent of a core; 8 keeps 20 streams (issue 16's
+ingest bench) paced with room for the hysteresis below."""
 
 UNPACE_BELOW = 6
 """Pacing stops when fewer than this many publish: two below :data:`PACE_AT`, so one publisher coming and
