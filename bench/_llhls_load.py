@@ -371,6 +371,74 @@ async def static_viewer(host: str, port: int, playlist: bytes, parts: list[bytes
             conn.transport.close()
 
 
+class BurstViewer:
+    """Burst reference: at every boundary of the shared clock, GET that boundary's file (a URL never asked
+    before), on one keep-alive connection; a GET still running at a boundary sends the next one when it ends
+    (its lateness counts from its own boundary). Lateness = boundary -> last byte received."""
+
+    def __init__(self, conn: HttpConn, host: bytes, files: list[bytes], counted: bool, tally: ChildTally,
+                 window: tuple[float, float]) -> None:
+        self.conn, self.host, self.files, self.counted = conn, host, files, counted
+        self.tally, self.window = tally, window
+        self.queue: list[tuple[int, float]] = []  # (boundary number, its perf_counter time) not yet sent
+        self.busy = False
+
+    def boundary(self, k: int, at: float) -> None:
+        self.queue.append((k, at))
+        if not self.busy:
+            self._next()
+
+    def _next(self) -> None:
+        k, at = self.queue.pop(0)
+        self.busy = True
+        sent = time.perf_counter()
+        self.conn.send(self.host, self.files[k % len(self.files)], False,
+                       lambda status, _b, size: self._done(status, size, at, sent))
+
+    def _done(self, status: int, size: int, at: float, sent: float) -> None:
+        self.busy = False
+        done = time.perf_counter()
+        if status == 0:
+            self.tally.error("ConnectionError")
+            self.queue.clear()
+            return
+        if self.window[0] <= done < self.window[1]:
+            tally = self.tally
+            tally.requests += 1
+            tally.bytes += size
+            if status != 200:
+                tally.error(f"burst {status}")
+            elif self.counted:
+                tally.late.append((0, (done - at) * 1000))
+                tally.get_ms.append((done - sent) * 1000)
+        if self.queue:
+            self._next()
+
+
+async def burst_viewers(host: str, port: int, spec: dict[str, Any], tally: ChildTally,
+                        window: tuple[float, float]) -> None:
+    """This process's share of the burst reference: all its viewers' GETs sent by one ticker at each boundary
+    (``spec["clock"]`` + k * period, the same instant in every client process: perf_counter is CLOCK_MONOTONIC)."""
+    viewers: list[BurstViewer] = []
+    for _ in range(spec["viewers"]):
+        for track, files in enumerate(spec["burst_files"]):  # [video files, audio files]: one connection each
+            conn = await connect(host, port)
+            viewers.append(BurstViewer(conn, host.encode(), [f.encode() for f in files], track == 0, tally, window))
+    clock, period = spec["clock"], spec["period"]
+    k = max(0, int((time.perf_counter() - clock) / period) + 1)
+    while clock + k * period < window[1]:
+        await asyncio.sleep(max(0.0, clock + k * period - time.perf_counter()))
+        at = clock + k * period
+        for viewer in viewers:
+            viewer.boundary(k, at)
+        k += 1
+    while any(v.busy for v in viewers) and time.perf_counter() < window[1] + 5:
+        await asyncio.sleep(0.05)
+    for viewer in viewers:
+        if viewer.conn.transport is not None:
+            viewer.conn.transport.close()
+
+
 async def _count(conn: HttpConn, host: bytes, path: bytes) -> tuple[int, int]:
     """GET ``path``, the body counted, not kept: (status, size)."""
     got: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
@@ -413,6 +481,9 @@ async def child_main(spec: dict[str, Any]) -> ChildTally:
     host, port = spec["host"], spec["port"]
     clock = PartClock(spec.get("timescale", 90000))
     tasks = []
+    if spec["mode"] == "burst":
+        await burst_viewers(host, port, spec, tally, window)
+        return tally
     for n in range(spec["viewers"]):
         if spec["mode"] == "kiln":
             tasks.append(kiln_viewer(host, port, spec["master"].encode(), spec["tracks"], clock, tally, window))
@@ -465,6 +536,8 @@ def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, ser
 
     start = time.perf_counter() + warmup
     end = start + seconds
+    if spec["mode"] == "burst":  # boundaries from before the window (the warm-up), one falling on its start
+        spec = {**spec, "clock": start - spec["period"] * int(warmup / spec["period"])}
     wall = (time.time() + warmup, time.time() + warmup + seconds)
     children = []
     for i in range(procs):
@@ -543,8 +616,9 @@ def kiln_side(log_path: Path | None, wall: tuple[float, float]) -> list[str]:
 
 def viewer_rows(kiln_spec: dict[str, Any], static_spec: dict[str, Any], counts: list[int], procs: int,
                 seconds: float, kiln_pid: int, nginx_pid: int, closing_frame: Any,
-                kiln_log: Path | None = None) -> list[list[Any]]:
-    """(e): each count on Kiln (blocking reload) then on nginx static; rows for the table."""
+                kiln_log: Path | None = None, burst_spec: dict[str, Any] | None = None) -> list[list[Any]]:
+    """(e): each count on Kiln (blocking reload), then on nginx static, then (``burst_spec``) nginx answering
+    Kiln's burst shape; rows for the table."""
     from _media import out, pctl
 
     rows: list[list[Any]] = []
@@ -566,7 +640,41 @@ def viewer_rows(kiln_spec: dict[str, Any], static_spec: dict[str, Any], counts: 
                      f"{pctl(ref.get_ms, 50):.1f}/{pctl(ref.get_ms, 99):.1f}", ref.errors, round(ref.server_pct),
                      _us_per_request(ref), round(ref.client_pct), _us_per_request(ref, ref.client_pct), "-"])
         out("  " + "  ".join(str(x) for x in rows[-1]) + (f"  {ref.error_kinds}" if ref.error_kinds else ""))
+        if burst_spec is not None:
+            rows.append(burst_row(burst_spec, n, procs, seconds, nginx_pid))
+            out("  " + "  ".join(str(x) for x in rows[-1]))
     return rows
+
+
+def burst_row(spec: dict[str, Any], n: int, procs: int, seconds: float, nginx_pid: int) -> list[Any]:
+    """nginx answering Kiln's burst shape: ``n`` viewers GET a file never asked before at every period boundary,
+    all at the same instant; lateness = boundary -> last byte received (the video file's)."""
+    from _media import pctl
+
+    step, samples = run_load(spec, n, procs, seconds, nginx_pid)
+    step.late = [ms for _k, ms in samples]
+    late = sum(1 for x in step.late if x > LATE_MS)
+    ok = bool(step.late) and pctl(step.late, 99) <= LATE_MS and step.errors == 0
+    return ["nginx-burst", n, round(step.requests), round(step.mbit_s), len(step.late), late,
+            f"{pctl(step.late, 50):.0f}/{pctl(step.late, 99):.0f}/{max(step.late, default=float('nan')):.0f}",
+            f"{pctl(step.get_ms, 50):.1f}/{pctl(step.get_ms, 99):.1f}", step.errors, round(step.server_pct),
+            _us_per_request(step), round(step.client_pct), _us_per_request(step, step.client_pct),
+            "yes" if ok else "NO"]
+
+
+def write_burst_files(dest: Path, sizes: list[int], count: int) -> list[list[str]]:
+    """``count`` files of each size (random bytes: nothing to compress), one per boundary and track, so every
+    boundary asks for URLs nginx has not served before; [[video paths], [audio paths]] on nginx."""
+    dest.mkdir(parents=True, exist_ok=True)
+    found = []
+    for track, size in enumerate(sizes):
+        paths = []
+        for k in range(count):
+            name = f"t{track}_{k}.bin"
+            (dest / name).write_bytes(os.urandom(size))
+            paths.append(f"/{dest.name}/{name}")
+        found.append(paths)
+    return found
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -578,6 +686,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--load-seconds", type=float, default=10.0, help="(e) measured time per step")
     ap.add_argument("--procs", type=int, default=2, help="(e) client processes")
     ap.add_argument("--tracks", choices=("video", "both"), default="both", help="(e) chunklists each viewer follows")
+    ap.add_argument("--no-burst", action="store_true", help="(e) skip the nginx burst reference")
 
 
 def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist: str, timescale: int,
@@ -615,11 +724,21 @@ def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist:
                      "master": split.path + (f"?{split.query}" if split.query else ""), "tracks": args.tracks}
         static_spec = {"mode": "static", "host": "127.0.0.1", "port": nginx.port, "period": 0.5,
                        "playlist": f"/viewer/{playlist}", "parts": [f"/viewer/{p}" for p in parts]}
+        video_size = sorted((static_dir / "viewer" / p).stat().st_size for p in parts)[len(parts) // 2]
+        audio_size = len(httpx.get(serve_url(chunklist, audio_chunklist, "audio part"), timeout=15).content)
+        sizes = [video_size] + ([audio_size] if args.tracks == "both" else [])
+        burst_spec = {"mode": "burst", "host": "127.0.0.1", "port": nginx.port, "period": 0.5,
+                      "burst_files": write_burst_files(static_dir / "burst", sizes,
+                                                       int((3.0 + args.load_seconds) / 0.5) + 4)}
         out()
         out(f"(e) blocking-reload viewers in {args.procs} client processes (uvloop, minimal HTTP/1.1), "
             f"{'video + audio' if args.tracks == 'both' else 'video'} chunklists each, {args.load_seconds:g} s "
             f"measured after 3 s; lateness = video part downloaded - the frame closing it written to Kiln "
-            f"(late > {LATE_MS:.0f} ms). nginx-static: playlist + part every 0.5 s per viewer and track.")
+            f"(late > {LATE_MS:.0f} ms). nginx-static: playlist + part every 0.5 s per viewer and track, spread "
+            f"over the period. nginx-burst: Kiln's burst shape, every viewer GETs a file never asked before of a "
+            f"video part's size ({video_size:,} B{f' + audio part {audio_size:,} B' if len(sizes) > 1 else ''}"
+            f", one connection each) at the same instant every 0.5 s; lateness = that instant -> last byte "
+            f"received.")
         headers = ["server", "viewers", "req/s", "Mbit/s", "parts", "late", "lateness p50/p99/max ms",
                    "GET p50/p99 ms", "errors", "server %core", "server us/req", "clients %core", "clients us/req",
                    "p99<=100"]
@@ -627,8 +746,14 @@ def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist:
         if args.tracks == "both":
             static_spec["viewers_per"] = 2
         rows = viewer_rows(kiln_spec, static_spec, counts, args.procs, args.load_seconds, kiln_pid, nginx.pid,
-                           closing_frame, kiln_log)
+                           closing_frame, kiln_log, None if args.no_burst else burst_spec)
         out(table(headers, rows))
+        for n in counts:
+            kiln_row = next(r for r in rows if r[0] == "kiln" and r[1] == n)
+            burst = next((r for r in rows if r[0] == "nginx-burst" and r[1] == n), None)
+            out(f"{n:,} viewers, lateness p50/p99/max ms: kiln {kiln_row[6]} (part available -> downloaded, after "
+                f"a blocking reload), nginx burst reference {burst[6] if burst else '-'} (boundary -> downloaded, "
+                f"one GET); target p99 <= {LATE_MS:.0f} ms")
         kiln_ok = [r[1] for r in rows if r[0] == "kiln" and r[-1] == "yes"]
         out(f"targets: {TARGET_VIEWERS:,} viewers with lateness p99 <= {LATE_MS:.0f} ms (met at: "
             f"{', '.join(map(str, kiln_ok)) or 'none'}); part/segment GETs >= {TARGET_GET_RPS:,} req/s and >= "
