@@ -527,6 +527,18 @@ class LoadStep:
     server_pct: float
     client_pct: float
     wall: tuple[float, float] = (0.0, 0.0)  # time.time() of the measured window
+    server_sys_pct: float = 0.0  # the kernel's part of server_pct (system time: sends, receives, epoll)
+
+
+def sys_seconds(pid: int) -> float:
+    """stime of a process (the kernel's work on its behalf), in seconds; 0 if it is gone."""
+    from _media import CLK_TCK
+
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    return int(stat[stat.rindex(")") + 2:].split()[12]) / CLK_TCK
 
 
 def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, server_pid: int,
@@ -551,9 +563,9 @@ def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, ser
         p.stdin.close()
         children.append((p, result))
     time.sleep(max(0.0, start - time.perf_counter()))
-    s0, c0 = cpu_seconds(server_pid), sum(cpu_seconds(p.pid) for p, _r in children)
+    s0, c0, k0 = cpu_seconds(server_pid), sum(cpu_seconds(p.pid) for p, _r in children), sys_seconds(server_pid)
     time.sleep(max(0.0, end - time.perf_counter()))
-    s1, c1 = cpu_seconds(server_pid), sum(cpu_seconds(p.pid) for p, _r in children)
+    s1, c1, k1 = cpu_seconds(server_pid), sum(cpu_seconds(p.pid) for p, _r in children), sys_seconds(server_pid)
     total = ChildTally()
     for p, result in children:
         p.wait(timeout=120)
@@ -571,7 +583,8 @@ def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, ser
         for k, v in got["error_kinds"].items():
             total.error_kinds[k] = total.error_kinds.get(k, 0) + v
     return (LoadStep(total.requests / seconds, total.errors, total.error_kinds, total.bytes * 8 / seconds / 1e6, [],
-                     total.get_ms, 100 * (s1 - s0) / seconds, 100 * (c1 - c0) / seconds, wall), total.late)
+                     total.get_ms, 100 * (s1 - s0) / seconds, 100 * (c1 - c0) / seconds, wall,
+                     100 * (k1 - k0) / seconds), total.late)
 
 
 def lateness(samples: list[tuple[int, float]], closing_frame: Any) -> list[float]:
@@ -616,9 +629,10 @@ def kiln_side(log_path: Path | None, wall: tuple[float, float]) -> list[str]:
 
 def viewer_rows(kiln_spec: dict[str, Any], static_spec: dict[str, Any], counts: list[int], procs: int,
                 seconds: float, kiln_pid: int, nginx_pid: int, closing_frame: Any,
-                kiln_log: Path | None = None, burst_spec: dict[str, Any] | None = None) -> list[list[Any]]:
+                kiln_log: Path | None = None, burst_spec: dict[str, Any] | None = None,
+                copy_nginx: tuple[int, int] | None = None) -> list[list[Any]]:
     """(e): each count on Kiln (blocking reload), then on nginx static, then (``burst_spec``) nginx answering
-    Kiln's burst shape; rows for the table."""
+    Kiln's burst shape, with sendfile and (``copy_nginx``: port, pid) without; rows for the table."""
     from _media import out, pctl
 
     rows: list[list[Any]] = []
@@ -635,6 +649,7 @@ def viewer_rows(kiln_spec: dict[str, Any], static_spec: dict[str, Any], counts: 
         out("  " + "  ".join(str(x) for x in rows[-1]) + (f"  {step.error_kinds}" if step.error_kinds else ""))
         for window in kiln_side(kiln_log, step.wall):
             out(f"    kiln side (part available -> answer's last byte to the kernel), log window {window}")
+        out(f"    kiln CPU {step.server_pct:.0f} % of a core, of it kernel (system time) {step.server_sys_pct:.0f} %")
         ref, _ = run_load(static_spec, n, procs, seconds, nginx_pid)
         rows.append(["nginx-static", n, round(ref.requests), round(ref.mbit_s), "-", "-", "-",
                      f"{pctl(ref.get_ms, 50):.1f}/{pctl(ref.get_ms, 99):.1f}", ref.errors, round(ref.server_pct),
@@ -643,10 +658,15 @@ def viewer_rows(kiln_spec: dict[str, Any], static_spec: dict[str, Any], counts: 
         if burst_spec is not None:
             rows.append(burst_row(burst_spec, n, procs, seconds, nginx_pid))
             out("  " + "  ".join(str(x) for x in rows[-1]))
+            if copy_nginx is not None:
+                rows.append(burst_row({**burst_spec, "port": copy_nginx[0]}, n, procs, seconds, copy_nginx[1],
+                                      "nginx-burst-copy"))
+                out("  " + "  ".join(str(x) for x in rows[-1]))
     return rows
 
 
-def burst_row(spec: dict[str, Any], n: int, procs: int, seconds: float, nginx_pid: int) -> list[Any]:
+def burst_row(spec: dict[str, Any], n: int, procs: int, seconds: float, nginx_pid: int,
+              name: str = "nginx-burst") -> list[Any]:
     """nginx answering Kiln's burst shape: ``n`` viewers GET a file never asked before at every period boundary,
     all at the same instant; lateness = boundary -> last byte received (the video file's)."""
     from _media import pctl
@@ -655,7 +675,7 @@ def burst_row(spec: dict[str, Any], n: int, procs: int, seconds: float, nginx_pi
     step.late = [ms for _k, ms in samples]
     late = sum(1 for x in step.late if x > LATE_MS)
     ok = bool(step.late) and pctl(step.late, 99) <= LATE_MS and step.errors == 0
-    return ["nginx-burst", n, round(step.requests), round(step.mbit_s), len(step.late), late,
+    return [name, n, round(step.requests), round(step.mbit_s), len(step.late), late,
             f"{pctl(step.late, 50):.0f}/{pctl(step.late, 99):.0f}/{max(step.late, default=float('nan')):.0f}",
             f"{pctl(step.get_ms, 50):.1f}/{pctl(step.get_ms, 99):.1f}", step.errors, round(step.server_pct),
             _us_per_request(step), round(step.client_pct), _us_per_request(step, step.client_pct),
@@ -704,6 +724,9 @@ def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist:
 
         playlist, parts = static_copy(http, chunklist, static_dir / "viewer")
     nginx = start_nginx_http(wd / "serve-nginx", static_dir)
+    # the burst reference again with `sendfile off`: nginx then copies each file from its own memory into the
+    # socket, as Kiln writes a part from its memory (sendfile hands the kernel page references instead)
+    copy_nginx = None if args.no_burst else start_nginx_http(wd / "serve-nginx-copy", static_dir, sendfile=False)
     try:
         out()
         out(f"(d) h2load --h1 -t 1 -D {args.h2load_seconds:g} (Accept-Encoding: gzip), Kiln then nginx static "
@@ -746,14 +769,16 @@ def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist:
         if args.tracks == "both":
             static_spec["viewers_per"] = 2
         rows = viewer_rows(kiln_spec, static_spec, counts, args.procs, args.load_seconds, kiln_pid, nginx.pid,
-                           closing_frame, kiln_log, None if args.no_burst else burst_spec)
+                           closing_frame, kiln_log, None if args.no_burst else burst_spec,
+                           None if copy_nginx is None else (copy_nginx.port, copy_nginx.pid))
         out(table(headers, rows))
         for n in counts:
             kiln_row = next(r for r in rows if r[0] == "kiln" and r[1] == n)
-            burst = next((r for r in rows if r[0] == "nginx-burst" and r[1] == n), None)
+            burst = {r[0]: r[6] for r in rows if r[0].startswith("nginx-burst") and r[1] == n}
             out(f"{n:,} viewers, lateness p50/p99/max ms: kiln {kiln_row[6]} (part available -> downloaded, after "
-                f"a blocking reload), nginx burst reference {burst[6] if burst else '-'} (boundary -> downloaded, "
-                f"one GET); target p99 <= {LATE_MS:.0f} ms")
+                f"a blocking reload), nginx burst reference {burst.get('nginx-burst', '-')} with sendfile, "
+                f"{burst.get('nginx-burst-copy', '-')} copying (boundary -> downloaded, one GET); target p99 <= "
+                f"{LATE_MS:.0f} ms")
         kiln_ok = [r[1] for r in rows if r[0] == "kiln" and r[-1] == "yes"]
         out(f"targets: {TARGET_VIEWERS:,} viewers with lateness p99 <= {LATE_MS:.0f} ms (met at: "
             f"{', '.join(map(str, kiln_ok)) or 'none'}); part/segment GETs >= {TARGET_GET_RPS:,} req/s and >= "
@@ -761,6 +786,8 @@ def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist:
             f"{os.getloadavg()[0]:.1f}")
     finally:
         nginx.stop()
+        if copy_nginx is not None:
+            copy_nginx.stop()
 
 
 if __name__ == "__main__":
