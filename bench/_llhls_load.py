@@ -13,7 +13,13 @@ latency parts so both evolve without touching each other.
     the frame that closes it (its last frame: Kiln predicts that frame's duration, so a part is cut
     when its last frame arrives). "late" = lateness > 100 ms. The reference, in the same run and at the same
     count, is nginx serving the static copy: each viewer GETs the playlist and a part every
-    part-duration (nothing to wait for), with its GET times and CPU.
+    part-duration (nothing to wait for), with its GET times and CPU. Those GETs are spread over the period;
+    Kiln's come in bursts, so the burst reference (``nginx-burst``, off with ``--no-burst``) gives nginx
+    Kiln's shape: at every 0.5 s boundary of one clock shared by the client processes, every viewer GETs a
+    file of a video part's size (and one of an audio part's, on a second connection) that nobody asked for
+    before, all at the same instant; lateness = boundary -> last byte received. It runs twice: with
+    sendfile, and with ``sendfile off`` (``nginx-burst-copy``: nginx copies from its memory into each
+    socket, as Kiln writes a part from its memory). What the machine allows for ~200 MB per burst.
 """
 
 from __future__ import annotations
