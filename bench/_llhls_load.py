@@ -13,7 +13,13 @@ latency parts so both evolve without touching each other.
     the frame that closes it (its last frame: Kiln predicts that frame's duration, so a part is cut
     when its last frame arrives). "late" = lateness > 100 ms. The reference, in the same run and at the same
     count, is nginx serving the static copy: each viewer GETs the playlist and a part every
-    part-duration (nothing to wait for), with its GET times and CPU.
+    part-duration (nothing to wait for), with its GET times and CPU. Those GETs are spread over the period;
+    Kiln's come in bursts, so the burst reference (``nginx-burst``, off with ``--no-burst``) gives nginx
+    Kiln's shape: at every 0.5 s boundary of one clock shared by the client processes, every viewer GETs a
+    file of a video part's size (and one of an audio part's, on a second connection) that nobody asked for
+    before, all at the same instant; lateness = boundary -> last byte received. It runs twice: with
+    sendfile, and with ``sendfile off`` (``nginx-burst-copy``: nginx copies from its memory into each
+    socket, as Kiln writes a part from its memory). What the machine allows for ~200 MB per burst.
 """
 
 from __future__ import annotations
@@ -371,6 +377,74 @@ async def static_viewer(host: str, port: int, playlist: bytes, parts: list[bytes
             conn.transport.close()
 
 
+class BurstViewer:
+    """Burst reference: at every boundary of the shared clock, GET that boundary's file (a URL never asked
+    before), on one keep-alive connection; a GET still running at a boundary sends the next one when it ends
+    (its lateness counts from its own boundary). Lateness = boundary -> last byte received."""
+
+    def __init__(self, conn: HttpConn, host: bytes, files: list[bytes], counted: bool, tally: ChildTally,
+                 window: tuple[float, float]) -> None:
+        self.conn, self.host, self.files, self.counted = conn, host, files, counted
+        self.tally, self.window = tally, window
+        self.queue: list[tuple[int, float]] = []  # (boundary number, its perf_counter time) not yet sent
+        self.busy = False
+
+    def boundary(self, k: int, at: float) -> None:
+        self.queue.append((k, at))
+        if not self.busy:
+            self._next()
+
+    def _next(self) -> None:
+        k, at = self.queue.pop(0)
+        self.busy = True
+        sent = time.perf_counter()
+        self.conn.send(self.host, self.files[k % len(self.files)], False,
+                       lambda status, _b, size: self._done(status, size, at, sent))
+
+    def _done(self, status: int, size: int, at: float, sent: float) -> None:
+        self.busy = False
+        done = time.perf_counter()
+        if status == 0:
+            self.tally.error("ConnectionError")
+            self.queue.clear()
+            return
+        if self.window[0] <= done < self.window[1]:
+            tally = self.tally
+            tally.requests += 1
+            tally.bytes += size
+            if status != 200:
+                tally.error(f"burst {status}")
+            elif self.counted:
+                tally.late.append((0, (done - at) * 1000))
+                tally.get_ms.append((done - sent) * 1000)
+        if self.queue:
+            self._next()
+
+
+async def burst_viewers(host: str, port: int, spec: dict[str, Any], tally: ChildTally,
+                        window: tuple[float, float]) -> None:
+    """This process's share of the burst reference: all its viewers' GETs sent by one ticker at each boundary
+    (``spec["clock"]`` + k * period, the same instant in every client process: perf_counter is CLOCK_MONOTONIC)."""
+    viewers: list[BurstViewer] = []
+    for _ in range(spec["viewers"]):
+        for track, files in enumerate(spec["burst_files"]):  # [video files, audio files]: one connection each
+            conn = await connect(host, port)
+            viewers.append(BurstViewer(conn, host.encode(), [f.encode() for f in files], track == 0, tally, window))
+    clock, period = spec["clock"], spec["period"]
+    k = max(0, int((time.perf_counter() - clock) / period) + 1)
+    while clock + k * period < window[1]:
+        await asyncio.sleep(max(0.0, clock + k * period - time.perf_counter()))
+        at = clock + k * period
+        for viewer in viewers:
+            viewer.boundary(k, at)
+        k += 1
+    while any(v.busy for v in viewers) and time.perf_counter() < window[1] + 5:
+        await asyncio.sleep(0.05)
+    for viewer in viewers:
+        if viewer.conn.transport is not None:
+            viewer.conn.transport.close()
+
+
 async def _count(conn: HttpConn, host: bytes, path: bytes) -> tuple[int, int]:
     """GET ``path``, the body counted, not kept: (status, size)."""
     got: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
@@ -413,6 +487,9 @@ async def child_main(spec: dict[str, Any]) -> ChildTally:
     host, port = spec["host"], spec["port"]
     clock = PartClock(spec.get("timescale", 90000))
     tasks = []
+    if spec["mode"] == "burst":
+        await burst_viewers(host, port, spec, tally, window)
+        return tally
     for n in range(spec["viewers"]):
         if spec["mode"] == "kiln":
             tasks.append(kiln_viewer(host, port, spec["master"].encode(), spec["tracks"], clock, tally, window))
@@ -456,6 +533,18 @@ class LoadStep:
     server_pct: float
     client_pct: float
     wall: tuple[float, float] = (0.0, 0.0)  # time.time() of the measured window
+    server_sys_pct: float = 0.0  # the kernel's part of server_pct (system time: sends, receives, epoll)
+
+
+def sys_seconds(pid: int) -> float:
+    """stime of a process (the kernel's work on its behalf), in seconds; 0 if it is gone."""
+    from _media import CLK_TCK
+
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    return int(stat[stat.rindex(")") + 2:].split()[12]) / CLK_TCK
 
 
 def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, server_pid: int,
@@ -465,6 +554,8 @@ def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, ser
 
     start = time.perf_counter() + warmup
     end = start + seconds
+    if spec["mode"] == "burst":  # boundaries from before the window (the warm-up), one falling on its start
+        spec = {**spec, "clock": start - spec["period"] * int(warmup / spec["period"])}
     wall = (time.time() + warmup, time.time() + warmup + seconds)
     children = []
     for i in range(procs):
@@ -478,9 +569,9 @@ def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, ser
         p.stdin.close()
         children.append((p, result))
     time.sleep(max(0.0, start - time.perf_counter()))
-    s0, c0 = cpu_seconds(server_pid), sum(cpu_seconds(p.pid) for p, _r in children)
+    s0, c0, k0 = cpu_seconds(server_pid), sum(cpu_seconds(p.pid) for p, _r in children), sys_seconds(server_pid)
     time.sleep(max(0.0, end - time.perf_counter()))
-    s1, c1 = cpu_seconds(server_pid), sum(cpu_seconds(p.pid) for p, _r in children)
+    s1, c1, k1 = cpu_seconds(server_pid), sum(cpu_seconds(p.pid) for p, _r in children), sys_seconds(server_pid)
     total = ChildTally()
     for p, result in children:
         p.wait(timeout=120)
@@ -498,7 +589,8 @@ def run_load(spec: dict[str, Any], viewers: int, procs: int, seconds: float, ser
         for k, v in got["error_kinds"].items():
             total.error_kinds[k] = total.error_kinds.get(k, 0) + v
     return (LoadStep(total.requests / seconds, total.errors, total.error_kinds, total.bytes * 8 / seconds / 1e6, [],
-                     total.get_ms, 100 * (s1 - s0) / seconds, 100 * (c1 - c0) / seconds, wall), total.late)
+                     total.get_ms, 100 * (s1 - s0) / seconds, 100 * (c1 - c0) / seconds, wall,
+                     100 * (k1 - k0) / seconds), total.late)
 
 
 def lateness(samples: list[tuple[int, float]], closing_frame: Any) -> list[float]:
@@ -543,8 +635,10 @@ def kiln_side(log_path: Path | None, wall: tuple[float, float]) -> list[str]:
 
 def viewer_rows(kiln_spec: dict[str, Any], static_spec: dict[str, Any], counts: list[int], procs: int,
                 seconds: float, kiln_pid: int, nginx_pid: int, closing_frame: Any,
-                kiln_log: Path | None = None) -> list[list[Any]]:
-    """(e): each count on Kiln (blocking reload) then on nginx static; rows for the table."""
+                kiln_log: Path | None = None, burst_spec: dict[str, Any] | None = None,
+                copy_nginx: tuple[int, int] | None = None) -> list[list[Any]]:
+    """(e): each count on Kiln (blocking reload), then on nginx static, then (``burst_spec``) nginx answering
+    Kiln's burst shape, with sendfile and (``copy_nginx``: port, pid) without; rows for the table."""
     from _media import out, pctl
 
     rows: list[list[Any]] = []
@@ -561,12 +655,52 @@ def viewer_rows(kiln_spec: dict[str, Any], static_spec: dict[str, Any], counts: 
         out("  " + "  ".join(str(x) for x in rows[-1]) + (f"  {step.error_kinds}" if step.error_kinds else ""))
         for window in kiln_side(kiln_log, step.wall):
             out(f"    kiln side (part available -> answer's last byte to the kernel), log window {window}")
+        out(f"    kiln CPU {step.server_pct:.0f} % of a core, of it kernel (system time) {step.server_sys_pct:.0f} %")
         ref, _ = run_load(static_spec, n, procs, seconds, nginx_pid)
         rows.append(["nginx-static", n, round(ref.requests), round(ref.mbit_s), "-", "-", "-",
                      f"{pctl(ref.get_ms, 50):.1f}/{pctl(ref.get_ms, 99):.1f}", ref.errors, round(ref.server_pct),
                      _us_per_request(ref), round(ref.client_pct), _us_per_request(ref, ref.client_pct), "-"])
         out("  " + "  ".join(str(x) for x in rows[-1]) + (f"  {ref.error_kinds}" if ref.error_kinds else ""))
+        if burst_spec is not None:
+            rows.append(burst_row(burst_spec, n, procs, seconds, nginx_pid))
+            out("  " + "  ".join(str(x) for x in rows[-1]))
+            if copy_nginx is not None:
+                rows.append(burst_row({**burst_spec, "port": copy_nginx[0]}, n, procs, seconds, copy_nginx[1],
+                                      "nginx-burst-copy"))
+                out("  " + "  ".join(str(x) for x in rows[-1]))
     return rows
+
+
+def burst_row(spec: dict[str, Any], n: int, procs: int, seconds: float, nginx_pid: int,
+              name: str = "nginx-burst") -> list[Any]:
+    """nginx answering Kiln's burst shape: ``n`` viewers GET a file never asked before at every period boundary,
+    all at the same instant; lateness = boundary -> last byte received (the video file's)."""
+    from _media import pctl
+
+    step, samples = run_load(spec, n, procs, seconds, nginx_pid)
+    step.late = [ms for _k, ms in samples]
+    late = sum(1 for x in step.late if x > LATE_MS)
+    ok = bool(step.late) and pctl(step.late, 99) <= LATE_MS and step.errors == 0
+    return [name, n, round(step.requests), round(step.mbit_s), len(step.late), late,
+            f"{pctl(step.late, 50):.0f}/{pctl(step.late, 99):.0f}/{max(step.late, default=float('nan')):.0f}",
+            f"{pctl(step.get_ms, 50):.1f}/{pctl(step.get_ms, 99):.1f}", step.errors, round(step.server_pct),
+            _us_per_request(step), round(step.client_pct), _us_per_request(step, step.client_pct),
+            "yes" if ok else "NO"]
+
+
+def write_burst_files(dest: Path, sizes: list[int], count: int) -> list[list[str]]:
+    """``count`` files of each size (random bytes: nothing to compress), one per boundary and track, so every
+    boundary asks for URLs nginx has not served before; [[video paths], [audio paths]] on nginx."""
+    dest.mkdir(parents=True, exist_ok=True)
+    found = []
+    for track, size in enumerate(sizes):
+        paths = []
+        for k in range(count):
+            name = f"t{track}_{k}.bin"
+            (dest / name).write_bytes(os.urandom(size))
+            paths.append(f"/{dest.name}/{name}")
+        found.append(paths)
+    return found
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -578,6 +712,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--load-seconds", type=float, default=10.0, help="(e) measured time per step")
     ap.add_argument("--procs", type=int, default=2, help="(e) client processes")
     ap.add_argument("--tracks", choices=("video", "both"), default="both", help="(e) chunklists each viewer follows")
+    ap.add_argument("--no-burst", action="store_true", help="(e) skip the nginx burst reference")
 
 
 def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist: str, timescale: int,
@@ -595,6 +730,9 @@ def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist:
 
         playlist, parts = static_copy(http, chunklist, static_dir / "viewer")
     nginx = start_nginx_http(wd / "serve-nginx", static_dir)
+    # the burst reference again with `sendfile off`: nginx then copies each file from its own memory into the
+    # socket, as Kiln writes a part from its memory (sendfile hands the kernel page references instead)
+    copy_nginx = None if args.no_burst else start_nginx_http(wd / "serve-nginx-copy", static_dir, sendfile=False)
     try:
         out()
         out(f"(d) h2load --h1 -t 1 -D {args.h2load_seconds:g} (Accept-Encoding: gzip), Kiln then nginx static "
@@ -615,11 +753,21 @@ def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist:
                      "master": split.path + (f"?{split.query}" if split.query else ""), "tracks": args.tracks}
         static_spec = {"mode": "static", "host": "127.0.0.1", "port": nginx.port, "period": 0.5,
                        "playlist": f"/viewer/{playlist}", "parts": [f"/viewer/{p}" for p in parts]}
+        video_size = sorted((static_dir / "viewer" / p).stat().st_size for p in parts)[len(parts) // 2]
+        audio_size = len(httpx.get(serve_url(chunklist, audio_chunklist, "audio part"), timeout=15).content)
+        sizes = [video_size] + ([audio_size] if args.tracks == "both" else [])
+        burst_spec = {"mode": "burst", "host": "127.0.0.1", "port": nginx.port, "period": 0.5,
+                      "burst_files": write_burst_files(static_dir / "burst", sizes,
+                                                       int((3.0 + args.load_seconds) / 0.5) + 4)}
         out()
         out(f"(e) blocking-reload viewers in {args.procs} client processes (uvloop, minimal HTTP/1.1), "
             f"{'video + audio' if args.tracks == 'both' else 'video'} chunklists each, {args.load_seconds:g} s "
             f"measured after 3 s; lateness = video part downloaded - the frame closing it written to Kiln "
-            f"(late > {LATE_MS:.0f} ms). nginx-static: playlist + part every 0.5 s per viewer and track.")
+            f"(late > {LATE_MS:.0f} ms). nginx-static: playlist + part every 0.5 s per viewer and track, spread "
+            f"over the period. nginx-burst: Kiln's burst shape, every viewer GETs a file never asked before of a "
+            f"video part's size ({video_size:,} B{f' + audio part {audio_size:,} B' if len(sizes) > 1 else ''}"
+            f", one connection each) at the same instant every 0.5 s; lateness = that instant -> last byte "
+            f"received.")
         headers = ["server", "viewers", "req/s", "Mbit/s", "parts", "late", "lateness p50/p99/max ms",
                    "GET p50/p99 ms", "errors", "server %core", "server us/req", "clients %core", "clients us/req",
                    "p99<=100"]
@@ -627,8 +775,16 @@ def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist:
         if args.tracks == "both":
             static_spec["viewers_per"] = 2
         rows = viewer_rows(kiln_spec, static_spec, counts, args.procs, args.load_seconds, kiln_pid, nginx.pid,
-                           closing_frame, kiln_log)
+                           closing_frame, kiln_log, None if args.no_burst else burst_spec,
+                           None if copy_nginx is None else (copy_nginx.port, copy_nginx.pid))
         out(table(headers, rows))
+        for n in counts:
+            kiln_row = next(r for r in rows if r[0] == "kiln" and r[1] == n)
+            burst = {r[0]: r[6] for r in rows if r[0].startswith("nginx-burst") and r[1] == n}
+            out(f"{n:,} viewers, lateness p50/p99/max ms: kiln {kiln_row[6]} (part available -> downloaded, after "
+                f"a blocking reload), nginx burst reference {burst.get('nginx-burst', '-')} with sendfile, "
+                f"{burst.get('nginx-burst-copy', '-')} copying (boundary -> downloaded, one GET); target p99 <= "
+                f"{LATE_MS:.0f} ms")
         kiln_ok = [r[1] for r in rows if r[0] == "kiln" and r[-1] == "yes"]
         out(f"targets: {TARGET_VIEWERS:,} viewers with lateness p99 <= {LATE_MS:.0f} ms (met at: "
             f"{', '.join(map(str, kiln_ok)) or 'none'}); part/segment GETs >= {TARGET_GET_RPS:,} req/s and >= "
@@ -636,6 +792,8 @@ def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist:
             f"{os.getloadavg()[0]:.1f}")
     finally:
         nginx.stop()
+        if copy_nginx is not None:
+            copy_nginx.stop()
 
 
 if __name__ == "__main__":

@@ -385,9 +385,10 @@ def start_nginx_rtmp(workdir: Path) -> Nginx:
     return _start_nginx(workdir, _NGINX_RTMP_CONF, "nginx-rtmp", module=RTMP_MODULE)
 
 
-def start_nginx_http(workdir: Path, root: Path) -> Nginx:
-    """A static nginx http server for `root` (sendfile, keep-alive, no access log)."""
-    return _start_nginx(workdir, _NGINX_HTTP_CONF, "nginx-http", root=root)
+def start_nginx_http(workdir: Path, root: Path, *, sendfile: bool = True) -> Nginx:
+    """A static nginx http server for `root` (sendfile unless told not, keep-alive, no access log)."""
+    conf = _NGINX_HTTP_CONF if sendfile else _NGINX_HTTP_CONF.replace("sendfile on;", "sendfile off;")
+    return _start_nginx(workdir, conf, "nginx-http", root=root)
 
 
 # ---------------------------------------------------------------------------------------------- ffmpeg
