@@ -141,15 +141,21 @@ class TsFeed:
         """Block until the feed is closed (going idle for ``idle_timeout_s`` closes it) or ``stopped()``
         is true; ``wake`` makes it check again."""
         with self._cond:
-            while self.closed_reason is None and not stopped():
-                if self.idle_timeout_s is None:
-                    self._cond.wait()
-                    continue
-                idle = time.monotonic() - self._last_push
-                if idle >= self.idle_timeout_s:
-                    self.closed_reason = f"no data for {int(self.idle_timeout_s * 1000)} ms"
-                    return
-                self._cond.wait(self.idle_timeout_s - idle)
+            while self.closed_reason is None and not stopped() and self._wait_or_idle_out():
+                pass
+
+    def _wait_or_idle_out(self) -> bool:
+        """With the condition held: wait for a push or a wake; False once the feed went idle too long
+        (it is then closed)."""
+        if self.idle_timeout_s is None:
+            self._cond.wait()
+            return True
+        idle = time.monotonic() - self._last_push
+        if idle >= self.idle_timeout_s:
+            self.closed_reason = f"no data for {int(self.idle_timeout_s * 1000)} ms"
+            return False
+        self._cond.wait(self.idle_timeout_s - idle)
+        return True
 
     def wake(self) -> None:
         with self._cond:
@@ -166,16 +172,8 @@ class TsFeed:
             while True:
                 if len(self._head) or self._chunks:
                     return self._take(limit)
-                if self.closed_reason is not None:
+                if self.closed_reason is not None or not self._wait_or_idle_out():
                     return b""
-                if self.idle_timeout_s is None:
-                    self._cond.wait()
-                    continue
-                idle = time.monotonic() - self._last_push
-                if idle >= self.idle_timeout_s:
-                    self.closed_reason = f"no data for {int(self.idle_timeout_s * 1000)} ms"
-                    return b""
-                self._cond.wait(self.idle_timeout_s - idle)
 
 
     def _take(self, limit: int) -> bytes:

@@ -19,6 +19,7 @@ import re
 import time
 import weakref
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -79,7 +80,7 @@ def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
     return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
 
 
-class FastWait:
+class FastWait(ABC):
     """A blocked request (``_HLS_msn``/``_HLS_part``, a hinted part): ``retry`` at each new part of its track
     or the stream's end (``on_next_change``: LlhlsStream.on_part_of) until it answers, ``give_up`` after
     ``timeout`` seconds. One slotted object per blocked request, not closures: a thousand of them live until the
@@ -95,11 +96,13 @@ class FastWait:
     def on_next_change(self, callback: Callable[[], None]) -> None:
         self.stream.on_part_of(self.pkg, callback)
 
+    @abstractmethod
     def settled(self) -> bool:
-        raise NotImplementedError
+        """Whether the request can be answered now."""
 
+    @abstractmethod
     def answer(self, woken: bool = False) -> FastAnswer:
-        raise NotImplementedError
+        """The answer as things stand (``woken``: a part's arrival released it, for the lateness log)."""
 
     def retry(self) -> FastAnswer | None:
         return self.answer(True) if self.settled() else None
