@@ -34,12 +34,20 @@ async def pull_and_wait(origins: OnDemand | None, vhost: str, app: str, stream: 
     this only when the stream is missing (a stream that is here but not ready yet is not pulled again)."""
     if origins is None or not await origins.pull(vhost, app, stream, query):
         return None
+    found = await wait_ready(ready, wait_s)
+    if found is None:
+        log.info("origin pull connected but not ready vhost=%s app=%s stream=%s waited=%.0fs", vhost, app, stream,
+                 wait_s)
+    return found
+
+
+async def wait_ready(ready: Callable[[], T | None], wait_s: float = READY_WAIT_S) -> T | None:
+    """``ready()`` once it is not None, polled; None after ``wait_s`` (a stream pulled, or one whose
+    publisher connected but whose first tracks are not known yet)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while (found := ready()) is None:
         if loop.time() >= deadline:
-            log.info("origin pull connected but not ready vhost=%s app=%s stream=%s waited=%.0fs", vhost, app,
-                     stream, wait_s)
             return None
         await asyncio.sleep(POLL_S)
     return found

@@ -34,6 +34,10 @@ class StreamRegistry:
         with self._lock:
             return list(self._streams.values())
 
+    def pending(self, vhost: str, app: str, output_name: str) -> bool:
+        """True while a stream that will have this output is here but not started (its first tracks not known)."""
+        return any(awaits_output(stream, output_name) for stream in self.in_app(vhost, app))
+
     def find_output(self, vhost: str, app: str, output_name: str) -> tuple[LiveStream, Any] | None:
         """The live input stream that has an output stream of this name, and that output."""
         for stream in self.in_app(vhost, app):
@@ -41,3 +45,17 @@ class StreamRegistry:
             if out is not None:
                 return stream, out
         return None
+
+
+def awaits_output(live: LiveStream, output_name: str) -> bool:
+    """``live`` is not started yet and its name or an output profile's ``outputStreamName`` gives ``output_name``:
+    a player asking for that name now is early, not wrong."""
+    if live.started:
+        return False
+    if live.name == output_name:
+        return True
+    for profile in live.profiles:
+        template = profile.get("outputStreamName") if isinstance(profile, dict) else None
+        if isinstance(template, str) and template.replace("${OriginStreamName}", live.name) == output_name:
+            return True
+    return False

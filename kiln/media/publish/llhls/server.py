@@ -45,6 +45,7 @@ from kiln.media.publish.llhls.publisher import LlhlsPublisher, cors_urls, llhls_
 from kiln.media.publish.llhls.stream import LlhlsStream
 from kiln.media.publish.webrtc.endpoints import WebRtcEndpoints
 from kiln.media.stream.live import LiveStream
+from kiln.media.stream.registry import awaits_output
 
 log = logging.getLogger(__name__)
 
@@ -548,10 +549,7 @@ class LlhlsServer:
                                    lambda: self.publisher.find(vhost, app, stream_name))
 
     def _stream_pending(self, vhost: str, app: str, stream_name: str) -> bool:
-        for live in self.streams.in_app(vhost, app):
-            if not live.started and (live.name == stream_name or stream_name in _expected_outputs(live)):
-                return True
-        return False
+        return any(awaits_output(live, stream_name) for live in self.streams.in_app(vhost, app))
 
     async def _chunklist(self, request: Request, stream: LlhlsStream, track_id: int, key: str,
                          query: dict[str, list[str]], cors: dict[str, str], session_q: str | None) -> Response:
@@ -730,12 +728,3 @@ def _path_depth(playlist: dict[str, Any]) -> int:
         return int(options.get("hlsChunklistPathDepth", -1))
     except (TypeError, ValueError):
         return -1
-
-
-def _expected_outputs(live: LiveStream) -> set[str]:
-    names = set()
-    for profile in live.profiles:
-        template = profile.get("outputStreamName") if isinstance(profile, dict) else None
-        if isinstance(template, str):
-            names.add(template.replace("${OriginStreamName}", live.name))
-    return names

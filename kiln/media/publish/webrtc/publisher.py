@@ -24,7 +24,7 @@ from kiln.admission.contract import AdmissionRequest, Admitter, Direction
 from kiln.config.values import as_float
 from kiln.events.redact import redact_url
 from kiln.media.model import Track
-from kiln.media.origins.on_demand import OnDemand, pull_and_wait
+from kiln.media.origins.on_demand import OnDemand, pull_and_wait, wait_ready
 from kiln.media.publish.webrtc.choose import Choice, NotPlayable, Rendition, choose, video_warning
 from kiln.media.publish.webrtc.feed import Feed
 from kiln.media.publish.webrtc.session import ViewerSession
@@ -42,6 +42,8 @@ LEASE_EXPIRED = "admission expired"
 
 class OutputFinder(Protocol):
     def find_output(self, vhost: str, app: str, output_name: str) -> tuple[LiveStream, Any] | None: ...
+
+    def pending(self, vhost: str, app: str, output_name: str) -> bool: ...
 
 
 class PlaybackStats(Protocol):
@@ -164,12 +166,17 @@ class WebRtcPublisher:
                     "reason=%s", target.vhost, target.app, target.stream, why)
         return live, output, picked
 
-    async def _pull(self, target: Target) -> None:
-        """A viewer asking for a stream that is not here: pull it on demand and wait until its output has tracks."""
+    async def _arrive(self, target: Target) -> None:
+        """A viewer asking for a stream that is not playable yet: when its publisher is connecting (the stream is
+        here, its first tracks are not), wait for them; when it is not here, pull it on demand and wait. A player
+        that connects as the publisher does is served, not refused (OME refuses it with 'Cannot create offer')."""
         def with_tracks() -> tuple[LiveStream, Any] | None:
             found = self.streams.find_output(target.vhost, target.app, target.stream)
             return found if found is not None and found[1].track_list() else None
 
+        if self.streams.pending(target.vhost, target.app, target.stream):
+            await wait_ready(with_tracks)
+            return
         await pull_and_wait(self.origins, target.vhost, target.app, target.stream, urlsplit(target.url).query,
                             with_tracks)
 
@@ -199,7 +206,7 @@ class WebRtcPublisher:
                                                                                target.stream) is None:
             lease = await self.admit(target, ident)  # a refused viewer never starts a pull
             try:
-                await self._pull(target)
+                await self._arrive(target)
                 live, output, picked = self.choice(target, app_config)
             except BaseException:  # not played after all (no origin has it, or the player left): admission hears it
                 asked = self._admitted.pop(ident, None)
