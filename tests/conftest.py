@@ -6,7 +6,12 @@ import os
 import time
 from collections.abc import Iterator
 
+import freezegun
 import pytest
+
+# pytest times each phase with _pytest.timing's clocks; freezegun would freeze those too and --durations would
+# print a frozen test's setup as decades long
+freezegun.configure(extend_ignore_list=["_pytest.timing"])
 
 pytest_plugins = ["tests.peers.fixtures"]
 
