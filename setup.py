@@ -34,6 +34,8 @@ COMPILED = (
     "kiln/media/formats/flv.py",
     "kiln/media/formats/codecs/nal.py",
     "kiln/media/formats/mpegts/demux.py",
+    "kiln/media/formats/mpegts/tsclock.py",
+    "kiln/media/ingest/demux/convert.py",
     "kiln/media/formats/bmff/boxes.py",
     "kiln/media/formats/bmff/entries.py",
     "kiln/media/formats/bmff/fragment.py",

@@ -62,22 +62,31 @@ TARGET = 1.5
 
 def thread_cpu(pid: int) -> Counter[str]:
     """CPU seconds per thread name (digits folded, so the N demux threads add up under one name), from the
-    scheduler's nanosecond counter (``schedstat``): clock ticks are too coarse for a libsrt thread in 15 s."""
+    scheduler's nanosecond counter (``schedstat``): clock ticks are too coarse for a libsrt thread in 15 s.
+    Each name also gets ``<name> switches``: its context switches (voluntary + involuntary, from ``status``),
+    since in this VM a wake-up costs more than most of what a libsrt thread does once awake."""
     used: Counter[str] = Counter()
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
             on_cpu_ns = int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+            status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
         except (OSError, ValueError, IndexError):
             continue
         name = re.sub(r"\d+", "N", stat[stat.index("(") + 1:stat.rindex(")")])
         used[name] += on_cpu_ns / 1e9
+        used[f"{name} switches"] += sum(int(line.split()[1]) for line in status.splitlines()
+                                        if "ctxt_switches:" in line)
     return used
 
 
 def thread_report(before: Counter[str], after: Counter[str], wall: float, n: int = 6) -> list[str]:
-    return [f"thread {name[:28]:28s} {used / wall * 100:5.1f} % of a core"
-            for name, used in sorted(((k, after[k] - before.get(k, 0.0)) for k in after), key=lambda x: -x[1])[:n]]
+    """The busiest threads: % of a core and context switches per second."""
+    busiest = sorted(((k, after[k] - before.get(k, 0.0)) for k in after if not k.endswith(" switches")),
+                     key=lambda x: -x[1])[:n]
+    return [f"thread {name[:28]:28s} {used / wall * 100:5.1f} % of a core, "
+            f"{(after[name + ' switches'] - before.get(name + ' switches', 0.0)) / wall:6.0f} context switches/s"
+            for name, used in busiest]
 
 
 @dataclass
@@ -90,7 +99,8 @@ class Figure:
 
 def libsrt_share(before: Counter[str], after: Counter[str], wall: float, streams: int) -> float:
     """CPU-s per stream-minute of libsrt's own threads (named ``SRT:…`` by libsrt)."""
-    return sum(after[k] - before.get(k, 0.0) for k in after if k.startswith("SRT:")) / (streams * wall / 60.0)
+    return sum(after[k] - before.get(k, 0.0) for k in after
+               if k.startswith("SRT:") and not k.endswith(" switches")) / (streams * wall / 60.0)
 
 
 def run_floor(args: argparse.Namespace, media: Path, wd: Path) -> Figure:

@@ -200,3 +200,41 @@ def test_startup_logs_which_modules_run_compiled_or_why_none_do(caplog: pytest.L
     if state.compiled:
         assert f"count={len(state.modules)} " in line
         assert all(name in line for name in state.modules)
+
+
+def _ts_packets(convert_mod: ModuleType, clock_mod: ModuleType, data: bytes) -> list[Any]:
+    """What the TS ingest makes of ``data`` (tracks and packets, in order) with the given converter and clock:
+    PES from the (compiled) demuxer, then ``AvConverter`` over a ``TsClock``, as ``TsDemuxWorker`` does."""
+    from kiln.media.formats.mpegts import demux
+    from kiln.media.ingest.demux.tsreader import FAST_CODECS
+
+    demuxer = demux.TsDemuxer()
+    units = demuxer.feed(data) + demuxer.flush()
+    converter = convert_mod.AvConverter(clock_mod.TsClock("test"))
+    for es in demuxer.streams.values():
+        converter.add_track(es.pid, FAST_CODECS[es.stream_type], convert_mod.TS_TIME_BASE)
+    seen: list[Any] = []
+    for unit in units:
+        if unit.dts is None:
+            track, packets = converter.continue_adts(unit.pid, unit.data)
+        else:
+            track, packets = converter.convert_data(unit.pid, unit.data, unit.dts,
+                                                    unit.dts if unit.pts is None else unit.pts, 0,
+                                                    True if unit.random_access else None)
+        if track is not None:
+            seen.append(repr(_fields(track)))
+        seen += [repr(_fields(p)) for p in packets]
+    return seen
+
+
+@pytest.mark.parametrize("offset_s", [None, 2**33 / 90_000 - 0.5])  # the second wraps the 33-bit clock mid-stream
+def test_pure_and_compiled_ts_conversion_give_the_same_tracks_and_packets(offset_s: float | None) -> None:
+    _need_compiled()
+    from kiln.media.formats.mpegts import tsclock
+    from kiln.media.ingest.demux import convert
+
+    data = make_ts(45, ts_offset_s=offset_s)
+    expected = _ts_packets(_pure("kiln.media.ingest.demux.convert"), _pure("kiln.media.formats.mpegts.tsclock"), data)
+    assert sum(line.startswith("(('id'") for line in expected) == 2  # a video and an audio track were described
+    assert len(expected) > 60
+    assert _ts_packets(convert, tsclock, data) == expected

@@ -478,9 +478,9 @@ def _follow_pmt(label: str, demuxer: tsdemux.TsDemuxer, converter: AvConverter, 
 
 
 class _InlineDemux:
-    """Once the stream is open, Kiln's demuxer runs on the thread that pushes the bytes (SRT's listener
-    thread once per pass, the event loop per UDP datagram): no hand-over to the worker thread, whose
-    wake-ups cost more than the demuxing. The worker only waits for the end."""
+    """Once the stream is open, Kiln's demuxer runs on the thread that pushes the bytes (the event loop:
+    once per SRT listener pass, per UDP datagram): no hand-over to the worker thread, whose wake-ups cost
+    more than the demuxing. The worker only waits for the end."""
 
     def __init__(self, worker: TsDemuxWorker, demuxer: tsdemux.TsDemuxer, converter: AvConverter,
                  codecs: dict[int, Codec], stream: LiveStream, changes: int) -> None:
