@@ -191,3 +191,36 @@ def test_an_answered_ask_leaves_no_reference_cycle(ref: pykka.ActorRef[Any]) -> 
     finally:
         if enabled:
             gc.enable()
+
+
+def test_asks_made_durable_by_one_commit_wake_the_loop_once(ref: pykka.ActorRef[Any]) -> None:
+    """The journal settles a commit's futures one after the other on its thread: the loop is woken once for
+    the batch (not once per command), and every request still gets its own answer."""
+    async def main() -> tuple[list[Any], int]:
+        loop = asyncio.get_running_loop()
+        wakes = [0]
+        wake = loop.call_soon_threadsafe
+
+        def counted(*args: Any, **kw: Any) -> Any:
+            wakes[0] += 1
+            return wake(*args, **kw)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
+        futures = [DurableFuture[Any]() for _ in range(20)]
+        asks = [asyncio.create_task(ask(ref, Answer(i, [futures[i]]))) for i in range(20)]
+        await ask(ref, Answer(None, []))  # every command above is answered (the actor takes them in order)
+        before = wakes[0]
+
+        def commit() -> None:
+            for fut in futures:
+                fut.settle([])
+
+        committer = threading.Thread(target=commit)  # as the journal's thread (an executor would wake the loop)
+        committer.start()
+        values = await asyncio.gather(*asks)
+        committer.join()
+        return values, wakes[0] - before
+
+    values, wakes = asyncio.run(main())
+    assert values == list(range(20))
+    assert wakes <= 3  # 1, unless the committing thread lost the GIL midway (a loaded machine): never one each
