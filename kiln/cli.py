@@ -96,6 +96,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.error("configuration error: %s", exc)
         service.close()
         return 2
+    from kiln.collector import tune_for_serving
+
+    tune_for_serving()
     try:
         host = "0.0.0.0" if config.ip in ("*", "") else config.ip
         log.info("event loop=%s (set %s=asyncio for the standard loop)", loop_name, EVENT_LOOP_ENV)

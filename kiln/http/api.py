@@ -68,6 +68,22 @@ class MetricsExport:
     auth: bool = True
 
 
+async def _withdraw_cancel(task: asyncio.Task[Any]) -> None:
+    """Take back the body deadline's cancel from a request whose body made it: a receive that returns a message
+    it already read even when cancelled swallows the CancelledError but leaves the request counted as cancelling
+    (``asyncio.timeout`` and task groups later in the handler read that count), and a cancel requested while the
+    task was not waiting is still pending (3.11's ``uncancel`` does not clear it) and would cancel the handler's
+    next await. It is delivered here, at a step of our own, and its count taken back."""
+    try:
+        await asyncio.sleep(0)
+    except asyncio.CancelledError:
+        if task.uncancel() > 0:
+            raise  # cancelled from elsewhere as well (the server stopping)
+        return
+    if task.cancelling() > 0:
+        task.uncancel()
+
+
 class ApiApp:
     """Builds the Starlette application; holds what handlers need."""
 
@@ -165,6 +181,8 @@ class ApiApp:
             raise ApiError(408, f"Request body was not received within {self.body_timeout:g} s") from None
         finally:
             timer.cancel()
+        if expired[0]:  # the deadline fired as the last chunk came, and ``receive`` handed the chunk over anyway
+            await _withdraw_cancel(task)
         return b"".join(chunks)
 
     def _cors_headers(self, origin: str | None, request_headers: str | None) -> list[tuple[bytes, bytes]]:

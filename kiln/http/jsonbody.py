@@ -93,6 +93,24 @@ def _message(text: str, exc: json.JSONDecodeError) -> str:
     return f"* Line {line}, Column {column}\n  {what}\n"
 
 
+def _decode(text: str) -> Any:
+    """The first JSON value of ``text``, read as jsoncpp would. A body that parses as it is needs no stripping:
+    a comment or a trailing comma inside its value would have failed the parse, and what follows the value is
+    ignored either way (the character loop cost more than the rest of parsing a push's body, whose URL has a
+    '/'). Otherwise, nothing to strip without a '/' or a comma before a closing bracket; where one is found,
+    even inside a string, the loop decides (and the error is about the text it left)."""
+    try:
+        return _DECODER.raw_decode(text.lstrip())[0]
+    except json.JSONDecodeError as exc:
+        if "/" not in text and _TRAILING_COMMA.search(text) is None:
+            raise BodyError(400, "[JSON] " + _message(text.lstrip(), exc)) from exc
+    cleaned = _strip_comments_and_trailing_commas(text).lstrip()
+    try:
+        return _DECODER.raw_decode(cleaned)[0]
+    except json.JSONDecodeError as exc:
+        raise BodyError(400, "[JSON] " + _message(cleaned, exc)) from exc
+
+
 def parse_body(raw: bytes) -> Any:
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -102,14 +120,8 @@ def parse_body(raw: bytes) -> Any:
         raise BodyError(400, f"[JSON] * Line 1, Column {exc.start + 1}\n  Invalid UTF-8 in request body\n") from exc
     if not text.strip():
         return None
-    # nothing to strip without a '/' or a comma before a closing bracket (the character loop is most of a
-    # small body's parse); where one is found, even inside a string, the loop decides
-    cleaned = text if "/" not in text and _TRAILING_COMMA.search(text) is None \
-        else _strip_comments_and_trailing_commas(text)
     try:
-        value, _end = _DECODER.raw_decode(cleaned.lstrip())
-    except json.JSONDecodeError as exc:
-        raise BodyError(400, "[JSON] " + _message(cleaned.lstrip(), exc)) from exc
+        value = _decode(text)
     except RecursionError as exc:
         raise BodyError(400, STACK_LIMIT) from exc
     if _too_deep(value):

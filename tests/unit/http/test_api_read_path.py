@@ -6,15 +6,17 @@ import base64
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from starlette.responses import Response
 from starlette.testclient import TestClient
 
 from kiln.errors import ApiError
 from kiln.http.api_protocol import headers_too_large
 from kiln.http.apps import with_reserved_mpegts_streams
 from kiln.http.auth import TokenCheck, check_authorization
-from kiln.http.envelope import dumps, error, ok, ok_encoded
+from kiln.http.envelope import BASE_HEADERS, JSON_TYPE, dumps, error, json_answer, ok, ok_encoded
 from kiln.http.jsonbody import BodyError, _message, _strip_comments_and_trailing_commas, parse_body
 from kiln.http.push import push_json
 from kiln.http.rendered import RenderedJson, json_list
@@ -173,3 +175,21 @@ def test_a_body_with_nothing_to_strip_parses_as_through_the_loop(text: str) -> N
     for variant in (text, text.replace("]", ",]").replace("}", " ,}"), text + "// c", "/* c */" + text):
         raw = variant.encode("utf-8")
         assert _parsed(raw) == _parsed_the_long_way(raw), variant
+
+
+@pytest.mark.parametrize(("encoded", "status", "headers"), [
+    (b'{"message":"OK","statusCode":200}', 200, None),
+    (b'{"message":"OK","response":[],"statusCode":200}', 200, None),
+    (b'{"message":"Not Found","statusCode":404}', 404, None),
+    (b'{"message":"x","statusCode":207}', 207, None),
+    (b'{"message":"no","statusCode":401}', 401, {"WWW-Authenticate": 'Basic realm="x"'}),
+    (b"", 200, None),
+])
+def test_a_json_answer_has_the_headers_starlette_would_give_it(encoded: bytes, status: int,
+                                                               headers: dict[str, str] | None) -> None:
+    made = json_answer(encoded, status, headers)
+    starlette = Response(encoded, status_code=status, media_type=None,
+                         headers={**BASE_HEADERS, "Content-Type": JSON_TYPE, **(headers or {})})
+    assert (made.body, made.status_code, made.raw_headers, made.background, made.media_type) == \
+        (starlette.body, starlette.status_code, starlette.raw_headers, starlette.background, starlette.media_type)
+    assert made.headers["content-length"] == str(len(encoded))
