@@ -11,9 +11,15 @@
    relays' summed CPU over a window of the same length, per relay-minute.
 Prints both and the ratio Kiln / ffmpeg.
 
+``--kiln-tree DIR`` (repeatable) runs another checkout's Kiln (e.g. an old commit in a ``git worktree``, or a
+copy built with mypyc) in turns with this one, ``--turns`` times, the ffmpeg reference after each turn's Kilns
+and the order reversed every other turn, so load from other jobs on the machine falls on every side alike.
+Each row's ratio is against its own turn's reference; the summary gives each tree's mean.
+
 Usage:
   .venv/bin/python bench/push.py                       # 10 pushes, 30 s windows (~2.5 min)
   .venv/bin/python bench/push.py --streams 3 --seconds 10
+  .venv/bin/python bench/push.py --seconds 15 --turns 2 --kiln-tree /tmp/old   # before/after, interleaved
 """
 
 from __future__ import annotations
@@ -62,10 +68,13 @@ def bw_in(nginx: Nginx, names: list[str], app: str = "live") -> list[float]:
     return [streams.get(n, {}).get("bw_in", 0) / 1e6 for n in names]
 
 
-def run_kiln(args: argparse.Namespace, media: Path, wd: Path) -> dict[str, Any]:
+def run_kiln(args: argparse.Namespace, media: Path, wd: Path, tree: Path | None = None) -> dict[str, Any]:
     n = args.streams
     nginx = start_nginx_rtmp(wd / "nginx-dest")
-    kiln = BenchKiln(wd / "kiln").start()
+    kiln = BenchKiln(wd / "kiln")
+    if tree is not None:
+        kiln.tree = tree
+    kiln.start()
     pubs = []
     res: dict[str, Any] = {"notes": []}
     notes = res["notes"]
@@ -152,31 +161,13 @@ def run_ffmpeg(args: argparse.Namespace, media: Path, wd: Path) -> dict[str, Any
         nginx.stop()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--streams", type=int, default=10, help="source streams = pushes = relays")
-    ap.add_argument("--seconds", type=float, default=30.0, help="each measurement window")
-    ap.add_argument("--warmup", type=float, default=5.0)
-    args = ap.parse_args()
-    n = args.streams
-    media = media_720p()
-    wd = run_dir("push")
-    out(f"push bench: {n} x 720p30 3 Mbit/s sources, each pushed to nginx-rtmp over RTMP; windows of "
-        f"{args.seconds:g}s; work dir {wd}")
-    k = run_kiln(args, media, wd)
-    out("[kiln] done")
-    for note in k["notes"]:
-        out(f"  {note}")
-    f = run_ffmpeg(args, media, wd)
-    out("[ffmpeg relays] done")
-    for note in f["notes"]:
-        out(f"  {note}")
+def report(n: int, k: dict[str, Any], f: dict[str, Any]) -> tuple[float, float]:
+    """The tables of one Kiln run and its reference; returns (Kiln extra CPU-s per push-minute, relay's)."""
     a, b, w = k["a"], k["b"], f["w"]
     rate_a = a.used["kiln"] / a.wall
     rate_b = b.used["kiln"] / b.wall
     extra_per_min = (rate_b - rate_a) * 60 / n
     ref_per_min = w.per_minute("relays", n)
-    out()
     out(table(["run", "wall_s", "cpu_s", "%core", "machine%", "nginx %core", "rss_MB", "threads"], [
         ["kiln, no pushes", round(a.wall, 1), round(a.used["kiln"], 2), round(a.core_pct("kiln"), 1),
          round(a.machine_busy_pct, 1), round(a.core_pct("nginx"), 1), round(k["rss_a"], 1), k["threads_a"]],
@@ -186,6 +177,7 @@ def main() -> None:
          round(w.machine_busy_pct, 1), round(w.core_pct("nginx"), 1), "-", "-"],
     ]))
     out(f"kiln after stopPush x{n}: rss {k['rss_stopped']:.1f} MB, threads {k['threads_stopped']}")
+
     def mbps(xs: list[float]) -> str:
         return f"min {min(xs):.2f} max {max(xs):.2f} Mbit/s" if xs else "-"
     out(f"nginx bw_in per pushed stream (Kiln push): {mbps(k['bw_in'])}; Kiln sentBytes rate per task: "
@@ -195,6 +187,63 @@ def main() -> None:
     out(f"ffmpeg -c copy relay CPU per relay-minute: {ref_per_min:.3f} s")
     if ref_per_min > 0:
         out(f"ratio kiln push / ffmpeg relay: {extra_per_min / ref_per_min:.2f}x")
+    return extra_per_min, ref_per_min
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--streams", type=int, default=10, help="source streams = pushes = relays")
+    ap.add_argument("--seconds", type=float, default=30.0, help="each measurement window")
+    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--kiln-tree", type=Path, action="append", default=[],
+                    help="another checkout whose Kiln takes turns with this one (repeatable)")
+    ap.add_argument("--turns", type=int, default=1, help="rounds of every Kiln then the reference")
+    args = ap.parse_args()
+    n = args.streams
+    media = media_720p()
+    wd = run_dir("push")
+    trees: list[tuple[str, Path | None]] = [("this", None)]
+    trees += [(f"tree{i + 1}", t.resolve()) for i, t in enumerate(args.kiln_tree)]
+    out(f"push bench: {n} x 720p30 3 Mbit/s sources, each pushed to nginx-rtmp over RTMP; windows of "
+        f"{args.seconds:g}s; work dir {wd}")
+    for label, tree in trees[1:]:
+        out(f"{label} = {tree}")
+    rows: list[tuple[int, str, float, float]] = []
+    for turn in range(args.turns):
+        order = trees if turn % 2 == 0 else trees[::-1]
+        runs = []
+        for label, tree in order:
+            k = run_kiln(args, media, wd / f"t{turn}-{label}", tree)
+            out(f"[kiln {label}, turn {turn + 1}] done")
+            for note in k["notes"]:
+                out(f"  {note}")
+            runs.append((label, k))
+        f = run_ffmpeg(args, media, wd / f"t{turn}-ref")
+        out(f"[ffmpeg relays, turn {turn + 1}] done")
+        for note in f["notes"]:
+            out(f"  {note}")
+        for label, k in runs:
+            out()
+            out(f"-- kiln {label}, turn {turn + 1} (uptime: {load_average()})")
+            extra, ref = report(n, k, f)
+            rows.append((turn + 1, label, extra, ref))
+    if len(rows) > 1:
+        out()
+        out(table(["turn", "kiln", "extra CPU-s/push-min", "relay CPU-s/relay-min", "ratio"],
+                  [[t, label, extra, ref, f"{extra / ref:.2f}x" if ref > 0 else "-"] for t, label, extra, ref in rows]))
+        for label, _ in trees:
+            mine = [(e, r) for _, lab, e, r in rows if lab == label]
+            extra = sum(e for e, _ in mine) / len(mine)
+            ref = sum(r for _, r in mine) / len(mine)
+            out(f"{label}: mean extra {extra:.3f}, mean relay {ref:.3f}, ratio of means "
+                f"{extra / ref if ref > 0 else float('nan'):.2f}x")
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from kiln.media.formats.flv import (
 from kiln.media.formats.rtmp import messages
 from kiln.media.model import Codec, MediaKind, Packet, Track
 
-MS = Fraction(1, 1000)
 # SoundFormat AAC with the 44 kHz / 16 bit / stereo flags every encoder writes (the ASC has the truth)
 AAC_HEADER = SOUND_AAC << 4 | 0x0F
 FRAME_INTER = 2
@@ -30,7 +29,11 @@ AVC_KEY, AVC_INTER = FRAME_KEY << 4 | CODEC_AVC, FRAME_INTER << 4 | CODEC_AVC
 
 
 def ms(value: int, time_base: Fraction) -> int:
-    return int(value * time_base / MS)
+    """``value`` in milliseconds, truncated toward zero (as ``int(Fraction)``), in integer arithmetic:
+    Fraction arithmetic cost a push more than building the tag."""
+    scaled = value * time_base.numerator * 1000
+    den = time_base.denominator
+    return scaled // den if scaled >= 0 else -(-scaled // den)
 
 
 def metadata(tracks: list[Track]) -> bytes:
@@ -54,13 +57,23 @@ def sequence_header(track: Track) -> tuple[int, bytes] | None:
     return None
 
 
+# the tag heads of the usual cases, built once: a frame with no composition offset (no B-frames), raw AAC
+_AVC_KEY_CTS0 = bytes([AVC_KEY, AVC_NALU, 0, 0, 0])
+_AVC_INTER_CTS0 = bytes([AVC_INTER, AVC_NALU, 0, 0, 0])
+_AAC_HEAD = bytes([AAC_HEADER, AAC_RAW])
+
+
 def media_tag(track: Track, packet: Packet, offset: int) -> tuple[int, int, bytes] | None:
     """(message type, timestamp ms, body) for one packet, zero-based by ``offset`` (packet time base)."""
-    dts_ms = ms(packet.dts - offset, packet.time_base)
+    tb = packet.time_base
+    dts_ms = ms(packet.dts - offset, tb)
     if track.codec is Codec.H264:
-        cts = ms(packet.pts - packet.dts, packet.time_base)
+        cts_ticks = packet.pts - packet.dts
+        if cts_ticks == 0:
+            return messages.VIDEO, dts_ms, (_AVC_KEY_CTS0 if packet.keyframe else _AVC_INTER_CTS0) + packet.data
+        cts = ms(cts_ticks, tb)
         head = bytes([AVC_KEY if packet.keyframe else AVC_INTER, AVC_NALU]) + cts.to_bytes(3, "big", signed=True)
         return messages.VIDEO, dts_ms, head + packet.data
     if track.codec is Codec.AAC:
-        return messages.AUDIO, dts_ms, bytes([AAC_HEADER, AAC_RAW]) + packet.data
+        return messages.AUDIO, dts_ms, _AAC_HEAD + packet.data
     return None
