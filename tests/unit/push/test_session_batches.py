@@ -8,7 +8,7 @@ import threading
 import time
 
 from kiln.media.publish.push.select import select_tracks
-from kiln.media.publish.push.session import BATCH_INTERVAL_S, PushCounters, PushPlan, PushSession
+from kiln.media.publish.push.session import BATCH_INTERVAL_S, PushCounters, PushPlan, PushSession, batch_interval
 from kiln.media.publish.push.writers import Timeouts
 from tests.unit.publish.contract import BYPASS, SPEED, LiveFeed, wait_until
 
@@ -51,3 +51,11 @@ def test_a_session_sends_once_per_interval_not_once_per_packet() -> None:
     assert packets > 4 * batches, f"{packets:.0f} packets in {batches} sends: not batched"
     assert received and received[0] == 0x47 and len(received) % 188 == 0
     assert len(received) >= sum(sends)
+
+
+def test_plain_udp_keeps_short_bursts_and_every_other_destination_gets_the_long_interval() -> None:
+    """UDP has no flow control: 100 ms of a 20 Mbit/s stream (250 kB) would overflow a default receive buffer."""
+    assert batch_interval("mpegts", "udp://239.0.0.1:5000") < BATCH_INTERVAL_S
+    assert batch_interval("mpegts", "tcp://127.0.0.1:5000") == BATCH_INTERVAL_S
+    assert batch_interval("srt", "srt://127.0.0.1:9999") == BATCH_INTERVAL_S
+    assert batch_interval("rtmp", "rtmp://127.0.0.1/app") == BATCH_INTERVAL_S
