@@ -1,0 +1,100 @@
+"""A stream's in-memory segments mirrored into unlinked files, so the player port can ``sendfile`` them.
+
+Why: a 720p part is ~200 kB and, at a part boundary, a thousand viewers GET it at once. Written from
+memory, each GET is a ~200 kB copy into the socket by the kernel on Kiln's single loop thread (about
+40 µs of system time per send here); ``sendfile`` from a page-cache file hands the kernel page
+references instead (about 20 µs), which is how nginx serves the same load. Each segment of each track
+gets one anonymous file (``tempfile.TemporaryFile``: O_TMPFILE, nothing to clean up after a crash), its
+parts appended as they are cut; a part is an (offset, length) span of it, the segment the whole file.
+A file is closed when its segment leaves memory (dropped, or spilled to the DVR store) or the stream
+ends. If the files cannot be made (no space, no descriptors), serving falls back to memory, logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from typing import IO
+
+from kiln.media.publish.llhls.packager import Part, TrackPackager
+
+log = logging.getLogger(__name__)
+
+
+class _SegmentFile:
+    __slots__ = ("file", "fd", "spans", "size")
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+        self.fd = file.fileno()
+        self.spans: list[tuple[int, int]] = []  # per part index: (offset, length)
+        self.size = 0
+
+
+class PartFiles:
+    """The files of one LlhlsStream's segments, keyed by (track id, segment number)."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        self.directory = directory
+        self._files: dict[tuple[int, int], _SegmentFile] = {}
+        self._failed = False
+        self.closed = False
+
+    def add(self, pkg: TrackPackager, part: Part) -> None:
+        """Append a part just cut (on the loop: a page-cache write of its bytes, twice a second per track)."""
+        if self._failed or self.closed:
+            return
+        key = (pkg.track.id, part.segment)
+        entry = self._files.get(key)
+        try:
+            if entry is None:
+                self._prune(pkg)
+                if part.index != 0:
+                    return  # began before this file could be made: its parts are served from memory
+                entry = self._files[key] = _SegmentFile(tempfile.TemporaryFile(dir=self.directory))
+            if len(entry.spans) != part.index:
+                return  # out of step (never expected): the spans would not match the parts
+            data = part.data
+            size = len(data)
+            written = os.pwrite(entry.fd, data, entry.size)
+            while written < size:
+                written += os.pwrite(entry.fd, memoryview(data)[written:], entry.size + written)
+        except OSError as exc:
+            self._failed = True
+            self.close()
+            log.warning("llhls part files off, parts are served from memory error=%s", exc)
+            return
+        entry.spans.append((entry.size, size))
+        entry.size += size
+
+    def part(self, track_id: int, segment: int, index: int, size: int) -> tuple[int, int, int] | None:
+        """(fd, offset, length) of a part, or None (then its bytes come from memory)."""
+        entry = self._files.get((track_id, segment))
+        if entry is None or index >= len(entry.spans):
+            return None
+        offset, length = entry.spans[index]
+        return (entry.fd, offset, length) if length == size else None
+
+    def segment(self, track_id: int, segment: int, size: int) -> tuple[int, int, int] | None:
+        """(fd, 0, length) of a whole segment whose parts are all in its file, or None."""
+        entry = self._files.get((track_id, segment))
+        if entry is None or entry.size != size:
+            return None
+        return entry.fd, 0, size
+
+    def _prune(self, pkg: TrackPackager) -> None:
+        """Close the files of this track's segments no longer held in memory."""
+        tid = pkg.track.id
+        held = {seg.number for seg in pkg.segments if not seg.spilled}
+        for key in [k for k in self._files if k[0] == tid and k[1] not in held]:
+            self._files.pop(key).file.close()
+
+    def close(self) -> None:
+        self.closed = True
+        for entry in self._files.values():
+            entry.file.close()
+        self._files.clear()
+
+    def __len__(self) -> int:
+        return len(self._files)

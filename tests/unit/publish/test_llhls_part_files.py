@@ -1,0 +1,72 @@
+"""A stream's in-memory segments mirrored into files for sendfile (kiln/media/publish/llhls/part_files.py): every
+part and every complete segment in a file holds exactly the bytes served from memory, a segment's file is closed
+when it leaves memory, and the stream's end closes them all."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from kiln.media.publish.llhls.part_files import PartFiles
+from tests.unit.publish.test_llhls_fast_lane import AUDIO, Live
+
+
+def _read(span: tuple[int, int, int] | None) -> bytes:
+    assert span is not None
+    fd, offset, length = span
+    return os.pread(fd, length, offset)
+
+
+def test_parts_and_segments_in_files_are_the_bytes_in_memory_and_leave_with_them() -> None:
+    async def run() -> None:
+        live = Live()
+        live.feed(9.0)
+        pkg, files = live.audio, live.stream.part_files
+        held = [seg for seg in pkg.segments if not seg.spilled]
+        assert len(held) >= 4
+        for seg in held:
+            for part in seg.parts:
+                span = files.part(AUDIO.id, seg.number, part.index, len(part.data))
+                assert _read(span) == bytes(part.data), (seg.number, part.index)
+            if seg.complete:
+                assert _read(files.segment(AUDIO.id, seg.number, len(seg.data))) == seg.data
+            else:  # the growing segment: not whole yet
+                assert files.segment(AUDIO.id, seg.number, len(seg.data)) is None
+        # only segments still held in memory (and at most the one that just left) have a file
+        numbers = {seg.number for seg in held}
+        assert len(files) <= len(numbers) + 1
+        gone = pkg.segments[0].number - 1
+        assert files.part(AUDIO.id, gone, 0, 1) is None
+        # a size that does not match is not served from the file
+        seg = held[-1]
+        assert files.part(AUDIO.id, seg.number, 0, len(seg.parts[0].data) + 1) is None
+
+        spans = [files.part(AUDIO.id, seg.number, 0, len(seg.parts[0].data)) for seg in held]
+        live.stream.end("test")
+        assert len(files) == 0 and files.part(AUDIO.id, held[-1].number, 0, len(held[-1].parts[0].data)) is None
+        for span in spans:  # their descriptors are closed
+            assert span is not None
+            try:
+                os.fstat(span[0])
+            except OSError:
+                continue
+            raise AssertionError(f"descriptor {span[0]} still open after the stream ended")
+        await live.client.aclose()
+
+    asyncio.run(run())
+
+
+def test_without_files_parts_are_served_from_memory() -> None:
+    async def run() -> None:
+        live = Live()
+        live.stream.part_files = PartFiles(directory="/nonexistent/kiln-part-files")
+        live.feed(3.0)
+        pkg = live.audio
+        last = pkg.last_part()
+        assert last is not None
+        session = await live.session()
+        answer = live.fast(f"/app/cam/part_1_{last[0]}_{last[1]}_audio_{live.stream.key}_llhls.m4s?session={session}")
+        assert answer.file is None and answer.status == 200 and len(answer.body) > 0
+        await live.client.aclose()
+
+    asyncio.run(run())
