@@ -52,7 +52,8 @@ class PartFiles:
                 self._prune(pkg)
                 if part.index != 0:
                     return  # began before this file could be made: its parts are served from memory
-                entry = self._files[key] = _SegmentFile(tempfile.TemporaryFile(dir=self.directory))
+                file = tempfile.TemporaryFile(dir=self.directory)  # noqa: SIM115 - closed with its segment
+                entry = self._files[key] = _SegmentFile(file)
             if len(entry.spans) != part.index:
                 return  # out of step (never expected): the spans would not match the parts
             data = part.data
