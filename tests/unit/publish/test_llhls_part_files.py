@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 from kiln.media.publish.llhls.part_files import PartFiles
 from tests.unit.publish.test_llhls_fast_lane import AUDIO, Live
@@ -67,6 +68,32 @@ def test_without_files_parts_are_served_from_memory() -> None:
         session = await live.session()
         answer = live.fast(f"/app/cam/part_1_{last[0]}_{last[1]}_audio_{live.stream.key}_llhls.m4s?session={session}")
         assert answer.file is None and answer.status == 200 and len(answer.body) > 0
+        await live.client.aclose()
+
+    asyncio.run(run())
+
+
+def test_files_stay_within_their_share_of_descriptors(monkeypatch: Any) -> None:
+    import kiln.media.publish.llhls.part_files as part_files
+
+    async def run() -> None:
+        monkeypatch.setattr(part_files, "FD_BUDGET", part_files._open_files[0] + 2)
+        live = Live()
+        live.feed(9.0)
+        files = live.stream.part_files
+        assert len(files) == 2, "no more files than the budget"
+        held = [seg for seg in live.audio.segments if not seg.spilled]
+        session = await live.session()
+        for seg in held:
+            for part in seg.parts:
+                answer = live.fast(f"/app/cam/part_1_{seg.number}_{part.index}_audio_{live.stream.key}_llhls.m4s"
+                                   f"?session={session}")
+                assert answer.status == 200 and bytes(answer.body) == bytes(part.data)
+                if answer.file is not None:
+                    assert _read(answer.file) == bytes(part.data)
+        before = part_files._open_files[0]
+        live.stream.end("test")
+        assert part_files._open_files[0] == before - 2
         await live.client.aclose()
 
     asyncio.run(run())

@@ -8,18 +8,31 @@ gets one anonymous file (``tempfile.TemporaryFile``: O_TMPFILE, nothing to clean
 parts appended as they are cut; a part is an (offset, length) span of it, the segment the whole file.
 A file is closed when its segment leaves memory (dropped, or spilled to the DVR store) or the stream
 ends. If the files cannot be made (no space, no descriptors), serving falls back to memory, logged once.
+Descriptors: one per segment held in memory per track (about 7 per track with the default 3 segments), at most
+a quarter of the process's descriptor limit in all, so that viewers' sockets never run out because of them;
+beyond it a new segment is served from memory.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import resource
 import tempfile
 from typing import IO
 
 from kiln.media.publish.llhls.packager import Part, TrackPackager
 
 log = logging.getLogger(__name__)
+
+
+def _fd_budget() -> int:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 256 if soft == resource.RLIM_INFINITY else soft // 4
+
+
+FD_BUDGET = _fd_budget()
+_open_files = [0]  # every PartFiles' open files, against FD_BUDGET
 
 
 class _SegmentFile:
@@ -50,10 +63,11 @@ class PartFiles:
         try:
             if entry is None:
                 self._prune(pkg)
-                if part.index != 0:
-                    return  # began before this file could be made: its parts are served from memory
+                if part.index != 0 or _open_files[0] >= FD_BUDGET:
+                    return  # began before its file could be made, or no descriptor to spare: served from memory
                 file = tempfile.TemporaryFile(dir=self.directory)  # noqa: SIM115 - closed with its segment
                 entry = self._files[key] = _SegmentFile(file)
+                _open_files[0] += 1
             if len(entry.spans) != part.index:
                 return  # out of step (never expected): the spans would not match the parts
             data = part.data
@@ -90,11 +104,13 @@ class PartFiles:
         held = {seg.number for seg in pkg.segments if not seg.spilled}
         for key in [k for k in self._files if k[0] == tid and k[1] not in held]:
             self._files.pop(key).file.close()
+            _open_files[0] -= 1
 
     def close(self) -> None:
         self.closed = True
         for entry in self._files.values():
             entry.file.close()
+        _open_files[0] -= len(self._files)
         self._files.clear()
 
     def __len__(self) -> int:
