@@ -88,7 +88,9 @@ def _fast_headers(answer: FastAnswer) -> dict[str, str]:
 def test_every_live_file_gets_the_same_answer_from_the_fast_lane_as_from_starlette() -> None:
     async def run() -> None:
         live = Live()
-        live.feed(4.5)
+        for _ in range(45):  # watched all along: every segment also in a file (part_files.py)
+            live.stream.part_files.want(AUDIO.id)
+            live.feed(0.1)
         session = await live.session()
         key = live.stream.key
         q = f"session={session}"

@@ -12,6 +12,13 @@ from kiln.media.publish.llhls.part_files import PartFiles
 from tests.unit.publish.test_llhls_fast_lane import AUDIO, Live
 
 
+def _feed_watched(live: Live, seconds: float) -> None:
+    """Feed the stream while a viewer keeps asking for its parts (so each new segment gets a file)."""
+    for _ in range(round(seconds * 10)):
+        live.stream.part_files.want(AUDIO.id)
+        live.feed(0.1)
+
+
 def _read(span: tuple[int, int, int] | None) -> bytes:
     assert span is not None
     fd, offset, length = span
@@ -21,7 +28,7 @@ def _read(span: tuple[int, int, int] | None) -> bytes:
 def test_parts_and_segments_in_files_are_the_bytes_in_memory_and_leave_with_them() -> None:
     async def run() -> None:
         live = Live()
-        live.feed(9.0)
+        _feed_watched(live, 9.0)
         pkg, files = live.audio, live.stream.part_files
         held = [seg for seg in pkg.segments if not seg.spilled]
         assert len(held) >= 4
@@ -57,11 +64,15 @@ def test_parts_and_segments_in_files_are_the_bytes_in_memory_and_leave_with_them
     asyncio.run(run())
 
 
-def test_without_files_parts_are_served_from_memory() -> None:
+def test_without_files_parts_are_served_from_memory(monkeypatch: Any) -> None:
+    def no_file(name: str, flags: int = 0) -> int:
+        raise OSError(24, "Too many open files")
+
     async def run() -> None:
         live = Live()
-        live.stream.part_files = PartFiles(directory="/nonexistent/kiln-part-files")
-        live.feed(3.0)
+        live.stream.part_files = PartFiles()
+        monkeypatch.setattr(os, "memfd_create", no_file)
+        _feed_watched(live, 3.0)
         pkg = live.audio
         last = pkg.last_part()
         assert last is not None
@@ -79,7 +90,7 @@ def test_files_stay_within_their_share_of_descriptors(monkeypatch: Any) -> None:
     async def run() -> None:
         monkeypatch.setattr(part_files, "FD_BUDGET", part_files._open_files[0] + 2)
         live = Live()
-        live.feed(9.0)
+        _feed_watched(live, 9.0)
         files = live.stream.part_files
         assert len(files) == 2, "no more files than the budget"
         held = [seg for seg in live.audio.segments if not seg.spilled]
@@ -94,6 +105,21 @@ def test_files_stay_within_their_share_of_descriptors(monkeypatch: Any) -> None:
         before = part_files._open_files[0]
         live.stream.end("test")
         assert part_files._open_files[0] == before - 2
+        await live.client.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_track_nobody_asks_for_gets_no_files() -> None:
+    async def run() -> None:
+        live = Live()
+        live.feed(6.0)
+        files = live.stream.part_files
+        assert len(files) == 0, "no viewer: the segments stay in memory only"
+        seg = live.audio.segments[-1]
+        assert files.part(AUDIO.id, seg.number, 0, len(seg.parts[0].data)) is None  # asked: wanted from now
+        live.feed(1.5)  # the next segment begins: it gets a file
+        assert len(files) == 1
         await live.client.aclose()
 
     asyncio.run(run())

@@ -4,8 +4,12 @@ Why: a 720p part is ~200 kB and, at a part boundary, a thousand viewers GET it a
 memory, each GET is a ~200 kB copy into the socket by the kernel on Kiln's single loop thread (about
 40 µs of system time per send here); ``sendfile`` from a page-cache file hands the kernel page
 references instead (about 20 µs), which is how nginx serves the same load. Each segment of each track
-gets one anonymous file (``tempfile.TemporaryFile``: O_TMPFILE, nothing to clean up after a crash), its
-parts appended as they are cut; a part is an (offset, length) span of it, the segment the whole file.
+gets one anonymous in-memory file (``memfd_create``: no disk, no writeback, nothing left after a crash; a
+page-cache file on ext4 measured the same here), its parts appended as they are cut; a part is an (offset,
+length) span of it, the segment the whole file. The price: the live window's bytes are held twice (in the
+packager's segments and in these files), about 5 MB per 720p stream, outside the process's RSS; so a track
+gets a file for a new segment only if one of its parts or segments was asked for during the previous one (a
+stream nobody plays over LL-HLS costs nothing; a new viewer's first segment is served from memory).
 A file is closed when its segment leaves memory (dropped, or spilled to the DVR store) or the stream
 ends. If the files cannot be made (no space, no descriptors), serving falls back to memory, logged once.
 Descriptors: one per segment held in memory per track (about 7 per track with the default 3 segments), at most
@@ -18,8 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import resource
-import tempfile
-from typing import IO
 
 from kiln.media.publish.llhls.packager import Part, TrackPackager
 
@@ -36,11 +38,10 @@ _open_files = [0]  # every PartFiles' open files, against FD_BUDGET
 
 
 class _SegmentFile:
-    __slots__ = ("file", "fd", "spans", "size")
+    __slots__ = ("fd", "spans", "size")
 
-    def __init__(self, file: IO[bytes]) -> None:
-        self.file = file
-        self.fd = file.fileno()
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
         self.spans: list[tuple[int, int]] = []  # per part index: (offset, length)
         self.size = 0
 
@@ -48,9 +49,9 @@ class _SegmentFile:
 class PartFiles:
     """The files of one LlhlsStream's segments, keyed by (track id, segment number)."""
 
-    def __init__(self, directory: str | None = None) -> None:
-        self.directory = directory
+    def __init__(self) -> None:
         self._files: dict[tuple[int, int], _SegmentFile] = {}
+        self._wanted: set[int] = set()  # tracks with a part or segment asked for since their segment began
         self._failed = False
         self.closed = False
 
@@ -63,10 +64,10 @@ class PartFiles:
         try:
             if entry is None:
                 self._prune(pkg)
-                if part.index != 0 or _open_files[0] >= FD_BUDGET:
-                    return  # began before its file could be made, or no descriptor to spare: served from memory
-                file = tempfile.TemporaryFile(dir=self.directory)  # noqa: SIM115 - closed with its segment
-                entry = self._files[key] = _SegmentFile(file)
+                if part.index != 0 or _open_files[0] >= FD_BUDGET or pkg.track.id not in self._wanted:
+                    return  # begun before its file could be made, no descriptor to spare, or no viewer: from memory
+                self._wanted.discard(pkg.track.id)
+                entry = self._files[key] = _SegmentFile(os.memfd_create("kiln-llhls-segment", os.MFD_CLOEXEC))
                 _open_files[0] += 1
             if len(entry.spans) != part.index:
                 return  # out of step (never expected): the spans would not match the parts
@@ -83,8 +84,13 @@ class PartFiles:
         entry.spans.append((entry.size, size))
         entry.size += size
 
+    def want(self, track_id: int) -> None:
+        """A viewer asked for this track's media (part() and segment() say so themselves)."""
+        self._wanted.add(track_id)
+
     def part(self, track_id: int, segment: int, index: int, size: int) -> tuple[int, int, int] | None:
         """(fd, offset, length) of a part, or None (then its bytes come from memory)."""
+        self._wanted.add(track_id)
         entry = self._files.get((track_id, segment))
         if entry is None or index >= len(entry.spans):
             return None
@@ -93,6 +99,7 @@ class PartFiles:
 
     def segment(self, track_id: int, segment: int, size: int) -> tuple[int, int, int] | None:
         """(fd, 0, length) of a whole segment whose parts are all in its file, or None."""
+        self._wanted.add(track_id)
         entry = self._files.get((track_id, segment))
         if entry is None or entry.size != size:
             return None
@@ -103,13 +110,13 @@ class PartFiles:
         tid = pkg.track.id
         held = {seg.number for seg in pkg.segments if not seg.spilled}
         for key in [k for k in self._files if k[0] == tid and k[1] not in held]:
-            self._files.pop(key).file.close()
+            os.close(self._files.pop(key).fd)
             _open_files[0] -= 1
 
     def close(self) -> None:
         self.closed = True
         for entry in self._files.values():
-            entry.file.close()
+            os.close(entry.fd)
         _open_files[0] -= len(self._files)
         self._files.clear()
 
