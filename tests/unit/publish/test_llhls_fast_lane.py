@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import os
 import re
 from fractions import Fraction
 from typing import Any
@@ -88,9 +87,7 @@ def _fast_headers(answer: FastAnswer) -> dict[str, str]:
 def test_every_live_file_gets_the_same_answer_from_the_fast_lane_as_from_starlette() -> None:
     async def run() -> None:
         live = Live()
-        for _ in range(45):  # watched all along: every segment also in a file (part_files.py)
-            live.stream.part_files.want(AUDIO.id)
-            live.feed(0.1)
+        live.feed(4.5)
         session = await live.session()
         key = live.stream.key
         q = f"session={session}"
@@ -114,10 +111,6 @@ def test_every_live_file_gets_the_same_answer_from_the_fast_lane_as_from_starlet
                     assert (answer.status, _fast_headers(answer)) == (r.status_code, _headers(r)), path
                     body = b"" if method == "HEAD" else answer.body
                     assert body == r.content or gzip.decompress(body) == r.content, path
-                    if "/part_" in path or "/seg_" in path:  # also in a file, for sendfile: the same bytes
-                        assert answer.file is not None, path
-                        fd, offset, length = answer.file
-                        assert os.pread(fd, length, offset) == bytes(answer.body), path
                     assert live.bytes.total - before == len(body), "bytes out are counted as on the Starlette path"
         await live.client.aclose()
 

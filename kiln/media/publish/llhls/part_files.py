@@ -6,12 +6,12 @@ memory, each GET is a ~200 kB copy into the socket by the kernel on Kiln's singl
 references instead (about 20 µs), which is how nginx serves the same load. Each segment of each track
 gets one anonymous in-memory file (``memfd_create``: no disk, no writeback, nothing left after a crash; a
 page-cache file on ext4 measured the same here), its parts appended as they are cut; a part is an (offset,
-length) span of it, the segment the whole file. The price: the live window's bytes are held twice (in the
-packager's segments and in these files), about 5 MB per 720p stream, outside the process's RSS; so a track
-gets a file for a new segment only if one of its parts or segments was asked for during the previous one (a
-stream nobody plays over LL-HLS costs nothing; a new viewer's first segment is served from memory).
-A file is closed when its segment leaves memory (dropped, or spilled to the DVR store) or the stream
-ends. If the files cannot be made (no space, no descriptors), serving falls back to memory, logged once.
+length) span of it, the segment the whole file. A segment's file is made at the first request for one of
+its parts or for itself (from the parts cut so far; later parts are appended as they are cut), so only
+what viewers ask for is held twice (in the packager's segments and in these files: up to ~5 MB per watched
+720p stream, outside the process's RSS). A file is closed when its segment leaves memory (dropped, or
+spilled to the DVR store) or the stream ends. If a file cannot be made (no memory, no descriptors),
+serving falls back to memory for good, logged once.
 Descriptors: one per segment held in memory per track (about 7 per track with the default 3 segments), at most
 a quarter of the process's descriptor limit in all, so that viewers' sockets never run out because of them;
 beyond it a new segment is served from memory.
@@ -23,7 +23,7 @@ import logging
 import os
 import resource
 
-from kiln.media.publish.llhls.packager import Part, TrackPackager
+from kiln.media.publish.llhls.packager import Part, Segment, TrackPackager
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ def _fd_budget() -> int:
 
 
 FD_BUDGET = _fd_budget()
+# smaller answers are one write of header and body joined (kiln/http/media_protocol.py): no file for them
+SENDFILE_MIN_BYTES = 16384
 _open_files = [0]  # every PartFiles' open files, against FD_BUDGET
 
 
@@ -51,59 +53,76 @@ class PartFiles:
 
     def __init__(self) -> None:
         self._files: dict[tuple[int, int], _SegmentFile] = {}
-        self._wanted: set[int] = set()  # tracks with a part or segment asked for since their segment began
         self._failed = False
         self.closed = False
 
     def add(self, pkg: TrackPackager, part: Part) -> None:
-        """Append a part just cut (on the loop: a page-cache write of its bytes, twice a second per track)."""
-        if self._failed or self.closed:
+        """A part was just cut: appended to its segment's file if that segment has one (someone asked for it)."""
+        if not self._files:
             return
-        key = (pkg.track.id, part.segment)
+        if part.index == 0:
+            self._prune(pkg)  # a new segment: older ones may have left memory
+        entry = self._files.get((pkg.track.id, part.segment))
+        if entry is not None and len(entry.spans) == part.index:
+            self._append(entry, part.data)
+
+    def part(self, pkg: TrackPackager, seg: Segment, index: int) -> tuple[int, int, int] | None:
+        """(fd, offset, length) of part ``index`` of ``seg``, or None (then its bytes come from memory)."""
+        if len(seg.parts[index].data) <= SENDFILE_MIN_BYTES:
+            return None
+        entry = self._entry(pkg, seg)
+        if entry is None or index >= len(entry.spans):
+            return None
+        offset, length = entry.spans[index]
+        return (entry.fd, offset, length) if length == len(seg.parts[index].data) else None
+
+    def segment(self, pkg: TrackPackager, seg: Segment) -> tuple[int, int, int] | None:
+        """(fd, 0, length) of a complete segment, or None."""
+        if not seg.complete or len(seg.data) <= SENDFILE_MIN_BYTES:
+            return None
+        entry = self._entry(pkg, seg)
+        if entry is None or not seg.complete or entry.size != len(seg.data):
+            return None
+        return entry.fd, 0, entry.size
+
+    def _entry(self, pkg: TrackPackager, seg: Segment) -> _SegmentFile | None:
+        """``seg``'s file, made at its first request from the parts cut so far (later ones are appended)."""
+        key = (pkg.track.id, seg.number)
         entry = self._files.get(key)
+        if entry is not None or self._failed or self.closed or seg.spilled or not seg.parts:
+            return entry
+        self._prune(pkg)
+        if _open_files[0] >= FD_BUDGET:
+            return None
         try:
-            if entry is None:
-                self._prune(pkg)
-                if part.index != 0 or _open_files[0] >= FD_BUDGET or pkg.track.id not in self._wanted:
-                    return  # begun before its file could be made, no descriptor to spare, or no viewer: from memory
-                self._wanted.discard(pkg.track.id)
-                entry = self._files[key] = _SegmentFile(os.memfd_create("kiln-llhls-segment", os.MFD_CLOEXEC))
-                _open_files[0] += 1
-            if len(entry.spans) != part.index:
-                return  # out of step (never expected): the spans would not match the parts
-            data = part.data
-            size = len(data)
+            entry = _SegmentFile(os.memfd_create("kiln-llhls-segment", os.MFD_CLOEXEC))
+        except OSError as exc:
+            self._fail(exc)
+            return None
+        self._files[key] = entry
+        _open_files[0] += 1
+        for part in seg.parts:
+            if not self._append(entry, part.data):
+                return None
+        return entry
+
+    def _append(self, entry: _SegmentFile, data: bytes | memoryview) -> bool:
+        size = len(data)
+        try:
             written = os.pwrite(entry.fd, data, entry.size)
             while written < size:
                 written += os.pwrite(entry.fd, memoryview(data)[written:], entry.size + written)
         except OSError as exc:
-            self._failed = True
-            self.close()
-            log.warning("llhls part files off, parts are served from memory error=%s", exc)
-            return
+            self._fail(exc)
+            return False
         entry.spans.append((entry.size, size))
         entry.size += size
+        return True
 
-    def want(self, track_id: int) -> None:
-        """A viewer asked for this track's media (part() and segment() say so themselves)."""
-        self._wanted.add(track_id)
-
-    def part(self, track_id: int, segment: int, index: int, size: int) -> tuple[int, int, int] | None:
-        """(fd, offset, length) of a part, or None (then its bytes come from memory)."""
-        self._wanted.add(track_id)
-        entry = self._files.get((track_id, segment))
-        if entry is None or index >= len(entry.spans):
-            return None
-        offset, length = entry.spans[index]
-        return (entry.fd, offset, length) if length == size else None
-
-    def segment(self, track_id: int, segment: int, size: int) -> tuple[int, int, int] | None:
-        """(fd, 0, length) of a whole segment whose parts are all in its file, or None."""
-        self._wanted.add(track_id)
-        entry = self._files.get((track_id, segment))
-        if entry is None or entry.size != size:
-            return None
-        return entry.fd, 0, size
+    def _fail(self, exc: OSError) -> None:
+        self._failed = True
+        self.close()
+        log.warning("llhls part files off, parts are served from memory error=%s", exc)
 
     def _prune(self, pkg: TrackPackager) -> None:
         """Close the files of this track's segments no longer held in memory."""

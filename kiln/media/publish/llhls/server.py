@@ -171,7 +171,7 @@ class _PartAnswer(FastWait):
         data = seg.parts[index].data
         return self.server._fast_body(stream, data, _media_type(pkg), self.cors, self.head,
                                       ready=stream.part_ready(pkg, self.msn, index),
-                                      file=stream.part_files.part(pkg.track.id, self.msn, index, len(data)))
+                                      file=stream.part_files.part(pkg, seg, index))
 
 
 _FAST_PREFIXES = ("chunklist_", "part_", "seg_", "init_")
@@ -335,7 +335,7 @@ class LlhlsServer:
                 return None  # not retained (404) or on disk (DVR: read off the loop): the Starlette path
             data = seg.data
             return self._fast_body(stream, data, _media_type(pkg), cors, head,
-                                   file=stream.part_files.segment(pkg.track.id, seg.number, len(data)))
+                                   file=stream.part_files.segment(pkg, seg))
         if m := _INIT.match(file_name):
             pkg = self._track(stream, int(m.group(1)), m.group(2))
             if pkg is None or m.group(3) != stream.key:
@@ -405,7 +405,7 @@ class LlhlsServer:
                 data = seg.parts[index].data
                 return self._fast_body(stream, data, _media_type(pkg), cors, head,
                                        ready=stream.part_ready(pkg, msn, index),
-                                       file=stream.part_files.part(pkg.track.id, msn, index, len(data)))
+                                       file=stream.part_files.part(pkg, seg, index))
             return _PartAnswer(self, stream, pkg, msn, index, cors, head).answer()
         nxt = stream.next_part_of(pkg)
         if (msn, index) > (nxt[0] + 1, 0):
