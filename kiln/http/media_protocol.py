@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -47,7 +46,6 @@ class FastAnswerLike(Protocol):
     head: bytes  # the answer's header lines, without Content-Length and the server's default headers
     ready: float  # time.monotonic() the part this answer is tied to became available (0: none; answer_lateness.py)
     reload: bool  # tied to a part as a blocked reload woken by it (else as its GET)
-    file: tuple[int, int, int] | None  # ``body`` in a file (fd, offset, length) the socket may be sendfile'd from
 
 
 class FastLane(Protocol):
@@ -174,7 +172,6 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
         _kiln_fast = False  # the current message is answered by the fast lane
         _kiln_idle_timer: asyncio.TimerHandle | None = None
         _kiln_idle_since = 0.0
-        _kiln_fd = -2  # the socket's descriptor for sendfile (-1: none, TLS; -2: not looked up yet)
 
         def _waiting_for_headers(self) -> bool:
             """For the guard: nothing asked yet, or a request's headers begun and not complete (an idle
@@ -337,50 +334,16 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
             body = answer.body
             tail = b"content-length: %d\r\n\r\n" % len(body) if keep_alive else \
                 b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
-            transport = self.transport
             if head or not body:
-                transport.write(got[1] + answer.head + tail)
+                self.transport.write(got[1] + answer.head + tail)
             elif len(body) <= 16384:
-                transport.write(b"".join((got[1], answer.head, tail, body)))
-            elif answer.file is not None and self._kiln_sendfile_fd() >= 0:
-                self._kiln_sendfile(got[1] + answer.head + tail, body, answer.file)
+                self.transport.write(b"".join((got[1], answer.head, tail, body)))
             else:  # a large body is handed over as is, not copied into the head: one writev
-                transport.writelines((got[1] + answer.head + tail, body))
+                self.transport.writelines((got[1] + answer.head + tail, body))
             if answer.ready and lateness is not None and not head:
                 lateness.sent(self.loop, self.transport, answer.ready, answer.reload)
             if not keep_alive:
                 self.transport.close()
-
-        def _kiln_sendfile_fd(self) -> int:
-            """The socket's descriptor for sendfile, -1 where the kernel must not be handed the bytes (TLS)."""
-            fd = self._kiln_fd
-            if fd == -2:
-                transport = self.transport
-                sock = transport.get_extra_info("socket")
-                fd = self._kiln_fd = -1 if sock is None or transport.get_extra_info("sslcontext") is not None \
-                    else sock.fileno()
-            return fd
-
-        def _kiln_sendfile(self, head: bytes, body: bytes | memoryview, file: tuple[int, int, int]) -> None:
-            """The head through the transport, then the body by ``sendfile`` from its file (part_files.py:
-            the kernel takes page references instead of copying ~200 kB per viewer) while the socket takes it
-            at once; whatever it does not take goes through the transport from memory, after what was sent."""
-            transport = self.transport
-            transport.write(head)
-            fd, offset, length = file
-            sent = 0
-            if not transport.get_write_buffer_size():  # the head is in the kernel: nothing queued to pass
-                sock = self._kiln_fd
-                try:
-                    while sent < length:
-                        n = os.sendfile(sock, fd, offset + sent, length - sent)
-                        if n <= 0:
-                            break
-                        sent += n
-                except OSError:  # full (EAGAIN), or the peer went: the transport writes the rest, or finds out
-                    pass
-            if sent < length:
-                transport.write(memoryview(body)[sent:] if sent else body)
 
     MediaHttpProtocol.__name__ = f"MediaHttpProtocol[{listener}]"
     return MediaHttpProtocol

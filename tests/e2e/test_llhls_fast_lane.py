@@ -107,12 +107,13 @@ def test_player_port_http_on_the_wire(kiln: KilnProcess, test_flv: Path, peer_di
         pub.stop()
 
 
-def test_parts_and_segments_sent_from_their_files_are_the_bytes_starlette_serves(kiln: KilnProcess, test_flv: Path,
-                                                                                  peer_dir: Path) -> None:
-    """The fast lane sends large parts and segments with sendfile from a file made at their first request
-    (part_files.py); a slow reader makes the socket take only some of it, the rest follows from memory, and
-    answers pipelined behind it keep their order. The reference is the same file asked with a percent-encoded
-    name, which the Starlette path answers from memory."""
+def test_large_parts_and_segments_behind_a_slow_reader_are_the_bytes_starlette_serves(kiln: KilnProcess,
+                                                                                       test_flv: Path,
+                                                                                       peer_dir: Path) -> None:
+    """The fast lane hands a large body to the transport as is (no copy into its head); a slow reader makes the
+    socket take only some of the answers, the rest waits in the transport, and answers pipelined behind keep
+    their order and bytes. The reference is the same file asked with a percent-encoded name, which the
+    Starlette path answers."""
     pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/files", test_flv, loop=True, log_dir=peer_dir)
     port = kiln.ports.llhls
     try:
@@ -130,13 +131,13 @@ def test_parts_and_segments_sent_from_their_files_are_the_bytes_starlette_serves
             reference = {name: http.get(f"http://127.0.0.1:{port}{base}/{name.replace('_', '%5F', 1)}?{query}")
                          for name in names}
         assert all(r.status_code == 200 for r in reference.values()), {n: r.status_code for n, r in reference.items()}
-        assert len(reference[seg].content) > 16384, "a segment large enough to be sent from its file"
+        assert len(reference[seg].content) > 16384, "a segment large enough to be written apart from its head"
 
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow reader: the server's socket fills
             s.settimeout(20)
             s.connect(("127.0.0.1", port))
-            asked = [seg] * 80 + names  # more than the socket's buffer takes: one send is cut short
+            asked = [seg] * 80 + names  # more than the socket's buffer takes: the transport holds the rest
             s.sendall(b"".join(f"GET {base}/{name}?{query} HTTP/1.1\r\nHost: kiln\r\n\r\n".encode()
                                for name in asked))
             time.sleep(0.5)  # let the first answers fill the socket before anything is read

@@ -92,7 +92,6 @@ class Answer:
     head: bytes = b"content-type: video/mp4\r\n"
     ready: float = 0.0
     reload: bool = False
-    file: tuple[int, int, int] | None = None
 
 
 GIVE_UP = Answer(body=b"gave up")

@@ -75,8 +75,6 @@ class FastAnswer:
     # for a part GET; the part that woke a blocked reload): the player port times these (http/answer_lateness.py)
     ready: float = 0.0
     reload: bool = False
-    # the same bytes as ``body`` in a file, (fd, offset, length), for the protocol's sendfile (part_files.py)
-    file: tuple[int, int, int] | None = None
 
 
 def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -168,10 +166,8 @@ class _PartAnswer(FastWait):
         seg = pkg.segment(self.msn)
         if seg is None or index >= len(seg.parts):
             return FastAnswer(404, list(self.cors), b"", header_lines(self.cors))
-        data = seg.parts[index].data
-        return self.server._fast_body(stream, data, _media_type(pkg), self.cors, self.head,
-                                      ready=stream.part_ready(pkg, self.msn, index),
-                                      file=stream.part_files.part(pkg, seg, index))
+        return self.server._fast_body(stream, seg.parts[index].data, _media_type(pkg), self.cors, self.head,
+                                      ready=stream.part_ready(pkg, self.msn, index))
 
 
 _FAST_PREFIXES = ("chunklist_", "part_", "seg_", "init_")
@@ -333,9 +329,7 @@ class LlhlsServer:
             seg = pkg.segment(int(m.group(2))) if pkg is not None and m.group(4) == stream.key else None
             if pkg is None or seg is None or not seg.complete or seg.spilled:
                 return None  # not retained (404) or on disk (DVR: read off the loop): the Starlette path
-            data = seg.data
-            return self._fast_body(stream, data, _media_type(pkg), cors, head,
-                                   file=stream.part_files.segment(pkg, seg))
+            return self._fast_body(stream, seg.data, _media_type(pkg), cors, head)
         if m := _INIT.match(file_name):
             pkg = self._track(stream, int(m.group(1)), m.group(2))
             if pkg is None or m.group(3) != stream.key:
@@ -359,8 +353,7 @@ class LlhlsServer:
 
     def _fast_body(self, stream: LlhlsStream, body: bytes | memoryview, content_type: str,
                    cors: list[tuple[bytes, bytes]], head: bool,
-                   extra: tuple[tuple[bytes, bytes], ...] = (), ready: float = 0.0, reload: bool = False,
-                   file: tuple[int, int, int] | None = None) -> FastAnswer:
+                   extra: tuple[tuple[bytes, bytes], ...] = (), ready: float = 0.0, reload: bool = False) -> FastAnswer:
         key = (id(cors), extra, content_type)
         form = self._forms.get(key)
         if form is None or form[0] is not cors:  # the CORS lines are cached objects: same identity, same lines
@@ -371,7 +364,7 @@ class LlhlsServer:
         if not head and body:
             live = stream.live
             self.stats.bytes_out(live.vhost, live.app, live.name, len(body))
-        return FastAnswer(200, form[1], body, form[2], ready, reload, file)
+        return FastAnswer(200, form[1], body, form[2], ready, reload)
 
     def _fast_chunklist(self, stream: LlhlsStream, track_id: int, key: str, query: dict[str, list[str]],
                         session_q: str | None, cors: list[tuple[bytes, bytes]], gzip_ok: bool,
@@ -402,10 +395,8 @@ class LlhlsServer:
         if pkg.has_part(msn, index):
             seg = pkg.segment(msn)
             if seg is not None and index < len(seg.parts):  # (else: its segment ended before it, a 404 below)
-                data = seg.parts[index].data
-                return self._fast_body(stream, data, _media_type(pkg), cors, head,
-                                       ready=stream.part_ready(pkg, msn, index),
-                                       file=stream.part_files.part(pkg, seg, index))
+                return self._fast_body(stream, seg.parts[index].data, _media_type(pkg), cors, head,
+                                       ready=stream.part_ready(pkg, msn, index))
             return _PartAnswer(self, stream, pkg, msn, index, cors, head).answer()
         nxt = stream.next_part_of(pkg)
         if (msn, index) > (nxt[0] + 1, 0):

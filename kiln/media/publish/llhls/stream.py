@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.publish.llhls.dvr import DvrSettings, DvrStore, stream_directory
 from kiln.media.publish.llhls.packager import Part, Segment, TrackPackager
-from kiln.media.publish.llhls.part_files import PartFiles
 from kiln.media.publish.llhls.playlist import (
     ChunklistOptions,
     Variant,
@@ -90,7 +89,6 @@ class LlhlsStream:
         self.dumps: list[HlsDump] = []
         self.part_listeners: list[Callable[[TrackPackager, Part], None]] = []
         self.segment_listeners: list[Callable[[TrackPackager, Segment], None]] = []
-        self.part_files = PartFiles()  # the in-memory segments as files, for the player port's sendfile
         # Spilled segments' files: the DVR window beyond the live one, or (no DVR) the grace segments,
         # which OME keeps downloadable after they leave the playlist (media-spec §2.4) but nobody
         # following the stream asks for: on disk they leave the process's memory (a 720p stream's
@@ -155,7 +153,6 @@ class LlhlsStream:
 
     def _on_part(self, pkg: TrackPackager, part: Part) -> None:
         self._newest[pkg.track.id] = (part.segment, part.index, time.monotonic())
-        self.part_files.add(pkg, part)  # before any waiter is woken: its GET may be sent from the file
         for listener in list(self.part_listeners):
             try:
                 listener(pkg, part)
@@ -345,7 +342,6 @@ class LlhlsStream:
             return
         self.ended = True
         self._subscriber.close()
-        self.part_files.close()
         for pkg in self.packagers.values():
             pkg.conclude()
         log.info("llhls stream ended stream=%s reason=%s", self.output.name, reason)
@@ -359,7 +355,6 @@ class LlhlsStream:
         ended 320x180 stream, megabytes for 720p. Dumps already hold what they still write."""
         for pkg in self.packagers.values():
             pkg.segments.clear()
-        self.part_files.close()
         if self.dvr is not None:
             self.dvr.close()
 
