@@ -585,9 +585,17 @@ def main() -> None:
     ap.add_argument("--kiln-tree", help="run Kiln from this checkout (e.g. main's, for a before/after)")
     ap.add_argument("--cost-only", action="store_true", help="only (f): CPU per answer of the fast lane, in-process")
     ap.add_argument("--cost-viewers", type=int, default=500, help="(f) connections (blocked reloads per wake)")
+    ap.add_argument("--ab-tree", help="only (g): this checkout's Kiln and this one's side by side, CPU per request")
+    ap.add_argument("--ab-requests", type=int, default=20000, help="(g) h2load -n per turn")
+    ap.add_argument("--ab-rounds", type=int, default=4, help="(g) turns per file kind and checkout")
     _llhls_load.add_arguments(ap)
     args = ap.parse_args()
     args.viewers = [int(v) for v in args.viewers.split(",") if v.strip()]
+    if args.ab_tree:
+        from _llhls_ab import run_ab
+
+        run_ab(args, bench_kiln, Publisher, media_720p(60), run_dir)
+        return
     if args.cost_only or args.serve_only:
         answer_costs(args)
         if args.cost_only:

@@ -105,3 +105,46 @@ def test_player_port_http_on_the_wire(kiln: KilnProcess, test_flv: Path, peer_di
             assert http.get(f"http://127.0.0.1:{port}{video}").status_code == 200
     finally:
         pub.stop()
+
+
+def test_large_parts_and_segments_behind_a_slow_reader_are_the_bytes_starlette_serves(kiln: KilnProcess,
+                                                                                       test_flv: Path,
+                                                                                       peer_dir: Path) -> None:
+    """The fast lane hands a large body to the transport as is (no copy into its head); a slow reader makes the
+    socket take only some of the answers, the rest waits in the transport, and answers pipelined behind keep
+    their order and bytes. The reference is the same file asked with a percent-encoded name, which the
+    Starlette path answers."""
+    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/files", test_flv, loop=True, log_dir=peer_dir)
+    port = kiln.ports.llhls
+    try:
+        with httpx.Client(timeout=15) as http:
+            master = kiln.wait_for(lambda: (r := http.get(f"http://127.0.0.1:{port}/app/files/llhls.m3u8")).status_code
+                                   == 200 and "#EXT-X-STREAM-INF" in r.text and r.text, timeout=30, what="master")
+            video = next(ln for ln in master.splitlines() if ln and not ln.startswith("#") and "_video_" in ln)
+            query = video.split("?", 1)[1]
+            base = video.split("?")[0].rsplit("/", 1)[0]
+            text = kiln.wait_for(lambda: (t := http.get(f"http://127.0.0.1:{port}{video}").text).count("#EXTINF") >= 2
+                                 and t, timeout=30, what="two segments")
+            seg = [ln for ln in text.splitlines() if ln.startswith("seg_")][-1].split("?")[0]
+            parts = re.findall(r'#EXT-X-PART:[^\n]*URI="(part_[^"?]+)', text)[-3:]
+            names = [seg, *parts]
+            reference = {name: http.get(f"http://127.0.0.1:{port}{base}/{name.replace('_', '%5F', 1)}?{query}")
+                         for name in names}
+        assert all(r.status_code == 200 for r in reference.values()), {n: r.status_code for n, r in reference.items()}
+        assert len(reference[seg].content) > 16384, "a segment large enough to be written apart from its head"
+
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow reader: the server's socket fills
+            s.settimeout(20)
+            s.connect(("127.0.0.1", port))
+            asked = [seg] * 80 + names  # more than the socket's buffer takes: the transport holds the rest
+            s.sendall(b"".join(f"GET {base}/{name}?{query} HTTP/1.1\r\nHost: kiln\r\n\r\n".encode()
+                               for name in asked))
+            time.sleep(0.5)  # let the first answers fill the socket before anything is read
+            buf = bytearray()
+            for name in asked:
+                status, headers, body = read_answer(s, buf)
+                assert status == 200 and headers["content-type"] == "video/mp4", name
+                assert body == reference[name].content, f"{name}: {len(body)} bytes, not the Starlette path's"
+    finally:
+        pub.stop()
