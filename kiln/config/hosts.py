@@ -41,7 +41,8 @@ class VhostCatalog(Protocol):
     def host_table(self) -> HostTable:
         """The vhosts in match order; a new object whenever a vhost comes or goes (so it keys caches)."""
 
-    def app(self, vhost: str, app: str) -> ConfiguredApp | None: ...
+    def app_config(self, vhost: str, app: str) -> dict[str, Any] | None:
+        """The app's OME JSON (None: no such app), not a copy: routing only reads it."""
 
 
 def _host_only(host: str) -> str:
@@ -153,5 +154,4 @@ class HostRouter:
         vhost = self.vhost_for_host(host)
         if vhost is None:
             return None
-        view = self.catalog.app(vhost, app)
-        return vhost, (view.config if view is not None else None)
+        return vhost, self.catalog.app_config(vhost, app)

@@ -207,6 +207,14 @@ class CatalogProjection(LockedDispatch):
             found = view.apps.get(app) if view is not None else None
             return shallow(found) if found is not None else None
 
+    def app_config(self, vhost: str, app: str) -> dict[str, Any] | None:
+        """An app's OME JSON, shared, not copied (events replace configs, never edit them): every player
+        request looks it up, and copying the view cost more than the rest of the lookup."""
+        with self._lock:
+            view = self.vhosts.get(vhost)
+            found = view.apps.get(app) if view is not None else None
+            return found.config if found is not None else None
+
     def pull_list(self) -> list[PullView]:
         with self._lock:
             return [shallow(p) for p in self.pulls.values()]

@@ -31,9 +31,10 @@ class Catalog:
     def host_table(self) -> tuple[tuple[str, dict[str, Any]], ...]:
         return tuple((v.name, v.config) for v in self.vhosts.values())
 
-    def app(self, vhost: str, app: str) -> App | None:
+    def app_config(self, vhost: str, app: str) -> dict[str, Any] | None:
         view = self.vhosts.get(vhost)
-        return view.apps.get(app) if view is not None else None
+        found = view.apps.get(app) if view is not None else None
+        return found.config if found is not None else None
 
 
 CATALOG = Catalog(
