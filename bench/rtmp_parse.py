@@ -24,7 +24,8 @@
    p90, p99, max) with 1 publisher (below the pacer's threshold: read on arrival), with ``--publishers``
    (default 20: paced) and with as many read on readiness (tick 0, the reference), one after the other.
 
-Usage: .venv/bin/python bench/rtmp_parse.py [--seconds 20] [--path [--cold 4096]] [--latency [--publishers 20] [--tick S]]
+Usage: .venv/bin/python bench/rtmp_parse.py [--seconds 20] [--path [--cold 4096]]
+       [--latency [--publishers 20] [--tick S]]
 """
 
 from __future__ import annotations

@@ -38,11 +38,11 @@ publisher sees it only from :data:`PACE_AT` publishers on."""
 
 PACE_AT = 8
 """Publishers from which every publishing socket is read on the tick. The tick's cost, its added ingest latency
-(:data:`READ_TICK_S`), is the same for every publisher at any count; its saving grows with the count (measured
-with the 20 ms tick): ``bench/ingest.py --only kiln-bare --seconds 15``, read on arrival vs paced, pure Python,
-in % of one core: 1 stream 1.2 / 1.3 (mostly Kiln idle), 4 streams 2.0-2.1 / 1.7-2.0, 8 streams 2.9-3.2 / 2.1-2.7, 20 streams
-6.0 / 4.7. Below 8 it saves at most a few tenths of a percent of a core; 8 keeps 20 streams (issue 16's
-ingest bench) paced with room for the hysteresis below."""
+(:data:`READ_TICK_S`), is the same for every publisher at any count; its saving grows with the count
+(measured with the 20 ms tick): ``bench/ingest.py --only kiln-bare --seconds 15``, read on arrival vs paced,
+pure Python, in % of one core: 1 stream 1.2 / 1.3 (mostly Kiln idle), 4 streams 2.0-2.1 / 1.7-2.0, 8 streams
+2.9-3.2 / 2.1-2.7, 20 streams 6.0 / 4.7. Below 8 it saves at most a few tenths of a percent of a core; 8 keeps
+20 streams (issue 16's ingest bench) paced with room for the hysteresis below."""
 
 UNPACE_BELOW = 6
 """Pacing stops when fewer than this many publish: two below :data:`PACE_AT`, so one publisher coming and
