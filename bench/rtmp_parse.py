@@ -24,7 +24,8 @@
    p90, p99, max) with 1 publisher (below the pacer's threshold: read on arrival), with ``--publishers``
    (default 20: paced) and with as many read on readiness (tick 0, the reference), one after the other.
 
-Usage: .venv/bin/python bench/rtmp_parse.py [--seconds 20] [--path [--cold 4096]] [--latency [--publishers 20]]
+Usage: .venv/bin/python bench/rtmp_parse.py [--seconds 20] [--path [--cold 4096]]
+       [--latency [--publishers 20] [--tick S]]
 """
 
 from __future__ import annotations
@@ -370,14 +371,15 @@ async def _latency_once(tags: list[tuple[int, int, bytes]], publishers: int, tic
     return sorted(lat), paced
 
 
-def bench_latency(tags: list[tuple[int, int, bytes]], many: int = 20) -> None:
-    """One publisher (below the pacer's threshold: read on arrival), then ``many`` (paced on the default tick),
-    then ``many`` read on readiness (tick 0: the reference for what the tick costs at that count)."""
+def bench_latency(tags: list[tuple[int, int, bytes]], many: int = 20, read_tick: float | None = None) -> None:
+    """One publisher (below the pacer's threshold: read on arrival), then ``many`` (paced on the default tick, or
+    ``read_tick``), then ``many`` read on readiness (tick 0: the reference for what the tick costs at that count)."""
     import uvloop
 
     from kiln.media.ingest.rtmp.pacer import PACE_AT, READ_TICK_S
-    sys.stdout.write(f"pacer: tick {READ_TICK_S * 1000:.0f} ms from {PACE_AT} publishers; load {os.getloadavg()}\n")
-    for publishers, tick in ((1, READ_TICK_S), (many, READ_TICK_S), (many, 0.0)):
+    tick_s = READ_TICK_S if read_tick is None else read_tick
+    sys.stdout.write(f"pacer: tick {tick_s * 1000:.0f} ms from {PACE_AT} publishers; load {os.getloadavg()}\n")
+    for publishers, tick in ((1, tick_s), (many, tick_s), (many, 0.0)):
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             lat, paced = runner.run(_latency_once(tags, publishers, tick))
         q = [lat[min(len(lat) - 1, int(p * len(lat)))] for p in (0.5, 0.9, 0.99)]
@@ -412,12 +414,13 @@ def main() -> None:
     parser.add_argument("--cold", type=int, metavar="KB", help="with --path: write KB of memory between reads")
     parser.add_argument("--latency", action="store_true", help="only the latency the pacer's tick adds")
     parser.add_argument("--publishers", type=int, default=20, help="with --latency: the many-publisher case")
+    parser.add_argument("--tick", type=float, metavar="S", help="with --latency: the pacer's tick (default: Kiln's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kiln-rtmp-bench-") as tmp:
         source = Path(tmp) / "src720p.flv"
         make_source(source, args.seconds)
         if args.latency:
-            bench_latency(flv_tags(source.read_bytes()), args.publishers)
+            bench_latency(flv_tags(source.read_bytes()), args.publishers, args.tick)
             return
         if args.path and args.cold:
             bench_cold(flv_tags(source.read_bytes()), args.cold)

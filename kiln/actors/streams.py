@@ -191,7 +191,8 @@ class StreamsActor(CommandActor):
     def handle_OpenStream(self, cmd: OpenStream) -> Outcome:
         stream = LiveStream(self.vhost, self.app, cmd.name, source_type=cmd.source_type,
                             source_url=cmd.source_url, profiles=list(self.settings.output_profiles),
-                            stats=self.stats, close_ingest=cmd.close_ingest)
+                            stats=self.stats, close_ingest=cmd.close_ingest,
+                            subscribable=bool(self.settings.publishers))
         events = decide_and_apply(self.directory, dd.OpenStream(
             cmd.name, cmd.provider, cmd.source_type, cmd.source_url, stream.instance), stream.created_time)
         durable: list[Future[Any]] = []

@@ -93,6 +93,20 @@ class Packet:
     config: bytes | None = None    # new decoder configuration carried by this packet, if any
     arrival: float = field(default=0.0)  # time.monotonic() when it entered the server
 
+    def __init__(self, track_id: int, pts: int, dts: int, time_base: Fraction, data: bytes, keyframe: bool = False,
+                 duration: int = 0, config: bytes | None = None, arrival: float = 0.0) -> None:
+        # written out, not generated: compiled (mypyc), the dataclass's generated __init__ would run as Python
+        # bytecode for every packet of every stream
+        self.track_id = track_id
+        self.pts = pts
+        self.dts = dts
+        self.time_base = time_base
+        self.data = data
+        self.keyframe = keyframe
+        self.duration = duration
+        self.config = config
+        self.arrival = arrival
+
     @property
     def pts_ms(self) -> float:
         # integer arithmetic, not Fraction: this runs for every packet in the meters

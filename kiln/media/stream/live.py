@@ -101,13 +101,18 @@ class OutputStream:
 class LiveStream:
     def __init__(self, vhost: str, app: str, name: str, *, source_type: str, source_url: str,
                  profiles: list[dict[str, Any]], stats: IngestMeters | None = None,
-                 close_ingest: Callable[[str], None] | None = None) -> None:
+                 close_ingest: Callable[[str], None] | None = None, subscribable: bool = True) -> None:
         self.vhost, self.app, self.name = vhost, app, name
         self.instance = uuid.uuid4().hex[:12]
         self.source_type, self.source_url = source_type, source_url
         self.created_time = now()
         self.profiles = profiles
         self.stats = stats
+        # False when the application declares no publisher: nothing can ever subscribe to the outputs (pushes,
+        # records and players each need theirs, and a reconfigure ends the stream), so their hubs cache no GOP for
+        # late subscribers. That cache keeps ~2 s of packets per stream alive, and every packet then lands in
+        # memory no cache holds: 15 % of ingest-only CPU at 20 streams (bench/ingest.py kiln-bare)
+        self.subscribable = subscribable
         self._close_ingest = close_ingest
         self.input = StreamHub(f"{vhost}/{app}/{name}")
         self.tracks: dict[int, Track] = {}
@@ -280,6 +285,7 @@ class LiveStream:
             first[MediaKind.VIDEO] = max((t for t in self.tracks.values() if t.kind is MediaKind.VIDEO),
                                          key=lambda t: (t.width or 0) * (t.height or 0))
         hub = StreamHub(f"{self.vhost}/{self.app}/{name}")
+        hub.keep_gop = self.subscribable
         out = OutputStream(name, profile, [], hub, keyframe_wanted=self.request_keyframe)
         next_id = 0
         for key, kind in (("videos", MediaKind.VIDEO), ("audios", MediaKind.AUDIO)):
@@ -347,6 +353,7 @@ class LiveStream:
 
     def _build_relay_output(self, playlists: list[dict[str, Any]]) -> OutputStream:
         hub = StreamHub(f"{self.vhost}/{self.app}/{self.name}")
+        hub.keep_gop = self.subscribable
         out = OutputStream(self.name, {"name": "relay", "outputStreamName": "${OriginStreamName}",
                                        "playlists": playlists}, [], hub)
         for source in self.tracks.values():

@@ -71,3 +71,25 @@ def test_once_started_the_outputs_hold_the_gop_and_the_input_hub_no_longer_cache
     stream.outputs["s"].hub.subscribe(CallbackSubscriber("late", late.append), from_keyframe=True)
     assert [p.dts for p in late] == [i * 33 for i in range(30, 45)] and late[0].keyframe
     stream.end("test over")
+
+
+def test_a_stream_nobody_can_subscribe_to_caches_no_gop_but_still_counts_its_keyframes() -> None:
+    # an application without publishers: no player, push or record can ever join the outputs (a reconfigure
+    # ends the stream), so no output hub keeps packets alive for them; the API's figures are unchanged
+    stream = LiveStream("default", "app", "s", source_type="Rtmp", source_url="", profiles=[BYPASS],
+                        subscribable=False)
+    stream.on_metadata({"videocodecid": 7, "audiocodecid": 10})
+    stream.on_track(Track(0, MediaKind.VIDEO, Codec.H264, MS, width=320, height=180))
+    stream.on_track(Track(1, MediaKind.AUDIO, Codec.AAC, MS, sample_rate=48000, channels=2))
+    for i in range(75):
+        stream.ingest(Packet(0, i * 33, i * 33, MS, bytes(100 + i), keyframe=i % 30 == 0))
+    hub = stream.outputs["s"].hub
+    assert stream.started and not hub.keep_gop and hub.gop_snapshot() == [] and hub.packets == 75
+    video = {t.id: t for t in stream.snapshot().outputs[0].tracks}[0].meter
+    assert video.key_frame_interval_avg == 30
+    late: list[Packet] = []
+    hub.subscribe(CallbackSubscriber("late", late.append), from_keyframe=True)
+    assert late == []  # nothing replayed: one joining all the same gets the stream live from here
+    stream.ingest(Packet(0, 75 * 33, 75 * 33, MS, bytes(10)))
+    assert [p.dts for p in late] == [75 * 33]
+    stream.end("test over")

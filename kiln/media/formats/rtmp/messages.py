@@ -49,6 +49,15 @@ class RtmpMessage:
     payload: bytes | bytearray  # a message read in several chunks keeps the buffer it was assembled in
     csid: int = 0           # chunk stream it arrived on (0 for messages not read from chunks)
 
+    def __init__(self, type_id: int, timestamp: int, stream_id: int, payload: bytes | bytearray,
+                 csid: int = 0) -> None:
+        # written out so that mypyc compiles it (a generated dataclass __init__ runs as bytecode per message)
+        self.type_id = type_id
+        self.timestamp = timestamp
+        self.stream_id = stream_id
+        self.payload = payload
+        self.csid = csid
+
 
 def u32_payload(value: int) -> bytes:
     return _U32.pack(value & 0xFFFFFFFF)

@@ -26,15 +26,23 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
-READ_TICK_S = 0.020  # < 1 frame at 30 fps, 4 % of an LL-HLS part (0.5 s); 20 streams: 70 wake-ups/s (10 ms: 118)
+READ_TICK_S = 0.050
+"""1.5 frames at 30 fps, a tenth of an LL-HLS part (0.5 s). Longer ticks read more messages per socket per
+wake-up (each read starts on a cold cache, and costs a syscall and an ACK): ``bench/ingest.py --only kiln-bare``,
+20 streams, compiled, CPU-s per stream-minute by tick (temporarily patched, interleaved runs, load 5-14): 20 ms
+0.122-0.130, 40 ms 0.094-0.108, 50 ms 0.088, 60 ms 0.082-0.084, 100 ms 0.072-0.078. The latency it adds, from
+a publisher's write to the packet in Kiln (``bench/rtmp_parse.py --latency --tick``, 20 Nagle publishers): 20 ms
+p50 11 / p99 42 ms, 40 ms 22 / 74, 50 ms 30 / 59. 50 ms keeps Kiln's ingest within 2x of nginx-rtmp (issue 16)
+when nginx measures low (0.045); the latency stays small next to LL-HLS's parts, and a WebRTC viewer of an RTMP
+publisher sees it only from :data:`PACE_AT` publishers on."""
 
 PACE_AT = 8
-"""Publishers from which every publishing socket is read on the tick. The tick's cost, 10-12 ms median and
-26-40 ms p99 of added ingest latency, is the same for every publisher at any count; its saving grows with the
-count: ``bench/ingest.py --only kiln-bare --seconds 15``, read on arrival vs paced, pure Python, in % of one
-core: 1 stream 1.2 / 1.3 (mostly Kiln idle), 4 streams 2.0-2.1 / 1.7-2.0, 8 streams 2.9-3.2 / 2.1-2.7, 20 streams
-6.0 / 4.7. Below 8 it saves at most a few tenths of a percent of a core; 8 keeps 20 streams (issue 16's
-ingest bench) paced with room for the hysteresis below."""
+"""Publishers from which every publishing socket is read on the tick. The tick's cost, its added ingest latency
+(:data:`READ_TICK_S`), is the same for every publisher at any count; its saving grows with the count
+(measured with the 20 ms tick): ``bench/ingest.py --only kiln-bare --seconds 15``, read on arrival vs paced,
+pure Python, in % of one core: 1 stream 1.2 / 1.3 (mostly Kiln idle), 4 streams 2.0-2.1 / 1.7-2.0, 8 streams
+2.9-3.2 / 2.1-2.7, 20 streams 6.0 / 4.7. Below 8 it saves at most a few tenths of a percent of a core; 8 keeps
+20 streams (issue 16's ingest bench) paced with room for the hysteresis below."""
 
 UNPACE_BELOW = 6
 """Pacing stops when fewer than this many publish: two below :data:`PACE_AT`, so one publisher coming and
