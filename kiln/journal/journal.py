@@ -6,7 +6,9 @@ records, writes them with one ``write`` and one ``fsync``, tells the listeners (
 sequence order, and only then completes the futures; then it takes what queued up meanwhile, and
 so on. Appenders that come while a commit is under way only queue their records and return their
 future: the leader's next round carries them, so many writers share each fsync, and a lone writer
-pays no hand-off to another thread (each costs 9-16 us of CPU, more than framing a record). A
+pays no hand-off to another thread (each costs 9-16 us of CPU, more than framing a record). When a
+commit woke many threads blocked in ``result()`` (``GATHER_MIN``), the next one first waits, at most
+one fsync's time, for as many appends (``_gather``): those threads usually append again at once. A
 leader that keeps finding more work hands it, after ``LEAD_ROUNDS`` rounds, to the journal's standby
 thread, so no caller waits for others' fsyncs without bound; a thread that runs an asyncio event
 loop never waits for the disk either, and hands its append to the standby thread at once, as does a
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
 LEAD_ROUNDS = 4  # commits a leader makes (its own first) before the standby thread takes over
+GATHER_MIN = 8  # threads woken by a commit from which the next commit waits for their appends (_gather)
+GATHER_LIMIT = 0.002  # and the longest it waits for them
 
 _thread_policy = threading.local()
 
@@ -106,11 +110,14 @@ class Journal:
         self._stopping = False     # close(): the standby thread ends
         self._standby_wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)  # the lead was put down (close() waits for it)
+        self._arrived = threading.Condition(self._lock)  # _quorum appends are queued (_gather)
+        self._quorum = 0  # how many queued appends the leader waits for; 0: it does not wait
         self._closed = False
         self._last_seq = 0
         self._failed: BaseException | None = None
         self._file: BinaryIO | None = None
         self._size = 0
+        self._last_sync = 0.0  # how long the last fsync took (0 without fsync): the longest _gather waits
         self.reserve: DiskReserve | None = None  # space that lets a full disk refuse commands (reserve.py)
         self._thread = threading.Thread(target=self._standby, name="kiln-journal", daemon=True)
 
@@ -186,8 +193,11 @@ class Journal:
             if not records:
                 future.set_result([])
                 return future
-            self._pending.append((list(records), future))
+            pending = self._pending
+            pending.append((list(records), future))
             if self._leading:
+                if len(pending) == self._quorum:
+                    self._arrived.notify()  # the leader waits for this many appends (_gather)
                 return future  # the leader's next round carries it
             self._leading = True
             if _hands_off():  # an event loop, or an actor with more commands waiting
@@ -212,6 +222,7 @@ class Journal:
             if self._closed:
                 return
             self._closed = True  # no append is queued from now on
+            self._arrived.notify_all()  # a leader gathering appends commits what it has
             while self._leading:  # the leader (or the standby) commits what is queued, then puts the lead down
                 self._idle.wait()
             self._stopping = True
@@ -227,8 +238,11 @@ class Journal:
         """Commit what is queued, round after round, until nothing is (or, after ``rounds`` rounds, hand
         the rest to the standby thread). Only the thread that set ``_leading`` runs this."""
         done = 0
+        expected = 0  # threads the last commit woke: their next appends are likely on the way
         while True:
             with self._lock:
+                if expected >= GATHER_MIN and len(self._pending) < expected and self._last_sync and not self._closed:
+                    self._gather(expected)
                 batch, self._pending = self._pending, []
                 wake = self._wake
                 if not batch:
@@ -244,8 +258,21 @@ class Journal:
             try:
                 self._commit(batch)
             finally:
-                wake.wake()
+                expected = wake.wake()
             done += 1
+
+    def _gather(self, expected: int) -> None:
+        """Wait (holding ``_lock``, which the wait releases) until ``expected`` appends are queued, or at most
+        as long as the last fsync took (``GATHER_LIMIT`` at most). Called when the last commit woke that many
+        threads blocked in ``result()``: they run their next appends meanwhile without this thread taking the
+        GIL back between them, and the next commit carries all of them (one fsync for the group, not one for
+        the first half and another for the rest). Waiting no longer than an fsync bounds what it can add to
+        an append's latency when they do not come back. Without fsync there is nothing to share: no wait."""
+        self._quorum = expected
+        try:
+            self._arrived.wait(min(self._last_sync, GATHER_LIMIT))
+        finally:
+            self._quorum = 0
 
     def _standby(self) -> None:
         """The standby thread: leads when a leader handed over, or for an event loop's appends."""
@@ -332,7 +359,8 @@ class Journal:
         if self.fsync:
             started = time.perf_counter()
             os.fsync(self._file.fileno())
-            self.counters.fsynced(time.perf_counter() - started)
+            self._last_sync = took = time.perf_counter() - started
+            self.counters.fsynced(took)
 
     def _rollback(self, size: int) -> None:
         """Cut whatever a failed batch left in the current segment."""

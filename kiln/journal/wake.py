@@ -58,13 +58,15 @@ class CommitWake:
                     os.close(self._fd)  # the write is done: it is what let this read return
                     self._fd = -1
 
-    def wake(self) -> None:
-        """Release every present and future ``wait()``: after the commit's futures are settled."""
+    def wake(self) -> int:
+        """Release every present and future ``wait()``: after the commit's futures are settled. Returns how
+        many threads it woke (the journal expects as many appends back: journal.py)."""
         with self._lock:
             self._woken = True
-            fd = self._fd
+            fd, woken = self._fd, self._waiters
         if fd >= 0:
             os.eventfd_write(fd, _MANY)  # waiters cannot close it before this write has let them read
+        return woken
 
     def __del__(self) -> None:  # never woken (a journal dropped mid-commit) and nobody waits: free the fd
         if self._fd >= 0:

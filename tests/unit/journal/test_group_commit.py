@@ -164,3 +164,61 @@ def test_a_thread_with_work_waiting_hands_its_commit_to_the_standby(journal: Jou
     server.start()
     server.join(10)
     assert threads == ["kiln-journal", "serving"]
+
+
+def test_the_threads_a_commit_woke_share_the_next_commit_together(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """16 threads blocked in result() on one commit each append again shortly after they are woken: the next
+    commit waits for their appends (at most one fsync's time, here a slow disk's 0.3 s) and carries all 16
+    in one fsync, instead of committing the first to return alone while the rest queue behind it."""
+    import kiln.journal.journal as journal_module
+
+    real_fsync = journal_module.os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        time.sleep(0.3)
+        real_fsync(fd)
+
+    monkeypatch.setattr(journal_module, "GATHER_LIMIT", 10.0)
+    monkeypatch.setattr(journal_module.os, "fsync", slow_fsync)
+    journal = Journal.open(tmp_path, fsync=True)
+    batches: list[list[str]] = []
+    release = threading.Event()
+
+    def hold_first(records: list[Record]) -> None:
+        batches.append([r.payload["n"] for r in records])
+        if len(batches) == 1:
+            assert release.wait(10)
+
+    journal.add_listener(hold_first)
+    leader = threading.Thread(target=lambda: journal.append([rec(-1)]).result(10), daemon=True)
+    leader.start()
+    deadline = time.monotonic() + 10
+    while not batches and time.monotonic() < deadline:  # the leader is inside its commit, after the fsync
+        time.sleep(0.001)
+    futures = [journal.append([rec(n)]) for n in range(16)]  # queued: the next commit carries them
+    waiting = threading.Barrier(17)
+
+    def writer(index: int) -> None:
+        waiting.wait(10)
+        futures[index].result()  # blocked on the commit's wake-up
+        time.sleep(0.02)  # some work before the next append: the commit thread could start without it
+        journal.append([rec(100 + index)]).result()
+
+    try:
+        threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        waiting.wait(10)
+        deadline = time.monotonic() + 10
+        while journal._wake._waiters < 16 and time.monotonic() < deadline:  # noqa: SLF001 - all 16 blocked
+            time.sleep(0.001)
+        release.set()
+        for thread in [leader, *threads]:
+            thread.join(10)
+            assert not thread.is_alive()
+    finally:
+        release.set()
+        journal.close()
+    assert batches[:2] == [[-1], list(range(16))]
+    assert sorted(batches[2]) == list(range(100, 116)) and len(batches) == 3  # one commit, one fsync for all
