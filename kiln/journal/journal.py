@@ -7,8 +7,8 @@ sequence order, and only then completes the futures; then it takes what queued u
 so on. Appenders that come while a commit is under way only queue their records and return their
 future: the leader's next round carries them, so many writers share each fsync, and a lone writer
 pays no hand-off to another thread (each costs 9-16 us of CPU, more than framing a record). When a
-commit woke many threads blocked in ``result()`` (``GATHER_MIN``), the next one first waits, at most
-one fsync's time, for as many appends (``_gather``): those threads usually append again at once. A
+commit woke many threads blocked in ``result()`` (``GATHER_MIN``), the next one first waits for as many
+appends (``_gather``; about one fsync's time, 2 ms at most): those threads usually append again at once. A
 leader that keeps finding more work hands it, after ``LEAD_ROUNDS`` rounds, to the journal's standby
 thread, so no caller waits for others' fsyncs without bound; a thread that runs an asyncio event
 loop never waits for the disk either, and hands its append to the standby thread at once, as does a
@@ -117,7 +117,8 @@ class Journal:
         self._failed: BaseException | None = None
         self._file: BinaryIO | None = None
         self._size = 0
-        self._last_sync = 0.0  # how long the last fsync took (0 without fsync): the longest _gather waits
+        self._last_sync = 0.0  # how long the last fsync took (0 without fsync): how long _gather waits at least
+        self._regather = 0.0  # how long the last group _gather waited for took to come back, if most did
         self.reserve: DiskReserve | None = None  # space that lets a full disk refuse commands (reserve.py)
         self._thread = threading.Thread(target=self._standby, name="kiln-journal", daemon=True)
 
@@ -238,10 +239,10 @@ class Journal:
         """Commit what is queued, round after round, until nothing is (or, after ``rounds`` rounds, hand
         the rest to the standby thread). Only the thread that set ``_leading`` runs this."""
         done = 0
-        expected = 0  # threads the last commit woke: their next appends are likely on the way
+        expected = 0  # appends queued before the last commit's wake-up + the threads it woke (0: too few woken)
         while True:
             with self._lock:
-                if expected >= GATHER_MIN and len(self._pending) < expected and self._last_sync and not self._closed:
+                if expected and len(self._pending) < expected and self._last_sync and not self._closed:
                     self._gather(expected)
                 batch, self._pending = self._pending, []
                 wake = self._wake
@@ -258,21 +259,30 @@ class Journal:
             try:
                 self._commit(batch)
             finally:
-                expected = wake.wake()
+                queued = len(self._pending)  # before the wake-up, so none of them is a woken thread's
+                woken = wake.wake()
+                expected = queued + woken if woken >= GATHER_MIN else 0
             done += 1
 
     def _gather(self, expected: int) -> None:
-        """Wait (holding ``_lock``, which the wait releases) until ``expected`` appends are queued, or at most
-        as long as the last fsync took (``GATHER_LIMIT`` at most). Called when the last commit woke that many
-        threads blocked in ``result()``: they run their next appends meanwhile without this thread taking the
-        GIL back between them, and the next commit carries all of them (one fsync for the group, not one for
-        the first half and another for the rest). Waiting no longer than an fsync bounds what it can add to
-        an append's latency when they do not come back. Without fsync there is nothing to share: no wait."""
+        """Wait (holding ``_lock``, which the wait releases) until ``expected`` appends are queued: those queued
+        before the last commit woke ``GATHER_MIN`` or more threads blocked in ``result()``, and one more for each
+        of these threads. They run their next appends meanwhile without this thread taking the GIL back between
+        them, and the next commit carries all of them (one fsync for the group, not one for the first half and
+        another for the rest).
+
+        It waits as long as the last fsync took, or as long as the group took to come back last time when
+        most of it did (estimated from those that came), ``GATHER_LIMIT`` at most: threads that do not come
+        back cost an append that comes meanwhile about one fsync more. Without fsync there is no wait."""
         self._quorum = expected
+        started = time.perf_counter()
         try:
-            self._arrived.wait(min(self._last_sync, GATHER_LIMIT))
+            self._arrived.wait(min(max(self._last_sync, self._regather), GATHER_LIMIT))
         finally:
             self._quorum = 0
+        came = len(self._pending)
+        # most came back: how long all of them take (with a margin), the next wait's length; else the fsync's
+        self._regather = (time.perf_counter() - started) * expected / came * 1.2 if came * 2 >= expected else 0.0
 
     def _standby(self) -> None:
         """The standby thread: leads when a leader handed over, or for an event loop's appends."""
