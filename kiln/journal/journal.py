@@ -261,15 +261,15 @@ class Journal:
             finally:
                 queued = len(self._pending)  # before the wake-up, so none of them is a woken thread's
                 woken = wake.wake()
-                expected = queued + woken if woken >= GATHER_MIN else 0
+                expected = queued + woken - woken // 8 if woken >= GATHER_MIN else 0  # 7/8: not the last few
             done += 1
 
     def _gather(self, expected: int) -> None:
         """Wait (holding ``_lock``, which the wait releases) until ``expected`` appends are queued: those queued
-        before the last commit woke ``GATHER_MIN`` or more threads blocked in ``result()``, and one more for each
-        of these threads. They run their next appends meanwhile without this thread taking the GIL back between
-        them, and the next commit carries all of them (one fsync for the group, not one for the first half and
-        another for the rest).
+        before the last commit woke ``GATHER_MIN`` or more threads blocked in ``result()``, and one more for 7 of
+        8 of these threads. They run their next appends meanwhile without this thread taking the GIL back
+        between them, and the next commit carries them (one fsync for the group, not one for the first half and
+        another for the rest); the last few, a thread the machine's load kept off a core, go with the next.
 
         It waits as long as the last fsync took, or as long as the group took to come back last time when
         most of it did (estimated from those that came), ``GATHER_LIMIT`` at most: threads that do not come
