@@ -7,8 +7,8 @@ sequence order, and only then completes the futures; then it takes what queued u
 so on. Appenders that come while a commit is under way only queue their records and return their
 future: the leader's next round carries them, so many writers share each fsync, and a lone writer
 pays no hand-off to another thread (each costs 9-16 us of CPU, more than framing a record). When a
-commit woke many threads blocked in ``result()`` (``GATHER_MIN``), the next one first waits for as many
-appends (``_gather``; about one fsync's time, 2 ms at most): those threads usually append again at once. A
+commit woke many threads blocked in ``result()`` (``GATHER_MIN``), the next one first waits for nearly as
+many appends (``_gather``; while they keep coming, 2 ms at most): those threads usually append again at once. A
 leader that keeps finding more work hands it, after ``LEAD_ROUNDS`` rounds, to the journal's standby
 thread, so no caller waits for others' fsyncs without bound; a thread that runs an asyncio event
 loop never waits for the disk either, and hands its append to the standby thread at once, as does a
@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
 LEAD_ROUNDS = 4  # commits a leader makes (its own first) before the standby thread takes over
 GATHER_MIN = 8  # threads woken by a commit from which the next commit waits for their appends (_gather)
-GATHER_LIMIT = 0.002  # and the longest it waits for them
+GATHER_GAP = 0.0002  # the gathering commit stops waiting when no append came for this long
+GATHER_LIMIT = 0.002  # or after this long in all
 
 _thread_policy = threading.local()
 
@@ -117,8 +118,6 @@ class Journal:
         self._failed: BaseException | None = None
         self._file: BinaryIO | None = None
         self._size = 0
-        self._last_sync = 0.0  # how long the last fsync took (0 without fsync): how long _gather waits at least
-        self._regather = 0.0  # how long the last group _gather waited for took to come back, if most did
         self.reserve: DiskReserve | None = None  # space that lets a full disk refuse commands (reserve.py)
         self._thread = threading.Thread(target=self._standby, name="kiln-journal", daemon=True)
 
@@ -242,7 +241,7 @@ class Journal:
         expected = 0  # appends queued before the last commit's wake-up + the threads it woke (0: too few woken)
         while True:
             with self._lock:
-                if expected and len(self._pending) < expected and self._last_sync and not self._closed:
+                if expected and len(self._pending) < expected and self.fsync and not self._closed:
                     self._gather(expected)
                 batch, self._pending = self._pending, []
                 wake = self._wake
@@ -271,18 +270,22 @@ class Journal:
         between them, and the next commit carries them (one fsync for the group, not one for the first half and
         another for the rest); the last few, a thread the machine's load kept off a core, go with the next.
 
-        It waits as long as the last fsync took, or as long as the group took to come back last time when
-        most of it did (estimated from those that came), ``GATHER_LIMIT`` at most: threads that do not come
-        back cost an append that comes meanwhile about one fsync more. Without fsync there is no wait."""
+        It stops waiting as soon as ``GATHER_GAP`` passes with no append (the rest are not on their way: a
+        thread that does not append again costs an append that comes meanwhile that long), or after
+        ``GATHER_LIMIT`` in all."""
         self._quorum = expected
-        started = time.perf_counter()
+        pending = self._pending
+        deadline = time.perf_counter() + GATHER_LIMIT
         try:
-            self._arrived.wait(min(max(self._last_sync, self._regather), GATHER_LIMIT))
+            while len(pending) < expected:
+                seen, left = len(pending), deadline - time.perf_counter()
+                if left <= 0:
+                    return
+                self._arrived.wait(min(GATHER_GAP, left))
+                if len(pending) == seen:
+                    return
         finally:
             self._quorum = 0
-        came = len(self._pending)
-        # most came back: how long all of them take (with a margin), the next wait's length; else the fsync's
-        self._regather = (time.perf_counter() - started) * expected / came * 1.2 if came * 2 >= expected else 0.0
 
     def _standby(self) -> None:
         """The standby thread: leads when a leader handed over, or for an event loop's appends."""
@@ -369,8 +372,7 @@ class Journal:
         if self.fsync:
             started = time.perf_counter()
             os.fsync(self._file.fileno())
-            self._last_sync = took = time.perf_counter() - started
-            self.counters.fsynced(took)
+            self.counters.fsynced(time.perf_counter() - started)
 
     def _rollback(self, size: int) -> None:
         """Cut whatever a failed batch left in the current segment."""
