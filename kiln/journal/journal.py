@@ -241,7 +241,8 @@ class Journal:
         expected = 0  # appends queued before the last commit's wake-up + the threads it woke (0: too few woken)
         while True:
             with self._lock:
-                if expected and len(self._pending) < expected and self.fsync and not self._closed:
+                if expected and len(self._pending) < expected and self.fsync and not self._closed and (
+                        rounds is None or done < rounds):  # not when the standby thread takes over now
                     self._gather(expected)
                 batch, self._pending = self._pending, []
                 wake = self._wake
