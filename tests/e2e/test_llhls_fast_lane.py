@@ -42,6 +42,14 @@ def read_answer(sock: socket.socket, buf: bytearray, head: bool = False) -> tupl
     return int(lines[0].split()[1]), headers, body
 
 
+def video_chunklist(kiln: KilnProcess, http: httpx.Client, path: str) -> str:
+    """The video chunklist's URL (path and query) the stream's master lists, once the stream plays."""
+    url = f"http://127.0.0.1:{kiln.ports.llhls}/{path}/llhls.m3u8"
+    master: str = kiln.wait_for(lambda: (r := http.get(url)).status_code == 200 and "#EXT-X-STREAM-INF" in r.text
+                           and r.text, timeout=30, what="master")
+    return next(ln for ln in master.splitlines() if ln and not ln.startswith("#") and "_video_" in ln)
+
+
 def closed(sock: socket.socket) -> bool:
     try:
         return sock.recv(65536) == b""
@@ -54,9 +62,7 @@ def test_player_port_http_on_the_wire(kiln: KilnProcess, test_flv: Path, peer_di
     port = kiln.ports.llhls
     try:
         with httpx.Client(timeout=15) as http:
-            master = kiln.wait_for(lambda: (r := http.get(f"http://127.0.0.1:{port}/app/wire/llhls.m3u8")).status_code
-                                   == 200 and "#EXT-X-STREAM-INF" in r.text and r.text, timeout=30, what="master")
-            video = next(ln for ln in master.splitlines() if ln and not ln.startswith("#") and "_video_" in ln)
+            video = video_chunklist(kiln, http, "app/wire")
             text = http.get(f"http://127.0.0.1:{port}{video}").text
         hint = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part_\d+_(\d+)_(\d+)_', text)
         init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', text)
@@ -118,9 +124,7 @@ def test_large_parts_and_segments_behind_a_slow_reader_are_the_bytes_starlette_s
     port = kiln.ports.llhls
     try:
         with httpx.Client(timeout=15) as http:
-            master = kiln.wait_for(lambda: (r := http.get(f"http://127.0.0.1:{port}/app/files/llhls.m3u8")).status_code
-                                   == 200 and "#EXT-X-STREAM-INF" in r.text and r.text, timeout=30, what="master")
-            video = next(ln for ln in master.splitlines() if ln and not ln.startswith("#") and "_video_" in ln)
+            video = video_chunklist(kiln, http, "app/files")
             query = video.split("?", 1)[1]
             base = video.split("?")[0].rsplit("/", 1)[0]
             text = kiln.wait_for(lambda: (t := http.get(f"http://127.0.0.1:{port}{video}").text).count("#EXTINF") >= 2

@@ -5,9 +5,11 @@ queue, from the last keyframe) and a worker thread muxes the chosen tracks to MP
 7 TS packets per SRT message. A caller that cannot keep up is dropped, and the connection
 closed, when any of these happens: its queue overflows (the hub removes it, never waiting); a
 send blocks past the send timeout; or libsrt holds unacknowledged media older than
-``STALL_BUFFER_MS`` for ``STALL_SECONDS`` in a row. The last is how a caller that stops reading
-shows in live mode: its receive buffer fills, it stops acknowledging, and libsrt drops the
-too-late packets instead of blocking the sender, so neither of the first two would ever fire.
+``STALL_BUFFER_MS`` for ``STALL_CHECKS`` checks ``STALL_CHECK_S`` apart (one second). The last is
+how a caller that stops reading shows in live mode: its receive buffer fills, it stops
+acknowledging, and libsrt drops the too-late packets instead of blocking the sender, so neither of
+the first two would ever fire. The rule decides about 3 s after the caller stopped acknowledging,
+well before libsrt's 5 s peer idle timeout would break the connection with a less telling reason.
 """
 
 from __future__ import annotations
@@ -36,14 +38,14 @@ SEND_TIMEOUT_MS = 2000
 JOIN_TIMEOUT_S = 5.0
 SLOW_CALLER = "the caller is too slow: dropped to protect the stream"
 STALL_BUFFER_MS = 2000  # a healthy caller acknowledges within its RTT (and retransmissions), far below this
-STALL_SECONDS = 3
-STALL_CHECK_S = 1.0
+STALL_CHECKS = 4
+STALL_CHECK_S = 0.25
 
 
 class StallWatch:
     """Says when a caller left over ``buffer_ms`` of media unacknowledged ``checks`` checks in a row."""
 
-    def __init__(self, buffer_ms: int = STALL_BUFFER_MS, checks: int = STALL_SECONDS) -> None:
+    def __init__(self, buffer_ms: int = STALL_BUFFER_MS, checks: int = STALL_CHECKS) -> None:
         self.buffer_ms = buffer_ms
         self.checks = checks
         self._over = 0
