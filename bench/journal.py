@@ -18,6 +18,8 @@
 Each figure with a target (issue 16) is printed next to it.
 
 Usage: .venv/bin/python bench/journal.py [--events 1000000] [--seconds 2] [--dir DIR]
+       .venv/bin/python bench/journal.py --only appends [--ab-tree DIR] [--turns 3] [--pinned CPU]
+(``--ab-tree``/``--pinned``: the appends in child processes taking turns, bench/_journal_ab.py)
 """
 
 from __future__ import annotations
@@ -451,6 +453,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="duration of each append measurement")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a new temp dir)")
     parser.add_argument("--build", type=Path, default=None, help=argparse.SUPPRESS)  # the child of build_journal
+    parser.add_argument("--only", choices=("appends",), default=None, help="only section 1 (durable appends)")
+    parser.add_argument("--ab-tree", type=Path, default=None,
+                        help="another checkout (e.g. /work/main) whose journal takes turns with this one (appends)")
+    parser.add_argument("--turns", type=int, default=3, help="turns of this/other with --ab-tree or --pinned")
+    parser.add_argument("--pinned", type=int, default=None, metavar="CPU",
+                        help="also measure the appends pinned to this one CPU, in the same turns")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     if args.build is not None:
@@ -460,7 +468,14 @@ def main() -> None:
     out(f"work dir {work} on {filesystem_of(work)}")
     out()
     try:
-        bench_appends(work, args.seconds)
+        if args.ab_tree is not None or args.pinned is not None:
+            from _journal_ab import run as appends_in_turns
+
+            appends_in_turns(work, args.ab_tree, args.turns, args.seconds, args.pinned)
+        else:
+            bench_appends(work, args.seconds)
+        if args.only == "appends":
+            return
         data_dir = work / "restart"
         built = build_journal(data_dir, args.events)
         bench_replay(data_dir, built)
