@@ -36,7 +36,6 @@ COMPILED = (
     "kiln/media/formats/mpegts/demux.py",
     "kiln/media/formats/mpegts/tsclock.py",
     "kiln/media/ingest/demux/convert.py",
-    "kiln/media/net/srt/drain.py",
     "kiln/media/formats/bmff/boxes.py",
     "kiln/media/formats/bmff/entries.py",
     "kiln/media/formats/bmff/fragment.py",

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from types import TracebackType
 
 from kiln.media.net.srt import abi, libsrt
-from kiln.media.net.srt.abi import SockOpt, SockStatus
-from kiln.media.net.srt.drain import drain
+from kiln.media.net.srt.abi import EPOLL_IN, SockOpt, SockStatus
 from kiln.media.net.srt.errors import ErrorCode, SrtError
 from kiln.media.net.srt.options import OptionSpec, OptionValue, apply_option, apply_options, parse_options
 from kiln.media.net.srt.stats import SrtStats
@@ -197,12 +196,21 @@ class SrtSocket:
         it answers "nothing ready": that last read costs more than the question (a C++ exception inside
         libsrt, and a second wake-up of the connection's TSBPD thread)."""
         assert self._nonblocking_recv, "try_recv_into needs a non-blocking socket"
-        event = self._event
-        used, count, failed = drain(libsrt.nowait_receiver(), libsrt.nowait_flag_reader(), event.value, self._handle,
-                                    ctypes.addressof(buf), len(buf), RECV_BUFFER, max_messages, int(SockOpt.EVENT),
-                                    event.value_at, event.size_at)
-        if failed and libsrt.last_error_code() != ErrorCode.EASYNCRCV:
-            return used, count, libsrt.error("recv", self._handle)
+        base, room = ctypes.addressof(buf), len(buf)
+        recv, handle = libsrt.nowait_receiver(), self._handle
+        ask, event = libsrt.nowait_flag_reader(), self._event
+        option, value_at, size_at, ready = int(SockOpt.EVENT), event.value_at, event.size_at, event.value
+        used = count = 0
+        while count < max_messages and room - used >= RECV_BUFFER:
+            n = recv(handle, base + used, RECV_BUFFER)
+            if n == abi.SRT_ERROR:
+                if libsrt.last_error_code() == ErrorCode.EASYNCRCV:
+                    break
+                return used, count, libsrt.error("recv", handle)
+            used += n
+            count += 1
+            if ask(handle, option, value_at, size_at) == 0 and not ready.value & EPOLL_IN:
+                break  # drained (or broken: the next pass's epoll reports it and the read then fails)
         return used, count, None
 
     def stats(self, *, clear: bool = False) -> SrtStats:
