@@ -19,8 +19,11 @@ same round's RTMP figure: whatever part of the 1.5x budget it takes is not Kiln'
 ``--compare TREE`` adds a third run per round: SRT into the Kiln of another checkout (e.g. main, for a
 before/after in one call), with its ratio to the same round's RTMP.
 
+``--srt-option SRTO_KEY=VALUE`` (repeatable) puts an option in Kiln's SRT provider ``Options`` for every
+Kiln run of the call (RTMP's too, where the idle SRT port is all it touches): to measure a setting by itself.
+
 Usage: .venv/bin/python bench/srt_ingest.py [--streams 10 --seconds 15 --repeat 2 --threads --profile]
-       [--floor] [--compare /work/main]
+       [--floor] [--compare /work/main] [--srt-option SRTO_RCVBUF=...]
 """
 
 from __future__ import annotations
@@ -167,9 +170,23 @@ def py_spy_top(pid: int, seconds: float, out_file: Path, n: int = 12, rate: int 
     return lines
 
 
+def with_srt_options(kiln: BenchKiln, pairs: list[str]) -> None:
+    """Add ``KEY=VALUE`` pairs to the SRT provider's ``Options`` in Kiln's Server.xml (to measure a setting)."""
+    options = "".join(f"<Option><Key>{k}</Key><Value>{v}</Value></Option>"
+                      for k, _, v in (pair.partition("=") for pair in pairs))
+    bind = f"<SRT><Port>{kiln.ports.srt}</Port></SRT>"
+    xml = kiln.config_path.read_text()
+    if bind not in xml:
+        raise SystemExit(f"--srt-option: {bind} not found in {kiln.config_path}")
+    with_options = f"<SRT><Port>{kiln.ports.srt}</Port><Options>{options}</Options></SRT>"
+    kiln.config_path.write_text(xml.replace(bind, with_options))
+
+
 def run(protocol: str, args: argparse.Namespace, media: Path, wd: Path,
         tree: Path | None = None) -> Figure:
     kiln = BenchKiln(wd / f"{protocol}-{time.monotonic_ns()}")
+    if args.srt_option:
+        with_srt_options(kiln, args.srt_option)
     if tree is not None:
         kiln.tree = tree  # another checkout's Kiln (``--compare``)
     kiln.start()
@@ -212,6 +229,8 @@ def main() -> None:
                     "(libsrt alone, no Kiln) in each round, as the floor")
     ap.add_argument("--compare", metavar="TREE", help="also run another checkout's Kiln (e.g. /work/main) on SRT "
                     "in each round, as the before figure")
+    ap.add_argument("--srt-option", action="append", default=[], metavar="SRTO_KEY=VALUE",
+                    help="an SRT provider option (Server.xml Bind/Providers/SRT/Options) for Kiln's runs; repeatable")
     args = ap.parse_args()
     if not srt_ingest_available():
         out("Kiln has no SRT ingest wired: nothing to compare.")

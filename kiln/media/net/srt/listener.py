@@ -20,9 +20,9 @@ Contract for the callbacks (they run on threads Kiln does not own, so they must 
   it then gets every message read from its caller in one pass at once, concatenated (received back
   to back into one buffer of the listener's and copied out once), so its per-message cost (a copy,
   a lock, a wake-up of a demux thread) is paid once per pass.
-- The thread serves its callers at most once per ``PASS_INTERVAL_S``: messages wait that long in
-  libsrt's receive buffer (far below the SRT latency), and one wake-up reads several of them
-  instead of one wake-up per 1316-byte message.
+- The thread serves its callers at most once per ``PASS_INTERVAL_S`` (less when the listener is configured
+  with a short SRT latency, see ``pass_interval``): messages wait up to that long in libsrt's receive
+  buffer after they are due, and one wake-up reads several of them instead of one per 1316-byte message.
 - ``receiver.on_close(reason)`` is called exactly once for every receiver ``on_accept`` returned:
   on disconnect, peer timeout, a failed handshake after acceptance (e.g. wrong passphrase),
   ``disconnect()``, or ``close()``.
@@ -52,15 +52,19 @@ from kiln.media.threadname import name_os_thread
 
 log = logging.getLogger(__name__)
 
-READ_BATCH = 512  # messages read from one caller per pass (with the pass interval: up to 130 Mbit/s a caller)
-PASS_INTERVAL_S = 0.04
-"""Shortest time between two passes over ready callers. A 3 Mbit/s caller sends a message every 3.5 ms;
-pacing the passes lets one epoll wake-up and one hand-over to the event loop carry about eleven of them
-(waking a demux thread per message cost twice the demuxing). libsrt keeps them in its receive buffer
-meanwhile: 40 ms is well inside the 120 ms default SRT latency (which every message waits anyway) and
-about one 30 fps frame interval. 40 rather than 20 ms: with 10 callers it saved about a quarter of the
-listener's CPU and a tenth of the event loop's (bench/srt_ingest.py); libsrt's own per-connection
-threads wake on their ACK timer (10 ms) whatever the pace, so going further buys little."""
+READ_BATCH = 1024  # messages read from one caller per pass (with the pass interval: up to 130 Mbit/s a caller)
+PASS_INTERVAL_S = 0.08
+"""Longest time between two passes over ready callers. A 3 Mbit/s caller sends a message every 3.5 ms;
+pacing the passes lets one epoll look and one hand-over to the event loop carry about 23 of them.
+libsrt keeps them in its receive buffer meanwhile, so a message reaches the stream up to this long
+after libsrt would deliver it (20 ms more than the 40 ms this was before, on average; the SRT latency
+itself is 120 ms by default). 80 rather than 40 ms: with 10 callers, -25 % of the listener's CPU, -10 %
+of the event loop's and -15 % of libsrt's TSBPD wake-ups (the reader drains each caller, which kicks
+its TSBPD thread, half as often), about -10 % of SRT ingest's CPU in all (bench/srt_ingest.py)."""
+PASS_LATENCY_SHARE = 0.5
+"""With an SRT latency configured below twice ``PASS_INTERVAL_S``, the passes come every half latency
+(at least every ``MIN_PASS_INTERVAL_S``): whoever asks for a short latency also wants it end to end."""
+MIN_PASS_INTERVAL_S = 0.01
 PENDING_SWEEP_S = 1.0
 PENDING_MAX_AGE_S = 30.0
 SLOW_CALLBACK_S = 0.1
@@ -131,6 +135,7 @@ class SrtListener:
         if passphrase:
             self._settings.append(_checked("SRTO_PASSPHRASE", passphrase))
         self._settings += parse_options(options or {})
+        self.pass_interval = pass_interval(self._settings)
         self._sock: SrtSocket | None = None
         self._epoll: SrtEpoll | None = None
         self._thread: threading.Thread | None = None
@@ -293,8 +298,8 @@ class SrtListener:
                 if now - last_sweep >= PENDING_SWEEP_S:
                     last_sweep = now
                     self._sweep_pending()
-                if now - began < PASS_INTERVAL_S:
-                    time.sleep(PASS_INTERVAL_S - (now - began))
+                if now - began < self.pass_interval:
+                    time.sleep(self.pass_interval - (now - began))
         except Exception:
             log.exception("srt listener thread failed port=%d", self.port)
         finally:
@@ -430,6 +435,18 @@ class SrtListener:
         for conn in list(self._conns.values()):
             self._drop(conn, "listener closed")
         self._epoll.close()
+
+
+def pass_interval(settings: list[tuple[OptionSpec, OptionValue]]) -> float:
+    """Seconds between passes: ``PASS_INTERVAL_S``, or half the receive latency the listener is given (the last
+    ``SRTO_LATENCY``/``SRTO_RCVLATENCY`` setting, as libsrt applies them in order) when that is shorter."""
+    latency_ms: int | None = None
+    for spec, value in settings:
+        if spec.name in ("SRTO_LATENCY", "SRTO_RCVLATENCY") and isinstance(value, int):
+            latency_ms = value
+    if latency_ms is None:
+        return PASS_INTERVAL_S
+    return max(MIN_PASS_INTERVAL_S, min(PASS_INTERVAL_S, latency_ms / 1000 * PASS_LATENCY_SHARE))
 
 
 def _checked(name: str, value: object) -> tuple[OptionSpec, OptionValue]:
