@@ -82,7 +82,10 @@ def test_dvr_lists_beyond_segment_count_and_hlsjs_seeks_back(
     segments beyond the live window, in segments whose bytes are files."""
     require("chromium")
     kiln, dvr_dir = start(kiln_factory, tmp_path, max_duration=120)
-    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/live", test_flv, loop=True, log_dir=peer_dir)
+    # twice real time: the 33 s window fills in ~17 s of wall time (segments are cut on media time), and the
+    # 120 s DVR limit still holds everything the seek needs while hls.js plays
+    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/live", test_flv, loop=True, readrate=2,
+                       log_dir=peer_dir)
     base = f"http://127.0.0.1:{kiln.ports.llhls}/app/live"
     try:
         with httpx.Client(timeout=15) as http:
@@ -129,7 +132,10 @@ def test_memory_stays_flat_while_the_dvr_window_grows(
                  "-c:a", "aac", "-b:a", "128k", "-f", "flv", str(noisy)], timeout=120)  # fmt: skip
     kiln, dvr_dir = start(kiln_factory, tmp_path, max_duration=3600)
     assert kiln.proc is not None
-    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/live", noisy, loop=True, log_dir=peer_dir)
+    # three times real time: 30 more segments in ~10 s of wall time; what RSS must not hold is the media, not
+    # the wall time it took to arrive
+    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/live", noisy, loop=True, readrate=3,
+                       log_dir=peer_dir)
     base = f"http://127.0.0.1:{kiln.ports.llhls}/app/live"
     try:
         with httpx.Client(timeout=15) as http:

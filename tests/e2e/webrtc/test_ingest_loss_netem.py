@@ -111,7 +111,7 @@ def test_simulcast_retransmissions_through_a_lossy_link_are_matched_to_their_lay
         base = f"http://127.0.0.1:{port}"
         kiln.wait_for(lambda: _probe(f"{base}/app/simloss/llhls.m3u8"), 60, "LL-HLS readable")
     finally:
-        report = browser.finish(90)
+        report = browser.finish(90, now=True)
     assert report["connected"] and report["simulcastOffered"], report
     closed = kiln.wait_for(lambda: re.search(r"webrtc publish closed .*stream=default/app/simloss .*nacks=(\d+) "
                                              r"plis=(\d+) rtx=(\d+)", kiln.log_path.read_text()), 30,
