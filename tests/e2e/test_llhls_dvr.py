@@ -94,10 +94,17 @@ def test_dvr_lists_beyond_segment_count_and_hlsjs_seeks_back(
             numbers = wait_listed(kiln, http, chunklist, 33, timeout=60)
             # the DVR window, contiguous from the first segment, far beyond SegmentCount
             assert numbers == list(range(numbers[0], numbers[-1] + 1)) and numbers[0] == 0, numbers
-            on_disk = files(dvr_dir)
-            spilled = {int(name.split("_")[2]) for name in on_disk if "_video_" in name}
-            # every listed segment but the newest 3 + 3 grace + the growing one is a file, not memory
-            assert set(range(numbers[0], numbers[-1] - 6)) <= spilled, (numbers, sorted(spilled))
+            # every listed segment but the newest 3 + 3 grace + the growing one is a file, not memory (Kiln's disk
+            # thread writes each as it leaves: wait, bounded, for the last of those writes rather than race it)
+            beyond = set(range(numbers[0], numbers[-1] - 6))
+            spilled: set[int] = set()
+
+            def all_spilled() -> bool:
+                spilled.clear()
+                spilled.update(int(name.split("_")[2]) for name in files(dvr_dir) if "_video_" in name)
+                return beyond <= spilled
+            kiln.wait_for(all_spilled, timeout=15, what="segments beyond the live window written as files")
+            assert beyond <= spilled, (numbers, sorted(spilled))
             oldest = next(ln for ln in http.get(chunklist).text.splitlines() if ln.startswith("seg_"))
             first = http.get(f"{chunklist.rsplit('/', 1)[0]}/{oldest}")
             on_file = next(dvr_dir.rglob(oldest.split("?")[0])).read_bytes()
