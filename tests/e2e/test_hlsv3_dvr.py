@@ -41,9 +41,7 @@ def test_hlsv3_dvr_lists_beyond_segment_count_and_hlsjs_seeks_back_into_the_file
     ports, workdir, dvr_dir = Ports(), tmp_path / "kiln", tmp_path / "dvr"
     workdir.mkdir()
     kiln = kiln_factory(dvr_xml(ports, workdir, dvr_dir), ports=ports, workdir=workdir)
-    # twice real time: segments are cut on media time, so the 16 s window fills in ~8 s of wall time
-    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/live", test_flv, loop=True, readrate=2,
-                       log_dir=peer_dir)
+    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/live", test_flv, loop=True, log_dir=peer_dir)
     base = f"http://127.0.0.1:{kiln.ports.llhls}/app/live"
     try:
         with httpx.Client(timeout=15) as http:

@@ -82,10 +82,9 @@ def test_dvr_lists_beyond_segment_count_and_hlsjs_seeks_back(
     segments beyond the live window, in segments whose bytes are files."""
     require("chromium")
     kiln, dvr_dir = start(kiln_factory, tmp_path, max_duration=120)
-    # twice real time: the 33 s window fills in ~17 s of wall time (segments are cut on media time), and the
-    # 120 s DVR limit still holds everything the seek needs while hls.js plays
-    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/live", test_flv, loop=True, readrate=2,
-                       log_dir=peer_dir)
+    # real time (not faster, as the memory test below): hls.js plays this live stream, and one ahead of the clock
+    # failed to start playing in 1 of 3 loaded runs
+    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/live", test_flv, loop=True, log_dir=peer_dir)
     base = f"http://127.0.0.1:{kiln.ports.llhls}/app/live"
     try:
         with httpx.Client(timeout=15) as http:
@@ -113,9 +112,9 @@ def test_dvr_lists_beyond_segment_count_and_hlsjs_seeks_back(
             assert rewind_no.count("#EXTINF") <= 4  # _HLS_rewind=NO: the live edge only
 
             report = seek_back_hls(f"{base}/llhls.m3u8", workdir=peer_dir / "chromium", timeout=25)
+            assert report["played"] and report["playedAfterSeek"], report  # before the figures: they may be None
             print(f"hls.js DVR seek: live edge {report['liveEdge']:.1f} s, seeked to {report['seekedAt']:.1f} s, "  # noqa: T201
                   f"played to {report['currentTime']:.1f} s, fetched {report['fragsAfterSeek'][:4]}")
-            assert report["played"] and report["playedAfterSeek"], report
             assert report["liveEdge"] - report["seekedAt"] >= 30, report
             assert not [e for e in report["errors"] if str(e).startswith("fatal:")], report
             fetched = {int(name.split("_")[2]) for name in report["fragsAfterSeek"] if "_video_" in name}

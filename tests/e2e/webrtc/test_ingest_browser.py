@@ -113,8 +113,10 @@ def test_simulcast_through_whip_gives_a_rendition_per_layer(kiln_factory: Callab
     ports = RtcPorts()
     kiln = kiln_factory(ingest_server_xml(ports, profiles=SIM_PROFILE), ports)
     port = ports.llhls
+    # publish_s is a budget, not a duration: finish(now=True) ends it once the test has seen all it needs, so a
+    # loaded machine gets time enough without the quiet case paying for it
     browser = start_publisher("whip", f"http://127.0.0.1:{port}/app/sim?direction=whip", workdir=tmp_path,
-                              page_origin=f"http://localhost:{port + 1}", publish_s=20, simulcast=True,
+                              page_origin=f"http://localhost:{port + 1}", publish_s=90, simulcast=True,
                               width=SIM_WIDTH, height=SIM_HEIGHT)
     try:
         sizes = kiln.wait_for(_layers(kiln, "sim", 3), 40, "three simulcast layers as input tracks")
