@@ -62,8 +62,12 @@ unit: install
 e2e: install peers
 	KILN_REQUIRE_PEERS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 tests/e2e $(PYTEST_ARGS)
 
+# --dist worksteal: xdist's default (load) hands each worker a first chunk of 1/8 of the suite in collection order,
+# so one worker got chaos and nearly every e2e test (the first 284 of 2,273) while the other ran the unit tests and
+# then sat idle; worksteal splits the suite in halves and lets an idle worker take half of the other's queue
 test: install peers lint
-	KILN_REQUIRE_PEERS=1 KILN_REQUIRE_COMPILED=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --durations=15 tests $(PYTEST_ARGS)
+	KILN_REQUIRE_PEERS=1 KILN_REQUIRE_COMPILED=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist worksteal \
+	  --durations=15 tests $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory schema
 
 # OME's OpenAPI file against a live Kiln (skipped, saying so, when ../shared/ref/ome.yml is absent)

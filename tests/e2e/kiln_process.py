@@ -174,6 +174,20 @@ class KilnProcess:
             time.sleep(0.05)
         raise TimeoutError(f"timed out waiting for {what} (last={last!r})\n{self.log_tail()}")
 
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_for_log(self, *lines: str, timeout: float = 30.0) -> str:
+        """The log once it holds every one of ``lines``. Kiln logs an effect on its own threads and loop, often
+        just after the answer, exit or API change a test saw: reading the log at once races that line."""
+        def holds_all() -> str | None:
+            text = self.log_text()
+            return text if all(line in text for line in lines) else None
+        return str(self.wait_for(holds_all, timeout, f"log lines {list(lines)!r}"))
+
     def close(self) -> None:
         self.stop()
         self.api.close()

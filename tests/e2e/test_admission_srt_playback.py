@@ -86,9 +86,8 @@ def test_signed_player_plays_and_unsigned_is_refused_and_journaled(
         assert (ev["direction"], ev["stream"], ev["rule"], ev["reason"]) == (
             "outgoing", "cam", "SignedPolicy", "no signature in the URL")
         assert ev["url"] == "srt://default/app/cam"
-        log = kiln.log_path.read_text()
-        assert "srt playback denied vhost=default app=app stream=cam peer=127.0.0.1:" in log
-        assert "reason=no signature in the URL" in log
+        kiln.wait_for_log("srt playback denied vhost=default app=app stream=cam peer=127.0.0.1:",
+                          "reason=no signature in the URL")
     finally:
         source.stop()
 
@@ -105,7 +104,7 @@ def test_stream_expire_cuts_a_playing_caller(kiln: KilnProcess, test_flv: Path, 
         kiln.wait_for(lambda: srt_connections(kiln) == 1, what="the signed caller plays")
         kiln.wait_for(lambda: srt_connections(kiln) == 0, timeout=30, what="the lease cut the caller")
         assert time.monotonic() - started < 20
-        assert "srt playback lease expired vhost=default app=app stream=cam" in kiln.log_path.read_text()
+        kiln.wait_for_log("srt playback lease expired vhost=default app=app stream=cam")
         assert 2.0 <= media_duration(out) < 20  # it played until the lease passed, not the asked 60 s
     finally:
         player.stop()

@@ -58,9 +58,17 @@ def test_hlsv3_dvr_lists_beyond_segment_count_and_hlsjs_seeks_back_into_the_file
             kiln.wait_for(enough, timeout=40, what="16 segments listed")
             # the DVR window, contiguous from the first segment, far beyond SegmentCount
             assert numbers == list(range(0, numbers[-1] + 1)), numbers
-            on_disk = files(dvr_dir)
-            spilled = {int(name.split("_")[2]) for name in on_disk}
-            assert set(range(0, numbers[-1] - LIVE_KEPT + 1)) <= spilled, (numbers, sorted(spilled))
+            # every segment beyond the live window is a file: the one that just left it is written by Kiln's disk
+            # thread as the playlist lists its successor, so wait (bounded) for that write rather than race it
+            beyond = set(range(0, numbers[-1] - LIVE_KEPT + 1))
+            spilled: set[int] = set()
+
+            def all_spilled() -> bool:
+                spilled.clear()
+                spilled.update(int(name.split("_")[2]) for name in files(dvr_dir))
+                return beyond <= spilled
+            kiln.wait_for(all_spilled, timeout=15, what="segments beyond the live window written as files")
+            assert beyond <= spilled, (numbers, sorted(spilled))
             oldest = next(ln for ln in http.get(media_url).text.splitlines() if ln.startswith("seg_"))
             first = http.get(f"{base}/{oldest}")
             assert first.status_code == 200 and first.content[0] == 0x47

@@ -44,7 +44,7 @@ def test_udp_sender_creates_the_mapped_stream_and_silence_ends_it(kiln: KilnProc
     finally:
         pub.stop()
     kiln.wait_for(lambda: name not in stream_names(kiln), timeout=10, what="stream ended after silence")
-    assert "reason=no data for 1500 ms" in kiln.log_path.read_text()
+    kiln.wait_for_log("reason=no data for 1500 ms")
 
     again = publish_mpegts_udp("127.0.0.1", kiln.ports.mpegts, test_ts, log_dir=peer_dir)
     try:

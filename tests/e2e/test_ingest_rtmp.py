@@ -86,7 +86,7 @@ def test_delete_drops_the_publisher(kiln: KilnProcess, test_flv: Path, peer_dir:
 def test_unknown_app_is_refused_and_logged(kiln: KilnProcess, test_flv: Path, peer_dir: Path) -> None:
     pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/nope/s", test_flv, log_dir=peer_dir)
     kiln.wait_for(lambda: not pub.alive, what="publisher refused")
-    assert "application not found" in kiln.log_path.read_text()
+    kiln.wait_for_log("application not found")
     assert kiln.api.get("/v1/vhosts/default/apps/app/streams").json()["response"] == []
 
 
@@ -118,7 +118,7 @@ def test_two_publishers_and_a_duplicate_that_is_refused(kiln: KilnProcess, test_
         created = kiln.api.get(f"{APP}/streams/one").json()["response"]["input"]["createdTime"]
         dup = publish_rtmp(f"{url}/one", test_flv, loop=True, log_dir=peer_dir)
         kiln.wait_for(lambda: not dup.alive, what="duplicate publisher refused")
-        assert "Stream already exists" in kiln.log_path.read_text()
+        kiln.wait_for_log("Stream already exists")
         assert first.alive and second.alive
         assert kiln.api.get(f"{APP}/streams/one").json()["response"]["input"]["createdTime"] == created
     finally:

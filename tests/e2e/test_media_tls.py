@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,7 +172,9 @@ def test_reload_changes_what_new_connections_get_while_ffmpeg_keeps_reading(site
     recording = tmp_path / "reader.ts"
     reader = record_from(publishing, recording, 14, log_dir=peer_dir,
                          input_args=("-ca_file", str(site.ca), "-tls_verify", "1"))
-    time.sleep(4)
+    # reading over the old chain before anything is reloaded: its first bytes are on disk (not a fixed sleep)
+    site.kiln.wait_for(lambda: recording.exists() and recording.stat().st_size > 0, timeout=30,
+                       what="the TLS reader's first bytes")
     assert reader.popen is not None and reader.popen.poll() is None, reader.stderr_path.read_text()
     cert, key = sign(tmp_path, site.ca, site.ca_key, "vhost-a", "a.test")
     (site.tls_dir / "a.crt").write_bytes(cert.read_bytes())

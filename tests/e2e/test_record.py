@@ -192,6 +192,8 @@ def test_a_track_mp4_cannot_hold_is_named_in_the_task_and_the_log(kiln_factory: 
         warning = task.get("lastWarning", "")
         assert re.fullmatch(r"track \d+ \(opus_audio, OPUS\) cannot be stored in mp4", warning), task
         assert "lastError" not in task
+        # the task's warning (journal, projection) and the worker's log line are written on different threads
+        kiln.wait_for_log("record track skipped")
         logged = [line for line in kiln.log_path.read_text().splitlines() if "record track skipped" in line]
         assert len(logged) == 1 and " WARNING " in logged[0], logged
         assert "id=o1 stream=op" in logged[0] and f"reason={warning}" in logged[0], logged

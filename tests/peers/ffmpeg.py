@@ -23,20 +23,24 @@ FFPROBE = "ffprobe"
 QUIET = ["-hide_banner", "-loglevel", "warning", "-nostdin"]
 
 
-def _input_args(media: Path, *, loop: bool, realtime: bool) -> list[str]:
-    args = ["-re"] if realtime else []
+def _input_args(media: Path, *, loop: bool, realtime: bool, readrate: float = 1.0) -> list[str]:
+    """``readrate`` > 1 paces the input that many times faster than real time (a test that needs N
+    seconds of media, not N seconds of wall time, e.g. a DVR window to fill)."""
+    args = (["-re"] if readrate == 1.0 else ["-readrate", f"{readrate:g}"]) if realtime else []
     if loop:
         args += ["-stream_loop", "-1"]
     return [*args, "-i", str(media)]
 
 
 def _publish(
-    name: str, media: Path, out: list[str], *, loop: bool, realtime: bool, log_dir: Path, extra_args: Sequence[str]
+    name: str, media: Path, out: list[str], *, loop: bool, realtime: bool, log_dir: Path, extra_args: Sequence[str],
+    readrate: float = 1.0,
 ) -> Peer:
     media = Path(media)
     if not media.exists():
         raise FileNotFoundError(media)
-    argv = [FFMPEG, *QUIET, *_input_args(media, loop=loop, realtime=realtime), "-c", "copy", *extra_args, *out]
+    argv = [FFMPEG, *QUIET, *_input_args(media, loop=loop, realtime=realtime, readrate=readrate), "-c", "copy",
+            *extra_args, *out]
     return Peer.spawn(name, argv, log_dir)
 
 
@@ -46,13 +50,14 @@ def publish_rtmp(
     *,
     loop: bool = False,
     realtime: bool = True,
+    readrate: float = 1.0,
     log_dir: Path,
     extra_args: Sequence[str] = (),
 ) -> Peer:
     """Push `media` to an RTMP URL (rtmp://host:port/app/stream) as FLV, stream copy."""
     out = ["-f", "flv", "-flvflags", "no_duration_filesize", url]
     return _publish("ffmpeg-rtmp-pub", media, out, loop=loop, realtime=realtime, log_dir=log_dir,
-                    extra_args=extra_args)
+                    extra_args=extra_args, readrate=readrate)
 
 
 def publish_srt(

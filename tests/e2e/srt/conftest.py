@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -36,12 +35,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         skip = pytest.mark.skip(reason="SRT peers unavailable: " + ", ".join(missing))
         for item in ours:
             item.add_marker(skip)
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_udp_listening(port: int, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 15) -> None:

@@ -17,11 +17,11 @@ from tests.e2e.srt.conftest import (
     FFMPEG,
     Procs,
     Recorder,
-    free_udp_port,
     probe_codecs,
     wait_udp_listening,
     wait_until,
 )
+from tests.peers.ports import free_udp_port  # reserved across xdist workers, below the ephemeral range
 
 pytestmark = pytest.mark.e2e
 

@@ -3,12 +3,18 @@
 // Usage: node ingest_browser.js '<json options>'
 //   options: {mode: "ovenlivekit"|"whip", url, page_origin, user_data_dir, chromium, publish_s, timeout_ms,
 //             script (path of the client bundle), width, height, simulcast}
+//   SIGUSR2 (to node's pid) ends the publish_s wait early: stats are read and the client stopped as usual
 // Prints one JSON line: {connected, errors, stats: {codec, framesEncoded, packetsSent, audioPacketsSent},
 //                        stopped}
 'use strict';
 const { chromium } = require('playwright-core');
 
 const opts = JSON.parse(process.argv[2] || '{}');
+// SIGUSR2 ends the publish_s wait early (BrowserPublisher.finish(now=True): the test has seen what it needed);
+// installed first so a signal sent at any time is never the default "terminate" (SIGUSR1 is Node's debugger)
+let stopNow;
+const stopSignal = new Promise((resolve) => { stopNow = resolve; });
+process.on('SIGUSR2', () => stopNow());
 const pageUrl = `${opts.page_origin}/__kiln_test_publisher/index.html`;
 
 (async () => {
@@ -76,7 +82,7 @@ const pageUrl = `${opts.page_origin}/__kiln_test_publisher/index.html`;
     await page.waitForFunction(() => window.__pcs.some((pc) => pc.connectionState === 'connected')
       || window.__state.errors.length > 0, null, { timeout, polling: 100 });
     result.connected = await page.evaluate(() => window.__pcs.some((pc) => pc.connectionState === 'connected'));
-    await page.waitForTimeout((opts.publish_s || 5) * 1000);
+    await Promise.race([page.waitForTimeout((opts.publish_s || 5) * 1000), stopSignal]);
     result.stats = await page.evaluate(async () => {
       const out = { framesEncoded: 0, packetsSent: 0, audioPacketsSent: 0, codec: null, nackCount: 0, pliCount: 0 };
       for (const pc of window.__pcs) {

@@ -65,8 +65,7 @@ def test_vp8_input_push_and_record_say_the_video_cannot_go(kiln_factory: Callabl
                                   30, "recording")
         assert "VP8) cannot be stored in mp4" in recording.get("lastWarning", ""), recording
 
-        log = kiln.wait_for(lambda: next((t for t in [kiln.log_path.read_text()] if "record track skipped" in t),
-                                         None), 20, "the record's log line")
+        log = kiln.wait_for_log("record track skipped", "push track skipped", timeout=20)
         assert re.search(r"WARNING .*push track skipped .*id=p1 stream=v8 reason=track \d+ \(bypass_video\) is VP8",
                          log), log[-3000:]
         assert re.search(r"WARNING .*record track skipped .*id=r1 stream=v8 reason=.*VP8\) cannot be stored in mp4",

@@ -231,13 +231,13 @@ def test_viewer_vanishing_without_a_word_is_freed_by_consent_timeout(live: tuple
         freed_after = time.monotonic() - stopped
         assert freed_after < 15, f"freed after {freed_after:.1f} s: the 4 s timeout was not followed"
         sys.stdout.write(f"\nsilent viewer freed {freed_after:.1f} s after it stopped (Timeout 4000 ms)\n")
-        log_text = kiln.log_path.read_text()
-        assert "webrtc ice consent expired" in log_text and "timeout_s=4.0" in log_text
+        # the connection count drops as the session ends; its log lines may follow
+        log_text = kiln.wait_for_log("webrtc ice consent expired", "timeout_s=4.0", "webrtc session closed")
         closed = [line for line in log_text.splitlines() if "webrtc session closed" in line]
         assert closed and "reason=" in closed[-1]
         # Kiln closed the signalling socket and freed the UDP route: fds and threads where they were
         kiln.wait_for(lambda: _proc(kiln)["fds"] <= before["fds"] + 2, 20, "fds back to before")
-        assert _proc(kiln)["threads"] <= before["threads"] + 1
+        kiln.wait_for(lambda: _proc(kiln)["threads"] <= before["threads"] + 1, 20, "threads back to before")
         assert "Traceback" not in log_text
     finally:
         viewer._signal_group(signal.SIGCONT)

@@ -72,14 +72,15 @@ _PARSERS = {
 
 
 def _only_codec_errors(codec: Codec, data: bytes) -> None:
-    """The parser itself (not describe_track's safety net) must raise nothing but CodecConfigError."""
-    start = time.perf_counter()
+    """The parser itself (not describe_track's safety net) must raise nothing but CodecConfigError, in bounded CPU
+    time (this thread's: a loaded machine's preemption is not the parser's; 1.1 s wall was seen at load 12)."""
+    start = time.thread_time()
     for fn in (_PARSERS[codec], lambda d: describe_track(0, codec, d, MS)):
         try:
             fn(data)
         except CodecConfigError:
             pass
-    assert time.perf_counter() - start < 0.5, "parsing a small config took too long"
+    assert time.thread_time() - start < 0.5, "parsing a small config took too long"
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -129,12 +129,12 @@ def test_round_trip_property(values: list[object]) -> None:
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=400))
 def test_random_bytes_raise_only_amf_error(data: bytes) -> None:
-    start = time.perf_counter()
+    start = time.thread_time()  # CPU time: bounded work per input, whatever the machine's load
     try:
         amf0.decode_all(data)
     except AmfError:
         pass
-    assert time.perf_counter() - start < 0.5
+    assert time.thread_time() - start < 0.5
 
 
 @settings(max_examples=500, deadline=None)
