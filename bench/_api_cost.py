@@ -20,6 +20,7 @@ import base64
 import json
 import logging
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -131,7 +132,7 @@ def main() -> None:
             result = uvloop.run(run(service, args.clients, args.seconds, args.warmup))
         finally:
             service.close()
-    print(json.dumps(result))
+    sys.stdout.write(json.dumps(result) + "\n")
 
 
 if __name__ == "__main__":

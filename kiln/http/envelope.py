@@ -22,9 +22,9 @@ def _not_serializable(value: Any) -> Any:
 # ``json.dumps`` with these options builds a JSONEncoder and its C encoder on every call, a third of the cost
 # of encoding a push task's answer: one C encoder, made once, gives the same bytes (no circular-reference
 # check: the answers are trees Kiln builds; a cycle would be a RecursionError instead of a ValueError)
-_C_ENCODER = json.encoder.c_make_encoder
-_encode = _C_ENCODER(None, _not_serializable, json.encoder.encode_basestring_ascii, None, ":", ",", True, False,
-                     False) if _C_ENCODER is not None else None
+_C_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_encode: Any = _C_ENCODER(None, _not_serializable, json.encoder.encode_basestring_ascii, None, ":", ",", True,
+                          False, False) if _C_ENCODER is not None else None
 
 
 def dumps(value: Any) -> bytes:

@@ -140,7 +140,8 @@ def test_a_held_head_is_written_before_the_connection_closes() -> None:
                 break
             await asyncio.sleep(0.001)
         assert transport.closing and transport.writes == [transport.writes[0]]
-        assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length: 5\r\n" in transport.writes[0]
+        head = transport.writes[0]
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length: 5\r\n" in head
         protocol.connection_lost(None)
 
     asyncio.run(run())
