@@ -22,7 +22,8 @@ Then the pairs section (issue 16, target 5: pairs limited only by the fsyncs the
 pairs at ``--pair-clients`` client counts, each row with the journal's fsyncs/s, records per fsync, mean
 fsync, the share of the window in fsync, Kiln's CPU per pair and a pair's latency split from Kiln's own
 command timings (``kiln_api_command_seconds``: actor, journal, loop; the rest is HTTP and the client).
-``--kiln-tree DIR`` runs another checkout's Kiln in turns with this one (``--turns``), for before/after.
+``--kiln-tree DIR`` runs another checkout's Kiln in turns with this one (``--turns``), for before/after;
+with ``--together`` both run at once, each with its own clients, so both rows of a turn share the same load.
 
 Usage: .venv/bin/python bench/api.py [--seconds 4] [--concurrency 16] [--only all|reads|pairs]
        [--pair-clients 4,16,48] [--kiln-tree ../main --turns 3]
@@ -410,6 +411,14 @@ def run_pairs(work: Path, kiln: Server, other: Server | None, args: argparse.Nam
     rows: list[list[object]] = []
     for clients in args.pair_clients:
         for _turn in range(args.turns):
+            if args.together and other is not None:  # both Kilns in the same window, each with its own clients
+                async def both(n: int = clients) -> list[Result]:
+                    return list(await asyncio.gather(*(drive(server, push_pair, n, args.seconds, args.warmup,
+                                                             args.client) for server in (kiln, other))))
+
+                mine, theirs = asyncio.run(both())
+                rows += [pair_row("this", clients, mine), pair_row("other", clients, theirs)]
+                continue
             for label, server in (("this", kiln), ("other", other)):
                 if server is None:
                     continue
@@ -439,6 +448,10 @@ def main() -> None:
     parser.add_argument("--kiln-tree", type=Path, help="another checkout whose Kiln takes turns with this one "
                         "in the pairs section (e.g. a worktree of main)")
     parser.add_argument("--turns", type=int, default=1, help="turns of this/other per client count")
+    parser.add_argument("--together", action="store_true",
+                        help="with --kiln-tree: drive both Kilns at once (each with --pair-clients clients) instead "
+                        "of in turns, so each row pair shares the same moments of a machine others load; CPU per "
+                        "pair is the figure to compare (pairs/s and latency are halved by sharing the cores)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kiln-bench-api-"))
     out(f"kiln bench/api.py  client={args.client}  concurrency={args.concurrency}  {args.seconds:g} s per scenario  "

@@ -161,8 +161,10 @@ def guarded(limits: ConnectionLimits, listener: str) -> dict[str, Any]:
 
 
 def api_listener(limits: ConnectionLimits, listener: str) -> dict[str, Any]:
-    """uvicorn settings of an API port: httptools, the same bounds, OME's envelope for a 431 (api_protocol.py)."""
-    return {"http": api_protocol(limits, listener)}
+    """uvicorn settings of an API port: httptools, the same bounds, OME's envelope for a 431 (api_protocol.py);
+    no X-Forwarded-* rewriting (OME's API has none, and uvicorn's middleware for it was a layer and a header
+    scan on every request)."""
+    return {"http": api_protocol(limits, listener), "proxy_headers": False}
 
 
 def _keeping(rows: Iterable[StoredFields], kept: deque[StoredFields]) -> Iterator[StoredFields]:

@@ -28,17 +28,32 @@ def format_time(ts: float) -> str:
     return found
 
 
+_SECONDS: dict[tuple[int, int, int], tuple[str, str]] = {}
+
+
 def _format(ts: float) -> str:
-    # time.localtime, not datetime: freezegun's datetime.fromtimestamp ignores the local zone
     whole = int(ts // 1)
     millis = int(round((ts - whole) * 1000))
     if millis == 1000:
         whole, millis = whole + 1, 0
+    # each new task's created time is a new float, but many fall in the same second: its date and offset
+    # (localtime + strftime, most of the cost) are remembered per second and zone
+    key = (whole, time.timezone, time.altzone)
+    parts = _SECONDS.get(key)
+    if parts is None:
+        if len(_SECONDS) >= 1024:
+            _SECONDS.clear()
+        parts = _SECONDS[key] = _second(whole)
+    return f"{parts[0]}.{millis:03d}{parts[1]}"
+
+
+def _second(whole: int) -> tuple[str, str]:
+    # time.localtime, not datetime: freezegun's datetime.fromtimestamp ignores the local zone
     local = time.localtime(whole)
     offset = local.tm_gmtoff or 0
     sign = "-" if offset < 0 else "+"
     hours, minutes = divmod(abs(offset) // 60, 60)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', local)}.{millis:03d}{sign}{hours:02d}:{minutes:02d}"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", local), f"{sign}{hours:02d}:{minutes:02d}"
 
 
 def now() -> float:

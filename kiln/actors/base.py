@@ -166,7 +166,9 @@ class _LoopInbox:
     __slots__ = ("_loop", "_ready", "_pending", "__weakref__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        # weakly: the inbox is the loop's value in ``_INBOXES``, and a value that held its key would keep
+        # every loop that ever asked (and what hangs off it) alive for good
+        self._loop = weakref.ref(loop)
         self._ready: deque[_LoopReply] = deque()
         self._pending = False
 
@@ -174,8 +176,11 @@ class _LoopInbox:
         self._ready.append(reply)
         if not self._pending:
             self._pending = True
+            loop = self._loop()
+            if loop is None:  # the loop is gone: nobody waits any more
+                return
             try:
-                self._loop.call_soon_threadsafe(self._drain)
+                loop.call_soon_threadsafe(self._drain)
             except RuntimeError:  # the loop is closed (shutdown): nobody waits any more
                 pass
 
@@ -214,7 +219,7 @@ class _LoopReply:
 
     def __init__(self, inbox: _LoopInbox, waiter: asyncio.Future[Any], timings: CommandTimings) -> None:
         self._inbox = inbox
-        self._waiter = waiter
+        self._waiter: asyncio.Future[Any] | None = waiter
         self._outcome: Outcome | None = None
         self._index = 0  # the durable future waited for next
         self._timings = timings
@@ -272,7 +277,8 @@ class _LoopReply:
         durable = self._durable
         self._timings.record(self._answered - self._asked, durable - self._answered, time.perf_counter() - durable)
         waiter = self._waiter
-        if waiter.done():
+        self._waiter = None  # the actor may keep its last message (and this reply) until its next one
+        if waiter is None or waiter.done():
             return
         if failed is not None:
             waiter.set_exception(failed)

@@ -36,7 +36,10 @@ class Event:
         raise TypeError(f"{type(self).__name__} does not name its entity")
 
     def payload(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:  # ``dataclasses.fields`` filters the class's fields on every call: once per class
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))
+        return {name: _plain(getattr(self, name)) for name in names}
 
 
 EventT = TypeVar("EventT", bound=type[Event])
@@ -52,8 +55,14 @@ def event(cls: EventT) -> EventT:
     return cls
 
 
+_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
 def _plain(value: object) -> object:
     """A field value as msgpack stores it: tuples become lists, containers are copied."""
+    if type(value) in _SCALARS:  # most fields: one set lookup, not two isinstance checks against unions
+        return value
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):

@@ -84,6 +84,32 @@ async def _withdraw_cancel(task: asyncio.Task[Any]) -> None:
         task.uncancel()
 
 
+class _Heads:
+    """What the API reads of a request's headers, found in one pass over the raw list (Starlette's ``Headers``
+    object and a scan per ``get`` cost more, on every command): the first of each name, as ``get`` answers,
+    and the headers' size."""
+
+    __slots__ = ("size", "authorization", "origin", "acrh")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        size = 0
+        authorization = origin = acrh = None
+        for name, value in raw:
+            size += len(name) + len(value) + 4
+            if name == b"authorization":
+                if authorization is None:
+                    authorization = value.decode("latin-1")
+            elif name == b"origin":
+                if origin is None:
+                    origin = value.decode("latin-1")
+            elif name == b"access-control-request-headers" and acrh is None:
+                acrh = value.decode("latin-1")
+        self.size = size
+        self.authorization: str | None = authorization
+        self.origin: str | None = origin
+        self.acrh: str | None = acrh
+
+
 class ApiApp:
     """Builds the Starlette application; holds what handlers need."""
 
@@ -149,8 +175,25 @@ class ApiApp:
         """The whole body, bounded in size and time; read from ``receive`` as ``request.stream()`` would (its
         async generator cost more than a small body's parse), and nothing else reads it. The time bound is one
         timer that cancels this task (what ``asyncio.timeout`` does, at a third of its cost per request)."""
+        receive = request.receive
+        if getattr(getattr(receive, "__self__", None), "more_body", True) is False:
+            # uvicorn's cycle already holds the whole body (it came with the headers, as a command's does):
+            # its receive hands it over without waiting, so no deadline is armed (a timer and the current
+            # task looked up per command)
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            body: bytes = message.get("body", b"")
+            if len(body) > self.max_body:
+                raise ApiError(413, f"Request body is larger than {self.max_body} bytes")
+            if not message.get("more_body", False):
+                return body
+            return body + await self._read_rest(request, len(body))
+        return await self._read_rest(request, 0)
+
+    async def _read_rest(self, request: Request, size: int) -> bytes:
+        """What is left of the body, under the deadline (``_read_body``)."""
         chunks: list[bytes] = []
-        size = 0
         receive = request.receive
         task = asyncio.current_task()
         assert task is not None
@@ -198,13 +241,13 @@ class ApiApp:
         return found
 
     async def endpoint(self, request: Request) -> Response:
-        headers = request.headers
-        cors = self._cors_headers(headers.get("origin"), headers.get("access-control-request-headers"))
+        heads = _Heads(request.scope.get("headers", []))
+        cors = self._cors_headers(heads.origin, heads.acrh)
         if request.method == "OPTIONS":
             response = Response(status_code=204, headers=BASE_HEADERS)
             response.raw_headers += cors
             return response
-        response = await self._dispatch(request)
+        response = await self._dispatch(request, heads)
         if cors:  # as ``response.headers.update(cors)``: each replaces a header of that name
             names = {name for name, _ in cors}
             raw = response.raw_headers
@@ -217,15 +260,14 @@ class ApiApp:
             response.headers["content-length"] = length
         return response
 
-    async def _dispatch(self, request: Request) -> Response:
-        header_bytes = sum(len(k) + len(v) + 4 for k, v in request.scope.get("headers", ()))
-        if header_bytes > self.max_header_bytes:
+    async def _dispatch(self, request: Request, heads: _Heads) -> Response:
+        if heads.size > self.max_header_bytes:
             return error(headers_too_large(self.max_header_bytes))
         raw = request.scope.get("raw_path") or request.url.path.encode()
         path = raw.decode("utf-8", "replace").partition("?")[0]
         if path == METRICS_PATH and self.metrics is not None and request.method in ("GET", "HEAD"):
             return await self._metrics(request, self.metrics)
-        denied = self.authorize(request.headers.get("authorization"))
+        denied = self.authorize(heads.authorization)
         if denied is not None:
             # the console (which says so in a header) shows its own login form: a Basic challenge would
             # make the browser open its password dialog over the page instead

@@ -224,3 +224,19 @@ def test_asks_made_durable_by_one_commit_wake_the_loop_once(ref: pykka.ActorRef[
     values, wakes = asyncio.run(main())
     assert values == list(range(20))
     assert wakes <= 3  # 1, unless the committing thread lost the GIL midway (a loaded machine): never one each
+
+
+def test_a_loop_that_asked_is_not_kept_alive_by_its_inbox(ref: pykka.ActorRef[Any]) -> None:
+    """The replies' inbox of a loop (one per loop, kept by the loop weakly) does not hold the loop itself: a
+    loop that asked and was closed is freed, with whatever hangs off it."""
+
+    async def main() -> Any:
+        return await ask(ref, Answer(7, []))
+
+    loop = asyncio.new_event_loop()
+    assert loop.run_until_complete(main()) == 7
+    loop.close()
+    gone = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert gone() is None, "the closed loop stayed alive"
