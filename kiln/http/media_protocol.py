@@ -13,8 +13,9 @@ connection. A blocked request (``_HLS_msn``/``_HLS_part``, a hinted part) waits 
 track's list (LlhlsStream.on_part_of), so a new part wakes its waiters with one loop callback and no task
 each; its hold is a bucket entry swept by one timer per listener (``_Holds``), and the keep-alive timeout one
 timer per idle spell (``_fast_done``), not a timer armed and cancelled per request. An answer is one write:
-its header lines are rendered once per form (LlhlsServer) and the status line with uvicorn's default headers
-once per second.
+its header lines are rendered once per form (LlhlsServer), and its whole header block (status line, uvicorn's
+default headers, those lines, length, keep-alive) once per second per form and length, shared by every answer
+alike (a part's thousand GETs in one burst).
 
 Order on a connection is kept: the fast lane is taken only when no other answer is pending; while a
 blocked fast request waits, later requests queue behind it in uvicorn's pipeline. The slowloris guard
