@@ -10,6 +10,7 @@ req/s, and each kind's median over the rounds is printed next to the other check
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -45,24 +46,29 @@ def run_ab(args: Any, bench_kiln: Any, publisher: Any, media: Any, run_dir: Any)
                 urls[name] = (urljoin(master, video), urljoin(master, audio.group(1).decode()))
         time.sleep(2.0)  # a completed audio segment too
         figures: dict[tuple[str, str], list[float]] = {}
-        out(f"(g) this checkout and --ab-tree {args.ab_tree} side by side, h2load --h1 -c 100 -n {args.ab_requests} "
-            f"(segment: a quarter of it), {args.ab_rounds} rounds in turns; Kiln CPU us per request above idle")
+        turn = f"-D {args.ab_seconds:g}" if args.ab_seconds else f"-n {args.ab_requests} (segment: a quarter of it)"
+        out(f"(g) this checkout and --ab-tree {args.ab_tree} side by side, h2load --h1 -c 100 {turn}, "
+            f"{args.ab_rounds} rounds in turns; Kiln CPU us per request above idle (load {os.getloadavg()[0]:.1f})")
         for r in range(args.ab_rounds):
             for kind in AB_KINDS:
                 for name in (tuple(running) if r % 2 == 0 else tuple(reversed(running))):
                     kiln, _pub = running[name]
                     url = serve_url(*urls[name], kind)
                     n = args.ab_requests // 4 if kind == "segment" else args.ab_requests
+                    # a turn of -n requests lasted longer than the part stays listed (~10 s) at load 10 and failed
+                    # with 404s: --ab-seconds bounds it by time instead
+                    bound = ["-D", f"{args.ab_seconds:g}"] if args.ab_seconds else ["-n", str(n)]
                     c0 = cpu_seconds(kiln.pid)
                     time.sleep(1.0)
                     idle = cpu_seconds(kiln.pid) - c0
                     c0, t0 = cpu_seconds(kiln.pid), time.perf_counter()
-                    proc = subprocess.run(["h2load", "--h1", "-c", "100", "-t", "1", "-n", str(n), "-H",
+                    proc = subprocess.run(["h2load", "--h1", "-c", "100", "-t", "1", *bound, "-H",
                                            "Accept-Encoding: gzip", url], capture_output=True, text=True, timeout=300)
                     wall = time.perf_counter() - t0
                     done = re.search(r"(\d+) succeeded, (\d+) failed", proc.stdout)
-                    if done is None or int(done.group(2)):
+                    if done is None or int(done.group(2)) or not int(done.group(1)):
                         raise RuntimeError(f"h2load on {name} {kind}: {proc.stdout[-300:]} {proc.stderr[-300:]}")
+                    n = int(done.group(1))
                     figures.setdefault((kind, name), []).append(1e6 * (cpu_seconds(kiln.pid) - c0 - idle * wall) / n)
         rows = []
         for kind in AB_KINDS:

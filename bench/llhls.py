@@ -588,6 +588,8 @@ def main() -> None:
     ap.add_argument("--ab-tree", help="only (g): this checkout's Kiln and this one's side by side, CPU per request")
     ap.add_argument("--ab-requests", type=int, default=20000, help="(g) h2load -n per turn")
     ap.add_argument("--ab-rounds", type=int, default=4, help="(g) turns per file kind and checkout")
+    ap.add_argument("--ab-seconds", type=float, default=0.0,
+                    help="(g) h2load -D per turn instead of -n (a long turn outlives the part it asks for)")
     _llhls_load.add_arguments(ap)
     args = ap.parse_args()
     args.viewers = [int(v) for v in args.viewers.split(",") if v.strip()]

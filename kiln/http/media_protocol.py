@@ -13,8 +13,9 @@ connection. A blocked request (``_HLS_msn``/``_HLS_part``, a hinted part) waits 
 track's list (LlhlsStream.on_part_of), so a new part wakes its waiters with one loop callback and no task
 each; its hold is a bucket entry swept by one timer per listener (``_Holds``), and the keep-alive timeout one
 timer per idle spell (``_fast_done``), not a timer armed and cancelled per request. An answer is one write:
-its header lines are rendered once per form (LlhlsServer) and the status line with uvicorn's default headers
-once per second.
+its header lines are rendered once per form (LlhlsServer), and its whole header block (status line, uvicorn's
+default headers, those lines, length, keep-alive) once per second per form and length, shared by every answer
+alike (a part's thousand GETs in one burst).
 
 Order on a connection is kept: the fast lane is taken only when no other answer is pending; while a
 blocked fast request waits, later requests queue behind it in uvicorn's pipeline. The slowloris guard
@@ -150,6 +151,14 @@ class _Holds:
             self.timer = loop.call_later(HOLD_GRAIN, self._sweep, loop)
 
 
+def _header_block(status: int, defaults: list[tuple[bytes, bytes]], head: bytes, size: int, keep_alive: bool) -> bytes:
+    """An answer's header block: status line, uvicorn's default headers, the answer's lines, Content-Length,
+    Connection when it closes, the empty line."""
+    return b"".join((STATUS_LINE[status], *(name + b": " + value + b"\r\n" for name, value in defaults), head,
+                     b"content-length: %d\r\n\r\n" % size if keep_alive
+                     else b"content-length: %d\r\nconnection: close\r\n\r\n" % size))
+
+
 def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | None,
                    too_big: tuple[bytes, bytes] = (b"content-type: text/plain; charset=utf-8\r\n", _TOO_BIG),
                    ) -> type[Any]:
@@ -158,7 +167,8 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
     guarded = guarded_protocol(limits, listener, HttpToolsProtocol)
     max_head = limits.max_header_bytes
     too_big_head, too_big_body = too_big
-    prefixes: dict[int, tuple[object, bytes]] = {}  # status -> (uvicorn's default headers, status line + them)
+    # [uvicorn's default headers the blocks were built with, {(status, head, length, keep-alive): header block}]
+    heads: list[Any] = [None, {}]
     holds = _Holds()
     lateness = AnswerLateness(listener) if lane is not None else None
 
@@ -263,9 +273,14 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                     accept = value
                 elif name == b"access-control-request-headers":
                     acrh = value
+            target = self.url
             try:
-                url = httptools.parse_url(self.url)
-                result = lane.fast(method.decode(), url.path, url.query or b"",  # type: ignore[union-attr]
+                if target[:1] == b"/" and b"#" not in target:  # origin-form, what players send: no URL object
+                    path, _, query = target.partition(b"?")
+                else:
+                    url = httptools.parse_url(target)
+                    path, query = url.path, url.query or b""
+                result = lane.fast("GET" if method == b"GET" else "HEAD", path, query,  # type: ignore[union-attr]
                                    host.decode("latin-1") if host is not None else "",
                                    origin.decode("latin-1") if origin is not None else None,
                                    acrh.decode("latin-1") if acrh is not None else None, accept.decode("latin-1"))
@@ -293,8 +308,10 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
             self.server_state.total_requests += 1
             if self.transport.is_closing():
                 return
-            self._unset_keepalive_if_required()
-            self.flow.resume_reading()
+            if self.timeout_keep_alive_task is not None:  # (uvicorn's calls, only when they have work)
+                self._unset_keepalive_if_required()
+            if self.flow.read_paused:
+                self.flow.resume_reading()
             if self.pipeline:
                 cycle, app = self.pipeline.pop()
                 self._start_asgi_task(cycle, app)
@@ -324,22 +341,29 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
             super().connection_lost(exc)
 
         def _write(self, answer: FastAnswerLike, head: bool, keep_alive: bool) -> None:
-            """One write (one send) per answer: the status line and uvicorn's default headers are joined once
-            per second (when uvicorn renews its Date header) and status, the answer's lines once per form."""
+            """One write (one send) per answer. Its whole header block (status line, uvicorn's default headers,
+            the answer's lines, Content-Length, Connection) is built once per second (uvicorn renews its Date
+            header each second) per status, form of answer, length and keep-alive, and shared by every answer
+            alike: a thousand viewers GETting a part in one burst cost a dict lookup each, not four joins."""
             defaults = self.server_state.default_headers
-            got = prefixes.get(answer.status)
-            if got is None or got[0] is not defaults:
-                got = prefixes[answer.status] = (defaults, STATUS_LINE[answer.status] + b"".join(
-                    name + b": " + value + b"\r\n" for name, value in defaults))
             body = answer.body
-            tail = b"content-length: %d\r\n\r\n" % len(body) if keep_alive else \
-                b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
-            if head or not body:
-                self.transport.write(got[1] + answer.head + tail)
-            elif len(body) <= 16384:
-                self.transport.write(b"".join((got[1], answer.head, tail, body)))
+            size = len(body)
+            if heads[0] is not defaults:
+                heads[0] = defaults
+                heads[1] = {}
+            key = (answer.status, answer.head, size, keep_alive)
+            block = heads[1].get(key)
+            if block is None:
+                block = _header_block(answer.status, defaults, answer.head, size, keep_alive)
+                if len(heads[1]) >= 4096:  # one second's forms and lengths: bounded all the same
+                    heads[1] = {}
+                heads[1][key] = block
+            if head or not size:
+                self.transport.write(block)
+            elif size <= 16384:
+                self.transport.write(block + body)
             else:  # a large body is handed over as is, not copied into the head: one writev
-                self.transport.writelines((got[1] + answer.head + tail, body))
+                self.transport.writelines((block, body))
             if answer.ready and lateness is not None and not head:
                 lateness.sent(self.loop, self.transport, answer.ready, answer.reload)
             if not keep_alive:

@@ -177,6 +177,33 @@ _CHUNKLIST_EXTRA = {(blocking, gz): ((b"cache-control", b"max-age=60" if blockin
                     for blocking in (False, True) for gz in (False, True)}
 
 
+_CHUNKLIST_FILE, _PART_FILE, _SEG_FILE, _INIT_FILE = range(4)
+# (app, stream, which file, track id, "video"/"audio"/"subtitle", stream key, msn, part index)
+FastRoute = tuple[str, str, int, int, str, str, int, int]
+
+
+def _fast_route(raw_path: bytes) -> FastRoute | None:
+    """What a path names for the fast lane, or None (the Starlette path then answers). Pure, so the server
+    keeps it per path: a thousand viewers ask for the same part path (their sessions are in the query)."""
+    path = raw_path.decode("utf-8", "replace")
+    if "%" in path:
+        return None
+    parts = path.strip("/").split("/")
+    if len(parts) != 3 or not parts[2].startswith(_FAST_PREFIXES):
+        return None
+    app_name, stream_name, file_name = parts
+    if m := _CHUNKLIST.match(file_name):
+        return app_name, stream_name, _CHUNKLIST_FILE, int(m.group(1)), m.group(2), m.group(3), 0, 0
+    if m := _PART.match(file_name):
+        return app_name, stream_name, _PART_FILE, int(m.group(1)), m.group(4), m.group(5), int(m.group(2)), \
+            int(m.group(3))
+    if m := _SEG.match(file_name):
+        return app_name, stream_name, _SEG_FILE, int(m.group(1)), m.group(3), m.group(4), int(m.group(2)), 0
+    if m := _INIT.match(file_name):
+        return app_name, stream_name, _INIT_FILE, int(m.group(1)), m.group(2), m.group(3), 0, 0
+    return None
+
+
 def _flag(q: dict[str, list[str]], name: str, default: bool) -> bool:
     value = q.get(name, [None])[-1]
     if value is None:
@@ -230,6 +257,7 @@ class LlhlsServer:
         self._fast_cors_lines: dict[tuple[int, str | None, str | None],
                                     tuple[dict[str, Any] | None, list[tuple[bytes, bytes]]]] = {}
         self._playlists = PlaylistCache()
+        self._routes: dict[bytes, FastRoute | None] = {}  # raw path -> _fast_route's answer
         # the header lines of the fast lane's answers, per CORS lines, extra headers and content type
         self._forms: dict[tuple[Any, ...], tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]], bytes]] = {}
         self.starlette = Starlette(routes=[Route("/{path:path}", self.endpoint,
@@ -284,13 +312,16 @@ class LlhlsServer:
         per-request ASGI, Starlette and Request work that capped a part at ~2,500 req/s (bench/llhls.py)."""
         if method not in ("GET", "HEAD"):
             return None
-        path = raw_path.decode("utf-8", "replace")
-        if "%" in path:
+        try:
+            route = self._routes[raw_path]
+        except KeyError:
+            route = _fast_route(raw_path)
+            if len(self._routes) >= 4096:  # paths are the clients' to choose: bounded
+                self._routes.clear()
+            self._routes[raw_path] = route
+        if route is None:
             return None
-        parts = path.strip("/").split("/")
-        if len(parts) != 3 or not parts[2].startswith(_FAST_PREFIXES):
-            return None
-        app_name, stream_name, file_name = parts
+        app_name, stream_name, what, track_id, kind, file_key, msn, index = route
         q = _query(query.decode("latin-1"))
         if "direction" in q or "format" in q:  # WHEP/WHIP; format=ts may make a playlist HLS v3's (claims.py)
             return None  # (every file name matched below is LL-HLS's otherwise: claims.py's patterns or stricter)
@@ -313,29 +344,23 @@ class LlhlsServer:
             return None
         cors = self._fast_cors(origin, acrh, app_config, section)
         head = method == "HEAD"
-        try:
-            if m := _CHUNKLIST.match(file_name):
-                return self._fast_chunklist(stream, int(m.group(1)), m.group(3), q, session_q, cors,
+        if what == _CHUNKLIST_FILE:
+            try:
+                return self._fast_chunklist(stream, track_id, file_key, q, session_q, cors,
                                             "gzip" in accept_encoding or "*" in accept_encoding, head)
-        except BadRequest:
-            return None
-        if m := _PART.match(file_name):
-            pkg = self._track(stream, int(m.group(1)), m.group(4))
-            if pkg is None or m.group(5) != stream.key:
+            except BadRequest:
                 return None
-            return self._fast_part(stream, pkg, int(m.group(2)), int(m.group(3)), cors, head)
-        if m := _SEG.match(file_name):
-            pkg = self._track(stream, int(m.group(1)), m.group(3))
-            seg = pkg.segment(int(m.group(2))) if pkg is not None and m.group(4) == stream.key else None
-            if pkg is None or seg is None or not seg.complete or seg.spilled:
+        pkg = self._track(stream, track_id, kind)
+        if pkg is None or file_key != stream.key:
+            return None
+        if what == _PART_FILE:
+            return self._fast_part(stream, pkg, msn, index, cors, head)
+        if what == _SEG_FILE:
+            seg = pkg.segment(msn)
+            if seg is None or not seg.complete or seg.spilled:
                 return None  # not retained (404) or on disk (DVR: read off the loop): the Starlette path
             return self._fast_body(stream, seg.data, _media_type(pkg), cors, head)
-        if m := _INIT.match(file_name):
-            pkg = self._track(stream, int(m.group(1)), m.group(2))
-            if pkg is None or m.group(3) != stream.key:
-                return None
-            return self._fast_body(stream, pkg.init_segment, _media_type(pkg), cors, head)
-        return None
+        return self._fast_body(stream, pkg.init_segment, _media_type(pkg), cors, head)
 
     def _fast_cors(self, origin: str | None, acrh: str | None, app_config: dict[str, Any],
                    section: dict[str, Any]) -> list[tuple[bytes, bytes]]:
