@@ -1,8 +1,10 @@
 """Reading segments back: checks framing, CRCs and sequence continuity as it goes.
 
-Replay reads millions of frames at startup, so the loop over one segment (``_stored``) is written
-for speed: no object per frame, the header and CRC checked on a memoryview, and the msgpack body
-decoded only for the frames the caller wants. Its checks and messages are the same as ``framing.scan``.
+Replay reads millions of frames at startup, so the loops over one segment (``_frame_ends``,
+``_stored_batches``) are written for speed: no object per frame, the header and CRC checked on a
+memoryview, the msgpack body decoded only for the frames the caller wants, and records handed over in
+lists (``iter_stored_batches``), not one generator resume each. Its checks and messages are the same as
+``framing.scan``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from kiln.journal.segments import list_segments
 # [seq, time, entity, type, version, payload]: a record as the frame stores it (see framing.py); the payload
 # is a map or, for a type with a layout (kiln.events.layouts), the list of its values (``payload_map``)
 StoredFields = list[Any]
+BATCH = 64  # records per list replay reads (iter_stored_batches): bounded memory, one resume per list
 
 
 @dataclass(frozen=True)
@@ -38,65 +41,83 @@ class SegmentScan:
     stop: ScanStop | None  # only ever a torn tail; damage raises
 
 
-def _intact_frames(data: bytes, stop: list[ScanStop]) -> Iterator[tuple[int, int, memoryview]]:
-    """(offset, end, body) of each frame whose header, length and CRC are whole, in order; the first bad
-    frame puts a ScanStop in ``stop`` and ends the walk. The one place the frame rules live (torn
-    header, zero-filled tail, impossible length, cut-off body, checksum)."""
+def _frame_ends(data: bytes, stop: list[ScanStop]) -> list[int]:
+    """Where each intact frame (header, length and CRC whole) ends, in order; the first bad frame puts a
+    ScanStop in ``stop`` and ends the walk. The one place the frame rules live (torn header, zero-filled
+    tail, impossible length, cut-off body, checksum). A plain loop into a list: replay walks millions of
+    frames, and a generator's resume per frame cost more than the checks."""
     view = memoryview(data)
     unpack_header, crc32 = HEADER.unpack_from, zlib.crc32
     header_size, size = HEADER.size, len(view)
+    ends: list[int] = []
     offset = 0
     while offset < size:
         if size - offset < header_size:
             stop.append(ScanStop(offset, "truncated frame header", True))
-            return
+            break
         length, crc = unpack_header(view, offset)
         if length == 0 and zero_tail(view, offset):
             stop.append(ScanStop(offset, "zero-filled tail", True))
-            return
+            break
         if length > MAX_FRAME:
             stop.append(ScanStop(offset, f"frame length {length} is impossible", False))
-            return
+            break
         end = offset + header_size + length
         if end > size:
             stop.append(ScanStop(offset, f"frame of {length} bytes cut off at end of file", True))
-            return
-        body = view[offset + header_size:end]
-        if crc32(body) != crc:
+            break
+        if crc32(view[offset + header_size:end]) != crc:
             stop.append(ScanStop(offset, "checksum mismatch", end == size))
-            return
-        yield offset, end, body
+            break
+        ends.append(end)
         offset = end
+    return ends
 
 
-def _stored(path: Path, data: bytes, first_seq: int, from_seq: int, stop: list[ScanStop],
-            ends: list[int] | None = None) -> Iterator[StoredFields]:
-    """The stored fields of each frame of one segment with ``seq >= from_seq``, checking that sequence
-    numbers continue from ``first_seq`` without a gap. Frames before ``from_seq`` are CRC-checked and
-    counted but not decoded (``kiln journal verify`` decodes every one). On the first bad frame a
-    ScanStop goes to ``stop`` and the iteration ends; ``ends`` (when given) gets each yielded frame's end."""
-    unpackb = msgpack.unpackb
-    expected = first_seq
+def _stored_batches(path: Path, data: bytes, first_seq: int, from_seq: int, stop: list[ScanStop],
+                    ends_out: list[int] | None = None, batch: int = BATCH) -> Iterator[list[StoredFields]]:
+    """The stored fields of each frame of one segment with ``seq >= from_seq``, in lists of up to ``batch``,
+    checking that sequence numbers continue from ``first_seq`` without a gap. Frames before ``from_seq`` are
+    CRC-checked and counted but not decoded (``kiln journal verify`` decodes every one). On the first bad
+    frame a ScanStop goes to ``stop`` and the iteration ends, after the records before it; ``ends_out`` (when
+    given) gets each yielded frame's end. One generator resume per list, not per record."""
+    ends = _frame_ends(data, stop)
+    skip = min(len(ends), max(0, from_seq - first_seq))
+    view = memoryview(data)
+    unpackb, header_size = msgpack.unpackb, HEADER.size
     lists: dict[str, tuple[int, int]] = {}  # type -> (version, length) of value lists check_stored accepted
-    for offset, end, body in _intact_frames(data, stop):
-        if expected >= from_seq:
-            try:
-                fields = unpackb(body, raw=False, strict_map_key=False)
-                if type(fields) is not list or len(fields) != 6 or type(fields[0]) is not int:
-                    raise ValueError("record fields have the wrong types")
-                payload = fields[5]
-                if type(payload) is not dict and lists.get(fields[3]) != (fields[4], len(payload)):
-                    check_stored(fields)  # a value list of a layout not met yet (or no list at all)
-                    lists[fields[3]] = (fields[4], len(payload))
-            except Exception as exc:  # noqa: BLE001 - any undecodable body is damage
-                stop.append(ScanStop(offset, f"undecodable record ({exc})", False))
-                return
-            if fields[0] != expected:
-                raise JournalCorruptError(str(path), offset, f"sequence {fields[0]} where {expected} was expected")
-            if ends is not None:
-                ends.append(end)
-            yield fields
+    expected = first_seq + skip
+    start = ends[skip - 1] if skip else 0
+    rows: list[StoredFields] = []
+    failure: JournalCorruptError | None = None
+    for index in range(skip, len(ends)):
+        end = ends[index]
+        try:
+            fields = unpackb(view[start + header_size:end], raw=False, strict_map_key=False)
+            if type(fields) is not list or len(fields) != 6 or type(fields[0]) is not int:
+                raise ValueError("record fields have the wrong types")
+            payload = fields[5]
+            if type(payload) is not dict and lists.get(fields[3]) != (fields[4], len(payload)):
+                check_stored(fields)  # a value list of a layout not met yet (or no list at all)
+                lists[fields[3]] = (fields[4], len(payload))
+        except Exception as exc:  # noqa: BLE001 - any undecodable body is damage
+            stop[:] = [ScanStop(start, f"undecodable record ({exc})", False)]
+            break
+        if fields[0] != expected:
+            failure = JournalCorruptError(str(path), start, f"sequence {fields[0]} where {expected} was expected")
+            break
+        if ends_out is not None:
+            ends_out.append(end)
+        rows.append(fields)
+        if len(rows) == batch:
+            yield rows
+            rows = []
         expected += 1
+        start = end
+    if rows:
+        yield rows
+    if failure is not None:
+        raise failure
 
 
 def as_record(fields: StoredFields) -> Record:
@@ -120,22 +141,16 @@ def scan_segment(path: Path, first_seq: int, *, tail: bool) -> SegmentScan:
     first_time = last_time = None
     stop: list[ScanStop] = []
     ends: list[int] = []
-    for fields in _stored(path, data, first_seq, first_seq, stop, ends):
-        count += 1
-        last_seq = fields[0]
-        last_time = float(fields[1])
+    for rows in _stored_batches(path, data, first_seq, first_seq, stop, ends):
+        count += len(rows)
+        last_seq = rows[-1][0]
+        last_time = float(rows[-1][1])
         if first_time is None:
-            first_time = last_time
+            first_time = float(rows[0][1])
     if ends:
         valid = ends[-1]
     torn = _fail_unless_torn_tail(path, stop, tail=tail)
     return SegmentScan(path, first_seq, count, last_seq, valid, len(data), first_time, last_time, torn)
-
-
-def _frame_ends(data: bytes, stop: list[ScanStop]) -> list[int]:
-    """Where each intact frame ends (length and CRC checked, body not decoded); a bad frame stops the scan
-    with a ScanStop as in ``_stored``."""
-    return [end for _offset, end, _body in _intact_frames(data, stop)]
 
 
 def scan_tail(path: Path, first_seq: int) -> SegmentScan:
@@ -163,17 +178,24 @@ def scan_tail(path: Path, first_seq: int) -> SegmentScan:
     return SegmentScan(path, first_seq, len(ends), last_seq, ends[-1], len(data), first_time, last_time, torn)
 
 
-def iter_stored(directory: Path, from_seq: int = 1) -> Iterator[StoredFields]:
-    """Every record with ``seq >= from_seq``, oldest first, across segments, as the stored field list
-    ``[seq, time, entity, type, version, payload]``: replay's path, with no object built per record."""
+def iter_stored_batches(directory: Path, from_seq: int = 1, batch: int = BATCH) -> Iterator[list[StoredFields]]:
+    """Every record with ``seq >= from_seq``, oldest first, across segments, as stored field lists
+    ``[seq, time, entity, type, version, payload]`` in lists of up to ``batch`` (never across a segment's
+    end): replay's path, with no object built per record and one resume per list."""
     segments = list_segments(directory)
     for index, (first_seq, path) in enumerate(segments):
         is_tail = index == len(segments) - 1
         if not is_tail and segments[index + 1][0] <= from_seq:
             continue
         stop: list[ScanStop] = []
-        yield from _stored(path, path.read_bytes(), first_seq, from_seq, stop)
+        yield from _stored_batches(path, path.read_bytes(), first_seq, from_seq, stop, batch=batch)
         _fail_unless_torn_tail(path, stop, tail=is_tail)
+
+
+def iter_stored(directory: Path, from_seq: int = 1) -> Iterator[StoredFields]:
+    """``iter_stored_batches`` one record at a time."""
+    for rows in iter_stored_batches(directory, from_seq):
+        yield from rows
 
 
 def iter_records(directory: Path, from_seq: int = 1) -> Iterator[Record]:
