@@ -15,13 +15,18 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from kiln.events.base import Event, ValuesDecoder, decode_event, decode_values, values_decoder
+from kiln.events.base import Event, ValuesDecoder, decode_event, decode_values, plain_layout, values_decoder
 
 log = logging.getLogger("kiln.eventlog")
 
 Handler = Callable[[Event], None]
 # the projections that read one event type: (what each calls, the projection's name for the log)
 Route = tuple[tuple[Handler, str], ...]
+# what replay keeps per event type: its route; the version whose value lists it decodes itself (-1: none, the type
+# was first met as a map); for that version, ``values_decoder``'s fill and, when the layout is plain
+# (``plain_layout``), the class and field names it fills in place of calling fill
+RouteEntry = tuple[Route, int, ValuesDecoder, "type[Event] | None", tuple[str, ...]]
+_new = object.__new__
 
 
 def _no_fill(values: list[Any]) -> Event:  # pragma: no cover - a type first seen as a map: never called
@@ -44,8 +49,7 @@ class Replay:
         self.projections = tuple(projections)
         self.failures = 0
         self.count = 0
-        # type -> (its route, the version whose value lists ``fill`` decodes (-1: none), fill)
-        self._routes: dict[str, tuple[Route, int, ValuesDecoder]] = {}
+        self._routes: dict[str, RouteEntry] = {}
         self._locks: list[Any] = []
         for projection in self.projections:
             lock = getattr(projection, "replay_lock", None)
@@ -53,7 +57,7 @@ class Replay:
                 self._locks.append(lock)
         self._unlocks: list[Any] = self._locks[::-1]
 
-    def _route(self, type_name: str, version: int, payload: Any) -> tuple[Route, int, ValuesDecoder]:
+    def _route(self, type_name: str, version: int, payload: Any) -> RouteEntry:
         """The first record of a type: decoded even when nothing reads it (so an unknown type still fails
         replay), and its route found."""
         decode_stored(type_name, version, payload)
@@ -64,7 +68,9 @@ class Replay:
             if handler is not None:
                 route.append((handler, type(projection).__name__))
         listed = type(payload) is list
-        found = (tuple(route), version if listed else -1, values_decoder(type_name, version) if listed else _no_fill)
+        plain = plain_layout(type_name, version) if listed else None
+        found = (tuple(route), version if listed else -1, values_decoder(type_name, version) if listed else _no_fill,
+                 plain[0] if plain is not None else None, plain[1] if plain is not None else ())
         self._routes[type_name] = found
         return found
 
@@ -92,13 +98,21 @@ class Replay:
             found = routes.get(type_name)
             if found is None:
                 found = self._route(type_name, row[4], row[5])
-            route, fill_version, fill = found
+            route, fill_version, fill, cls, names = found
             if not route:
                 continue
             payload = row[5]
             if type(payload) is list:
                 version: int = row[4]
-                ev = fill(payload) if version == fill_version else decode_values(type_name, version, payload)
+                if version != fill_version:
+                    ev = decode_values(type_name, version, payload)
+                elif cls is not None:  # fill's stores, without a Python frame per event
+                    ev = _new(cls)
+                    fields: dict[str, Any] = ev.__dict__
+                    for index, name in enumerate(names):
+                        fields[name] = payload[index]
+                else:
+                    ev = fill(payload)
             else:
                 ev = decode_event(type_name, row[4], payload)
             for handler, name in route:

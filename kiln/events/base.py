@@ -97,14 +97,26 @@ def values_decoder(type_name: str, version: int) -> ValuesDecoder:
     cls = _REGISTRY.get(type_name)
     if names is None or cls is None:
         raise UnknownEventError(f"unknown event type {type_name!r} v{version}")
-    if version == cls.VERSION and not hasattr(cls, "__post_init__") \
-            and tuple(f.name for f in dataclasses.fields(cls)) == names:
+    if plain_layout(type_name, version) is not None:
         found = _fill_from_values(cls, names)
     else:
         def found(values: list[Any]) -> Event:
             return decode_event(type_name, version, dict(zip(names, values, strict=True)))
     _DECODERS[(type_name, version)] = found
     return found
+
+
+def plain_layout(type_name: str, version: int) -> tuple[type[Event], tuple[str, ...]] | None:
+    """(class, field names) when value lists of ``(type_name, version)`` are exactly the current class's fields
+    in order and the class checks nothing itself (no ``__post_init__``): then an event is the class's instance
+    whose ``__dict__`` maps each name to its value, as ``values_decoder``'s fill makes it (kiln.replay does
+    the same stores in compiled code); None: another version or shape (``values_decoder`` upcasts)."""
+    names = LAYOUTS.get((type_name, version))
+    cls = _REGISTRY.get(type_name)
+    if names is None or cls is None or version != cls.VERSION or hasattr(cls, "__post_init__") \
+            or tuple(f.name for f in dataclasses.fields(cls)) != names:
+        return None
+    return cls, names
 
 
 def _fill_from_values(cls: type[Event], names: tuple[str, ...]) -> ValuesDecoder:
