@@ -19,8 +19,11 @@
 
 Each figure with a target (issue 16) is printed next to it.
 
-Usage: .venv/bin/python bench/journal.py [--events 1000000] [--seconds 2] [--dir DIR] [--only replay]
-       [--replay-runs 3] [--ab-tree /work/main --turns 2]
+Usage: .venv/bin/python bench/journal.py [--events 1000000] [--seconds 2] [--dir DIR]
+       .venv/bin/python bench/journal.py --only appends [--ab-tree DIR] [--turns 3] [--pinned CPU]
+       .venv/bin/python bench/journal.py --only replay [--replay-runs 3] [--ab-tree DIR] [--turns 3]
+(``--ab-tree``/``--pinned``: the appends in child processes taking turns, bench/_journal_ab.py; ``--ab-tree``: the
+replay too, bench/_replay_ab.py)
 """
 
 from __future__ import annotations
@@ -487,12 +490,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="journal size for replay/restart")
     parser.add_argument("--seconds", type=float, default=2.0, help="duration of each append measurement")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a new temp dir)")
+    parser.add_argument("--build", type=Path, default=None, help=argparse.SUPPRESS)  # the child of build_journal
     parser.add_argument("--only", choices=("appends", "replay", "restart"), default=None, help="one section only")
     parser.add_argument("--replay-runs", type=int, default=3, help="replays into projections, best one reported")
     parser.add_argument("--ab-tree", type=Path, default=None,
-                        help="another checkout (e.g. /work/main) whose replay takes turns with this one's")
-    parser.add_argument("--turns", type=int, default=2, help="turns of each tree with --ab-tree")
-    parser.add_argument("--build", type=Path, default=None, help=argparse.SUPPRESS)  # the child of build_journal
+                        help="another checkout (e.g. /work/main) whose journal takes turns with this one (appends, "
+                             "replay)")
+    parser.add_argument("--turns", type=int, default=3, help="turns of this/other with --ab-tree or --pinned")
+    parser.add_argument("--pinned", type=int, default=None, metavar="CPU",
+                        help="also measure the appends pinned to this one CPU, in the same turns")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     if args.build is not None:
@@ -502,7 +508,11 @@ def main() -> None:
     out(f"work dir {work} on {filesystem_of(work)}")
     out()
     try:
-        if args.only in (None, "appends"):
+        if args.only in (None, "appends") and (args.ab_tree is not None or args.pinned is not None):
+            from _journal_ab import run as appends_in_turns
+
+            appends_in_turns(work, args.ab_tree, args.turns, args.seconds, args.pinned)
+        elif args.only in (None, "appends"):
             bench_appends(work, args.seconds)
         if args.only == "appends":
             return
