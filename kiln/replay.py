@@ -25,7 +25,7 @@ Route = tuple[tuple[Handler, str], ...]
 # what replay keeps per event type: its route; the version whose value lists it decodes itself (-1: none, the type
 # was first met as a map); for that version, ``values_decoder``'s fill and, when the layout is plain
 # (``plain_layout``), the class and field names it fills in place of calling fill
-RouteEntry = tuple[Route, int, ValuesDecoder, "type[Event] | None", tuple[str, ...]]
+RouteEntry = tuple[Route, Any, ValuesDecoder, "type[Event] | None", tuple[str, ...]]
 _new = object.__new__
 
 
@@ -49,7 +49,7 @@ class Replay:
         self.projections = tuple(projections)
         self.failures = 0
         self.count = 0
-        self._routes: dict[str, RouteEntry] = {}
+        self._routes: dict[Any, RouteEntry] = {}  # by type name, as stored
         self._locks: list[Any] = []
         for projection in self.projections:
             lock = getattr(projection, "replay_lock", None)
@@ -57,7 +57,7 @@ class Replay:
                 self._locks.append(lock)
         self._unlocks: list[Any] = self._locks[::-1]
 
-    def _route(self, type_name: str, version: int, payload: Any) -> RouteEntry:
+    def _route(self, type_name: Any, version: Any, payload: Any) -> RouteEntry:
         """The first record of a type: decoded even when nothing reads it (so an unknown type still fails
         replay), and its route found."""
         decode_stored(type_name, version, payload)
@@ -94,7 +94,7 @@ class Replay:
         routes = self._routes
         self.count += len(rows)
         for row in rows:
-            type_name: str = row[3]
+            type_name: Any = row[3]  # not narrowed: compiled code would refuse a damaged record differently
             found = routes.get(type_name)
             if found is None:
                 found = self._route(type_name, row[4], row[5])
@@ -103,7 +103,7 @@ class Replay:
                 continue
             payload = row[5]
             if type(payload) is list:
-                version: int = row[4]
+                version: Any = row[4]
                 if version != fill_version:
                     ev = decode_values(type_name, version, payload)
                 elif cls is not None:  # fill's stores, without a Python frame per event
