@@ -47,6 +47,9 @@ COMPILED = (
     "kiln/metrics/queue.py",
     "kiln/metrics/track.py",
     "kiln/media/publish/llhls/packager.py",
+    # startup replay, per journal record (bench/journal.py, replay)
+    "kiln/journal/reader.py",
+    "kiln/replay.py",
     # not kiln/media/publish/llhls/stream.py: the LL-HLS server keys streams weakly, and a compiled class has
     # no weak references unless mypy_extensions marks it (a runtime dependency for one attribute)
 )

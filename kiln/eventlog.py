@@ -7,44 +7,33 @@ order, before the append's future completes; so when an HTTP command returns, ev
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from itertools import islice
 from typing import Any, Protocol
 
-from kiln.events.base import Event, ValuesDecoder, decode_event, decode_values, values_decoder
+from kiln.events.base import Event
 from kiln.events.codec import event_of, record_parts
+from kiln.journal.reader import BATCH
 from kiln.journal.records import NewRecord, Record
+from kiln.replay import Replay
 
 log = logging.getLogger(__name__)
 
 
 class Projection(Protocol):
     """A read model. It may also offer ``replay_handler(type_name) -> Callable[[Event], None] | None``: what
-    ``apply`` does for events of that type (None: it ignores them), looked up once per type by replay."""
+    ``apply`` does for events of that type (None: it ignores them), looked up once per type by replay; and
+    ``replay_lock``, a lock replay holds around each list of records (its replay handlers then do not lock)."""
 
     def apply(self, ev: Event) -> None: ...
 
 
-def _route(projections: Sequence[Projection], type_name: str) -> tuple[tuple[Projection, Callable[[Event], None]], ...]:
-    """The projections that read ``type_name`` and what each calls for it."""
-    found = []
-    for projection in projections:
-        replay_handler = getattr(projection, "replay_handler", None)
-        handler = replay_handler(type_name) if replay_handler is not None else projection.apply
-        if handler is not None:
-            found.append((projection, handler))
-    return tuple(found)
-
-
-def _no_fill(values: list[Any]) -> Event:  # pragma: no cover - a type first seen as a map: never called
-    raise AssertionError("no fill for a type first stored as a map")
-
-
-def _decode_stored(type_name: str, version: int, payload: Any) -> Event:
-    """An event from a stored payload: a map, or a list in its layout's order (kiln.events.layouts)."""
-    if type(payload) is list:
-        return decode_values(type_name, version, payload)
-    return decode_event(type_name, version, payload)
+def _lists_of(rows: Iterable[list[Any]], size: int) -> Iterator[list[list[Any]]]:
+    """``rows`` in lists of up to ``size``."""
+    it = iter(rows)
+    while chunk := list(islice(it, size)):
+        yield chunk
 
 
 class RecordJournal(Protocol):
@@ -88,42 +77,21 @@ class EventLog:
             count += 1
         return count
 
-    def apply_stored(self, rows: Iterable[Sequence[Any]]) -> int:
+    def apply_stored(self, rows: Iterable[list[Any]]) -> int:
         """``apply_replayed`` for records as the journal stores them, ``[seq, time, entity, type, version,
-        payload]`` (``Journal.read_stored``; the payload a map, or its values in layout order): startup replay's
-        path. Each event type is routed, once, to the projections that handle it (``replay_handler``), so an
-        event is built only when a projection reads its type and goes only where it is read (the first record
-        of each type is always decoded, so an unknown type still fails replay), and value lists of the type's
-        first-seen version are decoded by one compiled ``fill`` (``values_decoder``). A projection's failure is
-        logged and counted as in ``_project``."""
-        projections = tuple(self._projections)
-        # type -> (its route, the version whose value lists ``fill`` decodes, fill)
-        routes: dict[str, tuple[tuple[tuple[Projection, Callable[[Event], None]], ...], int, ValuesDecoder]] = {}
-        count = 0
-        for row in rows:
-            count += 1
-            type_name, version, payload = row[3], row[4], row[5]
-            found = routes.get(type_name)
-            if found is None:
-                _decode_stored(type_name, version, payload)
-                listed = type(payload) is list
-                found = routes[type_name] = (_route(projections, type_name), version if listed else -1,
-                                             values_decoder(type_name, version) if listed else _no_fill)
-            route, fill_version, fill = found
-            if not route:
-                continue
-            if type(payload) is list:
-                ev = fill(payload) if version == fill_version else decode_values(type_name, version, payload)
-            else:
-                ev = decode_event(type_name, version, payload)
-            for projection, handler in route:
-                try:
-                    handler(ev)
-                except Exception:
-                    self.projection_failures += 1
-                    log.exception("projection failed projection=%s type=%s seq=%s", type(projection).__name__,
-                                  type_name, row[0])
-        return count
+        payload]`` (``Journal.read_stored``; the payload a map, or its values in layout order)."""
+        return self.apply_stored_lists(_lists_of(rows, BATCH))
+
+    def apply_stored_lists(self, lists: Iterable[list[list[Any]]]) -> int:
+        """``apply_stored`` for the records in lists (``Journal.read_stored_lists``): startup replay's path,
+        ``kiln.replay.Replay`` (each type routed once to the projections that read it, their locks taken
+        once per list). A projection's failure is logged and counted as in ``_project``."""
+        replay = Replay(self._projections)
+        try:
+            replay.run(lists)
+        finally:
+            self.projection_failures += replay.failures
+        return replay.count
 
     def _project(self, record: Record, ev: Event) -> None:
         """One projection's bug must not leave the others (or the rest of the batch) behind."""

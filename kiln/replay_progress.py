@@ -44,3 +44,21 @@ def _report(done: int, total: int, seq: int, last_seq: int, elapsed: float) -> N
     percent = 100.0 * done / total if total else 100.0
     log.info("journal replay progress records=%d/%d percent=%.1f seq=%d/%d rate=%.0f/s eta=%s", done, total,
              percent, seq, last_seq, rate, eta)
+
+
+def lists_with_progress(lists: Iterable[list[T]], first_seq: int, last_seq: int, *, seq_of: Callable[[T], int],
+                        interval: float = INTERVAL, clock: Callable[[], float] = time.monotonic) -> Iterator[list[T]]:
+    """``with_progress`` for records in lists (``Journal.read_stored_lists``): the clock is read once per list."""
+    total = max(0, last_seq - first_seq + 1)
+    started = clock()
+    next_report = started + interval
+    done = 0
+    for records in lists:
+        yield records
+        done += len(records)
+        now = clock()
+        if now >= next_report and records:
+            next_report = now + interval
+            _report(done, total, seq_of(records[-1]), last_seq, now - started)
+    if clock() - started >= interval:
+        log.info("journal replay done records=%d seconds=%.1f", done, clock() - started)

@@ -81,7 +81,7 @@ from kiln.metrics.tree import MetricsTree
 from kiln.projections.catalog import CatalogProjection
 from kiln.projections.subscriptions import SubscriptionsProjection
 from kiln.projections.tasks import TasksProjection
-from kiln.replay_progress import with_progress
+from kiln.replay_progress import lists_with_progress
 from kiln.running import RunningServer
 
 log = logging.getLogger(__name__)
@@ -167,11 +167,11 @@ def api_listener(limits: ConnectionLimits, listener: str) -> dict[str, Any]:
     return {"http": api_protocol(limits, listener), "proxy_headers": False}
 
 
-def _keeping(rows: Iterable[StoredFields], kept: deque[StoredFields]) -> Iterator[StoredFields]:
-    """``rows`` unchanged, each also put in ``kept`` (a bounded deque keeps the newest)."""
-    for row in rows:
-        kept.append(row)
-        yield row
+def _keeping(lists: Iterable[list[StoredFields]], kept: deque[StoredFields]) -> Iterator[list[StoredFields]]:
+    """``lists`` of rows unchanged, each row also put in ``kept`` (a bounded deque keeps the newest)."""
+    for rows in lists:
+        kept.extend(rows)
+        yield rows
 
 
 class KilnService:
@@ -252,8 +252,8 @@ class KilnService:
         # replay reads stored field lists (no Record per event); the console's query keeps the newest
         # records, so Records are built for those only, once replay is done
         newest: deque[StoredFields] = deque(maxlen=self.journal_query.keep)
-        replayed = self.events.apply_stored(_keeping(with_progress(
-            self.journal.read_stored(snapshot_seq + 1), snapshot_seq + 1, self.journal.last_seq,
+        replayed = self.events.apply_stored_lists(_keeping(lists_with_progress(
+            self.journal.read_stored_lists(snapshot_seq + 1), snapshot_seq + 1, self.journal.last_seq,
             seq_of=lambda fields: int(fields[0])), newest))
         for _record in self.journal_query.remembering(as_record(fields) for fields in newest):
             pass

@@ -35,7 +35,7 @@ from typing import BinaryIO
 
 from kiln.journal.errors import JournalClosedError, JournalFailedError
 from kiln.journal.framing import encode_fields
-from kiln.journal.reader import StoredFields, iter_records, iter_stored, scan_tail
+from kiln.journal.reader import StoredFields, iter_records, iter_stored, iter_stored_batches, scan_tail
 from kiln.journal.records import NewRecord, Record
 from kiln.journal.reserve import DiskReserve
 from kiln.journal.segments import fsync_dir, journal_dir, list_segments, segment_path
@@ -215,6 +215,10 @@ class Journal:
         payload a map, or its values in layout order: framing.py): what startup replay feeds the projections,
         without building a Record (or a payload map) per event."""
         return iter_stored(self.directory, from_seq)
+
+    def read_stored_lists(self, from_seq: int = 1) -> Iterator[list[StoredFields]]:
+        """``read_stored`` in lists of up to ``reader.BATCH`` records (startup replay: one resume per list)."""
+        return iter_stored_batches(self.directory, from_seq)
 
     def close(self) -> None:
         """Finish every queued append, then close the file."""

@@ -33,15 +33,17 @@ class LockedDispatch:
             with self._lock:
                 handler(self, ev)
 
+    @property
+    def replay_lock(self) -> threading.RLock:
+        """Replay (kiln.replay) holds this around each list of records it applies through ``replay_handler``."""
+        return self._lock
+
     def replay_handler(self, type_name: str) -> Callable[[Any], None] | None:
-        """``apply`` for events of ``type_name`` without finding the handler per event (None: ignored)."""
+        """What ``apply`` does for events of ``type_name``, found once, without taking the lock (the caller
+        holds ``replay_lock``); None: ignored. Replay applies millions of events: a bound method per type, not a
+        handler lookup and a lock round trip per event."""
         handler = self._handlers.get(type_name)
         if handler is None:
             return None
-        lock = self._lock
-
-        def apply(ev: Any) -> None:
-            with lock:
-                handler(self, ev)
-
-        return apply
+        bound: Callable[[Any], None] = handler.__get__(self)
+        return bound

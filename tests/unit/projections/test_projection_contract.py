@@ -141,7 +141,7 @@ class ProjectionContract(ABC):
 
     def replayed(self, data_dir: Path, *, from_snapshot: bool, stored: bool = True) -> Any:
         """What a restart rebuilds: the latest snapshot (if asked) then the journal after it, read as the
-        service reads it (``read_stored`` into ``apply_stored``) or, with ``stored=False``, as Records."""
+        service reads it (``read_stored_lists`` into ``apply_stored_lists``) or, with ``stored=False``, as Records."""
         fresh = self.new()
         after = 0
         if from_snapshot:
@@ -153,7 +153,7 @@ class ProjectionContract(ABC):
             log = EventLog(journal, NewRecord)
             log.add_projection(fresh)
             if stored:
-                log.apply_stored(journal.read_stored(after + 1))
+                log.apply_stored_lists(journal.read_stored_lists(after + 1))
             else:
                 log.apply_replayed(journal.read(after + 1))
             assert log.projection_failures == 0
