@@ -27,35 +27,14 @@ from pathlib import Path
 
 import uvicorn
 import uvloop
+from _control import api_server_xml
 from uvicorn.server import ServerState
 
 from kiln.config import load_server_xml_text
 from kiln.service import KilnService, api_listener
 
 TOKEN = "cost-token"
-SERVER_XML = f"""<?xml version="1.0" encoding="UTF-8"?>
-<Server version="8">
-  <Name>KilnCost</Name>
-  <Type>origin</Type>
-  <IP>127.0.0.1</IP>
-  <Bind><Managers><API><Port>0</Port></API></Managers></Bind>
-  <Managers><API><AccessToken>{TOKEN}</AccessToken></API></Managers>
-  <VirtualHosts>
-    <VirtualHost>
-      <Name>bench</Name>
-      <Host><Names><Name>*</Name></Names></Host>
-      <Applications>
-        <Application>
-          <Name>live</Name>
-          <Type>live</Type>
-          <Providers><RTMP/></Providers>
-          <Publishers><Push/><FILE/><LLHLS/></Publishers>
-        </Application>
-      </Applications>
-    </VirtualHost>
-  </VirtualHosts>
-</Server>
-"""
+SERVER_XML = api_server_xml(TOKEN, "bench", "live")
 APP = "/v1/vhosts/bench/apps/live"
 PUSH = {"stream": {"name": "cam"}, "protocol": "rtmp", "url": "rtmp://127.0.0.1:1/live", "streamKey": "k"}
 AUTH = "Basic " + base64.b64encode(TOKEN.encode()).decode()

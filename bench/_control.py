@@ -78,3 +78,31 @@ def machine() -> str:
     except OSError:
         pass
     return f"{os.cpu_count()} cpu(s) {model}".strip()
+
+
+def api_server_xml(token: str, vhost: str = "default", app: str = "app") -> str:
+    """Server.xml of a Kiln with only the API port (free port) and one live app with RTMP in and LL-HLS, push
+    and recording out: what the control-plane benches drive."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Server version="8">
+  <Name>KilnBench</Name>
+  <Type>origin</Type>
+  <IP>127.0.0.1</IP>
+  <Bind><Managers><API><Port>0</Port></API></Managers></Bind>
+  <Managers><API><AccessToken>{token}</AccessToken></API></Managers>
+  <VirtualHosts>
+    <VirtualHost>
+      <Name>{vhost}</Name>
+      <Host><Names><Name>*</Name></Names></Host>
+      <Applications>
+        <Application>
+          <Name>{app}</Name>
+          <Type>live</Type>
+          <Providers><RTMP/></Providers>
+          <Publishers><LLHLS/><Push/><FILE/></Publishers>
+        </Application>
+      </Applications>
+    </VirtualHost>
+  </VirtualHosts>
+</Server>
+"""

@@ -45,7 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
-from _control import filesystem_of, machine, out, percentile, table  # noqa: E402
+from _control import api_server_xml, filesystem_of, machine, out, percentile, table  # noqa: E402
 from _replay_ab import best, replay_runs  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
@@ -66,29 +66,7 @@ from kiln.service import KilnService  # noqa: E402
 
 TOKEN = "bench-token"
 AUTH = {"Authorization": "Basic " + base64.b64encode(TOKEN.encode()).decode()}
-SERVER_XML = f"""<?xml version="1.0" encoding="UTF-8"?>
-<Server version="8">
-  <Name>KilnBench</Name>
-  <Type>origin</Type>
-  <IP>127.0.0.1</IP>
-  <Bind><Managers><API><Port>0</Port></API></Managers></Bind>
-  <Managers><API><AccessToken>{TOKEN}</AccessToken></API></Managers>
-  <VirtualHosts>
-    <VirtualHost>
-      <Name>default</Name>
-      <Host><Names><Name>*</Name></Names></Host>
-      <Applications>
-        <Application>
-          <Name>app</Name>
-          <Type>live</Type>
-          <Providers><RTMP/></Providers>
-          <Publishers><LLHLS/><Push/><FILE/></Publishers>
-        </Application>
-      </Applications>
-    </VirtualHost>
-  </VirtualHosts>
-</Server>
-"""
+SERVER_XML = api_server_xml(TOKEN)
 
 VHOSTS, APPS_PER_VHOST, STANDING_TASKS = 10, 10, 1000
 PUSH_FILE = {"push": {}, "file": {}}

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import TypeVar
 
 EPOCH = 0.0
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 _FORMATTED: dict[tuple[float, int, int], str] = {}
@@ -21,11 +24,7 @@ def format_time(ts: float) -> str:
     # formatting one took longer than the rest of a push's JSON: remembered per zone (tzset changes these)
     key = (ts, time.timezone, time.altzone)
     found = _FORMATTED.get(key)
-    if found is None:
-        if len(_FORMATTED) >= 4096:
-            _FORMATTED.clear()
-        found = _FORMATTED[key] = _format(ts)
-    return found
+    return found if found is not None else _remember(_FORMATTED, key, 4096, _format(ts))
 
 
 _SECONDS: dict[tuple[int, int, int], tuple[str, str]] = {}
@@ -41,10 +40,16 @@ def _format(ts: float) -> str:
     key = (whole, time.timezone, time.altzone)
     parts = _SECONDS.get(key)
     if parts is None:
-        if len(_SECONDS) >= 1024:
-            _SECONDS.clear()
-        parts = _SECONDS[key] = _second(whole)
+        parts = _remember(_SECONDS, key, 1024, _second(whole))
     return f"{parts[0]}.{millis:03d}{parts[1]}"
+
+
+def _remember(cache: dict[K, V], key: K, limit: int, value: V) -> V:
+    """Keep ``value`` under ``key``; a cache that reached ``limit`` starts again empty (bounded memory)."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _second(whole: int) -> tuple[str, str]:

@@ -16,36 +16,7 @@ from uvicorn.server import ServerState
 
 from kiln.config.limits import ConnectionLimits
 from kiln.http.api_protocol import api_protocol
-
-
-class Transport:
-    """Records each write separately (one write is one send on a real socket)."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closing = False
-        self.protocol: Any = None
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 3333), "peername": ("127.0.0.2", 5555)}.get(name, default)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_protocol(self) -> Any:
-        return self.protocol
+from tests.unit.http.fake_transport import RecordingTransport
 
 
 class App:
@@ -67,7 +38,7 @@ class App:
         await response(scope, receive, send)
 
 
-def serve(app: App, keep_alive: float = 5.0) -> tuple[Any, Transport]:
+def serve(app: App, keep_alive: float = 5.0) -> tuple[Any, RecordingTransport]:
     protocol_class = api_protocol(ConnectionLimits(), "api")
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none", http=protocol_class,
                             proxy_headers=False, timeout_keep_alive=keep_alive)  # type: ignore[arg-type]
@@ -75,13 +46,13 @@ def serve(app: App, keep_alive: float = 5.0) -> tuple[Any, Transport]:
     state = ServerState()
     state.default_headers = [(b"server", b"OvenMediaEngine")]
     protocol = protocol_class(config=config, server_state=state, app_state={})
-    transport = Transport()
+    transport = RecordingTransport()
     transport.protocol = protocol
     protocol.connection_made(transport)
     return protocol, transport
 
 
-async def settle(transport: Transport, writes: int) -> None:
+async def settle(transport: RecordingTransport, writes: int) -> None:
     for _ in range(200):
         if len(transport.writes) >= writes:
             return

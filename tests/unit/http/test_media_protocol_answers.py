@@ -63,7 +63,7 @@ def test_a_head_request_gets_the_length_without_the_body_and_connection_close_is
     protocol.data_received(b"HEAD /app/s/part_1_0_0_video_k_llhls.m4s HTTP/1.1\r\nHost: kiln\r\n\r\n")
     assert bytes(transport.written).endswith(b"content-length: 10\r\n\r\n"), "HEAD: no body after the headers"
     assert lane.asked[-1][0] == "HEAD"
-    transport.written.clear()
+    transport.writes.clear()
     protocol.data_received(b"GET /app/s/part_1_0_0_video_k_llhls.m4s HTTP/1.1\r\nHost: kiln\r\n"
                            b"Connection: close\r\n\r\n")
     assert bytes(transport.written).endswith(b"content-length: 10\r\nconnection: close\r\n\r\npart bytes")

@@ -14,6 +14,7 @@ from uvicorn.server import ServerState
 
 from kiln.config.limits import ConnectionLimits
 from kiln.http.media_protocol import media_protocol
+from tests.unit.http.fake_transport import RecordingTransport
 
 KEEP_ALIVE = 30.0
 
@@ -53,36 +54,6 @@ class FakeLoop:
                 handle.callback(*handle.args)
 
 
-class Transport:
-    def __init__(self) -> None:
-        self.written = bytearray()
-        self.closing = False
-        self.protocol: Any = None
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def writelines(self, chunks: Any) -> None:
-        for chunk in chunks:
-            self.written += chunk
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 3333), "peername": ("127.0.0.2", 5555)}.get(name, default)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_protocol(self) -> Any:
-        return self.protocol
 
 
 @dataclass
@@ -120,7 +91,7 @@ class Lane:
         return Answer()
 
 
-def connection(loop: FakeLoop, lane: Lane, protocol_class: Any = None) -> tuple[Any, Transport]:
+def connection(loop: FakeLoop, lane: Lane, protocol_class: Any = None) -> tuple[Any, RecordingTransport]:
     """A connection of a listener whose protocol class is ``protocol_class`` (one per listener, as in the server)."""
     protocol_class = protocol_class or media_protocol(ConnectionLimits(), "llhls", lane)
     config = uvicorn.Config(Starlette(), log_config=None, access_log=False, lifespan="off", ws="none",
@@ -129,7 +100,7 @@ def connection(loop: FakeLoop, lane: Lane, protocol_class: Any = None) -> tuple[
     state = ServerState()
     state.default_headers = [(b"server", b"kiln")]
     protocol = protocol_class(config=config, server_state=state, app_state={}, _loop=loop)
-    transport = Transport()
+    transport = RecordingTransport()
     transport.protocol = protocol
     protocol.connection_made(transport)
     return protocol, transport
