@@ -121,8 +121,11 @@ def test_hlsjs_plays_over_http2_in_chromium(live_tls: Live, chromium_player: Any
     report = chromium_player(f"{live_tls.base}/llhls.m3u8", timeout=45, ignore_https_errors=True)
     assert report["played"], report
     assert report["blockingReloadSeen"] and report["partsLoaded"] > 0, report
-    protocols = report["protocols"]
-    assert list(protocols) == ["h2"] and protocols["h2"] >= report["partsLoaded"], protocols  # every request on h2
+    # every request on h2 ("http/1.1" would fail); an entry with no protocol ("") says nothing of the wire: Chromium
+    # leaves it empty for a request that did not complete, e.g. one hls.js gave up under load (seen once)
+    protocols = {name: count for name, count in report["protocols"].items() if name}
+    assert list(protocols) == ["h2"] and protocols["h2"] >= report["partsLoaded"], (report["protocols"],
+                                                                                    report["noProtocol"])
     assert not [e for e in report["errors"] if str(e).startswith("fatal:")], report["errors"]
 
 

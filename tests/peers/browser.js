@@ -3,8 +3,9 @@
 //   options: {url, user_data_dir, timeout_ms, advance_s, origin, chromium, low_latency, ignore_https_errors,
 //             hls_config (more hls.js settings), sample_s (after playing, sample the latency every 0.5 s this long)}
 // Prints one JSON line: {played, currentTime, lowLatencyMode, blockingReloadSeen, partsLoaded,
-//                        partRequests, fragsLoaded, live, canBlockReload, requests, errors, protocols}
+//                        partRequests, fragsLoaded, live, canBlockReload, requests, errors, protocols, noProtocol}
 //   protocols: hls.js's requests counted by resource-timing nextHopProtocol (e.g. {"h2": 32})
+//   noProtocol: the entries among them with no nextHopProtocol ({name, transferSize, status, duration})
 //   samples (with sample_s): [{latency (hls.latency), pdtLatency (Date.now() - hls.playingDate, s),
 //                              targetLatency, rate (playbackRate)}]
 'use strict';
@@ -25,7 +26,7 @@ const pageHtml = fs.readFileSync(path.join(__dirname, 'hlsjs_page.html'));
   const result = {
     played: false, currentTime: 0, lowLatencyMode: opts.low_latency !== false, blockingReloadSeen: false,
     partsLoaded: 0, partRequests: 0, fragsLoaded: 0, live: null, canBlockReload: null, requests: 0, errors: [],
-    protocols: {}, samples: [],
+    protocols: {}, noProtocol: [], samples: [],
   };
   let browser;
   try {
@@ -88,8 +89,14 @@ const pageHtml = fs.readFileSync(path.join(__dirname, 'hlsjs_page.html'));
       // hls.js's own requests only (XHR or fetch): not the page, its script, or Chromium's favicon probe
       protocols: performance.getEntriesByType('resource')
         .filter((e) => e.initiatorType === 'xmlhttprequest' || e.initiatorType === 'fetch')
-        .reduce((acc, e) => { acc[e.nextHopProtocol] = (acc[e.nextHopProtocol] || 0) + 1; return acc; }, {}) }));
+        .reduce((acc, e) => { acc[e.nextHopProtocol] = (acc[e.nextHopProtocol] || 0) + 1; return acc; }, {}),
+      // what the entries without a protocol were (for a failure's message)
+      noProtocol: performance.getEntriesByType('resource')
+        .filter((e) => (e.initiatorType === 'xmlhttprequest' || e.initiatorType === 'fetch') && !e.nextHopProtocol)
+        .map((e) => ({ name: e.name.split('/').pop(), transferSize: e.transferSize, status: e.responseStatus,
+                       duration: Math.round(e.duration) })) }));
     result.protocols = s.protocols;
+    result.noProtocol = s.noProtocol;
     result.played = result.played && s.playing && !s.fatal;
     result.currentTime = s.currentTime;
     result.latency = s.latency;  // hls.js's live latency estimate (s)
