@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -38,7 +37,6 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from kiln.config.limits import ConnectionLimits
 from kiln.http.answer_lateness import AnswerLateness
 from kiln.http.connection_limits import guarded_protocol
-from kiln.http.offload_send import OFFLOAD_MIN, Gate, Sender, loop_sender, socket_fd
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +161,9 @@ def _header_block(status: int, defaults: list[tuple[bytes, bytes]], head: bytes,
 
 def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | None,
                    too_big: tuple[bytes, bytes] = (b"content-type: text/plain; charset=utf-8\r\n", _TOO_BIG),
-                   sender: Sender | None = None) -> type[Any]:
+                   ) -> type[Any]:
     """The protocol class for one player listener (``lane`` None: the guard and the header bound only).
-    ``too_big``: the 431's header lines and body (the API answers it in OME's envelope: api_protocol.py).
-    ``sender``: the worker threads that write large answers (offload_send.py; None: the process's own)."""
+    ``too_big``: the 431's header lines and body (the API answers it in OME's envelope: api_protocol.py)."""
     guarded = guarded_protocol(limits, listener, HttpToolsProtocol)
     max_head = limits.max_header_bytes
     too_big_head, too_big_body = too_big
@@ -185,13 +182,6 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
         _kiln_fast = False  # the current message is answered by the fast lane
         _kiln_idle_timer: asyncio.TimerHandle | None = None
         _kiln_idle_since = 0.0
-        _kiln_fd = -1  # the socket the ring may write large answers to (offload_send.py); -1: never
-        transport: Any  # uvicorn's transport, or a Gate while a large answer is being written (offload_send.py)
-
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            if lane is not None:
-                self._kiln_fd = socket_fd(transport)
 
         def _waiting_for_headers(self) -> bool:
             """For the guard: nothing asked yet, or a request's headers begun and not complete (an idle
@@ -368,58 +358,16 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 if len(heads[1]) >= 4096:  # one second's forms and lengths: bounded all the same
                     heads[1] = {}
                 heads[1][key] = block
-            transport = self.transport
             if head or not size:
-                transport.write(block)
+                self.transport.write(block)
             elif size <= 16384:
-                transport.write(block + body)
-            elif size >= OFFLOAD_MIN and self._kiln_fd >= 0 and type(transport) is not Gate \
-                    and not transport.is_closing() and not transport.get_write_buffer_size() \
-                    and self._kiln_offload(block, body, answer):
-                pass
+                self.transport.write(block + body)
             else:  # a large body is handed over as is, not copied into the head: one writev
-                transport.writelines((block, body))
-            if answer.ready and lateness is not None and not head and type(self.transport) is not Gate:
-                lateness.sent(self.loop, transport, answer.ready, answer.reload)
+                self.transport.writelines((block, body))
+            if answer.ready and lateness is not None and not head:
+                lateness.sent(self.loop, self.transport, answer.ready, answer.reload)
             if not keep_alive:
                 self.transport.close()
-
-        def _kiln_offload(self, block: bytes, body: Any, answer: FastAnswerLike) -> bool:
-            """The kernel's workers write the answer (offload_send.py); until they are done the connection's
-            transport is a Gate that holds back whatever else is written to it. The dup is made now, while the
-            transport is open: it names this connection's socket whatever happens to the number meanwhile.
-            False: no sender here or none free, the caller writes."""
-            found = sender if sender is not None else loop_sender(self.loop)
-            if found is None:
-                return False
-            real = self.transport
-            gate = Gate(real)
-            ready, reload = answer.ready, answer.reload
-
-            def done(sent: int, error: OSError | None) -> None:
-                if error is not None:
-                    if not real.is_closing():
-                        log.debug("llhls offloaded send failed error=%s", error)
-                        real.abort()
-                elif sent < len(block) + len(body) and not real.is_closing():
-                    real.writelines((block[sent:], body) if sent < len(block)
-                                    else (memoryview(body)[sent - len(block):],))
-                if ready and lateness is not None and not real.is_closing():
-                    lateness.sent(self.loop, real, ready, reload)
-                if self.transport is gate:
-                    self.transport = real
-                gate.release()
-
-            fd = os.dup(self._kiln_fd)
-            try:
-                if not found.submit(fd, block, body, done):
-                    os.close(fd)
-                    return False
-            except BaseException:
-                os.close(fd)
-                raise
-            self.transport = gate
-            return True
 
     MediaHttpProtocol.__name__ = f"MediaHttpProtocol[{listener}]"
     return MediaHttpProtocol
