@@ -258,8 +258,9 @@ class LlhlsServer:
                                     tuple[dict[str, Any] | None, list[tuple[bytes, bytes]]]] = {}
         self._playlists = PlaylistCache()
         self._routes: dict[bytes, FastRoute | None] = {}  # raw path -> _fast_route's answer
-        # raw query -> _query's answer, shared by the fast lane's requests (read, never changed): a viewer asks with
-        # the same query (its session) for every part and segment
+        # raw query -> _query's answer for parts, segments and inits (read, never changed): a viewer asks for each
+        # with the same query, its session. Not chunklists': a blocked reload's query is new each time, and keeping
+        # thousands of them made the cyclic garbage collector walk them (a blocked reload cost 16.6 -> 25 us)
         self._queries: dict[bytes, dict[str, list[str]]] = {}
         self._section: tuple[Any, dict[str, Any] | None] = (None, None)  # the last app config and its LLHLS section
         # the header lines of the fast lane's answers, per CORS lines, extra headers and content type
@@ -326,13 +327,16 @@ class LlhlsServer:
         if route is None:
             return None
         app_name, stream_name, what, track_id, kind, file_key, msn, index = route
-        try:
-            q = self._queries[query]
-        except KeyError:
+        if what == _CHUNKLIST_FILE:  # its _HLS_ directives change with every reload: parsed each time
             q = _query(query.decode("latin-1"))
-            if len(self._queries) >= 4096:  # queries are the clients' to choose: bounded
-                self._queries.clear()
-            self._queries[query] = q
+        else:
+            try:
+                q = self._queries[query]
+            except KeyError:
+                q = _query(query.decode("latin-1"))
+                if len(self._queries) >= 4096:  # queries are the clients' to choose: bounded
+                    self._queries.clear()
+                self._queries[query] = q
         if "direction" in q or "format" in q:  # WHEP/WHIP; format=ts may make a playlist HLS v3's (claims.py)
             return None  # (every file name matched below is LL-HLS's otherwise: claims.py's patterns or stricter)
         found = self.apps.app_for_host(host, app_name)
