@@ -4,10 +4,11 @@ Why not plain uvicorn + Starlette: with 1,000 low-latency viewers every part bri
 2,000 requests (a blocking reload and a part GET per viewer) that must all be answered within 100 ms.
 uvicorn's ASGI cycle (a task, an Event and coroutines per request) plus Starlette's routing and Request
 objects cost more than the bytes did: 2,000-2,500 req/s for a part or a chunklist on this project's 2-core
-machine (bench/llhls.py (d)). Here, once httptools has parsed a GET/HEAD, the player router's
-``fast(...)`` (LlhlsServer.fast) is asked first; it answers only what it can answer with the same bytes
-and headers as the Starlette path (a live chunklist, part, in-memory segment or init), and returns None
-for everything else: masters, WebSocket upgrades, WHEP, HLS v3, CORS preflights, admission, every
+machine (bench/llhls.py (d)). Here, once a GET/HEAD is read, the player router's ``fast(...)`` (LlhlsServer.fast)
+is asked first (a lone player request that arrives whole in one read is matched by one regex, ``_express``, not
+fed to httptools: its callbacks and uvicorn's were most of a small answer's Python); it answers only what it can
+answer with the same bytes and headers as the Starlette path (a live chunklist, part, in-memory segment or init),
+and returns None for everything else: masters, WebSocket upgrades, WHEP, HLS v3, CORS preflights, admission, every
 refusal and every error go on to uvicorn's ASGI cycle and the Starlette app unchanged, on the same
 connection. A blocked request (``_HLS_msn``/``_HLS_part``, a hinted part) waits as a plain callback in its
 track's list (LlhlsStream.on_part_of), so a new part wakes its waiters with one loop callback and no task
