@@ -127,9 +127,9 @@ def mirror(url: str, dest: Path, name: str) -> tuple[str, int]:
 
 def serving_rates(chunklist: str, audio_chunklist: str, kiln_pid: int, nginx_port: int, nginx_pid: int,
                   static_dir: Path, clients: list[int], seconds: float, turns: int = 1) -> list[list[Any]]:
-    """(d): h2load on Kiln and on nginx (the same bytes) for each file kind and client count, ``turns`` times in
-    alternating order (Kiln first, then nginx first, ...): the other jobs on a shared machine change what either
-    server gets from one run to the next, so each side's median is compared, every turn printed."""
+    """(d): h2load on Kiln then on nginx (the same bytes) for each file kind and client count, ``turns`` times in
+    turn (K N K N ...): the other jobs on a shared machine change what either server gets from one run to the
+    next, so each side's median is compared, every turn printed."""
     from _media import out
 
     rows: list[list[Any]] = []
@@ -138,13 +138,13 @@ def serving_rates(chunklist: str, audio_chunklist: str, kiln_pid: int, nginx_por
             kiln_runs: list[H2Result] = []
             nginx_runs: list[H2Result] = []
             size = 0
-            for turn in range(turns):
+            for _turn in range(turns):
                 url = serve_url(chunklist, audio_chunklist, kind)  # again each turn: a segment leaves the window
                 name = kind.replace(" ", "_") + "_" + urlsplit(url).path.rsplit("/", 1)[-1]
                 path, size = mirror(url, static_dir, name)
-                sides = [(kiln_runs, url, kiln_pid), (nginx_runs, f"http://127.0.0.1:{nginx_port}{path}", nginx_pid)]
-                for runs, target_url, pid in sides if turn % 2 == 0 else reversed(sides):
-                    runs.append(h2load(target_url, c, seconds, pid))
+                # Kiln right after the URL is taken: a part is listed for only a few seconds (then 404s)
+                kiln_runs.append(h2load(url, c, seconds, kiln_pid))
+                nginx_runs.append(h2load(f"http://127.0.0.1:{nginx_port}{path}", c, seconds, nginx_pid))
             k, n = _median_run(kiln_runs), _median_run(nginx_runs)
             target = TARGET_CHUNKLIST_RPS if kind == "chunklist" else TARGET_GET_RPS
             ratio = k.req_s / n.req_s if n.req_s else 0.0
@@ -735,7 +735,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--h2load-clients", default="100,1000", help="(d) h2load -c values")
     ap.add_argument("--h2load-seconds", type=float, default=5.0, help="(d) duration of each h2load run")
     ap.add_argument("--h2load-turns", type=int, default=3,
-                    help="(d) runs per server, alternating which goes first; medians compared")
+                    help="(d) runs per server, in turn with the other's; medians compared")
     ap.add_argument("--load-viewers", default="250,1000", help="(e) blocking-reload viewer counts")
     ap.add_argument("--load-seconds", type=float, default=10.0, help="(e) measured time per step")
     ap.add_argument("--procs", type=int, default=2, help="(e) client processes")
@@ -764,7 +764,7 @@ def run_serving(args: argparse.Namespace, kiln_pid: int, master: str, chunklist:
     try:
         out()
         out(f"(d) h2load --h1 -t 1 -D {args.h2load_seconds:g} (Accept-Encoding: gzip), Kiln and nginx static "
-            f"(the same bytes, identity), {args.h2load_turns} turns each in alternating order, medians; video "
+            f"(the same bytes, identity), {args.h2load_turns} turns each, one after the other, medians; video "
             f"part/segment, audio segment, video chunklist (plain, with the session); %core = the server's CPU over "
             f"the run, h2load %core = the load generator's (near 100: it was the limit)")
         headers = ["file", "bytes", "clients", "kiln req/s", "kiln %core", "h2load %core", "kiln failed", "nginx req/s",
