@@ -4,10 +4,11 @@ Why not plain uvicorn + Starlette: with 1,000 low-latency viewers every part bri
 2,000 requests (a blocking reload and a part GET per viewer) that must all be answered within 100 ms.
 uvicorn's ASGI cycle (a task, an Event and coroutines per request) plus Starlette's routing and Request
 objects cost more than the bytes did: 2,000-2,500 req/s for a part or a chunklist on this project's 2-core
-machine (bench/llhls.py (d)). Here, once httptools has parsed a GET/HEAD, the player router's
-``fast(...)`` (LlhlsServer.fast) is asked first; it answers only what it can answer with the same bytes
-and headers as the Starlette path (a live chunklist, part, in-memory segment or init), and returns None
-for everything else: masters, WebSocket upgrades, WHEP, HLS v3, CORS preflights, admission, every
+machine (bench/llhls.py (d)). Here, once a GET/HEAD is read, the player router's ``fast(...)`` (LlhlsServer.fast)
+is asked first (a lone player request that arrives whole in one read is matched by one regex, ``_express``, not
+fed to httptools: its callbacks and uvicorn's were most of a small answer's Python); it answers only what it can
+answer with the same bytes and headers as the Starlette path (a live chunklist, part, in-memory segment or init),
+and returns None for everything else: masters, WebSocket upgrades, WHEP, HLS v3, CORS preflights, admission, every
 refusal and every error go on to uvicorn's ASGI cycle and the Starlette app unchanged, on the same
 connection. A blocked request (``_HLS_msn``/``_HLS_part``, a hinted part) waits as a plain callback in its
 track's list (LlhlsStream.on_part_of), so a new part wakes its waiters with one loop callback and no task
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -151,6 +153,14 @@ class _Holds:
             self.timer = loop.call_later(HOLD_GRAIN, self._sweep, loop)
 
 
+# One whole GET/HEAD as players send it, alone in one read: an origin-form target of visible ASCII (no fragment),
+# HTTP/1.1, header lines of a token name and a visible-ASCII value, no body. What it matches is parsed here
+# (``_express``); anything else (obs-text, folded lines, pipelined or partial requests) goes to httptools.
+_EXPRESS = re.compile(rb"(GET|HEAD) (/[!-\"$-~]*) HTTP/1\.1\r\n((?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t -~]*\r\n)*)\r\n")
+# headers that change how the request is read or answered beyond the lane's arguments: httptools' business
+_NOT_EXPRESS = frozenset((b"content-length", b"transfer-encoding", b"upgrade", b"expect"))
+
+
 def _header_block(status: int, defaults: list[tuple[bytes, bytes]], head: bytes, size: int, keep_alive: bool) -> bytes:
     """An answer's header block: status line, uvicorn's default headers, the answer's lines, Content-Length,
     Connection when it closes, the empty line."""
@@ -180,6 +190,7 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
         _kiln_raw = 0
         _kiln_too_big = False
         _kiln_fast = False  # the current message is answered by the fast lane
+        _kiln_mid = False  # httptools is inside a message (from its first byte to its end, body included)
         _kiln_idle_timer: asyncio.TimerHandle | None = None
         _kiln_idle_since = 0.0
 
@@ -189,6 +200,10 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
             return (not self._kiln_seen or self._kiln_in_head) and not self.transport.is_closing()
 
         def data_received(self, data: bytes) -> None:
+            if lane is not None and not self._kiln_mid and data[-4:] == b"\r\n\r\n" and len(data) <= max_head \
+                    and (self.cycle is None or self.cycle.response_complete) and not self.pipeline \
+                    and self._express(data):
+                return
             super().data_received(data)
             if self._kiln_in_head:  # headers still incomplete: a header trickled without end is bounded too
                 self._kiln_raw += len(data)
@@ -205,7 +220,7 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
             self.url = b""
             self.expect_100_continue = False
             self.headers: list[tuple[bytes, bytes]] = []
-            self._kiln_seen = self._kiln_in_head = True
+            self._kiln_seen = self._kiln_in_head = self._kiln_mid = True
             self._kiln_head_bytes = 0
             self._kiln_fast = False
 
@@ -255,8 +270,52 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 super().on_body(body)
 
         def on_message_complete(self) -> None:
+            self._kiln_mid = False
             if not self._kiln_fast and not self._kiln_too_big:
                 super().on_message_complete()
+
+        def _express(self, data: bytes) -> bool:
+            """A lone player GET/HEAD answered without httptools and uvicorn's callbacks (a dozen Python calls
+            per request, most of a small answer's cost): the request is matched whole (``_EXPRESS``), its few
+            headers read, and the lane asked as ``_fast`` does. False (nothing changed: the bytes then go to
+            httptools) for anything else, or when the lane leaves the request to the Starlette path."""
+            match = _EXPRESS.fullmatch(data)
+            if match is None or self.transport.is_closing():
+                return False
+            method, target, lines = match.groups()
+            host = origin = acrh = None
+            accept = b""
+            keep_alive = True
+            for line in lines.split(b"\r\n")[:-1]:
+                name, _, value = line.partition(b":")
+                name = name.lower()
+                value = value.strip(b" \t")
+                if name == b"host":
+                    host = value
+                elif name == b"accept-encoding":
+                    accept = value
+                elif name == b"origin":
+                    origin = value
+                elif name == b"access-control-request-headers":
+                    acrh = value
+                elif name == b"connection":
+                    token = value.lower()
+                    if token == b"close":
+                        keep_alive = False
+                    elif token != b"keep-alive":
+                        return False
+                elif name in _NOT_EXPRESS:
+                    return False
+            path, _, query = target.partition(b"?")
+            if self.timeout_keep_alive_task is not None:  # what uvicorn's and the guard's data_received do
+                self._unset_keepalive_if_required()
+            if self._kiln_deadline is not None:
+                self._disarm()
+            self.url = target
+            if not self._lane(method == b"HEAD", path, query, host, origin, acrh, accept, keep_alive):
+                return False
+            self._kiln_seen = True
+            return True
 
         def _fast(self) -> bool:
             method = self.parser.get_method()
@@ -280,7 +339,21 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 else:
                     url = httptools.parse_url(target)
                     path, query = url.path, url.query or b""
-                result = lane.fast("GET" if method == b"GET" else "HEAD", path, query,  # type: ignore[union-attr]
+            except Exception:
+                log.exception("llhls fast lane failed path=%r (the request goes the ordinary way)", self.url[:200])
+                return False
+            keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
+            if not self._lane(method == b"HEAD", path, query, host, origin, acrh, accept, keep_alive):
+                return False
+            self._kiln_fast = True
+            return True
+
+        def _lane(self, head: bool, path: bytes, query: bytes, host: bytes | None, origin: bytes | None,
+                  acrh: bytes | None, accept: bytes, keep_alive: bool) -> bool:
+            """Ask the lane; answer what it answers now, or hold the request until it settles (False: the lane
+            left it to the Starlette path)."""
+            try:
+                result = lane.fast("HEAD" if head else "GET", path, query,  # type: ignore[union-attr]
                                    host.decode("latin-1") if host is not None else "",
                                    origin.decode("latin-1") if origin is not None else None,
                                    acrh.decode("latin-1") if acrh is not None else None, accept.decode("latin-1"))
@@ -289,9 +362,6 @@ def media_protocol(limits: ConnectionLimits, listener: str, lane: FastLane | Non
                 return False
             if result is None:
                 return False
-            self._kiln_fast = True
-            head = method == b"HEAD"
-            keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
             if not hasattr(result, "retry"):
                 self._write(result, head, keep_alive)
                 self._fast_done()

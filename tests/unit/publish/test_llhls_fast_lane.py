@@ -254,3 +254,34 @@ def test_a_blocked_part_request_waits_its_whole_hold_however_often_parts_wake_it
         await live.client.aclose()
 
     asyncio.run(run())
+
+
+def test_an_app_changed_or_a_stream_gone_is_seen_by_the_next_request_though_queries_and_sections_are_kept() -> None:
+    """The fast lane keeps each query's parse and the last app config's LLHLS section; a new config (the catalog
+    hands out a new dict) and a stream no longer published take effect at once."""
+
+    async def run() -> None:
+        live = Live()
+        live.feed(2.5)
+        session = await live.session()
+        path = f"/app/cam/init_1_audio_{live.stream.key}_llhls.m4s?session={session}"
+        hosts = Hosts()
+        live.server.apps = hosts
+        assert isinstance(live.fast(path), FastAnswer)
+        config = {"name": "app", "publishers": {"llhls": {"crossDomains": {"urls": ["https://only.example"]}}}}
+        hosts.app_for_host = lambda host, app: ("default", config)  # type: ignore[method-assign]
+        answer = live.fast(path, origin="https://only.example")
+        assert isinstance(answer, FastAnswer)
+        assert (b"access-control-allow-origin", b"https://only.example") in answer.headers, "the new section's CORS"
+        config = {"name": "app", "publishers": {"thumbnail": {}}}  # LL-HLS no longer enabled: Starlette answers
+        assert live.fast(path) is None
+        config = {"name": "app", "publishers": {"llhls": {}}}
+        assert isinstance(live.fast(path), FastAnswer)
+        del live.publisher.streams[("default", "app", "cam")]
+        assert live.fast(path) is None, "a stream no longer published is not served from the lane"
+        for i in range(5000):  # queries are the clients' to choose: what is kept of them is bounded
+            live.fast(f"/app/cam/init_1_audio_{live.stream.key}_llhls.m4s?session={i}_x")
+        assert len(live.server._queries) <= 4096
+        await live.client.aclose()
+
+    asyncio.run(run())
