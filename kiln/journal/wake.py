@@ -100,8 +100,8 @@ class DurableFuture(Future[T]):
     ``setdefault``, a single step under the GIL), so a cancel that loses returns False.
 
     Callbacks need no Condition either: in Kiln every append's future gets one (an actor's caller waits for it
-    through ``_LoopReply``), and making and taking a Condition for each was a sixth of what the committing
-    thread spends per append. ``add_done_callback`` queues the callback, then looks at the state again; the
+    through ``_LoopReply``), and making and taking a Condition for each cost 7-12 us per future against 1-2
+    without (adding a callback, settling, reading the outcome). ``add_done_callback`` queues the callback, then looks at the state again; the
     settling side sets the state, then runs the queue. Each side takes callbacks off the queue one
     ``popleft`` at a time (a single step under the GIL), so a callback added while the future completes runs
     exactly once, on one side or the other, as ``Future`` runs one added after completion at once."""
