@@ -55,9 +55,10 @@ def pin_control_thread() -> None:
             if _choice is _UNSET:
                 _choice = control_cpu()
                 if _choice is not None:
-                    log.info("control threads pinned cpu=%d (%s=off leaves them free)", _choice, ENV)
+                    log.info("actor threads pinned cpu=%d policy=batch (%s=off leaves them as they are)", _choice,
+                             ENV)
     cpu = _choice
-    if cpu is None:
+    if not isinstance(cpu, int):  # None: nothing to pin
         return
     try:
         os.sched_setaffinity(0, {cpu})  # 0: this thread only (Linux)

@@ -101,10 +101,11 @@ class DurableFuture(Future[T]):
 
     Callbacks need no Condition either: in Kiln every append's future gets one (an actor's caller waits for it
     through ``_LoopReply``), and making and taking a Condition for each cost 7-12 us per future against 1-2
-    without (adding a callback, settling, reading the outcome). ``add_done_callback`` queues the callback, then looks at the state again; the
-    settling side sets the state, then runs the queue. Each side takes callbacks off the queue one
-    ``popleft`` at a time (a single step under the GIL), so a callback added while the future completes runs
-    exactly once, on one side or the other, as ``Future`` runs one added after completion at once."""
+    without (adding a callback, settling, reading the outcome). ``add_done_callback`` queues the callback,
+    then looks at the state again; the settling side sets the state, then runs the queue. Each side takes
+    callbacks off the queue one ``popleft`` at a time (a single step under the GIL), so a callback added while
+    the future completes runs exactly once, on one side or the other, as ``Future`` runs one added after
+    completion at once."""
 
     wake: CommitWake | None = None  # set when the append is queued
     _condition = _LazyCondition()
@@ -114,7 +115,7 @@ class DurableFuture(Future[T]):
         self._result: T | None = None
         self._exception: BaseException | None = None
         self._waiters: list[Any] = []
-        self._done_callbacks: deque[Callable[[Future[T]], object]] = deque()  # type: ignore[assignment]
+        self._done_callbacks: deque[Callable[[Future[T]], object]] = deque()
 
     def done(self) -> bool:
         return self._state in _DONE  # one attribute read: no lock needed
