@@ -1,5 +1,5 @@
-"""The actors' GIL-bound threads run on one CPU in SCHED_BATCH (kiln/actors/control_cpu.py); the threads that
-asked them, the journal's standby committer and everything else stay as they were."""
+"""The actors' GIL-bound threads run on one CPU (kiln/control_cpu.py); the threads that asked them, the
+journal's standby committer, the media threads an actor starts and everything else stay free."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
-from kiln.actors import control_cpu
+from kiln import control_cpu
 from kiln.actors.base import CommandActor, Outcome, tell
 from kiln.journal import Journal, NewRecord, Record
+from kiln.media.worker import WorkerThread
 
 ALLOWED = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
 several_cpus = pytest.mark.skipif(len(ALLOWED) < 2, reason="needs a process that may run on 2 CPUs or more")
@@ -37,16 +39,15 @@ class Appender(CommandActor):
         self.journal = journal
 
     def handle_WhereAmI(self, _cmd: WhereAmI) -> Outcome:
-        here = (os.sched_getaffinity(0), os.sched_getscheduler(0))
-        return Outcome(here, [self.journal.append([NewRecord("thing:x", "Thing", 1, {})])])
+        return Outcome(os.sched_getaffinity(0), [self.journal.append([NewRecord("thing:x", "Thing", 1, {})])])
 
 
-def _committed_on(journal: Journal) -> list[tuple[str, set[int], int]]:
-    """Who committed each batch: thread name, CPU set, policy (the listener runs on the committing thread)."""
-    seen: list[tuple[str, set[int], int]] = []
+def _committed_on(journal: Journal) -> list[tuple[str, set[int]]]:
+    """Who committed each batch: thread name and CPU set (the listener runs on the committing thread)."""
+    seen: list[tuple[str, set[int]]] = []
 
     def listener(_records: list[Record]) -> None:
-        seen.append((threading.current_thread().name, os.sched_getaffinity(0), os.sched_getscheduler(0)))
+        seen.append((threading.current_thread().name, os.sched_getaffinity(0)))
 
     journal.add_listener(listener)
     return seen
@@ -62,7 +63,7 @@ def test_unset_chooses_the_last_cpu_of_the_process_and_off_or_one_cpu_chooses_no
 
 def test_a_cpu_that_is_not_a_number_or_not_the_process_s_is_refused_with_a_warning(
         caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="kiln.actors.control_cpu"):
+    with caplog.at_level(logging.WARNING, logger="kiln.control_cpu"):
         assert control_cpu.control_cpu({control_cpu.ENV: "fast"}) is None
         assert control_cpu.control_cpu({control_cpu.ENV: str(max(ALLOWED) + 1)}) is None
     text = caplog.text
@@ -71,7 +72,7 @@ def test_a_cpu_that_is_not_a_number_or_not_the_process_s_is_refused_with_a_warni
 
 
 @several_cpus
-def test_actor_threads_share_the_control_cpu_in_sched_batch_and_the_rest_stay_free(
+def test_actor_threads_share_the_control_cpu_and_the_rest_stay_free(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cpu = min(ALLOWED)  # not the default, so the test sees the setting obeyed
     monkeypatch.setenv(control_cpu.ENV, str(cpu))
@@ -81,17 +82,17 @@ def test_actor_threads_share_the_control_cpu_in_sched_batch_and_the_rest_stay_fr
     try:
         for ref in (first, second):
             outcome = tell(ref, WhereAmI()).result(10)
-            assert outcome.value == ({cpu}, os.SCHED_BATCH)  # the actor's own thread
+            assert outcome.value == {cpu}  # the actor's own thread
             for fut in outcome.durable:
                 fut.result(10)
         # an appender that hands off (as an event loop's thread does) is committed by the standby thread
         monkeypatch.setattr("kiln.journal.journal._hands_off", lambda: True)
         journal.append([NewRecord("thing:y", "Thing", 1, {})]).result(10)
-        by_actors = [(cpus, policy) for name, cpus, policy in committed if name != "kiln-journal"]
-        by_standby = [(cpus, policy) for name, cpus, policy in committed if name == "kiln-journal"]
-        assert by_actors and all(seen == ({cpu}, os.SCHED_BATCH) for seen in by_actors)
-        assert by_standby == [(ALLOWED, os.SCHED_OTHER)]  # the committer stays free
-        assert (os.sched_getaffinity(0), os.sched_getscheduler(0)) == (ALLOWED, os.SCHED_OTHER)  # the asker too
+        by_actors = [cpus for name, cpus in committed if name != "kiln-journal"]
+        by_standby = [cpus for name, cpus in committed if name == "kiln-journal"]
+        assert by_actors and all(cpus == {cpu} for cpus in by_actors)
+        assert by_standby == [ALLOWED]  # the committer stays free
+        assert os.sched_getaffinity(0) == ALLOWED  # and so does the thread that asked
     finally:
         first.stop()
         second.stop()
@@ -106,10 +107,39 @@ def test_off_pins_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     ref = Appender.start(journal)
     try:
         outcome = tell(ref, WhereAmI()).result(10)
-        assert outcome.value == (ALLOWED, os.SCHED_OTHER)
+        assert outcome.value == ALLOWED
         for fut in outcome.durable:
             fut.result(10)
-        assert [(cpus, policy) for _name, cpus, policy in committed] == [(ALLOWED, os.SCHED_OTHER)]
+        assert [cpus for _name, cpus in committed] == [ALLOWED]
     finally:
         ref.stop()
         journal.close()
+
+
+class StartWorker:
+    pass
+
+
+class Starter(CommandActor):
+    """Starts a media worker thread from its own (pinned) thread, as the push, record and streams actors do."""
+
+    def handle_StartWorker(self, _cmd: StartWorker) -> Outcome:
+        seen: Future[set[int]] = Future()
+        WorkerThread("probe", lambda: seen.set_result(os.sched_getaffinity(0))).start()
+        return Outcome((os.sched_getaffinity(0), seen))
+
+
+@several_cpus
+def test_a_media_thread_an_actor_starts_runs_on_the_process_s_cpus_not_the_actor_s(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linux gives a new thread its creator's CPUs: a pull, push or recording started by an actor would
+    otherwise run on the actors' CPU only."""
+    cpu = min(ALLOWED)
+    monkeypatch.setenv(control_cpu.ENV, str(cpu))
+    ref = Starter.start()
+    try:
+        actor_side, worker_side = tell(ref, StartWorker()).result(10).value
+        assert actor_side == {cpu}
+        assert worker_side.result(10) == ALLOWED
+    finally:
+        ref.stop()
