@@ -21,13 +21,15 @@ from typing import Any
 from _control import ROOT, out, table
 
 CHILD = Path(__file__).resolve().with_name("_journal_appends.py")
-CONFIGS = ((64, True), (64, False), (1, True))
+# (shape, writers, fsync): "threads" blocked in result(), "actors" Kiln's shape (_journal_appends.py)
+CONFIGS = (("threads", 64, True), ("actors", 64, True), ("threads", 64, False), ("actors", 64, False),
+           ("threads", 1, True))
 
 
-def _child(tree: Path, threads: int, fsync: bool, seconds: float, cpu: int | None) -> dict[str, float] | str:
-    cmd = [sys.executable, str(CHILD), str(threads), "on" if fsync else "off", f"{seconds:g}"]
-    if cpu is not None:
-        cmd.append(str(cpu))
+def _child(tree: Path, shape: str, threads: int, fsync: bool, seconds: float,
+           cpu: int | None) -> dict[str, float] | str:
+    cmd = [sys.executable, str(CHILD), str(threads), "on" if fsync else "off", f"{seconds:g}",
+           "all" if cpu is None else str(cpu), shape]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 10 + 60,
                           env={**os.environ, "PYTHONPATH": str(tree)}, cwd=str(tree), check=False)
     if done.returncode != 0:
@@ -60,42 +62,48 @@ def _median(found: dict[Any, list[dict[str, float]]], key: Any, what: str) -> fl
     return statistics.median(values) if values else float("nan")
 
 
-def run(work: Path, other: Path | None, turns: int, seconds: float, pinned: int | None) -> None:
+def run(work: Path, other: Path | None, turns: int, seconds: float, pinned: int | None,
+        shapes: tuple[str, ...] = ("threads", "actors")) -> None:
+    configs = [config for config in CONFIGS if config[0] in shapes]
     trees = [("this", ROOT)] + ([("other", other.resolve())] if other is not None else [])
     cpus: list[int | None] = [None] + ([pinned] if pinned is not None else [])
     against = f", other = {other}" if other is not None else ""
     pinning = f"; pinned = on CPU {pinned} only" if pinned is not None else ""
     out(f"== 1. durable appends in turns ({turns} turns, {seconds:g} s each): this = {ROOT}{against}{pinning}")
-    found: dict[tuple[str, int, bool, int | None], list[dict[str, float]]] = {}
+    found: dict[tuple[str, str, int, bool, int | None], list[dict[str, float]]] = {}
     rows: list[list[Any]] = []
     for turn in range(turns):
         raw = _raw_fsync_rate(work, min(1.0, seconds))
         rows.append([f"turn {turn + 1}: raw write+fsync", "", "", f"{raw:,.0f}/s", "", "", "", "", "", "", "",
                      f"load {os.getloadavg()[0]:.1f}"])
         order = trees if turn % 2 == 0 else trees[::-1]
-        for threads, fsync in CONFIGS:
+        for shape, threads, fsync in configs:
             for cpu in cpus:
                 for label, tree in order:
-                    got = _child(tree, threads, fsync, seconds, cpu)
+                    got = _child(tree, shape, threads, fsync, seconds, cpu)
                     where = "all CPUs" if cpu is None else f"CPU {cpu}"
+                    writers = f"{threads} {shape}"
                     if isinstance(got, str):
-                        rows.append([label, threads, "on" if fsync else "off", where, f"failed: {got}"])
+                        rows.append([label, writers, "on" if fsync else "off", where, f"failed: {got}"])
                         continue
-                    found.setdefault((label, threads, fsync, cpu), []).append(got)
-                    rows.append([label, threads, "on" if fsync else "off", where, got["rate"], got["per_commit"],
+                    found.setdefault((label, shape, threads, fsync, cpu), []).append(got)
+                    rows.append([label, writers, "on" if fsync else "off", where, got["rate"], got["per_commit"],
                                  got["fsync_ms"], got["rest_us"], got["user_us"] + got["sys_us"],
                                  got["vcsw"] + got["ivcsw"], got["p99_ms"], ""])
-    headers = ["tree", "threads", "fsync", "CPUs", "appends/s", "rec/commit", "fsync ms", "rest us", "cpu us",
+    headers = ["tree", "writers", "fsync", "CPUs", "appends/s", "rec/commit", "fsync ms", "rest us", "cpu us",
                "switches", "p99 ms", ""]
     table(headers, [row + [""] * (len(headers) - len(row)) for row in rows])
+    out("threads: writer threads each blocked in Journal.append([record]).result(); actors: Kiln's shape, "
+        "CommandActors that append and answer with the append's future, each asked by its own caller on one event "
+        "loop (uvloop) through kiln.actors.base.ask, which returns once the append is fsynced")
     out("rest us: wall clock per append outside fsync; cpu us and switches (voluntary + involuntary): the "
         "process's, per append")
     summary: list[list[Any]] = []
-    for threads, fsync in CONFIGS:
+    for shape, threads, fsync in configs:
         for cpu in cpus:
-            medians = {label: _median(found, (label, threads, fsync, cpu), "rate") for label, _ in trees}
-            cpu_us = {label: _median(found, (label, threads, fsync, cpu), "cpu") for label, _ in trees}
-            line: list[Any] = [f"{threads} writers fsync {'on' if fsync else 'off'}",
+            medians = {label: _median(found, (label, shape, threads, fsync, cpu), "rate") for label, _ in trees}
+            cpu_us = {label: _median(found, (label, shape, threads, fsync, cpu), "cpu") for label, _ in trees}
+            line: list[Any] = [f"{threads} {shape} fsync {'on' if fsync else 'off'}",
                                "all CPUs" if cpu is None else f"CPU {cpu}", medians["this"], cpu_us["this"]]
             if other is not None:
                 line += [medians["other"], cpu_us["other"], f"{medians['this'] / medians['other']:.2f}x"]

@@ -1,7 +1,10 @@
 """Journal cost: durable appends/s, replay events/s, and the first request after a restart.
 
 1. Appends: single-record ``Journal.append([...]).result()`` calls from 1, 8 and 64 threads, with
-   fsync on (group commit: more writers share each fsync, so appends/s grows with writers) and off.
+   fsync on (group commit: more writers share each fsync, so appends/s grows with writers) and off; next to
+   the 64 threads, Kiln's own shape: 64 actors that append and answer with the append's future, each asked
+   by its own caller on one event loop (``kiln.actors.base.ask``), counted once ``ask`` returned after the
+   fsync (bench/_journal_appends.py).
    Reference in the same run: a loop of raw ``write(frame)`` + ``fsync`` (and ``write`` alone) on a
    plain file in the same directory: what the disk allows one writer.
 2. Replay: ``Journal.read()`` over the N-event journal built for 3 (frames, CRC, msgpack), the same plus
@@ -21,6 +24,7 @@ Each figure with a target (issue 16) is printed next to it.
 
 Usage: .venv/bin/python bench/journal.py [--events 1000000] [--seconds 2] [--dir DIR]
        .venv/bin/python bench/journal.py --only appends [--ab-tree DIR] [--turns 3] [--pinned CPU]
+                                         [--shape threads|actors|both]
        .venv/bin/python bench/journal.py --only replay [--replay-runs 3] [--ab-tree DIR] [--turns 3]
 (``--ab-tree``/``--pinned``: the appends in child processes taking turns, bench/_journal_ab.py; ``--ab-tree``: the
 replay too, bench/_replay_ab.py)
@@ -46,9 +50,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
 from _control import api_server_xml, filesystem_of, machine, out, percentile, table  # noqa: E402
+from _journal_appends import measure_actors  # noqa: E402
 from _replay_ab import best, replay_runs  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
+from kiln.cli import event_loop_choice  # noqa: E402
 from kiln.config import load_server_xml_text  # noqa: E402
 from kiln.eventlog import EventLog  # noqa: E402
 from kiln.events import catalog as ce  # noqa: E402
@@ -183,18 +189,31 @@ def bench_appends(work: Path, seconds: float) -> None:
     raw_fsync = raw_write_rate(work / "raw", True, seconds)
     raw_plain = raw_write_rate(work / "raw", False, seconds)
     found: dict[tuple[bool, int], dict[str, float]] = {}
+    kiln_shape: dict[bool, dict[str, float]] = {}
     for fsync, raw in ((True, raw_fsync), (False, raw_plain)):
         for threads in (1, 8, 64):
             r = found[fsync, threads] = append_rate(work / f"appends-{threads}-{fsync}", threads, fsync, seconds)
             rows.append([f"journal fsync={'on' if fsync else 'off'}", threads, r["rate"], r["per_commit"], r["p50"],
                          r["p99"], f"{r['rate'] / raw['rate']:.2f}x"])
+        k = kiln_shape[fsync] = measure_actors(64, fsync, seconds)  # Kiln's shape: bench/_journal_appends.py
+        rows.append([f"Kiln's shape: 64 actors, 64 asks on one loop, fsync={'on' if fsync else 'off'}", 64, k["rate"],
+                     k["per_commit"], k["p50_ms"], k["p99_ms"], f"{k['rate'] / raw['rate']:.2f}x"])
         label = "raw write+fsync (reference)" if fsync else "raw write, no fsync (reference)"
         rows.append([label, 1, raw["rate"], 1, raw["p50"], raw["p99"], "1.00x"])
     table(["writer", "threads", "appends/s", "records/commit", "p50 ms", "p99 ms", "vs raw"], rows)
-    many, one = rows[2], rows[0]
+    out("threads: writer threads each blocked in Journal.append([record]).result(); Kiln's shape: pykka actors "
+        "(CommandActor) that append and answer with the append's future, each asked by its own caller on one "
+        f"{event_loop_choice()[0].split()[0]} loop through kiln.actors.base.ask, which returns once the commit's write "
+        "and fsync completed the future; the caller then asks again (p50/p99: ask to return)")
+    many, one, shaped = rows[2], rows[0], kiln_shape[True]
     met = "met" if many[2] >= 50_000 else "NOT met"
-    out(f"64 writers, fsync on: {many[2]:,.0f} appends/s (target >= 50,000: {met});"
-        f" one writer, fsync on: p99 {one[5]:.2f} ms (target <= 1 ms: {'met' if one[5] <= 1.0 else 'NOT met'}; "
+    shaped_met = "met" if shaped["rate"] >= 50_000 else "NOT met"
+    out(f"64 writers, fsync on: threads blocked in result() {many[2]:,.0f} appends/s (target >= 50,000: {met}); "
+        f"Kiln's shape (64 actors, 64 asks on one loop) {shaped['rate']:,.0f} appends/s (target >= 50,000: "
+        f"{shaped_met}; {shaped['user_us'] + shaped['sys_us']:.1f} us of process CPU per append, threads "
+        f"{found[True, 64]['cpu_us']:.1f}); fsync off: threads {rows[7][2]:,.0f}, Kiln's shape "
+        f"{kiln_shape[False]['rate']:,.0f}; raw write+fsync {raw_fsync['rate']:,.0f}/s")
+    out(f"one writer, fsync on: p99 {one[5]:.2f} ms (target <= 1 ms: {'met' if one[5] <= 1.0 else 'NOT met'}; "
         f"raw write+fsync p99 {raw_fsync['p99']:.2f} ms)")
     both = one_writer_interleaved(work, seconds * 2)
     j, r = both["journal"], both["raw"]
@@ -206,7 +225,7 @@ def bench_appends(work: Path, seconds: float) -> None:
         f"{'met' if percentile(j, 99) <= 0.001 else 'NOT met'}{raw_note})")
     # what the disk allows: with fsync on, appends/s = records per commit x commits (fsyncs) per second, and
     # 50,000 appends/s at the batching reached needs that many fsyncs/s; fsync off shows what the CPU allows
-    off_many = rows[6]
+    off_many = rows[7]
     commits = many[2] / many[3]
     fsynced = found[True, 64]
     out(f"64 writers, fsync on: {many[3]:.1f} records per commit x {commits:,.0f} commits (fsyncs)/s, mean fsync "
@@ -477,6 +496,9 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=3, help="turns of this/other with --ab-tree or --pinned")
     parser.add_argument("--pinned", type=int, default=None, metavar="CPU",
                         help="also measure the appends pinned to this one CPU, in the same turns")
+    parser.add_argument("--shape", choices=("threads", "actors", "both"), default="both",
+                        help="with --ab-tree/--pinned: the writers measured (threads blocked in result(), Kiln's "
+                             "actors asked from one event loop, or both)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     if args.build is not None:
@@ -489,7 +511,8 @@ def main() -> None:
         if args.only in (None, "appends") and (args.ab_tree is not None or args.pinned is not None):
             from _journal_ab import run as appends_in_turns
 
-            appends_in_turns(work, args.ab_tree, args.turns, args.seconds, args.pinned)
+            shapes = ("threads", "actors") if args.shape == "both" else (args.shape,)
+            appends_in_turns(work, args.ab_tree, args.turns, args.seconds, args.pinned, shapes)
         elif args.only in (None, "appends"):
             bench_appends(work, args.seconds)
         if args.only == "appends":

@@ -44,6 +44,7 @@ from kiln.config.hosts import HostRouter
 from kiln.config.limits import MEDIA_DEFAULTS, ConnectionLimits
 from kiln.config.tls import SniCertificates
 from kiln.config.write_roots import WriteRoots, config_file_roots
+from kiln.control_cpu import free_thread
 from kiln.delivery.webhooks import Deliveries, Target
 from kiln.domain.app_tasks import AppTasks
 from kiln.domain.errors import DomainError
@@ -209,7 +210,8 @@ class KilnService:
         self.token = ""
         self.token_path: Path | None = None
         self.token_source = Token(TokenSource.CONFIGURED)
-        self._snapshot_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-snapshot")
+        self._snapshot_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-snapshot",
+                                                 initializer=free_thread)  # its first task may come from an actor
         self._since_snapshot = 0
         # the newest capture not yet being saved, and whether the snapshot thread is saving (see _maybe_snapshot)
         self._snapshot_lock = threading.Lock()

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import pykka
 
+from kiln.control_cpu import pin_control_thread
 from kiln.domain.errors import DomainError
 from kiln.journal.journal import defer_commits_while
 from kiln.metrics.commands import COMMANDS, CommandTimings
@@ -75,6 +76,7 @@ class CommandActor(pykka.ThreadingActor):
             self._defers_commits = True
             inbox = self.actor_inbox
             defer_commits_while(lambda: not inbox.empty())
+            pin_control_thread()  # GIL-bound: on one CPU with the other actors (kiln/control_cpu.py)
         if not isinstance(message, Envelope):
             return super().on_receive(message)
         handler: Callable[[Any], Any] | None = getattr(

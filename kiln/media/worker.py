@@ -12,6 +12,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from kiln.control_cpu import free_thread
+
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +56,7 @@ class WorkerThread:
         return threading.current_thread() is self._thread
 
     def _run(self) -> None:
+        free_thread()  # an actor may have started it: not on the actors' CPU (kiln/control_cpu.py)
         try:
             self._body()
         except Exception as exc:  # a bug must not end the thread silently

@@ -29,6 +29,7 @@ from typing import Any, Generic
 
 import av
 
+from kiln.control_cpu import free_thread
 from kiln.media.model import MediaKind, Packet, Track
 from kiln.media.stream.hub import CallbackSubscriber, StreamHub, Subscriber
 from kiln.media.transcode.codecs import (
@@ -120,6 +121,7 @@ class TrackWorker(Generic[FrameT]):
 
     def run(self, publish: Publish) -> None:
         assert self.queue is not None
+        free_thread()  # started from whichever thread opened the stream: not on the actors' CPU (control_cpu.py)
         last_dts: int | None = None
         while not self.stopping:
             packet = self.queue.get(timeout=0.5)

@@ -210,3 +210,31 @@ def test_cancel_and_settle_decide_once_whichever_comes_first() -> None:
     settled: DurableFuture[int] = DurableFuture()
     settled.settle(2)
     assert not settled.cancel() and settled.result(0) == 2
+
+
+def test_callbacks_need_no_condition_and_each_runs_once_when_added_as_the_commit_settles() -> None:
+    """Kiln adds a callback to every append's future (``_LoopReply``): it takes no Condition, and a callback
+    added from another thread while the committing thread settles runs exactly once, on either thread."""
+    from kiln.journal.wake import DurableFuture
+
+    for _ in range(200):
+        futures: list[DurableFuture[int]] = [DurableFuture() for _ in range(50)]
+        calls: list[tuple[int, int]] = []
+        go = threading.Barrier(2)
+
+        def add(futures: list[DurableFuture[int]] = futures, calls: list[tuple[int, int]] = calls,
+                go: threading.Barrier = go) -> None:
+            go.wait()
+            for index, future in enumerate(futures):
+                future.add_done_callback(lambda f, index=index: calls.append((index, f.result(0))))
+                future.add_done_callback(lambda f, index=index: calls.append((index, -1 if f.exception(0) is None
+                                                                              else -2)))
+
+        adder = threading.Thread(target=add)
+        adder.start()
+        go.wait()
+        for index, future in enumerate(futures):
+            future.settle(index)
+        adder.join(10)
+        assert sorted(calls) == sorted([(i, i) for i in range(50)] + [(i, -1) for i in range(50)])
+        assert not any("_condition" in future.__dict__ for future in futures)

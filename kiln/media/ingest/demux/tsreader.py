@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import av
 
+from kiln.control_cpu import free_thread
 from kiln.media.formats.mpegts import demux as tsdemux
 from kiln.media.formats.mpegts.tsclock import TsClock
 from kiln.media.ingest.contract import PublishRejected
@@ -268,6 +269,7 @@ class TsDemuxWorker:
 
     # -- thread --------------------------------------------------------------------------------
     def _run(self) -> None:
+        free_thread()  # not on the actors' CPU, whoever started it (kiln/control_cpu.py)
         reason = "internal error"
         try:
             reason = self._demux()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from kiln.control_cpu import free_thread
 from kiln.media.publish.llhls.packager import Segment, TrackPackager
 from kiln.media.publish.llhls.playlist import chunklist_name, init_name, segment_name
 from kiln.media.publish.llhls.stream import LlhlsStream
@@ -59,7 +60,7 @@ class HlsDump:
         self.error = ""
         self.enabled = True
         self._tracks: dict[int, _TrackState] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dump-{dump_id}")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dump-{dump_id}", initializer=free_thread)
 
     # -- loop side --
     def start(self) -> None:

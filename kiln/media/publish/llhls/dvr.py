@@ -21,12 +21,13 @@ from typing import Any
 from urllib.parse import quote
 
 from kiln.config.values import as_float, is_true
+from kiln.control_cpu import free_thread
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMP_STORAGE = "/tmp/ll_hls_dvr"
 DEFAULT_MAX_DURATION = 3600.0
-_DISK = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llhls-dvr")
+_DISK = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llhls-dvr", initializer=free_thread)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from kiln.control_cpu import free_thread
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -154,6 +156,7 @@ class SendThread(Generic[T]):
             return kind, item
 
     def _run(self) -> None:
+        free_thread()  # not on the actors' CPU, whoever started it (kiln/control_cpu.py)
         try:
             self._serve()
         finally:
