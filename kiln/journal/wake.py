@@ -142,10 +142,7 @@ class DurableFuture(Future[T]):
                 return  # whoever completes it runs the queue after setting the state, so after this look
             self._invoke_callbacks()  # done meanwhile: run what is queued (this one, unless the other side did)
             return
-        try:
-            fn(self)
-        except Exception:
-            log.exception("exception calling callback for %r", self)
+        self._call(fn)
 
     def _invoke_callbacks(self) -> None:
         callbacks = self._done_callbacks
@@ -154,10 +151,14 @@ class DurableFuture(Future[T]):
                 fn = callbacks.popleft()
             except IndexError:  # the other side took the last one
                 return
-            try:
-                fn(self)
-            except Exception:
-                log.exception("exception calling callback for %r", self)
+            self._call(fn)
+
+    def _call(self, fn: Callable[[Future[T]], object]) -> None:
+        """Run one callback; its failure is logged as ``Future`` logs it, and the others still run."""
+        try:
+            fn(self)
+        except Exception:
+            log.exception("exception calling callback for %r", self)
 
     def cancel(self) -> bool:
         if self.__dict__.setdefault("_claim", _CANCEL) is not _CANCEL:

@@ -40,3 +40,23 @@ class RecordingTransport:
 
     def get_protocol(self) -> Any:
         return self.protocol
+
+
+def connect(protocol_class: Any, app: Any, server: bytes = b"kiln", loop: Any = None,
+            **config: Any) -> tuple[Any, RecordingTransport]:
+    """A connection of ``protocol_class`` (uvicorn's or one of Kiln's) on a RecordingTransport, made as uvicorn's
+    server makes one; ``config`` goes to uvicorn.Config, ``loop`` (a fake clock) to the protocol."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    settings = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none", http=protocol_class,
+                              **config)
+    settings.load()
+    state = ServerState()
+    state.default_headers = [(b"server", server)]
+    protocol = protocol_class(config=settings, server_state=state, app_state={},
+                              **({"_loop": loop} if loop is not None else {}))
+    transport = RecordingTransport()
+    transport.protocol = protocol
+    protocol.connection_made(transport)
+    return protocol, transport

@@ -9,14 +9,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import uvicorn
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
-from uvicorn.server import ServerState
 
 from kiln.config.limits import ConnectionLimits
 from kiln.http.api_protocol import api_protocol
-from tests.unit.http.fake_transport import RecordingTransport
+from tests.unit.http.fake_transport import RecordingTransport, connect
 
 
 class App:
@@ -40,16 +38,7 @@ class App:
 
 def serve(app: App, keep_alive: float = 5.0) -> tuple[Any, RecordingTransport]:
     protocol_class = api_protocol(ConnectionLimits(), "api")
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none", http=protocol_class,
-                            proxy_headers=False, timeout_keep_alive=keep_alive)  # type: ignore[arg-type]
-    config.load()
-    state = ServerState()
-    state.default_headers = [(b"server", b"OvenMediaEngine")]
-    protocol = protocol_class(config=config, server_state=state, app_state={})
-    transport = RecordingTransport()
-    transport.protocol = protocol
-    protocol.connection_made(transport)
-    return protocol, transport
+    return connect(protocol_class, app, server=b"OvenMediaEngine", proxy_headers=False, timeout_keep_alive=keep_alive)
 
 
 async def settle(transport: RecordingTransport, writes: int) -> None:

@@ -9,13 +9,11 @@ import asyncio
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
-from uvicorn.server import ServerState
 
 from kiln.config.limits import ConnectionLimits
 from kiln.http.media_protocol import media_protocol
-from tests.unit.http.fake_transport import RecordingTransport
+from tests.unit.http.fake_transport import connect
 from tests.unit.http.test_media_protocol_answers import Recording
 from tests.unit.http.test_media_protocol_keepalive import FakeLoop, connection
 
@@ -113,15 +111,7 @@ def test_the_rest_of_a_body_that_looks_like_a_request_is_body_not_a_request() ->
     async def run() -> tuple[bytes, list[Any]]:
         lane = Recording()
         protocol_class = media_protocol(ConnectionLimits(), "llhls", lane)
-        config = uvicorn.Config(Starlette(), log_config=None, access_log=False, lifespan="off", ws="none",
-                                http=protocol_class)
-        config.load()
-        state = ServerState()
-        state.default_headers = [(b"server", b"kiln")]
-        protocol = protocol_class(config=config, server_state=state, app_state={})
-        transport = RecordingTransport()
-        transport.protocol = protocol
-        protocol.connection_made(transport)
+        protocol, transport = connect(protocol_class, Starlette())
         protocol.data_received(b"POST /app/s/x HTTP/1.1\r\nHost: kiln\r\nContent-Length: %d\r\n\r\n" % len(smuggled))
         for _ in range(100):
             if b"404" in transport.written:

@@ -8,13 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
-from uvicorn.server import ServerState
 
 from kiln.config.limits import ConnectionLimits
 from kiln.http.media_protocol import media_protocol
-from tests.unit.http.fake_transport import RecordingTransport
+from tests.unit.http.fake_transport import RecordingTransport, connect
 
 KEEP_ALIVE = 30.0
 
@@ -94,16 +92,7 @@ class Lane:
 def connection(loop: FakeLoop, lane: Lane, protocol_class: Any = None) -> tuple[Any, RecordingTransport]:
     """A connection of a listener whose protocol class is ``protocol_class`` (one per listener, as in the server)."""
     protocol_class = protocol_class or media_protocol(ConnectionLimits(), "llhls", lane)
-    config = uvicorn.Config(Starlette(), log_config=None, access_log=False, lifespan="off", ws="none",
-                            timeout_keep_alive=int(KEEP_ALIVE), http=protocol_class)
-    config.load()
-    state = ServerState()
-    state.default_headers = [(b"server", b"kiln")]
-    protocol = protocol_class(config=config, server_state=state, app_state={}, _loop=loop)
-    transport = RecordingTransport()
-    transport.protocol = protocol
-    protocol.connection_made(transport)
-    return protocol, transport
+    return connect(protocol_class, Starlette(), loop=loop, timeout_keep_alive=int(KEEP_ALIVE))
 
 
 def get(protocol: Any, path: str) -> None:
