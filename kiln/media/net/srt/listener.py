@@ -417,8 +417,11 @@ class SrtListener:
                 if libsrt.getsockstate(handle) in _DEAD or now - pending.since > PENDING_MAX_AGE_S:
                     failed.append((handle, self._pending.pop(handle)))
         for handle, pending in failed:
-            log.info("srt caller handshake failed port=%d peer=%s:%d streamid=%r socket=%d", self.port,
-                     pending.peer[0], pending.peer[1], redact_streamid(pending.streamid), handle)
+            # libsrt drops a caller that hangs up before it is accepted from the accept queue, leaving it as a
+            # wrong passphrase leaves it (CLOSED): a caller that connects and hangs up within one pass lands here
+            log.info("srt caller handshake failed port=%d peer=%s:%d streamid=%r socket=%d (or the caller hung up "
+                     "before a listener pass took it in)", self.port, pending.peer[0], pending.peer[1],
+                     redact_streamid(pending.streamid), handle)
             _notify_close(pending.receiver, "handshake failed")
 
     def _teardown(self) -> None:
