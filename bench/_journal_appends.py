@@ -44,6 +44,16 @@ def measure(threads: int, fsync: bool, seconds: float) -> dict[str, float]:
     journal = Journal.open(work, fsync=fsync)
     record = NewRecord(*record_parts(te.PushStateChanged("default", "app", "push-1", "started", "stream started",
                                                          time.time())))
+    latencies, elapsed, used, after = blocked_writers(journal, record, threads, seconds)
+    journal.close()
+    shutil.rmtree(work, ignore_errors=True)
+    return _figures(journal, latencies, elapsed, used, after, [0, 0, 0.0])
+
+
+def blocked_writers(journal: Any, record: Any, threads: int,
+                    seconds: float) -> tuple[list[list[float]], float, Any, Any]:
+    """``threads`` writer threads, each appending ``record`` and blocking in ``result()`` for it, for ``seconds``:
+    each thread's latencies, the time taken, and the process's rusage (every thread) before and after."""
     latencies: list[list[float]] = [[] for _ in range(threads)]
     start = threading.Barrier(threads + 1)
     deadline = [0.0]
@@ -66,10 +76,7 @@ def measure(threads: int, fsync: bool, seconds: float) -> dict[str, float]:
     for w in workers:
         w.join()
     elapsed = time.perf_counter() - began
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    journal.close()
-    shutil.rmtree(work, ignore_errors=True)
-    return _figures(journal, latencies, elapsed, used, after, [0, 0, 0.0])
+    return latencies, elapsed, used, resource.getrusage(resource.RUSAGE_SELF)
 
 
 class Append:

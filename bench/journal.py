@@ -36,11 +36,9 @@ import argparse
 import base64
 import logging
 import os
-import resource
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -50,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
 from _control import api_server_xml, filesystem_of, machine, out, percentile, table  # noqa: E402
-from _journal_appends import measure_actors  # noqa: E402
+from _journal_appends import blocked_writers, measure_actors  # noqa: E402
 from _replay_ab import best, replay_runs  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
@@ -96,29 +94,7 @@ def append_rate(directory: Path, threads: int, fsync: bool, seconds: float) -> d
     commits = [0]
     journal.add_listener(lambda _records: commits.__setitem__(0, commits[0] + 1))
     record = record_of(sample_event())
-    latencies: list[list[float]] = [[] for _ in range(threads)]
-    start = threading.Barrier(threads + 1)
-    deadline = [0.0]
-
-    def writer(index: int) -> None:
-        mine = latencies[index]
-        start.wait()
-        while time.perf_counter() < deadline[0]:
-            t0 = time.perf_counter()
-            journal.append([record]).result()
-            mine.append(time.perf_counter() - t0)
-
-    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    began = time.perf_counter()
-    deadline[0] = began + seconds
-    used = resource.getrusage(resource.RUSAGE_SELF)  # every thread of the process
-    start.wait()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - began
-    after = resource.getrusage(resource.RUSAGE_SELF)
+    latencies, elapsed, used, after = blocked_writers(journal, record, threads, seconds)
     journal.close()
     every = sorted(x for lat in latencies for x in lat)
     n = max(1, len(every))
