@@ -189,13 +189,19 @@ class StreamsActor(CommandActor):
 
     # -- streams --
     def handle_OpenStream(self, cmd: OpenStream) -> Outcome:
+        durable: list[Future[Any]] = []
+        existing = self.streams.get(cmd.name)
+        if existing is not None and existing[0].ended_reason is not None:
+            # its source has ended and its end is on its way here through its actor (EndStream, then
+            # ForgetStream): a publisher that comes back at once takes the name instead of a refusal for a stream
+            # that is gone (EndStream is idempotent: the end is journaled once)
+            durable.append(self._end(existing[0], existing[1], existing[0].ended_reason))
         stream = LiveStream(self.vhost, self.app, cmd.name, source_type=cmd.source_type,
                             source_url=cmd.source_url, profiles=list(self.settings.output_profiles),
                             stats=self.stats, close_ingest=cmd.close_ingest,
                             subscribable=bool(self.settings.publishers))
         events = decide_and_apply(self.directory, dd.OpenStream(
             cmd.name, cmd.provider, cmd.source_type, cmd.source_url, stream.instance), stream.created_time)
-        durable: list[Future[Any]] = []
         existing = self.streams.get(cmd.name)
         if existing is not None:  # allowed only without blockDuplicateStreamName: the new one replaces it
             old, old_ref = existing

@@ -143,9 +143,24 @@ def test_offer_names_the_turn_server_only_when_asked(on_request: tuple[KilnProce
     whip = asyncio.run(_post_offer(f"http://127.0.0.1:{ports.llhls}/app/pub?direction=whip", publish=True))
     assert whip.status_code == 201, whip.text
     assert whip.headers.get_list("link") == [link], whip.headers
-    send = f"ws://127.0.0.1:{ports.llhls}/app/pub2?direction=send"
-    assert "iceServers" not in asyncio.run(_offer(send))
-    assert asyncio.run(_offer(send + "&transport=tcp"))["iceServers"][0]["urls"] == [_turn_url(ports)]
+    assert "iceServers" not in asyncio.run(_offer(f"ws://127.0.0.1:{ports.llhls}/app/pub2?direction=send"))
+    asked_send = asyncio.run(_offer(f"ws://127.0.0.1:{ports.llhls}/app/pub3?direction=send&transport=tcp"))
+    assert asked_send["iceServers"][0]["urls"] == [_turn_url(ports)], asked_send
+
+
+def test_a_publisher_that_stops_and_comes_back_at_once_gets_its_name(on_request: tuple[KilnProcess,
+                                                                                     TurnPorts]) -> None:
+    """OME's signalling publisher (direction=send) stopping and asking again for the same stream at once, 20 times:
+    each time an offer, never 'Stream already exists' for the stream that has just ended (its end reaches the
+    app's stream supervisor through the stream's actor, after the new request may have)."""
+    kiln, ports = on_request
+    url = f"ws://127.0.0.1:{ports.llhls}/app/again?direction=send"
+    answers = [asyncio.run(_offer(url)) for _ in range(20)]
+    assert [a.get("command") for a in answers] == ["offer"] * 20, [a for a in answers if a.get("command") != "offer"]
+    closed = "webrtc publish closed session="
+    kiln.wait_for(lambda: kiln.log_text().count(closed) >= 20 and "stream=default/app/again" in kiln.log_text(), 30,
+                  "the 20 sessions to close")
+    assert "Stream already exists: [default/app/again]" not in kiln.log_text()
 
 
 async def _relay_only_viewer(url: str, frames_wanted: int = 30) -> tuple[int, str]:
