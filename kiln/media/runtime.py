@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kiln.admission.closing import drain_closing
 from kiln.admission.contract import Admitter, OpenDoor
 from kiln.media.heap import HeapTrimmer, keep_large_blocks_mapped
 from kiln.media.ingest.contract import StreamOpener, VhostRouter
@@ -331,6 +332,7 @@ class MediaRuntime:
             self.ovt = None
         if self.maps is not None:
             await self.maps.close()
+        await drain_closing()  # admission hears of the sessions the shutdown ended
 
     def queue_metrics(self) -> list[dict[str, Any]]:
         """OME's internal queue metrics, one entry per hub subscriber queue."""

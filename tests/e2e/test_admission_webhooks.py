@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess, Ports, server_xml
-from tests.peers.ffmpeg import publish_rtmp
+from tests.peers.ffmpeg import publish_rtmp, publish_srt
 from tests.peers.webhook_server import SLOW_S, WebhookServer
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +41,7 @@ def control(tmp_path: Path) -> Iterator[WebhookServer]:
 def kiln(kiln_factory: Callable[..., KilnProcess], tmp_path: Path, control: WebhookServer) -> KilnProcess:
     ports = Ports()
     hooks = f"""<AdmissionWebhooks><ControlServerUrl>{control.url}</ControlServerUrl><SecretKey>{KEY}</SecretKey>
-        <Timeout>{TIMEOUT_MS}</Timeout><Enables><Providers>rtmp</Providers></Enables></AdmissionWebhooks>"""
+        <Timeout>{TIMEOUT_MS}</Timeout><Enables><Providers>rtmp,srt</Providers></Enables></AdmissionWebhooks>"""
     xml = server_xml(ports, tmp_path / "records").replace(
         "<Host><Names><Name>*</Name></Names></Host>", f"<Host><Names><Name>*</Name></Names></Host>{hooks}")
     return kiln_factory(xml=xml, ports=ports)
@@ -164,3 +165,25 @@ def test_a_slow_webhook_denies_at_timeout_without_delaying_another_publisher(
             fast.stop()
     finally:
         slow.stop()
+
+
+def test_publishers_ended_by_a_server_stop_are_reported_closing(kiln: KilnProcess, control: WebhookServer,
+                                                                test_flv: Path, test_ts: Path, peer_dir: Path) -> None:
+    """OME tells the control server "closing" for every admitted session; a shutdown ends them all at once,
+    the SRT caller's on libsrt's thread, and the server must not stop before the notifications went out."""
+    streamid = quote(f"srt://127.0.0.1:{kiln.ports.srt}/app/srtstop", safe="")
+    pubs = [publish_rtmp(rtmp_url(kiln, "rtmpstop"), test_flv, loop=True, log_dir=peer_dir),
+            publish_srt(f"srt://127.0.0.1:{kiln.ports.srt}?mode=caller&latency=200000&pkt_size=1316"
+                        f"&streamid={streamid}", test_ts, loop=True, log_dir=peer_dir)]
+    try:
+        kiln.wait_for(lambda: {"rtmpstop", "srtstop"} <= set(streams(kiln)), timeout=30, what="both publishers listed")
+        assert received(control, "rtmpstop", "closing") == received(control, "srtstop", "closing") == []
+        assert kiln.stop() == 0
+    finally:
+        for pub in pubs:
+            pub.stop()
+    for name, protocol in (("rtmpstop", "RTMP"), ("srtstop", "SRT")):
+        [opening] = received(control, name, "opening")
+        [closing] = received(control, name, "closing")
+        assert closing["request"]["protocol"] == opening["request"]["protocol"] == protocol
+        assert closing["client"] == opening["client"]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from kiln.admission.closing import notify_closed
 from kiln.admission.contract import Admission, AdmissionRequest, Admitter, Direction, OpenDoor
 from kiln.media.ingest.contract import PublishRejected, PublishRequest, Refusal, StreamOpener, VhostRouter
 from kiln.media.ingest.rtmp.handler import RtmpPublish
@@ -52,7 +53,6 @@ class RtmpIngest:
         self.router = router
         self.port = port
         self.admission: Admitter = admission or OpenDoor()
-        self._notifying: set[asyncio.Task[None]] = set()
 
     async def on_publish(self, request: RtmpPublish) -> StreamSink:
         host = request.host or "127.0.0.1"
@@ -107,8 +107,6 @@ class RtmpIngest:
         def ended() -> None:
             if timer is not None:
                 timer.cancel()
-            task = loop.create_task(self.admission.closed(ask))
-            self._notifying.add(task)
-            task.add_done_callback(self._notifying.discard)
+            notify_closed(self.admission, ask)
 
         return ended

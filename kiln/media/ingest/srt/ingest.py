@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from kiln.admission.closing import notify_closed
 from kiln.admission.contract import Admission, AdmissionRequest, Admitter, Direction, OpenDoor
 from kiln.admission.step import admit_from_thread
 from kiln.media.ingest.contract import (
@@ -201,11 +202,7 @@ class SrtSession:
             self._lease.cancel()
         asked, self._admitted = self._admitted, None
         if asked is not None:
-            coro = self.ingest.admission.closed(asked)
-            try:
-                asyncio.run_coroutine_threadsafe(coro, self.ingest.loop)
-            except RuntimeError:  # the loop is gone (shutdown)
-                coro.close()
+            notify_closed(self.ingest.admission, asked, self.ingest.loop)
 
     # -- control ------------------------------------------------------------------------------------
     def abort(self, reason: str) -> None:

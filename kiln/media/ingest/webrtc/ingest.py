@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from kiln.admission.closing import notify_closed
 from kiln.admission.contract import Admission, AdmissionRequest, Admitter, Direction, OpenDoor
 from kiln.config.cors import CorsPolicy
 from kiln.config.values import as_int
@@ -101,7 +102,6 @@ class WebRtcIngest:
         self.turn = TurnOffer((), False)  # the TURN server offers name (TcpRelay), set at start when configured
         self.sessions: dict[str, PublishSession] = {}
         self._etags: dict[str, str] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self._next_id = 1
 
     # -- shared steps -----------------------------------------------------------------------------
@@ -142,9 +142,7 @@ class WebRtcIngest:
             for timer in lease:
                 timer.cancel()
             if session.stream is not None:
-                task = asyncio.get_running_loop().create_task(self.admission.closed(ask))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                notify_closed(self.admission, ask)
 
         session = PublishSession(ident, f"{target.vhost}/{target.app}/{target.stream}", self.pool(),
                                  timeout_s=timeout_ms / 1000, on_gone=gone)

@@ -8,7 +8,6 @@ the publisher forgets a session (idle), admission hears that it closed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from typing import Any, Protocol
 
 from starlette.requests import Request
 
+from kiln.admission.closing import notify_closed
 from kiln.admission.contract import Admission, AdmissionRequest, Admitter
 from kiln.media.publish.http_admission import http_admission_request
 
@@ -37,7 +37,6 @@ class SessionLeases:
         self.known = known
         self._leases: dict[str, tuple[AdmissionRequest, int | None]] = {}  # "<id>_<key>" -> (asked, deadline)
         self._pruned = time.monotonic()
-        self._closing: set[asyncio.Task[None]] = set()
 
     async def admit_master(self, request: Request, vhost: str, app: str, stream: str) -> Admission:
         return await self.admission.admit(http_admission_request(request, PROTOCOL, vhost, app, stream))
@@ -80,6 +79,4 @@ class SessionLeases:
             session = self.known.sessions.get(int(sid)) if sid.isdigit() else None
             if session is None or session.key != key:
                 del self._leases[session_q]
-                task = asyncio.get_running_loop().create_task(self.admission.closed(asked))
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
+                notify_closed(self.admission, asked)

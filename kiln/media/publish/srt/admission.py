@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from kiln.admission.closing import notify_closed
 from kiln.admission.contract import AdmissionRequest, Admitter
 from kiln.admission.step import admit_from_thread
 
@@ -81,8 +82,4 @@ class CallerAdmission:
         self._cut(LEASE_EXPIRED)
 
     def _tell_closed(self) -> None:
-        coro = self.admitter.closed(self.request)
-        try:
-            asyncio.run_coroutine_threadsafe(coro, self.loop)
-        except RuntimeError:  # the loop is gone (shutdown)
-            coro.close()
+        notify_closed(self.admitter, self.request, self.loop)

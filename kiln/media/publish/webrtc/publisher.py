@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from kiln.admission.closing import notify_closed
 from kiln.admission.contract import AdmissionRequest, Admitter, Direction
 from kiln.config.values import as_float
 from kiln.events.redact import redact_url
@@ -211,7 +212,7 @@ class WebRtcPublisher:
             except BaseException:  # not played after all (no origin has it, or the player left): admission hears it
                 asked = self._admitted.pop(ident, None)
                 if self.admission is not None and asked is not None:
-                    self.loop.create_task(self.admission.closed(asked))
+                    notify_closed(self.admission, asked, self.loop)
                 raise
         else:
             live, output, picked = self.choice(target, app_config)
@@ -263,7 +264,7 @@ class WebRtcPublisher:
             self.stats.bytes_out(*key, n)
             session.counters.reported += n
         if self.admission is not None and asked is not None and self.loop is not None:
-            self.loop.create_task(self.admission.closed(asked))
+            notify_closed(self.admission, asked, self.loop)
         if session.id not in self._counted:
             log.debug("webrtc offer abandoned session=%s id=%d reason=%s open_sessions=%d udp_routes=%d",
                       session.label, session.id, reason, len(self.sessions),
