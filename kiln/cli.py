@@ -18,8 +18,18 @@ if TYPE_CHECKING:  # the commands import what they need when they run: ``kiln to
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from kiln.log_writer import QueuedLogWriter
+
+    root = logging.getLogger()
+    if not root.handlers:  # as basicConfig: a process that set up logging already keeps its own
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+        try:  # written by a thread of its own: a stderr nobody reads must not stop the event loop or an actor
+            handler: logging.Handler = QueuedLogWriter(sys.stderr.fileno(), formatter)
+        except (AttributeError, ValueError, OSError):  # a stderr with no descriptor (embedded, captured)
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(formatter)
+        root.addHandler(handler)
+        root.setLevel(getattr(logging, level.upper(), logging.INFO))
     # every uvicorn server (API, API TLS, LL-HLS, thumbnails) would log its own "Started server
     # process"; Kiln logs one line per listener itself
     logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, logging.getLogger().level))
