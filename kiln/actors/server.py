@@ -15,6 +15,7 @@ from kiln.actors.base import CommandActor, Outcome, tell_quietly
 from kiln.actors.catalog_deps import ActorRegistry, EventSink
 from kiln.actors.commands import CreateVhosts, DeleteVhost, ReloadCertificates, Teardown
 from kiln.actors.vhost import VhostActor
+from kiln.config.tls import load_chain, regular_file
 from kiln.domain import server as domain
 from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.app_config import require_array
@@ -138,9 +139,10 @@ def _reload_certificate(vhost: domain.VhostState, resolve: Callable[[str], Path]
     try:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         key = str(tls.get("keyPath") or "")
-        context.load_cert_chain(resolve(str(tls["certPath"])), resolve(key) if key else None)
+        # regular files only, no passphrase prompt: a FIFO or a prompt would hold this actor (every vhost command)
+        load_chain(context, resolve(str(tls["certPath"])), resolve(key) if key else None)
         if tls.get("chainCertPath"):
-            context.load_verify_locations(resolve(str(tls["chainCertPath"])))
+            context.load_verify_locations(regular_file(resolve(str(tls["chainCertPath"]))))
         log.info("certificate reloaded vhost=%s cert=%s", vhost.name, tls["certPath"])
         return True
     except (OSError, ssl.SSLError) as exc:

@@ -12,8 +12,11 @@ connections keep theirs, and a broken file leaves the old one serving.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import ssl
+import stat
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,14 +55,53 @@ class CertificateFiles:
         return cls(resolve(str(tls["certPath"])), resolve(str(tls["keyPath"])), resolve(str(chain)) if chain else None)
 
     def load_into(self, context: ssl.SSLContext) -> None:
-        """Load the chain into ``context``; raises OSError/ssl.SSLError (``context`` keeps what it had)."""
-        if self.chain_path is None:
-            context.load_cert_chain(self.cert_path, self.key_path)
-            return
-        # the chain goes after the certificate: clients are sent the full chain
-        combined = self.key_path.parent / f".{self.cert_path.name}.fullchain.pem"
-        combined.write_bytes(self.cert_path.read_bytes() + b"\n" + self.chain_path.read_bytes())
-        context.load_cert_chain(combined, self.key_path)
+        """Load the chain into ``context``; raises OSError/ssl.SSLError (``context`` keeps what it had).
+        Paths that are not regular files are refused (OSError) before anything opens them."""
+        load_chain(context, self.cert_path, self.key_path, self.chain_path)
+
+
+def regular_file(path: Path) -> Path:
+    """``path`` when it is a regular file (symlinks followed); OSError otherwise. A FIFO where a certificate
+    is expected would make ``open()`` wait for a writer forever, in whatever thread (or event loop) reads it."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, f"not a regular file: {path}")
+    return path
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file, opened without waiting (``O_NONBLOCK``: a FIFO is refused, never waited on)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"not a regular file: {path}")
+        return f.read()
+
+
+def _no_passphrase() -> bytes:
+    """An encrypted key: refused. Without a password callback OpenSSL asks for the passphrase on the
+    terminal (or stdin) and waits for an answer, holding whichever thread or loop loads the key."""
+    raise ssl.SSLError("the private key is encrypted: Kiln does not prompt for a passphrase")
+
+
+def load_chain(context: ssl.SSLContext, cert: Path, key: Path | None, chain: Path | None = None) -> None:
+    """Load ``cert`` (with ``chain`` appended after it, as clients expect the full chain) and ``key`` into
+    ``context``; every path must be a regular file. Raises OSError or ssl.SSLError."""
+    for path in (cert, key, chain):
+        if path is not None:
+            regular_file(path)
+    if chain is None:
+        context.load_cert_chain(cert, key, password=_no_passphrase)
+        return
+    combined = (key or cert).parent / f".{cert.name}.fullchain.pem"
+    data = read_regular(cert) + b"\n" + read_regular(chain)
+    tmp = combined.with_name(f"{combined.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, combined)  # replaces whatever stood there (a FIFO too) without opening it
+    context.load_cert_chain(combined, key, password=_no_passphrase)
 
 
 def server_context(alpn: list[str]) -> ssl.SSLContext:

@@ -1,0 +1,137 @@
+"""Nothing a client or an API call points at may stop Kiln's event loop: a FIFO (``mkfifo``) where a file is
+expected makes ``open()`` wait for a writer forever, so a loop that opens it stops answering everything.
+Each test makes Kiln meet such a path, then checks that another API call is still answered within seconds."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.kiln_process import KilnProcess, Ports, server_xml
+from tests.e2e.test_api_tls import make_cert, served_cn
+from tests.e2e.test_media_tls import Presented, Site, make_ca, presented, serial_of, sign, two_vhost_xml
+from tests.peers.ports import free_tcp_port
+
+pytestmark = pytest.mark.e2e
+
+ANSWER_WITHIN = 5.0  # seconds: an idle Kiln answers GET /v1/vhosts in milliseconds
+
+
+@pytest.fixture
+def fifos() -> Iterator[Callable[[Path], Path]]:
+    """FIFOs made for a test (in place of whatever file was there); each is opened for writing and closed at
+    the end, so a reader stuck in ``open()`` (the bug) is let go and the Kiln under test can stop."""
+    made: list[Path] = []
+
+    def make(path: Path) -> Path:
+        path.unlink(missing_ok=True)
+        os.mkfifo(path)
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)  # O_RDWR never waits, and lets a blocked reader go
+        os.close(fd)
+
+
+def still_answers(kiln: KilnProcess) -> None:
+    """The API answers a plain read within ``ANSWER_WITHIN`` s (a blocked loop answers nothing)."""
+    r = kiln.api.get("/v1/vhosts", timeout=ANSWER_WITHIN)
+    assert r.status_code == 200, r.text
+
+
+@pytest.fixture
+def site(kiln_factory: Callable[..., KilnProcess], tmp_path: Path) -> Site:
+    workdir = tmp_path / "kiln"
+    tls_dir = workdir / "tls"
+    tls_dir.mkdir(parents=True)
+    ca, ca_key = make_ca(tls_dir)
+    for name in ("a", "b"):
+        cert, key = sign(tmp_path, ca, ca_key, f"vhost-{name}", f"{name}.test")
+        (tls_dir / f"{name}.crt").write_bytes(cert.read_bytes())
+        (tls_dir / f"{name}.key").write_bytes(key.read_bytes())
+    ports, llhls_tls, thumbnail_tls = Ports(), free_tcp_port(), free_tcp_port()
+    kiln = kiln_factory(xml=two_vhost_xml(ports, workdir / "records", llhls_tls, thumbnail_tls), ports=ports,
+                        workdir=workdir)
+    return Site(kiln, tls_dir, ca, ca_key, llhls_tls, thumbnail_tls)
+
+
+def test_a_vhost_certificate_that_is_a_fifo_does_not_stop_the_server(site: Site, tmp_path: Path,
+                                                                       fifos: Callable[[Path], Path]) -> None:
+    """A vhost created through the API names a FIFO as its certificate; the first TLS client that asks for
+    that vhost by SNI made the handshake's SNI callback, on the loop, open it (the whole server stopped)."""
+    _cert, key = sign(tmp_path, site.ca, site.ca_key, "vhost-f", "f.test")
+    cert = fifos(tmp_path / "f.crt")
+    created = site.kiln.api.post("/v1/vhosts", json=[{"name": "f", "host": {
+        "names": ["f.test"], "tls": {"certPath": str(cert), "keyPath": str(key)}}}])
+    assert created.status_code == 200, created.text
+    got: list[object] = []
+
+    def handshake() -> None:
+        try:
+            got.append(presented(site.llhls_tls, "f.test", site.ca))
+        except (OSError, ssl.SSLError) as exc:
+            got.append(exc)
+
+    client = threading.Thread(target=handshake, daemon=True)
+    client.start()
+    client.join(2.0)  # the handshake reached the SNI callback (or finished)
+    still_answers(site.kiln)
+    client.join(10.0)
+    # refused and logged; the handshake is served with the first TLS vhost's certificate instead
+    b = Presented("vhost-b", serial_of(site.tls_dir / "b.crt"))
+    assert got == [b], got
+    assert presented(site.llhls_tls, "f.test", site.ca) == b
+    site.kiln.wait_for_log(f"not a regular file: {cert}")
+    assert httpx.get(f"http://127.0.0.1:{site.kiln.ports.llhls}/app/none/llhls.m3u8", timeout=5).status_code == 404
+
+
+def test_reloading_a_vhost_certificate_that_became_a_fifo_is_refused(site: Site, fifos: Callable[[Path], Path]) -> None:
+    """The server actor read the files itself: a FIFO held it, and with it every vhost command after."""
+    cert = fifos(site.tls_dir / "b.crt")
+    r = site.kiln.api.post("/v1/vhosts/b:reloadCertificate", timeout=ANSWER_WITHIN)
+    assert r.json() == {"statusCode": 500, "message":
+                        "[HTTP] Failed to reload certificate. Check server log for more information. (500)"}
+    created = site.kiln.api.post("/v1/vhosts", json=[{"name": "g"}], timeout=ANSWER_WITHIN)
+    assert created.status_code == 200, created.text
+    site.kiln.wait_for_log(f"not a regular file: {cert}")
+
+
+def test_reloading_the_api_certificate_when_it_became_a_fifo_is_refused(kiln_factory: Callable[..., KilnProcess],
+                                                                        tmp_path: Path,
+                                                                        fifos: Callable[[Path], Path]) -> None:
+    """``POST /v1/managers/api:reloadCertificate`` read the files on the loop: a FIFO stopped the whole API."""
+    cert, key = make_cert(tmp_path, "api")
+    ports, tls_port = Ports(), free_tcp_port()
+    xml = server_xml(ports, tmp_path / "rec")
+    xml = xml.replace(f"<API><Port>{ports.api}</Port></API>",
+                      f"<API><Port>{ports.api}</Port><TLSPort>{tls_port}</TLSPort></API>", 1)
+    xml = xml.replace("<Managers><API><AccessToken>", f"<Managers><Host><Names><Name>*</Name></Names><TLS><CertPath>"
+                      f"{cert}</CertPath><KeyPath>{key}</KeyPath></TLS></Host><API><AccessToken>", 1)
+    kiln = kiln_factory(xml=xml, ports=ports)
+    fifos(cert)
+    got: list[httpx.Response | Exception] = []
+
+    def reload() -> None:
+        try:
+            got.append(kiln.api.post("/v1/managers/api:reloadCertificate", timeout=30))
+        except httpx.HTTPError as exc:
+            got.append(exc)
+
+    client = threading.Thread(target=reload, daemon=True)
+    client.start()
+    client.join(2.0)
+    still_answers(kiln)
+    client.join(10.0)
+    assert len(got) == 1 and isinstance(got[0], httpx.Response), got
+    assert got[0].json() == {"message": "[HTTP] Failed to create a certificate for the API Server (500)",
+                             "statusCode": 500}
+    assert served_cn(tls_port) == "api"  # the chain loaded at start keeps serving
+    kiln.wait_for_log(f"not a regular file: {cert}")
