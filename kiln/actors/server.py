@@ -15,7 +15,7 @@ from kiln.actors.base import CommandActor, Outcome, tell_quietly
 from kiln.actors.catalog_deps import ActorRegistry, EventSink
 from kiln.actors.commands import CreateVhosts, DeleteVhost, ReloadCertificates, Teardown
 from kiln.actors.vhost import VhostActor
-from kiln.config.tls import load_chain, regular_file
+from kiln.config.tls import load_chain
 from kiln.domain import server as domain
 from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.app_config import require_array
@@ -23,6 +23,7 @@ from kiln.domain.batch import decide_each
 from kiln.domain.errors import Conflict, Failed, Invalid
 from kiln.events import catalog as ce
 from kiln.events.base import Event
+from kiln.regular_files import require_regular
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def _reload_certificate(vhost: domain.VhostState, resolve: Callable[[str], Path]
         # regular files only, no passphrase prompt: a FIFO or a prompt would hold this actor (every vhost command)
         load_chain(context, resolve(str(tls["certPath"])), resolve(key) if key else None)
         if tls.get("chainCertPath"):
-            context.load_verify_locations(regular_file(resolve(str(tls["chainCertPath"]))))
+            context.load_verify_locations(require_regular(resolve(str(tls["chainCertPath"]))))
         log.info("certificate reloaded vhost=%s cert=%s", vhost.name, tls["certPath"])
         return True
     except (OSError, ssl.SSLError) as exc:

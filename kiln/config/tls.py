@@ -12,11 +12,9 @@ connections keep theirs, and a broken file leaves the old one serving.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import ssl
-import stat
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kiln.config.hosts import ConfiguredVhost, host_matches, host_names
+from kiln.regular_files import read_regular, require_regular, write_replacing
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +59,6 @@ class CertificateFiles:
         load_chain(context, self.cert_path, self.key_path, self.chain_path)
 
 
-def regular_file(path: Path) -> Path:
-    """``path`` when it is a regular file (symlinks followed); OSError otherwise. A FIFO where a certificate
-    is expected would make ``open()`` wait for a writer forever, in whatever thread (or event loop) reads it."""
-    mode = os.stat(path).st_mode
-    if not stat.S_ISREG(mode):
-        raise OSError(errno.EINVAL, f"not a regular file: {path}")
-    return path
-
-
-def read_regular(path: Path) -> bytes:
-    """The bytes of a regular file, opened without waiting (``O_NONBLOCK``: a FIFO is refused, never waited on)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, f"not a regular file: {path}")
-        return f.read()
-
-
 def _no_passphrase() -> bytes:
     """An encrypted key: refused. Without a password callback OpenSSL asks for the passphrase on the
     terminal (or stdin) and waits for an answer, holding whichever thread or loop loads the key."""
@@ -89,18 +70,14 @@ def load_chain(context: ssl.SSLContext, cert: Path, key: Path | None, chain: Pat
     ``context``; every path must be a regular file. Raises OSError or ssl.SSLError."""
     for path in (cert, key, chain):
         if path is not None:
-            regular_file(path)
+            require_regular(path)
     if chain is None:
         context.load_cert_chain(cert, key, password=_no_passphrase)
         return
     combined = (key or cert).parent / f".{cert.name}.fullchain.pem"
-    data = read_regular(cert) + b"\n" + read_regular(chain)
-    tmp = combined.with_name(f"{combined.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, combined)  # replaces whatever stood there (a FIFO too) without opening it
+    # replaces whatever stood there (a FIFO too) without opening it; a name per thread: reloads may cross
+    write_replacing(combined, read_regular(cert) + b"\n" + read_regular(chain),
+                    tmp=combined.with_name(f"{combined.name}.{os.getpid()}.{threading.get_ident()}.tmp"))
     context.load_cert_chain(combined, key, password=_no_passphrase)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Any
 
 from kiln.config.write_roots import WriteRoots
@@ -39,3 +41,21 @@ def check_dump_paths(roots: WriteRoots | None, output_path: str, info_file: str,
     for name in playlists:
         if not roots.allows(f"{output_path.rstrip('/')}/{name}"):
             raise _outside("playlist", name)
+
+
+def _mode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return None  # not there (the dump makes it) or not reachable (the write fails and says so)
+
+
+def check_dump_targets(output_path: str, info_file: str) -> None:
+    """What already stands at the dump's paths: ``infoFile`` must be a regular file (a FIFO's open() waits
+    for a writer forever), ``outputPath`` a directory. Blocking (stat): run on a worker thread."""
+    mode = _mode(output_path)
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise ApiError(400, f"outputPath is not a directory: [{output_path}]")
+    mode = _mode(info_file) if info_file else None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ApiError(400, f"infoFile is not a regular file: [{info_file}]")

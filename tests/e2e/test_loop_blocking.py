@@ -16,6 +16,7 @@ import pytest
 from tests.e2e.kiln_process import KilnProcess, Ports, server_xml
 from tests.e2e.test_api_tls import make_cert, served_cn
 from tests.e2e.test_media_tls import Presented, Site, make_ca, presented, serial_of, sign, two_vhost_xml
+from tests.peers.ffmpeg import publish_rtmp
 from tests.peers.ports import free_tcp_port
 
 pytestmark = pytest.mark.e2e
@@ -135,3 +136,39 @@ def test_reloading_the_api_certificate_when_it_became_a_fifo_is_refused(kiln_fac
                              "statusCode": 500}
     assert served_cn(tls_port) == "api"  # the chain loaded at start keeps serving
     kiln.wait_for_log(f"not a regular file: {cert}")
+
+
+APP = "/v1/vhosts/default/apps/app"
+
+
+@pytest.fixture
+def live(kiln: KilnProcess, test_flv: Path, peer_dir: Path) -> Iterator[KilnProcess]:
+    pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/live", test_flv, loop=True, log_dir=peer_dir)
+    with httpx.Client(timeout=15) as http:
+        kiln.wait_for(lambda: http.get(f"http://127.0.0.1:{kiln.ports.llhls}/app/live/llhls.m3u8").status_code == 200,
+                      timeout=30, what="master playlist")
+    yield kiln
+    pub.stop()
+
+
+def test_a_dump_whose_info_file_is_a_fifo_does_not_hold_the_server(live: KilnProcess, tmp_path: Path,
+                                                                     fifos: Callable[[Path], Path]) -> None:
+    """The dump's worker opened the FIFO to read the previous items and waited there for good: nothing was
+    dumped, and Kiln never exited on SIGTERM (its executor's threads are joined at exit). Now refused (400)."""
+    info = fifos(tmp_path / "dump.xml")
+    r = live.api.post(f"{APP}/streams/live:startHlsDump", json={
+        "outputStreamName": "live", "id": "d1", "outputPath": str(tmp_path / "dump"), "infoFile": str(info)},
+        timeout=ANSWER_WITHIN)
+    # a FIFO among the chunklists of an earlier run (which the worker reads to resume them; the API cannot see it)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = fifos(out / "chunklist_0_video_old_llhls.m3u8")
+    resumed = live.api.post(f"{APP}/streams/live:startHlsDump", json={
+        "outputStreamName": "live", "id": "d2", "outputPath": str(out), "infoFile": str(tmp_path / "d2.xml")},
+        timeout=ANSWER_WITHIN)
+    still_answers(live)
+    live.wait_for(lambda: list(out.glob("seg_*_video_*.m4s")), timeout=30, what="d2's first segment")
+    live.wait_for_log(f"hls dump ignores an old chunklist id=d2 path={stale}")
+    assert live.stop() == 0, live.log_tail()  # SIGTERM: exits within 20 s
+    assert r.json() == {"statusCode": 400, "message": f"[HTTP] infoFile is not a regular file: [{info}] (400)"}
+    assert resumed.json() == {"message": "OK", "statusCode": 200}, resumed.text

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from kiln.config.tls import CertificateFiles, SniCertificates, load_chain, read_regular
+from kiln.config.tls import CertificateFiles, SniCertificates, load_chain
+from kiln.regular_files import read_regular
 
 H2 = ["h2", "http/1.1"]
 
