@@ -16,8 +16,12 @@ import stat
 from pathlib import Path
 
 
-def not_regular(path: str | Path) -> OSError:
-    return OSError(errno.EINVAL, f"not a regular file: {path}")
+class NotRegularFile(OSError):
+    """Something other than a regular file (a FIFO, a directory, a device) where a file is expected."""
+
+
+def not_regular(path: str | Path) -> NotRegularFile:
+    return NotRegularFile(errno.EINVAL, f"not a regular file: {path}")
 
 
 def require_regular(path: Path) -> Path:
@@ -30,9 +34,15 @@ def require_regular(path: Path) -> Path:
 def read_regular(path: Path) -> bytes:
     """The bytes of a regular file; OSError for anything else (a FIFO is refused, never waited on)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        raise not_regular(path)
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise not_regular(path)
         return f.read()
 
 

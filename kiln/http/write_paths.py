@@ -59,3 +59,18 @@ def check_dump_targets(output_path: str, info_file: str) -> None:
     mode = _mode(info_file) if info_file else None
     if mode is not None and not stat.S_ISREG(mode):
         raise ApiError(400, f"infoFile is not a regular file: [{info_file}]")
+
+
+def check_record_targets(roots: WriteRoots | None, body: Any, root_path: str) -> None:
+    """An ``infoPath`` without macros (where it lands is known now) must be a regular file if it is there:
+    the recorder reads it to append each finished file, and a FIFO's open() would hold it for good.
+    Blocking (stat): run on a worker thread."""
+    if roots is None or not isinstance(body, dict):
+        return
+    value = body.get("infoPath")
+    if not isinstance(value, str) or not value or "${" in value:
+        return  # a template: the recorder meets what stands there and fails the task saying why
+    path = roots.record_path(root_path, value)
+    mode = _mode(path)
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ApiError(400, f"infoPath is not a regular file: [{path}]")

@@ -9,6 +9,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -172,3 +173,36 @@ def test_a_dump_whose_info_file_is_a_fifo_does_not_hold_the_server(live: KilnPro
     assert live.stop() == 0, live.log_tail()  # SIGTERM: exits within 20 s
     assert r.json() == {"statusCode": 400, "message": f"[HTTP] infoFile is not a regular file: [{info}] (400)"}
     assert resumed.json() == {"message": "OK", "statusCode": 200}, resumed.text
+
+
+def records(kiln: KilnProcess, task_id: str) -> dict[str, Any]:
+    found = [t for t in kiln.api.post(f"{APP}:records", timeout=ANSWER_WITHIN).json()["response"] if t["id"] == task_id]
+    return found[0] if found else {}
+
+
+def test_a_recording_whose_info_file_is_a_fifo_does_not_hold_its_worker_or_actor(
+        live: KilnProcess, fifos: Callable[[Path], Path]) -> None:
+    """The recording's worker opened the info file to add the finished file's entry: a FIFO held it there,
+    so no later file was written (still shown 'recording'), and :stopRecord held the record's actor for 30 s."""
+    root = live.workdir / "records"
+    root.mkdir(parents=True, exist_ok=True)
+    # a template the API cannot check before the recording runs (${Id}): the worker meets the FIFO
+    late = fifos(root / "r2.xml")
+    r = live.api.post(f"{APP}:startRecord", json={"id": "r2", "stream": {"name": "live"}, "interval": 1000,
+                                                  "filePath": "r2_${Sequence}.ts", "infoPath": "${Id}.xml"},
+                      timeout=ANSWER_WITHIN)
+    assert r.status_code == 200, r.text
+    task = live.wait_for(lambda: (t := records(live, "r2")).get("state") == "error" and t, timeout=20,
+                         what="the recording in error")
+    assert task["lastError"] == f"not a regular file: {late}", task
+    assert (root / "r2_0.ts").stat().st_size > 0  # the file itself is in place
+    still_answers(live)
+    stopped = live.api.post(f"{APP}:stopRecord", json={"id": "r2"}, timeout=ANSWER_WITHIN)
+    assert stopped.status_code == 200, stopped.text
+    # a path without macros is checked before the recording starts
+    info = fifos(root / "fixed.xml")
+    r = live.api.post(f"{APP}:startRecord", json={"id": "r1", "stream": {"name": "live"},
+                                                  "filePath": "r1_${Sequence}.ts", "infoPath": "fixed.xml"},
+                      timeout=ANSWER_WITHIN)
+    assert r.json() == {"statusCode": 400, "message": f"[HTTP] infoPath is not a regular file: [{info}] (400)"}
+    assert live.stop() == 0, live.log_tail()
