@@ -74,3 +74,15 @@ def check_record_targets(roots: WriteRoots | None, body: Any, root_path: str) ->
     mode = _mode(path)
     if mode is not None and not stat.S_ISREG(mode):
         raise ApiError(400, f"infoPath is not a regular file: [{path}]")
+
+
+def check_dump(roots: WriteRoots | None, output_path: str, info_file: str, playlists: list[str]) -> None:
+    """Every check of ``:startHlsDump``'s paths. Blocking (realpath, stat): run on a worker thread."""
+    check_dump_paths(roots, output_path, info_file, playlists)
+    check_dump_targets(output_path, info_file)
+
+
+def check_record(roots: WriteRoots | None, body: Any, root_path: str, vhost: str, app: str) -> None:
+    """Every check of ``:startRecord``'s paths. Blocking (realpath, stat): run on a worker thread."""
+    check_record_paths(roots, body, root_path, vhost, app)
+    check_record_targets(roots, body, root_path)
