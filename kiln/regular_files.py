@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
 from pathlib import Path
 
 
@@ -47,9 +48,10 @@ def read_regular(path: Path) -> bytes:
 
 
 def write_replacing(path: Path, data: bytes, tmp: Path | None = None, mode: int | None = None) -> None:
-    """Write ``data`` to ``tmp`` (default ``path`` + ``.tmp``), made afresh, then rename it over ``path``;
-    ``mode`` set exactly when given (else 0o666 less the umask)."""
-    tmp = tmp if tmp is not None else path.with_name(path.name + ".tmp")
+    """Write ``data`` to ``tmp`` (default: ``path`` + this process's and thread's ids + ``.tmp``, so two
+    writers of one path never share it), made afresh, then rename it over ``path``; ``mode`` set exactly
+    when given (else 0o666 less the umask)."""
+    tmp = tmp if tmp is not None else path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.unlink(missing_ok=True)  # a FIFO (or a file someone else holds open) left there: gone, not opened
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666 if mode is None else mode)
     with os.fdopen(fd, "wb") as f:

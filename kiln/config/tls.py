@@ -13,7 +13,6 @@ connections keep theirs, and a broken file leaves the old one serving.
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -75,9 +74,8 @@ def load_chain(context: ssl.SSLContext, cert: Path, key: Path | None, chain: Pat
         context.load_cert_chain(cert, key, password=_no_passphrase)
         return
     combined = (key or cert).parent / f".{cert.name}.fullchain.pem"
-    # replaces whatever stood there (a FIFO too) without opening it; a name per thread: reloads may cross
-    write_replacing(combined, read_regular(cert) + b"\n" + read_regular(chain),
-                    tmp=combined.with_name(f"{combined.name}.{os.getpid()}.{threading.get_ident()}.tmp"))
+    # replaces whatever stood there (a FIFO too) without opening it; a temporary name per thread: reloads may cross
+    write_replacing(combined, read_regular(cert) + b"\n" + read_regular(chain))
     context.load_cert_chain(combined, key, password=_no_passphrase)
 
 

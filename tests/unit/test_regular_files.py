@@ -28,12 +28,14 @@ def test_a_fifo_is_refused_by_reads_without_waiting(tmp_path: Path) -> None:
 
 
 def test_a_write_replaces_a_fifo_at_the_target_or_at_its_temporary_name(tmp_path: Path) -> None:
-    target = tmp_path / "info.xml"
+    target, tmp = tmp_path / "info.xml", tmp_path / "info.xml.tmp"
     os.mkfifo(target)
-    os.mkfifo(tmp_path / "info.xml.tmp")
-    write_replacing(target, b"<files/>", mode=0o640)
+    os.mkfifo(tmp)
+    write_replacing(target, b"<files/>", tmp=tmp, mode=0o640)
     assert stat.S_ISREG(target.stat().st_mode) and target.read_bytes() == b"<files/>"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640 and not (tmp_path / "info.xml.tmp").exists()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640 and not tmp.exists()
+    write_replacing(target, b"<files></files>")  # its own temporary name, gone once renamed
+    assert target.read_bytes() == b"<files></files>" and sorted(p.name for p in tmp_path.iterdir()) == ["info.xml"]
 
 
 def test_a_record_info_file_that_is_a_fifo_fails_the_entry_and_any_other_is_appended_to(tmp_path: Path) -> None:
