@@ -49,6 +49,10 @@ class ListenerCertificates(Protocol):
         loaded (logged; the old chain keeps serving), True when no listener serves it."""
         ...
 
+    def preload(self, vhost: str, config: dict[str, Any]) -> None:
+        """Load a new vhost's certificate for every listener now (a handshake, on the event loop, reads no file)."""
+        ...
+
 
 class ServerActor(CommandActor):
     def __init__(self, ctx: ServerDeps, vhosts: list[domain.VhostState],
@@ -92,6 +96,8 @@ class ServerActor(CommandActor):
             created = domain.created_vhost(events)
             self._spawn(created)
             self._warn_if_shadowed(created.name)
+            if self.certificates is not None:
+                self.certificates.preload(created.name, created.config)
         return Outcome(batch.results, durable)
 
     def _warn_if_shadowed(self, name: str) -> None:

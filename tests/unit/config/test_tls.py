@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kiln.config import tls as tls_module
 from kiln.config.tls import CertificateFiles, SniCertificates, load_chain
 from kiln.regular_files import read_regular
 
@@ -134,10 +135,12 @@ def test_alpn_is_answered_by_the_chosen_vhost_context(cert_dir: Path) -> None:
 def test_vhosts_created_and_deleted_at_run_time_are_seen_by_the_next_handshake(cert_dir: Path) -> None:
     catalog = Catalog()
     catalog.add("a", ["a.example.com"], "alpha")
-    context = SniCertificates(catalog, resolve_in(cert_dir)).listener_context(H2)
+    certificates = SniCertificates(catalog, resolve_in(cert_dir))
+    context = certificates.listener_context(H2)
     assert context is not None
     assert cn_for(context, "c.example.com") == "alpha"
     catalog.add("c", ["c.example.com"], "gamma")
+    certificates.preload("c", catalog.views[-1].config)  # the server actor, as the API creates the vhost
     assert cn_for(context, "c.example.com") == "gamma"
     catalog.views = [view for view in catalog.views if view.name != "a"]
     assert cn_for(context, "a.example.com") == "gamma"  # a is gone: the first TLS vhost now is c
@@ -273,3 +276,19 @@ def test_an_encrypted_key_is_refused_at_once_instead_of_prompting_for_a_passphra
             child.kill()
             out, err = child.stdout.read().decode(), child.stderr.read().decode()
     assert child.returncode == 0 and out.startswith("refused") and "encrypted" in out, (out, err)
+
+
+def test_a_handshake_reads_no_file_a_vhost_not_loaded_yet_gets_the_first_tls_vhost(
+        cert_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SNI callback runs on the event loop: reading a certificate there (a FIFO, a hung disk) held the
+    whole server. A vhost the server actor has not loaded yet is served the first TLS vhost's chain."""
+    catalog = Catalog()
+    catalog.add("a", ["a.example.com"], "alpha")
+    certificates = SniCertificates(catalog, resolve_in(cert_dir))
+    context = certificates.listener_context(H2)
+    assert context is not None
+    reads: list[Path] = []
+    monkeypatch.setattr(tls_module, "load_chain", lambda _ctx, cert, *_: reads.append(cert))
+    catalog.add("c", ["c.example.com"], "gamma")
+    assert cn_for(context, "c.example.com") == "alpha"
+    assert reads == []
