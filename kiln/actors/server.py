@@ -15,6 +15,7 @@ from kiln.actors.base import CommandActor, Outcome, tell_quietly
 from kiln.actors.catalog_deps import ActorRegistry, EventSink
 from kiln.actors.commands import CreateVhosts, DeleteVhost, ReloadCertificates, Teardown
 from kiln.actors.vhost import VhostActor
+from kiln.config.tls import load_chain
 from kiln.domain import server as domain
 from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.app_config import require_array
@@ -22,6 +23,7 @@ from kiln.domain.batch import decide_each
 from kiln.domain.errors import Conflict, Failed, Invalid
 from kiln.events import catalog as ce
 from kiln.events.base import Event
+from kiln.regular_files import require_regular
 from kiln.timefmt import now
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,10 @@ class ListenerCertificates(Protocol):
     def reload_certificate(self, vhost: str) -> bool:
         """Load ``vhost``'s certificate again where a listener serves it; False when it cannot be
         loaded (logged; the old chain keeps serving), True when no listener serves it."""
+        ...
+
+    def preload(self, vhost: str, config: dict[str, Any]) -> None:
+        """Load a new vhost's certificate for every listener now (a handshake, on the event loop, reads no file)."""
         ...
 
 
@@ -90,6 +96,8 @@ class ServerActor(CommandActor):
             created = domain.created_vhost(events)
             self._spawn(created)
             self._warn_if_shadowed(created.name)
+            if self.certificates is not None:
+                self.certificates.preload(created.name, created.config)
         return Outcome(batch.results, durable)
 
     def _warn_if_shadowed(self, name: str) -> None:
@@ -138,9 +146,10 @@ def _reload_certificate(vhost: domain.VhostState, resolve: Callable[[str], Path]
     try:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         key = str(tls.get("keyPath") or "")
-        context.load_cert_chain(resolve(str(tls["certPath"])), resolve(key) if key else None)
+        # regular files only, no passphrase prompt: a FIFO or a prompt would hold this actor (every vhost command)
+        load_chain(context, resolve(str(tls["certPath"])), resolve(key) if key else None)
         if tls.get("chainCertPath"):
-            context.load_verify_locations(resolve(str(tls["chainCertPath"])))
+            context.load_verify_locations(require_regular(resolve(str(tls["chainCertPath"]))))
         log.info("certificate reloaded vhost=%s cert=%s", vhost.name, tls["certPath"])
         return True
     except (OSError, ssl.SSLError) as exc:

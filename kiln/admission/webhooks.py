@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -170,6 +171,14 @@ class WebhookCheck:
         self.clock = clock
         self.transport = transport
         self._redirects: dict[tuple[str, str, tuple[str, int]], str] = {}
+        self._tls: ssl.SSLContext | None = None
+
+    async def _tls_context(self) -> ssl.SSLContext:
+        """The client TLS context every request shares, made once on a worker thread: a client made without
+        one loads the CA bundle (about 25 ms of CPU) on the event loop, for every admission and closing."""
+        if self._tls is None:
+            self._tls = await asyncio.to_thread(httpx.create_ssl_context)
+        return self._tls
 
     def _config(self, request: AdmissionRequest) -> WebhookConfig | None:
         section = self.settings.admission_webhooks(request.vhost)
@@ -230,7 +239,8 @@ class WebhookCheck:
     async def _post(self, url: str, secret_key: str, body: bytes, timeout_s: float) -> tuple[int, bytes]:
         headers = {"Content-Type": "application/json", "Accept": "application/json",
                    "X-OME-Signature": signature(secret_key, body)}
-        async with httpx.AsyncClient(timeout=timeout_s, transport=self.transport) as client:
+        verify = await self._tls_context() if self.transport is None else True
+        async with httpx.AsyncClient(timeout=timeout_s, transport=self.transport, verify=verify) as client:
             response = await client.post(url, content=body, headers=headers)
             return response.status_code, response.content
 

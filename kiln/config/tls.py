@@ -5,7 +5,9 @@ matches that name against each vhost's Host/Names with Kiln's host matcher (the 
 matches wins, as for routing) and hands the handshake that vhost's context. No name, or a name no
 TLS vhost matches, gets the first vhost with TLS. The vhosts are read from the catalog at
 handshake time, so vhosts created or deleted through the API are seen by the next connection;
-contexts are cached per vhost and per certificate paths. ``reload_certificate`` builds a new
+contexts are cached per vhost and per certificate paths. The callback runs on the event loop, so it
+never reads a file: a listener loads every vhost's chain when it opens, and the server actor loads a
+vhost's (``preload``) when the API creates it, before the API answers. ``reload_certificate`` builds a new
 context from the files and swaps it in only when it loads: new handshakes get the new chain, open
 connections keep theirs, and a broken file leaves the old one serving.
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kiln.config.hosts import ConfiguredVhost, host_matches, host_names
+from kiln.regular_files import read_regular, require_regular, write_replacing
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +55,30 @@ class CertificateFiles:
         return cls(resolve(str(tls["certPath"])), resolve(str(tls["keyPath"])), resolve(str(chain)) if chain else None)
 
     def load_into(self, context: ssl.SSLContext) -> None:
-        """Load the chain into ``context``; raises OSError/ssl.SSLError (``context`` keeps what it had)."""
-        if self.chain_path is None:
-            context.load_cert_chain(self.cert_path, self.key_path)
-            return
-        # the chain goes after the certificate: clients are sent the full chain
-        combined = self.key_path.parent / f".{self.cert_path.name}.fullchain.pem"
-        combined.write_bytes(self.cert_path.read_bytes() + b"\n" + self.chain_path.read_bytes())
-        context.load_cert_chain(combined, self.key_path)
+        """Load the chain into ``context``; raises OSError/ssl.SSLError (``context`` keeps what it had).
+        Paths that are not regular files are refused (OSError) before anything opens them."""
+        load_chain(context, self.cert_path, self.key_path, self.chain_path)
+
+
+def _no_passphrase() -> bytes:
+    """An encrypted key: refused. Without a password callback OpenSSL asks for the passphrase on the
+    terminal (or stdin) and waits for an answer, holding whichever thread or loop loads the key."""
+    raise ssl.SSLError("the private key is encrypted: Kiln does not prompt for a passphrase")
+
+
+def load_chain(context: ssl.SSLContext, cert: Path, key: Path | None, chain: Path | None = None) -> None:
+    """Load ``cert`` (with ``chain`` appended after it, as clients expect the full chain) and ``key`` into
+    ``context``; every path must be a regular file. Raises OSError or ssl.SSLError."""
+    for path in (cert, key, chain):
+        if path is not None:
+            require_regular(path)
+    if chain is None:
+        context.load_cert_chain(cert, key, password=_no_passphrase)
+        return
+    combined = (key or cert).parent / f".{cert.name}.fullchain.pem"
+    # replaces whatever stood there (a FIFO too) without opening it; a temporary name per thread: reloads may cross
+    write_replacing(combined, read_regular(cert) + b"\n" + read_regular(chain))
+    context.load_cert_chain(combined, key, password=_no_passphrase)
 
 
 def server_context(alpn: list[str]) -> ssl.SSLContext:
@@ -80,6 +99,7 @@ class SniCertificates:
     _loaded: dict[tuple[str, tuple[str, ...]], tuple[CertificateFiles, ssl.SSLContext]] = field(default_factory=dict)
     _failed: set[tuple[str, CertificateFiles]] = field(default_factory=set)  # tried again on a reload only
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _alpns: set[tuple[str, ...]] = field(default_factory=set)  # what each open listener asks with
 
     def _tls_vhosts(self) -> list[tuple[str, Mapping[str, Any], CertificateFiles]]:
         found: list[tuple[str, Mapping[str, Any], CertificateFiles]] = []
@@ -90,14 +110,16 @@ class SniCertificates:
                 found.append((name, view.config, files))
         return found
 
-    def _context(self, vhost: str, files: CertificateFiles, alpn: tuple[str, ...]) -> ssl.SSLContext | None:
-        """The cached context of ``vhost`` for these files, loaded on first use; None when they cannot be loaded."""
+    def _context(self, vhost: str, files: CertificateFiles, alpn: tuple[str, ...],
+                 load: bool = True) -> ssl.SSLContext | None:
+        """The cached context of ``vhost`` for these files, loaded on first use (only the cached one, or
+        the one these files replaced, when ``load`` is False); None when they cannot be loaded."""
         with self._lock:
             cached = self._loaded.get((vhost, alpn))
         if cached is not None and cached[0] == files:
             return cached[1]
         previous = cached[1] if cached is not None else None
-        if (vhost, files) in self._failed:
+        if (vhost, files) in self._failed or not load:
             return previous
         try:
             return self._load(vhost, files, alpn)
@@ -115,23 +137,38 @@ class SniCertificates:
         log.info("tls certificate loaded vhost=%s cert=%s alpn=%s", vhost, files.cert_path, ",".join(alpn))
         return context
 
-    def context_for(self, server_name: str | None, alpn: tuple[str, ...]) -> ssl.SSLContext | None:
-        """The context of the first TLS vhost whose Host/Names match ``server_name``, else of the first TLS vhost."""
+    def context_for(self, server_name: str | None, alpn: tuple[str, ...], load: bool = True) -> ssl.SSLContext | None:
+        """The context of the first TLS vhost whose Host/Names match ``server_name``, else of the first TLS vhost
+        (with ``load`` False, as a handshake asks: only contexts already loaded, no file is read)."""
         candidates = self._tls_vhosts()
         if server_name:
             for name, config, files in candidates:
                 if any(host_matches(pattern, server_name) for pattern in host_names(dict(config))):
-                    return self._context(name, files, alpn)
+                    return self._context(name, files, alpn, load)
         for name, _config, files in candidates:
-            context = self._context(name, files, alpn)
+            context = self._context(name, files, alpn, load)
             if context is not None:
                 return context
         return None
+
+    def preload(self, vhost: str, config: Mapping[str, Any]) -> None:
+        """Load the chain ``config`` (a vhost's OME JSON) names for every open listener: the server actor, as the
+        API creates the vhost (before the catalog shows it), so that no handshake, on the event loop, has to
+        read a file. Failures are logged and kept until a reload."""
+        files = CertificateFiles.of(config, self.resolve)
+        if files is None:
+            return
+        with self._lock:
+            alpns = list(self._alpns)
+        for alpn in alpns:
+            self._context(vhost, files, alpn)
 
     def listener_context(self, alpn: list[str]) -> ssl.SSLContext | None:
         """The context a TLS listener is opened with: every TLS vhost's chain loaded now (what serves until
         a reload), SNI choosing per handshake; None when no vhost has a certificate that loads."""
         protocols = tuple(alpn)
+        with self._lock:
+            self._alpns.add(protocols)
         for name, _config, files in self._tls_vhosts():  # each vhost's chain as it is now, before any handshake
             self._context(name, files, protocols)
         fallback = self.context_for(None, protocols)
@@ -146,7 +183,7 @@ class SniCertificates:
                 continue
 
         def choose(sock: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _listener: ssl.SSLContext) -> None:
-            context = self.context_for(server_name, protocols)
+            context = self.context_for(server_name, protocols, load=False)  # on the event loop: no file read
             if context is not None:
                 sock.context = context
 
@@ -159,8 +196,8 @@ class SniCertificates:
         for name, _config, files in self._tls_vhosts():
             if name != vhost:
                 continue
-            with self._lock:
-                serving = [alpn for (loaded, alpn) in self._loaded if loaded == vhost]
+            with self._lock:  # every open listener's (a vhost that failed to load serves none yet)
+                serving = {alpn for (loaded, alpn) in self._loaded if loaded == vhost} | self._alpns
             try:
                 files.load_into(server_context(["http/1.1"]))  # the files must load before anything is swapped
                 with self._lock:

@@ -6,6 +6,7 @@ starts or stops the dump writers; this module checks the lookups and renders the
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.responses import Response
@@ -16,7 +17,7 @@ from kiln.errors import ApiError
 from kiln.http.envelope import ok
 from kiln.http.lookups import need_stream, tasks_ref
 from kiln.http.router import APP, STREAM, VHOST, Call, Router
-from kiln.http.write_paths import check_dump_paths
+from kiln.http.write_paths import check_dump
 from kiln.projections.tasks import DumpTask
 
 
@@ -62,7 +63,8 @@ def register(router: Router, api: Any) -> None:
         listed = body.get("playlist")
         playlists = [p for p in listed if isinstance(p, str)] if isinstance(listed, list) else []
         info, user_data = _text(body, "infoFile"), _text(body, "userData")
-        check_dump_paths(api.write_roots, path, info, playlists)
+        # realpath and stat: a slow or stuck file system holds a worker thread, not the loop
+        await asyncio.to_thread(check_dump, api.write_roots, path, info, playlists)
         await ask(tasks_ref(ctx, vh, ap), RegisterDump(st, output, dump_id, path, playlists, info, user_data))
         return ok()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from typing import Any
@@ -25,7 +26,7 @@ def register(router: Router, api: Any) -> None:
         if api.tls_reloader is None:
             raise ApiError(400, "TLS is not enabled for the API Server")
         try:
-            api.tls_reloader()
+            await asyncio.to_thread(api.tls_reloader)  # file reads (and a FIFO refused): never on the loop
         except (OSError, ssl.SSLError) as exc:
             log.error("api certificate reload failed error=%s", exc)
             raise ApiError(500, "Failed to create a certificate for the API Server") from exc

@@ -14,7 +14,7 @@ from kiln.domain.record_request import file_app_missing
 from kiln.http.envelope import ok
 from kiln.http.lookups import need_app, settings_of, tasks_ref
 from kiln.http.router import APP, VHOST, Call, Router
-from kiln.http.write_paths import check_record_paths
+from kiln.http.write_paths import check_record
 from kiln.projections.tasks import RecordTask
 from kiln.timefmt import format_time
 
@@ -82,8 +82,9 @@ def register(router: Router, api: Any) -> None:
 
     async def start_record(call: Call) -> Response:
         view = file_app(call)
-        check_record_paths(api.write_roots, call.body, settings_of(view).file.root_path,
-                           view.vhost, view.name)
+        root_path = settings_of(view).file.root_path
+        # realpath and stat: a slow or stuck file system holds a worker thread, not the loop
+        await asyncio.to_thread(check_record, api.write_roots, call.body, root_path, view.vhost, view.name)
         task = await ask(tasks_ref(ctx, call.params["vhost"], call.params["app"]), StartRecord(call.body))
         current = ctx.tasks.record(task.vhost, task.app, task.id) or task
         return ok(record_json(current, live_of(current)))

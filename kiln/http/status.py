@@ -3,6 +3,7 @@ and the console (which needs the LL-HLS port for its preview). OME has no such r
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 from starlette.responses import Response
@@ -23,7 +24,7 @@ def register(router: Router, api: Any) -> None:
         server: ServerStatus | None = getattr(api.ctx, "server", None)
         if server is None:
             raise ApiError(404, "Controller not found")
-        body = server.status_json()
+        body = await asyncio.to_thread(server.status_json)  # lists and stats the journal's files: off the loop
         catalog = api.ctx.catalog
         vhosts = catalog.vhost_names()
         apps = [(v, a) for v in vhosts for a in (catalog.app_names(v) or [])]

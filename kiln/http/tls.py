@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from kiln.config.tls import load_chain
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,7 @@ class ApiTls:
     chain_path: Path | None = None
     context: ssl.SSLContext = field(default_factory=lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
     loaded: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def from_config(cls, managers_host: dict[str, Any], base_dir: Path) -> ApiTls | None:
@@ -37,16 +41,11 @@ class ApiTls:
         return cls(path(tls["certPath"]), path(tls["keyPath"]), path(chain) if chain else None)
 
     def reload(self) -> None:
-        """Load the files again; raises OSError/ssl.SSLError (the caller answers 500) and keeps the old chain."""
-        if self.chain_path is not None:
-            # a chain file is appended after the certificate, as servers expect the full chain
-            data = self.cert_path.read_bytes() + b"\n" + self.chain_path.read_bytes()
-            combined = self.key_path.parent / f".{self.cert_path.name}.fullchain.pem"
-            combined.write_bytes(data)
-            self.context.load_cert_chain(combined, self.key_path)
-        else:
-            self.context.load_cert_chain(self.cert_path, self.key_path)
-        self.loaded = True
+        """Load the files again; raises OSError/ssl.SSLError (the caller answers 500) and keeps the old chain.
+        Blocking file work: ``POST /v1/managers/api:reloadCertificate`` runs it on a worker thread, one at a time."""
+        with self._lock:
+            load_chain(self.context, self.cert_path, self.key_path, self.chain_path)
+            self.loaded = True
         log.info("api certificate loaded cert=%s", self.cert_path)
 
     def try_load(self) -> bool:

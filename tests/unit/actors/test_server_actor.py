@@ -122,10 +122,24 @@ class Listeners:
 
     broken: set[str] = field(default_factory=set)
     reloaded: list[str] = field(default_factory=list)
+    preloaded: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def reload_certificate(self, vhost: str) -> bool:
         self.reloaded.append(vhost)
         return vhost not in self.broken
+
+    def preload(self, vhost: str, config: dict[str, Any]) -> None:
+        self.preloaded.append((vhost, config))
+
+
+def test_a_vhost_created_through_the_api_has_its_certificate_loaded_before_the_answer(deps: Deps) -> None:
+    """The listeners' SNI callback runs on the event loop and reads no file: the actor loads the chain."""
+    listeners = Listeners()
+    ref = ServerActor.start(deps, [], listeners)
+    deps.started.append(ref)
+    tls = {"certPath": "/x/c.crt", "keyPath": "/x/c.key"}
+    ask_blocking(ref, CreateVhosts([{"name": "c", "host": {"names": ["c.test"], "tls": tls}}]))
+    assert [(name, config["host"]["tls"]) for name, config in listeners.preloaded] == [("c", tls)]
 
 
 def test_certificate_reload_reloads_the_listeners_serving_the_vhost(deps: Deps, tmp_path: Any) -> None:

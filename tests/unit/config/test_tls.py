@@ -4,8 +4,11 @@ chain when the new files are broken. Handshakes run in memory against real OpenS
 
 from __future__ import annotations
 
+import os
 import ssl
+import stat
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from kiln.config.tls import CertificateFiles, SniCertificates
+from kiln.config import tls as tls_module
+from kiln.config.tls import CertificateFiles, SniCertificates, load_chain
+from kiln.regular_files import read_regular
 
 H2 = ["h2", "http/1.1"]
 
@@ -130,10 +135,12 @@ def test_alpn_is_answered_by_the_chosen_vhost_context(cert_dir: Path) -> None:
 def test_vhosts_created_and_deleted_at_run_time_are_seen_by_the_next_handshake(cert_dir: Path) -> None:
     catalog = Catalog()
     catalog.add("a", ["a.example.com"], "alpha")
-    context = SniCertificates(catalog, resolve_in(cert_dir)).listener_context(H2)
+    certificates = SniCertificates(catalog, resolve_in(cert_dir))
+    context = certificates.listener_context(H2)
     assert context is not None
     assert cn_for(context, "c.example.com") == "alpha"
     catalog.add("c", ["c.example.com"], "gamma")
+    certificates.preload("c", catalog.views[-1].config)  # the server actor, as the API creates the vhost
     assert cn_for(context, "c.example.com") == "gamma"
     catalog.views = [view for view in catalog.views if view.name != "a"]
     assert cn_for(context, "a.example.com") == "gamma"  # a is gone: the first TLS vhost now is c
@@ -224,3 +231,64 @@ def test_files_that_failed_are_tried_again_on_a_reload_not_on_every_handshake(ce
     assert cn_for(context, "v.example.com") == "gamma"  # until a reload
     assert certificates.reload_certificate("v")
     assert cn_for(context, "v.example.com") == "beta"
+
+
+def test_a_fifo_in_place_of_a_certificate_key_or_chain_is_refused_without_opening_it(cert_dir: Path,
+                                                                                    tmp_path: Path) -> None:
+    """open() of a FIFO waits for a writer: nothing may open one (the SNI callback runs on the event loop)."""
+    fifo = tmp_path / "fifo.pem"
+    os.mkfifo(fifo)
+    cert, key = cert_dir / "alpha.crt", cert_dir / "alpha.key"
+    for files in ((fifo, key, None), (cert, fifo, None), (cert, key, fifo)):
+        with pytest.raises(OSError, match=f"not a regular file: {fifo}"):
+            load_chain(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), *files)
+    with pytest.raises(OSError, match="not a regular file"):
+        read_regular(fifo)
+
+
+def test_a_fifo_where_the_combined_chain_is_written_is_replaced_not_opened(cert_dir: Path, tmp_path: Path) -> None:
+    for name in ("alpha.crt", "alpha.key", "beta.crt"):
+        (tmp_path / name).write_bytes((cert_dir / name).read_bytes())
+    combined = tmp_path / ".alpha.crt.fullchain.pem"
+    os.mkfifo(combined)
+    load_chain(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), tmp_path / "alpha.crt", tmp_path / "alpha.key",
+               tmp_path / "beta.crt")
+    assert stat.S_ISREG(combined.stat().st_mode)
+    assert combined.read_bytes() == (cert_dir / "alpha.crt").read_bytes() + b"\n" + (cert_dir / "beta.crt").read_bytes()
+
+
+def test_an_encrypted_key_is_refused_at_once_instead_of_prompting_for_a_passphrase(cert_dir: Path,
+                                                                                   tmp_path: Path) -> None:
+    """Without a password callback OpenSSL asks on the terminal, or on stdin without one, and waits."""
+    key = tmp_path / "locked.key"
+    subprocess.run(["openssl", "pkey", "-in", str(cert_dir / "alpha.key"), "-aes256", "-passout", "pass:secret",
+                    "-out", str(key)], check=True, capture_output=True, timeout=60)
+    script = ("import ssl, sys; from pathlib import Path; from kiln.config.tls import load_chain\n"
+              "try:\n    load_chain(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), Path(sys.argv[1]), Path(sys.argv[2]))\n"
+              "except ssl.SSLError as exc:\n    print('refused', exc)\n")
+    # stdin a pipe nobody writes to, no controlling terminal: a prompt would wait here until the timeout
+    with subprocess.Popen([sys.executable, "-c", script, str(cert_dir / "alpha.crt"), str(key)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True) as child:
+        assert child.stdout is not None and child.stderr is not None
+        try:
+            child.wait(timeout=10)  # stdin stays open: a prompt would wait here
+        finally:
+            child.kill()
+            out, err = child.stdout.read().decode(), child.stderr.read().decode()
+    assert child.returncode == 0 and out.startswith("refused") and "encrypted" in out, (out, err)
+
+
+def test_a_handshake_reads_no_file_a_vhost_not_loaded_yet_gets_the_first_tls_vhost(
+        cert_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SNI callback runs on the event loop: reading a certificate there (a FIFO, a hung disk) held the
+    whole server. A vhost the server actor has not loaded yet is served the first TLS vhost's chain."""
+    catalog = Catalog()
+    catalog.add("a", ["a.example.com"], "alpha")
+    certificates = SniCertificates(catalog, resolve_in(cert_dir))
+    context = certificates.listener_context(H2)
+    assert context is not None
+    reads: list[Path] = []
+    monkeypatch.setattr(tls_module, "load_chain", lambda _ctx, cert, *_: reads.append(cert))
+    catalog.add("c", ["c.example.com"], "gamma")
+    assert cn_for(context, "c.example.com") == "alpha"
+    assert reads == []

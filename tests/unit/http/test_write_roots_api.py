@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
+from kiln.config import write_roots
 from tests.unit.http.conftest import SERVER_XML, Api, start_service
 
 BASE = "/v1/vhosts/default/apps/app"
@@ -68,3 +70,24 @@ def test_an_api_app_whose_root_path_is_outside_cannot_record(api: Api) -> None:
     assert r.status_code == 200, r.text
     r = api.post("/v1/vhosts/vh/apps/evil:startRecord", {"id": "r", "stream": {"name": "s"}})
     assert r.status_code == 400 and "rootPath is outside" in r.json()["message"]
+
+
+def test_the_paths_are_resolved_and_checked_off_the_event_loop(confined: Api, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """realpath walks every component (an lstat each) and the targets are stat'ed: on a slow or stuck file
+    system (a hung NFS mount) that held every other client while the loop did it."""
+    on_loop: list[bool] = []
+    real = write_roots._real
+
+    def spy(path: str | Path, names: Mapping[str, str] | None = None) -> str:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real(path, names)
+
+    monkeypatch.setattr(write_roots, "_real", spy)
+    r = start(confined, filePath=f"{tmp_path}/media/${{Id}}.ts", infoPath=f"{tmp_path}/media/i.xml")
+    assert r.status_code == 200, r.text
+    assert on_loop and not any(on_loop), on_loop

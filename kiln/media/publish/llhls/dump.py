@@ -11,7 +11,6 @@ reported as ``Error`` instead of silently stopping.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from kiln.control_cpu import free_thread
 from kiln.media.publish.llhls.packager import Segment, TrackPackager
 from kiln.media.publish.llhls.playlist import chunklist_name, init_name, segment_name
 from kiln.media.publish.llhls.stream import LlhlsStream
+from kiln.regular_files import read_regular, write_replacing
 from kiln.timefmt import format_time, now
 
 log = logging.getLogger(__name__)
@@ -104,9 +104,7 @@ class HlsDump:
         path = self.dir / name
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            write_replacing(path, data)  # never opens what stands at path (a FIFO would hold this thread)
         except OSError as exc:
             self._fail(f"could not write {path}: {exc.strerror or exc}")
             return False
@@ -131,7 +129,11 @@ class HlsDump:
         for old in existing:
             if old == path:
                 continue
-            body = old.read_text(errors="replace").splitlines()
+            try:
+                body = read_regular(old).decode(errors="replace").splitlines()
+            except OSError as exc:  # not a regular file (a FIFO), unreadable: not a chunklist to continue
+                log.warning("hls dump ignores an old chunklist id=%s path=%s error=%s", self.id, old, exc)
+                continue
             kept = [line for line in body if not line.startswith(("#EXTM3U", "#EXT-X-VERSION", "#EXT-X-TARGETDURATION",
                                                                  "#EXT-X-MEDIA-SEQUENCE", "#EXT-X-ENDLIST"))]
             if kept:
@@ -141,7 +143,8 @@ class HlsDump:
 
     def _write_initial(self, inits: dict[int, tuple[str, bytes]], first: dict[int, list[Segment]],
                        masters: dict[str, str]) -> None:
-        self._load_info()
+        if not self._load_info():
+            return
         for track_id, (name, data) in inits.items():
             pkg = self.stream.packagers[track_id]
             self._tracks[track_id] = self._resume_state(pkg)
@@ -185,11 +188,21 @@ class HlsDump:
         self._write_info()
         self._pool.shutdown(wait=False)
 
-    def _load_info(self) -> None:
-        if self.info_file is None or not self.info_file.exists():
-            return
-        text = self.info_file.read_text(errors="replace")
+    def _load_info(self) -> bool:
+        """The items an earlier run of this dump listed; False (the dump failed) when the info file is there
+        but cannot be read: not a regular file (a FIFO's open() would wait here for good), no permission."""
+        if self.info_file is None:
+            return True
+        try:
+            text = read_regular(self.info_file).decode(errors="replace")
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            self.info_file = None  # nothing is written there either
+            self._fail(f"could not read the info file: {exc.strerror or exc}")
+            return False
         self.items = [DumpItem(int(m.group(1)), m.group(2), m.group(3)) for m in _ITEM.finditer(text)]
+        return True
 
     def _write_info(self) -> None:
         if self.info_file is None:
@@ -201,8 +214,6 @@ class HlsDump:
                f"\t<Status>{self.status}</Status>\n\t<Items>\n{items}\t</Items>\n</HLSDumpInfo>\n")
         try:
             self.info_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.info_file.with_name(self.info_file.name + ".tmp")
-            tmp.write_text(xml)
-            os.replace(tmp, self.info_file)
+            write_replacing(self.info_file, xml.encode())
         except OSError as exc:
             log.error("hls dump info file failed id=%s path=%s error=%s", self.id, self.info_file, exc)

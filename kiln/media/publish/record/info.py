@@ -6,11 +6,11 @@ Written as a new file then renamed over the old one, so a crash never leaves hal
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiln.regular_files import NotRegularFile, read_regular, write_replacing
 from kiln.timefmt import format_time
 
 
@@ -34,14 +34,24 @@ class FileEntry:
     schedule: str = ""
 
 
-def append_entry(info_path: Path, entry: FileEntry) -> None:
-    root: ET.Element
+def _existing(info_path: Path) -> ET.Element:
+    """The info file's document so far (a new one when there is none or it is not one). Raises OSError when
+    something other than a regular file stands there: a FIFO's open() would hold the recording for good."""
     try:
-        root = ET.parse(info_path).getroot()
-        if root.tag != "files":
-            root = ET.Element("files")
-    except (OSError, ET.ParseError):
-        root = ET.Element("files")
+        data = read_regular(info_path)
+    except NotRegularFile:
+        raise
+    except OSError:  # none yet (or unreadable: the write says so)
+        return ET.Element("files")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return ET.Element("files")
+    return root if root.tag == "files" else ET.Element("files")
+
+
+def append_entry(info_path: Path, entry: FileEntry) -> None:
+    root = _existing(info_path)
     f = ET.SubElement(root, "file")
     for tag, value in (("transactionId", entry.transaction_id), ("id", entry.id), ("metadata", entry.metadata),
                        ("vhost", entry.vhost), ("app", entry.app), ("stream", entry.stream)):
@@ -65,10 +75,7 @@ def append_entry(info_path: Path, entry: FileEntry) -> None:
         escaped = ET.tostring(el, encoding="unicode").strip()
         body = body.replace(escaped, f"<filePath><![CDATA[{el.text}]]></filePath>", 1)
     info_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = info_path.with_name(info_path.name + ".tmp")
-    tmp.write_text('<?xml version="1.0" encoding="utf-8"?>\n' + body + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, info_path)
+    write_replacing(info_path, ('<?xml version="1.0" encoding="utf-8"?>\n' + body + "\n").encode(), mode=0o644)
 
 
 def read_entries(info_path: Path) -> list[dict[str, str]]:

@@ -130,6 +130,7 @@ def finish_file(tmp_path: Path, final_path: Path, container: str) -> int:
         os.replace(tmp_path, final_path)
         return final_path.stat().st_size
     staging = final_path.with_name(final_path.name + ".part")
+    staging.unlink(missing_ok=True)  # the muxer opens it for writing: a FIFO left there would hold this thread
     remux_fragmented(tmp_path, staging)
     with open(staging, "rb+") as f:
         os.fsync(f.fileno())
