@@ -68,7 +68,7 @@ from kiln.journal.query import JournalQuery
 from kiln.journal.reader import StoredFields, as_record
 from kiln.journal.reserve import DEFAULT_RESERVE_BYTES
 from kiln.journal.segments import journal_dir
-from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
+from kiln.media.publish.llhls.tls_server import H2Listener, alpn_protocols
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.publish.webrtc.audit import JournalSessions
 from kiln.media.rtc.connect_race import quiet_closed_connects
@@ -543,12 +543,13 @@ class KilnService:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _llhls_tls_listener(self, host: str) -> H2Listener | None:
-        """LL-HLS over HTTP/2 on Bind/Publishers/LLHLS/TLSPort, the certificate chosen by SNI among the vhosts'
-        Host/TLS; None (logged) when the port is not configured or no vhost has a certificate that loads."""
+        """LL-HLS over HTTP/2 on Bind/Publishers/LLHLS/TLSPort (HTTP/1.1 only with Modules/HTTP2/Enable false), the
+        certificate chosen by SNI among the vhosts' Host/TLS; None (logged) when the port is not configured or no
+        vhost has a certificate that loads."""
         port, app = self.config.bind.llhls_tls_port, self.media.llhls_tls_app()
         if port is None or app is None:
             return None
-        context = self.media_certificates.listener_context(ALPN)
+        context = self.media_certificates.listener_context(alpn_protocols(self.config.modules.http2))
         if context is None:
             log.error("llhls tls port not opened port=%d: no vhost has a Host/TLS certificate that loads", port)
             return None
