@@ -61,6 +61,18 @@ def _enabled_value(*keys: str) -> Callable[[dict[str, Any]], bool]:
     return present
 
 
+def _switched_off(*keys: str) -> Callable[[dict[str, Any]], bool]:
+    """A switch at this key path is given and not true (``<Enable>false</Enable>``)."""
+
+    def present(node: dict[str, Any]) -> bool:
+        value: Any = node
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value is not None and not isinstance(value, dict) and not is_true(value)
+
+    return present
+
+
 def _any_origin(test: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, Any]], bool]:
     """Some ``Origins/Origin`` of the vhost passes ``test``."""
 
@@ -71,6 +83,73 @@ def _any_origin(test: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, A
         return any(isinstance(o, dict) and test(o) for o in items)
 
     return present
+
+
+_LINK_LOCAL = "link-local addresses are not added as ICE candidates (one address is advertised per session)"
+# Server-level elements, looked up in the <Server> element as JSON (ServerConfig.tree).
+SERVER_ROWS = (
+    Row("Server.PrivacyProtection", "client addresses are kept whole in logs, the journal and the API",
+        _enabled_value("privacyProtection")),
+    Row("Server.Modules.LLHLS.Enable", "false: LL-HLS is still served with parts and blocking reloads",
+        _switched_off("modules", "llhls", "enable")),
+    Row("Server.Modules.DynamicAppRemoval", "applications are never removed for being unused",
+        _enabled("modules", "dynamicAppRemoval")),
+    Row("Server.Alert", "no alert is ever sent", _has("alert")),
+    Row("Server.Defaults.CrossDomains", "CORS headers come from each app's publisher CrossDomains only",
+        _has("defaults", "crossDomains")),
+    Row("Server.Managers.API.Storage", "API-made vhosts and apps are kept in Kiln's journal in the data dir, "
+        "nothing is written to Storage.Path", _enabled("managers", "api", "storage")),
+    Row("Server.Bind.Providers.WebRTC.IceCandidates.EnableLinkLocalAddress",
+        _LINK_LOCAL,
+        _enabled_value("bind", "providers", "webrtc", "iceCandidates", "enableLinkLocalAddress")),
+    Row("Server.Bind.Publishers.WebRTC.IceCandidates.EnableLinkLocalAddress",
+        _LINK_LOCAL,
+        _enabled_value("bind", "publishers", "webrtc", "iceCandidates", "enableLinkLocalAddress")),
+)
+
+
+def _worker_counts(node: Any, path: str) -> list[tuple[str, str]]:
+    """Every ``WorkerCount`` under ``Bind`` (element path, value): OME's thread counts per listener."""
+    if not isinstance(node, dict):
+        return []
+    out = []
+    for key, value in node.items():
+        tag = key[:1].upper() + key[1:] if key not in _BIND_TAGS else _BIND_TAGS[key]
+        if key == "workerCount" and not isinstance(value, dict):
+            out.append((f"{path}.WorkerCount", str(value)))
+        else:
+            out += _worker_counts(value, f"{path}.{tag}")
+    return out
+
+
+_BIND_TAGS = {"api": "API", "rtmp": "RTMP", "srt": "SRT", "mpegts": "MPEGTS", "webrtc": "WebRTC", "rtspc": "RTSPC",
+              "ovt": "OVT", "file": "File", "llhls": "LLHLS", "hls": "HLS"}
+
+
+def _server_warnings(config: ServerConfig) -> list[str]:
+    out = []
+    tree = config.tree
+    if len(config.ips) > 1:
+        out.append(f"Server.IP ({', '.join(config.ips[1:])}): not implemented by Kiln, only the first IP "
+                   f"({config.ips[0]}) is bound")
+    for row in SERVER_ROWS:
+        if row.present(tree):
+            out.append(f"{row.element}: not implemented by Kiln, {row.feature}")
+    for element, count in _worker_counts(tree.get("bind"), "Server.Bind"):
+        out.append(f"{element} ({count}): not implemented by Kiln, the listener is served by Kiln's event loop "
+                   f"(media work runs on Kiln's own threads)")
+    ingest_tls = _port_text(tree, "bind", "providers", "webrtc", "signalling", "tlsPort")
+    if ingest_tls is not None and ingest_tls != str(config.bind.webrtc_signalling_tls_port):
+        out.append(f"Server.Bind.Providers.WebRTC.Signalling.TLSPort ({ingest_tls}): not implemented by Kiln, "
+                   f"WebRTC ingest over TLS is served only on Server.Bind.Publishers.WebRTC.Signalling.TLSPort")
+    return out
+
+
+def _port_text(tree: dict[str, Any], *keys: str) -> str | None:
+    value: Any = tree
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return None if value is None or isinstance(value, dict) else str(value).strip()
 
 
 VHOST_ROWS = (
@@ -134,6 +213,7 @@ def unimplemented_warnings(config: ServerConfig) -> list[str]:
                    f"Kiln's event loop")
     if config.modules.p2p:
         out.append("Server.Modules.P2P: not implemented by Kiln, peer-to-peer delivery is off")
+    out += _server_warnings(config)
     for vhost in config.vhosts:
         name = vhost.get("name")
         for row in VHOST_ROWS:
