@@ -152,6 +152,84 @@ def _port_text(tree: dict[str, Any], *keys: str) -> str | None:
     return None if value is None or isinstance(value, dict) else str(value).strip()
 
 
+def _profiles(app: dict[str, Any]) -> list[dict[str, Any]]:
+    profiles = app.get("outputProfiles")
+    found = profiles.get("outputProfile") if isinstance(profiles, dict) else None
+    return [p for p in found if isinstance(p, dict)] if isinstance(found, list) else []
+
+
+def _any_encode(key: str, kinds: tuple[str, ...] = ("videos", "audios", "images")) -> Callable[[dict[str, Any]], bool]:
+    """Some encode of some output profile sets ``key`` (to anything but an empty text)."""
+
+    def present(app: dict[str, Any]) -> bool:
+        for profile in _profiles(app):
+            encodes = profile.get("encodes")
+            if not isinstance(encodes, dict):
+                continue
+            for kind in kinds:
+                items = encodes.get(kind)
+                for encode in items if isinstance(items, list) else []:
+                    if isinstance(encode, dict) and encode.get(key) not in (None, "", {}):
+                        return True
+        return False
+
+    return present
+
+
+def _any_playlist(key: str) -> Callable[[dict[str, Any]], bool]:
+    """Some playlist of some output profile has ``key``."""
+
+    def present(app: dict[str, Any]) -> bool:
+        for profile in _profiles(app):
+            playlists = profile.get("playlists")
+            for playlist in playlists if isinstance(playlists, list) else []:
+                if isinstance(playlist, dict) and playlist.get(key) not in (None, [], ""):
+                    return True
+        return False
+
+    return present
+
+
+def _any_enabled(*keys: str) -> Callable[[dict[str, Any]], bool]:
+    """Some item of the list at this key path has ``Enable`` true (``Dumps/Dump``)."""
+
+    def present(node: dict[str, Any]) -> bool:
+        value: Any = node
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        items = value if isinstance(value, list) else [value]
+        return any(isinstance(item, dict) and is_true(item.get("enable")) for item in items)
+
+    return present
+
+
+def _above_zero(*keys: str) -> Callable[[dict[str, Any]], bool]:
+    """A number at this key path is above 0."""
+
+    def present(node: dict[str, Any]) -> bool:
+        value: Any = node
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        try:
+            return value is not None and not isinstance(value, dict) and float(str(value)) > 0
+        except ValueError:
+            return True  # not a number: OME would read something, Kiln reads nothing
+
+    return present
+
+
+def _not_value(expected: str, *keys: str) -> Callable[[dict[str, Any]], bool]:
+    """A value at this key path is given and is not ``expected`` (case-insensitive)."""
+
+    def present(node: dict[str, Any]) -> bool:
+        value: Any = node
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value is not None and str(value).strip().lower() != expected.lower()
+
+    return present
+
+
 VHOST_ROWS = (
     Row("VirtualHost.Origins.Origin.Failback", "failing back to the first URL (pulls fail over in turn only)",
         _any_origin(lambda o: is_true(o.get("failback")))),
@@ -178,6 +256,59 @@ APP_ROWS = (
         lambda app: _enabled("outputProfiles", "hwaccels", "decoder")(app)
         or _enabled("outputProfiles", "hwaccels", "encoder")(app)
         or is_true((app.get("outputProfiles") or {}).get("hardwareAcceleration"))),
+    # transcoding
+    Row("OutputProfiles.Decodes.OnlyKeyframes", "decoding keyframes only: every frame is decoded",
+        _enabled_value("outputProfiles", "decodes", "onlyKeyframes")),
+    Row("Decodes.OnlyKeyframes", "decoding keyframes only: every frame is decoded",
+        _enabled_value("decodes", "onlyKeyframes")),
+    Row("OutputProfiles.MediaOptions", "output media options: input tracks are used as they arrive",
+        _has("outputProfiles", "mediaOptions")),
+    *(Row(f"OutputProfiles.OutputProfile.Encodes.{tag}.Modules", "choosing the encoder module: Kiln encodes with "
+          "FFmpeg's libx264, libx265, libvpx, aac, libopus and its image encoders", _any_encode("modules", (kind,)))
+      for tag, kind in (("Video", "videos"), ("Audio", "audios"), ("Image", "images"))),
+    Row("OutputProfiles.OutputProfile.Encodes.Video.Lookahead", "encoder lookahead: x264's default is used",
+        _any_encode("lookahead", ("videos",))),
+    Row("OutputProfiles.OutputProfile.Playlist.RenditionTemplate", "rendition templates: only a playlist's "
+        "Rendition elements make renditions", _any_playlist("renditionTemplates")),
+    Row("Providers.RTMP.PassthroughOutputProfile", "passthrough: the stream goes through the output profiles",
+        _has("providers", "rtmp", "passthroughOutputProfile")),
+    Row("Providers.SRT.PassthroughOutputProfile", "passthrough: the stream goes through the output profiles",
+        _has("providers", "srt", "passthroughOutputProfile")),
+    Row("Providers.MPEGTS.PassthroughOutputProfile", "passthrough: the stream goes through the output profiles",
+        _has("providers", "mpegts", "passthroughOutputProfile")),
+    Row("Providers.WebRTC.PassthroughOutputProfile", "passthrough: the stream goes through the output profiles",
+        _has("providers", "webrtc", "passthroughOutputProfile")),
+    Row("Providers.SRT.AudioMap", "naming SRT audio tracks: they keep the names the stream gives them",
+        _has("providers", "srt", "audioMap")),
+    # publishing
+    Row("Publishers.AppWorkerCount", "publisher worker threads: Kiln sizes its own",
+        _has("publishers", "appWorkerCount")),
+    Row("Publishers.StreamWorkerCount", "publisher worker threads: Kiln sizes its own",
+        _has("publishers", "streamWorkerCount")),
+    Row("Publishers.DelayBufferTimeMs", "delaying the publishers: streams are published without delay",
+        _above_zero("publishers", "delayBufferTimeMs")),
+    Row("Publishers.WebRTC.JitterBuffer", "the WebRTC jitter buffer: frames are sent as they arrive",
+        _enabled_value("publishers", "webrtc", "jitterBuffer")),
+    Row("Publishers.WebRTC.PlayoutDelay", "the playout-delay RTP extension: players choose their own delay",
+        _has("publishers", "webrtc", "playoutDelay")),
+    Row("Publishers.WebRTC.BandwidthEstimation", "other bandwidth estimation than REMB: viewers' REMB is read",
+        _not_value("remb", "publishers", "webrtc", "bandwidthEstimation")),
+    Row("Publishers.LLHLS.ServerTimeBasedSegmentNumbering", "segment numbers from the server's clock: they start at 0",
+        _enabled_value("publishers", "llhls", "serverTimeBasedSegmentNumbering")),
+    Row("Publishers.LLHLS.CacheControl", "Cache-Control settings: OME's defaults are sent",
+        _has("publishers", "llhls", "cacheControl")),
+    Row("Publishers.HLS.CacheControl", "Cache-Control settings: OME's defaults are sent",
+        _has("publishers", "hls", "cacheControl")),
+    Row("Publishers.LLHLS.DefaultQueryString", "default query strings: a request's own query is used as is",
+        _has("publishers", "llhls", "defaultQueryString")),
+    Row("Publishers.LLHLS.Dumps.Dump", "dumps started by the configuration: start them with :startHlsDump",
+        _any_enabled("publishers", "llhls", "dumps", "dump")),
+    Row("Publishers.FILE.StreamMap", "recording by stream map: start recordings with :startRecord",
+        _enabled("publishers", "file", "streamMap")),
+    *(Row(f"Publishers.{tag}.StreamMap", "pushing by stream map: start pushes with :startPush",
+          _enabled("publishers", key, "streamMap"))
+      for tag, key in (("Push", "push"), ("RTMPPush", "rtmpPush"), ("SRTPush", "srtPush"),
+                       ("MPEGTSPush", "mpegtsPush"))),
     Row("PersistentStreams", "persistent streams", _has("persistentStreams")),
     Row("TranscodeWebhook", "transcode webhook", _has("transcodeWebhook")),
     Row("EventGenerator", "event generator", _has("eventGenerator")),
