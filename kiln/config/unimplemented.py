@@ -322,6 +322,17 @@ UNOPENED_BINDS = (
 )
 
 
+def app_warnings(app: dict[str, Any]) -> list[str]:
+    """``Application.<element>: not implemented by Kiln, ...`` for one app's JSON, from Server.xml or the API."""
+    return [f"Application.{row.element}: not implemented by Kiln, {row.feature}" for row in APP_ROWS
+            if row.present(app)]
+
+
+def profile_warnings(profile: dict[str, Any]) -> list[str]:
+    """The same for one output profile given alone (``POST``/``PATCH`` of ``outputProfiles``)."""
+    return app_warnings({"outputProfiles": {"outputProfile": [profile]}})
+
+
 def _apps(vhost: dict[str, Any]) -> list[dict[str, Any]]:
     apps = (vhost.get("applications") or {}).get("application") or []
     return [a for a in apps if isinstance(a, dict)]
@@ -354,8 +365,5 @@ def unimplemented_warnings(config: ServerConfig) -> list[str]:
             if config.bind.webrtc_signalling_port is None and _has("providers", "webrtc")(app):
                 out.append(f"vhost {name} app {app.get('name')}: Application.Providers.WebRTC: not opened: WebRTC "
                            f"ingest is served on Server.Bind.Publishers.WebRTC.Signalling, which is not configured")
-            for row in APP_ROWS:
-                if row.present(app):
-                    out.append(f"vhost {name} app {app.get('name')}: Application.{row.element}: "
-                               f"not implemented by Kiln, {row.feature}")
+            out += [f"vhost {name} app {app.get('name')}: {line}" for line in app_warnings(app)]
     return out

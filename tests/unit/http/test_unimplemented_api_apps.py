@@ -1,0 +1,47 @@
+"""An app configured through the API is told what Kiln does not run, as one from Server.xml is at startup: one
+WARNING line per element, in the same words; the API's answer stays OME's."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tests.unit.http.conftest import Api
+
+DRM = ("configuration vhost vh app live: Application.Publishers.LLHLS.DRM: not implemented by Kiln, LL-HLS DRM: "
+       "streams are sent in the clear")
+TEMPLATE = ("configuration vhost vh app live: Application.OutputProfiles.OutputProfile.Playlist.RenditionTemplate: "
+            "not implemented by Kiln, rendition templates: only a playlist's Rendition elements make renditions")
+PROFILE = {"name": "abr", "outputStreamName": "${OriginStreamName}_abr",
+           "encodes": {"videos": [{"name": "v", "bypass": True}]},
+           "playlists": [{"name": "abr", "fileName": "abr",
+                          "renditionTemplates": [{"name": "${Height}p", "videoTemplate": {"encodingType": "all"}}]}]}
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "not implemented" in
+            r.getMessage()]
+
+
+def test_api_apps_and_profiles_warn_what_kiln_does_not_run(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    assert api.post("/v1/vhosts", [{"name": "vh", "host": {"names": ["vh.example"]}}]).status_code == 200
+    plain = api.post("/v1/vhosts/vh/apps", [{"name": "live", "type": "live"}])
+    assert plain.status_code == 200 and _warnings(caplog) == []
+    patched = api.patch("/v1/vhosts/vh/apps/live", {"publishers": {"llhls": {"drm": {"enable": True}}}})
+    assert patched.status_code == 200, patched.text
+    assert _warnings(caplog) == [DRM]
+    caplog.clear()
+    r = api.post("/v1/vhosts/vh/apps/live/outputProfiles", [PROFILE])
+    assert r.status_code == 200, r.text
+    assert _warnings(caplog) == [TEMPLATE]
+    caplog.clear()
+    r = api.patch("/v1/vhosts/vh/apps/live/outputProfiles/abr", {k: v for k, v in PROFILE.items() if k != "name"})
+    assert r.status_code == 200, r.text
+    assert _warnings(caplog) == [TEMPLATE]
+    caplog.clear()
+    made = api.post("/v1/vhosts/vh/apps", [{"name": "other", "type": "live",
+                                            "publishers": {"llhls": {"drm": {"enable": True}}}}])
+    assert made.status_code == 200, made.text
+    assert _warnings(caplog) == [DRM.replace("app live", "app other")]
