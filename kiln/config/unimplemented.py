@@ -231,6 +231,8 @@ def _not_value(expected: str, *keys: str) -> Callable[[dict[str, Any]], bool]:
 
 
 VHOST_ROWS = (
+    Row("VirtualHost.CrossDomains", "CORS headers come from each app's publisher CrossDomains only",
+        _has("crossDomains")),
     Row("VirtualHost.Origins.Origin.Failback", "failing back to the first URL (pulls fail over in turn only)",
         _any_origin(lambda o: is_true(o.get("failback")))),
     Row("VirtualHost.Origins.Properties.StreamFailbackTimeout", "failing back to the first URL",
@@ -256,6 +258,8 @@ APP_ROWS = (
         lambda app: _enabled("outputProfiles", "hwaccels", "decoder")(app)
         or _enabled("outputProfiles", "hwaccels", "encoder")(app)
         or is_true((app.get("outputProfiles") or {}).get("hardwareAcceleration"))),
+    Row("Name (*)", "dynamic application templates: no app is made from it for other names, '*' is an app's "
+        "literal name", lambda app: str(app.get("name", "")).strip() == "*"),
     # transcoding
     Row("OutputProfiles.Decodes.OnlyKeyframes", "decoding keyframes only: every frame is decoded",
         _enabled_value("outputProfiles", "decodes", "onlyKeyframes")),

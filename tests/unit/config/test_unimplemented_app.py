@@ -16,8 +16,8 @@ BASE = """<?xml version="1.0" encoding="UTF-8"?>
   <Name>x</Name><Type>origin</Type><IP>*</IP>
   <Bind><Managers><API><Port>18081</Port></API></Managers><Providers><RTMP><Port>11935</Port></RTMP></Providers>
     <Publishers><LLHLS><Port>13333</Port></LLHLS></Publishers></Bind>
-  <VirtualHosts><VirtualHost><Name>default</Name><Host><Names><Name>*</Name></Names></Host>
-    <Applications><Application><Name>app</Name><Type>live</Type>{app}
+  <VirtualHosts><VirtualHost><Name>default</Name><Host><Names><Name>*</Name></Names></Host>{vhost}
+    <Applications><Application><Name>{name}</Name><Type>live</Type>{app}
       <OutputProfiles>{profiles}
         <OutputProfile><Name>p</Name><OutputStreamName>${{OriginStreamName}}</OutputStreamName>
           <Encodes><Video><Name>v</Name><Bypass>true</Bypass>{video}</Video>
@@ -31,7 +31,7 @@ BASE = """<?xml version="1.0" encoding="UTF-8"?>
   </VirtualHost></VirtualHosts>
 </Server>
 """
-SLOTS = ("app", "profiles", "video", "audio", "playlist", "providers", "llhls", "publishers")
+SLOTS = ("vhost", "app", "profiles", "video", "audio", "playlist", "providers", "llhls", "publishers")
 PREFIX = "vhost default app app: Application."
 
 # (slot, element as written, the warning after PREFIX, the same element set as Kiln behaves: no warning)
@@ -114,9 +114,9 @@ CASES = [
 ]
 
 
-def _check(tmp_path: Path, slot: str, fragment: str) -> str:
+def _check(tmp_path: Path, slot: str, fragment: str, name: str = "app") -> str:
     path = tmp_path / "Server.xml"
-    path.write_text(BASE.format(**{s: fragment if s == slot else "" for s in SLOTS}))
+    path.write_text(BASE.format(name=name, **{s: fragment if s == slot else "" for s in SLOTS}))
     out = io.StringIO()
     assert run_check(str(path), out) == 0, out.getvalue()
     return out.getvalue()
@@ -130,3 +130,18 @@ def test_the_element_is_named_when_set_and_silent_otherwise(tmp_path: Path, slot
     for other in {"", as_kiln_does}:
         text = _check(tmp_path, slot, other)
         assert "not implemented by Kiln" not in text, text
+
+
+def test_a_vhost_cross_domains_is_named(tmp_path: Path) -> None:
+    warning = ("vhost default: VirtualHost.CrossDomains: not implemented by Kiln, CORS headers come from each app's "
+               "publisher CrossDomains only")
+    assert f"  {warning}\n" in _check(tmp_path, "vhost", "<CrossDomains><Url>*</Url></CrossDomains>")
+    assert "not implemented by Kiln" not in _check(tmp_path, "vhost", "")
+
+
+def test_an_app_named_star_is_not_a_dynamic_template(tmp_path: Path) -> None:
+    """OME makes an app for any name from an app named ``*``; Kiln does not, and says so."""
+    warning = ("vhost default app *: Application.Name (*): not implemented by Kiln, dynamic application templates: "
+               "no app is made from it for other names, '*' is an app's literal name")
+    assert f"  {warning}\n" in _check(tmp_path, "app", "", name="*")
+    assert "not implemented by Kiln" not in _check(tmp_path, "app", "", name="live")
