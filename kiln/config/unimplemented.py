@@ -297,8 +297,6 @@ APP_ROWS = (
         _has("publishers", "webrtc", "playoutDelay")),
     Row("Publishers.WebRTC.BandwidthEstimation", "other bandwidth estimation than REMB: viewers' REMB is read",
         _not_value("remb", "publishers", "webrtc", "bandwidthEstimation")),
-    Row("Publishers.LLHLS.ServerTimeBasedSegmentNumbering", "segment numbers from the server's clock: they start at 0",
-        _enabled_value("publishers", "llhls", "serverTimeBasedSegmentNumbering")),
     Row("Publishers.LLHLS.CacheControl", "Cache-Control settings: OME's defaults are sent",
         _has("publishers", "llhls", "cacheControl")),
     Row("Publishers.HLS.CacheControl", "Cache-Control settings: OME's defaults are sent",

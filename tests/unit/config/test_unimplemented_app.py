@@ -87,9 +87,6 @@ CASES = [
     ("publishers", "<WebRTC><BandwidthEstimation>TransportCc</BandwidthEstimation></WebRTC>",
      "Publishers.WebRTC.BandwidthEstimation: not implemented by Kiln, other bandwidth estimation than REMB: viewers' "
      "REMB is read", "<WebRTC><BandwidthEstimation>REMB</BandwidthEstimation></WebRTC>"),
-    ("llhls", "<ServerTimeBasedSegmentNumbering>true</ServerTimeBasedSegmentNumbering>",
-     "Publishers.LLHLS.ServerTimeBasedSegmentNumbering: not implemented by Kiln, segment numbers from the server's "
-     "clock: they start at 0", "<ServerTimeBasedSegmentNumbering>false</ServerTimeBasedSegmentNumbering>"),
     ("llhls", "<CacheControl><SegmentMaxAge>3600</SegmentMaxAge></CacheControl>",
      "Publishers.LLHLS.CacheControl: not implemented by Kiln, Cache-Control settings: OME's defaults are sent", ""),
     ("publishers", "<HLS><CacheControl><SegmentMaxAge>3600</SegmentMaxAge></CacheControl></HLS>",
