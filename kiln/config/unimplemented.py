@@ -291,6 +291,8 @@ APP_ROWS = (
         _has("publishers", "streamWorkerCount")),
     Row("Publishers.DelayBufferTimeMs", "delaying the publishers: streams are published without delay",
         _above_zero("publishers", "delayBufferTimeMs")),
+    Row("Publishers.WebRTC.Rtx", "false: RTX (RFC 4588) is still offered to viewers for NACKed packets",
+        _switched_off("publishers", "webrtc", "rtx")),
     Row("Publishers.WebRTC.JitterBuffer", "the WebRTC jitter buffer: frames are sent as they arrive",
         _enabled_value("publishers", "webrtc", "jitterBuffer")),
     Row("Publishers.WebRTC.PlayoutDelay", "the playout-delay RTP extension: players choose their own delay",

@@ -78,6 +78,9 @@ CASES = [
     ("publishers", "<DelayBufferTimeMs>2000</DelayBufferTimeMs>",
      "Publishers.DelayBufferTimeMs: not implemented by Kiln, delaying the publishers: streams are published without "
      "delay", "<DelayBufferTimeMs>0</DelayBufferTimeMs>"),
+    ("publishers", "<WebRTC><Rtx>false</Rtx></WebRTC>",
+     "Publishers.WebRTC.Rtx: not implemented by Kiln, false: RTX (RFC 4588) is still offered to viewers for NACKed "
+     "packets", "<WebRTC><Rtx>true</Rtx></WebRTC>"),
     ("publishers", "<WebRTC><JitterBuffer>true</JitterBuffer></WebRTC>",
      "Publishers.WebRTC.JitterBuffer: not implemented by Kiln, the WebRTC jitter buffer: frames are sent as they "
      "arrive", "<WebRTC><JitterBuffer>false</JitterBuffer></WebRTC>"),
