@@ -326,6 +326,11 @@ UNOPENED_BINDS = (
 )
 
 
+def vhost_warnings(vhost: dict[str, Any]) -> list[str]:
+    """``VirtualHost.<element>: not implemented by Kiln, ...`` for one vhost's JSON, from Server.xml or the API."""
+    return [f"{row.element}: not implemented by Kiln, {row.feature}" for row in VHOST_ROWS if row.present(vhost)]
+
+
 def app_warnings(app: dict[str, Any]) -> list[str]:
     """``Application.<element>: not implemented by Kiln, ...`` for one app's JSON, from Server.xml or the API."""
     return [f"Application.{row.element}: not implemented by Kiln, {row.feature}" for row in APP_ROWS
@@ -362,9 +367,7 @@ def unimplemented_warnings(config: ServerConfig) -> list[str]:
     out += _server_warnings(config)
     for vhost in config.vhosts:
         name = vhost.get("name")
-        for row in VHOST_ROWS:
-            if row.present(vhost):
-                out.append(f"vhost {name}: {row.element}: not implemented by Kiln, {row.feature}")
+        out += [f"vhost {name}: {line}" for line in vhost_warnings(vhost)]
         for app in _apps(vhost):
             if config.bind.webrtc_signalling_port is None and _has("providers", "webrtc")(app):
                 out.append(f"vhost {name} app {app.get('name')}: Application.Providers.WebRTC: not opened: WebRTC "

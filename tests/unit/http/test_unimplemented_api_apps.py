@@ -45,3 +45,13 @@ def test_api_apps_and_profiles_warn_what_kiln_does_not_run(api: Api, caplog: pyt
                                             "publishers": {"llhls": {"drm": {"enable": True}}}}])
     assert made.status_code == 200, made.text
     assert _warnings(caplog) == [DRM.replace("app live", "app other")]
+
+
+def test_api_vhosts_warn_what_kiln_does_not_run(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    assert api.post("/v1/vhosts", [{"name": "plain", "host": {"names": ["p.example"]}}]).status_code == 200
+    assert _warnings(caplog) == []
+    r = api.post("/v1/vhosts", [{"name": "cors", "host": {"names": ["c.example"]}, "crossDomains": {"urls": ["*"]}}])
+    assert r.status_code == 200, r.text
+    assert _warnings(caplog) == ["configuration vhost cors: VirtualHost.CrossDomains: not implemented by Kiln, CORS "
+                                 "headers come from each app's publisher CrossDomains only"]
