@@ -138,11 +138,23 @@ def _server_warnings(config: ServerConfig) -> list[str]:
     for element, count in _worker_counts(tree.get("bind"), "Server.Bind"):
         out.append(f"{element} ({count}): not implemented by Kiln, the listener is served by Kiln's event loop "
                    f"(media work runs on Kiln's own threads)")
+    bind = tree.get("bind") if isinstance(tree.get("bind"), dict) else {}
+    ingest_ice = _dig(bind, "providers", "webrtc", "iceCandidates")
+    play_ice = _dig(bind, "publishers", "webrtc", "iceCandidates")
+    if isinstance(ingest_ice, dict) and isinstance(play_ice, dict) and ingest_ice != play_ice:
+        out.append("Server.Bind.Providers.WebRTC.IceCandidates: not implemented by Kiln, WebRTC ingest shares "
+                   "Server.Bind.Publishers.WebRTC.IceCandidates (its ports, TcpRelay and TcpForce), which differ")
     ingest_tls = _port_text(tree, "bind", "providers", "webrtc", "signalling", "tlsPort")
     if ingest_tls is not None and ingest_tls != str(config.bind.webrtc_signalling_tls_port):
         out.append(f"Server.Bind.Providers.WebRTC.Signalling.TLSPort ({ingest_tls}): not implemented by Kiln, "
                    f"WebRTC ingest over TLS is served only on Server.Bind.Publishers.WebRTC.Signalling.TLSPort")
     return out
+
+
+def _dig(node: Any, *keys: str) -> Any:
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
 
 
 def _port_text(tree: dict[str, Any], *keys: str) -> str | None:

@@ -57,6 +57,10 @@ CASES = [
     ("rtmp", "<WorkerCount>2</WorkerCount>",
      "Server.Bind.Providers.RTMP.WorkerCount (2): not implemented by Kiln, the listener is served by Kiln's event "
      "loop (media work runs on Kiln's own threads)", ""),
+    ("providers", "<WebRTC><IceCandidates><IceCandidate>*:10010/udp</IceCandidate></IceCandidates></WebRTC>",
+     "Server.Bind.Providers.WebRTC.IceCandidates: not implemented by Kiln, WebRTC ingest shares "
+     "Server.Bind.Publishers.WebRTC.IceCandidates (its ports, TcpRelay and TcpForce), which differ",
+     "<WebRTC><IceCandidates><IceCandidate>*:10000/udp</IceCandidate></IceCandidates></WebRTC>"),
     ("providers", "<WebRTC><Signalling><Port>13333</Port><TLSPort>13334</TLSPort></Signalling></WebRTC>",
      "Server.Bind.Providers.WebRTC.Signalling.TLSPort (13334): not implemented by Kiln, WebRTC ingest over TLS "
      "is served only on Server.Bind.Publishers.WebRTC.Signalling.TLSPort",
