@@ -43,6 +43,7 @@ from kiln.config.errors import ConfigLoadError
 from kiln.config.hosts import HostRouter
 from kiln.config.limits import MEDIA_DEFAULTS, ConnectionLimits
 from kiln.config.tls import SniCertificates
+from kiln.config.unimplemented import app_warnings, vhost_warnings
 from kiln.config.write_roots import WriteRoots, config_file_roots
 from kiln.control_cpu import free_thread
 from kiln.delivery.webhooks import Deliveries, Target
@@ -175,6 +176,19 @@ def _keeping(lists: Iterable[list[StoredFields]], kept: deque[StoredFields]) -> 
         yield rows
 
 
+def _warn_unimplemented_api_config(vhosts: list[VhostState]) -> None:
+    """Vhosts and apps made through the API and recovered from the journal are told, at every start, what Kiln
+    does not run of them, as Server.xml's are (``kiln.cli`` logs those, read-only here, before opening)."""
+    for vhost in vhosts:
+        if not vhost.read_only:
+            for line in vhost_warnings(vhost.config):
+                log.warning("configuration vhost %s: %s", vhost.name, line)
+        for app in vhost.apps:
+            if not app.read_only:
+                for line in app_warnings(app.config):
+                    log.warning("configuration vhost %s app %s: %s", vhost.name, app.name, line)
+
+
 class KilnService:
     def __init__(self, config: Any, data_dir: Path, *, config_name: str = "(embedded default)",
                  snapshot_every: int = 10_000, fsync: bool = True,
@@ -271,7 +285,9 @@ class KilnService:
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission,
                                        sessions=JournalSessions(self.events), pulls=OriginGate(self.directory)))
         notes = self._journal_recovery(snapshot_seq, replayed)
-        self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.media_certificates,
+        recovered = self._recovered_vhosts()
+        _warn_unimplemented_api_config(recovered)
+        self.server_ref = ServerActor.start(self.actors, recovered, self.media_certificates,
                                             resolve_path=self.config.resolve_path)
         self._wait_for_actor_tree()
         self._start_subscriptions()

@@ -4,10 +4,12 @@ WARNING line per element, in the same words; the API's answer stays OME's."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
-from tests.unit.http.conftest import Api
+from tests.unit.http.conftest import Api, start_service
 
 DRM = ("configuration vhost vh app live: Application.Publishers.LLHLS.DRM: not implemented by Kiln, LL-HLS DRM: "
        "streams are sent in the clear")
@@ -55,3 +57,29 @@ def test_api_vhosts_warn_what_kiln_does_not_run(api: Api, caplog: pytest.LogCapt
     assert r.status_code == 200, r.text
     assert _warnings(caplog) == ["configuration vhost cors: VirtualHost.CrossDomains: not implemented by Kiln, CORS "
                                  "headers come from each app's publisher CrossDomains only"]
+
+
+def test_recovered_api_apps_are_warned_at_every_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Server.xml's apps are warned at each start by ``kiln serve``; API-made ones, recovered from the journal, by the
+    service as it opens (the config's read-only ones are not repeated)."""
+    data = tmp_path / "data"
+    first = start_service(data)
+    try:
+        app = first.build_api()
+        with TestClient(app.starlette, base_url="http://kiln.test") as client:
+            api = Api(client)
+            assert api.post("/v1/vhosts", [{"name": "vh", "host": {"names": ["vh.example"]},
+                                            "crossDomains": {"urls": ["*"]}}]).status_code == 200
+            assert api.post("/v1/vhosts/vh/apps", [{"name": "live", "type": "live", "publishers": {
+                "llhls": {"drm": {"enable": True}}}}]).status_code == 200
+    finally:
+        first.close()
+    caplog.clear()
+    caplog.set_level(logging.WARNING)
+    again = start_service(data)
+    try:
+        assert _warnings(caplog) == [
+            "configuration vhost vh: VirtualHost.CrossDomains: not implemented by Kiln, CORS headers come from each "
+            "app's publisher CrossDomains only", DRM]
+    finally:
+        again.close()
