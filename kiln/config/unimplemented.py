@@ -136,7 +136,7 @@ def _server_warnings(config: ServerConfig) -> list[str]:
         if row.present(tree):
             out.append(f"{row.element}: not implemented by Kiln, {row.feature}")
     for element, count in _worker_counts(tree.get("bind"), "Server.Bind"):
-        out.append(f"{element} ({count}): not implemented by Kiln, the listener is served by Kiln's event loop "
+        out.append(f"{element} ({count}): not implemented by Kiln, Kiln's event loop serves it "
                    f"(media work runs on Kiln's own threads)")
     bind = tree.get("bind") if isinstance(tree.get("bind"), dict) else {}
     ingest_ice = _dig(bind, "providers", "webrtc", "iceCandidates")

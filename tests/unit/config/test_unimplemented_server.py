@@ -52,11 +52,11 @@ CASES = [
      "addresses are not added as ICE candidates (one address is advertised per session)",
      "<EnableLinkLocalAddress>false</EnableLinkLocalAddress>"),
     ("api", "<WorkerCount>4</WorkerCount>",
-     "Server.Bind.Managers.API.WorkerCount (4): not implemented by Kiln, the listener is served by Kiln's event "
-     "loop (media work runs on Kiln's own threads)", ""),
+     "Server.Bind.Managers.API.WorkerCount (4): not implemented by Kiln, Kiln's event loop serves it "
+     "(media work runs on Kiln's own threads)", ""),
     ("rtmp", "<WorkerCount>2</WorkerCount>",
-     "Server.Bind.Providers.RTMP.WorkerCount (2): not implemented by Kiln, the listener is served by Kiln's event "
-     "loop (media work runs on Kiln's own threads)", ""),
+     "Server.Bind.Providers.RTMP.WorkerCount (2): not implemented by Kiln, Kiln's event loop serves it "
+     "(media work runs on Kiln's own threads)", ""),
     ("providers", "<WebRTC><IceCandidates><IceCandidate>*:10010/udp</IceCandidate></IceCandidates></WebRTC>",
      "Server.Bind.Providers.WebRTC.IceCandidates: not implemented by Kiln, WebRTC ingest shares "
      "Server.Bind.Publishers.WebRTC.IceCandidates (its ports, TcpRelay and TcpForce), which differ",
