@@ -243,7 +243,7 @@ def _not_value(expected: str, *keys: str) -> Callable[[dict[str, Any]], bool]:
 
 
 VHOST_ROWS = (
-    Row("VirtualHost.CrossDomains", "CORS headers come from each app's publisher CrossDomains only",
+    Row("VirtualHost.CrossDomains", "no default CORS for the vhost's apps: set CrossDomains in each app's publishers",
         _has("crossDomains")),
     Row("VirtualHost.Origins.Origin.Failback", "failing back to the first URL (pulls fail over in turn only)",
         _any_origin(lambda o: is_true(o.get("failback")))),

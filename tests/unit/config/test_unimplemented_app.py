@@ -133,8 +133,8 @@ def test_the_element_is_named_when_set_and_silent_otherwise(tmp_path: Path, slot
 
 
 def test_a_vhost_cross_domains_is_named(tmp_path: Path) -> None:
-    warning = ("vhost default: VirtualHost.CrossDomains: not implemented by Kiln, CORS headers come from each app's "
-               "publisher CrossDomains only")
+    warning = ("vhost default: VirtualHost.CrossDomains: not implemented by Kiln, no default CORS for the vhost's "
+               "apps: set CrossDomains in each app's publishers")
     assert f"  {warning}\n" in _check(tmp_path, "vhost", "<CrossDomains><Url>*</Url></CrossDomains>")
     assert "not implemented by Kiln" not in _check(tmp_path, "vhost", "")
 

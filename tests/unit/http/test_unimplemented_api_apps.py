@@ -55,8 +55,8 @@ def test_api_vhosts_warn_what_kiln_does_not_run(api: Api, caplog: pytest.LogCapt
     assert _warnings(caplog) == []
     r = api.post("/v1/vhosts", [{"name": "cors", "host": {"names": ["c.example"]}, "crossDomains": {"urls": ["*"]}}])
     assert r.status_code == 200, r.text
-    assert _warnings(caplog) == ["configuration vhost cors: VirtualHost.CrossDomains: not implemented by Kiln, CORS "
-                                 "headers come from each app's publisher CrossDomains only"]
+    assert _warnings(caplog) == ["configuration vhost cors: VirtualHost.CrossDomains: not implemented by Kiln, no "
+                                 "default CORS for the vhost's apps: set CrossDomains in each app's publishers"]
 
 
 def test_recovered_api_apps_are_warned_at_every_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -79,7 +79,7 @@ def test_recovered_api_apps_are_warned_at_every_start(tmp_path: Path, caplog: py
     again = start_service(data)
     try:
         assert _warnings(caplog) == [
-            "configuration vhost vh: VirtualHost.CrossDomains: not implemented by Kiln, CORS headers come from each "
-            "app's publisher CrossDomains only", DRM]
+            "configuration vhost vh: VirtualHost.CrossDomains: not implemented by Kiln, no default CORS for the "
+            "vhost's apps: set CrossDomains in each app's publishers", DRM]
     finally:
         again.close()
