@@ -43,6 +43,7 @@ from kiln.config.errors import ConfigLoadError
 from kiln.config.hosts import HostRouter
 from kiln.config.limits import MEDIA_DEFAULTS, ConnectionLimits
 from kiln.config.tls import SniCertificates
+from kiln.config.unimplemented import app_warnings, vhost_warnings
 from kiln.config.write_roots import WriteRoots, config_file_roots
 from kiln.control_cpu import free_thread
 from kiln.delivery.webhooks import Deliveries, Target
@@ -68,7 +69,7 @@ from kiln.journal.query import JournalQuery
 from kiln.journal.reader import StoredFields, as_record
 from kiln.journal.reserve import DEFAULT_RESERVE_BYTES
 from kiln.journal.segments import journal_dir
-from kiln.media.publish.llhls.tls_server import ALPN, H2Listener
+from kiln.media.publish.llhls.tls_server import H2Listener, alpn_protocols
 from kiln.media.publish.record.recovery import recover_inflight
 from kiln.media.publish.webrtc.audit import JournalSessions
 from kiln.media.rtc.connect_race import quiet_closed_connects
@@ -175,6 +176,19 @@ def _keeping(lists: Iterable[list[StoredFields]], kept: deque[StoredFields]) -> 
         yield rows
 
 
+def _warn_unimplemented_api_config(vhosts: list[VhostState]) -> None:
+    """Vhosts and apps made through the API and recovered from the journal are told, at every start, what Kiln
+    does not run of them, as Server.xml's are (``kiln.cli`` logs those, read-only here, before opening)."""
+    for vhost in vhosts:
+        if not vhost.read_only:
+            for line in vhost_warnings(vhost.config):
+                log.warning("configuration vhost %s: %s", vhost.name, line)
+        for app in vhost.apps:
+            if not app.read_only:
+                for line in app_warnings(app.config):
+                    log.warning("configuration vhost %s app %s: %s", vhost.name, app.name, line)
+
+
 class KilnService:
     def __init__(self, config: Any, data_dir: Path, *, config_name: str = "(embedded default)",
                  snapshot_every: int = 10_000, fsync: bool = True,
@@ -271,7 +285,9 @@ class KilnService:
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission,
                                        sessions=JournalSessions(self.events), pulls=OriginGate(self.directory)))
         notes = self._journal_recovery(snapshot_seq, replayed)
-        self.server_ref = ServerActor.start(self.actors, self._recovered_vhosts(), self.media_certificates,
+        recovered = self._recovered_vhosts()
+        _warn_unimplemented_api_config(recovered)
+        self.server_ref = ServerActor.start(self.actors, recovered, self.media_certificates,
                                             resolve_path=self.config.resolve_path)
         self._wait_for_actor_tree()
         self._start_subscriptions()
@@ -543,12 +559,13 @@ class KilnService:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _llhls_tls_listener(self, host: str) -> H2Listener | None:
-        """LL-HLS over HTTP/2 on Bind/Publishers/LLHLS/TLSPort, the certificate chosen by SNI among the vhosts'
-        Host/TLS; None (logged) when the port is not configured or no vhost has a certificate that loads."""
+        """LL-HLS over HTTP/2 on Bind/Publishers/LLHLS/TLSPort (HTTP/1.1 only with Modules/HTTP2/Enable false), the
+        certificate chosen by SNI among the vhosts' Host/TLS; None (logged) when the port is not configured or no
+        vhost has a certificate that loads."""
         port, app = self.config.bind.llhls_tls_port, self.media.llhls_tls_app()
         if port is None or app is None:
             return None
-        context = self.media_certificates.listener_context(ALPN)
+        context = self.media_certificates.listener_context(alpn_protocols(self.config.modules.http2))
         if context is None:
             log.error("llhls tls port not opened port=%d: no vhost has a Host/TLS certificate that loads", port)
             return None

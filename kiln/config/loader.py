@@ -101,6 +101,7 @@ def _load(data: bytes, base_dir: Path, source: str, environ: Mapping[str, str] |
     _expand_includes(root, base_dir, env, converter.warnings)
     tree = converter.convert(root, SERVER, "Server")
     config = _build(tree, source, converter)
+    config.tree = tree
     config.base_dir = base_dir
     config.source = source
     config.warnings = converter.warnings

@@ -73,6 +73,8 @@ class ServerConfig:
     metrics_auth: bool = True     # Managers/Metrics/Auth: false serves GET /metrics without the token
     subscriptions: list[dict[str, Any]] = field(default_factory=list)  # Managers/Subscriptions, as API bodies
     warnings: list[str] = field(default_factory=list)
+    # the whole <Server> element as JSON: kiln.config.unimplemented looks in it for what Kiln does not run
+    tree: dict[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = ""     # file path, or "(embedded default)"
 

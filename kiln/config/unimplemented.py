@@ -61,6 +61,18 @@ def _enabled_value(*keys: str) -> Callable[[dict[str, Any]], bool]:
     return present
 
 
+def _switched_off(*keys: str) -> Callable[[dict[str, Any]], bool]:
+    """A switch at this key path is given and not true (``<Enable>false</Enable>``)."""
+
+    def present(node: dict[str, Any]) -> bool:
+        value: Any = node
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value is not None and not isinstance(value, dict) and not is_true(value)
+
+    return present
+
+
 def _any_origin(test: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, Any]], bool]:
     """Some ``Origins/Origin`` of the vhost passes ``test``."""
 
@@ -73,7 +85,166 @@ def _any_origin(test: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, A
     return present
 
 
+_LINK_LOCAL = "link-local addresses are not added as ICE candidates (one address is advertised per session)"
+# Server-level elements, looked up in the <Server> element as JSON (ServerConfig.tree).
+SERVER_ROWS = (
+    Row("Server.PrivacyProtection", "client addresses are kept whole in logs, the journal and the API",
+        _enabled_value("privacyProtection")),
+    Row("Server.Modules.LLHLS.Enable", "false: LL-HLS is still served with parts and blocking reloads",
+        _switched_off("modules", "llhls", "enable")),
+    Row("Server.Modules.DynamicAppRemoval", "applications are never removed for being unused",
+        _enabled("modules", "dynamicAppRemoval")),
+    Row("Server.Alert", "no alert is ever sent", _has("alert")),
+    Row("Server.Defaults.CrossDomains", "CORS headers come from each app's publisher CrossDomains only",
+        _has("defaults", "crossDomains")),
+    Row("Server.Managers.API.Storage", "API-made vhosts and apps are kept in Kiln's journal in the data dir, "
+        "nothing is written to Storage.Path", _enabled("managers", "api", "storage")),
+    Row("Server.Bind.Providers.WebRTC.IceCandidates.EnableLinkLocalAddress",
+        _LINK_LOCAL,
+        _enabled_value("bind", "providers", "webrtc", "iceCandidates", "enableLinkLocalAddress")),
+    Row("Server.Bind.Publishers.WebRTC.IceCandidates.EnableLinkLocalAddress",
+        _LINK_LOCAL,
+        _enabled_value("bind", "publishers", "webrtc", "iceCandidates", "enableLinkLocalAddress")),
+)
+
+
+def _worker_counts(node: Any, path: str) -> list[tuple[str, str]]:
+    """Every ``WorkerCount`` under ``Bind`` (element path, value): OME's thread counts per listener."""
+    if not isinstance(node, dict):
+        return []
+    out = []
+    for key, value in node.items():
+        tag = key[:1].upper() + key[1:] if key not in _BIND_TAGS else _BIND_TAGS[key]
+        if key == "workerCount" and not isinstance(value, dict):
+            out.append((f"{path}.WorkerCount", str(value)))
+        else:
+            out += _worker_counts(value, f"{path}.{tag}")
+    return out
+
+
+_BIND_TAGS = {"api": "API", "rtmp": "RTMP", "srt": "SRT", "mpegts": "MPEGTS", "webrtc": "WebRTC", "rtspc": "RTSPC",
+              "ovt": "OVT", "file": "File", "llhls": "LLHLS", "hls": "HLS"}
+
+
+def _server_warnings(config: ServerConfig) -> list[str]:
+    out = []
+    tree = config.tree
+    if len(config.ips) > 1:
+        out.append(f"Server.IP ({', '.join(config.ips[1:])}): not implemented by Kiln, only the first IP "
+                   f"({config.ips[0]}) is bound")
+    for row in SERVER_ROWS:
+        if row.present(tree):
+            out.append(f"{row.element}: not implemented by Kiln, {row.feature}")
+    for element, count in _worker_counts(tree.get("bind"), "Server.Bind"):
+        out.append(f"{element} ({count}): not implemented by Kiln, Kiln's event loop serves it "
+                   f"(media work runs on Kiln's own threads)")
+    bind = tree.get("bind") if isinstance(tree.get("bind"), dict) else {}
+    ingest_ice = _dig(bind, "providers", "webrtc", "iceCandidates")
+    play_ice = _dig(bind, "publishers", "webrtc", "iceCandidates")
+    if isinstance(ingest_ice, dict) and isinstance(play_ice, dict) and ingest_ice != play_ice:
+        out.append("Server.Bind.Providers.WebRTC.IceCandidates: not implemented by Kiln, WebRTC ingest shares "
+                   "Server.Bind.Publishers.WebRTC.IceCandidates (its ports, TcpRelay and TcpForce), which differ")
+    ingest_tls = _port_text(tree, "bind", "providers", "webrtc", "signalling", "tlsPort")
+    if ingest_tls is not None and ingest_tls != str(config.bind.webrtc_signalling_tls_port):
+        out.append(f"Server.Bind.Providers.WebRTC.Signalling.TLSPort ({ingest_tls}): not implemented by Kiln, "
+                   f"WebRTC ingest over TLS is served only on Server.Bind.Publishers.WebRTC.Signalling.TLSPort")
+    return out
+
+
+def _dig(node: Any, *keys: str) -> Any:
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _port_text(tree: dict[str, Any], *keys: str) -> str | None:
+    value: Any = tree
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return None if value is None or isinstance(value, dict) else str(value).strip()
+
+
+def _profiles(app: dict[str, Any]) -> list[dict[str, Any]]:
+    profiles = app.get("outputProfiles")
+    found = profiles.get("outputProfile") if isinstance(profiles, dict) else None
+    return [p for p in found if isinstance(p, dict)] if isinstance(found, list) else []
+
+
+def _any_encode(key: str, kinds: tuple[str, ...] = ("videos", "audios", "images")) -> Callable[[dict[str, Any]], bool]:
+    """Some encode of some output profile sets ``key`` (to anything but an empty text)."""
+
+    def present(app: dict[str, Any]) -> bool:
+        for profile in _profiles(app):
+            encodes = profile.get("encodes")
+            if not isinstance(encodes, dict):
+                continue
+            for kind in kinds:
+                items = encodes.get(kind)
+                for encode in items if isinstance(items, list) else []:
+                    if isinstance(encode, dict) and encode.get(key) not in (None, "", {}):
+                        return True
+        return False
+
+    return present
+
+
+def _any_playlist(key: str) -> Callable[[dict[str, Any]], bool]:
+    """Some playlist of some output profile has ``key``."""
+
+    def present(app: dict[str, Any]) -> bool:
+        for profile in _profiles(app):
+            playlists = profile.get("playlists")
+            for playlist in playlists if isinstance(playlists, list) else []:
+                if isinstance(playlist, dict) and playlist.get(key) not in (None, [], ""):
+                    return True
+        return False
+
+    return present
+
+
+def _any_enabled(*keys: str) -> Callable[[dict[str, Any]], bool]:
+    """Some item of the list at this key path has ``Enable`` true (``Dumps/Dump``)."""
+
+    def present(node: dict[str, Any]) -> bool:
+        value: Any = node
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        items = value if isinstance(value, list) else [value]
+        return any(isinstance(item, dict) and is_true(item.get("enable")) for item in items)
+
+    return present
+
+
+def _above_zero(*keys: str) -> Callable[[dict[str, Any]], bool]:
+    """A number at this key path is above 0."""
+
+    def present(node: dict[str, Any]) -> bool:
+        value: Any = node
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        try:
+            return value is not None and not isinstance(value, dict) and float(str(value)) > 0
+        except ValueError:
+            return True  # not a number: OME would read something, Kiln reads nothing
+
+    return present
+
+
+def _not_value(expected: str, *keys: str) -> Callable[[dict[str, Any]], bool]:
+    """A value at this key path is given and is not ``expected`` (case-insensitive)."""
+
+    def present(node: dict[str, Any]) -> bool:
+        value: Any = node
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value is not None and str(value).strip().lower() != expected.lower()
+
+    return present
+
+
 VHOST_ROWS = (
+    Row("VirtualHost.CrossDomains", "no default CORS for the vhost's apps: set CrossDomains in each app's publishers",
+        _has("crossDomains")),
     Row("VirtualHost.Origins.Origin.Failback", "failing back to the first URL (pulls fail over in turn only)",
         _any_origin(lambda o: is_true(o.get("failback")))),
     Row("VirtualHost.Origins.Properties.StreamFailbackTimeout", "failing back to the first URL",
@@ -99,6 +270,61 @@ APP_ROWS = (
         lambda app: _enabled("outputProfiles", "hwaccels", "decoder")(app)
         or _enabled("outputProfiles", "hwaccels", "encoder")(app)
         or is_true((app.get("outputProfiles") or {}).get("hardwareAcceleration"))),
+    Row("Name (*)", "dynamic application templates: no app is made from it for other names, '*' is an app's "
+        "literal name", lambda app: str(app.get("name", "")).strip() == "*"),
+    # transcoding
+    Row("OutputProfiles.Decodes.OnlyKeyframes", "decoding keyframes only: every frame is decoded",
+        _enabled_value("outputProfiles", "decodes", "onlyKeyframes")),
+    Row("Decodes.OnlyKeyframes", "decoding keyframes only: every frame is decoded",
+        _enabled_value("decodes", "onlyKeyframes")),
+    Row("OutputProfiles.MediaOptions", "output media options: input tracks are used as they arrive",
+        _has("outputProfiles", "mediaOptions")),
+    *(Row(f"OutputProfiles.OutputProfile.Encodes.{tag}.Modules", "choosing the encoder module: Kiln encodes with "
+          "FFmpeg's libx264, libx265, libvpx, aac, libopus and its image encoders", _any_encode("modules", (kind,)))
+      for tag, kind in (("Video", "videos"), ("Audio", "audios"), ("Image", "images"))),
+    Row("OutputProfiles.OutputProfile.Encodes.Video.Lookahead", "encoder lookahead: x264's default is used",
+        _any_encode("lookahead", ("videos",))),
+    Row("OutputProfiles.OutputProfile.Playlist.RenditionTemplate", "rendition templates: only a playlist's "
+        "Rendition elements make renditions", _any_playlist("renditionTemplates")),
+    Row("Providers.RTMP.PassthroughOutputProfile", "passthrough: the stream goes through the output profiles",
+        _has("providers", "rtmp", "passthroughOutputProfile")),
+    Row("Providers.SRT.PassthroughOutputProfile", "passthrough: the stream goes through the output profiles",
+        _has("providers", "srt", "passthroughOutputProfile")),
+    Row("Providers.MPEGTS.PassthroughOutputProfile", "passthrough: the stream goes through the output profiles",
+        _has("providers", "mpegts", "passthroughOutputProfile")),
+    Row("Providers.WebRTC.PassthroughOutputProfile", "passthrough: the stream goes through the output profiles",
+        _has("providers", "webrtc", "passthroughOutputProfile")),
+    Row("Providers.SRT.AudioMap", "naming SRT audio tracks: they keep the names the stream gives them",
+        _has("providers", "srt", "audioMap")),
+    # publishing
+    Row("Publishers.AppWorkerCount", "publisher worker threads: Kiln sizes its own",
+        _has("publishers", "appWorkerCount")),
+    Row("Publishers.StreamWorkerCount", "publisher worker threads: Kiln sizes its own",
+        _has("publishers", "streamWorkerCount")),
+    Row("Publishers.DelayBufferTimeMs", "delaying the publishers: streams are published without delay",
+        _above_zero("publishers", "delayBufferTimeMs")),
+    Row("Publishers.WebRTC.Rtx", "false: RTX (RFC 4588) is still offered to viewers for NACKed packets",
+        _switched_off("publishers", "webrtc", "rtx")),
+    Row("Publishers.WebRTC.JitterBuffer", "the WebRTC jitter buffer: frames are sent as they arrive",
+        _enabled_value("publishers", "webrtc", "jitterBuffer")),
+    Row("Publishers.WebRTC.PlayoutDelay", "the playout-delay RTP extension: players choose their own delay",
+        _has("publishers", "webrtc", "playoutDelay")),
+    Row("Publishers.WebRTC.BandwidthEstimation", "other bandwidth estimation than REMB: viewers' REMB is read",
+        _not_value("remb", "publishers", "webrtc", "bandwidthEstimation")),
+    Row("Publishers.LLHLS.CacheControl", "Cache-Control settings: OME's defaults are sent",
+        _has("publishers", "llhls", "cacheControl")),
+    Row("Publishers.HLS.CacheControl", "Cache-Control settings: OME's defaults are sent",
+        _has("publishers", "hls", "cacheControl")),
+    Row("Publishers.LLHLS.DefaultQueryString", "default query strings: a request's own query is used as is",
+        _has("publishers", "llhls", "defaultQueryString")),
+    Row("Publishers.LLHLS.Dumps.Dump", "dumps started by the configuration: start them with :startHlsDump",
+        _any_enabled("publishers", "llhls", "dumps", "dump")),
+    Row("Publishers.FILE.StreamMap", "recording by stream map: start recordings with :startRecord",
+        _enabled("publishers", "file", "streamMap")),
+    *(Row(f"Publishers.{tag}.StreamMap", "pushing by stream map: start pushes with :startPush",
+          _enabled("publishers", key, "streamMap"))
+      for tag, key in (("Push", "push"), ("RTMPPush", "rtmpPush"), ("SRTPush", "srtPush"),
+                       ("MPEGTSPush", "mpegtsPush"))),
     Row("PersistentStreams", "persistent streams", _has("persistentStreams")),
     Row("TranscodeWebhook", "transcode webhook", _has("transcodeWebhook")),
     Row("EventGenerator", "event generator", _has("eventGenerator")),
@@ -110,6 +336,22 @@ UNOPENED_BINDS = (
     ("webrtc_signalling_tls_port", "Bind.Publishers.WebRTC.Signalling.TLSPort", "WebRTC signalling (TLS)"),
     ("hls_tls_port", "Bind.Publishers.HLS.TLSPort", "HLS v3 (TLS)"),
 )
+
+
+def vhost_warnings(vhost: dict[str, Any]) -> list[str]:
+    """``VirtualHost.<element>: not implemented by Kiln, ...`` for one vhost's JSON, from Server.xml or the API."""
+    return [f"{row.element}: not implemented by Kiln, {row.feature}" for row in VHOST_ROWS if row.present(vhost)]
+
+
+def app_warnings(app: dict[str, Any]) -> list[str]:
+    """``Application.<element>: not implemented by Kiln, ...`` for one app's JSON, from Server.xml or the API."""
+    return [f"Application.{row.element}: not implemented by Kiln, {row.feature}" for row in APP_ROWS
+            if row.present(app)]
+
+
+def profile_warnings(profile: dict[str, Any]) -> list[str]:
+    """The same for one output profile given alone (``POST``/``PATCH`` of ``outputProfiles``)."""
+    return app_warnings({"outputProfiles": {"outputProfile": [profile]}})
 
 
 def _apps(vhost: dict[str, Any]) -> list[dict[str, Any]]:
@@ -134,17 +376,13 @@ def unimplemented_warnings(config: ServerConfig) -> list[str]:
                    f"Kiln's event loop")
     if config.modules.p2p:
         out.append("Server.Modules.P2P: not implemented by Kiln, peer-to-peer delivery is off")
+    out += _server_warnings(config)
     for vhost in config.vhosts:
         name = vhost.get("name")
-        for row in VHOST_ROWS:
-            if row.present(vhost):
-                out.append(f"vhost {name}: {row.element}: not implemented by Kiln, {row.feature}")
+        out += [f"vhost {name}: {line}" for line in vhost_warnings(vhost)]
         for app in _apps(vhost):
             if config.bind.webrtc_signalling_port is None and _has("providers", "webrtc")(app):
                 out.append(f"vhost {name} app {app.get('name')}: Application.Providers.WebRTC: not opened: WebRTC "
                            f"ingest is served on Server.Bind.Publishers.WebRTC.Signalling, which is not configured")
-            for row in APP_ROWS:
-                if row.present(app):
-                    out.append(f"vhost {name} app {app.get('name')}: Application.{row.element}: "
-                               f"not implemented by Kiln, {row.feature}")
+            out += [f"vhost {name} app {app.get('name')}: {line}" for line in app_warnings(app)]
     return out

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.responses import Response
 
 from kiln.actors.base import ask
 from kiln.actors.commands import CreateApps, DeleteApp, PatchApp
+from kiln.config.unimplemented import app_warnings
 from kiln.errors import read_only
 from kiln.http.envelope import multi_status, ok, ok_encoded
 from kiln.http.lookups import app_ref, need_app, need_vhost, vhost_ref
 from kiln.http.rendered import RenderedJson
 from kiln.http.router import APP, VHOST, Call, Router
+
+log = logging.getLogger(__name__)
+
+
+def warn_unimplemented(vhost: str, app: object, lines: list[str]) -> None:
+    """An app configured through the API is told about what Kiln does not run as one from Server.xml is at
+    startup: one WARNING line per element, in the same words (the API's answer stays OME's)."""
+    for line in lines:
+        log.warning("configuration vhost %s app %s: %s", vhost, app, line)
 
 
 def with_reserved_mpegts_streams(config: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +60,9 @@ def register(router: Router, api: Any) -> None:
         if vhost.read_only:
             raise read_only(vhost.name)
         results = await ask(vhost_ref(ctx, vhost.name), CreateApps(call.body))
+        for result in results:
+            if result.error is None and isinstance(result.response, dict):
+                warn_unimplemented(vhost.name, result.response.get("name"), app_warnings(result.response))
         return multi_status(results)
 
     async def get_app(call: Call) -> Response:
@@ -63,7 +77,10 @@ def register(router: Router, api: Any) -> None:
 
     async def patch_app(call: Call) -> Response:
         need_app(ctx, call.params["vhost"], call.params["app"])
-        return ok(await ask(app_ref(ctx, call.params["vhost"], call.params["app"]), PatchApp(call.body)))
+        config = await ask(app_ref(ctx, call.params["vhost"], call.params["app"]), PatchApp(call.body))
+        if isinstance(config, dict):
+            warn_unimplemented(call.params["vhost"], call.params["app"], app_warnings(config))
+        return ok(config)
 
     async def delete_app(call: Call) -> Response:
         need_app(ctx, call.params["vhost"], call.params["app"])

@@ -8,8 +8,10 @@ from starlette.responses import Response
 
 from kiln.actors.base import ask
 from kiln.actors.commands import AddOutputProfiles, DeleteOutputProfile, ReplaceOutputProfile
+from kiln.config.unimplemented import profile_warnings
 from kiln.domain.app_config import profiles_of
 from kiln.errors import ApiError, read_only
+from kiln.http.apps import warn_unimplemented
 from kiln.http.envelope import multi_status, ok
 from kiln.http.lookups import app_ref, need_app, need_vhost
 from kiln.http.router import APP, PROFILE, VHOST, Call, Router
@@ -31,7 +33,11 @@ def register(router: Router, api: Any) -> None:
     async def create_profiles(call: Call) -> Response:
         writable_app(call)
         ref = app_ref(ctx, call.params["vhost"], call.params["app"])
-        return multi_status(await ask(ref, AddOutputProfiles(call.body)))
+        results = await ask(ref, AddOutputProfiles(call.body))
+        for result in results:
+            if result.error is None and isinstance(result.response, dict):
+                warn_unimplemented(call.params["vhost"], call.params["app"], profile_warnings(result.response))
+        return multi_status(results)
 
     async def get_profile(call: Call) -> Response:
         view = need_app(ctx, call.params["vhost"], call.params["app"])
@@ -44,7 +50,10 @@ def register(router: Router, api: Any) -> None:
     async def patch_profile(call: Call) -> Response:
         writable_app(call)
         ref = app_ref(ctx, call.params["vhost"], call.params["app"])
-        return ok(await ask(ref, ReplaceOutputProfile(call.params["profile"], call.body)))
+        profile = await ask(ref, ReplaceOutputProfile(call.params["profile"], call.body))
+        if isinstance(profile, dict):
+            warn_unimplemented(call.params["vhost"], call.params["app"], profile_warnings(profile))
+        return ok(profile)
 
     async def delete_profile(call: Call) -> Response:
         writable_app(call)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.responses import Response
 
 from kiln.actors.base import ask
 from kiln.actors.commands import CreateVhosts, DeleteVhost, ReloadCertificates
+from kiln.config.unimplemented import vhost_warnings
 from kiln.errors import ApiError
 from kiln.http.envelope import multi_status, ok, ok_encoded
 from kiln.http.lookups import need_vhost
 from kiln.http.rendered import RenderedJson
 from kiln.http.router import VHOST, Call, Router
+
+log = logging.getLogger(__name__)
 
 
 def register(router: Router, api: Any) -> None:
@@ -29,7 +33,12 @@ def register(router: Router, api: Any) -> None:
         return ok(ctx.catalog.vhost_names())
 
     async def create_vhosts(call: Call) -> Response:
-        return multi_status(await ask(server(), CreateVhosts(call.body)))
+        results = await ask(server(), CreateVhosts(call.body))
+        for result in results:  # told what Kiln does not run, as a Server.xml vhost is at startup
+            if result.error is None and isinstance(result.response, dict):
+                for line in vhost_warnings(result.response):
+                    log.warning("configuration vhost %s: %s", result.response.get("name"), line)
+        return multi_status(results)
 
     async def get_vhost(call: Call) -> Response:
         view = need_vhost(ctx, call.params["vhost"])

@@ -157,3 +157,31 @@ def test_reload_certificate_serves_new_connections_and_keeps_open_ones(live_tls:
                         "message": "[HTTP] Failed to reload certificate. Check server log for more information. (500)"}
     with httpx.Client(http2=True, verify=trust, timeout=15) as later:
         assert _peer_cn(later.get(playlist)) == "renewed"  # the old chain keeps serving
+
+
+def test_modules_http2_disabled_leaves_the_tls_port_on_http1(kiln_factory: Any, tmp_path: Path, test_flv: Path,
+                                                            peer_dir: Path) -> None:
+    """OME's ``Modules/HTTP2/Enable`` false: the LL-HLS TLS port offers no h2, a client asking for HTTP/2 gets 1.1."""
+    certs = make_ca_and_server_cert(tmp_path)
+    ports, tls_port = Ports(), free_tcp_port()
+    xml = tls_server_xml(ports, tmp_path / "rec", tls_port, certs)
+    head = '<Server version="8">'
+    assert head in xml
+    xml = xml.replace(head, head + "<Modules><HTTP2><Enable>false</Enable></HTTP2></Modules>", 1)
+    kiln = kiln_factory(xml=xml, ports=ports)
+    pub: Peer = publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/live", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        playlist = f"https://127.0.0.1:{tls_port}/app/live/llhls.m3u8"
+        trust = ssl.create_default_context(cafile=certs.ca)
+        with httpx.Client(http2=True, verify=trust, timeout=15) as viewer:
+            def playable() -> bool:
+                r = viewer.get(playlist)
+                return r.status_code == 200 and "#EXT-X-STREAM-INF" in r.text
+            kiln.wait_for(playable, timeout=30, what="master playlist over TLS")
+            assert viewer.get(playlist).http_version == "HTTP/1.1"
+        out = subprocess.run(["curl", "-sS", "--http2", "--cacert", str(certs.ca), "-o", "/dev/null",
+                              "-w", "%{http_version} %{http_code}", playlist],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        assert out == "1.1 200", out
+    finally:
+        pub.stop()

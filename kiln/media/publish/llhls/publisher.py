@@ -42,6 +42,7 @@ def settings_from(section: dict[str, Any]) -> LlhlsSettings:
         preload_hint=is_true(section.get("enablePreloadHint", True)),
         create_default_playlist=is_true(section.get("createDefaultPlaylist", True)),
         origin_mode=is_true(section.get("originMode", False)),
+        server_time_numbering=is_true(section.get("serverTimeBasedSegmentNumbering", False)),
         dvr=dvr_settings(section.get("dvr")),
     )
 

@@ -56,7 +56,16 @@ class LlhlsSettings:
     preload_hint: bool = True
     create_default_playlist: bool = True
     origin_mode: bool = False
+    server_time_numbering: bool = False   # ServerTimeBasedSegmentNumbering: the first segment is epoch_ms / segment_ms
     dvr: DvrSettings = field(default_factory=DvrSettings)
+
+
+def first_segment_number(settings: LlhlsSettings, epoch_s: float) -> int:
+    """0, or with ``ServerTimeBasedSegmentNumbering`` (OME) the server's clock in segment durations, so a stream
+    restarted, or served by another origin, goes on with higher numbers than players already saw."""
+    if not settings.server_time_numbering:
+        return 0
+    return int(epoch_s * 1000) // max(1, int(settings.segment_duration * 1000))
 
 
 def new_stream_key(name: str, origin_mode: bool) -> str:
@@ -96,6 +105,7 @@ class LlhlsStream:
         self.dvr: DvrStore | None = DvrStore(loop, stream_directory(settings.dvr.temp_storage_path, live.vhost,
                                                                     live.app, output.name, self.key))
         dvr_window = settings.dvr.max_duration if settings.dvr.enabled else 0.0
+        first = first_segment_number(settings, time.time())  # one number for every track: renditions align
         for ot in output.tracks:
             track = ot.track
             if track is None or track.codec not in LLHLS_CODECS:
@@ -104,7 +114,7 @@ class LlhlsStream:
                 track, chunk_duration=settings.chunk_duration, segment_duration=settings.segment_duration,
                 segment_count=settings.segment_count, on_part=self._on_part, on_segment=self._on_segment,
                 event_ids=lambda: next(_EVENT_IDS), dvr_window=dvr_window, on_spill=self._spill,
-                on_drop=self._drop, spill_grace=True)
+                on_drop=self._drop, spill_grace=True, first_segment_number=first)
         self._loop_thread = threading.get_ident()
         self._inbox: list[Packet] = []  # packets offered from other threads, taken on the loop
         self._inbox_lock = threading.Lock()

@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 ALPN = ["h2", "http/1.1"]
 
 
+def alpn_protocols(http2: bool) -> list[str]:
+    """What the listener offers by ALPN: ``Modules/HTTP2/Enable`` false (OME's switch) leaves HTTP/1.1 only."""
+    return ALPN if http2 else ["http/1.1"]
+
+
 class _ContextConfig(Config):
     """A hypercorn config that serves TLS with our live context instead of building one from files."""
 

@@ -78,8 +78,9 @@ def _playable_audio(track: Track) -> str | None:
 
 
 def choose(tracks: list[Track], playlists: list[dict[str, Any]], playlist: str | None,
-           has_bframes: Callable[[Track], bool]) -> Choice:
-    """The viewer's renditions, or NotPlayable saying why there is none."""
+           has_bframes: Callable[[Track], bool], create_default: bool = True) -> Choice:
+    """The viewer's renditions, or NotPlayable saying why there is none. ``create_default`` is the app's
+    ``Publishers/WebRTC/CreateDefaultPlaylist`` (OME: false, no playlist is made for a URL that names none)."""
     left_out: list[str] = []
     videos, audios = [], []
     for track in tracks:
@@ -92,6 +93,9 @@ def choose(tracks: list[Track], playlists: list[dict[str, Any]], playlist: str |
     if playlist is None or playlist == DEFAULT_PLAYLIST:
         config = next((p for p in playlists if str(p.get("fileName") or "") == DEFAULT_PLAYLIST), None)
         if config is None:
+            if not create_default:
+                raise NotPlayable(f"no default playlist: Publishers/WebRTC/CreateDefaultPlaylist is false and no "
+                                  f"playlist's FileName is {DEFAULT_PLAYLIST}; name a playlist in the URL")
             if not videos and not audios:
                 raise NotPlayable("; ".join(left_out) or "the output stream has no audio or video track")
             return Choice((Rendition(DEFAULT_PLAYLIST, videos[0] if videos else None,

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from kiln.admission.closing import notify_closed
 from kiln.admission.contract import AdmissionRequest, Admitter, Direction
-from kiln.config.values import as_float
+from kiln.config.values import as_float, is_true
 from kiln.events.redact import redact_url
 from kiln.media.model import Track
 from kiln.media.origins.on_demand import OnDemand, pull_and_wait, wait_ready
@@ -154,7 +154,9 @@ class WebRtcPublisher:
         else:  # the stream's JSON shows it (lastWarning) beside this log line and the viewer's error
             output.warnings[CONNECTION_KIND] = warning
         try:
-            picked = choose(output.track_list(), output.playlists(), target.playlist, bframes_of(output))
+            picked = choose(output.track_list(), output.playlists(), target.playlist, bframes_of(output),
+                            create_default=is_true((webrtc_section(app_config) or {}).get("createDefaultPlaylist",
+                                                                                           True)))
         except NotPlayable as exc:
             log.warning("webrtc not playable vhost=%s app=%s stream=%s playlist=%s reason=%s", target.vhost,
                         target.app, target.stream, target.playlist, exc)

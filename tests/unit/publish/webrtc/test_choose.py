@@ -103,3 +103,17 @@ def test_a_rendition_picks_a_simulcast_layer_by_video_index_hint() -> None:
                                                                   ("quarter", layers[2])]
     assert picked.renditions[3] == Rendition("none", None, OPUS)  # no 4th layer: its video is left out
     assert any("'none'" in why for why in picked.left_out)
+
+
+def test_create_default_playlist_false_plays_only_named_playlists() -> None:
+    """OME's Publishers/WebRTC/CreateDefaultPlaylist false: a URL naming no playlist has nothing to play."""
+    with pytest.raises(NotPlayable, match="CreateDefaultPlaylist is false"):
+        choose([H264, OPUS], [], None, no_bframes, create_default=False)
+    with pytest.raises(NotPlayable, match="CreateDefaultPlaylist is false"):
+        choose([H264, OPUS], [], DEFAULT_PLAYLIST, no_bframes, create_default=False)
+    named = {"fileName": "abr", "renditions": [{"name": "high", "video": "bypass_video", "audio": "opus_audio"}]}
+    picked = choose([H264, OPUS], [named], "abr", no_bframes, create_default=False)
+    assert [(r.name, r.video, r.audio) for r in picked.renditions] == [("high", H264, OPUS)]
+    own = {"fileName": DEFAULT_PLAYLIST, "renditions": [{"name": "mine", "video": "bypass_video",
+                                                         "audio": "opus_audio"}]}
+    assert choose([H264, OPUS], [own], None, no_bframes, create_default=False).renditions[0].name == "mine"
