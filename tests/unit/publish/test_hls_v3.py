@@ -140,6 +140,8 @@ def test_idle_sessions_end_and_take_their_count_back(feed: LiveFeed) -> None:
     assert stats.connections[("cam", "hlsv3")] == 2
     assert hls.touch(first.query.removeprefix("session="), published) is first
     assert hls.touch("garbage", published) is None
+    for not_a_number in ("²_abc", "9" * 5000 + "_abc"):  # isdigit, but int refuses them: malformed, not a 500
+        assert hls.touch(not_a_number, published) is None
     hls.reap(time.monotonic() + SESSION_IDLE_SECONDS + 1)
     assert stats.connections[("cam", "hlsv3")] == 0 and hls.sessions == {}
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from kiln.config.values import as_float, is_true, publisher_section
 from kiln.media.publish.hls.stream import HlsSettings, HlsStream
 from kiln.media.publish.llhls.dvr import DvrStore, dvr_settings, stream_directory
+from kiln.media.publish.session_query import parse_session
 from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
@@ -140,10 +141,10 @@ class HlsPublisher:
 
     def touch(self, session_query: str | None, published: Published) -> HlsSession | None:
         """The session named by ``<id>_<key>`` (counted again if Kiln forgot it); None if absent or malformed."""
-        sid_text, sep, key = (session_query or "").partition("_")
-        if not sep or not sid_text.isdigit() or not key:
+        parsed = parse_session(session_query)
+        if parsed is None:
             return None
-        sid = int(sid_text)
+        sid, key = parsed
         session = self.sessions.get(sid)
         if session is None or session.key != key:
             live = published.live

@@ -20,6 +20,7 @@ from kiln.config.values import as_float, is_true, publisher_section
 from kiln.media.publish.llhls.dump import HlsDump
 from kiln.media.publish.llhls.dvr import dvr_settings
 from kiln.media.publish.llhls.stream import LlhlsSettings, LlhlsStream
+from kiln.media.publish.session_query import parse_session
 from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
@@ -166,10 +167,10 @@ class LlhlsPublisher:
 
     def touch(self, session_query: str, stream: LlhlsStream) -> PlayerSession | None:
         """The session named by ``<id>_<key>``; created when unknown (no access control), None if malformed."""
-        sid_text, sep, key = session_query.partition("_")
-        if not sep or not sid_text.isdigit() or not key:
+        parsed = parse_session(session_query)
+        if parsed is None:
             return None
-        sid = int(sid_text)
+        sid, key = parsed
         session = self.sessions.get(sid)
         if session is None or session.key != key:
             live = stream.live

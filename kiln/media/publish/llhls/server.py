@@ -217,7 +217,7 @@ def _int_param(q: dict[str, list[str]], name: str) -> int | None:
     value = q.get(name, [None])[-1]
     if value is None:
         return None
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # isdigit alone: '²' (int refuses it)
         raise BadRequest(f"{name} must be a non-negative integer")
     return int(value)
 
