@@ -120,8 +120,9 @@ def test_format_ts_query_names_the_same_master(feed: LiveFeed) -> None:
 
 def test_unknown_files_and_streams_are_404(feed: LiveFeed) -> None:
     answers, _ = _serve(feed, Stats(), ["/app/cam/ts:nope.m3u8", "/app/other/ts:playlist.m3u8",
-                                        "/app/cam/seg_v0a1_999999_hls.ts", "/app/cam/medialist_v9_hls.m3u8"])
-    assert [r.status_code for r in answers] == [404, 404, 404, 404]
+                                        "/app/cam/seg_v0a1_999999_hls.ts", "/app/cam/medialist_v9_hls.m3u8",
+                                        "/app/cam/seg_v0a1_" + "9" * 5000 + "_hls.ts"])  # more than int() reads
+    assert [r.status_code for r in answers] == [404, 404, 404, 404, 404]
 
 
 def test_an_app_without_hls_keeps_the_404_with_its_reason(feed: LiveFeed) -> None:

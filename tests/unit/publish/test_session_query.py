@@ -1,8 +1,9 @@
-"""A player's query values are the player's to choose: ``_HLS_msn``, ``_HLS_part`` and ``session`` with digits
-``int`` refuses (``²`` is ``isdigit`` but no number; 5,000 digits are more than ``int`` reads) are a 400 or a
-401 like any other malformed value, never a ValueError: that was a 500 with a traceback in the log (two: the
-fast lane's, then Starlette's), and the lease of such a session made every later prune raise, so one request
-left a 500 every 5 s and leases no prune could end."""
+"""A player's query values and file names are the player's to choose: ``_HLS_msn``, ``_HLS_part`` and
+``session`` with digits ``int`` refuses (``²`` is ``isdigit`` but no number; 5,000 digits are more than ``int``
+reads) are a 400 or a 401 like any other malformed value, never a ValueError: that was a 500 with a traceback in
+the log (two: the fast lane's, then Starlette's), and the lease of such a session made every later prune raise,
+so one request left a 500 every 5 s and leases no prune could end. A number in a file name longer than ``int``
+reads is a 404 (no such file), not a 500."""
 
 from __future__ import annotations
 
@@ -59,3 +60,21 @@ def test_parse_session_takes_only_ascii_digits_of_a_bounded_length() -> None:
     assert parse_session("12_abc") == (12, "abc")
     for bad in (None, "", "12", "12_", "_abc", "²_abc", "٣_abc", "1" * 19 + "_abc", "-1_abc", " 1_abc"):
         assert parse_session(bad) is None, bad
+
+
+def test_numbers_in_file_names_longer_than_int_reads_are_a_404() -> None:
+    async def run() -> None:
+        live = Live()
+        live.feed(2.5)
+        session = await live.session()
+        key = live.stream.key
+        big = "9" * 5000
+        for name in (f"chunklist_{big}_audio_{key}_llhls.m3u8", f"init_{big}_audio_{key}_llhls.m4s",
+                     f"seg_1_{big}_audio_{key}_llhls.m4s", f"part_1_{big}_0_audio_{key}_llhls.m4s",
+                     f"part_1_0_{big}_audio_{key}_llhls.m4s"):
+            path = f"/app/cam/{name}?session={session}"
+            assert live.fast(path) is None, name
+            assert (await live.client.get(path)).status_code == 404, name
+        await live.client.aclose()
+
+    asyncio.run(run())
