@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 from kiln.errors import ApiError
@@ -93,6 +94,17 @@ def _message(text: str, exc: json.JSONDecodeError) -> str:
     return f"* Line {line}, Column {column}\n  {what}\n"
 
 
+def _number_too_long(text: str) -> str:
+    """jsoncpp's error for a number it cannot read, at the first integer of more digits than ``int()`` reads
+    (``sys.get_int_max_str_digits()``, 4,300 by default): the parser raises a bare ValueError for it."""
+    found = re.search(rf"-?[0-9]{{{sys.get_int_max_str_digits() + 1},}}", text)
+    at = found.start() if found is not None else 0
+    token = found.group() if found is not None else ""
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    return f"* Line {line}, Column {column}\n  '{token[:20]}...' ({len(token)} digits) is not a number.\n"
+
+
 def _decode(text: str) -> Any:
     """The first JSON value of ``text``, read as jsoncpp would. A body that parses as it is needs no stripping:
     a comment or a trailing comma inside its value would have failed the parse, and what follows the value is
@@ -124,6 +136,8 @@ def parse_body(raw: bytes) -> Any:
         value = _decode(text)
     except RecursionError as exc:
         raise BodyError(400, STACK_LIMIT) from exc
+    except ValueError as exc:  # not a JSONDecodeError (those are BodyErrors by now): a number int() refuses
+        raise BodyError(400, "[JSON] " + _number_too_long(text)) from exc
     if _too_deep(value):
         raise BodyError(400, STACK_LIMIT)
     return value

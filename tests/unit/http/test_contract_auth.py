@@ -279,6 +279,17 @@ def test_parse_error_reports_the_line(api: Api) -> None:
     assert r.json()["message"].startswith("[HTTP] [JSON] * Line 3, Column 3\n")
 
 
+def test_a_number_of_more_digits_than_python_reads_is_a_400(api: Api) -> None:
+    """json raises a bare ValueError (no JSONDecodeError) for an integer of more than 4,300 digits: it was a 500."""
+    for line, raw in ((2, b'[\n  {"name": "a", "x": ' + b"1" * 5000 + b"}]"),
+                      (3, b'// c\n[\n  {"name": "a", "x": ' + b"1" * 5000 + b"},]")):  # comments: the second parse
+        r = api.post("/v1/vhosts", raw=raw)
+        assert r.status_code == 400
+        assert r.json()["message"] == (f"[HTTP] [JSON] * Line {line}, Column 22\n  '11111111111111111111...' "
+                                       "(5000 digits) is not a number.\n (400)")
+    assert api.get("/v1/vhosts").json()["response"] == ["default"]
+
+
 @pytest.mark.parametrize(("method", "path"), [
     ("POST", "/v1/vhosts"),
     ("POST", "/v1/vhosts/nope/apps"),
