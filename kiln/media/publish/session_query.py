@@ -8,6 +8,8 @@ never be pruned again).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 MAX_ID_DIGITS = 18  # Kiln counts its sessions from 0: an id this long was never handed out
 
 
@@ -17,3 +19,12 @@ def parse_session(value: str | None) -> tuple[int, str] | None:
     if not sep or not key or not sid_text.isascii() or not sid_text.isdigit() or len(sid_text) > MAX_ID_DIGITS:
         return None
     return int(sid_text), key
+
+
+def next_free_id(start: int, in_use: Mapping[int, object]) -> int:
+    """The first id from ``start`` no session holds. A player may bring back an id Kiln forgot (a restart) and keep
+    it; the counter is not moved to it: a client's '999999999999999999' would have made every later id too long
+    for :func:`parse_session`, and, before that bound, a 4,300-digit one made every later player's request a 500."""
+    while start in in_use:
+        start += 1
+    return start

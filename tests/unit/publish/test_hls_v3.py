@@ -147,6 +147,21 @@ def test_idle_sessions_end_and_take_their_count_back(feed: LiveFeed) -> None:
     assert stats.connections[("cam", "hlsv3")] == 0 and hls.sessions == {}
 
 
+def test_an_id_a_player_brings_is_kept_but_does_not_move_the_counter(feed: LiveFeed) -> None:
+    """A session id Kiln forgot (a restart) is adopted; the next new session skips ids in use. The counter used to
+    jump past the adopted id: session=999999999999999999_x made every later id 19 digits, a session no request
+    could name again (and, with 4,300 digits, every later player's request a 500)."""
+    hls = HlsPublisher(Stats())
+    published = Published(feed.live, HlsStream(feed.output, HlsSettings()))
+    first = hls.new_session(published)
+    assert hls.touch("999999999999999999_abcdefgh", published) is not None
+    adopted = hls.touch(f"{first.id + 1}_abcdefgh", published)
+    assert adopted is not None
+    made = hls.new_session(published)
+    assert made.id == first.id + 2 and hls.touch(made.query.removeprefix("session="), published) is made
+    assert hls.touch(f"{adopted.id}_abcdefgh", published) is adopted
+
+
 class TestHlsStreamContract(PublisherContract):
     """Bytes out are what players are served; ``use`` reads the newest segment as a player would."""
 

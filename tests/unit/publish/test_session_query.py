@@ -78,3 +78,17 @@ def test_numbers_in_file_names_longer_than_int_reads_are_a_404() -> None:
         await live.client.aclose()
 
     asyncio.run(run())
+
+
+def test_a_new_session_never_takes_the_id_of_one_a_player_brought() -> None:
+    async def run() -> None:
+        live = Live()
+        publisher = live.publisher
+        first = publisher.new_session(live.stream)
+        adopted = publisher.touch(f"{first.id + 1}_abcdefgh", live.stream)  # an id from before a restart
+        assert adopted is not None
+        made = publisher.new_session(live.stream)
+        assert made.id == first.id + 2 and publisher.sessions[adopted.id] is adopted
+        await live.client.aclose()
+
+    asyncio.run(run())

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from kiln.config.values import as_float, is_true, publisher_section
 from kiln.media.publish.hls.stream import HlsSettings, HlsStream
 from kiln.media.publish.llhls.dvr import DvrStore, dvr_settings, stream_directory
-from kiln.media.publish.session_query import parse_session
+from kiln.media.publish.session_query import next_free_id, parse_session
 from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
@@ -131,8 +131,8 @@ class HlsPublisher:
 
     # -- sessions (event loop) --
     def new_session(self, published: Published) -> HlsSession:
-        sid = self._next_session
-        self._next_session += 1
+        sid = next_free_id(self._next_session, self.sessions)
+        self._next_session = sid + 1
         live = published.live
         session = HlsSession(sid, "".join(secrets.choice(_ALNUM) for _ in range(8)), live.vhost, live.app, live.name)
         self.sessions[sid] = session
@@ -149,7 +149,6 @@ class HlsPublisher:
         if session is None or session.key != key:
             live = published.live
             session = self.sessions[sid] = HlsSession(sid, key, live.vhost, live.app, live.name)
-            self._next_session = max(self._next_session, sid + 1)
             self._count(session)
         session.last_seen = time.monotonic()
         return session

@@ -20,7 +20,7 @@ from kiln.config.values import as_float, is_true, publisher_section
 from kiln.media.publish.llhls.dump import HlsDump
 from kiln.media.publish.llhls.dvr import dvr_settings
 from kiln.media.publish.llhls.stream import LlhlsSettings, LlhlsStream
-from kiln.media.publish.session_query import parse_session
+from kiln.media.publish.session_query import next_free_id, parse_session
 from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
@@ -157,8 +157,8 @@ class LlhlsPublisher:
 
     # -- sessions --
     def new_session(self, stream: LlhlsStream) -> PlayerSession:
-        sid = self._next_session
-        self._next_session += 1
+        sid = next_free_id(self._next_session, self.sessions)
+        self._next_session = sid + 1
         live = stream.live
         session = PlayerSession(sid, "".join(secrets.choice(_ALNUM) for _ in range(8)), live.vhost, live.app,
                                 live.name)
