@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from typing import Any
 
 from kiln.errors import ApiError
@@ -21,7 +20,8 @@ from kiln.errors import ApiError
 MAX_DEPTH = 128
 STACK_LIMIT = "[JSON] * Line 1, Column 1\n  Exceeded stackLimit in readValue().\n"
 _TRAILING_COMMA = re.compile(r",[ \t\r\n]*[\]}]")
-_DECODER = json.JSONDecoder()
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1  # jsoncpp's LargestInt .. LargestUInt
+_INF = float("inf")
 
 
 class BodyError(ApiError):
@@ -94,15 +94,38 @@ def _message(text: str, exc: json.JSONDecodeError) -> str:
     return f"* Line {line}, Column {column}\n  {what}\n"
 
 
-def _number_too_long(text: str) -> str:
-    """jsoncpp's error for a number it cannot read, at the first integer of more digits than ``int()`` reads
-    (``sys.get_int_max_str_digits()``, 4,300 by default): the parser raises a bare ValueError for it."""
-    found = re.search(rf"-?[0-9]{{{sys.get_int_max_str_digits() + 1},}}", text)
-    at = found.start() if found is not None else 0
-    token = found.group() if found is not None else ""
+class _NotANumber(ValueError):
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+
+def _integer(token: str) -> int | float:
+    """An integer literal as jsoncpp reads it: an Int64/UInt64 when it fits, else a double, and one no double holds
+    is not a number. Python's own reading kept any size: the journal (msgpack, 64 bits) then refused the command's
+    events after the actor had applied them (a 500, the name taken), and past 4,300 digits int() raised."""
+    if len(token) < 19:  # the common case: fits whatever its sign
+        return int(token)
+    if len(token) <= 20:
+        value = int(token)
+        if _INT_MIN <= value <= _INT_MAX:
+            return value
+    found = float(token)
+    if found in (_INF, -_INF):
+        raise _NotANumber(token)
+    return found
+
+
+_DECODER = json.JSONDecoder(parse_int=_integer)
+
+
+def _not_a_number(text: str, token: str) -> str:
+    """jsoncpp's error for a number no double holds, at the first place ``token`` appears."""
+    at = max(text.find(token), 0)
     line = text.count("\n", 0, at) + 1
     column = at - (text.rfind("\n", 0, at) + 1) + 1
-    return f"* Line {line}, Column {column}\n  '{token[:20]}...' ({len(token)} digits) is not a number.\n"
+    shown = f"'{token[:20]}...' ({len(token.lstrip('-'))} digits)" if len(token) > 24 else f"'{token}'"
+    return f"* Line {line}, Column {column}\n  {shown} is not a number.\n"
 
 
 def _decode(text: str) -> Any:
@@ -136,8 +159,8 @@ def parse_body(raw: bytes) -> Any:
         value = _decode(text)
     except RecursionError as exc:
         raise BodyError(400, STACK_LIMIT) from exc
-    except ValueError as exc:  # not a JSONDecodeError (those are BodyErrors by now): a number int() refuses
-        raise BodyError(400, "[JSON] " + _number_too_long(text)) from exc
+    except _NotANumber as exc:
+        raise BodyError(400, "[JSON] " + _not_a_number(text, exc.token)) from exc
     if _too_deep(value):
         raise BodyError(400, STACK_LIMIT)
     return value

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from kiln.http.jsonbody import parse_body
 from tests.unit.http.conftest import AUTH, SERVER_XML, Api, start_service
 
 CHALLENGE = 'Basic realm="OvenMediaEngine"'
@@ -288,6 +289,25 @@ def test_a_number_of_more_digits_than_python_reads_is_a_400(api: Api) -> None:
         assert r.json()["message"] == (f"[HTTP] [JSON] * Line {line}, Column 22\n  '11111111111111111111...' "
                                        "(5000 digits) is not a number.\n (400)")
     assert api.get("/v1/vhosts").json()["response"] == ["default"]
+
+
+def test_integers_are_read_as_jsoncpp_reads_them(api: Api) -> None:
+    """Int64/UInt64 when they fit, else doubles (one no double holds is not a number). Python kept any size, and the
+    journal (msgpack) stores 64 bits: an app with segmentCount 10**30 was applied, then its AppCreated refused
+    (a 500, the name taken by an app no GET showed; before this branch's journal fix, the journal stopped)."""
+    assert parse_body(b"[18446744073709551615, 18446744073709551616, -9223372036854775808, -9223372036854775809, 7]") \
+        == [2**64 - 1, float(2**64), -(2**63), float(-(2**63) - 1), 7]
+    assert api.post("/v1/vhosts", [{"name": "tv"}]).status_code == 200
+    big = b"1" + b"0" * 30
+    r = api.post("/v1/vhosts/tv/apps", raw=b'[{"name": "a1", "type": "live", "publishers": {"llhls": {"segmentCount": '
+                 + big + b"}}}]")
+    assert r.status_code == 200, r.text
+    r = api.patch("/v1/vhosts/tv/apps/a1", raw=b'{"publishers": {"llhls": {"segmentCount": ' + big + b"}}}")
+    assert r.status_code == 200, r.text
+    assert api.get("/v1/vhosts/tv/apps").json()["response"] == ["a1"]
+    r = api.post("/v1/vhosts/tv/apps", raw=b'[{"name": "a2", "x": 1' + b"0" * 400 + b"}]")
+    assert r.json()["message"] == ("[HTTP] [JSON] * Line 1, Column 22\n  '10000000000000000000...' (401 digits) "
+                                   "is not a number.\n (400)")
 
 
 @pytest.mark.parametrize(("method", "path"), [
