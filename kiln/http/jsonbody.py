@@ -116,7 +116,28 @@ def _integer(token: str) -> int | float:
     return found
 
 
-_DECODER = json.JSONDecoder(parse_int=_integer)
+def _real(token: str) -> float:
+    """A number with a fraction or exponent; one no double holds ('1e400', inf to Python) is not a number."""
+    found = float(token)
+    if found in (_INF, -_INF):
+        raise _NotANumber(token)
+    return found
+
+
+class _NotAValue(ValueError):
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+
+def _constant(token: str) -> float:
+    """``NaN``, ``Infinity``, ``-Infinity``: Python's json takes them, jsoncpp does not (a syntax error). Taken, they
+    went into an app's or profile's JSON, which no answer could then render ('Out of range float values are not
+    JSON compliant'): every later GET of the app was a 500, after restarts too (the journal kept them)."""
+    raise _NotAValue(token)
+
+
+_DECODER = json.JSONDecoder(parse_int=_integer, parse_float=_real, parse_constant=_constant)
 
 
 def _not_a_number(text: str, token: str) -> str:
@@ -161,6 +182,11 @@ def parse_body(raw: bytes) -> Any:
         raise BodyError(400, STACK_LIMIT) from exc
     except _NotANumber as exc:
         raise BodyError(400, "[JSON] " + _not_a_number(text, exc.token)) from exc
+    except _NotAValue as exc:
+        at = max(text.find(exc.token), 0)
+        line, column = text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
+        raise BodyError(400, f"[JSON] * Line {line}, Column {column}\n  Syntax error: value, object or array "
+                             "expected.\n") from exc
     if _too_deep(value):
         raise BodyError(400, STACK_LIMIT)
     return value

@@ -310,6 +310,29 @@ def test_integers_are_read_as_jsoncpp_reads_them(api: Api) -> None:
                                    "is not a number.\n (400)")
 
 
+def test_nan_and_infinities_are_syntax_errors_as_in_jsoncpp(api: Api) -> None:
+    """Python's json takes NaN, Infinity and 1e400 (inf); jsoncpp does not. Taken into an app's JSON, no answer could
+    render it ('Out of range float values are not JSON compliant'): that PATCH and every later GET of the app were
+    500s, after a restart too, since the journal kept the value."""
+    assert api.post("/v1/vhosts", [{"name": "tv"}]).status_code == 200
+    assert api.post("/v1/vhosts/tv/apps", [{"name": "app", "type": "live", "publishers": {"llhls": {}}}]).status_code \
+        == 200
+    for value, what in ((b"NaN", "Syntax error: value, object or array expected."),
+                        (b"Infinity", "Syntax error: value, object or array expected."),
+                        (b"-Infinity", "Syntax error: value, object or array expected."),
+                        (b"1e400", "'1e400' is not a number.")):
+        r = api.patch("/v1/vhosts/tv/apps/app", raw=b'{"publishers": {"llhls": {"chunkDuration": ' + value + b"}}}")
+        assert r.status_code == 400 and r.json()["message"] == f"[HTTP] [JSON] * Line 1, Column 44\n  {what}\n (400)", \
+            r.text
+        r = api.post("/v1/vhosts/tv/apps/app/outputProfiles", raw=b'[{"name": "p", "outputStreamName": "x", '
+                     b'"encodes": {"videos": [{"codec": "h264", "bitrate": 500000, "framerate": ' + value + b"}]}}]")
+        assert r.status_code == 400, r.text
+    assert api.get("/v1/vhosts/tv/apps/app").status_code == 200
+    assert api.patch("/v1/vhosts/tv/apps/app", raw=b'{"publishers": {"llhls": {"chunkDuration": 1e308}}}').status_code \
+        == 200  # finite: a double jsoncpp reads
+    assert api.get("/v1/vhosts/tv/apps/app").status_code == 200
+
+
 @pytest.mark.parametrize(("method", "path"), [
     ("POST", "/v1/vhosts"),
     ("POST", "/v1/vhosts/nope/apps"),
