@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
+# A lease longer than a century is no lease anyone means, and longer ones cannot be kept: a threading.Timer refuses
+# waits beyond ~292 years (OverflowError in its thread) and the journal stores no int beyond 64 bits. Control
+# servers say "for ever" with such numbers (JavaScript's Number.MAX_SAFE_INTEGER ms): they are taken as this long.
+LONGEST_LEASE_MS = 100 * 365 * 24 * 3600 * 1000
+
 
 class Direction(enum.Enum):
     INCOMING = "incoming"   # a publisher (provider side)
@@ -87,7 +92,9 @@ class Admission:
 
     def seconds_left(self, now_ms: int) -> float | None:
         """Seconds until the deadline (never negative), None without one."""
-        return None if self.deadline_ms is None else max(0.0, (self.deadline_ms - now_ms) / 1000)
+        if self.deadline_ms is None:
+            return None
+        return min(max(0.0, (self.deadline_ms - now_ms) / 1000), LONGEST_LEASE_MS / 1000)
 
     def expired(self, now_ms: int) -> bool:
         return self.deadline_ms is not None and now_ms >= self.deadline_ms

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from kiln.admission.contract import AdmissionRequest, Direction, Verdict
+from kiln.admission.contract import LONGEST_LEASE_MS, AdmissionRequest, Direction, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ def parse_answer(status_code: int, body: bytes) -> Verdict:
     new_url = answer.get("new_url")
     lifetime = answer.get("lifetime")
     lifetime_ms = lifetime if isinstance(lifetime, int) and not isinstance(lifetime, bool) and lifetime > 0 else 0
+    lifetime_ms = min(lifetime_ms, LONGEST_LEASE_MS)  # 10**29 ms was journaled as is: msgpack stores 64 bits
     redirect = new_url if isinstance(new_url, str) and new_url else None
     # a redirect or a lease is journaled (AdmissionAllowed); a plain allow is only logged
     return Verdict(True, reason, new_url=redirect, lifetime_ms=lifetime_ms, record=bool(redirect or lifetime_ms))

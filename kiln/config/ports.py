@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 _PROTOCOLS = ("tcp", "udp", "srt")
-_ITEM = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
+_ITEM = re.compile(r"^([0-9]+)(?:\s*-\s*([0-9]+))?$")  # ASCII: \d also matches digits int() reads as others
 
 
 class PortError(ValueError):
@@ -20,10 +20,12 @@ def _strip_protocol(item: str) -> str:
     return item.strip()
 
 
-def _check(number: int, text: str) -> int:
-    if not 0 <= number <= 65535:
-        raise PortError(f"port {number} out of range 0-65535 in '{text}'")
-    return number
+def _check(digits: str, text: str) -> int:
+    """``digits`` (ASCII) as a port. Not int() first: past 4,300 digits it raises ValueError, not PortError."""
+    if len(digits.lstrip("0")) > 5 or not 0 <= int(digits) <= 65535:
+        shown = digits if len(digits) <= 12 else f"{digits[:12]}... ({len(digits)} digits)"
+        raise PortError(f"port {shown} out of range 0-65535 in '{text[:80]}'")
+    return int(digits)
 
 
 def parse_port(text: str) -> int:
@@ -32,9 +34,9 @@ def parse_port(text: str) -> int:
     if not value:
         raise PortError("empty port")
     body = _strip_protocol(value)
-    if not body.isdigit():
-        raise PortError(f"'{value}' is not a port number")
-    return _check(int(body), value)
+    if not (body.isascii() and body.isdigit()):  # isdigit alone takes '²', which int() refuses
+        raise PortError(f"'{value[:80]}' is not a port number")
+    return _check(body, value)
 
 
 def parse_port_list(text: str) -> list[int]:
@@ -49,8 +51,8 @@ def parse_port_list(text: str) -> list[int]:
         match = _ITEM.match(body)
         if match is None:
             raise PortError(f"'{raw.strip()}' is not a port or port range in '{value}'")
-        first = _check(int(match.group(1)), value)
-        last = _check(int(match.group(2)), value) if match.group(2) else first
+        first = _check(match.group(1), value)
+        last = _check(match.group(2), value) if match.group(2) else first
         if last < first:
             raise PortError(f"port range '{body}' runs backwards in '{value}'")
         for port in range(first, last + 1):

@@ -8,6 +8,7 @@ the one OME would report for the same input.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 from kiln.config.schema import APPLICATION, AUDIO, IMAGE, VIDEO, VIRTUAL_HOST, Node
@@ -52,8 +53,10 @@ def parse_bitrate(value: object) -> int | None:
     """Bitrate as OME reads it: a number, optionally ending in K (×1024) or M (×1048576)."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int | float):
-        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) else None
     text = str(value).strip()
     scale = 1
     if text[-1:] in ("K", "k"):
@@ -61,9 +64,10 @@ def parse_bitrate(value: object) -> int | None:
     elif text[-1:] in ("M", "m"):
         scale, text = 1024 * 1024, text[:-1]
     try:
-        return int(float(text) * scale)
+        found = float(text) * scale
     except ValueError:
         return None
+    return int(found) if math.isfinite(found) else None  # int() of 'inf' or '1e400' raised OverflowError: a 500
 
 
 def validate_app_json(app: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from kiln.domain.errors import Conflict, Invalid, NotFound
+from kiln.events.codec import storable_int
 from kiln.events.tasks import PushSpec
 
 PROTOCOLS = ("rtmp", "mpegts", "srt")
@@ -70,7 +71,7 @@ def track_selection(stream: dict[str, Any]) -> tuple[list[str], list[int]]:
     track_ids = stream.get("trackIds") if "trackIds" in stream else stream.get("tracks")
     variants = stream.get("variantNames")
     return ([v for v in variants if isinstance(v, str)] if isinstance(variants, list) else [],
-            [t for t in track_ids if isinstance(t, int) and not isinstance(t, bool)]
+            [t for t in track_ids if storable_int(t)]  # beyond 64 bits: no track's id, and no journal keeps it
             if isinstance(track_ids, list) else [])
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from kiln.domain.errors import Conflict, Invalid, NotFound
 from kiln.domain.push_request import missing_parameters, track_selection
+from kiln.events.codec import storable_int
 from kiln.events.tasks import RecordSpec
 
 _SEC_MIN = r"(\*|[0-5]?[0-9]|\*/[0-5]?[0-9])"
@@ -50,7 +51,7 @@ def parse_start_record(body: Any, vhost: str, app: str, transaction_id: str,
         raise missing
     assert task_id and stream_name
     raw_interval = obj.get("interval")
-    interval = raw_interval if isinstance(raw_interval, int) and not isinstance(raw_interval, bool) else 0
+    interval = raw_interval if storable_int(raw_interval) else 0  # (2**64 ms: never split, as 0 says)
     schedule = _str(obj.get("schedule")) or ""
     if schedule and interval > 0:
         raise Invalid("[Interval] and [Schedule] cannot be used at the same time")

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from kiln.domain.errors import Conflict, Invalid, NotFound, ReadOnly
 from kiln.events import subscriptions as sub
 from kiln.events.base import Event, registered_types
+from kiln.events.codec import storable_int
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 BODY_KEYS = frozenset({"id", "url", "secretKey", "filter", "from"})
@@ -111,7 +112,7 @@ def parse_spec(body: Any) -> SubscriptionSpec:
     if unknown:
         raise Invalid(f"Subscription filter names an unknown event type: {unknown[0][:60]}")
     start = body.get("from")
-    if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 1):
+    if start is not None and (not storable_int(start) or start < 1):
         raise Invalid("Subscription from must be a journal sequence number (an integer >= 1)")
     return SubscriptionSpec(ident, str(url), secret, entity, tuple(types), start)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from kiln.events.base import Event, decode_event
 
@@ -18,6 +18,12 @@ class StoredRecord(Protocol):
 
     @property
     def payload(self) -> dict[str, Any]: ...
+
+
+def storable_int(value: object) -> TypeGuard[int]:
+    """An int (not a bool) the journal can keep: msgpack stores -2**63 .. 2**64-1 and refuses the append of any
+    other (JSON bodies carry integers of any size)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(1 << 63) <= value < (1 << 64)
 
 
 def record_parts(ev: Event) -> tuple[str, str, int, dict[str, Any]]:

@@ -65,7 +65,7 @@ class RecordFilter:
 
 
 def parse_seq(value: str, what: str) -> int:
-    if not (value.isascii() and value.isdigit()):
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # int() reads at most 4,300 digits
         raise ApiError(400, f"{what} must be a journal sequence number (an integer >= 0), not {value[:40]!r}")
     return int(value)
 

@@ -20,7 +20,8 @@ from kiln.errors import ApiError
 MAX_DEPTH = 128
 STACK_LIMIT = "[JSON] * Line 1, Column 1\n  Exceeded stackLimit in readValue().\n"
 _TRAILING_COMMA = re.compile(r",[ \t\r\n]*[\]}]")
-_DECODER = json.JSONDecoder()
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1  # jsoncpp's LargestInt .. LargestUInt
+_INF = float("inf")
 
 
 class BodyError(ApiError):
@@ -93,6 +94,61 @@ def _message(text: str, exc: json.JSONDecodeError) -> str:
     return f"* Line {line}, Column {column}\n  {what}\n"
 
 
+class _NotANumber(ValueError):
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+
+def _integer(token: str) -> int | float:
+    """An integer literal as jsoncpp reads it: an Int64/UInt64 when it fits, else a double, and one no double holds
+    is not a number. Python's own reading kept any size: the journal (msgpack, 64 bits) then refused the command's
+    events after the actor had applied them (a 500, the name taken), and past 4,300 digits int() raised."""
+    if len(token) < 19:  # the common case: fits whatever its sign
+        return int(token)
+    if len(token) <= 20:
+        value = int(token)
+        if _INT_MIN <= value <= _INT_MAX:
+            return value
+    found = float(token)
+    if found in (_INF, -_INF):
+        raise _NotANumber(token)
+    return found
+
+
+def _real(token: str) -> float:
+    """A number with a fraction or exponent; one no double holds ('1e400', inf to Python) is not a number."""
+    found = float(token)
+    if found in (_INF, -_INF):
+        raise _NotANumber(token)
+    return found
+
+
+class _NotAValue(ValueError):
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+
+def _constant(token: str) -> float:
+    """``NaN``, ``Infinity``, ``-Infinity``: Python's json takes them, jsoncpp does not (a syntax error). Taken, they
+    went into an app's or profile's JSON, which no answer could then render ('Out of range float values are not
+    JSON compliant'): every later GET of the app was a 500, after restarts too (the journal kept them)."""
+    raise _NotAValue(token)
+
+
+_DECODER = json.JSONDecoder(parse_int=_integer, parse_float=_real, parse_constant=_constant)
+
+
+def _not_a_number(text: str, token: str) -> str:
+    """jsoncpp's error for a number no double holds, at the first place ``token`` appears."""
+    at = max(text.find(token), 0)
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    shown = f"'{token[:20]}...' ({len(token.lstrip('-'))} digits)" if len(token) > 24 else f"'{token}'"
+    return f"* Line {line}, Column {column}\n  {shown} is not a number.\n"
+
+
 def _decode(text: str) -> Any:
     """The first JSON value of ``text``, read as jsoncpp would. A body that parses as it is needs no stripping:
     a comment or a trailing comma inside its value would have failed the parse, and what follows the value is
@@ -124,6 +180,13 @@ def parse_body(raw: bytes) -> Any:
         value = _decode(text)
     except RecursionError as exc:
         raise BodyError(400, STACK_LIMIT) from exc
+    except _NotANumber as exc:
+        raise BodyError(400, "[JSON] " + _not_a_number(text, exc.token)) from exc
+    except _NotAValue as exc:
+        at = max(text.find(exc.token), 0)
+        line, column = text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
+        raise BodyError(400, f"[JSON] * Line {line}, Column {column}\n  Syntax error: value, object or array "
+                             "expected.\n") from exc
     if _too_deep(value):
         raise BodyError(400, STACK_LIMIT)
     return value

@@ -1,6 +1,12 @@
 """Kiln's durable event journal: segmented, CRC-framed, group-committed, with snapshots."""
 
-from kiln.journal.errors import JournalClosedError, JournalCorruptError, JournalError, JournalFailedError
+from kiln.journal.errors import (
+    JournalClosedError,
+    JournalCorruptError,
+    JournalError,
+    JournalFailedError,
+    JournalRecordError,
+)
 from kiln.journal.journal import DEFAULT_SEGMENT_BYTES, Journal, OpenReport
 from kiln.journal.records import NewRecord, Record
 from kiln.journal.snapshots import SnapshotStore
@@ -13,6 +19,7 @@ __all__ = [
     "JournalCorruptError",
     "JournalError",
     "JournalFailedError",
+    "JournalRecordError",
     "NewRecord",
     "OpenReport",
     "Record",

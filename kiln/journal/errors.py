@@ -23,3 +23,7 @@ class JournalClosedError(JournalError):
 
 class JournalFailedError(JournalError):
     """A write failed (disk full, I/O error): the journal refuses appends rather than risk a gap."""
+
+
+class JournalRecordError(JournalError):
+    """An append whose records cannot be stored (a value msgpack cannot encode): that append fails alone."""

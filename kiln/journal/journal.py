@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from kiln.journal.errors import JournalClosedError, JournalFailedError
+from kiln.journal.errors import JournalClosedError, JournalFailedError, JournalRecordError
 from kiln.journal.framing import encode_fields
 from kiln.journal.reader import StoredFields, iter_records, iter_stored, iter_stored_batches, scan_tail
 from kiln.journal.records import NewRecord, Record
@@ -311,30 +311,42 @@ class Journal:
             return
         now = time.time()
         seq = self._last_seq
-        results: list[list[Record]] = []
+        results: list[list[Record] | None] = []  # None: an append refused because it cannot be stored
+        unstorable: list[tuple[DurableFuture[list[Record]], JournalRecordError]] = []
         every: list[Record] = []
         chunks: list[bytes] = []
         size = start_size = self._size
         limit = self.segment_bytes
         try:
-            for news, _future in batch:
+            for news, future in batch:
                 records = []
-                for new in news:
-                    seq += 1
-                    entity, type_, version, payload = new.entity, new.type, new.version, new.payload
-                    record = _new_object(Record)
-                    _set_seq(record, seq)
-                    _set_time(record, now)
-                    _set_entity(record, entity)
-                    _set_type(record, type_)
-                    _set_version(record, version)
-                    _set_payload(record, payload)
-                    records.append(record)
-                    frame = encode_fields(seq, now, entity, type_, version, payload)
+                frames = []
+                first = seq
+                try:
+                    for new in news:
+                        seq += 1
+                        entity, type_, version, payload = new.entity, new.type, new.version, new.payload
+                        record = _new_object(Record)
+                        _set_seq(record, seq)
+                        _set_time(record, now)
+                        _set_entity(record, entity)
+                        _set_type(record, type_)
+                        _set_version(record, version)
+                        _set_payload(record, payload)
+                        records.append(record)
+                        frames.append(encode_fields(seq, now, entity, type_, version, payload))
+                except Exception as exc:  # noqa: BLE001 - a value msgpack cannot store (an int beyond 64 bits)
+                    # is that append's error alone: it must not stop the journal for every later command
+                    seq = first
+                    results.append(None)
+                    unstorable.append((future, _unstorable(news, exc)))
+                    continue
+                for frame in frames:
+                    first += 1
                     if size >= limit:
                         self._write(b"".join(chunks))
                         chunks = []
-                        self._open_segment(seq)
+                        self._open_segment(first)
                         size = start_size = 0
                     chunks.append(frame)
                     size += len(frame)
@@ -356,8 +368,11 @@ class Journal:
                 listener(every)
             except Exception:
                 log.exception("journal listener failed")
-        for (_records, future), records in zip(batch, results, strict=True):
-            future.settle(records)
+        for (_records, future), done in zip(batch, results, strict=True):
+            if done is not None:
+                future.settle(done)
+        for future, error in unstorable:
+            future.fail(error)
 
     def _write(self, data: bytes) -> None:
         assert self._file is not None
@@ -387,3 +402,11 @@ class Journal:
                 self._size = size
         except OSError as exc:
             log.error("journal rollback failed error=%s", exc)
+
+
+def _unstorable(news: list[NewRecord], exc: Exception) -> JournalRecordError:
+    """The error of an append the journal refused (logged here: the caller may only see its future fail)."""
+    what = ", ".join(f"{new.type} {new.entity}" for new in news[:3])
+    log.error("journal refused an append it cannot store records=%s error=%s: nothing of it was written; "
+              "the journal goes on", what, exc)
+    return JournalRecordError(f"the journal cannot store {what}: {exc}")

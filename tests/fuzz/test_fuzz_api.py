@@ -131,7 +131,11 @@ def realistic(draw: st.DrawFn, pattern: str) -> Any:
 
 RAW = mutated([b'{"id":"push1","stream":{"name":"cam"},"protocol":"rtmp","url":"rtmp://127.0.0.1:9/app"}',
                b'[{"name":"v", /* c */ "host":{"names":["a",],},},]', b"// only a comment\n", b"\xef\xbb\xbf{}",
-               b"[" * 5000 + b"]" * 5000, b'{"a":' * 3000 + b"1" + b"}" * 3000, b'"\xff\xfe"'], max_mutations=3)
+               b"[" * 5000 + b"]" * 5000, b'{"a":' * 3000 + b"1" + b"}" * 3000, b'"\xff\xfe"',
+               b'{"id":"push1","stream":{"name":"cam"},"x":' + b"9" * 5000 + b"}",  # more digits than int() reads
+               b'[{"name":"v","segmentCount":' + b"9" * 30 + b"}]",  # beyond 64 bits: what msgpack stores
+               b'{"publishers":{"llhls":{"chunkDuration":NaN,"segmentDuration":Infinity,"partHoldBack":1e400}}}'],
+          max_mutations=3)
 
 
 def _loopback(value: Any, depth: int = 0) -> Any:

@@ -28,7 +28,8 @@ TEXTS = st.one_of(
                      "1935", "1935/tcp", "4000-4005/udp", "4005-4000", "10000-70000", "1,2,3", "*", "*.example.com",
                      "${env:KILN_FUZZ_UNSET}", "${env:KILN_FUZZ_UNSET:9}", "${env:HOME}", "${env:", "${", "${Port}",
                      "origin", "edge", "live", "bypass", "h264", "aac", "opus", "1K", "2M", "0.5", "nan", "inf",
-                     "1e400", "../../etc", "/tmp/kiln-fuzz", "rtmp://127.0.0.1:9/app", "é", "\u202e"]),
+                     "1e400", "../../etc", "/tmp/kiln-fuzz", "rtmp://127.0.0.1:9/app", "é", "\u202e",
+                     "\u00b2", "4000-\u00b2", "9" * 5000]),  # isdigit but no int(); more digits than int() reads
     st.text(max_size=12),
 )
 NAMES = st.sampled_from(["default", "app", "bypass", "x", "", "a b", "é"])

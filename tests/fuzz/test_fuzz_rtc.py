@@ -12,7 +12,8 @@ from tests.unit.rtc.test_sdpfrag import RESTART
 
 _FRAG_PARTS = st.sampled_from(["a=ice-ufrag:", "a=ice-pwd:", "a=candidate:", "a=mid:", "m=audio 9 RTP/AVP 0",
                                "a=end-of-candidates", "\r\n", "\n", " ", "abcd", "vw5LmwG4y/e6dPP/zAP9Gp5k", "1",
-                               "udp", "2130706431", "127.0.0.1", "65536", "typ", "host", "é", "\x00", ":", "x="])
+                               "udp", "2130706431", "127.0.0.1", "65536", "typ", "host", "é", "\x00", ":", "x=",
+                               "²", "9" * 5000])  # digits str.isdigit takes and int() refuses
 
 
 @fuzz(2.0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -128,9 +129,13 @@ class Response:
     contents: dict[str, Any] | None = None
 
 
+def _not_json(token: str) -> Any:
+    raise ValueError(f"{token} is not JSON")
+
+
 def _json_object(unit: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(unit.decode("utf-8"))
+        value = json.loads(unit.decode("utf-8"), parse_constant=_not_json)  # NaN, Infinity: Python's, not JSON
     except (UnicodeDecodeError, ValueError) as exc:
         raise OvtError(f"OVT message is not JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -394,7 +399,9 @@ def _parse_track(obj: Any) -> Track | str:
     track.name = obj["name"]
     if kind is MediaKind.VIDEO:
         fr = sub.get("framerate")
-        track.framerate_conf = float(fr) if isinstance(fr, int | float) and not isinstance(fr, bool) else 0.0
+        # a NaN or an infinity here made every GET of the edge's stream a 500 (no JSON holds one): 0, not known
+        track.framerate_conf = float(fr) if isinstance(fr, int | float) and not isinstance(fr, bool) \
+            and math.isfinite(fr) else 0.0
         w: Any = sub.get("width")
         h: Any = sub.get("height")
         if not track.width and _uint(w) and _uint(h):

@@ -50,8 +50,8 @@ def store_config(vhost_config: Mapping[str, Any] | None) -> StoreConfig | None:
         return None
     server = section.get("redisServer") if isinstance(section.get("redisServer"), dict) else {}
     host, _, port = str((server or {}).get("host") or "").strip().rpartition(":")
-    if not host or not port.isdigit():
-        return None
+    if not host or not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536):
+        return None  # (isdigit alone takes "²", which int() refuses: a ValueError at each stream start and lookup)
     return StoreConfig(host.strip("[]"), int(port), str((server or {}).get("auth") or ""),
                        str(section.get("originHostName") or "").strip())
 

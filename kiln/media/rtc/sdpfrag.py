@@ -93,11 +93,17 @@ def _same(name: str, before: str | None, value: str) -> str:
     return value
 
 
+def _number(text: str) -> int:
+    """A field of ASCII digits (at most 10) as a number, else -1: ``str.isdigit`` alone also accepts '²', which
+    ``int`` refuses, and ``int`` refuses more than 4,300 digits (either was a ValueError, a WHIP PATCH's 500)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else -1
+
+
 def _check_candidate(body: str, number: int) -> None:
     """foundation component transport priority address port typ type [...] (RFC 8839 §5.1)."""
     fields = body.split()
-    ok = (len(fields) >= 8 and fields[1].isdigit() and 1 <= int(fields[1]) <= 256 and fields[3].isdigit()
-          and fields[5].isdigit() and int(fields[5]) <= 65535 and fields[6] == "typ")
+    ok = (len(fields) >= 8 and 1 <= _number(fields[1]) <= 256 and 0 <= _number(fields[3]) <= 0xFFFFFFFF
+          and 0 <= _number(fields[5]) <= 65535 and fields[6] == "typ")
     if not ok:
         raise SdpFragError(f"line {number} is not an ICE candidate")
 

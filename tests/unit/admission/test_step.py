@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any
 
 from kiln.admission.audit import JournalAudit
-from kiln.admission.contract import AdmissionRequest, Direction, Verdict
+from kiln.admission.contract import LONGEST_LEASE_MS, AdmissionRequest, Direction, Verdict
 from kiln.admission.step import AdmissionStep, admit_from_thread
 from kiln.events.admission import AdmissionAllowed, AdmissionDenied
 
@@ -73,6 +74,25 @@ def test_earliest_of_stream_expire_and_lifetime_is_the_deadline() -> None:
                               Fixed("B", Verdict(True, lifetime_ms=3000))).admit(REQ))
     assert result.deadline_ms == NOW + 3000 and result.seconds_left(NOW) == 3.0
     assert not result.expired(NOW + 2999) and result.expired(NOW + 3000)
+
+
+def test_a_deadline_centuries_away_is_a_wait_a_timer_thread_can_keep() -> None:
+    """A signed stream_expire of 10**30 ms: the SRT ingest's and playback's threading.Timer died with 'OverflowError:
+    timestamp out of range for platform time_t' in its thread (a traceback per session)."""
+    result = asyncio.run(step(Fixed("A", Verdict(True, stream_expire_ms=10**30))).admit(REQ))
+    left = result.seconds_left(NOW)
+    assert left == LONGEST_LEASE_MS / 1000 and not result.expired(NOW)
+    failures: list[BaseException | None] = []
+    hook, threading.excepthook = threading.excepthook, lambda args: failures.append(args.exc_value)
+    try:
+        timer = threading.Timer(left, lambda: None)  # as kiln/media/ingest/srt/ingest.py arms its lease
+        timer.start()
+        time.sleep(0.05)
+        timer.cancel()
+        timer.join(5)
+    finally:
+        threading.excepthook = hook
+    assert failures == []
 
 
 def test_redirect_is_passed_on_and_recorded_allows_are_journaled() -> None:

@@ -7,13 +7,17 @@ import base64
 import hashlib
 import hmac
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from kiln.admission.contract import AdmissionRequest, Direction
+from kiln.admission.audit import JournalAudit
+from kiln.admission.contract import LONGEST_LEASE_MS, AdmissionRequest, Direction
 from kiln.admission.webhooks import Breaker, WebhookCheck, parse_answer, request_body, signature
+from kiln.eventlog import EventLog
+from kiln.journal import Journal, NewRecord
 
 REQUEST = AdmissionRequest("RTMP", Direction.INCOMING, "rtmp://10.0.0.1:1935/app/stream?k=v", ("1.2.3.4", 50000),
                            "default", "app", "stream")
@@ -93,6 +97,20 @@ def test_an_allow_with_redirect_and_lifetime() -> None:
     plain = parse_answer(200, b'{"allowed": true, "lifetime": 0}')
     assert plain.allowed and plain.lifetime_ms == 0 and not plain.record
     assert parse_answer(200, b'{"allowed": true, "lifetime": "9"}').lifetime_ms == 0
+
+
+@pytest.mark.parametrize("lifetime", [9007199254740991, 10**29])  # JavaScript's MAX_SAFE_INTEGER; beyond 64 bits
+def test_a_lifetime_longer_than_a_century_is_a_century_and_is_journaled(lifetime: int, tmp_path: Path) -> None:
+    """10**29 went into AdmissionAllowed as is; msgpack cannot store it, and that stopped the journal."""
+    verdict = parse_answer(200, json.dumps({"allowed": True, "lifetime": lifetime}).encode())
+    assert verdict.allowed and verdict.record and verdict.lifetime_ms == LONGEST_LEASE_MS
+    journal = Journal.open(tmp_path, fsync=False)
+    try:
+        JournalAudit(EventLog(journal, NewRecord)).decided(REQUEST, "AdmissionWebhooks", verdict)
+        [record] = list(journal.read(1))
+        assert (record.type, record.payload["lifetime_ms"]) == ("AdmissionAllowed", LONGEST_LEASE_MS)
+    finally:
+        journal.close()
 
 
 def test_check_posts_signed_json_and_follows_the_answer() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -216,6 +217,8 @@ def test_missing_file_and_wrong_root(tmp_path: Path) -> None:
     ("70000", "out of range"),
     ("1935/sctp", "unknown protocol"),
     ("", "empty port"),
+    ("\u00b2", "'\u00b2' is not a port number"),  # isdigit, but int() refuses it: was a ValueError traceback
+    ("9" * 5000, "(5000 digits) out of range"),  # more digits than int() reads: the same
 ])
 def test_bad_port_is_an_error_with_element_path(port: str, expected: str) -> None:
     xml = server_xml(bind=f"<Providers><RTMP><Port>{port}</Port></RTMP></Providers>")
@@ -223,6 +226,15 @@ def test_bad_port_is_an_error_with_element_path(port: str, expected: str) -> Non
         load_text(xml, ".", source="my.xml")
     assert str(info.value).startswith("my.xml: Server.Bind.Providers.RTMP.Port: ")
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("4000-\u00b2", "is not a port or port range"), ("4000-" + "9" * 5000, "(5000 digits) out of range"),
+    ("\u0663", "is not a port or port range"),  # an Arabic-Indic three: \d matched it
+])
+def test_bad_port_lists_are_errors(text: str, expected: str) -> None:
+    with pytest.raises(ConfigLoadError, match=re.escape(expected)):
+        load_text(server_xml(bind=f"<Providers><MPEGTS><Port>{text}</Port></MPEGTS></Providers>"), ".")
 
 
 @pytest.mark.parametrize(("text", "ports"), [

@@ -101,6 +101,13 @@ def test_bitrate_required_when_not_bypassed() -> None:
         {"name": "v", "bypass": True}, audios=[{"name": "a", "codec": "aac", "bitrate": 0}]))) == expected
 
 
+def test_an_infinite_bitrate_is_no_bitrate() -> None:
+    expected = "Bitrate must be specified when bypass is false"
+    for bitrate in ("inf", "1e400", float("inf")):
+        assert message(validate_app_json, app(outputProfiles=profile(
+            {"name": "v", "codec": "h264", "bitrate": bitrate}))) == expected, bitrate
+
+
 def test_bypassed_or_bitrated_encodes_pass_as_bools_ints_or_strings() -> None:
     validate_app_json(app(outputProfiles=profile({"name": "v", "bypass": True})))
     validate_app_json(app(outputProfiles=profile({"name": "v", "bypass": "true"})))
@@ -162,6 +169,9 @@ def test_xml_loaded_configs_are_valid_vhost_json() -> None:
 
 
 @pytest.mark.parametrize(("value", "bits"), [("128000", 128000), ("500K", 512000), ("2M", 2097152),
-                                             (64000, 64000), ("", None), ("fast", None), (True, None)])
+                                             (64000, 64000), ("", None), ("fast", None), (True, None),
+                                             # int() of an infinity raised OverflowError (the API's 500)
+                                             ("inf", None), ("-inf", None), ("1e400", None), ("1e400K", None),
+                                             (float("inf"), None), ("nan", None), (64000.9, 64000)])
 def test_parse_bitrate(value: Any, bits: int | None) -> None:
     assert parse_bitrate(value) == bits

@@ -33,6 +33,7 @@ BODY = {"id": "audit", "url": "http://hooks.test/kiln", "secretKey": "s3", "filt
     ({"id": "a", "url": "http://h/", "filter": {"types": [1]}}, "filter must be an object"),
     ({"id": "a", "url": "http://h/", "from": 0}, "from must be a journal sequence number"),
     ({"id": "a", "url": "http://h/", "from": True}, "from must be a journal sequence number"),
+    ({"id": "a", "url": "http://h/", "from": 2**64}, "from must be a journal sequence number"),  # no journal keeps it
     ({"id": "a", "url": "http://h/", "extra": 1}, "Unknown subscription key: extra"),
     ({"id": "a", "url": "http://h/", "filter": {"types": ["PushStarted"]}}, "unknown event type: PushStarted"),
 ])

@@ -17,7 +17,7 @@ from kiln.http.api_protocol import headers_too_large
 from kiln.http.apps import with_reserved_mpegts_streams
 from kiln.http.auth import TokenCheck, check_authorization
 from kiln.http.envelope import BASE_HEADERS, JSON_TYPE, dumps, error, json_answer, ok, ok_encoded
-from kiln.http.jsonbody import BodyError, _message, _strip_comments_and_trailing_commas, parse_body
+from kiln.http.jsonbody import _DECODER, BodyError, _message, _strip_comments_and_trailing_commas, parse_body
 from kiln.http.push import push_json
 from kiln.http.rendered import RenderedJson, json_list
 from kiln.http.router import Router
@@ -152,7 +152,7 @@ def _parsed_the_long_way(raw: bytes) -> object:
         return None
     cleaned = _strip_comments_and_trailing_commas(text).lstrip()
     try:
-        return json.JSONDecoder().raw_decode(cleaned)[0]
+        return _DECODER.raw_decode(cleaned)[0]  # parse_body's decoder: numbers read as jsoncpp reads them
     except json.JSONDecodeError as exc:
         return ("error", "[JSON] " + _message(cleaned, exc))
 

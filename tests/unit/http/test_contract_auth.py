@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from kiln.http.jsonbody import parse_body
 from tests.unit.http.conftest import AUTH, SERVER_XML, Api, start_service
 
 CHALLENGE = 'Basic realm="OvenMediaEngine"'
@@ -277,6 +278,59 @@ def test_parse_error_reports_the_line(api: Api) -> None:
     r = api.post("/v1/vhosts", raw=b"[\n\n  nope]")
     assert r.status_code == 400
     assert r.json()["message"].startswith("[HTTP] [JSON] * Line 3, Column 3\n")
+
+
+def test_a_number_of_more_digits_than_python_reads_is_a_400(api: Api) -> None:
+    """json raises a bare ValueError (no JSONDecodeError) for an integer of more than 4,300 digits: it was a 500."""
+    for line, raw in ((2, b'[\n  {"name": "a", "x": ' + b"1" * 5000 + b"}]"),
+                      (3, b'// c\n[\n  {"name": "a", "x": ' + b"1" * 5000 + b"},]")):  # comments: the second parse
+        r = api.post("/v1/vhosts", raw=raw)
+        assert r.status_code == 400
+        assert r.json()["message"] == (f"[HTTP] [JSON] * Line {line}, Column 22\n  '11111111111111111111...' "
+                                       "(5000 digits) is not a number.\n (400)")
+    assert api.get("/v1/vhosts").json()["response"] == ["default"]
+
+
+def test_integers_are_read_as_jsoncpp_reads_them(api: Api) -> None:
+    """Int64/UInt64 when they fit, else doubles (one no double holds is not a number). Python kept any size, and the
+    journal (msgpack) stores 64 bits: an app with segmentCount 10**30 was applied, then its AppCreated refused
+    (a 500, the name taken by an app no GET showed; before this branch's journal fix, the journal stopped)."""
+    assert parse_body(b"[18446744073709551615, 18446744073709551616, -9223372036854775808, -9223372036854775809, 7]") \
+        == [2**64 - 1, float(2**64), -(2**63), float(-(2**63) - 1), 7]
+    assert api.post("/v1/vhosts", [{"name": "tv"}]).status_code == 200
+    big = b"1" + b"0" * 30
+    r = api.post("/v1/vhosts/tv/apps", raw=b'[{"name": "a1", "type": "live", "publishers": {"llhls": {"segmentCount": '
+                 + big + b"}}}]")
+    assert r.status_code == 200, r.text
+    r = api.patch("/v1/vhosts/tv/apps/a1", raw=b'{"publishers": {"llhls": {"segmentCount": ' + big + b"}}}")
+    assert r.status_code == 200, r.text
+    assert api.get("/v1/vhosts/tv/apps").json()["response"] == ["a1"]
+    r = api.post("/v1/vhosts/tv/apps", raw=b'[{"name": "a2", "x": 1' + b"0" * 400 + b"}]")
+    assert r.json()["message"] == ("[HTTP] [JSON] * Line 1, Column 22\n  '10000000000000000000...' (401 digits) "
+                                   "is not a number.\n (400)")
+
+
+def test_nan_and_infinities_are_syntax_errors_as_in_jsoncpp(api: Api) -> None:
+    """Python's json takes NaN, Infinity and 1e400 (inf); jsoncpp does not. Taken into an app's JSON, no answer could
+    render it ('Out of range float values are not JSON compliant'): that PATCH and every later GET of the app were
+    500s, after a restart too, since the journal kept the value."""
+    assert api.post("/v1/vhosts", [{"name": "tv"}]).status_code == 200
+    assert api.post("/v1/vhosts/tv/apps", [{"name": "app", "type": "live", "publishers": {"llhls": {}}}]).status_code \
+        == 200
+    for value, what in ((b"NaN", "Syntax error: value, object or array expected."),
+                        (b"Infinity", "Syntax error: value, object or array expected."),
+                        (b"-Infinity", "Syntax error: value, object or array expected."),
+                        (b"1e400", "'1e400' is not a number.")):
+        r = api.patch("/v1/vhosts/tv/apps/app", raw=b'{"publishers": {"llhls": {"chunkDuration": ' + value + b"}}}")
+        assert r.status_code == 400 and r.json()["message"] == f"[HTTP] [JSON] * Line 1, Column 44\n  {what}\n (400)", \
+            r.text
+        r = api.post("/v1/vhosts/tv/apps/app/outputProfiles", raw=b'[{"name": "p", "outputStreamName": "x", '
+                     b'"encodes": {"videos": [{"codec": "h264", "bitrate": 500000, "framerate": ' + value + b"}]}}]")
+        assert r.status_code == 400, r.text
+    assert api.get("/v1/vhosts/tv/apps/app").status_code == 200
+    assert api.patch("/v1/vhosts/tv/apps/app", raw=b'{"publishers": {"llhls": {"chunkDuration": 1e308}}}').status_code \
+        == 200  # finite: a double jsoncpp reads
+    assert api.get("/v1/vhosts/tv/apps/app").status_code == 200
 
 
 @pytest.mark.parametrize(("method", "path"), [

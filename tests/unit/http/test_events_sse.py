@@ -20,7 +20,7 @@ def test_start_seq_prefers_last_event_id_then_from_then_the_next_record() -> Non
     assert start_seq({"from": "5"}, None, 100) == 5
     assert start_seq({"from": "0"}, None, 100) == 1
     assert start_seq({}, None, 100) == 101
-    for bad in ("-1", "x", "1.5", " 3"):
+    for bad in ("-1", "x", "1.5", " 3", "²", "9" * 5000):
         with pytest.raises(ApiError) as caught:
             start_seq({"from": bad}, None, 100)
         assert caught.value.status == 400 and "from must be a journal sequence number" in caught.value.message
@@ -75,6 +75,10 @@ def test_bad_resume_point_is_a_400_in_omes_envelope(api: Api) -> None:
     answer = api.get("/v1/events?type=PushCreated,PushStarted")
     assert answer.status_code == 400 and answer.json()["message"] == "[HTTP] Unknown event type: PushStarted (400)"
     answer = api.get("/v1/events", headers={"Last-Event-ID": "x1"})
+    assert answer.status_code == 400 and "Last-Event-ID" in answer.json()["message"]
+    answer = api.get("/v1/events?from=" + "9" * 5000)  # more digits than int() reads: was a 500
+    assert answer.status_code == 400 and "from must be" in answer.json()["message"]
+    answer = api.get("/v1/events", headers={"Last-Event-ID": "9" * 5000})
     assert answer.status_code == 400 and "Last-Event-ID" in answer.json()["message"]
 
 

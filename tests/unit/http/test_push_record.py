@@ -86,6 +86,24 @@ def test_push_lenient_fields_and_legacy_tracks(api: Api) -> None:
     assert "streamKey" not in p
 
 
+def test_numbers_beyond_64_bits_are_taken_as_wrong_typed_not_a_500(api: Api) -> None:
+    """A JSON body's integer has any size and msgpack stores 64 bits: a trackId or an interval of 2**64 was decided
+    and applied, then refused by the journal: a 500, and the id taken ('Duplicate ID') by a task no GET showed
+    (before that refusal was the append's alone, it stopped the journal for every later command)."""
+    big = 2**64
+    push = {**RTMP_PUSH, "stream": {"name": "s", "trackIds": [101, big]}}
+    r = api.post(f"{BASE}:startPush", push)
+    assert r.status_code == 200 and r.json()["response"]["stream"]["trackIds"] == [101], r.text
+    r = api.post(f"{BASE}:startRecord", {"id": "r1", "stream": {"name": "s", "tracks": [big]}, "interval": big})
+    assert r.status_code == 200, r.text
+    assert r.json()["response"]["stream"]["trackIds"] == [] and "interval" not in r.json()["response"]
+    listed = api.post(f"{BASE}:records", {}).json()["response"]
+    assert [x["id"] for x in listed] == ["r1"]
+    r = api.post("/v1/subscriptions", {"id": "s1", "url": "http://127.0.0.1:9/hook", "from": big})
+    assert r.status_code == 400 and "from must be a journal sequence number" in r.json()["message"]
+    assert api.get("/v1/subscriptions").json()["response"] == []
+
+
 @freeze_time("2023-03-15 12:15:20.113")
 def test_start_record_answers_seed_object(api: Api, seoul_tz: None) -> None:
     r = api.post(f"{BASE}:startRecord", {"id": "2", "stream": {"name": "stream"}, "interval": 60000,

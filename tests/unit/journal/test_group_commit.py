@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kiln.journal import Journal, JournalFailedError, NewRecord, Record
+from kiln.journal import Journal, JournalFailedError, JournalRecordError, NewRecord, Record, verify
 from kiln.journal.journal import LEAD_ROUNDS, defer_commits_while
 
 
@@ -134,6 +134,33 @@ def test_a_failed_write_fails_the_appends_queued_behind_it(journal: Journal, mon
         queued.result(10)
     with pytest.raises(JournalFailedError):
         journal.append([rec(2)])
+
+
+def test_an_append_that_cannot_be_stored_fails_alone_and_the_journal_goes_on(journal: Journal, tmp_path: Path) -> None:
+    """msgpack stores no int beyond 64 bits (a webhook's ``lifetime`` of 10**29 ms reached an AdmissionAllowed):
+    that made the commit a failed write, which stopped the journal, so every later command failed until a restart."""
+    release = threading.Event()
+    journal.add_listener(lambda _records: release.wait(10))
+    leader = threading.Thread(target=lambda: journal.append([rec(0)]))
+    leader.start()
+    good = journal.append([rec(1)])  # these three ride the same commit, behind the leader's first
+    bad = journal.append([rec(2), NewRecord("admission:default/app/s", "Thing", 1, {"n": 10**29})])
+    after = journal.append([rec(3)])
+    release.set()
+    leader.join(10)
+    with pytest.raises(JournalRecordError, match="Integer value out of range"):
+        bad.result(10)
+    assert [r.seq for r in good.result(10)] == [2] and [r.seq for r in after.result(10)] == [3]
+    alone = journal.append([NewRecord("x", "Thing", 1, {"n": 2**64})])  # alone on its commit: the same
+    assert isinstance(alone.exception(10), JournalRecordError)
+    assert [r.seq for r in journal.append([rec(4)]).result(10)] == [4]
+    journal.close()
+    reopened = Journal.open(tmp_path, fsync=False)
+    try:
+        assert [(r.seq, r.payload["n"]) for r in reopened.read(1)] == [(1, 0), (2, 1), (3, 3), (4, 4)]
+    finally:
+        reopened.close()
+    assert verify(tmp_path).ok
 
 
 def test_a_cancelled_append_is_still_written_and_later_appends_go_on(journal: Journal) -> None:

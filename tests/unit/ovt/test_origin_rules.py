@@ -71,6 +71,8 @@ def test_map_store_config() -> None:
         "redis", 6379, "pw", "o1.example")
     assert store_config({"originMapStore": {"redisServer": {"host": "redis"}}}) is None
     assert store_config({}) is None
+    for port in ("\u00b2", "9" * 5000, "0", "65536"):  # an API-created vhost's JSON: int() refused the first two
+        assert store_config({"originMapStore": {"redisServer": {"host": f"redis:{port}"}}}) is None, port
 
 
 def test_the_redis_password_in_a_vhosts_config_is_masked_in_journal_output() -> None:

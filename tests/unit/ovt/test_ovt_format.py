@@ -166,6 +166,20 @@ def test_bad_describes_are_refused_with_what_is_wrong(mutate: object, why: str) 
         ovt.parse_describe(contents)
 
 
+def test_a_framerate_no_json_holds_is_unknown_and_nan_on_the_wire_is_refused() -> None:
+    """An origin's NaN or Infinity framerate became the edge's framerateConf, and no answer could render it: every
+    GET of the edge's stream was a 500 ('Out of range float values are not JSON compliant')."""
+    video, _ = _h264_track()
+    for framerate in (float("nan"), float("inf")):
+        data = ovt.track_json(video)  # type: ignore[arg-type]
+        data["videoTrack"]["framerate"] = framerate
+        [track] = ovt.parse_describe(ovt.describe_contents("v", "a", "s", "u", [data], [])).tracks
+        assert track.framerate_conf == 0.0
+    with pytest.raises(ovt.OvtError, match="not JSON"):
+        ovt.parse_response(b'{"id":1,"application":"describe","code":200,"message":"ok",'
+                           b'"contents":{"framerate":NaN}}')
+
+
 def test_unrelayed_tracks_are_skipped_with_a_reason() -> None:
     video, _ = _h264_track()
     data = ovt.track_json(video)  # type: ignore[arg-type]

@@ -120,8 +120,9 @@ def test_format_ts_query_names_the_same_master(feed: LiveFeed) -> None:
 
 def test_unknown_files_and_streams_are_404(feed: LiveFeed) -> None:
     answers, _ = _serve(feed, Stats(), ["/app/cam/ts:nope.m3u8", "/app/other/ts:playlist.m3u8",
-                                        "/app/cam/seg_v0a1_999999_hls.ts", "/app/cam/medialist_v9_hls.m3u8"])
-    assert [r.status_code for r in answers] == [404, 404, 404, 404]
+                                        "/app/cam/seg_v0a1_999999_hls.ts", "/app/cam/medialist_v9_hls.m3u8",
+                                        "/app/cam/seg_v0a1_" + "9" * 5000 + "_hls.ts"])  # more than int() reads
+    assert [r.status_code for r in answers] == [404, 404, 404, 404, 404]
 
 
 def test_an_app_without_hls_keeps_the_404_with_its_reason(feed: LiveFeed) -> None:
@@ -140,8 +141,25 @@ def test_idle_sessions_end_and_take_their_count_back(feed: LiveFeed) -> None:
     assert stats.connections[("cam", "hlsv3")] == 2
     assert hls.touch(first.query.removeprefix("session="), published) is first
     assert hls.touch("garbage", published) is None
+    for not_a_number in ("²_abc", "9" * 5000 + "_abc"):  # isdigit, but int refuses them: malformed, not a 500
+        assert hls.touch(not_a_number, published) is None
     hls.reap(time.monotonic() + SESSION_IDLE_SECONDS + 1)
     assert stats.connections[("cam", "hlsv3")] == 0 and hls.sessions == {}
+
+
+def test_an_id_a_player_brings_is_kept_but_does_not_move_the_counter(feed: LiveFeed) -> None:
+    """A session id Kiln forgot (a restart) is adopted; the next new session skips ids in use. The counter used to
+    jump past the adopted id: session=999999999999999999_x made every later id 19 digits, a session no request
+    could name again (and, with 4,300 digits, every later player's request a 500)."""
+    hls = HlsPublisher(Stats())
+    published = Published(feed.live, HlsStream(feed.output, HlsSettings()))
+    first = hls.new_session(published)
+    assert hls.touch("999999999999999999_abcdefgh", published) is not None
+    adopted = hls.touch(f"{first.id + 1}_abcdefgh", published)
+    assert adopted is not None
+    made = hls.new_session(published)
+    assert made.id == first.id + 2 and hls.touch(made.query.removeprefix("session="), published) is made
+    assert hls.touch(f"{adopted.id}_abcdefgh", published) is adopted
 
 
 class TestHlsStreamContract(PublisherContract):

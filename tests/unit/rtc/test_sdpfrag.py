@@ -64,6 +64,10 @@ def test_candidates_keep_the_index_of_their_m_section() -> None:
     ("a=candidate:1 1 udp", "not an ICE candidate"),
     ("a=candidate:1 x udp 1 10.0.0.1 9 typ host", "not an ICE candidate"),
     ("a=candidate:1 1 udp 1 10.0.0.1 99999 typ host", "not an ICE candidate"),
+    ("a=candidate:1 \u00b2 udp 1 10.0.0.1 9 typ host", "not an ICE candidate"),  # isdigit, but int refuses it
+    ("a=candidate:1 1 udp 1 10.0.0.1 \u00b2 typ host", "not an ICE candidate"),
+    ("a=candidate:1 1 udp \u00b2 10.0.0.1 9 typ host", "not an ICE candidate"),
+    ("a=candidate:1 1 udp 1 10.0.0.1 " + "9" * 5000 + " typ host", "not an ICE candidate"),  # more than int reads
     ("a=candidate:1 1 udp 1 10.0.0.1 9 type host", "not an ICE candidate"),
     ("a=candidate:1 1 udp 1 10.0.0.1 9 typ host\n" * (MAX_CANDIDATES + 1), "more than"),
 ])

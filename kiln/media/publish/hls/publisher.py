@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from kiln.config.values import as_float, is_true, publisher_section
 from kiln.media.publish.hls.stream import HlsSettings, HlsStream
 from kiln.media.publish.llhls.dvr import DvrStore, dvr_settings, stream_directory
+from kiln.media.publish.session_query import next_free_id, parse_session
 from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,8 @@ class HlsPublisher:
 
     # -- sessions (event loop) --
     def new_session(self, published: Published) -> HlsSession:
-        sid = self._next_session
-        self._next_session += 1
+        sid = next_free_id(self._next_session, self.sessions)
+        self._next_session = sid + 1
         live = published.live
         session = HlsSession(sid, "".join(secrets.choice(_ALNUM) for _ in range(8)), live.vhost, live.app, live.name)
         self.sessions[sid] = session
@@ -140,15 +141,14 @@ class HlsPublisher:
 
     def touch(self, session_query: str | None, published: Published) -> HlsSession | None:
         """The session named by ``<id>_<key>`` (counted again if Kiln forgot it); None if absent or malformed."""
-        sid_text, sep, key = (session_query or "").partition("_")
-        if not sep or not sid_text.isdigit() or not key:
+        parsed = parse_session(session_query)
+        if parsed is None:
             return None
-        sid = int(sid_text)
+        sid, key = parsed
         session = self.sessions.get(sid)
         if session is None or session.key != key:
             live = published.live
             session = self.sessions[sid] = HlsSession(sid, key, live.vhost, live.app, live.name)
-            self._next_session = max(self._next_session, sid + 1)
             self._count(session)
         session.last_seen = time.monotonic()
         return session

@@ -36,7 +36,7 @@ PROTOCOL = "HLSv3"  # OME's publisher type name in admission (Enables: ``hlsv3``
 NO_CACHE = "no-cache, no-store"
 MASTER_HOLD_SECONDS = 30.0
 _MEDIALIST = re.compile(r"^medialist_([va0-9]+)_hls\.m3u8$")
-_SEGMENT = re.compile(r"^seg_([va0-9]+)_(\d+)_hls\.ts$")
+_SEGMENT = re.compile(r"^seg_([va0-9]+)_(\d{1,18})_hls\.ts$")  # the client's number: no more than int() reads
 _MASTER = re.compile(r"^(?:ts:)?([A-Za-z0-9_\-.]+)\.m3u8$")
 
 

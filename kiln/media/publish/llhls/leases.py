@@ -18,6 +18,7 @@ from starlette.requests import Request
 from kiln.admission.closing import notify_closed
 from kiln.admission.contract import Admission, AdmissionRequest, Admitter
 from kiln.media.publish.http_admission import http_admission_request
+from kiln.media.publish.session_query import parse_session
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ class SessionLeases:
             return
         self._pruned = time.monotonic()
         for session_q, (asked, _deadline) in list(self._leases.items()):
-            sid, _, key = session_q.partition("_")
-            session = self.known.sessions.get(int(sid)) if sid.isdigit() else None
-            if session is None or session.key != key:
+            parsed = parse_session(session_q)
+            session = self.known.sessions.get(parsed[0]) if parsed is not None else None
+            if session is None or parsed is None or session.key != parsed[1]:
                 del self._leases[session_q]
                 notify_closed(self.admission, asked)

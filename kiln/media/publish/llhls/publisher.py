@@ -20,6 +20,7 @@ from kiln.config.values import as_float, is_true, publisher_section
 from kiln.media.publish.llhls.dump import HlsDump
 from kiln.media.publish.llhls.dvr import dvr_settings
 from kiln.media.publish.llhls.stream import LlhlsSettings, LlhlsStream
+from kiln.media.publish.session_query import next_free_id, parse_session
 from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,8 @@ class LlhlsPublisher:
 
     # -- sessions --
     def new_session(self, stream: LlhlsStream) -> PlayerSession:
-        sid = self._next_session
-        self._next_session += 1
+        sid = next_free_id(self._next_session, self.sessions)
+        self._next_session = sid + 1
         live = stream.live
         session = PlayerSession(sid, "".join(secrets.choice(_ALNUM) for _ in range(8)), live.vhost, live.app,
                                 live.name)
@@ -167,10 +168,10 @@ class LlhlsPublisher:
 
     def touch(self, session_query: str, stream: LlhlsStream) -> PlayerSession | None:
         """The session named by ``<id>_<key>``; created when unknown (no access control), None if malformed."""
-        sid_text, sep, key = session_query.partition("_")
-        if not sep or not sid_text.isdigit() or not key:
+        parsed = parse_session(session_query)
+        if parsed is None:
             return None
-        sid = int(sid_text)
+        sid, key = parsed
         session = self.sessions.get(sid)
         if session is None or session.key != key:
             live = stream.live

@@ -50,10 +50,11 @@ from kiln.media.stream.registry import awaits_output
 log = logging.getLogger(__name__)
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
-_CHUNKLIST = re.compile(r"^chunklist_(\d+)_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m3u8$")
-_INIT = re.compile(r"^init_(\d+)_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m4s$")
-_SEG = re.compile(r"^seg_(\d+)_(\d+)_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m4s$")
-_PART = re.compile(r"^part_(\d+)_(\d+)_(\d+)_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m4s$")
+# numbers in file names are the client's: at most 18 digits, so int() never meets more than it reads (4,300)
+_CHUNKLIST = re.compile(r"^chunklist_(\d{1,18})_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m3u8$")
+_INIT = re.compile(r"^init_(\d{1,18})_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m4s$")
+_SEG = re.compile(r"^seg_(\d{1,18})_(\d{1,18})_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m4s$")
+_PART = re.compile(r"^part_(\d{1,18})_(\d{1,18})_(\d{1,18})_(video|audio|subtitle)_([A-Za-z0-9]+)_llhls\.m4s$")
 _MASTER = re.compile(r"^([A-Za-z0-9_\-.]+)\.m3u8$")
 MASTER_HOLD_SECONDS = 30.0
 
@@ -217,7 +218,7 @@ def _int_param(q: dict[str, list[str]], name: str) -> int | None:
     value = q.get(name, [None])[-1]
     if value is None:
         return None
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # isdigit alone: '²' (int refuses it)
         raise BadRequest(f"{name} must be a non-negative integer")
     return int(value)
 
