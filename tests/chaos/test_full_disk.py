@@ -137,6 +137,7 @@ def test_a_full_disk_refuses_commands_keeps_media_flowing_and_recovers(
         wait_until(accepted, 15, "a command accepted once space is back")
         acknowledged.append("after")
 
+        kiln.wait_for_log("journal reserve released")  # Kiln's log thread writes it: in before the kill -9
         kiln.kill9()  # everything acknowledged is durable: kill -9 and start again in the same namespace
         kiln.start()
         assert kiln.api.get("/v1/vhosts").json()["response"] == ["default", *acknowledged]

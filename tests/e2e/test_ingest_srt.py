@@ -89,9 +89,9 @@ def test_refused_callers_get_a_logged_reason(kiln: KilnProcess, test_ts: Path, p
     for sid, peer in refused.items():
         kiln.wait_for(lambda p=peer: not p.alive, what=f"caller {sid!r} refused")
         assert peer.returncode != 0
-    log = kiln.log_path.read_text()
+    log = kiln.wait_for_log(f"srt caller rejected port={kiln.ports.srt}", *(cases[sid] for sid in refused))
     for sid in refused:
-        assert f"srt caller rejected port={kiln.ports.srt}" in log and cases[sid] in log, sid
+        assert cases[sid] in log, sid
     assert stream_names(kiln) == []
 
 
@@ -154,7 +154,7 @@ def test_duplicate_name_is_refused_in_the_handshake(kiln: KilnProcess, test_ts: 
         created = kiln.api.get(f"{APP}/streams/dup").json()["response"]["input"]["createdTime"]
         second = publish(kiln, "default/app/dup", test_ts, peer_dir)
         kiln.wait_for(lambda: not second.alive, what="duplicate caller refused")
-        assert "reason=Stream already exists: [default/app/dup]" in kiln.log_path.read_text()
+        kiln.wait_for_log("reason=Stream already exists: [default/app/dup]")
         assert first.alive
         assert kiln.api.get(f"{APP}/streams/dup").json()["response"]["input"]["createdTime"] == created
     finally:

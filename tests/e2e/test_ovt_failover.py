@@ -79,7 +79,7 @@ def test_a_pull_loop_between_two_edges_ends_in_a_404_not_a_hang(
     edge_b = start(kiln_factory, tmp_path, "b", ports_b, vhost_extra=origins_to(ports_a))
     r = httpx.get(f"http://127.0.0.1:{ports_a.llhls}/app/ghost/llhls.m3u8", timeout=60)
     assert r.status_code == 404 and r.elapsed.total_seconds() < 30
-    assert "pull loop: default/app/ghost is being pulled by this server" in edge_a.log_path.read_text()
+    edge_a.wait_for_log("pull loop: default/app/ghost is being pulled by this server")
     for k in (edge_a, edge_b):
         k.wait_for(lambda k=k: k.api.get(f"{APP}/streams").json()["response"] == [], what="nothing left")
         assert "Traceback" not in k.log_path.read_text()

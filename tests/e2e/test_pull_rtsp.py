@@ -104,7 +104,8 @@ def test_a_failed_pull_keeps_omes_502_and_journals_and_logs_the_cameras_answer(k
                 "two": f"could not connect to any url (url 1: Connection refused; url 2: {unauthorized})"}
     assert kiln.wait_for(lambda: len(f := pull_failures(kiln)) == 3 and f,
                          what="three PullFailed records") == expected
-    log = kiln.log_path.read_text()
+    log = kiln.wait_for_log(*(f"pull finished where=default/app stream={name} reason={reason}"
+                              for name, reason in expected.items()))
     for name, reason in expected.items():
         assert re.search(rf" WARNING \S+ pull finished where=default/app stream={name} reason={re.escape(reason)}$",
                          log, re.M), name

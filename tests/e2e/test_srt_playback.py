@@ -112,8 +112,7 @@ def test_ffmpeg_pulls_h264_aac_from_a_keyframe_and_counts_one_srt_connection(
                             "-show_entries", "packet=flags", "-of", "csv=p=0", str(out)],
                            capture_output=True, text=True, timeout=30, check=True).stdout.split()
     assert first and first[0].startswith("K"), f"first video packet is not a keyframe: {first}"
-    log = kiln.log_path.read_text()
-    assert "srt playback started session=default/app/cam@127.0.0.1:" in log
+    kiln.wait_for_log("srt playback started session=default/app/cam@127.0.0.1:")
 
 
 def test_playlist_carries_its_first_rendition_only(

@@ -82,10 +82,15 @@ def test_the_banner_says_where_to_publish_and_play_and_whether_the_token_is_new(
     # a WebSocket request is answered as plain HTTP, and the log does not send the user to pip
     assert ask_for_a_websocket(ports.llhls) in (400, 401, 404)
     assert ask_for_a_websocket(ports.api) in (401, 404)
-    k.api.get("/v1/version")  # the log is written in order: what the two requests logged is in by now
-    log = k.log_path.read_text()
+    plain = "http upgrade request answered as plain HTTP (this port serves no WebSocket)"
+
+    def both_logged() -> str | None:  # written by Kiln's log thread, after the answers
+        text = k.log_text()
+        return text if messages(text).count(plain) >= 2 else None
+
+    log = k.wait_for(both_logged, what="both upgrade requests logged")
     assert WEBSOCKET_WARNING not in log and "Unsupported upgrade request" not in log
-    assert messages(log).count("http upgrade request answered as plain HTTP (this port serves no WebSocket)") == 2
+    assert messages(log).count(plain) == 2
 
     # the second start reuses the file, and says so
     before = len(k.log_path.read_text())

@@ -144,8 +144,8 @@ def test_simulcast_through_whip_gives_a_rendition_per_layer(kiln_factory: Callab
         report = browser.finish(60, now=True)
     assert report["connected"] and not report["errors"], report
     assert report["simulcastOffered"], report
-    log = kiln.log_path.read_text()
-    assert "webrtc publish simulcast" in log and "beyond the simulcast layers" not in log
+    log = kiln.wait_for_log("webrtc publish simulcast")
+    assert "beyond the simulcast layers" not in log
 
 
 def _probe_video(url: str) -> dict | None:  # type: ignore[type-arg]

@@ -85,8 +85,7 @@ def test_ovenplayer_goes_relay_only_and_plays_over_turn_tcp(forced: tuple[KilnPr
     assert config["iceServers"][0]["username"] == "ome" and config["iceServers"][0]["credential"] == "airen"
     assert report["localCandidateType"] == "relay", report
     assert report["relayProtocol"] == "tcp", report
-    logged = kiln.log_path.read_text()
-    assert "webrtc turn allocation client=127.0.0.1:" in logged
+    kiln.wait_for_log("webrtc turn allocation client=127.0.0.1:")
     sys.stdout.write(f"\nOvenPlayer over TURN/TCP: frames {report['framesStart']}->{report['framesEnd']} in 3 s, "
                      f"audio packets {report['audioPackets']}, playout delay {report['playoutDelayMs']} ms\n")
     kiln.wait_for(lambda: "webrtc turn allocation ended" in kiln.log_path.read_text(), 30,
