@@ -23,6 +23,13 @@ class Row:
     present: Callable[[dict[str, Any]], bool]
 
 
+def _at(node: Any, keys: tuple[str, ...]) -> Any:
+    """The value at this key path; None where a step is missing or is not a section."""
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
 def _has(*keys: str) -> Callable[[dict[str, Any]], bool]:
     """A section is configured (present, even empty) at this key path."""
 
@@ -41,9 +48,7 @@ def _enabled(*keys: str) -> Callable[[dict[str, Any]], bool]:
     """A section's ``Enable`` is true at this key path."""
 
     def present(node: dict[str, Any]) -> bool:
-        value: Any = node
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
+        value = _at(node, keys)
         return isinstance(value, dict) and is_true(value.get("enable"))
 
     return present
@@ -53,9 +58,7 @@ def _enabled_value(*keys: str) -> Callable[[dict[str, Any]], bool]:
     """A switch at this key path is true (``<Ulpfec>true</Ulpfec>``)."""
 
     def present(node: dict[str, Any]) -> bool:
-        value: Any = node
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
+        value = _at(node, keys)
         return is_true(value)
 
     return present
@@ -65,9 +68,7 @@ def _switched_off(*keys: str) -> Callable[[dict[str, Any]], bool]:
     """A switch at this key path is given and not true (``<Enable>false</Enable>``)."""
 
     def present(node: dict[str, Any]) -> bool:
-        value: Any = node
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
+        value = _at(node, keys)
         return value is not None and not isinstance(value, dict) and not is_true(value)
 
     return present
@@ -158,9 +159,7 @@ def _dig(node: Any, *keys: str) -> Any:
 
 
 def _port_text(tree: dict[str, Any], *keys: str) -> str | None:
-    value: Any = tree
-    for key in keys:
-        value = value.get(key) if isinstance(value, dict) else None
+    value = _at(tree, keys)
     return None if value is None or isinstance(value, dict) else str(value).strip()
 
 
@@ -206,9 +205,7 @@ def _any_enabled(*keys: str) -> Callable[[dict[str, Any]], bool]:
     """Some item of the list at this key path has ``Enable`` true (``Dumps/Dump``)."""
 
     def present(node: dict[str, Any]) -> bool:
-        value: Any = node
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
+        value = _at(node, keys)
         items = value if isinstance(value, list) else [value]
         return any(isinstance(item, dict) and is_true(item.get("enable")) for item in items)
 
@@ -219,9 +216,7 @@ def _above_zero(*keys: str) -> Callable[[dict[str, Any]], bool]:
     """A number at this key path is above 0."""
 
     def present(node: dict[str, Any]) -> bool:
-        value: Any = node
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
+        value = _at(node, keys)
         try:
             return value is not None and not isinstance(value, dict) and float(str(value)) > 0
         except ValueError:
@@ -234,9 +229,7 @@ def _not_value(expected: str, *keys: str) -> Callable[[dict[str, Any]], bool]:
     """A value at this key path is given and is not ``expected`` (case-insensitive)."""
 
     def present(node: dict[str, Any]) -> bool:
-        value: Any = node
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
+        value = _at(node, keys)
         return value is not None and str(value).strip().lower() != expected.lower()
 
     return present
