@@ -82,22 +82,29 @@ def _strip_comments_and_trailing_commas(text: str) -> str:
     return "".join(out)
 
 
+def _where(text: str, at: int) -> str:
+    """jsoncpp's place of an error: ``* Line L, Column C`` (both from 1)."""
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    return f"* Line {line}, Column {column}"
+
+
 def _message(text: str, exc: json.JSONDecodeError) -> str:
-    line = text.count("\n", 0, exc.pos) + 1
-    column = exc.pos - (text.rfind("\n", 0, exc.pos) + 1) + 1
     if exc.msg.startswith("Expecting value"):
         what = "Syntax error: value, object or array expected."
     elif "delimiter" in exc.msg or "Expecting" in exc.msg:
         what = f"Missing ',' or closing bracket ({exc.msg})"
     else:
         what = exc.msg
-    return f"* Line {line}, Column {column}\n  {what}\n"
+    return f"{_where(text, exc.pos)}\n  {what}\n"
 
 
-class _NotANumber(ValueError):
-    def __init__(self, token: str) -> None:
+class _Refused(ValueError):
+    """A literal jsoncpp does not take: a number no double holds, or ``NaN``/``Infinity`` (``constant``)."""
+
+    def __init__(self, token: str, constant: bool = False) -> None:
         super().__init__(token)
-        self.token = token
+        self.token, self.constant = token, constant
 
 
 def _integer(token: str) -> int | float:
@@ -112,7 +119,7 @@ def _integer(token: str) -> int | float:
             return value
     found = float(token)
     if found in (_INF, -_INF):
-        raise _NotANumber(token)
+        raise _Refused(token)
     return found
 
 
@@ -120,33 +127,28 @@ def _real(token: str) -> float:
     """A number with a fraction or exponent; one no double holds ('1e400', inf to Python) is not a number."""
     found = float(token)
     if found in (_INF, -_INF):
-        raise _NotANumber(token)
+        raise _Refused(token)
     return found
-
-
-class _NotAValue(ValueError):
-    def __init__(self, token: str) -> None:
-        super().__init__(token)
-        self.token = token
 
 
 def _constant(token: str) -> float:
     """``NaN``, ``Infinity``, ``-Infinity``: Python's json takes them, jsoncpp does not (a syntax error). Taken, they
     went into an app's or profile's JSON, which no answer could then render ('Out of range float values are not
     JSON compliant'): every later GET of the app was a 500, after restarts too (the journal kept them)."""
-    raise _NotAValue(token)
+    raise _Refused(token, constant=True)
 
 
 _DECODER = json.JSONDecoder(parse_int=_integer, parse_float=_real, parse_constant=_constant)
 
 
-def _not_a_number(text: str, token: str) -> str:
-    """jsoncpp's error for a number no double holds, at the first place ``token`` appears."""
-    at = max(text.find(token), 0)
-    line = text.count("\n", 0, at) + 1
-    column = at - (text.rfind("\n", 0, at) + 1) + 1
+def _refused(text: str, exc: _Refused) -> str:
+    """jsoncpp's error for a refused literal, at the first place it appears."""
+    where = _where(text, max(text.find(exc.token), 0))
+    if exc.constant:
+        return f"{where}\n  Syntax error: value, object or array expected.\n"
+    token = exc.token
     shown = f"'{token[:20]}...' ({len(token.lstrip('-'))} digits)" if len(token) > 24 else f"'{token}'"
-    return f"* Line {line}, Column {column}\n  {shown} is not a number.\n"
+    return f"{where}\n  {shown} is not a number.\n"
 
 
 def _decode(text: str) -> Any:
@@ -180,13 +182,8 @@ def parse_body(raw: bytes) -> Any:
         value = _decode(text)
     except RecursionError as exc:
         raise BodyError(400, STACK_LIMIT) from exc
-    except _NotANumber as exc:
-        raise BodyError(400, "[JSON] " + _not_a_number(text, exc.token)) from exc
-    except _NotAValue as exc:
-        at = max(text.find(exc.token), 0)
-        line, column = text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
-        raise BodyError(400, f"[JSON] * Line {line}, Column {column}\n  Syntax error: value, object or array "
-                             "expected.\n") from exc
+    except _Refused as exc:
+        raise BodyError(400, "[JSON] " + _refused(text, exc)) from exc
     if _too_deep(value):
         raise BodyError(400, STACK_LIMIT)
     return value
