@@ -42,13 +42,14 @@ def _text(body: dict[str, Any], key: str) -> str:
 def register(router: Router, api: Any) -> None:
     ctx = api.ctx
 
-    def common(call: Call, output: str) -> None:
+    async def common(call: Call, output: str) -> None:
         """The two shared 404s: the output stream must belong to this input and be published as LL-HLS."""
         vh, ap, st = call.params["vhost"], call.params["app"], call.params["stream"]
         stream = need_stream(ctx, vh, ap, st)
         if output not in stream.outputs:
             raise ApiError(404, f"Could not find output stream: [{vh}/{ap}/{output}]")
-        llhls = ctx.media.llhls.find(vh, ap, output) if ctx.media.llhls is not None else None
+        publisher = ctx.media.llhls
+        llhls = await publisher.find_soon(vh, ap, output, st) if publisher is not None else None
         if llhls is None:
             raise ApiError(404, f"Could not find LLHLS stream: [{vh}/{ap}/{output}]")
 
@@ -59,7 +60,7 @@ def register(router: Router, api: Any) -> None:
         dump_id, output, path = (_text(body, k) for k in ("id", "outputStreamName", "outputPath"))
         if not (dump_id and output and path):
             raise ApiError(400, "id, outputStreamName and outputPath are required")
-        common(call, output)
+        await common(call, output)
         listed = body.get("playlist")
         playlists = [p for p in listed if isinstance(p, str)] if isinstance(listed, list) else []
         info, user_data = _text(body, "infoFile"), _text(body, "userData")
@@ -75,7 +76,7 @@ def register(router: Router, api: Any) -> None:
         output = body.get("outputStreamName")
         if not isinstance(output, str):
             raise ApiError(400, "outputStreamName is required")
-        common(call, output)
+        await common(call, output)
         dump_id = body.get("id") if isinstance(body.get("id"), str) else None
         await ask(tasks_ref(ctx, vh, ap), UnregisterDumps(output, dump_id))
         return ok()
@@ -87,7 +88,7 @@ def register(router: Router, api: Any) -> None:
         output = body.get("outputStreamName")
         if not isinstance(output, str):
             raise ApiError(400, "outputStreamName is required")
-        common(call, output)
+        await common(call, output)
         wanted = body.get("id") if isinstance(body.get("id"), str) else None
         return ok([dump_json(d) for d in ctx.tasks.dump_list(vh, ap, output) if wanted is None or d.id == wanted])
 

@@ -84,6 +84,7 @@ class LlhlsPublisher:
         self.sessions: dict[int, PlayerSession] = {}
         self._next_session = 1
         self._reaper: asyncio.Task[None] | None = None
+        self._changed: list[asyncio.Future[None]] = []  # find_soon's waiters, woken when pending or streams change
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -99,7 +100,8 @@ class LlhlsPublisher:
 
     def stream_started(self, live: LiveStream, app_config: dict[str, Any]) -> None:
         section = llhls_config(app_config)
-        if section is None:
+        if section is None:  # this app publishes no LL-HLS: nothing of it is coming
+            self._call(self._not_published, live)
             return
         self._call(self._start, live, settings_from(section))
 
@@ -107,9 +109,20 @@ class LlhlsPublisher:
         self._call(self._end, live)
 
     # -- loop side --
+    def _wake(self) -> None:
+        waiters, self._changed = self._changed, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _not_published(self, live: LiveStream) -> None:
+        self.pending.discard(live.key)
+        self._wake()
+
     def _start(self, live: LiveStream, settings: LlhlsSettings) -> None:
         assert self.loop is not None
         self.pending.discard(live.key)
+        self._wake()
         if live.ended_reason is not None:
             return
         for out in live.outputs.values():
@@ -123,6 +136,7 @@ class LlhlsPublisher:
 
     def _end(self, live: LiveStream) -> None:
         self.pending.discard(live.key)
+        self._wake()
         for out in live.outputs.values():
             key = (live.vhost, live.app, out.name)
             found = self.streams.get(key)
@@ -155,6 +169,28 @@ class LlhlsPublisher:
 
     def find(self, vhost: str, app: str, name: str) -> LlhlsStream | None:
         return self.streams.get((vhost, app, name))
+
+    async def find_soon(self, vhost: str, app: str, name: str, input_name: str,
+                        timeout: float = 5.0) -> LlhlsStream | None:
+        """Output ``name`` of input ``input_name``, waiting (at most ``timeout``) while that input exists but
+        has not started here yet: the API lists a stream's outputs a moment before its actor tells the
+        publishers, and OME takes a dump for a stream that has just appeared."""
+        assert self.loop is not None
+        deadline = self.loop.time() + timeout
+        while (found := self.find(vhost, app, name)) is None and (vhost, app, input_name) in self.pending:
+            left = deadline - self.loop.time()
+            if left <= 0:
+                return None
+            waiter: asyncio.Future[None] = self.loop.create_future()
+            self._changed.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, left)
+            except TimeoutError:
+                return None
+            finally:
+                if waiter in self._changed:
+                    self._changed.remove(waiter)
+        return found
 
     # -- sessions --
     def new_session(self, stream: LlhlsStream) -> PlayerSession:
