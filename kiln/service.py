@@ -278,7 +278,8 @@ class KilnService:
         self._since_snapshot = replayed
         self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query)
         self.events.add_observer(self._maybe_snapshot)
-        self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
+        self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media,
+                                   self.config.base_dir)
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
         admission = AdmissionStep([SignedPolicyCheck(VhostSignedPolicies(self.catalog)),
                                    WebhookCheck(VhostAdmissionWebhooks(self.catalog))], JournalAudit(self.events))
@@ -302,10 +303,14 @@ class KilnService:
         pulls: dict[tuple[str, str], list[se.PullDefined]] = {}
         for ev in self.catalog.pull_definitions():
             pulls.setdefault((ev.vhost, ev.app), []).append(ev)
+        schedules: dict[tuple[str, str], list[se.ScheduleDefined]] = {}
+        for sev in self.catalog.schedule_definitions():
+            schedules.setdefault((sev.vhost, sev.app), []).append(sev)
         tasks = self.tasks.recovered()
         return [replace(vhost, apps=tuple(
                     replace(app, tasks=tasks.get((vhost.name, app.name), AppTasks()),
-                            pulls=tuple(pulls.get((vhost.name, app.name), ())))
+                            pulls=tuple(pulls.get((vhost.name, app.name), ())),
+                            schedules=tuple(schedules.get((vhost.name, app.name), ())))
                     for app in vhost.apps))
                 for vhost in self.catalog.vhost_states()]
 

@@ -22,3 +22,4 @@ class ActorRuntime:
     stats: MetricsTree
     data_dir: Path
     media: MediaRuntime | None = None  # absent in control-plane-only tests
+    config_dir: Path | None = None  # the configuration file's directory (relative Schedule paths)
