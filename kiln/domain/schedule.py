@@ -18,7 +18,7 @@ from calendar import timegm
 from dataclasses import dataclass
 from typing import Any
 
-from kiln.domain.errors import Conflict, DomainError, Invalid, NotFound
+from kiln.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from kiln.events.base import Event
 from kiln.events.schedules import FILE_SCHEME, STREAM_SCHEME, ChannelStream, Item, Program, Schedule
 from kiln.events.streams import ScheduleDefined, ScheduleRemoved
@@ -32,12 +32,6 @@ _ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})T(\d{1,2}):(\d{1,2}):(\d{1,2})(?:
 
 class ScheduleError(Invalid):
     """A schedule OME would not load (400 through the API; a file with one is logged and skipped)."""
-
-
-class Forbidden(DomainError):
-    """The app does not enable the provider the command needs (OME's bare 403 ``Forbidden``)."""
-
-    style = "raw"
 
 
 def parse_iso8601(text: str) -> int:

@@ -6,12 +6,11 @@ from typing import Any
 
 import pytest
 
-from kiln.domain.errors import Conflict, Invalid, NotFound
+from kiln.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from kiln.domain.schedule import (
     AppSchedules,
     CreateChannel,
     DeleteChannel,
-    Forbidden,
     LoadChannelFile,
     PatchChannel,
     ScheduleError,
