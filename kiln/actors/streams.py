@@ -201,7 +201,13 @@ class StreamsActor(CommandActor):
         self.settings = self.directory.settings = cmd.settings
         self.schedules.enabled = cmd.settings.provider_enabled(SCHEDULE_PROVIDER)
         self.channel_files = ChannelFiles(self.where, cmd.settings.config, self.channel_files.config_dir)
-        return Outcome(None, self._end_all_streams("application reconfigured"))
+        ended = self._end_all_streams("application reconfigured")
+        # channels whose worker ran come back when it has wound down (handle_ScheduleFinished); those that had
+        # none (refused while the app had no Schedule provider) start now
+        for schedule in self.schedules.channels.values():
+            if schedule.name not in self.channel_workers:
+                self._spawn_channel(schedule)
+        return Outcome(None, ended)
 
     def _end_all_streams(self, reason: str) -> list[Future[Any]]:
         """Close every live stream's source and journal its end; returns the durable futures."""

@@ -103,3 +103,56 @@ def test_a_channel_made_through_the_api_plays_its_items_in_turn_and_survives_kil
     assert k.api.get(TV).json()["response"] == ["preset"]
     k.wait_for(lambda: k.api.get("/v1/vhosts/default/apps/tv/streams/ch").json()["statusCode"] == 404,
                what="the deleted channel's stream gone")
+
+
+BYPASS = {"outputProfile": [{"name": "bypass", "outputStreamName": "${OriginStreamName}", "encodes": {
+    "videos": [{"name": "v", "bypass": True}], "audios": [{"name": "a", "bypass": True}]}}]}
+
+
+def test_patch_replaces_what_plays_and_an_app_change_brings_the_channel_back(
+        kiln_factory: Callable[..., KilnProcess], tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    make_item(media / "red.mp4", "red", 440)
+    make_item(media / "blue.mp4", "blue", 880)
+    k = kiln_factory()
+    assert k.api.post("/v1/vhosts", json=[{"name": "sv", "host": {"names": ["sv.test"]}}]).status_code == 200
+    app = {"name": "tv", "type": "live", "providers": {"rtmp": {}}, "outputProfiles": BYPASS,
+           "publishers": {"llhls": {"chunkDuration": 0.5, "segmentDuration": 1}}}
+    assert k.api.post("/v1/vhosts/sv/apps", json=[app]).json()[0]["statusCode"] == 200
+    channels = "/v1/vhosts/sv/apps/tv/scheduledChannels"
+    body = {"stream": {"name": "ch"}, "fallbackProgram": {"items": [{"url": "file://red.mp4"}]}}
+    assert k.api.post(channels, json=body).status_code == 403
+
+    files = tmp_path / "schedules"
+    schedule = {"mediaRootDir": str(media), "scheduleFilesDir": str(files)}
+    assert k.api.patch("/v1/vhosts/sv/apps/tv", json={"providers": {"schedule": schedule}}).status_code == 200
+    assert k.api.post(channels, json=body).status_code == 201
+
+    def playing() -> str | None:
+        current = k.api.get(f"{channels}/ch").json()["response"]["currentProgram"]
+        return current["currentItem"]["url"] if current["state"] == "onair" else None
+
+    assert k.wait_for(playing, what="the fallback on air") == "file://red.mp4"
+    assert k.api.get(f"{channels}/ch").json()["response"]["currentProgram"]["name"] == "fallback"
+    patch = {"fallbackProgram": {"items": [{"url": "file://blue.mp4"}]}}
+    assert k.api.patch(f"{channels}/ch", json=patch).json() == {"message": "Created", "statusCode": 201}
+    k.wait_for(lambda: playing() == "file://blue.mp4", what="the patched fallback on air")
+    assert 'url="file://blue.mp4"' in (files / "ch.sch").read_text()
+    refused = k.api.patch(f"{channels}/ch", json={"stream": {"name": "ch"}}).json()
+    assert refused == {"message": "[HTTP] Stream object could not be patched (400)", "statusCode": 400}
+
+    stream = "/v1/vhosts/sv/apps/tv/streams/ch"
+    created = k.api.get(stream).json()["response"]["input"]["createdTime"]
+    assert k.api.patch("/v1/vhosts/sv/apps/tv", json={"publishers": {"llhls": {"chunkDuration": 0.4}}}).status_code \
+        == 200
+    k.wait_for(lambda: (r := k.api.get(stream).json()).get("statusCode") == 200
+               and r["response"]["input"]["createdTime"] != created, what="the channel's stream in the new app")
+    k.wait_for(lambda: playing() == "file://blue.mp4", what="the channel on air again")
+
+    # without the provider the channel stays defined but cannot play; with it back, it plays again
+    assert k.api.patch("/v1/vhosts/sv/apps/tv", json={"providers": {"schedule": None}}).status_code == 200
+    k.wait_for(lambda: k.api.get(stream).json()["statusCode"] == 404, what="the channel's stream gone")
+    assert k.api.get(channels).json()["response"] == ["ch"]
+    assert k.api.patch("/v1/vhosts/sv/apps/tv", json={"providers": {"schedule": schedule}}).status_code == 200
+    k.wait_for(lambda: playing() == "file://blue.mp4", what="the channel on air with its provider back")
