@@ -54,7 +54,8 @@ class _Lengths:
         self._known: dict[str, tuple[tuple[int, int], int]] = {}
 
     def path(self, item: Item) -> Path:
-        return self.root / item.file_path
+        """OME appends the URL's path to MediaRootDir, so ``file:///x`` is ``<root>/x`` (``root / "/x"`` is ``/x``)."""
+        return self.root / item.file_path.lstrip("/")
 
     def failed(self, item: Item) -> None:
         path = str(self.path(item))
