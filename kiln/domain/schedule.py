@@ -25,6 +25,7 @@ from kiln.events.streams import ScheduleDefined, ScheduleRemoved
 
 FILE_EXTENSION = "sch"
 MIN_ITEM_MS = 1000  # OME raises a configured duration of 0..1000 ms to 1000 ms
+MAX_ITEM_MS = 10**12  # ~31 years: beyond it a seek's microseconds overflow FFmpeg's 64 bits
 
 _ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})T(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d+))?"
                   r"(Z|[+-]\d{2}(?::?\d{2})?)?")
@@ -62,8 +63,10 @@ def _item(url: str, start: int, duration: int) -> Item:
     path = url[len(FILE_SCHEME):]
     if not path or any(part == ".." for part in path.replace("\\", "/").split("/")):
         raise ScheduleError(f"file:// items name a file under MediaRootDir: {url}")
-    if start < 0:
-        raise ScheduleError(f"start must not be negative: {url}")
+    if not 0 <= start <= MAX_ITEM_MS:
+        raise ScheduleError(f"start must be between 0 and {MAX_ITEM_MS} ms: {url}")
+    if duration > MAX_ITEM_MS:
+        raise ScheduleError(f"duration must be at most {MAX_ITEM_MS} ms: {url}")
     if 0 <= duration <= MIN_ITEM_MS:
         duration = MIN_ITEM_MS
     return Item(url, start, duration)
@@ -157,7 +160,8 @@ def schedule_from_json(body: Any, now_ms: int) -> Schedule:
     name = stream.get("name")
     if not isinstance(name, str):
         raise ScheduleError("Failed to find Stream.Name object")
-    if not name or "/" in name or name in (".", ".."):
+    if not name or "/" in name or name in (".", "..") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        # it names the channel's file in ScheduleFilesDir (and shows in log lines)
         raise ScheduleError(f"Invalid stream name: [{name}]")
     if stream.get("audioMap"):
         raise ScheduleError("Kiln does not build audioMap (several audio tracks in a scheduled channel)")

@@ -187,3 +187,20 @@ def test_delete_removes_the_channel() -> None:
 
 def test_a_file_found_at_start_is_defined_as_from_a_file() -> None:
     given(channels()).when(LoadChannelFile(schedule_from_json(body(), NOW_MS)), now=NOW).then(defined(source="file"))
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "line\nbreak", "tab\there", "del\x7f"])
+def test_a_name_no_file_can_have_is_refused(name: str) -> None:
+    with pytest.raises(ScheduleError, match="Invalid stream name"):
+        schedule_from_json({"stream": {"name": name}}, NOW_MS)
+
+
+@pytest.mark.parametrize("item", [{"url": "file://a.mp4", "start": 10**15}, {"url": "file://a.mp4", "duration": 10**15},
+                                  {"url": "file://a.mp4", "start": -1}])
+def test_start_and_duration_are_bounded(item: dict[str, Any]) -> None:
+    with pytest.raises(ScheduleError, match="must be"):
+        schedule_from_json({"stream": {"name": "x"}, "fallbackProgram": {"items": [item]}}, NOW_MS)
+    xml = ("<Schedule><Stream/><FallbackProgram><Item " + " ".join(f'{k}="{v}"' for k, v in item.items())
+           + "/></FallbackProgram></Schedule>").encode()
+    with pytest.raises(ScheduleError, match="must be"):
+        schedule_from_xml(xml, "x")
