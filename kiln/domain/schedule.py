@@ -217,6 +217,8 @@ def schedule_from_xml(data: bytes, file_stem: str) -> Schedule:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
         raise ScheduleError(f"Failed to load schedule file: {exc}") from None
+    except (LookupError, ValueError) as exc:  # the XML declaration names an encoding expat cannot read
+        raise ScheduleError(f"Failed to load schedule file: unsupported encoding: {exc}") from None
     if root.tag != "Schedule":
         raise ScheduleError("Failed to find Schedule node")
     stream = root.find("Stream")
