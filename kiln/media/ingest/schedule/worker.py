@@ -21,11 +21,12 @@ from pathlib import Path
 import av
 
 from kiln.events.schedules import Item, Schedule
+from kiln.media.formats.codecs import CodecConfigError, h264, nal
 from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.demux.convert import CODECS, AvConverter
 from kiln.media.ingest.schedule.board import OnAir, ScheduleBoard
 from kiln.media.ingest.schedule.plan import Idle, Slot, current_program, on_air
-from kiln.media.model import MediaKind
+from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.stream.live import LiveStream
 from kiln.media.worker import WorkerThread
 
@@ -107,6 +108,8 @@ class ScheduleWorker:
         self._last_dts: dict[str, int] = {}  # per kind: the newest dts sent
         self.items_played = 0
         self._replaced = False  # a new schedule came (PATCH): the item playing ends now
+        self._first_video: Track | None = None  # the video track players were first told about (their init)
+        self._mixed = False  # an item's video differed from the first: every item's parameter sets go in band
 
     @property
     def name(self) -> str:
@@ -183,6 +186,33 @@ class ScheduleWorker:
             wall += max(0.0, self._anchor + self._base / TICKS - time.monotonic())
         return int(wall * 1000)
 
+    @property
+    def _first_video_id(self) -> int:
+        return self._first_video.id if self._first_video is not None else -1
+
+    def _inband_parameter_sets(self, track: Track, slot: Slot) -> bytes:
+        """An item whose video differs from the channel's first (another size, profile …) cannot change what
+        players were initialised with (LL-HLS's init segment, fixed for the stream): for H.264 its parameter sets
+        go in band, before each keyframe's slices, where decoders take them (and once items differ, every
+        item's, since a decoder keeps the last ones it saw); other codecs are warned about."""
+        if self._first_video is None:
+            self._first_video = track
+            return b""
+        if track.config == self._first_video.config and not self._mixed:
+            return b""
+        self._mixed = True  # from now on even the first item's sets go in band: decoders hold the last ones
+        if track.codec is Codec.H264 and self._first_video.codec is Codec.H264:
+            try:
+                config = h264.parse_avcc(track.config)
+            except CodecConfigError:
+                config = None
+            if config is not None and config.nal_length_size == 4:
+                return nal.to_length_prefixed([*config.sps, *config.pps])
+        log.warning("schedule item video differs from the channel's where=%s stream=%s url=%s codec=%s: players "
+                    "started on the first item's configuration may not show it", self.where, self.name,
+                    slot.item.url, track.codec.value)
+        return b""
+
     def _show(self, slot: Slot | None) -> None:
         if self.board is None:
             return
@@ -242,6 +272,7 @@ class ScheduleWorker:
         zero: Fraction | None = None
         end = base
         limit = Fraction(slot.play_ms, 1000)
+        inband = b""  # this item's SPS/PPS, sent in its keyframes when they differ from what players started with
         kind_of = {s.index: s.type for s in chosen}  # timestamps go forward per kind, whatever file index it has
         log.info("schedule item where=%s stream=%s program=%s url=%s offset_ms=%d play_ms=%d", self.where, self.name,
                  slot.program.name if slot.program is not None else "fallback", slot.item.url, slot.offset_ms,
@@ -274,7 +305,11 @@ class ScheduleWorker:
             track, packets = converter.convert_data(key, bytes(packet), dts, pts, duration, bool(packet.is_keyframe))
             if track is not None:
                 stream.on_track(track)
+                if track.kind is MediaKind.VIDEO:
+                    inband = self._inband_parameter_sets(track, slot)
             for p in packets:
+                if inband and p.keyframe and p.track_id == self._first_video_id:
+                    p = Packet(p.track_id, p.pts, p.dts, p.time_base, inband + p.data, True, p.duration, p.config)
                 stream.ingest(p)
         played = end > base
         # the next item starts where this one ended; an item cut short by its program's end also ends here
