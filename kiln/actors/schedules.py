@@ -11,8 +11,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from kiln.config.write_roots import WriteRoots
 from kiln.domain import schedule as ds
-from kiln.domain.errors import Failed
+from kiln.domain.errors import Failed, Invalid
 from kiln.events.schedules import Schedule
 from kiln.regular_files import read_regular, write_replacing
 
@@ -26,9 +27,11 @@ def _section(config: dict[str, Any]) -> dict[str, Any]:
 
 
 class ChannelFiles:
-    def __init__(self, where: str, app_config: dict[str, Any], config_dir: Path | None) -> None:
+    def __init__(self, where: str, app_config: dict[str, Any], config_dir: Path | None,
+                 roots: WriteRoots | None = None) -> None:
         self.where = where
         self.config_dir = config_dir
+        self.roots = roots
         section = _section(app_config)
         self._media_root = str(section.get("mediaRootDir") or "")
         self._files_dir = str(section.get("scheduleFilesDir") or "")
@@ -49,9 +52,17 @@ class ChannelFiles:
     def source_url(self, name: str) -> str:
         return f"file://{self.path(name)}"
 
+    def _confined(self, path: Path) -> None:
+        """An app made through the API may name any ScheduleFilesDir: its files are written and deleted only
+        inside the writable roots (Managers/API/WritableRoots), as record and dump paths are."""
+        if self.roots is not None and not self.roots.allows(path):
+            raise Invalid(f"scheduleFilesDir is outside the writable roots (Managers/API/WritableRoots): "
+                          f"[{path.parent}]")
+
     def write(self, schedule: Schedule) -> None:
-        """OME's 500 when the file cannot be written (the command then journals nothing)."""
+        """OME's 500 when the file cannot be written (the command then journals nothing); 400 outside the roots."""
         path = self.path(schedule.name)
+        self._confined(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_replacing(path, ds.schedule_to_xml(schedule))
@@ -61,6 +72,7 @@ class ChannelFiles:
 
     def remove(self, name: str) -> None:
         path = self.path(name)
+        self._confined(path)
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
@@ -74,6 +86,8 @@ class ChannelFiles:
                 self.write(schedule)
             except Failed:
                 pass  # logged; the channel plays from the journal either way
+            except Invalid as exc:
+                log.warning("schedule file not written where=%s error=%s", self.where, exc.text)
 
     def found(self, known: set[str]) -> list[Schedule]:
         """The ``{name}.sch`` files no journaled channel names, read as OME reads them; a bad one is logged."""

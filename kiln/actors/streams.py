@@ -47,6 +47,7 @@ from kiln.actors.commands import (
 from kiln.actors.effects import after, gathered
 from kiln.actors.schedules import ChannelFiles
 from kiln.actors.stream import Journal, StreamActor
+from kiln.config.write_roots import WriteRoots
 from kiln.domain import pulls as dp
 from kiln.domain import schedule as ds
 from kiln.domain import stream_directory as dd
@@ -99,6 +100,8 @@ class StreamsContext(Protocol):
     def media(self) -> Any: ...  # the media runtime: stream registry, publisher hooks; None without media
     @property
     def config_dir(self) -> Path | None: ...  # relative Schedule paths are under it, as in OME
+    @property
+    def write_roots(self) -> WriteRoots | None: ...  # where .sch files may be written (None: anywhere)
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ class StreamsActor(CommandActor):
         self.schedules = ds.AppSchedules(vhost, app, self.settings.provider_enabled(SCHEDULE_PROVIDER))
         for sev in schedules:
             self.schedules.apply(sev)
-        self.channel_files = ChannelFiles(self.where, config, ctx.config_dir)
+        self.channel_files = ChannelFiles(self.where, config, ctx.config_dir, ctx.write_roots)
         self.channel_workers: dict[str, ScheduleWorker] = {}
 
     @property
@@ -200,7 +203,8 @@ class StreamsActor(CommandActor):
     def handle_AppReconfigured(self, cmd: AppReconfigured) -> Outcome:
         self.settings = self.directory.settings = cmd.settings
         self.schedules.enabled = cmd.settings.provider_enabled(SCHEDULE_PROVIDER)
-        self.channel_files = ChannelFiles(self.where, cmd.settings.config, self.channel_files.config_dir)
+        self.channel_files = ChannelFiles(self.where, cmd.settings.config, self.channel_files.config_dir,
+                                          self.channel_files.roots)
         ended = self._end_all_streams("application reconfigured")
         # channels whose worker ran come back when it has wound down (handle_ScheduleFinished); those that had
         # none (refused while the app had no Schedule provider) start now
