@@ -80,8 +80,13 @@ class ChannelFiles:
             raise Failed(f"Could not delete the schedule file {path}") from exc
 
     def restore(self, schedule: Schedule) -> None:
-        """A journaled channel whose file went missing while Kiln was stopped gets it back."""
-        if not self.path(schedule.name).exists():
+        """At start the file says what the journal says: written again when it went missing, or when it differs
+        (a PATCH whose new file was written but whose event was lost to a kill -9 answered no one)."""
+        try:
+            same = read_regular(self.path(schedule.name)) == ds.schedule_to_xml(schedule)
+        except OSError:
+            same = False
+        if not same:
             try:
                 self.write(schedule)
             except Failed:
