@@ -99,6 +99,9 @@ class ChannelFiles:
         root = self.files_dir()
         try:
             paths = sorted(p for p in root.iterdir() if p.suffix == f".{ds.FILE_EXTENSION}" and p.stem not in known)
+        except FileNotFoundError:
+            log.info("schedule files dir absent where=%s dir=%s (made with the first channel)", self.where, root)
+            return []
         except OSError as exc:
             log.warning("schedule files not listed where=%s dir=%s error=%s", self.where, root, exc)
             return []
