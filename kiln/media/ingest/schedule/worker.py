@@ -65,9 +65,10 @@ class _Lengths:
             self._known[path] = (found[0], 0)
 
     def __call__(self, item: Item) -> int:
-        if item.duration_ms >= 0:
-            return item.duration_ms if self._file_ms(item) > 0 else 0
-        return max(0, self._file_ms(item) - item.start_ms)
+        """Its duration, or to the end of its file when that comes first: a duration past the end would keep
+        the schedule's clock inside an item with nothing left to play."""
+        rest = max(0, self._file_ms(item) - item.start_ms)
+        return min(item.duration_ms, rest) if item.duration_ms >= 0 else rest
 
     def _file_ms(self, item: Item) -> int:
         path = self.path(item)
@@ -277,8 +278,10 @@ class ScheduleWorker:
         log.info("schedule item where=%s stream=%s program=%s url=%s offset_ms=%d play_ms=%d", self.where, self.name,
                  slot.program.name if slot.program is not None else "fallback", slot.item.url, slot.offset_ms,
                  slot.play_ms)
+        interrupted = False
         for packet in container.demux(*chosen):
             if self._thread.stopping or self._replaced:
+                interrupted = True
                 break
             if packet.dts is None or packet.size == 0 or packet.time_base is None:
                 continue
@@ -316,4 +319,4 @@ class ScheduleWorker:
         self._base = max(end, base + 1)
         if played:
             self.items_played += 1
-        return played
+        return played or interrupted  # cut short by a stop or a new schedule: not a file that failed
