@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kiln.events.schedules import ChannelStream, Item, Program, Schedule
-from kiln.media.ingest.schedule.plan import Idle, Slot, on_air
+from kiln.media.ingest.schedule.plan import Idle, Slot, on_air, unimplemented
 
 T0 = 1_700_000_000_000  # a program's start, in Unix ms
 A, B, F1, F2 = (Item(f"file://{n}.mp4") for n in ("a", "b", "f1", "f2"))
@@ -68,3 +68,10 @@ def test_items_that_cannot_play_are_skipped() -> None:
     s = schedule(program(T0, True, missing), fallback=(missing, F2))
     assert on_air(s, T0, length) == Slot(None, 1, F2, 0, 4000)
     assert on_air(schedule(fallback=(missing,)), T0, length) == Idle(None)
+
+
+def test_bypass_transcoder_is_said_to_be_unimplemented() -> None:
+    assert unimplemented(schedule()) == []
+    bypass = Schedule(ChannelStream("tv", bypass_transcoder=True))
+    assert unimplemented(bypass) == ["Stream.BypassTranscoder true: not implemented by Kiln, the application's "
+                                     "output profiles apply (a profile of bypass encodes passes the files through)"]

@@ -35,6 +35,15 @@ class Idle:
     until_ms: int | None
 
 
+def unimplemented(schedule: Schedule) -> list[str]:
+    """What the schedule asks that Kiln does not do, in the words of the startup's warnings (OME's schedule
+    fields it cannot play at all, stream:// items and AudioMap, are refused when the schedule is read)."""
+    if schedule.stream.bypass_transcoder:
+        return ["Stream.BypassTranscoder true: not implemented by Kiln, the application's output profiles apply "
+                "(a profile of bypass encodes passes the files through)"]
+    return []
+
+
 def current_program(schedule: Schedule, now_ms: int) -> tuple[Program, int | None] | None:
     """The program on air at ``now_ms`` by the clock (and when it ends), whether or not it has anything left."""
     for index, program in enumerate(schedule.programs):

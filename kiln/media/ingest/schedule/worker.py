@@ -25,7 +25,7 @@ from kiln.media.formats.codecs import CodecConfigError, h264, nal
 from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.demux.convert import CODECS, AvConverter
 from kiln.media.ingest.schedule.board import OnAir, ScheduleBoard
-from kiln.media.ingest.schedule.plan import Idle, Slot, current_program, on_air
+from kiln.media.ingest.schedule.plan import Idle, Slot, current_program, on_air, unimplemented
 from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.stream.live import LiveStream
 from kiln.media.worker import WorkerThread
@@ -155,6 +155,8 @@ class ScheduleWorker:
         stream.expected = kinds
         log.info("scheduled channel started where=%s stream=%s programs=%d fallback=%s", self.where, self.name,
                  len(self.schedule.programs), self.schedule.fallback is not None)
+        for line in unimplemented(self.schedule):
+            log.warning("scheduled channel where=%s stream=%s: %s", self.where, self.name, line)
         try:
             while not self._thread.stopping:
                 self._replaced = False
