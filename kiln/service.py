@@ -197,6 +197,10 @@ class KilnService:
         self.config_name = config_name
         self.data_dir = Path(data_dir)
         self.snapshot_every = snapshot_every
+        # where API-chosen paths may make Kiln write: record and dump paths (checked by HTTP), and the .sch files
+        # of scheduled channels in an app's ScheduleFilesDir (checked by the app's stream supervisor)
+        self.write_roots = WriteRoots.build(config.writable_roots, self.data_dir, config_file_roots(config.vhosts),
+                                            config.resolve_path)
         self.fsync = fsync
         self.journal_reserve = journal_reserve
         self.catalog = CatalogProjection()
@@ -278,7 +282,8 @@ class KilnService:
         self._since_snapshot = replayed
         self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query)
         self.events.add_observer(self._maybe_snapshot)
-        self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
+        self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media,
+                                   self.config.base_dir, self.write_roots)
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))
         admission = AdmissionStep([SignedPolicyCheck(VhostSignedPolicies(self.catalog)),
                                    WebhookCheck(VhostAdmissionWebhooks(self.catalog))], JournalAudit(self.events))
@@ -302,10 +307,14 @@ class KilnService:
         pulls: dict[tuple[str, str], list[se.PullDefined]] = {}
         for ev in self.catalog.pull_definitions():
             pulls.setdefault((ev.vhost, ev.app), []).append(ev)
+        schedules: dict[tuple[str, str], list[se.ScheduleDefined]] = {}
+        for sev in self.catalog.schedule_definitions():
+            schedules.setdefault((sev.vhost, sev.app), []).append(sev)
         tasks = self.tasks.recovered()
         return [replace(vhost, apps=tuple(
                     replace(app, tasks=tasks.get((vhost.name, app.name), AppTasks()),
-                            pulls=tuple(pulls.get((vhost.name, app.name), ())))
+                            pulls=tuple(pulls.get((vhost.name, app.name), ())),
+                            schedules=tuple(schedules.get((vhost.name, app.name), ())))
                     for app in vhost.apps))
                 for vhost in self.catalog.vhost_states()]
 
@@ -451,8 +460,7 @@ class KilnService:
                           max_body=self.api_limits.max_body_bytes, body_timeout=self.api_limits.request_timeout,
                           max_header_bytes=self.api_limits.max_header_bytes,
                           disk_gate=reserve.ensure if reserve is not None else None,
-                          write_roots=WriteRoots.build(self.config.writable_roots, self.data_dir,
-                                                       config_file_roots(self.config.vhosts), self.config.resolve_path))
+                          write_roots=self.write_roots)
         return self.api
 
     def _metric_sources(self) -> Sources:

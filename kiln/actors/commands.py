@@ -146,6 +146,31 @@ class PullFinished:
 
 
 @dataclass(frozen=True)
+class CreateScheduledChannel:
+    body: Any
+
+
+@dataclass(frozen=True)
+class PatchScheduledChannel:
+    name: str
+    body: Any
+
+
+@dataclass(frozen=True)
+class DeleteScheduledChannel:
+    name: str
+
+
+@dataclass(frozen=True)
+class ScheduleFinished:
+    """A scheduled channel's worker stopped (deleted, replaced, refused, or server stopping)."""
+
+    name: str
+    reason: str
+    worker: Any
+
+
+@dataclass(frozen=True)
 class OutputAvailable:
     """Sent to a task actor: the output stream it waits for exists and has started."""
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.actors.directory import Directory
+from kiln.config.write_roots import WriteRoots
 from kiln.eventlog import EventLog
 from kiln.media.runtime import MediaRuntime
 from kiln.metrics.tree import MetricsTree
@@ -22,3 +23,5 @@ class ActorRuntime:
     stats: MetricsTree
     data_dir: Path
     media: MediaRuntime | None = None  # absent in control-plane-only tests
+    config_dir: Path | None = None  # the configuration file's directory (relative Schedule paths)
+    write_roots: WriteRoots | None = None  # where API-chosen paths may make Kiln write (None: anywhere)

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pykka
@@ -26,12 +27,16 @@ from kiln.actors.commands import (
     AppReconfigured,
     ConcludeHlsLive,
     CreatePull,
+    CreateScheduledChannel,
+    DeleteScheduledChannel,
     DeleteStream,
     EndStream,
     ForgetStream,
     OpenStream,
+    PatchScheduledChannel,
     PullConnected,
     PullFinished,
+    ScheduleFinished,
     SendStreamEvents,
     StreamDescribed,
     StreamGone,
@@ -40,17 +45,25 @@ from kiln.actors.commands import (
     Teardown,
 )
 from kiln.actors.effects import after, gathered
+from kiln.actors.schedules import ChannelFiles
 from kiln.actors.stream import Journal, StreamActor
+from kiln.config.write_roots import WriteRoots
 from kiln.domain import pulls as dp
+from kiln.domain import schedule as ds
 from kiln.domain import stream_directory as dd
 from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.errors import DomainError, Failed, Invalid, NotFound, Unreachable
 from kiln.domain.settings import AppSettings
 from kiln.events import streams as se
+from kiln.events.base import Event
 from kiln.events.redact import redact_url
+from kiln.events.schedules import Schedule
 from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.rtsp.properties import PullProperties, parse_pull_properties, properties_from_json
 from kiln.media.ingest.rtsp.worker import PullHooks, PullWorker
+from kiln.media.ingest.schedule.worker import PROVIDER as SCHEDULE_PROVIDER
+from kiln.media.ingest.schedule.worker import SOURCE_TYPE as SCHEDULED
+from kiln.media.ingest.schedule.worker import ScheduleHooks, ScheduleWorker
 from kiln.media.publish.llhls.control import LlhlsControl, inject_failed_text
 from kiln.media.publish.llhls.events import EventBodyError, StreamEvent, parse_event
 from kiln.media.stream.live import IngestMeters, LiveStream
@@ -85,6 +98,10 @@ class StreamsContext(Protocol):
     def stats(self) -> StreamStats: ...
     @property
     def media(self) -> Any: ...  # the media runtime: stream registry, publisher hooks; None without media
+    @property
+    def config_dir(self) -> Path | None: ...  # relative Schedule paths are under it, as in OME
+    @property
+    def write_roots(self) -> WriteRoots | None: ...  # where .sch files may be written (None: anywhere)
 
 
 @dataclass(frozen=True)
@@ -129,7 +146,8 @@ def _tell_or_fail(ref: pykka.ActorRef[Any], command: Any, answer: Future[Any], g
 
 class StreamsActor(CommandActor):
     def __init__(self, ctx: StreamsContext, vhost: str, app: str, config: dict[str, Any],
-                 tasks: pykka.ActorRef[Any], pulls: Sequence[se.PullDefined] = ()) -> None:
+                 tasks: pykka.ActorRef[Any], pulls: Sequence[se.PullDefined] = (),
+                 schedules: Sequence[se.ScheduleDefined] = ()) -> None:
         super().__init__()
         self.journal = ctx.events
         self.stats = ctx.stats
@@ -147,6 +165,11 @@ class StreamsActor(CommandActor):
         self.streams: dict[str, tuple[LiveStream, pykka.ActorRef[Any]]] = {}
         self.workers: dict[str, PullWorker] = {}
         self.causes: dict[str, str] = {}  # pull name -> why it is pulled (journaled with it)
+        self.schedules = ds.AppSchedules(vhost, app, self.settings.provider_enabled(SCHEDULE_PROVIDER))
+        for sev in schedules:
+            self.schedules.apply(sev)
+        self.channel_files = ChannelFiles(self.where, config, ctx.config_dir, ctx.write_roots)
+        self.channel_workers: dict[str, ScheduleWorker] = {}
 
     @property
     def where(self) -> str:
@@ -158,8 +181,13 @@ class StreamsActor(CommandActor):
             return
         for pull in self.pull_defs.to_resume():  # pulls reconnect after a restart (OME forgets them)
             self._spawn_pull(pull.name, list(pull.urls), properties_from_json(pull.properties), None, pull.cause)
+        self._start_channels()
 
     def on_stop(self) -> None:
+        for channel in list(self.channel_workers.values()):
+            channel.close(dp.SERVER_STOPPING)
+        for channel in list(self.channel_workers.values()):
+            channel.join(10)
         for worker in list(self.workers.values()):
             worker.close(dp.SERVER_STOPPING)
         for worker in list(self.workers.values()):
@@ -168,11 +196,22 @@ class StreamsActor(CommandActor):
     def handle_Teardown(self, cmd: Teardown) -> Outcome:
         for worker in self.workers.values():
             worker.close(cmd.reason)
+        for channel in self.channel_workers.values():
+            channel.close(cmd.reason)
         return Outcome(None, self._end_all_streams(cmd.reason))
 
     def handle_AppReconfigured(self, cmd: AppReconfigured) -> Outcome:
         self.settings = self.directory.settings = cmd.settings
-        return Outcome(None, self._end_all_streams("application reconfigured"))
+        self.schedules.enabled = cmd.settings.provider_enabled(SCHEDULE_PROVIDER)
+        self.channel_files = ChannelFiles(self.where, cmd.settings.config, self.channel_files.config_dir,
+                                          self.channel_files.roots)
+        ended = self._end_all_streams("application reconfigured")
+        # channels whose worker ran come back when it has wound down (handle_ScheduleFinished); those that had
+        # none (refused while the app had no Schedule provider) start now
+        for schedule in self.schedules.channels.values():
+            if schedule.name not in self.channel_workers:
+                self._spawn_channel(schedule)
+        return Outcome(None, ended)
 
     def _end_all_streams(self, reason: str) -> list[Future[Any]]:
         """Close every live stream's source and journal its end; returns the durable futures."""
@@ -437,3 +476,99 @@ class StreamsActor(CommandActor):
         events = decide_and_apply(self.pull_defs, dp.PullGaveUp(cmd.name, cmd.reason,
                                                                 self.causes.pop(cmd.name, "")), now())
         return Outcome(None, [self.journal.emit(events)] if events else [])
+
+    # -- scheduled channels --
+    def _start_channels(self) -> None:
+        """At start: the journal's channels get their ``.sch`` files back if missing; files no channel names
+        are loaded as OME loads them (and journaled, so they are listed and survive as the others); then every
+        channel plays."""
+        if self.schedules.enabled:
+            for schedule in self.channel_files.found(set(self.schedules.channels)):
+                try:
+                    events = decide_and_apply(self.schedules, ds.LoadChannelFile(schedule, frozenset(self.streams)),
+                                              now())
+                except DomainError as exc:
+                    log.warning("schedule file not loaded where=%s stream=%s error=%s", self.where, schedule.name,
+                                exc.text)
+                    continue
+                self.journal.emit(events)
+                log.info("schedule file loaded where=%s stream=%s", self.where, schedule.name)
+            for schedule in self.schedules.channels.values():
+                self.channel_files.restore(schedule)
+        for schedule in self.schedules.channels.values():
+            self._spawn_channel(schedule)
+
+    def _spawn_channel(self, schedule: Schedule) -> None:
+        if self.media is None:
+            return
+        me = self.actor_ref
+        name = schedule.name
+        source_url = self.channel_files.source_url(name)
+
+        def open_stream(close: Callable[[str], None]) -> LiveStream:
+            try:
+                result: LiveStream = ask_blocking(me, OpenStream(name, SCHEDULE_PROVIDER, SCHEDULED, source_url, close))
+            except DomainError as exc:  # the worker speaks the ingest contract, not the domain
+                raise PublishRejected(exc.text) from exc
+            return result
+
+        def finished(reason: str) -> None:
+            tell_quietly(me, ScheduleFinished(name, reason, worker))
+
+        worker = ScheduleWorker(self.where, schedule, self.channel_files.media_root(),
+                                ScheduleHooks(open_stream, finished), getattr(self.media, "schedules", None))
+        self.channel_workers[name] = worker
+        worker.start()
+
+    def _not_scheduled(self, name: str) -> None:
+        if name not in self.schedules.channels and name in self.streams:
+            raise Invalid("Stream is not a scheduled stream")
+
+    def handle_CreateScheduledChannel(self, cmd: CreateScheduledChannel) -> Outcome:
+        events = self.schedules.decide(ds.CreateChannel(cmd.body, frozenset(self.streams)), now())
+        return Outcome(None, [self._define(events)])
+
+    def handle_PatchScheduledChannel(self, cmd: PatchScheduledChannel) -> Outcome:
+        self._not_scheduled(cmd.name)
+        events = self.schedules.decide(ds.PatchChannel(cmd.name, cmd.body), now())
+        return Outcome(None, [self._define(events)])
+
+    def _define(self, events: list[Event]) -> Future[Any]:
+        """The file first (OME's 500 if it cannot be written, nothing journaled), then the journal, then playback."""
+        defined = events[0]
+        assert isinstance(defined, se.ScheduleDefined)
+        schedule = Schedule.from_stored(defined.schedule)
+        self.channel_files.write(schedule)
+        for ev in events:
+            self.schedules.apply(ev)
+        durable = self.journal.emit(events)
+        worker = self.channel_workers.get(schedule.name)
+        if worker is not None and worker.alive:
+            worker.replace(schedule)
+            log.info("schedule replaced where=%s stream=%s", self.where, schedule.name)
+        else:
+            self._spawn_channel(schedule)
+            log.info("scheduled channel created where=%s stream=%s", self.where, schedule.name)
+        return durable
+
+    def handle_DeleteScheduledChannel(self, cmd: DeleteScheduledChannel) -> Outcome:
+        self._not_scheduled(cmd.name)
+        events = self.schedules.decide(ds.DeleteChannel(cmd.name), now())
+        self.channel_files.remove(cmd.name)  # OME's 500 if it cannot be deleted (nothing journaled)
+        for ev in events:
+            self.schedules.apply(ev)
+        durable = self.journal.emit(events)
+        worker = self.channel_workers.pop(cmd.name, None)
+        if worker is not None:
+            worker.close("deleted by API")
+        log.info("scheduled channel deleted where=%s stream=%s", self.where, cmd.name)
+        return Outcome(None, [durable])
+
+    def handle_ScheduleFinished(self, cmd: ScheduleFinished) -> Outcome:
+        if self.channel_workers.get(cmd.name) is not cmd.worker:
+            return Outcome(None)
+        del self.channel_workers[cmd.name]
+        schedule = self.schedules.channels.get(cmd.name)
+        if schedule is not None and cmd.reason == "application reconfigured":
+            self._spawn_channel(schedule)  # the app restarted its streams: the channel plays on in the new outputs
+        return Outcome(None)

@@ -165,6 +165,12 @@ def summary(config: ServerConfig) -> str:
             lines.append(f"    publishers: {', '.join(_names(app.get('publishers'))) or '-'}")
             lines.append("    output profiles:")
             lines.extend(_profile_lines(app))
+            schedule = (app.get("providers") or {}).get("schedule")
+            media_root = schedule.get("mediaRootDir") if isinstance(schedule, dict) else None
+            if schedule is not None and not (media_root and config.resolve_path(str(media_root)).is_dir()):
+                shown = str(config.resolve_path(str(media_root))) if media_root else "(not set)"
+                notes.append(f"{vhost.get('name')}/{app.get('name')}: Schedule MediaRootDir {shown} is not a "
+                             "directory: scheduled channels have no file to play")
             for stream in ((app.get("providers") or {}).get("mpegts") or {}).get("streamMap", {}).get("stream") or []:
                 unbound = [p for p in parse_port_list(str(stream.get("port", ""))) if p not in bind.mpegts_ports]
                 if unbound:

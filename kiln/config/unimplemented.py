@@ -248,7 +248,6 @@ VHOST_ROWS = (
 
 APP_ROWS = (
     Row("Providers.File", "file provider", _has("providers", "file")),
-    Row("Providers.Schedule", "scheduled channels", _has("providers", "schedule")),
     Row("Providers.Multiplex", "multiplex channels", _has("providers", "multiplex")),
     Row("Providers.RTSP", "RTSP push ingest", _has("providers", "rtsp")),
     Row("Providers.RTMP.EventGenerator", "RTMP event generator", _has("providers", "rtmp", "eventGenerator")),

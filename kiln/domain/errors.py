@@ -37,6 +37,12 @@ class ReadOnly(DomainError):
     """The entity comes from the configuration file and cannot change through the API (403)."""
 
 
+class Forbidden(DomainError):
+    """The app does not enable what the command needs (OME's bare 403 ``Forbidden``, e.g. no Schedule provider)."""
+
+    style = "raw"
+
+
 class Conflict(DomainError):
     """The command would create something that already exists (409)."""
 

@@ -28,6 +28,7 @@ class AppState:
     read_only: bool = False
     tasks: AppTasks = AppTasks()
     pulls: tuple[se.PullDefined, ...] = ()
+    schedules: tuple[se.ScheduleDefined, ...] = ()  # scheduled channels (their schedules as last defined)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ LAYOUTS: dict[tuple[str, int], tuple[str, ...]] = {
     ("RecordStateChanged", 1): (
         "vhost", "app", "id", "state", "reason", "start_time", "output_file_path", "output_info_path",
     ),
+    ("ScheduleDefined", 1): ("vhost", "app", "name", "schedule", "created_time", "source"),
+    ("ScheduleRemoved", 1): ("vhost", "app", "name", "reason"),
     ("ServerStarted", 1): ("version", "pid", "config", "recovered_events", "snapshot_seq", "notes"),
     ("ServerStopped", 1): ("reason",),
     ("StreamEnded", 1): ("vhost", "app", "name", "instance", "reason", "bytes_in"),

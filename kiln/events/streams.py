@@ -162,3 +162,38 @@ class HlsLiveConcluded(Event):
     @property
     def entity(self) -> str:
         return stream_entity(self.vhost, self.app, self.name)
+
+
+def schedule_entity(vhost: str, app: str, stream: str) -> str:
+    return f"schedule:{vhost}/{app}/{stream}"
+
+
+@event
+@dataclass(frozen=True)
+class ScheduleDefined(Event):
+    """A scheduled channel created or its schedule replaced (POST/PATCH scheduledChannels, or a ``.sch``
+    file found at start): ``schedule`` is ``kiln.events.schedules.Schedule.to_stored()``."""
+
+    vhost: str
+    app: str
+    name: str
+    schedule: dict[str, Any]
+    created_time: float
+    source: str  # "api" or "file"
+
+    @property
+    def entity(self) -> str:
+        return schedule_entity(self.vhost, self.app, self.name)
+
+
+@event
+@dataclass(frozen=True)
+class ScheduleRemoved(Event):
+    vhost: str
+    app: str
+    name: str
+    reason: str
+
+    @property
+    def entity(self) -> str:
+        return schedule_entity(self.vhost, self.app, self.name)

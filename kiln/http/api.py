@@ -32,6 +32,7 @@ from kiln.http import (
     profiles,
     push,
     record,
+    scheduled,
     stats,
     status,
     streams,
@@ -132,8 +133,8 @@ class ApiApp:
         self.max_header_bytes = max_header_bytes
         self.tls_reloader = tls_reloader
         self.router = Router()
-        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, stats, events, subscriptions,
-                       journal, status):
+        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, scheduled, stats, events,
+                       subscriptions, journal, status):
             module.register(self.router, self)
         openapi.register(self.router, self)  # last: it documents what the router holds
         self.console = Starlette(routes=console_routes())

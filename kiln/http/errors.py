@@ -10,6 +10,7 @@ from kiln.domain.errors import (
     Conflict,
     DomainError,
     Failed,
+    Forbidden,
     Invalid,
     NotFound,
     ReadOnly,
@@ -20,6 +21,7 @@ from kiln.errors import ApiError
 STATUS: dict[type[DomainError], int] = {
     Invalid: 400,
     ReadOnly: 403,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     Failed: 500,

@@ -69,6 +69,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("PATCH", f"{A}/outputProfiles/{{profile}}"): Operation("Change an output profile", "apps", body="Object",
                                                             response="Object"),
     ("DELETE", f"{A}/outputProfiles/{{profile}}"): Operation("Delete an output profile", "apps"),
+    ("GET", f"{A}/scheduledChannels"): Operation("List scheduled channel names of an application", "streams",
+                                                 response="Names"),
+    ("POST", f"{A}/scheduledChannels"): Operation(
+        "Create a scheduled channel (files played as a live stream; 201)", "streams", body="Object",
+        description="403 without a Schedule provider, 409 for a taken name, 400 for a schedule Kiln cannot play"),
+    ("GET", f"{A}/scheduledChannels/{{stream}}"): Operation("A scheduled channel's schedule and currentProgram",
+                                                           "streams", response="Object"),
+    ("PATCH", f"{A}/scheduledChannels/{{stream}}"): Operation(
+        "Replace a channel's fallbackProgram or programs (201)", "streams", body="Object"),
+    ("DELETE", f"{A}/scheduledChannels/{{stream}}"): Operation("Delete a scheduled channel (and its .sch file)",
+                                                              "streams"),
     ("GET", f"{A}/streams"): Operation("List live input stream names of an application", "streams",
                                        response="Names"),
     ("POST", f"{A}/streams"): Operation("Pull a stream (RTSP) into the application", "streams", body="Object",

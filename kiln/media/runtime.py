@@ -20,6 +20,7 @@ from kiln.media.ingest.contract import StreamOpener, VhostRouter
 from kiln.media.ingest.mpegts.ingest import MpegtsIngest, PortMap
 from kiln.media.ingest.rtmp.ingest import RtmpIngest
 from kiln.media.ingest.rtmp.server import RtmpServer
+from kiln.media.ingest.schedule.board import ScheduleBoard
 from kiln.media.ingest.srt.ingest import PublishScreen, SrtIngest
 from kiln.media.ingest.webrtc.ingest import WebRtcIngest
 from kiln.media.net.srt.errors import SrtUnavailable
@@ -77,6 +78,7 @@ class MediaRuntime:
     def __init__(self, config: Any) -> None:
         self.config = config
         self.streams = StreamRegistry()
+        self.schedules = ScheduleBoard()  # what each scheduled channel plays now (GET scheduledChannels/{stream})
         self.task_counters = SessionCounters()
         self.control: ControlPlane | None = None
         self.rtmp: RtmpServer | None = None

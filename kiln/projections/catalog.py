@@ -78,6 +78,7 @@ class CatalogProjection(LockedDispatch):
         self.vhosts: dict[str, VhostView] = {}
         self.pulls: dict[tuple[str, str, str], PullView] = {}
         self.live: dict[tuple[str, str, str], StreamLifecycle] = {}
+        self.schedules: dict[tuple[str, str, str], se.ScheduleDefined] = {}  # scheduled channels, as last defined
         self._host_table: tuple[tuple[str, dict[str, Any]], ...] | None = None  # host_table(), until a vhost changes
 
     # -- seeding from configuration (not journaled) --
@@ -104,6 +105,8 @@ class CatalogProjection(LockedDispatch):
             self._host_table = None
             for key in [k for k in self.pulls if k[0] == ev.name]:
                 del self.pulls[key]
+            for key in [k for k in self.schedules if k[0] == ev.name]:
+                del self.schedules[key]
 
     def _on_AppCreated(self, ev: ce.AppCreated) -> None:
         vh = self.vhosts.get(ev.vhost)
@@ -126,6 +129,8 @@ class CatalogProjection(LockedDispatch):
             vh.apps.pop(ev.name, None)
             for key in [k for k in self.pulls if k[:2] == (ev.vhost, ev.name)]:
                 del self.pulls[key]
+            for key in [k for k in self.schedules if k[:2] == (ev.vhost, ev.name)]:
+                del self.schedules[key]
 
     def _on_OutputProfilesAdded(self, ev: ce.OutputProfilesAdded) -> None:
         if (view := self._app(ev.vhost, ev.app)) is not None:
@@ -145,6 +150,12 @@ class CatalogProjection(LockedDispatch):
 
     def _on_PullRemoved(self, ev: se.PullRemoved) -> None:
         self.pulls.pop((ev.vhost, ev.app, ev.name), None)
+
+    def _on_ScheduleDefined(self, ev: se.ScheduleDefined) -> None:
+        self.schedules[(ev.vhost, ev.app, ev.name)] = ev
+
+    def _on_ScheduleRemoved(self, ev: se.ScheduleRemoved) -> None:
+        self.schedules.pop((ev.vhost, ev.app, ev.name), None)
 
     def _on_StreamStarted(self, ev: se.StreamStarted) -> None:
         self.live[(ev.vhost, ev.app, ev.name)] = StreamLifecycle(
@@ -219,6 +230,16 @@ class CatalogProjection(LockedDispatch):
         with self._lock:
             return [shallow(p) for p in self.pulls.values()]
 
+    def schedule_names(self, vhost: str, app: str) -> list[str]:
+        with self._lock:
+            return [k[2] for k in self.schedules if k[:2] == (vhost, app)]
+
+    def schedule(self, vhost: str, app: str, name: str) -> dict[str, Any] | None:
+        """A channel's stored schedule (``Schedule.to_stored()``), shared: events replace it, never edit it."""
+        with self._lock:
+            found = self.schedules.get((vhost, app, name))
+            return found.schedule if found is not None else None
+
     def live_streams(self) -> list[StreamLifecycle]:
         with self._lock:
             return [shallow(s) for s in self.live.values()]
@@ -235,6 +256,7 @@ class CatalogProjection(LockedDispatch):
                       for v in self.vhosts.values() if not v.read_only]
             pulls = [dict(p.__dict__) for p in self.pulls.values()]
             live = [dict(s.__dict__) for s in self.live.values()]
+            schedules = [dict(s.__dict__) for s in self.schedules.values()]
 
         def render() -> dict[str, Any]:
             return {
@@ -243,6 +265,7 @@ class CatalogProjection(LockedDispatch):
                            for name, config, created, apps in vhosts],
                 "pulls": pulls,
                 "live": live,
+                "schedules": schedules,
             }
 
         return render
@@ -260,6 +283,8 @@ class CatalogProjection(LockedDispatch):
                 self.pulls[(p["vhost"], p["app"], p["name"])] = PullView(**p)
             for s in state.get("live", []):
                 self.live[(s["vhost"], s["app"], s["name"])] = StreamLifecycle(**s)
+            for s in state.get("schedules", []):
+                self.schedules[(s["vhost"], s["app"], s["name"])] = se.ScheduleDefined(**s)
             self._host_table = None
 
     # -- reads for the stream supervisors (arch-streams) --
@@ -268,6 +293,11 @@ class CatalogProjection(LockedDispatch):
         with self._lock:
             return [se.PullDefined(p.vhost, p.app, p.name, list(p.urls), copy.deepcopy(p.properties), p.persistent,
                                    p.created_time, p.cause) for p in self.pulls.values()]
+
+    def schedule_definitions(self) -> list[se.ScheduleDefined]:
+        """The scheduled channels as the events that last defined them: what stream supervisors fold at startup."""
+        with self._lock:
+            return list(self.schedules.values())
 
 
 def _config_apps(vhost_config: dict[str, Any]) -> list[dict[str, Any]]:

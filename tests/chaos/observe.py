@@ -110,6 +110,9 @@ def observe(api: httpx.Client, started_at: float | None = None) -> tuple[State, 
             for profile in _get(api, f"/v1/vhosts/{vhost}/apps/{app}/outputProfiles"):
                 detail = _get(api, f"/v1/vhosts/{vhost}/apps/{app}/outputProfiles/{profile}")
                 seen[("profile", vhost, app, profile)] = detail["outputStreamName"]
+            for channel in _get(api, f"/v1/vhosts/{vhost}/apps/{app}/scheduledChannels"):
+                detail = _get(api, f"/v1/vhosts/{vhost}/apps/{app}/scheduledChannels/{channel}")
+                seen[("channel", vhost, app, channel)] = detail["fallbackProgram"]["items"][0]["url"]
     for vhost, app in apps:
         base = f"/v1/vhosts/{vhost}/apps/{app}"
         for push in _get(api, f"{base}:pushes"):

@@ -1,7 +1,7 @@
 """The chaos workload: random API commands, and what each one does to the state a user can GET.
 
 State is a flat map ``key -> value``, where a key names one thing the API lists (a vhost, an app,
-an output profile, a push, a record, a pull, a dump) and the value is what its GET must show
+an output profile, a push, a record, a pull, a dump, a scheduled channel) and the value is what its GET must show
 (a URL, a file path...). A command is planned against the state the client believes in
 (``before``) and carries the state it would leave (``after``): an acknowledged command moves the
 client to ``after``; a refused one leaves ``before``; one whose answer was lost in a crash must be
@@ -25,6 +25,7 @@ PROFILES = [f"cp{i}" for i in range(3)]
 PUSHES = [f"cu{i}" for i in range(5)]
 RECORDS = [f"cr{i}" for i in range(5)]
 PULLS = [f"pl{i}" for i in range(2)]
+CHANNELS = [f"sc{i}" for i in range(2)]
 MAX_RUNNING_DUMPS = 3
 STOPPED = " (stopped)"
 
@@ -71,7 +72,8 @@ class Workload:
     def next(self, state: State, *, cam_live: bool) -> Command:
         makers = [(self.create_vhost, 6), (self.delete_vhost, 2), (self.create_app, 6), (self.delete_app, 2),
                   (self.create_profile, 5), (self.delete_profile, 3), (self.start_push, 9), (self.stop_push, 5),
-                  (self.start_record, 9), (self.stop_record, 5), (self.create_pull, 1), (self.delete_pull, 1)]
+                  (self.start_record, 9), (self.stop_record, 5), (self.create_pull, 1), (self.delete_pull, 1),
+                  (self.create_channel, 4), (self.delete_channel, 2)]
         if cam_live:
             makers += [(self.start_dump, 4), (self.stop_dump, 2)]
         pick = self.rng.choices([m for m, _ in makers], weights=[w for _, w in makers])[0]
@@ -100,7 +102,11 @@ class Workload:
             # an app comes with its "default" profile and the ones given inline
             after[("app", vhost, name)] = name
             after[("profile", vhost, name, "default")] = "${OriginStreamName}"
-        body = [{"name": name, "type": "live", "publishers": {"push": {}, "file": {}, "llhls": {}}}]
+        # scheduled channels' .sch files go to a directory of this app's own: an app made again under the same
+        # name must not find the channels of the one deleted before it (OME loads whatever .sch is there)
+        files = f"{self.dump_root}/schedules/{vhost}-{name}-{self.rng.randrange(10**6)}"
+        body = [{"name": name, "type": "live", "publishers": {"push": {}, "file": {}, "llhls": {}},
+                 "providers": {"schedule": {"mediaRootDir": self.dump_root, "scheduleFilesDir": files}}}]
         return Command("create app", "POST", f"/v1/vhosts/{vhost}/apps", body, state, after)
 
     def delete_app(self, state: State) -> Command:
@@ -158,6 +164,25 @@ class Workload:
         record_id = self.rng.choice(RECORDS)
         after = {k: v for k, v in state.items() if k != ("record", vhost, app, record_id)}
         return Command("stop record", "POST", f"/v1/vhosts/{vhost}/apps/{app}:stopRecord", {"id": record_id},
+                       state, after)
+
+    # -- scheduled channels (on API apps: their files are not there, so each channel waits off air) ----------
+    def create_channel(self, state: State) -> Command:
+        vhost, app = self.rng.choice(self.apps(state)[1:] or [("cv0", "ca0")])
+        name = self.rng.choice(CHANNELS)
+        url = f"file://{self.rng.choice(['a', 'b'])}.mp4"
+        after = dict(state)
+        if ("app", vhost, app) in state and ("channel", vhost, app, name) not in state:
+            after[("channel", vhost, app, name)] = url
+        body = {"stream": {"name": name}, "fallbackProgram": {"items": [{"url": url}]}}
+        return Command("create channel", "POST", f"/v1/vhosts/{vhost}/apps/{app}/scheduledChannels", body, state,
+                       after)
+
+    def delete_channel(self, state: State) -> Command:
+        vhost, app = self.rng.choice(self.apps(state)[1:] or [("cv0", "ca0")])
+        name = self.rng.choice(CHANNELS)
+        after = {k: v for k, v in state.items() if k != ("channel", vhost, app, name)}
+        return Command("delete channel", "DELETE", f"/v1/vhosts/{vhost}/apps/{app}/scheduledChannels/{name}", None,
                        state, after)
 
     # -- pulls and dumps (on default/app) ----------------------------------------------------------

@@ -118,3 +118,16 @@ def test_f4_deeply_nested_body_is_a_400(where: str, tmp_path: Path) -> None:
             assert client.post("/v1/vhosts/sx/apps", headers=AUTH, content=body.encode()).status_code == 200
     finally:
         service.close()
+
+
+# F5 (test_sch_files): a .sch file whose XML declaration names an encoding expat does not know. Reading the
+# ScheduleFilesDir at start raised LookupError out of the app's stream supervisor as it started (the app then
+# had no stream supervisor: no ingest, no channel). Now the file is logged and skipped, the others load.
+@pytest.mark.parametrize("encoding", ["TTF-8", "UTF-32"])
+def test_f5_sch_file_with_an_unusable_encoding_is_skipped(encoding: str, tmp_path: Path) -> None:
+    from kiln.actors.schedules import ChannelFiles
+
+    (tmp_path / "bad.sch").write_bytes(f'<?xml version="1.0" encoding="{encoding}"?><Schedule/>'.encode())
+    (tmp_path / "good.sch").write_bytes(b"<Schedule><Stream/></Schedule>")
+    files = ChannelFiles("default/tv", {"providers": {"schedule": {"scheduleFilesDir": str(tmp_path)}}}, None)
+    assert [s.name for s in files.found(set())] == ["good"]

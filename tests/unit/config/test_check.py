@@ -116,3 +116,15 @@ def test_media_tls_ports_are_listed_and_open_only_with_a_vhost_certificate(tmp_p
     assert code == 0
     assert "LLHLS (TLS)                13335" in text
     assert "will not be opened" not in text
+
+
+def test_a_schedule_provider_without_its_media_root_is_noted(tmp_path: Path) -> None:
+    path = tmp_path / "Server.xml"
+    schedule = "<Providers><Schedule><MediaRootDir>media</MediaRootDir><ScheduleFilesDir>sch</ScheduleFilesDir>" \
+               "</Schedule></Providers>"
+    path.write_text(server_xml(app_xml(schedule)))
+    code, text = check(str(path))
+    assert code == 0 and f"Schedule MediaRootDir {tmp_path.resolve() / 'media'} is not a directory" in text
+    (tmp_path / "media").mkdir()
+    assert "MediaRootDir" not in check(str(path))[1]
+    assert "not implemented by Kiln" not in check(str(path))[1]

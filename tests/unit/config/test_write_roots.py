@@ -60,3 +60,10 @@ def test_config_file_roots_walks_every_application() -> None:
         {"name": "x", "publishers": {"file": {"rootPath": "/r1"}}}, {"name": "y", "publishers": {"push": {}}}]}},
         {"name": "b", "applications": {"application": {"name": "z", "publishers": {"file": {"rootPath": " /r2 "}}}}}]
     assert config_file_roots(vhosts) == ["/r1", "/r2"]
+
+
+def test_config_file_roots_take_the_schedule_files_dirs() -> None:
+    vhosts = [{"name": "a", "applications": {"application": [
+        {"name": "x", "providers": {"schedule": {"mediaRootDir": "/m", "scheduleFilesDir": "/srv/sch"}}},
+        {"name": "y", "providers": {"schedule": {}}}]}}]
+    assert config_file_roots(vhosts) == ["/srv/sch"]

@@ -91,3 +91,31 @@ def test_the_paths_are_resolved_and_checked_off_the_event_loop(confined: Api, tm
     r = start(confined, filePath=f"{tmp_path}/media/${{Id}}.ts", infoPath=f"{tmp_path}/media/i.xml")
     assert r.status_code == 200, r.text
     assert on_loop and not any(on_loop), on_loop
+
+
+def channel_app(api: Api, files_dir: Path) -> str:
+    assert api.post("/v1/vhosts", [{"name": "sv"}]).status_code == 200
+    app = {"name": "tv", "type": "live", "providers": {"schedule": {"mediaRootDir": "/media",
+                                                                    "scheduleFilesDir": str(files_dir)}}}
+    assert api.post("/v1/vhosts/sv/apps", [app]).status_code == 200
+    return "/v1/vhosts/sv/apps/tv/scheduledChannels"
+
+
+def test_an_api_app_cannot_write_schedule_files_outside_the_roots(confined: Api, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    channels = channel_app(confined, outside)
+    r = confined.post(channels, {"stream": {"name": "ch"}})
+    assert r.json() == {"statusCode": 400, "message": "[HTTP] scheduleFilesDir is outside the writable roots "
+                                                      f"(Managers/API/WritableRoots): [{outside}] (400)"}
+    assert not outside.exists()
+    assert confined.get(channels).json()["response"] == []
+
+
+def test_schedule_files_inside_the_roots_are_written_and_deleted(confined: Api, tmp_path: Path) -> None:
+    inside = tmp_path / "media" / "schedules"
+    channels = channel_app(confined, inside)
+    assert confined.post(channels, {"stream": {"name": "ch"}}).status_code == 201
+    assert (inside / "ch.sch").read_bytes().startswith(b'<?xml version="1.0"?>\n<Schedule>')
+    assert confined.get(channels).json()["response"] == ["ch"]
+    assert confined.delete(f"{channels}/ch").status_code == 200
+    assert not (inside / "ch.sch").exists()

@@ -208,7 +208,9 @@ class TestCatalogProjection(ProjectionContract):
         names = catalog.vhost_names()
         return {"vhosts": [catalog.vhost(n) for n in names],
                 "apps": {(v, a): catalog.app(v, a) for v in names for a in catalog.app_names(v) or []},
-                "pulls": catalog.pull_list(), "live": catalog.live_streams()}
+                "pulls": catalog.pull_list(), "live": catalog.live_streams(),
+                "schedules": catalog.schedule_definitions(),
+                "channels": {(v, a): catalog.schedule_names(v, a) for v in NAMES["vhost"] for a in NAMES["app"]}}
 
 
 class TestTasksProjection(ProjectionContract):

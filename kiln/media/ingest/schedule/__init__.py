@@ -1,0 +1,1 @@
+"""Scheduled channels: files played as a live stream by a schedule (OME's Schedule provider)."""

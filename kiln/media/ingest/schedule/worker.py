@@ -1,0 +1,324 @@
+"""One scheduled channel's playback: demux its items' files with PyAV and feed them, in real time, to its stream.
+
+The worker asks the control plane for the stream once (``open_stream``, as every ingest does) and feeds it
+on its own thread; packets never pass through an actor. Every item is rescaled to the channel's own
+1/90000 clock and placed where the one before ended, so timestamps only go forward across items and
+programs; packets are released at the pace of that clock. At each item's end (or when a program's time
+comes) :func:`plan.on_air` says what is next.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from kiln.events.schedules import Item, Schedule
+from kiln.media.formats.codecs import CodecConfigError, h264, nal
+from kiln.media.ingest.contract import PublishRejected
+from kiln.media.ingest.demux.convert import CODECS, AvConverter
+from kiln.media.ingest.schedule.board import OnAir, ScheduleBoard
+from kiln.media.ingest.schedule.plan import Idle, Slot, current_program, on_air, unimplemented
+from kiln.media.model import Codec, MediaKind, Packet, Track
+from kiln.media.stream.live import LiveStream
+from kiln.media.worker import WorkerThread
+
+log = logging.getLogger(__name__)
+
+TICKS = 90000
+TIME_BASE = Fraction(1, TICKS)
+LEAD_S = 0.3       # packets go out this far ahead of the channel clock (players buffer; parts fill sooner)
+IDLE_CHECK_S = 1.0  # with nothing on air, look again this often (a program may begin)
+SOURCE_TYPE = "Scheduled"
+PROVIDER = "schedule"
+
+
+@dataclass(frozen=True)
+class ScheduleHooks:
+    open_stream: Callable[[Callable[[str], None]], LiveStream]  # (close) -> the stream, or PublishRejected
+    finished: Callable[[str], None]
+
+
+class _Lengths:
+    """Each file item's playable ms, probed once per file version (OME reloads a file whose mtime or size
+    changed). 0: the file cannot be played (missing, not a regular file, no usable track)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._known: dict[str, tuple[tuple[int, int], int]] = {}
+
+    def path(self, item: Item) -> Path:
+        """OME appends the URL's path to MediaRootDir, so ``file:///x`` is ``<root>/x`` (``root / "/x"`` is ``/x``)."""
+        return self.root / item.file_path.lstrip("/")
+
+    def failed(self, item: Item) -> None:
+        path = str(self.path(item))
+        found = self._known.get(path)
+        if found is not None:
+            self._known[path] = (found[0], 0)
+
+    def __call__(self, item: Item) -> int:
+        """Its duration, or to the end of its file when that comes first: a duration past the end would keep
+        the schedule's clock inside an item with nothing left to play."""
+        rest = max(0, self._file_ms(item) - item.start_ms)
+        return min(item.duration_ms, rest) if item.duration_ms >= 0 else rest
+
+    def _file_ms(self, item: Item) -> int:
+        path = self.path(item)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return 0
+        version = (st.st_mtime_ns, st.st_size)
+        found = self._known.get(str(path))
+        if found is not None and found[0] == version:
+            return found[1]
+        ms = 0
+        if stat.S_ISREG(st.st_mode):  # a FIFO would hold the worker in open()
+            try:
+                with av.open(str(path)) as container:
+                    ms = int(container.duration * 1000 // av.time_base) if container.duration else 0
+            except (av.FFmpegError, OSError) as exc:
+                log.warning("schedule item unreadable path=%s error=%s", path, exc)
+        self._known[str(path)] = (version, ms)
+        return ms
+
+
+class ScheduleWorker:
+    def __init__(self, where: str, schedule: Schedule, media_root: Path, hooks: ScheduleHooks,
+                 board: ScheduleBoard | None = None) -> None:
+        self.where = where
+        self.schedule = schedule
+        self.hooks = hooks
+        self.board = board
+        self.lengths = _Lengths(media_root)
+        vhost, _, app = where.partition("/")
+        self.key = (vhost, app, schedule.name)
+        self._thread = WorkerThread(f"schedule {where}/{schedule.name}", self._run, on_crash=self._crashed)
+        self._stop_reason = ""
+        self._fallback_next = 0
+        self._base = 0                 # where the next item starts on the channel clock (ticks)
+        self._anchor: float | None = None  # monotonic time of channel tick 0
+        self._last_dts: dict[str, int] = {}  # per kind: the newest dts sent
+        self.items_played = 0
+        self._replaced = False  # a new schedule came (PATCH): the item playing ends now
+        self._first_video: Track | None = None  # the video track players were first told about (their init)
+        self._mixed = False  # an item's video differed from the first: every item's parameter sets go in band
+
+    @property
+    def name(self) -> str:
+        return self.schedule.name
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self, reason: str) -> None:
+        if not self._stop_reason:
+            self._stop_reason = reason
+        self._thread.stop()
+
+    def replace(self, schedule: Schedule) -> None:
+        """Play ``schedule`` from now on, on the same stream (OME updates a channel whose file changed)."""
+        self.schedule = schedule
+        self._fallback_next = 0
+        self._replaced = True
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.alive and not self._thread.stopping
+
+    def join(self, timeout: float) -> bool:
+        return self._thread.join(timeout)
+
+    def _crashed(self, exc: Exception) -> None:
+        self.hooks.finished(f"schedule worker failed: {exc}")
+
+    def _run(self) -> None:
+        try:
+            stream = self.hooks.open_stream(self.close)
+        except PublishRejected as exc:
+            log.warning("scheduled channel refused where=%s stream=%s error=%s", self.where, self.name, exc)
+            self.hooks.finished(str(exc))
+            return
+        kinds = set()
+        if self.schedule.stream.video_track:
+            kinds.add(MediaKind.VIDEO)
+        if self.schedule.stream.audio_track:
+            kinds.add(MediaKind.AUDIO)
+        stream.expected = kinds
+        log.info("scheduled channel started where=%s stream=%s programs=%d fallback=%s", self.where, self.name,
+                 len(self.schedule.programs), self.schedule.fallback is not None)
+        for line in unimplemented(self.schedule):
+            log.warning("scheduled channel where=%s stream=%s: %s", self.where, self.name, line)
+        try:
+            while not self._thread.stopping:
+                self._replaced = False
+                now_ms = self._channel_now_ms()
+                slot = on_air(self.schedule, now_ms, self.lengths, self._fallback_next)
+                if isinstance(slot, Idle):
+                    self._show(None)
+                    wait = IDLE_CHECK_S if slot.until_ms is None else min(IDLE_CHECK_S, (slot.until_ms - now_ms) / 1000)
+                    self._thread.wait(max(0.01, wait))
+                    continue
+                if slot.program is None:
+                    self._fallback_next = slot.index + 1
+                self._show(slot)
+                if not self._play(stream, slot):
+                    self.lengths.failed(slot.item)
+        finally:
+            if self.board is not None:
+                self.board.clear(self.key)
+            stream.end(self._stop_reason or "schedule ended")
+            log.info("scheduled channel stopped where=%s stream=%s reason=%s items=%d", self.where, self.name,
+                     self._stop_reason, self.items_played)
+            self.hooks.finished(self._stop_reason or "schedule ended")
+
+    def _channel_now_ms(self) -> int:
+        """The wall time at which the next item will be seen: packets go out ``LEAD_S`` ahead of the channel
+        clock, so an item ends that much before its time by the clock on the wall. Deciding at the wall time
+        would start the ended item again for its last moment."""
+        wall = time.time()
+        if self._anchor is not None:
+            wall += max(0.0, self._anchor + self._base / TICKS - time.monotonic())
+        return int(wall * 1000)
+
+    @property
+    def _first_video_id(self) -> int:
+        return self._first_video.id if self._first_video is not None else -1
+
+    def _inband_parameter_sets(self, track: Track, slot: Slot) -> bytes:
+        """An item whose video differs from the channel's first (another size, profile …) cannot change what
+        players were initialised with (LL-HLS's init segment, fixed for the stream): for H.264 its parameter sets
+        go in band, before each keyframe's slices, where decoders take them (and once items differ, every
+        item's, since a decoder keeps the last ones it saw); other codecs are warned about."""
+        if self._first_video is None:
+            self._first_video = track
+            return b""
+        if track.config == self._first_video.config and not self._mixed:
+            return b""
+        self._mixed = True  # from now on even the first item's sets go in band: decoders hold the last ones
+        if track.codec is Codec.H264 and self._first_video.codec is Codec.H264:
+            try:
+                config = h264.parse_avcc(track.config)
+            except CodecConfigError:
+                config = None
+            if config is not None and config.nal_length_size == 4:
+                return nal.to_length_prefixed([*config.sps, *config.pps])
+        log.warning("schedule item video differs from the channel's where=%s stream=%s url=%s codec=%s: players "
+                    "started on the first item's configuration may not show it", self.where, self.name,
+                    slot.item.url, track.codec.value)
+        return b""
+
+    def _show(self, slot: Slot | None) -> None:
+        if self.board is None:
+            return
+        if slot is None:
+            self.board.set(self.key, None)
+            return
+        end = None
+        if slot.program is not None:
+            found = current_program(self.schedule, slot.program.scheduled_ms)
+            end = found[1] if found is not None else None
+        self.board.set(self.key, OnAir(slot, end, time.time()))
+
+    def _play(self, stream: LiveStream, slot: Slot) -> bool:
+        """Play one slot; False when its file could not be played (it is then skipped until it changes)."""
+        path = self.lengths.path(slot.item)
+        try:
+            container = av.open(str(path))
+        except (av.FFmpegError, OSError) as exc:
+            log.warning("schedule item failed where=%s stream=%s url=%s error=%s", self.where, self.name,
+                        slot.item.url, exc)
+            return False
+        with container:
+            return self._demux(stream, container, slot)
+
+    def _demux(self, stream: LiveStream, container: av.container.InputContainer, slot: Slot) -> bool:
+        converter = AvConverter()
+        chosen = []
+        for kind, wanted in (("video", self.schedule.stream.video_track), ("audio", self.schedule.stream.audio_track)):
+            if not wanted:
+                continue
+            found = next((s for s in container.streams if s.type == kind and s.codec_context is not None
+                          and CODECS.get(s.codec_context.name) is not None), None)
+            if found is None:
+                log.warning("schedule item has no %s track where=%s stream=%s url=%s", kind, self.where, self.name,
+                            slot.item.url)
+                return False
+            ctx = found.codec_context
+            converter.add_track(found.index, CODECS[ctx.name], TIME_BASE, bytes(ctx.extradata or b""),
+                                sample_rate=int(getattr(ctx, "sample_rate", 0) or 0),
+                                channels=int(getattr(ctx, "channels", 0) or 0))
+            chosen.append(found)
+        start_ms = slot.item.start_ms + slot.offset_ms
+        try:
+            if start_ms > 0:
+                container.seek(start_ms * 1000, backward=True, any_frame=False)
+            return self._feed(stream, container, chosen, converter, slot)
+        except (av.FFmpegError, OSError, EOFError) as exc:
+            log.warning("schedule item failed where=%s stream=%s url=%s error=%s", self.where, self.name,
+                        slot.item.url, exc)
+            return False
+
+    def _feed(self, stream: LiveStream, container: av.container.InputContainer, chosen: list[av.stream.Stream],
+              converter: AvConverter, slot: Slot) -> bool:
+        base = self._base
+        if self._anchor is None or time.monotonic() - (self._anchor + base / TICKS) > LEAD_S:
+            self._anchor = time.monotonic() - base / TICKS  # late (first item, or after nothing was on air)
+        zero: Fraction | None = None
+        end = base
+        limit = Fraction(slot.play_ms, 1000)
+        inband = b""  # this item's SPS/PPS, sent in its keyframes when they differ from what players started with
+        kind_of = {s.index: s.type for s in chosen}  # timestamps go forward per kind, whatever file index it has
+        log.info("schedule item where=%s stream=%s program=%s url=%s offset_ms=%d play_ms=%d", self.where, self.name,
+                 slot.program.name if slot.program is not None else "fallback", slot.item.url, slot.offset_ms,
+                 slot.play_ms)
+        interrupted = False
+        for packet in container.demux(*chosen):
+            if self._thread.stopping or self._replaced:
+                interrupted = True
+                break
+            if packet.dts is None or packet.size == 0 or packet.time_base is None:
+                continue
+            tb = Fraction(packet.time_base)
+            at = packet.dts * tb
+            if zero is None:
+                zero = at
+            rel = at - zero
+            if rel < 0:
+                continue  # before the item's first packet (another track's lead-in)
+            if rel >= limit:
+                break
+            dts = base + round(rel * TICKS)
+            pts = base + round(((packet.pts if packet.pts is not None else packet.dts) * tb - zero) * TICKS)
+            duration = round((packet.duration or 0) * tb * TICKS)
+            key = packet.stream.index
+            if dts <= self._last_dts.get(kind_of[key], -1):
+                continue
+            self._last_dts[kind_of[key]] = dts
+            end = max(end, dts + duration, pts + duration)
+            delay = self._anchor + dts / TICKS - LEAD_S - time.monotonic()
+            if delay > 0 and self._thread.wait(delay):
+                return True
+            track, packets = converter.convert_data(key, bytes(packet), dts, pts, duration, bool(packet.is_keyframe))
+            if track is not None:
+                stream.on_track(track)
+                if track.kind is MediaKind.VIDEO:
+                    inband = self._inband_parameter_sets(track, slot)
+            for p in packets:
+                if inband and p.keyframe and p.track_id == self._first_video_id:
+                    p = Packet(p.track_id, p.pts, p.dts, p.time_base, inband + p.data, True, p.duration, p.config)
+                stream.ingest(p)
+        played = end > base
+        # the next item starts where this one ended; an item cut short by its program's end also ends here
+        self._base = max(end, base + 1)
+        if played:
+            self.items_played += 1
+        return played or interrupted  # cut short by a stop or a new schedule: not a file that failed

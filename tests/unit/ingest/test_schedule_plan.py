@@ -1,0 +1,77 @@
+"""What a scheduled channel plays at a given time: programs, repeat, joining late, fallback, idle."""
+
+from __future__ import annotations
+
+from kiln.events.schedules import ChannelStream, Item, Program, Schedule
+from kiln.media.ingest.schedule.plan import Idle, Slot, on_air, unimplemented
+
+T0 = 1_700_000_000_000  # a program's start, in Unix ms
+A, B, F1, F2 = (Item(f"file://{n}.mp4") for n in ("a", "b", "f1", "f2"))
+LENGTHS = {A.url: 3000, B.url: 2000, F1.url: 1500, F2.url: 4000}
+
+
+def length(item: Item) -> int:
+    return LENGTHS.get(item.url, 0)
+
+
+def schedule(*programs: Program, fallback: tuple[Item, ...] | None = None) -> Schedule:
+    return Schedule(ChannelStream("tv"), fallback, programs)
+
+
+def program(at: int, repeat: bool, *items: Item, name: str = "p") -> Program:
+    return Program(name, "", at, repeat, items)
+
+
+def test_items_play_back_to_back_from_the_scheduled_time() -> None:
+    p = program(T0, False, A, B)
+    s = schedule(p)
+    assert on_air(s, T0, length) == Slot(p, 0, A, 0, 3000)
+    assert on_air(s, T0 + 3000, length) == Slot(p, 1, B, 0, 2000)
+    assert on_air(s, T0 + 4200, length) == Slot(p, 1, B, 1200, 800)  # joined late: mid-item
+
+
+def test_a_channel_less_than_a_second_late_starts_at_the_first_item() -> None:
+    p = program(T0, False, A, B)
+    assert on_air(schedule(p), T0 + 900, length) == Slot(p, 0, A, 0, 3000)
+
+
+def test_a_repeating_program_starts_over_and_one_that_does_not_goes_off_air() -> None:
+    once, again = program(T0, False, A, B), program(T0, True, A, B)
+    assert on_air(schedule(again), T0 + 5000, length) == Slot(again, 0, A, 0, 3000)
+    assert on_air(schedule(again), T0 + 5000 * 7 + 3500, length) == Slot(again, 1, B, 500, 1500)
+    assert on_air(schedule(once), T0 + 5000, length) == Idle(None)
+
+
+def test_a_program_ends_when_the_next_begins_cutting_its_item() -> None:
+    first, second = program(T0, True, A, name="1"), program(T0 + 4000, True, B, name="2")
+    s = schedule(first, second)
+    assert on_air(s, T0 + 3000, length) == Slot(first, 0, A, 0, 1000)  # the next program begins in 1 s
+    assert on_air(s, T0 + 4000, length) == Slot(second, 0, B, 0, 2000)
+    assert on_air(s, T0 - 10, length) == Idle(T0)  # before the first: nothing until it begins
+
+
+def test_the_fallback_plays_when_nothing_is_on_air_in_turn_and_until_a_program_begins() -> None:
+    p = program(T0 + 60_000, False, A)
+    s = schedule(p, fallback=(F1, F2))
+    assert on_air(s, T0, length) == Slot(None, 0, F1, 0, 1500)
+    assert on_air(s, T0 + 1500, length, fallback_next=1) == Slot(None, 1, F2, 0, 4000)
+    assert on_air(s, T0 + 5500, length, fallback_next=2) == Slot(None, 0, F1, 0, 1500)
+    assert on_air(s, T0 + 59_000, length, fallback_next=1) == Slot(None, 1, F2, 0, 1000)
+    assert on_air(s, T0 + 60_000, length) == Slot(p, 0, A, 0, 3000)
+    assert on_air(s, T0 + 63_000, length) == Slot(None, 0, F1, 0, 1500)  # played through, not repeated
+
+
+def test_items_that_cannot_play_are_skipped() -> None:
+    missing = Item("file://missing.mp4")
+    p = program(T0, True, missing, A)
+    assert on_air(schedule(p), T0, length) == Slot(p, 1, A, 0, 3000)
+    s = schedule(program(T0, True, missing), fallback=(missing, F2))
+    assert on_air(s, T0, length) == Slot(None, 1, F2, 0, 4000)
+    assert on_air(schedule(fallback=(missing,)), T0, length) == Idle(None)
+
+
+def test_bypass_transcoder_is_said_to_be_unimplemented() -> None:
+    assert unimplemented(schedule()) == []
+    bypass = Schedule(ChannelStream("tv", bypass_transcoder=True))
+    assert unimplemented(bypass) == ["Stream.BypassTranscoder true: not implemented by Kiln, the application's "
+                                     "output profiles apply (a profile of bypass encodes passes the files through)"]
