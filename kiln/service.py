@@ -276,7 +276,8 @@ class KilnService:
         # replayed events count toward the next snapshot: a start that replayed more than snapshot_every
         # saves one as soon as its ServerStarted is durable, so no later start replays them again
         self._since_snapshot = replayed
-        self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query)
+        self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query,
+                                     journal_failure=lambda: self.journal.failure)
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media)
         gate = IngestGate(self.directory, self.catalog, self.media.streams, refusals=(DomainError,))

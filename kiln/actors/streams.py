@@ -201,13 +201,14 @@ class StreamsActor(CommandActor):
                             stats=self.stats, close_ingest=cmd.close_ingest,
                             subscribable=bool(self.settings.publishers))
         events = decide_and_apply(self.directory, dd.OpenStream(
-            cmd.name, cmd.provider, cmd.source_type, cmd.source_url, stream.instance), stream.created_time)
+            cmd.name, cmd.provider, cmd.source_type, cmd.source_url, stream.instance), stream.created_time,
+            self.journal.encode)
         existing = self.streams.get(cmd.name)
         if existing is not None:  # allowed only without blockDuplicateStreamName: the new one replaces it
             old, old_ref = existing
             old.close_ingest("replaced by a new publisher")
             durable.append(self._end(old, old_ref, "replaced by a new publisher"))
-        started = events[0]
+        started = events.events[0]
         assert isinstance(started, se.StreamStarted)
         ref = StreamActor.start(self.journal, stream, started, self.actor_ref, self.hls)
         stream.on_started = lambda _s: tell_quietly(ref, StreamDescribed())
@@ -254,7 +255,7 @@ class StreamsActor(CommandActor):
         return Outcome(None)
 
     def handle_DeleteStream(self, cmd: DeleteStream) -> Outcome:
-        decide_and_apply(self.directory, dd.DeleteStream(cmd.name), now())
+        decide_and_apply(self.directory, dd.DeleteStream(cmd.name), now(), self.journal.encode)
         stream, ref = self.streams[cmd.name]
         if not stream.close_ingest("deleted by API"):
             raise NotFound("Could not terminate the stream")
@@ -264,8 +265,9 @@ class StreamsActor(CommandActor):
         worker = self.workers.pop(cmd.name, None)
         if worker is not None:
             self.directory.release_pull(cmd.name)
-            events = decide_and_apply(self.pull_defs, dp.PullGaveUp(cmd.name, "deleted by API"), now())
-            if events:
+            events = decide_and_apply(self.pull_defs, dp.PullGaveUp(cmd.name, "deleted by API"), now(),
+                                      self.journal.encode)
+            if events.records:
                 durable.append(self.journal.emit(events))
         return Outcome(None, durable)
 
@@ -409,7 +411,8 @@ class StreamsActor(CommandActor):
         body = cmd.body
         name, urls = body["name"], list(body["urls"])
         try:
-            decide_and_apply(self.directory, dd.RequestPull(name, tuple(urls), cmd.request_url), now())
+            decide_and_apply(self.directory, dd.RequestPull(name, tuple(urls), cmd.request_url), now(),
+                             self.journal.encode)
         except Unreachable:
             log.warning("pull refused where=%s stream=%s url=%s", self.where, name, redact_url(urls[0]))
             raise
@@ -423,11 +426,12 @@ class StreamsActor(CommandActor):
             return Outcome(None)
         cause = self.causes.get(cmd.name, "")
         events = decide_and_apply(self.pull_defs, dp.PullConnected(
-            cmd.name, tuple(w.urls), w.props.as_json(), w.props.persistent, cmd.url, cause), now())
-        if events:
+            cmd.name, tuple(w.urls), w.props.as_json(), w.props.persistent, cmd.url, cause), now(),
+            self.journal.encode)
+        if events.records:
             log.info("pull source where=%s stream=%s url=%s cause=%s", self.where, cmd.name, redact_url(cmd.url),
                      cause)
-        return Outcome(None, [self.journal.emit(events)] if events else [])
+        return Outcome(None, [self.journal.emit(events)] if events.records else [])
 
     def handle_PullFinished(self, cmd: PullFinished) -> Outcome:
         if self.workers.get(cmd.name) is not cmd.worker:
@@ -435,5 +439,6 @@ class StreamsActor(CommandActor):
         del self.workers[cmd.name]
         self.directory.release_pull(cmd.name)
         events = decide_and_apply(self.pull_defs, dp.PullGaveUp(cmd.name, cmd.reason,
-                                                                self.causes.pop(cmd.name, "")), now())
-        return Outcome(None, [self.journal.emit(events)] if events else [])
+                                                                self.causes.pop(cmd.name, "")), now(),
+                                  self.journal.encode)
+        return Outcome(None, [self.journal.emit(events)] if events.records else [])

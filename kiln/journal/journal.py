@@ -17,6 +17,17 @@ thread that serves a queue while more work waits in it (an actor with commands i
 
 So a caller that waited for its future sees its own effect in every read model, and a crash can
 lose only appends whose futures never completed.
+
+A record arrives encoded (``NewRecord.encoded``, from ``framing.encode_tail``: the event log encodes a command's
+events before they change any actor's state), so a value the journal cannot store is refused before the append
+(``JournalRecordError``) and a commit only numbers, frames and writes. A write or fsync that fails (EIO, EFBIG, a
+full disk once the reserve is spent) stops the journal for good (``failure``): the appends of that commit and every
+later one fail with ``JournalFailedError``. Going on would be dishonest: the actors that decided the failed commands
+have applied them (their callers got an error, and ``GET /v1/status`` says why), and a later command would build on
+that state, durably, so what a restart rebuilds would differ from what the API answered, silently. Stopped, nothing
+more is acknowledged that is not in the journal; a restart (once the disk is fixed) rebuilds every actor from what
+is durable. Rolling the actors back instead would need each to rebuild its aggregate from the journal while
+commands keep coming, and the fsync that failed may have lost pages already written (it cannot be retried).
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kiln.journal.errors import JournalClosedError, JournalFailedError, JournalRecordError
-from kiln.journal.framing import encode_fields
+from kiln.journal.framing import encode_tail, frame_parts, pack_committed
 from kiln.journal.reader import StoredFields, iter_records, iter_stored, iter_stored_batches, scan_tail
 from kiln.journal.records import NewRecord, Record
 from kiln.journal.reserve import DiskReserve
@@ -115,7 +126,7 @@ class Journal:
         self._quorum = 0  # how many queued appends the leader waits for; 0: it does not wait
         self._closed = False
         self._last_seq = 0
-        self._failed: BaseException | None = None
+        self._failed: str | None = None  # why a failed write stopped the journal (``failure``)
         self._file: BinaryIO | None = None
         self._size = 0
         self.reserve: DiskReserve | None = None  # space that lets a full disk refuse commands (reserve.py)
@@ -175,6 +186,11 @@ class Journal:
     def last_seq(self) -> int:
         return self._last_seq
 
+    @property
+    def failure(self) -> str | None:
+        """Why the journal stopped taking appends (a failed write), or None while it takes them."""
+        return self._failed
+
     def add_listener(self, fn: Listener) -> None:
         """``fn(records)`` runs after each durable write, in order, on the thread that committed it (an
         appender or the standby thread, one commit at a time): it must not block."""
@@ -182,14 +198,24 @@ class Journal:
 
     def append(self, records: list[NewRecord]) -> Future[list[Record]]:
         """Queue ``records`` as one atomic append; commit them (and whatever else is queued) on this thread
-        unless a commit is already under way. The future completes once they are durable."""
+        unless a commit is already under way. The future completes once they are durable; it fails at once with
+        ``JournalRecordError`` when a record not encoded yet cannot be (nothing of the append is written)."""
         future: DurableFuture[list[Record]] = DurableFuture()
+        if not all(new.encoded for new in records):
+            try:
+                records = [new if new.encoded else NewRecord(new.entity, new.type, new.version, new.payload,
+                                                             encode_tail(new.entity, new.type, new.version,
+                                                                         new.payload))
+                           for new in records]
+            except Exception as exc:  # noqa: BLE001 - a value msgpack cannot store (an int beyond 64 bits)
+                future.fail(unstorable(records, exc))
+                return future
         with self._lock:
             future.wake = self._wake  # the commit that carries this append wakes its waiters
             if self._closed:
                 raise JournalClosedError("journal is closed")
             if self._failed is not None:
-                raise JournalFailedError(f"journal stopped after a failed write: {self._failed}")
+                raise JournalFailedError(self._failed)
             if not records:
                 future.set_result([])
                 return future
@@ -305,61 +331,51 @@ class Journal:
 
     def _commit(self, batch: list[_Append]) -> None:
         if self._failed is not None:
-            refused = JournalFailedError(f"journal stopped after a failed write: {self._failed}")
             for _records, future in batch:
-                future.fail(refused)
+                future.fail(JournalFailedError(self._failed))  # one each: a raised exception keeps its traceback
             return
         now = time.time()
         seq = self._last_seq
-        results: list[list[Record] | None] = []  # None: an append refused because it cannot be stored
-        unstorable: list[tuple[DurableFuture[list[Record]], JournalRecordError]] = []
+        results: list[list[Record]] = []
         every: list[Record] = []
         chunks: list[bytes] = []
         size = start_size = self._size
         limit = self.segment_bytes
+        stamp = pack_committed(now)
+        pack = pack_committed
         try:
-            for news, future in batch:
+            for news, _future in batch:
                 records = []
-                frames = []
-                first = seq
-                try:
-                    for new in news:
-                        seq += 1
-                        entity, type_, version, payload = new.entity, new.type, new.version, new.payload
-                        record = _new_object(Record)
-                        _set_seq(record, seq)
-                        _set_time(record, now)
-                        _set_entity(record, entity)
-                        _set_type(record, type_)
-                        _set_version(record, version)
-                        _set_payload(record, payload)
-                        records.append(record)
-                        frames.append(encode_fields(seq, now, entity, type_, version, payload))
-                except Exception as exc:  # noqa: BLE001 - a value msgpack cannot store (an int beyond 64 bits)
-                    # is that append's error alone: it must not stop the journal for every later command
-                    seq = first
-                    results.append(None)
-                    unstorable.append((future, _unstorable(news, exc)))
-                    continue
-                for frame in frames:
-                    first += 1
+                for new in news:
+                    seq += 1
+                    record = _new_object(Record)
+                    _set_seq(record, seq)
+                    _set_time(record, now)
+                    _set_entity(record, new.entity)
+                    _set_type(record, new.type)
+                    _set_version(record, new.version)
+                    _set_payload(record, new.payload)
+                    records.append(record)
+                    header, head, tail = frame_parts(pack(seq) + stamp, new.encoded)
                     if size >= limit:
                         self._write(b"".join(chunks))
                         chunks = []
-                        self._open_segment(first)
+                        self._open_segment(seq)
                         size = start_size = 0
-                    chunks.append(frame)
-                    size += len(frame)
+                    chunks += (header, head, tail)
+                    size += len(header) + len(head) + len(tail)
                 results.append(records)
                 every += records
             self._size = size
             self._write(b"".join(chunks))
         except Exception as exc:  # noqa: BLE001 - the failure goes to every waiting caller
-            log.error("journal write failed error=%s; further appends are refused", exc)
-            self._failed = exc
+            log.error("journal write failed error=%s; the journal stops: every later command is refused until "
+                      "Kiln is restarted (the commands of this write were answered with an error, and may show "
+                      "in their actors until then)", exc)
+            self._failed = f"the journal stopped after a failed write ({exc}); restart Kiln once the disk is fixed"
             self._rollback(start_size)
             for _records, future in batch:
-                future.fail(exc)
+                future.fail(JournalFailedError(self._failed))
             return
         self._last_seq = seq
         self.counters.committed(len(every))
@@ -369,10 +385,7 @@ class Journal:
             except Exception:
                 log.exception("journal listener failed")
         for (_records, future), done in zip(batch, results, strict=True):
-            if done is not None:
-                future.settle(done)
-        for future, error in unstorable:
-            future.fail(error)
+            future.settle(done)
 
     def _write(self, data: bytes) -> None:
         assert self._file is not None
@@ -404,7 +417,7 @@ class Journal:
             log.error("journal rollback failed error=%s", exc)
 
 
-def _unstorable(news: list[NewRecord], exc: Exception) -> JournalRecordError:
+def unstorable(news: list[NewRecord], exc: Exception) -> JournalRecordError:
     """The error of an append the journal refused (logged here: the caller may only see its future fail)."""
     what = ", ".join(f"{new.type} {new.entity}" for new in news[:3])
     log.error("journal refused an append it cannot store records=%s error=%s: nothing of it was written; "

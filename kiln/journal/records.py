@@ -8,12 +8,15 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class NewRecord:
-    """An event on its way in; the journal adds the sequence number and the time."""
+    """An event on its way in; the journal adds the sequence number and the time. ``encoded``: the record's
+    ``framing.encode_tail``, made by whoever checks that it can be stored before its event changes any state
+    (kiln/eventlog.py); empty, ``Journal.append`` makes it."""
 
     entity: str
     type: str
     version: int
     payload: dict[str, Any] = field(default_factory=dict)
+    encoded: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
