@@ -37,6 +37,7 @@ import logging
 import os
 import threading
 import time
+import zlib
 from asyncio import _get_running_loop
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kiln.journal.errors import JournalClosedError, JournalFailedError, JournalRecordError
-from kiln.journal.framing import encode_tail, frame_parts, pack_committed
+from kiln.journal.framing import HEADER, encode_tail, pack_committed
 from kiln.journal.reader import StoredFields, iter_records, iter_stored, iter_stored_batches, scan_tail
 from kiln.journal.records import NewRecord, Record
 from kiln.journal.reserve import DiskReserve
@@ -62,6 +63,8 @@ GATHER_GAP = 0.0002  # the gathering commit stops waiting when no append came fo
 GATHER_LIMIT = 0.002  # or after this long in all
 
 _thread_policy = threading.local()
+_ARRAY6 = b"\x96"  # a frame's body: a msgpack array of six (framing.frame_parts)
+_header, _crc32, _HEADER_SIZE = HEADER.pack, zlib.crc32, HEADER.size
 
 
 def defer_commits_while(busy: Callable[[], bool]) -> None:
@@ -96,7 +99,7 @@ class OpenReport:
 # one append waiting in the queue: its records and its future. A future its waiter cancelled (an asyncio task
 # awaiting it through ``wrap_future`` was cancelled) is left alone by the commit (DurableFuture.settle): the
 # records' fate is the journal's either way, and the committing thread, which may be any appender, carries on.
-_Append = tuple[list[NewRecord], DurableFuture[list[Record]]]
+_Append = tuple[list[NewRecord], list[bytes], DurableFuture[list[Record]]]  # with each record's encode_tail
 
 # a Record made field by field through its slots: a frozen dataclass's __init__ sets each field through
 # object.__setattr__, which was a tenth of the CPU an append costs with 64 writers (records.py stays frozen)
@@ -201,15 +204,11 @@ class Journal:
         unless a commit is already under way. The future completes once they are durable; it fails at once with
         ``JournalRecordError`` when a record not encoded yet cannot be (nothing of the append is written)."""
         future: DurableFuture[list[Record]] = DurableFuture()
-        if not all(new.encoded for new in records):
-            try:
-                records = [new if new.encoded else NewRecord(new.entity, new.type, new.version, new.payload,
-                                                             encode_tail(new.entity, new.type, new.version,
-                                                                         new.payload))
-                           for new in records]
-            except Exception as exc:  # noqa: BLE001 - a value msgpack cannot store (an int beyond 64 bits)
-                future.fail(unstorable(records, exc))
-                return future
+        try:
+            tails = [new.encoded or encode_tail(new.entity, new.type, new.version, new.payload) for new in records]
+        except Exception as exc:  # noqa: BLE001 - a value msgpack cannot store (an int beyond 64 bits)
+            future.fail(unstorable(records, exc))
+            return future
         with self._lock:
             future.wake = self._wake  # the commit that carries this append wakes its waiters
             if self._closed:
@@ -220,7 +219,7 @@ class Journal:
                 future.set_result([])
                 return future
             pending = self._pending
-            pending.append((list(records), future))
+            pending.append((list(records), tails, future))
             if self._leading:
                 if len(pending) == self._quorum:
                     self._arrived.notify()  # the leader waits for this many appends (_gather)
@@ -331,7 +330,7 @@ class Journal:
 
     def _commit(self, batch: list[_Append]) -> None:
         if self._failed is not None:
-            for _records, future in batch:
+            for _records, _tails, future in batch:
                 future.fail(JournalFailedError(self._failed))  # one each: a raised exception keeps its traceback
             return
         now = time.time()
@@ -344,9 +343,9 @@ class Journal:
         stamp = pack_committed(now)
         pack = pack_committed
         try:
-            for news, _future in batch:
+            for news, tails, _future in batch:
                 records = []
-                for new in news:
+                for new, encoded in zip(news, tails, strict=True):
                     seq += 1
                     record = _new_object(Record)
                     _set_seq(record, seq)
@@ -356,14 +355,16 @@ class Journal:
                     _set_version(record, new.version)
                     _set_payload(record, new.payload)
                     records.append(record)
-                    header, head, tail = frame_parts(pack(seq) + stamp, new.encoded)
+                    # framing.frame_parts, inlined (once per record): [seq, time, and the record's tail
+                    head = _ARRAY6 + pack(seq) + stamp
+                    length = len(head) + len(encoded)
                     if size >= limit:
                         self._write(b"".join(chunks))
                         chunks = []
                         self._open_segment(seq)
                         size = start_size = 0
-                    chunks += (header, head, tail)
-                    size += len(header) + len(head) + len(tail)
+                    chunks += (_header(length, _crc32(encoded, _crc32(head))), head, encoded)
+                    size += _HEADER_SIZE + length
                 results.append(records)
                 every += records
             self._size = size
@@ -374,7 +375,7 @@ class Journal:
                       "in their actors until then)", exc)
             self._failed = f"the journal stopped after a failed write ({exc}); restart Kiln once the disk is fixed"
             self._rollback(start_size)
-            for _records, future in batch:
+            for _records, _tails, future in batch:
                 future.fail(JournalFailedError(self._failed))
             return
         self._last_seq = seq
@@ -384,7 +385,7 @@ class Journal:
                 listener(every)
             except Exception:
                 log.exception("journal listener failed")
-        for (_records, future), done in zip(batch, results, strict=True):
+        for (_records, _tails, future), done in zip(batch, results, strict=True):
             future.settle(done)
 
     def _write(self, data: bytes) -> None:
