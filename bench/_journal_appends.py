@@ -7,7 +7,9 @@
 - ``actors``: Kiln's own shape. No Kiln thread blocks on its own append: an actor (a pykka thread) appends its
   events and answers with the append's future among ``Outcome.durable``; the HTTP handler that sent the command
   awaits it on the event loop through ``kiln.actors.base.ask`` (``_LoopReply``, ``_LoopInbox``). So: that many
-  ``CommandActor``s, each appending the same single record per command, and as many callers on one event loop
+  ``CommandActor``s, each appending one record per command, built from the same event as the checkout's actors
+  build it (``kiln.eventlog.encode_events`` where the checkout has it: encoded on the actor's thread before its
+  events are applied; else a ``NewRecord`` the commit encodes), and as many callers on one event loop
   (uvloop, as ``kiln serve`` runs it: ``kiln.cli.event_loop_choice``), each ``await ask(actor, Append())`` then
   sending its next command. An append counts once its ``ask`` returned, which is only after the commit's write
   and fsync completed its future (an append that failed raises and ends the run).
@@ -79,6 +81,15 @@ def blocked_writers(journal: Any, record: Any, threads: int,
     return latencies, elapsed, used, resource.getrusage(resource.RUSAGE_SELF)
 
 
+def _records_as_actors_build_them(event: Any, new_record: Any, record_parts: Any) -> Any:
+    """What an actor of the checkout appends for ``event``, built per command (an A/B child runs either tree)."""
+    try:
+        from kiln.eventlog import encode_events  # type: ignore[attr-defined, unused-ignore]
+    except ImportError:  # a checkout whose journal encodes in its commit
+        return lambda: [new_record(*record_parts(event))]
+    return lambda: encode_events([event]).records
+
+
 class Append:
     """The command each actor of the ``actors`` shape handles: append one record (``handle_Append``)."""
 
@@ -98,12 +109,12 @@ def measure_actors(callers: int, fsync: bool, seconds: float) -> dict[str, float
 
     work = Path(tempfile.mkdtemp(prefix="kiln-bench-journal-actors-"))
     journal = Journal.open(work, fsync=fsync)
-    record = NewRecord(*record_parts(te.PushStateChanged("default", "app", "push-1", "started", "stream started",
-                                                         time.time())))
+    event = te.PushStateChanged("default", "app", "push-1", "started", "stream started", time.time())
+    records = _records_as_actors_build_them(event, NewRecord, record_parts)
 
     class Appender(CommandActor):
         def handle_Append(self, _command: Append) -> Outcome:
-            return Outcome(None, [journal.append([record])])  # as an actor's emit: its future, not its wait
+            return Outcome(None, [journal.append(records())])  # as an actor's emit: its future, not its wait
 
     refs = [Appender.start() for _ in range(callers)]
     latencies: list[list[float]] = [[] for _ in range(callers)]

@@ -12,10 +12,15 @@ from concurrent.futures import Future
 from itertools import islice
 from typing import Any, Protocol
 
+from kiln.domain.effects import Effect
+from kiln.domain.errors import NotJournaled
 from kiln.events.base import Event
 from kiln.events.codec import event_of, record_parts
+from kiln.journal.errors import JournalError
+from kiln.journal.framing import encode_tail
+from kiln.journal.journal import unstorable
 from kiln.journal.reader import BATCH
-from kiln.journal.records import NewRecord, Record
+from kiln.journal.records import NewRecord, Record, new_record
 from kiln.replay import Replay
 
 log = logging.getLogger(__name__)
@@ -43,10 +48,54 @@ class RecordJournal(Protocol):
 
     def add_listener(self, fn: Callable[[list[Record]], None]) -> None: ...
 
+    @property
+    def failure(self) -> str | None:
+        """Why a failed write stopped the journal, or None."""
+        ...
 
-# (entity, type, version, payload) -> the record the journal appends
-NewRecordFactory = Callable[[str, str, int, dict[str, Any]], NewRecord]
+
+# (entity, type, version, payload, encoded) -> the record the journal appends
+NewRecordFactory = Callable[[str, str, int, dict[str, Any], bytes], NewRecord]
+
+
+class Encoded:
+    """A command's decided events, encoded for the journal before any of them changed an actor's state
+    (``EventLog.encode``): ``records`` are those the journal stores (effects left out), ``events`` all of them.
+    A plain slotted class: one is made per command (a frozen dataclass's ``__init__`` costs twice as much)."""
+
+    __slots__ = ("events", "records")
+
+    def __init__(self, events: list[Event], records: list[NewRecord]) -> None:
+        self.events = events
+        self.records = records
+
+    @staticmethod
+    def joined(parts: Iterable[Encoded]) -> Encoded:
+        """Several commands' events as one append (one fsync for a request of many items)."""
+        events: list[Event] = []
+        records: list[NewRecord] = []
+        for part in parts:
+            events += part.events
+            records += part.records
+        return Encoded(events, records)
 Observer = Callable[[Record, Event], None]
+
+
+def encode_events(events: Sequence[Event], new_record: NewRecordFactory = new_record) -> Encoded:
+    """``EventLog.encode`` without the journal's state: each event that is not an effect, as the journal stores it
+    (``framing.encode_tail``); ``NotJournaled`` (logged) for one msgpack cannot store."""
+    records = []
+    for ev in events:
+        if isinstance(ev, Effect):
+            continue
+        entity, type_, version, payload = record_parts(ev)
+        try:
+            encoded = encode_tail(entity, type_, version, payload)
+        except Exception as exc:  # noqa: BLE001 - a value msgpack cannot store (an int beyond 64 bits)
+            refused = unstorable([NewRecord(entity, type_, version, payload)], exc)
+            raise NotJournaled(f"{refused}; nothing was changed") from None
+        records.append(new_record(entity, type_, version, payload, encoded))
+    return Encoded(events if type(events) is list else list(events), records)
 
 
 class EventLog:
@@ -65,9 +114,26 @@ class EventLog:
         """Called with (record, event) for every durable record, after the projections."""
         self._observers.append(fn)
 
-    def emit(self, events: Sequence[Event]) -> Future[list[Record]]:
-        """Append events as one atomic call; the future completes when they are durable."""
-        return self._journal.append([self._new_record(*record_parts(ev)) for ev in events])
+    def encode(self, events: Sequence[Event]) -> Encoded:
+        """The events as the journal stores them, or ``NotJournaled`` (logged) when it cannot: a value msgpack
+        cannot store, or a journal a failed write stopped. An actor calls this before its events change its state
+        (``decide_and_apply``), so a refused command changes nothing; the encoding is the journal's own (it is
+        not done again at the commit)."""
+        failure = self._journal.failure
+        if failure is not None:
+            raise NotJournaled(failure)
+        return encode_events(events, self._new_record)
+
+    def emit(self, events: Sequence[Event] | Encoded) -> Future[list[Record]]:
+        """Append events (encoded by ``encode``, or encoded here) as one atomic call; the future completes when
+        they are durable, or fails with ``NotJournaled`` (never raises)."""
+        try:
+            encoded = events if isinstance(events, Encoded) else self.encode(events)
+            return self._journal.append(encoded.records)
+        except (NotJournaled, JournalError) as exc:
+            refused: Future[list[Record]] = Future()
+            refused.set_exception(exc if isinstance(exc, NotJournaled) else NotJournaled(str(exc)))
+            return refused
 
     def apply_replayed(self, records: Iterable[Record]) -> int:
         """Feed records read back at startup to the projections (not to observers)."""

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ class RunningServer:
     pid: int = field(default_factory=os.getpid)
     started: float = field(default_factory=time.time)
     listeners: dict[str, tuple[str, int]] = field(default_factory=dict)  # filled when they open
+    # why a failed write stopped the journal (Journal.failure): every command is refused until a restart
+    journal_failure: Callable[[], str | None] = lambda: None
 
     def status_json(self) -> dict[str, Any]:
         size = self.journal.size()
@@ -42,7 +45,7 @@ class RunningServer:
             "config": self.config_name,
             "listeners": {name: {"host": host, "port": port} for name, (host, port) in self.listeners.items()},
             "journal": {"lastSeq": size.last_seq, "segments": size.segments, "bytes": size.bytes,
-                        "inMemory": size.in_memory},
+                        "inMemory": size.in_memory, "failure": self.journal_failure()},
         }
 
     def write_server_file(self) -> Path:

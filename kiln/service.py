@@ -63,10 +63,11 @@ from kiln.http.connection_limits import guarded_protocol
 from kiln.http.context import ApiReads
 from kiln.http.media_protocol import media_protocol
 from kiln.http.tls import ApiTls
-from kiln.journal import Journal, NewRecord, SnapshotStore
+from kiln.journal import Journal, SnapshotStore
 from kiln.journal.feed import JournalFeed
 from kiln.journal.query import JournalQuery
 from kiln.journal.reader import StoredFields, as_record
+from kiln.journal.records import new_record
 from kiln.journal.reserve import DEFAULT_RESERVE_BYTES
 from kiln.journal.segments import journal_dir
 from kiln.media.publish.llhls.tls_server import H2Listener, alpn_protocols
@@ -254,7 +255,7 @@ class KilnService:
         self.journal = Journal.open(self.data_dir, fsync=self.fsync, counters=self.journal_counters,
                                     reserve_bytes=self.journal_reserve)
         self.snapshots = SnapshotStore(self.data_dir)
-        self.events = EventLog(self.journal, NewRecord)
+        self.events = EventLog(self.journal, new_record)
         self.feed = JournalFeed(self.journal)
         self.events.add_projection(self.catalog)
         self.events.add_projection(self.tasks)
@@ -280,7 +281,8 @@ class KilnService:
         # replayed events count toward the next snapshot: a start that replayed more than snapshot_every
         # saves one as soon as its ServerStarted is durable, so no later start replays them again
         self._since_snapshot = replayed
-        self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query)
+        self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query,
+                                     journal_failure=lambda: self.journal.failure)
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media,
                                    self.config.base_dir, self.write_roots)

@@ -194,7 +194,8 @@ def render(found: dict[str, Any], out: TextIO) -> None:
         f"config     {st.get('config')}",
         f"listeners  {listeners or '(none)'}",
         f"journal    last seq {journal.get('lastSeq', 0)}, {journal.get('segments', 0)} "
-        f"segment{'s' if journal.get('segments') != 1 else ''}, {_size(journal.get('bytes', 0))}",
+        f"segment{'s' if journal.get('segments') != 1 else ''}, {_size(journal.get('bytes', 0))}"
+        + (f"; STOPPED: {journal['failure']}" if journal.get("failure") else ""),
         f"vhosts     {len(found['vhosts'])} ({', '.join(found['vhosts'])}); apps {len(found['apps'])} "
         f"({', '.join(found['apps'])})",
         f"streams    {len(found['streams'])} live",

@@ -99,7 +99,7 @@ class AppActor(CommandActor):
         return [ended]
 
     def _decided(self, command: domain.AppCommand) -> Future[Any]:
-        return self.ctx.events.emit(decide_and_apply(self.app, command, now()))
+        return self.ctx.events.emit(decide_and_apply(self.app, command, now(), self.ctx.events.encode))
 
     # -- configuration --
     def handle_PatchApp(self, cmd: PatchApp) -> Outcome:
@@ -111,13 +111,13 @@ class AppActor(CommandActor):
         refuses the whole request and nothing is added. The app restarts even when none is added."""
         self.app.writable()
         trial = self.app.trial()
-        batch = decide_each(trial, domain.profile_commands(cmd.items), now(), respond=_added_profile,
+        batch = decide_each(trial, domain.profile_commands(cmd.items), now(), _on_trial, respond=_added_profile,
                             per_item=(Conflict,))
         if batch.stopped_by is not None:
             raise batch.stopped_by
         durable: list[Future[Any]] = []
-        if batch.events:
-            durable.append(self.ctx.events.emit(domain.one_addition(batch.events)))
+        if batch.events:  # the trial becomes the app once its one event is encoded: a refusal leaves the app as it was
+            durable.append(self.ctx.events.emit(self.ctx.events.encode(domain.one_addition(batch.events))))
         self.app = trial
         durable += self._reconfigured()
         return Outcome(batch.results, durable)
@@ -129,6 +129,12 @@ class AppActor(CommandActor):
     def handle_DeleteOutputProfile(self, cmd: DeleteOutputProfile) -> Outcome:
         fut = self._decided(domain.DeleteOutputProfile(cmd.name))
         return Outcome(None, [fut, *self._reconfigured()])
+
+
+def _on_trial(events: list[Event]) -> list[Event]:
+    """``decide_each``'s store on a trial copy of the app: its events are journaled as one (``one_addition``),
+    encoded before the trial replaces the app."""
+    return events
 
 
 def _added_profile(events: list[Event]) -> dict[str, Any]:

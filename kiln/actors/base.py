@@ -22,7 +22,8 @@ from typing import Any, Protocol
 import pykka
 
 from kiln.control_cpu import pin_control_thread
-from kiln.domain.errors import DomainError
+from kiln.domain.errors import DomainError, NotJournaled
+from kiln.journal.errors import JournalError
 from kiln.journal.journal import defer_commits_while
 from kiln.metrics.commands import COMMANDS, CommandTimings
 
@@ -59,6 +60,14 @@ class ActorGone(Exception):
     """The target actor stopped before it could take the command."""
 
 
+def refusal(exc: BaseException) -> BaseException:
+    """What the caller hears of a failure: the journal's own (a failed write stopped it, it is closed) as the
+    domain's 500 in its words, which HTTP renders in OME's envelope (it knows no journal); anything else as is."""
+    if isinstance(exc, JournalError):
+        return NotJournaled(str(exc))
+    return exc
+
+
 class CommandActor(pykka.ThreadingActor):
     """Dispatches ``Envelope`` messages to ``handle_<CommandClassName>`` methods."""
 
@@ -88,6 +97,8 @@ class CommandActor(pykka.ThreadingActor):
             result = handler(message.command)
         except DomainError as exc:
             message.reply.set_exception(exc)
+        except JournalError as exc:  # logged by the journal
+            message.reply.set_exception(refusal(exc))
         except Exception as exc:  # a bug: answer 500 instead of leaving the caller hanging
             log.exception("command failed actor=%s command=%s", type(self).__name__,
                           type(message.command).__name__)
@@ -258,7 +269,7 @@ class _LoopReply:
             except CancelledError as exc:
                 failed = exc
             if failed is not None:
-                self._finish(failed, None)
+                self._finish(refusal(failed), None)
                 return
             index += 1
         self._finish(outcome.error, outcome.value)
@@ -303,5 +314,7 @@ def ask_blocking(ref: pykka.ActorRef[Any], command: Any, timeout: float | None =
     """Same as ``ask`` for threads (tests, startup, media workers)."""
     outcome = tell(ref, command).result(timeout)
     for fut in outcome.durable:
-        fut.result(timeout)
+        failed = fut.exception(timeout)
+        if failed is not None:
+            raise refusal(failed)
     return outcome.result()

@@ -12,11 +12,17 @@ from typing import Any, Protocol
 
 import pykka
 
+from kiln.eventlog import Encoded
 from kiln.events.base import Event
 
 
 class EventSink(Protocol):
-    def emit(self, events: Sequence[Event]) -> Future[Any]:
+    def encode(self, events: Sequence[Event]) -> Encoded:
+        """The events as the journal stores them; raises ``NotJournaled`` when it cannot (before they change any
+        state: ``decide_and_apply`` takes this as its ``store``)."""
+        ...
+
+    def emit(self, events: Sequence[Event] | Encoded) -> Future[Any]:
         """Journal the events as one append; the future completes once they are durable."""
         ...
 

@@ -20,7 +20,7 @@ from kiln.actors.base import CommandActor, Outcome, tell_quietly
 from kiln.actors.commands import AppReconfigured, OutputAvailable, OutputGone, Retry, SessionState, Teardown
 from kiln.actors.task_ports import TaskPorts
 from kiln.domain.aggregate import decide_and_apply
-from kiln.domain.effects import effects, journaled
+from kiln.domain.effects import effects
 from kiln.domain.push import (
     CHECKPOINT_EVERY_S,
     CountersSampled,
@@ -36,7 +36,7 @@ from kiln.domain.push import (
     SessionPushing,
 )
 from kiln.domain.settings import AppSettings
-from kiln.events.base import Event
+from kiln.eventlog import Encoded
 from kiln.events.redact import redact_text
 from kiln.events.tasks import PushSessionEnded
 from kiln.media.publish.push.select import select_tracks
@@ -111,14 +111,14 @@ class PushActor(CommandActor):
 
     # -- decisions --
     def _decide(self, command: PushTaskCommand) -> list[Future[Any]]:
-        return self._journal(decide_and_apply(self.task, command, now()))
+        return self._journal(decide_and_apply(self.task, command, now(), self.ports.journal.encode))
 
-    def _journal(self, events: list[Event]) -> list[Future[Any]]:
-        for effect in effects(events):
+    def _journal(self, decided: Encoded) -> list[Future[Any]]:
+        """Run the effects and journal the events (``decided.records`` leaves the effects out)."""
+        for effect in effects(decided.events):
             if isinstance(effect, RetryAfter):
                 self._schedule_retry(effect.seconds)
-        durable = journaled(events)
-        return [self.ports.journal.emit(durable)] if durable else []
+        return [self.ports.journal.emit(decided)] if decided.records else []
 
     # -- sessions --
     def _start_session(self) -> list[Future[Any]]:
@@ -206,8 +206,8 @@ class PushActor(CommandActor):
         self.output = self.stream = None
         c = self.sessions.live
         events = decide_and_apply(self.task, OutputDetached(cmd.reason, had_session, c.sent_bytes, c.sent_time_ms),
-                                  now())
-        for ended in (ev for ev in events if isinstance(ev, PushSessionEnded)):
+                                  now(), self.ports.journal.encode)
+        for ended in (ev for ev in events.events if isinstance(ev, PushSessionEnded)):
             self.sessions.session_ended(ended.sent_bytes, ended.sent_time_ms)  # before the read model has it
         return Outcome(None, self._journal(events))
 

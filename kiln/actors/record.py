@@ -21,7 +21,6 @@ from kiln.actors.base import CommandActor, Outcome, tell_quietly
 from kiln.actors.commands import AppReconfigured, OutputAvailable, OutputGone, SessionState, Teardown
 from kiln.actors.task_ports import TaskPorts
 from kiln.domain.aggregate import decide_and_apply
-from kiln.domain.effects import journaled
 from kiln.domain.record import (
     CHECKPOINT_EVERY_S,
     CountersSampled,
@@ -97,8 +96,8 @@ class RecordActor(CommandActor):
 
     # -- helpers --
     def _decide(self, command: RecordTaskCommand) -> list[Future[Any]]:
-        durable = journaled(decide_and_apply(self.task, command, now()))
-        return [self.ports.journal.emit(durable)] if durable else []
+        decided = decide_and_apply(self.task, command, now(), self.ports.journal.encode)
+        return [self.ports.journal.emit(decided)] if decided.records else []  # the records leave effects out
 
     def _plan(self) -> RecordPlan:
         s, file = self.spec, self.settings.file

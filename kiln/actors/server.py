@@ -21,6 +21,7 @@ from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.app_config import require_array
 from kiln.domain.batch import decide_each
 from kiln.domain.errors import Conflict, Failed, Invalid
+from kiln.eventlog import Encoded
 from kiln.events import catalog as ce
 from kiln.events.base import Event
 from kiln.regular_files import require_regular
@@ -89,15 +90,18 @@ class ServerActor(CommandActor):
 
     def handle_CreateVhosts(self, cmd: CreateVhosts) -> Outcome:
         commands = [domain.CreateVhost(item) for item in require_array(cmd.items)]
-        batch = decide_each(self.server, commands, now(), respond=_vhost_response, per_item=(Invalid, Conflict))
-        accepted = [ev for events in batch.accepted for ev in events]
-        durable = [self.ctx.events.emit(accepted)] if accepted else []  # one append: one fsync for the request
+        batch = decide_each(self.server, commands, now(), self.ctx.events.encode, respond=_vhost_response,
+                            per_item=(Invalid, Conflict))
+        accepted = Encoded.joined(batch.stored)
+        durable = [self.ctx.events.emit(accepted)] if accepted.records else []  # one append: one fsync
         for events in batch.accepted:
             created = domain.created_vhost(events)
             self._spawn(created)
             self._warn_if_shadowed(created.name)
             if self.certificates is not None:
                 self.certificates.preload(created.name, created.config)
+        if batch.stopped_by is not None:  # the vhosts before it stay created (their events are in ``accepted``)
+            return Outcome(None, durable, batch.stopped_by)
         return Outcome(batch.results, durable)
 
     def _warn_if_shadowed(self, name: str) -> None:
@@ -110,7 +114,8 @@ class ServerActor(CommandActor):
                         ",".join(shadowed))
 
     def handle_DeleteVhost(self, cmd: DeleteVhost) -> Outcome:
-        fut = self.ctx.events.emit(decide_and_apply(self.server, domain.DeleteVhost(cmd.name), now()))
+        fut = self.ctx.events.emit(decide_and_apply(self.server, domain.DeleteVhost(cmd.name), now(),
+                                                    self.ctx.events.encode))
         ref = self.vhosts.pop(cmd.name)
         self.ctx.directory.unregister(("vhost", cmd.name), ref)
         tell_quietly(ref, Teardown("vhost deleted"))

@@ -21,6 +21,7 @@ from kiln.actors.commands import ConcludeHlsLive, EndStream, ForgetStream, Strea
 from kiln.actors.effects import after
 from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.stream_instance import ConcludeLive, DescribeTracks, EndInstance, StreamInstance
+from kiln.eventlog import Encoded
 from kiln.events.base import Event
 from kiln.events.streams import StreamStarted
 from kiln.media.stream.live import LiveStream
@@ -30,7 +31,9 @@ log = logging.getLogger(__name__)
 
 
 class Journal(Protocol):
-    def emit(self, events: Sequence[Event]) -> Future[Any]: ...
+    def encode(self, events: Sequence[Event]) -> Encoded: ...
+
+    def emit(self, events: Sequence[Event] | Encoded) -> Future[Any]: ...
 
 
 class HlsConclusion(Protocol):
@@ -51,16 +54,18 @@ class StreamActor(CommandActor):
 
     def handle_StreamDescribed(self, cmd: StreamDescribed) -> Outcome:
         s = self.stream
-        events = decide_and_apply(self.instance, DescribeTracks(s.tracks_summary()), now())
-        if not events:
+        events = decide_and_apply(self.instance, DescribeTracks(s.tracks_summary()), now(), self.journal.encode)
+        if not events.records:
             return Outcome(None)
         fut = self.journal.emit(events)
         tell_quietly(self.supervisor, StreamReady(s.name, s.instance))
         return Outcome(None, [fut])
 
     def handle_ConcludeHlsLive(self, cmd: ConcludeHlsLive) -> Outcome:
-        events = decide_and_apply(self.instance, ConcludeLive(), now())
-        if not events or self.hls is None:
+        if self.hls is None:  # nothing to conclude: decided, it would be applied and never journaled
+            return Outcome(None)
+        events = decide_and_apply(self.instance, ConcludeLive(), now(), self.journal.encode)
+        if not events.records:
             return Outcome(None)
         hls, live = self.hls, self.stream
         return Outcome(None, [after(self.journal.emit(events), lambda: hls.conclude(live))])
@@ -68,8 +73,8 @@ class StreamActor(CommandActor):
     def handle_EndStream(self, cmd: EndStream) -> Outcome:
         s = self.stream
         s.end(cmd.reason)  # idempotent: the source may have ended it already
-        events = decide_and_apply(self.instance, EndInstance(cmd.reason, s.bytes_in), now())
-        if not events:
+        events = decide_and_apply(self.instance, EndInstance(cmd.reason, s.bytes_in), now(), self.journal.encode)
+        if not events.records:
             return Outcome(None)
         fut = self.journal.emit(events)
         tell_quietly(self.supervisor, ForgetStream(s.name, s.instance))

@@ -54,6 +54,7 @@ from kiln.domain import stream_directory as dd
 from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.errors import DomainError, Failed, Invalid, NotFound, Unreachable
 from kiln.domain.settings import AppSettings
+from kiln.eventlog import Encoded
 from kiln.events import streams as se
 from kiln.events.base import Event
 from kiln.events.redact import redact_url
@@ -240,13 +241,14 @@ class StreamsActor(CommandActor):
                             stats=self.stats, close_ingest=cmd.close_ingest,
                             subscribable=bool(self.settings.publishers))
         events = decide_and_apply(self.directory, dd.OpenStream(
-            cmd.name, cmd.provider, cmd.source_type, cmd.source_url, stream.instance), stream.created_time)
+            cmd.name, cmd.provider, cmd.source_type, cmd.source_url, stream.instance), stream.created_time,
+            self.journal.encode)
         existing = self.streams.get(cmd.name)
         if existing is not None:  # allowed only without blockDuplicateStreamName: the new one replaces it
             old, old_ref = existing
             old.close_ingest("replaced by a new publisher")
             durable.append(self._end(old, old_ref, "replaced by a new publisher"))
-        started = events[0]
+        started = events.events[0]
         assert isinstance(started, se.StreamStarted)
         ref = StreamActor.start(self.journal, stream, started, self.actor_ref, self.hls)
         stream.on_started = lambda _s: tell_quietly(ref, StreamDescribed())
@@ -293,7 +295,7 @@ class StreamsActor(CommandActor):
         return Outcome(None)
 
     def handle_DeleteStream(self, cmd: DeleteStream) -> Outcome:
-        decide_and_apply(self.directory, dd.DeleteStream(cmd.name), now())
+        decide_and_apply(self.directory, dd.DeleteStream(cmd.name), now(), self.journal.encode)
         stream, ref = self.streams[cmd.name]
         if not stream.close_ingest("deleted by API"):
             raise NotFound("Could not terminate the stream")
@@ -303,8 +305,9 @@ class StreamsActor(CommandActor):
         worker = self.workers.pop(cmd.name, None)
         if worker is not None:
             self.directory.release_pull(cmd.name)
-            events = decide_and_apply(self.pull_defs, dp.PullGaveUp(cmd.name, "deleted by API"), now())
-            if events:
+            events = decide_and_apply(self.pull_defs, dp.PullGaveUp(cmd.name, "deleted by API"), now(),
+                                      self.journal.encode)
+            if events.records:
                 durable.append(self.journal.emit(events))
         return Outcome(None, durable)
 
@@ -448,7 +451,8 @@ class StreamsActor(CommandActor):
         body = cmd.body
         name, urls = body["name"], list(body["urls"])
         try:
-            decide_and_apply(self.directory, dd.RequestPull(name, tuple(urls), cmd.request_url), now())
+            decide_and_apply(self.directory, dd.RequestPull(name, tuple(urls), cmd.request_url), now(),
+                             self.journal.encode)
         except Unreachable:
             log.warning("pull refused where=%s stream=%s url=%s", self.where, name, redact_url(urls[0]))
             raise
@@ -462,11 +466,12 @@ class StreamsActor(CommandActor):
             return Outcome(None)
         cause = self.causes.get(cmd.name, "")
         events = decide_and_apply(self.pull_defs, dp.PullConnected(
-            cmd.name, tuple(w.urls), w.props.as_json(), w.props.persistent, cmd.url, cause), now())
-        if events:
+            cmd.name, tuple(w.urls), w.props.as_json(), w.props.persistent, cmd.url, cause), now(),
+            self.journal.encode)
+        if events.records:
             log.info("pull source where=%s stream=%s url=%s cause=%s", self.where, cmd.name, redact_url(cmd.url),
                      cause)
-        return Outcome(None, [self.journal.emit(events)] if events else [])
+        return Outcome(None, [self.journal.emit(events)] if events.records else [])
 
     def handle_PullFinished(self, cmd: PullFinished) -> Outcome:
         if self.workers.get(cmd.name) is not cmd.worker:
@@ -474,8 +479,9 @@ class StreamsActor(CommandActor):
         del self.workers[cmd.name]
         self.directory.release_pull(cmd.name)
         events = decide_and_apply(self.pull_defs, dp.PullGaveUp(cmd.name, cmd.reason,
-                                                                self.causes.pop(cmd.name, "")), now())
-        return Outcome(None, [self.journal.emit(events)] if events else [])
+                                                                self.causes.pop(cmd.name, "")), now(),
+                                  self.journal.encode)
+        return Outcome(None, [self.journal.emit(events)] if events.records else [])
 
     # -- scheduled channels --
     def _start_channels(self) -> None:
@@ -486,7 +492,7 @@ class StreamsActor(CommandActor):
             for schedule in self.channel_files.found(set(self.schedules.channels)):
                 try:
                     events = decide_and_apply(self.schedules, ds.LoadChannelFile(schedule, frozenset(self.streams)),
-                                              now())
+                                              now(), self.journal.encode)
                 except DomainError as exc:
                     log.warning("schedule file not loaded where=%s stream=%s error=%s", self.where, schedule.name,
                                 exc.text)
@@ -525,23 +531,27 @@ class StreamsActor(CommandActor):
             raise Invalid("Stream is not a scheduled stream")
 
     def handle_CreateScheduledChannel(self, cmd: CreateScheduledChannel) -> Outcome:
-        events = self.schedules.decide(ds.CreateChannel(cmd.body, frozenset(self.streams)), now())
-        return Outcome(None, [self._define(events)])
+        return Outcome(None, [self._define(ds.CreateChannel(cmd.body, frozenset(self.streams)))])
 
     def handle_PatchScheduledChannel(self, cmd: PatchScheduledChannel) -> Outcome:
         self._not_scheduled(cmd.name)
-        events = self.schedules.decide(ds.PatchChannel(cmd.name, cmd.body), now())
-        return Outcome(None, [self._define(events)])
+        return Outcome(None, [self._define(ds.PatchChannel(cmd.name, cmd.body))])
 
-    def _define(self, events: list[Event]) -> Future[Any]:
-        """The file first (OME's 500 if it cannot be written, nothing journaled), then the journal, then playback."""
-        defined = events[0]
-        assert isinstance(defined, se.ScheduleDefined)
-        schedule = Schedule.from_stored(defined.schedule)
-        self.channel_files.write(schedule)
-        for ev in events:
-            self.schedules.apply(ev)
-        durable = self.journal.emit(events)
+    def _define(self, command: ds.CreateChannel | ds.PatchChannel) -> Future[Any]:
+        """Encoded first (nothing changes if the journal cannot store it), then the ``.sch`` file (OME's 500 if it
+        cannot be written, nothing journaled), then the channel changes, is journaled and plays."""
+        written: list[Schedule] = []
+
+        def store(events: list[Event]) -> Encoded:
+            stored = self.journal.encode(events)
+            defined = events[0]
+            assert isinstance(defined, se.ScheduleDefined)
+            written.append(Schedule.from_stored(defined.schedule))
+            self.channel_files.write(written[0])
+            return stored
+
+        durable = self.journal.emit(decide_and_apply(self.schedules, command, now(), store))
+        schedule = written[0]
         worker = self.channel_workers.get(schedule.name)
         if worker is not None and worker.alive:
             worker.replace(schedule)
@@ -553,11 +563,13 @@ class StreamsActor(CommandActor):
 
     def handle_DeleteScheduledChannel(self, cmd: DeleteScheduledChannel) -> Outcome:
         self._not_scheduled(cmd.name)
-        events = self.schedules.decide(ds.DeleteChannel(cmd.name), now())
-        self.channel_files.remove(cmd.name)  # OME's 500 if it cannot be deleted (nothing journaled)
-        for ev in events:
-            self.schedules.apply(ev)
-        durable = self.journal.emit(events)
+
+        def store(events: list[Event]) -> Encoded:
+            stored = self.journal.encode(events)
+            self.channel_files.remove(cmd.name)  # OME's 500 if it cannot be deleted (nothing journaled)
+            return stored
+
+        durable = self.journal.emit(decide_and_apply(self.schedules, ds.DeleteChannel(cmd.name), now(), store))
         worker = self.channel_workers.pop(cmd.name, None)
         if worker is not None:
             worker.close("deleted by API")

@@ -11,11 +11,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kiln.eventlog import Encoded
 from kiln.events.base import Event
 
 
 class Journal(Protocol):
-    def emit(self, events: Sequence[Event]) -> Future[Any]:
+    def encode(self, events: Sequence[Event]) -> Encoded:
+        """The events as the journal stores them; raises ``NotJournaled`` when it cannot (``decide_and_apply``)."""
+        ...
+
+    def emit(self, events: Sequence[Event] | Encoded) -> Future[Any]:
         """Append events atomically; the future completes once they are durable."""
         ...
 

@@ -18,10 +18,10 @@ output stream going live, or ``:stopRecord``. ``:stopPush`` of a waiting task ne
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pykka
 
@@ -43,19 +43,21 @@ from kiln.actors.commands import (
 from kiln.actors.push import PushActor
 from kiln.actors.record import RecordActor, StopRecording
 from kiln.actors.task_ports import CounterBoard, Journal, TaskPorts, TaskStats
-from kiln.domain.aggregate import decide_and_apply
+from kiln.domain.aggregate import Aggregate, decide_and_apply
 from kiln.domain.app_tasks import AppTasks
 from kiln.domain.dumps import AppDumps, ForgetStoppedDumps, StartDump, StopDumps
 from kiln.domain.push import CreatePush, PushStatus, PushTasks, RemovePush
 from kiln.domain.record import CreateRecord, RecordStatus, RecordTasks, RemoveRecord
 from kiln.domain.record_request import new_transaction_id
 from kiln.domain.settings import AppSettings
+from kiln.eventlog import Encoded
 from kiln.events import tasks as te
-from kiln.events.base import Event
 from kiln.events.tasks import DumpSpec
 from kiln.media.publish.llhls.dump_control import LlhlsDumpControl
 from kiln.media.stream.live import LiveStream
 from kiln.timefmt import now
+
+C = TypeVar("C")
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +139,12 @@ class TasksActor(CommandActor):
             tell_quietly(ref, cmd)
         return Outcome(None)
 
-    def _journal(self, events: Sequence[Event]) -> Future[Any]:
-        return self.ports.journal.emit(list(events))
+    def _journal(self, events: Encoded) -> Future[Any]:
+        return self.ports.journal.emit(events)
+
+    def _decide(self, aggregate: Aggregate[C], command: C) -> Encoded:
+        """``decide_and_apply``: the events are encoded for the journal before they change ``aggregate``."""
+        return decide_and_apply(aggregate, command, now(), self.ports.journal.encode)
 
     # -- live outputs --
     def _spawn_push(self, status: PushStatus, offer: bool = True) -> None:
@@ -214,8 +220,8 @@ class TasksActor(CommandActor):
         if self.live.get(stream.name) is stream:
             del self.live[stream.name]
         # a stopped dump's id stays taken until its stream ends (as in OME)
-        forgotten = decide_and_apply(self.dumps, ForgetStoppedDumps(tuple(stream.outputs)), now())
-        durable = [self._journal(forgotten)] if forgotten else []
+        forgotten = self._decide(self.dumps, ForgetStoppedDumps(tuple(stream.outputs)))
+        durable = [self._journal(forgotten)] if forgotten.records else []
         for ref, output_name in self._task_refs():
             if output_name in stream.outputs:
                 tell_quietly(ref, OutputGone(output_name, cmd.reason))
@@ -223,9 +229,9 @@ class TasksActor(CommandActor):
 
     # -- push --
     def handle_StartPush(self, cmd: StartPush) -> Outcome:
-        events = decide_and_apply(self.push_tasks, CreatePush(cmd.body), now())
+        events = self._decide(self.push_tasks, CreatePush(cmd.body))
         fut = self._journal(events)
-        created = events[0]
+        created = events.events[0]
         assert isinstance(created, te.PushCreated)
         status = PushStatus.created(created)
         if self._is_live(status.spec.stream_name):
@@ -237,9 +243,9 @@ class TasksActor(CommandActor):
         return Outcome(PushStatus.created(created), [fut])  # the caller's copy: the task actor folds its own
 
     def handle_StopPush(self, cmd: StopPush) -> Outcome:
-        events = decide_and_apply(self.push_tasks, RemovePush(cmd.body), now())
+        events = self._decide(self.push_tasks, RemovePush(cmd.body))
         fut = self._journal(events)
-        for ev in events:
+        for ev in events.events:
             assert isinstance(ev, te.PushRemoved)
             if self.waiting_pushes.pop(ev.id, None) is not None:
                 continue  # its actor never started: no session, timer or counters to stop
@@ -251,9 +257,9 @@ class TasksActor(CommandActor):
 
     # -- record --
     def handle_StartRecord(self, cmd: StartRecord) -> Outcome:
-        events = decide_and_apply(self.record_tasks, CreateRecord(cmd.body, new_transaction_id()), now())
+        events = self._decide(self.record_tasks, CreateRecord(cmd.body, new_transaction_id()))
         fut = self._journal(events)
-        created = events[0]
+        created = events.events[0]
         assert isinstance(created, te.RecordCreated)
         status = RecordStatus.created(created)
         started = self._spawn_record(status, wait=True)
@@ -263,9 +269,9 @@ class TasksActor(CommandActor):
 
     def handle_StopRecord(self, cmd: StopRecord) -> Outcome:
         """Answers a future of the task's ``StoppedRecord`` (the record actor finishes its file)."""
-        events = decide_and_apply(self.record_tasks, RemoveRecord(cmd.body), now())
+        events = self._decide(self.record_tasks, RemoveRecord(cmd.body))
         fut = self._journal(events)
-        removed = events[0]
+        removed = events.events[0]
         assert isinstance(removed, te.RecordRemoved)
         waiting = self.waiting_records.pop(removed.id, None)
         if waiting is not None:  # the answer (the task as it stops, its counters) is its actor's to give
@@ -282,7 +288,7 @@ class TasksActor(CommandActor):
         """``:startHlsDump``: journal the dump, then start its writer."""
         spec = DumpSpec(self.vhost, self.app, cmd.stream, cmd.output_stream, cmd.id, cmd.output_path,
                         list(cmd.playlists), cmd.info_file, cmd.user_data)
-        fut = self._journal(decide_and_apply(self.dumps, StartDump(spec), now()))
+        fut = self._journal(self._decide(self.dumps, StartDump(spec)))
         writers = self.dump_writers
         if writers is not None:
             _after(fut, lambda: writers.start(spec.vhost, spec.app, spec.output_stream, spec.id, spec.output_path,
@@ -291,9 +297,9 @@ class TasksActor(CommandActor):
 
     def handle_UnregisterDumps(self, cmd: UnregisterDumps) -> Outcome:
         """``:stopHlsDump``: journal the stops, then stop the writers; answers the stopped ids."""
-        events = decide_and_apply(self.dumps, StopDumps(cmd.output_stream, cmd.id), now())
-        ids = [ev.id for ev in events if isinstance(ev, te.DumpStopped)]
-        if not events:
+        events = self._decide(self.dumps, StopDumps(cmd.output_stream, cmd.id))
+        ids = [ev.id for ev in events.events if isinstance(ev, te.DumpStopped)]
+        if not events.records:
             return Outcome(ids)
         fut = self._journal(events)
         writers = self.dump_writers

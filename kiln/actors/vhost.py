@@ -18,6 +18,7 @@ from kiln.domain.app_config import require_array
 from kiln.domain.batch import decide_each
 from kiln.domain.errors import Conflict
 from kiln.domain.server import AppState, VhostState
+from kiln.eventlog import Encoded
 from kiln.events import catalog as ce
 from kiln.events.base import Event
 from kiln.timefmt import now
@@ -81,10 +82,11 @@ class VhostActor(CommandActor):
         """One invalid app aborts the rest of the request; the apps before it stay created."""
         self.vhost.writable()
         commands = [domain.CreateApp(item) for item in require_array(cmd.items)]
-        batch = decide_each(self.vhost, commands, now(), respond=_app_response, per_item=(Conflict,))
-        accepted = [ev for events in batch.accepted for ev in events]
-        durable = [self.ctx.events.emit(accepted)] if accepted else []  # one append: one fsync for the request
-        for ev in accepted:
+        batch = decide_each(self.vhost, commands, now(), self.ctx.events.encode, respond=_app_response,
+                            per_item=(Conflict,))
+        accepted = Encoded.joined(batch.stored)
+        durable = [self.ctx.events.emit(accepted)] if accepted.records else []  # one append: one fsync
+        for ev in accepted.events:
             if isinstance(ev, ce.AppCreated):
                 self._spawn(AppState(ev.name, ev.config))
         if batch.stopped_by is not None:
@@ -92,7 +94,8 @@ class VhostActor(CommandActor):
         return Outcome(batch.results, durable)
 
     def handle_DeleteApp(self, cmd: DeleteApp) -> Outcome:
-        fut = self.ctx.events.emit(decide_and_apply(self.vhost, domain.DeleteApp(cmd.name), now()))
+        fut = self.ctx.events.emit(decide_and_apply(self.vhost, domain.DeleteApp(cmd.name), now(),
+                                                    self.ctx.events.encode))
         ref = self.apps.pop(cmd.name)
         self.ctx.directory.unregister(("app", self.name, cmd.name), ref)
         tell_quietly(ref, Teardown("app deleted"))

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from kiln.domain.aggregate import Aggregate, decide_and_apply
+from kiln.domain.aggregate import Aggregate
 from kiln.domain.errors import DomainError
 from kiln.events.base import Event
 
 C = TypeVar("C")
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,14 @@ class ItemResult:
 
 
 @dataclass
-class Batch:
+class Batch(Generic[S]):
     """What ``decide_each`` found: an answer per item decided, the events of each accepted item
-    (in item order, already applied to the aggregate), and the refusal that stopped the rest."""
+    (in item order, already applied to the aggregate) and what ``store`` made of them, and the refusal
+    that stopped the rest."""
 
     results: list[ItemResult] = field(default_factory=list)
     accepted: list[list[Event]] = field(default_factory=list)
+    stored: list[S] = field(default_factory=list)
     stopped_by: DomainError | None = None
 
     @property
@@ -40,21 +43,26 @@ class Batch:
         return [ev for events in self.accepted for ev in events]
 
 
-def decide_each(aggregate: Aggregate[C], commands: Iterable[C], now: float,
+def decide_each(aggregate: Aggregate[C], commands: Iterable[C], now: float, store: Callable[[list[Event]], S],
                 respond: Callable[[list[Event]], Any],
-                per_item: tuple[type[DomainError], ...]) -> Batch:
-    """Decide and apply the commands in order. A refusal of a kind in ``per_item`` becomes that
-    item's answer; any other refusal stops the batch (items before it stay decided)."""
-    batch = Batch()
+                per_item: tuple[type[DomainError], ...]) -> Batch[S]:
+    """Decide and apply the commands in order (``decide_and_apply``, with ``store``). A refusal of a kind in
+    ``per_item`` becomes that item's answer; any other refusal (``store``'s too) stops the batch (items before it
+    stay decided)."""
+    batch: Batch[S] = Batch()
     for command in commands:
         try:
-            events = decide_and_apply(aggregate, command, now)
+            events = aggregate.decide(command, now)
+            stored = store(events)  # before the events change the aggregate, as in ``decide_and_apply``
         except per_item as exc:
             batch.results.append(ItemResult(error=exc))
             continue
         except DomainError as exc:
             batch.stopped_by = exc
             break
+        for ev in events:
+            aggregate.apply(ev)
         batch.accepted.append(events)
+        batch.stored.append(stored)
         batch.results.append(ItemResult(response=respond(events)))
     return batch

@@ -51,5 +51,13 @@ class Failed(DomainError):
     """The command is well formed but cannot be carried out; OME answers 500 for these."""
 
 
+class NotJournaled(Failed):
+    """The journal cannot keep the command's events: a value it cannot store (nothing changed), or a write that
+    failed and stopped it (500, in the journal's words)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"Could not journal the command: {why}")
+
+
 class Unreachable(DomainError):
     """A remote source the command depends on cannot be reached (502)."""

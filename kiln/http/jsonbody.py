@@ -22,6 +22,9 @@ STACK_LIMIT = "[JSON] * Line 1, Column 1\n  Exceeded stackLimit in readValue().\
 _TRAILING_COMMA = re.compile(r",[ \t\r\n]*[\]}]")
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1  # jsoncpp's LargestInt .. LargestUInt
 _INF = float("inf")
+# a \u escape of a surrogate: a high one followed by a low one is a pair (one character), any other is alone
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+                               r"|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class BodyError(ApiError):
@@ -186,4 +189,27 @@ def parse_body(raw: bytes) -> Any:
         raise BodyError(400, "[JSON] " + _refused(text, exc)) from exc
     if _too_deep(value):
         raise BodyError(400, STACK_LIMIT)
+    if "\\u" in text and _lone_surrogate(value):
+        raise BodyError(400, "[JSON] " + _surrogate_error(text))
     return value
+
+
+def _lone_surrogate(value: Any) -> bool:
+    """A string (or key) holding a surrogate that is not half of a pair (``"\\ud800"``): no UTF-8 encodes it, so
+    no answer can show it and the journal cannot store it. jsoncpp refuses a lone high one; Kiln refuses both, as it
+    refuses a body that is not UTF-8. Taken, they reached the commands' events: a 500 for the command (before
+    5049568: after its actor had applied it)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _surrogate_error(text: str) -> str:
+    """jsoncpp's words for a lone high surrogate, at the first lone one in ``text``."""
+    for found in _SURROGATE_ESCAPE.finditer(text):
+        if len(found.group()) == 6:
+            return (f"{_where(text, found.start())}\n  expecting another \\u token to begin the second half of a "
+                    f"unicode surrogate pair\n")
+    return "* Line 1, Column 1\n  expecting another \\u token to begin the second half of a unicode surrogate pair\n"

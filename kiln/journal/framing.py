@@ -11,6 +11,7 @@ where, and lets the caller decide.
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +26,9 @@ HEADER = struct.Struct("<II")
 MAX_FRAME = 64 * 1024 * 1024
 
 
-# one Packer for every frame: packb() builds a new one per call, half the cost of packing a record.
-# Sharing it is safe: pack() runs in C under the GIL from start to finish and resets its buffer.
-_pack = msgpack.Packer(use_bin_type=True).pack
+# the journal's commit packs each frame's number and time with one Packer (packb() builds a new one per call, half
+# the cost of packing a record); commits run one at a time (journal.py), so nothing else uses it meanwhile
+pack_committed = msgpack.Packer(use_bin_type=True).pack
 _header, _crc32, _layouts_get = HEADER.pack, zlib.crc32, LAYOUTS.get
 
 
@@ -66,13 +67,40 @@ def encode_frame(record: Record) -> bytes:
 
 
 def encode_fields(seq: int, time: float, entity: str, type_: str, version: int, payload: dict[str, Any]) -> bytes:
-    """``encode_frame`` of a record not built yet (the journal frames and builds each one in one pass)."""
+    """``encode_frame`` of a record not built yet."""
+    return b"".join(frame_parts(msgpack.packb(seq) + msgpack.packb(time), encode_tail(entity, type_, version, payload)))
+
+
+def encode_tail(entity: str, type_: str, version: int, payload: dict[str, Any]) -> bytes:
+    """The last four fields of a frame's body, ``entity, type, version, payload``, as msgpack (a msgpack array is
+    its header and then its elements, one after the other). All that can fail in framing a record fails here:
+    a value msgpack cannot store (an int beyond 64 bits, an object) raises, before the record's event changes any
+    state (kiln/eventlog.py); the journal's commit then only adds the number and the time (``frame_parts``)."""
     names = _layouts_get((type_, version))
     stored: dict[str, Any] | list[Any] = payload
     if names is not None and len(payload) == len(names) and tuple(payload) == names:
         stored = list(payload.values())  # stored_payload, inlined: this runs once per appended record
-    body: bytes = _pack([seq, time, entity, type_, version, stored])
-    return _header(len(body), _crc32(body)) + body
+    pack = getattr(_per_thread, "pack", None)
+    if pack is None:
+        pack = _per_thread.pack = msgpack.Packer(use_bin_type=True).pack
+    packed: bytes = pack([entity, type_, version, stored])
+    return packed[1:]  # without the fixarray header 0x94 (four elements)
+
+
+def frame_parts(seq_time: bytes, tail: bytes) -> tuple[bytes, bytes, bytes]:
+    """One frame, as the parts a write joins: its header, ``[seq, time`` and the record's ``encode_tail``;
+    ``seq_time`` is the msgpack of the number and then the time. The body is exactly ``msgpack.packb([seq, time,
+    entity, type, version, stored])``, so frames are those of every earlier version, and the checksum chains over
+    the parts (the tail is not copied to make the body)."""
+    head = _ARRAY6 + seq_time
+    return _header(len(head) + len(tail), _crc32(tail, _crc32(head))), head, tail
+
+
+_ARRAY6 = b"\x96"  # a msgpack fixarray of six elements: [seq, time, entity, type, version, payload]
+# a Packer per thread for ``encode_tail``, which every actor runs on its own thread (the shared one is for the
+# journal's commit, one at a time: a Packer's buffer is shared state, and a payload's dict subclass would run Python
+# code in the middle of a pack)
+_per_thread = threading.local()
 
 
 def decode_body(body: bytes) -> Record:

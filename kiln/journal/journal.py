@@ -17,6 +17,17 @@ thread that serves a queue while more work waits in it (an actor with commands i
 
 So a caller that waited for its future sees its own effect in every read model, and a crash can
 lose only appends whose futures never completed.
+
+A record arrives encoded (``NewRecord.encoded``, from ``framing.encode_tail``: the event log encodes a command's
+events before they change any actor's state), so a value the journal cannot store is refused before the append
+(``JournalRecordError``) and a commit only numbers, frames and writes. A write or fsync that fails (EIO, EFBIG, a
+full disk once the reserve is spent) stops the journal for good (``failure``): the appends of that commit and every
+later one fail with ``JournalFailedError``. Going on would be dishonest: the actors that decided the failed commands
+have applied them (their callers got an error, and ``GET /v1/status`` says why), and a later command would build on
+that state, durably, so what a restart rebuilds would differ from what the API answered, silently. Stopped, nothing
+more is acknowledged that is not in the journal; a restart (once the disk is fixed) rebuilds every actor from what
+is durable. Rolling the actors back instead would need each to rebuild its aggregate from the journal while
+commands keep coming, and the fsync that failed may have lost pages already written (it cannot be retried).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import logging
 import os
 import threading
 import time
+import zlib
 from asyncio import _get_running_loop
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -34,7 +46,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kiln.journal.errors import JournalClosedError, JournalFailedError, JournalRecordError
-from kiln.journal.framing import encode_fields
+from kiln.journal.framing import HEADER, encode_tail, pack_committed
 from kiln.journal.reader import StoredFields, iter_records, iter_stored, iter_stored_batches, scan_tail
 from kiln.journal.records import NewRecord, Record
 from kiln.journal.reserve import DiskReserve
@@ -51,6 +63,8 @@ GATHER_GAP = 0.0002  # the gathering commit stops waiting when no append came fo
 GATHER_LIMIT = 0.002  # or after this long in all
 
 _thread_policy = threading.local()
+_ARRAY6 = b"\x96"  # a frame's body: a msgpack array of six (framing.frame_parts)
+_header, _crc32, _HEADER_SIZE = HEADER.pack, zlib.crc32, HEADER.size
 
 
 def defer_commits_while(busy: Callable[[], bool]) -> None:
@@ -85,7 +99,7 @@ class OpenReport:
 # one append waiting in the queue: its records and its future. A future its waiter cancelled (an asyncio task
 # awaiting it through ``wrap_future`` was cancelled) is left alone by the commit (DurableFuture.settle): the
 # records' fate is the journal's either way, and the committing thread, which may be any appender, carries on.
-_Append = tuple[list[NewRecord], DurableFuture[list[Record]]]
+_Append = tuple[list[NewRecord], list[bytes], DurableFuture[list[Record]]]  # with each record's encode_tail
 
 # a Record made field by field through its slots: a frozen dataclass's __init__ sets each field through
 # object.__setattr__, which was a tenth of the CPU an append costs with 64 writers (records.py stays frozen)
@@ -115,7 +129,7 @@ class Journal:
         self._quorum = 0  # how many queued appends the leader waits for; 0: it does not wait
         self._closed = False
         self._last_seq = 0
-        self._failed: BaseException | None = None
+        self._failed: str | None = None  # why a failed write stopped the journal (``failure``)
         self._file: BinaryIO | None = None
         self._size = 0
         self.reserve: DiskReserve | None = None  # space that lets a full disk refuse commands (reserve.py)
@@ -175,6 +189,11 @@ class Journal:
     def last_seq(self) -> int:
         return self._last_seq
 
+    @property
+    def failure(self) -> str | None:
+        """Why the journal stopped taking appends (a failed write), or None while it takes them."""
+        return self._failed
+
     def add_listener(self, fn: Listener) -> None:
         """``fn(records)`` runs after each durable write, in order, on the thread that committed it (an
         appender or the standby thread, one commit at a time): it must not block."""
@@ -182,19 +201,25 @@ class Journal:
 
     def append(self, records: list[NewRecord]) -> Future[list[Record]]:
         """Queue ``records`` as one atomic append; commit them (and whatever else is queued) on this thread
-        unless a commit is already under way. The future completes once they are durable."""
+        unless a commit is already under way. The future completes once they are durable; it fails at once with
+        ``JournalRecordError`` when a record not encoded yet cannot be (nothing of the append is written)."""
         future: DurableFuture[list[Record]] = DurableFuture()
+        try:
+            tails = [new.encoded or encode_tail(new.entity, new.type, new.version, new.payload) for new in records]
+        except Exception as exc:  # noqa: BLE001 - a value msgpack cannot store (an int beyond 64 bits)
+            future.fail(unstorable(records, exc))
+            return future
         with self._lock:
             future.wake = self._wake  # the commit that carries this append wakes its waiters
             if self._closed:
                 raise JournalClosedError("journal is closed")
             if self._failed is not None:
-                raise JournalFailedError(f"journal stopped after a failed write: {self._failed}")
+                raise JournalFailedError(self._failed)
             if not records:
                 future.set_result([])
                 return future
             pending = self._pending
-            pending.append((list(records), future))
+            pending.append((list(records), tails, future))
             if self._leading:
                 if len(pending) == self._quorum:
                     self._arrived.notify()  # the leader waits for this many appends (_gather)
@@ -305,61 +330,53 @@ class Journal:
 
     def _commit(self, batch: list[_Append]) -> None:
         if self._failed is not None:
-            refused = JournalFailedError(f"journal stopped after a failed write: {self._failed}")
-            for _records, future in batch:
-                future.fail(refused)
+            for _records, _tails, future in batch:
+                future.fail(JournalFailedError(self._failed))  # one each: a raised exception keeps its traceback
             return
         now = time.time()
         seq = self._last_seq
-        results: list[list[Record] | None] = []  # None: an append refused because it cannot be stored
-        unstorable: list[tuple[DurableFuture[list[Record]], JournalRecordError]] = []
+        results: list[list[Record]] = []
         every: list[Record] = []
         chunks: list[bytes] = []
         size = start_size = self._size
         limit = self.segment_bytes
+        stamp = pack_committed(now)
+        pack = pack_committed
         try:
-            for news, future in batch:
+            for news, tails, _future in batch:
                 records = []
-                frames = []
-                first = seq
-                try:
-                    for new in news:
-                        seq += 1
-                        entity, type_, version, payload = new.entity, new.type, new.version, new.payload
-                        record = _new_object(Record)
-                        _set_seq(record, seq)
-                        _set_time(record, now)
-                        _set_entity(record, entity)
-                        _set_type(record, type_)
-                        _set_version(record, version)
-                        _set_payload(record, payload)
-                        records.append(record)
-                        frames.append(encode_fields(seq, now, entity, type_, version, payload))
-                except Exception as exc:  # noqa: BLE001 - a value msgpack cannot store (an int beyond 64 bits)
-                    # is that append's error alone: it must not stop the journal for every later command
-                    seq = first
-                    results.append(None)
-                    unstorable.append((future, _unstorable(news, exc)))
-                    continue
-                for frame in frames:
-                    first += 1
+                for new, encoded in zip(news, tails, strict=True):
+                    seq += 1
+                    record = _new_object(Record)
+                    _set_seq(record, seq)
+                    _set_time(record, now)
+                    _set_entity(record, new.entity)
+                    _set_type(record, new.type)
+                    _set_version(record, new.version)
+                    _set_payload(record, new.payload)
+                    records.append(record)
+                    # framing.frame_parts, inlined (once per record): [seq, time, and the record's tail
+                    head = _ARRAY6 + pack(seq) + stamp
+                    length = len(head) + len(encoded)
                     if size >= limit:
                         self._write(b"".join(chunks))
                         chunks = []
-                        self._open_segment(first)
+                        self._open_segment(seq)
                         size = start_size = 0
-                    chunks.append(frame)
-                    size += len(frame)
+                    chunks += (_header(length, _crc32(encoded, _crc32(head))), head, encoded)
+                    size += _HEADER_SIZE + length
                 results.append(records)
                 every += records
             self._size = size
             self._write(b"".join(chunks))
         except Exception as exc:  # noqa: BLE001 - the failure goes to every waiting caller
-            log.error("journal write failed error=%s; further appends are refused", exc)
-            self._failed = exc
+            log.error("journal write failed error=%s; the journal stops: every later command is refused until "
+                      "Kiln is restarted (the commands of this write were answered with an error, and may show "
+                      "in their actors until then)", exc)
+            self._failed = f"the journal stopped after a failed write ({exc}); restart Kiln once the disk is fixed"
             self._rollback(start_size)
-            for _records, future in batch:
-                future.fail(exc)
+            for _records, _tails, future in batch:
+                future.fail(JournalFailedError(self._failed))
             return
         self._last_seq = seq
         self.counters.committed(len(every))
@@ -368,11 +385,8 @@ class Journal:
                 listener(every)
             except Exception:
                 log.exception("journal listener failed")
-        for (_records, future), done in zip(batch, results, strict=True):
-            if done is not None:
-                future.settle(done)
-        for future, error in unstorable:
-            future.fail(error)
+        for (_records, _tails, future), done in zip(batch, results, strict=True):
+            future.settle(done)
 
     def _write(self, data: bytes) -> None:
         assert self._file is not None
@@ -404,7 +418,7 @@ class Journal:
             log.error("journal rollback failed error=%s", exc)
 
 
-def _unstorable(news: list[NewRecord], exc: Exception) -> JournalRecordError:
+def unstorable(news: list[NewRecord], exc: Exception) -> JournalRecordError:
     """The error of an append the journal refused (logged here: the caller may only see its future fail)."""
     what = ", ".join(f"{new.type} {new.entity}" for new in news[:3])
     log.error("journal refused an append it cannot store records=%s error=%s: nothing of it was written; "

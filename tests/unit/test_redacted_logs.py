@@ -8,7 +8,6 @@ import logging
 import socket
 import time
 from concurrent.futures import Future
-from typing import Any
 
 import pytest
 
@@ -24,6 +23,7 @@ from kiln.media.net.srt import libsrt
 from kiln.media.net.srt.listener import SrtListener
 from kiln.media.net.srt.url import parse_srt_url
 from kiln.media.publish.push.mpegts_writer import _udp_sender
+from tests.unit.actors.fakes import Journal
 from tests.unit.pull.test_pull_worker import Owner, live
 from tests.unit.rtmp.test_session import Client, Handler
 
@@ -35,17 +35,6 @@ PASSWORD = "hunter2cam"
 
 def messages(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == logger]
-
-
-class Journal:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def emit(self, events: Any) -> Future[Any]:
-        self.events += list(events)
-        done: Future[Any] = Future()
-        done.set_result(None)
-        return done
 
 
 class Stats:

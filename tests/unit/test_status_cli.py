@@ -85,6 +85,18 @@ def test_render_masks_stream_keys_and_shows_errors() -> None:
     assert "rtmp://example.com/live/***" in text and "KEY123" not in text and "error: connection refused" in text
 
 
+def test_render_says_when_a_failed_write_stopped_the_journal() -> None:
+    failure = "the journal stopped after a failed write ([Errno 5] Input/output error); restart Kiln once the disk " \
+              "is fixed"
+    found = {"status": {"version": "1", "pid": 7, "uptimeSeconds": 5, "startTime": "t", "dataDir": "/d",
+                        "config": "c", "listeners": {},
+                        "journal": {"lastSeq": 50, "segments": 1, "bytes": 10, "failure": failure}},
+             "vhosts": [], "apps": [], "streams": [], "pushes": [], "records": []}
+    out = io.StringIO()
+    render(found, out)
+    assert f"journal    last seq 50, 1 segment, 10 B; STOPPED: {failure}" in out.getvalue().splitlines()
+
+
 def test_render_shows_webhook_subscriptions_with_state_backlog_and_last_error() -> None:
     found = {"status": {"version": "1", "pid": 7, "uptimeSeconds": 5, "startTime": "t", "dataDir": "/d",
                         "config": "c", "listeners": {}, "journal": {"lastSeq": 50, "segments": 1, "bytes": 10}},

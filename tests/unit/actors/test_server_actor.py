@@ -20,6 +20,7 @@ from kiln.actors.server import ServerActor
 from kiln.domain.batch import ItemResult
 from kiln.domain.errors import Conflict, Failed, NotFound, ReadOnly
 from kiln.domain.server import VhostState
+from kiln.eventlog import Encoded, encode_events
 from kiln.events import catalog as ce
 from kiln.events.base import Event
 
@@ -28,8 +29,11 @@ from kiln.events.base import Event
 class Journal:
     appended: list[list[Event]] = field(default_factory=list)
 
-    def emit(self, events: Sequence[Event]) -> Future[Any]:
-        self.appended.append(list(events))
+    def encode(self, events: Sequence[Event]) -> Encoded:
+        return encode_events(events)
+
+    def emit(self, events: Sequence[Event] | Encoded) -> Future[Any]:
+        self.appended.append(list(events.events if isinstance(events, Encoded) else events))
         done: Future[Any] = Future()
         done.set_result(None)
         return done

@@ -16,7 +16,7 @@ class Scenario:
 
     def when(self, command: Any, now: float = 1_000.0) -> Outcome:
         try:
-            return Outcome(self.aggregate, decide_and_apply(self.aggregate, command, now), None)
+            return Outcome(self.aggregate, decide_and_apply(self.aggregate, command, now, list), None)
         except DomainError as exc:
             return Outcome(self.aggregate, [], exc)
 

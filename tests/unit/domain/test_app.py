@@ -129,7 +129,7 @@ def _profile(events: list[Event]) -> Any:
 def test_post_profiles_on_a_trial_copy_duplicates_answer_per_item_and_the_app_is_untouched() -> None:
     app = live()
     trial = app.trial()
-    batch = decide_each(trial, profile_commands([EXTRA, {**EXTRA, "outputStreamName": "o"}]), NOW,
+    batch = decide_each(trial, profile_commands([EXTRA, {**EXTRA, "outputStreamName": "o"}]), NOW, list,
                         respond=_profile, per_item=(Conflict,))
     assert batch.stopped_by is None
     assert batch.results[0].response == EXTRA
@@ -142,7 +142,7 @@ def test_post_profiles_on_a_trial_copy_duplicates_answer_per_item_and_the_app_is
 def test_profiles_added_one_by_one_are_journaled_as_one_addition_that_applies_the_same() -> None:
     other = {**EXTRA, "name": "other"}
     trial = live().trial()
-    batch = decide_each(trial, profile_commands([EXTRA, {**EXTRA, "name": "default"}, other]), NOW,
+    batch = decide_each(trial, profile_commands([EXTRA, {**EXTRA, "name": "default"}, other]), NOW, list,
                         respond=_profile, per_item=(Conflict,))
     (joined,) = one_addition(batch.events)
     assert joined == ce.OutputProfilesAdded("vh", "live", [EXTRA, other])

@@ -55,7 +55,8 @@ def test_a_sampled_stream_journals_about_one_checkpoint_per_interval() -> None:
     given(push, PUSHING)
     journaled = []
     for tick in range(600):
-        decided = decide_and_apply(push, CountersSampled(1000 * (tick + 1), tick * 100), 100.0 + tick * 0.1)
+        decided = decide_and_apply(push, CountersSampled(1000 * (tick + 1), tick * 100), 100.0 + tick * 0.1,
+                                   list)
         journaled += [ev for ev in decided if isinstance(ev, PushProgress)]
     assert 60 / CHECKPOINT_EVERY_S - 1 <= len(journaled) <= 60 / CHECKPOINT_EVERY_S + 1
 

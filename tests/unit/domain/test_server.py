@@ -89,7 +89,7 @@ def test_post_vhosts_decides_each_item_on_its_own() -> None:
     agg = server()
     batch = decide_each(agg, [CreateVhost({"name": "good"}), CreateVhost({"name": "bad", "nope": True}),
                               CreateVhost({"name": "twin"}), CreateVhost({"name": "twin"})],
-                        NOW, respond=_config_of, per_item=(Invalid, Conflict))
+                        NOW, list, respond=_config_of, per_item=(Invalid, Conflict))
     assert batch.stopped_by is None
     assert [r.response for r in batch.results] == [{"name": "good"}, None, {"name": "twin"}, None]
     errors = [r.error for r in batch.results]
@@ -104,14 +104,15 @@ def test_post_vhosts_decides_each_item_on_its_own() -> None:
 
 def test_a_vhost_whose_host_names_an_earlier_vhost_all_matches_is_shadowed_by_it() -> None:
     agg = Server.starting_with([VhostState("default", {"name": "default", "host": {"names": ["*"]}}, True)])
-    decide_and_apply(agg, CreateVhost({"name": "tv", "host": {"names": ["tv.example.com"]}}), NOW)
+    decide_and_apply(agg, CreateVhost({"name": "tv", "host": {"names": ["tv.example.com"]}}), NOW, list)
     assert agg.shadowed("tv") == {"tv.example.com": "default"}
     assert agg.shadowed("default") == {}
 
 
 def test_a_vhost_with_one_reachable_name_is_not_shadowed() -> None:
     agg = Server.starting_with([VhostState("site", {"name": "site", "host": {"names": ["*.example.com"]}}, True)])
-    decide_and_apply(agg, CreateVhost({"name": "tv", "host": {"names": ["tv.example.com", "tv.example.org"]}}), NOW)
-    decide_and_apply(agg, CreateVhost({"name": "any", "host": {"names": ["*"]}}), NOW)
+    decide_and_apply(agg, CreateVhost({"name": "tv", "host": {"names": ["tv.example.com", "tv.example.org"]}}), NOW,
+                     list)
+    decide_and_apply(agg, CreateVhost({"name": "any", "host": {"names": ["*"]}}), NOW, list)
     assert agg.shadowed("tv") == {}
     assert agg.shadowed("any") == {}

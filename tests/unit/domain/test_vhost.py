@@ -90,7 +90,7 @@ def test_post_apps_an_invalid_item_stops_the_rest_and_earlier_items_stay() -> No
     before = CreateApp({"name": "before", "type": "live"})
     batch = decide_each(agg, [before, before, CreateApp({"name": "x", "type": "LIVE2"}),
                               CreateApp({"name": "after", "type": "live"})],
-                        NOW, respond=_name_of, per_item=(Conflict,))
+                        NOW, list, respond=_name_of, per_item=(Conflict,))
     assert isinstance(batch.stopped_by, ConfigInvalid) and batch.stopped_by.text == "Unknown type: LIVE2"
     assert [r.response for r in batch.results] == ["before", None]
     second = batch.results[1].error

@@ -56,6 +56,7 @@ def test_status_says_what_the_process_runs(api: Api) -> None:
     body = api.get("/v1/status").json()["response"]
     assert body["counts"] == {"vhosts": 1, "apps": 1, "streams": 0, "pushes": 0, "records": 0}
     assert body["journal"]["lastSeq"] >= 1 and body["journal"]["segments"] == 1 and body["journal"]["bytes"] > 0
+    assert body["journal"]["failure"] is None  # a failed write that stopped the journal is named here
     assert isinstance(body["pid"], int) and body["version"]
 
 

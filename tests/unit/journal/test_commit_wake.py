@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kiln.journal import Journal, NewRecord, Record
+from kiln.journal import Journal, JournalFailedError, NewRecord, Record
 from kiln.journal.wake import CommitWake
 
 
@@ -95,7 +95,8 @@ def test_a_failed_commit_wakes_its_waiters_with_the_error(journal: Journal, monk
     for thread in [leader, *waiters]:
         thread.join(10)
         assert not thread.is_alive()
-    assert [type(seen[i]) for i in range(3)] == [OSError] * 3
+    assert [type(seen[i]) for i in range(3)] == [JournalFailedError] * 3
+    assert all("I/O error" in str(seen[i]) for i in range(3))
 
 
 def test_a_commit_wake_releases_every_waiter_before_and_after_it() -> None:

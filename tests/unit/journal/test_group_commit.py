@@ -130,7 +130,7 @@ def test_a_failed_write_fails_the_appends_queued_behind_it(journal: Journal, mon
     monkeypatch.setattr(journal, "_write", no_space)
     release.set()
     leader.join(10)
-    with pytest.raises(OSError, match="I/O error"):
+    with pytest.raises(JournalFailedError, match="I/O error"):
         queued.result(10)
     with pytest.raises(JournalFailedError):
         journal.append([rec(2)])

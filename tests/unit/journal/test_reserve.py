@@ -7,7 +7,7 @@ import errno
 from pathlib import Path
 from typing import Any
 
-from kiln.journal import Journal, NewRecord
+from kiln.journal import Journal, JournalFailedError, NewRecord
 from kiln.journal.reserve import DiskReserve
 
 
@@ -63,7 +63,9 @@ def test_without_a_reserve_enospc_stops_the_journal_as_before(tmp_path: Path) ->
     j.append([rec(1)]).result(5)
     j._file = FullOnce(j._file)  # type: ignore[assignment]
     future = j.append([rec(2)])
-    assert isinstance(future.exception(5), OSError)
+    failed = future.exception(5)
+    assert isinstance(failed, JournalFailedError) and "No space left" in str(failed)
+    assert j.failure is not None and "No space left" in j.failure
     j.close()
     assert [r.payload["n"] for r in Journal.open(tmp_path, fsync=False).read()] == [1]
 
