@@ -13,7 +13,9 @@ What grows: each line also has the load average and Kiln's anonymous RSS. ``--ma
 and, after the last line, what ``malloc_trim(0)`` gives back; ``--tracemalloc N`` traces N frames, saves a
 snapshot per line and prints, at the end, the 15 biggest growths between the line at ``--since`` minutes and the
 last (by traceback and by line). ``--kiln-env KEY=VALUE`` (repeatable) sets Kiln's environment, e.g.
-``MALLOC_ARENA_MAX=2``.
+``MALLOC_ARENA_MAX=2``. Each line's ``journal_in_memory`` is how many journal records Kiln keeps for ``GET
+/v1/journal`` (at most 5,000, about 100 more a minute under this load): ``--prefill-journal 5200`` fills that
+window before the load starts, so a curve that still climbs is something else.
 """
 
 from __future__ import annotations
@@ -131,6 +133,20 @@ class MemoryProbe:
         return "\n".join(lines) + "\n"
 
 
+def journal_in_memory(kiln: KilnProcess) -> int:
+    """Journal records Kiln keeps in memory for ``GET /v1/journal`` (the newest, at most 5,000)."""
+    r = kiln.api.get("/v1/status")
+    return int(r.json()["response"]["journal"]["inMemory"]) if r.status_code == 200 else -1
+
+
+def prefill_journal(kiln: KilnProcess, records: int) -> None:
+    """``records`` journal records (vhosts created and deleted) before the load starts: the journal's in-memory
+    window is then full from the first line, so what still grows is something else."""
+    for n in range(records // 2):
+        for r in (kiln.api.post("/v1/vhosts", json=[{"name": f"fill{n}"}]), kiln.api.delete(f"/v1/vhosts/fill{n}")):
+            assert r.status_code == 200, r.text
+
+
 def loop_lag_ms(kiln: KilnProcess) -> tuple[float, float]:
     """(last, largest since start) event-loop lag in ms, read from Kiln's Prometheus ``/metrics``."""
     r = kiln.api.get("/metrics")
@@ -195,7 +211,7 @@ def api_traffic(kiln: KilnProcess, stop: threading.Event, tally: Tally) -> None:
 
 
 def run(minutes: float, interval: float, out: Path, *, kiln_env: dict[str, str] | None = None,
-        frames: int | None = None, since: int = 4) -> int:
+        frames: int | None = None, since: int = 4, prefill: int = 0) -> int:
     """``frames``: None runs plain ``kiln``; 0 adds the malloc figures; N > 0 also traces N frames."""
     ports = Ports()
     workdir = out / "kiln"
@@ -213,6 +229,7 @@ def run(minutes: float, interval: float, out: Path, *, kiln_env: dict[str, str] 
     threads: list[threading.Thread] = []
     lines: list[tuple[int, int, int]] = []
     try:
+        prefill_journal(kiln, prefill)
         for i in range(STREAMS):
             peers.append(publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/s{i}", media, loop=True,
                                       log_dir=out / "peers"))
@@ -236,7 +253,7 @@ def run(minutes: float, interval: float, out: Path, *, kiln_env: dict[str, str] 
         sys.stdout.write(f"soak pid={pid} minutes={minutes} interval={interval}s workdir={out} "
                          f"kiln_env={kiln_env or {}} tracemalloc_frames={frames}\n")
         sys.stdout.write("minute  rss_kib  anon_kib  fds  threads  api_get_ms_p50  api_get_ms_max  api_errors  "
-                         "parts_fetched  viewer_errors  streams  loop_lag_ms  loop_lag_max_ms  load1"
+                         "parts_fetched  viewer_errors  streams  loop_lag_ms  loop_lag_max_ms  load1  journal_in_memory"
                          + ("  traced_mb  malloc_used_mb  malloc_free_mb  mmap_mb  py_blocks" if probe else "") + "\n")
         while time.monotonic() - started < minutes * 60:
             stop.wait(interval)
@@ -251,7 +268,7 @@ def run(minutes: float, interval: float, out: Path, *, kiln_env: dict[str, str] 
             sys.stdout.write(f"{(time.monotonic() - started) / 60:6.1f}  {rss:7d}  {anon_kib(pid):8d}  {fds:3d}  "
                              f"{nthreads:7d}  {p50:14.1f}  {worst:14.1f}  {api_errors:10d}  {parts:13d}  "
                              f"{viewer_errors:13d}  {streams:7d}  {lag:11.1f}  {lag_max:15.1f}  "
-                             f"{os.getloadavg()[0]:5.2f}{figures}\n")
+                             f"{os.getloadavg()[0]:5.2f}  {journal_in_memory(kiln):17d}{figures}\n")
             sys.stdout.flush()
         if probe:
             sys.stdout.write(probe.trim() + "\n")
@@ -281,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="print glibc's heap figures each line and what malloc_trim(0) gives back at the end")
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                         help="trace FRAMES frames; print the biggest growths from --since to the end")
+    parser.add_argument("--prefill-journal", type=int, default=0, metavar="N",
+                        help="journal N records (vhosts created and deleted) before the load: with N >= 5000 the "
+                             "journal's in-memory window is full from the start")
     parser.add_argument("--since", type=int, default=4, help="the line (minute) growth is counted from")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -288,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     kiln_env = dict(item.split("=", 1) for item in args.kiln_env)
     frames = args.tracemalloc if args.tracemalloc else (0 if args.malloc_stats else None)
     with tempfile.TemporaryDirectory(prefix="kiln-soak-") as tmp:
-        return run(args.minutes, args.interval, Path(tmp), kiln_env=kiln_env, frames=frames, since=args.since)
+        return run(args.minutes, args.interval, Path(tmp), kiln_env=kiln_env, frames=frames, since=args.since,
+                   prefill=args.prefill_journal)
 
 
 if __name__ == "__main__":
