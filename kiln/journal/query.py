@@ -31,6 +31,11 @@ from kiln.journal.view import record_view
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 KEEP_IN_MEMORY = 5000
+# and at most about this many bytes of them: a progress record costs ~300 bytes, but a PATCH of an app keeps the
+# app's whole configuration (5 kB for a bare one, and a body may be 1 MiB), so 5,000 of those would hold
+# hundreds of MB to GBs for a console that reads the newest 100
+KEEP_BYTES = 16 << 20
+_RECORD_COST = 200  # the Record, its float time, entity and type strings and payload dict, before the payload's items
 
 
 class QueryError(ValueError):
@@ -65,6 +70,39 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and value != value:  # NaN: not JSON
         return None
     return value
+
+
+def record_cost(record: Record) -> int:
+    """About what ``record`` holds in memory, in bytes (CPython's object sizes, roughly). Runs on the committing
+    thread for every record, so a flat payload (most are) costs one pass over its items; nested containers are
+    walked with a stack, not recursion, since a payload from a JSON body may nest deeply."""
+    cost = _RECORD_COST
+    stack: list[Any] = [record.payload]
+    while stack:
+        container = stack.pop()
+        if type(container) is dict:
+            cost += 64 + 89 * len(container)  # a slot, and a key string's header
+            for key, item in container.items():
+                if type(key) is str:
+                    cost += len(key)
+                kind = type(item)
+                if kind is str or kind is bytes:
+                    cost += 49 + len(item)
+                elif kind is dict or kind is list or kind is tuple:
+                    stack.append(item)
+                else:
+                    cost += 32
+        else:
+            cost += 56 + 8 * len(container)
+            for item in container:
+                kind = type(item)
+                if kind is str or kind is bytes:
+                    cost += 49 + len(item)
+                elif kind is dict or kind is list or kind is tuple:
+                    stack.append(item)
+                else:
+                    cost += 32
+    return cost
 
 
 @dataclass(frozen=True)
@@ -107,16 +145,20 @@ class JournalSize:
     segments: int
     bytes: int
     in_memory: int
+    in_memory_bytes: int  # about (record_cost)
 
 
 @dataclass
 class JournalQuery:
     directory: Path  # <data>/journal
     keep: int = KEEP_IN_MEMORY
+    keep_bytes: int = KEEP_BYTES  # about (record_cost): the newest record is kept whatever it costs
     # secret-bearing payloads of what the server holds now (every push's stream key), asked at each query:
     # a secret whose creating record is no longer in memory is still masked where a new record repeats it
     known_secrets: Callable[[], Iterable[dict[str, Any]]] | None = None
     _recent: deque[Record] = field(init=False)
+    _costs: deque[int] = field(init=False)  # record_cost of each of _recent
+    _bytes: int = field(default=0, init=False)  # their sum
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     # one segment scan at a time: a few consoles loading old records must not take every core from ingest
     _disk: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -125,23 +167,36 @@ class JournalQuery:
     _learned_upto: int = field(default=0, init=False)  # records in memory up to here taught the redactor
 
     def __post_init__(self) -> None:
-        self._recent = deque(maxlen=self.keep)
+        self._recent = deque()
+        self._costs = deque()
+
+    def _keep(self, record: Record) -> None:
+        """Files ``record`` as the newest and lets the oldest go while more than ``keep`` records or more than
+        ``keep_bytes`` are held (older records are read from the segment files when a query reaches them)."""
+        cost = record_cost(record)
+        recent, costs = self._recent, self._costs
+        recent.append(record)
+        costs.append(cost)
+        self._bytes += cost
+        while len(recent) > self.keep or (self._bytes > self.keep_bytes and len(recent) > 1):
+            recent.popleft()
+            self._bytes -= costs.popleft()
 
     # -- fed by the journal ------------------------------------------------------------------------
     def on_durable(self, records: list[Record]) -> None:
         """The journal's listener: runs on the thread that committed the records, in sequence order, so it
         only files records (learning secrets costs more than an append; the next query does it)."""
         with self._lock:
-            self._recent.extend(records)
+            for record in records:
+                self._keep(record)
             if records:
                 self._last_seq = records[-1].seq
 
     def remembering(self, records: Iterable[Record]) -> Iterator[Record]:
         """``records`` unchanged, the newest kept: startup replay fills the tail, so the first console
         query after a restart need not read the newest segment back."""
-        recent = self._recent  # nothing else runs yet: no lock
-        for record in records:
-            recent.append(record)
+        for record in records:  # nothing else runs yet: no lock
+            self._keep(record)
             yield record
 
     def start_at(self, last_seq: int) -> None:
@@ -187,7 +242,7 @@ class JournalQuery:
             except OSError:
                 continue
         with self._lock:
-            return JournalSize(self._last_seq, len(segments), total, len(self._recent))
+            return JournalSize(self._last_seq, len(segments), total, len(self._recent), self._bytes)
 
     def _after(self, wanted: JournalFilter, recent: list[Record], last_seq: int) -> tuple[list[Record], bool]:
         after = wanted.after or 0

@@ -102,6 +102,8 @@ class KilnProcess:
         self.log_path = workdir / "kiln.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.launcher: list[str] = []  # a command that runs kiln (e.g. in a mount namespace of its own)
+        self.entry: list[str] = ["-m", "kiln.cli"]  # what the interpreter runs (the soak: bench/_traced_kiln.py)
+        self.env: dict[str, str] = {}  # added to this process's environment (the soak: MALLOC_ARENA_MAX)
         self.generated_token = "<AccessToken>" not in xml
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{ports.api}", headers={"Authorization": basic_auth(TOKEN)},
                                 timeout=30)
@@ -110,9 +112,10 @@ class KilnProcess:
         self._starts = getattr(self, "_starts", 0) + 1
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [*self.launcher, sys.executable, "-m", "kiln.cli", "serve", "-c", str(self.config_path),
+            [*self.launcher, sys.executable, *self.entry, "serve", "-c", str(self.config_path),
              "-d", str(self.data_dir), "--log-level", "debug"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -3,13 +3,17 @@ disk only (older than the in-memory tail, across segments) and secrets masked.""
 
 from __future__ import annotations
 
+import gc
+import json
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kiln.journal import Journal, NewRecord
-from kiln.journal.query import JournalFilter, JournalQuery, QueryError
+from kiln.journal.query import JournalFilter, JournalQuery, QueryError, record_cost
+from kiln.journal.records import Record
 from kiln.journal.segments import journal_dir, list_segments
 
 
@@ -73,6 +77,38 @@ def test_records_older_than_the_memory_tail_are_read_from_every_segment(tmp_path
     assert seqs(query, after=10, limit=5) == [11, 12, 13, 14, 15]
     assert seqs(query, entity="stream:default/app/s1", limit=1000) == list(range(1, 31, 3))
     assert seqs(query, entity="stream:default/app/s0", limit=2) == [27, 30]
+
+
+def test_the_memory_tail_is_bounded_by_bytes_as_well_as_by_count(tmp_path: Path, journal: Journal) -> None:
+    """5,000 records stay in memory for the console, but a PATCH of an app keeps the app's whole configuration:
+    the tail also stops at about ``keep_bytes``, and the records it let go are still answered from disk."""
+    query = attached(tmp_path, journal)
+    query.keep_bytes = 300_000
+    config = {f"profile{i}": {"name": f"p{i}", "bitrate": i, "note": "x" * 200} for i in range(50)}
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(1, 201):  # ~15 kB of JSON each, a payload of its own each (as decoded from a request)
+            journal.append([new(n, "app:v/p", "AppPatched", config=json.loads(json.dumps(config)))]).result(5)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 1_000_000, f"{held} bytes held after 200 records of ~15 kB"  # all 200 in memory: ~5 MB
+    size = query.size()
+    assert size.in_memory < 200 and size.in_memory_bytes <= 300_000
+    assert seqs(query, limit=1000) == list(range(1, 201))
+    assert seqs(query, after=0, limit=1000) == list(range(1, 201))
+    assert query.query(JournalFilter(limit=1)).records[0]["payload"]["config"]["profile3"]["bitrate"] == 3
+
+
+def test_record_cost_walks_deep_payloads_without_recursion() -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    small = record_cost(Record(1, 0.0, "app:v/p", "AppPatched", 1, {"n": 1}))
+    assert record_cost(Record(2, 0.0, "app:v/p", "AppPatched", 1, {"deep": deep})) > small + 100_000 * 56
 
 
 def test_a_restarted_process_reads_earlier_records_from_disk(tmp_path: Path) -> None:
