@@ -118,6 +118,8 @@ class MediaRuntime:
     def stream_created(self, stream: LiveStream) -> None:
         if self.llhls is not None:
             self.llhls.stream_created(stream)
+        if self.hls is not None:
+            self.hls.stream_created(stream)
 
     def stream_started(self, stream: LiveStream, app_config: dict[str, Any]) -> None:
         if self.llhls is not None:
