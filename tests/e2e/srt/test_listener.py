@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from kiln.media.net.srt import libsrt
+from kiln.media.net.srt.listener import _DEAD as DEAD
 from kiln.media.net.srt.listener import SrtListener
+from kiln.media.net.srt.sender import SrtSender
 from kiln.media.net.srt.streamid import SrtTarget, resolve_streamid
 from tests.e2e.srt.conftest import Procs, Recorder, ffmpeg_push, probe_codecs, probe_video_size, wait_until
 
@@ -231,3 +234,45 @@ def test_ten_callers_add_no_kiln_thread(procs: Procs, ts_file: Path) -> None:
         wait_until(lambda: all(r.closed.is_set() for r in policy.recorders), 10, "every caller to close")
     assert sorted(r.streamid for r in policy.recorders) == sorted(f"default/app/s{i}" for i in range(10))
     assert all(r.snapshot() == data and r.closes == ["disconnected"] for r in policy.recorders)
+
+
+class Holding(Recorder):
+    """A receiver whose first message holds the listener's thread (a slow receiver, a busy machine) until released."""
+
+    def __init__(self, streamid: str, peer: tuple[str, int]) -> None:
+        super().__init__(streamid, peer)
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def on_data(self, data: bytes) -> None:
+        super().on_data(data)
+        self.holding.set()
+        self.release.wait(20)
+
+
+def test_a_caller_that_hung_up_before_a_pass_took_it_in_still_delivers_what_it_sent() -> None:
+    """A short publish the listener's thread got to only after the caller had hung up: libsrt had acknowledged its
+    data and kept it readable on the broken socket, but the listener dropped the caller unread (seen under load:
+    one of test_fifty_connect_close_cycles' callers arrived empty)."""
+    recorders: list[Recorder] = []
+
+    def policy(streamid: str, peer: tuple[str, int]) -> Recorder:
+        recorders.append(Holding(streamid, peer) if streamid == "hold" else Recorder(streamid, peer))
+        return recorders[-1]
+
+    with SrtListener("127.0.0.1", 0, on_accept=policy, latency_ms=20) as listener:
+        url = f"srt://127.0.0.1:{listener.port}?latency=20000&streamid="
+        with SrtSender.connect(url + "hold", connect_timeout_ms=3000) as holder:
+            holder.send(b"\x47" * 1316)
+            held = recorders[0]
+            assert isinstance(held, Holding)
+            assert held.holding.wait(10)  # the listener's thread is in its receiver now
+            late = SrtSender.connect(url + "late", connect_timeout_ms=3000)  # the handshake is libsrt's
+            late.send(b"\x47" * 1316 * 2)
+            late.close()  # acknowledged, lingered, hung up: all before any pass took it in
+            wait_until(lambda: all(libsrt.getsockstate(h) in DEAD for h in listener._pending), 10,
+                       "libsrt to see the late caller hang up")
+            held.release.set()
+            wait_until(lambda: recorders[1].closed.is_set(), 10, "the late caller to be closed")
+    assert recorders[1].closes == ["disconnected"]
+    assert recorders[1].snapshot() == b"\x47" * 1316 * 2

@@ -68,6 +68,7 @@ MIN_PASS_INTERVAL_S = 0.01
 PENDING_SWEEP_S = 1.0
 PENDING_MAX_AGE_S = 30.0
 SLOW_CALLBACK_S = 0.1
+LEFTOVER_MESSAGES = 1 << 16  # a bound on a hung-up caller's buffered messages read at once (libsrt's buffer is smaller)
 _DEAD = (SockStatus.BROKEN, SockStatus.CLOSING, SockStatus.CLOSED, SockStatus.NONEXIST)
 
 
@@ -329,8 +330,9 @@ class SrtListener:
         try:
             sock.set_blocking(False)
             self._epoll.add(sock.handle, EPOLL_IN | EPOLL_ERR)
-        except SrtError as exc:  # e.g. the caller already hung up
-            self._drop(conn, _close_reason(exc))
+        except SrtError as exc:  # e.g. the caller already hung up: what it sent is still to be read
+            if self._take_leftovers(conn):
+                self._drop(conn, _close_reason(exc))
             return
         log.info("srt caller connected port=%d peer=%s:%d streamid=%r socket=%d", self.port, peer[0], peer[1],
                  redact_streamid(conn.streamid), sock.handle)
@@ -377,6 +379,27 @@ class SrtListener:
             self._drop(conn, _close_reason(error))
         elif events & EPOLL_ERR and conn.sock.state in _DEAD:
             self._drop(conn, "disconnected")
+
+    def _take_leftovers(self, conn: _Conn) -> bool:
+        """Hand the receiver what a caller that hung up before a pass took it in had sent: libsrt acknowledged it
+        and keeps it readable on the broken socket (a read there never waits; it fails once nothing is left).
+        A short publish accepted late (a busy machine) lost all its data before. False if the receiver failed."""
+        batch: list[bytes] = []
+        for _ in range(LEFTOVER_MESSAGES):
+            try:
+                data = conn.sock.try_recv()
+            except SrtError:
+                break
+            if data is None:
+                break
+            conn.bytes_received += len(data)
+            conn.messages_received += 1
+            batch.append(data)
+        if not batch:
+            return True
+        if conn.on_bytes is not None:
+            return self._deliver(conn, [b"".join(batch)], conn.on_bytes)
+        return self._deliver(conn, batch)
 
     def _deliver(self, conn: _Conn, batch: list[bytes], hook: BytesHook | None = None) -> bool:
         """Hand the messages to the receiver; False (and the caller dropped) if it raised."""
