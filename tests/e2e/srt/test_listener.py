@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from kiln.media.net.srt import libsrt
 from kiln.media.net.srt.listener import _DEAD as DEAD
-from kiln.media.net.srt.listener import SrtListener
+from kiln.media.net.srt.listener import PENDING_SWEEP_S, SrtListener
 from kiln.media.net.srt.sender import SrtSender
 from kiln.media.net.srt.streamid import SrtTarget, resolve_streamid
 from tests.e2e.srt.conftest import Procs, Recorder, ffmpeg_push, probe_codecs, probe_video_size, wait_until
@@ -243,17 +244,21 @@ class Holding(Recorder):
         super().__init__(streamid, peer)
         self.holding = threading.Event()
         self.release = threading.Event()
+        self.since = 0.0
 
     def on_data(self, data: bytes) -> None:
         super().on_data(data)
+        self.since = time.monotonic()
         self.holding.set()
         self.release.wait(20)
 
 
-def test_a_caller_that_hung_up_before_a_pass_took_it_in_still_delivers_what_it_sent() -> None:
-    """A short publish the listener's thread got to only after the caller had hung up: libsrt had acknowledged its
-    data and kept it readable on the broken socket, but the listener dropped the caller unread (seen under load:
-    one of test_fifty_connect_close_cycles' callers arrived empty)."""
+@pytest.mark.parametrize("late_callers", [1, 3])
+def test_callers_that_hung_up_before_a_pass_took_them_in_still_deliver_what_they_sent(late_callers: int) -> None:
+    """Short publishes the listener's thread got to only after they had hung up: libsrt had acknowledged their data
+    and kept it readable on the broken sockets, but the listener dropped such a caller unread, and its sweep of
+    handshakes took a broken one still waiting in the accept queue for a failed handshake (seen under load: one of
+    test_fifty_connect_close_cycles' callers arrived empty)."""
     recorders: list[Recorder] = []
 
     def policy(streamid: str, peer: tuple[str, int]) -> Recorder:
@@ -267,12 +272,16 @@ def test_a_caller_that_hung_up_before_a_pass_took_it_in_still_delivers_what_it_s
             held = recorders[0]
             assert isinstance(held, Holding)
             assert held.holding.wait(10)  # the listener's thread is in its receiver now
-            late = SrtSender.connect(url + "late", connect_timeout_ms=3000)  # the handshake is libsrt's
-            late.send(b"\x47" * 1316 * 2)
-            late.close()  # acknowledged, lingered, hung up: all before any pass took it in
-            wait_until(lambda: all(libsrt.getsockstate(h) in DEAD for h in listener._pending), 10,
-                       "libsrt to see the late caller hang up")
+            for n in range(late_callers):
+                late = SrtSender.connect(url + f"late{n}", connect_timeout_ms=3000)  # the handshake is libsrt's
+                late.send(b"\x47" * 1316 * (n + 1))
+                late.close()  # acknowledged, lingered, hung up: all before any pass took it in
+            wait_until(lambda: len(listener._pending) == late_callers
+                       and all(libsrt.getsockstate(h) in DEAD for h in listener._pending), 10,
+                       "libsrt to see the late callers hang up")
+            # held past a sweep period: the pass that takes the first late caller in also sweeps the handshakes
+            wait_until(lambda: time.monotonic() - held.since > PENDING_SWEEP_S, 10, "a sweep period")
             held.release.set()
-            wait_until(lambda: recorders[1].closed.is_set(), 10, "the late caller to be closed")
-    assert recorders[1].closes == ["disconnected"]
-    assert recorders[1].snapshot() == b"\x47" * 1316 * 2
+            wait_until(lambda: all(r.closed.is_set() for r in recorders[1:]), 10, "the late callers to be closed")
+    assert [r.closes for r in recorders[1:]] == [["disconnected"]] * late_callers
+    assert [r.snapshot() for r in recorders[1:]] == [b"\x47" * 1316 * (n + 1) for n in range(late_callers)]

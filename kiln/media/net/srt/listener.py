@@ -70,6 +70,9 @@ PENDING_MAX_AGE_S = 30.0
 SLOW_CALLBACK_S = 0.1
 LEFTOVER_MESSAGES = 1 << 16  # a bound on a hung-up caller's buffered messages read at once (libsrt's buffer is smaller)
 _DEAD = (SockStatus.BROKEN, SockStatus.CLOSING, SockStatus.CLOSED, SockStatus.NONEXIST)
+# a handshake that will never be taken in: a caller that hung up after it (BROKEN) is still in the accept queue
+# with what it sent (libsrt keeps it there a while for that), until libsrt gives up on it (CLOSED)
+_GONE = (SockStatus.CLOSING, SockStatus.CLOSED, SockStatus.NONEXIST)
 
 
 class SrtReceiver(Protocol):
@@ -437,7 +440,7 @@ class SrtListener:
         failed: list[tuple[int, _Pending]] = []
         with self._lock:
             for handle, pending in list(self._pending.items()):
-                if libsrt.getsockstate(handle) in _DEAD or now - pending.since > PENDING_MAX_AGE_S:
+                if libsrt.getsockstate(handle) in _GONE or now - pending.since > PENDING_MAX_AGE_S:
                     failed.append((handle, self._pending.pop(handle)))
         for handle, pending in failed:
             # libsrt drops a caller that hangs up before it is accepted from the accept queue, leaving it as a
