@@ -258,7 +258,7 @@ class StreamsActor(CommandActor):
             self.media.streams.add(stream)
         self.stats.stream_created(self.vhost, self.app, cmd.name, stream.created_time)
         if self.media is not None:
-            self.media.stream_created(stream)
+            self.media.stream_created(stream, self.settings.config)
         durable.append(self.journal.emit(events))
         log.info("stream created vhost=%s app=%s stream=%s source=%s", self.vhost, self.app, cmd.name,
                  cmd.source_type)

@@ -117,9 +117,13 @@ class MediaRuntime:
                 pool=lambda: self.ice_pool, admission=control.admission)
 
     # -- stream lifecycle hooks (called by app actors, any thread) --
-    def stream_created(self, stream: LiveStream) -> None:
+    def stream_created(self, stream: LiveStream, app_config: dict[str, Any]) -> None:
         if self.llhls is not None:
             self.llhls.stream_created(stream)
+        if self.hls is not None:
+            self.hls.stream_created(stream)
+        if self.srt_playback is not None:
+            self.srt_playback.stream_created(stream, app_config)
 
     def stream_started(self, stream: LiveStream, app_config: dict[str, Any]) -> None:
         if self.llhls is not None:

@@ -7,12 +7,16 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from kiln.media.net.srt.listener import SrtListener
+from kiln.media.net.srt import libsrt
+from kiln.media.net.srt.listener import _DEAD as DEAD
+from kiln.media.net.srt.listener import PENDING_SWEEP_S, SrtListener
+from kiln.media.net.srt.sender import SrtSender
 from kiln.media.net.srt.streamid import SrtTarget, resolve_streamid
 from tests.e2e.srt.conftest import Procs, Recorder, ffmpeg_push, probe_codecs, probe_video_size, wait_until
 
@@ -192,12 +196,13 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _thread_names() -> Counter[str]:
-    names: Counter[str] = Counter()
+def _threads_by_id() -> dict[str, str]:
+    """This process's threads: native id -> name."""
+    names: dict[str, str] = {}
     for task in os.listdir("/proc/self/task"):
         try:
             with open(f"/proc/self/task/{task}/comm") as f:
-                names[f.read().strip()] += 1
+                names[task] = f.read().strip()
         except FileNotFoundError:  # the thread ended while we looked
             pass
     return names
@@ -207,7 +212,7 @@ def test_ten_callers_add_no_kiln_thread(procs: Procs, ts_file: Path) -> None:
     policy = Policy()
     data = ts_file.read_bytes()[:1316 * 50]
     with SrtListener("127.0.0.1", 0, on_accept=policy) as listener:
-        threads = _thread_names()
+        before = _threads_by_id()
         callers = [procs.start(["srt-live-transmit", "-q", "-a:no", "-c:1316", "file://con",
                                 f"srt://127.0.0.1:{listener.port}?streamid=default/app/s{i}"], stdin=subprocess.PIPE)
                    for i in range(10)]
@@ -219,11 +224,10 @@ def test_ten_callers_add_no_kiln_thread(procs: Procs, ts_file: Path) -> None:
         wait_until(lambda: sum(len(r.snapshot()) for r in policy.recorders) == 10 * len(data), 15,
                    "every caller's data")
         # Kiln adds no thread per caller. libsrt itself runs one "SRT:TsbPd" delivery thread per receiving
-        # connection in live (TSBPD) mode; the port's send/receive queue threads are shared.
-        now = _thread_names()
-        assert now["SRT:TsbPd"] - threads["SRT:TsbPd"] == 10
-        assert {k: v for k, v in now.items() if k != "SRT:TsbPd"} == \
-            {k: v for k, v in threads.items() if k != "SRT:TsbPd"}
+        # connection in live (TSBPD) mode; the port's send/receive queue threads are shared. The threads that
+        # started since are compared, not the whole process's: earlier tests' threads may still be ending.
+        started = Counter(name for tid, name in _threads_by_id().items() if tid not in before)
+        assert started == Counter({"SRT:TsbPd": 10}), started
         for caller in callers:
             caller.terminate()  # `timeout` passes SIGTERM on; srt-live-transmit closes its connection and exits
         for caller in callers:
@@ -231,3 +235,53 @@ def test_ten_callers_add_no_kiln_thread(procs: Procs, ts_file: Path) -> None:
         wait_until(lambda: all(r.closed.is_set() for r in policy.recorders), 10, "every caller to close")
     assert sorted(r.streamid for r in policy.recorders) == sorted(f"default/app/s{i}" for i in range(10))
     assert all(r.snapshot() == data and r.closes == ["disconnected"] for r in policy.recorders)
+
+
+class Holding(Recorder):
+    """A receiver whose first message holds the listener's thread (a slow receiver, a busy machine) until released."""
+
+    def __init__(self, streamid: str, peer: tuple[str, int]) -> None:
+        super().__init__(streamid, peer)
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self.since = 0.0
+
+    def on_data(self, data: bytes) -> None:
+        super().on_data(data)
+        self.since = time.monotonic()
+        self.holding.set()
+        self.release.wait(20)
+
+
+@pytest.mark.parametrize("late_callers", [1, 3])
+def test_callers_that_hung_up_before_a_pass_took_them_in_still_deliver_what_they_sent(late_callers: int) -> None:
+    """Short publishes the listener's thread got to only after they had hung up: libsrt had acknowledged their data
+    and kept it readable on the broken sockets, but the listener dropped such a caller unread, and its sweep of
+    handshakes took a broken one still waiting in the accept queue for a failed handshake (seen under load: one of
+    test_fifty_connect_close_cycles' callers arrived empty)."""
+    recorders: list[Recorder] = []
+
+    def policy(streamid: str, peer: tuple[str, int]) -> Recorder:
+        recorders.append(Holding(streamid, peer) if streamid == "hold" else Recorder(streamid, peer))
+        return recorders[-1]
+
+    with SrtListener("127.0.0.1", 0, on_accept=policy, latency_ms=20) as listener:
+        url = f"srt://127.0.0.1:{listener.port}?latency=20000&streamid="
+        with SrtSender.connect(url + "hold", connect_timeout_ms=3000) as holder:
+            holder.send(b"\x47" * 1316)
+            held = recorders[0]
+            assert isinstance(held, Holding)
+            assert held.holding.wait(10)  # the listener's thread is in its receiver now
+            for n in range(late_callers):
+                late = SrtSender.connect(url + f"late{n}", connect_timeout_ms=3000)  # the handshake is libsrt's
+                late.send(b"\x47" * 1316 * (n + 1))
+                late.close()  # acknowledged, lingered, hung up: all before any pass took it in
+            wait_until(lambda: len(listener._pending) == late_callers
+                       and all(libsrt.getsockstate(h) in DEAD for h in listener._pending), 10,
+                       "libsrt to see the late callers hang up")
+            # held past a sweep period: the pass that takes the first late caller in also sweeps the handshakes
+            wait_until(lambda: time.monotonic() - held.since > PENDING_SWEEP_S, 10, "a sweep period")
+            held.release.set()
+            wait_until(lambda: all(r.closed.is_set() for r in recorders[1:]), 10, "the late callers to be closed")
+    assert [r.closes for r in recorders[1:]] == [["disconnected"]] * late_callers
+    assert [r.snapshot() for r in recorders[1:]] == [b"\x47" * 1316 * (n + 1) for n in range(late_callers)]

@@ -171,3 +171,18 @@ def test_a_caller_that_never_connects_counts_no_connection(live: LiveStream) -> 
     assert stats.connections == []
     session.attach(live.outputs["cam_o"])
     assert not session.attached
+
+
+def test_a_caller_as_the_stream_starts_is_accepted_before_its_actor_hands_it_over(live: LiveStream) -> None:
+    """The API lists a started stream's outputs a moment before its actor hands it to the publishers
+    (stream_started); a caller in that moment was refused FORBIDDEN as if the app did not publish SRT."""
+    registry = StreamRegistry()
+    registry.add(live)
+    server = SrtPlayback(Router(), registry, Stats(), host="127.0.0.1", port=0)
+    server.stream_created(live, {"publishers": {"srt": {}}})  # as the stream supervisor opens it
+    assert isinstance(server._on_accept("default/app/cam_o", ("10.0.0.9", 5000)), SrtPlaySession)
+    other = SrtPlayback(Router(), registry, Stats(), host="127.0.0.1", port=0)
+    other.stream_created(live, {"publishers": {"llhls": {}}})
+    with pytest.raises(SrtRejected) as refused:
+        other._on_accept("default/app/cam_o", ("10.0.0.9", 5000))
+    assert refused.value.code == RejectCode.FORBIDDEN

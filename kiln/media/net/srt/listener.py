@@ -68,7 +68,11 @@ MIN_PASS_INTERVAL_S = 0.01
 PENDING_SWEEP_S = 1.0
 PENDING_MAX_AGE_S = 30.0
 SLOW_CALLBACK_S = 0.1
+LEFTOVER_MESSAGES = 1 << 16  # a bound on a hung-up caller's buffered messages read at once (libsrt's buffer is smaller)
 _DEAD = (SockStatus.BROKEN, SockStatus.CLOSING, SockStatus.CLOSED, SockStatus.NONEXIST)
+# a handshake that will never be taken in: a caller that hung up after it (BROKEN) is still in the accept queue
+# with what it sent (libsrt keeps it there a while for that), until libsrt gives up on it (CLOSED)
+_GONE = (SockStatus.CLOSING, SockStatus.CLOSED, SockStatus.NONEXIST)
 
 
 class SrtReceiver(Protocol):
@@ -329,8 +333,9 @@ class SrtListener:
         try:
             sock.set_blocking(False)
             self._epoll.add(sock.handle, EPOLL_IN | EPOLL_ERR)
-        except SrtError as exc:  # e.g. the caller already hung up
-            self._drop(conn, _close_reason(exc))
+        except SrtError as exc:  # e.g. the caller already hung up: what it sent is still to be read
+            if self._take_leftovers(conn):
+                self._drop(conn, _close_reason(exc))
             return
         log.info("srt caller connected port=%d peer=%s:%d streamid=%r socket=%d", self.port, peer[0], peer[1],
                  redact_streamid(conn.streamid), sock.handle)
@@ -378,6 +383,27 @@ class SrtListener:
         elif events & EPOLL_ERR and conn.sock.state in _DEAD:
             self._drop(conn, "disconnected")
 
+    def _take_leftovers(self, conn: _Conn) -> bool:
+        """Hand the receiver what a caller that hung up before a pass took it in had sent: libsrt acknowledged it
+        and keeps it readable on the broken socket (a read there never waits; it fails once nothing is left).
+        A short publish accepted late (a busy machine) lost all its data before. False if the receiver failed."""
+        batch: list[bytes] = []
+        for _ in range(LEFTOVER_MESSAGES):
+            try:
+                data = conn.sock.try_recv()
+            except SrtError:
+                break
+            if data is None:
+                break
+            conn.bytes_received += len(data)
+            conn.messages_received += 1
+            batch.append(data)
+        if not batch:
+            return True
+        if conn.on_bytes is not None:
+            return self._deliver(conn, [b"".join(batch)], conn.on_bytes)
+        return self._deliver(conn, batch)
+
     def _deliver(self, conn: _Conn, batch: list[bytes], hook: BytesHook | None = None) -> bool:
         """Hand the messages to the receiver; False (and the caller dropped) if it raised."""
         began = time.monotonic()
@@ -414,7 +440,7 @@ class SrtListener:
         failed: list[tuple[int, _Pending]] = []
         with self._lock:
             for handle, pending in list(self._pending.items()):
-                if libsrt.getsockstate(handle) in _DEAD or now - pending.since > PENDING_MAX_AGE_S:
+                if libsrt.getsockstate(handle) in _GONE or now - pending.since > PENDING_MAX_AGE_S:
                     failed.append((handle, self._pending.pop(handle)))
         for handle, pending in failed:
             # libsrt drops a caller that hangs up before it is accepted from the accept queue, leaving it as a

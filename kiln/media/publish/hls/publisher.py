@@ -27,6 +27,7 @@ from kiln.media.stream.live import LiveStream
 log = logging.getLogger(__name__)
 
 SESSION_IDLE_SECONDS = 30.0
+START_WAIT_SECONDS = 5.0  # how long a lookup waits for a started stream the stream actor has not handed over yet
 CONNECTION_KIND = "hlsv3"
 _ALNUM = string.ascii_letters + string.digits
 
@@ -80,13 +81,41 @@ class HlsPublisher:
         self._next_session = 1
         self._reaper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # where DVR stores live
+        # input streams that exist but have not started here yet, and find_soon's waiters (on the loop)
+        self._pending: dict[tuple[str, str, str], LiveStream] = {}
+        self._changed: list[asyncio.Future[None]] = []
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._reaper = loop.create_task(self._reap_sessions())
 
     # -- lifecycle (any thread) --
+    def stream_created(self, live: LiveStream) -> None:
+        with self._lock:
+            self._pending[live.key] = live
+
     def stream_started(self, live: LiveStream, app_config: dict[str, Any]) -> None:
+        try:
+            self._start(live, app_config)
+        finally:
+            self._settled(live)
+
+    def _settled(self, live: LiveStream) -> None:
+        """``live`` no longer waits to start here: find_soon's waiters look again."""
+        with self._lock:
+            if self._pending.get(live.key) is live:
+                del self._pending[live.key]
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        waiters, self._changed = self._changed, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _start(self, live: LiveStream, app_config: dict[str, Any]) -> None:
         section = hls_config(app_config)
         if section is None or live.ended_reason is not None:
             return
@@ -116,6 +145,7 @@ class HlsPublisher:
                                                      key))
 
     def stream_ended(self, live: LiveStream) -> None:
+        self._settled(live)
         for out in live.outputs.values():
             key = (live.vhost, live.app, out.name)
             with self._lock:
@@ -128,6 +158,33 @@ class HlsPublisher:
     def find(self, vhost: str, app: str, name: str) -> Published | None:
         with self._lock:
             return self.streams.get((vhost, app, name))
+
+    def _coming(self, vhost: str, app: str, name: str) -> bool:
+        """An input stream of the app has started with output ``name`` (the API lists it) but not reached here."""
+        with self._lock:
+            return any(key[:2] == (vhost, app) and live.started and name in live.outputs
+                       for key, live in self._pending.items())
+
+    async def find_soon(self, vhost: str, app: str, name: str, timeout: float = START_WAIT_SECONDS) -> Published | None:
+        """Output ``name``, waiting (at most ``timeout``) while an input stream that has it has started but has not
+        reached this publisher yet: the stream actor tells the publishers a moment after the API lists the
+        stream's outputs, and a player that asks as soon as it sees them must not get a 404. On the loop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (found := self.find(vhost, app, name)) is None and self._coming(vhost, app, name):
+            left = deadline - loop.time()
+            if left <= 0:
+                return None
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._changed.append(waiter)  # a start settled since the look has its wake-up queued behind us
+            try:
+                await asyncio.wait_for(waiter, left)
+            except TimeoutError:
+                return None
+            finally:
+                if waiter in self._changed:
+                    self._changed.remove(waiter)
+        return found
 
     # -- sessions (event loop) --
     def new_session(self, published: Published) -> HlsSession:

@@ -73,7 +73,8 @@ class HlsServer:
     async def serve(self, request: Request, vhost: str, app: str, stream_name: str, file_name: str,
                     query: dict[str, list[str]], cors: dict[str, str]) -> Response:
         """Answer a request HLS v3 claims, for an app that enables it."""
-        published = self.publisher.find(vhost, app, stream_name)
+        published = self.publisher.find(vhost, app, stream_name) or await self.publisher.find_soon(vhost, app,
+                                                                                                   stream_name)
         m = _MASTER.match(file_name)
         if m and not _MEDIALIST.match(file_name):
             admission = await self.leases.admit_master(request, vhost, app, stream_name)

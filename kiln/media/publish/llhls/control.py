@@ -53,10 +53,10 @@ class LlhlsControl:
             return sum(_takes(event.event_type, pkg.track.kind)
                        for target in self._targets(live, open_only=True) for pkg in target.packagers.values())
 
-        return self._on_loop(lambda: None if taken() > 0 else inject_failed_text(live))
+        return self._once_started(live, lambda: None if taken() > 0 else inject_failed_text(live))
 
     def can_conclude(self, live: LiveStream) -> Future[bool]:
-        return self._on_loop(lambda: bool(self._targets(live, open_only=False)))
+        return self._once_started(live, lambda: bool(self._targets(live, open_only=False)))
 
     # -- effects (return at once; the work happens on the loop) --
     def inject(self, live: LiveStream, event: StreamEvent) -> Future[int]:
@@ -84,6 +84,20 @@ class LlhlsControl:
     def _targets(self, live: LiveStream, *, open_only: bool) -> list[LlhlsStream]:
         found = [self.publisher.find(live.vhost, live.app, name) for name in list(live.outputs)]
         return [t for t in found if t is not None and t.live is live and not (open_only and t.concluded)]
+
+    def _once_started(self, live: LiveStream, fn: Callable[[], T]) -> Future[T]:
+        """``fn`` on the loop once ``live`` has reached the publisher (bounded: ``until_started``). The API lists
+        a stream's outputs a moment before its actor tells the publishers, and a client that sends an event or
+        concludes as soon as it sees them must not be told the stream has no LL-HLS output."""
+        loop, publisher = self.publisher.loop, self.publisher
+        if loop is None or (_running_loop() is loop and live.key not in publisher.pending):
+            return self._on_loop(fn)
+
+        async def call() -> T:
+            await publisher.until_started(live.vhost, live.app, live.name)
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), loop)
 
     def _on_loop(self, fn: Callable[[], T]) -> Future[T]:
         loop = self.publisher.loop

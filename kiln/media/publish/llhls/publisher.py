@@ -26,6 +26,9 @@ from kiln.media.stream.live import LiveStream
 log = logging.getLogger(__name__)
 
 SESSION_IDLE_SECONDS = 30.0
+# how long a lookup waits for a stream that exists but has not reached this publisher yet: the stream actor
+# tells the publishers a moment after the API lists the stream's outputs (two actor hops and a loop hop)
+START_WAIT_SECONDS = 5.0
 _ALNUM = string.ascii_letters + string.digits
 
 
@@ -171,26 +174,35 @@ class LlhlsPublisher:
         return self.streams.get((vhost, app, name))
 
     async def find_soon(self, vhost: str, app: str, name: str, input_name: str,
-                        timeout: float = 5.0) -> LlhlsStream | None:
+                        timeout: float = START_WAIT_SECONDS) -> LlhlsStream | None:
         """Output ``name`` of input ``input_name``, waiting (at most ``timeout``) while that input exists but
         has not started here yet: the API lists a stream's outputs a moment before its actor tells the
         publishers, and OME takes a dump for a stream that has just appeared."""
+        found = self.find(vhost, app, name)
+        if found is None:
+            await self.until_started(vhost, app, input_name, timeout)
+            found = self.find(vhost, app, name)
+        return found
+
+    async def until_started(self, vhost: str, app: str, input_name: str, timeout: float = START_WAIT_SECONDS) -> None:
+        """Return once input stream ``input_name`` is no longer waiting to start here (its LL-HLS outputs are
+        published, its app publishes none, or it ended), or after ``timeout``; at once for a stream that is not
+        waiting. Runs on the loop."""
         assert self.loop is not None
         deadline = self.loop.time() + timeout
-        while (found := self.find(vhost, app, name)) is None and (vhost, app, input_name) in self.pending:
+        while (vhost, app, input_name) in self.pending:
             left = deadline - self.loop.time()
             if left <= 0:
-                return None
+                return
             waiter: asyncio.Future[None] = self.loop.create_future()
             self._changed.append(waiter)
             try:
                 await asyncio.wait_for(waiter, left)
             except TimeoutError:
-                return None
+                return
             finally:
                 if waiter in self._changed:
                     self._changed.remove(waiter)
-        return found
 
     # -- sessions --
     def new_session(self, stream: LlhlsStream) -> PlayerSession:

@@ -496,6 +496,8 @@ class LlhlsServer:
     async def _serve(self, request: Request, vhost: str, app: str, stream_name: str, file_name: str,
                      query: dict[str, list[str]], cors: dict[str, str]) -> Response:
         stream = self.publisher.find(vhost, app, stream_name)
+        if stream is None:
+            stream = await self._starting(vhost, app, stream_name)
         m = _MASTER.match(file_name)
         if m and not file_name.startswith("chunklist_"):
             return await self._master(request, vhost, app, stream_name, m.group(1), stream, query, cors)
@@ -592,6 +594,15 @@ class LlhlsServer:
         """Origins / OriginMapStore (media spec §4.1): pull the missing stream and wait for it, bounded."""
         return await pull_and_wait(self.origins, vhost, app, stream_name, query,
                                    lambda: self.publisher.find(vhost, app, stream_name))
+
+    async def _starting(self, vhost: str, app: str, stream_name: str) -> LlhlsStream | None:
+        """Output ``stream_name`` of an input that has started (the API lists the output) but has not reached the
+        publisher yet, once it has (bounded): its actor tells the publishers a moment later, and a player that
+        asks as soon as the API shows the stream must not get a 404 for it."""
+        for live in self.streams.in_app(vhost, app):
+            if live.started and stream_name in live.outputs and live.key in self.publisher.pending:
+                return await self.publisher.find_soon(vhost, app, stream_name, live.name)
+        return None
 
     def _stream_pending(self, vhost: str, app: str, stream_name: str) -> bool:
         return any(awaits_output(live, stream_name) for live in self.streams.in_app(vhost, app))

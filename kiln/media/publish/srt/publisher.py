@@ -83,6 +83,12 @@ class SrtPlayback:
             session.detach("server shutdown")
 
     # -- stream lifecycle (any thread) ----------------------------------------------------------------
+    def stream_created(self, stream: LiveStream, app_config: Mapping[str, Any]) -> None:
+        """The app's flag is known before the stream starts: the API lists a started stream's outputs a moment
+        before its actor hands it to the publishers, and a caller in that moment was refused as if the app did
+        not publish SRT."""
+        self.stream_started(stream, app_config)
+
     def stream_started(self, stream: LiveStream, app_config: Mapping[str, Any]) -> None:
         with self._lock:
             if srt_enabled(app_config):
