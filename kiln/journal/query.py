@@ -80,28 +80,22 @@ def record_cost(record: Record) -> int:
     stack: list[Any] = [record.payload]
     while stack:
         container = stack.pop()
+        items: Iterable[Any]
         if type(container) is dict:
             cost += 64 + 89 * len(container)  # a slot, and a key string's header
-            for key, item in container.items():
-                if type(key) is str:
-                    cost += len(key)
-                kind = type(item)
-                if kind is str or kind is bytes:
-                    cost += 49 + len(item)
-                elif kind is dict or kind is list or kind is tuple:
-                    stack.append(item)
-                else:
-                    cost += 32
+            cost += sum(len(key) for key in container if type(key) is str)
+            items = container.values()
         else:
             cost += 56 + 8 * len(container)
-            for item in container:
-                kind = type(item)
-                if kind is str or kind is bytes:
-                    cost += 49 + len(item)
-                elif kind is dict or kind is list or kind is tuple:
-                    stack.append(item)
-                else:
-                    cost += 32
+            items = container
+        for item in items:
+            kind = type(item)
+            if kind is str or kind is bytes:
+                cost += 49 + len(item)
+            elif kind is dict or kind is list or kind is tuple:
+                stack.append(item)
+            else:
+                cost += 32
     return cost
 
 
