@@ -22,6 +22,7 @@ from kiln.config.values import as_float, is_true, publisher_section
 from kiln.media.publish.hls.stream import HlsSettings, HlsStream
 from kiln.media.publish.llhls.dvr import DvrStore, dvr_settings, stream_directory
 from kiln.media.publish.session_query import next_free_id, parse_session
+from kiln.media.publish.waiters import ChangeWaiters
 from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class HlsPublisher:
         self._loop: asyncio.AbstractEventLoop | None = None  # where DVR stores live
         # input streams that exist but have not started here yet, and find_soon's waiters (on the loop)
         self._pending: dict[tuple[str, str, str], LiveStream] = {}
-        self._changed: list[asyncio.Future[None]] = []
+        self._changed = ChangeWaiters()
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -107,13 +108,7 @@ class HlsPublisher:
                 del self._pending[live.key]
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        waiters, self._changed = self._changed, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+            loop.call_soon_threadsafe(self._changed.wake)
 
     def _start(self, live: LiveStream, app_config: dict[str, Any]) -> None:
         section = hls_config(app_config)
@@ -169,22 +164,9 @@ class HlsPublisher:
         """Output ``name``, waiting (at most ``timeout``) while an input stream that has it has started but has not
         reached this publisher yet: the stream actor tells the publishers a moment after the API lists the
         stream's outputs, and a player that asks as soon as it sees them must not get a 404. On the loop."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while (found := self.find(vhost, app, name)) is None and self._coming(vhost, app, name):
-            left = deadline - loop.time()
-            if left <= 0:
-                return None
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._changed.append(waiter)  # a start settled since the look has its wake-up queued behind us
-            try:
-                await asyncio.wait_for(waiter, left)
-            except TimeoutError:
-                return None
-            finally:
-                if waiter in self._changed:
-                    self._changed.remove(waiter)
-        return found
+        await self._changed.wait_while(
+            lambda: self.find(vhost, app, name) is None and self._coming(vhost, app, name), timeout)
+        return self.find(vhost, app, name)
 
     # -- sessions (event loop) --
     def new_session(self, published: Published) -> HlsSession:

@@ -21,6 +21,7 @@ from kiln.media.publish.llhls.dump import HlsDump
 from kiln.media.publish.llhls.dvr import dvr_settings
 from kiln.media.publish.llhls.stream import LlhlsSettings, LlhlsStream
 from kiln.media.publish.session_query import next_free_id, parse_session
+from kiln.media.publish.waiters import ChangeWaiters
 from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class LlhlsPublisher:
         self.sessions: dict[int, PlayerSession] = {}
         self._next_session = 1
         self._reaper: asyncio.Task[None] | None = None
-        self._changed: list[asyncio.Future[None]] = []  # find_soon's waiters, woken when pending or streams change
+        self._changed = ChangeWaiters()  # find_soon's and until_started's, woken when pending or streams change
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -112,20 +113,14 @@ class LlhlsPublisher:
         self._call(self._end, live)
 
     # -- loop side --
-    def _wake(self) -> None:
-        waiters, self._changed = self._changed, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
     def _not_published(self, live: LiveStream) -> None:
         self.pending.discard(live.key)
-        self._wake()
+        self._changed.wake()
 
     def _start(self, live: LiveStream, settings: LlhlsSettings) -> None:
         assert self.loop is not None
         self.pending.discard(live.key)
-        self._wake()
+        self._changed.wake()
         if live.ended_reason is not None:
             return
         for out in live.outputs.values():
@@ -139,7 +134,7 @@ class LlhlsPublisher:
 
     def _end(self, live: LiveStream) -> None:
         self.pending.discard(live.key)
-        self._wake()
+        self._changed.wake()
         for out in live.outputs.values():
             key = (live.vhost, live.app, out.name)
             found = self.streams.get(key)
@@ -188,21 +183,7 @@ class LlhlsPublisher:
         """Return once input stream ``input_name`` is no longer waiting to start here (its LL-HLS outputs are
         published, its app publishes none, or it ended), or after ``timeout``; at once for a stream that is not
         waiting. Runs on the loop."""
-        assert self.loop is not None
-        deadline = self.loop.time() + timeout
-        while (vhost, app, input_name) in self.pending:
-            left = deadline - self.loop.time()
-            if left <= 0:
-                return
-            waiter: asyncio.Future[None] = self.loop.create_future()
-            self._changed.append(waiter)
-            try:
-                await asyncio.wait_for(waiter, left)
-            except TimeoutError:
-                return
-            finally:
-                if waiter in self._changed:
-                    self._changed.remove(waiter)
+        await self._changed.wait_while(lambda: (vhost, app, input_name) in self.pending, timeout)
 
     # -- sessions --
     def new_session(self, stream: LlhlsStream) -> PlayerSession:
