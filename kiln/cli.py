@@ -74,8 +74,10 @@ def _load_config(path: str | None) -> tuple[ServerConfig, str]:
 def cmd_serve(args: argparse.Namespace) -> int:
     from kiln.config import ConfigLoadError
     from kiln.journal import JournalCorruptError
+    from kiln.media.threadname import name_threads_as_they_start
     from kiln.service import KilnService
 
+    name_threads_as_they_start()  # before the first thread (the log writer's) starts
     _setup_logging(args.log_level)
     log = logging.getLogger("kiln")
     from kiln.compiled import log_startup
