@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ def live(tmp_path: Path) -> Iterator[tuple[KilnProcess, RtcPorts]]:
     require("ffmpeg")
     ports = RtcPorts()
     with kiln_playing_cam(tmp_path, rtc_server_xml(ports, publishers=PUBLISHERS), ports) as pair:
+        # the stream handed over to its publishers too (LL-HLS's threads and pools up), not only listed:
+        # the tests below compare the process's threads with what it has here
+        playlist = httpx.get(f"http://127.0.0.1:{ports.llhls}/app/cam/llhls.m3u8", timeout=20)
+        assert playlist.status_code == 200, playlist.text
         yield pair
 
 
@@ -66,6 +71,27 @@ def _proc(kiln: KilnProcess) -> dict[str, int]:
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return {"fds": len(list(Path(f"/proc/{pid}/fd").iterdir())), "threads": int(status["Threads"].strip()),
             "rss_kb": int(status["VmRSS"].split()[0])}
+
+
+def _thread_names(kiln: KilnProcess) -> Counter[str]:
+    """The process's threads by OS name (``kiln serve`` gives each thread its Python name)."""
+    assert kiln.proc is not None
+    names: Counter[str] = Counter()
+    for task in Path(f"/proc/{kiln.proc.pid}/task").iterdir():
+        try:
+            names[(task / "comm").read_text().strip()] += 1
+        except OSError:  # ended meanwhile
+            continue
+    return names
+
+
+def _wait_threads_back(kiln: KilnProcess, before: dict[str, int], names: Counter[str]) -> None:
+    try:
+        kiln.wait_for(lambda: _proc(kiln)["threads"] <= before["threads"] + 1, 20, "threads back to before")
+    except TimeoutError as exc:
+        now = _thread_names(kiln)
+        raise AssertionError(f"threads not back to before: more {dict(now - names)}, fewer {dict(names - now)}"
+                             ) from exc
 
 
 def test_stalled_viewer_beside_a_healthy_one_then_both_vanish(live: tuple[KilnProcess, RtcPorts],
@@ -220,7 +246,7 @@ def test_viewer_vanishing_without_a_word_is_freed_by_consent_timeout(live: tuple
     stays open: Publishers/WebRTC/Timeout (4 s here; aioice's own is 30 s) ends the session, Kiln closes
     the socket, and the process is back to its fds and threads of before."""
     kiln, ports = live
-    before = _proc(kiln)
+    before, names = _proc(kiln), _thread_names(kiln)
     viewer = _viewer(f"ws://127.0.0.1:{ports.llhls}/app/cam", tmp_path, "viewer-silent")
     try:
         _wait_frames(viewer, 15)
@@ -237,7 +263,7 @@ def test_viewer_vanishing_without_a_word_is_freed_by_consent_timeout(live: tuple
         assert closed and "reason=" in closed[-1]
         # Kiln closed the signalling socket and freed the UDP route: fds and threads where they were
         kiln.wait_for(lambda: _proc(kiln)["fds"] <= before["fds"] + 2, 20, "fds back to before")
-        kiln.wait_for(lambda: _proc(kiln)["threads"] <= before["threads"] + 1, 20, "threads back to before")
+        _wait_threads_back(kiln, before, names)
         assert "Traceback" not in log_text
     finally:
         viewer._signal_group(signal.SIGCONT)

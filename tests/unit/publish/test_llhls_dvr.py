@@ -4,9 +4,12 @@ still listed, their files deleted when they leave the window and when the stream
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from fractions import Fraction
 from pathlib import Path
+
+import pytest
 
 from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.publish.llhls.dvr import DvrSettings, DvrStore, stream_directory
@@ -154,6 +157,24 @@ def test_store_writes_serves_and_deletes_files(tmp_path: Path) -> None:
         assert (tmp_path / "default").exists()  # only this stream's directory goes
 
     asyncio.run(run())
+
+
+def test_a_stream_s_directory_is_made_as_it_starts_and_a_bad_one_is_logged_then(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        good = DvrStore(loop, tmp_path / "default" / "app" / "live" / "K")
+        blocker = tmp_path / "a-file"
+        blocker.write_bytes(b"")
+        bad = DvrStore(loop, blocker / "live" / "K")  # a TempStoragePath below a regular file
+        await asyncio.to_thread(good.flush)
+        await asyncio.to_thread(bad.flush)
+        assert (tmp_path / "default" / "app" / "live" / "K").is_dir()  # before any segment spilled
+
+    with caplog.at_level(logging.ERROR, logger="kiln.media.publish.llhls.dvr"):
+        asyncio.run(run())
+    made = [r.getMessage() for r in caplog.records if "directory could not be made" in r.getMessage()]
+    assert len(made) == 1 and str(tmp_path / "a-file" / "live" / "K") in made[0]
 
 
 def test_segments_leaving_the_window_lose_their_files(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 import shutil
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,10 @@ class DvrStore:
         self._writing: dict[str, bytes] = {}   # handed over, write not finished yet
         self._stored: set[str] = set()         # written and not deleted
         self._closed = False
-        self._last: Future[None] | None = None
+        # made now, on the disk thread: an unwritable TempStoragePath is logged as the stream starts, not
+        # at its first spill, and the process's one disk thread is up from the first stream on
+        self._last: Future[None] | None = _DISK.submit(directory.mkdir, parents=True, exist_ok=True)
+        self._last.add_done_callback(self._made)
 
     def put(self, name: str, data: bytes) -> None:
         if self._closed:
@@ -72,6 +75,11 @@ class DvrStore:
         fut = _DISK.submit(_write, self.directory, name, data)
         self._last = fut
         fut.add_done_callback(lambda f: self.loop.call_soon_threadsafe(self._written, name, f))
+
+    def _made(self, fut: Future[None]) -> None:
+        error = fut.exception()
+        if error is not None:  # each spill's write will fail and say so as well
+            log.error("llhls dvr directory could not be made directory=%s error=%s", self.directory, error)
 
     def _written(self, name: str, fut: Future[None]) -> None:
         data = self._writing.pop(name, None)
@@ -115,7 +123,7 @@ class DvrStore:
     def flush(self, timeout: float = 10.0) -> None:
         """Wait for the queued file operations (tests, shutdown); never called on the loop's hot path."""
         if self._last is not None:
-            self._last.result(timeout)
+            wait([self._last], timeout)  # a failed operation was logged by its callback
 
     def memory_bytes(self) -> int:
         return sum(len(d) for d in self._writing.values())
