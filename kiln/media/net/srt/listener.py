@@ -350,23 +350,11 @@ class SrtListener:
         if conn.on_bytes is not None:
             self._service_bytes(conn, conn.on_bytes, events)
             return
-        batch: list[bytes] = []
-        failure: str | None = None
-        for _ in range(READ_BATCH):
-            try:
-                data = conn.sock.try_recv()
-            except SrtError as exc:
-                failure = _close_reason(exc)
-                break
-            if data is None:
-                break
-            conn.bytes_received += len(data)
-            conn.messages_received += 1
-            batch.append(data)
+        batch, error = _read_messages(conn, READ_BATCH)
         if batch and not self._deliver(conn, batch):
             return
-        if failure is not None:
-            self._drop(conn, failure)
+        if error is not None:
+            self._drop(conn, _close_reason(error))
         elif events & EPOLL_ERR and conn.sock.state in _DEAD:
             self._drop(conn, "disconnected")
 
@@ -387,17 +375,7 @@ class SrtListener:
         """Hand the receiver what a caller that hung up before a pass took it in had sent: libsrt acknowledged it
         and keeps it readable on the broken socket (a read there never waits; it fails once nothing is left).
         A short publish accepted late (a busy machine) lost all its data before. False if the receiver failed."""
-        batch: list[bytes] = []
-        for _ in range(LEFTOVER_MESSAGES):
-            try:
-                data = conn.sock.try_recv()
-            except SrtError:
-                break
-            if data is None:
-                break
-            conn.bytes_received += len(data)
-            conn.messages_received += 1
-            batch.append(data)
+        batch, _ = _read_messages(conn, LEFTOVER_MESSAGES)  # the error is the hang-up the caller reports
         if not batch:
             return True
         if conn.on_bytes is not None:
@@ -493,6 +471,22 @@ def _close_reason(exc: SrtError) -> str:
     if exc.code in (ErrorCode.ECONNLOST, ErrorCode.ENOCONN, ErrorCode.EINVSOCK):
         return "disconnected"
     return f"receive failed: {exc.strerror}"
+
+
+def _read_messages(conn: _Conn, limit: int) -> tuple[list[bytes], SrtError | None]:
+    """Up to ``limit`` messages readable now (counted on ``conn``), and the error that ended the reading early."""
+    batch: list[bytes] = []
+    for _ in range(limit):
+        try:
+            data = conn.sock.try_recv()
+        except SrtError as exc:
+            return batch, exc
+        if data is None:
+            break
+        conn.bytes_received += len(data)
+        conn.messages_received += 1
+        batch.append(data)
+    return batch, None
 
 
 def _notify_close(receiver: SrtReceiver, reason: str) -> None:
