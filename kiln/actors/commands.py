@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kiln.domain.settings import AppSettings
+from kiln.events.schedules import Schedule
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,22 @@ class PatchScheduledChannel:
 @dataclass(frozen=True)
 class DeleteScheduledChannel:
     name: str
+
+
+@dataclass(frozen=True)
+class ScheduleFileChanged:
+    """A ``.sch`` file appeared or changed in the app's ScheduleFilesDir (read and parsed by the watcher)."""
+
+    schedule: Schedule
+    watcher: Any  # the ScheduleDirWatcher that saw it: one replaced since is not listened to
+
+
+@dataclass(frozen=True)
+class ScheduleFileGone:
+    """A channel's ``.sch`` file stayed deleted for three looks in a row."""
+
+    name: str
+    watcher: Any
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ from kiln.actors.commands import (
     PatchScheduledChannel,
     PullConnected,
     PullFinished,
+    ScheduleFileChanged,
+    ScheduleFileGone,
     ScheduleFinished,
     SendStreamEvents,
     StreamDescribed,
@@ -45,6 +47,7 @@ from kiln.actors.commands import (
     Teardown,
 )
 from kiln.actors.effects import after, gathered
+from kiln.actors.schedule_watch import ScheduleDirWatcher
 from kiln.actors.schedules import ChannelFiles
 from kiln.actors.stream import Journal, StreamActor
 from kiln.config.write_roots import WriteRoots
@@ -171,6 +174,7 @@ class StreamsActor(CommandActor):
             self.schedules.apply(sev)
         self.channel_files = ChannelFiles(self.where, config, ctx.config_dir, ctx.write_roots)
         self.channel_workers: dict[str, ScheduleWorker] = {}
+        self.files_watcher: ScheduleDirWatcher | None = None
 
     @property
     def where(self) -> str:
@@ -185,6 +189,7 @@ class StreamsActor(CommandActor):
         self._start_channels()
 
     def on_stop(self) -> None:
+        watcher = self._stop_watching()
         for channel in list(self.channel_workers.values()):
             channel.close(dp.SERVER_STOPPING)
         for channel in list(self.channel_workers.values()):
@@ -193,8 +198,11 @@ class StreamsActor(CommandActor):
             worker.close(dp.SERVER_STOPPING)
         for worker in list(self.workers.values()):
             worker.join(10)
+        if watcher is not None:
+            watcher.join(2)
 
     def handle_Teardown(self, cmd: Teardown) -> Outcome:
+        self._stop_watching()
         for worker in self.workers.values():
             worker.close(cmd.reason)
         for channel in self.channel_workers.values():
@@ -206,6 +214,7 @@ class StreamsActor(CommandActor):
         self.schedules.enabled = cmd.settings.provider_enabled(SCHEDULE_PROVIDER)
         self.channel_files = ChannelFiles(self.where, cmd.settings.config, self.channel_files.config_dir,
                                           self.channel_files.roots)
+        self._watch_files()
         ended = self._end_all_streams("application reconfigured")
         # channels whose worker ran come back when it has wound down (handle_ScheduleFinished); those that had
         # none (refused while the app had no Schedule provider) start now
@@ -503,6 +512,30 @@ class StreamsActor(CommandActor):
                 self.channel_files.restore(schedule)
         for schedule in self.schedules.channels.values():
             self._spawn_channel(schedule)
+        self._watch_files()
+
+    def _watch_files(self) -> None:
+        """Follow the ScheduleFilesDir (again: it may have changed) while the app has a Schedule provider."""
+        self._stop_watching()
+        if not self.schedules.enabled or self.media is None:
+            return
+        me = self.actor_ref
+
+        def changed(schedule: Schedule) -> None:
+            tell_quietly(me, ScheduleFileChanged(schedule, watcher))
+
+        def gone(name: str) -> None:
+            tell_quietly(me, ScheduleFileGone(name, watcher))
+
+        watcher = ScheduleDirWatcher(self.where, self.channel_files.files_dir(), changed, gone)
+        self.files_watcher = watcher
+        watcher.start()
+
+    def _stop_watching(self) -> ScheduleDirWatcher | None:
+        watcher, self.files_watcher = self.files_watcher, None
+        if watcher is not None:
+            watcher.stop()
+        return watcher
 
     def _spawn_channel(self, schedule: Schedule) -> None:
         if self.media is None:
@@ -551,15 +584,18 @@ class StreamsActor(CommandActor):
             return stored
 
         durable = self.journal.emit(decide_and_apply(self.schedules, command, now(), store))
-        schedule = written[0]
+        self._play(written[0], "by API")
+        return durable
+
+    def _play(self, schedule: Schedule, how: str) -> None:
+        """A channel defined anew: its worker takes the new schedule, or one starts."""
         worker = self.channel_workers.get(schedule.name)
         if worker is not None and worker.alive:
             worker.replace(schedule)
-            log.info("schedule replaced where=%s stream=%s", self.where, schedule.name)
+            log.info("schedule replaced where=%s stream=%s how=%s", self.where, schedule.name, how)
         else:
             self._spawn_channel(schedule)
-            log.info("scheduled channel created where=%s stream=%s", self.where, schedule.name)
-        return durable
+            log.info("scheduled channel created where=%s stream=%s how=%s", self.where, schedule.name, how)
 
     def handle_DeleteScheduledChannel(self, cmd: DeleteScheduledChannel) -> Outcome:
         self._not_scheduled(cmd.name)
@@ -570,10 +606,46 @@ class StreamsActor(CommandActor):
             return stored
 
         durable = self.journal.emit(decide_and_apply(self.schedules, ds.DeleteChannel(cmd.name), now(), store))
-        worker = self.channel_workers.pop(cmd.name, None)
+        self._stop_channel(cmd.name, "deleted by API")
+        return Outcome(None, [durable])
+
+    def _stop_channel(self, name: str, reason: str) -> None:
+        worker = self.channel_workers.pop(name, None)
         if worker is not None:
-            worker.close("deleted by API")
-        log.info("scheduled channel deleted where=%s stream=%s", self.where, cmd.name)
+            worker.close(reason)
+        log.info("scheduled channel deleted where=%s stream=%s reason=%s", self.where, name, reason)
+
+    def handle_ScheduleFileChanged(self, cmd: ScheduleFileChanged) -> Outcome:
+        """A ``.sch`` file written or changed in the directory: OME adds or updates the channel."""
+        if cmd.watcher is not self.files_watcher:
+            return Outcome(None)
+        name = cmd.schedule.name
+        try:
+            decided = decide_and_apply(self.schedules, ds.ChannelFileChanged(cmd.schedule, frozenset(self.streams)),
+                                       now(), self.journal.encode)
+        except DomainError as exc:
+            log.warning("schedule file not loaded where=%s stream=%s error=%s", self.where, name, exc.text)
+            return Outcome(None)
+        if not decided.events:
+            return Outcome(None)  # it says what the channel already is (Kiln's own write, a save without change)
+        durable = self.journal.emit(decided)
+        self._play(cmd.schedule, "by its file")
+        return Outcome(None, [durable])
+
+    def handle_ScheduleFileGone(self, cmd: ScheduleFileGone) -> Outcome:
+        """A channel's ``.sch`` file deleted (three looks in a row without it): OME deletes the channel."""
+        if cmd.watcher is not self.files_watcher:
+            return Outcome(None)
+        try:
+            decided = decide_and_apply(self.schedules, ds.ChannelFileRemoved(cmd.name), now(), self.journal.encode)
+        except DomainError as exc:
+            log.warning("schedule file removal not followed where=%s stream=%s error=%s", self.where, cmd.name,
+                        exc.text)
+            return Outcome(None)
+        if not decided.events:
+            return Outcome(None)  # no such channel (the API deleted it, and its file)
+        durable = self.journal.emit(decided)
+        self._stop_channel(cmd.name, "schedule file deleted")
         return Outcome(None, [durable])
 
     def handle_ScheduleFinished(self, cmd: ScheduleFinished) -> Outcome:

@@ -303,7 +303,23 @@ class LoadChannelFile:
     live_streams: frozenset[str] = frozenset()
 
 
-ChannelCommand = CreateChannel | PatchChannel | DeleteChannel | LoadChannelFile
+@dataclass(frozen=True)
+class ChannelFileChanged:
+    """A ``.sch`` file written or changed in ScheduleFilesDir while Kiln runs: OME adds or updates the channel."""
+
+    schedule: Schedule
+    live_streams: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ChannelFileRemoved:
+    """A channel's ``.sch`` file deleted while Kiln runs: OME deletes the channel."""
+
+    name: str
+
+
+ChannelCommand = (CreateChannel | PatchChannel | DeleteChannel | LoadChannelFile | ChannelFileChanged
+                  | ChannelFileRemoved)
 
 
 class AppSchedules:
@@ -323,6 +339,8 @@ class AppSchedules:
 
     def decide(self, command: ChannelCommand, now: float) -> list[Event]:
         now_ms = int(now * 1000)
+        if isinstance(command, ChannelFileChanged | ChannelFileRemoved):
+            return self._decide_file(command, now)
         if isinstance(command, CreateChannel | LoadChannelFile):
             if isinstance(command, CreateChannel) and not isinstance(command.body, dict):
                 raise Invalid("Invalid request body")
@@ -346,6 +364,23 @@ class AppSchedules:
         if not self.enabled:
             raise Forbidden("Forbidden")
         return [ScheduleRemoved(self.vhost, self.app, command.name, "deleted by API")]
+
+    def _decide_file(self, command: ChannelFileChanged | ChannelFileRemoved, now: float) -> list[Event]:
+        """What a change in the directory means: nothing when the file says what the channel already is (Kiln's
+        own writes, an editor saving the same schedule, a file gone whose channel the API deleted)."""
+        if not self.enabled:
+            raise Forbidden("Forbidden")
+        if isinstance(command, ChannelFileRemoved):
+            if command.name not in self.channels:
+                return []
+            return [ScheduleRemoved(self.vhost, self.app, command.name, "schedule file deleted")]
+        schedule = command.schedule
+        current = self.channels.get(schedule.name)
+        if current == schedule:
+            return []
+        if current is None and schedule.name in command.live_streams:
+            raise Conflict(f"Stream '{schedule.name}' already exists")
+        return [ScheduleDefined(self.vhost, self.app, schedule.name, schedule.to_stored(), now, "file")]
 
     def apply(self, event: Event) -> None:
         if not isinstance(event, ScheduleDefined | ScheduleRemoved) or (event.vhost, event.app) != (self.vhost,

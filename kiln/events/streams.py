@@ -172,7 +172,7 @@ def schedule_entity(vhost: str, app: str, stream: str) -> str:
 @dataclass(frozen=True)
 class ScheduleDefined(Event):
     """A scheduled channel created or its schedule replaced (POST/PATCH scheduledChannels, or a ``.sch``
-    file found at start): ``schedule`` is ``kiln.events.schedules.Schedule.to_stored()``."""
+    file found at start or written while Kiln runs): ``schedule`` is ``kiln.events.schedules.Schedule.to_stored()``."""
 
     vhost: str
     app: str

@@ -156,3 +156,52 @@ def test_patch_replaces_what_plays_and_an_app_change_brings_the_channel_back(
     assert k.api.get(channels).json()["response"] == ["ch"]
     assert k.api.patch("/v1/vhosts/sv/apps/tv", json={"providers": {"schedule": schedule}}).status_code == 200
     k.wait_for(lambda: playing() == "file://blue.mp4", what="the channel on air with its provider back")
+
+
+def test_a_file_written_changed_and_deleted_while_kiln_runs_adds_updates_and_removes_its_channel(
+        kiln_factory: Callable[..., KilnProcess], tmp_path: Path) -> None:
+    """OME follows ScheduleFilesDir: a ``.sch`` file written there makes a channel, a change updates it, a
+    deletion removes it. Kiln's own API writes land in the same directory and change nothing more."""
+    media = tmp_path / "media"
+    media.mkdir()
+    make_item(media / "red.mp4", "red", 440)
+    make_item(media / "blue.mp4", "blue", 880)
+    workdir = tmp_path / "kiln"
+    files = workdir / "schedules"
+    k = kiln_factory(workdir=workdir, extra_apps=TV_APP.format(media=media))
+    assert k.api.get(TV).json()["response"] == []
+
+    def playing(name: str) -> str | None:
+        answer = k.api.get(f"{TV}/{name}").json()
+        current = answer["response"]["currentProgram"] if answer["statusCode"] == 200 else {"state": "absent"}
+        return current["currentItem"]["url"] if current["state"] == "onair" else None
+
+    files.mkdir(exist_ok=True)
+    (files / "desk.sch").write_text(PRESET)  # <Name>preset</Name> inside: the file's name names the stream
+    assert k.wait_for(lambda: playing("desk"), what="the channel of the file written") == "file://red.mp4"
+    k.wait_for(lambda: subprocess.run(["curl", "-sf", f"http://127.0.0.1:{k.ports.llhls}/tv/desk/llhls.m3u8"],
+                                      capture_output=True).returncode == 0, what="its playlist")
+
+    (files / "desk.sch").write_text(PRESET.replace("red.mp4", "blue.mp4"))
+    k.wait_for(lambda: playing("desk") == "file://blue.mp4", what="the changed file followed")
+
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+    body = {"stream": {"name": "api"}, "programs": [{"name": "show", "scheduled": now, "repeat": True,
+                                                     "items": [{"url": "file://red.mp4"}]}]}
+    assert k.api.post(TV, json=body).status_code == 201
+    assert (files / "api.sch").exists()
+
+    (files / "desk.sch").unlink()
+    k.wait_for(lambda: k.api.get(TV).json()["response"] == ["api"], what="the deleted file's channel removed")
+    k.wait_for(lambda: k.api.get("/v1/vhosts/default/apps/tv/streams/desk").json()["statusCode"] == 404,
+               what="its stream gone")
+    records = k.api.get("/v1/journal", params={"entity": "schedule:default/tv/", "limit": 100}).json()["response"]
+    kinds = [(r["entity"].rsplit("/", 1)[1], r["type"]) for r in records["records"]]
+    # the watcher saw the API's own file at least once by now (three looks of the deletion): not journaled again
+    assert kinds.count(("api", "ScheduleDefined")) == 1, kinds
+    assert kinds.count(("desk", "ScheduleDefined")) == 2 and ("desk", "ScheduleRemoved") in kinds, kinds
+
+    k.kill9()
+    k.start()
+    assert k.api.get(TV).json()["response"] == ["api"]  # the deletion was journaled like any other
+    assert not (files / "desk.sch").exists()

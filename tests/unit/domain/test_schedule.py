@@ -9,6 +9,8 @@ import pytest
 from kiln.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from kiln.domain.schedule import (
     AppSchedules,
+    ChannelFileChanged,
+    ChannelFileRemoved,
     CreateChannel,
     DeleteChannel,
     LoadChannelFile,
@@ -187,6 +189,30 @@ def test_delete_removes_the_channel() -> None:
 
 def test_a_file_found_at_start_is_defined_as_from_a_file() -> None:
     given(channels()).when(LoadChannelFile(schedule_from_json(body(), NOW_MS)), now=NOW).then(defined(source="file"))
+
+
+def test_a_file_written_while_running_adds_or_updates_its_channel_and_its_deletion_removes_it() -> None:
+    app = channels()
+    first = schedule_from_json(body(), NOW_MS)
+    given(app).when(ChannelFileChanged(first), now=NOW).then(defined(source="file"))
+    # Kiln's own write of the same schedule, or an editor saving without change: nothing happens
+    given(app).when(ChannelFileChanged(schedule_from_xml(schedule_to_xml(first), "tv1")), now=NOW).then()
+    patched = body(fallbackProgram={"items": [{"url": "file://f.mp4"}]})
+    given(app).when(ChannelFileChanged(schedule_from_json(patched, NOW_MS)), now=NOW).then(
+        defined(patched, source="file"))
+    given(app).when(ChannelFileRemoved("tv1"), now=NOW).then(
+        ScheduleRemoved("default", "app", "tv1", "schedule file deleted"))
+    assert app.channels == {}
+    given(app).when(ChannelFileRemoved("tv1"), now=NOW).then()  # the API deleted it (and its file) already
+
+
+def test_a_file_naming_a_live_stream_is_a_conflict_and_a_file_needs_the_provider() -> None:
+    schedule = schedule_from_json(body(), NOW_MS)
+    given(channels()).when(ChannelFileChanged(schedule, frozenset({"tv1"})), now=NOW).refused(
+        Conflict, "Stream 'tv1' already exists")
+    given(channels(), defined()).when(ChannelFileChanged(schedule, frozenset({"tv1"})), now=NOW).then()  # its own
+    given(channels(False)).when(ChannelFileChanged(schedule), now=NOW).refused(Forbidden)
+    given(channels(False)).when(ChannelFileRemoved("tv1"), now=NOW).refused(Forbidden)
 
 
 @pytest.mark.parametrize("name", ["a\x00b", "line\nbreak", "tab\there", "del\x7f"])
