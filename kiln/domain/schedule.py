@@ -54,7 +54,7 @@ def parse_iso8601(text: str) -> int:
     return (timegm((year, month, day, hour, minute, second, 0, 0, 0)) - offset_s) * 1000 + int(frac)
 
 
-def _item(url: str, start: int, duration: int) -> Item:
+def _item(url: str, start: int, duration: int, fallback_on_err: bool = True) -> Item:
     lower = url.lower()
     if lower.startswith(STREAM_SCHEME):
         raise ScheduleError(f"Kiln does not play stream:// items (a live stream as a program item): {url}")
@@ -69,7 +69,7 @@ def _item(url: str, start: int, duration: int) -> Item:
         raise ScheduleError(f"duration must be at most {MAX_ITEM_MS} ms: {url}")
     if 0 <= duration <= MIN_ITEM_MS:
         duration = MIN_ITEM_MS
-    return Item(url, start, duration)
+    return Item(url, start, duration, fallback_on_err)
 
 
 def _program(name: str, scheduled: str, repeat: bool, items: tuple[Item, ...]) -> Program:
@@ -121,7 +121,8 @@ def _json_items(parent: dict[str, Any]) -> tuple[Item, ...]:
         url = item.get("url") if isinstance(item, dict) else None
         if not isinstance(url, str):
             raise ScheduleError("Failed to find url object, url is required")
-        out.append(_item(url, _int(item.get("start"), 0, "start"), _int(item.get("duration"), -1, "duration")))
+        out.append(_item(url, _int(item.get("start"), 0, "start"), _int(item.get("duration"), -1, "duration"),
+                         _bool(item.get("fallbackOnErr"), True, "fallbackOnErr")))
     return tuple(out)
 
 
@@ -207,7 +208,8 @@ def _xml_items(parent: ET.Element) -> tuple[Item, ...]:
         url = node.get("url")
         if url is None:
             raise ScheduleError("Failed to find url attribute, url is required")
-        out.append(_item(url, _xml_int(node.get("start"), 0, "start"), _xml_int(node.get("duration"), -1, "duration")))
+        out.append(_item(url, _xml_int(node.get("start"), 0, "start"), _xml_int(node.get("duration"), -1, "duration"),
+                         _xml_bool(node.get("fallbackOnErr"), True)))
     return tuple(out)
 
 
@@ -251,8 +253,10 @@ def schedule_to_xml(schedule: Schedule) -> bytes:
 
     def items(parent: ET.Element, of: tuple[Item, ...]) -> None:
         for item in of:
-            ET.SubElement(parent, "Item", {"url": item.url, "start": str(item.start_ms),
-                                           "duration": str(item.duration_ms)})
+            attributes = {"url": item.url, "start": str(item.start_ms), "duration": str(item.duration_ms)}
+            if not item.fallback_on_err:  # OME reads it and never writes it: kept, so the file says what plays
+                attributes["fallbackOnErr"] = "false"
+            ET.SubElement(parent, "Item", attributes)
 
     if schedule.fallback is not None:
         items(ET.SubElement(root, "FallbackProgram"), schedule.fallback)

@@ -18,6 +18,7 @@ class Item:
     url: str
     start_ms: int = 0
     duration_ms: int = -1  # -1: to the end of the file
+    fallback_on_err: bool = True  # OME's fallbackOnErr: the fallback program plays while this item cannot
 
     @property
     def file_path(self) -> str:
@@ -89,11 +90,22 @@ class Schedule:
                                  tuple(_item(i) for i in p["items"])) for p in data.get("programs", [])))
 
     def to_stored(self) -> dict[str, Any]:
+        """:meth:`to_json` with what OME reads but never shows: each program's ``scheduledMs``, and
+        ``fallbackOnErr`` on the items where it is false."""
         out = self.to_json()
         for stored, program in zip(out["programs"], self.programs, strict=True):
             stored["scheduledMs"] = program.scheduled_ms
+            _store_items(stored["items"], program.items)
+        if self.fallback is not None:
+            _store_items(out["fallbackProgram"]["items"], self.fallback)
         return out
 
 
+def _store_items(stored: list[dict[str, Any]], items: tuple[Item, ...]) -> None:
+    for data, item in zip(stored, items, strict=True):
+        if not item.fallback_on_err:
+            data["fallbackOnErr"] = False
+
+
 def _item(data: dict[str, Any]) -> Item:
-    return Item(str(data["url"]), int(data["start"]), int(data["duration"]))
+    return Item(str(data["url"]), int(data["start"]), int(data["duration"]), bool(data.get("fallbackOnErr", True)))

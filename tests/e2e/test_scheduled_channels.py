@@ -182,10 +182,15 @@ def test_a_file_written_changed_and_deleted_while_kiln_runs_adds_updates_and_rem
     k.wait_for(lambda: subprocess.run(["curl", "-sf", f"http://127.0.0.1:{k.ports.llhls}/tv/desk/llhls.m3u8"],
                                       capture_output=True).returncode == 0, what="its playlist")
 
-    (files / "desk.sch").write_text(PRESET.replace("red.mp4", "blue.mp4"))
-    k.wait_for(lambda: playing("desk") == "file://blue.mp4", what="the changed file followed")
-
+    # changed: a program on air now, whose second item cannot play (OME's fallbackOnErr, true by default)
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+    program = f'<Program name="show" scheduled="{now}" repeat="true"><Item url="file://blue.mp4"/>' \
+              '<Item url="file://missing.mp4"/></Program></Schedule>'
+    (files / "desk.sch").write_text(PRESET.replace("</Schedule>", program))
+    k.wait_for(lambda: playing("desk") == "file://blue.mp4", what="the changed file followed")
+    k.wait_for(lambda: playing("desk") == "file://red.mp4", what="the fallback in the missing item's place")
+    assert k.api.get(f"{TV}/desk").json()["response"]["currentProgram"]["name"] == "fallback"
+
     body = {"stream": {"name": "api"}, "programs": [{"name": "show", "scheduled": now, "repeat": True,
                                                      "items": [{"url": "file://red.mp4"}]}]}
     assert k.api.post(TV, json=body).status_code == 201

@@ -111,6 +111,25 @@ def test_the_sch_file_round_trips_and_the_stream_is_named_after_the_file() -> No
     assert renamed.name == "other" and renamed.programs == schedule.programs
 
 
+def test_fallback_on_err_is_read_from_json_and_files_kept_where_false_and_never_shown() -> None:
+    payload = body(fallbackProgram={"items": [{"url": "file://f.mp4", "fallbackOnErr": True}]})
+    payload["programs"][0]["items"][1]["fallbackOnErr"] = False
+    schedule = schedule_from_json(payload, NOW_MS)
+    assert [i.fallback_on_err for i in schedule.programs[0].items] == [True, False]
+    assert "fallbackOnErr" not in str(schedule.to_json())  # OME reads it and never shows it
+    assert Schedule.from_stored(schedule.to_stored()) == schedule  # journaled with it
+    xml = schedule_to_xml(schedule)
+    assert xml.count(b"fallbackOnErr") == 1
+    assert b'url="file://b.mp4" start="0" duration="-1" fallbackOnErr="false"' in xml
+    assert schedule_from_xml(xml, "tv1") == schedule  # the file says what plays
+    assert schedule_from_xml(xml.replace(b'"false"', b'"no"'), "tv1") == schedule  # pugixml's as_bool
+    assert schedule_from_xml(xml.replace(b'"false"', b'"yes"'), "tv1").programs[0].items[1].fallback_on_err
+    bad = body()
+    bad["programs"][0]["items"][0]["fallbackOnErr"] = "false"
+    with pytest.raises(ScheduleError, match="fallbackOnErr must be a boolean"):
+        schedule_from_json(bad, NOW_MS)
+
+
 def test_an_ome_sample_file_is_read() -> None:
     sample = b"""<?xml version="1.0"?>
 <Schedule><Stream><Name>stream</Name><BypassTranscoder>false</BypassTranscoder><VideoTrack>true</VideoTrack>

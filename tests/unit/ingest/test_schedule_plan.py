@@ -64,10 +64,36 @@ def test_the_fallback_plays_when_nothing_is_on_air_in_turn_and_until_a_program_b
 def test_items_that_cannot_play_are_skipped() -> None:
     missing = Item("file://missing.mp4")
     p = program(T0, True, missing, A)
-    assert on_air(schedule(p), T0, length) == Slot(p, 1, A, 0, 3000)
+    assert on_air(schedule(p), T0, length) == Slot(p, 1, A, 0, 3000)  # no fallback program to play instead
     s = schedule(program(T0, True, missing), fallback=(missing, F2))
     assert on_air(s, T0, length) == Slot(None, 1, F2, 0, 4000)
     assert on_air(schedule(fallback=(missing,)), T0, length) == Idle(None)
+
+
+def test_an_item_that_cannot_play_hands_the_rest_of_its_program_to_the_fallback_as_ome_fallback_on_err() -> None:
+    missing = Item("file://missing.mp4")  # fallbackOnErr: OME's default, true
+    p = program(T0, True, A, missing, B)
+    s = schedule(p, program(T0 + 60_000, False, B, name="next"), fallback=(F1, F2))
+    assert on_air(s, T0 + 1000, length) == Slot(p, 0, A, 1000, 2000)  # before it: the program plays
+    assert on_air(s, T0 + 3000, length) == Slot(None, 0, F1, 0, 1500)  # reached: the fallback, in turn
+    assert on_air(s, T0 + 4500, length, fallback_next=1) == Slot(None, 1, F2, 0, 4000)
+    assert on_air(s, T0 + 58_000, length, fallback_next=1) == Slot(None, 1, F2, 0, 2000)  # to the next program
+    assert on_air(s, T0 + 60_000, length).program is not None  # which plays
+    LENGTHS[missing.url] = 1000  # its file came back: the program plays again, by the clock
+    try:
+        assert on_air(s, T0 + 3500, length) == Slot(p, 1, missing, 500, 500)
+    finally:
+        del LENGTHS[missing.url]
+
+
+def test_an_item_that_says_fallback_on_err_false_is_skipped_and_without_a_fallback_any_is() -> None:
+    skipped = Item("file://missing.mp4", fallback_on_err=False)
+    p = program(T0, True, A, skipped, B)
+    assert on_air(schedule(p, fallback=(F1,)), T0 + 3000, length) == Slot(p, 2, B, 0, 2000)
+    handed = program(T0, True, A, Item("file://missing.mp4"), B)
+    assert on_air(schedule(handed), T0 + 3000, length) == Slot(handed, 2, B, 0, 2000)  # no fallback to hand to
+    broken_fallback = schedule(handed, fallback=(Item("file://gone.mp4"),))
+    assert on_air(broken_fallback, T0 + 3000, length) == Slot(handed, 2, B, 0, 2000)
 
 
 def test_bypass_transcoder_is_said_to_be_unimplemented() -> None:

@@ -4,7 +4,9 @@ OME's rules (``schedule.cpp``, ``scheduled_stream.cpp``): a program is on air fr
 until the next program's; its items play back to back from the scheduled time, over again when it
 repeats (joining mid-item when the channel starts late), and it goes off air once played through
 otherwise. When no program is on air the fallback program's items play in turn, until a program
-begins. An item's length is its configured duration, or the rest of its file (``length`` tells it).
+begins; also once the program on air reaches an item that cannot play, unless the item says
+``fallbackOnErr`` false (then it is skipped). An item's length is its configured duration, or the rest of
+its file (``length`` tells it; 0 when it cannot play).
 """
 
 from __future__ import annotations
@@ -65,27 +67,49 @@ def on_air(schedule: Schedule, now_ms: int, length: Callable[[Item], int], fallb
     """What to play at ``now_ms``. ``length(item)``: the item's playable ms (0: it cannot play, skipped).
     ``fallback_next``: the fallback item to play if the fallback is on (they take turns, from 0)."""
     found = current_program(schedule, now_ms)
+    until = next_start(schedule, now_ms)
     if found is not None:
         program, end = found
         lengths = [max(0, length(item)) for item in program.items]
         total = sum(lengths)
-        if total > 0:
-            elapsed = now_ms - program.scheduled_ms
-            if elapsed < JOIN_SLACK_MS:
-                elapsed = 0
-            if program.repeat or elapsed < total:
-                position = elapsed % total
-                for index, ms in enumerate(lengths):
-                    if position < ms:
-                        return Slot(program, index, program.items[index], position,
-                                    _bounded(ms - position, now_ms, end))
-                    position -= ms
-    until = next_start(schedule, now_ms)
-    if schedule.fallback:
-        count = len(schedule.fallback)
-        for step in range(count):
-            index = (fallback_next + step) % count
-            ms = length(schedule.fallback[index])
-            if ms > 0:
-                return Slot(None, index, schedule.fallback[index], 0, _bounded(ms, now_ms, until))
-    return Idle(until)
+        elapsed = now_ms - program.scheduled_ms
+        if elapsed < JOIN_SLACK_MS:
+            elapsed = 0
+        if _handed_to_fallback(program, lengths, elapsed):
+            slot = _fallback_slot(schedule, now_ms, length, fallback_next, until)
+            if slot is not None:
+                return slot
+        if total > 0 and (program.repeat or elapsed < total):
+            position = elapsed % total
+            for index, ms in enumerate(lengths):
+                if position < ms:
+                    return Slot(program, index, program.items[index], position,
+                                _bounded(ms - position, now_ms, end))
+                position -= ms
+    return _fallback_slot(schedule, now_ms, length, fallback_next, until) or Idle(until)
+
+
+def _handed_to_fallback(program: Program, lengths: list[int], elapsed: int) -> bool:
+    """OME's ``fallbackOnErr`` (true unless an item says false): once the program reaches an item that cannot
+    play, the fallback program plays instead for the rest of the program's time (OME retries the item after
+    each fallback item; here it plays again, by the clock, as soon as its file can)."""
+    before = 0
+    for item, ms in zip(program.items, lengths, strict=True):
+        if ms == 0 and item.fallback_on_err:
+            return elapsed >= before
+        before += ms
+    return False
+
+
+def _fallback_slot(schedule: Schedule, now_ms: int, length: Callable[[Item], int], fallback_next: int,
+                   until: int | None) -> Slot | None:
+    """The fallback program's next item that can play (they take turns), or None."""
+    if not schedule.fallback:
+        return None
+    count = len(schedule.fallback)
+    for step in range(count):
+        index = (fallback_next + step) % count
+        ms = length(schedule.fallback[index])
+        if ms > 0:
+            return Slot(None, index, schedule.fallback[index], 0, _bounded(ms, now_ms, until))
+    return None
