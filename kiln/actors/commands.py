@@ -168,6 +168,7 @@ class ScheduleFileChanged:
 
     schedule: Schedule
     watcher: Any  # the ScheduleDirWatcher that saw it: one replaced since is not listened to
+    looked: float  # time.monotonic() when that look began
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ class ScheduleFileGone:
 
     name: str
     watcher: Any
+    looked: float
 
 
 @dataclass(frozen=True)

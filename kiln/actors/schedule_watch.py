@@ -5,7 +5,9 @@ looks in a row without its file, because an editor such as vi saves by deleting 
 The looking runs on a thread of its own, so a directory on a slow or hung mount stalls this thread, never the
 app's actor (its stream commands) or the event loop. The watcher reports every file whose ``stat`` changed,
 Kiln's own API writes included; the actor's ``AppSchedules`` decides what a report means (nothing, when the file
-says what the channel already is).
+says what the channel already is). A report from a look that began before the actor last wrote or deleted that
+channel's file is stale (a channel deleted through the API would otherwise come back from the file as it was
+read a moment before), and the actor drops it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,10 +89,11 @@ class DirectoryState:
 
 
 class ScheduleDirWatcher:
-    """Looks at ``directory`` every ``every_s`` on its own thread; the first look reports every file."""
+    """Looks at ``directory`` every ``every_s`` on its own thread; the first look reports every file. Each report
+    carries when its look began (``time.monotonic()``)."""
 
-    def __init__(self, where: str, directory: Path, on_changed: Callable[[Schedule], None],
-                 on_gone: Callable[[str], None], every_s: float = LOOK_EVERY_S) -> None:
+    def __init__(self, where: str, directory: Path, on_changed: Callable[[Schedule, float], None],
+                 on_gone: Callable[[str, float], None], every_s: float = LOOK_EVERY_S) -> None:
         self.where = where
         self.directory = directory
         self._on_changed = on_changed
@@ -114,6 +118,7 @@ class ScheduleDirWatcher:
         unlisted = False
         while True:
             try:
+                looked = time.monotonic()  # passed on: the actor ignores what its own later writes made stale
                 now = look(self.directory)
                 if now is None:
                     if not unlisted:
@@ -125,9 +130,9 @@ class ScheduleDirWatcher:
                     for stem in changed:
                         schedule = self._read(stem)
                         if schedule is not None:
-                            self._on_changed(schedule)
+                            self._on_changed(schedule, looked)
                     for stem in gone:
-                        self._on_gone(stem)
+                        self._on_gone(stem, looked)
             except Exception:  # a bug: logged, and the next look tries again
                 log.exception("schedule files dir look failed where=%s dir=%s", self.where, self.directory)
             if self._stop.wait(self.every_s):

@@ -14,6 +14,7 @@ pull definitions (``AppState.pulls``), and the app actor passes them here.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -175,6 +176,7 @@ class StreamsActor(CommandActor):
         self.channel_files = ChannelFiles(self.where, config, ctx.config_dir, ctx.write_roots)
         self.channel_workers: dict[str, ScheduleWorker] = {}
         self.files_watcher: ScheduleDirWatcher | None = None
+        self.files_written: dict[str, float] = {}  # channel -> time.monotonic() of Kiln's last write or delete
 
     @property
     def where(self) -> str:
@@ -521,11 +523,11 @@ class StreamsActor(CommandActor):
             return
         me = self.actor_ref
 
-        def changed(schedule: Schedule) -> None:
-            tell_quietly(me, ScheduleFileChanged(schedule, watcher))
+        def changed(schedule: Schedule, looked: float) -> None:
+            tell_quietly(me, ScheduleFileChanged(schedule, watcher, looked))
 
-        def gone(name: str) -> None:
-            tell_quietly(me, ScheduleFileGone(name, watcher))
+        def gone(name: str, looked: float) -> None:
+            tell_quietly(me, ScheduleFileGone(name, watcher, looked))
 
         watcher = ScheduleDirWatcher(self.where, self.channel_files.files_dir(), changed, gone)
         self.files_watcher = watcher
@@ -580,6 +582,7 @@ class StreamsActor(CommandActor):
             defined = events[0]
             assert isinstance(defined, se.ScheduleDefined)
             written.append(Schedule.from_stored(defined.schedule))
+            self.files_written[written[0].name] = time.monotonic()
             self.channel_files.write(written[0])
             return stored
 
@@ -602,6 +605,7 @@ class StreamsActor(CommandActor):
 
         def store(events: list[Event]) -> Encoded:
             stored = self.journal.encode(events)
+            self.files_written[cmd.name] = time.monotonic()
             self.channel_files.remove(cmd.name)  # OME's 500 if it cannot be deleted (nothing journaled)
             return stored
 
@@ -615,11 +619,15 @@ class StreamsActor(CommandActor):
             worker.close(reason)
         log.info("scheduled channel deleted where=%s stream=%s reason=%s", self.where, name, reason)
 
+    def _stale(self, name: str, looked: float) -> bool:
+        """Kiln wrote or deleted the channel's file after that look began: the look saw the file as it was."""
+        return self.files_written.get(name, float("-inf")) >= looked
+
     def handle_ScheduleFileChanged(self, cmd: ScheduleFileChanged) -> Outcome:
         """A ``.sch`` file written or changed in the directory: OME adds or updates the channel."""
-        if cmd.watcher is not self.files_watcher:
-            return Outcome(None)
         name = cmd.schedule.name
+        if cmd.watcher is not self.files_watcher or self._stale(name, cmd.looked):
+            return Outcome(None)
         try:
             decided = decide_and_apply(self.schedules, ds.ChannelFileChanged(cmd.schedule, frozenset(self.streams)),
                                        now(), self.journal.encode)
@@ -634,7 +642,7 @@ class StreamsActor(CommandActor):
 
     def handle_ScheduleFileGone(self, cmd: ScheduleFileGone) -> Outcome:
         """A channel's ``.sch`` file deleted (three looks in a row without it): OME deletes the channel."""
-        if cmd.watcher is not self.files_watcher:
+        if cmd.watcher is not self.files_watcher or self._stale(cmd.name, cmd.looked):
             return Outcome(None)
         try:
             decided = decide_and_apply(self.schedules, ds.ChannelFileRemoved(cmd.name), now(), self.journal.encode)

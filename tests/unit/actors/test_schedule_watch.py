@@ -70,11 +70,11 @@ def test_the_watcher_thread_reports_files_written_changed_refused_and_deleted(
     gone: list[str] = []
     lock = threading.Lock()
 
-    def on_changed(schedule: Schedule) -> None:
+    def on_changed(schedule: Schedule, looked: float) -> None:
         with lock:
             changed.append(schedule)
 
-    def on_gone(name: str) -> None:
+    def on_gone(name: str, looked: float) -> None:
         with lock:
             gone.append(name)
 
