@@ -167,7 +167,7 @@ class ScheduleFileChanged:
     """A ``.sch`` file appeared or changed in the app's ScheduleFilesDir (read and parsed by the watcher)."""
 
     schedule: Schedule
-    watcher: Any  # the ScheduleDirWatcher that saw it: one replaced since is not listened to
+    watcher: Any  # the FilesDirWatcher that saw it: one replaced since is not listened to
     looked: float  # time.monotonic() when that look began
 
 

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from kiln.actors.file_watch import ChannelFileKind
 from kiln.config.write_roots import WriteRoots
 from kiln.domain import schedule as ds
 from kiln.domain.errors import Failed, Invalid
@@ -18,6 +19,9 @@ from kiln.events.schedules import Schedule
 from kiln.regular_files import read_regular, write_replacing
 
 log = logging.getLogger(__name__)
+
+SCHEDULE_FILES: ChannelFileKind[Schedule] = ChannelFileKind("schedule", ds.FILE_EXTENSION, ds.schedule_from_xml,
+                                                            lambda schedule: schedule.name)
 
 
 def _section(config: dict[str, Any]) -> dict[str, Any]:

@@ -48,8 +48,8 @@ from kiln.actors.commands import (
     Teardown,
 )
 from kiln.actors.effects import after, gathered
-from kiln.actors.schedule_watch import ScheduleDirWatcher
-from kiln.actors.schedules import ChannelFiles
+from kiln.actors.file_watch import FilesDirWatcher
+from kiln.actors.schedules import SCHEDULE_FILES, ChannelFiles
 from kiln.actors.stream import Journal, StreamActor
 from kiln.config.write_roots import WriteRoots
 from kiln.domain import pulls as dp
@@ -175,7 +175,7 @@ class StreamsActor(CommandActor):
             self.schedules.apply(sev)
         self.channel_files = ChannelFiles(self.where, config, ctx.config_dir, ctx.write_roots)
         self.channel_workers: dict[str, ScheduleWorker] = {}
-        self.files_watcher: ScheduleDirWatcher | None = None
+        self.files_watcher: FilesDirWatcher[Schedule] | None = None
         self.files_written: dict[str, float] = {}  # channel -> time.monotonic() of Kiln's last write or delete
 
     @property
@@ -529,11 +529,11 @@ class StreamsActor(CommandActor):
         def gone(name: str, looked: float) -> None:
             tell_quietly(me, ScheduleFileGone(name, watcher, looked))
 
-        watcher = ScheduleDirWatcher(self.where, self.channel_files.files_dir(), changed, gone)
+        watcher = FilesDirWatcher(self.where, self.channel_files.files_dir(), SCHEDULE_FILES, changed, gone)
         self.files_watcher = watcher
         watcher.start()
 
-    def _stop_watching(self) -> ScheduleDirWatcher | None:
+    def _stop_watching(self) -> FilesDirWatcher[Schedule] | None:
         watcher, self.files_watcher = self.files_watcher, None
         if watcher is not None:
             watcher.stop()

@@ -1,4 +1,4 @@
-"""The ScheduleFilesDir watcher: which looks report a file changed or gone, and the thread that looks."""
+"""The channel files watcher: which looks report a file changed or gone, and the thread that looks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kiln.actors.schedule_watch import GONE_AFTER_LOOKS, DirectoryState, ScheduleDirWatcher, Seen, look
+from kiln.actors.file_watch import GONE_AFTER_LOOKS, ChannelFileKind, DirectoryState, FilesDirWatcher, Seen, look
+from kiln.actors.schedules import SCHEDULE_FILES
+from kiln.domain.errors import Invalid
 from kiln.events.schedules import Schedule
 
 SCH = b"""<?xml version="1.0"?>
@@ -48,11 +50,11 @@ def test_look_lists_regular_sch_files_by_stem(tmp_path: Path) -> None:
     (tmp_path / "dir.sch").mkdir()
     (tmp_path / "dangling.sch").symlink_to(tmp_path / "nowhere")
     os.mkfifo(tmp_path / "pipe.sch")
-    found = look(tmp_path)
+    found = look(tmp_path, "sch")
     assert found is not None and list(found) == ["a"]
     assert found["a"].inode == (tmp_path / "a.sch").stat().st_ino
-    assert look(tmp_path / "absent") == {}
-    assert look(tmp_path / "a.sch") is None  # not a directory: unlisted, which says nothing about what is gone
+    assert look(tmp_path / "absent", "sch") == {}
+    assert look(tmp_path / "a.sch", "sch") is None  # not a directory: unlisted, which says nothing about what is gone
 
 
 def wait_until(predicate: Callable[[], bool], what: str) -> None:
@@ -79,7 +81,7 @@ def test_the_watcher_thread_reports_files_written_changed_refused_and_deleted(
             gone.append(name)
 
     files = tmp_path / "schedules"  # made after the watcher started, as an operator would
-    watcher = ScheduleDirWatcher("default/tv", files, on_changed, on_gone, every_s=0.02)
+    watcher = FilesDirWatcher("default/tv", files, SCHEDULE_FILES, on_changed, on_gone, every_s=0.02)
     watcher.start()
     try:
         files.mkdir()
@@ -87,7 +89,7 @@ def test_the_watcher_thread_reports_files_written_changed_refused_and_deleted(
         wait_until(lambda: len(changed) == 1, "the new file")
         assert changed[0].name == "ch" and changed[0].fallback is not None  # named after the file
         assert changed[0].fallback[0].url == "file://red.mp4"
-        with caplog.at_level(logging.WARNING, logger="kiln.actors.schedule_watch"):
+        with caplog.at_level(logging.WARNING, logger="kiln.actors.file_watch"):
             (files / "bad.sch").write_bytes(b"<Schedule><Stream>")
             wait_until(lambda: "schedule file refused" in caplog.text, "the bad file refused")
         (files / "ch.sch").write_bytes(SCH % b"blue" + b"\n")
@@ -99,3 +101,38 @@ def test_the_watcher_thread_reports_files_written_changed_refused_and_deleted(
     finally:
         watcher.stop()
     assert watcher.join(5)
+
+
+def test_a_deleted_file_reports_the_channel_it_defined_which_need_not_be_its_stem(tmp_path: Path) -> None:
+    """OME names a multiplex channel after the file's OutputStream, not after the file."""
+
+    def read(data: bytes, stem: str) -> str:
+        text = data.decode().strip()
+        if not text:
+            raise Invalid("empty")
+        return text
+
+    kind = ChannelFileKind("named", "x", read, lambda name: name)
+    reports: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def note(what: str) -> Callable[[str, float], None]:
+        def report(name: str, looked: float) -> None:
+            assert looked <= time.monotonic()
+            with lock:
+                reports.append((what, name))
+        return report
+
+    (tmp_path / "file.x").write_text("alpha")
+    (tmp_path / "empty.x").write_text("")
+    watcher = FilesDirWatcher("default/tv", tmp_path, kind, note("changed"), note("gone"), every_s=0.02)
+    watcher.start()
+    try:
+        wait_until(lambda: ("changed", "alpha") in reports, "the file read")
+        (tmp_path / "file.x").unlink()
+        (tmp_path / "empty.x").unlink()  # never read: no channel to report gone
+        wait_until(lambda: ("gone", "alpha") in reports, "the file gone")
+    finally:
+        watcher.stop()
+    assert watcher.join(5)
+    assert reports == [("changed", "alpha"), ("gone", "alpha")]
