@@ -238,10 +238,6 @@ def _not_value(expected: str, *keys: str) -> Callable[[dict[str, Any]], bool]:
 VHOST_ROWS = (
     Row("VirtualHost.CrossDomains", "no default CORS for the vhost's apps: set CrossDomains in each app's publishers",
         _has("crossDomains")),
-    Row("VirtualHost.Origins.Origin.Failback", "failing back to the first URL (pulls fail over in turn only)",
-        _any_origin(lambda o: is_true(o.get("failback")))),
-    Row("VirtualHost.Origins.Properties.StreamFailbackTimeout", "failing back to the first URL",
-        _has("origins", "properties", "streamFailbackTimeout")),
     Row("VirtualHost.Origins.Origin.Relay", "Relay=false: OVT pulls always relay the origin's outputs",
         _any_origin(lambda o: str(o.get("relay", "")).strip().lower() == "false" or o.get("relay") is False)),
 )
