@@ -28,6 +28,7 @@ class OriginRule:
     strict: bool = False
     persistent: bool = False
     failback: bool = False  # <Failback>: go back to the first URL once it answers again
+    relay: bool | None = None  # <Relay> when given (OME: true for ovt unless set, false otherwise)
 
     def matches(self, location: str) -> bool:
         return location == self.location if self.strict else location.startswith(self.location)
@@ -79,12 +80,21 @@ def parse_rules(origins: Any) -> list[OriginRule]:
         forward = passing.get("forwardQueryParams")
         rules.append(OriginRule(location, scheme, urls, forward is None or is_true(forward),
                                 is_true(origin.get("strictLocation")), is_true(origin.get("persistent")),
-                                is_true(origin.get("failback"))))
+                                is_true(origin.get("failback")), _relay(origin.get("relay"))))
     return rules
 
 
-def pull_properties(origins: Any, persistent: bool, failback: bool = False) -> dict[str, Any]:
-    """``Origins/Properties`` as a pull's properties (defaults: OME's); ``failback`` is the Origin's own."""
+def _relay(value: Any) -> bool | None:
+    """``<Relay>``: None when not given (OME then relays OVT pulls only)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return is_true(value)
+
+
+def pull_properties(origins: Any, persistent: bool, failback: bool = False,
+                    relay: bool | None = None) -> dict[str, Any]:
+    """``Origins/Properties`` as a pull's properties (defaults: OME's); ``failback`` and ``relay`` are the
+    Origin's own."""
     props = origins.get("properties") if isinstance(origins, dict) else None
     props = props if isinstance(props, dict) else {}
     out = {"persistent": persistent,
@@ -94,6 +104,8 @@ def pull_properties(origins: Any, persistent: bool, failback: bool = False) -> d
     if failback:
         out["failback"] = True
         out["streamFailbackTimeoutMs"] = as_int(props.get("streamFailbackTimeout"), DEFAULT_FAILBACK_MS)
+    if relay is not None:
+        out["relay"] = relay
     return out
 
 
@@ -103,6 +115,6 @@ def resolve(origins: Any, app: str, stream: str, query: str = "") -> Resolved | 
     for rule in parse_rules(origins):
         if rule.matches(location):
             return Resolved(rule.urls_for(location, query),
-                            pull_properties(origins, rule.persistent, rule.failback),
+                            pull_properties(origins, rule.persistent, rule.failback, rule.relay),
                             f"Origins rule location={rule.location} scheme={rule.scheme}")
     return None

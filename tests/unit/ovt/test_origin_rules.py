@@ -73,6 +73,19 @@ def test_failback_is_taken_from_origins_and_the_journal_not_from_an_api_body() -
     assert properties_from_json(origin.as_json()) == origin  # a restart of the edge keeps failing back
 
 
+def test_relay_is_the_origins_own_and_only_when_given() -> None:
+    from kiln.media.ingest.rtsp.properties import parse_pull_properties, properties_from_json
+
+    config = origins(rule("/a/", "ovt", "o/a/", relay="false"), rule("/b/", "ovt", "o/b/", relay="true"),
+                     rule("/c/", "ovt", "o/c/"))
+    props = [resolve(config, app, "s").properties for app in "abc"]  # type: ignore[union-attr]
+    assert [p.get("relay") for p in props] == [False, True, None]
+    source = parse_pull_properties({"properties": props[0]}, origins=True)
+    assert source.relay is False and properties_from_json(source.as_json()) == source
+    assert parse_pull_properties({"properties": {"relay": False}}).relay is None  # OME's API has no relay
+    assert "relay" not in parse_pull_properties({"properties": props[2]}, origins=True).as_json()
+
+
 @pytest.mark.parametrize("bad", [
     None, "text", {"origin": "x"}, origins(rule("/app/", "http", "o/app/")), origins(rule("app/", "ovt", "o/a/")),
     origins({"location": "/app/", "pass": {"scheme": "ovt"}}), origins({"location": "/app/"}),
@@ -110,8 +123,9 @@ def test_origin_settings_kiln_does_not_run_are_warned() -> None:
     from kiln.config.unimplemented import VHOST_ROWS
 
     vhost = {"origins": {"properties": {"streamFailbackTimeout": "3000"},
-                         "origin": [rule("/a/", "ovt", "o/a/"),
+                         "origin": [rule("/a/", "ovt", "o/a/"), rule("/c/", "rtsp", "cam/c", relay="true"),
                                     rule("/b/", "ovt", "o/b/", failback="true", relay="false")]}}
     assert [r.element for r in VHOST_ROWS if r.present(vhost)] == ["VirtualHost.Origins.Origin.Relay"]
-    plain = {"origins": {"origin": rule("/a/", "ovt", "o/a/", relay="true")}}
+    plain = {"origins": {"origin": [rule("/a/", "ovt", "o/a/", relay="true"), rule("/b/", "OVT", "o/b/", relay="false"),
+                                    rule("/c/", "rtsp", "cam/c", relay="false")]}}
     assert [r.element for r in VHOST_ROWS if r.present(plain)] == []

@@ -19,6 +19,7 @@ class PullProperties:
     # an Origin's <Failback> and its vhost's <StreamFailbackTimeout> (OME's API takes neither)
     failback: bool = False
     stream_failback_timeout_ms: int = -1
+    relay: bool | None = None  # an Origin's <Relay> when given (None: OME's default, true for OVT only)
 
     @property
     def retries(self) -> int:
@@ -38,6 +39,8 @@ class PullProperties:
         out = {names.get(k, k): v for k, v in asdict(self).items()}
         if not self.failback:  # only an Origins pull has them: an API pull's record stays as it was
             del out["failback"], out["streamFailbackTimeoutMs"]
+        if self.relay is None:
+            del out["relay"]
         return out
 
 
@@ -50,8 +53,8 @@ def _typed(props: dict[str, Any], key: str, kind: type, default: Any) -> Any:
 
 def parse_pull_properties(body: dict[str, Any], origins: bool = False) -> PullProperties:
     """Wrong types are ignored silently; a present object without an int retryCount means 1 retry.
-    ``failback``/``streamFailbackTimeoutMs`` are read only from an Origins pull (``origins``) or the journal:
-    OME's ``POST …/streams`` has no such properties, so an API body's are ignored as OME ignores them."""
+    ``failback``/``streamFailbackTimeoutMs``/``relay`` are read only from an Origins pull (``origins``) or the
+    journal: OME's ``POST …/streams`` has no such properties, so an API body's are ignored as OME ignores them."""
     props = body.get("properties")
     if not isinstance(props, dict):
         return PullProperties()
@@ -63,6 +66,7 @@ def parse_pull_properties(body: dict[str, Any], origins: bool = False) -> PullPr
         retry_count=_typed(props, "retryCount", int, 1),
         failback=origins and _typed(props, "failback", bool, False),
         stream_failback_timeout_ms=_typed(props, "streamFailbackTimeoutMs", int, -1) if origins else -1,
+        relay=_typed(props, "relay", bool, None) if origins else None,
     )
 
 

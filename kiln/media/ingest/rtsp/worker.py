@@ -212,7 +212,7 @@ class PullWorker:
             self._answers.append(str(exc))
             return "refused"
         stream.expected = set(source.kinds)
-        source.prepare(stream)
+        source.prepare(stream, self.props.relay)
         if not self._ever_connected:
             self._ever_connected = True
             self.hooks.connected(url)
@@ -308,8 +308,8 @@ class RtspSource:
         self.kinds = {MediaKind.VIDEO if s.type == "video" else MediaKind.AUDIO for s in self.usable}
         self.described = str(len(self.usable))
 
-    def prepare(self, stream: LiveStream) -> None:
-        pass
+    def prepare(self, stream: LiveStream, relay: bool | None = None) -> None:
+        pass  # an RTSP pull is a source: the app's output profiles apply (Relay=true is warned about, not run)
 
     def packets(self) -> Iterator[tuple[Track | None, list[Packet]]]:
         try:
