@@ -126,6 +126,7 @@ class CreatePull:
     request_url: str
     cause: str = "API POST streams"  # journaled with the pull: why it was pulled
     resolve: Any = None  # callable() -> fresh URLs before a retry (a pull found in the OriginMapStore)
+    origins: bool = False  # asked by pull on demand: the properties may carry an Origin's Failback
 
 
 @dataclass(frozen=True)

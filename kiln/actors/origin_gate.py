@@ -38,7 +38,7 @@ class OriginGate:
             return False
         body = {"name": name, "urls": urls, "properties": properties}
         try:
-            waiter = await ask(ref, CreatePull(body, f"{cause} ({vhost}/{app}/{name})", cause, resolve))
+            waiter = await ask(ref, CreatePull(body, f"{cause} ({vhost}/{app}/{name})", cause, resolve, origins=True))
         except Conflict:
             return True  # live already, or being pulled: the caller waits for it like the others
         except (ActorGone, DomainError) as exc:

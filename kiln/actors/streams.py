@@ -468,7 +468,7 @@ class StreamsActor(CommandActor):
             log.warning("pull refused where=%s stream=%s url=%s", self.where, name, redact_url(urls[0]))
             raise
         waiter: Future[bool] = Future()
-        self._spawn_pull(name, urls, parse_pull_properties(body), waiter, cmd.cause, cmd.resolve)
+        self._spawn_pull(name, urls, parse_pull_properties(body, cmd.origins), waiter, cmd.cause, cmd.resolve)
         return Outcome(waiter)
 
     def handle_PullConnected(self, cmd: PullConnected) -> Outcome:

@@ -86,6 +86,11 @@ def _any_origin(test: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, A
     return present
 
 
+def _origin_scheme(origin: dict[str, Any]) -> str:
+    passing = origin.get("pass")
+    return str(passing.get("scheme") or "").strip().lower() if isinstance(passing, dict) else ""
+
+
 _LINK_LOCAL = "link-local addresses are not added as ICE candidates (one address is advertised per session)"
 # Server-level elements, looked up in the <Server> element as JSON (ServerConfig.tree).
 SERVER_ROWS = (
@@ -238,12 +243,9 @@ def _not_value(expected: str, *keys: str) -> Callable[[dict[str, Any]], bool]:
 VHOST_ROWS = (
     Row("VirtualHost.CrossDomains", "no default CORS for the vhost's apps: set CrossDomains in each app's publishers",
         _has("crossDomains")),
-    Row("VirtualHost.Origins.Origin.Failback", "failing back to the first URL (pulls fail over in turn only)",
-        _any_origin(lambda o: is_true(o.get("failback")))),
-    Row("VirtualHost.Origins.Properties.StreamFailbackTimeout", "failing back to the first URL",
-        _has("origins", "properties", "streamFailbackTimeout")),
-    Row("VirtualHost.Origins.Origin.Relay", "Relay=false: OVT pulls always relay the origin's outputs",
-        _any_origin(lambda o: str(o.get("relay", "")).strip().lower() == "false" or o.get("relay") is False)),
+    Row("VirtualHost.Origins.Origin.Relay", "Relay=true on a non-OVT Origin: its pulls go through the app's "
+        "output profiles (OVT Origins relay unless Relay=false, which makes the pull a source of the app)",
+        _any_origin(lambda o: is_true(o.get("relay")) and _origin_scheme(o) != "ovt")),
 )
 
 APP_ROWS = (

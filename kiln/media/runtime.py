@@ -157,7 +157,8 @@ class MediaRuntime:
             self.webrtc_endpoints = WebRtcEndpoints(self.webrtc, control.hosts, self.rtc_ingest)
         return LlhlsServer(llhls, control.hosts, self.streams, control.stats,
                            thumbnail_port=self.config.bind.thumbnail_port,
-                           hls=HlsServer(self.hls, control.stats, admission=control.admission)
+                           hls=HlsServer(self.hls, control.stats, admission=control.admission,
+                                         origins=self.origins, streams=self.streams)
                            if self.hls is not None else None,
                            admission=control.admission, webrtc=self.webrtc_endpoints, origins=self.origins)
 

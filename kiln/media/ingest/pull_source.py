@@ -32,8 +32,9 @@ class PullSource(Protocol):
     kinds: set[MediaKind]  # the tracks the stream waits for before it starts
     described: str        # for the log: what the source announced
 
-    def prepare(self, stream: LiveStream) -> None:
-        """Set the stream up before the first track (an OVT relay copies the origin's outputs)."""
+    def prepare(self, stream: LiveStream, relay: bool | None = None) -> None:
+        """Set the stream up before the first track (an OVT relay copies the origin's outputs). ``relay``: an
+        Origin's ``<Relay>`` when it gives one (None: the scheme's default, OME's: true for OVT only)."""
 
     def packets(self) -> Iterator[tuple[Track | None, list[Packet]]]:
         """(new or changed track, packets) until the source ends; raises SourceLost when it breaks."""

@@ -16,6 +16,7 @@ SCHEMES = ("ovt", "rtsp")
 DEFAULT_NO_INPUT_MS = 3000
 DEFAULT_UNUSED_MS = 60000
 DEFAULT_RETRY_COUNT = 1
+DEFAULT_FAILBACK_MS = 3000
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class OriginRule:
     forward_query: bool = True
     strict: bool = False
     persistent: bool = False
+    failback: bool = False  # <Failback>: go back to the first URL once it answers again
+    relay: bool | None = None  # <Relay> when given (OME: true for ovt unless set, false otherwise)
 
     def matches(self, location: str) -> bool:
         return location == self.location if self.strict else location.startswith(self.location)
@@ -76,18 +79,34 @@ def parse_rules(origins: Any) -> list[OriginRule]:
             continue
         forward = passing.get("forwardQueryParams")
         rules.append(OriginRule(location, scheme, urls, forward is None or is_true(forward),
-                                is_true(origin.get("strictLocation")), is_true(origin.get("persistent"))))
+                                is_true(origin.get("strictLocation")), is_true(origin.get("persistent")),
+                                is_true(origin.get("failback")), _relay(origin.get("relay"))))
     return rules
 
 
-def pull_properties(origins: Any, persistent: bool) -> dict[str, Any]:
-    """``Origins/Properties`` as a pull's properties (defaults: OME's)."""
+def _relay(value: Any) -> bool | None:
+    """``<Relay>``: None when not given (OME then relays OVT pulls only)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return is_true(value)
+
+
+def pull_properties(origins: Any, persistent: bool, failback: bool = False,
+                    relay: bool | None = None) -> dict[str, Any]:
+    """``Origins/Properties`` as a pull's properties (defaults: OME's); ``failback`` and ``relay`` are the
+    Origin's own."""
     props = origins.get("properties") if isinstance(origins, dict) else None
     props = props if isinstance(props, dict) else {}
-    return {"persistent": persistent,
-            "noInputFailoverTimeoutMs": as_int(props.get("noInputFailoverTimeout"), DEFAULT_NO_INPUT_MS),
-            "unusedStreamDeletionTimeoutMs": as_int(props.get("unusedStreamDeletionTimeout"), DEFAULT_UNUSED_MS),
-            "retryCount": as_int(props.get("retryCount"), DEFAULT_RETRY_COUNT)}
+    out = {"persistent": persistent,
+           "noInputFailoverTimeoutMs": as_int(props.get("noInputFailoverTimeout"), DEFAULT_NO_INPUT_MS),
+           "unusedStreamDeletionTimeoutMs": as_int(props.get("unusedStreamDeletionTimeout"), DEFAULT_UNUSED_MS),
+           "retryCount": as_int(props.get("retryCount"), DEFAULT_RETRY_COUNT)}
+    if failback:
+        out["failback"] = True
+        out["streamFailbackTimeoutMs"] = as_int(props.get("streamFailbackTimeout"), DEFAULT_FAILBACK_MS)
+    if relay is not None:
+        out["relay"] = relay
+    return out
 
 
 def resolve(origins: Any, app: str, stream: str, query: str = "") -> Resolved | None:
@@ -95,6 +114,7 @@ def resolve(origins: Any, app: str, stream: str, query: str = "") -> Resolved | 
     location = f"/{app}/{stream}"
     for rule in parse_rules(origins):
         if rule.matches(location):
-            return Resolved(rule.urls_for(location, query), pull_properties(origins, rule.persistent),
+            return Resolved(rule.urls_for(location, query),
+                            pull_properties(origins, rule.persistent, rule.failback, rule.relay),
                             f"Origins rule location={rule.location} scheme={rule.scheme}")
     return None

@@ -50,6 +50,42 @@ def test_properties_from_xml_strings_and_persistent_per_origin() -> None:
         "persistent": True, "noInputFailoverTimeoutMs": 500, "unusedStreamDeletionTimeoutMs": 2000, "retryCount": 3}
 
 
+def test_failback_is_per_origin_and_its_timeout_per_vhost() -> None:
+    config = origins(rule("/a/", "ovt", "o1/a/", "o2/a/", failback="true"), rule("/b/", "ovt", "o1/b/"),
+                     streamFailbackTimeout="1500")
+    assert resolve(config, "a", "s").properties == {  # type: ignore[union-attr]
+        "persistent": False, "noInputFailoverTimeoutMs": 3000, "unusedStreamDeletionTimeoutMs": 60000,
+        "retryCount": 1, "failback": True, "streamFailbackTimeoutMs": 1500}
+    assert "failback" not in resolve(config, "b", "s").properties  # type: ignore[union-attr]
+    default = origins(rule("/a/", "ovt", "o1/a/", "o2/a/", failback="true"))
+    assert resolve(default, "a", "s").properties["streamFailbackTimeoutMs"] == 3000  # type: ignore[union-attr]
+
+
+def test_failback_is_taken_from_origins_and_the_journal_not_from_an_api_body() -> None:
+    from kiln.media.ingest.rtsp.properties import parse_pull_properties, properties_from_json
+
+    body = {"properties": {"retryCount": 1, "failback": True, "streamFailbackTimeoutMs": 1500}}
+    api = parse_pull_properties(body)  # OME's POST …/streams has no failback: ignored, as OME ignores it
+    assert (api.failback, api.failback_interval_s) == (False, 3.0)
+    assert "failback" not in api.as_json()
+    origin = parse_pull_properties(body, origins=True)
+    assert (origin.failback, origin.failback_interval_s) == (True, 1.5)
+    assert properties_from_json(origin.as_json()) == origin  # a restart of the edge keeps failing back
+
+
+def test_relay_is_the_origins_own_and_only_when_given() -> None:
+    from kiln.media.ingest.rtsp.properties import parse_pull_properties, properties_from_json
+
+    config = origins(rule("/a/", "ovt", "o/a/", relay="false"), rule("/b/", "ovt", "o/b/", relay="true"),
+                     rule("/c/", "ovt", "o/c/"))
+    props = [resolve(config, app, "s").properties for app in "abc"]  # type: ignore[union-attr]
+    assert [p.get("relay") for p in props] == [False, True, None]
+    source = parse_pull_properties({"properties": props[0]}, origins=True)
+    assert source.relay is False and properties_from_json(source.as_json()) == source
+    assert parse_pull_properties({"properties": {"relay": False}}).relay is None  # OME's API has no relay
+    assert "relay" not in parse_pull_properties({"properties": props[2]}, origins=True).as_json()
+
+
 @pytest.mark.parametrize("bad", [
     None, "text", {"origin": "x"}, origins(rule("/app/", "http", "o/app/")), origins(rule("app/", "ovt", "o/a/")),
     origins({"location": "/app/", "pass": {"scheme": "ovt"}}), origins({"location": "/app/"}),
@@ -87,10 +123,9 @@ def test_origin_settings_kiln_does_not_run_are_warned() -> None:
     from kiln.config.unimplemented import VHOST_ROWS
 
     vhost = {"origins": {"properties": {"streamFailbackTimeout": "3000"},
-                         "origin": [rule("/a/", "ovt", "o/a/"),
+                         "origin": [rule("/a/", "ovt", "o/a/"), rule("/c/", "rtsp", "cam/c", relay="true"),
                                     rule("/b/", "ovt", "o/b/", failback="true", relay="false")]}}
-    assert [r.element for r in VHOST_ROWS if r.present(vhost)] == [
-        "VirtualHost.Origins.Origin.Failback", "VirtualHost.Origins.Properties.StreamFailbackTimeout",
-        "VirtualHost.Origins.Origin.Relay"]
-    plain = {"origins": {"origin": rule("/a/", "ovt", "o/a/", relay="true")}}
+    assert [r.element for r in VHOST_ROWS if r.present(vhost)] == ["VirtualHost.Origins.Origin.Relay"]
+    plain = {"origins": {"origin": [rule("/a/", "ovt", "o/a/", relay="true"), rule("/b/", "OVT", "o/b/", relay="false"),
+                                    rule("/c/", "rtsp", "cam/c", relay="false")]}}
     assert [r.element for r in VHOST_ROWS if r.present(plain)] == []

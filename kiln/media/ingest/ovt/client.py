@@ -71,7 +71,13 @@ class OvtSource:
         self.read_timeout = read_timeout
         self.next_id = next_id
 
-    def prepare(self, stream: LiveStream) -> None:
+    def prepare(self, stream: LiveStream, relay: bool | None = None) -> None:
+        """A relay (OVT's default) copies the origin's outputs; ``Relay=false`` makes the origin's stream a source
+        of this app, as OME's ``StreamRepresentationType::Source``: its output profiles transcode it."""
+        if relay is False:
+            for track in self.tracks.values():
+                stream.on_track(track)
+            return
         stream.relay(list(self.tracks.values()), self.playlists)
 
     def packets(self) -> Iterator[tuple[Track | None, list[Packet]]]:

@@ -8,11 +8,18 @@ refusal); the pull then ends with "stream refused by the application (<why>)". A
 out of tries ends with what each URL answered in its last round (refused, no answer, 401 …), so
 the journal and the log say why, not only that it failed; URLs are named by their position, as
 they may carry credentials.
+
+Failback (an Origin's ``<Failback>``, OME's ``PullApplication::WhiteElephantStreamCollector``): while a
+later URL streams, the first is probed at most once per ``StreamFailbackTimeout`` (connect and describe, as
+OME's ``_ping_for_failback_`` stream); once it answers, the stream on the later URL ends and the pull starts
+over from the first. The probe runs on a thread of its own, so a first URL that does not answer never holds
+up the packets of the one that streams.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -40,6 +47,8 @@ BACKOFF_S = (0.5, 1.0, 2.0, 4.0)
 # the first connection (the API caller is waiting for 201/502) gets a short second chance: RTSP
 # servers answer 5xx while a shared media is being torn down and rebuilt
 FIRST_CONNECT_RETRIES = 1
+FAILBACK_REASON = "failback to the first url"
+PROBE_JOIN_S = 10.0  # a probe ends after its one bounded connect (OVT: 3 s connect + an answer wait)
 
 
 @dataclass
@@ -88,6 +97,9 @@ class PullWorker:
         self._stop_reason = ""
         self._ever_connected = False
         self._worker = WorkerThread(f"kiln-pull-{name}", self._run)
+        self._last_probe = -math.inf  # OME probes at once the first time, then once per StreamFailbackTimeout
+        self._failback_due = False    # set by the probe thread: the first URL answers again
+        self._probes: list[WorkerThread] = []
 
     @property
     def read_timeout(self) -> float:
@@ -121,6 +133,9 @@ class PullWorker:
         try:
             reason = self._pull()
         finally:
+            for probe in self._probes:  # no thread of this pull outlives it
+                probe.stop()
+                probe.join(PROBE_JOIN_S)
             self._answer(False)
             stopped = self._worker.stopping  # closed on purpose; otherwise the pull failed
             if stopped:
@@ -138,6 +153,9 @@ class PullWorker:
                 return f"stream refused by the application ({self._answers[-1]})"
             if self._worker.stopping:
                 break
+            if outcome == "failback":
+                failures = 0
+                continue  # straight back to the first URL: it answered a moment ago
             failures = 0 if outcome == "streamed" else failures + 1
             if not self._ever_connected and failures > min(self.props.retries, FIRST_CONNECT_RETRIES):
                 return f"could not connect to any url ({self._last_round()})"
@@ -166,7 +184,7 @@ class PullWorker:
         return "; ".join(f"url {n}: {answer}" for n, answer in enumerate(self._answers, 1))
 
     def _one_round(self) -> str:
-        """Try each URL once. 'streamed' / 'failed' / 'refused'."""
+        """Try each URL once. 'streamed' / 'failed' / 'refused' / 'failback'."""
         self._answers = []
         for url in self.urls:
             if self._worker.stopping:
@@ -194,7 +212,7 @@ class PullWorker:
             self._answers.append(str(exc))
             return "refused"
         stream.expected = set(source.kinds)
-        source.prepare(stream)
+        source.prepare(stream, self.props.relay)
         if not self._ever_connected:
             self._ever_connected = True
             self.hooks.connected(url)
@@ -208,10 +226,13 @@ class PullWorker:
         check_unused = not self.props.persistent and unused_limit > 0
         last_used = last_check = time.monotonic()
         rebase = PerTrackRebase() if self.props.ignore_rtcp_sr_timestamp else None
+        probe = self._start_probe(url, source)
         try:
             for track, packets in source.packets():
                 if self._worker.stopping:
                     reason = self._stop_reason
+                    break
+                if self._failback_due:
                     break
                 if check_unused and (now := time.monotonic()) - last_check >= 0.5:
                     last_check = now
@@ -227,8 +248,51 @@ class PullWorker:
                     stream.ingest(rebase.apply(p) if rebase is not None else p)
         except SourceLost as exc:
             reason = self._stop_reason if self._worker.stopping and self._stop_reason else str(exc)
+        finally:
+            if probe is not None:
+                probe.stop()
+        if self._failback_due and not self._worker.stopping:
+            self._failback_due = False
+            stream.end(FAILBACK_REASON)
+            return "failback"
         stream.end(reason)
         return "streamed"
+
+    # -- failback --------------------------------------------------------------------------------
+    def _start_probe(self, url: str, source: PullSource) -> WorkerThread | None:
+        """While a later URL streams, a thread that probes the first (``Failback``); None otherwise."""
+        self._failback_due = False
+        if not self.props.failback or not self.urls or url == self.urls[0]:
+            return None
+        self._probes = [p for p in self._probes if p.alive]
+        primary = self.urls[0]
+        probe = WorkerThread(f"kiln-pull-failback-{self.name}", lambda: self._probe_loop(probe, primary, source))
+        self._probes.append(probe)
+        probe.start()
+        return probe
+
+    def _probe_loop(self, probe: WorkerThread, primary: str, source: PullSource) -> None:
+        interval = self.props.failback_interval_s
+        while not probe.stopping:
+            wait = self._last_probe + interval - time.monotonic()
+            if wait > 0 and probe.wait(wait):
+                return
+            self._last_probe = time.monotonic()
+            log.debug("pull failback probe where=%s stream=%s url=%s", self.where, self.name, redact_url(primary))
+            try:
+                found = self.connect(primary, self.read_timeout)
+            except SourceUnavailable as exc:
+                log.debug("pull failback probe: first url not available where=%s stream=%s error=%s", self.where,
+                          self.name, exc.answer)
+                continue
+            found.close()
+            if probe.stopping:
+                return
+            log.info("pull failback where=%s stream=%s url=%s reason=the first url answers again", self.where,
+                     self.name, redact_url(primary))
+            self._failback_due = True
+            source.interrupt()  # a source waiting for its next packet ends now, not at its read timeout
+            return
 
 
 class RtspSource:
@@ -244,8 +308,8 @@ class RtspSource:
         self.kinds = {MediaKind.VIDEO if s.type == "video" else MediaKind.AUDIO for s in self.usable}
         self.described = str(len(self.usable))
 
-    def prepare(self, stream: LiveStream) -> None:
-        pass
+    def prepare(self, stream: LiveStream, relay: bool | None = None) -> None:
+        pass  # an RTSP pull is a source: the app's output profiles apply (Relay=true is warned about, not run)
 
     def packets(self) -> Iterator[tuple[Track | None, list[Packet]]]:
         try:

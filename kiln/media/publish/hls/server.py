@@ -7,6 +7,10 @@ segment; the players' sessions ride on the child URLs (``?session=<id>_<key>``) 
 connections. Admission asks about the master as OME's ``HLSv3`` (SignedPolicy, webhooks: 401 on a
 refusal); its session carries the lease, and a child request of a session this server did not admit
 (or of none) is asked itself, so dropping the session is no way around a policy.
+
+A master or media playlist of a stream that is not here pulls it on demand (the vhost's Origins, then its
+OriginMapStore: ``kiln/media/origins/on_demand.py``), once the request is admitted, as OME's HLS publisher
+does for any request of a missing stream: a CDN or player that starts at a ``medialist_*`` URL plays too.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -23,10 +28,13 @@ from starlette.responses import Response
 
 from kiln.admission.contract import Admission, AdmissionRequest, Admitter, OpenDoor
 from kiln.config.cors import CorsPolicy
+from kiln.media.origins.on_demand import READY_WAIT_S, OnDemand, pull_and_wait
 from kiln.media.publish.hls.playlist import render_master, render_media
 from kiln.media.publish.hls.publisher import HlsPublisher, Published, hls_config
 from kiln.media.publish.llhls.leases import SessionLeases
 from kiln.media.publish.llhls.publisher import cors_urls
+from kiln.media.stream.live import LiveStream
+from kiln.media.stream.registry import awaits_output
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,10 @@ _MASTER = re.compile(r"^(?:ts:)?([A-Za-z0-9_\-.]+)\.m3u8$")
 
 class BytesOut(Protocol):
     def bytes_out(self, vhost: str, app: str, stream: str, n: int) -> None: ...
+
+
+class StreamsInApp(Protocol):
+    def in_app(self, vhost: str, app: str) -> Iterable[LiveStream]: ...
 
 
 def hls_cors(request: Request, app_config: dict[str, Any] | None) -> dict[str, str]:
@@ -65,10 +77,13 @@ class _AsHlsV3:
 
 
 class HlsServer:
-    def __init__(self, publisher: HlsPublisher, stats: BytesOut, *, admission: Admitter | None = None) -> None:
+    def __init__(self, publisher: HlsPublisher, stats: BytesOut, *, admission: Admitter | None = None,
+                 origins: OnDemand | None = None, streams: StreamsInApp | None = None) -> None:
         self.publisher = publisher
         self.stats = stats
         self.leases = SessionLeases(_AsHlsV3(admission or OpenDoor()), publisher)
+        self.origins = origins
+        self.streams = streams
 
     async def serve(self, request: Request, vhost: str, app: str, stream_name: str, file_name: str,
                     query: dict[str, list[str]], cors: dict[str, str]) -> Response:
@@ -76,18 +91,25 @@ class HlsServer:
         published = self.publisher.find(vhost, app, stream_name) or await self.publisher.find_soon(vhost, app,
                                                                                                    stream_name)
         m = _MASTER.match(file_name)
-        if m and not _MEDIALIST.match(file_name):
+        medialist = _MEDIALIST.match(file_name)
+        if m and not medialist:
             admission = await self.leases.admit_master(request, vhost, app, stream_name)
             if not admission.allowed:  # OME: SignedPolicy and webhook refusals are 401
                 return Response(status_code=401, headers=cors)
             if published is None:
+                published = await self._pull_on_demand(request, vhost, app, stream_name, listed=True)
+            if published is None:
                 return Response(status_code=404, headers=cors)
             return await self._master(request, published, vhost, app, stream_name, m.group(1), admission, cors)
-        if published is None:
+        if published is None and not medialist:
             return Response(status_code=404, headers=cors)
         session_q = query.get("session", [None])[-1]
         if not await self._child_allowed(request, session_q, vhost, app, stream_name):
             return Response(status_code=401, headers=cors)
+        if published is None:
+            published = await self._pull_on_demand(request, vhost, app, stream_name, listed=True)
+            if published is None:
+                return Response(status_code=404, headers=cors)
         if m := _MEDIALIST.match(file_name):
             return self._medialist(request, published, m.group(1), session_q, cors)
         if m := _SEGMENT.match(file_name):
@@ -97,6 +119,24 @@ class HlsServer:
             self.publisher.touch(session_q, published)
             return self._respond(request, published, data, TS_TYPE, None, cors)
         return Response(status_code=404, headers=cors)
+
+    async def _pull_on_demand(self, request: Request, vhost: str, app: str, stream_name: str,
+                              listed: bool = False) -> Published | None:
+        """Origins / OriginMapStore (media spec §4.1): pull the missing stream and wait for it, bounded; with
+        ``listed`` (a media playlist) until its variants have segments to list, as the master waits for them. A
+        stream of the app that will give this name once it starts is not pulled."""
+        if self.streams is not None and any(awaits_output(live, stream_name)
+                                            for live in self.streams.in_app(vhost, app)):
+            return None
+
+        def ready() -> Published | None:
+            found = self.publisher.find(vhost, app, stream_name)
+            if found is None or (listed and not found.stream.ready and not found.stream.ended):
+                return None
+            return found
+
+        return await pull_and_wait(self.origins, vhost, app, stream_name, request.url.query, ready,
+                                   MASTER_HOLD_SECONDS if listed else READY_WAIT_S)
 
     async def _child_allowed(self, request: Request, session_q: str | None, vhost: str, app: str,
                              stream_name: str) -> bool:
