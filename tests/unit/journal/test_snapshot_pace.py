@@ -24,9 +24,11 @@ class SlowStore(SnapshotStore):
     def __init__(self, data_dir: Path) -> None:
         super().__init__(data_dir)
         self.release = threading.Event()
+        self.entered = threading.Event()
         self.saved: list[int] = []
 
     def save(self, seq: int, state: dict[str, Any]) -> Path:
+        self.entered.set()
         assert self.release.wait(10)
         self.saved.append(seq)
         return super().save(seq, state)
@@ -41,6 +43,8 @@ def test_a_slow_snapshot_is_followed_by_the_newest_capture_only(tmp_path: Path) 
         assert service.events is not None
         for n in range(20):  # 20 captures' worth of events while the first save is held up
             service.events.emit([ce.VhostCreated(f"v{n}-{i}", {"name": f"v{n}-{i}"}, 1.0) for i in range(10)]).result(5)
+            if n == 0:  # the first capture is being saved (else, on a loaded machine, the second replaced it)
+                assert store.entered.wait(10)
         last = service.journal.last_seq
         store.release.set()
     finally:
