@@ -26,12 +26,15 @@ from kiln.actors.base import ActorGone, CommandActor, Outcome, ask_blocking, set
 from kiln.actors.commands import (
     AppReconfigured,
     ConcludeHlsLive,
+    CreateMultiplexChannel,
     CreatePull,
     CreateScheduledChannel,
+    DeleteMultiplexChannel,
     DeleteScheduledChannel,
     DeleteStream,
     EndStream,
     ForgetStream,
+    MultiplexFinished,
     OpenStream,
     PatchScheduledChannel,
     PullConnected,
@@ -45,9 +48,11 @@ from kiln.actors.commands import (
     Teardown,
 )
 from kiln.actors.effects import after, gathered
+from kiln.actors.multiplexes import MuxFiles
 from kiln.actors.schedules import ChannelFiles
 from kiln.actors.stream import Journal, StreamActor
 from kiln.config.write_roots import WriteRoots
+from kiln.domain import multiplex as dm
 from kiln.domain import pulls as dp
 from kiln.domain import schedule as ds
 from kiln.domain import stream_directory as dd
@@ -57,9 +62,13 @@ from kiln.domain.settings import AppSettings
 from kiln.eventlog import Encoded
 from kiln.events import streams as se
 from kiln.events.base import Event
+from kiln.events.multiplex import Multiplex
 from kiln.events.redact import redact_url
 from kiln.events.schedules import Schedule
 from kiln.media.ingest.contract import PublishRejected
+from kiln.media.ingest.multiplex.worker import PROVIDER as MULTIPLEX_PROVIDER
+from kiln.media.ingest.multiplex.worker import SOURCE_TYPE as MULTIPLEX
+from kiln.media.ingest.multiplex.worker import MuxHooks, MuxWorker
 from kiln.media.ingest.rtsp.properties import PullProperties, parse_pull_properties, properties_from_json
 from kiln.media.ingest.rtsp.worker import PullHooks, PullWorker
 from kiln.media.ingest.schedule.worker import PROVIDER as SCHEDULE_PROVIDER
@@ -148,7 +157,8 @@ def _tell_or_fail(ref: pykka.ActorRef[Any], command: Any, answer: Future[Any], g
 class StreamsActor(CommandActor):
     def __init__(self, ctx: StreamsContext, vhost: str, app: str, config: dict[str, Any],
                  tasks: pykka.ActorRef[Any], pulls: Sequence[se.PullDefined] = (),
-                 schedules: Sequence[se.ScheduleDefined] = ()) -> None:
+                 schedules: Sequence[se.ScheduleDefined] = (),
+                 multiplexes: Sequence[se.MultiplexDefined] = ()) -> None:
         super().__init__()
         self.journal = ctx.events
         self.stats = ctx.stats
@@ -171,6 +181,11 @@ class StreamsActor(CommandActor):
             self.schedules.apply(sev)
         self.channel_files = ChannelFiles(self.where, config, ctx.config_dir, ctx.write_roots)
         self.channel_workers: dict[str, ScheduleWorker] = {}
+        self.multiplexes = dm.AppMultiplexes(vhost, app, self.settings.provider_enabled(MULTIPLEX_PROVIDER))
+        for mev in multiplexes:
+            self.multiplexes.apply(mev)
+        self.mux_files = MuxFiles(self.where, config, ctx.config_dir, ctx.write_roots)
+        self.mux_workers: dict[str, MuxWorker] = {}
 
     @property
     def where(self) -> str:
@@ -183,8 +198,13 @@ class StreamsActor(CommandActor):
         for pull in self.pull_defs.to_resume():  # pulls reconnect after a restart (OME forgets them)
             self._spawn_pull(pull.name, list(pull.urls), properties_from_json(pull.properties), None, pull.cause)
         self._start_channels()
+        self._start_multiplexes()
 
     def on_stop(self) -> None:
+        for mux in list(self.mux_workers.values()):
+            mux.close(dp.SERVER_STOPPING)
+        for mux in list(self.mux_workers.values()):
+            mux.join(10)
         for channel in list(self.channel_workers.values()):
             channel.close(dp.SERVER_STOPPING)
         for channel in list(self.channel_workers.values()):
@@ -199,6 +219,8 @@ class StreamsActor(CommandActor):
             worker.close(cmd.reason)
         for channel in self.channel_workers.values():
             channel.close(cmd.reason)
+        for mux in self.mux_workers.values():
+            mux.close(cmd.reason)
         return Outcome(None, self._end_all_streams(cmd.reason))
 
     def handle_AppReconfigured(self, cmd: AppReconfigured) -> Outcome:
@@ -206,12 +228,19 @@ class StreamsActor(CommandActor):
         self.schedules.enabled = cmd.settings.provider_enabled(SCHEDULE_PROVIDER)
         self.channel_files = ChannelFiles(self.where, cmd.settings.config, self.channel_files.config_dir,
                                           self.channel_files.roots)
+        self.multiplexes.enabled = cmd.settings.provider_enabled(MULTIPLEX_PROVIDER)
+        self.mux_files = MuxFiles(self.where, cmd.settings.config, self.mux_files.config_dir, self.mux_files.roots)
+        for running in self.mux_workers.values():
+            running.close("application reconfigured")  # each comes back when it has wound down (MultiplexFinished)
         ended = self._end_all_streams("application reconfigured")
         # channels whose worker ran come back when it has wound down (handle_ScheduleFinished); those that had
         # none (refused while the app had no Schedule provider) start now
         for schedule in self.schedules.channels.values():
             if schedule.name not in self.channel_workers:
                 self._spawn_channel(schedule)
+        for mux in self.multiplexes.channels.values():
+            if mux.name not in self.mux_workers:
+                self._spawn_multiplex(mux)
         return Outcome(None, ended)
 
     def _end_all_streams(self, reason: str) -> list[Future[Any]]:
@@ -583,4 +612,89 @@ class StreamsActor(CommandActor):
         schedule = self.schedules.channels.get(cmd.name)
         if schedule is not None and cmd.reason == "application reconfigured":
             self._spawn_channel(schedule)  # the app restarted its streams: the channel plays on in the new outputs
+        return Outcome(None)
+
+    # -- multiplex channels --
+    def _start_multiplexes(self) -> None:
+        """At start: ``.mux`` files no journaled channel names are loaded as OME loads them (and journaled, so
+        they are listed and survive as the others); the journal's channels get their files back if missing or
+        changed; then every channel waits for its sources."""
+        if self.multiplexes.enabled:
+            for mux in self.mux_files.found(set(self.multiplexes.channels)):
+                try:
+                    events = decide_and_apply(self.multiplexes, dm.LoadChannelFile(mux, frozenset(self.streams)),
+                                              now(), self.journal.encode)
+                except DomainError as exc:
+                    log.warning("multiplex file not loaded where=%s stream=%s error=%s", self.where, mux.name,
+                                exc.text)
+                    continue
+                self.journal.emit(events)
+                log.info("multiplex file loaded where=%s stream=%s", self.where, mux.name)
+            for mux in self.multiplexes.channels.values():
+                self.mux_files.restore(mux)
+            for mux in self.multiplexes.channels.values():
+                self._spawn_multiplex(mux)
+
+    def _spawn_multiplex(self, mux: Multiplex) -> None:
+        if self.media is None or not self.multiplexes.enabled:
+            return  # without the provider a journaled channel stays listed but does not run (as OME's)
+        me = self.actor_ref
+        name = mux.name
+        source_url = str(self.mux_files.path(name))
+
+        def open_stream(close: Callable[[str], None]) -> LiveStream:
+            try:
+                result: LiveStream = ask_blocking(me, OpenStream(name, MULTIPLEX_PROVIDER, MULTIPLEX, source_url,
+                                                                 close))
+            except DomainError as exc:  # the worker speaks the ingest contract, not the domain
+                raise PublishRejected(exc.text) from exc
+            return result
+
+        def finished(reason: str) -> None:
+            tell_quietly(me, MultiplexFinished(name, reason, worker))
+
+        worker = MuxWorker(self.where, mux, self.media.streams, MuxHooks(open_stream, finished),
+                           getattr(self.media, "multiplexes", None))
+        self.mux_workers[name] = worker
+        worker.start()
+
+    def handle_CreateMultiplexChannel(self, cmd: CreateMultiplexChannel) -> Outcome:
+        """Encoded first (nothing changes if the journal cannot store it), then the ``.mux`` file (OME's 500 if it
+        cannot be written, nothing journaled), then the channel is journaled and waits for its sources."""
+        written: list[Multiplex] = []
+
+        def store(events: list[Event]) -> Encoded:
+            stored = self.journal.encode(events)
+            defined = events[0]
+            assert isinstance(defined, se.MultiplexDefined)
+            written.append(Multiplex.from_stored(defined.multiplex))
+            self.mux_files.write(written[0])
+            return stored
+
+        durable = self.journal.emit(decide_and_apply(
+            self.multiplexes, dm.CreateChannel(cmd.body, frozenset(self.streams)), now(), store))
+        self._spawn_multiplex(written[0])
+        log.info("multiplex channel created where=%s stream=%s", self.where, written[0].name)
+        return Outcome(None, [durable])
+
+    def handle_DeleteMultiplexChannel(self, cmd: DeleteMultiplexChannel) -> Outcome:
+        def store(events: list[Event]) -> Encoded:
+            stored = self.journal.encode(events)
+            self.mux_files.remove(cmd.name)  # OME's 500 if it cannot be deleted (nothing journaled)
+            return stored
+
+        durable = self.journal.emit(decide_and_apply(self.multiplexes, dm.DeleteChannel(cmd.name), now(), store))
+        worker = self.mux_workers.pop(cmd.name, None)
+        if worker is not None:
+            worker.close("deleted by API")
+        log.info("multiplex channel deleted where=%s stream=%s", self.where, cmd.name)
+        return Outcome(None, [durable])
+
+    def handle_MultiplexFinished(self, cmd: MultiplexFinished) -> Outcome:
+        if self.mux_workers.get(cmd.name) is not cmd.worker:
+            return Outcome(None)
+        del self.mux_workers[cmd.name]
+        mux = self.multiplexes.channels.get(cmd.name)
+        if mux is not None and cmd.reason == "application reconfigured":
+            self._spawn_multiplex(mux)  # the app restarted its streams: the channel waits for its sources anew
         return Outcome(None)
