@@ -132,6 +132,12 @@ def test_two_streams_become_one_abr_stream_that_survives_kill9(
     assert set(k.wait_for(lambda: len(v := variants(k)) == 2 and v, timeout=30, what="variants again")) == {
         "320x180", "640x360"}
 
+    streams_abr = "/v1/vhosts/default/apps/mux/streams/abr"
+    created = k.api.get(streams_abr).json()["response"]["input"]["createdTime"]
+    assert k.api.delete(streams_abr).json() == {"message": "OK", "statusCode": 200}
+    k.wait_for(lambda: (r := k.api.get(streams_abr).json()).get("statusCode") == 200
+               and r["response"]["input"]["createdTime"] != created, what="the channel's stream made again")
+
     peers[1].stop()  # a source goes away: the channel's stream ends, and the channel waits for it again
     k.wait_for(lambda: channel(k, "abr")["state"] == "Pulling", what="the channel waiting for its source")
     k.wait_for(lambda: k.api.get("/v1/vhosts/default/apps/mux/streams/abr").json()["statusCode"] == 404,

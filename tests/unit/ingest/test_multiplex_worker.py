@@ -179,3 +179,28 @@ def test_a_refused_stream_is_asked_for_again_and_shown_meanwhile() -> None:
         assert worker.join(5)
     refused = "Multiplex Channel : #default#mux/abr: Failed to publish stream (Duplicate stream name)"
     assert (MuxState.PULLING, refused) in board.seen
+
+
+def test_without_bypass_transcoder_the_tracks_go_through_the_apps_output_profiles() -> None:
+    registry = StreamRegistry()
+    registry.add(source("small", 320, 0))
+    dup = Multiplex("dup", False, (MUX.sources[0],))
+    opened: list[LiveStream] = []
+
+    def open_stream(close: Callable[[str], None]) -> LiveStream:
+        live = LiveStream("default", "other", "dup", source_type="Multiplex", source_url="", profiles=[BYPASS],
+                          close_ingest=close)
+        opened.append(live)
+        return live
+
+    worker = MuxWorker("default/other", dup, registry, MuxHooks(open_stream, lambda _reason: None), retry_s=0.05)
+    worker.start()
+    try:
+        live = wait_until(lambda: opened and opened[0].started and opened[0], "the stream started")
+        out = live.outputs["dup"]  # the app's profile names the output and its tracks, as any input's
+        assert [(t.name, t.bypass) for t in out.tracks if t.kind is not MediaKind.DATA] == [
+            ("bypass_video", True), ("bypass_audio", True)]
+        assert [t.name for t in live.tracks.values()] == ["", ""]
+    finally:
+        worker.close("test over")
+        assert worker.join(5)
