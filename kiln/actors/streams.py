@@ -14,6 +14,7 @@ pull definitions (``AppState.pulls``), and the app actor passes them here.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ from kiln.actors.commands import (
     Teardown,
 )
 from kiln.actors.effects import after, gathered
-from kiln.actors.multiplexes import MuxFiles
+from kiln.actors.multiplexes import MISSING_LOOKS, MuxDirWatch, MuxFiles, MuxFilesScanned
 from kiln.actors.schedules import ChannelFiles
 from kiln.actors.stream import Journal, StreamActor
 from kiln.config.write_roots import WriteRoots
@@ -186,6 +187,9 @@ class StreamsActor(CommandActor):
             self.multiplexes.apply(mev)
         self.mux_files = MuxFiles(self.where, config, ctx.config_dir, ctx.write_roots)
         self.mux_workers: dict[str, MuxWorker] = {}
+        self.mux_watch: MuxDirWatch | None = None
+        self._mux_missing: dict[str, int] = {}  # channel -> looks in a row its file was missing
+        self._mux_touched: dict[str, float] = {}  # channel -> when this actor last wrote or deleted its file
 
     @property
     def where(self) -> str:
@@ -201,6 +205,7 @@ class StreamsActor(CommandActor):
         self._start_multiplexes()
 
     def on_stop(self) -> None:
+        self._stop_mux_watch()
         for mux in list(self.mux_workers.values()):
             mux.close(dp.SERVER_STOPPING)
         for mux in list(self.mux_workers.values()):
@@ -221,6 +226,7 @@ class StreamsActor(CommandActor):
             channel.close(cmd.reason)
         for mux in self.mux_workers.values():
             mux.close(cmd.reason)
+        self._stop_mux_watch()
         return Outcome(None, self._end_all_streams(cmd.reason))
 
     def handle_AppReconfigured(self, cmd: AppReconfigured) -> Outcome:
@@ -230,6 +236,8 @@ class StreamsActor(CommandActor):
                                           self.channel_files.roots)
         self.multiplexes.enabled = cmd.settings.provider_enabled(MULTIPLEX_PROVIDER)
         self.mux_files = MuxFiles(self.where, cmd.settings.config, self.mux_files.config_dir, self.mux_files.roots)
+        self._stop_mux_watch()
+        self._start_mux_watch()
         for running in self.mux_workers.values():
             running.close("application reconfigured")  # each comes back when it has wound down (MultiplexFinished)
         ended = self._end_all_streams("application reconfigured")
@@ -634,6 +642,20 @@ class StreamsActor(CommandActor):
                 self.mux_files.restore(mux)
             for mux in self.multiplexes.channels.values():
                 self._spawn_multiplex(mux)
+            self._start_mux_watch()
+
+    def _start_mux_watch(self) -> None:
+        if self.media is None or not self.multiplexes.enabled:
+            return
+        me = self.actor_ref
+        self.mux_watch = MuxDirWatch(self.where, self.mux_files, lambda scanned: tell_quietly(me, scanned))
+        self.mux_watch.start()
+
+    def _stop_mux_watch(self) -> None:
+        watch, self.mux_watch = self.mux_watch, None
+        if watch is not None:
+            watch.close()
+            watch.join(2)
 
     def _spawn_multiplex(self, mux: Multiplex) -> None:
         if self.media is None or not self.multiplexes.enabled:
@@ -669,6 +691,7 @@ class StreamsActor(CommandActor):
             assert isinstance(defined, se.MultiplexDefined)
             written.append(Multiplex.from_stored(defined.multiplex))
             self.mux_files.write(written[0])
+            self._mux_touched[defined.name] = time.monotonic()  # a look begun before this is not news
             return stored
 
         durable = self.journal.emit(decide_and_apply(
@@ -681,6 +704,7 @@ class StreamsActor(CommandActor):
         def store(events: list[Event]) -> Encoded:
             stored = self.journal.encode(events)
             self.mux_files.remove(cmd.name)  # OME's 500 if it cannot be deleted (nothing journaled)
+            self._mux_touched[cmd.name] = time.monotonic()
             return stored
 
         durable = self.journal.emit(decide_and_apply(self.multiplexes, dm.DeleteChannel(cmd.name), now(), store))
@@ -698,3 +722,51 @@ class StreamsActor(CommandActor):
         if mux is not None and cmd.reason == "application reconfigured":
             self._spawn_multiplex(mux)  # the app restarted its streams: the channel waits for its sources anew
         return Outcome(None)
+
+    def handle_MuxFilesScanned(self, cmd: MuxFilesScanned) -> Outcome:
+        """MuxFilesDir changed while Kiln runs (OME's file watcher): a new file is a new channel, a changed one
+        replaces its channel, one missing ``MISSING_LOOKS`` looks in a row removes it; each journaled."""
+        if cmd.watch is not self.mux_watch or not self.multiplexes.enabled:
+            return Outcome(None)
+        durable: list[Future[Any]] = []
+
+        def news(name: str) -> bool:
+            return self._mux_touched.get(name, float("-inf")) < cmd.started
+
+        for name, mux in cmd.found.items():
+            known = self.multiplexes.channels.get(name)
+            if known == mux or not news(name):
+                continue
+            command: dm.LoadChannelFile | dm.ChangeChannelFile = \
+                dm.LoadChannelFile(mux, frozenset(self.streams)) if known is None else dm.ChangeChannelFile(mux)
+            try:
+                events = decide_and_apply(self.multiplexes, command, now(), self.journal.encode)
+            except DomainError as exc:
+                log.warning("multiplex file not loaded where=%s stream=%s error=%s", self.where, name, exc.text)
+                continue
+            durable.append(self.journal.emit(events))
+            worker = self.mux_workers.pop(name, None)
+            if worker is not None:
+                worker.close("multiplex file changed")
+            self._spawn_multiplex(mux)
+            log.info("multiplex file %s where=%s stream=%s", "loaded" if known is None else "changed", self.where,
+                     name)
+        again = False
+        for name in list(self.multiplexes.channels):
+            if name in cmd.found or not news(name):
+                self._mux_missing.pop(name, None)
+                continue
+            looks = self._mux_missing[name] = self._mux_missing.get(name, 0) + 1
+            if looks < MISSING_LOOKS:
+                again = True
+                continue
+            del self._mux_missing[name]
+            events = decide_and_apply(self.multiplexes, dm.RemoveChannelFile(name), now(), self.journal.encode)
+            durable.append(self.journal.emit(events))
+            worker = self.mux_workers.pop(name, None)
+            if worker is not None:
+                worker.close("multiplex file deleted")
+            log.info("multiplex file deleted where=%s stream=%s", self.where, name)
+        if again:
+            cmd.watch.recheck()
+        return Outcome(None, durable)

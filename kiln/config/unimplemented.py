@@ -248,8 +248,6 @@ VHOST_ROWS = (
 
 APP_ROWS = (
     Row("Providers.File", "file provider", _has("providers", "file")),
-    Row("Providers.Multiplex.MuxFilesDir", "watching MuxFilesDir while running: .mux files are loaded at start "
-        "(channels are created and deleted through the API)", _has("providers", "multiplex")),
     Row("Providers.RTSP", "RTSP push ingest", _has("providers", "rtsp")),
     Row("Providers.RTMP.EventGenerator", "RTMP event generator", _has("providers", "rtmp", "eventGenerator")),
     Row("Publishers.WebRTC.Ulpfec", "ULPFEC for WebRTC viewers (NACK retransmission is used)",

@@ -343,7 +343,21 @@ class LoadChannelFile:
     live_streams: frozenset[str] = frozenset()
 
 
-ChannelCommand = CreateChannel | DeleteChannel | LoadChannelFile
+@dataclass(frozen=True)
+class ChangeChannelFile:
+    """A channel's ``.mux`` file changed while Kiln runs: OME deletes the channel and creates it anew from it."""
+
+    multiplex: Multiplex
+
+
+@dataclass(frozen=True)
+class RemoveChannelFile:
+    """A channel's ``.mux`` file is gone from MuxFilesDir (seen missing three times in a row, as OME checks)."""
+
+    name: str
+
+
+ChannelCommand = CreateChannel | DeleteChannel | LoadChannelFile | ChangeChannelFile | RemoveChannelFile
 
 
 class AppMultiplexes:
@@ -375,8 +389,13 @@ class AppMultiplexes:
                 raise Conflict(f"Stream '{mux.name}' already exists")
             source = "file" if isinstance(command, LoadChannelFile) else "api"
             return [MultiplexDefined(self.vhost, self.app, mux.name, mux.to_stored(), now, source)]
+        if isinstance(command, ChangeChannelFile):
+            self.channel(command.multiplex.name)
+            mux = command.multiplex
+            return [MultiplexDefined(self.vhost, self.app, mux.name, mux.to_stored(), now, "file")]
         self.channel(command.name)
-        return [MultiplexRemoved(self.vhost, self.app, command.name, "deleted by API")]
+        reason = "file deleted" if isinstance(command, RemoveChannelFile) else "deleted by API"
+        return [MultiplexRemoved(self.vhost, self.app, command.name, reason)]
 
     def apply(self, event: Event) -> None:
         if not isinstance(event, MultiplexDefined | MultiplexRemoved) \

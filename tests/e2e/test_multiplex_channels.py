@@ -148,3 +148,15 @@ def test_two_streams_become_one_abr_stream_that_survives_kill9(
     assert k.api.get(MUX).json()["response"] == ["dup"]
     for peer in peers:
         peer.stop()
+
+    # MuxFilesDir is watched while Kiln runs, as OME's: a new file is a channel, a changed one replaces it, a
+    # deleted one removes it
+    late = workdir / "mux_files" / "late.mux"
+    late.write_text(DUP.replace("<Name>dup</Name>", "<Name>late</Name>"))
+    k.wait_for(lambda: sorted(k.api.get(MUX).json()["response"]) == ["dup", "late"], what="the new file's channel")
+    late.write_text(DUP.replace("<Name>dup</Name>", "<Name>late</Name>").replace(">video<", ">picture<"))
+    k.wait_for(lambda: channel(k, "late")["sourceStreams"][0]["trackMap"][1]["newTrackName"] == "picture",
+               what="the changed file's channel")
+    late.unlink()
+    k.wait_for(lambda: k.api.get(MUX).json()["response"] == ["dup"], what="the deleted file's channel gone")
+    assert k.api.get(f"{MUX}/late").json()["statusCode"] == 404

@@ -3,11 +3,12 @@ start, and the files no channel names loaded as OME loads them."""
 
 from __future__ import annotations
 
+import queue
 from pathlib import Path
 
 import pytest
 
-from kiln.actors.multiplexes import MuxFiles
+from kiln.actors.multiplexes import MuxDirWatch, MuxFiles, MuxFilesScanned
 from kiln.config.write_roots import WriteRoots
 from kiln.domain.errors import Invalid
 from kiln.domain.multiplex import multiplex_from_json, multiplex_to_xml
@@ -46,3 +47,25 @@ def test_nothing_is_written_outside_the_writable_roots(tmp_path: Path) -> None:
         files(tmp_path, roots).write(multiplex_from_json(BODY))
     assert refused.value.text.startswith("muxFilesDir is outside the writable roots")
     assert not (tmp_path / "mux").exists()
+
+
+def test_the_directory_watch_tells_what_changed_and_looks_again_when_asked(tmp_path: Path) -> None:
+    mux_files = files(tmp_path)
+    mux_files.write(multiplex_from_json(BODY))
+    told: queue.Queue[MuxFilesScanned] = queue.Queue()
+    watch = MuxDirWatch("default/mux", mux_files, told.put, every_s=0.02)
+    watch.start()
+    try:
+        with pytest.raises(queue.Empty):  # five looks in which nothing changed tell nothing
+            told.get(timeout=0.1)
+        (tmp_path / "mux" / "abr.mux").unlink()
+        assert told.get(timeout=5).found == {}
+        watch.recheck()  # a file seen missing is looked at again, changed or not
+        assert told.get(timeout=5).found == {}
+        other = multiplex_from_json({**BODY, "outputStream": {"name": "dup"}})
+        mux_files.write(other)
+        scanned = told.get(timeout=5)
+        assert scanned.found == {"dup": other} and scanned.watch is watch
+    finally:
+        watch.close()
+        assert watch.join(5)

@@ -10,10 +10,12 @@ from kiln.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from kiln.domain.multiplex import (
     NO_APPLICATION,
     AppMultiplexes,
+    ChangeChannelFile,
     CreateChannel,
     DeleteChannel,
     LoadChannelFile,
     MultiplexError,
+    RemoveChannelFile,
     multiplex_from_json,
     multiplex_from_xml,
     multiplex_to_xml,
@@ -180,3 +182,12 @@ def test_the_channel_set_decides_as_omes_controller() -> None:
     assert muxes.channels == {}
     [loaded] = muxes.decide(LoadChannelFile(multiplex_from_xml(DOC_FILE)), NOW)
     assert isinstance(loaded, MultiplexDefined) and loaded.source == "file" and loaded.name == "stream"
+    muxes.apply(loaded)
+    changed = multiplex_from_xml(DOC_FILE.replace(b"<Name>720p</Name>", b"<Name>540p</Name>"))
+    [redefined] = muxes.decide(ChangeChannelFile(changed), NOW)
+    muxes.apply(redefined)
+    assert muxes.channel("stream") == changed
+    with pytest.raises(NotFound):
+        muxes.decide(ChangeChannelFile(multiplex_from_json(body())), NOW)
+    [gone] = muxes.decide(RemoveChannelFile("stream"), NOW)
+    assert isinstance(gone, MultiplexRemoved) and gone.reason == "file deleted"
