@@ -28,6 +28,15 @@ class MultiplexError(Invalid):
     """A profile OME would not load (400 through the API; a file with one is logged and skipped)."""
 
 
+def _clean(value: str, what: str) -> str:
+    """A text the ``.mux`` file must carry as given: XML 1.0 cannot hold control characters (and turns a CR into a
+    LF), so a profile holding one would be written as a file that no longer reads back (OME writes it anyway)."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF or ord(c) in (0xFFFE, 0xFFFF)
+           for c in value):
+        raise MultiplexError(f"{what} must not hold control characters: {value!r}")
+    return value
+
+
 def _name(value: str) -> str:
     if not value or "/" in value or value in (".", "..") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         # it names the channel's file in MuxFilesDir (and shows in log lines)
@@ -73,8 +82,12 @@ def _text(value: Any, missing: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float | str):
-        return str(value)
-    raise MultiplexError(f"{missing.removeprefix('Failed to find ').removesuffix(' object')} must be a string")
+        return _clean(str(value), _what(missing))
+    raise MultiplexError(f"{_what(missing)} must be a string")
+
+
+def _what(missing: str) -> str:
+    return missing.removeprefix("Failed to find ").removesuffix(" object").removesuffix(" node") or "a name"
 
 
 def _json_int(value: Any, what: str) -> int:
@@ -143,8 +156,8 @@ def _json_playlists(body: dict[str, Any]) -> list[Playlist]:
         for r in _array(item.get("renditions"), "renditions"):
             r = _object(r, "renditions item")
             rname = _text(r.get("name"), "Failed to find playlists/renditions/name object")
-            video = "" if r.get("video") is None else _text(r["video"], "")
-            audio = "" if r.get("audio") is None else _text(r["audio"], "")
+            video = "" if r.get("video") is None else _text(r["video"], "playlists/renditions/video")
+            audio = "" if r.get("audio") is None else _text(r["audio"], "playlists/renditions/audio")
             video_hint = r.get("videoIndexHint")
             audio_hint = r.get("audioIndexHint")
             renditions.append(Rendition(rname, video, audio,
@@ -205,7 +218,7 @@ def _need(node: ET.Element, tag: str, missing: str) -> str:
     found = node.find(tag)
     if found is None:
         raise MultiplexError(missing)
-    return found.text or ""
+    return _clean(found.text or "", _what(missing))
 
 
 def multiplex_from_xml(data: bytes) -> Multiplex:
@@ -251,7 +264,8 @@ def multiplex_from_xml(data: bytes) -> Multiplex:
         renditions = []
         for r in node.findall("Rendition"):
             rname = _need(r, "Name", "Failed to find Playlists/Playlist/Rendition/Name node")
-            renditions.append(Rendition(rname, r.findtext("Video") or "", r.findtext("Audio") or "",
+            renditions.append(Rendition(rname, _clean(r.findtext("Video") or "", "Rendition/Video"),
+                                        _clean(r.findtext("Audio") or "", "Rendition/Audio"),
                                         _xml_int(r.findtext("VideoIndexHint"), -1),
                                         _xml_int(r.findtext("AudioIndexHint"), -1)))
         playlists.append(Playlist(pname, file_name, _xml_bool(opts.findtext("WebRtcAutoAbr"), False),

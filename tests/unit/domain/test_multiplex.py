@@ -118,6 +118,17 @@ def test_bodies_ome_refuses_with_its_texts(change: dict[str, Any], text: str) ->
     assert refused.value.text == text
 
 
+def test_texts_a_mux_file_cannot_carry_are_refused() -> None:
+    """A NUL or CR in a playlist's fileName was accepted and written into a .mux file that no longer read back
+    (found by tests/fuzz/test_fuzz_multiplex.py)."""
+    for text in ("a\x00b", "a\rb", "a\x1fb"):
+        with pytest.raises(MultiplexError) as refused:
+            multiplex_from_json(body(playlists=[{"name": "ABR", "fileName": text}]))
+        assert refused.value.text == f"playlists/fileName must not hold control characters: {text!r}"
+    with pytest.raises(MultiplexError):
+        multiplex_from_xml(DOC_FILE.replace(b"<FileName>abr</FileName>", b"<FileName>a&#13;b</FileName>"))
+
+
 def test_a_body_that_is_not_an_object() -> None:
     with pytest.raises(Invalid) as refused:
         multiplex_from_json([body()])
