@@ -520,6 +520,11 @@ class StreamsActor(CommandActor):
                                   self.journal.encode)
         return Outcome(None, [self.journal.emit(events)] if events.records else [])
 
+    def _names_taken(self) -> frozenset[str]:
+        """Names a new channel may not take: live streams, and scheduled and multiplex channels (each a stream,
+        even while it waits off air)."""
+        return frozenset(self.streams) | frozenset(self.schedules.channels) | frozenset(self.multiplexes.channels)
+
     # -- scheduled channels --
     def _start_channels(self) -> None:
         """At start: the journal's channels get their ``.sch`` files back if missing; files no channel names
@@ -528,7 +533,7 @@ class StreamsActor(CommandActor):
         if self.schedules.enabled:
             for schedule in self.channel_files.found(set(self.schedules.channels)):
                 try:
-                    events = decide_and_apply(self.schedules, ds.LoadChannelFile(schedule, frozenset(self.streams)),
+                    events = decide_and_apply(self.schedules, ds.LoadChannelFile(schedule, self._names_taken()),
                                               now(), self.journal.encode)
                 except DomainError as exc:
                     log.warning("schedule file not loaded where=%s stream=%s error=%s", self.where, schedule.name,
@@ -568,7 +573,7 @@ class StreamsActor(CommandActor):
             raise Invalid("Stream is not a scheduled stream")
 
     def handle_CreateScheduledChannel(self, cmd: CreateScheduledChannel) -> Outcome:
-        return Outcome(None, [self._define(ds.CreateChannel(cmd.body, frozenset(self.streams)))])
+        return Outcome(None, [self._define(ds.CreateChannel(cmd.body, self._names_taken()))])
 
     def handle_PatchScheduledChannel(self, cmd: PatchScheduledChannel) -> Outcome:
         self._not_scheduled(cmd.name)
@@ -630,7 +635,7 @@ class StreamsActor(CommandActor):
         if self.multiplexes.enabled:
             for mux in self.mux_files.found(set(self.multiplexes.channels)):
                 try:
-                    events = decide_and_apply(self.multiplexes, dm.LoadChannelFile(mux, frozenset(self.streams)),
+                    events = decide_and_apply(self.multiplexes, dm.LoadChannelFile(mux, self._names_taken()),
                                               now(), self.journal.encode)
                 except DomainError as exc:
                     log.warning("multiplex file not loaded where=%s stream=%s error=%s", self.where, mux.name,
@@ -695,7 +700,7 @@ class StreamsActor(CommandActor):
             return stored
 
         durable = self.journal.emit(decide_and_apply(
-            self.multiplexes, dm.CreateChannel(cmd.body, frozenset(self.streams)), now(), store))
+            self.multiplexes, dm.CreateChannel(cmd.body, self._names_taken()), now(), store))
         self._spawn_multiplex(written[0])
         log.info("multiplex channel created where=%s stream=%s", self.where, written[0].name)
         return Outcome(None, [durable])
@@ -738,7 +743,7 @@ class StreamsActor(CommandActor):
             if known == mux or not news(name):
                 continue
             command: dm.LoadChannelFile | dm.ChangeChannelFile = \
-                dm.LoadChannelFile(mux, frozenset(self.streams)) if known is None else dm.ChangeChannelFile(mux)
+                dm.LoadChannelFile(mux, self._names_taken()) if known is None else dm.ChangeChannelFile(mux)
             try:
                 events = decide_and_apply(self.multiplexes, command, now(), self.journal.encode)
             except DomainError as exc:

@@ -23,7 +23,9 @@ MUX_APP = """
         <Application>
           <Name>mux</Name>
           <Type>live</Type>
-          <Providers><Multiplex><MuxFilesDir>mux_files</MuxFilesDir></Multiplex></Providers>
+          <Providers><Multiplex><MuxFilesDir>mux_files</MuxFilesDir></Multiplex>
+            <Schedule><MediaRootDir>media</MediaRootDir><ScheduleFilesDir>schedules</ScheduleFilesDir></Schedule>
+          </Providers>
           <Publishers><LLHLS><ChunkDuration>0.5</ChunkDuration><SegmentDuration>1</SegmentDuration></LLHLS></Publishers>
         </Application>"""
 DUP = """<?xml version="1.0" encoding="UTF-8"?>
@@ -94,6 +96,12 @@ def test_two_streams_become_one_abr_stream_that_survives_kill9(
     assert bad.json() == {"message": "[HTTP] Failed to parse url: nope (400)", "statusCode": 400}
     assert k.api.get(f"{MUX}/nope").json() == {
         "message": "[HTTP] Could not get the multiplex stream <nope> (404)", "statusCode": 404}
+    # both kinds of channel are streams of the app: neither takes the other's name, even while it waits off air
+    scheduled = "/v1/vhosts/default/apps/mux/scheduledChannels"
+    assert k.api.post(scheduled, json={"stream": {"name": "abr"}}).json()["statusCode"] == 409
+    assert k.api.post(scheduled, json={"stream": {"name": "sch"}}).json()["statusCode"] == 201
+    assert k.api.post(MUX, json={**ABR, "outputStream": {"name": "sch"}}).json() == {
+        "message": "[HTTP] Stream 'sch' already exists (409)", "statusCode": 409}
     assert sorted(k.api.get(MUX).json()["response"]) == ["abr", "dup"]
     mux_file = (workdir / "mux_files" / "abr.mux").read_text()
     assert "<Url>stream://default/app/big</Url>" in mux_file and "<Video>big_video</Video>" in mux_file
