@@ -14,7 +14,7 @@ from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.multiplex.board import MuxBoard, MuxState
 from kiln.media.ingest.multiplex.worker import MuxHooks, MuxWorker
 from kiln.media.model import Codec, MediaKind, Packet, Track
-from kiln.media.stream.hub import Subscriber
+from kiln.media.stream.hub import CallbackSubscriber, Subscriber
 from kiln.media.stream.live import LiveStream
 from kiln.media.stream.registry import StreamRegistry
 
@@ -202,5 +202,40 @@ def test_without_bypass_transcoder_the_tracks_go_through_the_apps_output_profile
             ("bypass_video", True), ("bypass_audio", True)]
         assert [t.name for t in live.tracks.values()] == ["", ""]
     finally:
+        worker.close("test over")
+        assert worker.join(5)
+
+
+def test_a_channel_that_falls_behind_never_slows_its_sources_and_starts_again() -> None:
+    registry = StreamRegistry()
+    small, big = source("small", 320, 0), source("big", 640, 0)
+    registry.add(small)
+    registry.add(big)
+    channel = Channel()
+    release = threading.Event()
+
+    def open_stream(close: Callable[[str], None]) -> LiveStream:
+        live = channel.open_stream(close)
+        if len(channel.opened) == 1:  # the first stream's consumer is stuck: the channel's thread waits in it
+            live.input.subscribe(CallbackSubscriber("stuck", lambda _p: release.wait(10) and None))
+        return live
+
+    worker = MuxWorker("default/mux", MUX, registry, MuxHooks(open_stream, channel.finished.append),
+                       retry_s=0.05, queue_packets=20)
+    worker.start()
+    try:
+        wait_until(lambda: channel.opened and channel.opened[0].started, "the first stream")
+        began = time.monotonic()
+        for frame in range(1, 61):
+            feed(small, 0, frame)
+            feed(big, 0, frame)
+        assert time.monotonic() - began < 1.0  # the sources' threads never waited on the channel
+        release.set()
+        first = channel.opened[0]
+        wait_until(lambda: first.ended_reason is not None, "the stuck stream ended")
+        assert first.ended_reason == "slow consumer"
+        wait_until(lambda: len(channel.opened) == 2 and channel.opened[1].started, "the channel started again")
+    finally:
+        release.set()
         worker.close("test over")
         assert worker.join(5)

@@ -67,7 +67,8 @@ class _Source:
 
 class MuxWorker:
     def __init__(self, where: str, mux: Multiplex, outputs: Outputs, hooks: MuxHooks,
-                 board: MuxBoard | None = None, retry_s: float = PULL_RETRY_S) -> None:
+                 board: MuxBoard | None = None, retry_s: float = PULL_RETRY_S,
+                 queue_packets: int = QUEUE_PACKETS) -> None:
         self.where = where
         self.mux = mux
         self.outputs = outputs
@@ -81,6 +82,7 @@ class MuxWorker:
         self._queue: Subscriber | None = None
         self.streams_opened = 0
         self.retry_s = retry_s
+        self.queue_packets = queue_packets
         self._refused = ""  # the last refusal logged (a channel refused every second logs it once)
 
     @property
@@ -187,7 +189,7 @@ class MuxWorker:
         self.streams_opened += 1
         self._refused = ""
         video_ids = frozenset(t.id for t in tracks if t.kind is MediaKind.VIDEO)
-        queue = self._queue = Subscriber(f"multiplex {self.where}/{self.name}", max_packets=QUEUE_PACKETS,
+        queue = self._queue = Subscriber(f"multiplex {self.where}/{self.name}", max_packets=self.queue_packets,
                                          policy="drop", video_track_ids=video_ids)
         if self._thread.stopping:
             queue.end(self._stop_reason)
