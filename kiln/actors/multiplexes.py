@@ -177,12 +177,16 @@ class MuxDirWatch:
         self._recheck.set()
 
     def _run(self) -> None:
-        last = self.files.listing()
+        """The first look always tells (an app that just got its provider loads what the directory holds, as OME's
+        new application does); later ones only when something changed or a recheck was asked."""
+        last: dict[str, tuple[int, int]] | None = None
+        first = True
         while not self._thread.wait(self.every_s):
             started = time.monotonic()
             listing = self.files.listing()
-            if listing == last and not self._recheck.is_set():
+            if not first and listing == last and not self._recheck.is_set():
                 continue
+            first = False
             self._recheck.clear()
             last = listing
             self._tell(MuxFilesScanned(self, started, self.files.read_all()))

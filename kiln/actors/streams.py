@@ -667,12 +667,10 @@ class StreamsActor(CommandActor):
             return  # without the provider a journaled channel stays listed but does not run (as OME's)
         me = self.actor_ref
         name = mux.name
-        source_url = str(self.mux_files.path(name))
 
         def open_stream(close: Callable[[str], None]) -> LiveStream:
-            try:
-                result: LiveStream = ask_blocking(me, OpenStream(name, MULTIPLEX_PROVIDER, MULTIPLEX, source_url,
-                                                                 close))
+            try:  # no source URL, as OME's multiplex streams have none
+                result: LiveStream = ask_blocking(me, OpenStream(name, MULTIPLEX_PROVIDER, MULTIPLEX, "", close))
             except DomainError as exc:  # the worker speaks the ingest contract, not the domain
                 raise PublishRejected(exc.text) from exc
             return result

@@ -122,7 +122,7 @@ def test_two_streams_become_one_abr_stream_that_survives_kill9(
     assert {f"{s['width']}x{s['height']}" for s in master if s["codec_type"] == "video"} == set(found)
     assert any(s["codec_type"] == "audio" for s in master)  # the audio rendition both variants share
     stream = k.api.get("/v1/vhosts/default/apps/mux/streams/abr").json()["response"]
-    assert stream["input"]["sourceType"] == "Multiplex"
+    assert stream["input"]["sourceType"] == "Multiplex" and "sourceUrl" not in stream["input"]
     names = sorted(t.get("name", "") for t in stream["input"]["tracks"] if t["type"] != "Data")
     assert names == ["big_video", "small_audio", "small_video"]
     k.wait_for(lambda: k.api.get("/v1/vhosts/default/apps/mux/streams/dup").json()["statusCode"] == 200,
@@ -168,3 +168,31 @@ def test_two_streams_become_one_abr_stream_that_survives_kill9(
     late.unlink()
     k.wait_for(lambda: k.api.get(MUX).json()["response"] == ["dup"], what="the deleted file's channel gone")
     assert k.api.get(f"{MUX}/late").json()["statusCode"] == 404
+
+
+def test_an_app_that_gets_the_provider_loads_the_files_and_keeps_its_channels_without_it(
+        kiln_factory: Callable[..., KilnProcess], tmp_path: Path) -> None:
+    k = kiln_factory()
+    assert k.api.post("/v1/vhosts", json=[{"name": "sv", "host": {"names": ["sv.test"]}}]).status_code == 200
+    app = {"name": "tv", "type": "live", "providers": {"rtmp": {}},
+           "publishers": {"llhls": {"chunkDuration": 0.5, "segmentDuration": 1}}}
+    assert k.api.post("/v1/vhosts/sv/apps", json=[app]).json()[0]["statusCode"] == 200
+    channels = "/v1/vhosts/sv/apps/tv/multiplexChannels"
+    assert k.api.get(channels).json()["statusCode"] == 404
+    files = tmp_path / "mux"
+    files.mkdir()
+    (files / "dup.mux").write_text(DUP)
+
+    provider = {"providers": {"multiplex": {"muxFilesDir": str(files)}}}
+    assert k.api.patch("/v1/vhosts/sv/apps/tv", json=provider).status_code == 200
+    k.wait_for(lambda: k.api.get(channels).json().get("response") == ["dup"], what="the file loaded")
+    assert k.api.post(channels, json=ABR).status_code == 201
+    assert (files / "abr.mux").exists()
+
+    assert k.api.patch("/v1/vhosts/sv/apps/tv", json={"providers": {"multiplex": None}}).status_code == 200
+    assert k.api.get(channels).json()["statusCode"] == 404
+    assert k.api.post(channels, json={**ABR, "outputStream": {"name": "x"}}).status_code == 403
+    assert k.api.patch("/v1/vhosts/sv/apps/tv", json=provider).status_code == 200
+    assert sorted(k.api.get(channels).json()["response"]) == ["abr", "dup"]
+    k.wait_for(lambda: k.api.get(f"{channels}/abr").json()["response"]["state"] == "Pulling",
+               what="the channel waiting for its sources again")

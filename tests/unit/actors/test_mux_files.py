@@ -56,6 +56,7 @@ def test_the_directory_watch_tells_what_changed_and_looks_again_when_asked(tmp_p
     watch = MuxDirWatch("default/mux", mux_files, told.put, every_s=0.02)
     watch.start()
     try:
+        assert told.get(timeout=5).found == {"abr": multiplex_from_json(BODY)}  # the first look tells what is there
         with pytest.raises(queue.Empty):  # five looks in which nothing changed tell nothing
             told.get(timeout=0.1)
         (tmp_path / "mux" / "abr.mux").unlink()

@@ -168,6 +168,12 @@ class MuxWorker:
                 source.new_ids[track.id] = new.id
                 source.time_bases[track.id] = track.time_base
                 tracks.append(new)
+            given = {t.name for t in source.hub.tracks.values()}
+            missing = sorted(m.source_track_name for m in source.spec.track_map if m.source_track_name not in given)
+            if missing:  # as OME, the channel goes on without them; said, since a misnamed track is a silent gap
+                log.warning("multiplex source tracks not found where=%s stream=%s source=%s missing=%s "
+                            "source_tracks=%s", self.where, self.name, source.spec.url, ",".join(missing),
+                            ",".join(sorted(n for n in given if n)))
         return tracks
 
     # -- Playing ---------------------------------------------------------------------------------------------
@@ -230,15 +236,18 @@ class MuxWorker:
     def _relabel(source: _Source, queue: Subscriber, anchor: Fraction) -> Callable[[Packet], None]:
         """The callback a source's hub runs on the source's thread: relabel, retime, queue. Cheap, never waits."""
         last_dts: dict[int, int] = {}
+        shifts: dict[int, int] = {}  # per source track: the source's offset in the track's time base
 
         def relabel(packet: Packet) -> None:
             new_id = source.new_ids.get(packet.track_id)
             if new_id is None:
                 return
             tb = source.time_bases[packet.track_id]
-            if source.offset_s is None:
-                source.offset_s = Fraction(packet.arrival) - anchor - packet.dts * tb
-            shift = round(source.offset_s / tb)
+            shift = shifts.get(packet.track_id)
+            if shift is None:
+                if source.offset_s is None:
+                    source.offset_s = Fraction(packet.arrival) - anchor - packet.dts * tb
+                shift = shifts[packet.track_id] = round(source.offset_s / tb)
             dts = packet.dts + shift
             if dts < 0 or dts <= last_dts.get(new_id, -1):
                 return  # before the channel's start, or not after the last one (a source's dts must go forward)
