@@ -225,6 +225,8 @@ def test_a_channel_that_falls_behind_never_slows_its_sources_and_starts_again() 
     worker.start()
     try:
         wait_until(lambda: channel.opened and channel.opened[0].started, "the first stream")
+        wait_until(lambda: small.outputs["small"].hub.subscribers and big.outputs["big"].hub.subscribers,
+                   "the channel taking its sources' packets")
         began = time.monotonic()
         for frame in range(1, 61):
             feed(small, 0, frame)
