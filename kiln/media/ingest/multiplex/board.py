@@ -11,12 +11,11 @@ from enum import Enum
 
 
 class MuxState(Enum):
-    """OME's ``MultiplexStream::MuxState`` names."""
+    """OME's ``MultiplexStream::MuxState`` names (its ``Stopped`` is never shown: a stopped channel is gone)."""
 
     NONE = "None"
     PULLING = "Pulling"
     PLAYING = "Playing"
-    STOPPED = "Stopped"
 
 
 class MuxBoard:

@@ -80,7 +80,6 @@ class MuxWorker:
         self._thread = WorkerThread(f"multiplex {where}/{mux.name}", self._run, on_crash=self._crashed)
         self._stop_reason = ""
         self._queue: Subscriber | None = None
-        self.streams_opened = 0
         self.retry_s = retry_s
         self.queue_packets = queue_packets
         self._refused = ""  # the last refusal logged (a channel refused every second logs it once)
@@ -106,10 +105,6 @@ class MuxWorker:
         queue = self._queue
         if queue is not None:
             queue.end(reason)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.alive and not self._thread.stopping
 
     def join(self, timeout: float) -> bool:
         return self._thread.join(timeout)
@@ -192,7 +187,6 @@ class MuxWorker:
                                          f"stream ({exc})")
             self._thread.wait(self.retry_s)
             return
-        self.streams_opened += 1
         self._refused = ""
         video_ids = frozenset(t.id for t in tracks if t.kind is MediaKind.VIDEO)
         queue = self._queue = Subscriber(f"multiplex {self.where}/{self.name}", max_packets=self.queue_packets,
