@@ -312,11 +312,15 @@ class KilnService:
         schedules: dict[tuple[str, str], list[se.ScheduleDefined]] = {}
         for sev in self.catalog.schedule_definitions():
             schedules.setdefault((sev.vhost, sev.app), []).append(sev)
+        multiplexes: dict[tuple[str, str], list[se.MultiplexDefined]] = {}
+        for mev in self.catalog.multiplex_definitions():
+            multiplexes.setdefault((mev.vhost, mev.app), []).append(mev)
         tasks = self.tasks.recovered()
         return [replace(vhost, apps=tuple(
                     replace(app, tasks=tasks.get((vhost.name, app.name), AppTasks()),
                             pulls=tuple(pulls.get((vhost.name, app.name), ())),
-                            schedules=tuple(schedules.get((vhost.name, app.name), ())))
+                            schedules=tuple(schedules.get((vhost.name, app.name), ())),
+                            multiplexes=tuple(multiplexes.get((vhost.name, app.name), ())))
                     for app in vhost.apps))
                 for vhost in self.catalog.vhost_states()]
 

@@ -191,6 +191,25 @@ class ScheduleFinished:
 
 
 @dataclass(frozen=True)
+class CreateMultiplexChannel:
+    body: Any
+
+
+@dataclass(frozen=True)
+class DeleteMultiplexChannel:
+    name: str
+
+
+@dataclass(frozen=True)
+class MultiplexFinished:
+    """A multiplex channel's worker stopped (deleted, refused, or server stopping)."""
+
+    name: str
+    reason: str
+    worker: Any
+
+
+@dataclass(frozen=True)
 class OutputAvailable:
     """Sent to a task actor: the output stream it waits for exists and has started."""
 

@@ -27,12 +27,15 @@ from kiln.actors.base import ActorGone, CommandActor, Outcome, ask_blocking, set
 from kiln.actors.commands import (
     AppReconfigured,
     ConcludeHlsLive,
+    CreateMultiplexChannel,
     CreatePull,
     CreateScheduledChannel,
+    DeleteMultiplexChannel,
     DeleteScheduledChannel,
     DeleteStream,
     EndStream,
     ForgetStream,
+    MultiplexFinished,
     OpenStream,
     PatchScheduledChannel,
     PullConnected,
@@ -49,9 +52,11 @@ from kiln.actors.commands import (
 )
 from kiln.actors.effects import after, gathered
 from kiln.actors.file_watch import FilesDirWatcher
+from kiln.actors.multiplexes import MISSING_LOOKS, MuxDirWatch, MuxFiles, MuxFilesScanned
 from kiln.actors.schedules import SCHEDULE_FILES, ChannelFiles
 from kiln.actors.stream import Journal, StreamActor
 from kiln.config.write_roots import WriteRoots
+from kiln.domain import multiplex as dm
 from kiln.domain import pulls as dp
 from kiln.domain import schedule as ds
 from kiln.domain import stream_directory as dd
@@ -61,9 +66,13 @@ from kiln.domain.settings import AppSettings
 from kiln.eventlog import Encoded
 from kiln.events import streams as se
 from kiln.events.base import Event
+from kiln.events.multiplex import Multiplex
 from kiln.events.redact import redact_url
 from kiln.events.schedules import Schedule
 from kiln.media.ingest.contract import PublishRejected
+from kiln.media.ingest.multiplex.worker import PROVIDER as MULTIPLEX_PROVIDER
+from kiln.media.ingest.multiplex.worker import SOURCE_TYPE as MULTIPLEX
+from kiln.media.ingest.multiplex.worker import MuxHooks, MuxWorker
 from kiln.media.ingest.rtsp.properties import PullProperties, parse_pull_properties, properties_from_json
 from kiln.media.ingest.rtsp.worker import PullHooks, PullWorker
 from kiln.media.ingest.schedule.worker import PROVIDER as SCHEDULE_PROVIDER
@@ -152,7 +161,8 @@ def _tell_or_fail(ref: pykka.ActorRef[Any], command: Any, answer: Future[Any], g
 class StreamsActor(CommandActor):
     def __init__(self, ctx: StreamsContext, vhost: str, app: str, config: dict[str, Any],
                  tasks: pykka.ActorRef[Any], pulls: Sequence[se.PullDefined] = (),
-                 schedules: Sequence[se.ScheduleDefined] = ()) -> None:
+                 schedules: Sequence[se.ScheduleDefined] = (),
+                 multiplexes: Sequence[se.MultiplexDefined] = ()) -> None:
         super().__init__()
         self.journal = ctx.events
         self.stats = ctx.stats
@@ -177,6 +187,14 @@ class StreamsActor(CommandActor):
         self.channel_workers: dict[str, ScheduleWorker] = {}
         self.files_watcher: FilesDirWatcher[Schedule] | None = None
         self.files_written: dict[str, float] = {}  # channel -> time.monotonic() of Kiln's last write or delete
+        self.multiplexes = dm.AppMultiplexes(vhost, app, self.settings.provider_enabled(MULTIPLEX_PROVIDER))
+        for mev in multiplexes:
+            self.multiplexes.apply(mev)
+        self.mux_files = MuxFiles(self.where, config, ctx.config_dir, ctx.write_roots)
+        self.mux_workers: dict[str, MuxWorker] = {}
+        self.mux_watch: MuxDirWatch | None = None
+        self._mux_missing: dict[str, int] = {}  # channel -> looks in a row its file was missing
+        self._mux_touched: dict[str, float] = {}  # channel -> when this actor last wrote or deleted its file
 
     @property
     def where(self) -> str:
@@ -189,9 +207,15 @@ class StreamsActor(CommandActor):
         for pull in self.pull_defs.to_resume():  # pulls reconnect after a restart (OME forgets them)
             self._spawn_pull(pull.name, list(pull.urls), properties_from_json(pull.properties), None, pull.cause)
         self._start_channels()
+        self._start_multiplexes()
 
     def on_stop(self) -> None:
         watcher = self._stop_watching()
+        self._stop_mux_watch()
+        for mux in list(self.mux_workers.values()):
+            mux.close(dp.SERVER_STOPPING)
+        for mux in list(self.mux_workers.values()):
+            mux.join(10)
         for channel in list(self.channel_workers.values()):
             channel.close(dp.SERVER_STOPPING)
         for channel in list(self.channel_workers.values()):
@@ -209,6 +233,9 @@ class StreamsActor(CommandActor):
             worker.close(cmd.reason)
         for channel in self.channel_workers.values():
             channel.close(cmd.reason)
+        for mux in self.mux_workers.values():
+            mux.close(cmd.reason)
+        self._stop_mux_watch()
         return Outcome(None, self._end_all_streams(cmd.reason))
 
     def handle_AppReconfigured(self, cmd: AppReconfigured) -> Outcome:
@@ -217,12 +244,21 @@ class StreamsActor(CommandActor):
         self.channel_files = ChannelFiles(self.where, cmd.settings.config, self.channel_files.config_dir,
                                           self.channel_files.roots)
         self._watch_files()
+        self.multiplexes.enabled = cmd.settings.provider_enabled(MULTIPLEX_PROVIDER)
+        self.mux_files = MuxFiles(self.where, cmd.settings.config, self.mux_files.config_dir, self.mux_files.roots)
+        self._stop_mux_watch()
+        self._start_mux_watch()
+        for running in self.mux_workers.values():
+            running.close("application reconfigured")  # each comes back when it has wound down (MultiplexFinished)
         ended = self._end_all_streams("application reconfigured")
         # channels whose worker ran come back when it has wound down (handle_ScheduleFinished); those that had
         # none (refused while the app had no Schedule provider) start now
         for schedule in self.schedules.channels.values():
             if schedule.name not in self.channel_workers:
                 self._spawn_channel(schedule)
+        for mux in self.multiplexes.channels.values():
+            if mux.name not in self.mux_workers:
+                self._spawn_multiplex(mux)
         return Outcome(None, ended)
 
     def _end_all_streams(self, reason: str) -> list[Future[Any]]:
@@ -494,6 +530,11 @@ class StreamsActor(CommandActor):
                                   self.journal.encode)
         return Outcome(None, [self.journal.emit(events)] if events.records else [])
 
+    def _names_taken(self) -> frozenset[str]:
+        """Names a new channel may not take: live streams, and scheduled and multiplex channels (each a stream,
+        even while it waits off air)."""
+        return frozenset(self.streams) | frozenset(self.schedules.channels) | frozenset(self.multiplexes.channels)
+
     # -- scheduled channels --
     def _start_channels(self) -> None:
         """At start: the journal's channels get their ``.sch`` files back if missing; files no channel names
@@ -502,7 +543,7 @@ class StreamsActor(CommandActor):
         if self.schedules.enabled:
             for schedule in self.channel_files.found(set(self.schedules.channels)):
                 try:
-                    events = decide_and_apply(self.schedules, ds.LoadChannelFile(schedule, frozenset(self.streams)),
+                    events = decide_and_apply(self.schedules, ds.LoadChannelFile(schedule, self._names_taken()),
                                               now(), self.journal.encode)
                 except DomainError as exc:
                     log.warning("schedule file not loaded where=%s stream=%s error=%s", self.where, schedule.name,
@@ -566,7 +607,7 @@ class StreamsActor(CommandActor):
             raise Invalid("Stream is not a scheduled stream")
 
     def handle_CreateScheduledChannel(self, cmd: CreateScheduledChannel) -> Outcome:
-        return Outcome(None, [self._define(ds.CreateChannel(cmd.body, frozenset(self.streams)))])
+        return Outcome(None, [self._define(ds.CreateChannel(cmd.body, self._names_taken()))])
 
     def handle_PatchScheduledChannel(self, cmd: PatchScheduledChannel) -> Outcome:
         self._not_scheduled(cmd.name)
@@ -629,7 +670,7 @@ class StreamsActor(CommandActor):
         if cmd.watcher is not self.files_watcher or self._stale(name, cmd.looked):
             return Outcome(None)
         try:
-            decided = decide_and_apply(self.schedules, ds.ChannelFileChanged(cmd.schedule, frozenset(self.streams)),
+            decided = decide_and_apply(self.schedules, ds.ChannelFileChanged(cmd.schedule, self._names_taken()),
                                        now(), self.journal.encode)
         except DomainError as exc:
             log.warning("schedule file not loaded where=%s stream=%s error=%s", self.where, name, exc.text)
@@ -664,3 +705,150 @@ class StreamsActor(CommandActor):
         if schedule is not None and cmd.reason == "application reconfigured":
             self._spawn_channel(schedule)  # the app restarted its streams: the channel plays on in the new outputs
         return Outcome(None)
+
+    # -- multiplex channels --
+    def _start_multiplexes(self) -> None:
+        """At start: ``.mux`` files no journaled channel names are loaded as OME loads them (and journaled, so
+        they are listed and survive as the others); the journal's channels get their files back if missing or
+        changed; then every channel waits for its sources."""
+        if self.multiplexes.enabled:
+            for mux in self.mux_files.found(set(self.multiplexes.channels)):
+                try:
+                    events = decide_and_apply(self.multiplexes, dm.LoadChannelFile(mux, self._names_taken()),
+                                              now(), self.journal.encode)
+                except DomainError as exc:
+                    log.warning("multiplex file not loaded where=%s stream=%s error=%s", self.where, mux.name,
+                                exc.text)
+                    continue
+                self.journal.emit(events)
+                log.info("multiplex file loaded where=%s stream=%s", self.where, mux.name)
+            for mux in self.multiplexes.channels.values():
+                self.mux_files.restore(mux)
+            for mux in self.multiplexes.channels.values():
+                self._spawn_multiplex(mux)
+            self._start_mux_watch()
+
+    def _start_mux_watch(self) -> None:
+        if self.media is None or not self.multiplexes.enabled:
+            return
+        me = self.actor_ref
+        self.mux_watch = MuxDirWatch(self.where, self.mux_files, lambda scanned: tell_quietly(me, scanned))
+        self.mux_watch.start()
+
+    def _stop_mux_watch(self) -> None:
+        watch, self.mux_watch = self.mux_watch, None
+        if watch is not None:
+            watch.close()
+            watch.join(2)
+
+    def _spawn_multiplex(self, mux: Multiplex) -> None:
+        if self.media is None or not self.multiplexes.enabled:
+            return  # without the provider a journaled channel stays listed but does not run (as OME's)
+        me = self.actor_ref
+        name = mux.name
+
+        def open_stream(close: Callable[[str], None]) -> LiveStream:
+            try:  # no source URL, as OME's multiplex streams have none
+                result: LiveStream = ask_blocking(me, OpenStream(name, MULTIPLEX_PROVIDER, MULTIPLEX, "", close))
+            except DomainError as exc:  # the worker speaks the ingest contract, not the domain
+                raise PublishRejected(exc.text) from exc
+            return result
+
+        def finished(reason: str) -> None:
+            tell_quietly(me, MultiplexFinished(name, reason, worker))
+
+        worker = MuxWorker(self.where, mux, self.media.streams, MuxHooks(open_stream, finished),
+                           getattr(self.media, "multiplexes", None))
+        self.mux_workers[name] = worker
+        worker.start()
+
+    def handle_CreateMultiplexChannel(self, cmd: CreateMultiplexChannel) -> Outcome:
+        """Encoded first (nothing changes if the journal cannot store it), then the ``.mux`` file (OME's 500 if it
+        cannot be written, nothing journaled), then the channel is journaled and waits for its sources."""
+        written: list[Multiplex] = []
+
+        def store(events: list[Event]) -> Encoded:
+            stored = self.journal.encode(events)
+            defined = events[0]
+            assert isinstance(defined, se.MultiplexDefined)
+            written.append(Multiplex.from_stored(defined.multiplex))
+            self.mux_files.write(written[0])
+            self._mux_touched[defined.name] = time.monotonic()  # a look begun before this is not news
+            return stored
+
+        durable = self.journal.emit(decide_and_apply(
+            self.multiplexes, dm.CreateChannel(cmd.body, self._names_taken()), now(), store))
+        self._spawn_multiplex(written[0])
+        log.info("multiplex channel created where=%s stream=%s", self.where, written[0].name)
+        return Outcome(None, [durable])
+
+    def handle_DeleteMultiplexChannel(self, cmd: DeleteMultiplexChannel) -> Outcome:
+        def store(events: list[Event]) -> Encoded:
+            stored = self.journal.encode(events)
+            self.mux_files.remove(cmd.name)  # OME's 500 if it cannot be deleted (nothing journaled)
+            self._mux_touched[cmd.name] = time.monotonic()
+            return stored
+
+        durable = self.journal.emit(decide_and_apply(self.multiplexes, dm.DeleteChannel(cmd.name), now(), store))
+        worker = self.mux_workers.pop(cmd.name, None)
+        if worker is not None:
+            worker.close("deleted by API")
+        log.info("multiplex channel deleted where=%s stream=%s", self.where, cmd.name)
+        return Outcome(None, [durable])
+
+    def handle_MultiplexFinished(self, cmd: MultiplexFinished) -> Outcome:
+        if self.mux_workers.get(cmd.name) is not cmd.worker:
+            return Outcome(None)
+        del self.mux_workers[cmd.name]
+        mux = self.multiplexes.channels.get(cmd.name)
+        if mux is not None and cmd.reason == "application reconfigured":
+            self._spawn_multiplex(mux)  # the app restarted its streams: the channel waits for its sources anew
+        return Outcome(None)
+
+    def handle_MuxFilesScanned(self, cmd: MuxFilesScanned) -> Outcome:
+        """MuxFilesDir changed while Kiln runs (OME's file watcher): a new file is a new channel, a changed one
+        replaces its channel, one missing ``MISSING_LOOKS`` looks in a row removes it; each journaled."""
+        if cmd.watch is not self.mux_watch or not self.multiplexes.enabled:
+            return Outcome(None)
+        durable: list[Future[Any]] = []
+
+        def news(name: str) -> bool:
+            return self._mux_touched.get(name, float("-inf")) < cmd.started
+
+        for name, mux in cmd.found.items():
+            known = self.multiplexes.channels.get(name)
+            if known == mux or not news(name):
+                continue
+            command: dm.LoadChannelFile | dm.ChangeChannelFile = \
+                dm.LoadChannelFile(mux, self._names_taken()) if known is None else dm.ChangeChannelFile(mux)
+            try:
+                events = decide_and_apply(self.multiplexes, command, now(), self.journal.encode)
+            except DomainError as exc:
+                log.warning("multiplex file not loaded where=%s stream=%s error=%s", self.where, name, exc.text)
+                continue
+            durable.append(self.journal.emit(events))
+            worker = self.mux_workers.pop(name, None)
+            if worker is not None:
+                worker.close("multiplex file changed")
+            self._spawn_multiplex(mux)
+            log.info("multiplex file %s where=%s stream=%s", "loaded" if known is None else "changed", self.where,
+                     name)
+        again = False
+        for name in list(self.multiplexes.channels):
+            if name in cmd.found or not news(name):
+                self._mux_missing.pop(name, None)
+                continue
+            looks = self._mux_missing[name] = self._mux_missing.get(name, 0) + 1
+            if looks < MISSING_LOOKS:
+                again = True
+                continue
+            del self._mux_missing[name]
+            events = decide_and_apply(self.multiplexes, dm.RemoveChannelFile(name), now(), self.journal.encode)
+            durable.append(self.journal.emit(events))
+            worker = self.mux_workers.pop(name, None)
+            if worker is not None:
+                worker.close("multiplex file deleted")
+            log.info("multiplex file deleted where=%s stream=%s", self.where, name)
+        if again:
+            cmd.watch.recheck()
+        return Outcome(None, durable)

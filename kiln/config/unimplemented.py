@@ -250,7 +250,6 @@ VHOST_ROWS = (
 
 APP_ROWS = (
     Row("Providers.File", "file provider", _has("providers", "file")),
-    Row("Providers.Multiplex", "multiplex channels", _has("providers", "multiplex")),
     Row("Providers.RTSP", "RTSP push ingest", _has("providers", "rtsp")),
     Row("Providers.RTMP.EventGenerator", "RTMP event generator", _has("providers", "rtmp", "eventGenerator")),
     Row("Publishers.WebRTC.Ulpfec", "ULPFEC for WebRTC viewers (NACK retransmission is used)",

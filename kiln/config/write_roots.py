@@ -56,8 +56,9 @@ class WriteRoots:
 
 
 def config_file_roots(vhosts: list[dict[str, Any]]) -> list[str]:
-    """Every ``Publishers/FILE/RootPath`` and ``Providers/Schedule/ScheduleFilesDir`` of the Server.xml's
-    applications (scheduled channels' ``.sch`` files are written there)."""
+    """Every ``Publishers/FILE/RootPath``, ``Providers/Schedule/ScheduleFilesDir`` and
+    ``Providers/Multiplex/MuxFilesDir`` of the Server.xml's applications (scheduled and multiplex channels'
+    ``.sch`` and ``.mux`` files are written there)."""
     found = []
     for vhost in vhosts:
         apps = (vhost.get("applications") or {}).get("application") or []
@@ -65,8 +66,9 @@ def config_file_roots(vhosts: list[dict[str, Any]]) -> list[str]:
             root = ((app.get("publishers") or {}).get("file") or {}).get("rootPath")
             if isinstance(root, str) and root.strip():
                 found.append(root.strip())
-            schedule = (app.get("providers") or {}).get("schedule")
-            files = schedule.get("scheduleFilesDir") if isinstance(schedule, dict) else None
-            if isinstance(files, str) and files.strip():
-                found.append(files.strip())
+            for provider, key in (("schedule", "scheduleFilesDir"), ("multiplex", "muxFilesDir")):
+                section = (app.get("providers") or {}).get(provider)
+                files = section.get(key) if isinstance(section, dict) else None
+                if isinstance(files, str) and files.strip():
+                    found.append(files.strip())
     return found

@@ -29,6 +29,7 @@ class AppState:
     tasks: AppTasks = AppTasks()
     pulls: tuple[se.PullDefined, ...] = ()
     schedules: tuple[se.ScheduleDefined, ...] = ()  # scheduled channels (their schedules as last defined)
+    multiplexes: tuple[se.MultiplexDefined, ...] = ()  # multiplex channels
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ LAYOUTS: dict[tuple[str, int], tuple[str, ...]] = {
     ),
     ("DumpStopped", 1): ("vhost", "app", "output_stream", "id", "reason"),
     ("HlsLiveConcluded", 1): ("vhost", "app", "name", "instance"),
+    ("MultiplexDefined", 1): ("vhost", "app", "name", "multiplex", "created_time", "source"),
+    ("MultiplexRemoved", 1): ("vhost", "app", "name", "reason"),
     ("OutputProfileDeleted", 1): ("vhost", "app", "name"),
     ("OutputProfileReplaced", 1): ("vhost", "app", "profile"),
     ("OutputProfilesAdded", 1): ("vhost", "app", "profiles"),

@@ -197,3 +197,38 @@ class ScheduleRemoved(Event):
     @property
     def entity(self) -> str:
         return schedule_entity(self.vhost, self.app, self.name)
+
+
+def multiplex_entity(vhost: str, app: str, stream: str) -> str:
+    return f"multiplex:{vhost}/{app}/{stream}"
+
+
+@event
+@dataclass(frozen=True)
+class MultiplexDefined(Event):
+    """A multiplex channel created (POST multiplexChannels, or a ``.mux`` file found at start): ``multiplex`` is
+    ``kiln.events.multiplex.Multiplex.to_stored()``."""
+
+    vhost: str
+    app: str
+    name: str
+    multiplex: dict[str, Any]
+    created_time: float
+    source: str  # "api" or "file"
+
+    @property
+    def entity(self) -> str:
+        return multiplex_entity(self.vhost, self.app, self.name)
+
+
+@event
+@dataclass(frozen=True)
+class MultiplexRemoved(Event):
+    vhost: str
+    app: str
+    name: str
+    reason: str
+
+    @property
+    def entity(self) -> str:
+        return multiplex_entity(self.vhost, self.app, self.name)

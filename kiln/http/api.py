@@ -28,6 +28,7 @@ from kiln.http import (
     events,
     journal,
     misc,
+    multiplex,
     openapi,
     profiles,
     push,
@@ -133,8 +134,8 @@ class ApiApp:
         self.max_header_bytes = max_header_bytes
         self.tls_reloader = tls_reloader
         self.router = Router()
-        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, scheduled, stats, events,
-                       subscriptions, journal, status):
+        for module in (misc, vhosts, apps, push, record, profiles, dumps, streams, scheduled, multiplex, stats,
+                       events, subscriptions, journal, status):
             module.register(self.router, self)
         openapi.register(self.router, self)  # last: it documents what the router holds
         self.console = Starlette(routes=console_routes())

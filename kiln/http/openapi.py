@@ -80,6 +80,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Replace a channel's fallbackProgram or programs (201)", "streams", body="Object"),
     ("DELETE", f"{A}/scheduledChannels/{{stream}}"): Operation("Delete a scheduled channel (and its .sch file)",
                                                               "streams"),
+    ("GET", f"{A}/multiplexChannels"): Operation("List multiplex channel names of an application", "streams",
+                                                 response="Names",
+                                                 description="404 without a Multiplex provider"),
+    ("POST", f"{A}/multiplexChannels"): Operation(
+        "Create a multiplex channel (tracks of other live streams as one stream; 201)", "streams", body="Object",
+        description="403 without a Multiplex provider, 409 for a taken name, 400 for a profile Kiln cannot read"),
+    ("GET", f"{A}/multiplexChannels/{{stream}}"): Operation(
+        "A multiplex channel's profile, state and pullingMessage", "streams", response="Object"),
+    ("DELETE", f"{A}/multiplexChannels/{{stream}}"): Operation("Delete a multiplex channel (and its .mux file)",
+                                                              "streams"),
     ("GET", f"{A}/streams"): Operation("List live input stream names of an application", "streams",
                                        response="Names"),
     ("POST", f"{A}/streams"): Operation("Pull a stream (RTSP) into the application", "streams", body="Object",

@@ -18,6 +18,7 @@ from kiln.admission.contract import Admitter, OpenDoor
 from kiln.media.heap import HeapTrimmer, keep_large_blocks_mapped
 from kiln.media.ingest.contract import StreamOpener, VhostRouter
 from kiln.media.ingest.mpegts.ingest import MpegtsIngest, PortMap
+from kiln.media.ingest.multiplex.board import MuxBoard
 from kiln.media.ingest.rtmp.ingest import RtmpIngest
 from kiln.media.ingest.rtmp.server import RtmpServer
 from kiln.media.ingest.schedule.board import ScheduleBoard
@@ -79,6 +80,7 @@ class MediaRuntime:
         self.config = config
         self.streams = StreamRegistry()
         self.schedules = ScheduleBoard()  # what each scheduled channel plays now (GET scheduledChannels/{stream})
+        self.multiplexes = MuxBoard()  # what each multiplex channel does now (GET multiplexChannels/{stream})
         self.task_counters = SessionCounters()
         self.control: ControlPlane | None = None
         self.rtmp: RtmpServer | None = None

@@ -79,6 +79,7 @@ class CatalogProjection(LockedDispatch):
         self.pulls: dict[tuple[str, str, str], PullView] = {}
         self.live: dict[tuple[str, str, str], StreamLifecycle] = {}
         self.schedules: dict[tuple[str, str, str], se.ScheduleDefined] = {}  # scheduled channels, as last defined
+        self.multiplexes: dict[tuple[str, str, str], se.MultiplexDefined] = {}  # multiplex channels
         self._host_table: tuple[tuple[str, dict[str, Any]], ...] | None = None  # host_table(), until a vhost changes
 
     # -- seeding from configuration (not journaled) --
@@ -107,6 +108,8 @@ class CatalogProjection(LockedDispatch):
                 del self.pulls[key]
             for key in [k for k in self.schedules if k[0] == ev.name]:
                 del self.schedules[key]
+            for key in [k for k in self.multiplexes if k[0] == ev.name]:
+                del self.multiplexes[key]
 
     def _on_AppCreated(self, ev: ce.AppCreated) -> None:
         vh = self.vhosts.get(ev.vhost)
@@ -131,6 +134,8 @@ class CatalogProjection(LockedDispatch):
                 del self.pulls[key]
             for key in [k for k in self.schedules if k[:2] == (ev.vhost, ev.name)]:
                 del self.schedules[key]
+            for key in [k for k in self.multiplexes if k[:2] == (ev.vhost, ev.name)]:
+                del self.multiplexes[key]
 
     def _on_OutputProfilesAdded(self, ev: ce.OutputProfilesAdded) -> None:
         if (view := self._app(ev.vhost, ev.app)) is not None:
@@ -156,6 +161,12 @@ class CatalogProjection(LockedDispatch):
 
     def _on_ScheduleRemoved(self, ev: se.ScheduleRemoved) -> None:
         self.schedules.pop((ev.vhost, ev.app, ev.name), None)
+
+    def _on_MultiplexDefined(self, ev: se.MultiplexDefined) -> None:
+        self.multiplexes[(ev.vhost, ev.app, ev.name)] = ev
+
+    def _on_MultiplexRemoved(self, ev: se.MultiplexRemoved) -> None:
+        self.multiplexes.pop((ev.vhost, ev.app, ev.name), None)
 
     def _on_StreamStarted(self, ev: se.StreamStarted) -> None:
         self.live[(ev.vhost, ev.app, ev.name)] = StreamLifecycle(
@@ -240,6 +251,16 @@ class CatalogProjection(LockedDispatch):
             found = self.schedules.get((vhost, app, name))
             return found.schedule if found is not None else None
 
+    def multiplex_names(self, vhost: str, app: str) -> list[str]:
+        with self._lock:
+            return [k[2] for k in self.multiplexes if k[:2] == (vhost, app)]
+
+    def multiplex(self, vhost: str, app: str, name: str) -> dict[str, Any] | None:
+        """A channel's stored profile (``Multiplex.to_stored()``), shared: events replace it, never edit it."""
+        with self._lock:
+            found = self.multiplexes.get((vhost, app, name))
+            return found.multiplex if found is not None else None
+
     def live_streams(self) -> list[StreamLifecycle]:
         with self._lock:
             return [shallow(s) for s in self.live.values()]
@@ -257,6 +278,7 @@ class CatalogProjection(LockedDispatch):
             pulls = [dict(p.__dict__) for p in self.pulls.values()]
             live = [dict(s.__dict__) for s in self.live.values()]
             schedules = [dict(s.__dict__) for s in self.schedules.values()]
+            multiplexes = [dict(m.__dict__) for m in self.multiplexes.values()]
 
         def render() -> dict[str, Any]:
             return {
@@ -266,6 +288,7 @@ class CatalogProjection(LockedDispatch):
                 "pulls": pulls,
                 "live": live,
                 "schedules": schedules,
+                "multiplexes": multiplexes,
             }
 
         return render
@@ -285,6 +308,8 @@ class CatalogProjection(LockedDispatch):
                 self.live[(s["vhost"], s["app"], s["name"])] = StreamLifecycle(**s)
             for s in state.get("schedules", []):
                 self.schedules[(s["vhost"], s["app"], s["name"])] = se.ScheduleDefined(**s)
+            for m in state.get("multiplexes", []):
+                self.multiplexes[(m["vhost"], m["app"], m["name"])] = se.MultiplexDefined(**m)
             self._host_table = None
 
     # -- reads for the stream supervisors (arch-streams) --
@@ -298,6 +323,11 @@ class CatalogProjection(LockedDispatch):
         """The scheduled channels as the events that last defined them: what stream supervisors fold at startup."""
         with self._lock:
             return list(self.schedules.values())
+
+    def multiplex_definitions(self) -> list[se.MultiplexDefined]:
+        """The multiplex channels as the events that defined them: what stream supervisors fold at startup."""
+        with self._lock:
+            return list(self.multiplexes.values())
 
 
 def _config_apps(vhost_config: dict[str, Any]) -> list[dict[str, Any]]:

@@ -113,6 +113,9 @@ def observe(api: httpx.Client, started_at: float | None = None) -> tuple[State, 
             for channel in _get(api, f"/v1/vhosts/{vhost}/apps/{app}/scheduledChannels"):
                 detail = _get(api, f"/v1/vhosts/{vhost}/apps/{app}/scheduledChannels/{channel}")
                 seen[("channel", vhost, app, channel)] = detail["fallbackProgram"]["items"][0]["url"]
+            for mux in _get(api, f"/v1/vhosts/{vhost}/apps/{app}/multiplexChannels"):
+                detail = _get(api, f"/v1/vhosts/{vhost}/apps/{app}/multiplexChannels/{mux}")
+                seen[("mux", vhost, app, mux)] = detail["sourceStreams"][0]["url"]
     for vhost, app in apps:
         base = f"/v1/vhosts/{vhost}/apps/{app}"
         for push in _get(api, f"{base}:pushes"):

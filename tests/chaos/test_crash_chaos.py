@@ -33,5 +33,5 @@ def test_kill9_under_mixed_commands_loses_nothing_acknowledged(tmp_path: Path, r
     # every kind of command was acknowledged at least once, so none of them went unchecked
     kinds = {"create vhost", "delete vhost", "create app", "delete app", "create profile", "delete profile",
              "start push", "stop push", "start record", "stop record", "create pull", "start dump",
-             "create channel", "delete channel"}
+             "create channel", "delete channel", "create mux", "delete mux"}
     assert kinds <= set(report.by_kind), summary

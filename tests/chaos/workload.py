@@ -1,8 +1,8 @@
 """The chaos workload: random API commands, and what each one does to the state a user can GET.
 
 State is a flat map ``key -> value``, where a key names one thing the API lists (a vhost, an app,
-an output profile, a push, a record, a pull, a dump, a scheduled channel) and the value is what its GET must show
-(a URL, a file path...). A command is planned against the state the client believes in
+an output profile, a push, a record, a pull, a dump, a scheduled or multiplex channel) and the value is what its
+GET must show (a URL, a file path...). A command is planned against the state the client believes in
 (``before``) and carries the state it would leave (``after``): an acknowledged command moves the
 client to ``after``; a refused one leaves ``before``; one whose answer was lost in a crash must be
 found wholly ``before`` or wholly ``after`` on the keys it touches, never a mix (half-exists).
@@ -26,6 +26,7 @@ PUSHES = [f"cu{i}" for i in range(5)]
 RECORDS = [f"cr{i}" for i in range(5)]
 PULLS = [f"pl{i}" for i in range(2)]
 CHANNELS = [f"sc{i}" for i in range(2)]
+MUXES = [f"mx{i}" for i in range(2)]
 MAX_RUNNING_DUMPS = 3
 STOPPED = " (stopped)"
 
@@ -73,7 +74,7 @@ class Workload:
         makers = [(self.create_vhost, 6), (self.delete_vhost, 2), (self.create_app, 6), (self.delete_app, 2),
                   (self.create_profile, 5), (self.delete_profile, 3), (self.start_push, 9), (self.stop_push, 5),
                   (self.start_record, 9), (self.stop_record, 5), (self.create_pull, 1), (self.delete_pull, 1),
-                  (self.create_channel, 4), (self.delete_channel, 2)]
+                  (self.create_channel, 4), (self.delete_channel, 2), (self.create_mux, 4), (self.delete_mux, 2)]
         if cam_live:
             makers += [(self.start_dump, 4), (self.stop_dump, 2)]
         pick = self.rng.choices([m for m, _ in makers], weights=[w for _, w in makers])[0]
@@ -104,9 +105,11 @@ class Workload:
             after[("profile", vhost, name, "default")] = "${OriginStreamName}"
         # scheduled channels' .sch files go to a directory of this app's own: an app made again under the same
         # name must not find the channels of the one deleted before it (OME loads whatever .sch is there)
+        # (and multiplex channels' .mux files likewise)
         files = f"{self.dump_root}/schedules/{vhost}-{name}-{self.rng.randrange(10**6)}"
         body = [{"name": name, "type": "live", "publishers": {"push": {}, "file": {}, "llhls": {}},
-                 "providers": {"schedule": {"mediaRootDir": self.dump_root, "scheduleFilesDir": files}}}]
+                 "providers": {"schedule": {"mediaRootDir": self.dump_root, "scheduleFilesDir": files},
+                               "multiplex": {"muxFilesDir": f"{files}-mux"}}}]
         return Command("create app", "POST", f"/v1/vhosts/{vhost}/apps", body, state, after)
 
     def delete_app(self, state: State) -> Command:
@@ -183,6 +186,25 @@ class Workload:
         name = self.rng.choice(CHANNELS)
         after = {k: v for k, v in state.items() if k != ("channel", vhost, app, name)}
         return Command("delete channel", "DELETE", f"/v1/vhosts/{vhost}/apps/{app}/scheduledChannels/{name}", None,
+                       state, after)
+
+    # -- multiplex channels (on API apps: their source is never live, so each channel waits) ------------------
+    def create_mux(self, state: State) -> Command:
+        vhost, app = self.rng.choice(self.apps(state)[1:] or [("cv0", "ca0")])
+        name = self.rng.choice(MUXES)
+        url = f"stream://default/app/{self.rng.choice(['s1', 's2'])}"
+        after = dict(state)
+        if ("app", vhost, app) in state and ("mux", vhost, app, name) not in state:
+            after[("mux", vhost, app, name)] = url
+        body = {"outputStream": {"name": name}, "sourceStreams": [
+            {"name": "s", "url": url, "trackMap": [{"sourceTrackName": "bypass_video", "newTrackName": "v"}]}]}
+        return Command("create mux", "POST", f"/v1/vhosts/{vhost}/apps/{app}/multiplexChannels", body, state, after)
+
+    def delete_mux(self, state: State) -> Command:
+        vhost, app = self.rng.choice(self.apps(state)[1:] or [("cv0", "ca0")])
+        name = self.rng.choice(MUXES)
+        after = {k: v for k, v in state.items() if k != ("mux", vhost, app, name)}
+        return Command("delete mux", "DELETE", f"/v1/vhosts/{vhost}/apps/{app}/multiplexChannels/{name}", None,
                        state, after)
 
     # -- pulls and dumps (on default/app) ----------------------------------------------------------

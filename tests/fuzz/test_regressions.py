@@ -131,3 +131,14 @@ def test_f5_sch_file_with_an_unusable_encoding_is_skipped(encoding: str, tmp_pat
     (tmp_path / "good.sch").write_bytes(b"<Schedule><Stream/></Schedule>")
     files = ChannelFiles("default/tv", {"providers": {"schedule": {"scheduleFilesDir": str(tmp_path)}}}, None)
     assert [s.name for s in files.found(set())] == ["good"]
+
+
+# F6 (test_fuzz_multiplex.py::test_json_bodies): a multiplexChannels body with a NUL or CR in a name was accepted
+# (201) and written into a .mux file XML cannot carry: the file no longer read back. Now it is a 400.
+@pytest.mark.parametrize("text", ["a\x00b", "a\rb"])
+def test_f6_mux_body_with_a_control_character_is_a_400(text: str) -> None:
+    from kiln.domain.multiplex import MultiplexError, multiplex_from_json
+
+    body = {"outputStream": {"name": "tv1"}, "sourceStreams": [], "playlists": [{"name": "tv1", "fileName": text}]}
+    with pytest.raises(MultiplexError):
+        multiplex_from_json(body)

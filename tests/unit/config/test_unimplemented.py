@@ -66,8 +66,8 @@ EXPECTED = [
     "Server.Bind.Publishers.HLS.TLSPort (13341): not implemented by Kiln, HLS v3 (TLS) is not opened",
     "Server.Modules.P2P: not implemented by Kiln, peer-to-peer delivery is off",
     *(f"vhost default app app: Application.{element}: not implemented by Kiln, {feature}" for element, feature in (
-        ("Providers.File", "file provider"),  # Providers.Schedule in the sample is not named: Kiln runs it
-        ("Providers.Multiplex", "multiplex channels"), ("Providers.RTSP", "RTSP push ingest"),
+        ("Providers.File", "file provider"),  # Providers.Schedule and Multiplex are not named: Kiln runs them
+        ("Providers.RTSP", "RTSP push ingest"),
         ("Providers.RTMP.EventGenerator", "RTMP event generator"),
         ("Publishers.LLHLS.DRM", "LL-HLS DRM: streams are sent in the clear"),
         ("Publishers.LLHLS.DVR.EventPlaylistType", "EVENT playlists: the DVR playlist is a sliding window"),

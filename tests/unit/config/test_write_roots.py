@@ -67,3 +67,10 @@ def test_config_file_roots_take_the_schedule_files_dirs() -> None:
         {"name": "x", "providers": {"schedule": {"mediaRootDir": "/m", "scheduleFilesDir": "/srv/sch"}}},
         {"name": "y", "providers": {"schedule": {}}}]}}]
     assert config_file_roots(vhosts) == ["/srv/sch"]
+
+
+def test_config_file_roots_take_the_mux_files_dirs() -> None:
+    vhosts = [{"name": "a", "applications": {"application": [
+        {"name": "x", "providers": {"multiplex": {"muxFilesDir": "/srv/mux"}, "schedule": {"scheduleFilesDir": "s"}}},
+        {"name": "y", "providers": {"multiplex": {}}}]}}]
+    assert config_file_roots(vhosts) == ["s", "/srv/mux"]

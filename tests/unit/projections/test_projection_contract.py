@@ -210,7 +210,9 @@ class TestCatalogProjection(ProjectionContract):
                 "apps": {(v, a): catalog.app(v, a) for v in names for a in catalog.app_names(v) or []},
                 "pulls": catalog.pull_list(), "live": catalog.live_streams(),
                 "schedules": catalog.schedule_definitions(),
-                "channels": {(v, a): catalog.schedule_names(v, a) for v in NAMES["vhost"] for a in NAMES["app"]}}
+                "channels": {(v, a): catalog.schedule_names(v, a) for v in NAMES["vhost"] for a in NAMES["app"]},
+                "multiplexes": catalog.multiplex_definitions(),
+                "muxChannels": {(v, a): catalog.multiplex_names(v, a) for v in NAMES["vhost"] for a in NAMES["app"]}}
 
 
 class TestTasksProjection(ProjectionContract):
