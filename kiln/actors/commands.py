@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kiln.domain.settings import AppSettings
+from kiln.events.multiplex import Multiplex
 from kiln.events.schedules import Schedule
 
 
@@ -175,6 +176,24 @@ class ScheduleFileChanged:
 @dataclass(frozen=True)
 class ScheduleFileGone:
     """A channel's ``.sch`` file stayed deleted for three looks in a row."""
+
+    name: str
+    watcher: Any
+    looked: float
+
+
+@dataclass(frozen=True)
+class MuxFileChanged:
+    """A ``.mux`` file appeared or changed in the app's MuxFilesDir (read and checked by the watcher)."""
+
+    mux: Multiplex
+    watcher: Any
+    looked: float
+
+
+@dataclass(frozen=True)
+class MuxFileGone:
+    """The ``.mux`` file of a channel stayed deleted for three looks in a row."""
 
     name: str
     watcher: Any

@@ -5,31 +5,30 @@ target, ``kiln/regular_files.py``) and deleted as OME writes and deletes them, s
 sees OME's files, and only inside the writable roots (an app made through the API may name any MuxFilesDir).
 A relative MuxFilesDir is under the configuration file's directory, as in OME.
 
-While Kiln runs, :class:`MuxDirWatch` looks at the directory every half second, as OME's provider does: when what
-is there changed (a file's name, size or mtime), it reads and checks every ``.mux`` file on its own thread and
-tells the stream supervisor what it found (:class:`MuxFilesScanned`), which journals the differences: a new file
-is a new channel, a changed one replaces its channel, one missing three looks in a row removes it.
+While Kiln runs the directory is followed as OME's provider follows it (``kiln/actors/file_watch.py`` with
+:data:`MUX_FILES`): a new file is a new channel, a changed one replaces its channel, one missing three looks in a
+row removes it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kiln.actors.file_watch import ChannelFileKind
 from kiln.config.write_roots import WriteRoots
 from kiln.domain import multiplex as dm
 from kiln.domain.errors import Failed, Invalid
 from kiln.events.multiplex import Multiplex
-from kiln.media.worker import WorkerThread
 from kiln.regular_files import read_regular, write_replacing
 
 log = logging.getLogger(__name__)
+
+# OME names a multiplex channel after the file's OutputStream, not after the file
+MUX_FILES: ChannelFileKind[Multiplex] = ChannelFileKind("multiplex", dm.FILE_EXTENSION,
+                                                        lambda data, _stem: dm.multiplex_from_xml(data),
+                                                        lambda mux: mux.name)
 
 
 def _files_dir(config: dict[str, Any]) -> str:
@@ -95,23 +94,6 @@ class MuxFiles:
         """The ``*.mux`` files no journaled channel names, read as OME reads them; a bad one is logged."""
         return [mux for name, mux in self.read_all().items() if name not in known]
 
-    def listing(self) -> dict[str, tuple[int, int]] | None:
-        """Each ``*.mux`` file's (mtime, size) by file name; None when the directory cannot be listed."""
-        root = self.files_dir()
-        try:
-            with os.scandir(root) as entries:
-                out = {}
-                for entry in entries:
-                    if entry.name.endswith(f".{dm.FILE_EXTENSION}"):
-                        st = entry.stat()
-                        out[entry.name] = (st.st_mtime_ns, st.st_size)
-                return out
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            log.debug("multiplex files not listed where=%s dir=%s error=%s", self.where, root, exc)
-            return None
-
     def read_all(self) -> dict[str, Multiplex]:
         """Every ``*.mux`` file read as OME reads them, by the channel it names (OME names the channel after the
         file's OutputStream, so a file named otherwise gives that name; of two naming one channel the first in
@@ -137,56 +119,3 @@ class MuxFiles:
                 continue
             out.setdefault(mux.name, mux)
         return out
-
-
-WATCH_S = 0.5  # OME's provider looks at MuxFilesDir every 500 ms
-MISSING_LOOKS = 3  # a file missing this many looks in a row is gone (an editor's save deletes and writes anew)
-
-
-@dataclass(frozen=True)
-class MuxFilesScanned:
-    """What MuxFilesDir held at one look (sent by :class:`MuxDirWatch` to the stream supervisor)."""
-
-    watch: MuxDirWatch
-    started: float  # time.monotonic() when the look began: a file the supervisor wrote or deleted since is not news
-    found: dict[str, Multiplex] = field(default_factory=dict)
-
-
-class MuxDirWatch:
-    """One app's MuxFilesDir, looked at every half second on a thread of its own (never the actor's)."""
-
-    def __init__(self, where: str, files: MuxFiles, tell: Callable[[MuxFilesScanned], None],
-                 every_s: float = WATCH_S) -> None:
-        self.files = files
-        self._tell = tell
-        self.every_s = every_s
-        self._recheck = threading.Event()
-        self._thread = WorkerThread(f"multiplex files {where}", self._run)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        self._thread.stop()
-
-    def join(self, timeout: float) -> bool:
-        return self._thread.join(timeout)
-
-    def recheck(self) -> None:
-        """Look again at the next tick even if nothing changed (a file seen missing must be seen missing again)."""
-        self._recheck.set()
-
-    def _run(self) -> None:
-        """The first look always tells (an app that just got its provider loads what the directory holds, as OME's
-        new application does); later ones only when something changed or a recheck was asked."""
-        last: dict[str, tuple[int, int]] | None = None
-        first = True
-        while not self._thread.wait(self.every_s):
-            started = time.monotonic()
-            listing = self.files.listing()
-            if not first and listing == last and not self._recheck.is_set():
-                continue
-            first = False
-            self._recheck.clear()
-            last = listing
-            self._tell(MuxFilesScanned(self, started, self.files.read_all()))

@@ -36,6 +36,8 @@ from kiln.actors.commands import (
     EndStream,
     ForgetStream,
     MultiplexFinished,
+    MuxFileChanged,
+    MuxFileGone,
     OpenStream,
     PatchScheduledChannel,
     PullConnected,
@@ -52,7 +54,7 @@ from kiln.actors.commands import (
 )
 from kiln.actors.effects import after, gathered
 from kiln.actors.file_watch import FilesDirWatcher
-from kiln.actors.multiplexes import MISSING_LOOKS, MuxDirWatch, MuxFiles, MuxFilesScanned
+from kiln.actors.multiplexes import MUX_FILES, MuxFiles
 from kiln.actors.schedules import SCHEDULE_FILES, ChannelFiles
 from kiln.actors.stream import Journal, StreamActor
 from kiln.config.write_roots import WriteRoots
@@ -192,8 +194,7 @@ class StreamsActor(CommandActor):
             self.multiplexes.apply(mev)
         self.mux_files = MuxFiles(self.where, config, ctx.config_dir, ctx.write_roots)
         self.mux_workers: dict[str, MuxWorker] = {}
-        self.mux_watch: MuxDirWatch | None = None
-        self._mux_missing: dict[str, int] = {}  # channel -> looks in a row its file was missing
+        self.mux_watch: FilesDirWatcher[Multiplex] | None = None
         self._mux_touched: dict[str, float] = {}  # channel -> when this actor last wrote or deleted its file
 
     @property
@@ -210,8 +211,7 @@ class StreamsActor(CommandActor):
         self._start_multiplexes()
 
     def on_stop(self) -> None:
-        watcher = self._stop_watching()
-        self._stop_mux_watch()
+        watchers = [self._stop_watching(), self._stop_mux_watch()]
         for mux in list(self.mux_workers.values()):
             mux.close(dp.SERVER_STOPPING)
         for mux in list(self.mux_workers.values()):
@@ -224,8 +224,9 @@ class StreamsActor(CommandActor):
             worker.close(dp.SERVER_STOPPING)
         for worker in list(self.workers.values()):
             worker.join(10)
-        if watcher is not None:
-            watcher.join(2)
+        for watcher in watchers:
+            if watcher is not None:
+                watcher.join(2)
 
     def handle_Teardown(self, cmd: Teardown) -> Outcome:
         self._stop_watching()
@@ -732,14 +733,22 @@ class StreamsActor(CommandActor):
         if self.media is None or not self.multiplexes.enabled:
             return
         me = self.actor_ref
-        self.mux_watch = MuxDirWatch(self.where, self.mux_files, lambda scanned: tell_quietly(me, scanned))
-        self.mux_watch.start()
 
-    def _stop_mux_watch(self) -> None:
-        watch, self.mux_watch = self.mux_watch, None
-        if watch is not None:
-            watch.close()
-            watch.join(2)
+        def changed(mux: Multiplex, looked: float) -> None:
+            tell_quietly(me, MuxFileChanged(mux, watcher, looked))
+
+        def gone(name: str, looked: float) -> None:
+            tell_quietly(me, MuxFileGone(name, watcher, looked))
+
+        watcher = FilesDirWatcher(self.where, self.mux_files.files_dir(), MUX_FILES, changed, gone)
+        self.mux_watch = watcher
+        watcher.start()
+
+    def _stop_mux_watch(self) -> FilesDirWatcher[Multiplex] | None:
+        watcher, self.mux_watch = self.mux_watch, None
+        if watcher is not None:
+            watcher.stop()  # never waits: a hung mount would hold the actor
+        return watcher
 
     def _spawn_multiplex(self, mux: Multiplex) -> None:
         if self.media is None or not self.multiplexes.enabled:
@@ -805,50 +814,39 @@ class StreamsActor(CommandActor):
             self._spawn_multiplex(mux)  # the app restarted its streams: the channel waits for its sources anew
         return Outcome(None)
 
-    def handle_MuxFilesScanned(self, cmd: MuxFilesScanned) -> Outcome:
-        """MuxFilesDir changed while Kiln runs (OME's file watcher): a new file is a new channel, a changed one
-        replaces its channel, one missing ``MISSING_LOOKS`` looks in a row removes it; each journaled."""
-        if cmd.watch is not self.mux_watch or not self.multiplexes.enabled:
+    def handle_MuxFileChanged(self, cmd: MuxFileChanged) -> Outcome:
+        """A ``.mux`` file written or changed while Kiln runs (OME's file watcher): a new channel, or its channel
+        replaced and restarted; journaled."""
+        name = cmd.mux.name
+        if cmd.watcher is not self.mux_watch or self._mux_touched.get(name, float("-inf")) >= cmd.looked:
+            return Outcome(None)  # from a watcher replaced since, or a look older than this actor's own write
+        known = self.multiplexes.channels.get(name)
+        if known == cmd.mux:
+            return Outcome(None)  # it says what the channel already is (Kiln's own write, a save without change)
+        command: dm.LoadChannelFile | dm.ChangeChannelFile = \
+            dm.LoadChannelFile(cmd.mux, self._names_taken()) if known is None else dm.ChangeChannelFile(cmd.mux)
+        try:
+            events = decide_and_apply(self.multiplexes, command, now(), self.journal.encode)
+        except DomainError as exc:
+            log.warning("multiplex file not loaded where=%s stream=%s error=%s", self.where, name, exc.text)
             return Outcome(None)
-        durable: list[Future[Any]] = []
+        durable = self.journal.emit(events)
+        worker = self.mux_workers.pop(name, None)
+        if worker is not None:
+            worker.close("multiplex file changed")
+        self._spawn_multiplex(cmd.mux)
+        log.info("multiplex file %s where=%s stream=%s", "loaded" if known is None else "changed", self.where, name)
+        return Outcome(None, [durable])
 
-        def news(name: str) -> bool:
-            return self._mux_touched.get(name, float("-inf")) < cmd.started
-
-        for name, mux in cmd.found.items():
-            known = self.multiplexes.channels.get(name)
-            if known == mux or not news(name):
-                continue
-            command: dm.LoadChannelFile | dm.ChangeChannelFile = \
-                dm.LoadChannelFile(mux, self._names_taken()) if known is None else dm.ChangeChannelFile(mux)
-            try:
-                events = decide_and_apply(self.multiplexes, command, now(), self.journal.encode)
-            except DomainError as exc:
-                log.warning("multiplex file not loaded where=%s stream=%s error=%s", self.where, name, exc.text)
-                continue
-            durable.append(self.journal.emit(events))
-            worker = self.mux_workers.pop(name, None)
-            if worker is not None:
-                worker.close("multiplex file changed")
-            self._spawn_multiplex(mux)
-            log.info("multiplex file %s where=%s stream=%s", "loaded" if known is None else "changed", self.where,
-                     name)
-        again = False
-        for name in list(self.multiplexes.channels):
-            if name in cmd.found or not news(name):
-                self._mux_missing.pop(name, None)
-                continue
-            looks = self._mux_missing[name] = self._mux_missing.get(name, 0) + 1
-            if looks < MISSING_LOOKS:
-                again = True
-                continue
-            del self._mux_missing[name]
-            events = decide_and_apply(self.multiplexes, dm.RemoveChannelFile(name), now(), self.journal.encode)
-            durable.append(self.journal.emit(events))
-            worker = self.mux_workers.pop(name, None)
-            if worker is not None:
-                worker.close("multiplex file deleted")
-            log.info("multiplex file deleted where=%s stream=%s", self.where, name)
-        if again:
-            cmd.watch.recheck()
-        return Outcome(None, durable)
+    def handle_MuxFileGone(self, cmd: MuxFileGone) -> Outcome:
+        """A channel's ``.mux`` file deleted (three looks in a row without it): OME deletes the channel."""
+        if cmd.watcher is not self.mux_watch or self._mux_touched.get(cmd.name, float("-inf")) >= cmd.looked \
+                or cmd.name not in self.multiplexes.channels:
+            return Outcome(None)
+        events = decide_and_apply(self.multiplexes, dm.RemoveChannelFile(cmd.name), now(), self.journal.encode)
+        durable = self.journal.emit(events)
+        worker = self.mux_workers.pop(cmd.name, None)
+        if worker is not None:
+            worker.close("multiplex file deleted")
+        log.info("multiplex file deleted where=%s stream=%s", self.where, cmd.name)
+        return Outcome(None, [durable])

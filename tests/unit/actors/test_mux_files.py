@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kiln.actors.multiplexes import MuxDirWatch, MuxFiles, MuxFilesScanned
+from kiln.actors.file_watch import FilesDirWatcher
+from kiln.actors.multiplexes import MUX_FILES, MuxFiles
 from kiln.config.write_roots import WriteRoots
 from kiln.domain.errors import Invalid
 from kiln.domain.multiplex import multiplex_from_json, multiplex_to_xml
@@ -49,24 +50,24 @@ def test_nothing_is_written_outside_the_writable_roots(tmp_path: Path) -> None:
     assert not (tmp_path / "mux").exists()
 
 
-def test_the_directory_watch_tells_what_changed_and_looks_again_when_asked(tmp_path: Path) -> None:
+def test_the_directory_is_followed_by_the_channel_a_file_names(tmp_path: Path) -> None:
+    """MuxFilesDir is followed as ScheduleFilesDir is (FilesDirWatcher); a .mux file names its channel by its
+    OutputStream, so a deleted file reports that name, not the file's."""
     mux_files = files(tmp_path)
-    mux_files.write(multiplex_from_json(BODY))
-    told: queue.Queue[MuxFilesScanned] = queue.Queue()
-    watch = MuxDirWatch("default/mux", mux_files, told.put, every_s=0.02)
+    told: queue.Queue[tuple[str, object]] = queue.Queue()
+    watch = FilesDirWatcher("default/mux", mux_files.files_dir(), MUX_FILES,
+                            lambda mux, looked: told.put(("changed", mux)),
+                            lambda name, looked: told.put(("gone", name)), every_s=0.02)
+    other = multiplex_from_json({**BODY, "outputStream": {"name": "dup"}})
+    mux_files.files_dir().mkdir()
+    (mux_files.files_dir() / "any-name.mux").write_bytes(multiplex_to_xml(other))
     watch.start()
     try:
-        assert told.get(timeout=5).found == {"abr": multiplex_from_json(BODY)}  # the first look tells what is there
-        with pytest.raises(queue.Empty):  # five looks in which nothing changed tell nothing
+        assert told.get(timeout=5) == ("changed", other)  # the first look tells what is there
+        with pytest.raises(queue.Empty):  # looks in which nothing changed tell nothing
             told.get(timeout=0.1)
-        (tmp_path / "mux" / "abr.mux").unlink()
-        assert told.get(timeout=5).found == {}
-        watch.recheck()  # a file seen missing is looked at again, changed or not
-        assert told.get(timeout=5).found == {}
-        other = multiplex_from_json({**BODY, "outputStream": {"name": "dup"}})
-        mux_files.write(other)
-        scanned = told.get(timeout=5)
-        assert scanned.found == {"dup": other} and scanned.watch is watch
+        (mux_files.files_dir() / "any-name.mux").unlink()
+        assert told.get(timeout=5) == ("gone", "dup")
     finally:
-        watch.close()
-        assert watch.join(5)
+        watch.stop()
+    assert watch.join(5)
