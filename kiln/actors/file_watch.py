@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from kiln.actors.channel_files import ChannelFileKind
 from kiln.domain.errors import Invalid
 from kiln.regular_files import read_regular
 
@@ -88,17 +89,6 @@ class DirectoryState:
             self.seen[stem] = now[stem]
             self.missing.pop(stem, None)
         return changed, gone
-
-
-@dataclass(frozen=True)
-class ChannelFileKind(Generic[T]):
-    """What the files of one kind are: their extension, how one is read (``read(data, stem)``, ``Invalid`` for a
-    file OME would not load) and the name of the channel a file defines."""
-
-    label: str       # in log lines: "schedule", "multiplex"
-    extension: str
-    read: Callable[[bytes, str], T]
-    name_of: Callable[[T], str]
 
 
 class FilesDirWatcher(Generic[T]):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kiln.actors.file_watch import GONE_AFTER_LOOKS, ChannelFileKind, DirectoryState, FilesDirWatcher, Seen, look
+from kiln.actors.channel_files import ChannelFileKind
+from kiln.actors.file_watch import GONE_AFTER_LOOKS, DirectoryState, FilesDirWatcher, Seen, look
 from kiln.actors.schedules import SCHEDULE_FILES
 from kiln.domain.errors import Invalid
 from kiln.events.schedules import Schedule
@@ -112,7 +113,7 @@ def test_a_deleted_file_reports_the_channel_it_defined_which_need_not_be_its_ste
             raise Invalid("empty")
         return text
 
-    kind = ChannelFileKind("named", "x", read, lambda name: name)
+    kind = ChannelFileKind("named", "namedDir", "x", read, str.encode, lambda name: name)
     reports: list[tuple[str, str]] = []
     lock = threading.Lock()
 
