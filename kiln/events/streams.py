@@ -206,8 +206,8 @@ def multiplex_entity(vhost: str, app: str, stream: str) -> str:
 @event
 @dataclass(frozen=True)
 class MultiplexDefined(Event):
-    """A multiplex channel created (POST multiplexChannels, or a ``.mux`` file found at start): ``multiplex`` is
-    ``kiln.events.multiplex.Multiplex.to_stored()``."""
+    """A multiplex channel created or replaced (POST multiplexChannels, a ``.mux`` file found at start or written
+    while Kiln runs): ``multiplex`` is ``kiln.events.multiplex.Multiplex.to_stored()``."""
 
     vhost: str
     app: str
