@@ -105,6 +105,11 @@ class CommandActor(pykka.ThreadingActor):
             message.reply.set_exception(exc)
         else:
             message.reply.set_result(result if isinstance(result, Outcome) else Outcome(result))
+        finally:
+            # pykka's loop keeps the envelope it took until the next one arrives: without this, an idle actor
+            # kept its last command's payload alive (StreamGone's ended LiveStream with its transcoder's codec
+            # contexts and filter-graph threads, until another stream came and went)
+            message.command = None
         return None
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:

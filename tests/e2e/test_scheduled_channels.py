@@ -96,6 +96,10 @@ def test_a_channel_made_through_the_api_plays_its_items_in_turn_and_survives_kil
     assert sorted(k.api.get(TV).json()["response"]) == ["ch", "preset"]
     k.wait_for(lambda: k.api.get("/v1/vhosts/default/apps/tv/streams/ch").json()["statusCode"] == 200,
                what="the channel's stream after the restart")
+    # and players get it: the channel resumed as the actor tree started, before the LL-HLS publisher was
+    # attached to the loop, and what that publisher was told then was dropped (404 for the stream's whole life)
+    k.wait_for(lambda: subprocess.run(["curl", "-sf", url], capture_output=True).returncode == 0, timeout=30,
+               what="the channel's playlist after the restart")
     assert k.api.get(f"{TV}/ch").json()["response"]["programs"][0]["name"] == "show"
 
     assert k.api.delete(f"{TV}/ch").json() == {"message": "OK", "statusCode": 200}

@@ -306,11 +306,18 @@ def test_publishers_that_come_and_go_leave_no_threads_or_sockets_behind(rtc_kiln
     def counts() -> tuple[int, int]:
         return len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd"))
 
+    def bytes_in(name: str) -> int:
+        return int(rtc_kiln.api.get(f"/v1/stats/current/vhosts/default/apps/app/streams/{name}")
+                   .json()["response"]["totalBytesIn"])
+
     def cycle(name: str) -> None:
         publisher = Publisher()
         try:
             assert publisher.whip(f"{_base(rtc_kiln)}/app/{name}?direction=whip").status_code == 201
             rtc_kiln.wait_for(input_tracks(rtc_kiln, name), 30, f"{name} publishing")
+            # media, not just tracks: the Opus -> AAC transcoder has decoded and encoded (its codec contexts and
+            # their native threads exist), so each cycle checks they go with the stream and warm starts the pools
+            rtc_kiln.wait_for(lambda: bytes_in(name) > 10_000, 30, f"{name} media flowing")
             assert publisher.whip_delete(_base(rtc_kiln)).status_code == 200
             rtc_kiln.wait_for(lambda: stream_json(rtc_kiln, name) is None, 20, f"{name} gone")
         finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -14,7 +15,7 @@ from typing import Any
 import pykka
 import pytest
 
-from kiln.actors.base import ActorGone, CommandActor, Outcome, ask
+from kiln.actors.base import ActorGone, CommandActor, Outcome, ask, tell
 from kiln.domain.errors import DomainError
 from kiln.journal.wake import DurableFuture
 from kiln.metrics.commands import COMMANDS
@@ -191,6 +192,35 @@ def test_an_answered_ask_leaves_no_reference_cycle(ref: pykka.ActorRef[Any]) -> 
     finally:
         if enabled:
             gc.enable()
+
+
+class Carry:
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
+
+
+class Carrying(CommandActor):
+    def handle_Carry(self, _cmd: Carry) -> Outcome:
+        return Outcome(None)
+
+
+def test_an_idle_actor_lets_go_of_its_last_command() -> None:
+    """pykka's loop keeps the envelope it took until the next one arrives, so an actor whose last command was
+    StreamGone kept the ended stream (its transcoder's codec contexts and their native threads) alive until
+    another command came: on an idle server, indefinitely. Answered is let go, with no other command sent."""
+    actor = Carrying.start()
+    try:
+        payload = Token()
+        gone = weakref.ref(payload)
+        assert tell(actor, Carry(payload)).result(5).value is None
+        del payload
+        deadline = time.monotonic() + 5
+        while gone() is not None and time.monotonic() < deadline:  # the actor's thread finishes its turn
+            gc.collect()
+            time.sleep(0.01)
+        assert gone() is None, "the actor still holds its last command"
+    finally:
+        actor.stop()
 
 
 def test_asks_made_durable_by_one_commit_wake_the_loop_once(ref: pykka.ActorRef[Any]) -> None:

@@ -37,7 +37,13 @@ def publisher() -> Iterator[LlhlsPublisher]:
     thread = threading.Thread(target=loop.run_forever, name="test-loop", daemon=True)
     thread.start()
     publisher = LlhlsPublisher(stats=Stats())
-    loop.call_soon_threadsafe(publisher.attach, loop)
+
+    async def attach() -> None:
+        publisher.attach(loop)
+
+    # attached before the test's first call, as the service attaches it before any stream: a publisher not yet
+    # attached drops what it is told (stream_created), so a loop slow to run attach failed the tests under load
+    asyncio.run_coroutine_threadsafe(attach(), loop).result(5)
     yield publisher
 
     async def close() -> None:

@@ -73,3 +73,24 @@ def test_an_unknown_input_stream_is_not_waited_for() -> None:
 
     found, took = asyncio.run(run())
     assert not found and took < 0.1
+
+
+def test_a_stream_started_before_the_publisher_is_attached_is_published_once_it_is(feed: LiveFeed) -> None:
+    """At startup the actor tree (resumed pulls, scheduled channels) runs before the service attaches the LL-HLS
+    publisher to its loop; what it was told meanwhile was dropped, so such a stream never had LL-HLS (players
+    got 404 for its whole life). It is now kept and done, in order, at attach."""
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
+        publisher = LlhlsPublisher(stats=Stats())
+        publisher.stream_created(feed.live)  # before attach: a channel resumed as the actor tree starts
+        publisher.stream_started(feed.live, LLHLS_APP)
+        publisher.attach(loop)
+        try:
+            found = await publisher.find_soon("default", "app", "cam", "cam", 1.0)
+            return found is not None and ("default", "app", "cam") not in publisher.pending
+        finally:
+            publisher.stream_ended(feed.live)
+            await asyncio.sleep(0)
+            publisher.close()
+
+    assert asyncio.run(main())

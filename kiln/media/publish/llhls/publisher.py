@@ -12,6 +12,7 @@ import asyncio
 import logging
 import secrets
 import string
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,14 +90,26 @@ class LlhlsPublisher:
         self._next_session = 1
         self._reaper: asyncio.Task[None] | None = None
         self._changed = ChangeWaiters()  # find_soon's and until_started's, woken when pending or streams change
+        self._early_lock = threading.Lock()  # guards loop and _early while attach may be running
+        self._early: list[tuple[Any, tuple[Any, ...]]] = []  # lifecycle calls made before attach, in order
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        """On ``loop``: from now on the publisher works there; what it was told before (the actor tree starts
+        resumed pulls and scheduled channels before the service attaches it) is done first, in order."""
+        with self._early_lock:
+            self.loop = loop
+            early, self._early = self._early, []
         self._reaper = loop.create_task(self._reap_sessions())
+        for fn, args in early:
+            fn(*args)
 
     def _call(self, fn: Any, *args: Any) -> None:
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(fn, *args)
+        with self._early_lock:
+            loop = self.loop
+            if loop is None:
+                self._early.append((fn, args))
+                return
+        loop.call_soon_threadsafe(fn, *args)
 
     # -- lifecycle (any thread) --
     def stream_created(self, live: LiveStream) -> None:
