@@ -53,6 +53,9 @@ def test_metrics_agree_with_stats_and_stream_labels_go_with_the_stream(
         r = kiln.api.post(f"{APP}:startPush", json={"id": "p1", "stream": {"name": "cam"}, "protocol": "rtmp",
                                                     "url": "rtmp://127.0.0.1:1/live", "streamKey": "k"})
         assert r.status_code == 200, r.text
+        # the push is counted once its session starts (at the stream's hand-over to the publishers, a moment
+        # after the API lists it): measured from then, the two views must agree
+        kiln.wait_for(lambda: stats(kiln)["connections"]["push"] == 1, 20, "the push counted")  # type: ignore[index]
 
         before, before_server = stats(kiln, stream_path), stats(kiln)
         metrics = scrape(kiln)

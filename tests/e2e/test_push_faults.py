@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess
@@ -32,6 +33,10 @@ APP = "/v1/vhosts/default/apps/app"
 def source(kiln: KilnProcess, test_flv: Path, peer_dir: Path) -> Iterator[Peer]:
     pub = publish_rtmp(f"rtmp://127.0.0.1:{kiln.ports.rtmp}/app/src", test_flv, loop=True, log_dir=peer_dir)
     kiln.wait_for(lambda: "src" in kiln.api.get(f"{APP}/streams").json()["response"], what="source stream")
+    # handed over to the publishers too (the LL-HLS playlist is served, not 201 "coming"): the tests compare
+    # Kiln's threads with what it has from here on, and the LL-HLS stream starts the process's disk thread
+    playlist = f"http://127.0.0.1:{kiln.ports.llhls}/app/src/llhls.m3u8"
+    kiln.wait_for(lambda: httpx.get(playlist, timeout=20).status_code == 200, what="the LL-HLS playlist")
     yield pub
     pub.stop()
 

@@ -34,8 +34,9 @@ def live(tmp_path: Path) -> Iterator[tuple[KilnProcess, RtcPorts]]:
     with kiln_playing_cam(tmp_path, rtc_server_xml(ports, publishers=PUBLISHERS), ports) as pair:
         # the stream handed over to its publishers too (LL-HLS's threads and pools up), not only listed:
         # the tests below compare the process's threads with what it has here
-        playlist = httpx.get(f"http://127.0.0.1:{ports.llhls}/app/cam/llhls.m3u8", timeout=20)
-        assert playlist.status_code == 200, playlist.text
+        kiln = pair[0]
+        playlist = f"http://127.0.0.1:{ports.llhls}/app/cam/llhls.m3u8"  # 201 while the stream is coming
+        kiln.wait_for(lambda: httpx.get(playlist, timeout=20).status_code == 200, what="the LL-HLS playlist")
         yield pair
 
 
