@@ -10,6 +10,7 @@ directory is under the configuration file's directory, as in OME. While Kiln run
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,13 @@ class ChannelDir(Generic[T]):
         self.config_dir = config_dir
         self.roots = roots
         self._files_dir = files_dir
+        self._own: dict[str, float] = {}  # channel -> monotonic time Kiln last finished writing or deleting its file
+
+    def stale(self, name: str, looked: float) -> bool:
+        """A watcher's look that began (``looked``, monotonic) before Kiln's own write or delete of the channel's
+        file ended may have read the file as it was before: what it reports is not news, and a channel deleted right
+        after its POST must not come back from a file read a moment before."""
+        return self._own.get(name, float("-inf")) >= looked
 
     def resolve(self, value: str) -> Path:
         path = Path(value)
@@ -63,7 +71,8 @@ class ChannelDir(Generic[T]):
 
     def write(self, channel: T) -> None:
         """OME's 500 when the file cannot be written (the command then journals nothing); 400 outside the roots."""
-        path = self.path(self.kind.name_of(channel))
+        name = self.kind.name_of(channel)
+        path = self.path(name)
         self._confined(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +80,8 @@ class ChannelDir(Generic[T]):
         except OSError as exc:
             log.warning("%s file not written where=%s path=%s error=%s", self.kind.label, self.where, path, exc)
             raise Failed(f"Could not save the {self.kind.label} file {path}") from exc
+        finally:
+            self._own[name] = time.monotonic()
 
     def remove(self, name: str) -> None:
         path = self.path(name)
@@ -80,6 +91,8 @@ class ChannelDir(Generic[T]):
         except OSError as exc:
             log.warning("%s file not deleted where=%s path=%s error=%s", self.kind.label, self.where, path, exc)
             raise Failed(f"Could not delete the {self.kind.label} file {path}") from exc
+        finally:
+            self._own[name] = time.monotonic()
 
     def restore(self, channel: T) -> None:
         """At start the file says what the journal says: written again when it went missing, or when it differs

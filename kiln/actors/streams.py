@@ -14,7 +14,6 @@ pull definitions (``AppState.pulls``), and the app actor passes them here.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -188,14 +187,12 @@ class StreamsActor(CommandActor):
         self.channel_files = ChannelFiles(self.where, config, ctx.config_dir, ctx.write_roots)
         self.channel_workers: dict[str, ScheduleWorker] = {}
         self.files_watcher: FilesDirWatcher[Schedule] | None = None
-        self.files_written: dict[str, float] = {}  # channel -> time.monotonic() of Kiln's last write or delete
         self.multiplexes = dm.AppMultiplexes(vhost, app, self.settings.provider_enabled(MULTIPLEX_PROVIDER))
         for mev in multiplexes:
             self.multiplexes.apply(mev)
         self.mux_files = MuxFiles(self.where, config, ctx.config_dir, ctx.write_roots)
         self.mux_workers: dict[str, MuxWorker] = {}
         self.mux_watch: FilesDirWatcher[Multiplex] | None = None
-        self._mux_touched: dict[str, float] = {}  # channel -> when this actor last wrote or deleted its file
 
     @property
     def where(self) -> str:
@@ -624,7 +621,6 @@ class StreamsActor(CommandActor):
             defined = events[0]
             assert isinstance(defined, se.ScheduleDefined)
             written.append(Schedule.from_stored(defined.schedule))
-            self.files_written[written[0].name] = time.monotonic()
             self.channel_files.write(written[0])
             return stored
 
@@ -647,7 +643,6 @@ class StreamsActor(CommandActor):
 
         def store(events: list[Event]) -> Encoded:
             stored = self.journal.encode(events)
-            self.files_written[cmd.name] = time.monotonic()
             self.channel_files.remove(cmd.name)  # OME's 500 if it cannot be deleted (nothing journaled)
             return stored
 
@@ -661,14 +656,10 @@ class StreamsActor(CommandActor):
             worker.close(reason)
         log.info("scheduled channel deleted where=%s stream=%s reason=%s", self.where, name, reason)
 
-    def _stale(self, name: str, looked: float) -> bool:
-        """Kiln wrote or deleted the channel's file after that look began: the look saw the file as it was."""
-        return self.files_written.get(name, float("-inf")) >= looked
-
     def handle_ScheduleFileChanged(self, cmd: ScheduleFileChanged) -> Outcome:
         """A ``.sch`` file written or changed in the directory: OME adds or updates the channel."""
         name = cmd.schedule.name
-        if cmd.watcher is not self.files_watcher or self._stale(name, cmd.looked):
+        if cmd.watcher is not self.files_watcher or self.channel_files.stale(name, cmd.looked):
             return Outcome(None)
         try:
             decided = decide_and_apply(self.schedules, ds.ChannelFileChanged(cmd.schedule, self._names_taken()),
@@ -684,7 +675,7 @@ class StreamsActor(CommandActor):
 
     def handle_ScheduleFileGone(self, cmd: ScheduleFileGone) -> Outcome:
         """A channel's ``.sch`` file deleted (three looks in a row without it): OME deletes the channel."""
-        if cmd.watcher is not self.files_watcher or self._stale(cmd.name, cmd.looked):
+        if cmd.watcher is not self.files_watcher or self.channel_files.stale(cmd.name, cmd.looked):
             return Outcome(None)
         try:
             decided = decide_and_apply(self.schedules, ds.ChannelFileRemoved(cmd.name), now(), self.journal.encode)
@@ -782,7 +773,6 @@ class StreamsActor(CommandActor):
             assert isinstance(defined, se.MultiplexDefined)
             written.append(Multiplex.from_stored(defined.multiplex))
             self.mux_files.write(written[0])
-            self._mux_touched[defined.name] = time.monotonic()  # a look begun before this is not news
             return stored
 
         durable = self.journal.emit(decide_and_apply(
@@ -795,7 +785,6 @@ class StreamsActor(CommandActor):
         def store(events: list[Event]) -> Encoded:
             stored = self.journal.encode(events)
             self.mux_files.remove(cmd.name)  # OME's 500 if it cannot be deleted (nothing journaled)
-            self._mux_touched[cmd.name] = time.monotonic()
             return stored
 
         durable = self.journal.emit(decide_and_apply(self.multiplexes, dm.DeleteChannel(cmd.name), now(), store))
@@ -818,7 +807,7 @@ class StreamsActor(CommandActor):
         """A ``.mux`` file written or changed while Kiln runs (OME's file watcher): a new channel, or its channel
         replaced and restarted; journaled."""
         name = cmd.mux.name
-        if cmd.watcher is not self.mux_watch or self._mux_touched.get(name, float("-inf")) >= cmd.looked:
+        if cmd.watcher is not self.mux_watch or self.mux_files.stale(name, cmd.looked):
             return Outcome(None)  # from a watcher replaced since, or a look older than this actor's own write
         known = self.multiplexes.channels.get(name)
         if known == cmd.mux:
@@ -840,7 +829,7 @@ class StreamsActor(CommandActor):
 
     def handle_MuxFileGone(self, cmd: MuxFileGone) -> Outcome:
         """A channel's ``.mux`` file deleted (three looks in a row without it): OME deletes the channel."""
-        if cmd.watcher is not self.mux_watch or self._mux_touched.get(cmd.name, float("-inf")) >= cmd.looked \
+        if cmd.watcher is not self.mux_watch or self.mux_files.stale(cmd.name, cmd.looked) \
                 or cmd.name not in self.multiplexes.channels:
             return Outcome(None)
         events = decide_and_apply(self.multiplexes, dm.RemoveChannelFile(cmd.name), now(), self.journal.encode)
