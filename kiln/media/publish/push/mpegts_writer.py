@@ -57,10 +57,15 @@ def tcp_sink(destination: str, timeouts: Timeouts) -> TsSink:
 TRANSPORTS: dict[str, Callable[[str, Timeouts], TsSink]] = {"udp": udp_sink, "tcp": tcp_sink}
 
 
-class MpegtsWriter:
-    def __init__(self, destination: str, tracks: list[Track], timeouts: Timeouts) -> None:
+class TsPushWriter:
+    """Pushes MPEG-TS into the sink ``connect`` opens: the writer of the ``mpegts`` and ``srt`` protocols, which
+    differ only in how their sink connects."""
+
+    def __init__(self, destination: str, tracks: list[Track], timeouts: Timeouts,
+                 connect: Callable[[str, Timeouts], TsSink]) -> None:
         self.destination = destination
         self.timeouts = timeouts
+        self._connect = connect
         self._mux = TsMuxer(destination, tracks)
 
     @property
@@ -68,12 +73,8 @@ class MpegtsWriter:
         return self._mux.bytes_sent
 
     def open(self) -> None:
-        scheme = urlsplit(self.destination).scheme.lower()
-        transport = TRANSPORTS.get(scheme)
-        if transport is None:
-            raise PushError(f"MPEG-TS cannot be pushed over {scheme or 'a URL without a scheme'}")
         with failing_as_push_error(self.close):
-            self._mux.open(transport(self.destination, self.timeouts))
+            self._mux.open(self._connect(self.destination, self.timeouts))
 
     def write(self, packet: Packet, offset: int) -> None:
         self._mux.write(packet, offset)
@@ -86,6 +87,19 @@ class MpegtsWriter:
 
     def close(self) -> None:
         self._mux.close()
+
+
+class MpegtsWriter(TsPushWriter):
+    def __init__(self, destination: str, tracks: list[Track], timeouts: Timeouts) -> None:
+        super().__init__(destination, tracks, timeouts, _by_scheme)
+
+
+def _by_scheme(destination: str, timeouts: Timeouts) -> TsSink:
+    scheme = urlsplit(destination).scheme.lower()
+    transport = TRANSPORTS.get(scheme)
+    if transport is None:
+        raise PushError(f"MPEG-TS cannot be pushed over {scheme or 'a URL without a scheme'}")
+    return transport(destination, timeouts)
 
 
 def _udp_sender(sock: socket.socket, destination: str) -> Callable[[bytes], None]:
