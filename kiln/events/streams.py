@@ -43,7 +43,8 @@ class PullDefined(Event):
 @event
 @dataclass(frozen=True)
 class PullSourceChanged(Event):
-    """A defined pull now streams from another of its URLs (the one before failed: failover)."""
+    """A defined pull now streams from another of its URLs: the one before failed (failover), or the first answers
+    again (an Origin's Failback). ``cause`` is why the stream is pulled, as in PullDefined."""
 
     vhost: str
     app: str
