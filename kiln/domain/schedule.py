@@ -6,8 +6,8 @@ texts (``schedule.cpp``); the XML is rendered back the way OME saves it. :class:
 API's commands on an app's channels: OME answers 403 when the app has no Schedule provider, 409 when the
 name is taken, 400 for a schedule it cannot read.
 
-What OME accepts and Kiln does not play is refused by name rather than ignored: ``stream://`` items (a
-live stream as a program item) and ``audioMap`` (several audio tracks).
+What OME accepts and Kiln does not play is refused by name rather than ignored: ``audioMap`` (several audio
+tracks). ``stream://{vhost}/{app}/{stream}`` items play another live stream of the server.
 """
 
 from __future__ import annotations
@@ -54,10 +54,25 @@ def parse_iso8601(text: str) -> int:
     return (timegm((year, month, day, hour, minute, second, 0, 0, 0)) - offset_s) * 1000 + int(frac)
 
 
+def _stream_item(url: str, start: int, duration: int, fallback_on_err: bool) -> Item:
+    """A live stream of the server (``stream://{vhost}/{app}/{stream}``), played for ``duration`` (-1: while it
+    is live); ``start`` means nothing for it (OME reads it for files only) and is kept as given."""
+    parts = url[len(STREAM_SCHEME):].split("/")
+    if len(parts) != 3 or not all(parts) or any(p in (".", "..") for p in parts):
+        raise ScheduleError(f"stream:// items name a stream as stream://{{vhost}}/{{app}}/{{stream}}: {url}")
+    if duration > MAX_ITEM_MS:
+        raise ScheduleError(f"duration must be at most {MAX_ITEM_MS} ms: {url}")
+    if duration < -1:
+        duration = -1
+    elif 0 <= duration <= MIN_ITEM_MS:
+        duration = MIN_ITEM_MS
+    return Item(url, max(0, min(start, MAX_ITEM_MS)), duration, fallback_on_err)
+
+
 def _item(url: str, start: int, duration: int, fallback_on_err: bool = True) -> Item:
     lower = url.lower()
     if lower.startswith(STREAM_SCHEME):
-        raise ScheduleError(f"Kiln does not play stream:// items (a live stream as a program item): {url}")
+        return _stream_item(url, start, duration, fallback_on_err)
     if not lower.startswith(FILE_SCHEME):
         raise ScheduleError("Failed to parse url attribute, url must be file:// or stream://")
     path = url[len(FILE_SCHEME):]

@@ -17,13 +17,21 @@ STREAM_SCHEME = "stream://"
 class Item:
     url: str
     start_ms: int = 0
-    duration_ms: int = -1  # -1: to the end of the file
+    duration_ms: int = -1  # -1: to the end of the file (a stream:// item: while the stream is live)
     fallback_on_err: bool = True  # OME's fallbackOnErr: the fallback program plays while this item cannot
 
     @property
     def file_path(self) -> str:
         """The path under MediaRootDir a ``file://`` URL names (OME appends it to the root as written)."""
         return self.url[len(FILE_SCHEME):] if self.url.lower().startswith(FILE_SCHEME) else ""
+
+    @property
+    def stream_target(self) -> tuple[str, str, str] | None:
+        """(vhost, app, stream) a ``stream://`` URL names (checked when the schedule was read); None for files."""
+        if not self.url.lower().startswith(STREAM_SCHEME):
+            return None
+        vhost, app, stream = self.url[len(STREAM_SCHEME):].split("/")
+        return vhost, app, stream
 
     def to_json(self) -> dict[str, Any]:
         return {"url": self.url, "start": self.start_ms, "duration": self.duration_ms}

@@ -12,11 +12,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kiln.media.model import Packet
 from kiln.media.stream.hub import CallbackSubscriber, StreamHub, Subscriber
 
+if TYPE_CHECKING:
+    from kiln.media.stream.live import LiveStream
+
 log = logging.getLogger(__name__)
+
+
+class Outputs(Protocol):
+    """Where a channel finds a source: the live stream that has an output of this name, and that output."""
+
+    def find_output(self, vhost: str, app: str, output_name: str) -> tuple[LiveStream, Any] | None: ...
 
 Begin = Callable[[Packet, Fraction], Fraction | None]
 """(the first packet, its time base) -> the offset in seconds that places the source on the channel's clock, or None

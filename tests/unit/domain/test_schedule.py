@@ -75,10 +75,31 @@ def test_bad_json_is_refused_with_ome_texts(payload: Any, text: str) -> None:
     assert caught.value.text == text
 
 
+def test_a_live_stream_item_is_read_and_written_back_as_given() -> None:
+    live = {"stream": {"name": "x"}, "fallbackProgram": {"items": [{"url": "stream://default/app/cam"}]},
+            "programs": [{"scheduled": "2000-01-01T00:00:00Z", "repeat": True, "items": [
+                {"url": "file://a.mp4", "duration": 2000}, {"url": "stream://default/app/cam", "duration": 5000},
+                {"url": "stream://default/other/cam2", "duration": -1, "fallbackOnErr": False}]}]}
+    schedule = schedule_from_json(live, NOW_MS)
+    assert schedule.fallback == (Item("stream://default/app/cam"),)
+    assert schedule.programs[0].items[1:] == (Item("stream://default/app/cam", 0, 5000),
+                                             Item("stream://default/other/cam2", 0, -1, False))
+    assert schedule.to_json()["programs"][0]["items"][1] == {"url": "stream://default/app/cam", "start": 0,
+                                                            "duration": 5000}
+    xml = schedule_to_xml(schedule)
+    assert b'<Item url="stream://default/app/cam" start="0" duration="5000" />' in xml
+    assert schedule_from_xml(xml, "x") == schedule
+    assert Schedule.from_stored(schedule.to_stored()) == schedule
+
+
+@pytest.mark.parametrize("url", ["stream://default/app", "stream://default/app/cam/x", "stream:///app/cam",
+                                 "stream://default/../cam", "stream://"])
+def test_a_live_stream_item_must_name_vhost_app_and_stream(url: str) -> None:
+    with pytest.raises(ScheduleError, match=r"stream://\{vhost\}/\{app\}/\{stream\}"):
+        schedule_from_json({"stream": {"name": "x"}, "fallbackProgram": {"items": [{"url": url}]}}, NOW_MS)
+
+
 def test_what_kiln_does_not_play_is_refused_by_name() -> None:
-    live = {"stream": {"name": "x"}, "fallbackProgram": {"items": [{"url": "stream://default/app/cam"}]}}
-    with pytest.raises(ScheduleError, match="stream:// items.*stream://default/app/cam"):
-        schedule_from_json(live, NOW_MS)
     with pytest.raises(ScheduleError, match="audioMap"):
         schedule_from_json({"stream": {"name": "x", "audioMap": [{"name": "English"}]}}, NOW_MS)
     with pytest.raises(ScheduleError, match="under MediaRootDir"):
@@ -151,8 +172,8 @@ def test_an_ome_sample_file_is_read() -> None:
      "Failed to find scheduled attribute, scheduled is required"),
     (b"<Schedule><Stream/><FallbackProgram><Item/></FallbackProgram></Schedule>",
      "Failed to find url attribute, url is required"),
-    (b"<Schedule><Stream/><FallbackProgram><Item url='stream://default/app/x'/></FallbackProgram></Schedule>",
-     "Kiln does not play stream:// items"),
+    (b"<Schedule><Stream/><FallbackProgram><Item url='stream://default/x'/></FallbackProgram></Schedule>",
+     "stream:// items name a stream as"),
 ])
 def test_bad_files_are_refused(xml: bytes, text: str) -> None:
     with pytest.raises(ScheduleError) as caught:

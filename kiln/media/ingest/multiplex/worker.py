@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any, Protocol
 
 from kiln.events.multiplex import Multiplex, SourceStream
 from kiln.media.ingest.contract import PublishRejected
@@ -34,7 +33,7 @@ from kiln.media.ingest.multiplex.board import MuxBoard, MuxState
 from kiln.media.model import MediaKind, Packet, Track
 from kiln.media.stream.hub import StreamHub, Subscriber
 from kiln.media.stream.live import LiveStream
-from kiln.media.stream.tap import HubTap, Retimer
+from kiln.media.stream.tap import HubTap, Outputs, Retimer
 from kiln.media.worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -43,10 +42,6 @@ SOURCE_TYPE = "Multiplex"
 PROVIDER = "multiplex"
 PULL_RETRY_S = 1.0     # OME's worker tries the sources again every second
 QUEUE_PACKETS = 3000   # ~10 s of two 30 fps sources with audio: beyond it the channel is too slow, and restarts
-
-
-class Outputs(Protocol):
-    def find_output(self, vhost: str, app: str, output_name: str) -> tuple[LiveStream, Any] | None: ...
 
 
 @dataclass(frozen=True)
