@@ -11,6 +11,7 @@ from typing import Any
 
 FILE_SCHEME = "file://"
 STREAM_SCHEME = "stream://"
+ERROR_TOLERANCE_MS = 500  # OME's Stream.ErrorToleranceDurationMs default
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,11 @@ class ChannelStream:
     bypass_transcoder: bool = False
     video_track: bool = True
     audio_track: bool = True
+    error_tolerance_ms: int = ERROR_TOLERANCE_MS  # a stream:// item silent this long has ended (OME's Pop timeout)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "bypassTranscoder": self.bypass_transcoder, "videoTrack": self.video_track,
-                "audioTrack": self.audio_track}
+                "audioTrack": self.audio_track, "errorToleranceDurationMs": self.error_tolerance_ms}
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ class Schedule:
         s = data["stream"]
         fallback = data.get("fallbackProgram")
         return cls(ChannelStream(str(s["name"]), bool(s["bypassTranscoder"]), bool(s["videoTrack"]),
-                                 bool(s["audioTrack"])),
+                                 bool(s["audioTrack"]),
+                                 int(s.get("errorToleranceDurationMs", ERROR_TOLERANCE_MS))),  # older events: none
                    None if fallback is None else tuple(_item(i) for i in fallback["items"]),
                    tuple(Program(str(p["name"]), str(p["scheduled"]), int(p["scheduledMs"]), bool(p["repeat"]),
                                  tuple(_item(i) for i in p["items"])) for p in data.get("programs", [])))

@@ -270,3 +270,21 @@ def test_start_and_duration_are_bounded(item: dict[str, Any]) -> None:
            + "/></FallbackProgram></Schedule>").encode()
     with pytest.raises(ScheduleError, match="must be"):
         schedule_from_xml(xml, "x")
+
+
+def test_the_error_tolerance_of_live_items_is_read_written_and_bounded() -> None:
+    assert schedule_from_json({"stream": {"name": "x"}}, NOW_MS).stream.error_tolerance_ms == 500  # OME's default
+    schedule = schedule_from_json({"stream": {"name": "x", "errorToleranceDurationMs": 2000}}, NOW_MS)
+    assert schedule.stream.error_tolerance_ms == 2000
+    assert schedule.to_json()["stream"]["errorToleranceDurationMs"] == 2000  # OME shows it
+    assert b"<ErrorToleranceDurationMs>2000</ErrorToleranceDurationMs>" in schedule_to_xml(schedule)
+    assert schedule_from_xml(schedule_to_xml(schedule), "x") == schedule
+    stored = schedule.to_stored()
+    del stored["stream"]["errorToleranceDurationMs"]  # an event journaled before Kiln read it
+    assert Schedule.from_stored(stored).stream.error_tolerance_ms == 500
+    for bad in (-1, 3_600_001):
+        with pytest.raises(ScheduleError, match="errorToleranceDurationMs must be between 0 and 3600000"):
+            schedule_from_json({"stream": {"name": "x", "errorToleranceDurationMs": bad}}, NOW_MS)
+    with pytest.raises(ScheduleError, match="ErrorToleranceDurationMs must be an integer"):
+        schedule_from_xml(b"<Schedule><Stream><ErrorToleranceDurationMs>soon</ErrorToleranceDurationMs></Stream>"
+                          b"</Schedule>", "x")

@@ -260,3 +260,25 @@ def test_a_live_item_is_as_long_as_its_duration_while_live_and_nothing_while_not
     lengths.failed(Item(CAM, 0, 5000))  # it sent nothing: not tried again at once (the fallback plays meanwhile)
     assert lengths(Item(CAM, 0, 5000)) == 0
     camera.stop()
+
+
+def test_a_live_source_silent_for_the_error_tolerance_hands_over_to_the_fallback(media: Path) -> None:
+    registry = StreamRegistry()
+    camera = Camera(media, registry).start()
+    wait_until(lambda: camera.live.started and camera.hub().gop_snapshot(), "the camera live")
+    program = Program("p", "", 946684800000, True, (Item(CAM, 0, -1),))
+    board = ScheduleBoard()
+    worker, channel = live_worker(Schedule(ChannelStream("ch", error_tolerance_ms=200), (Item("file://red.mp4"),),
+                                           (program,)), media, registry, board)
+    got = channel_packets(channel)
+    worker.start()
+    try:
+        wait_until(lambda: any(from_camera(camera, p) is not None for p in list(got)), "the live item")
+        camera._stop.set()  # the camera sends nothing more, its stream still open
+        wait_until(lambda: (on := board.get(worker.key)) is not None and on.slot.program is None, "the fallback",
+                   timeout=3)
+        assert not camera.hub().subscribers
+    finally:
+        worker.close("test over")
+        assert worker.join(5)
+        camera.stop()

@@ -46,7 +46,7 @@ TICKS = 90000
 TIME_BASE = Fraction(1, TICKS)
 LEAD_S = 0.3       # packets go out this far ahead of the channel clock (players buffer; parts fill sooner)
 IDLE_CHECK_S = 1.0  # with nothing on air, look again this often (a program may begin)
-ERROR_TOLERANCE_MS = 500  # OME's Stream.ErrorToleranceDurationMs default: a live item silent this long has ended
+MIN_TOLERANCE_S = 0.1  # a live item's error tolerance below this would end it between two of its packets
 FIRST_PACKET_S = 3.0  # a live item's first keyframe may be a GOP away when its source's cache is empty
 LIVE_RETRY_S = 1.0    # a live item that sent nothing is not tried again before this (the fallback plays meanwhile)
 LIVE_QUEUE_PACKETS = 3000  # ~20 s of 30 fps video with audio: a channel that far behind gives the item up
@@ -120,14 +120,12 @@ class _Lengths:
 
 class ScheduleWorker:
     def __init__(self, where: str, schedule: Schedule, media_root: Path, hooks: ScheduleHooks,
-                 board: ScheduleBoard | None = None, outputs: Outputs | None = None,
-                 error_tolerance_ms: int = ERROR_TOLERANCE_MS) -> None:
+                 board: ScheduleBoard | None = None, outputs: Outputs | None = None) -> None:
         self.where = where
         self.schedule = schedule
         self.hooks = hooks
         self.board = board
         self.outputs = outputs
-        self.error_tolerance_ms = error_tolerance_ms
         self.lengths = _Lengths(media_root, lambda item: self._source_hub(item) is not None)
         self._live_queue: Subscriber | None = None  # the live item's queue while one plays (ended to stop it)
         vhost, _, app = where.partition("/")
@@ -435,7 +433,8 @@ class ScheduleWorker:
         inband = b""
         end = base
         interrupted = False
-        wait_s = max(self.error_tolerance_ms / 1000, FIRST_PACKET_S)
+        tolerance_s = max(MIN_TOLERANCE_S, self.schedule.stream.error_tolerance_ms / 1000)
+        wait_s = max(tolerance_s, FIRST_PACKET_S)
         how = "played its duration"
         tap.open()
         log.info("schedule item where=%s stream=%s program=%s url=%s play_ms=%d source_subscribers=%d", self.where,
@@ -455,7 +454,7 @@ class ScheduleWorker:
                     else:
                         how = f"nothing for {int(wait_s * 1000)} ms"
                     break
-                wait_s = self.error_tolerance_ms / 1000
+                wait_s = tolerance_s
                 if packet.dts >= limit:
                     break
                 new_id = packet.track_id
