@@ -278,7 +278,35 @@ def test_a_live_source_silent_for_the_error_tolerance_hands_over_to_the_fallback
         wait_until(lambda: (on := board.get(worker.key)) is not None and on.slot.program is None, "the fallback",
                    timeout=3)
         assert not camera.hub().subscribers
+        deadline = time.monotonic() + 2.5  # its stream open but silent: not tried again while it stays so
+        while time.monotonic() < deadline:
+            on_air = board.get(worker.key)
+            assert on_air is not None and on_air.slot.program is None
+            time.sleep(0.05)
     finally:
         worker.close("test over")
         assert worker.join(5)
         camera.stop()
+
+
+def test_the_fallback_gives_way_as_soon_as_the_live_item_can_play(media: Path) -> None:
+    registry = StreamRegistry()
+    program = Program("p", "", 946684800000, True, (Item(CAM, 0, -1),))
+    board = ScheduleBoard()
+    # a fallback item of 10 s: the camera comes back long before it ends
+    worker, channel = live_worker(Schedule(ChannelStream("ch"), (Item("file://cam.mp4"),), (program,)), media,
+                                  registry, board)
+    worker.start()
+    camera = None
+    try:
+        wait_until(lambda: (on := board.get(worker.key)) is not None and on.slot.program is None, "the fallback")
+        camera = Camera(media, registry).start()
+        back = time.monotonic()
+        wait_until(lambda: (on := board.get(worker.key)) is not None and on.slot.program is not None,
+                   "the live item again", timeout=4)
+        assert time.monotonic() - back < 3
+    finally:
+        worker.close("test over")
+        assert worker.join(5)
+        if camera is not None:
+            camera.stop()

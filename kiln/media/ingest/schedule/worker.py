@@ -49,6 +49,8 @@ IDLE_CHECK_S = 1.0  # with nothing on air, look again this often (a program may 
 MIN_TOLERANCE_S = 0.1  # a live item's error tolerance below this would end it between two of its packets
 FIRST_PACKET_S = 3.0  # a live item's first keyframe may be a GOP away when its source's cache is empty
 LIVE_RETRY_S = 1.0    # a live item that sent nothing is not tried again before this (the fallback plays meanwhile)
+SILENT_S = 1.0  # a source that sent nothing for this long (or its error tolerance, if longer) is not live
+FAILBACK_CHECK_S = 0.5  # while the fallback plays in an item's place, look this often whether the item can again
 LIVE_QUEUE_PACKETS = 3000  # ~20 s of 30 fps video with audio: a channel that far behind gives the item up
 SOURCE_TYPE = "Scheduled"
 PROVIDER = "schedule"
@@ -116,6 +118,29 @@ class _Lengths:
                 log.warning("schedule item unreadable path=%s error=%s", path, exc)
         self._known[str(path)] = (version, ms)
         return ms
+
+
+class _Failback:
+    """OME's FAILBACK: a fallback item playing in place of a program item that could not play gives way as soon as
+    that item can (a live stream back, a file there again), rather than when it ends. Asked once per packet; looks
+    every ``FAILBACK_CHECK_S``; never for a fallback that plays because no program is on air."""
+
+    def __init__(self, worker: ScheduleWorker, slot: Slot) -> None:
+        self.worker = worker
+        self.fallback = slot.program is None
+        self._next = time.monotonic() + FAILBACK_CHECK_S
+
+    def __call__(self) -> bool:
+        if not self.fallback or time.monotonic() < self._next:
+            return False
+        self._next = time.monotonic() + FAILBACK_CHECK_S
+        w = self.worker
+        found = on_air(w.schedule, int(time.time() * 1000), w.lengths, w._fallback_next)
+        if isinstance(found, Slot) and found.program is not None:
+            log.info("schedule fallback gives way where=%s stream=%s program=%s url=%s", w.where, w.name,
+                     found.program.name, found.item.url)
+            return True
+        return False
 
 
 class ScheduleWorker:
@@ -318,8 +343,9 @@ class ScheduleWorker:
                  slot.program.name if slot.program is not None else "fallback", slot.item.url, slot.offset_ms,
                  slot.play_ms)
         interrupted = False
+        failback = _Failback(self, slot)
         for packet in container.demux(*chosen):
-            if self._thread.stopping or self._replaced:
+            if self._thread.stopping or self._replaced or failback():
                 interrupted = True
                 break
             if packet.dts is None or packet.size == 0 or packet.time_base is None:
@@ -373,15 +399,18 @@ class ScheduleWorker:
 
     # -- stream:// items -----------------------------------------------------------------------------------------
     def _source_hub(self, item: Item) -> StreamHub | None:
-        """The output hub of the live stream a stream:// item names, if it is live with every track the channel
-        takes (OME: "Failed to find video track(s) from stream" is an error of the item)."""
+        """The output hub of the live stream a stream:// item names, if it is live (and sent something lately) with
+        every track the channel takes (OME: "Failed to find video track(s) from stream" is an error of the item)."""
         target = item.stream_target
         if target is None or self.outputs is None:
             return None
         found = self.outputs.find_output(*target)
         hub: StreamHub | None = found[1].hub if found is not None else None
-        if hub is None or hub.closed_reason is not None:
+        if found is None or hub is None or hub.closed_reason is not None:
             return None
+        silent_s = time.time() - found[0].last_packet_wall
+        if silent_s > max(SILENT_S, self.schedule.stream.error_tolerance_ms / 1000):
+            return None  # open but sending nothing (a publisher that stalled): not live, the fallback plays on
         kinds = {t.kind for t in list(hub.tracks.values())}
         if (self.schedule.stream.video_track and MediaKind.VIDEO not in kinds) or (
                 self.schedule.stream.audio_track and MediaKind.AUDIO not in kinds):
@@ -440,9 +469,10 @@ class ScheduleWorker:
         log.info("schedule item where=%s stream=%s program=%s url=%s play_ms=%d source_subscribers=%d", self.where,
                  self.name, slot.program.name if slot.program is not None else "fallback", slot.item.url,
                  slot.play_ms, len(hub.subscribers))
+        failback = _Failback(self, slot)
         try:
             while True:
-                if self._thread.stopping or self._replaced:
+                if self._thread.stopping or self._replaced or failback():
                     interrupted = True
                     break
                 packet = queue.get(wait_s)
