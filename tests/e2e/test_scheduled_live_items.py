@@ -113,8 +113,18 @@ def test_a_live_stream_item_plays_between_file_items_with_timestamps_going_forwa
     assert re.search(r"schedule item .*url=stream://default/app/cam1 play_ms=\d+ source_subscribers=\d+", log)
     assert re.search(r"schedule live item ended .*how=played its duration", log)
 
+    k.kill9()  # the channel, its stream:// item with it, is kept by the journal
+    peer.stop()
+    k.start()
+    assert k.api.get(f"{TV}/ch").json()["response"]["programs"][0]["items"][1] == {"url": CAM, "start": 0,
+                                                                                  "duration": 2000}
+    before = k.log_text().count("url=stream://default/app/cam1 play_ms=")
+    peer = publish_cam(k, cam, peer_dir)
+    k.wait_for(lambda: k.log_text().count("url=stream://default/app/cam1 play_ms=") > before, timeout=30,
+               what="the live item playing after the restart")
     peer.stop()
     assert k.api.delete(f"{TV}/ch").json() == {"message": "OK", "statusCode": 200}
+    assert "Traceback" not in k.log_text(), k.log_tail()
 
 
 def test_a_live_item_whose_stream_stops_hands_over_to_the_fallback_and_the_channel_lets_go_of_it(
