@@ -48,6 +48,7 @@ class Retimer:
         self.offset_s: Fraction | None = None  # channel time - source time, set by the first packet begun with
         self._shifts: dict[int, int] = {}  # per source track: the offset in the track's time base
         self._last_dts: dict[int, int] = {}
+        self._scales: dict[int, Fraction] = {}  # per source track: its time base over the channel's
 
     def __call__(self, packet: Packet) -> Packet | None:
         new_id = self.new_ids.get(packet.track_id)
@@ -68,8 +69,14 @@ class Retimer:
         pts, duration, out_tb = packet.pts + shift, packet.duration, tb
         if self.out_time_base is not None and self.out_time_base != tb:
             out_tb = self.out_time_base
-            scale = tb / out_tb
-            dts, pts, duration = round(dts * scale), round(pts * scale), round(duration * scale)
+            scale = self._scales.get(packet.track_id)
+            if scale is None:
+                scale = self._scales[packet.track_id] = tb / out_tb
+            if scale.denominator == 1:  # e.g. 1/1000 -> 1/90000: plain int products on the source's thread
+                n = scale.numerator
+                dts, pts, duration = dts * n, pts * n, duration * n
+            else:
+                dts, pts, duration = round(dts * scale), round(pts * scale), round(duration * scale)
         return Packet(new_id, pts, dts, out_tb, packet.data, packet.keyframe, duration, packet.config, packet.arrival)
 
 

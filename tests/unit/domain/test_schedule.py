@@ -17,6 +17,7 @@ from kiln.domain.schedule import (
     PatchChannel,
     ScheduleError,
     parse_iso8601,
+    patched_schedule,
     schedule_from_json,
     schedule_from_xml,
     schedule_to_xml,
@@ -288,3 +289,12 @@ def test_the_error_tolerance_of_live_items_is_read_written_and_bounded() -> None
     with pytest.raises(ScheduleError, match="ErrorToleranceDurationMs must be an integer"):
         schedule_from_xml(b"<Schedule><Stream><ErrorToleranceDurationMs>soon</ErrorToleranceDurationMs></Stream>"
                           b"</Schedule>", "x")
+
+
+def test_a_patch_may_bring_live_stream_items() -> None:
+    old = schedule_from_json(body(), NOW_MS)
+    new = patched_schedule(old, {"fallbackProgram": {"items": [{"url": "stream://default/app/cam", "duration": -1}]}},
+                           NOW_MS)
+    assert new.fallback == (Item("stream://default/app/cam", 0, -1),) and new.programs == old.programs
+    with pytest.raises(ScheduleError, match="stream://"):
+        patched_schedule(old, {"fallbackProgram": {"items": [{"url": "stream://cam"}]}}, NOW_MS)
