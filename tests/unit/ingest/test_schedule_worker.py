@@ -94,6 +94,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("live")
     make_av(root / "red.mp4", "color=red:s=160x90:r=20", "sine=f=440:r=48000", 2)
     make_av(root / "cam.mp4", "testsrc2=s=192x108:r=20", "anoisesrc=r=48000:a=0.3", 10)
+    make_av(root / "cam44.mp4", "testsrc2=s=192x108:r=20", "anoisesrc=r=44100:a=0.3", 10)
     return root
 
 
@@ -116,8 +117,8 @@ class Camera:
     """A live source stream fed in real time, looping its file with timestamps going forward, from its own clock
     (the tests are over before it loops)."""
 
-    def __init__(self, media: Path, registry: StreamRegistry) -> None:
-        self.tracks, self.packets = demuxed(media / "cam.mp4")
+    def __init__(self, media: Path, registry: StreamRegistry, file: str = "cam.mp4") -> None:
+        self.tracks, self.packets = demuxed(media / file)
         self.live = LiveStream("default", "app", "cam", source_type="Rtmp", source_url="", profiles=[BYPASS])
         self.live.expected = {MediaKind.VIDEO, MediaKind.AUDIO}
         for track in self.tracks:
@@ -310,3 +311,22 @@ def test_the_fallback_gives_way_as_soon_as_the_live_item_can_play(media: Path) -
         assert worker.join(5)
         if camera is not None:
             camera.stop()
+
+
+def test_a_live_item_whose_audio_differs_from_the_channels_is_warned_about(
+        media: Path, caplog: pytest.LogCaptureFixture) -> None:
+    registry = StreamRegistry()
+    camera = Camera(media, registry, "cam44.mp4").start()  # 44.1 kHz between files at 48 kHz
+    wait_until(lambda: camera.live.started and camera.hub().gop_snapshot(), "the camera live")
+    program = Program("p", "", int(time.time() * 1000), True, (Item("file://red.mp4", 0, 1000), Item(CAM, 0, 1500)))
+    worker, channel = live_worker(Schedule(ChannelStream("ch"), None, (program,)), media, registry)
+    got = channel_packets(channel)
+    worker.start()
+    try:
+        wait_until(lambda: any(from_camera(camera, p) is not None for p in list(got)), "the live item", timeout=5)
+        wait_until(lambda: "schedule item audio differs" in caplog.text, "the warning")
+    finally:
+        worker.close("test over")
+        assert worker.join(5)
+        camera.stop()
+    assert "url=stream://default/app/cam audio=AAC/44100Hz/1ch channel=AAC/48000Hz/1ch" in caplog.text

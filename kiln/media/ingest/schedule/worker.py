@@ -165,6 +165,7 @@ class ScheduleWorker:
         self._replaced = False  # a new schedule came (PATCH): the item playing ends now
         self._first_video: Track | None = None  # the video track players were first told about (their init)
         self._mixed = False  # an item's video differed from the first: every item's parameter sets go in band
+        self._first_audio: Track | None = None  # the audio track players were first told about
 
     @property
     def name(self) -> str:
@@ -277,6 +278,19 @@ class ScheduleWorker:
                     slot.item.url, track.codec.value)
         return b""
 
+    def _check_audio(self, track: Track, slot: Slot) -> None:
+        """Audio cannot change what players were initialised with either (a live camera at 44.1 kHz between files
+        at 48 kHz plays at the wrong pace): said, once per item that differs, naming both."""
+        first = self._first_audio
+        if first is None:
+            self._first_audio = track
+            return
+        if (track.codec, track.sample_rate, track.channels) != (first.codec, first.sample_rate, first.channels):
+            log.warning("schedule item audio differs from the channel's where=%s stream=%s url=%s audio=%s/%dHz/%dch "
+                        "channel=%s/%dHz/%dch: players started on the first item's audio may play it wrongly",
+                        self.where, self.name, slot.item.url, track.codec.value, track.sample_rate, track.channels,
+                        first.codec.value, first.sample_rate, first.channels)
+
     def _show(self, slot: Slot | None) -> None:
         if self.board is None:
             return
@@ -375,6 +389,8 @@ class ScheduleWorker:
                 stream.on_track(track)
                 if track.kind is MediaKind.VIDEO:
                     inband = self._inband_parameter_sets(track, slot)
+                else:
+                    self._check_audio(track, slot)
             for p in packets:
                 if inband and p.keyframe and p.track_id == self._first_video_id:
                     p = Packet(p.track_id, p.pts, p.dts, p.time_base, inband + p.data, True, p.duration, p.config)
@@ -514,6 +530,8 @@ class ScheduleWorker:
                     stream.on_track(track)
                     if track.kind is MediaKind.VIDEO:
                         inband = self._inband_parameter_sets(track, slot)
+                    else:
+                        self._check_audio(track, slot)
                 data = packet.data
                 if inband and packet.keyframe and kinds[new_id] is MediaKind.VIDEO:
                     data = inband + data
