@@ -330,3 +330,26 @@ def test_a_live_item_whose_audio_differs_from_the_channels_is_warned_about(
         assert worker.join(5)
         camera.stop()
     assert "url=stream://default/app/cam audio=AAC/44100Hz/1ch channel=AAC/48000Hz/1ch" in caplog.text
+
+
+def test_an_item_naming_the_channel_itself_cannot_play(media: Path, caplog: pytest.LogCaptureFixture) -> None:
+    registry = StreamRegistry()
+    channel = LiveStream("default", "tv", "ch", source_type="Scheduled", source_url="", profiles=[BYPASS])
+    registry.add(channel)  # as the control plane lists it: its output "ch" is a live stream of the server
+    program = Program("p", "", 946684800000, True, (Item("stream://default/tv/ch", 0, -1),))
+    board = ScheduleBoard()
+    worker = ScheduleWorker("default/tv", Schedule(ChannelStream("ch"), (Item("file://red.mp4"),), (program,)), media,
+                            ScheduleHooks(lambda close: channel, lambda r: None), board, registry)
+    worker.start()
+    try:
+        wait_until(lambda: "ch" in channel.outputs, "the channel's output", timeout=5)
+        deadline = time.monotonic() + 1.5  # the fallback plays on: the channel never takes its own output
+        while time.monotonic() < deadline:
+            on_air = board.get(worker.key)
+            assert on_air is None or on_air.slot.program is None
+            assert not channel.outputs["ch"].hub.subscribers
+            time.sleep(0.05)
+    finally:
+        worker.close("test over")
+        assert worker.join(5)
+    assert caplog.text.count("schedule item names the channel itself") == 1

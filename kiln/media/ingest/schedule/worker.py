@@ -153,6 +153,8 @@ class ScheduleWorker:
         self.outputs = outputs
         self.lengths = _Lengths(media_root, lambda item: self._source_hub(item) is not None)
         self._live_queue: Subscriber | None = None  # the live item's queue while one plays (ended to stop it)
+        self._stream: LiveStream | None = None  # the channel's own stream, once opened
+        self._told_self: set[str] = set()  # stream:// URLs already logged as naming the channel itself
         vhost, _, app = where.partition("/")
         self.key = (vhost, app, schedule.name)
         self._thread = WorkerThread(f"schedule {where}/{schedule.name}", self._run, on_crash=self._crashed)
@@ -209,6 +211,7 @@ class ScheduleWorker:
             log.warning("scheduled channel refused where=%s stream=%s error=%s", self.where, self.name, exc)
             self.hooks.finished(str(exc))
             return
+        self._stream = stream
         kinds = set()
         if self.schedule.stream.video_track:
             kinds.add(MediaKind.VIDEO)
@@ -423,6 +426,12 @@ class ScheduleWorker:
         found = self.outputs.find_output(*target)
         hub: StreamHub | None = found[1].hub if found is not None else None
         if found is None or hub is None or hub.closed_reason is not None:
+            return None
+        if found[0] is self._stream:  # its own output (by any output name): it would play its own echo
+            if item.url not in self._told_self:
+                self._told_self.add(item.url)
+                log.warning("schedule item names the channel itself where=%s stream=%s url=%s: it cannot play",
+                            self.where, self.name, item.url)
             return None
         silent_s = time.time() - found[0].last_packet_wall
         if silent_s > max(SILENT_S, self.schedule.stream.error_tolerance_ms / 1000):
