@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kiln.events.schedules import ChannelStream, Item, Program, Schedule
+from kiln.media.ingest.schedule.board import OnAir
 from kiln.media.ingest.schedule.plan import LIVE_FOREVER_MS, Idle, Slot, on_air, unimplemented
 
 T0 = 1_700_000_000_000  # a program's start, in Unix ms
@@ -124,3 +125,11 @@ def test_a_live_item_plays_its_duration_or_for_ever_while_its_stream_is_live_and
     assert on_air(s, T0 + 3000, lengths) == Slot(None, 0, F1, 0, 1500)
     skipped = program(T0, True, A, Item(CAM.url, 0, 5000, fallback_on_err=False))
     assert on_air(schedule(skipped, fallback=(F1,)), T0 + 3000, lengths) == Slot(skipped, 0, A, 0, 3000)
+
+
+def test_a_live_items_position_is_the_time_since_it_began_playing() -> None:
+    p = program(T0, True, A, CAM_FOREVER)
+    joined = OnAir(Slot(p, 1, CAM_FOREVER, 86_400_000, LIVE_FOREVER_MS - 86_400_000), None, 1000.0)
+    assert joined.position_ms(1002.5) == 2500  # not a day and 2.5 s
+    file_item = OnAir(Slot(p, 0, Item("file://a.mp4", 500), 1000, 2000), None, 1000.0)
+    assert file_item.position_ms(1002.5) == 4000  # a file's: its start, the offset joined at, the time since
