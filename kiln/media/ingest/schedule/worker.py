@@ -51,7 +51,7 @@ FIRST_PACKET_S = 3.0  # a live item's first keyframe may be a GOP away when its 
 LIVE_RETRY_S = 1.0    # a live item that sent nothing is not tried again before this (the fallback plays meanwhile)
 SILENT_S = 1.0  # a source that sent nothing for this long (or its error tolerance, if longer) is not live
 FAILBACK_CHECK_S = 0.5  # while the fallback plays in an item's place, look this often whether the item can again
-LIVE_QUEUE_PACKETS = 3000  # ~20 s of 30 fps video with audio: a channel that far behind gives the item up
+LIVE_QUEUE_PACKETS = 3000  # ~40 s of 30 fps video with AAC: a channel that far behind gives the item up
 SOURCE_TYPE = "Scheduled"
 PROVIDER = "schedule"
 
