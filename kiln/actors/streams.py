@@ -596,7 +596,8 @@ class StreamsActor(CommandActor):
             tell_quietly(me, ScheduleFinished(name, reason, worker))
 
         worker = ScheduleWorker(self.where, schedule, self.channel_files.media_root(),
-                                ScheduleHooks(open_stream, finished), getattr(self.media, "schedules", None))
+                                ScheduleHooks(open_stream, finished), getattr(self.media, "schedules", None),
+                                self.media.streams)
         self.channel_workers[name] = worker
         worker.start()
 

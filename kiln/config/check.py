@@ -17,6 +17,7 @@ from kiln.config.tls import CertificateFiles
 from kiln.config.unimplemented import unimplemented_warnings
 from kiln.config.validate import ConfigError, validate_vhost_json
 from kiln.config.values import is_true
+from kiln.domain.schedule import FILE_EXTENSION, ScheduleError, schedule_from_xml
 from kiln.events.redact import redact_url
 
 EXIT_OK = 0
@@ -107,6 +108,33 @@ def _shadowed_notes(config: ServerConfig) -> list[str]:
     return notes
 
 
+def _schedule_files(config: ServerConfig, where: str, schedule: dict[str, Any], lines: list[str],
+                    notes: list[str]) -> None:
+    """The ``.sch`` files an app's ScheduleFilesDir holds now, read as Kiln will at start: what each plays, and why
+    one would be refused; a ``stream://`` item naming an app this configuration does not have is noted."""
+    files_dir = schedule.get("scheduleFilesDir")
+    folder = config.resolve_path(str(files_dir)) if files_dir else None
+    if folder is None or not folder.is_dir():
+        return
+    apps = {(str(v.get("name")), str(a.get("name"))) for v in config.vhosts
+            for a in (v.get("applications") or {}).get("application") or []}
+    for path in sorted(folder.glob(f"*.{FILE_EXTENSION}")):
+        try:
+            read = schedule_from_xml(path.read_bytes(), path.stem)
+        except (ScheduleError, OSError) as exc:
+            notes.append(f"{where}: schedule file {path.name} will be refused: {getattr(exc, 'text', exc)}")
+            continue
+        items = [*(read.fallback or ()), *(i for p in read.programs for i in p.items)]
+        live = [i for i in items if i.stream_target is not None]
+        lines.append(f"    schedule {path.name}: {len(read.programs)} program(s), {len(items) - len(live)} file:// "
+                     f"and {len(live)} stream:// item(s)")
+        for item in live:
+            target = item.stream_target
+            if target is not None and target[:2] not in apps:
+                notes.append(f"{where}: schedule file {path.name}: {item.url} names an app this configuration does "
+                             "not have (the item cannot play: fallbackOnErr applies)")
+
+
 def summary(config: ServerConfig) -> str:
     """Human-readable account of listeners, token source, vhosts/apps and warnings."""
     bind = config.bind
@@ -170,7 +198,10 @@ def summary(config: ServerConfig) -> str:
             if schedule is not None and not (media_root and config.resolve_path(str(media_root)).is_dir()):
                 shown = str(config.resolve_path(str(media_root))) if media_root else "(not set)"
                 notes.append(f"{vhost.get('name')}/{app.get('name')}: Schedule MediaRootDir {shown} is not a "
-                             "directory: scheduled channels have no file to play")
+                             "directory: scheduled channels' file:// items have nothing to play (stream:// items, "
+                             "the server's live streams, still do)")
+            if isinstance(schedule, dict):
+                _schedule_files(config, f"{vhost.get('name')}/{app.get('name')}", schedule, lines, notes)
             for stream in ((app.get("providers") or {}).get("mpegts") or {}).get("streamMap", {}).get("stream") or []:
                 unbound = [p for p in parse_port_list(str(stream.get("port", ""))) if p not in bind.mpegts_ports]
                 if unbound:

@@ -6,8 +6,8 @@ texts (``schedule.cpp``); the XML is rendered back the way OME saves it. :class:
 API's commands on an app's channels: OME answers 403 when the app has no Schedule provider, 409 when the
 name is taken, 400 for a schedule it cannot read.
 
-What OME accepts and Kiln does not play is refused by name rather than ignored: ``stream://`` items (a
-live stream as a program item) and ``audioMap`` (several audio tracks).
+What OME accepts and Kiln does not play is refused by name rather than ignored: ``audioMap`` (several audio
+tracks). ``stream://{vhost}/{app}/{stream}`` items play another live stream of the server.
 """
 
 from __future__ import annotations
@@ -20,11 +20,20 @@ from typing import Any
 
 from kiln.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from kiln.events.base import Event
-from kiln.events.schedules import FILE_SCHEME, STREAM_SCHEME, ChannelStream, Item, Program, Schedule
+from kiln.events.schedules import (
+    ERROR_TOLERANCE_MS,
+    FILE_SCHEME,
+    STREAM_SCHEME,
+    ChannelStream,
+    Item,
+    Program,
+    Schedule,
+)
 from kiln.events.streams import ScheduleDefined, ScheduleRemoved
 
 FILE_EXTENSION = "sch"
 MIN_ITEM_MS = 1000  # OME raises a configured duration of 0..1000 ms to 1000 ms
+MAX_TOLERANCE_MS = 3_600_000  # a stream:// item may be silent at most an hour before it counts as ended
 MAX_ITEM_MS = 10**12  # ~31 years: beyond it a seek's microseconds overflow FFmpeg's 64 bits
 
 _ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})T(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d+))?"
@@ -54,10 +63,31 @@ def parse_iso8601(text: str) -> int:
     return (timegm((year, month, day, hour, minute, second, 0, 0, 0)) - offset_s) * 1000 + int(frac)
 
 
+def _tolerance(value: int) -> int:
+    if not 0 <= value <= MAX_TOLERANCE_MS:
+        raise ScheduleError(f"errorToleranceDurationMs must be between 0 and {MAX_TOLERANCE_MS}: {value}")
+    return value
+
+
+def _stream_item(url: str, start: int, duration: int, fallback_on_err: bool) -> Item:
+    """A live stream of the server (``stream://{vhost}/{app}/{stream}``), played for ``duration`` (-1: while it
+    is live); ``start`` means nothing for it (OME reads it for files only) and is kept as given."""
+    parts = url[len(STREAM_SCHEME):].split("/")
+    if len(parts) != 3 or not all(parts) or any(p in (".", "..") for p in parts):
+        raise ScheduleError(f"stream:// items name a stream as stream://{{vhost}}/{{app}}/{{stream}}: {url}")
+    if duration > MAX_ITEM_MS:
+        raise ScheduleError(f"duration must be at most {MAX_ITEM_MS} ms: {url}")
+    if duration < -1:
+        duration = -1
+    elif 0 <= duration <= MIN_ITEM_MS:
+        duration = MIN_ITEM_MS
+    return Item(url, max(0, min(start, MAX_ITEM_MS)), duration, fallback_on_err)
+
+
 def _item(url: str, start: int, duration: int, fallback_on_err: bool = True) -> Item:
     lower = url.lower()
     if lower.startswith(STREAM_SCHEME):
-        raise ScheduleError(f"Kiln does not play stream:// items (a live stream as a program item): {url}")
+        return _stream_item(url, start, duration, fallback_on_err)
     if not lower.startswith(FILE_SCHEME):
         raise ScheduleError("Failed to parse url attribute, url must be file:// or stream://")
     path = url[len(FILE_SCHEME):]
@@ -168,7 +198,9 @@ def schedule_from_json(body: Any, now_ms: int) -> Schedule:
         raise ScheduleError("Kiln does not build audioMap (several audio tracks in a scheduled channel)")
     channel = ChannelStream(name, _bool(stream.get("bypassTranscoder"), False, "bypassTranscoder"),
                             _bool(stream.get("videoTrack"), True, "videoTrack"),
-                            _bool(stream.get("audioTrack"), True, "audioTrack"))
+                            _bool(stream.get("audioTrack"), True, "audioTrack"),
+                            _tolerance(_int(stream.get("errorToleranceDurationMs"), ERROR_TOLERANCE_MS,
+                                            "errorToleranceDurationMs")))
     return Schedule(channel, _json_fallback(body), _json_programs(body, now_ms))
 
 
@@ -231,7 +263,9 @@ def schedule_from_xml(data: bytes, file_stem: str) -> Schedule:
         raise ScheduleError("Kiln does not build AudioMap (several audio tracks in a scheduled channel)")
     channel = ChannelStream(file_stem, _xml_bool(stream.findtext("BypassTranscoder"), False),
                             _xml_bool(stream.findtext("VideoTrack"), True),
-                            _xml_bool(stream.findtext("AudioTrack"), True))
+                            _xml_bool(stream.findtext("AudioTrack"), True),
+                            _tolerance(_xml_int(stream.findtext("ErrorToleranceDurationMs"), ERROR_TOLERANCE_MS,
+                                                "ErrorToleranceDurationMs")))
     fallback_node = root.find("FallbackProgram")
     programs = []
     for node in root.findall("Program"):
@@ -248,7 +282,8 @@ def schedule_to_xml(schedule: Schedule) -> bytes:
     root = ET.Element("Schedule")
     stream = ET.SubElement(root, "Stream")
     for tag, value in (("Name", schedule.stream.name), ("BypassTranscoder", schedule.stream.bypass_transcoder),
-                       ("VideoTrack", schedule.stream.video_track), ("AudioTrack", schedule.stream.audio_track)):
+                       ("VideoTrack", schedule.stream.video_track), ("AudioTrack", schedule.stream.audio_track),
+                       ("ErrorToleranceDurationMs", str(schedule.stream.error_tolerance_ms))):
         ET.SubElement(stream, tag).text = _xml_text(value)
 
     def items(parent: ET.Element, of: tuple[Item, ...]) -> None:

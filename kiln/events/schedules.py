@@ -11,19 +11,28 @@ from typing import Any
 
 FILE_SCHEME = "file://"
 STREAM_SCHEME = "stream://"
+ERROR_TOLERANCE_MS = 500  # OME's Stream.ErrorToleranceDurationMs default
 
 
 @dataclass(frozen=True)
 class Item:
     url: str
     start_ms: int = 0
-    duration_ms: int = -1  # -1: to the end of the file
+    duration_ms: int = -1  # -1: to the end of the file (a stream:// item: while the stream is live)
     fallback_on_err: bool = True  # OME's fallbackOnErr: the fallback program plays while this item cannot
 
     @property
     def file_path(self) -> str:
         """The path under MediaRootDir a ``file://`` URL names (OME appends it to the root as written)."""
         return self.url[len(FILE_SCHEME):] if self.url.lower().startswith(FILE_SCHEME) else ""
+
+    @property
+    def stream_target(self) -> tuple[str, str, str] | None:
+        """(vhost, app, stream) a ``stream://`` URL names (checked when the schedule was read); None for files."""
+        if not self.url.lower().startswith(STREAM_SCHEME):
+            return None
+        vhost, app, stream = self.url[len(STREAM_SCHEME):].split("/")
+        return vhost, app, stream
 
     def to_json(self) -> dict[str, Any]:
         return {"url": self.url, "start": self.start_ms, "duration": self.duration_ms}
@@ -48,10 +57,11 @@ class ChannelStream:
     bypass_transcoder: bool = False
     video_track: bool = True
     audio_track: bool = True
+    error_tolerance_ms: int = ERROR_TOLERANCE_MS  # a stream:// item silent this long has ended (OME's Pop timeout)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "bypassTranscoder": self.bypass_transcoder, "videoTrack": self.video_track,
-                "audioTrack": self.audio_track}
+                "audioTrack": self.audio_track, "errorToleranceDurationMs": self.error_tolerance_ms}
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,8 @@ class Schedule:
         s = data["stream"]
         fallback = data.get("fallbackProgram")
         return cls(ChannelStream(str(s["name"]), bool(s["bypassTranscoder"]), bool(s["videoTrack"]),
-                                 bool(s["audioTrack"])),
+                                 bool(s["audioTrack"]),
+                                 int(s.get("errorToleranceDurationMs", ERROR_TOLERANCE_MS))),  # older events: none
                    None if fallback is None else tuple(_item(i) for i in fallback["items"]),
                    tuple(Program(str(p["name"]), str(p["scheduled"]), int(p["scheduledMs"]), bool(p["repeat"]),
                                  tuple(_item(i) for i in p["items"])) for p in data.get("programs", [])))

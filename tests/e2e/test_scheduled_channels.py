@@ -69,9 +69,9 @@ def test_a_channel_made_through_the_api_plays_its_items_in_turn_and_survives_kil
                                                 "statusCode": 409}
     no_provider = k.api.post("/v1/vhosts/default/apps/app/scheduledChannels", json=body)
     assert (no_provider.status_code, no_provider.json()["message"]) == (403, "Forbidden")
-    live_item = {"stream": {"name": "x"}, "fallbackProgram": {"items": [{"url": "stream://default/app/cam"}]}}
+    live_item = {"stream": {"name": "x"}, "fallbackProgram": {"items": [{"url": "stream://default/cam"}]}}
     refused = k.api.post(TV, json=live_item).json()
-    assert refused["statusCode"] == 400 and "stream://default/app/cam" in refused["message"]
+    assert refused["statusCode"] == 400 and "stream://{vhost}/{app}/{stream}" in refused["message"]
     assert k.api.get(f"{TV}/nope").json()["statusCode"] == 404
     assert sorted(k.api.get(TV).json()["response"]) == ["ch", "preset"]
     sch = (workdir / "schedules" / "ch.sch").read_text()

@@ -128,3 +128,23 @@ def test_a_schedule_provider_without_its_media_root_is_noted(tmp_path: Path) -> 
     (tmp_path / "media").mkdir()
     assert "MediaRootDir" not in check(str(path))[1]
     assert "not implemented by Kiln" not in check(str(path))[1]
+
+
+def test_the_schedule_files_are_read_as_at_start_and_live_items_naming_no_app_noted(tmp_path: Path) -> None:
+    path = tmp_path / "Server.xml"
+    schedule = "<Providers><Schedule><MediaRootDir>media</MediaRootDir><ScheduleFilesDir>sch</ScheduleFilesDir>" \
+               "</Schedule></Providers>"
+    path.write_text(server_xml(app_xml(schedule)))
+    (tmp_path / "sch").mkdir()
+    (tmp_path / "sch" / "origin.sch").write_text(
+        '<Schedule><Stream/><FallbackProgram><Item url="file://idle.mp4"/></FallbackProgram>'
+        '<Program scheduled="2000-01-01T00:00:00Z" repeat="true"><Item url="stream://default/app/cam1" duration="-1"/>'
+        '<Item url="stream://default/nope/cam" duration="5000"/></Program></Schedule>')
+    (tmp_path / "sch" / "bad.sch").write_text("<Schedule><Stream/><Program/></Schedule>")
+    code, text = check(str(path))
+    assert code == 0
+    assert "schedule origin.sch: 1 program(s), 1 file:// and 2 stream:// item(s)" in text
+    assert "schedule file origin.sch: stream://default/nope/cam names an app this configuration does not have" in text
+    assert "stream://default/app/cam1 names" not in text
+    assert "schedule file bad.sch will be refused: Failed to find scheduled attribute" in text
+    assert "file:// items have nothing to play (stream:// items, the server's live streams, still do)" in text

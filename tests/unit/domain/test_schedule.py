@@ -17,6 +17,7 @@ from kiln.domain.schedule import (
     PatchChannel,
     ScheduleError,
     parse_iso8601,
+    patched_schedule,
     schedule_from_json,
     schedule_from_xml,
     schedule_to_xml,
@@ -75,10 +76,31 @@ def test_bad_json_is_refused_with_ome_texts(payload: Any, text: str) -> None:
     assert caught.value.text == text
 
 
+def test_a_live_stream_item_is_read_and_written_back_as_given() -> None:
+    live = {"stream": {"name": "x"}, "fallbackProgram": {"items": [{"url": "stream://default/app/cam"}]},
+            "programs": [{"scheduled": "2000-01-01T00:00:00Z", "repeat": True, "items": [
+                {"url": "file://a.mp4", "duration": 2000}, {"url": "stream://default/app/cam", "duration": 5000},
+                {"url": "stream://default/other/cam2", "duration": -1, "fallbackOnErr": False}]}]}
+    schedule = schedule_from_json(live, NOW_MS)
+    assert schedule.fallback == (Item("stream://default/app/cam"),)
+    assert schedule.programs[0].items[1:] == (Item("stream://default/app/cam", 0, 5000),
+                                             Item("stream://default/other/cam2", 0, -1, False))
+    assert schedule.to_json()["programs"][0]["items"][1] == {"url": "stream://default/app/cam", "start": 0,
+                                                            "duration": 5000}
+    xml = schedule_to_xml(schedule)
+    assert b'<Item url="stream://default/app/cam" start="0" duration="5000" />' in xml
+    assert schedule_from_xml(xml, "x") == schedule
+    assert Schedule.from_stored(schedule.to_stored()) == schedule
+
+
+@pytest.mark.parametrize("url", ["stream://default/app", "stream://default/app/cam/x", "stream:///app/cam",
+                                 "stream://default/../cam", "stream://"])
+def test_a_live_stream_item_must_name_vhost_app_and_stream(url: str) -> None:
+    with pytest.raises(ScheduleError, match=r"stream://\{vhost\}/\{app\}/\{stream\}"):
+        schedule_from_json({"stream": {"name": "x"}, "fallbackProgram": {"items": [{"url": url}]}}, NOW_MS)
+
+
 def test_what_kiln_does_not_play_is_refused_by_name() -> None:
-    live = {"stream": {"name": "x"}, "fallbackProgram": {"items": [{"url": "stream://default/app/cam"}]}}
-    with pytest.raises(ScheduleError, match="stream:// items.*stream://default/app/cam"):
-        schedule_from_json(live, NOW_MS)
     with pytest.raises(ScheduleError, match="audioMap"):
         schedule_from_json({"stream": {"name": "x", "audioMap": [{"name": "English"}]}}, NOW_MS)
     with pytest.raises(ScheduleError, match="under MediaRootDir"):
@@ -151,8 +173,8 @@ def test_an_ome_sample_file_is_read() -> None:
      "Failed to find scheduled attribute, scheduled is required"),
     (b"<Schedule><Stream/><FallbackProgram><Item/></FallbackProgram></Schedule>",
      "Failed to find url attribute, url is required"),
-    (b"<Schedule><Stream/><FallbackProgram><Item url='stream://default/app/x'/></FallbackProgram></Schedule>",
-     "Kiln does not play stream:// items"),
+    (b"<Schedule><Stream/><FallbackProgram><Item url='stream://default/x'/></FallbackProgram></Schedule>",
+     "stream:// items name a stream as"),
 ])
 def test_bad_files_are_refused(xml: bytes, text: str) -> None:
     with pytest.raises(ScheduleError) as caught:
@@ -249,3 +271,30 @@ def test_start_and_duration_are_bounded(item: dict[str, Any]) -> None:
            + "/></FallbackProgram></Schedule>").encode()
     with pytest.raises(ScheduleError, match="must be"):
         schedule_from_xml(xml, "x")
+
+
+def test_the_error_tolerance_of_live_items_is_read_written_and_bounded() -> None:
+    assert schedule_from_json({"stream": {"name": "x"}}, NOW_MS).stream.error_tolerance_ms == 500  # OME's default
+    schedule = schedule_from_json({"stream": {"name": "x", "errorToleranceDurationMs": 2000}}, NOW_MS)
+    assert schedule.stream.error_tolerance_ms == 2000
+    assert schedule.to_json()["stream"]["errorToleranceDurationMs"] == 2000  # OME shows it
+    assert b"<ErrorToleranceDurationMs>2000</ErrorToleranceDurationMs>" in schedule_to_xml(schedule)
+    assert schedule_from_xml(schedule_to_xml(schedule), "x") == schedule
+    stored = schedule.to_stored()
+    del stored["stream"]["errorToleranceDurationMs"]  # an event journaled before Kiln read it
+    assert Schedule.from_stored(stored).stream.error_tolerance_ms == 500
+    for bad in (-1, 3_600_001):
+        with pytest.raises(ScheduleError, match="errorToleranceDurationMs must be between 0 and 3600000"):
+            schedule_from_json({"stream": {"name": "x", "errorToleranceDurationMs": bad}}, NOW_MS)
+    with pytest.raises(ScheduleError, match="ErrorToleranceDurationMs must be an integer"):
+        schedule_from_xml(b"<Schedule><Stream><ErrorToleranceDurationMs>soon</ErrorToleranceDurationMs></Stream>"
+                          b"</Schedule>", "x")
+
+
+def test_a_patch_may_bring_live_stream_items() -> None:
+    old = schedule_from_json(body(), NOW_MS)
+    new = patched_schedule(old, {"fallbackProgram": {"items": [{"url": "stream://default/app/cam", "duration": -1}]}},
+                           NOW_MS)
+    assert new.fallback == (Item("stream://default/app/cam", 0, -1),) and new.programs == old.programs
+    with pytest.raises(ScheduleError, match="stream://"):
+        patched_schedule(old, {"fallbackProgram": {"items": [{"url": "stream://cam"}]}}, NOW_MS)

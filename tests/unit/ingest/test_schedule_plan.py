@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from kiln.events.schedules import ChannelStream, Item, Program, Schedule
-from kiln.media.ingest.schedule.plan import Idle, Slot, on_air, unimplemented
+from kiln.media.ingest.schedule.board import OnAir
+from kiln.media.ingest.schedule.plan import LIVE_FOREVER_MS, Idle, Slot, on_air, unimplemented
 
 T0 = 1_700_000_000_000  # a program's start, in Unix ms
 A, B, F1, F2 = (Item(f"file://{n}.mp4") for n in ("a", "b", "f1", "f2"))
@@ -101,3 +102,34 @@ def test_bypass_transcoder_is_said_to_be_unimplemented() -> None:
     bypass = Schedule(ChannelStream("tv", bypass_transcoder=True))
     assert unimplemented(bypass) == ["Stream.BypassTranscoder true: not implemented by Kiln, the application's "
                                      "output profiles apply (a profile of bypass encodes passes the files through)"]
+
+
+CAM, CAM_FOREVER = Item("stream://default/app/cam", 0, 5000), Item("stream://default/app/cam2", 0, -1)
+
+
+def test_a_live_item_plays_its_duration_or_for_ever_while_its_stream_is_live_and_the_fallback_while_not() -> None:
+    live = {CAM.url: 5000, CAM_FOREVER.url: LIVE_FOREVER_MS}  # what the worker's lengths say while both are live
+
+    def lengths(item: Item) -> int:
+        return live.get(item.url, LENGTHS.get(item.url, 0))
+
+    p = program(T0, True, A, CAM)
+    s = schedule(p, fallback=(F1,))
+    assert on_air(s, T0 + 3000, lengths) == Slot(p, 1, CAM, 0, 5000)
+    assert on_air(s, T0 + 8000, lengths) == Slot(p, 0, A, 0, 3000)  # and round again
+    forever = program(T0, True, A, CAM_FOREVER)
+    assert on_air(schedule(forever), T0 + 3000 + 86_400_000, lengths) == Slot(
+        forever, 1, CAM_FOREVER, 86_400_000, LIVE_FOREVER_MS - 86_400_000)  # a day later: still the live stream
+    del live[CAM.url]  # its stream is not live: the fallback plays from when the program reaches it
+    assert on_air(s, T0 + 1000, lengths) == Slot(p, 0, A, 1000, 2000)
+    assert on_air(s, T0 + 3000, lengths) == Slot(None, 0, F1, 0, 1500)
+    skipped = program(T0, True, A, Item(CAM.url, 0, 5000, fallback_on_err=False))
+    assert on_air(schedule(skipped, fallback=(F1,)), T0 + 3000, lengths) == Slot(skipped, 0, A, 0, 3000)
+
+
+def test_a_live_items_position_is_the_time_since_it_began_playing() -> None:
+    p = program(T0, True, A, CAM_FOREVER)
+    joined = OnAir(Slot(p, 1, CAM_FOREVER, 86_400_000, LIVE_FOREVER_MS - 86_400_000), None, 1000.0)
+    assert joined.position_ms(1002.5) == 2500  # not a day and 2.5 s
+    file_item = OnAir(Slot(p, 0, Item("file://a.mp4", 500), 1000, 2000), None, 1000.0)
+    assert file_item.position_ms(1002.5) == 4000  # a file's: its start, the offset joined at, the time since

@@ -5,7 +5,8 @@ is live, then takes their tracks by variant name (each source's ``trackMap``), o
 control plane (as every ingest does) and feeds it (``Playing``). When a source goes away the channel's stream
 ends and it waits for the sources again, as OME's does when its file watcher makes the channel anew.
 
-Packets never pass through an actor: each source's output hub calls a cheap callback on the source's own thread
+Packets never pass through an actor: each source's output hub calls a cheap callback (``kiln/media/stream/tap.py``,
+shared with scheduled channels' ``stream://`` items) on the source's own thread
 that relabels the packet and appends it to one bounded queue; this worker's thread feeds the channel's stream from
 it. A hub never waits on a subscriber, so the channel cannot slow a source; a channel that falls behind is
 dropped by its queue, its stream ends and it starts again from the sources' last keyframes.
@@ -25,14 +26,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any, Protocol
 
 from kiln.events.multiplex import Multiplex, SourceStream
 from kiln.media.ingest.contract import PublishRejected
 from kiln.media.ingest.multiplex.board import MuxBoard, MuxState
 from kiln.media.model import MediaKind, Packet, Track
-from kiln.media.stream.hub import CallbackSubscriber, StreamHub, Subscriber
+from kiln.media.stream.hub import StreamHub, Subscriber
 from kiln.media.stream.live import LiveStream
+from kiln.media.stream.tap import HubTap, Outputs, Retimer
 from kiln.media.worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,6 @@ SOURCE_TYPE = "Multiplex"
 PROVIDER = "multiplex"
 PULL_RETRY_S = 1.0     # OME's worker tries the sources again every second
 QUEUE_PACKETS = 3000   # ~10 s of two 30 fps sources with audio: beyond it the channel is too slow, and restarts
-
-
-class Outputs(Protocol):
-    def find_output(self, vhost: str, app: str, output_name: str) -> tuple[LiveStream, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -61,8 +58,7 @@ class _Source:
     hub: StreamHub
     new_ids: dict[int, int]          # source output track id -> channel track id
     time_bases: dict[int, Fraction]  # source output track id -> its time base
-    offset_s: Fraction | None = None  # channel time - source time, set by the source's first packet
-    subscriber: CallbackSubscriber | None = None
+    tap: HubTap | None = None
 
 
 class MuxWorker:
@@ -205,10 +201,9 @@ class MuxWorker:
         log.info("multiplex channel started where=%s stream=%s sources=%s tracks=%s", self.where, self.name,
                  ",".join(s.spec.url for s in sources), ",".join(f"{t.id}:{t.name}" for t in tracks))
         for source in sources:
-            source.subscriber = CallbackSubscriber(f"multiplex {self.where}/{self.name} <- {source.spec.url}",
-                                                   self._relabel(source, queue, Fraction(anchor)),
-                                                   self._source_ended(source, queue))
-            source.hub.subscribe(source.subscriber)
+            source.tap = HubTap(f"multiplex {self.where}/{self.name} <- {source.spec.url}", source.hub,
+                                self._retimer(source, Fraction(anchor)), queue, self._source_ended(source, queue))
+            source.tap.open()
         try:
             while True:
                 packet = queue.get(0.5)
@@ -218,8 +213,8 @@ class MuxWorker:
                     break
         finally:
             for source in sources:
-                if source.subscriber is not None:
-                    source.subscriber.close()
+                if source.tap is not None:
+                    source.tap.close()
             ended = self._stop_reason or queue.closed_reason or "multiplex ended"
             stream.end(ended)
             self._queue = None
@@ -227,35 +222,18 @@ class MuxWorker:
                 log.info("multiplex channel waits again where=%s stream=%s reason=%s", self.where, self.name, ended)
 
     @staticmethod
-    def _relabel(source: _Source, queue: Subscriber, anchor: Fraction) -> Callable[[Packet], None]:
-        """The callback a source's hub runs on the source's thread: relabel, retime, queue. Cheap, never waits."""
-        last_dts: dict[int, int] = {}
-        shifts: dict[int, int] = {}  # per source track: the source's offset in the track's time base
+    def _retimer(source: _Source, anchor: Fraction) -> Retimer:
+        """A source is placed on the channel's clock by its first packet's arrival since the anchor."""
 
-        def relabel(packet: Packet) -> None:
-            new_id = source.new_ids.get(packet.track_id)
-            if new_id is None:
-                return
-            tb = source.time_bases[packet.track_id]
-            shift = shifts.get(packet.track_id)
-            if shift is None:
-                if source.offset_s is None:
-                    source.offset_s = Fraction(packet.arrival) - anchor - packet.dts * tb
-                shift = shifts[packet.track_id] = round(source.offset_s / tb)
-            dts = packet.dts + shift
-            if dts < 0 or dts <= last_dts.get(new_id, -1):
-                return  # before the channel's start, or not after the last one (a source's dts must go forward)
-            last_dts[new_id] = dts
-            queue.offer(Packet(new_id, packet.pts + shift, dts, tb, packet.data, packet.keyframe, packet.duration,
-                               packet.config, packet.arrival))
+        def begin(packet: Packet, tb: Fraction) -> Fraction:
+            return Fraction(packet.arrival) - anchor - packet.dts * tb
 
-        return relabel
+        return Retimer(source.new_ids, source.time_bases, begin)
 
     def _source_ended(self, source: _Source, queue: Subscriber) -> Callable[[str], None]:
         def ended(reason: str) -> None:
-            if reason != "unsubscribed":
-                log.info("multiplex source ended where=%s stream=%s source=%s reason=%s", self.where, self.name,
-                         source.spec.url, reason)
-                queue.end(f"source stream ended: {source.spec.url}")
+            log.info("multiplex source ended where=%s stream=%s source=%s reason=%s", self.where, self.name,
+                     source.spec.url, reason)
+            queue.end(f"source stream ended: {source.spec.url}")
 
         return ended

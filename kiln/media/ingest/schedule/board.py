@@ -19,8 +19,13 @@ class OnAir:
     started_wall: float         # when the worker began the item (Unix time), to tell the position
 
     def position_ms(self, now: float) -> int:
-        """Where in the item's file playback is: its start, the offset joined at, and the time since."""
-        return self.slot.item.start_ms + self.slot.offset_ms + max(0, int((now - self.started_wall) * 1000))
+        """Where in the item's file playback is: its start, the offset joined at, and the time since. A stream://
+        item has no position but the time since it began playing (OME: the source's time since its first packet),
+        never the program's time at which it was joined (a day into a "duration -1" program is not a position)."""
+        since = max(0, int((now - self.started_wall) * 1000))
+        if self.slot.item.stream_target is not None:
+            return since
+        return self.slot.item.start_ms + self.slot.offset_ms + since
 
 
 class ScheduleBoard:

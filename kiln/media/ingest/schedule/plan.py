@@ -1,12 +1,13 @@
 """What a scheduled channel plays at a given time: pure, so repeat and fallback are tested without a clock.
 
-OME's rules (``schedule.cpp``, ``scheduled_stream.cpp``): a program is on air from its ``scheduled`` time
-until the next program's; its items play back to back from the scheduled time, over again when it
-repeats (joining mid-item when the channel starts late), and it goes off air once played through
-otherwise. When no program is on air the fallback program's items play in turn, until a program
-begins; also once the program on air reaches an item that cannot play, unless the item says
-``fallbackOnErr`` false (then it is skipped). An item's length is its configured duration, or the rest of
-its file (``length`` tells it; 0 when it cannot play).
+OME's rules (``schedule.cpp``, ``scheduled_stream.cpp``): a program is on air from its ``scheduled`` time until
+the next program's; its items play back to back from the scheduled time, over again when it repeats (joining
+mid-item when the channel starts late), and it goes off air once played through otherwise. A ``stream://`` item
+(another live stream of the server) lasts its duration, or for ever (``LIVE_FOREVER_MS``) with duration -1, and
+cannot play while its stream is not live. When no program is on air the fallback program's items play in turn,
+until a program begins; also once the program on air reaches an item that cannot play, unless the item says
+``fallbackOnErr`` false (then it is skipped). An item's length is its configured duration, or the rest of its
+file (``length`` tells it; 0 when it cannot play: a missing file, a stream that is not live).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from kiln.events.schedules import Item, Program, Schedule
 
 JOIN_SLACK_MS = 1000  # OME starts a program at its first item when the channel is less than 1 s late
+LIVE_FOREVER_MS = 10**13  # a stream:// item of duration -1 plays for as long as its program is on air (~317 years)
 
 
 @dataclass(frozen=True)
