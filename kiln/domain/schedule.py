@@ -7,7 +7,7 @@ API's commands on an app's channels: OME answers 403 when the app has no Schedul
 name is taken, 400 for a schedule it cannot read.
 
 What OME accepts and Kiln does not play is refused by name rather than ignored: ``stream://`` items (a
-live stream as a program item) and ``audioMap`` (several audio tracks).
+live stream as a program item).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from kiln.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from kiln.events.base import Event
-from kiln.events.schedules import FILE_SCHEME, STREAM_SCHEME, ChannelStream, Item, Program, Schedule
+from kiln.events.schedules import FILE_SCHEME, STREAM_SCHEME, AudioMapItem, ChannelStream, Item, Program, Schedule
 from kiln.events.streams import ScheduleDefined, ScheduleRemoved
 
 FILE_EXTENSION = "sch"
@@ -164,12 +164,35 @@ def schedule_from_json(body: Any, now_ms: int) -> Schedule:
     if not name or "/" in name or name in (".", "..") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
         # it names the channel's file in ScheduleFilesDir (and shows in log lines)
         raise ScheduleError(f"Invalid stream name: [{name}]")
-    if stream.get("audioMap"):
-        raise ScheduleError("Kiln does not build audioMap (several audio tracks in a scheduled channel)")
     channel = ChannelStream(name, _bool(stream.get("bypassTranscoder"), False, "bypassTranscoder"),
                             _bool(stream.get("videoTrack"), True, "videoTrack"),
-                            _bool(stream.get("audioTrack"), True, "audioTrack"))
+                            _bool(stream.get("audioTrack"), True, "audioTrack"), _json_audio_map(stream))
     return Schedule(channel, _json_fallback(body), _json_programs(body, now_ms))
+
+
+def _json_audio_map(stream: dict[str, Any]) -> tuple[AudioMapItem, ...]:
+    """``stream.audioMap`` as OME's ``LoadFromJsonObject`` reads it: an array (null: none) of items whose
+    name, language and characteristics are strings (another type is refused: OME would throw reading it)."""
+    found = stream.get("audioMap")
+    if found is None:
+        return ()
+    if not isinstance(found, list):
+        raise ScheduleError("audioMap must be an array")
+    out = []
+    for item in found:
+        if not isinstance(item, dict):
+            raise ScheduleError("audioMap item must be an object")
+        values = []
+        for key in ("name", "language", "characteristics"):
+            value = item.get(key)
+            if value is not None and not isinstance(value, str):
+                raise ScheduleError(f"audioMap item {key} must be a string")
+            if value and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+                # the .sch file could not hold it (XML), nor a playlist's quoted attribute
+                raise ScheduleError(f"audioMap item {key} has a control character")
+            values.append(value or "")
+        out.append(AudioMapItem(*values))
+    return tuple(out)
 
 
 def patched_schedule(old: Schedule, body: Any, now_ms: int) -> Schedule:
@@ -226,12 +249,12 @@ def schedule_from_xml(data: bytes, file_stem: str) -> Schedule:
     stream = root.find("Stream")
     if stream is None:
         raise ScheduleError("Failed to read Stream node")
-    audio_map = stream.find("AudioMap")
-    if audio_map is not None and audio_map.find("Item") is not None:
-        raise ScheduleError("Kiln does not build AudioMap (several audio tracks in a scheduled channel)")
+    audio_map = tuple(AudioMapItem(node.findtext("Name") or "", node.findtext("Language") or "",
+                                   node.findtext("Characteristics") or "")
+                      for node in stream.findall("AudioMap/Item"))
     channel = ChannelStream(file_stem, _xml_bool(stream.findtext("BypassTranscoder"), False),
                             _xml_bool(stream.findtext("VideoTrack"), True),
-                            _xml_bool(stream.findtext("AudioTrack"), True))
+                            _xml_bool(stream.findtext("AudioTrack"), True), audio_map)
     fallback_node = root.find("FallbackProgram")
     programs = []
     for node in root.findall("Program"):
@@ -250,6 +273,13 @@ def schedule_to_xml(schedule: Schedule) -> bytes:
     for tag, value in (("Name", schedule.stream.name), ("BypassTranscoder", schedule.stream.bypass_transcoder),
                        ("VideoTrack", schedule.stream.video_track), ("AudioTrack", schedule.stream.audio_track)):
         ET.SubElement(stream, tag).text = _xml_text(value)
+    if schedule.stream.audio_map:  # OME writes an empty AudioMap element too; a file without one stays as it was
+        audio_map = ET.SubElement(stream, "AudioMap")
+        for entry in schedule.stream.audio_map:
+            item = ET.SubElement(audio_map, "Item")
+            for tag, text in (("Name", entry.name), ("Language", entry.language),
+                              ("Characteristics", entry.characteristics)):
+                ET.SubElement(item, tag).text = text
 
     def items(parent: ET.Element, of: tuple[Item, ...]) -> None:
         for item in of:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess, Ports, server_xml
+from tests.e2e.test_scheduled_channels import TV, TV_APP
 from tests.peers.ffmpeg import FFMPEG, publish_mpegts_udp, publish_srt
 from tests.peers.process import run_checked
 
@@ -138,3 +139,25 @@ def test_without_a_map_the_master_keeps_one_unlabelled_audio_rendition(
         assert sorted((t["id"], t["type"]) for t in inputs) == [(0, "Video"), (1, "Audio"), (2, "Audio"), (3, "Data")]
     finally:
         pub.stop()
+
+
+def test_a_scheduled_channel_labels_its_files_audio_tracks_and_writes_the_map_back(
+        kiln_factory: Any, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    run_checked([FFMPEG, "-v", "error", "-y", "-i", two_tone_ts(tmp_path / "two.ts"), "-map", "0", "-c", "copy",
+                 media / "two.mp4"], timeout=60)
+    workdir = tmp_path / "kiln"
+    (workdir / "schedules").mkdir(parents=True)
+    kiln = kiln_factory(workdir=workdir, extra_apps=TV_APP.format(media=media))
+    audio_map = [{"name": "English", "language": "en", "characteristics": "public.accessibility.describes-video"},
+                 {"name": "Korean", "language": "ko", "characteristics": ""}]
+    body = {"stream": {"name": "ch", "audioMap": audio_map}, "fallbackProgram": {"items": [{"url": "file://two.mp4"}]}}
+    assert kiln.api.post(TV, json=body).json() == {"message": "Created", "statusCode": 201}
+    assert kiln.api.get(f"{TV}/ch").json()["response"]["stream"]["audioMap"] == audio_map
+    sch = (workdir / "schedules" / "ch.sch").read_text()
+    assert "<AudioMap>" in sch and "<Name>Korean</Name>" in sch and "<Language>ko</Language>" in sch
+    check_renditions(kiln, f"http://127.0.0.1:{kiln.ports.llhls}/tv/ch")
+    bad = {"stream": {"name": "x", "audioMap": {"name": "English"}}, "fallbackProgram": body["fallbackProgram"]}
+    assert kiln.api.post(TV, json=bad).json() == {"message": "[HTTP] audioMap must be an array (400)",
+                                                    "statusCode": 400}

@@ -79,8 +79,6 @@ def test_what_kiln_does_not_play_is_refused_by_name() -> None:
     live = {"stream": {"name": "x"}, "fallbackProgram": {"items": [{"url": "stream://default/app/cam"}]}}
     with pytest.raises(ScheduleError, match="stream:// items.*stream://default/app/cam"):
         schedule_from_json(live, NOW_MS)
-    with pytest.raises(ScheduleError, match="audioMap"):
-        schedule_from_json({"stream": {"name": "x", "audioMap": [{"name": "English"}]}}, NOW_MS)
     with pytest.raises(ScheduleError, match="under MediaRootDir"):
         schedule_from_json({"stream": {"name": "x"}, "fallbackProgram": {"items": [{"url": "file://../etc/x"}]}},
                            NOW_MS)

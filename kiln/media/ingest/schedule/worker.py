@@ -20,6 +20,7 @@ from pathlib import Path
 
 import av
 
+from kiln.config.values import AudioLabel
 from kiln.events.schedules import Item, Schedule
 from kiln.media.formats.codecs import CodecConfigError, h264, nal
 from kiln.media.ingest.contract import PublishRejected
@@ -111,6 +112,8 @@ class ScheduleWorker:
         self._replaced = False  # a new schedule came (PATCH): the item playing ends now
         self._first_video: Track | None = None  # the video track players were first told about (their init)
         self._mixed = False  # an item's video differed from the first: every item's parameter sets go in band
+        # the channel's audio tracks (one per AudioMap item) are its stream's, fixed while it plays
+        self._audio_map = schedule.stream.audio_map if schedule.stream.audio_track else ()
 
     @property
     def name(self) -> str:
@@ -126,6 +129,9 @@ class ScheduleWorker:
 
     def replace(self, schedule: Schedule) -> None:
         """Play ``schedule`` from now on, on the same stream (OME updates a channel whose file changed)."""
+        if (schedule.stream.audio_map if schedule.stream.audio_track else ()) != self._audio_map:
+            log.warning("scheduled channel audioMap changed where=%s stream=%s: the channel's audio tracks stay as "
+                        "they were until it starts again", self.where, self.name)
         self.schedule = schedule
         self._fallback_next = 0
         self._replaced = True
@@ -153,6 +159,10 @@ class ScheduleWorker:
         if self.schedule.stream.audio_track:
             kinds.add(MediaKind.AUDIO)
         stream.expected = kinds
+        audio_map = self._audio_map
+        if audio_map:  # the channel carries one audio track per item, labelled (OME: ScheduledApplication)
+            stream.audio_map = tuple(AudioLabel(i.name, i.language, i.characteristics) for i in audio_map)
+            stream.expected_audio_tracks = len(audio_map)
         log.info("scheduled channel started where=%s stream=%s programs=%d fallback=%s", self.where, self.name,
                  len(self.schedule.programs), self.schedule.fallback is not None)
         for line in unimplemented(self.schedule):
@@ -243,20 +253,27 @@ class ScheduleWorker:
     def _demux(self, stream: LiveStream, container: av.container.InputContainer, slot: Slot) -> bool:
         converter = AvConverter()
         chosen = []
-        for kind, wanted in (("video", self.schedule.stream.video_track), ("audio", self.schedule.stream.audio_track)):
-            if not wanted:
-                continue
-            found = next((s for s in container.streams if s.type == kind and s.codec_context is not None
-                          and CODECS.get(s.codec_context.name) is not None), None)
-            if found is None:
+        channel = self.schedule.stream
+        for kind, wanted in (("video", 1 if channel.video_track else 0),
+                             ("audio", max(1, len(self._audio_map)) if channel.audio_track else 0)):
+            # the file's first track of the kind; with an AudioMap its first N audio tracks, one per item (as OME:
+            # a file with fewer cannot play, the channel's tracks are fixed)
+            found = [s for s in container.streams if s.type == kind and s.codec_context is not None
+                     and CODECS.get(s.codec_context.name) is not None][:wanted]
+            if not found and wanted:
                 log.warning("schedule item has no %s track where=%s stream=%s url=%s", kind, self.where, self.name,
                             slot.item.url)
                 return False
-            ctx = found.codec_context
-            converter.add_track(found.index, CODECS[ctx.name], TIME_BASE, bytes(ctx.extradata or b""),
-                                sample_rate=int(getattr(ctx, "sample_rate", 0) or 0),
-                                channels=int(getattr(ctx, "channels", 0) or 0))
-            chosen.append(found)
+            if len(found) < wanted:
+                log.warning("schedule item has fewer audio tracks than its AudioMap where=%s stream=%s url=%s "
+                            "found=%d wanted=%d", self.where, self.name, slot.item.url, len(found), wanted)
+                return False
+            for track in found:
+                ctx = track.codec_context
+                converter.add_track(track.index, CODECS[ctx.name], TIME_BASE, bytes(ctx.extradata or b""),
+                                    sample_rate=int(getattr(ctx, "sample_rate", 0) or 0),
+                                    channels=int(getattr(ctx, "channels", 0) or 0))
+                chosen.append(track)
         start_ms = slot.item.start_ms + slot.offset_ms
         try:
             if start_ms > 0:
@@ -276,7 +293,12 @@ class ScheduleWorker:
         end = base
         limit = Fraction(slot.play_ms, 1000)
         inband = b""  # this item's SPS/PPS, sent in its keyframes when they differ from what players started with
-        kind_of = {s.index: s.type for s in chosen}  # timestamps go forward per kind, whatever file index it has
+        # timestamps go forward per channel track (kind, and position among the kind's: several audio tracks of an
+        # AudioMap share a clock, not a last dts), whatever file index it has
+        kind_of: dict[int, str] = {}
+        for s in chosen:
+            n = sum(t.type == s.type for t in chosen[:chosen.index(s)])
+            kind_of[s.index] = s.type if n == 0 else f"{s.type}{n}"
         log.info("schedule item where=%s stream=%s program=%s url=%s offset_ms=%d play_ms=%d", self.where, self.name,
                  slot.program.name if slot.program is not None else "fallback", slot.item.url, slot.offset_ms,
                  slot.play_ms)
