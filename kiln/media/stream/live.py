@@ -187,18 +187,18 @@ class LiveStream:
         self._maybe_start(None)
 
     def _labelled(self, track: Track) -> Track:
-        """``track`` with the AudioMap item at its position among the audio tracks (OME: by order; tracks
-        beyond the map keep no label, items beyond the tracks label nothing)."""
+        """``track`` with the AudioMap item at its position among the audio tracks (OME: by order; items beyond
+        the tracks label nothing). A track beyond the map, or an item without a name, gets OME's default public
+        name ``Audio_{id}``, so that each rendition of the group has a NAME of its own."""
         position = 0
         for other in self.tracks.values():
             if other.id == track.id:
                 break
             if other.kind is MediaKind.AUDIO:
                 position += 1
-        if position >= len(self.audio_map):
-            return track
-        item = self.audio_map[position]
-        return replace(track, label=item.name, language=item.language, characteristics=item.characteristics)
+        item = self.audio_map[position] if position < len(self.audio_map) else AudioLabel("")
+        return replace(track, label=item.name or f"Audio_{track.id}", language=item.language,
+                       characteristics=item.characteristics)
 
     def ingest(self, packet: Packet) -> None:
         # once per packet of every input: plain local work, the relay inline (see _relay_packet)

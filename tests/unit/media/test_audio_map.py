@@ -64,10 +64,10 @@ def test_the_stream_waits_for_every_announced_audio_track_before_it_starts() -> 
     stream.end("test over")
 
 
-def test_tracks_beyond_the_map_are_carried_unlabelled_and_items_beyond_the_tracks_label_nothing() -> None:
-    stream = _stream((ENGLISH,), audio_tracks=3)
+def test_tracks_beyond_the_map_get_omes_default_names_and_items_beyond_the_tracks_label_nothing() -> None:
+    stream = _stream((ENGLISH, AudioLabel("", "ko")), audio_tracks=3)
     audios = [t for t in stream.outputs["s"].track_list() if t.kind is MediaKind.AUDIO]
-    assert [(t.label, t.language) for t in audios] == [("English", "en"), ("", ""), ("", "")]
+    assert [(t.label, t.language) for t in audios] == [("English", "en"), ("Audio_2", "ko"), ("Audio_3", "")]
     stream.end("test over")
     short = _stream((ENGLISH, KOREAN, AudioLabel("Japanese", "ja")), audio_tracks=1)
     assert [t.label for t in short.outputs["s"].track_list() if t.kind is MediaKind.AUDIO] == ["English"]
