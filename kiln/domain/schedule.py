@@ -166,7 +166,8 @@ def schedule_from_json(body: Any, now_ms: int) -> Schedule:
         raise ScheduleError(f"Invalid stream name: [{name}]")
     channel = ChannelStream(name, _bool(stream.get("bypassTranscoder"), False, "bypassTranscoder"),
                             _bool(stream.get("videoTrack"), True, "videoTrack"),
-                            _bool(stream.get("audioTrack"), True, "audioTrack"), _json_audio_map(stream))
+                            _bool(stream.get("audioTrack"), True, "audioTrack"),
+                            audio_map=_json_audio_map(stream))
     return Schedule(channel, _json_fallback(body), _json_programs(body, now_ms))
 
 
@@ -254,7 +255,7 @@ def schedule_from_xml(data: bytes, file_stem: str) -> Schedule:
                       for node in stream.findall("AudioMap/Item"))
     channel = ChannelStream(file_stem, _xml_bool(stream.findtext("BypassTranscoder"), False),
                             _xml_bool(stream.findtext("VideoTrack"), True),
-                            _xml_bool(stream.findtext("AudioTrack"), True), audio_map)
+                            _xml_bool(stream.findtext("AudioTrack"), True), audio_map=audio_map)
     fallback_node = root.find("FallbackProgram")
     programs = []
     for node in root.findall("Program"):

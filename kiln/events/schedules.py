@@ -103,7 +103,7 @@ class Schedule:
         audio_map = tuple(AudioMapItem(str(i["name"]), str(i["language"]), str(i["characteristics"]))
                           for i in s.get("audioMap") or ())
         return cls(ChannelStream(str(s["name"]), bool(s["bypassTranscoder"]), bool(s["videoTrack"]),
-                                 bool(s["audioTrack"]), audio_map),
+                                 bool(s["audioTrack"]), audio_map=audio_map),
                    None if fallback is None else tuple(_item(i) for i in fallback["items"]),
                    tuple(Program(str(p["name"]), str(p["scheduled"]), int(p["scheduledMs"]), bool(p["repeat"]),
                                  tuple(_item(i) for i in p["items"])) for p in data.get("programs", [])))
