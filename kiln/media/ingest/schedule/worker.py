@@ -153,16 +153,7 @@ class ScheduleWorker:
             log.warning("scheduled channel refused where=%s stream=%s error=%s", self.where, self.name, exc)
             self.hooks.finished(str(exc))
             return
-        kinds = set()
-        if self.schedule.stream.video_track:
-            kinds.add(MediaKind.VIDEO)
-        if self.schedule.stream.audio_track:
-            kinds.add(MediaKind.AUDIO)
-        stream.expected = kinds
-        audio_map = self._audio_map
-        if audio_map:  # the channel carries one audio track per item, labelled (OME: ScheduledApplication)
-            stream.audio_map = tuple(AudioLabel(i.name, i.language, i.characteristics) for i in audio_map)
-            stream.expected_audio_tracks = len(audio_map)
+        self._describe(stream)
         log.info("scheduled channel started where=%s stream=%s programs=%d fallback=%s", self.where, self.name,
                  len(self.schedule.programs), self.schedule.fallback is not None)
         for line in unimplemented(self.schedule):
@@ -189,6 +180,18 @@ class ScheduleWorker:
             log.info("scheduled channel stopped where=%s stream=%s reason=%s items=%d", self.where, self.name,
                      self._stop_reason, self.items_played)
             self.hooks.finished(self._stop_reason or "schedule ended")
+
+    def _describe(self, stream: LiveStream) -> None:
+        """Tell the channel's stream which tracks to wait for, and how its audio tracks are labelled."""
+        kinds = set()
+        if self.schedule.stream.video_track:
+            kinds.add(MediaKind.VIDEO)
+        if self.schedule.stream.audio_track:
+            kinds.add(MediaKind.AUDIO)
+        stream.expected = kinds
+        if self._audio_map:  # the channel carries one audio track per item, labelled (OME: ScheduledApplication)
+            stream.audio_map = tuple(AudioLabel(i.name, i.language, i.characteristics) for i in self._audio_map)
+            stream.expected_audio_tracks = len(self._audio_map)
 
     def _channel_now_ms(self) -> int:
         """The wall time at which the next item will be seen: packets go out ``LEAD_S`` ahead of the channel
