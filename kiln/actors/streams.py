@@ -284,7 +284,8 @@ class StreamsActor(CommandActor):
         stream = LiveStream(self.vhost, self.app, cmd.name, source_type=cmd.source_type,
                             source_url=cmd.source_url, profiles=list(self.settings.output_profiles),
                             stats=self.stats, close_ingest=cmd.close_ingest,
-                            subscribable=bool(self.settings.publishers))
+                            subscribable=bool(self.settings.publishers),
+                            audio_map=self.settings.audio_maps.get(cmd.provider, ()))
         events = decide_and_apply(self.directory, dd.OpenStream(
             cmd.name, cmd.provider, cmd.source_type, cmd.source_url, stream.instance), stream.created_time,
             self.journal.encode)

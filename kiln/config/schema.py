@@ -126,7 +126,7 @@ PROVIDERS = obj(
     f("OVT", OPEN),
     f("RTMP", obj(f("BlockDuplicateStreamName"), f("PassthroughOutputProfile"), f("EventGenerator", OPEN))),
     f("SRT", obj(f("BlockDuplicateStreamName"), f("PassthroughOutputProfile"), f("AudioMap", AUDIO_MAP))),
-    f("MPEGTS", obj(f("StreamMap", STREAM_MAP_MPEGTS), f("PassthroughOutputProfile"))),
+    f("MPEGTS", obj(f("StreamMap", STREAM_MAP_MPEGTS), f("PassthroughOutputProfile"), f("AudioMap", AUDIO_MAP))),
     f("RTSPPull", obj(f("BlockDuplicateStreamName"))),
     f("RTSP", OPEN),
     f("WebRTC", obj(f("Timeout"), f("CrossDomains", CROSS_DOMAINS), f("PassthroughOutputProfile"))),

@@ -287,8 +287,6 @@ APP_ROWS = (
         _has("providers", "mpegts", "passthroughOutputProfile")),
     Row("Providers.WebRTC.PassthroughOutputProfile", "passthrough: the stream goes through the output profiles",
         _has("providers", "webrtc", "passthroughOutputProfile")),
-    Row("Providers.SRT.AudioMap", "naming SRT audio tracks: they keep the names the stream gives them",
-        _has("providers", "srt", "audioMap")),
     # publishing
     Row("Publishers.AppWorkerCount", "publisher worker threads: Kiln sizes its own",
         _has("publishers", "appWorkerCount")),

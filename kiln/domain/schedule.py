@@ -6,8 +6,8 @@ texts (``schedule.cpp``); the XML is rendered back the way OME saves it. :class:
 API's commands on an app's channels: OME answers 403 when the app has no Schedule provider, 409 when the
 name is taken, 400 for a schedule it cannot read.
 
-What OME accepts and Kiln does not play is refused by name rather than ignored: ``audioMap`` (several audio
-tracks). ``stream://{vhost}/{app}/{stream}`` items play another live stream of the server.
+``stream://{vhost}/{app}/{stream}`` items play another live stream of the server; ``audioMap`` labels the first
+audio tracks of the files.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from kiln.events.schedules import (
     ERROR_TOLERANCE_MS,
     FILE_SCHEME,
     STREAM_SCHEME,
+    AudioMapItem,
     ChannelStream,
     Item,
     Program,
@@ -194,14 +195,38 @@ def schedule_from_json(body: Any, now_ms: int) -> Schedule:
     if not name or "/" in name or name in (".", "..") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
         # it names the channel's file in ScheduleFilesDir (and shows in log lines)
         raise ScheduleError(f"Invalid stream name: [{name}]")
-    if stream.get("audioMap"):
-        raise ScheduleError("Kiln does not build audioMap (several audio tracks in a scheduled channel)")
     channel = ChannelStream(name, _bool(stream.get("bypassTranscoder"), False, "bypassTranscoder"),
                             _bool(stream.get("videoTrack"), True, "videoTrack"),
                             _bool(stream.get("audioTrack"), True, "audioTrack"),
                             _tolerance(_int(stream.get("errorToleranceDurationMs"), ERROR_TOLERANCE_MS,
-                                            "errorToleranceDurationMs")))
+                                            "errorToleranceDurationMs")),
+                            audio_map=_json_audio_map(stream))
     return Schedule(channel, _json_fallback(body), _json_programs(body, now_ms))
+
+
+def _json_audio_map(stream: dict[str, Any]) -> tuple[AudioMapItem, ...]:
+    """``stream.audioMap`` as OME's ``LoadFromJsonObject`` reads it: an array (null: none) of items whose
+    name, language and characteristics are strings (another type is refused: OME would throw reading it)."""
+    found = stream.get("audioMap")
+    if found is None:
+        return ()
+    if not isinstance(found, list):
+        raise ScheduleError("audioMap must be an array")
+    out = []
+    for item in found:
+        if not isinstance(item, dict):
+            raise ScheduleError("audioMap item must be an object")
+        values = []
+        for key in ("name", "language", "characteristics"):
+            value = item.get(key)
+            if value is not None and not isinstance(value, str):
+                raise ScheduleError(f"audioMap item {key} must be a string")
+            if value and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+                # the .sch file could not hold it (XML), nor a playlist's quoted attribute
+                raise ScheduleError(f"audioMap item {key} has a control character")
+            values.append(value or "")
+        out.append(AudioMapItem(*values))
+    return tuple(out)
 
 
 def patched_schedule(old: Schedule, body: Any, now_ms: int) -> Schedule:
@@ -258,14 +283,15 @@ def schedule_from_xml(data: bytes, file_stem: str) -> Schedule:
     stream = root.find("Stream")
     if stream is None:
         raise ScheduleError("Failed to read Stream node")
-    audio_map = stream.find("AudioMap")
-    if audio_map is not None and audio_map.find("Item") is not None:
-        raise ScheduleError("Kiln does not build AudioMap (several audio tracks in a scheduled channel)")
+    audio_map = tuple(AudioMapItem(node.findtext("Name") or "", node.findtext("Language") or "",
+                                   node.findtext("Characteristics") or "")
+                      for node in stream.findall("AudioMap/Item"))
     channel = ChannelStream(file_stem, _xml_bool(stream.findtext("BypassTranscoder"), False),
                             _xml_bool(stream.findtext("VideoTrack"), True),
                             _xml_bool(stream.findtext("AudioTrack"), True),
                             _tolerance(_xml_int(stream.findtext("ErrorToleranceDurationMs"), ERROR_TOLERANCE_MS,
-                                                "ErrorToleranceDurationMs")))
+                                                "ErrorToleranceDurationMs")),
+                            audio_map=audio_map)
     fallback_node = root.find("FallbackProgram")
     programs = []
     for node in root.findall("Program"):
@@ -285,6 +311,13 @@ def schedule_to_xml(schedule: Schedule) -> bytes:
                        ("VideoTrack", schedule.stream.video_track), ("AudioTrack", schedule.stream.audio_track),
                        ("ErrorToleranceDurationMs", str(schedule.stream.error_tolerance_ms))):
         ET.SubElement(stream, tag).text = _xml_text(value)
+    if schedule.stream.audio_map:  # OME writes an empty AudioMap element too; a file without one stays as it was
+        audio_map = ET.SubElement(stream, "AudioMap")
+        for entry in schedule.stream.audio_map:
+            item = ET.SubElement(audio_map, "Item")
+            for tag, text in (("Name", entry.name), ("Language", entry.language),
+                              ("Characteristics", entry.characteristics)):
+                ET.SubElement(item, tag).text = text
 
     def items(parent: ET.Element, of: tuple[Item, ...]) -> None:
         for item in of:

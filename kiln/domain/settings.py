@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiln.config.values import as_int, is_true
+from kiln.config.values import AudioLabel, as_int, audio_labels, is_true
 
 # OME's older publisher names that also enable the push publisher
 _LEGACY_PUSH = ("rtmpPush", "srtPush", "mpegtsPush")
+# the providers whose AudioMap OME applies (srt_provider.cpp, mpegts_provider.cpp: AddAudioMapItems)
+AUDIO_MAP_PROVIDERS = ("srt", "mpegts")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class AppSettings:
     push: PushSettings = PushSettings()
     file: FileSettings = FileSettings()
     output_profiles: tuple[dict[str, Any], ...] = ()
+    # provider key ("srt", "mpegts") -> its AudioMap: labels for the input's audio tracks, by order
+    audio_maps: dict[str, tuple[AudioLabel, ...]] = field(default_factory=dict, compare=False, hash=False)
 
     def provider_enabled(self, name: str) -> bool:
         return name in self.providers
@@ -68,6 +72,8 @@ class AppSettings:
             file=FileSettings(str(file.get("rootPath") or ""), str(file.get("filePath") or ""),
                               str(file.get("infoPath") or "")),
             output_profiles=tuple(profiles_of(config)),
+            audio_maps={key: labels for key in AUDIO_MAP_PROVIDERS
+                        if (labels := audio_labels(_section(providers, key).get("audioMap")))},
         )
 
 

@@ -52,16 +52,34 @@ class Program:
 
 
 @dataclass(frozen=True)
+class AudioMapItem:
+    """One ``audioMap`` item: the channel's audio track at its position (the files' audio tracks in order)
+    is shown to players under this name, language and characteristics."""
+
+    name: str = ""
+    language: str = ""
+    characteristics: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "language": self.language, "characteristics": self.characteristics}
+
+
+@dataclass(frozen=True)
 class ChannelStream:
     name: str
     bypass_transcoder: bool = False
     video_track: bool = True
     audio_track: bool = True
     error_tolerance_ms: int = ERROR_TOLERANCE_MS  # a stream:// item silent this long has ended (OME's Pop timeout)
+    audio_map: tuple[AudioMapItem, ...] = ()  # empty: one audio track, unlabelled
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "bypassTranscoder": self.bypass_transcoder, "videoTrack": self.video_track,
-                "audioTrack": self.audio_track, "errorToleranceDurationMs": self.error_tolerance_ms}
+        out: dict[str, Any] = {"name": self.name, "bypassTranscoder": self.bypass_transcoder,
+                               "videoTrack": self.video_track, "audioTrack": self.audio_track,
+                               "errorToleranceDurationMs": self.error_tolerance_ms}
+        if self.audio_map:  # only when set: a schedule without one reads (and is stored) as before AudioMap
+            out["audioMap"] = [item.to_json() for item in self.audio_map]
+        return out
 
 
 @dataclass(frozen=True)
@@ -93,9 +111,12 @@ class Schedule:
         trusted: it was checked before it was journaled."""
         s = data["stream"]
         fallback = data.get("fallbackProgram")
+        audio_map = tuple(AudioMapItem(str(i["name"]), str(i["language"]), str(i["characteristics"]))
+                          for i in s.get("audioMap") or ())
         return cls(ChannelStream(str(s["name"]), bool(s["bypassTranscoder"]), bool(s["videoTrack"]),
                                  bool(s["audioTrack"]),
-                                 int(s.get("errorToleranceDurationMs", ERROR_TOLERANCE_MS))),  # older events: none
+                                 int(s.get("errorToleranceDurationMs", ERROR_TOLERANCE_MS)),  # older events: none
+                                 audio_map=audio_map),
                    None if fallback is None else tuple(_item(i) for i in fallback["items"]),
                    tuple(Program(str(p["name"]), str(p["scheduled"]), int(p["scheduledMs"]), bool(p["repeat"]),
                                  tuple(_item(i) for i in p["items"])) for p in data.get("programs", [])))

@@ -77,6 +77,10 @@ class Track:
     sample_rate: int = 0
     channels: int = 0
     samples_per_frame: int = 0     # 1024 for AAC-LC
+    # what players are shown (OME's public name, language, characteristics: set by an AudioMap)
+    label: str = ""
+    language: str = ""
+    characteristics: str = ""
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from kiln.config.values import as_float, as_int
+from kiln.config.values import AudioLabel, as_float, as_int
 from kiln.media.model import MS, Codec, MediaKind, Packet, Track
 from kiln.media.publish.thumbnail.store import LatestImage
 from kiln.media.stream.bypass import codec_of, should_bypass
@@ -101,7 +101,8 @@ class OutputStream:
 class LiveStream:
     def __init__(self, vhost: str, app: str, name: str, *, source_type: str, source_url: str,
                  profiles: list[dict[str, Any]], stats: IngestMeters | None = None,
-                 close_ingest: Callable[[str], None] | None = None, subscribable: bool = True) -> None:
+                 close_ingest: Callable[[str], None] | None = None, subscribable: bool = True,
+                 audio_map: tuple[AudioLabel, ...] = ()) -> None:
         self.vhost, self.app, self.name = vhost, app, name
         self.instance = uuid.uuid4().hex[:12]
         self.source_type, self.source_url = source_type, source_url
@@ -120,6 +121,10 @@ class LiveStream:
         self.outputs: dict[str, OutputStream] = {}
         self.expected: set[MediaKind] = set()
         self.expected_video_tracks = 1  # simulcast layers the source negotiated (WebRTC): start once all are described
+        self.expected_audio_tracks = 1  # audio tracks the source announced (a TS PMT): start once all are described
+        # the provider's AudioMap: labels for the audio tracks by order; with one, every audio track goes to the
+        # outputs (as in OME); without, only the first does (Kiln's behaviour before AudioMap)
+        self.audio_map = audio_map
         self.started = False
         self.ended_reason: str | None = None
         self.on_started: Callable[[LiveStream], None] | None = None
@@ -168,6 +173,8 @@ class LiveStream:
 
     def on_track(self, track: Track) -> None:
         old = self.tracks.get(track.id)
+        if track.kind is MediaKind.AUDIO and self.audio_map:
+            track = self._labelled(track)
         self.tracks[track.id] = track
         self.input.set_track(track)
         self.meters.setdefault(track.id, TrackMeter())
@@ -178,6 +185,20 @@ class LiveStream:
                         ot.track = replace(track, id=ot.id, name=ot.name, bypass=True)
                         out.hub.set_track(ot.track)
         self._maybe_start(None)
+
+    def _labelled(self, track: Track) -> Track:
+        """``track`` with the AudioMap item at its position among the audio tracks (OME: by order; items beyond
+        the tracks label nothing). A track beyond the map, or an item without a name, gets OME's default public
+        name ``Audio_{id}``, so that each rendition of the group has a NAME of its own."""
+        position = 0
+        for other in self.tracks.values():
+            if other.id == track.id:
+                break
+            if other.kind is MediaKind.AUDIO:
+                position += 1
+        item = self.audio_map[position] if position < len(self.audio_map) else AudioLabel("")
+        return replace(track, label=item.name or f"Audio_{track.id}", language=item.language,
+                       characteristics=item.characteristics)
 
     def ingest(self, packet: Packet) -> None:
         # once per packet of every input: plain local work, the relay inline (see _relay_packet)
@@ -233,7 +254,11 @@ class LiveStream:
         videos = sum(t.kind is MediaKind.VIDEO for t in self.tracks.values())
         if ready and self.expected_video_tracks > 1 and videos < self.expected_video_tracks:
             ready = False  # a simulcast layer is not described yet (START_AFTER_MS bounds the wait)
-        if not ready and not self.expected and {MediaKind.VIDEO, MediaKind.AUDIO} <= kinds:
+        audios = sum(t.kind is MediaKind.AUDIO for t in self.tracks.values())
+        if ready and self.expected_audio_tracks > 1 and audios < self.expected_audio_tracks:
+            ready = False  # another announced audio track is not described yet (START_AFTER_MS bounds the wait)
+        if not ready and not self.expected and {MediaKind.VIDEO, MediaKind.AUDIO} <= kinds and \
+                audios >= self.expected_audio_tracks:
             ready = True
         if not ready and packet is not None:
             if self._first_dts_ms is None:
@@ -288,21 +313,21 @@ class LiveStream:
         hub.keep_gop = self.subscribable
         out = OutputStream(name, profile, [], hub, keyframe_wanted=self.request_keyframe)
         next_id = 0
+        audios = [t for t in self.tracks.values() if t.kind is MediaKind.AUDIO]
         for key, kind in (("videos", MediaKind.VIDEO), ("audios", MediaKind.AUDIO)):
             items = encodes.get(key) or []
-            for encode in items if isinstance(items, list) else [items]:
-                if not isinstance(encode, dict):
-                    continue
-                source = first[kind]
+            for encode, source in self._encode_sources(items, first[kind], audios if kind is MediaKind.AUDIO else []):
                 variant = str(encode.get("name") or "")
-                if source is None:
-                    continue  # the input has no track of this kind
                 meter = self.meters.get(source.id, TrackMeter())
                 bypass = should_bypass(encode, source, meter.framerate_avg)
                 if not bypass:
                     ot = OutputTrack(next_id, kind, variant, encode, bypass, source.id)
                     next_id += 1
                     self._add_encode(out, ot, source, meter)
+                    if ot.track is not None and source.label:  # an encode of a labelled track keeps its label
+                        ot.track = replace(ot.track, label=source.label, language=source.language,
+                                           characteristics=source.characteristics)
+                        hub.set_track(ot.track)
                     out.tracks.append(ot)
                     continue
                 for layer in self._layers(source):  # a bypassed simulcast input: one track per layer, one group
@@ -324,6 +349,14 @@ class LiveStream:
         out.tracks.append(OutputTrack(next_id, MediaKind.DATA, "", {}, True, self.data_track_id,
                                       Track(next_id, MediaKind.DATA, Codec.ID3, MS)))
         return out
+
+    def _encode_sources(self, items: object, first: Track | None,
+                        audios: list[Track]) -> list[tuple[dict[str, Any], Track]]:
+        """(encode, input track) pairs of one kind, in OME's order (input track, then its encodes): every input
+        audio track when the stream has an AudioMap, else the kind's first track only (none without one)."""
+        encodes = [e for e in (items if isinstance(items, list) else [items]) if isinstance(e, dict)]
+        sources = audios if self.audio_map and audios else [first] if first is not None else []
+        return [(encode, source) for source in sources for encode in encodes]
 
     def _relay_bypass(self, out: OutputStream, out_id: int, source_id: int) -> None:
         """Relay input track ``source_id`` as ``out_id`` of ``out``. A bypass track carries the input's packets

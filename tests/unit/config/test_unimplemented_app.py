@@ -68,9 +68,6 @@ CASES = [
     ("providers", "<WebRTC><PassthroughOutputProfile>true</PassthroughOutputProfile></WebRTC>",
      "Providers.WebRTC.PassthroughOutputProfile: not implemented by Kiln, passthrough: the stream goes through the "
      "output profiles", "<WebRTC/>"),
-    ("providers", "<SRT><AudioMap><Item><Name>en</Name><Language>eng</Language></Item></AudioMap></SRT>",
-     "Providers.SRT.AudioMap: not implemented by Kiln, naming SRT audio tracks: they keep the names the stream gives "
-     "them", "<SRT/>"),
     ("publishers", "<AppWorkerCount>1</AppWorkerCount>",
      "Publishers.AppWorkerCount: not implemented by Kiln, publisher worker threads: Kiln sizes its own", ""),
     ("publishers", "<StreamWorkerCount>8</StreamWorkerCount>",
@@ -130,6 +127,14 @@ def test_the_element_is_named_when_set_and_silent_otherwise(tmp_path: Path, slot
     for other in {"", as_kiln_does}:
         text = _check(tmp_path, slot, other)
         assert "not implemented by Kiln" not in text, text
+
+
+@pytest.mark.parametrize("provider", ["SRT", "MPEGTS"])
+def test_an_audio_map_is_built_so_nothing_is_said_of_it(tmp_path: Path, provider: str) -> None:
+    text = _check(tmp_path, "providers", f"<{provider}><AudioMap><Item><Name>English</Name><Language>en</Language>"
+                                         f"<Characteristics>public.alternate</Characteristics></Item></AudioMap>"
+                                         f"</{provider}>")
+    assert "AudioMap" not in text and "error" not in text.lower(), text
 
 
 def test_a_vhost_cross_domains_is_named(tmp_path: Path) -> None:

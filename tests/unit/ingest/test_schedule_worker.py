@@ -12,7 +12,8 @@ from typing import Any
 import av
 import pytest
 
-from kiln.events.schedules import ChannelStream, Item, Program, Schedule
+from kiln.config.values import AudioLabel
+from kiln.events.schedules import AudioMapItem, ChannelStream, Item, Program, Schedule
 from kiln.media.ingest.demux.convert import AvConverter
 from kiln.media.ingest.schedule.board import ScheduleBoard
 from kiln.media.ingest.schedule.plan import LIVE_FOREVER_MS, Slot
@@ -117,10 +118,14 @@ class Camera:
     """A live source stream fed in real time, looping its file with timestamps going forward, from its own clock
     (the tests are over before it loops)."""
 
-    def __init__(self, media: Path, registry: StreamRegistry, file: str = "cam.mp4") -> None:
+    def __init__(self, media: Path, registry: StreamRegistry, file: str = "cam.mp4",
+                 audio_labels: tuple[AudioLabel, ...] = ()) -> None:
         self.tracks, self.packets = demuxed(media / file)
         self.live = LiveStream("default", "app", "cam", source_type="Rtmp", source_url="", profiles=[BYPASS])
         self.live.expected = {MediaKind.VIDEO, MediaKind.AUDIO}
+        if audio_labels:  # an input with an AudioMap (SRT, MPEG-TS): its output carries every audio track
+            self.live.audio_map = audio_labels
+            self.live.expected_audio_tracks = len(audio_labels)
         for track in self.tracks:
             self.live.on_track(track)
         self.sent: dict[bytes, Fraction] = {}  # payload -> source time (s), to find them in the channel
@@ -353,3 +358,41 @@ def test_an_item_naming_the_channel_itself_cannot_play(media: Path, caplog: pyte
         worker.close("test over")
         assert worker.join(5)
     assert caplog.text.count("schedule item names the channel itself") == 1
+
+
+def test_a_live_item_carries_as_many_audio_tracks_as_the_audio_map_or_cannot_play(
+        media: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With an AudioMap the channel has one audio track per item; a live item gives its source's first N audio
+    tracks, as a file item does, and a source with fewer cannot play (as such a file: fallbackOnErr)."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=192x108:r=20",
+                    "-f", "lavfi", "-i", "anoisesrc=r=48000:a=0.3", "-f", "lavfi", "-i", "sine=f=440:r=48000",
+                    "-map", "0", "-map", "1", "-map", "2", "-t", "10", "-c:v", "libx264", "-g", "10", "-bf", "0",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k", str(media / "cam2a.mp4")],
+                   check=True, timeout=60)
+    mapped = ChannelStream("ch", audio_map=(AudioMapItem("English", "en"), AudioMapItem("Korean", "ko")))
+    for file, plays in (("cam2a.mp4", True), ("cam.mp4", False)):
+        registry = StreamRegistry()
+        labels = (AudioLabel("a", "", ""), AudioLabel("b", "", "")) if plays else ()
+        camera = Camera(media, registry, file, labels).start()
+        worker, channel = live_worker(Schedule(mapped, None, (Program("p", "", int(time.time() * 1000), True,
+                                                                      (Item(CAM, 0, 1000),)),)), media, registry)
+        _audio_map_item(camera, worker, channel, plays, caplog)
+
+
+def _audio_map_item(camera: Camera, worker: ScheduleWorker, channel: LiveStream, plays: bool,
+                    caplog: pytest.LogCaptureFixture) -> None:
+    wait_until(lambda: camera.live.started and camera.hub().gop_snapshot(), "the camera live")
+    got = channel_packets(channel)
+    worker.start()
+    try:
+        if plays:
+            wait_until(lambda: len({p.track_id for p in list(got) if from_camera(camera, p) is not None}) == 3,
+                       "video and both audio tracks of the camera")
+            assert len({t.id for t in channel.tracks.values() if t.kind is MediaKind.AUDIO}) == 2
+        else:
+            wait_until(lambda: "fewer audio tracks than its AudioMap" in caplog.text, "the item refused")
+            assert not any(from_camera(camera, p) is not None for p in list(got))
+    finally:
+        worker.close("test over")
+        assert worker.join(5)
+        camera.stop()

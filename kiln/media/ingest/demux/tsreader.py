@@ -290,15 +290,18 @@ class TsDemuxWorker:
     def _input_ended(self, fallback: str) -> str:
         return self._stop_reason or self.feed.closed_reason or fallback
 
-    def _open(self, kinds: set[MediaKind]) -> LiveStream | str:
-        """Open the live stream carrying ``kinds``, or say why not (a stop asked meanwhile, a refusal)."""
+    def _open(self, kinds: list[MediaKind]) -> LiveStream | str:
+        """Open the live stream carrying ``kinds`` (one per track the PMT announces), or say why not (a stop
+        asked meanwhile, a refusal). It starts once every announced audio track is described: one that was
+        described later would come after the stream's tracks were fixed (and its id taken by the data track)."""
         if self._stop_reason is not None:
             return self._stop_reason
         try:
-            stream = self.hooks.open_stream(kinds)
+            stream = self.hooks.open_stream(set(kinds))
         except PublishRejected as exc:
             return f"rejected: {exc.reason}"
-        stream.expected = kinds
+        stream.expected = set(kinds)
+        stream.expected_audio_tracks = max(1, kinds.count(MediaKind.AUDIO))
         self.stream = stream
         return stream
 
@@ -378,7 +381,7 @@ class TsDemuxWorker:
             if demuxer.changes != changes:
                 changes = demuxer.changes
                 _follow_pmt(self.label, demuxer, converter, codecs)
-        stream = self._open({codec.kind for codec in codecs.values()})
+        stream = self._open([codec.kind for codec in codecs.values()])
         if isinstance(stream, str):
             return stream
         log.info("ts input demuxing input=%s tracks=%s demuxer=kiln", self.label,
@@ -429,7 +432,7 @@ class TsDemuxWorker:
                         ",".join(f"{s.type}:{s.codec_context.name if s.codec_context else '?'}"
                                  for s in container.streams))
             return self._input_ended("no audio or video track Kiln can carry in the MPEG-TS input")
-        stream = self._open({MediaKind.VIDEO if s.type == "video" else MediaKind.AUDIO for s in usable})
+        stream = self._open([MediaKind.VIDEO if s.type == "video" else MediaKind.AUDIO for s in usable])
         if isinstance(stream, str):
             return stream
         log.info("ts input demuxing input=%s tracks=%s", self.label,

@@ -41,7 +41,7 @@ class Idle:
 
 def unimplemented(schedule: Schedule) -> list[str]:
     """What the schedule asks that Kiln does not do, in the words of the startup's warnings (OME's schedule
-    fields it cannot play at all, stream:// items and AudioMap, are refused when the schedule is read)."""
+    fields it cannot play at all, stream:// items, are refused when the schedule is read)."""
     if schedule.stream.bypass_transcoder:
         return ["Stream.BypassTranscoder true: not implemented by Kiln, the application's output profiles apply "
                 "(a profile of bypass encodes passes the files through)"]

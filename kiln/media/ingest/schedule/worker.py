@@ -28,6 +28,7 @@ from pathlib import Path
 
 import av
 
+from kiln.config.values import AudioLabel
 from kiln.events.schedules import Item, Schedule
 from kiln.media.formats.codecs import CodecConfigError, describe_track, h264, nal
 from kiln.media.ingest.contract import PublishRejected
@@ -162,12 +163,14 @@ class ScheduleWorker:
         self._fallback_next = 0
         self._base = 0                 # where the next item starts on the channel clock (ticks)
         self._anchor: float | None = None  # monotonic time of channel tick 0
-        self._last_dts: dict[str, int] = {}  # per kind: the newest dts sent
+        self._last_dts: dict[str, int] = {}  # per channel track ("video", "audio", "audio1"...): the newest dts sent
         self.items_played = 0
         self._replaced = False  # a new schedule came (PATCH): the item playing ends now
         self._first_video: Track | None = None  # the video track players were first told about (their init)
         self._mixed = False  # an item's video differed from the first: every item's parameter sets go in band
         self._first_audio: Track | None = None  # the audio track players were first told about
+        # the channel's audio tracks (one per AudioMap item) are its stream's, fixed while it plays
+        self._audio_map = schedule.stream.audio_map if schedule.stream.audio_track else ()
 
     @property
     def name(self) -> str:
@@ -184,6 +187,9 @@ class ScheduleWorker:
 
     def replace(self, schedule: Schedule) -> None:
         """Play ``schedule`` from now on, on the same stream (OME updates a channel whose file changed)."""
+        if (schedule.stream.audio_map if schedule.stream.audio_track else ()) != self._audio_map:
+            log.warning("scheduled channel audioMap changed where=%s stream=%s: the channel's audio tracks stay as "
+                        "they were until it starts again", self.where, self.name)
         self.schedule = schedule
         self._fallback_next = 0
         self._replaced = True
@@ -212,12 +218,7 @@ class ScheduleWorker:
             self.hooks.finished(str(exc))
             return
         self._stream = stream
-        kinds = set()
-        if self.schedule.stream.video_track:
-            kinds.add(MediaKind.VIDEO)
-        if self.schedule.stream.audio_track:
-            kinds.add(MediaKind.AUDIO)
-        stream.expected = kinds
+        self._describe(stream)
         log.info("scheduled channel started where=%s stream=%s programs=%d fallback=%s", self.where, self.name,
                  len(self.schedule.programs), self.schedule.fallback is not None)
         for line in unimplemented(self.schedule):
@@ -244,6 +245,18 @@ class ScheduleWorker:
             log.info("scheduled channel stopped where=%s stream=%s reason=%s items=%d", self.where, self.name,
                      self._stop_reason, self.items_played)
             self.hooks.finished(self._stop_reason or "schedule ended")
+
+    def _describe(self, stream: LiveStream) -> None:
+        """Tell the channel's stream which tracks to wait for, and how its audio tracks are labelled."""
+        kinds = set()
+        if self.schedule.stream.video_track:
+            kinds.add(MediaKind.VIDEO)
+        if self.schedule.stream.audio_track:
+            kinds.add(MediaKind.AUDIO)
+        stream.expected = kinds
+        if self._audio_map:  # the channel carries one audio track per item, labelled (OME: ScheduledApplication)
+            stream.audio_map = tuple(AudioLabel(i.name, i.language, i.characteristics) for i in self._audio_map)
+            stream.expected_audio_tracks = len(self._audio_map)
 
     def _channel_now_ms(self) -> int:
         """The wall time at which the next item will be seen: packets go out ``LEAD_S`` ahead of the channel
@@ -323,20 +336,27 @@ class ScheduleWorker:
     def _demux(self, stream: LiveStream, container: av.container.InputContainer, slot: Slot) -> bool:
         converter = AvConverter()
         chosen = []
-        for kind, wanted in (("video", self.schedule.stream.video_track), ("audio", self.schedule.stream.audio_track)):
-            if not wanted:
-                continue
-            found = next((s for s in container.streams if s.type == kind and s.codec_context is not None
-                          and CODECS.get(s.codec_context.name) is not None), None)
-            if found is None:
+        channel = self.schedule.stream
+        for kind, wanted in (("video", 1 if channel.video_track else 0),
+                             ("audio", max(1, len(self._audio_map)) if channel.audio_track else 0)):
+            # the file's first track of the kind; with an AudioMap its first N audio tracks, one per item (as OME:
+            # a file with fewer cannot play, the channel's tracks are fixed)
+            found = [s for s in container.streams if s.type == kind and s.codec_context is not None
+                     and CODECS.get(s.codec_context.name) is not None][:wanted]
+            if not found and wanted:
                 log.warning("schedule item has no %s track where=%s stream=%s url=%s", kind, self.where, self.name,
                             slot.item.url)
                 return False
-            ctx = found.codec_context
-            converter.add_track(found.index, CODECS[ctx.name], TIME_BASE, bytes(ctx.extradata or b""),
-                                sample_rate=int(getattr(ctx, "sample_rate", 0) or 0),
-                                channels=int(getattr(ctx, "channels", 0) or 0))
-            chosen.append(found)
+            if len(found) < wanted:
+                log.warning("schedule item has fewer audio tracks than its AudioMap where=%s stream=%s url=%s "
+                            "found=%d wanted=%d", self.where, self.name, slot.item.url, len(found), wanted)
+                return False
+            for track in found:
+                ctx = track.codec_context
+                converter.add_track(track.index, CODECS[ctx.name], TIME_BASE, bytes(ctx.extradata or b""),
+                                    sample_rate=int(getattr(ctx, "sample_rate", 0) or 0),
+                                    channels=int(getattr(ctx, "channels", 0) or 0))
+                chosen.append(track)
         start_ms = slot.item.start_ms + slot.offset_ms
         try:
             if start_ms > 0:
@@ -355,7 +375,9 @@ class ScheduleWorker:
         end = base
         limit = Fraction(slot.play_ms, 1000)
         inband = b""  # this item's SPS/PPS, sent in its keyframes when they differ from what players started with
-        kind_of = {s.index: s.type for s in chosen}  # timestamps go forward per kind, whatever file index it has
+        # timestamps go forward per channel track (kind, and position among the kind's: several audio tracks of an
+        # AudioMap share a clock, not a last dts), whatever file index it has
+        kind_of = {s.index: key for s, key in zip(chosen, _track_keys([s.type for s in chosen]), strict=True)}
         log.info("schedule item where=%s stream=%s program=%s url=%s offset_ms=%d play_ms=%d", self.where, self.name,
                  slot.program.name if slot.program is not None else "fallback", slot.item.url, slot.offset_ms,
                  slot.play_ms)
@@ -442,16 +464,19 @@ class ScheduleWorker:
             return None
         return hub
 
-    def _live_tracks(self, hub: StreamHub) -> list[Track]:
-        """The source tracks the channel takes: its first video, then its first audio (as a file item's, whose
-        tracks are numbered in that order), each wanted by the channel."""
+    def _live_tracks(self, hub: StreamHub) -> list[Track] | None:
+        """The source tracks the channel takes: its first video, then its first audio, or with an AudioMap its
+        first N audio tracks (as a file item's, whose tracks are numbered in that order), each kind wanted by the
+        channel; None when the source has fewer audio tracks than the map (it cannot play, as such a file)."""
         tracks = sorted(hub.tracks.values(), key=lambda t: t.id)
         chosen = []
-        for kind, wanted in ((MediaKind.VIDEO, self.schedule.stream.video_track),
-                             (MediaKind.AUDIO, self.schedule.stream.audio_track)):
-            found = next((t for t in tracks if t.kind is kind), None)
-            if wanted and found is not None:
-                chosen.append(found)
+        channel = self.schedule.stream
+        for kind, wanted in ((MediaKind.VIDEO, 1 if channel.video_track else 0),
+                             (MediaKind.AUDIO, max(1, len(self._audio_map)) if channel.audio_track else 0)):
+            found = [t for t in tracks if t.kind is kind][:wanted]
+            if self._audio_map and kind is MediaKind.AUDIO and len(found) < wanted:
+                return None
+            chosen.extend(found)
         return chosen
 
     def _play_live(self, stream: LiveStream, slot: Slot) -> bool:
@@ -462,8 +487,13 @@ class ScheduleWorker:
             log.warning("schedule live item not live where=%s stream=%s url=%s", self.where, self.name, slot.item.url)
             return False
         chosen = self._live_tracks(hub)
+        if chosen is None:
+            log.warning("schedule live item has fewer audio tracks than its AudioMap where=%s stream=%s url=%s",
+                        self.where, self.name, slot.item.url)
+            return False
         new_ids = {t.id: index for index, t in enumerate(chosen)}
         kinds = {index: t.kind for index, t in enumerate(chosen)}
+        keys = _track_keys([t.kind.value.lower() for t in chosen])
         codecs = {index: t.codec for index, t in enumerate(chosen)}
         video_id = next((t.id for t in chosen if t.kind is MediaKind.VIDEO), None)
 
@@ -514,10 +544,9 @@ class ScheduleWorker:
                     break
                 new_id = packet.track_id
                 dts, pts = base + packet.dts, base + packet.pts
-                kind = kinds[new_id].value
-                if dts <= self._last_dts.get(kind, -1):
+                if dts <= self._last_dts.get(keys[new_id], -1):
                     continue
-                self._last_dts[kind] = dts
+                self._last_dts[keys[new_id]] = dts
                 end = max(end, dts + packet.duration, pts + packet.duration)
                 delay = self._delay(dts)
                 if delay > 0 and self._thread.wait(delay):
@@ -558,3 +587,9 @@ class ScheduleWorker:
         if played:
             self.items_played += 1
         return played or interrupted
+
+
+def _track_keys(kinds: list[str]) -> list[str]:
+    """The channel track each of an item's chosen tracks feeds, as the key its newest dts is kept under: a file's
+    and a live item's tracks in the same order feed the same channel tracks ("video", "audio", "audio1"...)."""
+    return [kind if (n := kinds[:index].count(kind)) == 0 else f"{kind}{n}" for index, kind in enumerate(kinds)]

@@ -108,6 +108,12 @@ class Variant:
     framerate: float = 0.0
 
 
+def _quoted(text: str) -> str:
+    """A quoted-string attribute value (RFC 8216 4.2): no double quote, CR or LF inside. An AudioMap item is
+    configuration text; one that holds them would otherwise end the attribute, or the line, early."""
+    return text.replace('"', "'").replace("\r", " ").replace("\n", " ")
+
+
 def render_master(variants: list[Variant], audio_groups: dict[str, list[Track]], *, key: str, query: str,
                   prefix: str) -> str:
     lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
@@ -117,9 +123,11 @@ def render_master(variants: list[Variant], audio_groups: dict[str, list[Track]],
             continue
         for i, t in enumerate(tracks):
             lines.append(
-                f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{group}",NAME="{t.name or group}",'
+                f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{group}",NAME="{_quoted(t.label or t.name or group)}",'
                 f'DEFAULT={"YES" if i == 0 else "NO"},AUTOSELECT=YES,CHANNELS="{t.channels or 2}",'
-                f'URI="{prefix}{chunklist_name(t, key)}{_q(query)}"')
+                + (f'LANGUAGE="{_quoted(t.language)}",' if t.language else "")
+                + (f'CHARACTERISTICS="{_quoted(t.characteristics)}",' if t.characteristics else "")
+                + f'URI="{prefix}{chunklist_name(t, key)}{_q(query)}"')
     for v in variants:
         main = v.video or v.audio
         if main is None:

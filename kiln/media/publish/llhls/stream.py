@@ -289,7 +289,7 @@ class LlhlsStream:
         audios = [t for t in tracks if t.kind is MediaKind.AUDIO]
         groups: dict[str, list[Track]] = {}
         for audio in audios:
-            groups.setdefault(audio.name or f"audio_{audio.id}", []).append(audio)
+            groups.setdefault(self._audio_group(audio), []).append(audio)
         variants: list[Variant] = []
         renditions = config.get("renditions") or config.get("rendition") or []
         if isinstance(renditions, dict):
@@ -322,8 +322,18 @@ class LlhlsStream:
         if video is not None:
             meter = self.output.meters.get(video.id)
             framerate = video.framerate_conf or (meter.framerate_avg if meter else 0.0)
-        group = (audio.name or f"audio_{audio.id}") if audio is not None else ""
+        group = self._audio_group(audio) if audio is not None else ""
         return Variant(video, audio, group, bitrate(video) + bitrate(audio), framerate)
+
+    def _audio_group(self, audio: Track) -> str:
+        """An audio track's GROUP-ID: its encode's name; an unnamed encode's tracks (one per input audio track
+        with an AudioMap) share ``audio_{id}`` of the first of them."""
+        if audio.name:
+            return audio.name
+        encode = next((t.encode for t in self.output.tracks if t.id == audio.id), None)
+        first = next((t.id for t in self.output.tracks if t.encode is encode and t.kind is MediaKind.AUDIO),
+                     audio.id) if encode is not None else audio.id
+        return f"audio_{first}"
 
     # -- control --
     def add_event(self, event_type: str, time_ms: int, message: bytes) -> int:
