@@ -62,6 +62,10 @@ def test_the_hook_leaves_no_profiler_behind_in_the_thread(hook: None) -> None:
 
 
 def test_without_the_hook_a_thread_keeps_the_process_name() -> None:
-    assert threading.getprofile() is None
-    seen: list[str] = []
-    assert _os_name_of("kiln-unnamed", seen) != "kiln-unnamed"
+    before = threading.getprofile()  # a test that ran ``kiln serve`` in this process may have left the hook set
+    threading.setprofile(None)  # type: ignore[arg-type]
+    try:
+        seen: list[str] = []
+        assert _os_name_of("kiln-unnamed", seen) != "kiln-unnamed"
+    finally:
+        threading.setprofile(before)  # type: ignore[arg-type]
