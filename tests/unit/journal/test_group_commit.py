@@ -24,6 +24,23 @@ def rec(n: int) -> NewRecord:
     return NewRecord("app:default/app", "Thing", 1, {"n": n})
 
 
+def commit_held(journal: Journal) -> tuple[threading.Event, threading.Thread]:
+    """A leader thread inside its commit of rec(0), held there until the event is set: appends made now queue
+    behind it (waiting until it is inside, not only started: under load the test's own append could come first)."""
+    release, inside = threading.Event(), threading.Event()
+
+    def hold(_records: list[Record]) -> None:
+        if not inside.is_set():
+            inside.set()
+            release.wait(10)
+
+    journal.add_listener(hold)
+    leader = threading.Thread(target=lambda: journal.append([rec(0)]))
+    leader.start()
+    assert inside.wait(10)
+    return release, leader
+
+
 @pytest.fixture
 def journal(tmp_path: Path):
     j = Journal.open(tmp_path, fsync=True)
@@ -99,10 +116,7 @@ def test_an_event_loop_thread_never_writes(journal: Journal) -> None:
 
 def test_close_commits_what_is_queued(tmp_path: Path) -> None:
     journal = Journal.open(tmp_path, fsync=False)
-    release = threading.Event()
-    journal.add_listener(lambda _records: release.wait(10))
-    leader = threading.Thread(target=lambda: journal.append([rec(0)]))
-    leader.start()
+    release, leader = commit_held(journal)
     queued = [journal.append([rec(n)]) for n in range(1, 6)]
     closer = threading.Thread(target=journal.close)
     closer.start()
@@ -118,10 +132,7 @@ def test_close_commits_what_is_queued(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_fails_the_appends_queued_behind_it(journal: Journal, monkeypatch) -> None:
-    release = threading.Event()
-    journal.add_listener(lambda _records: release.wait(10))
-    leader = threading.Thread(target=lambda: journal.append([rec(0)]))
-    leader.start()
+    release, leader = commit_held(journal)
     queued = journal.append([rec(1)])  # waits behind the leader's first commit
 
     def no_space(_data: bytes) -> None:
@@ -139,10 +150,7 @@ def test_a_failed_write_fails_the_appends_queued_behind_it(journal: Journal, mon
 def test_an_append_that_cannot_be_stored_fails_alone_and_the_journal_goes_on(journal: Journal, tmp_path: Path) -> None:
     """msgpack stores no int beyond 64 bits (a webhook's ``lifetime`` of 10**29 ms reached an AdmissionAllowed):
     that made the commit a failed write, which stopped the journal, so every later command failed until a restart."""
-    release = threading.Event()
-    journal.add_listener(lambda _records: release.wait(10))
-    leader = threading.Thread(target=lambda: journal.append([rec(0)]))
-    leader.start()
+    release, leader = commit_held(journal)
     good = journal.append([rec(1)])  # these three ride the same commit, behind the leader's first
     bad = journal.append([rec(2), NewRecord("admission:default/app/s", "Thing", 1, {"n": 10**29})])
     after = journal.append([rec(3)])
@@ -164,10 +172,7 @@ def test_an_append_that_cannot_be_stored_fails_alone_and_the_journal_goes_on(jou
 
 
 def test_a_cancelled_append_is_still_written_and_later_appends_go_on(journal: Journal) -> None:
-    release = threading.Event()
-    journal.add_listener(lambda _records: release.wait(10))
-    leader = threading.Thread(target=lambda: journal.append([rec(0)]))
-    leader.start()
+    release, leader = commit_held(journal)
     cancelled = journal.append([rec(1)])  # queued behind the leader's commit
     assert cancelled.cancel()  # as wrap_future does when the asyncio task awaiting it is cancelled
     release.set()
