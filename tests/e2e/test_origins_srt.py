@@ -16,8 +16,10 @@ import pytest
 
 from tests.e2e.kiln_process import KilnProcess, Ports
 from tests.e2e.ovt_cluster import cluster_xml
+from tests.e2e.test_admission_srt_playback import KEY, POLICY_XML
 from tests.e2e.test_origins import origin, origins_xml, pulls, start, streams
 from tests.peers.ffmpeg import FFMPEG, QUIET, ffprobe_json, publish_rtmp, streams_by_type
+from tests.peers.ome_signer import ome_sign
 from tests.peers.ports import free_udp_port
 
 pytestmark = pytest.mark.e2e
@@ -115,3 +117,56 @@ def test_a_stream_no_origin_has_closes_the_caller_in_bounded_time_and_leaks_noth
     edge.wait_for(back, timeout=20, what=f"threads and fds back to {baseline} (now {threads_and_fds(edge)})")
     assert [p["name"] for p in pulls(edge, "PullFailed")] == ["nothing", "nothing"]
     assert streams(edge) == []
+
+
+def test_admission_comes_before_the_pull_a_refused_caller_starts_none(
+        kiln_factory: Callable[..., KilnProcess], tmp_path: Path, test_flv: Path, peer_dir: Path) -> None:
+    """SignedPolicy on the edge's SRT playback: an unsigned caller for a stream the edge does not have is
+    closed and starts no pull; a signed one makes the edge pull it and plays (as HLS v3 asks admission first)."""
+    origin_k = start(kiln_factory, tmp_path, "origin")
+    ports, port = Ports(), free_udp_port()
+    xml = edge_xml(ports, tmp_path / "edge" / "records", port, origin_k.ports.ovt).replace(
+        "<Host><Names><Name>*</Name></Names></Host>", f"<Host><Names><Name>*</Name></Names></Host>{POLICY_XML}")
+    assert POLICY_XML in xml
+    edge = kiln_factory(xml, ports, tmp_path / "edge")
+    source = publish_rtmp(f"rtmp://127.0.0.1:{origin_k.ports.rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        origin_k.wait_for(lambda: "cam" in streams(origin_k), what="origin stream")
+        refused = play(port, "app/cam", tmp_path / "unsigned.ts", 2)
+        assert refused.returncode != 0
+        edge.wait_for_log("srt playback denied vhost=default app=app stream=cam")
+        assert pulls(edge, "PullDefined") == [] and streams(edge) == []
+        assert "origin pull vhost=default app=app stream=cam" not in edge.log_text()
+        signed = ome_sign(f"srt://127.0.0.1:{port}/app/cam", KEY, {"url_expire": int(time.time() * 1000) + 60_000})
+        streamid = quote(signed.removeprefix("srt://"), safe="")
+        out = tmp_path / "signed.ts"
+        played = subprocess.run([FFMPEG, *QUIET, "-y", "-i", f"srt://127.0.0.1:{port}?mode=caller&latency=200000"
+                                 f"&streamid={streamid}", "-t", "2", "-c", "copy", "-f", "mpegts", str(out)],
+                                capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
+        assert played.returncode == 0, played.stderr[-2000:]
+        assert streams(edge) == ["cam"]
+    finally:
+        source.stop()
+    assert float(ffprobe_json(out, timeout=30)["format"]["duration"]) >= 1.5
+
+
+def test_an_srt_viewer_keeps_the_pulled_stream_in_use(
+        kiln_factory: Callable[..., KilnProcess], tmp_path: Path, test_flv: Path, peer_dir: Path) -> None:
+    """UnusedStreamDeletionTimeout 1.5 s: the SRT caller counts as a viewer of the stream it made the edge pull,
+    so it plays 5 s, and the stream is deleted once it left."""
+    origin_k = start(kiln_factory, tmp_path, "origin")
+    ports, port = Ports(), free_udp_port()
+    xml = edge_xml(ports, tmp_path / "edge" / "records", port, origin_k.ports.ovt).replace(
+        "<UnusedStreamDeletionTimeout>60000<", "<UnusedStreamDeletionTimeout>1500<", 1)
+    assert "<UnusedStreamDeletionTimeout>1500<" in xml
+    edge = kiln_factory(xml, ports, tmp_path / "edge")
+    source = publish_rtmp(f"rtmp://127.0.0.1:{origin_k.ports.rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir)
+    out = tmp_path / "long.ts"
+    try:
+        origin_k.wait_for(lambda: "cam" in streams(origin_k), what="origin stream")
+        result = play(port, "app/cam", out, 5)
+        assert result.returncode == 0, result.stderr[-2000:]
+        edge.wait_for(lambda: streams(edge) == [], what="the pulled stream deleted once unused")
+    finally:
+        source.stop()
+    assert float(ffprobe_json(out, timeout=30)["format"]["duration"]) >= 4.5
