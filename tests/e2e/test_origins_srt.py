@@ -6,6 +6,7 @@ socket for it."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -170,3 +171,26 @@ def test_an_srt_viewer_keeps_the_pulled_stream_in_use(
     finally:
         source.stop()
     assert float(ffprobe_json(out, timeout=30)["format"]["duration"]) >= 4.5
+
+
+def test_an_origin_that_never_answers_holds_the_caller_while_the_pull_tries_then_closes_it(
+        kiln_factory: Callable[..., KilnProcess], tmp_path: Path) -> None:
+    """The origin's OVT port accepts and says nothing: the caller is held, connected and sent nothing, while the
+    pull tries (two describes of 3 s each), then closed with the reason logged; nothing is left counted."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the connections; nobody reads or answers
+    try:
+        ports, port = Ports(), free_udp_port()
+        edge = kiln_factory(edge_xml(ports, tmp_path / "edge" / "records", port, silent.getsockname()[1]), ports,
+                            tmp_path / "edge")
+        began = time.monotonic()
+        result = play(port, "app/cam", tmp_path / "never.ts", 2)
+        took = time.monotonic() - began
+    finally:
+        silent.close()
+    assert result.returncode != 0
+    assert 5 <= took < CLOSE_BOUND_S, f"the caller was closed after {took:.1f}s"
+    edge.wait_for_log("error=no answer from the origin within 3s",
+                      "srt playback pull on demand failed session=default/app/cam@127.0.0.1:")
+    edge.wait_for(lambda: srt_connections(edge, "cam") <= 0, what="no srt connection left")
