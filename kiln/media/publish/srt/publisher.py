@@ -153,7 +153,7 @@ class SrtPlayback:
             self._pullable(vhost, target)
             hooks = SessionHooks(on_bytes=lambda n: self._bytes_out(session, n), disconnect=self._disconnect,
                                  closed=self._closed, admit=self._admit,
-                                 arrive=lambda s: self._arrive(s, vhost, target, peer))
+                                 arrive=lambda s: self._arrive(s, vhost, target))
             session = SrtPlaySession(label, None, [], hooks)
         else:
             live, output = found
@@ -211,7 +211,7 @@ class SrtPlayback:
             self.stats.bytes_out(*key, n)
 
     # -- session thread: pull on demand -------------------------------------------------------------------
-    def _arrive(self, session: SrtPlaySession, vhost: str, target: SrtTarget, peer: tuple[str, int]) -> str | None:
+    def _arrive(self, session: SrtPlaySession, vhost: str, target: SrtTarget) -> str | None:
         """Blocking (the session's thread, after admission): pull the caller's stream on the loop and wait,
         bounded, until its output has tracks; then serve it (None), else why the caller is closed."""
         loop, app, stream = self.loop, target.app, target.stream
