@@ -149,6 +149,10 @@ class HostRouter:
         """A vhost's OME JSON (``origins``, ``originMapStore``); None when there is no such vhost."""
         return next((config for name, config in self.catalog.host_table() if name == vhost), None)
 
+    def app_config(self, vhost: str, app: str) -> dict[str, Any] | None:
+        """An app's OME JSON (None: no such app)."""
+        return self.catalog.app_config(vhost, app)
+
     def app_for_host(self, host: str, app: str) -> tuple[str, dict[str, Any] | None] | None:
         """The vhost the host selects (None: no vhost) and that app's OME JSON (None: no such app)."""
         vhost = self.vhost_for_host(host)

@@ -32,7 +32,7 @@ from kiln.media.publish.hls.server import HlsServer
 from kiln.media.publish.llhls.publisher import LlhlsPublisher
 from kiln.media.publish.llhls.server import AppsByHost, BytesOut, LlhlsServer
 from kiln.media.publish.ovt.server import OvtPublisher
-from kiln.media.publish.srt.publisher import SrtPlayback
+from kiln.media.publish.srt.publisher import AppConfigs, SrtPlayback
 from kiln.media.publish.thumbnail.server import ThumbnailServer
 from kiln.media.publish.webrtc.endpoints import WebRtcEndpoints
 from kiln.media.publish.webrtc.publisher import SessionLog, WebRtcPublisher
@@ -53,7 +53,7 @@ class IngestControl(StreamOpener, PublishScreen, PortMap, Protocol):
     """The control plane as every ingest protocol together needs it."""
 
 
-class HostRoutes(VhostRouter, AppsByHost, VhostConfigs, Protocol):
+class HostRoutes(VhostRouter, AppsByHost, VhostConfigs, AppConfigs, Protocol):
     """Host routing for ingest (which vhost) and for the publishers' HTTP ports (which app)."""
 
 
@@ -294,7 +294,7 @@ class MediaRuntime:
         try:
             playback = SrtPlayback(self.control.hosts, self.streams, self.control.stats, host=host, port=port,
                                    options=self.config.bind.srt_playback_options, admission=self.control.admission,
-                                   loop=asyncio.get_running_loop())
+                                   loop=asyncio.get_running_loop(), origins=self.origins, apps=self.control.hosts)
         except ValueError as exc:
             raise OSError(errno.EINVAL, f"Server.Bind.Publishers.SRT.Options: {exc}") from None
         try:

@@ -3,7 +3,10 @@ callers the handshake refuses and why, and when a caller counts as stalled."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -13,7 +16,7 @@ from kiln.media.model import Codec, MediaKind, Track
 from kiln.media.net.srt.errors import RejectCode, SrtRejected
 from kiln.media.net.srt.streamid import StreamIdError
 from kiln.media.publish.srt.publisher import SrtPlayback, srt_enabled
-from kiln.media.publish.srt.session import SrtPlaySession, StallWatch
+from kiln.media.publish.srt.session import SessionHooks, SrtPlaySession, StallWatch
 from kiln.media.publish.srt.target import NotPlayable, parse_playback_streamid, playback_tracks
 from kiln.media.stream.live import LiveStream
 from kiln.media.stream.registry import StreamRegistry
@@ -186,3 +189,191 @@ def test_a_caller_as_the_stream_starts_is_accepted_before_its_actor_hands_it_ove
     with pytest.raises(SrtRejected) as refused:
         other._on_accept("default/app/cam_o", ("10.0.0.9", 5000))
     assert refused.value.code == RejectCode.FORBIDDEN
+
+
+# -- pull on demand ---------------------------------------------------------------------------------------
+SRT_APP = {"publishers": {"srt": {}}}
+
+
+ORIGINS = {"origin": [{"location": "/app/", "pass": {"scheme": "ovt", "urls": {"url": ["origin:9000/app/"]}}},
+                      {"location": "/nosrt/", "pass": {"scheme": "ovt", "urls": {"url": ["origin:9000/nosrt/"]}}},
+                      {"location": "/none/", "pass": {"scheme": "ovt", "urls": {"url": ["origin:9000/none/"]}}}]}
+
+
+class Apps:
+    """The vhost ``default``: apps ``app`` (SRT), ``nosrt`` and ``other`` (no Origins rule for ``other``); a rule
+    for ``none``, which is no app."""
+
+    def __init__(self, vhost: dict[str, Any] | None = None) -> None:
+        self.vhost = {"origins": ORIGINS} if vhost is None else vhost
+
+    def app_config(self, vhost: str, app: str) -> dict[str, Any] | None:
+        return {"app": SRT_APP, "other": SRT_APP, "nosrt": {"publishers": {"llhls": {}}}}.get(app) \
+            if vhost == "default" else None
+
+    def vhost_config(self, vhost: str) -> dict[str, Any] | None:
+        return self.vhost if vhost == "default" else None
+
+
+class Origins:
+    """Pull on demand: ``arrives`` is the stream the pull brings (None: no origin gave it); ``hold`` keeps the
+    pull waiting until cancelled."""
+
+    def __init__(self, server: Callable[[], SrtPlayback], registry: StreamRegistry, arrives: LiveStream | None,
+                 hold: bool = False) -> None:
+        self.server, self.registry, self.arrives, self.hold = server, registry, arrives, hold
+        self.asked: list[tuple[str, str, str, str]] = []
+        self.cancelled = threading.Event()
+
+    async def pull(self, vhost: str, app: str, stream: str, query: str = "") -> bool:
+        self.asked.append((vhost, app, stream, query))
+        if self.hold:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+        if self.arrives is None:
+            return False
+        self.registry.add(self.arrives)
+        self.server().stream_started(self.arrives, SRT_APP)
+        return True
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """The server's event loop, on its own thread as in ``kiln serve``."""
+    running = asyncio.new_event_loop()
+    thread = threading.Thread(target=running.run_forever, daemon=True)
+    thread.start()
+    yield running
+    running.call_soon_threadsafe(running.stop)
+    thread.join(5)
+    running.close()
+
+
+def pulling(loop: asyncio.AbstractEventLoop, arrives: LiveStream | None, hold: bool = False,
+            apps: Apps | None = None) -> tuple[SrtPlayback, Stats, Origins]:
+    registry, stats = StreamRegistry(), Stats()
+    origins = Origins(lambda: server, registry, arrives, hold)
+    server = SrtPlayback(Router(), registry, stats, host="127.0.0.1", port=0, loop=loop, origins=origins,
+                         apps=apps or Apps())
+    return server, stats, origins
+
+
+def test_a_caller_for_a_missing_stream_is_accepted_and_served_once_the_pull_brings_it(
+        loop: asyncio.AbstractEventLoop, live: LiveStream) -> None:
+    server, stats, origins = pulling(loop, live)
+    session = server._on_accept("#!::u=default/app/cam_o?token=abc", ("10.0.0.9", 5000))
+    assert session.output is None and origins.asked == []  # libsrt's thread only looked in memory
+    assert session.hooks.arrive(session) is None
+    assert origins.asked == [("default", "app", "cam_o", "token=abc")]
+    assert session.output is live.outputs["cam_o"]
+    assert [t.kind for t in session.tracks] == [MediaKind.VIDEO, MediaKind.AUDIO]
+    assert stats.connections == [("default", "app", "cam", "srt", +1)]
+    session.on_close("hung up")
+    assert stats.connections[-1] == ("default", "app", "cam", "srt", -1)
+
+
+def test_a_caller_whose_stream_no_origin_has_is_closed_with_the_reason_and_counts_nothing(
+        loop: asyncio.AbstractEventLoop) -> None:
+    server, stats, origins = pulling(loop, None)
+    session = server._on_accept("default/app/nothing", ("10.0.0.9", 5000))
+    assert session.hooks.arrive(session) == \
+        "could not find stream 'nothing' in application default/app: no origin gave it"
+    assert origins.asked == [("default", "app", "nothing", "")]
+    session.on_close("disconnected")
+    assert stats.connections == []
+
+
+def test_a_caller_that_leaves_during_the_pull_stops_waiting_and_cancels_its_wait(
+        loop: asyncio.AbstractEventLoop) -> None:
+    server, stats, origins = pulling(loop, None, hold=True)
+    session = server._on_accept("default/app/cam_o", ("10.0.0.9", 5000))
+    answers: list[str | None] = []
+    waiting = threading.Thread(target=lambda: answers.append(session.hooks.arrive(session)))
+    waiting.start()
+    deadline = time.monotonic() + 5
+    while not origins.asked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert origins.asked and waiting.is_alive()
+    session.on_close("hung up")
+    waiting.join(2)  # ARRIVAL_POLL_S, not the 25 s a pull may take
+    assert not waiting.is_alive() and answers == ["caller left"]
+    assert origins.cancelled.wait(2)
+    assert stats.connections == []
+
+
+def test_a_wedged_loop_cannot_hold_a_caller_past_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pull bounds itself (15 s, then 10 s for media); a loop that never runs it is bounded here too."""
+    from kiln.media.publish.srt import publisher
+    monkeypatch.setattr(publisher, "PULL_WAIT_S", 0.0)
+    monkeypatch.setattr(publisher, "READY_WAIT_S", 0.0)
+    monkeypatch.setattr(publisher, "ARRIVAL_SLACK_S", 0.3)
+    stopped = asyncio.new_event_loop()  # never run
+    try:
+        server, stats, origins = pulling(stopped, None)
+        session = server._on_accept("default/app/cam_o", ("10.0.0.9", 5000))
+        began = time.monotonic()
+        assert session.hooks.arrive(session) == \
+            "could not find stream 'cam_o' in application default/app: no origin gave it"
+        assert time.monotonic() - began < 2
+        assert origins.asked == [] and stats.connections == []
+    finally:
+        stopped.run_until_complete(asyncio.sleep(0))  # the cancelled wait is dropped, never run
+        stopped.close()
+
+
+@pytest.mark.parametrize(("streamid", "code", "reason"), [
+    ("default/other/cam_o", RejectCode.NOT_FOUND, "no stream 'cam_o' in application default/other"),
+    ("default/none/cam_o", RejectCode.NOT_FOUND, "no stream 'cam_o' in application default/none"),
+    ("default/nosrt/cam_o", RejectCode.FORBIDDEN, "SRT publisher is not enabled in application default/nosrt"),
+])
+def test_a_missing_stream_of_an_app_that_cannot_play_it_is_refused_without_a_pull(
+        loop: asyncio.AbstractEventLoop, streamid: str, code: RejectCode, reason: str) -> None:
+    server, _, origins = pulling(loop, None)
+    with pytest.raises(SrtRejected) as refused:
+        server._on_accept(streamid, ("10.0.0.9", 5000))
+    assert (refused.value.code, refused.value.reason) == (code, reason)
+    assert origins.asked == []
+
+
+def test_an_origin_map_store_makes_any_stream_of_the_vhost_pullable(loop: asyncio.AbstractEventLoop) -> None:
+    """Which origin has it is Redis's to say, on the loop: the handshake only sees the vhost has a store."""
+    store = {"originMapStore": {"redisServer": {"host": "127.0.0.1:6379"}}}
+    server, _, _ = pulling(loop, None, apps=Apps(store))
+    assert server._on_accept("default/other/cam_o", ("10.0.0.9", 5000)).output is None
+
+
+def test_a_refused_caller_starts_no_pull(live: LiveStream) -> None:
+    """Admission first (the session's thread), as HLS v3: a refused viewer never reaches the pull."""
+    calls: list[str] = []
+    hooks = SessionHooks(on_bytes=lambda n: None, disconnect=lambda s, why: calls.append(f"disconnect {why}"),
+                         closed=lambda s: None, admit=lambda s: "access denied: no",
+                         arrive=lambda s: calls.append("arrive") or None)
+    session = SrtPlaySession("default/app/cam_o@10.0.0.9:5000", None, [], hooks)
+    session._run()
+    assert calls == ["disconnect access denied: no"]
+
+
+def test_a_caller_as_its_publisher_connects_here_waits_for_it_and_pulls_nothing(
+        loop: asyncio.AbstractEventLoop) -> None:
+    """The stream is here but not started (its first tracks not known): the caller waits for it, as WebRTC does,
+    and no origin is asked for a stream that is being published here."""
+    early = LiveStream("default", "app", "cam", source_type="Rtmp", source_url="", profiles=[BYPASS])
+    try:
+        server, stats, origins = pulling(loop, None)
+        origins.registry.add(early)
+        session = server._on_accept("default/app/cam_o", ("10.0.0.9", 5000))
+        answers: list[str | None] = []
+        waiting = threading.Thread(target=lambda: answers.append(session.hooks.arrive(session)))
+        waiting.start()
+        early.on_track(Track(0, MediaKind.VIDEO, Codec.H264, Fraction(1, 1000), width=320, height=180))
+        early.on_track(Track(1, MediaKind.AUDIO, Codec.AAC, Fraction(1, 1000)))
+        server.stream_started(early, SRT_APP)
+        waiting.join(5)
+        assert answers == [None] and origins.asked == []
+        assert session.output is early.outputs["cam_o"]
+        assert stats.connections == [("default", "app", "cam", "srt", +1)]
+    finally:
+        early.end("test over")

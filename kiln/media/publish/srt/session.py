@@ -74,11 +74,15 @@ class SessionHooks:
     disconnect: Callable[[SrtPlaySession, str], None]
     closed: Callable[[SrtPlaySession], None]
     admit: Callable[[SrtPlaySession], str | None] = lambda session: None
+    arrive: Callable[[SrtPlaySession], str | None] = lambda session: "no stream to play"
+    """For a caller accepted before its stream is here (pull on demand): runs on the session's thread after
+    ``admit`` and :meth:`SrtPlaySession.bind` s the stream, answering None, or why the caller is closed."""
 
 
 class SrtPlaySession:
-    def __init__(self, label: str, output: OutputStream, tracks: list[Track], hooks: SessionHooks,
+    def __init__(self, label: str, output: OutputStream | None, tracks: list[Track], hooks: SessionHooks,
                  *, queue_packets: int = QUEUE_PACKETS, send_timeout_ms: int = SEND_TIMEOUT_MS) -> None:
+        """``output`` None: the caller's stream is not here yet; ``hooks.arrive`` brings it (pull on demand)."""
         self.label = label
         self.output = output
         self.tracks = tracks
@@ -87,10 +91,28 @@ class SrtPlaySession:
         self.send_timeout_ms = send_timeout_ms
         self.closed_reason: str | None = None
         self._sock: SrtSocket | None = None
+        self._queue_packets = queue_packets
+        self._ids: set[int] = set()
+        self._sub = self._subscriber(tracks)
+        self._worker = WorkerThread(f"srt-play-{label}", self._run, self._crashed)
+
+    def _subscriber(self, tracks: list[Track]) -> Subscriber:
         self._ids = {t.id for t in tracks}
         video = frozenset(t.id for t in tracks if t.kind is MediaKind.VIDEO)
-        self._sub = Subscriber(f"srt:{label}", max_packets=queue_packets, policy="drop", video_track_ids=video)
-        self._worker = WorkerThread(f"srt-play-{label}", self._run, self._crashed)
+        return Subscriber(f"srt:{self.label}", max_packets=self._queue_packets, policy="drop", video_track_ids=video)
+
+    def bind(self, output: OutputStream, tracks: list[Track]) -> None:
+        """The stream of a caller accepted before it was here has arrived (``hooks.arrive``, session thread)."""
+        sub = self._subscriber(tracks)
+        self.output, self.tracks = output, tracks
+        self._sub = sub
+        if self._worker.stopping:  # the caller left as the stream arrived: on_close ended the old subscriber
+            sub.end(self.closed_reason or "stopped")
+
+    @property
+    def leaving(self) -> bool:
+        """The caller is gone or being dropped: a wait on its behalf should give up."""
+        return self.closed_reason is not None or self._worker.stopping
 
     # -- SrtReceiver (listener thread) --------------------------------------------------------------
     def on_data(self, data: bytes) -> None:
@@ -116,11 +138,13 @@ class SrtPlaySession:
     def attached(self) -> bool:
         return self._worker.alive
 
-    def attach(self, output: OutputStream) -> None:
-        """Start sending ``output`` to the connected caller; does nothing once the caller is gone."""
+    def attach(self, output: OutputStream | None) -> None:
+        """Start sending ``output`` to the connected caller (None: the one ``hooks.arrive`` brings); does
+        nothing once the caller is gone."""
         if self.closed_reason is not None or self._worker.stopping:
             return
-        self.output = output
+        if output is not None:
+            self.output = output
         self._worker.start()
 
     def detach(self, reason: str) -> None:
@@ -134,15 +158,19 @@ class SrtPlaySession:
     # -- worker -------------------------------------------------------------------------------------
     def _run(self) -> None:
         refused = self.hooks.admit(self)
+        if refused is None and self.output is None:
+            refused = self.hooks.arrive(self)
         if refused is not None:
             if not self._worker.stopping:
                 self.hooks.disconnect(self, refused)
             return
+        output = self.output
+        assert output is not None
         mux = TsMuxer(self.label, self.tracks)
         reason = "stream ended"
         try:
             mux.open(TsSink(self._send, lambda: None, TS_DATAGRAM))
-            self.output.hub.subscribe(self._sub, from_keyframe=True)
+            output.hub.subscribe(self._sub, from_keyframe=True)
             reason = self._pump(mux)
         except PushError as exc:
             reason = str(exc)
