@@ -34,13 +34,15 @@ def whep_bundle(workdir: Path) -> Path:
 
 
 def play_rtc(player: str, url: str, *, origin: str, workdir: Path, timeout: float = 30, watch: float = 3,
-             stop_whep: bool = False, chromium_args: tuple[str, ...] = ()) -> dict[str, Any]:
+             stop_whep: bool = False, chromium_args: tuple[str, ...] = (), sample_ms: int = 0,
+             switch_every_ms: int = 0) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     profile = Path(tempfile.mkdtemp(prefix="chromium-rtc-", dir=workdir))
     options = {"player": player, "url": url, "origin": origin, "user_data_dir": str(profile),
                "timeout_ms": int(timeout * 1000), "watch_s": watch, "chromium": CHROMIUM,
                "whep_bundle": str(whep_bundle(workdir)) if player == "whep" else None, "stop_whep": stop_whep,
-               "chromium_args": list(chromium_args)}
+               "chromium_args": list(chromium_args), "sample_ms": sample_ms,
+               "switch_every_ms": switch_every_ms}
     peer = Peer.spawn(f"chromium-{player}", [NODE, str(DRIVER), json.dumps(options)], workdir,
                       env={"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "NODE_PATH": str(NODE_MODULES)})
     return page_report(peer, profile, timeout + watch + 60, "rtc_player.js")
