@@ -6,7 +6,8 @@
 //             chromium_args (more command-line flags, e.g. a test CA's key to trust),
 //             sample_ms (while watching, sample what the viewer sees this often: `samples`),
 //             switch_every_ms (with sample_ms, OvenPlayer: choose the next quality (rendition) this often)}
-// Prints one JSON line: {playing, framesStart, framesEnd, framesDecoded, audioPackets, videoCodec,
+// With sample_ms, prints a line {sample: {frames, width, colour}} per sample while watching; at the end one JSON
+// line, its report: {playing, framesStart, framesEnd, framesDecoded, audioPackets, videoCodec,
 //   jitterBufferMs, playoutDelayMs, localCandidateType (selected pair's: host, srflx, prflx, relay), relayProtocol,
 //   pcConfigs (what the player gave RTCPeerConnection: iceServers, iceTransportPolicy), errors, whepDeleted,
 //   samples (with sample_ms: [{frames (shown so far), width, colour ('red', 'blue' or 'other': the average pixel)}]),
@@ -103,7 +104,7 @@ const PAGE = `<!doctype html><html><body><div id="player"></div><video id="v" mu
               return { levels: levels.length, to, label: levels[to].label };
             }));
           }
-          result.samples.push(await page.evaluate(() => {
+          const sample = await page.evaluate(() => {
             const v = document.querySelector('video');
             if (!v) return { frames: 0, width: 0, colour: 'none' };
             const c = window.__canvas || (window.__canvas = document.createElement('canvas'));
@@ -113,7 +114,9 @@ const PAGE = `<!doctype html><html><body><div id="player"></div><video id="v" mu
             const [r, gr, b] = g.getImageData(0, 0, 1, 1).data;
             const colour = r > 2 * Math.max(gr, b) ? 'red' : b > 2 * Math.max(r, gr) ? 'blue' : 'other';
             return { frames: v.getVideoPlaybackQuality().totalVideoFrames, width: v.videoWidth, colour };
-          }));
+          });
+          result.samples.push(sample);
+          process.stdout.write(JSON.stringify({ sample }) + '\n');
         }
       } else {
         await page.waitForTimeout((opts.watch_s || 3) * 1000);

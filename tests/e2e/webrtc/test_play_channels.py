@@ -1,6 +1,7 @@
 """WebRTC players (OvenPlayer, Eyevinn's WHEP player) in Chromium on Kiln's channels: a multiplex channel's ABR
 playlist whose renditions come from two RTMP sources (OvenPlayer switching renditions), and a scheduled channel
-going file -> live stream -> file: frames keep being decoded across every switch."""
+going file -> live stream -> file, and a live item whose camera stops (the fallback plays) and comes back: frames
+keep being decoded across every switch."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.e2e.kiln_process import KilnProcess
 from tests.e2e.test_scheduled_channels import make_item
 from tests.e2e.test_scheduled_live_items import make_cam
 from tests.e2e.webrtc.play_kiln import RtcPorts, rtc_server_xml, wait_rtmp_stream
-from tests.e2e.webrtc.rtc_browser import play_rtc, rtc_browser_available
+from tests.e2e.webrtc.rtc_browser import play_rtc, rtc_browser_available, start_rtc
 from tests.peers.ffmpeg import publish_rtmp
 from tests.peers.fixtures import require
 
@@ -146,4 +147,44 @@ def test_whep_and_ovenplayer_play_a_scheduled_channel_across_file_live_file(
             assert len(seen) >= 3 and set(seen) == {(160, "red"), (320, "blue")}, report["samples"]
     finally:
         peer.stop()
+    assert "Traceback" not in k.log_text(), k.log_tail()
+
+
+def test_ovenplayer_plays_on_when_a_live_items_camera_stops_and_comes_back(
+        kiln: tuple[KilnProcess, RtcPorts, Path], tmp_path: Path, peer_dir: Path) -> None:
+    k, ports, media = kiln
+    make_item(media / "red.mp4", "red", 440)  # 160x90 red: the fallback
+    cam = tmp_path / "cam.flv"
+    make_cam(cam)  # 320x180 blue
+    peer = publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/cam1", cam, loop=True, log_dir=peer_dir)
+    viewer = None
+    try:
+        wait_rtmp_stream(k, "cam1")
+        (k.workdir / "schedules" / "origin.sch").write_text("""<?xml version="1.0"?>
+<Schedule><Stream><Name>origin</Name></Stream>
+<FallbackProgram><Item url="file://red.mp4"/></FallbackProgram>
+<Program name="live" scheduled="2000-01-01T00:00:00.000Z" repeat="true">
+  <Item url="stream://default/app/cam1" duration="-1"/></Program>
+</Schedule>
+""")
+        k.wait_for(lambda: k.api.get("/v1/vhosts/default/apps/ch/streams/origin").json()["statusCode"] == 200,
+                   what="the channel's stream")
+        viewer = start_rtc("ovenplayer", f"ws://127.0.0.1:{ports.llhls}/ch/origin",
+                           origin=f"http://127.0.0.1:{ports.llhls}", workdir=tmp_path / "browser", watch=16,
+                           sample_ms=250)
+        k.wait_for(lambda: len([s for s in viewer.samples() if s["colour"] == "blue"]) >= 4, timeout=40,
+                   what="the viewer seeing the camera for a second")
+        peer.stop()  # the camera stops mid-item: the fallback plays, then the camera is back
+        k.wait_for(lambda: len([s for s in viewer.samples() if s["colour"] == "red"]) >= 4, timeout=20,
+                   what="the viewer seeing the fallback for a second")
+        peer = publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/cam1", cam, loop=True, log_dir=peer_dir)
+        report = viewer.report()
+    finally:
+        if viewer is not None:
+            viewer.peer.stop()
+        peer.stop()
+    log.info("ovenplayer live -> fallback -> live: runs=%s", runs(report))
+    assert report["playing"] and not report["errors"], report
+    frames_kept_coming(report)
+    assert runs(report) == [(320, "blue"), (160, "red"), (320, "blue")], report["samples"]
     assert "Traceback" not in k.log_text(), k.log_tail()
