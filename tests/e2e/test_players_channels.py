@@ -3,9 +3,12 @@
 A multiplex channel's ABR playlist whose renditions come from two encoders whose keyframes do not line up (GOPs of
 0.5 s and 0.65 s, published independently): hls.js is made to switch level every 1.5 s, both at once
 (``currentLevel``: the buffer is flushed and the other level's fragment at the play head is loaded) and at the next
-fragment (``nextLevel``); the picture changes size, playback never stops, no error. hls.js lines the levels up by
-their EXT-X-PROGRAM-DATE-TIME and starts each switch at an INDEPENDENT part, so keyframes that do not line up
-across variants cost it nothing (MSE replaces the overlapped frames).
+fragment (``nextLevel``); the picture changes size, playback never stops, no error. What a player needs for that,
+and Kiln gives: every variant on one media timeline, whose EXT-X-PROGRAM-DATE-TIME maps to it the same way in
+every variant (checked below, to 50 ms), so hls.js finds the other level's fragment for the play head; a segment
+(and an INDEPENDENT part) starting at each variant's own keyframe. Keyframes that do not line up across variants
+then cost it nothing: it loads the other level's fragment that covers the play head, from that fragment's keyframe,
+and MSE replaces the frames it overlaps. (OME does not retime a multiplex's sources: each keeps its own timestamps.)
 
 A scheduled channel going file -> ``stream://`` -> file (160x90 red file, 320x180 blue camera): the picture
 changes colour and size at each item and playback never stalls; and a live item whose camera stops hands over to
@@ -16,13 +19,17 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 
+from kiln.media.formats.bmff.parse import decode_mdhd, decode_tfdt, find, parse_boxes
 from tests.e2e.kiln_process import KilnProcess
 from tests.e2e.test_multiplex_channels import ABR, MUX, MUX_APP, channel, variants
 from tests.e2e.test_scheduled_channels import TV, TV_APP, make_item
@@ -45,6 +52,28 @@ def make_source(path: Path, size: str, tone: int, gop: int, seconds: float) -> N
                     "-preset", "veryfast", "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-bf", "0",
                     "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k", "-f", "flv", str(path)],
                    check=True, timeout=60)
+
+
+def pdt_minus_media_time(chunklist: str) -> list[float]:
+    """For each complete segment of a variant's chunklist: its EXT-X-PROGRAM-DATE-TIME (s since the epoch) minus
+    its first sample's decode time (tfdt / the init's timescale, s). One value for every variant of a channel means
+    that PDT and media time map the same way in each, so a player may line levels up by either."""
+    def get(url: str) -> bytes:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            data: bytes = response.read()
+            return data
+
+    playlist = get(chunklist).decode()
+    init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', playlist)
+    assert init is not None, playlist
+    timescale = decode_mdhd(find(parse_boxes(get(urljoin(chunklist, init.group(1)))), "moov/trak/mdia/mdhd")).timescale
+    found = []
+    for pdt, segment in re.findall(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)\n(?:#EXT-X-PART:[^\n]*\n)*#EXTINF:[^\n]*\n(\S+)",
+                                   playlist):
+        tfdt = decode_tfdt(find(parse_boxes(get(urljoin(chunklist, segment))), "moof/traf/tfdt"))
+        wall = datetime.datetime.fromisoformat(pdt).timestamp()
+        found.append(wall - tfdt.base_media_decode_time / timescale)
+    return found
 
 
 def assert_played_through(report: dict[str, Any]) -> None:
@@ -71,7 +100,15 @@ def test_hlsjs_switches_levels_of_a_multiplex_channel_whose_keyframes_do_not_lin
              for name, path in (("small", small), ("big", big))]
     try:
         k.wait_for(lambda: channel(k, "abr")["state"] == "Playing", what="the channel playing")
-        k.wait_for(lambda: len(variants(k)) == 2, timeout=30, what="two variants in the master")
+        chunklists = k.wait_for(lambda: len(v := variants(k)) == 2 and list(v.values()), timeout=30,
+                                what="two variants in the master")
+
+        def offsets_of_two_segments_each() -> list[float] | None:
+            found = [pdt_minus_media_time(u) for u in chunklists]
+            return [x for o in found for x in o] if all(len(o) >= 2 for o in found) else None
+
+        offsets = k.wait_for(offsets_of_two_segments_each, timeout=30, what="two segments in each variant")
+        assert max(offsets) - min(offsets) < 0.05, f"PDT and media time map alike in every variant: {offsets}"
         url = f"http://127.0.0.1:{k.ports.llhls}/mux/abr/abr.m3u8"
         for mode in ("currentLevel", "nextLevel"):
             report = watch_hls(url, workdir=peer_dir, watch_seconds=9, switch_every=1.5, switch_with=mode)
