@@ -32,7 +32,7 @@ import pytest
 from kiln.media.formats.bmff.parse import decode_mdhd, decode_tfdt, find, parse_boxes
 from tests.e2e.kiln_process import KilnProcess
 from tests.e2e.test_multiplex_channels import ABR, MUX, MUX_APP, channel, variants
-from tests.e2e.test_scheduled_channels import TV, TV_APP, make_item
+from tests.e2e.test_scheduled_channels import TV, TV_APP
 from tests.e2e.test_scheduled_live_items import CAM, make_cam, playlist, publish_cam
 from tests.peers.browser import browser_available
 from tests.peers.ffmpeg import publish_rtmp
@@ -127,10 +127,20 @@ def test_hlsjs_switches_levels_of_a_multiplex_channel_whose_keyframes_do_not_lin
     assert "Traceback" not in k.log_text(), k.log_tail()
 
 
+def make_red_file(path: Path, *, bframes: bool) -> None:
+    """Two seconds of a moving red test pattern (160x90, 20 fps, a keyframe a second) and a tone, as ordinary files
+    are: frames of a few hundred bytes (whose first NAL length reads 00 00 01 xx), B-frames if ``bframes``."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=s=160x90:r=20,colorchannelmixer=rr=1:rg=0:rb=0:gr=0:gg=0:gb=0:br=0:bg=0:bb=0",
+                    "-f", "lavfi", "-i", "sine=f=440:r=48000", "-t", "2", "-c:v", "libx264", "-g", "20",
+                    "-bf", "3" if bframes else "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k", str(path)],
+                   check=True, timeout=30)
+
+
 def scheduled_setup(kiln_factory: Callable[..., KilnProcess], tmp_path: Path) -> tuple[KilnProcess, Path, Path]:
     media = tmp_path / "media"
     media.mkdir()
-    make_item(media / "red.mp4", "red", 440)  # 160x90: the picture changes size as well as colour
+    make_red_file(media / "red.mp4", bframes=True)  # 160x90: the picture changes size as well as colour
     cam = tmp_path / "cam.flv"
     make_cam(cam)  # 320x180 blue
     workdir = tmp_path / "kiln"

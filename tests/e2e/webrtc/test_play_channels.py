@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.kiln_process import KilnProcess
-from tests.e2e.test_scheduled_channels import make_item
+from tests.e2e.test_players_channels import make_red_file
 from tests.e2e.test_scheduled_live_items import make_cam
 from tests.e2e.webrtc.play_kiln import RtcPorts, rtc_server_xml, wait_rtmp_stream
 from tests.e2e.webrtc.rtc_browser import play_rtc, rtc_browser_available, start_rtc
@@ -124,7 +124,7 @@ def test_ovenplayer_switches_renditions_of_a_multiplex_channel(
 def test_whep_and_ovenplayer_play_a_scheduled_channel_across_file_live_file(
         kiln: tuple[KilnProcess, RtcPorts, Path], tmp_path: Path, peer_dir: Path) -> None:
     k, ports, media = kiln
-    make_item(media / "red.mp4", "red", 440)  # 160x90 red
+    make_red_file(media / "red.mp4", bframes=False)  # 160x90 red
     cam = tmp_path / "cam.flv"
     make_cam(cam)  # 320x180 blue
     peer = publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/cam1", cam, loop=True, log_dir=peer_dir)
@@ -153,7 +153,7 @@ def test_whep_and_ovenplayer_play_a_scheduled_channel_across_file_live_file(
 def test_ovenplayer_plays_on_when_a_live_items_camera_stops_and_comes_back(
         kiln: tuple[KilnProcess, RtcPorts, Path], tmp_path: Path, peer_dir: Path) -> None:
     k, ports, media = kiln
-    make_item(media / "red.mp4", "red", 440)  # 160x90 red: the fallback
+    make_red_file(media / "red.mp4", bframes=False)  # 160x90 red: the fallback
     cam = tmp_path / "cam.flv"
     make_cam(cam)  # 320x180 blue
     peer = publish_rtmp(f"rtmp://127.0.0.1:{ports.rtmp}/app/cam1", cam, loop=True, log_dir=peer_dir)
