@@ -3,10 +3,15 @@
 // Usage: node rtc_player.js '<json options>'
 //   options: {player: "ovenplayer"|"whep", url, origin, user_data_dir, timeout_ms, watch_s, chromium,
 //             whep_bundle (path of the esbuild bundle of @eyevinn/webrtc-player), stop_whep,
-//             chromium_args (more command-line flags, e.g. a test CA's key to trust)}
-// Prints one JSON line: {playing, framesStart, framesEnd, framesDecoded, audioPackets, videoCodec,
+//             chromium_args (more command-line flags, e.g. a test CA's key to trust),
+//             sample_ms (while watching, sample what the viewer sees this often: `samples`),
+//             switch_every_ms (with sample_ms, OvenPlayer: choose the next quality (rendition) this often)}
+// With sample_ms, prints a line {sample: {frames, width, colour}} per sample while watching; at the end one JSON
+// line, its report: {playing, framesStart, framesEnd, framesDecoded, audioPackets, videoCodec,
 //   jitterBufferMs, playoutDelayMs, localCandidateType (selected pair's: host, srflx, prflx, relay), relayProtocol,
-//   pcConfigs (what the player gave RTCPeerConnection: iceServers, iceTransportPolicy), errors, whepDeleted}
+//   pcConfigs (what the player gave RTCPeerConnection: iceServers, iceTransportPolicy), errors, whepDeleted,
+//   samples (with sample_ms: [{frames (shown so far), width, colour ('red', 'blue' or 'other': the average pixel)}]),
+//   switches (with switch_every_ms: [{levels, to, label}])}
 'use strict';
 const path = require('path');
 const { chromium } = require('playwright-core');
@@ -82,7 +87,40 @@ const PAGE = `<!doctype html><html><body><div id="player"></div><video id="v" mu
         { timeout, polling: 100 });
       result.playing = await page.evaluate(() => window.__kiln.playing);
       result.framesStart = await frames();
-      await page.waitForTimeout((opts.watch_s || 3) * 1000);
+      if (opts.sample_ms) {
+        // what the viewer sees, every sample_ms: frames shown so far, the picture's width and colour
+        result.samples = [];
+        let nextSwitch = opts.switch_every_ms ? Date.now() + opts.switch_every_ms : Infinity;
+        result.switches = [];
+        for (const end = Date.now() + (opts.watch_s || 3) * 1000; Date.now() < end;) {
+          await page.waitForTimeout(opts.sample_ms);
+          if (Date.now() >= nextSwitch) {  // OvenPlayer's quality menu: change_rendition to the next one
+            nextSwitch += opts.switch_every_ms;
+            result.switches.push(await page.evaluate(() => {
+              const p = window.__player, levels = p.getQualityLevels() || [];
+              if (levels.length < 2) return { levels: levels.length };
+              const to = (p.getCurrentQuality() + 1) % levels.length;
+              p.setCurrentQuality(to);
+              return { levels: levels.length, to, label: levels[to].label };
+            }));
+          }
+          const sample = await page.evaluate(() => {
+            const v = document.querySelector('video');
+            if (!v) return { frames: 0, width: 0, colour: 'none' };
+            const c = window.__canvas || (window.__canvas = document.createElement('canvas'));
+            c.width = 1; c.height = 1;
+            const g = c.getContext('2d', { willReadFrequently: true });
+            g.drawImage(v, 0, 0, 1, 1);
+            const [r, gr, b] = g.getImageData(0, 0, 1, 1).data;
+            const colour = r > 2 * Math.max(gr, b) ? 'red' : b > 2 * Math.max(r, gr) ? 'blue' : 'other';
+            return { frames: v.getVideoPlaybackQuality().totalVideoFrames, width: v.videoWidth, colour };
+          });
+          result.samples.push(sample);
+          process.stdout.write(JSON.stringify({ sample }) + '\n');
+        }
+      } else {
+        await page.waitForTimeout((opts.watch_s || 3) * 1000);
+      }
       result.framesEnd = await frames();
     } catch (e) {
       result.errors.push('wait:' + e.message.split('\n')[0]);

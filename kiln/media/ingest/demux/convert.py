@@ -43,6 +43,7 @@ class _TrackState:
     adts_key: tuple[int, int, int] | None = None  # (object type, rate index, channels) of the last ADTS header
     adts_steps: dict[int, int] = field(default_factory=dict)  # rate index -> ticks per 1024-sample frame
     parameter_sets: bytes = b""  # the in-band SPS/PPS (VPS) bytes the config was last built from
+    length_prefixed: bool = False  # its container stores samples as 4-byte length-prefixed NALs (avcC/hvcC given)
 
 
 class AvConverter:
@@ -73,6 +74,7 @@ class AvConverter:
         state.clocked = self._clock is not None and state.time_base == TS_TIME_BASE
         if extradata:
             state.config = _config_from_extradata(codec, extradata)
+            state.length_prefixed = codec in (Codec.H264, Codec.H265) and not nal.is_annexb(extradata)
         self._tracks[key] = state
 
     def alias(self, key: int, existing: int) -> None:
@@ -134,7 +136,10 @@ class AvConverter:
 
     def _video(self, state: _TrackState, data: bytes, pts: int, dts: int, duration: int,
                keyframe: bool | None) -> tuple[Track | None, list[Packet]]:
-        if nal.is_annexb(data):
+        # a length-prefixed sample whose first NAL is 256-511 bytes long starts 00 00 01, as Annex-B does: from a
+        # container that stores length-prefixed samples (an MP4 file's), only one that is not a whole sequence of
+        # 4-byte-length NAL units is taken for Annex-B
+        if nal.is_annexb(data) and not (state.length_prefixed and _whole_length_prefixed(data)):
             if keyframe is None:
                 keyframe = _has_random_access_nal(state.codec, data)
             if keyframe or state.described is None:
@@ -187,6 +192,20 @@ class AvConverter:
             assert self._clock is not None
             self._clock.extend(state.track_id, packets[-1].dts, at)
         return new, packets
+
+
+def _whole_length_prefixed(data: bytes) -> bool:
+    """``data`` is exactly a sequence of non-empty NAL units with 4-byte lengths."""
+    n = len(data)
+    pos = 0
+    while pos < n:
+        if pos + 4 > n:
+            return False
+        size = int.from_bytes(data[pos:pos + 4], "big")
+        pos += 4 + size
+        if size == 0 or pos > n:
+            return False
+    return True
 
 
 def _has_random_access_nal(codec: Codec, data: bytes) -> bool:
