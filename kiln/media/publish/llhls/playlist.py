@@ -44,6 +44,7 @@ class ChunklistOptions:
     rewind: bool = True           # _HLS_rewind=YES lists every retained segment
     part_hold_back: float = 0.0   # configured; the real value is at least 3 × the largest part
     target_duration: float = 6.0
+    longest_segment: float = 0.0  # s, the longest segment of any track of the stream (one TARGETDURATION for all)
     preload_hint: bool = True
     concluded: bool = False
 
@@ -56,9 +57,12 @@ def render_chunklist(pkg: TrackPackager, opts: ChunklistOptions,
     if opts.legacy:
         segments = [s for s in segments if s.complete]
     first = segments[0].number if segments else pkg.next_segment_number
-    # OME prints round(SegmentDuration); a GOP longer than that makes longer segments, and the
-    # HLS spec needs TARGETDURATION >= every EXTINF, so Kiln raises it when that happens.
-    target = max(1, round(opts.target_duration), math.ceil(pkg.max_segment_duration / ts - 0.001))
+    # OME prints round(SegmentDuration); a GOP longer than that makes longer segments, and the HLS spec needs
+    # TARGETDURATION >= every EXTINF, so Kiln raises it when that happens, alike in every media playlist of the
+    # stream (RFC 8216 6.2.4: the same target duration in every variant; variants of a multiplex channel come
+    # from encoders with different GOPs)
+    longest = max(pkg.max_segment_duration / ts, opts.longest_segment)
+    target = max(1, round(opts.target_duration), math.ceil(longest - 0.001))
     lines = ["#EXTM3U", "#EXT-X-VERSION:6", f"#EXT-X-TARGETDURATION:{target}"]
     part_target = max(pkg.part_target_seconds, pkg.max_part_duration / ts)
     if not opts.legacy:

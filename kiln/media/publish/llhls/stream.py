@@ -262,8 +262,9 @@ class LlhlsStream:
                 if last is not None:
                     reports.append((chunklist_name(other.track, self.key) + (f"?{query}" if query else ""),
                                     last[0], last[1]))
+        longest = max(p.max_segment_duration / p.timescale for p in self.packagers.values())
         opts = ChunklistOptions(self.key, query, legacy, rewind, self.settings.part_hold_back,
-                                self.settings.segment_duration, self.settings.preload_hint,
+                                self.settings.segment_duration, longest, self.settings.preload_hint,
                                 self.concluded or pkg.concluded)
         return render_chunklist(pkg, opts, reports)
 
