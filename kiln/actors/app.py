@@ -68,11 +68,12 @@ class AppActor(CommandActor):
                                           state.schedules, state.multiplexes)
         ctx.directory.register(("tasks", vhost, name), self.tasks)
         ctx.directory.register(("streams", vhost, name), self.streams)
+        # in the creator's thread, as the vhost's: the app's counters exist before "app created" is
+        # answered (from on_start, a stats read right after could 404 and a stream's first bytes
+        # could be counted before the app node existed)
+        ctx.stats.app_created(vhost, name)
 
     # -- lifecycle --
-    def on_start(self) -> None:
-        self.ctx.stats.app_created(self.vhost, self.name)
-
     def on_stop(self) -> None:
         for key, ref in ((("streams", self.vhost, self.name), self.streams),
                          (("tasks", self.vhost, self.name), self.tasks)):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
+import pytest
 from freezegun import freeze_time
 
+from kiln.actors.app import AppActor
 from kiln.service import KilnService
 from kiln.timefmt import now
 from tests.unit.http.conftest import Api
@@ -65,3 +69,30 @@ def test_stats_compose_a_streams_bytes_and_restart_the_app_when_it_is_reconfigur
         assert (app["totalBytesIn"], app["totalBytesOut"], app["maxThroughputIn"]) == (0, 0, 0)
         assert api.get(f"{base}/streams/cam").json()["response"]["totalBytesIn"] == 4000
         assert api.get("/v1/stats/current/vhosts/vh").json()["response"]["totalBytesIn"] == 4000
+
+
+def test_an_apps_counters_exist_when_its_creation_is_answered(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app actor's thread may start late on a busy machine; the app's own figures must be there once
+    its creation is answered (they were made in that thread: meanwhile the stats API showed the vhost's,
+    and a stream's first bytes missed the app's totals)."""
+    started = threading.Event()
+    held = threading.Event()
+    original = AppActor.on_start
+
+    def late_start(self: AppActor) -> None:
+        started.set()
+        held.wait(10)
+        original(self)
+
+    monkeypatch.setattr(AppActor, "on_start", late_start)
+    try:
+        with freeze_time("2030-01-02 03:04:05") as clock:
+            api.post("/v1/vhosts", [{"name": "vh"}])
+            clock.tick(60)
+            assert api.post("/v1/vhosts/vh/apps", [{"name": "fresh", "type": "live"}]).status_code == 200
+            assert started.wait(10)
+            body = api.get("/v1/stats/current/vhosts/vh/apps/fresh").json()["response"]
+        assert body["createdTime"].startswith("2030-01-02T03:05:05"), body["createdTime"]
+    finally:
+        held.set()
