@@ -34,6 +34,8 @@ class HeldDns:
         else:
             raise OSError("no free 127.x.y.z:53 to bind")
         self.address = address
+        self.sock.settimeout(0.2)  # close() does not wake a blocked recvfrom: the loop looks at _closed
+        self._closed = False
         self.asked: list[str] = []  # query names, in order (A and AAAA of one lookup both count)
         self._held: list[tuple[dns.message.Message, tuple[str, int]]] = []
         self._answer: str | None = None
@@ -42,9 +44,11 @@ class HeldDns:
         self._thread.start()
 
     def _serve(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 data, peer = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
             except OSError:
                 return
             try:
@@ -80,5 +84,6 @@ class HeldDns:
             self._reply(query, peer, address)
 
     def close(self) -> None:
-        self.sock.close()
+        self._closed = True
         self._thread.join(5)
+        self.sock.close()
