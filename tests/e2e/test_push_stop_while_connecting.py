@@ -1,7 +1,8 @@
-"""A push whose destination name does not resolve yet (its name server does not answer): ``getaddrinfo`` cannot be
-interrupted, so a stop (``:stopPush``, the stream ending) must neither wait for the lookup nor let the session
-connect once the answer comes. Kiln runs in a mount namespace whose /etc/resolv.conf names a DNS server this test
-holds (tests/peers/dns_server.py): a real resolver that answers when the test says so."""
+"""A push stopped (``:stopPush``, the stream ending) before its destination answered. Its name does not resolve yet
+(the name server does not answer): ``getaddrinfo`` cannot be interrupted, so the stop must neither wait for the
+lookup nor let the session connect once the answer comes; Kiln runs in a mount namespace whose /etc/resolv.conf
+names a DNS server this test holds (tests/peers/dns_server.py), a real resolver that answers when told. Or the
+destination accepts TCP and never answers the RTMP handshake: the stop aborts the handshake."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,56 @@ def test_a_push_stopped_during_a_slow_name_lookup_waits_for_nothing_and_never_co
                        "push session ended after its name lookup name=default/app/p2#1 connected=false")
         k.wait_for(lambda: push_threads(k) == [], what="no push thread left")
         assert destination.accepted == 0
+    finally:
+        source.stop()
+        destination.close()
+
+
+class SilentDestination:
+    """A TCP listener that accepts and then says nothing: an RTMP handshake to it waits for its deadline."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.server.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_a_push_stopped_during_its_rtmp_handshake_does_not_hold_its_actor(
+        kiln_factory: Callable[..., KilnProcess], test_flv: Path, peer_dir: Path, tmp_path: Path) -> None:
+    """The destination accepts TCP but never answers the RTMP handshake, and the app lets a connection take 20 s:
+    when the stream ends the push's state moves on at once (the handshake is aborted), not after a 10 s join."""
+    ports = Ports()
+    xml = server_xml(ports, tmp_path / "records").replace(
+        "<Push/>", "<Push><ConnectionTimeout>20000</ConnectionTimeout></Push>", 1)
+    k = kiln_factory(xml, ports)
+    destination = SilentDestination()
+    source = publish_rtmp(f"rtmp://127.0.0.1:{k.ports.rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        k.wait_for(lambda: "cam" in k.api.get(f"{APP}/streams").json()["response"], what="the stream")
+        r = k.api.post(f"{APP}:startPush", json={"id": "h1", "stream": {"name": "cam"}, "protocol": "rtmp",
+                                                "url": f"rtmp://127.0.0.1:{destination.port}/app",
+                                                "streamKey": "key"})
+        assert r.status_code == 200, r.text
+        k.wait_for(lambda: destination.held and push(k, "h1").get("state") == "connecting", what="in the handshake")
+        ended = time.monotonic()
+        source.stop()
+        k.wait_for(lambda: push(k, "h1").get("state") == "ready", timeout=5, what="h1 back to ready")
+        assert time.monotonic() - ended < 5
+        k.wait_for(lambda: push_threads(k) == [], what="no push thread left")
     finally:
         source.stop()
         destination.close()
