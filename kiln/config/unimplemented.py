@@ -74,23 +74,6 @@ def _switched_off(*keys: str) -> Callable[[dict[str, Any]], bool]:
     return present
 
 
-def _any_origin(test: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, Any]], bool]:
-    """Some ``Origins/Origin`` of the vhost passes ``test``."""
-
-    def present(vhost: dict[str, Any]) -> bool:
-        origins = vhost.get("origins")
-        found = origins.get("origin") if isinstance(origins, dict) else None
-        items = found if isinstance(found, list) else [found]
-        return any(isinstance(o, dict) and test(o) for o in items)
-
-    return present
-
-
-def _origin_scheme(origin: dict[str, Any]) -> str:
-    passing = origin.get("pass")
-    return str(passing.get("scheme") or "").strip().lower() if isinstance(passing, dict) else ""
-
-
 _LINK_LOCAL = "link-local addresses are not added as ICE candidates (one address is advertised per session)"
 # Server-level elements, looked up in the <Server> element as JSON (ServerConfig.tree).
 SERVER_ROWS = (
@@ -243,9 +226,6 @@ def _not_value(expected: str, *keys: str) -> Callable[[dict[str, Any]], bool]:
 VHOST_ROWS = (
     Row("VirtualHost.CrossDomains", "no default CORS for the vhost's apps: set CrossDomains in each app's publishers",
         _has("crossDomains")),
-    Row("VirtualHost.Origins.Origin.Relay", "Relay=true on a non-OVT Origin: its pulls go through the app's "
-        "output profiles (OVT Origins relay unless Relay=false, which makes the pull a source of the app)",
-        _any_origin(lambda o: is_true(o.get("relay")) and _origin_scheme(o) != "ovt")),
 )
 
 APP_ROWS = (

@@ -119,13 +119,14 @@ def test_the_redis_password_in_a_vhosts_config_is_masked_in_journal_output() -> 
     assert shown["config"]["originMapStore"]["redisServer"] == {"host": "r:6379", "auth": MASK}  # type: ignore[index]
 
 
-def test_origin_settings_kiln_does_not_run_are_warned() -> None:
+def test_relay_on_any_origin_is_run_so_nothing_is_warned() -> None:
+    """Relay=true on an RTSP Origin is built (the pull is served as it comes): no Origin setting is warned."""
     from kiln.config.unimplemented import VHOST_ROWS
 
     vhost = {"origins": {"properties": {"streamFailbackTimeout": "3000"},
                          "origin": [rule("/a/", "ovt", "o/a/"), rule("/c/", "rtsp", "cam/c", relay="true"),
-                                    rule("/b/", "ovt", "o/b/", failback="true", relay="false")]}}
-    assert [r.element for r in VHOST_ROWS if r.present(vhost)] == ["VirtualHost.Origins.Origin.Relay"]
-    plain = {"origins": {"origin": [rule("/a/", "ovt", "o/a/", relay="true"), rule("/b/", "OVT", "o/b/", relay="false"),
-                                    rule("/c/", "rtsp", "cam/c", relay="false")]}}
-    assert [r.element for r in VHOST_ROWS if r.present(plain)] == []
+                                    rule("/b/", "ovt", "o/b/", failback="true", relay="false"),
+                                    rule("/d/", "rtsp", "cam/d", relay="false")]}}
+    assert [r.element for r in VHOST_ROWS if r.present(vhost)] == []
+    assert [resolve(vhost["origins"], app, "s").properties.get("relay") for app in "abcd"] == [  # type: ignore[union-attr]
+        None, False, True, False]

@@ -132,3 +132,57 @@ def test_a_source_that_never_answers_is_called_a_timeout() -> None:
     assert connect_failure(invalid, OPEN_TIMEOUT_S + 0.01) == f"no answer within {OPEN_TIMEOUT_S:g}s"
     assert connect_failure(invalid, 0.2) == "Invalid data found when processing input"
     assert connect_failure(ConnectionRefusedError(111, "Connection refused"), 0.0) == "Connection refused"
+
+
+SMALL = {"name": "small", "outputStreamName": "${OriginStreamName}",
+         "encodes": {"videos": [{"name": "small", "codec": "h264", "width": 80, "height": 46, "bitrate": "50000",
+                                 "preset": "faster"}]}}
+LADDER = {"name": "ladder", "outputStreamName": "${OriginStreamName}_ladder",
+          "encodes": {"videos": [{"name": "src", "bypass": "true"}]}}
+
+
+def started_pull(camera: str, relay: bool | None) -> LiveStream:
+    """A pull of ``camera`` into an app whose profiles transcode (and bypass into a second output), with an
+    Origin's ``<Relay>`` as given; returned once started and the pull is over."""
+    streams: list[LiveStream] = []
+
+    def open_stream(url: str, close: Callable[[str], None]) -> LiveStream:
+        streams.append(LiveStream("default", "app", "cam", source_type="RtspPull", source_url=url,
+                                  profiles=[SMALL, LADDER], close_ingest=close))
+        return streams[-1]
+
+    owner, waiter = Owner(open_stream), Future[bool]()
+    worker = PullWorker("default/app", "cam", [camera], PullProperties(relay=relay), owner.hooks, waiter).start()
+    assert waiter.result(10) is True
+    deadline = time.monotonic() + 10
+    while not streams[0].started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    worker.close("deleted by API")
+    assert owner.finished.result(10) == "deleted by API"
+    worker.join(5)
+    assert streams[0].started
+    return streams[0]
+
+
+def test_an_rtsp_pull_with_relay_true_is_served_as_it_comes_without_the_apps_profiles(camera: str) -> None:
+    """OME's StreamRepresentationType::Relay: the one output is the input under the pull's name, every track a
+    bypass of the camera's, no playlist of its own, and no encoder opened for the profiles that would transcode."""
+    stream = started_pull(camera, relay=True)
+    [output] = stream.snapshot().outputs
+    assert output.name == "cam" and output.playlists == ()
+    media = [t for t in output.tracks if t.kind != "Data"]
+    assert [(t.kind, t.codec, t.bypass, t.width, t.height) for t in media] == [("Video", "H264", True, 160, 90)]
+    assert [t.id for t in media] == list(stream.tracks)  # the input's own track ids
+    assert stream.transcoder.workers == {}
+
+
+@pytest.mark.parametrize("relay", [None, False])
+def test_an_rtsp_pull_without_relay_goes_through_the_apps_output_profiles(camera: str, relay: bool | None) -> None:
+    stream = started_pull(camera, relay=relay)
+    outputs = {o.name: o for o in stream.snapshot().outputs}
+    assert sorted(outputs) == ["cam", "cam_ladder"]
+    [small] = [t for t in outputs["cam"].tracks if t.kind == "Video"]
+    assert (small.codec, small.bypass, small.width, small.height) == ("H264", False, 80, 46)
+    [bypass] = [t for t in outputs["cam_ladder"].tracks if t.kind == "Video"]
+    assert (bypass.bypass, bypass.width, bypass.height) == (True, 160, 90)
+    assert len(stream.transcoder.workers) == 1

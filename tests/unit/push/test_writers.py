@@ -4,13 +4,16 @@ that stops reading into reasons users can act on, and every writer counts the by
 
 from __future__ import annotations
 
+import contextvars
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from kiln.media.model import Packet
+from kiln.media.net.lookup import LookupAbandoned, LookupGuard, getaddrinfo
 from kiln.media.publish.push.mpegts_writer import MpegtsWriter
 from kiln.media.publish.push.net import PushError, Timeouts
 from kiln.media.publish.push.rtmp_writer import RtmpWriter
@@ -101,3 +104,57 @@ def test_rtmp_to_a_port_that_refuses_is_a_reason(clip: Clip, refusing_tcp_port: 
         writer.open()
     writer.close()
     assert writer.bytes_sent == 0
+
+
+@pytest.mark.parametrize("protocol,url", [("rtmp", "rtmp://dest.example:1935/app/key"),
+                                          ("mpegts", "tcp://dest.example:9000"), ("mpegts", "udp://dest.example:9000"),
+                                          ("srt", "srt://dest.example:9000")])
+def test_a_writer_whose_session_was_stopped_looks_nothing_up_and_connects_nowhere(protocol: str, url: str,
+                                                                                   clip: Clip) -> None:
+    """Every protocol resolves through the session's lookup guard (kiln.media.net.lookup), so a session stopped
+    before or during the lookup never connects; its stop does not wait for it
+    (tests/e2e/test_push_stop_while_connecting.py)."""
+    def open_stopped() -> None:
+        LookupGuard(lambda: True).install()  # on this context only: the test's own lookups stay unguarded
+        writer_for(protocol, url, [clip.video, clip.audio], FAST).open()
+
+    with pytest.raises(PushError, match="stopped before looking dest.example up"):
+        contextvars.Context().run(open_stopped)
+
+
+def test_a_lookup_that_returns_after_the_stop_is_abandoned_and_says_which_host() -> None:
+    answers = iter([False, True])  # not stopped when the lookup begins, stopped when it returns
+    guard = LookupGuard(lambda: next(answers))
+
+    def lookup() -> None:
+        guard.install()
+        getaddrinfo("localhost", 80, socket.SOCK_STREAM)  # /etc/hosts: no name server asked
+
+    with pytest.raises(LookupAbandoned, match="stopped while looking localhost up"):
+        contextvars.Context().run(lookup)
+    assert guard.abandoned == "localhost" and not guard.resolving
+    assert getaddrinfo("localhost", 80, socket.SOCK_STREAM)  # unguarded (this thread): a plain lookup
+
+
+def test_an_rtmp_handshake_the_destination_never_answers_is_cut_short_by_abort(clip: Clip) -> None:
+    """A stop during connect/handshake does not wait out the app's connection timeout (here 20 s)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        writer = RtmpWriter(f"rtmp://127.0.0.1:{server.getsockname()[1]}/app/key", [clip.video, clip.audio],
+                            Timeouts(connect_ms=20000, send_ms=300))
+        failed: list[BaseException] = []
+
+        def open_writer() -> None:
+            try:
+                writer.open()
+            except PushError as exc:
+                failed.append(exc)
+
+        opener = threading.Thread(target=open_writer)
+        opener.start()
+        conn, _ = server.accept()  # connected: the writer now waits for the handshake's answer
+        with conn:
+            began = time.monotonic()
+            writer.abort()
+            opener.join(5)
+        assert not opener.is_alive() and time.monotonic() - began < 2
+        assert failed and "handshake" in str(failed[0])

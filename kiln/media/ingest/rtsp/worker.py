@@ -309,7 +309,13 @@ class RtspSource:
         self.described = str(len(self.usable))
 
     def prepare(self, stream: LiveStream, relay: bool | None = None) -> None:
-        pass  # an RTSP pull is a source: the app's output profiles apply (Relay=true is warned about, not run)
+        """An RTSP pull is a source of the app (its output profiles apply) unless its Origin says
+        ``<Relay>true</Relay>``: then, as OME's ``StreamRepresentationType::Relay``, the one output stream is the
+        input itself under the pull's name, no profile transcodes it, and it has no playlist of its own (players
+        get the publishers' default ones). Its tracks are known only from the first packets, so the stream
+        starts as a source would, once they are described."""
+        if relay is True:
+            stream.relay([], [])
 
     def packets(self) -> Iterator[tuple[Track | None, list[Packet]]]:
         try:

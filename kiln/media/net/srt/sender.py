@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 
+from kiln.media.net import lookup
 from kiln.media.net.srt import abi, libsrt
 from kiln.media.net.srt.abi import SockOpt, SockStatus, TransType
 from kiln.media.net.srt.errors import ErrorCode, SrtError
@@ -149,7 +150,7 @@ class SrtSender:
 
 def _resolve(host: str, port: int) -> list[str]:
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        infos = lookup.getaddrinfo(host, port, socket.SOCK_DGRAM)  # a push's stop does not wait for it
     except socket.gaierror as exc:
         raise SrtError(f"cannot resolve {host}: {exc.strerror}", code=ErrorCode.ENOSERVER) from None
     # IPv4 first: SRT listeners mostly bind IPv4, and an unanswered IPv6 attempt would use up the

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 import av
 
+from kiln.media.net import lookup
+
 # Kernel send buffer of a TCP push (the kernel doubles it): enough for 40 Mbit/s at 100 ms RTT, small
 # enough that a destination that stops reading fills it in seconds, so the send timeout fires soon
 # instead of after minutes of silently buffered media.
@@ -76,9 +78,10 @@ def host_port(url: str, default_port: int | None = None) -> tuple[str, int]:
 
 
 def resolve(host: str, port: int, kind: int) -> tuple[Any, ...]:
-    """The first address of ``host``; a name that does not resolve is a PushError naming it."""
+    """The first address of ``host``; a name that does not resolve is a PushError naming it. A lookup the
+    session's stop came during raises ``LookupAbandoned`` (kiln.media.net.lookup): nothing is connected."""
     try:
-        infos = socket.getaddrinfo(host, port, type=kind)
+        infos = lookup.getaddrinfo(host, port, kind)
     except socket.gaierror as exc:
         raise PushError(f"cannot resolve {host}: {exc.strerror}") from exc
     except UnicodeError as exc:

@@ -15,6 +15,7 @@ import socket
 import ssl
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -81,17 +82,25 @@ class RtmpPublisher:
         self._acked = 0
 
     @classmethod
-    def connect(cls, destination: str, connect_timeout_ms: int, send_timeout_ms: int) -> RtmpPublisher:
+    def connect(cls, destination: str, connect_timeout_ms: int, send_timeout_ms: int,
+                opened: Callable[[socket.socket], None] | None = None) -> RtmpPublisher:
+        """Connect, shake hands and publish, within ``connect_timeout_ms``. ``opened`` is handed the socket before
+        it connects (and again once TLS wraps it), so that another thread can abort the set-up (``shutdown``); it
+        may raise to give up at once."""
         target = parse_target(destination)
         family, kind, proto, _, addr = resolve(target.host, target.port, socket.SOCK_STREAM)
         deadline = time.monotonic() + connect_timeout_ms / 1000
         sock = tcp_socket(family, kind, proto)
         try:
+            if opened is not None:
+                opened(sock)
             sock.settimeout(connect_timeout_ms / 1000)
             try:
                 sock.connect(addr)
                 if target.scheme == "rtmps":
                     sock = ssl.create_default_context().wrap_socket(sock, server_hostname=target.host)
+                    if opened is not None:
+                        opened(sock)
             except TimeoutError as exc:
                 raise PushError(f"timed out after {connect_timeout_ms} ms connecting to {target.host}") from exc
             publisher = cls(sock, target, send_timeout_ms)

@@ -8,13 +8,14 @@ the GIL held and no timeout). A new decoder configuration mid-stream goes out as
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import replace
 
 from kiln.events.redact import redact_push_destination
 from kiln.media.formats.rtmp import messages
 from kiln.media.model import Packet, Track
 from kiln.media.publish.push import flvtags
-from kiln.media.publish.push.net import PushError, Timeouts, failing_as_push_error
+from kiln.media.publish.push.net import PushError, Timeouts, failing_as_push_error, shutdown
 from kiln.media.publish.push.rtmp_client import RtmpPublisher
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,10 @@ class RtmpWriter:
         self.tracks = tracks
         self.timeouts = timeouts
         self._rtmp: RtmpPublisher | None = None
+        # the socket being set up (connect, handshake, publish) and whether the session gave up meanwhile: abort()
+        # shuts it down, so a stop does not wait out the connection timeout of a destination that does not answer
+        self._connecting: socket.socket | None = None
+        self._aborted = False
         self._configs: dict[int, bytes] = {}
         self._by_id = {t.id: t for t in tracks}
         self._sent_before_close = 0
@@ -37,7 +42,8 @@ class RtmpWriter:
 
     def open(self) -> None:
         with failing_as_push_error(self.close):
-            self._rtmp = RtmpPublisher.connect(self.destination, self.timeouts.connect_ms, self.timeouts.send_ms)
+            self._rtmp = RtmpPublisher.connect(self.destination, self.timeouts.connect_ms, self.timeouts.send_ms,
+                                               self._opened)
             headers = [(t, 0, body) for t, body in filter(None, (flvtags.sequence_header(tr) for tr in self.tracks))]
             self._rtmp.send_tags([(messages.DATA_AMF0, 0, flvtags.metadata(self.tracks)), *headers])
             self._configs = {tr.id: tr.config for tr in self.tracks}
@@ -63,10 +69,22 @@ class RtmpWriter:
         if tags and self._rtmp is not None:
             self._rtmp.send_tags(tags)
 
+    def _opened(self, sock: socket.socket) -> None:
+        """The session's thread: the socket now being set up. Set before ``_aborted`` is read, as ``abort`` sets
+        ``_aborted`` before reading the socket: one of the two sees the other."""
+        self._connecting = sock
+        if self._aborted:
+            raise PushError("stopped while connecting")
+
     def abort(self) -> None:
+        self._aborted = True
         rtmp = self._rtmp
         if rtmp is not None:
             rtmp.abort()
+            return
+        sock = self._connecting
+        if sock is not None:
+            shutdown(sock)  # a connect or handshake under way fails at once
 
     def close(self) -> None:
         rtmp, self._rtmp = self._rtmp, None

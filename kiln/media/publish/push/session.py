@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kiln.media.model import MediaKind, Track
+from kiln.media.net.lookup import LookupGuard
 from kiln.media.publish.push.writers import PushError, PushWriter, Timeouts, writer_for
 from kiln.media.publish.session_clock import SessionClock
 from kiln.media.stream.hub import Subscriber
@@ -82,6 +83,7 @@ class PushSession:
         self.on_bytes = on_bytes
         self._writer: PushWriter | None = None
         self._worker = WorkerThread(f"push-{name}", self._run, self._crashed)
+        self._lookups = LookupGuard(lambda: self._worker.stopping)
         video = frozenset(t.id for t in plan.tracks if t.kind is MediaKind.VIDEO)
         self._sub = Subscriber(f"push:{name}", max_packets=QUEUE_PACKETS, policy="drop", video_track_ids=video)
         self._ids = {t.id for t in plan.tracks}
@@ -99,11 +101,18 @@ class PushSession:
         self.stop()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop the session and wait (bounded) for its thread, unless it is looking the destination's name up:
+        ``getaddrinfo`` cannot be interrupted, so the thread ends on its own when the answer comes, without
+        connecting (kiln.media.net.lookup), and the caller (the push task's actor) goes on at once."""
         self._worker.stop()
         self._sub.end("stopped")
         writer = self._writer
         if writer is not None:
             writer.abort()  # a send blocked on a stalled destination returns at once
+        if self._lookups.stop_skips_join():
+            log.info("push session stopped during its name lookup name=%s; its thread ends when the lookup "
+                     "returns", self.name)
+            return
         self._worker.join(timeout)
 
     @property
@@ -116,6 +125,7 @@ class PushSession:
 
     def _run(self) -> None:
         writer: PushWriter | None = None
+        self._lookups.install()
         try:
             self.on_state("connecting", "")
             writer = writer_for(self.plan.protocol, self.plan.destination, self.plan.tracks, self.plan.timeouts)
@@ -126,6 +136,8 @@ class PushSession:
         except PushError as exc:
             if not self._worker.stopping:
                 self.on_state("error", str(exc))
+            elif self._lookups.abandoned:
+                log.info("push session ended after its name lookup name=%s connected=false", self.name)
         finally:
             self._sub.close()
             self.counters.stopped_at = time.monotonic()

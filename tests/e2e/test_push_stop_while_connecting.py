@@ -1,0 +1,188 @@
+"""A push stopped (``:stopPush``, the stream ending) before its destination answered. Its name does not resolve yet
+(the name server does not answer): ``getaddrinfo`` cannot be interrupted, so the stop must neither wait for the
+lookup nor let the session connect once the answer comes; Kiln runs in a mount namespace whose /etc/resolv.conf
+names a DNS server this test holds (tests/peers/dns_server.py), a real resolver that answers when told. Or the
+destination accepts TCP and never answers the RTMP handshake: the stop aborts the handshake."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.kiln_process import KilnProcess, Ports, server_xml
+from tests.peers.dns_server import HeldDns
+from tests.peers.ffmpeg import publish_rtmp
+
+pytestmark = pytest.mark.e2e
+
+APP = "/v1/vhosts/default/apps/app"
+PY_SPY = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "py-spy"
+
+
+@pytest.fixture
+def held_dns() -> Iterator[HeldDns]:
+    server = HeldDns()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def kiln_behind(held_dns: HeldDns, tmp_path: Path) -> Iterator[KilnProcess]:
+    """Kiln in a mount namespace where the resolver asks ``held_dns`` only, and waits up to 30 s for it."""
+    if not shutil.which("unshare") or not shutil.which("nsenter"):
+        pytest.fail("unshare and nsenter (util-linux) are needed")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(f"nameserver {held_dns.address}\noptions timeout:30 attempts:1\n")
+    script = 'mount --bind "$0" /etc/resolv.conf && echo mounted && exec sleep 3600'
+    holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(resolv)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    k: KilnProcess | None = None
+    try:
+        assert holder.stdout is not None
+        if b"mounted" not in holder.stdout.readline():
+            pytest.fail(f"could not bind a resolv.conf in a mount namespace: {holder.communicate(timeout=5)!r}")
+        ports = Ports()
+        workdir = tmp_path / "kiln"
+        workdir.mkdir()
+        k = KilnProcess(workdir, server_xml(ports, workdir / "records"), ports)
+        k.launcher = ["nsenter", "-t", str(holder.pid), "-m", "--"]
+        yield k.start()
+    finally:
+        if k is not None:
+            k.close()
+        holder.kill()
+        holder.wait(10)
+
+
+class Destination:
+    """A TCP listener standing for the push destination: it only counts who connects."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def push(k: KilnProcess, task_id: str) -> dict[str, Any]:
+    found = [p for p in k.api.post(f"{APP}:pushes").json()["response"] if p["id"] == task_id]
+    return found[0] if found else {}
+
+
+def push_threads(k: KilnProcess) -> list[str]:
+    """The names of Kiln's push session threads now (py-spy reads them from the running process)."""
+    assert k.proc is not None
+    out = subprocess.run([str(PY_SPY), "dump", "--pid", str(k.proc.pid)], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    return sorted(re.findall(r'^Thread \S+ \([^)]*\): "(push-[^"]+)"', out, re.M))
+
+
+def test_a_push_stopped_during_a_slow_name_lookup_waits_for_nothing_and_never_connects(
+        kiln_behind: KilnProcess, held_dns: HeldDns, test_flv: Path, peer_dir: Path) -> None:
+    k = kiln_behind
+    destination = Destination()
+    source = publish_rtmp(f"rtmp://127.0.0.1:{k.ports.rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        k.wait_for(lambda: "cam" in k.api.get(f"{APP}/streams").json()["response"], what="the stream")
+        assert push_threads(k) == []
+        for task_id in ("p1", "p2"):
+            r = k.api.post(f"{APP}:startPush", json={"id": task_id, "stream": {"name": "cam"}, "protocol": "rtmp",
+                                                    "url": f"rtmp://{task_id}.slow.test:{destination.port}/app",
+                                                    "streamKey": "key"})
+            assert r.status_code == 200, r.text
+            held_dns.wait_asked(f"{task_id}.slow.test")
+        k.wait_for(lambda: push(k, "p1").get("state") == push(k, "p2").get("state") == "connecting",
+                   what="both pushes connecting")
+        assert push_threads(k) == ["push-default/app/p1#1", "push-default/app/p2#1"]
+        # :stopPush answers at once (it never waited for the actor)
+        assert k.api.post(f"{APP}:stopPush", json={"id": "p1"}).status_code == 200
+        # the stream ends: p2's actor stops its session and says so at once, not after a 10 s join
+        ended = time.monotonic()
+        source.stop()
+        k.wait_for(lambda: push(k, "p2").get("state") == "ready", timeout=5, what="p2 back to ready")
+        assert time.monotonic() - ended < 5
+        k.wait_for_log("push session stopped during its name lookup name=default/app/p1#1",
+                       "push session stopped during its name lookup name=default/app/p2#1")
+        assert push_threads(k) == ["push-default/app/p1#1", "push-default/app/p2#1"]  # still in getaddrinfo
+        # the name server answers: each thread ends on its own, without connecting to the destination
+        held_dns.answer("127.0.0.1")
+        k.wait_for_log("push session ended after its name lookup name=default/app/p1#1 connected=false",
+                       "push session ended after its name lookup name=default/app/p2#1 connected=false")
+        k.wait_for(lambda: push_threads(k) == [], what="no push thread left")
+        assert destination.accepted == 0
+    finally:
+        source.stop()
+        destination.close()
+
+
+class SilentDestination:
+    """A TCP listener that accepts and then says nothing: an RTMP handshake to it waits for its deadline."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.server.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_a_push_stopped_during_its_rtmp_handshake_does_not_hold_its_actor(
+        kiln_factory: Callable[..., KilnProcess], test_flv: Path, peer_dir: Path, tmp_path: Path) -> None:
+    """The destination accepts TCP but never answers the RTMP handshake, and the app lets a connection take 20 s:
+    when the stream ends the push's state moves on at once (the handshake is aborted), not after a 10 s join."""
+    ports = Ports()
+    xml = server_xml(ports, tmp_path / "records").replace(
+        "<Push/>", "<Push><ConnectionTimeout>20000</ConnectionTimeout></Push>", 1)
+    k = kiln_factory(xml, ports)
+    destination = SilentDestination()
+    source = publish_rtmp(f"rtmp://127.0.0.1:{k.ports.rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        k.wait_for(lambda: "cam" in k.api.get(f"{APP}/streams").json()["response"], what="the stream")
+        r = k.api.post(f"{APP}:startPush", json={"id": "h1", "stream": {"name": "cam"}, "protocol": "rtmp",
+                                                "url": f"rtmp://127.0.0.1:{destination.port}/app",
+                                                "streamKey": "key"})
+        assert r.status_code == 200, r.text
+        k.wait_for(lambda: destination.held and push(k, "h1").get("state") == "connecting", what="in the handshake")
+        ended = time.monotonic()
+        source.stop()
+        k.wait_for(lambda: push(k, "h1").get("state") == "ready", timeout=5, what="h1 back to ready")
+        assert time.monotonic() - ended < 5
+        k.wait_for(lambda: push_threads(k) == [], what="no push thread left")
+    finally:
+        source.stop()
+        destination.close()
