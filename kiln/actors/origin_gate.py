@@ -4,6 +4,12 @@ Media (``kiln.media.origins``) decides which URLs a missing stream is pulled fro
 the app's stream supervisor to pull them, exactly as ``POST …/streams`` does, so the pull is the
 same worker with the same retries, failover and journal records, and its ``cause`` (the Origins
 rule or the OriginMapStore lookup) is journaled with it.
+
+A pull for an app the vhost does not have first makes it from the vhost's ``*`` template, as OME's
+``RequestPullStreamWithUrls`` does (only once an origin was found for the stream): the vhost actor
+journals it like POST apps and registers its supervisors before it answers. Concurrent first viewers
+of streams of one new app: the vhost actor takes their commands one at a time, the first makes the
+app and the others find it made (a Conflict).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any, Protocol
 import pykka
 
 from kiln.actors.base import ActorGone, ask
-from kiln.actors.commands import CreatePull
+from kiln.actors.commands import CreateDynamicApp, CreatePull
 from kiln.domain.errors import Conflict, DomainError
 
 log = logging.getLogger(__name__)
@@ -24,6 +30,8 @@ log = logging.getLogger(__name__)
 
 class Supervisors(Protocol):
     def streams(self, vhost: str, app: str) -> pykka.ActorRef[Any] | None: ...
+
+    def vhost(self, vhost: str) -> pykka.ActorRef[Any] | None: ...
 
 
 class OriginGate:
@@ -34,7 +42,8 @@ class OriginGate:
                          cause: str, resolve: Callable[[], list[str]] | None = None) -> bool:
         ref = self.supervisors.streams(vhost, app)
         if ref is None:
-            log.info("origin pull refused vhost=%s app=%s stream=%s reason=no such application", vhost, app, name)
+            ref = await self._dynamic_app(vhost, app, name)
+        if ref is None:
             return False
         body = {"name": name, "urls": urls, "properties": properties}
         try:
@@ -46,3 +55,19 @@ class OriginGate:
             return False
         connected: bool = await asyncio.wrap_future(waiter)
         return connected
+
+    async def _dynamic_app(self, vhost: str, app: str, stream: str) -> pykka.ActorRef[Any] | None:
+        """The stream supervisor of ``app`` made from the vhost's template now (or by a concurrent pull
+        a moment ago); None, logged, when the vhost has no template or refuses the name."""
+        vhost_ref = self.supervisors.vhost(vhost)
+        if vhost_ref is None:
+            log.info("origin pull refused vhost=%s app=%s stream=%s reason=no such virtual host", vhost, app, stream)
+            return None
+        try:
+            await ask(vhost_ref, CreateDynamicApp(app, stream))
+        except Conflict:
+            pass  # made by a concurrent first viewer's pull
+        except (ActorGone, DomainError) as exc:
+            log.info("origin pull refused vhost=%s app=%s stream=%s reason=%s", vhost, app, stream, exc)
+            return None
+        return self.supervisors.streams(vhost, app)

@@ -98,8 +98,6 @@ SERVER_ROWS = (
         _enabled_value("privacyProtection")),
     Row("Server.Modules.LLHLS.Enable", "false: LL-HLS is still served with parts and blocking reloads",
         _switched_off("modules", "llhls", "enable")),
-    Row("Server.Modules.DynamicAppRemoval", "applications are never removed for being unused",
-        _enabled("modules", "dynamicAppRemoval")),
     Row("Server.Alert", "no alert is ever sent", _has("alert")),
     Row("Server.Defaults.CrossDomains", "CORS headers come from each app's publisher CrossDomains only",
         _has("defaults", "crossDomains")),
@@ -263,8 +261,6 @@ APP_ROWS = (
         lambda app: _enabled("outputProfiles", "hwaccels", "decoder")(app)
         or _enabled("outputProfiles", "hwaccels", "encoder")(app)
         or is_true((app.get("outputProfiles") or {}).get("hardwareAcceleration"))),
-    Row("Name (*)", "dynamic application templates: no app is made from it for other names, '*' is an app's "
-        "literal name", lambda app: str(app.get("name", "")).strip() == "*"),
     # transcoding
     Row("OutputProfiles.Decodes.OnlyKeyframes", "decoding keyframes only: every frame is decoded",
         _enabled_value("outputProfiles", "decodes", "onlyKeyframes")),

@@ -30,16 +30,19 @@ class AppState:
     pulls: tuple[se.PullDefined, ...] = ()
     schedules: tuple[se.ScheduleDefined, ...] = ()  # scheduled channels (their schedules as last defined)
     multiplexes: tuple[se.MultiplexDefined, ...] = ()  # multiplex channels
+    dynamic: bool = False  # made from its vhost's ``*`` template for a pulled stream
 
 
 @dataclass(frozen=True)
 class VhostState:
-    """A vhost as the server starts with it (config without ``applications``) and its apps."""
+    """A vhost as the server starts with it (config without ``applications``) and its apps; ``template``: its
+    Server.xml ``<Application>`` named ``*`` (OME's template for dynamic apps), which is not an app."""
 
     name: str
     config: dict[str, Any]
     read_only: bool = False
     apps: tuple[AppState, ...] = ()
+    template: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
