@@ -1,0 +1,98 @@
+"""Dynamic applications on an edge (OME's ``*`` template): the edge has no ``app``, only ``*`` and Origins; a
+player's LL-HLS request for /app/cam pulls the origin's stream over OVT into an app made from the template
+(``dynamic: true``), and DynamicAppRemoval removes it once it has had no stream for its idle time (short here:
+``KILN_DYNAMIC_APP_IDLE_S``/``_SWEEP_S``). An edge without a template still answers 404."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.kiln_process import KilnProcess, Ports
+from tests.e2e.ovt_cluster import cluster_xml
+from tests.e2e.test_origins import origin, origins_xml
+from tests.peers.ffmpeg import ffprobe_json, publish_rtmp, streams_by_type
+
+pytestmark = pytest.mark.e2e
+
+REMOVAL = "<Modules><DynamicAppRemoval><Enable>true</Enable></DynamicAppRemoval></Modules>"
+
+
+def _kiln(started: list[KilnProcess], tmp_path: Path, name: str, *, template: bool = False, origins: str = "",
+          removal: bool = False, env: dict[str, str] | None = None) -> KilnProcess:
+    ports = Ports()
+    xml = cluster_xml(ports, tmp_path / name / "records", vhost_extra=origins)
+    if template:  # the edge's only application is the template
+        xml = xml.replace("<Name>app</Name>", "<Name>*</Name>", 1)
+    else:
+        xml = xml.replace("<Name>app</Name>", "<Name>fixed</Name>", 1) if origins else xml
+    if removal:
+        xml = xml.replace("<Bind>", REMOVAL + "\n  <Bind>", 1)
+    (tmp_path / name).mkdir(parents=True, exist_ok=True)
+    proc = KilnProcess(tmp_path / name, xml, ports)
+    proc.env = env or {}
+    started.append(proc)  # closed by the fixture even if it never becomes ready
+    return proc.start()
+
+
+@pytest.fixture
+def started() -> Iterator[list[KilnProcess]]:
+    procs: list[KilnProcess] = []
+    yield procs
+    for proc in procs:
+        proc.close()
+
+
+def _apps(k: KilnProcess) -> list[str]:
+    return sorted(k.api.get("/v1/vhosts/default/apps").json()["response"])
+
+
+def _journal(k: KilnProcess, event_type: str) -> list[dict[str, Any]]:
+    out = subprocess.run([sys.executable, "-m", "kiln.cli", "journal", "show", "-d", str(k.data_dir),
+                          "--type", event_type, "--json"], capture_output=True, text=True, timeout=30, check=True)
+    return [json.loads(line)["payload"] for line in out.stdout.splitlines()]
+
+
+def test_a_player_on_an_edge_with_only_a_template_plays_the_origins_stream(
+        started: list[KilnProcess], tmp_path: Path, test_flv: Path, peer_dir: Path) -> None:
+    origin_k = _kiln(started, tmp_path, "origin")
+    rule = origins_xml(origin("/", "ovt", f"127.0.0.1:{origin_k.ports.ovt}/"), unused_ms=3000)
+    edge = _kiln(started, tmp_path, "edge", template=True, origins=rule, removal=True,
+                 env={"KILN_DYNAMIC_APP_IDLE_S": "3", "KILN_DYNAMIC_APP_SWEEP_S": "0.5"})
+    bare = _kiln(started, tmp_path, "bare", origins=rule)  # the same Origins, no template
+    assert _apps(edge) == []  # the template is not an app
+    edge.wait_for_log("dynamic app removal on idle_s=3 sweep_s=0.5")
+    source = publish_rtmp(f"rtmp://127.0.0.1:{origin_k.ports.rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        origin_k.wait_for(lambda: "cam" in origin_k.api.get("/v1/vhosts/default/apps/app/streams").json()["response"],
+                          what="origin stream")
+        # the edge with no template: no app, so no pull (as before, and as OME: "Could not find application ...")
+        missing = httpx.get(f"http://127.0.0.1:{bare.ports.llhls}/app/cam/llhls.m3u8", timeout=60)
+        assert missing.status_code == 404 and _apps(bare) == ["fixed"]
+        # the edge with the template: the player's first request makes the app and pulls the stream
+        master = httpx.get(f"http://127.0.0.1:{edge.ports.llhls}/app/cam/llhls.m3u8", timeout=60)
+        assert master.status_code == 200 and master.text.startswith("#EXTM3U"), master.text
+        assert _apps(edge) == ["app"]
+        app = edge.api.get("/v1/vhosts/default/apps/app").json()["response"]
+        assert app["dynamic"] is True and app["name"] == "app"
+        info = edge.api.get("/v1/vhosts/default/apps/app/streams/cam").json()["response"]
+        assert info["input"]["sourceUrl"] == f"ovt://127.0.0.1:{origin_k.ports.ovt}/app/cam"
+        probe = streams_by_type(ffprobe_json(f"http://127.0.0.1:{edge.ports.llhls}/app/cam/llhls.m3u8", timeout=60))
+        assert probe["video"]["codec_name"] == "h264" and probe["audio"]["codec_name"] == "aac"
+        assert (probe["video"]["width"], probe["video"]["height"]) == (320, 180)
+        [created] = _journal(edge, "AppCreated")
+        assert created["name"] == "app" and created["dynamic"] is True
+    finally:
+        source.stop()
+    # the viewers are gone: the pulled stream is deleted when unused (3 s), then the app after 3 s without one
+    edge.wait_for(lambda: _apps(edge) == [], timeout=120, what="the unused dynamic app removed")
+    edge.wait_for_log("dynamic app unused for 3s, removed vhost=default app=app")
+    assert edge.api.get("/v1/vhosts/default/apps/app").status_code == 404
+    assert [d["name"] for d in _journal(edge, "AppDeleted")] == ["app"]
