@@ -45,7 +45,7 @@ from kiln.config.hosts import HostRouter
 from kiln.config.limits import MEDIA_DEFAULTS, ConnectionLimits
 from kiln.config.templates import timings
 from kiln.config.tls import SniCertificates
-from kiln.config.unimplemented import app_warnings, vhost_warnings
+from kiln.config.unimplemented import api_app_warnings, vhost_warnings
 from kiln.config.write_roots import WriteRoots, config_file_roots
 from kiln.control_cpu import free_thread
 from kiln.delivery.webhooks import Deliveries, Target
@@ -188,7 +188,7 @@ def _warn_unimplemented_api_config(vhosts: list[VhostState]) -> None:
                 log.warning("configuration vhost %s: %s", vhost.name, line)
         for app in vhost.apps:
             if not app.read_only:
-                for line in app_warnings(app.config):
+                for line in api_app_warnings(app.config):
                     log.warning("configuration vhost %s app %s: %s", vhost.name, app.name, line)
 
 

@@ -336,6 +336,15 @@ def app_warnings(app: dict[str, Any]) -> list[str]:
             if row.present(app)]
 
 
+API_STAR = ("Application.Name (*): not implemented by Kiln for an app made through the API: it is an app named '*', "
+            "not a template (only Server.xml's '*' application is the template for dynamic applications)")
+
+
+def api_app_warnings(app: dict[str, Any]) -> list[str]:
+    """``app_warnings`` for an app made through the API (POST vhosts or apps), whose ``*`` is no template."""
+    return [*app_warnings(app), *([API_STAR] if str(app.get("name", "")).strip() == "*" else [])]
+
+
 def profile_warnings(profile: dict[str, Any]) -> list[str]:
     """The same for one output profile given alone (``POST``/``PATCH`` of ``outputProfiles``)."""
     return app_warnings({"outputProfiles": {"outputProfile": [profile]}})

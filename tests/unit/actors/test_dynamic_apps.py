@@ -94,6 +94,8 @@ def test_the_api_shows_the_app_as_dynamic_and_never_the_template(edge: KilnServi
     # the vhost is Server.xml's: the app cannot be deleted through the API, only by DynamicAppRemoval
     with TestClient(edge.build_api().starlette, base_url="http://kiln.test") as client:
         assert client.delete("/v1/vhosts/default/apps/app", headers=AUTH).status_code == 403
+        assert client.patch("/v1/vhosts/default/apps/app", json={"publishers": {"llhls": {}}},
+                            headers=AUTH).status_code == 403
 
 
 def test_a_vhost_with_no_template_makes_no_app(tmp_path: Path) -> None:

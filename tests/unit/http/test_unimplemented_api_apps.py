@@ -83,3 +83,16 @@ def test_recovered_api_apps_are_warned_at_every_start(tmp_path: Path, caplog: py
             "vhost's apps: set CrossDomains in each app's publishers", DRM]
     finally:
         again.close()
+
+
+def test_an_api_app_named_star_is_told_it_is_no_template(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    """Only Server.xml's ``*`` application is the template for dynamic apps; one made through the API is an app
+    of that name, and the warning says so (it used to be the Server.xml warning too, before templates ran)."""
+    caplog.set_level(logging.WARNING)
+    assert api.post("/v1/vhosts", [{"name": "vh", "host": {"names": ["vh.example"]}}]).status_code == 200
+    assert api.post("/v1/vhosts/vh/apps", [{"name": "*", "type": "live"}]).status_code == 200
+    assert _warnings(caplog) == [
+        "configuration vhost vh app *: Application.Name (*): not implemented by Kiln for an app made through the API: "
+        "it is an app named '*', not a template (only Server.xml's '*' application is the template for dynamic "
+        "applications)"]
+    assert api.get("/v1/vhosts/vh/apps").json()["response"] == ["*"]
