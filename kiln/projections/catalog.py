@@ -122,8 +122,11 @@ class CatalogProjection(LockedDispatch):
             return
         if ev.dynamic and ev.name in vh.apps and vh.apps[ev.name].read_only and not vh.apps[ev.name].dynamic:
             return  # Server.xml now defines an app of that name: it wins
-        # a dynamic app of a Server.xml vhost is that vhost's configuration (its template) made concrete: read-only
-        vh.apps[ev.name] = AppView(ev.vhost, ev.name, ev.config, vh.read_only, ev.created_time, ev.dynamic)
+        # a dynamic app of a Server.xml vhost is that vhost's configuration (its template) made concrete: read-only,
+        # and, like the vhost's other apps, configured by Server.xml as it is now (a template edited before a
+        # restart applies to the apps made from it; the journaled copy is used only when the template is gone)
+        config = {**vh.template, "name": ev.name} if ev.dynamic and vh.read_only and vh.template else ev.config
+        vh.apps[ev.name] = AppView(ev.vhost, ev.name, config, vh.read_only, ev.created_time, ev.dynamic)
 
     def _app(self, vhost: str, app: str) -> AppView | None:
         vh = self.vhosts.get(vhost)

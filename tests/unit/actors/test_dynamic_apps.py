@@ -128,6 +128,26 @@ def test_a_dynamic_app_survives_a_restart(tmp_path: Path, snapshot_every: int) -
         again.close()
 
 
+def test_a_template_edited_before_a_restart_configures_the_apps_made_from_it(tmp_path: Path) -> None:
+    """Like the vhost's other apps, a dynamic app is configured by Server.xml as it is at each start (OME makes
+    dynamic apps again after a restart, from the template it then has)."""
+    service = _open(tmp_path)
+    try:
+        ask_blocking(service.directory.vhost("default"), CreateDynamicApp("app", "stream"))
+        assert "thumbnail" not in _get(service, "/v1/vhosts/default/apps/app").json()["response"]["publishers"]
+    finally:
+        service.close()
+    edited = EDGE_XML.replace("<Publishers><LLHLS/></Publishers></Application>",
+                              "<Publishers><LLHLS/><Thumbnail/></Publishers></Application>", 1)
+    again = KilnService(load_server_xml_text(edited, tmp_path), tmp_path, fsync=False)
+    again.open()
+    try:
+        app = _get(again, "/v1/vhosts/default/apps/app").json()["response"]
+        assert app["dynamic"] is True and app["name"] == "app" and "thumbnail" in app["publishers"]
+    finally:
+        again.close()
+
+
 def test_dynamic_app_removal_removes_an_unused_app_for_good(tmp_path: Path) -> None:
     service = _open(tmp_path)
     try:
