@@ -5,9 +5,12 @@ player's LL-HLS request for /app/cam pulls the origin's stream over OVT into an 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,9 @@ import pytest
 
 from tests.e2e.kiln_process import KilnProcess, Ports
 from tests.e2e.ovt_cluster import cluster_xml
-from tests.e2e.test_origins import origin, origins_xml
+from tests.e2e.test_origins import origin, origins_xml, streams
+from tests.e2e.test_origins_players import edge_xml, origin_xml, whep_viewer
+from tests.e2e.webrtc.play_kiln import RtcPorts, signalling_viewer
 from tests.peers.ffmpeg import ffprobe_json, publish_rtmp, streams_by_type
 
 pytestmark = pytest.mark.e2e
@@ -96,3 +101,40 @@ def test_a_player_on_an_edge_with_only_a_template_plays_the_origins_stream(
     edge.wait_for_log("dynamic app unused for 3s, removed vhost=default app=app")
     assert edge.api.get("/v1/vhosts/default/apps/app").status_code == 404
     assert [d["name"] for d in _journal(edge, "AppDeleted")] == ["app"]
+
+
+def test_every_player_door_makes_its_dynamic_app(kiln_factory: Any, tmp_path: Path, test_flv: Path,
+                                                 peer_dir: Path) -> None:
+    """The doors other than the LL-HLS master, each the first request for an app the edge does not have: a
+    chunklist (LL-HLS OriginMode), a thumbnail, a WebRTC viewer and a WHEP player each make their app from the
+    template (its thumbnail encode, its WebRTC publisher) and play what was pulled into it."""
+    origin_ports, edge_ports = Ports(), RtcPorts()
+    origin_k = kiln_factory(origin_xml(origin_ports, tmp_path / "origin" / "records"), origin_ports,
+                            tmp_path / "origin")
+    doors = ("hls", "thumb", "rtc", "whep")
+    xml = edge_xml(edge_ports, tmp_path / "edge" / "records", origin_ports.ovt)
+    rules = origins_xml(*(origin(f"/{door}/cam", "ovt", f"127.0.0.1:{origin_ports.ovt}/app/cam", strict=True)
+                          for door in doors))
+    xml = re.sub(r"<Origins>.*</Origins>", lambda _m: rules, xml, count=1, flags=re.S)
+    edge = kiln_factory(xml.replace("<Name>app</Name>", "<Name>*</Name>", 1), edge_ports, tmp_path / "edge")
+    source = publish_rtmp(f"rtmp://127.0.0.1:{origin_ports.rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        origin_k.wait_for(lambda: "cam" in streams(origin_k), what="origin stream")
+        assert _apps(edge) == []
+        chunklist = f"chunklist_0_video_{zlib.crc32(b'cam')}_llhls.m3u8"
+        r = httpx.get(f"http://127.0.0.1:{edge_ports.llhls}/hls/cam/{chunklist}", timeout=60)
+        assert r.status_code == 200 and "#EXT-X-PART:" in r.text, r.text
+        r = httpx.get(f"http://127.0.0.1:{edge_ports.thumbnail}/thumb/cam/thumb.jpg", timeout=60)
+        assert r.status_code == 200 and r.content.startswith(b"\xff\xd8")
+        report = asyncio.run(signalling_viewer(f"ws://127.0.0.1:{edge_ports.llhls}/rtc/cam", seconds=1.0, timeout=45))
+        assert report.errors == [] and report.frames["video"] >= 10
+        posted, frames = asyncio.run(whep_viewer(f"http://127.0.0.1:{edge_ports.llhls}/whep/cam?direction=whep"))
+        assert posted.status_code == 201 and frames >= 10, posted.text
+        assert _apps(edge) == sorted(doors)
+        assert all(edge.api.get(f"/v1/vhosts/default/apps/{door}").json()["response"]["dynamic"] for door in doors)
+        # a door asked for an app no Origins rule maps: no app is made, the door's 404
+        assert httpx.get(f"http://127.0.0.1:{edge_ports.thumbnail}/none/cam/thumb.jpg", timeout=60).status_code == 404
+        assert _apps(edge) == sorted(doors)
+        assert "Traceback" not in edge.log_path.read_text()
+    finally:
+        source.stop()
