@@ -292,7 +292,8 @@ class KilnService:
         admission = AdmissionStep([SignedPolicyCheck(VhostSignedPolicies(self.catalog)),
                                    WebhookCheck(VhostAdmissionWebhooks(self.catalog))], JournalAudit(self.events))
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission,
-                                       sessions=JournalSessions(self.events), pulls=OriginGate(self.directory)))
+                                       sessions=JournalSessions(self.events),
+                                       pulls=OriginGate(self.directory, self.media.streams)))
         notes = self._journal_recovery(snapshot_seq, replayed)
         recovered = self._recovered_vhosts()
         _warn_unimplemented_api_config(recovered)

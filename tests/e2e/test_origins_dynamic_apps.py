@@ -92,15 +92,19 @@ def test_a_player_on_an_edge_with_only_a_template_plays_the_origins_stream(
         probe = streams_by_type(ffprobe_json(f"http://127.0.0.1:{edge.ports.llhls}/app/cam/llhls.m3u8", timeout=60))
         assert probe["video"]["codec_name"] == "h264" and probe["audio"]["codec_name"] == "aac"
         assert (probe["video"]["width"], probe["video"]["height"]) == (320, 180)
-        [created] = _journal(edge, "AppCreated")
-        assert created["name"] == "app" and created["dynamic"] is True
+        # a name the Origins rule maps but the origin does not have: the app made for its pull is removed at once
+        ghost = httpx.get(f"http://127.0.0.1:{edge.ports.llhls}/ghost/cam/llhls.m3u8", timeout=60)
+        assert ghost.status_code == 404 and _apps(edge) == ["app"]
+        assert [(c["name"], c["dynamic"]) for c in _journal(edge, "AppCreated")] == [("app", True), ("ghost", True)]
+        assert [d["name"] for d in _journal(edge, "AppDeleted")] == ["ghost"]
+        edge.wait_for_log("dynamic app removed vhost=default app=ghost reason=its first pull failed stream=cam")
     finally:
         source.stop()
     # the viewers are gone: the pulled stream is deleted when unused (3 s), then the app after 3 s without one
     edge.wait_for(lambda: _apps(edge) == [], timeout=120, what="the unused dynamic app removed")
     edge.wait_for_log("dynamic app unused for 3s, removed vhost=default app=app")
     assert edge.api.get("/v1/vhosts/default/apps/app").status_code == 404
-    assert [d["name"] for d in _journal(edge, "AppDeleted")] == ["app"]
+    assert [d["name"] for d in _journal(edge, "AppDeleted")] == ["ghost", "app"]
 
 
 def test_every_player_door_makes_its_dynamic_app(kiln_factory: Any, tmp_path: Path, test_flv: Path,

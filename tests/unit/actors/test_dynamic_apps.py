@@ -77,7 +77,9 @@ def test_concurrent_first_viewers_of_a_new_app_make_it_once(edge: KilnService) -
     async def viewers() -> list[Any]:
         return await asyncio.gather(*(gate._dynamic_app("default", "app", f"s{i % 3}") for i in range(12)))
 
-    refs = asyncio.run(viewers())
+    found = asyncio.run(viewers())
+    assert sum(made for _ref, made in found) == 1  # one made it, the others found it made
+    refs = [ref for ref, _made in found]
     assert all(ref is not None for ref in refs) and len({id(ref) for ref in refs}) == 1
     assert refs[0] is edge.directory.streams("default", "app")
     created = [r for r in _app_records(edge.data_dir) if r.type == "AppCreated"]
@@ -104,8 +106,8 @@ def test_a_vhost_with_no_template_makes_no_app(tmp_path: Path) -> None:
                                                tmp_path), tmp_path, fsync=False)
     service.open()
     try:
-        ref = asyncio.run(OriginGate(service.directory)._dynamic_app("default", "app", "stream"))
-        assert ref is None and service.directory.app("default", "app") is None
+        ref, made = asyncio.run(OriginGate(service.directory)._dynamic_app("default", "app", "stream"))
+        assert ref is None and not made and service.directory.app("default", "app") is None
         assert _app_records(tmp_path) == []
     finally:
         service.close()
