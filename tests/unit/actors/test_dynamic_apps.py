@@ -6,6 +6,7 @@ dynamic still replays."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,7 +154,10 @@ def test_a_template_edited_before_a_restart_configures_the_apps_made_from_it(tmp
 def test_dynamic_app_removal_removes_an_unused_app_for_good(tmp_path: Path) -> None:
     service = _open(tmp_path)
     try:
+        before = set(threading.enumerate())
         ask_blocking(service.directory.vhost("default"), CreateDynamicApp("app", "stream"))
+        made = set(threading.enumerate()) - before
+        assert made  # the app's actors
         clock = [time.time() + 1]  # the sweep's own clock, moved by hand (the app was made just before)
         removal = DynamicAppRemoval(service.catalog, service.media.streams, service.directory, idle_s=60, sweep_s=10,
                                     clock=lambda: clock[0])
@@ -167,6 +171,9 @@ def test_dynamic_app_removal_removes_an_unused_app_for_good(tmp_path: Path) -> N
         while service.directory.streams("default", "app") is not None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert service.directory.streams("default", "app") is None
+        while any(t.is_alive() for t in made) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [t.name for t in made if t.is_alive()] == []  # nothing of the removed app is left running
         assert _get(service, "/v1/vhosts/default/apps/app").status_code == 404
         assert service.directory.app("default", "fixed") is not None  # configured apps are never removed
     finally:
