@@ -336,12 +336,12 @@ def app_warnings(app: dict[str, Any]) -> list[str]:
             if row.present(app)]
 
 
-API_STAR = ("Application.Name (*): not implemented by Kiln for an app made through the API: it is an app named '*', "
-            "not a template (only Server.xml's '*' application is the template for dynamic applications)")
+API_STAR = ("Application.Name (*): an app added to a vhost through POST apps is an app named '*', not a template "
+            "(as in OME: a vhost's template for dynamic applications comes from Server.xml or its POST vhosts body)")
 
 
 def api_app_warnings(app: dict[str, Any]) -> list[str]:
-    """``app_warnings`` for an app made through the API (POST vhosts or apps), whose ``*`` is no template."""
+    """``app_warnings`` for an app made through the API (POST apps), whose ``*`` is no template."""
     return [*app_warnings(app), *([API_STAR] if str(app.get("name", "")).strip() == "*" else [])]
 
 

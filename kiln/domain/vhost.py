@@ -14,7 +14,7 @@ from typing import Any
 
 from kiln.domain.app_config import valid_app, valid_new_app
 from kiln.domain.errors import Conflict, Invalid, NotFound
-from kiln.domain.server import AppState, vhost_read_only
+from kiln.domain.server import TEMPLATE_NAME, AppState, vhost_read_only
 from kiln.events import catalog as ce
 from kiln.events.base import Event
 
@@ -47,7 +47,6 @@ class RemoveDynamicApp:
     name: str
 
 
-TEMPLATE_NAME = "*"
 MAX_DYNAMIC_NAME = 255
 
 

@@ -61,6 +61,20 @@ class AppCreated(Event):
 
 @event
 @dataclass(frozen=True)
+class VhostTemplateSet(Event):
+    """POST vhosts with an application named ``*``: the new vhost's template for dynamic apps (as OME's
+    ``CreateApplicationTemplate``), which is not an app."""
+
+    vhost: str
+    config: dict[str, Any]
+
+    @property
+    def entity(self) -> str:
+        return vhost_entity(self.vhost)
+
+
+@event
+@dataclass(frozen=True)
 class AppPatched(Event):
     """PATCH app: ``config`` is the complete configuration after the merge."""
 

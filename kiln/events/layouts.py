@@ -85,4 +85,5 @@ LAYOUTS: dict[tuple[str, int], tuple[str, ...]] = {
     ("SubscriptionStateChanged", 1): ("id", "state", "reason"),
     ("VhostCreated", 1): ("name", "config", "created_time"),
     ("VhostDeleted", 1): ("name",),
+    ("VhostTemplateSet", 1): ("vhost", "config"),
 }

@@ -16,8 +16,7 @@ from typing import Any
 from kiln.domain.app_config import merge_patch as merge_patch  # re-exported for older importers
 from kiln.domain.app_config import profiles_of as profiles_of
 from kiln.domain.app_config import with_profile_deleted, with_profile_replaced, with_profiles_added
-from kiln.domain.server import AppState, VhostState
-from kiln.domain.vhost import TEMPLATE_NAME
+from kiln.domain.server import TEMPLATE_NAME, AppState, VhostState
 from kiln.events import catalog as ce
 from kiln.events import streams as se
 from kiln.projections.copies import shallow
@@ -115,6 +114,11 @@ class CatalogProjection(LockedDispatch):
                 del self.schedules[key]
             for key in [k for k in self.multiplexes if k[0] == ev.name]:
                 del self.multiplexes[key]
+
+    def _on_VhostTemplateSet(self, ev: ce.VhostTemplateSet) -> None:
+        vh = self.vhosts.get(ev.vhost)
+        if vh is not None and not vh.read_only:
+            vh.template = ev.config
 
     def _on_AppCreated(self, ev: ce.AppCreated) -> None:
         vh = self.vhosts.get(ev.vhost)
@@ -300,7 +304,7 @@ class CatalogProjection(LockedDispatch):
         the copy on any thread. Configs are shared, not copied: events replace them, never edit them."""
         with self._lock:
             vhosts = [(v.name, v.config, v.created_time, [(a.name, a.config, a.created_time, a.dynamic)
-                                                          for a in v.apps.values()])
+                                                          for a in v.apps.values()], v.template)
                       for v in self.vhosts.values() if not v.read_only]
             # Server.xml vhosts are not in snapshots (the file seeds them), but their dynamic apps are journaled
             dynamic = [{"vhost": a.vhost, "name": a.name, "config": a.config, "created_time": a.created_time}
@@ -314,8 +318,8 @@ class CatalogProjection(LockedDispatch):
             return {
                 "vhosts": [{"name": name, "config": config, "created_time": created,
                             "apps": [{"name": a, "config": c, "created_time": t, **({"dynamic": True} if d else {})}
-                                     for a, c, t, d in apps]}
-                           for name, config, created, apps in vhosts],
+                                     for a, c, t, d in apps], **({"template": tpl} if tpl is not None else {})}
+                           for name, config, created, apps, tpl in vhosts],
                 "dynamic_apps": dynamic,
                 "pulls": pulls,
                 "live": live,
@@ -330,7 +334,7 @@ class CatalogProjection(LockedDispatch):
             for v in state.get("vhosts", []):
                 if v["name"] in self.vhosts:
                     continue  # a configuration-file vhost now has this name
-                view = VhostView(v["name"], v["config"], False, v["created_time"])
+                view = VhostView(v["name"], v["config"], False, v["created_time"], template=v.get("template"))
                 for a in v["apps"]:
                     view.apps[a["name"]] = AppView(view.name, a["name"], a["config"], False, a["created_time"],
                                                    bool(a.get("dynamic")))

@@ -204,3 +204,27 @@ def test_a_journal_from_before_dynamic_apps_replays(tmp_path: Path) -> None:
         assert app["dynamic"] is False and app["name"] == "old"
     finally:
         service.close()
+
+
+@pytest.mark.parametrize("snapshot_every", [10_000, 1], ids=["journal", "snapshot"])
+def test_a_vhost_made_through_the_api_with_a_template_keeps_it_across_a_restart(tmp_path: Path,
+                                                                                 snapshot_every: int) -> None:
+    body = [{"name": "api", "host": {"names": ["api.test"]},
+             "origins": {"origin": [{"location": "/", "pass": {"scheme": "ovt", "urls": {"url": ["127.0.0.1:9/"]}}}]},
+             "applications": {"application": [{"name": "*", "type": "live", "providers": {"ovt": {}}}]}}]
+    service = _open(tmp_path, snapshot_every)
+    try:
+        with TestClient(service.build_api().starlette, base_url="http://kiln.test") as client:
+            assert client.post("/v1/vhosts", json=body, headers=AUTH).status_code == 200
+            assert client.get("/v1/vhosts/api/apps", headers=AUTH).json()["response"] == []
+    finally:
+        service.close()
+    again = _open(tmp_path, snapshot_every)
+    try:
+        ask_blocking(again.directory.vhost("api"), CreateDynamicApp("cam", "s"))
+        with TestClient(again.build_api().starlette, base_url="http://kiln.test") as client:
+            app = client.get("/v1/vhosts/api/apps/cam", headers=AUTH).json()["response"]
+            assert app["dynamic"] is True and app["providers"] == {"ovt": {}}
+            assert client.delete("/v1/vhosts/api/apps/cam", headers=AUTH).status_code == 200  # not read-only
+    finally:
+        again.close()

@@ -114,3 +114,21 @@ def test_an_app_removed_or_deleted_meanwhile_is_forgotten() -> None:
         frozen.tick(datetime.timedelta(seconds=40))
         # made again under the same name 70 s after the first: counted from its own creation
         assert idle.due([Seen("default", "app", now() - 5, False)], now()) == []
+
+
+def test_a_post_vhosts_body_with_an_application_named_star_sets_the_vhosts_template() -> None:
+    """OME's CreateVirtualHost treats ``*`` in a vhost made through the API as it does in Server.xml."""
+    from kiln.config.validate import fill_app_defaults
+    from kiln.domain.server import CreateVhost, Server, created_vhost
+
+    star, live = {"name": "*", "type": "live", "providers": {"ovt": {}}}, {"name": "live", "type": "live"}
+    outcome = given(Server()).when(CreateVhost({"name": "vh", "applications": {"application": [star, live]}}), NOW)
+    outcome.then(ce.VhostCreated("vh", {"name": "vh"}, NOW),
+                 ce.AppCreated("vh", "live", fill_app_defaults(live), NOW),
+                 ce.VhostTemplateSet("vh", fill_app_defaults(star)))
+    state = created_vhost(outcome.events)
+    assert [a.name for a in state.apps] == ["live"] and state.template == fill_app_defaults(star)
+    vhost = Vhost.starting_with(state.name, state.read_only, state.apps, state.template)
+    made = given(vhost).when(CreateDynamicApp("cam", "s"), NOW)
+    assert made.aggregate.apps["cam"].dynamic and not made.aggregate.apps["cam"].read_only  # an API vhost's app
+    assert made.when(DeleteApp("cam")).then(ce.AppDeleted("vh", "cam"))  # deletable, as any app of an API vhost
