@@ -20,24 +20,24 @@ import pytest
 
 from tests.e2e.kiln_process import KilnProcess, Ports
 from tests.e2e.ovt_cluster import cluster_xml
+from tests.e2e.test_origin_map_store import map_store
 from tests.e2e.test_origins import origin, origins_xml, streams
 from tests.e2e.test_origins_players import edge_xml, origin_xml, whep_viewer
 from tests.e2e.webrtc.play_kiln import RtcPorts, signalling_viewer
 from tests.peers.ffmpeg import ffprobe_json, publish_rtmp, streams_by_type
+from tests.peers.redis import RedisServer
 
 pytestmark = pytest.mark.e2e
 
 REMOVAL = "<Modules><DynamicAppRemoval><Enable>true</Enable></DynamicAppRemoval></Modules>"
 
 
-def _kiln(started: list[KilnProcess], tmp_path: Path, name: str, *, template: bool = False, origins: str = "",
+def _kiln(started: list[KilnProcess], tmp_path: Path, name: str, *, app: str = "app", origins: str = "",
           removal: bool = False, env: dict[str, str] | None = None) -> KilnProcess:
+    """A Kiln whose one application is ``app`` (``*``: an edge whose only application is the template)."""
     ports = Ports()
     xml = cluster_xml(ports, tmp_path / name / "records", vhost_extra=origins)
-    if template:  # the edge's only application is the template
-        xml = xml.replace("<Name>app</Name>", "<Name>*</Name>", 1)
-    else:
-        xml = xml.replace("<Name>app</Name>", "<Name>fixed</Name>", 1) if origins else xml
+    xml = xml.replace("<Name>app</Name>", f"<Name>{app}</Name>", 1)
     if removal:
         xml = xml.replace("<Bind>", REMOVAL + "\n  <Bind>", 1)
     (tmp_path / name).mkdir(parents=True, exist_ok=True)
@@ -69,9 +69,9 @@ def test_a_player_on_an_edge_with_only_a_template_plays_the_origins_stream(
         started: list[KilnProcess], tmp_path: Path, test_flv: Path, peer_dir: Path) -> None:
     origin_k = _kiln(started, tmp_path, "origin")
     rule = origins_xml(origin("/", "ovt", f"127.0.0.1:{origin_k.ports.ovt}/"), unused_ms=3000)
-    edge = _kiln(started, tmp_path, "edge", template=True, origins=rule, removal=True,
+    edge = _kiln(started, tmp_path, "edge", app="*", origins=rule, removal=True,
                  env={"KILN_DYNAMIC_APP_IDLE_S": "3", "KILN_DYNAMIC_APP_SWEEP_S": "0.5"})
-    bare = _kiln(started, tmp_path, "bare", origins=rule)  # the same Origins, no template
+    bare = _kiln(started, tmp_path, "bare", app="fixed", origins=rule)  # the same Origins, no template
     assert _apps(edge) == []  # the template is not an app
     edge.wait_for_log("dynamic app removal on idle_s=3 sweep_s=0.5")
     source = publish_rtmp(f"rtmp://127.0.0.1:{origin_k.ports.rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir)
@@ -140,5 +140,27 @@ def test_every_player_door_makes_its_dynamic_app(kiln_factory: Any, tmp_path: Pa
         assert httpx.get(f"http://127.0.0.1:{edge_ports.thumbnail}/none/cam/thumb.jpg", timeout=60).status_code == 404
         assert _apps(edge) == sorted(doors)
         assert "Traceback" not in edge.log_path.read_text()
+    finally:
+        source.stop()
+
+
+def test_an_edge_with_only_a_template_pulls_what_the_origin_map_store_names(
+        started: list[KilnProcess], tmp_path: Path, test_flv: Path, peer_dir: Path, redis_server: RedisServer) -> None:
+    """OME's RequestPullStreamWithOriginMap path: the edge finds app/cam in Redis and makes the app for it; a key
+    Redis does not hold makes no app (nothing is pulled)."""
+    origin_k = _kiln(started, tmp_path, "origin", origins=map_store(redis_server, "127.0.0.1"))
+    edge = _kiln(started, tmp_path, "edge", app="*", origins=map_store(redis_server))
+    source = publish_rtmp(f"rtmp://127.0.0.1:{origin_k.ports.rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        url = f"ovt://127.0.0.1:{origin_k.ports.ovt}/app/cam"
+        origin_k.wait_for(lambda: redis_server.cli("GET", "app/cam") == url, what="origin registered app/cam")
+        assert httpx.get(f"http://127.0.0.1:{edge.ports.llhls}/other/cam/llhls.m3u8", timeout=60).status_code == 404
+        assert _apps(edge) == []
+        master = httpx.get(f"http://127.0.0.1:{edge.ports.llhls}/app/cam/llhls.m3u8", timeout=60)
+        assert master.status_code == 200 and master.text.startswith("#EXTM3U"), master.text
+        app = edge.api.get("/v1/vhosts/default/apps/app").json()["response"]
+        assert app["dynamic"] is True and _apps(edge) == ["app"]
+        [defined] = [p for p in _journal(edge, "PullDefined") if p["name"] == "cam"]
+        assert defined["cause"] == "OriginMapStore key=app/cam" and defined["source_url"] == url
     finally:
         source.stop()
