@@ -164,3 +164,26 @@ def test_an_edge_with_only_a_template_pulls_what_the_origin_map_store_names(
         assert defined["cause"] == "OriginMapStore key=app/cam" and defined["source_url"] == url
     finally:
         source.stop()
+
+
+def test_a_chain_of_edges_with_only_templates_makes_the_app_on_each(
+        started: list[KilnProcess], tmp_path: Path, test_flv: Path, peer_dir: Path) -> None:
+    """An OVT describe of a stream a mid-tier edge does not have runs its Origins (chained relays), which makes
+    the app there from its template too, as OME's OvtPublisher pull does."""
+    origin_k = _kiln(started, tmp_path, "origin")
+    mid = _kiln(started, tmp_path, "mid", app="*",
+                origins=origins_xml(origin("/", "ovt", f"127.0.0.1:{origin_k.ports.ovt}/")))
+    edge = _kiln(started, tmp_path, "edge", app="*",
+                 origins=origins_xml(origin("/", "ovt", f"127.0.0.1:{mid.ports.ovt}/")))
+    source = publish_rtmp(f"rtmp://127.0.0.1:{origin_k.ports.rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        origin_k.wait_for(lambda: "cam" in streams(origin_k), what="origin stream")
+        probe = streams_by_type(ffprobe_json(f"http://127.0.0.1:{edge.ports.llhls}/app/cam/llhls.m3u8", timeout=60))
+        assert probe["video"]["codec_name"] == "h264" and probe["audio"]["codec_name"] == "aac"
+        for k in (mid, edge):
+            assert _apps(k) == ["app"]
+            assert k.api.get("/v1/vhosts/default/apps/app").json()["response"]["dynamic"] is True
+        info = edge.api.get("/v1/vhosts/default/apps/app/streams/cam").json()["response"]
+        assert info["input"]["sourceUrl"] == f"ovt://127.0.0.1:{mid.ports.ovt}/app/cam"
+    finally:
+        source.stop()
