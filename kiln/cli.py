@@ -93,9 +93,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigLoadError as exc:
         log.error("configuration error: %s", exc)
         return 2
+    from kiln.config.templates import dynamic_app_warnings
     from kiln.config.unimplemented import unimplemented_warnings
 
-    for warning in [*config.warnings, *unimplemented_warnings(config)]:
+    for warning in [*config.warnings, *unimplemented_warnings(config), *dynamic_app_warnings(config)]:
         log.warning("configuration %s", warning)
     service = KilnService(config, Path(args.data_dir), config_name=name)
     try:

@@ -28,6 +28,7 @@ import uvicorn
 
 from kiln import __version__
 from kiln.actors.directory import Directory
+from kiln.actors.dynamic_removal import DynamicAppRemoval
 from kiln.actors.ingest_gate import IngestGate
 from kiln.actors.origin_gate import OriginGate
 from kiln.actors.runtime import ActorRuntime
@@ -42,8 +43,9 @@ from kiln.config.cors import CorsPolicy
 from kiln.config.errors import ConfigLoadError
 from kiln.config.hosts import HostRouter
 from kiln.config.limits import MEDIA_DEFAULTS, ConnectionLimits
+from kiln.config.templates import timings
 from kiln.config.tls import SniCertificates
-from kiln.config.unimplemented import app_warnings, vhost_warnings
+from kiln.config.unimplemented import api_app_warnings, vhost_warnings
 from kiln.config.write_roots import WriteRoots, config_file_roots
 from kiln.control_cpu import free_thread
 from kiln.delivery.webhooks import Deliveries, Target
@@ -186,7 +188,7 @@ def _warn_unimplemented_api_config(vhosts: list[VhostState]) -> None:
                 log.warning("configuration vhost %s: %s", vhost.name, line)
         for app in vhost.apps:
             if not app.read_only:
-                for line in app_warnings(app.config):
+                for line in api_app_warnings(app.config):
                     log.warning("configuration vhost %s app %s: %s", vhost.name, app.name, line)
 
 
@@ -290,7 +292,8 @@ class KilnService:
         admission = AdmissionStep([SignedPolicyCheck(VhostSignedPolicies(self.catalog)),
                                    WebhookCheck(VhostAdmissionWebhooks(self.catalog))], JournalAudit(self.events))
         self.media.attach(ControlPlane(gate, HostRouter(self.catalog), self.stats, admission,
-                                       sessions=JournalSessions(self.events), pulls=OriginGate(self.directory)))
+                                       sessions=JournalSessions(self.events),
+                                       pulls=OriginGate(self.directory, self.media.streams)))
         notes = self._journal_recovery(snapshot_seq, replayed)
         recovered = self._recovered_vhosts()
         _warn_unimplemented_api_config(recovered)
@@ -545,6 +548,11 @@ class KilnService:
             tasks.append(asyncio.create_task(h2.serve()))
         await self.media.start(host)
         lag_sampler = asyncio.create_task(self.loop_lag.run())
+        removal = None
+        if self.config.modules.dynamic_app_removal:  # OME's orchestrator timer: unused dynamic apps go
+            idle_s, sweep_s = timings()
+            removal = asyncio.create_task(DynamicAppRemoval(self.catalog, self.media.streams, self.directory,
+                                                            idle_s=idle_s, sweep_s=sweep_s).run())
         banner = Banner(__version__, self.token_source, {**listeners, **self.media.addresses},
                         [f"{v}/{a}" for v in self.catalog.vhost_names() for a in (self.catalog.app_names(v) or [])],
                         self.data_dir)
@@ -564,6 +572,8 @@ class KilnService:
         if self.running is not None:
             self.running.remove_server_file()
         lag_sampler.cancel()
+        if removal is not None:
+            removal.cancel()
         api.close_streams()
         for s, _sock in servers:
             s.should_exit = True

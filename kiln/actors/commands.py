@@ -36,6 +36,21 @@ class DeleteApp:
 
 
 @dataclass(frozen=True)
+class CreateDynamicApp:
+    """Pull on demand (media): a copy of the vhost's ``*`` template named ``name``, for ``stream``."""
+
+    name: str
+    stream: str
+
+
+@dataclass(frozen=True)
+class RemoveDynamicApp:
+    """DynamicAppRemoval: the dynamic app ``name`` has had no stream for its idle time."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Teardown:
     """Stop children and release media; sent by the parent before it stops this actor."""
 

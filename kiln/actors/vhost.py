@@ -11,7 +11,7 @@ import pykka
 from kiln.actors.app import AppActor
 from kiln.actors.base import CommandActor, Outcome, tell_quietly
 from kiln.actors.catalog_deps import ActorRegistry, EventSink
-from kiln.actors.commands import CreateApps, DeleteApp, Teardown
+from kiln.actors.commands import CreateApps, CreateDynamicApp, DeleteApp, RemoveDynamicApp, Teardown
 from kiln.domain import vhost as domain
 from kiln.domain.aggregate import decide_and_apply
 from kiln.domain.app_config import require_array
@@ -50,7 +50,7 @@ class VhostActor(CommandActor):
         super().__init__()
         self.ctx = ctx
         self.name = state.name
-        self.vhost = domain.Vhost.starting_with(state.name, state.read_only, state.apps)
+        self.vhost = domain.Vhost.starting_with(state.name, state.read_only, state.apps, state.template)
         self.apps: dict[str, pykka.ActorRef[Any]] = {}
         # __init__ runs in the creator's thread: the apps are registered before the creator answers,
         # so a request right after "vhost created" finds them
@@ -88,18 +88,37 @@ class VhostActor(CommandActor):
         durable = [self.ctx.events.emit(accepted)] if accepted.records else []  # one append: one fsync
         for ev in accepted.events:
             if isinstance(ev, ce.AppCreated):
-                self._spawn(AppState(ev.name, ev.config))
+                self._spawn(self.vhost.apps[ev.name])
         if batch.stopped_by is not None:
             return Outcome(None, durable, batch.stopped_by)
         return Outcome(batch.results, durable)
 
+    def handle_CreateDynamicApp(self, cmd: CreateDynamicApp) -> Outcome:
+        """Through the same journal and spawn as POST apps: the app is registered (with its stream
+        supervisor) before this answers, so the pull that asked for it goes on at once."""
+        fut = self.ctx.events.emit(decide_and_apply(self.vhost, domain.CreateDynamicApp(cmd.name, cmd.stream),
+                                                    now(), self.ctx.events.encode))
+        self._spawn(self.vhost.apps[cmd.name])
+        log.info("dynamic app created vhost=%s app=%s stream=%s", self.name, cmd.name, cmd.stream)
+        return Outcome(None, [fut])
+
+    def handle_RemoveDynamicApp(self, cmd: RemoveDynamicApp) -> Outcome:
+        fut = self.ctx.events.emit(decide_and_apply(self.vhost, domain.RemoveDynamicApp(cmd.name), now(),
+                                                    self.ctx.events.encode))
+        self._stop_app(cmd.name, "dynamic app unused")
+        log.info("dynamic app removed vhost=%s app=%s reason=unused", self.name, cmd.name)
+        return Outcome(None, [fut])
+
+    def _stop_app(self, name: str, reason: str) -> None:
+        ref = self.apps.pop(name)
+        self.ctx.directory.unregister(("app", self.name, name), ref)
+        tell_quietly(ref, Teardown(reason))
+        ref.stop(block=False)
+
     def handle_DeleteApp(self, cmd: DeleteApp) -> Outcome:
         fut = self.ctx.events.emit(decide_and_apply(self.vhost, domain.DeleteApp(cmd.name), now(),
                                                     self.ctx.events.encode))
-        ref = self.apps.pop(cmd.name)
-        self.ctx.directory.unregister(("app", self.name, cmd.name), ref)
-        tell_quietly(ref, Teardown("app deleted"))
-        ref.stop(block=False)
+        self._stop_app(cmd.name, "app deleted")
         log.info("app deleted vhost=%s app=%s", self.name, cmd.name)
         return Outcome(None, [fut])
 

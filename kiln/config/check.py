@@ -13,6 +13,14 @@ from kiln.config.hosts import host_names, shadowing, shadowing_text
 from kiln.config.loader import load_default_config, load_server_xml
 from kiln.config.model import ServerConfig
 from kiln.config.ports import parse_port_list
+from kiln.config.templates import (
+    TEMPLATE_NAME,
+    TEMPLATE_TEXT,
+    dynamic_app_warnings,
+    has_template,
+    removal_text,
+    timings,
+)
 from kiln.config.tls import CertificateFiles
 from kiln.config.unimplemented import unimplemented_warnings
 from kiln.config.validate import ConfigError, validate_vhost_json
@@ -188,7 +196,10 @@ def summary(config: ServerConfig) -> str:
         names = ", ".join((vhost.get("host") or {}).get("names") or []) or "-"
         lines.append(f"vhost {vhost.get('name')} (host names: {names})")
         for app in (vhost.get("applications") or {}).get("application") or []:
-            lines.append(f"  app {app.get('name')} ({app.get('type')})")
+            if str(app.get("name", "")).strip() == TEMPLATE_NAME:
+                lines.append(f"  * ({app.get('type')}): {TEMPLATE_TEXT}")
+            else:
+                lines.append(f"  app {app.get('name')} ({app.get('type')})")
             lines.append(f"    providers: {', '.join(_names(app.get('providers'))) or '-'}")
             lines.append(f"    publishers: {', '.join(_names(app.get('publishers'))) or '-'}")
             lines.append("    output profiles:")
@@ -208,7 +219,9 @@ def summary(config: ServerConfig) -> str:
                     notes.append(f"{vhost.get('name')}/{app.get('name')}: MPEG-TS stream map port(s) "
                                  f"{', '.join(map(str, unbound))} not in Bind/Providers/MPEGTS/Port")
     notes.extend(_shadowed_notes(config))
-    warnings = [*config.warnings, *unimplemented_warnings(config)]
+    if any(has_template(v) for v in config.vhosts) or config.modules.dynamic_app_removal:
+        lines.append(removal_text(config, *timings()))
+    warnings = [*config.warnings, *unimplemented_warnings(config), *dynamic_app_warnings(config)]
     for label, items in (("notes", notes), ("warnings", warnings)):
         if items:
             lines.append(f"{label} ({len(items)}):")

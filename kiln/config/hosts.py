@@ -44,6 +44,9 @@ class VhostCatalog(Protocol):
     def app_config(self, vhost: str, app: str) -> dict[str, Any] | None:
         """The app's OME JSON (None: no such app), not a copy: routing only reads it."""
 
+    def app_template(self, vhost: str) -> dict[str, Any] | None:
+        """The vhost's ``*`` application (None: none), not a copy."""
+
 
 def _host_only(host: str) -> str:
     host = host.strip().lower()
@@ -152,6 +155,10 @@ class HostRouter:
     def app_config(self, vhost: str, app: str) -> dict[str, Any] | None:
         """An app's OME JSON (None: no such app)."""
         return self.catalog.app_config(vhost, app)
+
+    def app_template(self, vhost: str) -> dict[str, Any] | None:
+        """The vhost's ``*`` application (OME's template for dynamic apps); None: it has none."""
+        return self.catalog.app_template(vhost)
 
     def app_for_host(self, host: str, app: str) -> tuple[str, dict[str, Any] | None] | None:
         """The vhost the host selects (None: no vhost) and that app's OME JSON (None: no such app)."""

@@ -218,6 +218,7 @@ def _build(server: dict[str, Any], source: str, converter: Converter) -> ServerC
             http2=_dig(modules, "http2", "enable") is None or is_true(_dig(modules, "http2", "enable")),
             llhls=_dig(modules, "llhls", "enable") is None or is_true(_dig(modules, "llhls", "enable")),
             p2p=is_true(_dig(modules, "p2p", "enable")),
+            dynamic_app_removal=is_true(_dig(modules, "dynamicAppRemoval", "enable")),
         ),
         access_token=api.get("accessToken") or None,
         api_cross_domains=[str(u) for u in cross.get("urls") or []],

@@ -51,6 +51,7 @@ class ModulesConfig:
     http2: bool = True
     llhls: bool = True
     p2p: bool = False
+    dynamic_app_removal: bool = False  # DynamicAppRemoval: unused dynamic apps are removed (kiln.config.templates)
 
 
 @dataclass

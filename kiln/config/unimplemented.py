@@ -81,8 +81,6 @@ SERVER_ROWS = (
         _enabled_value("privacyProtection")),
     Row("Server.Modules.LLHLS.Enable", "false: LL-HLS is still served with parts and blocking reloads",
         _switched_off("modules", "llhls", "enable")),
-    Row("Server.Modules.DynamicAppRemoval", "applications are never removed for being unused",
-        _enabled("modules", "dynamicAppRemoval")),
     Row("Server.Alert", "no alert is ever sent", _has("alert")),
     Row("Server.Defaults.CrossDomains", "CORS headers come from each app's publisher CrossDomains only",
         _has("defaults", "crossDomains")),
@@ -243,8 +241,6 @@ APP_ROWS = (
         lambda app: _enabled("outputProfiles", "hwaccels", "decoder")(app)
         or _enabled("outputProfiles", "hwaccels", "encoder")(app)
         or is_true((app.get("outputProfiles") or {}).get("hardwareAcceleration"))),
-    Row("Name (*)", "dynamic application templates: no app is made from it for other names, '*' is an app's "
-        "literal name", lambda app: str(app.get("name", "")).strip() == "*"),
     # transcoding
     Row("OutputProfiles.Decodes.OnlyKeyframes", "decoding keyframes only: every frame is decoded",
         _enabled_value("outputProfiles", "decodes", "onlyKeyframes")),
@@ -318,6 +314,15 @@ def app_warnings(app: dict[str, Any]) -> list[str]:
     """``Application.<element>: not implemented by Kiln, ...`` for one app's JSON, from Server.xml or the API."""
     return [f"Application.{row.element}: not implemented by Kiln, {row.feature}" for row in APP_ROWS
             if row.present(app)]
+
+
+API_STAR = ("Application.Name (*): an app added to a vhost through POST apps is an app named '*', not a template "
+            "(as in OME: a vhost's template for dynamic applications comes from Server.xml or its POST vhosts body)")
+
+
+def api_app_warnings(app: dict[str, Any]) -> list[str]:
+    """``app_warnings`` for an app made through the API (POST apps), whose ``*`` is no template."""
+    return [*app_warnings(app), *([API_STAR] if str(app.get("name", "")).strip() == "*" else [])]
 
 
 def profile_warnings(profile: dict[str, Any]) -> list[str]:

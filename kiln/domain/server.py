@@ -30,16 +30,22 @@ class AppState:
     pulls: tuple[se.PullDefined, ...] = ()
     schedules: tuple[se.ScheduleDefined, ...] = ()  # scheduled channels (their schedules as last defined)
     multiplexes: tuple[se.MultiplexDefined, ...] = ()  # multiplex channels
+    dynamic: bool = False  # made from its vhost's ``*`` template for a pulled stream
 
 
 @dataclass(frozen=True)
 class VhostState:
-    """A vhost as the server starts with it (config without ``applications``) and its apps."""
+    """A vhost as the server starts with it (config without ``applications``) and its apps; ``template``: its
+    Server.xml ``<Application>`` named ``*`` (OME's template for dynamic apps), which is not an app."""
 
     name: str
     config: dict[str, Any]
     read_only: bool = False
     apps: tuple[AppState, ...] = ()
+    template: dict[str, Any] | None = None
+
+
+TEMPLATE_NAME = "*"  # OME: an <Application> of this name is its vhost's template for dynamic apps
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,10 @@ class Server:
             raise Conflict(f"The virtual host already exists: [{name}]")
         body = {k: v for k, v in config.items() if k != "applications"}
         events: list[Event] = [ce.VhostCreated(name, body, now)]
-        events += [ce.AppCreated(name, str(app["name"]), app, now) for app in apps_of_vhost(config)]
+        apps = apps_of_vhost(config)
+        events += [ce.AppCreated(name, str(app["name"]), app, now) for app in apps if app["name"] != TEMPLATE_NAME]
+        # an application named ``*`` is the vhost's template for dynamic apps (OME's CreateVirtualHost), no app
+        events += [ce.VhostTemplateSet(name, app) for app in apps if app["name"] == TEMPLATE_NAME][:1]
         return events
 
     def _delete(self, command: DeleteVhost) -> list[Event]:
@@ -120,4 +129,5 @@ def created_vhost(events: list[Event]) -> VhostState:
     """The vhost (with its apps) that CreateVhost's events describe, to start its actor with."""
     vhost = next(ev for ev in events if isinstance(ev, ce.VhostCreated))
     apps = tuple(AppState(ev.name, ev.config) for ev in events if isinstance(ev, ce.AppCreated))
-    return VhostState(vhost.name, vhost.config, False, apps)
+    template = next((ev.config for ev in events if isinstance(ev, ce.VhostTemplateSet)), None)
+    return VhostState(vhost.name, vhost.config, False, apps, template)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiln.events.base import Event, event
+from kiln.events.base import UPCASTERS, Event, event
 
 
 def vhost_entity(vhost: str) -> str:
@@ -43,16 +43,34 @@ class VhostDeleted(Event):
 @event
 @dataclass(frozen=True)
 class AppCreated(Event):
-    """An API-created application; ``config`` is its full OME JSON (defaults filled in)."""
+    """An API-created application; ``config`` is its full OME JSON (defaults filled in). ``dynamic``: made from
+    its vhost's ``*`` template for a pulled stream (v2; a v1 record is an API-made app, upcast with False)."""
+
+    VERSION = 2
 
     vhost: str
     name: str
     config: dict[str, Any]
     created_time: float
+    dynamic: bool = False
 
     @property
     def entity(self) -> str:
         return app_entity(self.vhost, self.name)
+
+
+@event
+@dataclass(frozen=True)
+class VhostTemplateSet(Event):
+    """POST vhosts with an application named ``*``: the new vhost's template for dynamic apps (as OME's
+    ``CreateApplicationTemplate``), which is not an app."""
+
+    vhost: str
+    config: dict[str, Any]
+
+    @property
+    def entity(self) -> str:
+        return vhost_entity(self.vhost)
 
 
 @event
@@ -119,3 +137,11 @@ class OutputProfileDeleted(Event):
     @property
     def entity(self) -> str:
         return app_entity(self.vhost, self.app)
+
+
+def _app_created_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Every app a v1 record made was made through the API (no template existed): not dynamic."""
+    return {**payload, "dynamic": False}
+
+
+UPCASTERS[("AppCreated", 1)] = _app_created_v1_to_v2

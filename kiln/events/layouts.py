@@ -18,6 +18,7 @@ LAYOUTS: dict[tuple[str, int], tuple[str, ...]] = {
     ),
     ("AdmissionDenied", 1): ("vhost", "app", "stream", "protocol", "direction", "client", "url", "rule", "reason"),
     ("AppCreated", 1): ("vhost", "name", "config", "created_time"),
+    ("AppCreated", 2): ("vhost", "name", "config", "created_time", "dynamic"),
     ("AppDeleted", 1): ("vhost", "name"),
     ("AppPatched", 1): ("vhost", "name", "config", "patch"),
     ("DumpFileWritten", 1): ("vhost", "app", "output_stream", "id", "path", "seq", "extra"),
@@ -84,4 +85,5 @@ LAYOUTS: dict[tuple[str, int], tuple[str, ...]] = {
     ("SubscriptionStateChanged", 1): ("id", "state", "reason"),
     ("VhostCreated", 1): ("name", "config", "created_time"),
     ("VhostDeleted", 1): ("name",),
+    ("VhostTemplateSet", 1): ("vhost", "config"),
 }

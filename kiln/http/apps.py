@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from kiln.actors.base import ask
 from kiln.actors.commands import CreateApps, DeleteApp, PatchApp
-from kiln.config.unimplemented import app_warnings
+from kiln.config.unimplemented import api_app_warnings, app_warnings
 from kiln.errors import read_only
 from kiln.http.envelope import multi_status, ok, ok_encoded
 from kiln.http.lookups import app_ref, need_app, need_vhost, vhost_ref
@@ -62,7 +62,7 @@ def register(router: Router, api: Any) -> None:
         results = await ask(vhost_ref(ctx, vhost.name), CreateApps(call.body))
         for result in results:
             if result.error is None and isinstance(result.response, dict):
-                warn_unimplemented(vhost.name, result.response.get("name"), app_warnings(result.response))
+                warn_unimplemented(vhost.name, result.response.get("name"), api_app_warnings(result.response))
         return multi_status(results)
 
     async def get_app(call: Call) -> Response:

@@ -27,6 +27,7 @@ from kiln.media.ingest.webrtc.ingest import WebRtcIngest
 from kiln.media.net.srt.errors import SrtUnavailable
 from kiln.media.origins.map_store import OriginMaps
 from kiln.media.origins.puller import OriginPuller, PullStarter, VhostConfigs
+from kiln.media.origins.templates import PlayerApps, Routes
 from kiln.media.publish.hls.publisher import HlsPublisher
 from kiln.media.publish.hls.server import HlsServer
 from kiln.media.publish.llhls.publisher import LlhlsPublisher
@@ -53,7 +54,7 @@ class IngestControl(StreamOpener, PublishScreen, PortMap, Protocol):
     """The control plane as every ingest protocol together needs it."""
 
 
-class HostRoutes(VhostRouter, AppsByHost, VhostConfigs, AppConfigs, Protocol):
+class HostRoutes(VhostRouter, AppsByHost, VhostConfigs, AppConfigs, Routes, Protocol):
     """Host routing for ingest (which vhost) and for the publishers' HTTP ports (which app)."""
 
 
@@ -83,6 +84,7 @@ class MediaRuntime:
         self.multiplexes = MuxBoard()  # what each multiplex channel does now (GET multiplexChannels/{stream})
         self.task_counters = SessionCounters()
         self.control: ControlPlane | None = None
+        self.players: PlayerApps  # set by attach()
         self.rtmp: RtmpServer | None = None
         self.srt: SrtIngest | None = None
         self.mpegts: MpegtsIngest | None = None
@@ -105,6 +107,8 @@ class MediaRuntime:
 
     def attach(self, control: ControlPlane) -> None:
         self.control = control
+        # the player doors see a vhost's ``*`` template as any app it does not have yet (pull on demand makes it)
+        self.players = PlayerApps(control.hosts)
         self.maps = OriginMaps(control.hosts, self.config.bind.ovt_port)
         if control.pulls is not None:
             self.origins = OriginPuller(control.hosts, control.pulls, self.maps)
@@ -156,8 +160,8 @@ class MediaRuntime:
         """The router of a player port: it tells LL-HLS and HLS v3 requests apart by their names
         (media spec 2.2) and asks admission where OME does."""
         if self.webrtc is not None and self.webrtc_endpoints is None:
-            self.webrtc_endpoints = WebRtcEndpoints(self.webrtc, control.hosts, self.rtc_ingest)
-        return LlhlsServer(llhls, control.hosts, self.streams, control.stats,
+            self.webrtc_endpoints = WebRtcEndpoints(self.webrtc, self.players, self.rtc_ingest)
+        return LlhlsServer(llhls, self.players, self.streams, control.stats,
                            thumbnail_port=self.config.bind.thumbnail_port,
                            hls=HlsServer(self.hls, control.stats, admission=control.admission,
                                          origins=self.origins, streams=self.streams)
@@ -200,7 +204,7 @@ class MediaRuntime:
         return self.webrtc is not None and name in ports and ports[name] == bind.webrtc_signalling_port
 
     def _thumbnail_server(self, control: ControlPlane) -> ThumbnailServer:
-        return ThumbnailServer(control.hosts, self.streams, control.stats, admission=control.admission,
+        return ThumbnailServer(self.players, self.streams, control.stats, admission=control.admission,
                                origins=self.origins)
 
     def thumbnail_app(self) -> Any | None:
@@ -292,9 +296,9 @@ class MediaRuntime:
         if port is None:
             return
         try:
-            playback = SrtPlayback(self.control.hosts, self.streams, self.control.stats, host=host, port=port,
+            playback = SrtPlayback(self.players, self.streams, self.control.stats, host=host, port=port,
                                    options=self.config.bind.srt_playback_options, admission=self.control.admission,
-                                   loop=asyncio.get_running_loop(), origins=self.origins, apps=self.control.hosts)
+                                   loop=asyncio.get_running_loop(), origins=self.origins, apps=self.players)
         except ValueError as exc:
             raise OSError(errno.EINVAL, f"Server.Bind.Publishers.SRT.Options: {exc}") from None
         try:

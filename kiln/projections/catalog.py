@@ -16,7 +16,7 @@ from typing import Any
 from kiln.domain.app_config import merge_patch as merge_patch  # re-exported for older importers
 from kiln.domain.app_config import profiles_of as profiles_of
 from kiln.domain.app_config import with_profile_deleted, with_profile_replaced, with_profiles_added
-from kiln.domain.server import AppState, VhostState
+from kiln.domain.server import TEMPLATE_NAME, AppState, VhostState
 from kiln.events import catalog as ce
 from kiln.events import streams as se
 from kiln.projections.copies import shallow
@@ -42,6 +42,7 @@ class VhostView:
     read_only: bool
     created_time: float
     apps: dict[str, AppView] = field(default_factory=dict)
+    template: dict[str, Any] | None = None  # Server.xml's ``<Application>`` named ``*``: not an app
 
 
 @dataclass
@@ -88,7 +89,10 @@ class CatalogProjection(LockedDispatch):
             body = {k: v for k, v in config.items() if k != "applications"}
             view = VhostView(str(config["name"]), body, read_only=True, created_time=created_time)
             for app in _config_apps(config):
-                view.apps[str(app["name"])] = AppView(view.name, str(app["name"]), app, True, created_time)
+                if str(app["name"]) == TEMPLATE_NAME:
+                    view.template = app
+                else:
+                    view.apps[str(app["name"])] = AppView(view.name, str(app["name"]), app, True, created_time)
             self.vhosts[view.name] = view
             self._host_table = None
 
@@ -111,10 +115,22 @@ class CatalogProjection(LockedDispatch):
             for key in [k for k in self.multiplexes if k[0] == ev.name]:
                 del self.multiplexes[key]
 
-    def _on_AppCreated(self, ev: ce.AppCreated) -> None:
+    def _on_VhostTemplateSet(self, ev: ce.VhostTemplateSet) -> None:
         vh = self.vhosts.get(ev.vhost)
         if vh is not None and not vh.read_only:
-            vh.apps[ev.name] = AppView(ev.vhost, ev.name, ev.config, False, ev.created_time)
+            vh.template = ev.config
+
+    def _on_AppCreated(self, ev: ce.AppCreated) -> None:
+        vh = self.vhosts.get(ev.vhost)
+        if vh is None or (vh.read_only and not ev.dynamic):
+            return
+        if ev.dynamic and ev.name in vh.apps and vh.apps[ev.name].read_only and not vh.apps[ev.name].dynamic:
+            return  # Server.xml now defines an app of that name: it wins
+        # a dynamic app of a Server.xml vhost is that vhost's configuration (its template) made concrete: read-only,
+        # and, like the vhost's other apps, configured by Server.xml as it is now (a template edited before a
+        # restart applies to the apps made from it; the journaled copy is used only when the template is gone)
+        config = {**vh.template, "name": ev.name} if ev.dynamic and vh.read_only and vh.template else ev.config
+        vh.apps[ev.name] = AppView(ev.vhost, ev.name, config, vh.read_only, ev.created_time, ev.dynamic)
 
     def _app(self, vhost: str, app: str) -> AppView | None:
         vh = self.vhosts.get(vhost)
@@ -128,7 +144,8 @@ class CatalogProjection(LockedDispatch):
 
     def _on_AppDeleted(self, ev: ce.AppDeleted) -> None:
         vh = self.vhosts.get(ev.vhost)
-        if vh is not None and not vh.read_only:
+        found = vh.apps.get(ev.name) if vh is not None else None
+        if vh is not None and (not vh.read_only or (found is not None and found.dynamic)):
             vh.apps.pop(ev.name, None)
             for key in [k for k in self.pulls if k[:2] == (ev.vhost, ev.name)]:
                 del self.pulls[key]
@@ -220,8 +237,21 @@ class CatalogProjection(LockedDispatch):
         """Every vhost with its apps, as the server actor starts with them after recovery."""
         with self._lock:
             return [VhostState(v.name, copy.deepcopy(v.config), v.read_only,
-                               tuple(AppState(a.name, copy.deepcopy(a.config), a.read_only) for a in v.apps.values()))
+                               tuple(AppState(a.name, copy.deepcopy(a.config), a.read_only, dynamic=a.dynamic)
+                                     for a in v.apps.values()), copy.deepcopy(v.template))
                     for v in self.vhosts.values()]
+
+    def dynamic_apps(self) -> list[tuple[str, str, float]]:
+        """Every app made from a ``*`` template: (vhost, app, created time)."""
+        with self._lock:
+            return [(a.vhost, a.name, a.created_time) for v in self.vhosts.values() for a in v.apps.values()
+                    if a.dynamic]
+
+    def app_template(self, vhost: str) -> dict[str, Any] | None:
+        """The vhost's ``*`` application (Server.xml), shared, not copied; None: the vhost has none."""
+        with self._lock:
+            view = self.vhosts.get(vhost)
+            return view.template if view is not None else None
 
     def app(self, vhost: str, app: str) -> AppView | None:
         with self._lock:
@@ -273,8 +303,12 @@ class CatalogProjection(LockedDispatch):
         """The state now, copied cheaply under the lock; the returned function renders the snapshot from
         the copy on any thread. Configs are shared, not copied: events replace them, never edit them."""
         with self._lock:
-            vhosts = [(v.name, v.config, v.created_time, [(a.name, a.config, a.created_time) for a in v.apps.values()])
+            vhosts = [(v.name, v.config, v.created_time, [(a.name, a.config, a.created_time, a.dynamic)
+                                                          for a in v.apps.values()], v.template)
                       for v in self.vhosts.values() if not v.read_only]
+            # Server.xml vhosts are not in snapshots (the file seeds them), but their dynamic apps are journaled
+            dynamic = [{"vhost": a.vhost, "name": a.name, "config": a.config, "created_time": a.created_time}
+                       for v in self.vhosts.values() if v.read_only for a in v.apps.values() if a.dynamic]
             pulls = [dict(p.__dict__) for p in self.pulls.values()]
             live = [dict(s.__dict__) for s in self.live.values()]
             schedules = [dict(s.__dict__) for s in self.schedules.values()]
@@ -283,8 +317,10 @@ class CatalogProjection(LockedDispatch):
         def render() -> dict[str, Any]:
             return {
                 "vhosts": [{"name": name, "config": config, "created_time": created,
-                            "apps": [{"name": a, "config": c, "created_time": t} for a, c, t in apps]}
-                           for name, config, created, apps in vhosts],
+                            "apps": [{"name": a, "config": c, "created_time": t, **({"dynamic": True} if d else {})}
+                                     for a, c, t, d in apps], **({"template": tpl} if tpl is not None else {})}
+                           for name, config, created, apps, tpl in vhosts],
+                "dynamic_apps": dynamic,
                 "pulls": pulls,
                 "live": live,
                 "schedules": schedules,
@@ -298,10 +334,13 @@ class CatalogProjection(LockedDispatch):
             for v in state.get("vhosts", []):
                 if v["name"] in self.vhosts:
                     continue  # a configuration-file vhost now has this name
-                view = VhostView(v["name"], v["config"], False, v["created_time"])
+                view = VhostView(v["name"], v["config"], False, v["created_time"], template=v.get("template"))
                 for a in v["apps"]:
-                    view.apps[a["name"]] = AppView(view.name, a["name"], a["config"], False, a["created_time"])
+                    view.apps[a["name"]] = AppView(view.name, a["name"], a["config"], False, a["created_time"],
+                                                   bool(a.get("dynamic")))
                 self.vhosts[view.name] = view
+            for a in state.get("dynamic_apps", []):
+                self._on_AppCreated(ce.AppCreated(a["vhost"], a["name"], a["config"], a["created_time"], True))
             for p in state.get("pulls", []):
                 self.pulls[(p["vhost"], p["app"], p["name"])] = PullView(**p)
             for s in state.get("live", []):

@@ -144,9 +144,17 @@ def test_a_vhost_cross_domains_is_named(tmp_path: Path) -> None:
     assert "not implemented by Kiln" not in _check(tmp_path, "vhost", "")
 
 
-def test_an_app_named_star_is_not_a_dynamic_template(tmp_path: Path) -> None:
-    """OME makes an app for any name from an app named ``*``; Kiln does not, and says so."""
-    warning = ("vhost default app *: Application.Name (*): not implemented by Kiln, dynamic application templates: "
-               "no app is made from it for other names, '*' is an app's literal name")
-    assert f"  {warning}\n" in _check(tmp_path, "app", "", name="*")
-    assert "not implemented by Kiln" not in _check(tmp_path, "app", "", name="live")
+def test_an_app_named_star_is_described_as_the_template_for_dynamic_apps(tmp_path: Path) -> None:
+    """OME makes an app for any name from an app named ``*`` when a player's stream is pulled; Kiln does the same
+    and says so, and warns when the vhost has nothing to pull from (the template would never be used)."""
+    origins = "<Origins><Origin><Location>/</Location><Pass><Scheme>ovt</Scheme><Urls><Url>127.0.0.1:9000</Url>" \
+              "</Urls></Pass></Origin></Origins>"
+    text = _check(tmp_path, "vhost", origins, name="*")
+    assert "  * (live): template for dynamic applications: a player's pull (Origins/OriginMapStore) of a stream of " \
+           "an app this vhost does not have makes that app from it\n" in text, text
+    assert "app *" not in text and "not implemented by Kiln" not in text and "never used" not in text, text
+    assert "dynamic app removal: off (dynamic applications stay until deleted)" in text
+    unused = ("vhost default: its '*' application is never used: dynamic applications are made only for streams "
+              "pulled on demand, and this vhost has no Origins or OriginMapStore")
+    assert f"  {unused}\n" in _check(tmp_path, "app", "", name="*")
+    assert "never used" not in _check(tmp_path, "app", "", name="live")

@@ -35,9 +35,6 @@ CASES = [
     ("server", "<Modules><LLHLS><Enable>false</Enable></LLHLS></Modules>",
      "Server.Modules.LLHLS.Enable: not implemented by Kiln, false: LL-HLS is still served with parts and blocking "
      "reloads", "<Modules><LLHLS><Enable>true</Enable></LLHLS></Modules>"),
-    ("server", "<Modules><DynamicAppRemoval><Enable>true</Enable></DynamicAppRemoval></Modules>",
-     "Server.Modules.DynamicAppRemoval: not implemented by Kiln, applications are never removed for being unused",
-     "<Modules><DynamicAppRemoval><Enable>false</Enable></DynamicAppRemoval></Modules>"),
     ("server", "<Alert><Url>http://127.0.0.1:9/alert</Url><SecretKey>k</SecretKey></Alert>",
      "Server.Alert: not implemented by Kiln, no alert is ever sent", ""),
     ("server", "<Defaults><CrossDomains><Url>*</Url></CrossDomains></Defaults>",
@@ -84,3 +81,18 @@ def test_the_element_is_named_when_set_and_silent_otherwise(tmp_path: Path, slot
     for other in {"", as_kiln_does}:
         text = _check(tmp_path, slot, other)
         assert "not implemented by Kiln" not in text, text
+
+
+def test_dynamic_app_removal_is_described_with_its_timings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamicAppRemoval is run (OME's 60 s idle, 10 s checks, unless KILN_DYNAMIC_APP_*_S say otherwise); with no
+    ``*`` application anywhere it has nothing to remove, and check says so."""
+    enabled = "<Modules><DynamicAppRemoval><Enable>true</Enable></DynamicAppRemoval></Modules>"
+    text = _check(tmp_path, "server", enabled)
+    assert "dynamic app removal: on (no stream for 60 s: removed; checked every 10 s)\n" in text, text
+    assert "  Modules.DynamicAppRemoval: no vhost has a '*' application, so there is nothing to remove\n" in text
+    assert "not implemented by Kiln" not in text
+    monkeypatch.setenv("KILN_DYNAMIC_APP_IDLE_S", "2.5")
+    monkeypatch.setenv("KILN_DYNAMIC_APP_SWEEP_S", "nonsense")
+    assert "dynamic app removal: on (no stream for 2.5 s: removed; checked every 10 s)\n" in _check(
+        tmp_path, "server", enabled)
+    assert "dynamic app removal" not in _check(tmp_path, "server", "")

@@ -83,3 +83,17 @@ def test_recovered_api_apps_are_warned_at_every_start(tmp_path: Path, caplog: py
             "vhost's apps: set CrossDomains in each app's publishers", DRM]
     finally:
         again.close()
+
+
+def test_an_api_app_named_star_is_told_it_is_no_template(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    """A vhost's template comes with the vhost (Server.xml, POST vhosts); an app named ``*`` added later through
+    POST apps is an app of that name, as in OME, and the warning says so."""
+    caplog.set_level(logging.WARNING)
+    assert api.post("/v1/vhosts", [{"name": "vh", "host": {"names": ["vh.example"]}}]).status_code == 200
+    assert api.post("/v1/vhosts/vh/apps", [{"name": "*", "type": "live"}]).status_code == 200
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert [line for line in said if "Name (*)" in line] == [
+        "configuration vhost vh app *: Application.Name (*): an app added to a vhost through POST apps is an app named "
+        "'*', not a template (as in OME: a vhost's template for dynamic applications comes from Server.xml or its "
+        "POST vhosts body)"]
+    assert api.get("/v1/vhosts/vh/apps").json()["response"] == ["*"]
