@@ -501,7 +501,9 @@ class LlhlsServer:
         m = _MASTER.match(file_name)
         if m and not file_name.startswith("chunklist_"):
             return await self._master(request, vhost, app, stream_name, m.group(1), stream, query, cors)
-        if stream is None and _CHUNKLIST.match(file_name) and not self._stream_pending(vhost, app, stream_name):
+        if stream is None and self._stream_pending(vhost, app, stream_name):
+            return Response(status_code=201, headers=cors)  # OME: "created but not started yet", for any file
+        if stream is None and _CHUNKLIST.match(file_name):
             stream = await self._pull_on_demand(vhost, app, stream_name, request.url.query)  # a player that starts here
         if stream is None:
             return Response(status_code=404, headers=cors)
