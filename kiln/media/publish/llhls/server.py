@@ -561,6 +561,9 @@ class LlhlsServer:
                 return Response(status_code=404, headers=cors)
         if file_base not in stream.playlist_files():
             return Response(status_code=404, headers=cors)
+        if not stream.ready and stream.live.last_packet_wall == 0.0:
+            # published, but its input described its tracks and sent no frame: OME has not started such a stream
+            return Response(status_code=201, headers=cors)
         legacy = _flag(query, "_HLS_legacy", False)
         rewind = _flag(query, "_HLS_rewind", True)
         waited = 0.0
