@@ -33,6 +33,8 @@ class RunningServer:
     listeners: dict[str, tuple[str, int]] = field(default_factory=dict)  # filled when they open
     # why a failed write stopped the journal (Journal.failure): every command is refused until a restart
     journal_failure: Callable[[], str | None] = lambda: None
+    # the records after the newest snapshot (what a restart would replay): {snapshotSeq, events, bytes}
+    journal_tail: Callable[[], dict[str, int]] = lambda: {"snapshotSeq": 0, "events": 0, "bytes": 0}
 
     def status_json(self) -> dict[str, Any]:
         size = self.journal.size()
@@ -45,7 +47,8 @@ class RunningServer:
             "config": self.config_name,
             "listeners": {name: {"host": host, "port": port} for name, (host, port) in self.listeners.items()},
             "journal": {"lastSeq": size.last_seq, "segments": size.segments, "bytes": size.bytes,
-                        "inMemory": size.in_memory, "failure": self.journal_failure()},
+                        "inMemory": size.in_memory, "failure": self.journal_failure(),
+                        "sinceSnapshot": self.journal_tail()},
         }
 
     def write_server_file(self) -> Path:

@@ -238,6 +238,9 @@ class KilnService:
         self._snapshot_lock = threading.Lock()
         self._snapshot_wanted: tuple[Any, ...] | None = None
         self._snapshot_saving = False
+        # the newest snapshot on disk: its seq, and journal.bytes_appended when it was captured (negative at startup:
+        # the bytes of the tail that was there already) -- what GET /v1/status tells a restart would replay
+        self._snapshot_mark: tuple[int, int] = (0, 0)
         self._stopping = threading.Event()
         self.media = MediaRuntime(config)
         self.api_limits: ConnectionLimits = config.api_limits
@@ -283,8 +286,9 @@ class KilnService:
         # replayed events count toward the next snapshot: a start that replayed more than snapshot_every
         # saves one as soon as its ServerStarted is durable, so no later start replays them again
         self._since_snapshot = replayed
+        self._snapshot_mark = (snapshot_seq, self.journal.bytes_appended - self.journal.bytes_after(snapshot_seq))
         self.running = RunningServer(__version__, self.data_dir, self.config_name, self.journal_query,
-                                     journal_failure=lambda: self.journal.failure)
+                                     journal_failure=lambda: self.journal.failure, journal_tail=self.journal_tail)
         self.events.add_observer(self._maybe_snapshot)
         self.actors = ActorRuntime(self.events, self.directory, self.stats, self.data_dir, self.media,
                                    self.config.base_dir, self.write_roots)
@@ -423,8 +427,9 @@ class KilnService:
         # newest snapshot stays at most one save behind instead of falling further behind with a queue
         catalog, tasks = self.catalog.capture(), self.tasks.capture()
         subscriptions = self.subscriptions.snapshot()  # a few small records, copied by asdict
+        appended = self.journal.bytes_appended if self.journal is not None else 0
         with self._snapshot_lock:
-            self._snapshot_wanted = (self.snapshots, record.seq, catalog, tasks, subscriptions)
+            self._snapshot_wanted = (self.snapshots, record.seq, catalog, tasks, subscriptions, appended)
             if self._snapshot_saving:
                 return
             self._snapshot_saving = True
@@ -438,18 +443,31 @@ class KilnService:
                 if wanted is None:
                     self._snapshot_saving = False
                     return
-            self._save_snapshot(*wanted)
+            *capture, appended = wanted
+            if self._save_snapshot(*capture) and capture[1] > self._snapshot_mark[0]:
+                self._snapshot_mark = (capture[1], appended)
 
     @staticmethod
     def _save_snapshot(store: SnapshotStore, seq: int, catalog: Callable[[], dict[str, Any]],
-                       tasks: Callable[[], dict[str, Any]], subscriptions: list[dict[str, Any]]) -> None:
+                       tasks: Callable[[], dict[str, Any]], subscriptions: list[dict[str, Any]]) -> bool:
         try:
             store.save(seq, {"catalog": catalog(), "tasks": tasks(), "subscriptions": subscriptions})
             log.info("snapshot saved seq=%d", seq)
+            return True
         except OSError as exc:
             log.error("snapshot failed seq=%d error=%s", seq, exc)
         except Exception:  # a bug must not stop every later snapshot
             log.exception("snapshot failed seq=%d", seq)
+        return False
+
+    def journal_tail(self) -> dict[str, int]:
+        """What a restart would replay: the journal's records after the newest snapshot on disk, and about how many
+        bytes they take (counted as they were written; the tail found at startup is estimated from its segments'
+        sizes). No file is read."""
+        seq, appended = self._snapshot_mark
+        last = self.journal.last_seq if self.journal is not None else seq
+        written = self.journal.bytes_appended if self.journal is not None else appended
+        return {"snapshotSeq": seq, "events": max(0, last - seq), "bytes": max(0, written - appended)}
 
     # -- network ---------------------------------------------------------------------------------
     def build_api(self) -> ApiApp:

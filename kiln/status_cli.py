@@ -183,6 +183,14 @@ def _viewers(stats: dict[str, Any]) -> int:
     return sum(int(v) for v in connections.values() if isinstance(v, int))
 
 
+def _replay_line(tail: Any) -> str:
+    """What a restart would replay (``journal.sinceSnapshot``), or nothing from a server that does not say."""
+    if not isinstance(tail, dict):
+        return ""
+    return (f"; a restart replays {tail.get('events', 0)} records, about {_size(tail.get('bytes', 0))} "
+            f"(after snapshot seq {tail.get('snapshotSeq', 0)})")
+
+
 def render(found: dict[str, Any], out: TextIO) -> None:
     st = found["status"]
     journal = st.get("journal", {})
@@ -195,6 +203,7 @@ def render(found: dict[str, Any], out: TextIO) -> None:
         f"listeners  {listeners or '(none)'}",
         f"journal    last seq {journal.get('lastSeq', 0)}, {journal.get('segments', 0)} "
         f"segment{'s' if journal.get('segments') != 1 else ''}, {_size(journal.get('bytes', 0))}"
+        + _replay_line(journal.get("sinceSnapshot"))
         + (f"; STOPPED: {journal['failure']}" if journal.get("failure") else ""),
         f"vhosts     {len(found['vhosts'])} ({', '.join(found['vhosts'])}); apps {len(found['apps'])} "
         f"({', '.join(found['apps'])})",

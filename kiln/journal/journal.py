@@ -132,6 +132,8 @@ class Journal:
         self._failed: str | None = None  # why a failed write stopped the journal (``failure``)
         self._file: BinaryIO | None = None
         self._size = 0
+        # bytes of records this process wrote (every segment): the tail a restart would replay is measured by it
+        self.bytes_appended = 0
         self.reserve: DiskReserve | None = None  # space that lets a full disk refuse commands (reserve.py)
         self._thread = threading.Thread(target=self._standby, name="kiln-journal", daemon=True)
 
@@ -193,6 +195,24 @@ class Journal:
     def failure(self) -> str | None:
         """Why the journal stopped taking appends (a failed write), or None while it takes them."""
         return self._failed
+
+    def bytes_after(self, seq: int) -> int:
+        """About how many bytes the records after ``seq`` take in the segments (what a restart from a snapshot at
+        ``seq`` replays): whole segments that begin after it, and of the one holding ``seq + 1`` the share of its
+        records that come after. Lists and stats the segment files: once, at startup, not per request."""
+        segments = list_segments(self.directory)
+        total = 0
+        for index, (first, path) in enumerate(segments):
+            # its records: seq first up to end (excluded)
+            end = segments[index + 1][0] if index + 1 < len(segments) else self._last_seq + 1
+            if end <= seq + 1:
+                continue
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            total += size if first > seq else size * (end - seq - 1) // max(1, end - first)
+        return total
 
     def add_listener(self, fn: Listener) -> None:
         """``fn(records)`` runs after each durable write, in order, on the thread that committed it (an
@@ -339,6 +359,7 @@ class Journal:
         every: list[Record] = []
         chunks: list[bytes] = []
         size = start_size = self._size
+        appended = 0
         limit = self.segment_bytes
         stamp = pack_committed(now)
         pack = pack_committed
@@ -365,6 +386,7 @@ class Journal:
                         size = start_size = 0
                     chunks += (_header(length, _crc32(encoded, _crc32(head))), head, encoded)
                     size += _HEADER_SIZE + length
+                    appended += _HEADER_SIZE + length
                 results.append(records)
                 every += records
             self._size = size
@@ -378,6 +400,7 @@ class Journal:
             for _records, _tails, future in batch:
                 future.fail(JournalFailedError(self._failed))
             return
+        self.bytes_appended += appended
         self._last_seq = seq
         self.counters.committed(len(every))
         for listener in self._listeners:

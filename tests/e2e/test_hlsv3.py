@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from kiln.media.publish.push.rtmp_client import RtmpPublisher
 from tests.e2e.kiln_process import KilnProcess, Ports, server_xml
 from tests.peers.ffmpeg import FFPROBE, ffprobe_json, publish_rtmp, streams_by_type
 from tests.peers.ports import free_tcp_port
+from tests.unit.rtmp.media import sorted_tags
 
 pytestmark = pytest.mark.e2e
 
@@ -137,3 +141,55 @@ def test_hls_v3_plays_on_its_own_bind_port_too(live: tuple[KilnProcess, str], hl
     url = f"http://127.0.0.1:{hls_port}/app/live/ts:playlist.m3u8"
     kinds = streams_by_type(ffprobe_json(url, timeout=40))
     assert kinds["video"]["codec_name"] == "h264" and kinds["audio"]["codec_name"] == "aac"
+
+
+def _feed_in_real_time(pub: RtmpPublisher, flv: bytes, stop: threading.Event) -> None:
+    """Send the FLV's tags as a live encoder does, paced on their timestamps, looping until ``stop``."""
+    tags = sorted_tags(flv)
+    length = max(t.timestamp for t in tags) + 40
+    start, offset = time.monotonic(), 0
+    while not stop.is_set():
+        for tag in tags:
+            ts = tag.timestamp + offset
+            if stop.wait(max(0.0, start + ts / 1000 - time.monotonic())):
+                return
+            pub.send_tags([(tag.type_id, ts, tag.body)])
+        offset += length
+
+
+def test_a_stream_that_exists_but_has_not_started_is_201_at_once_then_plays(
+        kiln_factory: Callable[..., KilnProcess], tmp_path: Path, test_flv: Path) -> None:
+    """OME's HLS publisher answers any request of a stream created but not started 201 (no body) at once; Kiln
+    answered 404, so a player (or OvenPlayer's retry on 201) took the stream for missing."""
+    ports = Ports()
+    kiln = kiln_factory(xml=server_xml(ports, tmp_path / "records").replace("<Push/>", HLS, 1), ports=ports)
+    pub = RtmpPublisher.connect(f"rtmp://127.0.0.1:{ports.rtmp}/app/live", 5000, 5000)  # publishing, no media yet
+    stop = threading.Event()
+    flv = test_flv.read_bytes()
+    feeder = threading.Thread(target=_feed_in_real_time, args=(pub, flv, stop), daemon=True)
+    base = f"http://127.0.0.1:{ports.llhls}/app/live"
+
+    def all_201_at_once(names: tuple[str, ...]) -> None:
+        for name in names:
+            answer = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
+                                     f"{base}/{name}"], capture_output=True, text=True, timeout=40, check=True)
+            code, seconds = answer.stdout.split()
+            assert (code, float(seconds) < 2.0) == ("201", True), (name, answer.stdout)
+    try:
+        assert kiln.api.get("/v1/vhosts/default/apps/app/streams").json()["response"] == ["live"]
+        all_201_at_once(("ts:playlist.m3u8", "playlist.m3u8?format=ts", "medialist_v0a1_hls.m3u8",
+                         "seg_v0a1_0_hls.ts", "llhls.m3u8", "chunklist_0_video_llhls.m3u8"))
+        # its tracks described (metadata, sequence headers) and no frame yet: Kiln lists its outputs and publishes it,
+        # a master waited 30 s for segments that would not come, then said 404; OME has not started such a stream
+        pub.send_tags([(t.type_id, 0, t.body) for t in sorted_tags(flv) if t.type_id == 18 or t.body[1] == 0])
+        kiln.wait_for_log("hls stream published stream=live")
+        kiln.wait_for_log("llhls stream published vhost=default app=app stream=live")
+        all_201_at_once(("ts:playlist.m3u8", "medialist_v0a1_hls.m3u8", "llhls.m3u8"))
+        feeder.start()
+        kinds = streams_by_type(ffprobe_json(f"{base}/ts:playlist.m3u8", timeout=60))
+        assert kinds["video"]["codec_name"] == "h264" and kinds["audio"]["codec_name"] == "aac"
+    finally:
+        stop.set()
+        if feeder.is_alive():
+            feeder.join(5)
+        pub.close()

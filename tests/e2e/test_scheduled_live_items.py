@@ -8,6 +8,7 @@ import datetime
 import json
 import re
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -171,3 +172,33 @@ def test_a_live_item_whose_stream_stops_hands_over_to_the_fallback_and_the_chann
     assert k.api.get("/v1/vhosts/default/apps/app/streams/cam1").json()["statusCode"] == 200  # cam1 untouched
     assert "Traceback" not in k.log_text(), k.log_tail()
     peer.stop()
+
+
+def test_two_channels_playing_each_other_never_echo(kiln_factory: Callable[..., KilnProcess], tmp_path: Path) -> None:
+    """Channel a plays stream://…/b while b plays stream://…/a: each replayed the other's last GOP for ever. The item
+    that would close the loop cannot play (logged with the loop), so its channel plays its fallback file, and the
+    other channel plays that."""
+    k, _workdir, _cam = setup(kiln_factory, tmp_path)
+    for name, other in (("a", "b"), ("b", "a")):
+        body = {"stream": {"name": name}, "fallbackProgram": {"items": [{"url": "file://red.mp4"}]},
+                "programs": [{"name": "loop", "scheduled": "2000-01-01T00:00:00.000Z", "repeat": True,
+                              "items": [{"url": f"stream://default/tv/{other}", "duration": -1}]}]}
+        assert k.api.post(TV, json=body).json() == {"message": "Created", "statusCode": 201}
+    k.wait_for_log("schedule item plays a channel that plays this one", timeout=30)
+    assert re.search(r"url=stream://default/tv/[ab] loop=default/tv/([ab]) -> default/tv/[ab] -> default/tv/\1:",
+                     k.log_text()), k.log_tail()
+
+    def on_air() -> list[str]:
+        return [k.api.get(f"{TV}/{name}").json()["response"].get("currentProgram", {}).get("currentItem", {})
+                .get("url", "") for name in ("a", "b")]
+
+    k.wait_for(lambda: sorted(on_air()) in (["file://red.mp4", "stream://default/tv/a"],
+                                            ["file://red.mp4", "stream://default/tv/b"]),
+               timeout=30, what="one channel on its fallback file, the other playing it")
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:  # never both on their stream:// items
+        assert "file://red.mp4" in on_air()
+        time.sleep(0.2)
+    for name in ("a", "b"):
+        assert {c for _, c in watch(playlist(k, name), 2)} == {"red"}  # both show the fallback's picture
+    assert "Traceback" not in k.log_text(), k.log_tail()

@@ -66,7 +66,8 @@ def test_the_token_comes_from_the_data_dir_or_the_config(tmp_path: Path) -> None
 def test_render_masks_stream_keys_and_shows_errors() -> None:
     found = {"status": {"version": "1", "pid": 7, "uptimeSeconds": 3725, "startTime": "t", "dataDir": "/d",
                         "config": "c", "listeners": {"api": {"host": "127.0.0.1", "port": 8081}},
-                        "journal": {"lastSeq": 42, "segments": 1, "bytes": 2048}},
+                        "journal": {"lastSeq": 42, "segments": 1, "bytes": 2048,
+                                    "sinceSnapshot": {"snapshotSeq": 40, "events": 2, "bytes": 300}}},
              "vhosts": ["default"], "apps": ["default/app"],
              "streams": [{"vhost": "default", "app": "app", "name": "cam",
                           "detail": {"input": {"sourceType": "Rtmp", "tracks": [
@@ -80,7 +81,9 @@ def test_render_masks_stream_keys_and_shows_errors() -> None:
     out = io.StringIO()
     render(found, out)
     text = out.getvalue()
-    assert "up 1h 2m 5s" in text and "journal    last seq 42, 1 segment, 2.0 KB" in text
+    assert "up 1h 2m 5s" in text
+    assert ("journal    last seq 42, 1 segment, 2.0 KB; a restart replays 2 records, about 300 B "
+            "(after snapshot seq 40)") in text
     assert "default/app/cam" in text and "h264 320x180 30fps" in text and "viewers 2" in text
     assert "rtmp://example.com/live/***" in text and "KEY123" not in text and "error: connection refused" in text
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from kiln.media.formats.codecs import h264, h265
-from kiln.media.formats.codecs.describe import describe_track
+from kiln.media.formats.codecs.describe import describe_track, with_4_byte_lengths
 from kiln.media.formats.codecs.errors import CodecConfigError
 from kiln.media.formats.codecs.nal import annexb_to_length_prefixed, convert_length_size, is_annexb
 from kiln.media.formats.rtmp.errors import FlvError
@@ -97,6 +97,7 @@ class TimestampUnwrapper:
 @dataclass(slots=True)
 class _TrackState:
     track: Track | None = None
+    received_config: bytes = b""     # the sequence header's record as sent (the track's says 4-byte NAL lengths)
     nal_length_size: int = 4
     pending_config: bool = False     # the next packet carries the (new) config
     dropped_before_config: int = 0
@@ -224,17 +225,19 @@ class FlvConverter:
     def _video_config(self, codec: Codec, body: bytes | bytearray) -> Track | None:
         state = self.video
         config = bytes(body)
-        if state.track is not None and state.track.codec is codec and state.track.config == config:
+        if state.track is not None and state.track.codec is codec and state.received_config == config:
             return None  # a repeated, identical sequence header
         try:
-            track = describe_track(VIDEO_TRACK_ID, codec, config, MS)
             if codec is Codec.H264:
                 length_size = h264.parse_avcc(config).nal_length_size
             else:
                 length_size = h265.parse_hvcc(config).nal_length_size
+            # frames are re-prefixed with 4-byte lengths (_video_frame): the record players get must say 4
+            track = describe_track(VIDEO_TRACK_ID, codec, with_4_byte_lengths(codec, config), MS)
         except CodecConfigError as exc:
             raise FlvError(f"bad {codec.value} sequence header: {exc}") from exc
         state.track = track
+        state.received_config = config
         state.nal_length_size = length_size
         state.pending_config = True
         return track

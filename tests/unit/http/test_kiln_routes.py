@@ -4,14 +4,17 @@ static files, which load without the token while the API behind them stays close
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+from kiln.config import load_server_xml_text
 from kiln.http.console import STATIC
 from kiln.service import KilnService
-from tests.unit.http.conftest import Api
+from tests.unit.http.conftest import SERVER_XML, Api
 
 
 def test_journal_lists_what_the_api_did_and_polls_after_a_sequence_number(api: Api) -> None:
@@ -90,3 +93,44 @@ def test_console_files_load_without_the_token_with_a_strict_policy(anon: TestCli
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert anon.get("/console/nothing-here.js").status_code == 404
     assert anon.get("/console/../v1/vhosts").status_code in (401, 404)  # never the API without the token
+
+
+def _status(service: KilnService) -> dict[str, Any]:
+    with TestClient(service.build_api().starlette, base_url="http://kiln.test") as client:
+        body: dict[str, Any] = Api(client).get("/v1/status").json()["response"]["journal"]
+    return body
+
+
+def test_status_says_what_a_restart_would_replay(tmp_path: Path) -> None:
+    """journal.sinceSnapshot: the records after the newest snapshot on disk and about how many bytes they take, from
+    what the journal counted (no file read per request); a restart's estimate comes from the segments' sizes."""
+    def start() -> KilnService:
+        service = KilnService(load_server_xml_text(SERVER_XML, tmp_path), tmp_path, snapshot_every=10, fsync=False)
+        service.open()
+        return service
+
+    service = start()
+    try:
+        journal = _status(service)
+        assert journal["sinceSnapshot"] == {"snapshotSeq": 0, "events": journal["lastSeq"], "bytes": journal["bytes"]}
+        with TestClient(service.build_api().starlette, base_url="http://kiln.test") as client:
+            for n in range(12):  # a VhostCreated each
+                assert Api(client).post("/v1/vhosts", [{"name": f"tv{n}"}]).status_code == 200
+        deadline = time.monotonic() + 10  # the snapshot is saved on its own thread
+        while (journal := _status(service))["sinceSnapshot"]["snapshotSeq"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        tail = journal["sinceSnapshot"]
+        assert tail["snapshotSeq"] >= 10 and tail["events"] == journal["lastSeq"] - tail["snapshotSeq"] < 10
+        assert 0 <= tail["bytes"] < journal["bytes"]
+        before = tail
+    finally:
+        service.close()
+    service = start()  # replays the tail after the snapshot, then journals ServerStarted
+    try:
+        journal = _status(service)
+        tail = journal["sinceSnapshot"]
+        assert tail["snapshotSeq"] == before["snapshotSeq"] or tail["events"] < 10  # ServerStarted may snapshot
+        assert tail["events"] == journal["lastSeq"] - tail["snapshotSeq"]
+        assert tail["bytes"] <= journal["bytes"] and (tail["bytes"] > 0) == (tail["events"] > 0)
+    finally:
+        service.close()

@@ -396,3 +396,42 @@ def _audio_map_item(camera: Camera, worker: ScheduleWorker, channel: LiveStream,
         worker.close("test over")
         assert worker.join(5)
         camera.stop()
+
+
+@pytest.mark.parametrize("names", [("a", "b"), ("a", "b", "c")], ids=["a-b-a", "a-b-c-a"])
+def test_channels_playing_each_other_in_a_loop_never_close_it(
+        media: Path, names: tuple[str, ...], caplog: pytest.LogCaptureFixture) -> None:
+    """Each channel's program plays the next channel (the last plays the first), each with a file fallback. Closing
+    the loop would feed each its own echo (the GOP they last had, for ever): the item that would close it counts as
+    failing and its channel plays its fallback, while the others play their items."""
+    registry, board = StreamRegistry(), ScheduleBoard()
+    workers = []
+    for index, name in enumerate(names):
+        channel = LiveStream("default", "tv", name, source_type="Scheduled", source_url="", profiles=[BYPASS])
+        registry.add(channel)
+        following = names[(index + 1) % len(names)]
+        program = Program("p", "", 946684800000, True, (Item(f"stream://default/tv/{following}", 0, -1),))
+        workers.append(ScheduleWorker("default/tv", Schedule(ChannelStream(name), (Item("file://red.mp4"),),
+                                                             (program,)), media,
+                                      ScheduleHooks(lambda close, c=channel: c, lambda r: None), board, registry))
+
+    def on_program() -> list[bool]:
+        return [(on := board.get(w.key)) is not None and on.slot.program is not None for w in workers]
+
+    for worker in workers:
+        worker.start()
+    try:
+        wait_until(lambda: sum(on_program()) == len(names) - 1, "all but one channel playing its item", timeout=8)
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            assert not all(on_program()), "the loop closed: every channel plays the next"
+            time.sleep(0.05)
+    finally:
+        for worker in workers:
+            worker.close("test over")
+        for worker in workers:
+            assert worker.join(5)
+    assert "schedule item plays a channel that plays this one" in caplog.text
+    # the loop is named from the channel that refused, whichever it was: "a -> b -> a", "b -> a -> b", ...
+    loops = [" -> ".join(f"default/tv/{n}" for n in (*names[i:], *names[:i], names[i])) for i in range(len(names))]
+    assert any(f"loop={loop}:" in caplog.text for loop in loops), caplog.text

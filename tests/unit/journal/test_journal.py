@@ -233,3 +233,22 @@ def test_a_tail_whose_numbering_does_not_add_up_is_damage(tmp_path: Path) -> Non
         scan_tail(path, 1)
     with pytest.raises(JournalCorruptError, match="sequence 5 where 3 was expected"):
         Journal.open(tmp_path, fsync=False)
+
+
+def test_bytes_appended_and_bytes_after_measure_the_tail_a_restart_replays(tmp_path: Path) -> None:
+    """GET /v1/status tells what a restart would replay without reading a file: the bytes this process wrote, and
+    at startup an estimate of the tail already there from the segments' sizes."""
+    j = Journal.open(tmp_path, segment_bytes=300, fsync=False)
+    for i in range(30):
+        j.append([rec(i)]).result(5)
+    segments = list_segments(journal_dir(tmp_path))
+    total = sum(path.stat().st_size for _, path in segments)
+    assert len(segments) > 3 and j.bytes_appended == total
+    assert j.bytes_after(0) == total and j.bytes_after(30) == 0
+    boundary = segments[2][0] - 1  # a snapshot at the record before a segment begins: exactly the later segments
+    assert j.bytes_after(boundary) == sum(path.stat().st_size for _, path in segments[2:])
+    assert j.bytes_after(boundary) < j.bytes_after(boundary - 1) < j.bytes_after(boundary - 2) <= total
+    j.close()
+    reopened = Journal.open(tmp_path, segment_bytes=300, fsync=False)
+    assert reopened.bytes_appended == 0 and reopened.bytes_after(0) == total
+    reopened.close()

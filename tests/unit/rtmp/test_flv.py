@@ -155,11 +155,14 @@ def test_two_byte_nal_lengths_and_annexb_payloads_become_four_byte_lengths() -> 
     avcc = bytearray(header.body[5:])
     avcc[4] = 0xFC | 1  # lengthSizeMinusOne = 1
     conv = FlvConverter()
-    conv.convert_video(0, header.body[:5] + bytes(avcc))
+    track = conv.convert_video(0, header.body[:5] + bytes(avcc))
+    # the frames are re-prefixed with 4-byte lengths: the record players get (fMP4 avcC, pushes) says 4
+    assert isinstance(track, Track) and track.config == header.body[5:]
+    assert conv.convert_video(0, header.body[:5] + bytes(avcc)) is None  # the same header again: nothing new
     nals = [bytes(n) for n in iter_length_prefixed(frame.body[5:])]
     two = b"".join(struct.pack(">H", len(n)) + n for n in nals)
     packet = conv.convert_video(frame.timestamp, frame.body[:5] + two)
-    assert isinstance(packet, Packet) and packet.data == frame.body[5:]
+    assert isinstance(packet, Packet) and packet.data == frame.body[5:] and packet.config == header.body[5:]
     conv = FlvConverter()
     conv.convert_video(0, header.body)
     packet = conv.convert_video(frame.timestamp, frame.body[:5] + length_prefixed_to_annexb(frame.body[5:]))

@@ -13,6 +13,28 @@ from kiln.media.formats.codecs.errors import CodecConfigError
 from kiln.media.formats.codecs.opus import OPUS_RATE, parse_opus_head
 from kiln.media.model import Codec, Track
 
+LENGTH_SIZE_BYTE = {Codec.H264: 4, Codec.H265: 21}
+"""Where avcC (ISO 14496-15 5.3.3.1) and hvcC (8.3.3.1) keep lengthSizeMinusOne, in the low two bits."""
+
+
+def nal_length_size(codec: Codec, config: bytes) -> int:
+    """The NAL length size (1, 2 or 4 bytes) an avcC/hvcC says its samples use; raises CodecConfigError."""
+    try:
+        if codec is Codec.H264:
+            return h264.parse_avcc(config).nal_length_size
+        return h265.parse_hvcc(config).nal_length_size
+    except (ValueError, IndexError, KeyError, OverflowError) as exc:
+        raise CodecConfigError(f"{codec.value} configuration could not be parsed: {exc}") from exc
+
+
+def with_4_byte_lengths(codec: Codec, config: bytes) -> bytes:
+    """``config`` (avcC/hvcC) saying 4-byte NAL lengths, as Kiln carries samples, every other byte kept: a record
+    that says 1 or 2 must not go out with samples Kiln re-prefixed with 4 (players would misread every frame)."""
+    at = LENGTH_SIZE_BYTE[codec]
+    if len(config) <= at or config[at] & 0x03 == 0x03:
+        return config
+    return config[:at] + bytes([config[at] | 0x03]) + config[at + 1:]
+
 
 def describe_track(track_id: int, codec: Codec, config: bytes, time_base: Fraction) -> Track:
     """A Track for ``codec`` filled from ``config``; raises CodecConfigError when it is malformed.

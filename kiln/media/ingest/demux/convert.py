@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from kiln.media.formats.codecs import CodecConfigError, aac, describe_track, h264, h265, nal
+from kiln.media.formats.codecs.describe import nal_length_size, with_4_byte_lengths
 from kiln.media.formats.mpegts.tsclock import TICKS_PER_S, TsClock
 from kiln.media.model import Codec, MediaKind, Packet, Track
 
@@ -43,7 +44,8 @@ class _TrackState:
     adts_key: tuple[int, int, int] | None = None  # (object type, rate index, channels) of the last ADTS header
     adts_steps: dict[int, int] = field(default_factory=dict)  # rate index -> ticks per 1024-sample frame
     parameter_sets: bytes = b""  # the in-band SPS/PPS (VPS) bytes the config was last built from
-    length_prefixed: bool = False  # its container stores samples as 4-byte length-prefixed NALs (avcC/hvcC given)
+    length_prefixed: bool = False  # its container stores samples as length-prefixed NALs (avcC/hvcC given)
+    nal_length_size: int = 4  # the length size its avcC/hvcC says (1, 2 or 4); samples are re-prefixed with 4
 
 
 class AvConverter:
@@ -75,6 +77,14 @@ class AvConverter:
         if extradata:
             state.config = _config_from_extradata(codec, extradata)
             state.length_prefixed = codec in (Codec.H264, Codec.H265) and not nal.is_annexb(extradata)
+            if state.length_prefixed:
+                # an avcC/hvcC may say 1- or 2-byte NAL lengths (legal; some encoders write 2): its samples are
+                # re-prefixed with 4 in _video, and the record players get says so
+                try:
+                    state.nal_length_size = nal_length_size(codec, state.config)
+                except CodecConfigError:
+                    pass  # described (and refused, with a log line) in _describe
+                state.config = with_4_byte_lengths(codec, state.config)
         self._tracks[key] = state
 
     def alias(self, key: int, existing: int) -> None:
@@ -139,7 +149,12 @@ class AvConverter:
         # a length-prefixed sample whose first NAL is 256-511 bytes long starts 00 00 01, as Annex-B does: from a
         # container that stores length-prefixed samples (an MP4 file's), only one that is not a whole sequence of
         # 4-byte-length NAL units is taken for Annex-B
-        if nal.is_annexb(data) and not (state.length_prefixed and _whole_length_prefixed(data)):
+        size = state.nal_length_size
+        if size != 4 and state.length_prefixed and nal.length_prefixed_is_valid(data, size):
+            data = nal.convert_length_size(data, size)
+            if keyframe is None:
+                keyframe = False
+        elif nal.is_annexb(data) and not (state.length_prefixed and _whole_length_prefixed(data)):
             if keyframe is None:
                 keyframe = _has_random_access_nal(state.codec, data)
             if keyframe or state.described is None:

@@ -10,7 +10,9 @@ comes) :func:`plan.on_air` says what is next.
 A ``stream://`` item (OME's ``PlayStream``) starts at the source output's last keyframe (its hub's cache), placed
 where the item before ended, all its tracks by one offset (they stay in sync); it plays for its duration by its
 own timestamps, or until the source ends or sends nothing for the channel's error tolerance; then, as for a file
-that cannot play, ``fallbackOnErr`` says whether the fallback program plays. The source is never slowed: its
+that cannot play, ``fallbackOnErr`` says whether the fallback program plays; so does a source that is the channel
+itself or a scheduled channel whose item on air plays this one, directly or through others (``_feeds_back``: checked
+when an item would start, so the channel that would close a loop plays its fallback). The source is never slowed: its
 hub calls :class:`kiln.media.stream.tap.HubTap` on its own thread, which only appends to a bounded queue that this
 thread drains at the channel's pace (a channel that falls that far behind gives the item up).
 """
@@ -156,6 +158,7 @@ class ScheduleWorker:
         self._live_queue: Subscriber | None = None  # the live item's queue while one plays (ended to stop it)
         self._stream: LiveStream | None = None  # the channel's own stream, once opened
         self._told_self: set[str] = set()  # stream:// URLs already logged as naming the channel itself
+        self._told_loop: dict[str, str] = {}  # stream:// URL -> the loop back to this channel last logged for it
         vhost, _, app = where.partition("/")
         self.key = (vhost, app, schedule.name)
         self._thread = WorkerThread(f"schedule {where}/{schedule.name}", self._run, on_crash=self._crashed)
@@ -455,6 +458,14 @@ class ScheduleWorker:
                 log.warning("schedule item names the channel itself where=%s stream=%s url=%s: it cannot play",
                             self.where, self.name, item.url)
             return None
+        loop = self._feeds_back(found[0])
+        if loop is not None:
+            if self._told_loop.get(item.url) != loop:
+                self._told_loop[item.url] = loop
+                log.warning("schedule item plays a channel that plays this one where=%s stream=%s url=%s loop=%s: "
+                            "it cannot play (each would echo the other)", self.where, self.name, item.url, loop)
+            return None
+        self._told_loop.pop(item.url, None)
         silent_s = time.time() - found[0].last_packet_wall
         if silent_s > max(SILENT_S, self.schedule.stream.error_tolerance_ms / 1000):
             return None  # open but sending nothing (a publisher that stalled): not live, the fallback plays on
@@ -463,6 +474,25 @@ class ScheduleWorker:
                 self.schedule.stream.audio_track and MediaKind.AUDIO not in kinds):
             return None
         return hub
+
+    def _feeds_back(self, source: LiveStream) -> str | None:
+        """The loop, as ``a -> b -> ... -> a``, when ``source`` is a scheduled channel whose item on air is, directly
+        or through other channels' items, this channel: playing it would feed this channel its own echo (two
+        channels naming each other replayed each other's last GOP for ever). None when it is not."""
+        if self.board is None or self.outputs is None:
+            return None
+        path, seen, current = [self.key, source.key], {source.key}, source
+        while (on_air := self.board.get(current.key)) is not None:
+            target = on_air.slot.item.stream_target
+            found = self.outputs.find_output(*target) if target is not None else None
+            if found is None or found[0].key in seen:
+                return None
+            if found[0] is self._stream:
+                return " -> ".join("/".join(key) for key in (*path, self.key))
+            current = found[0]
+            seen.add(current.key)
+            path.append(current.key)
+        return None
 
     def _live_tracks(self, hub: StreamHub) -> list[Track] | None:
         """The source tracks the channel takes: its first video, then its first audio, or with an AudioMap its

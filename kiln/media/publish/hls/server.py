@@ -8,6 +8,10 @@ connections. Admission asks about the master as OME's ``HLSv3`` (SignedPolicy, w
 refusal); its session carries the lease, and a child request of a session this server did not admit
 (or of none) is asked itself, so dropping the session is no way around a policy.
 
+A request of a stream that exists but has not started (its input has not described its tracks yet, or has and sent
+no frame) is answered 201 with no body at once, as OME's HLS publisher does (``WaitUntilStart(0)``: "created but not
+started yet"), whatever file it names; a player asks again and plays once the stream starts. As on the LL-HLS door.
+
 A master or media playlist of a stream that is not here pulls it on demand (the vhost's Origins, then its
 OriginMapStore: ``kiln/media/origins/on_demand.py``), once the request is admitted, as OME's HLS publisher
 does for any request of a missing stream: a CDN or player that starts at a ``medialist_*`` URL plays too.
@@ -96,16 +100,21 @@ class HlsServer:
             admission = await self.leases.admit_master(request, vhost, app, stream_name)
             if not admission.allowed:  # OME: SignedPolicy and webhook refusals are 401
                 return Response(status_code=401, headers=cors)
+            if self._not_started(vhost, app, stream_name, published):
+                return Response(status_code=201, headers=cors)
             if published is None:
                 published = await self._pull_on_demand(request, vhost, app, stream_name, listed=True)
             if published is None:
                 return Response(status_code=404, headers=cors)
             return await self._master(request, published, vhost, app, stream_name, m.group(1), admission, cors)
-        if published is None and not medialist:
+        not_started = self._not_started(vhost, app, stream_name, published)
+        if published is None and not medialist and not not_started:
             return Response(status_code=404, headers=cors)
         session_q = query.get("session", [None])[-1]
         if not await self._child_allowed(request, session_q, vhost, app, stream_name):
             return Response(status_code=401, headers=cors)
+        if not_started:
+            return Response(status_code=201, headers=cors)
         if published is None:
             published = await self._pull_on_demand(request, vhost, app, stream_name, listed=True)
             if published is None:
@@ -120,13 +129,21 @@ class HlsServer:
             return self._respond(request, published, data, TS_TYPE, None, cors)
         return Response(status_code=404, headers=cors)
 
+    def _not_started(self, vhost: str, app: str, stream_name: str, published: Published | None = None) -> bool:
+        """OME's "created but not started": a stream of the app exists and will give this name once it starts, or
+        it is published here but no media has come in yet (its input described its tracks and sent no frame: OME
+        starts a stream once media flows). Either may last: a master held for segments would wait in vain."""
+        if published is not None:
+            return not published.stream.ready and published.live.last_packet_wall == 0.0
+        return self.streams is not None and any(awaits_output(live, stream_name)
+                                                for live in self.streams.in_app(vhost, app))
+
     async def _pull_on_demand(self, request: Request, vhost: str, app: str, stream_name: str,
                               listed: bool = False) -> Published | None:
         """Origins / OriginMapStore (media spec §4.1): pull the missing stream and wait for it, bounded; with
         ``listed`` (a media playlist) until its variants have segments to list, as the master waits for them. A
         stream of the app that will give this name once it starts is not pulled."""
-        if self.streams is not None and any(awaits_output(live, stream_name)
-                                            for live in self.streams.in_app(vhost, app)):
+        if self._not_started(vhost, app, stream_name):
             return None
 
         def ready() -> Published | None:

@@ -501,7 +501,9 @@ class LlhlsServer:
         m = _MASTER.match(file_name)
         if m and not file_name.startswith("chunklist_"):
             return await self._master(request, vhost, app, stream_name, m.group(1), stream, query, cors)
-        if stream is None and _CHUNKLIST.match(file_name) and not self._stream_pending(vhost, app, stream_name):
+        if stream is None and self._stream_pending(vhost, app, stream_name):
+            return Response(status_code=201, headers=cors)  # OME: "created but not started yet", for any file
+        if stream is None and _CHUNKLIST.match(file_name):
             stream = await self._pull_on_demand(vhost, app, stream_name, request.url.query)  # a player that starts here
         if stream is None:
             return Response(status_code=404, headers=cors)
@@ -559,6 +561,9 @@ class LlhlsServer:
                 return Response(status_code=404, headers=cors)
         if file_base not in stream.playlist_files():
             return Response(status_code=404, headers=cors)
+        if not stream.ready and stream.live.last_packet_wall == 0.0:
+            # published, but its input described its tracks and sent no frame: OME has not started such a stream
+            return Response(status_code=201, headers=cors)
         legacy = _flag(query, "_HLS_legacy", False)
         rewind = _flag(query, "_HLS_rewind", True)
         waited = 0.0
