@@ -157,4 +157,4 @@ def test_an_rtmp_handshake_the_destination_never_answers_is_cut_short_by_abort(c
             writer.abort()
             opener.join(5)
         assert not opener.is_alive() and time.monotonic() - began < 2
-        assert failed and "handshake" in str(failed[0])
+        assert failed and str(failed[0]) == "stopped while connecting"  # not a fault of the destination's

@@ -41,12 +41,18 @@ class RtmpWriter:
         return self._rtmp.bytes_sent if self._rtmp is not None else self._sent_before_close
 
     def open(self) -> None:
-        with failing_as_push_error(self.close):
-            self._rtmp = RtmpPublisher.connect(self.destination, self.timeouts.connect_ms, self.timeouts.send_ms,
-                                               self._opened)
-            headers = [(t, 0, body) for t, body in filter(None, (flvtags.sequence_header(tr) for tr in self.tracks))]
-            self._rtmp.send_tags([(messages.DATA_AMF0, 0, flvtags.metadata(self.tracks)), *headers])
-            self._configs = {tr.id: tr.config for tr in self.tracks}
+        try:
+            with failing_as_push_error(self.close):
+                self._rtmp = RtmpPublisher.connect(self.destination, self.timeouts.connect_ms, self.timeouts.send_ms,
+                                                   self._opened)
+                headers = [(t, 0, body) for t, body in filter(None, (flvtags.sequence_header(tr)
+                                                                     for tr in self.tracks))]
+                self._rtmp.send_tags([(messages.DATA_AMF0, 0, flvtags.metadata(self.tracks)), *headers])
+                self._configs = {tr.id: tr.config for tr in self.tracks}
+        except PushError as exc:
+            if self._aborted:  # the shutdown made the set-up fail wherever it was: the stop is the reason
+                raise PushError("stopped while connecting") from exc
+            raise
 
     def write(self, packet: Packet, offset: int) -> None:
         track = self._by_id.get(packet.track_id)
