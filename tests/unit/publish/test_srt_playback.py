@@ -356,6 +356,24 @@ def test_a_refused_caller_starts_no_pull(live: LiveStream) -> None:
     assert calls == ["disconnect access denied: no"]
 
 
+def test_a_caller_whose_stream_started_after_its_handshake_plays_it_and_pulls_nothing(
+        loop: asyncio.AbstractEventLoop) -> None:
+    """Accepted while the stream was connecting here, and the stream started before the session's thread looked:
+    it is served, no origin is asked (the session thread saw "not connecting any more" and pulled)."""
+    early = LiveStream("default", "app", "cam", source_type="Rtmp", source_url="", profiles=[BYPASS])
+    try:
+        server, stats, origins = pulling(loop, None)
+        origins.registry.add(early)
+        session = server._on_accept("default/app/cam_o", ("10.0.0.9", 5000))
+        early.on_track(Track(0, MediaKind.VIDEO, Codec.H264, Fraction(1, 1000), width=320, height=180))
+        early.on_track(Track(1, MediaKind.AUDIO, Codec.AAC, Fraction(1, 1000)))
+        server.stream_started(early, SRT_APP)
+        assert session.hooks.arrive(session) is None and origins.asked == []
+        assert session.output is early.outputs["cam_o"]
+    finally:
+        early.end("test over")
+
+
 def test_a_caller_as_its_publisher_connects_here_waits_for_it_and_pulls_nothing(
         loop: asyncio.AbstractEventLoop) -> None:
     """The stream is here but not started (its first tracks not known): the caller waits for it, as WebRTC does,

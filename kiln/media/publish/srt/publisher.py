@@ -226,7 +226,9 @@ class SrtPlayback:
                 started = found[0].key in self._enabled
             return found if started else None
 
-        if self.streams.pending(vhost, app, stream):  # its publisher is connecting here: wait, do not pull
+        # here already (it may have started since the handshake) or its publisher is connecting here: wait, do
+        # not pull (checking only "connecting" pulled a stream that had just started)
+        if self.streams.find_output(vhost, app, stream) is not None or self.streams.pending(vhost, app, stream):
             arrival = wait_ready(ready)
         else:
             arrival = pull_and_wait(self.origins, vhost, app, stream, target.query, ready)
