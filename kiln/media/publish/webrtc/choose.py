@@ -70,17 +70,25 @@ def video_warning(tracks: list[Track], has_bframes: Callable[[Track], bool]) -> 
     return "WebRTC viewers get no video: " + "; ".join(reasons) if reasons else None
 
 
-def _playable_audio(track: Track) -> str | None:
-    if track.codec not in AUDIO_CODECS:
-        return (f"audio track {track.name or track.id!r} is {track.codec.value}; WebRTC carries Opus "
-                "(add an Opus encode to the output profile)")
-    return None
+def _playable_audio(track: Track, as_it_comes: bool = False) -> str | None:
+    """None when the track can be sent, else why not and what an operator can do: an output made by a profile
+    can get an Opus encode; a stream served as it comes (a relay, any stream of a dynamic app: no profile of this
+    app applies, as in OME, which only logs "Ignore unsupported codec") needs Opus from its source."""
+    if track.codec in AUDIO_CODECS:
+        return None
+    head = f"audio track {track.name or track.id!r} is {track.codec.value}; WebRTC carries Opus "
+    if as_it_comes:
+        return head + ("and this stream is served as it comes (a relay or a dynamic app's stream: no output profile "
+                       "runs on it here), so its source must send Opus (e.g. an Opus encode in the origin's output "
+                       "profile)")
+    return head + "(add an Opus encode to the output profile)"
 
 
 def choose(tracks: list[Track], playlists: list[dict[str, Any]], playlist: str | None,
-           has_bframes: Callable[[Track], bool], create_default: bool = True) -> Choice:
+           has_bframes: Callable[[Track], bool], create_default: bool = True, as_it_comes: bool = False) -> Choice:
     """The viewer's renditions, or NotPlayable saying why there is none. ``create_default`` is the app's
-    ``Publishers/WebRTC/CreateDefaultPlaylist`` (OME: false, no playlist is made for a URL that names none)."""
+    ``Publishers/WebRTC/CreateDefaultPlaylist`` (OME: false, no playlist is made for a URL that names none);
+    ``as_it_comes``: the output is the input itself (a relay or a dynamic app's stream), which no profile encodes."""
     left_out: list[str] = []
     videos, audios = [], []
     for track in tracks:
@@ -88,7 +96,7 @@ def choose(tracks: list[Track], playlists: list[dict[str, Any]], playlist: str |
             why = _playable_video(track, has_bframes)
             (left_out.append(why) if why else videos.append(track))
         elif track.kind is MediaKind.AUDIO:
-            why = _playable_audio(track)
+            why = _playable_audio(track, as_it_comes)
             (left_out.append(why) if why else audios.append(track))
     if playlist is None or playlist == DEFAULT_PLAYLIST:
         config = next((p for p in playlists if str(p.get("fileName") or "") == DEFAULT_PLAYLIST), None)

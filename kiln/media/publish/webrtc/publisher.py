@@ -156,7 +156,8 @@ class WebRtcPublisher:
         try:
             picked = choose(output.track_list(), output.playlists(), target.playlist, bframes_of(output),
                             create_default=is_true((webrtc_section(app_config) or {}).get("createDefaultPlaylist",
-                                                                                           True)))
+                                                                                           True)),
+                            as_it_comes=live.bypassed)
         except NotPlayable as exc:
             log.warning("webrtc not playable vhost=%s app=%s stream=%s playlist=%s reason=%s", target.vhost,
                         target.app, target.stream, target.playlist, exc)
