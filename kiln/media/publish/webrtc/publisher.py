@@ -148,7 +148,7 @@ class WebRtcPublisher:
             raise PlayRefused(404, f"no stream [{target.vhost}/{target.app}/{target.stream}]")
         live, output = found
         assert isinstance(output, OutputStream)
-        warning = video_warning(output.track_list(), bframes_of(output))
+        warning = video_warning(output.track_list(), bframes_of(output), live.bypassed)
         if warning is None:
             output.warnings.pop(CONNECTION_KIND, None)
         else:  # the stream's JSON shows it (lastWarning) beside this log line and the viewer's error
