@@ -65,7 +65,7 @@ class AppActor(CommandActor):
         self.app = domain.App(vhost, name, state.config, state.read_only)
         self.tasks = TasksActor.start(ctx, vhost, name, state.config, state.tasks)
         self.streams = StreamsActor.start(ctx, vhost, name, state.config, self.tasks, state.pulls,
-                                          state.schedules, state.multiplexes)
+                                          state.schedules, state.multiplexes, state.dynamic)
         ctx.directory.register(("tasks", vhost, name), self.tasks)
         ctx.directory.register(("streams", vhost, name), self.streams)
         # in the creator's thread, as the vhost's: the app's counters exist before "app created" is

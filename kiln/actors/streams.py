@@ -163,7 +163,7 @@ class StreamsActor(CommandActor):
     def __init__(self, ctx: StreamsContext, vhost: str, app: str, config: dict[str, Any],
                  tasks: pykka.ActorRef[Any], pulls: Sequence[se.PullDefined] = (),
                  schedules: Sequence[se.ScheduleDefined] = (),
-                 multiplexes: Sequence[se.MultiplexDefined] = ()) -> None:
+                 multiplexes: Sequence[se.MultiplexDefined] = (), dynamic: bool = False) -> None:
         super().__init__()
         self.journal = ctx.events
         self.stats = ctx.stats
@@ -171,6 +171,7 @@ class StreamsActor(CommandActor):
         self.vhost = vhost
         self.app = app
         self.settings = AppSettings.parse(config)
+        self.dynamic = dynamic  # a dynamic app (made from its vhost's template): every stream is bypassed, as OME
         self.tasks = tasks
         self.hls: LiveHls | None = LlhlsControl(ctx.media.llhls) \
             if ctx.media is not None and ctx.media.llhls is not None else None
@@ -285,7 +286,7 @@ class StreamsActor(CommandActor):
                             source_url=cmd.source_url, profiles=list(self.settings.output_profiles),
                             stats=self.stats, close_ingest=cmd.close_ingest,
                             subscribable=bool(self.settings.publishers),
-                            audio_map=self.settings.audio_maps.get(cmd.provider, ()))
+                            audio_map=self.settings.audio_maps.get(cmd.provider, ()), dynamic=self.dynamic)
         events = decide_and_apply(self.directory, dd.OpenStream(
             cmd.name, cmd.provider, cmd.source_type, cmd.source_url, stream.instance), stream.created_time,
             self.journal.encode)

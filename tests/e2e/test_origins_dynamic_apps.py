@@ -23,9 +23,11 @@ from tests.e2e.ovt_cluster import cluster_xml
 from tests.e2e.test_origin_map_store import map_store
 from tests.e2e.test_origins import origin, origins_xml, streams
 from tests.e2e.test_origins_players import edge_xml, origin_xml, whep_viewer
+from tests.e2e.test_origins_relay import SMALL
 from tests.e2e.webrtc.play_kiln import RtcPorts, signalling_viewer
 from tests.peers.ffmpeg import ffprobe_json, publish_rtmp, streams_by_type
 from tests.peers.redis import RedisServer
+from tests.peers.rtsp_server import RtspSource
 
 pytestmark = pytest.mark.e2e
 
@@ -33,11 +35,15 @@ REMOVAL = "<Modules><DynamicAppRemoval><Enable>true</Enable></DynamicAppRemoval>
 
 
 def _kiln(started: list[KilnProcess], tmp_path: Path, name: str, *, app: str = "app", origins: str = "",
-          removal: bool = False, env: dict[str, str] | None = None) -> KilnProcess:
-    """A Kiln whose one application is ``app`` (``*``: an edge whose only application is the template)."""
+          removal: bool = False, env: dict[str, str] | None = None, profile: str = "") -> KilnProcess:
+    """A Kiln whose one application is ``app`` (``*``: an edge whose only application is the template), with
+    ``profile`` as its one output profile when given."""
     ports = Ports()
     xml = cluster_xml(ports, tmp_path / name / "records", vhost_extra=origins)
     xml = xml.replace("<Name>app</Name>", f"<Name>{app}</Name>", 1)
+    if profile:
+        assert xml.count("</OutputProfile>") == 1
+        xml = xml[:xml.index("<OutputProfile>")] + profile.strip() + xml[xml.index("</OutputProfile>") + 16:]
     if removal:
         xml = xml.replace("<Bind>", REMOVAL + "\n  <Bind>", 1)
     (tmp_path / name).mkdir(parents=True, exist_ok=True)
@@ -185,5 +191,43 @@ def test_a_chain_of_edges_with_only_templates_makes_the_app_on_each(
             assert k.api.get("/v1/vhosts/default/apps/app").json()["response"]["dynamic"] is True
         info = edge.api.get("/v1/vhosts/default/apps/app/streams/cam").json()["response"]
         assert info["input"]["sourceUrl"] == f"ovt://127.0.0.1:{mid.ports.ovt}/app/cam"
+    finally:
+        source.stop()
+
+
+def test_a_dynamic_apps_pulled_stream_is_served_as_it_comes_whatever_the_templates_profiles(
+        started: list[KilnProcess], tmp_path: Path, test_flv: Path, peer_dir: Path, rtsp_source: RtspSource) -> None:
+    """OME's transcoder bypasses every track of a dynamic app's stream (CreateOutputStreamDynamic): the template's
+    one profile would scale to 160x90 with a playlist of its own, but an OVT pull with ``<Relay>false</Relay>`` and
+    an RTSP pull without Relay, each into a dynamic app, are served at the source's 320x180 under the stream's name
+    (the default playlist; the profile's ``abr`` is not made), and the API shows one output of bypassed tracks."""
+    origin_k = _kiln(started, tmp_path, "origin")
+    rules = origins_xml(
+        f"<Origin><Location>/app/</Location><Relay>false</Relay><Pass><Scheme>ovt</Scheme><Urls>"
+        f"<Url>127.0.0.1:{origin_k.ports.ovt}/app/</Url></Urls></Pass></Origin>",
+        origin("/cams/door", "rtsp", rtsp_source.url.removeprefix("rtsp://"), strict=True))
+    edge = _kiln(started, tmp_path, "edge", app="*", origins=rules, profile=SMALL)
+    source = publish_rtmp(f"rtmp://127.0.0.1:{origin_k.ports.rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        origin_k.wait_for(lambda: "cam" in streams(origin_k), what="origin stream")
+        for app, name in (("app", "cam"), ("cams", "door")):
+            base = f"http://127.0.0.1:{edge.ports.llhls}/{app}/{name}"
+            master = httpx.get(f"{base}/llhls.m3u8", timeout=60)
+            assert master.status_code == 200 and master.text.startswith("#EXTM3U"), master.text
+            assert edge.api.get(f"/v1/vhosts/default/apps/{app}").json()["response"]["dynamic"] is True
+            probe = streams_by_type(ffprobe_json(f"{base}/llhls.m3u8", timeout=60))
+            assert (probe["video"]["codec_name"], probe["video"]["width"], probe["video"]["height"]) == (
+                "h264", 320, 180), (app, probe)
+            assert probe["audio"]["codec_name"] == "aac"
+            info = edge.api.get(f"/v1/vhosts/default/apps/{app}/streams/{name}").json()["response"]
+            [output] = info["outputs"]
+            assert output["name"] == name
+            media = [t for t in output["tracks"] if t["type"] in ("Video", "Audio")]
+            assert sorted(t["type"] for t in media) == ["Audio", "Video"]
+            tracks = {t["type"]: t for t in media}
+            assert tracks["Video"]["video"]["bypass"] is True and tracks["Audio"]["audio"]["bypass"] is True
+            assert (tracks["Video"]["video"]["width"], tracks["Video"]["video"]["height"]) == (320, 180)
+            assert httpx.get(f"{base}/abr.m3u8", timeout=30).status_code == 404  # no profile playlist
+        assert "Traceback" not in edge.log_path.read_text()
     finally:
         source.stop()

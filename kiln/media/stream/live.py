@@ -102,7 +102,7 @@ class LiveStream:
     def __init__(self, vhost: str, app: str, name: str, *, source_type: str, source_url: str,
                  profiles: list[dict[str, Any]], stats: IngestMeters | None = None,
                  close_ingest: Callable[[str], None] | None = None, subscribable: bool = True,
-                 audio_map: tuple[AudioLabel, ...] = ()) -> None:
+                 audio_map: tuple[AudioLabel, ...] = (), dynamic: bool = False) -> None:
         self.vhost, self.app, self.name = vhost, app, name
         self.instance = uuid.uuid4().hex[:12]
         self.source_type, self.source_url = source_type, source_url
@@ -138,6 +138,10 @@ class LiveStream:
         self._ingest_meter: IngestMeter | None = None
         self.data_track_id = -1
         self.relay_playlists: list[dict[str, Any]] | None = None  # set by an OVT pull: outputs = inputs
+        # a stream of a dynamic app (made from its vhost's ``*`` template): as OME's transcoder
+        # (TranscoderStream::CreateOutputStreamDynamic), its one output is the input itself, every track bypassed,
+        # whatever the app's output profiles say (no encode, not even an image, and no profile playlists)
+        self.dynamic = dynamic
         self.transcoder = StreamTranscoder(f"{vhost}/{app}/{name}")
         self._keyframe_source: Callable[[], None] | None = None
         self.keyframe_requests: dict[str, int] = {}  # reason -> requests passed to the source (tests, logs)
@@ -145,6 +149,12 @@ class LiveStream:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.vhost, self.app, self.name)
+
+    @property
+    def bypassed(self) -> bool:
+        """The one output is the input under its own name (a relay, or any stream of a dynamic app): the app's
+        output profiles make no output stream of it."""
+        return self.relay_playlists is not None or self.dynamic
 
     # -- ingest side ------------------------------------------------------------------------------
     def set_keyframe_source(self, ask: Callable[[], None]) -> None:
@@ -274,10 +284,10 @@ class LiveStream:
                 return
             self.data_track_id = max(self.tracks) + 1
             self.input.set_track(Track(self.data_track_id, MediaKind.DATA, Codec.ID3, MS))
-            if self.relay_playlists is not None:
-                relay = self._build_relay_output(self.relay_playlists)
+            if self.bypassed:
+                relay = self._build_relay_output(self.relay_playlists or [])
                 self.outputs[relay.name] = relay
-            for profile in self.profiles if self.relay_playlists is None else []:
+            for profile in [] if self.bypassed else self.profiles:
                 out = self._build_output(profile)
                 if out is not None and out.name not in self.outputs:
                     self.outputs[out.name] = out
@@ -398,7 +408,8 @@ class LiveStream:
             out.tracks.append(ot)
         out.tracks.append(OutputTrack(self.data_track_id, MediaKind.DATA, "", {}, True, self.data_track_id,
                                       Track(self.data_track_id, MediaKind.DATA, Codec.ID3, MS)))
-        self._add_relay_images(out)
+        if self.relay_playlists is not None:  # a relay's thumbnails; a dynamic app's stream gets no encode at all
+            self._add_relay_images(out)
         return out
 
     def _add_relay_images(self, out: OutputStream) -> None:

@@ -54,7 +54,7 @@ def awaits_output(live: LiveStream, output_name: str) -> bool:
         return False
     if live.name == output_name:
         return True
-    for profile in live.profiles:
+    for profile in [] if live.bypassed else live.profiles:
         template = profile.get("outputStreamName") if isinstance(profile, dict) else None
         if isinstance(template, str) and template.replace("${OriginStreamName}", live.name) == output_name:
             return True

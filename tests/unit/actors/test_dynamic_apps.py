@@ -16,12 +16,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from kiln.actors.base import ask_blocking
-from kiln.actors.commands import CreateDynamicApp
+from kiln.actors.commands import CreateDynamicApp, OpenStream
 from kiln.actors.dynamic_removal import DynamicAppRemoval
 from kiln.actors.origin_gate import OriginGate
 from kiln.config import load_server_xml_text
 from kiln.events import catalog as ce
 from kiln.journal import Journal, NewRecord
+from kiln.media.model import MS, Codec, MediaKind, Track
+from kiln.media.stream.live import LiveStream
 from kiln.service import KilnService
 from tests.unit.http.conftest import AUTH
 
@@ -228,3 +230,50 @@ def test_a_vhost_made_through_the_api_with_a_template_keeps_it_across_a_restart(
             assert client.delete("/v1/vhosts/api/apps/cam", headers=AUTH).status_code == 200  # not read-only
     finally:
         again.close()
+
+
+def _opened(service: KilnService, app: str, provider: str) -> LiveStream:
+    ref = service.directory.streams("default", app)
+    assert ref is not None
+    stream: LiveStream = ask_blocking(ref, OpenStream("s", provider, provider.capitalize(), "", lambda _why: None))
+    stream.on_track(Track(0, MediaKind.VIDEO, Codec.H264, MS, width=320, height=180))
+    stream.on_track(Track(1, MediaKind.AUDIO, Codec.AAC, MS, sample_rate=48000, channels=2))
+    return stream
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_every_stream_of_a_dynamic_app_is_bypassed_whatever_its_templates_profiles(tmp_path: Path,
+                                                                                   restart: bool) -> None:
+    """As OME (TranscoderStream::CreateOutputStreamDynamic): a dynamic app's stream has one output of its own name,
+    all its tracks bypassed and no encoder, though the template's profile scales; the fixed app's still scales.
+    The app is still dynamic after a restart, so are its streams then."""
+    profile = ("<OutputProfiles><OutputProfile><Name>small</Name><OutputStreamName>${OriginStreamName}"
+               "</OutputStreamName><Encodes><Video><Name>v</Name><Codec>h264</Codec><Width>160</Width>"
+               "<Height>90</Height><Bitrate>100000</Bitrate></Video></Encodes></OutputProfile></OutputProfiles>")
+    xml = EDGE_XML.replace("<Providers><OVT/></Providers>", f"<Providers><OVT/></Providers>{profile}")
+    xml = xml.replace("<Providers><RTMP/></Providers>", f"<Providers><RTMP/></Providers>{profile}")
+    data = tmp_path / "data"
+
+    def start() -> KilnService:
+        service = KilnService(load_server_xml_text(xml, data), data, fsync=False)
+        service.open()
+        return service
+
+    service = start()
+    try:
+        ask_blocking(service.directory.vhost("default"), CreateDynamicApp("app", "s"))
+        if restart:
+            service.close()
+            service = start()
+        dynamic, fixed = _opened(service, "app", "ovt"), _opened(service, "fixed", "rtmp")
+        assert dynamic.started and fixed.started
+        [output] = dynamic.snapshot().outputs
+        assert output.name == "s" and output.playlists == ()
+        assert [(t.kind, t.bypass, t.width) for t in output.tracks if t.kind != "Data"] == [
+            ("Video", True, 320), ("Audio", True, 0)]
+        assert dynamic.transcoder.workers == {}
+        [scaled] = fixed.snapshot().outputs
+        assert [(t.bypass, t.width) for t in scaled.tracks if t.kind == "Video"] == [(False, 160)]
+        assert fixed.transcoder.workers
+    finally:
+        service.close()

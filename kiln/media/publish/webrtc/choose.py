@@ -22,6 +22,10 @@ AUDIO_CODECS = (Codec.OPUS,)
 DEFAULT_PLAYLIST = "webrtc_default"
 BFRAMES = ("video track {name!r} has B-frames, which browsers do not play over WebRTC; add an H.264 encode "
            "with <BFrames>0</BFrames> to the output profile (or publish with -bf 0 / -tune zerolatency)")
+AS_IT_COMES = "this stream is served as it comes (a relay or a dynamic app's stream: no output profile runs on it here)"
+BFRAMES_AS_IT_COMES = ("video track {name!r} has B-frames, which browsers do not play over WebRTC; " + AS_IT_COMES +
+                       ", so its source must send none (publish with -bf 0 / -tune zerolatency, or an H.264 encode "
+                       "with <BFrames>0</BFrames> in the origin's output profile)")
 
 
 class NotPlayable(LookupError):
@@ -48,47 +52,54 @@ class Choice:
     left_out: tuple[str, ...] = field(default=())
 
 
-def _playable_video(track: Track, has_bframes: Callable[[Track], bool]) -> str | None:
-    """None when the track can be sent, else why not."""
+def _playable_video(track: Track, has_bframes: Callable[[Track], bool], as_it_comes: bool = False) -> str | None:
+    """None when the track can be sent, else why not (``as_it_comes``: no profile can fix it here, the source can)."""
     if track.codec not in VIDEO_CODECS:
         return f"video track {track.name or track.id!r} is {track.codec.value}, which Kiln does not send over WebRTC"
     if has_bframes(track):
-        return BFRAMES.format(name=track.name or str(track.id))
+        return (BFRAMES_AS_IT_COMES if as_it_comes else BFRAMES).format(name=track.name or str(track.id))
     return None
 
 
-def video_warning(tracks: list[Track], has_bframes: Callable[[Track], bool]) -> str | None:
+def video_warning(tracks: list[Track], has_bframes: Callable[[Track], bool], as_it_comes: bool = False) -> str | None:
     """Why WebRTC viewers of these tracks get no video (e.g. B-frames and no encode without them), or None
     when one video track can be sent or there is no video at all. Shown in the stream's JSON."""
     reasons = []
     for track in tracks:
         if track.kind is MediaKind.VIDEO:
-            why = _playable_video(track, has_bframes)
+            why = _playable_video(track, has_bframes, as_it_comes)
             if why is None:
                 return None
             reasons.append(why)
     return "WebRTC viewers get no video: " + "; ".join(reasons) if reasons else None
 
 
-def _playable_audio(track: Track) -> str | None:
-    if track.codec not in AUDIO_CODECS:
-        return (f"audio track {track.name or track.id!r} is {track.codec.value}; WebRTC carries Opus "
-                "(add an Opus encode to the output profile)")
-    return None
+def _playable_audio(track: Track, as_it_comes: bool = False) -> str | None:
+    """None when the track can be sent, else why not and what an operator can do: an output made by a profile
+    can get an Opus encode; a stream served as it comes (a relay, any stream of a dynamic app: no profile of this
+    app applies, as in OME, which only logs "Ignore unsupported codec") needs Opus from its source."""
+    if track.codec in AUDIO_CODECS:
+        return None
+    head = f"audio track {track.name or track.id!r} is {track.codec.value}; WebRTC carries Opus "
+    if as_it_comes:
+        return head + "and " + AS_IT_COMES + ", so its source must send Opus (e.g. an Opus encode in the origin's " \
+            "output profile)"
+    return head + "(add an Opus encode to the output profile)"
 
 
 def choose(tracks: list[Track], playlists: list[dict[str, Any]], playlist: str | None,
-           has_bframes: Callable[[Track], bool], create_default: bool = True) -> Choice:
+           has_bframes: Callable[[Track], bool], create_default: bool = True, as_it_comes: bool = False) -> Choice:
     """The viewer's renditions, or NotPlayable saying why there is none. ``create_default`` is the app's
-    ``Publishers/WebRTC/CreateDefaultPlaylist`` (OME: false, no playlist is made for a URL that names none)."""
+    ``Publishers/WebRTC/CreateDefaultPlaylist`` (OME: false, no playlist is made for a URL that names none);
+    ``as_it_comes``: the output is the input itself (a relay or a dynamic app's stream), which no profile encodes."""
     left_out: list[str] = []
     videos, audios = [], []
     for track in tracks:
         if track.kind is MediaKind.VIDEO:
-            why = _playable_video(track, has_bframes)
+            why = _playable_video(track, has_bframes, as_it_comes)
             (left_out.append(why) if why else videos.append(track))
         elif track.kind is MediaKind.AUDIO:
-            why = _playable_audio(track)
+            why = _playable_audio(track, as_it_comes)
             (left_out.append(why) if why else audios.append(track))
     if playlist is None or playlist == DEFAULT_PLAYLIST:
         config = next((p for p in playlists if str(p.get("fileName") or "") == DEFAULT_PLAYLIST), None)

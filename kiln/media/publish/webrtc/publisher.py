@@ -148,7 +148,7 @@ class WebRtcPublisher:
             raise PlayRefused(404, f"no stream [{target.vhost}/{target.app}/{target.stream}]")
         live, output = found
         assert isinstance(output, OutputStream)
-        warning = video_warning(output.track_list(), bframes_of(output))
+        warning = video_warning(output.track_list(), bframes_of(output), live.bypassed)
         if warning is None:
             output.warnings.pop(CONNECTION_KIND, None)
         else:  # the stream's JSON shows it (lastWarning) beside this log line and the viewer's error
@@ -156,7 +156,8 @@ class WebRtcPublisher:
         try:
             picked = choose(output.track_list(), output.playlists(), target.playlist, bframes_of(output),
                             create_default=is_true((webrtc_section(app_config) or {}).get("createDefaultPlaylist",
-                                                                                           True)))
+                                                                                           True)),
+                            as_it_comes=live.bypassed)
         except NotPlayable as exc:
             log.warning("webrtc not playable vhost=%s app=%s stream=%s playlist=%s reason=%s", target.vhost,
                         target.app, target.stream, target.playlist, exc)

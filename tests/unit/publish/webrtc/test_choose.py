@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
 
-from kiln.media.model import Codec, MediaKind, Track
+from kiln.media.model import MS, Codec, MediaKind, Packet, Track
 from kiln.media.publish.webrtc.abr import AutoAbr
 from kiln.media.publish.webrtc.choose import (
     DEFAULT_PLAYLIST,
@@ -16,6 +17,9 @@ from kiln.media.publish.webrtc.choose import (
     rendition_json,
     video_warning,
 )
+from kiln.media.publish.webrtc.publisher import PlayRefused, Target, WebRtcPublisher
+from kiln.media.stream.live import LiveStream
+from kiln.media.stream.registry import StreamRegistry
 
 TB = Fraction(1, 90000)
 H264 = Track(0, MediaKind.VIDEO, Codec.H264, TB, name="bypass_video", width=320, height=180)
@@ -117,3 +121,73 @@ def test_create_default_playlist_false_plays_only_named_playlists() -> None:
     own = {"fileName": DEFAULT_PLAYLIST, "renditions": [{"name": "mine", "video": "bypass_video",
                                                          "audio": "opus_audio"}]}
     assert choose([H264, OPUS], [own], None, no_bframes, create_default=False).renditions[0].name == "mine"
+
+
+class _Stats:
+    def bytes_out(self, vhost: str, app: str, stream: str, n: int) -> None: ...
+
+    def connection(self, vhost: str, app: str, stream: str, kind: str, delta: int) -> None: ...
+
+
+TARGET = Target("default", "app", "cam", None, ("127.0.0.1", 5000), "ws://edge/app/cam")
+WEBRTC_APP = {"publishers": {"webrtc": {}}}
+
+
+def _registry(dynamic: bool) -> tuple[StreamRegistry, LiveStream]:
+    """An H.264 + AAC stream in an app whose one profile bypasses both (a dynamic app's or not)."""
+    profile = {"name": "bypass", "outputStreamName": "${OriginStreamName}",
+               "encodes": {"videos": [{"name": "v", "bypass": "true"}], "audios": [{"name": "a", "bypass": "true"}]}}
+    registry = StreamRegistry()
+    live = LiveStream("default", "app", "cam", source_type="Ovt", source_url="", profiles=[profile], dynamic=dynamic)
+    live.on_metadata({"videocodecid": 7, "audiocodecid": 10})
+    live.on_track(replace(H264, id=0))
+    live.on_track(replace(AAC, id=1))
+    registry.add(live)
+    return registry, live
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_aac_audio_is_left_out_with_advice_an_operator_can_follow(dynamic: bool) -> None:
+    """Through a profile, an Opus encode is the fix; a stream served as it comes (a dynamic app's stream, a relay)
+    has no profile to add it to, so the viewer and the log say its source must send Opus (OME only logs "Ignore
+    unsupported codec(AAC)" and plays the video)."""
+    registry, live = _registry(dynamic)
+    try:
+        _live, _output, picked = WebRtcPublisher(registry, _Stats(), None).choice(TARGET, WEBRTC_APP)
+        assert picked.renditions[0].video is not None and picked.renditions[0].audio is None
+        [why] = [w for w in picked.left_out if w.startswith("audio")]
+        assert "AAC" in why
+        if dynamic:
+            assert "served as it comes" in why and "its source must send Opus" in why
+            assert "add an Opus encode to the output profile" not in why
+        else:
+            assert why.endswith("(add an Opus encode to the output profile)")
+    finally:
+        live.end("test over")
+
+
+def test_aac_of_a_relay_says_its_source_must_send_opus() -> None:
+    picked = choose([H264, AAC], [], None, no_bframes, as_it_comes=True)
+    assert picked.renditions == (Rendition(DEFAULT_PLAYLIST, H264, None),)
+    assert any("its source must send Opus" in why for why in picked.left_out)
+    picked = choose([H264, AAC], [], None, no_bframes)
+    assert any("add an Opus encode to the output profile" in why for why in picked.left_out)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_video_with_bframes_of_a_stream_served_as_it_comes_says_its_source_must_send_none(dynamic: bool) -> None:
+    """No profile can add an encode without B-frames to a dynamic app's stream: the refusal and the stream's
+    warning say what the source can do instead."""
+    registry, live = _registry(dynamic)
+    try:
+        for i in range(30):  # pts ahead of dts: B-frames, as the meter sees them
+            live.ingest(Packet(0, i * 33 + 66, i * 33, MS, bytes(500), keyframe=i % 15 == 0))
+        with pytest.raises(PlayRefused) as refused:
+            WebRtcPublisher(registry, _Stats(), None).choice(TARGET, WEBRTC_APP)
+        warning = live.outputs["cam"].warnings["webrtc"]
+        for text in (refused.value.text, warning):
+            assert "has B-frames" in text
+            assert ("its source must send none" in text) is dynamic
+            assert ("to the output profile (or publish with -bf 0" in text) is not dynamic
+    finally:
+        live.end("test over")
