@@ -599,7 +599,7 @@ class StreamsActor(CommandActor):
 
         worker = ScheduleWorker(self.where, schedule, self.channel_files.media_root(),
                                 ScheduleHooks(open_stream, finished), getattr(self.media, "schedules", None),
-                                self.media.streams)
+                                self.media.streams, getattr(self.media, "feeds", None))
         self.channel_workers[name] = worker
         worker.start()
 
@@ -761,7 +761,7 @@ class StreamsActor(CommandActor):
             tell_quietly(me, MultiplexFinished(name, reason, worker))
 
         worker = MuxWorker(self.where, mux, self.media.streams, MuxHooks(open_stream, finished),
-                           getattr(self.media, "multiplexes", None))
+                           getattr(self.media, "multiplexes", None), feeds=getattr(self.media, "feeds", None))
         self.mux_workers[name] = worker
         worker.start()
 

@@ -43,6 +43,7 @@ from kiln.media.rtc.turn.server import TurnServer
 from kiln.media.rtc.turn.start import open_turn
 from kiln.media.rtc.udp_mux import PortPool
 from kiln.media.stream.live import LiveStream
+from kiln.media.stream.loops import ChannelFeeds
 from kiln.media.stream.registry import StreamRegistry
 from kiln.metrics.queue import queue_json
 from kiln.metrics.sessions import SessionCounters
@@ -82,6 +83,7 @@ class MediaRuntime:
         self.streams = StreamRegistry()
         self.schedules = ScheduleBoard()  # what each scheduled channel plays now (GET scheduledChannels/{stream})
         self.multiplexes = MuxBoard()  # what each multiplex channel does now (GET multiplexChannels/{stream})
+        self.feeds = ChannelFeeds()  # what every channel takes, scheduled or multiplex: none may take itself back
         self.task_counters = SessionCounters()
         self.control: ControlPlane | None = None
         self.players: PlayerApps  # set by attach()

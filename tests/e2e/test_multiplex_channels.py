@@ -3,8 +3,10 @@ kept across kill -9; a ``.mux`` file in MuxFilesDir duplicates a stream into ano
 
 from __future__ import annotations
 
+import datetime
 import re
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -196,3 +198,63 @@ def test_an_app_that_gets_the_provider_loads_the_files_and_keeps_its_channels_wi
     assert sorted(k.api.get(channels).json()["response"]) == ["abr", "dup"]
     k.wait_for(lambda: k.api.get(f"{channels}/abr").json()["response"]["state"] == "Pulling",
                what="the channel waiting for its sources again")
+
+
+LOOP_APP = """
+        <Application>
+          <Name>loop</Name>
+          <Type>live</Type>
+          <OutputProfiles><OutputProfile><Name>bypass</Name><OutputStreamName>${{OriginStreamName}}</OutputStreamName>
+            <Encodes><Video><Name>bypass_video</Name><Bypass>true</Bypass></Video>
+              <Audio><Name>bypass_audio</Name><Bypass>true</Bypass></Audio></Encodes>
+          </OutputProfile></OutputProfiles>
+          <Providers><Multiplex><MuxFilesDir>mux_files</MuxFilesDir></Multiplex>
+            <Schedule><MediaRootDir>{media}</MediaRootDir><ScheduleFilesDir>schedules</ScheduleFilesDir></Schedule>
+          </Providers>
+        </Application>"""
+
+
+def test_a_scheduled_and_a_multiplex_channel_taking_each_other_never_close_the_loop(
+        kiln_factory: Callable[..., KilnProcess], tmp_path: Path) -> None:
+    """Scheduled ``a`` plays multiplex ``m`` while ``m`` takes ``a``: ``m`` plays ``a``'s fallback and ``a`` stays on
+    it (playing ``m`` would replay its own last GOP for ever), saying why; a multiplex taking itself waits, saying
+    why in its pulling message."""
+    media = tmp_path / "media"
+    media.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=red:s=160x90:r=20", "-f", "lavfi",
+                    "-i", "sine=f=440:r=48000", "-t", "2", "-c:v", "libx264", "-g", "10", "-bf", "0", "-pix_fmt",
+                    "yuv420p", "-c:a", "aac", "-b:a", "32k", str(media / "red.mp4")], check=True, timeout=30)
+    k = kiln_factory(extra_apps=LOOP_APP.format(media=media))
+    app = "/v1/vhosts/default/apps/loop"
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+    schedule = {"stream": {"name": "a"}, "fallbackProgram": {"items": [{"url": "file://red.mp4"}]},
+                "programs": [{"name": "show", "scheduled": now, "repeat": True, "items": [
+                    {"url": "stream://default/loop/m", "duration": -1}]}]}
+    assert k.api.post(f"{app}/scheduledChannels", json=schedule).json()["statusCode"] == 201
+    mux = {"outputStream": {"name": "m"}, "sourceStreams": [{"name": "a", "url": "stream://default/loop/a",
+                                                             "trackMap": [
+        {"sourceTrackName": "bypass_video", "newTrackName": "video"},
+        {"sourceTrackName": "bypass_audio", "newTrackName": "audio"}]}]}
+    assert k.api.post(f"{app}/multiplexChannels", json=mux).json()["statusCode"] == 201
+
+    def a_plays() -> str:
+        return str(k.api.get(f"{app}/scheduledChannels/a").json()["response"]["currentProgram"].get("name"))
+
+    k.wait_for(lambda: k.api.get(f"{app}/multiplexChannels/m").json()["response"]["state"] == "Playing",
+               what="m playing a")
+    k.wait_for_log("schedule item plays a channel that plays this one where=default/loop stream=a "
+                   "url=stream://default/loop/m loop=default/loop/a -> default/loop/m -> default/loop/a")
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:  # a's program is on air all along: its item counts as failing
+        assert a_plays() == "fallback"
+        assert k.api.get(f"{app}/multiplexChannels/m").json()["response"]["state"] == "Playing"
+        time.sleep(0.1)
+
+    itself = {"outputStream": {"name": "self"}, "sourceStreams": [{"name": "me", "url": "stream://default/loop/self",
+                                                                   "trackMap": [
+        {"sourceTrackName": "video", "newTrackName": "video"}]}]}
+    assert k.api.post(f"{app}/multiplexChannels", json=itself).json()["statusCode"] == 201
+    k.wait_for(lambda: k.api.get(f"{app}/multiplexChannels/self").json()["response"].get("pullingMessage") == (
+        "Multiplex Channel : #default#loop/self: Failed to mirror stream stream://default/loop/self (a loop back to "
+        "this channel: default/loop/self -> default/loop/self)"), what="self naming its loop")
+    assert k.api.get(f"{app}/multiplexChannels/self").json()["response"]["state"] == "Pulling"

@@ -21,6 +21,7 @@ from kiln.media.ingest.schedule.worker import ScheduleHooks, ScheduleWorker, _Le
 from kiln.media.model import MediaKind, Packet, Track
 from kiln.media.stream.hub import Subscriber
 from kiln.media.stream.live import LiveStream
+from kiln.media.stream.loops import ChannelFeeds
 from kiln.media.stream.registry import StreamRegistry
 from tests.unit.ingest.test_multiplex_worker import wait_until
 
@@ -404,7 +405,7 @@ def test_channels_playing_each_other_in_a_loop_never_close_it(
     """Each channel's program plays the next channel (the last plays the first), each with a file fallback. Closing
     the loop would feed each its own echo (the GOP they last had, for ever): the item that would close it counts as
     failing and its channel plays its fallback, while the others play their items."""
-    registry, board = StreamRegistry(), ScheduleBoard()
+    registry, board, feeds = StreamRegistry(), ScheduleBoard(), ChannelFeeds()
     workers = []
     for index, name in enumerate(names):
         channel = LiveStream("default", "tv", name, source_type="Scheduled", source_url="", profiles=[BYPASS])
@@ -413,7 +414,8 @@ def test_channels_playing_each_other_in_a_loop_never_close_it(
         program = Program("p", "", 946684800000, True, (Item(f"stream://default/tv/{following}", 0, -1),))
         workers.append(ScheduleWorker("default/tv", Schedule(ChannelStream(name), (Item("file://red.mp4"),),
                                                              (program,)), media,
-                                      ScheduleHooks(lambda close, c=channel: c, lambda r: None), board, registry))
+                                      ScheduleHooks(lambda close, c=channel: c, lambda r: None), board, registry,
+                                      feeds))
 
     def on_program() -> list[bool]:
         return [(on := board.get(w.key)) is not None and on.slot.program is not None for w in workers]

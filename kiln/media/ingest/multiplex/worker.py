@@ -3,7 +3,10 @@
 As OME's ``MultiplexStream``: the channel waits (``Pulling``, once a second) until every source stream's output
 is live, then takes their tracks by variant name (each source's ``trackMap``), opens its stream through the
 control plane (as every ingest does) and feeds it (``Playing``). When a source goes away the channel's stream
-ends and it waits for the sources again, as OME's does when its file watcher makes the channel anew.
+ends and it waits for the sources again, as OME's does when its file watcher makes the channel anew. A source that
+is this channel, or takes it (directly or through other channels, multiplex or scheduled:
+:mod:`kiln.media.stream.loops`), is waited for as one that is not there, with the loop in the pulling message and
+the log: taking it would feed the channel its own output for ever.
 
 Packets never pass through an actor: each source's output hub calls a cheap callback (``kiln/media/stream/tap.py``,
 shared with scheduled channels' ``stream://`` items) on the source's own thread
@@ -33,6 +36,7 @@ from kiln.media.ingest.multiplex.board import MuxBoard, MuxState
 from kiln.media.model import MediaKind, Packet, Track
 from kiln.media.stream.hub import StreamHub, Subscriber
 from kiln.media.stream.live import LiveStream
+from kiln.media.stream.loops import ChannelFeeds, loop_back
 from kiln.media.stream.tap import HubTap, Outputs, Retimer
 from kiln.media.worker import WorkerThread
 
@@ -64,12 +68,13 @@ class _Source:
 class MuxWorker:
     def __init__(self, where: str, mux: Multiplex, outputs: Outputs, hooks: MuxHooks,
                  board: MuxBoard | None = None, retry_s: float = PULL_RETRY_S,
-                 queue_packets: int = QUEUE_PACKETS) -> None:
+                 queue_packets: int = QUEUE_PACKETS, feeds: ChannelFeeds | None = None) -> None:
         self.where = where
         self.mux = mux
         self.outputs = outputs
         self.hooks = hooks
         self.board = board
+        self.feeds = feeds if feeds is not None else ChannelFeeds()  # what the server's channels take (loops)
         vhost, _, app = where.partition("/")
         self.key = (vhost, app, mux.name)
         self._app_name = f"#{vhost}#{app}"
@@ -79,6 +84,7 @@ class MuxWorker:
         self.retry_s = retry_s
         self.queue_packets = queue_packets
         self._refused = ""  # the last refusal logged (a channel refused every second logs it once)
+        self._told_loop = ""  # the last loop logged, likewise
 
     @property
     def name(self) -> str:
@@ -113,6 +119,8 @@ class MuxWorker:
             self.board.set(self.key, state, message)
 
     def _run(self) -> None:
+        # said before the sources are looked at, so two channels closing a loop at once see each other
+        self.feeds.set(self.key, self, tuple(spec.target for spec in self.mux.sources))
         try:
             while not self._thread.stopping:
                 sources = self._pull()
@@ -121,13 +129,28 @@ class MuxWorker:
         finally:
             if self.board is not None:
                 self.board.clear(self.key)
+            self.feeds.clear(self.key, self)
             log.info("multiplex channel stopped where=%s stream=%s reason=%s", self.where, self.name,
                      self._stop_reason)
             self.hooks.finished(self._stop_reason or "multiplex ended")
 
     # -- Pulling ---------------------------------------------------------------------------------------------
     def _pull(self) -> list[_Source] | None:
-        """Every source's output and tracks, or None after waiting a second (a source is not live yet)."""
+        """Every source's output and tracks, or None after waiting a second (a source is not live yet, or would
+        feed the channel back)."""
+        for spec in self.mux.sources:
+            loop = loop_back(self.key, None, spec.target, self.outputs, self.feeds)
+            if loop is not None:
+                if loop != self._told_loop:
+                    self._told_loop = loop
+                    log.warning("multiplex source leads back to this channel where=%s stream=%s url=%s loop=%s: the "
+                                "channel waits (it would take its own output for ever)", self.where, self.name,
+                                spec.url, loop)
+                self._show(MuxState.PULLING, f"Multiplex Channel : {self._app_name}/{self.name}: Failed to mirror "
+                                             f"stream {spec.url} (a loop back to this channel: {loop})")
+                self._thread.wait(self.retry_s)
+                return None
+        self._told_loop = ""
         sources = []
         for spec in self.mux.sources:
             vhost, app, stream = spec.target

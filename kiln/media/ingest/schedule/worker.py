@@ -11,8 +11,9 @@ A ``stream://`` item (OME's ``PlayStream``) starts at the source output's last k
 where the item before ended, all its tracks by one offset (they stay in sync); it plays for its duration by its
 own timestamps, or until the source ends or sends nothing for the channel's error tolerance; then, as for a file
 that cannot play, ``fallbackOnErr`` says whether the fallback program plays; so does a source that is the channel
-itself or a scheduled channel whose item on air plays this one, directly or through others (``_feeds_back``: checked
-when an item would start, so the channel that would close a loop plays its fallback). The source is never slowed: its
+itself or a channel that takes this one, directly or through others, scheduled or multiplex
+(:mod:`kiln.media.stream.loops`: checked when an item would start, so the channel that would close a loop plays its
+fallback). The source is never slowed: its
 hub calls :class:`kiln.media.stream.tap.HubTap` on its own thread, which only appends to a bounded queue that this
 thread drains at the channel's pace (a channel that falls that far behind gives the item up).
 """
@@ -40,6 +41,7 @@ from kiln.media.ingest.schedule.plan import LIVE_FOREVER_MS, Idle, Slot, current
 from kiln.media.model import Codec, MediaKind, Packet, Track
 from kiln.media.stream.hub import StreamHub, Subscriber
 from kiln.media.stream.live import LiveStream
+from kiln.media.stream.loops import ChannelFeeds, loop_back
 from kiln.media.stream.tap import HubTap, Outputs, Retimer
 from kiln.media.worker import WorkerThread
 
@@ -148,12 +150,14 @@ class _Failback:
 
 class ScheduleWorker:
     def __init__(self, where: str, schedule: Schedule, media_root: Path, hooks: ScheduleHooks,
-                 board: ScheduleBoard | None = None, outputs: Outputs | None = None) -> None:
+                 board: ScheduleBoard | None = None, outputs: Outputs | None = None,
+                 feeds: ChannelFeeds | None = None) -> None:
         self.where = where
         self.schedule = schedule
         self.hooks = hooks
         self.board = board
         self.outputs = outputs
+        self.feeds = feeds if feeds is not None else ChannelFeeds()  # what the server's channels take (loops)
         self.lengths = _Lengths(media_root, lambda item: self._source_hub(item) is not None)
         self._live_queue: Subscriber | None = None  # the live item's queue while one plays (ended to stop it)
         self._stream: LiveStream | None = None  # the channel's own stream, once opened
@@ -244,6 +248,7 @@ class ScheduleWorker:
         finally:
             if self.board is not None:
                 self.board.clear(self.key)
+            self.feeds.clear(self.key, self)
             stream.end(self._stop_reason or "schedule ended")
             log.info("scheduled channel stopped where=%s stream=%s reason=%s items=%d", self.where, self.name,
                      self._stop_reason, self.items_played)
@@ -311,6 +316,11 @@ class ScheduleWorker:
                         first.codec.value, first.sample_rate, first.channels)
 
     def _show(self, slot: Slot | None) -> None:
+        target = slot.item.stream_target if slot is not None else None
+        if target is not None:  # said before the item checks its source again, so two closing a loop see each other
+            self.feeds.set(self.key, self, (target,))
+        else:
+            self.feeds.clear(self.key, self)
         if self.board is None:
             return
         if slot is None:
@@ -458,7 +468,7 @@ class ScheduleWorker:
                 log.warning("schedule item names the channel itself where=%s stream=%s url=%s: it cannot play",
                             self.where, self.name, item.url)
             return None
-        loop = self._feeds_back(found[0])
+        loop = loop_back(self.key, self._stream, target, self.outputs, self.feeds)
         if loop is not None:
             if self._told_loop.get(item.url) != loop:
                 self._told_loop[item.url] = loop
@@ -474,25 +484,6 @@ class ScheduleWorker:
                 self.schedule.stream.audio_track and MediaKind.AUDIO not in kinds):
             return None
         return hub
-
-    def _feeds_back(self, source: LiveStream) -> str | None:
-        """The loop, as ``a -> b -> ... -> a``, when ``source`` is a scheduled channel whose item on air is, directly
-        or through other channels' items, this channel: playing it would feed this channel its own echo (two
-        channels naming each other replayed each other's last GOP for ever). None when it is not."""
-        if self.board is None or self.outputs is None:
-            return None
-        path, seen, current = [self.key, source.key], {source.key}, source
-        while (on_air := self.board.get(current.key)) is not None:
-            target = on_air.slot.item.stream_target
-            found = self.outputs.find_output(*target) if target is not None else None
-            if found is None or found[0].key in seen:
-                return None
-            if found[0] is self._stream:
-                return " -> ".join("/".join(key) for key in (*path, self.key))
-            current = found[0]
-            seen.add(current.key)
-            path.append(current.key)
-        return None
 
     def _live_tracks(self, hub: StreamHub) -> list[Track] | None:
         """The source tracks the channel takes: its first video, then its first audio, or with an AudioMap its
