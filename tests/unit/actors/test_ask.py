@@ -238,6 +238,7 @@ def test_asks_made_durable_by_one_commit_wake_the_loop_once(ref: pykka.ActorRef[
         loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
         futures = [DurableFuture[Any]() for _ in range(20)]
         asks = [asyncio.create_task(ask(ref, Answer(i, [futures[i]]))) for i in range(20)]
+        await asyncio.sleep(0)  # the tasks above send their commands (an ask awaited here would go first)
         await ask(ref, Answer(None, []))  # every command above is answered (the actor takes them in order)
         before = wakes[0]
 
