@@ -5,8 +5,10 @@ actor tells the LL-HLS and HLS v3 publishers a moment later (two actor hops), an
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -19,6 +21,7 @@ from kiln.media.publish.llhls.server import LlhlsServer
 from kiln.media.stream.live import LiveStream
 from tests.unit.actors.fakes import Stats
 from tests.unit.publish.contract import BYPASS, LiveFeed
+from tests.unit.transcode.clip import make_clip
 
 APP = {"name": "app", "publishers": {"llhls": {"segmentDuration": 1, "chunkDuration": 0.5},
                                      "hls": {"segmentDuration": "1", "segmentCount": "2"}}}
@@ -110,3 +113,58 @@ def test_a_hls_v3_stream_that_never_reaches_the_publisher_is_given_up_after_the_
 
     found, took = asyncio.run(run())
     assert not found and 0.25 < took < 2
+
+
+def test_an_llhls_master_that_pulled_its_stream_waits_for_its_first_frames_not_201() -> None:
+    """The request that pulls a stream on demand waits (bounded) until it plays, as before and as the HLS v3 door:
+    a pulled stream is published as soon as its tracks are described, before its first frame, and the 201 a
+    player gets for such a stream published here (OME's "not started") made ffprobe on an edge fail at once."""
+    clip = make_clip(320, 180, seconds=2.0, fps=15, gop=15)
+    live = LiveStream("default", "app", "cam", source_type="Ovt", source_url="", profiles=[BYPASS])
+    for track in (clip.video, clip.audio):
+        live.on_track(track)
+    stop = threading.Event()
+
+    def feed() -> None:
+        if stop.wait(0.3):  # frames come a moment after the pull answered
+            return
+        for p in clip.packets:
+            if stop.wait(p.duration / 1000 / 4 if p.duration else 0.01):
+                return
+            live.ingest(replace(p, arrival=time.monotonic()))
+
+    feeder = threading.Thread(target=feed, daemon=True)
+
+    class Origin:
+        def __init__(self, llhls: LlhlsPublisher) -> None:
+            self.llhls = llhls
+
+        async def pull(self, vhost: str, app: str, stream: str, query: str = "") -> bool:
+            self.llhls.stream_created(live)
+            self.llhls.stream_started(live, APP)
+            feeder.start()
+            return True
+
+    async def run() -> httpx.Response:
+        llhls = LlhlsPublisher(stats=Stats())
+        llhls.attach(asyncio.get_running_loop())
+        server = LlhlsServer(llhls, Hosts(), Registry([]), Stats(), origins=Origin(llhls))
+        transport = httpx.ASGITransport(app=server.starlette)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://kiln.test:3333", timeout=30) as client:
+                return await client.get("/app/cam/llhls.m3u8")
+        finally:
+            stop.set()
+            llhls.stream_ended(live)
+            await asyncio.sleep(0.01)
+            llhls.close()
+
+    try:
+        answer = asyncio.run(run())
+    finally:
+        stop.set()
+        if feeder.is_alive():
+            feeder.join(5)
+        live.end("test over")
+        live.transcoder.join(10)
+    assert answer.status_code == 200 and "#EXT-X-STREAM-INF" in answer.text, (answer.status_code, answer.text)

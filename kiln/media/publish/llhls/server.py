@@ -553,6 +553,7 @@ class LlhlsServer:
         admission = await self.leases.admit_master(request, vhost, app, stream_name)
         if not admission.allowed:  # OME: SignedPolicy and webhook refusals are 401 on the LLHLS port
             return Response(status_code=401, headers=cors)
+        pulled = stream is None
         if stream is None:
             if self._stream_pending(vhost, app, stream_name):
                 return Response(status_code=201, headers=cors)
@@ -561,8 +562,9 @@ class LlhlsServer:
                 return Response(status_code=404, headers=cors)
         if file_base not in stream.playlist_files():
             return Response(status_code=404, headers=cors)
-        if not stream.ready and stream.live.last_packet_wall == 0.0:
+        if not pulled and not stream.ready and stream.live.last_packet_wall == 0.0:
             # published, but its input described its tracks and sent no frame: OME has not started such a stream
+            # (a stream this request just pulled is waited for below, as the HLS v3 door does)
             return Response(status_code=201, headers=cors)
         legacy = _flag(query, "_HLS_legacy", False)
         rewind = _flag(query, "_HLS_rewind", True)
