@@ -61,14 +61,23 @@ class DynamicAppRemoval:
                 for vhost, app, created in self.apps.dynamic_apps()]
         removed = []
         for vhost, app in self.idle.due(seen, self.clock()):
-            ref = self.vhosts.vhost(vhost)
-            if ref is None:
-                continue
-            try:
-                await ask(ref, RemoveDynamicApp(app))
-            except (ActorGone, DomainError) as exc:
-                log.info("dynamic app not removed vhost=%s app=%s reason=%s", vhost, app, exc)
+            why = await remove_dynamic_app(self.vhosts, vhost, app)
+            if why is not None:
+                log.info("dynamic app not removed vhost=%s app=%s reason=%s", vhost, app, why)
                 continue
             log.info("dynamic app unused for %gs, removed vhost=%s app=%s", self.idle.idle_s, vhost, app)
             removed.append((vhost, app))
         return removed
+
+
+async def remove_dynamic_app(vhosts: Vhosts, vhost: str, app: str) -> str | None:
+    """Remove a dynamic app through its vhost's actor (journaled, as DELETE app); None once removed, else why not
+    (the vhost gone, the app gone or not dynamic, a stream in it)."""
+    ref = vhosts.vhost(vhost)
+    if ref is None:
+        return "its vhost is gone"
+    try:
+        await ask(ref, RemoveDynamicApp(app))
+    except (ActorGone, DomainError) as exc:
+        return str(exc)
+    return None

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 import pykka
 
 from kiln.actors.base import ActorGone, ask
-from kiln.actors.commands import CreateDynamicApp, CreatePull, RemoveDynamicApp
+from kiln.actors.commands import CreateDynamicApp, CreatePull
+from kiln.actors.dynamic_removal import remove_dynamic_app
 from kiln.domain.errors import Conflict, DomainError
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,9 @@ class OriginGate:
         behind (OME keeps it until DynamicAppRemoval, if that is on, removes it a minute later)."""
         if self._pulling.get((vhost, app)) or self.streams is None or len(self.streams.in_app(vhost, app)) > 0:
             return
-        vhost_ref = self.supervisors.vhost(vhost)
-        if vhost_ref is None:
-            return
-        try:
-            await ask(vhost_ref, RemoveDynamicApp(app))
-        except (ActorGone, DomainError) as exc:
-            log.info("dynamic app kept vhost=%s app=%s reason=%s", vhost, app, exc)
+        why = await remove_dynamic_app(self.supervisors, vhost, app)
+        if why is not None:
+            log.info("dynamic app kept vhost=%s app=%s reason=%s", vhost, app, why)
             return
         log.info("dynamic app removed vhost=%s app=%s reason=its first pull failed stream=%s", vhost, app, stream)
 
