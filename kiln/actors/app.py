@@ -62,6 +62,7 @@ class AppActor(CommandActor):
         self.ctx = ctx
         self.vhost = vhost
         self.name = name = state.name
+        self.dynamic = state.dynamic  # made from the vhost's template (OME's dynamic app); a PATCH keeps it
         self.app = domain.App(vhost, name, state.config, state.read_only)
         self.tasks = TasksActor.start(ctx, vhost, name, state.config, state.tasks)
         self.streams = StreamsActor.start(ctx, vhost, name, state.config, self.tasks, state.pulls,
@@ -105,7 +106,7 @@ class AppActor(CommandActor):
     # -- configuration --
     def handle_PatchApp(self, cmd: PatchApp) -> Outcome:
         fut = self._decided(domain.PatchApp(cmd.body))
-        return Outcome(dict(self.app.config, dynamic=False), [fut, *self._reconfigured()])
+        return Outcome(dict(self.app.config, dynamic=self.dynamic), [fut, *self._reconfigured()])
 
     def handle_AddOutputProfiles(self, cmd: AddOutputProfiles) -> Outcome:
         """Every element is checked before any counts: one refusal other than a duplicate name

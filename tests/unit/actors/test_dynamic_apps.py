@@ -232,6 +232,25 @@ def test_a_vhost_made_through_the_api_with_a_template_keeps_it_across_a_restart(
         again.close()
 
 
+def test_patching_a_dynamic_app_answers_what_a_get_then_shows(tmp_path: Path) -> None:
+    """A dynamic app of an API-made vhost can be patched; it stays dynamic (its streams bypassed, DynamicAppRemoval
+    may remove it), and the PATCH answer says so as GET does (it said false)."""
+    body = [{"name": "api", "host": {"names": ["api.test"]},
+             "origins": {"origin": [{"location": "/", "pass": {"scheme": "ovt", "urls": {"url": ["127.0.0.1:9/"]}}}]},
+             "applications": {"application": [{"name": "*", "type": "live", "providers": {"ovt": {}}}]}}]
+    service = _open(tmp_path)
+    try:
+        with TestClient(service.build_api().starlette, base_url="http://kiln.test") as client:
+            assert client.post("/v1/vhosts", json=body, headers=AUTH).status_code == 200
+            ask_blocking(service.directory.vhost("api"), CreateDynamicApp("cam", "s"))
+            patched = client.patch("/v1/vhosts/api/apps/cam", json={"publishers": {"llhls": {}}}, headers=AUTH)
+            assert patched.status_code == 200, patched.text
+            shown = client.get("/v1/vhosts/api/apps/cam", headers=AUTH).json()["response"]
+            assert patched.json()["response"]["dynamic"] is shown["dynamic"] is True
+    finally:
+        service.close()
+
+
 def _opened(service: KilnService, app: str, provider: str) -> LiveStream:
     ref = service.directory.streams("default", app)
     assert ref is not None
