@@ -5,6 +5,7 @@ that stops reading into reasons users can act on, and every writer counts the by
 from __future__ import annotations
 
 import contextvars
+import os
 import socket
 import threading
 import time
@@ -158,3 +159,68 @@ def test_an_rtmp_handshake_the_destination_never_answers_is_cut_short_by_abort(c
             opener.join(5)
         assert not opener.is_alive() and time.monotonic() - began < 2
         assert failed and str(failed[0]) == "stopped while connecting"  # not a fault of the destination's
+
+
+@pytest.fixture
+def unanswering_tcp_port() -> Iterator[int]:
+    """A port whose SYNs go unanswered, as a destination behind a firewall that drops them: a listener with a full
+    accept queue (listen(0), filled by connections never accepted) makes Linux drop every further SYN, so a connect
+    to it stays in SYN_SENT until its timeout."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = int(server.getsockname()[1])
+        fillers: list[socket.socket] = []
+        try:
+            for _ in range(8):
+                probe = socket.socket()
+                probe.settimeout(0.5)
+                try:
+                    probe.connect(("127.0.0.1", port))
+                except TimeoutError:
+                    probe.close()
+                    break
+                fillers.append(probe)
+            else:
+                pytest.fail("the listener's accept queue never filled")
+            yield port
+        finally:
+            for conn in fillers:
+                conn.close()
+
+
+def test_an_mpegts_tcp_connect_the_destination_never_answers_is_cut_short_by_abort(
+        clip: Clip, unanswering_tcp_port: int) -> None:
+    """A stop during the TCP connect does not wait out the app's connection timeout (here 20 s)."""
+    writer = writer_for("mpegts", f"tcp://127.0.0.1:{unanswering_tcp_port}", [clip.video, clip.audio],
+                        Timeouts(connect_ms=20000, send_ms=300))
+    failed: list[BaseException] = []
+
+    def open_writer() -> None:
+        try:
+            writer.open()
+        except PushError as exc:
+            failed.append(exc)
+
+    threads_before, fds_before = set(threading.enumerate()), len(os.listdir("/proc/self/fd"))
+    opener = threading.Thread(target=open_writer)
+    opener.start()
+    deadline = time.monotonic() + 5
+    while not _in_syn_sent(unanswering_tcp_port):  # the writer is waiting for the destination's SYN-ACK
+        assert time.monotonic() < deadline and opener.is_alive(), failed
+        time.sleep(0.01)
+    began = time.monotonic()
+    writer.abort()
+    opener.join(5)
+    assert not opener.is_alive() and time.monotonic() - began < 2
+    assert failed and str(failed[0]) == "stopped while connecting"
+    writer.close()
+    assert not _in_syn_sent(unanswering_tcp_port)  # the socket was released
+    assert set(threading.enumerate()) <= threads_before and len(os.listdir("/proc/self/fd")) == fds_before
+
+
+def _in_syn_sent(port: int) -> bool:
+    """Whether a socket here is connecting to ``port`` (/proc/net/tcp, state 02 = SYN_SENT)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return any(row[2] == f"0100007F:{port:04X}" and row[3] == "02" for row in rows)

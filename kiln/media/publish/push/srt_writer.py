@@ -9,11 +9,11 @@ from __future__ import annotations
 from kiln.media.model import Track
 from kiln.media.net.srt.sender import SrtSender
 from kiln.media.publish.push.mpegts_writer import TsPushWriter
-from kiln.media.publish.push.net import Timeouts
+from kiln.media.publish.push.net import Connecting, Timeouts
 from kiln.media.publish.push.tsmux import TS_DATAGRAM, TsSink
 
 
-def srt_sink(destination: str, timeouts: Timeouts) -> TsSink:
+def srt_sink(destination: str, timeouts: Timeouts, connecting: Connecting) -> TsSink:
     sender = SrtSender.connect(destination, connect_timeout_ms=timeouts.connect_ms, send_timeout_ms=timeouts.send_ms)
     return TsSink(sender.send, sender.close, TS_DATAGRAM)
 
