@@ -14,7 +14,10 @@ from kiln.media.publish.push.tsmux import TS_DATAGRAM, TsSink
 
 
 def srt_sink(destination: str, timeouts: Timeouts, connecting: Connecting) -> TsSink:
-    sender = SrtSender.connect(destination, connect_timeout_ms=timeouts.connect_ms, send_timeout_ms=timeouts.send_ms)
+    # the connect asks whether the session was stopped as it waits: a destination that never answers does not hold a
+    # stopped push for the connection timeout
+    sender = SrtSender.connect(destination, connect_timeout_ms=timeouts.connect_ms, send_timeout_ms=timeouts.send_ms,
+                               stopped=lambda: connecting.aborted)
     return TsSink(sender.send, sender.close, TS_DATAGRAM)
 
 
