@@ -215,6 +215,13 @@ class PullWorker:
                 log.warning("pull connect failed where=%s stream=%s url=%s error=%s", self.where, self.name,
                             redact_url(url), exc.answer)
                 continue
+            if self._worker.stopping:
+                # closed while the source was being opened (its app deleted, shutdown): no stream is opened for
+                # it; the owner that closed it may be gone already, or be joining this thread
+                source.close()
+                log.info("pull closed while connecting where=%s stream=%s; the source it reached is let go",
+                         self.where, self.name)
+                return "failed"
             self._source = source
             try:
                 return self._stream(source, url)
