@@ -2,7 +2,9 @@
 (the name server does not answer): ``getaddrinfo`` cannot be interrupted, so the stop must neither wait for the
 lookup nor let the session connect once the answer comes; Kiln runs in a mount namespace whose /etc/resolv.conf
 names a DNS server this test holds (tests/peers/dns_server.py), a real resolver that answers when told. Or the
-destination accepts TCP and never answers the RTMP handshake: the stop aborts the handshake."""
+destination accepts TCP and never answers the RTMP handshake: the stop aborts the handshake. Or it never answers the
+connect itself (MPEG-TS over TCP: SYNs dropped by a listener whose accept queue is full; SRT: handshakes read and
+dropped by a UDP socket): the stop cuts the connect short."""
 
 from __future__ import annotations
 
@@ -186,6 +188,92 @@ def test_a_push_stopped_during_its_rtmp_handshake_does_not_hold_its_actor(
         k.wait_for(lambda: push(k, "h1").get("state") == "ready", timeout=5, what="h1 back to ready")
         assert time.monotonic() - ended < 5
         k.wait_for(lambda: push_threads(k) == 0, what="no push thread left")
+    finally:
+        source.stop()
+        destination.close()
+
+
+class UnansweringTcp:
+    """A TCP destination whose SYNs go unanswered: a listener whose accept queue (listen(0)) is full, so Linux
+    drops every further SYN and a connect to it stays in SYN_SENT until its timeout."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(0)
+        self.port = self.server.getsockname()[1]
+        self.fillers: list[socket.socket] = []
+        for _ in range(8):
+            probe = socket.socket()
+            probe.settimeout(0.5)
+            try:
+                probe.connect(("127.0.0.1", self.port))
+            except TimeoutError:
+                probe.close()
+                return
+            self.fillers.append(probe)
+        self.close()
+        pytest.fail("the listener's accept queue never filled")
+
+    def close(self) -> None:
+        for conn in self.fillers:
+            conn.close()
+        self.server.close()
+
+
+class UnansweringSrt:
+    """An SRT destination that never answers: a UDP socket that reads the caller's handshakes and drops them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.heard = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._drop, daemon=True)
+        self._thread.start()
+
+    def _drop(self) -> None:
+        while not self._done.is_set():
+            try:
+                self.sock.recv(2048)
+                self.heard += 1
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("protocol", ["mpegts", "srt"])
+def test_a_push_stopped_while_its_destination_never_answers_the_connect_does_not_hold_its_actor(
+        kiln_factory: Callable[..., KilnProcess], test_flv: Path, peer_dir: Path, tmp_path: Path,
+        protocol: str) -> None:
+    """MPEG-TS over TCP (SYNs unanswered) and SRT (handshakes unanswered), the app letting a connection take 20 s:
+    when the stream ends the push's state moves on at once (the connect is cut short), not after a 10 s join."""
+    ports = Ports()
+    xml = server_xml(ports, tmp_path / "records").replace(
+        "<Push/>", "<Push><ConnectionTimeout>20000</ConnectionTimeout></Push>", 1)
+    k = kiln_factory(xml, ports)
+    destination: UnansweringTcp | UnansweringSrt = UnansweringTcp() if protocol == "mpegts" else UnansweringSrt()
+    url = f"tcp://127.0.0.1:{destination.port}" if protocol == "mpegts" else f"srt://127.0.0.1:{destination.port}"
+    source = publish_rtmp(f"rtmp://127.0.0.1:{k.ports.rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir)
+    try:
+        k.wait_for(lambda: "cam" in k.api.get(f"{APP}/streams").json()["response"], what="the stream")
+        r = k.api.post(f"{APP}:startPush", json={"id": "c1", "stream": {"name": "cam"}, "protocol": protocol,
+                                                "url": url})
+        assert r.status_code == 200, r.text
+        k.wait_for(lambda: push(k, "c1").get("state") == "connecting" and push_threads(k), what="connecting")
+        if isinstance(destination, UnansweringSrt):
+            k.wait_for(lambda: destination.heard, what="the SRT caller's first handshake")
+        ended = time.monotonic()
+        source.stop()
+        k.wait_for(lambda: push(k, "c1").get("state") == "ready", timeout=5, what="c1 back to ready")
+        assert time.monotonic() - ended < 5
+        k.wait_for(lambda: push_threads(k) == [], what="no push thread left")
     finally:
         source.stop()
         destination.close()

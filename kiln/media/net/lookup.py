@@ -9,7 +9,8 @@ and a lookup that returns after the stop raises :class:`LookupAbandoned` instead
 thread then ends on its own, having connected to nothing.
 
 The guard is found through a context variable set on the session's own thread, so the writers and clients
-that resolve (RTMP, MPEG-TS over UDP/TCP, SRT) keep their signatures.
+that resolve (RTMP, MPEG-TS over UDP/TCP, SRT; the pulls' OVT client and, before FFmpeg opens the URL, RTSP)
+keep their signatures. A pull worker's thread (``media/ingest/rtsp/worker.py``) installs one as a push session's.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ class LookupGuard:
     def stop_skips_join(self) -> bool:
         """After the stop flag is set: True while a lookup is under way (the thread ends when it returns)."""
         return self.resolving
+
+
+def guarded() -> bool:
+    """Whether the calling thread's lookups run under a guard (a code path that cannot route its own lookup
+    through :func:`getaddrinfo`, FFmpeg's, looks the name up here first only then)."""
+    return _GUARD.get() is not None
 
 
 def getaddrinfo(host: str, port: int, kind: int) -> list[tuple[Any, ...]]:

@@ -5,6 +5,7 @@ PublishRejected, and reports a bug as an internal error instead of dying silentl
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,8 +17,9 @@ import av
 import pytest
 
 from kiln.media.ingest.contract import PublishRejected
+from kiln.media.ingest.pull_source import PullSource
 from kiln.media.ingest.rtsp.properties import PullProperties
-from kiln.media.ingest.rtsp.worker import PullHooks, PullWorker
+from kiln.media.ingest.rtsp.worker import PullHooks, PullWorker, open_source
 from kiln.media.stream.live import LiveStream
 
 
@@ -186,3 +188,40 @@ def test_an_rtsp_pull_without_relay_goes_through_the_apps_output_profiles(camera
     [bypass] = [t for t in outputs["cam_ladder"].tracks if t.kind == "Video"]
     assert (bypass.bypass, bypass.width, bypass.height) == (True, 160, 90)
     assert len(stream.transcoder.workers) == 1
+
+
+def test_a_pull_closed_while_its_source_was_being_opened_opens_no_stream(camera: str) -> None:
+    """Its app deleted while FFmpeg was still opening the source (a slow camera): once the source answers, the pull
+    lets it go and ends; it asks its owner (the app's actor, gone or joining this thread) to open no stream."""
+    opening, go_on = threading.Event(), threading.Event()
+    sources: list[PullSource] = []
+
+    def slow_open(url: str, read_timeout: float) -> PullSource:
+        opening.set()
+        assert go_on.wait(10)
+        sources.append(open_source(url, read_timeout))  # the real source, opened once the close was asked
+        return sources[-1]
+
+    opened: list[str] = []
+
+    def open_stream(url: str, close: Callable[[str], None]) -> LiveStream:
+        opened.append(url)
+        return live(url, close)
+
+    owner, waiter = Owner(open_stream), Future[bool]()
+    worker = PullWorker("default/app", "cam", [camera], PullProperties(), owner.hooks, waiter,
+                        connect=slow_open).start()
+    assert opening.wait(10)
+    worker.close("app deleted")
+    go_on.set()
+    assert owner.finished.result(10) == "app deleted"
+    worker.join(5)
+    assert pull_threads() == []
+    assert opened == [] and owner.connected == [] and waiter.result(1) is False
+    assert len(sources) == 1 and not holding(camera)  # the source it reached was let go
+
+
+def holding(path: str) -> bool:
+    """Whether this process has ``path`` open."""
+    fds = Path("/proc/self/fd")
+    return any(os.path.realpath(fd) == os.path.realpath(path) for fd in fds.iterdir())

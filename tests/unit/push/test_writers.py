@@ -5,6 +5,7 @@ that stops reading into reasons users can act on, and every writer counts the by
 from __future__ import annotations
 
 import contextvars
+import os
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from kiln.media.model import Packet
 from kiln.media.net.lookup import LookupAbandoned, LookupGuard, getaddrinfo
+from kiln.media.net.srt import libsrt
 from kiln.media.publish.push.mpegts_writer import MpegtsWriter
 from kiln.media.publish.push.net import PushError, Timeouts
 from kiln.media.publish.push.rtmp_writer import RtmpWriter
@@ -158,3 +160,128 @@ def test_an_rtmp_handshake_the_destination_never_answers_is_cut_short_by_abort(c
             opener.join(5)
         assert not opener.is_alive() and time.monotonic() - began < 2
         assert failed and str(failed[0]) == "stopped while connecting"  # not a fault of the destination's
+
+
+@pytest.fixture
+def unanswering_tcp_port() -> Iterator[int]:
+    """A port whose SYNs go unanswered, as a destination behind a firewall that drops them: a listener with a full
+    accept queue (listen(0), filled by connections never accepted) makes Linux drop every further SYN, so a connect
+    to it stays in SYN_SENT until its timeout."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = int(server.getsockname()[1])
+        fillers: list[socket.socket] = []
+        try:
+            for _ in range(8):
+                probe = socket.socket()
+                probe.settimeout(0.5)
+                try:
+                    probe.connect(("127.0.0.1", port))
+                except TimeoutError:
+                    probe.close()
+                    break
+                fillers.append(probe)
+            else:
+                pytest.fail("the listener's accept queue never filled")
+            yield port
+        finally:
+            for conn in fillers:
+                conn.close()
+
+
+def test_an_mpegts_tcp_connect_the_destination_never_answers_is_cut_short_by_abort(
+        clip: Clip, unanswering_tcp_port: int) -> None:
+    """A stop during the TCP connect does not wait out the app's connection timeout (here 20 s)."""
+    writer = writer_for("mpegts", f"tcp://127.0.0.1:{unanswering_tcp_port}", [clip.video, clip.audio],
+                        Timeouts(connect_ms=20000, send_ms=300))
+    failed: list[BaseException] = []
+
+    def open_writer() -> None:
+        try:
+            writer.open()
+        except PushError as exc:
+            failed.append(exc)
+
+    threads_before, fds_before = set(threading.enumerate()), len(os.listdir("/proc/self/fd"))
+    opener = threading.Thread(target=open_writer)
+    opener.start()
+    deadline = time.monotonic() + 5
+    while not _in_syn_sent(unanswering_tcp_port):  # the writer is waiting for the destination's SYN-ACK
+        assert time.monotonic() < deadline and opener.is_alive(), failed
+        time.sleep(0.01)
+    began = time.monotonic()
+    writer.abort()
+    opener.join(5)
+    assert not opener.is_alive() and time.monotonic() - began < 2
+    assert failed and str(failed[0]) == "stopped while connecting"
+    writer.close()
+    assert not _in_syn_sent(unanswering_tcp_port)  # the socket was released
+    assert set(threading.enumerate()) <= threads_before and len(os.listdir("/proc/self/fd")) == fds_before
+
+
+def _in_syn_sent(port: int) -> bool:
+    """Whether a socket here is connecting to ``port`` (/proc/net/tcp, state 02 = SYN_SENT)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return any(row[2] == f"0100007F:{port:04X}" and row[3] == "02" for row in rows)
+
+
+@pytest.fixture
+def unanswering_srt_port() -> Iterator[int]:
+    """An SRT destination that never answers: a UDP socket that reads the caller's handshakes and drops them."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as drop:
+        drop.bind(("127.0.0.1", 0))
+        drop.settimeout(0.05)
+        heard: list[int] = []
+        done = threading.Event()
+
+        def read_and_drop() -> None:
+            while not done.is_set():
+                try:
+                    heard.append(len(drop.recv(2048)))
+                except TimeoutError:
+                    continue
+
+        reader = threading.Thread(target=read_and_drop, name="srt-drop")
+        reader.start()
+        try:
+            yield int(drop.getsockname()[1])
+        finally:
+            done.set()
+            reader.join(5)
+
+
+def test_an_srt_connect_the_destination_never_answers_is_cut_short_by_abort(
+        clip: Clip, unanswering_srt_port: int) -> None:
+    """libsrt's blocking connect cannot be interrupted: the SRT caller connects without blocking and asks between
+    waits whether it was stopped, so a stop does not wait out the app's connection timeout (here 20 s). The
+    threads libsrt started for the socket (its send and receive queues) end once it is closed."""
+    libsrt.lib()  # started first: its garbage collector thread stays
+    tids_before, fds_before = set(os.listdir("/proc/self/task")), len(os.listdir("/proc/self/fd"))
+    writer = writer_for("srt", f"srt://127.0.0.1:{unanswering_srt_port}", [clip.video, clip.audio],
+                        Timeouts(connect_ms=20000, send_ms=300))
+    failed: list[BaseException] = []
+
+    def open_writer() -> None:
+        try:
+            writer.open()
+        except PushError as exc:
+            failed.append(exc)
+
+    opener = threading.Thread(target=open_writer)
+    opener.start()
+    deadline = time.monotonic() + 5
+    while len(set(os.listdir("/proc/self/task")) - tids_before) < 3:  # the opener and libsrt's queue threads
+        assert time.monotonic() < deadline and opener.is_alive(), failed
+        time.sleep(0.01)
+    began = time.monotonic()
+    writer.abort()
+    opener.join(5)
+    assert not opener.is_alive() and time.monotonic() - began < 2
+    assert failed and str(failed[0]) == "stopped while connecting"
+    writer.close()
+    deadline = time.monotonic() + 10
+    while set(os.listdir("/proc/self/task")) - tids_before or len(os.listdir("/proc/self/fd")) > fds_before:
+        assert time.monotonic() < deadline, (set(os.listdir("/proc/self/task")) - tids_before, fds_before)
+        time.sleep(0.05)

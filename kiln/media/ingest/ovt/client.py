@@ -17,6 +17,7 @@ from kiln.events.redact import redact_url
 from kiln.media.formats import ovt
 from kiln.media.ingest.pull_source import SourceLost, SourceUnavailable
 from kiln.media.model import Packet, Track
+from kiln.media.net import lookup
 from kiln.media.stream.live import LiveStream
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,22 @@ def _split(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
+def _connect(host: str, port: int) -> socket.socket:
+    """The first address of ``host`` that accepts, within ``CONNECT_TIMEOUT_S`` each. The name is looked up through
+    the pull's guard (kiln.media.net.lookup): a pull closed during the lookup does not wait for it, nor connects."""
+    last: OSError | None = None
+    for family, kind, proto, _, address in lookup.getaddrinfo(host, port, socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(CONNECT_TIMEOUT_S)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last or OSError(f"no address for {host}")
+
+
 def _ask(wire: _Wire, request: ovt.Request) -> ovt.Response:
     wire.send(ovt.TYPE_REQUEST, ovt.encode_request(request))
     ptype, unit = wire.unit()
@@ -153,7 +170,9 @@ def open_ovt(url: str, read_timeout: float) -> OvtSource:
     """Connect, describe and play; SourceUnavailable says what the origin answered otherwise."""
     host, port = _split(url)
     try:
-        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
+        sock = _connect(host, port)
+    except lookup.LookupAbandoned as exc:
+        raise SourceUnavailable(str(exc)) from None
     except TimeoutError:
         raise SourceUnavailable(f"no answer within {CONNECT_TIMEOUT_S:g}s") from None
     except OSError as exc:

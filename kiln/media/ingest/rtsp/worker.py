@@ -18,12 +18,15 @@ up the packets of the one that streams.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
+import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import av
 import av.container
@@ -36,6 +39,8 @@ from kiln.media.ingest.pull_source import PullSource, SourceLost, SourceUnavaila
 from kiln.media.ingest.rtsp.properties import PullProperties
 from kiln.media.ingest.rtsp.rebase import PerTrackRebase
 from kiln.media.model import MediaKind, Packet, Track
+from kiln.media.net import lookup
+from kiln.media.net.lookup import LookupGuard
 from kiln.media.stream.live import LiveStream
 from kiln.media.worker import WorkerThread
 
@@ -97,6 +102,9 @@ class PullWorker:
         self._stop_reason = ""
         self._ever_connected = False
         self._worker = WorkerThread(f"kiln-pull-{name}", self._run)
+        # the source's name is looked up under a guard: a pull closed meanwhile (its app deleted, shutdown) is not
+        # joined while getaddrinfo runs (it cannot be interrupted) and connects nowhere once the answer comes
+        self._lookups = LookupGuard(lambda: self._worker.stopping)
         self._last_probe = -math.inf  # OME probes at once the first time, then once per StreamFailbackTimeout
         self._failback_due = False    # set by the probe thread: the first URL answers again
         self._probes: list[WorkerThread] = []
@@ -121,6 +129,12 @@ class PullWorker:
                 source.interrupt()
 
     def join(self, timeout: float) -> None:
+        """Wait (bounded) for the thread, unless it is looking a name up: it then ends on its own when the lookup
+        returns, having connected nowhere."""
+        if self._lookups.stop_skips_join():
+            log.info("pull closed during its name lookup where=%s stream=%s; its thread ends when the lookup "
+                     "returns", self.where, self.name)
+            return
         self._worker.join(timeout)
 
     # -- thread --------------------------------------------------------------------------------
@@ -130,6 +144,7 @@ class PullWorker:
 
     def _run(self) -> None:
         reason = "internal error"  # kept if the loop crashes (WorkerThread logs the traceback)
+        self._lookups.install()
         try:
             reason = self._pull()
         finally:
@@ -193,9 +208,20 @@ class PullWorker:
                 source = self.connect(url, self.read_timeout)
             except SourceUnavailable as exc:
                 self._answers.append(exc.answer)
+                if self._lookups.abandoned:  # closed during the lookup: nothing failed, nothing was connected
+                    log.info("pull ended after its name lookup where=%s stream=%s connected=false", self.where,
+                             self.name)
+                    return "failed"
                 log.warning("pull connect failed where=%s stream=%s url=%s error=%s", self.where, self.name,
                             redact_url(url), exc.answer)
                 continue
+            if self._worker.stopping:
+                # closed while the source was being opened (its app deleted, shutdown): no stream is opened for
+                # it; the owner that closed it may be gone already, or be joining this thread
+                source.close()
+                log.info("pull closed while connecting where=%s stream=%s; the source it reached is let go",
+                         self.where, self.name)
+                return "failed"
             self._source = source
             try:
                 return self._stream(source, url)
@@ -331,7 +357,31 @@ class RtspSource:
         self.container.close()
 
 
+def look_up_first(url: str) -> None:
+    """On a pull worker's thread, the URL's host name is looked up through its guard before FFmpeg opens the URL:
+    FFmpeg's own getaddrinfo can be neither interrupted nor abandoned, so a pull closed while the name server is
+    slow would be joined for the whole lookup and then connect. The answer is not kept (FFmpeg looks the name up
+    again, from a resolver that has just answered); a name that does not resolve is left for FFmpeg to report."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host or not lookup.guarded():
+        return
+    try:
+        ipaddress.ip_address(host)
+        return  # a literal address: nothing to look up
+    except ValueError:
+        pass
+    try:
+        port = parts.port or 554
+        lookup.getaddrinfo(host, port, socket.SOCK_STREAM)
+    except lookup.LookupAbandoned as exc:
+        raise SourceUnavailable(str(exc)) from None
+    except (OSError, UnicodeError, ValueError):
+        pass
+
+
 def open_rtsp(url: str, read_timeout: float) -> RtspSource:
+    look_up_first(url)
     started = time.monotonic()
     try:
         container = av.open(av_url(url), options=input_options(url), timeout=(OPEN_TIMEOUT_S, read_timeout))

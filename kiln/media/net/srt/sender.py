@@ -6,6 +6,12 @@ TSBPD buffer for the latency, and closing immediately makes it discard them (pee
 close waits until libsrt's send buffer is empty (every packet acknowledged), then lingers for the
 peer's latency plus a margin, then closes.
 
+``connect`` does not block in libsrt: a blocking ``srt_connect`` cannot be interrupted (it holds the socket's
+control lock, so even ``srt_close`` from another thread waits for it), and a push stopped while its destination
+does not answer would hold its thread, and the actor joining it, for the whole connection timeout. The socket
+connects with ``SRTO_RCVSYN`` off and the caller waits on a libsrt epoll in short slices, asking ``stopped``
+between them (:class:`ConnectStopped`).
+
 One thread uses a sender at a time; ``close`` may be called again from anywhere and does nothing.
 """
 
@@ -15,11 +21,13 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from kiln.media.net import lookup
 from kiln.media.net.srt import abi, libsrt
 from kiln.media.net.srt.abi import SockOpt, SockStatus, TransType
-from kiln.media.net.srt.errors import ErrorCode, SrtError
+from kiln.media.net.srt.epoll import EPOLL_ERR, EPOLL_OUT, SrtEpoll
+from kiln.media.net.srt.errors import SYSTEM_REJECT_REASONS, ErrorCode, SrtError
 from kiln.media.net.srt.socket import SrtSocket
 from kiln.media.net.srt.stats import SrtStats
 from kiln.media.net.srt.url import SrtUrl, SrtUrlError, parse_srt_url
@@ -30,6 +38,12 @@ CONNECT_TIMEOUT_MS = 5000  # OME's push defaults
 SEND_TIMEOUT_MS = 2000
 LINGER_MARGIN_MS = 100
 DRAIN_POLL_S = 0.005
+STOP_POLL_MS = 50  # how often a connect under way asks whether it was stopped: a stop ends it within this
+REJECT_TIMEOUT = SYSTEM_REJECT_REASONS.index("connection timeout")  # SRT_REJ_TIMEOUT: nobody answered
+
+
+class ConnectStopped(SrtError):
+    """The connect was given up because the caller's ``stopped`` said so; no other address is tried."""
 
 
 def message_size(payload_size: int) -> int:
@@ -57,9 +71,10 @@ class SrtSender:
 
     @classmethod
     def connect(cls, url: str, *, connect_timeout_ms: int = CONNECT_TIMEOUT_MS,
-                send_timeout_ms: int = SEND_TIMEOUT_MS) -> SrtSender:
+                send_timeout_ms: int = SEND_TIMEOUT_MS, stopped: Callable[[], bool] | None = None) -> SrtSender:
         """Connect as a caller. Both the keyword timeouts and the URL's own (``connect_timeout`` in ms,
-        ``timeout`` in µs) apply, so the smaller wins, as with OME's interrupt callback around FFmpeg."""
+        ``timeout`` in µs) apply, so the smaller wins, as with OME's interrupt callback around FFmpeg.
+        ``stopped`` (asked from this thread every ``STOP_POLL_MS``) gives the connect up: ConnectStopped."""
         try:
             parsed = parse_srt_url(url)
         except SrtUrlError as exc:
@@ -77,8 +92,12 @@ class SrtSender:
             sock = SrtSocket()
             try:
                 _prepare(sock, parsed, remaining)
-                sock.connect(ip, parsed.port)
+                _connect(sock, ip, parsed.port, remaining, stopped or _never)
                 sock.set_int(SockOpt.SNDTIMEO, send_ms)
+            except ConnectStopped:
+                sock.close()
+                log.info("srt push connect stopped url=%s address=%s:%d", parsed.display, ip, parsed.port)
+                raise
             except SrtError as exc:
                 sock.close()
                 last = _explain_connect(exc, ip, parsed.port, connect_ms)
@@ -164,6 +183,37 @@ def _resolve(host: str, port: int) -> list[str]:
     if not addresses:
         raise SrtError(f"cannot resolve {host}: no IPv4 or IPv6 address", code=ErrorCode.ENOSERVER)
     return addresses
+
+
+def _never() -> bool:
+    return False
+
+
+def _connect(sock: SrtSocket, ip: str, port: int, timeout_ms: int, stopped: Callable[[], bool]) -> None:
+    """Connect without blocking in libsrt (see the module doc): the failures are those of a blocking connect,
+    ENOSERVER when nobody answered within ``timeout_ms`` (libsrt's SRTO_CONNTIMEO, set by ``_prepare``), ECONNREJ
+    with the peer's reason."""
+    if stopped():
+        raise ConnectStopped(f"connect {ip}:{port}: stopped", code=ErrorCode.ECONNSETUP)
+    sock.set_bool(SockOpt.RCVSYN, False)
+    with SrtEpoll(max_events=1) as epoll:
+        epoll.add(sock.handle, EPOLL_OUT | EPOLL_ERR)
+        sock.connect(ip, port)
+        # libsrt reports its own timeout (EPOLL_ERR); the deadline here only bounds a report that never came
+        deadline = time.monotonic() + timeout_ms / 1000 + 1.0
+        while not epoll.wait(STOP_POLL_MS):
+            if stopped():
+                raise ConnectStopped(f"connect {ip}:{port}: stopped", code=ErrorCode.ECONNSETUP)
+            if time.monotonic() >= deadline:
+                break
+    if sock.state != SockStatus.CONNECTED:
+        reason = libsrt.getrejectreason(sock.handle)
+        if sock.state in (SockStatus.CONNECTING, SockStatus.OPENED) or reason == REJECT_TIMEOUT:
+            raise SrtError(f"connect {ip}:{port}: connection setup failure: connection timed out",
+                           code=ErrorCode.ENOSERVER)
+        raise SrtError(f"connect {ip}:{port}: connection setup failure: connection rejected (reject reason: "
+                       f"{libsrt.reject_text(reason)})", code=ErrorCode.ECONNREJ, reject_reason=reason)
+    sock.set_bool(SockOpt.RCVSYN, True)  # as a blocking caller had it: the sender's calls block (with timeouts)
 
 
 def _prepare(sock: SrtSocket, url: SrtUrl, connect_ms: int) -> None:

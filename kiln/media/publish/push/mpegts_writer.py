@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from kiln.events.redact import redact_push_destination
 from kiln.media.model import Packet, Track
 from kiln.media.publish.push.net import (
+    Connecting,
     PushError,
     Timeouts,
     failing_as_push_error,
@@ -28,7 +29,7 @@ from kiln.media.publish.push.tsmux import TS_DATAGRAM, TsMuxer, TsSink
 log = logging.getLogger(__name__)
 
 
-def udp_sink(destination: str, timeouts: Timeouts) -> TsSink:
+def udp_sink(destination: str, timeouts: Timeouts, connecting: Connecting) -> TsSink:
     host, port = host_port(destination)
     family, kind, proto, _, addr = resolve(host, port, socket.SOCK_DGRAM)
     sock = socket.socket(family, kind, proto)
@@ -40,32 +41,37 @@ def udp_sink(destination: str, timeouts: Timeouts) -> TsSink:
     return TsSink(_udp_sender(sock, destination), sock.close, TS_DATAGRAM, lambda: shutdown(sock))
 
 
-def tcp_sink(destination: str, timeouts: Timeouts) -> TsSink:
+def tcp_sink(destination: str, timeouts: Timeouts, connecting: Connecting) -> TsSink:
     host, port = host_port(destination)
     family, kind, proto, _, addr = resolve(host, port, socket.SOCK_STREAM)
     sock = tcp_socket(family, kind, proto)
     sock.settimeout(timeouts.connect_ms / 1000)
     try:
+        # a stop shuts the socket down: a connect to a destination that never answers fails at once, instead of
+        # holding the session's thread (and the actor that joins it) for the connection timeout
+        connecting.opened(lambda: shutdown(sock))
         sock.connect(addr)
-    except OSError:
+    except (OSError, PushError):
         sock.close()
         raise
     sock.settimeout(timeouts.send_ms / 1000)
     return TsSink(_sendall_with_timeout(sock, timeouts.send_ms), sock.close, None, lambda: shutdown(sock))
 
 
-TRANSPORTS: dict[str, Callable[[str, Timeouts], TsSink]] = {"udp": udp_sink, "tcp": tcp_sink}
+Connect = Callable[[str, Timeouts, Connecting], TsSink]
+TRANSPORTS: dict[str, Connect] = {"udp": udp_sink, "tcp": tcp_sink}
 
 
 class TsPushWriter:
     """Pushes MPEG-TS into the sink ``connect`` opens: the writer of the ``mpegts`` and ``srt`` protocols, which
-    differ only in how their sink connects."""
+    differ only in how their sink connects. ``connect`` hands its :class:`Connecting` what ends a connection under
+    way, so that :meth:`abort` (the session's stop) does not wait for a destination that does not answer."""
 
-    def __init__(self, destination: str, tracks: list[Track], timeouts: Timeouts,
-                 connect: Callable[[str, Timeouts], TsSink]) -> None:
+    def __init__(self, destination: str, tracks: list[Track], timeouts: Timeouts, connect: Connect) -> None:
         self.destination = destination
         self.timeouts = timeouts
         self._connect = connect
+        self._connecting = Connecting()
         self._mux = TsMuxer(destination, tracks)
 
     @property
@@ -73,8 +79,13 @@ class TsPushWriter:
         return self._mux.bytes_sent
 
     def open(self) -> None:
-        with failing_as_push_error(self.close):
-            self._mux.open(self._connect(self.destination, self.timeouts))
+        try:
+            with failing_as_push_error(self.close):
+                self._mux.open(self._connect(self.destination, self.timeouts, self._connecting))
+        except PushError as exc:
+            if self._connecting.aborted:  # the abort made the connect fail, however it failed: the stop is why
+                raise PushError("stopped while connecting") from exc
+            raise
 
     def write(self, packet: Packet, offset: int) -> None:
         self._mux.write(packet, offset)
@@ -83,6 +94,7 @@ class TsPushWriter:
         """The muxer sends whole datagrams as they fill: nothing is held here."""
 
     def abort(self) -> None:
+        self._connecting.abort()
         self._mux.abort()
 
     def close(self) -> None:
@@ -94,12 +106,12 @@ class MpegtsWriter(TsPushWriter):
         super().__init__(destination, tracks, timeouts, _by_scheme)
 
 
-def _by_scheme(destination: str, timeouts: Timeouts) -> TsSink:
+def _by_scheme(destination: str, timeouts: Timeouts, connecting: Connecting) -> TsSink:
     scheme = urlsplit(destination).scheme.lower()
     transport = TRANSPORTS.get(scheme)
     if transport is None:
         raise PushError(f"MPEG-TS cannot be pushed over {scheme or 'a URL without a scheme'}")
-    return transport(destination, timeouts)
+    return transport(destination, timeouts, connecting)
 
 
 def _udp_sender(sock: socket.socket, destination: str) -> Callable[[bytes], None]:

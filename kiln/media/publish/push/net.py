@@ -64,6 +64,32 @@ def shutdown(sock: socket.socket) -> None:
         pass
 
 
+class Connecting:
+    """A destination connection being set up, which the session's stop may cut short from another thread.
+
+    The thread that connects hands over (:meth:`opened`) how to abort what it set up, before it waits on the
+    network; :meth:`abort` sets its flag first and then calls what was handed over, while :meth:`opened` stores it
+    first and then reads the flag: one of the two sees the other (no lock needed under the GIL), so a stop either
+    aborts the wait or makes the set-up give up before it waits."""
+
+    def __init__(self) -> None:
+        self.aborted = False
+        self._abort: Callable[[], None] | None = None
+
+    def opened(self, abort: Callable[[], None]) -> None:
+        """The connecting thread: ``abort`` ends its wait now; raises PushError if the stop came first."""
+        self._abort = abort
+        if self.aborted:
+            raise PushError("stopped while connecting")
+
+    def abort(self) -> None:
+        """From another thread: the set-up under way, if any, fails at once (its wait ends)."""
+        self.aborted = True
+        abort = self._abort
+        if abort is not None:
+            abort()
+
+
 def host_port(url: str, default_port: int | None = None) -> tuple[str, int]:
     parts = urlsplit(url)
     if not parts.hostname:
