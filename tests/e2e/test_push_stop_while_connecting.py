@@ -92,17 +92,21 @@ def push(k: KilnProcess, task_id: str) -> dict[str, Any]:
     return found[0] if found else {}
 
 
-def push_threads(k: KilnProcess) -> int:
-    """How many push session threads Kiln has now (``kiln serve`` gives its threads OS names; the kernel keeps
-    15 bytes of them, "push-default/ap", enough to tell a push's thread from the others)."""
+def os_thread_names(k: KilnProcess) -> list[str]:
+    """Kiln's thread names as the OS has them (``kiln serve`` names its threads; the kernel keeps 15 bytes)."""
     assert k.proc is not None
-    count = 0
+    names = []
     for comm in Path(f"/proc/{k.proc.pid}/task").glob("*/comm"):
         try:
-            count += comm.read_text().startswith("push-")
+            names.append(comm.read_text().strip())
         except OSError:  # the thread ended meanwhile
             continue
-    return count
+    return sorted(names)
+
+
+def push_threads(k: KilnProcess) -> int:
+    """How many push session threads Kiln has now ("push-default/ap": enough to tell them from the others)."""
+    return sum(name.startswith("push-") for name in os_thread_names(k))
 
 
 def test_a_push_stopped_during_a_slow_name_lookup_waits_for_nothing_and_never_connects(
@@ -273,7 +277,7 @@ def test_a_push_stopped_while_its_destination_never_answers_the_connect_does_not
         source.stop()
         k.wait_for(lambda: push(k, "c1").get("state") == "ready", timeout=5, what="c1 back to ready")
         assert time.monotonic() - ended < 5
-        k.wait_for(lambda: push_threads(k) == [], what="no push thread left")
+        k.wait_for(lambda: push_threads(k) == 0, what="no push thread left")
     finally:
         source.stop()
         destination.close()
