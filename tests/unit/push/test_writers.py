@@ -138,21 +138,27 @@ def test_a_lookup_that_returns_after_the_stop_is_abandoned_and_says_which_host()
     assert getaddrinfo("localhost", 80, socket.SOCK_STREAM)  # unguarded (this thread): a plain lookup
 
 
+def opening(writer: PushWriter) -> tuple[threading.Thread, list[BaseException]]:
+    """``writer.open()`` started on a thread of its own; the PushError it ends with lands in the list."""
+    failed: list[BaseException] = []
+
+    def open_writer() -> None:
+        try:
+            writer.open()
+        except PushError as exc:
+            failed.append(exc)
+
+    opener = threading.Thread(target=open_writer)
+    opener.start()
+    return opener, failed
+
+
 def test_an_rtmp_handshake_the_destination_never_answers_is_cut_short_by_abort(clip: Clip) -> None:
     """A stop during connect/handshake does not wait out the app's connection timeout (here 20 s)."""
     with socket.create_server(("127.0.0.1", 0)) as server:
         writer = RtmpWriter(f"rtmp://127.0.0.1:{server.getsockname()[1]}/app/key", [clip.video, clip.audio],
                             Timeouts(connect_ms=20000, send_ms=300))
-        failed: list[BaseException] = []
-
-        def open_writer() -> None:
-            try:
-                writer.open()
-            except PushError as exc:
-                failed.append(exc)
-
-        opener = threading.Thread(target=open_writer)
-        opener.start()
+        opener, failed = opening(writer)
         conn, _ = server.accept()  # connected: the writer now waits for the handshake's answer
         with conn:
             began = time.monotonic()
@@ -195,17 +201,8 @@ def test_an_mpegts_tcp_connect_the_destination_never_answers_is_cut_short_by_abo
     """A stop during the TCP connect does not wait out the app's connection timeout (here 20 s)."""
     writer = writer_for("mpegts", f"tcp://127.0.0.1:{unanswering_tcp_port}", [clip.video, clip.audio],
                         Timeouts(connect_ms=20000, send_ms=300))
-    failed: list[BaseException] = []
-
-    def open_writer() -> None:
-        try:
-            writer.open()
-        except PushError as exc:
-            failed.append(exc)
-
     threads_before, fds_before = set(threading.enumerate()), len(os.listdir("/proc/self/fd"))
-    opener = threading.Thread(target=open_writer)
-    opener.start()
+    opener, failed = opening(writer)
     deadline = time.monotonic() + 5
     while not _in_syn_sent(unanswering_tcp_port):  # the writer is waiting for the destination's SYN-ACK
         assert time.monotonic() < deadline and opener.is_alive(), failed
@@ -261,16 +258,7 @@ def test_an_srt_connect_the_destination_never_answers_is_cut_short_by_abort(
     tids_before, fds_before = set(os.listdir("/proc/self/task")), len(os.listdir("/proc/self/fd"))
     writer = writer_for("srt", f"srt://127.0.0.1:{unanswering_srt_port}", [clip.video, clip.audio],
                         Timeouts(connect_ms=20000, send_ms=300))
-    failed: list[BaseException] = []
-
-    def open_writer() -> None:
-        try:
-            writer.open()
-        except PushError as exc:
-            failed.append(exc)
-
-    opener = threading.Thread(target=open_writer)
-    opener.start()
+    opener, failed = opening(writer)
     deadline = time.monotonic() + 5
     while len(set(os.listdir("/proc/self/task")) - tids_before) < 3:  # the opener and libsrt's queue threads
         assert time.monotonic() < deadline and opener.is_alive(), failed
