@@ -66,12 +66,15 @@ def kiln_behind(held_dns: HeldDns, tmp_path: Path) -> Iterator[KilnProcess]:
 
 
 class Destination:
-    """A TCP listener standing for the push destination: it only counts who connects."""
+    """A TCP listener standing for the push destination: it counts who connects, and closes them at once or, with
+    ``hold``, keeps them open saying nothing (an RTMP handshake to it waits for its deadline)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: bool = False) -> None:
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
+        self.hold = hold
         self.accepted = 0
+        self.held: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -81,10 +84,15 @@ class Destination:
             except OSError:
                 return
             self.accepted += 1
-            conn.close()
+            if self.hold:
+                self.held.append(conn)
+            else:
+                conn.close()
 
     def close(self) -> None:
         self.server.close()
+        for conn in self.held:
+            conn.close()
 
 
 def push(k: KilnProcess, task_id: str) -> dict[str, Any]:
@@ -147,29 +155,6 @@ def test_a_push_stopped_during_a_slow_name_lookup_waits_for_nothing_and_never_co
         destination.close()
 
 
-class SilentDestination:
-    """A TCP listener that accepts and then says nothing: an RTMP handshake to it waits for its deadline."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            self.held.append(conn)
-
-    def close(self) -> None:
-        self.server.close()
-        for conn in self.held:
-            conn.close()
-
-
 def test_a_push_stopped_during_its_rtmp_handshake_does_not_hold_its_actor(
         kiln_factory: Callable[..., KilnProcess], test_flv: Path, peer_dir: Path, tmp_path: Path) -> None:
     """The destination accepts TCP but never answers the RTMP handshake, and the app lets a connection take 20 s:
@@ -178,7 +163,7 @@ def test_a_push_stopped_during_its_rtmp_handshake_does_not_hold_its_actor(
     xml = server_xml(ports, tmp_path / "records").replace(
         "<Push/>", "<Push><ConnectionTimeout>20000</ConnectionTimeout></Push>", 1)
     k = kiln_factory(xml, ports)
-    destination = SilentDestination()
+    destination = Destination(hold=True)
     source = publish_rtmp(f"rtmp://127.0.0.1:{k.ports.rtmp}/app/cam", test_flv, loop=True, log_dir=peer_dir)
     try:
         k.wait_for(lambda: "cam" in k.api.get(f"{APP}/streams").json()["response"], what="the stream")
