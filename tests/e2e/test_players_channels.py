@@ -114,7 +114,17 @@ def test_hlsjs_switches_levels_of_a_multiplex_channel_whose_keyframes_do_not_lin
             report = watch_hls(url, workdir=peer_dir, watch_seconds=9, switch_every=1.5, switch_with=mode)
             log.info("hls.js %s switches: seen=%s stalls=%s quality=%s", mode, report["seen"], report["stalls"],
                      report["quality"])
-            assert_played_through(report)
+            if mode == "nextLevel":  # seamless: the next fragment comes from the new level
+                assert_played_through(report)
+            else:
+                # currentLevel flushes the buffer and loads the new level at once, by design: every switch rebuffers,
+                # and on a starved CI machine six of them in 9 s left 4.8 s played (twice); after a flush hls.js
+                # may also skip forward to the new level's next keyframe (once 1.1 s). What is asked of it: no fatal
+                # error, never backwards, and it plays on
+                assert report["played"] and not report["fatal"], report
+                assert not [e for e in report["errors"] if e.startswith(("fatal", "pageerror", "wait", "browser"))]
+                assert all(j["to"] > j["from"] for j in report["jumps"]), report
+                assert report["advanced"] >= 0.4 * report["watched"], report
             assert {(lv["width"], lv["height"]) for lv in report["levels"]} == {(320, 180), (640, 360)}
             assert len(report["switches"]) >= 4, report
             # both renditions reached the screen (a switch asked 1.5 s after the last can be overtaken by the next
