@@ -110,8 +110,10 @@ def test_hlsjs_switches_levels_of_a_multiplex_channel_whose_keyframes_do_not_lin
         offsets = k.wait_for(offsets_of_two_segments_each, timeout=30, what="two segments in each variant")
         assert max(offsets) - min(offsets) < 0.05, f"PDT and media time map alike in every variant: {offsets}"
         url = f"http://127.0.0.1:{k.ports.llhls}/mux/abr/abr.m3u8"
-        for mode in ("currentLevel", "nextLevel"):
-            report = watch_hls(url, workdir=peer_dir, watch_seconds=9, switch_every=1.5, switch_with=mode)
+        # a currentLevel switch (flush, load the new level at once) can take over 1.5 s to reach the screen; asked
+        # every 1.5 s the next one cancelled it and the picture stayed 640 wide: it gets 3 s a switch
+        for mode, watch_s, every_s in (("currentLevel", 12.5, 3.0), ("nextLevel", 9.0, 1.5)):
+            report = watch_hls(url, workdir=peer_dir, watch_seconds=watch_s, switch_every=every_s, switch_with=mode)
             log.info("hls.js %s switches: seen=%s stalls=%s quality=%s", mode, report["seen"], report["stalls"],
                      report["quality"])
             if mode == "nextLevel":  # seamless: the next fragment comes from the new level
